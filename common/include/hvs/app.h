@@ -1,0 +1,79 @@
+/*
+ * app.h - what every executable does at start and stop, in one place:
+ *   --help / --version, configuration (common table + the worker's own), JSON logging, the
+ *   effective configuration logged with secrets masked, SIGTERM/SIGINT handling (a flag; the
+ *   consume loop finishes its batch, commits and leaves), the topic table's renames, the metrics
+ *   registry, and the HTTP server for /metrics, /healthz, /readyz.
+ *
+ * Common settings (every worker): HVS_KAFKA_BROKERS, HVS_KAFKA_GROUP (default hvs-<worker>),
+ * HVS_KAFKA_FETCH_WAIT_MAX_MS, HVS_KAFKA_* pass-through, HVS_REDIS_URL, HVS_SCHEMA_REGISTRY_URL,
+ * HVS_HTTP_PORT (0 = any, -1 = off), HVS_HTTP_BIND_ANY, HVS_LOG_LEVEL, HVS_TOPIC_PARTITIONS,
+ * HVS_TOPIC_<NAME>.
+ *
+ * Ownership: hvs_app_t is the caller's (usually on main's stack); hvs_app_init fills it and
+ * hvs_app_fini frees what init allocated (safe after a failed init).
+ * Thread-safety: init/fini on the main thread; hvs_app_running/hvs_app_request_stop are
+ * async-signal-safe and callable from any thread.
+ * Errors: hvs_app_init returns 0 to run, 1 when it already did what was asked (--help,
+ * --version: exit 0), or a negative hvs_rc_t (it logged why: exit non-zero).
+ */
+#ifndef HVS_APP_H
+#define HVS_APP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hvs/config.h"
+#include "hvs/err.h"
+#include "hvs/http.h"
+#include "hvs/kafka.h"
+#include "hvs/metrics.h"
+
+typedef struct hvs_common_config {
+    char *kafka_brokers;
+    char *kafka_group;
+    int64_t kafka_fetch_wait_max_ms;
+    char *redis_url;
+    char *schema_registry_url;
+    int64_t http_port;
+    bool http_bind_any;
+    char *log_level;
+    int64_t topic_partitions;
+} hvs_common_config_t;
+
+typedef struct hvs_app {
+    const char *worker;             /* "aggregator" */
+    char client_id[64];             /* "hvs-aggregator" */
+    hvs_common_config_t cfg;
+    hvs_config_passthrough_t kafka_props;
+    hvs_cfg_section_t sections[4];  /* common + the worker's own */
+    size_t nsections;
+    hvs_metrics_t *metrics;
+    hvs_http_t *http;
+} hvs_app_t;
+
+/* What a worker tells hvs_app_init about itself. */
+typedef struct hvs_app_spec {
+    const char *worker;             /* short name: "aggregator", "devbroker", "hvsctl" */
+    const char *summary;            /* one line for --help */
+    const char *usage;              /* extra usage text for --help (may be NULL) */
+    const hvs_cfg_section_t *extra; /* the worker's own tables (may be NULL) */
+    size_t nextra;                  /* at most 3 */
+    bool no_http;                   /* CLI tools: no server */
+    bool quiet;                     /* CLI tools: log the effective config at debug, not info */
+} hvs_app_spec_t;
+
+int hvs_app_init(hvs_app_t *app, const hvs_app_spec_t *spec, int argc, char **argv,
+                 hvs_err_t *err);
+void hvs_app_fini(hvs_app_t *app);
+
+/* Readiness for /readyz (set by the worker's loop; thread-safe). */
+void hvs_app_set_ready(hvs_app_t *app, hvs_http_ready_fn fn, void *opaque);
+
+/* The kafka conf for this app (pointers into app; valid until fini). */
+void hvs_app_kafka_conf(const hvs_app_t *app, hvs_kafka_conf_t *conf);
+
+bool hvs_app_running(void);
+void hvs_app_request_stop(void);
+
+#endif

@@ -1,0 +1,207 @@
+/*
+ * Start-up and shutdown shared by every executable (see hvs/app.h).
+ */
+#include "hvs/app.h"
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hvs/log.h"
+#include "hvs/topics.h"
+
+static volatile sig_atomic_t g_stop;
+
+/* The readiness callback the worker installs; read by the HTTP thread. */
+static _Atomic(hvs_http_ready_fn) g_ready_fn;
+static _Atomic(void *) g_ready_opaque;
+
+static const hvs_cfg_entry_t common_entries[] = {
+    {"HVS_KAFKA_BROKERS", HVS_CFG_STRING, "127.0.0.1:9092", 0, 0,
+     offsetof(hvs_common_config_t, kafka_brokers), 0,
+     "Kafka bootstrap servers (host:port,...)"},
+    {"HVS_KAFKA_GROUP", HVS_CFG_STRING, NULL, 0, 0, offsetof(hvs_common_config_t, kafka_group), 0,
+     "consumer group id (default hvs-<worker>)"},
+    {"HVS_KAFKA_FETCH_WAIT_MAX_MS", HVS_CFG_INT, "100", 1, 10000,
+     offsetof(hvs_common_config_t, kafka_fetch_wait_max_ms), 0,
+     "longest a fetch waits for data; the dev broker is not woken by new data, use ~10 there"},
+    {"HVS_REDIS_URL", HVS_CFG_STRING, "redis://127.0.0.1:6379", 0, 0,
+     offsetof(hvs_common_config_t, redis_url), 0,
+     "redis://[:password@]host[:port][/db] (the password is masked in logs)"},
+    {"HVS_SCHEMA_REGISTRY_URL", HVS_CFG_STRING, NULL, 0, 0,
+     offsetof(hvs_common_config_t, schema_registry_url), 0,
+     "Confluent-compatible Schema Registry; unset = the fixed id table in schemas/"},
+    {"HVS_HTTP_PORT", HVS_CFG_INT, "0", -1, 65535, offsetof(hvs_common_config_t, http_port), 0,
+     "port of /metrics, /healthz, /readyz (0 = any free port, logged; -1 = off)"},
+    {"HVS_HTTP_BIND_ANY", HVS_CFG_BOOL, "false", 0, 0, offsetof(hvs_common_config_t, http_bind_any),
+     0, "listen on all interfaces (Kubernetes probes) instead of 127.0.0.1"},
+    {"HVS_LOG_LEVEL", HVS_CFG_STRING, "info", 0, 0, offsetof(hvs_common_config_t, log_level), 0,
+     "debug | info | warn | error"},
+    {"HVS_TOPIC_PARTITIONS", HVS_CFG_INT, "12", 1, 1024,
+     offsetof(hvs_common_config_t, topic_partitions), 0,
+     "partition count of every building-keyed topic (must match across the pipeline)"},
+};
+
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+bool hvs_app_running(void) { return !g_stop; }
+
+void hvs_app_request_stop(void) { g_stop = 1; }
+
+void hvs_app_set_ready(hvs_app_t *app, hvs_http_ready_fn fn, void *opaque) {
+    (void)app;
+    atomic_store(&g_ready_opaque, opaque);
+    atomic_store(&g_ready_fn, fn);
+}
+
+static int app_ready(void *opaque, char *why, size_t whylen) {
+    (void)opaque;
+    if (g_stop) {
+        snprintf(why, whylen, "shutting down");
+        return 0;
+    }
+    hvs_http_ready_fn fn = atomic_load(&g_ready_fn);
+    if (!fn) {
+        snprintf(why, whylen, "starting");
+        return 0;
+    }
+    return fn(atomic_load(&g_ready_opaque), why, whylen);
+}
+
+static void print_help(const hvs_app_t *app, const hvs_app_spec_t *spec) {
+    printf("%s - %s\n", app->client_id, spec->summary ? spec->summary : "");
+    if (spec->usage)
+        printf("\n%s\n", spec->usage);
+    printf("\nOptions:\n  --help      this text\n  --version   print the version\n"
+           "  --config F  read HVS_NAME=value lines from F (the environment wins)\n");
+    hvs_config_print_help(stdout, app->sections, app->nsections);
+}
+
+void hvs_app_kafka_conf(const hvs_app_t *app, hvs_kafka_conf_t *conf) {
+    memset(conf, 0, sizeof *conf);
+    conf->brokers = app->cfg.kafka_brokers;
+    conf->group = app->cfg.kafka_group;
+    conf->client_id = app->client_id;
+    conf->props = (const char *const *)app->kafka_props.kv;
+    conf->fetch_wait_max_ms = (int)app->cfg.kafka_fetch_wait_max_ms;
+}
+
+int hvs_app_init(hvs_app_t *app, const hvs_app_spec_t *spec, int argc, char **argv,
+                 hvs_err_t *err) {
+    memset(app, 0, sizeof *app);
+    app->worker = spec->worker;
+    if (strncmp(spec->worker, "hvs", 3) == 0)
+        snprintf(app->client_id, sizeof app->client_id, "%s", spec->worker);
+    else
+        snprintf(app->client_id, sizeof app->client_id, "hvs-%s", spec->worker);
+    hvs_log_init(spec->worker, HVS_LOG_INFO, NULL);
+
+    if (spec->nextra > sizeof app->sections / sizeof app->sections[0] - 1)
+        return hvs_err_set(err, HVS_EINVAL, NULL, "too many config sections (%zu)", spec->nextra);
+    app->sections[0] = (hvs_cfg_section_t){"common", common_entries,
+                                           sizeof common_entries / sizeof common_entries[0],
+                                           &app->cfg};
+    for (size_t i = 0; i < spec->nextra; i++)
+        app->sections[1 + i] = spec->extra[i];
+    app->nsections = 1 + spec->nextra;
+
+    const char *config_file = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            print_help(app, spec);
+            return 1;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("%s %s\n", app->client_id, HVS_VERSION);
+            return 1;
+        }
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc)
+                return hvs_err_set(err, HVS_ECONFIG, "usage", "--config needs a file name");
+            config_file = argv[++i];
+        }
+    }
+
+    int rc = hvs_config_load(app->sections, app->nsections, config_file, NULL, &app->kafka_props,
+                             err);
+    if (rc != HVS_OK) {
+        hvs_log_error("config", "invalid configuration: %s", err ? err->msg : "");
+        return rc;
+    }
+    hvs_log_level_t level;
+    if (hvs_log_level_parse(app->cfg.log_level, &level) != HVS_OK) {
+        rc = hvs_err_set(err, HVS_ECONFIG, "bad_value",
+                         "HVS_LOG_LEVEL=\"%.40s\": expected debug, info, warn or error",
+                         app->cfg.log_level);
+        hvs_log_error("config", "invalid configuration: %s", err ? err->msg : "");
+        return rc;
+    }
+    hvs_log_set_level(level);
+    if (!app->cfg.kafka_group) {
+        char group[96];
+        snprintf(group, sizeof group, "%s", app->client_id);
+        app->cfg.kafka_group = strdup(group);
+        if (!app->cfg.kafka_group)
+            return hvs_err_set(err, HVS_ENOMEM, NULL, "out of memory");
+    }
+    rc = hvs_topics_configure(NULL, (int)app->cfg.topic_partitions, err);
+    if (rc != HVS_OK) {
+        hvs_log_error("config", "invalid configuration: %s", err ? err->msg : "");
+        return rc;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (spec->quiet) {
+        if (hvs_log_enabled(HVS_LOG_DEBUG))
+            hvs_config_log_effective(app->sections, app->nsections, &app->kafka_props);
+    } else {
+        hvs_log_fields(HVS_LOG_INFO, "app", "starting", HVS_LFS("version", HVS_VERSION),
+                       HVS_LFS("client_id", app->client_id));
+        hvs_config_log_effective(app->sections, app->nsections, &app->kafka_props);
+    }
+
+    app->metrics = hvs_metrics_new();
+    if (!app->metrics)
+        return hvs_err_set(err, HVS_ENOMEM, NULL, "metrics registry: out of memory");
+    char labels[160];
+    snprintf(labels, sizeof labels, "version=\"%s\",worker=\"%s\"", HVS_VERSION, spec->worker);
+    hvs_metric_set(hvs_metrics_gauge(app->metrics, "hvs_build_info",
+                                     "build of this process (always 1)", labels),
+                   1);
+
+    if (!spec->no_http && app->cfg.http_port >= 0) {
+        rc = hvs_http_start((uint16_t)app->cfg.http_port, app->cfg.http_bind_any, app->metrics,
+                            app_ready, NULL, &app->http, err);
+        if (rc != HVS_OK) {
+            hvs_log_error("http", "cannot start the HTTP server: %s", err ? err->msg : "");
+            return rc;
+        }
+        hvs_log_fields(HVS_LOG_INFO, "http", "serving /metrics /healthz /readyz",
+                       HVS_LFI("port", hvs_http_port(app->http)),
+                       HVS_LFB("bind_any", app->cfg.http_bind_any));
+    }
+    return HVS_OK;
+}
+
+void hvs_app_fini(hvs_app_t *app) {
+    if (!app)
+        return;
+    hvs_http_stop(app->http);
+    app->http = NULL;
+    hvs_metrics_destroy(app->metrics);
+    app->metrics = NULL;
+    hvs_config_free(app->sections, app->nsections, &app->kafka_props);
+    atomic_store(&g_ready_fn, NULL);
+}

@@ -1,0 +1,318 @@
+#include "hvs_test.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int hvs_test_passed;
+int hvs_test_failed;
+
+int hvs_test_done(void) {
+    printf("%d passed, %d failed\n", hvs_test_passed, hvs_test_failed);
+    fflush(stdout);
+    return hvs_test_failed == 0 && hvs_test_passed > 0 ? 0 : 1;
+}
+
+int64_t hvs_test_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int hvs_test_free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static int connect_port(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Send `line`, read one reply line. */
+static int roundtrip(int port, const char *line, char *reply, size_t replylen) {
+    int fd = connect_port(port);
+    if (fd < 0)
+        return -1;
+    size_t n = strlen(line);
+    if (write(fd, line, n) != (ssize_t)n) {
+        close(fd);
+        return -1;
+    }
+    size_t got = 0;
+    while (got + 1 < replylen) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 5000) <= 0)
+            break;
+        ssize_t r = read(fd, reply + got, replylen - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        if (memchr(reply, '\n', got))
+            break;
+    }
+    reply[got] = '\0';
+    char *nl = strpbrk(reply, "\r\n");
+    if (nl)
+        *nl = '\0';
+    close(fd);
+    return got > 0 ? 0 : -1;
+}
+
+static pid_t spawn(char *const argv[], int *stdout_fd) {
+    int pipefd[2] = {-1, -1};
+    if (stdout_fd && pipe(pipefd) != 0)
+        return -1;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        if (stdout_fd) {
+            dup2(pipefd[1], STDOUT_FILENO);
+            close(pipefd[0]);
+            close(pipefd[1]);
+        } else {
+            int devnull = open("/dev/null", O_WRONLY);
+            if (devnull >= 0)
+                dup2(devnull, STDOUT_FILENO);
+        }
+        execv(argv[0], argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    if (stdout_fd) {
+        close(pipefd[1]);
+        *stdout_fd = pipefd[0];
+    }
+    return pid;
+}
+
+int hvs_test_redis_start(hvs_test_proc_t *p, int port) {
+    memset(p, 0, sizeof *p);
+    snprintf(p->dir, sizeof p->dir, "/tmp/hvs-test-redis-XXXXXX");
+    if (!mkdtemp(p->dir)) {
+        fprintf(stderr, "redis: mkdtemp: %s\n", strerror(errno));
+        return -1;
+    }
+    for (int attempt = 0; attempt < 5; attempt++) {
+        p->port = port > 0 ? port : hvs_test_free_port();
+        char portbuf[16];
+        snprintf(portbuf, sizeof portbuf, "%d", p->port);
+        char *argv[] = {HVS_TEST_REDIS_SERVER, "--port", portbuf, "--bind", "127.0.0.1",
+                        "--save", "", "--appendonly", "no", "--dir", p->dir,
+                        "--loglevel", "warning", NULL};
+        p->pid = spawn(argv, NULL);
+        if (p->pid < 0)
+            return -1;
+        for (int i = 0; i < 100; i++) {
+            char reply[64];
+            if (roundtrip(p->port, "PING\r\n", reply, sizeof reply) == 0 &&
+                strcmp(reply, "+PONG") == 0) {
+                snprintf(p->addr, sizeof p->addr, "redis://127.0.0.1:%d", p->port);
+                return 0;
+            }
+            int status;
+            if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+                p->pid = 0;
+                break;
+            }
+            usleep(50000);
+        }
+        if (p->pid > 0)
+            hvs_test_proc_kill(p);
+        if (port > 0)
+            usleep(200000); /* fixed port still in TIME_WAIT or held: try again */
+    }
+    fprintf(stderr, "redis-server did not start\n");
+    return -1;
+}
+
+int hvs_test_devbroker_start(hvs_test_proc_t *p, const char *args) {
+    memset(p, 0, sizeof *p);
+    char *argv[32];
+    int argc = 0;
+    argv[argc++] = HVS_TEST_DEVBROKER;
+    char *copy = args ? strdup(args) : NULL;
+    if (copy) {
+        for (char *save = NULL, *w = strtok_r(copy, " ", &save); w && argc < 30;
+             w = strtok_r(NULL, " ", &save))
+            argv[argc++] = w;
+    }
+    argv[argc] = NULL;
+    int fd = -1;
+    p->pid = spawn(argv, &fd);
+    free(copy);
+    if (p->pid < 0)
+        return -1;
+    /* First line: bootstrap address; second: "control 127.0.0.1:PORT". */
+    char buf[512];
+    size_t got = 0;
+    int64_t deadline = hvs_test_now_ms() + 15000;
+    while (hvs_test_now_ms() < deadline && got + 1 < sizeof buf) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, 200) <= 0)
+            continue;
+        ssize_t r = read(fd, buf + got, sizeof buf - 1 - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        buf[got] = '\0';
+        char *nl1 = strchr(buf, '\n');
+        if (nl1 && strchr(nl1 + 1, '\n'))
+            break;
+    }
+    buf[got] = '\0';
+    /* Keep draining its stdout so it never blocks on a full pipe. */
+    if (fork() == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        char sink[4096];
+        while (read(fd, sink, sizeof sink) > 0) {
+        }
+        _exit(0);
+    }
+    close(fd);
+    char ctl[128] = "";
+    if (sscanf(buf, "%127s\ncontrol %127s", p->addr, ctl) < 1 || !strchr(p->addr, ':')) {
+        fprintf(stderr, "devbroker printed no address: \"%s\"\n", buf);
+        hvs_test_proc_kill(p);
+        return -1;
+    }
+    snprintf(p->control, sizeof p->control, "%s", ctl);
+    p->port = atoi(strchr(p->addr, ':') + 1);
+    return 0;
+}
+
+static void reap(hvs_test_proc_t *p, int grace_ms) {
+    int status;
+    int64_t deadline = hvs_test_now_ms() + grace_ms;
+    while (hvs_test_now_ms() < deadline) {
+        if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+            p->pid = 0;
+            return;
+        }
+        usleep(10000);
+    }
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, &status, 0);
+    p->pid = 0;
+}
+
+static void cleanup_dir(hvs_test_proc_t *p) {
+    if (p->dir[0]) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", p->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", p->dir);
+        p->dir[0] = '\0';
+    }
+}
+
+void hvs_test_proc_stop(hvs_test_proc_t *p) {
+    if (p && p->pid > 0) {
+        kill(p->pid, SIGTERM);
+        reap(p, 5000);
+    }
+    if (p)
+        cleanup_dir(p);
+}
+
+void hvs_test_proc_kill(hvs_test_proc_t *p) {
+    if (p && p->pid > 0) {
+        kill(p->pid, SIGKILL);
+        reap(p, 5000);
+    }
+}
+
+int hvs_test_devbroker_control(const hvs_test_proc_t *p, const char *line, char *reply,
+                               size_t replylen) {
+    const char *colon = strrchr(p->control, ':');
+    if (!colon)
+        return -1;
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s\n", line);
+    if (roundtrip(atoi(colon + 1), msg, reply, replylen) != 0)
+        return -1;
+    return strncmp(reply, "ok", 2) == 0 ? 0 : -1;
+}
+
+int hvs_test_run(const char *cmd, const char *input, size_t inlen, char **out, size_t *outlen) {
+    char inpath[] = "/tmp/hvs-test-in-XXXXXX";
+    int infd = mkstemp(inpath);
+    if (infd < 0)
+        return -1;
+    if (input && inlen && write(infd, input, inlen) != (ssize_t)inlen) {
+        close(infd);
+        unlink(inpath);
+        return -1;
+    }
+    close(infd);
+    size_t cap = strlen(cmd) + sizeof inpath + 16;
+    char *full = malloc(cap);
+    if (!full)
+        return -1;
+    snprintf(full, cap, "%s < %s", cmd, inpath);
+    FILE *f = popen(full, "r");
+    free(full);
+    if (!f) {
+        unlink(inpath);
+        return -1;
+    }
+    char *buf = NULL;
+    size_t len = 0, bcap = 0;
+    char chunk[8192];
+    size_t r;
+    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (out) {
+            if (len + r + 1 > bcap) {
+                bcap = (len + r + 1) * 2;
+                char *nb = realloc(buf, bcap);
+                if (!nb)
+                    break;
+                buf = nb;
+            }
+            memcpy(buf + len, chunk, r);
+            len += r;
+            buf[len] = '\0';
+        }
+    }
+    int status = pclose(f);
+    unlink(inpath);
+    if (out) {
+        *out = buf ? buf : strdup("");
+        if (outlen)
+            *outlen = len;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

@@ -1,0 +1,100 @@
+/*
+ * hvs_test.h - support for tests and benchmarks: assertions and real services on free ports.
+ *
+ * Services: hvs_test_redis_start starts a real redis-server (no persistence) on a free loopback
+ * port; hvs_test_devbroker_start starts the real hvs-devbroker and reads its two address lines.
+ * Both wait until the service answers, and hvs_test_proc_stop sends SIGTERM and reaps it (SIGKILL
+ * after 5 s). Processes are also killed if the test process dies (PR_SET_PDEATHSIG).
+ *
+ * Assertions: HVS_CHECK prints file:line and the message and counts a failure; the test keeps
+ * going. hvs_test_done() prints "N passed, M failed" and returns the exit status.
+ * Thread-safety: none; tests are single-threaded around these calls.
+ */
+#ifndef HVS_TEST_H
+#define HVS_TEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern int hvs_test_passed;
+extern int hvs_test_failed;
+
+#define HVS_CHECK(cond, ...)                                                                       \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            hvs_test_passed++;                                                                     \
+        } else {                                                                                   \
+            hvs_test_failed++;                                                                     \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
+    } while (0)
+
+/* Fatal: setup that the rest of the test cannot do without. */
+#define HVS_REQUIRE(cond, ...)                                                                     \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FATAL %s:%d: %s: ", __FILE__, __LINE__, #cond);                       \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#define HVS_CHECK_EQ_INT(a, b)                                                                     \
+    HVS_CHECK((long long)(a) == (long long)(b), "%s = %lld, expected %s = %lld", #a,               \
+              (long long)(a), #b, (long long)(b))
+#define HVS_CHECK_EQ_STR(a, b)                                                                     \
+    HVS_CHECK((a) && (b) && strcmp((a), (b)) == 0, "%s = \"%s\", expected \"%s\"", #a,             \
+              (a) ? (a) : "(null)", (b) ? (b) : "(null)")
+#define HVS_CHECK_NEAR(a, b, tol)                                                                  \
+    HVS_CHECK(fabs((double)(a) - (double)(b)) <= (tol), "%s = %.9g, expected %.9g", #a,            \
+              (double)(a), (double)(b))
+
+/* Print the closing line and return 0 if nothing failed. */
+int hvs_test_done(void);
+
+typedef struct hvs_test_proc {
+    pid_t pid;
+    int port;             /* main port */
+    char addr[128];       /* redis: "redis://127.0.0.1:PORT"; devbroker: "127.0.0.1:PORT" */
+    char control[128];    /* devbroker: control channel "127.0.0.1:PORT"; else "" */
+    char dir[256];        /* scratch directory of the process (removed on stop) */
+} hvs_test_proc_t;
+
+/* A TCP port that was free a moment ago on 127.0.0.1. */
+int hvs_test_free_port(void);
+
+/* 0 on success; on failure prints why and returns -1. `port` 0 = pick a free one (a fixed port
+ * is for restart tests that need the same address again). */
+int hvs_test_redis_start(hvs_test_proc_t *p, int port);
+/* `args` extra command-line words (may be NULL), e.g. "--partitions 4". */
+int hvs_test_devbroker_start(hvs_test_proc_t *p, const char *args);
+/* SIGTERM, wait up to 5 s, then SIGKILL. Safe on a stopped/zeroed struct. */
+void hvs_test_proc_stop(hvs_test_proc_t *p);
+/* SIGKILL now and reap (crash tests). */
+void hvs_test_proc_kill(hvs_test_proc_t *p);
+
+/* Send one line to the devbroker control channel; the reply line (without newline) goes into
+ * reply. Returns 0 when the reply starts with "ok". */
+int hvs_test_devbroker_control(const hvs_test_proc_t *p, const char *line, char *reply,
+                               size_t replylen);
+
+/*
+ * Run a command through /bin/sh -c, feeding `input` (may be NULL) to stdin and capturing stdout
+ * into a malloc'd *out (may be NULL to discard). Returns the exit status (or -1).
+ */
+int hvs_test_run(const char *cmd, const char *input, size_t inlen, char **out, size_t *outlen);
+
+/* Monotonic milliseconds. */
+int64_t hvs_test_now_ms(void);
+
+#endif
