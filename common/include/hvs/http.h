@@ -1,0 +1,51 @@
+/*
+ * http.h - the small embedded HTTP server (libmicrohttpd) every worker runs:
+ *   GET /metrics  Prometheus text of the worker's registry
+ *   GET /healthz  200 "ok" while the process is alive
+ *   GET /readyz   200 when the readiness callback says ready, else 503 with its reason
+ * plus routes a worker adds (e.g. the serving API). Anything else: 404; non-GET on the fixed
+ * routes: 405. Request bodies larger than 1 MiB are refused with 413.
+ *
+ * Ownership: hvs_http_start borrows the metrics registry and callbacks (they must outlive the
+ * server); hvs_http_stop stops the threads and frees the server (NULL-safe).
+ * Thread-safety: handlers run on libmicrohttpd's threads, concurrently with the worker: a
+ * readiness callback or route handler must only read thread-safe state (atomics, mutexes).
+ * Errors: 0 or negative hvs_rc_t; a port in use is HVS_EIO naming the port.
+ */
+#ifndef HVS_HTTP_H
+#define HVS_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hvs/err.h"
+#include "hvs/metrics.h"
+
+typedef struct hvs_http hvs_http_t;
+
+/* Ready: return 1; not ready: return 0 and write the reason into why (NUL-terminated). */
+typedef int (*hvs_http_ready_fn)(void *opaque, char *why, size_t whylen);
+
+typedef struct hvs_http_response {
+    int status;                 /* e.g. 200 */
+    const char *content_type;   /* static string; NULL = "application/json" */
+    char *body;                 /* malloc'd by the handler, freed by the server */
+    size_t body_len;
+} hvs_http_response_t;
+
+/* Route handler: fill resp and return 0; a negative return answers 500. */
+typedef int (*hvs_http_handler_fn)(void *opaque, const char *method, const char *path,
+                                   const char *query, const char *body, size_t body_len,
+                                   hvs_http_response_t *resp);
+
+/* Start on 127.0.0.1 (bind_any = 0) or all interfaces (bind_any = 1); port 0 = any free port. */
+int hvs_http_start(uint16_t port, int bind_any, hvs_metrics_t *metrics, hvs_http_ready_fn ready,
+                   void *ready_opaque, hvs_http_t **out, hvs_err_t *err);
+/* Add a route for paths starting with `prefix` (before or after start; at most 16 routes). */
+int hvs_http_route(hvs_http_t *h, const char *prefix, hvs_http_handler_fn fn, void *opaque,
+                   hvs_err_t *err);
+/* The port actually bound. */
+uint16_t hvs_http_port(const hvs_http_t *h);
+void hvs_http_stop(hvs_http_t *h);
+
+#endif

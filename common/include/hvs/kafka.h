@@ -1,0 +1,163 @@
+/*
+ * kafka.h - consumer, producer and dead-letter helper over librdkafka, for at-least-once
+ * processing with idempotent effects (DESIGN.md §5).
+ *
+ * The consume loop every worker runs (see workers/ for real ones):
+ *
+ *     while (hvs_app_running()) {
+ *         hvs_consumer_poll_batch(c, msgs, MAX, 100, &n, &err);   // serves rebalances too
+ *         for each msg: decode; on bad input hvs_dlq_send_message(...); else process
+ *         hvs_producer_flush(p, ...) and the Redis batch          // outputs acknowledged
+ *         hvs_consumer_commit_batch(c, msgs, n, &err);           // only now move offsets
+ *         hvs_consumer_release(msgs, n);
+ *     }
+ *     hvs_consumer_close(c); hvs_producer_flush(p); destroy both.
+ *
+ * Offsets: enable.auto.offset.store=false, enable.auto.commit=false; an offset is stored and
+ * committed only by hvs_consumer_commit_batch, i.e. after the caller says the batch's effects are
+ * durable. A crash before that replays the batch (at-least-once).
+ * Rebalancing: partition.assignment.strategy=cooperative-sticky (EAGER also handled). Rebalance
+ * events are served only inside hvs_consumer_poll_batch; messages of revoked partitions that the
+ * call had already collected are dropped (their offsets were never committed, so the new owner
+ * reads them again). Hooks let a worker load state for added partitions and flush it for removed
+ * ones.
+ * OFFSET_OUT_OF_RANGE (data aged out before we read it) is a loud error, never a silent jump.
+ * Producer: enable.idempotence=true, acks=all, partitioner murmur2_random (Java-compatible
+ * co-partitioning), compression lz4; delivery reports are counted and a failed delivery makes the
+ * next hvs_producer_flush fail.
+ *
+ * Configuration: hvs_kafka_conf_t names the essentials; `props` (HVS_KAFKA_* pass-through, e.g.
+ * security.protocol, sasl.*) override everything set here.
+ *
+ * Ownership: consumer/producer/dlq are created with _new and freed with _destroy (NULL-safe).
+ * Messages returned by poll_batch belong to the caller until hvs_consumer_release.
+ * Thread-safety: a consumer is used by one thread; a producer's send/flush may be called from
+ * several threads (librdkafka is thread-safe) but the failure counters are per-producer.
+ * Errors: 0 or negative hvs_rc_t with err filled; err->reason "fatal" marks a fatal librdkafka
+ * error (the worker should exit non-zero and be restarted).
+ */
+#ifndef HVS_KAFKA_H
+#define HVS_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hvs/err.h"
+#include "hvs/serde.h"
+
+typedef struct hvs_kafka_conf {
+    const char *brokers;        /* bootstrap.servers, e.g. "127.0.0.1:9092" */
+    const char *group;          /* group.id (consumers only) */
+    const char *client_id;      /* client.id, e.g. "hvs-aggregator" */
+    const char *const *props;   /* extra librdkafka properties: key, value, key, value, ..., NULL */
+    int fetch_wait_max_ms;      /* fetch.wait.max.ms; 0 = 100 */
+} hvs_kafka_conf_t;
+
+typedef struct hvs_consumer hvs_consumer_t;
+typedef struct hvs_producer hvs_producer_t;
+typedef struct hvs_dlq hvs_dlq_t;
+
+/* ---- consumer ------------------------------------------------------------------------------ */
+
+typedef struct hvs_consumer_hooks {
+    /* After partitions were added to this member's assignment: load their state. */
+    void (*on_assigned)(void *opaque, const rd_kafka_topic_partition_list_t *added);
+    /* Before partitions leave this member: flush their state. */
+    void (*on_revoked)(void *opaque, const rd_kafka_topic_partition_list_t *removed);
+    void *opaque;
+} hvs_consumer_hooks_t;
+
+/* Create and subscribe to `topics` (effective names). `hooks` may be NULL. */
+int hvs_consumer_new(const hvs_kafka_conf_t *conf, const char *const *topics, size_t ntopics,
+                     const hvs_consumer_hooks_t *hooks, hvs_consumer_t **out, hvs_err_t *err);
+
+/*
+ * Collect up to `max` messages into `msgs`: waits up to `timeout_ms` for the first, then takes
+ * what is already fetched without further waiting. *n = count (0 on timeout; not an error).
+ * Partition EOF and transient errors are logged and skipped; OFFSET_OUT_OF_RANGE and fatal
+ * errors return HVS_EKAFKA (messages collected so far are still returned in msgs and *n).
+ */
+int hvs_consumer_poll_batch(hvs_consumer_t *c, rd_kafka_message_t **msgs, size_t max,
+                            int timeout_ms, size_t *n, hvs_err_t *err);
+
+/*
+ * The batch's effects are durable: store offset+1 of the highest message per partition and
+ * commit synchronously. Messages must be of partitions still assigned (true between polls).
+ */
+int hvs_consumer_commit_batch(hvs_consumer_t *c, rd_kafka_message_t *const *msgs, size_t n,
+                              hvs_err_t *err);
+
+/* Destroy messages from poll_batch (NULL entries skipped). */
+void hvs_consumer_release(rd_kafka_message_t **msgs, size_t n);
+
+/* Number of partitions currently assigned. */
+int hvs_consumer_assignment_size(hvs_consumer_t *c);
+
+/* Poll (serving rebalances, discarding nothing: no messages are consumed) until at least one
+ * partition is assigned or timeout: 0 or HVS_ETIMEOUT. For tests and start-up readiness. */
+int hvs_consumer_wait_assignment(hvs_consumer_t *c, int timeout_ms, hvs_err_t *err);
+
+/* Sum over assigned partitions of (high watermark - position), from cached statistics;
+ * -1 when not known yet. */
+int64_t hvs_consumer_lag(hvs_consumer_t *c);
+
+/* Commit what was stored and leave the group (revocation hooks run). Idempotent. */
+int hvs_consumer_close(hvs_consumer_t *c, hvs_err_t *err);
+void hvs_consumer_destroy(hvs_consumer_t *c);
+rd_kafka_t *hvs_consumer_handle(hvs_consumer_t *c);
+
+/* ---- producer ------------------------------------------------------------------------------ */
+
+int hvs_producer_new(const hvs_kafka_conf_t *conf, hvs_producer_t **out, hvs_err_t *err);
+
+/*
+ * Queue one message (key and value are copied). partition = RD_KAFKA_PARTITION_UA lets the
+ * partitioner choose by key. On a full local queue it serves delivery reports and retries for up
+ * to 10 s before failing with HVS_ETIMEOUT.
+ */
+int hvs_producer_send(hvs_producer_t *p, const char *topic, int32_t partition, const void *key,
+                      size_t keylen, const void *value, size_t len, hvs_err_t *err);
+
+/* Wait until every queued message is acknowledged or failed. Returns HVS_EKAFKA if any delivery
+ * failed since the previous flush (and resets that count), HVS_ETIMEOUT if not done in time. */
+int hvs_producer_flush(hvs_producer_t *p, int timeout_ms, hvs_err_t *err);
+
+/* Serve delivery reports without blocking; call once per loop iteration. */
+void hvs_producer_poll(hvs_producer_t *p);
+
+/* Totals since creation. */
+uint64_t hvs_producer_delivered(const hvs_producer_t *p);
+uint64_t hvs_producer_failed(const hvs_producer_t *p);
+
+void hvs_producer_destroy(hvs_producer_t *p);   /* flushes up to 10 s first */
+rd_kafka_t *hvs_producer_handle(hvs_producer_t *p);
+
+/* ---- dead letters -------------------------------------------------------------------------- */
+
+/* `worker` (e.g. "aggregator") is copied. p and s are borrowed and must outlive the dlq. */
+int hvs_dlq_new(hvs_producer_t *p, hvs_serde_t *s, const char *worker, hvs_dlq_t **out,
+                hvs_err_t *err);
+void hvs_dlq_destroy(hvs_dlq_t *d);
+
+/*
+ * Send a DeadLetter (original key and value bytes, topic, partition, offset, why->reason as
+ * error_code, why->msg as error_text, worker, time now) to the dead-letter topic of the message's
+ * topic (hvs_topic_dlq_name). Asynchronous: acknowledged by the next hvs_producer_flush.
+ */
+int hvs_dlq_send_message(hvs_dlq_t *d, const rd_kafka_message_t *orig, const hvs_err_t *why,
+                         hvs_err_t *err);
+
+/*
+ * The same for input that did not come from Kafka (e.g. a JSON line for `hvsctl ingest`):
+ * `src_topic` is the topic it was meant for, partition -1 / offset -1 mean "none",
+ * `source` (may be NULL) says where it came from, e.g. "stdin:42".
+ */
+int hvs_dlq_send(hvs_dlq_t *d, const char *src_topic, int32_t partition, int64_t offset,
+                 const void *key, size_t keylen, const void *value, size_t len,
+                 const char *source, const hvs_err_t *why, hvs_err_t *err);
+
+uint64_t hvs_dlq_sent(const hvs_dlq_t *d);
+
+#endif

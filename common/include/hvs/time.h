@@ -1,0 +1,68 @@
+/*
+ * time.h - event time: UTC epoch milliseconds, windows, ISO-8601, per-partition watermarks.
+ *
+ * Windows are aligned to the epoch (UTC): [start, start+size). A watermark is the event time up
+ * to which a partition is believed complete: max event time seen - allowed out-of-orderness.
+ * An idle partition (no event for `idle_timeout_ms` of wall time) advances by the wall time that
+ * passed since it went idle, so windows still close when a partition goes quiet.
+ * The watermark of a set of partitions is the minimum over the non-idle ones.
+ *
+ * Ownership: hvs_watermark_t is _new/_destroy (NULL-safe); it grows as partitions appear.
+ * Thread-safety: none (one per consumer thread). Functions taking "now" take it as an argument
+ * so tests and replays control the clock.
+ * Errors: parse functions return 0 or HVS_EINVAL.
+ */
+#ifndef HVS_TIME_H
+#define HVS_TIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hvs/err.h"
+
+typedef int64_t hvs_ms_t;
+
+#define HVS_MS_SECOND INT64_C(1000)
+#define HVS_MS_MINUTE (60 * HVS_MS_SECOND)
+#define HVS_MS_15MIN (15 * HVS_MS_MINUTE)
+#define HVS_MS_HOUR (60 * HVS_MS_MINUTE)
+#define HVS_MS_DAY (24 * HVS_MS_HOUR)
+#define HVS_MS_NONE INT64_MIN   /* "no time yet" */
+
+/* 2000-01-01T00:00:00Z: earliest event time we accept. */
+#define HVS_MS_MIN_EVENT INT64_C(946684800000)
+
+hvs_ms_t hvs_time_now_ms(void);     /* wall clock, UTC */
+hvs_ms_t hvs_time_mono_ms(void);    /* monotonic, for timeouts */
+
+/* Start of the window of `size` ms containing t (floor, also for t < 0). */
+hvs_ms_t hvs_time_window_start(hvs_ms_t t, hvs_ms_t size);
+/* Start of t's UTC day. */
+hvs_ms_t hvs_time_day_start(hvs_ms_t t);
+
+/*
+ * Parse ISO-8601 / RFC 3339: "2024-10-27T10:30:00Z", with optional fraction, "+02:00" offsets,
+ * space instead of 'T'. A missing zone is rejected (we never guess local time).
+ */
+int hvs_time_parse_iso8601(const char *s, hvs_ms_t *out, hvs_err_t *err);
+/* "2024-10-27T10:30:00.000Z" into buf (>= 25 bytes); returns buf. */
+char *hvs_time_format_iso8601(hvs_ms_t t, char *buf, size_t buflen);
+
+/* Is t a plausible event time at wall time `now`: >= 2000-01-01 and <= now + max_future_ms. */
+bool hvs_time_plausible(hvs_ms_t t, hvs_ms_t now, hvs_ms_t max_future_ms);
+
+typedef struct hvs_watermark hvs_watermark_t;
+
+hvs_watermark_t *hvs_watermark_new(hvs_ms_t out_of_orderness_ms, hvs_ms_t idle_timeout_ms);
+void hvs_watermark_destroy(hvs_watermark_t *w);
+/* An event with event time t was seen on partition p at wall time now. */
+void hvs_watermark_observe(hvs_watermark_t *w, int32_t partition, hvs_ms_t t, hvs_ms_t now);
+/* Watermark of one partition (HVS_MS_NONE if it has seen nothing). */
+hvs_ms_t hvs_watermark_partition(const hvs_watermark_t *w, int32_t partition, hvs_ms_t now);
+/* Minimum over partitions that are not idle (idle ones count with their advanced watermark). */
+hvs_ms_t hvs_watermark_current(const hvs_watermark_t *w, hvs_ms_t now);
+/* Forget a partition (revoked). */
+void hvs_watermark_remove(hvs_watermark_t *w, int32_t partition);
+
+#endif
