@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The test command (README): installs what is missing, builds with -Werror, runs every test
+# against real services (each test starts its own redis-server and hvs-devbroker on free
+# ports), then builds again with AddressSanitizer + UndefinedBehaviorSanitizer and runs the
+# unit and integration tests under them. Benchmarks (ctest label "bench") are not run here:
+# `ctest --test-dir build -L bench -V`.
+#   HVS_TEST_SKIP_SANITIZE=1  skip the sanitizer pass (quicker local runs)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+scripts/install-deps.sh
+jobs=$(nproc)
+
+echo "== build (RelWithDebInfo, -Werror) =="
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$jobs"
+echo "== tests =="
+ctest --test-dir build -LE bench --output-on-failure -j 2
+
+if [ "${HVS_TEST_SKIP_SANITIZE:-0}" != 1 ]; then
+  echo "== build (ASan + UBSan) =="
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHVS_SANITIZE=ON -DHVS_BUILD_BENCH=OFF >/dev/null
+  cmake --build build-asan -j "$jobs"
+  echo "== tests under ASan + UBSan =="
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
+  ctest --test-dir build-asan -L 'unit|integration' --output-on-failure -j 2
+fi
