@@ -52,9 +52,13 @@ extern int hvs_test_failed;
 #define HVS_CHECK_EQ_INT(a, b)                                                                     \
     HVS_CHECK((long long)(a) == (long long)(b), "%s = %lld, expected %s = %lld", #a,               \
               (long long)(a), #b, (long long)(b))
+static inline int hvs_test_streq(const char *a, const char *b) {
+    return a && b && strcmp(a, b) == 0;
+}
+static inline const char *hvs_test_str(const char *s) { return s ? s : "(null)"; }
 #define HVS_CHECK_EQ_STR(a, b)                                                                     \
-    HVS_CHECK((a) && (b) && strcmp((a), (b)) == 0, "%s = \"%s\", expected \"%s\"", #a,             \
-              (a) ? (a) : "(null)", (b) ? (b) : "(null)")
+    HVS_CHECK(hvs_test_streq((a), (b)), "%s = \"%s\", expected \"%s\"", #a, hvs_test_str(a),      \
+              hvs_test_str(b))
 #define HVS_CHECK_NEAR(a, b, tol)                                                                  \
     HVS_CHECK(fabs((double)(a) - (double)(b)) <= (tol), "%s = %.9g, expected %.9g", #a,            \
               (double)(a), (double)(b))

@@ -1,0 +1,252 @@
+/*
+ * Embedded HTTP server (see hvs/http.h) on libmicrohttpd, one thread per connection: probes and
+ * scrapes are few, and a slow client must never stall the worker's own threads.
+ */
+#include "hvs/http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hvs/log.h"
+
+#define MAX_ROUTES 16
+#define MAX_BODY (1024 * 1024)
+
+typedef struct route {
+    char prefix[128];
+    hvs_http_handler_fn fn;
+    void *opaque;
+} route_t;
+
+struct hvs_http {
+    struct MHD_Daemon *daemon;
+    uint16_t port;
+    hvs_metrics_t *metrics;
+    hvs_http_ready_fn ready;
+    void *ready_opaque;
+    pthread_mutex_t lock;
+    route_t routes[MAX_ROUTES];
+    size_t nroutes;
+};
+
+/* Per-request state: the body as it is uploaded. */
+typedef struct request {
+    char *body;
+    size_t len, cap;
+    int too_large;
+} request_t;
+
+static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *ctype,
+                               char *body, size_t len, enum MHD_ResponseMemoryMode mode) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
+    if (!r) {
+        if (mode == MHD_RESPMEM_MUST_FREE)
+            free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", ctype);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status, const char *t) {
+    return respond(conn, status, "text/plain; charset=utf-8", (char *)t, strlen(t),
+                   MHD_RESPMEM_MUST_COPY);
+}
+
+/* Rebuild "k=v&k2=v2" from the parsed GET arguments for route handlers. */
+typedef struct query_buf {
+    char buf[2048];
+    size_t len;
+} query_buf_t;
+
+static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *value) {
+    (void)kind;
+    query_buf_t *q = cls;
+    int n = snprintf(q->buf + q->len, sizeof q->buf - q->len, "%s%s=%s", q->len ? "&" : "", key,
+                     value ? value : "");
+    if (n > 0 && (size_t)n < sizeof q->buf - q->len)
+        q->len += (size_t)n;
+    return MHD_YES;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **con_cls) {
+    (void)version;
+    hvs_http_t *h = cls;
+    request_t *req = *con_cls;
+    if (!req) {
+        req = calloc(1, sizeof *req);
+        if (!req)
+            return MHD_NO;
+        *con_cls = req;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (req->len + *upload_size > MAX_BODY) {
+            req->too_large = 1;
+        } else if (!req->too_large) {
+            if (req->len + *upload_size + 1 > req->cap) {
+                size_t cap = (req->len + *upload_size + 1) * 2;
+                char *nb = realloc(req->body, cap);
+                if (!nb)
+                    return MHD_NO;
+                req->body = nb;
+                req->cap = cap;
+            }
+            memcpy(req->body + req->len, upload, *upload_size);
+            req->len += *upload_size;
+            req->body[req->len] = '\0';
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (req->too_large)
+        return respond_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, "request body larger than 1 MiB\n");
+
+    int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (strcmp(url, "/metrics") == 0 || strcmp(url, "/healthz") == 0 ||
+        strcmp(url, "/readyz") == 0) {
+        if (!is_get)
+            return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+        if (strcmp(url, "/healthz") == 0)
+            return respond_text(conn, MHD_HTTP_OK, "ok\n");
+        if (strcmp(url, "/readyz") == 0) {
+            char why[256] = "not ready";
+            int ok = h->ready ? h->ready(h->ready_opaque, why, sizeof why) : 1;
+            if (ok)
+                return respond_text(conn, MHD_HTTP_OK, "ready\n");
+            char msg[300];
+            snprintf(msg, sizeof msg, "not ready: %s\n", why);
+            return respond_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
+        }
+        char *text = NULL;
+        size_t len = 0;
+        hvs_err_t err;
+        if (!h->metrics || hvs_metrics_render(h->metrics, &text, &len, &err) != HVS_OK)
+            return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "metrics unavailable\n");
+        return respond(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len,
+                       MHD_RESPMEM_MUST_FREE);
+    }
+
+    route_t route = {.fn = NULL};
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; i < h->nroutes; i++)
+        if (strncmp(url, h->routes[i].prefix, strlen(h->routes[i].prefix)) == 0) {
+            route = h->routes[i];
+            break;
+        }
+    pthread_mutex_unlock(&h->lock);
+    if (!route.fn)
+        return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+    query_buf_t q;
+    q.len = 0;
+    q.buf[0] = '\0';
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, &q);
+    hvs_http_response_t resp = {.status = 200};
+    int rc = route.fn(route.opaque, method, url, q.buf, req->body ? req->body : "", req->len, &resp);
+    if (rc < 0) {
+        free(resp.body);
+        hvs_log_warn("http", "handler for %s %s failed (%d)", method, url, rc);
+        return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
+    }
+    if (!resp.body)
+        return respond(conn, (unsigned)resp.status,
+                       resp.content_type ? resp.content_type : "application/json", (char *)"", 0,
+                       MHD_RESPMEM_PERSISTENT);
+    return respond(conn, (unsigned)resp.status,
+                   resp.content_type ? resp.content_type : "application/json", resp.body,
+                   resp.body_len, MHD_RESPMEM_MUST_FREE);
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                      enum MHD_RequestTerminationCode toe) {
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    request_t *req = *con_cls;
+    if (req) {
+        free(req->body);
+        free(req);
+        *con_cls = NULL;
+    }
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    hvs_log_warn("http", "libmicrohttpd: %s", msg);
+}
+
+int hvs_http_start(uint16_t port, int bind_any, hvs_metrics_t *metrics, hvs_http_ready_fn ready,
+                   void *ready_opaque, hvs_http_t **out, hvs_err_t *err) {
+    hvs_http_t *h = calloc(1, sizeof *h);
+    if (!h)
+        return hvs_err_set(err, HVS_ENOMEM, NULL, "http: out of memory");
+    pthread_mutex_init(&h->lock, NULL);
+    h->metrics = metrics;
+    h->ready = ready;
+    h->ready_opaque = ready_opaque;
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(bind_any ? INADDR_ANY : INADDR_LOOPBACK);
+    h->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, port,
+        NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_END);
+    if (!h->daemon) {
+        pthread_mutex_destroy(&h->lock);
+        free(h);
+        return hvs_err_set(err, HVS_EIO, "http_listen",
+                           "http: cannot listen on %s:%u (port in use?)",
+                           bind_any ? "0.0.0.0" : "127.0.0.1", (unsigned)port);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : port;
+    *out = h;
+    return HVS_OK;
+}
+
+int hvs_http_route(hvs_http_t *h, const char *prefix, hvs_http_handler_fn fn, void *opaque,
+                   hvs_err_t *err) {
+    if (!prefix || prefix[0] != '/' || strlen(prefix) >= sizeof h->routes[0].prefix || !fn)
+        return hvs_err_set(err, HVS_EINVAL, NULL, "http route \"%s\": invalid",
+                           prefix ? prefix : "(null)");
+    pthread_mutex_lock(&h->lock);
+    if (h->nroutes == MAX_ROUTES) {
+        pthread_mutex_unlock(&h->lock);
+        return hvs_err_set(err, HVS_EINVAL, NULL, "http route %s: at most %d routes", prefix,
+                           MAX_ROUTES);
+    }
+    route_t *r = &h->routes[h->nroutes++];
+    snprintf(r->prefix, sizeof r->prefix, "%s", prefix);
+    r->fn = fn;
+    r->opaque = opaque;
+    pthread_mutex_unlock(&h->lock);
+    return HVS_OK;
+}
+
+uint16_t hvs_http_port(const hvs_http_t *h) { return h ? h->port : 0; }
+
+void hvs_http_stop(hvs_http_t *h) {
+    if (!h)
+        return;
+    MHD_stop_daemon(h->daemon);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}

@@ -1,0 +1,345 @@
+/*
+ * Prometheus metrics registry (see hvs/metrics.h). Families are kept in registration order;
+ * each series holds its value as an atomic 64-bit pattern of a double so updates need no lock.
+ */
+#include "hvs/metrics.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hvs/log.h"
+
+typedef enum { M_COUNTER, M_GAUGE, M_HISTOGRAM } mtype_t;
+
+struct hvs_metric {
+    mtype_t type;
+    char *labels;                 /* "" or `k="v",...` */
+    _Atomic uint64_t value;       /* double bits: counter/gauge value, histogram sum */
+    _Atomic uint64_t count;       /* histogram observations */
+    _Atomic uint64_t *buckets;    /* histogram: per-bucket (non-cumulative) counts */
+    struct hvs_metric *next;
+    struct family *family;
+};
+
+typedef struct family {
+    char *name;
+    char *help;
+    mtype_t type;
+    double *bounds;
+    size_t nbounds;
+    hvs_metric_t *series;
+    struct family *next;
+} family_t;
+
+struct hvs_metrics {
+    pthread_mutex_t lock;
+    family_t *families, *last;
+};
+
+const double hvs_metrics_latency_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                              0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+const size_t hvs_metrics_latency_nbuckets =
+    sizeof hvs_metrics_latency_buckets / sizeof hvs_metrics_latency_buckets[0];
+
+static uint64_t d2u(double d) {
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+static double u2d(uint64_t u) {
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+hvs_metrics_t *hvs_metrics_new(void) {
+    hvs_metrics_t *m = calloc(1, sizeof *m);
+    if (m)
+        pthread_mutex_init(&m->lock, NULL);
+    return m;
+}
+
+void hvs_metrics_destroy(hvs_metrics_t *m) {
+    if (!m)
+        return;
+    for (family_t *f = m->families; f;) {
+        for (hvs_metric_t *s = f->series; s;) {
+            hvs_metric_t *n = s->next;
+            free(s->labels);
+            free((void *)s->buckets);
+            free(s);
+            s = n;
+        }
+        family_t *n = f->next;
+        free(f->name);
+        free(f->help);
+        free(f->bounds);
+        free(f);
+        f = n;
+    }
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+}
+
+static bool name_valid(const char *n) {
+    if (!n || !*n)
+        return false;
+    for (const char *p = n; *p; p++) {
+        bool alpha = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' || *p == ':';
+        bool digit = *p >= '0' && *p <= '9';
+        if (!alpha && !(digit && p != n))
+            return false;
+    }
+    return true;
+}
+
+static hvs_metric_t *reg(hvs_metrics_t *m, mtype_t type, const char *name, const char *help,
+                         const char *labels, const double *bounds, size_t nbounds) {
+    if (!m)
+        return NULL;
+    if (!name_valid(name)) {
+        hvs_log_error("metrics", "invalid metric name \"%s\"", name ? name : "(null)");
+        return NULL;
+    }
+    if (!labels)
+        labels = "";
+    pthread_mutex_lock(&m->lock);
+    family_t *f = m->families;
+    while (f && strcmp(f->name, name) != 0)
+        f = f->next;
+    hvs_metric_t *s = NULL;
+    if (f && f->type != type) {
+        hvs_log_error("metrics", "metric %s registered again with another type", name);
+        goto out;
+    }
+    if (!f) {
+        f = calloc(1, sizeof *f);
+        if (!f)
+            goto out;
+        f->name = strdup(name);
+        f->help = strdup(help ? help : "");
+        f->type = type;
+        if (type == M_HISTOGRAM) {
+            f->bounds = malloc((nbounds ? nbounds : 1) * sizeof *f->bounds);
+            if (f->bounds)
+                memcpy(f->bounds, bounds, nbounds * sizeof *bounds);
+            f->nbounds = nbounds;
+        }
+        if (!f->name || !f->help || (type == M_HISTOGRAM && !f->bounds)) {
+            free(f->name);
+            free(f->help);
+            free(f->bounds);
+            free(f);
+            f = NULL;
+            goto out;
+        }
+        if (m->last)
+            m->last->next = f;
+        else
+            m->families = f;
+        m->last = f;
+    }
+    for (s = f->series; s; s = s->next)
+        if (strcmp(s->labels, labels) == 0)
+            goto out;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        goto out;
+    s->type = type;
+    s->family = f;
+    s->labels = strdup(labels);
+    if (type == M_HISTOGRAM)
+        s->buckets = calloc(f->nbounds + 1, sizeof *s->buckets);
+    if (!s->labels || (type == M_HISTOGRAM && !s->buckets)) {
+        free(s->labels);
+        free((void *)s->buckets);
+        free(s);
+        s = NULL;
+        goto out;
+    }
+    atomic_init(&s->value, d2u(0.0));
+    /* Append so the exposition keeps registration order. */
+    hvs_metric_t **tail = &f->series;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = s;
+out:
+    pthread_mutex_unlock(&m->lock);
+    return s;
+}
+
+hvs_metric_t *hvs_metrics_counter(hvs_metrics_t *m, const char *name, const char *help,
+                                  const char *labels) {
+    return reg(m, M_COUNTER, name, help, labels, NULL, 0);
+}
+
+hvs_metric_t *hvs_metrics_gauge(hvs_metrics_t *m, const char *name, const char *help,
+                                const char *labels) {
+    return reg(m, M_GAUGE, name, help, labels, NULL, 0);
+}
+
+hvs_metric_t *hvs_metrics_histogram(hvs_metrics_t *m, const char *name, const char *help,
+                                    const char *labels, const double *bounds, size_t nbounds) {
+    for (size_t i = 1; i < nbounds; i++)
+        if (!(bounds[i] > bounds[i - 1])) {
+            hvs_log_error("metrics", "histogram %s: bounds not ascending", name);
+            return NULL;
+        }
+    return reg(m, M_HISTOGRAM, name, help, labels, bounds, nbounds);
+}
+
+static void atomic_add_double(_Atomic uint64_t *a, double v) {
+    uint64_t old = atomic_load(a);
+    while (!atomic_compare_exchange_weak(a, &old, d2u(u2d(old) + v))) {
+    }
+}
+
+void hvs_metric_add(hvs_metric_t *metric, double v) {
+    if (!metric || metric->type == M_HISTOGRAM)
+        return;
+    if (metric->type == M_COUNTER && !(v >= 0))
+        return; /* counters only go up */
+    atomic_add_double(&metric->value, v);
+}
+
+void hvs_metric_inc(hvs_metric_t *metric) { hvs_metric_add(metric, 1.0); }
+
+void hvs_metric_set(hvs_metric_t *metric, double v) {
+    if (metric && metric->type == M_GAUGE)
+        atomic_store(&metric->value, d2u(v));
+}
+
+void hvs_metric_observe(hvs_metric_t *metric, double v) {
+    if (!metric || metric->type != M_HISTOGRAM)
+        return;
+    const family_t *f = metric->family;
+    size_t i = 0;
+    while (i < f->nbounds && v > f->bounds[i])
+        i++;
+    atomic_fetch_add(&metric->buckets[i], 1);
+    atomic_fetch_add(&metric->count, 1);
+    atomic_add_double(&metric->value, v);
+}
+
+double hvs_metric_value(const hvs_metric_t *metric) {
+    if (!metric)
+        return 0;
+    if (metric->type == M_HISTOGRAM)
+        return (double)atomic_load(&((hvs_metric_t *)metric)->count);
+    return u2d(atomic_load(&((hvs_metric_t *)metric)->value));
+}
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} sbuf_t;
+
+static void sb_printf(sbuf_t *b, const char *fmt, ...) HVS_PRINTF(2, 3);
+static void sb_printf(sbuf_t *b, const char *fmt, ...) {
+    if (b->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = true;
+            return;
+        }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap + (size_t)n + 1) * 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+/* Prometheus float: +Inf/-Inf/NaN spelled as the format wants. */
+static void fmt_value(char *buf, size_t n, double v) {
+    if (isnan(v))
+        snprintf(buf, n, "NaN");
+    else if (isinf(v))
+        snprintf(buf, n, v > 0 ? "+Inf" : "-Inf");
+    else {
+        /* Shortest form that reads back exactly: 0.1, not 0.10000000000000001. */
+        snprintf(buf, n, "%.15g", v);
+        if (strtod(buf, NULL) != v)
+            snprintf(buf, n, "%.17g", v);
+    }
+}
+
+/* HELP text escapes backslash and newline. */
+static void sb_help(sbuf_t *b, const char *s) {
+    for (; *s; s++) {
+        if (*s == '\\')
+            sb_printf(b, "\\\\");
+        else if (*s == '\n')
+            sb_printf(b, "\\n");
+        else
+            sb_printf(b, "%c", *s);
+    }
+}
+
+int hvs_metrics_render(hvs_metrics_t *m, char **out, size_t *len, hvs_err_t *err) {
+    sbuf_t b = {malloc(4096), 0, 4096, false};
+    if (!b.p)
+        return hvs_err_set(err, HVS_ENOMEM, NULL, "metrics render: out of memory");
+    b.p[0] = '\0';
+    static const char *const tnames[] = {"counter", "gauge", "histogram"};
+    pthread_mutex_lock(&m->lock);
+    for (family_t *f = m->families; f; f = f->next) {
+        sb_printf(&b, "# HELP %s ", f->name);
+        sb_help(&b, f->help);
+        sb_printf(&b, "\n# TYPE %s %s\n", f->name, tnames[f->type]);
+        for (hvs_metric_t *s = f->series; s; s = s->next) {
+            char v[64];
+            const char *open = s->labels[0] ? "{" : "", *close = s->labels[0] ? "}" : "";
+            if (f->type != M_HISTOGRAM) {
+                fmt_value(v, sizeof v, u2d(atomic_load(&s->value)));
+                sb_printf(&b, "%s%s%s%s %s\n", f->name, open, s->labels, close, v);
+                continue;
+            }
+            uint64_t cum = 0;
+            const char *sep = s->labels[0] ? "," : "";
+            for (size_t i = 0; i <= f->nbounds; i++) {
+                cum += atomic_load(&s->buckets[i]);
+                char le[64];
+                if (i < f->nbounds)
+                    fmt_value(le, sizeof le, f->bounds[i]);
+                else
+                    snprintf(le, sizeof le, "+Inf");
+                sb_printf(&b, "%s_bucket{%s%sle=\"%s\"} %llu\n", f->name, s->labels, sep, le,
+                          (unsigned long long)cum);
+            }
+            fmt_value(v, sizeof v, u2d(atomic_load(&s->value)));
+            sb_printf(&b, "%s_sum%s%s%s %s\n", f->name, open, s->labels, close, v);
+            sb_printf(&b, "%s_count%s%s%s %llu\n", f->name, open, s->labels, close,
+                      (unsigned long long)atomic_load(&s->count));
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+    if (b.oom) {
+        free(b.p);
+        return hvs_err_set(err, HVS_ENOMEM, NULL, "metrics render: out of memory");
+    }
+    *out = b.p;
+    *len = b.len;
+    return HVS_OK;
+}

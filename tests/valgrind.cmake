@@ -1,0 +1,14 @@
+# Unit tests of pure library code again under valgrind's memcheck (label "valgrind"): leaks and
+# invalid accesses fail the test. Services-heavy tests are covered by the ASan/LSan pass instead
+# (valgrind slows librdkafka's threads too much for their timeouts).
+find_program(VALGRIND_BIN valgrind)
+if(VALGRIND_BIN)
+  foreach(t test_config test_serde test_time test_metrics test_reading)
+    if(TARGET ${t})
+      add_test(NAME valgrind_${t}
+               COMMAND ${VALGRIND_BIN} --quiet --error-exitcode=99 --leak-check=full
+                       --errors-for-leak-kinds=definite,indirect $<TARGET_FILE:${t}>)
+      set_tests_properties(valgrind_${t} PROPERTIES LABELS "valgrind" TIMEOUT 300)
+    endif()
+  endforeach()
+endif()
