@@ -10,8 +10,10 @@
  * Without one, ids come from the fixed table schemas/schema-ids.tsv (also compiled in), which
  * also lists older versions of each record so their bytes stay readable.
  *
- * Evolution: a decoder reads any known writer schema into its reader schema (avro-c schema
- * resolution): fields added later with defaults get their default.
+ * Evolution: a decoder reads each message with its own writer schema, then copies it into the
+ * reader schema by field name; reader fields the writer lacks take their schema default
+ * (avro-c 1.11's own resolver refuses them, so this module does it), enums map by symbol,
+ * int/long/float promote to wider numbers.
  *
  * Ownership:
  *  - hvs_serde_t owns every schema, the id cache and the HTTP client; create one per worker
@@ -102,7 +104,8 @@ void hvs_encoder_destroy(hvs_encoder_t *e);
 avro_value_t *hvs_encoder_value(hvs_encoder_t *e);
 /*
  * Encode the value with its wire header into e's buffer; *buf and *len are valid until the next call.
- * Fails (HVS_ESERDE) if a required field was never set or a string exceeds the buffer limit.
+ * Fails (HVS_ESERDE) if a union field without a default was never given a branch, or the
+ * message would exceed 16 MiB. The value starts with every schema default already set.
  */
 int hvs_encoder_encode(hvs_encoder_t *e, const void **buf, size_t *len, hvs_err_t *err);
 int32_t hvs_encoder_schema_id(const hvs_encoder_t *e);
@@ -130,10 +133,17 @@ int32_t hvs_decoder_last_schema_id(const hvs_decoder_t *d);
 int hvs_serde_value_to_json(const avro_value_t *v, char **json, hvs_err_t *err);
 /*
  * Fill `v` (a value of a record schema, e.g. from hvs_encoder_value) from natural JSON: unions
- * pick the first branch the JSON type fits, absent optional fields take their default, absent
- * required fields fail with HVS_SERDE_R_JSON_MISSING naming the field path, mistyped ones with
- * HVS_SERDE_R_JSON_TYPE.
+ * pick the first branch the JSON type fits, absent fields take their schema default, absent
+ * fields without one fail with HVS_SERDE_R_JSON_MISSING naming the field path, mistyped ones
+ * with HVS_SERDE_R_JSON_TYPE, text that is not JSON with HVS_SERDE_R_JSON_SYNTAX.
  */
-int hvs_serde_value_from_json(avro_value_t *v, const char *json, size_t len, hvs_err_t *err);
+int hvs_serde_value_from_json(hvs_serde_t *s, avro_value_t *v, const char *json, size_t len,
+                              hvs_err_t *err);
+
+/*
+ * Set every field of `record` that has a schema default to it (nested records too). Encoders do
+ * this for the top-level value; call it for records appended to arrays or chosen in unions.
+ */
+int hvs_serde_value_defaults(hvs_serde_t *s, avro_value_t *record, hvs_err_t *err);
 
 #endif
