@@ -1,0 +1,536 @@
+/*
+ * Consumer and producer over librdkafka (see hvs/kafka.h), after librdkafka's
+ * examples/consumer.c and INTRODUCTION.md "At-least-once processing".
+ *
+ * Offset jumps: librdkafka's auto.offset.reset=error would also stop brand-new groups, so new
+ * groups start at "earliest" and this layer detects the dangerous case itself: when the first
+ * message of a (non-compacted) partition after assignment is past the committed offset, data
+ * aged out before we read it. That is reported as an error (reason "offset_out_of_range"),
+ * never skipped silently.
+ */
+#include "hvs/kafka.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hvs/log.h"
+#include "hvs/time.h"
+#include "hvs/topics.h"
+
+#define QUEUE_FULL_RETRY_MS 10000
+
+typedef struct part_state {
+    char topic[HVS_TOPIC_NAME_MAX];
+    int32_t partition;
+    int64_t committed;   /* committed offset at assignment; -1 none */
+    int seen;            /* a message was seen since assignment */
+} part_state_t;
+
+struct hvs_consumer {
+    rd_kafka_t *rk;
+    hvs_consumer_hooks_t hooks;
+    /* the batch being collected by poll_batch, so a revocation can drop its messages */
+    rd_kafka_message_t **cur;
+    size_t *cur_n;
+    part_state_t *parts;
+    size_t nparts, capparts;
+    int closed;
+};
+
+struct hvs_producer {
+    rd_kafka_t *rk;
+    atomic_ullong delivered, failed, failed_since_flush;
+    char last_error[256];
+};
+
+/* Apply our defaults, then the caller's pass-through properties (which win). */
+static int set_props(rd_kafka_conf_t *conf, const hvs_kafka_conf_t *c, const char *const *defaults,
+                     hvs_err_t *err) {
+    char errstr[512];
+    for (const char *const *p = defaults; p && *p; p += 2)
+        if (rd_kafka_conf_set(conf, p[0], p[1], errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+            return hvs_err_set(err, HVS_ECONFIG, "kafka_config", "%s=%s: %s", p[0], p[1], errstr);
+    for (const char *const *p = c->props; p && p[0] && p[1]; p += 2)
+        if (rd_kafka_conf_set(conf, p[0], p[1], errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+            return hvs_err_set(err, HVS_ECONFIG, "kafka_config",
+                               "HVS_KAFKA_ property %s: %s", p[0], errstr);
+    return HVS_OK;
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    hvs_log_level_t l = level <= 3 ? HVS_LOG_ERROR : level <= 4 ? HVS_LOG_WARN
+                      : level <= 6 ? HVS_LOG_INFO : HVS_LOG_DEBUG;
+    if (hvs_log_enabled(l))
+        hvs_log_fields(l, "kafka", buf, HVS_LFS("facility", fac));
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    hvs_log_fields(err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? HVS_LOG_ERROR : HVS_LOG_WARN,
+                   "kafka", reason, HVS_LFS("error", rd_kafka_err2name(err)));
+}
+
+/* ---- consumer ------------------------------------------------------------------------------ */
+
+static part_state_t *part_find(hvs_consumer_t *c, const char *topic, int32_t partition) {
+    for (size_t i = 0; i < c->nparts; i++)
+        if (c->parts[i].partition == partition && strcmp(c->parts[i].topic, topic) == 0)
+            return &c->parts[i];
+    return NULL;
+}
+
+static void parts_added(hvs_consumer_t *c, rd_kafka_topic_partition_list_t *parts) {
+    /* What the group had committed, to recognise a jump past it later. */
+    rd_kafka_topic_partition_list_t *copy = rd_kafka_topic_partition_list_copy(parts);
+    if (rd_kafka_committed(c->rk, copy, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        hvs_log_warn("kafka", "could not read committed offsets of new partitions");
+    for (int i = 0; i < copy->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &copy->elems[i];
+        part_state_t *p = part_find(c, tp->topic, tp->partition);
+        if (!p) {
+            if (c->nparts == c->capparts) {
+                size_t cap = c->capparts ? c->capparts * 2 : 16;
+                part_state_t *np = realloc(c->parts, cap * sizeof *np);
+                if (!np)
+                    continue;
+                c->parts = np;
+                c->capparts = cap;
+            }
+            p = &c->parts[c->nparts++];
+        }
+        snprintf(p->topic, sizeof p->topic, "%s", tp->topic);
+        p->partition = tp->partition;
+        p->committed = tp->err ? -1 : tp->offset;
+        p->seen = 0;
+    }
+    rd_kafka_topic_partition_list_destroy(copy);
+}
+
+static void parts_removed(hvs_consumer_t *c, const rd_kafka_topic_partition_list_t *parts) {
+    for (int i = 0; i < parts->cnt; i++) {
+        part_state_t *p = part_find(c, parts->elems[i].topic, parts->elems[i].partition);
+        if (p)
+            *p = c->parts[--c->nparts];
+    }
+    /* Drop collected, uncommitted messages of revoked partitions: the new owner re-reads them. */
+    if (c->cur && c->cur_n) {
+        size_t k = 0;
+        for (size_t i = 0; i < *c->cur_n; i++) {
+            rd_kafka_message_t *m = c->cur[i];
+            if (rd_kafka_topic_partition_list_find(parts, rd_kafka_topic_name(m->rkt),
+                                                   m->partition))
+                rd_kafka_message_destroy(m);
+            else
+                c->cur[k++] = m;
+        }
+        *c->cur_n = k;
+    }
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    hvs_consumer_t *c = opaque;
+    int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *e = NULL;
+    rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (coop)
+            e = rd_kafka_incremental_assign(rk, parts);
+        else
+            rerr = rd_kafka_assign(rk, parts);
+        parts_added(c, parts);
+        hvs_log_fields(HVS_LOG_INFO, "kafka", "partitions assigned", HVS_LFI("count", parts->cnt),
+                       HVS_LFB("cooperative", coop));
+        if (c->hooks.on_assigned)
+            c->hooks.on_assigned(c->hooks.opaque, parts);
+    } else {
+        parts_removed(c, parts);
+        if (c->hooks.on_revoked)
+            c->hooks.on_revoked(c->hooks.opaque, parts);
+        hvs_log_fields(HVS_LOG_INFO, "kafka",
+                       err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ? "partitions revoked"
+                                                                   : "rebalance error",
+                       HVS_LFI("count", parts->cnt), HVS_LFS("event", rd_kafka_err2name(err)));
+        if (coop)
+            e = rd_kafka_incremental_unassign(rk, parts);
+        else
+            rerr = rd_kafka_assign(rk, NULL);
+    }
+    if (e) {
+        hvs_log_error("kafka", "rebalance: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    } else if (rerr) {
+        hvs_log_error("kafka", "rebalance: %s", rd_kafka_err2str(rerr));
+    }
+}
+
+int hvs_consumer_new(const hvs_kafka_conf_t *kc, const char *const *topics, size_t ntopics,
+                     const hvs_consumer_hooks_t *hooks, hvs_consumer_t **out, hvs_err_t *err) {
+    if (!kc || !kc->brokers || !kc->group || ntopics == 0)
+        return hvs_err_set(err, HVS_EINVAL, NULL, "consumer: brokers, group and topics needed");
+    hvs_consumer_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return hvs_err_set(err, HVS_ENOMEM, NULL, "consumer: out of memory");
+    if (hooks)
+        c->hooks = *hooks;
+    char fetch_wait[16];
+    snprintf(fetch_wait, sizeof fetch_wait, "%d", kc->fetch_wait_max_ms > 0 ? kc->fetch_wait_max_ms : 100);
+    const char *defaults[] = {
+        "bootstrap.servers", kc->brokers,
+        "group.id", kc->group,
+        "client.id", kc->client_id ? kc->client_id : "hvs",
+        "enable.auto.commit", "false",
+        "enable.auto.offset.store", "false",
+        "auto.offset.reset", "earliest",
+        "partition.assignment.strategy", "cooperative-sticky",
+        "fetch.wait.max.ms", fetch_wait,
+        "queued.min.messages", "100000",
+        "enable.partition.eof", "false",
+        NULL,
+    };
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int rc = set_props(conf, kc, defaults, err);
+    if (rc) {
+        rd_kafka_conf_destroy(conf);
+        free(c);
+        return rc;
+    }
+    rd_kafka_conf_set_opaque(conf, c);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    char errstr[512];
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!c->rk) {
+        rd_kafka_conf_destroy(conf);
+        free(c);
+        return hvs_err_set(err, HVS_EKAFKA, "kafka_init", "consumer: %s", errstr);
+    }
+    rd_kafka_poll_set_consumer(c->rk);
+    rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new((int)ntopics);
+    for (size_t i = 0; i < ntopics; i++)
+        rd_kafka_topic_partition_list_add(subs, topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (e) {
+        rd_kafka_destroy(c->rk);
+        free(c);
+        return hvs_err_set(err, HVS_EKAFKA, "kafka_subscribe", "subscribe to %s: %s", topics[0],
+                           rd_kafka_err2str(e));
+    }
+    *out = c;
+    return HVS_OK;
+}
+
+/* Check a message against the committed offset of its partition; 0 ok, -1 jump. */
+static int check_jump(hvs_consumer_t *c, const rd_kafka_message_t *m, hvs_err_t *err) {
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    part_state_t *p = part_find(c, topic, m->partition);
+    if (!p || p->seen)
+        return 0;
+    p->seen = 1;
+    const hvs_topic_t *t = hvs_topic_by_name(topic);
+    if (p->committed < 0 || (t && t->compacted) || m->offset <= p->committed)
+        return 0;
+    hvs_err_set(err, HVS_EKAFKA, "offset_out_of_range",
+                "%s [%d]: committed offset %lld but the first available is %lld: %lld messages "
+                "aged out before they were processed",
+                topic, (int)m->partition, (long long)p->committed, (long long)m->offset,
+                (long long)(m->offset - p->committed));
+    hvs_log_fields(HVS_LOG_ERROR, "kafka", err ? err->msg : "offset jump",
+                   HVS_LFS("topic", topic), HVS_LFI("partition", m->partition),
+                   HVS_LFI("committed", p->committed), HVS_LFI("first_available", m->offset));
+    return -1;
+}
+
+int hvs_consumer_poll_batch(hvs_consumer_t *c, rd_kafka_message_t **msgs, size_t max,
+                            int timeout_ms, size_t *n, hvs_err_t *err) {
+    *n = 0;
+    c->cur = msgs;
+    c->cur_n = n;
+    int rc = HVS_OK;
+    int wait = timeout_ms;
+    while (*n < max) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, wait);
+        if (!m)
+            break;
+        wait = 0;
+        if (m->err) {
+            if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+            int fatal = m->err == RD_KAFKA_RESP_ERR__FATAL ||
+                        m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
+                        m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET;
+            hvs_log_fields(fatal ? HVS_LOG_ERROR : HVS_LOG_WARN, "kafka", rd_kafka_message_errstr(m),
+                           HVS_LFS("error", rd_kafka_err2name(m->err)),
+                           HVS_LFS("topic", m->rkt ? rd_kafka_topic_name(m->rkt) : ""));
+            if (fatal && rc == HVS_OK)
+                rc = hvs_err_set(err, HVS_EKAFKA,
+                                 m->err == RD_KAFKA_RESP_ERR__FATAL ? "fatal" : "offset_out_of_range",
+                                 "consumer: %s", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            if (fatal)
+                break;
+            continue;
+        }
+        if (check_jump(c, m, rc == HVS_OK ? err : NULL) != 0 && rc == HVS_OK)
+            rc = HVS_EKAFKA;
+        msgs[(*n)++] = m;
+    }
+    c->cur = NULL;
+    c->cur_n = NULL;
+    return rc;
+}
+
+int hvs_consumer_commit_batch(hvs_consumer_t *c, rd_kafka_message_t *const *msgs, size_t n,
+                              hvs_err_t *err) {
+    if (n == 0)
+        return HVS_OK;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < n; i++) {
+        const rd_kafka_message_t *m = msgs[i];
+        if (!m)
+            continue;
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(l, topic, m->partition);
+        if (!tp)
+            tp = rd_kafka_topic_partition_list_add(l, topic, m->partition);
+        if (m->offset + 1 > tp->offset)
+            tp->offset = m->offset + 1;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_offsets_store(c->rk, l);
+    if (!e)
+        e = rd_kafka_commit(c->rk, l, 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        return hvs_err_set(err, HVS_EKAFKA, "commit", "commit of %zu messages: %s", n,
+                           rd_kafka_err2str(e));
+    return HVS_OK;
+}
+
+void hvs_consumer_release(rd_kafka_message_t **msgs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (msgs[i]) {
+            rd_kafka_message_destroy(msgs[i]);
+            msgs[i] = NULL;
+        }
+}
+
+int hvs_consumer_assignment_size(hvs_consumer_t *c) {
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (rd_kafka_assignment(c->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR || !a)
+        return 0;
+    int n = a->cnt;
+    rd_kafka_topic_partition_list_destroy(a);
+    return n;
+}
+
+int hvs_consumer_wait_assignment(hvs_consumer_t *c, int timeout_ms, hvs_err_t *err) {
+    hvs_ms_t deadline = hvs_time_mono_ms() + timeout_ms;
+    while (hvs_consumer_assignment_size(c) == 0) {
+        if (hvs_time_mono_ms() >= deadline)
+            return hvs_err_set(err, HVS_ETIMEOUT, "no_assignment",
+                               "no partitions assigned within %d ms", timeout_ms);
+        /* Serve the group protocol without taking messages off the queue. */
+        rd_kafka_poll(c->rk, 0);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 0);
+        if (m) {
+            /* A message can only arrive after an assignment: seek back so it is not lost. */
+            if (!m->err) {
+                rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+                rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)
+                    ->offset = m->offset;
+                rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, l, 5000);
+                if (e)
+                    rd_kafka_error_destroy(e);
+                rd_kafka_topic_partition_list_destroy(l);
+            }
+            rd_kafka_message_destroy(m);
+        }
+        usleep(20000);
+    }
+    return HVS_OK;
+}
+
+int64_t hvs_consumer_lag(hvs_consumer_t *c) {
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (rd_kafka_assignment(c->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR || !a)
+        return -1;
+    int64_t lag = 0;
+    if (rd_kafka_position(c->rk, a) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        lag = -1;
+    for (int i = 0; lag >= 0 && i < a->cnt; i++) {
+        int64_t lo, hi;
+        if (rd_kafka_get_watermark_offsets(c->rk, a->elems[i].topic, a->elems[i].partition, &lo,
+                                           &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi < 0) {
+            lag = -1;
+            break;
+        }
+        int64_t pos = a->elems[i].offset >= 0 ? a->elems[i].offset : lo;
+        lag += hi > pos ? hi - pos : 0;
+    }
+    rd_kafka_topic_partition_list_destroy(a);
+    return lag;
+}
+
+int hvs_consumer_close(hvs_consumer_t *c, hvs_err_t *err) {
+    if (!c || c->closed)
+        return HVS_OK;
+    c->closed = 1;
+    rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
+    if (e)
+        return hvs_err_set(err, HVS_EKAFKA, "close", "consumer close: %s", rd_kafka_err2str(e));
+    return HVS_OK;
+}
+
+void hvs_consumer_destroy(hvs_consumer_t *c) {
+    if (!c)
+        return;
+    hvs_consumer_close(c, NULL);
+    rd_kafka_destroy(c->rk);
+    free(c->parts);
+    free(c);
+}
+
+rd_kafka_t *hvs_consumer_handle(hvs_consumer_t *c) { return c->rk; }
+
+/* ---- producer ------------------------------------------------------------------------------ */
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    hvs_producer_t *p = opaque;
+    if (!m->err) {
+        atomic_fetch_add(&p->delivered, 1);
+        return;
+    }
+    atomic_fetch_add(&p->failed, 1);
+    atomic_fetch_add(&p->failed_since_flush, 1);
+    snprintf(p->last_error, sizeof p->last_error, "%s [%d]: %s",
+             m->rkt ? rd_kafka_topic_name(m->rkt) : "?", (int)m->partition,
+             rd_kafka_err2str(m->err));
+    hvs_log_fields(HVS_LOG_ERROR, "kafka", "delivery failed",
+                   HVS_LFS("error", rd_kafka_err2name(m->err)),
+                   HVS_LFS("topic", m->rkt ? rd_kafka_topic_name(m->rkt) : ""));
+}
+
+int hvs_producer_new(const hvs_kafka_conf_t *kc, hvs_producer_t **out, hvs_err_t *err) {
+    if (!kc || !kc->brokers)
+        return hvs_err_set(err, HVS_EINVAL, NULL, "producer: brokers needed");
+    hvs_producer_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return hvs_err_set(err, HVS_ENOMEM, NULL, "producer: out of memory");
+    const char *defaults[] = {
+        "bootstrap.servers", kc->brokers,
+        "client.id", kc->client_id ? kc->client_id : "hvs",
+        "enable.idempotence", "true",
+        "acks", "all",
+        "partitioner", "murmur2_random",
+        "compression.type", "lz4",
+        "linger.ms", "5",
+        "batch.num.messages", "10000",
+        "queue.buffering.max.messages", "1000000",
+        "queue.buffering.max.kbytes", "1048576",
+        "message.timeout.ms", "120000",
+        NULL,
+    };
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int rc = set_props(conf, kc, defaults, err);
+    if (rc) {
+        rd_kafka_conf_destroy(conf);
+        free(p);
+        return rc;
+    }
+    rd_kafka_conf_set_opaque(conf, p);
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    char errstr[512];
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!p->rk) {
+        rd_kafka_conf_destroy(conf);
+        free(p);
+        return hvs_err_set(err, HVS_EKAFKA, "kafka_init", "producer: %s", errstr);
+    }
+    *out = p;
+    return HVS_OK;
+}
+
+static int fatal_error(hvs_producer_t *p, hvs_err_t *err) {
+    char errstr[512];
+    rd_kafka_resp_err_t fe = rd_kafka_fatal_error(p->rk, errstr, sizeof errstr);
+    if (fe)
+        return hvs_err_set(err, HVS_EKAFKA, "fatal", "producer fatal error %s: %s",
+                           rd_kafka_err2name(fe), errstr);
+    return HVS_OK;
+}
+
+int hvs_producer_send(hvs_producer_t *p, const char *topic, int32_t partition, const void *key,
+                      size_t keylen, const void *value, size_t len, hvs_err_t *err) {
+    hvs_ms_t deadline = 0;
+    for (;;) {
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_KEY((void *)key, keylen), RD_KAFKA_V_VALUE((void *)value, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+        if (!e)
+            return HVS_OK;
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            if (e == RD_KAFKA_RESP_ERR__FATAL)
+                return fatal_error(p, err);
+            return hvs_err_set(err, HVS_EKAFKA, "produce", "produce to %s: %s", topic,
+                               rd_kafka_err2str(e));
+        }
+        if (!deadline)
+            deadline = hvs_time_mono_ms() + QUEUE_FULL_RETRY_MS;
+        else if (hvs_time_mono_ms() > deadline)
+            return hvs_err_set(err, HVS_ETIMEOUT, "queue_full",
+                               "produce to %s: local queue full for %d ms", topic,
+                               QUEUE_FULL_RETRY_MS);
+        rd_kafka_poll(p->rk, 100); /* serve delivery reports to make room */
+    }
+}
+
+int hvs_producer_flush(hvs_producer_t *p, int timeout_ms, hvs_err_t *err) {
+    rd_kafka_resp_err_t e = rd_kafka_flush(p->rk, timeout_ms);
+    int rc = fatal_error(p, err);
+    if (rc)
+        return rc;
+    unsigned long long failed = atomic_exchange(&p->failed_since_flush, 0);
+    if (failed)
+        return hvs_err_set(err, HVS_EKAFKA, "delivery_failed",
+                           "%llu message(s) not delivered, last: %s", failed, p->last_error);
+    if (e == RD_KAFKA_RESP_ERR__TIMED_OUT)
+        return hvs_err_set(err, HVS_ETIMEOUT, "flush_timeout",
+                           "%d message(s) still unacknowledged after %d ms",
+                           rd_kafka_outq_len(p->rk), timeout_ms);
+    return HVS_OK;
+}
+
+void hvs_producer_poll(hvs_producer_t *p) { rd_kafka_poll(p->rk, 0); }
+
+uint64_t hvs_producer_delivered(const hvs_producer_t *p) {
+    return atomic_load(&((hvs_producer_t *)p)->delivered);
+}
+
+uint64_t hvs_producer_failed(const hvs_producer_t *p) {
+    return atomic_load(&((hvs_producer_t *)p)->failed);
+}
+
+void hvs_producer_destroy(hvs_producer_t *p) {
+    if (!p)
+        return;
+    if (rd_kafka_flush(p->rk, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        hvs_log_warn("kafka", "producer destroyed with %d message(s) unacknowledged",
+                     rd_kafka_outq_len(p->rk));
+    rd_kafka_destroy(p->rk);
+    free(p);
+}
+
+rd_kafka_t *hvs_producer_handle(hvs_producer_t *p) { return p->rk; }
