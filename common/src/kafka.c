@@ -190,6 +190,9 @@ int hvs_consumer_new(const hvs_kafka_conf_t *kc, const char *const *topics, size
         "fetch.wait.max.ms", fetch_wait,
         "queued.min.messages", "100000",
         "enable.partition.eof", "false",
+        /* A crashed pod's partitions move after 10 s instead of librdkafka's 45 s. */
+        "session.timeout.ms", "10000",
+        "heartbeat.interval.ms", "2000",
         NULL,
     };
     rd_kafka_conf_t *conf = rd_kafka_conf_new();

@@ -278,11 +278,11 @@ int hvs_test_run(const char *cmd, const char *input, size_t inlen, char **out, s
         return -1;
     }
     close(infd);
-    size_t cap = strlen(cmd) + sizeof inpath + 16;
+    size_t cap = strlen(cmd) + sizeof inpath + 32;
     char *full = malloc(cap);
     if (!full)
         return -1;
-    snprintf(full, cap, "%s < %s", cmd, inpath);
+    snprintf(full, cap, "( %s ) < %s", cmd, inpath);
     FILE *f = popen(full, "r");
     free(full);
     if (!f) {
