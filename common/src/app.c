@@ -3,6 +3,8 @@
  */
 #include "hvs/app.h"
 
+#include <ctype.h>
+#include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -71,6 +73,28 @@ static int app_ready(void *opaque, char *why, size_t whylen) {
         return 0;
     }
     return fn(atomic_load(&g_ready_opaque), why, whylen);
+}
+
+/* Every HVS_KAFKA_* pass-through must be a property librdkafka knows, checked now rather than
+ * when the first client is created. */
+static int check_kafka_props(const hvs_config_passthrough_t *pt, hvs_err_t *err) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int rc = HVS_OK;
+    for (size_t i = 0; rc == HVS_OK && i + 1 < pt->n; i += 2) {
+        char errstr[256];
+        if (rd_kafka_conf_set(conf, pt->kv[i], pt->kv[i + 1], errstr, sizeof errstr) ==
+            RD_KAFKA_CONF_OK)
+            continue;
+        char env[160] = "HVS_KAFKA_";
+        size_t k = strlen(env);
+        for (const char *c = pt->kv[i]; *c && k + 1 < sizeof env; c++)
+            env[k++] = *c == '.' ? '_' : (char)toupper((unsigned char)*c);
+        env[k] = '\0';
+        rc = hvs_err_set(err, HVS_ECONFIG, "bad_value", "%s (librdkafka property %s): %s", env,
+                         pt->kv[i], errstr);
+    }
+    rd_kafka_conf_destroy(conf);
+    return rc;
 }
 
 static void print_help(const hvs_app_t *app, const hvs_app_spec_t *spec) {
@@ -142,6 +166,16 @@ int hvs_app_init(hvs_app_t *app, const hvs_app_spec_t *spec, int argc, char **ar
         return rc;
     }
     hvs_log_set_level(level);
+    if (!app->cfg.kafka_brokers || !app->cfg.kafka_brokers[0]) {
+        rc = hvs_err_set(err, HVS_ECONFIG, "missing", "HVS_KAFKA_BROKERS is empty");
+        hvs_log_error("config", "invalid configuration: %s", err ? err->msg : "");
+        return rc;
+    }
+    rc = check_kafka_props(&app->kafka_props, err);
+    if (rc != HVS_OK) {
+        hvs_log_error("config", "invalid configuration: %s", err ? err->msg : "");
+        return rc;
+    }
     if (!app->cfg.kafka_group) {
         char group[96];
         snprintf(group, sizeof group, "%s", app->client_id);

@@ -136,7 +136,7 @@ int hvs_dlq_send(hvs_dlq_t *d, const char *src_topic, int32_t partition, int64_t
     if (rc)
         return rc;
     d->sent++;
-    hvs_log_fields(HVS_LOG_WARN, "dlq", "dead-lettered", HVS_LFS("topic", src_topic),
+    hvs_log_fields(HVS_LOG_INFO, "dlq", "dead-lettered", HVS_LFS("topic", src_topic),
                    HVS_LFI("partition", partition), HVS_LFI("offset", offset),
                    HVS_LFS("reason", why ? why->reason : ""), HVS_LFS("error", why ? why->msg : ""),
                    HVS_LFS("source", source ? source : ""));
