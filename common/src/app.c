@@ -123,7 +123,7 @@ int hvs_app_init(hvs_app_t *app, const hvs_app_spec_t *spec, int argc, char **ar
         snprintf(app->client_id, sizeof app->client_id, "%s", spec->worker);
     else
         snprintf(app->client_id, sizeof app->client_id, "hvs-%s", spec->worker);
-    hvs_log_init(spec->worker, HVS_LOG_INFO, NULL);
+    hvs_log_init(spec->worker, HVS_LOG_INFO, spec->log_stderr ? stderr : NULL);
 
     if (spec->nextra > sizeof app->sections / sizeof app->sections[0] - 1)
         return hvs_err_set(err, HVS_EINVAL, NULL, "too many config sections (%zu)", spec->nextra);

@@ -204,7 +204,8 @@ int hvs_test_devbroker_start(hvs_test_proc_t *p, const char *args) {
     }
     close(fd);
     char ctl[128] = "";
-    if (sscanf(buf, "%127s\ncontrol %127s", p->addr, ctl) < 1 || !strchr(p->addr, ':')) {
+    if (sscanf(buf, "%127s\ncontrol %127s", p->addr, ctl) < 1 ||
+        strncmp(p->addr, "127.0.0.1:", 10) != 0) {
         fprintf(stderr, "devbroker printed no address: \"%s\"\n", buf);
         hvs_test_proc_kill(p);
         return -1;

@@ -91,7 +91,8 @@ int main(int argc, char **argv) {
                            .summary = "in-memory Kafka for development and tests",
                            .usage = usage,
                            .no_http = true,
-                           .quiet = true};
+                           .quiet = true,
+                           .log_stderr = true}; /* stdout is for the two address lines */
     hvs_err_t err;
     int rc = hvs_app_init(&app, &spec, argc, argv, &err);
     if (rc != 0) {

@@ -66,7 +66,8 @@ int main(int argc, char **argv) {
             continue;
         hvs_app_t app;
         hvs_app_spec_t spec = {.worker = "hvsctl", .summary = "operate hvacstream",
-                               .usage = usage, .no_http = true, .quiet = true};
+                               .usage = usage, .no_http = true, .quiet = true,
+                               .log_stderr = true};
         hvs_err_t err;
         /* Commands parse their own options; the app reads only the environment. */
         int rc = hvs_app_init(&app, &spec, 0, NULL, &err);

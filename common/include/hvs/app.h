@@ -61,6 +61,7 @@ typedef struct hvs_app_spec {
     size_t nextra;                  /* at most 3 */
     bool no_http;                   /* CLI tools: no server */
     bool quiet;                     /* CLI tools: log the effective config at debug, not info */
+    bool log_stderr;                /* stdout carries data (tools): logs go to stderr */
 } hvs_app_spec_t;
 
 int hvs_app_init(hvs_app_t *app, const hvs_app_spec_t *spec, int argc, char **argv,
