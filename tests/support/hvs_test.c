@@ -1,6 +1,7 @@
 #include "hvs_test.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -316,4 +317,52 @@ int hvs_test_run(const char *cmd, const char *input, size_t inlen, char **out, s
             *outlen = len;
     }
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+typedef struct http_body {
+    char *p;
+    size_t len;
+} http_body_t;
+
+static size_t http_collect(char *ptr, size_t sz, size_t n, void *ud) {
+    http_body_t *b = ud;
+    char *np = realloc(b->p, b->len + sz * n + 1);
+    if (!np)
+        return 0;
+    memcpy(np + b->len, ptr, sz * n);
+    b->p = np;
+    b->len += sz * n;
+    b->p[b->len] = '\0';
+    return sz * n;
+}
+
+long hvs_test_http(const char *method, const char *url, const char *payload, size_t plen,
+                   char **out, char *ctype, size_t ctlen) {
+    CURL *c = curl_easy_init();
+    if (!c)
+        return -1;
+    http_body_t b = {NULL, 0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (payload) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)plen);
+    }
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    long status = -1;
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        char *ct = NULL;
+        curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+        if (ctype)
+            snprintf(ctype, ctlen, "%s", ct ? ct : "");
+    }
+    curl_easy_cleanup(c);
+    if (out)
+        *out = b.p ? b.p : strdup("");
+    else
+        free(b.p);
+    return status;
 }

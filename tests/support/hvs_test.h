@@ -98,6 +98,14 @@ int hvs_test_devbroker_control(const hvs_test_proc_t *p, const char *line, char 
  */
 int hvs_test_run(const char *cmd, const char *input, size_t inlen, char **out, size_t *outlen);
 
+/*
+ * One HTTP request over loopback with libcurl: returns the status (-1 when no answer). The body
+ * goes into *out (malloc'd, NUL-terminated; caller frees; `out` may be NULL), the content type
+ * into ctype (may be NULL). `payload` NULL = no body.
+ */
+long hvs_test_http(const char *method, const char *url, const char *payload, size_t plen,
+                   char **out, char *ctype, size_t ctlen);
+
 /* Monotonic milliseconds. */
 int64_t hvs_test_now_ms(void);
 

@@ -12,36 +12,15 @@
 #include "hvs_test.h"
 
 typedef struct body {
-    char buf[65536];
-    size_t len;
+    char *buf;
 } body_t;
 
-static size_t collect(char *p, size_t sz, size_t n, void *ud) {
-    body_t *b = ud;
-    size_t take = sz * n;
-    if (take > sizeof b->buf - 1 - b->len)
-        take = sizeof b->buf - 1 - b->len;
-    memcpy(b->buf + b->len, p, take);
-    b->len += take;
-    b->buf[b->len] = '\0';
-    return sz * n;
-}
-
+/* GET path on the app's port; the body replaces b->buf. */
 static long http_get(int port, const char *path, body_t *b) {
-    CURL *c = curl_easy_init();
     char url[256];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    b->len = 0;
-    b->buf[0] = '\0';
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-    long status = -1;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    return status;
+    free(b->buf);
+    return hvs_test_http("GET", url, NULL, 0, &b->buf, NULL, 0);
 }
 
 static void clear_hvs_env(void) {
@@ -111,7 +90,7 @@ static void test_endpoints_and_signal(void) {
     HVS_CHECK_EQ_STR(app.cfg.redis_url, "redis://:pw@127.0.0.1:6399/2");
     HVS_REQUIRE(app.http != NULL, "http server started");
     int port = hvs_http_port(app.http);
-    body_t *b = malloc(sizeof *b);
+    body_t body = {NULL}, *b = &body;
     HVS_CHECK_EQ_INT(http_get(port, "/healthz", b), 200);
     HVS_CHECK_EQ_INT(http_get(port, "/readyz", b), 503);
     HVS_CHECK(strstr(b->buf, "starting") != NULL, "readyz reason before a callback: %s", b->buf);
@@ -130,7 +109,7 @@ static void test_endpoints_and_signal(void) {
     HVS_CHECK(!hvs_app_running(), "SIGTERM requests a stop");
     HVS_CHECK_EQ_INT(http_get(port, "/readyz", b), 503);
     HVS_CHECK(strstr(b->buf, "shutting down") != NULL, "not ready while stopping: %s", b->buf);
-    free(b);
+    free(b->buf);
     hvs_app_fini(&app);
     clear_hvs_env();
 }

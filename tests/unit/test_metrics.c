@@ -84,45 +84,15 @@ static void test_render(void) {
 }
 
 typedef struct body {
-    char buf[8192];
-    size_t len;
+    char *buf;
 } body_t;
-
-static size_t collect(char *p, size_t sz, size_t n, void *ud) {
-    body_t *b = ud;
-    size_t take = sz * n < sizeof b->buf - 1 - b->len ? sz * n : sizeof b->buf - 1 - b->len;
-    memcpy(b->buf + b->len, p, take);
-    b->len += take;
-    b->buf[b->len] = '\0';
-    return sz * n;
-}
 
 static long request(int port, const char *method, const char *path, const char *payload,
                     size_t plen, body_t *b, char *ctype, size_t ctlen) {
-    CURL *c = curl_easy_init();
     char url[512];
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    b->len = 0;
-    b->buf[0] = '\0';
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    if (payload) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)plen);
-    }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
-    long status = -1;
-    if (curl_easy_perform(c) == CURLE_OK) {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        char *ct = NULL;
-        curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
-        if (ctype)
-            snprintf(ctype, ctlen, "%s", ct ? ct : "");
-    }
-    curl_easy_cleanup(c);
-    return status;
+    free(b->buf);
+    return hvs_test_http(method, url, payload, plen, &b->buf, ctype, ctlen);
 }
 
 /* A worker route: echoes method, path, query and body length as JSON. */
@@ -148,7 +118,7 @@ static void test_server(void) {
     int port = hvs_http_port(h);
     HVS_CHECK(port > 0, "bound port %d", port);
     HVS_CHECK_EQ_INT(hvs_http_route(h, "/v1/echo", echo_route, NULL, &err), 0);
-    body_t *b = malloc(sizeof *b);
+    body_t body = {NULL}, *b = &body;
     char ct[128];
     HVS_CHECK_EQ_INT(request(port, "GET", "/metrics", NULL, 0, b, ct, sizeof ct), 200);
     HVS_CHECK(strstr(ct, "text/plain; version=0.0.4") == ct, "content type %s", ct);
@@ -172,7 +142,7 @@ static void test_server(void) {
     char want[16];
     snprintf(want, sizeof want, "%d", port);
     HVS_CHECK(strstr(err.msg, want) != NULL, "names the port: %s", err.msg);
-    free(b);
+    free(b->buf);
     hvs_http_stop(h);
     hvs_metrics_destroy(m);
 }

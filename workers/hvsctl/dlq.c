@@ -19,10 +19,6 @@ static const char *const help =
     "per line: reason, error, worker, failed_at, original topic/partition/offset, source and\n"
     "the original value (text if printable, else \"hex:...\").";
 
-typedef struct dlq_ctx {
-    hvs_decoder_t *dec;
-} dlq_ctx_t;
-
 static json_t *field_json(avro_value_t *rec, const char *name) {
     avro_value_t f, b;
     if (avro_value_get_by_name(rec, name, &f, NULL) != 0)
@@ -77,13 +73,12 @@ static json_t *field_json(avro_value_t *rec, const char *name) {
     }
 }
 
-static int print_letter(void *opaque, const rd_kafka_message_t *m) {
-    dlq_ctx_t *c = opaque;
+static int print_letter(hvs_decoder_t *dec, const rd_kafka_message_t *m) {
     avro_value_t *v;
     hvs_err_t err;
     json_t *line = json_object();
     json_object_set_new(line, "offset", json_integer(m->offset));
-    if (hvs_decoder_decode(c->dec, m->payload, m->len, &v, &err) != 0) {
+    if (hvs_decoder_decode(dec, m->payload, m->len, &v, &err) != 0) {
         json_object_set_new(line, "error", json_string(err.msg));
         json_object_set_new(line, "decode_reason", json_string(err.reason));
     } else {
@@ -133,20 +128,5 @@ int hvsctl_dlq(hvs_app_t *app, int argc, char **argv) {
             return 2;
         }
     }
-    hvs_serde_t *s;
-    hvs_err_t err;
-    if (hvs_serde_new(app->cfg.schema_registry_url, &s, &err) != 0) {
-        fprintf(stderr, "hvsctl: %s\n", err.msg);
-        return 1;
-    }
-    dlq_ctx_t c;
-    if (hvs_decoder_new(s, HVS_SCHEMA_DEAD_LETTER, &c.dec, &err) != 0) {
-        hvs_serde_destroy(s);
-        return 1;
-    }
-    int rc = hvsctl_read_topic(app, &o, print_letter, &c);
-    fflush(stdout);
-    hvs_decoder_destroy(c.dec);
-    hvs_serde_destroy(s);
-    return rc;
+    return hvsctl_read_decoded(app, &o, HVS_SCHEMA_DEAD_LETTER, print_letter);
 }

@@ -39,4 +39,11 @@ typedef int (*hvsctl_read_fn)(void *opaque, const rd_kafka_message_t *m);
 int hvsctl_read_topic(hvs_app_t *app, const hvsctl_read_opts_t *opts, hvsctl_read_fn fn,
                       void *opaque);
 
+/* Read per opts, decoding each value into the schema of `kind` (-1 = its writer schema);
+ * fn gets the decoder to decode with. 0 ok, 1 failure (printed on stderr). */
+typedef struct hvs_decoder hvs_decoder_t;
+typedef int (*hvsctl_decoded_fn)(hvs_decoder_t *dec, const rd_kafka_message_t *m);
+int hvsctl_read_decoded(hvs_app_t *app, const hvsctl_read_opts_t *opts, int kind,
+                        hvsctl_decoded_fn fn);
+
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "hvs/app.h"
+#include "hvs/serde.h"
 #include "hvs/time.h"
 #include "hvsctl.h"
 
@@ -105,5 +106,35 @@ int hvsctl_read_topic(hvs_app_t *app, const hvsctl_read_opts_t *o, hvsctl_read_f
     }
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
+    return rc;
+}
+
+typedef struct decoded_ctx {
+    hvs_decoder_t *dec;
+    hvsctl_decoded_fn fn;
+} decoded_ctx_t;
+
+static int call_decoded(void *opaque, const rd_kafka_message_t *m) {
+    decoded_ctx_t *c = opaque;
+    return c->fn(c->dec, m);
+}
+
+int hvsctl_read_decoded(hvs_app_t *app, const hvsctl_read_opts_t *opts, int kind,
+                        hvsctl_decoded_fn fn) {
+    hvs_serde_t *s;
+    hvs_err_t err;
+    if (hvs_serde_new(app->cfg.schema_registry_url, &s, &err) != 0) {
+        fprintf(stderr, "hvsctl: %s\n", err.msg);
+        return 1;
+    }
+    decoded_ctx_t c = {NULL, fn};
+    int rc = 1;
+    if (hvs_decoder_new(s, kind, &c.dec, &err) == 0)
+        rc = hvsctl_read_topic(app, opts, call_decoded, &c);
+    else
+        fprintf(stderr, "hvsctl: %s\n", err.msg);
+    fflush(stdout);
+    hvs_decoder_destroy(c.dec);
+    hvs_serde_destroy(s);
     return rc;
 }

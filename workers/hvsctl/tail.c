@@ -18,10 +18,6 @@ static const char *const help =
     "--from-beginning; stops at the end unless --follow (Ctrl-C stops). Values are decoded from\n"
     "Avro with the schema id in their wire header. Nothing is committed.";
 
-typedef struct tail_ctx {
-    hvs_decoder_t *dec;
-} tail_ctx_t;
-
 /* Key as text; non-UTF-8 keys as their Latin-1 code points. */
 static json_t *key_json(const rd_kafka_message_t *m) {
     if (!m->key)
@@ -43,8 +39,7 @@ static json_t *key_json(const rd_kafka_message_t *m) {
     return k;
 }
 
-static int print_message(void *opaque, const rd_kafka_message_t *m) {
-    tail_ctx_t *t = opaque;
+static int print_message(hvs_decoder_t *dec, const rd_kafka_message_t *m) {
     json_t *line = json_object();
     json_object_set_new(line, "topic", json_string(rd_kafka_topic_name(m->rkt)));
     json_object_set_new(line, "partition", json_integer(m->partition));
@@ -54,9 +49,9 @@ static int print_message(void *opaque, const rd_kafka_message_t *m) {
     avro_value_t *v;
     hvs_err_t err;
     char *value = NULL;
-    if (hvs_decoder_decode(t->dec, m->payload, m->len, &v, &err) == 0 &&
+    if (hvs_decoder_decode(dec, m->payload, m->len, &v, &err) == 0 &&
         hvs_serde_value_to_json(v, &value, &err) == 0) {
-        json_object_set_new(line, "schema_id", json_integer(hvs_decoder_last_schema_id(t->dec)));
+        json_object_set_new(line, "schema_id", json_integer(hvs_decoder_last_schema_id(dec)));
         json_object_set_new(line, "value", json_loads(value, JSON_ALLOW_NUL, NULL));
     } else {
         json_object_set_new(line, "error", json_string(err.msg));
@@ -94,20 +89,5 @@ int hvsctl_tail(hvs_app_t *app, int argc, char **argv) {
             return 2;
         }
     }
-    hvs_serde_t *s;
-    hvs_err_t err;
-    if (hvs_serde_new(app->cfg.schema_registry_url, &s, &err) != 0) {
-        fprintf(stderr, "hvsctl: %s\n", err.msg);
-        return 1;
-    }
-    tail_ctx_t t;
-    if (hvs_decoder_new(s, -1, &t.dec, &err) != 0) {
-        hvs_serde_destroy(s);
-        return 1;
-    }
-    int rc = hvsctl_read_topic(app, &o, print_message, &t);
-    fflush(stdout);
-    hvs_decoder_destroy(t.dec);
-    hvs_serde_destroy(s);
-    return rc;
+    return hvsctl_read_decoded(app, &o, -1, print_message);
 }

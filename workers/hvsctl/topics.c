@@ -40,6 +40,18 @@ static rd_kafka_t *admin_client(hvs_app_t *app) {
     return rk;
 }
 
+/* Metadata of every topic; NULL (error printed) when Kafka cannot be reached. */
+static const struct rd_kafka_metadata *all_metadata(hvs_app_t *app, rd_kafka_t *rk,
+                                                    int timeout_ms) {
+    const struct rd_kafka_metadata *md;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+    if (!e)
+        return md;
+    fprintf(stderr, "hvsctl: cannot reach Kafka at %s: %s\n", app->cfg.kafka_brokers,
+            rd_kafka_err2str(e));
+    return NULL;
+}
+
 static const rd_kafka_metadata_topic_t *find(const struct rd_kafka_metadata *md, const char *name) {
     for (int i = 0; i < md->topic_cnt; i++)
         if (strcmp(md->topics[i].topic, name) == 0 && !md->topics[i].err)
@@ -53,11 +65,8 @@ static int create(hvs_app_t *app, long partitions, long replication, int timeout
     rd_kafka_t *rk = admin_client(app);
     if (!rk)
         return 1;
-    const struct rd_kafka_metadata *md;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
-    if (e) {
-        fprintf(stderr, "hvsctl: cannot reach Kafka at %s: %s\n", app->cfg.kafka_brokers,
-                rd_kafka_err2str(e));
+    const struct rd_kafka_metadata *md = all_metadata(app, rk, timeout_ms);
+    if (!md) {
         rd_kafka_destroy(rk);
         return 1;
     }
@@ -136,11 +145,8 @@ static int list(hvs_app_t *app, int timeout_ms) {
     rd_kafka_t *rk = admin_client(app);
     if (!rk)
         return 1;
-    const struct rd_kafka_metadata *md;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
-    if (e) {
-        fprintf(stderr, "hvsctl: cannot reach Kafka at %s: %s\n", app->cfg.kafka_brokers,
-                rd_kafka_err2str(e));
+    const struct rd_kafka_metadata *md = all_metadata(app, rk, timeout_ms);
+    if (!md) {
         rd_kafka_destroy(rk);
         return 1;
     }
