@@ -16,7 +16,7 @@ echo "== build (RelWithDebInfo, -Werror) =="
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$jobs"
 echo "== tests =="
-ctest --test-dir build -LE bench --output-on-failure -j 2
+ctest --test-dir build -LE 'bench|mock_flaky' --output-on-failure -j 2
 
 if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   echo "== build (ASan + UBSan) =="
@@ -28,5 +28,5 @@ if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:allocator_may_return_null=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
-  ctest --test-dir build-asan -L 'unit|integration' --output-on-failure -j 2
+  ctest --test-dir build-asan -L 'unit|integration' -LE mock_flaky --output-on-failure -j 2
 fi
