@@ -20,16 +20,17 @@ int hvs_defaults_scan(hvs_defaults_t *d, const char *schema_json, hvs_err_t *err
 /* Default of record `fullname` field `field`, or NULL. Borrowed. */
 json_t *hvs_defaults_get(const hvs_defaults_t *d, const char *fullname, const char *field);
 
-/* Set every field of record `v` that has a default to it (nested records too). */
-int hvs_serde_apply_defaults(const hvs_defaults_t *d, avro_value_t *v, hvs_err_t *err);
+/* Set every field of record `v` that has a default to it (nested records too). The field
+ * defaults of each record schema are looked up once and memoized in `d` by schema pointer. */
+int hvs_serde_apply_defaults(hvs_defaults_t *d, avro_value_t *v, hvs_err_t *err);
 
 /* Set `v` from JSON `j` (natural mapping); `path` names the field for errors. */
-int hvs_serde_set_json(const hvs_defaults_t *d, avro_value_t *v, json_t *j, const char *path,
+int hvs_serde_set_json(hvs_defaults_t *d, avro_value_t *v, json_t *j, const char *path,
                        hvs_err_t *err);
 
 /* Copy writer-schema value `src` into reader-schema value `dst` (already reset): record fields
  * by name, reader-only fields from defaults, enums by symbol, numeric promotions. */
-int hvs_serde_resolve_copy(const hvs_defaults_t *d, avro_value_t *src, avro_value_t *dst,
+int hvs_serde_resolve_copy(hvs_defaults_t *d, avro_value_t *src, avro_value_t *dst,
                            const char *path, hvs_err_t *err);
 
 /* Full name "ns.name" of a named schema into buf. */

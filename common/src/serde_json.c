@@ -23,9 +23,20 @@ typedef struct default_entry {
     json_t *value;
 } default_entry_t;
 
+/* Defaults of one record schema by field index, looked up by schema pointer on the hot path
+ * (encoders reset and re-default every message). Holds a schema reference so the pointer
+ * cannot be freed and reused for another schema while it is cached. */
+typedef struct record_defaults {
+    avro_schema_t schema;
+    size_t n;
+    json_t **v; /* borrowed from the entries */
+} record_defaults_t;
+
 struct hvs_defaults {
     default_entry_t *e;
     size_t n, cap;
+    record_defaults_t *rec;
+    size_t nrec, caprec;
 };
 
 hvs_defaults_t *hvs_defaults_new(void) { return calloc(1, sizeof(hvs_defaults_t)); }
@@ -39,6 +50,11 @@ void hvs_defaults_free(hvs_defaults_t *d) {
         json_decref(d->e[i].value);
     }
     free(d->e);
+    for (size_t i = 0; i < d->nrec; i++) {
+        avro_schema_decref(d->rec[i].schema);
+        free(d->rec[i].v);
+    }
+    free(d->rec);
     free(d);
 }
 
@@ -47,6 +63,33 @@ json_t *hvs_defaults_get(const hvs_defaults_t *d, const char *fullname, const ch
         if (strcmp(d->e[i].field, field) == 0 && strcmp(d->e[i].record, fullname) == 0)
             return d->e[i].value;
     return NULL;
+}
+
+/* Per-field defaults of record schema `schema` (NULL = out of memory). */
+static const record_defaults_t *record_defaults(hvs_defaults_t *d, avro_schema_t schema) {
+    for (size_t i = 0; i < d->nrec; i++)
+        if (d->rec[i].schema == schema)
+            return &d->rec[i];
+    if (d->nrec == d->caprec) {
+        size_t cap = d->caprec ? d->caprec * 2 : 16;
+        record_defaults_t *n = realloc(d->rec, cap * sizeof *n);
+        if (!n)
+            return NULL;
+        d->rec = n;
+        d->caprec = cap;
+    }
+    record_defaults_t *r = &d->rec[d->nrec];
+    r->n = avro_schema_record_size(schema);
+    r->v = calloc(r->n ? r->n : 1, sizeof *r->v);
+    if (!r->v)
+        return NULL;
+    char full[256];
+    hvs_serde_fullname(schema, full, sizeof full);
+    for (size_t i = 0; i < r->n; i++)
+        r->v[i] = hvs_defaults_get(d, full, avro_schema_record_field_name(schema, (int)i));
+    r->schema = avro_schema_incref(schema);
+    d->nrec++;
+    return r;
 }
 
 static int defaults_add(hvs_defaults_t *d, const char *record, const char *field, json_t *v) {
@@ -90,7 +133,9 @@ static int scan(hvs_defaults_t *d, json_t *node, const char *ns) {
         return -1;
     if (values && scan(d, values, ns) != 0)
         return -1;
-    if (!type || strcmp(type, "record") != 0) {
+    int is_record = type && strcmp(type, "record") == 0;
+    int is_enum = type && strcmp(type, "enum") == 0;
+    if (!is_record && !is_enum) {
         json_t *t = json_object_get(node, "type");
         return json_is_string(t) ? 0 : scan(d, t, ns);
     }
@@ -105,6 +150,12 @@ static int scan(hvs_defaults_t *d, json_t *node, const char *ns) {
         snprintf(full, sizeof full, "%s.%s", own_ns ? own_ns : ns, name);
     else
         snprintf(full, sizeof full, "%s", name);
+    if (is_enum) {
+        /* The enum's own default symbol, stored under field "": what a reader uses for a
+         * symbol a newer writer added. */
+        json_t *def = json_object_get(node, "default");
+        return json_is_string(def) ? defaults_add(d, full, "", def) : 0;
+    }
     char child_ns[512];
     const char *dot = strrchr(full, '.');
     snprintf(child_ns, sizeof child_ns, "%.*s", dot ? (int)(dot - full) : 0, full);
@@ -199,7 +250,7 @@ static void child_path(char *buf, size_t len, const char *path, const char *name
     snprintf(buf, len, "%s%s%s", path, path[0] ? "." : "", name);
 }
 
-int hvs_serde_set_json(const hvs_defaults_t *d, avro_value_t *v, json_t *j, const char *path,
+int hvs_serde_set_json(hvs_defaults_t *d, avro_value_t *v, json_t *j, const char *path,
                        hvs_err_t *err) {
     avro_type_t t = avro_value_get_type(v);
     avro_schema_t schema = avro_value_get_schema(v);
@@ -363,20 +414,22 @@ int hvs_serde_set_json(const hvs_defaults_t *d, avro_value_t *v, json_t *j, cons
     }
 }
 
-int hvs_serde_apply_defaults(const hvs_defaults_t *d, avro_value_t *v, hvs_err_t *err) {
+int hvs_serde_apply_defaults(hvs_defaults_t *d, avro_value_t *v, hvs_err_t *err) {
     avro_schema_t schema = avro_value_get_schema(v);
     if (avro_typeof(schema) != AVRO_RECORD)
         return HVS_OK;
-    char full[256];
-    hvs_serde_fullname(schema, full, sizeof full);
-    size_t n = avro_schema_record_size(schema);
+    const record_defaults_t *r = record_defaults(d, schema);
+    if (!r)
+        return hvs_err_set(err, HVS_ENOMEM, NULL, "schema defaults: out of memory");
+    /* Copies: nested records may grow d->rec and move *r. */
+    size_t n = r->n;
+    json_t **defs = r->v;
     for (size_t i = 0; i < n; i++) {
-        const char *fname = avro_schema_record_field_name(schema, (int)i);
-        json_t *def = hvs_defaults_get(d, full, fname);
         avro_value_t field;
         avro_value_get_by_index(v, i, &field, NULL);
-        if (def) {
-            int rc = hvs_serde_set_json(d, &field, def, fname, err);
+        if (defs[i]) {
+            int rc = hvs_serde_set_json(d, &field, defs[i],
+                                        avro_schema_record_field_name(schema, (int)i), err);
             if (rc)
                 return rc;
         } else if (avro_value_get_type(&field) == AVRO_RECORD) {
@@ -394,7 +447,7 @@ static int mismatch(hvs_err_t *err, const char *path, const char *what) {
                        path[0] ? path : "(root)", what);
 }
 
-int hvs_serde_resolve_copy(const hvs_defaults_t *d, avro_value_t *src, avro_value_t *dst,
+int hvs_serde_resolve_copy(hvs_defaults_t *d, avro_value_t *src, avro_value_t *dst,
                            const char *path, hvs_err_t *err) {
     avro_type_t st = avro_value_get_type(src), dt = avro_value_get_type(dst);
     char sub[512];
@@ -519,8 +572,15 @@ int hvs_serde_resolve_copy(const hvs_defaults_t *d, avro_value_t *src, avro_valu
         if (st != AVRO_ENUM)
             return mismatch(err, path, "expected enum");
         avro_value_get_enum(src, &idx);
+        avro_schema_t ds = avro_value_get_schema(dst);
         const char *sym = avro_schema_enum_get(avro_value_get_schema(src), idx);
-        int didx = sym ? avro_schema_enum_get_by_name(avro_value_get_schema(dst), sym) : -1;
+        int didx = sym ? avro_schema_enum_get_by_name(ds, sym) : -1;
+        if (didx < 0) {
+            /* A symbol newer than the reader: the reader enum's default, if it has one. */
+            char full[256];
+            json_t *def = hvs_defaults_get(d, hvs_serde_fullname(ds, full, sizeof full), "");
+            didx = def ? avro_schema_enum_get_by_name(ds, json_string_value(def)) : -1;
+        }
         if (didx < 0)
             return mismatch(err, path, "enum symbol unknown to the reader");
         avro_value_set_enum(dst, didx);
