@@ -154,6 +154,47 @@ static void test_bad_messages(hvs_serde_t *s) {
     hvs_decoder_destroy(d);
 }
 
+/* Every record kind: random byte changes and cuts anywhere in the body, decoded by its own
+ * decoder and by the any-schema one; each outcome is a value or a clean serde error. */
+static void test_fuzz_all(hvs_serde_t *s) {
+    srand(11);
+    for (int k = 0; k < HVS_SCHEMA_COUNT; k++) {
+        const char *name = hvs_schema_name(k) + strlen("hvacstream.");
+        char *json = read_sample(name);
+        size_t len;
+        unsigned char *good = encode_json(s, k, json, &len);
+        unsigned char *m = malloc(len);
+        hvs_decoder_t *d, *any;
+        HVS_REQUIRE(hvs_decoder_new(s, k, &d, NULL) == 0 && hvs_decoder_new(s, -1, &any, NULL) == 0,
+                    "decoders");
+        int bad = 0, rejected = 0;
+        for (int i = 0; i < 3000; i++) {
+            memcpy(m, good, len);
+            for (int f = rand() % 6; f > 0; f--)
+                m[HVS_SERDE_HEADER_LEN + (size_t)rand() % (len - HVS_SERDE_HEADER_LEN)] =
+                    (unsigned char)rand();
+            size_t cut = i % 3 == 0 ? HVS_SERDE_HEADER_LEN + (size_t)rand() % (len - 4) : len;
+            avro_value_t *v;
+            hvs_err_t err;
+            hvs_err_clear(&err);
+            for (int which = 0; which < 2; which++) {
+                int rc = hvs_decoder_decode(which ? any : d, m, cut, &v, &err);
+                if (rc != 0) {
+                    rejected++;
+                    bad += rc != HVS_ESERDE || !err.reason[0];
+                }
+            }
+        }
+        HVS_CHECK(bad == 0 && rejected > 0, "%s fuzz: %d rejected, %d without a serde reason",
+                  name, rejected, bad);
+        hvs_decoder_destroy(any);
+        hvs_decoder_destroy(d);
+        free(m);
+        free(good);
+        free(json);
+    }
+}
+
 /* Bytes of a Reading written with the v1 schema (no device_id/ingested_at/source). */
 static void test_evolution(hvs_serde_t *s) {
     const struct hvs_embedded_file *f = hvs_embedded_find("history/Reading.v1.avsc");
@@ -202,6 +243,76 @@ static void test_evolution(hvs_serde_t *s) {
               "v1 read as current: %s", json);
     free(json);
     HVS_CHECK_EQ_INT(hvs_decoder_last_schema_id(d), 1);
+    hvs_decoder_destroy(d);
+}
+
+/* A newer Feedback writer (registered at run time as id 900) with an extra enum symbol and an
+ * extra field: the current reader drops the field and maps the symbol to the enum's default. */
+static void test_newer_writer(hvs_serde_t *s) {
+    const struct hvs_embedded_file *f = hvs_embedded_find("Feedback.avsc");
+    HVS_REQUIRE(f, "Feedback.avsc compiled in");
+    json_t *sch = json_loadb((const char *)f->data, f->len, 0, NULL);
+    HVS_REQUIRE(sch, "Feedback.avsc is JSON");
+    json_t *fields = json_object_get(sch, "fields"), *fld;
+    size_t i;
+    json_array_foreach(fields, i, fld) if (strcmp(json_string_value(json_object_get(fld, "name")),
+                                                  "label") == 0)
+        json_array_append_new(json_object_get(json_object_get(fld, "type"), "symbols"),
+                              json_string("DUPLICATE"));
+    json_array_append_new(fields, json_pack("{s:s,s:[s,s],s:n,s:s}", "name", "photo_url", "type",
+                                            "null", "string", "default", "doc", "Photo."));
+    char *text = json_dumps(sch, JSON_COMPACT);
+    json_decref(sch);
+    hvs_err_t err;
+    HVS_REQUIRE(hvs_serde_add_schema(s, 900, text, &err) == 0, "add v2: %s", err.msg);
+    HVS_CHECK(hvs_serde_add_schema(s, 900, text, &err) == 0, "same schema again is fine");
+    HVS_CHECK(hvs_serde_add_schema(s, 2, text, &err) == HVS_EINVAL, "id 2 is taken");
+
+    avro_schema_t v2;
+    HVS_REQUIRE(avro_schema_from_json_length(text, strlen(text), &v2) == 0, "parse v2");
+    free(text);
+    avro_value_iface_t *iface = avro_generic_class_from_schema(v2);
+    avro_value_t val;
+    avro_generic_value_new(iface, &val);
+    const char *json = "{\"alert_id\":\"apt_1#2024-10-27#ANOMALY\",\"building_id\":\"b\","
+                       "\"technician_id\":\"t\",\"label\":\"DUPLICATE\",\"labelled_at\":5,"
+                       "\"photo_url\":\"http://x/y.jpg\"}";
+    HVS_REQUIRE(hvs_serde_value_from_json(s, &val, json, strlen(json), &err) == 0, "fill v2: %s",
+                err.msg);
+    char buf[512] = {0, 0, 0, 0x03, 0x84}; /* id 900 */
+    avro_writer_t w = avro_writer_memory(buf + 5, sizeof buf - 5);
+    HVS_REQUIRE(avro_value_write(w, &val) == 0, "write v2: %s", avro_strerror());
+    size_t len = 5 + (size_t)avro_writer_tell(w);
+    avro_writer_free(w);
+    avro_value_decref(&val);
+    avro_value_iface_decref(iface);
+    avro_schema_decref(v2);
+
+    hvs_decoder_t *d;
+    HVS_REQUIRE(hvs_decoder_new(s, HVS_SCHEMA_FEEDBACK, &d, NULL) == 0, "decoder");
+    avro_value_t *v;
+    HVS_REQUIRE(hvs_decoder_decode(d, buf, len, &v, &err) == 0, "v2 decode: %s", err.msg);
+    char *out;
+    HVS_REQUIRE(hvs_serde_value_to_json(v, &out, &err) == 0, "json");
+    json_t *got = json_loads(out, 0, NULL);
+    HVS_CHECK_EQ_STR(json_string_value(json_object_get(got, "label")), "UNSURE");
+    HVS_CHECK(json_object_get(got, "photo_url") == NULL, "writer-only field dropped: %s", out);
+    HVS_CHECK_EQ_STR(json_string_value(json_object_get(got, "alert_id")),
+                     "apt_1#2024-10-27#ANOMALY");
+    HVS_CHECK(json_is_null(json_object_get(got, "root_cause")), "default null: %s", out);
+    json_decref(got);
+    free(out);
+    /* The any-schema decoder shows the writer's own view. */
+    hvs_decoder_t *any;
+    HVS_REQUIRE(hvs_decoder_new(s, -1, &any, NULL) == 0, "any decoder");
+    HVS_REQUIRE(hvs_decoder_decode(any, buf, len, &v, &err) == 0, "any: %s", err.msg);
+    HVS_REQUIRE(hvs_serde_value_to_json(v, &out, &err) == 0, "json");
+    got = json_loads(out, 0, NULL);
+    HVS_CHECK_EQ_STR(json_string_value(json_object_get(got, "label")), "DUPLICATE");
+    HVS_CHECK_EQ_STR(json_string_value(json_object_get(got, "photo_url")), "http://x/y.jpg");
+    json_decref(got);
+    free(out);
+    hvs_decoder_destroy(any);
     hvs_decoder_destroy(d);
 }
 
@@ -366,7 +477,9 @@ int main(void) {
     HVS_CHECK_EQ_INT(hvs_schema_kind_from_name("Reading"), HVS_SCHEMA_READING);
     test_roundtrip_all(s);
     test_bad_messages(s);
+    test_fuzz_all(s);
     test_evolution(s);
+    test_newer_writer(s);
     test_json_errors(s);
     hvs_serde_destroy(s);
     test_registry();
