@@ -26,7 +26,10 @@ hvs_ms_t hvs_time_window_start(hvs_ms_t t, hvs_ms_t size) {
     if (size <= 0)
         return t;
     hvs_ms_t r = t % size;
-    return r < 0 ? t - r - size : t - r;
+    if (r >= 0)
+        return t - r;
+    hvs_ms_t back = r + size; /* in (0, size): distance down to the floor */
+    return t >= INT64_MIN + back ? t - back : INT64_MIN; /* saturate instead of overflowing */
 }
 
 hvs_ms_t hvs_time_day_start(hvs_ms_t t) { return hvs_time_window_start(t, HVS_MS_DAY); }
@@ -88,8 +91,12 @@ int hvs_time_parse_iso8601(const char *s, hvs_ms_t *out, hvs_err_t *err) {
     if (*p != 'T' && *p != 't' && *p != ' ')
         goto bad;
     p++;
-    int hh = digits(p, 2), mi = p[2] == ':' ? digits(p + 3, 2) : -1;
-    if (hh < 0 || hh > 23 || mi < 0 || mi > 59)
+    /* Every look-ahead below follows a successful digits(), so it never reads past the NUL. */
+    int hh = digits(p, 2);
+    if (hh < 0 || hh > 23 || p[2] != ':')
+        goto bad;
+    int mi = digits(p + 3, 2);
+    if (mi < 0 || mi > 59)
         goto bad;
     p += 5;
     int ss = 0, ms = 0;
@@ -118,11 +125,14 @@ int hvs_time_parse_iso8601(const char *s, hvs_ms_t *out, hvs_err_t *err) {
         p++;
     } else if (*p == '+' || *p == '-') {
         int oh = digits(p + 1, 2);
-        int om = p[3] == ':' ? digits(p + 4, 2) : digits(p + 3, 2);
-        if (oh < 0 || oh > 23 || om < 0 || om > 59)
+        if (oh < 0 || oh > 23)
+            goto bad;
+        int colon = p[3] == ':';
+        int om = digits(p + 3 + colon, 2);
+        if (om < 0 || om > 59)
             goto bad;
         offset_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
-        p += p[3] == ':' ? 6 : 5;
+        p += 5 + colon;
     } else {
         return hvs_err_set(err, HVS_EINVAL, "bad_timestamp",
                            "timestamp \"%.64s\" has no zone (Z or +hh:mm); local time is not guessed",
@@ -159,6 +169,7 @@ typedef struct wm_part {
     int32_t partition;
     hvs_ms_t max_event;   /* max event time seen */
     hvs_ms_t last_seen;   /* wall time of the last event */
+    hvs_ms_t floor;       /* highest watermark already reported (idle advance): never go below */
 } wm_part_t;
 
 struct hvs_watermark {
@@ -191,9 +202,15 @@ static wm_part_t *find_part(const hvs_watermark_t *w, int32_t partition) {
     return NULL;
 }
 
+static hvs_ms_t part_watermark(const hvs_watermark_t *w, const wm_part_t *p, hvs_ms_t now);
+
 void hvs_watermark_observe(hvs_watermark_t *w, int32_t partition, hvs_ms_t t, hvs_ms_t now) {
     wm_part_t *p = find_part(w, partition);
-    if (!p) {
+    if (p) {
+        /* Keep what idleness earned: an event after a quiet spell must not move windows that
+         * were already closed back into the open. */
+        p->floor = part_watermark(w, p, now);
+    } else {
         if (w->n == w->cap) {
             size_t cap = w->cap ? w->cap * 2 : 16;
             wm_part_t *np = realloc(w->parts, cap * sizeof *np);
@@ -205,19 +222,30 @@ void hvs_watermark_observe(hvs_watermark_t *w, int32_t partition, hvs_ms_t t, hv
         p = &w->parts[w->n++];
         p->partition = partition;
         p->max_event = t;
+        p->floor = HVS_MS_NONE;
     }
     if (t > p->max_event)
         p->max_event = t;
     p->last_seen = now;
 }
 
-/* A partition's watermark; idle ones advance by the wall time spent idle beyond the timeout. */
+/* a + b for b >= 0 or a - |b|, clamped to the int64 range (times near the ends stay ordered). */
+static hvs_ms_t sat_add(hvs_ms_t a, hvs_ms_t b) {
+    if (b > 0 && a > INT64_MAX - b)
+        return INT64_MAX;
+    if (b < 0 && a < INT64_MIN - b)
+        return INT64_MIN;
+    return a + b;
+}
+
+/* A partition's watermark; idle ones advance by the wall time spent idle beyond the timeout.
+ * Never below what it already reported (floor). */
 static hvs_ms_t part_watermark(const hvs_watermark_t *w, const wm_part_t *p, hvs_ms_t now) {
-    hvs_ms_t wm = p->max_event - w->ooo;
+    hvs_ms_t wm = sat_add(p->max_event, w->ooo > 0 ? -w->ooo : 0);
     hvs_ms_t idle_for = now - p->last_seen;
     if (w->idle > 0 && idle_for > w->idle)
-        wm += idle_for - w->idle;
-    return wm;
+        wm = sat_add(wm, idle_for - w->idle);
+    return wm > p->floor ? wm : p->floor;
 }
 
 hvs_ms_t hvs_watermark_partition(const hvs_watermark_t *w, int32_t partition, hvs_ms_t now) {

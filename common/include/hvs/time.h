@@ -5,7 +5,10 @@
  * to which a partition is believed complete: max event time seen - allowed out-of-orderness.
  * An idle partition (no event for `idle_timeout_ms` of wall time) advances by the wall time that
  * passed since it went idle, so windows still close when a partition goes quiet.
- * The watermark of a set of partitions is the minimum over the non-idle ones.
+ * The watermark of a set of partitions is the minimum over every partition seen so far, idle ones
+ * counting with their advanced watermark. A partition's watermark never goes back: an event after
+ * an idle spell continues from what the idle advance reached (that event is then late).
+ * Partitions that have seen no event yet are not counted; remove revoked ones.
  *
  * Ownership: hvs_watermark_t is _new/_destroy (NULL-safe); it grows as partitions appear.
  * Thread-safety: none (one per consumer thread). Functions taking "now" take it as an argument
@@ -36,7 +39,8 @@ typedef int64_t hvs_ms_t;
 hvs_ms_t hvs_time_now_ms(void);     /* wall clock, UTC */
 hvs_ms_t hvs_time_mono_ms(void);    /* monotonic, for timeouts */
 
-/* Start of the window of `size` ms containing t (floor, also for t < 0). */
+/* Start of the window of `size` ms containing t (floor, also for t < 0; HVS_MS_NONE when the
+ * floor is below the int64 range; t itself when size <= 0). */
 hvs_ms_t hvs_time_window_start(hvs_ms_t t, hvs_ms_t size);
 /* Start of t's UTC day. */
 hvs_ms_t hvs_time_day_start(hvs_ms_t t);
@@ -60,7 +64,8 @@ void hvs_watermark_destroy(hvs_watermark_t *w);
 void hvs_watermark_observe(hvs_watermark_t *w, int32_t partition, hvs_ms_t t, hvs_ms_t now);
 /* Watermark of one partition (HVS_MS_NONE if it has seen nothing). */
 hvs_ms_t hvs_watermark_partition(const hvs_watermark_t *w, int32_t partition, hvs_ms_t now);
-/* Minimum over partitions that are not idle (idle ones count with their advanced watermark). */
+/* Minimum over every partition seen (idle ones count with their advanced watermark);
+ * HVS_MS_NONE if none has seen an event. */
 hvs_ms_t hvs_watermark_current(const hvs_watermark_t *w, hvs_ms_t now);
 /* Forget a partition (revoked). */
 void hvs_watermark_remove(hvs_watermark_t *w, int32_t partition);
