@@ -12,8 +12,9 @@
  *
  * Evolution: a decoder reads each message with its own writer schema, then copies it into the
  * reader schema by field name; reader fields the writer lacks take their schema default
- * (avro-c 1.11's own resolver refuses them, so this module does it), enums map by symbol,
- * int/long/float promote to wider numbers.
+ * (avro-c 1.11's own resolver refuses them, so this module does it), writer fields the reader
+ * lacks are dropped, enums map by symbol (a symbol the reader lacks takes the reader enum's
+ * "default" symbol, else schema_mismatch), int/long/float promote to wider numbers.
  *
  * Ownership:
  *  - hvs_serde_t owns every schema, the id cache and the HTTP client; create one per worker
