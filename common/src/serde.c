@@ -31,8 +31,18 @@ typedef struct writer_schema {
     int kind;            /* hvs_schema_kind_t it is a version of, or -1 */
 } writer_schema_t;
 
+/* A registration already made: (kind, subject) -> id, so encoders re-created for the same
+ * topic do not POST again. */
+typedef struct subject_id {
+    int kind;
+    char subject[256];
+    int32_t id;
+} subject_id_t;
+
 struct hvs_serde {
     char *registry_url;
+    subject_id_t *subj;
+    size_t nsubj, capsubj;
     CURL *curl;
     writer_schema_t *ws;
     size_t nws, capws;
@@ -224,6 +234,7 @@ void hvs_serde_destroy(hvs_serde_t *s) {
     if (s->curl)
         curl_easy_cleanup(s->curl);
     free(s->registry_url);
+    free(s->subj);
     free(s);
 }
 
@@ -312,9 +323,14 @@ static int registry_call(hvs_serde_t *s, const char *path, const char *body, jso
 
 static int registry_register(hvs_serde_t *s, int kind, const char *topic, int32_t *id,
                              hvs_err_t *err) {
-    char path[512];
-    snprintf(path, sizeof path, "/subjects/%s-value/versions",
-             topic ? topic : hvs_schema_name(kind));
+    char subject[256], path[512];
+    snprintf(subject, sizeof subject, "%s-value", topic ? topic : hvs_schema_name(kind));
+    for (size_t i = 0; i < s->nsubj; i++)
+        if (s->subj[i].kind == kind && strcmp(s->subj[i].subject, subject) == 0) {
+            *id = s->subj[i].id;
+            return HVS_OK;
+        }
+    snprintf(path, sizeof path, "/subjects/%s/versions", subject);
     json_t *req = json_pack("{s:s}", "schema", s->current_json[kind]);
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
@@ -334,6 +350,17 @@ static int registry_register(hvs_serde_t *s, int kind, const char *topic, int32_
     }
     *id = (int32_t)json_integer_value(jid);
     json_decref(resp);
+    if (s->nsubj == s->capsubj) {
+        size_t cap = s->capsubj ? s->capsubj * 2 : 8;
+        subject_id_t *n = realloc(s->subj, cap * sizeof *n);
+        if (!n)
+            return hvs_err_set(err, HVS_ENOMEM, NULL, "schema registry cache: out of memory");
+        s->subj = n;
+        s->capsubj = cap;
+    }
+    s->subj[s->nsubj].kind = kind;
+    snprintf(s->subj[s->nsubj].subject, sizeof s->subj[s->nsubj].subject, "%s", subject);
+    s->subj[s->nsubj++].id = *id;
     if (!find_ws(s, *id)) {
         avro_schema_t copy = avro_schema_incref(s->current[kind]);
         return add_ws(s, *id, copy, err);

@@ -429,6 +429,13 @@ static void test_registry(void) {
                 "register: %s", err.msg);
     HVS_CHECK_EQ_INT(hvs_encoder_schema_id(e), 1001);
     HVS_CHECK_EQ_STR(reg.subjects[0], "readings.raw-value/versions");
+    /* A second encoder for the same topic uses the cached registration. */
+    hvs_encoder_t *e2;
+    HVS_REQUIRE(hvs_encoder_new(producer_side, HVS_SCHEMA_READING, "readings.raw", &e2, &err) == 0,
+                "second encoder: %s", err.msg);
+    HVS_CHECK_EQ_INT(hvs_encoder_schema_id(e2), 1001);
+    HVS_CHECK_EQ_INT(reg.registrations, 1);
+    hvs_encoder_destroy(e2);
     char *json = read_sample("Reading");
     HVS_CHECK(hvs_serde_value_from_json(producer_side, hvs_encoder_value(e), json, strlen(json),
                                         &err) == 0,
