@@ -101,6 +101,101 @@ static bool name_valid(const char *n) {
     return true;
 }
 
+/*
+ * Is `labels` a well-formed label set: `k="v"` pairs joined by ',', names [a-zA-Z_][a-zA-Z0-9_]*
+ * not starting with "__", no name twice, values escaped as the format wants (\\, \", \n; no raw
+ * newline)? Histograms reserve "le". Writes the reason into why.
+ */
+static bool labels_valid(const char *labels, bool histogram, char *why, size_t whylen) {
+    const char *names[32];
+    size_t namelens[32], n = 0;
+    const char *p = labels;
+    while (*p) {
+        const char *k = p;
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_')) {
+            snprintf(why, whylen, "bad label name at \"%.32s\"", k);
+            return false;
+        }
+        while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
+               (*p >= '0' && *p <= '9'))
+            p++;
+        size_t klen = (size_t)(p - k);
+        if (klen >= 2 && k[0] == '_' && k[1] == '_') {
+            snprintf(why, whylen, "label names starting with __ are reserved");
+            return false;
+        }
+        if (histogram && klen == 2 && strncmp(k, "le", 2) == 0) {
+            snprintf(why, whylen, "label le is reserved for histogram buckets");
+            return false;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (namelens[i] == klen && strncmp(names[i], k, klen) == 0) {
+                snprintf(why, whylen, "label %.*s given twice", (int)klen, k);
+                return false;
+            }
+        if (n == sizeof names / sizeof names[0]) {
+            snprintf(why, whylen, "more than 32 labels");
+            return false;
+        }
+        names[n] = k;
+        namelens[n++] = klen;
+        if (p[0] != '=' || p[1] != '"') {
+            snprintf(why, whylen, "label %.*s: expected =\"value\"", (int)klen, k);
+            return false;
+        }
+        for (p += 2; *p != '"'; p++) {
+            if (*p == '\0' || *p == '\n') {
+                snprintf(why, whylen, "label %.*s: unterminated value", (int)klen, k);
+                return false;
+            }
+            if (*p == '\\') {
+                p++;
+                if (*p != '\\' && *p != '"' && *p != 'n') {
+                    snprintf(why, whylen, "label %.*s: bad escape (use hvs_metrics_label_escape)",
+                             (int)klen, k);
+                    return false;
+                }
+            }
+        }
+        p++; /* closing quote */
+        if (*p == ',' && p[1])
+            p++;
+        else if (*p) {
+            snprintf(why, whylen, "label %.*s: expected ',' after the value", (int)klen, k);
+            return false;
+        }
+    }
+    return true;
+}
+
+int hvs_metrics_label_escape(char *buf, size_t buflen, const char *value) {
+    size_t o = 0;
+    for (const char *p = value ? value : ""; *p; p++) {
+        const char *rep = *p == '\\' ? "\\\\" : *p == '"' ? "\\\"" : *p == '\n' ? "\\n" : NULL;
+        size_t k = rep ? 2 : 1;
+        if (o + k >= buflen)
+            return HVS_EINVAL;
+        if (rep)
+            memcpy(buf + o, rep, 2);
+        else
+            buf[o] = *p;
+        o += k;
+    }
+    if (o >= buflen)
+        return HVS_EINVAL;
+    buf[o] = '\0';
+    return (int)o;
+}
+
+static bool same_bounds(const family_t *f, const double *bounds, size_t nbounds) {
+    if (f->nbounds != nbounds)
+        return false;
+    for (size_t i = 0; i < nbounds; i++)
+        if (f->bounds[i] != bounds[i])
+            return false;
+    return true;
+}
+
 static hvs_metric_t *reg(hvs_metrics_t *m, mtype_t type, const char *name, const char *help,
                          const char *labels, const double *bounds, size_t nbounds) {
     if (!m)
@@ -111,6 +206,11 @@ static hvs_metric_t *reg(hvs_metrics_t *m, mtype_t type, const char *name, const
     }
     if (!labels)
         labels = "";
+    char why[128];
+    if (!labels_valid(labels, type == M_HISTOGRAM, why, sizeof why)) {
+        hvs_log_error("metrics", "metric %s: invalid labels: %s", name, why);
+        return NULL;
+    }
     pthread_mutex_lock(&m->lock);
     family_t *f = m->families;
     while (f && strcmp(f->name, name) != 0)
@@ -118,6 +218,10 @@ static hvs_metric_t *reg(hvs_metrics_t *m, mtype_t type, const char *name, const
     hvs_metric_t *s = NULL;
     if (f && f->type != type) {
         hvs_log_error("metrics", "metric %s registered again with another type", name);
+        goto out;
+    }
+    if (f && type == M_HISTOGRAM && !same_bounds(f, bounds, nbounds)) {
+        hvs_log_error("metrics", "histogram %s registered again with other buckets", name);
         goto out;
     }
     if (!f) {
@@ -188,9 +292,12 @@ hvs_metric_t *hvs_metrics_gauge(hvs_metrics_t *m, const char *name, const char *
 
 hvs_metric_t *hvs_metrics_histogram(hvs_metrics_t *m, const char *name, const char *help,
                                     const char *labels, const double *bounds, size_t nbounds) {
-    for (size_t i = 1; i < nbounds; i++)
-        if (!(bounds[i] > bounds[i - 1])) {
-            hvs_log_error("metrics", "histogram %s: bounds not ascending", name);
+    if (nbounds && !bounds)
+        return NULL;
+    for (size_t i = 0; i < nbounds; i++)
+        if (!isfinite(bounds[i]) || (i && !(bounds[i] > bounds[i - 1]))) {
+            hvs_log_error("metrics", "histogram %s: bounds must be finite and ascending (+Inf is "
+                                     "implicit)", name ? name : "(null)");
             return NULL;
         }
     return reg(m, M_HISTOGRAM, name, help, labels, bounds, nbounds);
@@ -222,7 +329,7 @@ void hvs_metric_observe(hvs_metric_t *metric, double v) {
         return;
     const family_t *f = metric->family;
     size_t i = 0;
-    while (i < f->nbounds && v > f->bounds[i])
+    while (i < f->nbounds && !(v <= f->bounds[i])) /* NaN lands in +Inf, as in the Go client */
         i++;
     atomic_fetch_add(&metric->buckets[i], 1);
     atomic_fetch_add(&metric->count, 1);
@@ -330,8 +437,9 @@ int hvs_metrics_render(hvs_metrics_t *m, char **out, size_t *len, hvs_err_t *err
             }
             fmt_value(v, sizeof v, u2d(atomic_load(&s->value)));
             sb_printf(&b, "%s_sum%s%s%s %s\n", f->name, open, s->labels, close, v);
+            /* _count from the same bucket reads, so it always equals the +Inf bucket */
             sb_printf(&b, "%s_count%s%s%s %llu\n", f->name, open, s->labels, close,
-                      (unsigned long long)atomic_load(&s->count));
+                      (unsigned long long)cum);
         }
     }
     pthread_mutex_unlock(&m->lock);

@@ -4,7 +4,9 @@
  *
  * Naming (Prometheus guide): hvs_<subsystem>_<name>_<unit>, counters end in _total, base units
  * (seconds, bytes). Labels are a fixed string given at registration, e.g. `topic="readings.raw"`;
- * never put unbounded ids (apartments, buildings) in labels.
+ * never put unbounded ids (apartments, buildings) in labels. The string is checked at
+ * registration: `name="value"` pairs joined by ',', valid names, no name twice, no "__" prefix,
+ * no "le" on histograms, values already escaped (hvs_metrics_label_escape builds them).
  * A family is its name; registering the same name+labels again returns the same series, the
  * same name with another type fails.
  *
@@ -25,7 +27,8 @@ typedef struct hvs_metric hvs_metric_t;
 hvs_metrics_t *hvs_metrics_new(void);
 void hvs_metrics_destroy(hvs_metrics_t *m);
 
-/* NULL on a name/type conflict or bad name (logged). `labels` may be NULL or "". */
+/* NULL on a name/type conflict, bad name or bad labels (logged). `labels` may be NULL or "".
+ * A histogram registered again must give the same bounds. */
 hvs_metric_t *hvs_metrics_counter(hvs_metrics_t *m, const char *name, const char *help,
                                   const char *labels);
 hvs_metric_t *hvs_metrics_gauge(hvs_metrics_t *m, const char *name, const char *help,
@@ -41,6 +44,11 @@ void hvs_metric_set(hvs_metric_t *metric, double v);
 void hvs_metric_observe(hvs_metric_t *metric, double v);
 /* Current value of a counter or gauge (tests); count of observations for a histogram. */
 double hvs_metric_value(const hvs_metric_t *metric);
+
+/* Escape a label value for the text format (backslash, double quote and newline become \\, \"
+ * and \n) into buf.
+ * Returns the length written, or HVS_EINVAL if it does not fit (buf then undefined). */
+int hvs_metrics_label_escape(char *buf, size_t buflen, const char *value);
 
 /* Render every family. *out is malloc'd (caller frees), *len its length. */
 int hvs_metrics_render(hvs_metrics_t *m, char **out, size_t *len, hvs_err_t *err);
