@@ -1,6 +1,7 @@
 /*
- * Embedded HTTP server (see hvs/http.h) on libmicrohttpd, one thread per connection: probes and
- * scrapes are few, and a slow client must never stall the worker's own threads.
+ * Embedded HTTP server (see hvs/http.h) on libmicrohttpd, one thread per connection (at most 64,
+ * poll() rather than select() so high descriptor numbers work): probes and scrapes are few, and a
+ * slow client must never stall the worker's own threads.
  */
 #include "hvs/http.h"
 
@@ -60,21 +61,70 @@ static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status
                    MHD_RESPMEM_MUST_COPY);
 }
 
-/* Rebuild "k=v&k2=v2" from the parsed GET arguments for route handlers. */
+/* 405 names what the fixed routes do allow (RFC 9110 requires Allow). */
+static enum MHD_Result respond_405(struct MHD_Connection *conn) {
+    static const char msg[] = "method not allowed\n";
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+    MHD_add_response_header(r, "Allow", "GET, HEAD");
+    enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/*
+ * The query string for route handlers, rebuilt from libmicrohttpd's decoded arguments and
+ * percent-encoded again, so a decoded '&' or '=' inside a value cannot forge another argument.
+ */
 typedef struct query_buf {
-    char buf[2048];
+    char buf[4096];
     size_t len;
+    int overflow;
 } query_buf_t;
+
+static void q_put(query_buf_t *q, const char *s) {
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p && !q->overflow; p++) {
+        int plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~';
+        size_t need = plain ? 1 : 3;
+        if (q->len + need >= sizeof q->buf) {
+            q->overflow = 1;
+            break;
+        }
+        if (plain) {
+            q->buf[q->len++] = (char)*p;
+        } else {
+            q->buf[q->len++] = '%';
+            q->buf[q->len++] = hex[*p >> 4];
+            q->buf[q->len++] = hex[*p & 15];
+        }
+    }
+    q->buf[q->len] = '\0';
+}
+
+static void q_sep(query_buf_t *q, char c) {
+    if (q->len + 1 >= sizeof q->buf) {
+        q->overflow = 1;
+        return;
+    }
+    q->buf[q->len++] = c;
+    q->buf[q->len] = '\0';
+}
 
 static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                const char *value) {
     (void)kind;
     query_buf_t *q = cls;
-    int n = snprintf(q->buf + q->len, sizeof q->buf - q->len, "%s%s=%s", q->len ? "&" : "", key,
-                     value ? value : "");
-    if (n > 0 && (size_t)n < sizeof q->buf - q->len)
-        q->len += (size_t)n;
-    return MHD_YES;
+    if (q->len)
+        q_sep(q, '&');
+    q_put(q, key);
+    q_sep(q, '=');
+    q_put(q, value ? value : "");
+    return q->overflow ? MHD_NO : MHD_YES;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
@@ -88,6 +138,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         if (!req)
             return MHD_NO;
         *con_cls = req;
+        /* A declared length over the limit is refused before the body is read (no 100 Continue
+         * is sent, libmicrohttpd closes the connection after the answer). */
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            char *end;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (end != cl && n > MAX_BODY) {
+                req->too_large = 1;
+                return respond_text(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+                                    "request body larger than 1 MiB\n");
+            }
+        }
         return MHD_YES;
     }
     if (*upload_size) {
@@ -116,7 +179,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (strcmp(url, "/metrics") == 0 || strcmp(url, "/healthz") == 0 ||
         strcmp(url, "/readyz") == 0) {
         if (!is_get)
-            return respond_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
+            return respond_405(conn);
         if (strcmp(url, "/healthz") == 0)
             return respond_text(conn, MHD_HTTP_OK, "ok\n");
         if (strcmp(url, "/readyz") == 0) {
@@ -149,13 +212,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
     query_buf_t q;
     q.len = 0;
+    q.overflow = 0;
     q.buf[0] = '\0';
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, add_arg, &q);
+    if (q.overflow)
+        return respond_text(conn, MHD_HTTP_URI_TOO_LONG, "query string too long\n");
     hvs_http_response_t resp = {.status = 200};
     int rc = route.fn(route.opaque, method, url, q.buf, req->body ? req->body : "", req->len, &resp);
-    if (rc < 0) {
+    if (rc < 0 || resp.status < 100 || resp.status > 599) {
         free(resp.body);
-        hvs_log_warn("http", "handler for %s %s failed (%d)", method, url, rc);
+        hvs_log_warn("http", "handler for %s %s failed (rc %d, status %d)", method, url, rc,
+                     resp.status);
         return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
     }
     if (!resp.body)
@@ -205,10 +272,14 @@ int hvs_http_start(uint16_t port, int bind_any, hvs_metrics_t *metrics, hvs_http
     addr.sin_port = htons(port);
     addr.sin_addr.s_addr = htonl(bind_any ? INADDR_ANY : INADDR_LOOPBACK);
     h->daemon = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, port,
+        MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+            MHD_USE_ERROR_LOG,
+        port,
         NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
+        /* one thread per connection: bound them so a flood of idle sockets cannot exhaust us */
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64, MHD_OPTION_END);
     if (!h->daemon) {
         pthread_mutex_destroy(&h->lock);
         free(h);

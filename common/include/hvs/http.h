@@ -3,8 +3,9 @@
  *   GET /metrics  Prometheus text of the worker's registry
  *   GET /healthz  200 "ok" while the process is alive
  *   GET /readyz   200 when the readiness callback says ready, else 503 with its reason
- * plus routes a worker adds (e.g. the serving API). Anything else: 404; non-GET on the fixed
- * routes: 405. Request bodies larger than 1 MiB are refused with 413.
+ * plus routes a worker adds (e.g. the serving API). Anything else: 404; non-GET/HEAD on the fixed
+ * routes: 405 with "Allow: GET, HEAD". Request bodies larger than 1 MiB are refused with 413
+ * (before reading the body when Content-Length announces it). At most 64 connections at once.
  *
  * Ownership: hvs_http_start borrows the metrics registry and callbacks (they must outlive the
  * server); hvs_http_stop stops the threads and frees the server (NULL-safe).
@@ -33,7 +34,12 @@ typedef struct hvs_http_response {
     size_t body_len;
 } hvs_http_response_t;
 
-/* Route handler: fill resp and return 0; a negative return answers 500. */
+/*
+ * Route handler: fill resp and return 0; a negative return (or a status outside 100..599)
+ * answers 500. `path` is the decoded path; `query` is "k=v&k2=v2" percent-encoded again from the
+ * decoded arguments (so it is unambiguous), "" if none; a query over 4 KiB answers 414 before
+ * the handler runs. `body` is NUL-terminated (body_len excludes the NUL), valid during the call.
+ */
 typedef int (*hvs_http_handler_fn)(void *opaque, const char *method, const char *path,
                                    const char *query, const char *body, size_t body_len,
                                    hvs_http_response_t *resp);
