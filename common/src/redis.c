@@ -1,10 +1,12 @@
 /*
- * Redis client (see hvs/redis.h) on hiredis 0.14. Commands of a batch are kept as encoded RESP
- * in one reusable arena, written in one go and answered in order; a lost connection means
+ * Redis client (see hvs/redis.h) on hiredis 0.14. Commands of a batch are encoded as RESP straight
+ * into one reusable arena, written in one go and answered in order; a lost connection means
  * reconnect with exponential backoff and jitter and resend the whole batch.
  */
 #include "hvs/redis.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,12 +20,14 @@
 struct hvs_redis {
     char host[256];
     int port;
+    char user[128];
     char password[256];
     int db;
     hvs_redis_opts_t opts;
     redisContext *ctx;
     unsigned long reconnects;
     unsigned int seed;
+    hvs_redis_batch_t *scratch; /* reused by hvs_redis_command */
 };
 
 typedef struct cmd_ref {
@@ -32,7 +36,7 @@ typedef struct cmd_ref {
 } cmd_ref_t;
 
 struct hvs_redis_batch {
-    char *arena;
+    char *arena;                      /* every command's RESP bytes, back to back */
     size_t used, cap;
     cmd_ref_t *cmds;
     size_t n, capcmds;
@@ -41,52 +45,204 @@ struct hvs_redis_batch {
     size_t errors;
 };
 
-int hvs_redis_url_parse(const char *url, char *host, size_t hostlen, int *port, char *password,
-                        size_t pwlen, int *db, hvs_err_t *err) {
-    const char *p = url;
-    if (!url || strncmp(p, "redis://", 8) != 0)
-        return hvs_err_set(err, HVS_ECONFIG, "bad_url",
-                           "Redis URL must look like redis://[:password@]host[:port][/db]");
-    p += 8;
-    *port = 6379;
-    *db = 0;
-    password[0] = '\0';
+typedef struct url_parts {
+    char host[256];
+    int port;
+    char user[128];
+    char password[256];
+    int db;
+} url_parts_t;
+
+/*
+ * The URL with its password replaced by "***" (for messages: a bad URL is named, its secret
+ * never). Works on anything "scheme://[userinfo@]rest"; without a user, the whole userinfo is
+ * taken as the password.
+ */
+static void url_redact(const char *url, char *out, size_t outlen) {
+    if (!url) {
+        snprintf(out, outlen, "(null)");
+        return;
+    }
+    const char *auth = strstr(url, "://");
+    auth = auth ? auth + 3 : url;
+    const char *at = strrchr(auth, '@');
+    if (!at) {
+        snprintf(out, outlen, "%.200s", url);
+        return;
+    }
+    const char *colon = memchr(auth, ':', (size_t)(at - auth));
+    size_t keep = colon ? (size_t)(colon + 1 - url) : (size_t)(auth - url);
+    snprintf(out, outlen, "%.*s***%.200s", (int)(keep < 200 ? keep : 200), url, at);
+}
+
+static int hexval(char c) {
+    return c >= '0' && c <= '9' ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Percent-decode [s, s+n) into out (NUL-terminated); -1 on a bad escape, NUL or overflow. */
+static int pct_decode(const char *s, size_t n, char *out, size_t outlen) {
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '%') {
+            if (i + 2 >= n)
+                return -1;
+            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = hi * 16 + lo;
+            i += 2;
+        }
+        if (c == 0 || o + 1 >= outlen)
+            return -1;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* Up to maxd decimal digits at *p (nothing else); advances *p. -1 if none or too many. */
+static long parse_digits(const char **p, int maxd) {
+    long v = 0;
+    int nd = 0;
+    while (**p >= '0' && **p <= '9') {
+        if (++nd > maxd)
+            return -1;
+        v = v * 10 + (**p - '0');
+        (*p)++;
+    }
+    return nd ? v : -1;
+}
+
+#define URL_FORM "redis://[[user]:password@]host[:port][/db]"
+
+static int parse_url(const char *url, url_parts_t *u, hvs_err_t *err) {
+    char shown[300];
+    url_redact(url, shown, sizeof shown);
+    memset(u, 0, sizeof *u);
+    u->port = 6379;
+    if (!url || strncmp(url, "redis://", 8) != 0) {
+        if (url && strncmp(url, "rediss://", 9) == 0)
+            return hvs_err_set(err, HVS_ECONFIG, "bad_url",
+                               "Redis URL \"%s\": TLS (rediss://) is not supported", shown);
+        return hvs_err_set(err, HVS_ECONFIG, "bad_url", "Redis URL \"%s\" is not of the form %s",
+                           shown, URL_FORM);
+    }
+    const char *p = url + 8;
     const char *at = strrchr(p, '@');
     if (at) {
+        /* "user:password@", ":password@" or "password@" (userinfo without ':' is a password) */
         const char *colon = memchr(p, ':', (size_t)(at - p));
-        const char *pw = colon ? colon + 1 : p; /* "user:pw@" or "pw@" */
-        size_t n = (size_t)(at - pw);
-        if (n >= pwlen)
-            return hvs_err_set(err, HVS_ECONFIG, "bad_url", "Redis URL: password too long");
-        memcpy(password, pw, n);
-        password[n] = '\0';
+        const char *pw = colon ? colon + 1 : p;
+        if (colon && pct_decode(p, (size_t)(colon - p), u->user, sizeof u->user) != 0)
+            return hvs_err_set(err, HVS_ECONFIG, "bad_url",
+                               "Redis URL \"%s\": bad or too long user name", shown);
+        if (pct_decode(pw, (size_t)(at - pw), u->password, sizeof u->password) != 0)
+            return hvs_err_set(err, HVS_ECONFIG, "bad_url",
+                               "Redis URL \"%s\": bad %%-escape or too long password", shown);
         p = at + 1;
     }
-    size_t hl = strcspn(p, ":/");
-    if (hl == 0 || hl >= hostlen)
-        return hvs_err_set(err, HVS_ECONFIG, "bad_url", "Redis URL: missing or too long host");
-    memcpy(host, p, hl);
-    host[hl] = '\0';
-    p += hl;
+    size_t hl;
+    if (*p == '[') { /* IPv6 literal */
+        const char *close = strchr(p, ']');
+        if (!close)
+            return hvs_err_set(err, HVS_ECONFIG, "bad_url", "Redis URL \"%s\": missing ']'",
+                               shown);
+        hl = (size_t)(close - p - 1);
+        if (hl == 0 || hl >= sizeof u->host || strspn(p + 1, "0123456789abcdefABCDEF:.") != hl)
+            return hvs_err_set(err, HVS_ECONFIG, "bad_url",
+                               "Redis URL \"%s\": bad IPv6 address", shown);
+        memcpy(u->host, p + 1, hl);
+        p = close + 1;
+    } else {
+        hl = strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_");
+        if (hl == 0 || hl >= sizeof u->host)
+            return hvs_err_set(err, HVS_ECONFIG, "bad_url",
+                               "Redis URL \"%s\": missing, bad or too long host", shown);
+        memcpy(u->host, p, hl);
+        p += hl;
+    }
+    u->host[hl] = '\0';
     if (*p == ':') {
-        char *end;
-        long v = strtol(p + 1, &end, 10);
-        if (end == p + 1 || v < 1 || v > 65535 || (*end && *end != '/'))
-            return hvs_err_set(err, HVS_ECONFIG, "bad_url", "Redis URL: bad port after host %s",
-                               host);
-        *port = (int)v;
-        p = end;
+        p++;
+        long v = parse_digits(&p, 5);
+        if (v < 1 || v > 65535)
+            return hvs_err_set(err, HVS_ECONFIG, "bad_url",
+                               "Redis URL \"%s\": port must be 1..65535", shown);
+        u->port = (int)v;
     }
     if (*p == '/' && p[1]) {
-        char *end;
-        long v = strtol(p + 1, &end, 10);
-        if (end == p + 1 || *end || v < 0 || v > 1000)
-            return hvs_err_set(err, HVS_ECONFIG, "bad_url", "Redis URL: bad database number");
-        *db = (int)v;
-    } else if (*p && strcmp(p, "/") != 0) {
-        return hvs_err_set(err, HVS_ECONFIG, "bad_url", "Redis URL: unexpected text after host");
+        p++;
+        long v = parse_digits(&p, 6);
+        if (v < 0)
+            return hvs_err_set(err, HVS_ECONFIG, "bad_url",
+                               "Redis URL \"%s\": database must be a number", shown);
+        u->db = (int)v;
+    } else if (*p == '/') {
+        p++;
     }
+    if (*p)
+        return hvs_err_set(err, HVS_ECONFIG, "bad_url",
+                           "Redis URL \"%s\": unexpected \"%.32s\" (form: %s)", shown, p, URL_FORM);
     return HVS_OK;
+}
+
+int hvs_redis_url_parse(const char *url, char *host, size_t hostlen, int *port, char *password,
+                        size_t pwlen, int *db, hvs_err_t *err) {
+    url_parts_t u;
+    int rc = parse_url(url, &u, err);
+    if (rc == HVS_OK && (strlen(u.host) >= hostlen || strlen(u.password) >= pwlen))
+        rc = hvs_err_set(err, HVS_EINVAL, NULL, "Redis URL: host or password buffer too small");
+    if (rc == HVS_OK) {
+        memcpy(host, u.host, strlen(u.host) + 1);
+        memcpy(password, u.password, strlen(u.password) + 1);
+        *port = u.port;
+        *db = u.db;
+    }
+    explicit_bzero(u.password, sizeof u.password);
+    return rc;
+}
+
+int hvs_redis_url_redact(const char *url, char *buf, size_t buflen) {
+    if (!buf || !buflen)
+        return HVS_EINVAL;
+    url_redact(url, buf, buflen);
+    return HVS_OK;
+}
+
+/*
+ * hiredis writes with write(2): a peer that vanished raises SIGPIPE, whose default action kills
+ * the process. A library must not depend on the program ignoring it, so socket I/O runs with
+ * SIGPIPE blocked in this thread and a SIGPIPE raised meanwhile is consumed (write then fails
+ * with EPIPE, which is a connection loss like any other).
+ */
+typedef struct sigpipe_guard {
+    sigset_t old;
+    int was_pending;
+} sigpipe_guard_t;
+
+static void sigpipe_block(sigpipe_guard_t *g) {
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    sigpending(&pending);
+    g->was_pending = sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &g->old);
+}
+
+static void sigpipe_unblock(sigpipe_guard_t *g) {
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    sigpending(&pending);
+    if (!g->was_pending && sigismember(&pending, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        sigtimedwait(&set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
 }
 
 static struct timeval tv_ms(int ms) {
@@ -94,21 +250,44 @@ static struct timeval tv_ms(int ms) {
     return tv;
 }
 
-/* Send one command on the raw context; 0 if the reply is not an error. */
-static int raw_command(redisContext *c, hvs_err_t *err, const char *what, int argc,
-                       const char **argv) {
+/* Is this error reply one that goes away by itself (server starting, busy script, failover)? */
+static int transient_reply(const char *e) {
+    static const char *const t[] = {"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (strncmp(e, t[i], strlen(t[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * Send one handshake command on the raw context. 0 if the reply is not an error; otherwise
+ * *retry says whether trying again later can help (connection lost, server still loading), and
+ * the reason is "unreachable", `fatal_reason` ("auth", "bad_db") or "auth" for NOAUTH.
+ */
+static int handshake(redisContext *c, hvs_err_t *err, const char *what, const char *fatal_reason,
+                     int argc, const char **argv, int *retry) {
     redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-    if (!r)
+    if (!r) {
+        *retry = 1;
         return hvs_err_set(err, HVS_EREDIS, "unreachable", "%s: %s", what, c->errstr);
+    }
     int rc = HVS_OK;
-    if (r->type == REDIS_REPLY_ERROR)
-        rc = hvs_err_set(err, HVS_EREDIS, "auth", "%s: %s", what, r->str);
+    if (r->type == REDIS_REPLY_ERROR) {
+        *retry = transient_reply(r->str);
+        const char *reason = *retry                                 ? "unreachable"
+                             : strncmp(r->str, "NOAUTH", 6) == 0 ||
+                                       strncmp(r->str, "WRONGPASS", 9) == 0
+                                 ? "auth"
+                                 : fatal_reason;
+        rc = hvs_err_set(err, HVS_EREDIS, reason, "%s: %s", what, r->str);
+    }
     freeReplyObject(r);
     return rc;
 }
 
-/* One attempt to (re)connect, authenticate and select the db. */
-static int connect_once(hvs_redis_t *r, hvs_err_t *err) {
+/* One attempt to (re)connect, authenticate and select the db. *retry as for handshake(). */
+static int connect_once(hvs_redis_t *r, hvs_err_t *err, int *retry) {
+    *retry = 1;
     if (r->ctx) {
         redisFree(r->ctx);
         r->ctx = NULL;
@@ -125,20 +304,26 @@ static int connect_once(hvs_redis_t *r, hvs_err_t *err) {
     redisEnableKeepAlive(c);
     int rc = HVS_OK;
     if (r->password[0]) {
-        const char *argv[] = {"AUTH", r->password};
-        rc = raw_command(c, err, "AUTH", 2, argv);
+        /* Redis 6 ACL form when a user is named; the bare form is user "default" */
+        const char *argv3[] = {"AUTH", r->user, r->password};
+        const char *argv2[] = {"AUTH", r->password};
+        rc = r->user[0] ? handshake(c, err, "AUTH", "auth", 3, argv3, retry)
+                        : handshake(c, err, "AUTH", "auth", 2, argv2, retry);
     }
     if (rc == HVS_OK && r->db) {
         char db[16];
         snprintf(db, sizeof db, "%d", r->db);
         const char *argv[] = {"SELECT", db};
-        rc = raw_command(c, err, "SELECT", 2, argv);
+        rc = handshake(c, err, "SELECT", "bad_db", 2, argv, retry);
     }
     if (rc == HVS_OK) {
         const char *argv[] = {"PING"};
-        rc = raw_command(c, err, "PING", 1, argv); /* NOAUTH shows here when a password is needed */
+        /* NOAUTH shows here when the server wants a password we do not have */
+        rc = handshake(c, err, "PING", "reply_error", 1, argv, retry);
     }
     if (rc != HVS_OK) {
+        if (err)
+            hvs_err_wrap(err, "Redis %s:%d", r->host, r->port);
         redisFree(c);
         return rc;
     }
@@ -146,33 +331,44 @@ static int connect_once(hvs_redis_t *r, hvs_err_t *err) {
     return HVS_OK;
 }
 
-/* Reconnect with exponential backoff and jitter until the retry budget runs out. */
-static int reconnect(hvs_redis_t *r, hvs_err_t *err) {
+/*
+ * Connect (again) with exponential backoff and jitter until it works, a failure that retrying
+ * cannot fix (wrong password, bad db), or the retry budget runs out ("unreachable").
+ */
+static int connect_retry(hvs_redis_t *r, hvs_err_t *err) {
+    hvs_err_t local;
+    if (!err)
+        err = &local; /* the reason decides whether to go on */
     hvs_ms_t deadline = hvs_time_mono_ms() + r->opts.retry_budget_ms;
     int backoff = r->opts.retry_initial_ms;
-    for (int attempt = 0;; attempt++) {
-        int rc = connect_once(r, err);
+    for (int attempt = 1;; attempt++) {
+        int retry;
+        int rc = connect_once(r, err, &retry);
         if (rc == HVS_OK) {
-            r->reconnects++;
-            hvs_log_fields(HVS_LOG_INFO, "redis", "reconnected", HVS_LFS("host", r->host),
-                           HVS_LFI("port", r->port), HVS_LFI("attempts", attempt + 1));
+            if (attempt > 1)
+                hvs_log_fields(HVS_LOG_INFO, "redis", "connected after retries",
+                               HVS_LFS("host", r->host), HVS_LFI("port", r->port),
+                               HVS_LFI("attempts", attempt));
             return HVS_OK;
         }
-        if (err && strcmp(err->reason, "auth") == 0)
-            return rc; /* a wrong password does not get better by retrying */
+        if (!retry)
+            return rc;
         hvs_ms_t now = hvs_time_mono_ms();
         if (now >= deadline) {
-            char last[HVS_ERR_MSG_MAX / 2] = "";
-            if (err)
-                memcpy(last, err->msg, sizeof last - 1); /* err->msg is rewritten below */
-            return hvs_err_set(err, HVS_EREDIS, "unreachable", "unreachable for %d ms (%s)",
-                               r->opts.retry_budget_ms, last);
+            char last[HVS_ERR_MSG_MAX / 2];
+            size_t ll = strnlen(err->msg, sizeof last - 1); /* err->msg is rewritten below */
+            memcpy(last, err->msg, ll);
+            last[ll] = '\0';
+            return hvs_err_set(err, HVS_EREDIS, "unreachable",
+                               "Redis %s:%d unreachable for %d ms, %d attempts (last: %s)",
+                               r->host, r->port, r->opts.retry_budget_ms, attempt, last);
         }
+        /* "equal jitter": half the backoff fixed, half random, so clients do not stampede */
         int sleep_ms = backoff / 2 + (int)(rand_r(&r->seed) % (unsigned)(backoff / 2 + 1));
         if (now + sleep_ms > deadline)
             sleep_ms = (int)(deadline - now);
         usleep((useconds_t)sleep_ms * 1000);
-        backoff = backoff * 2 > r->opts.retry_max_ms ? r->opts.retry_max_ms : backoff * 2;
+        backoff = backoff > r->opts.retry_max_ms / 2 ? r->opts.retry_max_ms : backoff * 2;
     }
 }
 
@@ -181,28 +377,37 @@ int hvs_redis_connect(const char *url, const hvs_redis_opts_t *opts, hvs_redis_t
     hvs_redis_t *r = calloc(1, sizeof *r);
     if (!r)
         return hvs_err_set(err, HVS_ENOMEM, NULL, "redis: out of memory");
-    int rc = hvs_redis_url_parse(url, r->host, sizeof r->host, &r->port, r->password,
-                                 sizeof r->password, &r->db, err);
+    url_parts_t u;
+    int rc = parse_url(url, &u, err);
     if (rc) {
         free(r);
         return rc;
     }
+    memcpy(r->host, u.host, sizeof r->host);
+    memcpy(r->user, u.user, sizeof r->user);
+    memcpy(r->password, u.password, sizeof r->password);
+    explicit_bzero(u.password, sizeof u.password);
+    r->port = u.port;
+    r->db = u.db;
     if (opts)
         r->opts = *opts;
-    if (!r->opts.connect_timeout_ms)
+    if (r->opts.connect_timeout_ms <= 0)
         r->opts.connect_timeout_ms = 2000;
-    if (!r->opts.command_timeout_ms)
+    if (r->opts.command_timeout_ms <= 0)
         r->opts.command_timeout_ms = 5000;
-    if (!r->opts.retry_initial_ms)
+    if (r->opts.retry_initial_ms <= 0)
         r->opts.retry_initial_ms = 50;
-    if (!r->opts.retry_max_ms)
+    if (r->opts.retry_max_ms <= 0)
         r->opts.retry_max_ms = 2000;
-    if (!r->opts.retry_budget_ms)
+    if (r->opts.retry_budget_ms <= 0)
         r->opts.retry_budget_ms = 30000;
-    r->seed = (unsigned)hvs_time_now_ms();
-    rc = connect_once(r, err);
+    r->seed = (unsigned)hvs_time_now_ms() ^ (unsigned)getpid();
+    sigpipe_guard_t g;
+    sigpipe_block(&g);
+    rc = connect_retry(r, err);
+    sigpipe_unblock(&g);
     if (rc) {
-        free(r);
+        hvs_redis_destroy(r);
         return rc;
     }
     *out = r;
@@ -214,10 +419,12 @@ void hvs_redis_destroy(hvs_redis_t *r) {
         return;
     if (r->ctx)
         redisFree(r->ctx);
+    hvs_redis_batch_destroy(r->scratch);
+    explicit_bzero(r->password, sizeof r->password);
     free(r);
 }
 
-unsigned long hvs_redis_reconnects(const hvs_redis_t *r) { return r->reconnects; }
+unsigned long hvs_redis_reconnects(const hvs_redis_t *r) { return r ? r->reconnects : 0; }
 
 hvs_redis_batch_t *hvs_redis_batch_new(void) { return calloc(1, sizeof(hvs_redis_batch_t)); }
 
@@ -230,6 +437,8 @@ static void free_replies(hvs_redis_batch_t *b) {
 }
 
 void hvs_redis_batch_reset(hvs_redis_batch_t *b) {
+    if (!b)
+        return;
     free_replies(b);
     b->used = 0;
     b->n = 0;
@@ -247,41 +456,80 @@ void hvs_redis_batch_destroy(hvs_redis_batch_t *b) {
 
 size_t hvs_redis_batch_size(const hvs_redis_batch_t *b) { return b->n; }
 
-/* Append encoded command bytes; takes nothing over. */
-static int push(hvs_redis_batch_t *b, const char *cmd, size_t len,
-                const hvs_redis_script_t *script) {
-    if (b->used + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->used + len)
-            cap *= 2;
-        char *na = realloc(b->arena, cap);
-        if (!na)
-            return HVS_ENOMEM;
-        b->arena = na;
-        b->cap = cap;
-    }
-    if (b->n == b->capcmds) {
-        size_t cap = b->capcmds ? b->capcmds * 2 : 64;
-        cmd_ref_t *nc = realloc(b->cmds, cap * sizeof *nc);
-        if (!nc)
-            return HVS_ENOMEM;
-        b->cmds = nc;
-        b->capcmds = cap;
-    }
-    memcpy(b->arena + b->used, cmd, len);
-    b->cmds[b->n++] = (cmd_ref_t){b->used, len, script};
-    b->used += len;
+/* Room for `need` more bytes in the arena (grows by doubling; offsets stay valid). */
+static int arena_reserve(hvs_redis_batch_t *b, size_t need) {
+    if (b->used + need <= b->cap)
+        return HVS_OK;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->used + need)
+        cap *= 2;
+    char *na = realloc(b->arena, cap);
+    if (!na)
+        return HVS_ENOMEM;
+    b->arena = na;
+    b->cap = cap;
     return HVS_OK;
 }
 
-int hvs_redis_batch_add(hvs_redis_batch_t *b, int argc, const char **argv, const size_t *argvlen) {
-    char *cmd = NULL;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
-    if (len < 0)
+/* "<prefix><n>\r\n" into the arena (RESP array or bulk header). */
+static int put_header(hvs_redis_batch_t *b, char prefix, size_t n) {
+    char tmp[32];
+    int len = snprintf(tmp, sizeof tmp, "%c%zu\r\n", prefix, n);
+    if (arena_reserve(b, (size_t)len))
         return HVS_ENOMEM;
-    int rc = push(b, cmd, (size_t)len, NULL);
-    redisFreeCommand(cmd);
-    return rc;
+    memcpy(b->arena + b->used, tmp, (size_t)len);
+    b->used += (size_t)len;
+    return HVS_OK;
+}
+
+/* One bulk string "$<len>\r\n<bytes>\r\n". */
+static int put_bulk(hvs_redis_batch_t *b, const char *s, size_t len) {
+    if (put_header(b, '$', len) || arena_reserve(b, len + 2))
+        return HVS_ENOMEM;
+    memcpy(b->arena + b->used, s, len);
+    memcpy(b->arena + b->used + len, "\r\n", 2);
+    b->used += len + 2;
+    return HVS_OK;
+}
+
+/* Record the command written since `off`; on failure forget its bytes. */
+static int commit_cmd(hvs_redis_batch_t *b, size_t off, int rc, const hvs_redis_script_t *script) {
+    if (rc == HVS_OK && b->n == b->capcmds) {
+        size_t cap = b->capcmds ? b->capcmds * 2 : 64;
+        cmd_ref_t *nc = realloc(b->cmds, cap * sizeof *nc);
+        if (!nc)
+            rc = HVS_ENOMEM;
+        else
+            b->cmds = nc, b->capcmds = cap;
+    }
+    if (rc != HVS_OK) {
+        b->used = off;
+        return rc;
+    }
+    b->cmds[b->n++] = (cmd_ref_t){off, b->used - off, script};
+    return HVS_OK;
+}
+
+/* Append already-encoded command bytes (from hiredis's formatter). */
+static int push(hvs_redis_batch_t *b, const char *cmd, size_t len) {
+    size_t off = b->used;
+    int rc = arena_reserve(b, len);
+    if (rc == HVS_OK) {
+        memcpy(b->arena + b->used, cmd, len);
+        b->used += len;
+    }
+    return commit_cmd(b, off, rc, NULL);
+}
+
+int hvs_redis_batch_add(hvs_redis_batch_t *b, int argc, const char **argv, const size_t *argvlen) {
+    if (argc < 1 || !argv)
+        return HVS_EINVAL;
+    /* encoded straight into the arena: no allocation once the arena has grown */
+    size_t off = b->used;
+    int rc = put_header(b, '*', (size_t)argc);
+    for (int i = 0; rc == HVS_OK && i < argc; i++)
+        rc = put_bulk(b, argv[i], argvlen ? argvlen[i] : strlen(argv[i]));
+    return commit_cmd(b, off, rc, NULL);
 }
 
 int hvs_redis_batch_addf(hvs_redis_batch_t *b, const char *fmt, ...) {
@@ -292,7 +540,7 @@ int hvs_redis_batch_addf(hvs_redis_batch_t *b, const char *fmt, ...) {
     va_end(ap);
     if (len < 0)
         return HVS_EINVAL;
-    int rc = push(b, cmd, (size_t)len, NULL);
+    int rc = push(b, cmd, (size_t)len);
     redisFreeCommand(cmd);
     return rc;
 }
@@ -300,32 +548,23 @@ int hvs_redis_batch_addf(hvs_redis_batch_t *b, const char *fmt, ...) {
 int hvs_redis_batch_add_script(hvs_redis_batch_t *b, const hvs_redis_script_t *s, int nkeys,
                                const char **keys, int nargs, const char **args,
                                const size_t *argslen) {
-    int argc = 3 + nkeys + nargs;
-    const char **argv = malloc((size_t)argc * sizeof *argv);
-    size_t *lens = malloc((size_t)argc * sizeof *lens);
-    if (!argv || !lens) {
-        free(argv);
-        free(lens);
-        return HVS_ENOMEM;
-    }
+    if (!s || strlen(s->sha) != 40 || nkeys < 0 || nargs < 0)
+        return HVS_EINVAL; /* not loaded: NOSCRIPT recovery could not fix the SHA we send */
     char nk[16];
-    snprintf(nk, sizeof nk, "%d", nkeys);
-    argv[0] = "EVALSHA", lens[0] = 7;
-    argv[1] = s->sha, lens[1] = strlen(s->sha);
-    argv[2] = nk, lens[2] = strlen(nk);
-    for (int i = 0; i < nkeys; i++)
-        argv[3 + i] = keys[i], lens[3 + i] = strlen(keys[i]);
-    for (int i = 0; i < nargs; i++)
-        argv[3 + nkeys + i] = args[i], lens[3 + nkeys + i] = argslen ? argslen[i] : strlen(args[i]);
-    char *cmd = NULL;
-    int len = redisFormatCommandArgv(&cmd, argc, argv, lens);
-    free(argv);
-    free(lens);
-    if (len < 0)
-        return HVS_ENOMEM;
-    int rc = push(b, cmd, (size_t)len, s);
-    redisFreeCommand(cmd);
-    return rc;
+    int nkl = snprintf(nk, sizeof nk, "%d", nkeys);
+    size_t off = b->used;
+    int rc = put_header(b, '*', (size_t)(3 + nkeys + nargs));
+    if (rc == HVS_OK)
+        rc = put_bulk(b, "EVALSHA", 7);
+    if (rc == HVS_OK)
+        rc = put_bulk(b, s->sha, 40);
+    if (rc == HVS_OK)
+        rc = put_bulk(b, nk, (size_t)nkl);
+    for (int i = 0; rc == HVS_OK && i < nkeys; i++)
+        rc = put_bulk(b, keys[i], strlen(keys[i]));
+    for (int i = 0; rc == HVS_OK && i < nargs; i++)
+        rc = put_bulk(b, args[i], argslen ? argslen[i] : strlen(args[i]));
+    return commit_cmd(b, off, rc, s);
 }
 
 int hvs_redis_script_load(hvs_redis_t *r, hvs_redis_script_t *s, hvs_err_t *err) {
@@ -355,7 +594,8 @@ static int exec_once(hvs_redis_t *r, hvs_redis_batch_t *b, hvs_err_t *err) {
         b->capreplies = b->n;
     }
     if (!r->ctx)
-        return hvs_err_set(err, HVS_EREDIS, "unreachable", "not connected");
+        return hvs_err_set(err, HVS_EREDIS, "unreachable", "Redis %s:%d: not connected", r->host,
+                           r->port);
     for (size_t i = 0; i < b->n; i++)
         if (redisAppendFormattedCommand(r->ctx, b->arena + b->cmds[i].off, b->cmds[i].len) !=
             REDIS_OK)
@@ -372,23 +612,34 @@ static int exec_once(hvs_redis_t *r, hvs_redis_batch_t *b, hvs_err_t *err) {
     return HVS_OK;
 }
 
-/* Did a script command answer NOSCRIPT? Load those scripts again. */
+/* Load again every distinct script whose EVALSHA answered NOSCRIPT (once each, not once per
+ * command). Returns how many were loaded, or <0. */
 static int reload_scripts(hvs_redis_t *r, hvs_redis_batch_t *b, hvs_err_t *err) {
-    int reloaded = 0;
+    const hvs_redis_script_t *done[16];
+    int ndone = 0;
     for (size_t i = 0; i < b->nreplies; i++) {
         redisReply *rep = b->replies[i];
-        if (b->cmds[i].script && rep->type == REDIS_REPLY_ERROR &&
-            strncmp(rep->str, "NOSCRIPT", 8) == 0) {
-            hvs_redis_script_t copy = *b->cmds[i].script;
-            if (hvs_redis_script_load(r, &copy, err) != HVS_OK)
-                return -1;
-            reloaded++;
-        }
+        const hvs_redis_script_t *s = b->cmds[i].script;
+        if (!s || rep->type != REDIS_REPLY_ERROR || strncmp(rep->str, "NOSCRIPT", 8) != 0)
+            continue;
+        int seen = 0;
+        for (int k = 0; k < ndone && !seen; k++)
+            seen = done[k] == s || strcmp(done[k]->sha, s->sha) == 0;
+        if (seen)
+            continue;
+        hvs_redis_script_t copy = *s; /* same source, same SHA: the batch's bytes stay valid */
+        int rc = hvs_redis_script_load(r, &copy, err);
+        if (rc != HVS_OK)
+            return rc;
+        hvs_log_fields(HVS_LOG_INFO, "redis", "script loaded again after NOSCRIPT",
+                       HVS_LFS("script", s->name ? s->name : ""));
+        if (ndone < (int)(sizeof done / sizeof done[0]))
+            done[ndone++] = s;
     }
-    return reloaded;
+    return ndone;
 }
 
-int hvs_redis_batch_exec(hvs_redis_t *r, hvs_redis_batch_t *b, hvs_err_t *err) {
+static int batch_exec(hvs_redis_t *r, hvs_redis_batch_t *b, hvs_err_t *err) {
     int noscript_retried = 0;
     for (;;) {
         int rc = exec_once(r, b, err);
@@ -396,7 +647,7 @@ int hvs_redis_batch_exec(hvs_redis_t *r, hvs_redis_batch_t *b, hvs_err_t *err) {
             if (b->errors && !noscript_retried) {
                 int reloaded = reload_scripts(r, b, err);
                 if (reloaded < 0)
-                    return err ? err->code : HVS_EREDIS;
+                    return reloaded;
                 if (reloaded > 0) {
                     noscript_retried = 1; /* the same SHA is valid again: resend once */
                     continue;
@@ -408,10 +659,19 @@ int hvs_redis_batch_exec(hvs_redis_t *r, hvs_redis_batch_t *b, hvs_err_t *err) {
             return rc;
         hvs_log_fields(HVS_LOG_WARN, "redis", "connection lost, batch will be resent",
                        HVS_LFS("error", err ? err->msg : ""), HVS_LFI("commands", b->n));
-        rc = reconnect(r, err);
+        rc = connect_retry(r, err);
         if (rc)
             return rc;
+        r->reconnects++;
     }
+}
+
+int hvs_redis_batch_exec(hvs_redis_t *r, hvs_redis_batch_t *b, hvs_err_t *err) {
+    sigpipe_guard_t g;
+    sigpipe_block(&g);
+    int rc = batch_exec(r, b, err);
+    sigpipe_unblock(&g);
+    return rc;
 }
 
 const redisReply *hvs_redis_batch_reply(const hvs_redis_batch_t *b, size_t i) {
@@ -421,6 +681,10 @@ const redisReply *hvs_redis_batch_reply(const hvs_redis_batch_t *b, size_t i) {
 size_t hvs_redis_batch_errors(const hvs_redis_batch_t *b) { return b->errors; }
 
 int hvs_redis_command(hvs_redis_t *r, redisReply **reply, hvs_err_t *err, const char *fmt, ...) {
+    if (!r->scratch && !(r->scratch = hvs_redis_batch_new()))
+        return hvs_err_set(err, HVS_ENOMEM, NULL, "redis: out of memory");
+    hvs_redis_batch_t *b = r->scratch;
+    hvs_redis_batch_reset(b);
     char *cmd = NULL;
     va_list ap;
     va_start(ap, fmt);
@@ -428,18 +692,17 @@ int hvs_redis_command(hvs_redis_t *r, redisReply **reply, hvs_err_t *err, const 
     va_end(ap);
     if (len < 0)
         return hvs_err_set(err, HVS_EINVAL, NULL, "redis: bad command format \"%s\"", fmt);
-    hvs_redis_batch_t *b = hvs_redis_batch_new();
-    int rc = b ? push(b, cmd, (size_t)len, NULL) : HVS_ENOMEM;
+    int rc = push(b, cmd, (size_t)len);
     redisFreeCommand(cmd);
     if (rc == HVS_OK)
         rc = hvs_redis_batch_exec(r, b, err);
     if (rc == HVS_OK) {
-        *reply = b->replies[0];
+        *reply = b->replies[0]; /* handed over: the caller frees it */
         b->replies[0] = NULL;
     } else if (rc == HVS_ENOMEM) {
         hvs_err_set(err, HVS_ENOMEM, NULL, "redis: out of memory");
     }
-    hvs_redis_batch_destroy(b);
+    hvs_redis_batch_reset(b);
     return rc;
 }
 

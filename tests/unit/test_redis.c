@@ -1,8 +1,11 @@
 /*
- * redis against a real redis-server: URL parsing, AUTH and SELECT really applied, a pipelined
- * batch of 10k commands read back, Lua by SHA surviving SCRIPT FLUSH (NOSCRIPT recovery), the
- * server restarted while a batch runs (reconnect, whole batch resent, every key there), a
- * server gone beyond the retry budget reported as unreachable, and the key layout.
+ * redis against a real redis-server: URL parsing (and bad URLs named without their password),
+ * AUTH (bare, ACL user, %-encoded password) and SELECT really applied, a pipelined batch of 10k
+ * commands read back, binary-safe arguments, Lua by SHA surviving SCRIPT FLUSH (NOSCRIPT
+ * recovery, the script loaded once per batch, counted by the server), the server stopped before
+ * and killed during a batch and restarted on the same port (reconnect, whole batch resent, every
+ * key read back), a server that comes up late (connect waits), a server gone beyond the retry
+ * budget reported as unreachable, and the key layout.
  */
 #include <pthread.h>
 
@@ -25,14 +28,48 @@ static void test_url(void) {
                                   &db, &err) == 0 &&
                   strcmp(pw, "pw") == 0 && port == 6379 && db == 0,
               "user:pw, defaults");
-    static const char *const bad[] = {"http://h:1", "redis://", "redis://h:0", "redis://h:99999",
-                                      "redis://h:12x", "redis://h/abc", "redis://:pw@"};
+    HVS_CHECK(hvs_redis_url_parse("redis://:p%40ss%2Fw%3Ard@[::1]:7000/2", host, sizeof host,
+                                  &port, pw, sizeof pw, &db, &err) == 0 &&
+                  !strcmp(pw, "p@ss/w:rd") && !strcmp(host, "::1") && port == 7000 && db == 2,
+              "ipv6 and %%-encoded password: %s %s", host, pw);
+    HVS_CHECK(hvs_redis_url_parse("redis://s3cret@h/", host, sizeof host, &port, pw, sizeof pw,
+                                  &db, &err) == 0 &&
+                  !strcmp(pw, "s3cret") && !strcmp(host, "h") && db == 0,
+              "userinfo without ':' is the password, trailing '/'");
+    HVS_CHECK(hvs_redis_url_parse("redis://:a@b@h", host, sizeof host, &port, pw, sizeof pw, &db,
+                                  &err) == 0 &&
+                  !strcmp(pw, "a@b") && !strcmp(host, "h"),
+              "'@' in a password");
+    static const char *const bad[] = {
+        "http://:s3cret@h:1", "redis://", "redis://:s3cret@h:0", "redis://:s3cret@h:99999",
+        "redis://:s3cret@h:12x", "redis://:s3cret@h/abc", "redis://:s3cret@", "redis://h:+1",
+        "redis://:s3cret@h?db=1", "redis://h/1/2", "redis://h/-1", "redis://h x", "redis://[::1",
+        "redis://[zz]:1", "redis://:s3%2@h", "redis://:s3cret%00@h", "rediss://:s3cret@h",
+        "redis://h:6379x", "redis://h#frag", "redis://h:", "redis://:s3cret@:6379",
+    };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err.msg[0] = '\0';
         HVS_CHECK(hvs_redis_url_parse(bad[i], host, sizeof host, &port, pw, sizeof pw, &db,
                                       &err) == HVS_ECONFIG,
                   "%s rejected", bad[i]);
-        HVS_CHECK(strstr(err.msg, "pw") == NULL, "password not in \"%s\"", err.msg);
+        HVS_CHECK_EQ_STR(err.reason, "bad_url");
+        HVS_CHECK(strstr(err.msg, "s3cret") == NULL && strstr(err.msg, "s3%2") == NULL,
+                  "password not in \"%s\"", err.msg);
+        /* the message names the URL (masked) so the operator knows which setting is wrong */
+        char masked[300];
+        hvs_redis_url_redact(bad[i], masked, sizeof masked);
+        HVS_CHECK(strstr(err.msg, masked) != NULL, "\"%s\" names %s", err.msg, masked);
     }
+    hvs_redis_t *r = NULL;
+    HVS_CHECK(hvs_redis_connect("redis://:s3cret@h:0", NULL, &r, &err) == HVS_ECONFIG && !r,
+              "connect refuses a bad url");
+    char masked[128];
+    hvs_redis_url_redact("redis://alice:s3cret@h:1/2", masked, sizeof masked);
+    HVS_CHECK_EQ_STR(masked, "redis://alice:***@h:1/2");
+    hvs_redis_url_redact("redis://s3cret@h", masked, sizeof masked);
+    HVS_CHECK_EQ_STR(masked, "redis://***@h");
+    hvs_redis_url_redact("redis://h:1", masked, sizeof masked);
+    HVS_CHECK_EQ_STR(masked, "redis://h:1");
 }
 
 static void test_keys(void) {
@@ -80,6 +117,44 @@ static void test_auth_select(const hvs_test_proc_t *srv) {
     snprintf(url, sizeof url, "redis://:wrong@127.0.0.1:%d", srv->port);
     HVS_CHECK(hvs_redis_connect(url, NULL, &noauth, &err) == HVS_EREDIS, "wrong password");
     HVS_CHECK(strstr(err.msg, "wrong") == NULL, "password not echoed: %s", err.msg);
+    /* a password with URL-special characters, given %-encoded */
+    HVS_CHECK(hvs_redis_command(authed, &rep, &err, "CONFIG SET requirepass %s", "p@ss/w:rd") == 0,
+              "odd password");
+    freeReplyObject(rep);
+    hvs_redis_t *odd = NULL;
+    snprintf(url, sizeof url, "redis://:p%%40ss%%2Fw%%3Ard@127.0.0.1:%d/3", srv->port);
+    HVS_CHECK(hvs_redis_connect(url, NULL, &odd, &err) == 0, "%%-encoded password: %s", err.msg);
+    HVS_CHECK_EQ_INT(int_reply(odd, "EXISTS only_in_3"), 1);
+    hvs_redis_destroy(odd);
+    /* Redis 6 ACL user: AUTH user password, and the connection really is that user */
+    HVS_CHECK(hvs_redis_command(authed, &rep, &err,
+                                "ACL SETUSER alice on >wonderland ~hvs:* +@all") == 0 &&
+                  rep->type == REDIS_REPLY_STATUS,
+              "acl user");
+    freeReplyObject(rep);
+    snprintf(url, sizeof url, "redis://alice:wonderland@127.0.0.1:%d", srv->port);
+    hvs_redis_t *alice = NULL;
+    HVS_REQUIRE(hvs_redis_connect(url, NULL, &alice, &err) == 0, "as alice: %s", err.msg);
+    HVS_CHECK(hvs_redis_command(alice, &rep, &err, "ACL WHOAMI") == 0 && rep->str &&
+                  strcmp(rep->str, "alice") == 0,
+              "whoami");
+    freeReplyObject(rep);
+    HVS_CHECK(hvs_redis_command(alice, &rep, &err, "SET notmine 1") == 0 &&
+                  rep->type == REDIS_REPLY_ERROR,
+              "alice's key pattern applies"); /* proves AUTH went to alice, not default */
+    freeReplyObject(rep);
+    hvs_redis_destroy(alice);
+    snprintf(url, sizeof url, "redis://alice:hunter2@127.0.0.1:%d", srv->port);
+    int64_t t0 = hvs_test_now_ms();
+    HVS_CHECK(hvs_redis_connect(url, NULL, &noauth, &err) == HVS_EREDIS, "alice, wrong password");
+    HVS_CHECK_EQ_STR(err.reason, "auth");
+    HVS_CHECK(hvs_test_now_ms() - t0 < 1000, "a wrong password is not retried");
+    /* a database the server does not have */
+    snprintf(url, sizeof url, "redis://:p%%40ss%%2Fw%%3Ard@127.0.0.1:%d/99", srv->port);
+    HVS_CHECK(hvs_redis_connect(url, NULL, &noauth, &err) == HVS_EREDIS, "db 99");
+    HVS_CHECK_EQ_STR(err.reason, "bad_db");
+    HVS_CHECK(hvs_redis_command(authed, &rep, &err, "ACL DELUSER alice") == 0, "deluser");
+    freeReplyObject(rep);
     HVS_CHECK(hvs_redis_command(authed, &rep, &err, "CONFIG SET requirepass %s", "") == 0, "off");
     freeReplyObject(rep);
     hvs_redis_destroy(authed);
@@ -122,6 +197,20 @@ static void test_pipeline_and_scripts(const hvs_test_proc_t *srv) {
     HVS_CHECK_EQ_INT(hvs_redis_batch_errors(b), 1);
     HVS_CHECK(hvs_redis_batch_reply(b, 1)->type == REDIS_REPLY_ERROR, "wrongtype reported");
     HVS_CHECK_EQ_STR(hvs_redis_batch_reply(b, 2)->str, "x");
+    HVS_CHECK(hvs_redis_batch_reply(b, 3) == NULL, "out of range");
+    /* binary-safe arguments: NUL, CR LF and a RESP-looking value come back byte for byte */
+    static const char bin[] = "a\0b\r\n$3\r\n*1\r\n\xff";
+    const char *argv[] = {"SET", "hvs:{b}:bin", bin};
+    size_t lens[] = {3, 11, sizeof bin - 1};
+    hvs_redis_batch_reset(b);
+    HVS_CHECK_EQ_INT(hvs_redis_batch_add(b, 3, argv, lens), 0);
+    hvs_redis_batch_addf(b, "GET %s", "hvs:{b}:bin");
+    HVS_CHECK(hvs_redis_batch_exec(r, b, &err) == 0, "binary");
+    const redisReply *got = hvs_redis_batch_reply(b, 1);
+    HVS_CHECK(got && got->type == REDIS_REPLY_STRING && got->len == sizeof bin - 1 &&
+                  memcmp(got->str, bin, sizeof bin - 1) == 0,
+              "binary value read back");
+    HVS_CHECK_EQ_INT(hvs_redis_batch_add(b, 0, argv, lens), HVS_EINVAL);
 
     /* Lua: an idempotent "max" update, by SHA; still works after SCRIPT FLUSH. */
     static hvs_redis_script_t setmax = {
@@ -151,6 +240,36 @@ static void test_pipeline_and_scripts(const hvs_test_proc_t *srv) {
                   strcmp(rep->str, "9") == 0,
               "script ran after NOSCRIPT recovery");
     freeReplyObject(rep);
+    /* 500 EVALSHA after a flush: loaded once (the server's own statistics say so), all ran */
+    HVS_CHECK(hvs_redis_command(r, &rep, &err, "SCRIPT FLUSH") == 0, "flush");
+    freeReplyObject(rep);
+    HVS_CHECK(hvs_redis_command(r, &rep, &err, "CONFIG RESETSTAT") == 0, "resetstat");
+    freeReplyObject(rep);
+    hvs_redis_batch_reset(b);
+    char kbuf[64], vbuf[16];
+    for (int i = 0; i < 500; i++) {
+        hvs_redis_key(kbuf, sizeof kbuf, "bldg_s", "max:%d", i % 50);
+        snprintf(vbuf, sizeof vbuf, "%d", i);
+        const char *k[] = {kbuf}, *a[] = {vbuf};
+        hvs_redis_batch_add_script(b, &setmax, 1, k, 1, a, NULL);
+    }
+    HVS_CHECK(hvs_redis_batch_exec(r, b, &err) == 0 && hvs_redis_batch_errors(b) == 0,
+              "500 evalsha after flush");
+    HVS_CHECK(hvs_redis_command(r, &rep, &err, "INFO commandstats") == 0, "info");
+    HVS_CHECK(strstr(rep->str, "cmdstat_script|load:calls=1,") != NULL, "loaded once:\n%s",
+              rep->str);
+    freeReplyObject(rep);
+    int maxwrong = 0;
+    for (int k = 0; k < 50; k++) {
+        char kq[64];
+        hvs_redis_key(kq, sizeof kq, "bldg_s", "max:%d", k);
+        HVS_CHECK(hvs_redis_command(r, &rep, &err, "GET %s", kq) == 0, "get");
+        maxwrong += !rep->str || atoi(rep->str) != 450 + k; /* the largest i with i % 50 == k */
+        freeReplyObject(rep);
+    }
+    HVS_CHECK_EQ_INT(maxwrong, 0);
+    hvs_redis_script_t unloaded = {"never", "return 1", ""};
+    HVS_CHECK_EQ_INT(hvs_redis_batch_add_script(b, &unloaded, 1, keys, 0, NULL, NULL), HVS_EINVAL);
     hvs_redis_batch_destroy(b);
     hvs_redis_destroy(r);
 }
@@ -165,6 +284,20 @@ typedef struct exec_arg {
 static void *exec_batch(void *p) {
     exec_arg_t *a = p;
     a->rc = hvs_redis_batch_exec(a->r, a->b, &a->err);
+    return NULL;
+}
+
+typedef struct connect_arg {
+    const char *url;
+    const hvs_redis_opts_t *opts;
+    hvs_redis_t *r;
+    hvs_err_t err;
+    int rc;
+} connect_arg_t;
+
+static void *connect_thread(void *p) {
+    connect_arg_t *a = p;
+    a->rc = hvs_redis_connect(a->url, a->opts, &a->r, &a->err);
     return NULL;
 }
 
@@ -204,6 +337,36 @@ static void test_restart(hvs_test_proc_t *srv) {
     }
     HVS_CHECK_EQ_INT(lost, 0);
 
+    /* Killed in the middle of a big batch, back 300 ms later: the whole batch is resent. */
+    unsigned long before = hvs_redis_reconnects(r);
+    hvs_redis_batch_reset(b);
+    const int big = 200000;
+    for (int i = 0; i < big; i++) {
+        hvs_redis_key(key, sizeof key, "bldg_k", "h:%d", i);
+        hvs_redis_batch_addf(b, "SET %s %d", key, i);
+    }
+    arg.rc = -1;
+    pthread_create(&t, NULL, exec_batch, &arg);
+    usleep(20000);
+    hvs_test_proc_kill(srv); /* SIGKILL: a crash, not a shutdown */
+    usleep(300000);
+    HVS_REQUIRE(hvs_test_redis_start(srv, port) == 0, "redis restarted");
+    pthread_join(t, NULL);
+    HVS_CHECK(arg.rc == 0, "batch survived the crash: %s", arg.err.msg);
+    HVS_CHECK(hvs_redis_reconnects(r) > before, "the batch was cut and resent");
+    hvs_redis_batch_reset(b);
+    for (int i = 0; i < big; i++) {
+        hvs_redis_key(key, sizeof key, "bldg_k", "h:%d", i);
+        hvs_redis_batch_addf(b, "GET %s", key);
+    }
+    HVS_CHECK(hvs_redis_batch_exec(r, b, &err) == 0, "read back");
+    lost = 0;
+    for (int i = 0; i < big; i++) {
+        const redisReply *rep = hvs_redis_batch_reply(b, (size_t)i);
+        lost += !rep || rep->type != REDIS_REPLY_STRING || atoi(rep->str) != i;
+    }
+    HVS_CHECK_EQ_INT(lost, 0);
+
     /* Gone for good: reported as unreachable once the budget is spent. */
     hvs_redis_t *q;
     hvs_redis_opts_t quick = {.retry_initial_ms = 20, .retry_max_ms = 100, .retry_budget_ms = 500};
@@ -217,6 +380,24 @@ static void test_restart(hvs_test_proc_t *srv) {
     hvs_redis_destroy(q);
     hvs_redis_batch_destroy(b);
     hvs_redis_destroy(r);
+
+    /* Connecting to a server that is not there yet: fails after the budget ... */
+    hvs_redis_t *late = NULL;
+    t0 = hvs_test_now_ms();
+    HVS_CHECK(hvs_redis_connect(srv->addr, &quick, &late, &err) == HVS_EREDIS && !late,
+              "nobody there");
+    HVS_CHECK_EQ_STR(err.reason, "unreachable");
+    int64_t took = hvs_test_now_ms() - t0;
+    HVS_CHECK(took >= 400 && took < 3000, "gave up after the budget (%lld ms)", (long long)took);
+    /* ... and succeeds when it comes up within the budget */
+    connect_arg_t ca = {srv->addr, &opts, NULL, {0, "", ""}, -1};
+    pthread_create(&t, NULL, connect_thread, &ca);
+    usleep(500000);
+    HVS_REQUIRE(hvs_test_redis_start(srv, port) == 0, "redis started late");
+    pthread_join(t, NULL);
+    HVS_CHECK(ca.rc == 0 && ca.r, "connect waited for the server: %s", ca.err.msg);
+    HVS_CHECK_EQ_INT(int_reply(ca.r, "DBSIZE"), 0);
+    hvs_redis_destroy(ca.r);
 }
 
 int main(void) {

@@ -18,7 +18,13 @@
  * static); the client fills their sha.
  * Thread-safety: none; one client per thread.
  * Errors: 0 or negative hvs_rc_t; HVS_EREDIS with reason "unreachable" after the retry budget,
- * "reply_error" when a command's reply is an error.
+ * "auth" (wrong/missing password: not retried), "bad_db" (SELECT refused: not retried),
+ * "reply_error" when a command's reply is an error; HVS_ECONFIG "bad_url" for a bad URL, with a
+ * message that names the URL with its password replaced by "***".
+ * Allocation: batch commands are encoded into one arena that is kept across reset, so a batch
+ * reused with hvs_redis_batch_add / _add_script allocates nothing once it has grown (hiredis
+ * still allocates each reply); hvs_redis_batch_addf and hvs_redis_command allocate one
+ * temporary per command for hiredis's formatter.
  */
 #ifndef HVS_REDIS_H
 #define HVS_REDIS_H
@@ -46,19 +52,26 @@ typedef struct hvs_redis_script {
 } hvs_redis_script_t;
 
 /*
- * Connect to "redis://[:password@]host[:port][/db]" (also "redis://user:password@...").
- * AUTH and SELECT are sent on every (re)connect. opts may be NULL.
+ * Connect to "redis://[[user]:password@]host[:port][/db]" (host may be "[ipv6]"; user and
+ * password may be %-encoded; userinfo without ':' is a password). AUTH (AUTH user password when a
+ * user is named) and SELECT are sent on every (re)connect. A server that is down or still
+ * loading is retried with backoff within opts->retry_budget_ms; a wrong password is not.
+ * opts may be NULL. On failure *out is untouched.
  */
 int hvs_redis_connect(const char *url, const hvs_redis_opts_t *opts, hvs_redis_t **out,
                       hvs_err_t *err);
 void hvs_redis_destroy(hvs_redis_t *r);
 
-/* URL parsed into parts (for tests and the effective-config log); the password is never logged. */
+/* URL parsed into parts (for tests and the effective-config log); the password is never logged;
+ * the user name, if any, is not returned. */
 int hvs_redis_url_parse(const char *url, char *host, size_t hostlen, int *port, char *password,
                         size_t pwlen, int *db, hvs_err_t *err);
 
-/* One command with reconnect/retry (same rules as a batch of one). *reply is the caller's to
- * freeReplyObject. */
+/* "redis://user:***@host..." for logs: url with its password masked (truncated to fit). */
+int hvs_redis_url_redact(const char *url, char *buf, size_t buflen);
+
+/* One command with reconnect/retry (same rules as a batch of one; the client reuses one internal
+ * batch). *reply is the caller's to freeReplyObject. */
 int hvs_redis_command(hvs_redis_t *r, redisReply **reply, hvs_err_t *err, const char *fmt, ...);
 
 /* Load (SCRIPT LOAD) and remember the sha in s->sha. */
@@ -72,7 +85,7 @@ void hvs_redis_batch_reset(hvs_redis_batch_t *b);
 int hvs_redis_batch_add(hvs_redis_batch_t *b, int argc, const char **argv, const size_t *argvlen);
 /* Append a command in hiredis format ("HSET %s %s %b"). */
 int hvs_redis_batch_addf(hvs_redis_batch_t *b, const char *fmt, ...);
-/* Append EVALSHA of a loaded script with keys then args. */
+/* Append EVALSHA of a loaded script with keys then args; HVS_EINVAL if s was never loaded. */
 int hvs_redis_batch_add_script(hvs_redis_batch_t *b, const hvs_redis_script_t *s, int nkeys,
                                const char **keys, int nargs, const char **args,
                                const size_t *argslen);
