@@ -1,14 +1,52 @@
 /*
- * Redis against a real redis-server: unpipelined commands vs pipelined batches through
- * hvs_redis_batch_exec, ops/s, and the latency of a 10k-command batch (p50/p99 of 50 batches).
+ * Redis against a real redis-server on loopback: SET and HSET one at a time (hvs_redis_command
+ * vs bare hiredis redisCommand, so the layer's own cost shows) vs pipelined batches of 10k
+ * through hvs_redis_batch_exec (argv form: no allocation per command; format form:
+ * hiredis's formatter allocates one), ops/s, and the latency of one 10k batch (p50/p99).
  */
 #include "hvs/log.h"
 #include "hvs/redis.h"
 #include "hvs_test.h"
 
+#define N_SINGLE 20000
+#define BATCH 10000
+#define ROUNDS 40
+
 static int cmp_i64(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return x < y ? -1 : x > y;
+}
+
+static double secs_since(int64_t t0) { return (double)(hvs_test_now_ms() - t0) / 1000; }
+
+/* ROUNDS batches of BATCH commands; fills lat (ms per exec), returns ops/s incl. building. */
+static double pipelined(hvs_redis_t *r, hvs_redis_batch_t *b, int hset, int use_argv,
+                        int64_t *lat) {
+    char key[64], val[16];
+    hvs_err_t err;
+    int64_t t0 = hvs_test_now_ms();
+    for (int round = 0; round < ROUNDS; round++) {
+        hvs_redis_batch_reset(b);
+        for (int i = 0; i < BATCH; i++) {
+            hvs_redis_key(key, sizeof key, hset ? "bldg_bh" : "bldg_bs", "h:%d", i);
+            snprintf(val, sizeof val, "%d", i + round);
+            if (use_argv) {
+                const char *sv[] = {"SET", key, val}, *hv[] = {"HSET", key, "kwh", val};
+                hvs_redis_batch_add(b, hset ? 4 : 3, hset ? hv : sv, NULL);
+            } else if (hset) {
+                hvs_redis_batch_addf(b, "HSET %s kwh %s", key, val);
+            } else {
+                hvs_redis_batch_addf(b, "SET %s %s", key, val);
+            }
+        }
+        int64_t a = hvs_test_now_ms();
+        HVS_REQUIRE(hvs_redis_batch_exec(r, b, &err) == 0, "exec: %s", err.msg);
+        lat[round] = hvs_test_now_ms() - a;
+        HVS_CHECK(hvs_redis_batch_errors(b) == 0, "no error replies");
+    }
+    double s = secs_since(t0);
+    qsort(lat, ROUNDS, sizeof lat[0], cmp_i64);
+    return (double)ROUNDS * BATCH / s;
 }
 
 int main(void) {
@@ -19,36 +57,52 @@ int main(void) {
     hvs_err_t err;
     HVS_REQUIRE(hvs_redis_connect(srv.addr, NULL, &r, &err) == 0, "connect");
     char key[64];
-    int n1 = 20000;
-    int64_t t0 = hvs_test_now_ms();
-    for (int i = 0; i < n1; i++) {
-        redisReply *rep;
-        hvs_redis_key(key, sizeof key, "bldg_u", "h:%d", i);
-        if (hvs_redis_command(r, &rep, &err, "HSET %s kwh %d", key, i) == 0)
+
+    /* one at a time: a round trip each */
+    double single[2], bare[2];
+    for (int hset = 0; hset < 2; hset++) {
+        int64_t t0 = hvs_test_now_ms();
+        for (int i = 0; i < N_SINGLE; i++) {
+            redisReply *rep;
+            hvs_redis_key(key, sizeof key, hset ? "bldg_uh" : "bldg_us", "h:%d", i);
+            int rc = hset ? hvs_redis_command(r, &rep, &err, "HSET %s kwh %d", key, i)
+                          : hvs_redis_command(r, &rep, &err, "SET %s %d", key, i);
+            HVS_REQUIRE(rc == 0, "command: %s", err.msg);
             freeReplyObject(rep);
-    }
-    double s1 = (double)(hvs_test_now_ms() - t0) / 1000;
-    hvs_redis_batch_t *b = hvs_redis_batch_new();
-    static int64_t lat[50];
-    int64_t total0 = hvs_test_now_ms();
-    for (int round = 0; round < 50; round++) {
-        hvs_redis_batch_reset(b);
-        for (int i = 0; i < 10000; i++) {
-            hvs_redis_key(key, sizeof key, "bldg_b", "h:%d", i);
-            hvs_redis_batch_addf(b, "HSET %s kwh %d", key, i + round);
         }
-        int64_t a = hvs_test_now_ms();
-        HVS_REQUIRE(hvs_redis_batch_exec(r, b, &err) == 0, "exec");
-        lat[round] = hvs_test_now_ms() - a;
+        single[hset] = N_SINGLE / secs_since(t0);
     }
-    double s2 = (double)(hvs_test_now_ms() - total0) / 1000;
-    qsort(lat, 50, sizeof lat[0], cmp_i64);
-    printf("bench_redis: real redis-server on loopback\n");
-    printf("  unpipelined HSET: %.0f ops/s\n", n1 / s1);
-    printf("  pipelined HSET (batches of 10k, building + encoding included): %.0f ops/s\n",
-           500000 / s2);
-    printf("  one 10k batch: p50 %lld ms, p99 %lld ms\n", (long long)lat[25], (long long)lat[49]);
-    HVS_CHECK(hvs_redis_batch_errors(b) == 0, "no errors");
+    struct timeval tv = {5, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", srv.port, tv);
+    HVS_REQUIRE(c && !c->err, "bare hiredis");
+    for (int hset = 0; hset < 2; hset++) {
+        int64_t t0 = hvs_test_now_ms();
+        for (int i = 0; i < N_SINGLE; i++) {
+            hvs_redis_key(key, sizeof key, hset ? "bldg_vh" : "bldg_vs", "h:%d", i);
+            redisReply *rep = hset ? redisCommand(c, "HSET %s kwh %d", key, i)
+                                   : redisCommand(c, "SET %s %d", key, i);
+            HVS_REQUIRE(rep != NULL, "bare command");
+            freeReplyObject(rep);
+        }
+        bare[hset] = N_SINGLE / secs_since(t0);
+    }
+    redisFree(c);
+
+    hvs_redis_batch_t *b = hvs_redis_batch_new();
+    static int64_t lat[4][ROUNDS];
+    double piped[4];
+    for (int v = 0; v < 4; v++)
+        piped[v] = pipelined(r, b, v & 1, v >> 1, lat[v]);
+
+    printf("bench_redis: real redis-server 7 on loopback, one client\n");
+    printf("  one at a time  SET : %7.0f ops/s (bare hiredis %7.0f)\n", single[0], bare[0]);
+    printf("  one at a time  HSET: %7.0f ops/s (bare hiredis %7.0f)\n", single[1], bare[1]);
+    static const char *const names[] = {"SET  format", "HSET format", "SET  argv  ", "HSET argv  "};
+    for (int v = 0; v < 4; v++)
+        printf("  pipelined %s, batches of %d (building included): %8.0f ops/s; "
+               "one batch exec p50 %lld ms, p99 %lld ms\n",
+               names[v], BATCH, piped[v], (long long)lat[v][ROUNDS / 2],
+               (long long)lat[v][ROUNDS - 1]);
     hvs_redis_batch_destroy(b);
     hvs_redis_destroy(r);
     hvs_test_proc_stop(&srv);

@@ -222,9 +222,15 @@ int hvs_redis_url_redact(const char *url, char *buf, size_t buflen) {
 typedef struct sigpipe_guard {
     sigset_t old;
     int was_pending;
+    int active;
 } sigpipe_guard_t;
 
 static void sigpipe_block(sigpipe_guard_t *g) {
+    struct sigaction sa;
+    /* programs that ignore SIGPIPE (hvs_app does) pay one syscall, not four */
+    g->active = !(sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN);
+    if (!g->active)
+        return;
     sigset_t set, pending;
     sigemptyset(&set);
     sigaddset(&set, SIGPIPE);
@@ -234,6 +240,8 @@ static void sigpipe_block(sigpipe_guard_t *g) {
 }
 
 static void sigpipe_unblock(sigpipe_guard_t *g) {
+    if (!g->active)
+        return;
     sigset_t set, pending;
     sigemptyset(&set);
     sigaddset(&set, SIGPIPE);
