@@ -2,18 +2,22 @@
  * Consumer and producer over librdkafka (see hvs/kafka.h), after librdkafka's
  * examples/consumer.c and INTRODUCTION.md "At-least-once processing".
  *
- * Offset jumps: librdkafka's auto.offset.reset=error would also stop brand-new groups, so new
- * groups start at "earliest" and this layer detects the dangerous case itself: when the first
- * message of a (non-compacted) partition after assignment is past the committed offset, data
- * aged out before we read it. That is reported as an error (reason "offset_out_of_range"),
- * never skipped silently.
+ * Offset jumps: librdkafka's auto.offset.reset=error would also stop brand-new groups, and with
+ * "earliest" a reset is only a log line (rdkafka_offset.c logs it at WARNING and carries on). So
+ * new groups start at "earliest" and this layer checks offset continuity itself: per assigned
+ * partition it knows the next offset it must see (the committed offset at assignment, then the
+ * last returned offset + 1). A message past that on a non-compacted topic means data aged out
+ * before we read it (retention, or the devbroker's ~5 MiB per partition), at the start or in the
+ * middle of a stream; a message before it means the committed offset was beyond the log end
+ * (topic recreated, data lost) and the partition is replayed. Both are reported as errors with
+ * reason "offset_out_of_range", never skipped silently. Gaps are legal only on compacted topics
+ * (our producers are idempotent, not transactional, so no control records leave gaps).
  */
 #include "hvs/kafka.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "hvs/log.h"
 #include "hvs/time.h"
@@ -24,8 +28,8 @@
 typedef struct part_state {
     char topic[HVS_TOPIC_NAME_MAX];
     int32_t partition;
-    int64_t committed;   /* committed offset at assignment; -1 none */
-    int seen;            /* a message was seen since assignment */
+    int64_t next;        /* offset the next message must have; -1 unknown (new group) */
+    bool compacted;      /* gaps are legal */
 } part_state_t;
 
 struct hvs_consumer {
@@ -36,6 +40,9 @@ struct hvs_consumer {
     size_t *cur_n;
     part_state_t *parts;
     size_t nparts, capparts;
+    size_t last;         /* index of the last part found: batches come partition by partition */
+    /* a message hvs_consumer_wait_assignment received; poll_batch returns it first */
+    rd_kafka_message_t *pending;
     int closed;
 };
 
@@ -77,9 +84,14 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
 /* ---- consumer ------------------------------------------------------------------------------ */
 
 static part_state_t *part_find(hvs_consumer_t *c, const char *topic, int32_t partition) {
+    if (c->last < c->nparts && c->parts[c->last].partition == partition &&
+        strcmp(c->parts[c->last].topic, topic) == 0)
+        return &c->parts[c->last];
     for (size_t i = 0; i < c->nparts; i++)
-        if (c->parts[i].partition == partition && strcmp(c->parts[i].topic, topic) == 0)
+        if (c->parts[i].partition == partition && strcmp(c->parts[i].topic, topic) == 0) {
+            c->last = i;
             return &c->parts[i];
+        }
     return NULL;
 }
 
@@ -104,8 +116,9 @@ static void parts_added(hvs_consumer_t *c, rd_kafka_topic_partition_list_t *part
         }
         snprintf(p->topic, sizeof p->topic, "%s", tp->topic);
         p->partition = tp->partition;
-        p->committed = tp->err ? -1 : tp->offset;
-        p->seen = 0;
+        p->next = tp->err || tp->offset < 0 ? -1 : tp->offset;
+        const hvs_topic_t *t = hvs_topic_by_name(tp->topic);
+        p->compacted = t && t->compacted;
     }
     rd_kafka_topic_partition_list_destroy(copy);
 }
@@ -117,6 +130,11 @@ static void parts_removed(hvs_consumer_t *c, const rd_kafka_topic_partition_list
             *p = c->parts[--c->nparts];
     }
     /* Drop collected, uncommitted messages of revoked partitions: the new owner re-reads them. */
+    if (c->pending && rd_kafka_topic_partition_list_find(parts, rd_kafka_topic_name(c->pending->rkt),
+                                                         c->pending->partition)) {
+        rd_kafka_message_destroy(c->pending);
+        c->pending = NULL;
+    }
     if (c->cur && c->cur_n) {
         size_t k = 0;
         for (size_t i = 0; i < *c->cur_n; i++) {
@@ -229,24 +247,30 @@ int hvs_consumer_new(const hvs_kafka_conf_t *kc, const char *const *topics, size
     return HVS_OK;
 }
 
-/* Check a message against the committed offset of its partition; 0 ok, -1 jump. */
-static int check_jump(hvs_consumer_t *c, const rd_kafka_message_t *m, hvs_err_t *err) {
+/* Check a message against the offset its partition must continue at; 0 ok, -1 jump. */
+static int check_offset(hvs_consumer_t *c, const rd_kafka_message_t *m, hvs_err_t *err) {
     const char *topic = rd_kafka_topic_name(m->rkt);
     part_state_t *p = part_find(c, topic, m->partition);
-    if (!p || p->seen)
+    if (!p)
         return 0;
-    p->seen = 1;
-    const hvs_topic_t *t = hvs_topic_by_name(topic);
-    if (p->committed < 0 || (t && t->compacted) || m->offset <= p->committed)
+    int64_t want = p->next;
+    p->next = m->offset + 1;
+    if (want < 0 || m->offset == want || (m->offset > want && p->compacted))
         return 0;
-    hvs_err_set(err, HVS_EKAFKA, "offset_out_of_range",
-                "%s [%d]: committed offset %lld but the first available is %lld: %lld messages "
-                "aged out before they were processed",
-                topic, (int)m->partition, (long long)p->committed, (long long)m->offset,
-                (long long)(m->offset - p->committed));
-    hvs_log_fields(HVS_LOG_ERROR, "kafka", err ? err->msg : "offset jump",
+    if (m->offset > want)
+        hvs_err_set(err, HVS_EKAFKA, "offset_out_of_range",
+                    "%s [%d]: expected offset %lld but the next available is %lld: %lld "
+                    "message(s) aged out before they were processed",
+                    topic, (int)m->partition, (long long)want, (long long)m->offset,
+                    (long long)(m->offset - want));
+    else
+        hvs_err_set(err, HVS_EKAFKA, "offset_out_of_range",
+                    "%s [%d]: expected offset %lld but the log restarts at %lld (committed "
+                    "offset beyond the log end: topic recreated or data lost); replaying",
+                    topic, (int)m->partition, (long long)want, (long long)m->offset);
+    hvs_log_fields(HVS_LOG_ERROR, "kafka", "offset out of range: offsets jumped",
                    HVS_LFS("topic", topic), HVS_LFI("partition", m->partition),
-                   HVS_LFI("committed", p->committed), HVS_LFI("first_available", m->offset));
+                   HVS_LFI("expected", want), HVS_LFI("got", m->offset));
     return -1;
 }
 
@@ -258,7 +282,10 @@ int hvs_consumer_poll_batch(hvs_consumer_t *c, rd_kafka_message_t **msgs, size_t
     int rc = HVS_OK;
     int wait = timeout_ms;
     while (*n < max) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, wait);
+        rd_kafka_message_t *m = c->pending;
+        c->pending = NULL;
+        if (!m)
+            m = rd_kafka_consumer_poll(c->rk, wait);
         if (!m)
             break;
         wait = 0;
@@ -282,7 +309,7 @@ int hvs_consumer_poll_batch(hvs_consumer_t *c, rd_kafka_message_t **msgs, size_t
                 break;
             continue;
         }
-        if (check_jump(c, m, rc == HVS_OK ? err : NULL) != 0 && rc == HVS_OK)
+        if (check_offset(c, m, rc == HVS_OK ? err : NULL) != 0 && rc == HVS_OK)
             rc = HVS_EKAFKA;
         msgs[(*n)++] = m;
     }
@@ -336,27 +363,21 @@ int hvs_consumer_assignment_size(hvs_consumer_t *c) {
 
 int hvs_consumer_wait_assignment(hvs_consumer_t *c, int timeout_ms, hvs_err_t *err) {
     hvs_ms_t deadline = hvs_time_mono_ms() + timeout_ms;
-    while (hvs_consumer_assignment_size(c) == 0) {
-        if (hvs_time_mono_ms() >= deadline)
+    /* rd_kafka_consumer_poll serves the rebalance; rd_kafka_poll must not be used here: on a
+     * consumer queue it aborts when it meets a fetched message (rd_kafka_q_serve asserts). */
+    while (hvs_consumer_assignment_size(c) == 0 && !c->pending) {
+        hvs_ms_t left = deadline - hvs_time_mono_ms();
+        if (left <= 0)
             return hvs_err_set(err, HVS_ETIMEOUT, "no_assignment",
                                "no partitions assigned within %d ms", timeout_ms);
-        /* Serve the group protocol without taking messages off the queue. */
-        rd_kafka_poll(c->rk, 0);
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 0);
-        if (m) {
-            /* A message can only arrive after an assignment: seek back so it is not lost. */
-            if (!m->err) {
-                rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-                rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)
-                    ->offset = m->offset;
-                rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, l, 5000);
-                if (e)
-                    rd_kafka_error_destroy(e);
-                rd_kafka_topic_partition_list_destroy(l);
-            }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, left < 100 ? (int)left : 100);
+        if (m && m->err) {
+            hvs_log_fields(HVS_LOG_WARN, "kafka", rd_kafka_message_errstr(m),
+                           HVS_LFS("error", rd_kafka_err2name(m->err)));
             rd_kafka_message_destroy(m);
+        } else if (m) {
+            c->pending = m; /* only after an assignment; the next poll_batch returns it */
         }
-        usleep(20000);
     }
     return HVS_OK;
 }
@@ -396,6 +417,9 @@ int hvs_consumer_close(hvs_consumer_t *c, hvs_err_t *err) {
 void hvs_consumer_destroy(hvs_consumer_t *c) {
     if (!c)
         return;
+    if (c->pending)
+        rd_kafka_message_destroy(c->pending);
+    c->pending = NULL;
     hvs_consumer_close(c, NULL);
     rd_kafka_destroy(c->rk);
     free(c->parts);

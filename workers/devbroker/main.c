@@ -13,7 +13,9 @@
  * "control 127.0.0.1:PORT" (the fault-injection channel, see control.c); then it runs until
  * SIGTERM or SIGINT and exits 0.
  */
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,12 +46,9 @@ static const char *const usage =
     "Limits of the mock: ~5 MiB kept per partition, no Admin API, no compaction, fetches not\n"
     "woken by new data (use HVS_KAFKA_FETCH_WAIT_MAX_MS=10), ~3 s for a group's first join.";
 
-static volatile sig_atomic_t g_stop;
-static void on_signal(int sig) {
-    (void)sig;
-    g_stop = 1;
-}
-int devbroker_stopping(void) { return g_stop; }
+/* Set by the main thread once SIGTERM/SIGINT arrived; the control and forwarder threads poll it. */
+static atomic_int g_stop;
+int devbroker_stopping(void) { return atomic_load(&g_stop); }
 
 static int parse_int_flag(const char *name, const char *v, long lo, long hi, long *out) {
     char *end;
@@ -109,6 +108,15 @@ int main(int argc, char **argv) {
         return 1;
     }
 
+    /* Block the stop signals before any thread exists (the mock cluster's thread does not block
+     * them itself), so every thread inherits the mask and only sigwait below receives them. */
+    sigset_t stopset;
+    sigemptyset(&stopset);
+    sigaddset(&stopset, SIGTERM);
+    sigaddset(&stopset, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stopset, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr);
@@ -156,23 +164,17 @@ int main(int argc, char **argv) {
         hvs_log_error("devbroker", "%s", err.msg);
         return 1;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
     printf("%s\ncontrol 127.0.0.1:%u\n", advertised, (unsigned)bound);
     fflush(stdout);
     hvs_log_fields(HVS_LOG_INFO, "devbroker", "mock Kafka cluster up (in-memory, dev/test only)",
                    HVS_LFS("bootstrap", advertised), HVS_LFS("brokers", bootstraps),
                    HVS_LFI("topics", (long long)ntopics), HVS_LFI("control_port", bound));
 
-    while (!g_stop)
-        pause();
-
-    hvs_log_info("devbroker", "stopping");
+    int sig = 0;
+    while (sigwait(&stopset, &sig) != 0)
+        ;
+    atomic_store(&g_stop, 1);
+    hvs_log_fields(HVS_LOG_INFO, "devbroker", "stopping", HVS_LFS("signal", strsignal(sig)));
     if (ctl_thread)
         pthread_join(ctl_thread, NULL);
     if (fwd_thread)

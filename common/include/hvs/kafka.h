@@ -21,7 +21,13 @@
  * call had already collected are dropped (their offsets were never committed, so the new owner
  * reads them again). Hooks let a worker load state for added partitions and flush it for removed
  * ones.
- * OFFSET_OUT_OF_RANGE (data aged out before we read it) is a loud error, never a silent jump.
+ * OFFSET_OUT_OF_RANGE is a loud error, never a silent jump: new groups start at the earliest
+ * offset (auto.offset.reset=earliest), and poll_batch checks that every assigned partition
+ * continues at its committed offset, then without gaps. A hole (data aged out before it was
+ * read: retention, or the devbroker's ~5 MiB per partition) or a step back (committed offset
+ * beyond the log end) returns HVS_EKAFKA with reason "offset_out_of_range"; the messages are
+ * still returned, so the worker can decide to go on (at-least-once for what still exists).
+ * Gaps are legal on compacted topics (topics.h); transactional producers are not supported.
  * Producer: enable.idempotence=true, acks=all, partitioner murmur2_random (Java-compatible
  * co-partitioning), compression lz4; delivery reports are counted and a failed delivery makes the
  * next hvs_producer_flush fail.
@@ -95,8 +101,9 @@ void hvs_consumer_release(rd_kafka_message_t **msgs, size_t n);
 /* Number of partitions currently assigned. */
 int hvs_consumer_assignment_size(hvs_consumer_t *c);
 
-/* Poll (serving rebalances, discarding nothing: no messages are consumed) until at least one
- * partition is assigned or timeout: 0 or HVS_ETIMEOUT. For tests and start-up readiness. */
+/* Poll (serving rebalances) until at least one partition is assigned or timeout: 0 or
+ * HVS_ETIMEOUT. A message that arrives meanwhile is kept and returned first by the next
+ * poll_batch, so nothing is lost. For tests and start-up readiness. */
 int hvs_consumer_wait_assignment(hvs_consumer_t *c, int timeout_ms, hvs_err_t *err);
 
 /* Sum over assigned partitions of (high watermark - position), from cached statistics;
