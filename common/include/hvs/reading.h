@@ -8,19 +8,32 @@
  *   {"timestamp_str": "2024-10-27T10:30:00Z", "building_id": "bldg_A123", "apartment_id":
  *    "apt_404", "readings": [{"sensor_type": "heating_energy_kwh", "value": 15432.7},
  *    {"sensor_type": "room_temp_c", "room_name": "living_room", "value": 21.5}]}
- * "timestamp" (epoch ms, or an ISO string) is accepted instead of "timestamp_str"; optional
- * "device_id". Unknown extra fields are ignored.
+ * "timestamp" (integral epoch ms, or an ISO string) is accepted instead of "timestamp_str";
+ * optional "device_id"; "room_name" may be absent or null (apartment-level meter, or a room
+ * sensor's apartment average). Unknown extra fields are ignored; duplicate keys are a syntax
+ * error. Lines longer than HVS_READING_LINE_MAX are refused before parsing.
  *
- * Validation (reasons below become dead-letter reasons): ids 1..256 bytes without control
- * characters; event time from 2000-01-01 to now + max_future; 1..HVS_READING_MAX_SENSORS
- * readings; every sensor type in the table of known sensors (hvs_reading_sensor), every value
- * finite and inside the sensor's plausible range (cumulative counters never negative).
+ * Known sensors (hvs_reading_sensors(); plausible range a working device can report):
+ *   heating_energy_kwh   kWh      [0, 1e9]    cumulative counter, apartment level
+ *   hot_water_litres     litres   [0, 1e10]   cumulative counter, apartment level
+ *   room_temp_c          degC     [-30, 60]   per room
+ *   setpoint_temp_c      degC     [5, 35]     per room
+ *   valve_position_pct   percent  [0, 100]    per room (radiator valve)
+ *   humidity_pct         percent  [0, 100]    per room
  *
- * Ownership: hvs_reading_t is a fixed-size value (no allocation; copy freely). The codec holds
- * field indices of the Reading schema, resolved once; it borrows the schema's serde.
- * Thread-safety: functions touch only their arguments; a codec is read-only after creation.
- * Errors: 0, or HVS_EINVAL/HVS_ESERDE with err->reason one of HVS_READING_R_* or
- * HVS_SERDE_R_JSON_* and err->msg naming the field.
+ * Validation: ids 1..256 bytes without control characters; event time from 2000-01-01 to
+ * now + max_future; 1..HVS_READING_MAX_SENSORS readings; every sensor type in the table, every
+ * value finite and inside the sensor's plausible range (so cumulative counters are never
+ * negative). The first failing check decides the reason.
+ *
+ * Ownership: hvs_reading_t is a fixed-size value (no allocation; copy freely; ~17 KiB, so keep
+ * long-lived ones static or on the heap, not in deep recursion). The codec holds field indices
+ * of the Reading schema, resolved once; it borrows the serde's schema (the serde must outlive
+ * it) and is freed with hvs_reading_codec_destroy (NULL-safe).
+ * Thread-safety: functions touch only their arguments; a codec is read-only after creation and
+ * may be shared by threads (each with its own avro values).
+ * Errors: 0, or HVS_EINVAL/HVS_ESERDE/HVS_ENOMEM with err->reason one of HVS_READING_R_* below
+ * (the dead-letter reason) and err->msg naming the field, e.g. "readings[2].value".
  */
 #ifndef HVS_READING_H
 #define HVS_READING_H
@@ -33,19 +46,28 @@
 #include "hvs/serde.h"
 #include "hvs/time.h"
 
-#define HVS_READING_ID_MAX 256        /* bytes of an id or name */
-#define HVS_READING_MAX_SENSORS 32    /* readings in one record */
+#define HVS_READING_ID_MAX 256          /* bytes of an id or name */
+#define HVS_READING_MAX_SENSORS 32      /* readings in one record */
+#define HVS_READING_LINE_MAX 65536      /* bytes of one JSON line; 32 readings fit with room */
 
-#define HVS_READING_R_NON_FINITE "non_finite"              /* NaN or Infinity value */
+/* Reasons (a dead letter's error_code). Each is distinct; the first three are serde's JSON
+ * reasons, shared so every JSON input in the platform reports the same words. */
+#define HVS_READING_R_JSON_SYNTAX HVS_SERDE_R_JSON_SYNTAX  /* "json_syntax": not JSON */
+#define HVS_READING_R_JSON_MISSING HVS_SERDE_R_JSON_MISSING /* "json_missing_field": field named */
+#define HVS_READING_R_JSON_TYPE HVS_SERDE_R_JSON_TYPE      /* "json_wrong_type": field named */
+#define HVS_READING_R_LINE_TOO_LONG "line_too_long"        /* over HVS_READING_LINE_MAX bytes */
+#define HVS_READING_R_NON_FINITE "non_finite"              /* NaN/Infinity/1e999 value */
 #define HVS_READING_R_ID_TOO_LONG "id_too_long"            /* id/name over 256 bytes */
-#define HVS_READING_R_BAD_ID "bad_id"                      /* empty id or control characters */
-#define HVS_READING_R_BAD_TIMESTAMP "bad_timestamp"        /* unparseable / no zone */
+#define HVS_READING_R_BAD_ID "bad_id"                      /* empty id, NUL or control chars */
+#define HVS_READING_R_BAD_TIMESTAMP "bad_timestamp"        /* unparseable / no zone / not ms */
 #define HVS_READING_R_TOO_OLD "timestamp_too_old"          /* before 2000-01-01 */
 #define HVS_READING_R_IN_FUTURE "timestamp_in_future"      /* later than now + max_future */
 #define HVS_READING_R_UNKNOWN_SENSOR "unknown_sensor"      /* sensor type not in the table */
 #define HVS_READING_R_OUT_OF_RANGE "value_out_of_range"    /* implausible for the sensor */
 #define HVS_READING_R_EMPTY "empty_readings"               /* no readings */
 #define HVS_READING_R_TOO_MANY "too_many_readings"         /* more than 32 */
+#define HVS_READING_R_BAD_SCHEMA "bad_schema"              /* codec: schema lacks a field; or an
+                                                              Avro value of another schema */
 
 typedef struct hvs_sensor_value {
     char sensor_type[HVS_READING_ID_MAX + 1];
@@ -57,8 +79,8 @@ typedef struct hvs_reading {
     char building_id[HVS_READING_ID_MAX + 1];
     char apartment_id[HVS_READING_ID_MAX + 1];
     char device_id[HVS_READING_ID_MAX + 1]; /* "" = unknown */
-    hvs_ms_t timestamp;
-    size_t n;
+    hvs_ms_t timestamp;                      /* event time, UTC epoch ms */
+    size_t n;                                /* readings used in v */
     hvs_sensor_value_t v[HVS_READING_MAX_SENSORS];
 } hvs_reading_t;
 
@@ -68,35 +90,48 @@ typedef struct hvs_sensor_info {
     const char *unit;
     double min, max;
     bool cumulative;   /* a counter: consumption comes from differences */
-    bool per_room;
+    bool per_room;     /* usually carries room_name */
 } hvs_sensor_info_t;
 
-/* The table entry for a sensor type, or NULL if unknown. */
+/* The table entry for a sensor type, or NULL if unknown. The entry is static. */
 const hvs_sensor_info_t *hvs_reading_sensor(const char *type);
+/* The whole table (static, *n entries), e.g. for help texts. */
+const hvs_sensor_info_t *hvs_reading_sensors(size_t *n);
 
 /*
- * Parse one JSON line into *r (structure and types only). JSON has no NaN/Infinity, so lines
- * carrying them (NaN, Infinity, 1e999) fail with HVS_READING_R_NON_FINITE, not as syntax.
+ * Parse one JSON line (len bytes, need not be NUL-terminated) into *r: structure and types
+ * only, no semantic checks. JSON has no NaN/Infinity, so lines carrying them (NaN, -Infinity,
+ * nan, inf, 1e999) fail with HVS_READING_R_NON_FINITE, not as syntax. On failure *r holds
+ * what was parsed before the failing field (building_id is "" if it was not reached).
  */
 int hvs_reading_parse_json(const char *line, size_t len, hvs_reading_t *r, hvs_err_t *err);
 
-/* Semantic checks of a parsed or decoded record at wall time `now`. */
+/* Semantic checks of a parsed or decoded record at wall time `now`; timestamps later than
+ * now + max_future_ms fail (the sum saturates). Nothing is changed. */
 int hvs_reading_validate(const hvs_reading_t *r, hvs_ms_t now, hvs_ms_t max_future_ms,
                          hvs_err_t *err);
 
 typedef struct hvs_reading_codec hvs_reading_codec_t;
 
-/* Field indices of the current Reading schema of `s`. Free with hvs_reading_codec_destroy. */
+/* Field indices of the current Reading schema of `s` (borrowed, must outlive the codec).
+ * On failure *out is untouched. Free with hvs_reading_codec_destroy. */
 int hvs_reading_codec_new(hvs_serde_t *s, hvs_reading_codec_t **out, hvs_err_t *err);
 void hvs_reading_codec_destroy(hvs_reading_codec_t *c);
 
 /*
- * Fill a Reading value (e.g. hvs_encoder_value) from *r; `source` (may be NULL) and
- * `ingested_at` (HVS_MS_NONE = null) fill the optional lineage fields.
+ * Fill a Reading value of the current schema (e.g. hvs_encoder_value) from *r; `source` (may
+ * be NULL) and `ingested_at` (HVS_MS_NONE = null) fill the optional lineage fields. No
+ * allocation beyond avro-c's reuse of the value's buffers. On failure v is half-filled; the
+ * next call resets it.
  */
 int hvs_reading_to_avro(const hvs_reading_codec_t *c, const hvs_reading_t *r, const char *source,
                         hvs_ms_t ingested_at, avro_value_t *v, hvs_err_t *err);
-/* Read a decoded Reading value into *r (strings that do not fit fail with id_too_long). */
+/*
+ * Read a decoded Reading value (of the current schema: a decoder made with HVS_SCHEMA_READING
+ * resolves older writers to it) into *r. Strings that do not fit fail with id_too_long, strings
+ * with NUL bytes with bad_id, more than 32 readings with too_many_readings; call
+ * hvs_reading_validate for the rest.
+ */
 int hvs_reading_from_avro(const hvs_reading_codec_t *c, avro_value_t *v, hvs_reading_t *r,
                           hvs_err_t *err);
 
