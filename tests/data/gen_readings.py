@@ -3,8 +3,8 @@
 for the demo and tests. Two buildings, four apartments each with three rooms, one autumn day
 at 15-minute steps; tablets send only values that changed (rounded to the sensor's
 resolution), cumulative counters rise with heating demand, setpoints follow a night set-back.
-A few lines of each kind of bad input are mixed in, each marked by its apartment id
-(bad_<reason>) so tests can tell them apart.
+One to three lines of each kind of bad input are mixed in, each marked by its apartment id
+"bad_<reason>" (the reason `hvsctl ingest` must give it) so tests can count them.
 
 usage: gen_readings.py > readings.sample.jsonl"""
 import datetime
@@ -78,6 +78,26 @@ bad("unknown_sensor", f'{{{T}, "building_id": "bldg_B777", "apartment_id": "bad_
 bad("value_out_of_range", f'{{{T}, "building_id": "bldg_B777", "apartment_id": "bad_value_out_of_range", '
     '"readings": [{"sensor_type": "hot_water_litres", "value": -12.5}]}')
 bad("json_syntax", '{"timestamp_str": "2024-10-27T12:00:00Z", "building_id": "bldg_B777", "apartment_id": "bad_json_syntax"')
+bad("json_missing_field", f'{{{T}, "building_id": "bldg_B777", "apartment_id": "bad_json_missing_field"}}')
+bad("json_wrong_type", f'{{{T}, "building_id": "bldg_B777", "apartment_id": "bad_json_wrong_type", '
+    '"readings": {"sensor_type": "room_temp_c", "value": 21.0}}')
+bad("non_finite", f'{{{T}, "building_id": "bldg_B777", "apartment_id": "bad_non_finite", '
+    '"readings": [{"sensor_type": "room_temp_c", "room_name": "bedroom", "value": -Infinity}]}')
+bad("non_finite", f'{{{T}, "building_id": "bldg_A123", "apartment_id": "bad_non_finite", '
+    '"readings": [{"sensor_type": "hot_water_litres", "value": 1e999}]}')
+bad("bad_timestamp", '{"timestamp_str": "2024-10-27 12:00:00", "building_id": "bldg_A123", '
+    f'"apartment_id": "bad_bad_timestamp", {R}}}')
+bad("bad_timestamp", '{"timestamp_str": "27/10/2024 12:00", "building_id": "bldg_B777", '
+    f'"apartment_id": "bad_bad_timestamp", {R}}}')
+bad("bad_id", f'{{{T}, "building_id": "", "apartment_id": "bad_bad_id", {R}}}')
+bad("empty_readings", f'{{{T}, "building_id": "bldg_A123", "apartment_id": "bad_empty_readings", '
+    '"readings": []}')
+many = ", ".join('{"sensor_type": "room_temp_c", "room_name": "room_%d", "value": 20.0}' % i
+                 for i in range(40))
+bad("too_many_readings", f'{{{T}, "building_id": "bldg_A123", "apartment_id": "bad_too_many_readings", '
+    f'"readings": [{many}]}}')
+bad("value_out_of_range", f'{{{T}, "building_id": "bldg_A123", "apartment_id": "bad_value_out_of_range", '
+    '"readings": [{"sensor_type": "room_temp_c", "room_name": "kitchen", "value": 500}]}')
 
 for rec in out:
     print(rec if isinstance(rec, str) else json.dumps(rec))

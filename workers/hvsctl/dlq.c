@@ -53,7 +53,7 @@ static json_t *field_json(avro_value_t *rec, const char *name) {
         const unsigned char *u = p;
         int printable = 1;
         for (size_t i = 0; i < n && printable; i++)
-            printable = u[i] >= 0x20 || u[i] == '\t';
+            printable = (u[i] >= 0x20 && u[i] != 0x7f) || u[i] == '\t';
         json_t *j = printable ? json_stringn(p, n) : NULL; /* NULL also when not UTF-8 */
         if (j)
             return j;
@@ -77,6 +77,7 @@ static int print_letter(hvs_decoder_t *dec, const rd_kafka_message_t *m) {
     avro_value_t *v;
     hvs_err_t err;
     json_t *line = json_object();
+    json_object_set_new(line, "partition", json_integer(m->partition));
     json_object_set_new(line, "offset", json_integer(m->offset));
     if (hvs_decoder_decode(dec, m->payload, m->len, &v, &err) != 0) {
         json_object_set_new(line, "error", json_string(err.msg));

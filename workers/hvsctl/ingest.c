@@ -26,6 +26,8 @@ static const char *const help =
     "Prints a summary of accepted and rejected lines by reason.\n"
     "  --timeout S            give up when Kafka has not acknowledged everything (default 30)\n"
     "  --max-future-hours H   how far ahead of now a timestamp may be (default 24)\n"
+    "Lines longer than 64 KiB are rejected (line_too_long; the dead letter keeps the first\n"
+    "64 KiB). Blank lines are skipped.\n"
     "Exit status: 0 input processed (even with rejected lines), 1 Kafka failure, 2 usage.";
 
 #define MAX_REASONS 32
@@ -47,12 +49,23 @@ static void count_reason(tally_t *t, size_t *n, const char *reason) {
     }
 }
 
+/* The sensor table, so operators see what validation accepts. */
+static void print_sensors(void) {
+    size_t n;
+    const hvs_sensor_info_t *t = hvs_reading_sensors(&n);
+    puts("\nKnown sensors (others are rejected as unknown_sensor):");
+    for (size_t i = 0; i < n; i++)
+        printf("  %-20s %-8s [%g, %g]%s\n", t[i].type, t[i].unit, t[i].min, t[i].max,
+               t[i].cumulative ? " cumulative" : t[i].per_room ? " per room" : "");
+}
+
 int hvsctl_ingest(hvs_app_t *app, int argc, char **argv) {
     if (hvsctl_wants_help(argc, argv)) {
         puts(help);
+        print_sensors();
         return 0;
     }
-    const char *path = "-";
+    const char *path = NULL;
     const char *topic = hvs_topic_name("readings.raw");
     long timeout_s = 30, future_h = 24;
     for (int i = 0; i < argc; i++) {
@@ -66,11 +79,17 @@ int hvsctl_ingest(hvs_app_t *app, int argc, char **argv) {
         else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             fprintf(stderr, "hvsctl ingest: unknown option %s\n", argv[i]);
             return 2;
-        } else
+        } else if (!path) {
             path = argv[i];
+        } else {
+            fprintf(stderr, "hvsctl ingest: one input at a time (%s and %s)\n", path, argv[i]);
+            return 2;
+        }
         if (timeout_s < 0 || future_h < 0)
             return 2;
     }
+    if (!path)
+        path = "-";
     FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (!in) {
         fprintf(stderr, "hvsctl ingest: cannot open %s\n", path);
@@ -131,6 +150,14 @@ int hvsctl_ingest(hvs_app_t *app, int argc, char **argv) {
         if ((lineno & 1023) == 0) {
             now = hvs_time_now_ms();
             hvs_producer_poll(p);
+            /* A delivery that failed means Kafka is not taking the data: stop now rather than
+             * read the rest of a large file into a queue that will not drain. */
+            if (hvs_producer_failed(p) > 0) {
+                fprintf(stderr, "hvsctl ingest: Kafka rejected a delivery by line %ld; stopping\n",
+                        lineno);
+                rc = 1;
+                break;
+            }
         }
         if (hvs_reading_parse_json(line, (size_t)len, &r, &why) == 0 &&
             hvs_reading_validate(&r, now, future_h * HVS_MS_HOUR, &why) == 0) {
@@ -151,7 +178,12 @@ int hvsctl_ingest(hvs_app_t *app, int argc, char **argv) {
         rejected++;
         count_reason(reasons, &nreasons, why.reason);
         const char *key = r.building_id[0] ? r.building_id : NULL;
-        if (hvs_dlq_send(dlq, topic, -1, -1, key, key ? strlen(key) : 0, line, (size_t)len, source,
+        size_t keep = (size_t)len;
+        if (keep > HVS_READING_LINE_MAX) {
+            keep = HVS_READING_LINE_MAX; /* a dead letter must stay a sane Kafka message */
+            hvs_err_wrap(&why, "dead letter keeps the first %zu bytes", keep);
+        }
+        if (hvs_dlq_send(dlq, topic, -1, -1, key, key ? strlen(key) : 0, line, keep, source,
                          &why, &err) != 0) {
             fprintf(stderr, "hvsctl ingest: dead-lettering %s: %s\n", source, err.msg);
             rc = 1;
