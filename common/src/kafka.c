@@ -169,10 +169,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         parts_removed(c, parts);
         if (c->hooks.on_revoked)
             c->hooks.on_revoked(c->hooks.opaque, parts);
+        /* lost: the group moved on without us (session timeout, fenced); others may already
+         * own these partitions, so the hook must not write their state any more. */
         hvs_log_fields(HVS_LOG_INFO, "kafka",
                        err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ? "partitions revoked"
                                                                    : "rebalance error",
-                       HVS_LFI("count", parts->cnt), HVS_LFS("event", rd_kafka_err2name(err)));
+                       HVS_LFI("count", parts->cnt), HVS_LFS("event", rd_kafka_err2name(err)),
+                       HVS_LFB("lost", rd_kafka_assignment_lost(rk)),
+                       HVS_LFB("cooperative", coop));
         if (coop)
             e = rd_kafka_incremental_unassign(rk, parts);
         else
@@ -338,6 +342,13 @@ int hvs_consumer_commit_batch(hvs_consumer_t *c, rd_kafka_message_t *const *msgs
     if (!e)
         e = rd_kafka_commit(c->rk, l, 0);
     rd_kafka_topic_partition_list_destroy(l);
+    if (e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION || e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+        e == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID || e == RD_KAFKA_RESP_ERR__STATE)
+        /* The group moved on under us: whoever owns the partitions now replays the batch. */
+        return hvs_err_set(err, HVS_EKAFKA, "commit_rebalance",
+                           "commit of %zu messages refused during a rebalance (%s): they will "
+                           "be processed again by the partitions' next owner",
+                           n, rd_kafka_err2name(e));
     if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
         return hvs_err_set(err, HVS_EKAFKA, "commit", "commit of %zu messages: %s", n,
                            rd_kafka_err2str(e));

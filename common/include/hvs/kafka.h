@@ -91,6 +91,10 @@ int hvs_consumer_poll_batch(hvs_consumer_t *c, rd_kafka_message_t **msgs, size_t
 /*
  * The batch's effects are durable: store offset+1 of the highest message per partition and
  * commit synchronously. Messages must be of partitions still assigned (true between polls).
+ * A commit refused because the group is rebalancing (or this member was fenced) fails with
+ * reason "commit_rebalance": not fatal, keep polling; the next owner replays those messages
+ * (librdkafka 2.0.2 then also treats the assignment as lost: every partition is revoked and
+ * assigned again, so expect replays rather than a minimal cooperative hand-off).
  */
 int hvs_consumer_commit_batch(hvs_consumer_t *c, rd_kafka_message_t *const *msgs, size_t n,
                               hvs_err_t *err);

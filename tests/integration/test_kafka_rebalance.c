@@ -1,0 +1,158 @@
+/*
+ * Cooperative-sticky rebalancing between two live members on hvs-devbroker, through the common
+ * consumer: a second member joins while messages flow, then the first one leaves.
+ * Proves: the hooks see exactly what each member gains and gives up; the members' assignments
+ * are disjoint and cover every partition; a poll never hands out a message of a partition its
+ * member no longer owns (collected messages of revoked partitions are dropped); every message
+ * is processed at least once across the hand-offs; a commit refused mid-rebalance says so
+ * (reason "commit_rebalance"); after the first member closes, the second
+ * owns every partition and reads what follows.
+ *
+ * Sessions are short (3 s) on purpose: the mock holds a rebalance open for session.timeout.ms
+ * - 1 s waiting for members, and a cooperative hand-off takes two rebalances.
+ */
+#include "hvs/kafka.h"
+#include "hvs/log.h"
+#include "hvs_test.h"
+
+enum { N = 2000, N2 = 500, PARTS = 4 };
+
+typedef struct member {
+    const char *name;
+    unsigned owned;    /* partitions per the hooks */
+    unsigned gained;   /* every partition on_assigned ever reported */
+    unsigned given_up; /* every partition on_revoked ever reported */
+    int foreign;       /* messages of partitions not owned at the time they were returned */
+} member_t;
+
+static unsigned mask_of(const rd_kafka_topic_partition_list_t *p) {
+    unsigned m = 0;
+    for (int i = 0; i < p->cnt; i++)
+        m |= 1u << p->elems[i].partition;
+    return m;
+}
+
+static void on_assigned(void *o, const rd_kafka_topic_partition_list_t *p) {
+    member_t *m = o;
+    m->owned |= mask_of(p);
+    m->gained |= mask_of(p);
+}
+
+static void on_revoked(void *o, const rd_kafka_topic_partition_list_t *p) {
+    member_t *m = o;
+    m->owned &= ~mask_of(p);
+    m->given_up |= mask_of(p);
+}
+
+static unsigned assignment_mask(hvs_consumer_t *c) {
+    rd_kafka_topic_partition_list_t *a = NULL;
+    unsigned m = 0;
+    if (rd_kafka_assignment(hvs_consumer_handle(c), &a) == 0 && a) {
+        m = mask_of(a);
+        rd_kafka_topic_partition_list_destroy(a);
+    }
+    return m;
+}
+
+static unsigned char seen[N + N2];
+static int distinct;
+static int other_commit_errors; /* commit failures not explained by a rebalance */
+
+/* One poll of one member: count ids, check ownership, commit. */
+static void poll_once(hvs_consumer_t *c, member_t *m) {
+    static rd_kafka_message_t *msgs[256];
+    size_t n;
+    hvs_err_t err;
+    hvs_consumer_poll_batch(c, msgs, 256, 50, &n, &err);
+    for (size_t i = 0; i < n; i++) {
+        if (!(m->owned & (1u << msgs[i]->partition)))
+            m->foreign++;
+        uint32_t id;
+        memcpy(&id, msgs[i]->payload, 4);
+        if (id < N + N2 && seen[id]++ == 0)
+            distinct++;
+    }
+    /* a commit refused mid-rebalance is fine: the new owner replays the batch */
+    if (hvs_consumer_commit_batch(c, msgs, n, &err) != 0 &&
+        strcmp(err.reason, "commit_rebalance") != 0) {
+        other_commit_errors++;
+        fprintf(stderr, "commit: %s: %s\n", err.reason, err.msg);
+    }
+    hvs_consumer_release(msgs, n);
+}
+
+static void produce(hvs_producer_t *p, uint32_t from, uint32_t to) {
+    hvs_err_t err;
+    for (uint32_t i = from; i < to; i++) {
+        char key[16];
+        int kl = snprintf(key, sizeof key, "bldg_%u", i % 50);
+        HVS_REQUIRE(hvs_producer_send(p, "readings.raw", RD_KAFKA_PARTITION_UA, key, (size_t)kl,
+                                      &i, 4, &err) == 0,
+                    "send");
+    }
+    HVS_REQUIRE(hvs_producer_flush(p, 10000, &err) == 0, "flush: %s", err.msg);
+}
+
+int main(void) {
+    hvs_log_init("test", HVS_LOG_WARN, NULL);
+    hvs_test_proc_t b;
+    HVS_REQUIRE(hvs_test_devbroker_start(&b, "--partitions 4") == 0, "devbroker");
+    hvs_kafka_conf_t kc = {.brokers = b.addr, .client_id = "t"};
+    hvs_producer_t *p;
+    hvs_err_t err;
+    HVS_REQUIRE(hvs_producer_new(&kc, &p, &err) == 0, "producer");
+    const char *props[] = {"session.timeout.ms", "3000", "heartbeat.interval.ms", "300", NULL};
+    hvs_kafka_conf_t gc = {.brokers = b.addr, .group = "g-coop", .client_id = "t",
+                           .fetch_wait_max_ms = 10, .props = props};
+    const char *topics[] = {"readings.raw"};
+    member_t ma = {.name = "a"}, mb = {.name = "b"};
+    hvs_consumer_hooks_t hooks_a = {on_assigned, on_revoked, &ma};
+    hvs_consumer_hooks_t hooks_b = {on_assigned, on_revoked, &mb};
+    hvs_consumer_t *ca, *cb;
+    HVS_REQUIRE(hvs_consumer_new(&gc, topics, 1, &hooks_a, &ca, &err) == 0, "consumer a");
+    HVS_REQUIRE(hvs_consumer_wait_assignment(ca, 20000, &err) == 0, "a assigned: %s", err.msg);
+    HVS_CHECK_EQ_INT(ma.owned, 0xF);
+    HVS_CHECK(strcmp(rd_kafka_rebalance_protocol(hvs_consumer_handle(ca)), "COOPERATIVE") == 0,
+              "protocol %s", rd_kafka_rebalance_protocol(hvs_consumer_handle(ca)));
+
+    /* b joins while a is busy with the stream */
+    produce(p, 0, N);
+    HVS_REQUIRE(hvs_consumer_new(&gc, topics, 1, &hooks_b, &cb, &err) == 0, "consumer b");
+    int64_t deadline = hvs_test_now_ms() + 40000;
+    while ((distinct < N || mb.owned == 0 || (ma.owned | mb.owned) != 0xF) &&
+           hvs_test_now_ms() < deadline) {
+        poll_once(ca, &ma);
+        poll_once(cb, &mb);
+    }
+    HVS_CHECK_EQ_INT(distinct, N);
+    unsigned a = assignment_mask(ca), bm = assignment_mask(cb);
+    HVS_CHECK(a && bm && (a & bm) == 0 && (a | bm) == 0xF, "disjoint cover: a %x b %x", a, bm);
+    HVS_CHECK_EQ_INT(ma.owned, a); /* the hooks agree with librdkafka */
+    HVS_CHECK_EQ_INT(mb.owned, bm);
+    HVS_CHECK((ma.given_up & bm) == bm, "a gave up what b owns (gave up %x, b %x)", ma.given_up,
+              bm);
+    HVS_CHECK_EQ_INT(ma.foreign, 0);
+    HVS_CHECK_EQ_INT(mb.foreign, 0);
+
+    /* a leaves: its revoke hook runs, b takes over everything */
+    unsigned a_had = ma.owned;
+    HVS_CHECK(hvs_consumer_close(ca, &err) == 0, "close a: %s", err.msg);
+    HVS_CHECK_EQ_INT(ma.owned, 0);
+    HVS_CHECK((ma.given_up & a_had) == a_had, "a's revoke hook saw its partitions on close");
+    produce(p, N, N + N2);
+    deadline = hvs_test_now_ms() + 30000;
+    while ((distinct < N + N2 || mb.owned != 0xF) && hvs_test_now_ms() < deadline)
+        poll_once(cb, &mb);
+    HVS_CHECK_EQ_INT(mb.owned, 0xF);
+    HVS_CHECK_EQ_INT(assignment_mask(cb), 0xF);
+    HVS_CHECK_EQ_INT(distinct, N + N2);
+    HVS_CHECK_EQ_INT(mb.foreign, 0);
+
+    HVS_CHECK_EQ_INT(other_commit_errors, 0);
+
+    hvs_consumer_destroy(cb);
+    hvs_consumer_destroy(ca);
+    hvs_producer_destroy(p);
+    hvs_test_proc_stop(&b);
+    return hvs_test_done();
+}
