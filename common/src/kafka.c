@@ -24,6 +24,8 @@
 #include "hvs/topics.h"
 
 #define QUEUE_FULL_RETRY_MS 10000
+/* Longest a close waits for the first assignment (librdkafka bug #4312, see hvs_consumer_close). */
+#define CLOSE_FIRST_ASSIGN_MS 10000
 
 typedef struct part_state {
     char topic[HVS_TOPIC_NAME_MAX];
@@ -43,6 +45,8 @@ struct hvs_consumer {
     size_t last;         /* index of the last part found: batches come partition by partition */
     /* a message hvs_consumer_wait_assignment received; poll_batch returns it first */
     rd_kafka_message_t *pending;
+    bool cooperative;    /* cooperative-sticky configured */
+    bool ever_assigned;  /* a SyncGroup result reached us (even an empty one) */
     int closed;
 };
 
@@ -156,6 +160,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_error_t *e = NULL;
     rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        c->ever_assigned = true;
         if (coop)
             e = rd_kafka_incremental_assign(rk, parts);
         else
@@ -236,6 +241,11 @@ int hvs_consumer_new(const hvs_kafka_conf_t *kc, const char *const *topics, size
         return hvs_err_set(err, HVS_EKAFKA, "kafka_init", "consumer: %s", errstr);
     }
     rd_kafka_poll_set_consumer(c->rk);
+    char strategy[128];
+    size_t slen = sizeof strategy;
+    c->cooperative = rd_kafka_conf_get(rd_kafka_conf(c->rk), "partition.assignment.strategy",
+                                       strategy, &slen) == RD_KAFKA_CONF_OK &&
+                     strstr(strategy, "cooperative-sticky") != NULL;
     rd_kafka_topic_partition_list_t *subs = rd_kafka_topic_partition_list_new((int)ntopics);
     for (size_t i = 0; i < ntopics; i++)
         rd_kafka_topic_partition_list_add(subs, topics[i], RD_KAFKA_PARTITION_UA);
@@ -419,6 +429,19 @@ int hvs_consumer_close(hvs_consumer_t *c, hvs_err_t *err) {
     if (!c || c->closed)
         return HVS_OK;
     c->closed = 1;
+    /* librdkafka < 2.3 (bug #4312) aborts when a cooperative-sticky member is destroyed after
+     * its JoinGroup response but before its first assignment: finish joining first (what it is
+     * handed is never processed nor committed, so the next owner gets it all). */
+    hvs_ms_t deadline = hvs_time_mono_ms() + CLOSE_FIRST_ASSIGN_MS;
+    while (c->cooperative && !c->ever_assigned && hvs_time_mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 100);
+        if (m)
+            rd_kafka_message_destroy(m);
+    }
+    if (c->pending) {
+        rd_kafka_message_destroy(c->pending);
+        c->pending = NULL;
+    }
     rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
     if (e)
         return hvs_err_set(err, HVS_EKAFKA, "close", "consumer close: %s", rd_kafka_err2str(e));

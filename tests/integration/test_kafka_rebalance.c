@@ -6,11 +6,16 @@
  * member no longer owns (collected messages of revoked partitions are dropped); every message
  * is processed at least once across the hand-offs; a commit refused mid-rebalance says so
  * (reason "commit_rebalance"); after the first member closes, the second
- * owns every partition and reads what follows.
+ * owns every partition and reads what follows. And a member closed while it is still joining
+ * (SIGTERM during start-up) closes cleanly instead of aborting inside librdkafka 2.0.2
+ * (bug #4312: close between JoinGroup and the first assignment); run in a child process so an
+ * abort shows up as a failed check.
  *
  * Sessions are short (3 s) on purpose: the mock holds a rebalance open for session.timeout.ms
  * - 1 s waiting for members, and a cooperative hand-off takes two rebalances.
  */
+#include <sys/wait.h>
+
 #include "hvs/kafka.h"
 #include "hvs/log.h"
 #include "hvs_test.h"
@@ -93,10 +98,48 @@ static void produce(hvs_producer_t *p, uint32_t from, uint32_t to) {
     HVS_REQUIRE(hvs_producer_flush(p, 10000, &err) == 0, "flush: %s", err.msg);
 }
 
+/* Members that close 0 to 1.5 s after subscribing, one after the other in one group: one of
+ * them lands between its JoinGroup response and its first assignment (the mock answers a join
+ * to a group that a member just left quickly). Returns the child's exit status. */
+static int close_while_joining(const char *brokers) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        const char *props[] = {"session.timeout.ms", "3000", "heartbeat.interval.ms", "300", NULL};
+        hvs_kafka_conf_t gc = {.brokers = brokers, .group = "g-early", .client_id = "t",
+                               .fetch_wait_max_ms = 10, .props = props};
+        const char *topics[] = {"readings.raw"};
+        for (int round = 0; round < 6; round++) {
+            hvs_consumer_t *c;
+            hvs_err_t err;
+            if (hvs_consumer_new(&gc, topics, 1, NULL, &c, &err) != 0)
+                _exit(3);
+            int64_t until = hvs_test_now_ms() + round * 300;
+            while (hvs_test_now_ms() < until) {
+                rd_kafka_message_t *m[8];
+                size_t n;
+                hvs_consumer_poll_batch(c, m, 8, 50, &n, &err);
+                hvs_consumer_release(m, n);
+            }
+            if (hvs_consumer_close(c, &err) != 0)
+                _exit(4);
+            hvs_consumer_destroy(c);
+        }
+        _exit(0);
+    }
+    int status = -1;
+    if (pid > 0)
+        waitpid(pid, &status, 0);
+    return status;
+}
+
 int main(void) {
     hvs_log_init("test", HVS_LOG_WARN, NULL);
     hvs_test_proc_t b;
     HVS_REQUIRE(hvs_test_devbroker_start(&b, "--partitions 4") == 0, "devbroker");
+    int st = close_while_joining(b.addr);
+    HVS_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "close while joining: %s %d",
+              WIFSIGNALED(st) ? "killed by signal" : "exit status",
+              WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
     hvs_kafka_conf_t kc = {.brokers = b.addr, .client_id = "t"};
     hvs_producer_t *p;
     hvs_err_t err;

@@ -114,7 +114,10 @@ int hvs_consumer_wait_assignment(hvs_consumer_t *c, int timeout_ms, hvs_err_t *e
  * -1 when not known yet. */
 int64_t hvs_consumer_lag(hvs_consumer_t *c);
 
-/* Commit what was stored and leave the group (revocation hooks run). Idempotent. */
+/* Commit what was stored and leave the group (revocation hooks run). Idempotent.
+ * A cooperative-sticky member that has not had its first assignment yet first finishes joining
+ * (up to 10 s; what it is handed is neither processed nor committed): librdkafka < 2.3 aborts
+ * when such a member is destroyed between JoinGroup and SyncGroup (bug #4312). */
 int hvs_consumer_close(hvs_consumer_t *c, hvs_err_t *err);
 void hvs_consumer_destroy(hvs_consumer_t *c);
 rd_kafka_t *hvs_consumer_handle(hvs_consumer_t *c);
