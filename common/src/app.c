@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "hvs/log.h"
@@ -103,6 +104,9 @@ static void print_help(const hvs_app_t *app, const hvs_app_spec_t *spec) {
         printf("\n%s\n", spec->usage);
     printf("\nOptions:\n  --help      this text\n  --version   print the version\n"
            "  --config F  read HVS_NAME=value lines from F (the environment wins)\n");
+    if (spec->flag_prefix)
+        printf("  Every %s* setting below is also a flag: %sFOO_BAR=v is --foo-bar v (flags win).\n",
+               spec->flag_prefix, spec->flag_prefix);
     hvs_config_print_help(stdout, app->sections, app->nsections);
 }
 
@@ -113,6 +117,58 @@ void hvs_app_kafka_conf(const hvs_app_t *app, hvs_kafka_conf_t *conf) {
     conf->client_id = app->client_id;
     conf->props = (const char *const *)app->kafka_props.kv;
     conf->fetch_wait_max_ms = (int)app->cfg.kafka_fetch_wait_max_ms;
+}
+
+/*
+ * Map one "--foo-bar[=v]" flag onto the row PREFIX_FOO_BAR of the worker's sections by setting
+ * that environment variable (the config loader then validates it like any other source).
+ * Returns how many argv entries it used (1 or 2), or a negative rc.
+ */
+static int apply_flag(const hvs_app_t *app, const char *prefix, int argc, char **argv, int i,
+                      hvs_err_t *err) {
+    const char *flag = argv[i] + 2;
+    const char *eq = strchr(flag, '=');
+    size_t flen = eq ? (size_t)(eq - flag) : strlen(flag);
+    char name[128];
+    size_t plen = strlen(prefix);
+    if (flen == 0 || plen + flen >= sizeof name)
+        return hvs_err_set(err, HVS_ECONFIG, "usage", "unknown option %.60s", argv[i]);
+    memcpy(name, prefix, plen);
+    for (size_t k = 0; k < flen; k++) {
+        char c = flag[k];
+        if (c == '-')
+            c = '_';
+        else if (c >= 'a' && c <= 'z')
+            c = (char)(c - 'a' + 'A');
+        else if (!((c >= '0' && c <= '9') || c == '_'))
+            return hvs_err_set(err, HVS_ECONFIG, "usage", "unknown option %.60s", argv[i]);
+        name[plen + k] = c;
+    }
+    name[plen + flen] = '\0';
+    for (size_t s = 1; s < app->nsections; s++) {
+        const hvs_cfg_section_t *sec = &app->sections[s];
+        for (size_t e = 0; e < sec->n; e++) {
+            if (strcmp(sec->entries[e].name, name) != 0)
+                continue;
+            const char *value;
+            int used = 1;
+            if (eq) {
+                value = eq + 1;
+            } else if (sec->entries[e].type == HVS_CFG_BOOL &&
+                       (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0)) {
+                value = "true";
+            } else if (i + 1 < argc) {
+                value = argv[i + 1];
+                used = 2;
+            } else {
+                return hvs_err_set(err, HVS_ECONFIG, "usage", "%.60s needs a value", argv[i]);
+            }
+            if (setenv(name, value, 1) != 0)
+                return hvs_err_set(err, HVS_ENOMEM, NULL, "setenv %s failed", name);
+            return used;
+        }
+    }
+    return hvs_err_set(err, HVS_ECONFIG, "usage", "unknown option %.60s (see --help)", argv[i]);
 }
 
 int hvs_app_init(hvs_app_t *app, const hvs_app_spec_t *spec, int argc, char **argv,
@@ -148,6 +204,18 @@ int hvs_app_init(hvs_app_t *app, const hvs_app_spec_t *spec, int argc, char **ar
             if (i + 1 >= argc)
                 return hvs_err_set(err, HVS_ECONFIG, "usage", "--config needs a file name");
             config_file = argv[++i];
+            continue;
+        }
+        if (spec->flag_prefix) {
+            int used = strncmp(argv[i], "--", 2) == 0
+                           ? apply_flag(app, spec->flag_prefix, argc, argv, i, err)
+                           : hvs_err_set(err, HVS_ECONFIG, "usage", "unexpected argument %.60s",
+                                         argv[i]);
+            if (used < 0) {
+                hvs_log_error("config", "%s", err ? err->msg : "bad arguments");
+                return used;
+            }
+            i += used - 1;
         }
     }
 

@@ -62,6 +62,12 @@ typedef struct hvs_app_spec {
     bool no_http;                   /* CLI tools: no server */
     bool quiet;                     /* CLI tools: log the effective config at debug, not info */
     bool log_stderr;                /* stdout carries data (tools): logs go to stderr */
+    /* Command-line flags for the worker's own settings: with flag_prefix "HVS_SIM_", the flag
+     * "--apartments-per-building 20" (or "--apartments-per-building=20") sets the row
+     * HVS_SIM_APARTMENTS_PER_BUILDING of an extra section, overriding file and environment; a
+     * boolean row's flag may stand alone ("--clean" = true). Any other argument is an error.
+     * NULL: arguments other than --help/--version/--config are left to the caller. */
+    const char *flag_prefix;
 } hvs_app_spec_t;
 
 int hvs_app_init(hvs_app_t *app, const hvs_app_spec_t *spec, int argc, char **argv,
