@@ -114,10 +114,89 @@ static void test_endpoints_and_signal(void) {
     clear_hvs_env();
 }
 
+/* A worker's own table reached by flags: --foo-bar v, --foo-bar=v, a bare boolean flag. */
+typedef struct flag_settings {
+    int64_t apartments;
+    double rate;
+    bool clean;
+    char *out;
+} flag_settings_t;
+
+static const hvs_cfg_entry_t flag_entries[] = {
+    {"HVS_FT_APARTMENTS_PER_BUILDING", HVS_CFG_INT, "0", 0, 500,
+     offsetof(flag_settings_t, apartments), 0, "apartments"},
+    {"HVS_FT_DUP_RATE", HVS_CFG_DOUBLE, "0.5", 0, 1, offsetof(flag_settings_t, rate), 0, "rate"},
+    {"HVS_FT_CLEAN", HVS_CFG_BOOL, "false", 0, 0, offsetof(flag_settings_t, clean), 0, "clean"},
+    {"HVS_FT_OUT", HVS_CFG_STRING, "kafka", 0, 0, offsetof(flag_settings_t, out), 0, "out"},
+};
+
+static int init_with_flags(int argc, char **argv, flag_settings_t *fs, hvs_err_t *err) {
+    clear_hvs_env();
+    memset(fs, 0, sizeof *fs);
+    static hvs_cfg_section_t sec;
+    sec = (hvs_cfg_section_t){"ft", flag_entries, sizeof flag_entries / sizeof flag_entries[0], fs};
+    hvs_app_spec_t spec = {.worker = "apptest", .summary = "test", .no_http = true, .quiet = true,
+                           .extra = &sec, .nextra = 1, .flag_prefix = "HVS_FT_"};
+    hvs_app_t app;
+    hvs_err_clear(err);
+    int rc = hvs_app_init(&app, &spec, argc, argv, err);
+    hvs_app_fini(&app);
+    return rc;
+}
+
+static void test_flags(void) {
+    flag_settings_t fs;
+    hvs_err_t err;
+    char *good[] = {"prog", "--apartments-per-building", "20", "--dup-rate=0.25", "--clean",
+                    "--out", "jsonl", NULL};
+    HVS_CHECK_EQ_INT(init_with_flags(7, good, &fs, &err), 0);
+    HVS_CHECK_EQ_INT(fs.apartments, 20);
+    HVS_CHECK_NEAR(fs.rate, 0.25, 1e-12);
+    HVS_CHECK(fs.clean, "--clean alone means true");
+    /* hvs_app_fini freed the strings; what matters is the value went through the table. */
+    char *boolval[] = {"prog", "--clean=false", NULL};
+    HVS_CHECK_EQ_INT(init_with_flags(2, boolval, &fs, &err), 0);
+    HVS_CHECK(!fs.clean, "--clean=false");
+    /* A flag wins over the environment. */
+    clear_hvs_env();
+    char *over[] = {"prog", "--dup-rate", "0.75", NULL};
+    setenv("HVS_FT_DUP_RATE", "0.1", 1);
+    hvs_err_clear(&err);
+    static hvs_cfg_section_t sec;
+    sec = (hvs_cfg_section_t){"ft", flag_entries, 4, &fs};
+    hvs_app_spec_t spec = {.worker = "apptest", .summary = "t", .no_http = true, .quiet = true,
+                           .extra = &sec, .nextra = 1, .flag_prefix = "HVS_FT_"};
+    hvs_app_t app;
+    HVS_CHECK_EQ_INT(hvs_app_init(&app, &spec, 3, over, &err), 0);
+    HVS_CHECK_NEAR(fs.rate, 0.75, 1e-12);
+    hvs_app_fini(&app);
+
+    static const struct {
+        int argc;
+        char *argv[4];
+        const char *words;
+    } bad[] = {
+        {2, {"prog", "--no-such-flag"}, "--no-such-flag"},
+        {2, {"prog", "--apartments-per-building"}, "needs a value"},
+        {3, {"prog", "--apartments-per-building", "900"}, "HVS_FT_APARTMENTS_PER_BUILDING"},
+        {3, {"prog", "--dup-rate", "lots"}, "HVS_FT_DUP_RATE"},
+        {2, {"prog", "stray"}, "stray"},
+        {3, {"prog", "--kafka-brokers", "x"}, "--kafka-brokers"}, /* common rows are env only */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = init_with_flags(bad[i].argc, (char **)bad[i].argv, &fs, &err);
+        HVS_CHECK(rc < 0, "case %zu accepted", i);
+        HVS_CHECK(strstr(err.msg, bad[i].words) != NULL, "case %zu: \"%s\" lacks \"%s\"", i,
+                  err.msg, bad[i].words);
+    }
+    clear_hvs_env();
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     hvs_log_init("apptest", HVS_LOG_ERROR, NULL);
     test_rejects_bad_settings();
+    test_flags();
     test_endpoints_and_signal();
     curl_global_cleanup();
     return hvs_test_done();

@@ -1,0 +1,305 @@
+/*
+ * test_simulator_kafka_it - the simulator against the real devbroker: what it publishes to
+ * readings.raw decodes to exactly what the same seed writes as JSON lines (broken records
+ * included, each as its own kind), topology carries every building, the messy output drives
+ * `hvsctl ingest` into every dead-letter reason the simulator injects, and the messy
+ * imperfections (duplicates, reordering, meter replacements) are really in the data.
+ */
+#include <librdkafka/rdkafka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hvs/kafka.h"
+#include "hvs/log.h"
+#include "hvs/reading.h"
+#include "hvs/serde.h"
+#include "hvs/topics.h"
+#include "hvs_test.h"
+#include "sim_data.h"
+
+static char g_dir[256];
+
+#define MESSY                                                                                      \
+    "--seed 5 --start 2024-11-01T00:00:00Z --days 4 --buildings 3 --apartments-per-building 6 "    \
+    "--dup-rate 0.02 --ooo-rate 0.03 --late-batch-rate 0.2 --gap-rate 0.05 --skew-fraction 0.2 "   \
+    "--meter-replacement-rate 20 --malformed-rate 0.01"
+
+/* A record as a canonical string: apartment, time and every value. */
+static char *canon(const char *apt, int64_t ts, const char *const *types, const char *const *rooms,
+                   const double *values, size_t n) {
+    char buf[4096];
+    int off = snprintf(buf, sizeof buf, "%s|%lld", apt, (long long)ts);
+    for (size_t i = 0; i < n && off < (int)sizeof buf - 64; i++)
+        off += snprintf(buf + off, sizeof buf - (size_t)off, "|%s:%s:%.1f", types[i],
+                        rooms[i] ? rooms[i] : "-", values[i]);
+    return strdup(buf);
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Canonical strings of the JSON lines that parse; *syntax = lines that do not (NaN apart). */
+static size_t canon_jsonl(const char *txt, size_t len, char ***out, size_t *syntax, size_t *nan) {
+    size_t cap = 1024, n = 0;
+    char **v = malloc(cap * sizeof *v);
+    *syntax = *nan = 0;
+    for (const char *p = txt; p < txt + len;) {
+        const char *nl = memchr(p, '\n', (size_t)(txt + len - p));
+        size_t l = nl ? (size_t)(nl - p) : (size_t)(txt + len - p);
+        hvs_reading_t *r = calloc(1, sizeof *r);
+        hvs_err_t err;
+        if (hvs_reading_parse_json(p, l, r, &err) == 0) {
+            const char *types[HVS_READING_MAX_SENSORS], *rooms[HVS_READING_MAX_SENSORS];
+            double vals[HVS_READING_MAX_SENSORS];
+            for (size_t i = 0; i < r->n; i++) {
+                types[i] = r->v[i].sensor_type;
+                rooms[i] = r->v[i].room_name[0] ? r->v[i].room_name : NULL;
+                vals[i] = r->v[i].value;
+            }
+            if (n == cap)
+                v = realloc(v, (cap *= 2) * sizeof *v);
+            v[n++] = canon(r->apartment_id, r->timestamp, types, rooms, vals, r->n);
+        } else if (!strcmp(err.reason, HVS_READING_R_NON_FINITE)) {
+            (*nan)++;
+        } else {
+            (*syntax)++;
+        }
+        free(r);
+        p = nl ? nl + 1 : txt + len;
+    }
+    qsort(v, n, sizeof *v, cmp_str);
+    *out = v;
+    return n;
+}
+
+static void free_strs(char **v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static char *run(const char *cmd, size_t *len) {
+    char *out = NULL;
+    int rc = hvs_test_run(cmd, NULL, 0, &out, len);
+    HVS_REQUIRE(rc == 0, "command failed (%d): %s", rc, cmd);
+    return out;
+}
+
+static void check_kafka_equals_jsonl(const hvs_test_proc_t *broker) {
+    char cmd[2048];
+    size_t jlen, klen;
+    snprintf(cmd, sizeof cmd, "%s --out jsonl " MESSY " 2>%s/jsonl.log", HVS_TEST_SIMULATOR,
+             g_dir);
+    char *jsonl = run(cmd, &jlen);
+    snprintf(cmd, sizeof cmd,
+             "HVS_KAFKA_BROKERS=%s %s --out kafka " MESSY " --labels-topic sim.labels 2>%s/kafka.log",
+             broker->addr, HVS_TEST_SIMULATOR, g_dir);
+    free(run(cmd, &klen));
+
+    char **want;
+    size_t syntax, nan;
+    size_t nwant = canon_jsonl(jsonl, jlen, &want, &syntax, &nan);
+    printf("jsonl: %zu records, %zu cut lines, %zu with NaN\n", nwant, syntax, nan);
+    HVS_CHECK(syntax > 0 && nan > 0, "the messy run should break some records (%zu, %zu)", syntax,
+              nan);
+
+    hvs_serde_t *s;
+    hvs_err_t err;
+    HVS_REQUIRE(hvs_serde_new(NULL, &s, &err) == 0, "serde");
+    hvs_decoder_t *dec;
+    hvs_reading_codec_t *codec;
+    HVS_REQUIRE(hvs_decoder_new(s, HVS_SCHEMA_READING, &dec, &err) == 0, "decoder");
+    HVS_REQUIRE(hvs_reading_codec_new(s, &codec, &err) == 0, "codec");
+    hvs_kafka_conf_t kc = {.brokers = broker->addr, .group = "simtest", .client_id = "test",
+                           .fetch_wait_max_ms = 10};
+    const char *topics[] = {"readings.raw", "topology", "sim.labels"};
+    hvs_consumer_t *c;
+    HVS_REQUIRE(hvs_consumer_new(&kc, topics, 3, NULL, &c, &err) == 0, "consumer: %s", err.msg);
+    HVS_REQUIRE(hvs_consumer_wait_assignment(c, 20000, &err) == 0, "assignment: %s", err.msg);
+    size_t cap = nwant + 1024, ngot = 0, truncated = 0, nan_got = 0, buildings = 0, labels = 0;
+    char **got = malloc(cap * sizeof *got);
+    hvs_reading_t *r = calloc(1, sizeof *r);
+    rd_kafka_message_t *msgs[512];
+    int64_t deadline = hvs_test_now_ms() + 30000, quiet_since = hvs_test_now_ms();
+    while (hvs_test_now_ms() < deadline && hvs_test_now_ms() - quiet_since < 3000) {
+        size_t n = 0;
+        hvs_consumer_poll_batch(c, msgs, 512, 200, &n, &err);
+        if (n)
+            quiet_since = hvs_test_now_ms();
+        for (size_t i = 0; i < n; i++) {
+            const char *topic = rd_kafka_topic_name(msgs[i]->rkt);
+            if (!strcmp(topic, "topology")) {
+                buildings++;
+                continue;
+            }
+            if (!strcmp(topic, "sim.labels")) {
+                labels++;
+                continue;
+            }
+            avro_value_t *v;
+            if (hvs_decoder_decode(dec, msgs[i]->payload, msgs[i]->len, &v, &err) != 0) {
+                truncated += !strcmp(err.reason, HVS_SERDE_R_TRUNCATED) ||
+                             !strcmp(err.reason, HVS_SERDE_R_AVRO);
+                continue;
+            }
+            HVS_REQUIRE(hvs_reading_from_avro(codec, v, r, &err) == 0, "from avro: %s", err.msg);
+            bool has_nan = false;
+            const char *types[HVS_READING_MAX_SENSORS], *rooms[HVS_READING_MAX_SENSORS];
+            double vals[HVS_READING_MAX_SENSORS];
+            for (size_t k = 0; k < r->n; k++) {
+                types[k] = r->v[k].sensor_type;
+                rooms[k] = r->v[k].room_name[0] ? r->v[k].room_name : NULL;
+                vals[k] = r->v[k].value;
+                has_nan |= isnan(vals[k]);
+            }
+            HVS_CHECK((size_t)msgs[i]->key_len == strlen(r->building_id) &&
+                          !memcmp(msgs[i]->key, r->building_id, msgs[i]->key_len),
+                      "message key is not the building id");
+            if (has_nan) {
+                nan_got++;
+                continue;
+            }
+            if (ngot == cap)
+                got = realloc(got, (cap *= 2) * sizeof *got);
+            got[ngot++] = canon(r->apartment_id, r->timestamp, types, rooms, vals, r->n);
+        }
+        hvs_consumer_commit_batch(c, msgs, n, &err);
+        hvs_consumer_release(msgs, n);
+    }
+    qsort(got, ngot, sizeof *got, cmp_str);
+    printf("kafka: %zu records, %zu undecodable, %zu with NaN, %zu buildings, %zu labels\n", ngot,
+           truncated, nan_got, buildings, labels);
+    HVS_CHECK_EQ_INT(ngot, nwant);
+    size_t same = 0;
+    for (size_t i = 0; i < ngot && i < nwant; i++)
+        same += strcmp(got[i], want[i]) == 0;
+    HVS_CHECK(same == nwant, "%zu of %zu records equal between Kafka and JSON lines", same, nwant);
+    HVS_CHECK_EQ_INT(truncated, syntax);
+    HVS_CHECK_EQ_INT(nan_got, nan);
+    HVS_CHECK_EQ_INT(buildings, 3);
+    HVS_CHECK(labels > 0, "labels topic empty");
+    hvs_consumer_close(c, &err);
+    hvs_consumer_destroy(c);
+    free(r);
+    free_strs(got, ngot);
+    free_strs(want, nwant);
+    hvs_reading_codec_destroy(codec);
+    hvs_decoder_destroy(dec);
+    hvs_serde_destroy(s);
+
+    /* The same lines through hvsctl ingest: every injected kind has its dead-letter reason. */
+    char path[512];
+    snprintf(path, sizeof path, "%s/messy.jsonl", g_dir);
+    FILE *f = fopen(path, "w");
+    HVS_REQUIRE(f && fwrite(jsonl, 1, jlen, f) == jlen && fclose(f) == 0, "write %s", path);
+    snprintf(cmd, sizeof cmd, "HVS_KAFKA_BROKERS=%s %s ingest %s 2>/dev/null", broker->addr,
+             HVS_TEST_HVSCTL, path);
+    size_t olen;
+    char *summary = run(cmd, &olen);
+    printf("%s", summary);
+    static const char *const reasons[] = {"json_syntax", "non_finite", "value_out_of_range",
+                                          "unknown_sensor"};
+    for (size_t i = 0; i < 4; i++)
+        HVS_CHECK(strstr(summary, reasons[i]) != NULL, "hvsctl ingest saw no %s", reasons[i]);
+    free(summary);
+    free(jsonl);
+}
+
+/* The messy imperfections are in the data, and counters only restart where labelled. */
+static void check_messy_data(void) {
+    char cmd[2048];
+    size_t len;
+    snprintf(cmd, sizeof cmd,
+             "%s --out jsonl " MESSY " --labels-out %s/m.labels --topology-out %s/m.topology "
+             "2>/dev/null",
+             HVS_TEST_SIMULATOR, g_dir, g_dir);
+    char *out = run(cmd, &len);
+    char lp[512], tp[512];
+    snprintf(lp, sizeof lp, "%s/m.labels", g_dir);
+    snprintf(tp, sizeof tp, "%s/m.topology", g_dir);
+    sim_data_t *d = calloc(1, sizeof *d);
+    sim_data_load(d, out, len, lp, NULL, tp);
+
+    /* Duplicates: identical lines. Reordering: an apartment's timestamps going back. */
+    size_t dups = 0, back = 0;
+    for (int b = 0; b < 3; b++)
+        for (int a = 0; a < 6; a++) {
+            sd_series_t *s = &d->apt[b][a];
+            for (size_t i = 1; i < s->n; i++)
+                back += s->ev[i].ts < s->ev[i - 1].ts && s->ev[i].line != s->ev[i - 1].line;
+        }
+    char **lines;
+    size_t syntax, nan;
+    size_t n = canon_jsonl(out, len, &lines, &syntax, &nan);
+    for (size_t i = 1; i < n; i++)
+        dups += strcmp(lines[i], lines[i - 1]) == 0;
+    free_strs(lines, n);
+    printf("messy: %zu duplicate records, %zu steps back in time\n", dups, back);
+    HVS_CHECK(dups > 0, "no duplicates delivered");
+    HVS_CHECK(back > 0, "nothing delivered out of order");
+
+    /* Counters, sorted by time, go down only at labelled meter replacements. */
+    size_t replacements = 0, unexplained = 0, explained = 0;
+    for (size_t i = 0; i < d->nlabels; i++)
+        replacements += strncmp(d->labels[i].type, "meter_replacement", 17) == 0;
+    for (int b = 0; b < 3; b++)
+        for (int a = 0; a < 6; a++) {
+            sd_series_t *s = &d->apt[b][a];
+            sd_sort(s);
+            double last[2] = {-1, -1};
+            for (size_t i = 0; i < s->n; i++) {
+                int k = s->ev[i].sensor;
+                double v = s->ev[i].value;
+                if (k > 1 || !(v >= 0))
+                    continue; /* broken on purpose: dead-lettered downstream */
+                if (v < last[k] - 1e-9) {
+                    bool labelled = false;
+                    for (size_t j = 0; j < d->nlabels; j++) {
+                        sd_label_t *l = &d->labels[j];
+                        if (l->building == b && l->apartment == a &&
+                            !strncmp(l->type, "meter_replacement", 17) &&
+                            llabs(l->start - s->ev[i].ts) <= 2 * 3600000LL)
+                            labelled = true;
+                    }
+                    if (labelled)
+                        explained++;
+                    else
+                        unexplained++, printf("counter %d of %d/%d down %.1f -> %.1f at %lld\n", k,
+                                              b, a, last[k], v, (long long)s->ev[i].ts);
+                }
+                last[k] = v;
+            }
+        }
+    printf("meter replacements labelled %zu, counter restarts seen %zu\n", replacements, explained);
+    HVS_CHECK(replacements > 0, "no meter replacement injected");
+    HVS_CHECK(explained > 0, "no counter restart seen");
+    HVS_CHECK_EQ_INT(unexplained, 0);
+    static const char *const kinds[] = {"gap", "late_batch", "clock_skew"};
+    for (size_t k = 0; k < 3; k++) {
+        size_t c = 0;
+        for (size_t i = 0; i < d->nlabels; i++)
+            c += !strcmp(d->labels[i].type, kinds[k]) && !strcmp(d->labels[i].category, "delivery");
+        HVS_CHECK(c > 0, "no %s label", kinds[k]);
+    }
+    sim_data_free(d);
+    free(d);
+    free(out);
+}
+
+int main(void) {
+    hvs_log_init("test", HVS_LOG_WARN, NULL);
+    snprintf(g_dir, sizeof g_dir, "/tmp/hvs-sim-kafka-XXXXXX");
+    HVS_REQUIRE(mkdtemp(g_dir), "mkdtemp");
+    hvs_test_proc_t broker;
+    HVS_REQUIRE(hvs_test_devbroker_start(&broker, NULL) == 0, "devbroker");
+    check_kafka_equals_jsonl(&broker);
+    check_messy_data();
+    hvs_test_proc_stop(&broker);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+    hvs_test_run(cmd, NULL, 0, NULL, NULL);
+    return hvs_test_done();
+}
