@@ -3,7 +3,9 @@
 #   1. installs the Debian packages it needs and builds (Release),
 #   2. starts a redis-server and hvs-devbroker (in-memory Kafka, loopback only),
 #   3. creates the pipeline's topics, ingests the sample meter data (good and bad lines),
-#   4. shows what arrived on readings.raw and what was dead-lettered, with reasons.
+#   4. runs hvs-simulator: 4 buildings, a week of history as fast as it goes, then two hours of
+#      simulated time at 900x, faults and messy delivery included (labels in the run dir),
+#   5. shows what arrived on readings.raw and topology, and what was dead-lettered, with reasons.
 # Services are stopped at the end; with --stay they keep running until Ctrl-C so you can use
 # `hvsctl` against them (the exports to do so are printed).
 set -euo pipefail
@@ -50,12 +52,27 @@ echo "== hvsctl topics create"
 "$hvsctl" topics create
 echo "== hvsctl ingest tests/data/readings.sample.jsonl"
 "$hvsctl" ingest tests/data/readings.sample.jsonl
-echo "== hvsctl tail readings.raw --from-beginning --max 5"
-"$hvsctl" tail readings.raw --from-beginning --max 5
+sim=$bin/simulator/hvs-simulator
+echo "== hvs-simulator: 4 buildings, 7 days of history, then 2 hours at 900x (labels: $run_dir/labels.jsonl)"
+"$sim" --out kafka --buildings 4 --history-days 7 --days 7.0834 --speed 900 \
+  --labels-out "$run_dir/labels.jsonl" --topology-out "$run_dir/topology.jsonl" \
+  2> >(grep '"summary"' >&2)
+echo "== ground truth: $(wc -l <"$run_dir/labels.jsonl") labels, e.g."
+grep '"category":"fault"' "$run_dir/labels.jsonl" | head -n 3 || true
+echo "== hvsctl tail readings.raw --max 3"
+"$hvsctl" tail readings.raw --from-beginning --max 3
+echo "== hvsctl tail topology --max 1"
+"$hvsctl" tail topology --from-beginning --max 1
 echo "== hvsctl dlq show --max 10"
 "$hvsctl" dlq show --max 10
 
 if [ "$stay" = 1 ]; then
+  weather_port=$(free_port)
+  "$sim" --out kafka --buildings 4 --days 0 --speed realtime --serve-weather "$weather_port" \
+    --labels-out "$run_dir/labels.live.jsonl" 2>"$run_dir/simulator.log" &
+  pids+=($!)
+  echo "== hvs-simulator keeps producing in real time; its weather (Open-Meteo format):"
+  echo "   curl 'http://127.0.0.1:$weather_port/v1/forecast?latitude=47.37&longitude=8.54&hourly=temperature_2m,shortwave_radiation'"
   echo "== services keep running; in another shell:"
   echo "   export HVS_KAFKA_BROKERS=$brokers HVS_REDIS_URL=$HVS_REDIS_URL"
   echo "   $root/$hvsctl tail readings.raw --from-beginning --follow"

@@ -92,13 +92,23 @@ static int64_t parse_ts(const char *s) {
     return s && hvs_time_parse_iso8601(s, &t, &err) == 0 ? t : INT64_MIN;
 }
 
-static void load_topology(sim_data_t *d, const char *path) {
+/* Call fn with every JSON object of a JSON-lines file (lines that do not parse are skipped). */
+static void each_json_line(sim_data_t *d, const char *path, void (*fn)(sim_data_t *, json_t *)) {
     size_t len;
     char *txt = sd_read_file(path, &len);
     if (!txt)
         return;
     for (char *line = strtok(txt, "\n"); line; line = strtok(NULL, "\n")) {
         json_t *o = json_loads(line, 0, NULL);
+        if (o)
+            fn(d, o);
+        json_decref(o);
+    }
+    free(txt);
+}
+
+static void topology_line(sim_data_t *d, json_t *o) {
+    {
         int bi = building_of(json_string_value(json_object_get(o, "building_id")));
         if (bi >= 0) {
             sd_building_t *b = &d->b[bi];
@@ -120,18 +130,11 @@ static void load_topology(sim_data_t *d, const char *path) {
                                  json_object_get(json_array_get(rooms, k), "room_name")));
             }
         }
-        json_decref(o);
     }
-    free(txt);
 }
 
-static void load_weather(sim_data_t *d, const char *path) {
-    size_t len;
-    char *txt = sd_read_file(path, &len);
-    if (!txt)
-        return;
-    for (char *line = strtok(txt, "\n"); line; line = strtok(NULL, "\n")) {
-        json_t *o = json_loads(line, 0, NULL);
+static void weather_line(sim_data_t *d, json_t *o) {
+    {
         int bi = building_of(json_string_value(json_object_get(o, "building_id")));
         if (bi >= 0) {
             sd_building_t *b = &d->b[bi];
@@ -144,20 +147,11 @@ static void load_weather(sim_data_t *d, const char *path) {
                 json_number_value(json_object_get(o, "shortwave_radiation")),
                 json_number_value(json_object_get(o, "cloudcover"))};
         }
-        json_decref(o);
     }
-    free(txt);
 }
 
-static void load_labels(sim_data_t *d, const char *path) {
-    size_t len;
-    char *txt = sd_read_file(path, &len);
-    if (!txt)
-        return;
-    for (char *line = strtok(txt, "\n"); line; line = strtok(NULL, "\n")) {
-        json_t *o = json_loads(line, 0, NULL);
-        if (!o)
-            continue;
+static void label_line(sim_data_t *d, json_t *o) {
+    {
         sd_label_t l = {.building = building_of(json_string_value(json_object_get(o, "building_id"))),
                         .apartment = -1,
                         .room = -1};
@@ -176,20 +170,18 @@ static void load_labels(sim_data_t *d, const char *path) {
         if (!d->labels)
             abort();
         d->labels[d->nlabels++] = l;
-        json_decref(o);
     }
-    free(txt);
 }
 
 int sim_data_load(sim_data_t *d, const char *readings, size_t len, const char *labels_path,
                   const char *weather_path, const char *topology_path) {
     memset(d, 0, sizeof *d);
     if (topology_path)
-        load_topology(d, topology_path);
+        each_json_line(d, topology_path, topology_line);
     if (weather_path)
-        load_weather(d, weather_path);
+        each_json_line(d, weather_path, weather_line);
     if (labels_path)
-        load_labels(d, labels_path);
+        each_json_line(d, labels_path, label_line);
     const char *p = readings, *end = readings ? readings + len : NULL;
     while (p && p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
@@ -247,8 +239,9 @@ void sd_sort(sd_series_t *s) {
         qsort(s->ev, s->n, sizeof *s->ev, cmp_event);
 }
 
-double sd_counter_at(const sd_series_t *s, int sensor, int64_t t) {
-    /* Binary search for the last event at or before t, then walk back to the sensor. */
+double sd_value_at(const sd_series_t *s, int sensor, int room, int64_t t) {
+    /* Binary search for the last event at or before t, then walk back to the sensor (the
+     * heartbeat bounds the walk to ~6 h of events). */
     size_t lo = 0, hi = s->n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
@@ -258,9 +251,13 @@ double sd_counter_at(const sd_series_t *s, int sensor, int64_t t) {
             hi = mid;
     }
     for (size_t i = lo; i-- > 0;)
-        if (s->ev[i].sensor == sensor)
+        if (s->ev[i].sensor == sensor && s->ev[i].room == room)
             return s->ev[i].value;
     return NAN;
+}
+
+double sd_counter_at(const sd_series_t *s, int sensor, int64_t t) {
+    return sd_value_at(s, sensor, -1, t);
 }
 
 bool sd_daily_weather(const sd_building_t *b, int64_t day, double *temp, double *ghi) {

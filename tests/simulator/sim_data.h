@@ -74,6 +74,8 @@ void sim_data_free(sim_data_t *d);
 /* The counter `sensor` of an apartment at instant t: the last value reported at or before t
  * (carry-forward), NAN if none yet. Events must be sorted by ts (sd_sort). */
 double sd_counter_at(const sd_series_t *s, int sensor, int64_t t);
+/* The same for a room's sensor (room -1 = apartment level). */
+double sd_value_at(const sd_series_t *s, int sensor, int room, int64_t t);
 void sd_sort(sd_series_t *s);
 /* Daily mean of a building's hourly weather on UTC day starting at `day`. */
 bool sd_daily_weather(const sd_building_t *b, int64_t day, double *temp, double *ghi);

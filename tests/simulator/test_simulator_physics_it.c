@@ -101,18 +101,7 @@ static int room_values(const sd_series_t *s, int sensor, int room, int64_t from,
 
 /* The last reported value of a room sensor at or before t. */
 static double room_at(const sd_series_t *s, int sensor, int room, int64_t t) {
-    size_t lo = 0, hi = s->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (s->ev[mid].ts <= t)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    for (size_t i = lo; i-- > 0;) /* heartbeats bound this walk to ~6 h of events */
-        if (s->ev[i].sensor == sensor && s->ev[i].room == room)
-            return s->ev[i].value;
-    return NAN;
+    return sd_value_at(s, sensor, room, t);
 }
 
 static double mean_outdoor(const sd_building_t *b, int64_t from, int64_t to) {
