@@ -7,7 +7,7 @@ file(GLOB HVS_SIM_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/simulator/
 file(GLOB HVS_SIM_TEST_SUPPORT CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/simulator/sim_*.c)
 add_library(hvs_sim_test_support STATIC ${HVS_SIM_TEST_SUPPORT})
 target_include_directories(hvs_sim_test_support PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/simulator)
-target_link_libraries(hvs_sim_test_support PUBLIC PkgConfig::JANSSON m)
+target_link_libraries(hvs_sim_test_support PUBLIC hvs::common PkgConfig::JANSSON m)
 hvs_target_defaults(hvs_sim_test_support)
 foreach(t ${HVS_SIM_TESTS})
   get_filename_component(name ${t} NAME_WE)

@@ -34,8 +34,8 @@ typedef struct sim_weather_conf {
     uint64_t seed;
     double shock_rate_per_day;    /* default 0.05: a shock every ~3 weeks per region */
     double forecast_error_scale;  /* 1.0: day-ahead temperature error ~1.5 K RMS */
-    double mean_temp_c;           /* annual mean at 0 m altitude; default 10.5 (Swiss plateau) */
-    double season_amplitude_c;    /* half the July-January difference; default 9.5 */
+    double mean_temp_c;           /* annual mean at 0 m altitude; default 11.5 (Swiss plateau) */
+    double season_amplitude_c;    /* half the July-January difference; default 8.6 */
 } sim_weather_conf_t;
 
 void sim_weather_conf_default(sim_weather_conf_t *c, uint64_t seed);
