@@ -250,6 +250,7 @@ static void check_messy_data(void) {
             sd_series_t *s = &d->apt[b][a];
             sd_sort(s);
             double last[2] = {-1, -1};
+            int64_t last_ts[2] = {0, 0};
             for (size_t i = 0; i < s->n; i++) {
                 int k = s->ev[i].sensor;
                 double v = s->ev[i].value;
@@ -259,9 +260,12 @@ static void check_messy_data(void) {
                     bool labelled = false;
                     for (size_t j = 0; j < d->nlabels; j++) {
                         sd_label_t *l = &d->labels[j];
+                        /* Replaced between this counter's previous report and this one
+                         * (2 h of slack for skewed clocks). */
                         if (l->building == b && l->apartment == a &&
                             !strncmp(l->type, "meter_replacement", 17) &&
-                            llabs(l->start - s->ev[i].ts) <= 2 * 3600000LL)
+                            l->start <= s->ev[i].ts + 2 * 3600000LL &&
+                            l->start >= last_ts[k] - 2 * 3600000LL)
                             labelled = true;
                     }
                     if (labelled)
@@ -271,6 +275,7 @@ static void check_messy_data(void) {
                                               b, a, last[k], v, (long long)s->ev[i].ts);
                 }
                 last[k] = v;
+                last_ts[k] = s->ev[i].ts;
             }
         }
     printf("meter replacements labelled %zu, counter restarts seen %zu\n", replacements, explained);

@@ -122,7 +122,7 @@ static void check_determinism(const char *out, size_t len) {
     size_t len2, len3;
     char *again = run_sim("--clean --seed 11 --start 2024-10-15T00:00:00Z --days 100 "
                           "--buildings 6 --apartments-per-building 12 --new-building-fraction 0 "
-                          "--fault-rate 3",
+                          "--fault-rate 4 --vacation-rate 1.5 --guest-rate 1 --override-rate 1",
                           "again", &len2);
     HVS_CHECK(len2 == len && memcmp(out, again, len) == 0, "same seed: outputs differ (%zu vs %zu)",
               len, len2);
@@ -132,7 +132,7 @@ static void check_determinism(const char *out, size_t len) {
     HVS_CHECK(lab1 && lab2 && l1 == l2 && memcmp(lab1, lab2, l1) == 0, "same seed: labels differ");
     char *other = run_sim("--clean --seed 12 --start 2024-10-15T00:00:00Z --days 100 "
                           "--buildings 6 --apartments-per-building 12 --new-building-fraction 0 "
-                          "--fault-rate 3",
+                          "--fault-rate 4 --vacation-rate 1.5 --guest-rate 1 --override-rate 1",
                           "other", &len3);
     HVS_CHECK(len3 != len || memcmp(out, other, len) != 0, "another seed: same output");
     free(again);
@@ -160,9 +160,20 @@ static void check_heating_vs_weather(sim_data_t *d) {
             heat[n] = h, temp[n] = tm, n++;
             /* The sun's effect is judged where heating never stops (below 8 degC): on mild
              * days heating is clipped at zero and no straight line fits. */
-            bool christmas = t0 >= 1734652800000LL && t0 < 1736208000000LL; /* Dec 20 - Jan 7 */
-            if (tm < 8 && !christmas) /* a third of the households are away at Christmas */
-                hs[ns] = h, ts[ns] = tm, gs[ns] = g, ns++;
+            /* The sun, judged where it acts: heat from 09 to 14 UTC against the temperature and
+             * irradiance of those hours, on days cold enough that heating never stops. Slow
+             * confounders (Christmas trips, vacations) barely move within a day's window. */
+            if (tm < 8) {
+                int64_t w0 = t0 + 9 * HOUR, w1 = t0 + 14 * HOUR;
+                double hw = 0, tw = 0, gw = 0;
+                for (int a = 0; a < NA; a++)
+                    hw += apt_heat(&d->apt[b][a], w0, w1);
+                for (size_t i = 0; i < d->b[b].nweather; i++)
+                    if (d->b[b].weather[i].time >= w0 && d->b[b].weather[i].time < w1)
+                        tw += d->b[b].weather[i].temp / 5, gw += d->b[b].weather[i].ghi / 5;
+                if (!isnan(hw))
+                    hs[ns] = hw, ts[ns] = tw, gs[ns] = gw, ns++;
+            }
         }
         HVS_REQUIRE(n > 80, "building %d: only %d days with data", b, n);
         double r = corr(temp, heat, n);
@@ -171,11 +182,11 @@ static void check_heating_vs_weather(sim_data_t *d) {
         fit2(hs, ts, gs, ns, &a0, &bt, &cg);
         intensity[b] = total / d->b[b].area_m2 / days * 365.25;
         printf("building %d %-22s area %5.0f m2: r(heat,T)=%.3f  dHeat/dT=%.1f kWh/K  "
-               "dHeat/dGHI=%.2f kWh per W/m2  %.0f kWh/m2a (Oct-Jan pace)\n",
+               "midday dHeat/dGHI=%.3f kWh per W/m2  %.0f kWh/m2a (Oct-Jan pace)\n",
                b, d->b[b].archetype, d->b[b].area_m2, r, bt, cg, intensity[b]);
         HVS_CHECK(r < -0.75, "building %d (%s): heating not driven by cold, r=%.3f", b,
                   d->b[b].archetype, r);
-        HVS_CHECK(bt < 0, "building %d: colder days must need more heat (slope %.2f)", b, bt);
+        HVS_CHECK(bt < 0, "building %d: colder hours must need more heat (slope %.2f)", b, bt);
         HVS_CHECK(cg < 0, "building %d: sunny days must need less heat at equal temperature "
                           "(GHI coefficient %.3f)", b, cg);
     }
@@ -246,8 +257,10 @@ static void check_labels(sim_data_t *d) {
         bool alone = true;
         for (size_t j = 0; j < d->nlabels; j++) {
             sd_label_t *o = &d->labels[j];
+            /* Sensor faults do not change energy: they do not blur an efficiency loss. */
+            bool harmless = f == 5 && !strncmp(o->type, "sensor_", 7);
             if (j != i && o->building == l->building && o->apartment == l->apartment &&
-                strcmp(o->type, "night_shift") && strcmp(o->type, "move_in") &&
+                strcmp(o->type, "night_shift") && strcmp(o->type, "move_in") && !harmless &&
                 o->start < l->end && l->start < o->end)
                 alone = false;
         }
@@ -281,7 +294,9 @@ static void check_labels(sim_data_t *d) {
             break;
         }
         case 1: { /* no heat response: the valve stays open, the room below its setpoint */
-            if (!(outdoor < 8))
+            /* Only where physics makes it visible: in a well-insulated block the neighbours
+             * and the flat's other rooms keep a radiator-less room near its setpoint. */
+            if (!(outdoor < 8) || strcmp(d->b[l->building].archetype, "old_poorly_insulated"))
                 break;
             int nv = room_values(s, 4, l->room, from, to, buf, NULL, 20000);
             double valve = median(buf, nv);
@@ -316,7 +331,7 @@ static void check_labels(sim_data_t *d) {
             double a0, slope, c0;
             fit2(buf, x, NULL, n, &a0, &slope, &c0);
             checked[f]++;
-            if (n > 10 && slope * l->magnitude > 0 && fabs(slope) > 0.5 * fabs(l->magnitude))
+            if (n >= 5 && slope * l->magnitude > 0 && fabs(slope) > 0.5 * fabs(l->magnitude))
                 ok[f]++;
             else
                 printf("drift %zu: slope %.3f K/day, label %.3f (n=%d)\n", i, slope, l->magnitude,
@@ -337,16 +352,19 @@ static void check_labels(sim_data_t *d) {
             break;
         }
         case 5: { /* efficiency loss: more heat per degree-day late in the window than before */
-            int64_t late0 = l->start + (l->end - l->start) * 3 / 4;
-            if (l->start - 14 * DAY < START_MS || l->end > START_MS + RUN_DAYS * DAY)
+            /* Heat recovery is lost over the first half of the episode: judge its second half
+             * (as much of it as the run holds) against the 14 days before it started. */
+            int64_t late0 = l->start + (l->end - l->start) / 2;
+            int64_t late1 = l->end < START_MS + RUN_DAYS * DAY ? l->end : START_MS + RUN_DAYS * DAY;
+            if (l->start - 14 * DAY < START_MS || late1 - late0 < 7 * DAY)
                 break;
             double hdd_before = 0, hdd_late = 0;
             for (int64_t t = l->start - 14 * DAY; t < l->start; t += HOUR)
                 hdd_before += fmax(0, 18 - mean_outdoor(&d->b[l->building], t, t + HOUR)) / 24;
-            for (int64_t t = late0; t < l->end; t += HOUR)
+            for (int64_t t = late0; t < late1; t += HOUR)
                 hdd_late += fmax(0, 18 - mean_outdoor(&d->b[l->building], t, t + HOUR)) / 24;
             double before = apt_heat(s, l->start - 14 * DAY, l->start) / hdd_before;
-            double late = apt_heat(s, late0, l->end) / hdd_late;
+            double late = apt_heat(s, late0, late1) / hdd_late;
             checked[f]++;
             if (late > 1.15 * before)
                 ok[f]++;
@@ -360,6 +378,7 @@ static void check_labels(sim_data_t *d) {
         printf("fault %-17s labelled %3d, judged %3d, signature seen %3d\n", faults[k], by_type[k],
                checked[k], ok[k]);
         HVS_CHECK(by_type[k] > 0, "no %s injected", faults[k]);
+        HVS_CHECK(checked[k] > 0, "no %s could be judged", faults[k]);
         /* Each judged fault shows its signature; a tenth may be blurred by an overlapping
          * episode (a vacation, another fault in the same room). */
         HVS_CHECK(ok[k] >= checked[k] * 0.9, "%s: signature in %d of %d", faults[k], ok[k],
@@ -410,7 +429,7 @@ int main(void) {
     size_t len;
     int64_t t0 = hvs_test_now_ms();
     char *out = run_sim("--clean --seed 11 --start 2024-10-15T00:00:00Z --days 100 --buildings 6 "
-                        "--apartments-per-building 12 --new-building-fraction 0 --fault-rate 3",
+                        "--apartments-per-building 12 --new-building-fraction 0 --fault-rate 4 --vacation-rate 1.5 --guest-rate 1 --override-rate 1",
                         "phys", &len);
     printf("simulated 6 x 12 apartments x 100 days in %lld ms: %zu bytes\n",
            (long long)(hvs_test_now_ms() - t0), len);

@@ -141,7 +141,7 @@ static void make_room(const sim_archetype_t *arch, const sim_building_t *b, sim_
     r->h_in = 6.0 + 0.4 * r->area_m2;
     /* Neighbours above, below and beside keep an empty flat from cooling far: it is why a
      * vacation shows near-zero heating in a block. Less contact on the top and ground floors. */
-    r->h_nb = (exposure > 1.0 ? 0.7 : 1.2) * r->area_m2;
+    r->h_nb = (exposure > 1.0 ? 0.9 : 1.5) * r->area_m2;
     r->cap_j_per_k = (r->h_out + r->h_nb) * arch->tau_h * 3600.0 * sim_rng_uniform(rng, 0.85, 1.15);
     /* Radiators are sized for -8 degC outside with a margin: old systems generously. */
     double margin = b->archetype == SIM_ARCH_OLD ? 1.8 : 1.4;

@@ -291,7 +291,7 @@ static int step_apartment(sim_t *s, sim_building_t *b, sim_apartment_t *a, const
         if (c->t < a->occupied_since)
             sp = 17.0; /* empty: kept from freezing and drying out */
         if (fx.vacation)
-            sp = 8.0; /* the valve's frost-protection mark */
+            sp = 6.0; /* the valve's frost-protection mark */
         r->setpoint_c = quantise(fmin(30.0, fmax(5.0, sp)), 0.5);
 
         /* Thermostatic valve: proportional on the true temperature, band 1.5 K. */
