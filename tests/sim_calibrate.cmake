@@ -1,0 +1,12 @@
+# hvs-sim-calibrate: the day-ahead XGBoost WAPE on simulated 50-flat buildings, asserted to lie
+# in the band issue 3 asks for (real blocks: ~0.19-0.24; accepted 0.12-0.30).
+pkg_check_modules(XGBOOST REQUIRED IMPORTED_TARGET xgboost)
+if(TARGET hvs_sim)
+  add_executable(hvs-sim-calibrate ${CMAKE_CURRENT_SOURCE_DIR}/tools/sim_calibrate.c)
+  target_link_libraries(hvs-sim-calibrate PRIVATE hvs_sim PkgConfig::XGBOOST)
+  hvs_target_defaults(hvs-sim-calibrate)
+  add_test(NAME sim_calibration
+           COMMAND hvs-sim-calibrate --seed 7 --days 180 --buildings 6 --apartments 50
+                   --assert-range 0.12,0.30)
+  set_tests_properties(sim_calibration PROPERTIES LABELS "integration;calibration" TIMEOUT 900)
+endif()
