@@ -124,6 +124,8 @@ typedef struct sim_apartment {
     int persons;
     double comfort_c;          /* preferred day setpoint */
     double night_setback_c;    /* 0 = none */
+    double setback_from_h;     /* local hour the night set-back starts (21.5-23.5) */
+    double setback_to_h;       /* and ends (5.0-7.5): programmed per flat, not fleet-wide */
     bool day_setback;          /* lowers the setpoint when everyone is out */
     double airing_rate;        /* window-airing events per occupied day */
     double water_l_per_person; /* daily hot water */

@@ -281,7 +281,7 @@ static int step_apartment(sim_t *s, sim_building_t *b, sim_apartment_t *a, const
         double sp = a->comfort_c + r->comfort_offset_c;
         bool asleep_hours = a->household == SIM_HH_NIGHT && !free_day
                                 ? in_span(c->local_hour, 8.0, 15.0)
-                                : in_span(c->local_hour, 22.5, 6.0);
+                                : in_span(c->local_hour, a->setback_from_h, a->setback_to_h);
         if (a->night_setback_c > 0 && asleep_hours)
             sp -= a->night_setback_c;
         if (a->day_setback && p.home < 0.2 && p.awake)
