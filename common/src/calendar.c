@@ -82,26 +82,13 @@ struct hvs_calendar {
 static bool leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 static int year_days(int y) { return leap(y) ? 366 : 365; }
 
-/* Days since 1970-01-01 of a civil date (proleptic Gregorian; Howard Hinnant's method). */
-static long days_from_civil(int y, int m, int d) {
-    y -= m <= 2;
-    long era = (y >= 0 ? y : y - 399) / 400;
-    long yoe = y - era * 400;
-    long doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
+/* The calendar counts in long days and int years; the arithmetic is time.h's. */
+static long days_from_civil(int y, int m, int d) { return (long)hvs_time_days_from_civil(y, m, d); }
 
 static void civil_from_days(long z, int *y, int *m, int *d) {
-    z += 719468;
-    long era = (z >= 0 ? z : z - 146096) / 146097;
-    long doe = z - era * 146097;
-    long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    long mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = (int)(yoe + era * 400 + (*m <= 2));
+    int64_t yy;
+    hvs_time_civil_from_days(z, &yy, m, d);
+    *y = (int)yy;
 }
 
 static int weekday_of(long days) { return (int)(((days % 7) + 7 + 3) % 7); } /* 1970-01-01: Thu */

@@ -34,8 +34,8 @@ hvs_ms_t hvs_time_window_start(hvs_ms_t t, hvs_ms_t size) {
 
 hvs_ms_t hvs_time_day_start(hvs_ms_t t) { return hvs_time_window_start(t, HVS_MS_DAY); }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, int m, int d) {
+/* Howard Hinnant's algorithms: eras of 400 years, years starting in March. */
+int64_t hvs_time_days_from_civil(int64_t y, int m, int d) {
     y -= m <= 2;
     int64_t era = (y >= 0 ? y : y - 399) / 400;
     int64_t yoe = y - era * 400;
@@ -44,7 +44,7 @@ static int64_t days_from_civil(int64_t y, int m, int d) {
     return era * 146097 + doe - 719468;
 }
 
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d) {
+void hvs_time_civil_from_days(int64_t z, int64_t *y, int *m, int *d) {
     z += 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
     int64_t doe = z - era * 146097;
@@ -140,7 +140,7 @@ int hvs_time_parse_iso8601(const char *s, hvs_ms_t *out, hvs_err_t *err) {
     }
     if (*p != '\0')
         goto bad;
-    int64_t days = days_from_civil(y, mo, d);
+    int64_t days = hvs_time_days_from_civil(y, mo, d);
     *out = ((days * 24 + hh) * 60 + mi - offset_min) * HVS_MS_MINUTE + ss * HVS_MS_SECOND + ms;
     return HVS_OK;
 bad:
@@ -152,7 +152,7 @@ char *hvs_time_format_iso8601(hvs_ms_t t, char *buf, size_t buflen) {
     hvs_ms_t day = hvs_time_day_start(t);
     int64_t y;
     int m, d;
-    civil_from_days(day / HVS_MS_DAY, &y, &m, &d);
+    hvs_time_civil_from_days(day / HVS_MS_DAY, &y, &m, &d);
     hvs_ms_t rem = t - day;
     int hh = (int)(rem / HVS_MS_HOUR), mi = (int)(rem / HVS_MS_MINUTE % 60);
     int ss = (int)(rem / HVS_MS_SECOND % 60), ms = (int)(rem % 1000);

@@ -44,6 +44,9 @@ hvs_ms_t hvs_time_mono_ms(void);    /* monotonic, for timeouts */
 hvs_ms_t hvs_time_window_start(hvs_ms_t t, hvs_ms_t size);
 /* Start of t's UTC day. */
 hvs_ms_t hvs_time_day_start(hvs_ms_t t);
+/* Days since 1970-01-01 of a proleptic Gregorian date (month 1-12, day 1-31), and back. */
+int64_t hvs_time_days_from_civil(int64_t y, int m, int d);
+void hvs_time_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
 
 /*
  * Parse ISO-8601 / RFC 3339: "2024-10-27T10:30:00Z", with optional fraction, "+02:00" offsets,
