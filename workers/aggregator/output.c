@@ -1,0 +1,119 @@
+#include "output.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "aggregate.h"
+
+enum {
+    F_BUILDING, F_APARTMENT, F_WS, F_WE, F_SIZE, F_REV, F_HEAT, F_WATER, F_TMEAN, F_TMIN, F_TMAX,
+    F_SP, F_GAP, F_EXPECTED, F_SEEN, F_REPORTING, F_KNOWN, F_QUALITY, F_FLAGS, F_EMITTED, F_COUNT
+};
+static const char *const field_names[F_COUNT] = {
+    "building_id", "apartment_id", "window_start", "window_end", "window_size_ms", "revision",
+    "heating_kwh", "hot_water_litres", "room_temp_mean_c", "room_temp_min_c", "room_temp_max_c",
+    "setpoint_mean_c", "comfort_gap_mean_c", "readings_expected", "readings_seen",
+    "reporting_apartments", "known_apartments", "quality", "flags", "emitted_at"};
+
+struct agg_output {
+    hvs_encoder_t *enc;
+    int idx[F_COUNT];
+};
+
+int agg_output_new(hvs_serde_t *s, const char *topic, agg_output_t **out, hvs_err_t *err) {
+    agg_output_t *o = calloc(1, sizeof *o);
+    if (!o)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "aggregate output");
+    avro_schema_t sc = hvs_serde_schema(s, HVS_SCHEMA_AGGREGATE);
+    for (int i = 0; i < F_COUNT; i++) {
+        o->idx[i] = avro_schema_record_field_get_index(sc, field_names[i]);
+        if (o->idx[i] < 0) {
+            free(o);
+            return hvs_err_set(err, HVS_ESERDE, "bad_schema", "Aggregate schema lacks %s",
+                               field_names[i]);
+        }
+    }
+    int rc = hvs_encoder_new(s, HVS_SCHEMA_AGGREGATE, topic, &o->enc, err);
+    if (rc) {
+        free(o);
+        return rc;
+    }
+    *out = o;
+    return 0;
+}
+
+void agg_output_free(agg_output_t *o) {
+    if (!o)
+        return;
+    hvs_encoder_destroy(o->enc);
+    free(o);
+}
+
+static int set_opt_double(avro_value_t *rec, int idx, bool has, double v) {
+    avro_value_t f, b;
+    if (avro_value_get_by_index(rec, (size_t)idx, &f, NULL))
+        return -1;
+    if (!has || !isfinite(v))
+        return avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b);
+    return avro_value_set_branch(&f, 1, &b) || avro_value_set_double(&b, v);
+}
+
+static int set_opt_int(avro_value_t *rec, int idx, bool has, int v) {
+    avro_value_t f, b;
+    if (avro_value_get_by_index(rec, (size_t)idx, &f, NULL))
+        return -1;
+    if (!has)
+        return avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b);
+    return avro_value_set_branch(&f, 1, &b) || avro_value_set_int(&b, v);
+}
+
+static int set_long(avro_value_t *rec, int idx, int64_t v) {
+    avro_value_t f;
+    return avro_value_get_by_index(rec, (size_t)idx, &f, NULL) || avro_value_set_long(&f, v);
+}
+
+static int set_int(avro_value_t *rec, int idx, int v) {
+    avro_value_t f;
+    return avro_value_get_by_index(rec, (size_t)idx, &f, NULL) || avro_value_set_int(&f, v);
+}
+
+int agg_output_encode(agg_output_t *o, const char *building, const char *apartment,
+                      const agg_result_t *r, uint32_t revision, hvs_ms_t emitted_at,
+                      const void **buf, size_t *len, hvs_err_t *err) {
+    avro_value_t *v = hvs_encoder_value(o->enc);
+    avro_value_t f, b, item;
+    bool bld = apartment == NULL;
+    int bad = avro_value_get_by_index(v, (size_t)o->idx[F_BUILDING], &f, NULL) ||
+              avro_value_set_string(&f, building);
+    bad = bad || avro_value_get_by_index(v, (size_t)o->idx[F_APARTMENT], &f, NULL) ||
+          (bld ? avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b)
+               : avro_value_set_branch(&f, 1, &b) || avro_value_set_string(&b, apartment));
+    bad = bad || set_long(v, o->idx[F_WS], r->ws) || set_long(v, o->idx[F_WE], r->we) ||
+          set_long(v, o->idx[F_SIZE], r->we - r->ws) || set_int(v, o->idx[F_REV], (int)revision);
+    bad = bad || set_opt_double(v, o->idx[F_HEAT], r->has_use[AGG_HEAT], r->use[AGG_HEAT]) ||
+          set_opt_double(v, o->idx[F_WATER], r->has_use[AGG_WATER], r->use[AGG_WATER]);
+    bool t = r->temp_ms > 0;
+    bad = bad || set_opt_double(v, o->idx[F_TMEAN], t, t ? r->temp_sum / r->temp_ms : 0) ||
+          set_opt_double(v, o->idx[F_TMIN], t, r->temp_min) ||
+          set_opt_double(v, o->idx[F_TMAX], t, r->temp_max) ||
+          set_opt_double(v, o->idx[F_SP], r->sp_ms > 0, r->sp_ms > 0 ? r->sp_sum / r->sp_ms : 0) ||
+          set_opt_double(v, o->idx[F_GAP], r->gap_ms > 0,
+                         r->gap_ms > 0 ? r->gap_sum / r->gap_ms : 0);
+    bad = bad || set_int(v, o->idx[F_EXPECTED], r->expected) ||
+          set_int(v, o->idx[F_SEEN], r->seen) ||
+          set_opt_int(v, o->idx[F_REPORTING], bld, r->reporting) ||
+          set_opt_int(v, o->idx[F_KNOWN], bld, r->known);
+    bad = bad || avro_value_get_by_index(v, (size_t)o->idx[F_QUALITY], &f, NULL) ||
+          avro_value_set_enum(&f, (int)r->quality);
+    bad = bad || avro_value_get_by_index(v, (size_t)o->idx[F_FLAGS], &f, NULL) ||
+          avro_value_reset(&f);
+    for (int i = 0; i < AGG_FLAG_COUNT && !bad; i++)
+        if (r->flags & (1u << i))
+            bad = avro_value_append(&f, &item, NULL) ||
+                  avro_value_set_string(&item, agg_flag_name(i));
+    bad = bad || set_long(v, o->idx[F_EMITTED], emitted_at);
+    if (bad)
+        return hvs_err_set(err, HVS_ESERDE, "avro_encode", "Aggregate %s/%s: %s", building,
+                           apartment ? apartment : "-", avro_strerror());
+    return hvs_encoder_encode(o->enc, buf, len, err);
+}

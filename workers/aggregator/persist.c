@@ -1,0 +1,383 @@
+#include "persist.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HOUR_MS (3600 * 1000LL)
+#define US '\x1f'
+#define GS '\x1d'
+#define RS '\x1e'
+#define BUCKET_MAX (1 << 20)
+
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+} sbuf_t;
+
+static int sb_grow(sbuf_t *b, size_t need) {
+    if (b->n + need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->n + need)
+        cap *= 2;
+    char *np = realloc(b->p, cap);
+    if (!np)
+        return HVS_ENOMEM;
+    b->p = np;
+    b->cap = cap;
+    return 0;
+}
+
+size_t agg_persist_bucket(const agg_apartment_t *a, hvs_ms_t hour, char *buf, size_t cap) {
+    const agg_samples_t *sm = &a->samples;
+    hvs_ms_t end = hour + HOUR_MS;
+    size_t n = 0;
+    hvs_ms_t t = hour - 1;
+    for (;;) {
+        /* Next time > t in [hour, end) among instants and every series. */
+        hvs_ms_t next = end;
+        ptrdiff_t i = agg_instants_floor(sm->inst, sm->ninst, t);
+        if ((size_t)(i + 1) < sm->ninst && sm->inst[i + 1] < next)
+            next = sm->inst[i + 1];
+        for (size_t k = 0; k < sm->ns; k++) {
+            const agg_series_t *s = &sm->s[k];
+            ptrdiff_t j = agg_points_floor(s->p, s->n, t);
+            if ((size_t)(j + 1) < s->n && s->p[j + 1].t < next)
+                next = s->p[j + 1].t;
+        }
+        if (next >= end)
+            break;
+        t = next;
+        ptrdiff_t ii = agg_instants_floor(sm->inst, sm->ninst, t);
+        bool inst = ii >= 0 && sm->inst[ii] == t;
+        int w = snprintf(buf + n, n < cap ? cap - n : 0, "%s%lld%s", n ? "\x1e" : "", (long long)t,
+                         inst ? "+" : "");
+        n += (size_t)(w > 0 ? w : 0);
+        for (size_t k = 0; k < sm->ns; k++) {
+            const agg_series_t *s = &sm->s[k];
+            ptrdiff_t j = agg_points_floor(s->p, s->n, t);
+            if (j < 0 || s->p[j].t != t)
+                continue;
+            w = snprintf(buf + n, n < cap ? cap - n : 0, "%c%c%s%c%.17g", US,
+                         agg_kind_code(s->kind), s->room, GS, s->p[j].v);
+            n += (size_t)(w > 0 ? w : 0);
+        }
+    }
+    return n;
+}
+
+int agg_persist_parse_bucket(agg_apartment_t *a, const char *v, size_t len, hvs_err_t *err) {
+    char tmp[64];
+    const char *p = v, *end = v + len;
+    while (p < end) {
+        const char *e = memchr(p, RS, (size_t)(end - p));
+        if (!e)
+            e = end;
+        /* time */
+        const char *q = p;
+        while (q < e && *q != US)
+            q++;
+        size_t tl = (size_t)(q - p);
+        if (tl == 0 || tl >= sizeof tmp)
+            return hvs_err_set(err, HVS_ESERDE, "bad_state", "stored bucket entry without time");
+        memcpy(tmp, p, tl);
+        tmp[tl] = 0;
+        bool inst = tmp[tl - 1] == '+';
+        char *te;
+        long long t = strtoll(tmp, &te, 10);
+        if (te == tmp || (*te && *te != '+'))
+            return hvs_err_set(err, HVS_ESERDE, "bad_state", "stored bucket time '%s'", tmp);
+        if (inst && agg_samples_add_instant(&a->samples, t) < 0)
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", a->id);
+        while (q < e) {
+            q++; /* US */
+            const char *g = memchr(q, GS, (size_t)(e - q));
+            const char *nx = memchr(q, US, (size_t)(e - q));
+            if (!nx)
+                nx = e;
+            if (!g || g > nx || g == q)
+                return hvs_err_set(err, HVS_ESERDE, "bad_state", "stored value of %s", a->id);
+            int k = agg_kind_from_code(*q);
+            char room[HVS_READING_ID_MAX + 1];
+            size_t rl = (size_t)(g - q - 1);
+            size_t vl = (size_t)(nx - g - 1);
+            if (k < 0 || rl > HVS_READING_ID_MAX || vl == 0 || vl >= sizeof tmp)
+                return hvs_err_set(err, HVS_ESERDE, "bad_state", "stored value of %s", a->id);
+            memcpy(room, q + 1, rl);
+            room[rl] = 0;
+            memcpy(tmp, g + 1, vl);
+            tmp[vl] = 0;
+            double val = strtod(tmp, &te);
+            if (*te)
+                return hvs_err_set(err, HVS_ESERDE, "bad_state", "stored number '%s'", tmp);
+            agg_series_t *s = agg_samples_series(&a->samples, (agg_kind_t)k, room);
+            if (!s || agg_samples_add_point(s, t, val, NULL) < 0)
+                return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", a->id);
+            q = nx;
+        }
+        p = e < end ? e + 1 : end;
+    }
+    return 0;
+}
+
+static int add(hvs_redis_batch_t *b, int argc, const char **argv, const size_t *lens,
+               hvs_err_t *err) {
+    if (hvs_redis_batch_add(b, argc, argv, lens))
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
+    return 0;
+}
+
+static int save_building(hvs_redis_batch_t *batch, agg_building_t *b, sbuf_t *buf,
+                         hvs_err_t *err) {
+    char key[700], field[700], num[2][32], p[32];
+    size_t lens[8];
+    int rc = 0;
+    if (b->persist_meta) {
+        hvs_redis_key(key, sizeof key, b->id, "agg:meta");
+        snprintf(num[0], sizeof num[0], "%lld", (long long)b->through[0]);
+        snprintf(num[1], sizeof num[1], "%lld", (long long)b->through[1]);
+        const char *a1[] = {"HSET", key, "t15", num[0], "t60", num[1]};
+        rc = add(batch, 6, a1, NULL, err);
+        snprintf(key, sizeof key, "hvs:agg:part:%d", (int)b->partition);
+        const char *a2[] = {"SADD", key, b->id};
+        rc = rc ? rc : add(batch, 3, a2, NULL, err);
+        if (b->napts && rc == 0) {
+            hvs_redis_key(key, sizeof key, b->id, "agg:apts");
+            const char **argv = malloc((b->napts + 2) * sizeof *argv);
+            if (!argv)
+                return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
+            argv[0] = "SADD";
+            argv[1] = key;
+            for (size_t i = 0; i < b->napts; i++)
+                argv[i + 2] = b->apts[i]->id;
+            rc = add(batch, (int)b->napts + 2, argv, NULL, err);
+            free(argv);
+        }
+        b->persist_meta = false;
+    }
+    for (size_t i = 0; i < b->ndel_apts && rc == 0; i++) {
+        hvs_redis_key(key, sizeof key, b->id, "agg:s:%s", b->del_apts[i]);
+        const char *a1[] = {"DEL", key};
+        rc = add(batch, 2, a1, NULL, err);
+        hvs_redis_key(key, sizeof key, b->id, "agg:apts");
+        const char *a2[] = {"SREM", key, b->del_apts[i]};
+        rc = rc ? rc : add(batch, 3, a2, NULL, err);
+        free(b->del_apts[i]);
+    }
+    b->ndel_apts = 0;
+    for (size_t i = 0; i < b->napts && rc == 0; i++) {
+        agg_apartment_t *a = b->apts[i];
+        if (a->nbuckets == 0)
+            continue;
+        hvs_redis_key(key, sizeof key, b->id, "agg:s:%s", a->id);
+        for (size_t j = 0; j < a->nbuckets && rc == 0; j++) {
+            snprintf(p, sizeof p, "%lld", (long long)a->buckets[j]);
+            size_t n = agg_persist_bucket(a, a->buckets[j], buf->p, buf->cap);
+            if (n >= buf->cap) {
+                if (n >= BUCKET_MAX || sb_grow(buf, n + 1))
+                    return hvs_err_set(err, HVS_ENOMEM, "oom", "bucket of %s/%s", b->id, a->id);
+                n = agg_persist_bucket(a, a->buckets[j], buf->p, buf->cap);
+            }
+            if (n == 0) {
+                const char *a1[] = {"HDEL", key, p};
+                rc = add(batch, 3, a1, NULL, err);
+            } else {
+                const char *a1[] = {"HSET", key, p, buf->p};
+                lens[0] = 4, lens[1] = strlen(key), lens[2] = strlen(p), lens[3] = n;
+                rc = add(batch, 4, a1, lens, err);
+            }
+        }
+        a->nbuckets = 0;
+    }
+    hvs_redis_key(key, sizeof key, b->id, "agg:mk");
+    for (size_t i = 0; i < b->nchanged && rc == 0; i++) {
+        struct agg_mark_ref *m = &b->changed[i];
+        agg_markers_t *ms = m->apt ? &m->apt->marks : &b->marks[m->size];
+        agg_marker_t *mk = agg_markers_find(ms, m->ws);
+        if (!mk || agg_mark_field(field, sizeof field, m->size, m->ws, m->apt ? m->apt->id : "") < 0)
+            continue; /* forgotten meanwhile */
+        snprintf(num[0], sizeof num[0], "%u %llu", mk->rev, (unsigned long long)mk->hash);
+        const char *a1[] = {"HSET", key, field, num[0]};
+        rc = add(batch, 4, a1, NULL, err);
+    }
+    b->nchanged = 0;
+    for (size_t i = 0; i < b->ndel_marks && rc == 0; i++) {
+        const char *a1[] = {"HDEL", key, b->del_marks[i]};
+        rc = add(batch, 3, a1, NULL, err);
+        free(b->del_marks[i]);
+    }
+    b->ndel_marks = 0;
+    return rc;
+}
+
+int agg_persist_save(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g,
+                     const int32_t *partitions, const hvs_ms_t *watermarks, size_t nparts,
+                     hvs_err_t *err) {
+    static sbuf_t buf; /* one consume loop per process: reused, never shrunk */
+    if (!buf.p && sb_grow(&buf, 64 * 1024))
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "persist buffer");
+    hvs_redis_batch_reset(batch);
+    size_t n;
+    agg_building_t **bs = agg_buildings(g, &n);
+    for (size_t i = 0; i < n; i++) {
+        int rc = save_building(batch, bs[i], &buf, err);
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < nparts; i++) {
+        if (watermarks[i] == HVS_MS_NONE)
+            continue;
+        char p[16], v[32];
+        snprintf(p, sizeof p, "%d", (int)partitions[i]);
+        snprintf(v, sizeof v, "%lld", (long long)watermarks[i]);
+        const char *a1[] = {"HSET", "hvs:agg:wm", p, v};
+        int rc = add(batch, 4, a1, NULL, err);
+        if (rc)
+            return rc;
+    }
+    if (hvs_redis_batch_size(batch) == 0)
+        return 0;
+    int rc = hvs_redis_batch_exec(r, batch, err);
+    if (rc)
+        return rc;
+    if (hvs_redis_batch_errors(batch))
+        return hvs_err_set(err, HVS_EREDIS, "reply_error", "%zu state writes refused by Redis",
+                           hvs_redis_batch_errors(batch));
+    return 0;
+}
+
+static const redisReply *reply(hvs_redis_batch_t *b, size_t i, int type) {
+    const redisReply *r = hvs_redis_batch_reply(b, i);
+    return r && r->type == type ? r : NULL;
+}
+
+int agg_persist_load(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g, int32_t p,
+                     hvs_ms_t *wm, hvs_err_t *err) {
+    char key[700], pf[16];
+    *wm = HVS_MS_NONE;
+    snprintf(key, sizeof key, "hvs:agg:part:%d", (int)p);
+    snprintf(pf, sizeof pf, "%d", (int)p);
+    hvs_redis_batch_reset(batch);
+    const char *a1[] = {"SMEMBERS", key};
+    const char *a2[] = {"HGET", "hvs:agg:wm", pf};
+    if (hvs_redis_batch_add(batch, 2, a1, NULL) || hvs_redis_batch_add(batch, 3, a2, NULL))
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
+    int rc = hvs_redis_batch_exec(r, batch, err);
+    if (rc)
+        return rc;
+    const redisReply *w = reply(batch, 1, REDIS_REPLY_STRING);
+    if (w)
+        *wm = strtoll(w->str, NULL, 10);
+    const redisReply *m = reply(batch, 0, REDIS_REPLY_ARRAY);
+    if (!m || m->elements == 0)
+        return 0;
+    size_t nb = m->elements;
+    char **ids = calloc(nb, sizeof *ids);
+    if (!ids)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "loading partition %d", (int)p);
+    for (size_t i = 0; i < nb; i++)
+        ids[i] = m->element[i]->type == REDIS_REPLY_STRING ? strdup(m->element[i]->str) : NULL;
+    /* Round 1: meta, apartment set and markers of every building. */
+    hvs_redis_batch_reset(batch);
+    for (size_t i = 0; i < nb; i++) {
+        if (!ids[i])
+            continue;
+        hvs_redis_key(key, sizeof key, ids[i], "agg:meta");
+        const char *c1[] = {"HGETALL", key};
+        hvs_redis_batch_add(batch, 2, c1, NULL);
+        hvs_redis_key(key, sizeof key, ids[i], "agg:apts");
+        const char *c2[] = {"SMEMBERS", key};
+        hvs_redis_batch_add(batch, 2, c2, NULL);
+        hvs_redis_key(key, sizeof key, ids[i], "agg:mk");
+        const char *c3[] = {"HGETALL", key};
+        hvs_redis_batch_add(batch, 2, c3, NULL);
+    }
+    rc = hvs_redis_batch_exec(r, batch, err);
+    size_t slot = 0;
+    for (size_t i = 0; i < nb && rc == 0; i++) {
+        if (!ids[i])
+            continue;
+        size_t base = slot;
+        slot += 3;
+        if (agg_building(g, ids[i], p, false))
+            continue; /* already here */
+        agg_building_t *b = agg_building(g, ids[i], p, true);
+        if (!b) {
+            rc = hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", ids[i]);
+            break;
+        }
+        const redisReply *meta = reply(batch, base, REDIS_REPLY_ARRAY);
+        for (size_t k = 0; meta && k + 1 < meta->elements; k += 2) {
+            int s = strcmp(meta->element[k]->str, "t15") == 0 ? 0
+                    : strcmp(meta->element[k]->str, "t60") == 0 ? 1 : -1;
+            if (s >= 0)
+                b->through[s] = strtoll(meta->element[k + 1]->str, NULL, 10);
+        }
+        const redisReply *apts = reply(batch, base + 1, REDIS_REPLY_ARRAY);
+        for (size_t k = 0; apts && k < apts->elements; k++)
+            if (!agg_apartment(b, apts->element[k]->str, true)) {
+                rc = hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", ids[i]);
+                break;
+            }
+        const redisReply *mk = reply(batch, base + 2, REDIS_REPLY_ARRAY);
+        for (size_t k = 0; mk && k + 1 < mk->elements && rc == 0; k += 2) {
+            const char *f = mk->element[k]->str;
+            char *e1, *e2;
+            long size = strtol(f, &e1, 10);
+            if (*e1 != ':')
+                continue;
+            long long ws = strtoll(e1 + 1, &e2, 10);
+            if (*e2 != ':')
+                continue;
+            const char *apt = e2 + 1;
+            unsigned rev = 0;
+            unsigned long long hash = 0;
+            if (sscanf(mk->element[k + 1]->str, "%u %llu", &rev, &hash) != 2)
+                continue;
+            agg_markers_t *ms;
+            if (*apt) {
+                agg_apartment_t *a = agg_apartment(b, apt, false);
+                if (!a)
+                    continue;
+                ms = &a->marks;
+            } else {
+                ms = &b->marks[size == 15 ? AGG_W15 : AGG_W60];
+            }
+            if (agg_markers_set(ms, ws, rev, hash))
+                rc = hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", ids[i]);
+        }
+        b->persist_meta = false;
+    }
+    /* Round 2: the samples of every apartment loaded. */
+    if (rc == 0) {
+        hvs_redis_batch_reset(batch);
+        size_t nbs;
+        agg_building_t **bs = agg_buildings(g, &nbs);
+        for (size_t i = 0; i < nbs; i++) {
+            if (bs[i]->partition != p)
+                continue;
+            for (size_t k = 0; k < bs[i]->napts; k++) {
+                hvs_redis_key(key, sizeof key, bs[i]->id, "agg:s:%s", bs[i]->apts[k]->id);
+                const char *c1[] = {"HGETALL", key};
+                hvs_redis_batch_add(batch, 2, c1, NULL);
+            }
+        }
+        rc = hvs_redis_batch_exec(r, batch, err);
+        size_t idx = 0;
+        for (size_t i = 0; i < nbs && rc == 0; i++) {
+            if (bs[i]->partition != p)
+                continue;
+            for (size_t k = 0; k < bs[i]->napts && rc == 0; k++) {
+                const redisReply *h = reply(batch, idx++, REDIS_REPLY_ARRAY);
+                for (size_t q = 0; h && q + 1 < h->elements && rc == 0; q += 2)
+                    rc = agg_persist_parse_bucket(bs[i]->apts[k], h->element[q + 1]->str,
+                                                  h->element[q + 1]->len, err);
+            }
+        }
+    }
+    for (size_t i = 0; i < nb; i++)
+        free(ids[i]);
+    free(ids);
+    return rc;
+}

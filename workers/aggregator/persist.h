@@ -1,0 +1,43 @@
+/*
+ * persist.h - the aggregator's state in Redis, written after the batch's outputs are
+ * acknowledged and before its offsets are committed; read back when a partition is assigned.
+ *
+ * Key layout (DESIGN.md §5; every building key carries the building as hash tag):
+ *   hvs:{B}:agg:meta        HASH  t15, t60: `through` of each window size (epoch ms)
+ *   hvs:{B}:agg:apts        SET   apartment ids with stored samples
+ *   hvs:{B}:agg:s:<apt>     HASH  field = hour start (epoch ms) -> that hour's samples:
+ *                                  entries "<t>[+]" then per value US <code><room> GS <%.17g>,
+ *                                  entries separated by RS ('+' = the apartment reported at t;
+ *                                  a value without it is a kept base). US/GS/RS are the ASCII
+ *                                  separators 0x1f/0x1d/0x1e, which ids cannot contain.
+ *   hvs:{B}:agg:mk          HASH  "<15|60>:<window start>:<apt or empty>" -> "<rev> <hash>"
+ *   hvs:agg:part:<P>        SET   buildings of input partition P (found again on assignment)
+ *   hvs:agg:wm              HASH  P -> watermark of partition P at the last persisted batch
+ * Every write is idempotent (whole buckets, markers by window): a batch applied twice leaves the
+ * same state, so a crash between the Redis write and the offset commit is harmless.
+ *
+ * Ownership: borrows everything. Thread-safety: none. Errors: HVS_EREDIS / HVS_ENOMEM; a stored
+ * value that does not parse is HVS_ESERDE with the key named (state written by something else).
+ */
+#ifndef AGG_PERSIST_H
+#define AGG_PERSIST_H
+
+#include "aggregate.h"
+#include "hvs/redis.h"
+
+/* Write every building's pending changes, and the watermarks of the given partitions. */
+int agg_persist_save(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g,
+                     const int32_t *partitions, const hvs_ms_t *watermarks, size_t nparts,
+                     hvs_err_t *err);
+
+/* Load the stored state of partition p into g; *wm = its stored watermark (HVS_MS_NONE if none).
+ * Buildings already in g are left alone. */
+int agg_persist_load(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g, int32_t p,
+                     hvs_ms_t *wm, hvs_err_t *err);
+
+/* Serialise an apartment's hour bucket (for tests); returns the length (0 = empty bucket). */
+size_t agg_persist_bucket(const agg_apartment_t *a, hvs_ms_t hour, char *buf, size_t cap);
+/* Parse one stored bucket into a. */
+int agg_persist_parse_bucket(agg_apartment_t *a, const char *v, size_t len, hvs_err_t *err);
+
+#endif

@@ -1,0 +1,165 @@
+#include "samples.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hvs/err.h"
+
+static const struct {
+    const char *sensor;
+    char code;
+} kinds[AGG_KIND_COUNT] = {
+    [AGG_HEAT] = {"heating_energy_kwh", 'h'},
+    [AGG_WATER] = {"hot_water_litres", 'w'},
+    [AGG_TEMP] = {"room_temp_c", 't'},
+    [AGG_SETPOINT] = {"setpoint_temp_c", 's'},
+};
+
+int agg_kind_of(const char *sensor_type) {
+    for (int k = 0; k < AGG_KIND_COUNT; k++)
+        if (strcmp(kinds[k].sensor, sensor_type) == 0)
+            return k;
+    return -1;
+}
+
+const char *agg_kind_name(agg_kind_t k) { return (unsigned)k < AGG_KIND_COUNT ? kinds[k].sensor : "?"; }
+char agg_kind_code(agg_kind_t k) { return (unsigned)k < AGG_KIND_COUNT ? kinds[k].code : '?'; }
+
+int agg_kind_from_code(char c) {
+    for (int k = 0; k < AGG_KIND_COUNT; k++)
+        if (kinds[k].code == c)
+            return k;
+    return -1;
+}
+
+static bool is_counter(agg_kind_t k) { return k == AGG_HEAT || k == AGG_WATER; }
+
+const agg_series_t *agg_samples_find(const agg_samples_t *a, agg_kind_t kind, const char *room) {
+    for (size_t i = 0; i < a->ns; i++)
+        if (a->s[i].kind == kind && (is_counter(kind) || strcmp(a->s[i].room, room) == 0))
+            return &a->s[i];
+    return NULL;
+}
+
+agg_series_t *agg_samples_series(agg_samples_t *a, agg_kind_t kind, const char *room) {
+    const agg_series_t *found = agg_samples_find(a, kind, room ? room : "");
+    if (found)
+        return (agg_series_t *)found;
+    if (a->ns == a->caps) {
+        size_t cap = a->caps ? a->caps * 2 : 8;
+        agg_series_t *ns = realloc(a->s, cap * sizeof *ns);
+        if (!ns)
+            return NULL;
+        a->s = ns;
+        a->caps = cap;
+    }
+    char *r = strdup(is_counter(kind) || !room ? "" : room);
+    if (!r)
+        return NULL;
+    agg_series_t *s = &a->s[a->ns++];
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    s->room = r;
+    return s;
+}
+
+ptrdiff_t agg_points_floor(const agg_point_t *p, size_t n, hvs_ms_t x) {
+    size_t lo = 0, hi = n; /* first index with t > x */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (p[mid].t <= x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (ptrdiff_t)lo - 1;
+}
+
+ptrdiff_t agg_instants_floor(const hvs_ms_t *t, size_t n, hvs_ms_t x) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t[mid] <= x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (ptrdiff_t)lo - 1;
+}
+
+/* Grow an array of `size`-byte elements to hold one more. */
+static int grow(void **arr, size_t *cap, size_t n, size_t size) {
+    if (n < *cap)
+        return 0;
+    size_t nc = *cap ? *cap * 2 : 16;
+    void *na = realloc(*arr, nc * size);
+    if (!na)
+        return HVS_ENOMEM;
+    *arr = na;
+    *cap = nc;
+    return 0;
+}
+
+int agg_samples_add_instant(agg_samples_t *a, hvs_ms_t t) {
+    ptrdiff_t i = agg_instants_floor(a->inst, a->ninst, t);
+    if (i >= 0 && a->inst[i] == t)
+        return 0;
+    if (grow((void **)&a->inst, &a->capinst, a->ninst, sizeof *a->inst))
+        return HVS_ENOMEM;
+    size_t at = (size_t)(i + 1);
+    memmove(&a->inst[at + 1], &a->inst[at], (a->ninst - at) * sizeof *a->inst);
+    a->inst[at] = t;
+    a->ninst++;
+    return 1;
+}
+
+int agg_samples_add_point(agg_series_t *s, hvs_ms_t t, double v, uint64_t *conflicts) {
+    ptrdiff_t i = agg_points_floor(s->p, s->n, t);
+    if (i >= 0 && s->p[i].t == t) {
+        if (s->p[i].v != v && conflicts)
+            (*conflicts)++;
+        return 0;
+    }
+    if (grow((void **)&s->p, &s->cap, s->n, sizeof *s->p))
+        return HVS_ENOMEM;
+    size_t at = (size_t)(i + 1);
+    memmove(&s->p[at + 1], &s->p[at], (s->n - at) * sizeof *s->p);
+    s->p[at].t = t;
+    s->p[at].v = v;
+    s->n++;
+    return 1;
+}
+
+size_t agg_samples_prune(agg_samples_t *a, hvs_ms_t values_horizon, hvs_ms_t instants_horizon) {
+    size_t dropped = 0;
+    hvs_ms_t horizon = values_horizon;
+    ptrdiff_t k = agg_instants_floor(a->inst, a->ninst, instants_horizon - 1);
+    if (k > 0) {
+        memmove(a->inst, &a->inst[k], (a->ninst - (size_t)k) * sizeof *a->inst);
+        a->ninst -= (size_t)k;
+        dropped += (size_t)k;
+    }
+    for (size_t i = 0; i < a->ns; i++) {
+        agg_series_t *s = &a->s[i];
+        ptrdiff_t j = agg_points_floor(s->p, s->n, horizon - 1);
+        if (j > 0) {
+            memmove(s->p, &s->p[j], (s->n - (size_t)j) * sizeof *s->p);
+            s->n -= (size_t)j;
+            dropped += (size_t)j;
+        }
+    }
+    return dropped;
+}
+
+hvs_ms_t agg_samples_last(const agg_samples_t *a) { return a->ninst ? a->inst[a->ninst - 1] : HVS_MS_NONE; }
+hvs_ms_t agg_samples_first(const agg_samples_t *a) { return a->ninst ? a->inst[0] : HVS_MS_NONE; }
+
+void agg_samples_free(agg_samples_t *a) {
+    for (size_t i = 0; i < a->ns; i++) {
+        free(a->s[i].room);
+        free(a->s[i].p);
+    }
+    free(a->s);
+    free(a->inst);
+    memset(a, 0, sizeof *a);
+}

@@ -1,0 +1,83 @@
+/*
+ * samples.h - one apartment's readings inside the revisable horizon: the instants at which the
+ * apartment reported anything, and per series (heating counter, hot-water counter, room
+ * temperature and setpoint per room) the values, both sorted by event time.
+ *
+ * A value is identified by (series, event time): the same reading twice is stored once, so a
+ * replayed or duplicated record changes nothing (DESIGN.md §5). A second, different value for an
+ * already stored (series, time) is refused and counted as a conflict: the first one in partition
+ * order wins, which a replay reproduces.
+ *
+ * Ownership: agg_samples_t is embedded by its owner (zero-initialised = empty) and freed with
+ * agg_samples_free. Series room names are copied. Thread-safety: none.
+ * Errors: insert functions return 1 (stored), 0 (already there), or HVS_ENOMEM.
+ */
+#ifndef AGG_SAMPLES_H
+#define AGG_SAMPLES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hvs/time.h"
+
+typedef enum agg_kind {
+    AGG_HEAT = 0,   /* heating_energy_kwh: cumulative, apartment */
+    AGG_WATER,      /* hot_water_litres: cumulative, apartment */
+    AGG_TEMP,       /* room_temp_c, per room */
+    AGG_SETPOINT,   /* setpoint_temp_c, per room */
+    AGG_KIND_COUNT
+} agg_kind_t;
+
+typedef struct agg_point {
+    hvs_ms_t t;
+    double v;
+} agg_point_t;
+
+typedef struct agg_series {
+    agg_kind_t kind;
+    char *room;          /* "" for apartment-level series */
+    agg_point_t *p;
+    size_t n, cap;
+} agg_series_t;
+
+typedef struct agg_samples {
+    hvs_ms_t *inst;      /* instants with any reading, sorted, unique */
+    size_t ninst, capinst;
+    agg_series_t *s;
+    size_t ns, caps;
+    uint64_t conflicts;  /* second values refused for an existing (series, time) */
+} agg_samples_t;
+
+/* Kind of a sensor type, or -1 for sensors the aggregator does not aggregate (valves, humidity). */
+int agg_kind_of(const char *sensor_type);
+const char *agg_kind_name(agg_kind_t k);
+/* Short code used in the Redis encoding: 'h', 'w', 't', 's'. */
+char agg_kind_code(agg_kind_t k);
+int agg_kind_from_code(char c);
+
+/* The series (kind, room), created when absent; NULL on ENOMEM. Counters ignore room. */
+agg_series_t *agg_samples_series(agg_samples_t *a, agg_kind_t kind, const char *room);
+/* Find without creating. */
+const agg_series_t *agg_samples_find(const agg_samples_t *a, agg_kind_t kind, const char *room);
+
+int agg_samples_add_instant(agg_samples_t *a, hvs_ms_t t);
+int agg_samples_add_point(agg_series_t *s, hvs_ms_t t, double v, uint64_t *conflicts);
+
+/* Index of the last element with t <= x, or -1. */
+ptrdiff_t agg_points_floor(const agg_point_t *p, size_t n, hvs_ms_t x);
+ptrdiff_t agg_instants_floor(const hvs_ms_t *t, size_t n, hvs_ms_t x);
+
+/* Drop values older than `values_horizon`, keeping per series the newest one older than it (the
+ * base a later counter difference or carried-over gauge needs), and instants older than
+ * `instants_horizon` (kept longer: they say whether the apartment was alive across a long
+ * counter interval). Returns the number of elements dropped. */
+size_t agg_samples_prune(agg_samples_t *a, hvs_ms_t values_horizon, hvs_ms_t instants_horizon);
+
+/* Newest instant, HVS_MS_NONE if empty. */
+hvs_ms_t agg_samples_last(const agg_samples_t *a);
+hvs_ms_t agg_samples_first(const agg_samples_t *a);
+
+void agg_samples_free(agg_samples_t *a);
+
+#endif

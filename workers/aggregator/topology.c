@@ -1,0 +1,245 @@
+#include "topology.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hvs/log.h"
+#include "hvs/reading.h"
+#include "hvs/time.h"
+
+typedef struct topo_building {
+    char *id;
+    char **apts; /* sorted */
+    size_t napts;
+} topo_building_t;
+
+struct agg_topology {
+    rd_kafka_t *rk;
+    hvs_decoder_t *dec;
+    topo_building_t *b; /* sorted by id */
+    size_t n, cap;
+    int nparts, eofs;
+    bool caught_up;
+    uint64_t bad;
+};
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int agg_topology_new(const hvs_kafka_conf_t *conf, hvs_serde_t *s, const char *topic,
+                     agg_topology_t **out, hvs_err_t *err) {
+    char errstr[512];
+    agg_topology_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "topology");
+    int rc = hvs_decoder_new(s, HVS_SCHEMA_BUILDING, &t->dec, err);
+    if (rc) {
+        free(t);
+        return rc;
+    }
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    char wait[16];
+    snprintf(wait, sizeof wait, "%d", conf->fetch_wait_max_ms > 0 ? conf->fetch_wait_max_ms : 100);
+    const char *props[] = {"bootstrap.servers", conf->brokers, "group.id", "hvs-topology-reader",
+                           "enable.auto.commit", "false", "enable.auto.offset.store", "false",
+                           "enable.partition.eof", "true", "fetch.wait.max.ms", wait,
+                           "log_level", "3", NULL};
+    bool ok = true;
+    for (const char **p = props; *p && ok; p += 2)
+        ok = rd_kafka_conf_set(kc, p[0], p[1], errstr, sizeof errstr) == RD_KAFKA_CONF_OK;
+    for (const char *const *p = conf->props; ok && p && p[0] && p[1]; p += 2)
+        ok = rd_kafka_conf_set(kc, p[0], p[1], errstr, sizeof errstr) == RD_KAFKA_CONF_OK;
+    if (!ok || !(t->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, sizeof errstr))) {
+        rd_kafka_conf_destroy(kc);
+        hvs_decoder_destroy(t->dec);
+        free(t);
+        return hvs_err_set(err, HVS_EKAFKA, "config", "topology reader: %s", errstr);
+    }
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(t->rk, topic, NULL);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(t->rk, 0, rkt, &md, 10000);
+    rd_kafka_topic_destroy(rkt);
+    if (e || md->topic_cnt != 1 || md->topics[0].err) {
+        rc = hvs_err_set(err, HVS_EKAFKA, "metadata", "topic %s: %s", topic,
+                         rd_kafka_err2str(e ? e : md->topics[0].err));
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        agg_topology_free(t);
+        return rc;
+    }
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+    for (int i = 0; i < md->topics[0].partition_cnt; i++)
+        rd_kafka_topic_partition_list_add(l, topic, md->topics[0].partitions[i].id)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+    t->nparts = l->cnt;
+    rd_kafka_metadata_destroy(md);
+    e = rd_kafka_assign(t->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        agg_topology_free(t);
+        return hvs_err_set(err, HVS_EKAFKA, "assign", "topic %s: %s", topic, rd_kafka_err2str(e));
+    }
+    *out = t;
+    return 0;
+}
+
+void agg_topology_free(agg_topology_t *t) {
+    if (!t)
+        return;
+    if (t->rk) {
+        rd_kafka_consumer_close(t->rk);
+        rd_kafka_destroy(t->rk);
+    }
+    hvs_decoder_destroy(t->dec);
+    for (size_t i = 0; i < t->n; i++) {
+        for (size_t k = 0; k < t->b[i].napts; k++)
+            free(t->b[i].apts[k]);
+        free(t->b[i].apts);
+        free(t->b[i].id);
+    }
+    free(t->b);
+    free(t);
+}
+
+static topo_building_t *find(const agg_topology_t *t, const char *id, size_t *at) {
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(t->b[mid].id, id);
+        if (c == 0)
+            return &t->b[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (at)
+        *at = lo;
+    return NULL;
+}
+
+static void remove_building(agg_topology_t *t, const char *id) {
+    topo_building_t *b = find(t, id, NULL);
+    if (!b)
+        return;
+    for (size_t k = 0; k < b->napts; k++)
+        free(b->apts[k]);
+    free(b->apts);
+    free(b->id);
+    size_t i = (size_t)(b - t->b);
+    memmove(&t->b[i], &t->b[i + 1], (t->n - i - 1) * sizeof *t->b);
+    t->n--;
+}
+
+/* Apply one Building value; 0 or -1 (skipped). */
+static int apply(agg_topology_t *t, avro_value_t *v) {
+    avro_value_t f, arr, item, sub, br;
+    const char *id;
+    size_t len, n = 0;
+    int deleted = 0;
+    if (avro_value_get_by_name(v, "building_id", &f, NULL) || avro_value_get_string(&f, &id, &len))
+        return -1;
+    if (avro_value_get_by_name(v, "deleted", &f, NULL) == 0) {
+        /* boolean, or a union with null */
+        if (avro_value_get_boolean(&f, &deleted) != 0 &&
+            !(avro_value_get_current_branch(&f, &br) == 0 && avro_value_get_boolean(&br, &deleted) == 0))
+            deleted = 0;
+    }
+    char *key = strdup(id);
+    if (!key)
+        return -1;
+    remove_building(t, key);
+    if (deleted) {
+        free(key);
+        return 0;
+    }
+    if (avro_value_get_by_name(v, "apartments", &arr, NULL) || avro_value_get_size(&arr, &n)) {
+        free(key);
+        return -1;
+    }
+    char **apts = calloc(n ? n : 1, sizeof *apts);
+    size_t m = 0;
+    for (size_t i = 0; apts && i < n; i++) {
+        const char *a;
+        size_t al;
+        if (avro_value_get_by_index(&arr, i, &item, NULL) ||
+            avro_value_get_by_name(&item, "apartment_id", &sub, NULL) ||
+            avro_value_get_string(&sub, &a, &al))
+            continue;
+        if ((apts[m] = strdup(a)))
+            m++;
+    }
+    qsort(apts, m, sizeof *apts, cmp_str);
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 64;
+        topo_building_t *nb = realloc(t->b, cap * sizeof *nb);
+        if (!nb) {
+            for (size_t i = 0; i < m; i++)
+                free(apts[i]);
+            free(apts);
+            free(key);
+            return -1;
+        }
+        t->b = nb;
+        t->cap = cap;
+    }
+    size_t at = 0;
+    find(t, key, &at);
+    memmove(&t->b[at + 1], &t->b[at], (t->n - at) * sizeof *t->b);
+    t->b[at] = (topo_building_t){key, apts, m};
+    t->n++;
+    return 0;
+}
+
+int agg_topology_poll(agg_topology_t *t, int timeout_ms) {
+    int applied = 0;
+    hvs_ms_t deadline = hvs_time_mono_ms() + timeout_ms;
+    for (;;) {
+        hvs_ms_t left = deadline - hvs_time_mono_ms();
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(t->rk, left > 0 && !t->caught_up ? (int)left : 0);
+        if (!m) {
+            if (t->caught_up || left <= 0)
+                break;
+            continue;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (!t->caught_up && ++t->eofs >= t->nparts)
+                t->caught_up = true;
+        } else if (m->err) {
+            hvs_log_warn("topology", "%s", rd_kafka_message_errstr(m));
+        } else if (!m->payload) {
+            if (m->key) {
+                char id[HVS_READING_ID_MAX + 1];
+                size_t kl = m->key_len < sizeof id - 1 ? m->key_len : sizeof id - 1;
+                memcpy(id, m->key, kl);
+                id[kl] = 0;
+                remove_building(t, id);
+            }
+        } else {
+            avro_value_t *v;
+            hvs_err_t e = {0};
+            if (hvs_decoder_decode(t->dec, m->payload, m->len, &v, &e) || apply(t, v)) {
+                t->bad++;
+                hvs_log_warn("topology", "skipped a Building record at offset %lld: %s",
+                             (long long)m->offset, e.msg[0] ? e.msg : "no building_id/apartments");
+            } else {
+                applied++;
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    return applied;
+}
+
+bool agg_topology_caught_up(const agg_topology_t *t) { return t->caught_up || t->nparts == 0; }
+
+int agg_topology_apartments(const agg_topology_t *t, const char *building) {
+    topo_building_t *b = find(t, building, NULL);
+    return b ? (int)b->napts : -1;
+}
+
+bool agg_topology_has_apartment(const agg_topology_t *t, const char *building, const char *apt) {
+    topo_building_t *b = find(t, building, NULL);
+    return b && bsearch(&apt, b->apts, b->napts, sizeof *b->apts, cmp_str) != NULL;
+}

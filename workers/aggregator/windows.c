@@ -1,0 +1,275 @@
+#include "windows.h"
+
+#include <math.h>
+#include <string.h>
+
+static const char *const flag_names[AGG_FLAG_COUNT] = {"counter_reset", "meter_replaced",
+                                                        "implausible_jump", "late_data"};
+static const char *const quality_names[] = {"COMPLETE", "PARTIAL", "SILENT", "INTERPOLATED",
+                                            "UNKNOWN"};
+
+const char *agg_flag_name(int i) { return i >= 0 && i < AGG_FLAG_COUNT ? flag_names[i] : "?"; }
+const char *agg_quality_name(agg_quality_t q) {
+    return (unsigned)q <= AGG_Q_UNKNOWN ? quality_names[q] : "UNKNOWN";
+}
+
+static hvs_ms_t max_ms(hvs_ms_t a, hvs_ms_t b) { return a > b ? a : b; }
+static hvs_ms_t min_ms(hvs_ms_t a, hvs_ms_t b) { return a < b ? a : b; }
+
+/* End of the alive stretch that starts at instant i (see the liveness rule). */
+static hvs_ms_t alive_end(const agg_samples_t *a, const agg_params_t *p, size_t i) {
+    hvs_ms_t r = a->inst[i];
+    if (i + 1 == a->ninst)
+        return r + p->silence_ms;
+    hvs_ms_t next = a->inst[i + 1];
+    return next - r <= p->silence_ms ? next : min_ms(next, r + p->sample_ms);
+}
+
+/* Alive time inside [from, to). */
+static hvs_ms_t alive_in(const agg_samples_t *a, const agg_params_t *p, hvs_ms_t from, hvs_ms_t to) {
+    if (a->ninst == 0 || to <= from)
+        return 0;
+    ptrdiff_t j = agg_instants_floor(a->inst, a->ninst, from);
+    hvs_ms_t sum = 0;
+    for (size_t i = j < 0 ? 0 : (size_t)j; i < a->ninst && a->inst[i] < to; i++) {
+        hvs_ms_t s0 = max_ms(a->inst[i], from), s1 = min_ms(alive_end(a, p, i), to);
+        if (s1 > s0)
+            sum += s1 - s0;
+    }
+    return sum;
+}
+
+bool agg_pair_alive(const agg_samples_t *a, const agg_params_t *p, int k, hvs_ms_t ta, hvs_ms_t tb,
+                    double d) {
+    /* Send-on-change: an increase too large for one sampling interval proves reports were lost. */
+    if (d > p->max_rate_per_h[k] * (double)p->sample_ms / 3.6e6)
+        return false;
+    if (tb - ta <= p->silence_ms)
+        return true;
+    if (tb - ta > p->max_pair_ms)
+        return false;
+    ptrdiff_t j = agg_instants_floor(a->inst, a->ninst, ta);
+    if (j < 0)
+        return false;
+    for (size_t i = (size_t)j; i + 1 < a->ninst && a->inst[i] < tb; i++)
+        if (a->inst[i + 1] - a->inst[i] > p->silence_ms)
+            return false;
+    return true;
+}
+
+/* Increase of a counter between two values, with the flag it earns (see the rule above). */
+double agg_counter_delta(const agg_params_t *p, int k, hvs_ms_t ta, double va, hvs_ms_t tb,
+                         double vb, unsigned *flag) {
+    double dt_h = (double)max_ms(tb - ta, p->sample_ms) / 3.6e6;
+    double cap = p->max_rate_per_h[k] * dt_h;
+    double d = vb - va;
+    *flag = 0;
+    if (d < 0) {
+        *flag = vb <= cap ? AGG_F_METER_REPLACED : AGG_F_COUNTER_RESET;
+        return vb <= cap ? vb : 0;
+    }
+    if (d > cap) {
+        *flag = AGG_F_IMPLAUSIBLE_JUMP;
+        return 0;
+    }
+    return d;
+}
+
+/* Consumption of one counter attributed to [ws, we). */
+static void counter_window(const agg_samples_t *a, const agg_params_t *p, const agg_series_t *s,
+                           int k, agg_result_t *out) {
+    if (!s || s->n == 0 || s->p[0].t >= out->we)
+        return; /* no value before the window's end: unknown */
+    hvs_ms_t ws = out->ws, we = out->we;
+    double sum = 0;
+    /* First pair whose end lies after ws: pairs ending at or before ws cannot reach into it. */
+    ptrdiff_t f = agg_points_floor(s->p, s->n, ws);
+    size_t first = f < 1 ? 1 : (size_t)f + 1;
+    for (size_t i = first; i < s->n; i++) {
+        hvs_ms_t ta = s->p[i - 1].t, tb = s->p[i].t;
+        if (ta >= we)
+            break;
+        unsigned flag;
+        double d = agg_counter_delta(p, k, ta, s->p[i - 1].v, tb, s->p[i].v, &flag);
+        if (tb > ws && tb <= we)
+            out->flags |= flag;
+        bool alive = agg_pair_alive(a, p, k, ta, tb, d);
+        hvs_ms_t lo = alive ? max_ms(ta, tb - p->sample_ms) : max_ms(ta, tb - p->max_interp_ms);
+        hvs_ms_t ov = min_ms(tb, we) - max_ms(lo, ws);
+        if (ov > 0 && d != 0)
+            sum += d * (double)ov / (double)(tb - lo);
+        if (ov > 0 && !alive && d > 0)
+            out->interpolated = true;
+    }
+    /* After the newest value, "unchanged" holds only while the apartment stays alive. */
+    hvs_ms_t last = s->p[s->n - 1].t;
+    if (last < we) {
+        hvs_ms_t from = max_ms(last, ws);
+        if (alive_in(a, p, from, we) < we - from)
+            return; /* went silent: unknown until a later value closes the gap */
+    }
+    out->has_use[k] = true;
+    out->use[k] = sum;
+}
+
+bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_t ws,
+                          hvs_ms_t we, agg_result_t *out) {
+    memset(out, 0, sizeof *out);
+    out->ws = ws;
+    out->we = we;
+    out->temp_min = INFINITY;
+    out->temp_max = -INFINITY;
+    out->expected = (int)((we - ws) / p->sample_ms);
+    if (a->ninst == 0 || a->inst[0] >= we)
+        return false;
+    out->span_ms = we - max_ms(ws, a->inst[0]);
+
+    for (int k = AGG_HEAT; k <= AGG_WATER; k++)
+        counter_window(a, p, agg_samples_find(a, (agg_kind_t)k, ""), k, out);
+
+    /* Gauges and coverage, stretch by stretch between instants. */
+    enum { MAXS = 64 };
+    ptrdiff_t cur[MAXS];
+    int pair_of[MAXS];
+    size_t ns = a->ns < MAXS ? a->ns : MAXS;
+    for (size_t i = 0; i < ns; i++) {
+        cur[i] = -1;
+        pair_of[i] = -1;
+        if (a->s[i].kind != AGG_TEMP)
+            continue;
+        for (size_t j = 0; j < ns; j++)
+            if (a->s[j].kind == AGG_SETPOINT && strcmp(a->s[j].room, a->s[i].room) == 0)
+                pair_of[i] = (int)j;
+    }
+    ptrdiff_t j0 = agg_instants_floor(a->inst, a->ninst, ws);
+    for (size_t i = j0 < 0 ? 0 : (size_t)j0; i < a->ninst && a->inst[i] < we; i++) {
+        hvs_ms_t r = a->inst[i];
+        hvs_ms_t s0 = max_ms(r, ws), s1 = min_ms(alive_end(a, p, i), we);
+        if (s1 <= s0)
+            continue;
+        double len = (double)(s1 - s0);
+        out->covered_ms += s1 - s0;
+        for (size_t k = 0; k < ns; k++) {
+            const agg_series_t *s = &a->s[k];
+            if (s->kind != AGG_TEMP && s->kind != AGG_SETPOINT)
+                continue;
+            if (cur[k] < 0 || (size_t)cur[k] + 1 < s->n)
+                cur[k] = agg_points_floor(s->p, s->n, r);
+        }
+        for (size_t k = 0; k < ns; k++) {
+            const agg_series_t *s = &a->s[k];
+            if (cur[k] < 0)
+                continue;
+            double v = s->p[cur[k]].v;
+            if (s->kind == AGG_SETPOINT) {
+                out->sp_sum += v * len;
+                out->sp_ms += len;
+            } else if (s->kind == AGG_TEMP) {
+                out->temp_sum += v * len;
+                out->temp_ms += len;
+                if (v < out->temp_min)
+                    out->temp_min = v;
+                if (v > out->temp_max)
+                    out->temp_max = v;
+                int q = pair_of[k];
+                if (q >= 0 && cur[q] >= 0) {
+                    out->gap_sum += (a->s[q].p[cur[q]].v - v) * len;
+                    out->gap_ms += len;
+                }
+            }
+        }
+    }
+    /* Instants in (ws, we]. */
+    ptrdiff_t lo = agg_instants_floor(a->inst, a->ninst, ws);
+    ptrdiff_t hi = agg_instants_floor(a->inst, a->ninst, we);
+    out->seen = (int)(hi - lo);
+
+    if (out->covered_ms == 0 && !out->interpolated)
+        out->quality = AGG_Q_SILENT;
+    else if (out->interpolated)
+        out->quality = AGG_Q_INTERPOLATED;
+    else if (out->covered_ms < out->span_ms)
+        out->quality = AGG_Q_PARTIAL;
+    else
+        out->quality = AGG_Q_COMPLETE;
+    return true;
+}
+
+void agg_window_building_begin(agg_result_t *b, hvs_ms_t ws, hvs_ms_t we) {
+    memset(b, 0, sizeof *b);
+    b->ws = ws;
+    b->we = we;
+    b->temp_min = INFINITY;
+    b->temp_max = -INFINITY;
+    b->quality = AGG_Q_COMPLETE;
+}
+
+void agg_window_building_add(agg_result_t *b, const agg_result_t *r) {
+    for (int k = 0; k < 2; k++)
+        if (r->has_use[k]) {
+            b->has_use[k] = true;
+            b->use[k] += r->use[k];
+        }
+    b->interpolated |= r->interpolated;
+    b->temp_sum += r->temp_sum;
+    b->temp_ms += r->temp_ms;
+    b->sp_sum += r->sp_sum;
+    b->sp_ms += r->sp_ms;
+    b->gap_sum += r->gap_sum;
+    b->gap_ms += r->gap_ms;
+    if (r->temp_min < b->temp_min)
+        b->temp_min = r->temp_min;
+    if (r->temp_max > b->temp_max)
+        b->temp_max = r->temp_max;
+    b->covered_ms += r->covered_ms;
+    b->span_ms += r->span_ms;
+    b->seen += r->seen;
+    b->expected += r->expected;
+    b->flags |= r->flags;
+    if (r->covered_ms > 0)
+        b->reporting++;
+    if (r->quality == AGG_Q_PARTIAL || r->quality == AGG_Q_SILENT)
+        b->quality = AGG_Q_PARTIAL;
+    else if (r->quality == AGG_Q_INTERPOLATED && b->quality == AGG_Q_COMPLETE)
+        b->quality = AGG_Q_INTERPOLATED;
+    b->known++; /* apartments added; finish replaces it with the topology's count if larger */
+}
+
+void agg_window_building_finish(agg_result_t *b, int known_apartments) {
+    int added = b->known;
+    if (known_apartments > added)
+        b->known = known_apartments;
+    if (b->reporting == 0 && !b->interpolated)
+        b->quality = AGG_Q_SILENT;
+    else if (b->reporting < b->known && b->quality != AGG_Q_PARTIAL)
+        b->quality = AGG_Q_PARTIAL;
+}
+
+static uint64_t mix(uint64_t h, uint64_t v) {
+    h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    return h * 0xff51afd7ed558ccdULL;
+}
+
+static uint64_t dbits(double d) {
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+uint64_t agg_result_hash(const agg_result_t *r) {
+    uint64_t h = 1469598103934665603ULL;
+    for (int k = 0; k < 2; k++)
+        h = mix(h, r->has_use[k] ? dbits(r->use[k]) : 0x7ff8dead);
+    h = mix(h, dbits(r->temp_sum));
+    h = mix(h, dbits(r->temp_ms));
+    h = mix(h, dbits(r->temp_min));
+    h = mix(h, dbits(r->temp_max));
+    h = mix(h, dbits(r->sp_sum));
+    h = mix(h, dbits(r->sp_ms));
+    h = mix(h, dbits(r->gap_sum));
+    h = mix(h, dbits(r->gap_ms));
+    h = mix(h, (uint64_t)r->seen << 32 | (uint32_t)r->expected);
+    h = mix(h, (uint64_t)r->flags << 8 | (uint64_t)r->quality);
+    h = mix(h, (uint64_t)(uint32_t)r->reporting << 32 | (uint32_t)r->known);
+    return h;
+}

@@ -1,0 +1,123 @@
+/*
+ * windows.h - what one apartment (or one building) consumed and how warm it was over one window,
+ * computed from its samples (samples.h). A pure function of the stored samples: the same
+ * samples give the same result bit for bit, whatever order they arrived in — which is what
+ * makes replays, crashes and rebalances invisible in the final aggregates.
+ *
+ * The attribution rule (DESIGN.md §4; S = sampling interval, 15 min; G = silence threshold;
+ * Lmax = longest interpolation; Lcap = longest interval examined for liveness):
+ *
+ *  Liveness. Devices sample every S and send only what changed, so an apartment that sends
+ *  nothing has not necessarily stopped. Between two consecutive instants r_j < r_{j+1} at which
+ *  the apartment sent anything, it is alive if r_{j+1} - r_j <= G; otherwise it was alive for
+ *  [r_j, r_j + S) and the rest is a gap (the device was silent). After its newest instant it is
+ *  taken as alive for G (provisionally: a later record revises that).
+ *
+ *  Counters (heating kWh, hot-water litres). Consecutive values (t_a, v_a), (t_b, v_b) of one
+ *  counter: the increase d = v_b - v_a happened in (t_a, t_b].
+ *   - If the apartment was alive throughout [t_a, t_b] (and t_b - t_a <= Lcap), the missing
+ *     samples in between mean "unchanged": d happened in the last sampling interval,
+ *     (max(t_a, t_b - S), t_b] — unless d is more than max_rate could deliver in one interval:
+ *     a device that sends on change would have reported it earlier, so reports were lost and
+ *     that interval is a gap too.
+ *   - Across a real gap, d is spread linearly over (max(t_a, t_b - Lmax), t_b] and the windows
+ *     it reaches are INTERPOLATED.
+ *   Each window gets d times the share of that interval inside it, so the windows of an
+ *   apartment sum exactly to its counter span (energy is conserved). A sample stamped 10:00
+ *   covers consumption up to 10:00 and so belongs to the window ending at 10:00.
+ *   A drop (v_b < v_a) is a meter replacement when v_b is plausible as consumption since zero
+ *   over (t_a, t_b] (then d = v_b, flag meter_replaced), otherwise a counter reset (d = 0, flag
+ *   counter_reset). An increase above max_rate x max(t_b - t_a, S) is an implausible jump
+ *   (d = 0, flag implausible_jump). Never negative, never giant.
+ *   A window's consumption is unknown (null) when the counter has no value before the window's
+ *   end, or the apartment went silent after the counter's newest value before the window ended
+ *   and nothing has closed that gap yet.
+ *
+ *  Gauges (room temperature, setpoint): a value holds from its time until the next value of
+ *  the same room, over the time the apartment was alive; mean = time-weighted over rooms and
+ *  alive time, min/max over the values that held, comfort gap = setpoint - room temperature
+ *  over the time both were known.
+ *
+ *  Completeness: readings_expected = window / S; readings_seen = instants in (ws, we];
+ *  quality SILENT (never alive in the window, nothing interpolated), INTERPOLATED (a gap
+ *  interpolated into it), PARTIAL (alive only part of the window), else COMPLETE.
+ *
+ * Building windows combine apartment results: sums of known consumption, time-weighted gauges
+ * over every room, apartments reporting (alive in the window) against apartments known.
+ *
+ * Ownership: results are plain values. Thread-safety: pure functions.
+ */
+#ifndef AGG_WINDOWS_H
+#define AGG_WINDOWS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "samples.h"
+
+typedef struct agg_params {
+    hvs_ms_t sample_ms;        /* S */
+    hvs_ms_t silence_ms;       /* G */
+    hvs_ms_t max_interp_ms;    /* Lmax */
+    hvs_ms_t max_pair_ms;      /* Lcap */
+    double max_rate_per_h[2];  /* plausible maximum: heating kW, hot water l/h (apartment) */
+} agg_params_t;
+
+/* The symbols of the AggregateQuality enum, in schema order. */
+typedef enum agg_quality {
+    AGG_Q_COMPLETE = 0,
+    AGG_Q_PARTIAL,
+    AGG_Q_SILENT,
+    AGG_Q_INTERPOLATED,
+    AGG_Q_UNKNOWN
+} agg_quality_t;
+
+enum {
+    AGG_F_COUNTER_RESET = 1u,
+    AGG_F_METER_REPLACED = 2u,
+    AGG_F_IMPLAUSIBLE_JUMP = 4u,
+    AGG_F_LATE_DATA = 8u,
+};
+#define AGG_FLAG_COUNT 4
+const char *agg_flag_name(int bit_index);   /* "counter_reset", ... */
+const char *agg_quality_name(agg_quality_t q);
+
+typedef struct agg_result {
+    hvs_ms_t ws, we;
+    bool has_use[2];            /* [AGG_HEAT], [AGG_WATER] known */
+    double use[2];              /* consumption in the window */
+    bool interpolated;
+    double temp_sum, temp_ms;   /* integral of room temperature (degC x ms) and its time */
+    double temp_min, temp_max;
+    double sp_sum, sp_ms;
+    double gap_sum, gap_ms;
+    hvs_ms_t covered_ms;        /* alive time */
+    hvs_ms_t span_ms;           /* time the apartment existed in the window */
+    int seen, expected;
+    unsigned flags;
+    agg_quality_t quality;
+    int reporting, known;       /* building results only */
+} agg_result_t;
+
+/* Was the apartment alive throughout [ta, tb] for counter k rising by d there (liveness rule,
+ * and an increase small enough for one sampling interval)? */
+bool agg_pair_alive(const agg_samples_t *a, const agg_params_t *p, int k, hvs_ms_t ta, hvs_ms_t tb,
+                    double d);
+/* The counted increase between two values of counter k, and its flag (0 if none). */
+double agg_counter_delta(const agg_params_t *p, int k, hvs_ms_t ta, double va, hvs_ms_t tb,
+                         double vb, unsigned *flag);
+
+/* Apartment window [ws, we). exists = false when the apartment had no instant before we. */
+bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_t ws,
+                          hvs_ms_t we, agg_result_t *out);
+
+/* Building: begin, add each apartment's result in a fixed order (apartment id order: sums of
+ * doubles depend on order), finish with the number of apartments known. */
+void agg_window_building_begin(agg_result_t *b, hvs_ms_t ws, hvs_ms_t we);
+void agg_window_building_add(agg_result_t *b, const agg_result_t *apt);
+void agg_window_building_finish(agg_result_t *b, int known_apartments);
+
+/* Hash of everything a consumer sees in the result (revision detection). */
+uint64_t agg_result_hash(const agg_result_t *r);
+
+#endif
