@@ -1,0 +1,25 @@
+# Aggregator tests: tests/aggregator/test_*.c link the aggregator's library (hvs_agg). Names
+# ending in _it run hvs-aggregator against real services (label "integration"); the rest are
+# unit tests. offline_aggregate.py is the independent recomputation the simulator test uses.
+file(GLOB HVS_AGG_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/aggregator/test_*.c)
+foreach(t ${HVS_AGG_TESTS})
+  get_filename_component(name ${t} NAME_WE)
+  set(label unit)
+  if(name MATCHES "_it$")
+    set(label integration)
+  endif()
+  add_executable(${name} ${t})
+  target_link_libraries(${name} PRIVATE hvs_test_support hvs_agg)
+  target_compile_definitions(${name} PRIVATE
+    HVS_TEST_AGGREGATOR="${PROJECT_BINARY_DIR}/workers/aggregator/hvs-aggregator"
+    HVS_TEST_SIMULATOR="${PROJECT_BINARY_DIR}/workers/simulator/hvs-simulator"
+    HVS_TEST_OFFLINE_AGG="${CMAKE_CURRENT_SOURCE_DIR}/aggregator/offline_aggregate.py")
+  hvs_target_defaults(${name})
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES LABELS ${label} TIMEOUT 600)
+  foreach(exe hvs-aggregator hvs-simulator)
+    if(TARGET ${exe})
+      add_dependencies(${name} ${exe})
+    endif()
+  endforeach()
+endforeach()
