@@ -241,6 +241,43 @@ static void cleanup_dir(hvs_test_proc_t *p) {
     }
 }
 
+int hvs_test_spawn(hvs_test_proc_t *p, const char *cmd, const char *log) {
+    memset(p, 0, sizeof *p);
+    char full[8192];
+    snprintf(full, sizeof full, "exec %s", cmd);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+        execl("/bin/sh", "sh", "-c", full, (char *)NULL);
+        _exit(127);
+    }
+    p->pid = pid;
+    return 0;
+}
+
+bool hvs_test_proc_exited(hvs_test_proc_t *p, int *status) {
+    int st;
+    if (p->pid <= 0)
+        return true;
+    if (waitpid(p->pid, &st, WNOHANG) != p->pid)
+        return false;
+    p->pid = 0;
+    if (status)
+        *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return true;
+}
+
 void hvs_test_proc_stop(hvs_test_proc_t *p) {
     if (p && p->pid > 0) {
         kill(p->pid, SIGTERM);

@@ -82,6 +82,11 @@ int hvs_test_free_port(void);
 int hvs_test_redis_start(hvs_test_proc_t *p, int port);
 /* `args` extra command-line words (may be NULL), e.g. "--partitions 4". */
 int hvs_test_devbroker_start(hvs_test_proc_t *p, const char *args);
+/* Start `cmd` through /bin/sh (exec'd, so p->pid is the program itself: SIGKILL hits it), stdout
+ * and stderr appended to `log`. For workers under test. 0 or -1. */
+int hvs_test_spawn(hvs_test_proc_t *p, const char *cmd, const char *log);
+/* Has the process exited? (reaps it; *status = exit code or 128 + signal) */
+bool hvs_test_proc_exited(hvs_test_proc_t *p, int *status);
 /* SIGTERM, wait up to 5 s, then SIGKILL. Safe on a stopped/zeroed struct. */
 void hvs_test_proc_stop(hvs_test_proc_t *p);
 /* SIGKILL now and reap (crash tests). */

@@ -1,0 +1,403 @@
+/*
+ * test_aggregator_it - hvs-aggregator as a process against a real redis-server and hvs-devbroker.
+ * A hand-built stream (readings ingested with hvsctl, broken messages produced raw) goes in;
+ * what comes out is read back from the topics with hvsctl and from Redis, and compared with
+ * values worked out by hand from the attribution rule:
+ *   exact hourly and 15-minute aggregates (alive intervals, lost reports spread, meter
+ *   replacement, duplicates and reordering ignored), a late reading producing revision 1,
+ *   a too-late one and every kind of bad input dead-lettered with its own reason, the state in
+ *   Redis, a restart that publishes nothing twice, and the unknown building/apartment policy.
+ */
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agg_topics.h"
+#include "hvs/kafka.h"
+#include "hvs/reading.h"
+#include "hvs/redis.h"
+#include "hvs/serde.h"
+#include "hvs_test.h"
+
+#define MIN (60 * 1000LL)
+#define HOUR (60 * MIN)
+#define T0 1733097600000LL /* 2024-12-02T00:00:00Z */
+
+static hvs_test_proc_t redis, broker;
+static char env[1024], logpath[256];
+
+static char *line(char *buf, size_t len, const char *apt, hvs_ms_t t, const char *readings) {
+    char ts[40];
+    hvs_time_format_iso8601(t, ts, sizeof ts);
+    snprintf(buf, len,
+             "{\"timestamp_str\":\"%s\",\"building_id\":\"bldg_t\",\"apartment_id\":\"%s\","
+             "\"readings\":[%s]}\n",
+             ts, apt, readings);
+    return buf;
+}
+
+#define HEAT(v) "{\"sensor_type\":\"heating_energy_kwh\",\"value\":" #v "}"
+#define WATER(v) "{\"sensor_type\":\"hot_water_litres\",\"value\":" #v "}"
+#define ROOM(s, r, v) "{\"sensor_type\":\"" s "\",\"room_name\":\"" r "\",\"value\":" #v "}"
+
+static void ingest(const char *text) {
+    char cmd[1400];
+    snprintf(cmd, sizeof cmd, "%s %s ingest - 2>&1", env, HVS_TEST_HVSCTL);
+    char *out = NULL;
+    int rc = hvs_test_run(cmd, text, strlen(text), &out, NULL);
+    HVS_CHECK(rc == 0, "ingest: %s", out ? out : "");
+    free(out);
+}
+
+static void good_stream(void) {
+    char buf[600], text[20000] = "";
+#define ADD(apt, t, r) strcat(text, line(buf, sizeof buf, apt, T0 + (t), r))
+    ADD("apt_a", 0, HEAT(100.0) "," WATER(1000.0) "," ROOM("room_temp_c", "living", 20.0) ","
+                        ROOM("setpoint_temp_c", "living", 21.0));
+    ADD("apt_b", 0, HEAT(500.0) "," ROOM("room_temp_c", "bed", 19.0));
+    ADD("apt_a", 15 * MIN, HEAT(100.5));
+    ADD("apt_b", 15 * MIN, HEAT(500.2));
+    ADD("apt_a", 45 * MIN, ROOM("setpoint_temp_c", "living", 20.0));
+    ADD("apt_a", 60 * MIN, HEAT(102.0) "," WATER(1010.0));
+    ADD("apt_a", 60 * MIN, HEAT(102.0) "," WATER(1010.0));                   /* duplicate */
+    ADD("apt_a", 30 * MIN, HEAT(101.0) "," ROOM("room_temp_c", "living", 21.0)); /* reordered */
+    ADD("apt_a", 90 * MIN, HEAT(103.0));
+    for (int k = 1; k <= 9; k++) {
+        char r[100];
+        snprintf(r, sizeof r, "{\"sensor_type\":\"heating_energy_kwh\",\"value\":%.1f}", 103.0 + 0.5 * k);
+        ADD("apt_a", 90 * MIN + k * 30 * MIN, r);
+        if (k == 5) {
+            ADD("apt_b", 4 * HOUR + 15 * MIN, HEAT(508.2)); /* 8 kWh in 4 h without a report */
+            ADD("apt_b", 4 * HOUR + 30 * MIN, HEAT(0.3));   /* new meter */
+        }
+    }
+    ADD("apt_b", 6 * HOUR, HEAT(1.3));
+    ingest(text);
+}
+
+/* Broken messages straight onto readings.raw, each a different kind of bad input. */
+static void bad_messages(void) {
+    hvs_err_t err = {0};
+    hvs_serde_t *s = NULL;
+    hvs_encoder_t *enc = NULL;
+    hvs_reading_codec_t *codec = NULL;
+    hvs_producer_t *p = NULL;
+    hvs_kafka_conf_t kc = {.brokers = broker.addr, .client_id = "test"};
+    HVS_CHECK(hvs_serde_new(NULL, &s, &err) == 0 && hvs_encoder_new(s, HVS_SCHEMA_READING,
+                                                                     "readings.raw", &enc, &err) == 0 &&
+                  hvs_reading_codec_new(s, &codec, &err) == 0 && hvs_producer_new(&kc, &p, &err) == 0,
+              "setup: %s", err.msg);
+    struct {
+        const char *sensor;
+        double value;
+        hvs_ms_t t;
+    } cases[] = {
+        {"heating_energy_kwh", NAN, T0 + 2 * HOUR},         /* non_finite */
+        {"heating_energy_kwh", -5.0, T0 + 2 * HOUR},        /* value_out_of_range */
+        {"gas_m3", 1.0, T0 + 2 * HOUR},                     /* unknown_sensor */
+        {"heating_energy_kwh", 1.0, 915148800000LL},        /* 1999: timestamp_too_old */
+        {"heating_energy_kwh", 1.0, 4102444800000LL},       /* 2100: timestamp_in_future */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        hvs_reading_t r = {0};
+        snprintf(r.building_id, sizeof r.building_id, "bldg_t");
+        snprintf(r.apartment_id, sizeof r.apartment_id, "apt_a");
+        snprintf(r.v[0].sensor_type, sizeof r.v[0].sensor_type, "%s", cases[i].sensor);
+        r.v[0].value = cases[i].value;
+        r.n = 1;
+        r.timestamp = cases[i].t;
+        const void *buf;
+        size_t len;
+        HVS_CHECK(hvs_reading_to_avro(codec, &r, NULL, HVS_MS_NONE, hvs_encoder_value(enc), &err) == 0 &&
+                      hvs_encoder_encode(enc, &buf, &len, &err) == 0 &&
+                      hvs_producer_send(p, "readings.raw", RD_KAFKA_PARTITION_UA, "bldg_t", 6, buf, len,
+                                        &err) == 0,
+                  "case %zu: %s", i, err.msg);
+        if (i == 0) {
+            /* the same bytes cut short, and with a wrong magic byte */
+            HVS_CHECK(hvs_producer_send(p, "readings.raw", RD_KAFKA_PARTITION_UA, "bldg_t", 6, buf,
+                                        len - 3, &err) == 0, "truncated");
+            HVS_CHECK(hvs_producer_send(p, "readings.raw", RD_KAFKA_PARTITION_UA, "bldg_t", 6,
+                                        "hello world", 11, &err) == 0, "bad magic");
+        }
+    }
+    HVS_CHECK(hvs_producer_flush(p, 10000, &err) == 0, "flush: %s", err.msg);
+    hvs_producer_destroy(p);
+    hvs_reading_codec_destroy(codec);
+    hvs_encoder_destroy(enc);
+    hvs_serde_destroy(s);
+}
+
+static void start_aggregator(hvs_test_proc_t *agg, const char *group, const char *extra) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "env %s HVS_KAFKA_GROUP=%s %s --idle-timeout 1h --batch 7 %s", env, group,
+             HVS_TEST_AGGREGATOR, extra ? extra : "");
+    HVS_CHECK(hvs_test_spawn(agg, cmd, logpath) == 0, "spawn aggregator");
+}
+
+/* Wait until `topic` holds at least n messages; returns them (or what there is after 60 s). */
+static json_t *wait_for(const char *topic, size_t n) {
+    int64_t deadline = hvs_test_now_ms() + 30000;
+    json_t *m = NULL;
+    do {
+        if (m) {
+            json_decref(m);
+            usleep(300000);
+        }
+        m = agg_test_tail(env, topic, NULL);
+    } while (m && json_array_size(m) < n && hvs_test_now_ms() < deadline);
+    return m;
+}
+
+static json_t *find(json_t *final, const char *apt, hvs_ms_t size, hvs_ms_t ws);
+
+/* Wait until the final aggregates of `topic` satisfy done(final) (up to 30 s); returns the
+ * messages, and the final map in *final_out. */
+static json_t *wait_final(const char *topic, bool (*done)(json_t *), json_t **final_out) {
+    int64_t deadline = hvs_test_now_ms() + 30000;
+    for (;;) {
+        json_t *m = agg_test_tail(env, topic, NULL), *f = json_object();
+        if (m)
+            agg_test_final(f, m);
+        if (m && done(f)) {
+            /* what one batch publishes is flushed together: give its tail a moment, read again */
+            json_decref(m);
+            json_decref(f);
+            usleep(500000);
+            m = agg_test_tail(env, topic, NULL);
+            f = json_object();
+            if (m)
+                agg_test_final(f, m);
+        }
+        if ((m && done(f)) || hvs_test_now_ms() > deadline) {
+            *final_out = f;
+            return m;
+        }
+        json_decref(m);
+        json_decref(f);
+        usleep(300000);
+    }
+}
+
+static bool five_hours(json_t *f) { return json_object_size(f) >= 15; }
+static bool quarters_done(json_t *f) { return json_object_size(f) >= 23; }
+static bool revised(json_t *f) {
+    json_t *a = find(f, "apt_a", HOUR, T0);
+    return a && json_integer_value(json_object_get(a, "revision")) >= 1 &&
+           json_number_value(json_object_get(a, "room_temp_max_c")) == 23.0;
+}
+
+static json_t *find(json_t *final, const char *apt, hvs_ms_t size, hvs_ms_t ws) {
+    char key[200];
+    snprintf(key, sizeof key, "bldg_t/%s/%lld/%lld", apt, (long long)size, (long long)ws);
+    return json_object_get(final, key);
+}
+
+static double num(json_t *v, const char *f) {
+    json_t *x = json_object_get(v, f);
+    return json_is_number(x) ? json_number_value(x) : NAN;
+}
+
+static bool has_flag(json_t *v, const char *flag) {
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(v, "flags"), i, f) {
+        if (strcmp(json_string_value(f), flag) == 0)
+            return true;
+    }
+    return false;
+}
+
+#define NEAR(a, b) (fabs((a) - (b)) < 1e-6)
+
+static void check_first_run(json_t *final) {
+    json_t *a0 = find(final, "apt_a", HOUR, T0);
+    HVS_CHECK(a0 && NEAR(num(a0, "heating_kwh"), 2.0) && NEAR(num(a0, "hot_water_litres"), 10.0),
+              "apt_a 00h heat %g water %g", num(a0, "heating_kwh"), num(a0, "hot_water_litres"));
+    HVS_CHECK(a0 && NEAR(num(a0, "room_temp_mean_c"), 20.5) && NEAR(num(a0, "setpoint_mean_c"), 20.75) &&
+                  NEAR(num(a0, "comfort_gap_mean_c"), 0.25) && num(a0, "readings_seen") == 4,
+              "apt_a 00h gauges %g %g %g seen %g", num(a0, "room_temp_mean_c"),
+              num(a0, "setpoint_mean_c"), num(a0, "comfort_gap_mean_c"), num(a0, "readings_seen"));
+    HVS_CHECK(a0 && strcmp(json_string_value(json_object_get(a0, "quality")), "COMPLETE") == 0,
+              "apt_a quality");
+    double want_a[] = {2.0, 1.5, 1.0, 1.0, 1.0};
+    double want_b[] = {1.7, 2.0, 2.0, 2.0, 0.8};
+    for (int h = 0; h < 5; h++) {
+        json_t *a = find(final, "apt_a", HOUR, T0 + h * HOUR), *b = find(final, "apt_b", HOUR, T0 + h * HOUR);
+        json_t *bl = find(final, "-", HOUR, T0 + h * HOUR);
+        HVS_CHECK(a && NEAR(num(a, "heating_kwh"), want_a[h]), "apt_a h%d: %g", h, num(a, "heating_kwh"));
+        HVS_CHECK(b && NEAR(num(b, "heating_kwh"), want_b[h]), "apt_b h%d: %g", h, num(b, "heating_kwh"));
+        HVS_CHECK(bl && NEAR(num(bl, "heating_kwh"), want_a[h] + want_b[h]) &&
+                      num(bl, "reporting_apartments") == 2,
+                  "building h%d: %g", h, num(bl, "heating_kwh"));
+    }
+    json_t *b0 = find(final, "apt_b", HOUR, T0), *b4 = find(final, "apt_b", HOUR, T0 + 4 * HOUR);
+    HVS_CHECK(b0 && strcmp(json_string_value(json_object_get(b0, "quality")), "INTERPOLATED") == 0,
+              "lost reports interpolated");
+    HVS_CHECK(b4 && has_flag(b4, "meter_replaced"), "meter replacement flagged");
+    HVS_CHECK(!find(final, "apt_a", HOUR, T0 + 5 * HOUR), "05h not closed yet (watermark 06:00 - 15 min)");
+    json_t *q0 = find(final, "-", 15 * MIN, T0), *q23 = find(final, "-", 15 * MIN, T0 + 5 * HOUR + 30 * MIN);
+    HVS_CHECK(q0 && NEAR(num(q0, "heating_kwh"), 0.7), "15m 00:00: %g", num(q0, "heating_kwh"));
+    HVS_CHECK(q23 && !find(final, "-", 15 * MIN, T0 + 5 * HOUR + 45 * MIN), "15m closed through 05:45");
+}
+
+int main(void) {
+    snprintf(logpath, sizeof logpath, "/tmp/hvs-test-aggregator-%d.log", (int)getpid());
+    if (hvs_test_redis_start(&redis, 0) || hvs_test_devbroker_start(&broker, NULL))
+        return 1;
+    snprintf(env, sizeof env, "HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 "
+             "HVS_HTTP_PORT=-1", broker.addr, redis.addr);
+    good_stream();
+    bad_messages();
+    hvs_test_proc_t agg;
+    start_aggregator(&agg, "hvs-aggregator", NULL);
+    /* 5 hours x (2 apartments + building) + 23 quarter hours; the readings' order (apt_b's
+     * lost reports arrive after apt_a's later hours closed) makes revisions on the way. */
+    json_t *final, *fq;
+    json_t *hourly = wait_final("aggregates.hourly", five_hours, &final);
+    json_t *quarters = wait_final("aggregates.15m", quarters_done, &fq);
+    agg_test_final(final, quarters);
+    HVS_CHECK(json_object_size(final) == 15 + 23, "first run: %zu windows", json_object_size(final));
+    json_decref(fq);
+    check_first_run(final);
+    json_int_t bl_rev = json_integer_value(json_object_get(find(final, "-", HOUR, T0), "revision"));
+
+    /* Late: a temperature at 00:45 (inside lateness) revises apt_a; one 3 days back is too late. */
+    char buf[600], text[2000] = "";
+    strcat(text, line(buf, sizeof buf, "apt_a", T0 + 45 * MIN, ROOM("room_temp_c", "living", 23.0)));
+    strcat(text, line(buf, sizeof buf, "apt_a", T0 - 72 * HOUR, HEAT(90.0)));
+    ingest(text);
+    size_t before = json_array_size(hourly);
+    json_t *f2;
+    json_t *h2 = wait_final("aggregates.hourly", revised, &f2);
+    json_t *a0 = find(f2, "apt_a", HOUR, T0), *bl0 = find(f2, "-", HOUR, T0);
+    HVS_CHECK(a0 && num(a0, "revision") == 1 && NEAR(num(a0, "room_temp_mean_c"), 21.0) &&
+                  num(a0, "room_temp_max_c") == 23.0 && has_flag(a0, "late_data") &&
+                  NEAR(num(a0, "heating_kwh"), 2.0),
+              "revision 1: rev %g mean %g max %g", num(a0, "revision"), num(a0, "room_temp_mean_c"),
+              num(a0, "room_temp_max_c"));
+    HVS_CHECK(bl0 && num(bl0, "revision") == (double)bl_rev + 1, "building window revised too");
+    /* 23 degC holds from 00:45 on (no later temperature), so apt_a's five hours change, and the
+     * building's with them: exactly those ten are re-published. */
+    json_t *a3 = find(f2, "apt_a", HOUR, T0 + 3 * HOUR);
+    HVS_CHECK(a3 && num(a3, "room_temp_mean_c") == 23.0 && num(a3, "revision") == 1, "carried: %g",
+              num(a3, "room_temp_mean_c"));
+    HVS_CHECK(json_array_size(h2) == before + 10, "only the changed windows re-published: %zu",
+              json_array_size(h2) - before);
+    json_t *dlq = wait_for("readings.dlq", 8);
+    hvs_test_proc_stop(&agg);
+
+    const char *want[] = {"non_finite", "truncated", "bad_magic", "value_out_of_range",
+                          "unknown_sensor", "timestamp_too_old", "timestamp_in_future", "too_late"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        size_t k, hits = 0;
+        json_t *d;
+        json_array_foreach(dlq, k, d) {
+            json_t *dv = json_object_get(d, "value");
+            const char *r = json_string_value(json_object_get(dv, "error_code"));
+            const char *wk = json_string_value(json_object_get(dv, "worker"));
+            hits += r && wk && strcmp(r, want[i]) == 0 && strcmp(wk, "aggregator") == 0;
+        }
+        HVS_CHECK(hits == 1, "dead letter %s: %zu", want[i], hits);
+    }
+    HVS_CHECK(json_array_size(dlq) == 8, "dead letters: %zu", json_array_size(dlq));
+
+    /* State in Redis, read back. */
+    hvs_redis_t *r = NULL;
+    hvs_err_t err = {0};
+    redisReply *rep = NULL;
+    HVS_CHECK(hvs_redis_connect(redis.addr, NULL, &r, &err) == 0, "redis: %s", err.msg);
+    if (r && hvs_redis_command(r, &rep, &err, "HGET hvs:{bldg_t}:agg:meta t60") == 0) {
+        HVS_CHECK(rep->type == REDIS_REPLY_STRING && atoll(rep->str) == T0 + 5 * HOUR,
+                  "through(1h) in Redis: %s", rep->str ? rep->str : "nil");
+        freeReplyObject(rep);
+    }
+    if (r && hvs_redis_command(r, &rep, &err, "HLEN hvs:{bldg_t}:agg:s:apt_a") == 0) {
+        HVS_CHECK(rep->type == REDIS_REPLY_INTEGER && rep->integer == 7, "apt_a hour buckets: %lld",
+                  rep->integer);
+        freeReplyObject(rep);
+    }
+    if (r && hvs_redis_command(r, &rep, &err, "HGET hvs:{bldg_t}:agg:mk 60:%lld:apt_a", (long long)T0) == 0) {
+        HVS_CHECK(rep->type == REDIS_REPLY_STRING && strncmp(rep->str, "1 ", 2) == 0,
+                  "marker of the revised window: %s", rep->str ? rep->str : "nil");
+        freeReplyObject(rep);
+    }
+
+    /* A restart picks up from Redis and the committed offsets: nothing is published twice. */
+    start_aggregator(&agg, "hvs-aggregator", NULL);
+    sleep(6);
+    hvs_test_proc_stop(&agg);
+    json_t *h3 = agg_test_tail(env, "aggregates.hourly", NULL);
+    HVS_CHECK(h3 && json_array_size(h3) == json_array_size(h2), "after restart: %zu hourly, %zu before",
+              h3 ? json_array_size(h3) : 0, json_array_size(h2));
+
+    /* Unknown policy: topology knows bldg_t with apt_a only; a second deployment (own group,
+     * own Redis db) dead-letters apt_b and a building nobody knows. */
+    char topo[1600];
+    snprintf(topo, sizeof topo,
+             "{\"building_id\":\"bldg_t\",\"archetype\":\"old_poorly_insulated\",\"commissioning_date\":0,"
+             "\"latitude\":47.0,\"longitude\":8.0,\"heated_area_m2\":100.0,\"construction_year\":1960,"
+             "\"insulation\":\"poor\",\"holiday_region\":\"CH-ZH\",\"apartments\":[{\"apartment_id\":"
+             "\"apt_a\",\"rooms\":[]}],\"updated_at\":0}");
+    hvs_serde_t *s = NULL;
+    hvs_encoder_t *enc = NULL;
+    hvs_producer_t *p = NULL;
+    hvs_kafka_conf_t kc = {.brokers = broker.addr, .client_id = "test"};
+    const void *b;
+    size_t blen;
+    HVS_CHECK(hvs_serde_new(NULL, &s, &err) == 0 && hvs_encoder_new(s, HVS_SCHEMA_BUILDING, "topology", &enc, &err) == 0 &&
+                  hvs_serde_value_from_json(s, hvs_encoder_value(enc), topo, strlen(topo), &err) == 0 &&
+                  hvs_encoder_encode(enc, &b, &blen, &err) == 0 && hvs_producer_new(&kc, &p, &err) == 0 &&
+                  hvs_producer_send(p, "topology", RD_KAFKA_PARTITION_UA, "bldg_t", 6, b, blen, &err) == 0 &&
+                  hvs_producer_flush(p, 10000, &err) == 0,
+              "topology: %s", err.msg);
+    hvs_producer_destroy(p);
+    hvs_encoder_destroy(enc);
+    hvs_serde_destroy(s);
+    text[0] = 0;
+    char l2[600];
+    snprintf(l2, sizeof l2, "%s", line(buf, sizeof buf, "apt_x", T0 + HOUR, HEAT(5.0)));
+    char *at = strstr(l2, "bldg_t");
+    memcpy(at, "bldg_z", 6);
+    ingest(l2);
+    char redis_db1[200], extra[300];
+    snprintf(redis_db1, sizeof redis_db1, "%s/1", redis.addr);
+    snprintf(extra, sizeof extra, "--unknown dlq");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "env %s HVS_REDIS_URL=%s HVS_KAFKA_GROUP=agg-dlq %s --idle-timeout 1h %s", env,
+             redis_db1, HVS_TEST_AGGREGATOR, extra);
+    HVS_CHECK(hvs_test_spawn(&agg, cmd, logpath) == 0, "spawn");
+    /* 8 + apt_b's 5 readings and the unknown building, plus the first run's bad ones again */
+    json_t *dlq2 = wait_for("readings.dlq", 8 + 8 + 6);
+    hvs_test_proc_stop(&agg);
+    size_t k, unknown_apt = 0, unknown_bld = 0;
+    json_t *d;
+    json_array_foreach(dlq2, k, d) {
+        const char *rs = json_string_value(json_object_get(json_object_get(d, "value"), "error_code"));
+        unknown_apt += rs && strcmp(rs, "unknown_apartment") == 0;
+        unknown_bld += rs && strcmp(rs, "unknown_building") == 0;
+    }
+    HVS_CHECK(unknown_apt == 5 && unknown_bld == 1, "unknown apartment %zu, building %zu", unknown_apt,
+              unknown_bld);
+
+    json_decref(hourly);
+    json_decref(quarters);
+    json_decref(final);
+    json_decref(h2);
+    json_decref(f2);
+    json_decref(h3);
+    json_decref(dlq);
+    json_decref(dlq2);
+    hvs_redis_destroy(r);
+    hvs_test_proc_stop(&broker);
+    hvs_test_proc_stop(&redis);
+    int rc = hvs_test_done();
+    if (rc == 0)
+        unlink(logpath);
+    else
+        fprintf(stderr, "aggregator log: %s\n", logpath);
+    return rc;
+}
