@@ -325,6 +325,10 @@ int agg_accept(agg_t *g, const hvs_reading_t *r, int32_t partition, hvs_ms_t wm,
                              : 0;
             if (j > 0 && !agg_pair_alive(sm, p, k, s->p[j - 1].t, t, d))
                 lower = min_ms(lower, max_ms(s->p[j - 1].t, t - p->max_interp_ms));
+            /* t splits the pair (prev, next): whatever that pair was spread over changes too
+             * (a late reading inside an interpolated gap turns its windows back to measured). */
+            if (j > 0 && next != INF_MS)
+                lower = min_ms(lower, max_ms(s->p[j - 1].t, next - p->max_interp_ms));
         } else {
             upper = max_ms(upper, next); /* holds until the next value, or for good */
         }
@@ -434,7 +438,8 @@ static void forget(agg_building_t *b, hvs_ms_t horizon, hvs_ms_t instants_horizo
                 push_str(&b->del_marks, &b->ndel_marks, &b->capdel_marks, field);
             k++;
         }
-        memmove(m->m, &m->m[k], (m->n - k) * sizeof *m->m);
+        if (k > 0) /* m->m is NULL while nothing was ever marked */
+            memmove(m->m, &m->m[k], (m->n - k) * sizeof *m->m);
         m->n -= k;
     }
     size_t w = 0;
@@ -447,7 +452,8 @@ static void forget(agg_building_t *b, hvs_ms_t horizon, hvs_ms_t instants_horizo
                 push_str(&b->del_marks, &b->ndel_marks, &b->capdel_marks, field);
             k++;
         }
-        memmove(m->m, &m->m[k], (m->n - k) * sizeof *m->m);
+        if (k > 0) /* m->m is NULL while nothing was ever marked */
+            memmove(m->m, &m->m[k], (m->n - k) * sizeof *m->m);
         m->n -= k;
         /* Stored hour buckets of what is dropped get rewritten (or deleted) by persist. */
         agg_samples_t *sm = &a->samples;
@@ -478,6 +484,16 @@ void agg_thresholds(const agg_t *g, hvs_ms_t wm, hvs_ms_t out[3]) {
     out[0] = hvs_time_window_start(wm - c->grace[AGG_W15], agg_window_ms[AGG_W15]);
     out[1] = hvs_time_window_start(wm - c->grace[AGG_W60], agg_window_ms[AGG_W60]);
     out[2] = hvs_time_window_start(wm - c->lateness - c->params.max_interp_ms, HOUR_MS) - HOUR_MS;
+}
+
+void agg_partition_loaded(agg_t *g, int32_t partition, hvs_ms_t wm) {
+    hvs_ms_t th[3];
+    agg_thresholds(g, wm, th);
+    size_t n;
+    agg_building_t **bs = agg_buildings(g, &n);
+    for (size_t i = 0; i < n; i++)
+        if (bs[i]->partition == partition)
+            bs[i]->horizon = th[2];
 }
 
 int agg_revise(agg_t *g, agg_building_t *b, agg_emit_fn emit, void *opaque, hvs_err_t *err) {

@@ -108,6 +108,9 @@ agg_apartment_t *agg_apartment(agg_building_t *b, const char *id, bool create);
 agg_building_t **agg_buildings(agg_t *g, size_t *n);
 /* Forget the buildings of a partition (revoked). */
 void agg_drop_partition(agg_t *g, int32_t partition);
+/* The state of `partition` was just loaded (persist.h) with stored watermark wm: its buildings
+ * continue under the horizon that watermark implies. */
+void agg_partition_loaded(agg_t *g, int32_t partition, hvs_ms_t wm);
 
 /*
  * Store a validated reading that arrived on `partition` whose watermark (before this reading)
