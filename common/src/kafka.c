@@ -418,7 +418,13 @@ int64_t hvs_consumer_lag(hvs_consumer_t *c) {
             lag = -1;
             break;
         }
-        int64_t pos = a->elems[i].offset >= 0 ? a->elems[i].offset : lo;
+        /* Before the first message of a partition arrives, librdkafka knows no position: the
+         * next offset we expect (the committed one) is it; only a new group starts at lo. */
+        int64_t pos = a->elems[i].offset;
+        if (pos < 0) {
+            const part_state_t *p = part_find(c, a->elems[i].topic, a->elems[i].partition);
+            pos = p && p->next >= 0 ? p->next : lo;
+        }
         lag += hi > pos ? hi - pos : 0;
     }
     rd_kafka_topic_partition_list_destroy(a);

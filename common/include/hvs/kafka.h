@@ -110,7 +110,8 @@ int hvs_consumer_assignment_size(hvs_consumer_t *c);
  * poll_batch, so nothing is lost. For tests and start-up readiness. */
 int hvs_consumer_wait_assignment(hvs_consumer_t *c, int timeout_ms, hvs_err_t *err);
 
-/* Sum over assigned partitions of (high watermark - position), from cached statistics;
+/* Sum over assigned partitions of (high watermark - position), position being the committed
+ * offset until a partition's first message arrives; from cached watermarks;
  * -1 when not known yet. */
 int64_t hvs_consumer_lag(hvs_consumer_t *c);
 
