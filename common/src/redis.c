@@ -704,7 +704,7 @@ int hvs_redis_command(hvs_redis_t *r, redisReply **reply, hvs_err_t *err, const 
     redisFreeCommand(cmd);
     if (rc == HVS_OK)
         rc = hvs_redis_batch_exec(r, b, err);
-    if (rc == HVS_OK) {
+    if (rc == HVS_OK && reply) {
         *reply = b->replies[0]; /* handed over: the caller frees it */
         b->replies[0] = NULL;
     } else if (rc == HVS_ENOMEM) {

@@ -71,7 +71,7 @@ int hvs_redis_url_parse(const char *url, char *host, size_t hostlen, int *port, 
 int hvs_redis_url_redact(const char *url, char *buf, size_t buflen);
 
 /* One command with reconnect/retry (same rules as a batch of one; the client reuses one internal
- * batch). *reply is the caller's to freeReplyObject. */
+ * batch). *reply is the caller's to freeReplyObject; reply NULL discards it. */
 int hvs_redis_command(hvs_redis_t *r, redisReply **reply, hvs_err_t *err, const char *fmt, ...);
 
 /* Load (SCRIPT LOAD) and remember the sha in s->sha. */
