@@ -30,7 +30,7 @@
 
 typedef struct settings {
     int64_t sample_ms, silence_ms, max_interp_ms, max_pair_ms, grace15_ms, grace60_ms;
-    int64_t lateness_ms, idle_ms, max_future_ms, ooo_ms, batch, flush_timeout_ms;
+    int64_t lateness_ms, idle_ms, max_future_ms, ooo_ms, batch, flush_timeout_ms, stall_ms;
     double max_heating_kw, max_water_lph;
     char *unknown;
 } settings_t;
@@ -69,6 +69,9 @@ static const hvs_cfg_entry_t agg_entries[] = {
      "messages per batch (one flush, one Redis round trip, one commit each)"},
     {"HVS_AGG_FLUSH_TIMEOUT", HVS_CFG_DURATION, "30s", 1000, 600000, S(flush_timeout_ms), 0,
      "longest wait for the broker to acknowledge a batch's aggregates"},
+    {"HVS_AGG_STALL_TIMEOUT", HVS_CFG_DURATION, "60s", 1000, 86400000, S(stall_ms), 0,
+     "exit (to be restarted) when messages wait in the assigned partitions but none arrive for "
+     "this long: a consumer that stopped fetching must not look alive"},
 };
 static settings_t settings;
 static const hvs_cfg_section_t agg_section = {"aggregator", agg_entries,
@@ -97,7 +100,8 @@ typedef struct worker {
     hvs_err_t fatal_err;
     hvs_reading_t reading;
     hvs_ms_t now;
-    hvs_metric_t *m_in, *m_dlq, *m_emitted[AGG_WSIZES], *m_revisions, *m_dup, *m_lag, *m_batch_ms;
+    int64_t behind;        /* consumer lag at the last batch end */
+    hvs_metric_t *m_in, *m_dlq, *m_emitted[AGG_WSIZES], *m_revisions, *m_dup, *m_lag, *m_behind, *m_batch_ms;
 } worker_t;
 
 /* ---- partitions come and go ---------------------------------------------------------------- */
@@ -113,14 +117,9 @@ static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *add
         }
         if (wm != HVS_MS_NONE)
             hvs_watermark_observe(w->wm, p, wm + settings.ooo_ms, hvs_time_now_ms());
-        if (p >= 0 && p < MAX_PARTS) {
+        agg_partition_loaded(w->agg, p, wm);
+        if (p >= 0 && p < MAX_PARTS)
             agg_thresholds(w->agg, wm, w->th[p]);
-            size_t nb;
-            agg_building_t **bs = agg_buildings(w->agg, &nb);
-            for (size_t k = 0; k < nb; k++)
-                if (bs[k]->partition == p)
-                    bs[k]->horizon = w->th[p][2];
-        }
         if (w->nparts < MAX_PARTS)
             w->parts[w->nparts++] = p;
         hvs_log_info("aggregator", "partition %d assigned: state loaded, watermark %lld", (int)p,
@@ -275,6 +274,8 @@ static int close_and_persist(worker_t *w, hvs_err_t *err) {
             return rc;
     }
     hvs_metric_set(w->m_lag, (double)lag / 1000.0);
+    w->behind = hvs_consumer_lag(w->cons);
+    hvs_metric_set(w->m_behind, (double)w->behind);
     int rc = hvs_producer_flush(w->prod, (int)settings.flush_timeout_ms, err);
     if (rc)
         return rc;
@@ -343,6 +344,10 @@ static int run(worker_t *w, hvs_err_t *err) {
                                          "aggregates re-published because late data changed them", NULL);
     w->m_lag = hvs_metrics_gauge(ms, "hvs_aggregator_watermark_lag_seconds",
                                  "wall clock minus the oldest partition watermark", NULL);
+    w->m_behind = hvs_metrics_gauge(ms, "hvs_aggregator_consumer_lag_messages",
+                                    "messages of the assigned partitions not yet consumed (-1: unknown)",
+                                    NULL);
+    hvs_metric_set(w->m_behind, -1);
     w->m_batch_ms = hvs_metrics_histogram(ms, "hvs_aggregator_batch_seconds",
                                           "poll to commit of one batch", NULL,
                                           hvs_metrics_latency_buckets, hvs_metrics_latency_nbuckets);
@@ -358,6 +363,7 @@ static int run(worker_t *w, hvs_err_t *err) {
     hvs_log_info("aggregator", "consuming %s -> %s, %s", w->topic_in, w->topic_out[AGG_W15],
                  w->topic_out[AGG_W60]);
     rc = 0;
+    hvs_ms_t last_progress = hvs_time_mono_ms();
     while (hvs_app_running() && rc == 0) {
         size_t n = 0;
         hvs_err_t perr = {0};
@@ -391,6 +397,14 @@ static int run(worker_t *w, hvs_err_t *err) {
         }
         hvs_consumer_release(msgs, n);
         hvs_producer_poll(w->prod);
+        hvs_ms_t mono = hvs_time_mono_ms();
+        if (n > 0 || w->behind <= 0)
+            last_progress = mono;
+        else if (rc == 0 && mono - last_progress > settings.stall_ms)
+            rc = hvs_err_set(err, HVS_EKAFKA, "stalled",
+                             "%lld messages wait in the assigned partitions but none arrived for "
+                             "%lld ms; exiting to be restarted",
+                             (long long)w->behind, (long long)settings.stall_ms);
     }
     free(msgs);
     agg_stats_t *st = agg_stats(w->agg);

@@ -41,8 +41,17 @@ const agg_series_t *agg_samples_find(const agg_samples_t *a, agg_kind_t kind, co
     return NULL;
 }
 
+/* Series are kept sorted by (kind, room): sums over rooms then run in one order whatever order
+ * the readings (or a reload from Redis) created them in, so results agree to the last bit. */
+static int series_cmp(const agg_series_t *s, agg_kind_t kind, const char *room) {
+    if (s->kind != kind)
+        return s->kind < kind ? -1 : 1;
+    return strcmp(s->room, room);
+}
+
 agg_series_t *agg_samples_series(agg_samples_t *a, agg_kind_t kind, const char *room) {
-    const agg_series_t *found = agg_samples_find(a, kind, room ? room : "");
+    const char *r0 = is_counter(kind) || !room ? "" : room;
+    const agg_series_t *found = agg_samples_find(a, kind, r0);
     if (found)
         return (agg_series_t *)found;
     if (a->ns == a->caps) {
@@ -53,13 +62,18 @@ agg_series_t *agg_samples_series(agg_samples_t *a, agg_kind_t kind, const char *
         a->s = ns;
         a->caps = cap;
     }
-    char *r = strdup(is_counter(kind) || !room ? "" : room);
+    char *r = strdup(r0);
     if (!r)
         return NULL;
-    agg_series_t *s = &a->s[a->ns++];
+    size_t at = a->ns;
+    while (at > 0 && series_cmp(&a->s[at - 1], kind, r0) > 0)
+        at--;
+    memmove(&a->s[at + 1], &a->s[at], (a->ns - at) * sizeof *a->s);
+    agg_series_t *s = &a->s[at];
     memset(s, 0, sizeof *s);
     s->kind = kind;
     s->room = r;
+    a->ns++;
     return s;
 }
 

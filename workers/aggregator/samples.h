@@ -56,7 +56,8 @@ const char *agg_kind_name(agg_kind_t k);
 char agg_kind_code(agg_kind_t k);
 int agg_kind_from_code(char c);
 
-/* The series (kind, room), created when absent; NULL on ENOMEM. Counters ignore room. */
+/* The series (kind, room), created when absent; NULL on ENOMEM. Counters ignore room.
+ * Creating a series moves the others: do not keep pointers across this call. */
 agg_series_t *agg_samples_series(agg_samples_t *a, agg_kind_t kind, const char *room);
 /* Find without creating. */
 const agg_series_t *agg_samples_find(const agg_samples_t *a, agg_kind_t kind, const char *room);
