@@ -5,7 +5,7 @@ file(GLOB HVS_AGG_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/aggregator
 file(GLOB HVS_AGG_TEST_SUPPORT CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/aggregator/agg_*.c)
 add_library(hvs_agg_test_support STATIC ${HVS_AGG_TEST_SUPPORT})
 target_include_directories(hvs_agg_test_support PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/aggregator)
-target_link_libraries(hvs_agg_test_support PUBLIC hvs_test_support hvs::common PkgConfig::JANSSON)
+target_link_libraries(hvs_agg_test_support PUBLIC hvs_test_support hvs_agg hvs::common PkgConfig::JANSSON)
 hvs_target_defaults(hvs_agg_test_support)
 foreach(t ${HVS_AGG_TESTS})
   get_filename_component(name ${t} NAME_WE)
@@ -28,3 +28,12 @@ foreach(t ${HVS_AGG_TESTS})
     endif()
   endforeach()
 endforeach()
+
+# The simulator's messy stream aggregated undisturbed, under kill -9 and across a rebalance,
+# compared with each other and with the independent offline recomputation.
+if(HVS_PYTHON3)
+  add_test(NAME test_aggregator_sim_it
+           COMMAND ${HVS_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/aggregator/aggregator_sim_test.py
+                   ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR})
+  set_tests_properties(test_aggregator_sim_it PROPERTIES LABELS integration TIMEOUT 900)
+endif()

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agg_sink.h"
 #include "aggregate.h"
 #include "hvs_test.h"
 #include "persist.h"
@@ -182,57 +183,14 @@ typedef struct rec {
     hvs_ms_t arrival;
 } rec_t;
 
-typedef struct seen {
-    char key[128];
-    uint64_t hash;
-    uint32_t rev;
-} seen_t;
-
-typedef struct sink {
-    seen_t *v;
-    size_t n, cap;
-} sink_t;
-
-static int collect(void *opaque, const agg_building_t *b, const agg_apartment_t *a, int size,
-                   const agg_result_t *r, uint32_t rev, hvs_err_t *err) {
-    (void)err;
-    sink_t *s = opaque;
-    char key[128];
-    snprintf(key, sizeof key, "%s/%s/%d/%lld", b->id, a ? a->id : "-", size, (long long)r->ws);
-    agg_result_t copy = *r;
-    copy.flags &= ~AGG_F_LATE_DATA;
-    uint64_t h = agg_result_hash(&copy);
-    for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->v[i].key, key) == 0) {
-            if (rev != s->v[i].rev + 1)
-                fprintf(stderr, "revision %u after %u for %s\n", rev, s->v[i].rev, key);
-            s->v[i].hash = h;
-            s->v[i].rev = rev;
-            return 0;
-        }
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 1024;
-        s->v = realloc(s->v, s->cap * sizeof *s->v);
-    }
-    snprintf(s->v[s->n].key, sizeof s->v[s->n].key, "%s", key);
-    s->v[s->n].hash = h;
-    s->v[s->n].rev = rev;
-    s->n++;
-    return 0;
-}
-
 static int cmp_rec(const void *a, const void *b) {
     const rec_t *x = a, *y = b;
     return x->arrival < y->arrival ? -1 : x->arrival > y->arrival;
 }
 
-static int cmp_seen(const void *a, const void *b) {
-    return strcmp(((const seen_t *)a)->key, ((const seen_t *)b)->key);
-}
-
 /* Feed the records in arrival order the way the worker does: a single partition, thresholds
  * checked after each reading, revisions at "batch ends" every `batch` readings. */
-static void replay(const rec_t *recs, size_t n, size_t batch, sink_t *out) {
+static void replay(const rec_t *recs, size_t n, size_t batch, agg_sink_t *out) {
     agg_config_t c = {.params = P, .grace = {5 * MIN, 15 * MIN}, .lateness = 48 * HOUR};
     agg_t *g = agg_new(&c);
     hvs_ms_t max_t = HVS_MS_NONE, th[3], last[3];
@@ -249,21 +207,21 @@ static void replay(const rec_t *recs, size_t n, size_t batch, sink_t *out) {
             size_t nb;
             agg_building_t **bs = agg_buildings(g, &nb);
             for (size_t k = 0; k < nb; k++)
-                agg_advance(g, bs[k], max_t, collect, out, &err);
+                agg_advance(g, bs[k], max_t, agg_sink_collect, out, &err);
         }
         if ((i + 1) % batch == 0 || i + 1 == n) {
             size_t nb;
             agg_building_t **bs = agg_buildings(g, &nb);
             for (size_t k = 0; k < nb; k++)
-                agg_revise(g, bs[k], collect, out, &err);
+                agg_revise(g, bs[k], agg_sink_collect, out, &err);
         }
     }
     /* The stream ends: the watermark moves on (idle advance) and closes the rest. */
     size_t nb;
     agg_building_t **bs = agg_buildings(g, &nb);
     for (size_t k = 0; k < nb; k++)
-        agg_advance(g, bs[k], max_t + 3 * HOUR, collect, out, &err);
-    qsort(out->v, out->n, sizeof *out->v, cmp_seen);
+        agg_advance(g, bs[k], max_t + 3 * HOUR, agg_sink_collect, out, &err);
+    agg_sink_sort(out);
     agg_free(g);
 }
 
@@ -309,12 +267,12 @@ static void test_order_independence(void) {
         sorted[i].arrival = sorted[i].r.timestamp * 8 + (hvs_ms_t)(i % 8); /* stable by time */
     qsort(sorted, n, sizeof *sorted, cmp_rec);
     qsort(recs, n, sizeof *recs, cmp_rec);
-    sink_t ref = {0};
+    agg_sink_t ref = {0};
     replay(sorted, n, 1000000, &ref);
     HVS_CHECK(ref.n > NB * (NA + 1) * 40, "windows emitted: %zu", ref.n);
     size_t batches[] = {1, 7, 100, 1000000};
     for (size_t bi = 0; bi < sizeof batches / sizeof batches[0]; bi++) {
-        sink_t got = {0};
+        agg_sink_t got = {0};
         replay(recs, n, batches[bi], &got);
         size_t same = 0;
         bool keys = got.n == ref.n;
@@ -324,7 +282,7 @@ static void test_order_independence(void) {
         }
         HVS_CHECK(keys && same == ref.n, "batch %zu: %zu windows vs %zu, %zu equal", batches[bi],
                   got.n, ref.n, same);
-        free(got.v);
+        agg_sink_free(&got);
     }
     /* Delivered twice over (every reading duplicated, the copy later): the same windows. */
     rec_t *twice = malloc(2 * n * sizeof *twice);
@@ -334,15 +292,15 @@ static void test_order_independence(void) {
         twice[2 * i + 1].arrival += 20 * MIN;
     }
     qsort(twice, 2 * n, sizeof *twice, cmp_rec);
-    sink_t dup = {0};
+    agg_sink_t dup = {0};
     replay(twice, 2 * n, 50, &dup);
     size_t same = 0;
     for (size_t i = 0; i < dup.n && dup.n == ref.n; i++)
         same += strcmp(dup.v[i].key, ref.v[i].key) == 0 && dup.v[i].hash == ref.v[i].hash;
     HVS_CHECK(same == ref.n, "duplicates: %zu of %zu windows equal", same, ref.n);
-    free(dup.v);
+    agg_sink_free(&dup);
     free(twice);
-    free(ref.v);
+    agg_sink_free(&ref);
     free(sorted);
     free(recs);
 }
