@@ -356,7 +356,16 @@ int hvs_reading_to_avro(const hvs_reading_codec_t *c, const hvs_reading_t *r, co
 }
 
 /* Copy an Avro string (or a ["null", "string"] union) into a buffer of HVS_READING_ID_MAX+1. */
-static int get_string(avro_value_t *v, char *dst, const char *field, hvs_err_t *err) {
+static void field_name(char *buf, size_t len, const char *field, int item) {
+    if (item >= 0)
+        snprintf(buf, len, "readings[%d].%s", item, field);
+    else
+        snprintf(buf, len, "%s", field);
+}
+
+/* field is the record's field name; item >= 0 names readings[item].field (formatted only when
+ * it fails: this runs for every string of every record). */
+static int get_string(avro_value_t *v, char *dst, const char *field, int item, hvs_err_t *err) {
     avro_value_t b;
     dst[0] = '\0';
     if (avro_value_get_type(v) == AVRO_UNION) {
@@ -366,15 +375,20 @@ static int get_string(avro_value_t *v, char *dst, const char *field, hvs_err_t *
     }
     const char *s = NULL;
     size_t n = 0;
-    if (avro_value_get_string(v, &s, &n) != 0 || !s)
+    char name[64];
+    if (avro_value_get_string(v, &s, &n) != 0 || !s) {
+        field_name(name, sizeof name, field, item);
         return hvs_err_set(err, HVS_ESERDE, HVS_READING_R_BAD_SCHEMA, "%s is not a string",
-                           field);
+                           name);
+    }
     n = n ? n - 1 : 0; /* avro-c counts the terminating NUL */
-    if (n > HVS_READING_ID_MAX)
-        return hvs_err_set(err, HVS_EINVAL, HVS_READING_R_ID_TOO_LONG,
-                           "%s is %zu bytes, at most %d allowed", field, n, HVS_READING_ID_MAX);
-    if (memchr(s, '\0', n))
-        return hvs_err_set(err, HVS_EINVAL, HVS_READING_R_BAD_ID, "%s contains NUL", field);
+    if (n > HVS_READING_ID_MAX || memchr(s, '\0', n)) {
+        field_name(name, sizeof name, field, item);
+        if (n > HVS_READING_ID_MAX)
+            return hvs_err_set(err, HVS_EINVAL, HVS_READING_R_ID_TOO_LONG,
+                               "%s is %zu bytes, at most %d allowed", name, n, HVS_READING_ID_MAX);
+        return hvs_err_set(err, HVS_EINVAL, HVS_READING_R_BAD_ID, "%s contains NUL", name);
+    }
     memcpy(dst, s, n);
     dst[n] = '\0';
     return HVS_OK;
@@ -420,13 +434,13 @@ int hvs_reading_from_avro(const hvs_reading_codec_t *c, avro_value_t *v, hvs_rea
                            "value is not of the current Reading schema (decode with "
                            "HVS_SCHEMA_READING as reader)");
     if (avro_value_get_by_index(v, (size_t)c->building_id, &f, NULL) ||
-        (rc = get_string(&f, r->building_id, "building_id", err)))
+        (rc = get_string(&f, r->building_id, "building_id", -1, err)))
         goto fail;
     if (avro_value_get_by_index(v, (size_t)c->apartment_id, &f, NULL) ||
-        (rc = get_string(&f, r->apartment_id, "apartment_id", err)))
+        (rc = get_string(&f, r->apartment_id, "apartment_id", -1, err)))
         goto fail;
     if (avro_value_get_by_index(v, (size_t)c->device_id, &f, NULL) ||
-        (rc = get_string(&f, r->device_id, "device_id", err)))
+        (rc = get_string(&f, r->device_id, "device_id", -1, err)))
         goto fail;
     if (avro_value_get_by_index(v, (size_t)c->timestamp, &f, NULL) ||
         avro_value_get_long(&f, &r->timestamp) ||
@@ -438,17 +452,14 @@ int hvs_reading_from_avro(const hvs_reading_codec_t *c, avro_value_t *v, hvs_rea
         return hvs_err_set(err, HVS_EINVAL, HVS_READING_R_TOO_MANY, "%zu readings, at most %d", n,
                            HVS_READING_MAX_SENSORS);
     for (size_t i = 0; i < n; i++) {
-        char field[64];
         if (avro_value_get_by_index(&arr, i, &item, NULL) ||
             avro_value_get_by_index(&item, (size_t)c->sensor_type, &sub, NULL))
             goto bad;
-        snprintf(field, sizeof field, "readings[%zu].sensor_type", i);
-        if ((rc = get_string(&sub, r->v[i].sensor_type, field, err)))
+        if ((rc = get_string(&sub, r->v[i].sensor_type, "sensor_type", (int)i, err)))
             goto fail;
         if (avro_value_get_by_index(&item, (size_t)c->room_name, &sub, NULL))
             goto bad;
-        snprintf(field, sizeof field, "readings[%zu].room_name", i);
-        if ((rc = get_string(&sub, r->v[i].room_name, field, err)))
+        if ((rc = get_string(&sub, r->v[i].room_name, "room_name", (int)i, err)))
             goto fail;
         if (avro_value_get_by_index(&item, (size_t)c->value, &sub, NULL) ||
             avro_value_get_double(&sub, &r->v[i].value))

@@ -481,12 +481,20 @@ static int arena_reserve(hvs_redis_batch_t *b, size_t need) {
 
 /* "<prefix><n>\r\n" into the arena (RESP array or bulk header). */
 static int put_header(hvs_redis_batch_t *b, char prefix, size_t n) {
-    char tmp[32];
-    int len = snprintf(tmp, sizeof tmp, "%c%zu\r\n", prefix, n);
-    if (arena_reserve(b, (size_t)len))
+    /* by hand: snprintf here was a noticeable share of a state-writing worker's time */
+    char tmp[32], *e = tmp + sizeof tmp, *p = e;
+    *--p = '\n';
+    *--p = '\r';
+    do {
+        *--p = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    *--p = prefix;
+    size_t len = (size_t)(e - p);
+    if (arena_reserve(b, len))
         return HVS_ENOMEM;
-    memcpy(b->arena + b->used, tmp, (size_t)len);
-    b->used += (size_t)len;
+    memcpy(b->arena + b->used, p, len);
+    b->used += len;
     return HVS_OK;
 }
 

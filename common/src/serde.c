@@ -442,6 +442,11 @@ avro_value_t *hvs_encoder_value(hvs_encoder_t *e) {
     return &e->value;
 }
 
+avro_value_t *hvs_encoder_value_bare(hvs_encoder_t *e) {
+    avro_value_reset(&e->value);
+    return &e->value;
+}
+
 int32_t hvs_encoder_schema_id(const hvs_encoder_t *e) { return e->id; }
 
 static void write_header(char *buf, int32_t id) {
@@ -733,8 +738,12 @@ static dec_cache_t *decoder_entry(hvs_decoder_t *d, int32_t id, hvs_err_t *err) 
     }
     dec_cache_t *c = &d->cache[d->ncache];
     c->id = id;
+    c->same_as_reader = d->kind < 0 || avro_schema_equal(ws->schema, d->serde->current[d->kind]);
+    /* Equal to the reader's: decode into values of the reader's own schema object, so users
+     * that recognise it by pointer (reading.c's layout check) take their fast path. */
+    avro_schema_t vs = c->same_as_reader && d->kind >= 0 ? d->serde->current[d->kind] : ws->schema;
     c->skim = skim_compile(ws->schema, 0);
-    c->iface = c->skim ? avro_generic_class_from_schema(ws->schema) : NULL;
+    c->iface = c->skim ? avro_generic_class_from_schema(vs) : NULL;
     if (!c->iface || avro_generic_value_new(c->iface, &c->value)) {
         if (c->iface)
             avro_value_iface_decref(c->iface);
@@ -742,7 +751,6 @@ static dec_cache_t *decoder_entry(hvs_decoder_t *d, int32_t id, hvs_err_t *err) 
         hvs_err_set(err, HVS_ENOMEM, NULL, "decoder: %s", avro_strerror());
         return NULL;
     }
-    c->same_as_reader = d->kind < 0 || avro_schema_equal(ws->schema, d->serde->current[d->kind]);
     d->ncache++;
     return c;
 }

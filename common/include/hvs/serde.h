@@ -101,8 +101,13 @@ int hvs_serde_read_header(const void *buf, size_t len, int32_t *schema_id, hvs_e
 int hvs_encoder_new(hvs_serde_t *s, hvs_schema_kind_t kind, const char *topic, hvs_encoder_t **out,
                     hvs_err_t *err);
 void hvs_encoder_destroy(hvs_encoder_t *e);
-/* The value to fill for the next message: reset to an empty record each call. Owned by e. */
+/* The value to fill for the next message: reset each call, with every schema default set.
+ * Owned by e. */
 avro_value_t *hvs_encoder_value(hvs_encoder_t *e);
+/* The same without the defaults, for writers that set every field themselves (hot paths:
+ * applying defaults costs more than a small record's own fields). A union left unset makes
+ * hvs_encoder_encode fail; other fields keep their reset value (0, "", empty array). */
+avro_value_t *hvs_encoder_value_bare(hvs_encoder_t *e);
 /*
  * Encode the value with its wire header into e's buffer; *buf and *len are valid until the next call.
  * Fails (HVS_ESERDE) if a union field without a default was never given a branch, or the
