@@ -330,6 +330,26 @@ static void test_accept(void) {
     agg_building_t *b = agg_building(g, "bldg", 0, false);
     agg_apartment_t *a = b ? agg_apartment(b, "apt", false) : NULL;
     HVS_CHECK(a && a->samples.ns == 1, "valves are not aggregated: %zu series", a ? a->samples.ns : 0);
+    /* Hostile input: ever new room names. A reading of 32 new rooms is taken (1 + 32 series);
+     * the next two would pass AGG_MAX_SERIES and are refused whole, nothing of them stored. */
+    size_t ns_before = a ? a->samples.ns : 0;
+    int accepted = 0, refused = 0;
+    for (int k = 0; k < 3; k++) {
+        r.n = 32;
+        for (int j = 0; j < 32; j++) {
+            snprintf(r.v[j].sensor_type, sizeof r.v[j].sensor_type, "room_temp_c");
+            snprintf(r.v[j].room_name, sizeof r.v[j].room_name, "room_%d_%d", k, j);
+            r.v[j].value = 20;
+        }
+        r.timestamp = T0 + (k + 1) * 15 * MIN;
+        int rc = agg_accept(g, &r, 0, T0, &err);
+        accepted += rc == 1;
+        refused += rc == HVS_EINVAL && strcmp(err.reason, AGG_R_TOO_MANY_ROOMS) == 0;
+    }
+    HVS_CHECK(accepted == 1 && refused == 2 && a && a->samples.ns == ns_before + 32 &&
+                  a->samples.ninst == 3,
+              "too_many_rooms: %d accepted, %d refused, %zu series, %zu instants", accepted,
+              refused, a ? a->samples.ns : 0, a ? a->samples.ninst : 0);
     agg_free(g);
 }
 

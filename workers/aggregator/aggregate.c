@@ -293,6 +293,17 @@ int agg_accept(agg_t *g, const hvs_reading_t *r, int32_t partition, hvs_ms_t wm,
         return hvs_err_set(err, HVS_ENOMEM, "oom", "no memory for %s/%s", r->building_id,
                            r->apartment_id);
     agg_samples_t *sm = &a->samples;
+    size_t fresh = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        int k = agg_kind_of(r->v[i].sensor_type);
+        if (k >= 0 && !agg_samples_find(sm, (agg_kind_t)k,
+                                        k == AGG_HEAT || k == AGG_WATER ? "" : r->v[i].room_name))
+            fresh++;
+    }
+    if (sm->ns + fresh > AGG_MAX_SERIES)
+        return hvs_err_set(err, HVS_EINVAL, AGG_R_TOO_MANY_ROOMS,
+                           "%s/%s would have %zu series (rooms x sensors), more than %d",
+                           r->building_id, r->apartment_id, sm->ns + fresh, AGG_MAX_SERIES);
     int ins = agg_samples_add_instant(sm, t);
     if (ins < 0)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "no memory for %s/%s", r->building_id,

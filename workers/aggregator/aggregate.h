@@ -32,6 +32,7 @@
 #define AGG_R_TOO_LATE "too_late"
 #define AGG_R_UNKNOWN_BUILDING "unknown_building"
 #define AGG_R_UNKNOWN_APARTMENT "unknown_apartment"
+#define AGG_R_TOO_MANY_ROOMS "too_many_rooms"
 
 enum { AGG_W15 = 0, AGG_W60 = 1, AGG_WSIZES = 2 };
 extern const hvs_ms_t agg_window_ms[AGG_WSIZES];
@@ -115,7 +116,8 @@ void agg_partition_loaded(agg_t *g, int32_t partition, hvs_ms_t wm);
 /*
  * Store a validated reading that arrived on `partition` whose watermark (before this reading)
  * is wm. Returns 1 if anything new was stored, 0 for a complete duplicate, HVS_EINVAL with
- * reason too_late, or HVS_ENOMEM.
+ * reason too_late (older than wm - lateness) or too_many_rooms (the apartment would pass
+ * AGG_MAX_SERIES series; nothing of the reading is stored), or HVS_ENOMEM.
  */
 int agg_accept(agg_t *g, const hvs_reading_t *r, int32_t partition, hvs_ms_t wm, hvs_err_t *err);
 

@@ -41,6 +41,10 @@ typedef struct agg_series {
     size_t n, cap;
 } agg_series_t;
 
+/* Most series one apartment may have (2 counters + 2 gauges per room): a bound on what hostile
+ * input can make it hold; readings that would pass it are refused (aggregate.h). */
+#define AGG_MAX_SERIES 64
+
 typedef struct agg_samples {
     hvs_ms_t *inst;      /* instants with any reading, sorted, unique */
     size_t ninst, capinst;
