@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "aggregate.h"
 #include "hvs/app.h"
@@ -27,6 +28,18 @@
 #include "topology.h"
 
 #define MAX_PARTS 1024
+
+/* Where a batch's time goes (hvs_aggregator_phase_seconds_total): the profile an operator
+ * needs to tell a slow Redis from a slow broker from a busy worker. */
+enum { PH_POLL, PH_PROCESS, PH_PUBLISH_WAIT, PH_STATE_WRITE, PH_COMMIT, PHASES };
+static const char *const phase_names[PHASES] = {"poll", "process", "publish_wait", "state_write",
+                                                 "commit"};
+
+static double mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 typedef struct settings {
     int64_t sample_ms, silence_ms, max_interp_ms, max_pair_ms, grace15_ms, grace60_ms;
@@ -101,6 +114,8 @@ typedef struct worker {
     hvs_reading_t reading;
     hvs_ms_t now;
     int64_t behind;        /* consumer lag at the last batch end */
+    hvs_metric_t *m_phase[PHASES];
+    double waited;         /* publish_wait + state_write of the current batch */
     hvs_metric_t *m_in, *m_dlq, *m_emitted[AGG_WSIZES], *m_revisions, *m_dup, *m_lag, *m_behind, *m_batch_ms;
 } worker_t;
 
@@ -276,13 +291,27 @@ static int close_and_persist(worker_t *w, hvs_err_t *err) {
     hvs_metric_set(w->m_lag, (double)lag / 1000.0);
     w->behind = hvs_consumer_lag(w->cons);
     hvs_metric_set(w->m_behind, (double)w->behind);
-    int rc = hvs_producer_flush(w->prod, (int)settings.flush_timeout_ms, err);
-    if (rc)
-        return rc;
+    /* The state is encoded while the broker acknowledges the outputs, and sent only after:
+     * state in Redis must never claim a window the broker does not have. A failed flush ends
+     * the process, so the prepared (and taken) changes are never needed again. */
     hvs_ms_t wms[MAX_PARTS];
     for (size_t i = 0; i < w->nparts; i++)
         wms[i] = hvs_watermark_partition(w->wm, w->parts[i], w->now);
-    return agg_persist_save(w->redis, w->rb, w->agg, w->parts, wms, w->nparts, err);
+    int rc = agg_persist_prepare(w->rb, w->agg, w->parts, wms, w->nparts, err);
+    if (rc)
+        return rc;
+    double t0 = mono_s();
+    rc = hvs_producer_flush(w->prod, (int)settings.flush_timeout_ms, err);
+    double t1 = mono_s();
+    hvs_metric_add(w->m_phase[PH_PUBLISH_WAIT], t1 - t0);
+    w->waited = t1 - t0;
+    if (rc)
+        return rc;
+    rc = agg_persist_exec(w->redis, w->rb, err);
+    double t2 = mono_s();
+    hvs_metric_add(w->m_phase[PH_STATE_WRITE], t2 - t1);
+    w->waited += t2 - t1;
+    return rc;
 }
 
 static int ready(void *opaque, char *why, size_t whylen) {
@@ -348,6 +377,12 @@ static int run(worker_t *w, hvs_err_t *err) {
                                     "messages of the assigned partitions not yet consumed (-1: unknown)",
                                     NULL);
     hvs_metric_set(w->m_behind, -1);
+    for (int i = 0; i < PHASES; i++) {
+        char lbl[48];
+        snprintf(lbl, sizeof lbl, "phase=\"%s\"", phase_names[i]);
+        w->m_phase[i] = hvs_metrics_counter(ms, "hvs_aggregator_phase_seconds_total",
+                                            "time of the consume loop by phase", lbl);
+    }
     w->m_batch_ms = hvs_metrics_histogram(ms, "hvs_aggregator_batch_seconds",
                                           "poll to commit of one batch", NULL,
                                           hvs_metrics_latency_buckets, hvs_metrics_latency_nbuckets);
@@ -367,8 +402,11 @@ static int run(worker_t *w, hvs_err_t *err) {
     while (hvs_app_running() && rc == 0) {
         size_t n = 0;
         hvs_err_t perr = {0};
+        double tp = mono_s();
         int prc = hvs_consumer_poll_batch(w->cons, msgs, max, 200, &n, &perr);
         hvs_ms_t t0 = hvs_time_mono_ms();
+        double tq = mono_s();
+        hvs_metric_add(w->m_phase[PH_POLL], tq - tp);
         if (w->fatal) {
             *err = w->fatal_err;
             rc = HVS_EREDIS;
@@ -386,13 +424,18 @@ static int run(worker_t *w, hvs_err_t *err) {
                 *err = w->fatal_err;
                 rc = HVS_EKAFKA;
             }
+        w->waited = 0;
         if (rc == 0)
             rc = close_and_persist(w, err);
+        double tc = mono_s();
+        /* processing = the batch's time minus what close_and_persist spent waiting */
+        hvs_metric_add(w->m_phase[PH_PROCESS], tc - tq - w->waited);
         if (rc == 0 && n > 0) {
             hvs_err_t cerr = {0};
             if (hvs_consumer_commit_batch(w->cons, msgs, n, &cerr))
                 hvs_log_warn("aggregator", "commit: %s (the batch will be replayed, harmlessly)",
                              cerr.msg);
+            hvs_metric_add(w->m_phase[PH_COMMIT], mono_s() - tc);
             hvs_metric_observe(w->m_batch_ms, (double)(hvs_time_mono_ms() - t0) / 1000.0);
         }
         hvs_consumer_release(msgs, n);

@@ -25,6 +25,13 @@ int agg_output_new(hvs_serde_t *s, const char *topic, agg_output_t **out, hvs_er
     if (!o)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "aggregate output");
     avro_schema_t sc = hvs_serde_schema(s, HVS_SCHEMA_AGGREGATE);
+    /* encode sets every field itself (no defaults applied): a field it does not know of
+     * would go out as zero */
+    if (avro_schema_record_size(sc) != F_COUNT) {
+        free(o);
+        return hvs_err_set(err, HVS_ESERDE, "bad_schema", "Aggregate has %zu fields, output.c sets %d",
+                           avro_schema_record_size(sc), F_COUNT);
+    }
     for (int i = 0; i < F_COUNT; i++) {
         o->idx[i] = avro_schema_record_field_get_index(sc, field_names[i]);
         if (o->idx[i] < 0) {
@@ -80,7 +87,7 @@ static int set_int(avro_value_t *rec, int idx, int v) {
 int agg_output_encode(agg_output_t *o, const char *building, const char *apartment,
                       const agg_result_t *r, uint32_t revision, hvs_ms_t emitted_at,
                       const void **buf, size_t *len, hvs_err_t *err) {
-    avro_value_t *v = hvs_encoder_value(o->enc);
+    avro_value_t *v = hvs_encoder_value_bare(o->enc); /* every field is set below */
     avro_value_t f, b, item;
     bool bld = apartment == NULL;
     int bad = avro_value_get_by_index(v, (size_t)o->idx[F_BUILDING], &f, NULL) ||

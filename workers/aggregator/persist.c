@@ -1,5 +1,7 @@
 #include "persist.h"
 
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,39 +31,98 @@ static int sb_grow(sbuf_t *b, size_t need) {
     return 0;
 }
 
+/* Appends src (len bytes) at buf + *n if it fits; *n counts what is needed either way. */
+static void put(char *buf, size_t cap, size_t *n, const char *src, size_t len) {
+    if (*n + len <= cap)
+        memcpy(buf + *n, src, len);
+    *n += len;
+}
+
+/* Decimal digits of v (|v| < 10^19) into out, backwards from out + 20; returns the start. */
+static char *digits(uint64_t v, char *end) {
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
+/*
+ * v in decimal, exactly (strtod gives v back). Meter values carry a few decimals, so k / 10^d
+ * for d <= 4 is tried first: when (double)k / 10^d == v, the string "k with d decimals" names
+ * the rational k / 10^d, whose nearest double strtod returns — the same one the division gave.
+ * Anything else falls back to %.17g. printf's float formatting was a sixth of the worker's time.
+ */
+static size_t put_double(char *out, double v) {
+    static const double pow10[] = {1, 10, 100, 1000, 10000};
+    if (v > -1e12 && v < 1e12) {
+        for (int d = 0; d <= 4; d++) {
+            double scaled = v * pow10[d];
+            long long k = llround(scaled);
+            if ((double)k / pow10[d] != v)
+                continue;
+            char tmp[32], *e = tmp + sizeof tmp;
+            uint64_t m = (uint64_t)(k < 0 ? -k : k);
+            char *p = e;
+            for (int i = 0; i < d; i++) {
+                *--p = (char)('0' + m % 10);
+                m /= 10;
+            }
+            if (d > 0)
+                *--p = '.';
+            p = digits(m, p);
+            if (k < 0 || (k == 0 && signbit(v)))
+                *--p = '-';
+            memcpy(out, p, (size_t)(e - p));
+            return (size_t)(e - p);
+        }
+    }
+    int w = snprintf(out, 32, "%.17g", v);
+    return w > 0 ? (size_t)w : 0;
+}
+
+/* The hour's entries in time order: a merge of the instants and every series from the hour's
+ * start (one binary search each, then linear). */
 size_t agg_persist_bucket(const agg_apartment_t *a, hvs_ms_t hour, char *buf, size_t cap) {
     const agg_samples_t *sm = &a->samples;
     hvs_ms_t end = hour + HOUR_MS;
-    size_t n = 0;
-    hvs_ms_t t = hour - 1;
+    size_t n = 0, ns = sm->ns < AGG_MAX_SERIES ? sm->ns : AGG_MAX_SERIES; /* accept bounds it */
+    size_t pos[AGG_MAX_SERIES];
+    size_t ii = (size_t)(agg_instants_floor(sm->inst, sm->ninst, hour - 1) + 1);
+    for (size_t k = 0; k < ns; k++)
+        pos[k] = (size_t)(agg_points_floor(sm->s[k].p, sm->s[k].n, hour - 1) + 1);
+    char num[40];
     for (;;) {
-        /* Next time > t in [hour, end) among instants and every series. */
-        hvs_ms_t next = end;
-        ptrdiff_t i = agg_instants_floor(sm->inst, sm->ninst, t);
-        if ((size_t)(i + 1) < sm->ninst && sm->inst[i + 1] < next)
-            next = sm->inst[i + 1];
-        for (size_t k = 0; k < sm->ns; k++) {
-            const agg_series_t *s = &sm->s[k];
-            ptrdiff_t j = agg_points_floor(s->p, s->n, t);
-            if ((size_t)(j + 1) < s->n && s->p[j + 1].t < next)
-                next = s->p[j + 1].t;
-        }
-        if (next >= end)
+        hvs_ms_t t = end;
+        if (ii < sm->ninst && sm->inst[ii] < t)
+            t = sm->inst[ii];
+        for (size_t k = 0; k < ns; k++)
+            if (pos[k] < sm->s[k].n && sm->s[k].p[pos[k]].t < t)
+                t = sm->s[k].p[pos[k]].t;
+        if (t >= end)
             break;
-        t = next;
-        ptrdiff_t ii = agg_instants_floor(sm->inst, sm->ninst, t);
-        bool inst = ii >= 0 && sm->inst[ii] == t;
-        int w = snprintf(buf + n, n < cap ? cap - n : 0, "%s%lld%s", n ? "\x1e" : "", (long long)t,
-                         inst ? "+" : "");
-        n += (size_t)(w > 0 ? w : 0);
-        for (size_t k = 0; k < sm->ns; k++) {
+        if (n)
+            put(buf, cap, &n, "\x1e", 1);
+        char *e = num + sizeof num, *p = e;
+        if (ii < sm->ninst && sm->inst[ii] == t) {
+            *--p = '+';
+            ii++;
+        }
+        p = digits((uint64_t)(t < 0 ? -t : t), p);
+        if (t < 0)
+            *--p = '-';
+        put(buf, cap, &n, p, (size_t)(e - p));
+        for (size_t k = 0; k < ns; k++) {
             const agg_series_t *s = &sm->s[k];
-            ptrdiff_t j = agg_points_floor(s->p, s->n, t);
-            if (j < 0 || s->p[j].t != t)
+            if (pos[k] >= s->n || s->p[pos[k]].t != t)
                 continue;
-            w = snprintf(buf + n, n < cap ? cap - n : 0, "%c%c%s%c%.17g", US,
-                         agg_kind_code(s->kind), s->room, GS, s->p[j].v);
-            n += (size_t)(w > 0 ? w : 0);
+            char head[2] = {US, agg_kind_code(s->kind)};
+            put(buf, cap, &n, head, 2);
+            put(buf, cap, &n, s->room, strlen(s->room));
+            char gs = GS;
+            put(buf, cap, &n, &gs, 1);
+            put(buf, cap, &n, num, put_double(num, s->p[pos[k]].v));
+            pos[k]++;
         }
     }
     return n;
@@ -111,6 +172,9 @@ int agg_persist_parse_bucket(agg_apartment_t *a, const char *v, size_t len, hvs_
             double val = strtod(tmp, &te);
             if (*te)
                 return hvs_err_set(err, HVS_ESERDE, "bad_state", "stored number '%s'", tmp);
+            if (a->samples.ns >= AGG_MAX_SERIES && !agg_samples_find(&a->samples, (agg_kind_t)k, room))
+                return hvs_err_set(err, HVS_ESERDE, "bad_state", "stored state of %s has more than %d series",
+                                   a->id, AGG_MAX_SERIES);
             agg_series_t *s = agg_samples_series(&a->samples, (agg_kind_t)k, room);
             if (!s || agg_samples_add_point(s, t, val, NULL) < 0)
                 return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", a->id);
@@ -211,9 +275,8 @@ static int save_building(hvs_redis_batch_t *batch, agg_building_t *b, sbuf_t *bu
     return rc;
 }
 
-int agg_persist_save(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g,
-                     const int32_t *partitions, const hvs_ms_t *watermarks, size_t nparts,
-                     hvs_err_t *err) {
+int agg_persist_prepare(hvs_redis_batch_t *batch, agg_t *g, const int32_t *partitions,
+                        const hvs_ms_t *watermarks, size_t nparts, hvs_err_t *err) {
     static sbuf_t buf; /* one consume loop per process: reused, never shrunk */
     if (!buf.p && sb_grow(&buf, 64 * 1024))
         return hvs_err_set(err, HVS_ENOMEM, "oom", "persist buffer");
@@ -236,6 +299,10 @@ int agg_persist_save(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g,
         if (rc)
             return rc;
     }
+    return 0;
+}
+
+int agg_persist_exec(hvs_redis_t *r, hvs_redis_batch_t *batch, hvs_err_t *err) {
     if (hvs_redis_batch_size(batch) == 0)
         return 0;
     int rc = hvs_redis_batch_exec(r, batch, err);
@@ -245,6 +312,13 @@ int agg_persist_save(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g,
         return hvs_err_set(err, HVS_EREDIS, "reply_error", "%zu state writes refused by Redis",
                            hvs_redis_batch_errors(batch));
     return 0;
+}
+
+int agg_persist_save(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g,
+                     const int32_t *partitions, const hvs_ms_t *watermarks, size_t nparts,
+                     hvs_err_t *err) {
+    int rc = agg_persist_prepare(batch, g, partitions, watermarks, nparts, err);
+    return rc ? rc : agg_persist_exec(r, batch, err);
 }
 
 static const redisReply *reply(hvs_redis_batch_t *b, size_t i, int type) {

@@ -25,10 +25,18 @@
 #include "aggregate.h"
 #include "hvs/redis.h"
 
-/* Write every building's pending changes, and the watermarks of the given partitions. */
+/* Write every building's pending changes, and the watermarks of the given partitions:
+ * agg_persist_prepare then agg_persist_exec. */
 int agg_persist_save(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g,
                      const int32_t *partitions, const hvs_ms_t *watermarks, size_t nparts,
                      hvs_err_t *err);
+/* The two halves, so the worker can encode the state while the broker acknowledges the
+ * batch's outputs, and send it only once they are acknowledged. prepare resets `batch` and
+ * takes g's pending changes into it (after it, g has none: if the batch is not executed, the
+ * process must not go on with g). */
+int agg_persist_prepare(hvs_redis_batch_t *batch, agg_t *g, const int32_t *partitions,
+                        const hvs_ms_t *watermarks, size_t nparts, hvs_err_t *err);
+int agg_persist_exec(hvs_redis_t *r, hvs_redis_batch_t *batch, hvs_err_t *err);
 
 /* Load the stored state of partition p into g; *wm = its stored watermark (HVS_MS_NONE if none).
  * Buildings already in g are left alone. */
