@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hvs/vec.h"
+
 int agg_sink_collect(void *opaque, const agg_building_t *b, const agg_apartment_t *a, int size,
                      const agg_result_t *r, uint32_t rev, hvs_err_t *err) {
     (void)err;
@@ -28,14 +30,10 @@ int agg_sink_collect(void *opaque, const agg_building_t *b, const agg_apartment_
             s->v[i].rev = rev;
             return 0;
         }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 1024;
-        agg_seen_t *nv = realloc(s->v, cap * sizeof *nv);
-        if (!nv)
-            return HVS_ENOMEM;
-        s->v = nv;
-        s->cap = cap;
-    }
+    agg_seen_t *nv = hvs_vec_grow(s->v, &s->cap, s->n + 1, sizeof *nv, 1024);
+    if (!nv)
+        return HVS_ENOMEM;
+    s->v = nv;
     if (rev != 0)
         s->out_of_order++;
     snprintf(s->v[s->n].key, sizeof s->v[s->n].key, "%s", key);

@@ -1,5 +1,7 @@
 #include "aggregate.h"
 
+#include "hvs/vec.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,14 +110,10 @@ agg_building_t *agg_building(agg_t *g, const char *id, int32_t partition, bool c
         return NULL;
     if ((g->n + 1) * 2 > g->icap && reindex(g, g->icap ? g->icap * 2 : 64))
         return NULL;
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 32;
-        agg_building_t **nl = realloc(g->list, cap * sizeof *nl);
-        if (!nl)
-            return NULL;
-        g->list = nl;
-        g->cap = cap;
-    }
+    agg_building_t **nl = hvs_vec_grow(g->list, &g->cap, g->n + 1, sizeof *g->list, 32);
+    if (!nl)
+        return NULL;
+    g->list = nl;
     agg_building_t *b = calloc(1, sizeof *b);
     if (!b || !(b->id = strdup(id))) {
         free(b);
@@ -168,14 +166,10 @@ agg_apartment_t *agg_apartment(agg_building_t *b, const char *id, bool create) {
     }
     if (!create)
         return NULL;
-    if (b->napts == b->capapts) {
-        size_t cap = b->capapts ? b->capapts * 2 : 16;
-        agg_apartment_t **na = realloc(b->apts, cap * sizeof *na);
-        if (!na)
-            return NULL;
-        b->apts = na;
-        b->capapts = cap;
-    }
+    agg_apartment_t **na = hvs_vec_grow(b->apts, &b->capapts, b->napts + 1, sizeof *b->apts, 16);
+    if (!na)
+        return NULL;
+    b->apts = na;
     agg_apartment_t *a = calloc(1, sizeof *a);
     if (!a || !(a->id = strdup(id))) {
         free(a);
@@ -211,14 +205,10 @@ int agg_markers_set(agg_markers_t *m, hvs_ms_t ws, uint32_t rev, uint64_t hash) 
         f->hash = hash;
         return 0;
     }
-    if (m->n == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 64;
-        agg_marker_t *nm = realloc(m->m, cap * sizeof *nm);
-        if (!nm)
-            return HVS_ENOMEM;
-        m->m = nm;
-        m->cap = cap;
-    }
+    agg_marker_t *nm = hvs_vec_grow(m->m, &m->cap, m->n + 1, sizeof *m->m, 64);
+    if (!nm)
+        return HVS_ENOMEM;
+    m->m = nm;
     size_t at = m->n;
     while (at > 0 && m->m[at - 1].ws > ws)
         at--;
@@ -238,27 +228,19 @@ int agg_apartment_touch(agg_apartment_t *a, hvs_ms_t t) {
     for (size_t i = a->nbuckets; i > 0; i--) /* recent first: usually the last one */
         if (a->buckets[i - 1] == h)
             return 0;
-    if (a->nbuckets == a->capbuckets) {
-        size_t cap = a->capbuckets ? a->capbuckets * 2 : 8;
-        hvs_ms_t *nb = realloc(a->buckets, cap * sizeof *nb);
-        if (!nb)
-            return HVS_ENOMEM;
-        a->buckets = nb;
-        a->capbuckets = cap;
-    }
+    hvs_ms_t *nb = hvs_vec_grow(a->buckets, &a->capbuckets, a->nbuckets + 1, sizeof *nb, 8);
+    if (!nb)
+        return HVS_ENOMEM;
+    a->buckets = nb;
     a->buckets[a->nbuckets++] = h;
     return 0;
 }
 
 static int push_str(char ***v, size_t *n, size_t *cap, const char *s) {
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 16;
-        char **nv = realloc(*v, nc * sizeof *nv);
-        if (!nv)
-            return HVS_ENOMEM;
-        *v = nv;
-        *cap = nc;
-    }
+    char **nv = hvs_vec_grow(*v, cap, *n + 1, sizeof *nv, 16);
+    if (!nv)
+        return HVS_ENOMEM;
+    *v = nv;
     if (!((*v)[*n] = strdup(s)))
         return HVS_ENOMEM;
     (*n)++;
@@ -382,14 +364,11 @@ int agg_accept(agg_t *g, const hvs_reading_t *r, int32_t partition, hvs_ms_t wm,
 }
 
 static int note_change(agg_building_t *b, agg_apartment_t *a, int size, hvs_ms_t ws) {
-    if (b->nchanged == b->capchanged) {
-        size_t cap = b->capchanged ? b->capchanged * 2 : 64;
-        struct agg_mark_ref *nc = realloc(b->changed, cap * sizeof *nc);
-        if (!nc)
-            return HVS_ENOMEM;
-        b->changed = nc;
-        b->capchanged = cap;
-    }
+    struct agg_mark_ref *nc = hvs_vec_grow(b->changed, &b->capchanged, b->nchanged + 1,
+                                           sizeof *nc, 64);
+    if (!nc)
+        return HVS_ENOMEM;
+    b->changed = nc;
     b->changed[b->nchanged++] = (struct agg_mark_ref){a, size, ws};
     return 0;
 }

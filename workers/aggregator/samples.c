@@ -1,5 +1,7 @@
 #include "samples.h"
 
+#include "hvs/vec.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,14 +56,10 @@ agg_series_t *agg_samples_series(agg_samples_t *a, agg_kind_t kind, const char *
     const agg_series_t *found = agg_samples_find(a, kind, r0);
     if (found)
         return (agg_series_t *)found;
-    if (a->ns == a->caps) {
-        size_t cap = a->caps ? a->caps * 2 : 8;
-        agg_series_t *ns = realloc(a->s, cap * sizeof *ns);
-        if (!ns)
-            return NULL;
-        a->s = ns;
-        a->caps = cap;
-    }
+    agg_series_t *ns = hvs_vec_grow(a->s, &a->caps, a->ns + 1, sizeof *a->s, 8);
+    if (!ns)
+        return NULL;
+    a->s = ns;
     char *r = strdup(r0);
     if (!r)
         return NULL;
@@ -101,25 +99,14 @@ ptrdiff_t agg_instants_floor(const hvs_ms_t *t, size_t n, hvs_ms_t x) {
     return (ptrdiff_t)lo - 1;
 }
 
-/* Grow an array of `size`-byte elements to hold one more. */
-static int grow(void **arr, size_t *cap, size_t n, size_t size) {
-    if (n < *cap)
-        return 0;
-    size_t nc = *cap ? *cap * 2 : 16;
-    void *na = realloc(*arr, nc * size);
-    if (!na)
-        return HVS_ENOMEM;
-    *arr = na;
-    *cap = nc;
-    return 0;
-}
-
 int agg_samples_add_instant(agg_samples_t *a, hvs_ms_t t) {
     ptrdiff_t i = agg_instants_floor(a->inst, a->ninst, t);
     if (i >= 0 && a->inst[i] == t)
         return 0;
-    if (grow((void **)&a->inst, &a->capinst, a->ninst, sizeof *a->inst))
+    hvs_ms_t *ni = hvs_vec_grow(a->inst, &a->capinst, a->ninst + 1, sizeof *a->inst, 16);
+    if (!ni)
         return HVS_ENOMEM;
+    a->inst = ni;
     size_t at = (size_t)(i + 1);
     memmove(&a->inst[at + 1], &a->inst[at], (a->ninst - at) * sizeof *a->inst);
     a->inst[at] = t;
@@ -134,8 +121,10 @@ int agg_samples_add_point(agg_series_t *s, hvs_ms_t t, double v, uint64_t *confl
             (*conflicts)++;
         return 0;
     }
-    if (grow((void **)&s->p, &s->cap, s->n, sizeof *s->p))
+    agg_point_t *np = hvs_vec_grow(s->p, &s->cap, s->n + 1, sizeof *s->p, 16);
+    if (!np)
         return HVS_ENOMEM;
+    s->p = np;
     size_t at = (size_t)(i + 1);
     memmove(&s->p[at + 1], &s->p[at], (s->n - at) * sizeof *s->p);
     s->p[at].t = t;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hvs/vec.h"
 #include "hvs/log.h"
 #include "hvs/reading.h"
 #include "hvs/time.h"
@@ -171,19 +172,15 @@ static int apply(agg_topology_t *t, avro_value_t *v) {
             m++;
     }
     qsort(apts, m, sizeof *apts, cmp_str);
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 64;
-        topo_building_t *nb = realloc(t->b, cap * sizeof *nb);
-        if (!nb) {
-            for (size_t i = 0; i < m; i++)
-                free(apts[i]);
-            free(apts);
-            free(key);
-            return -1;
-        }
-        t->b = nb;
-        t->cap = cap;
+    topo_building_t *nb = hvs_vec_grow(t->b, &t->cap, t->n + 1, sizeof *nb, 64);
+    if (!nb) {
+        for (size_t i = 0; i < m; i++)
+            free(apts[i]);
+        free(apts);
+        free(key);
+        return -1;
     }
+    t->b = nb;
     size_t at = 0;
     find(t, key, &at);
     memmove(&t->b[at + 1], &t->b[at], (t->n - at) * sizeof *t->b);
