@@ -23,9 +23,9 @@
 #include "hvs/serde.h"
 #include "hvs/time.h"
 #include "hvs/topics.h"
+#include "hvs/topology.h"
 #include "output.h"
 #include "persist.h"
-#include "topology.h"
 
 #define MAX_PARTS 1024
 
@@ -101,7 +101,7 @@ typedef struct worker {
     hvs_redis_t *redis;
     hvs_redis_batch_t *rb;
     agg_t *agg;
-    agg_topology_t *topo;
+    hvs_topology_t *topo;
     agg_output_t *out[AGG_WSIZES];
     const char *topic_in, *topic_out[AGG_WSIZES];
     hvs_watermark_t *wm;
@@ -180,7 +180,7 @@ static int emit(void *opaque, const agg_building_t *b, const agg_apartment_t *a,
 
 static void set_known(worker_t *w, agg_building_t *b) {
     if (w->topo) {
-        int k = agg_topology_apartments(w->topo, b->id);
+        int k = hvs_topology_apartments(w->topo, b->id);
         b->known_apartments = k > 0 ? k : 0;
     }
 }
@@ -241,13 +241,13 @@ static int handle(worker_t *w, const rd_kafka_message_t *m) {
         hvs_reading_validate(r, w->now, settings.max_future_ms, &why))
         return dead_letter(w, m, &why);
     if (w->dlq_unknown) {
-        int n = agg_topology_apartments(w->topo, r->building_id);
+        int n = hvs_topology_apartments(w->topo, r->building_id);
         if (n < 0) {
             hvs_err_set(&why, HVS_EINVAL, AGG_R_UNKNOWN_BUILDING, "building %s is not in topology",
                         r->building_id);
             return dead_letter(w, m, &why);
         }
-        if (!agg_topology_has_apartment(w->topo, r->building_id, r->apartment_id)) {
+        if (!hvs_topology_has_apartment(w->topo, r->building_id, r->apartment_id)) {
             hvs_err_set(&why, HVS_EINVAL, AGG_R_UNKNOWN_APARTMENT,
                         "apartment %s is not in topology of %s", r->apartment_id, r->building_id);
             return dead_letter(w, m, &why);
@@ -353,11 +353,11 @@ static int run(worker_t *w, hvs_err_t *err) {
     if (!(w->rb = hvs_redis_batch_new()) || !(w->agg = agg_new(&ac)) ||
         !(w->wm = hvs_watermark_new(settings.ooo_ms, settings.idle_ms)))
         return hvs_err_set(err, HVS_ENOMEM, "oom", "aggregator state");
-    if ((rc = agg_topology_new(&kc, w->serde, hvs_topic_name("topology"), &w->topo, err)))
+    if ((rc = hvs_topology_new(&kc, w->serde, hvs_topic_name("topology"), &w->topo, err)))
         return rc;
     /* With HVS_AGG_UNKNOWN=dlq the whole topology must be known before the first reading. */
-    agg_topology_poll(w->topo, 30000);
-    if (w->dlq_unknown && !agg_topology_caught_up(w->topo))
+    hvs_topology_poll(w->topo, 30000);
+    if (w->dlq_unknown && !hvs_topology_caught_up(w->topo))
         return hvs_err_set(err, HVS_ETIMEOUT, "topology", "topology not read within 30 s");
     for (size_t p = 0; p < MAX_PARTS; p++)
         agg_thresholds(w->agg, HVS_MS_NONE, w->th[p]);
@@ -418,7 +418,7 @@ static int run(worker_t *w, hvs_err_t *err) {
         }
         w->now = hvs_time_now_ms();
         if (w->topo)
-            agg_topology_poll(w->topo, 0);
+            hvs_topology_poll(w->topo, 0);
         for (size_t i = 0; i < n && rc == 0; i++)
             if (handle(w, msgs[i]) && w->fatal) {
                 *err = w->fatal_err;
@@ -465,7 +465,7 @@ static int run(worker_t *w, hvs_err_t *err) {
 
 static void worker_free(worker_t *w) {
     hvs_consumer_destroy(w->cons);
-    agg_topology_free(w->topo);
+    hvs_topology_free(w->topo);
     hvs_dlq_destroy(w->dlq);
     hvs_producer_destroy(w->prod);
     hvs_redis_batch_destroy(w->rb);

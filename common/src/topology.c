@@ -1,4 +1,7 @@
-#include "topology.h"
+#include "hvs/topology.h"
+
+#include <math.h>
+#include <stdio.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -8,13 +11,9 @@
 #include "hvs/reading.h"
 #include "hvs/time.h"
 
-typedef struct topo_building {
-    char *id;
-    char **apts; /* sorted */
-    size_t napts;
-} topo_building_t;
+typedef hvs_building_t topo_building_t;
 
-struct agg_topology {
+struct hvs_topology {
     rd_kafka_t *rk;
     hvs_decoder_t *dec;
     topo_building_t *b; /* sorted by id */
@@ -28,10 +27,10 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int agg_topology_new(const hvs_kafka_conf_t *conf, hvs_serde_t *s, const char *topic,
-                     agg_topology_t **out, hvs_err_t *err) {
+int hvs_topology_new(const hvs_kafka_conf_t *conf, hvs_serde_t *s, const char *topic,
+                     hvs_topology_t **out, hvs_err_t *err) {
     char errstr[512];
-    agg_topology_t *t = calloc(1, sizeof *t);
+    hvs_topology_t *t = calloc(1, sizeof *t);
     if (!t)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "topology");
     int rc = hvs_decoder_new(s, HVS_SCHEMA_BUILDING, &t->dec, err);
@@ -66,7 +65,7 @@ int agg_topology_new(const hvs_kafka_conf_t *conf, hvs_serde_t *s, const char *t
                          rd_kafka_err2str(e ? e : md->topics[0].err));
         if (md)
             rd_kafka_metadata_destroy(md);
-        agg_topology_free(t);
+        hvs_topology_free(t);
         return rc;
     }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
@@ -78,14 +77,14 @@ int agg_topology_new(const hvs_kafka_conf_t *conf, hvs_serde_t *s, const char *t
     e = rd_kafka_assign(t->rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (e) {
-        agg_topology_free(t);
+        hvs_topology_free(t);
         return hvs_err_set(err, HVS_EKAFKA, "assign", "topic %s: %s", topic, rd_kafka_err2str(e));
     }
     *out = t;
     return 0;
 }
 
-void agg_topology_free(agg_topology_t *t) {
+void hvs_topology_free(hvs_topology_t *t) {
     if (!t)
         return;
     if (t->rk) {
@@ -98,12 +97,14 @@ void agg_topology_free(agg_topology_t *t) {
             free(t->b[i].apts[k]);
         free(t->b[i].apts);
         free(t->b[i].id);
+        free(t->b[i].archetype);
+        free(t->b[i].holiday_region);
     }
     free(t->b);
     free(t);
 }
 
-static topo_building_t *find(const agg_topology_t *t, const char *id, size_t *at) {
+static topo_building_t *find(const hvs_topology_t *t, const char *id, size_t *at) {
     size_t lo = 0, hi = t->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -120,7 +121,7 @@ static topo_building_t *find(const agg_topology_t *t, const char *id, size_t *at
     return NULL;
 }
 
-static void remove_building(agg_topology_t *t, const char *id) {
+static void remove_building(hvs_topology_t *t, const char *id) {
     topo_building_t *b = find(t, id, NULL);
     if (!b)
         return;
@@ -128,13 +129,51 @@ static void remove_building(agg_topology_t *t, const char *id) {
         free(b->apts[k]);
     free(b->apts);
     free(b->id);
+    free(b->archetype);
+    free(b->holiday_region);
     size_t i = (size_t)(b - t->b);
     memmove(&t->b[i], &t->b[i + 1], (t->n - i - 1) * sizeof *t->b);
     t->n--;
 }
 
+/* A string field, or of a ["null","string"] union; "" when null or absent. NULL on ENOMEM. */
+static char *opt_string(avro_value_t *v, const char *name) {
+    avro_value_t f, br;
+    const char *s = "";
+    size_t len;
+    if (avro_value_get_by_name(v, name, &f, NULL) == 0) {
+        if (avro_value_get_type(&f) == AVRO_UNION) {
+            if (avro_value_get_current_branch(&f, &br) == 0 && avro_value_get_type(&br) == AVRO_STRING)
+                avro_value_get_string(&br, &s, &len);
+        } else if (avro_value_get_type(&f) == AVRO_STRING) {
+            avro_value_get_string(&f, &s, &len);
+        }
+    }
+    return strdup(s);
+}
+
+/* A double (or long) field, plain or in a union with null; `dflt` when null or absent. */
+static double opt_double(avro_value_t *v, const char *name, double dflt) {
+    avro_value_t f, br;
+    if (avro_value_get_by_name(v, name, &f, NULL))
+        return dflt;
+    avro_value_t *x = &f;
+    if (avro_value_get_type(&f) == AVRO_UNION) {
+        if (avro_value_get_current_branch(&f, &br))
+            return dflt;
+        x = &br;
+    }
+    double d;
+    int64_t l;
+    if (avro_value_get_type(x) == AVRO_DOUBLE && avro_value_get_double(x, &d) == 0)
+        return d;
+    if (avro_value_get_type(x) == AVRO_INT64 && avro_value_get_long(x, &l) == 0)
+        return (double)l;
+    return dflt;
+}
+
 /* Apply one Building value; 0 or -1 (skipped). */
-static int apply(agg_topology_t *t, avro_value_t *v) {
+static int apply(hvs_topology_t *t, avro_value_t *v, int32_t partition) {
     avro_value_t f, arr, item, sub, br;
     const char *id;
     size_t len, n = 0;
@@ -150,6 +189,10 @@ static int apply(agg_topology_t *t, avro_value_t *v) {
     char *key = strdup(id);
     if (!key)
         return -1;
+    uint64_t version = 0;
+    const topo_building_t *old = find(t, key, NULL);
+    if (old)
+        version = old->version;
     remove_building(t, key);
     if (deleted) {
         free(key);
@@ -171,25 +214,43 @@ static int apply(agg_topology_t *t, avro_value_t *v) {
         if ((apts[m] = strdup(a)))
             m++;
     }
-    qsort(apts, m, sizeof *apts, cmp_str);
-    topo_building_t *nb = hvs_vec_grow(t->b, &t->cap, t->n + 1, sizeof *nb, 64);
+    if (m > 1)
+        qsort(apts, m, sizeof *apts, cmp_str);
+    char *arch = opt_string(v, "archetype"), *region = opt_string(v, "holiday_region");
+    topo_building_t *nb = apts && arch && region
+                              ? hvs_vec_grow(t->b, &t->cap, t->n + 1, sizeof *nb, 64)
+                              : NULL;
     if (!nb) {
         for (size_t i = 0; i < m; i++)
             free(apts[i]);
         free(apts);
         free(key);
+        free(arch);
+        free(region);
         return -1;
     }
     t->b = nb;
     size_t at = 0;
     find(t, key, &at);
     memmove(&t->b[at + 1], &t->b[at], (t->n - at) * sizeof *t->b);
-    t->b[at] = (topo_building_t){key, apts, m};
+    t->b[at] = (topo_building_t){
+        .id = key,
+        .archetype = arch,
+        .holiday_region = region,
+        .commissioning = (hvs_ms_t)opt_double(v, "commissioning_date", 0),
+        .latitude = opt_double(v, "latitude", NAN),
+        .longitude = opt_double(v, "longitude", NAN),
+        .heated_area_m2 = opt_double(v, "heated_area_m2", NAN),
+        .apts = apts,
+        .napts = m,
+        .partition = partition,
+        .version = version + 1,
+    };
     t->n++;
     return 0;
 }
 
-int agg_topology_poll(agg_topology_t *t, int timeout_ms) {
+int hvs_topology_poll(hvs_topology_t *t, int timeout_ms) {
     int applied = 0;
     hvs_ms_t deadline = hvs_time_mono_ms() + timeout_ms;
     for (;;) {
@@ -216,7 +277,7 @@ int agg_topology_poll(agg_topology_t *t, int timeout_ms) {
         } else {
             avro_value_t *v;
             hvs_err_t e = {0};
-            if (hvs_decoder_decode(t->dec, m->payload, m->len, &v, &e) || apply(t, v)) {
+            if (hvs_decoder_decode(t->dec, m->payload, m->len, &v, &e) || apply(t, v, m->partition)) {
                 t->bad++;
                 hvs_log_warn("topology", "skipped a Building record at offset %lld: %s",
                              (long long)m->offset, e.msg[0] ? e.msg : "no building_id/apartments");
@@ -229,14 +290,25 @@ int agg_topology_poll(agg_topology_t *t, int timeout_ms) {
     return applied;
 }
 
-bool agg_topology_caught_up(const agg_topology_t *t) { return t->caught_up || t->nparts == 0; }
+bool hvs_topology_caught_up(const hvs_topology_t *t) { return t->caught_up || t->nparts == 0; }
 
-int agg_topology_apartments(const agg_topology_t *t, const char *building) {
+int hvs_topology_apartments(const hvs_topology_t *t, const char *building) {
     topo_building_t *b = find(t, building, NULL);
     return b ? (int)b->napts : -1;
 }
 
-bool agg_topology_has_apartment(const agg_topology_t *t, const char *building, const char *apt) {
+bool hvs_topology_has_apartment(const hvs_topology_t *t, const char *building, const char *apt) {
     topo_building_t *b = find(t, building, NULL);
     return b && bsearch(&apt, b->apts, b->napts, sizeof *b->apts, cmp_str) != NULL;
 }
+
+const hvs_building_t *hvs_topology_find(const hvs_topology_t *t, const char *building) {
+    return find(t, building, NULL);
+}
+
+const hvs_building_t *hvs_topology_buildings(const hvs_topology_t *t, size_t *n) {
+    *n = t->n;
+    return t->b;
+}
+
+uint64_t hvs_topology_bad(const hvs_topology_t *t) { return t->bad; }

@@ -1,0 +1,62 @@
+/*
+ * topology.h - the buildings and apartments the pipeline knows, followed from the compacted
+ * `topology` topic (Building records): every worker that needs a building's apartments,
+ * location, holiday region, archetype or commissioning date reads them here. Read without a
+ * consumer group: every partition is assigned from the beginning, nothing is committed, so
+ * every worker instance sees all of it. The latest record of a building wins; a record with
+ * deleted = true (or a tombstone) removes it.
+ *
+ * Ownership: hvs_topology_t owns its librdkafka handle, decoder and buildings; the serde is
+ * borrowed and must outlive it. hvs_building_t pointers are valid until the next poll (a new
+ * record of that building replaces it) or free.
+ * Thread-safety: none (one thread polls and reads).
+ * Errors: HVS_EKAFKA when the topic cannot be read; undecodable records are logged, counted
+ * (hvs_topology_bad) and skipped: they are someone else's bad input on a topic we only follow.
+ */
+#ifndef HVS_TOPOLOGY_H
+#define HVS_TOPOLOGY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hvs/kafka.h"
+#include "hvs/serde.h"
+#include "hvs/time.h"
+
+typedef struct hvs_building {
+    char *id;
+    char *archetype;              /* "" when absent */
+    char *holiday_region;         /* "" when absent */
+    hvs_ms_t commissioning;       /* commissioning date (epoch ms) */
+    double latitude, longitude;
+    double heated_area_m2;        /* NaN when absent */
+    char **apts;                  /* apartment ids, sorted */
+    size_t napts;
+    int32_t partition;            /* partition of `topology` it came from (= its partition on
+                                   * every co-partitioned building-keyed topic) */
+    uint64_t version;             /* bumps with every record applied to this building */
+} hvs_building_t;
+
+typedef struct hvs_topology hvs_topology_t;
+
+int hvs_topology_new(const hvs_kafka_conf_t *conf, hvs_serde_t *s, const char *topic,
+                     hvs_topology_t **out, hvs_err_t *err);
+void hvs_topology_free(hvs_topology_t *t);
+
+/* Read what is there, up to `timeout_ms` until every partition reached its end at least once
+ * (timeout_ms 0: only what is already fetched). Returns the number of records applied. */
+int hvs_topology_poll(hvs_topology_t *t, int timeout_ms);
+bool hvs_topology_caught_up(const hvs_topology_t *t);
+
+/* The building, or NULL when unknown. */
+const hvs_building_t *hvs_topology_find(const hvs_topology_t *t, const char *building);
+/* Every building, sorted by id (*n entries; the array is t's). */
+const hvs_building_t *hvs_topology_buildings(const hvs_topology_t *t, size_t *n);
+/* Apartments of a building, or -1 when the building is unknown. */
+int hvs_topology_apartments(const hvs_topology_t *t, const char *building);
+bool hvs_topology_has_apartment(const hvs_topology_t *t, const char *building, const char *apt);
+/* Records skipped as undecodable so far. */
+uint64_t hvs_topology_bad(const hvs_topology_t *t);
+
+#endif
