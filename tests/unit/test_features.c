@@ -1,0 +1,363 @@
+/*
+ * test_features - the one feature definition on hand-built histories, every expected value
+ * worked out here from the rule in features.h (not by calling the module's helpers): local
+ * time and cyclical encodings across DST, Easter-derived holidays of several years, bridge
+ * days, the Christmas period, lags across gaps and horizons, rolling stats against a direct
+ * computation, HDH and interactions, weather as known at as_of (observation vs forecast
+ * issues), comfort features, the version string; and the no-leakage property: over random
+ * (as_of, target) pairs, changing anything not yet known at as_of — later hours, weather
+ * issued later, the target hour itself — changes no feature.
+ */
+#include <math.h>
+#include <time.h>
+
+#include "hvs/features.h"
+#include "hvs_test.h"
+
+#define HOUR 3600000LL
+#define NH 400
+#define NW 400
+
+static hvs_ms_t utc(int y, int mo, int d, int h) {
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h};
+    return (hvs_ms_t)timegm(&tm) * 1000;
+}
+
+static hvs_feat_hour_t hours[NH];
+static hvs_feat_wx_hour_t wx[NW];
+static hvs_feat_history_t hist = {hours, NH, wx, NW, HVS_MS_NONE};
+
+static void clear(void) {
+    for (int i = 0; i < NH; i++)
+        hours[i] = (hvs_feat_hour_t){.hour = HVS_MS_NONE};
+    for (int i = 0; i < NW; i++)
+        wx[i] = (hvs_feat_wx_hour_t){.hour = HVS_MS_NONE};
+    hist.commissioning = HVS_MS_NONE;
+}
+
+/* Slots computed here, independently: (hour / 1 h) mod n for hours after 1970. */
+static void put_hour(hvs_ms_t h, double use, double room, double sp) {
+    hvs_feat_hour_t *s = &hours[(h / HOUR) % NH];
+    *s = (hvs_feat_hour_t){.hour = h, .use = use, .water = NAN, .room_temp = room,
+                           .setpoint = sp, .comfort_gap = sp - room};
+}
+
+static void put_wx(hvs_ms_t h, hvs_ms_t issued, bool observed, double t, double ghi) {
+    hvs_feat_wx_t r = {.issued_at = issued, .observed = observed, .temp = t, .rh = 80,
+                       .cloud = 50, .ghi = ghi, .wind = 3};
+    hvs_feat_wx_add(&wx[(h / HOUR) % NW], h, &r);
+}
+
+static int idx(const char *name) {
+    int i = hvs_features_index(name);
+    HVS_REQUIRE(i >= 0, "feature %s", name);
+    return i;
+}
+
+static double out[HVS_FEATURES_COUNT + 1];
+static unsigned flags;
+
+static void compute(hvs_calendar_t *cal, hvs_ms_t target, hvs_ms_t as_of) {
+    out[HVS_FEATURES_COUNT] = 12345.0; /* sentinel: nothing written past the last feature */
+    hvs_features_compute(&hist, cal, target, as_of, out, &flags);
+    HVS_CHECK(out[HVS_FEATURES_COUNT] == 12345.0, "wrote past the feature count");
+}
+
+#define F(name) out[idx(name)]
+#define NEAR(a, b) (fabs((a) - (b)) < 1e-9)
+
+static void test_names_and_version(void) {
+    const char *const *n = hvs_features_names();
+    uint32_t h = 2166136261u;
+    int dup = 0;
+    for (int i = 0; i < HVS_FEATURES_COUNT; i++) {
+        HVS_REQUIRE(n[i] && n[i][0], "name %d", i);
+        for (int j = 0; j < i; j++)
+            dup += strcmp(n[i], n[j]) == 0;
+        for (const char *p = n[i]; *p; p++) {
+            h ^= (unsigned char)*p;
+            h *= 16777619u;
+        }
+        h *= 16777619u; /* h ^ 0 */
+    }
+    char want[32];
+    snprintf(want, sizeof want, "fs-%d-%08x", HVS_FEATURES_REVISION, (unsigned)h);
+    HVS_CHECK(dup == 0, "%d duplicate names", dup);
+    HVS_CHECK_EQ_STR(hvs_features_version(), want);
+    HVS_CHECK(hvs_features_index("no_such_feature") == -1, "unknown name");
+    HVS_CHECK(strcmp(hvs_features_flag_name(0), "missing_weather") == 0, "flag names");
+}
+
+static void test_time_and_calendar(hvs_calendar_t *zh) {
+    clear();
+    /* Summer (CEST, UTC+2): 2024-07-01 10:00Z is 12:00 local, a Monday. */
+    compute(zh, utc(2024, 7, 1, 10), utc(2024, 7, 1, 11));
+    HVS_CHECK(F("hour") == 12 && F("weekday") == 0 && F("month") == 7 && F("is_weekend") == 0,
+              "summer local time: hour %g weekday %g", F("hour"), F("weekday"));
+    HVS_CHECK(NEAR(F("hour_sin"), sin(2 * M_PI * 12 / 24)) && NEAR(F("hour_cos"), -1.0),
+              "hour cyclical");
+    int doy = 31 + 29 + 31 + 30 + 31 + 30; /* 1 July 2024, 0-based day of a leap year */
+    HVS_CHECK(NEAR(F("doy_sin"), sin(2 * M_PI * doy / 365.25)) &&
+                  NEAR(F("doy_cos"), cos(2 * M_PI * doy / 365.25)),
+              "day of year cyclical");
+    HVS_CHECK(NEAR(F("weekday_sin"), 0.0) && NEAR(F("weekday_cos"), 1.0), "weekday cyclical");
+    HVS_CHECK(F("is_school_holiday") == 0 && F("horizon_h") == 0, "no horizon for a past hour");
+    /* Winter (CET, UTC+1): 2024-01-14 23:30Z is Monday 00:30 local on 15 January. */
+    compute(zh, utc(2024, 1, 14, 23), utc(2024, 1, 15, 0));
+    HVS_CHECK(F("hour") == 0 && F("weekday") == 0 && F("month") == 1, "winter: hour %g wd %g",
+              F("hour"), F("weekday"));
+    /* Saturday */
+    compute(zh, utc(2024, 1, 13, 10), utc(2024, 1, 13, 11));
+    HVS_CHECK(F("is_weekend") == 1 && F("weekday") == 5, "Saturday");
+    /* Easter Monday, by year: Easter computed here from the published dates. */
+    struct { int y, m, d; } em[] = {{2023, 4, 10}, {2024, 4, 1}, {2025, 4, 21}, {2026, 4, 6}};
+    for (size_t i = 0; i < 4; i++) {
+        compute(zh, utc(em[i].y, em[i].m, em[i].d, 9), utc(em[i].y, em[i].m, em[i].d, 10));
+        HVS_CHECK(F("is_holiday") == 1 && F("days_until_holiday") == 0 &&
+                      F("days_since_holiday") == 0,
+                  "Easter Monday %d", em[i].y);
+    }
+    /* Ascension 2025 = Easter (20 Apr) + 39 = Thu 29 May; the Friday after is a bridge day;
+     * on the Wednesday before, the holiday is 1 day away and Labour Day (1 May, a holiday in
+     * Zurich) 27 days back. */
+    compute(zh, utc(2025, 5, 29, 9), utc(2025, 5, 29, 10));
+    HVS_CHECK(F("is_holiday") == 1, "Ascension 2025");
+    compute(zh, utc(2025, 5, 30, 9), utc(2025, 5, 30, 10));
+    HVS_CHECK(F("is_bridge_day") == 1 && F("is_holiday") == 0, "bridge day 30 May 2025");
+    compute(zh, utc(2025, 5, 28, 9), utc(2025, 5, 28, 10));
+    HVS_CHECK(F("days_until_holiday") == 1 && F("days_since_holiday") == 27,
+              "until %g since %g", F("days_until_holiday"), F("days_since_holiday"));
+    /* Christmas period 24 Dec .. 6 Jan; 23 Dec and 7 Jan are outside. */
+    compute(zh, utc(2024, 12, 24, 12), utc(2024, 12, 24, 13));
+    double c24 = F("is_christmas_period");
+    compute(zh, utc(2025, 1, 6, 12), utc(2025, 1, 6, 13));
+    double c6 = F("is_christmas_period");
+    compute(zh, utc(2024, 12, 23, 12), utc(2024, 12, 23, 13));
+    double c23 = F("is_christmas_period");
+    compute(zh, utc(2025, 1, 7, 12), utc(2025, 1, 7, 13));
+    double c7 = F("is_christmas_period");
+    HVS_CHECK(c24 == 1 && c6 == 1 && c23 == 0 && c7 == 0, "Christmas period %g %g %g %g", c24, c6,
+              c23, c7);
+    /* Building age */
+    hist.commissioning = utc(2024, 6, 1, 0);
+    compute(zh, utc(2024, 7, 1, 0), utc(2024, 7, 1, 1));
+    HVS_CHECK(NEAR(F("building_age_days"), 30.0), "age %g", F("building_age_days"));
+}
+
+static void test_lags_rolls_weather(hvs_calendar_t *zh) {
+    clear();
+    hvs_ms_t T0 = utc(2024, 11, 1, 0);
+    /* 10 days of hours with a known pattern and holes; weather observed 5 min after each hour
+     * ended, and a forecast for each hour issued 6 h before it. */
+    double use[241];
+    for (int i = 0; i <= 240; i++) {
+        hvs_ms_t h = T0 + i * HOUR;
+        use[i] = (i % 7 == 3 || (i >= 150 && i < 160)) ? NAN : 1.0 + 0.1 * (i % 24) + 0.01 * i;
+        if (!isnan(use[i]))
+            put_hour(h, use[i], 20.0 + 0.01 * i, 21.0);
+        put_wx(h, h - 48 * HOUR, false, 3.0 + 0.05 * i, 110.0 + i);
+        put_wx(h, h - 6 * HOUR, false, 4.0 + 0.05 * i, 100.0 + i);
+        put_wx(h, h + HOUR + 5 * 60000, true, 5.0 + 0.05 * i, 90.0 + i);
+    }
+    int ti = 200;
+    hvs_ms_t H = T0 + ti * HOUR, T = H + HOUR + 10 * 60000; /* past hour, observation in */
+    compute(zh, H, T);
+    HVS_CHECK(F("horizon_h") == 0, "horizon %g", F("horizon_h"));
+    HVS_CHECK(NEAR(F("use_lag_24"), use[ti - 24]) && isnan(F("use_lag_48")) == isnan(use[ti - 48]) &&
+                  NEAR(F("use_lag_168"), use[ti - 168]),
+              "lags %g %g %g", F("use_lag_24"), F("use_lag_48"), F("use_lag_168"));
+    /* 200 - 48 = 152 is in the hole */
+    HVS_CHECK(isnan(F("use_lag_48")), "lag across the hole is missing");
+    HVS_CHECK(NEAR(F("temp_lag_24"), 5.0 + 0.05 * (ti - 24)), "temperature lag: observed wins");
+    /* rolling over [H - w, H), computed directly */
+    int wins[] = {3, 24, 168};
+    const char *wn[] = {"3", "24", "168"};
+    for (int k = 0; k < 3; k++) {
+        double sum = 0, mn = INFINITY, mx = -INFINITY;
+        int n = 0;
+        for (int j = ti - wins[k]; j < ti; j++)
+            if (!isnan(use[j])) {
+                sum += use[j];
+                n++;
+                mn = fmin(mn, use[j]);
+                mx = fmax(mx, use[j]);
+            }
+        double mean = sum / n, ss = 0;
+        for (int j = ti - wins[k]; j < ti; j++)
+            if (!isnan(use[j]))
+                ss += (use[j] - mean) * (use[j] - mean);
+        char a[64], b[64], c[64], d[64];
+        snprintf(a, sizeof a, "use_roll_%s_mean", wn[k]);
+        snprintf(b, sizeof b, "use_roll_%s_std", wn[k]);
+        snprintf(c, sizeof c, "use_roll_%s_min", wn[k]);
+        snprintf(d, sizeof d, "use_roll_%s_max", wn[k]);
+        HVS_CHECK(fabs(F(a) - mean) < 1e-9 && fabs(F(b) - sqrt(ss / n)) < 1e-9 && F(c) == mn &&
+                      F(d) == mx,
+                  "roll %d: %g/%g %g/%g %g/%g %g/%g", wins[k], F(a), mean, F(b), sqrt(ss / n),
+                  F(c), mn, F(d), mx);
+    }
+    /* weather of H: the observation (issued H + 1 h 5 min <= T) */
+    double t = 5.0 + 0.05 * ti;
+    HVS_CHECK(NEAR(F("temperature_c"), t) && F("weather_is_forecast") == 0 &&
+                  NEAR(F("weather_lead_h"), -(65.0 / 60.0)),
+              "observed weather: %g lead %g", F("temperature_c"), F("weather_lead_h"));
+    HVS_CHECK(NEAR(F("hdh"), 18.0 - t) && NEAR(F("temp_x_hour"), t * F("hour")) &&
+                  NEAR(F("temp_x_radiation"), t * (90.0 + ti) / 1000.0),
+              "hdh %g interactions", F("hdh"));
+    double tsum = 0, hsum = 0;
+    for (int j = ti - 24; j < ti; j++) {
+        tsum += 5.0 + 0.05 * j;
+        hsum += fmax(0, 18.0 - (5.0 + 0.05 * j));
+    }
+    HVS_CHECK(NEAR(F("temp_roll_24_mean"), tsum / 24) && NEAR(F("hdh_roll_24_mean"), hsum / 24),
+              "weather rolls");
+    HVS_CHECK(NEAR(F("room_temp_c"), 20.0 + 0.01 * ti) && NEAR(F("setpoint_c"), 21.0) &&
+                  NEAR(F("comfort_gap_c"), 1.0 - 0.01 * ti),
+              "comfort %g", F("comfort_gap_c"));
+    /* hour ti - 1 = 199 is one of the holes (199 % 7 == 3) */
+    HVS_CHECK(isnan(use[ti - 1]) && isnan(F("comfort_gap_prev")), "previous hour absent: %g",
+              F("comfort_gap_prev"));
+    compute(zh, H + HOUR, T + HOUR);
+    HVS_CHECK(NEAR(F("comfort_gap_prev"), 1.0 - 0.01 * ti), "previous hour present: %g",
+              F("comfort_gap_prev"));
+    compute(zh, H, T);
+    HVS_CHECK(flags == 0, "flags %u", flags);
+
+    /* The same hour as a past hour whose observation is not in yet: the forecast stands in. */
+    compute(zh, H, H + HOUR + 60000);
+    HVS_CHECK(NEAR(F("temperature_c"), 4.0 + 0.05 * ti) && F("weather_is_forecast") == 1 &&
+                  (flags & HVS_FEAT_F_WEATHER_FORECAST),
+              "forecast stands in, flagged");
+
+    /* A forecast 30 h ahead (T = H - 29 h): lags 24 and (of course) the target's comfort are
+     * beyond the horizon; lag 48 and 168 are known; rolling windows end at floor(T). */
+    hvs_ms_t Tf = H - 29 * HOUR + 15 * 60000;
+    compute(zh, H, Tf);
+    HVS_CHECK(NEAR(F("horizon_h"), 30.0 - 0.25), "horizon %g", F("horizon_h"));
+    HVS_CHECK(isnan(F("use_lag_24")) && (flags & HVS_FEAT_F_LAG_24_MISSING) &&
+                  NEAR(F("use_lag_168"), use[ti - 168]),
+              "horizon-masked lag 24");
+    int ai = ti - 29; /* A = floor(T) */
+    double s3 = 0;
+    int n3 = 0;
+    for (int j = ai - 3; j < ai; j++)
+        if (!isnan(use[j]))
+            s3 += use[j], n3++;
+    HVS_CHECK(NEAR(F("use_roll_3_mean"), s3 / n3), "roll 3 ends at A: %g vs %g", F("use_roll_3_mean"),
+              s3 / n3);
+    HVS_CHECK(NEAR(F("temperature_c"), 3.0 + 0.05 * ti) && NEAR(F("weather_lead_h"), 48.0),
+              "the forecast issued 48 h before, the one of 6 h before not yet: %g lead %g",
+              F("temperature_c"), F("weather_lead_h"));
+    HVS_CHECK(isnan(F("room_temp_c")) && isnan(F("comfort_gap_c")) &&
+                  NEAR(F("comfort_gap_prev"), 1.0 - 0.01 * (ai - 1)),
+              "comfort of the future hour missing, last known used");
+    /* Too early for any forecast of H: missing weather, flagged, never 0. */
+    compute(zh, H, H - 49 * HOUR);
+    HVS_CHECK(isnan(F("temperature_c")) && isnan(F("hdh")) && isnan(F("temp_x_hour")) &&
+                  (flags & HVS_FEAT_F_MISSING_WEATHER),
+              "missing weather is NaN and flagged");
+    /* Near the start of the history: 168 h windows mostly absent */
+    compute(zh, T0 + 30 * HOUR, T0 + 31 * HOUR);
+    HVS_CHECK(isnan(F("use_roll_168_mean")) && isnan(F("use_lag_168")) &&
+                  (flags & HVS_FEAT_F_HISTORY_SHORT) && (flags & HVS_FEAT_F_LAG_168_MISSING),
+              "short history");
+    /* A ring slot holding another hour reads as absent: hour T0 + NH h overwrites T0's. */
+    put_hour(T0 + NH * HOUR, 99.0, 20, 21);
+    compute(zh, T0 + 24 * HOUR, T0 + 25 * HOUR);
+    HVS_CHECK(isnan(F("use_lag_24")), "stale ring slot is not hour T0");
+}
+
+static void test_weather_records(void) {
+    hvs_feat_wx_hour_t w = {.hour = HVS_MS_NONE};
+    hvs_ms_t h = utc(2024, 11, 1, 12);
+    hvs_feat_wx_t r = {.issued_at = h - 10 * HOUR, .temp = 1, .rh = NAN, .cloud = NAN, .ghi = NAN,
+                       .wind = NAN};
+    HVS_CHECK(hvs_feat_wx_add(&w, h, &r) == 1 && hvs_feat_wx_add(&w, h, &r) == 0, "idempotent");
+    for (int i = 0; i < 12; i++) { /* more issues than kept: the newest stay */
+        r.issued_at = h - (9 - i) * HOUR;
+        r.temp = i;
+        hvs_feat_wx_add(&w, h, &r);
+    }
+    HVS_CHECK(w.n == HVS_FEAT_WX_KEEP && w.v[w.n - 1].temp == 11 &&
+                  w.v[0].issued_at == h - (9 - (12 - HVS_FEAT_WX_KEEP)) * HOUR,
+              "kept %d newest issues", w.n);
+    r.issued_at = h - 100 * HOUR;
+    HVS_CHECK(hvs_feat_wx_add(&w, h, &r) == 0, "an issue older than all kept is ignored");
+    /* a revised record of an issue replaces it */
+    r = w.v[3];
+    r.temp = 42;
+    HVS_CHECK(hvs_feat_wx_add(&w, h, &r) == 1 && w.v[3].temp == 42, "same issue, new value");
+}
+
+/*
+ * No leakage: pick random (target, as_of); compute; then scramble everything that was not known
+ * at as_of (hours ending after as_of, the target hour's consumption, weather issued after as_of)
+ * and compute again: every feature must be identical (NaN = NaN).
+ */
+static uint64_t rng_state = 2024;
+static double rnd(void) {
+    uint64_t x = rng_state;
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    rng_state = x;
+    return (double)(x >> 11) / 9007199254740992.0;
+}
+#define RND() rnd()
+
+static void test_no_leakage(hvs_calendar_t *zh) {
+    hvs_ms_t T0 = utc(2024, 10, 1, 0);
+    int trials = 0, bad = 0;
+    for (int trial = 0; trial < 400; trial++) {
+        clear();
+        for (int i = 0; i < 300; i++) {
+            hvs_ms_t h = T0 + i * HOUR;
+            double r[12];
+            for (int k = 0; k < 12; k++)
+                r[k] = RND();
+            if (r[0] < 0.9)
+                put_hour(h, r[1] * 5, 19 + r[2] * 3, 21);
+            put_wx(h, h - (hvs_ms_t)(r[3] * 48) * HOUR, false, r[4] * 10, r[5] * 500);
+            put_wx(h, h - (hvs_ms_t)(r[6] * 6) * HOUR, false, r[7] * 10, r[8] * 500);
+            if (r[9] < 0.95)
+                put_wx(h, h + HOUR + (hvs_ms_t)(r[10] * 3 * HOUR), true, r[11] * 10, r[11] * 400);
+        }
+        double r1 = RND(), r2 = RND(), r3 = RND();
+        hvs_ms_t target = T0 + (170 + (int)(r1 * 120)) * HOUR;
+        hvs_ms_t as_of = target - (hvs_ms_t)(r2 * 73 * HOUR) + (hvs_ms_t)(r3 * 3 * HOUR);
+        double a[HVS_FEATURES_COUNT], b[HVS_FEATURES_COUNT];
+        unsigned fa, fb;
+        hvs_features_compute(&hist, zh, target, as_of, a, &fa);
+        for (int i = 0; i < NH; i++)
+            if (hours[i].hour != HVS_MS_NONE && hours[i].hour + HOUR > as_of)
+                hours[i].use = 1e6 + RND(), hours[i].room_temp = -99, hours[i].comfort_gap = 77;
+            else if (hours[i].hour == target)
+                hours[i].use = 1e6 + RND(); /* the target itself, even when over */
+        for (int i = 0; i < NW; i++)
+            for (int k = 0; k < wx[i].n; k++)
+                if (wx[i].v[k].issued_at > as_of)
+                    wx[i].v[k].temp = 1e3, wx[i].v[k].ghi = -1, wx[i].v[k].observed = !wx[i].v[k].observed;
+        hvs_features_compute(&hist, zh, target, as_of, b, &fb);
+        trials++;
+        for (int i = 0; i < HVS_FEATURES_COUNT; i++)
+            if (!(a[i] == b[i] || (isnan(a[i]) && isnan(b[i])))) {
+                if (bad++ < 5)
+                    fprintf(stderr, "leak: %s %g -> %g (target %lld as_of %lld)\n",
+                            hvs_features_names()[i], a[i], b[i], (long long)target, (long long)as_of);
+            }
+        if (fa != fb)
+            bad++;
+    }
+    HVS_CHECK(trials == 400 && bad == 0, "%d leaks in %d random (target, as_of) pairs", bad, trials);
+}
+
+int main(void) {
+    hvs_calendar_t *zh;
+    hvs_err_t err;
+    HVS_REQUIRE(hvs_calendar_new("CH-ZH", &zh, &err) == 0, "calendar");
+    test_names_and_version();
+    test_time_and_calendar(zh);
+    test_lags_rolls_weather(zh);
+    test_weather_records();
+    test_no_leakage(zh);
+    hvs_calendar_destroy(zh);
+    return hvs_test_done();
+}
