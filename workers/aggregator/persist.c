@@ -1,6 +1,7 @@
 #include "persist.h"
 
-#include <math.h>
+#include "hvs/fmt.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,49 +39,6 @@ static void put(char *buf, size_t cap, size_t *n, const char *src, size_t len) {
     *n += len;
 }
 
-/* Decimal digits of v (|v| < 10^19) into out, backwards from out + 20; returns the start. */
-static char *digits(uint64_t v, char *end) {
-    do {
-        *--end = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return end;
-}
-
-/*
- * v in decimal, exactly (strtod gives v back). Meter values carry a few decimals, so k / 10^d
- * for d <= 4 is tried first: when (double)k / 10^d == v, the string "k with d decimals" names
- * the rational k / 10^d, whose nearest double strtod returns — the same one the division gave.
- * Anything else falls back to %.17g. printf's float formatting was a sixth of the worker's time.
- */
-static size_t put_double(char *out, double v) {
-    static const double pow10[] = {1, 10, 100, 1000, 10000};
-    if (v > -1e12 && v < 1e12) {
-        for (int d = 0; d <= 4; d++) {
-            double scaled = v * pow10[d];
-            long long k = llround(scaled);
-            if ((double)k / pow10[d] != v)
-                continue;
-            char tmp[32], *e = tmp + sizeof tmp;
-            uint64_t m = (uint64_t)(k < 0 ? -k : k);
-            char *p = e;
-            for (int i = 0; i < d; i++) {
-                *--p = (char)('0' + m % 10);
-                m /= 10;
-            }
-            if (d > 0)
-                *--p = '.';
-            p = digits(m, p);
-            if (k < 0 || (k == 0 && signbit(v)))
-                *--p = '-';
-            memcpy(out, p, (size_t)(e - p));
-            return (size_t)(e - p);
-        }
-    }
-    int w = snprintf(out, 32, "%.17g", v);
-    return w > 0 ? (size_t)w : 0;
-}
-
 /* The hour's entries in time order: a merge of the instants and every series from the hour's
  * start (one binary search each, then linear). */
 size_t agg_persist_bucket(const agg_apartment_t *a, hvs_ms_t hour, char *buf, size_t cap) {
@@ -103,15 +61,12 @@ size_t agg_persist_bucket(const agg_apartment_t *a, hvs_ms_t hour, char *buf, si
             break;
         if (n)
             put(buf, cap, &n, "\x1e", 1);
-        char *e = num + sizeof num, *p = e;
+        size_t tl = hvs_fmt_int64(num, t);
         if (ii < sm->ninst && sm->inst[ii] == t) {
-            *--p = '+';
+            num[tl++] = '+';
             ii++;
         }
-        p = digits((uint64_t)(t < 0 ? -t : t), p);
-        if (t < 0)
-            *--p = '-';
-        put(buf, cap, &n, p, (size_t)(e - p));
+        put(buf, cap, &n, num, tl);
         for (size_t k = 0; k < ns; k++) {
             const agg_series_t *s = &sm->s[k];
             if (pos[k] >= s->n || s->p[pos[k]].t != t)
@@ -121,7 +76,7 @@ size_t agg_persist_bucket(const agg_apartment_t *a, hvs_ms_t hour, char *buf, si
             put(buf, cap, &n, s->room, strlen(s->room));
             char gs = GS;
             put(buf, cap, &n, &gs, 1);
-            put(buf, cap, &n, num, put_double(num, s->p[pos[k]].v));
+            put(buf, cap, &n, num, hvs_fmt_double(num, s->p[pos[k]].v));
             pos[k]++;
         }
     }

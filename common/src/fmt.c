@@ -1,0 +1,62 @@
+#include "hvs/fmt.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Decimal digits of v backwards from end; returns the first. */
+static char *digits(uint64_t v, char *end) {
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
+size_t hvs_fmt_int64(char *out, int64_t v) {
+    char tmp[24], *e = tmp + sizeof tmp;
+    uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    char *p = digits(m, e);
+    if (v < 0)
+        *--p = '-';
+    memcpy(out, p, (size_t)(e - p));
+    return (size_t)(e - p);
+}
+
+/*
+ * When (double)k / 10^d == v, the string "k with d decimals" names the rational k / 10^d, whose
+ * nearest double strtod returns — the same one the correctly rounded division gave.
+ */
+size_t hvs_fmt_double(char *out, double v) {
+    static const double pow10[] = {1, 10, 100, 1000, 10000};
+    if (isnan(v)) {
+        memcpy(out, "nan", 3);
+        return 3;
+    }
+    if (isinf(v)) {
+        memcpy(out, v < 0 ? "-inf" : "inf", v < 0 ? 4 : 3);
+        return v < 0 ? 4 : 3;
+    }
+    if (v > -1e12 && v < 1e12) {
+        for (int d = 0; d <= 4; d++) {
+            long long k = llround(v * pow10[d]);
+            if ((double)k / pow10[d] != v)
+                continue;
+            char tmp[32], *e = tmp + sizeof tmp, *p = e;
+            uint64_t m = (uint64_t)(k < 0 ? -k : k);
+            for (int i = 0; i < d; i++) {
+                *--p = (char)('0' + m % 10);
+                m /= 10;
+            }
+            if (d > 0)
+                *--p = '.';
+            p = digits(m, p);
+            if (k < 0 || (k == 0 && signbit(v)))
+                *--p = '-';
+            memcpy(out, p, (size_t)(e - p));
+            return (size_t)(e - p);
+        }
+    }
+    int w = snprintf(out, HVS_FMT_MAX, "%.17g", v);
+    return w > 0 ? (size_t)w : 0;
+}

@@ -1,0 +1,58 @@
+/* test_fmt - exact, short number text: every double comes back bit for bit through strtod
+ * (random bit patterns, meter-like decimals, -0, subnormals, huge, non-finite), meter values
+ * are short ("55464.1", not 17 digits), and int64 extremes. */
+#include <math.h>
+#include <stdint.h>
+
+#include "hvs/fmt.h"
+#include "hvs_test.h"
+
+static int roundtrips(double v) {
+    char buf[HVS_FMT_MAX + 1];
+    size_t n = hvs_fmt_double(buf, v);
+    buf[n] = 0;
+    double back = strtod(buf, NULL);
+    if (isnan(v))
+        return isnan(back);
+    return memcmp(&back, &v, sizeof v) == 0;
+}
+
+static const char *fmt(double v) {
+    static char buf[HVS_FMT_MAX + 1];
+    buf[hvs_fmt_double(buf, v)] = 0;
+    return buf;
+}
+
+int main(void) {
+    uint64_t x = 88172645463325252ull;
+    int bad = 0, n = 0;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        double v;
+        memcpy(&v, &x, sizeof v); /* any bit pattern, NaNs and subnormals included */
+        bad += !roundtrips(v);
+        double m = (double)(int64_t)(x % 2000000000) / 10.0; /* meter-like */
+        bad += !roundtrips(m);
+        bad += !roundtrips(m / 1000.0);
+        n += 3;
+    }
+    HVS_CHECK(bad == 0, "%d of %d values did not round-trip", bad, n);
+    double specials[] = {0.0, -0.0, 1e-320, -5e-324, 1e300, -1.7976931348623157e308, 0.1, 1e12,
+                         999999999999.9999, 123456.78901, INFINITY, -INFINITY, NAN};
+    for (size_t i = 0; i < sizeof specials / sizeof *specials; i++)
+        HVS_CHECK(roundtrips(specials[i]), "special %zu: %s", i, fmt(specials[i]));
+    HVS_CHECK_EQ_STR(fmt(55464.1), "55464.1");
+    HVS_CHECK_EQ_STR(fmt(-0.25), "-0.25");
+    HVS_CHECK_EQ_STR(fmt(21.0), "21");
+    HVS_CHECK_EQ_STR(fmt(-0.0), "-0");
+    HVS_CHECK_EQ_STR(fmt(NAN), "nan");
+    HVS_CHECK_EQ_STR(fmt(-INFINITY), "-inf");
+    char b[HVS_FMT_MAX + 1];
+    b[hvs_fmt_int64(b, INT64_MIN)] = 0;
+    HVS_CHECK_EQ_STR(b, "-9223372036854775808");
+    b[hvs_fmt_int64(b, INT64_MAX)] = 0;
+    HVS_CHECK_EQ_STR(b, "9223372036854775807");
+    b[hvs_fmt_int64(b, 0)] = 0;
+    HVS_CHECK_EQ_STR(b, "0");
+    return hvs_test_done();
+}
