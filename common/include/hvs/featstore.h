@@ -1,0 +1,91 @@
+/*
+ * featstore.h - the feature state of buildings (their entities' hour rings and their weather
+ * ring, features.h) in memory and in Redis. The features worker writes it; every worker that
+ * computes features later (forecaster, refresher, trainer) reads the same keys, so serving and
+ * training see one state.
+ *
+ * Key layout (DESIGN.md section 5; R = HVS_FS_HOURS ring slots, slot = hour / 1 h mod R, the
+ * hour stamped in each value, so a slot left from an older hour reads as empty and rewriting a
+ * slot is idempotent):
+ *   hvs:{B}:fs:h:<entity>   HASH slot -> "<hour> <revision> <use> <water> <room> <setpoint> <gap>"
+ *                           (entity "-" = the building itself; numbers exact, "nan" = unknown)
+ *   hvs:{B}:fs:wx           HASH slot -> "<hour>" then per record "|<issued_at> <obs 0|1> <temp>
+ *                           <rh> <cloud> <ghi> <wind>", oldest issue first
+ *   hvs:{B}:fs:ents         SET  entity ids with a ring
+ *   hvs:fs:part:<P>         SET  buildings of input partition P (found again on assignment)
+ *   hvs:fs:epoch:<P>        STRING written with partition P's first state: its absence while
+ *                           the consumer group has committed offsets means Redis lost the state
+ *
+ * Ownership: buildings and entities are owned by their building (hvs_fs_building_free frees
+ * it all); the store borrows its Redis client. Ids are copied.
+ * Thread-safety: none (one consume loop).
+ * Errors: HVS_ENOMEM; HVS_EREDIS from Redis; a stored value that does not parse is HVS_ESERDE
+ * naming the key (state written by something else).
+ */
+#ifndef HVS_FEATSTORE_H
+#define HVS_FEATSTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hvs/err.h"
+#include "hvs/features.h"
+#include "hvs/redis.h"
+
+#define HVS_FS_HOURS 336          /* 14 days: 168 h windows plus revisions and lateness */
+#define HVS_FS_BUILDING "-"       /* entity id of the building-level series */
+
+typedef struct hvs_fs_entity {
+    char *id;
+    hvs_feat_hour_t hours[HVS_FS_HOURS];
+    uint64_t dirty[(HVS_FS_HOURS + 63) / 64];   /* slots changed since the last save */
+} hvs_fs_entity_t;
+
+typedef struct hvs_fs_building {
+    char *id;
+    int32_t partition;
+    hvs_feat_wx_hour_t wx[HVS_FS_HOURS];
+    uint64_t wx_dirty[(HVS_FS_HOURS + 63) / 64];
+    hvs_fs_entity_t **ents;       /* sorted by id */
+    size_t nents, capents;
+    bool meta_dirty;              /* entity set or partition membership to write */
+} hvs_fs_building_t;
+
+hvs_fs_building_t *hvs_fs_building_new(const char *id, int32_t partition);
+void hvs_fs_building_free(hvs_fs_building_t *b);
+/* The entity, created (empty ring) when absent if create; NULL if absent or ENOMEM. */
+hvs_fs_entity_t *hvs_fs_entity(hvs_fs_building_t *b, const char *id, bool create);
+
+/* Store an hour (its hour field says which). A revision lower than the stored one of the same
+ * hour is ignored. Returns 1 changed, 0 unchanged. */
+int hvs_fs_put_hour(hvs_fs_entity_t *e, const hvs_feat_hour_t *h);
+/* Store a weather record of an hour (hvs_feat_wx_add rules). 1 changed, 0 unchanged. */
+int hvs_fs_put_weather(hvs_fs_building_t *b, hvs_ms_t hour, const hvs_feat_wx_t *rec);
+/* The weather records of an hour (NULL when the slot holds another hour). */
+const hvs_feat_wx_hour_t *hvs_fs_weather(const hvs_fs_building_t *b, hvs_ms_t hour);
+
+/* The history view features.h computes from (borrowed pointers into b and e). */
+void hvs_fs_view(const hvs_fs_building_t *b, const hvs_fs_entity_t *e, hvs_ms_t commissioning,
+                 hvs_feat_history_t *out);
+
+/* Queue b's changes (dirty slots, entity set, partition membership, the partition's epoch
+ * marker) into batch; clears the dirty marks. */
+int hvs_fs_save(hvs_redis_batch_t *batch, hvs_fs_building_t *b, hvs_err_t *err);
+
+/* Buildings stored for partition p (*ids malloc'd, each id malloc'd: free with
+ * hvs_fs_ids_free), and whether its epoch marker exists. */
+int hvs_fs_partition(hvs_redis_t *r, hvs_redis_batch_t *batch, int32_t p, char ***ids,
+                     size_t *n, bool *has_epoch, hvs_err_t *err);
+void hvs_fs_ids_free(char **ids, size_t n);
+/* Load one building's rings (NULL *out when nothing is stored). */
+int hvs_fs_load(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *id, int32_t partition,
+                hvs_fs_building_t **out, hvs_err_t *err);
+
+/* Encodings of one slot (for tests): value into buf, returns the length needed. */
+size_t hvs_fs_encode_hour(const hvs_feat_hour_t *h, char *buf, size_t cap);
+size_t hvs_fs_encode_wx(const hvs_feat_wx_hour_t *w, char *buf, size_t cap);
+int hvs_fs_decode_hour(const char *v, size_t len, hvs_feat_hour_t *out);
+int hvs_fs_decode_wx(const char *v, size_t len, hvs_feat_wx_hour_t *out);
+
+#endif

@@ -1,0 +1,432 @@
+/* featstore.c - feature state in memory and Redis (see hvs/featstore.h for the key layout). */
+#include "hvs/featstore.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hvs/fmt.h"
+#include "hvs/vec.h"
+
+#define SLOT(h) hvs_feat_slot((h), HVS_FS_HOURS)
+#define MARK(bits, s) ((bits)[(s) / 64] |= (uint64_t)1 << ((s) % 64))
+#define IS_MARKED(bits, s) (((bits)[(s) / 64] >> ((s) % 64)) & 1u)
+
+static void clear_rings(hvs_fs_building_t *b) {
+    for (size_t i = 0; i < HVS_FS_HOURS; i++)
+        b->wx[i] = (hvs_feat_wx_hour_t){.hour = HVS_MS_NONE};
+}
+
+hvs_fs_building_t *hvs_fs_building_new(const char *id, int32_t partition) {
+    hvs_fs_building_t *b = calloc(1, sizeof *b);
+    if (!b || !(b->id = strdup(id))) {
+        free(b);
+        return NULL;
+    }
+    b->partition = partition;
+    clear_rings(b);
+    b->meta_dirty = true;
+    return b;
+}
+
+void hvs_fs_building_free(hvs_fs_building_t *b) {
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->nents; i++) {
+        free(b->ents[i]->id);
+        free(b->ents[i]);
+    }
+    free(b->ents);
+    free(b->id);
+    free(b);
+}
+
+hvs_fs_entity_t *hvs_fs_entity(hvs_fs_building_t *b, const char *id, bool create) {
+    size_t lo = 0, hi = b->nents;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(b->ents[mid]->id, id);
+        if (c == 0)
+            return b->ents[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (!create)
+        return NULL;
+    hvs_fs_entity_t **ne = hvs_vec_grow(b->ents, &b->capents, b->nents + 1, sizeof *ne, 16);
+    if (!ne)
+        return NULL;
+    b->ents = ne;
+    hvs_fs_entity_t *e = calloc(1, sizeof *e);
+    if (!e || !(e->id = strdup(id))) {
+        free(e);
+        return NULL;
+    }
+    for (size_t i = 0; i < HVS_FS_HOURS; i++)
+        e->hours[i].hour = HVS_MS_NONE;
+    memmove(&b->ents[lo + 1], &b->ents[lo], (b->nents - lo) * sizeof *b->ents);
+    b->ents[lo] = e;
+    b->nents++;
+    b->meta_dirty = true;
+    return e;
+}
+
+static bool same(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
+
+int hvs_fs_put_hour(hvs_fs_entity_t *e, const hvs_feat_hour_t *h) {
+    size_t s = SLOT(h->hour);
+    hvs_feat_hour_t *o = &e->hours[s];
+    if (o->hour == h->hour) {
+        if (h->revision < o->revision)
+            return 0;
+        if (h->revision == o->revision && same(o->use, h->use) && same(o->water, h->water) &&
+            same(o->room_temp, h->room_temp) && same(o->setpoint, h->setpoint) &&
+            same(o->comfort_gap, h->comfort_gap))
+            return 0;
+    } else if (o->hour != HVS_MS_NONE && o->hour > h->hour) {
+        return 0; /* the slot already serves a newer hour: h is older than the ring */
+    }
+    *o = *h;
+    MARK(e->dirty, s);
+    return 1;
+}
+
+int hvs_fs_put_weather(hvs_fs_building_t *b, hvs_ms_t hour, const hvs_feat_wx_t *rec) {
+    size_t s = SLOT(hour);
+    if (b->wx[s].hour != HVS_MS_NONE && b->wx[s].hour > hour)
+        return 0;
+    int rc = hvs_feat_wx_add(&b->wx[s], hour, rec);
+    if (rc == 1)
+        MARK(b->wx_dirty, s);
+    return rc;
+}
+
+const hvs_feat_wx_hour_t *hvs_fs_weather(const hvs_fs_building_t *b, hvs_ms_t hour) {
+    const hvs_feat_wx_hour_t *w = &b->wx[SLOT(hour)];
+    return w->hour == hour ? w : NULL;
+}
+
+void hvs_fs_view(const hvs_fs_building_t *b, const hvs_fs_entity_t *e, hvs_ms_t commissioning,
+                 hvs_feat_history_t *out) {
+    out->hours = e ? e->hours : NULL;
+    out->nhours = e ? HVS_FS_HOURS : 0;
+    out->wx = b->wx;
+    out->nwx = HVS_FS_HOURS;
+    out->commissioning = commissioning;
+}
+
+/* ---- encodings ------------------------------------------------------------------------------ */
+
+typedef struct out {
+    char *buf;
+    size_t cap, n;
+} out_t;
+
+static void put(out_t *o, const char *s, size_t len) {
+    if (o->n + len <= o->cap)
+        memcpy(o->buf + o->n, s, len);
+    o->n += len;
+}
+
+static void put_num(out_t *o, double v, char sep) {
+    char tmp[HVS_FMT_MAX + 1];
+    size_t n = 0;
+    if (sep)
+        tmp[n++] = sep;
+    n += hvs_fmt_double(tmp + n, v);
+    put(o, tmp, n);
+}
+
+static void put_int(out_t *o, int64_t v, char sep) {
+    char tmp[HVS_FMT_MAX + 1];
+    size_t n = 0;
+    if (sep)
+        tmp[n++] = sep;
+    n += hvs_fmt_int64(tmp + n, v);
+    put(o, tmp, n);
+}
+
+size_t hvs_fs_encode_hour(const hvs_feat_hour_t *h, char *buf, size_t cap) {
+    out_t o = {buf, cap, 0};
+    put_int(&o, h->hour, 0);
+    put_int(&o, h->revision, ' ');
+    put_num(&o, h->use, ' ');
+    put_num(&o, h->water, ' ');
+    put_num(&o, h->room_temp, ' ');
+    put_num(&o, h->setpoint, ' ');
+    put_num(&o, h->comfort_gap, ' ');
+    return o.n;
+}
+
+size_t hvs_fs_encode_wx(const hvs_feat_wx_hour_t *w, char *buf, size_t cap) {
+    out_t o = {buf, cap, 0};
+    put_int(&o, w->hour, 0);
+    for (int i = 0; i < w->n; i++) {
+        const hvs_feat_wx_t *r = &w->v[i];
+        put_int(&o, r->issued_at, '|');
+        put_int(&o, r->observed ? 1 : 0, ' ');
+        put_num(&o, r->temp, ' ');
+        put_num(&o, r->rh, ' ');
+        put_num(&o, r->cloud, ' ');
+        put_num(&o, r->ghi, ' ');
+        put_num(&o, r->wind, ' ');
+    }
+    return o.n;
+}
+
+/* Numbers separated by single spaces into v[0..want); p advanced past them. -1 if malformed. */
+static int read_nums(const char **pp, const char *end, double *v, int want) {
+    const char *p = *pp;
+    char tmp[64];
+    for (int i = 0; i < want; i++) {
+        if (i > 0) {
+            if (p >= end || *p != ' ')
+                return -1;
+            p++;
+        }
+        const char *q = p;
+        while (q < end && *q != ' ' && *q != '|')
+            q++;
+        size_t len = (size_t)(q - p);
+        if (len == 0 || len >= sizeof tmp)
+            return -1;
+        memcpy(tmp, p, len);
+        tmp[len] = 0;
+        char *e;
+        v[i] = strtod(tmp, &e);
+        if (*e)
+            return -1;
+        p = q;
+    }
+    *pp = p;
+    return 0;
+}
+
+int hvs_fs_decode_hour(const char *v, size_t len, hvs_feat_hour_t *out) {
+    double x[7];
+    const char *p = v;
+    if (read_nums(&p, v + len, x, 7) || p != v + len || x[1] < 0 || x[1] > 4294967295.0)
+        return -1;
+    *out = (hvs_feat_hour_t){.hour = (hvs_ms_t)x[0], .revision = (uint32_t)x[1], .use = x[2],
+                             .water = x[3], .room_temp = x[4], .setpoint = x[5],
+                             .comfort_gap = x[6]};
+    return 0;
+}
+
+int hvs_fs_decode_wx(const char *v, size_t len, hvs_feat_wx_hour_t *out) {
+    const char *p = v, *end = v + len;
+    double hour;
+    if (read_nums(&p, end, &hour, 1))
+        return -1;
+    *out = (hvs_feat_wx_hour_t){.hour = (hvs_ms_t)hour};
+    while (p < end) {
+        if (*p != '|' || out->n >= HVS_FEAT_WX_KEEP)
+            return -1;
+        p++;
+        double x[7];
+        if (read_nums(&p, end, x, 7) || (x[1] != 0 && x[1] != 1))
+            return -1;
+        out->v[out->n++] = (hvs_feat_wx_t){.issued_at = (hvs_ms_t)x[0], .observed = x[1] == 1,
+                                           .temp = x[2], .rh = x[3], .cloud = x[4], .ghi = x[5],
+                                           .wind = x[6]};
+    }
+    return 0;
+}
+
+/* ---- Redis ---------------------------------------------------------------------------------- */
+
+/* Queue "HSET key slot value slot value ..." of the marked slots; values encoded into arena. */
+static int hset_marked(hvs_redis_batch_t *batch, const char *key, uint64_t *marks, const void *ring,
+                       bool wx, hvs_err_t *err) {
+    size_t count = 0;
+    for (size_t s = 0; s < HVS_FS_HOURS; s++)
+        count += IS_MARKED(marks, s);
+    if (count == 0)
+        return 0;
+    /* slot text and value per field: 16 + up to 8 records of 7 numbers */
+    enum { VMAX = 16 + HVS_FEAT_WX_KEEP * 8 * (HVS_FMT_MAX + 1) };
+    const char **argv = malloc((2 + 2 * count) * sizeof *argv);
+    size_t *lens = malloc((2 + 2 * count) * sizeof *lens);
+    char *arena = malloc(count * (24 + VMAX));
+    if (!argv || !lens || !arena) {
+        free(argv), free(lens), free(arena);
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "feature state of %s", key);
+    }
+    size_t argc = 0, off = 0;
+    argv[argc] = "HSET", lens[argc++] = 4;
+    argv[argc] = key, lens[argc++] = strlen(key);
+    for (size_t s = 0; s < HVS_FS_HOURS; s++) {
+        if (!IS_MARKED(marks, s))
+            continue;
+        char *slot = arena + off;
+        size_t sl = hvs_fmt_int64(slot, (int64_t)s);
+        off += sl;
+        char *val = arena + off;
+        size_t vl = wx ? hvs_fs_encode_wx(&((const hvs_feat_wx_hour_t *)ring)[s], val, VMAX)
+                       : hvs_fs_encode_hour(&((const hvs_feat_hour_t *)ring)[s], val, VMAX);
+        off += vl;
+        argv[argc] = slot, lens[argc++] = sl;
+        argv[argc] = val, lens[argc++] = vl;
+    }
+    int rc = hvs_redis_batch_add(batch, (int)argc, argv, lens);
+    free(argv), free(lens), free(arena);
+    if (rc)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
+    memset(marks, 0, ((HVS_FS_HOURS + 63) / 64) * sizeof *marks);
+    return 0;
+}
+
+int hvs_fs_save(hvs_redis_batch_t *batch, hvs_fs_building_t *b, hvs_err_t *err) {
+    char key[700];
+    int rc = 0;
+    for (size_t i = 0; i < b->nents && rc == 0; i++) {
+        if (hvs_redis_key(key, sizeof key, b->id, "fs:h:%s", b->ents[i]->id) < 0)
+            return hvs_err_set(err, HVS_EINVAL, "bad_id", "building/entity id %s/%s", b->id,
+                               b->ents[i]->id);
+        rc = hset_marked(batch, key, b->ents[i]->dirty, b->ents[i]->hours, false, err);
+    }
+    if (rc == 0 && hvs_redis_key(key, sizeof key, b->id, "fs:wx") >= 0)
+        rc = hset_marked(batch, key, b->wx_dirty, b->wx, true, err);
+    if (rc == 0 && b->meta_dirty) {
+        char part[48];
+        snprintf(part, sizeof part, "hvs:fs:part:%d", (int)b->partition);
+        const char *a1[] = {"SADD", part, b->id};
+        char epoch[48];
+        snprintf(epoch, sizeof epoch, "hvs:fs:epoch:%d", (int)b->partition);
+        const char *a2[] = {"SET", epoch, "1"};
+        if (hvs_redis_batch_add(batch, 3, a1, NULL) || hvs_redis_batch_add(batch, 3, a2, NULL))
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
+        if (b->nents) {
+            hvs_redis_key(key, sizeof key, b->id, "fs:ents");
+            const char **argv = malloc((b->nents + 2) * sizeof *argv);
+            if (!argv)
+                return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
+            argv[0] = "SADD";
+            argv[1] = key;
+            for (size_t i = 0; i < b->nents; i++)
+                argv[i + 2] = b->ents[i]->id;
+            rc = hvs_redis_batch_add(batch, (int)b->nents + 2, argv, NULL);
+            free(argv);
+            if (rc)
+                return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
+        }
+        b->meta_dirty = false;
+    }
+    return rc;
+}
+
+void hvs_fs_ids_free(char **ids, size_t n) {
+    for (size_t i = 0; ids && i < n; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+static const redisReply *reply(hvs_redis_batch_t *b, size_t i, int type) {
+    const redisReply *r = hvs_redis_batch_reply(b, i);
+    return r && r->type == type ? r : NULL;
+}
+
+int hvs_fs_partition(hvs_redis_t *r, hvs_redis_batch_t *batch, int32_t p, char ***ids, size_t *n,
+                     bool *has_epoch, hvs_err_t *err) {
+    char part[48], epoch[48];
+    snprintf(part, sizeof part, "hvs:fs:part:%d", (int)p);
+    snprintf(epoch, sizeof epoch, "hvs:fs:epoch:%d", (int)p);
+    hvs_redis_batch_reset(batch);
+    const char *a1[] = {"SMEMBERS", part};
+    const char *a2[] = {"EXISTS", epoch};
+    if (hvs_redis_batch_add(batch, 2, a1, NULL) || hvs_redis_batch_add(batch, 2, a2, NULL))
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
+    int rc = hvs_redis_batch_exec(r, batch, err);
+    if (rc)
+        return rc;
+    const redisReply *m = reply(batch, 0, REDIS_REPLY_ARRAY);
+    const redisReply *e = reply(batch, 1, REDIS_REPLY_INTEGER);
+    *has_epoch = e && e->integer == 1;
+    *n = 0;
+    *ids = calloc(m && m->elements ? m->elements : 1, sizeof **ids);
+    if (!*ids)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "partition %d", (int)p);
+    for (size_t i = 0; m && i < m->elements; i++)
+        if (m->element[i]->type == REDIS_REPLY_STRING && ((*ids)[*n] = strdup(m->element[i]->str)))
+            (*n)++;
+    return 0;
+}
+
+int hvs_fs_load(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *id, int32_t partition,
+                hvs_fs_building_t **out, hvs_err_t *err) {
+    char key[700];
+    *out = NULL;
+    hvs_redis_batch_reset(batch);
+    if (hvs_redis_key(key, sizeof key, id, "fs:ents") < 0)
+        return hvs_err_set(err, HVS_EINVAL, "bad_id", "building id %s", id);
+    const char *a1[] = {"SMEMBERS", key};
+    hvs_redis_batch_add(batch, 2, a1, NULL);
+    char wkey[700];
+    hvs_redis_key(wkey, sizeof wkey, id, "fs:wx");
+    const char *a2[] = {"HGETALL", wkey};
+    if (hvs_redis_batch_add(batch, 2, a2, NULL))
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
+    int rc = hvs_redis_batch_exec(r, batch, err);
+    if (rc)
+        return rc;
+    const redisReply *ents = reply(batch, 0, REDIS_REPLY_ARRAY);
+    const redisReply *wx = reply(batch, 1, REDIS_REPLY_ARRAY);
+    if ((!ents || ents->elements == 0) && (!wx || wx->elements == 0))
+        return 0;
+    hvs_fs_building_t *b = hvs_fs_building_new(id, partition);
+    if (!b)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", id);
+    for (size_t i = 0; wx && i + 1 < wx->elements; i += 2) {
+        hvs_feat_wx_hour_t w;
+        const redisReply *v = wx->element[i + 1];
+        if (v->type != REDIS_REPLY_STRING || hvs_fs_decode_wx(v->str, v->len, &w)) {
+            hvs_fs_building_free(b);
+            return hvs_err_set(err, HVS_ESERDE, "bad_state", "%s: slot %s does not parse", wkey,
+                               wx->element[i]->str);
+        }
+        b->wx[SLOT(w.hour)] = w;
+    }
+    for (size_t i = 0; ents && i < ents->elements; i++)
+        if (ents->element[i]->type != REDIS_REPLY_STRING ||
+            !hvs_fs_entity(b, ents->element[i]->str, true)) {
+            hvs_fs_building_free(b);
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", id);
+        }
+    /* round 2: every entity's ring */
+    hvs_redis_batch_reset(batch);
+    for (size_t i = 0; i < b->nents; i++) {
+        hvs_redis_key(key, sizeof key, id, "fs:h:%s", b->ents[i]->id);
+        const char *a3[] = {"HGETALL", key};
+        if (hvs_redis_batch_add(batch, 2, a3, NULL)) {
+            hvs_fs_building_free(b);
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
+        }
+    }
+    rc = b->nents ? hvs_redis_batch_exec(r, batch, err) : 0;
+    for (size_t i = 0; rc == 0 && i < b->nents; i++) {
+        const redisReply *h = reply(batch, i, REDIS_REPLY_ARRAY);
+        for (size_t k = 0; h && k + 1 < h->elements; k += 2) {
+            hvs_feat_hour_t hr;
+            const redisReply *v = h->element[k + 1];
+            if (v->type != REDIS_REPLY_STRING || hvs_fs_decode_hour(v->str, v->len, &hr)) {
+                rc = hvs_err_set(err, HVS_ESERDE, "bad_state", "hvs:{%s}:fs:h:%s slot %s does not parse",
+                                 id, b->ents[i]->id, h->element[k]->str);
+                break;
+            }
+            b->ents[i]->hours[SLOT(hr.hour)] = hr;
+        }
+    }
+    if (rc) {
+        hvs_fs_building_free(b);
+        return rc;
+    }
+    for (size_t i = 0; i < b->nents; i++)
+        memset(b->ents[i]->dirty, 0, sizeof b->ents[i]->dirty);
+    memset(b->wx_dirty, 0, sizeof b->wx_dirty);
+    b->meta_dirty = false;
+    *out = b;
+    return 0;
+}
