@@ -22,6 +22,7 @@
 #include "hvs/log.h"
 #include "hvs/time.h"
 #include "hvs/topics.h"
+#include "hvs/vec.h"
 
 #define QUEUE_FULL_RETRY_MS 10000
 /* Longest a close waits for the first assignment (librdkafka bug #4312, see hvs_consumer_close). */
@@ -99,23 +100,17 @@ static part_state_t *part_find(hvs_consumer_t *c, const char *topic, int32_t par
     return NULL;
 }
 
-static void parts_added(hvs_consumer_t *c, rd_kafka_topic_partition_list_t *parts) {
-    /* What the group had committed, to recognise a jump past it later. */
-    rd_kafka_topic_partition_list_t *copy = rd_kafka_topic_partition_list_copy(parts);
-    if (rd_kafka_committed(c->rk, copy, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        hvs_log_warn("kafka", "could not read committed offsets of new partitions");
-    for (int i = 0; i < copy->cnt; i++) {
-        rd_kafka_topic_partition_t *tp = &copy->elems[i];
+/* `start` holds, per partition, where consumption starts: the committed offset or what the
+ * on_assigning hook chose (BEGINNING: the log start, known once the first message arrives). */
+static void parts_added(hvs_consumer_t *c, const rd_kafka_topic_partition_list_t *start) {
+    for (int i = 0; i < start->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &start->elems[i];
         part_state_t *p = part_find(c, tp->topic, tp->partition);
         if (!p) {
-            if (c->nparts == c->capparts) {
-                size_t cap = c->capparts ? c->capparts * 2 : 16;
-                part_state_t *np = realloc(c->parts, cap * sizeof *np);
-                if (!np)
-                    continue;
-                c->parts = np;
-                c->capparts = cap;
-            }
+            part_state_t *np = hvs_vec_grow(c->parts, &c->capparts, c->nparts + 1, sizeof *np, 16);
+            if (!np)
+                continue;
+            c->parts = np;
             p = &c->parts[c->nparts++];
         }
         snprintf(p->topic, sizeof p->topic, "%s", tp->topic);
@@ -124,7 +119,6 @@ static void parts_added(hvs_consumer_t *c, rd_kafka_topic_partition_list_t *part
         const hvs_topic_t *t = hvs_topic_by_name(tp->topic);
         p->compacted = t && t->compacted;
     }
-    rd_kafka_topic_partition_list_destroy(copy);
 }
 
 static void parts_removed(hvs_consumer_t *c, const rd_kafka_topic_partition_list_t *parts) {
@@ -161,11 +155,22 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         c->ever_assigned = true;
+        /* What the group had committed: where consumption starts unless the hook rewinds,
+         * and what a jump past it is recognised against later. */
+        rd_kafka_topic_partition_list_t *start = rd_kafka_topic_partition_list_copy(parts);
+        if (rd_kafka_committed(c->rk, start, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            hvs_log_warn("kafka", "could not read committed offsets of new partitions");
+        for (int i = 0; i < start->cnt; i++)
+            if (start->elems[i].err || start->elems[i].offset < 0)
+                start->elems[i].offset = RD_KAFKA_OFFSET_INVALID, start->elems[i].err = 0;
+        if (c->hooks.on_assigning)
+            c->hooks.on_assigning(c->hooks.opaque, start);
         if (coop)
-            e = rd_kafka_incremental_assign(rk, parts);
+            e = rd_kafka_incremental_assign(rk, start);
         else
-            rerr = rd_kafka_assign(rk, parts);
-        parts_added(c, parts);
+            rerr = rd_kafka_assign(rk, start);
+        parts_added(c, start);
+        rd_kafka_topic_partition_list_destroy(start);
         hvs_log_fields(HVS_LOG_INFO, "kafka", "partitions assigned", HVS_LFI("count", parts->cnt),
                        HVS_LFB("cooperative", coop));
         if (c->hooks.on_assigned)

@@ -149,8 +149,8 @@ int main(void) {
                            .fetch_wait_max_ms = 10, .props = props};
     const char *topics[] = {"readings.raw"};
     member_t ma = {.name = "a"}, mb = {.name = "b"};
-    hvs_consumer_hooks_t hooks_a = {on_assigned, on_revoked, &ma};
-    hvs_consumer_hooks_t hooks_b = {on_assigned, on_revoked, &mb};
+    hvs_consumer_hooks_t hooks_a = {.on_assigned = on_assigned, .on_revoked = on_revoked, .opaque = &ma};
+    hvs_consumer_hooks_t hooks_b = {.on_assigned = on_assigned, .on_revoked = on_revoked, .opaque = &mb};
     hvs_consumer_t *ca, *cb;
     HVS_REQUIRE(hvs_consumer_new(&gc, topics, 1, &hooks_a, &ca, &err) == 0, "consumer a");
     HVS_REQUIRE(hvs_consumer_wait_assignment(ca, 20000, &err) == 0, "a assigned: %s", err.msg);

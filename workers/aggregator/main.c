@@ -387,7 +387,7 @@ static int run(worker_t *w, hvs_err_t *err) {
                                           "poll to commit of one batch", NULL,
                                           hvs_metrics_latency_buckets, hvs_metrics_latency_nbuckets);
     const char *topics[] = {w->topic_in};
-    hvs_consumer_hooks_t hooks = {on_assigned, on_revoked, w};
+    hvs_consumer_hooks_t hooks = {.on_assigned = on_assigned, .on_revoked = on_revoked, .opaque = w};
     if ((rc = hvs_consumer_new(&kc, topics, 1, &hooks, &w->cons, err)))
         return rc;
     hvs_app_set_ready(app, ready, w);

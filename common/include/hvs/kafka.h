@@ -73,6 +73,11 @@ typedef struct hvs_consumer_hooks {
     /* Before partitions leave this member: flush their state. */
     void (*on_revoked)(void *opaque, const rd_kafka_topic_partition_list_t *removed);
     void *opaque;
+    /* Optional, before on_assigned and before the partitions are assigned: each element's
+     * offset is the group's committed offset (RD_KAFKA_OFFSET_INVALID when none). The hook may
+     * set an element's offset to start elsewhere (an offset, or RD_KAFKA_OFFSET_BEGINNING) —
+     * e.g. rewind to rebuild lost state; the continuity check then starts from there. */
+    void (*on_assigning)(void *opaque, rd_kafka_topic_partition_list_t *added);
 } hvs_consumer_hooks_t;
 
 /* Create and subscribe to `topics` (effective names). `hooks` may be NULL. */
