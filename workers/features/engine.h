@@ -1,0 +1,131 @@
+/*
+ * engine.h - the feature worker's state machine: hourly aggregates and weather records in,
+ * FeatureVectors (features.h) and data-quality alerts out. Pure of I/O: the consume loop
+ * (main.c) feeds it and publishes what it emits, so tests drive it in process.
+ *
+ * When a vector of (entity, hour H) is emitted:
+ *   - at once, when H's aggregate arrives and an observation of H's weather is already known:
+ *     as_of = max(H + 1 h, the observation's issued_at);
+ *   - else it waits ("pending") for the observation and is emitted when it arrives, with the
+ *     same as_of rule;
+ *   - or, when the partition's watermark passes H + 1 h + weather_wait first, without it
+ *     (as_of = H + 1 h + weather_wait: the latest forecast issued by then stands in, or the
+ *     weather features are missing) and flagged; an observation arriving within
+ *     upgrade_window then re-emits it (latest per (entity, hour) wins downstream).
+ *   A revised aggregate re-emits its hour's vector; later hours' vectors use the revised value
+ *   when they are computed (they are not re-emitted: that would multiply every revision by
+ *   the 168 hours that depend on it).
+ * Data quality: per building and UTC day of target hours, the share of first vectors (and
+ * their upgrades) missing each critical feature; above `dq_limit` with at least
+ * `dq_min_vectors` vectors, a DATA_QUALITY alert (again when the rate moved by 5 points).
+ *
+ * Ownership: fx_t owns its buildings (and their featstore buildings), pending entries and
+ * calendars; the topology is borrowed (may be NULL). Ids are copied. Emitted vectors point into
+ * the engine's buffers, valid during the callback only.
+ * Thread-safety: none. Errors: HVS_ENOMEM, or the first error a callback returns (then the
+ * caller must not commit, and should restart: state is ahead of what was published).
+ */
+#ifndef FX_ENGINE_H
+#define FX_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hvs/featstore.h"
+#include "hvs/features.h"
+#include "hvs/redis.h"
+#include "hvs/topology.h"
+#include "input.h"
+
+#define FX_DQ_MAX 8     /* critical features watched */
+
+typedef struct fx_config {
+    hvs_ms_t weather_wait;        /* default 2 h */
+    hvs_ms_t upgrade_window;      /* default 48 h */
+    const char *default_region;   /* calendar of buildings without one (e.g. "CH") */
+    int dq_features[FX_DQ_MAX];   /* feature indices */
+    int ndq;
+    double dq_limit;              /* e.g. 0.05 */
+    int dq_min_vectors;           /* e.g. 24 */
+} fx_config_t;
+
+typedef struct fx_pending {
+    char *entity;
+    hvs_ms_t hour;
+    bool weak;                    /* emitted without an observation; waiting to upgrade */
+    uint32_t missing;             /* critical features missing when it was emitted (weak) */
+} fx_pending_t;
+
+typedef struct fx_dq_day {
+    hvs_ms_t day;                 /* UTC day start; HVS_MS_NONE unused */
+    int n;
+    int missing[FX_DQ_MAX];
+    double alerted[FX_DQ_MAX];    /* rate last alerted; < 0 none */
+} fx_dq_day_t;
+
+typedef struct fx_building {
+    hvs_fs_building_t *fs;
+    fx_pending_t *pend;
+    size_t npend, cappend;
+    bool pend_dirty;
+    fx_dq_day_t dq[2];
+} fx_building_t;
+
+typedef struct fx_vector {
+    const char *building, *entity;   /* entity HVS_FS_BUILDING for the building */
+    hvs_ms_t hour, as_of;
+    const double *x;                 /* HVS_FEATURES_COUNT values */
+    unsigned flags;
+    double target;                   /* the hour's consumption; NaN unknown */
+    bool upgrade;                    /* re-emission with the observation */
+} fx_vector_t;
+
+typedef struct fx_dq_alert {
+    const char *building, *feature;
+    hvs_ms_t day;
+    int n, missing;
+    double rate;
+} fx_dq_alert_t;
+
+typedef struct fx_sink {
+    int (*vector)(void *opaque, const fx_vector_t *v, hvs_err_t *err);
+    int (*alert)(void *opaque, const fx_dq_alert_t *a, hvs_err_t *err);
+    void *opaque;
+} fx_sink_t;
+
+typedef struct fx_stats {
+    uint64_t aggregates, weather, vectors, waited, weak, upgrades, stale;
+    uint64_t missing[HVS_FEATURES_COUNT];   /* vectors emitted with each feature missing */
+} fx_stats_t;
+
+typedef struct fx fx_t;
+
+fx_t *fx_new(const fx_config_t *conf, const hvs_topology_t *topo);
+void fx_free(fx_t *g);
+fx_stats_t *fx_stats(fx_t *g);
+
+fx_building_t *fx_building(fx_t *g, const char *id, int32_t partition, bool create);
+/* Take a building loaded from Redis (g owns fs from now on, also on failure). */
+int fx_adopt(fx_t *g, hvs_fs_building_t *fs);
+fx_building_t **fx_buildings(fx_t *g, size_t *n);
+void fx_drop_partition(fx_t *g, int32_t partition);
+
+/* Inputs on `partition` whose watermark (after this input) is wm. quiet: a replay of input the
+ * previous state had already handled (rebuilding lost state): update state, emit nothing.
+ * An aggregate of an hour older than wm - (HVS_FS_HOURS - 168) h fails with HVS_EINVAL,
+ * reason too_late (dead-letter it). */
+int fx_on_aggregate(fx_t *g, int32_t partition, const fx_aggregate_t *a, hvs_ms_t wm, bool quiet,
+                    const fx_sink_t *sink, hvs_err_t *err);
+int fx_on_weather(fx_t *g, int32_t partition, const fx_weather_t *w, hvs_ms_t wm, bool quiet,
+                  const fx_sink_t *sink, hvs_err_t *err);
+/* The watermark of `partition` is wm: emit what waited too long, forget what can no longer
+ * upgrade. */
+int fx_advance(fx_t *g, int32_t partition, hvs_ms_t wm, bool quiet, const fx_sink_t *sink,
+               hvs_err_t *err);
+
+/* Pending entries in Redis: hvs:{B}:fs:pend HASH "<entity>\x1f<hour>" -> "<weak 0|1> <missing>"
+ * (rewritten whole when they changed). */
+int fx_save_pending(hvs_redis_batch_t *batch, fx_building_t *b, hvs_err_t *err);
+int fx_load_pending(hvs_redis_t *r, hvs_redis_batch_t *batch, fx_building_t *b, hvs_err_t *err);
+
+#endif
