@@ -9,7 +9,7 @@ foreach(t ${HVS_FX_TESTS})
     set(label integration)
   endif()
   add_executable(${name} ${t})
-  target_link_libraries(${name} PRIVATE hvs_test_support hvs_fx PkgConfig::JANSSON)
+  target_link_libraries(${name} PRIVATE hvs_test_support hvs_agg_test_support hvs_fx PkgConfig::JANSSON)
   target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/aggregator)
   target_compile_definitions(${name} PRIVATE
     HVS_TEST_FEATURES="${PROJECT_BINARY_DIR}/workers/features/hvs-features")

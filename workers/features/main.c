@@ -78,6 +78,7 @@ static const hvs_cfg_section_t fx_section = {"features", fx_entries,
 typedef struct part {
     int64_t replay_until[2];   /* per input topic: offsets below are replayed quietly */
     hvs_ms_t wm_hour;          /* watermark hour last acted on */
+    hvs_ms_t assigned_mono;    /* when it was assigned (monotonic) */
     bool assigned;
 } part_t;
 
@@ -118,8 +119,8 @@ static hvs_ms_t watermark(const worker_t *w, int32_t p) {
     hvs_ms_t b = hvs_watermark_partition(w->wm[1], p, w->now);
     if (a == HVS_MS_NONE)
         return b;
-    if (b == HVS_MS_NONE)
-        return a;
+    if (b == HVS_MS_NONE) /* no weather seen yet: wait for it as long as an idle partition */
+        return hvs_time_mono_ms() - w->parts[p].assigned_mono < settings.idle_ms ? HVS_MS_NONE : a;
     return a < b ? a : b;
 }
 
@@ -132,6 +133,11 @@ static void on_assigning(void *opaque, rd_kafka_topic_partition_list_t *added) {
     for (int i = 0; i < added->cnt && !w->fatal; i++) {
         int32_t p = added->elems[i].partition;
         if (p < 0 || p >= MAX_PARTS)
+            continue;
+        bool first = true; /* each partition number once: both topics are decided together */
+        for (int k = 0; k < i; k++)
+            first &= added->elems[k].partition != p;
+        if (!first)
             continue;
         bool committed = false;
         for (int k = 0; k < added->cnt; k++)
@@ -180,6 +186,7 @@ static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *add
             continue;
         w->parts[p].assigned = true;
         w->parts[p].wm_hour = HVS_MS_NONE;
+        w->parts[p].assigned_mono = hvs_time_mono_ms();
         hvs_ms_t t0 = hvs_time_mono_ms();
         char **ids;
         size_t n;
