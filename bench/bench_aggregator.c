@@ -16,39 +16,6 @@
 #include "hvs/log.h"
 #include "hvs_test.h"
 
-static double metric(const char *text, const char *name) {
-    const char *p = text;
-    size_t n = strlen(name);
-    while ((p = strstr(p, name))) {
-        if ((p == text || p[-1] == '\n') && (p[n] == ' ' || p[n] == '{')) {
-            const char *sp = strchr(p, ' ');
-            return sp ? atof(sp + 1) : 0;
-        }
-        p += n;
-    }
-    return -1;
-}
-
-/* Quantile q of a Prometheus histogram from its cumulative buckets (upper bound of the bucket). */
-static double hist_quantile(const char *text, const char *name, double q) {
-    char prefix[128];
-    snprintf(prefix, sizeof prefix, "%s_bucket{le=\"", name);
-    double total = -1;
-    char cnt[128];
-    snprintf(cnt, sizeof cnt, "%s_count", name);
-    total = metric(text, cnt);
-    if (total <= 0)
-        return -1;
-    for (const char *p = strstr(text, prefix); p; p = strstr(p + 1, prefix)) {
-        double le = atof(p + strlen(prefix));
-        const char *sp = strchr(p, '}');
-        double c = sp ? atof(sp + 2) : 0;
-        if (c >= q * total)
-            return le;
-    }
-    return -1;
-}
-
 static double redis_used(const hvs_test_proc_t *redis) {
     char cmd[256], *out = NULL;
     snprintf(cmd, sizeof cmd, "redis-cli -p %d info memory | grep '^used_memory:' | cut -d: -f2",
@@ -57,22 +24,6 @@ static double redis_used(const hvs_test_proc_t *redis) {
     double v = out ? atof(out) : 0;
     free(out);
     return v;
-}
-
-static double cpu_seconds(pid_t pid) {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    unsigned long ut = 0, st = 0;
-    if (p)
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 int main(void) {
@@ -118,10 +69,10 @@ int main(void) {
         free(text);
         text = NULL;
         if (hvs_test_http("GET", url, NULL, 0, &text, NULL, 0) == 200) {
-            seen = metric(text, "hvs_aggregator_readings_total");
+            seen = hvs_test_metric(text, "hvs_aggregator_readings_total");
             if (seen > 0 && !t_first) {
                 t_first = hvs_test_now_ms();
-                cpu_first = cpu_seconds(agg.pid);
+                cpu_first = hvs_test_cpu_seconds(agg.pid);
             }
             if (seen >= (double)delivered) {
                 t_last = hvs_test_now_ms();
@@ -130,7 +81,7 @@ int main(void) {
         }
         usleep(20000);
     }
-    double cpu = cpu_seconds(agg.pid) - cpu_first;
+    double cpu = hvs_test_cpu_seconds(agg.pid) - cpu_first;
     HVS_CHECK(t_last > 0, "aggregator consumed %.0f of %llu messages", seen, delivered);
     double s = (double)(t_last - t_first) / 1000.0;
     double share = (double)seen / (double)delivered;
@@ -141,11 +92,11 @@ int main(void) {
     if (text) {
         printf("batch (poll to commit, up to 5000 records): p50 <= %.3f s, p99 <= %.3f s; "
                "%.0f hourly + %.0f 15-minute aggregates, %.0f revisions\n",
-               hist_quantile(text, "hvs_aggregator_batch_seconds", 0.5),
-               hist_quantile(text, "hvs_aggregator_batch_seconds", 0.99),
-               metric(text, "hvs_aggregator_windows_total{size=\"1h\"}"),
-               metric(text, "hvs_aggregator_windows_total{size=\"15m\"}"),
-               metric(text, "hvs_aggregator_revisions_total"));
+               hvs_test_hist_quantile(text, "hvs_aggregator_batch_seconds", 0.5),
+               hvs_test_hist_quantile(text, "hvs_aggregator_batch_seconds", 0.99),
+               hvs_test_metric(text, "hvs_aggregator_windows_total{size=\"1h\"}"),
+               hvs_test_metric(text, "hvs_aggregator_windows_total{size=\"15m\"}"),
+               hvs_test_metric(text, "hvs_aggregator_revisions_total"));
         static const char *const phases[] = {"poll", "process", "publish_wait", "state_write",
                                              "commit"};
         printf("consume loop by phase (s):");
@@ -153,7 +104,7 @@ int main(void) {
             char name[96];
             snprintf(name, sizeof name, "hvs_aggregator_phase_seconds_total{phase=\"%s\"}",
                      phases[i]);
-            printf(" %s %.2f", phases[i], metric(text, name));
+            printf(" %s %.2f", phases[i], hvs_test_metric(text, name));
         }
         printf("\n");
     }

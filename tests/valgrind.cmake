@@ -5,7 +5,7 @@
 # error although libavro handles the failure; ASan (allocator_may_return_null=1) covers it.
 find_program(VALGRIND_BIN valgrind)
 if(VALGRIND_BIN)
-  foreach(t test_config test_time test_metrics test_reading test_calendar test_vec test_fmt test_features test_fx_engine test_agg_windows
+  foreach(t test_config test_time test_metrics test_reading test_calendar test_vec test_fmt test_features test_fx_engine test_fx_output test_agg_windows
             test_sim_delivery test_sim_weather)
     if(TARGET ${t})
       add_test(NAME valgrind_${t}

@@ -403,3 +403,47 @@ long hvs_test_http(const char *method, const char *url, const char *payload, siz
         free(b.p);
     return status;
 }
+
+double hvs_test_metric(const char *text, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = text; p && (p = strstr(p, name)); p += n) {
+        if ((p == text || p[-1] == '\n') && (p[n] == ' ' || (p[n] == '{' && !strchr(name, '{')))) {
+            const char *sp = strchr(p, ' ');
+            return sp ? atof(sp + 1) : -1;
+        }
+    }
+    return -1;
+}
+
+double hvs_test_hist_quantile(const char *text, const char *name, double q) {
+    char prefix[160], cnt[160];
+    snprintf(prefix, sizeof prefix, "%s_bucket{le=\"", name);
+    snprintf(cnt, sizeof cnt, "%s_count", name);
+    double total = hvs_test_metric(text, cnt);
+    if (total <= 0)
+        return -1;
+    for (const char *p = strstr(text, prefix); p; p = strstr(p + 1, prefix)) {
+        double le = atof(p + strlen(prefix));
+        const char *sp = strchr(p, '}');
+        double c = sp ? atof(sp + 2) : 0;
+        if (c >= q * total)
+            return le;
+    }
+    return -1;
+}
+
+double hvs_test_cpu_seconds(pid_t pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    if (p)
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}

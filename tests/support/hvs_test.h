@@ -114,4 +114,12 @@ long hvs_test_http(const char *method, const char *url, const char *payload, siz
 /* Monotonic milliseconds. */
 int64_t hvs_test_now_ms(void);
 
+/* Value of a sample in a Prometheus text exposition ("name" or "name{labels}" exactly as
+ * written), or -1 when absent. */
+double hvs_test_metric(const char *text, const char *name);
+/* Upper bound of the bucket holding quantile q of a histogram's samples, -1 when empty. */
+double hvs_test_hist_quantile(const char *text, const char *name, double q);
+/* User + system CPU seconds a process has used so far (-1 when it is gone). */
+double hvs_test_cpu_seconds(pid_t pid);
+
 #endif

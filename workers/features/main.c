@@ -33,7 +33,7 @@
 #include "hvs/topics.h"
 #include "hvs/topology.h"
 #include "input.h"
-#include "output.h"
+#include "vectors.h"
 
 #define MAX_PARTS 1024
 #define HOUR HVS_MS_HOUR

@@ -1,0 +1,225 @@
+/*
+ * bench_features - feature vectors per second.
+ *   1. In process: the engine (features.h compute + the worker's state machine) and the Avro
+ *      encoding of every vector, 20 buildings x 50 apartments x 10 days of hours: vectors/s and
+ *      microseconds per vector, the one-core figure of the definition itself.
+ *   2. The process: the same hours (with their weather) on hvs-devbroker as Avro, then one
+ *      hvs-features with redis-server on the same machine: vectors/s from its first to its
+ *      last input, its CPU time, batch latency, and Redis bytes per entity of state.
+ */
+#include <math.h>
+#include <signal.h>
+#include <time.h>
+
+#include "engine.h"
+#include "hvs/kafka.h"
+#include "hvs/log.h"
+#include "hvs/serde.h"
+#include "hvs_test.h"
+#include "vectors.h"
+
+#define HOUR 3600000LL
+#define T0 1733011200000LL
+#define NB 20
+#define NA 50
+#define HOURS 240
+
+static double mono(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double heat(int b, int a, int i) { return 0.3 + 0.01 * ((a + b + i) % 24) + 0.001 * a; }
+
+typedef struct counter {
+    fx_output_t *out;
+    size_t n, bytes;
+} counter_t;
+
+static int count_vector(void *o, const fx_vector_t *v, hvs_err_t *err) {
+    counter_t *c = o;
+    const void *buf;
+    size_t len;
+    int rc = fx_output_encode(c->out, v, &buf, &len, err);
+    c->n++;
+    c->bytes += len;
+    return rc;
+}
+
+static void in_process(hvs_serde_t *s) {
+    fx_config_t conf = {.weather_wait = 2 * HOUR, .upgrade_window = 48 * HOUR, .default_region = "CH-ZH",
+                        .dq_limit = 0.05, .dq_min_vectors = 24, .ndq = 1};
+    conf.dq_features[0] = hvs_features_index("temperature_c");
+    fx_t *g = fx_new(&conf, NULL);
+    counter_t c = {0};
+    hvs_err_t err = {0};
+    HVS_REQUIRE(fx_output_new(s, "features.hourly", &c.out, &err) == 0, "output");
+    fx_sink_t sink = {count_vector, NULL, &c};
+    double t0 = mono();
+    for (int i = 0; i < HOURS; i++) {
+        hvs_ms_t h = T0 + i * HOUR;
+        for (int b = 0; b < NB; b++) {
+            fx_weather_t w = {.hour = h, .rec = {h + HOUR + 60000, true, 3.0, 80, 50, 100, 3}};
+            snprintf(w.building, sizeof w.building, "bldg_%02d", b);
+            fx_on_weather(g, b % 12, &w, h + HOUR, false, &sink, &err);
+            for (int a = 0; a <= NA; a++) {
+                fx_aggregate_t ag = {.hour = {h, heat(b, a, i), 10, 21, 21.5, 0.5, 0}};
+                snprintf(ag.building, sizeof ag.building, "bldg_%02d", b);
+                if (a == NA)
+                    snprintf(ag.entity, sizeof ag.entity, "-");
+                else
+                    snprintf(ag.entity, sizeof ag.entity, "apt_%02d", a);
+                HVS_REQUIRE(fx_on_aggregate(g, b % 12, &ag, h + HOUR + 60000, false, &sink, &err) == 0,
+                            "engine: %s", err.msg);
+            }
+        }
+    }
+    double dt = mono() - t0;
+    printf("in process, %d buildings x %d apartments (+ building) x %d h: %zu vectors in %.2f s = "
+           "%.0f vectors/s (%.1f us each, Avro %zu bytes each)\n",
+           NB, NA, HOURS, c.n, dt, c.n / dt, dt * 1e6 / c.n, c.bytes / (c.n ? c.n : 1));
+    HVS_CHECK(c.n == (size_t)NB * (NA + 1) * HOURS, "every entity-hour");
+    fx_output_free(c.out);
+    fx_free(g);
+}
+
+static void send_msg(hvs_producer_t *p, const char *topic, const char *key, const void *buf, size_t len) {
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_producer_send(p, topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, &err) == 0,
+                "send: %s", err.msg);
+}
+
+/* Aggregates and weather straight from Avro values (no JSON on the hot path). */
+static size_t produce(hvs_serde_t *s, const char *brokers) {
+    hvs_err_t err = {0};
+    hvs_kafka_conf_t kc = {.brokers = brokers, .client_id = "bench"};
+    hvs_producer_t *p;
+    hvs_encoder_t *ea, *ew;
+    HVS_REQUIRE(hvs_producer_new(&kc, &p, &err) == 0 &&
+                    hvs_encoder_new(s, HVS_SCHEMA_AGGREGATE, "aggregates.hourly", &ea, &err) == 0 &&
+                    hvs_encoder_new(s, HVS_SCHEMA_WEATHER, "weather.hourly", &ew, &err) == 0,
+                "setup: %s", err.msg);
+    size_t n = 0;
+    for (int i = 0; i < HOURS; i++) {
+        hvs_ms_t h = T0 + i * HOUR;
+        for (int b = 0; b < NB; b++) {
+            char bid[32], json[1024];
+            snprintf(bid, sizeof bid, "bldg_%02d", b);
+            snprintf(json, sizeof json,
+                     "{\"building_id\":\"%s\",\"latitude\":47.0,\"longitude\":8.0,\"hour\":%lld,"
+                     "\"issued_at\":%lld,\"kind\":\"OBSERVED\",\"temperature_c\":3.0,"
+                     "\"relative_humidity_pct\":80.0,\"cloud_cover_pct\":50.0,"
+                     "\"shortwave_radiation_wm2\":100.0,\"wind_speed_ms\":3.0,\"provider\":\"bench\"}",
+                     bid, (long long)h, (long long)(h + HOUR + 60000));
+            const void *buf;
+            size_t len;
+            HVS_REQUIRE(hvs_serde_value_from_json(s, hvs_encoder_value(ew), json, strlen(json), &err) == 0 &&
+                            hvs_encoder_encode(ew, &buf, &len, &err) == 0,
+                        "weather: %s", err.msg);
+            send_msg(p, "weather.hourly", bid, buf, len);
+            for (int a = 0; a <= NA; a++) {
+                char apt[48];
+                if (a == NA)
+                    snprintf(apt, sizeof apt, "null");
+                else
+                    snprintf(apt, sizeof apt, "\"apt_%02d\"", a);
+                snprintf(json, sizeof json,
+                         "{\"building_id\":\"%s\",\"apartment_id\":%s,\"window_start\":%lld,"
+                         "\"window_end\":%lld,\"window_size_ms\":3600000,\"revision\":0,"
+                         "\"heating_kwh\":%.4f,\"hot_water_litres\":10.0,\"room_temp_mean_c\":21.0,"
+                         "\"room_temp_min_c\":20.5,\"room_temp_max_c\":21.5,\"setpoint_mean_c\":21.5,"
+                         "\"comfort_gap_mean_c\":0.5,\"readings_expected\":4,\"readings_seen\":4,"
+                         "\"reporting_apartments\":null,\"known_apartments\":null,"
+                         "\"quality\":\"COMPLETE\",\"flags\":[],\"emitted_at\":%lld}",
+                         bid, apt, (long long)h, (long long)(h + HOUR), heat(b, a, i),
+                         (long long)(h + HOUR));
+                HVS_REQUIRE(hvs_serde_value_from_json(s, hvs_encoder_value(ea), json, strlen(json), &err) == 0 &&
+                                hvs_encoder_encode(ea, &buf, &len, &err) == 0,
+                            "aggregate: %s", err.msg);
+                send_msg(p, "aggregates.hourly", bid, buf, len);
+                n++;
+            }
+        }
+    }
+    HVS_REQUIRE(hvs_producer_flush(p, 60000, &err) == 0, "flush: %s", err.msg);
+    hvs_encoder_destroy(ea);
+    hvs_encoder_destroy(ew);
+    hvs_producer_destroy(p);
+    return n;
+}
+
+static double redis_used(const hvs_test_proc_t *redis) {
+    char cmd[256], *out = NULL;
+    snprintf(cmd, sizeof cmd, "redis-cli -p %d info memory | grep '^used_memory:' | cut -d: -f2",
+             redis->port);
+    hvs_test_run(cmd, NULL, 0, &out, NULL);
+    double v = out ? atof(out) : 0;
+    free(out);
+    return v;
+}
+
+int main(void) {
+    hvs_log_init("bench", HVS_LOG_ERROR, NULL);
+    hvs_serde_t *s;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_serde_new(NULL, &s, &err) == 0, "serde");
+    in_process(s);
+
+    hvs_test_proc_t redis, broker, fx;
+    HVS_REQUIRE(hvs_test_redis_start(&redis, 0) == 0 && hvs_test_devbroker_start(&broker, NULL) == 0,
+                "services");
+    size_t n = produce(s, broker.addr);
+    double mem0 = redis_used(&redis);
+    int port = hvs_test_free_port();
+    char cmd[2048], log[] = "/tmp/hvs-bench-fx-XXXXXX";
+    close(mkstemp(log));
+    const char *wrap = getenv("BENCH_WRAP"); /* e.g. a profiler; not an HVS_* name */
+    snprintf(cmd, sizeof cmd,
+             "env HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 HVS_HTTP_PORT=%d "
+             "HVS_LOG_LEVEL=error %s %s",
+             broker.addr, redis.addr, port, wrap ? wrap : "", HVS_TEST_FEATURES);
+    HVS_REQUIRE(hvs_test_spawn(&fx, cmd, log) == 0, "spawn");
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
+    int64_t t_first = 0, t_last = 0, deadline = hvs_test_now_ms() + 400000;
+    double cpu_first = 0, vec = 0;
+    char *text = NULL;
+    while (hvs_test_now_ms() < deadline) {
+        free(text);
+        text = NULL;
+        if (hvs_test_http("GET", url, NULL, 0, &text, NULL, 0) == 200) {
+            double in = hvs_test_metric(text, "hvs_features_inputs_total{topic=\"aggregates\"}");
+            vec = hvs_test_metric(text, "hvs_features_vectors_total");
+            if (in > 0 && !t_first) {
+                t_first = hvs_test_now_ms();
+                cpu_first = hvs_test_cpu_seconds(fx.pid);
+            }
+            if (vec >= (double)n) {
+                t_last = hvs_test_now_ms();
+                break;
+            }
+        }
+        usleep(20000);
+    }
+    double cpu = hvs_test_cpu_seconds(fx.pid) - cpu_first;
+    HVS_CHECK(t_last > 0, "hvs-features published %.0f of %zu vectors", vec, n);
+    double dt = (double)(t_last - t_first) / 1000.0;
+    printf("hvs-features, the same %zu entity-hours from hvs-devbroker: %.2f s = %.0f vectors/s; "
+           "worker CPU %.2f s (%.0f vectors per CPU-second)\n",
+           n, dt, (double)n / dt, cpu, (double)n / cpu);
+    if (text)
+        printf("batch (poll to commit, up to 5000 inputs): p50 <= %.3f s, p99 <= %.3f s\n",
+               hvs_test_hist_quantile(text, "hvs_features_batch_seconds", 0.5),
+               hvs_test_hist_quantile(text, "hvs_features_batch_seconds", 0.99));
+    double mem = redis_used(&redis) - mem0;
+    printf("Redis: %.1f MB of feature state for %d entities = %.1f KB each (%d-hour rings)\n", mem / 1e6,
+           NB * (NA + 1), mem / (NB * (NA + 1)) / 1e3, HVS_FS_HOURS);
+    free(text);
+    hvs_test_proc_stop(&fx);
+    unlink(log);
+    hvs_test_proc_stop(&broker);
+    hvs_test_proc_stop(&redis);
+    hvs_serde_destroy(s);
+    return hvs_test_done();
+}
