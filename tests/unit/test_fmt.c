@@ -26,7 +26,7 @@ static const char *fmt(double v) {
 int main(void) {
     uint64_t x = 88172645463325252ull;
     int bad = 0, n = 0;
-    for (int i = 0; i < 200000; i++) {
+    for (int i = 0; i < 50000; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         double v;
         memcpy(&v, &x, sizeof v); /* any bit pattern, NaNs and subnormals included */
