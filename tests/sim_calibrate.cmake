@@ -1,6 +1,6 @@
 # hvs-sim-calibrate: the day-ahead XGBoost WAPE on simulated 50-flat buildings, asserted to lie
 # in the band issue 3 asks for (real blocks: ~0.19-0.24; accepted 0.12-0.30).
-pkg_check_modules(XGBOOST REQUIRED IMPORTED_TARGET xgboost)
+# xgboost and zlib are found by the top-level CMakeLists (common links them)
 if(TARGET hvs_sim)
   add_executable(hvs-sim-calibrate ${CMAKE_CURRENT_SOURCE_DIR}/tools/sim_calibrate.c)
   target_link_libraries(hvs-sim-calibrate PRIVATE hvs_sim PkgConfig::XGBOOST)

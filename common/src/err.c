@@ -17,6 +17,7 @@ const char *hvs_rc_name(int code) {
     case HVS_ENOTFOUND: return "ENOTFOUND";
     case HVS_ECONFIG: return "ECONFIG";
     case HVS_ESTATE: return "ESTATE";
+    case HVS_EMODEL: return "EMODEL";
     default: return "EUNKNOWN";
     }
 }

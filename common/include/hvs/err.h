@@ -26,6 +26,7 @@ typedef enum hvs_rc {
     HVS_ENOTFOUND = -8,/* lookup found nothing (schema id, key, topic) */
     HVS_ECONFIG = -9,  /* configuration invalid */
     HVS_ESTATE = -10,  /* call not valid in the object's current state */
+    HVS_EMODEL = -11,  /* XGBoost reported an error */
 } hvs_rc_t;
 
 #define HVS_ERR_REASON_MAX 48
