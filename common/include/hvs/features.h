@@ -86,7 +86,7 @@ typedef struct hvs_feat_wx {
     double temp, rh, cloud, ghi, wind;         /* NaN unknown */
 } hvs_feat_wx_t;
 
-#define HVS_FEAT_WX_KEEP 8      /* records kept per hour: the newest issues */
+#define HVS_FEAT_WX_KEEP 12     /* records kept per hour: the newest issues (72 h of 6-hourly forecasts) */
 
 /* The weather of one hour: up to HVS_FEAT_WX_KEEP records, sorted by issued_at ascending. */
 typedef struct hvs_feat_wx_hour {
