@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "hvs/vec.h"
+#include "hvs/follow.h"
 #include "hvs/log.h"
 #include "hvs/reading.h"
 #include "hvs/time.h"
@@ -14,13 +15,11 @@
 typedef hvs_building_t topo_building_t;
 
 struct hvs_topology {
-    rd_kafka_t *rk;
+    hvs_follow_t *follow;
     hvs_decoder_t *dec;
     topo_building_t *b; /* sorted by id */
     size_t n, cap;
-    int nparts, eofs;
-    bool caught_up;
-    uint64_t bad;
+    uint64_t bad, applied;
 };
 
 static int cmp_str(const void *a, const void *b) {
@@ -29,56 +28,15 @@ static int cmp_str(const void *a, const void *b) {
 
 int hvs_topology_new(const hvs_kafka_conf_t *conf, hvs_serde_t *s, const char *topic,
                      hvs_topology_t **out, hvs_err_t *err) {
-    char errstr[512];
     hvs_topology_t *t = calloc(1, sizeof *t);
     if (!t)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "topology");
     int rc = hvs_decoder_new(s, HVS_SCHEMA_BUILDING, &t->dec, err);
+    if (rc == 0)
+        rc = hvs_follow_new(conf, topic, "topology", &t->follow, err);
     if (rc) {
-        free(t);
-        return rc;
-    }
-    rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    char wait[16];
-    snprintf(wait, sizeof wait, "%d", conf->fetch_wait_max_ms > 0 ? conf->fetch_wait_max_ms : 100);
-    const char *props[] = {"bootstrap.servers", conf->brokers, "group.id", "hvs-topology-reader",
-                           "enable.auto.commit", "false", "enable.auto.offset.store", "false",
-                           "enable.partition.eof", "true", "fetch.wait.max.ms", wait,
-                           "log_level", "3", NULL};
-    bool ok = true;
-    for (const char **p = props; *p && ok; p += 2)
-        ok = rd_kafka_conf_set(kc, p[0], p[1], errstr, sizeof errstr) == RD_KAFKA_CONF_OK;
-    for (const char *const *p = conf->props; ok && p && p[0] && p[1]; p += 2)
-        ok = rd_kafka_conf_set(kc, p[0], p[1], errstr, sizeof errstr) == RD_KAFKA_CONF_OK;
-    if (!ok || !(t->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, sizeof errstr))) {
-        rd_kafka_conf_destroy(kc);
-        hvs_decoder_destroy(t->dec);
-        free(t);
-        return hvs_err_set(err, HVS_EKAFKA, "config", "topology reader: %s", errstr);
-    }
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(t->rk, topic, NULL);
-    rd_kafka_resp_err_t e = rd_kafka_metadata(t->rk, 0, rkt, &md, 10000);
-    rd_kafka_topic_destroy(rkt);
-    if (e || md->topic_cnt != 1 || md->topics[0].err) {
-        rc = hvs_err_set(err, HVS_EKAFKA, "metadata", "topic %s: %s", topic,
-                         rd_kafka_err2str(e ? e : md->topics[0].err));
-        if (md)
-            rd_kafka_metadata_destroy(md);
         hvs_topology_free(t);
         return rc;
-    }
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
-    for (int i = 0; i < md->topics[0].partition_cnt; i++)
-        rd_kafka_topic_partition_list_add(l, topic, md->topics[0].partitions[i].id)->offset =
-            RD_KAFKA_OFFSET_BEGINNING;
-    t->nparts = l->cnt;
-    rd_kafka_metadata_destroy(md);
-    e = rd_kafka_assign(t->rk, l);
-    rd_kafka_topic_partition_list_destroy(l);
-    if (e) {
-        hvs_topology_free(t);
-        return hvs_err_set(err, HVS_EKAFKA, "assign", "topic %s: %s", topic, rd_kafka_err2str(e));
     }
     *out = t;
     return 0;
@@ -87,10 +45,7 @@ int hvs_topology_new(const hvs_kafka_conf_t *conf, hvs_serde_t *s, const char *t
 void hvs_topology_free(hvs_topology_t *t) {
     if (!t)
         return;
-    if (t->rk) {
-        rd_kafka_consumer_close(t->rk);
-        rd_kafka_destroy(t->rk);
-    }
+    hvs_follow_free(t->follow);
     hvs_decoder_destroy(t->dec);
     for (size_t i = 0; i < t->n; i++) {
         for (size_t k = 0; k < t->b[i].napts; k++)
@@ -250,47 +205,36 @@ static int apply(hvs_topology_t *t, avro_value_t *v, int32_t partition) {
     return 0;
 }
 
-int hvs_topology_poll(hvs_topology_t *t, int timeout_ms) {
-    int applied = 0;
-    hvs_ms_t deadline = hvs_time_mono_ms() + timeout_ms;
-    for (;;) {
-        hvs_ms_t left = deadline - hvs_time_mono_ms();
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(t->rk, left > 0 && !t->caught_up ? (int)left : 0);
-        if (!m) {
-            if (t->caught_up || left <= 0)
-                break;
-            continue;
+static void on_message(void *opaque, const rd_kafka_message_t *m) {
+    hvs_topology_t *t = opaque;
+    if (!m->payload) {
+        if (m->key) {
+            char id[HVS_READING_ID_MAX + 1];
+            size_t kl = m->key_len < sizeof id - 1 ? m->key_len : sizeof id - 1;
+            memcpy(id, m->key, kl);
+            id[kl] = 0;
+            remove_building(t, id);
         }
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            if (!t->caught_up && ++t->eofs >= t->nparts)
-                t->caught_up = true;
-        } else if (m->err) {
-            hvs_log_warn("topology", "%s", rd_kafka_message_errstr(m));
-        } else if (!m->payload) {
-            if (m->key) {
-                char id[HVS_READING_ID_MAX + 1];
-                size_t kl = m->key_len < sizeof id - 1 ? m->key_len : sizeof id - 1;
-                memcpy(id, m->key, kl);
-                id[kl] = 0;
-                remove_building(t, id);
-            }
-        } else {
-            avro_value_t *v;
-            hvs_err_t e = {0};
-            if (hvs_decoder_decode(t->dec, m->payload, m->len, &v, &e) || apply(t, v, m->partition)) {
-                t->bad++;
-                hvs_log_warn("topology", "skipped a Building record at offset %lld: %s",
-                             (long long)m->offset, e.msg[0] ? e.msg : "no building_id/apartments");
-            } else {
-                applied++;
-            }
-        }
-        rd_kafka_message_destroy(m);
+        return;
     }
-    return applied;
+    avro_value_t *v;
+    hvs_err_t e = {0};
+    if (hvs_decoder_decode(t->dec, m->payload, m->len, &v, &e) || apply(t, v, m->partition)) {
+        t->bad++;
+        hvs_log_warn("topology", "skipped a Building record at offset %lld: %s",
+                     (long long)m->offset, e.msg[0] ? e.msg : "no building_id/apartments");
+    } else {
+        t->applied++;
+    }
 }
 
-bool hvs_topology_caught_up(const hvs_topology_t *t) { return t->caught_up || t->nparts == 0; }
+int hvs_topology_poll(hvs_topology_t *t, int timeout_ms) {
+    uint64_t before = t->applied;
+    hvs_follow_poll(t->follow, timeout_ms, on_message, t);
+    return (int)(t->applied - before);
+}
+
+bool hvs_topology_caught_up(const hvs_topology_t *t) { return hvs_follow_caught_up(t->follow); }
 
 int hvs_topology_apartments(const hvs_topology_t *t, const char *building) {
     topo_building_t *b = find(t, building, NULL);
