@@ -2,15 +2,14 @@
 
 #include <math.h>
 #include <stdio.h>
-
 #include <stdlib.h>
 #include <string.h>
 
-#include "hvs/vec.h"
 #include "hvs/follow.h"
 #include "hvs/log.h"
 #include "hvs/reading.h"
 #include "hvs/time.h"
+#include "hvs/vec.h"
 
 typedef hvs_building_t topo_building_t;
 
