@@ -1,0 +1,168 @@
+/*
+ * registry.h - the model registry on the `models` topic (DESIGN.md section 6): ModelVersion
+ * records, and a client that follows the topic, keeps the active version of each model loaded
+ * and validated, and hands it to prediction threads.
+ *
+ * Records: key "<name>#<version>" (e.g. "forecast/global#3"), so a compacted topic keeps the
+ * latest record of every version (a key per model name would let a candidate evict its
+ * champion). A version's status changes by a new record of the same version (approve, reject,
+ * archive) carrying everything, model bytes included: any record alone is enough to serve.
+ * Active version of a name: the highest-numbered APPROVED one that passed validation. Rollback = the active version
+ * re-published ARCHIVED, so the previous approved one becomes active again.
+ *
+ * Validation before a version serves: the bytes decompress (zlib; its Adler-32 catches
+ * corruption), load as an XGBoost model with as many features as the record names, every name
+ * is a feature of this build's definition and the feature-set version is ours, and a probe row
+ * (the training profile's medians) predicts a finite value. A version that fails stays out
+ * (logged, counted in hvs_registry_refused) and the previous one keeps serving.
+ *
+ * Ownership: the registry owns its Kafka reader, decoder and models; hvs_registry_acquire gives
+ * a reference that must be released (the model stays valid until then, even across a swap).
+ * Thread-safety: poll and the listing calls on one thread; acquire/release from any thread.
+ * Errors: HVS_EKAFKA when the topic cannot be read; bad records are logged and skipped.
+ */
+#ifndef HVS_REGISTRY_H
+#define HVS_REGISTRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hvs/err.h"
+#include "hvs/kafka.h"
+#include "hvs/model.h"
+#include "hvs/serde.h"
+#include "hvs/time.h"
+
+/* Symbols of ModelStatus, in schema order. */
+typedef enum hvs_model_status {
+    HVS_MODEL_PENDING_APPROVAL = 0,
+    HVS_MODEL_APPROVED,
+    HVS_MODEL_REJECTED,
+    HVS_MODEL_ARCHIVED
+} hvs_model_status_t;
+
+const char *hvs_model_status_name(hvs_model_status_t s);
+int hvs_model_status_parse(const char *s);   /* -1 when unknown */
+
+#define HVS_MODEL_MAX_BYTES (64u << 20)       /* decompressed model size accepted */
+
+/* What a registry knows of one version (its latest record). */
+typedef struct hvs_model_info {
+    char *name;
+    int version;
+    hvs_model_status_t status;
+    hvs_ms_t created_at, train_start, train_end;
+    char *feature_set_version;
+    size_t nfeatures;
+    char *decided_by, *decision_reason;      /* may be NULL */
+    double wape, mape, rmse, mae;            /* NaN unknown */
+    bool refused;                            /* failed validation (this record of it) */
+    const void *record;                      /* the record's wire bytes (header + Avro) */
+    size_t record_len;
+} hvs_model_info_t;
+
+/* A loaded, validated version, shared with prediction threads. */
+typedef struct hvs_model_ref {
+    char *name;
+    int version;
+    char ident[160];                         /* "<name>:<version>" for lineage */
+    hvs_model_t *model;
+    char **features;                         /* the record's names, in column order */
+    int *feature_index;                      /* position of each in hvs_features_names() */
+    size_t nfeatures;
+    double *probe;                           /* nfeatures: the profile's medians */
+    _Atomic int refs;
+} hvs_model_ref_t;
+
+typedef void (*hvs_registry_swap_fn)(void *opaque, const char *name, const hvs_model_ref_t *old,
+                                     const hvs_model_ref_t *now);
+
+typedef struct hvs_registry_opts {
+    const char *prefix;                /* only names starting with it (NULL: all) */
+    bool load_models;                  /* false: listing only (hvsctl) */
+    hvs_registry_swap_fn on_swap;      /* after a new version became active (poll's thread) */
+    void *opaque;
+} hvs_registry_opts_t;
+
+typedef struct hvs_registry hvs_registry_t;
+
+int hvs_registry_new(const hvs_kafka_conf_t *conf, hvs_serde_t *s, const char *topic,
+                     const hvs_registry_opts_t *opts, hvs_registry_t **out, hvs_err_t *err);
+void hvs_registry_free(hvs_registry_t *r);
+
+/* Apply what arrived, up to timeout_ms until the topic's end was reached once (0: only what
+ * is already fetched); validates and swaps. Returns the records applied. */
+int hvs_registry_poll(hvs_registry_t *r, int timeout_ms);
+bool hvs_registry_caught_up(const hvs_registry_t *r);
+
+/* The active version of a name (a new reference), NULL when none serves. */
+hvs_model_ref_t *hvs_registry_acquire(hvs_registry_t *r, const char *name);
+void hvs_registry_release(hvs_model_ref_t *ref);
+
+/* Every version known, sorted by name then version (the array is r's, valid until the next
+ * poll). */
+const hvs_model_info_t *hvs_registry_versions(const hvs_registry_t *r, size_t *n);
+/* The version of a name that serves (its number), 0 when none. */
+int hvs_registry_active_version(const hvs_registry_t *r, const char *name);
+uint64_t hvs_registry_refused(const hvs_registry_t *r);
+
+/*
+ * Validate and load one record's model (what the registry does before a swap): 0 and *out, or
+ * HVS_ESERDE with the reason (corrupt_model, too_large, feature_mismatch, probe_failed).
+ */
+int hvs_registry_load_record(hvs_serde_t *s, const void *record, size_t len, hvs_model_ref_t **out,
+                             hvs_err_t *err);
+
+/* The record key of a version: "<name>#<version>". */
+int hvs_registry_key(char *buf, size_t len, const char *name, int version);
+
+/* ---- writing records (trainer, hvsctl) ------------------------------------------------------ */
+
+typedef struct hvs_model_metrics {
+    double mape, wape, rmse, mae, precision_at_k, recall_at_k;   /* NaN: not applicable */
+    int n_eval;                                                   /* < 0: unknown */
+} hvs_model_metrics_t;
+
+typedef struct hvs_feature_profile {
+    const char *name;
+    const double *quantiles, *probabilities;
+    size_t nq;
+    double missing_rate;
+} hvs_feature_profile_t;
+
+typedef struct hvs_model_record {
+    const char *name;
+    int version;
+    hvs_model_status_t status;
+    const char *const *features;
+    size_t nfeatures;
+    hvs_ms_t train_start, train_end, created_at;
+    hvs_model_metrics_t metrics;
+    const hvs_model_metrics_t *champion;          /* NULL: none */
+    const hvs_feature_profile_t *profile;
+    size_t nprofile;
+    const double *temp_edges, *irr_edges;         /* joint histogram; NULL: none */
+    size_t ntemp, nirr;                           /* edges; counts are (ntemp-1) x (nirr-1) */
+    const int64_t *counts;
+    const char *const *params;                    /* key, value, ..., NULL */
+    const void *model;                            /* compressed (zlib) UBJ bytes */
+    size_t model_len;
+    const char *decided_by, *decision_reason;     /* NULL: none */
+    hvs_ms_t decided_at;                          /* HVS_MS_NONE: none */
+} hvs_model_record_t;
+
+/* Encode a record (feature_set_version = this build's, format xgboost-ubj, compression zlib,
+ * code version HVS_VERSION) with enc (an encoder of HVS_SCHEMA_MODEL_VERSION); *buf is enc's. */
+int hvs_registry_encode(hvs_serde_t *s, hvs_encoder_t *enc, const hvs_model_record_t *rec,
+                        const void **buf, size_t *len, hvs_err_t *err);
+/* The same record with another status and decision (approve, reject, archive): decoded from
+ * its wire bytes, changed, re-encoded with enc. */
+int hvs_registry_restatus(hvs_serde_t *s, hvs_encoder_t *enc, const void *record, size_t len,
+                          hvs_model_status_t status, const char *by, const char *reason,
+                          hvs_ms_t at, const void **buf, size_t *outlen, hvs_err_t *err);
+/* The decompressed UBJ bytes of a record (malloc'd; export). */
+int hvs_registry_model_bytes(hvs_serde_t *s, const void *record, size_t len, unsigned char **out,
+                             size_t *outlen, hvs_err_t *err);
+
+#endif

@@ -1,0 +1,635 @@
+/* registry.c - ModelVersion records and the serving side of the registry (see hvs/registry.h). */
+#include "hvs/registry.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hvs/features.h"
+#include "hvs/follow.h"
+#include "hvs/log.h"
+#include "hvs/vec.h"
+
+static const char *const status_names[] = {"PENDING_APPROVAL", "APPROVED", "REJECTED", "ARCHIVED"};
+
+const char *hvs_model_status_name(hvs_model_status_t s) {
+    return (unsigned)s < 4 ? status_names[s] : "?";
+}
+
+int hvs_model_status_parse(const char *s) {
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, status_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+int hvs_registry_key(char *buf, size_t len, const char *name, int version) {
+    int n = snprintf(buf, len, "%s#%d", name, version);
+    return n < 0 || (size_t)n >= len ? -1 : n;
+}
+
+/* ---- reading a record ----------------------------------------------------------------------- */
+
+static const char *get_str(avro_value_t *v, const char *name) {
+    avro_value_t f, b;
+    const char *s = NULL;
+    size_t n;
+    if (avro_value_get_by_name(v, name, &f, NULL))
+        return NULL;
+    if (avro_value_get_type(&f) == AVRO_UNION) {
+        if (avro_value_get_current_branch(&f, &b) || avro_value_get_type(&b) != AVRO_STRING)
+            return NULL;
+        f = b;
+    }
+    return avro_value_get_string(&f, &s, &n) ? NULL : s;
+}
+
+static int64_t get_long(avro_value_t *v, const char *name) {
+    avro_value_t f;
+    int64_t l = 0;
+    int32_t i = 0;
+    if (avro_value_get_by_name(v, name, &f, NULL))
+        return 0;
+    if (avro_value_get_type(&f) == AVRO_INT32 && avro_value_get_int(&f, &i) == 0)
+        return i;
+    avro_value_get_long(&f, &l);
+    return l;
+}
+
+static double metric(avro_value_t *v, const char *name) {
+    avro_value_t m, f, b;
+    double d;
+    if (avro_value_get_by_name(v, "metrics", &m, NULL) || avro_value_get_by_name(&m, name, &f, NULL) ||
+        avro_value_get_current_branch(&f, &b) || avro_value_get_type(&b) != AVRO_DOUBLE ||
+        avro_value_get_double(&b, &d))
+        return NAN;
+    return d;
+}
+
+static void ref_free(hvs_model_ref_t *r) {
+    if (!r)
+        return;
+    hvs_model_free(r->model);
+    for (size_t i = 0; i < r->nfeatures; i++)
+        free(r->features[i]);
+    free(r->features);
+    free(r->feature_index);
+    free(r->probe);
+    free(r->name);
+    free(r);
+}
+
+void hvs_registry_release(hvs_model_ref_t *ref) {
+    if (ref && atomic_fetch_sub(&ref->refs, 1) == 1)
+        ref_free(ref);
+}
+
+static int load_value(avro_value_t *v, hvs_model_ref_t **out, hvs_err_t *err) {
+    const char *name = get_str(v, "name"), *fsv = get_str(v, "feature_set_version");
+    const char *fmt = get_str(v, "model_format"), *comp = get_str(v, "compression");
+    int version = (int)get_long(v, "version");
+    if (!name || !fsv || !fmt || !comp)
+        return hvs_err_set(err, HVS_ESERDE, "bad_record", "ModelVersion without name or formats");
+    if (strcmp(fsv, hvs_features_version()) != 0)
+        return hvs_err_set(err, HVS_ESERDE, "feature_mismatch",
+                           "%s v%d: feature set %s, this build computes %s", name, version, fsv,
+                           hvs_features_version());
+    if (strcmp(fmt, "xgboost-ubj") != 0 || (strcmp(comp, "zlib") != 0 && strcmp(comp, "none") != 0))
+        return hvs_err_set(err, HVS_ESERDE, "corrupt_model", "%s v%d: format %s/%s not served", name,
+                           version, fmt, comp);
+    hvs_model_ref_t *r = calloc(1, sizeof *r);
+    if (!r || !(r->name = strdup(name))) {
+        free(r);
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "model %s", name);
+    }
+    r->version = version;
+    snprintf(r->ident, sizeof r->ident, "%s:%d", name, version);
+    atomic_init(&r->refs, 1);
+    int rc = 0;
+    avro_value_t arr, item;
+    size_t n = 0;
+    if (avro_value_get_by_name(v, "feature_names", &arr, NULL) || avro_value_get_size(&arr, &n) ||
+        n == 0 || n > 4096) {
+        rc = hvs_err_set(err, HVS_ESERDE, "feature_mismatch", "%s: %zu feature names", r->ident, n);
+        goto fail;
+    }
+    r->features = calloc(n, sizeof *r->features);
+    r->feature_index = calloc(n, sizeof *r->feature_index);
+    r->probe = calloc(n, sizeof *r->probe);
+    if (!r->features || !r->feature_index || !r->probe) {
+        rc = hvs_err_set(err, HVS_ENOMEM, "oom", "model %s", r->ident);
+        goto fail;
+    }
+    r->nfeatures = n;
+    for (size_t i = 0; i < n; i++) {
+        const char *s;
+        size_t sl;
+        if (avro_value_get_by_index(&arr, i, &item, NULL) || avro_value_get_string(&item, &s, &sl) ||
+            !(r->features[i] = strdup(s))) {
+            rc = hvs_err_set(err, HVS_ESERDE, "bad_record", "%s: feature %zu", r->ident, i);
+            goto fail;
+        }
+        r->feature_index[i] = hvs_features_index(s);
+        if (r->feature_index[i] < 0) {
+            rc = hvs_err_set(err, HVS_ESERDE, "feature_mismatch", "%s: %s is not a feature of %s",
+                             r->ident, s, hvs_features_version());
+            goto fail;
+        }
+        r->probe[i] = NAN;
+    }
+    /* the probe row: each feature's median from the training profile */
+    avro_value_t prof;
+    size_t np = 0;
+    if (avro_value_get_by_name(v, "profile", &prof, NULL) == 0 && avro_value_get_size(&prof, &np) == 0)
+        for (size_t k = 0; k < np; k++) {
+            avro_value_t p, q, pr, x;
+            const char *pn;
+            size_t pl, nq = 0;
+            if (avro_value_get_by_index(&prof, k, &p, NULL) || avro_value_get_by_name(&p, "name", &x, NULL) ||
+                avro_value_get_string(&x, &pn, &pl) || avro_value_get_by_name(&p, "quantiles", &q, NULL) ||
+                avro_value_get_by_name(&p, "probabilities", &pr, NULL) || avro_value_get_size(&q, &nq))
+                continue;
+            for (size_t i = 0; i < n; i++)
+                if (strcmp(r->features[i], pn) == 0)
+                    for (size_t j = 0; j < nq; j++) {
+                        avro_value_t a, b;
+                        double qa, pb;
+                        if (avro_value_get_by_index(&q, j, &a, NULL) == 0 &&
+                            avro_value_get_by_index(&pr, j, &b, NULL) == 0 &&
+                            avro_value_get_double(&a, &qa) == 0 && avro_value_get_double(&b, &pb) == 0 &&
+                            fabs(pb - 0.5) < 1e-9)
+                            r->probe[i] = qa;
+                    }
+        }
+    avro_value_t bf;
+    const void *bytes;
+    size_t blen;
+    if (avro_value_get_by_name(v, "model_bytes", &bf, NULL) || avro_value_get_bytes(&bf, &bytes, &blen)) {
+        rc = hvs_err_set(err, HVS_ESERDE, "corrupt_model", "%s: no model bytes", r->ident);
+        goto fail;
+    }
+    unsigned char *raw = NULL;
+    size_t rawlen = blen;
+    if (strcmp(comp, "zlib") == 0) {
+        if ((rc = hvs_zlib_decompress(bytes, blen, HVS_MODEL_MAX_BYTES, &raw, &rawlen, err)))
+            goto fail;
+    } else if (blen > HVS_MODEL_MAX_BYTES) {
+        rc = hvs_err_set(err, HVS_ESERDE, "too_large", "%s: %zu bytes", r->ident, blen);
+        goto fail;
+    }
+    rc = hvs_model_load(raw ? raw : bytes, rawlen, n, &r->model, err);
+    free(raw);
+    if (rc)
+        goto fail;
+    float *row = malloc(n * sizeof *row), pred = NAN;
+    if (!row) {
+        rc = hvs_err_set(err, HVS_ENOMEM, "oom", "probe");
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++)
+        row[i] = (float)r->probe[i];
+    rc = hvs_model_predict(r->model, row, 1, &pred, err);
+    free(row);
+    if (rc == 0 && !isfinite(pred))
+        rc = hvs_err_set(err, HVS_ESERDE, "probe_failed", "%s predicts %g on its probe row", r->ident, pred);
+    if (rc)
+        goto fail;
+    *out = r;
+    return 0;
+fail:
+    ref_free(r);
+    return rc;
+}
+
+int hvs_registry_load_record(hvs_serde_t *s, const void *record, size_t len, hvs_model_ref_t **out,
+                             hvs_err_t *err) {
+    hvs_decoder_t *dec;
+    int rc = hvs_decoder_new(s, HVS_SCHEMA_MODEL_VERSION, &dec, err);
+    if (rc)
+        return rc;
+    avro_value_t *v;
+    rc = hvs_decoder_decode(dec, record, len, &v, err);
+    if (rc == 0)
+        rc = load_value(v, out, err);
+    hvs_decoder_destroy(dec);
+    return rc;
+}
+
+/* ---- the registry --------------------------------------------------------------------------- */
+
+typedef struct active {
+    char *name;
+    hvs_model_ref_t *ref;           /* NULL: none serves */
+} active_t;
+
+struct hvs_registry {
+    hvs_serde_t *serde;
+    hvs_decoder_t *dec;
+    hvs_follow_t *follow;
+    hvs_registry_opts_t opts;
+    hvs_model_info_t *v;            /* sorted by (name, version) */
+    size_t n, cap;
+    active_t *act;
+    size_t nact, capact;
+    pthread_mutex_t lock;           /* act[].ref against acquire */
+    uint64_t refused, bad;
+    bool dirty;
+};
+
+static void info_free(hvs_model_info_t *i) {
+    free(i->name);
+    free(i->feature_set_version);
+    free(i->decided_by);
+    free(i->decision_reason);
+    free((void *)i->record);
+}
+
+int hvs_registry_new(const hvs_kafka_conf_t *conf, hvs_serde_t *s, const char *topic,
+                     const hvs_registry_opts_t *opts, hvs_registry_t **out, hvs_err_t *err) {
+    hvs_registry_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "registry");
+    r->serde = s;
+    if (opts)
+        r->opts = *opts;
+    pthread_mutex_init(&r->lock, NULL);
+    int rc = hvs_decoder_new(s, HVS_SCHEMA_MODEL_VERSION, &r->dec, err);
+    if (rc == 0)
+        rc = hvs_follow_new(conf, topic, "registry", &r->follow, err);
+    if (rc) {
+        hvs_registry_free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+void hvs_registry_free(hvs_registry_t *r) {
+    if (!r)
+        return;
+    hvs_follow_free(r->follow);
+    hvs_decoder_destroy(r->dec);
+    for (size_t i = 0; i < r->n; i++)
+        info_free(&r->v[i]);
+    free(r->v);
+    for (size_t i = 0; i < r->nact; i++) {
+        hvs_registry_release(r->act[i].ref);
+        free(r->act[i].name);
+    }
+    free(r->act);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+static int cmp_info(const char *name, int version, const hvs_model_info_t *b) {
+    int c = strcmp(name, b->name);
+    return c ? c : (version > b->version) - (version < b->version);
+}
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static void on_record(void *opaque, const rd_kafka_message_t *m) {
+    hvs_registry_t *r = opaque;
+    avro_value_t *v;
+    hvs_err_t e = {0};
+    if (!m->payload || hvs_decoder_decode(r->dec, m->payload, m->len, &v, &e)) {
+        r->bad++;
+        hvs_log_warn("registry", "skipped a models record at offset %lld: %s", (long long)m->offset,
+                     m->payload ? e.msg : "tombstone");
+        return;
+    }
+    const char *name = get_str(v, "name");
+    avro_value_t f;
+    int status;
+    if (!name || avro_value_get_by_name(v, "status", &f, NULL) || avro_value_get_enum(&f, &status)) {
+        r->bad++;
+        return;
+    }
+    if (r->opts.prefix && strncmp(name, r->opts.prefix, strlen(r->opts.prefix)) != 0)
+        return;
+    int version = (int)get_long(v, "version");
+    size_t lo = 0, hi = r->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cmp_info(name, version, &r->v[mid]) > 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    hvs_model_info_t *i;
+    if (lo < r->n && cmp_info(name, version, &r->v[lo]) == 0) {
+        i = &r->v[lo];
+        info_free(i);
+    } else {
+        hvs_model_info_t *nv = hvs_vec_grow(r->v, &r->cap, r->n + 1, sizeof *nv, 16);
+        if (!nv)
+            return;
+        r->v = nv;
+        memmove(&r->v[lo + 1], &r->v[lo], (r->n - lo) * sizeof *r->v);
+        r->n++;
+        i = &r->v[lo];
+    }
+    memset(i, 0, sizeof *i);
+    void *copy = malloc(m->len);
+    if (copy)
+        memcpy(copy, m->payload, m->len);
+    avro_value_t arr;
+    size_t nf = 0;
+    if (avro_value_get_by_name(v, "feature_names", &arr, NULL) == 0)
+        avro_value_get_size(&arr, &nf);
+    *i = (hvs_model_info_t){
+        .name = strdup(name), .version = version, .status = (hvs_model_status_t)status,
+        .created_at = get_long(v, "created_at"), .train_start = get_long(v, "train_start"),
+        .train_end = get_long(v, "train_end"),
+        .feature_set_version = dup_or_null(get_str(v, "feature_set_version")), .nfeatures = nf,
+        .decided_by = dup_or_null(get_str(v, "decided_by")),
+        .decision_reason = dup_or_null(get_str(v, "decision_reason")),
+        .wape = metric(v, "wape"), .mape = metric(v, "mape"), .rmse = metric(v, "rmse"),
+        .mae = metric(v, "mae"), .record = copy, .record_len = copy ? m->len : 0};
+    r->dirty = true;
+}
+
+static active_t *active_of(hvs_registry_t *r, const char *name, bool create) {
+    for (size_t i = 0; i < r->nact; i++)
+        if (strcmp(r->act[i].name, name) == 0)
+            return &r->act[i];
+    if (!create)
+        return NULL;
+    active_t *na = hvs_vec_grow(r->act, &r->capact, r->nact + 1, sizeof *na, 8);
+    char *nm = strdup(name);
+    if (!na || !nm) {
+        free(nm);
+        return NULL;
+    }
+    r->act = na;
+    r->act[r->nact] = (active_t){nm, NULL};
+    return &r->act[r->nact++];
+}
+
+/* Make a the active one of its name (or none). */
+static void swap_in(hvs_registry_t *r, active_t *a, hvs_model_ref_t *ref) {
+    pthread_mutex_lock(&r->lock);
+    hvs_model_ref_t *old = a->ref;
+    a->ref = ref;
+    pthread_mutex_unlock(&r->lock);
+    if (ref)
+        hvs_log_info("registry", "%s: now serving v%d (was %d)", a->name, ref->version,
+                     old ? old->version : 0);
+    else
+        hvs_log_warn("registry", "%s: no approved version left, none serves", a->name);
+    if (r->opts.on_swap)
+        r->opts.on_swap(r->opts.opaque, a->name, old, ref);
+    hvs_registry_release(old);
+}
+
+/* The version that should serve each name: the highest approved one that validates; load,
+ * validate and swap where it changed. A version that fails is marked and passed over. */
+static void reconcile(hvs_registry_t *r) {
+    for (size_t i = 0; i < r->n;) {
+        size_t j = i;
+        while (j < r->n && strcmp(r->v[j].name, r->v[i].name) == 0)
+            j++;
+        pthread_mutex_lock(&r->lock); /* act may move: acquire reads it */
+        active_t *a = active_of(r, r->v[i].name, true);
+        pthread_mutex_unlock(&r->lock);
+        size_t first = i;
+        i = j;
+        if (!a || !r->opts.load_models)
+            continue;
+        int cur = a->ref ? a->ref->version : 0;
+        bool done = false;
+        for (size_t k = j; k-- > first && !done;) {
+            hvs_model_info_t *want = &r->v[k];
+            if (want->status != HVS_MODEL_APPROVED || want->refused)
+                continue;
+            if (want->version == cur) {
+                done = true; /* already serving */
+                break;
+            }
+            hvs_model_ref_t *ref = NULL;
+            hvs_err_t e = {0};
+            avro_value_t *v;
+            int rc = want->record ? hvs_decoder_decode(r->dec, want->record, want->record_len, &v, &e)
+                                  : hvs_err_set(&e, HVS_ENOMEM, "oom", "record copy");
+            if (rc == 0)
+                rc = load_value(v, &ref, &e);
+            if (rc) {
+                r->refused++;
+                want->refused = true;
+                hvs_log_error("registry", "%s v%d refused (%s): %s", want->name, want->version,
+                              e.reason, e.msg);
+                continue; /* the next approved one down */
+            }
+            swap_in(r, a, ref);
+            done = true;
+        }
+        if (!done && a->ref)
+            swap_in(r, a, NULL);
+    }
+}
+
+int hvs_registry_poll(hvs_registry_t *r, int timeout_ms) {
+    int n = hvs_follow_poll(r->follow, timeout_ms, on_record, r);
+    if (r->dirty) {
+        r->dirty = false;
+        reconcile(r);
+    }
+    return n;
+}
+
+bool hvs_registry_caught_up(const hvs_registry_t *r) { return hvs_follow_caught_up(r->follow); }
+
+hvs_model_ref_t *hvs_registry_acquire(hvs_registry_t *r, const char *name) {
+    hvs_model_ref_t *ref = NULL;
+    pthread_mutex_lock(&r->lock);
+    for (size_t i = 0; i < r->nact; i++)
+        if (strcmp(r->act[i].name, name) == 0 && r->act[i].ref) {
+            ref = r->act[i].ref;
+            atomic_fetch_add(&ref->refs, 1);
+            break;
+        }
+    pthread_mutex_unlock(&r->lock);
+    return ref;
+}
+
+const hvs_model_info_t *hvs_registry_versions(const hvs_registry_t *r, size_t *n) {
+    *n = r->n;
+    return r->v;
+}
+
+int hvs_registry_active_version(const hvs_registry_t *r, const char *name) {
+    for (size_t i = 0; i < r->nact; i++)
+        if (strcmp(r->act[i].name, name) == 0)
+            return r->act[i].ref ? r->act[i].ref->version : 0;
+    return 0;
+}
+
+uint64_t hvs_registry_refused(const hvs_registry_t *r) { return r->refused; }
+
+/* ---- writing records ------------------------------------------------------------------------ */
+
+static int set_s(avro_value_t *v, const char *name, const char *s) {
+    avro_value_t f;
+    return avro_value_get_by_name(v, name, &f, NULL) || avro_value_set_string(&f, s);
+}
+
+static int set_l(avro_value_t *v, const char *name, int64_t l) {
+    avro_value_t f;
+    return avro_value_get_by_name(v, name, &f, NULL) || avro_value_set_long(&f, l);
+}
+
+/* ["null", string] */
+static int set_os(avro_value_t *v, const char *name, const char *s) {
+    avro_value_t f, b;
+    if (avro_value_get_by_name(v, name, &f, NULL))
+        return -1;
+    return s ? avro_value_set_branch(&f, 1, &b) || avro_value_set_string(&b, s)
+             : avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b);
+}
+
+static int set_od(avro_value_t *rec, const char *name, double d) {
+    avro_value_t f, b;
+    if (avro_value_get_by_name(rec, name, &f, NULL))
+        return -1;
+    return isfinite(d) ? avro_value_set_branch(&f, 1, &b) || avro_value_set_double(&b, d)
+                       : avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b);
+}
+
+static int set_metrics(avro_value_t *m, const hvs_model_metrics_t *x) {
+    avro_value_t f, b;
+    int bad = set_od(m, "mape", x->mape) || set_od(m, "wape", x->wape) || set_od(m, "rmse", x->rmse) ||
+              set_od(m, "mae", x->mae) || set_od(m, "precision_at_k", x->precision_at_k) ||
+              set_od(m, "recall_at_k", x->recall_at_k) ||
+              avro_value_get_by_name(m, "n_eval", &f, NULL);
+    if (bad)
+        return -1;
+    return x->n_eval >= 0 ? avro_value_set_branch(&f, 1, &b) || avro_value_set_int(&b, x->n_eval)
+                          : avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b);
+}
+
+static int append_doubles(avro_value_t *arr, const double *d, size_t n) {
+    avro_value_t item;
+    for (size_t i = 0; i < n; i++)
+        if (avro_value_append(arr, &item, NULL) || avro_value_set_double(&item, d[i]))
+            return -1;
+    return 0;
+}
+
+int hvs_registry_encode(hvs_serde_t *s, hvs_encoder_t *enc, const hvs_model_record_t *rec,
+                        const void **buf, size_t *len, hvs_err_t *err) {
+    avro_value_t *v = hvs_encoder_value(enc);
+    avro_value_t f, b, item, sub;
+    int bad = set_s(v, "name", rec->name) || avro_value_get_by_name(v, "version", &f, NULL) ||
+              avro_value_set_int(&f, rec->version) || avro_value_get_by_name(v, "status", &f, NULL) ||
+              avro_value_set_enum(&f, (int)rec->status) ||
+              set_s(v, "feature_set_version", hvs_features_version()) ||
+              set_l(v, "train_start", rec->train_start) || set_l(v, "train_end", rec->train_end) ||
+              set_l(v, "created_at", rec->created_at) || set_s(v, "code_version", HVS_VERSION) ||
+              set_s(v, "model_format", "xgboost-ubj") || set_s(v, "compression", "zlib") ||
+              set_os(v, "sha256", NULL) || set_os(v, "decided_by", rec->decided_by) ||
+              set_os(v, "decision_reason", rec->decision_reason);
+    bad = bad || avro_value_get_by_name(v, "decided_at", &f, NULL) ||
+          (rec->decided_at != HVS_MS_NONE
+               ? avro_value_set_branch(&f, 1, &b) || avro_value_set_long(&b, rec->decided_at)
+               : avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b));
+    bad = bad || avro_value_get_by_name(v, "feature_names", &f, NULL);
+    for (size_t i = 0; !bad && i < rec->nfeatures; i++)
+        bad = avro_value_append(&f, &item, NULL) || avro_value_set_string(&item, rec->features[i]);
+    bad = bad || avro_value_get_by_name(v, "metrics", &f, NULL) || set_metrics(&f, &rec->metrics);
+    bad = bad || avro_value_get_by_name(v, "champion_metrics", &f, NULL);
+    if (!bad && rec->champion) {
+        bad = avro_value_set_branch(&f, 1, &b) || hvs_serde_value_defaults(s, &b, NULL) ||
+              set_metrics(&b, rec->champion);
+    } else if (!bad) {
+        bad = avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b);
+    }
+    bad = bad || avro_value_get_by_name(v, "profile", &f, NULL);
+    for (size_t i = 0; !bad && i < rec->nprofile; i++) {
+        const hvs_feature_profile_t *p = &rec->profile[i];
+        bad = avro_value_append(&f, &item, NULL) || hvs_serde_value_defaults(s, &item, NULL) ||
+              set_s(&item, "name", p->name) || avro_value_get_by_name(&item, "quantiles", &sub, NULL) ||
+              append_doubles(&sub, p->quantiles, p->nq) ||
+              avro_value_get_by_name(&item, "probabilities", &sub, NULL) ||
+              append_doubles(&sub, p->probabilities, p->nq) ||
+              avro_value_get_by_name(&item, "missing_rate", &sub, NULL) ||
+              avro_value_set_double(&sub, p->missing_rate);
+    }
+    bad = bad || avro_value_get_by_name(v, "joint_histogram", &f, NULL);
+    if (!bad && rec->temp_edges && rec->irr_edges && rec->counts && rec->ntemp > 1 && rec->nirr > 1) {
+        bad = avro_value_set_branch(&f, 1, &b) ||
+              avro_value_get_by_name(&b, "temperature_edges_c", &sub, NULL) ||
+              append_doubles(&sub, rec->temp_edges, rec->ntemp) ||
+              avro_value_get_by_name(&b, "irradiance_edges_wm2", &sub, NULL) ||
+              append_doubles(&sub, rec->irr_edges, rec->nirr) ||
+              avro_value_get_by_name(&b, "counts", &sub, NULL);
+        for (size_t i = 0; !bad && i < (rec->ntemp - 1) * (rec->nirr - 1); i++)
+            bad = avro_value_append(&sub, &item, NULL) || avro_value_set_long(&item, rec->counts[i]);
+    } else if (!bad) {
+        bad = avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b);
+    }
+    bad = bad || avro_value_get_by_name(v, "params", &f, NULL);
+    for (const char *const *p = rec->params; !bad && p && p[0] && p[1]; p += 2)
+        bad = avro_value_add(&f, p[0], &item, NULL, NULL) || avro_value_set_string(&item, p[1]);
+    bad = bad || avro_value_get_by_name(v, "model_bytes", &f, NULL) ||
+          avro_value_set_bytes(&f, (void *)(uintptr_t)rec->model, rec->model_len);
+    if (bad)
+        return hvs_err_set(err, HVS_ESERDE, "avro_encode", "ModelVersion %s v%d: %s", rec->name,
+                           rec->version, avro_strerror());
+    return hvs_encoder_encode(enc, buf, len, err);
+}
+
+int hvs_registry_restatus(hvs_serde_t *s, hvs_encoder_t *enc, const void *record, size_t len,
+                          hvs_model_status_t status, const char *by, const char *reason,
+                          hvs_ms_t at, const void **buf, size_t *outlen, hvs_err_t *err) {
+    hvs_decoder_t *dec;
+    int rc = hvs_decoder_new(s, HVS_SCHEMA_MODEL_VERSION, &dec, err);
+    if (rc)
+        return rc;
+    avro_value_t *v;
+    rc = hvs_decoder_decode(dec, record, len, &v, err);
+    if (rc == 0) {
+        avro_value_t *out = hvs_encoder_value(enc), f, b;
+        if (avro_value_copy_fast(out, v)) {
+            rc = hvs_err_set(err, HVS_ESERDE, "avro_encode", "copy: %s", avro_strerror());
+        } else if (avro_value_get_by_name(out, "status", &f, NULL) || avro_value_set_enum(&f, (int)status) ||
+                   set_os(out, "decided_by", by) || set_os(out, "decision_reason", reason) ||
+                   avro_value_get_by_name(out, "decided_at", &f, NULL) ||
+                   avro_value_set_branch(&f, 1, &b) || avro_value_set_long(&b, at)) {
+            rc = hvs_err_set(err, HVS_ESERDE, "avro_encode", "status: %s", avro_strerror());
+        } else {
+            rc = hvs_encoder_encode(enc, buf, outlen, err);
+        }
+    }
+    hvs_decoder_destroy(dec);
+    return rc;
+}
+
+int hvs_registry_model_bytes(hvs_serde_t *s, const void *record, size_t len, unsigned char **out,
+                             size_t *outlen, hvs_err_t *err) {
+    hvs_decoder_t *dec;
+    int rc = hvs_decoder_new(s, HVS_SCHEMA_MODEL_VERSION, &dec, err);
+    if (rc)
+        return rc;
+    avro_value_t *v, f;
+    const void *bytes;
+    size_t blen;
+    rc = hvs_decoder_decode(dec, record, len, &v, err);
+    const char *comp = rc == 0 ? get_str(v, "compression") : NULL;
+    if (rc == 0 && (avro_value_get_by_name(v, "model_bytes", &f, NULL) ||
+                    avro_value_get_bytes(&f, &bytes, &blen) || !comp))
+        rc = hvs_err_set(err, HVS_ESERDE, "corrupt_model", "record without model bytes");
+    if (rc == 0 && strcmp(comp, "zlib") == 0) {
+        rc = hvs_zlib_decompress(bytes, blen, HVS_MODEL_MAX_BYTES, out, outlen, err);
+    } else if (rc == 0) {
+        *out = malloc(blen ? blen : 1);
+        if (!*out)
+            rc = hvs_err_set(err, HVS_ENOMEM, "oom", "model bytes");
+        else
+            memcpy(*out, bytes, blen), *outlen = blen;
+    }
+    hvs_decoder_destroy(dec);
+    return rc;
+}
