@@ -15,6 +15,7 @@
 
 #define MAX_RETRY_AFTER_MS (3600 * 1000LL)
 #define DEFAULT_BACKOFF_MAX_MS (60 * 1000LL)
+#define SLOT_KEEP_BYTES (256 * 1024)
 
 typedef struct host {
     char *key;                /* scheme://host:port */
@@ -601,6 +602,11 @@ static void completed(wx_client_t *c, slot_t *s, CURLcode code) {
     finish(c, r, &res);
     if (given == s->buf && res.body == NULL) {
         /* the callback took the buffer */
+        s->buf = NULL;
+        s->cap = 0;
+    } else if (s->cap > SLOT_KEEP_BYTES) {
+        /* do not keep a hostile-sized buffer per slot for the life of the process */
+        free(s->buf);
         s->buf = NULL;
         s->cap = 0;
     }

@@ -86,10 +86,16 @@ int wx_history_apply(wx_history_t *hist, const wx_hour_t *hours, size_t n, const
             out[m++].in_last = 0;
         }
     }
+    /* keep only what is used: a location's history lives as long as the process */
+    wx_hist_entry_t *fit = m ? realloc(out, m * sizeof *out) : NULL;
+    if (m && !fit)
+        fit = out; /* shrinking failed: keep the larger block */
+    else if (!m)
+        free(out);
     free(hist->e);
-    hist->e = out;
+    hist->e = fit;
     hist->n = m;
-    hist->cap = cap ? cap : 1;
+    hist->cap = m;
     return 0;
 }
 

@@ -214,6 +214,14 @@ static int run(worker_t *w, hvs_err_t *err) {
     return rc;
 }
 
+/* Only http(s) URLs (curl would refuse others at every request). */
+static int check_url(const char *name, const char *url, hvs_err_t *err) {
+    if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
+        return hvs_err_set(err, HVS_ECONFIG, "bad_value", "%s=\"%.100s\": expected http:// or "
+                           "https://", name, url ? url : "");
+    return HVS_OK;
+}
+
 static void worker_free(worker_t *w) {
     wx_poller_free(w->poller);
     wx_publisher_free(w->pub);
@@ -250,6 +258,9 @@ int main(int argc, char **argv) {
         w.app = &app;
         unsigned want;
         rc = wx_openmeteo_hourly_mask(settings.hourly, &want, &err);
+        if (rc == HVS_OK && (rc = check_url("HVS_WEATHER_URL", settings.url, &err)) == HVS_OK &&
+            settings.clock_url && settings.clock_url[0])
+            rc = check_url("HVS_WEATHER_CLOCK_URL", settings.clock_url, &err);
         if (rc == HVS_OK)
             rc = run(&w, &err);
         if (rc != HVS_OK)

@@ -552,9 +552,11 @@ static int build_order(wx_poller_t *p) {
 
 static void report_round(wx_poller_t *p) {
     double secs = (double)(hvs_time_mono_ms() - p->round_start) / 1000.0;
+    p->round_reported = true;
+    if (p->round_submitted == 0)
+        return; /* no buildings (yet) */
     hvs_metric_observe(p->m_round, secs);
     hvs_metric_set(p->m_last_round, secs);
-    p->round_reported = true;
     hvs_log_fields(HVS_LOG_INFO, "weather", "poll round complete", HVS_LFI("round", p->round),
                    HVS_LFI("polls", p->round_submitted), HVS_LFD("seconds", secs),
                    HVS_LFI("good", p->rs[P_GOOD]), HVS_LFI("unchanged", p->rs[P_UNCHANGED]),
