@@ -34,3 +34,17 @@ foreach(t ${HVS_WX_TESTS})
     endif()
   endforeach()
 endforeach()
+
+# The pure unit tests again under valgrind's memcheck (label "valgrind", as tests/valgrind.cmake
+# does for the common modules; registered here because that file is included before this one).
+find_program(VALGRIND_BIN valgrind)
+if(VALGRIND_BIN)
+  foreach(t test_openmeteo test_wx_history)
+    if(TARGET ${t})
+      add_test(NAME valgrind_${t}
+               COMMAND ${VALGRIND_BIN} --quiet --error-exitcode=99 --leak-check=full
+                       --errors-for-leak-kinds=definite,indirect $<TARGET_FILE:${t}>)
+      set_tests_properties(valgrind_${t} PROPERTIES LABELS "valgrind" TIMEOUT 300)
+    endif()
+  endforeach()
+endif()

@@ -20,7 +20,9 @@
  *    logged with the building, the second round publishes nothing, SIGTERM exits 0.
  * 3. Outage on an accelerated clock (1 h per second): one building whose requests all fail
  *    gets DATA_QUALITY alerts (same id, hourly at most, about 3 h after its first request),
- *    the healthy one none; when it recovers, the log says so and the alerts stop.
+ *    the healthy one none; when it recovers, the log says so and the alerts stop. Then topology
+ *    changes while it runs: a new building is polled at once, a moved one at its new place
+ *    (and no longer at the old), a deleted one no more.
  */
 #include <jansson.h>
 #include <math.h>
@@ -60,6 +62,7 @@ static char env[512];
 typedef struct bdef {
     const char *id;
     double lat, lon;
+    bool deleted;
 } bdef_t;
 
 static void produce_buildings(const char *brokers, const bdef_t *b, size_t n) {
@@ -78,8 +81,8 @@ static void produce_buildings(const char *brokers, const bdef_t *b, size_t n) {
                  "\"commissioning_date\":1577836800000,\"latitude\":%.4f,\"longitude\":%.4f,"
                  "\"heated_area_m2\":null,\"construction_year\":null,\"insulation\":null,"
                  "\"holiday_region\":\"CH-ZH\",\"apartments\":[],\"updated_at\":1700000000000,"
-                 "\"deleted\":false}",
-                 b[i].id, b[i].lat, b[i].lon);
+                 "\"deleted\":%s}",
+                 b[i].id, b[i].lat, b[i].lon, b[i].deleted ? "true" : "false");
         avro_value_t *v = hvs_encoder_value(enc);
         HVS_REQUIRE(hvs_serde_value_from_json(serde, v, json, strlen(json), &err) == 0, "json: %s",
                     err.msg);
@@ -469,18 +472,18 @@ static const struct {
     wx_scn_t scn;
     const char *reason;   /* bad-response reason, NULL for the published ones */
 } cases[] = {
-    {{"b01_good", 46.0100, 8.5}, WX_SCN_GOOD, NULL},
-    {{"b02_500", 46.0200, 8.5}, WX_SCN_500_THEN_GOOD, NULL},
-    {{"b03_429", 46.0300, 8.5}, WX_SCN_429_THEN_GOOD, NULL},
-    {{"b04_slow", 46.0400, 8.5}, WX_SCN_SLOW, NULL},
-    {{"b05_trunc", 46.0500, 8.5}, WX_SCN_TRUNCATED, "truncated_json"},
-    {{"b06_unequal", 46.0600, 8.5}, WX_SCN_UNEQUAL, "unequal_arrays"},
-    {{"b07_string", 46.0700, 8.5}, WX_SCN_STRING, "non_numeric"},
-    {{"b08_absurd", 46.0800, 8.5}, WX_SCN_ABSURD, "out_of_range"},
-    {{"b09_tz", 46.0900, 8.5}, WX_SCN_TZ, "wrong_timezone"},
-    {{"b10_etag", 46.1000, 8.5}, WX_SCN_ETAG, NULL},
-    {{"b11_large", 46.1100, 8.5}, WX_SCN_TOO_LARGE, "too_large"},
-    {{"b12_404", 46.1200, 8.5}, WX_SCN_404, "http_error"},
+    {{"b01_good", 46.0100, 8.5, false}, WX_SCN_GOOD, NULL},
+    {{"b02_500", 46.0200, 8.5, false}, WX_SCN_500_THEN_GOOD, NULL},
+    {{"b03_429", 46.0300, 8.5, false}, WX_SCN_429_THEN_GOOD, NULL},
+    {{"b04_slow", 46.0400, 8.5, false}, WX_SCN_SLOW, NULL},
+    {{"b05_trunc", 46.0500, 8.5, false}, WX_SCN_TRUNCATED, "truncated_json"},
+    {{"b06_unequal", 46.0600, 8.5, false}, WX_SCN_UNEQUAL, "unequal_arrays"},
+    {{"b07_string", 46.0700, 8.5, false}, WX_SCN_STRING, "non_numeric"},
+    {{"b08_absurd", 46.0800, 8.5, false}, WX_SCN_ABSURD, "out_of_range"},
+    {{"b09_tz", 46.0900, 8.5, false}, WX_SCN_TZ, "wrong_timezone"},
+    {{"b10_etag", 46.1000, 8.5, false}, WX_SCN_ETAG, NULL},
+    {{"b11_large", 46.1100, 8.5, false}, WX_SCN_TOO_LARGE, "too_large"},
+    {{"b12_404", 46.1200, 8.5, false}, WX_SCN_404, "http_error"},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
@@ -643,7 +646,7 @@ static void scenario_outage(void) {
     hvs_ms_t t0;
     HVS_REQUIRE(hvs_time_parse_iso8601("2025-01-11T00:00:00Z", &t0, NULL) == 0, "t0");
     wx_server_set_clock(srv, t0, 3600.0); /* one hour per second */
-    bdef_t bs[2] = {{"o1_ok", 47.0100, 8.4}, {"o2_down", 47.0200, 8.4}};
+    bdef_t bs[2] = {{"o1_ok", 47.0100, 8.4, false}, {"o2_down", 47.0200, 8.4, false}};
     wx_server_set(srv, bs[0].lat, WX_SCN_GOOD);
     wx_server_set(srv, bs[1].lat, WX_SCN_DOWN);
     produce_buildings(broker.addr, bs, 2);
@@ -722,6 +725,48 @@ static void scenario_outage(void) {
     HVS_CHECK(alerts && records_of(alerts, "o2_down", mine, 64) == after, "no alerts after recovery");
     json_decref(alerts);
     HVS_CHECK(metric(wport, "hvs_weather_locations_in_outage") == 0, "outage gauge back to 0");
+
+    /* topology changes while it runs: a new building is polled at once, a moved one at its new
+     * place, a deleted one no more */
+    bdef_t nb[1] = {{"o3_new", 47.0300, 8.4, false}};
+    wx_server_set(srv, 47.03, WX_SCN_GOOD); /* registered: the server logs their requests */
+    wx_server_set(srv, 47.04, WX_SCN_GOOD);
+    produce_buildings(broker.addr, nb, 1);
+    deadline = hvs_test_now_ms() + 20000;
+    while (count_weather("o3_new") == 0 && hvs_test_now_ms() < deadline)
+        usleep(200000);
+    HVS_CHECK(count_weather("o3_new") > 0, "a new building is published");
+    HVS_CHECK(wait_metric(wport, "hvs_weather_locations", 3, 10000) == 3, "3 locations");
+    bdef_t mv[2] = {{"o3_new", 47.0400, 8.4, false}, {"o1_ok", 47.0100, 8.4, true}};
+    produce_buildings(broker.addr, mv, 2);
+    deadline = hvs_test_now_ms() + 20000;
+    wx_server_log_t moved;
+    while (wx_server_log(srv, 47.04, &moved) == 0 && hvs_test_now_ms() < deadline)
+        usleep(100000);
+    HVS_CHECK(moved.requests > 0, "the moved building is asked at its new place");
+    deadline = hvs_test_now_ms() + 10000;
+    while (metric(wport, "hvs_weather_locations") != 2 && hvs_test_now_ms() < deadline)
+        usleep(100000);
+    HVS_CHECK(metric(wport, "hvs_weather_locations") == 2, "the deleted one is gone");
+    usleep(1500000); /* a poll in flight for it may still end */
+    wx_server_log_t gone1, gone2, old1, old2;
+    wx_server_log(srv, bs[0].lat, &gone1);
+    wx_server_log(srv, 47.03, &old1);
+    sleep(3);
+    wx_server_log(srv, bs[0].lat, &gone2);
+    wx_server_log(srv, 47.03, &old2);
+    HVS_CHECK(gone2.requests == gone1.requests, "the deleted building is not polled: %d -> %d",
+              gone1.requests, gone2.requests);
+    HVS_CHECK(old2.requests == old1.requests, "nor the moved one's old place: %d -> %d",
+              old1.requests, old2.requests);
+    json_t *w3 = wx_test_tail(env, "weather.hourly");
+    json_t *r3[400];
+    size_t n3 = w3 ? records_of(w3, "o3_new", r3, 400) : 0, at_new = 0;
+    for (size_t i = 0; i < n3; i++)
+        at_new += fabs(json_number_value(json_object_get(json_object_get(r3[i], "value"),
+                                                         "latitude")) - 47.04) < 1e-9;
+    HVS_CHECK(at_new > 0, "records at the new place: %zu of %zu", at_new, n3);
+    json_decref(w3);
     HVS_CHECK_EQ_INT(stop_status(&wx, 20000), 0);
     wx_server_stop(srv);
     hvs_test_proc_stop(&broker);
