@@ -499,7 +499,7 @@ static void scenario_answers(void) {
     snprintf(env, sizeof env, "HVS_KAFKA_BROKERS=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10", broker.addr);
     wx_server_t *srv;
     HVS_REQUIRE(wx_server_start(&srv) == 0, "test server");
-    wx_server_set_slow_ms(srv, 10000);
+    wx_server_set_slow_ms(srv, 12000);
     bdef_t bs[NCASES];
     for (size_t i = 0; i < NCASES; i++) {
         wx_server_set(srv, cases[i].b.lat, cases[i].scn);
@@ -510,8 +510,8 @@ static void scenario_answers(void) {
     temp_log(wxlog, sizeof wxlog, "wx2");
     int wport = hvs_test_free_port();
     snprintf(args, sizeof args,
-             "--url http://127.0.0.1:%d --hourly " NEW_HOURLY " --poll-interval 8s --spread 0 "
-             "--timeout 3s --connect-timeout 1s --retries 1 --backoff 100ms --concurrency 4 "
+             "--url http://127.0.0.1:%d --hourly " NEW_HOURLY " --poll-interval 10s --spread 0 "
+             "--timeout 4s --connect-timeout 1s --retries 1 --backoff 100ms --concurrency 4 "
              "--drain-timeout 1s",
              wx_server_port(srv));
     int64_t started = hvs_test_now_ms();
@@ -564,7 +564,7 @@ static void scenario_answers(void) {
                       "[%lld, %lld]", cases[i].b.id, (long long)issued,
                       (long long)lg.first_good_ms, (long long)ts);
             /* not held up by the slow location: published before its first attempt timed out */
-            late += ts >= slow.arrived_ms[0] + 3000;
+            late += ts >= slow.arrived_ms[0] + 4000;
         }
         HVS_CHECK(ok == per, "%s: values and kinds as answered: %zu of %zu", cases[i].b.id, ok,
                   per);
@@ -682,7 +682,7 @@ static void scenario_outage(void) {
             first_seen = fs;
             /* about 3 h of the clock after its first request (the clock is read, not guessed) */
             HVS_CHECK(up - lg.arrived_clock[0] >= 3 * HOUR - 30 * 60000 &&
-                          up - lg.arrived_clock[0] <= 5 * HOUR,
+                          up - lg.arrived_clock[0] <= 6 * HOUR,
                       "first alert %.2f h after the first request",
                       (double)(up - lg.arrived_clock[0]) / (double)HOUR);
         }
