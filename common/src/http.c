@@ -56,6 +56,45 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, con
     return ret;
 }
 
+/* The connection whose route handler runs on this thread (hvs_http_request_header). */
+static _Thread_local struct MHD_Connection *tl_conn;
+
+int hvs_http_response_header(hvs_http_response_t *resp, const char *name, const char *value) {
+    if (!resp || !name || !value || resp->nheaders >= HVS_HTTP_MAX_HEADERS ||
+        strlen(name) >= sizeof resp->headers[0].name ||
+        strlen(value) >= sizeof resp->headers[0].value || !name[0] || strpbrk(name, "\r\n:") ||
+        strpbrk(value, "\r\n"))
+        return HVS_EINVAL;
+    snprintf(resp->headers[resp->nheaders].name, sizeof resp->headers[0].name, "%s", name);
+    snprintf(resp->headers[resp->nheaders].value, sizeof resp->headers[0].value, "%s", value);
+    resp->nheaders++;
+    return HVS_OK;
+}
+
+const char *hvs_http_request_header(const char *name) {
+    return tl_conn && name ? MHD_lookup_connection_value(tl_conn, MHD_HEADER_KIND, name) : NULL;
+}
+
+/* A route handler's answer, with the extra headers it set. */
+static enum MHD_Result respond_route(struct MHD_Connection *conn, const hvs_http_response_t *resp) {
+    const char *ctype = resp->content_type ? resp->content_type : "application/json";
+    struct MHD_Response *r =
+        resp->body ? MHD_create_response_from_buffer(resp->body_len, resp->body,
+                                                     MHD_RESPMEM_MUST_FREE)
+                   : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(resp->body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", ctype);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    for (size_t i = 0; i < resp->nheaders && i < HVS_HTTP_MAX_HEADERS; i++)
+        MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value);
+    enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status, const char *t) {
     return respond(conn, status, "text/plain; charset=utf-8", (char *)t, strlen(t),
                    MHD_RESPMEM_MUST_COPY);
@@ -218,20 +257,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (q.overflow)
         return respond_text(conn, MHD_HTTP_URI_TOO_LONG, "query string too long\n");
     hvs_http_response_t resp = {.status = 200};
+    tl_conn = conn;
     int rc = route.fn(route.opaque, method, url, q.buf, req->body ? req->body : "", req->len, &resp);
+    tl_conn = NULL;
     if (rc < 0 || resp.status < 100 || resp.status > 599) {
         free(resp.body);
         hvs_log_warn("http", "handler for %s %s failed (rc %d, status %d)", method, url, rc,
                      resp.status);
         return respond_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error\n");
     }
-    if (!resp.body)
-        return respond(conn, (unsigned)resp.status,
-                       resp.content_type ? resp.content_type : "application/json", (char *)"", 0,
-                       MHD_RESPMEM_PERSISTENT);
-    return respond(conn, (unsigned)resp.status,
-                   resp.content_type ? resp.content_type : "application/json", resp.body,
-                   resp.body_len, MHD_RESPMEM_MUST_FREE);
+    return respond_route(conn, &resp);
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,

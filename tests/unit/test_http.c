@@ -105,6 +105,25 @@ static int text_route(void *opaque, const char *method, const char *path, const 
     return 0;
 }
 
+/* Conditional answers: request headers are readable inside the handler, extra response headers
+ * go out (and bad ones are refused). */
+static int cond_route(void *opaque, const char *method, const char *path, const char *query,
+                      const char *body, size_t body_len, hvs_http_response_t *resp) {
+    const char *inm = hvs_http_request_header("If-None-Match");
+    if (inm && strcmp(inm, "\"v1\"") == 0) {
+        resp->status = 304;
+        return 0;
+    }
+    if (hvs_http_response_header(resp, "ETag", "\"v1\"") ||
+        hvs_http_response_header(resp, "Retry-After", "7") ||
+        hvs_http_response_header(resp, "X-Bad", "a\r\nInjected: 1") != HVS_EINVAL ||
+        hvs_http_response_header(resp, "X:Bad", "v") != HVS_EINVAL)
+        return -1;
+    resp->body = strdup("{}");
+    resp->body_len = 2;
+    return 0;
+}
+
 static atomic_int g_ready;
 static int ready_cb(void *opaque, char *why, size_t whylen) {
     if (atomic_load(&g_ready))
@@ -128,6 +147,7 @@ static void test_server(void) {
     HVS_CHECK_EQ_INT(hvs_http_route(h, "/v1/echo", echo_route, &calls, &err), 0);
     HVS_CHECK_EQ_INT(hvs_http_route(h, "/v1/fail", failing_route, NULL, &err), 0);
     HVS_CHECK_EQ_INT(hvs_http_route(h, "/v1/empty", text_route, NULL, &err), 0);
+    HVS_CHECK_EQ_INT(hvs_http_route(h, "/v1/cond", cond_route, NULL, &err), 0);
     HVS_CHECK_EQ_INT(hvs_http_route(h, "relative", text_route, NULL, &err), HVS_EINVAL);
     HVS_CHECK_EQ_INT(hvs_http_route(h, "/x", NULL, NULL, &err), HVS_EINVAL);
     body_t body = {NULL}, *b = &body;
@@ -224,6 +244,18 @@ static void test_server(void) {
     HVS_CHECK_EQ_INT(request(port, "GET", "/v1/fail/status", NULL, 0, b, NULL, 0), 500);
     HVS_CHECK_EQ_INT(request(port, "GET", "/v1/empty", NULL, 0, b, ct, sizeof ct), 204);
     HVS_CHECK_EQ_STR(ct, "text/csv");
+    /* extra response headers; request headers inside the handler; none outside one */
+    HVS_CHECK_EQ_INT(raw_http(port, "GET /v1/cond HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                              NULL, 0, raw, sizeof raw, NULL),
+                     200);
+    HVS_CHECK(strstr(raw, "\r\nETag: \"v1\"\r\n") && strstr(raw, "\r\nRetry-After: 7\r\n") &&
+                  !strstr(raw, "Injected"),
+              "headers: %s", raw);
+    HVS_CHECK_EQ_INT(raw_http(port, "GET /v1/cond HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"v1\"\r\n"
+                                    "Connection: close\r\n\r\n",
+                              NULL, 0, raw, sizeof raw, NULL),
+                     304);
+    HVS_CHECK(hvs_http_request_header("Host") == NULL, "outside a handler");
     /* a query longer than 4 KiB once encoded */
     char path[6000] = "/v1/echo?q=";
     memset(path + strlen(path), 'z', 4200);

@@ -27,12 +27,30 @@ typedef struct hvs_http hvs_http_t;
 /* Ready: return 1; not ready: return 0 and write the reason into why (NUL-terminated). */
 typedef int (*hvs_http_ready_fn)(void *opaque, char *why, size_t whylen);
 
+#define HVS_HTTP_MAX_HEADERS 4
+
 typedef struct hvs_http_response {
     int status;                 /* e.g. 200 */
     const char *content_type;   /* static string; NULL = "application/json" */
     char *body;                 /* malloc'd by the handler, freed by the server */
     size_t body_len;
+    /* Optional extra response headers (ETag, Last-Modified, Retry-After, ...), set with
+     * hvs_http_response_header; left zeroed by handlers that need none. */
+    struct {
+        char name[48];
+        char value[208];
+    } headers[HVS_HTTP_MAX_HEADERS];
+    size_t nheaders;
 } hvs_http_response_t;
+
+/* Add a response header (copied): 0, or HVS_EINVAL when there is no room, the name or value is
+ * too long, or either holds a CR/LF (header injection). */
+int hvs_http_response_header(hvs_http_response_t *resp, const char *name, const char *value);
+
+/* A request header of the request being handled, inside a route handler on its own thread
+ * (case-insensitive name); NULL when absent or outside a handler. Valid until the handler
+ * returns. */
+const char *hvs_http_request_header(const char *name);
 
 /*
  * Route handler: fill resp and return 0; a negative return (or a status outside 100..599)
