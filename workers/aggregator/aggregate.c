@@ -454,7 +454,17 @@ static void forget(agg_building_t *b, hvs_ms_t horizon, hvs_ms_t instants_horizo
                 agg_apartment_touch(a, sm->s[q].p[j].t);
         agg_samples_prune(sm, horizon, instants_horizon);
         if (sm->ninst == 0 || agg_samples_last(sm) < instants_horizon) {
-            /* Silent for longer than anything can still change: forget it. */
+            /* Silent for longer than anything can still change: forget it, with the markers
+             * of its windows still kept (silent windows after its last reading) and the
+             * references to them that the next persist would follow. */
+            for (size_t q = 0; q < m->n; q++)
+                if (agg_mark_field(field, sizeof field, AGG_W60, m->m[q].ws, a->id) > 0)
+                    push_str(&b->del_marks, &b->ndel_marks, &b->capdel_marks, field);
+            size_t c = 0;
+            for (size_t q = 0; q < b->nchanged; q++)
+                if (b->changed[q].apt != a)
+                    b->changed[c++] = b->changed[q];
+            b->nchanged = c;
             push_str(&b->del_apts, &b->ndel_apts, &b->capdel_apts, a->id);
             apartment_free(a);
             b->persist_meta = true;
