@@ -54,7 +54,8 @@ static const char *const help_model =
     "  export NAME [--version N] --out FILE          the XGBoost model (UBJ) for Python\n"
     "\n"
     "Every command takes --timeout S (default 15): how long reading the topic to its end (and\n"
-    "having a decision acknowledged) may take. `hvsctl model COMMAND --help` explains one.\n"
+    "having a decision acknowledged) may take, after up to 10 s for the topic's metadata.\n"
+    "`hvsctl model COMMAND --help` explains one.\n"
     "Exit status: 0 done, 1 refused or failed (the message says why), 2 usage.";
 
 static const char *const help_list =
@@ -63,7 +64,7 @@ static const char *const help_list =
     "Prints one JSON line per version of every model (or of the names starting with PREFIX),\n"
     "sorted by name and version: name, version, status, serving, created_at, train_start,\n"
     "train_end (ISO-8601), feature_set_version, features (count), metrics (wape, mape, rmse,\n"
-    "mae; null when unknown), decided_by, decided_at, decision_reason.\n"
+    "mae; null when unknown), decided_by, decision_reason.\n"
     "serving is true for the version that serves: the highest APPROVED one that validates with\n"
     "this build (decompresses, loads, known features, finite prediction on its probe row); an\n"
     "APPROVED version above it that fails carries \"refused\" with the reason.";
