@@ -311,11 +311,12 @@ static long pick(mctx_t *c, const mopts_t *o, size_t *lo, size_t *hi) {
     char known[256];
     size_t len = 0;
     known[0] = '\0';
-    for (size_t i = *lo; i < *hi && len + 16 < sizeof known; i++)
+    size_t i = *lo;
+    for (; i < *hi && len + 16 < sizeof known; i++)
         len += (size_t)snprintf(known + len, sizeof known - len, "%s%d", i > *lo ? ", " : "",
                                 c->v[i].version);
     fprintf(stderr, "hvsctl %s: %s has no version %d (versions: %s%s)\n", c->cmd, o->name,
-            o->version, known, len + 16 >= sizeof known ? ", ..." : "");
+            o->version, known, i < *hi ? ", ..." : "");
     return -1;
 }
 
