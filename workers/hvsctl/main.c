@@ -19,6 +19,8 @@ static const char *const usage =
     "                                                      print a topic as JSON lines\n"
     "  ingest [FILE|-] [--topic T] [--timeout S]           raw meter JSON lines -> readings.raw\n"
     "  dlq show [--topic T] [--max N] [--follow]           dead letters with their reasons\n"
+    "  model list|show|approve|reject|rollback|export ...  model versions, approval, rollback,\n"
+    "                                                      export for Python\n"
     "\n"
     "`hvsctl COMMAND --help` explains a command.";
 
@@ -60,6 +62,7 @@ int main(int argc, char **argv) {
         {"tail", hvsctl_tail},
         {"ingest", hvsctl_ingest},
         {"dlq", hvsctl_dlq},
+        {"model", hvsctl_model},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0)
