@@ -520,6 +520,24 @@ int agg_revise(agg_t *g, agg_building_t *b, agg_emit_fn emit, void *opaque, hvs_
     return 0;
 }
 
+/* If no apartment of b is alive anywhere in the window [ws, ws + size) — none reported within
+ * the silence threshold before its end, none reports inside it — the start of the first window
+ * that may hold life again (INF_MS when none is known yet); else ws. */
+static hvs_ms_t silent_until(const agg_t *g, const agg_building_t *b, hvs_ms_t ws, hvs_ms_t size) {
+    hvs_ms_t reach = g->conf.params.silence_ms + g->conf.params.sample_ms, next = INF_MS;
+    for (size_t i = 0; i < b->napts; i++) {
+        const agg_samples_t *sm = &b->apts[i]->samples;
+        if (!sm->ninst)
+            continue;
+        ptrdiff_t k = agg_instants_floor(sm->inst, sm->ninst, ws + size);
+        if (k >= 0 && sm->inst[k] + reach >= ws)
+            return ws; /* alive (or provisionally so) in the window */
+        if ((size_t)(k + 1) < sm->ninst)
+            next = min_ms(next, sm->inst[k + 1]);
+    }
+    return next == INF_MS ? INF_MS : max_ms(ws + size, hvs_time_window_start(next, size));
+}
+
 int agg_advance(agg_t *g, agg_building_t *b, hvs_ms_t wm, agg_emit_fn emit, void *opaque,
                 hvs_err_t *err) {
     if (wm == HVS_MS_NONE || b->napts == 0)
@@ -532,7 +550,12 @@ int agg_advance(agg_t *g, agg_building_t *b, hvs_ms_t wm, agg_emit_fn emit, void
     agg_thresholds(g, wm, th);
     if (b->horizon == HVS_MS_NONE || th[2] > b->horizon)
         b->horizon = th[2];
-    /* 2. First emissions up to the watermark minus grace. */
+    /* 2. First emissions up to the watermark minus grace — but not across a silence: windows
+     * in which no apartment is alive (every one quiet for longer than the silence threshold, or
+     * not started yet) are all SILENT and nothing is published for them (a building whose
+     * devices stopped must not publish every hour of a watermark leap; a late reading that
+     * fills the gap still publishes the windows it touches, as revisions of never-published
+     * windows do). */
     hvs_ms_t first = INF_MS;
     for (size_t i = 0; i < b->napts; i++)
         if (b->apts[i]->samples.ninst)
@@ -546,6 +569,12 @@ int agg_advance(agg_t *g, agg_building_t *b, hvs_ms_t wm, agg_emit_fn emit, void
             b->persist_meta = true;
         }
         while (rc == 0 && b->through[s] + size <= th[s]) {
+            hvs_ms_t next = silent_until(g, b, b->through[s], size);
+            if (next > b->through[s]) { /* nobody alive before `next`: skip there */
+                b->through[s] = min_ms(next, hvs_time_window_start(th[s], size));
+                b->persist_meta = true;
+                continue;
+            }
             rc = compute_window(g, b, s, b->through[s], emit, opaque, err);
             if (rc == 0) {
                 b->through[s] += size;
