@@ -4,10 +4,13 @@
 #   2. starts a redis-server and hvs-devbroker (in-memory Kafka, loopback only),
 #   3. creates the pipeline's topics, ingests the sample meter data (good and bad lines),
 #   4. runs hvs-simulator: 4 buildings, a week of history as fast as it goes, then two hours of
-#      simulated time at 900x, faults and messy delivery included (labels in the run dir),
+#      simulated time at 900x, faults and messy delivery included (labels in the run dir), with
+#      its Open-Meteo-format weather server on the simulated clock,
 #   5. runs hvs-aggregator on it (15-minute and hourly aggregates, state in the Redis),
-#   6. shows what arrived on readings.raw, topology and the aggregate topics, and what was
-#      dead-lettered, with reasons.
+#      hvs-weather polling the simulator's weather server (observed and forecast hours) and
+#      hvs-features joining both into feature vectors,
+#   6. shows what arrived on readings.raw, topology, the aggregate, weather and feature topics,
+#      and what was dead-lettered, with reasons.
 # Services are stopped at the end; with --stay they keep running until Ctrl-C so you can use
 # `hvsctl` against them (the exports to do so are printed).
 set -euo pipefail
@@ -55,15 +58,29 @@ echo "== hvsctl topics create"
 echo "== hvsctl ingest tests/data/readings.sample.jsonl"
 "$hvsctl" ingest tests/data/readings.sample.jsonl
 agg_port=$(free_port)
-metrics() { /usr/bin/python3 -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:$agg_port/metrics', timeout=2).read().decode())" 2>/dev/null || true; }
+fx_port=$(free_port)
+weather_port=$(free_port)
+metrics() { /usr/bin/python3 -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:$1/metrics', timeout=2).read().decode())" 2>/dev/null || true; }
 echo "== hvs-aggregator (metrics on http://127.0.0.1:$agg_port/metrics)"
 HVS_HTTP_PORT=$agg_port HVS_LOG_LEVEL=warn "$bin/aggregator/hvs-aggregator" >"$run_dir/aggregator.log" 2>&1 &
 pids+=($!)
+echo "== hvs-features (metrics on http://127.0.0.1:$fx_port/metrics)"
+HVS_HTTP_PORT=$fx_port HVS_LOG_LEVEL=warn "$bin/features/hvs-features" >"$run_dir/features.log" 2>&1 &
+pids+=($!)
+echo "== hvs-weather polling the simulator's weather server on :$weather_port every second (simulated clock)"
+HVS_HTTP_PORT=-1 HVS_LOG_LEVEL=error "$bin/weather/hvs-weather" --url "http://127.0.0.1:$weather_port" \
+  --clock-url "http://127.0.0.1:$weather_port/v1/status" --poll-interval 1s --spread 0 --past-days 8 \
+  --topology-wait 60s >"$run_dir/weather.log" 2>&1 &
+pids+=($!)
 sim=$bin/simulator/hvs-simulator
 echo "== hvs-simulator: 4 buildings, 7 days of history, then 2 hours at 900x (labels: $run_dir/labels.jsonl)"
+# With --serve-weather it keeps answering (on its clock, now frozen) after the run, until stopped.
 "$sim" --out kafka --buildings 4 --history-days 7 --days 7.0834 --speed 900 \
-  --labels-out "$run_dir/labels.jsonl" --topology-out "$run_dir/topology.jsonl" \
-  2> >(grep '"summary"' >&2)
+  --serve-weather "$weather_port" --labels-out "$run_dir/labels.jsonl" \
+  --topology-out "$run_dir/topology.jsonl" 2>"$run_dir/simulator.log" &
+pids+=($!)
+for _ in $(seq 600); do grep -q '"summary"' "$run_dir/simulator.log" && break; sleep 0.2; done
+grep '"summary"' "$run_dir/simulator.log" || { echo "simulator did not finish; its log:"; tail "$run_dir/simulator.log"; exit 1; }
 echo "== ground truth: $(wc -l <"$run_dir/labels.jsonl") labels, e.g."
 grep '"category":"fault"' "$run_dir/labels.jsonl" | head -n 3 || true
 echo "== hvsctl tail readings.raw --max 3"
@@ -72,21 +89,39 @@ echo "== hvsctl tail topology --max 1"
 "$hvsctl" tail topology --from-beginning --max 1
 # The aggregator has seen everything when its consumer lag is 0 and it has published.
 for _ in $(seq 300); do
-  m=$(metrics)
+  m=$(metrics "$agg_port")
   lag=$(echo "$m" | awk '/^hvs_aggregator_consumer_lag_messages /{print $2}')
   [ "$lag" = "0" ] && echo "$m" | grep -q '^hvs_aggregator_windows_total{size="1h"} [1-9]' && break
   sleep 0.2
 done
 sleep 1
-echo "== aggregates: $(metrics | awk '/^hvs_aggregator_windows_total|^hvs_aggregator_revisions_total/{printf "%s %s  ", $1, $2}')"
+echo "== aggregates: $(metrics "$agg_port" | awk '/^hvs_aggregator_windows_total|^hvs_aggregator_revisions_total/{printf "%s %s  ", $1, $2}')"
 echo "== hvsctl tail aggregates.hourly --max 2 (one apartment-hour, one building-hour)"
 "$hvsctl" tail aggregates.hourly --from-beginning --max 200 | grep -m1 '"apartment_id":"apt'
 "$hvsctl" tail aggregates.hourly --from-beginning --max 200 | grep -m1 '"apartment_id":null'
+echo "== weather.hourly: $("$hvsctl" tail weather.hourly --from-beginning --max 100000000 2>/dev/null | grep -c '"kind":"OBSERVED"') observed and $("$hvsctl" tail weather.hourly --from-beginning --max 100000000 2>/dev/null | grep -c '"kind":"FORECAST"') forecast hours, e.g."
+"$hvsctl" tail weather.hourly --from-beginning --max 1
+# The feature worker: vectors stop growing once the last hours' weather is in (or timed out).
+last=-1
+for _ in $(seq 100); do
+  n=$(metrics "$fx_port" | awk '/^hvs_features_vectors_total /{print $2}')
+  [ -n "$n" ] && [ "$n" = "$last" ] && [ "$n" != "0" ] && break
+  last=${n:-0}
+  sleep 1
+done
+echo "== features: $(metrics "$fx_port" | awk '/^hvs_features_vectors_total|^hvs_features_upgrades_total|^hvs_features_dq_alerts_total/{printf "%s %s  ", $1, $2}')"
+echo "== one building-hour vector (feature: value), from features.hourly"
+"$hvsctl" tail features.hourly --max 40 2>/dev/null | grep '"apartment_id":null' | grep -v 'missing_weather' | tail -n 1 |
+  /usr/bin/python3 -c 'import json,sys
+v=json.loads(sys.stdin.readline())["value"]
+print("  building %s, target hour %s, as of %s, %s, target %s kWh, flags %s" % (v["building_id"], v["target_hour"], v["as_of"], v["feature_set_version"], v["target"], v["quality_flags"]))
+print("  " + ", ".join("%s=%s" % (n, "null" if x is None else round(x, 3)) for n, x in zip(v["names"], v["values"]) if n in ("hour","is_holiday","use_lag_24","use_roll_24_mean","temperature_c","hdh","shortwave_radiation_wm2","weather_is_forecast","comfort_gap_c")))' || true
+echo "== alerts (data quality)"
+"$hvsctl" tail alerts --from-beginning --max 5 2>/dev/null | cut -c1-300 || true
 echo "== hvsctl dlq show --max 10"
 "$hvsctl" dlq show --max 10
 
 if [ "$stay" = 1 ]; then
-  weather_port=$(free_port)
   "$sim" --out kafka --buildings 4 --days 0 --speed realtime --serve-weather "$weather_port" \
     --labels-out "$run_dir/labels.live.jsonl" 2>"$run_dir/simulator.log" &
   pids+=($!)
