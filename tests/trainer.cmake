@@ -1,0 +1,24 @@
+# Trainer tests: tests/trainer/test_*.c link the trainer's library (hvs_tr) and the simulator's
+# (hvs_sim: the quality test trains on a simulated fleet in process). Names ending in _it run
+# hvs-trainer against real services (label "integration"); the rest are unit tests.
+file(GLOB HVS_TR_TESTS CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/trainer/test_*.c)
+foreach(t ${HVS_TR_TESTS})
+  get_filename_component(name ${t} NAME_WE)
+  set(label unit)
+  if(name MATCHES "_it$")
+    set(label integration)
+  endif()
+  add_executable(${name} ${t})
+  target_link_libraries(${name} PRIVATE hvs_test_support hvs_tr hvs_sim PkgConfig::JANSSON)
+  target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/aggregator)
+  target_compile_definitions(${name} PRIVATE
+    HVS_TEST_TRAINER="${PROJECT_BINARY_DIR}/workers/trainer/hvs-trainer")
+  hvs_target_defaults(${name})
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES LABELS ${label} TIMEOUT 900)
+  foreach(exe hvs-trainer hvsctl)
+    if(TARGET ${exe})
+      add_dependencies(${name} ${exe})
+    endif()
+  endforeach()
+endforeach()

@@ -1,0 +1,273 @@
+/* dataset.c - rows from the history through the feature definition (see dataset.h). */
+#include "dataset.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hvs/featstore.h"
+
+#define HOUR HVS_MS_HOUR
+
+static const char *const forecast_features[] = {
+    "horizon_h", "hour", "weekday", "month", "is_weekend", "hour_sin", "hour_cos", "weekday_sin",
+    "weekday_cos", "doy_sin", "doy_cos", "is_holiday", "is_bridge_day", "is_school_holiday",
+    "is_christmas_period", "days_until_holiday", "days_since_holiday", "use_lag_24", "use_lag_48",
+    "use_lag_168", "temp_lag_24", "temp_lag_48", "temp_lag_168", "use_roll_3_mean", "use_roll_3_std",
+    "use_roll_3_min", "use_roll_3_max", "use_roll_24_mean", "use_roll_24_std", "use_roll_24_min",
+    "use_roll_24_max", "use_roll_168_mean", "use_roll_168_std", "use_roll_168_min",
+    "use_roll_168_max", "temp_roll_24_mean", "hdh_roll_24_mean", "temperature_c",
+    "relative_humidity_pct", "cloud_cover_pct", "shortwave_radiation_wm2", "wind_speed_ms",
+    "weather_is_forecast", "weather_lead_h", "hdh", "temp_x_hour", "temp_x_radiation",
+    "comfort_gap_prev", "building_age_days", NULL};
+
+static const char *const anomaly_features[] = {
+    "hour", "weekday", "month", "is_weekend", "hour_sin", "hour_cos", "weekday_sin", "weekday_cos",
+    "doy_sin", "doy_cos", "is_holiday", "is_bridge_day", "is_school_holiday", "is_christmas_period",
+    "days_until_holiday", "days_since_holiday", "use_lag_24", "use_lag_48", "use_lag_168",
+    "temp_lag_24", "temp_lag_48", "temp_lag_168", "use_roll_3_mean", "use_roll_3_std",
+    "use_roll_3_min", "use_roll_3_max", "use_roll_24_mean", "use_roll_24_std", "use_roll_24_min",
+    "use_roll_24_max", "use_roll_168_mean", "use_roll_168_std", "use_roll_168_min",
+    "use_roll_168_max", "temp_roll_24_mean", "hdh_roll_24_mean", "temperature_c",
+    "relative_humidity_pct", "cloud_cover_pct", "shortwave_radiation_wm2", "wind_speed_ms", "hdh",
+    "temp_x_hour", "temp_x_radiation", "room_temp_c", "setpoint_c", "comfort_gap_c",
+    "comfort_gap_prev", "building_age_days", NULL};
+
+const char *tr_task_name(tr_task_t t) { return t == TR_FORECAST ? "forecast" : "anomaly-residual"; }
+
+const char *const *tr_task_features(tr_task_t t, size_t *n) {
+    const char *const *f = t == TR_FORECAST ? forecast_features : anomaly_features;
+    size_t k = 0;
+    while (f[k])
+        k++;
+    if (n)
+        *n = k;
+    return f;
+}
+
+void tr_rows_free(tr_rows_t *r) {
+    free(r->x), free(r->y), free(r->scale), free(r->naive), free(r->horizon);
+    free(r->hour), free(r->as_of), free(r->group), free(r->series);
+    memset(r, 0, sizeof *r);
+}
+
+static int grow1(void **p, size_t size) {
+    void *n = realloc(*p, size);
+    if (!n)
+        return HVS_ENOMEM;
+    *p = n;
+    return 0;
+}
+
+static int grow(tr_rows_t *r) {
+    if (r->n < r->cap)
+        return 0;
+    size_t cap = r->cap ? r->cap * 2 : 4096;
+    if (grow1((void **)&r->x, cap * r->ncols * sizeof *r->x) || grow1((void **)&r->y, cap * sizeof *r->y) ||
+        grow1((void **)&r->scale, cap * sizeof *r->scale) || grow1((void **)&r->naive, cap * sizeof *r->naive) ||
+        grow1((void **)&r->horizon, cap * sizeof *r->horizon) || grow1((void **)&r->hour, cap * sizeof *r->hour) ||
+        grow1((void **)&r->as_of, cap * sizeof *r->as_of) || grow1((void **)&r->group, cap * sizeof *r->group) ||
+        grow1((void **)&r->series, cap * sizeof *r->series))
+        return HVS_ENOMEM;
+    r->cap = cap;
+    return 0;
+}
+
+/* Column i of the task reads feature index cols[i]; consumption columns get divided by area. */
+typedef struct colmap {
+    int idx[HVS_FEATURES_COUNT];
+    bool use[HVS_FEATURES_COUNT];
+    size_t n;
+} colmap_t;
+
+static void colmap_of(tr_task_t t, colmap_t *c) {
+    size_t n;
+    const char *const *f = tr_task_features(t, &n);
+    c->n = n;
+    for (size_t i = 0; i < n; i++) {
+        c->idx[i] = hvs_features_index(f[i]);
+        c->use[i] = strncmp(f[i], "use_", 4) == 0;
+    }
+}
+
+static uint64_t next_rand(uint64_t *s) {
+    *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
+    return *s;
+}
+
+static bool wanted(const tr_select_t *sel, const char *id) {
+    if (!sel->buildings)
+        return true;
+    for (size_t i = 0; i < sel->nbuildings; i++)
+        if (strcmp(sel->buildings[i], id) == 0)
+            return true;
+    return false;
+}
+
+/* The anomaly row's as_of: as the features worker sets it. */
+static hvs_ms_t stream_as_of(const hvs_feat_history_t *v, hvs_ms_t hour, hvs_ms_t wait) {
+    const hvs_feat_wx_t *w = hvs_feat_wx_get(v, hour, hour + HOUR + wait);
+    if (w && w->observed)
+        return w->issued_at > hour + HOUR ? w->issued_at : hour + HOUR;
+    return hour + HOUR + wait;
+}
+
+static int add_row(tr_rows_t *r, const colmap_t *cm, const hvs_feat_history_t *v, hvs_calendar_t *cal,
+                   const tr_select_t *sel, hvs_ms_t hour, hvs_ms_t as_of, double target, double area,
+                   int32_t g, int32_t s) {
+    if (grow(r))
+        return HVS_ENOMEM;
+    double x[HVS_FEATURES_COUNT];
+    unsigned flags;
+    hvs_features_compute(v, cal, hour, as_of, x, &flags);
+    float *row = &r->x[r->n * r->ncols];
+    double div = sel->task == TR_FORECAST ? area : 1.0;
+    for (size_t i = 0; i < cm->n; i++)
+        row[i] = (float)(cm->use[i] ? x[cm->idx[i]] / div : x[cm->idx[i]]);
+    if (sel->extra)
+        row[cm->n] = (float)sel->extra(v, hour, as_of);
+    const hvs_feat_hour_t *back = hvs_feat_hour_get(v, hour - 168 * HOUR);
+    r->y[r->n] = (float)(target / div);
+    r->scale[r->n] = (float)div;
+    r->naive[r->n] = back && isfinite(back->use) ? (float)(back->use / div) : NAN;
+    r->horizon[r->n] = (float)x[0];
+    r->hour[r->n] = hour;
+    r->as_of[r->n] = as_of;
+    r->group[r->n] = g;
+    r->series[r->n] = s;
+    r->n++;
+    return 0;
+}
+
+int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info, void *opaque,
+                  tr_rows_t *out, hvs_err_t *err) {
+    colmap_t cm;
+    colmap_of(sel->task, &cm);
+    memset(out, 0, sizeof *out);
+    out->ncols = cm.n + (sel->extra ? 1 : 0);
+    uint64_t rs = sel->seed ? sel->seed : 0x9e3779b97f4a7c15ull;
+    for (size_t g = 0; g < h->nb; g++) {
+        const tr_building_t *b = h->b[g];
+        if (!wanted(sel, b->id))
+            continue;
+        tr_building_info_t bi = {.area_m2 = NAN, .commissioning = HVS_MS_NONE};
+        if (info(opaque, b->id, &bi) || !bi.cal)
+            continue;
+        if (sel->task == TR_FORECAST && !(bi.area_m2 > 0))
+            continue; /* no area: no scale for a shared model */
+        for (size_t si = 0; si < b->ns; si++) {
+            const tr_series_t *s = b->s[si];
+            bool building = strcmp(s->id, HVS_FS_BUILDING) == 0;
+            if ((sel->task == TR_FORECAST) != building)
+                continue;
+            hvs_feat_history_t v;
+            tr_history_view(h, b, s, bi.commissioning, &v);
+            if (sel->task == TR_FORECAST && sel->day_ahead) {
+                for (hvs_ms_t day = hvs_time_day_start(sel->from); day < sel->to; day += HVS_MS_DAY) {
+                    hvs_ms_t as_of = day - 12 * HOUR;
+                    for (int k = 0; k < 24; k++) {
+                        hvs_ms_t hour = day + k * HOUR;
+                        const hvs_feat_hour_t *t = hvs_feat_hour_get(&v, hour);
+                        if (hour < sel->from || hour >= sel->to || !t || !isfinite(t->use))
+                            continue;
+                        if (add_row(out, &cm, &v, bi.cal, sel, hour, as_of, t->use, bi.area_m2,
+                                    (int32_t)g, (int32_t)si))
+                            goto oom;
+                    }
+                }
+                continue;
+            }
+            for (hvs_ms_t hour = hvs_time_window_start(sel->from, HOUR); hour < sel->to; hour += HOUR) {
+                const hvs_feat_hour_t *t = hvs_feat_hour_get(&v, hour);
+                if (!t || !isfinite(t->use))
+                    continue;
+                if (sel->task == TR_ANOMALY_RESIDUAL) {
+                    if (add_row(out, &cm, &v, bi.cal, sel, hour, stream_as_of(&v, hour, sel->weather_wait),
+                                t->use, 1.0, (int32_t)g, (int32_t)si))
+                        goto oom;
+                    continue;
+                }
+                size_t k = sel->per_hour > 0 && (size_t)sel->per_hour < sel->nhorizons ? (size_t)sel->per_hour
+                                                                                      : sel->nhorizons;
+                for (size_t j = 0; j < k; j++) {
+                    int hz = k == sel->nhorizons ? sel->horizons[j]
+                                                 : sel->horizons[next_rand(&rs) % sel->nhorizons];
+                    if (add_row(out, &cm, &v, bi.cal, sel, hour, hour + HOUR - (hvs_ms_t)hz * HOUR,
+                                t->use, bi.area_m2, (int32_t)g, (int32_t)si))
+                        goto oom;
+                }
+            }
+        }
+    }
+    return 0;
+oom:
+    tr_rows_free(out);
+    return hvs_err_set(err, HVS_ENOMEM, "oom", "training rows");
+}
+
+/* ---- leak check ----------------------------------------------------------------------------- */
+
+int tr_leak_check(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info, void *opaque,
+                  const tr_rows_t *r, size_t sample, hvs_err_t *err) {
+    if (r->n == 0)
+        return 0;
+    colmap_t cm;
+    colmap_of(sel->task, &cm);
+    hvs_feat_hour_t *hours = malloc(h->ring * sizeof *hours);
+    hvs_feat_wx_hour_t *wx = malloc(h->ring * sizeof *wx);
+    if (!hours || !wx) {
+        free(hours), free(wx);
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "leak check");
+    }
+    int rc = 0;
+    size_t step = r->n / (sample ? sample : 1);
+    if (step == 0)
+        step = 1;
+    float *row = malloc(r->ncols * sizeof *row);
+    for (size_t i = 0; row && i < r->n && rc == 0; i += step) {
+        const tr_building_t *b = h->b[r->group[i]];
+        const tr_series_t *s = b->s[r->series[i]];
+        tr_building_info_t bi = {.area_m2 = NAN, .commissioning = HVS_MS_NONE};
+        if (info(opaque, b->id, &bi) || !bi.cal)
+            continue;
+        hvs_ms_t as_of = r->as_of[i];
+        /* the history as it stood at as_of */
+        for (size_t k = 0; k < h->ring; k++) {
+            hours[k] = s->hours[k];
+            if (hours[k].hour != HVS_MS_NONE && hours[k].hour + HOUR > as_of)
+                hours[k].hour = HVS_MS_NONE;
+            wx[k] = b->wx[k];
+            int w = 0;
+            for (int q = 0; q < wx[k].n; q++)
+                if (wx[k].v[q].issued_at <= as_of)
+                    wx[k].v[w++] = wx[k].v[q];
+            wx[k].n = w;
+        }
+        hvs_feat_history_t v = {hours, h->ring, wx, h->ring, bi.commissioning};
+        double x[HVS_FEATURES_COUNT];
+        unsigned flags;
+        hvs_features_compute(&v, bi.cal, r->hour[i], as_of, x, &flags);
+        double div = sel->task == TR_FORECAST ? bi.area_m2 : 1.0;
+        for (size_t c = 0; c < cm.n; c++)
+            row[c] = (float)(cm.use[c] ? x[cm.idx[c]] / div : x[cm.idx[c]]);
+        if (sel->extra)
+            row[cm.n] = (float)sel->extra(&v, r->hour[i], as_of);
+        const float *got = &r->x[i * r->ncols];
+        for (size_t c = 0; c < r->ncols; c++)
+            if (!(row[c] == got[c] || (isnan(row[c]) && isnan(got[c])))) {
+                size_t nf;
+                const char *const *f = tr_task_features(sel->task, &nf);
+                rc = hvs_err_set(err, HVS_EINVAL, "leakage",
+                                 "feature %s of %s at hour %lld as of %lld uses data after as_of "
+                                 "(%g with the future, %g without)",
+                                 c < nf ? f[c] : "extra", b->id, (long long)r->hour[i],
+                                 (long long)as_of, got[c], row[c]);
+                break;
+            }
+    }
+    free(row);
+    free(hours);
+    free(wx);
+    return rc;
+}

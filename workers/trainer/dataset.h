@@ -1,0 +1,90 @@
+/*
+ * dataset.h - training and evaluation rows from the history, through the one feature
+ * definition (features.h): a row of target hour H is hvs_features_compute(H, as_of) on the
+ * series' history, so it holds only what was known at as_of, as at serving time.
+ *
+ * Tasks and their rows:
+ *   forecast          building series; as_of = H + 1 h - h for horizons h in 1..72; the target
+ *                     and every consumption feature (use_*) divided by the building's heated
+ *                     area (one model serves buildings of every size: predictions x area =
+ *                     kWh); day-ahead evaluation rows: as_of = 12:00 UTC of the day before, H
+ *                     every hour of the day (horizons 13..36).
+ *   anomaly-residual  apartment series; as_of as the features worker's (the hour's end, or the
+ *                     observation's issue time when it came within the weather wait): the
+ *                     expected heating of an hour given its drivers.
+ * Columns: the task's feature list (tr_task_features), in the definition's order.
+ * Leak check: for a sample of rows the features are computed again on a copy of the history
+ * with everything after as_of removed (later hours, weather issued later); any difference means
+ * a feature used the future, and names it. A test hook (extra) may append a column computed by
+ * the caller, to prove the check catches a leaky one.
+ *
+ * Ownership: tr_rows_t owns its arrays (tr_rows_free). Thread-safety: building reads the history
+ * (consume-loop thread); the rows can then go to the training thread.
+ * Errors: HVS_ENOMEM; tr_leak_check returns HVS_EINVAL (reason "leakage") naming the feature.
+ */
+#ifndef TR_DATASET_H
+#define TR_DATASET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "history.h"
+#include "hvs/calendar.h"
+#include "hvs/features.h"
+
+typedef enum tr_task { TR_FORECAST = 0, TR_ANOMALY_RESIDUAL, TR_TASKS } tr_task_t;
+
+const char *tr_task_name(tr_task_t t);
+/* The feature names a task's models read (static, NULL-terminated), and their count. */
+const char *const *tr_task_features(tr_task_t t, size_t *n);
+
+typedef struct tr_rows {
+    size_t ncols, n, cap;
+    float *x;                 /* n x ncols */
+    float *y;                 /* target (scaled for forecast) */
+    float *scale;             /* kWh = value x scale */
+    float *naive;             /* seasonal naive: the target 168 h before (scaled), NaN unknown */
+    float *horizon;
+    hvs_ms_t *hour, *as_of;
+    int32_t *group;           /* building index in the history */
+    int32_t *series;          /* series index within the building */
+} tr_rows_t;
+
+void tr_rows_free(tr_rows_t *r);
+
+/* A column appended after the task's features (tests: a deliberately leaky one). */
+typedef double (*tr_extra_fn)(const hvs_feat_history_t *h, hvs_ms_t target, hvs_ms_t as_of);
+
+typedef struct tr_select {
+    tr_task_t task;
+    hvs_ms_t from, to;            /* target hours in [from, to) */
+    const int *horizons;          /* forecast: the horizons to draw from */
+    size_t nhorizons;
+    int per_hour;                 /* forecast: horizons drawn per target hour (0 = all) */
+    bool day_ahead;               /* forecast: the day-ahead evaluation rows instead */
+    hvs_ms_t weather_wait;        /* anomaly: as the features worker's (2 h) */
+    uint64_t seed;
+    const char *const *buildings; /* NULL: every building of the history */
+    size_t nbuildings;
+    tr_extra_fn extra;
+} tr_select_t;
+
+/* Per building what the rows need from topology: heated area (NaN unknown: no forecast rows),
+ * commissioning, calendar. */
+typedef struct tr_building_info {
+    double area_m2;
+    hvs_ms_t commissioning;
+    hvs_calendar_t *cal;
+} tr_building_info_t;
+
+typedef int (*tr_info_fn)(void *opaque, const char *building, tr_building_info_t *out);
+
+int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info, void *opaque,
+                  tr_rows_t *out, hvs_err_t *err);
+
+/* Recompute `sample` rows of r (spread over it) on a history scrubbed after their as_of. */
+int tr_leak_check(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info, void *opaque,
+                  const tr_rows_t *r, size_t sample, hvs_err_t *err);
+
+#endif

@@ -1,0 +1,361 @@
+/* history.c - the trainer's training window (see history.h). */
+#include "history.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hvs/featstore.h"
+#include "hvs/fmt.h"
+#include "hvs/vec.h"
+
+#define MARK(bits, s) ((bits)[(s) / 64] |= (uint64_t)1 << ((s) % 64))
+#define IS_MARKED(bits, s) (((bits)[(s) / 64] >> ((s) % 64)) & 1u)
+
+tr_history_t *tr_history_new(size_t hours, size_t max_apartments) {
+    tr_history_t *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    h->ring = hours < 24 ? 24 : hours;
+    h->max_apartments = max_apartments;
+    return h;
+}
+
+static void series_free(tr_series_t *s) {
+    if (!s)
+        return;
+    free(s->id);
+    free(s->hours);
+    free(s->dirty);
+    free(s);
+}
+
+static void building_free(tr_building_t *b) {
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->ns; i++)
+        series_free(b->s[i]);
+    free(b->s);
+    free(b->wx);
+    free(b->wx_dirty);
+    free(b->id);
+    free(b);
+}
+
+void tr_history_free(tr_history_t *h) {
+    if (!h)
+        return;
+    for (size_t i = 0; i < h->nb; i++)
+        building_free(h->b[i]);
+    free(h->b);
+    free(h);
+}
+
+static size_t words(const tr_history_t *h) { return (h->ring + 63) / 64; }
+
+tr_building_t *tr_history_building(tr_history_t *h, const char *id, bool create) {
+    size_t lo = 0, hi = h->nb;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(h->b[mid]->id, id);
+        if (c == 0)
+            return h->b[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (!create)
+        return NULL;
+    tr_building_t **nb = hvs_vec_grow(h->b, &h->capb, h->nb + 1, sizeof *nb, 16);
+    if (!nb)
+        return NULL;
+    h->b = nb;
+    tr_building_t *b = calloc(1, sizeof *b);
+    if (b) {
+        b->id = strdup(id);
+        b->wx = malloc(h->ring * sizeof *b->wx);
+        b->wx_dirty = calloc(words(h), sizeof *b->wx_dirty);
+    }
+    if (!b || !b->id || !b->wx || !b->wx_dirty) {
+        building_free(b);
+        return NULL;
+    }
+    for (size_t i = 0; i < h->ring; i++)
+        b->wx[i] = (hvs_feat_wx_hour_t){.hour = HVS_MS_NONE};
+    b->first = b->last = HVS_MS_NONE;
+    b->meta_dirty = true;
+    memmove(&h->b[lo + 1], &h->b[lo], (h->nb - lo) * sizeof *h->b);
+    h->b[lo] = b;
+    h->nb++;
+    return b;
+}
+
+tr_series_t *tr_history_series(tr_history_t *h, tr_building_t *b, const char *id, bool create) {
+    size_t lo = 0, hi = b->ns;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(b->s[mid]->id, id);
+        if (c == 0)
+            return b->s[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (!create)
+        return NULL;
+    bool apartment = strcmp(id, HVS_FS_BUILDING) != 0;
+    if (apartment && h->napartments >= h->max_apartments) {
+        h->sampled_out++;
+        return NULL;
+    }
+    tr_series_t **ns = hvs_vec_grow(b->s, &b->caps, b->ns + 1, sizeof *ns, 8);
+    if (!ns)
+        return NULL;
+    b->s = ns;
+    tr_series_t *s = calloc(1, sizeof *s);
+    if (s) {
+        s->id = strdup(id);
+        s->hours = malloc(h->ring * sizeof *s->hours);
+        s->dirty = calloc(words(h), sizeof *s->dirty);
+    }
+    if (!s || !s->id || !s->hours || !s->dirty) {
+        series_free(s);
+        return NULL;
+    }
+    for (size_t i = 0; i < h->ring; i++)
+        s->hours[i].hour = HVS_MS_NONE;
+    memmove(&b->s[lo + 1], &b->s[lo], (b->ns - lo) * sizeof *b->s);
+    b->s[lo] = s;
+    b->ns++;
+    b->meta_dirty = true;
+    h->napartments += apartment;
+    return s;
+}
+
+static bool same(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
+
+int tr_history_put_hour(tr_history_t *h, const char *building, const char *entity,
+                        const hvs_feat_hour_t *hour) {
+    tr_building_t *b = tr_history_building(h, building, true);
+    if (!b)
+        return HVS_ENOMEM;
+    tr_series_t *s = tr_history_series(h, b, entity, true);
+    if (!s)
+        return strcmp(entity, HVS_FS_BUILDING) != 0 && h->napartments >= h->max_apartments ? 0 : HVS_ENOMEM;
+    size_t slot = hvs_feat_slot(hour->hour, h->ring);
+    hvs_feat_hour_t *o = &s->hours[slot];
+    if (o->hour == hour->hour) {
+        if (hour->revision < o->revision ||
+            (hour->revision == o->revision && same(o->use, hour->use) && same(o->water, hour->water) &&
+             same(o->room_temp, hour->room_temp) && same(o->setpoint, hour->setpoint) &&
+             same(o->comfort_gap, hour->comfort_gap)))
+            return 0;
+    } else if (o->hour != HVS_MS_NONE && o->hour > hour->hour) {
+        return 0; /* older than the window */
+    }
+    *o = *hour;
+    MARK(s->dirty, slot);
+    if (b->first == HVS_MS_NONE || hour->hour < b->first)
+        b->first = hour->hour;
+    if (b->last == HVS_MS_NONE || hour->hour > b->last)
+        b->last = hour->hour;
+    return 1;
+}
+
+int tr_history_put_weather(tr_history_t *h, const char *building, hvs_ms_t hour,
+                           const hvs_feat_wx_t *rec) {
+    tr_building_t *b = tr_history_building(h, building, true);
+    if (!b)
+        return HVS_ENOMEM;
+    size_t slot = hvs_feat_slot(hour, h->ring);
+    if (b->wx[slot].hour != HVS_MS_NONE && b->wx[slot].hour > hour)
+        return 0;
+    int rc = hvs_feat_wx_add(&b->wx[slot], hour, rec);
+    if (rc == 1)
+        MARK(b->wx_dirty, slot);
+    return rc;
+}
+
+void tr_history_view(const tr_history_t *h, const tr_building_t *b, const tr_series_t *s,
+                     hvs_ms_t commissioning, hvs_feat_history_t *out) {
+    *out = (hvs_feat_history_t){s ? s->hours : NULL, s ? h->ring : 0, b->wx, h->ring, commissioning};
+}
+
+/* ---- Redis ---------------------------------------------------------------------------------- */
+
+static int hset_marked(hvs_redis_batch_t *batch, const char *key, uint64_t *marks, size_t ring,
+                       const void *slots, bool wx, hvs_err_t *err) {
+    enum { VMAX = 16 + HVS_FEAT_WX_KEEP * 8 * (HVS_FMT_MAX + 1) };
+    size_t count = 0;
+    for (size_t s = 0; s < ring; s++)
+        count += IS_MARKED(marks, s);
+    if (!count)
+        return 0;
+    /* in chunks, so one command stays small */
+    size_t chunk = 512, done = 0;
+    const char **argv = malloc((2 + 2 * chunk) * sizeof *argv);
+    size_t *lens = malloc((2 + 2 * chunk) * sizeof *lens);
+    char *arena = malloc(chunk * (24 + (wx ? VMAX : 256)));
+    if (!argv || !lens || !arena) {
+        free(argv), free(lens), free(arena);
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "history of %s", key);
+    }
+    int rc = 0;
+    size_t s = 0;
+    while (done < count && rc == 0) {
+        size_t argc = 0, off = 0, n = 0;
+        argv[argc] = "HSET", lens[argc++] = 4;
+        argv[argc] = key, lens[argc++] = strlen(key);
+        for (; s < ring && n < chunk; s++) {
+            if (!IS_MARKED(marks, s))
+                continue;
+            char *slot = arena + off;
+            size_t sl = hvs_fmt_int64(slot, (int64_t)s);
+            off += sl;
+            char *val = arena + off;
+            size_t vl = wx ? hvs_fs_encode_wx(&((const hvs_feat_wx_hour_t *)slots)[s], val, VMAX)
+                           : hvs_fs_encode_hour(&((const hvs_feat_hour_t *)slots)[s], val, 256);
+            off += vl;
+            argv[argc] = slot, lens[argc++] = sl;
+            argv[argc] = val, lens[argc++] = vl;
+            n++;
+        }
+        done += n;
+        if (hvs_redis_batch_add(batch, (int)argc, argv, lens))
+            rc = hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
+    }
+    free(argv), free(lens), free(arena);
+    memset(marks, 0, ((ring + 63) / 64) * sizeof *marks);
+    return rc;
+}
+
+int tr_history_save(tr_history_t *h, hvs_redis_batch_t *batch, hvs_err_t *err) {
+    char key[700];
+    for (size_t i = 0; i < h->nb; i++) {
+        tr_building_t *b = h->b[i];
+        int rc = 0;
+        for (size_t k = 0; k < b->ns && rc == 0; k++) {
+            if (hvs_redis_key(key, sizeof key, b->id, "tr:h:%s", b->s[k]->id) < 0)
+                return hvs_err_set(err, HVS_EINVAL, "bad_id", "%s/%s", b->id, b->s[k]->id);
+            rc = hset_marked(batch, key, b->s[k]->dirty, h->ring, b->s[k]->hours, false, err);
+        }
+        if (rc == 0 && hvs_redis_key(key, sizeof key, b->id, "tr:wx") >= 0)
+            rc = hset_marked(batch, key, b->wx_dirty, h->ring, b->wx, true, err);
+        if (rc)
+            return rc;
+        if (b->meta_dirty) {
+            const char *a1[] = {"SADD", "hvs:tr:buildings", b->id};
+            if (hvs_redis_batch_add(batch, 3, a1, NULL))
+                return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
+            hvs_redis_key(key, sizeof key, b->id, "tr:ents");
+            for (size_t k = 0; k < b->ns; k++) {
+                const char *a2[] = {"SADD", key, b->s[k]->id};
+                if (hvs_redis_batch_add(batch, 3, a2, NULL))
+                    return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
+            }
+            b->meta_dirty = false;
+        }
+    }
+    return 0;
+}
+
+static const redisReply *reply(hvs_redis_batch_t *b, size_t i, int type) {
+    const redisReply *r = hvs_redis_batch_reply(b, i);
+    return r && r->type == type ? r : NULL;
+}
+
+int tr_history_load(tr_history_t *h, hvs_redis_t *r, hvs_redis_batch_t *batch, hvs_err_t *err) {
+    hvs_redis_batch_reset(batch);
+    const char *a[] = {"SMEMBERS", "hvs:tr:buildings"};
+    if (hvs_redis_batch_add(batch, 2, a, NULL))
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
+    int rc = hvs_redis_batch_exec(r, batch, err);
+    if (rc)
+        return rc;
+    const redisReply *m = reply(batch, 0, REDIS_REPLY_ARRAY);
+    size_t n = m ? m->elements : 0;
+    char **ids = calloc(n ? n : 1, sizeof *ids);
+    if (!ids)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "loading history");
+    for (size_t i = 0; i < n; i++)
+        ids[i] = m->element[i]->type == REDIS_REPLY_STRING ? strdup(m->element[i]->str) : NULL;
+    char key[700];
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (!ids[i])
+            continue;
+        tr_building_t *b = tr_history_building(h, ids[i], true);
+        if (!b) {
+            rc = hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", ids[i]);
+            break;
+        }
+        hvs_redis_batch_reset(batch);
+        hvs_redis_key(key, sizeof key, ids[i], "tr:ents");
+        const char *c1[] = {"SMEMBERS", key};
+        hvs_redis_batch_add(batch, 2, c1, NULL);
+        char wkey[700];
+        hvs_redis_key(wkey, sizeof wkey, ids[i], "tr:wx");
+        const char *c2[] = {"HGETALL", wkey};
+        hvs_redis_batch_add(batch, 2, c2, NULL);
+        if ((rc = hvs_redis_batch_exec(r, batch, err)))
+            break;
+        const redisReply *ents = reply(batch, 0, REDIS_REPLY_ARRAY), *wx = reply(batch, 1, REDIS_REPLY_ARRAY);
+        for (size_t k = 0; wx && k + 1 < wx->elements; k += 2) {
+            hvs_feat_wx_hour_t w;
+            const redisReply *v = wx->element[k + 1];
+            if (v->type != REDIS_REPLY_STRING || hvs_fs_decode_wx(v->str, v->len, &w)) {
+                rc = hvs_err_set(err, HVS_ESERDE, "bad_state", "%s slot %s does not parse", wkey,
+                                 wx->element[k]->str);
+                break;
+            }
+            b->wx[hvs_feat_slot(w.hour, h->ring)] = w;
+        }
+        char **eids = NULL;
+        size_t ne = ents ? ents->elements : 0;
+        if (rc == 0 && ne) {
+            eids = calloc(ne, sizeof *eids);
+            for (size_t k = 0; eids && k < ne; k++)
+                eids[k] = ents->element[k]->type == REDIS_REPLY_STRING ? strdup(ents->element[k]->str) : NULL;
+        }
+        for (size_t k = 0; eids && k < ne && rc == 0; k++) {
+            if (!eids[k])
+                continue;
+            tr_series_t *s = tr_history_series(h, b, eids[k], true);
+            if (!s)
+                continue; /* sampled out by the cap */
+            hvs_redis_batch_reset(batch);
+            hvs_redis_key(key, sizeof key, ids[i], "tr:h:%s", eids[k]);
+            const char *c3[] = {"HGETALL", key};
+            hvs_redis_batch_add(batch, 2, c3, NULL);
+            if ((rc = hvs_redis_batch_exec(r, batch, err)))
+                break;
+            const redisReply *hr = reply(batch, 0, REDIS_REPLY_ARRAY);
+            for (size_t q = 0; hr && q + 1 < hr->elements; q += 2) {
+                hvs_feat_hour_t x;
+                const redisReply *v = hr->element[q + 1];
+                if (v->type != REDIS_REPLY_STRING || hvs_fs_decode_hour(v->str, v->len, &x)) {
+                    rc = hvs_err_set(err, HVS_ESERDE, "bad_state", "%s slot %s does not parse", key,
+                                     hr->element[q]->str);
+                    break;
+                }
+                s->hours[hvs_feat_slot(x.hour, h->ring)] = x;
+                if (b->first == HVS_MS_NONE || x.hour < b->first)
+                    b->first = x.hour;
+                if (b->last == HVS_MS_NONE || x.hour > b->last)
+                    b->last = x.hour;
+            }
+            memset(s->dirty, 0, words(h) * sizeof *s->dirty);
+        }
+        for (size_t k = 0; eids && k < ne; k++)
+            free(eids[k]);
+        free(eids);
+        memset(b->wx_dirty, 0, words(h) * sizeof *b->wx_dirty);
+        b->meta_dirty = false;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+    return rc;
+}

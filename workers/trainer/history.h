@@ -1,0 +1,78 @@
+/*
+ * history.h - the trainer's training window: per building, rings of hourly aggregates (the
+ * building series and each apartment's) and of the weather records of each hour, as long as
+ * the window (HVS_TRAIN_WINDOW), in the shapes features.h computes from (so training rows come
+ * from the one feature definition, at any as_of). Fed from aggregates.hourly and weather.hourly;
+ * kept in Redis so a restart does not lose months of history that the topics no longer retain.
+ *
+ * Key layout (slot = hour / 1 h mod the ring length, the hour stamped in each value; encodings
+ * of featstore.h):
+ *   hvs:{B}:tr:h:<entity>   HASH slot -> hour    (entity "-" = the building)
+ *   hvs:{B}:tr:wx           HASH slot -> weather records of the hour
+ *   hvs:{B}:tr:ents         SET  entities
+ *   hvs:tr:buildings        SET  buildings with history
+ *
+ * Memory cap: at most max_apartments apartment series in all (the building series are always
+ * kept); apartments beyond it are left out of the window and counted (sampled_out): the
+ * anomaly models then learn from a sample of the fleet's apartments.
+ *
+ * Ownership: the history owns everything in it. Thread-safety: none — the training thread gets
+ * rows extracted by the consume loop's thread (dataset.h), never the history itself.
+ * Errors: HVS_ENOMEM, HVS_EREDIS; stored values that do not parse are HVS_ESERDE naming the key.
+ */
+#ifndef TR_HISTORY_H
+#define TR_HISTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hvs/features.h"
+#include "hvs/redis.h"
+
+typedef struct tr_series {
+    char *id;                      /* apartment id, or "-" */
+    hvs_feat_hour_t *hours;        /* ring */
+    uint64_t *dirty;
+} tr_series_t;
+
+typedef struct tr_building {
+    char *id;
+    hvs_feat_wx_hour_t *wx;        /* ring */
+    uint64_t *wx_dirty;
+    tr_series_t **s;               /* sorted by id; "-" first */
+    size_t ns, caps;
+    bool meta_dirty;
+    hvs_ms_t first, last;          /* hours seen (HVS_MS_NONE: none) */
+} tr_building_t;
+
+typedef struct tr_history {
+    size_t ring;                   /* slots (hours) per ring */
+    size_t max_apartments, napartments;
+    uint64_t sampled_out;
+    tr_building_t **b;             /* sorted by id */
+    size_t nb, capb;
+} tr_history_t;
+
+tr_history_t *tr_history_new(size_t hours, size_t max_apartments);
+void tr_history_free(tr_history_t *h);
+tr_building_t *tr_history_building(tr_history_t *h, const char *id, bool create);
+tr_series_t *tr_history_series(tr_history_t *h, tr_building_t *b, const char *id, bool create);
+
+/* Store an hour of a series (older revisions ignored); 1 changed, 0 not, HVS_ENOMEM. A series
+ * sampled out by the memory cap is not created (0). */
+int tr_history_put_hour(tr_history_t *h, const char *building, const char *entity,
+                        const hvs_feat_hour_t *hour);
+int tr_history_put_weather(tr_history_t *h, const char *building, hvs_ms_t hour,
+                           const hvs_feat_wx_t *rec);
+
+/* The features.h view of a series. */
+void tr_history_view(const tr_history_t *h, const tr_building_t *b, const tr_series_t *s,
+                     hvs_ms_t commissioning, hvs_feat_history_t *out);
+
+/* Queue every change into batch (clears the marks). */
+int tr_history_save(tr_history_t *h, hvs_redis_batch_t *batch, hvs_err_t *err);
+/* Load everything stored (at start). */
+int tr_history_load(tr_history_t *h, hvs_redis_t *r, hvs_redis_batch_t *batch, hvs_err_t *err);
+
+#endif

@@ -1,0 +1,107 @@
+/*
+ * train.h - one training run of one model: rows from the history (dataset.h), the leak check,
+ * a rolling-origin backtest on held-out time, baselines, the final fit, the physics stress test,
+ * the training profile, and the gate that decides the version's status.
+ *
+ * Backtest: `folds` folds of `fold_days` days at the end of the window, oldest first; fold k
+ * trains on every target hour before its first test day (its own last 10 % of hours drive early
+ * stopping) and is scored on its test days. forecast is scored day-ahead (as of 12:00 UTC the
+ * day before, every hour of the day) and per horizon bucket (1-6, 7-24, 25-48, 49-72 h);
+ * anomaly-residual on its horizon-0 rows. Never shuffled. Metrics (pooled over the folds, kWh):
+ * WAPE = sum|y - yhat| / sum y, MAPE over hours above 10 % of the mean, RMSE, MAE.
+ * Baselines on the same rows: seasonal naive (the hour a week before) and the champion (the
+ * version serving the name now, when there is one).
+ * Final model: every row of the window (last 10 % of hours for early stopping).
+ * Stress test (seed 001's sunny winter day): for sampled rows, outdoor temperature from -20 to
+ * 25 degC at the row's irradiance (hdh and the interactions moved with it) — predictions must
+ * never rise with temperature; violations are counted (the constraints make them 0).
+ * Gate: REJECTED when the leak check fails, the model does not beat seasonal naive, or WAPE is
+ * above max_wape; APPROVED when auto_approve and it beats the champion by min_improvement (or
+ * there is none); else PENDING_APPROVAL. The reason says which.
+ *
+ * Ownership: the result owns its model, rows of the profile and strings (tr_result_free).
+ * Thread-safety: reads the history: run it on the thread that owns it. Errors: HVS_ENOMEM,
+ * HVS_EMODEL; a run that cannot train (too few rows) returns HVS_ESTATE with the reason.
+ */
+#ifndef TR_TRAIN_H
+#define TR_TRAIN_H
+
+#include "dataset.h"
+#include "hvs/model.h"
+#include "hvs/registry.h"
+
+typedef struct tr_config {
+    int folds, fold_days;        /* 3 x 14 days */
+    int min_train_days;          /* a fold needs this much before its test days */
+    const int *horizons;         /* forecast horizons drawn from */
+    size_t nhorizons;
+    int per_hour;                /* horizons drawn per target hour */
+    size_t max_rows;             /* rows beyond are thinned (every k-th) */
+    hvs_train_params_t xgb;
+    double max_wape;             /* gate */
+    double min_improvement;      /* relative WAPE gain over the champion for auto-approval */
+    bool auto_approve;
+    bool monotone;               /* physics constraints (off only to prove they matter) */
+    hvs_ms_t weather_wait;
+    size_t leak_sample;          /* rows the leak check recomputes */
+    tr_extra_fn extra;           /* tests: an extra column */
+    bool keep_eval;              /* keep the backtest's scored rows in the result */
+} tr_config_t;
+
+#define TR_BUCKETS 4
+
+typedef struct tr_result {
+    char name[160];
+    tr_task_t task;
+    hvs_model_status_t status;
+    char reason[300];
+    hvs_model_metrics_t metrics, naive, champion;
+    bool has_champion;
+    double bucket_wape[TR_BUCKETS];
+    int monotone_violations, stress_rows;
+    size_t rows, eval_rows;
+    hvs_ms_t train_start, train_end;
+    double seconds;
+    hvs_model_t *model;
+    const char *const *features;  /* the task's (static) */
+    size_t nfeatures;
+    /* profile: per feature quantiles at tr_profile_p; joint temperature x irradiance counts */
+    double *quantiles;            /* nfeatures x TR_NQ */
+    double *missing;              /* nfeatures */
+    int64_t joint[11 * 10];
+    /* keep_eval: the backtest's scored rows, pooled over the folds */
+    size_t eval_ncols;
+    float *eval_x, *eval_y, *eval_pred, *eval_naive, *eval_scale;
+    hvs_ms_t *eval_hour;
+    int32_t *eval_group, *eval_fold;
+} tr_result_t;
+
+#define TR_NQ 7
+extern const double tr_profile_p[TR_NQ];
+extern const double tr_temp_edges[12], tr_irr_edges[11];
+
+/* Train name (task, over the given buildings: NULL = all) on target hours in [from, to). */
+int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char *const *buildings,
+             size_t nbuildings, hvs_ms_t from, hvs_ms_t to, tr_info_fn info, void *opaque,
+             const tr_config_t *conf, hvs_model_ref_t *champion, tr_result_t *out, hvs_err_t *err);
+void tr_result_free(tr_result_t *r);
+
+/* The ModelVersion record of a result: rec points into the struct (and its malloc'd model
+ * bytes); free with tr_record_free. */
+#define TR_PARAMS 24
+typedef struct tr_record {
+    hvs_model_record_t rec;
+    hvs_feature_profile_t profile[HVS_FEATURES_COUNT];
+    unsigned char *z;
+    char values[TR_PARAMS][48];
+    const char *argv[2 * TR_PARAMS + 1];
+} tr_record_t;
+
+int tr_record_build(const tr_result_t *r, int version, hvs_ms_t now, const tr_config_t *conf,
+                    tr_record_t *out, hvs_err_t *err);
+void tr_record_free(tr_record_t *r);
+
+/* Day-ahead WAPE etc. of predictions (kWh = value x scale). */
+void tr_metrics(const float *y, const float *pred, const float *scale, size_t n, hvs_model_metrics_t *m);
+
+#endif
