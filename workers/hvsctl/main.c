@@ -21,6 +21,7 @@ static const char *const usage =
     "  dlq show [--topic T] [--max N] [--follow]           dead letters with their reasons\n"
     "  model list|show|approve|reject|rollback|export ...  model versions, approval, rollback,\n"
     "                                                      export for Python\n"
+    "  train NAME|all [--trainer URL]                     train a model now (hvs-trainer)\n"
     "\n"
     "`hvsctl COMMAND --help` explains a command.";
 
@@ -63,6 +64,7 @@ int main(int argc, char **argv) {
         {"ingest", hvsctl_ingest},
         {"dlq", hvsctl_dlq},
         {"model", hvsctl_model},
+        {"train", hvsctl_train},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0)

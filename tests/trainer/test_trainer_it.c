@@ -1,0 +1,256 @@
+/*
+ * test_trainer_it - hvs-trainer as a process against a real redis-server and hvs-devbroker:
+ * topology (two buildings of one archetype), 100 days of hourly aggregates (buildings and a few
+ * apartments) and weather (observations, forecasts issued every 6 h) go in as Avro; once it has
+ * caught up it trains every model due and publishes them on `models`, read back here with the
+ * registry client: forecast and anomaly-residual for global and archetype:passive, each with
+ * the feature set of this build, metrics from its backtest below seasonal naive, a model that
+ * loads and serves; POST /train of one name publishes its next version compared with the
+ * first as champion; a restart loads the training window from Redis (not from the topics) and
+ * trains again from it.
+ */
+#include <jansson.h>
+#include <math.h>
+
+#include "hvs/features.h"
+#include "hvs/kafka.h"
+#include "hvs/log.h"
+#include "hvs/registry.h"
+#include "hvs/serde.h"
+#include "hvs_test.h"
+
+#define HOUR 3600000LL
+#define DAY (24 * HOUR)
+#define T0 1727740800000LL /* 2024-10-01 */
+#define DAYS 100
+
+static hvs_test_proc_t redis, broker;
+static hvs_serde_t *serde;
+static hvs_producer_t *prod;
+static hvs_encoder_t *enc_agg, *enc_wx, *enc_bld;
+static char env[1024], logpath[256];
+
+static void send_json(hvs_encoder_t *enc, const char *topic, const char *key, const char *json) {
+    hvs_err_t err = {0};
+    const void *buf;
+    size_t len;
+    HVS_REQUIRE(hvs_serde_value_from_json(serde, hvs_encoder_value(enc), json, strlen(json), &err) == 0 &&
+                    hvs_encoder_encode(enc, &buf, &len, &err) == 0 &&
+                    hvs_producer_send(prod, topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, &err) == 0,
+                "send %s: %s", topic, err.msg);
+}
+
+static double temp_at(int i) { return 6 - 8 * sin(i * M_PI / (24.0 * 50)) + 3 * sin(i * 2 * M_PI / 24.0); }
+
+static double heat_at(int b, int i) {
+    double t = temp_at(i), hdh = t < 18 ? 18 - t : 0;
+    double day = ((i % 24) >= 6 && (i % 24) <= 9) ? 8 : 0;
+    return (b + 1) * (10 + 2.2 * hdh + day) + 0.7 * sin(i * 1.7);
+}
+
+static void produce(void) {
+    char json[2048];
+    for (int b = 0; b < 2; b++) {
+        snprintf(json, sizeof json,
+                 "{\"building_id\":\"bldg_%d\",\"archetype\":\"passive\",\"commissioning_date\":1600000000000,"
+                 "\"latitude\":47.3,\"longitude\":8.5,\"heated_area_m2\":%d.0,\"construction_year\":2015,"
+                 "\"insulation\":null,\"holiday_region\":\"CH-ZH\",\"apartments\":[],\"updated_at\":1,"
+                 "\"deleted\":false}",
+                 b, 800 * (b + 1));
+        char key[16];
+        snprintf(key, sizeof key, "bldg_%d", b);
+        send_json(enc_bld, "topology", key, json);
+    }
+    for (int i = 0; i < DAYS * 24; i++) {
+        hvs_ms_t h = T0 + (hvs_ms_t)i * HOUR;
+        for (int b = 0; b < 2; b++) {
+            char key[16];
+            snprintf(key, sizeof key, "bldg_%d", b);
+            for (int a = -1; a < 2; a++) { /* the building and two apartments */
+                char apt[32];
+                if (a < 0)
+                    snprintf(apt, sizeof apt, "null");
+                else
+                    snprintf(apt, sizeof apt, "\"apt_%d\"", a);
+                double use = a < 0 ? heat_at(b, i) : heat_at(b, i) / 10 * (1 + 0.1 * a);
+                snprintf(json, sizeof json,
+                         "{\"building_id\":\"%s\",\"apartment_id\":%s,\"window_start\":%lld,\"window_end\":%lld,"
+                         "\"window_size_ms\":3600000,\"revision\":0,\"heating_kwh\":%.4f,\"hot_water_litres\":5.0,"
+                         "\"room_temp_mean_c\":21.0,\"room_temp_min_c\":20.5,\"room_temp_max_c\":21.5,"
+                         "\"setpoint_mean_c\":21.5,\"comfort_gap_mean_c\":0.5,\"readings_expected\":4,"
+                         "\"readings_seen\":4,\"reporting_apartments\":null,\"known_apartments\":null,"
+                         "\"quality\":\"COMPLETE\",\"flags\":[],\"emitted_at\":%lld}",
+                         key, apt, (long long)h, (long long)(h + HOUR), use, (long long)(h + HOUR));
+                send_json(enc_agg, "aggregates.hourly", key, json);
+            }
+            snprintf(json, sizeof json,
+                     "{\"building_id\":\"%s\",\"latitude\":47.3,\"longitude\":8.5,\"hour\":%lld,\"issued_at\":%lld,"
+                     "\"kind\":\"OBSERVED\",\"temperature_c\":%.3f,\"relative_humidity_pct\":70.0,"
+                     "\"cloud_cover_pct\":40.0,\"shortwave_radiation_wm2\":50.0,\"wind_speed_ms\":2.0,"
+                     "\"provider\":\"test\"}",
+                     key, (long long)h, (long long)(h + HOUR + 600000), temp_at(i));
+            send_json(enc_wx, "weather.hourly", key, json);
+            if (i % 6 == 0) /* a forecast issued now for the next 72 h */
+                for (int l = 1; l <= 72; l++) {
+                    snprintf(json, sizeof json,
+                             "{\"building_id\":\"%s\",\"latitude\":47.3,\"longitude\":8.5,\"hour\":%lld,"
+                             "\"issued_at\":%lld,\"kind\":\"FORECAST\",\"temperature_c\":%.3f,"
+                             "\"relative_humidity_pct\":70.0,\"cloud_cover_pct\":40.0,"
+                             "\"shortwave_radiation_wm2\":50.0,\"wind_speed_ms\":2.0,\"provider\":\"test\"}",
+                             key, (long long)(h + l * HOUR), (long long)h, temp_at(i + l) + 0.02 * l);
+                    send_json(enc_wx, "weather.hourly", key, json);
+                }
+        }
+    }
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_producer_flush(prod, 60000, &err) == 0, "flush: %s", err.msg);
+}
+
+static void start_trainer(hvs_test_proc_t *p, int port) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "env %s HVS_HTTP_PORT=%d HVS_KAFKA_GROUP=tr-it %s --window 100d --every 365d --mature-days 20d "
+             "--folds 2 --fold-days 10 --min-train-days 30 --per-hour 2 --rounds 200 --eta 0.1",
+             env, port, HVS_TEST_TRAINER);
+    HVS_REQUIRE(hvs_test_spawn(p, cmd, logpath) == 0, "spawn hvs-trainer");
+}
+
+static const hvs_model_info_t *version_of(hvs_registry_t *r, const char *name, int v) {
+    size_t n;
+    const hvs_model_info_t *all = hvs_registry_versions(r, &n);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(all[i].name, name) == 0 && all[i].version == v)
+            return &all[i];
+    return NULL;
+}
+
+static bool wait_versions(hvs_registry_t *r, const char *const *names, size_t n, int v, int seconds) {
+    for (int k = 0; k < seconds * 5; k++) {
+        hvs_registry_poll(r, 0);
+        size_t ok = 0;
+        for (size_t i = 0; i < n; i++)
+            ok += version_of(r, names[i], v) != NULL;
+        if (ok == n)
+            return true;
+        usleep(200000);
+    }
+    return false;
+}
+
+/* A param of a version's record, from its decoded wire bytes. */
+static double record_param(const hvs_model_info_t *i, const char *name) {
+    hvs_decoder_t *dec;
+    hvs_err_t err;
+    avro_value_t *v, f, item;
+    double d = NAN;
+    if (hvs_decoder_new(serde, HVS_SCHEMA_MODEL_VERSION, &dec, &err))
+        return NAN;
+    if (hvs_decoder_decode(dec, i->record, i->record_len, &v, &err) == 0 &&
+        avro_value_get_by_name(v, "params", &f, NULL) == 0 &&
+        avro_value_get_by_name(&f, name, &item, NULL) == 0) {
+        const char *s;
+        size_t l;
+        if (avro_value_get_string(&item, &s, &l) == 0)
+            d = atof(s);
+    }
+    hvs_decoder_destroy(dec);
+    return d;
+}
+
+int main(void) {
+    hvs_log_init("test", HVS_LOG_WARN, NULL);
+    HVS_REQUIRE(hvs_test_redis_start(&redis, 0) == 0 && hvs_test_devbroker_start(&broker, NULL) == 0,
+                "services");
+    snprintf(env, sizeof env, "HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 HVS_LOG_LEVEL=info",
+             broker.addr, redis.addr);
+    snprintf(logpath, sizeof logpath, "/tmp/hvs-test-trainer-%d.log", (int)getpid());
+    hvs_err_t err = {0};
+    hvs_kafka_conf_t kc = {.brokers = broker.addr, .client_id = "test", .fetch_wait_max_ms = 10};
+    HVS_REQUIRE(hvs_serde_new(NULL, &serde, &err) == 0 && hvs_producer_new(&kc, &prod, &err) == 0 &&
+                    hvs_encoder_new(serde, HVS_SCHEMA_AGGREGATE, "aggregates.hourly", &enc_agg, &err) == 0 &&
+                    hvs_encoder_new(serde, HVS_SCHEMA_WEATHER, "weather.hourly", &enc_wx, &err) == 0 &&
+                    hvs_encoder_new(serde, HVS_SCHEMA_BUILDING, "topology", &enc_bld, &err) == 0,
+                "setup");
+    produce();
+
+    int port = hvs_test_free_port();
+    hvs_test_proc_t tr;
+    start_trainer(&tr, port);
+    hvs_registry_opts_t ro = {.load_models = true};
+    hvs_registry_t *r;
+    HVS_REQUIRE(hvs_registry_new(&kc, serde, "models", &ro, &r, &err) == 0, "registry");
+    const char *names[] = {"forecast/global", "forecast/archetype:passive", "anomaly-residual/global",
+                           "anomaly-residual/archetype:passive"};
+    HVS_CHECK(wait_versions(r, names, 4, 1, 240), "the scheduled run published v1 of every model");
+    for (size_t k = 0; k < 4; k++) {
+        const hvs_model_info_t *i = version_of(r, names[k], 1);
+        double naive = i ? record_param(i, "naive_wape") : NAN;
+        HVS_CHECK(i && strcmp(i->feature_set_version, hvs_features_version()) == 0 &&
+                      isfinite(i->wape) && i->wape < naive && i->status == HVS_MODEL_APPROVED,
+                  "%s v1: %s, WAPE %.4f vs naive %.4f", names[k],
+                  i ? hvs_model_status_name(i->status) : "missing", i ? i->wape : NAN, naive);
+        hvs_model_ref_t *m = hvs_registry_acquire(r, names[k]);
+        HVS_CHECK(m && m->version == 1, "%s v1 serves", names[k]);
+        hvs_registry_release(m);
+    }
+    /* ask for one model: v2, compared with v1 */
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/train?name=forecast%%2Fglobal", port);
+    char *body = NULL;
+    long st = hvs_test_http("POST", url, "", 0, &body, NULL, 0);
+    HVS_CHECK(st == 202 && body && strstr(body, "forecast/global"), "POST /train: %ld %s", st, body ? body : "");
+    free(body);
+    HVS_CHECK(wait_versions(r, names, 1, 2, 120), "forecast/global v2 published");
+    const hvs_model_info_t *v2 = version_of(r, "forecast/global", 2);
+    HVS_CHECK(v2 && version_of(r, "forecast/archetype:passive", 2) == NULL, "only the name asked for");
+    {
+        hvs_decoder_t *dec;
+        avro_value_t *v, f, b;
+        HVS_REQUIRE(v2 && hvs_decoder_new(serde, HVS_SCHEMA_MODEL_VERSION, &dec, &err) == 0 &&
+                        hvs_decoder_decode(dec, v2->record, v2->record_len, &v, &err) == 0,
+                    "decode v2");
+        avro_value_get_by_name(v, "champion_metrics", &f, NULL);
+        avro_value_get_current_branch(&f, &b);
+        HVS_CHECK(avro_value_get_type(&b) == AVRO_RECORD, "v2 was compared with the champion");
+        hvs_decoder_destroy(dec);
+    }
+    hvs_test_proc_stop(&tr);
+
+    /* restart: the window comes from Redis */
+    start_trainer(&tr, port);
+    char grep[512], *out = NULL;
+    for (int k = 0; k < 100; k++) {
+        snprintf(grep, sizeof grep, "grep -c '2 buildings loaded from Redis' %s", logpath);
+        free(out);
+        out = NULL;
+        hvs_test_run(grep, NULL, 0, &out, NULL);
+        if (out && atoi(out) >= 1)
+            break;
+        usleep(100000);
+    }
+    HVS_CHECK(out && atoi(out) >= 1, "the window was loaded from Redis on restart");
+    free(out);
+    for (int k = 0; k < 100 && hvs_test_http("GET", url, NULL, 0, NULL, NULL, 0) < 0; k++)
+        usleep(100000);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s train forecast/global --trainer http://127.0.0.1:%d", HVS_TEST_HVSCTL, port);
+    int hrc = hvs_test_run(cmd, NULL, 0, NULL, NULL);
+    HVS_CHECK(hrc == 0 && wait_versions(r, names, 1, 3, 120), "hvsctl train: v3 trained after the restart (%d)", hrc);
+    snprintf(cmd, sizeof cmd, "%s train --trainer http://127.0.0.1:%d 2>/dev/null", HVS_TEST_HVSCTL, port);
+    HVS_CHECK(hvs_test_run(cmd, NULL, 0, NULL, NULL) == 2, "hvsctl train without a name: usage");
+    hvs_test_proc_stop(&tr);
+    hvs_registry_free(r);
+    hvs_encoder_destroy(enc_agg);
+    hvs_encoder_destroy(enc_wx);
+    hvs_encoder_destroy(enc_bld);
+    hvs_producer_destroy(prod);
+    hvs_serde_destroy(serde);
+    hvs_test_proc_stop(&broker);
+    hvs_test_proc_stop(&redis);
+    int rc = hvs_test_done();
+    if (rc == 0)
+        unlink(logpath);
+    else
+        fprintf(stderr, "trainer log: %s\n", logpath);
+    return rc;
+}

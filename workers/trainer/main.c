@@ -1,0 +1,576 @@
+/*
+ * hvs-trainer - aggregates.hourly + weather.hourly (+ topology, models) -> versioned, evaluated
+ * XGBoost models on `models` (DESIGN.md section 6).
+ *
+ * The loop: poll a batch -> add its hours and weather to the training window (history.c) ->
+ * write the window's changes to Redis -> commit. Every HVS_TRAIN_EVERY of event time (the
+ * inputs' newest hour), and when asked (POST /train?name=...), it trains each model due: the
+ * names come from the fleet in topology —
+ *   forecast/global, anomaly-residual/global                 every building with history;
+ *   forecast/archetype:<a>, anomaly-residual/archetype:<a>   the archetype's mature buildings
+ *                                                            (HVS_TRAIN_MATURE_DAYS of data);
+ *   forecast/building:<id>                                   once a building has
+ *                                                            HVS_TRAIN_BUILDING_DAYS (6 months).
+ * Each run (train.c) is evaluated against seasonal naive and the serving champion and
+ * published as the next version with the status its gate decided. Training runs on the loop's
+ * thread: consumption pauses meanwhile (max.poll.interval.ms is raised to allow it).
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataset.h"
+#include "history.h"
+#include "hvs/app.h"
+#include "hvs/calendar.h"
+#include "hvs/featstore.h"
+#include "hvs/log.h"
+#include "hvs/redis.h"
+#include "hvs/registry.h"
+#include "hvs/serde.h"
+#include "hvs/time.h"
+#include "hvs/topics.h"
+#include "hvs/topology.h"
+#include "train.h"
+
+#define HOUR HVS_MS_HOUR
+#define MAX_HORIZONS 72
+
+typedef struct settings {
+    int64_t window_ms, every_ms, mature_ms, building_ms, folds, fold_days, min_train_days, per_hour,
+        max_rows, rounds, max_depth, nthread, max_apartments, batch, weather_wait_ms;
+    double eta, max_wape, min_improvement;
+    bool auto_approve;
+    char *horizons, *tasks, *region;
+} settings_t;
+
+#define S(f) offsetof(settings_t, f)
+static const hvs_cfg_entry_t tr_entries[] = {
+    {"HVS_TRAIN_WINDOW", HVS_CFG_DURATION, "200d", 86400000, 31622400000.0, S(window_ms), 0,
+     "training window: the hours kept (in Redis) and trained on"},
+    {"HVS_TRAIN_EVERY", HVS_CFG_DURATION, "7d", 3600000, 31622400000.0, S(every_ms), 0,
+     "retrain every model this often, in event time (the inputs' newest hour)"},
+    {"HVS_TRAIN_MATURE_DAYS", HVS_CFG_DURATION, "30d", 0, 31622400000.0, S(mature_ms), 0,
+     "history a building needs to join its archetype's models"},
+    {"HVS_TRAIN_BUILDING_DAYS", HVS_CFG_DURATION, "180d", 0, 31622400000.0, S(building_ms), 0,
+     "history a building needs for a forecast model of its own"},
+    {"HVS_TRAIN_FOLDS", HVS_CFG_INT, "3", 1, 12, S(folds), 0, "backtest folds (held-out time, oldest first)"},
+    {"HVS_TRAIN_FOLD_DAYS", HVS_CFG_INT, "14", 1, 90, S(fold_days), 0, "days per backtest fold"},
+    {"HVS_TRAIN_MIN_TRAIN_DAYS", HVS_CFG_INT, "28", 7, 365, S(min_train_days), 0,
+     "days of training data a fold needs before its test days"},
+    {"HVS_TRAIN_HORIZONS", HVS_CFG_STRING, "1,2,3,4,6,9,12,15,18,21,24,27,30,33,36,42,48,60,72", 0, 0,
+     S(horizons), 0, "forecast horizons (hours) training rows are drawn from"},
+    {"HVS_TRAIN_PER_HOUR", HVS_CFG_INT, "2", 1, MAX_HORIZONS, S(per_hour), 0,
+     "horizons drawn per target hour (rows = hours x this)"},
+    {"HVS_TRAIN_MAX_ROWS", HVS_CFG_INT, "400000", 1000, 100000000, S(max_rows), 0,
+     "rows per run at most (thinned evenly in time beyond)"},
+    {"HVS_TRAIN_MAX_APARTMENTS", HVS_CFG_INT, "5000", 0, 10000000, S(max_apartments), 0,
+     "apartment series kept in the window at most (the anomaly models' sample)"},
+    {"HVS_TRAIN_ROUNDS", HVS_CFG_INT, "600", 10, 100000, S(rounds), 0, "boosting rounds at most (early stopping)"},
+    {"HVS_TRAIN_ETA", HVS_CFG_DOUBLE, "0.05", 0.001, 1, S(eta), 0, "learning rate"},
+    {"HVS_TRAIN_MAX_DEPTH", HVS_CFG_INT, "6", 1, 16, S(max_depth), 0, "tree depth"},
+    {"HVS_TRAIN_NTHREAD", HVS_CFG_INT, "2", 1, 256, S(nthread), 0, "XGBoost threads"},
+    {"HVS_TRAIN_MAX_WAPE", HVS_CFG_DOUBLE, "0.6", 0, 10, S(max_wape), 0,
+     "gate: a model above this held-out WAPE is rejected (0 = no limit)"},
+    {"HVS_TRAIN_MIN_IMPROVEMENT", HVS_CFG_DOUBLE, "0.02", 0, 1, S(min_improvement), 0,
+     "gate: relative WAPE gain over the champion for auto-approval"},
+    {"HVS_TRAIN_AUTO_APPROVE", HVS_CFG_BOOL, "true", 0, 0, S(auto_approve), 0,
+     "approve a clear improvement without a person (else PENDING_APPROVAL)"},
+    {"HVS_TRAIN_TASKS", HVS_CFG_STRING, "forecast,anomaly-residual", 0, 0, S(tasks), 0,
+     "tasks trained: forecast, anomaly-residual"},
+    {"HVS_TRAIN_DEFAULT_REGION", HVS_CFG_STRING, "CH", 0, 0, S(region), 0,
+     "calendar of buildings whose topology names no holiday region"},
+    {"HVS_TRAIN_WEATHER_WAIT", HVS_CFG_DURATION, "2h", 0, 604800000, S(weather_wait_ms), 0,
+     "as the features worker's HVS_FEAT_WEATHER_WAIT (anomaly rows' as_of)"},
+    {"HVS_TRAIN_BATCH", HVS_CFG_INT, "5000", 1, 1000000, S(batch), 0, "messages per batch"},
+};
+static settings_t settings;
+static const hvs_cfg_section_t tr_section = {"trainer", tr_entries,
+                                             sizeof tr_entries / sizeof tr_entries[0], &settings};
+
+typedef struct cal_entry {
+    char *region;
+    hvs_calendar_t *cal;
+} cal_entry_t;
+
+typedef struct worker {
+    hvs_app_t *app;
+    const char *topic_agg, *topic_wx, *topic_models;
+    hvs_serde_t *serde;
+    hvs_decoder_t *dec_agg, *dec_wx;
+    hvs_encoder_t *enc;
+    hvs_redis_t *redis;
+    hvs_redis_batch_t *rb;
+    hvs_consumer_t *cons;
+    hvs_producer_t *prod;
+    hvs_topology_t *topo;
+    hvs_registry_t *reg;
+    tr_history_t *hist;
+    cal_entry_t cals[64];
+    int ncals;
+    int horizons[MAX_HORIZONS];
+    size_t nhorizons;
+    bool task_on[TR_TASKS];
+    hvs_ms_t newest, last_train;
+    char requested[160];          /* POST /train: a name, "all", or "" */
+    pthread_mutex_t req_lock;
+    hvs_metric_t *m_in, *m_runs, *m_published, *m_rejected, *m_seconds;
+} worker_t;
+
+static worker_t W;
+
+/* ---- inputs --------------------------------------------------------------------------------- */
+
+static const char *get_str(avro_value_t *v, const char *name) {
+    avro_value_t f, b;
+    const char *s = NULL;
+    size_t n;
+    if (avro_value_get_by_name(v, name, &f, NULL))
+        return NULL;
+    if (avro_value_get_type(&f) == AVRO_UNION) {
+        if (avro_value_get_current_branch(&f, &b) || avro_value_get_type(&b) != AVRO_STRING)
+            return NULL;
+        f = b;
+    }
+    return avro_value_get_string(&f, &s, &n) ? NULL : s;
+}
+
+static double get_opt(avro_value_t *v, const char *name) {
+    avro_value_t f, b;
+    double d;
+    if (avro_value_get_by_name(v, name, &f, NULL) || avro_value_get_current_branch(&f, &b) ||
+        avro_value_get_type(&b) != AVRO_DOUBLE || avro_value_get_double(&b, &d) || !isfinite(d))
+        return NAN;
+    return d;
+}
+
+static int64_t get_long(avro_value_t *v, const char *name) {
+    avro_value_t f;
+    int64_t l = 0;
+    int32_t i;
+    if (avro_value_get_by_name(v, name, &f, NULL))
+        return 0;
+    if (avro_value_get_type(&f) == AVRO_INT32 && avro_value_get_int(&f, &i) == 0)
+        return i;
+    avro_value_get_long(&f, &l);
+    return l;
+}
+
+/* Inputs were validated by the features worker's rules upstream; the trainer only follows:
+ * what does not decode or fit is skipped and counted, never dead-lettered twice. */
+static void handle(worker_t *w, const rd_kafka_message_t *m) {
+    if (!m->payload)
+        return;
+    bool agg = strcmp(rd_kafka_topic_name(m->rkt), w->topic_agg) == 0;
+    avro_value_t *v;
+    hvs_err_t e = {0};
+    if (hvs_decoder_decode(agg ? w->dec_agg : w->dec_wx, m->payload, m->len, &v, &e))
+        return;
+    hvs_metric_inc(w->m_in);
+    const char *b = get_str(v, "building_id");
+    if (!b || !*b || strchr(b, '{') || strchr(b, '}'))
+        return;
+    if (agg) {
+        const char *apt = get_str(v, "apartment_id");
+        int64_t ws = get_long(v, "window_start"), size = get_long(v, "window_size_ms");
+        if (size != HOUR || ws % HOUR)
+            return;
+        hvs_feat_hour_t h = {ws, get_opt(v, "heating_kwh"), get_opt(v, "hot_water_litres"),
+                             get_opt(v, "room_temp_mean_c"), get_opt(v, "setpoint_mean_c"),
+                             get_opt(v, "comfort_gap_mean_c"), (uint32_t)get_long(v, "revision")};
+        tr_history_put_hour(w->hist, b, apt ? apt : HVS_FS_BUILDING, &h);
+        if (ws + HOUR > w->newest)
+            w->newest = ws + HOUR;
+    } else {
+        int64_t hour = get_long(v, "hour");
+        avro_value_t f;
+        int kind = 1;
+        if (avro_value_get_by_name(v, "kind", &f, NULL) == 0)
+            avro_value_get_enum(&f, &kind);
+        hvs_feat_wx_t rec = {get_long(v, "issued_at"), kind == 0, get_opt(v, "temperature_c"),
+                             get_opt(v, "relative_humidity_pct"), get_opt(v, "cloud_cover_pct"),
+                             get_opt(v, "shortwave_radiation_wm2"), get_opt(v, "wind_speed_ms")};
+        if (hour % HOUR == 0)
+            tr_history_put_weather(w->hist, b, hour, &rec);
+    }
+}
+
+/* ---- what training needs of topology -------------------------------------------------------- */
+
+static hvs_calendar_t *calendar(worker_t *w, const char *region) {
+    for (int i = 0; i < w->ncals; i++)
+        if (strcmp(w->cals[i].region, region) == 0)
+            return w->cals[i].cal;
+    hvs_calendar_t *c = NULL;
+    hvs_err_t e = {0};
+    if (w->ncals == 64 || hvs_calendar_new(region, &c, &e))
+        return strcmp(region, settings.region) ? calendar(w, settings.region) : NULL;
+    w->cals[w->ncals++] = (cal_entry_t){strdup(region), c};
+    return c;
+}
+
+static int building_info(void *opaque, const char *id, tr_building_info_t *out) {
+    worker_t *w = opaque;
+    const hvs_building_t *b = hvs_topology_find(w->topo, id);
+    *out = (tr_building_info_t){b ? b->heated_area_m2 : NAN, b ? b->commissioning : HVS_MS_NONE,
+                                calendar(w, b && b->holiday_region[0] ? b->holiday_region : settings.region)};
+    return 0;
+}
+
+/* ---- training ------------------------------------------------------------------------------- */
+
+static int next_version(worker_t *w, const char *name) {
+    size_t n;
+    const hvs_model_info_t *v = hvs_registry_versions(w->reg, &n);
+    int max = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i].name, name) == 0 && v[i].version > max)
+            max = v[i].version;
+    return max + 1;
+}
+
+static int run_one(worker_t *w, tr_task_t task, const char *name, const char *const *ids, size_t nids,
+                   hvs_err_t *err) {
+    tr_config_t c = {.folds = (int)settings.folds, .fold_days = (int)settings.fold_days,
+                     .min_train_days = (int)settings.min_train_days, .horizons = w->horizons,
+                     .nhorizons = w->nhorizons, .per_hour = (int)settings.per_hour,
+                     .max_rows = (size_t)settings.max_rows, .max_wape = settings.max_wape,
+                     .min_improvement = settings.min_improvement, .auto_approve = settings.auto_approve,
+                     .monotone = true, .weather_wait = settings.weather_wait_ms, .leak_sample = 200};
+    c.xgb = (hvs_train_params_t){.rounds = (int)settings.rounds, .eta = settings.eta,
+                                 .max_depth = (int)settings.max_depth, .nthread = (int)settings.nthread,
+                                 .seed = 3};
+    hvs_ms_t to = hvs_time_window_start(w->newest, HOUR), from = to - settings.window_ms;
+    hvs_model_ref_t *champ = hvs_registry_acquire(w->reg, name);
+    tr_result_t r;
+    int rc = tr_train(w->hist, task, name, ids, nids, from, to, building_info, w, &c, champ, &r, err);
+    hvs_registry_release(champ);
+    hvs_metric_inc(w->m_runs);
+    if (rc == HVS_ESTATE) { /* not enough data yet: nothing to publish, not a failure */
+        hvs_log_info("trainer", "%s not trained: %s", name, err->msg);
+        tr_result_free(&r);
+        return 0;
+    }
+    if (rc) {
+        tr_result_free(&r);
+        return rc;
+    }
+    hvs_metric_add(w->m_seconds, r.seconds);
+    tr_record_t rec;
+    int version = next_version(w, name);
+    rc = tr_record_build(&r, version, hvs_time_now_ms(), &c, &rec, err);
+    const void *buf;
+    size_t len;
+    char key[200];
+    hvs_registry_key(key, sizeof key, name, version);
+    if (rc == 0)
+        rc = hvs_registry_encode(w->serde, w->enc, &rec.rec, &buf, &len, err);
+    if (rc == 0)
+        rc = hvs_producer_send(w->prod, w->topic_models, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, err);
+    if (rc == 0)
+        rc = hvs_producer_flush(w->prod, 30000, err);
+    if (rc == 0) {
+        hvs_metric_inc(r.status == HVS_MODEL_REJECTED ? w->m_rejected : w->m_published);
+        hvs_log_fields(HVS_LOG_INFO, "trainer", "model version published", HVS_LFS("name", name),
+                       HVS_LFI("version", version), HVS_LFS("status", hvs_model_status_name(r.status)),
+                       HVS_LFS("reason", r.reason));
+        hvs_log_info("trainer", "%s v%d: WAPE %.4f (naive %.4f%s), %zu rows, %.1f s", name, version,
+                     r.metrics.wape, r.naive.wape, r.has_champion ? ", champion compared" : "", r.rows,
+                     r.seconds);
+    }
+    tr_record_free(&rec);
+    tr_result_free(&r);
+    /* see the new version (and its status) before the next run numbers its own */
+    for (int i = 0; i < 50 && rc == 0 && next_version(w, name) <= version; i++)
+        hvs_registry_poll(w->reg, 100);
+    return rc;
+}
+
+/* Every model due: the fleet's scopes for each task. */
+static int run_all(worker_t *w, const char *only, hvs_err_t *err) {
+    size_t nb;
+    const hvs_building_t *bs = hvs_topology_buildings(w->topo, &nb);
+    const char **ids = calloc(nb ? nb : 1, sizeof *ids);
+    if (!ids)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "scopes");
+    int rc = 0;
+    for (int t = 0; t < TR_TASKS && rc == 0; t++) {
+        if (!w->task_on[t])
+            continue;
+        char name[200];
+        snprintf(name, sizeof name, "%s/global", tr_task_name((tr_task_t)t));
+        if (!only[0] || !strcmp(only, "all") || !strcmp(only, name))
+            rc = run_one(w, (tr_task_t)t, name, NULL, 0, err);
+        /* archetypes: their mature buildings */
+        for (size_t i = 0; i < nb && rc == 0; i++) {
+            const char *arch = bs[i].archetype;
+            if (!arch[0])
+                continue;
+            bool seen = false;
+            for (size_t k = 0; k < i; k++)
+                seen |= strcmp(bs[k].archetype, arch) == 0;
+            if (seen)
+                continue;
+            size_t n = 0;
+            for (size_t k = 0; k < nb; k++) {
+                const tr_building_t *hb = tr_history_building(w->hist, bs[k].id, false);
+                if (hb && strcmp(bs[k].archetype, arch) == 0 && hb->first != HVS_MS_NONE &&
+                    hb->last - hb->first >= settings.mature_ms)
+                    ids[n++] = bs[k].id;
+            }
+            snprintf(name, sizeof name, "%s/archetype:%s", tr_task_name((tr_task_t)t), arch);
+            if (n && (!only[0] || !strcmp(only, "all") || !strcmp(only, name)))
+                rc = run_one(w, (tr_task_t)t, name, ids, n, err);
+        }
+        /* buildings of their own (forecast) */
+        for (size_t i = 0; t == TR_FORECAST && i < nb && rc == 0; i++) {
+            const tr_building_t *hb = tr_history_building(w->hist, bs[i].id, false);
+            snprintf(name, sizeof name, "forecast/building:%s", bs[i].id);
+            if (hb && hb->first != HVS_MS_NONE && hb->last - hb->first >= settings.building_ms &&
+                (!only[0] || !strcmp(only, "all") || !strcmp(only, name))) {
+                const char *one[] = {bs[i].id};
+                rc = run_one(w, TR_FORECAST, name, one, 1, err);
+            }
+        }
+    }
+    free(ids);
+    return rc;
+}
+
+static int respond(hvs_http_response_t *resp, int status, const char *text) {
+    resp->status = status;
+    resp->content_type = "application/json";
+    resp->body = strdup(text);
+    resp->body_len = resp->body ? strlen(resp->body) : 0;
+    return resp->body ? 0 : -1;
+}
+
+/* POST /train?name=<model name or all>: the query arrives percent-encoded again by the server
+ * (names hold '/' and ':'), so it is decoded here. */
+static int http_train(void *opaque, const char *method, const char *path, const char *query,
+                      const char *body, size_t body_len, hvs_http_response_t *resp) {
+    (void)path, (void)body, (void)body_len;
+    worker_t *w = opaque;
+    if (strcmp(method, "POST") != 0)
+        return respond(resp, 405, "{\"error\":\"POST /train?name=<model|all>\"}\n");
+    const char *q = query ? strstr(query, "name=") : NULL;
+    char name[160] = "all";
+    if (q) {
+        size_t n = strcspn(q + 5, "&"), o = 0;
+        if (n == 0 || n >= sizeof name)
+            return respond(resp, 400, "{\"error\":\"name empty or too long\"}\n");
+        for (size_t i = 0; i < n; i++) {
+            char c = q[5 + i];
+            if (c == '%' && i + 2 < n + 1) {
+                char hex[3] = {q[6 + i], q[7 + i], 0};
+                c = (char)strtol(hex, NULL, 16);
+                i += 2;
+            } else if (c == '+') {
+                c = ' ';
+            }
+            if ((unsigned char)c < 0x20 || c == '"' || c == '\\')
+                return respond(resp, 400, "{\"error\":\"bad character in name\"}\n");
+            name[o++] = c;
+        }
+        name[o] = 0;
+    }
+    pthread_mutex_lock(&w->req_lock);
+    snprintf(w->requested, sizeof w->requested, "%s", name);
+    pthread_mutex_unlock(&w->req_lock);
+    char out[256];
+    snprintf(out, sizeof out, "{\"queued\":\"%s\"}\n", name);
+    return respond(resp, 202, out);
+}
+
+/* ---- the loop ------------------------------------------------------------------------------- */
+
+static int ready(void *opaque, char *why, size_t whylen) {
+    worker_t *w = opaque;
+    if (hvs_consumer_assignment_size(w->cons) <= 0) {
+        snprintf(why, whylen, "no partitions assigned yet");
+        return 0;
+    }
+    return 1;
+}
+
+static int parse_lists(worker_t *w, hvs_err_t *err) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", settings.horizons);
+    for (char *s = NULL, *t = strtok_r(buf, ", ", &s); t; t = strtok_r(NULL, ", ", &s)) {
+        int h = atoi(t);
+        if (h < 1 || h > MAX_HORIZONS || w->nhorizons == MAX_HORIZONS)
+            return hvs_err_set(err, HVS_ECONFIG, "bad_value", "HVS_TRAIN_HORIZONS: %s (1..%d)", t, MAX_HORIZONS);
+        w->horizons[w->nhorizons++] = h;
+    }
+    snprintf(buf, sizeof buf, "%s", settings.tasks);
+    for (char *s = NULL, *t = strtok_r(buf, ", ", &s); t; t = strtok_r(NULL, ", ", &s)) {
+        int k = !strcmp(t, "forecast") ? TR_FORECAST : !strcmp(t, "anomaly-residual") ? TR_ANOMALY_RESIDUAL : -1;
+        if (k < 0)
+            return hvs_err_set(err, HVS_ECONFIG, "bad_value", "HVS_TRAIN_TASKS: no task %s", t);
+        w->task_on[k] = true;
+    }
+    return w->nhorizons ? 0 : hvs_err_set(err, HVS_ECONFIG, "bad_value", "HVS_TRAIN_HORIZONS is empty");
+}
+
+static int run(worker_t *w, hvs_err_t *err) {
+    hvs_app_t *app = w->app;
+    hvs_kafka_conf_t kc;
+    hvs_app_kafka_conf(app, &kc);
+    w->topic_agg = hvs_topic_name("aggregates.hourly");
+    w->topic_wx = hvs_topic_name("weather.hourly");
+    w->topic_models = hvs_topic_name("models");
+    pthread_mutex_init(&w->req_lock, NULL);
+    int rc = parse_lists(w, err);
+    if (rc)
+        return rc;
+    hvs_registry_opts_t ro = {.load_models = true};
+    if ((rc = hvs_serde_new(app->cfg.schema_registry_url, &w->serde, err)) ||
+        (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_AGGREGATE, &w->dec_agg, err)) ||
+        (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_WEATHER, &w->dec_wx, err)) ||
+        (rc = hvs_encoder_new(w->serde, HVS_SCHEMA_MODEL_VERSION, w->topic_models, &w->enc, err)) ||
+        (rc = hvs_redis_connect(app->cfg.redis_url, NULL, &w->redis, err)) ||
+        (rc = hvs_producer_new(&kc, &w->prod, err)) ||
+        (rc = hvs_topology_new(&kc, w->serde, hvs_topic_name("topology"), &w->topo, err)) ||
+        (rc = hvs_registry_new(&kc, w->serde, w->topic_models, &ro, &w->reg, err)))
+        return rc;
+    w->hist = tr_history_new((size_t)(settings.window_ms / HOUR) + 24 * 8, (size_t)settings.max_apartments);
+    if (!w->hist || !(w->rb = hvs_redis_batch_new()))
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "training window");
+    if ((rc = tr_history_load(w->hist, w->redis, w->rb, err)))
+        return rc;
+    for (size_t i = 0; i < w->hist->nb; i++)
+        if (w->hist->b[i]->last != HVS_MS_NONE && w->hist->b[i]->last + HOUR > w->newest)
+            w->newest = w->hist->b[i]->last + HOUR;
+    redisReply *rep = NULL;
+    if (hvs_redis_command(w->redis, &rep, err, "GET hvs:tr:last") == 0 && rep && rep->type == REDIS_REPLY_STRING)
+        w->last_train = strtoll(rep->str, NULL, 10);
+    if (rep)
+        freeReplyObject(rep);
+    hvs_topology_poll(w->topo, 30000);
+    hvs_registry_poll(w->reg, 30000);
+    hvs_metrics_t *ms = app->metrics;
+    w->m_in = hvs_metrics_counter(ms, "hvs_trainer_inputs_total", "aggregates and weather records applied", NULL);
+    w->m_runs = hvs_metrics_counter(ms, "hvs_trainer_runs_total", "training runs", NULL);
+    w->m_published = hvs_metrics_counter(ms, "hvs_trainer_versions_total", "versions published (not rejected)", NULL);
+    w->m_rejected = hvs_metrics_counter(ms, "hvs_trainer_rejected_total", "versions published as REJECTED", NULL);
+    w->m_seconds = hvs_metrics_counter(ms, "hvs_trainer_train_seconds_total", "time spent training", NULL);
+    if (app->http && (rc = hvs_http_route(app->http, "/train", http_train, w, err)))
+        return rc;
+    /* training pauses polling for minutes: the group must not take the partitions away (the
+     * operator's own HVS_KAFKA_MAX_POLL_INTERVAL_MS, if any, comes later and wins) */
+    const char *props[130] = {"max.poll.interval.ms", "1800000"};
+    size_t np = 2;
+    for (const char *const *p = kc.props; p && p[0] && p[1] && np + 2 < 130; p += 2)
+        props[np++] = p[0], props[np++] = p[1];
+    props[np] = NULL;
+    hvs_kafka_conf_t ckc = kc;
+    ckc.props = props;
+    const char *topics[] = {w->topic_agg, w->topic_wx};
+    hvs_consumer_hooks_t hooks = {0};
+    if ((rc = hvs_consumer_new(&ckc, topics, 2, &hooks, &w->cons, err)))
+        return rc;
+    hvs_app_set_ready(app, ready, w);
+    size_t max = (size_t)settings.batch;
+    rd_kafka_message_t **msgs = calloc(max, sizeof *msgs);
+    if (!msgs)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "batch");
+    hvs_log_info("trainer", "training window %lld days from %s + %s; %zu buildings loaded from Redis",
+                 (long long)(settings.window_ms / HVS_MS_DAY), w->topic_agg, w->topic_wx, w->hist->nb);
+    rc = 0;
+    while (hvs_app_running() && rc == 0) {
+        size_t n = 0;
+        hvs_err_t perr = {0};
+        int prc = hvs_consumer_poll_batch(w->cons, msgs, max, 200, &n, &perr);
+        if (prc && strcmp(perr.reason, "fatal") == 0) {
+            *err = perr;
+            rc = prc;
+            break;
+        }
+        hvs_topology_poll(w->topo, 0);
+        hvs_registry_poll(w->reg, 0);
+        for (size_t i = 0; i < n; i++)
+            handle(w, msgs[i]);
+        hvs_redis_batch_reset(w->rb);
+        if ((rc = tr_history_save(w->hist, w->rb, err)) == 0 && hvs_redis_batch_size(w->rb))
+            rc = hvs_redis_batch_exec(w->redis, w->rb, err);
+        if (rc == 0 && n > 0) {
+            hvs_err_t cerr = {0};
+            if (hvs_consumer_commit_batch(w->cons, msgs, n, &cerr))
+                hvs_log_warn("trainer", "commit: %s (the batch will be replayed, harmlessly)", cerr.msg);
+        }
+        hvs_consumer_release(msgs, n);
+        if (rc)
+            break;
+        char req[160];
+        pthread_mutex_lock(&w->req_lock);
+        snprintf(req, sizeof req, "%s", w->requested);
+        w->requested[0] = 0;
+        pthread_mutex_unlock(&w->req_lock);
+        /* scheduled runs wait until the inputs are caught up: a backfill trains once, at its end */
+        bool due = w->newest != 0 && w->newest - w->last_train >= settings.every_ms && n == 0 &&
+                   hvs_consumer_lag(w->cons) == 0;
+        if (req[0] || due) {
+            hvs_log_info("trainer", "training %s (%s)", req[0] ? req : "every model",
+                         req[0] ? "requested" : "scheduled");
+            rc = run_all(w, req, err);
+            if (rc == 0 && !req[0]) {
+                w->last_train = w->newest;
+                char v[32];
+                snprintf(v, sizeof v, "%lld", (long long)w->last_train);
+                hvs_redis_command(w->redis, NULL, err, "SET hvs:tr:last %s", v);
+            }
+        }
+    }
+    free(msgs);
+    hvs_err_t cerr = {0};
+    hvs_consumer_close(w->cons, &cerr);
+    return rc;
+}
+
+static void worker_free(worker_t *w) {
+    hvs_consumer_destroy(w->cons);
+    hvs_registry_free(w->reg);
+    hvs_topology_free(w->topo);
+    hvs_producer_destroy(w->prod);
+    hvs_redis_batch_destroy(w->rb);
+    hvs_redis_destroy(w->redis);
+    hvs_encoder_destroy(w->enc);
+    hvs_decoder_destroy(w->dec_agg);
+    hvs_decoder_destroy(w->dec_wx);
+    hvs_serde_destroy(w->serde);
+    tr_history_free(w->hist);
+    for (int i = 0; i < w->ncals; i++) {
+        free(w->cals[i].region);
+        hvs_calendar_destroy(w->cals[i].cal);
+    }
+}
+
+int main(int argc, char **argv) {
+    hvs_app_t app;
+    hvs_err_t err = {0};
+    hvs_app_spec_t spec = {
+        .worker = "trainer",
+        .summary = "aggregates.hourly + weather.hourly -> evaluated XGBoost versions on models",
+        .usage = "Usage: hvs-trainer [--window 200d] [--every 7d] ... (every HVS_TRAIN_* is a flag)\n"
+                 "POST /train?name=<model|all> on the HTTP port trains now.",
+        .extra = &tr_section,
+        .nextra = 1,
+        .flag_prefix = "HVS_TRAIN_",
+    };
+    int rc = hvs_app_init(&app, &spec, argc, argv, &err);
+    if (rc == 1) {
+        hvs_app_fini(&app);
+        return 0;
+    }
+    if (rc == HVS_OK) {
+        W.app = &app;
+        rc = run(&W, &err);
+        if (rc != HVS_OK)
+            hvs_log_error("trainer", "%s: %s", err.reason, err.msg);
+        worker_free(&W);
+    }
+    hvs_app_fini(&app);
+    return rc == HVS_OK ? 0 : 1;
+}
