@@ -8,6 +8,11 @@ foreach(t ${HVS_TR_TESTS})
   if(name MATCHES "_it$")
     set(label integration)
   endif()
+  if(name STREQUAL "test_train_quality")
+    # minutes of training: run in the plain build (ctest -LE bench), not again under ASan;
+    # the trainer's code runs under ASan in test_trainer_it
+    set(label quality)
+  endif()
   add_executable(${name} ${t})
   target_link_libraries(${name} PRIVATE hvs_test_support hvs_tr hvs_sim PkgConfig::JANSSON)
   target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/aggregator)

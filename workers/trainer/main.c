@@ -40,7 +40,7 @@
 
 typedef struct settings {
     int64_t window_ms, every_ms, mature_ms, building_ms, folds, fold_days, min_train_days, per_hour,
-        max_rows, rounds, max_depth, nthread, max_apartments, batch, weather_wait_ms;
+        max_rows, rounds, max_depth, nthread, max_apartments, batch, weather_wait_ms, max_record;
     double eta, max_wape, min_improvement;
     bool auto_approve;
     char *horizons, *tasks, *region;
@@ -62,7 +62,7 @@ static const hvs_cfg_entry_t tr_entries[] = {
      "days of training data a fold needs before its test days"},
     {"HVS_TRAIN_HORIZONS", HVS_CFG_STRING, "1,2,3,4,6,9,12,15,18,21,24,27,30,33,36,42,48,60,72", 0, 0,
      S(horizons), 0, "forecast horizons (hours) training rows are drawn from"},
-    {"HVS_TRAIN_PER_HOUR", HVS_CFG_INT, "2", 1, MAX_HORIZONS, S(per_hour), 0,
+    {"HVS_TRAIN_PER_HOUR", HVS_CFG_INT, "4", 1, MAX_HORIZONS, S(per_hour), 0,
      "horizons drawn per target hour (rows = hours x this)"},
     {"HVS_TRAIN_MAX_ROWS", HVS_CFG_INT, "400000", 1000, 100000000, S(max_rows), 0,
      "rows per run at most (thinned evenly in time beyond)"},
@@ -85,6 +85,9 @@ static const hvs_cfg_entry_t tr_entries[] = {
     {"HVS_TRAIN_WEATHER_WAIT", HVS_CFG_DURATION, "2h", 0, 604800000, S(weather_wait_ms), 0,
      "as the features worker's HVS_FEAT_WEATHER_WAIT (anomaly rows' as_of)"},
     {"HVS_TRAIN_BATCH", HVS_CFG_INT, "5000", 1, 1000000, S(batch), 0, "messages per batch"},
+    {"HVS_TRAIN_MAX_RECORD", HVS_CFG_INT, "900000", 10000, 100000000, S(max_record), 0,
+     "largest ModelVersion record published, bytes (below the brokers' message.max.bytes; "
+     "the hvs-devbroker keeps ~5 MiB per partition): a larger model is not published, loudly"},
 };
 static settings_t settings;
 static const hvs_cfg_section_t tr_section = {"trainer", tr_entries,
@@ -267,6 +270,16 @@ static int run_one(worker_t *w, tr_task_t task, const char *name, const char *co
     hvs_registry_key(key, sizeof key, name, version);
     if (rc == 0)
         rc = hvs_registry_encode(w->serde, w->enc, &rec.rec, &buf, &len, err);
+    if (rc == 0 && len > (size_t)settings.max_record) {
+        /* the compressed model does not fit a message: say so, publish nothing, keep going */
+        hvs_log_error("trainer", "%s v%d not published: its record is %zu bytes, above HVS_TRAIN_MAX_RECORD "
+                      "%lld (fewer rounds or shallower trees make smaller models)",
+                      name, version, len, (long long)settings.max_record);
+        hvs_metric_inc(w->m_rejected);
+        tr_record_free(&rec);
+        tr_result_free(&r);
+        return 0;
+    }
     if (rc == 0)
         rc = hvs_producer_send(w->prod, w->topic_models, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, err);
     if (rc == 0)
