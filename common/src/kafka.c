@@ -57,11 +57,14 @@ struct hvs_producer {
     char last_error[256];
 };
 
-/* Apply our defaults, then the caller's pass-through properties (which win). */
+/* Apply our defaults, then the worker's, then the operator's pass-through properties (which win). */
 static int set_props(rd_kafka_conf_t *conf, const hvs_kafka_conf_t *c, const char *const *defaults,
                      hvs_err_t *err) {
     char errstr[512];
     for (const char *const *p = defaults; p && *p; p += 2)
+        if (rd_kafka_conf_set(conf, p[0], p[1], errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+            return hvs_err_set(err, HVS_ECONFIG, "kafka_config", "%s=%s: %s", p[0], p[1], errstr);
+    for (const char *const *p = c->worker_props; p && p[0] && p[1]; p += 2)
         if (rd_kafka_conf_set(conf, p[0], p[1], errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
             return hvs_err_set(err, HVS_ECONFIG, "kafka_config", "%s=%s: %s", p[0], p[1], errstr);
     for (const char *const *p = c->props; p && p[0] && p[1]; p += 2)

@@ -509,7 +509,10 @@ static int publish(mctx_t *c, size_t i, hvs_model_status_t st, const char *by, c
                 err.msg);
         goto out;
     }
-    if (hvs_producer_new(&c->kc, &p, &err) != 0 ||
+    static const char *const pprops[] = {"message.max.bytes", HVS_TOPIC_MODELS_MAX_MESSAGE_STR, NULL};
+    hvs_kafka_conf_t pkc = c->kc;
+    pkc.worker_props = pprops;
+    if (hvs_producer_new(&pkc, &p, &err) != 0 ||
         hvs_producer_send(p, c->topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, &err) != 0 ||
         hvs_producer_flush(p, (int)(timeout_s * 1000), &err) != 0) {
         fprintf(stderr, "hvsctl %s: publishing %s as %s to %s at %s: %s\n", c->cmd, key,

@@ -95,6 +95,11 @@ static int create(hvs_app_t *app, long partitions, long replication, int timeout
         char retention[32];
         snprintf(retention, sizeof retention, "%lld", (long long)topics[i].retention_ms);
         rd_kafka_NewTopic_set_config(nt, "retention.ms", retention);
+        if (topics[i].max_message_bytes > 0) {
+            char mmb[32];
+            snprintf(mmb, sizeof mmb, "%lld", (long long)topics[i].max_message_bytes);
+            rd_kafka_NewTopic_set_config(nt, "max.message.bytes", mmb);
+        }
         create[ncreate++] = nt;
     }
     rd_kafka_metadata_destroy(md);

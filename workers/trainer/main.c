@@ -85,9 +85,10 @@ static const hvs_cfg_entry_t tr_entries[] = {
     {"HVS_TRAIN_WEATHER_WAIT", HVS_CFG_DURATION, "2h", 0, 604800000, S(weather_wait_ms), 0,
      "as the features worker's HVS_FEAT_WEATHER_WAIT (anomaly rows' as_of)"},
     {"HVS_TRAIN_BATCH", HVS_CFG_INT, "5000", 1, 1000000, S(batch), 0, "messages per batch"},
-    {"HVS_TRAIN_MAX_RECORD", HVS_CFG_INT, "900000", 10000, 100000000, S(max_record), 0,
-     "largest ModelVersion record published, bytes (below the brokers' message.max.bytes; "
-     "the hvs-devbroker keeps ~5 MiB per partition): a larger model is not published, loudly"},
+    {"HVS_TRAIN_MAX_RECORD", HVS_CFG_INT, "4194304", 10000, HVS_TOPIC_MODELS_MAX_MESSAGE, S(max_record), 0,
+     "largest ModelVersion record published, bytes (`models` takes up to 16 MiB; hvs-devbroker "
+     "keeps ~5 MiB per partition, so there larger ones push older versions out): a larger model "
+     "is not published, loudly"},
 };
 static settings_t settings;
 static const hvs_cfg_section_t tr_section = {"trainer", tr_entries,
@@ -431,6 +432,10 @@ static int run(worker_t *w, hvs_err_t *err) {
     hvs_app_t *app = w->app;
     hvs_kafka_conf_t kc;
     hvs_app_kafka_conf(app, &kc);
+    /* model records are up to HVS_TOPIC_MODELS_MAX_MESSAGE (the topic is created with it) */
+    static const char *const pprops[] = {"message.max.bytes", HVS_TOPIC_MODELS_MAX_MESSAGE_STR, NULL};
+    hvs_kafka_conf_t pkc = kc;
+    pkc.worker_props = pprops;
     w->topic_agg = hvs_topic_name("aggregates.hourly");
     w->topic_wx = hvs_topic_name("weather.hourly");
     w->topic_models = hvs_topic_name("models");
@@ -444,7 +449,7 @@ static int run(worker_t *w, hvs_err_t *err) {
         (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_WEATHER, &w->dec_wx, err)) ||
         (rc = hvs_encoder_new(w->serde, HVS_SCHEMA_MODEL_VERSION, w->topic_models, &w->enc, err)) ||
         (rc = hvs_redis_connect(app->cfg.redis_url, NULL, &w->redis, err)) ||
-        (rc = hvs_producer_new(&kc, &w->prod, err)) ||
+        (rc = hvs_producer_new(&pkc, &w->prod, err)) ||
         (rc = hvs_topology_new(&kc, w->serde, hvs_topic_name("topology"), &w->topo, err)) ||
         (rc = hvs_registry_new(&kc, w->serde, w->topic_models, &ro, &w->reg, err)))
         return rc;
@@ -473,13 +478,9 @@ static int run(worker_t *w, hvs_err_t *err) {
         return rc;
     /* training pauses polling for minutes: the group must not take the partitions away (the
      * operator's own HVS_KAFKA_MAX_POLL_INTERVAL_MS, if any, comes later and wins) */
-    const char *props[130] = {"max.poll.interval.ms", "1800000"};
-    size_t np = 2;
-    for (const char *const *p = kc.props; p && p[0] && p[1] && np + 2 < 130; p += 2)
-        props[np++] = p[0], props[np++] = p[1];
-    props[np] = NULL;
+    static const char *const cprops[] = {"max.poll.interval.ms", "1800000", NULL};
     hvs_kafka_conf_t ckc = kc;
-    ckc.props = props;
+    ckc.worker_props = cprops;
     const char *topics[] = {w->topic_agg, w->topic_wx};
     hvs_consumer_hooks_t hooks = {0};
     if ((rc = hvs_consumer_new(&ckc, topics, 2, &hooks, &w->cons, err)))

@@ -32,8 +32,9 @@
  * co-partitioning), compression lz4; delivery reports are counted and a failed delivery makes the
  * next hvs_producer_flush fail.
  *
- * Configuration: hvs_kafka_conf_t names the essentials; `props` (HVS_KAFKA_* pass-through, e.g.
- * security.protocol, sasl.*) override everything set here.
+ * Configuration: hvs_kafka_conf_t names the essentials; `worker_props` (what one worker needs,
+ * e.g. the trainer's long max.poll.interval.ms) override the defaults here, and `props` (HVS_KAFKA_*
+ * pass-through, e.g. security.protocol, sasl.*) override both.
  *
  * Ownership: consumer/producer/dlq are created with _new and freed with _destroy (NULL-safe).
  * Messages returned by poll_batch belong to the caller until hvs_consumer_release.
@@ -58,6 +59,8 @@ typedef struct hvs_kafka_conf {
     const char *group;          /* group.id (consumers only) */
     const char *client_id;      /* client.id, e.g. "hvs-aggregator" */
     const char *const *props;   /* extra librdkafka properties: key, value, key, value, ..., NULL */
+    const char *const *worker_props; /* a worker's own properties (same shape), applied before
+                                        props so the operator's HVS_KAFKA_* still win */
     int fetch_wait_max_ms;      /* fetch.wait.max.ms; 0 = 100 */
 } hvs_kafka_conf_t;
 

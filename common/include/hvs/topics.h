@@ -33,7 +33,14 @@ typedef struct hvs_topic {
     const char *dlq_logical;    /* logical name of its dead-letter topic; NULL for a DLQ itself */
     const char *doc;
     char name[HVS_TOPIC_NAME_MAX]; /* effective name after renames */
+    int64_t max_message_bytes;  /* topic max.message.bytes; 0 = the broker's default (~1 MB) */
 } hvs_topic_t;
+
+/* Largest record on `models` (a ModelVersion with its trees): topic max.message.bytes, and the
+ * message.max.bytes of the producers that write there (trainer, hvsctl model). */
+#define HVS_TOPIC_MODELS_MAX_MESSAGE 16777216    /* 16 MiB */
+#define HVS_TOPIC_STR_(x) #x
+#define HVS_TOPIC_MODELS_MAX_MESSAGE_STR HVS_TOPIC_STR_(16777216)
 
 /* Apply HVS_TOPIC_* renames from `envp` (NULL = environ) and the shared partition count
  * (`partitions` <= 0 keeps the default). Fails with HVS_ECONFIG on an empty/oversized name. */
