@@ -102,7 +102,29 @@ static void produce(void) {
                 }
         }
     }
+    /* what the trainer must skip (and count): bytes that are not Avro, a 15-minute window on
+       the hourly topic, weather for an hour not on the hour */
     hvs_err_t err = {0};
+    static const char junk[] = "\x00\x00\x00\x00\x07not avro";
+    HVS_REQUIRE(hvs_producer_send(prod, "aggregates.hourly", RD_KAFKA_PARTITION_UA, "bldg_0", 6, junk,
+                                  sizeof junk - 1, &err) == 0,
+                "send junk: %s", err.msg);
+    snprintf(json, sizeof json,
+             "{\"building_id\":\"bldg_0\",\"apartment_id\":null,\"window_start\":%lld,\"window_end\":%lld,"
+             "\"window_size_ms\":900000,\"revision\":0,\"heating_kwh\":1.0,\"hot_water_litres\":null,"
+             "\"room_temp_mean_c\":null,\"room_temp_min_c\":null,\"room_temp_max_c\":null,"
+             "\"setpoint_mean_c\":null,\"comfort_gap_mean_c\":null,\"readings_expected\":1,"
+             "\"readings_seen\":1,\"reporting_apartments\":null,\"known_apartments\":null,"
+             "\"quality\":\"COMPLETE\",\"flags\":[],\"emitted_at\":%lld}",
+             (long long)T0, (long long)(T0 + 900000), (long long)(T0 + 900000));
+    send_json(enc_agg, "aggregates.hourly", "bldg_0", json);
+    snprintf(json, sizeof json,
+             "{\"building_id\":\"bldg_1\",\"latitude\":47.3,\"longitude\":8.5,\"hour\":%lld,\"issued_at\":%lld,"
+             "\"kind\":\"OBSERVED\",\"temperature_c\":99.0,\"relative_humidity_pct\":70.0,"
+             "\"cloud_cover_pct\":40.0,\"shortwave_radiation_wm2\":50.0,\"wind_speed_ms\":2.0,"
+             "\"provider\":\"test\"}",
+             (long long)(T0 + 1800000), (long long)(T0 + 2 * HOUR));
+    send_json(enc_wx, "weather.hourly", "bldg_1", json);
     HVS_REQUIRE(hvs_producer_flush(prod, 60000, &err) == 0, "flush: %s", err.msg);
 }
 
@@ -192,6 +214,18 @@ int main(void) {
         hvs_model_ref_t *m = hvs_registry_acquire(r, names[k]);
         HVS_CHECK(m && m->version == 1, "%s v1 serves", names[k]);
         hvs_registry_release(m);
+    }
+    {
+        char murl[128], *mt = NULL;
+        snprintf(murl, sizeof murl, "http://127.0.0.1:%d/metrics", port);
+        HVS_REQUIRE(hvs_test_http("GET", murl, NULL, 0, &mt, NULL, 0) == 200 && mt, "GET /metrics");
+        double in = hvs_test_metric(mt, "hvs_trainer_inputs_total"),
+               skipped = hvs_test_metric(mt, "hvs_trainer_skipped_total");
+        /* 2 buildings x 3 series x DAYS*24 h, 2 x DAYS*24 observations, 2 x DAYS*4 x 72 forecasts */
+        double expect = 2.0 * 3 * DAYS * 24 + 2.0 * DAYS * 24 + 2.0 * DAYS * 4 * 72;
+        HVS_CHECK(in == expect && skipped == 3, "inputs %g (expected %g), skipped %g (expected 3)", in,
+                  expect, skipped);
+        free(mt);
     }
     /* ask for one model: v2, compared with v1 */
     char url[128];

@@ -120,7 +120,7 @@ typedef struct worker {
     hvs_ms_t newest, last_train;
     char requested[160];          /* POST /train: a name, "all", or "" */
     pthread_mutex_t req_lock;
-    hvs_metric_t *m_in, *m_runs, *m_published, *m_rejected, *m_seconds;
+    hvs_metric_t *m_in, *m_skipped, *m_runs, *m_published, *m_rejected, *m_seconds;
 } worker_t;
 
 static worker_t W;
@@ -170,17 +170,22 @@ static void handle(worker_t *w, const rd_kafka_message_t *m) {
     bool agg = strcmp(rd_kafka_topic_name(m->rkt), w->topic_agg) == 0;
     avro_value_t *v;
     hvs_err_t e = {0};
-    if (hvs_decoder_decode(agg ? w->dec_agg : w->dec_wx, m->payload, m->len, &v, &e))
+    if (hvs_decoder_decode(agg ? w->dec_agg : w->dec_wx, m->payload, m->len, &v, &e)) {
+        hvs_metric_inc(w->m_skipped);
         return;
-    hvs_metric_inc(w->m_in);
+    }
     const char *b = get_str(v, "building_id");
-    if (!b || !*b || strchr(b, '{') || strchr(b, '}'))
+    if (!b || !*b || strchr(b, '{') || strchr(b, '}')) {
+        hvs_metric_inc(w->m_skipped);
         return;
+    }
     if (agg) {
         const char *apt = get_str(v, "apartment_id");
         int64_t ws = get_long(v, "window_start"), size = get_long(v, "window_size_ms");
-        if (size != HOUR || ws % HOUR)
+        if (size != HOUR || ws % HOUR) {
+            hvs_metric_inc(w->m_skipped);
             return;
+        }
         hvs_feat_hour_t h = {ws, get_opt(v, "heating_kwh"), get_opt(v, "hot_water_litres"),
                              get_opt(v, "room_temp_mean_c"), get_opt(v, "setpoint_mean_c"),
                              get_opt(v, "comfort_gap_mean_c"), (uint32_t)get_long(v, "revision")};
@@ -196,9 +201,13 @@ static void handle(worker_t *w, const rd_kafka_message_t *m) {
         hvs_feat_wx_t rec = {get_long(v, "issued_at"), kind == 0, get_opt(v, "temperature_c"),
                              get_opt(v, "relative_humidity_pct"), get_opt(v, "cloud_cover_pct"),
                              get_opt(v, "shortwave_radiation_wm2"), get_opt(v, "wind_speed_ms")};
-        if (hour % HOUR == 0)
-            tr_history_put_weather(w->hist, b, hour, &rec);
+        if (hour % HOUR) {
+            hvs_metric_inc(w->m_skipped);
+            return;
+        }
+        tr_history_put_weather(w->hist, b, hour, &rec);
     }
+    hvs_metric_inc(w->m_in);
 }
 
 /* ---- what training needs of topology -------------------------------------------------------- */
@@ -470,6 +479,8 @@ static int run(worker_t *w, hvs_err_t *err) {
     hvs_registry_poll(w->reg, 30000);
     hvs_metrics_t *ms = app->metrics;
     w->m_in = hvs_metrics_counter(ms, "hvs_trainer_inputs_total", "aggregates and weather records applied", NULL);
+    w->m_skipped = hvs_metrics_counter(ms, "hvs_trainer_skipped_total",
+                                       "records skipped: undecodable, bad building id, not an hour", NULL);
     w->m_runs = hvs_metrics_counter(ms, "hvs_trainer_runs_total", "training runs", NULL);
     w->m_published = hvs_metrics_counter(ms, "hvs_trainer_versions_total", "versions published (not rejected)", NULL);
     w->m_rejected = hvs_metrics_counter(ms, "hvs_trainer_rejected_total", "versions published as REJECTED", NULL);
