@@ -307,3 +307,20 @@ void hvs_app_fini(hvs_app_t *app) {
     hvs_config_free(app->sections, app->nsections, &app->kafka_props);
     atomic_store(&g_ready_fn, NULL);
 }
+
+int hvs_app_main(const hvs_app_spec_t *spec, int argc, char **argv, hvs_app_run_fn run) {
+    hvs_app_t app;
+    hvs_err_t err = {0};
+    int rc = hvs_app_init(&app, spec, argc, argv, &err);
+    if (rc == 1) {
+        hvs_app_fini(&app);
+        return 0;
+    }
+    if (rc == HVS_OK) {
+        rc = run(&app, &err);
+        if (rc != HVS_OK)
+            hvs_log_error(spec->worker, "%s: %s", err.reason[0] ? err.reason : "error", err.msg);
+    }
+    hvs_app_fini(&app);
+    return rc == HVS_OK ? 0 : 1;
+}

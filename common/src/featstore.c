@@ -43,17 +43,11 @@ void hvs_fs_building_free(hvs_fs_building_t *b) {
 }
 
 hvs_fs_entity_t *hvs_fs_entity(hvs_fs_building_t *b, const char *id, bool create) {
-    size_t lo = 0, hi = b->nents;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(b->ents[mid]->id, id);
-        if (c == 0)
-            return b->ents[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo;
+    bool found;
+    HVS_VEC_BSEARCH_STR(b->ents, b->nents, ->id, id, lo, found);
+    if (found)
+        return b->ents[lo];
     if (!create)
         return NULL;
     hvs_fs_entity_t **ne = hvs_vec_grow(b->ents, &b->capents, b->nents + 1, sizeof *ne, 16);
@@ -67,7 +61,7 @@ hvs_fs_entity_t *hvs_fs_entity(hvs_fs_building_t *b, const char *id, bool create
     }
     for (size_t i = 0; i < HVS_FS_HOURS; i++)
         e->hours[i].hour = HVS_MS_NONE;
-    memmove(&b->ents[lo + 1], &b->ents[lo], (b->nents - lo) * sizeof *b->ents);
+    hvs_vec_open(b->ents, b->nents, lo, sizeof *b->ents);
     b->ents[lo] = e;
     b->nents++;
     b->meta_dirty = true;

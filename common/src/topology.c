@@ -59,17 +59,11 @@ void hvs_topology_free(hvs_topology_t *t) {
 }
 
 static topo_building_t *find(const hvs_topology_t *t, const char *id, size_t *at) {
-    size_t lo = 0, hi = t->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(t->b[mid].id, id);
-        if (c == 0)
-            return &t->b[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo;
+    bool found;
+    HVS_VEC_BSEARCH_STR(t->b, t->n, .id, id, lo, found);
+    if (found)
+        return &t->b[lo];
     if (at)
         *at = lo;
     return NULL;

@@ -2,6 +2,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 void *hvs_vec_grow(void *arr, size_t *cap, size_t need, size_t size, size_t first) {
     if (need <= *cap && arr)
@@ -19,4 +20,9 @@ void *hvs_vec_grow(void *arr, size_t *cap, size_t need, size_t size, size_t firs
         return NULL;
     *cap = nc;
     return na;
+}
+
+void hvs_vec_open(void *arr, size_t n, size_t i, size_t size) {
+    char *a = arr;
+    memmove(a + (i + 1) * size, a + i * size, (n - i) * size);
 }

@@ -153,17 +153,11 @@ void agg_drop_partition(agg_t *g, int32_t partition) {
 }
 
 agg_apartment_t *agg_apartment(agg_building_t *b, const char *id, bool create) {
-    size_t lo = 0, hi = b->napts;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(b->apts[mid]->id, id);
-        if (c == 0)
-            return b->apts[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo;
+    bool found;
+    HVS_VEC_BSEARCH_STR(b->apts, b->napts, ->id, id, lo, found);
+    if (found)
+        return b->apts[lo];
     if (!create)
         return NULL;
     agg_apartment_t **na = hvs_vec_grow(b->apts, &b->capapts, b->napts + 1, sizeof *b->apts, 16);
@@ -177,7 +171,7 @@ agg_apartment_t *agg_apartment(agg_building_t *b, const char *id, bool create) {
     }
     a->dirty_lo = INF_MS;
     a->dirty_hi = HVS_MS_NONE;
-    memmove(&b->apts[lo + 1], &b->apts[lo], (b->napts - lo) * sizeof *b->apts);
+    hvs_vec_open(b->apts, b->napts, lo, sizeof *b->apts);
     b->apts[lo] = a;
     b->napts++;
     b->persist_meta = true;

@@ -479,9 +479,16 @@ static void worker_free(worker_t *w) {
     agg_free(w->agg);
 }
 
+/* The worker's state lives for the process (static: large, zeroed). */
+static int run_worker(hvs_app_t *app, hvs_err_t *err) {
+    static worker_t w;
+    w.app = app;
+    int rc = run(&w, err);
+    worker_free(&w);
+    return rc;
+}
+
 int main(int argc, char **argv) {
-    hvs_app_t app;
-    hvs_err_t err = {0};
     hvs_app_spec_t spec = {
         .worker = "aggregator",
         .summary = "readings.raw -> 15-minute and hourly aggregates, each window counted once",
@@ -490,19 +497,5 @@ int main(int argc, char **argv) {
         .nextra = 1,
         .flag_prefix = "HVS_AGG_",
     };
-    int rc = hvs_app_init(&app, &spec, argc, argv, &err);
-    if (rc == 1) {
-        hvs_app_fini(&app);
-        return 0;
-    }
-    static worker_t w;
-    if (rc == HVS_OK) {
-        w.app = &app;
-        rc = run(&w, &err);
-        if (rc != HVS_OK)
-            hvs_log_error("aggregator", "%s: %s", err.reason, err.msg);
-        worker_free(&w);
-    }
-    hvs_app_fini(&app);
-    return rc == HVS_OK ? 0 : 1;
+    return hvs_app_main(&spec, argc, argv, run_worker);
 }

@@ -66,21 +66,9 @@ void fx_free(fx_t *g) {
 fx_stats_t *fx_stats(fx_t *g) { return &g->stats; }
 
 static size_t find(const fx_t *g, const char *id, bool *found) {
-    size_t lo = 0, hi = g->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(g->b[mid]->fs->id, id);
-        if (c == 0) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *found = false;
-    return lo;
+    size_t at;
+    HVS_VEC_BSEARCH_STR(g->b, g->n, ->fs->id, id, at, *found);
+    return at;
 }
 
 static void dq_reset(fx_building_t *b) {

@@ -565,9 +565,16 @@ static void worker_free(worker_t *w) {
     fx_free(w->fx);
 }
 
+/* The worker's state lives for the process (static: large, zeroed). */
+static int run_worker(hvs_app_t *app, hvs_err_t *err) {
+    static worker_t w;
+    w.app = app;
+    int rc = run(&w, err);
+    worker_free(&w);
+    return rc;
+}
+
 int main(int argc, char **argv) {
-    hvs_app_t app;
-    hvs_err_t err = {0};
     hvs_app_spec_t spec = {
         .worker = "features",
         .summary = "aggregates.hourly + weather.hourly -> features.hourly (the one feature definition)",
@@ -576,19 +583,5 @@ int main(int argc, char **argv) {
         .nextra = 1,
         .flag_prefix = "HVS_FEAT_",
     };
-    int rc = hvs_app_init(&app, &spec, argc, argv, &err);
-    if (rc == 1) {
-        hvs_app_fini(&app);
-        return 0;
-    }
-    static worker_t w;
-    if (rc == HVS_OK) {
-        w.app = &app;
-        rc = run(&w, &err);
-        if (rc != HVS_OK)
-            hvs_log_error("features", "%s: %s", err.reason, err.msg);
-        worker_free(&w);
-    }
-    hvs_app_fini(&app);
-    return rc == HVS_OK ? 0 : 1;
+    return hvs_app_main(&spec, argc, argv, run_worker);
 }

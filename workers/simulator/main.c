@@ -535,8 +535,6 @@ done:
 }
 
 int main(int argc, char **argv) {
-    hvs_app_t app;
-    hvs_err_t err = {0};
     hvs_app_spec_t spec = {
         .worker = "simulator",
         .summary = "a fleet of simulated buildings: meter readings, weather, faults, ground truth",
@@ -549,16 +547,5 @@ int main(int argc, char **argv) {
         .log_stderr = true,
         .flag_prefix = "HVS_SIM_",
     };
-    int rc = hvs_app_init(&app, &spec, argc, argv, &err);
-    if (rc == 1) {
-        hvs_app_fini(&app);
-        return 0;
-    }
-    if (rc == HVS_OK) {
-        rc = run(&app, &err);
-        if (rc != HVS_OK)
-            hvs_log_error("simulator", "%s", err.msg);
-    }
-    hvs_app_fini(&app);
-    return rc == HVS_OK ? 0 : 1;
+    return hvs_app_main(&spec, argc, argv, run);
 }

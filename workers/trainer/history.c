@@ -55,17 +55,11 @@ void tr_history_free(tr_history_t *h) {
 static size_t words(const tr_history_t *h) { return (h->ring + 63) / 64; }
 
 tr_building_t *tr_history_building(tr_history_t *h, const char *id, bool create) {
-    size_t lo = 0, hi = h->nb;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(h->b[mid]->id, id);
-        if (c == 0)
-            return h->b[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo;
+    bool found;
+    HVS_VEC_BSEARCH_STR(h->b, h->nb, ->id, id, lo, found);
+    if (found)
+        return h->b[lo];
     if (!create)
         return NULL;
     tr_building_t **nb = hvs_vec_grow(h->b, &h->capb, h->nb + 1, sizeof *nb, 16);
@@ -86,24 +80,18 @@ tr_building_t *tr_history_building(tr_history_t *h, const char *id, bool create)
         b->wx[i] = (hvs_feat_wx_hour_t){.hour = HVS_MS_NONE};
     b->first = b->last = HVS_MS_NONE;
     b->meta_dirty = true;
-    memmove(&h->b[lo + 1], &h->b[lo], (h->nb - lo) * sizeof *h->b);
+    hvs_vec_open(h->b, h->nb, lo, sizeof *h->b);
     h->b[lo] = b;
     h->nb++;
     return b;
 }
 
 tr_series_t *tr_history_series(tr_history_t *h, tr_building_t *b, const char *id, bool create) {
-    size_t lo = 0, hi = b->ns;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(b->s[mid]->id, id);
-        if (c == 0)
-            return b->s[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t lo;
+    bool found;
+    HVS_VEC_BSEARCH_STR(b->s, b->ns, ->id, id, lo, found);
+    if (found)
+        return b->s[lo];
     if (!create)
         return NULL;
     bool apartment = strcmp(id, HVS_FS_BUILDING) != 0;
@@ -127,7 +115,7 @@ tr_series_t *tr_history_series(tr_history_t *h, tr_building_t *b, const char *id
     }
     for (size_t i = 0; i < h->ring; i++)
         s->hours[i].hour = HVS_MS_NONE;
-    memmove(&b->s[lo + 1], &b->s[lo], (b->ns - lo) * sizeof *b->s);
+    hvs_vec_open(b->s, b->ns, lo, sizeof *b->s);
     b->s[lo] = s;
     b->ns++;
     b->meta_dirty = true;

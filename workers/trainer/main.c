@@ -572,9 +572,15 @@ static void worker_free(worker_t *w) {
     }
 }
 
+/* The worker's state lives for the process (static: large, zeroed). */
+static int run_worker(hvs_app_t *app, hvs_err_t *err) {
+    W.app = app;
+    int rc = run(&W, err);
+    worker_free(&W);
+    return rc;
+}
+
 int main(int argc, char **argv) {
-    hvs_app_t app;
-    hvs_err_t err = {0};
     hvs_app_spec_t spec = {
         .worker = "trainer",
         .summary = "aggregates.hourly + weather.hourly -> evaluated XGBoost versions on models",
@@ -584,18 +590,5 @@ int main(int argc, char **argv) {
         .nextra = 1,
         .flag_prefix = "HVS_TRAIN_",
     };
-    int rc = hvs_app_init(&app, &spec, argc, argv, &err);
-    if (rc == 1) {
-        hvs_app_fini(&app);
-        return 0;
-    }
-    if (rc == HVS_OK) {
-        W.app = &app;
-        rc = run(&W, &err);
-        if (rc != HVS_OK)
-            hvs_log_error("trainer", "%s: %s", err.reason, err.msg);
-        worker_free(&W);
-    }
-    hvs_app_fini(&app);
-    return rc == HVS_OK ? 0 : 1;
+    return hvs_app_main(&spec, argc, argv, run_worker);
 }

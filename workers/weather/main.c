@@ -231,13 +231,26 @@ static void worker_free(worker_t *w) {
     hvs_serde_destroy(w->serde);
 }
 
+/* The settings' own checks, then the loop; the worker's state lives for the process. */
+static int run_worker(hvs_app_t *app, hvs_err_t *err) {
+    static worker_t w;
+    w.app = app;
+    unsigned want;
+    int rc = wx_openmeteo_hourly_mask(settings.hourly, &want, err);
+    if (rc == HVS_OK && (rc = check_url("HVS_WEATHER_URL", settings.url, err)) == HVS_OK &&
+        settings.clock_url && settings.clock_url[0])
+        rc = check_url("HVS_WEATHER_CLOCK_URL", settings.clock_url, err);
+    if (rc == HVS_OK)
+        rc = run(&w, err);
+    worker_free(&w);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "hvs-weather: curl_global_init failed\n");
         return 1;
     }
-    hvs_app_t app;
-    hvs_err_t err = {0};
     hvs_app_spec_t spec = {
         .worker = "weather",
         .summary = "Open-Meteo-compatible weather poller: topology's buildings -> weather.hourly",
@@ -247,27 +260,7 @@ int main(int argc, char **argv) {
         .nextra = 1,
         .flag_prefix = "HVS_WEATHER_",
     };
-    int rc = hvs_app_init(&app, &spec, argc, argv, &err);
-    if (rc == 1) {
-        hvs_app_fini(&app);
-        curl_global_cleanup();
-        return 0;
-    }
-    static worker_t w;
-    if (rc == HVS_OK) {
-        w.app = &app;
-        unsigned want;
-        rc = wx_openmeteo_hourly_mask(settings.hourly, &want, &err);
-        if (rc == HVS_OK && (rc = check_url("HVS_WEATHER_URL", settings.url, &err)) == HVS_OK &&
-            settings.clock_url && settings.clock_url[0])
-            rc = check_url("HVS_WEATHER_CLOCK_URL", settings.clock_url, &err);
-        if (rc == HVS_OK)
-            rc = run(&w, &err);
-        if (rc != HVS_OK)
-            hvs_log_error("weather", "%s: %s", err.reason, err.msg);
-        worker_free(&w);
-    }
-    hvs_app_fini(&app);
+    int rc = hvs_app_main(&spec, argc, argv, run_worker);
     curl_global_cleanup();
-    return rc == HVS_OK ? 0 : 1;
+    return rc;
 }

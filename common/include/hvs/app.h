@@ -74,6 +74,12 @@ int hvs_app_init(hvs_app_t *app, const hvs_app_spec_t *spec, int argc, char **ar
                  hvs_err_t *err);
 void hvs_app_fini(hvs_app_t *app);
 
+/* A worker's whole main(): hvs_app_init, then run(app, err) when init says to run, a failure
+ * logged with its reason and message, hvs_app_fini. Returns the process exit status: 0 (ran
+ * and returned 0, or --help/--version), 1 otherwise. */
+typedef int (*hvs_app_run_fn)(hvs_app_t *app, hvs_err_t *err);
+int hvs_app_main(const hvs_app_spec_t *spec, int argc, char **argv, hvs_app_run_fn run);
+
 /* Readiness for /readyz (set by the worker's loop; thread-safe). */
 void hvs_app_set_ready(hvs_app_t *app, hvs_http_ready_fn fn, void *opaque);
 
