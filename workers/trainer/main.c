@@ -11,6 +11,8 @@
  *                                                            (HVS_TRAIN_MATURE_DAYS of data);
  *   forecast/building:<id>                                   once a building has
  *                                                            HVS_TRAIN_BUILDING_DAYS (6 months).
+ * Between schedules, after each caught-up batch that brought data, a scope with no version yet
+ * that has become eligible trains at once (one that cannot train yet is retried a day later).
  * Each run (train.c) is evaluated against seasonal naive and the serving champion and
  * published as the next version with the status its gate decided. Training runs on the loop's
  * thread: consumption pauses meanwhile (max.poll.interval.ms is raised to allow it).
@@ -33,6 +35,7 @@
 #include "hvs/time.h"
 #include "hvs/topics.h"
 #include "hvs/topology.h"
+#include "hvs/vec.h"
 #include "train.h"
 
 #define HOUR HVS_MS_HOUR
@@ -118,6 +121,9 @@ typedef struct worker {
     size_t nhorizons;
     bool task_on[TR_TASKS];
     hvs_ms_t newest, last_train;
+    bool fresh_input;             /* inputs applied since the last look for new scopes */
+    struct tried { char name[200]; hvs_ms_t at; } *tried; /* new scopes that could not train yet */
+    size_t ntried, captried;
     char requested[160];          /* POST /train: a name, "all", or "" */
     pthread_mutex_t req_lock;
     hvs_metric_t *m_in, *m_skipped, *m_runs, *m_published, *m_rejected, *m_seconds;
@@ -208,6 +214,7 @@ static void handle(worker_t *w, const rd_kafka_message_t *m) {
         tr_history_put_weather(w->hist, b, hour, &rec);
     }
     hvs_metric_inc(w->m_in);
+    w->fresh_input = true;
 }
 
 /* ---- what training needs of topology -------------------------------------------------------- */
@@ -311,8 +318,53 @@ static int run_one(worker_t *w, tr_task_t task, const char *name, const char *co
     return rc;
 }
 
-/* Every model due: the fleet's scopes for each task. */
-static int run_all(worker_t *w, const char *only, hvs_err_t *err) {
+/* A scope that had no version and could not train yet (too little data) waits a day of event
+ * time before the next attempt: looking for new scopes happens after every caught-up batch. */
+#define RETRY_NEW_SCOPE_MS HVS_MS_DAY
+
+static struct tried *tried_find(worker_t *w, const char *name) {
+    for (size_t i = 0; i < w->ntried; i++)
+        if (strcmp(w->tried[i].name, name) == 0)
+            return &w->tried[i];
+    return NULL;
+}
+
+/* Whether a run of `name` is wanted: `only` names it ("" or "all": every scope), or, in the
+ * new-scopes pass, it has no version yet and was not tried within the last day. */
+static bool wanted(worker_t *w, const char *name, const char *only, bool new_only) {
+    if (new_only) {
+        const struct tried *t = tried_find(w, name);
+        return next_version(w, name) == 1 && (!t || w->newest - t->at >= RETRY_NEW_SCOPE_MS);
+    }
+    return !only[0] || !strcmp(only, "all") || !strcmp(only, name);
+}
+
+/* A new scope's run published nothing (not enough data): remember when it was tried. */
+static void tried_note(worker_t *w, const char *name) {
+    struct tried *t = tried_find(w, name);
+    if (!t) {
+        struct tried *g = hvs_vec_grow(w->tried, &w->captried, w->ntried + 1, sizeof *g, 8);
+        if (!g)
+            return; /* it will be tried again: wasteful, not wrong */
+        w->tried = g;
+        t = &w->tried[w->ntried++];
+        snprintf(t->name, sizeof t->name, "%s", name);
+    }
+    t->at = w->newest;
+}
+
+static int run_scope(worker_t *w, tr_task_t task, const char *name, const char *const *ids, size_t nids,
+                     bool new_only, hvs_err_t *err) {
+    if (new_only)
+        hvs_log_info("trainer", "training %s (a new scope: no version yet)", name);
+    int rc = run_one(w, task, name, ids, nids, err);
+    if (rc == 0 && new_only && next_version(w, name) == 1)
+        tried_note(w, name);
+    return rc;
+}
+
+/* Every model wanted (see wanted()): the fleet's scopes for each task. */
+static int run_all(worker_t *w, const char *only, bool new_only, hvs_err_t *err) {
     size_t nb;
     const hvs_building_t *bs = hvs_topology_buildings(w->topo, &nb);
     const char **ids = calloc(nb ? nb : 1, sizeof *ids);
@@ -324,8 +376,8 @@ static int run_all(worker_t *w, const char *only, hvs_err_t *err) {
             continue;
         char name[200];
         snprintf(name, sizeof name, "%s/global", tr_task_name((tr_task_t)t));
-        if (!only[0] || !strcmp(only, "all") || !strcmp(only, name))
-            rc = run_one(w, (tr_task_t)t, name, NULL, 0, err);
+        if (wanted(w, name, only, new_only))
+            rc = run_scope(w, (tr_task_t)t, name, NULL, 0, new_only, err);
         /* archetypes: their mature buildings */
         for (size_t i = 0; i < nb && rc == 0; i++) {
             const char *arch = bs[i].archetype;
@@ -344,17 +396,17 @@ static int run_all(worker_t *w, const char *only, hvs_err_t *err) {
                     ids[n++] = bs[k].id;
             }
             snprintf(name, sizeof name, "%s/archetype:%s", tr_task_name((tr_task_t)t), arch);
-            if (n && (!only[0] || !strcmp(only, "all") || !strcmp(only, name)))
-                rc = run_one(w, (tr_task_t)t, name, ids, n, err);
+            if (n && wanted(w, name, only, new_only))
+                rc = run_scope(w, (tr_task_t)t, name, ids, n, new_only, err);
         }
         /* buildings of their own (forecast) */
         for (size_t i = 0; t == TR_FORECAST && i < nb && rc == 0; i++) {
             const tr_building_t *hb = tr_history_building(w->hist, bs[i].id, false);
             snprintf(name, sizeof name, "forecast/building:%s", bs[i].id);
             if (hb && hb->first != HVS_MS_NONE && hb->last - hb->first >= settings.building_ms &&
-                (!only[0] || !strcmp(only, "all") || !strcmp(only, name))) {
+                wanted(w, name, only, new_only)) {
                 const char *one[] = {bs[i].id};
-                rc = run_one(w, TR_FORECAST, name, one, 1, err);
+                rc = run_scope(w, TR_FORECAST, name, one, 1, new_only, err);
             }
         }
     }
@@ -534,18 +586,24 @@ static int run(worker_t *w, hvs_err_t *err) {
         w->requested[0] = 0;
         pthread_mutex_unlock(&w->req_lock);
         /* scheduled runs wait until the inputs are caught up: a backfill trains once, at its end */
-        bool due = w->newest != 0 && w->newest - w->last_train >= settings.every_ms && n == 0 &&
-                   hvs_consumer_lag(w->cons) == 0;
+        bool caught_up = w->newest != 0 && n == 0 && hvs_consumer_lag(w->cons) == 0;
+        bool due = caught_up && w->newest - w->last_train >= settings.every_ms;
         if (req[0] || due) {
             hvs_log_info("trainer", "training %s (%s)", req[0] ? req : "every model",
                          req[0] ? "requested" : "scheduled");
-            rc = run_all(w, req, err);
+            rc = run_all(w, req, false, err);
+            w->fresh_input = false;
             if (rc == 0 && !req[0]) {
                 w->last_train = w->newest;
                 char v[32];
                 snprintf(v, sizeof v, "%lld", (long long)w->last_train);
                 hvs_redis_command(w->redis, NULL, err, "SET hvs:tr:last %s", v);
             }
+        } else if (caught_up && w->fresh_input) {
+            /* between schedules: a scope that became eligible (a building reached 6 months, an
+               archetype its first mature building) trains now, not at the next schedule */
+            w->fresh_input = false;
+            rc = run_all(w, "", true, err);
         }
     }
     free(msgs);
@@ -555,6 +613,7 @@ static int run(worker_t *w, hvs_err_t *err) {
 }
 
 static void worker_free(worker_t *w) {
+    free(w->tried);
     hvs_consumer_destroy(w->cons);
     hvs_registry_free(w->reg);
     hvs_topology_free(w->topo);
