@@ -139,8 +139,8 @@ static void produce(void) {
 static void start_trainer(hvs_test_proc_t *p, int port) {
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
-             "env %s HVS_HTTP_PORT=%d HVS_KAFKA_GROUP=tr-it %s --window 100d --every 365d --mature-days 20d "
-             "--folds 2 --fold-days 10 --min-train-days 30 --per-hour 2 --rounds 200 --eta 0.1",
+             "env %s OMP_WAIT_POLICY=PASSIVE HVS_HTTP_PORT=%d HVS_KAFKA_GROUP=tr-it %s --window 100d --every 365d --mature-days 20d "
+             "--folds 2 --fold-days 10 --min-train-days 30 --per-hour 2 --rounds 200 --eta 0.1 --nthread 1",
              env, port, HVS_TEST_TRAINER);
     HVS_REQUIRE(hvs_test_spawn(p, cmd, logpath) == 0, "spawn hvs-trainer");
 }
@@ -211,7 +211,7 @@ int main(void) {
     HVS_REQUIRE(hvs_registry_new(&kc, serde, "models", &ro, &r, &err) == 0, "registry");
     const char *names[] = {"forecast/global", "forecast/archetype:passive", "anomaly-residual/global",
                            "anomaly-residual/archetype:passive"};
-    HVS_CHECK(wait_versions(r, names, 4, 1, 240), "the scheduled run published v1 of every model");
+    HVS_CHECK(wait_versions(r, names, 4, 1, 600), "the scheduled run published v1 of every model");
     for (size_t k = 0; k < 4; k++) {
         const hvs_model_info_t *i = version_of(r, names[k], 1);
         double naive = i ? record_param(i, "naive_wape") : NAN;
@@ -243,7 +243,7 @@ int main(void) {
     send_series(2);
     HVS_REQUIRE(hvs_producer_flush(prod, 60000, &err) == 0, "flush: %s", err.msg);
     const char *older[] = {"forecast/archetype:older", "anomaly-residual/archetype:older"};
-    HVS_CHECK(wait_versions(r, older, 2, 1, 180), "the new archetype's models trained without a schedule");
+    HVS_CHECK(wait_versions(r, older, 2, 1, 300), "the new archetype's models trained without a schedule");
     HVS_CHECK(!version_of(r, "forecast/global", 2) && !version_of(r, "forecast/archetype:passive", 2),
               "the scopes that had versions were not retrained");
     /* ask for one model: v2, compared with v1 */
@@ -253,7 +253,7 @@ int main(void) {
     long st = hvs_test_http("POST", url, "", 0, &body, NULL, 0);
     HVS_CHECK(st == 202 && body && strstr(body, "forecast/global"), "POST /train: %ld %s", st, body ? body : "");
     free(body);
-    HVS_CHECK(wait_versions(r, names, 1, 2, 120), "forecast/global v2 published");
+    HVS_CHECK(wait_versions(r, names, 1, 2, 300), "forecast/global v2 published");
     const hvs_model_info_t *v2 = version_of(r, "forecast/global", 2);
     HVS_CHECK(v2 && version_of(r, "forecast/archetype:passive", 2) == NULL, "only the name asked for");
     {
@@ -288,7 +288,7 @@ int main(void) {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "%s train forecast/global --trainer http://127.0.0.1:%d", HVS_TEST_HVSCTL, port);
     int hrc = hvs_test_run(cmd, NULL, 0, NULL, NULL);
-    HVS_CHECK(hrc == 0 && wait_versions(r, names, 1, 3, 120), "hvsctl train: v3 trained after the restart (%d)", hrc);
+    HVS_CHECK(hrc == 0 && wait_versions(r, names, 1, 3, 300), "hvsctl train: v3 trained after the restart (%d)", hrc);
     snprintf(cmd, sizeof cmd, "%s train --trainer http://127.0.0.1:%d 2>/dev/null", HVS_TEST_HVSCTL, port);
     HVS_CHECK(hvs_test_run(cmd, NULL, 0, NULL, NULL) == 2, "hvsctl train without a name: usage");
     hvs_test_proc_stop(&tr);
