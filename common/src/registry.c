@@ -33,32 +33,6 @@ int hvs_registry_key(char *buf, size_t len, const char *name, int version) {
 
 /* ---- reading a record ----------------------------------------------------------------------- */
 
-static const char *get_str(avro_value_t *v, const char *name) {
-    avro_value_t f, b;
-    const char *s = NULL;
-    size_t n;
-    if (avro_value_get_by_name(v, name, &f, NULL))
-        return NULL;
-    if (avro_value_get_type(&f) == AVRO_UNION) {
-        if (avro_value_get_current_branch(&f, &b) || avro_value_get_type(&b) != AVRO_STRING)
-            return NULL;
-        f = b;
-    }
-    return avro_value_get_string(&f, &s, &n) ? NULL : s;
-}
-
-static int64_t get_long(avro_value_t *v, const char *name) {
-    avro_value_t f;
-    int64_t l = 0;
-    int32_t i = 0;
-    if (avro_value_get_by_name(v, name, &f, NULL))
-        return 0;
-    if (avro_value_get_type(&f) == AVRO_INT32 && avro_value_get_int(&f, &i) == 0)
-        return i;
-    avro_value_get_long(&f, &l);
-    return l;
-}
-
 static double metric(avro_value_t *v, const char *name) {
     avro_value_t m, f, b;
     double d;
@@ -88,9 +62,9 @@ void hvs_registry_release(hvs_model_ref_t *ref) {
 }
 
 static int load_value(avro_value_t *v, hvs_model_ref_t **out, hvs_err_t *err) {
-    const char *name = get_str(v, "name"), *fsv = get_str(v, "feature_set_version");
-    const char *fmt = get_str(v, "model_format"), *comp = get_str(v, "compression");
-    int version = (int)get_long(v, "version");
+    const char *name = hvs_serde_field_str(v, "name"), *fsv = hvs_serde_field_str(v, "feature_set_version");
+    const char *fmt = hvs_serde_field_str(v, "model_format"), *comp = hvs_serde_field_str(v, "compression");
+    int version = (int)hvs_serde_field_long(v, "version");
     if (!name || !fsv || !fmt || !comp)
         return hvs_err_set(err, HVS_ESERDE, "bad_record", "ModelVersion without name or formats");
     if (strcmp(fsv, hvs_features_version()) != 0)
@@ -301,7 +275,7 @@ static void on_record(void *opaque, const rd_kafka_message_t *m) {
                      m->payload ? e.msg : "tombstone");
         return;
     }
-    const char *name = get_str(v, "name");
+    const char *name = hvs_serde_field_str(v, "name");
     avro_value_t f;
     int status;
     if (!name || avro_value_get_by_name(v, "status", &f, NULL) || avro_value_get_enum(&f, &status)) {
@@ -310,7 +284,7 @@ static void on_record(void *opaque, const rd_kafka_message_t *m) {
     }
     if (r->opts.prefix && strncmp(name, r->opts.prefix, strlen(r->opts.prefix)) != 0)
         return;
-    int version = (int)get_long(v, "version");
+    int version = (int)hvs_serde_field_long(v, "version");
     size_t lo = 0, hi = r->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -342,11 +316,11 @@ static void on_record(void *opaque, const rd_kafka_message_t *m) {
         avro_value_get_size(&arr, &nf);
     *i = (hvs_model_info_t){
         .name = strdup(name), .version = version, .status = (hvs_model_status_t)status,
-        .created_at = get_long(v, "created_at"), .train_start = get_long(v, "train_start"),
-        .train_end = get_long(v, "train_end"),
-        .feature_set_version = dup_or_null(get_str(v, "feature_set_version")), .nfeatures = nf,
-        .decided_by = dup_or_null(get_str(v, "decided_by")),
-        .decision_reason = dup_or_null(get_str(v, "decision_reason")),
+        .created_at = hvs_serde_field_long(v, "created_at"), .train_start = hvs_serde_field_long(v, "train_start"),
+        .train_end = hvs_serde_field_long(v, "train_end"),
+        .feature_set_version = dup_or_null(hvs_serde_field_str(v, "feature_set_version")), .nfeatures = nf,
+        .decided_by = dup_or_null(hvs_serde_field_str(v, "decided_by")),
+        .decision_reason = dup_or_null(hvs_serde_field_str(v, "decision_reason")),
         .wape = metric(v, "wape"), .mape = metric(v, "mape"), .rmse = metric(v, "rmse"),
         .mae = metric(v, "mae"), .record = copy, .record_len = copy ? m->len : 0};
     r->dirty = true;
@@ -617,7 +591,7 @@ int hvs_registry_model_bytes(hvs_serde_t *s, const void *record, size_t len, uns
     const void *bytes;
     size_t blen;
     rc = hvs_decoder_decode(dec, record, len, &v, err);
-    const char *comp = rc == 0 ? get_str(v, "compression") : NULL;
+    const char *comp = rc == 0 ? hvs_serde_field_str(v, "compression") : NULL;
     if (rc == 0 && (avro_value_get_by_name(v, "model_bytes", &f, NULL) ||
                     avro_value_get_bytes(&f, &bytes, &blen) || !comp))
         rc = hvs_err_set(err, HVS_ESERDE, "corrupt_model", "record without model bytes");

@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -825,4 +826,46 @@ int hvs_serde_value_from_json(hvs_serde_t *s, avro_value_t *v, const char *json,
 
 int hvs_serde_value_defaults(hvs_serde_t *s, avro_value_t *record, hvs_err_t *err) {
     return hvs_serde_apply_defaults(s->defaults, record, err);
+}
+
+/* The field `name` of v, through a union's current branch. */
+static int field(avro_value_t *v, const char *name, avro_value_t *out) {
+    avro_value_t f;
+    if (avro_value_get_by_name(v, name, &f, NULL))
+        return -1;
+    if (avro_value_get_type(&f) == AVRO_UNION)
+        return avro_value_get_current_branch(&f, out) ? -1 : 0;
+    *out = f;
+    return 0;
+}
+
+const char *hvs_serde_field_str(avro_value_t *v, const char *name) {
+    avro_value_t f;
+    const char *s = NULL;
+    size_t n;
+    if (field(v, name, &f) || avro_value_get_type(&f) != AVRO_STRING)
+        return NULL;
+    return avro_value_get_string(&f, &s, &n) ? NULL : s;
+}
+
+int64_t hvs_serde_field_long(avro_value_t *v, const char *name) {
+    avro_value_t f;
+    int64_t l = 0;
+    int32_t i = 0;
+    if (field(v, name, &f))
+        return 0;
+    if (avro_value_get_type(&f) == AVRO_INT32)
+        return avro_value_get_int(&f, &i) ? 0 : i;
+    if (avro_value_get_type(&f) != AVRO_INT64 || avro_value_get_long(&f, &l))
+        return 0;
+    return l;
+}
+
+double hvs_serde_field_double(avro_value_t *v, const char *name) {
+    avro_value_t f;
+    double d;
+    if (field(v, name, &f) || avro_value_get_type(&f) != AVRO_DOUBLE || avro_value_get_double(&f, &d) ||
+        !isfinite(d))
+        return NAN;
+    return d;
 }

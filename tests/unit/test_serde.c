@@ -6,6 +6,7 @@
  * own http module on loopback).
  */
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -49,6 +50,40 @@ static unsigned char *encode_json(hvs_serde_t *s, int kind, const char *json, si
     memcpy(copy, buf, *len);
     hvs_encoder_destroy(e);
     return copy;
+}
+
+/* Fields by name on a decoded record: string, nullable string, long, int, nullable double,
+ * null, missing, wrong type. */
+static void test_fields(hvs_serde_t *s) {
+    static const char json[] =
+        "{\"building_id\":\"b1\",\"apartment_id\":\"a7\",\"window_start\":1727740800000,"
+        "\"window_end\":1727744400000,\"window_size_ms\":3600000,\"revision\":3,\"heating_kwh\":2.5,"
+        "\"hot_water_litres\":null,\"room_temp_mean_c\":null,\"room_temp_min_c\":null,"
+        "\"room_temp_max_c\":null,\"setpoint_mean_c\":null,\"comfort_gap_mean_c\":null,"
+        "\"readings_expected\":4,\"readings_seen\":4,\"reporting_apartments\":null,"
+        "\"known_apartments\":null,\"quality\":\"COMPLETE\",\"flags\":[],\"emitted_at\":1}";
+    size_t len;
+    unsigned char *bytes = encode_json(s, HVS_SCHEMA_AGGREGATE, json, &len);
+    hvs_decoder_t *d;
+    hvs_err_t err;
+    avro_value_t *v;
+    HVS_REQUIRE(hvs_decoder_new(s, HVS_SCHEMA_AGGREGATE, &d, &err) == 0 &&
+                    hvs_decoder_decode(d, bytes, len, &v, &err) == 0,
+                "decode: %s", err.msg);
+    const char *b = hvs_serde_field_str(v, "building_id"), *a = hvs_serde_field_str(v, "apartment_id");
+    HVS_CHECK(b && strcmp(b, "b1") == 0 && a && strcmp(a, "a7") == 0, "strings: %s %s", b ? b : "-",
+              a ? a : "-");
+    HVS_CHECK(hvs_serde_field_long(v, "window_start") == 1727740800000LL &&
+                  hvs_serde_field_long(v, "revision") == 3 && hvs_serde_field_long(v, "nope") == 0,
+              "longs and ints: %lld %lld", (long long)hvs_serde_field_long(v, "window_start"),
+              (long long)hvs_serde_field_long(v, "revision"));
+    HVS_CHECK(hvs_serde_field_double(v, "heating_kwh") == 2.5 &&
+                  isnan(hvs_serde_field_double(v, "hot_water_litres")) &&
+                  isnan(hvs_serde_field_double(v, "nope")) && hvs_serde_field_str(v, "nope") == NULL &&
+                  hvs_serde_field_str(v, "window_start") == NULL,
+              "nullable double, null, missing, wrong type");
+    hvs_decoder_destroy(d);
+    free(bytes);
 }
 
 static void test_roundtrip_all(hvs_serde_t *s) {
@@ -482,6 +517,7 @@ int main(void) {
         HVS_CHECK(hvs_serde_schema(s, k) != NULL, "schema %d", k);
     HVS_CHECK_EQ_INT(hvs_schema_kind_from_name("hvacstream.Alert"), HVS_SCHEMA_ALERT);
     HVS_CHECK_EQ_INT(hvs_schema_kind_from_name("Reading"), HVS_SCHEMA_READING);
+    test_fields(s);
     test_roundtrip_all(s);
     test_bad_messages(s);
     test_fuzz_all(s);

@@ -133,41 +133,6 @@ static worker_t W;
 
 /* ---- inputs --------------------------------------------------------------------------------- */
 
-static const char *get_str(avro_value_t *v, const char *name) {
-    avro_value_t f, b;
-    const char *s = NULL;
-    size_t n;
-    if (avro_value_get_by_name(v, name, &f, NULL))
-        return NULL;
-    if (avro_value_get_type(&f) == AVRO_UNION) {
-        if (avro_value_get_current_branch(&f, &b) || avro_value_get_type(&b) != AVRO_STRING)
-            return NULL;
-        f = b;
-    }
-    return avro_value_get_string(&f, &s, &n) ? NULL : s;
-}
-
-static double get_opt(avro_value_t *v, const char *name) {
-    avro_value_t f, b;
-    double d;
-    if (avro_value_get_by_name(v, name, &f, NULL) || avro_value_get_current_branch(&f, &b) ||
-        avro_value_get_type(&b) != AVRO_DOUBLE || avro_value_get_double(&b, &d) || !isfinite(d))
-        return NAN;
-    return d;
-}
-
-static int64_t get_long(avro_value_t *v, const char *name) {
-    avro_value_t f;
-    int64_t l = 0;
-    int32_t i;
-    if (avro_value_get_by_name(v, name, &f, NULL))
-        return 0;
-    if (avro_value_get_type(&f) == AVRO_INT32 && avro_value_get_int(&f, &i) == 0)
-        return i;
-    avro_value_get_long(&f, &l);
-    return l;
-}
-
 /* Inputs were validated by the features worker's rules upstream; the trainer only follows:
  * what does not decode or fit is skipped and counted, never dead-lettered twice. */
 static void handle(worker_t *w, const rd_kafka_message_t *m) {
@@ -180,33 +145,33 @@ static void handle(worker_t *w, const rd_kafka_message_t *m) {
         hvs_metric_inc(w->m_skipped);
         return;
     }
-    const char *b = get_str(v, "building_id");
+    const char *b = hvs_serde_field_str(v, "building_id");
     if (!b || !*b || strchr(b, '{') || strchr(b, '}')) {
         hvs_metric_inc(w->m_skipped);
         return;
     }
     if (agg) {
-        const char *apt = get_str(v, "apartment_id");
-        int64_t ws = get_long(v, "window_start"), size = get_long(v, "window_size_ms");
+        const char *apt = hvs_serde_field_str(v, "apartment_id");
+        int64_t ws = hvs_serde_field_long(v, "window_start"), size = hvs_serde_field_long(v, "window_size_ms");
         if (size != HOUR || ws % HOUR) {
             hvs_metric_inc(w->m_skipped);
             return;
         }
-        hvs_feat_hour_t h = {ws, get_opt(v, "heating_kwh"), get_opt(v, "hot_water_litres"),
-                             get_opt(v, "room_temp_mean_c"), get_opt(v, "setpoint_mean_c"),
-                             get_opt(v, "comfort_gap_mean_c"), (uint32_t)get_long(v, "revision")};
+        hvs_feat_hour_t h = {ws, hvs_serde_field_double(v, "heating_kwh"), hvs_serde_field_double(v, "hot_water_litres"),
+                             hvs_serde_field_double(v, "room_temp_mean_c"), hvs_serde_field_double(v, "setpoint_mean_c"),
+                             hvs_serde_field_double(v, "comfort_gap_mean_c"), (uint32_t)hvs_serde_field_long(v, "revision")};
         tr_history_put_hour(w->hist, b, apt ? apt : HVS_FS_BUILDING, &h);
         if (ws + HOUR > w->newest)
             w->newest = ws + HOUR;
     } else {
-        int64_t hour = get_long(v, "hour");
+        int64_t hour = hvs_serde_field_long(v, "hour");
         avro_value_t f;
         int kind = 1;
         if (avro_value_get_by_name(v, "kind", &f, NULL) == 0)
             avro_value_get_enum(&f, &kind);
-        hvs_feat_wx_t rec = {get_long(v, "issued_at"), kind == 0, get_opt(v, "temperature_c"),
-                             get_opt(v, "relative_humidity_pct"), get_opt(v, "cloud_cover_pct"),
-                             get_opt(v, "shortwave_radiation_wm2"), get_opt(v, "wind_speed_ms")};
+        hvs_feat_wx_t rec = {hvs_serde_field_long(v, "issued_at"), kind == 0, hvs_serde_field_double(v, "temperature_c"),
+                             hvs_serde_field_double(v, "relative_humidity_pct"), hvs_serde_field_double(v, "cloud_cover_pct"),
+                             hvs_serde_field_double(v, "shortwave_radiation_wm2"), hvs_serde_field_double(v, "wind_speed_ms")};
         if (hour % HOUR) {
             hvs_metric_inc(w->m_skipped);
             return;

@@ -131,6 +131,14 @@ int hvs_decoder_decode(hvs_decoder_t *d, const void *buf, size_t len, avro_value
 /* Writer schema id of the last successfully decoded message. */
 int32_t hvs_decoder_last_schema_id(const hvs_decoder_t *d);
 
+/* Fields of a decoded record by name, for readers that pick a few (no copy: a string points
+ * into v and lives as long as it). A field may be a union with null; a missing field or null
+ * reads as NULL / 0; an int field reads as a long; a double reads as NaN when missing, null or
+ * not finite. */
+const char *hvs_serde_field_str(avro_value_t *v, const char *name);
+int64_t hvs_serde_field_long(avro_value_t *v, const char *name);
+double hvs_serde_field_double(avro_value_t *v, const char *name);
+
 /*
  * Natural JSON for a value: records as objects, unions as the plain branch value (or null),
  * bytes as a string of \u00XX escapes (Avro JSON convention), enums as their symbol string,
