@@ -1,7 +1,10 @@
-/* model.c - XGBoost through its C API (see hvs/model.h). */
+/* model.c - XGBoost through its C API, and the hvs-linear correction model (see hvs/model.h). */
 #include "hvs/model.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,8 +13,15 @@
 #include <zlib.h>
 
 struct hvs_model {
-    BoosterHandle bst;
+    BoosterHandle bst;   /* NULL: an hvs-linear model */
     size_t ncols;
+    /* hvs-linear: nsel rows of ncols + 1 coefficients, in the caller's order; `order` sorts
+     * them by selector value for the nearest-row search */
+    int selector;
+    size_t nsel;
+    float *selv;
+    double *coef;
+    size_t *order;
 };
 
 static int xgb_fail(hvs_err_t *err, const char *what) {
@@ -26,12 +36,336 @@ static double now_s(void) {
 
 size_t hvs_model_columns(const hvs_model_t *m) { return m->ncols; }
 
+const char *hvs_model_format(const hvs_model_t *m) {
+    return m->bst ? HVS_MODEL_FORMAT_XGBOOST : HVS_MODEL_FORMAT_LINEAR;
+}
+
 void hvs_model_free(hvs_model_t *m) {
     if (!m)
         return;
     if (m->bst)
         XGBoosterFree(m->bst);
+    free(m->selv);
+    free(m->coef);
+    free(m->order);
     free(m);
+}
+
+/* ---- hvs-linear ----------------------------------------------------------------------------- */
+
+/* Insertion sort of row indices by selector value: nsel is small (horizons), and it keeps the
+ * comparison free of qsort's context-less callback. */
+static void sort_rows(const float *selv, size_t *order, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    for (size_t i = 1; i < n; i++) {
+        size_t k = order[i], j = i;
+        while (j > 0 && selv[order[j - 1]] > selv[k]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = k;
+    }
+}
+
+int hvs_model_linear_new(size_t ncols, int selector, size_t nsel, const float *selector_values,
+                         const double *coef, hvs_model_t **out, hvs_err_t *err) {
+    if (out)
+        *out = NULL;
+    if (!out || !coef)
+        return hvs_err_set(err, HVS_EINVAL, "bad_model", "hvs-linear: no coefficients");
+    if (ncols == 0 || ncols > HVS_MODEL_MAX_COLUMNS)
+        return hvs_err_set(err, HVS_EINVAL, "bad_model", "hvs-linear: %zu columns (1..%d)", ncols,
+                           HVS_MODEL_MAX_COLUMNS);
+    if (selector < -1 || (selector >= 0 && (size_t)selector >= ncols))
+        return hvs_err_set(err, HVS_EINVAL, "bad_model", "hvs-linear: selector column %d of %zu",
+                           selector, ncols);
+    if (nsel == 0 || nsel > HVS_MODEL_LINEAR_MAX_ROWS || (selector < 0 && nsel != 1))
+        return hvs_err_set(err, HVS_EINVAL, "bad_model", "hvs-linear: %zu coefficient rows%s", nsel,
+                           selector < 0 ? " without a selector (must be 1)" : "");
+    if (selector >= 0 && !selector_values)
+        return hvs_err_set(err, HVS_EINVAL, "bad_model", "hvs-linear: no selector values");
+    size_t w = ncols + 1;
+    for (size_t i = 0; i < nsel; i++) {
+        float sv = selector_values ? selector_values[i] : 0.0f;
+        if (!isfinite(sv))
+            return hvs_err_set(err, HVS_EINVAL, "bad_model", "hvs-linear: row %zu selector value %g",
+                               i, (double)sv);
+        for (size_t k = 0; k < w; k++)
+            if (!isfinite(coef[i * w + k]))
+                return hvs_err_set(err, HVS_EINVAL, "bad_model",
+                                   "hvs-linear: row %zu coefficient %zu is %g", i, k, coef[i * w + k]);
+    }
+    hvs_model_t *m = calloc(1, sizeof *m);
+    if (m) {
+        m->selv = malloc(nsel * sizeof *m->selv);
+        m->coef = malloc(nsel * w * sizeof *m->coef);
+        m->order = malloc(nsel * sizeof *m->order);
+    }
+    if (!m || !m->selv || !m->coef || !m->order) {
+        hvs_model_free(m);
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "hvs-linear model");
+    }
+    m->ncols = ncols;
+    m->selector = selector;
+    m->nsel = nsel;
+    for (size_t i = 0; i < nsel; i++)
+        m->selv[i] = selector_values ? selector_values[i] : 0.0f;
+    memcpy(m->coef, coef, nsel * w * sizeof *m->coef);
+    sort_rows(m->selv, m->order, nsel);
+    for (size_t i = 1; i < nsel; i++)
+        if (m->selv[m->order[i]] == m->selv[m->order[i - 1]]) {
+            int rc = hvs_err_set(err, HVS_EINVAL, "bad_model",
+                                 "hvs-linear: selector value %g on rows %zu and %zu",
+                                 (double)m->selv[m->order[i]], m->order[i - 1], m->order[i]);
+            hvs_model_free(m);
+            return rc;
+        }
+    *out = m;
+    return 0;
+}
+
+int hvs_model_linear_coef(const hvs_model_t *m, int *selector, size_t *nsel,
+                          const float **selector_values, const double **coef) {
+    if (!m || m->bst)
+        return HVS_EINVAL;
+    if (selector)
+        *selector = m->selector;
+    if (nsel)
+        *nsel = m->nsel;
+    if (selector_values)
+        *selector_values = m->selv;
+    if (coef)
+        *coef = m->coef;
+    return 0;
+}
+
+/* The coefficient row for selector value s: the equal one, else the nearest (ties: the lower
+ * value); SIZE_MAX for NaN. */
+static size_t linear_row(const hvs_model_t *m, float s) {
+    if (m->selector < 0)
+        return 0;
+    if (isnan(s))
+        return SIZE_MAX;
+    size_t lo = 0, hi = m->nsel; /* first sorted position with a value >= s */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->selv[m->order[mid]] < s)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == m->nsel)
+        return m->order[m->nsel - 1];
+    if (lo == 0 || m->selv[m->order[lo]] == s)
+        return m->order[lo];
+    /* in double: float differences may round to a false tie */
+    double below = (double)s - m->selv[m->order[lo - 1]], above = (double)m->selv[m->order[lo]] - s;
+    return above < below ? m->order[lo] : m->order[lo - 1];
+}
+
+static void linear_predict(const hvs_model_t *m, const float *x, size_t nrows, float *out) {
+    size_t w = m->ncols + 1;
+    for (size_t r = 0; r < nrows; r++) {
+        const float *row = x + r * m->ncols;
+        size_t k = linear_row(m, m->selector >= 0 ? row[m->selector] : 0.0f);
+        if (k == SIZE_MAX) {
+            out[r] = NAN;
+            continue;
+        }
+        const double *b = m->coef + k * w;
+        double y = b[0];
+        for (size_t i = 0; i < m->ncols; i++)
+            if (!isnan(row[i])) /* a missing input brings no correction */
+                y += b[i + 1] * row[i];
+        out[r] = (float)y;
+    }
+}
+
+/* Append printf output to a growing buffer; 0 or -1 (out of memory). */
+static int buf_printf(char **b, size_t *n, size_t *cap, const char *fmt, ...) HVS_PRINTF(4, 5);
+static int buf_printf(char **b, size_t *n, size_t *cap, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(*b ? *b + *n : NULL, *b ? *cap - *n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+            return -1;
+        if (*b && (size_t)k < *cap - *n) {
+            *n += (size_t)k;
+            return 0;
+        }
+        size_t want = *n + (size_t)k + 1, nc = *cap ? *cap : 256;
+        while (nc < want)
+            nc *= 2;
+        char *nb = realloc(*b, nc);
+        if (!nb)
+            return -1;
+        *b = nb;
+        *cap = nc;
+    }
+}
+
+static int linear_save(const hvs_model_t *m, unsigned char **bytes, size_t *len, hvs_err_t *err) {
+    char *b = NULL;
+    size_t n = 0, cap = 0, w = m->ncols + 1;
+    int bad = buf_printf(&b, &n, &cap, "hvs-linear 1\ncolumns %zu\nselector %d\nrows %zu\n", m->ncols,
+                         m->selector, m->nsel);
+    for (size_t i = 0; i < m->nsel && !bad; i++) {
+        /* %.17g: every double (and float) reads back to the same bits */
+        bad = buf_printf(&b, &n, &cap, "%.17g", (double)m->selv[i]);
+        for (size_t k = 0; k < w && !bad; k++)
+            bad = buf_printf(&b, &n, &cap, " %.17g", m->coef[i * w + k]);
+        bad = bad || buf_printf(&b, &n, &cap, "\n");
+    }
+    if (bad) {
+        free(b);
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "hvs-linear text");
+    }
+    *bytes = (unsigned char *)b;
+    *len = n;
+    return 0;
+}
+
+/* A cursor over the text: one line at a time, one token at a time. */
+typedef struct lin_text {
+    const char *p, *end;   /* the rest of the text */
+    const char *line_end;  /* end of the current line */
+    size_t lineno;
+} lin_text_t;
+
+/* Move to the next line; false at the end of the text. */
+static bool lin_next_line(lin_text_t *t) {
+    if (t->line_end && t->line_end < t->end)
+        t->p = t->line_end + 1; /* past the '\n' */
+    if (t->p >= t->end)
+        return false;
+    const char *nl = memchr(t->p, '\n', (size_t)(t->end - t->p));
+    t->line_end = nl ? nl : t->end;
+    t->lineno++;
+    return true;
+}
+
+/* The next token of the line into buf (NUL-terminated); 0 when the line has no more, else its
+ * length (>= cap: too long for any number, buf holds its start). */
+static size_t lin_token(lin_text_t *t, char *buf, size_t cap) {
+    while (t->p < t->line_end && (*t->p == ' ' || *t->p == '\t' || *t->p == '\r'))
+        t->p++;
+    const char *s = t->p;
+    while (t->p < t->line_end && *t->p != ' ' && *t->p != '\t' && *t->p != '\r')
+        t->p++;
+    size_t n = (size_t)(t->p - s), c = n < cap ? n : cap - 1;
+    memcpy(buf, s, c);
+    buf[c] = 0;
+    return n;
+}
+
+/* A whole token as a finite double (the C locale's '.'; the writer prints in it too). */
+static bool parse_double(const char *s, size_t n, size_t cap, double *d) {
+    char *e;
+    errno = 0;
+    *d = n < cap ? strtod(s, &e) : NAN;
+    return n < cap && e != s && *e == 0 && errno == 0 && isfinite(*d);
+}
+
+static bool parse_long(const char *s, size_t n, size_t cap, long *l) {
+    char *e;
+    errno = 0;
+    *l = n < cap ? strtol(s, &e, 10) : 0;
+    return n < cap && e != s && *e == 0 && errno == 0;
+}
+
+#define CORRUPT(...) hvs_err_set(err, HVS_ESERDE, "corrupt_model", "hvs-linear: " __VA_ARGS__)
+
+/* "<key> <integer>" on its own line. */
+static int lin_header(lin_text_t *t, const char *key, long *v, hvs_err_t *err) {
+    char tok[64], val[64], extra[8];
+    if (!lin_next_line(t) || !lin_token(t, tok, sizeof tok))
+        return CORRUPT("ends before the \"%s\" line", key);
+    if (strcmp(tok, key) != 0)
+        return CORRUPT("line %zu is \"%s ...\", expected \"%s\"", t->lineno, tok, key);
+    size_t n = lin_token(t, val, sizeof val);
+    if (!n || !parse_long(val, n, sizeof val, v) || lin_token(t, extra, sizeof extra))
+        return CORRUPT("line %zu: \"%s\" wants one integer", t->lineno, key);
+    return 0;
+}
+
+static int linear_load(const char *text, size_t len, size_t ncols, hvs_model_t **out, hvs_err_t *err) {
+    lin_text_t t = {text, text + len, NULL, 0};
+    char tok[64];
+    long ver, cols, sel, rows;
+    hvs_err_t e = {0};
+    int rc;
+    if ((rc = lin_header(&t, "hvs-linear", &ver, err)))
+        return rc;
+    if (ver != 1)
+        return CORRUPT("version %ld, this build reads 1", ver);
+    if ((rc = lin_header(&t, "columns", &cols, err)) || (rc = lin_header(&t, "selector", &sel, err)) ||
+        (rc = lin_header(&t, "rows", &rows, err)))
+        return rc;
+    if (cols <= 0 || cols > HVS_MODEL_MAX_COLUMNS || (size_t)cols != ncols)
+        return CORRUPT("%ld columns, expected %zu", cols, ncols);
+    if (sel < -1 || sel >= cols)
+        return CORRUPT("selector column %ld of %ld", sel, cols);
+    if (rows <= 0 || rows > HVS_MODEL_LINEAR_MAX_ROWS)
+        return CORRUPT("%ld rows", rows);
+    size_t nr = (size_t)rows, w = ncols + 1;
+    /* each number takes at least two bytes with its separator: bounds the allocation by the
+     * text's own length before trusting the row count */
+    if (nr * (w + 1) * 2 > (size_t)(t.end - t.p) + 1)
+        return CORRUPT("%zu rows of %zu numbers do not fit in %zu bytes (truncated)", nr, w + 1,
+                       (size_t)(t.end - t.p));
+    float *selv = malloc(nr * sizeof *selv);
+    double *coef = malloc(nr * w * sizeof *coef);
+    if (!selv || !coef) {
+        rc = hvs_err_set(err, HVS_ENOMEM, "oom", "hvs-linear %zu rows", nr);
+        goto done;
+    }
+    for (size_t i = 0; i < nr; i++) {
+        if (!lin_next_line(&t)) {
+            rc = CORRUPT("truncated: %zu of %zu rows", i, nr);
+            goto done;
+        }
+        size_t k = 0, tn;
+        double d;
+        for (; (tn = lin_token(&t, tok, sizeof tok)) > 0; k++) {
+            if (k > w)
+                continue; /* counted, reported below */
+            if (!parse_double(tok, tn, sizeof tok, &d)) {
+                rc = CORRUPT("line %zu: \"%s\" is not a finite number", t.lineno, tok);
+                goto done;
+            }
+            if (k == 0) {
+                selv[i] = (float)d;
+                if (!isfinite(selv[i])) {
+                    rc = CORRUPT("line %zu: selector value %s out of range", t.lineno, tok);
+                    goto done;
+                }
+            } else {
+                coef[i * w + k - 1] = d;
+            }
+        }
+        if (k != w + 1) {
+            rc = CORRUPT("line %zu has %zu numbers, expected %zu (selector value, intercept, %zu "
+                         "coefficients)", t.lineno, k, w + 1, ncols);
+            goto done;
+        }
+    }
+    /* nothing but the final newline after the last row */
+    if (t.line_end < t.end && t.line_end + 1 < t.end) {
+        rc = CORRUPT("garbage after the %zu rows (line %zu)", nr, t.lineno + 1);
+        goto done;
+    }
+    rc = hvs_model_linear_new(ncols, (int)sel, nr, selv, coef, out, &e);
+    if (rc == HVS_EINVAL) /* well-formed text, but not a valid model */
+        rc = hvs_err_set(err, HVS_ESERDE, "corrupt_model", "%s", e.msg);
+    else if (rc && err)
+        *err = e;
+done:
+    free(selv);
+    free(coef);
+    return rc;
 }
 
 /* The validation metric of the last EvalOneIter line: "[i]\tvalid-rmse:0.123". */
@@ -43,7 +377,7 @@ static double parse_metric(const char *s) {
 int hvs_model_train(const float *x, const float *y, const float *w, size_t nrows, size_t ncols,
                     const float *xv, const float *yv, size_t nv, const hvs_train_params_t *p,
                     hvs_model_t **out, hvs_train_report_t *report, hvs_err_t *err) {
-    if (!x || !y || nrows == 0 || ncols == 0 || ncols > 4096)
+    if (!x || !y || nrows == 0 || ncols == 0 || ncols > HVS_MODEL_MAX_COLUMNS)
         return hvs_err_set(err, HVS_EINVAL, "bad_train_set", "%zu rows x %zu columns", nrows, ncols);
     double t0 = now_s();
     DMatrixHandle dtrain = NULL, dvalid = NULL;
@@ -159,6 +493,12 @@ done:
 int hvs_model_predict(hvs_model_t *m, const float *x, size_t nrows, float *out, hvs_err_t *err) {
     if (nrows == 0)
         return 0;
+    if (!m || !x || !out)
+        return hvs_err_set(err, HVS_EINVAL, "bad_argument", "predict without model, rows or output");
+    if (!m->bst) {
+        linear_predict(m, x, nrows, out);
+        return 0;
+    }
     char arr[256];
     snprintf(arr, sizeof arr,
              "{\"data\":[%llu,true],\"shape\":[%zu,%zu],\"typestr\":\"<f4\",\"version\":3}",
@@ -176,6 +516,8 @@ int hvs_model_predict(hvs_model_t *m, const float *x, size_t nrows, float *out, 
 }
 
 int hvs_model_save(hvs_model_t *m, unsigned char **bytes, size_t *len, hvs_err_t *err) {
+    if (!m->bst)
+        return linear_save(m, bytes, len, err);
     bst_ulong n = 0;
     const char *p = NULL;
     if (XGBoosterSaveModelToBuffer(m->bst, "{\"format\":\"ubj\"}", &n, &p))
@@ -192,6 +534,10 @@ int hvs_model_load(const void *bytes, size_t len, size_t ncols, hvs_model_t **ou
     BoosterHandle bst = NULL;
     if (!bytes || len == 0)
         return hvs_err_set(err, HVS_ESERDE, "corrupt_model", "no model bytes");
+    /* XGBoost's UBJ and JSON both start with '{': the text format cannot be mistaken for them */
+    static const char magic[] = HVS_MODEL_FORMAT_LINEAR " ";
+    if (len >= sizeof magic - 1 && memcmp(bytes, magic, sizeof magic - 1) == 0)
+        return linear_load(bytes, len, ncols, out, err);
     if (XGBoosterCreate(NULL, 0, &bst))
         return xgb_fail(err, "booster");
     if (XGBoosterLoadModelFromBuffer(bst, bytes, (bst_ulong)len)) {

@@ -71,7 +71,9 @@ static int load_value(avro_value_t *v, hvs_model_ref_t **out, hvs_err_t *err) {
         return hvs_err_set(err, HVS_ESERDE, "feature_mismatch",
                            "%s v%d: feature set %s, this build computes %s", name, version, fsv,
                            hvs_features_version());
-    if (strcmp(fmt, "xgboost-ubj") != 0 || (strcmp(comp, "zlib") != 0 && strcmp(comp, "none") != 0))
+    bool linear = strcmp(fmt, HVS_MODEL_FORMAT_LINEAR) == 0;
+    if ((!linear && strcmp(fmt, HVS_MODEL_FORMAT_XGBOOST) != 0) ||
+        (strcmp(comp, "zlib") != 0 && strcmp(comp, "none") != 0))
         return hvs_err_set(err, HVS_ESERDE, "corrupt_model", "%s v%d: format %s/%s not served", name,
                            version, fmt, comp);
     hvs_model_ref_t *r = calloc(1, sizeof *r);
@@ -107,7 +109,8 @@ static int load_value(avro_value_t *v, hvs_model_ref_t **out, hvs_err_t *err) {
             goto fail;
         }
         r->feature_index[i] = hvs_features_index(s);
-        if (r->feature_index[i] < 0) {
+        /* an hvs-linear model's other inputs (recent forecast errors) come from its worker */
+        if (r->feature_index[i] < 0 && !linear) {
             rc = hvs_err_set(err, HVS_ESERDE, "feature_mismatch", "%s: %s is not a feature of %s",
                              r->ident, s, hvs_features_version());
             goto fail;
@@ -158,6 +161,12 @@ static int load_value(avro_value_t *v, hvs_model_ref_t **out, hvs_err_t *err) {
     free(raw);
     if (rc)
         goto fail;
+    /* the kind the bytes are must be the one the record declares (and was validated for) */
+    if (strcmp(hvs_model_format(r->model), fmt) != 0) {
+        rc = hvs_err_set(err, HVS_ESERDE, "corrupt_model", "%s: the record says %s, its bytes are %s",
+                         r->ident, fmt, hvs_model_format(r->model));
+        goto fail;
+    }
     float *row = malloc(n * sizeof *row), pred = NAN;
     if (!row) {
         rc = hvs_err_set(err, HVS_ENOMEM, "oom", "probe");
@@ -494,6 +503,11 @@ static int append_doubles(avro_value_t *arr, const double *d, size_t n) {
 
 int hvs_registry_encode(hvs_serde_t *s, hvs_encoder_t *enc, const hvs_model_record_t *rec,
                         const void **buf, size_t *len, hvs_err_t *err) {
+    const char *fmt = rec->model_format ? rec->model_format : HVS_MODEL_FORMAT_XGBOOST;
+    /* a record no registry would serve is a writer's bug: refuse it here, not in every reader */
+    if (strcmp(fmt, HVS_MODEL_FORMAT_XGBOOST) != 0 && strcmp(fmt, HVS_MODEL_FORMAT_LINEAR) != 0)
+        return hvs_err_set(err, HVS_EINVAL, "bad_record", "ModelVersion %s v%d: model format %s",
+                           rec->name, rec->version, fmt);
     avro_value_t *v = hvs_encoder_value(enc);
     avro_value_t f, b, item, sub;
     int bad = set_s(v, "name", rec->name) || avro_value_get_by_name(v, "version", &f, NULL) ||
@@ -502,7 +516,7 @@ int hvs_registry_encode(hvs_serde_t *s, hvs_encoder_t *enc, const hvs_model_reco
               set_s(v, "feature_set_version", hvs_features_version()) ||
               set_l(v, "train_start", rec->train_start) || set_l(v, "train_end", rec->train_end) ||
               set_l(v, "created_at", rec->created_at) || set_s(v, "code_version", HVS_VERSION) ||
-              set_s(v, "model_format", "xgboost-ubj") || set_s(v, "compression", "zlib") ||
+              set_s(v, "model_format", fmt) || set_s(v, "compression", "zlib") ||
               set_os(v, "sha256", NULL) || set_os(v, "decided_by", rec->decided_by) ||
               set_os(v, "decision_reason", rec->decision_reason);
     bad = bad || avro_value_get_by_name(v, "decided_at", &f, NULL) ||

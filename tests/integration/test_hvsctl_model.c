@@ -18,6 +18,8 @@
  *  - export: the file is byte for byte the UBJ this test trained, and /usr/bin/python3 with
  *    xgboost loads it and predicts on rows with NaNs what the registry's served model predicts,
  *    to 1e-5;
+ *  - hvs-linear: show prints model_format "hvs-linear" (XGBoost ones "xgboost-ubj") with the
+ *    text's length and CRC-32, and export writes exactly the coefficient text;
  *  - a decision the broker does not acknowledge exits 1 and changes nothing;
  *  - usage errors exit 2, unknown names/versions and an unreachable broker exit 1 naming them.
  */
@@ -406,6 +408,7 @@ static void test_show(void) {
                   jint(j, "train_end") == T0 && json_is_true(json_object_get(j, "serving")) &&
                   json_is_true(json_object_get(json_object_get(j, "validation"), "ok")) &&
                   hvs_test_streq(jstr(j, "key"), NAME "#3") &&
+                  hvs_test_streq(jstr(j, "model_format"), "xgboost-ubj") &&
                   json_array_size(json_object_get(j, "profile")) == NF,
               "show: the serving v3's record: %.400s", out ? out : "");
     HVS_CHECK(json_is_object(mb) && jint(mb, "length") == (long long)ubj_len[3] &&
@@ -440,7 +443,8 @@ static void test_export(hvs_registry_t *r) {
     for (size_t i = 0; names && i < NF; i++)
         names = hvs_test_streq(json_string_value(json_array_get(fn, i)), feats[i]);
     HVS_CHECK(j && jint(j, "version") == 3 && names && jint(j, "length") == (long long)ubj_len[3] &&
-                  hvs_test_streq(jstr(j, "file"), model_path),
+                  hvs_test_streq(jstr(j, "file"), model_path) &&
+                  hvs_test_streq(jstr(j, "model_format"), "xgboost-ubj"),
               "export prints the serving v3 and its feature names in column order");
     json_decref(j);
 
@@ -591,6 +595,68 @@ static void test_usage(void) {
     free(out);
 }
 
+/* An approved hvs-linear model (refresh coefficients over a feature and two non-features):
+ * show names its format, export writes its text. */
+static void test_linear(hvs_registry_t *r) {
+    static const char *lf[3] = {"horizon_h", "err_lag_1", "err_lag_2"};
+    static const double q[3] = {1, 2, 3}, pr[3] = {0.1, 0.5, 0.9};
+    const float hz[2] = {1, 2};
+    const double coef[2 * 4] = {0.5, 0, 0.25, 0.125, -0.5, 0, 0.75, 0.0625};
+    hvs_model_t *m = NULL;
+    unsigned char *text = NULL, *z = NULL;
+    size_t tl = 0, zl = 0;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_model_linear_new(3, 0, 2, hz, coef, &m, &err) == 0 &&
+                    hvs_model_save(m, &text, &tl, &err) == 0 && hvs_zlib_compress(text, tl, &z, &zl, &err) == 0,
+                "linear model: %s", err.msg);
+    hvs_model_free(m);
+    hvs_feature_profile_t prof[3];
+    for (int i = 0; i < 3; i++)
+        prof[i] = (hvs_feature_profile_t){lf[i], q, pr, 3, 0.0};
+    hvs_model_record_t rec = {
+        .name = "refresh/global", .version = 1, .status = HVS_MODEL_APPROVED, .features = lf,
+        .nfeatures = 3, .train_start = T0 - HVS_MS_DAY, .train_end = T0, .created_at = T0,
+        .metrics = {NAN, NAN, NAN, NAN, NAN, NAN, -1}, .profile = prof, .nprofile = 3,
+        .model_format = "hvs-linear", .model = z, .model_len = zl, .decided_at = HVS_MS_NONE};
+    const void *buf;
+    size_t len;
+    HVS_REQUIRE(hvs_registry_encode(serde, enc, &rec, &buf, &len, &err) == 0, "encode: %s", err.msg);
+    send_record("refresh/global", 1, buf, len);
+    for (int i = 0; i < 200 && hvs_registry_active_version(r, "refresh/global") != 1; i++) {
+        hvs_registry_poll(r, 0);
+        usleep(50000);
+    }
+    HVS_CHECK(hvs_registry_active_version(r, "refresh/global") == 1, "the registry serves refresh/global v1");
+
+    json_t *j = model_json("show refresh/global", 0);
+    json_t *mb = json_object_get(j, "model_bytes");
+    char crc[16];
+    snprintf(crc, sizeof crc, "%08lx", (unsigned long)crc32(0, text, (uInt)tl));
+    HVS_CHECK(j && hvs_test_streq(jstr(j, "model_format"), "hvs-linear") &&
+                  json_is_true(json_object_get(json_object_get(j, "validation"), "ok")) &&
+                  json_is_true(json_object_get(j, "serving")) && jint(mb, "length") == (long long)tl &&
+                  hvs_test_streq(jstr(mb, "crc32"), crc),
+              "show refresh/global: model_format hvs-linear, validates, serves, the text summarised");
+    json_decref(j);
+
+    char path[300], args[400];
+    snprintf(path, sizeof path, "%s/refresh.txt", dir);
+    snprintf(args, sizeof args, "export refresh/global --out %s", path);
+    j = model_json(args, 0);
+    HVS_CHECK(j && hvs_test_streq(jstr(j, "model_format"), "hvs-linear") && jint(j, "length") == (long long)tl,
+              "export refresh/global prints model_format hvs-linear");
+    json_decref(j);
+    FILE *f = fopen(path, "rb");
+    char got[4096];
+    size_t n = f ? fread(got, 1, sizeof got, f) : 0;
+    if (f)
+        fclose(f);
+    HVS_CHECK(n == tl && memcmp(got, text, tl) == 0 && memcmp(got, "hvs-linear 1\n", 13) == 0,
+              "exported file is the coefficient text (%zu of %zu bytes)", n, tl);
+    free(text);
+    free(z);
+}
+
 int main(void) {
     hvs_log_init("test", HVS_LOG_WARN, NULL);
     HVS_REQUIRE(mkdtemp(dir), "mkdtemp");
@@ -614,6 +680,7 @@ int main(void) {
     test_export(r);
     test_rollback(r);
     test_usage();
+    test_linear(r);
 
     hvs_registry_free(r);
     for (int k = 1; k <= NV; k++) {

@@ -7,6 +7,11 @@
  * two threads predicting without pause through a swap never fail and end on the new version;
  * a new client replaying the topic serves what the old one did; export bytes load and predict
  * like the served model.
+ * hvs-linear (refresh/global, inputs horizon_h and two recent errors that are not features):
+ * an approved version serves and predicts the arithmetic of its coefficients worked out here;
+ * a record whose model_format disagrees with its bytes (either way), an XGBoost record naming
+ * a non-feature, and a linear one whose probe row has no horizon are refused while the
+ * previous version keeps serving; a newer linear version then swaps in.
  */
 #include <math.h>
 #include <pthread.h>
@@ -166,6 +171,182 @@ static void *predictor(void *p) {
     return NULL;
 }
 
+/* ---- hvs-linear ---------------------------------------------------------------------------- */
+
+#define LNAME "refresh/global"
+#define LNF 3
+
+static const char *lfeats[LNF] = {"horizon_h", "err_lag_1", "err_lag_2"};
+
+/* Any record of LNAME: its features, format and compressed bytes; medians 2 (horizon), 0 (the
+ * errors), only for the first nprof features. */
+static void publish_as(int version, const char *fmt, const char *const *names, size_t nf, size_t nprof,
+                       const unsigned char *z, size_t zl) {
+    static const double qh[3] = {1, 2, 3}, qe[3] = {-1, 0, 1}, pr[3] = {0.1, 0.5, 0.9};
+    hvs_feature_profile_t prof[NF];
+    for (size_t i = 0; i < nprof && i < NF; i++)
+        prof[i] = (hvs_feature_profile_t){names[i], i == 0 ? qh : qe, pr, 3, 0.0};
+    hvs_model_record_t rec = {
+        .name = LNAME, .version = version, .status = HVS_MODEL_APPROVED, .features = names,
+        .nfeatures = nf, .train_start = 1, .train_end = 2, .created_at = 3,
+        .metrics = {NAN, NAN, NAN, NAN, NAN, NAN, -1}, .profile = prof, .nprofile = nprof,
+        .model_format = fmt, .model = z, .model_len = zl, .decided_at = HVS_MS_NONE};
+    const void *buf;
+    size_t len;
+    hvs_err_t err = {0};
+    char key[128];
+    hvs_registry_key(key, sizeof key, LNAME, version);
+    HVS_REQUIRE(hvs_registry_encode(serde, enc, &rec, &buf, &len, &err) == 0 &&
+                    hvs_producer_send(prod, "models", RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len,
+                                      &err) == 0 &&
+                    hvs_producer_flush(prod, 10000, &err) == 0,
+                "publish %s v%d: %s", LNAME, version, err.msg);
+}
+
+/* A linear model's compressed text. */
+static void linear_bytes(size_t ncols, int selector, size_t nsel, const float *sv, const double *coef,
+                         unsigned char **z, size_t *zl) {
+    hvs_model_t *m = NULL;
+    unsigned char *t;
+    size_t tl;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_model_linear_new(ncols, selector, nsel, sv, coef, &m, &err) == 0 &&
+                    hvs_model_save(m, &t, &tl, &err) == 0 && hvs_zlib_compress(t, tl, z, zl, &err) == 0,
+                "linear bytes: %s", err.msg);
+    free(t);
+    hvs_model_free(m);
+}
+
+static int lserving(hvs_registry_t *r, int want) {
+    for (int i = 0; i < 100; i++) {
+        hvs_registry_poll(r, 0);
+        if (hvs_registry_active_version(r, LNAME) == want)
+            break;
+        usleep(50000);
+    }
+    return hvs_registry_active_version(r, LNAME);
+}
+
+/* Why this build refuses version v of the registry's records (reason, message). */
+static bool refused_for(hvs_registry_t *r, int v, const char *reason, const char *msg) {
+    const hvs_model_info_t *x = info(r, v);
+    hvs_model_ref_t *ref = NULL;
+    hvs_err_t err = {0};
+    int rc = x ? hvs_registry_load_record(serde, x->record, x->record_len, &ref, &err) : -1;
+    hvs_registry_release(ref);
+    bool ok = x && x->refused && rc == HVS_ESERDE && strcmp(err.reason, reason) == 0 && strstr(err.msg, msg);
+    if (!ok)
+        fprintf(stderr, "v%d: rc %d %s: %s\n", v, rc, err.reason, err.msg);
+    return ok;
+}
+
+static void test_linear(const hvs_kafka_conf_t *kc, const unsigned char *ubj5, size_t ubj5_len) {
+    HVS_REQUIRE(hvs_features_index("horizon_h") >= 0 && hvs_features_index("err_lag_1") < 0 &&
+                    hvs_features_index("err_lag_2") < 0,
+                "horizon_h is a feature, the error lags are not");
+    hvs_registry_opts_t opts = {.prefix = "refresh/", .load_models = true};
+    hvs_registry_t *r;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_registry_new(kc, serde, "models", &opts, &r, &err) == 0, "registry: %s", err.msg);
+
+    /* v1: horizons 1, 2, 3; y = b0 + b1 * err_lag_1 + b2 * err_lag_2 */
+    const float hz[3] = {1, 2, 3};
+    const double c1[3 * 4] = {0.5, 0, 0.75, 0.125, 0.25, 0, 0.5, 0.25, -1, 0, 0.25, 0.5};
+    unsigned char *z1, *z3, *z6;
+    size_t zl1, zl3, zl6;
+    linear_bytes(LNF, 0, 3, hz, c1, &z1, &zl1);
+    publish_as(1, "hvs-linear", lfeats, LNF, LNF, z1, zl1);
+    HVS_CHECK(lserving(r, 1) == 1, "hvs-linear v1 serves");
+    hvs_model_ref_t *ref = hvs_registry_acquire(r, LNAME);
+    HVS_REQUIRE(ref, "acquire %s", LNAME);
+    const float rows[][LNF] = {{1, 2, -4}, {2, 0.5f, -1}, {3, 4, 2}, {2, NAN, 8}, {5, 1, 1}, {NAN, 1, 1}};
+    /* row 1: 0.5 + 1.5 - 0.5; row 2: 0.25 + 0.25 - 0.25; row 3: -1 + 1 + 1; a missing error
+     * adds nothing: 0.25 + 2; horizon 5: the nearest, 3: -1 + 0.25 + 0.5; no horizon: NaN */
+    const float want[] = {1.5f, 0.25f, 1.0f, 2.25f, -0.25f, NAN};
+    float got[6];
+    int same = 0;
+    HVS_CHECK(hvs_model_predict(ref->model, &rows[0][0], 6, got, &err) == 0, "predict: %s", err.msg);
+    for (int i = 0; i < 6; i++)
+        same += isnan(want[i]) ? isnan(got[i]) : got[i] == want[i];
+    HVS_CHECK(same == 6, "served hvs-linear predicts the coefficients' arithmetic: %g %g %g %g %g %g",
+              (double)got[0], (double)got[1], (double)got[2], (double)got[3], (double)got[4], (double)got[5]);
+    const float *sv;
+    const double *cf;
+    size_t nsel;
+    int sel;
+    HVS_CHECK(strcmp(hvs_model_format(ref->model), "hvs-linear") == 0 && ref->nfeatures == LNF &&
+                  ref->feature_index[0] == hvs_features_index("horizon_h") && ref->feature_index[1] == -1 &&
+                  ref->feature_index[2] == -1 && strcmp(ref->features[1], "err_lag_1") == 0 &&
+                  hvs_model_linear_coef(ref->model, &sel, &nsel, &sv, &cf) == 0 && sel == 0 && nsel == 3 &&
+                  memcmp(sv, hz, sizeof hz) == 0 && memcmp(cf, c1, sizeof c1) == 0 && ref->probe[0] == 2,
+              "served model: format, feature indices (-1 for the error lags), coefficients bit-exact");
+    hvs_registry_release(ref);
+    const hvs_model_info_t *i1 = info(r, 1);
+    unsigned char *raw = NULL;
+    size_t rawlen = 0;
+    HVS_CHECK(i1 && hvs_registry_model_bytes(serde, i1->record, i1->record_len, &raw, &rawlen, &err) == 0 &&
+                  rawlen > 13 && memcmp(raw, "hvs-linear 1\n", 13) == 0,
+              "the record's bytes are the hvs-linear text");
+    free(raw);
+
+    /* v2: the record says hvs-linear, the bytes are XGBoost UBJ (of feature-set names) */
+    unsigned char *z2;
+    size_t zl2;
+    HVS_REQUIRE(hvs_zlib_compress(ubj5, ubj5_len, &z2, &zl2, &err) == 0, "compress");
+    publish_as(2, "hvs-linear", feats, NF, NF, z2, zl2);
+    wait_known(r, 2, -1);
+    HVS_CHECK(lserving(r, 1) == 1 && hvs_registry_refused(r) == 1 &&
+                  refused_for(r, 2, "corrupt_model", "says hvs-linear, its bytes are xgboost-ubj"),
+              "hvs-linear record of UBJ bytes refused, v1 keeps serving");
+    /* v3: the record says xgboost-ubj, the bytes are hvs-linear text */
+    double c5[6] = {1, 0, 0, 0, 0, 0};
+    linear_bytes(NF, -1, 1, NULL, c5, &z3, &zl3);
+    publish_as(3, NULL, feats, NF, NF, z3, zl3);
+    wait_known(r, 3, -1);
+    HVS_CHECK(lserving(r, 1) == 1 && hvs_registry_refused(r) == 2 &&
+                  refused_for(r, 3, "corrupt_model", "says xgboost-ubj, its bytes are hvs-linear"),
+              "xgboost-ubj record of hvs-linear bytes refused, v1 keeps serving");
+    /* v4: XGBoost naming a non-feature stays strict */
+    const char *odd[NF] = {"temperature_c", "hour", "err_lag_1", "hdh", "is_weekend"};
+    publish_as(4, "xgboost-ubj", odd, NF, NF, z2, zl2);
+    wait_known(r, 4, -1);
+    HVS_CHECK(lserving(r, 1) == 1 && hvs_registry_refused(r) == 3 &&
+                  refused_for(r, 4, "feature_mismatch", "err_lag_1 is not a feature"),
+              "XGBoost record with a non-feature refused, v1 keeps serving");
+    /* v5: hvs-linear without a horizon median: the probe row predicts NaN */
+    const char *noh[LNF] = {"err_lag_1", "err_lag_2", "horizon_h"};
+    double c3[3 * 4] = {0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0};
+    unsigned char *z5;
+    size_t zl5;
+    linear_bytes(LNF, 2, 3, hz, c3, &z5, &zl5);
+    publish_as(5, "hvs-linear", noh, LNF, 2, z5, zl5);
+    wait_known(r, 5, -1);
+    HVS_CHECK(lserving(r, 1) == 1 && hvs_registry_refused(r) == 4 && refused_for(r, 5, "probe_failed", "nan"),
+              "hvs-linear with no probe value for its selector refused, v1 keeps serving");
+    /* an unknown format is refused by the writer */
+    hvs_model_record_t bad = {.name = LNAME, .version = 9, .features = lfeats, .nfeatures = LNF,
+                              .model_format = "onnx", .model = z1, .model_len = zl1,
+                              .decided_at = HVS_MS_NONE};
+    const void *buf;
+    size_t len;
+    HVS_CHECK(hvs_registry_encode(serde, enc, &bad, &buf, &len, &err) == HVS_EINVAL, "format onnx not written");
+    /* v6: new coefficients swap in */
+    const double c6[3 * 4] = {4, 0, 0, 0, 5, 0, 0, 0, 6, 0, 1, 1};
+    linear_bytes(LNF, 0, 3, hz, c6, &z6, &zl6);
+    publish_as(6, "hvs-linear", lfeats, LNF, LNF, z6, zl6);
+    float y = NAN;
+    HVS_CHECK(lserving(r, 6) == 6 && (ref = hvs_registry_acquire(r, LNAME)) &&
+                  hvs_model_predict(ref->model, rows[2], 1, &y, &err) == 0 && y == 12.0f,
+              "v6 swaps in and predicts 6 + 4 + 2 = %g", (double)y);
+    hvs_registry_release(ref);
+    free(z1);
+    free(z2);
+    free(z3);
+    free(z5);
+    free(z6);
+    hvs_registry_free(r);
+}
+
 int main(void) {
     hvs_log_init("test", HVS_LOG_WARN, NULL);
     HVS_REQUIRE(hvs_test_devbroker_start(&broker, NULL) == 0, "devbroker");
@@ -272,7 +453,9 @@ int main(void) {
     float row[NF] = {2, 3, 1, 1, 0}, out;
     hvs_model_predict(m, row, 1, &out, &err);
     HVS_CHECK(out == (float)predict(r2), "exported bytes predict as served: %g", out);
+    HVS_CHECK(strcmp(hvs_model_format(m), "xgboost-ubj") == 0, "XGBoost record's format");
     hvs_model_free(m);
+    test_linear(&kc, ubj, lu);
     free(ubj);
     hvs_registry_free(r2);
     hvs_registry_free(r);

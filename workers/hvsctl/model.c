@@ -5,7 +5,8 @@
  *   approve    PENDING_APPROVAL -> APPROVED (re-published with the decision)
  *   reject     -> REJECTED
  *   rollback   the serving version -> ARCHIVED, so the previous approved one serves
- *   export     the decompressed UBJ bytes to a file that Python's xgboost.Booster loads
+ *   export     the decompressed model bytes to a file: UBJ that Python's xgboost.Booster
+ *              loads, or an hvs-linear model's text (model_format says which)
  *
  * Which version serves is decided as the registry client decides it: the highest-numbered
  * APPROVED version whose record validates (hvs_registry_load_record: bytes decompress and load,
@@ -51,7 +52,7 @@ static const char *const help_model =
     "  approve NAME --version N [--by WHO] [--reason TEXT] [--force]\n"
     "  reject NAME --version N [--by WHO] [--reason TEXT] [--force]\n"
     "  rollback NAME [--by WHO] [--reason TEXT] [--force]\n"
-    "  export NAME [--version N] --out FILE          the XGBoost model (UBJ) for Python\n"
+    "  export NAME [--version N] --out FILE          the model's bytes (UBJ or hvs-linear text)\n"
     "\n"
     "Every command takes --timeout S (default 15): how long reading the topic to its end (and\n"
     "having a decision acknowledged) may take, after up to 10 s for the topic's metadata.\n"
@@ -74,8 +75,9 @@ static const char *const help_show =
     "\n"
     "Prints the record of version N of NAME (default: the serving version, else the highest)\n"
     "as one JSON object: every field of the ModelVersion record (timestamps in ms since the\n"
-    "epoch) except the model bytes, which are summarised as\n"
-    "  \"model_bytes\": {\"compressed_length\", \"length\", \"crc32\"}   (of the decompressed UBJ)\n"
+    "epoch), model_format (\"xgboost-ubj\" or \"hvs-linear\") included, except the model bytes,\n"
+    "which are summarised as\n"
+    "  \"model_bytes\": {\"compressed_length\", \"length\", \"crc32\"}   (of the decompressed bytes)\n"
     "plus \"key\", \"serving\" and \"validation\" ({\"ok\": true} or the reason it would not serve).";
 
 static const char *const help_approve =
@@ -106,10 +108,13 @@ static const char *const help_rollback =
 static const char *const help_export =
     "Usage: hvsctl model export NAME [--version N] --out FILE [--timeout S]\n"
     "\n"
-    "Writes the decompressed XGBoost model (UBJ) of version N of NAME (default: the serving\n"
-    "version, else the highest) to FILE, after checking that it loads with the record's feature\n"
-    "count. In Python: xgboost.Booster(model_file=FILE), columns in the order of \"features\".\n"
-    "Prints {name, version, status, file, length, crc32, feature_set_version, features}.";
+    "Writes the decompressed model bytes of version N of NAME (default: the serving version,\n"
+    "else the highest) to FILE, after checking that they load with the record's feature count.\n"
+    "model_format \"xgboost-ubj\": UBJ; in Python xgboost.Booster(model_file=FILE), columns in\n"
+    "the order of \"features\". \"hvs-linear\": the coefficient text (first line \"hvs-linear 1\",\n"
+    "then columns, selector, rows and one line per row: selector value, intercept, coefficients).\n"
+    "Prints {name, version, status, model_format, file, length, crc32, feature_set_version,\n"
+    "features}.";
 
 /* Per registry entry: has this build validated its record (and why not). */
 typedef struct check {
@@ -713,7 +718,7 @@ static int cmd_export(mctx_t *c, const mopts_t *o) {
         goto out;
     }
     if (hvs_model_load(raw, rawlen, x->nfeatures, &m, &err) != 0) {
-        fprintf(stderr, "hvsctl %s: %s v%d does not load as an XGBoost model of %zu features: %s\n",
+        fprintf(stderr, "hvsctl %s: %s v%d does not load as a model of %zu features: %s\n",
                 c->cmd, x->name, x->version, x->nfeatures, err.msg);
         goto out;
     }
@@ -724,6 +729,7 @@ static int cmd_export(mctx_t *c, const mopts_t *o) {
         json_object_set_new(j, "name", json_string(x->name));
         json_object_set_new(j, "version", json_integer(x->version));
         json_object_set_new(j, "status", json_string(hvs_model_status_name(x->status)));
+        json_object_set_new(j, "model_format", json_string(hvs_model_format(m)));
         json_object_set_new(j, "file", str_or_null(o->out));
         json_object_set_new(j, "length", json_integer((json_int_t)rawlen));
         json_object_set_new(j, "crc32", crc_hex(raw, rawlen));

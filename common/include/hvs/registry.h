@@ -10,11 +10,18 @@
  * Active version of a name: the highest-numbered APPROVED one that passed validation. Rollback = the active version
  * re-published ARCHIVED, so the previous approved one becomes active again.
  *
+ * Model kinds (the record's model_format): "xgboost-ubj" (forecast, anomaly models) and
+ * "hvs-linear" (refresh/<scope>: per-horizon correction coefficients, the text of model.h);
+ * any other format is refused.
+ *
  * Validation before a version serves: the bytes decompress (zlib; its Adler-32 catches
- * corruption), load as an XGBoost model with as many features as the record names, every name
- * is a feature of this build's definition and the feature-set version is ours, and a probe row
- * (the training profile's medians) predicts a finite value. A version that fails stays out
- * (logged, counted in hvs_registry_refused) and the previous one keeps serving.
+ * corruption), load as a model of the kind model_format names (hvs_model_format of the loaded
+ * bytes must agree) with as many columns as the record names features, the feature-set version
+ * is ours, every name is a feature of this build's definition (hvs-linear: names outside it,
+ * e.g. recent forecast errors its worker computes, are allowed and get feature_index -1), and
+ * a probe row (the training profile's medians, NaN where the profile has none) predicts a
+ * finite value. A version that fails stays out (logged, counted in hvs_registry_refused) and
+ * the previous one keeps serving.
  *
  * Ownership: the registry owns its Kafka reader, decoder and models; hvs_registry_acquire gives
  * a reference that must be released (the model stays valid until then, even across a swap).
@@ -69,7 +76,9 @@ typedef struct hvs_model_ref {
     char ident[160];                         /* "<name>:<version>" for lineage */
     hvs_model_t *model;
     char **features;                         /* the record's names, in column order */
-    int *feature_index;                      /* position of each in hvs_features_names() */
+    int *feature_index;                      /* position of each in hvs_features_names(); -1
+                                              * (hvs-linear only): not a feature, the worker
+                                              * computes that input */
     size_t nfeatures;
     double *probe;                           /* nfeatures: the profile's medians */
     _Atomic int refs;
@@ -146,14 +155,16 @@ typedef struct hvs_model_record {
     size_t ntemp, nirr;                           /* edges; counts are (ntemp-1) x (nirr-1) */
     const int64_t *counts;
     const char *const *params;                    /* key, value, ..., NULL */
-    const void *model;                            /* compressed (zlib) UBJ bytes */
+    const char *model_format;                     /* HVS_MODEL_FORMAT_*; NULL: "xgboost-ubj" */
+    const void *model;                            /* compressed (zlib) hvs_model_save bytes */
     size_t model_len;
     const char *decided_by, *decision_reason;     /* NULL: none */
     hvs_ms_t decided_at;                          /* HVS_MS_NONE: none */
 } hvs_model_record_t;
 
-/* Encode a record (feature_set_version = this build's, format xgboost-ubj, compression zlib,
- * code version HVS_VERSION) with enc (an encoder of HVS_SCHEMA_MODEL_VERSION); *buf is enc's. */
+/* Encode a record (feature_set_version = this build's, model_format rec's, compression zlib,
+ * code version HVS_VERSION) with enc (an encoder of HVS_SCHEMA_MODEL_VERSION); *buf is enc's.
+ * HVS_EINVAL for a model_format that is neither of model.h's. */
 int hvs_registry_encode(hvs_serde_t *s, hvs_encoder_t *enc, const hvs_model_record_t *rec,
                         const void **buf, size_t *len, hvs_err_t *err);
 /* The same record with another status and decision (approve, reject, archive): decoded from
@@ -161,7 +172,7 @@ int hvs_registry_encode(hvs_serde_t *s, hvs_encoder_t *enc, const hvs_model_reco
 int hvs_registry_restatus(hvs_serde_t *s, hvs_encoder_t *enc, const void *record, size_t len,
                           hvs_model_status_t status, const char *by, const char *reason,
                           hvs_ms_t at, const void **buf, size_t *outlen, hvs_err_t *err);
-/* The decompressed UBJ bytes of a record (malloc'd; export). */
+/* The decompressed model bytes of a record (UBJ or hvs-linear text; malloc'd; export). */
 int hvs_registry_model_bytes(hvs_serde_t *s, const void *record, size_t len, unsigned char **out,
                              size_t *outlen, hvs_err_t *err);
 
