@@ -47,6 +47,17 @@ static void *predict_job(void *p) {
     return NULL;
 }
 
+/* n rows predicted by two threads at once, 50 times each, into o1 and o2; 0 when all succeeded. */
+static int predict_twice_concurrently(hvs_model_t *m, const float *x, size_t n, float *o1, float *o2) {
+    job_t j1 = {m, x, n, o1, 0}, j2 = {m, x, n, o2, 0};
+    pthread_t t1, t2;
+    pthread_create(&t1, NULL, predict_job, &j1);
+    pthread_create(&t2, NULL, predict_job, &j2);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    return j1.rc || j2.rc;
+}
+
 /* The hvs-linear text t loads as ncols columns? Expect HVS_ESERDE naming `why`. */
 static void refused_text(const char *what, const char *t, size_t ncols, const char *why) {
     hvs_model_t *m = NULL;
@@ -195,13 +206,8 @@ static void test_linear(const hvs_model_t *xgb) {
 
     /* two threads on one linear model */
     float c1[200], c2[200];
-    job_t j1 = {mb, xa, 200, c1, 0}, j2 = {mb, xa, 200, c2, 0};
-    pthread_t t1, t2;
-    pthread_create(&t1, NULL, predict_job, &j1);
-    pthread_create(&t2, NULL, predict_job, &j2);
-    pthread_join(t1, NULL);
-    pthread_join(t2, NULL);
-    HVS_CHECK(j1.rc == 0 && j2.rc == 0 && memcmp(c1, pa, sizeof pa) == 0 && memcmp(c2, pa, sizeof pa) == 0,
+    HVS_CHECK(predict_twice_concurrently(mb, xa, 200, c1, c2) == 0 && memcmp(c1, pa, sizeof pa) == 0 &&
+                  memcmp(c2, pa, sizeof pa) == 0,
               "concurrent linear predictions equal");
 
     /* damaged text */
@@ -310,16 +316,10 @@ int main(void) {
     HVS_CHECK(hvs_model_load(junk, sizeof junk, C, &bad, &err) == HVS_ESERDE, "junk refused");
 
     /* two threads predicting at once */
-    float o1[1000], o2[1000];
-    job_t j1 = {m2, X, 1000, o1, 0}, j2 = {m2, X, 1000, o2, 0};
-    pthread_t t1, t2;
-    pthread_create(&t1, NULL, predict_job, &j1);
-    pthread_create(&t2, NULL, predict_job, &j2);
-    pthread_join(t1, NULL);
-    pthread_join(t2, NULL);
-    float ref[1000];
+    float o1[1000], o2[1000], ref[1000];
+    int crc = predict_twice_concurrently(m2, X, 1000, o1, o2);
     hvs_model_predict(m2, X, 1000, ref, &err);
-    HVS_CHECK(j1.rc == 0 && j2.rc == 0 && memcmp(o1, ref, sizeof ref) == 0 && memcmp(o2, ref, sizeof ref) == 0,
+    HVS_CHECK(crc == 0 && memcmp(o1, ref, sizeof ref) == 0 && memcmp(o2, ref, sizeof ref) == 0,
               "concurrent predictions equal");
 
     /* monotone constraint: y falls with x0 in the data, but we demand increasing in x0 */

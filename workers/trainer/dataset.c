@@ -34,10 +34,23 @@ static const char *const anomaly_features[] = {
     "temp_x_hour", "temp_x_radiation", "room_temp_c", "setpoint_c", "comfort_gap_c",
     "comfort_gap_prev", "building_age_days", NULL};
 
-const char *tr_task_name(tr_task_t t) { return t == TR_FORECAST ? "forecast" : "anomaly-residual"; }
+/* the refresh model's inputs: the baseline's errors of the last complete hours (per heated m2) */
+static const char *const refresh_features[] = {"horizon_h", "err_lag_1", "err_lag_2", "err_lag_3", NULL};
+
+static const char *const task_names[TR_TASKS] = {"forecast", "anomaly-residual", "anomaly-classifier",
+                                                 "refresh"};
+
+const char *tr_task_name(tr_task_t t) { return t < TR_TASKS ? task_names[t] : "?"; }
+
+int tr_task_parse(const char *name) {
+    for (int t = 0; t < TR_TASKS; t++)
+        if (strcmp(name, task_names[t]) == 0)
+            return t;
+    return -1;
+}
 
 const char *const *tr_task_features(tr_task_t t, size_t *n) {
-    const char *const *f = t == TR_FORECAST ? forecast_features : anomaly_features;
+    const char *const *f = t == TR_FORECAST ? forecast_features : t == TR_REFRESH ? refresh_features : anomaly_features;
     size_t k = 0;
     while (f[k])
         k++;
@@ -142,9 +155,12 @@ static int add_row(tr_rows_t *r, const colmap_t *cm, const hvs_feat_history_t *v
 
 int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info, void *opaque,
                   tr_rows_t *out, hvs_err_t *err) {
+    memset(out, 0, sizeof *out);
+    if (sel->task == TR_REFRESH || (sel->task == TR_ANOMALY_CLASSIFIER && !sel->labels))
+        return hvs_err_set(err, HVS_EINVAL, "bad_task", "%s rows do not come from the history without labels",
+                           tr_task_name(sel->task));
     colmap_t cm;
     colmap_of(sel->task, &cm);
-    memset(out, 0, sizeof *out);
     out->ncols = cm.n + (sel->extra ? 1 : 0);
     uint64_t rs = sel->seed ? sel->seed : 0x9e3779b97f4a7c15ull;
     for (size_t g = 0; g < h->nb; g++) {
@@ -182,6 +198,14 @@ int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
                 const hvs_feat_hour_t *t = hvs_feat_hour_get(&v, hour);
                 if (!t || !isfinite(t->use))
                     continue;
+                if (sel->task == TR_ANOMALY_CLASSIFIER) {
+                    int lab = tr_labels_get(sel->labels, b->id, s->id, hvs_time_day_start(hour));
+                    if ((lab >= 0 || sel->all_days) &&
+                        add_row(out, &cm, &v, bi.cal, sel, hour, stream_as_of(&v, hour, sel->weather_wait),
+                                lab >= 0 ? lab : NAN, 1.0, (int32_t)g, (int32_t)si))
+                        goto oom;
+                    continue;
+                }
                 if (sel->task == TR_ANOMALY_RESIDUAL) {
                     if (add_row(out, &cm, &v, bi.cal, sel, hour, stream_as_of(&v, hour, sel->weather_wait),
                                 t->use, 1.0, (int32_t)g, (int32_t)si))

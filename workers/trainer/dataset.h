@@ -12,6 +12,11 @@
  *   anomaly-residual  apartment series; as_of as the features worker's (the hour's end, or the
  *                     observation's issue time when it came within the weather wait): the
  *                     expected heating of an hour given its drivers.
+ *   anomaly-classifier  the anomaly-residual rows of labelled apartment-days only (labels.h),
+ *                     target 1 for a fault day, 0 for a false alarm: what a technician would
+ *                     confirm, learned from alerts.feedback; evaluation rows (all_days) are
+ *                     every apartment-day, the unlabelled with target NaN.
+ *   refresh           not from the history: from a forecast run's backtest (refresh.h).
  * Columns: the task's feature list (tr_task_features), in the definition's order.
  * Leak check: for a sample of rows the features are computed again on a copy of the history
  * with everything after as_of removed (later hours, weather issued later); any difference means
@@ -30,12 +35,15 @@
 #include <stdint.h>
 
 #include "history.h"
+#include "labels.h"
 #include "hvs/calendar.h"
 #include "hvs/features.h"
 
-typedef enum tr_task { TR_FORECAST = 0, TR_ANOMALY_RESIDUAL, TR_TASKS } tr_task_t;
+typedef enum tr_task { TR_FORECAST = 0, TR_ANOMALY_RESIDUAL, TR_ANOMALY_CLASSIFIER, TR_REFRESH, TR_TASKS } tr_task_t;
 
 const char *tr_task_name(tr_task_t t);
+/* The task of a name ("forecast", ...); -1 if none. */
+int tr_task_parse(const char *name);
 /* The feature names a task's models read (static, NULL-terminated), and their count. */
 const char *const *tr_task_features(tr_task_t t, size_t *n);
 
@@ -68,6 +76,9 @@ typedef struct tr_select {
     const char *const *buildings; /* NULL: every building of the history */
     size_t nbuildings;
     tr_extra_fn extra;
+    tr_labels_t *labels;          /* anomaly-classifier: the targets */
+    bool all_days;                /* anomaly-classifier: every apartment-day (target NaN when
+                                     unlabelled), as scored at serving, not only labelled ones */
 } tr_select_t;
 
 /* Per building what the rows need from topology: heated area (NaN unknown: no forecast rows),
@@ -80,6 +91,7 @@ typedef struct tr_building_info {
 
 typedef int (*tr_info_fn)(void *opaque, const char *building, tr_building_info_t *out);
 
+/* HVS_EINVAL for refresh (not from the history) or a classifier without labels. */
 int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info, void *opaque,
                   tr_rows_t *out, hvs_err_t *err);
 

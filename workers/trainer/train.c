@@ -49,6 +49,104 @@ void tr_metrics(const float *y, const float *pred, const float *scale, size_t n,
                                .precision_at_k = NAN, .recall_at_k = NAN, .n_eval = (int)k};
 }
 
+typedef struct day_score {
+    int32_t g, s;
+    hvs_ms_t day;
+    double sy, sp;
+    int n;
+    double score;
+    int label;
+} day_score_t;
+
+static int cmp_day_key(const void *a, const void *b) {
+    const day_score_t *x = a, *y = b;
+    if (x->day != y->day)
+        return (x->day > y->day) - (x->day < y->day);
+    if (x->g != y->g)
+        return (x->g > y->g) - (x->g < y->g);
+    return (x->s > y->s) - (x->s < y->s);
+}
+
+/* by day, then score descending; ties by building and series, so the ranking is reproducible */
+static int cmp_day_rank(const void *a, const void *b) {
+    const day_score_t *x = a, *y = b;
+    if (x->day != y->day)
+        return (x->day > y->day) - (x->day < y->day);
+    if (x->score != y->score)
+        return (x->score < y->score) - (x->score > y->score);
+    if (x->g != y->g)
+        return (x->g > y->g) - (x->g < y->g);
+    return (x->s > y->s) - (x->s < y->s);
+}
+
+void tr_rank_metrics(const tr_history_t *h, tr_task_t task, tr_labels_t *labels, int top_k,
+                     const float *y, const float *pred, const hvs_ms_t *hour, const int32_t *group,
+                     const int32_t *series, size_t n, tr_result_t *out) {
+    out->metrics.precision_at_k = out->metrics.recall_at_k = NAN;
+    out->naive.precision_at_k = out->naive.recall_at_k = NAN;
+    if (!labels || (!labels->n && !labels->complete) || n == 0 || top_k <= 0)
+        return;
+    day_score_t *d = malloc(n * sizeof *d);
+    if (!d)
+        return; /* metrics stay unknown: reported as null, not as a number */
+    for (size_t i = 0; i < n; i++)
+        d[i] = (day_score_t){group[i], series[i], hvs_time_day_start(hour[i]), 0, 0, 0, 0, -1};
+    /* per apartment-day: sums of actual and predicted */
+    day_score_t *agg = malloc(n * sizeof *agg);
+    if (!agg) {
+        free(d);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        /* the classifier scores unlabelled days too (target NaN): a prediction is enough */
+        bool ok = isfinite(pred[i]) && (task == TR_ANOMALY_CLASSIFIER || isfinite(y[i]));
+        d[i].sy = ok && isfinite(y[i]) ? y[i] : 0;
+        d[i].sp = ok ? pred[i] : 0;
+        d[i].n = ok;
+    }
+    qsort(d, n, sizeof *d, cmp_day_key);
+    size_t na = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (na && !cmp_day_key(&agg[na - 1], &d[i])) {
+            agg[na - 1].sy += d[i].sy, agg[na - 1].sp += d[i].sp, agg[na - 1].n += d[i].n;
+            continue;
+        }
+        agg[na++] = d[i];
+    }
+    size_t pos_total = 0, labelled = 0, tp = 0, ranked_labelled = 0;
+    for (size_t i = 0; i < na; i++) {
+        day_score_t *a = &agg[i];
+        if (a->n == 0) {
+            a->score = -INFINITY;
+            continue;
+        }
+        a->score = task == TR_ANOMALY_CLASSIFIER ? a->sp / a->n : fabs(a->sy - a->sp) / (fmax(a->sp, 0) + 1.0);
+        const tr_building_t *b = h->b[a->g];
+        a->label = tr_labels_get(labels, b->id, b->s[a->s]->id, a->day);
+        labelled += a->label >= 0;
+        pos_total += a->label == 1;
+    }
+    qsort(agg, na, sizeof *agg, cmp_day_rank);
+    for (size_t i = 0, rank = 0; i < na; i++, rank++) {
+        if (i == 0 || agg[i].day != agg[i - 1].day)
+            rank = 0;
+        if ((int)rank >= top_k || agg[i].n == 0)
+            continue;
+        ranked_labelled += agg[i].label >= 0;
+        tp += agg[i].label == 1;
+    }
+    out->label_days = na;
+    out->labelled_days = labelled;
+    out->fault_days = pos_total;
+    if (ranked_labelled)
+        out->metrics.precision_at_k = (double)tp / ranked_labelled;
+    if (pos_total)
+        out->metrics.recall_at_k = (double)tp / pos_total;
+    if (labelled)
+        out->naive.precision_at_k = (double)pos_total / labelled;
+    free(d), free(agg);
+}
+
 /* Rows i with keep(i) into a new dense matrix. */
 static int subset(const tr_rows_t *r, bool (*keep)(const tr_rows_t *, size_t, const void *),
                   const void *arg, float **x, float **y, size_t *n) {
@@ -119,7 +217,9 @@ static int fit(const tr_rows_t *r, tr_task_t task, hvs_ms_t lo, hvs_ms_t hi, con
         int8_t mono[512];
         monotone_of(task, r->ncols, mono);
         hvs_train_params_t p = c->xgb;
-        p.monotone = c->monotone ? mono : NULL;
+        p.monotone = c->monotone && task != TR_ANOMALY_CLASSIFIER ? mono : NULL;
+        if (task == TR_ANOMALY_CLASSIFIER)
+            p.objective = "binary:logistic";
         rc = hvs_model_train(xt, yt, NULL, nt, r->ncols, xv, yv, nv, &p, out, NULL, err);
     }
     if (nrows)
@@ -139,8 +239,8 @@ static int predict_rows(hvs_model_t *m, const tr_rows_t *r, float *out, hvs_err_
 }
 
 /* The champion's predictions on rows of our columns: it reads its own feature list. */
-static int predict_champion(hvs_model_ref_t *ch, tr_task_t task, const tr_rows_t *r, float *out,
-                            hvs_err_t *err) {
+int tr_predict_champion(hvs_model_ref_t *ch, tr_task_t task, const tr_rows_t *r, float *out,
+                        hvs_err_t *err) {
     size_t n;
     const char *const *f = tr_task_features(task, &n);
     int map[512];
@@ -172,7 +272,7 @@ static int cmp_float(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static int profile(const tr_rows_t *r, tr_result_t *out, tr_task_t task) {
+int tr_profile(const tr_rows_t *r, tr_result_t *out, tr_task_t task) {
     out->quantiles = calloc(out->nfeatures * TR_NQ, sizeof *out->quantiles);
     out->missing = calloc(out->nfeatures, sizeof *out->missing);
     float *col = malloc((r->n ? r->n : 1) * sizeof *col);
@@ -267,10 +367,11 @@ static int stress(const tr_rows_t *r, tr_task_t task, hvs_model_t *m, tr_result_
 }
 
 /* Append a fold's scored rows to the result (keep_eval). */
-static int keep_eval_rows(tr_result_t *out, const tr_rows_t *e, const float *pred, size_t at, int fold) {
-    size_t n = at + e->n;
+static int keep_eval_rows(tr_result_t *out, const tr_rows_t *e, const float *pred, size_t at, int fold,
+                          bool with_x) {
+    size_t n = at + e->n ? at + e->n : 1; /* realloc(p, 0) may free p */
     out->eval_ncols = e->ncols;
-    float *x = realloc(out->eval_x, n * e->ncols * sizeof *x);
+    float *x = with_x ? realloc(out->eval_x, n * e->ncols * sizeof *x) : NULL;
     if (x)
         out->eval_x = x;
     float *y = realloc(out->eval_y, n * sizeof *y), *p = realloc(out->eval_pred, n * sizeof *p);
@@ -291,9 +392,13 @@ static int keep_eval_rows(tr_result_t *out, const tr_rows_t *e, const float *pre
         out->eval_group = g;
     if (f)
         out->eval_fold = f;
-    if (!x || !y || !p || !nv || !sc || !h || !g || !f)
+    int32_t *se = realloc(out->eval_series, n * sizeof *se);
+    if (se)
+        out->eval_series = se;
+    if ((with_x && !x) || !y || !p || !nv || !sc || !h || !g || !f || !se)
         return HVS_ENOMEM;
-    memcpy(&out->eval_x[at * e->ncols], e->x, e->n * e->ncols * sizeof *x);
+    if (with_x)
+        memcpy(&out->eval_x[at * e->ncols], e->x, e->n * e->ncols * sizeof *x);
     for (size_t i = 0; i < e->n; i++) {
         out->eval_y[at + i] = e->y[i];
         out->eval_pred[at + i] = pred[i];
@@ -301,6 +406,7 @@ static int keep_eval_rows(tr_result_t *out, const tr_rows_t *e, const float *pre
         out->eval_scale[at + i] = e->scale[i];
         out->eval_hour[at + i] = e->hour[i];
         out->eval_group[at + i] = e->group[i];
+        out->eval_series[at + i] = e->series[i];
         out->eval_fold[at + i] = fold;
     }
     return 0;
@@ -323,8 +429,19 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
     tr_select_t sel = {.task = task, .from = from, .to = to, .horizons = c->horizons,
                        .nhorizons = c->nhorizons, .per_hour = c->per_hour,
                        .weather_wait = c->weather_wait, .seed = 17, .buildings = buildings,
-                       .nbuildings = nbuildings, .extra = c->extra};
+                       .nbuildings = nbuildings, .extra = c->extra, .labels = c->labels};
     tr_rows_t rows = {0}, eval = {0};
+    if (task == TR_ANOMALY_CLASSIFIER) {
+        /* counted before the first held-out day: what the backtest's first fold trains on */
+        size_t pos = 0, neg = 0, need = c->min_labels ? c->min_labels : 20;
+        hvs_ms_t first = hvs_time_day_start(to) - (hvs_ms_t)c->folds * c->fold_days * HVS_MS_DAY;
+        if (c->labels)
+            tr_labels_count(c->labels, from, first, &pos, &neg);
+        if (!c->labels || pos < need || (!c->labels->complete && neg < need))
+            return hvs_err_set(err, HVS_ESTATE, "too_few_labels",
+                               "%s: %zu labelled fault days and %zu false alarms before the held-out folds, %zu of each needed",
+                               name, pos, neg, need);
+    }
     int rc = tr_rows_build(h, &sel, info, opaque, &rows, err);
     if (rc)
         return rc;
@@ -362,6 +479,8 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
     }
     size_t cap = 0, ne = 0;
     float *ey = NULL, *ep = NULL, *es = NULL, *en = NULL, *ec = NULL;
+    hvs_ms_t *eh = NULL;
+    int32_t *eg = NULL, *esr = NULL;
     float *by[TR_BUCKETS] = {0};
     (void)by;
     double bsum_e[TR_BUCKETS] = {0}, bsum_y[TR_BUCKETS] = {0};
@@ -377,6 +496,7 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
         es_sel.day_ahead = task == TR_FORECAST;
         es_sel.per_hour = 0;
         es_sel.extra = c->extra;
+        es_sel.all_days = true;
         if ((rc = tr_rows_build(h, &es_sel, info, opaque, &eval, err))) {
             hvs_model_free(m);
             break;
@@ -392,10 +512,20 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
                 }
                 *arrs[a] = p;
             }
+            hvs_ms_t *ph = realloc(eh, cap * sizeof *ph);
+            if (ph)
+                eh = ph;
+            int32_t *pg = realloc(eg, cap * sizeof *pg), *ps = realloc(esr, cap * sizeof *ps);
+            if (pg)
+                eg = pg;
+            if (ps)
+                esr = ps;
+            if (!ph || !pg || !ps)
+                rc = hvs_err_set(err, HVS_ENOMEM, "oom", "evaluation");
         }
         if (rc == 0)
             rc = predict_rows(m, &eval, ep + ne, err);
-        if (rc == 0 && champ_ok && predict_champion(champion, task, &eval, ec + ne, err)) {
+        if (rc == 0 && champ_ok && tr_predict_champion(champion, task, &eval, ec + ne, err)) {
             champ_ok = false; /* a champion over other columns: no comparison */
             hvs_log_warn("trainer", "%s: champion %s not comparable: %s", name, champion->ident, err->msg);
         }
@@ -403,8 +533,11 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
             ey[ne + i] = eval.y[i];
             es[ne + i] = eval.scale[i];
             en[ne + i] = eval.naive[i];
+            eh[ne + i] = eval.hour[i];
+            eg[ne + i] = eval.group[i];
+            esr[ne + i] = eval.series[i];
         }
-        if (rc == 0 && c->keep_eval && keep_eval_rows(out, &eval, ep + ne, ne, k))
+        if (rc == 0 && c->keep_eval && keep_eval_rows(out, &eval, ep + ne, ne, k, c->keep_eval_x))
             rc = hvs_err_set(err, HVS_ENOMEM, "oom", "evaluation rows");
         ne += rc == 0 ? eval.n : 0;
         /* per horizon bucket (forecast): the fold's sampled rows of the test days */
@@ -437,21 +570,55 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
         }
         for (int b = 0; b < TR_BUCKETS; b++)
             out->bucket_wape[b] = bsum_y[b] > 0 ? bsum_e[b] / bsum_y[b] : NAN;
+        if (task != TR_FORECAST) {
+            tr_rank_metrics(h, task, c->labels, c->top_k, ey, ep, eh, eg, esr, ne, out);
+            if (out->has_champion) {
+                tr_result_t ch = {0};
+                tr_rank_metrics(h, task, c->labels, c->top_k, ey, ec, eh, eg, esr, ne, &ch);
+                out->champion.precision_at_k = ch.metrics.precision_at_k;
+                out->champion.recall_at_k = ch.metrics.recall_at_k;
+            }
+        }
+        if (task == TR_ANOMALY_CLASSIFIER) { /* probabilities: no percentage errors */
+            out->metrics.mape = out->metrics.wape = NAN;
+            out->champion.mape = out->champion.wape = NAN;
+            out->naive = (hvs_model_metrics_t){NAN, NAN, NAN, NAN, out->naive.precision_at_k, NAN, 0};
+        }
     }
-    free(ey), free(ep), free(es), free(en), free(ec);
+    free(ey), free(ep), free(es), free(en), free(ec), free(eh), free(eg), free(esr);
     if (rc)
         goto done;
     /* final model on the whole window */
     if ((rc = fit(&rows, task, from, to, c, &out->model, NULL, err)))
         goto done;
-    if ((rc = stress(&rows, task, out->model, out, err)))
+    if (task != TR_ANOMALY_CLASSIFIER && (rc = stress(&rows, task, out->model, out, err)))
         goto done;
-    if (profile(&rows, out, task)) {
+    if (tr_profile(&rows, out, task)) {
         rc = hvs_err_set(err, HVS_ENOMEM, "oom", "profile");
         goto done;
     }
     /* the gate */
     double w = out->metrics.wape, wn = out->naive.wape;
+    if (task == TR_ANOMALY_CLASSIFIER) {
+        double p = out->metrics.precision_at_k, pn = out->naive.precision_at_k,
+               pc = out->has_champion ? out->champion.precision_at_k : NAN;
+        if (!isfinite(p))
+            out->status = HVS_MODEL_REJECTED, snprintf(out->reason, sizeof out->reason, "no labelled held-out days to rank");
+        else if (isfinite(pn) && p <= pn)
+            out->status = HVS_MODEL_REJECTED,
+            snprintf(out->reason, sizeof out->reason, "precision@%d %.3f does not beat chance %.3f", c->top_k, p, pn);
+        else if (isfinite(pc) && p < pc * (1.0 + c->min_improvement))
+            out->status = HVS_MODEL_PENDING_APPROVAL,
+            snprintf(out->reason, sizeof out->reason,
+                     "precision@%d %.3f does not beat the champion's %.3f by %.0f %%: for a person to decide",
+                     c->top_k, p, pc, c->min_improvement * 100);
+        else
+            out->status = c->auto_approve ? HVS_MODEL_APPROVED : HVS_MODEL_PENDING_APPROVAL,
+            snprintf(out->reason, sizeof out->reason, "%s: precision@%d %.3f (chance %.3f), recall@%d %.3f",
+                     c->auto_approve ? "auto-approved" : "awaiting approval", c->top_k, p, pn, c->top_k,
+                     out->metrics.recall_at_k);
+        goto done;
+    }
     if (!isfinite(w)) {
         out->status = HVS_MODEL_REJECTED;
         snprintf(out->reason, sizeof out->reason, "no held-out hours to score");
@@ -465,12 +632,8 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
         out->status = HVS_MODEL_REJECTED;
         snprintf(out->reason, sizeof out->reason, "stress test: %d of %d rows heat less when colder",
                  out->monotone_violations, out->stress_rows);
-    } else if (out->has_champion && isfinite(out->champion.wape) &&
-               w > out->champion.wape * (1.0 - c->min_improvement)) {
-        out->status = HVS_MODEL_PENDING_APPROVAL;
-        snprintf(out->reason, sizeof out->reason,
-                 "WAPE %.4f does not beat the champion's %.4f by %.0f %%: for a person to decide", w,
-                 out->champion.wape, c->min_improvement * 100);
+    } else if (tr_gate_short_of_champion(out, c, w)) {
+        /* PENDING_APPROVAL, the reason set */
     } else if (c->auto_approve) {
         out->status = HVS_MODEL_APPROVED;
         snprintf(out->reason, sizeof out->reason, "auto-approved: WAPE %.4f (naive %.4f%s)", w, wn,
@@ -485,12 +648,22 @@ done:
     return rc;
 }
 
+bool tr_gate_short_of_champion(tr_result_t *out, const tr_config_t *c, double w) {
+    if (!out->has_champion || !isfinite(out->champion.wape) || w <= out->champion.wape * (1.0 - c->min_improvement))
+        return false;
+    out->status = HVS_MODEL_PENDING_APPROVAL;
+    snprintf(out->reason, sizeof out->reason,
+             "WAPE %.4f does not beat the champion's %.4f by %.0f %%: for a person to decide", w, out->champion.wape,
+             c->min_improvement * 100);
+    return true;
+}
+
 void tr_result_free(tr_result_t *r) {
     hvs_model_free(r->model);
     free(r->quantiles);
     free(r->missing);
     free(r->eval_x), free(r->eval_y), free(r->eval_pred), free(r->eval_naive), free(r->eval_scale);
-    free(r->eval_hour), free(r->eval_group), free(r->eval_fold);
+    free(r->eval_hour), free(r->eval_group), free(r->eval_series), free(r->eval_fold);
     memset(r, 0, sizeof *r);
 }
 
@@ -522,23 +695,44 @@ int tr_record_build(const tr_result_t *r, int version, hvs_ms_t now, const tr_co
         }                                                                                          \
     } while (0)
     P("task", "%s", tr_task_name(r->task));
-    P("tree_method", "%s", "hist");
-    P("eta", "%g", c->xgb.eta > 0 ? c->xgb.eta : 0.05);
-    P("max_depth", "%d", c->xgb.max_depth > 0 ? c->xgb.max_depth : 6);
-    P("rounds_max", "%d", c->xgb.rounds > 0 ? c->xgb.rounds : 400);
-    P("monotone", "%s", c->monotone ? "temperature-" : "off");
-    P("target_scale", "%s", r->task == TR_FORECAST ? "per_heated_m2" : "kwh");
+    if (r->task == TR_REFRESH) {
+        P("fit", "%s", "ridge least squares per horizon");
+        P("inputs", "%s", "errors of the last 3 complete hours");
+    } else {
+        P("tree_method", "%s", "hist");
+        P("objective", "%s", r->task == TR_ANOMALY_CLASSIFIER ? "binary:logistic" : "reg:squarederror");
+        P("eta", "%g", c->xgb.eta > 0 ? c->xgb.eta : 0.05);
+        P("max_depth", "%d", c->xgb.max_depth > 0 ? c->xgb.max_depth : 6);
+        P("rounds_max", "%d", c->xgb.rounds > 0 ? c->xgb.rounds : 400);
+        P("monotone", "%s", c->monotone && r->task != TR_ANOMALY_CLASSIFIER ? "temperature-" : "off");
+    }
+    P("target_scale", "%s", r->task == TR_FORECAST || r->task == TR_REFRESH ? "per_heated_m2"
+                            : r->task == TR_ANOMALY_CLASSIFIER ? "probability" : "kwh");
     P("folds", "%d", c->folds);
     P("fold_days", "%d", c->fold_days);
     P("rows", "%zu", r->rows);
     P("naive_wape", "%.6f", r->naive.wape);
-    P("wape_h1_6", "%.6f", r->bucket_wape[0]);
-    P("wape_h7_24", "%.6f", r->bucket_wape[1]);
-    P("wape_h25_48", "%.6f", r->bucket_wape[2]);
-    P("wape_h49_72", "%.6f", r->bucket_wape[3]);
+    if (r->task == TR_REFRESH) {
+        P("wape_h1", "%.6f", r->bucket_wape[0]);
+        P("wape_h2", "%.6f", r->bucket_wape[1]);
+        P("wape_h3", "%.6f", r->bucket_wape[2]);
+    } else if (r->task == TR_FORECAST) {
+        P("wape_h1_6", "%.6f", r->bucket_wape[0]);
+        P("wape_h7_24", "%.6f", r->bucket_wape[1]);
+        P("wape_h25_48", "%.6f", r->bucket_wape[2]);
+        P("wape_h49_72", "%.6f", r->bucket_wape[3]);
+    }
     P("stress_violations", "%d", r->monotone_violations);
     P("stress_rows", "%d", r->stress_rows);
     P("train_seconds", "%.1f", r->seconds);
+    if (r->task == TR_ANOMALY_RESIDUAL || r->task == TR_ANOMALY_CLASSIFIER) {
+        P("top_k", "%d", c->top_k);
+        P("label_days", "%zu", r->label_days);
+        P("labelled_days", "%zu", r->labelled_days);
+        P("fault_days", "%zu", r->fault_days);
+    }
+    if (r->baseline[0])
+        P("baseline", "%s", r->baseline);
 #undef P
     out->argv[2 * np] = NULL;
     out->rec = (hvs_model_record_t){
@@ -548,6 +742,7 @@ int tr_record_build(const tr_result_t *r, int version, hvs_ms_t now, const tr_co
         .profile = r->quantiles ? out->profile : NULL, .nprofile = r->quantiles ? r->nfeatures : 0,
         .temp_edges = tr_temp_edges, .irr_edges = tr_irr_edges, .ntemp = 12, .nirr = 11,
         .counts = r->joint, .params = out->argv, .model = out->z, .model_len = lz,
+        .model_format = r->model ? hvs_model_format(r->model) : NULL,
         .decided_by = r->status == HVS_MODEL_APPROVED || r->status == HVS_MODEL_REJECTED ? "trainer" : NULL,
         .decision_reason = r->reason[0] ? r->reason : NULL,
         .decided_at = r->status == HVS_MODEL_APPROVED || r->status == HVS_MODEL_REJECTED ? now : HVS_MS_NONE};

@@ -11,6 +11,16 @@
  * WAPE = sum|y - yhat| / sum y, MAPE over hours above 10 % of the mean, RMSE, MAE.
  * Baselines on the same rows: seasonal naive (the hour a week before) and the champion (the
  * version serving the name now, when there is one).
+ * Anomaly tasks, where labels exist (labels.h): each held-out day the scope's apartment-days
+ * are ranked — anomaly-residual by |sum(actual - expected)| / (sum expected + 1 kWh),
+ * anomaly-classifier by its mean fault probability — and the top k (the daily alert budget) are
+ * checked: precision@k = faults among the labelled of the top k, recall@k = faults in the top k
+ * / labelled faults; the chance baseline is the share of faults among labelled days.
+ * anomaly-classifier (binary:logistic, no monotone constraints) trains only on labelled days,
+ * once there are min_labels fault days (and as many false alarms from feedback) before the
+ * first held-out day; it is ranked on every apartment-day of the held-out folds, as it would
+ * rank them serving (the labels decide only what counts); its gate is precision@k: it must beat
+ * chance, and the champion by min_improvement for auto-approval.
  * Final model: every row of the window (last 10 % of hours for early stopping).
  * Stress test (seed 001's sunny winter day): for sampled rows, outdoor temperature from -20 to
  * 25 degC at the row's irradiance (hdh and the interactions moved with it) — predictions must
@@ -46,6 +56,11 @@ typedef struct tr_config {
     size_t leak_sample;          /* rows the leak check recomputes */
     tr_extra_fn extra;           /* tests: an extra column */
     bool keep_eval;              /* keep the backtest's scored rows in the result */
+    bool keep_eval_x;            /* and their feature columns (eval_x; tests) */
+    tr_labels_t *labels;         /* fault days: anomaly tasks' precision@k / recall@k, the
+                                    classifier's targets (NULL: none) */
+    int top_k;                   /* the daily alert budget ranked (precision@k) */
+    size_t min_labels;           /* classifier: labelled fault days (and false alarms) needed */
 } tr_config_t;
 
 #define TR_BUCKETS 4
@@ -73,7 +88,10 @@ typedef struct tr_result {
     size_t eval_ncols;
     float *eval_x, *eval_y, *eval_pred, *eval_naive, *eval_scale;
     hvs_ms_t *eval_hour;
-    int32_t *eval_group, *eval_fold;
+    int32_t *eval_group, *eval_series, *eval_fold;
+    /* anomaly tasks with labels: evaluated apartment-days, labelled ones, faults among them */
+    size_t label_days, labelled_days, fault_days;
+    char baseline[192];           /* refresh: the forecast version whose errors it corrects */
 } tr_result_t;
 
 #define TR_NQ 7
@@ -88,18 +106,33 @@ void tr_result_free(tr_result_t *r);
 
 /* The ModelVersion record of a result: rec points into the struct (and its malloc'd model
  * bytes); free with tr_record_free. */
-#define TR_PARAMS 24
+#define TR_PARAMS 28
 typedef struct tr_record {
     hvs_model_record_t rec;
     hvs_feature_profile_t profile[HVS_FEATURES_COUNT];
     unsigned char *z;
-    char values[TR_PARAMS][48];
+    char values[TR_PARAMS][200];
     const char *argv[2 * TR_PARAMS + 1];
 } tr_record_t;
 
 int tr_record_build(const tr_result_t *r, int version, hvs_ms_t now, const tr_config_t *conf,
                     tr_record_t *out, hvs_err_t *err);
 void tr_record_free(tr_record_t *r);
+
+/* The champion's predictions on rows of the task's columns (it reads its own feature list:
+ * HVS_ESTATE "feature_mismatch" when it reads one the task has not). */
+int tr_predict_champion(hvs_model_ref_t *ch, tr_task_t task, const tr_rows_t *r, float *out, hvs_err_t *err);
+/* The training profile of rows into out (quantiles, missing rates, joint histogram); HVS_ENOMEM. */
+int tr_profile(const tr_rows_t *r, tr_result_t *out, tr_task_t task);
+
+/* The gate's champion step: when WAPE w does not beat the champion's by min_improvement, the
+ * result becomes PENDING_APPROVAL with the reason, and true is returned. */
+bool tr_gate_short_of_champion(tr_result_t *out, const tr_config_t *c, double w);
+
+/* precision@k / recall@k of the pooled scored rows (see above); the counts into out. */
+void tr_rank_metrics(const tr_history_t *h, tr_task_t task, tr_labels_t *labels, int top_k,
+                     const float *y, const float *pred, const hvs_ms_t *hour, const int32_t *group,
+                     const int32_t *series, size_t n, tr_result_t *out);
 
 /* Day-ahead WAPE etc. of predictions (kWh = value x scale). */
 void tr_metrics(const float *y, const float *pred, const float *scale, size_t n, hvs_model_metrics_t *m);
