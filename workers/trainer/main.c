@@ -1,21 +1,28 @@
 /*
- * hvs-trainer - aggregates.hourly + weather.hourly (+ topology, models) -> versioned, evaluated
- * XGBoost models on `models` (DESIGN.md section 6).
+ * hvs-trainer - aggregates.hourly + weather.hourly (+ alerts.feedback, alerts, topology,
+ * models) -> versioned, evaluated models on `models` (DESIGN.md section 6).
  *
- * The loop: poll a batch -> add its hours and weather to the training window (history.c) ->
- * write the window's changes to Redis -> commit. Every HVS_TRAIN_EVERY of event time (the
- * inputs' newest hour), and when asked (POST /train?name=...), it trains each model due: the
- * names come from the fleet in topology —
+ * The loop: poll a batch -> add its hours and weather to the training window (history.c) and
+ * its feedback to the labels (labels.c) -> write the changes to Redis -> commit -> run at most
+ * one queued training job. Jobs are queued every HVS_TRAIN_EVERY of event time (the inputs'
+ * newest hour, once caught up), when asked (POST /train?name=...), by a MODEL_DRIFT alert on
+ * `alerts` naming a model (at most once per HVS_TRAIN_DRIFT_COOLDOWN of event time per name,
+ * and not when a newer version than the drifting one exists), and for new scopes: after each
+ * caught-up batch that brought data, a scope with no version yet that has become eligible
+ * (one that cannot train yet is retried a day later). The names come from the fleet in
+ * topology —
  *   forecast/global, anomaly-residual/global                 every building with history;
  *   forecast/archetype:<a>, anomaly-residual/archetype:<a>   the archetype's mature buildings
  *                                                            (HVS_TRAIN_MATURE_DAYS of data);
  *   forecast/building:<id>                                   once a building has
- *                                                            HVS_TRAIN_BUILDING_DAYS (6 months).
- * Between schedules, after each caught-up batch that brought data, a scope with no version yet
- * that has become eligible trains at once (one that cannot train yet is retried a day later).
- * Each run (train.c) is evaluated against seasonal naive and the serving champion and
- * published as the next version with the status its gate decided. Training runs on the loop's
- * thread: consumption pauses meanwhile (max.poll.interval.ms is raised to allow it).
+ *                                                            HVS_TRAIN_BUILDING_DAYS (6 months);
+ *   refresh/<scope>                                          after each forecast/<scope> run that
+ *                                                            was approved, from its backtest;
+ *   anomaly-classifier/global                                once alerts.feedback holds
+ *                                                            HVS_TRAIN_MIN_LABELS of each verdict.
+ * Each run (train.c, refresh.c) is evaluated against its baseline and the serving champion and
+ * published as the next version with the status its gate decided. One job per loop turn keeps
+ * the consumer polling between runs (max.poll.interval.ms is raised to cover one run).
  */
 #include <math.h>
 #include <pthread.h>
@@ -24,7 +31,10 @@
 #include <string.h>
 
 #include "dataset.h"
+#include "labels.h"
+#include "refresh.h"
 #include "history.h"
+#include "hvs/alert.h"
 #include "hvs/app.h"
 #include "hvs/calendar.h"
 #include "hvs/featstore.h"
@@ -43,7 +53,8 @@
 
 typedef struct settings {
     int64_t window_ms, every_ms, mature_ms, building_ms, folds, fold_days, min_train_days, per_hour,
-        max_rows, rounds, max_depth, nthread, max_apartments, batch, weather_wait_ms, max_record;
+        max_rows, rounds, max_depth, nthread, max_apartments, batch, weather_wait_ms, max_record, top_k,
+        min_labels, drift_cooldown_ms;
     double eta, max_wape, min_improvement;
     bool auto_approve;
     char *horizons, *tasks, *region;
@@ -81,8 +92,14 @@ static const hvs_cfg_entry_t tr_entries[] = {
      "gate: relative WAPE gain over the champion for auto-approval"},
     {"HVS_TRAIN_AUTO_APPROVE", HVS_CFG_BOOL, "true", 0, 0, S(auto_approve), 0,
      "approve a clear improvement without a person (else PENDING_APPROVAL)"},
-    {"HVS_TRAIN_TASKS", HVS_CFG_STRING, "forecast,anomaly-residual", 0, 0, S(tasks), 0,
-     "tasks trained: forecast, anomaly-residual"},
+    {"HVS_TRAIN_TASKS", HVS_CFG_STRING, "forecast,anomaly-residual,anomaly-classifier,refresh", 0, 0,
+     S(tasks), 0, "tasks trained: forecast, anomaly-residual, anomaly-classifier, refresh (needs forecast)"},
+    {"HVS_TRAIN_TOP_K", HVS_CFG_INT, "10", 1, 100000, S(top_k), 0,
+     "daily alert budget the anomaly tasks are ranked by (precision@k, recall@k)"},
+    {"HVS_TRAIN_MIN_LABELS", HVS_CFG_INT, "20", 1, 1000000, S(min_labels), 0,
+     "anomaly-classifier trains once the window holds this many labelled fault days and false alarms"},
+    {"HVS_TRAIN_DRIFT_COOLDOWN", HVS_CFG_DURATION, "1d", 0, 31622400000.0, S(drift_cooldown_ms), 0,
+     "a MODEL_DRIFT alert retrains its model at most this often (event time)"},
     {"HVS_TRAIN_DEFAULT_REGION", HVS_CFG_STRING, "CH", 0, 0, S(region), 0,
      "calendar of buildings whose topology names no holiday region"},
     {"HVS_TRAIN_WEATHER_WAIT", HVS_CFG_DURATION, "2h", 0, 604800000, S(weather_wait_ms), 0,
@@ -102,11 +119,26 @@ typedef struct cal_entry {
     hvs_calendar_t *cal;
 } cal_entry_t;
 
+/* A queued training run: the task and name of one scope, over its buildings (NULL: all). */
+typedef struct job {
+    tr_task_t task;
+    char name[200];
+    char **ids;
+    size_t nids;
+    bool new_only;
+} job_t;
+
+/* Event time of the last run of a name (new scopes not yet trainable; drift-triggered runs). */
+typedef struct tried {
+    char name[200];
+    hvs_ms_t at;
+} tried_t;
+
 typedef struct worker {
     hvs_app_t *app;
-    const char *topic_agg, *topic_wx, *topic_models;
+    const char *topic_agg, *topic_wx, *topic_models, *topic_alerts, *topic_feedback;
     hvs_serde_t *serde;
-    hvs_decoder_t *dec_agg, *dec_wx;
+    hvs_decoder_t *dec_agg, *dec_wx, *dec_alert, *dec_fb;
     hvs_encoder_t *enc;
     hvs_redis_t *redis;
     hvs_redis_batch_t *rb;
@@ -115,6 +147,10 @@ typedef struct worker {
     hvs_topology_t *topo;
     hvs_registry_t *reg;
     tr_history_t *hist;
+    tr_labels_t labels;
+    job_t *jobs;                  /* FIFO: jobs[head..njobs) */
+    size_t njobs, capjobs, head;
+    bool scheduled;               /* the queue holds a scheduled round: mark it done when empty */
     cal_entry_t cals[64];
     int ncals;
     int horizons[MAX_HORIZONS];
@@ -122,32 +158,87 @@ typedef struct worker {
     bool task_on[TR_TASKS];
     hvs_ms_t newest, last_train;
     bool fresh_input;             /* inputs applied since the last look for new scopes */
-    struct tried { char name[200]; hvs_ms_t at; } *tried; /* new scopes that could not train yet */
-    size_t ntried, captried;
+    tried_t *tried, *drifted;     /* new scopes that could not train yet; drift-triggered runs */
+    size_t ntried, captried, ndrifted, capdrifted;
     char requested[160];          /* POST /train: a name, "all", or "" */
     pthread_mutex_t req_lock;
-    hvs_metric_t *m_in, *m_skipped, *m_runs, *m_published, *m_rejected, *m_seconds;
+    hvs_metric_t *m_in, *m_skipped, *m_runs, *m_published, *m_rejected, *m_seconds, *m_labels, *m_drift;
 } worker_t;
 
 static worker_t W;
 
 /* ---- inputs --------------------------------------------------------------------------------- */
 
+static void request_drift(worker_t *w, const char *model, hvs_ms_t at);
+
+/* Whether an alert id's type is about an apartment's heating (what the anomaly tasks find):
+ * ANOMALY and the rules; not data quality, drift or forecast confidence. */
+static bool fault_alert(const char *id) {
+    const char *t = id ? strrchr(id, '#') : NULL;
+    return t && (!strcmp(t + 1, "ANOMALY") || !strncmp(t + 1, "RULE_", 5));
+}
+
+/* A technician's verdict on an apartment's alert labels its day (UNSURE retracts the label). */
+static void handle_feedback(worker_t *w, avro_value_t *v) {
+    const char *id = hvs_serde_field_str(v, "alert_id"), *b = hvs_serde_field_str(v, "building_id");
+    const char *apt = hvs_serde_field_str(v, "apartment_id");
+    int verdict = 2;
+    avro_value_t f;
+    if (avro_value_get_by_name(v, "label", &f, NULL) == 0)
+        avro_value_get_enum(&f, &verdict);
+    if (!apt || !fault_alert(id))
+        return; /* a building's or a system's alert: not an apartment-day's fault or not */
+    tr_verdict_t vd = verdict == 0 ? TR_LABEL_POSITIVE : verdict == 1 ? TR_LABEL_NEGATIVE : TR_LABEL_NONE;
+    int rc = tr_labels_put(&w->labels, id, b, apt, tr_labels_alert_day(id), vd, hvs_serde_field_long(v, "labelled_at"));
+    if (rc < 0) {
+        hvs_log_warn("trainer", "feedback on alert %s (building %s) skipped: %s", id ? id : "?", b,
+                     rc == HVS_ENOMEM ? "out of memory" : "its alert id has no date, or an id is too long");
+        hvs_metric_inc(w->m_skipped);
+        return;
+    }
+    if (rc == 1) {
+        hvs_metric_inc(w->m_labels);
+        w->fresh_input = true; /* enough labels may make the classifier trainable */
+    }
+}
+
+/* A MODEL_DRIFT alert names the drifting model as "<name>:<version>". */
+static void handle_alert(worker_t *w, avro_value_t *v) {
+    int type = -1;
+    avro_value_t f;
+    if (avro_value_get_by_name(v, "type", &f, NULL) == 0)
+        avro_value_get_enum(&f, &type);
+    const char *model = hvs_serde_field_str(v, "model");
+    if (type == HVS_ALERT_MODEL_DRIFT && model)
+        request_drift(w, model, hvs_serde_field_long(v, "updated_at"));
+}
+
 /* Inputs were validated by the features worker's rules upstream; the trainer only follows:
  * what does not decode or fit is skipped and counted, never dead-lettered twice. */
 static void handle(worker_t *w, const rd_kafka_message_t *m) {
     if (!m->payload)
         return;
-    bool agg = strcmp(rd_kafka_topic_name(m->rkt), w->topic_agg) == 0;
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    bool agg = strcmp(topic, w->topic_agg) == 0, fb = strcmp(topic, w->topic_feedback) == 0,
+         al = strcmp(topic, w->topic_alerts) == 0;
     avro_value_t *v;
     hvs_err_t e = {0};
-    if (hvs_decoder_decode(agg ? w->dec_agg : w->dec_wx, m->payload, m->len, &v, &e)) {
+    if (hvs_decoder_decode(agg ? w->dec_agg : fb ? w->dec_fb : al ? w->dec_alert : w->dec_wx, m->payload, m->len,
+                           &v, &e)) {
         hvs_metric_inc(w->m_skipped);
+        return;
+    }
+    if (al) {
+        handle_alert(w, v);
         return;
     }
     const char *b = hvs_serde_field_str(v, "building_id");
     if (!b || !*b || strchr(b, '{') || strchr(b, '}')) {
         hvs_metric_inc(w->m_skipped);
+        return;
+    }
+    if (fb) {
+        handle_feedback(w, v);
         return;
     }
     if (agg) {
@@ -216,70 +307,111 @@ static int next_version(worker_t *w, const char *name) {
     return max + 1;
 }
 
-static int run_one(worker_t *w, tr_task_t task, const char *name, const char *const *ids, size_t nids,
-                   hvs_err_t *err) {
+static tr_config_t run_config(worker_t *w) {
     tr_config_t c = {.folds = (int)settings.folds, .fold_days = (int)settings.fold_days,
                      .min_train_days = (int)settings.min_train_days, .horizons = w->horizons,
                      .nhorizons = w->nhorizons, .per_hour = (int)settings.per_hour,
                      .max_rows = (size_t)settings.max_rows, .max_wape = settings.max_wape,
                      .min_improvement = settings.min_improvement, .auto_approve = settings.auto_approve,
-                     .monotone = true, .weather_wait = settings.weather_wait_ms, .leak_sample = 200};
+                     .monotone = true, .weather_wait = settings.weather_wait_ms, .leak_sample = 200,
+                     .labels = &w->labels, .top_k = (int)settings.top_k,
+                     .min_labels = (size_t)settings.min_labels};
     c.xgb = (hvs_train_params_t){.rounds = (int)settings.rounds, .eta = settings.eta,
                                  .max_depth = (int)settings.max_depth, .nthread = (int)settings.nthread,
                                  .seed = 3};
-    hvs_ms_t to = hvs_time_window_start(w->newest, HOUR), from = to - settings.window_ms;
-    hvs_model_ref_t *champ = hvs_registry_acquire(w->reg, name);
-    tr_result_t r;
-    int rc = tr_train(w->hist, task, name, ids, nids, from, to, building_info, w, &c, champ, &r, err);
-    hvs_registry_release(champ);
-    hvs_metric_inc(w->m_runs);
-    if (rc == HVS_ESTATE) { /* not enough data yet: nothing to publish, not a failure */
-        hvs_log_info("trainer", "%s not trained: %s", name, err->msg);
-        tr_result_free(&r);
-        return 0;
-    }
-    if (rc) {
-        tr_result_free(&r);
-        return rc;
-    }
-    hvs_metric_add(w->m_seconds, r.seconds);
+    return c;
+}
+
+/* Publish a run's result as the next version of its name; *version gets it (0: not published:
+ * its record is too large, which is logged and counted, not an error). */
+static int publish(worker_t *w, const tr_result_t *r, const tr_config_t *c, int *version, hvs_err_t *err) {
+    *version = 0;
+    hvs_metric_add(w->m_seconds, r->seconds);
     tr_record_t rec;
-    int version = next_version(w, name);
-    rc = tr_record_build(&r, version, hvs_time_now_ms(), &c, &rec, err);
+    int v = next_version(w, r->name);
+    int rc = tr_record_build(r, v, hvs_time_now_ms(), c, &rec, err);
     const void *buf;
     size_t len;
     char key[200];
-    hvs_registry_key(key, sizeof key, name, version);
+    hvs_registry_key(key, sizeof key, r->name, v);
     if (rc == 0)
         rc = hvs_registry_encode(w->serde, w->enc, &rec.rec, &buf, &len, err);
     if (rc == 0 && len > (size_t)settings.max_record) {
         /* the compressed model does not fit a message: say so, publish nothing, keep going */
         hvs_log_error("trainer", "%s v%d not published: its record is %zu bytes, above HVS_TRAIN_MAX_RECORD "
                       "%lld (fewer rounds or shallower trees make smaller models)",
-                      name, version, len, (long long)settings.max_record);
+                      r->name, v, len, (long long)settings.max_record);
         hvs_metric_inc(w->m_rejected);
         tr_record_free(&rec);
-        tr_result_free(&r);
         return 0;
     }
     if (rc == 0)
         rc = hvs_producer_send(w->prod, w->topic_models, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, err);
     if (rc == 0)
         rc = hvs_producer_flush(w->prod, 30000, err);
-    if (rc == 0) {
-        hvs_metric_inc(r.status == HVS_MODEL_REJECTED ? w->m_rejected : w->m_published);
-        hvs_log_fields(HVS_LOG_INFO, "trainer", "model version published", HVS_LFS("name", name),
-                       HVS_LFI("version", version), HVS_LFS("status", hvs_model_status_name(r.status)),
-                       HVS_LFS("reason", r.reason));
-        hvs_log_info("trainer", "%s v%d: WAPE %.4f (naive %.4f%s), %zu rows, %.1f s", name, version,
-                     r.metrics.wape, r.naive.wape, r.has_champion ? ", champion compared" : "", r.rows,
-                     r.seconds);
-    }
     tr_record_free(&rec);
-    tr_result_free(&r);
+    if (rc)
+        return rc;
+    *version = v;
+    hvs_metric_inc(r->status == HVS_MODEL_REJECTED ? w->m_rejected : w->m_published);
+    hvs_log_fields(HVS_LOG_INFO, "trainer", "model version published", HVS_LFS("name", r->name),
+                   HVS_LFI("version", v), HVS_LFS("status", hvs_model_status_name(r->status)),
+                   HVS_LFS("reason", r->reason));
+    hvs_log_info("trainer", "%s v%d: WAPE %.4f (baseline %.4f), precision@k %.3f (chance %.3f)%s, %zu rows, %.1f s",
+                 r->name, v, r->metrics.wape, r->naive.wape, r->metrics.precision_at_k, r->naive.precision_at_k,
+                 r->has_champion ? ", champion compared" : "", r->rows, r->seconds);
     /* see the new version (and its status) before the next run numbers its own */
-    for (int i = 0; i < 50 && rc == 0 && next_version(w, name) <= version; i++)
+    for (int i = 0; i < 50 && next_version(w, r->name) <= v; i++)
         hvs_registry_poll(w->reg, 100);
+    return 0;
+}
+
+/* refresh/<scope> from a forecast/<scope> run's backtest. */
+static int run_refresh(worker_t *w, const tr_result_t *f, int fversion, const tr_config_t *c, hvs_err_t *err) {
+    char name[200];
+    snprintf(name, sizeof name, "refresh/%s", strchr(f->name, '/') + 1);
+    hvs_model_ref_t *champ = hvs_registry_acquire(w->reg, name);
+    tr_result_t r;
+    int rc = tr_refresh_train(f, name, c, champ, &r, err);
+    hvs_registry_release(champ);
+    hvs_metric_inc(w->m_runs);
+    snprintf(r.baseline, sizeof r.baseline, "%s:%d", f->name, fversion);
+    int v;
+    if (rc == HVS_ESTATE) {
+        hvs_log_info("trainer", "%s not trained: %s", name, err->msg);
+        rc = 0;
+    } else if (rc == 0) {
+        rc = publish(w, &r, c, &v, err);
+    }
+    tr_result_free(&r);
+    return rc;
+}
+
+static int run_one(worker_t *w, tr_task_t task, const char *name, const char *const *ids, size_t nids,
+                   hvs_err_t *err) {
+    tr_config_t c = run_config(w);
+    bool refresh = task == TR_FORECAST && w->task_on[TR_REFRESH];
+    c.keep_eval = refresh;
+    hvs_ms_t to = hvs_time_window_start(w->newest, HOUR), from = to - settings.window_ms;
+    hvs_model_ref_t *champ = hvs_registry_acquire(w->reg, name);
+    tr_result_t r;
+    int rc = tr_train(w->hist, task, name, ids, nids, from, to, building_info, w, &c, champ, &r, err);
+    hvs_registry_release(champ);
+    hvs_metric_inc(w->m_runs);
+    int v = 0;
+    if (rc == HVS_ESTATE) { /* not enough data yet: nothing to publish, not a failure */
+        hvs_log_info("trainer", "%s not trained: %s", name, err->msg);
+        rc = 0;
+    } else if (rc == 0 && (rc = publish(w, &r, &c, &v, err)) == 0 && v && refresh) {
+        /* the refresher corrects the serving baseline: coefficients fitted on the errors of a
+           version that does not serve would correct the wrong model */
+        if (r.status == HVS_MODEL_APPROVED)
+            rc = run_refresh(w, &r, v, &c, err);
+        else
+            hvs_log_info("trainer", "refresh/%s not fitted: %s v%d is %s, not serving", strchr(name, '/') + 1, name, v,
+                         hvs_model_status_name(r.status));
+    }
+    tr_result_free(&r);
     return rc;
 }
 
@@ -287,82 +419,107 @@ static int run_one(worker_t *w, tr_task_t task, const char *name, const char *co
  * time before the next attempt: looking for new scopes happens after every caught-up batch. */
 #define RETRY_NEW_SCOPE_MS HVS_MS_DAY
 
-static struct tried *tried_find(worker_t *w, const char *name) {
-    for (size_t i = 0; i < w->ntried; i++)
-        if (strcmp(w->tried[i].name, name) == 0)
-            return &w->tried[i];
+static tried_t *tried_find(tried_t *v, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i].name, name) == 0)
+            return &v[i];
     return NULL;
 }
 
-/* Whether a run of `name` is wanted: `only` names it ("" or "all": every scope), or, in the
- * new-scopes pass, it has no version yet and was not tried within the last day. */
+/* Remember the event time a name was run at (new scopes; drift-triggered runs). */
+static void tried_note(tried_t **v, size_t *n, size_t *cap, const char *name, hvs_ms_t at) {
+    tried_t *t = tried_find(*v, *n, name);
+    if (!t) {
+        tried_t *g = hvs_vec_grow(*v, cap, *n + 1, sizeof *g, 8);
+        if (!g)
+            return; /* it may run again sooner: wasteful, not wrong */
+        *v = g;
+        t = &g[(*n)++];
+        snprintf(t->name, sizeof t->name, "%s", name);
+    }
+    t->at = at;
+}
+
+/* Whether a run of `name` is wanted: `only` names it ("" or "all": every scope; refresh/<scope>
+ * means its forecast, which it is fitted from), or, in the new-scopes pass, it has no version yet
+ * and was not tried within the last day. */
 static bool wanted(worker_t *w, const char *name, const char *only, bool new_only) {
     if (new_only) {
-        const struct tried *t = tried_find(w, name);
+        const tried_t *t = tried_find(w->tried, w->ntried, name);
         return next_version(w, name) == 1 && (!t || w->newest - t->at >= RETRY_NEW_SCOPE_MS);
     }
+    if (!strncmp(only, "refresh/", 8) && !strncmp(name, "forecast/", 9))
+        return !strcmp(only + 8, name + 9);
     return !only[0] || !strcmp(only, "all") || !strcmp(only, name);
 }
 
-/* A new scope's run published nothing (not enough data): remember when it was tried. */
-static void tried_note(worker_t *w, const char *name) {
-    struct tried *t = tried_find(w, name);
-    if (!t) {
-        struct tried *g = hvs_vec_grow(w->tried, &w->captried, w->ntried + 1, sizeof *g, 8);
-        if (!g)
-            return; /* it will be tried again: wasteful, not wrong */
-        w->tried = g;
-        t = &w->tried[w->ntried++];
-        snprintf(t->name, sizeof t->name, "%s", name);
-    }
-    t->at = w->newest;
+static void job_free(job_t *j) {
+    for (size_t i = 0; i < j->nids; i++)
+        free(j->ids[i]);
+    free(j->ids);
 }
 
-static int run_scope(worker_t *w, tr_task_t task, const char *name, const char *const *ids, size_t nids,
-                     bool new_only, hvs_err_t *err) {
-    if (new_only)
-        hvs_log_info("trainer", "training %s (a new scope: no version yet)", name);
-    int rc = run_one(w, task, name, ids, nids, err);
-    if (rc == 0 && new_only && next_version(w, name) == 1)
-        tried_note(w, name);
-    return rc;
+static int enqueue(worker_t *w, tr_task_t task, const char *name, const char *const *ids, size_t nids,
+                   bool new_only) {
+    for (size_t i = w->head; i < w->njobs; i++)
+        if (strcmp(w->jobs[i].name, name) == 0)
+            return 0;
+    if (w->head == w->njobs)
+        w->head = w->njobs = 0;
+    job_t *g = hvs_vec_grow(w->jobs, &w->capjobs, w->njobs + 1, sizeof *g, 16);
+    if (!g)
+        return HVS_ENOMEM;
+    w->jobs = g;
+    job_t j = {task, "", NULL, 0, new_only};
+    snprintf(j.name, sizeof j.name, "%s", name);
+    if (nids && !(j.ids = calloc(nids, sizeof *j.ids)))
+        return HVS_ENOMEM;
+    for (; j.nids < nids; j.nids++)
+        if (!(j.ids[j.nids] = strdup(ids[j.nids]))) {
+            job_free(&j);
+            return HVS_ENOMEM;
+        }
+    w->jobs[w->njobs++] = j;
+    return 0;
 }
 
-/* Every model wanted (see wanted()): the fleet's scopes for each task. */
-static int run_all(worker_t *w, const char *only, bool new_only, hvs_err_t *err) {
+/* Queue every model wanted (see wanted()): the fleet's scopes for each task. */
+static int queue_scopes(worker_t *w, const char *only, bool new_only, hvs_err_t *err) {
     size_t nb;
     const hvs_building_t *bs = hvs_topology_buildings(w->topo, &nb);
     const char **ids = calloc(nb ? nb : 1, sizeof *ids);
     if (!ids)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "scopes");
     int rc = 0;
-    for (int t = 0; t < TR_TASKS && rc == 0; t++) {
+    char name[200];
+    for (int t = 0; t <= TR_ANOMALY_RESIDUAL && rc == 0; t++) {
         if (!w->task_on[t])
             continue;
-        char name[200];
         snprintf(name, sizeof name, "%s/global", tr_task_name((tr_task_t)t));
         if (wanted(w, name, only, new_only))
-            rc = run_scope(w, (tr_task_t)t, name, NULL, 0, new_only, err);
+            rc = enqueue(w, (tr_task_t)t, name, NULL, 0, new_only);
         /* archetypes: their mature buildings */
         for (size_t i = 0; i < nb && rc == 0; i++) {
             const char *arch = bs[i].archetype;
             if (!arch[0])
                 continue;
             bool seen = false;
-            for (size_t k = 0; k < i; k++)
-                seen |= strcmp(bs[k].archetype, arch) == 0;
+            for (size_t k = 0; k < i && !seen; k++)
+                seen = strcmp(bs[k].archetype, arch) == 0;
             if (seen)
                 continue;
+            snprintf(name, sizeof name, "%s/archetype:%s", tr_task_name((tr_task_t)t), arch);
+            if (!wanted(w, name, only, new_only))
+                continue;
             size_t n = 0;
-            for (size_t k = 0; k < nb; k++) {
+            for (size_t k = i; k < nb; k++) {
                 const tr_building_t *hb = tr_history_building(w->hist, bs[k].id, false);
                 if (hb && strcmp(bs[k].archetype, arch) == 0 && hb->first != HVS_MS_NONE &&
                     hb->last - hb->first >= settings.mature_ms)
                     ids[n++] = bs[k].id;
             }
-            snprintf(name, sizeof name, "%s/archetype:%s", tr_task_name((tr_task_t)t), arch);
-            if (n && wanted(w, name, only, new_only))
-                rc = run_scope(w, (tr_task_t)t, name, ids, n, new_only, err);
+            if (n)
+                rc = enqueue(w, (tr_task_t)t, name, ids, n, new_only);
         }
         /* buildings of their own (forecast) */
         for (size_t i = 0; t == TR_FORECAST && i < nb && rc == 0; i++) {
@@ -371,12 +528,60 @@ static int run_all(worker_t *w, const char *only, bool new_only, hvs_err_t *err)
             if (hb && hb->first != HVS_MS_NONE && hb->last - hb->first >= settings.building_ms &&
                 wanted(w, name, only, new_only)) {
                 const char *one[] = {bs[i].id};
-                rc = run_scope(w, TR_FORECAST, name, one, 1, new_only, err);
+                rc = enqueue(w, TR_FORECAST, name, one, 1, new_only);
             }
         }
     }
+    /* the classifier: the fleet's feedback, once there is any */
+    snprintf(name, sizeof name, "anomaly-classifier/global");
+    if (rc == 0 && w->task_on[TR_ANOMALY_CLASSIFIER] && w->labels.n && wanted(w, name, only, new_only))
+        rc = enqueue(w, TR_ANOMALY_CLASSIFIER, name, NULL, 0, new_only);
     free(ids);
+    return rc ? hvs_err_set(err, HVS_ENOMEM, "oom", "training queue") : 0;
+}
+
+/* The oldest queued job, run and dropped. */
+static int run_next_job(worker_t *w, hvs_err_t *err) {
+    job_t j = w->jobs[w->head++];
+    if (j.new_only)
+        hvs_log_info("trainer", "training %s (a new scope: no version yet)", j.name);
+    int rc = run_one(w, j.task, j.name, (const char *const *)j.ids, j.nids, err);
+    if (rc == 0 && j.new_only && next_version(w, j.name) == 1)
+        tried_note(&w->tried, &w->ntried, &w->captried, j.name, w->newest);
+    job_free(&j);
     return rc;
+}
+
+/* MODEL_DRIFT on "<name>:<version>": retrain that name unless a newer version serves already
+ * or it was drift-retrained within the cooldown (event time). A newer version that is pending
+ * or was rejected does not count: the drifting one still serves. */
+static void request_drift(worker_t *w, const char *model, hvs_ms_t at) {
+    const char *colon = strrchr(model, ':');
+    char name[200];
+    if (!colon || colon == model || (size_t)(colon - model) >= sizeof name)
+        return;
+    snprintf(name, sizeof name, "%.*s", (int)(colon - model), model);
+    int version = atoi(colon + 1);
+    hvs_model_ref_t *serving = hvs_registry_acquire(w->reg, name);
+    int sv = serving ? serving->version : 0;
+    hvs_registry_release(serving);
+    if (sv > version) {
+        hvs_log_info("trainer", "MODEL_DRIFT on %s: v%d serves now, no retraining", model, sv);
+        return;
+    }
+    const tried_t *t = tried_find(w->drifted, w->ndrifted, name);
+    if (t && at - t->at < settings.drift_cooldown_ms) {
+        hvs_log_info("trainer", "MODEL_DRIFT on %s: retrained for drift %.1f h ago (event time), within the cooldown",
+                     model, (double)(at - t->at) / HOUR);
+        return;
+    }
+    hvs_err_t e = {0};
+    size_t before = w->njobs - w->head; /* the queue restarts at 0 when it was empty */
+    if (queue_scopes(w, name, false, &e) == 0 && w->njobs - w->head > before) {
+        tried_note(&w->drifted, &w->ndrifted, &w->capdrifted, name, at);
+        hvs_metric_inc(w->m_drift);
+        hvs_log_info("trainer", "MODEL_DRIFT on %s: retraining %s", model, name);
+    }
 }
 
 static int respond(hvs_http_response_t *resp, int status, const char *text) {
@@ -446,11 +651,13 @@ static int parse_lists(worker_t *w, hvs_err_t *err) {
     }
     snprintf(buf, sizeof buf, "%s", settings.tasks);
     for (char *s = NULL, *t = strtok_r(buf, ", ", &s); t; t = strtok_r(NULL, ", ", &s)) {
-        int k = !strcmp(t, "forecast") ? TR_FORECAST : !strcmp(t, "anomaly-residual") ? TR_ANOMALY_RESIDUAL : -1;
+        int k = tr_task_parse(t);
         if (k < 0)
             return hvs_err_set(err, HVS_ECONFIG, "bad_value", "HVS_TRAIN_TASKS: no task %s", t);
         w->task_on[k] = true;
     }
+    if (w->task_on[TR_REFRESH] && !w->task_on[TR_FORECAST])
+        return hvs_err_set(err, HVS_ECONFIG, "bad_value", "HVS_TRAIN_TASKS: refresh is fitted from forecast runs");
     return w->nhorizons ? 0 : hvs_err_set(err, HVS_ECONFIG, "bad_value", "HVS_TRAIN_HORIZONS is empty");
 }
 
@@ -465,6 +672,8 @@ static int run(worker_t *w, hvs_err_t *err) {
     w->topic_agg = hvs_topic_name("aggregates.hourly");
     w->topic_wx = hvs_topic_name("weather.hourly");
     w->topic_models = hvs_topic_name("models");
+    w->topic_alerts = hvs_topic_name("alerts");
+    w->topic_feedback = hvs_topic_name("alerts.feedback");
     pthread_mutex_init(&w->req_lock, NULL);
     int rc = parse_lists(w, err);
     if (rc)
@@ -473,6 +682,8 @@ static int run(worker_t *w, hvs_err_t *err) {
     if ((rc = hvs_serde_new(app->cfg.schema_registry_url, &w->serde, err)) ||
         (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_AGGREGATE, &w->dec_agg, err)) ||
         (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_WEATHER, &w->dec_wx, err)) ||
+        (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_ALERT, &w->dec_alert, err)) ||
+        (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_FEEDBACK, &w->dec_fb, err)) ||
         (rc = hvs_encoder_new(w->serde, HVS_SCHEMA_MODEL_VERSION, w->topic_models, &w->enc, err)) ||
         (rc = hvs_redis_connect(app->cfg.redis_url, NULL, &w->redis, err)) ||
         (rc = hvs_producer_new(&pkc, &w->prod, err)) ||
@@ -482,8 +693,12 @@ static int run(worker_t *w, hvs_err_t *err) {
     w->hist = tr_history_new((size_t)(settings.window_ms / HOUR) + 24 * 8, (size_t)settings.max_apartments);
     if (!w->hist || !(w->rb = hvs_redis_batch_new()))
         return hvs_err_set(err, HVS_ENOMEM, "oom", "training window");
-    if ((rc = tr_history_load(w->hist, w->redis, w->rb, err)))
+    size_t bad_labels = 0;
+    if ((rc = tr_history_load(w->hist, w->redis, w->rb, err)) ||
+        (rc = tr_labels_load(&w->labels, w->redis, &bad_labels, err)))
         return rc;
+    if (bad_labels)
+        hvs_log_warn("trainer", "%zu stored labels in hvs:tr:labels do not parse: left out", bad_labels);
     for (size_t i = 0; i < w->hist->nb; i++)
         if (w->hist->b[i]->last != HVS_MS_NONE && w->hist->b[i]->last + HOUR > w->newest)
             w->newest = w->hist->b[i]->last + HOUR;
@@ -497,29 +712,31 @@ static int run(worker_t *w, hvs_err_t *err) {
     hvs_metrics_t *ms = app->metrics;
     w->m_in = hvs_metrics_counter(ms, "hvs_trainer_inputs_total", "aggregates and weather records applied", NULL);
     w->m_skipped = hvs_metrics_counter(ms, "hvs_trainer_skipped_total",
-                                       "records skipped: undecodable, bad building id, not an hour", NULL);
+                                       "records skipped: undecodable, bad building id, not an hour, feedback whose alert id has no date", NULL);
     w->m_runs = hvs_metrics_counter(ms, "hvs_trainer_runs_total", "training runs", NULL);
     w->m_published = hvs_metrics_counter(ms, "hvs_trainer_versions_total", "versions published (not rejected)", NULL);
     w->m_rejected = hvs_metrics_counter(ms, "hvs_trainer_rejected_total", "versions published as REJECTED", NULL);
     w->m_seconds = hvs_metrics_counter(ms, "hvs_trainer_train_seconds_total", "time spent training", NULL);
+    w->m_labels = hvs_metrics_counter(ms, "hvs_trainer_labels_total", "feedback verdicts that changed a label (UNSURE retracts one)", NULL);
+    w->m_drift = hvs_metrics_counter(ms, "hvs_trainer_drift_runs_total", "runs queued by MODEL_DRIFT alerts", NULL);
     if (app->http && (rc = hvs_http_route(app->http, "/train", http_train, w, err)))
         return rc;
-    /* training pauses polling for minutes: the group must not take the partitions away (the
-     * operator's own HVS_KAFKA_MAX_POLL_INTERVAL_MS, if any, comes later and wins) */
+    /* a training run pauses polling for minutes: the group must not take the partitions away
+     * (the operator's own HVS_KAFKA_MAX_POLL_INTERVAL_MS, if any, comes later and wins) */
     static const char *const cprops[] = {"max.poll.interval.ms", "1800000", NULL};
     hvs_kafka_conf_t ckc = kc;
     ckc.worker_props = cprops;
-    const char *topics[] = {w->topic_agg, w->topic_wx};
+    const char *topics[] = {w->topic_agg, w->topic_wx, w->topic_feedback, w->topic_alerts};
     hvs_consumer_hooks_t hooks = {0};
-    if ((rc = hvs_consumer_new(&ckc, topics, 2, &hooks, &w->cons, err)))
+    if ((rc = hvs_consumer_new(&ckc, topics, 4, &hooks, &w->cons, err)))
         return rc;
     hvs_app_set_ready(app, ready, w);
     size_t max = (size_t)settings.batch;
     rd_kafka_message_t **msgs = calloc(max, sizeof *msgs);
     if (!msgs)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "batch");
-    hvs_log_info("trainer", "training window %lld days from %s + %s; %zu buildings loaded from Redis",
-                 (long long)(settings.window_ms / HVS_MS_DAY), w->topic_agg, w->topic_wx, w->hist->nb);
+    hvs_log_info("trainer", "training window %lld days from %s + %s; %zu buildings and %zu labels loaded from Redis",
+                 (long long)(settings.window_ms / HVS_MS_DAY), w->topic_agg, w->topic_wx, w->hist->nb, w->labels.n);
     rc = 0;
     while (hvs_app_running() && rc == 0) {
         size_t n = 0;
@@ -535,7 +752,8 @@ static int run(worker_t *w, hvs_err_t *err) {
         for (size_t i = 0; i < n; i++)
             handle(w, msgs[i]);
         hvs_redis_batch_reset(w->rb);
-        if ((rc = tr_history_save(w->hist, w->rb, err)) == 0 && hvs_redis_batch_size(w->rb))
+        if ((rc = tr_history_save(w->hist, w->rb, err)) == 0 && (rc = tr_labels_save(&w->labels, w->rb, w->newest ? w->newest - settings.window_ms : HVS_MS_NONE, err)) == 0 &&
+            hvs_redis_batch_size(w->rb))
             rc = hvs_redis_batch_exec(w->redis, w->rb, err);
         if (rc == 0 && n > 0) {
             hvs_err_t cerr = {0};
@@ -550,25 +768,33 @@ static int run(worker_t *w, hvs_err_t *err) {
         snprintf(req, sizeof req, "%s", w->requested);
         w->requested[0] = 0;
         pthread_mutex_unlock(&w->req_lock);
+        if (req[0]) {
+            hvs_log_info("trainer", "training %s (requested)", req);
+            rc = queue_scopes(w, req, false, err);
+        }
         /* scheduled runs wait until the inputs are caught up: a backfill trains once, at its end */
         bool caught_up = w->newest != 0 && n == 0 && hvs_consumer_lag(w->cons) == 0;
-        bool due = caught_up && w->newest - w->last_train >= settings.every_ms;
-        if (req[0] || due) {
-            hvs_log_info("trainer", "training %s (%s)", req[0] ? req : "every model",
-                         req[0] ? "requested" : "scheduled");
-            rc = run_all(w, req, false, err);
+        bool idle = w->head == w->njobs;
+        if (rc == 0 && idle && !w->scheduled && caught_up && w->newest - w->last_train >= settings.every_ms) {
+            hvs_log_info("trainer", "training every model (scheduled)");
+            w->scheduled = true;
             w->fresh_input = false;
-            if (rc == 0 && !req[0]) {
-                w->last_train = w->newest;
-                char v[32];
-                snprintf(v, sizeof v, "%lld", (long long)w->last_train);
-                hvs_redis_command(w->redis, NULL, err, "SET hvs:tr:last %s", v);
-            }
-        } else if (caught_up && w->fresh_input) {
+            rc = queue_scopes(w, "", false, err);
+        } else if (rc == 0 && idle && caught_up && w->fresh_input) {
             /* between schedules: a scope that became eligible (a building reached 6 months, an
-               archetype its first mature building) trains now, not at the next schedule */
+               archetype its first mature building, enough feedback) trains now */
             w->fresh_input = false;
-            rc = run_all(w, "", true, err);
+            rc = queue_scopes(w, "", true, err);
+        }
+        /* one run per turn: the consumer polls (and stays in its group) between runs */
+        if (rc == 0 && w->head < w->njobs)
+            rc = run_next_job(w, err);
+        if (rc == 0 && w->scheduled && w->head == w->njobs) {
+            w->scheduled = false;
+            w->last_train = w->newest;
+            char v[32];
+            snprintf(v, sizeof v, "%lld", (long long)w->last_train);
+            hvs_redis_command(w->redis, NULL, err, "SET hvs:tr:last %s", v);
         }
     }
     free(msgs);
@@ -579,6 +805,13 @@ static int run(worker_t *w, hvs_err_t *err) {
 
 static void worker_free(worker_t *w) {
     free(w->tried);
+    free(w->drifted);
+    for (size_t i = w->head; i < w->njobs; i++)
+        job_free(&w->jobs[i]);
+    free(w->jobs);
+    tr_labels_free(&w->labels);
+    hvs_decoder_destroy(w->dec_alert);
+    hvs_decoder_destroy(w->dec_fb);
     hvs_consumer_destroy(w->cons);
     hvs_registry_free(w->reg);
     hvs_topology_free(w->topo);
