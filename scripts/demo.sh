@@ -10,7 +10,10 @@
 #      hvs-weather polling the simulator's weather server (observed and forecast hours) and
 #      hvs-features joining both into feature vectors,
 #   6. shows what arrived on readings.raw, topology, the aggregate, weather and feature topics,
-#      and what was dead-lettered, with reasons.
+#      and what was dead-lettered, with reasons,
+#   7. runs hvs-trainer on the aggregates and weather (a short window and two backtest days, so
+#      ten days of history suffice): backtested, gated model versions on `models`, listed with
+#      hvsctl model list.
 # Services are stopped at the end; with --stay they keep running until Ctrl-C so you can use
 # `hvsctl` against them (the exports to do so are printed).
 set -euo pipefail
@@ -73,9 +76,9 @@ HVS_HTTP_PORT=-1 HVS_LOG_LEVEL=error "$bin/weather/hvs-weather" --url "http://12
   --topology-wait 60s >"$run_dir/weather.log" 2>&1 &
 pids+=($!)
 sim=$bin/simulator/hvs-simulator
-echo "== hvs-simulator: 4 buildings, 7 days of history, then 2 hours at 900x (labels: $run_dir/labels.jsonl)"
+echo "== hvs-simulator: 4 buildings, 10 days of history, then 2 hours at 900x (labels: $run_dir/labels.jsonl)"
 # With --serve-weather it keeps answering (on its clock, now frozen) after the run, until stopped.
-"$sim" --out kafka --buildings 4 --history-days 7 --days 7.0834 --speed 900 \
+"$sim" --out kafka --buildings 4 --history-days 10 --days 10.0834 --speed 900 \
   --serve-weather "$weather_port" --labels-out "$run_dir/labels.jsonl" \
   --topology-out "$run_dir/topology.jsonl" 2>"$run_dir/simulator.log" &
 pids+=($!)
@@ -120,6 +123,29 @@ echo "== alerts (data quality)"
 "$hvsctl" tail alerts --from-beginning --max 5 2>/dev/null | cut -c1-300 || true
 echo "== hvsctl dlq show --max 10"
 "$hvsctl" dlq show --max 10
+tr_port=$(free_port)
+echo "== hvs-trainer on the aggregates and weather (metrics on http://127.0.0.1:$tr_port/metrics)"
+# Demo sizes: a 10-day window, two held-out days, 100 rounds on one thread. The defaults (200 days,
+# 3 x 14 held-out days) need months of history.
+OMP_WAIT_POLICY=PASSIVE HVS_HTTP_PORT=$tr_port HVS_LOG_LEVEL=warn "$bin/trainer/hvs-trainer" --window 10d \
+  --folds 1 --fold-days 2 --min-train-days 7 --mature-days 1d --rounds 100 --eta 0.1 --nthread 1 \
+  --per-hour 2 >"$run_dir/trainer.log" 2>&1 &
+pids+=($!)
+# Done when runs stop growing for a few seconds (every scope of the scheduled round has run).
+last=-1 same=0
+for _ in $(seq 300); do
+  n=$(metrics "$tr_port" | awk '/^hvs_trainer_runs_total /{print $2}')
+  if [ -n "$n" ] && [ "$n" != "0" ] && [ "$n" = "$last" ]; then same=$((same + 1)); else same=0; fi
+  [ "$same" -ge 5 ] && break
+  last=${n:-0}
+  sleep 1
+done
+echo "== trainer: $(metrics "$tr_port" | awk '/^hvs_trainer_runs_total|^hvs_trainer_versions_total|^hvs_trainer_rejected_total/{printf "%s %s  ", $1, $2}')"
+echo "== hvsctl model list (name, version, status, held-out WAPE, the gate's reason)"
+"$hvsctl" model list 2>/dev/null | /usr/bin/python3 -c 'import json,sys
+for l in sys.stdin:
+    v=json.loads(l); w=v.get("metrics",{}).get("wape")
+    print("  %-48s v%d %-16s WAPE %-6s %s" % (v["name"], v["version"], v["status"], "-" if w is None else "%.3f" % w, v.get("decision_reason") or ""))' || true
 
 if [ "$stay" = 1 ]; then
   "$sim" --out kafka --buildings 4 --days 0 --speed realtime --serve-weather "$weather_port" \
