@@ -484,7 +484,8 @@ static void test_monotone(void) {
 
 static tr_labels_t sim_labels;
 
-static bool fault_on(uint32_t b, const char *apt, hvs_ms_t day) {
+/* The kind of a fault episode of the apartment on that day, -1 when none. */
+static int fault_kind(uint32_t b, const char *apt, hvs_ms_t day) {
     const sim_building_t *bl = &fleet->buildings[b];
     for (uint32_t a = 0; a < bl->napartments; a++) {
         if (strcmp(bl->apartments[a].id, apt))
@@ -492,11 +493,14 @@ static bool fault_on(uint32_t b, const char *apt, hvs_ms_t day) {
         for (int k = 0; k < bl->apartments[a].nepisodes; k++) {
             const sim_episode_t *e = &bl->apartments[a].episodes[k];
             if (sim_episode_is_fault((sim_episode_kind_t)e->kind) && e->start < day + DAY && e->end > day)
-                return true;
+                return e->kind;
         }
     }
-    return false;
+    return -1;
 }
+
+/* per fault kind: held-out fault days, and those found in a day's top k */
+static int kind_days[SIM_EP_FAULT_COUNT], kind_found[SIM_EP_FAULT_COUNT];
 
 static void make_labels(void) {
     tr_labels_init(&sim_labels);
@@ -537,6 +541,8 @@ static int cmp_aday(const void *a, const void *b) {
 /* precision@k / recall@k from a run's scored rows and the episodes themselves. */
 static void rank_here(const tr_result_t *r, bool classifier, int k, double *prec, double *rec, double *chance) {
     size_t n = r->eval_rows, na = 0;
+    memset(kind_days, 0, sizeof kind_days);
+    memset(kind_found, 0, sizeof kind_found);
     aday_t *d = calloc(n, sizeof *d);
     for (size_t i = 0; i < n; i++) {
         hvs_ms_t day = hvs_time_day_start(r->eval_hour[i]);
@@ -580,7 +586,10 @@ static void rank_here(const tr_result_t *r, bool classifier, int k, double *prec
             uint32_t fb = 0;
             while (strcmp(fleet->buildings[fb].id, b->id))
                 fb++;
-            tp += fault_on(fb, b->s[d[best].s]->id, d[best].day);
+            int fk = fault_kind(fb, b->s[d[best].s]->id, d[best].day);
+            tp += fk >= 0;
+            if (fk >= 0)
+                kind_found[fk]++;
             ranked++;
             d[best].n = -d[best].n - 1; /* taken */
         }
@@ -591,7 +600,10 @@ static void rank_here(const tr_result_t *r, bool classifier, int k, double *prec
             uint32_t fb = 0;
             while (strcmp(fleet->buildings[fb].id, b->id))
                 fb++;
-            pos += fault_on(fb, b->s[d[i].s]->id, d[i].day);
+            int fk = fault_kind(fb, b->s[d[i].s]->id, d[i].day);
+            pos += fk >= 0;
+            if (fk >= 0)
+                kind_days[fk]++;
             days++;
         }
     }
@@ -626,6 +638,11 @@ static void test_anomaly(hvs_ms_t start) {
                tr_task_name(task), c.top_k, r.metrics.precision_at_k, c.top_k, r.metrics.recall_at_k,
                r.naive.precision_at_k, p, rec, chance, r.label_days, r.fault_days, r.metrics.wape, r.rows, r.seconds,
                hvs_model_status_name(r.status));
+        printf("  recall@%d by fault:", c.top_k);
+        for (int q = 0; q < SIM_EP_FAULT_COUNT; q++)
+            if (kind_days[q])
+                printf(" %s %d/%d", sim_episode_name((sim_episode_kind_t)q), kind_found[q], kind_days[q]);
+        printf("\n");
         HVS_CHECK(r.fault_days >= 50, "%s: %zu fault days held out", tr_task_name(task), r.fault_days);
         HVS_CHECK(fabs(r.metrics.precision_at_k - p) < 1e-9 && fabs(r.metrics.recall_at_k - rec) < 1e-9 &&
                       fabs(r.naive.precision_at_k - chance) < 1e-9,
