@@ -297,14 +297,18 @@ static int building_info(void *opaque, const char *id, tr_building_info_t *out) 
 
 /* ---- training ------------------------------------------------------------------------------- */
 
+/* The registry's versions are sorted by name then version: a binary search, not a scan (the
+ * new-scopes pass asks this for every scope of the fleet after each caught-up batch). */
 static int next_version(worker_t *w, const char *name) {
-    size_t n;
+    size_t n, pos;
+    bool found;
     const hvs_model_info_t *v = hvs_registry_versions(w->reg, &n);
-    int max = 0;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(v[i].name, name) == 0 && v[i].version > max)
-            max = v[i].version;
-    return max + 1;
+    HVS_VEC_BSEARCH_STR(v, n, .name, name, pos, found);
+    if (!found)
+        return 1;
+    while (pos + 1 < n && strcmp(v[pos + 1].name, name) == 0)
+        pos++;
+    return v[pos].version + 1;
 }
 
 static tr_config_t run_config(worker_t *w) {
@@ -483,13 +487,28 @@ static int enqueue(worker_t *w, tr_task_t task, const char *name, const char *co
     return 0;
 }
 
+static const hvs_building_t *by_archetype_of; /* qsort's context: the loop's thread only */
+
+static int cmp_archetype(const void *a, const void *b) {
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    int c = strcmp(by_archetype_of[x].archetype, by_archetype_of[y].archetype);
+    return c ? c : (x > y) - (x < y); /* the topology's order within an archetype */
+}
+
 /* Queue every model wanted (see wanted()): the fleet's scopes for each task. */
 static int queue_scopes(worker_t *w, const char *only, bool new_only, hvs_err_t *err) {
     size_t nb;
     const hvs_building_t *bs = hvs_topology_buildings(w->topo, &nb);
     const char **ids = calloc(nb ? nb : 1, sizeof *ids);
-    if (!ids)
+    size_t *order = malloc((nb ? nb : 1) * sizeof *order);
+    if (!ids || !order) {
+        free(ids), free(order);
         return hvs_err_set(err, HVS_ENOMEM, "oom", "scopes");
+    }
+    for (size_t i = 0; i < nb; i++)
+        order[i] = i;
+    by_archetype_of = bs;
+    qsort(order, nb, sizeof *order, cmp_archetype);
     int rc = 0;
     char name[200];
     for (int t = 0; t <= TR_ANOMALY_RESIDUAL && rc == 0; t++) {
@@ -498,25 +517,22 @@ static int queue_scopes(worker_t *w, const char *only, bool new_only, hvs_err_t 
         snprintf(name, sizeof name, "%s/global", tr_task_name((tr_task_t)t));
         if (wanted(w, name, only, new_only))
             rc = enqueue(w, (tr_task_t)t, name, NULL, 0, new_only);
-        /* archetypes: their mature buildings */
-        for (size_t i = 0; i < nb && rc == 0; i++) {
-            const char *arch = bs[i].archetype;
+        /* archetypes: their mature buildings (runs of the archetype-sorted order) */
+        for (size_t lo = 0, hi; lo < nb && rc == 0; lo = hi) {
+            const char *arch = bs[order[lo]].archetype;
+            for (hi = lo; hi < nb && !strcmp(bs[order[hi]].archetype, arch); hi++)
+                ;
             if (!arch[0])
-                continue;
-            bool seen = false;
-            for (size_t k = 0; k < i && !seen; k++)
-                seen = strcmp(bs[k].archetype, arch) == 0;
-            if (seen)
                 continue;
             snprintf(name, sizeof name, "%s/archetype:%s", tr_task_name((tr_task_t)t), arch);
             if (!wanted(w, name, only, new_only))
                 continue;
             size_t n = 0;
-            for (size_t k = i; k < nb; k++) {
-                const tr_building_t *hb = tr_history_building(w->hist, bs[k].id, false);
-                if (hb && strcmp(bs[k].archetype, arch) == 0 && hb->first != HVS_MS_NONE &&
-                    hb->last - hb->first >= settings.mature_ms)
-                    ids[n++] = bs[k].id;
+            for (size_t k = lo; k < hi; k++) {
+                const hvs_building_t *b = &bs[order[k]];
+                const tr_building_t *hb = tr_history_building(w->hist, b->id, false);
+                if (hb && hb->first != HVS_MS_NONE && hb->last - hb->first >= settings.mature_ms)
+                    ids[n++] = b->id;
             }
             if (n)
                 rc = enqueue(w, (tr_task_t)t, name, ids, n, new_only);
@@ -537,6 +553,7 @@ static int queue_scopes(worker_t *w, const char *only, bool new_only, hvs_err_t 
     if (rc == 0 && w->task_on[TR_ANOMALY_CLASSIFIER] && w->labels.n && wanted(w, name, only, new_only))
         rc = enqueue(w, TR_ANOMALY_CLASSIFIER, name, NULL, 0, new_only);
     free(ids);
+    free(order);
     return rc ? hvs_err_set(err, HVS_ENOMEM, "oom", "training queue") : 0;
 }
 
