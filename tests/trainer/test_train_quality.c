@@ -538,6 +538,15 @@ static int cmp_aday(const void *a, const void *b) {
     return x->s - y->s;
 }
 
+/* The fault kind of a history apartment-day, from the fleet's episodes (-1 none). */
+static int day_fault(const aday_t *a) {
+    const tr_building_t *b = hist->b[a->g];
+    uint32_t fb = 0;
+    while (strcmp(fleet->buildings[fb].id, b->id))
+        fb++;
+    return fault_kind(fb, b->s[a->s]->id, a->day);
+}
+
 /* precision@k / recall@k from a run's scored rows and the episodes themselves. */
 static void rank_here(const tr_result_t *r, bool classifier, int k, double *prec, double *rec, double *chance) {
     size_t n = r->eval_rows, na = 0;
@@ -582,11 +591,7 @@ static void rank_here(const tr_result_t *r, bool classifier, int k, double *prec
             }
             if (best == hi)
                 break;
-            const tr_building_t *b = hist->b[d[best].g];
-            uint32_t fb = 0;
-            while (strcmp(fleet->buildings[fb].id, b->id))
-                fb++;
-            int fk = fault_kind(fb, b->s[d[best].s]->id, d[best].day);
+            int fk = day_fault(&d[best]);
             tp += fk >= 0;
             if (fk >= 0)
                 kind_found[fk]++;
@@ -596,11 +601,7 @@ static void rank_here(const tr_result_t *r, bool classifier, int k, double *prec
         for (size_t i = lo; i < hi; i++) {
             if (d[i].n == 0)
                 continue;
-            const tr_building_t *b = hist->b[d[i].g];
-            uint32_t fb = 0;
-            while (strcmp(fleet->buildings[fb].id, b->id))
-                fb++;
-            int fk = fault_kind(fb, b->s[d[i].s]->id, d[i].day);
+            int fk = day_fault(&d[i]);
             pos += fk >= 0;
             if (fk >= 0)
                 kind_days[fk]++;
