@@ -1,7 +1,9 @@
 #include "hvs/fmt.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Decimal digits of v backwards from end; returns the first. */
@@ -59,4 +61,31 @@ size_t hvs_fmt_double(char *out, double v) {
     }
     int w = snprintf(out, HVS_FMT_MAX, "%.17g", v);
     return w > 0 ? (size_t)w : 0;
+}
+
+void hvs_strbuf_printf(hvs_strbuf_t *b, const char *fmt, ...) {
+    if (b->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = true;
+            return;
+        }
+        if (b->p && (size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = (b->cap + (size_t)n + 1) * 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
 }

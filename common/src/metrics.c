@@ -6,7 +6,6 @@
 
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -14,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hvs/fmt.h"
 #include "hvs/log.h"
 
 typedef enum { M_COUNTER, M_GAUGE, M_HISTOGRAM } mtype_t;
@@ -344,40 +344,6 @@ double hvs_metric_value(const hvs_metric_t *metric) {
     return u2d(atomic_load(&((hvs_metric_t *)metric)->value));
 }
 
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} sbuf_t;
-
-static void sb_printf(sbuf_t *b, const char *fmt, ...) HVS_PRINTF(2, 3);
-static void sb_printf(sbuf_t *b, const char *fmt, ...) {
-    if (b->oom)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = true;
-            return;
-        }
-        if ((size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap + (size_t)n + 1) * 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-}
-
 /* Prometheus float: +Inf/-Inf/NaN spelled as the format wants. */
 static void fmt_value(char *buf, size_t n, double v) {
     if (isnan(v))
@@ -393,34 +359,34 @@ static void fmt_value(char *buf, size_t n, double v) {
 }
 
 /* HELP text escapes backslash and newline. */
-static void sb_help(sbuf_t *b, const char *s) {
+static void sb_help(hvs_strbuf_t *b, const char *s) {
     for (; *s; s++) {
         if (*s == '\\')
-            sb_printf(b, "\\\\");
+            hvs_strbuf_printf(b, "\\\\");
         else if (*s == '\n')
-            sb_printf(b, "\\n");
+            hvs_strbuf_printf(b, "\\n");
         else
-            sb_printf(b, "%c", *s);
+            hvs_strbuf_printf(b, "%c", *s);
     }
 }
 
 int hvs_metrics_render(hvs_metrics_t *m, char **out, size_t *len, hvs_err_t *err) {
-    sbuf_t b = {malloc(4096), 0, 4096, false};
+    hvs_strbuf_t b = {malloc(4096), 0, 4096, false};
     if (!b.p)
         return hvs_err_set(err, HVS_ENOMEM, NULL, "metrics render: out of memory");
     b.p[0] = '\0';
     static const char *const tnames[] = {"counter", "gauge", "histogram"};
     pthread_mutex_lock(&m->lock);
     for (family_t *f = m->families; f; f = f->next) {
-        sb_printf(&b, "# HELP %s ", f->name);
+        hvs_strbuf_printf(&b, "# HELP %s ", f->name);
         sb_help(&b, f->help);
-        sb_printf(&b, "\n# TYPE %s %s\n", f->name, tnames[f->type]);
+        hvs_strbuf_printf(&b, "\n# TYPE %s %s\n", f->name, tnames[f->type]);
         for (hvs_metric_t *s = f->series; s; s = s->next) {
             char v[64];
             const char *open = s->labels[0] ? "{" : "", *close = s->labels[0] ? "}" : "";
             if (f->type != M_HISTOGRAM) {
                 fmt_value(v, sizeof v, u2d(atomic_load(&s->value)));
-                sb_printf(&b, "%s%s%s%s %s\n", f->name, open, s->labels, close, v);
+                hvs_strbuf_printf(&b, "%s%s%s%s %s\n", f->name, open, s->labels, close, v);
                 continue;
             }
             uint64_t cum = 0;
@@ -432,13 +398,13 @@ int hvs_metrics_render(hvs_metrics_t *m, char **out, size_t *len, hvs_err_t *err
                     fmt_value(le, sizeof le, f->bounds[i]);
                 else
                     snprintf(le, sizeof le, "+Inf");
-                sb_printf(&b, "%s_bucket{%s%sle=\"%s\"} %llu\n", f->name, s->labels, sep, le,
+                hvs_strbuf_printf(&b, "%s_bucket{%s%sle=\"%s\"} %llu\n", f->name, s->labels, sep, le,
                           (unsigned long long)cum);
             }
             fmt_value(v, sizeof v, u2d(atomic_load(&s->value)));
-            sb_printf(&b, "%s_sum%s%s%s %s\n", f->name, open, s->labels, close, v);
+            hvs_strbuf_printf(&b, "%s_sum%s%s%s %s\n", f->name, open, s->labels, close, v);
             /* _count from the same bucket reads, so it always equals the +Inf bucket */
-            sb_printf(&b, "%s_count%s%s%s %llu\n", f->name, open, s->labels, close,
+            hvs_strbuf_printf(&b, "%s_count%s%s%s %llu\n", f->name, open, s->labels, close,
                       (unsigned long long)cum);
         }
     }

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,8 @@
 #include <time.h>
 #include <xgboost/c_api.h>
 #include <zlib.h>
+
+#include "hvs/fmt.h"
 
 struct hvs_model {
     BoosterHandle bst;   /* NULL: an hvs-linear model */
@@ -182,49 +183,23 @@ static void linear_predict(const hvs_model_t *m, const float *x, size_t nrows, f
     }
 }
 
-/* Append printf output to a growing buffer; 0 or -1 (out of memory). */
-static int buf_printf(char **b, size_t *n, size_t *cap, const char *fmt, ...) HVS_PRINTF(4, 5);
-static int buf_printf(char **b, size_t *n, size_t *cap, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(*b ? *b + *n : NULL, *b ? *cap - *n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0)
-            return -1;
-        if (*b && (size_t)k < *cap - *n) {
-            *n += (size_t)k;
-            return 0;
-        }
-        size_t want = *n + (size_t)k + 1, nc = *cap ? *cap : 256;
-        while (nc < want)
-            nc *= 2;
-        char *nb = realloc(*b, nc);
-        if (!nb)
-            return -1;
-        *b = nb;
-        *cap = nc;
-    }
-}
-
 static int linear_save(const hvs_model_t *m, unsigned char **bytes, size_t *len, hvs_err_t *err) {
-    char *b = NULL;
-    size_t n = 0, cap = 0, w = m->ncols + 1;
-    int bad = buf_printf(&b, &n, &cap, "hvs-linear 1\ncolumns %zu\nselector %d\nrows %zu\n", m->ncols,
-                         m->selector, m->nsel);
-    for (size_t i = 0; i < m->nsel && !bad; i++) {
+    hvs_strbuf_t b = {0};
+    size_t w = m->ncols + 1;
+    hvs_strbuf_printf(&b, "hvs-linear 1\ncolumns %zu\nselector %d\nrows %zu\n", m->ncols, m->selector, m->nsel);
+    for (size_t i = 0; i < m->nsel; i++) {
         /* %.17g: every double (and float) reads back to the same bits */
-        bad = buf_printf(&b, &n, &cap, "%.17g", (double)m->selv[i]);
-        for (size_t k = 0; k < w && !bad; k++)
-            bad = buf_printf(&b, &n, &cap, " %.17g", m->coef[i * w + k]);
-        bad = bad || buf_printf(&b, &n, &cap, "\n");
+        hvs_strbuf_printf(&b, "%.17g", (double)m->selv[i]);
+        for (size_t k = 0; k < w; k++)
+            hvs_strbuf_printf(&b, " %.17g", m->coef[i * w + k]);
+        hvs_strbuf_printf(&b, "\n");
     }
-    if (bad) {
-        free(b);
+    if (b.oom) {
+        free(b.p);
         return hvs_err_set(err, HVS_ENOMEM, "oom", "hvs-linear text");
     }
-    *bytes = (unsigned char *)b;
-    *len = n;
+    *bytes = (unsigned char *)b.p;
+    *len = b.len;
     return 0;
 }
 

@@ -1,8 +1,12 @@
 /* test_fmt - exact, short number text: every double comes back bit for bit through strtod
  * (random bit patterns, meter-like decimals, -0, subnormals, huge, non-finite), meter values
- * are short ("55464.1", not 17 digits), and int64 extremes. */
+ * are short ("55464.1", not 17 digits), and int64 extremes; the growing text buffer's contents
+ * across reallocations. */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "hvs/fmt.h"
 #include "hvs_test.h"
@@ -54,5 +58,19 @@ int main(void) {
     HVS_CHECK_EQ_STR(b, "9223372036854775807");
     b[hvs_fmt_int64(b, 0)] = 0;
     HVS_CHECK_EQ_STR(b, "0");
+    /* the growing buffer: from nothing, across many reallocations, exact contents */
+    hvs_strbuf_t sb = {0};
+    char want[8192];
+    size_t wl = 0;
+    for (int i = 0; i < 1000; i++) {
+        hvs_strbuf_printf(&sb, "%d,", i);
+        wl += (size_t)snprintf(want + wl, sizeof want - wl, "%d,", i);
+    }
+    HVS_CHECK(!sb.oom && sb.len == wl && strcmp(sb.p, want) == 0 && sb.cap > sb.len, "strbuf: %zu bytes", sb.len);
+    free(sb.p);
+    hvs_strbuf_t c = {malloc(4), 0, 4, false};
+    hvs_strbuf_printf(&c, "%s", "longer than four");
+    HVS_CHECK(!c.oom && strcmp(c.p, "longer than four") == 0, "strbuf from a small malloc'd start");
+    free(c.p);
     return hvs_test_done();
 }
