@@ -73,7 +73,7 @@ static int grow1(void **p, size_t size) {
     return 0;
 }
 
-static int grow(tr_rows_t *r) {
+int tr_rows_grow(tr_rows_t *r) {
     if (r->n < r->cap)
         return 0;
     size_t cap = r->cap ? r->cap * 2 : 4096;
@@ -129,7 +129,7 @@ static hvs_ms_t stream_as_of(const hvs_feat_history_t *v, hvs_ms_t hour, hvs_ms_
 static int add_row(tr_rows_t *r, const colmap_t *cm, const hvs_feat_history_t *v, hvs_calendar_t *cal,
                    const tr_select_t *sel, hvs_ms_t hour, hvs_ms_t as_of, double target, double area,
                    int32_t g, int32_t s) {
-    if (grow(r))
+    if (tr_rows_grow(r))
         return HVS_ENOMEM;
     double x[HVS_FEATURES_COUNT];
     unsigned flags;

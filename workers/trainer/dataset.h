@@ -60,6 +60,8 @@ typedef struct tr_rows {
 } tr_rows_t;
 
 void tr_rows_free(tr_rows_t *r);
+/* Room for one more row (ncols set): HVS_ENOMEM, the rows kept. */
+int tr_rows_grow(tr_rows_t *r);
 
 /* A column appended after the task's features (tests: a deliberately leaky one). */
 typedef double (*tr_extra_fn)(const hvs_feat_history_t *h, hvs_ms_t target, hvs_ms_t as_of);

@@ -58,26 +58,9 @@ static int rows_of(const tr_result_t *f, tr_rows_t *r, double *actual, hvs_err_t
                     j++;
                 if (e[j].hour != e[i].hour + h * HOUR)
                     continue;
-                if (r->n == r->cap) {
-                    size_t cap = r->cap ? 2 * r->cap : 4096;
-                    float *x = realloc(r->x, cap * NCOLS * sizeof *x), *y = realloc(r->y, cap * sizeof *y),
-                          *sc = realloc(r->scale, cap * sizeof *sc), *nv = realloc(r->naive, cap * sizeof *nv),
-                          *hz = realloc(r->horizon, cap * sizeof *hz);
-                    if (x) r->x = x;
-                    if (y) r->y = y;
-                    if (sc) r->scale = sc;
-                    if (nv) r->naive = nv;
-                    if (hz) r->horizon = hz;
-                    hvs_ms_t *hr = realloc(r->hour, cap * sizeof *hr);
-                    if (hr) r->hour = hr;
-                    int32_t *g = realloc(r->group, cap * sizeof *g), *s = realloc(r->series, cap * sizeof *s);
-                    if (g) r->group = g;
-                    if (s) r->series = s;
-                    if (!x || !y || !sc || !nv || !hz || !hr || !g || !s) {
-                        rc = hvs_err_set(err, HVS_ENOMEM, "oom", "refresh rows");
-                        goto done;
-                    }
-                    r->cap = cap;
+                if (tr_rows_grow(r)) {
+                    rc = hvs_err_set(err, HVS_ENOMEM, "oom", "refresh rows");
+                    goto done;
                 }
                 float *row = &r->x[r->n * NCOLS];
                 row[0] = (float)h;
@@ -90,6 +73,7 @@ static int rows_of(const tr_result_t *f, tr_rows_t *r, double *actual, hvs_err_t
                 r->hour[r->n] = e[j].hour;
                 r->group[r->n] = e[j].fold; /* the fold of the target hour: the split below */
                 r->series[r->n] = e[j].g;
+                r->as_of[r->n] = e[i].hour + HOUR; /* the refresh instant: hour H complete */
                 actual[r->n] = e[j].y;
                 r->n++; /* at most 3 per scored hour: actual[] holds that many */
             }
