@@ -3,7 +3,6 @@
 
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "hvs/fmt.h"
 #include "hvs/http.h"
 #include "hvs_test.h"
 
@@ -54,40 +54,6 @@ static int64_t wall_ms(void) { return hvs_time_now_ms(); }
 
 /* ---- the body ------------------------------------------------------------------------------ */
 
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-} buf_t;
-
-static void put(buf_t *b, const char *fmt, ...) HVS_PRINTF(2, 3);
-static void put(buf_t *b, const char *fmt, ...) {
-    if (b->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = true;
-            return;
-        }
-        if (b->p && (size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap * 2 : 8192) + (size_t)n;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->failed = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-}
-
 enum { V_PLAIN = 0, V_UNEQUAL = 1, V_STRING = 2, V_ABSURD = 4, V_TZ = 8 };
 
 /* Hour offsets from base in the body. */
@@ -123,47 +89,47 @@ static void value_text(int v, long long k, long long lk, int off, char *out, siz
 /* names: the requested name per variable (NULL = not requested). */
 static char *body_for(const wx_server_t *s, double lat, double lon, const char *const names[NVARS],
                       int variant, size_t *len) {
-    buf_t b = {0};
+    hvs_strbuf_t b = {0};
     int off[80], n = hour_offsets(off);
     long long lk = lat_key(lat);
-    put(&b, "{\"latitude\":%.4f,\"longitude\":%.4f,\"generationtime_ms\":0.05,", lat, lon);
+    hvs_strbuf_printf(&b, "{\"latitude\":%.4f,\"longitude\":%.4f,\"generationtime_ms\":0.05,", lat, lon);
     if (variant & V_TZ)
-        put(&b, "\"utc_offset_seconds\":3600,\"timezone\":\"Europe/Zurich\","
+        hvs_strbuf_printf(&b, "\"utc_offset_seconds\":3600,\"timezone\":\"Europe/Zurich\","
                 "\"timezone_abbreviation\":\"CET\",");
     else
-        put(&b, "\"utc_offset_seconds\":0,\"timezone\":\"GMT\",\"timezone_abbreviation\":\"GMT\",");
-    put(&b, "\"elevation\":408.0,\"hourly_units\":{\"time\":\"iso8601\"");
+        hvs_strbuf_printf(&b, "\"utc_offset_seconds\":0,\"timezone\":\"GMT\",\"timezone_abbreviation\":\"GMT\",");
+    hvs_strbuf_printf(&b, "\"elevation\":408.0,\"hourly_units\":{\"time\":\"iso8601\"");
     for (int v = 0; v < NVARS; v++)
         if (names[v])
-            put(&b, ",\"%s\":\"%s\"", names[v], var_units[v]);
-    put(&b, "},\"hourly\":{\"time\":[");
+            hvs_strbuf_printf(&b, ",\"%s\":\"%s\"", names[v], var_units[v]);
+    hvs_strbuf_printf(&b, "},\"hourly\":{\"time\":[");
     for (int i = 0; i < n; i++) {
         char iso[40];
         hvs_time_format_iso8601(s->base + off[i] * HOUR_MS, iso, sizeof iso);
         iso[16] = '\0';
-        put(&b, "%s\"%s\"", i ? "," : "", iso);
+        hvs_strbuf_printf(&b, "%s\"%s\"", i ? "," : "", iso);
     }
-    put(&b, "]");
+    hvs_strbuf_printf(&b, "]");
     for (int v = 0; v < NVARS; v++) {
         if (!names[v])
             continue;
-        put(&b, ",\"%s\":[", names[v]);
+        hvs_strbuf_printf(&b, ",\"%s\":[", names[v]);
         int count = (variant & V_UNEQUAL) && v == 1 ? n - 1 : n;
         for (int i = 0; i < count; i++) {
             char t[32];
             long long k = (s->base + off[i] * HOUR_MS) / HOUR_MS;
             value_text(v, k, lk, off[i], t, sizeof t);
             if (v == 0 && i == 30 && (variant & V_STRING))
-                put(&b, "%s\"%s\"", i ? "," : "", t);
+                hvs_strbuf_printf(&b, "%s\"%s\"", i ? "," : "", t);
             else if (v == 0 && i == 31 && (variant & V_ABSURD))
-                put(&b, "%s75.0", i ? "," : "");
+                hvs_strbuf_printf(&b, "%s75.0", i ? "," : "");
             else
-                put(&b, "%s%s", i ? "," : "", t);
+                hvs_strbuf_printf(&b, "%s%s", i ? "," : "", t);
         }
-        put(&b, "]");
+        hvs_strbuf_printf(&b, "]");
     }
-    put(&b, "}}");
-    if (b.failed) {
+    hvs_strbuf_printf(&b, "}}");
+    if (b.oom) {
         free(b.p);
         return NULL;
     }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hvs/fmt.h"
 #include "hvs/http.h"
 #include "rng.h"
 
@@ -30,41 +31,8 @@ static const struct {
     [V_WIND] = {"windspeed_10m", "m/s"},
 };
 
-/* A growing response body. */
-typedef struct body {
-    char *p;
-    size_t len, cap;
-    bool failed;
-} body_t;
-
-static void add(body_t *b, const char *fmt, ...) {
-    if (b->failed)
-        return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->failed = true;
-            return;
-        }
-        if (b->p && (size_t)n < b->cap - b->len) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t cap = (b->cap ? b->cap : 4096) * 2 + (size_t)n;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->p = p, b->cap = cap;
-    }
-}
-
-static int answer(hvs_http_response_t *resp, int status, body_t *b) {
-    if (b->failed) {
+static int answer(hvs_http_response_t *resp, int status, hvs_strbuf_t *b) {
+    if (b->oom) {
         free(b->p);
         return -1;
     }
@@ -81,12 +49,12 @@ static int error_400(hvs_http_response_t *resp, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    body_t b = {0};
+    hvs_strbuf_t b = {0};
     /* The reason names our own parameters, no quotes or backslashes in them. */
     for (char *p = reason; *p; p++)
         if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
             *p = '?';
-    add(&b, "{\"error\":true,\"reason\":\"%s\"}", reason);
+    hvs_strbuf_printf(&b, "{\"error\":true,\"reason\":\"%s\"}", reason);
     return answer(resp, 400, &b);
 }
 
@@ -222,26 +190,26 @@ static int handle_forecast(sim_weather_server_t *s, const char *query, hvs_http_
         else
             sim_weather_forecast(c->weather, lat, lon, c->elevation_m, issued, t, &w[i]);
     }
-    body_t b = {0};
-    add(&b, "{\"latitude\":%.4f,\"longitude\":%.4f,\"generationtime_ms\":0.1,"
+    hvs_strbuf_t b = {0};
+    hvs_strbuf_printf(&b, "{\"latitude\":%.4f,\"longitude\":%.4f,\"generationtime_ms\":0.1,"
             "\"utc_offset_seconds\":0,\"timezone\":\"GMT\",\"timezone_abbreviation\":\"GMT\","
             "\"elevation\":%.1f,\"hourly_units\":{\"time\":\"iso8601\"",
         lat, lon, c->elevation_m);
     for (int v = 0; v < V_COUNT; v++)
         if (want[v])
-            add(&b, ",\"%s\":\"%s\"", vars[v].name, vars[v].unit);
-    add(&b, "},\"hourly\":{\"time\":[");
+            hvs_strbuf_printf(&b, ",\"%s\":\"%s\"", vars[v].name, vars[v].unit);
+    hvs_strbuf_printf(&b, "},\"hourly\":{\"time\":[");
     for (size_t i = 0; i < n; i++) {
         char iso[40];
         hvs_time_format_iso8601(w[i].time, iso, sizeof iso);
         iso[16] = '\0'; /* "YYYY-MM-DDTHH:MM", as Open-Meteo writes local times */
-        add(&b, "%s\"%s\"", i ? "," : "", iso);
+        hvs_strbuf_printf(&b, "%s\"%s\"", i ? "," : "", iso);
     }
-    add(&b, "]");
+    hvs_strbuf_printf(&b, "]");
     for (int v = 0; v < V_COUNT; v++) {
         if (!want[v])
             continue;
-        add(&b, ",\"%s\":[", vars[v].name);
+        hvs_strbuf_printf(&b, ",\"%s\":[", vars[v].name);
         for (size_t i = 0; i < n; i++) {
             double x = v == V_TEMP    ? w[i].temperature_c
                        : v == V_RH    ? w[i].relative_humidity_pct
@@ -249,13 +217,13 @@ static int handle_forecast(sim_weather_server_t *s, const char *query, hvs_http_
                        : v == V_GHI   ? w[i].shortwave_radiation_wm2
                                       : w[i].wind_speed_ms;
             if (v == V_RH || v == V_CLOUD)
-                add(&b, "%s%.0f", i ? "," : "", x);
+                hvs_strbuf_printf(&b, "%s%.0f", i ? "," : "", x);
             else
-                add(&b, "%s%.1f", i ? "," : "", x);
+                hvs_strbuf_printf(&b, "%s%.1f", i ? "," : "", x);
         }
-        add(&b, "]");
+        hvs_strbuf_printf(&b, "]");
     }
-    add(&b, "}}");
+    hvs_strbuf_printf(&b, "}}");
     free(w);
     return answer(resp, 200, &b);
 }
@@ -270,21 +238,21 @@ static int handle(void *opaque, const char *method, const char *path, const char
     /* Deterministic fault injection by request number. */
     uint64_t k = sim_hash2(s->conf.weather->seed, n);
     if (s->conf.fail_rate > 0 && sim_noise_u01(k) < s->conf.fail_rate) {
-        body_t b = {0};
-        add(&b, "{\"error\":true,\"reason\":\"Service temporarily unavailable\"}");
+        hvs_strbuf_t b = {0};
+        hvs_strbuf_printf(&b, "{\"error\":true,\"reason\":\"Service temporarily unavailable\"}");
         return answer(resp, 503, &b);
     }
     if (strcmp(path, "/v1/status") == 0) {
         char a[40], i[40];
         hvs_ms_t now = atomic_load(s->conf.now_ms);
-        body_t b = {0};
-        add(&b, "{\"now\":\"%s\",\"issued_at\":\"%s\"}", hvs_time_format_iso8601(now, a, sizeof a),
+        hvs_strbuf_t b = {0};
+        hvs_strbuf_printf(&b, "{\"now\":\"%s\",\"issued_at\":\"%s\"}", hvs_time_format_iso8601(now, a, sizeof a),
             hvs_time_format_iso8601(sim_weather_latest_issue(now), i, sizeof i));
         return answer(resp, 200, &b);
     }
     if (strcmp(path, "/v1/forecast") != 0) {
-        body_t b = {0};
-        add(&b, "{\"error\":true,\"reason\":\"Not found\"}");
+        hvs_strbuf_t b = {0};
+        hvs_strbuf_printf(&b, "{\"error\":true,\"reason\":\"Not found\"}");
         return answer(resp, 404, &b);
     }
     int rc = handle_forecast(s, query, resp);
