@@ -18,7 +18,7 @@
 #include "hvs/kafka.h"
 #include "hvs/log.h"
 #include "hvs/model.h"
-#include "hvs/registry.h"
+#include "hvs/model_registry.h"
 #include "hvs/serde.h"
 #include "hvs/topics.h"
 #include "hvs_test.h"

@@ -25,7 +25,7 @@ stay=0
 scripts/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j "$(nproc)" >/dev/null
-bin=build/workers
+bin=build/bin
 run_dir=$(mktemp -d /tmp/hvs-demo-XXXXXX)
 pids=()
 cleanup() {
@@ -44,7 +44,7 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --d
 pids+=($!)
 for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
-"$bin/devbroker/hvs-devbroker" >"$run_dir/devbroker.out" 2>"$run_dir/devbroker.err" &
+"$bin/hvs-devbroker" >"$run_dir/devbroker.out" 2>"$run_dir/devbroker.err" &
 pids+=($!)
 for _ in $(seq 100); do [ "$(wc -l <"$run_dir/devbroker.out")" -ge 2 ] && break; sleep 0.1; done
 brokers=$(head -n 1 "$run_dir/devbroker.out")
@@ -55,7 +55,7 @@ export HVS_REDIS_URL="redis://127.0.0.1:$redis_port"
 export HVS_KAFKA_FETCH_WAIT_MAX_MS=10
 echo "== hvacstream demo: Kafka (hvs-devbroker) at $brokers, control $control; Redis at $HVS_REDIS_URL"
 
-hvsctl=$bin/hvsctl/hvsctl
+hvsctl=$bin/hvsctl
 echo "== hvsctl topics create"
 "$hvsctl" topics create
 echo "== hvsctl ingest tests/data/readings.sample.jsonl"
@@ -65,17 +65,17 @@ fx_port=$(free_port)
 weather_port=$(free_port)
 metrics() { /usr/bin/python3 -c "import urllib.request as u; print(u.urlopen('http://127.0.0.1:$1/metrics', timeout=2).read().decode())" 2>/dev/null || true; }
 echo "== hvs-aggregator (metrics on http://127.0.0.1:$agg_port/metrics)"
-HVS_HTTP_PORT=$agg_port HVS_LOG_LEVEL=warn "$bin/aggregator/hvs-aggregator" >"$run_dir/aggregator.log" 2>&1 &
+HVS_HTTP_PORT=$agg_port HVS_LOG_LEVEL=warn "$bin/hvs-aggregator" >"$run_dir/aggregator.log" 2>&1 &
 pids+=($!)
 echo "== hvs-features (metrics on http://127.0.0.1:$fx_port/metrics)"
-HVS_HTTP_PORT=$fx_port HVS_LOG_LEVEL=warn "$bin/features/hvs-features" >"$run_dir/features.log" 2>&1 &
+HVS_HTTP_PORT=$fx_port HVS_LOG_LEVEL=warn "$bin/hvs-features" >"$run_dir/features.log" 2>&1 &
 pids+=($!)
 echo "== hvs-weather polling the simulator's weather server on :$weather_port every second (simulated clock)"
-HVS_HTTP_PORT=-1 HVS_LOG_LEVEL=error "$bin/weather/hvs-weather" --url "http://127.0.0.1:$weather_port" \
+HVS_HTTP_PORT=-1 HVS_LOG_LEVEL=error "$bin/hvs-weather" --url "http://127.0.0.1:$weather_port" \
   --clock-url "http://127.0.0.1:$weather_port/v1/status" --poll-interval 1s --spread 0 --past-days 8 \
   --topology-wait 60s >"$run_dir/weather.log" 2>&1 &
 pids+=($!)
-sim=$bin/simulator/hvs-simulator
+sim=$bin/hvs-simulator
 echo "== hvs-simulator: 4 buildings, 10 days of history, then 2 hours at 900x (labels: $run_dir/labels.jsonl)"
 # With --serve-weather it keeps answering (on its clock, now frozen) after the run, until stopped.
 "$sim" --out kafka --buildings 4 --history-days 10 --days 10.0834 --speed 900 \
@@ -127,7 +127,7 @@ tr_port=$(free_port)
 echo "== hvs-trainer on the aggregates and weather (metrics on http://127.0.0.1:$tr_port/metrics)"
 # Demo sizes: a 10-day window, two held-out days, 100 rounds on one thread. The defaults (200 days,
 # 3 x 14 held-out days) need months of history.
-OMP_WAIT_POLICY=PASSIVE HVS_HTTP_PORT=$tr_port HVS_LOG_LEVEL=warn "$bin/trainer/hvs-trainer" --window 10d \
+OMP_WAIT_POLICY=PASSIVE HVS_HTTP_PORT=$tr_port HVS_LOG_LEVEL=warn "$bin/hvs-trainer" --window 10d \
   --folds 1 --fold-days 2 --min-train-days 7 --mature-days 1d --rounds 100 --eta 0.1 --nthread 1 \
   --per-hour 2 >"$run_dir/trainer.log" 2>&1 &
 pids+=($!)

@@ -12,7 +12,7 @@ out=${1:-$root/docs/simulator-week.png}
 building=${PLOT_BUILDING:-bldg_002}
 start=${PLOT_START:-2025-01-23}
 seed=${PLOT_SEED:-7}
-sim=$root/build/workers/simulator/hvs-simulator
+sim=$root/build/bin/hvs-simulator
 [ -x "$sim" ] || { echo "plot-week: build first ($sim missing)" >&2; exit 1; }
 command -v gnuplot >/dev/null || { echo "plot-week: needs gnuplot (apt-get install gnuplot-nox)" >&2; exit 1; }
 tmp=$(mktemp -d)

@@ -16,8 +16,8 @@ foreach(t ${HVS_AGG_TESTS})
   add_executable(${name} ${t})
   target_link_libraries(${name} PRIVATE hvs_agg_test_support hvs_test_support hvs_agg)
   target_compile_definitions(${name} PRIVATE
-    HVS_TEST_AGGREGATOR="${PROJECT_BINARY_DIR}/workers/aggregator/hvs-aggregator"
-    HVS_TEST_SIMULATOR="${PROJECT_BINARY_DIR}/workers/simulator/hvs-simulator"
+    HVS_TEST_AGGREGATOR="${PROJECT_BINARY_DIR}/bin/hvs-aggregator"
+    HVS_TEST_SIMULATOR="${PROJECT_BINARY_DIR}/bin/hvs-simulator"
     HVS_TEST_OFFLINE_AGG="${CMAKE_CURRENT_SOURCE_DIR}/aggregator/offline_aggregate.py")
   hvs_target_defaults(${name})
   add_test(NAME ${name} COMMAND ${name})

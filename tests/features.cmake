@@ -12,7 +12,7 @@ foreach(t ${HVS_FX_TESTS})
   target_link_libraries(${name} PRIVATE hvs_test_support hvs_agg_test_support hvs_fx PkgConfig::JANSSON)
   target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/aggregator)
   target_compile_definitions(${name} PRIVATE
-    HVS_TEST_FEATURES="${PROJECT_BINARY_DIR}/workers/features/hvs-features")
+    HVS_TEST_FEATURES="${PROJECT_BINARY_DIR}/bin/hvs-features")
   hvs_target_defaults(${name})
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS ${label} TIMEOUT 600)

@@ -18,7 +18,7 @@ foreach(t ${HVS_SIM_TESTS})
   add_executable(${name} ${t})
   target_link_libraries(${name} PRIVATE hvs_test_support hvs_sim hvs_sim_test_support)
   target_compile_definitions(${name} PRIVATE
-    HVS_TEST_SIMULATOR="${PROJECT_BINARY_DIR}/workers/simulator/hvs-simulator")
+    HVS_TEST_SIMULATOR="${PROJECT_BINARY_DIR}/bin/hvs-simulator")
   hvs_target_defaults(${name})
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS ${label} TIMEOUT 600)

@@ -17,7 +17,7 @@ foreach(t ${HVS_TR_TESTS})
   target_link_libraries(${name} PRIVATE hvs_test_support hvs_tr hvs_sim PkgConfig::JANSSON)
   target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/aggregator)
   target_compile_definitions(${name} PRIVATE
-    HVS_TEST_TRAINER="${PROJECT_BINARY_DIR}/workers/trainer/hvs-trainer")
+    HVS_TEST_TRAINER="${PROJECT_BINARY_DIR}/bin/hvs-trainer")
   hvs_target_defaults(${name})
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS ${label} TIMEOUT 900)

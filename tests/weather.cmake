@@ -23,8 +23,8 @@ foreach(t ${HVS_WX_TESTS})
     target_link_libraries(${name} PRIVATE hvs_wx_test_support)
   endif()
   target_compile_definitions(${name} PRIVATE
-    HVS_TEST_WEATHER="${PROJECT_BINARY_DIR}/workers/weather/hvs-weather"
-    HVS_TEST_SIMULATOR="${PROJECT_BINARY_DIR}/workers/simulator/hvs-simulator")
+    HVS_TEST_WEATHER="${PROJECT_BINARY_DIR}/bin/hvs-weather"
+    HVS_TEST_SIMULATOR="${PROJECT_BINARY_DIR}/bin/hvs-simulator")
   hvs_target_defaults(${name})
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES LABELS ${label} TIMEOUT 600)

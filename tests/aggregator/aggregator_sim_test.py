@@ -24,10 +24,10 @@ import tempfile
 import time
 
 BUILD, SRC = sys.argv[1], sys.argv[2]
-SIM = f"{BUILD}/workers/simulator/hvs-simulator"
-AGG = f"{BUILD}/workers/aggregator/hvs-aggregator"
-BROKER = f"{BUILD}/workers/devbroker/hvs-devbroker"
-HVSCTL = f"{BUILD}/workers/hvsctl/hvsctl"
+SIM = f"{BUILD}/bin/hvs-simulator"
+AGG = f"{BUILD}/bin/hvs-aggregator"
+BROKER = f"{BUILD}/bin/hvs-devbroker"
+HVSCTL = f"{BUILD}/bin/hvsctl"
 OFFLINE = f"{SRC}/tests/aggregator/offline_aggregate.py"
 SIM_ARGS = ["--buildings", "4", "--apartments-per-building", "8", "--start", "2024-11-25T00:00:00Z",
             "--days", "6", "--seed", "5", "--publish-topology", "false", "--late-batch-rate", "0.05",

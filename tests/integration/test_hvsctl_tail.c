@@ -13,6 +13,7 @@
  */
 #include <jansson.h>
 
+#include "hvs/dlq.h"
 #include "hvs/kafka.h"
 #include "hvs/log.h"
 #include "hvs/reading.h"

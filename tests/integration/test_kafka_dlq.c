@@ -5,6 +5,7 @@
  * reason and the original bytes, topic, partition and offset, while every good message around
  * them is processed and the offsets move past all of them.
  */
+#include "hvs/dlq.h"
 #include "hvs/kafka.h"
 #include "hvs/log.h"
 #include "hvs/serde.h"

@@ -21,7 +21,7 @@
 #include "hvs/features.h"
 #include "hvs/kafka.h"
 #include "hvs/log.h"
-#include "hvs/registry.h"
+#include "hvs/model_registry.h"
 #include "hvs/serde.h"
 #include "hvs_test.h"
 

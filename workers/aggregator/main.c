@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "aggregate.h"
+#include "hvs/dlq.h"
 #include "hvs/app.h"
 #include "hvs/log.h"
 #include "hvs/reading.h"

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "hvs/dlq.h"
 #include "hvs/alert.h"
 #include "hvs/app.h"
 #include "hvs/featstore.h"

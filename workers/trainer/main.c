@@ -40,7 +40,7 @@
 #include "hvs/featstore.h"
 #include "hvs/log.h"
 #include "hvs/redis.h"
-#include "hvs/registry.h"
+#include "hvs/model_registry.h"
 #include "hvs/serde.h"
 #include "hvs/time.h"
 #include "hvs/topics.h"

@@ -38,7 +38,7 @@
 
 #include "dataset.h"
 #include "hvs/model.h"
-#include "hvs/registry.h"
+#include "hvs/model_registry.h"
 
 typedef struct tr_config {
     int folds, fold_days;        /* 3 x 14 days */

@@ -6,7 +6,7 @@
  *
  *     while (hvs_app_running()) {
  *         hvs_consumer_poll_batch(c, msgs, MAX, 100, &n, &err);   // serves rebalances too
- *         for each msg: decode; on bad input hvs_dlq_send_message(...); else process
+ *         for each msg: decode; on bad input hvs_dlq_send_message(...) (dlq.h); else process
  *         hvs_producer_flush(p, ...) and the Redis batch          // outputs acknowledged
  *         hvs_consumer_commit_batch(c, msgs, n, &err);           // only now move offsets
  *         hvs_consumer_release(msgs, n);
@@ -36,7 +36,7 @@
  * e.g. the trainer's long max.poll.interval.ms) override the defaults here, and `props` (HVS_KAFKA_*
  * pass-through, e.g. security.protocol, sasl.*) override both.
  *
- * Ownership: consumer/producer/dlq are created with _new and freed with _destroy (NULL-safe).
+ * Ownership: consumer/producer are created with _new and freed with _destroy (NULL-safe).
  * Messages returned by poll_batch belong to the caller until hvs_consumer_release.
  * Thread-safety: a consumer is used by one thread; a producer's send/flush may be called from
  * several threads (librdkafka is thread-safe) but the failure counters are per-producer.
@@ -66,7 +66,6 @@ typedef struct hvs_kafka_conf {
 
 typedef struct hvs_consumer hvs_consumer_t;
 typedef struct hvs_producer hvs_producer_t;
-typedef struct hvs_dlq hvs_dlq_t;
 
 /* ---- consumer ------------------------------------------------------------------------------ */
 
@@ -156,31 +155,5 @@ uint64_t hvs_producer_failed(const hvs_producer_t *p);
 
 void hvs_producer_destroy(hvs_producer_t *p);   /* flushes up to 10 s first */
 rd_kafka_t *hvs_producer_handle(hvs_producer_t *p);
-
-/* ---- dead letters -------------------------------------------------------------------------- */
-
-/* `worker` (e.g. "aggregator") is copied. p and s are borrowed and must outlive the dlq. */
-int hvs_dlq_new(hvs_producer_t *p, hvs_serde_t *s, const char *worker, hvs_dlq_t **out,
-                hvs_err_t *err);
-void hvs_dlq_destroy(hvs_dlq_t *d);
-
-/*
- * Send a DeadLetter (original key and value bytes, topic, partition, offset, why->reason as
- * error_code, why->msg as error_text, worker, time now) to the dead-letter topic of the message's
- * topic (hvs_topic_dlq_name). Asynchronous: acknowledged by the next hvs_producer_flush.
- */
-int hvs_dlq_send_message(hvs_dlq_t *d, const rd_kafka_message_t *orig, const hvs_err_t *why,
-                         hvs_err_t *err);
-
-/*
- * The same for input that did not come from Kafka (e.g. a JSON line for `hvsctl ingest`):
- * `src_topic` is the topic it was meant for, partition -1 / offset -1 mean "none",
- * `source` (may be NULL) says where it came from, e.g. "stdin:42".
- */
-int hvs_dlq_send(hvs_dlq_t *d, const char *src_topic, int32_t partition, int64_t offset,
-                 const void *key, size_t keylen, const void *value, size_t len,
-                 const char *source, const hvs_err_t *why, hvs_err_t *err);
-
-uint64_t hvs_dlq_sent(const hvs_dlq_t *d);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hvs/dlq.h"
 #include "hvs/kafka.h"
 #include "hvs/log.h"
 #include "hvs/reading.h"

@@ -1,5 +1,5 @@
 /* registry.c - ModelVersion records and the serving side of the registry (see hvs/registry.h). */
-#include "hvs/registry.h"
+#include "hvs/model_registry.h"
 
 #include <math.h>
 #include <pthread.h>

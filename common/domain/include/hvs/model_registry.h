@@ -1,5 +1,5 @@
 /*
- * registry.h - the model registry on the `models` topic (DESIGN.md section 6): ModelVersion
+ * model_registry.h - the model registry on the `models` topic (DESIGN.md section 6): ModelVersion
  * records, and a client that follows the topic, keeps the active version of each model loaded
  * and validated, and hands it to prediction threads.
  *
@@ -28,8 +28,8 @@
  * Thread-safety: poll and the listing calls on one thread; acquire/release from any thread.
  * Errors: HVS_EKAFKA when the topic cannot be read; bad records are logged and skipped.
  */
-#ifndef HVS_REGISTRY_H
-#define HVS_REGISTRY_H
+#ifndef HVS_MODEL_REGISTRY_H
+#define HVS_MODEL_REGISTRY_H
 
 #include <stdbool.h>
 #include <stddef.h>
