@@ -2,10 +2,13 @@
  * hvs-aggregator - readings.raw -> aggregates.15m (building totals) and aggregates.hourly (per
  * apartment and per building), each window counted exactly once (DESIGN.md §4-§5).
  *
- * The loop (librdkafka's consumer example, with the effects made durable before the commit):
- *   poll a batch -> decode, validate, dead-letter the bad -> store the good (aggregate.c) ->
- *   close what the watermarks allow (first emissions, revisions) -> flush the producer ->
- *   write the state to Redis (persist.c) -> commit the batch's offsets.
+ * A stage on the one runner (stage.h), which polls, publishes, commits and dead-letters; this
+ * file is the configuration and the stage's callbacks:
+ *   handle: decode, validate (bad -> dead letter), store the good (aggregate.c), act on the
+ *           thresholds the partition's watermark crossed (first emissions);
+ *   end_batch: idle partitions advance, revisions of what the batch changed, state encoded;
+ *   write_state: after the broker acknowledged the outputs, the state goes to Redis (persist.c);
+ *   assigned / revoked: a partition's state loaded from Redis / dropped.
  * A crash anywhere replays the uncommitted messages onto the stored state: duplicates change
  * nothing, windows recompute to the same values, and an already published value is recognised
  * by its hash and not published again (or published again identically, same revision).
@@ -13,34 +16,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "aggregate.h"
-#include "hvs/dlq.h"
 #include "hvs/app.h"
 #include "hvs/log.h"
 #include "hvs/reading.h"
 #include "hvs/redis.h"
 #include "hvs/serde.h"
+#include "hvs/stage.h"
 #include "hvs/time.h"
 #include "hvs/topics.h"
 #include "hvs/topology.h"
 #include "output.h"
 #include "persist.h"
-
-#define MAX_PARTS 1024
-
-/* Where a batch's time goes (hvs_aggregator_phase_seconds_total): the profile an operator
- * needs to tell a slow Redis from a slow broker from a busy worker. */
-enum { PH_POLL, PH_PROCESS, PH_PUBLISH_WAIT, PH_STATE_WRITE, PH_COMMIT, PHASES };
-static const char *const phase_names[PHASES] = {"poll", "process", "publish_wait", "state_write",
-                                                 "commit"};
-
-static double mono_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 typedef struct settings {
     int64_t sample_ms, silence_ms, max_interp_ms, max_pair_ms, grace15_ms, grace60_ms;
@@ -93,12 +81,10 @@ static const hvs_cfg_section_t agg_section = {"aggregator", agg_entries,
 
 typedef struct worker {
     hvs_app_t *app;
+    hvs_stage_t *stage;
     hvs_serde_t *serde;
     hvs_decoder_t *dec;
     hvs_reading_codec_t *codec;
-    hvs_consumer_t *cons;
-    hvs_producer_t *prod;
-    hvs_dlq_t *dlq;
     hvs_redis_t *redis;
     hvs_redis_batch_t *rb;
     agg_t *agg;
@@ -106,56 +92,35 @@ typedef struct worker {
     agg_output_t *out[AGG_WSIZES];
     const char *topic_in, *topic_out[AGG_WSIZES];
     hvs_watermark_t *wm;
-    int32_t parts[MAX_PARTS];
-    size_t nparts;
-    hvs_ms_t th[MAX_PARTS][3];   /* last thresholds acted on, per partition (agg_thresholds) */
+    hvs_ms_t th[HVS_MAX_PARTITIONS][3]; /* last thresholds acted on, per partition (agg_thresholds) */
     bool dlq_unknown;
-    int fatal;
-    hvs_err_t fatal_err;
     hvs_reading_t reading;
     hvs_ms_t now;
-    int64_t behind;        /* consumer lag at the last batch end */
-    hvs_metric_t *m_phase[PHASES];
-    double waited;         /* publish_wait + state_write of the current batch */
-    hvs_metric_t *m_in, *m_dlq, *m_emitted[AGG_WSIZES], *m_revisions, *m_dup, *m_lag, *m_behind, *m_batch_ms;
+    hvs_metric_t *m_in, *m_emitted[AGG_WSIZES], *m_revisions, *m_dup, *m_lag;
 } worker_t;
 
 /* ---- partitions come and go ---------------------------------------------------------------- */
 
-static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *added) {
+static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
     worker_t *w = opaque;
-    for (int i = 0; i < added->cnt && !w->fatal; i++) {
-        int32_t p = added->elems[i].partition;
-        hvs_ms_t wm;
-        if (agg_persist_load(w->redis, w->rb, w->agg, p, &wm, &w->fatal_err)) {
-            w->fatal = 1; /* cannot run without its state: exit, restart, retry */
-            return;
-        }
-        if (wm != HVS_MS_NONE)
-            hvs_watermark_observe(w->wm, p, wm + settings.ooo_ms, hvs_time_now_ms());
-        agg_partition_loaded(w->agg, p, wm);
-        if (p >= 0 && p < MAX_PARTS)
-            agg_thresholds(w->agg, wm, w->th[p]);
-        if (w->nparts < MAX_PARTS)
-            w->parts[w->nparts++] = p;
-        hvs_log_info("aggregator", "partition %d assigned: state loaded, watermark %lld", (int)p,
-                     (long long)wm);
-    }
+    hvs_ms_t wm;
+    int rc = agg_persist_load(w->redis, w->rb, w->agg, p, &wm, err);
+    if (rc)
+        return rc;
+    if (wm != HVS_MS_NONE)
+        hvs_watermark_observe(w->wm, p, wm + settings.ooo_ms, hvs_time_now_ms());
+    agg_partition_loaded(w->agg, p, wm);
+    agg_thresholds(w->agg, wm, w->th[p]);
+    hvs_log_info("aggregator", "partition %d assigned: state loaded, watermark %lld", (int)p,
+                 (long long)wm);
+    return 0;
 }
 
-static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *removed) {
+static void revoked(void *opaque, int32_t p) {
     worker_t *w = opaque;
-    for (int i = 0; i < removed->cnt; i++) {
-        int32_t p = removed->elems[i].partition;
-        agg_drop_partition(w->agg, p); /* its state was written before the last commit */
-        hvs_watermark_remove(w->wm, p);
-        for (size_t k = 0; k < w->nparts; k++)
-            if (w->parts[k] == p) {
-                w->parts[k] = w->parts[--w->nparts];
-                break;
-            }
-        hvs_log_info("aggregator", "partition %d revoked", (int)p);
-    }
+    agg_drop_partition(w->agg, p); /* its state was written before the last commit */
+    hvs_watermark_remove(w->wm, p);
+    hvs_log_info("aggregator", "partition %d revoked", (int)p);
 }
 
 /* ---- windows out ----------------------------------------------------------------------------- */
@@ -168,8 +133,8 @@ static int emit(void *opaque, const agg_building_t *b, const agg_apartment_t *a,
     int rc = agg_output_encode(w->out[size], b->id, a ? a->id : NULL, r, revision, w->now, &buf,
                                &len, err);
     if (rc == 0)
-        rc = hvs_producer_send(w->prod, w->topic_out[size], RD_KAFKA_PARTITION_UA, b->id,
-                               strlen(b->id), buf, len, err);
+        rc = hvs_producer_send(hvs_stage_producer(w->stage), w->topic_out[size],
+                               RD_KAFKA_PARTITION_UA, b->id, strlen(b->id), buf, len, err);
     if (rc == 0) {
         hvs_metric_inc(w->m_emitted[size]);
         if (revision > 0)
@@ -177,7 +142,6 @@ static int emit(void *opaque, const agg_building_t *b, const agg_apartment_t *a,
     }
     return rc;
 }
-
 
 static void set_known(worker_t *w, agg_building_t *b) {
     if (w->topo) {
@@ -187,9 +151,7 @@ static void set_known(worker_t *w, agg_building_t *b) {
 }
 
 /* After every reading (and when idle): act on thresholds the partition's watermark crossed. */
-static int advance_partition(worker_t *w, int32_t p) {
-    if (p < 0 || p >= MAX_PARTS)
-        return 0;
+static int advance_partition(worker_t *w, int32_t p, hvs_err_t *err) {
     hvs_ms_t wm = hvs_watermark_partition(w->wm, p, w->now), th[3];
     agg_thresholds(w->agg, wm, th);
     if (memcmp(th, w->th[p], sizeof th) == 0)
@@ -201,82 +163,65 @@ static int advance_partition(worker_t *w, int32_t p) {
         if (bs[i]->partition != p)
             continue;
         set_known(w, bs[i]);
-        hvs_err_t e = {0};
-        if (agg_advance(w->agg, bs[i], wm, emit, w, &e)) {
-            w->fatal = 1;
-            w->fatal_err = e;
-            return -1;
-        }
+        int rc = agg_advance(w->agg, bs[i], wm, emit, w, err);
+        if (rc)
+            return rc == HVS_EINVAL ? HVS_ESTATE : rc; /* never mistaken for a bad record */
     }
     return 0;
 }
 
-/* ---- one message ---------------------------------------------------------------------------- */
+/* ---- the stage's callbacks ------------------------------------------------------------------ */
 
-static int dead_letter(worker_t *w, const rd_kafka_message_t *m, const hvs_err_t *why) {
-    hvs_err_t e = {0};
-    char lbl[96];
-    snprintf(lbl, sizeof lbl, "reason=\"%s\"", why->reason);
-    hvs_metric_inc(hvs_metrics_counter(w->app->metrics, "hvs_aggregator_dead_letters_total",
-                                       "readings sent to the dead-letter topic", lbl));
-    hvs_log_warn("aggregator", "%s [%d] offset %lld -> dead letter (%s): %s", w->topic_in,
-                 (int)m->partition, (long long)m->offset, why->reason, why->msg);
-    if (hvs_dlq_send_message(w->dlq, m, why, &e)) {
-        w->fatal = 1;
-        w->fatal_err = e;
-        return -1;
-    }
+static int begin_batch(void *opaque, hvs_err_t *err) {
+    worker_t *w = opaque;
+    w->now = hvs_stage_now(w->stage);
+    if (w->topo)
+        hvs_topology_poll(w->topo, 0);
     return 0;
 }
 
-static int handle(worker_t *w, const rd_kafka_message_t *m) {
-    hvs_err_t why = {0};
+/* One reading: HVS_EINVAL (why filled) sends it to the dead-letter topic. */
+static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
+    worker_t *w = opaque;
     avro_value_t *v;
     hvs_reading_t *r = &w->reading;
     hvs_metric_inc(w->m_in);
     if (!m->payload)
-        return dead_letter(w, m, &(hvs_err_t){.code = HVS_EINVAL, .reason = "empty_value",
-                                              .msg = "message without a value"});
-    if (hvs_decoder_decode(w->dec, m->payload, m->len, &v, &why) ||
-        hvs_reading_from_avro(w->codec, v, r, &why) ||
-        hvs_reading_validate(r, w->now, settings.max_future_ms, &why))
-        return dead_letter(w, m, &why);
+        return hvs_err_set(why, HVS_EINVAL, "empty_value", "message without a value");
+    int rc;
+    if ((rc = hvs_decoder_decode(w->dec, m->payload, m->len, &v, why)) ||
+        (rc = hvs_reading_from_avro(w->codec, v, r, why)) ||
+        (rc = hvs_reading_validate(r, w->now, settings.max_future_ms, why)))
+        return HVS_EINVAL; /* whatever failed, it is this record that is bad */
     if (w->dlq_unknown) {
-        int n = hvs_topology_apartments(w->topo, r->building_id);
-        if (n < 0) {
-            hvs_err_set(&why, HVS_EINVAL, AGG_R_UNKNOWN_BUILDING, "building %s is not in topology",
-                        r->building_id);
-            return dead_letter(w, m, &why);
-        }
-        if (!hvs_topology_has_apartment(w->topo, r->building_id, r->apartment_id)) {
-            hvs_err_set(&why, HVS_EINVAL, AGG_R_UNKNOWN_APARTMENT,
-                        "apartment %s is not in topology of %s", r->apartment_id, r->building_id);
-            return dead_letter(w, m, &why);
-        }
+        if (hvs_topology_apartments(w->topo, r->building_id) < 0)
+            return hvs_err_set(why, HVS_EINVAL, AGG_R_UNKNOWN_BUILDING,
+                               "building %s is not in topology", r->building_id);
+        if (!hvs_topology_has_apartment(w->topo, r->building_id, r->apartment_id))
+            return hvs_err_set(why, HVS_EINVAL, AGG_R_UNKNOWN_APARTMENT,
+                               "apartment %s is not in topology of %s", r->apartment_id,
+                               r->building_id);
     }
     hvs_ms_t wm = hvs_watermark_partition(w->wm, m->partition, w->now);
-    int rc = agg_accept(w->agg, r, m->partition, wm, &why);
-    if (rc == HVS_EINVAL)
-        return dead_letter(w, m, &why);
-    if (rc < 0) {
-        w->fatal = 1;
-        w->fatal_err = why;
-        return -1;
-    }
+    rc = agg_accept(w->agg, r, m->partition, wm, why);
+    if (rc < 0)
+        return rc; /* HVS_EINVAL: refused (too late, conflicting); else fatal */
     if (rc == 0)
         hvs_metric_inc(w->m_dup);
     hvs_watermark_observe(w->wm, m->partition, r->timestamp, w->now);
-    return advance_partition(w, m->partition);
+    return advance_partition(w, m->partition, why);
 }
 
 /* End of a batch (or an idle poll): idle partitions' watermarks advance by the wall clock;
- * revisions of what the batch changed; publish; make the state durable (not the commit). */
-static int close_and_persist(worker_t *w, hvs_err_t *err) {
-    for (size_t i = 0; i < w->nparts; i++)
-        if (advance_partition(w, w->parts[i])) {
-            *err = w->fatal_err;
-            return HVS_EKAFKA;
-        }
+ * revisions of what the batch changed; the state encoded while the broker acknowledges. */
+static int end_batch(void *opaque, hvs_err_t *err) {
+    worker_t *w = opaque;
+    size_t np;
+    const int32_t *parts = hvs_stage_partitions(w->stage, &np);
+    int rc;
+    for (size_t i = 0; i < np; i++)
+        if ((rc = advance_partition(w, parts[i], err)))
+            return rc;
     size_t n;
     agg_building_t **bs = agg_buildings(w->agg, &n);
     hvs_ms_t lag = 0;
@@ -285,44 +230,48 @@ static int close_and_persist(worker_t *w, hvs_err_t *err) {
         hvs_ms_t wm = hvs_watermark_partition(w->wm, bs[i]->partition, w->now);
         if (wm != HVS_MS_NONE && w->now - wm > lag)
             lag = w->now - wm;
-        int rc = agg_revise(w->agg, bs[i], emit, w, err);
-        if (rc)
-            return rc;
+        if ((rc = agg_revise(w->agg, bs[i], emit, w, err)))
+            return rc == HVS_EINVAL ? HVS_ESTATE : rc;
     }
     hvs_metric_set(w->m_lag, (double)lag / 1000.0);
-    w->behind = hvs_consumer_lag(w->cons);
-    hvs_metric_set(w->m_behind, (double)w->behind);
-    /* The state is encoded while the broker acknowledges the outputs, and sent only after:
-     * state in Redis must never claim a window the broker does not have. A failed flush ends
-     * the process, so the prepared (and taken) changes are never needed again. */
-    hvs_ms_t wms[MAX_PARTS];
-    for (size_t i = 0; i < w->nparts; i++)
-        wms[i] = hvs_watermark_partition(w->wm, w->parts[i], w->now);
-    int rc = agg_persist_prepare(w->rb, w->agg, w->parts, wms, w->nparts, err);
-    if (rc)
-        return rc;
-    double t0 = mono_s();
-    rc = hvs_producer_flush(w->prod, (int)settings.flush_timeout_ms, err);
-    double t1 = mono_s();
-    hvs_metric_add(w->m_phase[PH_PUBLISH_WAIT], t1 - t0);
-    w->waited = t1 - t0;
-    if (rc)
-        return rc;
-    rc = agg_persist_exec(w->redis, w->rb, err);
-    double t2 = mono_s();
-    hvs_metric_add(w->m_phase[PH_STATE_WRITE], t2 - t1);
-    w->waited += t2 - t1;
-    return rc;
+    /* Prepared now, sent by write_state only after the flush: state in Redis must never claim a
+     * window the broker does not have. A failed flush ends the process, so the prepared (and
+     * taken) changes are never needed again. */
+    hvs_ms_t wms[HVS_MAX_PARTITIONS];
+    for (size_t i = 0; i < np; i++)
+        wms[i] = hvs_watermark_partition(w->wm, parts[i], w->now);
+    return agg_persist_prepare(w->rb, w->agg, parts, wms, np, err);
 }
 
-static int ready(void *opaque, char *why, size_t whylen) {
+static int write_state(void *opaque, hvs_err_t *err) {
     worker_t *w = opaque;
-    if (hvs_consumer_assignment_size(w->cons) <= 0) {
-        snprintf(why, whylen, "no partitions assigned yet");
-        return 0;
-    }
-    return 1;
+    return agg_persist_exec(w->redis, w->rb, err);
 }
+
+static void stopping(void *opaque) {
+    worker_t *w = opaque;
+    agg_stats_t *st = agg_stats(w->agg);
+    hvs_log_info("aggregator",
+                 "stopping: accepted=%llu duplicates=%llu too_late=%llu conflicts=%llu emitted=%llu "
+                 "revisions=%llu windows_computed=%llu",
+                 (unsigned long long)st->accepted, (unsigned long long)st->duplicates,
+                 (unsigned long long)st->too_late, (unsigned long long)st->conflicts,
+                 (unsigned long long)st->emitted, (unsigned long long)st->revisions,
+                 (unsigned long long)st->windows_computed);
+}
+
+static const hvs_stage_def_t agg_stage = {
+    .name = "aggregator",
+    .begin_batch = begin_batch,
+    .handle = handle,
+    .end_batch = end_batch,
+    .write_state = write_state,
+    .assigned = assigned,
+    .revoked = revoked,
+    .stopping = stopping,
+};
+
+/* ---- start-up ------------------------------------------------------------------------------- */
 
 static int run(worker_t *w, hvs_err_t *err) {
     hvs_app_t *app = w->app;
@@ -341,6 +290,10 @@ static int run(worker_t *w, hvs_err_t *err) {
         .grace = {settings.grace15_ms, settings.grace60_ms},
         .lateness = settings.lateness_ms,
     };
+    const char *inputs[] = {w->topic_in};
+    hvs_stage_conf_t sc = {.inputs = inputs, .ninputs = 1, .batch = (size_t)settings.batch,
+                           .flush_timeout_ms = settings.flush_timeout_ms,
+                           .stall_ms = settings.stall_ms};
     int rc;
     if ((rc = hvs_serde_new(app->cfg.schema_registry_url, &w->serde, err)) ||
         (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_READING, &w->dec, err)) ||
@@ -348,8 +301,7 @@ static int run(worker_t *w, hvs_err_t *err) {
         (rc = agg_output_new(w->serde, w->topic_out[AGG_W15], &w->out[AGG_W15], err)) ||
         (rc = agg_output_new(w->serde, w->topic_out[AGG_W60], &w->out[AGG_W60], err)) ||
         (rc = hvs_redis_connect(app->cfg.redis_url, NULL, &w->redis, err)) ||
-        (rc = hvs_producer_new(&kc, &w->prod, err)) ||
-        (rc = hvs_dlq_new(w->prod, w->serde, "aggregator", &w->dlq, err)))
+        (rc = hvs_stage_new(app, &agg_stage, &sc, w->serde, w, &w->stage, err)))
         return rc;
     if (!(w->rb = hvs_redis_batch_new()) || !(w->agg = agg_new(&ac)) ||
         !(w->wm = hvs_watermark_new(settings.ooo_ms, settings.idle_ms)))
@@ -360,7 +312,7 @@ static int run(worker_t *w, hvs_err_t *err) {
     hvs_topology_poll(w->topo, 30000);
     if (w->dlq_unknown && !hvs_topology_caught_up(w->topo))
         return hvs_err_set(err, HVS_ETIMEOUT, "topology", "topology not read within 30 s");
-    for (size_t p = 0; p < MAX_PARTS; p++)
+    for (size_t p = 0; p < HVS_MAX_PARTITIONS; p++)
         agg_thresholds(w->agg, HVS_MS_NONE, w->th[p]);
     hvs_metrics_t *ms = app->metrics;
     w->m_in = hvs_metrics_counter(ms, "hvs_aggregator_readings_total", "Reading messages consumed", NULL);
@@ -374,101 +326,14 @@ static int run(worker_t *w, hvs_err_t *err) {
                                          "aggregates re-published because late data changed them", NULL);
     w->m_lag = hvs_metrics_gauge(ms, "hvs_aggregator_watermark_lag_seconds",
                                  "wall clock minus the oldest partition watermark", NULL);
-    w->m_behind = hvs_metrics_gauge(ms, "hvs_aggregator_consumer_lag_messages",
-                                    "messages of the assigned partitions not yet consumed (-1: unknown)",
-                                    NULL);
-    hvs_metric_set(w->m_behind, -1);
-    for (int i = 0; i < PHASES; i++) {
-        char lbl[48];
-        snprintf(lbl, sizeof lbl, "phase=\"%s\"", phase_names[i]);
-        w->m_phase[i] = hvs_metrics_counter(ms, "hvs_aggregator_phase_seconds_total",
-                                            "time of the consume loop by phase", lbl);
-    }
-    w->m_batch_ms = hvs_metrics_histogram(ms, "hvs_aggregator_batch_seconds",
-                                          "poll to commit of one batch", NULL,
-                                          hvs_metrics_latency_buckets, hvs_metrics_latency_nbuckets);
-    const char *topics[] = {w->topic_in};
-    hvs_consumer_hooks_t hooks = {.on_assigned = on_assigned, .on_revoked = on_revoked, .opaque = w};
-    if ((rc = hvs_consumer_new(&kc, topics, 1, &hooks, &w->cons, err)))
-        return rc;
-    hvs_app_set_ready(app, ready, w);
-    size_t max = (size_t)settings.batch;
-    rd_kafka_message_t **msgs = calloc(max, sizeof *msgs);
-    if (!msgs)
-        return hvs_err_set(err, HVS_ENOMEM, "oom", "batch");
     hvs_log_info("aggregator", "consuming %s -> %s, %s", w->topic_in, w->topic_out[AGG_W15],
                  w->topic_out[AGG_W60]);
-    rc = 0;
-    hvs_ms_t last_progress = hvs_time_mono_ms();
-    while (hvs_app_running() && rc == 0) {
-        size_t n = 0;
-        hvs_err_t perr = {0};
-        double tp = mono_s();
-        int prc = hvs_consumer_poll_batch(w->cons, msgs, max, 200, &n, &perr);
-        hvs_ms_t t0 = hvs_time_mono_ms();
-        double tq = mono_s();
-        hvs_metric_add(w->m_phase[PH_POLL], tq - tp);
-        if (w->fatal) {
-            *err = w->fatal_err;
-            rc = HVS_EREDIS;
-        } else if (prc && strcmp(perr.reason, "fatal") == 0) {
-            *err = perr;
-            rc = prc;
-        } else if (prc) {
-            hvs_log_error("aggregator", "%s", perr.msg); /* e.g. offset_out_of_range: go on loudly */
-        }
-        w->now = hvs_time_now_ms();
-        if (w->topo)
-            hvs_topology_poll(w->topo, 0);
-        for (size_t i = 0; i < n && rc == 0; i++)
-            if (handle(w, msgs[i]) && w->fatal) {
-                *err = w->fatal_err;
-                rc = HVS_EKAFKA;
-            }
-        w->waited = 0;
-        if (rc == 0)
-            rc = close_and_persist(w, err);
-        double tc = mono_s();
-        /* processing = the batch's time minus what close_and_persist spent waiting */
-        hvs_metric_add(w->m_phase[PH_PROCESS], tc - tq - w->waited);
-        if (rc == 0 && n > 0) {
-            hvs_err_t cerr = {0};
-            if (hvs_consumer_commit_batch(w->cons, msgs, n, &cerr))
-                hvs_log_warn("aggregator", "commit: %s (the batch will be replayed, harmlessly)",
-                             cerr.msg);
-            hvs_metric_add(w->m_phase[PH_COMMIT], mono_s() - tc);
-            hvs_metric_observe(w->m_batch_ms, (double)(hvs_time_mono_ms() - t0) / 1000.0);
-        }
-        hvs_consumer_release(msgs, n);
-        hvs_producer_poll(w->prod);
-        hvs_ms_t mono = hvs_time_mono_ms();
-        if (n > 0 || w->behind <= 0)
-            last_progress = mono;
-        else if (rc == 0 && mono - last_progress > settings.stall_ms)
-            rc = hvs_err_set(err, HVS_EKAFKA, "stalled",
-                             "%lld messages wait in the assigned partitions but none arrived for "
-                             "%lld ms; exiting to be restarted",
-                             (long long)w->behind, (long long)settings.stall_ms);
-    }
-    free(msgs);
-    agg_stats_t *st = agg_stats(w->agg);
-    hvs_log_info("aggregator",
-                 "stopping: accepted=%llu duplicates=%llu too_late=%llu conflicts=%llu emitted=%llu "
-                 "revisions=%llu windows_computed=%llu",
-                 (unsigned long long)st->accepted, (unsigned long long)st->duplicates,
-                 (unsigned long long)st->too_late, (unsigned long long)st->conflicts,
-                 (unsigned long long)st->emitted, (unsigned long long)st->revisions,
-                 (unsigned long long)st->windows_computed);
-    hvs_err_t cerr = {0};
-    hvs_consumer_close(w->cons, &cerr);
-    return rc;
+    return hvs_stage_run(w->stage, err);
 }
 
 static void worker_free(worker_t *w) {
-    hvs_consumer_destroy(w->cons);
     hvs_topology_free(w->topo);
-    hvs_dlq_destroy(w->dlq);
-    hvs_producer_destroy(w->prod);
+    hvs_stage_destroy(w->stage);
     hvs_redis_batch_destroy(w->rb);
     hvs_redis_destroy(w->redis);
     agg_output_free(w->out[0]);

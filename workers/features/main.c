@@ -4,12 +4,13 @@
  * (features.h) from state kept in Redis (featstore.h), and DATA_QUALITY alerts when critical
  * features go missing.
  *
- * The loop (as the aggregator's): poll a batch -> decode, validate, dead-letter the bad -> feed
- * the engine (engine.c), which emits vectors now or once the hour's observed weather arrives
- * (or it timed out) -> flush the producer -> write the state (rings, pending vectors,
- * watermarks) to Redis -> commit. A crash replays the uncommitted messages onto the stored state:
- * slots are rewritten with the same values and the same vectors are emitted again (at least
- * once, identical).
+ * A stage on the one runner (stage.h), which polls, publishes, commits and dead-letters; this
+ * file is the configuration and the stage's callbacks: handle decodes, validates (bad -> dead
+ * letter) and feeds the engine (engine.c), which emits vectors now or once the hour's observed
+ * weather arrives (or it timed out); end_batch advances idle partitions; write_state (after the
+ * broker acknowledged the vectors) writes the rings, pending vectors and watermarks to Redis.
+ * A crash replays the uncommitted messages onto the stored state: slots are rewritten with the
+ * same values and the same vectors are emitted again (at least once, identical).
  * Time: per partition the smaller of the two inputs' watermarks (aggregates by window end,
  * weather by issue time), each advancing by the wall clock when idle.
  * Lost state: a partition whose group has committed offsets but whose epoch marker is missing
@@ -23,25 +24,24 @@
 #include <string.h>
 
 #include "engine.h"
-#include "hvs/dlq.h"
 #include "hvs/alert.h"
 #include "hvs/app.h"
 #include "hvs/featstore.h"
 #include "hvs/log.h"
 #include "hvs/redis.h"
 #include "hvs/serde.h"
+#include "hvs/stage.h"
 #include "hvs/time.h"
 #include "hvs/topics.h"
 #include "hvs/topology.h"
 #include "input.h"
 #include "vectors.h"
 
-#define MAX_PARTS 1024
 #define HOUR HVS_MS_HOUR
 
 typedef struct settings {
     int64_t weather_wait_ms, upgrade_ms, idle_ms, max_future_ms, batch, flush_timeout_ms,
-        rebuild_ms, dq_min;
+        rebuild_ms, dq_min, stall_ms;
     double dq_limit;
     char *region, *dq_features;
 } settings_t;
@@ -71,6 +71,9 @@ static const hvs_cfg_entry_t fx_entries[] = {
      "longest wait for the broker to acknowledge a batch's vectors"},
     {"HVS_FEAT_REBUILD_WINDOW", HVS_CFG_DURATION, "10d", 86400000, 31536000000.0, S(rebuild_ms), 0,
      "after Redis lost the state, the inputs are replayed from this long ago (message time)"},
+    {"HVS_FEAT_STALL_TIMEOUT", HVS_CFG_DURATION, "60s", 1000, 86400000, S(stall_ms), 0,
+     "exit (to be restarted) when messages wait in the assigned partitions but none arrive for "
+     "this long: a consumer that stopped fetching must not look alive"},
 };
 static settings_t settings;
 static const hvs_cfg_section_t fx_section = {"features", fx_entries,
@@ -80,11 +83,11 @@ typedef struct part {
     int64_t replay_until[2];   /* per input topic: offsets below are replayed quietly */
     hvs_ms_t wm_hour;          /* watermark hour last acted on */
     hvs_ms_t assigned_mono;    /* when it was assigned (monotonic) */
-    bool assigned;
 } part_t;
 
 typedef struct worker {
     hvs_app_t *app;
+    hvs_stage_t *stage;
     const char *topic_agg, *topic_wx, *topic_out;
     hvs_serde_t *serde;
     hvs_decoder_t *dec_agg, *dec_wx;
@@ -92,21 +95,17 @@ typedef struct worker {
     fx_output_t *out;
     hvs_redis_t *redis;
     hvs_redis_batch_t *rb;
-    hvs_consumer_t *cons;
-    hvs_producer_t *prod;
-    hvs_dlq_t *dlq;
     hvs_alerter_t *alerter;
     hvs_topology_t *topo;
     hvs_watermark_t *wm[2];      /* per input topic: aggregates, weather */
     fx_t *fx;
     fx_sink_t sink;
-    part_t parts[MAX_PARTS];
-    int fatal;
-    hvs_err_t fatal_err;
+    part_t parts[HVS_MAX_PARTITIONS];
     hvs_ms_t now;
+    hvs_err_t assign_err;        /* assigning() failed: the stage stops at assigned() */
     uint64_t missing_seen[HVS_FEATURES_COUNT];
-    hvs_metric_t *m_in[2], *m_dlq, *m_vectors, *m_upgrades, *m_weak, *m_alerts, *m_load,
-        *m_batch, *m_missing[HVS_FEATURES_COUNT], *m_rebuilds;
+    hvs_metric_t *m_in[2], *m_vectors, *m_upgrades, *m_alerts, *m_load,
+        *m_missing[HVS_FEATURES_COUNT], *m_rebuilds;
 } worker_t;
 
 static int topic_index(const worker_t *w, const char *topic) {
@@ -129,11 +128,11 @@ static hvs_ms_t watermark(const worker_t *w, int32_t p) {
 
 /* Before assignment: a partition whose group committed offsets but whose state is gone from
  * Redis is rewound and replayed quietly up to those offsets. */
-static void on_assigning(void *opaque, rd_kafka_topic_partition_list_t *added) {
+static void assigning(void *opaque, rd_kafka_topic_partition_list_t *added) {
     worker_t *w = opaque;
-    for (int i = 0; i < added->cnt && !w->fatal; i++) {
+    for (int i = 0; i < added->cnt; i++) {
         int32_t p = added->elems[i].partition;
-        if (p < 0 || p >= MAX_PARTS)
+        if (p < 0 || p >= HVS_MAX_PARTITIONS)
             continue;
         bool first = true; /* each partition number once: both topics are decided together */
         for (int k = 0; k < i; k++)
@@ -146,10 +145,8 @@ static void on_assigning(void *opaque, rd_kafka_topic_partition_list_t *added) {
         char **ids;
         size_t n;
         bool epoch;
-        if (hvs_fs_partition(w->redis, w->rb, p, &ids, &n, &epoch, &w->fatal_err)) {
-            w->fatal = 1;
-            return;
-        }
+        if (hvs_fs_partition(w->redis, w->rb, p, &ids, &n, &epoch, &w->assign_err))
+            return; /* assigned() reports it: the stage stops rather than run without a rebuild */
         hvs_fs_ids_free(ids, n);
         part_t *ps = &w->parts[p];
         ps->replay_until[0] = ps->replay_until[1] = -1;
@@ -166,83 +163,75 @@ static void on_assigning(void *opaque, rd_kafka_topic_partition_list_t *added) {
                     hvs_time_now_ms() - settings.rebuild_ms;
             }
         /* by message time where the broker supports it (the devbroker does not): else the start */
-        rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(hvs_consumer_handle(w->cons), times, 10000);
+        rd_kafka_resp_err_t re = rd_kafka_offsets_for_times(
+            hvs_consumer_handle(hvs_stage_consumer(w->stage)), times, 10000);
         for (int k = 0; k < added->cnt; k++) {
             if (added->elems[k].partition != p)
                 continue;
             rd_kafka_topic_partition_t *t =
                 rd_kafka_topic_partition_list_find(times, added->elems[k].topic, p);
-            added->elems[k].offset = !e && t && !t->err && t->offset >= 0 ? t->offset
-                                                                         : RD_KAFKA_OFFSET_BEGINNING;
+            added->elems[k].offset = !re && t && !t->err && t->offset >= 0 ? t->offset
+                                                                          : RD_KAFKA_OFFSET_BEGINNING;
         }
         rd_kafka_topic_partition_list_destroy(times);
     }
 }
 
-static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *added) {
+static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
     worker_t *w = opaque;
-    for (int i = 0; i < added->cnt && !w->fatal; i++) {
-        int32_t p = added->elems[i].partition;
-        if (p < 0 || p >= MAX_PARTS || w->parts[p].assigned)
-            continue;
-        w->parts[p].assigned = true;
-        w->parts[p].wm_hour = HVS_MS_NONE;
-        w->parts[p].assigned_mono = hvs_time_mono_ms();
-        hvs_ms_t t0 = hvs_time_mono_ms();
-        char **ids;
-        size_t n;
-        bool epoch;
-        if (hvs_fs_partition(w->redis, w->rb, p, &ids, &n, &epoch, &w->fatal_err)) {
-            w->fatal = 1;
-            return;
-        }
-        size_t loaded = 0;
-        for (size_t k = 0; k < n && !w->fatal; k++) {
-            hvs_fs_building_t *b;
-            if (hvs_fs_load(w->redis, w->rb, ids[k], p, &b, &w->fatal_err)) {
-                w->fatal = 1;
-                break;
-            }
-            if (!b)
-                continue;
-            if (fx_adopt(w->fx, b)) {
-                w->fatal = 1;
-                hvs_err_set(&w->fatal_err, HVS_ENOMEM, "oom", "adopting %s", ids[k]);
-                break;
-            }
-            fx_building_t *fb = fx_building(w->fx, ids[k], p, false);
-            if (fb && fx_load_pending(w->redis, w->rb, fb, &w->fatal_err))
-                w->fatal = 1;
-            loaded++;
-        }
-        hvs_fs_ids_free(ids, n);
-        /* the watermarks the state was saved with */
-        for (int t = 0; t < 2 && !w->fatal; t++) {
-            redisReply *rep = NULL;
-            hvs_err_t e = {0};
-            if (hvs_redis_command(w->redis, &rep, &e, "HGET hvs:fs:wm %d:%c", (int)p, "aw"[t]) == 0 &&
-                rep && rep->type == REDIS_REPLY_STRING)
-                hvs_watermark_observe(w->wm[t], p, strtoll(rep->str, NULL, 10), hvs_time_now_ms());
-            if (rep)
-                freeReplyObject(rep);
-        }
-        hvs_metric_observe(w->m_load, (double)(hvs_time_mono_ms() - t0) / 1000.0);
-        hvs_log_info("features", "partition %d assigned: %zu buildings loaded", (int)p, loaded);
+    if (w->assign_err.code) { /* assigning() could not tell whether a rebuild is needed */
+        *err = w->assign_err;
+        return err->code;
     }
+    w->parts[p].wm_hour = HVS_MS_NONE;
+    w->parts[p].assigned_mono = hvs_time_mono_ms();
+    hvs_ms_t t0 = hvs_time_mono_ms();
+    char **ids;
+    size_t n;
+    bool epoch;
+    int rc = hvs_fs_partition(w->redis, w->rb, p, &ids, &n, &epoch, err);
+    if (rc)
+        return rc;
+    size_t loaded = 0;
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        hvs_fs_building_t *b;
+        if ((rc = hvs_fs_load(w->redis, w->rb, ids[k], p, &b, err)))
+            break;
+        if (!b)
+            continue;
+        if (fx_adopt(w->fx, b)) {
+            rc = hvs_err_set(err, HVS_ENOMEM, "oom", "adopting %s", ids[k]);
+            break;
+        }
+        fx_building_t *fb = fx_building(w->fx, ids[k], p, false);
+        if (fb)
+            rc = fx_load_pending(w->redis, w->rb, fb, err);
+        loaded++;
+    }
+    hvs_fs_ids_free(ids, n);
+    if (rc)
+        return rc;
+    /* the watermarks the state was saved with */
+    for (int t = 0; t < 2; t++) {
+        redisReply *rep = NULL;
+        hvs_err_t e = {0};
+        if (hvs_redis_command(w->redis, &rep, &e, "HGET hvs:fs:wm %d:%c", (int)p, "aw"[t]) == 0 &&
+            rep && rep->type == REDIS_REPLY_STRING)
+            hvs_watermark_observe(w->wm[t], p, strtoll(rep->str, NULL, 10), hvs_time_now_ms());
+        if (rep)
+            freeReplyObject(rep);
+    }
+    hvs_metric_observe(w->m_load, (double)(hvs_time_mono_ms() - t0) / 1000.0);
+    hvs_log_info("features", "partition %d assigned: %zu buildings loaded", (int)p, loaded);
+    return 0;
 }
 
-static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *removed) {
+static void revoked(void *opaque, int32_t p) {
     worker_t *w = opaque;
-    for (int i = 0; i < removed->cnt; i++) {
-        int32_t p = removed->elems[i].partition;
-        if (p < 0 || p >= MAX_PARTS || !w->parts[p].assigned)
-            continue;
-        w->parts[p].assigned = false;
-        fx_drop_partition(w->fx, p); /* its state was written before the last commit */
-        hvs_watermark_remove(w->wm[0], p);
-        hvs_watermark_remove(w->wm[1], p);
-        hvs_log_info("features", "partition %d revoked", (int)p);
-    }
+    fx_drop_partition(w->fx, p); /* its state was written before the last commit */
+    hvs_watermark_remove(w->wm[0], p);
+    hvs_watermark_remove(w->wm[1], p);
+    hvs_log_info("features", "partition %d revoked", (int)p);
 }
 
 /* ---- outputs -------------------------------------------------------------------------------- */
@@ -253,7 +242,7 @@ static int emit_vector(void *opaque, const fx_vector_t *v, hvs_err_t *err) {
     size_t len;
     int rc = fx_output_encode(w->out, v, &buf, &len, err);
     if (rc == 0)
-        rc = hvs_producer_send(w->prod, w->topic_out, RD_KAFKA_PARTITION_UA, v->building,
+        rc = hvs_producer_send(hvs_stage_producer(w->stage), w->topic_out, RD_KAFKA_PARTITION_UA, v->building,
                                strlen(v->building), buf, len, err);
     if (rc == 0) {
         hvs_metric_inc(w->m_vectors);
@@ -282,26 +271,9 @@ static int emit_alert(void *opaque, const fx_dq_alert_t *a, hvs_err_t *err) {
     return hvs_alerter_send(w->alerter, &al, err);
 }
 
-static int dead_letter(worker_t *w, const rd_kafka_message_t *m, const hvs_err_t *why) {
-    char lbl[96];
-    snprintf(lbl, sizeof lbl, "reason=\"%s\"", why->reason);
-    hvs_metric_inc(hvs_metrics_counter(w->app->metrics, "hvs_features_dead_letters_total",
-                                       "inputs sent to a dead-letter topic", lbl));
-    hvs_log_warn("features", "%s [%d] offset %lld -> dead letter (%s): %s",
-                 rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset, why->reason,
-                 why->msg);
-    hvs_err_t e = {0};
-    if (hvs_dlq_send_message(w->dlq, m, why, &e)) {
-        w->fatal = 1;
-        w->fatal_err = e;
-        return -1;
-    }
-    return 0;
-}
+/* ---- the stage's callbacks ------------------------------------------------------------------ */
 
-/* ---- one message ---------------------------------------------------------------------------- */
-
-static int advance_partition(worker_t *w, int32_t p, bool quiet) {
+static int advance_partition(worker_t *w, int32_t p, bool quiet, hvs_err_t *err) {
     hvs_ms_t wm = watermark(w, p);
     if (wm == HVS_MS_NONE)
         return 0;
@@ -309,66 +281,68 @@ static int advance_partition(worker_t *w, int32_t p, bool quiet) {
     if (h == w->parts[p].wm_hour)
         return 0; /* act on quarter-hour steps of the watermark: cheap, and deterministic */
     w->parts[p].wm_hour = h;
-    hvs_err_t e = {0};
-    if (fx_advance(w->fx, p, wm, quiet, &w->sink, &e)) {
-        w->fatal = 1;
-        w->fatal_err = e;
-        return -1;
+    int rc = fx_advance(w->fx, p, wm, quiet, &w->sink, err);
+    return rc == HVS_EINVAL ? HVS_ESTATE : rc; /* an output that fails is never a bad input */
+}
+
+static int begin_batch(void *opaque, hvs_err_t *err) {
+    worker_t *w = opaque;
+    w->now = hvs_stage_now(w->stage);
+    hvs_topology_poll(w->topo, 0);
+    return 0;
+}
+
+/* One aggregate or weather record: HVS_EINVAL (why filled) sends it to the dead-letter topic,
+ * except while a rebuild replays it quietly (it was judged when it first came). */
+static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
+    worker_t *w = opaque;
+    int t = topic_index(w, rd_kafka_topic_name(m->rkt));
+    int32_t p = m->partition;
+    bool quiet = m->offset < w->parts[p].replay_until[t];
+    hvs_metric_inc(w->m_in[t]);
+    avro_value_t *v;
+    if (!m->payload)
+        return quiet ? 0 : hvs_err_set(why, HVS_EINVAL, "empty_value", "message without a value");
+    int rc;
+    if (t == 0) {
+        fx_aggregate_t a;
+        if (hvs_decoder_decode(w->dec_agg, m->payload, m->len, &v, why) ||
+            fx_input_aggregate(w->input, v, w->now, settings.max_future_ms, &a, why))
+            return quiet ? 0 : HVS_EINVAL;
+        hvs_watermark_observe(w->wm[0], p, a.hour.hour + HOUR, w->now);
+        rc = fx_on_aggregate(w->fx, p, &a, watermark(w, p), quiet, &w->sink, why);
+    } else {
+        fx_weather_t x;
+        if (hvs_decoder_decode(w->dec_wx, m->payload, m->len, &v, why) ||
+            fx_input_weather(w->input, v, w->now, settings.max_future_ms, &x, why))
+            return quiet ? 0 : HVS_EINVAL;
+        hvs_watermark_observe(w->wm[1], p, x.rec.issued_at, w->now);
+        rc = fx_on_weather(w->fx, p, &x, watermark(w, p), quiet, &w->sink, why);
+    }
+    if (rc == HVS_EINVAL)
+        return quiet ? 0 : HVS_EINVAL;
+    if (rc)
+        return rc;
+    return advance_partition(w, p, quiet, why);
+}
+
+/* End of a batch (or an idle poll): idle partitions advance by the wall clock. */
+static int end_batch(void *opaque, hvs_err_t *err) {
+    worker_t *w = opaque;
+    size_t np;
+    const int32_t *parts = hvs_stage_partitions(w->stage, &np);
+    for (size_t i = 0; i < np; i++) {
+        int rc = advance_partition(w, parts[i], false, err);
+        if (rc)
+            return rc;
     }
     return 0;
 }
 
-static int handle(worker_t *w, const rd_kafka_message_t *m) {
-    int t = topic_index(w, rd_kafka_topic_name(m->rkt));
-    int32_t p = m->partition;
-    if (p < 0 || p >= MAX_PARTS)
-        return 0;
-    bool quiet = m->offset < w->parts[p].replay_until[t];
-    hvs_metric_inc(w->m_in[t]);
-    hvs_err_t why = {0};
-    avro_value_t *v;
-    if (!m->payload)
-        return quiet ? 0 : dead_letter(w, m, &(hvs_err_t){.code = HVS_EINVAL, .reason = "empty_value",
-                                                          .msg = "message without a value"});
-    int rc;
-    hvs_ms_t event;
-    if (t == 0) {
-        fx_aggregate_t a;
-        if (hvs_decoder_decode(w->dec_agg, m->payload, m->len, &v, &why) ||
-            fx_input_aggregate(w->input, v, w->now, settings.max_future_ms, &a, &why))
-            return quiet ? 0 : dead_letter(w, m, &why);
-        event = a.hour.hour + HOUR;
-        hvs_watermark_observe(w->wm[0], p, event, w->now);
-        rc = fx_on_aggregate(w->fx, p, &a, watermark(w, p), quiet, &w->sink, &why);
-    } else {
-        fx_weather_t x;
-        if (hvs_decoder_decode(w->dec_wx, m->payload, m->len, &v, &why) ||
-            fx_input_weather(w->input, v, w->now, settings.max_future_ms, &x, &why))
-            return quiet ? 0 : dead_letter(w, m, &why);
-        event = x.rec.issued_at;
-        hvs_watermark_observe(w->wm[1], p, event, w->now);
-        rc = fx_on_weather(w->fx, p, &x, watermark(w, p), quiet, &w->sink, &why);
-    }
-    if (rc == HVS_EINVAL)
-        return quiet ? 0 : dead_letter(w, m, &why);
-    if (rc) {
-        w->fatal = 1;
-        w->fatal_err = why;
-        return -1;
-    }
-    return advance_partition(w, p, quiet);
-}
-
-/* End of a batch: idle partitions advance; publish; make the state durable (not the commit). */
-static int close_and_persist(worker_t *w, hvs_err_t *err) {
-    for (int32_t p = 0; p < MAX_PARTS; p++)
-        if (w->parts[p].assigned && advance_partition(w, p, false)) {
-            *err = w->fatal_err;
-            return HVS_EKAFKA;
-        }
-    int rc = hvs_producer_flush(w->prod, (int)settings.flush_timeout_ms, err);
-    if (rc)
-        return rc;
+/* The vectors are acknowledged: rings, pending vectors and watermarks to Redis. */
+static int write_state(void *opaque, hvs_err_t *err) {
+    worker_t *w = opaque;
+    int rc = 0;
     hvs_redis_batch_reset(w->rb);
     size_t n;
     fx_building_t **bs = fx_buildings(w->fx, &n);
@@ -377,13 +351,15 @@ static int close_and_persist(worker_t *w, hvs_err_t *err) {
         if (rc == 0)
             rc = fx_save_pending(w->rb, bs[i], err);
     }
-    for (int32_t p = 0; p < MAX_PARTS && rc == 0; p++)
-        for (int t = 0; t < 2 && rc == 0 && w->parts[p].assigned; t++) {
-            hvs_ms_t wm = hvs_watermark_partition(w->wm[t], p, w->now);
+    size_t np;
+    const int32_t *parts = hvs_stage_partitions(w->stage, &np);
+    for (size_t i = 0; i < np && rc == 0; i++)
+        for (int t = 0; t < 2 && rc == 0; t++) {
+            hvs_ms_t wm = hvs_watermark_partition(w->wm[t], parts[i], w->now);
             if (wm == HVS_MS_NONE)
                 continue;
             char pf[16], v[32];
-            snprintf(pf, sizeof pf, "%d:%c", (int)p, "aw"[t]);
+            snprintf(pf, sizeof pf, "%d:%c", (int)parts[i], "aw"[t]);
             snprintf(v, sizeof v, "%lld", (long long)wm);
             const char *a[] = {"HSET", "hvs:fs:wm", pf, v};
             if (hvs_redis_batch_add(w->rb, 4, a, NULL))
@@ -405,16 +381,39 @@ static int close_and_persist(worker_t *w, hvs_err_t *err) {
 
 static int ready(void *opaque, char *why, size_t whylen) {
     worker_t *w = opaque;
-    if (hvs_consumer_assignment_size(w->cons) <= 0) {
-        snprintf(why, whylen, "no partitions assigned yet");
-        return 0;
-    }
     if (!hvs_topology_caught_up(w->topo)) {
         snprintf(why, whylen, "topology not read yet");
         return 0;
     }
     return 1;
 }
+
+static void stopping(void *opaque) {
+    worker_t *w = opaque;
+    fx_stats_t *st = fx_stats(w->fx);
+    hvs_log_info("features",
+                 "stopping: aggregates=%llu weather=%llu vectors=%llu waited=%llu weak=%llu "
+                 "upgrades=%llu stale=%llu",
+                 (unsigned long long)st->aggregates, (unsigned long long)st->weather,
+                 (unsigned long long)st->vectors, (unsigned long long)st->waited,
+                 (unsigned long long)st->weak, (unsigned long long)st->upgrades,
+                 (unsigned long long)st->stale);
+}
+
+static const hvs_stage_def_t fx_stage = {
+    .name = "features",
+    .begin_batch = begin_batch,
+    .handle = handle,
+    .end_batch = end_batch,
+    .write_state = write_state,
+    .assigning = assigning,
+    .assigned = assigned,
+    .revoked = revoked,
+    .ready = ready,
+    .stopping = stopping,
+};
+
+/* ---- start-up ------------------------------------------------------------------------------- */
 
 static int parse_dq(fx_config_t *c, const char *list, hvs_err_t *err) {
     char buf[1024];
@@ -442,6 +441,10 @@ static int run(worker_t *w, hvs_err_t *err) {
     fx_config_t fc = {.weather_wait = settings.weather_wait_ms, .upgrade_window = settings.upgrade_ms,
                       .default_region = settings.region, .dq_limit = settings.dq_limit,
                       .dq_min_vectors = (int)settings.dq_min};
+    const char *inputs[] = {w->topic_agg, w->topic_wx};
+    hvs_stage_conf_t sc = {.inputs = inputs, .ninputs = 2, .batch = (size_t)settings.batch,
+                           .flush_timeout_ms = settings.flush_timeout_ms,
+                           .stall_ms = settings.stall_ms};
     int rc;
     if ((rc = parse_dq(&fc, settings.dq_features, err)))
         return rc;
@@ -455,9 +458,8 @@ static int run(worker_t *w, hvs_err_t *err) {
         (rc = fx_input_new(w->serde, &w->input, err)) ||
         (rc = fx_output_new(w->serde, w->topic_out, &w->out, err)) ||
         (rc = hvs_redis_connect(app->cfg.redis_url, NULL, &w->redis, err)) ||
-        (rc = hvs_producer_new(&kc, &w->prod, err)) ||
-        (rc = hvs_dlq_new(w->prod, w->serde, "features", &w->dlq, err)) ||
-        (rc = hvs_alerter_new(w->serde, w->prod, &w->alerter, err)) ||
+        (rc = hvs_stage_new(app, &fx_stage, &sc, w->serde, w, &w->stage, err)) ||
+        (rc = hvs_alerter_new(w->serde, hvs_stage_producer(w->stage), &w->alerter, err)) ||
         (rc = hvs_topology_new(&kc, w->serde, hvs_topic_name("topology"), &w->topo, err)))
         return rc;
     if (!(w->rb = hvs_redis_batch_new()) || !(w->fx = fx_new(&fc, w->topo)) ||
@@ -480,80 +482,21 @@ static int run(worker_t *w, hvs_err_t *err) {
     w->m_load = hvs_metrics_histogram(ms, "hvs_features_state_load_seconds",
                                       "loading a partition's state from Redis", NULL,
                                       hvs_metrics_latency_buckets, hvs_metrics_latency_nbuckets);
-    w->m_batch = hvs_metrics_histogram(ms, "hvs_features_batch_seconds", "poll to commit of one batch",
-                                       NULL, hvs_metrics_latency_buckets, hvs_metrics_latency_nbuckets);
     for (int i = 0; i < HVS_FEATURES_COUNT; i++) {
         char lbl[96];
         snprintf(lbl, sizeof lbl, "feature=\"%s\"", hvs_features_names()[i]);
         w->m_missing[i] = hvs_metrics_counter(ms, "hvs_features_missing_total",
                                               "vectors published with the feature missing", lbl);
     }
-    const char *topics[] = {w->topic_agg, w->topic_wx};
-    hvs_consumer_hooks_t hooks = {.on_assigned = on_assigned, .on_revoked = on_revoked,
-                                  .on_assigning = on_assigning, .opaque = w};
-    if ((rc = hvs_consumer_new(&kc, topics, 2, &hooks, &w->cons, err)))
-        return rc;
-    hvs_app_set_ready(app, ready, w);
-    size_t max = (size_t)settings.batch;
-    rd_kafka_message_t **msgs = calloc(max, sizeof *msgs);
-    if (!msgs)
-        return hvs_err_set(err, HVS_ENOMEM, "oom", "batch");
     hvs_log_info("features", "consuming %s + %s -> %s (feature set %s)", w->topic_agg, w->topic_wx,
                  w->topic_out, hvs_features_version());
-    rc = 0;
-    while (hvs_app_running() && rc == 0) {
-        size_t n = 0;
-        hvs_err_t perr = {0};
-        int prc = hvs_consumer_poll_batch(w->cons, msgs, max, 200, &n, &perr);
-        hvs_ms_t t0 = hvs_time_mono_ms();
-        if (w->fatal) {
-            *err = w->fatal_err;
-            rc = HVS_EREDIS;
-        } else if (prc && strcmp(perr.reason, "fatal") == 0) {
-            *err = perr;
-            rc = prc;
-        } else if (prc) {
-            hvs_log_error("features", "%s", perr.msg);
-        }
-        w->now = hvs_time_now_ms();
-        hvs_topology_poll(w->topo, 0);
-        for (size_t i = 0; i < n && rc == 0; i++)
-            if (handle(w, msgs[i]) && w->fatal) {
-                *err = w->fatal_err;
-                rc = HVS_EKAFKA;
-            }
-        if (rc == 0)
-            rc = close_and_persist(w, err);
-        if (rc == 0 && n > 0) {
-            hvs_err_t cerr = {0};
-            if (hvs_consumer_commit_batch(w->cons, msgs, n, &cerr))
-                hvs_log_warn("features", "commit: %s (the batch will be replayed, harmlessly)",
-                             cerr.msg);
-            hvs_metric_observe(w->m_batch, (double)(hvs_time_mono_ms() - t0) / 1000.0);
-        }
-        hvs_consumer_release(msgs, n);
-        hvs_producer_poll(w->prod);
-    }
-    free(msgs);
-    fx_stats_t *st = fx_stats(w->fx);
-    hvs_log_info("features",
-                 "stopping: aggregates=%llu weather=%llu vectors=%llu waited=%llu weak=%llu "
-                 "upgrades=%llu stale=%llu",
-                 (unsigned long long)st->aggregates, (unsigned long long)st->weather,
-                 (unsigned long long)st->vectors, (unsigned long long)st->waited,
-                 (unsigned long long)st->weak, (unsigned long long)st->upgrades,
-                 (unsigned long long)st->stale);
-    hvs_err_t cerr = {0};
-    hvs_consumer_close(w->cons, &cerr);
-    return rc;
+    return hvs_stage_run(w->stage, err);
 }
 
 static void worker_free(worker_t *w) {
-    hvs_consumer_destroy(w->cons);
     hvs_topology_free(w->topo);
-    hvs_alerter_free(w->alerter);
-    hvs_dlq_destroy(w->dlq);
-    hvs_producer_destroy(w->prod);
+    hvs_alerter_free(w->alerter); /* borrows the stage's producer */
+    hvs_stage_destroy(w->stage);
     hvs_redis_batch_destroy(w->rb);
     hvs_redis_destroy(w->redis);
     fx_output_free(w->out);

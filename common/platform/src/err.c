@@ -65,3 +65,7 @@ void hvs_err_clear(hvs_err_t *err) {
     err->reason[0] = '\0';
     err->msg[0] = '\0';
 }
+
+bool hvs_err_is_fatal(const hvs_err_t *err) {
+    return err && err->code != 0 && strcmp(err->reason, HVS_REASON_FATAL) == 0;
+}

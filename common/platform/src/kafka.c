@@ -324,7 +324,7 @@ int hvs_consumer_poll_batch(hvs_consumer_t *c, rd_kafka_message_t **msgs, size_t
                            HVS_LFS("topic", m->rkt ? rd_kafka_topic_name(m->rkt) : ""));
             if (fatal && rc == HVS_OK)
                 rc = hvs_err_set(err, HVS_EKAFKA,
-                                 m->err == RD_KAFKA_RESP_ERR__FATAL ? "fatal" : "offset_out_of_range",
+                                 m->err == RD_KAFKA_RESP_ERR__FATAL ? HVS_REASON_FATAL : "offset_out_of_range",
                                  "consumer: %s", rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
             if (fatal)
@@ -541,7 +541,7 @@ static int fatal_error(hvs_producer_t *p, hvs_err_t *err) {
     char errstr[512];
     rd_kafka_resp_err_t fe = rd_kafka_fatal_error(p->rk, errstr, sizeof errstr);
     if (fe)
-        return hvs_err_set(err, HVS_EKAFKA, "fatal", "producer fatal error %s: %s",
+        return hvs_err_set(err, HVS_EKAFKA, HVS_REASON_FATAL, "producer fatal error %s: %s",
                            rd_kafka_err2name(fe), errstr);
     return HVS_OK;
 }

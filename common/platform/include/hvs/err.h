@@ -12,6 +12,7 @@
 #ifndef HVS_ERR_H
 #define HVS_ERR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef enum hvs_rc {
@@ -55,6 +56,13 @@ int hvs_err_set(hvs_err_t *err, int code, const char *reason, const char *fmt, .
 
 /* Prefix the message already in `err` with more context ("decoding offset 42: ..."); returns err->code. */
 int hvs_err_wrap(hvs_err_t *err, const char *fmt, ...) HVS_PRINTF(2, 3);
+
+/* The reason that marks an error nothing can recover from in this process (a fatal librdkafka
+ * error, a stage's unrecoverable state): the worker exits non-zero and is restarted. */
+#define HVS_REASON_FATAL "fatal"
+
+/* Whether `err` is such an error. NULL-safe (false). */
+bool hvs_err_is_fatal(const hvs_err_t *err);
 
 /* Reset to "no error". */
 void hvs_err_clear(hvs_err_t *err);

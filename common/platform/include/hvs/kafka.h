@@ -40,7 +40,7 @@
  * Messages returned by poll_batch belong to the caller until hvs_consumer_release.
  * Thread-safety: a consumer is used by one thread; a producer's send/flush may be called from
  * several threads (librdkafka is thread-safe) but the failure counters are per-producer.
- * Errors: 0 or negative hvs_rc_t with err filled; err->reason "fatal" marks a fatal librdkafka
+ * Errors: 0 or negative hvs_rc_t with err filled; err->reason HVS_REASON_FATAL (hvs_err_is_fatal) marks a fatal librdkafka
  * error (the worker should exit non-zero and be restarted).
  */
 #ifndef HVS_KAFKA_H
@@ -53,6 +53,10 @@
 
 #include "hvs/err.h"
 #include "hvs/serde.h"
+
+/* Partitions a topic may have here: per-partition state of a stage is kept in arrays of this
+ * size (topics.h refuses more). */
+#define HVS_MAX_PARTITIONS 1024
 
 typedef struct hvs_kafka_conf {
     const char *brokers;        /* bootstrap.servers, e.g. "127.0.0.1:9092" */

@@ -1,0 +1,134 @@
+/*
+ * stage.h - the one consume loop every stream stage runs (docs/design.md §5).
+ *
+ * A stage is a registration struct of callbacks (hvs_stage_def_t, static in the worker: what to
+ * do with a record, at the end of a batch, when a partition comes or goes) plus its settings
+ * (hvs_stage_conf_t: input topics, batch size, timeouts). The runner owns everything else:
+ *
+ *   poll a batch                         phase "poll"
+ *   begin_batch, handle each message     phase "process" (a bad record -> its dead-letter topic)
+ *   end_batch (close windows, queue outputs)
+ *   flush the producer                   phase "publish_wait" (outputs and dead letters acked)
+ *   write_state                          phase "state_write" (Redis, only for acked outputs)
+ *   commit the batch's offsets           phase "commit"
+ *   after_batch (work between batches)   phase "between_batches" (only when defined)
+ *
+ * so a crash anywhere replays the uncommitted messages onto state that never claims an output
+ * the broker does not have. Rebalances are served inside the poll (cooperative-sticky, kafka.h):
+ * `assigned` runs once per partition number when the first of its topic-partitions arrives
+ * (load its state), `revoked` when it leaves (drop it; its state was written before the last
+ * commit). Stall detection: when messages wait in the assigned partitions (consumer lag > 0)
+ * but no poll returned any for conf.stall_ms, run returns HVS_EKAFKA "stalled" (the process
+ * exits and is restarted: a consumer that stopped fetching must not look alive). SIGTERM
+ * (hvs_app_running() false) ends the loop after the current batch is committed; the consumer
+ * leaves the group and the producer is flushed at hvs_stage_destroy.
+ *
+ * Metrics, for every stage, prefixed hvs_<name>_: phase_seconds_total{phase}, batch_seconds
+ * (poll to commit of a batch with messages), consumer_lag_messages (-1: unknown),
+ * dead_letters_total{reason}. /readyz is ready when partitions are assigned and the stage's own
+ * `ready` (if any) agrees.
+ *
+ * Callbacks' return codes: 0 on success; from `handle`, HVS_EINVAL with `why` filled marks the
+ * record as bad input (the runner logs it, counts it and sends it to the dead-letter topic, and
+ * the stage goes on); any other negative code is fatal: hvs_stage_run returns it with the err
+ * the callback filled (the worker exits non-zero and is restarted, replaying from the last
+ * commit).
+ *
+ * Ownership: hvs_stage_new borrows app, def, conf's strings and the serde (all must outlive the
+ * stage) and creates the producer and the dead-letter sender; the consumer is created by
+ * hvs_stage_run and closed when it returns. hvs_stage_destroy (NULL-safe) frees all three;
+ * objects of the worker that borrow the producer (hvs_stage_producer) must be freed first.
+ * Thread-safety: one thread runs the stage; the callbacks run on it. The readiness probe may
+ * call the stage's `ready` from the HTTP thread.
+ * Errors: 0 or a negative hvs_rc_t with err filled.
+ */
+#ifndef HVS_STAGE_H
+#define HVS_STAGE_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hvs/app.h"
+#include "hvs/err.h"
+#include "hvs/kafka.h"
+#include "hvs/serde.h"
+#include "hvs/time.h"
+
+typedef struct hvs_stage hvs_stage_t;
+
+/* What after_batch learns of the batch just committed. */
+typedef struct hvs_stage_batch {
+    size_t n;        /* messages in it (0: an idle poll) */
+    int64_t lag;     /* consumer lag after it, -1 when not known yet */
+    bool caught_up;  /* n == 0 and lag == 0: nothing waits in the assigned partitions */
+} hvs_stage_batch_t;
+
+/* A stage's registration: its name and callbacks. Only `handle` is required. */
+typedef struct hvs_stage_def {
+    const char *name; /* "aggregator": log component, metric prefix, dead letters' worker */
+    /* Before the batch's messages (also of an idle poll): e.g. follow topology. */
+    int (*begin_batch)(void *opaque, hvs_err_t *err);
+    /* One message of an input topic (see the return codes above). */
+    int (*handle)(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why);
+    /* After the batch's messages (also of an idle poll): close what the watermarks allow and
+     * queue the outputs on the producer; may prepare (encode) the state write. */
+    int (*end_batch)(void *opaque, hvs_err_t *err);
+    /* The batch's outputs are acknowledged: make its state durable. The offsets are committed
+     * only after this returned 0. */
+    int (*write_state)(void *opaque, hvs_err_t *err);
+    /* After the commit: work that belongs between batches (a training run). */
+    int (*after_batch)(void *opaque, const hvs_stage_batch_t *b, hvs_err_t *err);
+    /* Before partitions are assigned: each element's offset is the group's committed offset
+     * (RD_KAFKA_OFFSET_INVALID when none) and may be changed to start elsewhere (kafka.h). */
+    void (*assigning)(void *opaque, rd_kafka_topic_partition_list_t *added);
+    /* Partition number `p` joined this member (once, whatever the number of input topics):
+     * load its state. A failure is fatal. */
+    int (*assigned)(void *opaque, int32_t p, hvs_err_t *err);
+    /* Partition number `p` is leaving: drop its state from memory. */
+    void (*revoked)(void *opaque, int32_t p);
+    /* Readiness beyond "partitions assigned" (may be NULL): 1 ready, 0 not (why filled). */
+    int (*ready)(void *opaque, char *why, size_t whylen);
+    /* The loop has ended (before the consumer closes): log the stage's totals. */
+    void (*stopping)(void *opaque);
+} hvs_stage_def_t;
+
+/* A stage's settings (usually from its configuration table). */
+typedef struct hvs_stage_conf {
+    const char *const *inputs;         /* effective topic names */
+    size_t ninputs;
+    size_t batch;                      /* most messages per batch (one flush, one commit) */
+    int poll_timeout_ms;               /* wait for a batch's first message; 0 = 200 */
+    int64_t flush_timeout_ms;          /* longest wait for a batch's acknowledgements */
+    int64_t stall_ms;                  /* 0 = no stall detection */
+    const char *const *consumer_props; /* the stage's own librdkafka properties (kafka.h) */
+    const char *const *producer_props;
+} hvs_stage_conf_t;
+
+/* Create the stage's producer and dead-letter sender. `serde` is borrowed. */
+int hvs_stage_new(hvs_app_t *app, const hvs_stage_def_t *def, const hvs_stage_conf_t *conf,
+                  hvs_serde_t *serde, void *opaque, hvs_stage_t **out, hvs_err_t *err);
+
+/* Subscribe and run the loop until SIGTERM or a fatal error; leaves the group before it
+ * returns. 0 after a clean stop, else the fatal error. */
+int hvs_stage_run(hvs_stage_t *st, hvs_err_t *err);
+
+/* Free the consumer, the dead-letter sender and the producer (flushed first). NULL-safe. */
+void hvs_stage_destroy(hvs_stage_t *st);
+
+/* The producer outputs go through (borrowed; valid until hvs_stage_destroy). */
+hvs_producer_t *hvs_stage_producer(hvs_stage_t *st);
+/* The consumer (NULL outside hvs_stage_run). */
+hvs_consumer_t *hvs_stage_consumer(hvs_stage_t *st);
+/* Wall-clock time taken when the current batch was polled: one "now" for the whole batch. */
+hvs_ms_t hvs_stage_now(const hvs_stage_t *st);
+/* The partition numbers assigned now (borrowed array, valid until the next poll). */
+const int32_t *hvs_stage_partitions(const hvs_stage_t *st, size_t *n);
+
+/* Send `m` to its topic's dead-letter topic with `why` (logged, counted by reason), as the
+ * runner does for a record `handle` refused. For stages that find a record bad later. */
+int hvs_stage_dead_letter(hvs_stage_t *st, const rd_kafka_message_t *m, const hvs_err_t *why,
+                          hvs_err_t *err);
+
+#endif

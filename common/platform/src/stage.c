@@ -1,0 +1,299 @@
+/*
+ * stage.c - the consume loop of every stream stage (stage.h): poll, handle, publish, wait for
+ * the acknowledgements, write the state, commit; rebalances, dead letters, phase metrics, stall
+ * detection and the SIGTERM drain in one place.
+ */
+#include "hvs/stage.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hvs/dlq.h"
+#include "hvs/log.h"
+#include "hvs/metrics.h"
+
+/* Where a batch's time goes: the profile an operator needs to tell a slow Redis from a slow
+ * broker from a busy worker. */
+enum { PH_POLL, PH_PROCESS, PH_PUBLISH_WAIT, PH_STATE_WRITE, PH_COMMIT, PH_BETWEEN, PHASES };
+static const char *const phase_names[PHASES] = {"poll",   "process", "publish_wait",
+                                                 "state_write", "commit", "between_batches"};
+
+struct hvs_stage {
+    hvs_app_t *app;
+    const hvs_stage_def_t *def;
+    hvs_stage_conf_t conf;
+    void *opaque;
+    hvs_serde_t *serde;
+    hvs_producer_t *prod;
+    hvs_dlq_t *dlq;
+    hvs_consumer_t *cons;
+    hvs_ms_t now;
+    bool assigned[HVS_MAX_PARTITIONS];
+    int32_t parts[HVS_MAX_PARTITIONS]; /* the assigned partition numbers, unordered */
+    size_t nparts;
+    int fatal;                         /* a rebalance hook failed: stop after this poll */
+    hvs_err_t fatal_err;
+    char metric_prefix[64];
+    hvs_metric_t *m_phase[PHASES], *m_batch, *m_lag;
+};
+
+static double mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- partitions come and go ---------------------------------------------------------------- */
+
+static void on_assigning(void *opaque, rd_kafka_topic_partition_list_t *added) {
+    hvs_stage_t *st = opaque;
+    if (st->def->assigning && !st->fatal)
+        st->def->assigning(st->opaque, added);
+}
+
+static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *added) {
+    hvs_stage_t *st = opaque;
+    for (int i = 0; i < added->cnt && !st->fatal; i++) {
+        int32_t p = added->elems[i].partition;
+        if (p < 0 || p >= HVS_MAX_PARTITIONS) {
+            st->fatal = 1;
+            hvs_err_set(&st->fatal_err, HVS_ECONFIG, "too_many_partitions",
+                        "%s partition %d: at most %d partitions are supported",
+                        added->elems[i].topic, (int)p, HVS_MAX_PARTITIONS);
+            return;
+        }
+        if (st->assigned[p])
+            continue; /* another input topic's partition of the same number */
+        if (st->def->assigned && st->def->assigned(st->opaque, p, &st->fatal_err)) {
+            st->fatal = 1; /* cannot run without its state: exit, restart, retry */
+            return;
+        }
+        st->assigned[p] = true;
+        st->parts[st->nparts++] = p;
+    }
+}
+
+static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *removed) {
+    hvs_stage_t *st = opaque;
+    for (int i = 0; i < removed->cnt; i++) {
+        int32_t p = removed->elems[i].partition;
+        if (p < 0 || p >= HVS_MAX_PARTITIONS || !st->assigned[p])
+            continue;
+        st->assigned[p] = false;
+        for (size_t k = 0; k < st->nparts; k++)
+            if (st->parts[k] == p) {
+                st->parts[k] = st->parts[--st->nparts];
+                break;
+            }
+        if (st->def->revoked)
+            st->def->revoked(st->opaque, p);
+    }
+}
+
+static int ready(void *opaque, char *why, size_t whylen) {
+    hvs_stage_t *st = opaque;
+    if (!st) { /* the loop has ended */
+        snprintf(why, whylen, "stopping");
+        return 0;
+    }
+    if (!st->cons || hvs_consumer_assignment_size(st->cons) <= 0) {
+        snprintf(why, whylen, "no partitions assigned yet");
+        return 0;
+    }
+    return st->def->ready ? st->def->ready(st->opaque, why, whylen) : 1;
+}
+
+/* ---- life cycle ----------------------------------------------------------------------------- */
+
+int hvs_stage_new(hvs_app_t *app, const hvs_stage_def_t *def, const hvs_stage_conf_t *conf,
+                  hvs_serde_t *serde, void *opaque, hvs_stage_t **out, hvs_err_t *err) {
+    *out = NULL;
+    if (!def->name || !def->handle || !conf->ninputs || !conf->batch)
+        return hvs_err_set(err, HVS_EINVAL, "bad_stage", "a stage needs a name, handle, inputs "
+                                                         "and a batch size");
+    hvs_stage_t *st = calloc(1, sizeof *st);
+    if (!st)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "stage %s", def->name);
+    st->app = app;
+    st->def = def;
+    st->conf = *conf;
+    if (!st->conf.poll_timeout_ms)
+        st->conf.poll_timeout_ms = 200;
+    st->opaque = opaque;
+    st->serde = serde;
+    snprintf(st->metric_prefix, sizeof st->metric_prefix, "hvs_%s", def->name);
+    hvs_kafka_conf_t kc;
+    hvs_app_kafka_conf(app, &kc);
+    kc.worker_props = conf->producer_props;
+    int rc = hvs_producer_new(&kc, &st->prod, err);
+    if (rc == 0)
+        rc = hvs_dlq_new(st->prod, serde, def->name, &st->dlq, err);
+    if (rc) {
+        hvs_stage_destroy(st);
+        return rc;
+    }
+    hvs_metrics_t *ms = app->metrics;
+    char name[128];
+    for (int i = 0; i < PHASES; i++) {
+        if (i == PH_BETWEEN && !def->after_batch)
+            continue;
+        char lbl[48];
+        snprintf(lbl, sizeof lbl, "phase=\"%s\"", phase_names[i]);
+        snprintf(name, sizeof name, "%s_phase_seconds_total", st->metric_prefix);
+        st->m_phase[i] = hvs_metrics_counter(ms, name, "time of the consume loop by phase", lbl);
+    }
+    snprintf(name, sizeof name, "%s_batch_seconds", st->metric_prefix);
+    st->m_batch = hvs_metrics_histogram(ms, name, "poll to commit of one batch", NULL,
+                                        hvs_metrics_latency_buckets, hvs_metrics_latency_nbuckets);
+    snprintf(name, sizeof name, "%s_consumer_lag_messages", st->metric_prefix);
+    st->m_lag = hvs_metrics_gauge(
+        ms, name, "messages of the assigned partitions not yet consumed (-1: unknown)", NULL);
+    hvs_metric_set(st->m_lag, -1);
+    *out = st;
+    return 0;
+}
+
+void hvs_stage_destroy(hvs_stage_t *st) {
+    if (!st)
+        return;
+    hvs_consumer_destroy(st->cons);
+    hvs_dlq_destroy(st->dlq);
+    hvs_producer_destroy(st->prod);
+    free(st);
+}
+
+hvs_producer_t *hvs_stage_producer(hvs_stage_t *st) { return st->prod; }
+hvs_consumer_t *hvs_stage_consumer(hvs_stage_t *st) { return st->cons; }
+hvs_ms_t hvs_stage_now(const hvs_stage_t *st) { return st->now; }
+
+const int32_t *hvs_stage_partitions(const hvs_stage_t *st, size_t *n) {
+    *n = st->nparts;
+    return st->parts;
+}
+
+int hvs_stage_dead_letter(hvs_stage_t *st, const rd_kafka_message_t *m, const hvs_err_t *why,
+                          hvs_err_t *err) {
+    char lbl[96], name[128];
+    snprintf(lbl, sizeof lbl, "reason=\"%s\"", why->reason);
+    snprintf(name, sizeof name, "%s_dead_letters_total", st->metric_prefix);
+    hvs_metric_inc(hvs_metrics_counter(st->app->metrics, name,
+                                       "inputs sent to a dead-letter topic, by reason", lbl));
+    hvs_log_warn(st->def->name, "%s [%d] offset %lld -> dead letter (%s): %s",
+                 rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset,
+                 why->reason, why->msg);
+    return hvs_dlq_send_message(st->dlq, m, why, err);
+}
+
+/* ---- the loop ------------------------------------------------------------------------------- */
+
+/* One batch's messages through the stage, then its outputs, state and offsets. */
+static int run_batch(hvs_stage_t *st, rd_kafka_message_t **msgs, size_t n, hvs_err_t *err) {
+    const hvs_stage_def_t *d = st->def;
+    double t0 = mono_s();
+    int rc = d->begin_batch ? d->begin_batch(st->opaque, err) : 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        hvs_err_t why = {0};
+        int hrc = d->handle(st->opaque, msgs[i], &why);
+        if (hrc == HVS_EINVAL)
+            rc = hvs_stage_dead_letter(st, msgs[i], &why, err);
+        else if (hrc) {
+            *err = why;
+            rc = hrc;
+        }
+    }
+    if (rc == 0 && d->end_batch)
+        rc = d->end_batch(st->opaque, err);
+    double t1 = mono_s();
+    hvs_metric_add(st->m_phase[PH_PROCESS], t1 - t0);
+    if (rc)
+        return rc;
+    /* outputs (and dead letters) acknowledged before the state claims them */
+    rc = hvs_producer_flush(st->prod, (int)st->conf.flush_timeout_ms, err);
+    double t2 = mono_s();
+    hvs_metric_add(st->m_phase[PH_PUBLISH_WAIT], t2 - t1);
+    if (rc)
+        return rc;
+    if (d->write_state)
+        rc = d->write_state(st->opaque, err);
+    double t3 = mono_s();
+    hvs_metric_add(st->m_phase[PH_STATE_WRITE], t3 - t2);
+    if (rc || n == 0)
+        return rc;
+    hvs_err_t cerr = {0};
+    if (hvs_consumer_commit_batch(st->cons, msgs, n, &cerr))
+        hvs_log_warn(d->name, "commit: %s (the batch will be replayed, harmlessly)", cerr.msg);
+    double t4 = mono_s();
+    hvs_metric_add(st->m_phase[PH_COMMIT], t4 - t3);
+    return 0;
+}
+
+int hvs_stage_run(hvs_stage_t *st, hvs_err_t *err) {
+    const hvs_stage_def_t *d = st->def;
+    hvs_kafka_conf_t kc;
+    hvs_app_kafka_conf(st->app, &kc);
+    kc.worker_props = st->conf.consumer_props;
+    hvs_consumer_hooks_t hooks = {.on_assigned = on_assigned, .on_revoked = on_revoked,
+                                  .on_assigning = on_assigning, .opaque = st};
+    int rc = hvs_consumer_new(&kc, st->conf.inputs, st->conf.ninputs, &hooks, &st->cons, err);
+    if (rc)
+        return rc;
+    rd_kafka_message_t **msgs = calloc(st->conf.batch, sizeof *msgs);
+    if (!msgs)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "%s: batch of %zu", d->name, st->conf.batch);
+    hvs_app_set_ready(st->app, ready, st);
+    hvs_ms_t last_progress = hvs_time_mono_ms();
+    while (hvs_app_running() && rc == 0) {
+        size_t n = 0;
+        hvs_err_t perr = {0};
+        double tp = mono_s();
+        int prc = hvs_consumer_poll_batch(st->cons, msgs, st->conf.batch,
+                                          st->conf.poll_timeout_ms, &n, &perr);
+        double t0 = mono_s();
+        hvs_metric_add(st->m_phase[PH_POLL], t0 - tp);
+        st->now = hvs_time_now_ms();
+        if (st->fatal) {
+            *err = st->fatal_err;
+            rc = st->fatal_err.code ? st->fatal_err.code : HVS_ESTATE;
+        } else if (prc && hvs_err_is_fatal(&perr)) {
+            *err = perr;
+            rc = prc;
+        } else if (prc) {
+            hvs_log_error(d->name, "%s", perr.msg); /* e.g. offset_out_of_range: go on loudly */
+        }
+        if (rc == 0)
+            rc = run_batch(st, msgs, n, err);
+        if (rc == 0 && n > 0)
+            hvs_metric_observe(st->m_batch, mono_s() - t0);
+        hvs_consumer_release(msgs, n);
+        hvs_producer_poll(st->prod);
+        if (rc)
+            break;
+        hvs_stage_batch_t b = {.n = n, .lag = hvs_consumer_lag(st->cons)};
+        b.caught_up = n == 0 && b.lag == 0;
+        hvs_metric_set(st->m_lag, (double)b.lag);
+        hvs_ms_t mono = hvs_time_mono_ms();
+        if (n > 0 || b.lag <= 0)
+            last_progress = mono;
+        else if (st->conf.stall_ms > 0 && mono - last_progress > st->conf.stall_ms)
+            rc = hvs_err_set(err, HVS_EKAFKA, "stalled",
+                             "%lld messages wait in the assigned partitions but none arrived for "
+                             "%lld ms; exiting to be restarted",
+                             (long long)b.lag, (long long)st->conf.stall_ms);
+        if (rc == 0 && d->after_batch) {
+            double ta = mono_s();
+            rc = d->after_batch(st->opaque, &b, err);
+            hvs_metric_add(st->m_phase[PH_BETWEEN], mono_s() - ta);
+            last_progress = hvs_time_mono_ms(); /* the stage's own work is not a stalled fetch */
+        }
+    }
+    free(msgs);
+    if (d->stopping)
+        d->stopping(st->opaque);
+    hvs_app_set_ready(st->app, NULL, NULL);
+    hvs_err_t cerr = {0};
+    if (hvs_consumer_close(st->cons, &cerr))
+        hvs_log_warn(d->name, "leaving the group: %s", cerr.msg);
+    return rc;
+}
