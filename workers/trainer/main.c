@@ -42,6 +42,7 @@
 #include "hvs/redis.h"
 #include "hvs/model_registry.h"
 #include "hvs/serde.h"
+#include "hvs/stage.h"
 #include "hvs/time.h"
 #include "hvs/topics.h"
 #include "hvs/topology.h"
@@ -54,7 +55,7 @@
 typedef struct settings {
     int64_t window_ms, every_ms, mature_ms, building_ms, folds, fold_days, min_train_days, per_hour,
         max_rows, rounds, max_depth, nthread, max_apartments, batch, weather_wait_ms, max_record, top_k,
-        min_labels, drift_cooldown_ms;
+        min_labels, drift_cooldown_ms, stall_ms;
     double eta, max_wape, min_improvement;
     bool auto_approve;
     char *horizons, *tasks, *region;
@@ -105,6 +106,9 @@ static const hvs_cfg_entry_t tr_entries[] = {
     {"HVS_TRAIN_WEATHER_WAIT", HVS_CFG_DURATION, "2h", 0, 604800000, S(weather_wait_ms), 0,
      "as the features worker's HVS_FEAT_WEATHER_WAIT (anomaly rows' as_of)"},
     {"HVS_TRAIN_BATCH", HVS_CFG_INT, "5000", 1, 1000000, S(batch), 0, "messages per batch"},
+    {"HVS_TRAIN_STALL_TIMEOUT", HVS_CFG_DURATION, "60s", 1000, 86400000, S(stall_ms), 0,
+     "exit (to be restarted) when messages wait in the assigned partitions but no poll returns "
+     "any for this long (training runs between polls do not count)"},
     {"HVS_TRAIN_MAX_RECORD", HVS_CFG_INT, "4194304", 10000, HVS_TOPIC_MODELS_MAX_MESSAGE, S(max_record), 0,
      "largest ModelVersion record published, bytes (`models` takes up to 16 MiB; hvs-devbroker "
      "keeps ~5 MiB per partition, so there larger ones push older versions out): a larger model "
@@ -142,8 +146,7 @@ typedef struct worker {
     hvs_encoder_t *enc;
     hvs_redis_t *redis;
     hvs_redis_batch_t *rb;
-    hvs_consumer_t *cons;
-    hvs_producer_t *prod;
+    hvs_stage_t *stage;
     hvs_topology_t *topo;
     hvs_registry_t *reg;
     tr_history_t *hist;
@@ -215,9 +218,10 @@ static void handle_alert(worker_t *w, avro_value_t *v) {
 
 /* Inputs were validated by the features worker's rules upstream; the trainer only follows:
  * what does not decode or fit is skipped and counted, never dead-lettered twice. */
-static void handle(worker_t *w, const rd_kafka_message_t *m) {
+static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
+    worker_t *w = opaque;
     if (!m->payload)
-        return;
+        return 0;
     const char *topic = rd_kafka_topic_name(m->rkt);
     bool agg = strcmp(topic, w->topic_agg) == 0, fb = strcmp(topic, w->topic_feedback) == 0,
          al = strcmp(topic, w->topic_alerts) == 0;
@@ -226,27 +230,27 @@ static void handle(worker_t *w, const rd_kafka_message_t *m) {
     if (hvs_decoder_decode(agg ? w->dec_agg : fb ? w->dec_fb : al ? w->dec_alert : w->dec_wx, m->payload, m->len,
                            &v, &e)) {
         hvs_metric_inc(w->m_skipped);
-        return;
+        return 0;
     }
     if (al) {
         handle_alert(w, v);
-        return;
+        return 0;
     }
     const char *b = hvs_serde_field_str(v, "building_id");
     if (!b || !*b || strchr(b, '{') || strchr(b, '}')) {
         hvs_metric_inc(w->m_skipped);
-        return;
+        return 0;
     }
     if (fb) {
         handle_feedback(w, v);
-        return;
+        return 0;
     }
     if (agg) {
         const char *apt = hvs_serde_field_str(v, "apartment_id");
         int64_t ws = hvs_serde_field_long(v, "window_start"), size = hvs_serde_field_long(v, "window_size_ms");
         if (size != HOUR || ws % HOUR) {
             hvs_metric_inc(w->m_skipped);
-            return;
+            return 0;
         }
         hvs_feat_hour_t h = {ws, hvs_serde_field_double(v, "heating_kwh"), hvs_serde_field_double(v, "hot_water_litres"),
                              hvs_serde_field_double(v, "room_temp_mean_c"), hvs_serde_field_double(v, "setpoint_mean_c"),
@@ -265,12 +269,13 @@ static void handle(worker_t *w, const rd_kafka_message_t *m) {
                              hvs_serde_field_double(v, "shortwave_radiation_wm2"), hvs_serde_field_double(v, "wind_speed_ms")};
         if (hour % HOUR) {
             hvs_metric_inc(w->m_skipped);
-            return;
+            return 0;
         }
         tr_history_put_weather(w->hist, b, hour, &rec);
     }
     hvs_metric_inc(w->m_in);
     w->fresh_input = true;
+    return 0;
 }
 
 /* ---- what training needs of topology -------------------------------------------------------- */
@@ -350,9 +355,9 @@ static int publish(worker_t *w, const tr_result_t *r, const tr_config_t *c, int 
         return 0;
     }
     if (rc == 0)
-        rc = hvs_producer_send(w->prod, w->topic_models, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, err);
+        rc = hvs_producer_send(hvs_stage_producer(w->stage), w->topic_models, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, err);
     if (rc == 0)
-        rc = hvs_producer_flush(w->prod, 30000, err);
+        rc = hvs_producer_flush(hvs_stage_producer(w->stage), 30000, err);
     tr_record_free(&rec);
     if (rc)
         return rc;
@@ -648,15 +653,6 @@ static int http_train(void *opaque, const char *method, const char *path, const 
 
 /* ---- the loop ------------------------------------------------------------------------------- */
 
-static int ready(void *opaque, char *why, size_t whylen) {
-    worker_t *w = opaque;
-    if (hvs_consumer_assignment_size(w->cons) <= 0) {
-        snprintf(why, whylen, "no partitions assigned yet");
-        return 0;
-    }
-    return 1;
-}
-
 static int parse_lists(worker_t *w, hvs_err_t *err) {
     char buf[512];
     snprintf(buf, sizeof buf, "%s", settings.horizons);
@@ -678,14 +674,81 @@ static int parse_lists(worker_t *w, hvs_err_t *err) {
     return w->nhorizons ? 0 : hvs_err_set(err, HVS_ECONFIG, "bad_value", "HVS_TRAIN_HORIZONS is empty");
 }
 
+/* ---- the stage's callbacks ------------------------------------------------------------------ */
+
+static int begin_batch(void *opaque, hvs_err_t *err) {
+    worker_t *w = opaque;
+    hvs_topology_poll(w->topo, 0);
+    hvs_registry_poll(w->reg, 0);
+    return 0;
+}
+
+/* The window and the labels the batch changed, before its offsets are committed. */
+static int write_state(void *opaque, hvs_err_t *err) {
+    worker_t *w = opaque;
+    hvs_redis_batch_reset(w->rb);
+    int rc;
+    if ((rc = tr_history_save(w->hist, w->rb, err)) == 0 &&
+        (rc = tr_labels_save(&w->labels, w->rb, w->newest ? w->newest - settings.window_ms : HVS_MS_NONE, err)) == 0 &&
+        hvs_redis_batch_size(w->rb))
+        rc = hvs_redis_batch_exec(w->redis, w->rb, err);
+    return rc;
+}
+
+/* Between batches: requested, scheduled and new-scope runs are queued, and one runs per turn so
+ * the consumer polls (and stays in its group) between runs. */
+static int after_batch(void *opaque, const hvs_stage_batch_t *b, hvs_err_t *err) {
+    worker_t *w = opaque;
+    int rc = 0;
+    char req[160];
+    pthread_mutex_lock(&w->req_lock);
+    snprintf(req, sizeof req, "%s", w->requested);
+    w->requested[0] = 0;
+    pthread_mutex_unlock(&w->req_lock);
+    if (req[0]) {
+        hvs_log_info("trainer", "training %s (requested)", req);
+        rc = queue_scopes(w, req, false, err);
+    }
+    /* scheduled runs wait until the inputs are caught up: a backfill trains once, at its end */
+    bool caught_up = w->newest != 0 && b->caught_up;
+    bool idle = w->head == w->njobs;
+    if (rc == 0 && idle && !w->scheduled && caught_up && w->newest - w->last_train >= settings.every_ms) {
+        hvs_log_info("trainer", "training every model (scheduled)");
+        w->scheduled = true;
+        w->fresh_input = false;
+        rc = queue_scopes(w, "", false, err);
+    } else if (rc == 0 && idle && caught_up && w->fresh_input) {
+        /* between schedules: a scope that became eligible (a building reached 6 months, an
+           archetype its first mature building, enough feedback) trains now */
+        w->fresh_input = false;
+        rc = queue_scopes(w, "", true, err);
+    }
+    if (rc == 0 && w->head < w->njobs)
+        rc = run_next_job(w, err);
+    if (rc == 0 && w->scheduled && w->head == w->njobs) {
+        w->scheduled = false;
+        w->last_train = w->newest;
+        char v[32];
+        snprintf(v, sizeof v, "%lld", (long long)w->last_train);
+        rc = hvs_redis_command(w->redis, NULL, err, "SET hvs:tr:last %s", v);
+    }
+    return rc;
+}
+
+static const hvs_stage_def_t tr_stage = {
+    .name = "trainer",
+    .begin_batch = begin_batch,
+    .handle = handle,
+    .write_state = write_state,
+    .after_batch = after_batch,
+};
+
+/* ---- start-up ------------------------------------------------------------------------------- */
+
 static int run(worker_t *w, hvs_err_t *err) {
     hvs_app_t *app = w->app;
     hvs_kafka_conf_t kc;
     hvs_app_kafka_conf(app, &kc);
-    /* model records are up to HVS_TOPIC_MODELS_MAX_MESSAGE (the topic is created with it) */
-    static const char *const pprops[] = {"message.max.bytes", HVS_TOPIC_MODELS_MAX_MESSAGE_STR, NULL};
-    hvs_kafka_conf_t pkc = kc;
-    pkc.worker_props = pprops;
     w->topic_agg = hvs_topic_name("aggregates.hourly");
     w->topic_wx = hvs_topic_name("weather.hourly");
     w->topic_models = hvs_topic_name("models");
@@ -695,6 +758,15 @@ static int run(worker_t *w, hvs_err_t *err) {
     int rc = parse_lists(w, err);
     if (rc)
         return rc;
+    /* model records are up to HVS_TOPIC_MODELS_MAX_MESSAGE (the topic is created with it) */
+    static const char *const pprops[] = {"message.max.bytes", HVS_TOPIC_MODELS_MAX_MESSAGE_STR, NULL};
+    /* a training run pauses polling for up to minutes: the group must not take the partitions
+     * away (the operator's own HVS_KAFKA_MAX_POLL_INTERVAL_MS, if any, comes later and wins) */
+    static const char *const cprops[] = {"max.poll.interval.ms", "1800000", NULL};
+    const char *inputs[] = {w->topic_agg, w->topic_wx, w->topic_feedback, w->topic_alerts};
+    hvs_stage_conf_t sc = {.inputs = inputs, .ninputs = 4, .batch = (size_t)settings.batch,
+                           .flush_timeout_ms = 30000, .stall_ms = settings.stall_ms,
+                           .consumer_props = cprops, .producer_props = pprops};
     hvs_registry_opts_t ro = {.load_models = true};
     if ((rc = hvs_serde_new(app->cfg.schema_registry_url, &w->serde, err)) ||
         (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_AGGREGATE, &w->dec_agg, err)) ||
@@ -703,7 +775,7 @@ static int run(worker_t *w, hvs_err_t *err) {
         (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_FEEDBACK, &w->dec_fb, err)) ||
         (rc = hvs_encoder_new(w->serde, HVS_SCHEMA_MODEL_VERSION, w->topic_models, &w->enc, err)) ||
         (rc = hvs_redis_connect(app->cfg.redis_url, NULL, &w->redis, err)) ||
-        (rc = hvs_producer_new(&pkc, &w->prod, err)) ||
+        (rc = hvs_stage_new(app, &tr_stage, &sc, w->serde, w, &w->stage, err)) ||
         (rc = hvs_topology_new(&kc, w->serde, hvs_topic_name("topology"), &w->topo, err)) ||
         (rc = hvs_registry_new(&kc, w->serde, w->topic_models, &ro, &w->reg, err)))
         return rc;
@@ -738,86 +810,9 @@ static int run(worker_t *w, hvs_err_t *err) {
     w->m_drift = hvs_metrics_counter(ms, "hvs_trainer_drift_runs_total", "runs queued by MODEL_DRIFT alerts", NULL);
     if (app->http && (rc = hvs_http_route(app->http, "/train", http_train, w, err)))
         return rc;
-    /* a training run pauses polling for minutes: the group must not take the partitions away
-     * (the operator's own HVS_KAFKA_MAX_POLL_INTERVAL_MS, if any, comes later and wins) */
-    static const char *const cprops[] = {"max.poll.interval.ms", "1800000", NULL};
-    hvs_kafka_conf_t ckc = kc;
-    ckc.worker_props = cprops;
-    const char *topics[] = {w->topic_agg, w->topic_wx, w->topic_feedback, w->topic_alerts};
-    hvs_consumer_hooks_t hooks = {0};
-    if ((rc = hvs_consumer_new(&ckc, topics, 4, &hooks, &w->cons, err)))
-        return rc;
-    hvs_app_set_ready(app, ready, w);
-    size_t max = (size_t)settings.batch;
-    rd_kafka_message_t **msgs = calloc(max, sizeof *msgs);
-    if (!msgs)
-        return hvs_err_set(err, HVS_ENOMEM, "oom", "batch");
     hvs_log_info("trainer", "training window %lld days from %s + %s; %zu buildings and %zu labels loaded from Redis",
                  (long long)(settings.window_ms / HVS_MS_DAY), w->topic_agg, w->topic_wx, w->hist->nb, w->labels.n);
-    rc = 0;
-    while (hvs_app_running() && rc == 0) {
-        size_t n = 0;
-        hvs_err_t perr = {0};
-        int prc = hvs_consumer_poll_batch(w->cons, msgs, max, 200, &n, &perr);
-        if (prc && strcmp(perr.reason, "fatal") == 0) {
-            *err = perr;
-            rc = prc;
-            break;
-        }
-        hvs_topology_poll(w->topo, 0);
-        hvs_registry_poll(w->reg, 0);
-        for (size_t i = 0; i < n; i++)
-            handle(w, msgs[i]);
-        hvs_redis_batch_reset(w->rb);
-        if ((rc = tr_history_save(w->hist, w->rb, err)) == 0 && (rc = tr_labels_save(&w->labels, w->rb, w->newest ? w->newest - settings.window_ms : HVS_MS_NONE, err)) == 0 &&
-            hvs_redis_batch_size(w->rb))
-            rc = hvs_redis_batch_exec(w->redis, w->rb, err);
-        if (rc == 0 && n > 0) {
-            hvs_err_t cerr = {0};
-            if (hvs_consumer_commit_batch(w->cons, msgs, n, &cerr))
-                hvs_log_warn("trainer", "commit: %s (the batch will be replayed, harmlessly)", cerr.msg);
-        }
-        hvs_consumer_release(msgs, n);
-        if (rc)
-            break;
-        char req[160];
-        pthread_mutex_lock(&w->req_lock);
-        snprintf(req, sizeof req, "%s", w->requested);
-        w->requested[0] = 0;
-        pthread_mutex_unlock(&w->req_lock);
-        if (req[0]) {
-            hvs_log_info("trainer", "training %s (requested)", req);
-            rc = queue_scopes(w, req, false, err);
-        }
-        /* scheduled runs wait until the inputs are caught up: a backfill trains once, at its end */
-        bool caught_up = w->newest != 0 && n == 0 && hvs_consumer_lag(w->cons) == 0;
-        bool idle = w->head == w->njobs;
-        if (rc == 0 && idle && !w->scheduled && caught_up && w->newest - w->last_train >= settings.every_ms) {
-            hvs_log_info("trainer", "training every model (scheduled)");
-            w->scheduled = true;
-            w->fresh_input = false;
-            rc = queue_scopes(w, "", false, err);
-        } else if (rc == 0 && idle && caught_up && w->fresh_input) {
-            /* between schedules: a scope that became eligible (a building reached 6 months, an
-               archetype its first mature building, enough feedback) trains now */
-            w->fresh_input = false;
-            rc = queue_scopes(w, "", true, err);
-        }
-        /* one run per turn: the consumer polls (and stays in its group) between runs */
-        if (rc == 0 && w->head < w->njobs)
-            rc = run_next_job(w, err);
-        if (rc == 0 && w->scheduled && w->head == w->njobs) {
-            w->scheduled = false;
-            w->last_train = w->newest;
-            char v[32];
-            snprintf(v, sizeof v, "%lld", (long long)w->last_train);
-            hvs_redis_command(w->redis, NULL, err, "SET hvs:tr:last %s", v);
-        }
-    }
-    free(msgs);
-    hvs_err_t cerr = {0};
-    hvs_consumer_close(w->cons, &cerr);
-    return rc;
+    return hvs_stage_run(w->stage, err);
 }
 
 static void worker_free(worker_t *w) {
@@ -829,10 +824,9 @@ static void worker_free(worker_t *w) {
     tr_labels_free(&w->labels);
     hvs_decoder_destroy(w->dec_alert);
     hvs_decoder_destroy(w->dec_fb);
-    hvs_consumer_destroy(w->cons);
     hvs_registry_free(w->reg);
     hvs_topology_free(w->topo);
-    hvs_producer_destroy(w->prod);
+    hvs_stage_destroy(w->stage);
     hvs_redis_batch_destroy(w->rb);
     hvs_redis_destroy(w->redis);
     hvs_encoder_destroy(w->enc);
