@@ -315,7 +315,7 @@ static void log_summary(const run_t *r, double wall_s) {
                  wall_s > 0 ? (double)st->values_sent / wall_s : 0.0, intensity);
 }
 
-static int run(hvs_app_t *app, hvs_err_t *err) {
+static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     run_t r;
     memset(&r, 0, sizeof r);
     int rc = HVS_OK;

@@ -273,8 +273,9 @@ static const hvs_stage_def_t agg_stage = {
 
 /* ---- start-up ------------------------------------------------------------------------------- */
 
-static int run(worker_t *w, hvs_err_t *err) {
-    hvs_app_t *app = w->app;
+static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
+    worker_t *w = state;
+    w->app = app;
     hvs_kafka_conf_t kc;
     hvs_app_kafka_conf(app, &kc);
     w->topic_in = hvs_topic_name("readings.raw");
@@ -331,7 +332,8 @@ static int run(worker_t *w, hvs_err_t *err) {
     return hvs_stage_run(w->stage, err);
 }
 
-static void worker_free(worker_t *w) {
+static void worker_free(void *state) {
+    worker_t *w = state;
     hvs_topology_free(w->topo);
     hvs_stage_destroy(w->stage);
     hvs_redis_batch_destroy(w->rb);
@@ -345,23 +347,17 @@ static void worker_free(worker_t *w) {
     agg_free(w->agg);
 }
 
-/* The worker's state lives for the process (static: large, zeroed). */
-static int run_worker(hvs_app_t *app, hvs_err_t *err) {
-    static worker_t w;
-    w.app = app;
-    int rc = run(&w, err);
-    worker_free(&w);
-    return rc;
-}
-
 int main(int argc, char **argv) {
+    static worker_t w; /* large, zeroed, living for the process */
     hvs_app_spec_t spec = {
         .worker = "aggregator",
         .summary = "readings.raw -> 15-minute and hourly aggregates, each window counted once",
         .usage = "Usage: hvs-aggregator [--lateness 48h] [--silence 1h] ... (every HVS_AGG_* is a flag)",
         .extra = &agg_section,
         .nextra = 1,
+        .state = &w,
+        .cleanup = worker_free,
         .flag_prefix = "HVS_AGG_",
     };
-    return hvs_app_main(&spec, argc, argv, run_worker);
+    return hvs_app_main(&spec, argc, argv, run);
 }

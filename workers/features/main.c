@@ -431,8 +431,9 @@ static int parse_dq(fx_config_t *c, const char *list, hvs_err_t *err) {
     return 0;
 }
 
-static int run(worker_t *w, hvs_err_t *err) {
-    hvs_app_t *app = w->app;
+static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
+    worker_t *w = state;
+    w->app = app;
     hvs_kafka_conf_t kc;
     hvs_app_kafka_conf(app, &kc);
     w->topic_agg = hvs_topic_name("aggregates.hourly");
@@ -493,7 +494,8 @@ static int run(worker_t *w, hvs_err_t *err) {
     return hvs_stage_run(w->stage, err);
 }
 
-static void worker_free(worker_t *w) {
+static void worker_free(void *state) {
+    worker_t *w = state;
     hvs_topology_free(w->topo);
     hvs_alerter_free(w->alerter); /* borrows the stage's producer */
     hvs_stage_destroy(w->stage);
@@ -509,23 +511,17 @@ static void worker_free(worker_t *w) {
     fx_free(w->fx);
 }
 
-/* The worker's state lives for the process (static: large, zeroed). */
-static int run_worker(hvs_app_t *app, hvs_err_t *err) {
-    static worker_t w;
-    w.app = app;
-    int rc = run(&w, err);
-    worker_free(&w);
-    return rc;
-}
-
 int main(int argc, char **argv) {
+    static worker_t w; /* large, zeroed, living for the process */
     hvs_app_spec_t spec = {
         .worker = "features",
         .summary = "aggregates.hourly + weather.hourly -> features.hourly (the one feature definition)",
         .usage = "Usage: hvs-features [--weather-wait 2h] [--dq-limit 0.05] ... (every HVS_FEAT_* is a flag)",
         .extra = &fx_section,
         .nextra = 1,
+        .state = &w,
+        .cleanup = worker_free,
         .flag_prefix = "HVS_FEAT_",
     };
-    return hvs_app_main(&spec, argc, argv, run_worker);
+    return hvs_app_main(&spec, argc, argv, run);
 }

@@ -168,7 +168,6 @@ typedef struct worker {
     hvs_metric_t *m_in, *m_skipped, *m_runs, *m_published, *m_rejected, *m_seconds, *m_labels, *m_drift;
 } worker_t;
 
-static worker_t W;
 
 /* ---- inputs --------------------------------------------------------------------------------- */
 
@@ -745,8 +744,9 @@ static const hvs_stage_def_t tr_stage = {
 
 /* ---- start-up ------------------------------------------------------------------------------- */
 
-static int run(worker_t *w, hvs_err_t *err) {
-    hvs_app_t *app = w->app;
+static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
+    worker_t *w = state;
+    w->app = app;
     hvs_kafka_conf_t kc;
     hvs_app_kafka_conf(app, &kc);
     w->topic_agg = hvs_topic_name("aggregates.hourly");
@@ -815,7 +815,8 @@ static int run(worker_t *w, hvs_err_t *err) {
     return hvs_stage_run(w->stage, err);
 }
 
-static void worker_free(worker_t *w) {
+static void worker_free(void *state) {
+    worker_t *w = state;
     free(w->tried);
     free(w->drifted);
     for (size_t i = w->head; i < w->njobs; i++)
@@ -840,15 +841,8 @@ static void worker_free(worker_t *w) {
     }
 }
 
-/* The worker's state lives for the process (static: large, zeroed). */
-static int run_worker(hvs_app_t *app, hvs_err_t *err) {
-    W.app = app;
-    int rc = run(&W, err);
-    worker_free(&W);
-    return rc;
-}
-
 int main(int argc, char **argv) {
+    static worker_t w; /* large, zeroed, living for the process */
     hvs_app_spec_t spec = {
         .worker = "trainer",
         .summary = "aggregates.hourly + weather.hourly -> evaluated XGBoost versions on models",
@@ -856,7 +850,9 @@ int main(int argc, char **argv) {
                  "POST /train?name=<model|all> on the HTTP port trains now.",
         .extra = &tr_section,
         .nextra = 1,
+        .state = &w,
+        .cleanup = worker_free,
         .flag_prefix = "HVS_TRAIN_",
     };
-    return hvs_app_main(&spec, argc, argv, run_worker);
+    return hvs_app_main(&spec, argc, argv, run);
 }

@@ -124,8 +124,9 @@ static int sync_locations(worker_t *w, hvs_err_t *err) {
     return wx_poller_sync(w->poller, b, n, err);
 }
 
-static int run(worker_t *w, hvs_err_t *err) {
-    hvs_app_t *app = w->app;
+static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
+    worker_t *w = state;
+    w->app = app;
     hvs_kafka_conf_t kc;
     hvs_app_kafka_conf(app, &kc);
     const char *topic = hvs_topic_name("weather.hourly");
@@ -222,7 +223,8 @@ static int check_url(const char *name, const char *url, hvs_err_t *err) {
     return HVS_OK;
 }
 
-static void worker_free(worker_t *w) {
+static void worker_free(void *state) {
+    worker_t *w = state;
     wx_poller_free(w->poller);
     wx_publisher_free(w->pub);
     hvs_alerter_free(w->alerter);
@@ -231,18 +233,15 @@ static void worker_free(worker_t *w) {
     hvs_serde_destroy(w->serde);
 }
 
-/* The settings' own checks, then the loop; the worker's state lives for the process. */
-static int run_worker(hvs_app_t *app, hvs_err_t *err) {
-    static worker_t w;
-    w.app = app;
+/* The settings' own checks, then the loop. */
+static int run_checked(hvs_app_t *app, void *state, hvs_err_t *err) {
     unsigned want;
     int rc = wx_openmeteo_hourly_mask(settings.hourly, &want, err);
     if (rc == HVS_OK && (rc = check_url("HVS_WEATHER_URL", settings.url, err)) == HVS_OK &&
         settings.clock_url && settings.clock_url[0])
         rc = check_url("HVS_WEATHER_CLOCK_URL", settings.clock_url, err);
     if (rc == HVS_OK)
-        rc = run(&w, err);
-    worker_free(&w);
+        rc = run(app, state, err);
     return rc;
 }
 
@@ -251,6 +250,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "hvs-weather: curl_global_init failed\n");
         return 1;
     }
+    static worker_t w; /* living for the process */
     hvs_app_spec_t spec = {
         .worker = "weather",
         .summary = "Open-Meteo-compatible weather poller: topology's buildings -> weather.hourly",
@@ -259,8 +259,10 @@ int main(int argc, char **argv) {
         .extra = &wx_section,
         .nextra = 1,
         .flag_prefix = "HVS_WEATHER_",
+        .state = &w,
+        .cleanup = worker_free,
     };
-    int rc = hvs_app_main(&spec, argc, argv, run_worker);
+    int rc = hvs_app_main(&spec, argc, argv, run_checked);
     curl_global_cleanup();
     return rc;
 }

@@ -317,9 +317,11 @@ int hvs_app_main(const hvs_app_spec_t *spec, int argc, char **argv, hvs_app_run_
         return 0;
     }
     if (rc == HVS_OK) {
-        rc = run(&app, &err);
+        rc = run(&app, spec->state, &err);
         if (rc != HVS_OK)
             hvs_log_error(spec->worker, "%s: %s", err.reason[0] ? err.reason : "error", err.msg);
+        if (spec->cleanup)
+            spec->cleanup(spec->state);
     }
     hvs_app_fini(&app);
     return rc == HVS_OK ? 0 : 1;

@@ -68,16 +68,20 @@ typedef struct hvs_app_spec {
      * boolean row's flag may stand alone ("--clean" = true). Any other argument is an error.
      * NULL: arguments other than --help/--version/--config are left to the caller. */
     const char *flag_prefix;
+    /* A worker's state (usually a static struct: large, zeroed, living for the process), handed
+     * to run and then to cleanup, which frees what run created (also after a failed run). */
+    void *state;
+    void (*cleanup)(void *state);
 } hvs_app_spec_t;
 
 int hvs_app_init(hvs_app_t *app, const hvs_app_spec_t *spec, int argc, char **argv,
                  hvs_err_t *err);
 void hvs_app_fini(hvs_app_t *app);
 
-/* A worker's whole main(): hvs_app_init, then run(app, err) when init says to run, a failure
- * logged with its reason and message, hvs_app_fini. Returns the process exit status: 0 (ran
- * and returned 0, or --help/--version), 1 otherwise. */
-typedef int (*hvs_app_run_fn)(hvs_app_t *app, hvs_err_t *err);
+/* A worker's whole main(): hvs_app_init, then run(app, spec->state, err) when init says to
+ * run, a failure logged with its reason and message, spec->cleanup(spec->state), hvs_app_fini.
+ * Returns the process exit status: 0 (ran and returned 0, or --help/--version), 1 otherwise. */
+typedef int (*hvs_app_run_fn)(hvs_app_t *app, void *state, hvs_err_t *err);
 int hvs_app_main(const hvs_app_spec_t *spec, int argc, char **argv, hvs_app_run_fn run);
 
 /* Readiness for /readyz (set by the worker's loop; thread-safe). */
