@@ -16,6 +16,10 @@ foreach(t ${HVS_TR_TESTS})
   add_executable(${name} ${t})
   target_link_libraries(${name} PRIVATE hvs_test_support hvs_tr hvs_sim PkgConfig::JANSSON)
   target_include_directories(${name} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/aggregator)
+  if(name STREQUAL "test_task_rows")
+    # encodes FeatureVectors with the features worker's own writer, as features.hourly gets them
+    target_link_libraries(${name} PRIVATE hvs_fx)
+  endif()
   target_compile_definitions(${name} PRIVATE
     HVS_TEST_TRAINER="${PROJECT_BINARY_DIR}/bin/hvs-trainer")
   hvs_target_defaults(${name})

@@ -12,6 +12,8 @@
  * a record whose model_format disagrees with its bytes (either way), an XGBoost record naming
  * a non-feature, and a linear one whose probe row has no horizon are refused while the
  * previous version keeps serving; a newer linear version then swaps in.
+ * Target scale: a version of params.target_scale "per_parsec" is refused (unknown_target_scale)
+ * while the per_heated_m2 one keeps serving; one without the parameter serves as kWh.
  */
 #include <math.h>
 #include <pthread.h>
@@ -347,6 +349,89 @@ static void test_linear(const hvs_kafka_conf_t *kc, const unsigned char *ubj5, s
     hvs_registry_free(r);
 }
 
+/* ---- target scale ------------------------------------------------------------------------ */
+
+#define SNAME "forecast/scale-check"
+
+static void publish_scaled(int version, const char *scale, const unsigned char *z, size_t zl) {
+    static const double q[3] = {1, 5, 9}, pr[3] = {0.1, 0.5, 0.9};
+    hvs_feature_profile_t prof[NF];
+    for (int i = 0; i < NF; i++)
+        prof[i] = (hvs_feature_profile_t){feats[i], q, pr, 3, 0.0};
+    const char *params[] = {"task", "forecast", scale ? "target_scale" : NULL, scale, NULL};
+    hvs_model_record_t rec = {
+        .name = SNAME, .version = version, .status = HVS_MODEL_APPROVED, .features = feats,
+        .nfeatures = NF, .train_start = 1, .train_end = 2, .created_at = 3,
+        .metrics = {NAN, 0.1, 1, 1, NAN, NAN, 100}, .profile = prof, .nprofile = NF, .params = params,
+        .model = z, .model_len = zl, .decided_at = HVS_MS_NONE};
+    const void *buf;
+    size_t len;
+    hvs_err_t err = {0};
+    char key[128];
+    hvs_registry_key(key, sizeof key, SNAME, version);
+    HVS_REQUIRE(hvs_registry_encode(serde, enc, &rec, &buf, &len, &err) == 0 &&
+                    hvs_producer_send(prod, "models", RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len,
+                                      &err) == 0 &&
+                    hvs_producer_flush(prod, 10000, &err) == 0,
+                "publish %s v%d: %s", SNAME, version, err.msg);
+}
+
+static int sserving(hvs_registry_t *r, int want) {
+    for (int i = 0; i < 100; i++) {
+        hvs_registry_poll(r, 0);
+        if (hvs_registry_active_version(r, SNAME) == want)
+            break;
+        usleep(50000);
+    }
+    return hvs_registry_active_version(r, SNAME);
+}
+
+/* The served version's target scale, -1 when none serves. */
+static int served_scale(hvs_registry_t *r) {
+    hvs_model_ref_t *ref = hvs_registry_acquire(r, SNAME);
+    int s = ref ? (int)ref->target_scale : -1;
+    hvs_registry_release(ref);
+    return s;
+}
+
+/* A version whose predictions are in a unit this build does not know (params.target_scale
+ * "per_parsec") is refused like one of another feature set; the previous keeps serving. A
+ * record without target_scale (older writers, tools) is kWh. */
+static void test_target_scale(const hvs_kafka_conf_t *kc, const unsigned char *z, size_t zl) {
+    hvs_registry_opts_t opts = {.prefix = "forecast/", .load_models = true};
+    hvs_registry_t *r;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_registry_new(kc, serde, "models", &opts, &r, &err) == 0, "registry: %s", err.msg);
+    publish_scaled(1, "per_heated_m2", z, zl);
+    HVS_CHECK(sserving(r, 1) == 1 && served_scale(r) == HVS_TARGET_PER_HEATED_M2,
+              "per_heated_m2 v1 serves with its scale");
+    publish_scaled(2, "per_parsec", z, zl);
+    const hvs_model_info_t *i2 = NULL;
+    for (int i = 0; i < 200 && !i2; i++) {
+        hvs_registry_poll(r, 0);
+        size_t n;
+        const hvs_model_info_t *v = hvs_registry_versions(r, &n);
+        for (size_t k = 0; k < n; k++)
+            if (strcmp(v[k].name, SNAME) == 0 && v[k].version == 2)
+                i2 = &v[k];
+        if (!i2)
+            usleep(50000);
+    }
+    HVS_REQUIRE(i2, "v2 known");
+    hvs_model_ref_t *ref = NULL;
+    int rc = hvs_registry_load_record(serde, i2->record, i2->record_len, &ref, &err);
+    hvs_registry_release(ref);
+    HVS_CHECK(i2->refused && rc == HVS_ESERDE && strcmp(err.reason, "unknown_target_scale") == 0 &&
+                  strstr(err.msg, "per_parsec"),
+              "target scale per_parsec refused: %s: %s", err.reason, err.msg);
+    HVS_CHECK(sserving(r, 1) == 1 && hvs_registry_refused(r) == 1 && served_scale(r) == HVS_TARGET_PER_HEATED_M2,
+              "v1 keeps serving (refused %llu)", (unsigned long long)hvs_registry_refused(r));
+    publish_scaled(3, NULL, z, zl);
+    HVS_CHECK(sserving(r, 3) == 3 && served_scale(r) == HVS_TARGET_KWH && hvs_registry_refused(r) == 1,
+              "a record without target_scale serves as kWh");
+    hvs_registry_free(r);
+}
+
 int main(void) {
     hvs_log_init("test", HVS_LOG_WARN, NULL);
     HVS_REQUIRE(hvs_test_devbroker_start(&broker, NULL) == 0, "devbroker");
@@ -456,6 +541,7 @@ int main(void) {
     HVS_CHECK(strcmp(hvs_model_format(m), "xgboost-ubj") == 0, "XGBoost record's format");
     hvs_model_free(m);
     test_linear(&kc, ubj, lu);
+    test_target_scale(&kc, z[1], zl[1]);
     free(ubj);
     hvs_registry_free(r2);
     hvs_registry_free(r);

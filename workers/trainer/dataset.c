@@ -7,57 +7,17 @@
 #include <string.h>
 
 #include "hvs/featstore.h"
+#include "hvs/task_rows.h"
 
 #define HOUR HVS_MS_HOUR
 
-static const char *const forecast_features[] = {
-    "horizon_h", "hour", "weekday", "month", "is_weekend", "hour_sin", "hour_cos", "weekday_sin",
-    "weekday_cos", "doy_sin", "doy_cos", "is_holiday", "is_bridge_day", "is_school_holiday",
-    "is_christmas_period", "days_until_holiday", "days_since_holiday", "use_lag_24", "use_lag_48",
-    "use_lag_168", "temp_lag_24", "temp_lag_48", "temp_lag_168", "use_roll_3_mean", "use_roll_3_std",
-    "use_roll_3_min", "use_roll_3_max", "use_roll_24_mean", "use_roll_24_std", "use_roll_24_min",
-    "use_roll_24_max", "use_roll_168_mean", "use_roll_168_std", "use_roll_168_min",
-    "use_roll_168_max", "temp_roll_24_mean", "hdh_roll_24_mean", "temperature_c",
-    "relative_humidity_pct", "cloud_cover_pct", "shortwave_radiation_wm2", "wind_speed_ms",
-    "weather_is_forecast", "weather_lead_h", "hdh", "temp_x_hour", "temp_x_radiation",
-    "comfort_gap_prev", "building_age_days", NULL};
+/* The task names, columns and scaling are the domain's (task_rows.h): serving workers build
+ * their rows through the same function. */
+const char *tr_task_name(tr_task_t t) { return hvs_taskrow_task_name((hvs_task_t)t); }
 
-static const char *const anomaly_features[] = {
-    "hour", "weekday", "month", "is_weekend", "hour_sin", "hour_cos", "weekday_sin", "weekday_cos",
-    "doy_sin", "doy_cos", "is_holiday", "is_bridge_day", "is_school_holiday", "is_christmas_period",
-    "days_until_holiday", "days_since_holiday", "use_lag_24", "use_lag_48", "use_lag_168",
-    "temp_lag_24", "temp_lag_48", "temp_lag_168", "use_roll_3_mean", "use_roll_3_std",
-    "use_roll_3_min", "use_roll_3_max", "use_roll_24_mean", "use_roll_24_std", "use_roll_24_min",
-    "use_roll_24_max", "use_roll_168_mean", "use_roll_168_std", "use_roll_168_min",
-    "use_roll_168_max", "temp_roll_24_mean", "hdh_roll_24_mean", "temperature_c",
-    "relative_humidity_pct", "cloud_cover_pct", "shortwave_radiation_wm2", "wind_speed_ms", "hdh",
-    "temp_x_hour", "temp_x_radiation", "room_temp_c", "setpoint_c", "comfort_gap_c",
-    "comfort_gap_prev", "building_age_days", NULL};
+int tr_task_parse(const char *name) { return hvs_taskrow_task_parse(name); }
 
-/* the refresh model's inputs: the baseline's errors of the last complete hours (per heated m2) */
-static const char *const refresh_features[] = {"horizon_h", "err_lag_1", "err_lag_2", "err_lag_3", NULL};
-
-static const char *const task_names[TR_TASKS] = {"forecast", "anomaly-residual", "anomaly-classifier",
-                                                 "refresh"};
-
-const char *tr_task_name(tr_task_t t) { return t < TR_TASKS ? task_names[t] : "?"; }
-
-int tr_task_parse(const char *name) {
-    for (int t = 0; t < TR_TASKS; t++)
-        if (strcmp(name, task_names[t]) == 0)
-            return t;
-    return -1;
-}
-
-const char *const *tr_task_features(tr_task_t t, size_t *n) {
-    const char *const *f = t == TR_FORECAST ? forecast_features : t == TR_REFRESH ? refresh_features : anomaly_features;
-    size_t k = 0;
-    while (f[k])
-        k++;
-    if (n)
-        *n = k;
-    return f;
-}
+const char *const *tr_task_features(tr_task_t t, size_t *n) { return hvs_taskrow_columns((hvs_task_t)t, n); }
 
 void tr_rows_free(tr_rows_t *r) {
     free(r->x), free(r->y), free(r->scale), free(r->naive), free(r->horizon);
@@ -87,23 +47,6 @@ int tr_rows_grow(tr_rows_t *r) {
     return 0;
 }
 
-/* Column i of the task reads feature index cols[i]; consumption columns get divided by area. */
-typedef struct colmap {
-    int idx[HVS_FEATURES_COUNT];
-    bool use[HVS_FEATURES_COUNT];
-    size_t n;
-} colmap_t;
-
-static void colmap_of(tr_task_t t, colmap_t *c) {
-    size_t n;
-    const char *const *f = tr_task_features(t, &n);
-    c->n = n;
-    for (size_t i = 0; i < n; i++) {
-        c->idx[i] = hvs_features_index(f[i]);
-        c->use[i] = strncmp(f[i], "use_", 4) == 0;
-    }
-}
-
 static uint64_t next_rand(uint64_t *s) {
     *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
     return *s;
@@ -126,24 +69,36 @@ static hvs_ms_t stream_as_of(const hvs_feat_history_t *v, hvs_ms_t hour, hvs_ms_
     return hour + HOUR + wait;
 }
 
-static int add_row(tr_rows_t *r, const colmap_t *cm, const hvs_feat_history_t *v, hvs_calendar_t *cal,
+/* The row's columns through the domain's builder, cast to the floats XGBoost reads. */
+static int task_row(tr_task_t task, const double *x, double area, float *row, size_t n, hvs_err_t *err) {
+    double cols[HVS_TASKROW_MAX_COLS];
+    int rc = hvs_taskrow_build((hvs_task_t)task, x, area, cols, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        row[i] = (float)cols[i];
+    return 0;
+}
+
+static int add_row(tr_rows_t *r, size_t ncols, const hvs_feat_history_t *v, hvs_calendar_t *cal,
                    const tr_select_t *sel, hvs_ms_t hour, hvs_ms_t as_of, double target, double area,
-                   int32_t g, int32_t s) {
+                   int32_t g, int32_t s, hvs_err_t *err) {
     if (tr_rows_grow(r))
-        return HVS_ENOMEM;
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "training rows");
     double x[HVS_FEATURES_COUNT];
     unsigned flags;
     hvs_features_compute(v, cal, hour, as_of, x, &flags);
     float *row = &r->x[r->n * r->ncols];
-    double div = sel->task == TR_FORECAST ? area : 1.0;
-    for (size_t i = 0; i < cm->n; i++)
-        row[i] = (float)(cm->use[i] ? x[cm->idx[i]] / div : x[cm->idx[i]]);
+    int rc = task_row(sel->task, x, area, row, ncols, err);
+    if (rc)
+        return rc;
     if (sel->extra)
-        row[cm->n] = (float)sel->extra(v, hour, as_of);
+        row[ncols] = (float)sel->extra(v, hour, as_of);
+    hvs_task_t t = (hvs_task_t)sel->task;
     const hvs_feat_hour_t *back = hvs_feat_hour_get(v, hour - 168 * HOUR);
-    r->y[r->n] = (float)(target / div);
-    r->scale[r->n] = (float)div;
-    r->naive[r->n] = back && isfinite(back->use) ? (float)(back->use / div) : NAN;
+    r->y[r->n] = (float)hvs_taskrow_target(t, target, area);
+    r->scale[r->n] = (float)hvs_taskrow_divisor(t, area);
+    r->naive[r->n] = back && isfinite(back->use) ? (float)hvs_taskrow_target(t, back->use, area) : NAN;
     r->horizon[r->n] = (float)x[0];
     r->hour[r->n] = hour;
     r->as_of[r->n] = as_of;
@@ -159,9 +114,9 @@ int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
     if (sel->task == TR_REFRESH || (sel->task == TR_ANOMALY_CLASSIFIER && !sel->labels))
         return hvs_err_set(err, HVS_EINVAL, "bad_task", "%s rows do not come from the history without labels",
                            tr_task_name(sel->task));
-    colmap_t cm;
-    colmap_of(sel->task, &cm);
-    out->ncols = cm.n + (sel->extra ? 1 : 0);
+    size_t ncols = hvs_taskrow_ncols((hvs_task_t)sel->task);
+    out->ncols = ncols + (sel->extra ? 1 : 0);
+    int rc = 0;
     uint64_t rs = sel->seed ? sel->seed : 0x9e3779b97f4a7c15ull;
     for (size_t g = 0; g < h->nb; g++) {
         const tr_building_t *b = h->b[g];
@@ -170,7 +125,7 @@ int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
         tr_building_info_t bi = {.area_m2 = NAN, .commissioning = HVS_MS_NONE};
         if (info(opaque, b->id, &bi) || !bi.cal)
             continue;
-        if (sel->task == TR_FORECAST && !(bi.area_m2 > 0))
+        if (isnan(hvs_taskrow_divisor((hvs_task_t)sel->task, bi.area_m2)))
             continue; /* no area: no scale for a shared model */
         for (size_t si = 0; si < b->ns; si++) {
             const tr_series_t *s = b->s[si];
@@ -187,9 +142,9 @@ int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
                         const hvs_feat_hour_t *t = hvs_feat_hour_get(&v, hour);
                         if (hour < sel->from || hour >= sel->to || !t || !isfinite(t->use))
                             continue;
-                        if (add_row(out, &cm, &v, bi.cal, sel, hour, as_of, t->use, bi.area_m2,
-                                    (int32_t)g, (int32_t)si))
-                            goto oom;
+                        if ((rc = add_row(out, ncols, &v, bi.cal, sel, hour, as_of, t->use, bi.area_m2,
+                                          (int32_t)g, (int32_t)si, err)))
+                            goto fail;
                     }
                 }
                 continue;
@@ -201,15 +156,17 @@ int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
                 if (sel->task == TR_ANOMALY_CLASSIFIER) {
                     int lab = tr_labels_get(sel->labels, b->id, s->id, hvs_time_day_start(hour));
                     if ((lab >= 0 || sel->all_days) &&
-                        add_row(out, &cm, &v, bi.cal, sel, hour, stream_as_of(&v, hour, sel->weather_wait),
-                                lab >= 0 ? lab : NAN, 1.0, (int32_t)g, (int32_t)si))
-                        goto oom;
+                        (rc = add_row(out, ncols, &v, bi.cal, sel, hour,
+                                      stream_as_of(&v, hour, sel->weather_wait), lab >= 0 ? lab : NAN,
+                                      bi.area_m2, (int32_t)g, (int32_t)si, err)))
+                        goto fail;
                     continue;
                 }
                 if (sel->task == TR_ANOMALY_RESIDUAL) {
-                    if (add_row(out, &cm, &v, bi.cal, sel, hour, stream_as_of(&v, hour, sel->weather_wait),
-                                t->use, 1.0, (int32_t)g, (int32_t)si))
-                        goto oom;
+                    if ((rc = add_row(out, ncols, &v, bi.cal, sel, hour,
+                                      stream_as_of(&v, hour, sel->weather_wait), t->use, bi.area_m2,
+                                      (int32_t)g, (int32_t)si, err)))
+                        goto fail;
                     continue;
                 }
                 size_t k = sel->per_hour > 0 && (size_t)sel->per_hour < sel->nhorizons ? (size_t)sel->per_hour
@@ -217,17 +174,17 @@ int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
                 for (size_t j = 0; j < k; j++) {
                     int hz = k == sel->nhorizons ? sel->horizons[j]
                                                  : sel->horizons[next_rand(&rs) % sel->nhorizons];
-                    if (add_row(out, &cm, &v, bi.cal, sel, hour, hour + HOUR - (hvs_ms_t)hz * HOUR,
-                                t->use, bi.area_m2, (int32_t)g, (int32_t)si))
-                        goto oom;
+                    if ((rc = add_row(out, ncols, &v, bi.cal, sel, hour, hour + HOUR - (hvs_ms_t)hz * HOUR,
+                                      t->use, bi.area_m2, (int32_t)g, (int32_t)si, err)))
+                        goto fail;
                 }
             }
         }
     }
     return 0;
-oom:
+fail:
     tr_rows_free(out);
-    return hvs_err_set(err, HVS_ENOMEM, "oom", "training rows");
+    return rc;
 }
 
 /* ---- leak check ----------------------------------------------------------------------------- */
@@ -236,8 +193,7 @@ int tr_leak_check(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
                   const tr_rows_t *r, size_t sample, hvs_err_t *err) {
     if (r->n == 0)
         return 0;
-    colmap_t cm;
-    colmap_of(sel->task, &cm);
+    size_t ncols = hvs_taskrow_ncols((hvs_task_t)sel->task);
     hvs_feat_hour_t *hours = malloc(h->ring * sizeof *hours);
     hvs_feat_wx_hour_t *wx = malloc(h->ring * sizeof *wx);
     if (!hours || !wx) {
@@ -272,11 +228,10 @@ int tr_leak_check(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
         double x[HVS_FEATURES_COUNT];
         unsigned flags;
         hvs_features_compute(&v, bi.cal, r->hour[i], as_of, x, &flags);
-        double div = sel->task == TR_FORECAST ? bi.area_m2 : 1.0;
-        for (size_t c = 0; c < cm.n; c++)
-            row[c] = (float)(cm.use[c] ? x[cm.idx[c]] / div : x[cm.idx[c]]);
+        if ((rc = task_row(sel->task, x, bi.area_m2, row, ncols, err)))
+            break;
         if (sel->extra)
-            row[cm.n] = (float)sel->extra(&v, r->hour[i], as_of);
+            row[ncols] = (float)sel->extra(&v, r->hour[i], as_of);
         const float *got = &r->x[i * r->ncols];
         for (size_t c = 0; c < r->ncols; c++)
             if (!(row[c] == got[c] || (isnan(row[c]) && isnan(got[c])))) {

@@ -3,12 +3,16 @@
  * definition (features.h): a row of target hour H is hvs_features_compute(H, as_of) on the
  * series' history, so it holds only what was known at as_of, as at serving time.
  *
+ * A row's columns, their order and the scale of features and target are the domain's task
+ * row builder's (hvs/task_rows.h), the one serving workers use: the trainer only chooses which
+ * entity-hours, at which as_of, with which target.
+ *
  * Tasks and their rows:
  *   forecast          building series; as_of = H + 1 h - h for horizons h in 1..72; the target
- *                     and every consumption feature (use_*) divided by the building's heated
- *                     area (one model serves buildings of every size: predictions x area =
- *                     kWh); day-ahead evaluation rows: as_of = 12:00 UTC of the day before, H
- *                     every hour of the day (horizons 13..36).
+ *                     and every consumption feature (use_*) per m2 of heated area (task_rows.h:
+ *                     per_heated_m2; buildings without an area give no rows); day-ahead
+ *                     evaluation rows: as_of = 12:00 UTC of the day before, H every hour of the
+ *                     day (horizons 13..36).
  *   anomaly-residual  apartment series; as_of as the features worker's (the hour's end, or the
  *                     observation's issue time when it came within the weather wait): the
  *                     expected heating of an hour given its drivers.
@@ -17,7 +21,7 @@
  *                     confirm, learned from alerts.feedback; evaluation rows (all_days) are
  *                     every apartment-day, the unlabelled with target NaN.
  *   refresh           not from the history: from a forecast run's backtest (refresh.h).
- * Columns: the task's feature list (tr_task_features), in the definition's order.
+ * Columns: the task's (tr_task_features = hvs_taskrow_columns), cast to float.
  * Leak check: for a sample of rows the features are computed again on a copy of the history
  * with everything after as_of removed (later hours, weather issued later); any difference means
  * a feature used the future, and names it. A test hook (extra) may append a column computed by
@@ -26,6 +30,7 @@
  * Ownership: tr_rows_t owns its arrays (tr_rows_free). Thread-safety: building reads the history
  * (consume-loop thread); the rows can then go to the training thread.
  * Errors: HVS_ENOMEM; tr_leak_check returns HVS_EINVAL (reason "leakage") naming the feature.
+ * Thin names over task_rows.h (tr_task_*) stay for the trainer's callers.
  */
 #ifndef TR_DATASET_H
 #define TR_DATASET_H
@@ -38,20 +43,30 @@
 #include "labels.h"
 #include "hvs/calendar.h"
 #include "hvs/features.h"
+#include "hvs/task_rows.h"
 
-typedef enum tr_task { TR_FORECAST = 0, TR_ANOMALY_RESIDUAL, TR_ANOMALY_CLASSIFIER, TR_REFRESH, TR_TASKS } tr_task_t;
+/* The domain's tasks (hvs_task_t), under the trainer's names. */
+typedef enum tr_task {
+    TR_FORECAST = HVS_TASK_FORECAST,
+    TR_ANOMALY_RESIDUAL = HVS_TASK_ANOMALY_RESIDUAL,
+    TR_ANOMALY_CLASSIFIER = HVS_TASK_ANOMALY_CLASSIFIER,
+    TR_REFRESH = HVS_TASK_REFRESH,
+    TR_TASKS = HVS_TASK_COUNT
+} tr_task_t;
 
+/* hvs_taskrow_task_name (static; "?" out of range). */
 const char *tr_task_name(tr_task_t t);
 /* The task of a name ("forecast", ...); -1 if none. */
 int tr_task_parse(const char *name);
-/* The feature names a task's models read (static, NULL-terminated), and their count. */
+/* The column names a task's models read (static, NULL-terminated), and their count:
+ * hvs_taskrow_columns. */
 const char *const *tr_task_features(tr_task_t t, size_t *n);
 
 typedef struct tr_rows {
     size_t ncols, n, cap;
     float *x;                 /* n x ncols */
-    float *y;                 /* target (scaled for forecast) */
-    float *scale;             /* kWh = value x scale */
+    float *y;                 /* target in the task's unit (hvs_taskrow_target) */
+    float *scale;             /* kWh = value x scale (hvs_taskrow_divisor) */
     float *naive;             /* seasonal naive: the target 168 h before (scaled), NaN unknown */
     float *horizon;
     hvs_ms_t *hour, *as_of;
@@ -93,7 +108,7 @@ typedef struct tr_building_info {
 
 typedef int (*tr_info_fn)(void *opaque, const char *building, tr_building_info_t *out);
 
-/* HVS_EINVAL for refresh (not from the history) or a classifier without labels. */
+/* HVS_EINVAL for refresh (not from the history) or a classifier without labels; HVS_ENOMEM. */
 int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info, void *opaque,
                   tr_rows_t *out, hvs_err_t *err);
 

@@ -10,6 +10,7 @@
 
 #include "hvs/featstore.h"
 #include "hvs/log.h"
+#include "hvs/task_rows.h"
 
 #define HOUR HVS_MS_HOUR
 
@@ -706,8 +707,8 @@ int tr_record_build(const tr_result_t *r, int version, hvs_ms_t now, const tr_co
         P("rounds_max", "%d", c->xgb.rounds > 0 ? c->xgb.rounds : 400);
         P("monotone", "%s", c->monotone && r->task != TR_ANOMALY_CLASSIFIER ? "temperature-" : "off");
     }
-    P("target_scale", "%s", r->task == TR_FORECAST || r->task == TR_REFRESH ? "per_heated_m2"
-                            : r->task == TR_ANOMALY_CLASSIFIER ? "probability" : "kwh");
+    /* the name the registry checks and serving workers invert with (task_rows.h) */
+    P("target_scale", "%s", hvs_taskrow_scale_name(hvs_taskrow_scale((hvs_task_t)r->task)));
     P("folds", "%d", c->folds);
     P("fold_days", "%d", c->fold_days);
     P("rows", "%zu", r->rows);

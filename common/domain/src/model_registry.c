@@ -11,6 +11,7 @@
 #include "hvs/features.h"
 #include "hvs/follow.h"
 #include "hvs/log.h"
+#include "hvs/task_rows.h"
 #include "hvs/vec.h"
 
 static const char *const status_names[] = {"PENDING_APPROVAL", "APPROVED", "REJECTED", "ARCHIVED"};
@@ -71,6 +72,22 @@ static int load_value(avro_value_t *v, hvs_model_ref_t **out, hvs_err_t *err) {
         return hvs_err_set(err, HVS_ESERDE, "feature_mismatch",
                            "%s v%d: feature set %s, this build computes %s", name, version, fsv,
                            hvs_features_version());
+    /* a prediction in a unit this build cannot turn back into kWh must not serve: the
+     * workers would publish numbers off by the building's area (or worse) */
+    const char *scale = NULL;
+    avro_value_t params, ps;
+    size_t scale_len;
+    if (avro_value_get_by_name(v, "params", &params, NULL) == 0 &&
+        avro_value_get_by_name(&params, "target_scale", &ps, NULL) == 0 &&
+        avro_value_get_string(&ps, &scale, &scale_len))
+        scale = "";
+    int tscale = hvs_taskrow_scale_parse(scale);
+    if (tscale < 0)
+        return hvs_err_set(err, HVS_ESERDE, "unknown_target_scale",
+                           "%s v%d: target scale \"%s\", this build knows %s, %s, %s (or none: kWh)", name,
+                           version, scale, hvs_taskrow_scale_name(HVS_TARGET_KWH),
+                           hvs_taskrow_scale_name(HVS_TARGET_PER_HEATED_M2),
+                           hvs_taskrow_scale_name(HVS_TARGET_PROBABILITY));
     bool linear = strcmp(fmt, HVS_MODEL_FORMAT_LINEAR) == 0;
     if ((!linear && strcmp(fmt, HVS_MODEL_FORMAT_XGBOOST) != 0) ||
         (strcmp(comp, "zlib") != 0 && strcmp(comp, "none") != 0))
@@ -82,6 +99,7 @@ static int load_value(avro_value_t *v, hvs_model_ref_t **out, hvs_err_t *err) {
         return hvs_err_set(err, HVS_ENOMEM, "oom", "model %s", name);
     }
     r->version = version;
+    r->target_scale = (hvs_target_scale_t)tscale;
     snprintf(r->ident, sizeof r->ident, "%s:%d", name, version);
     atomic_init(&r->refs, 1);
     int rc = 0;

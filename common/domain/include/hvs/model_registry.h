@@ -17,8 +17,10 @@
  * Validation before a version serves: the bytes decompress (zlib; its Adler-32 catches
  * corruption), load as a model of the kind model_format names (hvs_model_format of the loaded
  * bytes must agree) with as many columns as the record names features, the feature-set version
- * is ours, every name is a feature of this build's definition (hvs-linear: names outside it,
- * e.g. recent forecast errors its worker computes, are allowed and get feature_index -1), and
+ * is ours, the target scale (params.target_scale) is one this build knows (task_rows.h: kwh,
+ * per_heated_m2, probability; absent means kwh), every name is a feature of this build's
+ * definition (hvs-linear: names outside it, e.g. recent forecast errors its worker computes,
+ * are allowed and get feature_index -1), and
  * a probe row (the training profile's medians, NaN where the profile has none) predicts a
  * finite value. A version that fails stays out (logged, counted in hvs_registry_refused) and
  * the previous one keeps serving.
@@ -39,6 +41,7 @@
 #include "hvs/kafka.h"
 #include "hvs/model.h"
 #include "hvs/serde.h"
+#include "hvs/task_rows.h"
 #include "hvs/time.h"
 
 /* Symbols of ModelStatus, in schema order. */
@@ -81,6 +84,7 @@ typedef struct hvs_model_ref {
                                               * computes that input */
     size_t nfeatures;
     double *probe;                           /* nfeatures: the profile's medians */
+    hvs_target_scale_t target_scale;         /* predictions' unit: hvs_taskrow_to_kwh */
     _Atomic int refs;
 } hvs_model_ref_t;
 
@@ -118,7 +122,8 @@ uint64_t hvs_registry_refused(const hvs_registry_t *r);
 
 /*
  * Validate and load one record's model (what the registry does before a swap): 0 and *out, or
- * HVS_ESERDE with the reason (corrupt_model, too_large, feature_mismatch, probe_failed).
+ * HVS_ESERDE with the reason (corrupt_model, too_large, feature_mismatch, unknown_target_scale,
+ * probe_failed).
  */
 int hvs_registry_load_record(hvs_serde_t *s, const void *record, size_t len, hvs_model_ref_t **out,
                              hvs_err_t *err);

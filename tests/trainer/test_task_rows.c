@@ -1,0 +1,317 @@
+/*
+ * test_task_rows - training rows and serving rows are the same bits. A synthetic building (a
+ * building series and two flats, 40 days with gaps, room temperatures, observed weather and
+ * 6-hourly forecasts, a few hours without any weather) goes through the trainer's path
+ * (tr_rows_build: forecast at several horizons, forecast day-ahead, anomaly-residual,
+ * anomaly-classifier on every apartment-day). For every row, the entity-hour's FeatureVector is
+ * computed at the row's as_of from the same history, encoded by the features worker's own
+ * writer (vectors.c, what goes to features.hourly), decoded, and turned into a row by the
+ * serving path (hvs_taskrow_from_vector): its doubles equal hvs_taskrow_build's on the computed
+ * features, and cast to float they equal the trainer's row bit for bit (memcmp, NaN patterns
+ * included); the decoded target in the task's unit equals the trainer's target. The comparison
+ * is shown to be sharp: serving forecast rows without the per-m2 scaling differ. Hand-computed:
+ * 12.5 kWh over 250 m2 is 0.05 per m2 and back; the errors (refresh, no area, another feature
+ * set); the known target scales.
+ * A digest of every trainer row is printed (unchanged across a refactoring of dataset.c).
+ */
+#include <math.h>
+
+#include "dataset.h"
+#include "hvs/featstore.h"
+#include "hvs/log.h"
+#include "hvs/serde.h"
+#include "hvs/task_rows.h"
+#include "hvs_test.h"
+#include "vectors.h"
+
+#define HOUR 3600000LL
+#define DAY (24 * HOUR)
+#define DAYS 40
+#define AREA 250.0
+#define START 1704067200000LL /* 2024-01-01 */
+
+static hvs_calendar_t *cal;
+static hvs_serde_t *serde;
+static fx_output_t *fxo;
+static hvs_decoder_t *dec;
+
+static int info(void *opaque, const char *building, tr_building_info_t *out) {
+    (void)opaque, (void)building;
+    *out = (tr_building_info_t){AREA, START - 400 * DAY, cal};
+    return 0;
+}
+
+static uint64_t rs = 7;
+static double uni(void) {
+    rs ^= rs << 13, rs ^= rs >> 7, rs ^= rs << 17;
+    return (double)(rs >> 11) / 9007199254740992.0;
+}
+
+static tr_history_t *make_history(void) {
+    tr_history_t *h = tr_history_new(60 * 24, 10);
+    static const char *const ents[] = {HVS_FS_BUILDING, "apt_1", "apt_2"};
+    for (int k = 0; k < DAYS * 24; k++) {
+        hvs_ms_t hr = START + (hvs_ms_t)k * HOUR;
+        double temp = 4 - 8 * sin(k / 24.0) + 3 * uni();
+        for (int e = 0; e < 3; e++) {
+            if ((k + 5 * e) % 37 == 0)
+                continue; /* an hour that never came */
+            double use = (e ? 2.0 : 40.0) * (1 + 0.05 * (18 - temp)) * (0.8 + 0.4 * uni());
+            if ((k + e) % 53 == 0)
+                use = NAN; /* came without a heat reading */
+            double room = e ? 20.5 + uni() : NAN, set = e ? 21.0 : NAN;
+            hvs_feat_hour_t x = {hr, use, NAN, room, set, e ? set - room : NAN, 0};
+            HVS_REQUIRE(tr_history_put_hour(h, "bldg_1", ents[e], &x) >= 0, "put hour");
+        }
+        if (k % 97 == 5)
+            continue; /* an hour without any weather */
+        for (int l = 6; l <= 72; l += 6) {
+            hvs_ms_t issue = hvs_time_window_start(hr - l * HOUR, 6 * HOUR);
+            hvs_feat_wx_t f = {issue, false, temp + 0.1 * l * (uni() - 0.5), 70, 40, 120 * uni(), 3};
+            HVS_REQUIRE(tr_history_put_weather(h, "bldg_1", hr, &f) >= 0, "put forecast");
+        }
+        if (k % 11 != 3) { /* now and then the observation is missing */
+            hvs_feat_wx_t o = {hr + HOUR + 60000, true, temp, 75, 30, 100 * uni(), 2.5};
+            HVS_REQUIRE(tr_history_put_weather(h, "bldg_1", hr, &o) >= 0, "put observation");
+        }
+    }
+    return h;
+}
+
+static uint64_t fnv(uint64_t d, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        d = (d ^ b[i]) * 1099511628211ull;
+    return d;
+}
+
+/* Every row of r through the serving path; returns the rows that differ from the trainer's. */
+static size_t serve_rows(const tr_history_t *h, const tr_select_t *sel, const tr_rows_t *r,
+                         uint64_t *digest) {
+    tr_task_t task = sel->task;
+    size_t ncols = hvs_taskrow_ncols((hvs_task_t)task), bad = 0, bad_y = 0;
+    HVS_REQUIRE(ncols == r->ncols, "%s: %zu columns, trainer %zu", tr_task_name(task), ncols, r->ncols);
+    for (size_t i = 0; i < r->n; i++) {
+        const tr_building_t *b = h->b[r->group[i]];
+        const tr_series_t *s = b->s[r->series[i]];
+        tr_building_info_t bi;
+        info(NULL, b->id, &bi);
+        hvs_feat_history_t v;
+        tr_history_view(h, b, s, bi.commissioning, &v);
+        double x[HVS_FEATURES_COUNT];
+        unsigned flags;
+        hvs_features_compute(&v, bi.cal, r->hour[i], r->as_of[i], x, &flags);
+        const hvs_feat_hour_t *t = hvs_feat_hour_get(&v, r->hour[i]);
+        fx_vector_t fv = {.building = b->id, .entity = s->id, .hour = r->hour[i], .as_of = r->as_of[i],
+                          .x = x, .flags = flags, .target = t ? t->use : NAN};
+        const void *buf;
+        size_t len;
+        avro_value_t *val;
+        hvs_err_t err = {0};
+        HVS_REQUIRE(fx_output_encode(fxo, &fv, &buf, &len, &err) == 0 &&
+                        hvs_decoder_decode(dec, buf, len, &val, &err) == 0,
+                    "FeatureVector round trip: %s", err.msg);
+        double served[HVS_TASKROW_MAX_COLS], direct[HVS_TASKROW_MAX_COLS];
+        float f[HVS_TASKROW_MAX_COLS];
+        HVS_REQUIRE(hvs_taskrow_from_vector((hvs_task_t)task, val, AREA, served, &err) == 0 &&
+                        hvs_taskrow_build((hvs_task_t)task, x, AREA, direct, &err) == 0,
+                    "%s row: %s", tr_task_name(task), err.msg);
+        for (size_t c = 0; c < ncols; c++)
+            f[c] = (float)served[c];
+        if (memcmp(served, direct, ncols * sizeof *served) != 0 ||
+            memcmp(f, &r->x[i * r->ncols], ncols * sizeof *f) != 0) {
+            if (bad++ < 3)
+                for (size_t c = 0; c < ncols; c++)
+                    if (memcmp(&f[c], &r->x[i * r->ncols + c], sizeof *f) != 0)
+                        fprintf(stderr, "%s row %zu column %s: served %a, trainer %a\n", tr_task_name(task), i,
+                                hvs_taskrow_columns((hvs_task_t)task, NULL)[c], (double)f[c],
+                                (double)r->x[i * r->ncols + c]);
+        }
+        /* the target as a serving worker would score it: from the vector, in the task's unit */
+        if (task != TR_ANOMALY_CLASSIFIER) {
+            avro_value_t tf, tb;
+            double tv = NAN;
+            if (avro_value_get_by_name(val, "target", &tf, NULL) == 0 &&
+                avro_value_get_current_branch(&tf, &tb) == 0 && avro_value_get_type(&tb) == AVRO_DOUBLE)
+                avro_value_get_double(&tb, &tv);
+            float y = (float)hvs_taskrow_target((hvs_task_t)task, tv, AREA);
+            float sc = (float)hvs_taskrow_divisor((hvs_task_t)task, AREA);
+            bad_y += memcmp(&y, &r->y[i], sizeof y) != 0 || memcmp(&sc, &r->scale[i], sizeof sc) != 0;
+        }
+        *digest = fnv(*digest, &r->x[i * r->ncols], r->ncols * sizeof *r->x);
+        *digest = fnv(*digest, &r->y[i], sizeof *r->y);
+        *digest = fnv(*digest, &r->scale[i], sizeof *r->scale);
+        *digest = fnv(*digest, &r->naive[i], sizeof *r->naive);
+        *digest = fnv(*digest, &r->horizon[i], sizeof *r->horizon);
+        *digest = fnv(*digest, &r->as_of[i], sizeof *r->as_of);
+    }
+    HVS_CHECK(bad_y == 0, "%s: %zu of %zu targets or scales differ", tr_task_name(task), bad_y, r->n);
+    return bad;
+}
+
+/* Rows that change when forecast rows are served without the per-m2 scaling. */
+static size_t unscaled_differ(const tr_history_t *h, const tr_rows_t *r) {
+    size_t differ = 0, ncols = r->ncols;
+    for (size_t i = 0; i < r->n; i++) {
+        const tr_building_t *b = h->b[r->group[i]];
+        hvs_feat_history_t v;
+        tr_history_view(h, b, b->s[r->series[i]], START - 400 * DAY, &v);
+        double x[HVS_FEATURES_COUNT], row[HVS_TASKROW_MAX_COLS];
+        unsigned flags;
+        hvs_features_compute(&v, cal, r->hour[i], r->as_of[i], x, &flags);
+        HVS_REQUIRE(hvs_taskrow_build(HVS_TASK_FORECAST, x, 1.0, row, NULL) == 0, "area 1");
+        float f[HVS_TASKROW_MAX_COLS];
+        for (size_t c = 0; c < ncols; c++)
+            f[c] = (float)row[c];
+        differ += memcmp(f, &r->x[i * ncols], ncols * sizeof *f) != 0;
+    }
+    return differ;
+}
+
+static void test_trainer_equals_serving(void) {
+    tr_history_t *h = make_history();
+    static const int horizons[] = {1, 6, 13, 24, 36, 72};
+    tr_labels_t labels;
+    tr_labels_init(&labels);
+    hvs_ms_t from = START + (DAYS - 4) * DAY, to = START + DAYS * DAY;
+    for (int d = 0; d < 4; d++) {
+        char id[64];
+        snprintf(id, sizeof id, "apt_1#2024-02-%02d#ANOMALY", 6 + d);
+        HVS_REQUIRE(tr_labels_put(&labels, id, "bldg_1", "apt_1", from + d * DAY,
+                                  d % 2 ? TR_LABEL_POSITIVE : TR_LABEL_NEGATIVE, 1) == 1,
+                    "label %s", id);
+    }
+    struct {
+        const char *what;
+        tr_select_t sel;
+    } cases[] = {
+        {"forecast at 6 horizons", {.task = TR_FORECAST, .from = from, .to = to, .horizons = horizons,
+                                    .nhorizons = 6, .seed = 3}},
+        {"forecast day-ahead", {.task = TR_FORECAST, .from = from, .to = to, .day_ahead = true}},
+        {"anomaly-residual", {.task = TR_ANOMALY_RESIDUAL, .from = from, .to = to, .weather_wait = 2 * HOUR}},
+        {"anomaly-classifier (every apartment-day)",
+         {.task = TR_ANOMALY_CLASSIFIER, .from = from, .to = to, .weather_wait = 2 * HOUR, .labels = &labels,
+          .all_days = true}},
+    };
+    uint64_t digest = 14695981039346656037ull;
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        tr_rows_t r;
+        hvs_err_t err = {0};
+        HVS_REQUIRE(tr_rows_build(h, &cases[k].sel, info, NULL, &r, &err) == 0, "%s: %s", cases[k].what, err.msg);
+        size_t nan_cells = 0;
+        for (size_t i = 0; i < r.n * r.ncols; i++)
+            nan_cells += isnan(r.x[i]);
+        HVS_CHECK(r.n > 40 && nan_cells > 0, "%s: %zu rows, %zu missing cells", cases[k].what, r.n, nan_cells);
+        size_t bad = serve_rows(h, &cases[k].sel, &r, &digest);
+        printf("%-42s %5zu rows x %2zu columns, %5zu missing cells, %zu served rows differ\n", cases[k].what,
+               r.n, r.ncols, nan_cells, bad);
+        HVS_CHECK(bad == 0, "%s: serving rows equal the trainer's bit for bit (%zu of %zu differ)",
+                  cases[k].what, bad, r.n);
+        if (cases[k].sel.task == TR_FORECAST)
+            HVS_CHECK(unscaled_differ(h, &r) > r.n / 2,
+                      "%s: without the per-m2 scaling most rows would differ", cases[k].what);
+        tr_rows_free(&r);
+    }
+    printf("trainer rows digest %016llx\n", (unsigned long long)digest);
+    tr_labels_free(&labels);
+    tr_history_free(h);
+}
+
+static int col(hvs_task_t t, const char *name) {
+    size_t n;
+    const char *const *c = hvs_taskrow_columns(t, &n);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(c[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void test_by_hand(void) {
+    double x[HVS_FEATURES_COUNT], row[HVS_TASKROW_MAX_COLS];
+    for (int i = 0; i < HVS_FEATURES_COUNT; i++)
+        x[i] = NAN;
+    x[hvs_features_index("use_lag_24")] = 12.5;
+    x[hvs_features_index("temperature_c")] = -3.25;
+    x[hvs_features_index("horizon_h")] = 7;
+    hvs_err_t err = {0};
+    int iu = col(HVS_TASK_FORECAST, "use_lag_24"), it = col(HVS_TASK_FORECAST, "temperature_c");
+    HVS_REQUIRE(iu >= 0 && it >= 0 && hvs_taskrow_build(HVS_TASK_FORECAST, x, 250.0, row, &err) == 0,
+                "forecast row: %s", err.msg);
+    HVS_CHECK(row[iu] == 0.05 && row[it] == -3.25 && row[col(HVS_TASK_FORECAST, "horizon_h")] == 7 &&
+                  isnan(row[col(HVS_TASK_FORECAST, "use_roll_24_mean")]),
+              "forecast: 12.5 kWh over 250 m2 is %g per m2, temperature not scaled, NaN stays NaN", row[iu]);
+    HVS_CHECK(hvs_taskrow_to_kwh(HVS_TARGET_PER_HEATED_M2, 0.05, 250.0) == 12.5 &&
+                  hvs_taskrow_to_kwh(HVS_TARGET_PER_HEATED_M2, row[iu], 250.0) == 12.5,
+              "0.05 per m2 x 250 m2 is 12.5 kWh");
+    HVS_CHECK(hvs_taskrow_target(HVS_TASK_FORECAST, 12.5, 250.0) == 0.05 &&
+                  hvs_taskrow_divisor(HVS_TASK_FORECAST, 250.0) == 250.0,
+              "forecast target per m2, divisor the area");
+    HVS_CHECK(hvs_taskrow_build(HVS_TASK_ANOMALY_RESIDUAL, x, 250.0, row, &err) == 0 &&
+                  row[col(HVS_TASK_ANOMALY_RESIDUAL, "use_lag_24")] == 12.5 &&
+                  col(HVS_TASK_ANOMALY_RESIDUAL, "horizon_h") < 0 &&
+                  hvs_taskrow_target(HVS_TASK_ANOMALY_RESIDUAL, 12.5, 250.0) == 12.5 &&
+                  hvs_taskrow_divisor(HVS_TASK_ANOMALY_RESIDUAL, 250.0) == 1.0 &&
+                  hvs_taskrow_to_kwh(HVS_TARGET_KWH, 12.5, NAN) == 12.5,
+              "anomaly-residual: kWh as they are, no horizon column");
+    HVS_CHECK(isnan(hvs_taskrow_to_kwh(HVS_TARGET_PROBABILITY, 0.7, 250.0)) &&
+                  isnan(hvs_taskrow_to_kwh(HVS_TARGET_PER_HEATED_M2, 0.05, 0)) &&
+                  isnan(hvs_taskrow_to_kwh((hvs_target_scale_t)9, 1, 1)),
+              "no kWh from a probability, without an area, or of an unknown scale");
+    double keep = row[0] = 42;
+    HVS_CHECK(hvs_taskrow_build(HVS_TASK_FORECAST, x, 0, row, &err) == HVS_EINVAL &&
+                  strcmp(err.reason, "no_area") == 0 &&
+                  hvs_taskrow_build(HVS_TASK_FORECAST, x, NAN, row, &err) == HVS_EINVAL && row[0] == keep,
+              "forecast rows need an area: %s", err.msg);
+    HVS_CHECK(hvs_taskrow_build(HVS_TASK_REFRESH, x, 250.0, row, &err) == HVS_EINVAL &&
+                  strcmp(err.reason, "bad_task") == 0 && hvs_taskrow_ncols(HVS_TASK_REFRESH) == 4 &&
+                  hvs_taskrow_scale(HVS_TASK_REFRESH) == HVS_TARGET_PER_HEATED_M2,
+              "refresh: columns listed, rows not from features: %s", err.msg);
+    HVS_CHECK(hvs_taskrow_build((hvs_task_t)17, x, 250.0, row, &err) == HVS_EINVAL &&
+                  hvs_taskrow_ncols((hvs_task_t)17) == 0,
+              "an unknown task");
+    /* the names the trainer writes as params.target_scale, and nothing else */
+    HVS_CHECK(hvs_taskrow_scale_known("per_heated_m2") && hvs_taskrow_scale_known("kwh") &&
+                  hvs_taskrow_scale_known("probability") && hvs_taskrow_scale_known(NULL) &&
+                  !hvs_taskrow_scale_known("per_parsec") && !hvs_taskrow_scale_known("") &&
+                  !hvs_taskrow_scale_known("PER_HEATED_M2"),
+              "known target scales: per_heated_m2, kwh, probability, absent");
+    for (int t = 0; t < HVS_TASK_COUNT; t++)
+        HVS_CHECK(hvs_taskrow_scale_parse(hvs_taskrow_scale_name(hvs_taskrow_scale((hvs_task_t)t))) ==
+                          (int)hvs_taskrow_scale((hvs_task_t)t) &&
+                      hvs_taskrow_task_parse(hvs_taskrow_task_name((hvs_task_t)t)) == t &&
+                      (int)t == tr_task_parse(hvs_taskrow_task_name((hvs_task_t)t)),
+                  "task %s: name and scale round trip, the trainer's task of the same number",
+                  hvs_taskrow_task_name((hvs_task_t)t));
+    /* a vector of another feature set is not served */
+    fx_vector_t fv = {.building = "b", .entity = "apt", .hour = START, .as_of = START + HOUR, .x = x, .target = NAN};
+    const void *buf;
+    size_t len;
+    avro_value_t *val, f;
+    HVS_REQUIRE(fx_output_encode(fxo, &fv, &buf, &len, &err) == 0 && hvs_decoder_decode(dec, buf, len, &val, &err) == 0,
+                "vector: %s", err.msg);
+    HVS_CHECK(hvs_taskrow_from_vector(HVS_TASK_ANOMALY_RESIDUAL, val, NAN, row, &err) == 0 &&
+                  row[col(HVS_TASK_ANOMALY_RESIDUAL, "use_lag_24")] == 12.5,
+              "an apartment's vector: no area needed: %s", err.msg);
+    avro_value_get_by_name(val, "feature_set_version", &f, NULL);
+    avro_value_set_string(&f, "fs-0-00000000");
+    HVS_CHECK(hvs_taskrow_from_vector(HVS_TASK_ANOMALY_RESIDUAL, val, NAN, row, &err) == HVS_ESERDE &&
+                  strcmp(err.reason, "feature_mismatch") == 0,
+              "another feature set refused: %s", err.msg);
+}
+
+int main(void) {
+    hvs_log_init("test", HVS_LOG_WARN, NULL);
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_calendar_new("CH-ZH", &cal, &err) == 0 && hvs_serde_new(NULL, &serde, &err) == 0 &&
+                    fx_output_new(serde, "features.hourly", &fxo, &err) == 0 &&
+                    hvs_decoder_new(serde, HVS_SCHEMA_FEATURE_VECTOR, &dec, &err) == 0,
+                "setup: %s", err.msg);
+    HVS_CHECK(fx_output_direct(fxo), "the features worker's direct writer in use");
+    test_by_hand();
+    test_trainer_equals_serving();
+    hvs_decoder_destroy(dec);
+    fx_output_free(fxo);
+    hvs_serde_destroy(serde);
+    hvs_calendar_destroy(cal);
+    return hvs_test_done();
+}
