@@ -17,38 +17,31 @@ static int ctl(const hvs_test_proc_t *b, const char *cmd) {
     return rc;
 }
 
-/* Consume `topic` from the start in a fresh group until `want` messages or 20 s; counts each
- * 4-byte id into seen[]. Returns messages read. */
+typedef struct seen_ids {
+    unsigned char *seen;
+    int nseen;
+} seen_ids_t;
+
+/* Counts each message's 4-byte id into seen[]. */
+static void count_id(void *opaque, const rd_kafka_message_t *m) {
+    seen_ids_t *s = opaque;
+    uint32_t id;
+    memcpy(&id, m->payload, 4);
+    if ((int)id < s->nseen)
+        s->seen[id]++;
+}
+
+/* Consume `topic` from the start in a fresh group until `want` messages or 20 s, and half a
+ * second longer (duplicates would show up then); counts each 4-byte id into seen[]. Returns
+ * messages read. */
 static int drain(const char *brokers, const char *topic, const char *group, int want,
                  unsigned char *seen, int nseen) {
-    hvs_kafka_conf_t kc = {.brokers = brokers, .group = group, .client_id = "t",
-                           .fetch_wait_max_ms = 10};
     const char *topics[] = {topic};
-    hvs_consumer_t *c;
-    hvs_err_t err;
-    HVS_REQUIRE(hvs_consumer_new(&kc, topics, 1, NULL, &c, &err) == 0, "consumer");
-    int got = 0;
-    int64_t deadline = hvs_test_now_ms() + 20000;
-    rd_kafka_message_t *msgs[512];
-    while (got < want && hvs_test_now_ms() < deadline) {
-        size_t n;
-        hvs_consumer_poll_batch(c, msgs, 512, 100, &n, &err);
-        for (size_t i = 0; i < n; i++) {
-            uint32_t id;
-            memcpy(&id, msgs[i]->payload, 4);
-            if ((int)id < nseen)
-                seen[id]++;
-        }
-        got += (int)n;
-        hvs_consumer_release(msgs, n);
-    }
-    /* a little longer: duplicates would show up now */
-    size_t n;
-    hvs_consumer_poll_batch(c, msgs, 512, 500, &n, &err);
-    got += (int)n;
-    hvs_consumer_release(msgs, n);
-    hvs_consumer_destroy(c);
-    return got;
+    seen_ids_t s = {seen, nseen};
+    hvs_test_tail_t t = {.brokers = brokers, .topics = topics, .group = group,
+                         .want = (size_t)want, .timeout_ms = 20000, .linger_ms = 500,
+                         .batch = 512};
+    return (int)hvs_test_tail(&t, count_id, &s);
 }
 
 static int count_exactly_once(const unsigned char *seen, int n) {

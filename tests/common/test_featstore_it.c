@@ -1,5 +1,5 @@
 /*
- * test_featstore - feature state through a real redis-server: hour and weather slots round-trip
+ * test_featstore_it - feature state through a real redis-server: hour and weather slots round-trip
  * exactly (NaN included); a saved building loads back equal, slot for slot; only dirty slots
  * are written; revision rules (older revisions and hours older than the ring are ignored);
  * partition membership and the epoch marker; unparsable stored state is refused naming its key.

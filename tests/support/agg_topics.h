@@ -1,17 +1,12 @@
 /*
- * agg_topics.h - aggregator tests read what the worker published: a topic as JSON (through
- * `hvsctl tail`, the operator's own tool), and the final aggregates (latest revision per window).
+ * agg_topics.h - what the aggregator published, as its consumers see it: the final aggregates
+ * (latest revision per window) of messages read back with hvs_test_tail_json (hvs_test.h).
  * Ownership: returned json_t are the caller's (json_decref). Errors: NULL with a message on stderr.
  */
 #ifndef AGG_TOPICS_H
 #define AGG_TOPICS_H
 
 #include <jansson.h>
-
-/* Every message of `topic` from the beginning: an array of hvsctl tail's objects ("value",
- * "partition", "offset", ...; for dead letters "reason" etc.). `env` is put before the
- * command ("HVS_KAFKA_BROKERS=... "). */
-json_t *agg_test_tail(const char *env, const char *topic, const char *extra_args);
 
 /* Latest revision per (building, apartment, window_start, size) of the aggregates in `msgs`
  * (several arrays may be merged by calling it repeatedly on one object): an object keyed

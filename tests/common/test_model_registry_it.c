@@ -1,5 +1,5 @@
 /*
- * test_registry - the model registry through a real hvs-devbroker: versions published as
+ * test_model_registry_it - the model registry through a real hvs-devbroker: versions published as
  * ModelVersion records (key "<name>#<version>"); the client serves the highest approved one,
  * validated; a pending version does not serve until approved (re-published with its new
  * status); a corrupt version and one of another feature set are refused while the previous

@@ -1,5 +1,5 @@
 /*
- * test_topology - the topology follower over a real hvs-devbroker: Building records produced
+ * test_topology_it - the topology follower over a real hvs-devbroker: Building records produced
  * as Avro come back with every field the workers use (archetype, holiday region, commissioning,
  * location, area, sorted apartments, partition); a newer record replaces a building and bumps
  * its version; deleted = true and a tombstone remove one; an undecodable record is counted and

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""aggregator_sim_test.py - hvs-aggregator on the simulator's messy data, end to end.
+"""test_aggregator_sim_it.py - hvs-aggregator on the simulator's messy data, end to end.
 
 Real redis-server, real hvs-devbroker, the real executables. One simulated stream (duplicates,
 reordering, late batches, gaps, clock skew, meter replacements, broken records) is aggregated
@@ -11,7 +11,7 @@ three times, each run with its own consumer group, Redis database and output top
 The final aggregates (latest revision per window) must be identical across A, B and C, and equal
 to an independent offline recomputation from the same readings (offline_aggregate.py).
 
-usage: aggregator_sim_test.py BUILD_DIR SOURCE_DIR
+usage: test_aggregator_sim_it.py BUILD_DIR SOURCE_DIR
 """
 import json
 import os

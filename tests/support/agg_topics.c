@@ -6,36 +6,6 @@
 
 #include "hvs_test.h"
 
-json_t *agg_test_tail(const char *env, const char *topic, const char *extra_args) {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s tail %s --from-beginning --max 100000000 %s 2>/dev/null", env,
-             HVS_TEST_HVSCTL, topic, extra_args ? extra_args : "");
-    char *out = NULL;
-    size_t len = 0;
-    int rc = hvs_test_run(cmd, NULL, 0, &out, &len);
-    if (rc != 0) {
-        fprintf(stderr, "agg_test_tail %s: exit %d\n", topic, rc);
-        free(out);
-        return NULL;
-    }
-    json_t *arr = json_array();
-    char *line = out;
-    while (line && *line) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = 0;
-        json_error_t e;
-        json_t *j = json_loads(line, JSON_ALLOW_NUL, &e);
-        if (j)
-            json_array_append_new(arr, j);
-        else if (*line)
-            fprintf(stderr, "agg_test_tail %s: not JSON: %.200s\n", topic, line);
-        line = nl ? nl + 1 : NULL;
-    }
-    free(out);
-    return arr;
-}
-
 void agg_test_final(json_t *final, const json_t *msgs) {
     size_t i;
     json_t *m;

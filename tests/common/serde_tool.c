@@ -1,6 +1,6 @@
 /*
  * hvs-serde-tool: wire-format Avro <-> natural JSON through the common serde layer, for the
- * cross-check against an independent Avro implementation (tests/python/avro_interop.py).
+ * cross-check against an independent Avro implementation (tests/common/avro_interop.py).
  *   hvs-serde-tool encode KIND < record.json > message.bin
  *   hvs-serde-tool decode [KIND] < message.bin > record.json
  * Exit 0 on success, 1 with the error on stderr.

@@ -1,5 +1,5 @@
 /*
- * test_alert - alerts through a real hvs-devbroker, read back with `hvsctl tail alerts` (the
+ * test_alert_it - alerts through a real hvs-devbroker, read back with `hvsctl tail alerts` (the
  * operator's decoder, not ours): id "<entity>#<UTC date>#<TYPE>", every field, the evidence
  * map, schema defaults (status UNSEEN), keyed by building; ids before 1970 and past midnight
  * fall on the right dates.

@@ -1,5 +1,5 @@
 /*
- * test_labels - the trainer's label set: alert ids to days, the latest verdict per alert winning
+ * test_labels_it - the trainer's label set: alert ids to days, the latest verdict per alert winning
  * (UNSURE retracting), the same alert id in two buildings kept apart, an apartment-day positive
  * when any of its alerts was confirmed, partial vs complete sets, the counts, pruning before the
  * window, and the Redis round trip (a real redis-server) that a restart relies on, a corrupt

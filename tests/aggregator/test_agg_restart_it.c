@@ -1,5 +1,5 @@
 /*
- * test_agg_restart - crashes and restarts of the aggregator, deterministic: the simulator's
+ * test_agg_restart_it - crashes and restarts of the aggregator, deterministic: the simulator's
  * messy stream (late batches, gaps, duplicates, reordering, clock skew, meter replacements) is
  * fed through the aggregator's own state machine the way hvs-aggregator's consume loop does it
  * (accept, thresholds after every reading, revisions and a state save to a real redis-server at

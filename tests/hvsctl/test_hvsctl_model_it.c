@@ -1,5 +1,5 @@
 /*
- * test_hvsctl_model - `hvsctl model` (the approval workflow) as a real process against a real
+ * test_hvsctl_model_it - `hvsctl model` (the approval workflow) as a real process against a real
  * hvs-devbroker. Versions of one model, each trained here on y = k*x0 + x1 with k = its version
  * (so predictions show which one serves), are published as ModelVersion records; after each
  * command the outcome is read back independently: a registry client in this process (loading
@@ -480,7 +480,7 @@ static void test_export(hvs_registry_t *r) {
     hvs_registry_release(ref);
 
     char cmd[1200], *out = NULL;
-    snprintf(cmd, sizeof cmd, "%s %s/tests/integration/xgb_predict.py %s %s", HVS_TEST_PYTHON3,
+    snprintf(cmd, sizeof cmd, "%s %s/tests/hvsctl/xgb_predict.py %s %s", HVS_TEST_PYTHON3,
              HVS_TEST_SOURCE_DIR, model_path, rows_path);
     int rc = hvs_test_run(cmd, NULL, 0, &out, NULL);
     int same = 0, lines = 0;

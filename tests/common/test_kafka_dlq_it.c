@@ -33,6 +33,50 @@ static size_t encode_sample(hvs_serde_t *s, int kind, const char *json, unsigned
     return len;
 }
 
+/* The dead letters read back from readings.dlq, each checked against what was sent. */
+typedef struct dlq_read {
+    hvs_decoder_t *dec;
+    const sent_t *sent; /* offset i of readings.raw was sent[i] */
+    int letters, matched;
+    char reasons[5][48];
+} dlq_read_t;
+
+static void check_letter(void *opaque, const rd_kafka_message_t *m) {
+    dlq_read_t *rd = opaque;
+    hvs_err_t err;
+    avro_value_t *v, f, b;
+    HVS_CHECK(hvs_decoder_decode(rd->dec, m->payload, m->len, &v, &err) == 0,
+              "DeadLetter decodes: %s", err.msg);
+    const char *code, *topic, *worker;
+    const void *orig;
+    size_t sz, olen;
+    int64_t offset = -1;
+    avro_value_get_by_name(v, "error_code", &f, NULL);
+    avro_value_get_string(&f, &code, &sz);
+    avro_value_get_by_name(v, "original_topic", &f, NULL);
+    avro_value_get_string(&f, &topic, &sz);
+    avro_value_get_by_name(v, "worker", &f, NULL);
+    avro_value_get_string(&f, &worker, &sz);
+    avro_value_get_by_name(v, "original_value", &f, NULL);
+    avro_value_get_bytes(&f, &orig, &olen);
+    avro_value_get_by_name(v, "original_offset", &f, NULL);
+    if (avro_value_get_current_branch(&f, &b) == 0 && avro_value_get_type(&b) == AVRO_INT64)
+        avro_value_get_long(&b, &offset);
+    if (rd->letters < 5)
+        snprintf(rd->reasons[rd->letters], sizeof rd->reasons[0], "%s", code);
+    rd->letters++;
+    /* offset i of readings.raw was msgs[i]: same bytes and the expected reason */
+    if (offset >= 0 && offset < 9 && rd->sent[offset].reason &&
+        strcmp(rd->sent[offset].reason, code) == 0 && olen == rd->sent[offset].len &&
+        memcmp(orig, rd->sent[offset].bytes, olen) == 0 &&
+        strcmp(topic, "readings.raw") == 0 && strcmp(worker, "dlqtest") == 0 &&
+        m->key_len == 6 && memcmp(m->key, "bldg_1", 6) == 0)
+        rd->matched++;
+    else
+        fprintf(stderr, "dead letter at offset %lld reason %s did not match\n",
+                (long long)offset, code);
+}
+
 int main(void) {
     hvs_log_init("test", HVS_LOG_ERROR, NULL);
     hvs_test_proc_t broker;
@@ -133,54 +177,14 @@ int main(void) {
 
     /* Read the dead letters back from the topic and check each against what was sent. */
     const char *dlq_topics[] = {"readings.dlq"};
-    kc.group = "dlqreader";
-    hvs_consumer_t *r;
-    HVS_REQUIRE(hvs_consumer_new(&kc, dlq_topics, 1, NULL, &r, &err) == 0, "dlq consumer");
     hvs_decoder_t *ddec;
     HVS_REQUIRE(hvs_decoder_new(s, HVS_SCHEMA_DEAD_LETTER, &ddec, &err) == 0, "decoder");
-    int letters = 0, matched = 0;
-    char reasons[5][48];
-    deadline = hvs_test_now_ms() + 20000;
-    while (letters < 5 && hvs_test_now_ms() < deadline) {
-        rd_kafka_message_t *batch[16];
-        size_t n;
-        hvs_consumer_poll_batch(r, batch, 16, 100, &n, &err);
-        for (size_t i = 0; i < n; i++) {
-            avro_value_t *v, f, b;
-            HVS_CHECK(hvs_decoder_decode(ddec, batch[i]->payload, batch[i]->len, &v, &err) == 0,
-                      "DeadLetter decodes: %s", err.msg);
-            const char *code, *topic, *worker;
-            const void *orig;
-            size_t sz, olen;
-            int64_t offset = -1;
-            avro_value_get_by_name(v, "error_code", &f, NULL);
-            avro_value_get_string(&f, &code, &sz);
-            avro_value_get_by_name(v, "original_topic", &f, NULL);
-            avro_value_get_string(&f, &topic, &sz);
-            avro_value_get_by_name(v, "worker", &f, NULL);
-            avro_value_get_string(&f, &worker, &sz);
-            avro_value_get_by_name(v, "original_value", &f, NULL);
-            avro_value_get_bytes(&f, &orig, &olen);
-            avro_value_get_by_name(v, "original_offset", &f, NULL);
-            if (avro_value_get_current_branch(&f, &b) == 0 && avro_value_get_type(&b) == AVRO_INT64)
-                avro_value_get_long(&b, &offset);
-            if (letters < 5)
-                snprintf(reasons[letters], sizeof reasons[0], "%s", code);
-            letters++;
-            /* offset i of readings.raw was msgs[i]: same bytes and the expected reason */
-            if (offset >= 0 && offset < 9 && msgs[offset].reason &&
-                strcmp(msgs[offset].reason, code) == 0 && olen == msgs[offset].len &&
-                memcmp(orig, msgs[offset].bytes, olen) == 0 &&
-                strcmp(topic, "readings.raw") == 0 && strcmp(worker, "dlqtest") == 0 &&
-                batch[i]->key_len == 6 && memcmp(batch[i]->key, "bldg_1", 6) == 0)
-                matched++;
-            else
-                fprintf(stderr, "dead letter at offset %lld reason %s did not match\n",
-                        (long long)offset, code);
-        }
-        hvs_consumer_commit_batch(r, batch, n, &err);
-        hvs_consumer_release(batch, n);
-    }
+    dlq_read_t rd = {.dec = ddec, .sent = msgs};
+    hvs_test_tail_t t = {.brokers = broker.addr, .topics = dlq_topics, .group = "dlqreader",
+                         .want = 5, .timeout_ms = 20000, .batch = 16, .commit = true};
+    hvs_test_tail(&t, check_letter, &rd);
+    int letters = rd.letters, matched = rd.matched;
+    char (*reasons)[48] = rd.reasons;
     HVS_CHECK_EQ_INT(letters, 5);
     HVS_CHECK_EQ_INT(matched, 5);
     int distinct = 1;
@@ -189,7 +193,6 @@ int main(void) {
             distinct &= strcmp(reasons[i], reasons[j]) != 0;
     HVS_CHECK(distinct, "five distinct reasons");
 
-    hvs_consumer_destroy(r);
     hvs_decoder_destroy(ddec);
     hvs_consumer_destroy(c);
     hvs_dlq_destroy(dlq);

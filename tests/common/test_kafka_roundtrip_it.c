@@ -172,7 +172,7 @@ int main(void) {
     HVS_CHECK(offset >= 0, "kcat found building %s", e->building);
     snprintf(cmd, sizeof cmd,
              "%s -C -b %s -t readings.raw -p %d -o %ld -c 1 -e -q -f '%%s' > /tmp/hvs-kcat-%d.bin && "
-             "%s %s/tests/python/kcat_decode.py /tmp/hvs-kcat-%d.bin %s/schemas/Reading.avsc %d",
+             "%s %s/tests/common/kcat_decode.py /tmp/hvs-kcat-%d.bin %s/schemas/Reading.avsc %d",
              HVS_TEST_KCAT, broker.addr, e->partition, offset, (int)getpid(), HVS_TEST_PYTHON3,
              HVS_TEST_SOURCE_DIR, (int)getpid(), HVS_TEST_SOURCE_DIR,
              (int)hvs_encoder_schema_id(enc));

@@ -194,6 +194,85 @@ static const char *str_field(avro_value_t *v, const char *name) {
     return s;
 }
 
+/* readings.raw read back: each message decoded and compared with the good line it came from. */
+typedef struct readback {
+    hvs_decoder_t *d;
+    const char *path;
+    int wrong;
+} readback_t;
+
+static void check_good(void *opaque, const rd_kafka_message_t *m) {
+    readback_t *rb = opaque;
+    hvs_err_t err;
+    avro_value_t *v, f, arr, item, sub;
+    if (hvs_decoder_decode(rb->d, m->payload, m->len, &v, &err) != 0) {
+        rb->wrong++;
+        return;
+    }
+    const char *apt = str_field(v, "apartment_id");
+    int i = apt ? atoi(apt + 4) : -1;
+    if (i < 0 || i >= GOOD) {
+        rb->wrong++;
+        return;
+    }
+    good_seen[i]++;
+    char bldg[16];
+    snprintf(bldg, sizeof bldg, "bldg_%d", i % 5);
+    int64_t ts;
+    double heat, temp;
+    avro_value_get_by_name(v, "timestamp", &f, NULL);
+    avro_value_get_long(&f, &ts);
+    avro_value_get_by_name(v, "readings", &arr, NULL);
+    avro_value_get_by_index(&arr, 0, &item, NULL);
+    avro_value_get_by_name(&item, "value", &sub, NULL);
+    avro_value_get_double(&sub, &heat);
+    avro_value_get_by_index(&arr, 1, &item, NULL);
+    avro_value_get_by_name(&item, "value", &sub, NULL);
+    avro_value_get_double(&sub, &temp);
+    const char *src = str_field(v, "source");
+    if (strcmp(str_field(v, "building_id"), bldg) != 0 || ts != good_ts(i) ||
+        fabs(heat - good_heat(i)) > 1e-9 || fabs(temp - good_temp(i)) > 1e-9 ||
+        m->key_len != strlen(bldg) || memcmp(m->key, bldg, strlen(bldg)) ||
+        !src || strncmp(src, rb->path, strlen(rb->path)) != 0) {
+        rb->wrong++;
+        fprintf(stderr, "apt_%d differs\n", i);
+    }
+}
+
+/* readings.dlq read back: each DeadLetter matched with the bad line it holds. */
+typedef struct letters {
+    hvs_decoder_t *d;
+    const char *path;
+} letters_t;
+
+static void check_letter(void *opaque, const rd_kafka_message_t *m) {
+    letters_t *dl = opaque;
+    hvs_err_t err;
+    avro_value_t *v, f;
+    if (hvs_decoder_decode(dl->d, m->payload, m->len, &v, &err) != 0)
+        return;
+    const void *orig;
+    size_t olen;
+    avro_value_get_by_name(v, "original_value", &f, NULL);
+    avro_value_get_bytes(&f, &orig, &olen);
+    for (size_t b = 0; b < NBAD; b++) {
+        const char *wanted = bad[b].big ? bad[b].big : bad[b].text;
+        size_t wlen = bad[b].big ? HVS_READING_LINE_MAX : strlen(bad[b].text);
+        if (olen != wlen || memcmp(orig, wanted, olen) != 0)
+            continue;
+        char src[200];
+        snprintf(src, sizeof src, "%s:%d", dl->path, bad[b].line);
+        const char *reason = str_field(v, "error_code");
+        const char *source = str_field(v, "source");
+        HVS_CHECK(reason && strcmp(reason, bad[b].reason) == 0, "%s: reason %s, want %s",
+                  bad[b].apartment, reason ? reason : "-", bad[b].reason);
+        HVS_CHECK(source && strcmp(source, src) == 0, "%s: source %s, want %s",
+                  bad[b].apartment, source ? source : "-", src);
+        HVS_CHECK_EQ_STR(str_field(v, "original_topic"), "readings.raw");
+        bad[b].found++;
+    }
+}
+
 /* "-" reads standard input. */
 static void test_stdin(const char *env) {
     char cmd[512];
@@ -294,109 +373,31 @@ int main(void) {
     hvs_serde_t *s;
     hvs_err_t err;
     HVS_REQUIRE(hvs_serde_new(NULL, &s, &err) == 0, "serde");
-    hvs_kafka_conf_t kc = {.brokers = broker.addr, .group = "readback", .client_id = "test",
-                           .fetch_wait_max_ms = 10};
-    const char *topics[] = {"readings.raw"};
-    hvs_consumer_t *c;
-    HVS_REQUIRE(hvs_consumer_new(&kc, topics, 1, NULL, &c, &err) == 0, "consumer");
     hvs_decoder_t *d;
     HVS_REQUIRE(hvs_decoder_new(s, HVS_SCHEMA_READING, &d, &err) == 0, "decoder");
-    int got = 0, wrong = 0;
-    int64_t deadline = hvs_test_now_ms() + 20000;
-    while (got < GOOD && hvs_test_now_ms() < deadline) {
-        rd_kafka_message_t *msgs[64];
-        size_t n;
-        hvs_consumer_poll_batch(c, msgs, 64, 100, &n, &err);
-        for (size_t k = 0; k < n; k++, got++) {
-            avro_value_t *v, f, arr, item, sub;
-            if (hvs_decoder_decode(d, msgs[k]->payload, msgs[k]->len, &v, &err) != 0) {
-                wrong++;
-                continue;
-            }
-            const char *apt = str_field(v, "apartment_id");
-            int i = apt ? atoi(apt + 4) : -1;
-            if (i < 0 || i >= GOOD) {
-                wrong++;
-                continue;
-            }
-            good_seen[i]++;
-            char bldg[16];
-            snprintf(bldg, sizeof bldg, "bldg_%d", i % 5);
-            int64_t ts;
-            double heat, temp;
-            avro_value_get_by_name(v, "timestamp", &f, NULL);
-            avro_value_get_long(&f, &ts);
-            avro_value_get_by_name(v, "readings", &arr, NULL);
-            avro_value_get_by_index(&arr, 0, &item, NULL);
-            avro_value_get_by_name(&item, "value", &sub, NULL);
-            avro_value_get_double(&sub, &heat);
-            avro_value_get_by_index(&arr, 1, &item, NULL);
-            avro_value_get_by_name(&item, "value", &sub, NULL);
-            avro_value_get_double(&sub, &temp);
-            const char *src = str_field(v, "source");
-            if (strcmp(str_field(v, "building_id"), bldg) != 0 || ts != good_ts(i) ||
-                fabs(heat - good_heat(i)) > 1e-9 || fabs(temp - good_temp(i)) > 1e-9 ||
-                msgs[k]->key_len != strlen(bldg) || memcmp(msgs[k]->key, bldg, strlen(bldg)) ||
-                !src || strncmp(src, path, strlen(path)) != 0) {
-                wrong++;
-                fprintf(stderr, "apt_%d differs\n", i);
-            }
-        }
-        hvs_consumer_commit_batch(c, msgs, n, &err);
-        hvs_consumer_release(msgs, n);
-    }
+    const char *topics[] = {"readings.raw"};
+    hvs_test_tail_t t = {.brokers = broker.addr, .topics = topics, .group = "readback",
+                         .want = GOOD, .timeout_ms = 20000, .commit = true};
+    readback_t rb = {.d = d, .path = path};
+    int got = (int)hvs_test_tail(&t, check_good, &rb), wrong = rb.wrong;
     HVS_CHECK_EQ_INT(got, GOOD);
     HVS_CHECK_EQ_INT(wrong, 0);
     int missing = 0;
     for (int i = 0; i < GOOD; i++)
         missing += good_seen[i] != 1;
     HVS_CHECK_EQ_INT(missing, 0);
-    hvs_consumer_destroy(c);
     hvs_decoder_destroy(d);
 
     /* readings.dlq: one DeadLetter per bad line */
     const char *dtopics[] = {"readings.dlq"};
-    kc.group = "dlqback";
-    HVS_REQUIRE(hvs_consumer_new(&kc, dtopics, 1, NULL, &c, &err) == 0, "consumer");
     HVS_REQUIRE(hvs_decoder_new(s, HVS_SCHEMA_DEAD_LETTER, &d, &err) == 0, "decoder");
-    int letters = 0;
-    deadline = hvs_test_now_ms() + 20000;
-    while (letters < (int)NBAD && hvs_test_now_ms() < deadline) {
-        rd_kafka_message_t *msgs[64];
-        size_t n;
-        hvs_consumer_poll_batch(c, msgs, 64, 100, &n, &err);
-        for (size_t k = 0; k < n; k++, letters++) {
-            avro_value_t *v, f;
-            if (hvs_decoder_decode(d, msgs[k]->payload, msgs[k]->len, &v, &err) != 0)
-                continue;
-            const void *orig;
-            size_t olen;
-            avro_value_get_by_name(v, "original_value", &f, NULL);
-            avro_value_get_bytes(&f, &orig, &olen);
-            for (size_t b = 0; b < NBAD; b++) {
-                const char *wanted = bad[b].big ? bad[b].big : bad[b].text;
-                size_t wlen = bad[b].big ? HVS_READING_LINE_MAX : strlen(bad[b].text);
-                if (olen != wlen || memcmp(orig, wanted, olen) != 0)
-                    continue;
-                char src[200];
-                snprintf(src, sizeof src, "%s:%d", path, bad[b].line);
-                const char *reason = str_field(v, "error_code");
-                const char *source = str_field(v, "source");
-                HVS_CHECK(reason && strcmp(reason, bad[b].reason) == 0, "%s: reason %s, want %s",
-                          bad[b].apartment, reason ? reason : "-", bad[b].reason);
-                HVS_CHECK(source && strcmp(source, src) == 0, "%s: source %s, want %s",
-                          bad[b].apartment, source ? source : "-", src);
-                HVS_CHECK_EQ_STR(str_field(v, "original_topic"), "readings.raw");
-                bad[b].found++;
-            }
-        }
-        hvs_consumer_commit_batch(c, msgs, n, &err);
-        hvs_consumer_release(msgs, n);
-    }
+    hvs_test_tail_t dt = {.brokers = broker.addr, .topics = dtopics, .group = "dlqback",
+                          .want = NBAD, .timeout_ms = 20000, .commit = true};
+    letters_t dl = {.d = d, .path = path};
+    int letters = (int)hvs_test_tail(&dt, check_letter, &dl);
     HVS_CHECK_EQ_INT(letters, NBAD);
     for (size_t b = 0; b < NBAD; b++)
         HVS_CHECK(bad[b].found == 1, "%s dead-lettered once (%d)", bad[b].apartment, bad[b].found);
-    hvs_consumer_destroy(c);
     hvs_decoder_destroy(d);
     hvs_serde_destroy(s);
 

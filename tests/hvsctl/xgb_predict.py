@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """xgb_predict.py MODEL ROWS: predictions of an XGBoost model file on rows, with Python's xgboost.
 
-The cross-check of `hvsctl model export` (tests/integration/test_hvsctl_model.c): MODEL is the
+The cross-check of `hvsctl model export` (tests/hvsctl/test_hvsctl_model_it.c): MODEL is the
 exported UBJ file, loaded exactly as a user would (xgboost.Booster(model_file=MODEL)); ROWS holds
 one row per line, whitespace-separated values, "nan" for a missing value. Prints one prediction
 per line ("%.9g"). Exit 2 on bad arguments, 3 when the model's feature count is not the rows'.
