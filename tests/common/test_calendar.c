@@ -132,10 +132,12 @@ static void test_local_time(void) {
     hvs_calendar_destroy(zh);
 }
 
-int main(void) {
-    test_easter();
-    test_holidays();
-    test_periods();
-    test_local_time();
-    return hvs_test_done();
-}
+static const hvs_test_case_t cases[] = {
+    {"easter", test_easter},
+    {"holidays", test_holidays},
+    {"periods", test_periods},
+    {"local_time", test_local_time},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

@@ -237,12 +237,14 @@ static void test_topics(void) {
     HVS_CHECK_EQ_STR(hvs_topic_name("readings.raw"), "readings.raw");
 }
 
-int main(void) {
-    test_defaults();
-    test_env_overrides_file();
-    test_rejections();
-    test_secrets_masked();
-    test_durations();
-    test_topics();
-    return hvs_test_done();
-}
+static const hvs_test_case_t cases[] = {
+    {"defaults", test_defaults},
+    {"env_overrides_file", test_env_overrides_file},
+    {"rejections", test_rejections},
+    {"secrets_masked", test_secrets_masked},
+    {"durations", test_durations},
+    {"topics", test_topics},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

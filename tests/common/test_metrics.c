@@ -375,10 +375,14 @@ static void test_concurrency(void) {
     hvs_metrics_destroy(m);
 }
 
-int main(void) {
+static const hvs_test_case_t cases[] = {
+    {"render", test_render},
+    {"refusals", test_refusals},
+    {"concurrency", test_concurrency},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
     hvs_log_init("test", HVS_LOG_ERROR, NULL);
-    test_render();
-    test_refusals();
-    test_concurrency();
-    return hvs_test_done();
+    return hvs_test_main(cases, argc, argv);
 }

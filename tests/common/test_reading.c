@@ -416,12 +416,16 @@ static void test_avro_v1(void) {
     hvs_serde_destroy(s);
 }
 
-int main(void) {
+static const hvs_test_case_t cases[] = {
+    {"good", test_good},
+    {"bad", test_bad},
+    {"avro_roundtrip", test_avro_roundtrip},
+    {"avro_bad", test_avro_bad},
+    {"avro_v1", test_avro_v1},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
     hvs_log_init("test", HVS_LOG_ERROR, NULL);
-    test_good();
-    test_bad();
-    test_avro_roundtrip();
-    test_avro_bad();
-    test_avro_v1();
-    return hvs_test_done();
+    return hvs_test_main(cases, argc, argv);
 }

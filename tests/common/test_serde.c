@@ -508,23 +508,50 @@ static void test_registry(void) {
     pthread_mutex_destroy(&reg.lock);
 }
 
-int main(void) {
-    hvs_log_init("test", HVS_LOG_ERROR, NULL);
-    hvs_serde_t *s;
-    hvs_err_t err;
-    HVS_REQUIRE(hvs_serde_new(NULL, &s, &err) == 0, "serde: %s", err.msg);
+/* The serde the cases share, made by the first case that needs it; freed after the cases. */
+static hvs_serde_t *shared_serde;
+
+static void free_serde(void) { hvs_serde_destroy(shared_serde); }
+
+static hvs_serde_t *serde(void) {
+    if (!shared_serde) {
+        hvs_err_t err;
+        HVS_REQUIRE(hvs_serde_new(NULL, &shared_serde, &err) == 0, "serde: %s", err.msg);
+        hvs_test_cleanup(free_serde);
+    }
+    return shared_serde;
+}
+
+static void test_schemas(void) {
+    hvs_serde_t *s = serde();
     for (int k = 0; k < HVS_SCHEMA_COUNT; k++)
         HVS_CHECK(hvs_serde_schema(s, k) != NULL, "schema %d", k);
     HVS_CHECK_EQ_INT(hvs_schema_kind_from_name("hvacstream.Alert"), HVS_SCHEMA_ALERT);
     HVS_CHECK_EQ_INT(hvs_schema_kind_from_name("Reading"), HVS_SCHEMA_READING);
-    test_fields(s);
-    test_roundtrip_all(s);
-    test_bad_messages(s);
-    test_fuzz_all(s);
-    test_evolution(s);
-    test_newer_writer(s);
-    test_json_errors(s);
-    hvs_serde_destroy(s);
-    test_registry();
-    return hvs_test_done();
+}
+
+static void case_fields(void) { test_fields(serde()); }
+static void case_roundtrip_all(void) { test_roundtrip_all(serde()); }
+static void case_bad_messages(void) { test_bad_messages(serde()); }
+static void case_fuzz_all(void) { test_fuzz_all(serde()); }
+static void case_evolution(void) { test_evolution(serde()); }
+static void case_newer_writer(void) { test_newer_writer(serde()); }
+static void case_json_errors(void) { test_json_errors(serde()); }
+
+static const hvs_test_case_t cases[] = {
+    {"schemas", test_schemas},
+    {"fields", case_fields},
+    {"roundtrip_all", case_roundtrip_all},
+    {"bad_messages", case_bad_messages},
+    {"fuzz_all", case_fuzz_all},
+    {"evolution", case_evolution},
+    {"newer_writer", case_newer_writer},
+    {"json_errors", case_json_errors},
+    {"registry", test_registry},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
+    hvs_log_init("test", HVS_LOG_ERROR, NULL);
+    return hvs_test_main(cases, argc, argv);
 }

@@ -167,9 +167,11 @@ static void test_watermark(void) {
     hvs_watermark_destroy(w);
 }
 
-int main(void) {
-    test_parse();
-    test_windows();
-    test_watermark();
-    return hvs_test_done();
-}
+static const hvs_test_case_t cases[] = {
+    {"parse", test_parse},
+    {"windows", test_windows},
+    {"watermark", test_watermark},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }
