@@ -27,7 +27,8 @@ static const char *fmt(double v) {
     return buf;
 }
 
-int main(void) {
+/* Any double, meter-like ones and specials come back bit for bit through strtod. */
+static void test_roundtrip(void) {
     uint64_t x = 88172645463325252ull;
     int bad = 0, n = 0;
     for (int i = 0; i < 50000; i++) {
@@ -45,6 +46,10 @@ int main(void) {
                          999999999999.9999, 123456.78901, INFINITY, -INFINITY, NAN};
     for (size_t i = 0; i < sizeof specials / sizeof *specials; i++)
         HVS_CHECK(roundtrips(specials[i]), "special %zu: %s", i, fmt(specials[i]));
+}
+
+/* The short text of a few doubles and of the int64 extremes. */
+static void test_text(void) {
     HVS_CHECK_EQ_STR(fmt(55464.1), "55464.1");
     HVS_CHECK_EQ_STR(fmt(-0.25), "-0.25");
     HVS_CHECK_EQ_STR(fmt(21.0), "21");
@@ -58,7 +63,10 @@ int main(void) {
     HVS_CHECK_EQ_STR(b, "9223372036854775807");
     b[hvs_fmt_int64(b, 0)] = 0;
     HVS_CHECK_EQ_STR(b, "0");
-    /* the growing buffer: from nothing, across many reallocations, exact contents */
+}
+
+/* the growing buffer: from nothing, across many reallocations, exact contents */
+static void test_strbuf(void) {
     hvs_strbuf_t sb = {0};
     char want[8192];
     size_t wl = 0;
@@ -72,5 +80,13 @@ int main(void) {
     hvs_strbuf_printf(&c, "%s", "longer than four");
     HVS_CHECK(!c.oom && strcmp(c.p, "longer than four") == 0, "strbuf from a small malloc'd start");
     free(c.p);
-    return hvs_test_done();
 }
+
+static const hvs_test_case_t cases[] = {
+    {"roundtrip", test_roundtrip},
+    {"text", test_text},
+    {"strbuf", test_strbuf},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

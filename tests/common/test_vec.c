@@ -8,7 +8,8 @@
 #include "hvs/vec.h"
 #include "hvs_test.h"
 
-int main(void) {
+/* hvs_vec_grow: doubling capacities, contents kept, refusals. */
+static void test_grow(void) {
     int *a = NULL;
     size_t cap = 0, n = 0;
     for (int i = 0; i < 1000; i++) {
@@ -36,8 +37,10 @@ int main(void) {
     char *s = hvs_vec_grow(NULL, &c2, 1, 1, 0);
     HVS_CHECK(s && c2 == 1, "first 0 means 1: %zu", c2);
     free(s);
+}
 
-    /* a sorted index of pointers kept by search + open: 500 keys in a scrambled order */
+/* a sorted index of pointers kept by search + open: 500 keys in a scrambled order */
+static void test_sorted_index(void) {
     typedef struct { char id[16]; } item_t;
     static item_t items[500];
     item_t **idx = NULL;
@@ -72,5 +75,12 @@ int main(void) {
     HVS_VEC_BSEARCH_STR(idx, (size_t)0, ->id, "b1", at, found);
     HVS_CHECK(!found && at == 0, "empty array");
     free(idx);
-    return hvs_test_done();
 }
+
+static const hvs_test_case_t cases[] = {
+    {"grow", test_grow},
+    {"sorted_index", test_sorted_index},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

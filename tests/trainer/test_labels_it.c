@@ -11,14 +11,19 @@
 #define DAY 86400000LL
 #define D20241001 1727740800000LL
 
-int main(void) {
+/* Alert ids to their day. */
+static void test_alert_day(void) {
     HVS_CHECK(tr_labels_alert_day("apt_1#2024-10-01#ANOMALY") == D20241001, "alert id day");
     HVS_CHECK(tr_labels_alert_day("bldg_A#2024-10-02#DATA_QUALITY") == D20241001 + DAY, "building-level id");
     HVS_CHECK(tr_labels_alert_day("apt_1#2024-13-01#ANOMALY") == HVS_MS_NONE, "month 13 refused");
     HVS_CHECK(tr_labels_alert_day("apt_1#2024-10-1#ANOMALY") == HVS_MS_NONE, "short date refused");
     HVS_CHECK(tr_labels_alert_day("apt_1-2024-10-01") == HVS_MS_NONE, "no '#' refused");
     HVS_CHECK(tr_labels_alert_day(NULL) == HVS_MS_NONE, "NULL refused");
+}
 
+/* A partial set (technicians' verdicts): the latest verdict wins; then through a real
+ * redis-server what a restart reads back, and pruning. */
+static void test_partial_set(void) {
     tr_labels_t l;
     tr_labels_init(&l);
     hvs_ms_t d = D20241001;
@@ -98,8 +103,16 @@ int main(void) {
     if (len)
         freeReplyObject(len);
     tr_labels_free(&back);
+    tr_labels_free(&l);
+    hvs_redis_batch_destroy(b);
+    hvs_redis_destroy(r);
+    hvs_test_proc_stop(&redis);
+}
 
-    /* a complete set (the simulator's ground truth): unlisted days are negative */
+/* a complete set (the simulator's ground truth): unlisted days are negative */
+static void test_complete_set(void) {
+    hvs_ms_t d = D20241001;
+    size_t pos, neg;
     tr_labels_t c;
     tr_labels_init(&c);
     c.complete = true;
@@ -110,10 +123,13 @@ int main(void) {
     tr_labels_count(&c, d, d + DAY, &pos, &neg);
     HVS_CHECK(pos == 1 && neg == 0, "complete counts only its positives: %zu / %zu", pos, neg);
     tr_labels_free(&c);
-
-    tr_labels_free(&l);
-    hvs_redis_batch_destroy(b);
-    hvs_redis_destroy(r);
-    hvs_test_proc_stop(&redis);
-    return hvs_test_done();
 }
+
+static const hvs_test_case_t cases[] = {
+    {"alert_day", test_alert_day},
+    {"partial_set", test_partial_set},
+    {"complete_set", test_complete_set},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }
