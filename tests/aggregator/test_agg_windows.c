@@ -353,12 +353,14 @@ static void test_accept(void) {
     agg_free(g);
 }
 
-int main(void) {
-    test_regular();
-    test_gap_and_meter_events();
-    test_silent_and_building();
-    test_bucket_roundtrip();
-    test_accept();
-    test_order_independence();
-    return hvs_test_done();
-}
+static const hvs_test_case_t cases[] = {
+    {"regular", test_regular},
+    {"gap_and_meter_events", test_gap_and_meter_events},
+    {"silent_and_building", test_silent_and_building},
+    {"bucket_roundtrip", test_bucket_roundtrip},
+    {"accept", test_accept},
+    {"order_independence", test_order_independence},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

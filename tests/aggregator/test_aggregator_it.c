@@ -147,7 +147,7 @@ static json_t *wait_for(const char *topic, size_t n) {
             json_decref(m);
             usleep(300000);
         }
-        m = agg_test_tail(env, topic, NULL);
+        m = hvs_test_tail_json(env, topic, NULL);
     } while (m && json_array_size(m) < n && hvs_test_now_ms() < deadline);
     return m;
 }
@@ -159,7 +159,7 @@ static json_t *find(json_t *final, const char *apt, hvs_ms_t size, hvs_ms_t ws);
 static json_t *wait_final(const char *topic, bool (*done)(json_t *), json_t **final_out) {
     int64_t deadline = hvs_test_now_ms() + 30000;
     for (;;) {
-        json_t *m = agg_test_tail(env, topic, NULL), *f = json_object();
+        json_t *m = hvs_test_tail_json(env, topic, NULL), *f = json_object();
         if (m)
             agg_test_final(f, m);
         if (m && done(f)) {
@@ -167,7 +167,7 @@ static json_t *wait_final(const char *topic, bool (*done)(json_t *), json_t **fi
             json_decref(m);
             json_decref(f);
             usleep(500000);
-            m = agg_test_tail(env, topic, NULL);
+            m = hvs_test_tail_json(env, topic, NULL);
             f = json_object();
             if (m)
                 agg_test_final(f, m);
@@ -330,7 +330,7 @@ int main(void) {
     start_aggregator(&agg, "hvs-aggregator", NULL);
     sleep(6);
     hvs_test_proc_stop(&agg);
-    json_t *h3 = agg_test_tail(env, "aggregates.hourly", NULL);
+    json_t *h3 = hvs_test_tail_json(env, "aggregates.hourly", NULL);
     HVS_CHECK(h3 && json_array_size(h3) == json_array_size(h2), "after restart: %zu hourly, %zu before",
               h3 ? json_array_size(h3) : 0, json_array_size(h2));
 

@@ -153,7 +153,7 @@ static void start_worker(hvs_test_proc_t *w) {
 
 /* Latest vector per entity-hour, and how many messages in all. */
 static json_t *vectors(size_t *total) {
-    json_t *msgs = agg_test_tail(env, "features.hourly", NULL), *latest = json_object();
+    json_t *msgs = hvs_test_tail_json(env, "features.hourly", NULL), *latest = json_object();
     size_t i;
     json_t *m;
     *total = json_array_size(msgs);
@@ -183,13 +183,13 @@ static json_t *wait_vectors(size_t want, size_t *total) {
 /* A topic once it holds at least n messages (the bad inputs may come after the last vector). */
 static json_t *wait_topic(const char *topic, size_t n) {
     for (int i = 0; i < 150; i++) {
-        json_t *m = agg_test_tail(env, topic, NULL);
+        json_t *m = hvs_test_tail_json(env, topic, NULL);
         if (json_array_size(m) >= n)
             return m;
         json_decref(m);
         usleep(200000);
     }
-    return agg_test_tail(env, topic, NULL);
+    return hvs_test_tail_json(env, topic, NULL);
 }
 
 static double feat(json_t *v, const char *name) {

@@ -408,9 +408,11 @@ static void test_missing_weather_storm(void) {
     HVS_CHECK(other == 0, "no alert for the clean days: %zu", other);
 }
 
-int main(void) {
-    test_timing();
-    test_order_replay_revision();
-    test_missing_weather_storm();
-    return hvs_test_done();
-}
+static const hvs_test_case_t cases[] = {
+    {"timing", test_timing},
+    {"order_replay_revision", test_order_replay_revision},
+    {"missing_weather_storm", test_missing_weather_storm},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

@@ -248,9 +248,11 @@ static void test_speed(void) {
     sim_delivery_destroy(d);
 }
 
-int main(void) {
-    test_clean();
-    test_each_imperfection();
-    test_speed();
-    return hvs_test_done();
-}
+static const hvs_test_case_t cases[] = {
+    {"clean", test_clean},
+    {"each_imperfection", test_each_imperfection},
+    {"speed", test_speed},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

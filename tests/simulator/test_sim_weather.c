@@ -199,11 +199,15 @@ static void test_shocks(void) {
     HVS_CHECK(fronts > 0 && storms > 0, "both kinds: %d fronts, %d storms", fronts, storms);
 }
 
-int main(void) {
+static const hvs_test_case_t cases[] = {
+    {"climate", test_climate},
+    {"region_and_determinism", test_region_and_determinism},
+    {"forecasts", test_forecasts},
+    {"shocks", test_shocks},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
     sim_weather_conf_default(&conf, 42);
-    test_climate();
-    test_region_and_determinism();
-    test_forecasts();
-    test_shocks();
-    return hvs_test_done();
+    return hvs_test_main(cases, argc, argv);
 }

@@ -134,15 +134,41 @@ static void test_faults(void) {
     sim_weather_server_stop(s);
 }
 
-int main(void) {
-    sim_weather_conf_default(&wconf, 9);
-    sim_weather_server_conf_t c = {.weather = &wconf, .now_ms = &sim_now, .elevation_m = 430};
-    sim_weather_server_t *s;
-    hvs_err_t err;
-    HVS_REQUIRE(sim_weather_server_start(0, &c, &s, &err) == 0, "start: %s", err.msg);
-    test_forecast(sim_weather_server_port(s));
-    test_bad_parameters(sim_weather_server_port(s));
-    sim_weather_server_stop(s);
+/* The server the forecast and parameter cases ask, started by the first of them. */
+static sim_weather_server_t *server;
+
+static void stop_server(void) {
+    if (server)
+        sim_weather_server_stop(server);
+    server = NULL;
+}
+
+static uint16_t server_port(void) {
+    if (!server) {
+        sim_weather_server_conf_t c = {.weather = &wconf, .now_ms = &sim_now, .elevation_m = 430};
+        hvs_err_t err;
+        HVS_REQUIRE(sim_weather_server_start(0, &c, &server, &err) == 0, "start: %s", err.msg);
+        hvs_test_cleanup(stop_server);
+    }
+    return sim_weather_server_port(server);
+}
+
+static void case_forecast(void) { test_forecast(server_port()); }
+static void case_bad_parameters(void) { test_bad_parameters(server_port()); }
+/* The fault servers run alone, as they always did: the shared one is stopped first. */
+static void case_faults(void) {
+    stop_server();
     test_faults();
-    return hvs_test_done();
+}
+
+static const hvs_test_case_t cases[] = {
+    {"forecast", case_forecast},
+    {"bad_parameters", case_bad_parameters},
+    {"faults", case_faults},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
+    sim_weather_conf_default(&wconf, 9);
+    return hvs_test_main(cases, argc, argv);
 }

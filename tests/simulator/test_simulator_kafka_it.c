@@ -88,6 +88,56 @@ static char *run(const char *cmd, size_t *len) {
     return out;
 }
 
+/* What the consumer of readings.raw, topology and sim.labels saw. */
+typedef struct kafka_seen {
+    hvs_decoder_t *dec;
+    hvs_reading_codec_t *codec;
+    hvs_reading_t *r;
+    char **got; /* canonical records without NaN */
+    size_t cap, ngot, truncated, nan_got, buildings, labels;
+} kafka_seen_t;
+
+static void see_message(void *opaque, const rd_kafka_message_t *m) {
+    kafka_seen_t *ks = opaque;
+    hvs_reading_t *r = ks->r;
+    hvs_err_t err;
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    if (!strcmp(topic, "topology")) {
+        ks->buildings++;
+        return;
+    }
+    if (!strcmp(topic, "sim.labels")) {
+        ks->labels++;
+        return;
+    }
+    avro_value_t *v;
+    if (hvs_decoder_decode(ks->dec, m->payload, m->len, &v, &err) != 0) {
+        ks->truncated += !strcmp(err.reason, HVS_SERDE_R_TRUNCATED) ||
+                     !strcmp(err.reason, HVS_SERDE_R_AVRO);
+        return;
+    }
+    HVS_REQUIRE(hvs_reading_from_avro(ks->codec, v, r, &err) == 0, "from avro: %s", err.msg);
+    bool has_nan = false;
+    const char *types[HVS_READING_MAX_SENSORS], *rooms[HVS_READING_MAX_SENSORS];
+    double vals[HVS_READING_MAX_SENSORS];
+    for (size_t k = 0; k < r->n; k++) {
+        types[k] = r->v[k].sensor_type;
+        rooms[k] = r->v[k].room_name[0] ? r->v[k].room_name : NULL;
+        vals[k] = r->v[k].value;
+        has_nan |= isnan(vals[k]);
+    }
+    HVS_CHECK((size_t)m->key_len == strlen(r->building_id) &&
+                  !memcmp(m->key, r->building_id, m->key_len),
+              "message key is not the building id");
+    if (has_nan) {
+        ks->nan_got++;
+        return;
+    }
+    if (ks->ngot == ks->cap)
+        ks->got = realloc(ks->got, (ks->cap *= 2) * sizeof *ks->got);
+    ks->got[ks->ngot++] = canon(r->apartment_id, r->timestamp, types, rooms, vals, r->n);
+}
+
 static void check_kafka_equals_jsonl(const hvs_test_proc_t *broker) {
     char cmd[2048];
     size_t jlen, klen;
@@ -113,62 +163,18 @@ static void check_kafka_equals_jsonl(const hvs_test_proc_t *broker) {
     hvs_reading_codec_t *codec;
     HVS_REQUIRE(hvs_decoder_new(s, HVS_SCHEMA_READING, &dec, &err) == 0, "decoder");
     HVS_REQUIRE(hvs_reading_codec_new(s, &codec, &err) == 0, "codec");
-    hvs_kafka_conf_t kc = {.brokers = broker->addr, .group = "simtest", .client_id = "test",
-                           .fetch_wait_max_ms = 10};
     const char *topics[] = {"readings.raw", "topology", "sim.labels"};
-    hvs_consumer_t *c;
-    HVS_REQUIRE(hvs_consumer_new(&kc, topics, 3, NULL, &c, &err) == 0, "consumer: %s", err.msg);
-    HVS_REQUIRE(hvs_consumer_wait_assignment(c, 20000, &err) == 0, "assignment: %s", err.msg);
-    size_t cap = nwant + 1024, ngot = 0, truncated = 0, nan_got = 0, buildings = 0, labels = 0;
-    char **got = malloc(cap * sizeof *got);
-    hvs_reading_t *r = calloc(1, sizeof *r);
-    rd_kafka_message_t *msgs[512];
-    int64_t deadline = hvs_test_now_ms() + 30000, quiet_since = hvs_test_now_ms();
-    while (hvs_test_now_ms() < deadline && hvs_test_now_ms() - quiet_since < 3000) {
-        size_t n = 0;
-        hvs_consumer_poll_batch(c, msgs, 512, 200, &n, &err);
-        if (n)
-            quiet_since = hvs_test_now_ms();
-        for (size_t i = 0; i < n; i++) {
-            const char *topic = rd_kafka_topic_name(msgs[i]->rkt);
-            if (!strcmp(topic, "topology")) {
-                buildings++;
-                continue;
-            }
-            if (!strcmp(topic, "sim.labels")) {
-                labels++;
-                continue;
-            }
-            avro_value_t *v;
-            if (hvs_decoder_decode(dec, msgs[i]->payload, msgs[i]->len, &v, &err) != 0) {
-                truncated += !strcmp(err.reason, HVS_SERDE_R_TRUNCATED) ||
-                             !strcmp(err.reason, HVS_SERDE_R_AVRO);
-                continue;
-            }
-            HVS_REQUIRE(hvs_reading_from_avro(codec, v, r, &err) == 0, "from avro: %s", err.msg);
-            bool has_nan = false;
-            const char *types[HVS_READING_MAX_SENSORS], *rooms[HVS_READING_MAX_SENSORS];
-            double vals[HVS_READING_MAX_SENSORS];
-            for (size_t k = 0; k < r->n; k++) {
-                types[k] = r->v[k].sensor_type;
-                rooms[k] = r->v[k].room_name[0] ? r->v[k].room_name : NULL;
-                vals[k] = r->v[k].value;
-                has_nan |= isnan(vals[k]);
-            }
-            HVS_CHECK((size_t)msgs[i]->key_len == strlen(r->building_id) &&
-                          !memcmp(msgs[i]->key, r->building_id, msgs[i]->key_len),
-                      "message key is not the building id");
-            if (has_nan) {
-                nan_got++;
-                continue;
-            }
-            if (ngot == cap)
-                got = realloc(got, (cap *= 2) * sizeof *got);
-            got[ngot++] = canon(r->apartment_id, r->timestamp, types, rooms, vals, r->n);
-        }
-        hvs_consumer_commit_batch(c, msgs, n, &err);
-        hvs_consumer_release(msgs, n);
-    }
+    kafka_seen_t k = {.dec = dec, .codec = codec, .r = calloc(1, sizeof(hvs_reading_t)),
+                      .cap = nwant + 1024};
+    k.got = malloc(k.cap * sizeof *k.got);
+    hvs_test_tail_t t = {.brokers = broker->addr, .topics = topics, .ntopics = 3,
+                         .group = "simtest", .assign_ms = 20000, .timeout_ms = 30000,
+                         .idle_ms = 3000, .poll_ms = 200, .batch = 512, .commit = true};
+    hvs_test_tail(&t, see_message, &k);
+    char **got = k.got;
+    size_t ngot = k.ngot, truncated = k.truncated, nan_got = k.nan_got, buildings = k.buildings,
+           labels = k.labels;
+    hvs_reading_t *r = k.r;
     qsort(got, ngot, sizeof *got, cmp_str);
     printf("kafka: %zu records, %zu undecodable, %zu with NaN, %zu buildings, %zu labels\n", ngot,
            truncated, nan_got, buildings, labels);
@@ -181,8 +187,6 @@ static void check_kafka_equals_jsonl(const hvs_test_proc_t *broker) {
     HVS_CHECK_EQ_INT(nan_got, nan);
     HVS_CHECK_EQ_INT(buildings, 3);
     HVS_CHECK(labels > 0, "labels topic empty");
-    hvs_consumer_close(c, &err);
-    hvs_consumer_destroy(c);
     free(r);
     free_strs(got, ngot);
     free_strs(want, nwant);

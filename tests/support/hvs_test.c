@@ -16,6 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "hvs/err.h"
+#include "hvs/kafka.h"
+
 int hvs_test_passed;
 int hvs_test_failed;
 
@@ -23,6 +28,136 @@ int hvs_test_done(void) {
     printf("%d passed, %d failed\n", hvs_test_passed, hvs_test_failed);
     fflush(stdout);
     return hvs_test_failed == 0 && hvs_test_passed > 0 ? 0 : 1;
+}
+
+/* ---- named cases ------------------------------------------------------------------------- */
+
+static void (*cleanups[16])(void);
+static int ncleanups;
+
+void hvs_test_cleanup(void (*fn)(void)) {
+    HVS_REQUIRE(ncleanups < (int)(sizeof cleanups / sizeof cleanups[0]), "too many cleanups");
+    cleanups[ncleanups++] = fn;
+}
+
+static void run_case(const hvs_test_case_t *c) {
+    printf("== %s\n", c->name);
+    fflush(stdout);
+    c->fn();
+    fflush(stdout);
+    fflush(stderr);
+}
+
+int hvs_test_main(const hvs_test_case_t *cases, int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--list") == 0) {
+        for (const hvs_test_case_t *c = cases; c->name; c++)
+            printf("%s\n", c->name);
+        return 0;
+    }
+    for (int i = 1; i < argc; i++) {
+        const hvs_test_case_t *c = cases;
+        while (c->name && strcmp(c->name, argv[i]) != 0)
+            c++;
+        if (!c->name) {
+            fprintf(stderr, "%s: no case \"%s\" (--list names them)\n", argv[0], argv[i]);
+            return 2;
+        }
+    }
+    if (argc > 1) {
+        for (int i = 1; i < argc; i++)
+            for (const hvs_test_case_t *c = cases; c->name; c++)
+                if (strcmp(c->name, argv[i]) == 0)
+                    run_case(c);
+    } else {
+        for (const hvs_test_case_t *c = cases; c->name; c++)
+            run_case(c);
+    }
+    while (ncleanups > 0)
+        cleanups[--ncleanups]();
+    return hvs_test_done();
+}
+
+/* ---- reading topics back ---------------------------------------------------------------- */
+
+size_t hvs_test_tail(const hvs_test_tail_t *t, hvs_test_tail_fn fn, void *opaque) {
+    static int groups;
+    char group[64];
+    if (!t->group)
+        snprintf(group, sizeof group, "hvs-test-tail-%d-%d", (int)getpid(), ++groups);
+    hvs_kafka_conf_t kc = {.brokers = t->brokers, .group = t->group ? t->group : group,
+                           .client_id = "hvs-test-tail", .fetch_wait_max_ms = 10};
+    hvs_consumer_t *c;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_consumer_new(&kc, t->topics, t->ntopics ? t->ntopics : 1, NULL, &c, &err) == 0,
+                "tail consumer: %s", err.msg);
+    if (t->assign_ms > 0)
+        HVS_REQUIRE(hvs_consumer_wait_assignment(c, t->assign_ms, &err) == 0, "tail assignment: %s",
+                    err.msg);
+    size_t max = t->batch ? t->batch : 64;
+    if (max > 512)
+        max = 512;
+    int poll_ms = t->poll_ms ? t->poll_ms : 100;
+    int64_t now = hvs_test_now_ms(), deadline = now + (t->timeout_ms ? t->timeout_ms : 20000);
+    int64_t last = now;
+    size_t got = 0;
+    rd_kafka_message_t *msgs[512];
+    bool lingered = false;
+    for (;;) {
+        now = hvs_test_now_ms();
+        int wait = poll_ms;
+        if (t->want && got >= t->want) {
+            if (t->linger_ms <= 0 || lingered)
+                break;
+            wait = t->linger_ms; /* one more poll: duplicates would show up now */
+            lingered = true;
+        } else if (now >= deadline || (t->idle_ms > 0 && now - last >= t->idle_ms)) {
+            break;
+        }
+        size_t n = 0;
+        hvs_consumer_poll_batch(c, msgs, max, wait, &n, &err);
+        if (n)
+            last = hvs_test_now_ms();
+        for (size_t i = 0; i < n; i++)
+            if (fn)
+                fn(opaque, msgs[i]);
+        got += n;
+        if (t->commit && n)
+            hvs_consumer_commit_batch(c, msgs, n, &err);
+        hvs_consumer_release(msgs, n);
+    }
+    hvs_consumer_close(c, &err);
+    hvs_consumer_destroy(c);
+    return got;
+}
+
+json_t *hvs_test_tail_json(const char *env, const char *topic, const char *extra_args) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s tail %s --from-beginning --max 100000000 %s 2>/dev/null", env,
+             HVS_TEST_HVSCTL, topic, extra_args ? extra_args : "");
+    char *out = NULL;
+    size_t len = 0;
+    int rc = hvs_test_run(cmd, NULL, 0, &out, &len);
+    if (rc != 0) {
+        fprintf(stderr, "hvs_test_tail_json %s: exit %d\n", topic, rc);
+        free(out);
+        return NULL;
+    }
+    json_t *arr = json_array();
+    char *line = out;
+    while (line && *line) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = 0;
+        json_error_t e;
+        json_t *j = json_loads(line, JSON_ALLOW_NUL, &e);
+        if (j)
+            json_array_append_new(arr, j);
+        else if (*line)
+            fprintf(stderr, "hvs_test_tail_json %s: not JSON: %.200s\n", topic, line);
+        line = nl ? nl + 1 : NULL;
+    }
+    free(out);
+    return arr;
 }
 
 int64_t hvs_test_now_ms(void) {

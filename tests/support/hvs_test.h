@@ -8,6 +8,14 @@
  *
  * Assertions: HVS_CHECK prints file:line and the message and counts a failure; the test keeps
  * going. hvs_test_done() prints "N passed, M failed" and returns the exit status.
+ *
+ * Named cases: a test file lists its cases in a table and main is hvs_test_main (below); every
+ * case runs alone (`./test_x case_name`), `./test_x --list` names them. A case that needs
+ * services starts them itself, or through a fixture the file starts lazily and registers with
+ * hvs_test_cleanup.
+ *
+ * Reading topics back: hvs_test_tail (a fresh consumer, every message from the beginning until N
+ * or a timeout) and hvs_test_tail_json (the same through `hvsctl tail`, as JSON objects).
  * Thread-safety: none; tests are single-threaded around these calls.
  */
 #ifndef HVS_TEST_H
@@ -66,6 +74,29 @@ static inline const char *hvs_test_str(const char *s) { return s ? s : "(null)";
 /* Print the closing line and return 0 if nothing failed. */
 int hvs_test_done(void);
 
+/* ---- named cases ------------------------------------------------------------------------- */
+
+typedef struct hvs_test_case {
+    const char *name;
+    void (*fn)(void);
+} hvs_test_case_t;
+
+/* Ends a case table. */
+#define HVS_TEST_CASES_END {NULL, NULL}
+
+/*
+ * A test's main: runs every case of `cases` (terminated by HVS_TEST_CASES_END) in order, or only
+ * those named on the command line (in the order named); `--list` prints the names and runs
+ * nothing. Each case's name is printed ("== name") before it runs. After the cases, the cleanups
+ * registered with hvs_test_cleanup run (last first). Returns hvs_test_done()'s status, or 2 for
+ * an unknown case name.
+ */
+int hvs_test_main(const hvs_test_case_t *cases, int argc, char **argv);
+
+/* Run fn after the cases (fixtures started lazily by a case: stop services, remove files).
+ * At most 16. */
+void hvs_test_cleanup(void (*fn)(void));
+
 typedef struct hvs_test_proc {
     pid_t pid;
     int port;             /* main port */
@@ -110,6 +141,49 @@ int hvs_test_run(const char *cmd, const char *input, size_t inlen, char **out, s
  */
 long hvs_test_http(const char *method, const char *url, const char *payload, size_t plen,
                    char **out, char *ctype, size_t ctlen);
+
+/* ---- reading topics back ---------------------------------------------------------------- */
+
+struct rd_kafka_message_s; /* rd_kafka_message_t, <librdkafka/rdkafka.h> */
+
+/* What hvs_test_tail reads and when it stops. Zero fields take the defaults named. */
+typedef struct hvs_test_tail {
+    const char *brokers;         /* required: "host:port" */
+    const char *const *topics;   /* required: effective names */
+    size_t ntopics;              /* 0 = 1 */
+    const char *group;           /* NULL = a new group of its own ("hvs-test-tail-<pid>-<n>") */
+    size_t want;                 /* stop once this many arrived; 0 = only on idle or timeout */
+    int timeout_ms;              /* overall limit; 0 = 20000 */
+    int idle_ms;                 /* stop after this long without a message; 0 = never */
+    int linger_ms;               /* after `want` arrived, one more poll this long: late
+                                    duplicates show (they are passed on and counted) */
+    int assign_ms;               /* > 0: first wait this long for the assignment (fatal if none) */
+    int poll_ms;                 /* one poll's wait; 0 = 100 */
+    size_t batch;                /* messages per poll; 0 = 64, at most 512 */
+    bool commit;                 /* commit each batch after the callback saw it */
+} hvs_test_tail_t;
+
+/* Called for each message in order of arrival; the message is only valid during the call. */
+typedef void (*hvs_test_tail_fn)(void *opaque, const struct rd_kafka_message_s *m);
+
+/*
+ * Read every message of t->topics from the beginning with a fresh consumer (the common kafka
+ * layer, fetch.wait.max.ms 10) until t->want arrived, t->idle_ms passed without one, or
+ * t->timeout_ms. Calls fn (may be NULL) for each. Returns how many were read. The consumer is
+ * closed and freed before it returns; nothing is left for the caller to free. Fatal (exit 1)
+ * when the consumer cannot be created.
+ */
+size_t hvs_test_tail(const hvs_test_tail_t *t, hvs_test_tail_fn fn, void *opaque);
+
+/*
+ * Every message of `topic` from the beginning, read by the operator's tool (`hvsctl tail
+ * --from-beginning`, stops at the end of the topic): a JSON array of hvsctl tail's objects
+ * ("key", "value", "partition", "offset", ...; for dead letters "reason" etc.). `env` is put
+ * before the command ("HVS_KAFKA_BROKERS=... "); `extra_args` (may be NULL) after it.
+ * Returns a new array (the caller json_decref's it), or NULL with a message on stderr when
+ * hvsctl fails. Lines that are not JSON are reported and skipped.
+ */
+struct json_t *hvs_test_tail_json(const char *env, const char *topic, const char *extra_args);
 
 /* Monotonic milliseconds. */
 int64_t hvs_test_now_ms(void);

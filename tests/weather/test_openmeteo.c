@@ -336,11 +336,17 @@ static void test_helpers(void) {
     HVS_CHECK_EQ_STR(wx_var_field(WX_WIND), "wind_speed_ms");
 }
 
-int main(void) {
+static void free_hours(void) { wx_hours_free(&hours); }
+
+static const hvs_test_case_t cases[] = {
+    {"good", test_good},
+    {"bad", test_bad},
+    {"helpers", test_helpers},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
     hvs_log_init("test", HVS_LOG_ERROR, NULL);
-    test_good();
-    test_bad();
-    test_helpers();
-    wx_hours_free(&hours);
-    return hvs_test_done();
+    hvs_test_cleanup(free_hours);
+    return hvs_test_main(cases, argc, argv);
 }

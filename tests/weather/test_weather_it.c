@@ -142,7 +142,7 @@ static size_t records_of(const json_t *msgs, const char *building, json_t **out,
 }
 
 static size_t count_weather(const char *building) {
-    json_t *msgs = wx_test_tail(env, "weather.hourly");
+    json_t *msgs = hvs_test_tail_json(env, "weather.hourly", NULL);
     json_t *recs[4096];
     size_t n = msgs ? records_of(msgs, building, recs, 4096) : 0;
     json_decref(msgs);
@@ -154,7 +154,7 @@ static size_t count_weather(const char *building) {
 static json_t *wait_messages(const char *topic, size_t want, int ms) {
     int64_t deadline = hvs_test_now_ms() + ms;
     for (;;) {
-        json_t *msgs = wx_test_tail(env, topic);
+        json_t *msgs = hvs_test_tail_json(env, topic, NULL);
         if ((msgs && json_array_size(msgs) >= want) || hvs_test_now_ms() >= deadline)
             return msgs;
         json_decref(msgs);
@@ -405,7 +405,7 @@ static void scenario_simulator(void) {
     /* further polls of the unchanged answers publish nothing */
     double unchanged = wait_metric(wport, "hvs_weather_polls_total{result=\"unchanged\"}", 6, 30000);
     HVS_CHECK(unchanged >= 6, "two more rounds unchanged: %g", unchanged);
-    msgs = wx_test_tail(env, "weather.hourly");
+    msgs = hvs_test_tail_json(env, "weather.hourly", NULL);
     HVS_CHECK(msgs && json_array_size(msgs) == expected, "nothing new: %zu",
               msgs ? json_array_size(msgs) : 0);
     json_decref(msgs);
@@ -435,7 +435,7 @@ static void scenario_simulator(void) {
     rounds = metric(wport, "hvs_weather_round_seconds_count");
     wait_metric(wport, "hvs_weather_round_seconds_count", rounds + 2, 15000);
     json_decref(msgs);
-    msgs = wx_test_tail(env, "weather.hourly");
+    msgs = hvs_test_tail_json(env, "weather.hourly", NULL);
     HVS_CHECK(msgs && json_array_size(msgs) == expected + changed, "exactly the changed hours: %zu, "
               "expected %zu", msgs ? json_array_size(msgs) : 0, expected + changed);
     size_t fresh_ok = 0;
@@ -668,7 +668,7 @@ static void scenario_outage(void) {
     while (n < 3 && hvs_test_now_ms() < deadline) {
         json_decref(alerts);
         usleep(500000);
-        alerts = wx_test_tail(env, "alerts");
+        alerts = hvs_test_tail_json(env, "alerts", NULL);
         n = alerts ? records_of(alerts, "o2_down", mine, 64) : 0;
     }
     HVS_CHECK(n >= 3, "three alerts for the building that is down: %zu", n);
@@ -719,11 +719,11 @@ static void scenario_outage(void) {
         usleep(300000);
     HVS_CHECK(count_weather("o2_down") > 0, "published after recovery");
     HVS_CHECK(log_has(wxlog, "weather recovered", "o2_down"), "recovery logged");
-    alerts = wx_test_tail(env, "alerts");
+    alerts = hvs_test_tail_json(env, "alerts", NULL);
     size_t after = alerts ? records_of(alerts, "o2_down", mine, 64) : 0;
     json_decref(alerts);
     sleep(3); /* three clock hours: an outage still open would have alerted again */
-    alerts = wx_test_tail(env, "alerts");
+    alerts = hvs_test_tail_json(env, "alerts", NULL);
     HVS_CHECK(alerts && records_of(alerts, "o2_down", mine, 64) == after, "no alerts after recovery");
     json_decref(alerts);
     HVS_CHECK(metric(wport, "hvs_weather_locations_in_outage") == 0, "outage gauge back to 0");
@@ -761,7 +761,7 @@ static void scenario_outage(void) {
               gone1.requests, gone2.requests);
     HVS_CHECK(old2.requests == old1.requests, "nor the moved one's old place: %d -> %d",
               old1.requests, old2.requests);
-    json_t *w3 = wx_test_tail(env, "weather.hourly");
+    json_t *w3 = hvs_test_tail_json(env, "weather.hourly", NULL);
     json_t *r3[400];
     size_t n3 = w3 ? records_of(w3, "o3_new", r3, 400) : 0, at_new = 0;
     for (size_t i = 0; i < n3; i++)

@@ -39,8 +39,8 @@ static size_t publish_all(wx_history_t *hs, const wx_hour_t *h, size_t n, hvs_ms
     return k;
 }
 
-int main(void) {
-    hvs_log_init("test", HVS_LOG_ERROR, NULL);
+/* One history through a sequence of answers: each step builds on the state the last left. */
+static void test_history(void) {
     wx_history_t hs = {0};
     wx_hour_t resp[48];
     hvs_ms_t now = T0 + 26 * H + 15 * 60000; /* 02:15 on day 2 */
@@ -128,5 +128,14 @@ int main(void) {
     HVS_CHECK_EQ_INT(publish_all(&hs, resp, 48, cut3), 48 - 2 - 1);
     wx_hours_free(&replay);
     wx_history_free(&hs);
-    return hvs_test_done();
+}
+
+static const hvs_test_case_t cases[] = {
+    {"history", test_history},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
+    hvs_log_init("test", HVS_LOG_ERROR, NULL);
+    return hvs_test_main(cases, argc, argv);
 }

@@ -413,35 +413,6 @@ uint64_t wx_server_requests(wx_server_t *s) { return atomic_load(&s->requests); 
 
 /* ---- topics and metrics ------------------------------------------------------------------- */
 
-json_t *wx_test_tail(const char *env, const char *topic) {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s tail %s --from-beginning --max 100000000 2>/dev/null", env,
-             HVS_TEST_HVSCTL, topic);
-    char *out = NULL;
-    size_t len = 0;
-    int rc = hvs_test_run(cmd, NULL, 0, &out, &len);
-    if (rc != 0) {
-        fprintf(stderr, "wx_test_tail %s: exit %d\n", topic, rc);
-        free(out);
-        return NULL;
-    }
-    json_t *arr = json_array();
-    char *line = out;
-    while (line && *line) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = 0;
-        json_t *j = json_loads(line, 0, NULL);
-        if (j)
-            json_array_append_new(arr, j);
-        else if (*line)
-            fprintf(stderr, "wx_test_tail %s: not JSON: %.200s\n", topic, line);
-        line = nl ? nl + 1 : NULL;
-    }
-    free(out);
-    return arr;
-}
-
 double wx_test_metric(const char *text, const char *sample) {
     if (!text)
         return -1;

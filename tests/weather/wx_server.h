@@ -71,9 +71,6 @@ uint64_t wx_server_requests(wx_server_t *s);
 
 /* ---- reading topics back in tests ---- */
 #include <jansson.h>
-/* Every message of `topic` from the beginning through `hvsctl tail` (env before the command):
- * an array of hvsctl's objects, or NULL with a message on stderr. */
-json_t *wx_test_tail(const char *env, const char *topic);
 /* The value of a Prometheus sample "name{labels}" (or "name") in text; -1 when absent. */
 double wx_test_metric(const char *text, const char *sample);
 

@@ -1,0 +1,149 @@
+/*
+ * test_featstore_it - feature state through a real redis-server: hour and weather slots round-trip
+ * exactly (NaN included); a saved building loads back equal, slot for slot; only dirty slots
+ * are written; revision rules (older revisions and hours older than the ring are ignored);
+ * partition membership and the epoch marker; unparsable stored state is refused naming its key.
+ */
+#include <math.h>
+
+#include "hvs/featstore.h"
+#include "hvs/redis.h"
+#include "hvs_test.h"
+
+#define HOUR 3600000LL
+#define T0 1730419200000LL /* 2024-11-01T00:00:00Z */
+
+static bool same(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
+
+static bool hour_eq(const hvs_feat_hour_t *a, const hvs_feat_hour_t *b) {
+    return a->hour == b->hour && a->revision == b->revision && same(a->use, b->use) &&
+           same(a->water, b->water) && same(a->room_temp, b->room_temp) &&
+           same(a->setpoint, b->setpoint) && same(a->comfort_gap, b->comfort_gap);
+}
+
+static bool wx_eq(const hvs_feat_wx_hour_t *a, const hvs_feat_wx_hour_t *b) {
+    if (a->hour != b->hour || a->n != b->n)
+        return false;
+    for (int i = 0; i < a->n; i++) {
+        const hvs_feat_wx_t *x = &a->v[i], *y = &b->v[i];
+        if (x->issued_at != y->issued_at || x->observed != y->observed || !same(x->temp, y->temp) ||
+            !same(x->rh, y->rh) || !same(x->cloud, y->cloud) || !same(x->ghi, y->ghi) ||
+            !same(x->wind, y->wind))
+            return false;
+    }
+    return true;
+}
+
+static long long hlen(hvs_redis_t *r, const char *key) {
+    redisReply *rep = NULL;
+    hvs_err_t err;
+    long long n = -1;
+    if (hvs_redis_command(r, &rep, &err, "HLEN %s", key) == 0 && rep->type == REDIS_REPLY_INTEGER)
+        n = rep->integer;
+    if (rep)
+        freeReplyObject(rep);
+    return n;
+}
+
+int main(void) {
+    /* encodings */
+    hvs_feat_hour_t h = {T0, 1.25, NAN, 20.4, 21.0, 0.6000000000000014, 3};
+    char buf[4096];
+    size_t n = hvs_fs_encode_hour(&h, buf, sizeof buf);
+    hvs_feat_hour_t h2;
+    HVS_CHECK(n < sizeof buf && hvs_fs_decode_hour(buf, n, &h2) == 0 && hour_eq(&h, &h2),
+              "hour round trip: %.*s", (int)n, buf);
+    HVS_CHECK(hvs_fs_decode_hour("1 2 3", 5, &h2) != 0 && hvs_fs_decode_hour("x 0 1 1 1 1 1", 13, &h2) != 0,
+              "malformed hour refused");
+    hvs_feat_wx_hour_t w = {.hour = HVS_MS_NONE}, w2;
+    for (int i = 0; i < 3; i++) {
+        hvs_feat_wx_t r = {T0 - (10 - i) * HOUR, i == 2, 4.5 + i, 80, NAN, 120.25, 3};
+        hvs_feat_wx_add(&w, T0, &r);
+    }
+    n = hvs_fs_encode_wx(&w, buf, sizeof buf);
+    HVS_CHECK(hvs_fs_decode_wx(buf, n, &w2) == 0 && wx_eq(&w, &w2), "weather round trip: %.*s",
+              (int)n, buf);
+    HVS_CHECK(hvs_fs_decode_wx("123|1 2 3", 9, &w2) != 0, "malformed weather refused");
+
+    /* in memory */
+    hvs_fs_building_t *b = hvs_fs_building_new("bldg_1", 5);
+    hvs_fs_entity_t *e = hvs_fs_entity(b, "apt_2", true), *be = hvs_fs_entity(b, HVS_FS_BUILDING, true);
+    HVS_REQUIRE(e && be && b->nents == 2 && strcmp(b->ents[0]->id, "-") == 0, "entities sorted");
+    for (int i = 0; i < 400; i++) { /* more than the ring: the newest 336 stay */
+        hvs_feat_hour_t x = {T0 + i * HOUR, 0.5 + 0.1 * i, 10, 20, 21, 1, 0};
+        hvs_fs_put_hour(e, &x);
+        hvs_fs_put_hour(be, &x);
+        hvs_feat_wx_t r = {T0 + i * HOUR + HOUR, true, 1.0 * i, 50, 50, 0, 2};
+        hvs_fs_put_weather(b, T0 + i * HOUR, &r);
+    }
+    hvs_feat_hour_t old = {T0 + 10 * HOUR, 99, 0, 0, 0, 0, 5};
+    HVS_CHECK(hvs_fs_put_hour(e, &old) == 0, "an hour older than the ring is ignored");
+    hvs_feat_hour_t rev1 = {T0 + 399 * HOUR, 7.5, 10, 20, 21, 1, 1};
+    HVS_CHECK(hvs_fs_put_hour(e, &rev1) == 1, "revision 1 replaces 0");
+    hvs_feat_hour_t rev0 = {T0 + 399 * HOUR, 1.0, 10, 20, 21, 1, 0};
+    HVS_CHECK(hvs_fs_put_hour(e, &rev0) == 0 && hvs_fs_put_hour(e, &rev1) == 0,
+              "older revision and a replay are ignored");
+    hvs_feat_history_t view;
+    hvs_fs_view(b, e, T0, &view);
+    const hvs_feat_hour_t *got = hvs_feat_hour_get(&view, T0 + 399 * HOUR);
+    HVS_CHECK(got && got->use == 7.5 && !hvs_feat_hour_get(&view, T0 + 63 * HOUR) &&
+                  hvs_feat_hour_get(&view, T0 + 64 * HOUR),
+              "ring keeps the newest %d hours", HVS_FS_HOURS);
+
+    /* Redis */
+    hvs_test_proc_t rs;
+    HVS_REQUIRE(hvs_test_redis_start(&rs, 0) == 0, "redis");
+    hvs_redis_t *r;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_redis_connect(rs.addr, NULL, &r, &err) == 0, "connect");
+    hvs_redis_batch_t *batch = hvs_redis_batch_new();
+    char **ids;
+    size_t nids;
+    bool epoch;
+    HVS_CHECK(hvs_fs_partition(r, batch, 5, &ids, &nids, &epoch, &err) == 0 && nids == 0 && !epoch,
+              "empty partition, no epoch");
+    hvs_fs_ids_free(ids, nids);
+    hvs_redis_batch_reset(batch);
+    HVS_CHECK(hvs_fs_save(batch, b, &err) == 0 && hvs_redis_batch_exec(r, batch, &err) == 0 &&
+                  hvs_redis_batch_errors(batch) == 0,
+              "save: %s", err.msg);
+    HVS_CHECK(hlen(r, "hvs:{bldg_1}:fs:h:apt_2") == HVS_FS_HOURS &&
+                  hlen(r, "hvs:{bldg_1}:fs:wx") == HVS_FS_HOURS,
+              "one field per ring slot");
+    /* nothing dirty: a second save writes nothing */
+    hvs_redis_batch_reset(batch);
+    hvs_fs_save(batch, b, &err);
+    HVS_CHECK(hvs_redis_batch_size(batch) == 0, "clean building writes nothing: %zu commands",
+              hvs_redis_batch_size(batch));
+    hvs_feat_hour_t one = {T0 + 400 * HOUR, 1, 1, 1, 1, 0, 0};
+    hvs_fs_put_hour(e, &one);
+    hvs_redis_batch_reset(batch);
+    hvs_fs_save(batch, b, &err);
+    HVS_CHECK(hvs_redis_batch_size(batch) == 1, "one dirty slot, one command");
+    hvs_redis_batch_exec(r, batch, &err);
+
+    HVS_CHECK(hvs_fs_partition(r, batch, 5, &ids, &nids, &epoch, &err) == 0 && nids == 1 &&
+                  strcmp(ids[0], "bldg_1") == 0 && epoch,
+              "partition lists the building, epoch set");
+    hvs_fs_ids_free(ids, nids);
+    hvs_fs_building_t *l;
+    HVS_REQUIRE(hvs_fs_load(r, batch, "bldg_1", 5, &l, &err) == 0 && l, "load: %s", err.msg);
+    int eq = 0;
+    for (size_t i = 0; i < HVS_FS_HOURS; i++) {
+        eq += hour_eq(&l->ents[1]->hours[i], &e->hours[i]) && hour_eq(&l->ents[0]->hours[i], &be->hours[i]);
+        eq += wx_eq(&l->wx[i], &b->wx[i]);
+    }
+    HVS_CHECK(l->nents == 2 && eq == 2 * HVS_FS_HOURS, "loaded equal: %d of %d slots", eq,
+              2 * HVS_FS_HOURS);
+    hvs_fs_building_free(l);
+    HVS_CHECK(hvs_fs_load(r, batch, "nobody", 0, &l, &err) == 0 && l == NULL, "absent building");
+    hvs_redis_command(r, NULL, &err, "HSET hvs:{bldg_1}:fs:h:apt_2 3 garbage");
+    HVS_CHECK(hvs_fs_load(r, batch, "bldg_1", 5, &l, &err) == HVS_ESERDE && !l &&
+                  strstr(err.msg, "hvs:{bldg_1}:fs:h:apt_2"),
+              "unparsable state refused: %s", err.msg);
+    hvs_fs_building_free(b);
+    hvs_redis_batch_destroy(batch);
+    hvs_redis_destroy(r);
+    hvs_test_proc_stop(&rs);
+    return hvs_test_done();
+}

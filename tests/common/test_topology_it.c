@@ -1,0 +1,123 @@
+/*
+ * test_topology_it - the topology follower over a real hvs-devbroker: Building records produced
+ * as Avro come back with every field the workers use (archetype, holiday region, commissioning,
+ * location, area, sorted apartments, partition); a newer record replaces a building and bumps
+ * its version; deleted = true and a tombstone remove one; an undecodable record is counted and
+ * skipped while the rest still applies.
+ */
+#include <math.h>
+
+#include "hvs/kafka.h"
+#include "hvs/log.h"
+#include "hvs/serde.h"
+#include "hvs/topology.h"
+#include "hvs_test.h"
+
+static hvs_serde_t *serde;
+static hvs_encoder_t *enc;
+static hvs_producer_t *prod;
+
+static void send_building(const char *id, const char *region, double lat, int napts, bool deleted) {
+    char json[4096], apts[2048] = "";
+    size_t o = 0;
+    /* apartments listed in reverse order: the follower sorts them */
+    for (int i = napts - 1; i >= 0; i--)
+        o += (size_t)snprintf(apts + o, sizeof apts - o,
+                              "%s{\"apartment_id\":\"apt_%02d\",\"area_m2\":70.0,\"floor\":1,"
+                              "\"rooms\":[],\"occupied_since\":null}",
+                              o ? "," : "", i);
+    snprintf(json, sizeof json,
+             "{\"building_id\":\"%s\",\"archetype\":\"passive\",\"commissioning_date\":1577836800000,"
+             "\"latitude\":%.4f,\"longitude\":8.5417,\"heated_area_m2\":2400.5,"
+             "\"construction_year\":2015,\"insulation\":null,\"holiday_region\":%s%s%s,"
+             "\"apartments\":[%s],\"updated_at\":1700000000000,\"deleted\":%s}",
+             id, lat, region ? "\"" : "", region ? region : "null", region ? "\"" : "", apts,
+             deleted ? "true" : "false");
+    hvs_err_t err = {0};
+    avro_value_t *v = hvs_encoder_value(enc);
+    HVS_REQUIRE(hvs_serde_value_from_json(serde, v, json, strlen(json), &err) == 0, "json: %s",
+                err.msg);
+    const void *buf;
+    size_t len;
+    HVS_REQUIRE(hvs_encoder_encode(enc, &buf, &len, &err) == 0, "encode: %s", err.msg);
+    HVS_REQUIRE(hvs_producer_send(prod, "topology", RD_KAFKA_PARTITION_UA, id, strlen(id), buf, len,
+                                  &err) == 0,
+                "send: %s", err.msg);
+}
+
+static void send_raw(const char *id, const void *value, size_t len) {
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_producer_send(prod, "topology", RD_KAFKA_PARTITION_UA, id, strlen(id), value, len,
+                                  &err) == 0,
+                "send: %s", err.msg);
+}
+
+int main(void) {
+    hvs_log_init("test", HVS_LOG_WARN, NULL);
+    hvs_test_proc_t broker;
+    HVS_REQUIRE(hvs_test_devbroker_start(&broker, "--partitions 4") == 0, "devbroker");
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_serde_new(NULL, &serde, &err) == 0, "serde");
+    hvs_kafka_conf_t kc = {.brokers = broker.addr, .group = "t", .client_id = "test",
+                           .fetch_wait_max_ms = 10};
+    HVS_REQUIRE(hvs_producer_new(&kc, &prod, &err) == 0, "producer: %s", err.msg);
+    HVS_REQUIRE(hvs_encoder_new(serde, HVS_SCHEMA_BUILDING, "topology", &enc, &err) == 0, "enc");
+
+    send_building("bldg_b", "CH-BE", 46.95, 3, false);
+    send_building("bldg_a", "CH-ZH", 47.37, 2, false);
+    send_building("bldg_c", NULL, 46.20, 1, false);
+    send_building("bldg_d", "CH-GE", 46.20, 1, false);
+    send_raw("bldg_x", "\x00\x00\x00\x00\x03garbage", 12); /* Building's id, then no Building */
+    send_building("bldg_a", "CH-ZH", 47.40, 4, false); /* a newer record of bldg_a */
+    send_building("bldg_c", NULL, 46.20, 1, true);     /* decommissioned */
+    send_raw("bldg_d", NULL, 0);                        /* tombstone */
+    HVS_REQUIRE(hvs_producer_flush(prod, 10000, &err) == 0, "flush: %s", err.msg);
+
+    hvs_topology_t *t;
+    HVS_REQUIRE(hvs_topology_new(&kc, serde, "topology", &t, &err) == 0, "topology: %s", err.msg);
+    hvs_topology_poll(t, 20000);
+    HVS_CHECK(hvs_topology_caught_up(t), "caught up");
+    size_t n;
+    const hvs_building_t *all = hvs_topology_buildings(t, &n);
+    HVS_CHECK(n == 2 && strcmp(all[0].id, "bldg_a") == 0 && strcmp(all[1].id, "bldg_b") == 0,
+              "buildings a and b remain, sorted: %zu", n);
+    const hvs_building_t *a = hvs_topology_find(t, "bldg_a");
+    HVS_CHECK(a && a->napts == 4 && strcmp(a->apts[0], "apt_00") == 0 &&
+                  strcmp(a->apts[3], "apt_03") == 0,
+              "newer record wins, apartments sorted");
+    HVS_CHECK(a && a->version == 2 && fabs(a->latitude - 47.40) < 1e-9 &&
+                  fabs(a->longitude - 8.5417) < 1e-9,
+              "version %llu, lat %g", a ? (unsigned long long)a->version : 0, a ? a->latitude : 0);
+    HVS_CHECK(a && strcmp(a->archetype, "passive") == 0 && strcmp(a->holiday_region, "CH-ZH") == 0 &&
+                  a->commissioning == 1577836800000LL && fabs(a->heated_area_m2 - 2400.5) < 1e-9,
+              "archetype, region, commissioning, area");
+    const hvs_building_t *b = hvs_topology_find(t, "bldg_b");
+    HVS_CHECK(b && b->partition >= 0 && b->partition < 4 && b->version == 1, "partition %d",
+              b ? b->partition : -1);
+    HVS_CHECK(!hvs_topology_find(t, "bldg_c"), "deleted = true removes it");
+    HVS_CHECK(!hvs_topology_find(t, "bldg_d"), "a tombstone removes it");
+    HVS_CHECK(hvs_topology_bad(t) == 1, "undecodable record counted: %llu",
+              (unsigned long long)hvs_topology_bad(t));
+    HVS_CHECK(hvs_topology_apartments(t, "bldg_b") == 3 && hvs_topology_apartments(t, "nope") == -1,
+              "apartment counts");
+    HVS_CHECK(hvs_topology_has_apartment(t, "bldg_b", "apt_02") &&
+                  !hvs_topology_has_apartment(t, "bldg_b", "apt_09"),
+              "apartment lookup");
+
+    /* Later records arrive while it follows. */
+    send_building("bldg_e", "CH-LU", 47.05, 2, false);
+    hvs_producer_flush(prod, 10000, &err);
+    int applied = 0;
+    for (int i = 0; i < 200 && !hvs_topology_find(t, "bldg_e"); i++) {
+        usleep(20000); /* once caught up, poll only takes what is already fetched */
+        applied += hvs_topology_poll(t, 0);
+    }
+    const hvs_building_t *e = hvs_topology_find(t, "bldg_e");
+    HVS_CHECK(e && applied == 1 && strcmp(e->holiday_region, "CH-LU") == 0, "followed: %d", applied);
+    hvs_topology_free(t);
+    hvs_encoder_destroy(enc);
+    hvs_producer_destroy(prod);
+    hvs_serde_destroy(serde);
+    hvs_test_proc_stop(&broker);
+    return hvs_test_done();
+}

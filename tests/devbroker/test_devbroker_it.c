@@ -1,0 +1,108 @@
+/*
+ * hvs-devbroker's control channel and what the kafka layer does with the faults it injects:
+ * commands answered (and bad ones refused); the broker taken down while messages are produced
+ * (flush times out, nothing lost: after "broker up" every message arrives exactly once -
+ * idempotent producer); produce requests failing with NOT_LEADER_FOR_PARTITION (retried, no
+ * duplicates). The two-member rebalance is in test_kafka_rebalance.c.
+ */
+#include "hvs/kafka.h"
+#include "hvs/log.h"
+#include "hvs_test.h"
+
+static int ctl(const hvs_test_proc_t *b, const char *cmd) {
+    char reply[256];
+    int rc = hvs_test_devbroker_control(b, cmd, reply, sizeof reply);
+    if (rc)
+        fprintf(stderr, "control \"%s\": %s\n", cmd, reply);
+    return rc;
+}
+
+typedef struct seen_ids {
+    unsigned char *seen;
+    int nseen;
+} seen_ids_t;
+
+/* Counts each message's 4-byte id into seen[]. */
+static void count_id(void *opaque, const rd_kafka_message_t *m) {
+    seen_ids_t *s = opaque;
+    uint32_t id;
+    memcpy(&id, m->payload, 4);
+    if ((int)id < s->nseen)
+        s->seen[id]++;
+}
+
+/* Consume `topic` from the start in a fresh group until `want` messages or 20 s, and half a
+ * second longer (duplicates would show up then); counts each 4-byte id into seen[]. Returns
+ * messages read. */
+static int drain(const char *brokers, const char *topic, const char *group, int want,
+                 unsigned char *seen, int nseen) {
+    const char *topics[] = {topic};
+    seen_ids_t s = {seen, nseen};
+    hvs_test_tail_t t = {.brokers = brokers, .topics = topics, .group = group,
+                         .want = (size_t)want, .timeout_ms = 20000, .linger_ms = 500,
+                         .batch = 512};
+    return (int)hvs_test_tail(&t, count_id, &s);
+}
+
+static int count_exactly_once(const unsigned char *seen, int n) {
+    int ok = 0;
+    for (int i = 0; i < n; i++)
+        ok += seen[i] == 1;
+    return ok;
+}
+
+int main(void) {
+    hvs_log_init("test", HVS_LOG_ERROR, NULL);
+    hvs_test_proc_t b;
+    HVS_REQUIRE(hvs_test_devbroker_start(&b, "--partitions 4") == 0, "devbroker");
+    char reply[256];
+    HVS_CHECK(hvs_test_devbroker_control(&b, "ping", reply, sizeof reply) == 0 &&
+                  strcmp(reply, "ok pong") == 0,
+              "ping: %s", reply);
+    HVS_CHECK(hvs_test_devbroker_control(&b, "fly away", reply, sizeof reply) != 0 &&
+                  strncmp(reply, "error", 5) == 0,
+              "unknown command refused: %s", reply);
+    HVS_CHECK(hvs_test_devbroker_control(&b, "errors 0 1 NO_SUCH_ERROR", reply, sizeof reply) != 0,
+              "unknown error name refused");
+    HVS_CHECK(ctl(&b, "rtt 1 0") == 0, "rtt");
+    HVS_CHECK(ctl(&b, "topic create fault.down 2") == 0, "topic create");
+    HVS_CHECK(ctl(&b, "topic create fault.errors 2") == 0, "topic create");
+
+    hvs_kafka_conf_t kc = {.brokers = b.addr, .client_id = "t"};
+    hvs_producer_t *p;
+    hvs_err_t err;
+    HVS_REQUIRE(hvs_producer_new(&kc, &p, &err) == 0, "producer");
+    /* metadata first, so the producer knows the partitions before the broker goes away */
+    uint32_t warm = 999999;
+    hvs_producer_send(p, "fault.down", 0, "k", 1, &warm, 4, &err);
+    HVS_REQUIRE(hvs_producer_flush(p, 10000, &err) == 0, "warm-up");
+
+    /* Broker down while producing: not acknowledged, then everything arrives once. */
+    enum { N = 2000 };
+    static unsigned char seen[N];
+    HVS_CHECK(ctl(&b, "broker down 1") == 0, "broker down");
+    for (uint32_t i = 0; i < N; i++)
+        HVS_REQUIRE(hvs_producer_send(p, "fault.down", RD_KAFKA_PARTITION_UA, "k", 1, &i, 4,
+                                      &err) == 0,
+                    "queue");
+    HVS_CHECK(hvs_producer_flush(p, 1500, &err) == HVS_ETIMEOUT, "flush while down: %s", err.msg);
+    HVS_CHECK(ctl(&b, "broker up 1") == 0, "broker up");
+    HVS_CHECK(hvs_producer_flush(p, 30000, &err) == 0, "flush after up: %s", err.msg);
+    int got = drain(b.addr, "fault.down", "g-down", N + 1, seen, N);
+    HVS_CHECK_EQ_INT(got, N + 1);
+    HVS_CHECK_EQ_INT(count_exactly_once(seen, N), N);
+
+    /* Produce requests fail NOT_LEADER_FOR_PARTITION three times: retried, no duplicates. */
+    memset(seen, 0, sizeof seen);
+    HVS_CHECK(ctl(&b, "errors 0 3 NOT_LEADER_FOR_PARTITION") == 0, "push errors");
+    for (uint32_t i = 0; i < N; i++)
+        hvs_producer_send(p, "fault.errors", RD_KAFKA_PARTITION_UA, "k", 1, &i, 4, &err);
+    HVS_CHECK(hvs_producer_flush(p, 30000, &err) == 0, "flush with errors: %s", err.msg);
+    got = drain(b.addr, "fault.errors", "g-errors", N, seen, N);
+    HVS_CHECK_EQ_INT(got, N);
+    HVS_CHECK_EQ_INT(count_exactly_once(seen, N), N);
+
+    hvs_producer_destroy(p);
+    hvs_test_proc_stop(&b);
+    return hvs_test_done();
+}
