@@ -1,0 +1,379 @@
+/*
+ * The stage runner (hvs/stage.h) over a real hvs-devbroker: a toy stage consumes readings.raw
+ * and weather.hourly and copies every good record to aggregates.15m. Each case checks one
+ * promise of the runner against what the broker really holds afterwards:
+ *   - a record `handle` refuses is on readings.raw.dlq with its reason and original bytes, it is
+ *     counted by reason, and the stage goes on with the next records;
+ *   - write_state runs only when every output (and dead letter) of the batch is acknowledged;
+ *   - offsets are committed only after write_state succeeded: a failed state write ends the
+ *     run and the next member of the group is handed the same records again;
+ *   - with two input topics, `assigned` runs once per partition number;
+ *   - the phase, lag, batch and dead-letter metrics every stage exports are there, with the
+ *     stage's name;
+ *   - SIGTERM (hvs_app_request_stop) ends the run after the batch is committed: a new member of
+ *     the group is handed nothing.
+ * The toy stage ends a run by returning TEST_DONE from after_batch once it has seen what it
+ * expects (the stop flag of hvs_app is one per process: only the last case may use it).
+ */
+#include <librdkafka/rdkafka.h>
+
+#include "hvs/app.h"
+#include "hvs/dlq.h"
+#include "hvs/kafka.h"
+#include "hvs/log.h"
+#include "hvs/metrics.h"
+#include "hvs/serde.h"
+#include "hvs/stage.h"
+#include "hvs/topics.h"
+#include "hvs_test.h"
+
+#define PARTITIONS 3 /* of the pipeline's topics; the toy's own topics get the broker's default */
+#define MAX_PARTS 64
+#define TEST_DONE HVS_ESTATE
+
+static hvs_test_proc_t broker;
+static bool broker_up;
+
+static void stop_broker(void) { hvs_test_proc_stop(&broker); }
+
+/* The broker, started on first use and shared by the cases (each uses topics of its own run). */
+static void need_broker(void) {
+    if (broker_up)
+        return;
+    char args[64];
+    snprintf(args, sizeof args, "--partitions %d", PARTITIONS);
+    HVS_REQUIRE(hvs_test_devbroker_start(&broker, args) == 0, "devbroker");
+    setenv("HVS_KAFKA_BROKERS", broker.addr, 1);
+    hvs_test_cleanup(stop_broker);
+    broker_up = true;
+}
+
+/* The toy stage's state: what the callbacks saw, and how a case wants them to behave. */
+typedef struct toy {
+    hvs_stage_t *st;
+    const char *out_topic;
+    size_t handled, bad, sent, expect;
+    size_t assigned_calls, assigned_count[MAX_PARTS];
+    int fail_state_writes;         /* write_state fails this many times (fatal) */
+    size_t state_writes, state_writes_unacked;
+    bool stop_by_signal;           /* end with hvs_app_request_stop instead of TEST_DONE */
+} toy_t;
+
+static int toy_handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
+    toy_t *t = opaque;
+    t->handled++;
+    if (m->len >= 3 && memcmp(m->payload, "bad", 3) == 0) {
+        t->bad++;
+        return hvs_err_set(why, HVS_EINVAL, "toy_bad_record", "record %lld says it is bad",
+                           (long long)m->offset);
+    }
+    t->sent++;
+    return hvs_producer_send(hvs_stage_producer(t->st), t->out_topic, RD_KAFKA_PARTITION_UA,
+                             m->key, m->key_len, m->payload, m->len, why);
+}
+
+static int toy_write_state(void *opaque, hvs_err_t *err) {
+    toy_t *t = opaque;
+    t->state_writes++;
+    /* every output and every dead letter queued so far must be acknowledged by now */
+    if (hvs_producer_delivered(hvs_stage_producer(t->st)) != t->sent + t->bad)
+        t->state_writes_unacked++;
+    if (t->handled > 0 && t->fail_state_writes > 0) {
+        t->fail_state_writes--;
+        return hvs_err_set(err, HVS_EREDIS, "toy_state_lost", "state write refused (test)");
+    }
+    return 0;
+}
+
+static int toy_assigned(void *opaque, int32_t p, hvs_err_t *err) {
+    toy_t *t = opaque;
+    t->assigned_calls++;
+    if (p >= 0 && p < MAX_PARTS)
+        t->assigned_count[p]++;
+    return 0;
+}
+
+static int toy_after_batch(void *opaque, const hvs_stage_batch_t *b, hvs_err_t *err) {
+    toy_t *t = opaque;
+    if (t->handled < t->expect || !b->caught_up)
+        return 0;
+    if (t->stop_by_signal) {
+        hvs_app_request_stop();
+        return 0;
+    }
+    return hvs_err_set(err, TEST_DONE, "test_done", "saw all %zu records", t->expect);
+}
+
+static const hvs_stage_def_t toy_stage = {
+    .name = "stagetest",
+    .handle = toy_handle,
+    .write_state = toy_write_state,
+    .assigned = toy_assigned,
+    .after_batch = toy_after_batch,
+};
+
+/* Produce `n` records keyed b0..b9 to `topic`; those whose index is in `bad` (a NULL-terminated
+ * list of indexes + 1, or NULL) carry "bad". */
+static void produce(hvs_app_t *app, const char *topic, size_t n, const int *bad) {
+    hvs_kafka_conf_t kc;
+    hvs_app_kafka_conf(app, &kc);
+    hvs_producer_t *p;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_producer_new(&kc, &p, &err) == 0, "producer: %s", err.msg);
+    for (size_t i = 0; i < n; i++) {
+        char key[16], val[32];
+        snprintf(key, sizeof key, "b%zu", i % 10);
+        bool is_bad = false;
+        for (const int *b = bad; b && *b; b++)
+            is_bad |= (size_t)(*b - 1) == i;
+        snprintf(val, sizeof val, "%s-%zu", is_bad ? "bad" : "good", i);
+        HVS_REQUIRE(hvs_producer_send(p, topic, RD_KAFKA_PARTITION_UA, key, strlen(key), val,
+                                      strlen(val), &err) == 0, "send: %s", err.msg);
+    }
+    HVS_REQUIRE(hvs_producer_flush(p, 10000, &err) == 0, "flush: %s", err.msg);
+    hvs_producer_destroy(p);
+}
+
+/* One run of the toy stage over `inputs` in consumer group `group`; returns run's code. */
+static int run_toy(hvs_app_t *app, toy_t *t, const char *const *inputs, size_t ninputs,
+                   hvs_err_t *err) {
+    hvs_serde_t *serde = NULL;
+    HVS_REQUIRE(hvs_serde_new(NULL, &serde, err) == 0, "serde: %s", err->msg);
+    hvs_stage_conf_t sc = {.inputs = inputs, .ninputs = ninputs, .batch = 7,
+                           .poll_timeout_ms = 100, .flush_timeout_ms = 10000};
+    HVS_REQUIRE(hvs_stage_new(app, &toy_stage, &sc, serde, t, &t->st, err) == 0, "stage: %s",
+                err->msg);
+    int rc = hvs_stage_run(t->st, err);
+    hvs_stage_destroy(t->st);
+    t->st = NULL;
+    hvs_serde_destroy(serde);
+    return rc;
+}
+
+/* An app in consumer group `group` (HVS_KAFKA_GROUP), no HTTP. */
+static void app_start(hvs_app_t *app, const char *group) {
+    need_broker();
+    setenv("HVS_KAFKA_GROUP", group, 1);
+    hvs_app_spec_t spec = {.worker = "stagetest", .summary = "test", .no_http = true,
+                           .quiet = true, .log_stderr = true};
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_app_init(app, &spec, 0, NULL, &err) == 0, "app: %s", err.msg);
+    hvs_log_set_level(HVS_LOG_WARN);
+}
+
+/* Read a whole topic back; returns the count and collects DeadLetter reasons of the bad ones. */
+typedef struct readback {
+    size_t n;
+    size_t dead;                   /* values that decode as DeadLetter with our reason */
+    size_t dead_with_original;     /* ... and carry the original "bad-<i>" bytes */
+} readback_t;
+
+static void on_message(void *opaque, const rd_kafka_message_t *m) {
+    readback_t *r = opaque;
+    r->n++;
+    const char *v = m->payload;
+    /* the DeadLetter record is Avro: the reason and the original bytes appear verbatim */
+    if (v && memmem(v, m->len, "toy_bad_record", 14)) {
+        r->dead++;
+        if (memmem(v, m->len, "bad-", 4))
+            r->dead_with_original++;
+    }
+}
+
+static readback_t read_topic(const char *topic, size_t want) {
+    readback_t r = {0};
+    const char *topics[] = {topic};
+    hvs_test_tail_t ts = {.brokers = broker.addr, .topics = topics, .want = want,
+                          .timeout_ms = 15000, .linger_ms = 500};
+    hvs_test_tail(&ts, on_message, &r);
+    return r;
+}
+
+/* A plain consumer handle on the broker (metadata, committed offsets), in `group`. */
+static rd_kafka_t *plain_client(const char *group) {
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    HVS_REQUIRE(rd_kafka_conf_set(conf, "bootstrap.servers", broker.addr, errstr, sizeof errstr) ==
+                        RD_KAFKA_CONF_OK &&
+                    rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof errstr) ==
+                        RD_KAFKA_CONF_OK,
+                "conf: %s", errstr);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    HVS_REQUIRE(rk, "client: %s", errstr);
+    return rk;
+}
+
+/* How many partitions `topic` has (it exists: records were produced to it). */
+static int partitions_of(rd_kafka_t *rk, const char *topic) {
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    HVS_REQUIRE(rkt && rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                    md->topic_cnt == 1,
+                "metadata of %s", topic);
+    int n = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    HVS_REQUIRE(n > 0 && n <= MAX_PARTS, "%s has %d partitions", topic, n);
+    return n;
+}
+
+/* ---- cases ---------------------------------------------------------------------------------- */
+
+static void bad_record_is_dead_lettered_and_the_stage_goes_on(void) {
+    hvs_app_t app;
+    app_start(&app, "stage-dlq");
+    const char *in = "stagetest.dlq.in", *out = "stagetest.dlq.out";
+    int bad[] = {3, 17, 0};
+    produce(&app, in, 40, bad);
+    toy_t t = {.out_topic = out, .expect = 40};
+    hvs_err_t err = {0};
+    int rc = run_toy(&app, &t, (const char *const[]){in}, 1, &err);
+    HVS_CHECK(rc == TEST_DONE, "run ended by the test, got %d %s: %s", rc, err.reason, err.msg);
+    HVS_CHECK_EQ_INT(t.handled, 40);
+    HVS_CHECK_EQ_INT(t.bad, 2);
+    readback_t o = read_topic(out, 38);
+    HVS_CHECK_EQ_INT(o.n, 38); /* every good record after the bad ones got through */
+    char dlq[128];
+    hvs_topic_dlq_name(in, dlq, sizeof dlq);
+    readback_t d = read_topic(dlq, 2);
+    HVS_CHECK_EQ_INT(d.n, 2);
+    HVS_CHECK_EQ_INT(d.dead, 2);
+    HVS_CHECK_EQ_INT(d.dead_with_original, 2);
+    char *text = NULL;
+    size_t len;
+    HVS_REQUIRE(hvs_metrics_render(app.metrics, &text, &len, &err) == 0, "render");
+    HVS_CHECK(hvs_test_metric(text, "hvs_stagetest_dead_letters_total{reason=\"toy_bad_record\"}") == 2,
+              "dead letters by reason:\n%s", text);
+    free(text);
+    hvs_app_fini(&app);
+}
+
+static void state_is_written_only_after_outputs_are_acknowledged(void) {
+    hvs_app_t app;
+    app_start(&app, "stage-ack");
+    const char *in = "stagetest.ack.in", *out = "stagetest.ack.out";
+    int bad[] = {5, 0};
+    produce(&app, in, 200, bad);
+    toy_t t = {.out_topic = out, .expect = 200};
+    hvs_err_t err = {0};
+    HVS_CHECK_EQ_INT(run_toy(&app, &t, (const char *const[]){in}, 1, &err), TEST_DONE);
+    HVS_CHECK(t.state_writes >= 200 / 7, "a state write per batch: %zu", t.state_writes);
+    HVS_CHECK_EQ_INT(t.state_writes_unacked, 0);
+    hvs_app_fini(&app);
+}
+
+static void offsets_are_committed_only_after_the_state_write(void) {
+    hvs_app_t app;
+    app_start(&app, "stage-commit");
+    const char *in = "stagetest.commit.in", *out = "stagetest.commit.out";
+    produce(&app, in, 30, NULL);
+    /* first member: its first state write with records fails -> fatal, nothing committed */
+    toy_t t1 = {.out_topic = out, .expect = 30, .fail_state_writes = 1};
+    hvs_err_t err = {0};
+    int rc = run_toy(&app, &t1, (const char *const[]){in}, 1, &err);
+    HVS_CHECK(rc == HVS_EREDIS && strcmp(err.reason, "toy_state_lost") == 0,
+              "the state write's failure ends the run: %d %s", rc, err.reason);
+    HVS_CHECK(t1.handled > 0 && t1.handled < 30, "stopped in its first batch: %zu", t1.handled);
+    /* the next member of the group is handed every record again */
+    toy_t t2 = {.out_topic = out, .expect = 30};
+    HVS_CHECK_EQ_INT(run_toy(&app, &t2, (const char *const[]){in}, 1, &err), TEST_DONE);
+    HVS_CHECK_EQ_INT(t2.handled, 30);
+    hvs_app_fini(&app);
+}
+
+static void a_partition_number_is_assigned_once_across_inputs(void) {
+    hvs_app_t app;
+    app_start(&app, "stage-assign");
+    const char *in1 = "stagetest.assign.a", *in2 = "stagetest.assign.b";
+    const char *out = "stagetest.assign.out";
+    produce(&app, in1, 20, NULL);
+    produce(&app, in2, 20, NULL);
+    toy_t t = {.out_topic = out, .expect = 40};
+    hvs_err_t err = {0};
+    HVS_CHECK_EQ_INT(run_toy(&app, &t, (const char *const[]){in1, in2}, 2, &err), TEST_DONE);
+    rd_kafka_t *rk = plain_client("stage-assign-md");
+    int np = partitions_of(rk, in1);
+    HVS_CHECK_EQ_INT(partitions_of(rk, in2), np);
+    rd_kafka_destroy(rk);
+    HVS_CHECK_EQ_INT(t.assigned_calls, np);
+    for (int p = 0; p < np; p++)
+        HVS_CHECK(t.assigned_count[p] == 1, "partition %d assigned %zu times", p,
+                  t.assigned_count[p]);
+    hvs_app_fini(&app);
+}
+
+static void every_stage_exports_phase_lag_and_batch_metrics(void) {
+    hvs_app_t app;
+    app_start(&app, "stage-metrics");
+    const char *in = "stagetest.metrics.in", *out = "stagetest.metrics.out";
+    produce(&app, in, 50, NULL);
+    toy_t t = {.out_topic = out, .expect = 50};
+    hvs_err_t err = {0};
+    HVS_CHECK_EQ_INT(run_toy(&app, &t, (const char *const[]){in}, 1, &err), TEST_DONE);
+    char *text = NULL;
+    size_t len;
+    HVS_REQUIRE(hvs_metrics_render(app.metrics, &text, &len, &err) == 0, "render");
+    static const char *const phases[] = {"poll", "process", "publish_wait", "state_write",
+                                         "commit", "between_batches"};
+    for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "hvs_stagetest_phase_seconds_total{phase=\"%s\"}", phases[i]);
+        HVS_CHECK(hvs_test_metric(text, name) >= 0, "%s missing", name);
+    }
+    HVS_CHECK(hvs_test_metric(text, "hvs_stagetest_phase_seconds_total{phase=\"poll\"}") > 0,
+              "poll time counted");
+    HVS_CHECK(hvs_test_metric(text, "hvs_stagetest_batch_seconds_count") >= 50.0 / 7,
+              "a batch latency per batch with records:\n%s", text);
+    HVS_CHECK_EQ_INT(hvs_test_metric(text, "hvs_stagetest_consumer_lag_messages"), 0);
+    free(text);
+    hvs_app_fini(&app);
+}
+
+/* Last: the stop flag cannot be cleared in this process. */
+static void sigterm_ends_the_run_after_the_batch_is_committed(void) {
+    hvs_app_t app;
+    app_start(&app, "stage-sigterm");
+    const char *in = "stagetest.sigterm.in", *out = "stagetest.sigterm.out";
+    produce(&app, in, 25, NULL);
+    toy_t t = {.out_topic = out, .expect = 25, .stop_by_signal = true};
+    hvs_err_t err = {0};
+    HVS_CHECK_EQ_INT(run_toy(&app, &t, (const char *const[]){in}, 1, &err), 0);
+    HVS_CHECK_EQ_INT(t.handled, 25);
+    /* what the group committed: every partition at its end */
+    rd_kafka_t *rk = plain_client("stage-sigterm");
+    int np = partitions_of(rk, in);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(np);
+    for (int p = 0; p < np; p++)
+        rd_kafka_topic_partition_list_add(parts, in, p);
+    HVS_REQUIRE(rd_kafka_committed(rk, parts, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR, "committed");
+    int64_t committed = 0;
+    for (int p = 0; p < np; p++) {
+        int64_t lo = 0, hi = 0;
+        HVS_REQUIRE(rd_kafka_query_watermark_offsets(rk, in, p, &lo, &hi, 10000) == 0, "wm");
+        HVS_CHECK(parts->elems[p].offset == hi, "partition %d committed %lld, end %lld", p,
+                  (long long)parts->elems[p].offset, (long long)hi);
+        committed += parts->elems[p].offset > 0 ? parts->elems[p].offset : 0;
+    }
+    HVS_CHECK_EQ_INT(committed, 25);
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_destroy(rk);
+    hvs_app_fini(&app);
+}
+
+static const hvs_test_case_t cases[] = {
+    {"bad_record_is_dead_lettered_and_the_stage_goes_on",
+     bad_record_is_dead_lettered_and_the_stage_goes_on},
+    {"state_is_written_only_after_outputs_are_acknowledged",
+     state_is_written_only_after_outputs_are_acknowledged},
+    {"offsets_are_committed_only_after_the_state_write",
+     offsets_are_committed_only_after_the_state_write},
+    {"a_partition_number_is_assigned_once_across_inputs",
+     a_partition_number_is_assigned_once_across_inputs},
+    {"every_stage_exports_phase_lag_and_batch_metrics",
+     every_stage_exports_phase_lag_and_batch_metrics},
+    {"sigterm_ends_the_run_after_the_batch_is_committed",
+     sigterm_ends_the_run_after_the_batch_is_committed},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }
