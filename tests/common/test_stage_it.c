@@ -139,8 +139,9 @@ static int run_toy(hvs_app_t *app, toy_t *t, const char *const *inputs, size_t n
                    hvs_err_t *err) {
     hvs_serde_t *serde = NULL;
     HVS_REQUIRE(hvs_serde_new(NULL, &serde, err) == 0, "serde: %s", err->msg);
-    hvs_stage_conf_t sc = {.inputs = inputs, .ninputs = ninputs, .batch = 7,
-                           .poll_timeout_ms = 100, .flush_timeout_ms = 10000};
+    static const hvs_stage_settings_t ss = {.batch = 7, .flush_timeout_ms = 10000};
+    hvs_stage_conf_t sc = {.inputs = inputs, .ninputs = ninputs, .settings = &ss,
+                           .poll_timeout_ms = 100};
     HVS_REQUIRE(hvs_stage_new(app, &toy_stage, &sc, serde, t, &t->st, err) == 0, "stage: %s",
                 err->msg);
     int rc = hvs_stage_run(t->st, err);

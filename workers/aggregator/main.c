@@ -32,7 +32,7 @@
 
 typedef struct settings {
     int64_t sample_ms, silence_ms, max_interp_ms, max_pair_ms, grace15_ms, grace60_ms;
-    int64_t lateness_ms, idle_ms, max_future_ms, ooo_ms, batch, flush_timeout_ms, stall_ms;
+    int64_t lateness_ms, idle_ms, max_future_ms, ooo_ms;
     double max_heating_kw, max_water_lph;
     char *unknown;
 } settings_t;
@@ -67,15 +67,9 @@ static const hvs_cfg_entry_t agg_entries[] = {
      "the same for hot water, litres per hour"},
     {"HVS_AGG_UNKNOWN", HVS_CFG_STRING, "accept", 0, 0, S(unknown), 0,
      "readings of buildings/apartments not in topology: accept | dlq"},
-    {"HVS_AGG_BATCH", HVS_CFG_INT, "5000", 1, 1000000, S(batch), 0,
-     "messages per batch (one flush, one Redis round trip, one commit each)"},
-    {"HVS_AGG_FLUSH_TIMEOUT", HVS_CFG_DURATION, "30s", 1000, 600000, S(flush_timeout_ms), 0,
-     "longest wait for the broker to acknowledge a batch's aggregates"},
-    {"HVS_AGG_STALL_TIMEOUT", HVS_CFG_DURATION, "60s", 1000, 86400000, S(stall_ms), 0,
-     "exit (to be restarted) when messages wait in the assigned partitions but none arrive for "
-     "this long: a consumer that stopped fetching must not look alive"},
 };
 static settings_t settings;
+static hvs_stage_settings_t stage_settings; /* HVS_AGG_BATCH, _FLUSH_TIMEOUT, _STALL_TIMEOUT */
 static const hvs_cfg_section_t agg_section = {"aggregator", agg_entries,
                                               sizeof agg_entries / sizeof agg_entries[0], &settings};
 
@@ -292,9 +286,7 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
         .lateness = settings.lateness_ms,
     };
     const char *inputs[] = {w->topic_in};
-    hvs_stage_conf_t sc = {.inputs = inputs, .ninputs = 1, .batch = (size_t)settings.batch,
-                           .flush_timeout_ms = settings.flush_timeout_ms,
-                           .stall_ms = settings.stall_ms};
+    hvs_stage_conf_t sc = {.inputs = inputs, .ninputs = 1, .settings = &stage_settings};
     int rc;
     if ((rc = hvs_serde_new(app->cfg.schema_registry_url, &w->serde, err)) ||
         (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_READING, &w->dec, err)) ||
@@ -349,12 +341,13 @@ static void worker_free(void *state) {
 
 int main(int argc, char **argv) {
     static worker_t w; /* large, zeroed, living for the process */
+    hvs_cfg_section_t sections[] = {agg_section, *hvs_stage_settings_section(&stage_settings, "HVS_AGG_")};
     hvs_app_spec_t spec = {
         .worker = "aggregator",
         .summary = "readings.raw -> 15-minute and hourly aggregates, each window counted once",
         .usage = "Usage: hvs-aggregator [--lateness 48h] [--silence 1h] ... (every HVS_AGG_* is a flag)",
-        .extra = &agg_section,
-        .nextra = 1,
+        .extra = sections,
+        .nextra = 2,
         .state = &w,
         .cleanup = worker_free,
         .flag_prefix = "HVS_AGG_",

@@ -40,8 +40,7 @@
 #define HOUR HVS_MS_HOUR
 
 typedef struct settings {
-    int64_t weather_wait_ms, upgrade_ms, idle_ms, max_future_ms, batch, flush_timeout_ms,
-        rebuild_ms, dq_min, stall_ms;
+    int64_t weather_wait_ms, upgrade_ms, idle_ms, max_future_ms, rebuild_ms, dq_min;
     double dq_limit;
     char *region, *dq_features;
 } settings_t;
@@ -65,17 +64,11 @@ static const hvs_cfg_entry_t fx_entries[] = {
      "missing share of a critical feature (per building and day) that raises DATA_QUALITY"},
     {"HVS_FEAT_DQ_MIN_VECTORS", HVS_CFG_INT, "24", 1, 1000000, S(dq_min), 0,
      "vectors a building-day needs before its missing share is judged"},
-    {"HVS_FEAT_BATCH", HVS_CFG_INT, "5000", 1, 1000000, S(batch), 0,
-     "messages per batch (one flush, one Redis round trip, one commit each)"},
-    {"HVS_FEAT_FLUSH_TIMEOUT", HVS_CFG_DURATION, "30s", 1000, 600000, S(flush_timeout_ms), 0,
-     "longest wait for the broker to acknowledge a batch's vectors"},
     {"HVS_FEAT_REBUILD_WINDOW", HVS_CFG_DURATION, "10d", 86400000, 31536000000.0, S(rebuild_ms), 0,
      "after Redis lost the state, the inputs are replayed from this long ago (message time)"},
-    {"HVS_FEAT_STALL_TIMEOUT", HVS_CFG_DURATION, "60s", 1000, 86400000, S(stall_ms), 0,
-     "exit (to be restarted) when messages wait in the assigned partitions but none arrive for "
-     "this long: a consumer that stopped fetching must not look alive"},
 };
 static settings_t settings;
+static hvs_stage_settings_t stage_settings; /* HVS_FEAT_BATCH, _FLUSH_TIMEOUT, _STALL_TIMEOUT */
 static const hvs_cfg_section_t fx_section = {"features", fx_entries,
                                              sizeof fx_entries / sizeof fx_entries[0], &settings};
 
@@ -443,9 +436,7 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
                       .default_region = settings.region, .dq_limit = settings.dq_limit,
                       .dq_min_vectors = (int)settings.dq_min};
     const char *inputs[] = {w->topic_agg, w->topic_wx};
-    hvs_stage_conf_t sc = {.inputs = inputs, .ninputs = 2, .batch = (size_t)settings.batch,
-                           .flush_timeout_ms = settings.flush_timeout_ms,
-                           .stall_ms = settings.stall_ms};
+    hvs_stage_conf_t sc = {.inputs = inputs, .ninputs = 2, .settings = &stage_settings};
     int rc;
     if ((rc = parse_dq(&fc, settings.dq_features, err)))
         return rc;
@@ -513,12 +504,13 @@ static void worker_free(void *state) {
 
 int main(int argc, char **argv) {
     static worker_t w; /* large, zeroed, living for the process */
+    hvs_cfg_section_t sections[] = {fx_section, *hvs_stage_settings_section(&stage_settings, "HVS_FEAT_")};
     hvs_app_spec_t spec = {
         .worker = "features",
         .summary = "aggregates.hourly + weather.hourly -> features.hourly (the one feature definition)",
         .usage = "Usage: hvs-features [--weather-wait 2h] [--dq-limit 0.05] ... (every HVS_FEAT_* is a flag)",
-        .extra = &fx_section,
-        .nextra = 1,
+        .extra = sections,
+        .nextra = 2,
         .state = &w,
         .cleanup = worker_free,
         .flag_prefix = "HVS_FEAT_",

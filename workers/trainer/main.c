@@ -54,8 +54,8 @@
 
 typedef struct settings {
     int64_t window_ms, every_ms, mature_ms, building_ms, folds, fold_days, min_train_days, per_hour,
-        max_rows, rounds, max_depth, nthread, max_apartments, batch, weather_wait_ms, max_record, top_k,
-        min_labels, drift_cooldown_ms, stall_ms;
+        max_rows, rounds, max_depth, nthread, max_apartments, weather_wait_ms, max_record, top_k,
+        min_labels, drift_cooldown_ms;
     double eta, max_wape, min_improvement;
     bool auto_approve;
     char *horizons, *tasks, *region;
@@ -105,16 +105,13 @@ static const hvs_cfg_entry_t tr_entries[] = {
      "calendar of buildings whose topology names no holiday region"},
     {"HVS_TRAIN_WEATHER_WAIT", HVS_CFG_DURATION, "2h", 0, 604800000, S(weather_wait_ms), 0,
      "as the features worker's HVS_FEAT_WEATHER_WAIT (anomaly rows' as_of)"},
-    {"HVS_TRAIN_BATCH", HVS_CFG_INT, "5000", 1, 1000000, S(batch), 0, "messages per batch"},
-    {"HVS_TRAIN_STALL_TIMEOUT", HVS_CFG_DURATION, "60s", 1000, 86400000, S(stall_ms), 0,
-     "exit (to be restarted) when messages wait in the assigned partitions but no poll returns "
-     "any for this long (training runs between polls do not count)"},
     {"HVS_TRAIN_MAX_RECORD", HVS_CFG_INT, "4194304", 10000, HVS_TOPIC_MODELS_MAX_MESSAGE, S(max_record), 0,
      "largest ModelVersion record published, bytes (`models` takes up to 16 MiB; hvs-devbroker "
      "keeps ~5 MiB per partition, so there larger ones push older versions out): a larger model "
      "is not published, loudly"},
 };
 static settings_t settings;
+static hvs_stage_settings_t stage_settings; /* HVS_TRAIN_BATCH, _FLUSH_TIMEOUT, _STALL_TIMEOUT */
 static const hvs_cfg_section_t tr_section = {"trainer", tr_entries,
                                              sizeof tr_entries / sizeof tr_entries[0], &settings};
 
@@ -764,8 +761,7 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
      * away (the operator's own HVS_KAFKA_MAX_POLL_INTERVAL_MS, if any, comes later and wins) */
     static const char *const cprops[] = {"max.poll.interval.ms", "1800000", NULL};
     const char *inputs[] = {w->topic_agg, w->topic_wx, w->topic_feedback, w->topic_alerts};
-    hvs_stage_conf_t sc = {.inputs = inputs, .ninputs = 4, .batch = (size_t)settings.batch,
-                           .flush_timeout_ms = 30000, .stall_ms = settings.stall_ms,
+    hvs_stage_conf_t sc = {.inputs = inputs, .ninputs = 4, .settings = &stage_settings,
                            .consumer_props = cprops, .producer_props = pprops};
     hvs_registry_opts_t ro = {.load_models = true};
     if ((rc = hvs_serde_new(app->cfg.schema_registry_url, &w->serde, err)) ||
@@ -843,13 +839,14 @@ static void worker_free(void *state) {
 
 int main(int argc, char **argv) {
     static worker_t w; /* large, zeroed, living for the process */
+    hvs_cfg_section_t sections[] = {tr_section, *hvs_stage_settings_section(&stage_settings, "HVS_TRAIN_")};
     hvs_app_spec_t spec = {
         .worker = "trainer",
         .summary = "aggregates.hourly + weather.hourly -> evaluated XGBoost versions on models",
         .usage = "Usage: hvs-trainer [--window 200d] [--every 7d] ... (every HVS_TRAIN_* is a flag)\n"
                  "POST /train?name=<model|all> on the HTTP port trains now.",
-        .extra = &tr_section,
-        .nextra = 1,
+        .extra = sections,
+        .nextra = 2,
         .state = &w,
         .cleanup = worker_free,
         .flag_prefix = "HVS_TRAIN_",

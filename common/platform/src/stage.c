@@ -5,6 +5,7 @@
  */
 #include "hvs/stage.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@ struct hvs_stage {
     hvs_app_t *app;
     const hvs_stage_def_t *def;
     hvs_stage_conf_t conf;
+    size_t batch;
+    int64_t flush_timeout_ms, stall_ms;
     void *opaque;
     hvs_serde_t *serde;
     hvs_producer_t *prod;
@@ -105,12 +108,43 @@ static int ready(void *opaque, char *why, size_t whylen) {
     return st->def->ready ? st->def->ready(st->opaque, why, whylen) : 1;
 }
 
+/* ---- settings ------------------------------------------------------------------------------ */
+
+const hvs_cfg_section_t *hvs_stage_settings_section(hvs_stage_settings_t *s, const char *prefix) {
+    static const struct {
+        const char *suffix, *def;
+        hvs_cfg_type_t type;
+        double min, max;
+        size_t offset;
+        const char *help;
+    } rows[3] = {
+        {"BATCH", "5000", HVS_CFG_INT, 1, 1000000, offsetof(hvs_stage_settings_t, batch),
+         "messages per batch (one flush, one state write, one commit each)"},
+        {"FLUSH_TIMEOUT", "30s", HVS_CFG_DURATION, 1000, 600000,
+         offsetof(hvs_stage_settings_t, flush_timeout_ms),
+         "longest wait for the broker to acknowledge a batch's outputs and dead letters"},
+        {"STALL_TIMEOUT", "60s", HVS_CFG_DURATION, 1000, 86400000,
+         offsetof(hvs_stage_settings_t, stall_ms),
+         "exit (to be restarted) when messages wait in the assigned partitions but no poll "
+         "returns any for this long: a consumer that stopped fetching must not look alive (the "
+         "stage's own work between batches does not count)"},
+    };
+    for (int i = 0; i < 3; i++) {
+        snprintf(s->names[i], sizeof s->names[i], "%s%s", prefix, rows[i].suffix);
+        s->entries[i] = (hvs_cfg_entry_t){s->names[i], rows[i].type, rows[i].def, rows[i].min,
+                                          rows[i].max, rows[i].offset, 0, rows[i].help};
+    }
+    s->section = (hvs_cfg_section_t){"stage", s->entries, 3, s};
+    return &s->section;
+}
+
 /* ---- life cycle ----------------------------------------------------------------------------- */
 
 int hvs_stage_new(hvs_app_t *app, const hvs_stage_def_t *def, const hvs_stage_conf_t *conf,
                   hvs_serde_t *serde, void *opaque, hvs_stage_t **out, hvs_err_t *err) {
     *out = NULL;
-    if (!def->name || !def->handle || !conf->ninputs || !conf->batch)
+    if (!def->name || !def->handle || !conf->ninputs || !conf->settings ||
+        conf->settings->batch < 1)
         return hvs_err_set(err, HVS_EINVAL, "bad_stage", "a stage needs a name, handle, inputs "
                                                          "and a batch size");
     hvs_stage_t *st = calloc(1, sizeof *st);
@@ -119,6 +153,9 @@ int hvs_stage_new(hvs_app_t *app, const hvs_stage_def_t *def, const hvs_stage_co
     st->app = app;
     st->def = def;
     st->conf = *conf;
+    st->batch = (size_t)conf->settings->batch;
+    st->flush_timeout_ms = conf->settings->flush_timeout_ms;
+    st->stall_ms = conf->settings->stall_ms;
     if (!st->conf.poll_timeout_ms)
         st->conf.poll_timeout_ms = 200;
     st->opaque = opaque;
@@ -210,7 +247,7 @@ static int run_batch(hvs_stage_t *st, rd_kafka_message_t **msgs, size_t n, hvs_e
     if (rc)
         return rc;
     /* outputs (and dead letters) acknowledged before the state claims them */
-    rc = hvs_producer_flush(st->prod, (int)st->conf.flush_timeout_ms, err);
+    rc = hvs_producer_flush(st->prod, (int)st->flush_timeout_ms, err);
     double t2 = mono_s();
     hvs_metric_add(st->m_phase[PH_PUBLISH_WAIT], t2 - t1);
     if (rc)
@@ -239,16 +276,16 @@ int hvs_stage_run(hvs_stage_t *st, hvs_err_t *err) {
     int rc = hvs_consumer_new(&kc, st->conf.inputs, st->conf.ninputs, &hooks, &st->cons, err);
     if (rc)
         return rc;
-    rd_kafka_message_t **msgs = calloc(st->conf.batch, sizeof *msgs);
+    rd_kafka_message_t **msgs = calloc(st->batch, sizeof *msgs);
     if (!msgs)
-        return hvs_err_set(err, HVS_ENOMEM, "oom", "%s: batch of %zu", d->name, st->conf.batch);
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "%s: batch of %zu", d->name, st->batch);
     hvs_app_set_ready(st->app, ready, st);
     hvs_ms_t last_progress = hvs_time_mono_ms();
     while (hvs_app_running() && rc == 0) {
         size_t n = 0;
         hvs_err_t perr = {0};
         double tp = mono_s();
-        int prc = hvs_consumer_poll_batch(st->cons, msgs, st->conf.batch,
+        int prc = hvs_consumer_poll_batch(st->cons, msgs, st->batch,
                                           st->conf.poll_timeout_ms, &n, &perr);
         double t0 = mono_s();
         hvs_metric_add(st->m_phase[PH_POLL], t0 - tp);
@@ -276,11 +313,11 @@ int hvs_stage_run(hvs_stage_t *st, hvs_err_t *err) {
         hvs_ms_t mono = hvs_time_mono_ms();
         if (n > 0 || b.lag <= 0)
             last_progress = mono;
-        else if (st->conf.stall_ms > 0 && mono - last_progress > st->conf.stall_ms)
+        else if (st->stall_ms > 0 && mono - last_progress > st->stall_ms)
             rc = hvs_err_set(err, HVS_EKAFKA, "stalled",
                              "%lld messages wait in the assigned partitions but none arrived for "
                              "%lld ms; exiting to be restarted",
-                             (long long)b.lag, (long long)st->conf.stall_ms);
+                             (long long)b.lag, (long long)st->stall_ms);
         if (rc == 0 && d->after_batch) {
             double ta = mono_s();
             rc = d->after_batch(st->opaque, &b, err);

@@ -18,7 +18,7 @@
  * `assigned` runs once per partition number when the first of its topic-partitions arrives
  * (load its state), `revoked` when it leaves (drop it; its state was written before the last
  * commit). Stall detection: when messages wait in the assigned partitions (consumer lag > 0)
- * but no poll returned any for conf.stall_ms, run returns HVS_EKAFKA "stalled" (the process
+ * but no poll returned any for the stall timeout, run returns HVS_EKAFKA "stalled" (the process
  * exits and is restarted: a consumer that stopped fetching must not look alive). SIGTERM
  * (hvs_app_running() false) ends the loop after the current batch is committed; the consumer
  * leaves the group and the producer is flushed at hvs_stage_destroy.
@@ -51,6 +51,7 @@
 #include <stdint.h>
 
 #include "hvs/app.h"
+#include "hvs/config.h"
 #include "hvs/err.h"
 #include "hvs/kafka.h"
 #include "hvs/serde.h"
@@ -94,14 +95,31 @@ typedef struct hvs_stage_def {
     void (*stopping)(void *opaque);
 } hvs_stage_def_t;
 
-/* A stage's settings (usually from its configuration table). */
+/*
+ * The runner's settings, the same rows for every stage under the stage's prefix ("HVS_AGG_"):
+ *   <prefix>BATCH          5000  most messages per batch (one flush, one state write, one commit)
+ *   <prefix>FLUSH_TIMEOUT  30s   longest wait for the broker to acknowledge a batch's outputs
+ *   <prefix>STALL_TIMEOUT  60s   messages wait but no poll returns any for this long: exit
+ * A worker adds hvs_stage_settings_section() to its app sections (so they are flags, in --help
+ * and in the effective configuration) and hands the struct to the runner in hvs_stage_conf_t.
+ */
+typedef struct hvs_stage_settings {
+    int64_t batch, flush_timeout_ms, stall_ms; /* stall_ms 0: no stall detection */
+    char names[3][64];
+    hvs_cfg_entry_t entries[3];
+    hvs_cfg_section_t section;
+} hvs_stage_settings_t;
+
+/* Fill s's table for `prefix` and return its section (pointing into s, which must outlive the
+ * configuration: usually a static). */
+const hvs_cfg_section_t *hvs_stage_settings_section(hvs_stage_settings_t *s, const char *prefix);
+
+/* What a stage consumes and how. */
 typedef struct hvs_stage_conf {
     const char *const *inputs;         /* effective topic names */
     size_t ninputs;
-    size_t batch;                      /* most messages per batch (one flush, one commit) */
+    const hvs_stage_settings_t *settings; /* batch, flush timeout, stall timeout (borrowed) */
     int poll_timeout_ms;               /* wait for a batch's first message; 0 = 200 */
-    int64_t flush_timeout_ms;          /* longest wait for a batch's acknowledgements */
-    int64_t stall_ms;                  /* 0 = no stall detection */
     const char *const *consumer_props; /* the stage's own librdkafka properties (kafka.h) */
     const char *const *producer_props;
 } hvs_stage_conf_t;
