@@ -1,5 +1,5 @@
 /*
- * hvsctl model: the operator's side of the model registry (DESIGN.md section 6, hvs/model_registry.h).
+ * hvsctl model: the operator's side of the model registry (docs/design.md section 6, hvs/model_registry.h).
  *   list       every version: status, training range, metrics, decision, which one serves
  *   show       one version's record as JSON (model bytes summarised: lengths and CRC-32)
  *   approve    PENDING_APPROVAL -> APPROVED (re-published with the decision)

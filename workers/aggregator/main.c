@@ -1,6 +1,6 @@
 /*
  * hvs-aggregator - readings.raw -> aggregates.15m (building totals) and aggregates.hourly (per
- * apartment and per building), each window counted exactly once (DESIGN.md §4-§5).
+ * apartment and per building), each window counted exactly once (docs/design.md §4-§5).
  *
  * A stage on the one runner (stage.h), which polls, publishes, commits and dead-letters; this
  * file is the configuration and the stage's callbacks:

@@ -2,7 +2,7 @@
  * persist.h - the aggregator's state in Redis, written after the batch's outputs are
  * acknowledged and before its offsets are committed; read back when a partition is assigned.
  *
- * Key layout (DESIGN.md §5; every building key carries the building as hash tag):
+ * Key layout (docs/design.md §5; every building key carries the building as hash tag):
  *   hvs:{B}:agg:meta        HASH  t15, t60: `through` of each window size (epoch ms)
  *   hvs:{B}:agg:apts        SET   apartment ids with stored samples
  *   hvs:{B}:agg:s:<apt>     HASH  field = hour start (epoch ms) -> that hour's samples:

@@ -4,7 +4,7 @@
  * temperature and setpoint per room) the values, both sorted by event time.
  *
  * A value is identified by (series, event time): the same reading twice is stored once, so a
- * replayed or duplicated record changes nothing (DESIGN.md §5). A second, different value for an
+ * replayed or duplicated record changes nothing (docs/design.md §5). A second, different value for an
  * already stored (series, time) is refused and counted as a conflict: the first one in partition
  * order wins, which a replay reproduces.
  *

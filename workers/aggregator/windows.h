@@ -4,7 +4,7 @@
  * samples give the same result bit for bit, whatever order they arrived in — which is what
  * makes replays, crashes and rebalances invisible in the final aggregates.
  *
- * The attribution rule (DESIGN.md §4; S = sampling interval, 15 min; G = silence threshold;
+ * The attribution rule (docs/design.md §4, worked examples in docs/internals/aggregator-attribution.md; S = sampling interval, 15 min; G = silence threshold;
  * Lmax = longest interpolation; Lcap = longest interval examined for liveness):
  *
  *  Liveness. Devices sample every S and send only what changed, so an apartment that sends

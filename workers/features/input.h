@@ -1,7 +1,7 @@
 /*
  * input.h - the feature worker's two inputs as plain values, validated: an hourly Aggregate
  * (aggregates.hourly) and a Weather record (weather.hourly), read from decoded Avro values of
- * the current schemas (serde resolves older writers). Both are hostile input (DESIGN.md
+ * the current schemas (serde resolves older writers). Both are hostile input (docs/design.md
  * section 11): every check that fails names its dead-letter reason.
  *
  * Reasons: bad_id (empty, over-long, or carrying '{' '}' that would break the Redis hash tag),

@@ -1,6 +1,6 @@
 /*
  * hvs-trainer - aggregates.hourly + weather.hourly (+ alerts.feedback, alerts, topology,
- * models) -> versioned, evaluated models on `models` (DESIGN.md section 6).
+ * models) -> versioned, evaluated models on `models` (docs/design.md section 6).
  *
  * The loop: poll a batch -> add its hours and weather to the training window (history.c) and
  * its feedback to the labels (labels.c) -> write the changes to Redis -> commit -> run at most

@@ -1,5 +1,5 @@
 /*
- * refresh.h - the refresh task (DESIGN.md section 8): per-horizon correction coefficients for
+ * refresh.h - the refresh task (docs/design.md section 8): per-horizon correction coefficients for
  * serve-and-refresh, fitted on a forecast run's backtest, i.e. on out-of-sample day-ahead
  * predictions of the forecast model — the errors a refresher will see.
  *

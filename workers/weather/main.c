@@ -1,7 +1,7 @@
 /*
  * hvs-weather - polls an Open-Meteo-compatible forecast API for every building of `topology`
  * and publishes its observed and forecast hours as Weather records to weather.hourly, keyed by
- * building (DESIGN.md section 2; issue 5).
+ * building (docs/design.md section 2; issue 5).
  *
  * The loop: follow topology (new buildings become locations at once) -> poller step (submit
  * what is due this round, drive the transfers, stamp what arrived with the clock, validate,

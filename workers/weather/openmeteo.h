@@ -2,7 +2,7 @@
  * openmeteo.h - the Open-Meteo forecast API (seed 001 section 3.1): the request URL, and one
  * response body parsed and validated into hours.
  *
- * A response is hostile input (DESIGN.md section 11). wx_openmeteo_parse accepts it only whole:
+ * A response is hostile input (docs/design.md section 11). wx_openmeteo_parse accepts it only whole:
  * the first problem found fails the call with err->reason one of the WX_R_* strings below (the
  * label of hvs_weather_bad_responses_total) and err->msg naming the field, the index and the
  * value; nothing of a refused response is used. Checked:

@@ -1,4 +1,4 @@
-/* registry.c - ModelVersion records and the serving side of the registry (see hvs/registry.h). */
+/* model_registry.c - ModelVersion records and the serving side of the registry (see hvs/model_registry.h; docs/internals/model-registry.md). */
 #include "hvs/model_registry.h"
 
 #include <math.h>

@@ -1,6 +1,6 @@
 /*
  * The topic table. Every building-keyed topic shares one partition count so the pipeline is
- * co-partitioned (DESIGN.md §2); `models` is one partition (a small compacted registry).
+ * co-partitioned (docs/design.md §2); `models` is one partition (a small compacted registry).
  * Dead-letter topics are not co-partitioned: they are read by people and tools, not joined.
  */
 #include "hvs/topics.h"

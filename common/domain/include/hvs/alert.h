@@ -1,5 +1,5 @@
 /*
- * alert.h - Alert records (schemas/Alert.avsc, DESIGN.md section 9) onto the `alerts` topic:
+ * alert.h - Alert records (schemas/Alert.avsc, docs/design.md section 9) onto the `alerts` topic:
  * what every worker that raises one (data quality, drift, anomalies, rules) shares, so alert
  * ids and encodings agree everywhere.
  *

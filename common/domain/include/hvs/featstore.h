@@ -4,7 +4,7 @@
  * computes features later (forecaster, refresher, trainer) reads the same keys, so serving and
  * training see one state.
  *
- * Key layout (DESIGN.md section 5; R = HVS_FS_HOURS ring slots, slot = hour / 1 h mod R, the
+ * Key layout (docs/design.md section 5; R = HVS_FS_HOURS ring slots, slot = hour / 1 h mod R, the
  * hour stamped in each value, so a slot left from an older hour reads as empty and rewriting a
  * slot is idempotent):
  *   hvs:{B}:fs:h:<entity>   HASH slot -> "<hour> <revision> <use> <water> <room> <setpoint> <gap>"

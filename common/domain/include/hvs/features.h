@@ -1,5 +1,5 @@
 /*
- * features.h - the one feature definition (DESIGN.md section 7, seed 001 appendix): what every
+ * features.h - the one feature definition (docs/design.md section 7, seed 001 appendix): what every
  * model reads, computed by the same code at training time (trainer), at serving time
  * (features worker, forecaster, refresher), so training/serving skew cannot happen.
  *

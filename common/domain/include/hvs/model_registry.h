@@ -1,5 +1,5 @@
 /*
- * model_registry.h - the model registry on the `models` topic (DESIGN.md section 6): ModelVersion
+ * model_registry.h - the model registry on the `models` topic (docs/design.md section 6): ModelVersion
  * records, and a client that follows the topic, keeps the active version of each model loaded
  * and validated, and hands it to prediction threads.
  *

@@ -1,8 +1,8 @@
 /*
- * kafka.h - consumer, producer and dead-letter helper over librdkafka, for at-least-once
- * processing with idempotent effects (DESIGN.md §5).
+ * kafka.h - consumer and producer over librdkafka (dead letters: dlq.h; the loop: stage.h), for at-least-once
+ * processing with idempotent effects (docs/design.md §5).
  *
- * The consume loop every worker runs (see workers/ for real ones):
+ * The consume loop (written once, in stage.c: workers run it through hvs_stage, stage.h):
  *
  *     while (hvs_app_running()) {
  *         hvs_consumer_poll_batch(c, msgs, MAX, 100, &n, &err);   // serves rebalances too

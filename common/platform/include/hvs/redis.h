@@ -8,7 +8,7 @@
  * Batches: commands are appended to a hvs_redis_batch_t and sent in one write, replies read in
  * order (pipelining). If the connection breaks during hvs_redis_batch_exec, the client reconnects
  * with exponential backoff (opts) and resends the WHOLE batch, so commands in a batch must be
- * idempotent (DESIGN.md §5: state is addressed by event hour; applying twice = applying once).
+ * idempotent (docs/design.md §5: state is addressed by event hour; applying twice = applying once).
  * A reply of type error (e.g. WRONGTYPE) is not retried: it is reported per command.
  * EVALSHA that answers NOSCRIPT (Redis restarted, SCRIPT FLUSH) is answered by loading the script
  * and resending the batch.

@@ -37,7 +37,7 @@
 
 #include "hvs/err.h"
 
-/* Records of DESIGN.md §2; the Avro full name is "hvacstream.<Name>". */
+/* Records of docs/design.md §2; the Avro full name is "hvacstream.<Name>". */
 typedef enum hvs_schema_kind {
     HVS_SCHEMA_READING = 0,
     HVS_SCHEMA_DEAD_LETTER,

@@ -1,5 +1,5 @@
 /*
- * topics.h - the pipeline's topic table (DESIGN.md §2): one row per topic with its partitions,
+ * topics.h - the pipeline's topic table (docs/design.md §2): one row per topic with its partitions,
  * compaction, retention, value schema and dead-letter topic. hvs-devbroker creates topics from it
  * and `hvsctl topics create` creates them on a real cluster, so both agree.
  *
@@ -23,7 +23,7 @@
 #define HVS_TOPIC_DEFAULT_PARTITIONS 12
 
 typedef struct hvs_topic {
-    const char *logical;        /* "readings.raw": the name in DESIGN.md and code */
+    const char *logical;        /* "readings.raw": the name in docs/design.md and code */
     const char *env;            /* "HVS_TOPIC_READINGS_RAW" */
     int schema;                 /* hvs_schema_kind_t of the values */
     bool building_keyed;        /* co-partitioned: uses the shared partition count */
