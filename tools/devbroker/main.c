@@ -75,7 +75,7 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--brokers") == 0)
             rc = parse_int_flag(a, v, 1, 9, &brokers), i++;
         else if (strcmp(a, "--partitions") == 0)
-            rc = parse_int_flag(a, v, 1, 1024, &partitions), i++;
+            rc = parse_int_flag(a, v, 1, HVS_MAX_PARTITIONS, &partitions), i++;
         else if (strcmp(a, "--config") == 0)
             i++;
         else {

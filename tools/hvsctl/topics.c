@@ -60,8 +60,18 @@ static const rd_kafka_metadata_topic_t *find(const struct rd_kafka_metadata *md,
 }
 
 static int create(hvs_app_t *app, long partitions, long replication, int timeout_ms) {
-    if (partitions > 0 && hvs_topics_configure(NULL, (int)partitions, NULL) != 0)
+    /* The workers keep per-partition tables of HVS_MAX_PARTITIONS rows: refuse more here
+     * rather than create topics whose upper partitions would be ignored. */
+    if (partitions > HVS_MAX_PARTITIONS) {
+        fprintf(stderr, "hvsctl topics create: --partitions %ld: at most %d\n", partitions,
+                HVS_MAX_PARTITIONS);
         return 2;
+    }
+    hvs_err_t err;
+    if (partitions > 0 && hvs_topics_configure(NULL, (int)partitions, &err) != 0) {
+        fprintf(stderr, "hvsctl topics create: %s\n", err.msg);
+        return 2;
+    }
     rd_kafka_t *rk = admin_client(app);
     if (!rk)
         return 1;

@@ -42,7 +42,7 @@ static const hvs_cfg_entry_t common_entries[] = {
      0, "listen on all interfaces (Kubernetes probes) instead of 127.0.0.1"},
     {"HVS_LOG_LEVEL", HVS_CFG_STRING, "info", 0, 0, offsetof(hvs_common_config_t, log_level), 0,
      "debug | info | warn | error"},
-    {"HVS_TOPIC_PARTITIONS", HVS_CFG_INT, "12", 1, 1024,
+    {"HVS_TOPIC_PARTITIONS", HVS_CFG_INT, "12", 1, HVS_MAX_PARTITIONS,
      offsetof(hvs_common_config_t, topic_partitions), 0,
      "partition count of every building-keyed topic (must match across the pipeline)"},
 };
