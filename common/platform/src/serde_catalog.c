@@ -163,7 +163,7 @@ void hvs_serde_destroy(hvs_serde_t *s) {
             avro_schema_decref(s->current[k]);
         free(s->current_json[k]);
     }
-    hvs_defaults_free(s->defaults);
+    hvs_defaults_destroy(s->defaults);
     hvs_schema_registry_destroy(s->registry);
     free(s);
 }

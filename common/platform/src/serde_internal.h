@@ -82,8 +82,10 @@ int hvs_serde_precheck_run(const hvs_serde_precheck_t *k, const unsigned char **
 
 /* ---- JSON, defaults and resolution (serde_json.c) ------------------------------------------- */
 
+/* An empty defaults table, or NULL when out of memory; hvs_defaults_destroy (NULL-safe) frees
+ * it and every default it holds. */
 hvs_defaults_t *hvs_defaults_new(void);
-void hvs_defaults_free(hvs_defaults_t *d);
+void hvs_defaults_destroy(hvs_defaults_t *d);
 /* Record every field default found anywhere in `schema_json`. */
 int hvs_defaults_scan(hvs_defaults_t *d, const char *schema_json, hvs_err_t *err);
 /* Default of record `fullname` field `field`, or NULL. Borrowed. */

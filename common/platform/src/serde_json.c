@@ -41,7 +41,7 @@ struct hvs_defaults {
 
 hvs_defaults_t *hvs_defaults_new(void) { return calloc(1, sizeof(hvs_defaults_t)); }
 
-void hvs_defaults_free(hvs_defaults_t *d) {
+void hvs_defaults_destroy(hvs_defaults_t *d) {
     if (!d)
         return;
     for (size_t i = 0; i < d->n; i++) {
