@@ -56,12 +56,13 @@ static double produce_common(const char *topic) {
 static double produce_bare(const char *topic) {
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", g_brokers, errstr, sizeof errstr);
-    rd_kafka_conf_set(conf, "linger.ms", "5", errstr, sizeof errstr);
-    rd_kafka_conf_set(conf, "compression.type", "lz4", errstr, sizeof errstr);
-    rd_kafka_conf_set(conf, "batch.num.messages", "10000", errstr, sizeof errstr);
-    rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", errstr, sizeof errstr);
+    const char *const props[] = {"bootstrap.servers", g_brokers, "linger.ms", "5",
+                                 "compression.type", "lz4", "batch.num.messages", "10000",
+                                 "queue.buffering.max.messages", "1000000", NULL};
+    hvs_err_t err;
+    HVS_REQUIRE(hvs_kafka_conf_set(conf, props, &err) == 0, "%s", err.msg);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    HVS_REQUIRE(rk != NULL, "producer: %s", errstr);
     char buf[SIZE], key[16];
     int64_t t0 = now_us();
     for (int i = 0; i < N; i++) {
@@ -112,13 +113,13 @@ static double consume_common(const char *topic) {
 static double consume_bare(const char *topic) {
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", g_brokers, errstr, sizeof errstr);
-    rd_kafka_conf_set(conf, "group.id", "bench-bare", errstr, sizeof errstr);
-    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, sizeof errstr);
-    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof errstr);
-    rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", errstr, sizeof errstr);
-    rd_kafka_conf_set(conf, "queued.min.messages", "100000", errstr, sizeof errstr);
+    const char *const props[] = {"bootstrap.servers", g_brokers, "group.id", "bench-bare",
+                                 "auto.offset.reset", "earliest", "enable.auto.commit", "false",
+                                 "fetch.wait.max.ms", "10", "queued.min.messages", "100000", NULL};
+    hvs_err_t err;
+    HVS_REQUIRE(hvs_kafka_conf_set(conf, props, &err) == 0, "%s", err.msg);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    HVS_REQUIRE(rk != NULL, "consumer: %s", errstr);
     rd_kafka_poll_set_consumer(rk);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);

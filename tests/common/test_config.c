@@ -233,6 +233,10 @@ static void test_topics(void) {
     HVS_CHECK_EQ_INT(hvs_topics_configure(bad, 0, &err), HVS_ECONFIG);
     HVS_CHECK(strstr(err.msg, "HVS_TOPIC_ALERTS") != NULL, "names the key: %s", err.msg);
     char *none[] = {NULL};
+    /* 1025 partitions would leave the workers' per-partition tables short: refused, unchanged */
+    HVS_CHECK_EQ_INT(hvs_topics_configure(none, 1025, &err), HVS_ECONFIG);
+    HVS_CHECK_EQ_INT(hvs_topic_partitions(hvs_topic_get("readings.raw")), 6);
+    HVS_CHECK_EQ_INT(hvs_topics_configure(none, 1024, &err), 0);
     HVS_CHECK_EQ_INT(hvs_topics_configure(none, HVS_TOPIC_DEFAULT_PARTITIONS, &err), 0);
     HVS_CHECK_EQ_STR(hvs_topic_name("readings.raw"), "readings.raw");
 }

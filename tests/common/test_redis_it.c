@@ -390,7 +390,11 @@ static void test_restart(hvs_test_proc_t *srv) {
     int64_t took = hvs_test_now_ms() - t0;
     HVS_CHECK(took >= 400 && took < 3000, "gave up after the budget (%lld ms)", (long long)took);
     /* ... and succeeds when it comes up within the budget */
-    connect_arg_t ca = {srv->addr, &opts, NULL, {0, "", ""}, -1};
+    /* The thread gets its own copy: hvs_test_redis_start below rewrites srv->addr while the
+     * thread may be reading it (same text, but still a data race ThreadSanitizer reports). */
+    char url[sizeof srv->addr];
+    snprintf(url, sizeof url, "%s", srv->addr);
+    connect_arg_t ca = {url, &opts, NULL, {0, "", ""}, -1};
     pthread_create(&t, NULL, connect_thread, &ca);
     usleep(500000);
     HVS_REQUIRE(hvs_test_redis_start(srv, port) == 0, "redis started late");

@@ -15,6 +15,7 @@
 
 #include "devbroker.h"
 #include "hvs/log.h"
+#include "hvs/topics.h"
 
 typedef struct control {
     rd_kafka_mock_cluster_t *mc;
@@ -87,7 +88,12 @@ static void run(rd_kafka_mock_cluster_t *mc, char *line, char *reply, size_t rle
         rd_kafka_mock_push_request_errors_array(mc, (int16_t)atoi(w[1]), (size_t)cnt, errs);
         free(errs);
     } else if (n == 4 && strcmp(w[0], "topic") == 0 && strcmp(w[1], "create") == 0) {
-        e = rd_kafka_mock_topic_create(mc, w[2], atoi(w[3]), 1);
+        int parts = atoi(w[3]);
+        if (parts < 1 || parts > HVS_MAX_PARTITIONS) {
+            snprintf(reply, rlen, "error partition count %s is not 1..%d", w[3], HVS_MAX_PARTITIONS);
+            return;
+        }
+        e = rd_kafka_mock_topic_create(mc, w[2], parts, 1);
     } else {
         snprintf(reply, rlen, "error unknown command (ping | broker down|up ID | rtt ID MS | "
                               "errors APIKEY COUNT ERRNAME | topic create NAME N)");

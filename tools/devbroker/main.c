@@ -75,7 +75,7 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--brokers") == 0)
             rc = parse_int_flag(a, v, 1, 9, &brokers), i++;
         else if (strcmp(a, "--partitions") == 0)
-            rc = parse_int_flag(a, v, 1, 1024, &partitions), i++;
+            rc = parse_int_flag(a, v, 1, HVS_MAX_PARTITIONS, &partitions), i++;
         else if (strcmp(a, "--config") == 0)
             i++;
         else {
@@ -119,7 +119,12 @@ int main(int argc, char **argv) {
 
     char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr);
+    if (rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+        hvs_log_error("devbroker", "librdkafka property log_level: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+        hvs_app_fini(&app);
+        return 1;
+    }
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (!rk) {
         hvs_log_error("devbroker", "cannot create the librdkafka handle: %s", errstr);

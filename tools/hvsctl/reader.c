@@ -19,22 +19,22 @@ int hvsctl_read_topic(hvs_app_t *app, const hvsctl_read_opts_t *o, hvsctl_read_f
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char wait[16];
     snprintf(wait, sizeof wait, "%lld", (long long)app->cfg.kafka_fetch_wait_max_ms);
-    const char *props[] = {"bootstrap.servers", app->cfg.kafka_brokers,
-                           "group.id", "hvsctl-reader", /* required by the API, never joined */
-                           "enable.auto.commit", "false",
-                           "enable.auto.offset.store", "false",
-                           "enable.partition.eof", "true",
-                           "fetch.wait.max.ms", wait,
-                           "log_level", "3",
-                           NULL};
-    for (const char **p = props; *p; p += 2)
-        rd_kafka_conf_set(conf, p[0], p[1], errstr, sizeof errstr);
-    for (char **p = app->kafka_props.kv; p && p[0] && p[1]; p += 2)
-        if (rd_kafka_conf_set(conf, p[0], p[1], errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
-            fprintf(stderr, "hvsctl: %s\n", errstr);
-            rd_kafka_conf_destroy(conf);
-            return 1;
-        }
+    const char *const props[] = {"bootstrap.servers", app->cfg.kafka_brokers,
+                                 "group.id", "hvsctl-reader", /* required by the API, never joined */
+                                 "enable.auto.commit", "false",
+                                 "enable.auto.offset.store", "false",
+                                 "enable.partition.eof", "true",
+                                 "fetch.wait.max.ms", wait,
+                                 "log_level", "3",
+                                 NULL};
+    hvs_err_t err;
+    /* ours, then the operator's HVS_KAFKA_* pass-through, which wins */
+    if (hvs_kafka_conf_set(conf, props, &err) != 0 ||
+        hvs_kafka_conf_set(conf, (const char *const *)app->kafka_props.kv, &err) != 0) {
+        fprintf(stderr, "hvsctl: %s\n", err.msg);
+        rd_kafka_conf_destroy(conf);
+        return 1;
+    }
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     if (!rk) {
         fprintf(stderr, "hvsctl: %s\n", errstr);

@@ -23,15 +23,16 @@ static const char *const help =
 static rd_kafka_t *admin_client(hvs_app_t *app) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char errstr[512];
-    rd_kafka_conf_set(conf, "bootstrap.servers", app->cfg.kafka_brokers, errstr, sizeof errstr);
-    rd_kafka_conf_set(conf, "client.id", "hvsctl", errstr, sizeof errstr);
-    rd_kafka_conf_set(conf, "log_level", "3", errstr, sizeof errstr);
-    for (char **p = app->kafka_props.kv; p && p[0] && p[1]; p += 2)
-        if (rd_kafka_conf_set(conf, p[0], p[1], errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
-            fprintf(stderr, "hvsctl: %s\n", errstr);
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
+    const char *const props[] = {"bootstrap.servers", app->cfg.kafka_brokers, "client.id", "hvsctl",
+                                 "log_level", "3", NULL};
+    hvs_err_t err;
+    /* ours, then the operator's HVS_KAFKA_* pass-through, which wins */
+    if (hvs_kafka_conf_set(conf, props, &err) != 0 ||
+        hvs_kafka_conf_set(conf, (const char *const *)app->kafka_props.kv, &err) != 0) {
+        fprintf(stderr, "hvsctl: %s\n", err.msg);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (!rk) {
         fprintf(stderr, "hvsctl: %s\n", errstr);
@@ -60,8 +61,18 @@ static const rd_kafka_metadata_topic_t *find(const struct rd_kafka_metadata *md,
 }
 
 static int create(hvs_app_t *app, long partitions, long replication, int timeout_ms) {
-    if (partitions > 0 && hvs_topics_configure(NULL, (int)partitions, NULL) != 0)
+    /* The workers keep per-partition tables of HVS_MAX_PARTITIONS rows: refuse more here
+     * rather than create topics whose upper partitions would be ignored. */
+    if (partitions > HVS_MAX_PARTITIONS) {
+        fprintf(stderr, "hvsctl topics create: --partitions %ld: at most %d\n", partitions,
+                HVS_MAX_PARTITIONS);
         return 2;
+    }
+    hvs_err_t err;
+    if (partitions > 0 && hvs_topics_configure(NULL, (int)partitions, &err) != 0) {
+        fprintf(stderr, "hvsctl topics create: %s\n", err.msg);
+        return 2;
+    }
     rd_kafka_t *rk = admin_client(app);
     if (!rk)
         return 1;
@@ -91,14 +102,23 @@ static int create(hvs_app_t *app, long partitions, long replication, int timeout
             rc = 1;
             continue;
         }
-        rd_kafka_NewTopic_set_config(nt, "cleanup.policy", topics[i].compacted ? "compact" : "delete");
-        char retention[32];
+        char retention[32], mmb[32];
         snprintf(retention, sizeof retention, "%lld", (long long)topics[i].retention_ms);
-        rd_kafka_NewTopic_set_config(nt, "retention.ms", retention);
-        if (topics[i].max_message_bytes > 0) {
-            char mmb[32];
-            snprintf(mmb, sizeof mmb, "%lld", (long long)topics[i].max_message_bytes);
-            rd_kafka_NewTopic_set_config(nt, "max.message.bytes", mmb);
+        snprintf(mmb, sizeof mmb, "%lld", (long long)topics[i].max_message_bytes);
+        const char *const cfg[] = {"cleanup.policy", topics[i].compacted ? "compact" : "delete",
+                                   "retention.ms", retention,
+                                   topics[i].max_message_bytes > 0 ? "max.message.bytes" : NULL,
+                                   mmb, NULL};
+        rd_kafka_resp_err_t ce = RD_KAFKA_RESP_ERR_NO_ERROR;
+        const char *const *c = cfg;
+        for (; c[0] && !ce; c += 2)
+            ce = rd_kafka_NewTopic_set_config(nt, c[0], c[1]);
+        if (ce) {
+            fprintf(stderr, "hvsctl: %s: topic config %s: %s\n", topics[i].name, c[-2],
+                    rd_kafka_err2str(ce));
+            rd_kafka_NewTopic_destroy(nt);
+            rc = 1;
+            continue;
         }
         create[ncreate++] = nt;
     }
@@ -107,8 +127,18 @@ static int create(hvs_app_t *app, long partitions, long replication, int timeout
         rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
         rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
         char errstr[256];
-        rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, errstr, sizeof errstr);
-        rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, errstr, sizeof errstr);
+        /* librdkafka refuses timeouts out of its range (e.g. above an hour): say so rather than
+         * wait with its default */
+        if (rd_kafka_AdminOptions_set_operation_timeout(opts, timeout_ms, errstr, sizeof errstr) ||
+            rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, errstr, sizeof errstr)) {
+            fprintf(stderr, "hvsctl: --timeout: %s\n", errstr);
+            rd_kafka_AdminOptions_destroy(opts);
+            rd_kafka_queue_destroy(q);
+            rd_kafka_NewTopic_destroy_array(create, ncreate);
+            free(create);
+            rd_kafka_destroy(rk);
+            return 1;
+        }
         rd_kafka_CreateTopics(rk, create, ncreate, opts, q);
         rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 5000);
         const rd_kafka_CreateTopics_result_t *res = ev ? rd_kafka_event_CreateTopics_result(ev) : NULL;

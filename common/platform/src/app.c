@@ -15,7 +15,12 @@
 #include "hvs/log.h"
 #include "hvs/topics.h"
 
-static volatile sig_atomic_t g_stop;
+/* Set by the signal handler (on whichever thread the signal lands: an HTTP or librdkafka thread
+ * as well as main) and read by the loop and the HTTP thread's readiness answer. A volatile
+ * sig_atomic_t is only safe within one thread; a lock-free atomic is both signal-safe (C11
+ * 7.14.1.1) and ordered between threads. */
+static atomic_int g_stop;
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "g_stop must be lock-free to be set in a signal handler");
 
 /* The readiness callback the worker installs; read by the HTTP thread. */
 static _Atomic(hvs_http_ready_fn) g_ready_fn;
@@ -42,19 +47,19 @@ static const hvs_cfg_entry_t common_entries[] = {
      0, "listen on all interfaces (Kubernetes probes) instead of 127.0.0.1"},
     {"HVS_LOG_LEVEL", HVS_CFG_STRING, "info", 0, 0, offsetof(hvs_common_config_t, log_level), 0,
      "debug | info | warn | error"},
-    {"HVS_TOPIC_PARTITIONS", HVS_CFG_INT, "12", 1, 1024,
+    {"HVS_TOPIC_PARTITIONS", HVS_CFG_INT, "12", 1, HVS_MAX_PARTITIONS,
      offsetof(hvs_common_config_t, topic_partitions), 0,
      "partition count of every building-keyed topic (must match across the pipeline)"},
 };
 
 static void on_signal(int sig) {
     (void)sig;
-    g_stop = 1;
+    atomic_store(&g_stop, 1);
 }
 
-bool hvs_app_running(void) { return !g_stop; }
+bool hvs_app_running(void) { return !atomic_load(&g_stop); }
 
-void hvs_app_request_stop(void) { g_stop = 1; }
+void hvs_app_request_stop(void) { atomic_store(&g_stop, 1); }
 
 void hvs_app_set_ready(hvs_app_t *app, hvs_http_ready_fn fn, void *opaque) {
     (void)app;
@@ -64,7 +69,7 @@ void hvs_app_set_ready(hvs_app_t *app, hvs_http_ready_fn fn, void *opaque) {
 
 static int app_ready(void *opaque, char *why, size_t whylen) {
     (void)opaque;
-    if (g_stop) {
+    if (atomic_load(&g_stop)) {
         snprintf(why, whylen, "shutting down");
         return 0;
     }

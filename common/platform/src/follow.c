@@ -24,16 +24,21 @@ int hvs_follow_new(const hvs_kafka_conf_t *conf, const char *topic, const char *
     snprintf(group, sizeof group, "hvs-%s-reader", what);
     snprintf(wait, sizeof wait, "%d", conf->fetch_wait_max_ms > 0 ? conf->fetch_wait_max_ms : 100);
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    const char *props[] = {"bootstrap.servers", conf->brokers, "group.id", group,
-                           "enable.auto.commit", "false", "enable.auto.offset.store", "false",
-                           "enable.partition.eof", "true", "fetch.wait.max.ms", wait,
-                           "log_level", "3", NULL};
-    bool ok = true;
-    for (const char **p = props; *p && ok; p += 2)
-        ok = rd_kafka_conf_set(kc, p[0], p[1], errstr, sizeof errstr) == RD_KAFKA_CONF_OK;
-    for (const char *const *p = conf->props; ok && p && p[0] && p[1]; p += 2)
-        ok = rd_kafka_conf_set(kc, p[0], p[1], errstr, sizeof errstr) == RD_KAFKA_CONF_OK;
-    if (!ok || !(f->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, sizeof errstr))) {
+    const char *const props[] = {"bootstrap.servers", conf->brokers, "group.id", group,
+                                 "enable.auto.commit", "false", "enable.auto.offset.store", "false",
+                                 "enable.partition.eof", "true", "fetch.wait.max.ms", wait,
+                                 "log_level", "3", NULL};
+    /* ours first, then the operator's pass-through properties, which win */
+    int rc = hvs_kafka_conf_set(kc, props, err);
+    if (rc == HVS_OK)
+        rc = hvs_kafka_conf_set(kc, conf->props, err);
+    if (rc != HVS_OK) {
+        rd_kafka_conf_destroy(kc);
+        free(f);
+        hvs_err_wrap(err, "%s reader", what);
+        return rc;
+    }
+    if (!(f->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, sizeof errstr))) {
         rd_kafka_conf_destroy(kc);
         free(f);
         return hvs_err_set(err, HVS_EKAFKA, "config", "%s reader: %s", what, errstr);
@@ -43,7 +48,7 @@ int hvs_follow_new(const hvs_kafka_conf_t *conf, const char *topic, const char *
     rd_kafka_resp_err_t e = rd_kafka_metadata(f->rk, 0, rkt, &md, 10000);
     rd_kafka_topic_destroy(rkt);
     if (e || md->topic_cnt != 1 || md->topics[0].err) {
-        int rc = hvs_err_set(err, HVS_EKAFKA, "metadata", "topic %s: %s", topic,
+        rc = hvs_err_set(err, HVS_EKAFKA, "metadata", "topic %s: %s", topic,
                              rd_kafka_err2str(e ? e : md->topics[0].err));
         if (md)
             rd_kafka_metadata_destroy(md);

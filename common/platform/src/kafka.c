@@ -57,6 +57,15 @@ struct hvs_producer {
     char last_error[256];
 };
 
+int hvs_kafka_conf_set(rd_kafka_conf_t *conf, const char *const *kv, hvs_err_t *err) {
+    char errstr[512];
+    for (const char *const *p = kv; p && p[0] && p[1]; p += 2)
+        if (rd_kafka_conf_set(conf, p[0], p[1], errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+            return hvs_err_set(err, HVS_ECONFIG, "kafka_config", "librdkafka property %s: %s",
+                               p[0], errstr);
+    return HVS_OK;
+}
+
 /* Apply our defaults, then the worker's, then the operator's pass-through properties (which win). */
 static int set_props(rd_kafka_conf_t *conf, const hvs_kafka_conf_t *c, const char *const *defaults,
                      hvs_err_t *err) {

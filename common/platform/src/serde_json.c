@@ -41,7 +41,7 @@ struct hvs_defaults {
 
 hvs_defaults_t *hvs_defaults_new(void) { return calloc(1, sizeof(hvs_defaults_t)); }
 
-void hvs_defaults_free(hvs_defaults_t *d) {
+void hvs_defaults_destroy(hvs_defaults_t *d) {
     if (!d)
         return;
     for (size_t i = 0; i < d->n; i++) {
@@ -768,4 +768,21 @@ int hvs_serde_value_to_json(const avro_value_t *v, char **json, hvs_err_t *err) 
     *json = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
     json_decref(j);
     return *json ? HVS_OK : hvs_err_set(err, HVS_ENOMEM, NULL, "JSON: out of memory");
+}
+
+int hvs_serde_value_from_json(hvs_serde_t *s, avro_value_t *v, const char *json, size_t len,
+                              hvs_err_t *err) {
+    json_error_t jerr;
+    json_t *j = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    if (!j)
+        return hvs_err_set(err, HVS_ESERDE, HVS_SERDE_R_JSON_SYNTAX, "JSON: %s (column %d)",
+                           jerr.text, jerr.column);
+    avro_value_reset(v);
+    int rc = hvs_serde_set_json(s->defaults, v, j, "", err);
+    json_decref(j);
+    return rc;
+}
+
+int hvs_serde_value_defaults(hvs_serde_t *s, avro_value_t *record, hvs_err_t *err) {
+    return hvs_serde_apply_defaults(s->defaults, record, err);
 }

@@ -102,6 +102,9 @@ int hvs_topics_configure(char *const *envp, int partitions, hvs_err_t *err) {
     extern char **environ;
     if (!envp)
         envp = environ;
+    if (partitions > HVS_MAX_PARTITIONS)
+        return hvs_err_set(err, HVS_ECONFIG, "bad_partitions",
+                           "%d partitions: at most %d per topic", partitions, HVS_MAX_PARTITIONS);
     if (partitions > 0)
         g_partitions = partitions;
     for (size_t i = 0; i < NTOPICS; i++) {

@@ -71,6 +71,15 @@ typedef struct hvs_kafka_conf {
 typedef struct hvs_consumer hvs_consumer_t;
 typedef struct hvs_producer hvs_producer_t;
 
+/*
+ * Set librdkafka properties on `conf` (for code that builds its own rd_kafka_t: followers,
+ * tools, tests): `kv` is name, value, name, value, ..., ending at a NULL name or value.
+ * Returns 0, or HVS_ECONFIG with reason "kafka_config" and a message naming the first property
+ * librdkafka refused and librdkafka's own words; the pairs before it stay set. The caller still
+ * owns `conf` either way. Values are not repeated in the message (they may be secrets).
+ */
+int hvs_kafka_conf_set(rd_kafka_conf_t *conf, const char *const *kv, hvs_err_t *err);
+
 /* ---- consumer ------------------------------------------------------------------------------ */
 
 typedef struct hvs_consumer_hooks {

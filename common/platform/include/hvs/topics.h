@@ -21,6 +21,10 @@
 
 #define HVS_TOPIC_NAME_MAX 200
 #define HVS_TOPIC_DEFAULT_PARTITIONS 12
+/* Most partitions a building-keyed topic may have: the bound of HVS_TOPIC_PARTITIONS, of
+ * `hvsctl topics create --partitions` and `hvs-devbroker --partitions`, and the size of the
+ * per-partition tables of the workers that keep state per partition (aggregator, features). */
+#define HVS_MAX_PARTITIONS 1024
 
 typedef struct hvs_topic {
     const char *logical;        /* "readings.raw": the name in docs/design.md and code */
@@ -43,7 +47,8 @@ typedef struct hvs_topic {
 #define HVS_TOPIC_MODELS_MAX_MESSAGE_STR HVS_TOPIC_STR_(16777216)
 
 /* Apply HVS_TOPIC_* renames from `envp` (NULL = environ) and the shared partition count
- * (`partitions` <= 0 keeps the default). Fails with HVS_ECONFIG on an empty/oversized name. */
+ * (`partitions` <= 0 keeps the default). Fails with HVS_ECONFIG on an empty/oversized name or a
+ * partition count above HVS_MAX_PARTITIONS (nothing is changed then). */
 int hvs_topics_configure(char *const *envp, int partitions, hvs_err_t *err);
 
 /* Every topic; *n gets the count. */
