@@ -54,10 +54,6 @@
 #include "hvs/err.h"
 #include "hvs/serde.h"
 
-/* Partitions a topic may have here: per-partition state of a stage is kept in arrays of this
- * size (topics.h refuses more). */
-#define HVS_MAX_PARTITIONS 1024
-
 typedef struct hvs_kafka_conf {
     const char *brokers;        /* bootstrap.servers, e.g. "127.0.0.1:9092" */
     const char *group;          /* group.id (consumers only) */

@@ -56,6 +56,7 @@
 #include "hvs/kafka.h"
 #include "hvs/serde.h"
 #include "hvs/time.h"
+#include "hvs/topics.h" /* HVS_MAX_PARTITIONS */
 
 typedef struct hvs_stage hvs_stage_t;
 
