@@ -80,8 +80,8 @@ static void in_process(hvs_serde_t *s) {
            "%.0f vectors/s (%.1f us each, Avro %zu bytes each)\n",
            NB, NA, HOURS, c.n, dt, c.n / dt, dt * 1e6 / c.n, c.bytes / (c.n ? c.n : 1));
     HVS_CHECK(c.n == (size_t)NB * (NA + 1) * HOURS, "every entity-hour");
-    fx_output_free(c.out);
-    fx_free(g);
+    fx_output_destroy(c.out);
+    fx_destroy(g);
 }
 
 static void send_msg(hvs_producer_t *p, const char *topic, const char *key, const void *buf, size_t len) {

@@ -207,12 +207,12 @@ int main(void) {
         for (int i = 0; i < 3; i++)
             serving_round(reg, x, batches[i], t);
 
-    hvs_registry_free(reg);
+    hvs_registry_destroy(reg);
     hvs_encoder_destroy(enc);
     hvs_producer_destroy(prod);
     hvs_serde_destroy(serde);
     hvs_test_proc_stop(&broker);
-    hvs_model_free(m);
+    hvs_model_destroy(m);
     free(ubj);
     free(z);
     free(x);

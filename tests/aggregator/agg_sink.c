@@ -75,7 +75,7 @@ size_t agg_sink_equal(const agg_sink_t *ref, const agg_sink_t *got, int print_fi
     return same;
 }
 
-void agg_sink_free(agg_sink_t *s) {
+void agg_sink_fini(agg_sink_t *s) {
     free(s->v);
     memset(s, 0, sizeof *s);
 }

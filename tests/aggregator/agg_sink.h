@@ -2,7 +2,7 @@
  * agg_sink.h - what aggregator unit tests collect from agg_advance/agg_revise, as a downstream
  * consumer sees it: per window the value (hash without the late_data flag) of the highest
  * revision, the later of equal ones; keyed "building/apartment|-/size/window_start".
- * Ownership: agg_sink_free releases the entries. Thread-safety: none.
+ * Ownership: agg_sink_fini releases the entries. Thread-safety: none.
  */
 #ifndef AGG_SINK_H
 #define AGG_SINK_H
@@ -32,6 +32,6 @@ int agg_sink_collect(void *opaque, const agg_building_t *b, const agg_apartment_
 void agg_sink_sort(agg_sink_t *s);
 /* Entries of `got` equal to `ref` (same key and hash); both sorted. */
 size_t agg_sink_equal(const agg_sink_t *ref, const agg_sink_t *got, int print_first);
-void agg_sink_free(agg_sink_t *s);
+void agg_sink_fini(agg_sink_t *s);
 
 #endif

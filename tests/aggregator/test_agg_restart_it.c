@@ -108,7 +108,7 @@ static void proc_start(proc_t *w) {
 
 /* What hvs-aggregator's on_assigned does for every partition. */
 static void proc_restart(proc_t *w) {
-    agg_free(w->g);
+    agg_destroy(w->g);
     proc_start(w);
     for (int p = 0; p < NPART; p++) {
         hvs_err_t err = {0};
@@ -222,7 +222,7 @@ static void run(const stream_t *s, agg_sink_t *out, enum death how, int every, u
         proc_restart(&w);
     }
     finish(&w, out);
-    agg_free(w.g);
+    agg_destroy(w.g);
     agg_sink_sort(out);
 }
 
@@ -273,8 +273,8 @@ static void test_forgotten_in_batch(void) {
     HVS_CHECK(rep && stale == 0, "no marker of the forgotten apartment left in Redis: %zu", stale);
     if (rep)
         freeReplyObject(rep);
-    agg_sink_free(&out);
-    agg_free(g);
+    agg_sink_fini(&out);
+    agg_destroy(g);
 }
 
 int main(void) {
@@ -300,7 +300,7 @@ int main(void) {
                 batch_end(&w, &ref, true);
         }
         finish(&w, &ref);
-        agg_free(w.g);
+        agg_destroy(w.g);
         agg_sink_sort(&ref);
     }
     size_t revised = 0;
@@ -325,10 +325,10 @@ int main(void) {
             if (how != BEFORE_SAVE)
                 HVS_CHECK(got.out_of_order == 0, "dying %s: %zu revisions out of order",
                           death_name[how], got.out_of_order);
-            agg_sink_free(&got);
+            agg_sink_fini(&got);
         }
     }
-    agg_sink_free(&ref);
+    agg_sink_fini(&ref);
     free(s.r);
     free(s.part);
     hvs_redis_batch_destroy(rb);

@@ -73,7 +73,7 @@ static void test_regular(void) {
     /* Before the first value nothing is known. */
     r = win(&a, T0 - HOUR, HOUR);
     HVS_CHECK(!r.has_use[AGG_HEAT] && r.covered_ms == 0, "window before the apartment existed");
-    agg_samples_free(&a);
+    agg_samples_fini(&a);
 }
 
 static void test_gap_and_meter_events(void) {
@@ -100,7 +100,7 @@ static void test_gap_and_meter_events(void) {
     for (int h = 0; h < 10; h++)
         sum += win(&b, T0 + h * HOUR, HOUR).use[AGG_HEAT];
     HVS_CHECK(near(sum, 0.2 + 10.0 + 0.4 + 1.0), "conserved: %g", sum);
-    agg_samples_free(&b);
+    agg_samples_fini(&b);
 
     agg_samples_t c = {0};
     put(&c, T0, AGG_HEAT, "", 1000.0);
@@ -108,7 +108,7 @@ static void test_gap_and_meter_events(void) {
     r = win(&c, T0, HOUR);
     HVS_CHECK(r.use[AGG_HEAT] == 0.0 && r.flags == AGG_F_COUNTER_RESET, "reset: %g flags %u",
               r.use[AGG_HEAT], r.flags);
-    agg_samples_free(&c);
+    agg_samples_fini(&c);
 
     /* Alive the whole time (temperatures every 15 min) but 6 kWh at once: more than 20 kW can
      * deliver in 15 min, so the reports in between were lost: spread over the two hours. */
@@ -120,7 +120,7 @@ static void test_gap_and_meter_events(void) {
     r = win(&e, T0, HOUR);
     HVS_CHECK(near(r.use[AGG_HEAT], 3.0) && r.quality == AGG_Q_INTERPOLATED, "lost reports: %g %s",
               r.use[AGG_HEAT], agg_quality_name(r.quality));
-    agg_samples_free(&e);
+    agg_samples_fini(&e);
 }
 
 static void test_silent_and_building(void) {
@@ -149,8 +149,8 @@ static void test_silent_and_building(void) {
     HVS_CHECK(near(b.temp_sum / b.temp_ms, 21.0), "building temp %g", b.temp_sum / b.temp_ms);
     HVS_CHECK(b.reporting == 2 && b.known == 3 && b.quality == AGG_Q_PARTIAL,
               "reporting %d known %d quality %s", b.reporting, b.known, agg_quality_name(b.quality));
-    agg_samples_free(&a);
-    agg_samples_free(&d);
+    agg_samples_fini(&a);
+    agg_samples_fini(&d);
 }
 
 static void test_bucket_roundtrip(void) {
@@ -172,8 +172,8 @@ static void test_bucket_roundtrip(void) {
     HVS_CHECK(s && s->n == 1 && s->p[0].t == T0 + 50 * MIN, "base value kept without instant");
     HVS_CHECK(agg_persist_bucket(&a, T0 + HOUR, buf, sizeof buf) == 0, "empty bucket");
     HVS_CHECK(agg_persist_parse_bucket(&back, "garbage", 7, &err) != 0, "garbage refused");
-    agg_samples_free(&a.samples);
-    agg_samples_free(&back.samples);
+    agg_samples_fini(&a.samples);
+    agg_samples_fini(&back.samples);
 }
 
 /* ---- order independence ------------------------------------------------------------------- */
@@ -222,7 +222,7 @@ static void replay(const rec_t *recs, size_t n, size_t batch, agg_sink_t *out) {
     for (size_t k = 0; k < nb; k++)
         agg_advance(g, bs[k], max_t + 3 * HOUR, agg_sink_collect, out, &err);
     agg_sink_sort(out);
-    agg_free(g);
+    agg_destroy(g);
 }
 
 static void test_order_independence(void) {
@@ -282,7 +282,7 @@ static void test_order_independence(void) {
         }
         HVS_CHECK(keys && same == ref.n, "batch %zu: %zu windows vs %zu, %zu equal", batches[bi],
                   got.n, ref.n, same);
-        agg_sink_free(&got);
+        agg_sink_fini(&got);
     }
     /* Delivered twice over (every reading duplicated, the copy later): the same windows. */
     rec_t *twice = malloc(2 * n * sizeof *twice);
@@ -298,9 +298,9 @@ static void test_order_independence(void) {
     for (size_t i = 0; i < dup.n && dup.n == ref.n; i++)
         same += strcmp(dup.v[i].key, ref.v[i].key) == 0 && dup.v[i].hash == ref.v[i].hash;
     HVS_CHECK(same == ref.n, "duplicates: %zu of %zu windows equal", same, ref.n);
-    agg_sink_free(&dup);
+    agg_sink_fini(&dup);
     free(twice);
-    agg_sink_free(&ref);
+    agg_sink_fini(&ref);
     free(sorted);
     free(recs);
 }
@@ -350,7 +350,7 @@ static void test_accept(void) {
                   a->samples.ninst == 3,
               "too_many_rooms: %d accepted, %d refused, %zu series, %zu instants", accepted,
               refused, a ? a->samples.ns : 0, a ? a->samples.ninst : 0);
-    agg_free(g);
+    agg_destroy(g);
 }
 
 static const hvs_test_case_t cases[] = {

@@ -82,7 +82,7 @@ int main(void) {
     }
     HVS_CHECK(found == 2, "both alerts read back: %d", found);
     free(out);
-    hvs_alerter_free(al);
+    hvs_alerter_destroy(al);
     hvs_producer_destroy(p);
     hvs_serde_destroy(s);
     hvs_test_proc_stop(&broker);

@@ -49,7 +49,7 @@ static int load(demo_cfg_t *cfg, char **env, const char *file, hvs_config_passth
 static void release(demo_cfg_t *cfg, hvs_config_passthrough_t *pt) {
     hvs_cfg_section_t sec = {"demo", demo_entries, sizeof demo_entries / sizeof demo_entries[0],
                              cfg};
-    hvs_config_free(&sec, 1, pt);
+    hvs_config_fini(&sec, 1, pt);
 }
 
 static void test_defaults(void) {

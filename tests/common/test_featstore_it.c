@@ -135,13 +135,13 @@ int main(void) {
     }
     HVS_CHECK(l->nents == 2 && eq == 2 * HVS_FS_HOURS, "loaded equal: %d of %d slots", eq,
               2 * HVS_FS_HOURS);
-    hvs_fs_building_free(l);
+    hvs_fs_building_destroy(l);
     HVS_CHECK(hvs_fs_load(r, batch, "nobody", 0, &l, &err) == 0 && l == NULL, "absent building");
     hvs_redis_command(r, NULL, &err, "HSET hvs:{bldg_1}:fs:h:apt_2 3 garbage");
     HVS_CHECK(hvs_fs_load(r, batch, "bldg_1", 5, &l, &err) == HVS_ESERDE && !l &&
                   strstr(err.msg, "hvs:{bldg_1}:fs:h:apt_2"),
               "unparsable state refused: %s", err.msg);
-    hvs_fs_building_free(b);
+    hvs_fs_building_destroy(b);
     hvs_redis_batch_destroy(batch);
     hvs_redis_destroy(r);
     hvs_test_proc_stop(&rs);

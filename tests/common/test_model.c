@@ -66,7 +66,7 @@ static void refused_text(const char *what, const char *t, size_t ncols, const ch
     HVS_CHECK(rc == HVS_ESERDE && !m && strcmp(err.reason, "corrupt_model") == 0 && strstr(err.msg, why),
               "%s refused (rc %d, %s: %s; expected a message with \"%s\")", what, rc, err.reason, err.msg,
               why);
-    hvs_model_free(m);
+    hvs_model_destroy(m);
 }
 
 #define LIN_HEAD "hvs-linear 1\ncolumns 3\nselector 0\nrows 3\n"
@@ -173,7 +173,7 @@ static void test_linear(const hvs_model_t *xgb) {
     HVS_CHECK(hvs_model_load(t, tl, 3, &back, &err) == 0 && hvs_model_predict(back, &x[0][0], NX, got2, &err) == 0 &&
                   memcmp(got, got2, sizeof got) == 0 && strcmp(hvs_model_format(back), "hvs-linear") == 0,
               "loaded text predicts the same: %s", err.msg);
-    hvs_model_free(back);
+    hvs_model_destroy(back);
     back = NULL;
     HVS_CHECK(hvs_model_load(t, tl, 4, &back, &err) == HVS_ESERDE && !back && strstr(err.msg, "columns"),
               "caller's column count checked: %s", err.msg);
@@ -217,12 +217,12 @@ static void test_linear(const hvs_model_t *xgb) {
     float p1;
     HVS_CHECK(ok && hvs_model_predict(ok, x[2], 1, &p1, &err) == 0 && p1 == 3.5f, "and predicts 3.5: %g",
               ok ? (double)p1 : NAN);
-    hvs_model_free(ok);
+    hvs_model_destroy(ok);
     ok = NULL;
     HVS_CHECK(hvs_model_load(LIN_HEAD "1 -1 0 0.75 0.5\n4 0.5 0 0.25 -0.125\n8 2 0.125 -0.5 0.0625", 
                              strlen(LIN_HEAD) + strlen(LIN_ROWS) - 1, 3, &ok, &err) == 0,
               "no final newline is fine: %s", err.msg);
-    hvs_model_free(ok);
+    hvs_model_destroy(ok);
     refused_text("version 2", "hvs-linear 2\ncolumns 3\nselector 0\nrows 3\n" LIN_ROWS, 3, "version 2");
     refused_text("version 1.0", "hvs-linear 1.0\ncolumns 3\nselector 0\nrows 3\n" LIN_ROWS, 3, "integer");
     refused_text("truncated rows", LIN_HEAD "1 -1 0 0.75 0.5\n4 0.5 0 0.25 -0.125\n", 3, "truncated");
@@ -255,10 +255,10 @@ static void test_linear(const hvs_model_t *xgb) {
     refused_text("an absurd row count", "hvs-linear 1\ncolumns 3\nselector 0\nrows 60000\n" LIN_ROWS, 3,
                  "truncated");
 
-    hvs_model_free(m);
-    hvs_model_free(m1);
-    hvs_model_free(ma);
-    hvs_model_free(mb);
+    hvs_model_destroy(m);
+    hvs_model_destroy(m1);
+    hvs_model_destroy(ma);
+    hvs_model_destroy(mb);
 }
 
 int main(void) {
@@ -353,9 +353,9 @@ int main(void) {
     free(ubj);
     free(z);
     free(back);
-    hvs_model_free(m);
-    hvs_model_free(m2);
-    hvs_model_free(mf);
-    hvs_model_free(mc);
+    hvs_model_destroy(m);
+    hvs_model_destroy(m2);
+    hvs_model_destroy(mf);
+    hvs_model_destroy(mc);
     return hvs_test_done();
 }

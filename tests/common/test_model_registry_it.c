@@ -57,7 +57,7 @@ static void train(double scale, unsigned char **z, size_t *zl) {
     HVS_REQUIRE(hvs_model_save(m, &ubj, &lu, &err) == 0 && hvs_zlib_compress(ubj, lu, z, zl, &err) == 0,
                 "save");
     free(ubj);
-    hvs_model_free(m);
+    hvs_model_destroy(m);
 }
 
 static void publish(int version, hvs_model_status_t status, const unsigned char *z, size_t zl) {
@@ -216,7 +216,7 @@ static void linear_bytes(size_t ncols, int selector, size_t nsel, const float *s
                     hvs_model_save(m, &t, &tl, &err) == 0 && hvs_zlib_compress(t, tl, z, zl, &err) == 0,
                 "linear bytes: %s", err.msg);
     free(t);
-    hvs_model_free(m);
+    hvs_model_destroy(m);
 }
 
 static int lserving(hvs_registry_t *r, int want) {
@@ -346,7 +346,7 @@ static void test_linear(const hvs_kafka_conf_t *kc, const unsigned char *ubj5, s
     free(z3);
     free(z5);
     free(z6);
-    hvs_registry_free(r);
+    hvs_registry_destroy(r);
 }
 
 /* ---- target scale ------------------------------------------------------------------------ */
@@ -429,7 +429,7 @@ static void test_target_scale(const hvs_kafka_conf_t *kc, const unsigned char *z
     publish_scaled(3, NULL, z, zl);
     HVS_CHECK(sserving(r, 3) == 3 && served_scale(r) == HVS_TARGET_KWH && hvs_registry_refused(r) == 1,
               "a record without target_scale serves as kWh");
-    hvs_registry_free(r);
+    hvs_registry_destroy(r);
 }
 
 int main(void) {
@@ -539,12 +539,12 @@ int main(void) {
     hvs_model_predict(m, row, 1, &out, &err);
     HVS_CHECK(out == (float)predict(r2), "exported bytes predict as served: %g", out);
     HVS_CHECK(strcmp(hvs_model_format(m), "xgboost-ubj") == 0, "XGBoost record's format");
-    hvs_model_free(m);
+    hvs_model_destroy(m);
     test_linear(&kc, ubj, lu);
     test_target_scale(&kc, z[1], zl[1]);
     free(ubj);
-    hvs_registry_free(r2);
-    hvs_registry_free(r);
+    hvs_registry_destroy(r2);
+    hvs_registry_destroy(r);
     for (int v = 1; v <= 5; v++)
         free(z[v]);
     hvs_encoder_destroy(enc);

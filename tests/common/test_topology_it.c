@@ -114,7 +114,7 @@ int main(void) {
     }
     const hvs_building_t *e = hvs_topology_find(t, "bldg_e");
     HVS_CHECK(e && applied == 1 && strcmp(e->holiday_region, "CH-LU") == 0, "followed: %d", applied);
-    hvs_topology_free(t);
+    hvs_topology_destroy(t);
     hvs_encoder_destroy(enc);
     hvs_producer_destroy(prod);
     hvs_serde_destroy(serde);

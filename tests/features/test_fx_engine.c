@@ -259,7 +259,7 @@ static void test_timing(void) {
     HVS_CHECK(fx_on_aggregate(g, 0, &old, h3 + 60 * HOUR, false, &sink, &err) == HVS_EINVAL &&
                   strcmp(err.reason, FX_R_TOO_LATE) == 0,
               "too late: %s", err.reason);
-    fx_free(g);
+    fx_destroy(g);
 }
 
 static void test_order_replay_revision(void) {
@@ -281,7 +281,7 @@ static void test_order_replay_revision(void) {
     memcpy(&got, &ref, sizeof got);
     run(order, nev, &got, g);
     HVS_CHECK(compare(&ref, &got, "replay") == ref.n && got.n == ref.n, "replay: same vectors");
-    fx_free(g);
+    fx_destroy(g);
     /* The weather stream 20 h behind the aggregates (a provider outage, then catch-up; a
      * lagging poller), in its own order: vectors go out weak after 2 h and are upgraded, when
      * the observations come, to exactly the reference's. */
@@ -309,7 +309,7 @@ static void test_order_replay_revision(void) {
     HVS_CHECK(compare(&ref, &late_obs, "late weather") == ref.n && late_obs.emitted > ref.n,
               "weather 20 h late: the same final vectors after %zu emissions (%llu upgrades)",
               late_obs.emitted, (unsigned long long)fx_stats(gl)->upgrades);
-    fx_free(gl);
+    fx_destroy(gl);
     /* All weather first (forecasts and observations), then the aggregates: every observation is
      * known when its aggregate comes, so each vector goes out once, as the reference's. */
     size_t k = 0;
@@ -319,7 +319,7 @@ static void test_order_replay_revision(void) {
                 o2[k++] = &ev[i];
     static sink_t wx_first;
     memset(&wx_first, 0, sizeof wx_first);
-    fx_free(run(o2, nev, &wx_first, NULL));
+    fx_destroy(run(o2, nev, &wx_first, NULL));
     HVS_CHECK(compare(&ref, &wx_first, "weather first") == ref.n && wx_first.emitted == ref.n,
               "weather before all aggregates: the same vectors, each once (%zu)", wx_first.emitted);
     /* a revised hour: its vector goes out again with the new target; state as a clean run */
@@ -355,8 +355,8 @@ static void test_order_replay_revision(void) {
     for (size_t i = 0; er && ec && i < HVS_FS_HOURS; i++)
         eq += er->hours[i].hour == ec->hours[i].hour && er->hours[i].use == ec->hours[i].use;
     HVS_CHECK(eq == HVS_FS_HOURS, "state equals the clean run's: %d slots", eq);
-    fx_free(gr);
-    fx_free(gc);
+    fx_destroy(gr);
+    fx_destroy(gc);
 }
 
 static void test_missing_weather_storm(void) {
@@ -381,7 +381,7 @@ static void test_missing_weather_storm(void) {
         order[i] = &ev[i];
     static sink_t s;
     memset(&s, 0, sizeof s);
-    fx_free(run(order, nev, &s, NULL));
+    fx_destroy(run(order, nev, &s, NULL));
     int it = hvs_features_index("temperature_c"), nan_t = 0, zeros = 0, flagged = 0;
     for (size_t i = 0; i < s.n; i++)
         if (s.v[i].hour >= day && s.v[i].hour < day + 24 * HOUR) {

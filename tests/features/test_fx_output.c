@@ -106,7 +106,7 @@ static void test_random_vectors(void) {
     }
     HVS_CHECK(bad == 0, "%d of 500 random vectors did not decode to themselves", bad);
     hvs_decoder_destroy(dec);
-    fx_output_free(o);
+    fx_output_destroy(o);
     hvs_serde_destroy(s);
 }
 

@@ -72,7 +72,7 @@ static void train(int k) {
                     hvs_model_save(m, &ubj[k], &ubj_len[k], &err) == 0 &&
                     hvs_zlib_compress(ubj[k], ubj_len[k], &zb[k], &zb_len[k], &err) == 0,
                 "train v%d: %s", k, err.msg);
-    hvs_model_free(m);
+    hvs_model_destroy(m);
 }
 
 static void send_record(const char *name, int version, const void *buf, size_t len) {
@@ -544,7 +544,7 @@ static void test_rollback(hvs_registry_t *r) {
     HVS_CHECK(hvs_registry_caught_up(r2) && hvs_registry_active_version(r2, NAME) == 1 &&
                   info(r2, NAME, 3)->status == HVS_MODEL_ARCHIVED,
               "replay: v%d serves", hvs_registry_active_version(r2, NAME));
-    hvs_registry_free(r2);
+    hvs_registry_destroy(r2);
 }
 
 static void test_usage(void) {
@@ -609,7 +609,7 @@ static void test_linear(hvs_registry_t *r) {
     HVS_REQUIRE(hvs_model_linear_new(3, 0, 2, hz, coef, &m, &err) == 0 &&
                     hvs_model_save(m, &text, &tl, &err) == 0 && hvs_zlib_compress(text, tl, &z, &zl, &err) == 0,
                 "linear model: %s", err.msg);
-    hvs_model_free(m);
+    hvs_model_destroy(m);
     hvs_feature_profile_t prof[3];
     for (int i = 0; i < 3; i++)
         prof[i] = (hvs_feature_profile_t){lf[i], q, pr, 3, 0.0};
@@ -682,7 +682,7 @@ int main(void) {
     test_usage();
     test_linear(r);
 
-    hvs_registry_free(r);
+    hvs_registry_destroy(r);
     for (int k = 1; k <= NV; k++) {
         free(ubj[k]);
         free(zb[k]);

@@ -217,7 +217,7 @@ int sim_data_load(sim_data_t *d, const char *readings, size_t len, const char *l
     return 0;
 }
 
-void sim_data_free(sim_data_t *d) {
+void sim_data_fini(sim_data_t *d) {
     for (int b = 0; b < SD_MAX_BUILDINGS; b++) {
         free(d->b[b].weather);
         for (int a = 0; a < SD_MAX_APTS; a++)

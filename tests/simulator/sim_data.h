@@ -3,7 +3,7 @@
  * lines (readings, labels, weather, topology) parsed with jansson into per-apartment event
  * series, for the tests that check physics and ground truth on generated data.
  *
- * Ownership: sim_data_load fills a sim_data_t the caller frees with sim_data_free.
+ * Ownership: sim_data_load fills a sim_data_t the caller frees with sim_data_fini.
  * Apartments and buildings are indexed by the numbers in their ids ("bldg_003" -> 2,
  * "apt_003_012" -> building 2, apartment 11). Lines that are not valid JSON (deliberately
  * broken ones) are counted in bad_lines and skipped.
@@ -69,7 +69,7 @@ typedef struct sim_data {
 /* Parse the outputs (any of the paths/buffers may be NULL). 0 or -1 with a message printed. */
 int sim_data_load(sim_data_t *d, const char *readings, size_t len, const char *labels_path,
                   const char *weather_path, const char *topology_path);
-void sim_data_free(sim_data_t *d);
+void sim_data_fini(sim_data_t *d);
 
 /* The counter `sensor` of an apartment at instant t: the last value reported at or before t
  * (carry-forward), NAN if none yet. Events must be sorted by ts (sd_sort). */

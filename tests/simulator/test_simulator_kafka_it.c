@@ -293,7 +293,7 @@ static void check_messy_data(void) {
             c += !strcmp(d->labels[i].type, kinds[k]) && !strcmp(d->labels[i].category, "delivery");
         HVS_CHECK(c > 0, "no %s label", kinds[k]);
     }
-    sim_data_free(d);
+    sim_data_fini(d);
     free(d);
     free(out);
 }

@@ -452,7 +452,7 @@ int main(void) {
     check_labels(d);
     check_vacations(d);
     check_determinism(out, len);
-    sim_data_free(d);
+    sim_data_fini(d);
     free(d);
     free(out);
     char cmd[300];

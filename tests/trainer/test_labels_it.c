@@ -102,8 +102,8 @@ static void test_partial_set(void) {
               "Redis holds the 2 kept and the corrupt one: %lld", len ? len->integer : -1);
     if (len)
         freeReplyObject(len);
-    tr_labels_free(&back);
-    tr_labels_free(&l);
+    tr_labels_fini(&back);
+    tr_labels_fini(&l);
     hvs_redis_batch_destroy(b);
     hvs_redis_destroy(r);
     hvs_test_proc_stop(&redis);
@@ -122,7 +122,7 @@ static void test_complete_set(void) {
               "complete: unlisted is negative");
     tr_labels_count(&c, d, d + DAY, &pos, &neg);
     HVS_CHECK(pos == 1 && neg == 0, "complete counts only its positives: %zu / %zu", pos, neg);
-    tr_labels_free(&c);
+    tr_labels_fini(&c);
 }
 
 static const hvs_test_case_t cases[] = {

@@ -210,11 +210,11 @@ static void test_trainer_equals_serving(void) {
         if (cases[k].sel.task == TR_FORECAST)
             HVS_CHECK(unscaled_differ(h, &r) > r.n / 2,
                       "%s: without the per-m2 scaling most rows would differ", cases[k].what);
-        tr_rows_free(&r);
+        tr_rows_fini(&r);
     }
     printf("trainer rows digest %016llx\n", (unsigned long long)digest);
-    tr_labels_free(&labels);
-    tr_history_free(h);
+    tr_labels_fini(&labels);
+    tr_history_destroy(h);
 }
 
 static int col(hvs_task_t t, const char *name) {
@@ -310,7 +310,7 @@ int main(void) {
     test_by_hand();
     test_trainer_equals_serving();
     hvs_decoder_destroy(dec);
-    fx_output_free(fxo);
+    fx_output_destroy(fxo);
     hvs_serde_destroy(serde);
     hvs_calendar_destroy(cal);
     return hvs_test_done();

@@ -284,9 +284,9 @@ static void test_refresh(const tr_result_t *f, const tr_config_t *c) {
                   hvs_model_load(b, bl, 4, &m2, &err) == 0 && hvs_model_predict(rr.model, row, 1, &p1, &err) == 0 &&
                   hvs_model_predict(m2, row, 1, &p2, &err) == 0 && p1 == p2 && p1 > 0,
               "refresh model round trip: %g vs %g (%s)", p1, p2, err.msg);
-    hvs_model_free(m2);
+    hvs_model_destroy(m2);
     free(b);
-    tr_result_free(&rr);
+    tr_result_fini(&rr);
 }
 
 static void test_forecast(hvs_ms_t start) {
@@ -362,7 +362,7 @@ static void test_forecast(hvs_ms_t start) {
            r.metrics.wape, rb.metrics.wape);
     HVS_CHECK(isfinite(rb.metrics.wape) && rb.metrics.wape < rb.naive.wape, "the bucket model trained: %.4f",
               rb.metrics.wape);
-    tr_result_free(&rb);
+    tr_result_fini(&rb);
     /* a second run with the first as champion: compared on the same rows */
     hvs_model_ref_t champ = {.name = "forecast/global", .version = 1, .model = r.model};
     size_t nf;
@@ -380,9 +380,9 @@ static void test_forecast(hvs_ms_t start) {
     HVS_CHECK(r2.has_champion && isfinite(r2.champion.wape) && r2.champion.wape < r2.naive.wape,
               "champion scored: %.4f (new %.4f) -> %s: %s", r2.champion.wape, r2.metrics.wape,
               hvs_model_status_name(r2.status), r2.reason);
-    tr_result_free(&r2);
-    tr_rows_free(&tr);
-    tr_result_free(&r);
+    tr_result_fini(&r2);
+    tr_rows_fini(&tr);
+    tr_result_fini(&r);
 }
 
 /* The target hour's own consumption: known only after the hour. */
@@ -412,13 +412,13 @@ static void test_leakage(hvs_ms_t start) {
                 "train: %s", err.msg);
     HVS_CHECK(r.status == HVS_MODEL_REJECTED && strstr(r.reason, "leak check") && strstr(r.reason, "extra"),
               "a column using the target hour is caught: %s", r.reason);
-    tr_result_free(&r);
+    tr_result_fini(&r);
     c.extra = honest;
     HVS_REQUIRE(tr_train(hist, TR_FORECAST, "forecast/global", one, 2, start + 2 * DAY, start + DAYS * DAY,
                          info, NULL, &c, NULL, &r, &err) == 0,
                 "train: %s", err.msg);
     HVS_CHECK(!strstr(r.reason, "leak"), "an honest extra column passes: %s", r.reason);
-    tr_result_free(&r);
+    tr_result_fini(&r);
 }
 
 /* Sunny-cold-biased data: one building whose coldest hours are the sunniest, with the sun
@@ -472,9 +472,9 @@ static void test_monotone(void) {
     HVS_CHECK(free_r.monotone_violations > 0, "unconstrained model fails the stress test: %d",
               free_r.monotone_violations);
     HVS_CHECK(con_r.monotone_violations == 0, "constrained model passes: %d", con_r.monotone_violations);
-    tr_result_free(&free_r);
-    tr_result_free(&con_r);
-    tr_history_free(h);
+    tr_result_fini(&free_r);
+    tr_result_fini(&con_r);
+    tr_history_destroy(h);
     hvs_calendar_destroy(cal);
 }
 
@@ -653,9 +653,9 @@ static void test_anomaly(hvs_ms_t start) {
                   chance);
         if (t == 1)
             HVS_CHECK(r.status == HVS_MODEL_APPROVED, "classifier: %s (%s)", hvs_model_status_name(r.status), r.reason);
-        tr_result_free(&r);
+        tr_result_fini(&r);
     }
-    tr_labels_free(&sim_labels);
+    tr_labels_fini(&sim_labels);
 }
 
 int main(void) {
@@ -669,7 +669,7 @@ int main(void) {
     test_leakage(start);
     test_forecast(start);
     test_anomaly(start);
-    tr_history_free(hist);
+    tr_history_destroy(hist);
     free(apt_heat), free(apt_temp), free(apt_set);
     sim_fleet_destroy(fleet);
     return hvs_test_done();

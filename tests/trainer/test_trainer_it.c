@@ -512,7 +512,7 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "%s train --trainer http://127.0.0.1:%d 2>/dev/null", HVS_TEST_HVSCTL, port);
     HVS_CHECK(hvs_test_run(cmd, NULL, 0, NULL, NULL) == 2, "hvsctl train without a name: usage");
     hvs_test_proc_stop(&tr);
-    hvs_registry_free(r);
+    hvs_registry_destroy(r);
     hvs_encoder_destroy(enc_agg);
     hvs_encoder_destroy(enc_wx);
     hvs_encoder_destroy(enc_bld);

@@ -336,7 +336,7 @@ static void test_helpers(void) {
     HVS_CHECK_EQ_STR(wx_var_field(WX_WIND), "wind_speed_ms");
 }
 
-static void free_hours(void) { wx_hours_free(&hours); }
+static void free_hours(void) { wx_hours_fini(&hours); }
 
 static const hvs_test_case_t cases[] = {
     {"good", test_good},

@@ -126,8 +126,8 @@ static void test_history(void) {
 
     wx_history_clear(&hs);
     HVS_CHECK_EQ_INT(publish_all(&hs, resp, 48, cut3), 48 - 2 - 1);
-    wx_hours_free(&replay);
-    wx_history_free(&hs);
+    wx_hours_fini(&replay);
+    wx_history_fini(&hs);
 }
 
 static const hvs_test_case_t cases[] = {

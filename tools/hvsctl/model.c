@@ -253,7 +253,7 @@ static int open_registry(mctx_t *c, const char *prefix, long timeout_s) {
 
 static void close_registry(mctx_t *c) {
     free(c->checks);
-    hvs_registry_free(c->reg);
+    hvs_registry_destroy(c->reg);
     hvs_serde_destroy(c->serde);
 }
 
@@ -740,7 +740,7 @@ static int cmd_export(mctx_t *c, const mopts_t *o) {
     rc = emit(c, j);
 out:
     json_decref(names);
-    hvs_model_free(m);
+    hvs_model_destroy(m);
     free(raw);
     return rc;
 }

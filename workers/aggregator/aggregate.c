@@ -50,7 +50,7 @@ static void apartment_free(agg_apartment_t *a) {
     if (!a)
         return;
     free(a->id);
-    agg_samples_free(&a->samples);
+    agg_samples_fini(&a->samples);
     free(a->marks.m);
     free(a->buckets);
     free(a);
@@ -71,7 +71,7 @@ static void building_free(agg_building_t *b) {
     free(b);
 }
 
-void agg_free(agg_t *g) {
+void agg_destroy(agg_t *g) {
     if (!g)
         return;
     for (size_t i = 0; i < g->n; i++)

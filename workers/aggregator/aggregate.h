@@ -15,7 +15,7 @@
  * value as a base); instants are kept max_pair longer (they decide liveness across long counter
  * intervals).
  *
- * Ownership: agg_t owns everything in it; agg_free releases it. Ids are copied.
+ * Ownership: agg_t owns everything in it; agg_destroy releases it. Ids are copied.
  * Thread-safety: none (one consume loop). Errors: HVS_ENOMEM; accept's refusals carry a
  * dead-letter reason in err.
  */
@@ -98,7 +98,7 @@ typedef int (*agg_emit_fn)(void *opaque, const agg_building_t *b, const agg_apar
 typedef struct agg agg_t;
 
 agg_t *agg_new(const agg_config_t *conf);
-void agg_free(agg_t *g);
+void agg_destroy(agg_t *g);
 const agg_config_t *agg_config(const agg_t *g);
 agg_stats_t *agg_stats(agg_t *g);
 

@@ -326,17 +326,17 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
 
 static void worker_free(void *state) {
     worker_t *w = state;
-    hvs_topology_free(w->topo);
+    hvs_topology_destroy(w->topo);
     hvs_stage_destroy(w->stage);
     hvs_redis_batch_destroy(w->rb);
     hvs_redis_destroy(w->redis);
-    agg_output_free(w->out[0]);
-    agg_output_free(w->out[1]);
+    agg_output_destroy(w->out[0]);
+    agg_output_destroy(w->out[1]);
     hvs_reading_codec_destroy(w->codec);
     hvs_decoder_destroy(w->dec);
     hvs_serde_destroy(w->serde);
     hvs_watermark_destroy(w->wm);
-    agg_free(w->agg);
+    agg_destroy(w->agg);
 }
 
 int main(int argc, char **argv) {

@@ -49,7 +49,7 @@ int agg_output_new(hvs_serde_t *s, const char *topic, agg_output_t **out, hvs_er
     return 0;
 }
 
-void agg_output_free(agg_output_t *o) {
+void agg_output_destroy(agg_output_t *o) {
     if (!o)
         return;
     hvs_encoder_destroy(o->enc);

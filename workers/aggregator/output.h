@@ -3,7 +3,7 @@
  * resolved once, one reusable encoder per topic, no allocation per record beyond avro-c's
  * buffer reuse.
  *
- * Ownership: agg_output_t borrows the serde (must outlive it); free with agg_output_free.
+ * Ownership: agg_output_t borrows the serde (must outlive it); free with agg_output_destroy.
  * Thread-safety: none. Errors: HVS_ESERDE/HVS_ENOMEM with the field named.
  */
 #ifndef AGG_OUTPUT_H
@@ -15,7 +15,7 @@
 typedef struct agg_output agg_output_t;
 
 int agg_output_new(hvs_serde_t *s, const char *topic, agg_output_t **out, hvs_err_t *err);
-void agg_output_free(agg_output_t *o);
+void agg_output_destroy(agg_output_t *o);
 
 /*
  * Encode one window: apartment NULL = building window (reporting/known set). *buf, *len are

@@ -157,7 +157,7 @@ size_t agg_samples_prune(agg_samples_t *a, hvs_ms_t values_horizon, hvs_ms_t ins
 hvs_ms_t agg_samples_last(const agg_samples_t *a) { return a->ninst ? a->inst[a->ninst - 1] : HVS_MS_NONE; }
 hvs_ms_t agg_samples_first(const agg_samples_t *a) { return a->ninst ? a->inst[0] : HVS_MS_NONE; }
 
-void agg_samples_free(agg_samples_t *a) {
+void agg_samples_fini(agg_samples_t *a) {
     for (size_t i = 0; i < a->ns; i++) {
         free(a->s[i].room);
         free(a->s[i].p);

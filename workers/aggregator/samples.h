@@ -9,7 +9,7 @@
  * order wins, which a replay reproduces.
  *
  * Ownership: agg_samples_t is embedded by its owner (zero-initialised = empty) and freed with
- * agg_samples_free. Series room names are copied. Thread-safety: none.
+ * agg_samples_fini. Series room names are copied. Thread-safety: none.
  * Errors: insert functions return 1 (stored), 0 (already there), or HVS_ENOMEM.
  */
 #ifndef AGG_SAMPLES_H
@@ -83,6 +83,6 @@ size_t agg_samples_prune(agg_samples_t *a, hvs_ms_t values_horizon, hvs_ms_t ins
 hvs_ms_t agg_samples_last(const agg_samples_t *a);
 hvs_ms_t agg_samples_first(const agg_samples_t *a);
 
-void agg_samples_free(agg_samples_t *a);
+void agg_samples_fini(agg_samples_t *a);
 
 #endif

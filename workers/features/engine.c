@@ -45,11 +45,11 @@ static void building_free(fx_building_t *b) {
     for (size_t i = 0; i < b->npend; i++)
         free(b->pend[i].entity);
     free(b->pend);
-    hvs_fs_building_free(b->fs);
+    hvs_fs_building_destroy(b->fs);
     free(b);
 }
 
-void fx_free(fx_t *g) {
+void fx_destroy(fx_t *g) {
     if (!g)
         return;
     for (size_t i = 0; i < g->n; i++)
@@ -86,7 +86,7 @@ static int insert(fx_t *g, hvs_fs_building_t *fs, fx_building_t **out) {
     fx_building_t *b = calloc(1, sizeof *b);
     if (!nb || !b) {
         free(b);
-        hvs_fs_building_free(fs);
+        hvs_fs_building_destroy(fs);
         return HVS_ENOMEM;
     }
     g->b = nb;

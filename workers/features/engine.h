@@ -101,7 +101,7 @@ typedef struct fx_stats {
 typedef struct fx fx_t;
 
 fx_t *fx_new(const fx_config_t *conf, const hvs_topology_t *topo);
-void fx_free(fx_t *g);
+void fx_destroy(fx_t *g);
 fx_stats_t *fx_stats(fx_t *g);
 
 fx_building_t *fx_building(fx_t *g, const char *id, int32_t partition, bool create);

@@ -42,7 +42,7 @@ int fx_input_new(hvs_serde_t *s, fx_input_t **out, hvs_err_t *err) {
     return 0;
 }
 
-void fx_input_free(fx_input_t *in) { free(in); }
+void fx_input_destroy(fx_input_t *in) { free(in); }
 
 /* The field, through a ["null", T] union: 1 present, 0 null, -1 not of the schema. */
 static int field(avro_value_t *rec, int idx, avro_value_t *out) {

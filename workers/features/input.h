@@ -48,7 +48,7 @@ typedef struct fx_weather {
 typedef struct fx_input fx_input_t;   /* field indices of both schemas, resolved once */
 
 int fx_input_new(hvs_serde_t *s, fx_input_t **out, hvs_err_t *err);
-void fx_input_free(fx_input_t *in);
+void fx_input_destroy(fx_input_t *in);
 
 int fx_input_aggregate(const fx_input_t *in, avro_value_t *v, hvs_ms_t now, hvs_ms_t max_future,
                        fx_aggregate_t *out, hvs_err_t *err);

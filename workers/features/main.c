@@ -487,19 +487,19 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
 
 static void worker_free(void *state) {
     worker_t *w = state;
-    hvs_topology_free(w->topo);
-    hvs_alerter_free(w->alerter); /* borrows the stage's producer */
+    hvs_topology_destroy(w->topo);
+    hvs_alerter_destroy(w->alerter); /* borrows the stage's producer */
     hvs_stage_destroy(w->stage);
     hvs_redis_batch_destroy(w->rb);
     hvs_redis_destroy(w->redis);
-    fx_output_free(w->out);
-    fx_input_free(w->input);
+    fx_output_destroy(w->out);
+    fx_input_destroy(w->input);
     hvs_decoder_destroy(w->dec_agg);
     hvs_decoder_destroy(w->dec_wx);
     hvs_serde_destroy(w->serde);
     hvs_watermark_destroy(w->wm[0]);
     hvs_watermark_destroy(w->wm[1]);
-    fx_free(w->fx);
+    fx_destroy(w->fx);
 }
 
 int main(int argc, char **argv) {

@@ -177,7 +177,7 @@ int fx_output_new(hvs_serde_t *s, const char *topic, fx_output_t **out, hvs_err_
     return 0;
 }
 
-void fx_output_free(fx_output_t *o) {
+void fx_output_destroy(fx_output_t *o) {
     if (!o)
         return;
     hvs_encoder_destroy(o->enc);

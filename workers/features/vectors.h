@@ -21,7 +21,7 @@
 typedef struct fx_output fx_output_t;
 
 int fx_output_new(hvs_serde_t *s, const char *topic, fx_output_t **out, hvs_err_t *err);
-void fx_output_free(fx_output_t *o);
+void fx_output_destroy(fx_output_t *o);
 int fx_output_encode(fx_output_t *o, const fx_vector_t *v, const void **buf, size_t *len,
                      hvs_err_t *err);
 /* Whether the direct writer is in use (it matched avro-c's bytes on sample vectors at start). */

@@ -19,7 +19,7 @@ int tr_task_parse(const char *name) { return hvs_taskrow_task_parse(name); }
 
 const char *const *tr_task_features(tr_task_t t, size_t *n) { return hvs_taskrow_columns((hvs_task_t)t, n); }
 
-void tr_rows_free(tr_rows_t *r) {
+void tr_rows_fini(tr_rows_t *r) {
     free(r->x), free(r->y), free(r->scale), free(r->naive), free(r->horizon);
     free(r->hour), free(r->as_of), free(r->group), free(r->series);
     memset(r, 0, sizeof *r);
@@ -183,7 +183,7 @@ int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
     }
     return 0;
 fail:
-    tr_rows_free(out);
+    tr_rows_fini(out);
     return rc;
 }
 

@@ -27,7 +27,7 @@
  * a feature used the future, and names it. A test hook (extra) may append a column computed by
  * the caller, to prove the check catches a leaky one.
  *
- * Ownership: tr_rows_t owns its arrays (tr_rows_free). Thread-safety: building reads the history
+ * Ownership: tr_rows_t owns its arrays (tr_rows_fini). Thread-safety: building reads the history
  * (consume-loop thread); the rows can then go to the training thread.
  * Errors: HVS_ENOMEM; tr_leak_check returns HVS_EINVAL (reason "leakage") naming the feature.
  * Thin names over task_rows.h (tr_task_*) stay for the trainer's callers.
@@ -74,7 +74,7 @@ typedef struct tr_rows {
     int32_t *series;          /* series index within the building */
 } tr_rows_t;
 
-void tr_rows_free(tr_rows_t *r);
+void tr_rows_fini(tr_rows_t *r);
 /* Room for one more row (ncols set): HVS_ENOMEM, the rows kept. */
 int tr_rows_grow(tr_rows_t *r);
 

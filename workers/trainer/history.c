@@ -43,7 +43,7 @@ static void building_free(tr_building_t *b) {
     free(b);
 }
 
-void tr_history_free(tr_history_t *h) {
+void tr_history_destroy(tr_history_t *h) {
     if (!h)
         return;
     for (size_t i = 0; i < h->nb; i++)

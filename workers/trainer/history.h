@@ -55,7 +55,7 @@ typedef struct tr_history {
 } tr_history_t;
 
 tr_history_t *tr_history_new(size_t hours, size_t max_apartments);
-void tr_history_free(tr_history_t *h);
+void tr_history_destroy(tr_history_t *h);
 tr_building_t *tr_history_building(tr_history_t *h, const char *id, bool create);
 tr_series_t *tr_history_series(tr_history_t *h, tr_building_t *b, const char *id, bool create);
 

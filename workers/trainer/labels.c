@@ -17,7 +17,7 @@ static void label_free(tr_label_t *x) {
     free(x->apartment);
 }
 
-void tr_labels_free(tr_labels_t *l) {
+void tr_labels_fini(tr_labels_t *l) {
     for (size_t i = 0; i < l->n; i++)
         label_free(&l->v[i]);
     for (size_t i = 0; i < l->ngone; i++)

@@ -16,7 +16,7 @@
  *   hvs:tr:labels   HASH "<building>|<alert id>" -> "<apartment>|<day ms>|<1|0|-1>|<labelled_at ms>"
  * Labels of days before the training window are dropped (tr_labels_save's `before`).
  *
- * Ownership: the set owns its strings (tr_labels_free). Thread-safety: none (the consume loop
+ * Ownership: the set owns its strings (tr_labels_fini). Thread-safety: none (the consume loop
  * owns it; training reads it on the same thread). Errors: HVS_ENOMEM; HVS_EINVAL for ids that
  * are empty, too long (TR_LABEL_ID_MAX) or hold '|', or no day; stored values that do not parse
  * are skipped and counted by tr_labels_load; HVS_EREDIS.
@@ -55,7 +55,7 @@ typedef struct tr_labels {
 } tr_labels_t;
 
 void tr_labels_init(tr_labels_t *l);
-void tr_labels_free(tr_labels_t *l);
+void tr_labels_fini(tr_labels_t *l);
 
 /* Add or update the verdict on an alert; 1 changed, 0 not (older than, or the same as, the one
  * held), <0 error. */

@@ -347,14 +347,14 @@ static int publish(worker_t *w, const tr_result_t *r, const tr_config_t *c, int 
                       "%lld (fewer rounds or shallower trees make smaller models)",
                       r->name, v, len, (long long)settings.max_record);
         hvs_metric_inc(w->m_rejected);
-        tr_record_free(&rec);
+        tr_record_fini(&rec);
         return 0;
     }
     if (rc == 0)
         rc = hvs_producer_send(hvs_stage_producer(w->stage), w->topic_models, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, err);
     if (rc == 0)
         rc = hvs_producer_flush(hvs_stage_producer(w->stage), 30000, err);
-    tr_record_free(&rec);
+    tr_record_fini(&rec);
     if (rc)
         return rc;
     *version = v;
@@ -388,7 +388,7 @@ static int run_refresh(worker_t *w, const tr_result_t *f, int fversion, const tr
     } else if (rc == 0) {
         rc = publish(w, &r, c, &v, err);
     }
-    tr_result_free(&r);
+    tr_result_fini(&r);
     return rc;
 }
 
@@ -416,7 +416,7 @@ static int run_one(worker_t *w, tr_task_t task, const char *name, const char *co
             hvs_log_info("trainer", "refresh/%s not fitted: %s v%d is %s, not serving", strchr(name, '/') + 1, name, v,
                          hvs_model_status_name(r.status));
     }
-    tr_result_free(&r);
+    tr_result_fini(&r);
     return rc;
 }
 
@@ -818,11 +818,11 @@ static void worker_free(void *state) {
     for (size_t i = w->head; i < w->njobs; i++)
         job_free(&w->jobs[i]);
     free(w->jobs);
-    tr_labels_free(&w->labels);
+    tr_labels_fini(&w->labels);
     hvs_decoder_destroy(w->dec_alert);
     hvs_decoder_destroy(w->dec_fb);
-    hvs_registry_free(w->reg);
-    hvs_topology_free(w->topo);
+    hvs_registry_destroy(w->reg);
+    hvs_topology_destroy(w->topo);
     hvs_stage_destroy(w->stage);
     hvs_redis_batch_destroy(w->rb);
     hvs_redis_destroy(w->redis);
@@ -830,7 +830,7 @@ static void worker_free(void *state) {
     hvs_decoder_destroy(w->dec_agg);
     hvs_decoder_destroy(w->dec_wx);
     hvs_serde_destroy(w->serde);
-    tr_history_free(w->hist);
+    tr_history_destroy(w->hist);
     for (int i = 0; i < w->ncals; i++) {
         free(w->cals[i].region);
         hvs_calendar_destroy(w->cals[i].cal);

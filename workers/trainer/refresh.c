@@ -246,10 +246,10 @@ int tr_refresh_train(const tr_result_t *f, const char *name, const tr_config_t *
         goto done;
     }
     if ((rc = linear(coef, &bt, err)) || (rc = predict_all(bt, &r, corr, err))) {
-        hvs_model_free(bt);
+        hvs_model_destroy(bt);
         goto done;
     }
-    hvs_model_free(bt);
+    hvs_model_destroy(bt);
     score(&r, actual, corr, last, split, &out->metrics, out->bucket_wape);
     score(&r, actual, NULL, last, split, &out->naive, NULL);
     if (champion) {
@@ -289,6 +289,6 @@ int tr_refresh_train(const tr_result_t *f, const char *name, const tr_config_t *
     }
 done:
     free(actual), free(corr), free(cc);
-    tr_rows_free(&r);
+    tr_rows_fini(&r);
     return rc;
 }

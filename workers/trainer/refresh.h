@@ -15,7 +15,7 @@
  * Gate: REJECTED unless the correction beats the uncorrected baseline; then as forecast's
  * (champion by min_improvement, auto_approve).
  *
- * Ownership: as tr_train's (tr_result_free). Thread-safety: pure function of its inputs.
+ * Ownership: as tr_train's (tr_result_fini). Thread-safety: pure function of its inputs.
  * Errors: HVS_ESTATE when the forecast kept no backtest rows (keep_eval) or too few, HVS_ENOMEM,
  * HVS_EMODEL.
  */

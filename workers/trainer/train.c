@@ -499,7 +499,7 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
         es_sel.extra = c->extra;
         es_sel.all_days = true;
         if ((rc = tr_rows_build(h, &es_sel, info, opaque, &eval, err))) {
-            hvs_model_free(m);
+            hvs_model_destroy(m);
             break;
         }
         if (ne + eval.n > cap) {
@@ -557,8 +557,8 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
                     }
             }
         }
-        tr_rows_free(&eval);
-        hvs_model_free(m);
+        tr_rows_fini(&eval);
+        hvs_model_destroy(m);
     }
     if (rc == 0) {
         out->eval_rows = ne;
@@ -644,7 +644,7 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
         snprintf(out->reason, sizeof out->reason, "WAPE %.4f (naive %.4f): awaiting approval", w, wn);
     }
 done:
-    tr_rows_free(&rows);
+    tr_rows_fini(&rows);
     out->seconds = now_s() - t0;
     return rc;
 }
@@ -659,8 +659,8 @@ bool tr_gate_short_of_champion(tr_result_t *out, const tr_config_t *c, double w)
     return true;
 }
 
-void tr_result_free(tr_result_t *r) {
-    hvs_model_free(r->model);
+void tr_result_fini(tr_result_t *r) {
+    hvs_model_destroy(r->model);
     free(r->quantiles);
     free(r->missing);
     free(r->eval_x), free(r->eval_y), free(r->eval_pred), free(r->eval_naive), free(r->eval_scale);
@@ -750,7 +750,7 @@ int tr_record_build(const tr_result_t *r, int version, hvs_ms_t now, const tr_co
     return 0;
 }
 
-void tr_record_free(tr_record_t *r) {
+void tr_record_fini(tr_record_t *r) {
     free(r->z);
     r->z = NULL;
 }

@@ -29,7 +29,7 @@
  * above max_wape; APPROVED when auto_approve and it beats the champion by min_improvement (or
  * there is none); else PENDING_APPROVAL. The reason says which.
  *
- * Ownership: the result owns its model, rows of the profile and strings (tr_result_free).
+ * Ownership: the result owns its model, rows of the profile and strings (tr_result_fini).
  * Thread-safety: reads the history: run it on the thread that owns it. Errors: HVS_ENOMEM,
  * HVS_EMODEL; a run that cannot train (too few rows) returns HVS_ESTATE with the reason.
  */
@@ -102,10 +102,10 @@ extern const double tr_temp_edges[12], tr_irr_edges[11];
 int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char *const *buildings,
              size_t nbuildings, hvs_ms_t from, hvs_ms_t to, tr_info_fn info, void *opaque,
              const tr_config_t *conf, hvs_model_ref_t *champion, tr_result_t *out, hvs_err_t *err);
-void tr_result_free(tr_result_t *r);
+void tr_result_fini(tr_result_t *r);
 
 /* The ModelVersion record of a result: rec points into the struct (and its malloc'd model
- * bytes); free with tr_record_free. */
+ * bytes); free with tr_record_fini. */
 #define TR_PARAMS 28
 typedef struct tr_record {
     hvs_model_record_t rec;
@@ -117,7 +117,7 @@ typedef struct tr_record {
 
 int tr_record_build(const tr_result_t *r, int version, hvs_ms_t now, const tr_config_t *conf,
                     tr_record_t *out, hvs_err_t *err);
-void tr_record_free(tr_record_t *r);
+void tr_record_fini(tr_record_t *r);
 
 /* The champion's predictions on rows of the task's columns (it reads its own feature list:
  * HVS_ESTATE "feature_mismatch" when it reads one the task has not). */

@@ -302,7 +302,7 @@ int wx_client_new(const wx_client_conf_t *conf, hvs_metrics_t *metrics, wx_clien
                   curl_easy_setopt(e, CURLOPT_USERAGENT,
                                    c->user_agent ? c->user_agent : "hvs-weather");
         if (bad) {
-            wx_client_free(c);
+            wx_client_destroy(c);
             return hvs_err_set(err, HVS_EIO, "curl", "curl_easy_setopt failed");
         }
     }
@@ -320,7 +320,7 @@ int wx_client_new(const wx_client_conf_t *conf, hvs_metrics_t *metrics, wx_clien
     *out = c;
     return 0;
 oom:
-    wx_client_free(c);
+    wx_client_destroy(c);
     return hvs_err_set(err, HVS_ENOMEM, "oom", "weather client");
 }
 
@@ -333,7 +333,7 @@ static void q_free(queue_t *q) {
     q->n = 0;
 }
 
-void wx_client_free(wx_client_t *c) {
+void wx_client_destroy(wx_client_t *c) {
     if (!c)
         return;
     for (int i = 0; c->slots && i < c->nslots; i++) {

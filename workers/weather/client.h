@@ -28,7 +28,7 @@
  * copied at submit; the result passed to the callback is the client's, except `body`, which
  * the callback may take (set r->body = NULL, then free() it). Callbacks run inside
  * wx_client_run/wx_client_stop, never re-entrantly; they may submit new requests.
- * wx_client_free aborts what is in flight without callbacks.
+ * wx_client_destroy aborts what is in flight without callbacks.
  * Thread-safety: one thread. curl_global_init must have run (main does it at start).
  * Errors: 0 or negative hvs_rc_t (HVS_ENOMEM, HVS_EIO for a curl multi failure).
  */
@@ -90,7 +90,7 @@ typedef struct wx_client wx_client_t;
 
 int wx_client_new(const wx_client_conf_t *conf, hvs_metrics_t *metrics, wx_client_t **out,
                   hvs_err_t *err);
-void wx_client_free(wx_client_t *c);
+void wx_client_destroy(wx_client_t *c);
 
 /* Queue a request (started by the next wx_client_run). */
 int wx_client_submit(wx_client_t *c, const wx_request_t *req, hvs_err_t *err);

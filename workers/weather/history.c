@@ -120,7 +120,7 @@ size_t wx_history_size(const wx_history_t *hist) { return hist->n; }
 
 void wx_history_clear(wx_history_t *hist) { hist->n = 0; }
 
-void wx_history_free(wx_history_t *hist) {
+void wx_history_fini(wx_history_t *hist) {
     free(hist->e);
     hist->e = NULL;
     hist->n = hist->cap = 0;

@@ -14,7 +14,7 @@
  * went from FORECAST to OBSERVED in between are then published again as OBSERVED.
  *
  * Ownership: wx_history_t is embedded in its location (zero-initialised = empty);
- * wx_history_free releases it. Thread-safety: none (the poller's thread).
+ * wx_history_fini releases it. Thread-safety: none (the poller's thread).
  * Errors: HVS_ENOMEM only; on failure the history is unchanged.
  */
 #ifndef WX_HISTORY_H
@@ -60,6 +60,6 @@ int wx_history_last_response(const wx_history_t *hist, hvs_ms_t now, wx_hours_t 
 
 size_t wx_history_size(const wx_history_t *hist);
 void wx_history_clear(wx_history_t *hist);
-void wx_history_free(wx_history_t *hist);
+void wx_history_fini(wx_history_t *hist);
 
 #endif

@@ -225,10 +225,10 @@ static int check_url(const char *name, const char *url, hvs_err_t *err) {
 
 static void worker_free(void *state) {
     worker_t *w = state;
-    wx_poller_free(w->poller);
-    wx_publisher_free(w->pub);
-    hvs_alerter_free(w->alerter);
-    hvs_topology_free(w->topo);
+    wx_poller_destroy(w->poller);
+    wx_publisher_destroy(w->pub);
+    hvs_alerter_destroy(w->alerter);
+    hvs_topology_destroy(w->topo);
     hvs_producer_destroy(w->prod);
     hvs_serde_destroy(w->serde);
 }

@@ -90,7 +90,7 @@ int wx_openmeteo_url(char *buf, size_t len, const char *base, double latitude, d
     return n < 0 || (size_t)n >= len ? -1 : n;
 }
 
-void wx_hours_free(wx_hours_t *h) {
+void wx_hours_fini(wx_hours_t *h) {
     free(h->h);
     h->h = NULL;
     h->n = h->cap = 0;

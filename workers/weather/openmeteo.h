@@ -23,7 +23,7 @@
  * Classification: for a response at clock time `now`, an hour h is WX_OBSERVED when
  * h + 1 h <= now (the hour is over), else WX_FORECAST.
  *
- * Ownership: wx_hours_t is the caller's (zero-initialised; wx_hours_free releases it); parse
+ * Ownership: wx_hours_t is the caller's (zero-initialised; wx_hours_fini releases it); parse
  * reuses its buffer. Thread-safety: none needed (no shared state). Errors: 0 or HVS_EINVAL
  * (bad response, reason set) / HVS_ENOMEM.
  */
@@ -102,7 +102,7 @@ int wx_openmeteo_hourly_mask(const char *hourly, unsigned *want, hvs_err_t *err)
 int wx_openmeteo_url(char *buf, size_t len, const char *base, double latitude, double longitude,
                      const char *hourly, int past_days, int forecast_days);
 
-void wx_hours_free(wx_hours_t *h);
+void wx_hours_fini(wx_hours_t *h);
 /* Room for n hours (contents kept): 0 or HVS_ENOMEM. */
 int wx_hours_reserve(wx_hours_t *h, size_t n);
 

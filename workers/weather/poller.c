@@ -202,7 +202,7 @@ static void loc_free(loc_t *l) {
     free(l->url);
     free(l->etag);
     free(l->last_modified);
-    wx_history_free(&l->hist);
+    wx_history_fini(&l->hist);
     free(l);
 }
 
@@ -662,14 +662,14 @@ int wx_poller_new(const wx_poller_conf_t *conf, wx_publisher_t *pub, hvs_alerter
     *out = p;
     return 0;
 fail:
-    wx_poller_free(p);
+    wx_poller_destroy(p);
     return rc;
 }
 
-void wx_poller_free(wx_poller_t *p) {
+void wx_poller_destroy(wx_poller_t *p) {
     if (!p)
         return;
-    wx_client_free(p->client); /* aborts transfers without callbacks */
+    wx_client_destroy(p->client); /* aborts transfers without callbacks */
     for (size_t i = 0; i < p->npend; i++)
         free(p->pend[i].body);
     free(p->pend);
@@ -680,7 +680,7 @@ void wx_poller_free(wx_poller_t *p) {
     free(p->locs);
     free(p->zombies);
     free(p->order);
-    wx_hours_free(&p->scratch);
+    wx_hours_fini(&p->scratch);
     free(p->base_url);
     free(p->clock_url);
     free(p->hourly);

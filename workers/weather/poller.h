@@ -66,7 +66,7 @@ typedef struct wx_poller wx_poller_t;
 
 int wx_poller_new(const wx_poller_conf_t *conf, wx_publisher_t *pub, hvs_alerter_t *alerter,
                   hvs_metrics_t *metrics, wx_poller_t **out, hvs_err_t *err);
-void wx_poller_free(wx_poller_t *p);
+void wx_poller_destroy(wx_poller_t *p);
 
 /* Make the locations the buildings of topology (b sorted by id, as hvs_topology_buildings
  * gives them): new ones added, removed ones dropped (after their poll in flight ends), moved

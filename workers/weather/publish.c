@@ -33,14 +33,14 @@ int wx_publisher_new(hvs_serde_t *s, hvs_producer_t *p, const char *topic, const
     pub->prod = p;
     int rc = hvs_encoder_new(s, HVS_SCHEMA_WEATHER, topic, &pub->enc, err);
     if (rc) {
-        wx_publisher_free(pub);
+        wx_publisher_destroy(pub);
         return rc;
     }
     avro_schema_t schema = hvs_serde_schema(s, HVS_SCHEMA_WEATHER);
     for (int f = 0; f < F_COUNT; f++) {
         int i = avro_schema_record_field_get_index(schema, field_names[f]);
         if (i < 0) {
-            wx_publisher_free(pub);
+            wx_publisher_destroy(pub);
             return hvs_err_set(err, HVS_ESERDE, "schema_mismatch",
                                "Weather schema has no field %s", field_names[f]);
         }
@@ -50,7 +50,7 @@ int wx_publisher_new(hvs_serde_t *s, hvs_producer_t *p, const char *topic, const
     return 0;
 }
 
-void wx_publisher_free(wx_publisher_t *pub) {
+void wx_publisher_destroy(wx_publisher_t *pub) {
     if (!pub)
         return;
     hvs_encoder_destroy(pub->enc);

@@ -27,7 +27,7 @@ typedef struct wx_publisher wx_publisher_t;
 
 int wx_publisher_new(hvs_serde_t *s, hvs_producer_t *p, const char *topic, const char *provider,
                      wx_publisher_t **out, hvs_err_t *err);
-void wx_publisher_free(wx_publisher_t *pub);
+void wx_publisher_destroy(wx_publisher_t *pub);
 
 typedef struct wx_location_ref {
     const char *building_id;

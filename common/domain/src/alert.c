@@ -49,7 +49,7 @@ int hvs_alerter_new(hvs_serde_t *s, hvs_producer_t *p, hvs_alerter_t **out, hvs_
     return 0;
 }
 
-void hvs_alerter_free(hvs_alerter_t *a) {
+void hvs_alerter_destroy(hvs_alerter_t *a) {
     if (!a)
         return;
     hvs_encoder_destroy(a->enc);

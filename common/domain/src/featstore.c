@@ -30,7 +30,7 @@ hvs_fs_building_t *hvs_fs_building_new(const char *id, int32_t partition) {
     return b;
 }
 
-void hvs_fs_building_free(hvs_fs_building_t *b) {
+void hvs_fs_building_destroy(hvs_fs_building_t *b) {
     if (!b)
         return;
     for (size_t i = 0; i < b->nents; i++) {
@@ -377,7 +377,7 @@ int hvs_fs_load(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *id, int32_
         hvs_feat_wx_hour_t w;
         const redisReply *v = wx->element[i + 1];
         if (v->type != REDIS_REPLY_STRING || hvs_fs_decode_wx(v->str, v->len, &w)) {
-            hvs_fs_building_free(b);
+            hvs_fs_building_destroy(b);
             return hvs_err_set(err, HVS_ESERDE, "bad_state", "%s: slot %s does not parse", wkey,
                                wx->element[i]->str);
         }
@@ -386,7 +386,7 @@ int hvs_fs_load(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *id, int32_
     for (size_t i = 0; ents && i < ents->elements; i++)
         if (ents->element[i]->type != REDIS_REPLY_STRING ||
             !hvs_fs_entity(b, ents->element[i]->str, true)) {
-            hvs_fs_building_free(b);
+            hvs_fs_building_destroy(b);
             return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", id);
         }
     /* round 2: every entity's ring */
@@ -395,7 +395,7 @@ int hvs_fs_load(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *id, int32_
         hvs_redis_key(key, sizeof key, id, "fs:h:%s", b->ents[i]->id);
         const char *a3[] = {"HGETALL", key};
         if (hvs_redis_batch_add(batch, 2, a3, NULL)) {
-            hvs_fs_building_free(b);
+            hvs_fs_building_destroy(b);
             return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
         }
     }
@@ -414,7 +414,7 @@ int hvs_fs_load(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *id, int32_
         }
     }
     if (rc) {
-        hvs_fs_building_free(b);
+        hvs_fs_building_destroy(b);
         return rc;
     }
     for (size_t i = 0; i < b->nents; i++)

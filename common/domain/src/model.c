@@ -41,7 +41,7 @@ const char *hvs_model_format(const hvs_model_t *m) {
     return m->bst ? HVS_MODEL_FORMAT_XGBOOST : HVS_MODEL_FORMAT_LINEAR;
 }
 
-void hvs_model_free(hvs_model_t *m) {
+void hvs_model_destroy(hvs_model_t *m) {
     if (!m)
         return;
     if (m->bst)
@@ -104,7 +104,7 @@ int hvs_model_linear_new(size_t ncols, int selector, size_t nsel, const float *s
         m->order = malloc(nsel * sizeof *m->order);
     }
     if (!m || !m->selv || !m->coef || !m->order) {
-        hvs_model_free(m);
+        hvs_model_destroy(m);
         return hvs_err_set(err, HVS_ENOMEM, "oom", "hvs-linear model");
     }
     m->ncols = ncols;
@@ -119,7 +119,7 @@ int hvs_model_linear_new(size_t ncols, int selector, size_t nsel, const float *s
             int rc = hvs_err_set(err, HVS_EINVAL, "bad_model",
                                  "hvs-linear: selector value %g on rows %zu and %zu",
                                  (double)m->selv[m->order[i]], m->order[i - 1], m->order[i]);
-            hvs_model_free(m);
+            hvs_model_destroy(m);
             return rc;
         }
     *out = m;

@@ -47,7 +47,7 @@ static double metric(avro_value_t *v, const char *name) {
 static void ref_free(hvs_model_ref_t *r) {
     if (!r)
         return;
-    hvs_model_free(r->model);
+    hvs_model_destroy(r->model);
     for (size_t i = 0; i < r->nfeatures; i++)
         free(r->features[i]);
     free(r->features);
@@ -261,17 +261,17 @@ int hvs_registry_new(const hvs_kafka_conf_t *conf, hvs_serde_t *s, const char *t
     if (rc == 0)
         rc = hvs_follow_new(conf, topic, "registry", &r->follow, err);
     if (rc) {
-        hvs_registry_free(r);
+        hvs_registry_destroy(r);
         return rc;
     }
     *out = r;
     return 0;
 }
 
-void hvs_registry_free(hvs_registry_t *r) {
+void hvs_registry_destroy(hvs_registry_t *r) {
     if (!r)
         return;
-    hvs_follow_free(r->follow);
+    hvs_follow_destroy(r->follow);
     hvs_decoder_destroy(r->dec);
     for (size_t i = 0; i < r->n; i++)
         info_free(&r->v[i]);

@@ -34,17 +34,17 @@ int hvs_topology_new(const hvs_kafka_conf_t *conf, hvs_serde_t *s, const char *t
     if (rc == 0)
         rc = hvs_follow_new(conf, topic, "topology", &t->follow, err);
     if (rc) {
-        hvs_topology_free(t);
+        hvs_topology_destroy(t);
         return rc;
     }
     *out = t;
     return 0;
 }
 
-void hvs_topology_free(hvs_topology_t *t) {
+void hvs_topology_destroy(hvs_topology_t *t) {
     if (!t)
         return;
-    hvs_follow_free(t->follow);
+    hvs_follow_destroy(t->follow);
     hvs_decoder_destroy(t->dec);
     for (size_t i = 0; i < t->n; i++) {
         for (size_t k = 0; k < t->b[i].napts; k++)

@@ -309,7 +309,7 @@ void hvs_app_fini(hvs_app_t *app) {
     app->http = NULL;
     hvs_metrics_destroy(app->metrics);
     app->metrics = NULL;
-    hvs_config_free(app->sections, app->nsections, &app->kafka_props);
+    hvs_config_fini(app->sections, app->nsections, &app->kafka_props);
     atomic_store(&g_ready_fn, NULL);
 }
 

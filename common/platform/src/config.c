@@ -313,7 +313,7 @@ int hvs_config_load(const hvs_cfg_section_t *sections, size_t nsections, const c
     return HVS_OK;
 }
 
-void hvs_config_free(const hvs_cfg_section_t *sections, size_t nsections,
+void hvs_config_fini(const hvs_cfg_section_t *sections, size_t nsections,
                      hvs_config_passthrough_t *pt) {
     for (size_t s = 0; s < nsections; s++)
         for (size_t i = 0; i < sections[s].n; i++) {

@@ -52,7 +52,7 @@ int hvs_follow_new(const hvs_kafka_conf_t *conf, const char *topic, const char *
                              rd_kafka_err2str(e ? e : md->topics[0].err));
         if (md)
             rd_kafka_metadata_destroy(md);
-        hvs_follow_free(f);
+        hvs_follow_destroy(f);
         return rc;
     }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
@@ -64,14 +64,14 @@ int hvs_follow_new(const hvs_kafka_conf_t *conf, const char *topic, const char *
     e = rd_kafka_assign(f->rk, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (e) {
-        hvs_follow_free(f);
+        hvs_follow_destroy(f);
         return hvs_err_set(err, HVS_EKAFKA, "assign", "topic %s: %s", topic, rd_kafka_err2str(e));
     }
     *out = f;
     return 0;
 }
 
-void hvs_follow_free(hvs_follow_t *f) {
+void hvs_follow_destroy(hvs_follow_t *f) {
     if (!f)
         return;
     if (f->rk) {

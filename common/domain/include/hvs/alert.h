@@ -61,7 +61,7 @@ int hvs_alert_id(const hvs_alert_t *a, char *buf, size_t len);
 typedef struct hvs_alerter hvs_alerter_t;
 
 int hvs_alerter_new(hvs_serde_t *s, hvs_producer_t *p, hvs_alerter_t **out, hvs_err_t *err);
-void hvs_alerter_free(hvs_alerter_t *a);
+void hvs_alerter_destroy(hvs_alerter_t *a);
 /* Encode and queue one alert to the alerts topic (HVS_TOPIC_ALERTS), keyed by building. */
 int hvs_alerter_send(hvs_alerter_t *al, const hvs_alert_t *a, hvs_err_t *err);
 uint64_t hvs_alerter_sent(const hvs_alerter_t *al);

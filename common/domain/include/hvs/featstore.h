@@ -16,7 +16,7 @@
  *   hvs:fs:epoch:<P>        STRING written with partition P's first state: its absence while
  *                           the consumer group has committed offsets means Redis lost the state
  *
- * Ownership: buildings and entities are owned by their building (hvs_fs_building_free frees
+ * Ownership: buildings and entities are owned by their building (hvs_fs_building_destroy frees
  * it all); the store borrows its Redis client. Ids are copied.
  * Thread-safety: none (one consume loop).
  * Errors: HVS_ENOMEM; HVS_EREDIS from Redis; a stored value that does not parse is HVS_ESERDE
@@ -53,7 +53,7 @@ typedef struct hvs_fs_building {
 } hvs_fs_building_t;
 
 hvs_fs_building_t *hvs_fs_building_new(const char *id, int32_t partition);
-void hvs_fs_building_free(hvs_fs_building_t *b);
+void hvs_fs_building_destroy(hvs_fs_building_t *b);
 /* The entity, created (empty ring) when absent if create; NULL if absent or ENOMEM. */
 hvs_fs_entity_t *hvs_fs_entity(hvs_fs_building_t *b, const char *id, bool create);
 

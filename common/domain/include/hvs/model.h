@@ -25,7 +25,7 @@
  * are HVS_ESERDE "corrupt_model" naming what was wrong. Bytes starting "hvs-linear " are read
  * as this text; anything else as XGBoost UBJ or JSON (which start with '{').
  *
- * Ownership: hvs_model_t is created by train/load/linear_new and freed by hvs_model_free
+ * Ownership: hvs_model_t is created by train/load/linear_new and freed by hvs_model_destroy
  * (NULL-safe); linear_new copies its arrays; hvs_model_linear_coef's pointers are the model's,
  * valid until it is freed; byte buffers returned are malloc'd and the caller's.
  * Thread-safety: hvs_model_predict may run on several threads at once on the same model
@@ -101,7 +101,7 @@ int hvs_model_save(hvs_model_t *m, unsigned char **bytes, size_t *len, hvs_err_t
 /* Load hvs-linear text, UBJ or XGBoost JSON bytes; ncols = the feature count the caller will
  * feed (checked against the model's). */
 int hvs_model_load(const void *bytes, size_t len, size_t ncols, hvs_model_t **out, hvs_err_t *err);
-void hvs_model_free(hvs_model_t *m);
+void hvs_model_destroy(hvs_model_t *m);
 
 /* zlib (RFC 1950) both ways; decompress refuses outputs larger than max_out. */
 int hvs_zlib_compress(const void *in, size_t len, unsigned char **out, size_t *outlen, hvs_err_t *err);

@@ -102,7 +102,7 @@ typedef struct hvs_registry hvs_registry_t;
 
 int hvs_registry_new(const hvs_kafka_conf_t *conf, hvs_serde_t *s, const char *topic,
                      const hvs_registry_opts_t *opts, hvs_registry_t **out, hvs_err_t *err);
-void hvs_registry_free(hvs_registry_t *r);
+void hvs_registry_destroy(hvs_registry_t *r);
 
 /* Apply what arrived, up to timeout_ms until the topic's end was reached once (0: only what
  * is already fetched); validates and swaps. Returns the records applied. */

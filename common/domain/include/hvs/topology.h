@@ -42,7 +42,7 @@ typedef struct hvs_topology hvs_topology_t;
 
 int hvs_topology_new(const hvs_kafka_conf_t *conf, hvs_serde_t *s, const char *topic,
                      hvs_topology_t **out, hvs_err_t *err);
-void hvs_topology_free(hvs_topology_t *t);
+void hvs_topology_destroy(hvs_topology_t *t);
 
 /* Read what is there, up to `timeout_ms` until every partition reached its end at least once
  * (timeout_ms 0: only what is already fetched). Returns the number of records applied. */

@@ -15,7 +15,7 @@
  * HVS_TOPIC_* names topics (topics.h) and is accepted here.
  *
  * Ownership: string fields of the target struct are malloc'd by the loader and freed by
- * hvs_config_free (pointers are set to NULL). The pass-through list is owned by hvs_config_t.
+ * hvs_config_fini (pointers are set to NULL). The pass-through list is owned by hvs_config_t.
  * Thread-safety: load once at start-up, before threads.
  */
 #ifndef HVS_CONFIG_H
@@ -66,11 +66,11 @@ typedef struct hvs_config_passthrough {
 /*
  * Load every section from defaults, `file` (NULL = $HVS_CONFIG_FILE if set) and `envp`
  * (NULL = environ). Fills the targets and `pt` (may be NULL to ignore pass-through).
- * On error the targets may be partly filled: call hvs_config_free anyway.
+ * On error the targets may be partly filled: call hvs_config_fini anyway.
  */
 int hvs_config_load(const hvs_cfg_section_t *sections, size_t nsections, const char *file,
                     char *const *envp, hvs_config_passthrough_t *pt, hvs_err_t *err);
-void hvs_config_free(const hvs_cfg_section_t *sections, size_t nsections,
+void hvs_config_fini(const hvs_cfg_section_t *sections, size_t nsections,
                      hvs_config_passthrough_t *pt);
 
 /* One line per setting, "HVS_X = value" with secrets as "****", written to the log (info). */

@@ -19,7 +19,7 @@ typedef struct hvs_follow hvs_follow_t;
 /* `what` names the follower in logs and its group.id (never joined), e.g. "topology". */
 int hvs_follow_new(const hvs_kafka_conf_t *conf, const char *topic, const char *what,
                    hvs_follow_t **out, hvs_err_t *err);
-void hvs_follow_free(hvs_follow_t *f);
+void hvs_follow_destroy(hvs_follow_t *f);
 
 /* Hand every message that arrives to fn, waiting up to timeout_ms until every partition
  * reached its end once (then, or with timeout_ms 0, only what is already fetched). Returns the
