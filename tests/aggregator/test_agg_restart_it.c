@@ -229,7 +229,10 @@ static void run(const stream_t *s, agg_sink_t *out, enum death how, int every, u
 /* An apartment that falls silent for good is forgotten in the same batch that published its
  * last windows: the state write must not follow references to it (a use after free found by
  * the demo, where a 2024 sample file meets 2026 simulator data in one partition). */
+static void need_redis(void);
+
 static void test_forgotten_in_batch(void) {
+    need_redis();
     hvs_err_t err = {0};
     HVS_REQUIRE(hvs_redis_command(redis, NULL, &err, "FLUSHDB") == 0, "flush");
     agg_t *g = agg_new(&CONF);
@@ -277,62 +280,97 @@ static void test_forgotten_in_batch(void) {
     agg_destroy(g);
 }
 
-int main(void) {
-    hvs_test_proc_t rs;
+/* ---- fixtures, started on first use ------------------------------------------------------ */
+
+static hvs_test_proc_t rs;
+static stream_t stream;
+static agg_sink_t ref;
+static bool have_ref;
+
+static void teardown(void) {
+    agg_sink_fini(&ref);
+    free(stream.r);
+    free(stream.part);
+    hvs_redis_batch_destroy(rb);
+    hvs_redis_destroy(redis);
+    hvs_test_proc_stop(&rs);
+}
+
+static void need_redis(void) {
+    if (redis)
+        return;
     HVS_REQUIRE(hvs_test_redis_start(&rs, 0) == 0, "redis-server");
     hvs_err_t err = {0};
     HVS_REQUIRE(hvs_redis_connect(rs.addr, NULL, &redis, &err) == 0, "connect: %s", err.msg);
     rb = hvs_redis_batch_new();
-    test_forgotten_in_batch();
-    stream_t s = {0};
-    load_stream(&s);
-    HVS_CHECK(s.n > 5000, "%zu readings", s.n);
+    hvs_test_cleanup(teardown);
+}
 
-    agg_sink_t ref = {0};
-    int deaths;
-    { /* the reference: never dies */
-        hvs_redis_command(redis, NULL, &err, "FLUSHDB");
-        proc_t w;
-        proc_start(&w);
-        for (size_t i = 0; i < s.n; i++) {
-            handle(&w, &s.r[i], s.part[i], &ref);
-            if ((i + 1) % REF_BATCH == 0) /* batch size does not matter either */
-                batch_end(&w, &ref, true);
-        }
-        finish(&w, &ref);
-        agg_destroy(w.g);
-        agg_sink_sort(&ref);
+/* The simulator's stream and the reference run over it (never dies). */
+static void need_reference(void) {
+    if (have_ref)
+        return;
+    need_redis();
+    load_stream(&stream);
+    HVS_CHECK(stream.n > 5000, "%zu readings", stream.n);
+    hvs_err_t err = {0};
+    hvs_redis_command(redis, NULL, &err, "FLUSHDB");
+    proc_t w;
+    proc_start(&w);
+    for (size_t i = 0; i < stream.n; i++) {
+        handle(&w, &stream.r[i], stream.part[i], &ref);
+        if ((i + 1) % REF_BATCH == 0) /* batch size does not matter either */
+            batch_end(&w, &ref, true);
     }
+    finish(&w, &ref);
+    agg_destroy(w.g);
+    agg_sink_sort(&ref);
+    have_ref = true;
+}
+
+static void test_reference(void) {
+    need_reference();
     size_t revised = 0;
     for (size_t i = 0; i < ref.n; i++)
         revised += ref.v[i].rev > 0;
     HVS_CHECK(ref.n > 4 * 7 * 24 * 4 && revised > 50, "reference: %zu windows, %zu revised", ref.n,
               revised);
     HVS_CHECK(ref.out_of_order == 0, "reference: %zu revisions out of order", ref.out_of_order);
-
-    for (int how = 0; how < NDEATHS; how++) {
-        int plans[][2] = {{2, 0}, {0, 12345}, {0, 777}};
-        for (size_t k = 0; k < sizeof plans / sizeof plans[0]; k++) {
-            agg_sink_t got = {0};
-            run(&s, &got, (enum death)how, plans[k][0], (uint64_t)plans[k][1], &deaths);
-            size_t same = agg_sink_equal(&ref, &got, 5);
-            HVS_CHECK(got.n == ref.n && same == ref.n,
-                      "dying %s %s (%d deaths): %zu windows, %zu of %zu equal", death_name[how],
-                      plans[k][0] ? "at every batch (once)" : "at random batch ends", deaths, got.n,
-                      same, ref.n);
-            /* Dying before the save re-sends what the lost batch had published, from the
-             * last durable revision on (at-least-once); otherwise revisions only go up. */
-            if (how != BEFORE_SAVE)
-                HVS_CHECK(got.out_of_order == 0, "dying %s: %zu revisions out of order",
-                          death_name[how], got.out_of_order);
-            agg_sink_fini(&got);
-        }
-    }
-    agg_sink_fini(&ref);
-    free(s.r);
-    free(s.part);
-    hvs_redis_batch_destroy(rb);
-    hvs_redis_destroy(redis);
-    hvs_test_proc_stop(&rs);
-    return hvs_test_done();
 }
+
+/* Dies `how` at every batch (once) and at random batch ends (two seeds): the same windows. */
+static void dying(enum death how) {
+    need_reference();
+    int deaths;
+    int plans[][2] = {{2, 0}, {0, 12345}, {0, 777}};
+    for (size_t k = 0; k < sizeof plans / sizeof plans[0]; k++) {
+        agg_sink_t got = {0};
+        run(&stream, &got, how, plans[k][0], (uint64_t)plans[k][1], &deaths);
+        size_t same = agg_sink_equal(&ref, &got, 5);
+        HVS_CHECK(got.n == ref.n && same == ref.n,
+                  "dying %s %s (%d deaths): %zu windows, %zu of %zu equal", death_name[how],
+                  plans[k][0] ? "at every batch (once)" : "at random batch ends", deaths, got.n,
+                  same, ref.n);
+        /* Dying before the save re-sends what the lost batch had published, from the
+         * last durable revision on (at-least-once); otherwise revisions only go up. */
+        if (how != BEFORE_SAVE)
+            HVS_CHECK(got.out_of_order == 0, "dying %s: %zu revisions out of order",
+                      death_name[how], got.out_of_order);
+        agg_sink_fini(&got);
+    }
+}
+
+static void test_dying_after_commit(void) { dying(AFTER_COMMIT); }
+static void test_dying_before_commit(void) { dying(BEFORE_COMMIT); }
+static void test_dying_before_save(void) { dying(BEFORE_SAVE); }
+
+static const hvs_test_case_t cases[] = {
+    {"forgotten_in_batch", test_forgotten_in_batch},
+    {"reference_run", test_reference},
+    {"dying_after_commit", test_dying_after_commit},
+    {"dying_between_save_and_commit", test_dying_before_commit},
+    {"dying_before_save", test_dying_before_save},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

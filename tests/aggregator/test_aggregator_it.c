@@ -213,7 +213,142 @@ static bool has_flag(json_t *v, const char *flag) {
 
 #define NEAR(a, b) (fabs((a) - (b)) < 1e-6)
 
-static void check_first_run(json_t *final) {
+/* ---- the world, in stages: each brought about once, on first use, in order --------------- */
+
+enum { FIRST_RUN = 1, LATE_DATA, RESTARTED, UNKNOWN_POLICY };
+static int stage;
+static hvs_test_proc_t agg;
+static json_t *hourly, *quarters, *final; /* the first run's messages and final windows */
+static json_int_t bl_rev;                 /* the building's 00h revision after the first run */
+static size_t before;                     /* hourly messages before the late data */
+static json_t *h2, *f2, *dlq;             /* after the late data */
+static json_t *h3;                        /* hourly messages after the restart */
+static json_t *dlq2;                      /* dead letters after the second deployment */
+
+static void teardown(void) {
+    hvs_test_proc_stop(&agg);
+    json_decref(hourly);
+    json_decref(quarters);
+    json_decref(final);
+    json_decref(h2);
+    json_decref(f2);
+    json_decref(h3);
+    json_decref(dlq);
+    json_decref(dlq2);
+    hvs_test_proc_stop(&broker);
+    hvs_test_proc_stop(&redis);
+    if (hvs_test_failed == 0)
+        unlink(logpath);
+    else
+        fprintf(stderr, "aggregator log: %s\n", logpath);
+}
+
+static void to_stage(int want);
+
+/* Services, the hand-built stream and the broken messages, the aggregator until the first
+ * 5 hours x (2 apartments + building) + 23 quarter hours are final. */
+static void first_run(void) {
+    snprintf(logpath, sizeof logpath, "/tmp/hvs-test-aggregator-%d.log", (int)getpid());
+    HVS_REQUIRE(hvs_test_redis_start(&redis, 0) == 0 && hvs_test_devbroker_start(&broker, NULL) == 0,
+                "services");
+    hvs_test_cleanup(teardown);
+    snprintf(env, sizeof env, "HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 "
+             "HVS_HTTP_PORT=-1", broker.addr, redis.addr);
+    good_stream();
+    bad_messages();
+    start_aggregator(&agg, "hvs-aggregator", NULL);
+    /* the readings' order (apt_b's lost reports arrive after apt_a's later hours closed) makes
+     * revisions on the way */
+    json_t *fq;
+    hourly = wait_final("aggregates.hourly", five_hours, &final);
+    quarters = wait_final("aggregates.15m", quarters_done, &fq);
+    agg_test_final(final, quarters);
+    json_decref(fq);
+    bl_rev = json_integer_value(json_object_get(find(final, "-", HOUR, T0), "revision"));
+}
+
+/* Late: a temperature at 00:45 (inside lateness) revises apt_a; one 3 days back is too late.
+ * Then every dead letter is awaited and the aggregator stopped. */
+static void late_data(void) {
+    char buf[600], text[2000] = "";
+    strcat(text, line(buf, sizeof buf, "apt_a", T0 + 45 * MIN, ROOM("room_temp_c", "living", 23.0)));
+    strcat(text, line(buf, sizeof buf, "apt_a", T0 - 72 * HOUR, HEAT(90.0)));
+    ingest(text);
+    before = json_array_size(hourly);
+    h2 = wait_final("aggregates.hourly", revised, &f2);
+    dlq = wait_for("readings.dlq", 8);
+    hvs_test_proc_stop(&agg);
+}
+
+/* A restart picks up from Redis and the committed offsets. */
+static void restart(void) {
+    start_aggregator(&agg, "hvs-aggregator", NULL);
+    sleep(6);
+    hvs_test_proc_stop(&agg);
+    h3 = hvs_test_tail_json(env, "aggregates.hourly", NULL);
+}
+
+/* Unknown policy: topology knows bldg_t with apt_a only; a second deployment (own group,
+ * own Redis db) dead-letters apt_b and a building nobody knows. */
+static void unknown_policy(void) {
+    char topo[1600];
+    snprintf(topo, sizeof topo,
+             "{\"building_id\":\"bldg_t\",\"archetype\":\"old_poorly_insulated\",\"commissioning_date\":0,"
+             "\"latitude\":47.0,\"longitude\":8.0,\"heated_area_m2\":100.0,\"construction_year\":1960,"
+             "\"insulation\":\"poor\",\"holiday_region\":\"CH-ZH\",\"apartments\":[{\"apartment_id\":"
+             "\"apt_a\",\"rooms\":[]}],\"updated_at\":0}");
+    hvs_serde_t *s = NULL;
+    hvs_encoder_t *enc = NULL;
+    hvs_producer_t *p = NULL;
+    hvs_err_t err = {0};
+    hvs_kafka_conf_t kc = {.brokers = broker.addr, .client_id = "test"};
+    const void *b;
+    size_t blen;
+    HVS_CHECK(hvs_serde_new(NULL, &s, &err) == 0 && hvs_encoder_new(s, HVS_SCHEMA_BUILDING, "topology", &enc, &err) == 0 &&
+                  hvs_serde_value_from_json(s, hvs_encoder_value(enc), topo, strlen(topo), &err) == 0 &&
+                  hvs_encoder_encode(enc, &b, &blen, &err) == 0 && hvs_producer_new(&kc, &p, &err) == 0 &&
+                  hvs_producer_send(p, "topology", RD_KAFKA_PARTITION_UA, "bldg_t", 6, b, blen, &err) == 0 &&
+                  hvs_producer_flush(p, 10000, &err) == 0,
+              "topology: %s", err.msg);
+    hvs_producer_destroy(p);
+    hvs_encoder_destroy(enc);
+    hvs_serde_destroy(s);
+    char buf[600], l2[600];
+    snprintf(l2, sizeof l2, "%s", line(buf, sizeof buf, "apt_x", T0 + HOUR, HEAT(5.0)));
+    char *at = strstr(l2, "bldg_t");
+    memcpy(at, "bldg_z", 6);
+    ingest(l2);
+    char redis_db1[200], extra[300];
+    snprintf(redis_db1, sizeof redis_db1, "%s/1", redis.addr);
+    snprintf(extra, sizeof extra, "--unknown dlq");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "env %s HVS_REDIS_URL=%s HVS_KAFKA_GROUP=agg-dlq %s --idle-timeout 1h %s", env,
+             redis_db1, HVS_TEST_AGGREGATOR, extra);
+    HVS_CHECK(hvs_test_spawn(&agg, cmd, logpath) == 0, "spawn");
+    /* 8 + apt_b's 5 readings and the unknown building, plus the first run's bad ones again */
+    dlq2 = wait_for("readings.dlq", 8 + 8 + 6);
+    hvs_test_proc_stop(&agg);
+}
+
+/* Brings the world to stage `want` (the stages before it first); a case that needs an earlier
+ * stage than the world has reached cannot run (the world only moves on). */
+static void to_stage(int want) {
+    HVS_REQUIRE(stage <= want, "this case needs stage %d, already at %d (run it earlier)", want, stage);
+    static void (*const steps[])(void) = {NULL, first_run, late_data, restart, unknown_policy};
+    while (stage < want)
+        steps[++stage]();
+}
+
+/* ---- cases --------------------------------------------------------------------------------- */
+
+static void test_first_run_windows(void) {
+    to_stage(FIRST_RUN);
+    HVS_CHECK(json_object_size(final) == 15 + 23, "first run: %zu windows", json_object_size(final));
+}
+
+/* The first hour of apt_a, worked out by hand. */
+static void test_first_hour_by_hand(void) {
+    to_stage(FIRST_RUN);
     json_t *a0 = find(final, "apt_a", HOUR, T0);
     HVS_CHECK(a0 && NEAR(num(a0, "heating_kwh"), 2.0) && NEAR(num(a0, "hot_water_litres"), 10.0),
               "apt_a 00h heat %g water %g", num(a0, "heating_kwh"), num(a0, "hot_water_litres"));
@@ -223,6 +358,11 @@ static void check_first_run(json_t *final) {
               num(a0, "setpoint_mean_c"), num(a0, "comfort_gap_mean_c"), num(a0, "readings_seen"));
     HVS_CHECK(a0 && strcmp(json_string_value(json_object_get(a0, "quality")), "COMPLETE") == 0,
               "apt_a quality");
+}
+
+/* Five hours of both apartments and the building. */
+static void test_hourly_heat_exact(void) {
+    to_stage(FIRST_RUN);
     double want_a[] = {2.0, 1.5, 1.0, 1.0, 1.0};
     double want_b[] = {1.7, 2.0, 2.0, 2.0, 0.8};
     for (int h = 0; h < 5; h++) {
@@ -234,45 +374,26 @@ static void check_first_run(json_t *final) {
                       num(bl, "reporting_apartments") == 2,
                   "building h%d: %g", h, num(bl, "heating_kwh"));
     }
+}
+
+static void test_lost_reports_and_meter_replacement(void) {
+    to_stage(FIRST_RUN);
     json_t *b0 = find(final, "apt_b", HOUR, T0), *b4 = find(final, "apt_b", HOUR, T0 + 4 * HOUR);
     HVS_CHECK(b0 && strcmp(json_string_value(json_object_get(b0, "quality")), "INTERPOLATED") == 0,
               "lost reports interpolated");
     HVS_CHECK(b4 && has_flag(b4, "meter_replaced"), "meter replacement flagged");
+}
+
+static void test_windows_closed_by_watermark(void) {
+    to_stage(FIRST_RUN);
     HVS_CHECK(!find(final, "apt_a", HOUR, T0 + 5 * HOUR), "05h not closed yet (watermark 06:00 - 15 min)");
     json_t *q0 = find(final, "-", 15 * MIN, T0), *q23 = find(final, "-", 15 * MIN, T0 + 5 * HOUR + 30 * MIN);
     HVS_CHECK(q0 && NEAR(num(q0, "heating_kwh"), 0.7), "15m 00:00: %g", num(q0, "heating_kwh"));
     HVS_CHECK(q23 && !find(final, "-", 15 * MIN, T0 + 5 * HOUR + 45 * MIN), "15m closed through 05:45");
 }
 
-int main(void) {
-    snprintf(logpath, sizeof logpath, "/tmp/hvs-test-aggregator-%d.log", (int)getpid());
-    if (hvs_test_redis_start(&redis, 0) || hvs_test_devbroker_start(&broker, NULL))
-        return 1;
-    snprintf(env, sizeof env, "HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 "
-             "HVS_HTTP_PORT=-1", broker.addr, redis.addr);
-    good_stream();
-    bad_messages();
-    hvs_test_proc_t agg;
-    start_aggregator(&agg, "hvs-aggregator", NULL);
-    /* 5 hours x (2 apartments + building) + 23 quarter hours; the readings' order (apt_b's
-     * lost reports arrive after apt_a's later hours closed) makes revisions on the way. */
-    json_t *final, *fq;
-    json_t *hourly = wait_final("aggregates.hourly", five_hours, &final);
-    json_t *quarters = wait_final("aggregates.15m", quarters_done, &fq);
-    agg_test_final(final, quarters);
-    HVS_CHECK(json_object_size(final) == 15 + 23, "first run: %zu windows", json_object_size(final));
-    json_decref(fq);
-    check_first_run(final);
-    json_int_t bl_rev = json_integer_value(json_object_get(find(final, "-", HOUR, T0), "revision"));
-
-    /* Late: a temperature at 00:45 (inside lateness) revises apt_a; one 3 days back is too late. */
-    char buf[600], text[2000] = "";
-    strcat(text, line(buf, sizeof buf, "apt_a", T0 + 45 * MIN, ROOM("room_temp_c", "living", 23.0)));
-    strcat(text, line(buf, sizeof buf, "apt_a", T0 - 72 * HOUR, HEAT(90.0)));
-    ingest(text);
-    size_t before = json_array_size(hourly);
-    json_t *f2;
-    json_t *h2 = wait_final("aggregates.hourly", revised, &f2);
+static void test_late_reading_revises_hour(void) {
+    to_stage(LATE_DATA);
     json_t *a0 = find(f2, "apt_a", HOUR, T0), *bl0 = find(f2, "-", HOUR, T0);
     HVS_CHECK(a0 && num(a0, "revision") == 1 && NEAR(num(a0, "room_temp_mean_c"), 21.0) &&
                   num(a0, "room_temp_max_c") == 23.0 && has_flag(a0, "late_data") &&
@@ -287,9 +408,10 @@ int main(void) {
               num(a3, "room_temp_mean_c"));
     HVS_CHECK(json_array_size(h2) == before + 10, "only the changed windows re-published: %zu",
               json_array_size(h2) - before);
-    json_t *dlq = wait_for("readings.dlq", 8);
-    hvs_test_proc_stop(&agg);
+}
 
+static void test_bad_input_dead_lettered(void) {
+    to_stage(LATE_DATA);
     const char *want[] = {"non_finite", "truncated", "bad_magic", "value_out_of_range",
                           "unknown_sensor", "timestamp_too_old", "timestamp_in_future", "too_late"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -304,8 +426,11 @@ int main(void) {
         HVS_CHECK(hits == 1, "dead letter %s: %zu", want[i], hits);
     }
     HVS_CHECK(json_array_size(dlq) == 8, "dead letters: %zu", json_array_size(dlq));
+}
 
-    /* State in Redis, read back. */
+/* State in Redis, read back. */
+static void test_state_in_redis(void) {
+    to_stage(LATE_DATA);
     hvs_redis_t *r = NULL;
     hvs_err_t err = {0};
     redisReply *rep = NULL;
@@ -325,54 +450,18 @@ int main(void) {
                   "marker of the revised window: %s", rep->str ? rep->str : "nil");
         freeReplyObject(rep);
     }
+    hvs_redis_destroy(r);
+}
 
-    /* A restart picks up from Redis and the committed offsets: nothing is published twice. */
-    start_aggregator(&agg, "hvs-aggregator", NULL);
-    sleep(6);
-    hvs_test_proc_stop(&agg);
-    json_t *h3 = hvs_test_tail_json(env, "aggregates.hourly", NULL);
+/* A restart picks up from Redis and the committed offsets: nothing is published twice. */
+static void test_restart_publishes_nothing_twice(void) {
+    to_stage(RESTARTED);
     HVS_CHECK(h3 && json_array_size(h3) == json_array_size(h2), "after restart: %zu hourly, %zu before",
               h3 ? json_array_size(h3) : 0, json_array_size(h2));
+}
 
-    /* Unknown policy: topology knows bldg_t with apt_a only; a second deployment (own group,
-     * own Redis db) dead-letters apt_b and a building nobody knows. */
-    char topo[1600];
-    snprintf(topo, sizeof topo,
-             "{\"building_id\":\"bldg_t\",\"archetype\":\"old_poorly_insulated\",\"commissioning_date\":0,"
-             "\"latitude\":47.0,\"longitude\":8.0,\"heated_area_m2\":100.0,\"construction_year\":1960,"
-             "\"insulation\":\"poor\",\"holiday_region\":\"CH-ZH\",\"apartments\":[{\"apartment_id\":"
-             "\"apt_a\",\"rooms\":[]}],\"updated_at\":0}");
-    hvs_serde_t *s = NULL;
-    hvs_encoder_t *enc = NULL;
-    hvs_producer_t *p = NULL;
-    hvs_kafka_conf_t kc = {.brokers = broker.addr, .client_id = "test"};
-    const void *b;
-    size_t blen;
-    HVS_CHECK(hvs_serde_new(NULL, &s, &err) == 0 && hvs_encoder_new(s, HVS_SCHEMA_BUILDING, "topology", &enc, &err) == 0 &&
-                  hvs_serde_value_from_json(s, hvs_encoder_value(enc), topo, strlen(topo), &err) == 0 &&
-                  hvs_encoder_encode(enc, &b, &blen, &err) == 0 && hvs_producer_new(&kc, &p, &err) == 0 &&
-                  hvs_producer_send(p, "topology", RD_KAFKA_PARTITION_UA, "bldg_t", 6, b, blen, &err) == 0 &&
-                  hvs_producer_flush(p, 10000, &err) == 0,
-              "topology: %s", err.msg);
-    hvs_producer_destroy(p);
-    hvs_encoder_destroy(enc);
-    hvs_serde_destroy(s);
-    text[0] = 0;
-    char l2[600];
-    snprintf(l2, sizeof l2, "%s", line(buf, sizeof buf, "apt_x", T0 + HOUR, HEAT(5.0)));
-    char *at = strstr(l2, "bldg_t");
-    memcpy(at, "bldg_z", 6);
-    ingest(l2);
-    char redis_db1[200], extra[300];
-    snprintf(redis_db1, sizeof redis_db1, "%s/1", redis.addr);
-    snprintf(extra, sizeof extra, "--unknown dlq");
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "env %s HVS_REDIS_URL=%s HVS_KAFKA_GROUP=agg-dlq %s --idle-timeout 1h %s", env,
-             redis_db1, HVS_TEST_AGGREGATOR, extra);
-    HVS_CHECK(hvs_test_spawn(&agg, cmd, logpath) == 0, "spawn");
-    /* 8 + apt_b's 5 readings and the unknown building, plus the first run's bad ones again */
-    json_t *dlq2 = wait_for("readings.dlq", 8 + 8 + 6);
-    hvs_test_proc_stop(&agg);
+static void test_unknown_policy_dead_letters(void) {
+    to_stage(UNKNOWN_POLICY);
     size_t k, unknown_apt = 0, unknown_bld = 0;
     json_t *d;
     json_array_foreach(dlq2, k, d) {
@@ -382,22 +471,20 @@ int main(void) {
     }
     HVS_CHECK(unknown_apt == 5 && unknown_bld == 1, "unknown apartment %zu, building %zu", unknown_apt,
               unknown_bld);
-
-    json_decref(hourly);
-    json_decref(quarters);
-    json_decref(final);
-    json_decref(h2);
-    json_decref(f2);
-    json_decref(h3);
-    json_decref(dlq);
-    json_decref(dlq2);
-    hvs_redis_destroy(r);
-    hvs_test_proc_stop(&broker);
-    hvs_test_proc_stop(&redis);
-    int rc = hvs_test_done();
-    if (rc == 0)
-        unlink(logpath);
-    else
-        fprintf(stderr, "aggregator log: %s\n", logpath);
-    return rc;
 }
+
+static const hvs_test_case_t cases[] = {
+    {"first_run_windows", test_first_run_windows},
+    {"first_hour_by_hand", test_first_hour_by_hand},
+    {"hourly_heat_exact", test_hourly_heat_exact},
+    {"lost_reports_and_meter_replacement", test_lost_reports_and_meter_replacement},
+    {"windows_closed_by_watermark", test_windows_closed_by_watermark},
+    {"late_reading_revises_hour", test_late_reading_revises_hour},
+    {"bad_input_dead_lettered", test_bad_input_dead_lettered},
+    {"state_in_redis", test_state_in_redis},
+    {"restart_publishes_nothing_twice", test_restart_publishes_nothing_twice},
+    {"unknown_policy_dead_letters", test_unknown_policy_dead_letters},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

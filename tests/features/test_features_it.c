@@ -233,13 +233,42 @@ static long long redis_int(const char *fmt, const char *arg) {
     return n;
 }
 
-int main(void) {
+/* ---- the world, in stages: each brought about once, on first use, in order --------------- */
+
+enum { FIRST_RUN = 1, REBUILT };
+static int stage;
+static hvs_test_proc_t w;
+static int nbad;
+static json_t *all;   /* latest vector per entity-hour */
+static size_t total;  /* vectors published in all */
+static size_t before; /* ... before Redis lost everything */
+
+static void teardown(void) {
+    hvs_test_proc_stop(&w);
+    json_decref(all);
+    hvs_encoder_destroy(enc_agg);
+    hvs_encoder_destroy(enc_wx);
+    hvs_encoder_destroy(enc_bld);
+    hvs_producer_destroy(prod);
+    hvs_serde_destroy(serde);
+    hvs_test_proc_stop(&broker);
+    hvs_test_proc_stop(&redis);
+    if (hvs_test_failed == 0)
+        unlink(logpath);
+    else
+        fprintf(stderr, "features log: %s\n", logpath);
+}
+
+/* Services; topology, nine days and the bad inputs; the worker (left running) until every
+ * entity-hour has a vector. */
+static void first_run(void) {
     hvs_log_init("test", HVS_LOG_WARN, NULL);
     HVS_REQUIRE(hvs_test_redis_start(&redis, 0) == 0 && hvs_test_devbroker_start(&broker, NULL) == 0,
                 "services");
     snprintf(env, sizeof env, "HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 "
              "HVS_HTTP_PORT=-1 HVS_LOG_LEVEL=info", broker.addr, redis.addr);
     snprintf(logpath, sizeof logpath, "/tmp/hvs-test-features-%d.log", (int)getpid());
+    hvs_test_cleanup(teardown);
     hvs_err_t err = {0};
     hvs_kafka_conf_t kc = {.brokers = broker.addr, .client_id = "test"};
     HVS_REQUIRE(hvs_serde_new(NULL, &serde, &err) == 0 && hvs_producer_new(&kc, &prod, &err) == 0 &&
@@ -255,15 +284,46 @@ int main(void) {
          "\"area_m2\":70.0,\"floor\":2,\"rooms\":[],\"occupied_since\":null}],"
          "\"updated_at\":1700000000000,\"deleted\":false}");
     send_hours(0, DAYS * 24);
-    int nbad = bad_inputs();
-
-    hvs_test_proc_t w;
+    nbad = bad_inputs();
     start_worker(&w);
-    size_t total;
-    json_t *all = wait_vectors(3 * DAYS * 24, &total);
+    all = wait_vectors(3 * DAYS * 24, &total);
+}
+
+/* Redis loses everything; a new day arrives; the worker, restarted, rebuilds its state. */
+static void rebuild(void) {
+    hvs_test_proc_stop(&w);
+    before = total;
+    hvs_redis_t *r;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_redis_connect(redis.addr, NULL, &r, &err) == 0, "connect");
+    hvs_redis_command(r, NULL, &err, "FLUSHALL");
+    hvs_redis_destroy(r);
+    send_hours(DAYS * 24, DAYS * 24 + 24);
+    start_worker(&w);
+    json_decref(all);
+    all = wait_vectors(3 * (DAYS + 1) * 24, &total);
+}
+
+/* Brings the world to stage `want` (the stages before it first); a case that needs an earlier
+ * stage than the world has reached cannot run (the world only moves on). */
+static void to_stage(int want) {
+    HVS_REQUIRE(stage <= want, "this case needs stage %d, already at %d (run it earlier)", want, stage);
+    static void (*const steps[])(void) = {NULL, first_run, rebuild};
+    while (stage < want)
+        steps[++stage]();
+}
+
+/* ---- cases --------------------------------------------------------------------------------- */
+
+static void test_every_entity_hour(void) {
+    to_stage(FIRST_RUN);
     HVS_CHECK(json_object_size(all) == 3 * DAYS * 24, "every entity-hour has a vector: %zu",
               json_object_size(all));
-    /* a plain hour */
+}
+
+/* a plain hour: target, lags, weather, as_of, version; the rolling mean computed here */
+static void test_plain_hour(void) {
+    to_stage(FIRST_RUN);
     int i = 190;
     json_t *v = vec(all, "apt_2", i);
     if (getenv("FX_DEBUG")) {
@@ -287,11 +347,20 @@ int main(void) {
         s += heat("apt_2", k);
     HVS_CHECK(v && fabs(feat(v, "use_roll_24_mean") - s / 24) < 1e-9, "rolling mean %g vs %g",
               v ? feat(v, "use_roll_24_mean") : 0, s / 24);
+}
+
+static void test_building_vector(void) {
+    to_stage(FIRST_RUN);
+    int i = 190;
     json_t *bv = vec(all, "-", i);
     HVS_CHECK(bv && json_is_null(json_object_get(bv, "apartment_id")) &&
                   fabs(json_real_value(json_object_get(bv, "target")) - heat("-", i)) < 1e-9,
               "building vector");
-    /* the storm day: 5 of 24 hours without weather */
+}
+
+/* the storm day: 5 of 24 hours without weather */
+static void test_storm_day_missing_weather(void) {
+    to_stage(FIRST_RUN);
     int nulls = 0, flagged = 0, zeros = 0;
     for (int k = STORM_DAY * 24; k < STORM_DAY * 24 + 24; k++) {
         const char *ents[] = {"apt_1", "apt_2", "-"};
@@ -308,6 +377,10 @@ int main(void) {
     }
     HVS_CHECK(nulls == 15 && flagged == 15 && zeros == 0,
               "storm day: %d null temperatures, %d flagged, %d zeros (want 15, 15, 0)", nulls, flagged, zeros);
+}
+
+static void test_storm_day_alert(void) {
+    to_stage(FIRST_RUN);
     json_t *alerts = wait_topic("alerts", 1);
     int dq = 0;
     size_t ai;
@@ -326,7 +399,13 @@ int main(void) {
     HVS_CHECK(dq >= 1 && json_array_size(alerts) == (size_t)dq, "DATA_QUALITY %s: %d of %zu alerts",
               want_id, dq, json_array_size(alerts));
     json_decref(alerts);
-    /* dead letters, each with its reason */
+}
+
+/* dead letters, each with its reason */
+static void test_bad_input_dead_lettered(void) {
+    to_stage(FIRST_RUN);
+    size_t ai;
+    json_t *am;
     json_t *dl = wait_topic("aggregates.hourly.dlq", 5), *dw = wait_topic("weather.hourly.dlq", 3);
     const char *want_a[] = {"bad_window", "value_out_of_range", "bad_id", "truncated", "non_finite"};
     const char *want_w[] = {"value_out_of_range", "bad_window", "value_out_of_range"};
@@ -347,52 +426,62 @@ int main(void) {
               "dead letters: %zu aggregates, %zu weather", json_array_size(dl), json_array_size(dw));
     json_decref(dl);
     json_decref(dw);
-    /* state in Redis */
+}
+
+static void test_state_in_redis(void) {
+    to_stage(FIRST_RUN);
     HVS_CHECK(redis_int("HLEN %s", "hvs:{bldg_f}:fs:h:apt_1") == DAYS * 24 &&
                   redis_int("SCARD %s", "hvs:{bldg_f}:fs:ents") == 3 && count_keys("hvs:fs:epoch:*") == 1,
               "rings, entity set and epoch marker in Redis");
-    json_decref(all);
-    hvs_test_proc_stop(&w);
-    size_t before = total;
+}
 
-    /* Redis loses everything; a new day arrives; the restarted worker rebuilds, then computes
-     * the new hours from full lags, and publishes no old hour again. */
-    hvs_redis_t *r;
-    HVS_REQUIRE(hvs_redis_connect(redis.addr, NULL, &r, &err) == 0, "connect");
-    hvs_redis_command(r, NULL, &err, "FLUSHALL");
-    hvs_redis_destroy(r);
-    send_hours(DAYS * 24, DAYS * 24 + 24);
-    start_worker(&w);
-    all = wait_vectors(3 * (DAYS + 1) * 24, &total);
-    i = DAYS * 24 + 12;
-    v = vec(all, "apt_1", i);
+/* after FLUSHALL and a new day: the new hours computed from full lags */
+static void test_rebuild_keeps_lags(void) {
+    to_stage(REBUILT);
+    int i = DAYS * 24 + 12;
+    json_t *v = vec(all, "apt_1", i);
     HVS_CHECK(v && fabs(feat(v, "use_lag_24") - heat("apt_1", i - 24)) < 1e-9 &&
                   fabs(feat(v, "use_lag_168") - heat("apt_1", i - 168)) < 1e-9 &&
                   !isnan(feat(v, "use_roll_168_mean")),
               "after the rebuild: lags from before the flush (%g, %g)", v ? feat(v, "use_lag_24") : 0,
               v ? feat(v, "use_lag_168") : 0);
+}
+
+static void test_rebuild_publishes_no_old_hour(void) {
+    to_stage(REBUILT);
     HVS_CHECK(total - before == 3 * 24, "only the new day's vectors were published: %zu new", total - before);
+}
+
+static void test_rebuild_restores_redis_state(void) {
+    to_stage(REBUILT);
     HVS_CHECK(redis_int("HLEN %s", "hvs:{bldg_f}:fs:h:apt_1") >= DAYS * 24 &&
                   count_keys("hvs:fs:epoch:*") == 1,
               "state rebuilt in Redis");
-    json_decref(all);
+}
+
+static void test_rebuild_logged(void) {
+    to_stage(REBUILT);
     hvs_test_proc_stop(&w);
     char grep[512], *out = NULL;
     snprintf(grep, sizeof grep, "grep -c 'rebuilding by replaying' %s", logpath);
     hvs_test_run(grep, NULL, 0, &out, NULL);
     HVS_CHECK(out && atoi(out) >= 1, "the worker said it rebuilt: %s", out ? out : "");
     free(out);
-    hvs_encoder_destroy(enc_agg);
-    hvs_encoder_destroy(enc_wx);
-    hvs_encoder_destroy(enc_bld);
-    hvs_producer_destroy(prod);
-    hvs_serde_destroy(serde);
-    hvs_test_proc_stop(&broker);
-    hvs_test_proc_stop(&redis);
-    int rc = hvs_test_done();
-    if (rc == 0)
-        unlink(logpath);
-    else
-        fprintf(stderr, "features log: %s\n", logpath);
-    return rc;
 }
+
+static const hvs_test_case_t cases[] = {
+    {"every_entity_hour_has_vector", test_every_entity_hour},
+    {"plain_hour_target_lags_weather", test_plain_hour},
+    {"building_vector", test_building_vector},
+    {"storm_day_missing_weather_null_and_flagged", test_storm_day_missing_weather},
+    {"storm_day_data_quality_alert", test_storm_day_alert},
+    {"bad_input_dead_lettered", test_bad_input_dead_lettered},
+    {"state_in_redis", test_state_in_redis},
+    {"rebuild_keeps_lags", test_rebuild_keeps_lags},
+    {"rebuild_publishes_no_old_hour", test_rebuild_publishes_no_old_hour},
+    {"rebuild_restores_redis_state", test_rebuild_restores_redis_state},
+    {"rebuild_logged", test_rebuild_logged},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

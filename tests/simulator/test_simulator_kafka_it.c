@@ -138,23 +138,67 @@ static void see_message(void *opaque, const rd_kafka_message_t *m) {
     ks->got[ks->ngot++] = canon(r->apartment_id, r->timestamp, types, rooms, vals, r->n);
 }
 
-static void check_kafka_equals_jsonl(const hvs_test_proc_t *broker) {
+/* ---- fixtures, started on first use ------------------------------------------------------ */
+
+static hvs_test_proc_t broker;
+static char *jsonl;          /* the messy run as JSON lines */
+static size_t jlen;
+static char **want;          /* its canonical records (sorted) */
+static size_t nwant, syntax, nan_lines;
+static kafka_seen_t seen;    /* the same seed published to Kafka, read back */
+static bool have_seen;
+
+static void teardown(void) {
+    free(seen.r);
+    free_strs(seen.got, seen.ngot);
+    free_strs(want, nwant);
+    free(jsonl);
+    hvs_test_proc_stop(&broker);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+    hvs_test_run(cmd, NULL, 0, NULL, NULL);
+}
+
+static void need_dir(void) {
+    if (g_dir[0])
+        return;
+    hvs_log_init("test", HVS_LOG_WARN, NULL);
+    snprintf(g_dir, sizeof g_dir, "/tmp/hvs-sim-kafka-XXXXXX");
+    HVS_REQUIRE(mkdtemp(g_dir), "mkdtemp");
+    hvs_test_cleanup(teardown);
+}
+
+static void need_broker(void) {
+    need_dir();
+    if (broker.pid)
+        return;
+    HVS_REQUIRE(hvs_test_devbroker_start(&broker, NULL) == 0, "devbroker");
+}
+
+static void need_jsonl(void) {
+    need_dir();
+    if (jsonl)
+        return;
     char cmd[2048];
-    size_t jlen, klen;
     snprintf(cmd, sizeof cmd, "%s --out jsonl " MESSY " 2>%s/jsonl.log", HVS_TEST_SIMULATOR,
              g_dir);
-    char *jsonl = run(cmd, &jlen);
+    jsonl = run(cmd, &jlen);
+    nwant = canon_jsonl(jsonl, jlen, &want, &syntax, &nan_lines);
+    printf("jsonl: %zu records, %zu cut lines, %zu with NaN\n", nwant, syntax, nan_lines);
+}
+
+/* The same seed published to the broker (readings.raw, topology, sim.labels), read back. */
+static void need_kafka(void) {
+    if (have_seen)
+        return;
+    need_broker();
+    need_jsonl();
+    char cmd[2048];
+    size_t klen;
     snprintf(cmd, sizeof cmd,
              "HVS_KAFKA_BROKERS=%s %s --out kafka " MESSY " --labels-topic sim.labels 2>%s/kafka.log",
-             broker->addr, HVS_TEST_SIMULATOR, g_dir);
+             broker.addr, HVS_TEST_SIMULATOR, g_dir);
     free(run(cmd, &klen));
-
-    char **want;
-    size_t syntax, nan;
-    size_t nwant = canon_jsonl(jsonl, jlen, &want, &syntax, &nan);
-    printf("jsonl: %zu records, %zu cut lines, %zu with NaN\n", nwant, syntax, nan);
-    HVS_CHECK(syntax > 0 && nan > 0, "the messy run should break some records (%zu, %zu)", syntax,
-              nan);
 
     hvs_serde_t *s;
     hvs_err_t err;
@@ -167,39 +211,63 @@ static void check_kafka_equals_jsonl(const hvs_test_proc_t *broker) {
     kafka_seen_t k = {.dec = dec, .codec = codec, .r = calloc(1, sizeof(hvs_reading_t)),
                       .cap = nwant + 1024};
     k.got = malloc(k.cap * sizeof *k.got);
-    hvs_test_tail_t t = {.brokers = broker->addr, .topics = topics, .ntopics = 3,
+    hvs_test_tail_t t = {.brokers = broker.addr, .topics = topics, .ntopics = 3,
                          .group = "simtest", .assign_ms = 20000, .timeout_ms = 30000,
                          .idle_ms = 3000, .poll_ms = 200, .batch = 512, .commit = true};
     hvs_test_tail(&t, see_message, &k);
-    char **got = k.got;
-    size_t ngot = k.ngot, truncated = k.truncated, nan_got = k.nan_got, buildings = k.buildings,
-           labels = k.labels;
-    hvs_reading_t *r = k.r;
-    qsort(got, ngot, sizeof *got, cmp_str);
-    printf("kafka: %zu records, %zu undecodable, %zu with NaN, %zu buildings, %zu labels\n", ngot,
-           truncated, nan_got, buildings, labels);
+    qsort(k.got, k.ngot, sizeof *k.got, cmp_str);
+    printf("kafka: %zu records, %zu undecodable, %zu with NaN, %zu buildings, %zu labels\n", k.ngot,
+           k.truncated, k.nan_got, k.buildings, k.labels);
+    hvs_reading_codec_destroy(codec);
+    hvs_decoder_destroy(dec);
+    hvs_serde_destroy(s);
+    k.dec = NULL;
+    k.codec = NULL;
+    seen = k;
+    have_seen = true;
+}
+
+static void test_messy_run_breaks_records(void) {
+    need_jsonl();
+    HVS_CHECK(syntax > 0 && nan_lines > 0, "the messy run should break some records (%zu, %zu)",
+              syntax, nan_lines);
+}
+
+static void test_kafka_equals_jsonl(void) {
+    need_kafka();
+    size_t ngot = seen.ngot;
+    char **got = seen.got;
     HVS_CHECK_EQ_INT(ngot, nwant);
     size_t same = 0;
     for (size_t i = 0; i < ngot && i < nwant; i++)
         same += strcmp(got[i], want[i]) == 0;
     HVS_CHECK(same == nwant, "%zu of %zu records equal between Kafka and JSON lines", same, nwant);
+}
+
+static void test_broken_records(void) {
+    need_kafka();
+    size_t truncated = seen.truncated, nan_got = seen.nan_got;
     HVS_CHECK_EQ_INT(truncated, syntax);
-    HVS_CHECK_EQ_INT(nan_got, nan);
+    HVS_CHECK_EQ_INT(nan_got, nan_lines);
+}
+
+static void test_topology_and_labels(void) {
+    need_kafka();
+    size_t buildings = seen.buildings, labels = seen.labels;
     HVS_CHECK_EQ_INT(buildings, 3);
     HVS_CHECK(labels > 0, "labels topic empty");
-    free(r);
-    free_strs(got, ngot);
-    free_strs(want, nwant);
-    hvs_reading_codec_destroy(codec);
-    hvs_decoder_destroy(dec);
-    hvs_serde_destroy(s);
+}
 
-    /* The same lines through hvsctl ingest: every injected kind has its dead-letter reason. */
+/* The same lines through hvsctl ingest: every injected kind has its dead-letter reason. (After
+ * the Kafka read-back: ingest adds to readings.raw.) */
+static void test_ingest_dead_letters(void) {
+    need_kafka();
+    char cmd[2048];
     char path[512];
     snprintf(path, sizeof path, "%s/messy.jsonl", g_dir);
     FILE *f = fopen(path, "w");
     HVS_REQUIRE(f && fwrite(jsonl, 1, jlen, f) == jlen && fclose(f) == 0, "write %s", path);
-    snprintf(cmd, sizeof cmd, "HVS_KAFKA_BROKERS=%s %s ingest %s 2>/dev/null", broker->addr,
+    snprintf(cmd, sizeof cmd, "HVS_KAFKA_BROKERS=%s %s ingest %s 2>/dev/null", broker.addr,
              HVS_TEST_HVSCTL, path);
     size_t olen;
     char *summary = run(cmd, &olen);
@@ -209,11 +277,24 @@ static void check_kafka_equals_jsonl(const hvs_test_proc_t *broker) {
     for (size_t i = 0; i < 4; i++)
         HVS_CHECK(strstr(summary, reasons[i]) != NULL, "hvsctl ingest saw no %s", reasons[i]);
     free(summary);
-    free(jsonl);
 }
 
-/* The messy imperfections are in the data, and counters only restart where labelled. */
-static void check_messy_data(void) {
+/* ---- the messy imperfections are in the data ---------------------------------------------- */
+
+static sim_data_t *messy;
+static size_t dups, back; /* counted on the data as delivered, before any sorting */
+
+static void messy_teardown(void) {
+    if (messy) {
+        sim_data_fini(messy);
+        free(messy);
+    }
+}
+
+static sim_data_t *need_messy(void) {
+    if (messy)
+        return messy;
+    need_dir();
     char cmd[2048];
     size_t len;
     snprintf(cmd, sizeof cmd,
@@ -228,7 +309,6 @@ static void check_messy_data(void) {
     sim_data_load(d, out, len, lp, NULL, tp);
 
     /* Duplicates: identical lines. Reordering: an apartment's timestamps going back. */
-    size_t dups = 0, back = 0;
     for (int b = 0; b < 3; b++)
         for (int a = 0; a < 6; a++) {
             sd_series_t *s = &d->apt[b][a];
@@ -236,16 +316,27 @@ static void check_messy_data(void) {
                 back += s->ev[i].ts < s->ev[i - 1].ts && s->ev[i].line != s->ev[i - 1].line;
         }
     char **lines;
-    size_t syntax, nan;
-    size_t n = canon_jsonl(out, len, &lines, &syntax, &nan);
+    size_t syn, nn;
+    size_t n = canon_jsonl(out, len, &lines, &syn, &nn);
     for (size_t i = 1; i < n; i++)
         dups += strcmp(lines[i], lines[i - 1]) == 0;
     free_strs(lines, n);
     printf("messy: %zu duplicate records, %zu steps back in time\n", dups, back);
+    free(out);
+    messy = d;
+    hvs_test_cleanup(messy_teardown);
+    return messy;
+}
+
+static void test_duplicates_and_reordering(void) {
+    need_messy();
     HVS_CHECK(dups > 0, "no duplicates delivered");
     HVS_CHECK(back > 0, "nothing delivered out of order");
+}
 
-    /* Counters, sorted by time, go down only at labelled meter replacements. */
+/* Counters, sorted by time, go down only at labelled meter replacements. */
+static void test_counters_restart_where_labelled(void) {
+    sim_data_t *d = need_messy();
     size_t replacements = 0, unexplained = 0, explained = 0;
     for (size_t i = 0; i < d->nlabels; i++)
         replacements += strncmp(d->labels[i].type, "meter_replacement", 17) == 0;
@@ -286,6 +377,10 @@ static void check_messy_data(void) {
     HVS_CHECK(replacements > 0, "no meter replacement injected");
     HVS_CHECK(explained > 0, "no counter restart seen");
     HVS_CHECK_EQ_INT(unexplained, 0);
+}
+
+static void test_delivery_labels(void) {
+    sim_data_t *d = need_messy();
     static const char *const kinds[] = {"gap", "late_batch", "clock_skew"};
     for (size_t k = 0; k < 3; k++) {
         size_t c = 0;
@@ -293,22 +388,18 @@ static void check_messy_data(void) {
             c += !strcmp(d->labels[i].type, kinds[k]) && !strcmp(d->labels[i].category, "delivery");
         HVS_CHECK(c > 0, "no %s label", kinds[k]);
     }
-    sim_data_fini(d);
-    free(d);
-    free(out);
 }
 
-int main(void) {
-    hvs_log_init("test", HVS_LOG_WARN, NULL);
-    snprintf(g_dir, sizeof g_dir, "/tmp/hvs-sim-kafka-XXXXXX");
-    HVS_REQUIRE(mkdtemp(g_dir), "mkdtemp");
-    hvs_test_proc_t broker;
-    HVS_REQUIRE(hvs_test_devbroker_start(&broker, NULL) == 0, "devbroker");
-    check_kafka_equals_jsonl(&broker);
-    check_messy_data();
-    hvs_test_proc_stop(&broker);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    hvs_test_run(cmd, NULL, 0, NULL, NULL);
-    return hvs_test_done();
-}
+static const hvs_test_case_t cases[] = {
+    {"messy_run_breaks_records", test_messy_run_breaks_records},
+    {"kafka_records_equal_jsonl", test_kafka_equals_jsonl},
+    {"broken_records_kept_apart", test_broken_records},
+    {"topology_and_labels_published", test_topology_and_labels},
+    {"ingest_dead_letters_every_kind", test_ingest_dead_letters},
+    {"duplicates_and_reordering_delivered", test_duplicates_and_reordering},
+    {"counters_restart_only_where_labelled", test_counters_restart_where_labelled},
+    {"delivery_labels_present", test_delivery_labels},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

@@ -423,19 +423,43 @@ static void check_vacations(sim_data_t *d) {
     HVS_CHECK(low >= judged * 0.9, "vacations with near-zero heating: %d of %d", low, judged);
 }
 
-int main(void) {
+/* ---- the fixture: one simulated run, loaded, on first use ------------------------------- */
+
+static char *sim_out;
+static size_t sim_len;
+static sim_data_t *data;
+
+static void teardown(void) {
+    if (data) {
+        sim_data_fini(data);
+        free(data);
+        data = NULL;
+    }
+    free(sim_out);
+    sim_out = NULL;
+    if (g_dir[0]) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
+        hvs_test_run(cmd, NULL, 0, NULL, NULL);
+        g_dir[0] = 0;
+    }
+}
+
+static sim_data_t *fixture(void) {
+    if (data)
+        return data;
     snprintf(g_dir, sizeof g_dir, "/tmp/hvs-sim-phys-XXXXXX");
     HVS_REQUIRE(mkdtemp(g_dir), "mkdtemp");
-    size_t len;
+    hvs_test_cleanup(teardown);
     int64_t t0 = hvs_test_now_ms();
-    char *out = run_sim("--clean --seed 11 --start 2024-10-15T00:00:00Z --days 100 --buildings 6 "
-                        "--apartments-per-building 12 --new-building-fraction 0 --fault-rate 4 --vacation-rate 1.5 --guest-rate 1 --override-rate 1",
-                        "phys", &len);
+    sim_out = run_sim("--clean --seed 11 --start 2024-10-15T00:00:00Z --days 100 --buildings 6 "
+                      "--apartments-per-building 12 --new-building-fraction 0 --fault-rate 4 --vacation-rate 1.5 --guest-rate 1 --override-rate 1",
+                      "phys", &sim_len);
     printf("simulated 6 x 12 apartments x 100 days in %lld ms: %zu bytes\n",
-           (long long)(hvs_test_now_ms() - t0), len);
+           (long long)(hvs_test_now_ms() - t0), sim_len);
     sim_data_t *d = calloc(1, sizeof *d);
     HVS_REQUIRE(d, "oom");
-    sim_data_load(d, out, len, path("phys", "labels"), path("phys", "weather"),
+    sim_data_load(d, sim_out, sim_len, path("phys", "labels"), path("phys", "weather"),
                   path("phys", "topology"));
     HVS_CHECK_EQ_INT(d->bad_lines, 0);
     for (int b = 0; b < NB; b++) {
@@ -447,16 +471,26 @@ int main(void) {
             sd_sort(&d->apt[b][a]);
         }
     }
-    check_counters(d);
-    check_heating_vs_weather(d);
-    check_labels(d);
-    check_vacations(d);
-    check_determinism(out, len);
-    sim_data_fini(d);
-    free(d);
-    free(out);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    hvs_test_run(cmd, NULL, 0, NULL, NULL);
-    return hvs_test_done();
+    data = d;
+    return data;
 }
+
+static void case_counters(void) { check_counters(fixture()); }
+static void case_heating_vs_weather(void) { check_heating_vs_weather(fixture()); }
+static void case_labels(void) { check_labels(fixture()); }
+static void case_vacations(void) { check_vacations(fixture()); }
+static void case_determinism(void) {
+    fixture();
+    check_determinism(sim_out, sim_len);
+}
+
+static const hvs_test_case_t cases[] = {
+    {"counters_never_decrease", case_counters},
+    {"heating_follows_weather_and_archetype", case_heating_vs_weather},
+    {"fault_labels_show_their_signature", case_labels},
+    {"vacations_near_zero_heating", case_vacations},
+    {"same_seed_same_output", case_determinism},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

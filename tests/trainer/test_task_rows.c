@@ -299,19 +299,46 @@ static void test_by_hand(void) {
               "another feature set refused: %s", err.msg);
 }
 
-int main(void) {
+/* The calendar, the features worker's writer and a FeatureVector decoder, made on first use. */
+static void teardown(void) {
+    hvs_decoder_destroy(dec);
+    fx_output_destroy(fxo);
+    hvs_serde_destroy(serde);
+    hvs_calendar_destroy(cal);
+}
+
+static void setup(void) {
+    if (cal)
+        return;
     hvs_log_init("test", HVS_LOG_WARN, NULL);
     hvs_err_t err = {0};
     HVS_REQUIRE(hvs_calendar_new("CH-ZH", &cal, &err) == 0 && hvs_serde_new(NULL, &serde, &err) == 0 &&
                     fx_output_new(serde, "features.hourly", &fxo, &err) == 0 &&
                     hvs_decoder_new(serde, HVS_SCHEMA_FEATURE_VECTOR, &dec, &err) == 0,
                 "setup: %s", err.msg);
-    HVS_CHECK(fx_output_direct(fxo), "the features worker's direct writer in use");
-    test_by_hand();
-    test_trainer_equals_serving();
-    hvs_decoder_destroy(dec);
-    fx_output_destroy(fxo);
-    hvs_serde_destroy(serde);
-    hvs_calendar_destroy(cal);
-    return hvs_test_done();
+    hvs_test_cleanup(teardown);
 }
+
+static void case_direct_writer(void) {
+    setup();
+    HVS_CHECK(fx_output_direct(fxo), "the features worker's direct writer in use");
+}
+
+static void case_by_hand(void) {
+    setup();
+    test_by_hand();
+}
+
+static void case_trainer_equals_serving(void) {
+    setup();
+    test_trainer_equals_serving();
+}
+
+static const hvs_test_case_t cases[] = {
+    {"direct_writer_in_use", case_direct_writer},
+    {"by_hand", case_by_hand},
+    {"trainer_rows_equal_serving_rows", case_trainer_equals_serving},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

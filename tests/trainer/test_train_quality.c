@@ -289,14 +289,56 @@ static void test_refresh(const tr_result_t *f, const tr_config_t *c) {
     tr_result_fini(&rr);
 }
 
-static void test_forecast(hvs_ms_t start) {
-    tr_config_t c = base_conf();
-    hvs_ms_t from = start + 2 * DAY, to = start + DAYS * DAY;
-    tr_result_t r;
+/* ---- fixtures, built on first use -------------------------------------------------------- */
+
+static const hvs_ms_t START = 1727740800000LL; /* 2024-10-01 */
+
+static void fleet_teardown(void) {
+    tr_history_destroy(hist);
+    free(apt_heat), free(apt_temp), free(apt_set);
+    sim_fleet_destroy(fleet);
+}
+
+/* The simulated fleet and the history built from it. */
+static void need_history(void) {
+    if (hist)
+        return;
+    double *heat;
+    simulate(START, &heat);
+    build_history(START, heat);
+    free(heat);
+    hvs_test_cleanup(fleet_teardown);
+}
+
+/* forecast/global trained on the whole fleet, its backtest kept. */
+static tr_config_t fc_conf;
+static tr_result_t fc;
+static bool have_fc;
+
+static void forecast_teardown(void) { tr_result_fini(&fc); }
+
+static void need_forecast(void) {
+    if (have_fc)
+        return;
+    need_history();
+    fc_conf = base_conf();
+    hvs_ms_t from = START + 2 * DAY, to = START + DAYS * DAY;
     hvs_err_t err = {0};
-    int rc = tr_train(hist, TR_FORECAST, "forecast/global", NULL, 0, from, to, info, NULL, &c, NULL, &r, &err);
+    int rc = tr_train(hist, TR_FORECAST, "forecast/global", NULL, 0, from, to, info, NULL, &fc_conf, NULL, &fc,
+                      &err);
     HVS_REQUIRE(rc == 0, "train: %s", err.msg);
+    have_fc = true;
+    hvs_test_cleanup(forecast_teardown);
+}
+
+static void test_forecast(void) {
+    need_forecast();
+    tr_config_t c = fc_conf;
+    const tr_result_t r = fc;
+    hvs_ms_t start = START, from = start + 2 * DAY, to = start + DAYS * DAY;
+    hvs_err_t err = {0};
     HVS_CHECK(r.status == HVS_MODEL_APPROVED, "status %s: %s", hvs_model_status_name(r.status), r.reason);
+    HVS_CHECK(r.eval_rows > 10 * 3 * 14 * 20, "%zu day-ahead rows scored", r.eval_rows);
     HVS_CHECK(r.eval_rows > 10 * 3 * 14 * 20, "%zu day-ahead rows scored", r.eval_rows);
     /* WAPE of model and naive from the scored rows, computed here */
     double em = 0, en = 0, sy = 0;
@@ -345,10 +387,21 @@ static void test_forecast(hvs_ms_t start) {
     HVS_CHECK(fabs(r.metrics.wape - em / sy) < 0.05, "reported WAPE %.4f", r.metrics.wape);
     HVS_CHECK(r.monotone_violations == 0 && r.stress_rows > 100, "stress test: %d of %d violate",
               r.monotone_violations, r.stress_rows);
-    test_refresh(&r, &c);
-    /* The horizon choice, measured: one model for every horizon (the horizon a feature, lags
-     * masked beyond it) against a model of the day-ahead bucket alone (13-36 h), on the same
-     * day-ahead rows. */
+    tr_rows_fini(&tr);
+}
+
+static void test_refresh_case(void) {
+    need_forecast();
+    test_refresh(&fc, &fc_conf);
+}
+
+/* The horizon choice, measured: one model for every horizon (the horizon a feature, lags
+ * masked beyond it) against a model of the day-ahead bucket alone (13-36 h), on the same
+ * day-ahead rows. */
+static void test_horizon_choice(void) {
+    need_forecast();
+    hvs_ms_t from = START + 2 * DAY, to = START + DAYS * DAY;
+    hvs_err_t err = {0};
     static const int day_ahead[] = {13, 15, 18, 21, 24, 27, 30, 33, 36};
     tr_config_t cb = base_conf();
     cb.horizons = day_ahead;
@@ -359,12 +412,18 @@ static void test_forecast(hvs_ms_t start) {
                          &err) == 0,
                 "bucket model: %s", err.msg);
     printf("horizon choice: one model for 1-72 h %.4f, a day-ahead-only model %.4f (day-ahead WAPE)\n",
-           r.metrics.wape, rb.metrics.wape);
+           fc.metrics.wape, rb.metrics.wape);
     HVS_CHECK(isfinite(rb.metrics.wape) && rb.metrics.wape < rb.naive.wape, "the bucket model trained: %.4f",
               rb.metrics.wape);
     tr_result_fini(&rb);
-    /* a second run with the first as champion: compared on the same rows */
-    hvs_model_ref_t champ = {.name = "forecast/global", .version = 1, .model = r.model};
+}
+
+/* a second run with the first as champion: compared on the same rows */
+static void test_champion(void) {
+    need_forecast();
+    hvs_ms_t from = START + 2 * DAY, to = START + DAYS * DAY;
+    hvs_err_t err = {0};
+    hvs_model_ref_t champ = {.name = "forecast/global", .version = 1, .model = fc.model};
     size_t nf;
     const char *const *f = tr_task_features(TR_FORECAST, &nf);
     champ.features = (char **)f;
@@ -381,8 +440,6 @@ static void test_forecast(hvs_ms_t start) {
               "champion scored: %.4f (new %.4f) -> %s: %s", r2.champion.wape, r2.metrics.wape,
               hvs_model_status_name(r2.status), r2.reason);
     tr_result_fini(&r2);
-    tr_rows_fini(&tr);
-    tr_result_fini(&r);
 }
 
 /* The target hour's own consumption: known only after the hour. */
@@ -614,14 +671,25 @@ static void rank_here(const tr_result_t *r, bool classifier, int k, double *prec
     free(d);
 }
 
-static void test_anomaly(hvs_ms_t start) {
-    make_labels();
+static bool have_labels;
+
+static void labels_teardown(void) { tr_labels_fini(&sim_labels); }
+
+/* anomaly-residual (t 0) or anomaly-classifier (t 1) against the simulator's fault episodes */
+static void test_anomaly(int t) {
+    need_history();
+    if (!have_labels) {
+        make_labels();
+        have_labels = true;
+        hvs_test_cleanup(labels_teardown);
+    }
+    hvs_ms_t start = START;
     const char *ids[ABUILDINGS];
     for (int b = 0; b < ABUILDINGS; b++)
         ids[b] = fleet->buildings[b].id;
     hvs_ms_t from = start + 2 * DAY, to = start + DAYS * DAY;
     hvs_err_t err = {0};
-    for (int t = 0; t < 2; t++) {
+    {
         tr_task_t task = t ? TR_ANOMALY_CLASSIFIER : TR_ANOMALY_RESIDUAL;
         tr_config_t c = base_conf();
         c.labels = &sim_labels;
@@ -655,22 +723,30 @@ static void test_anomaly(hvs_ms_t start) {
             HVS_CHECK(r.status == HVS_MODEL_APPROVED, "classifier: %s (%s)", hvs_model_status_name(r.status), r.reason);
         tr_result_fini(&r);
     }
-    tr_labels_fini(&sim_labels);
 }
 
-int main(void) {
+static void test_anomaly_residual(void) { test_anomaly(0); }
+static void test_anomaly_classifier(void) { test_anomaly(1); }
+
+static void test_leakage_case(void) {
+    need_history();
+    test_leakage(START);
+}
+
+
+static const hvs_test_case_t cases[] = {
+    {"monotone_stress_test", test_monotone},
+    {"leakage_guard", test_leakage_case},
+    {"forecast_beats_naive_and_linear", test_forecast},
+    {"refresh_lowers_short_horizon_wape", test_refresh_case},
+    {"day_ahead_bucket_model", test_horizon_choice},
+    {"second_run_scores_champion", test_champion},
+    {"anomaly_residual_beats_chance", test_anomaly_residual},
+    {"anomaly_classifier_beats_chance", test_anomaly_classifier},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
     hvs_log_init("test", HVS_LOG_WARN, NULL);
-    hvs_ms_t start = 1727740800000LL; /* 2024-10-01 */
-    double *heat;
-    simulate(start, &heat);
-    build_history(start, heat);
-    free(heat);
-    test_monotone();
-    test_leakage(start);
-    test_forecast(start);
-    test_anomaly(start);
-    tr_history_destroy(hist);
-    free(apt_heat), free(apt_temp), free(apt_set);
-    sim_fleet_destroy(fleet);
-    return hvs_test_done();
+    return hvs_test_main(cases, argc, argv);
 }

@@ -295,15 +295,56 @@ static const char *record_string(const hvs_model_info_t *i, const char *field, c
     return buf;
 }
 
-int main(void) {
+/* ---- the world, in stages: each brought about once, on first use, in order --------------- */
+
+enum { TRAINED = 1, NEW_ARCHETYPE, TRAIN_REQUESTED, DRIFT, DRIFT_AGAIN, RESTARTED };
+static int stage;
+static hvs_kafka_conf_t kc;
+static int port;
+static hvs_test_proc_t tr;
+static hvs_registry_t *r;
+static char url[128]; /* POST /train?name=forecast/global */
+static const char *names[] = {"forecast/global", "forecast/archetype:passive", "anomaly-residual/global",
+                              "anomaly-residual/archetype:passive"};
+static const char *ar[] = {"anomaly-residual/global"};
+/* what each stage saw */
+static bool v1_ok, older_ok, v2_ok, drift_v2_ok, drift_v2_serves, drift_seen, no_v3, reloaded, v3_ok;
+static long train_status;
+static char *train_body;
+static int approve_rc, hvsctl_rc, usage_rc;
+static double drift_runs;
+
+static void teardown(void) {
+    hvs_test_proc_stop(&tr);
+    free(train_body);
+    hvs_registry_destroy(r);
+    hvs_encoder_destroy(enc_agg);
+    hvs_encoder_destroy(enc_wx);
+    hvs_encoder_destroy(enc_bld);
+    hvs_encoder_destroy(enc_fb);
+    hvs_encoder_destroy(enc_alert);
+    hvs_producer_destroy(prod);
+    hvs_serde_destroy(serde);
+    hvs_test_proc_stop(&broker);
+    hvs_test_proc_stop(&redis);
+    if (hvs_test_failed == 0)
+        unlink(logpath);
+    else
+        fprintf(stderr, "trainer log: %s\n", logpath);
+}
+
+/* Services, the inputs, the trainer and a registry client, until the scheduled run published
+ * v1 of every model. */
+static void trained(void) {
     hvs_log_init("test", HVS_LOG_WARN, NULL);
     HVS_REQUIRE(hvs_test_redis_start(&redis, 0) == 0 && hvs_test_devbroker_start(&broker, NULL) == 0,
                 "services");
     snprintf(env, sizeof env, "HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 HVS_LOG_LEVEL=info",
              broker.addr, redis.addr);
     snprintf(logpath, sizeof logpath, "/tmp/hvs-test-trainer-%d.log", (int)getpid());
+    hvs_test_cleanup(teardown);
     hvs_err_t err = {0};
-    hvs_kafka_conf_t kc = {.brokers = broker.addr, .client_id = "test", .fetch_wait_max_ms = 10};
+    kc = (hvs_kafka_conf_t){.brokers = broker.addr, .client_id = "test", .fetch_wait_max_ms = 10};
     HVS_REQUIRE(hvs_serde_new(NULL, &serde, &err) == 0 && hvs_producer_new(&kc, &prod, &err) == 0 &&
                     hvs_encoder_new(serde, HVS_SCHEMA_AGGREGATE, "aggregates.hourly", &enc_agg, &err) == 0 &&
                     hvs_encoder_new(serde, HVS_SCHEMA_WEATHER, "weather.hourly", &enc_wx, &err) == 0 &&
@@ -312,16 +353,125 @@ int main(void) {
                     hvs_encoder_new(serde, HVS_SCHEMA_ALERT, "alerts", &enc_alert, &err) == 0,
                 "setup");
     produce();
-
-    int port = hvs_test_free_port();
-    hvs_test_proc_t tr;
+    port = hvs_test_free_port();
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/train?name=forecast%%2Fglobal", port);
     start_trainer(&tr, port);
     hvs_registry_opts_t ro = {.load_models = true};
-    hvs_registry_t *r;
     HVS_REQUIRE(hvs_registry_new(&kc, serde, "models", &ro, &r, &err) == 0, "registry");
-    const char *names[] = {"forecast/global", "forecast/archetype:passive", "anomaly-residual/global",
-                           "anomaly-residual/archetype:passive"};
-    HVS_CHECK(wait_versions(r, names, 4, 1, 600), "the scheduled run published v1 of every model");
+    v1_ok = wait_versions(r, names, 4, 1, 600);
+}
+
+/* A new scope between schedules (every 365d): a third building, of an archetype not seen
+ * before, covering the same 100 days (the inputs' newest hour does not move). */
+static void new_archetype(void) {
+    hvs_err_t err = {0};
+    send_building(2, "older");
+    HVS_REQUIRE(hvs_producer_flush(prod, 10000, &err) == 0, "flush: %s", err.msg);
+    usleep(1500000); /* topology is followed before the data's batches are looked at */
+    send_series(2);
+    HVS_REQUIRE(hvs_producer_flush(prod, 60000, &err) == 0, "flush: %s", err.msg);
+    const char *older[] = {"forecast/archetype:older", "anomaly-residual/archetype:older"};
+    older_ok = wait_versions(r, older, 2, 1, 300);
+}
+
+/* Ask for one model: v2. */
+static void train_requested(void) {
+    train_status = hvs_test_http("POST", url, "", 0, &train_body, NULL, 0);
+    v2_ok = wait_versions(r, names, 1, 2, 300);
+}
+
+/* MODEL_DRIFT naming anomaly-residual/global:1 retrains it; v2 may be pending (not clearly
+ * better than v1): a person approves it, so that it serves and a drift alert on v1 is one on
+ * a superseded version. */
+static void drift(void) {
+    hvs_err_t err = {0};
+    send_alert("MODEL_DRIFT", "anomaly-residual/global:1", T0 + DAYS * DAY - HOUR);
+    HVS_REQUIRE(hvs_producer_flush(prod, 10000, &err) == 0, "flush: %s", err.msg);
+    drift_v2_ok = wait_versions(r, ar, 1, 2, 300);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "env %s %s model approve anomaly-residual/global --version 2 --by test --force "
+             ">/dev/null 2>&1", env, HVS_TEST_HVSCTL);
+    approve_rc = hvs_test_run(cmd, NULL, 0, NULL, NULL);
+    hvs_model_ref_t *m = NULL;
+    for (int k = 0; k < 100 && !(m && m->version == 2); k++) {
+        hvs_registry_release(m);
+        hvs_registry_poll(r, 100);
+        m = hvs_registry_acquire(r, "anomaly-residual/global");
+    }
+    drift_v2_serves = m && m->version == 2;
+    hvs_registry_release(m);
+    usleep(1500000); /* the trainer's registry follows `models` between its batches */
+}
+
+/* A second drift alert within the cooldown (1 d of event time), a third naming a superseded
+ * version: both read and turned down (the log says why), no run queued for them. */
+static void drift_again(void) {
+    hvs_err_t err = {0};
+    send_alert("MODEL_DRIFT", "anomaly-residual/global:2", T0 + DAYS * DAY);
+    send_alert("MODEL_DRIFT", "anomaly-residual/global:1", T0 + DAYS * DAY + 3 * DAY);
+    HVS_REQUIRE(hvs_producer_flush(prod, 10000, &err) == 0, "flush: %s", err.msg);
+    for (int k = 0; k < 300 && !drift_seen; k++) {
+        char g[512], *o1 = NULL, *o2 = NULL;
+        snprintf(g, sizeof g, "grep -c 'global:2: retrained for drift 1.0 h ago' %s", logpath);
+        hvs_test_run(g, NULL, 0, &o1, NULL);
+        snprintf(g, sizeof g, "grep -c 'global:1: v2 serves now, no retraining' %s", logpath);
+        hvs_test_run(g, NULL, 0, &o2, NULL);
+        drift_seen = o1 && o2 && atoi(o1) >= 1 && atoi(o2) >= 1;
+        free(o1), free(o2);
+        if (!drift_seen)
+            usleep(100000);
+    }
+    char murl[128], *mt = NULL;
+    snprintf(murl, sizeof murl, "http://127.0.0.1:%d/metrics", port);
+    HVS_REQUIRE(hvs_test_http("GET", murl, NULL, 0, &mt, NULL, 0) == 200 && mt, "GET /metrics");
+    drift_runs = hvs_test_metric(mt, "hvs_trainer_drift_runs_total");
+    free(mt);
+    no_v3 = !wait_versions(r, ar, 1, 3, 2);
+}
+
+/* restart: the window comes from Redis; then a model trained on request through hvsctl */
+static void restarted(void) {
+    hvs_test_proc_stop(&tr);
+    start_trainer(&tr, port);
+    char grep[512], *out = NULL;
+    for (int k = 0; k < 100; k++) {
+        snprintf(grep, sizeof grep, "grep -c '3 buildings and %d labels loaded from Redis' %s", feedback_labels(),
+                 logpath);
+        free(out);
+        out = NULL;
+        hvs_test_run(grep, NULL, 0, &out, NULL);
+        if (out && atoi(out) >= 1)
+            break;
+        usleep(100000);
+    }
+    reloaded = out && atoi(out) >= 1;
+    free(out);
+    for (int k = 0; k < 100 && hvs_test_http("GET", url, NULL, 0, NULL, NULL, 0) < 0; k++)
+        usleep(100000);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s train forecast/global --trainer http://127.0.0.1:%d", HVS_TEST_HVSCTL, port);
+    hvsctl_rc = hvs_test_run(cmd, NULL, 0, NULL, NULL);
+    v3_ok = hvsctl_rc == 0 && wait_versions(r, names, 1, 3, 300);
+    snprintf(cmd, sizeof cmd, "%s train --trainer http://127.0.0.1:%d 2>/dev/null", HVS_TEST_HVSCTL, port);
+    usage_rc = hvs_test_run(cmd, NULL, 0, NULL, NULL);
+    hvs_test_proc_stop(&tr);
+}
+
+/* Brings the world to stage `want` (the stages before it first); a case that needs an earlier
+ * stage than the world has reached cannot run (the world only moves on). */
+static void to_stage(int want) {
+    HVS_REQUIRE(stage <= want, "this case needs stage %d, already at %d (run it earlier)", want, stage);
+    static void (*const steps[])(void) = {NULL,  trained, new_archetype, train_requested,
+                                          drift, drift_again, restarted};
+    while (stage < want)
+        steps[++stage]();
+}
+
+/* ---- cases --------------------------------------------------------------------------------- */
+
+static void test_scheduled_run(void) {
+    to_stage(TRAINED);
+    HVS_CHECK(v1_ok, "the scheduled run published v1 of every model");
     for (size_t k = 0; k < 4; k++) {
         const hvs_model_info_t *i = version_of(r, names[k], 1);
         double naive = i ? record_param(i, "naive_wape") : NAN;
@@ -333,7 +483,12 @@ int main(void) {
         HVS_CHECK(m && m->version == 1, "%s v1 serves", names[k]);
         hvs_registry_release(m);
     }
-    /* refresh: per-horizon coefficients from each forecast run's backtest */
+}
+
+/* refresh: per-horizon coefficients from each forecast run's backtest */
+static void test_refresh(void) {
+    to_stage(TRAINED);
+    hvs_err_t err = {0};
     const char *refresh[] = {"refresh/global", "refresh/archetype:passive"};
     HVS_CHECK(wait_versions(r, refresh, 2, 1, 120), "refresh v1 followed each forecast v1");
     for (size_t k = 0; k < 2; k++) {
@@ -361,171 +516,114 @@ int main(void) {
         }
         hvs_registry_release(m);
     }
-    /* the classifier from feedback; the residual models ranked against the same labels */
+}
+
+/* the classifier from feedback; the residual models ranked against the same labels */
+static void test_classifier(void) {
+    to_stage(TRAINED);
     const char *cls[] = {"anomaly-classifier/global"};
     HVS_CHECK(wait_versions(r, cls, 1, 1, 300), "anomaly-classifier/global v1 trained from alerts.feedback");
-    {
-        const hvs_model_info_t *i = version_of(r, cls[0], 1);
-        double p = i ? record_metric(i, "precision_at_k") : NAN, rc = i ? record_metric(i, "recall_at_k") : NAN;
-        double labelled = i ? record_param(i, "labelled_days") : NAN, faults = i ? record_param(i, "fault_days") : NAN;
-        /* the held-out folds are the last 20 days: what was labelled there, counted here */
-        int want_lab = 0, want_fault = 0, want_days = 0;
-        for (int d = DAYS - 20; d < DAYS; d++) {
-            want_days += labelled_day(0, 0, d);
-            for (int a = 0; a < 2; a++)
-                if (labelled_day(0, a, d))
-                    want_lab++, want_fault += fault_day(0, a, d);
-        }
-        /* top-1 per labelled day: a perfect ranking finds the fault on each fault day */
-        double perfect = (double)want_fault / want_days;
-        HVS_CHECK(i && i->status == HVS_MODEL_APPROVED && p >= perfect - 1e-9 && rc >= 1 - 1e-9,
-                  "classifier v1: %s, precision@1 %.3f (perfect %.3f), recall@1 %.3f",
-                  i ? hvs_model_status_name(i->status) : "missing", p, perfect, rc);
-        HVS_CHECK(labelled == want_lab && faults == want_fault,
-                  "classifier evaluated on %g labelled days (expected %d) with %g faults (expected %d)", labelled,
-                  want_lab, faults, want_fault);
-        const hvs_model_info_t *ar = version_of(r, "anomaly-residual/global", 1);
-        double pr = ar ? record_metric(ar, "precision_at_k") : NAN;
-        HVS_CHECK(isfinite(pr) && pr > 0.3, "anomaly-residual/global v1 ranked against feedback: precision@1 %.3f", pr);
+    const hvs_model_info_t *i = version_of(r, cls[0], 1);
+    double p = i ? record_metric(i, "precision_at_k") : NAN, rc = i ? record_metric(i, "recall_at_k") : NAN;
+    double labelled = i ? record_param(i, "labelled_days") : NAN, faults = i ? record_param(i, "fault_days") : NAN;
+    /* the held-out folds are the last 20 days: what was labelled there, counted here */
+    int want_lab = 0, want_fault = 0, want_days = 0;
+    for (int d = DAYS - 20; d < DAYS; d++) {
+        want_days += labelled_day(0, 0, d);
+        for (int a = 0; a < 2; a++)
+            if (labelled_day(0, a, d))
+                want_lab++, want_fault += fault_day(0, a, d);
     }
-    {
-        char murl[128], *mt = NULL;
-        snprintf(murl, sizeof murl, "http://127.0.0.1:%d/metrics", port);
-        HVS_REQUIRE(hvs_test_http("GET", murl, NULL, 0, &mt, NULL, 0) == 200 && mt, "GET /metrics");
-        double in = hvs_test_metric(mt, "hvs_trainer_inputs_total"),
-               skipped = hvs_test_metric(mt, "hvs_trainer_skipped_total");
-        /* 2 buildings x 3 series x DAYS*24 h, 2 x DAYS*24 observations, 2 x DAYS*4 x 72 forecasts */
-        double expect = 2.0 * 3 * DAYS * 24 + 2.0 * DAYS * 24 + 2.0 * DAYS * 4 * 72;
-        HVS_CHECK(in == expect && skipped == 3, "inputs %g (expected %g), skipped %g (expected 3)", in,
-                  expect, skipped);
-        double labels = hvs_test_metric(mt, "hvs_trainer_labels_total"),
-               drift = hvs_test_metric(mt, "hvs_trainer_drift_runs_total");
-        HVS_CHECK(labels == feedback_labels() && drift == 0, "labels %g (expected %d; UNSURE is none), drift runs %g",
-                  labels, feedback_labels(), drift);
-        free(mt);
-    }
-    /* a new scope between schedules (every 365d): a third building, of an archetype not seen
-       before, covering the same 100 days (the inputs' newest hour does not move) */
-    send_building(2, "older");
-    HVS_REQUIRE(hvs_producer_flush(prod, 10000, &err) == 0, "flush: %s", err.msg);
-    usleep(1500000); /* topology is followed before the data's batches are looked at */
-    send_series(2);
-    HVS_REQUIRE(hvs_producer_flush(prod, 60000, &err) == 0, "flush: %s", err.msg);
-    const char *older[] = {"forecast/archetype:older", "anomaly-residual/archetype:older"};
-    HVS_CHECK(wait_versions(r, older, 2, 1, 300), "the new archetype's models trained without a schedule");
+    /* top-1 per labelled day: a perfect ranking finds the fault on each fault day */
+    double perfect = (double)want_fault / want_days;
+    HVS_CHECK(i && i->status == HVS_MODEL_APPROVED && p >= perfect - 1e-9 && rc >= 1 - 1e-9,
+              "classifier v1: %s, precision@1 %.3f (perfect %.3f), recall@1 %.3f",
+              i ? hvs_model_status_name(i->status) : "missing", p, perfect, rc);
+    HVS_CHECK(labelled == want_lab && faults == want_fault,
+              "classifier evaluated on %g labelled days (expected %d) with %g faults (expected %d)", labelled,
+              want_lab, faults, want_fault);
+    const hvs_model_info_t *arv = version_of(r, "anomaly-residual/global", 1);
+    double pr = arv ? record_metric(arv, "precision_at_k") : NAN;
+    HVS_CHECK(isfinite(pr) && pr > 0.3, "anomaly-residual/global v1 ranked against feedback: precision@1 %.3f", pr);
+}
+
+static void test_metrics(void) {
+    to_stage(TRAINED);
+    char murl[128], *mt = NULL;
+    snprintf(murl, sizeof murl, "http://127.0.0.1:%d/metrics", port);
+    HVS_REQUIRE(hvs_test_http("GET", murl, NULL, 0, &mt, NULL, 0) == 200 && mt, "GET /metrics");
+    double in = hvs_test_metric(mt, "hvs_trainer_inputs_total"),
+           skipped = hvs_test_metric(mt, "hvs_trainer_skipped_total");
+    /* 2 buildings x 3 series x DAYS*24 h, 2 x DAYS*24 observations, 2 x DAYS*4 x 72 forecasts */
+    double expect = 2.0 * 3 * DAYS * 24 + 2.0 * DAYS * 24 + 2.0 * DAYS * 4 * 72;
+    HVS_CHECK(in == expect && skipped == 3, "inputs %g (expected %g), skipped %g (expected 3)", in,
+              expect, skipped);
+    double labels = hvs_test_metric(mt, "hvs_trainer_labels_total"),
+           drift = hvs_test_metric(mt, "hvs_trainer_drift_runs_total");
+    HVS_CHECK(labels == feedback_labels() && drift == 0, "labels %g (expected %d; UNSURE is none), drift runs %g",
+              labels, feedback_labels(), drift);
+    free(mt);
+}
+
+static void test_new_archetype(void) {
+    to_stage(NEW_ARCHETYPE);
+    HVS_CHECK(older_ok, "the new archetype's models trained without a schedule");
     HVS_CHECK(!version_of(r, "forecast/global", 2) && !version_of(r, "forecast/archetype:passive", 2),
               "the scopes that had versions were not retrained");
-    /* ask for one model: v2, compared with v1 */
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/train?name=forecast%%2Fglobal", port);
-    char *body = NULL;
-    long st = hvs_test_http("POST", url, "", 0, &body, NULL, 0);
-    HVS_CHECK(st == 202 && body && strstr(body, "forecast/global"), "POST /train: %ld %s", st, body ? body : "");
-    free(body);
-    HVS_CHECK(wait_versions(r, names, 1, 2, 300), "forecast/global v2 published");
+}
+
+static void test_train_request(void) {
+    to_stage(TRAIN_REQUESTED);
+    hvs_err_t err = {0};
+    HVS_CHECK(train_status == 202 && train_body && strstr(train_body, "forecast/global"), "POST /train: %ld %s",
+              train_status, train_body ? train_body : "");
+    HVS_CHECK(v2_ok, "forecast/global v2 published");
     const hvs_model_info_t *v2 = version_of(r, "forecast/global", 2);
     HVS_CHECK(v2 && version_of(r, "forecast/archetype:passive", 2) == NULL, "only the name asked for");
-    {
-        hvs_decoder_t *dec;
-        avro_value_t *v, f, b;
-        HVS_REQUIRE(v2 && hvs_decoder_new(serde, HVS_SCHEMA_MODEL_VERSION, &dec, &err) == 0 &&
-                        hvs_decoder_decode(dec, v2->record, v2->record_len, &v, &err) == 0,
-                    "decode v2");
-        avro_value_get_by_name(v, "champion_metrics", &f, NULL);
-        avro_value_get_current_branch(&f, &b);
-        HVS_CHECK(avro_value_get_type(&b) == AVRO_RECORD, "v2 was compared with the champion");
-        hvs_decoder_destroy(dec);
-    }
-    /* drift: MODEL_DRIFT naming anomaly-residual/global:1 retrains it; a second within the
-       cooldown (1 d of event time) does not, nor one naming a superseded version */
-    send_alert("MODEL_DRIFT", "anomaly-residual/global:1", T0 + DAYS * DAY - HOUR);
-    HVS_REQUIRE(hvs_producer_flush(prod, 10000, &err) == 0, "flush: %s", err.msg);
-    const char *ar[] = {"anomaly-residual/global"};
-    HVS_CHECK(wait_versions(r, ar, 1, 2, 300), "MODEL_DRIFT retrained anomaly-residual/global (v2)");
-    /* v2 may be pending (not clearly better than v1): a person approves it, so that it serves
-       and a drift alert on v1 is one on a superseded version */
-    {
-        char cmd[2048];
-        snprintf(cmd, sizeof cmd, "env %s %s model approve anomaly-residual/global --version 2 --by test --force "
-                 ">/dev/null 2>&1", env, HVS_TEST_HVSCTL);
-        HVS_CHECK(hvs_test_run(cmd, NULL, 0, NULL, NULL) == 0, "hvsctl model approve v2");
-        hvs_model_ref_t *m = NULL;
-        for (int k = 0; k < 100 && !(m && m->version == 2); k++) {
-            hvs_registry_release(m);
-            hvs_registry_poll(r, 100);
-            m = hvs_registry_acquire(r, "anomaly-residual/global");
-        }
-        HVS_CHECK(m && m->version == 2, "v2 serves");
-        hvs_registry_release(m);
-        usleep(1500000); /* the trainer's registry follows `models` between its batches */
-    }
-    send_alert("MODEL_DRIFT", "anomaly-residual/global:2", T0 + DAYS * DAY);
-    send_alert("MODEL_DRIFT", "anomaly-residual/global:1", T0 + DAYS * DAY + 3 * DAY);
-    HVS_REQUIRE(hvs_producer_flush(prod, 10000, &err) == 0, "flush: %s", err.msg);
-    /* both were read and turned down (the log says why), and no run was queued for them */
-    bool seen = false;
-    for (int k = 0; k < 300 && !seen; k++) {
-        char g[512], *o1 = NULL, *o2 = NULL;
-        snprintf(g, sizeof g, "grep -c 'global:2: retrained for drift 1.0 h ago' %s", logpath);
-        hvs_test_run(g, NULL, 0, &o1, NULL);
-        snprintf(g, sizeof g, "grep -c 'global:1: v2 serves now, no retraining' %s", logpath);
-        hvs_test_run(g, NULL, 0, &o2, NULL);
-        seen = o1 && o2 && atoi(o1) >= 1 && atoi(o2) >= 1;
-        free(o1), free(o2);
-        if (!seen)
-            usleep(100000);
-    }
-    HVS_CHECK(seen, "the second drift alert (cooldown) and the third (superseded) were turned down");
-    {
-        char murl[128], *mt = NULL;
-        snprintf(murl, sizeof murl, "http://127.0.0.1:%d/metrics", port);
-        HVS_REQUIRE(hvs_test_http("GET", murl, NULL, 0, &mt, NULL, 0) == 200 && mt, "GET /metrics");
-        double drift = hvs_test_metric(mt, "hvs_trainer_drift_runs_total");
-        HVS_CHECK(drift == 1, "one drift run queued, %g counted", drift);
-        free(mt);
-    }
-    HVS_CHECK(!wait_versions(r, ar, 1, 3, 2), "no v3");
-    HVS_CHECK(!version_of(r, "anomaly-residual/archetype:passive", 2), "drift retrained only the model it named");
-    hvs_test_proc_stop(&tr);
-
-    /* restart: the window comes from Redis */
-    start_trainer(&tr, port);
-    char grep[512], *out = NULL;
-    for (int k = 0; k < 100; k++) {
-        snprintf(grep, sizeof grep, "grep -c '3 buildings and %d labels loaded from Redis' %s", feedback_labels(),
-                 logpath);
-        free(out);
-        out = NULL;
-        hvs_test_run(grep, NULL, 0, &out, NULL);
-        if (out && atoi(out) >= 1)
-            break;
-        usleep(100000);
-    }
-    HVS_CHECK(out && atoi(out) >= 1, "the window was loaded from Redis on restart");
-    free(out);
-    for (int k = 0; k < 100 && hvs_test_http("GET", url, NULL, 0, NULL, NULL, 0) < 0; k++)
-        usleep(100000);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "%s train forecast/global --trainer http://127.0.0.1:%d", HVS_TEST_HVSCTL, port);
-    int hrc = hvs_test_run(cmd, NULL, 0, NULL, NULL);
-    HVS_CHECK(hrc == 0 && wait_versions(r, names, 1, 3, 300), "hvsctl train: v3 trained after the restart (%d)", hrc);
-    snprintf(cmd, sizeof cmd, "%s train --trainer http://127.0.0.1:%d 2>/dev/null", HVS_TEST_HVSCTL, port);
-    HVS_CHECK(hvs_test_run(cmd, NULL, 0, NULL, NULL) == 2, "hvsctl train without a name: usage");
-    hvs_test_proc_stop(&tr);
-    hvs_registry_destroy(r);
-    hvs_encoder_destroy(enc_agg);
-    hvs_encoder_destroy(enc_wx);
-    hvs_encoder_destroy(enc_bld);
-    hvs_encoder_destroy(enc_fb);
-    hvs_encoder_destroy(enc_alert);
-    hvs_producer_destroy(prod);
-    hvs_serde_destroy(serde);
-    hvs_test_proc_stop(&broker);
-    hvs_test_proc_stop(&redis);
-    int rc = hvs_test_done();
-    if (rc == 0)
-        unlink(logpath);
-    else
-        fprintf(stderr, "trainer log: %s\n", logpath);
-    return rc;
+    hvs_decoder_t *dec;
+    avro_value_t *v, f, b;
+    HVS_REQUIRE(v2 && hvs_decoder_new(serde, HVS_SCHEMA_MODEL_VERSION, &dec, &err) == 0 &&
+                    hvs_decoder_decode(dec, v2->record, v2->record_len, &v, &err) == 0,
+                "decode v2");
+    avro_value_get_by_name(v, "champion_metrics", &f, NULL);
+    avro_value_get_current_branch(&f, &b);
+    HVS_CHECK(avro_value_get_type(&b) == AVRO_RECORD, "v2 was compared with the champion");
+    hvs_decoder_destroy(dec);
 }
+
+static void test_drift_retrains(void) {
+    to_stage(DRIFT);
+    HVS_CHECK(drift_v2_ok, "MODEL_DRIFT retrained anomaly-residual/global (v2)");
+    HVS_CHECK(approve_rc == 0, "hvsctl model approve v2");
+    HVS_CHECK(drift_v2_serves, "v2 serves");
+}
+
+static void test_drift_turned_down(void) {
+    to_stage(DRIFT_AGAIN);
+    HVS_CHECK(drift_seen, "the second drift alert (cooldown) and the third (superseded) were turned down");
+    HVS_CHECK(drift_runs == 1, "one drift run queued, %g counted", drift_runs);
+    HVS_CHECK(no_v3, "no v3");
+    HVS_CHECK(!version_of(r, "anomaly-residual/archetype:passive", 2), "drift retrained only the model it named");
+}
+
+static void test_restart(void) {
+    to_stage(RESTARTED);
+    HVS_CHECK(reloaded, "the window was loaded from Redis on restart");
+    HVS_CHECK(v3_ok, "hvsctl train: v3 trained after the restart (%d)", hvsctl_rc);
+    HVS_CHECK(usage_rc == 2, "hvsctl train without a name: usage");
+}
+
+static const hvs_test_case_t cases[] = {
+    {"scheduled_run_publishes_every_model", test_scheduled_run},
+    {"refresh_follows_each_forecast", test_refresh},
+    {"classifier_trained_from_feedback", test_classifier},
+    {"metrics_count_inputs_and_labels", test_metrics},
+    {"new_archetype_trained_without_schedule", test_new_archetype},
+    {"train_request_publishes_next_version", test_train_request},
+    {"model_drift_retrains_named_model", test_drift_retrains},
+    {"drift_cooldown_and_superseded_turned_down", test_drift_turned_down},
+    {"restart_loads_window_from_redis", test_restart},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

@@ -776,14 +776,15 @@ static void scenario_outage(void) {
         unlink(wxlog);
 }
 
+/* Each scenario has its own services (started and stopped inside it). */
+static const hvs_test_case_t test_cases[] = {
+    {"simulator", scenario_simulator},
+    {"answers", scenario_answers},
+    {"outage", scenario_outage},
+    HVS_TEST_CASES_END,
+};
+
 int main(int argc, char **argv) {
     hvs_log_init("test", HVS_LOG_WARN, NULL);
-    const char *only = argc > 1 ? argv[1] : NULL;
-    if (!only || strcmp(only, "simulator") == 0)
-        scenario_simulator();
-    if (!only || strcmp(only, "answers") == 0)
-        scenario_answers();
-    if (!only || strcmp(only, "outage") == 0)
-        scenario_outage();
-    return hvs_test_done();
+    return hvs_test_main(test_cases, argc, argv);
 }
