@@ -10,8 +10,8 @@
 #include "hvs/log.h"
 #include "hvs_test.h"
 
-int main(void) {
-    hvs_log_init("test", HVS_LOG_WARN, NULL);
+/* Ids: "<entity>#<UTC date>#<TYPE>", before 1970 and at midnight on the right dates. */
+static void test_alert_id(void) {
     hvs_alert_t a = {.building_id = "bldg_1", .type = HVS_ALERT_DATA_QUALITY,
                      .first_seen = 1733097599999LL /* 2024-12-01T23:59:59.999Z */};
     char id[128];
@@ -26,7 +26,10 @@ int main(void) {
     HVS_CHECK(hvs_alert_id(&a, id, sizeof id) > 0 && strcmp(id, "apt_7#1969-12-31#RULE_STUCK_VALVE") == 0,
               "%s", id);
     HVS_CHECK(hvs_alert_id(&a, id, 10) == -1, "too small a buffer");
+}
 
+/* Two alerts sent through a real hvs-devbroker, read back with `hvsctl tail alerts`. */
+static void test_alerts_read_back(void) {
     hvs_test_proc_t broker;
     HVS_REQUIRE(hvs_test_devbroker_start(&broker, "--partitions 4") == 0, "devbroker");
     hvs_err_t err = {0};
@@ -86,5 +89,15 @@ int main(void) {
     hvs_producer_destroy(p);
     hvs_serde_destroy(s);
     hvs_test_proc_stop(&broker);
-    return hvs_test_done();
+}
+
+static const hvs_test_case_t cases[] = {
+    {"alert_id_names_entity_utc_day_and_type", test_alert_id},
+    {"alerts_read_back_with_every_field_keyed_by_building", test_alerts_read_back},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
+    hvs_log_init("test", HVS_LOG_WARN, NULL);
+    return hvs_test_main(cases, argc, argv);
 }

@@ -192,12 +192,18 @@ static void test_flags(void) {
     clear_hvs_env();
 }
 
-int main(void) {
+static void global_cleanup(void) { curl_global_cleanup(); }
+
+static const hvs_test_case_t cases[] = {
+    {"bad_setting_stops_startup_naming_key", test_rejects_bad_settings},
+    {"flags_set_worker_settings", test_flags},
+    {"endpoints_readiness_and_sigterm", test_endpoints_and_signal},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     hvs_log_init("apptest", HVS_LOG_ERROR, NULL);
-    test_rejects_bad_settings();
-    test_flags();
-    test_endpoints_and_signal();
-    curl_global_cleanup();
-    return hvs_test_done();
+    hvs_test_cleanup(global_cleanup);
+    return hvs_test_main(cases, argc, argv);
 }

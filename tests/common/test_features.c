@@ -349,15 +349,31 @@ static void test_no_leakage(hvs_calendar_t *zh) {
     HVS_CHECK(trials == 400 && bad == 0, "%d leaks in %d random (target, as_of) pairs", bad, trials);
 }
 
-int main(void) {
-    hvs_calendar_t *zh;
-    hvs_err_t err;
-    HVS_REQUIRE(hvs_calendar_new("CH-ZH", &zh, &err) == 0, "calendar");
-    test_names_and_version();
-    test_time_and_calendar(zh);
-    test_lags_rolls_weather(zh);
-    test_weather_records();
-    test_no_leakage(zh);
-    hvs_calendar_destroy(zh);
-    return hvs_test_done();
+/* The Zurich calendar the cases share, made by the first case that needs it. */
+static hvs_calendar_t *zh_cal;
+
+static void free_calendar(void) { hvs_calendar_destroy(zh_cal); }
+
+static hvs_calendar_t *zh(void) {
+    if (!zh_cal) {
+        hvs_err_t err;
+        HVS_REQUIRE(hvs_calendar_new("CH-ZH", &zh_cal, &err) == 0, "calendar");
+        hvs_test_cleanup(free_calendar);
+    }
+    return zh_cal;
 }
+
+static void case_time_and_calendar(void) { test_time_and_calendar(zh()); }
+static void case_lags_rolls_weather(void) { test_lags_rolls_weather(zh()); }
+static void case_no_leakage(void) { test_no_leakage(zh()); }
+
+static const hvs_test_case_t cases[] = {
+    {"names_and_version", test_names_and_version},
+    {"local_time_holidays_and_calendar", case_time_and_calendar},
+    {"lags_rolls_and_weather_as_known_at_as_of", case_lags_rolls_weather},
+    {"weather_issues_kept_newest_and_revised", test_weather_records},
+    {"no_leakage_from_after_as_of", case_no_leakage},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

@@ -289,11 +289,17 @@ static void test_bind_any(void) {
     hvs_http_stop(h);
 }
 
-int main(void) {
+static void global_cleanup(void) { curl_global_cleanup(); }
+
+static const hvs_test_case_t cases[] = {
+    {"metrics_health_routes_limits_and_headers", test_server},
+    {"bind_any_without_registry", test_bind_any},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     hvs_log_init("test", HVS_LOG_ERROR, NULL);
-    test_server();
-    test_bind_any();
-    curl_global_cleanup();
-    return hvs_test_done();
+    hvs_test_cleanup(global_cleanup);
+    return hvs_test_main(cases, argc, argv);
 }

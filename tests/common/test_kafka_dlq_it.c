@@ -77,15 +77,35 @@ static void check_letter(void *opaque, const rd_kafka_message_t *m) {
                 (long long)offset, code);
 }
 
-int main(void) {
-    hvs_log_init("test", HVS_LOG_ERROR, NULL);
-    hvs_test_proc_t broker;
-    HVS_REQUIRE(hvs_test_devbroker_start(&broker, "--partitions 1") == 0, "devbroker");
-    hvs_serde_t *s;
-    hvs_err_t err;
-    HVS_REQUIRE(hvs_serde_new(NULL, &s, &err) == 0, "serde");
+/* ---- the fixture ------------------------------------------------------------------------ */
 
-    static sent_t msgs[9];
+/* Set up by the first case that needs it: a devbroker whose readings.raw holds msgs (good ones
+ * with the bad kinds in between) and then `last` (good), and the worker loop below run once over
+ * them. */
+static hvs_test_proc_t broker;
+static hvs_serde_t *s;
+static sent_t msgs[9];
+static sent_t last;
+static hvs_producer_t *p;
+static hvs_consumer_t *c;
+static hvs_decoder_t *dec;
+static hvs_dlq_t *dlq;
+
+/* What the worker loop saw. */
+static bool loop_ran;
+static int processed, total;
+static char processed_apts[8][16];
+
+static void stop_broker(void) {
+    hvs_consumer_destroy(c);
+    hvs_dlq_destroy(dlq);
+    hvs_decoder_destroy(dec);
+    hvs_producer_destroy(p);
+    hvs_serde_destroy(s);
+    hvs_test_proc_stop(&broker);
+}
+
+static void build_messages(void) {
 #define GOOD_JSON                                                                                  \
     "{\"building_id\":\"bldg_1\",\"apartment_id\":\"apt_%d\",\"timestamp\":1730025000000,"         \
     "\"readings\":[{\"sensor_type\":\"room_temp_c\",\"value\":21.5}]}"
@@ -117,14 +137,14 @@ int main(void) {
         "\"label\":\"TRUE_POSITIVE\",\"labelled_at\":1730025000000}",
         msgs[8].bytes);
     /* one more good one at the very end: the consumer keeps going after all of them */
-    static sent_t last;
     snprintf(json, sizeof json, GOOD_JSON, 99);
     last.len = encode_sample(s, HVS_SCHEMA_READING, json, last.bytes);
 
-    hvs_kafka_conf_t kc = {.brokers = broker.addr, .group = "dlqtest", .client_id = "test",
-                           .fetch_wait_max_ms = 10};
-    hvs_producer_t *p;
-    HVS_REQUIRE(hvs_producer_new(&kc, &p, &err) == 0, "producer");
+}
+
+static void produce_messages(const hvs_kafka_conf_t *kc) {
+    hvs_err_t err;
+    HVS_REQUIRE(hvs_producer_new(kc, &p, &err) == 0, "producer");
     for (int i = 0; i < 9; i++)
         HVS_REQUIRE(hvs_producer_send(p, "readings.raw", 0, "bldg_1", 6, msgs[i].bytes,
                                       msgs[i].len, &err) == 0,
@@ -133,17 +153,26 @@ int main(void) {
                     0,
                 "send");
     HVS_REQUIRE(hvs_producer_flush(p, 10000, &err) == 0, "flush: %s", err.msg);
+}
 
-    /* The worker loop: decode, dead-letter what fails, process the rest, commit. */
+/* The worker loop: decode, dead-letter what fails, process the rest, commit. */
+static void worker_loop(void) {
+    if (loop_ran)
+        return;
+    loop_ran = true;
+    HVS_REQUIRE(hvs_test_devbroker_start(&broker, "--partitions 1") == 0, "devbroker");
+    hvs_test_cleanup(stop_broker);
+    hvs_err_t err;
+    HVS_REQUIRE(hvs_serde_new(NULL, &s, &err) == 0, "serde");
+    build_messages();
+    hvs_kafka_conf_t kc = {.brokers = broker.addr, .group = "dlqtest", .client_id = "test",
+                           .fetch_wait_max_ms = 10};
+    produce_messages(&kc);
+
     const char *topics[] = {"readings.raw"};
-    hvs_consumer_t *c;
     HVS_REQUIRE(hvs_consumer_new(&kc, topics, 1, NULL, &c, &err) == 0, "consumer");
-    hvs_decoder_t *dec;
-    hvs_dlq_t *dlq;
     HVS_REQUIRE(hvs_decoder_new(s, HVS_SCHEMA_READING, &dec, &err) == 0, "decoder");
     HVS_REQUIRE(hvs_dlq_new(p, s, "dlqtest", &dlq, &err) == 0, "dlq");
-    int processed = 0, total = 0;
-    char processed_apts[8][16];
     int64_t deadline = hvs_test_now_ms() + 20000;
     while (total < 10 && hvs_test_now_ms() < deadline) {
         rd_kafka_message_t *batch[32];
@@ -169,13 +198,24 @@ int main(void) {
         HVS_CHECK(hvs_consumer_commit_batch(c, batch, n, &err) == 0, "commit");
         hvs_consumer_release(batch, n);
     }
+}
+
+/* ---- the cases ---------------------------------------------------------------------------- */
+
+/* Every good message around the bad ones is processed, the offsets move past all of them. */
+static void test_good_processed_offsets_move_on(void) {
+    worker_loop();
     HVS_CHECK_EQ_INT(total, 10);
     HVS_CHECK_EQ_INT(processed, 5);
     HVS_CHECK_EQ_STR(processed_apts[4], "apt_99");
     HVS_CHECK_EQ_INT(hvs_dlq_sent(dlq), 5);
     HVS_CHECK_EQ_INT(hvs_consumer_lag(c), 0); /* offsets moved past bad and good alike */
+}
 
-    /* Read the dead letters back from the topic and check each against what was sent. */
+/* Read the dead letters back from the topic and check each against what was sent. */
+static void test_dead_letters(void) {
+    worker_loop();
+    hvs_err_t err;
     const char *dlq_topics[] = {"readings.dlq"};
     hvs_decoder_t *ddec;
     HVS_REQUIRE(hvs_decoder_new(s, HVS_SCHEMA_DEAD_LETTER, &ddec, &err) == 0, "decoder");
@@ -192,13 +232,16 @@ int main(void) {
         for (int j = i + 1; j < 5; j++)
             distinct &= strcmp(reasons[i], reasons[j]) != 0;
     HVS_CHECK(distinct, "five distinct reasons");
-
     hvs_decoder_destroy(ddec);
-    hvs_consumer_destroy(c);
-    hvs_dlq_destroy(dlq);
-    hvs_decoder_destroy(dec);
-    hvs_producer_destroy(p);
-    hvs_serde_destroy(s);
-    hvs_test_proc_stop(&broker);
-    return hvs_test_done();
+}
+
+static const hvs_test_case_t cases[] = {
+    {"good_messages_processed_offsets_move_past_bad", test_good_processed_offsets_move_on},
+    {"dead_letter_keeps_original_bytes_with_distinct_reasons", test_dead_letters},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
+    hvs_log_init("test", HVS_LOG_ERROR, NULL);
+    return hvs_test_main(cases, argc, argv);
 }

@@ -196,9 +196,19 @@ static void backwards(void) {
     hvs_consumer_destroy(c);
 }
 
-int main(void) {
-    hvs_log_init("test", HVS_LOG_ERROR, NULL);
+/* The fixture the cases share, started by the first case that needs it: a devbroker with the
+ * cases' three topics (one each) and a producer. */
+static void stop_broker(void) {
+    hvs_producer_destroy(prod);
+    free(bigbuf);
+    hvs_test_proc_stop(&broker);
+}
+
+static void start_broker(void) {
+    if (prod)
+        return;
     HVS_REQUIRE(hvs_test_devbroker_start(&broker, NULL) == 0, "devbroker");
+    hvs_test_cleanup(stop_broker);
     char reply[128];
     const char *cmds[] = {"topic create oor.restart 1", "topic create oor.mid 1",
                           "topic create oor.back 1"};
@@ -210,11 +220,31 @@ int main(void) {
     hvs_kafka_conf_t kc = {.brokers = broker.addr, .client_id = "t"};
     hvs_err_t err;
     HVS_REQUIRE(hvs_producer_new(&kc, &prod, &err) == 0, "producer");
+}
+
+static void case_restart_after_aging(void) {
+    start_broker();
     restart_after_aging();
+}
+
+static void case_mid_stream(void) {
+    start_broker();
     mid_stream();
+}
+
+static void case_backwards(void) {
+    start_broker();
     backwards();
-    hvs_producer_destroy(prod);
-    free(bigbuf);
-    hvs_test_proc_stop(&broker);
-    return hvs_test_done();
+}
+
+static const hvs_test_case_t cases[] = {
+    {"restart_after_committed_data_aged_out_reports_gap", case_restart_after_aging},
+    {"lagging_consumer_reports_hole_mid_stream", case_mid_stream},
+    {"committed_offset_beyond_log_end_replays_from_start", case_backwards},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
+    hvs_log_init("test", HVS_LOG_ERROR, NULL);
+    return hvs_test_main(cases, argc, argv);
 }

@@ -61,18 +61,39 @@ static const char *get_str(avro_value_t *v, const char *name) {
     return s;
 }
 
-int main(void) {
-    hvs_log_init("test", HVS_LOG_WARN, NULL);
-    hvs_test_proc_t broker;
+/* ---- the fixture ------------------------------------------------------------------------ */
+
+/* Set up by the first case that needs it: a devbroker (4 partitions) whose readings.raw holds
+ * the N readings of want[], and one consumer of the group that has read them all (want[].seen
+ * and .partition say what it got). */
+static hvs_test_proc_t broker;
+static hvs_serde_t *s;
+static hvs_kafka_conf_t kc;
+static hvs_producer_t *p;
+static hvs_encoder_t *enc;
+static hvs_consumer_t *c;
+static hvs_decoder_t *dec;
+static int got, mismatched, wrong_partition;
+
+static void stop_broker(void) {
+    hvs_consumer_destroy(c);
+    hvs_decoder_destroy(dec);
+    hvs_encoder_destroy(enc);
+    hvs_producer_destroy(p);
+    hvs_serde_destroy(s);
+    hvs_test_proc_stop(&broker);
+}
+
+static void produced(void) {
+    if (p)
+        return;
     HVS_REQUIRE(hvs_test_devbroker_start(&broker, "--partitions 4") == 0, "devbroker");
-    hvs_serde_t *s;
+    hvs_test_cleanup(stop_broker);
     hvs_err_t err;
     HVS_REQUIRE(hvs_serde_new(NULL, &s, &err) == 0, "serde");
-    hvs_kafka_conf_t kc = {.brokers = broker.addr, .group = "roundtrip", .client_id = "test",
-                           .fetch_wait_max_ms = 10};
-    hvs_producer_t *p;
+    kc = (hvs_kafka_conf_t){.brokers = broker.addr, .group = "roundtrip", .client_id = "test",
+                            .fetch_wait_max_ms = 10};
     HVS_REQUIRE(hvs_producer_new(&kc, &p, &err) == 0, "producer: %s", err.msg);
-    hvs_encoder_t *enc;
     HVS_REQUIRE(hvs_encoder_new(s, HVS_SCHEMA_READING, "readings.raw", &enc, &err) == 0, "enc");
     for (int i = 0; i < N; i++) {
         expected_t *e = &want[i];
@@ -92,15 +113,18 @@ int main(void) {
     }
     HVS_CHECK(hvs_producer_flush(p, 10000, &err) == 0, "flush: %s", err.msg);
     HVS_CHECK_EQ_INT(hvs_producer_delivered(p), N);
+}
 
+static void consumed(void) {
+    if (c)
+        return;
+    produced();
+    hvs_err_t err;
     const char *topics[] = {"readings.raw"};
-    hvs_consumer_t *c;
     HVS_REQUIRE(hvs_consumer_new(&kc, topics, 1, NULL, &c, &err) == 0, "consumer: %s", err.msg);
     HVS_CHECK(hvs_consumer_wait_assignment(c, 15000, &err) == 0, "assignment: %s", err.msg);
     HVS_CHECK_EQ_INT(hvs_consumer_assignment_size(c), 4);
-    hvs_decoder_t *dec;
     HVS_REQUIRE(hvs_decoder_new(s, HVS_SCHEMA_READING, &dec, &err) == 0, "decoder");
-    int got = 0, mismatched = 0, wrong_partition = 0;
     int64_t deadline = hvs_test_now_ms() + 20000;
     rd_kafka_message_t *msgs[256];
     while (got < N && hvs_test_now_ms() < deadline) {
@@ -148,6 +172,15 @@ int main(void) {
         HVS_CHECK(hvs_consumer_commit_batch(c, msgs, n, &err) == 0, "commit: %s", err.msg);
         hvs_consumer_release(msgs, n);
     }
+}
+
+/* ---- the cases ---------------------------------------------------------------------------- */
+
+/* Every Reading comes back once, field for field, keyed by building, all of a building in one
+ * partition; the offsets are committed. */
+static void test_roundtrip(void) {
+    consumed();
+    hvs_err_t err;
     HVS_CHECK_EQ_INT(got, N);
     HVS_CHECK_EQ_INT(mismatched, 0);
     HVS_CHECK_EQ_INT(wrong_partition, 0);
@@ -156,8 +189,12 @@ int main(void) {
         dup += want[i].seen != 1;
     HVS_CHECK_EQ_INT(dup, 0);
     HVS_CHECK_EQ_INT(hvs_consumer_lag(c), 0);
+    HVS_CHECK(hvs_consumer_close(c, &err) == 0, "close: %s", err.msg);
+}
 
-    /* Plain kcat + python3-avro read the same bytes the same way. */
+/* Plain kcat + python3-avro read the same bytes the same way. */
+static void test_kcat_python(void) {
+    consumed();
     expected_t *e = &want[5];
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
@@ -198,13 +235,15 @@ int main(void) {
     free(out);
     snprintf(cmd, sizeof cmd, "rm -f /tmp/hvs-kcat-%d.bin", (int)getpid());
     hvs_test_run(cmd, NULL, 0, NULL, NULL);
+}
 
-    HVS_CHECK(hvs_consumer_close(c, &err) == 0, "close: %s", err.msg);
-    hvs_consumer_destroy(c);
-    hvs_decoder_destroy(dec);
-    hvs_encoder_destroy(enc);
-    hvs_producer_destroy(p);
-    hvs_serde_destroy(s);
-    hvs_test_proc_stop(&broker);
-    return hvs_test_done();
+static const hvs_test_case_t cases[] = {
+    {"readings_come_back_field_for_field_copartitioned", test_roundtrip},
+    {"kcat_and_python_avro_decode_same_values", test_kcat_python},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
+    hvs_log_init("test", HVS_LOG_WARN, NULL);
+    return hvs_test_main(cases, argc, argv);
 }

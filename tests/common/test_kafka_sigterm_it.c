@@ -150,12 +150,19 @@ static int run_scenario(const char *self, const char *brokers, const char *group
     return 0;
 }
 
-int main(int argc, char **argv) {
-    if (argc == 3 && strcmp(argv[1], "child") == 0)
-        return child(argv[2]);
-    hvs_log_init("test", HVS_LOG_WARN, NULL);
-    hvs_test_proc_t broker;
+/* The fixture the cases share, started by the first case that needs it: a devbroker whose
+ * TOPIC holds the TOTAL ids, and the settings the child consumers read. Each case consumes the
+ * whole stream with its own group. */
+static const char *self;
+static hvs_test_proc_t broker;
+
+static void stop_broker(void) { hvs_test_proc_stop(&broker); }
+
+static const char *filled_broker(void) {
+    if (broker.pid)
+        return broker.addr;
     HVS_REQUIRE(hvs_test_devbroker_start(&broker, "--partitions 4") == 0, "devbroker");
+    hvs_test_cleanup(stop_broker);
     hvs_kafka_conf_t kc = {.brokers = broker.addr, .client_id = "test"};
     hvs_producer_t *p;
     hvs_err_t err;
@@ -174,8 +181,22 @@ int main(int argc, char **argv) {
     setenv("HVS_KAFKA_FETCH_WAIT_MAX_MS", "10", 1);
     /* The killed member holds its partitions until its session expires: keep that short. */
     setenv("HVS_KAFKA_SESSION_TIMEOUT_MS", "6000", 1);
-    run_scenario(argv[0], broker.addr, "sigterm", SIGTERM);
-    run_scenario(argv[0], broker.addr, "sigkill", SIGKILL);
-    hvs_test_proc_stop(&broker);
-    return hvs_test_done();
+    return broker.addr;
+}
+
+static void test_sigterm(void) { run_scenario(self, filled_broker(), "sigterm", SIGTERM); }
+static void test_sigkill(void) { run_scenario(self, filled_broker(), "sigkill", SIGKILL); }
+
+static const hvs_test_case_t cases[] = {
+    {"sigterm_commits_processed_no_duplicates_none_skipped", test_sigterm},
+    {"sigkill_reprocesses_none_skipped", test_sigkill},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "child") == 0)
+        return child(argv[2]);
+    hvs_log_init("test", HVS_LOG_WARN, NULL);
+    self = argv[0];
+    return hvs_test_main(cases, argc, argv);
 }

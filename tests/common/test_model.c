@@ -261,23 +261,65 @@ static void test_linear(const hvs_model_t *xgb) {
     hvs_model_destroy(mb);
 }
 
-int main(void) {
-    uint64_t s = 7;
+/* The data and the XGBoost model the cases share, made by the first case that needs them:
+ * N rows of the known function plus noise, the first NTR for training, the rest held out. */
+#define NTR 3000
+#define NV (N - NTR)
+
+static const hvs_train_params_t params = {.rounds = 2000, .eta = 0.1, .max_depth = 4,
+                                          .nthread = 2, .seed = 1};
+static bool have_data;
+static uint64_t data_rng = 7; /* after the data: the monotone case's noise continues from here */
+static hvs_model_t *xgb;
+static hvs_train_report_t xgb_rep;
+
+static void make_data(void) {
+    if (have_data)
+        return;
+    uint64_t *s = &data_rng;
     for (int i = 0; i < N; i++) {
         float *r = &X[i * C];
-        r[0] = (float)rnd(&s);
-        r[1] = (float)rnd(&s);
-        r[2] = (float)rnd(&s);
-        r[3] = rnd(&s) < 0.2 ? NAN : (float)rnd(&s);
-        Y[i] = (float)(truth(r) + (rnd(&s) - 0.5) * 0.1);
+        r[0] = (float)rnd(s);
+        r[1] = (float)rnd(s);
+        r[2] = (float)rnd(s);
+        r[3] = rnd(s) < 0.2 ? NAN : (float)rnd(s);
+        Y[i] = (float)(truth(r) + (rnd(s) - 0.5) * 0.1);
     }
-    size_t ntr = 3000, nv = N - ntr;
-    hvs_train_params_t p = {.rounds = 2000, .eta = 0.1, .max_depth = 4, .nthread = 2, .seed = 1};
-    hvs_model_t *m = NULL;
-    hvs_train_report_t rep;
+    have_data = true;
+}
+
+static void free_model(void) { hvs_model_destroy(xgb); }
+
+static hvs_model_t *trained(void) {
+    if (xgb)
+        return xgb;
+    make_data();
     hvs_err_t err = {0};
-    HVS_REQUIRE(hvs_model_train(X, Y, NULL, ntr, C, X + ntr * C, Y + ntr, nv, &p, &m, &rep, &err) == 0,
+    HVS_REQUIRE(hvs_model_train(X, Y, NULL, NTR, C, X + NTR * C, Y + NTR, NV, &params, &xgb,
+                                &xgb_rep, &err) == 0,
                 "train: %s", err.msg);
+    hvs_test_cleanup(free_model);
+    return xgb;
+}
+
+/* The model m saved and loaded back. */
+static hvs_model_t *reloaded(hvs_model_t *m) {
+    unsigned char *ubj = NULL;
+    size_t lu;
+    hvs_model_t *m2 = NULL;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_model_save(m, &ubj, &lu, &err) == 0, "save: %s", err.msg);
+    HVS_REQUIRE(hvs_model_load(ubj, lu, C, &m2, &err) == 0, "load: %s", err.msg);
+    free(ubj);
+    return m2;
+}
+
+/* The known function is learnt (error against the truth), early stopping keeps fewer rounds. */
+static void test_learns_function(void) {
+    hvs_model_t *m = trained();
+    hvs_train_report_t rep = xgb_rep;
+    hvs_err_t err = {0};
+    size_t ntr = NTR, nv = NV;
     HVS_CHECK(rep.rounds > 20 && rep.rounds < 2000, "early stopping kept %d rounds", rep.rounds);
     float pred[N];
     HVS_REQUIRE(hvs_model_predict(m, X + ntr * C, nv, pred, &err) == 0, "predict: %s", err.msg);
@@ -289,8 +331,16 @@ int main(void) {
     double rmse = sqrt(se / nv);
     HVS_CHECK(rmse < 0.15, "held-out RMSE against the truth %.4f (noise sd 0.03)", rmse);
     HVS_CHECK(fabs(rep.valid_metric - rmse) < 0.1, "reported validation RMSE %.4f", rep.valid_metric);
+}
 
-    /* save / compress / decompress / load: identical predictions */
+/* save / compress / decompress / load: identical predictions; damaged bytes, a cut zlib stream,
+ * the size cap and a wrong column count refused. */
+static void test_save_load(void) {
+    hvs_model_t *m = trained();
+    hvs_err_t err = {0};
+    size_t ntr = NTR, nv = NV;
+    float pred[N];
+    HVS_REQUIRE(hvs_model_predict(m, X + ntr * C, nv, pred, &err) == 0, "predict: %s", err.msg);
     unsigned char *ubj = NULL, *z = NULL, *back = NULL;
     size_t lu, lz, lb;
     HVS_REQUIRE(hvs_model_save(m, &ubj, &lu, &err) == 0 && lu > 100 && ubj[0] == '{', "save: %s", err.msg);
@@ -314,23 +364,39 @@ int main(void) {
     unsigned char junk[64];
     memset(junk, 0x5a, sizeof junk);
     HVS_CHECK(hvs_model_load(junk, sizeof junk, C, &bad, &err) == HVS_ESERDE, "junk refused");
+    free(ubj);
+    free(z);
+    free(back);
+    hvs_model_destroy(m2);
+}
 
-    /* two threads predicting at once */
+/* two threads predicting at once (on a loaded model) */
+static void test_concurrent_predictions(void) {
+    hvs_model_t *m2 = reloaded(trained());
+    hvs_err_t err = {0};
     float o1[1000], o2[1000], ref[1000];
     int crc = predict_twice_concurrently(m2, X, 1000, o1, o2);
     hvs_model_predict(m2, X, 1000, ref, &err);
     HVS_CHECK(crc == 0 && memcmp(o1, ref, sizeof ref) == 0 && memcmp(o2, ref, sizeof ref) == 0,
               "concurrent predictions equal");
+    hvs_model_destroy(m2);
+}
 
-    /* monotone constraint: y falls with x0 in the data, but we demand increasing in x0 */
+/* monotone constraint: y falls with x0 in the data, but we demand increasing in x0 */
+static void test_monotone(void) {
+    make_data();
+    static float Ym[N]; /* its own targets: the shared Y stays the known function */
+    uint64_t s = data_rng;
+    size_t ntr = NTR, nv = NV;
+    hvs_err_t err = {0};
     for (int i = 0; i < N; i++)
-        Y[i] = (float)(-2.0 * X[i * C] + X[i * C + 1] + (rnd(&s) - 0.5) * 0.3);
+        Ym[i] = (float)(-2.0 * X[i * C] + X[i * C + 1] + (rnd(&s) - 0.5) * 0.3);
     int8_t mono[C] = {1, 0, 0, 0};
-    hvs_train_params_t pc = p;
+    hvs_train_params_t p = params, pc = params;
     pc.monotone = mono;
     hvs_model_t *mf = NULL, *mc = NULL;
-    HVS_REQUIRE(hvs_model_train(X, Y, NULL, ntr, C, X + ntr * C, Y + ntr, nv, &p, &mf, NULL, &err) == 0 &&
-                    hvs_model_train(X, Y, NULL, ntr, C, X + ntr * C, Y + ntr, nv, &pc, &mc, NULL, &err) == 0,
+    HVS_REQUIRE(hvs_model_train(X, Ym, NULL, ntr, C, X + ntr * C, Ym + ntr, nv, &p, &mf, NULL, &err) == 0 &&
+                    hvs_model_train(X, Ym, NULL, ntr, C, X + ntr * C, Ym + ntr, nv, &pc, &mc, NULL, &err) == 0,
                 "train: %s", err.msg);
     float grid[50 * C], gf[50], gc[50];
     for (int i = 0; i < 50; i++) {
@@ -348,14 +414,19 @@ int main(void) {
     }
     HVS_CHECK(falls_free > 5 && falls_con == 0, "monotone: unconstrained falls %d times, constrained %d",
               falls_free, falls_con);
-
-    test_linear(m);
-    free(ubj);
-    free(z);
-    free(back);
-    hvs_model_destroy(m);
-    hvs_model_destroy(m2);
     hvs_model_destroy(mf);
     hvs_model_destroy(mc);
-    return hvs_test_done();
 }
+
+static void case_linear(void) { test_linear(trained()); }
+
+static const hvs_test_case_t cases[] = {
+    {"learns_known_function_with_early_stopping", test_learns_function},
+    {"save_compress_load_predicts_same_damage_refused", test_save_load},
+    {"two_threads_predict_like_one", test_concurrent_predictions},
+    {"monotone_constraint_never_falls", test_monotone},
+    {"linear_model_by_hand_and_damaged_text_refused", case_linear},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

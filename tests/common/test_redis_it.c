@@ -404,15 +404,36 @@ static void test_restart(hvs_test_proc_t *srv) {
     hvs_redis_destroy(ca.r);
 }
 
-int main(void) {
+/* The redis-server the cases share, started by the first case that needs it. The restart case
+ * stops and starts it again on the same port. */
+static hvs_test_proc_t server;
+static bool server_started;
+
+static void stop_server(void) { hvs_test_proc_stop(&server); }
+
+static hvs_test_proc_t *redis(void) {
+    if (!server_started) {
+        HVS_REQUIRE(hvs_test_redis_start(&server, 0) == 0, "redis-server");
+        server_started = true;
+        hvs_test_cleanup(stop_server);
+    }
+    return &server;
+}
+
+static void case_auth_select(void) { test_auth_select(redis()); }
+static void case_pipeline_and_scripts(void) { test_pipeline_and_scripts(redis()); }
+static void case_restart(void) { test_restart(redis()); }
+
+static const hvs_test_case_t cases[] = {
+    {"url_parsed_bad_ones_named_without_password", test_url},
+    {"key_layout_tagged_by_building", test_keys},
+    {"auth_acl_user_and_select_really_applied", case_auth_select},
+    {"pipelined_batch_binary_safe_lua_survives_flush", case_pipeline_and_scripts},
+    {"restart_crash_and_late_server_reconnect_resend", case_restart},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
     hvs_log_init("test", HVS_LOG_ERROR, NULL);
-    test_url();
-    test_keys();
-    hvs_test_proc_t srv;
-    HVS_REQUIRE(hvs_test_redis_start(&srv, 0) == 0, "redis-server");
-    test_auth_select(&srv);
-    test_pipeline_and_scripts(&srv);
-    test_restart(&srv);
-    hvs_test_proc_stop(&srv);
-    return hvs_test_done();
+    return hvs_test_main(cases, argc, argv);
 }

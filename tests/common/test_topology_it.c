@@ -52,10 +52,24 @@ static void send_raw(const char *id, const void *value, size_t len) {
                 "send: %s", err.msg);
 }
 
-int main(void) {
-    hvs_log_init("test", HVS_LOG_WARN, NULL);
-    hvs_test_proc_t broker;
+/* The fixture the cases share, started by the first case that needs it: a devbroker with 4
+ * partitions, and a follower that has read the topic holding the records below. */
+static hvs_test_proc_t broker;
+static hvs_topology_t *topo;
+
+static void stop_follower(void) {
+    hvs_topology_destroy(topo);
+    hvs_encoder_destroy(enc);
+    hvs_producer_destroy(prod);
+    hvs_serde_destroy(serde);
+    hvs_test_proc_stop(&broker);
+}
+
+static hvs_topology_t *follower(void) {
+    if (topo)
+        return topo;
     HVS_REQUIRE(hvs_test_devbroker_start(&broker, "--partitions 4") == 0, "devbroker");
+    hvs_test_cleanup(stop_follower);
     hvs_err_t err = {0};
     HVS_REQUIRE(hvs_serde_new(NULL, &serde, &err) == 0, "serde");
     hvs_kafka_conf_t kc = {.brokers = broker.addr, .group = "t", .client_id = "test",
@@ -73,9 +87,15 @@ int main(void) {
     send_raw("bldg_d", NULL, 0);                        /* tombstone */
     HVS_REQUIRE(hvs_producer_flush(prod, 10000, &err) == 0, "flush: %s", err.msg);
 
-    hvs_topology_t *t;
-    HVS_REQUIRE(hvs_topology_new(&kc, serde, "topology", &t, &err) == 0, "topology: %s", err.msg);
-    hvs_topology_poll(t, 20000);
+    HVS_REQUIRE(hvs_topology_new(&kc, serde, "topology", &topo, &err) == 0, "topology: %s", err.msg);
+    hvs_topology_poll(topo, 20000);
+    return topo;
+}
+
+/* Read from the beginning: the buildings that remain, sorted, a newer record replacing one with
+ * every field the workers use. */
+static void test_newer_record_wins(void) {
+    hvs_topology_t *t = follower();
     HVS_CHECK(hvs_topology_caught_up(t), "caught up");
     size_t n;
     const hvs_building_t *all = hvs_topology_buildings(t, &n);
@@ -94,17 +114,31 @@ int main(void) {
     const hvs_building_t *b = hvs_topology_find(t, "bldg_b");
     HVS_CHECK(b && b->partition >= 0 && b->partition < 4 && b->version == 1, "partition %d",
               b ? b->partition : -1);
+}
+
+/* deleted = true and a tombstone remove a building; an undecodable record is counted and
+ * skipped. */
+static void test_removals_and_bad_record(void) {
+    hvs_topology_t *t = follower();
     HVS_CHECK(!hvs_topology_find(t, "bldg_c"), "deleted = true removes it");
     HVS_CHECK(!hvs_topology_find(t, "bldg_d"), "a tombstone removes it");
     HVS_CHECK(hvs_topology_bad(t) == 1, "undecodable record counted: %llu",
               (unsigned long long)hvs_topology_bad(t));
+}
+
+static void test_apartment_lookup(void) {
+    hvs_topology_t *t = follower();
     HVS_CHECK(hvs_topology_apartments(t, "bldg_b") == 3 && hvs_topology_apartments(t, "nope") == -1,
               "apartment counts");
     HVS_CHECK(hvs_topology_has_apartment(t, "bldg_b", "apt_02") &&
                   !hvs_topology_has_apartment(t, "bldg_b", "apt_09"),
               "apartment lookup");
+}
 
-    /* Later records arrive while it follows. */
+/* Later records arrive while it follows. */
+static void test_follows_later_records(void) {
+    hvs_topology_t *t = follower();
+    hvs_err_t err = {0};
     send_building("bldg_e", "CH-LU", 47.05, 2, false);
     hvs_producer_flush(prod, 10000, &err);
     int applied = 0;
@@ -114,10 +148,17 @@ int main(void) {
     }
     const hvs_building_t *e = hvs_topology_find(t, "bldg_e");
     HVS_CHECK(e && applied == 1 && strcmp(e->holiday_region, "CH-LU") == 0, "followed: %d", applied);
-    hvs_topology_destroy(t);
-    hvs_encoder_destroy(enc);
-    hvs_producer_destroy(prod);
-    hvs_serde_destroy(serde);
-    hvs_test_proc_stop(&broker);
-    return hvs_test_done();
+}
+
+static const hvs_test_case_t cases[] = {
+    {"newer_record_replaces_building_with_every_field", test_newer_record_wins},
+    {"deleted_and_tombstone_remove_bad_record_skipped", test_removals_and_bad_record},
+    {"apartments_counted_and_looked_up", test_apartment_lookup},
+    {"follows_records_produced_later", test_follows_later_records},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
+    hvs_log_init("test", HVS_LOG_WARN, NULL);
+    return hvs_test_main(cases, argc, argv);
 }

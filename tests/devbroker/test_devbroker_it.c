@@ -51,10 +51,30 @@ static int count_exactly_once(const unsigned char *seen, int n) {
     return ok;
 }
 
-int main(void) {
-    hvs_log_init("test", HVS_LOG_ERROR, NULL);
-    hvs_test_proc_t b;
+/* The devbroker and producer the cases share, started by the first case that needs them. */
+static hvs_test_proc_t b;
+static hvs_producer_t *p;
+
+static void stop_broker(void) {
+    hvs_producer_destroy(p);
+    hvs_test_proc_stop(&b);
+}
+
+static void broker(void) {
+    if (p)
+        return;
     HVS_REQUIRE(hvs_test_devbroker_start(&b, "--partitions 4") == 0, "devbroker");
+    hvs_test_cleanup(stop_broker);
+    hvs_kafka_conf_t kc = {.brokers = b.addr, .client_id = "t"};
+    hvs_err_t err;
+    HVS_REQUIRE(hvs_producer_new(&kc, &p, &err) == 0, "producer");
+}
+
+enum { N = 2000 };
+static unsigned char seen[N];
+
+static void test_control(void) {
+    broker();
     char reply[256];
     HVS_CHECK(hvs_test_devbroker_control(&b, "ping", reply, sizeof reply) == 0 &&
                   strcmp(reply, "ok pong") == 0,
@@ -65,21 +85,19 @@ int main(void) {
     HVS_CHECK(hvs_test_devbroker_control(&b, "errors 0 1 NO_SUCH_ERROR", reply, sizeof reply) != 0,
               "unknown error name refused");
     HVS_CHECK(ctl(&b, "rtt 1 0") == 0, "rtt");
-    HVS_CHECK(ctl(&b, "topic create fault.down 2") == 0, "topic create");
-    HVS_CHECK(ctl(&b, "topic create fault.errors 2") == 0, "topic create");
+}
 
-    hvs_kafka_conf_t kc = {.brokers = b.addr, .client_id = "t"};
-    hvs_producer_t *p;
+/* Broker down while producing: not acknowledged, then everything arrives once. */
+static void test_broker_down(void) {
+    broker();
     hvs_err_t err;
-    HVS_REQUIRE(hvs_producer_new(&kc, &p, &err) == 0, "producer");
+    HVS_CHECK(ctl(&b, "topic create fault.down 2") == 0, "topic create");
     /* metadata first, so the producer knows the partitions before the broker goes away */
     uint32_t warm = 999999;
     hvs_producer_send(p, "fault.down", 0, "k", 1, &warm, 4, &err);
     HVS_REQUIRE(hvs_producer_flush(p, 10000, &err) == 0, "warm-up");
 
-    /* Broker down while producing: not acknowledged, then everything arrives once. */
-    enum { N = 2000 };
-    static unsigned char seen[N];
+    memset(seen, 0, sizeof seen);
     HVS_CHECK(ctl(&b, "broker down 1") == 0, "broker down");
     for (uint32_t i = 0; i < N; i++)
         HVS_REQUIRE(hvs_producer_send(p, "fault.down", RD_KAFKA_PARTITION_UA, "k", 1, &i, 4,
@@ -91,18 +109,31 @@ int main(void) {
     int got = drain(b.addr, "fault.down", "g-down", N + 1, seen, N);
     HVS_CHECK_EQ_INT(got, N + 1);
     HVS_CHECK_EQ_INT(count_exactly_once(seen, N), N);
+}
 
-    /* Produce requests fail NOT_LEADER_FOR_PARTITION three times: retried, no duplicates. */
+/* Produce requests fail NOT_LEADER_FOR_PARTITION three times: retried, no duplicates. */
+static void test_not_leader(void) {
+    broker();
+    hvs_err_t err;
+    HVS_CHECK(ctl(&b, "topic create fault.errors 2") == 0, "topic create");
     memset(seen, 0, sizeof seen);
     HVS_CHECK(ctl(&b, "errors 0 3 NOT_LEADER_FOR_PARTITION") == 0, "push errors");
     for (uint32_t i = 0; i < N; i++)
         hvs_producer_send(p, "fault.errors", RD_KAFKA_PARTITION_UA, "k", 1, &i, 4, &err);
     HVS_CHECK(hvs_producer_flush(p, 30000, &err) == 0, "flush with errors: %s", err.msg);
-    got = drain(b.addr, "fault.errors", "g-errors", N, seen, N);
+    int got = drain(b.addr, "fault.errors", "g-errors", N, seen, N);
     HVS_CHECK_EQ_INT(got, N);
     HVS_CHECK_EQ_INT(count_exactly_once(seen, N), N);
+}
 
-    hvs_producer_destroy(p);
-    hvs_test_proc_stop(&b);
-    return hvs_test_done();
+static const hvs_test_case_t cases[] = {
+    {"control_commands_answered_bad_ones_refused", test_control},
+    {"broker_down_flush_times_out_then_exactly_once", test_broker_down},
+    {"not_leader_errors_retried_without_duplicates", test_not_leader},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
+    hvs_log_init("test", HVS_LOG_ERROR, NULL);
+    return hvs_test_main(cases, argc, argv);
 }

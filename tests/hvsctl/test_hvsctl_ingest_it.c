@@ -341,20 +341,56 @@ static void test_sample(const char *env) {
     free(out);
 }
 
-int main(void) {
-    hvs_log_init("test", HVS_LOG_ERROR, NULL);
-    hvs_test_proc_t broker;
+/* ---- the fixture ------------------------------------------------------------------------ */
+
+/* The input file (GOOD good lines with the bad ones in between), written by the first case that
+ * needs it; and a devbroker onto which `hvsctl ingest` has run once with that file (its exit
+ * status and output kept for the summary case). Later ingests (stdin, the sample) go after it. */
+static char path[128];
+static hvs_test_proc_t broker;
+static char env[256];
+static bool ingest_ran;
+static int ingest_rc;
+static char *ingest_out;
+
+static void remove_input(void) {
+    unlink(path);
+    free(bad[16].big);
+}
+
+static void input_file(void) {
+    if (path[0])
+        return;
+    write_input(path, sizeof path);
+    hvs_test_cleanup(remove_input);
+}
+
+static void stop_broker(void) {
+    free(ingest_out);
+    hvs_test_proc_stop(&broker);
+}
+
+static void ingested(void) {
+    if (ingest_ran)
+        return;
+    ingest_ran = true;
+    input_file();
     HVS_REQUIRE(hvs_test_devbroker_start(&broker, "--partitions 3") == 0, "devbroker");
-    char env[256], cmd[1024];
+    hvs_test_cleanup(stop_broker);
     snprintf(env, sizeof env, "env HVS_KAFKA_BROKERS=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10",
              broker.addr);
-    char *out = NULL;
-    int rc;
-
-    char path[128];
-    write_input(path, sizeof path);
+    char cmd[1024];
     snprintf(cmd, sizeof cmd, "%s %s ingest %s", env, HVS_TEST_HVSCTL, path);
-    rc = hvs_test_run(cmd, NULL, 0, &out, NULL);
+    ingest_rc = hvs_test_run(cmd, NULL, 0, &ingest_out, NULL);
+}
+
+/* ---- the cases ---------------------------------------------------------------------------- */
+
+/* Exit 0; the summary counts the lines, the accepted, and the rejected per reason. */
+static void test_summary(void) {
+    ingested();
+    int rc = ingest_rc;
+    char *out = ingest_out;
     HVS_CHECK_EQ_INT(rc, 0);
     char want[256];
     snprintf(want, sizeof want, "%d lines, accepted %d -> readings.raw, rejected %zu -> readings.dlq",
@@ -367,9 +403,11 @@ int main(void) {
         snprintf(want, sizeof want, "  rejected %-24.40s %d\n", bad[b].reason, count);
         HVS_CHECK(out && strstr(out, want), "summary has \"%s\":\n%s", want, out ? out : "");
     }
-    free(out);
+}
 
-    /* readings.raw, read back with the common consumer */
+/* readings.raw, read back with the common consumer: every good line, field by field. */
+static void test_good_read_back(void) {
+    ingested();
     hvs_serde_t *s;
     hvs_err_t err;
     HVS_REQUIRE(hvs_serde_new(NULL, &s, &err) == 0, "serde");
@@ -387,8 +425,16 @@ int main(void) {
         missing += good_seen[i] != 1;
     HVS_CHECK_EQ_INT(missing, 0);
     hvs_decoder_destroy(d);
+    hvs_serde_destroy(s);
+}
 
-    /* readings.dlq: one DeadLetter per bad line */
+/* readings.dlq: one DeadLetter per bad line, its reason, exact bytes and FILE:LINE. */
+static void test_bad_dead_lettered(void) {
+    ingested();
+    hvs_serde_t *s;
+    hvs_err_t err;
+    HVS_REQUIRE(hvs_serde_new(NULL, &s, &err) == 0, "serde");
+    hvs_decoder_t *d;
     const char *dtopics[] = {"readings.dlq"};
     HVS_REQUIRE(hvs_decoder_new(s, HVS_SCHEMA_DEAD_LETTER, &d, &err) == 0, "decoder");
     hvs_test_tail_t dt = {.brokers = broker.addr, .topics = dtopics, .group = "dlqback",
@@ -400,19 +446,43 @@ int main(void) {
         HVS_CHECK(bad[b].found == 1, "%s dead-lettered once (%d)", bad[b].apartment, bad[b].found);
     hvs_decoder_destroy(d);
     hvs_serde_destroy(s);
+}
 
+static void case_stdin(void) {
+    ingested();
     test_stdin(env);
-    test_sample(env);
+}
 
-    /* Infrastructure failure: no broker there. */
+static void case_sample(void) {
+    ingested();
+    test_sample(env);
+}
+
+/* Infrastructure failure: no broker there. */
+static void test_no_broker(void) {
+    input_file();
+    char cmd[1024];
+    char *out = NULL;
+    int rc;
     snprintf(cmd, sizeof cmd, "HVS_KAFKA_BROKERS=127.0.0.1:1 %s ingest --timeout 2 %s 2>&1",
              HVS_TEST_HVSCTL, path);
     rc = hvs_test_run(cmd, NULL, 0, &out, NULL);
     HVS_CHECK(rc == 1 && out && strstr(out, "cannot reach Kafka at 127.0.0.1:1"),
               "no broker: rc %d: %s", rc, out ? out : "");
     free(out);
-    unlink(path);
-    free(bad[16].big);
-    hvs_test_proc_stop(&broker);
-    return hvs_test_done();
+}
+
+static const hvs_test_case_t cases[] = {
+    {"summary_counts_lines_per_reason", test_summary},
+    {"good_lines_read_back_field_by_field", test_good_read_back},
+    {"bad_lines_dead_lettered_once_with_exact_bytes", test_bad_dead_lettered},
+    {"standard_input_ingested", case_stdin},
+    {"sample_file_counts_match_its_markers", case_sample},
+    {"unreachable_broker_exits_1_with_clear_error", test_no_broker},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
+    hvs_log_init("test", HVS_LOG_ERROR, NULL);
+    return hvs_test_main(cases, argc, argv);
 }

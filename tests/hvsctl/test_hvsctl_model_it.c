@@ -657,32 +657,15 @@ static void test_linear(hvs_registry_t *r) {
     free(z);
 }
 
-int main(void) {
-    hvs_log_init("test", HVS_LOG_WARN, NULL);
-    HVS_REQUIRE(mkdtemp(dir), "mkdtemp");
-    HVS_REQUIRE(hvs_test_devbroker_start(&broker, NULL) == 0, "devbroker");
-    snprintf(env, sizeof env, "env HVS_KAFKA_BROKERS=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 USER=tester",
-             broker.addr);
-    hvs_err_t err = {0};
-    hvs_kafka_conf_t kc = {.brokers = broker.addr, .client_id = "test", .fetch_wait_max_ms = 10};
-    HVS_REQUIRE(hvs_serde_new(NULL, &serde, &err) == 0 && hvs_producer_new(&kc, &prod, &err) == 0 &&
-                    hvs_encoder_new(serde, HVS_SCHEMA_MODEL_VERSION, "models", &enc, &err) == 0,
-                "setup: %s", err.msg);
-    for (int k = 1; k <= NV; k++)
-        train(k);
-    hvs_registry_opts_t opts = {.load_models = true};
-    hvs_registry_t *r;
-    HVS_REQUIRE(hvs_registry_new(&kc, serde, "models", &opts, &r, &err) == 0, "registry: %s", err.msg);
+/* ---- the fixture ------------------------------------------------------------------------ */
 
-    test_empty();
-    test_workflow(r);
-    test_show();
-    test_export(r);
-    test_rollback(r);
-    test_usage();
-    test_linear(r);
+/* Started by the first case that needs it: a scratch directory, a devbroker with an empty
+ * `models` topic, the producer and encoder of its records, NV trained versions and a registry
+ * client following the topic. */
+static hvs_registry_t *reg;
 
-    hvs_registry_destroy(r);
+static void stop_broker(void) {
+    hvs_registry_destroy(reg);
     for (int k = 1; k <= NV; k++) {
         free(ubj[k]);
         free(zb[k]);
@@ -695,5 +678,69 @@ int main(void) {
     hvs_producer_destroy(prod);
     hvs_serde_destroy(serde);
     hvs_test_proc_stop(&broker);
-    return hvs_test_done();
+}
+
+static void start_broker(void) {
+    if (reg)
+        return;
+    HVS_REQUIRE(mkdtemp(dir), "mkdtemp");
+    HVS_REQUIRE(hvs_test_devbroker_start(&broker, NULL) == 0, "devbroker");
+    hvs_test_cleanup(stop_broker);
+    snprintf(env, sizeof env, "env HVS_KAFKA_BROKERS=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 USER=tester",
+             broker.addr);
+    hvs_err_t err = {0};
+    hvs_kafka_conf_t kc = {.brokers = broker.addr, .client_id = "test", .fetch_wait_max_ms = 10};
+    HVS_REQUIRE(hvs_serde_new(NULL, &serde, &err) == 0 && hvs_producer_new(&kc, &prod, &err) == 0 &&
+                    hvs_encoder_new(serde, HVS_SCHEMA_MODEL_VERSION, "models", &enc, &err) == 0,
+                "setup: %s", err.msg);
+    for (int k = 1; k <= NV; k++)
+        train(k);
+    hvs_registry_opts_t opts = {.load_models = true};
+    HVS_REQUIRE(hvs_registry_new(&kc, serde, "models", &opts, &reg, &err) == 0, "registry: %s", err.msg);
+}
+
+/* The cases are steps of one workflow on one topic, each building on the ones before it: a case
+ * run alone first runs the steps before it (their checks count too). */
+static void step_workflow(void) { test_workflow(reg); }
+static void step_export(void) { test_export(reg); }
+static void step_rollback(void) { test_rollback(reg); }
+static void step_linear(void) { test_linear(reg); }
+
+static void (*const steps[])(void) = {test_empty,    step_workflow, test_show, step_export,
+                                       step_rollback, test_usage,    step_linear};
+static int steps_done;
+
+/* Run step k, after the steps before it that have not run yet. */
+static void step(int k) {
+    start_broker();
+    if (steps_done > k) {
+        printf("(step %d already ran as part of an earlier case)\n", k);
+        return;
+    }
+    while (steps_done <= k)
+        steps[steps_done++]();
+}
+
+static void case_empty(void) { step(0); }
+static void case_workflow(void) { step(1); }
+static void case_show(void) { step(2); }
+static void case_export(void) { step(3); }
+static void case_rollback(void) { step(4); }
+static void case_usage(void) { step(5); }
+static void case_linear(void) { step(6); }
+
+static const hvs_test_case_t cases[] = {
+    {"empty_topic_lists_nothing", case_empty},
+    {"approve_reject_refusals_and_unacked_decision", case_workflow},
+    {"show_summarises_bytes_with_their_crc", case_show},
+    {"export_writes_trained_ubj_python_predicts_same", case_export},
+    {"rollback_archives_champion_previous_serves", case_rollback},
+    {"usage_errors_exit_2_unknown_names_and_no_broker_exit_1", case_usage},
+    {"linear_model_shown_and_exported_as_text", case_linear},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
+    hvs_log_init("test", HVS_LOG_WARN, NULL);
+    return hvs_test_main(cases, argc, argv);
 }

@@ -299,19 +299,61 @@ static void test_usage(void) {
     free(out);
 }
 
-int main(void) {
-    hvs_log_init("test", HVS_LOG_ERROR, NULL);
-    hvs_test_proc_t broker;
+/* The devbroker the cases share, started by the first case that needs it (env then points
+ * hvsctl at it); filled() also produces the readings and dead letters above, once. */
+static hvs_test_proc_t broker;
+static bool produced;
+
+static void stop_broker(void) { hvs_test_proc_stop(&broker); }
+
+static void start_broker(void) {
+    if (broker.pid)
+        return;
     char args[32];
     snprintf(args, sizeof args, "--partitions %d", PARTS);
     HVS_REQUIRE(hvs_test_devbroker_start(&broker, args) == 0, "devbroker");
+    hvs_test_cleanup(stop_broker);
     snprintf(env, sizeof env, "env HVS_KAFKA_BROKERS=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10",
              broker.addr);
+}
+
+static void filled(void) {
+    start_broker();
+    if (!produced) {
+        produce(broker.addr);
+        produced = true;
+    }
+}
+
+static void case_usage(void) {
+    start_broker();
     test_usage();
+}
+
+static void case_topics(void) {
+    start_broker();
     test_topics();
-    produce(broker.addr);
+}
+
+static void case_tail(void) {
+    filled();
     test_tail();
+}
+
+static void case_dlq_show(void) {
+    filled();
     test_dlq_show();
-    hvs_test_proc_stop(&broker);
-    return hvs_test_done();
+}
+
+static const hvs_test_case_t cases[] = {
+    {"help_usage_errors_and_bad_settings", case_usage},
+    {"topics_create_idempotent_and_listed", case_topics},
+    {"tail_prints_what_was_produced_and_flags_junk", case_tail},
+    {"dlq_show_prints_reason_source_and_original", case_dlq_show},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
+    hvs_log_init("test", HVS_LOG_ERROR, NULL);
+    return hvs_test_main(cases, argc, argv);
 }
