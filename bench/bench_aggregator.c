@@ -29,11 +29,13 @@ static double redis_used(const hvs_test_proc_t *redis) {
 int main(void) {
     hvs_log_init("bench", HVS_LOG_ERROR, NULL);
     hvs_test_proc_t redis, broker, agg;
-    HVS_REQUIRE(hvs_test_redis_start(&redis, 0) == 0 && hvs_test_devbroker_start(&broker, NULL) == 0,
+    HVS_REQUIRE(hvs_test_redis_start(&redis, 0) == 0 &&
+                    hvs_test_devbroker_start(&broker, NULL) == 0,
                 "services");
     char env[512], cmd[2048], *out = NULL;
-    snprintf(env, sizeof env, "HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10",
-             broker.addr, redis.addr);
+    snprintf(env, sizeof env,
+             "HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10", broker.addr,
+             redis.addr);
     snprintf(cmd, sizeof cmd,
              "%s %s --out kafka --seed 3 --start 2024-12-01T00:00:00Z --days 14 --buildings 10 "
              "--apartments-per-building 20 --publish-topology false 2>&1 | grep summary",

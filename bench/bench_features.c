@@ -48,8 +48,12 @@ static int count_vector(void *o, const fx_vector_t *v, hvs_err_t *err) {
 }
 
 static void in_process(hvs_serde_t *s) {
-    fx_config_t conf = {.weather_wait = 2 * HOUR, .upgrade_window = 48 * HOUR, .default_region = "CH-ZH",
-                        .dq_limit = 0.05, .dq_min_vectors = 24, .ndq = 1};
+    fx_config_t conf = {.weather_wait = 2 * HOUR,
+                        .upgrade_window = 48 * HOUR,
+                        .default_region = "CH-ZH",
+                        .dq_limit = 0.05,
+                        .dq_min_vectors = 24,
+                        .ndq = 1};
     conf.dq_features[0] = hvs_features_index("temperature_c");
     fx_t *g = fx_new(&conf, NULL);
     counter_t c = {0};
@@ -70,7 +74,8 @@ static void in_process(hvs_serde_t *s) {
                     snprintf(ag.entity, sizeof ag.entity, "-");
                 else
                     snprintf(ag.entity, sizeof ag.entity, "apt_%02d", a);
-                HVS_REQUIRE(fx_on_aggregate(g, b % 12, &ag, h + HOUR + 60000, false, &sink, &err) == 0,
+                HVS_REQUIRE(fx_on_aggregate(g, b % 12, &ag, h + HOUR + 60000, false, &sink, &err) ==
+                                0,
                             "engine: %s", err.msg);
             }
         }
@@ -84,10 +89,12 @@ static void in_process(hvs_serde_t *s) {
     fx_destroy(g);
 }
 
-static void send_msg(hvs_producer_t *p, const char *topic, const char *key, const void *buf, size_t len) {
+static void send_msg(hvs_producer_t *p, const char *topic, const char *key, const void *buf,
+                     size_t len) {
     hvs_err_t err = {0};
-    HVS_REQUIRE(hvs_producer_send(p, topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, &err) == 0,
-                "send: %s", err.msg);
+    HVS_REQUIRE(
+        hvs_producer_send(p, topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, &err) == 0,
+        "send: %s", err.msg);
 }
 
 /* Aggregates and weather straight from Avro values (no JSON on the hot path). */
@@ -106,15 +113,17 @@ static size_t produce(hvs_serde_t *s, const char *brokers) {
         for (int b = 0; b < NB; b++) {
             char bid[32], json[1024];
             snprintf(bid, sizeof bid, "bldg_%02d", b);
-            snprintf(json, sizeof json,
-                     "{\"building_id\":\"%s\",\"latitude\":47.0,\"longitude\":8.0,\"hour\":%lld,"
-                     "\"issued_at\":%lld,\"kind\":\"OBSERVED\",\"temperature_c\":3.0,"
-                     "\"relative_humidity_pct\":80.0,\"cloud_cover_pct\":50.0,"
-                     "\"shortwave_radiation_wm2\":100.0,\"wind_speed_ms\":3.0,\"provider\":\"bench\"}",
-                     bid, (long long)h, (long long)(h + HOUR + 60000));
+            snprintf(
+                json, sizeof json,
+                "{\"building_id\":\"%s\",\"latitude\":47.0,\"longitude\":8.0,\"hour\":%lld,"
+                "\"issued_at\":%lld,\"kind\":\"OBSERVED\",\"temperature_c\":3.0,"
+                "\"relative_humidity_pct\":80.0,\"cloud_cover_pct\":50.0,"
+                "\"shortwave_radiation_wm2\":100.0,\"wind_speed_ms\":3.0,\"provider\":\"bench\"}",
+                bid, (long long)h, (long long)(h + HOUR + 60000));
             const void *buf;
             size_t len;
-            HVS_REQUIRE(hvs_serde_value_from_json(s, hvs_encoder_value(ew), json, strlen(json), &err) == 0 &&
+            HVS_REQUIRE(hvs_serde_value_from_json(s, hvs_encoder_value(ew), json, strlen(json),
+                                                  &err) == 0 &&
                             hvs_encoder_encode(ew, &buf, &len, &err) == 0,
                         "weather: %s", err.msg);
             send_msg(p, "weather.hourly", bid, buf, len);
@@ -124,17 +133,19 @@ static size_t produce(hvs_serde_t *s, const char *brokers) {
                     snprintf(apt, sizeof apt, "null");
                 else
                     snprintf(apt, sizeof apt, "\"apt_%02d\"", a);
-                snprintf(json, sizeof json,
-                         "{\"building_id\":\"%s\",\"apartment_id\":%s,\"window_start\":%lld,"
-                         "\"window_end\":%lld,\"window_size_ms\":3600000,\"revision\":0,"
-                         "\"heating_kwh\":%.4f,\"hot_water_litres\":10.0,\"room_temp_mean_c\":21.0,"
-                         "\"room_temp_min_c\":20.5,\"room_temp_max_c\":21.5,\"setpoint_mean_c\":21.5,"
-                         "\"comfort_gap_mean_c\":0.5,\"readings_expected\":4,\"readings_seen\":4,"
-                         "\"reporting_apartments\":null,\"known_apartments\":null,"
-                         "\"quality\":\"COMPLETE\",\"flags\":[],\"emitted_at\":%lld}",
-                         bid, apt, (long long)h, (long long)(h + HOUR), heat(b, a, i),
-                         (long long)(h + HOUR));
-                HVS_REQUIRE(hvs_serde_value_from_json(s, hvs_encoder_value(ea), json, strlen(json), &err) == 0 &&
+                snprintf(
+                    json, sizeof json,
+                    "{\"building_id\":\"%s\",\"apartment_id\":%s,\"window_start\":%lld,"
+                    "\"window_end\":%lld,\"window_size_ms\":3600000,\"revision\":0,"
+                    "\"heating_kwh\":%.4f,\"hot_water_litres\":10.0,\"room_temp_mean_c\":21.0,"
+                    "\"room_temp_min_c\":20.5,\"room_temp_max_c\":21.5,\"setpoint_mean_c\":21.5,"
+                    "\"comfort_gap_mean_c\":0.5,\"readings_expected\":4,\"readings_seen\":4,"
+                    "\"reporting_apartments\":null,\"known_apartments\":null,"
+                    "\"quality\":\"COMPLETE\",\"flags\":[],\"emitted_at\":%lld}",
+                    bid, apt, (long long)h, (long long)(h + HOUR), heat(b, a, i),
+                    (long long)(h + HOUR));
+                HVS_REQUIRE(hvs_serde_value_from_json(s, hvs_encoder_value(ea), json, strlen(json),
+                                                      &err) == 0 &&
                                 hvs_encoder_encode(ea, &buf, &len, &err) == 0,
                             "aggregate: %s", err.msg);
                 send_msg(p, "aggregates.hourly", bid, buf, len);
@@ -167,7 +178,8 @@ int main(void) {
     in_process(s);
 
     hvs_test_proc_t redis, broker, fx;
-    HVS_REQUIRE(hvs_test_redis_start(&redis, 0) == 0 && hvs_test_devbroker_start(&broker, NULL) == 0,
+    HVS_REQUIRE(hvs_test_redis_start(&redis, 0) == 0 &&
+                    hvs_test_devbroker_start(&broker, NULL) == 0,
                 "services");
     size_t n = produce(s, broker.addr);
     double mem0 = redis_used(&redis);
@@ -175,10 +187,11 @@ int main(void) {
     char cmd[2048], log[] = "/tmp/hvs-bench-fx-XXXXXX";
     close(mkstemp(log));
     const char *wrap = getenv("BENCH_WRAP"); /* e.g. a profiler; not an HVS_* name */
-    snprintf(cmd, sizeof cmd,
-             "env HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 HVS_HTTP_PORT=%d "
-             "HVS_LOG_LEVEL=error %s %s",
-             broker.addr, redis.addr, port, wrap ? wrap : "", HVS_TEST_FEATURES);
+    snprintf(
+        cmd, sizeof cmd,
+        "env HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 HVS_HTTP_PORT=%d "
+        "HVS_LOG_LEVEL=error %s %s",
+        broker.addr, redis.addr, port, wrap ? wrap : "", HVS_TEST_FEATURES);
     HVS_REQUIRE(hvs_test_spawn(&fx, cmd, log) == 0, "spawn");
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
@@ -213,8 +226,8 @@ int main(void) {
                hvs_test_hist_quantile(text, "hvs_features_batch_seconds", 0.5),
                hvs_test_hist_quantile(text, "hvs_features_batch_seconds", 0.99));
     double mem = redis_used(&redis) - mem0;
-    printf("Redis: %.1f MB of feature state for %d entities = %.1f KB each (%d-hour rings)\n", mem / 1e6,
-           NB * (NA + 1), mem / (NB * (NA + 1)) / 1e3, HVS_FS_HOURS);
+    printf("Redis: %.1f MB of feature state for %d entities = %.1f KB each (%d-hour rings)\n",
+           mem / 1e6, NB * (NA + 1), mem / (NB * (NA + 1)) / 1e3, HVS_FS_HOURS);
     free(text);
     hvs_test_proc_stop(&fx);
     unlink(log);

@@ -22,7 +22,8 @@ int main(void) {
                 "\"heating_energy_kwh\", \"value\": %.1f}, {\"sensor_type\": \"room_temp_c\", "
                 "\"room_name\": \"living_room\", \"value\": %.1f}, {\"sensor_type\": "
                 "\"setpoint_temp_c\", \"room_name\": \"living_room\", \"value\": 21.5}]}\n",
-                (i / 4) % 24, (i % 4) * 15, i % 120, i % 3000, 10000 + i * 0.1, 18 + (i % 50) * 0.1);
+                (i / 4) % 24, (i % 4) * 15, i % 120, i % 3000, 10000 + i * 0.1,
+                18 + (i % 50) * 0.1);
     fclose(f);
 
     /* in-process */

@@ -26,8 +26,8 @@ static int64_t now_us(void) {
 
 static void payload(char *buf, int i) {
     /* compressible like real records, varying like them */
-    int n = snprintf(buf, SIZE, "{\"building\":\"bldg_%d\",\"apartment\":\"apt_%d\",\"seq\":%d,", i % 97,
-                     i % 3000, i);
+    int n = snprintf(buf, SIZE, "{\"building\":\"bldg_%d\",\"apartment\":\"apt_%d\",\"seq\":%d,",
+                     i % 97, i % 3000, i);
     for (int k = n; k < SIZE; k++)
         buf[k] = (char)('a' + (k * 7 + i) % 26);
 }
@@ -56,9 +56,17 @@ static double produce_common(const char *topic) {
 static double produce_bare(const char *topic) {
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const char *const props[] = {"bootstrap.servers", g_brokers, "linger.ms", "5",
-                                 "compression.type", "lz4", "batch.num.messages", "10000",
-                                 "queue.buffering.max.messages", "1000000", NULL};
+    const char *const props[] = {"bootstrap.servers",
+                                 g_brokers,
+                                 "linger.ms",
+                                 "5",
+                                 "compression.type",
+                                 "lz4",
+                                 "batch.num.messages",
+                                 "10000",
+                                 "queue.buffering.max.messages",
+                                 "1000000",
+                                 NULL};
     hvs_err_t err;
     HVS_REQUIRE(hvs_kafka_conf_set(conf, props, &err) == 0, "%s", err.msg);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
@@ -84,7 +92,9 @@ static double produce_bare(const char *topic) {
 
 /* Seconds from the first to the last of N messages. */
 static double consume_common(const char *topic) {
-    hvs_kafka_conf_t kc = {.brokers = g_brokers, .group = "bench-common", .client_id = "bench",
+    hvs_kafka_conf_t kc = {.brokers = g_brokers,
+                           .group = "bench-common",
+                           .client_id = "bench",
                            .fetch_wait_max_ms = 10};
     const char *topics[] = {topic};
     hvs_consumer_t *c;
@@ -113,9 +123,19 @@ static double consume_common(const char *topic) {
 static double consume_bare(const char *topic) {
     char errstr[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const char *const props[] = {"bootstrap.servers", g_brokers, "group.id", "bench-bare",
-                                 "auto.offset.reset", "earliest", "enable.auto.commit", "false",
-                                 "fetch.wait.max.ms", "10", "queued.min.messages", "100000", NULL};
+    const char *const props[] = {"bootstrap.servers",
+                                 g_brokers,
+                                 "group.id",
+                                 "bench-bare",
+                                 "auto.offset.reset",
+                                 "earliest",
+                                 "enable.auto.commit",
+                                 "false",
+                                 "fetch.wait.max.ms",
+                                 "10",
+                                 "queued.min.messages",
+                                 "100000",
+                                 NULL};
     hvs_err_t err;
     HVS_REQUIRE(hvs_kafka_conf_set(conf, props, &err) == 0, "%s", err.msg);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
@@ -150,7 +170,8 @@ static double consume_bare(const char *topic) {
 static atomic_int g_lat_done;
 static void *lat_producer(void *arg) {
     (void)arg;
-    hvs_kafka_conf_t kc = {.brokers = g_brokers, .client_id = "bench",
+    hvs_kafka_conf_t kc = {.brokers = g_brokers,
+                           .client_id = "bench",
                            .props = (const char *const[]){"linger.ms", "1", NULL}};
     hvs_producer_t *p;
     hvs_err_t err;
@@ -192,13 +213,17 @@ int main(void) {
     double cc = consume_common("bench.common"), cb = consume_bare("bench.bare");
     double mb = (double)N * SIZE / 1e6;
     printf("bench_kafka: %d messages of %d bytes, 8 partitions, hvs-devbroker\n", N, SIZE);
-    printf("  produce  common %9.0f msgs/s %6.1f MB/s | bare %9.0f msgs/s %6.1f MB/s | ratio %.0f%%\n",
-           N / pc, mb / pc, N / pb, mb / pb, 100 * pb / pc);
-    printf("  consume  common %9.0f msgs/s %6.1f MB/s | bare %9.0f msgs/s %6.1f MB/s | ratio %.0f%%\n",
-           N / cc, mb / cc, N / cb, mb / cb, 100 * cb / cc);
+    printf(
+        "  produce  common %9.0f msgs/s %6.1f MB/s | bare %9.0f msgs/s %6.1f MB/s | ratio %.0f%%\n",
+        N / pc, mb / pc, N / pb, mb / pb, 100 * pb / pc);
+    printf(
+        "  consume  common %9.0f msgs/s %6.1f MB/s | bare %9.0f msgs/s %6.1f MB/s | ratio %.0f%%\n",
+        N / cc, mb / cc, N / cb, mb / cb, 100 * cb / cc);
 
     /* latency */
-    hvs_kafka_conf_t kc = {.brokers = g_brokers, .group = "bench-lat", .client_id = "bench",
+    hvs_kafka_conf_t kc = {.brokers = g_brokers,
+                           .group = "bench-lat",
+                           .client_id = "bench",
                            .fetch_wait_max_ms = 10,
                            .props = (const char *const[]){"auto.offset.reset", "latest", NULL}};
     const char *topics[] = {"bench.latency"};

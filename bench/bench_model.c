@@ -50,8 +50,8 @@ static void make_rows(float *x, float *y, size_t n) {
         r[0] = (float)temp;
         r[1] = (float)hour;
         r[2] = (float)sin(hour * M_PI / 12);
-        r[3] = (float)(level * (0.9 + 0.2 * uni()));   /* lag 24 */
-        r[4] = (float)(level * (0.85 + 0.3 * uni()));  /* lag 168 */
+        r[3] = (float)(level * (0.9 + 0.2 * uni()));  /* lag 24 */
+        r[4] = (float)(level * (0.85 + 0.3 * uni())); /* lag 168 */
         r[5] = (float)fmax(0, 18 - temp);
         for (int k = 6; k < NCOLS; k++)
             if (uni() < 0.02)
@@ -69,7 +69,7 @@ typedef struct job {
     hvs_registry_t *reg;
     const float *x;
     size_t batch, calls;
-    double *lat;     /* calls entries, seconds */
+    double *lat; /* calls entries, seconds */
     float *out;
     int failed;
 } job_t;
@@ -80,7 +80,8 @@ static void *serve(void *p) {
     for (size_t c = 0; c < j->calls; c++) {
         double t = mono();
         hvs_model_ref_t *ref = hvs_registry_acquire(j->reg, NAME);
-        if (!ref || hvs_model_predict(ref->model, j->x + (c * j->batch % 8192) * NCOLS, j->batch, j->out, &err) != 0)
+        if (!ref || hvs_model_predict(ref->model, j->x + (c * j->batch % 8192) * NCOLS, j->batch,
+                                      j->out, &err) != 0)
             j->failed++;
         hvs_registry_release(ref);
         j->lat[c] = mono() - t;
@@ -94,8 +95,11 @@ static void serving_round(hvs_registry_t *reg, const float *x, size_t batch, int
     pthread_t th[2];
     double t0 = mono();
     for (int t = 0; t < threads; t++) {
-        jobs[t] = (job_t){reg, x, batch, calls, calloc(calls, sizeof(double)), malloc(batch * sizeof(float)), 0};
-        HVS_REQUIRE(jobs[t].lat && jobs[t].out && pthread_create(&th[t], NULL, serve, &jobs[t]) == 0, "thread");
+        jobs[t] = (job_t){
+            reg, x, batch, calls, calloc(calls, sizeof(double)), malloc(batch * sizeof(float)), 0};
+        HVS_REQUIRE(jobs[t].lat && jobs[t].out &&
+                        pthread_create(&th[t], NULL, serve, &jobs[t]) == 0,
+                    "thread");
     }
     int failed = 0;
     for (int t = 0; t < threads; t++) {
@@ -112,9 +116,10 @@ static void serving_round(hvs_registry_t *reg, const float *x, size_t batch, int
         free(jobs[t].out);
     }
     qsort(all, nl, sizeof(double), cmp_d);
-    printf("serve batch %4zu, %d thread%s: %9.0f rows/s, %7.0f calls/s, call p50 %.3f ms, p99 %.3f ms%s\n",
-           batch, threads, threads > 1 ? "s" : " ", (double)(nl * batch) / dt, nl / dt, 1e3 * all[nl / 2],
-           1e3 * all[nl * 99 / 100], failed ? " FAILED CALLS" : "");
+    printf(
+        "serve batch %4zu, %d thread%s: %9.0f rows/s, %7.0f calls/s, call p50 %.3f ms, p99 %.3f ms%s\n",
+        batch, threads, threads > 1 ? "s" : " ", (double)(nl * batch) / dt, nl / dt,
+        1e3 * all[nl / 2], 1e3 * all[nl * 99 / 100], failed ? " FAILED CALLS" : "");
     HVS_CHECK(failed == 0, "batch %zu: %d failed calls", batch, failed);
     free(all);
 }
@@ -132,17 +137,20 @@ int main(void) {
     hvs_train_report_t rep = {0};
     hvs_err_t err = {0};
     double t0 = mono();
-    HVS_REQUIRE(hvs_model_train(x, y, NULL, nt, NCOLS, x + nt * NCOLS, y + nt, nv, &p, &m, &rep, &err) == 0,
-                "train: %s", err.msg);
+    HVS_REQUIRE(
+        hvs_model_train(x, y, NULL, nt, NCOLS, x + nt * NCOLS, y + nt, nv, &p, &m, &rep, &err) == 0,
+        "train: %s", err.msg);
     double dt = mono() - t0;
-    printf("train %d rows x %d features, 2 threads, eta 0.05 depth 6: %.1f s, %d rounds kept (early "
-           "stopping), ~%.0f ms per round, validation RMSE %.3f\n",
-           NROWS, NCOLS, dt, rep.rounds, 1e3 * dt / fmin(600, rep.rounds + 30), rep.valid_metric);
+    printf(
+        "train %d rows x %d features, 2 threads, eta 0.05 depth 6: %.1f s, %d rounds kept (early "
+        "stopping), ~%.0f ms per round, validation RMSE %.3f\n",
+        NROWS, NCOLS, dt, rep.rounds, 1e3 * dt / fmin(600, rep.rounds + 30), rep.valid_metric);
 
     /* 2. bytes */
     unsigned char *ubj, *z;
     size_t lu, lz;
-    HVS_REQUIRE(hvs_model_save(m, &ubj, &lu, &err) == 0 && hvs_zlib_compress(ubj, lu, &z, &lz, &err) == 0,
+    HVS_REQUIRE(hvs_model_save(m, &ubj, &lu, &err) == 0 &&
+                    hvs_zlib_compress(ubj, lu, &z, &lz, &err) == 0,
                 "save: %s", err.msg);
     const char *const *all = hvs_features_names();
     static double q[NCOLS][7], pr[7] = {0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99};
@@ -158,8 +166,11 @@ int main(void) {
     }
     hvs_test_proc_t broker;
     HVS_REQUIRE(hvs_test_devbroker_start(&broker, NULL) == 0, "devbroker");
-    static const char *const pprops[] = {"message.max.bytes", HVS_TOPIC_MODELS_MAX_MESSAGE_STR, NULL};
-    hvs_kafka_conf_t kc = {.brokers = broker.addr, .client_id = "bench", .fetch_wait_max_ms = 10,
+    static const char *const pprops[] = {"message.max.bytes", HVS_TOPIC_MODELS_MAX_MESSAGE_STR,
+                                         NULL};
+    hvs_kafka_conf_t kc = {.brokers = broker.addr,
+                           .client_id = "bench",
+                           .fetch_wait_max_ms = 10,
                            .worker_props = pprops};
     hvs_serde_t *serde;
     hvs_producer_t *prod;
@@ -168,37 +179,53 @@ int main(void) {
                     hvs_encoder_new(serde, HVS_SCHEMA_MODEL_VERSION, "models", &enc, &err) == 0,
                 "setup: %s", err.msg);
     const char *params[] = {"eta", "0.05", "max_depth", "6", NULL};
-    hvs_model_record_t rec = {
-        .name = NAME, .version = 1, .status = HVS_MODEL_APPROVED, .features = all, .nfeatures = NCOLS,
-        .train_start = 1, .train_end = 2, .created_at = 3, .metrics = {NAN, 0.2, 1, 1, NAN, NAN, (int)nv},
-        .profile = prof, .nprofile = NCOLS, .params = params, .model = z, .model_len = lz,
-        .decided_at = HVS_MS_NONE};
+    hvs_model_record_t rec = {.name = NAME,
+                              .version = 1,
+                              .status = HVS_MODEL_APPROVED,
+                              .features = all,
+                              .nfeatures = NCOLS,
+                              .train_start = 1,
+                              .train_end = 2,
+                              .created_at = 3,
+                              .metrics = {NAN, 0.2, 1, 1, NAN, NAN, (int)nv},
+                              .profile = prof,
+                              .nprofile = NCOLS,
+                              .params = params,
+                              .model = z,
+                              .model_len = lz,
+                              .decided_at = HVS_MS_NONE};
     const void *buf;
     size_t len;
-    HVS_REQUIRE(hvs_registry_encode(serde, enc, &rec, &buf, &len, &err) == 0, "encode: %s", err.msg);
-    printf("model bytes: UBJ %zu, zlib %zu (%.1f x smaller), ModelVersion record %zu (%d trees of depth "
-           "<= 6)\n",
-           lu, lz, (double)lu / (double)lz, len, rep.rounds);
+    HVS_REQUIRE(hvs_registry_encode(serde, enc, &rec, &buf, &len, &err) == 0, "encode: %s",
+                err.msg);
+    printf(
+        "model bytes: UBJ %zu, zlib %zu (%.1f x smaller), ModelVersion record %zu (%d trees of depth "
+        "<= 6)\n",
+        lu, lz, (double)lu / (double)lz, len, rep.rounds);
 
     /* 3. serving through the registry client */
     char key[128];
     hvs_registry_key(key, sizeof key, NAME, 1);
-    HVS_REQUIRE(hvs_producer_send(prod, "models", RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, &err) == 0 &&
+    HVS_REQUIRE(hvs_producer_send(prod, "models", RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len,
+                                  &err) == 0 &&
                     hvs_producer_flush(prod, 10000, &err) == 0,
                 "publish: %s", err.msg);
     hvs_registry_opts_t opts = {.load_models = true};
     hvs_registry_t *reg;
-    HVS_REQUIRE(hvs_registry_new(&kc, serde, "models", &opts, &reg, &err) == 0, "registry: %s", err.msg);
+    HVS_REQUIRE(hvs_registry_new(&kc, serde, "models", &opts, &reg, &err) == 0, "registry: %s",
+                err.msg);
     t0 = mono();
     for (int i = 0; i < 400 && hvs_registry_active_version(reg, NAME) != 1; i++)
         hvs_registry_poll(reg, 50);
     HVS_REQUIRE(hvs_registry_active_version(reg, NAME) == 1, "v1 does not serve (refused %llu)",
                 (unsigned long long)hvs_registry_refused(reg));
-    printf("registry: version fetched, decompressed, loaded and validated in %.0f ms\n", 1e3 * (mono() - t0));
+    printf("registry: version fetched, decompressed, loaded and validated in %.0f ms\n",
+           1e3 * (mono() - t0));
     /* the served model predicts what the trained one does */
     float a[64], b[64];
     hvs_model_ref_t *ref = hvs_registry_acquire(reg, NAME);
-    HVS_REQUIRE(ref && hvs_model_predict(ref->model, x, 64, a, &err) == 0 && hvs_model_predict(m, x, 64, b, &err) == 0,
+    HVS_REQUIRE(ref && hvs_model_predict(ref->model, x, 64, a, &err) == 0 &&
+                    hvs_model_predict(m, x, 64, b, &err) == 0,
                 "predict");
     hvs_registry_release(ref);
     HVS_CHECK(memcmp(a, b, sizeof a) == 0, "served model predicts as trained");

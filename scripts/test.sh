@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command (README): installs what is missing, builds with -Werror (-DHVS_WERROR=ON on
+# The test command (README): installs what is missing, checks the style (.clang-format),
+# builds with -Werror (-DHVS_WERROR=ON on
 # every build below; the option is off for users), runs every test
 # against real services (each test starts its own redis-server and hvs-devbroker on free
 # ports), then builds again with AddressSanitizer + UndefinedBehaviorSanitizer and runs the
@@ -13,6 +14,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/install-deps.sh
 jobs=$(nproc)
+
+echo "== style =="
+scripts/check-style.sh
 
 echo "== build (RelWithDebInfo, -Werror) =="
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHVS_WERROR=ON >/dev/null

@@ -216,8 +216,7 @@ static void run(const stream_t *s, agg_sink_t *out, enum death how, int every, u
         case BEFORE_SAVE:
             batch_end(&w, out, false); /* published, not saved, not committed */
             break;
-        default:
-            break;
+        default: break;
         }
         proc_restart(&w);
     }
@@ -246,10 +245,12 @@ static void test_forgotten_in_batch(void) {
     for (int i = 0; i < 8; i++) {
         r.timestamp = t0 + i * 15 * MIN;
         r.v[0].value = 100 + i;
-        HVS_REQUIRE(agg_accept(g, &r, 0, i ? r.timestamp - 15 * MIN : HVS_MS_NONE, &err) >= 0, "accept");
+        HVS_REQUIRE(agg_accept(g, &r, 0, i ? r.timestamp - 15 * MIN : HVS_MS_NONE, &err) >= 0,
+                    "accept");
         size_t n0;
         agg_building_t **b0 = agg_buildings(g, &n0);
-        HVS_REQUIRE(agg_advance(g, b0[0], r.timestamp, agg_sink_collect, &out, &err) == 0, "advance");
+        HVS_REQUIRE(agg_advance(g, b0[0], r.timestamp, agg_sink_collect, &out, &err) == 0,
+                    "advance");
     }
     size_t before = out.n;
     /* another apartment, 30 days later: the watermark leaps, "old" is published and forgotten */
@@ -267,7 +268,8 @@ static void test_forgotten_in_batch(void) {
               "%zu windows published across a 30-day leap (%zu before it)", out.n - before, before);
     int32_t part = 0;
     hvs_ms_t wm = r.timestamp;
-    HVS_CHECK(agg_persist_save(redis, rb, g, &part, &wm, 1, &err) == 0, "state written: %s", err.msg);
+    HVS_CHECK(agg_persist_save(redis, rb, g, &part, &wm, 1, &err) == 0, "state written: %s",
+              err.msg);
     redisReply *rep = NULL;
     hvs_redis_command(redis, &rep, &err, "HKEYS hvs:{bldg}:agg:mk");
     size_t stale = 0;

@@ -58,7 +58,8 @@ static void test_regular(void) {
     HVS_CHECK(near(r.sp_sum / r.sp_ms, 20.75), "setpoint mean %g", r.sp_sum / r.sp_ms);
     HVS_CHECK(near(r.gap_sum / r.gap_ms, 0.25), "comfort gap %g", r.gap_sum / r.gap_ms);
     HVS_CHECK(r.seen == 4 && r.expected == 4, "seen %d expected %d", r.seen, r.expected);
-    HVS_CHECK(r.quality == AGG_Q_COMPLETE && r.flags == 0, "quality %d flags %u", r.quality, r.flags);
+    HVS_CHECK(r.quality == AGG_Q_COMPLETE && r.flags == 0, "quality %d flags %u", r.quality,
+              r.flags);
     r = win(&a, T0 + HOUR, HOUR);
     HVS_CHECK(near(r.use[AGG_HEAT], 1.0), "second hour heat %g", r.use[AGG_HEAT]);
     HVS_CHECK(r.has_use[AGG_WATER] && r.use[AGG_WATER] == 0.0, "unchanged water counts as 0");
@@ -129,8 +130,9 @@ static void test_silent_and_building(void) {
     put(&d, T0, AGG_TEMP, "kitchen", 20.0);
     agg_result_t r = win(&d, T0 + 6 * HOUR, HOUR); /* alive until 06:15 (G = 6 h 15 min) */
     HVS_CHECK(!r.has_use[AGG_HEAT] && r.covered_ms == 15 * MIN && r.quality == AGG_Q_PARTIAL,
-              "went silent: heat %s covered %lld quality %s", r.has_use[AGG_HEAT] ? "known" : "null",
-              (long long)r.covered_ms, agg_quality_name(r.quality));
+              "went silent: heat %s covered %lld quality %s",
+              r.has_use[AGG_HEAT] ? "known" : "null", (long long)r.covered_ms,
+              agg_quality_name(r.quality));
     r = win(&d, T0 + 7 * HOUR, HOUR);
     HVS_CHECK(!r.has_use[AGG_HEAT] && r.quality == AGG_Q_SILENT && r.temp_ms == 0, "silent hour");
 
@@ -145,10 +147,12 @@ static void test_silent_and_building(void) {
     agg_window_building_add(&b, &ra);
     agg_window_building_add(&b, &rd);
     agg_window_building_finish(&b, 3);
-    HVS_CHECK(b.has_use[AGG_HEAT] && near(b.use[AGG_HEAT], 2.0), "building heat %g", b.use[AGG_HEAT]);
+    HVS_CHECK(b.has_use[AGG_HEAT] && near(b.use[AGG_HEAT], 2.0), "building heat %g",
+              b.use[AGG_HEAT]);
     HVS_CHECK(near(b.temp_sum / b.temp_ms, 21.0), "building temp %g", b.temp_sum / b.temp_ms);
     HVS_CHECK(b.reporting == 2 && b.known == 3 && b.quality == AGG_Q_PARTIAL,
-              "reporting %d known %d quality %s", b.reporting, b.known, agg_quality_name(b.quality));
+              "reporting %d known %d quality %s", b.reporting, b.known,
+              agg_quality_name(b.quality));
     agg_samples_fini(&a);
     agg_samples_fini(&d);
 }
@@ -253,8 +257,9 @@ static void test_order_independence(void) {
                 r->r.v[1].value = round(temp * 10) / 10;
                 r->r.n = 2;
                 double u = RND();
-                hvs_ms_t delay = u < 0.85 ? 0 : u < 0.97 ? (hvs_ms_t)(RND() * 40 * MIN)
-                                                        : (hvs_ms_t)(RND() * 6 * HOUR);
+                hvs_ms_t delay = u < 0.85   ? 0
+                                 : u < 0.97 ? (hvs_ms_t)(RND() * 40 * MIN)
+                                            : (hvs_ms_t)(RND() * 6 * HOUR);
                 if (b == 1 && a == 2 && s >= 40 && s < 60)
                     delay = (60 - s) * 15 * MIN; /* offline tablet */
                 r->arrival = r->r.timestamp + delay;
@@ -329,7 +334,8 @@ static void test_accept(void) {
     HVS_CHECK(agg_accept(g, &r, 0, T0, &err) == 1, "within lateness");
     agg_building_t *b = agg_building(g, "bldg", 0, false);
     agg_apartment_t *a = b ? agg_apartment(b, "apt", false) : NULL;
-    HVS_CHECK(a && a->samples.ns == 1, "valves are not aggregated: %zu series", a ? a->samples.ns : 0);
+    HVS_CHECK(a && a->samples.ns == 1, "valves are not aggregated: %zu series",
+              a ? a->samples.ns : 0);
     /* Hostile input: ever new room names. A reading of 32 new rooms is taken (1 + 32 series);
      * the next two would pass AGG_MAX_SERIES and are refused whole, nothing of them stored. */
     size_t ns_before = a ? a->samples.ns : 0;

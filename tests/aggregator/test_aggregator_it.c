@@ -55,19 +55,21 @@ static void ingest(const char *text) {
 static void good_stream(void) {
     char buf[600], text[20000] = "";
 #define ADD(apt, t, r) strcat(text, line(buf, sizeof buf, apt, T0 + (t), r))
-    ADD("apt_a", 0, HEAT(100.0) "," WATER(1000.0) "," ROOM("room_temp_c", "living", 20.0) ","
-                        ROOM("setpoint_temp_c", "living", 21.0));
+    ADD("apt_a", 0,
+        HEAT(100.0) "," WATER(1000.0) "," ROOM("room_temp_c", "living",
+                                               20.0) "," ROOM("setpoint_temp_c", "living", 21.0));
     ADD("apt_b", 0, HEAT(500.0) "," ROOM("room_temp_c", "bed", 19.0));
     ADD("apt_a", 15 * MIN, HEAT(100.5));
     ADD("apt_b", 15 * MIN, HEAT(500.2));
     ADD("apt_a", 45 * MIN, ROOM("setpoint_temp_c", "living", 20.0));
     ADD("apt_a", 60 * MIN, HEAT(102.0) "," WATER(1010.0));
-    ADD("apt_a", 60 * MIN, HEAT(102.0) "," WATER(1010.0));                   /* duplicate */
+    ADD("apt_a", 60 * MIN, HEAT(102.0) "," WATER(1010.0));                       /* duplicate */
     ADD("apt_a", 30 * MIN, HEAT(101.0) "," ROOM("room_temp_c", "living", 21.0)); /* reordered */
     ADD("apt_a", 90 * MIN, HEAT(103.0));
     for (int k = 1; k <= 9; k++) {
         char r[100];
-        snprintf(r, sizeof r, "{\"sensor_type\":\"heating_energy_kwh\",\"value\":%.1f}", 103.0 + 0.5 * k);
+        snprintf(r, sizeof r, "{\"sensor_type\":\"heating_energy_kwh\",\"value\":%.1f}",
+                 103.0 + 0.5 * k);
         ADD("apt_a", 90 * MIN + k * 30 * MIN, r);
         if (k == 5) {
             ADD("apt_b", 4 * HOUR + 15 * MIN, HEAT(508.2)); /* 8 kWh in 4 h without a report */
@@ -86,20 +88,21 @@ static void bad_messages(void) {
     hvs_reading_codec_t *codec = NULL;
     hvs_producer_t *p = NULL;
     hvs_kafka_conf_t kc = {.brokers = broker.addr, .client_id = "test"};
-    HVS_CHECK(hvs_serde_new(NULL, &s, &err) == 0 && hvs_encoder_new(s, HVS_SCHEMA_READING,
-                                                                     "readings.raw", &enc, &err) == 0 &&
-                  hvs_reading_codec_new(s, &codec, &err) == 0 && hvs_producer_new(&kc, &p, &err) == 0,
+    HVS_CHECK(hvs_serde_new(NULL, &s, &err) == 0 &&
+                  hvs_encoder_new(s, HVS_SCHEMA_READING, "readings.raw", &enc, &err) == 0 &&
+                  hvs_reading_codec_new(s, &codec, &err) == 0 &&
+                  hvs_producer_new(&kc, &p, &err) == 0,
               "setup: %s", err.msg);
     struct {
         const char *sensor;
         double value;
         hvs_ms_t t;
     } cases[] = {
-        {"heating_energy_kwh", NAN, T0 + 2 * HOUR},         /* non_finite */
-        {"heating_energy_kwh", -5.0, T0 + 2 * HOUR},        /* value_out_of_range */
-        {"gas_m3", 1.0, T0 + 2 * HOUR},                     /* unknown_sensor */
-        {"heating_energy_kwh", 1.0, 915148800000LL},        /* 1999: timestamp_too_old */
-        {"heating_energy_kwh", 1.0, 4102444800000LL},       /* 2100: timestamp_in_future */
+        {"heating_energy_kwh", NAN, T0 + 2 * HOUR},   /* non_finite */
+        {"heating_energy_kwh", -5.0, T0 + 2 * HOUR},  /* value_out_of_range */
+        {"gas_m3", 1.0, T0 + 2 * HOUR},               /* unknown_sensor */
+        {"heating_energy_kwh", 1.0, 915148800000LL},  /* 1999: timestamp_too_old */
+        {"heating_energy_kwh", 1.0, 4102444800000LL}, /* 2100: timestamp_in_future */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         hvs_reading_t r = {0};
@@ -111,17 +114,20 @@ static void bad_messages(void) {
         r.timestamp = cases[i].t;
         const void *buf;
         size_t len;
-        HVS_CHECK(hvs_reading_to_avro(codec, &r, NULL, HVS_MS_NONE, hvs_encoder_value(enc), &err) == 0 &&
+        HVS_CHECK(hvs_reading_to_avro(codec, &r, NULL, HVS_MS_NONE, hvs_encoder_value(enc), &err) ==
+                          0 &&
                       hvs_encoder_encode(enc, &buf, &len, &err) == 0 &&
-                      hvs_producer_send(p, "readings.raw", RD_KAFKA_PARTITION_UA, "bldg_t", 6, buf, len,
-                                        &err) == 0,
+                      hvs_producer_send(p, "readings.raw", RD_KAFKA_PARTITION_UA, "bldg_t", 6, buf,
+                                        len, &err) == 0,
                   "case %zu: %s", i, err.msg);
         if (i == 0) {
             /* the same bytes cut short, and with a wrong magic byte */
             HVS_CHECK(hvs_producer_send(p, "readings.raw", RD_KAFKA_PARTITION_UA, "bldg_t", 6, buf,
-                                        len - 3, &err) == 0, "truncated");
+                                        len - 3, &err) == 0,
+                      "truncated");
             HVS_CHECK(hvs_producer_send(p, "readings.raw", RD_KAFKA_PARTITION_UA, "bldg_t", 6,
-                                        "hello world", 11, &err) == 0, "bad magic");
+                                        "hello world", 11, &err) == 0,
+                      "bad magic");
         }
     }
     HVS_CHECK(hvs_producer_flush(p, 10000, &err) == 0, "flush: %s", err.msg);
@@ -133,8 +139,8 @@ static void bad_messages(void) {
 
 static void start_aggregator(hvs_test_proc_t *agg, const char *group, const char *extra) {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "env %s HVS_KAFKA_GROUP=%s %s --idle-timeout 1h --batch 7 %s", env, group,
-             HVS_TEST_AGGREGATOR, extra ? extra : "");
+    snprintf(cmd, sizeof cmd, "env %s HVS_KAFKA_GROUP=%s %s --idle-timeout 1h --batch 7 %s", env,
+             group, HVS_TEST_AGGREGATOR, extra ? extra : "");
     HVS_CHECK(hvs_test_spawn(agg, cmd, logpath) == 0, "spawn aggregator");
 }
 
@@ -249,11 +255,14 @@ static void to_stage(int want);
  * 5 hours x (2 apartments + building) + 23 quarter hours are final. */
 static void first_run(void) {
     snprintf(logpath, sizeof logpath, "/tmp/hvs-test-aggregator-%d.log", (int)getpid());
-    HVS_REQUIRE(hvs_test_redis_start(&redis, 0) == 0 && hvs_test_devbroker_start(&broker, NULL) == 0,
+    HVS_REQUIRE(hvs_test_redis_start(&redis, 0) == 0 &&
+                    hvs_test_devbroker_start(&broker, NULL) == 0,
                 "services");
     hvs_test_cleanup(teardown);
-    snprintf(env, sizeof env, "HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 "
-             "HVS_HTTP_PORT=-1", broker.addr, redis.addr);
+    snprintf(env, sizeof env,
+             "HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 "
+             "HVS_HTTP_PORT=-1",
+             broker.addr, redis.addr);
     good_stream();
     bad_messages();
     start_aggregator(&agg, "hvs-aggregator", NULL);
@@ -271,7 +280,8 @@ static void first_run(void) {
  * Then every dead letter is awaited and the aggregator stopped. */
 static void late_data(void) {
     char buf[600], text[2000] = "";
-    strcat(text, line(buf, sizeof buf, "apt_a", T0 + 45 * MIN, ROOM("room_temp_c", "living", 23.0)));
+    strcat(text,
+           line(buf, sizeof buf, "apt_a", T0 + 45 * MIN, ROOM("room_temp_c", "living", 23.0)));
     strcat(text, line(buf, sizeof buf, "apt_a", T0 - 72 * HOUR, HEAT(90.0)));
     ingest(text);
     before = json_array_size(hourly);
@@ -292,11 +302,12 @@ static void restart(void) {
  * own Redis db) dead-letters apt_b and a building nobody knows. */
 static void unknown_policy(void) {
     char topo[1600];
-    snprintf(topo, sizeof topo,
-             "{\"building_id\":\"bldg_t\",\"archetype\":\"old_poorly_insulated\",\"commissioning_date\":0,"
-             "\"latitude\":47.0,\"longitude\":8.0,\"heated_area_m2\":100.0,\"construction_year\":1960,"
-             "\"insulation\":\"poor\",\"holiday_region\":\"CH-ZH\",\"apartments\":[{\"apartment_id\":"
-             "\"apt_a\",\"rooms\":[]}],\"updated_at\":0}");
+    snprintf(
+        topo, sizeof topo,
+        "{\"building_id\":\"bldg_t\",\"archetype\":\"old_poorly_insulated\",\"commissioning_date\":0,"
+        "\"latitude\":47.0,\"longitude\":8.0,\"heated_area_m2\":100.0,\"construction_year\":1960,"
+        "\"insulation\":\"poor\",\"holiday_region\":\"CH-ZH\",\"apartments\":[{\"apartment_id\":"
+        "\"apt_a\",\"rooms\":[]}],\"updated_at\":0}");
     hvs_serde_t *s = NULL;
     hvs_encoder_t *enc = NULL;
     hvs_producer_t *p = NULL;
@@ -304,12 +315,15 @@ static void unknown_policy(void) {
     hvs_kafka_conf_t kc = {.brokers = broker.addr, .client_id = "test"};
     const void *b;
     size_t blen;
-    HVS_CHECK(hvs_serde_new(NULL, &s, &err) == 0 && hvs_encoder_new(s, HVS_SCHEMA_BUILDING, "topology", &enc, &err) == 0 &&
-                  hvs_serde_value_from_json(s, hvs_encoder_value(enc), topo, strlen(topo), &err) == 0 &&
-                  hvs_encoder_encode(enc, &b, &blen, &err) == 0 && hvs_producer_new(&kc, &p, &err) == 0 &&
-                  hvs_producer_send(p, "topology", RD_KAFKA_PARTITION_UA, "bldg_t", 6, b, blen, &err) == 0 &&
-                  hvs_producer_flush(p, 10000, &err) == 0,
-              "topology: %s", err.msg);
+    HVS_CHECK(
+        hvs_serde_new(NULL, &s, &err) == 0 &&
+            hvs_encoder_new(s, HVS_SCHEMA_BUILDING, "topology", &enc, &err) == 0 &&
+            hvs_serde_value_from_json(s, hvs_encoder_value(enc), topo, strlen(topo), &err) == 0 &&
+            hvs_encoder_encode(enc, &b, &blen, &err) == 0 && hvs_producer_new(&kc, &p, &err) == 0 &&
+            hvs_producer_send(p, "topology", RD_KAFKA_PARTITION_UA, "bldg_t", 6, b, blen, &err) ==
+                0 &&
+            hvs_producer_flush(p, 10000, &err) == 0,
+        "topology: %s", err.msg);
     hvs_producer_destroy(p);
     hvs_encoder_destroy(enc);
     hvs_serde_destroy(s);
@@ -322,7 +336,8 @@ static void unknown_policy(void) {
     snprintf(redis_db1, sizeof redis_db1, "%s/1", redis.addr);
     snprintf(extra, sizeof extra, "--unknown dlq");
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "env %s HVS_REDIS_URL=%s HVS_KAFKA_GROUP=agg-dlq %s --idle-timeout 1h %s", env,
+    snprintf(cmd, sizeof cmd,
+             "env %s HVS_REDIS_URL=%s HVS_KAFKA_GROUP=agg-dlq %s --idle-timeout 1h %s", env,
              redis_db1, HVS_TEST_AGGREGATOR, extra);
     HVS_CHECK(hvs_test_spawn(&agg, cmd, logpath) == 0, "spawn");
     /* 8 + apt_b's 5 readings and the unknown building, plus the first run's bad ones again */
@@ -333,7 +348,8 @@ static void unknown_policy(void) {
 /* Brings the world to stage `want` (the stages before it first); a case that needs an earlier
  * stage than the world has reached cannot run (the world only moves on). */
 static void to_stage(int want) {
-    HVS_REQUIRE(stage <= want, "this case needs stage %d, already at %d (run it earlier)", want, stage);
+    HVS_REQUIRE(stage <= want, "this case needs stage %d, already at %d (run it earlier)", want,
+                stage);
     static void (*const steps[])(void) = {NULL, first_run, late_data, restart, unknown_policy};
     while (stage < want)
         steps[++stage]();
@@ -343,7 +359,8 @@ static void to_stage(int want) {
 
 static void test_first_run_windows(void) {
     to_stage(FIRST_RUN);
-    HVS_CHECK(json_object_size(final) == 15 + 23, "first run: %zu windows", json_object_size(final));
+    HVS_CHECK(json_object_size(final) == 15 + 23, "first run: %zu windows",
+              json_object_size(final));
 }
 
 /* The first hour of apt_a, worked out by hand. */
@@ -352,7 +369,8 @@ static void test_first_hour_by_hand(void) {
     json_t *a0 = find(final, "apt_a", HOUR, T0);
     HVS_CHECK(a0 && NEAR(num(a0, "heating_kwh"), 2.0) && NEAR(num(a0, "hot_water_litres"), 10.0),
               "apt_a 00h heat %g water %g", num(a0, "heating_kwh"), num(a0, "hot_water_litres"));
-    HVS_CHECK(a0 && NEAR(num(a0, "room_temp_mean_c"), 20.5) && NEAR(num(a0, "setpoint_mean_c"), 20.75) &&
+    HVS_CHECK(a0 && NEAR(num(a0, "room_temp_mean_c"), 20.5) &&
+                  NEAR(num(a0, "setpoint_mean_c"), 20.75) &&
                   NEAR(num(a0, "comfort_gap_mean_c"), 0.25) && num(a0, "readings_seen") == 4,
               "apt_a 00h gauges %g %g %g seen %g", num(a0, "room_temp_mean_c"),
               num(a0, "setpoint_mean_c"), num(a0, "comfort_gap_mean_c"), num(a0, "readings_seen"));
@@ -366,10 +384,13 @@ static void test_hourly_heat_exact(void) {
     double want_a[] = {2.0, 1.5, 1.0, 1.0, 1.0};
     double want_b[] = {1.7, 2.0, 2.0, 2.0, 0.8};
     for (int h = 0; h < 5; h++) {
-        json_t *a = find(final, "apt_a", HOUR, T0 + h * HOUR), *b = find(final, "apt_b", HOUR, T0 + h * HOUR);
+        json_t *a = find(final, "apt_a", HOUR, T0 + h * HOUR),
+               *b = find(final, "apt_b", HOUR, T0 + h * HOUR);
         json_t *bl = find(final, "-", HOUR, T0 + h * HOUR);
-        HVS_CHECK(a && NEAR(num(a, "heating_kwh"), want_a[h]), "apt_a h%d: %g", h, num(a, "heating_kwh"));
-        HVS_CHECK(b && NEAR(num(b, "heating_kwh"), want_b[h]), "apt_b h%d: %g", h, num(b, "heating_kwh"));
+        HVS_CHECK(a && NEAR(num(a, "heating_kwh"), want_a[h]), "apt_a h%d: %g", h,
+                  num(a, "heating_kwh"));
+        HVS_CHECK(b && NEAR(num(b, "heating_kwh"), want_b[h]), "apt_b h%d: %g", h,
+                  num(b, "heating_kwh"));
         HVS_CHECK(bl && NEAR(num(bl, "heating_kwh"), want_a[h] + want_b[h]) &&
                       num(bl, "reporting_apartments") == 2,
                   "building h%d: %g", h, num(bl, "heating_kwh"));
@@ -386,10 +407,13 @@ static void test_lost_reports_and_meter_replacement(void) {
 
 static void test_windows_closed_by_watermark(void) {
     to_stage(FIRST_RUN);
-    HVS_CHECK(!find(final, "apt_a", HOUR, T0 + 5 * HOUR), "05h not closed yet (watermark 06:00 - 15 min)");
-    json_t *q0 = find(final, "-", 15 * MIN, T0), *q23 = find(final, "-", 15 * MIN, T0 + 5 * HOUR + 30 * MIN);
+    HVS_CHECK(!find(final, "apt_a", HOUR, T0 + 5 * HOUR),
+              "05h not closed yet (watermark 06:00 - 15 min)");
+    json_t *q0 = find(final, "-", 15 * MIN, T0),
+           *q23 = find(final, "-", 15 * MIN, T0 + 5 * HOUR + 30 * MIN);
     HVS_CHECK(q0 && NEAR(num(q0, "heating_kwh"), 0.7), "15m 00:00: %g", num(q0, "heating_kwh"));
-    HVS_CHECK(q23 && !find(final, "-", 15 * MIN, T0 + 5 * HOUR + 45 * MIN), "15m closed through 05:45");
+    HVS_CHECK(q23 && !find(final, "-", 15 * MIN, T0 + 5 * HOUR + 45 * MIN),
+              "15m closed through 05:45");
 }
 
 static void test_late_reading_revises_hour(void) {
@@ -412,8 +436,9 @@ static void test_late_reading_revises_hour(void) {
 
 static void test_bad_input_dead_lettered(void) {
     to_stage(LATE_DATA);
-    const char *want[] = {"non_finite", "truncated", "bad_magic", "value_out_of_range",
-                          "unknown_sensor", "timestamp_too_old", "timestamp_in_future", "too_late"};
+    const char *want[] = {"non_finite",          "truncated",      "bad_magic",
+                          "value_out_of_range",  "unknown_sensor", "timestamp_too_old",
+                          "timestamp_in_future", "too_late"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         size_t k, hits = 0;
         json_t *d;
@@ -445,7 +470,8 @@ static void test_state_in_redis(void) {
                   rep->integer);
         freeReplyObject(rep);
     }
-    if (r && hvs_redis_command(r, &rep, &err, "HGET hvs:{bldg_t}:agg:mk 60:%lld:apt_a", (long long)T0) == 0) {
+    if (r && hvs_redis_command(r, &rep, &err, "HGET hvs:{bldg_t}:agg:mk 60:%lld:apt_a",
+                               (long long)T0) == 0) {
         HVS_CHECK(rep->type == REDIS_REPLY_STRING && strncmp(rep->str, "1 ", 2) == 0,
                   "marker of the revised window: %s", rep->str ? rep->str : "nil");
         freeReplyObject(rep);
@@ -456,8 +482,9 @@ static void test_state_in_redis(void) {
 /* A restart picks up from Redis and the committed offsets: nothing is published twice. */
 static void test_restart_publishes_nothing_twice(void) {
     to_stage(RESTARTED);
-    HVS_CHECK(h3 && json_array_size(h3) == json_array_size(h2), "after restart: %zu hourly, %zu before",
-              h3 ? json_array_size(h3) : 0, json_array_size(h2));
+    HVS_CHECK(h3 && json_array_size(h3) == json_array_size(h2),
+              "after restart: %zu hourly, %zu before", h3 ? json_array_size(h3) : 0,
+              json_array_size(h2));
 }
 
 static void test_unknown_policy_dead_letters(void) {
@@ -465,12 +492,13 @@ static void test_unknown_policy_dead_letters(void) {
     size_t k, unknown_apt = 0, unknown_bld = 0;
     json_t *d;
     json_array_foreach(dlq2, k, d) {
-        const char *rs = json_string_value(json_object_get(json_object_get(d, "value"), "error_code"));
+        const char *rs = json_string_value(
+            json_object_get(json_object_get(d, "value"), "error_code"));
         unknown_apt += rs && strcmp(rs, "unknown_apartment") == 0;
         unknown_bld += rs && strcmp(rs, "unknown_building") == 0;
     }
-    HVS_CHECK(unknown_apt == 5 && unknown_bld == 1, "unknown apartment %zu, building %zu", unknown_apt,
-              unknown_bld);
+    HVS_CHECK(unknown_apt == 5 && unknown_bld == 1, "unknown apartment %zu, building %zu",
+              unknown_apt, unknown_bld);
 }
 
 static const hvs_test_case_t cases[] = {

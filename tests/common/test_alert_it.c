@@ -12,18 +12,22 @@
 
 /* Ids: "<entity>#<UTC date>#<TYPE>", before 1970 and at midnight on the right dates. */
 static void test_alert_id(void) {
-    hvs_alert_t a = {.building_id = "bldg_1", .type = HVS_ALERT_DATA_QUALITY,
+    hvs_alert_t a = {.building_id = "bldg_1",
+                     .type = HVS_ALERT_DATA_QUALITY,
                      .first_seen = 1733097599999LL /* 2024-12-01T23:59:59.999Z */};
     char id[128];
-    HVS_CHECK(hvs_alert_id(&a, id, sizeof id) > 0 && strcmp(id, "bldg_1#2024-12-01#DATA_QUALITY") == 0,
+    HVS_CHECK(hvs_alert_id(&a, id, sizeof id) > 0 &&
+                  strcmp(id, "bldg_1#2024-12-01#DATA_QUALITY") == 0,
               "%s", id);
     a.first_seen = 1733097600000LL;
     a.apartment_id = "apt_7";
     a.type = HVS_ALERT_RULE_STUCK_VALVE;
-    HVS_CHECK(hvs_alert_id(&a, id, sizeof id) > 0 && strcmp(id, "apt_7#2024-12-02#RULE_STUCK_VALVE") == 0,
+    HVS_CHECK(hvs_alert_id(&a, id, sizeof id) > 0 &&
+                  strcmp(id, "apt_7#2024-12-02#RULE_STUCK_VALVE") == 0,
               "%s", id);
     a.first_seen = -1;
-    HVS_CHECK(hvs_alert_id(&a, id, sizeof id) > 0 && strcmp(id, "apt_7#1969-12-31#RULE_STUCK_VALVE") == 0,
+    HVS_CHECK(hvs_alert_id(&a, id, sizeof id) > 0 &&
+                  strcmp(id, "apt_7#1969-12-31#RULE_STUCK_VALVE") == 0,
               "%s", id);
     HVS_CHECK(hvs_alert_id(&a, id, 10) == -1, "too small a buffer");
 }
@@ -41,41 +45,56 @@ static void test_alerts_read_back(void) {
     hvs_alerter_t *al;
     HVS_REQUIRE(hvs_alerter_new(s, p, &al, &err) == 0, "alerter: %s", err.msg);
     const char *ev[] = {"feature", "temperature_c", "missing_rate", "0.200", NULL};
-    hvs_alert_t dq = {.building_id = "bldg_9", .type = HVS_ALERT_DATA_QUALITY,
-                      .severity = HVS_SEVERITY_CRITICAL, .score = 0.2,
-                      .summary = "temperature_c missing in 20.0 % of vectors", .evidence = ev,
-                      .first_seen = 1733097600000LL, .updated_at = 1733101200000LL};
+    hvs_alert_t dq = {.building_id = "bldg_9",
+                      .type = HVS_ALERT_DATA_QUALITY,
+                      .severity = HVS_SEVERITY_CRITICAL,
+                      .score = 0.2,
+                      .summary = "temperature_c missing in 20.0 % of vectors",
+                      .evidence = ev,
+                      .first_seen = 1733097600000LL,
+                      .updated_at = 1733101200000LL};
     HVS_CHECK(hvs_alerter_send(al, &dq, &err) == 0, "send: %s", err.msg);
-    hvs_alert_t an = {.building_id = "bldg_9", .apartment_id = "apt_1", .type = HVS_ALERT_ANOMALY,
-                      .score = 3.5, .summary = "x", .model = "anomaly-residual/global:3",
-                      .team = "north", .first_seen = 1733097600000LL, .updated_at = 1733097600000LL};
+    hvs_alert_t an = {.building_id = "bldg_9",
+                      .apartment_id = "apt_1",
+                      .type = HVS_ALERT_ANOMALY,
+                      .score = 3.5,
+                      .summary = "x",
+                      .model = "anomaly-residual/global:3",
+                      .team = "north",
+                      .first_seen = 1733097600000LL,
+                      .updated_at = 1733097600000LL};
     HVS_CHECK(hvs_alerter_send(al, &an, &err) == 0, "send: %s", err.msg);
     HVS_CHECK(hvs_producer_flush(p, 10000, &err) == 0 && hvs_alerter_sent(al) == 2, "flushed");
 
     char cmd[512], *out = NULL;
-    snprintf(cmd, sizeof cmd, "HVS_KAFKA_BROKERS=%s %s tail alerts --from-beginning --max 2 2>/dev/null",
+    snprintf(cmd, sizeof cmd,
+             "HVS_KAFKA_BROKERS=%s %s tail alerts --from-beginning --max 2 2>/dev/null",
              broker.addr, HVS_TEST_HVSCTL);
     HVS_CHECK(hvs_test_run(cmd, NULL, 0, &out, NULL) == 0 && out, "hvsctl tail");
     int found = 0;
     for (char *line = out ? strtok(out, "\n") : NULL; line; line = strtok(NULL, "\n")) {
         json_t *j = json_loads(line, 0, NULL), *v = json_object_get(j, "value");
         const char *aid = json_string_value(json_object_get(v, "alert_id"));
-        HVS_CHECK(strcmp(json_string_value(json_object_get(j, "key")), "bldg_9") == 0, "keyed by building");
+        HVS_CHECK(strcmp(json_string_value(json_object_get(j, "key")), "bldg_9") == 0,
+                  "keyed by building");
         if (aid && strcmp(aid, "bldg_9#2024-12-02#DATA_QUALITY") == 0) {
             found++;
             json_t *e = json_object_get(v, "evidence");
-            HVS_CHECK(json_is_null(json_object_get(v, "apartment_id")) &&
-                          strcmp(json_string_value(json_object_get(v, "severity")), "CRITICAL") == 0 &&
-                          strcmp(json_string_value(json_object_get(v, "status")), "UNSEEN") == 0 &&
-                          strcmp(json_string_value(json_object_get(e, "feature")), "temperature_c") == 0 &&
-                          strcmp(json_string_value(json_object_get(e, "missing_rate")), "0.200") == 0 &&
-                          json_integer_value(json_object_get(v, "updated_at")) == 1733101200000LL &&
-                          json_is_null(json_object_get(v, "model")),
-                      "data-quality alert fields: %s", line);
+            HVS_CHECK(
+                json_is_null(json_object_get(v, "apartment_id")) &&
+                    strcmp(json_string_value(json_object_get(v, "severity")), "CRITICAL") == 0 &&
+                    strcmp(json_string_value(json_object_get(v, "status")), "UNSEEN") == 0 &&
+                    strcmp(json_string_value(json_object_get(e, "feature")), "temperature_c") ==
+                        0 &&
+                    strcmp(json_string_value(json_object_get(e, "missing_rate")), "0.200") == 0 &&
+                    json_integer_value(json_object_get(v, "updated_at")) == 1733101200000LL &&
+                    json_is_null(json_object_get(v, "model")),
+                "data-quality alert fields: %s", line);
         } else if (aid && strcmp(aid, "apt_1#2024-12-02#ANOMALY") == 0) {
             found++;
             HVS_CHECK(strcmp(json_string_value(json_object_get(v, "apartment_id")), "apt_1") == 0 &&
-                          strcmp(json_string_value(json_object_get(v, "model")), "anomaly-residual/global:3") == 0 &&
+                          strcmp(json_string_value(json_object_get(v, "model")),
+                                 "anomaly-residual/global:3") == 0 &&
                           strcmp(json_string_value(json_object_get(v, "team")), "north") == 0 &&
                           json_real_value(json_object_get(v, "score")) == 3.5 &&
                           json_object_size(json_object_get(v, "evidence")) == 0,

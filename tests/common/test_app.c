@@ -63,8 +63,8 @@ static void test_rejects_bad_settings(void) {
         clear_hvs_env();
         setenv(cases[i].name, cases[i].value, 1);
         hvs_app_t app;
-        hvs_app_spec_t spec = {.worker = "apptest", .summary = "test", .no_http = true,
-                               .quiet = true};
+        hvs_app_spec_t spec = {
+            .worker = "apptest", .summary = "test", .no_http = true, .quiet = true};
         hvs_err_t err;
         hvs_err_clear(&err);
         int rc = hvs_app_init(&app, &spec, 0, NULL, &err);
@@ -135,8 +135,13 @@ static int init_with_flags(int argc, char **argv, flag_settings_t *fs, hvs_err_t
     memset(fs, 0, sizeof *fs);
     static hvs_cfg_section_t sec;
     sec = (hvs_cfg_section_t){"ft", flag_entries, sizeof flag_entries / sizeof flag_entries[0], fs};
-    hvs_app_spec_t spec = {.worker = "apptest", .summary = "test", .no_http = true, .quiet = true,
-                           .extra = &sec, .nextra = 1, .flag_prefix = "HVS_FT_"};
+    hvs_app_spec_t spec = {.worker = "apptest",
+                           .summary = "test",
+                           .no_http = true,
+                           .quiet = true,
+                           .extra = &sec,
+                           .nextra = 1,
+                           .flag_prefix = "HVS_FT_"};
     hvs_app_t app;
     hvs_err_clear(err);
     int rc = hvs_app_init(&app, &spec, argc, argv, err);
@@ -147,8 +152,9 @@ static int init_with_flags(int argc, char **argv, flag_settings_t *fs, hvs_err_t
 static void test_flags(void) {
     flag_settings_t fs;
     hvs_err_t err;
-    char *good[] = {"prog", "--apartments-per-building", "20", "--dup-rate=0.25", "--clean",
-                    "--out", "jsonl", NULL};
+    char *good[] = {
+        "prog", "--apartments-per-building", "20", "--dup-rate=0.25", "--clean", "--out", "jsonl",
+        NULL};
     HVS_CHECK_EQ_INT(init_with_flags(7, good, &fs, &err), 0);
     HVS_CHECK_EQ_INT(fs.apartments, 20);
     HVS_CHECK_NEAR(fs.rate, 0.25, 1e-12);
@@ -164,8 +170,13 @@ static void test_flags(void) {
     hvs_err_clear(&err);
     static hvs_cfg_section_t sec;
     sec = (hvs_cfg_section_t){"ft", flag_entries, 4, &fs};
-    hvs_app_spec_t spec = {.worker = "apptest", .summary = "t", .no_http = true, .quiet = true,
-                           .extra = &sec, .nextra = 1, .flag_prefix = "HVS_FT_"};
+    hvs_app_spec_t spec = {.worker = "apptest",
+                           .summary = "t",
+                           .no_http = true,
+                           .quiet = true,
+                           .extra = &sec,
+                           .nextra = 1,
+                           .flag_prefix = "HVS_FT_"};
     hvs_app_t app;
     HVS_CHECK_EQ_INT(hvs_app_init(&app, &spec, 3, over, &err), 0);
     HVS_CHECK_NEAR(fs.rate, 0.75, 1e-12);

@@ -8,7 +8,8 @@
 #include "hvs_test.h"
 
 static hvs_ms_t utc(int y, int mo, int d, int h, int mi) {
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi};
+    struct tm tm = {
+        .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi};
     return (hvs_ms_t)timegm(&tm) * 1000;
 }
 
@@ -44,22 +45,26 @@ static void test_holidays(void) {
     HVS_CHECK(i.bridge_day && i.workday && !i.holiday, "Friday after Ascension is a bridge day");
     HVS_CHECK(!date(zh, 2024, 5, 8).bridge_day, "Wednesday before is not");
     HVS_CHECK(date(zh, 2025, 6, 9).holiday, "Whit Monday 2025");
-    HVS_CHECK(date(zh, 2024, 3, 29).holiday && date(zh, 2024, 4, 1).holiday, "Good Friday, Easter Monday 2024");
-    HVS_CHECK(date(zh, 2024, 1, 2).holiday && !date(ge, 2024, 1, 2).holiday, "Berchtoldstag ZH not GE");
+    HVS_CHECK(date(zh, 2024, 3, 29).holiday && date(zh, 2024, 4, 1).holiday,
+              "Good Friday, Easter Monday 2024");
+    HVS_CHECK(date(zh, 2024, 1, 2).holiday && !date(ge, 2024, 1, 2).holiday,
+              "Berchtoldstag ZH not GE");
     HVS_CHECK(date(zh, 2024, 5, 1).holiday && !date(vd, 2024, 5, 1).holiday, "1 May ZH not VD");
     i = date(ge, 2024, 9, 5);
     HVS_CHECK(i.holiday && !strcmp(i.holiday_name, "Jeune genevois"), "Jeune genevois 2024: %s",
               i.holiday_name);
     HVS_CHECK(date(vd, 2024, 9, 16).holiday, "Lundi du Jeune 2024");
     HVS_CHECK(date(ge, 2024, 12, 31).holiday, "Restauration genevoise");
-    HVS_CHECK(!date(ti, 2024, 3, 29).holiday && date(ti, 2024, 3, 19).holiday, "Ticino: no Good Friday, St Joseph");
+    HVS_CHECK(!date(ti, 2024, 3, 29).holiday && date(ti, 2024, 3, 19).holiday,
+              "Ticino: no Good Friday, St Joseph");
     const char *const *r = hvs_calendar_regions();
     int n = 0;
     for (; r[n]; n++) {
         hvs_calendar_t *c = cal(r[n]);
         if (strncmp(r[n], "CH", 2) == 0)
             HVS_CHECK(date(c, 2025, 8, 1).holiday, "%s: 1 August", r[n]);
-        HVS_CHECK(date(c, 2025, 12, 25).holiday && date(c, 2025, 12, 26).holiday, "%s: Christmas", r[n]);
+        HVS_CHECK(date(c, 2025, 12, 25).holiday && date(c, 2025, 12, 26).holiday, "%s: Christmas",
+                  r[n]);
         HVS_CHECK(!date(c, 2025, 11, 12).holiday, "%s: 12 Nov is a plain day", r[n]);
         hvs_calendar_destroy(c);
     }
@@ -71,7 +76,8 @@ static void test_holidays(void) {
     hvs_calendar_destroy(ti);
     hvs_calendar_t *c = NULL;
     hvs_err_t err;
-    HVS_CHECK(hvs_calendar_new("CH-XX", &c, &err) == HVS_EINVAL && !strcmp(err.reason, "unknown_region") && !c,
+    HVS_CHECK(hvs_calendar_new("CH-XX", &c, &err) == HVS_EINVAL &&
+                  !strcmp(err.reason, "unknown_region") && !c,
               "unknown region");
     HVS_CHECK(hvs_calendar_new(NULL, &c, &err) == HVS_EINVAL, "NULL region");
 }
@@ -85,7 +91,8 @@ static void test_periods(void) {
     i = date(zh, 2025, 1, 3);
     HVS_CHECK(i.days_since_holiday == 1, "since Berchtoldstag: %d", i.days_since_holiday);
     HVS_CHECK(date(zh, 2024, 12, 24).christmas_period && date(zh, 2025, 1, 6).christmas_period &&
-                  !date(zh, 2025, 1, 7).christmas_period && !date(zh, 2024, 12, 23).christmas_period,
+                  !date(zh, 2025, 1, 7).christmas_period &&
+                  !date(zh, 2024, 12, 23).christmas_period,
               "Christmas period 24 Dec - 6 Jan");
     /* School holidays: Christmas and summer spans are contiguous and hold the expected days. */
     HVS_CHECK(date(zh, 2024, 12, 27).school_holiday && date(zh, 2025, 1, 3).school_holiday,
@@ -123,7 +130,8 @@ static void test_local_time(void) {
     HVS_CHECK_NEAR(hvs_calendar_local_hour(zh, utc(2024, 7, 1, 5, 15)), 7.25, 1e-9);
     hvs_day_info_t i;
     hvs_calendar_day(zh, utc(2024, 12, 31, 23, 30), &i);
-    HVS_CHECK(i.year == 2025 && i.month == 1 && i.day == 1 && i.holiday, "23:30Z on 31 Dec is New Year");
+    HVS_CHECK(i.year == 2025 && i.month == 1 && i.day == 1 && i.holiday,
+              "23:30Z on 31 Dec is New Year");
     hvs_calendar_day(zh, utc(2024, 12, 31, 22, 59), &i);
     HVS_CHECK(i.day == 31 && !i.holiday, "22:59Z is still 31 Dec");
     /* Outside the cached range: plain days, no crash. */
@@ -133,11 +141,8 @@ static void test_local_time(void) {
 }
 
 static const hvs_test_case_t cases[] = {
-    {"easter", test_easter},
-    {"holidays", test_holidays},
-    {"periods", test_periods},
-    {"local_time", test_local_time},
-    HVS_TEST_CASES_END,
+    {"easter", test_easter},         {"holidays", test_holidays}, {"periods", test_periods},
+    {"local_time", test_local_time}, HVS_TEST_CASES_END,
 };
 
 int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

@@ -80,8 +80,8 @@ static void test_env_overrides_file(void) {
     char *env[] = {"HVS_DEMO_PORT=9001", "HVS_KAFKA_SECURITY_PROTOCOL=SASL_SSL",
                    "HVS_KAFKA_SASL_MECHANISM=SCRAM-SHA-512", "HVS_DEMO_LATENESS=90m", NULL};
     HVS_CHECK_EQ_INT(load(&cfg, env, path, &pt, &err), 0);
-    HVS_CHECK_EQ_INT(cfg.port, 9001);           /* env beats file */
-    HVS_CHECK_NEAR(cfg.ratio, 0.5, 1e-12);       /* file beats default */
+    HVS_CHECK_EQ_INT(cfg.port, 9001);      /* env beats file */
+    HVS_CHECK_NEAR(cfg.ratio, 0.5, 1e-12); /* file beats default */
     HVS_CHECK(cfg.enabled, "quoted yes from file");
     HVS_CHECK_EQ_INT(cfg.lateness_ms, 90LL * 60 * 1000);
     /* pass-through: two properties, env replaced the file's sasl.mechanism */
@@ -90,8 +90,7 @@ static void test_env_overrides_file(void) {
     for (size_t i = 0; i + 1 < pt.n; i += 2) {
         if (strcmp(pt.kv[i], "security.protocol") == 0 && strcmp(pt.kv[i + 1], "SASL_SSL") == 0)
             found_proto = 1;
-        if (strcmp(pt.kv[i], "sasl.mechanism") == 0 &&
-            strcmp(pt.kv[i + 1], "SCRAM-SHA-512") == 0)
+        if (strcmp(pt.kv[i], "sasl.mechanism") == 0 && strcmp(pt.kv[i + 1], "SCRAM-SHA-512") == 0)
             found_mech = 1;
     }
     HVS_CHECK(found_proto && found_mech, "pass-through properties translated");
@@ -209,8 +208,7 @@ static void test_topics(void) {
     HVS_CHECK_EQ_STR(hvs_topic_name("alerts"), "alerts");
     char buf[HVS_TOPIC_NAME_MAX];
     HVS_CHECK_EQ_STR(hvs_topic_dlq_name("site1.readings", buf, sizeof buf), "readings.dlq");
-    HVS_CHECK_EQ_STR(hvs_topic_dlq_name("features.hourly", buf, sizeof buf),
-                     "features.hourly.dlq");
+    HVS_CHECK_EQ_STR(hvs_topic_dlq_name("features.hourly", buf, sizeof buf), "features.hourly.dlq");
     HVS_CHECK_EQ_STR(hvs_topic_dlq_name("not.in.table", buf, sizeof buf), "not.in.table.dlq");
     const hvs_topic_t *models = hvs_topic_get("models");
     HVS_REQUIRE(models != NULL, "models topic");

@@ -53,7 +53,8 @@ static void test_encodings(void) {
     hvs_feat_hour_t h2;
     HVS_CHECK(n < sizeof buf && hvs_fs_decode_hour(buf, n, &h2) == 0 && hour_eq(&h, &h2),
               "hour round trip: %.*s", (int)n, buf);
-    HVS_CHECK(hvs_fs_decode_hour("1 2 3", 5, &h2) != 0 && hvs_fs_decode_hour("x 0 1 1 1 1 1", 13, &h2) != 0,
+    HVS_CHECK(hvs_fs_decode_hour("1 2 3", 5, &h2) != 0 &&
+                  hvs_fs_decode_hour("x 0 1 1 1 1 1", 13, &h2) != 0,
               "malformed hour refused");
     hvs_feat_wx_hour_t w = {.hour = HVS_MS_NONE}, w2;
     for (int i = 0; i < 3; i++) {
@@ -151,7 +152,8 @@ static void test_redis_round_trip(void) {
     HVS_REQUIRE(hvs_fs_load(r, batch, "bldg_1", 5, &l, &err) == 0 && l, "load: %s", err.msg);
     int eq = 0;
     for (size_t i = 0; i < HVS_FS_HOURS; i++) {
-        eq += hour_eq(&l->ents[1]->hours[i], &e->hours[i]) && hour_eq(&l->ents[0]->hours[i], &be->hours[i]);
+        eq += hour_eq(&l->ents[1]->hours[i], &e->hours[i]) &&
+              hour_eq(&l->ents[0]->hours[i], &be->hours[i]);
         eq += wx_eq(&l->wx[i], &b->wx[i]);
     }
     HVS_CHECK(l->nents == 2 && eq == 2 * HVS_FS_HOURS, "loaded equal: %d of %d slots", eq,

@@ -38,13 +38,22 @@ static void clear(void) {
 /* Slots computed here, independently: (hour / 1 h) mod n for hours after 1970. */
 static void put_hour(hvs_ms_t h, double use, double room, double sp) {
     hvs_feat_hour_t *s = &hours[(h / HOUR) % NH];
-    *s = (hvs_feat_hour_t){.hour = h, .use = use, .water = NAN, .room_temp = room,
-                           .setpoint = sp, .comfort_gap = sp - room};
+    *s = (hvs_feat_hour_t){.hour = h,
+                           .use = use,
+                           .water = NAN,
+                           .room_temp = room,
+                           .setpoint = sp,
+                           .comfort_gap = sp - room};
 }
 
 static void put_wx(hvs_ms_t h, hvs_ms_t issued, bool observed, double t, double ghi) {
-    hvs_feat_wx_t r = {.issued_at = issued, .observed = observed, .temp = t, .rh = 80,
-                       .cloud = 50, .ghi = ghi, .wind = 3};
+    hvs_feat_wx_t r = {.issued_at = issued,
+                       .observed = observed,
+                       .temp = t,
+                       .rh = 80,
+                       .cloud = 50,
+                       .ghi = ghi,
+                       .wind = 3};
     hvs_feat_wx_add(&wx[(h / HOUR) % NW], h, &r);
 }
 
@@ -110,7 +119,9 @@ static void test_time_and_calendar(hvs_calendar_t *zh) {
     compute(zh, utc(2024, 1, 13, 10), utc(2024, 1, 13, 11));
     HVS_CHECK(F("is_weekend") == 1 && F("weekday") == 5, "Saturday");
     /* Easter Monday, by year: Easter computed here from the published dates. */
-    struct { int y, m, d; } em[] = {{2023, 4, 10}, {2024, 4, 1}, {2025, 4, 21}, {2026, 4, 6}};
+    struct {
+        int y, m, d;
+    } em[] = {{2023, 4, 10}, {2024, 4, 1}, {2025, 4, 21}, {2026, 4, 6}};
     for (size_t i = 0; i < 4; i++) {
         compute(zh, utc(em[i].y, em[i].m, em[i].d, 9), utc(em[i].y, em[i].m, em[i].d, 10));
         HVS_CHECK(F("is_holiday") == 1 && F("days_until_holiday") == 0 &&
@@ -125,8 +136,8 @@ static void test_time_and_calendar(hvs_calendar_t *zh) {
     compute(zh, utc(2025, 5, 30, 9), utc(2025, 5, 30, 10));
     HVS_CHECK(F("is_bridge_day") == 1 && F("is_holiday") == 0, "bridge day 30 May 2025");
     compute(zh, utc(2025, 5, 28, 9), utc(2025, 5, 28, 10));
-    HVS_CHECK(F("days_until_holiday") == 1 && F("days_since_holiday") == 27,
-              "until %g since %g", F("days_until_holiday"), F("days_since_holiday"));
+    HVS_CHECK(F("days_until_holiday") == 1 && F("days_since_holiday") == 27, "until %g since %g",
+              F("days_until_holiday"), F("days_since_holiday"));
     /* Christmas period 24 Dec .. 6 Jan; 23 Dec and 7 Jan are outside. */
     compute(zh, utc(2024, 12, 24, 12), utc(2024, 12, 24, 13));
     double c24 = F("is_christmas_period");
@@ -163,7 +174,8 @@ static void test_lags_rolls_weather(hvs_calendar_t *zh) {
     hvs_ms_t H = T0 + ti * HOUR, T = H + HOUR + 10 * 60000; /* past hour, observation in */
     compute(zh, H, T);
     HVS_CHECK(F("horizon_h") == 0, "horizon %g", F("horizon_h"));
-    HVS_CHECK(NEAR(F("use_lag_24"), use[ti - 24]) && isnan(F("use_lag_48")) == isnan(use[ti - 48]) &&
+    HVS_CHECK(NEAR(F("use_lag_24"), use[ti - 24]) &&
+                  isnan(F("use_lag_48")) == isnan(use[ti - 48]) &&
                   NEAR(F("use_lag_168"), use[ti - 168]),
               "lags %g %g %g", F("use_lag_24"), F("use_lag_48"), F("use_lag_168"));
     /* 200 - 48 = 152 is in the hole */
@@ -193,8 +205,8 @@ static void test_lags_rolls_weather(hvs_calendar_t *zh) {
         snprintf(d, sizeof d, "use_roll_%s_max", wn[k]);
         HVS_CHECK(fabs(F(a) - mean) < 1e-9 && fabs(F(b) - sqrt(ss / n)) < 1e-9 && F(c) == mn &&
                       F(d) == mx,
-                  "roll %d: %g/%g %g/%g %g/%g %g/%g", wins[k], F(a), mean, F(b), sqrt(ss / n),
-                  F(c), mn, F(d), mx);
+                  "roll %d: %g/%g %g/%g %g/%g %g/%g", wins[k], F(a), mean, F(b), sqrt(ss / n), F(c),
+                  mn, F(d), mx);
     }
     /* weather of H: the observation (issued H + 1 h 5 min <= T) */
     double t = 5.0 + 0.05 * ti;
@@ -243,8 +255,8 @@ static void test_lags_rolls_weather(hvs_calendar_t *zh) {
     for (int j = ai - 3; j < ai; j++)
         if (!isnan(use[j]))
             s3 += use[j], n3++;
-    HVS_CHECK(NEAR(F("use_roll_3_mean"), s3 / n3), "roll 3 ends at A: %g vs %g", F("use_roll_3_mean"),
-              s3 / n3);
+    HVS_CHECK(NEAR(F("use_roll_3_mean"), s3 / n3), "roll 3 ends at A: %g vs %g",
+              F("use_roll_3_mean"), s3 / n3);
     HVS_CHECK(NEAR(F("temperature_c"), 3.0 + 0.05 * ti) && NEAR(F("weather_lead_h"), 48.0),
               "the forecast issued 48 h before, the one of 6 h before not yet: %g lead %g",
               F("temperature_c"), F("weather_lead_h"));
@@ -270,8 +282,8 @@ static void test_lags_rolls_weather(hvs_calendar_t *zh) {
 static void test_weather_records(void) {
     hvs_feat_wx_hour_t w = {.hour = HVS_MS_NONE};
     hvs_ms_t h = utc(2024, 11, 1, 12);
-    hvs_feat_wx_t r = {.issued_at = h - 10 * HOUR, .temp = 1, .rh = NAN, .cloud = NAN, .ghi = NAN,
-                       .wind = NAN};
+    hvs_feat_wx_t r = {
+        .issued_at = h - 10 * HOUR, .temp = 1, .rh = NAN, .cloud = NAN, .ghi = NAN, .wind = NAN};
     HVS_CHECK(hvs_feat_wx_add(&w, h, &r) == 1 && hvs_feat_wx_add(&w, h, &r) == 0, "idempotent");
     for (int i = 0; i < 12; i++) { /* more issues than kept: the newest stay */
         r.issued_at = h - (9 - i) * HOUR;
@@ -334,19 +346,22 @@ static void test_no_leakage(hvs_calendar_t *zh) {
         for (int i = 0; i < NW; i++)
             for (int k = 0; k < wx[i].n; k++)
                 if (wx[i].v[k].issued_at > as_of)
-                    wx[i].v[k].temp = 1e3, wx[i].v[k].ghi = -1, wx[i].v[k].observed = !wx[i].v[k].observed;
+                    wx[i].v[k].temp = 1e3, wx[i].v[k].ghi = -1,
+                    wx[i].v[k].observed = !wx[i].v[k].observed;
         hvs_features_compute(&hist, zh, target, as_of, b, &fb);
         trials++;
         for (int i = 0; i < HVS_FEATURES_COUNT; i++)
             if (!(a[i] == b[i] || (isnan(a[i]) && isnan(b[i])))) {
                 if (bad++ < 5)
                     fprintf(stderr, "leak: %s %g -> %g (target %lld as_of %lld)\n",
-                            hvs_features_names()[i], a[i], b[i], (long long)target, (long long)as_of);
+                            hvs_features_names()[i], a[i], b[i], (long long)target,
+                            (long long)as_of);
             }
         if (fa != fb)
             bad++;
     }
-    HVS_CHECK(trials == 400 && bad == 0, "%d leaks in %d random (target, as_of) pairs", bad, trials);
+    HVS_CHECK(trials == 400 && bad == 0, "%d leaks in %d random (target, as_of) pairs", bad,
+              trials);
 }
 
 /* The Zurich calendar the cases share, made by the first case that needs it. */

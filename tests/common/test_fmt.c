@@ -42,8 +42,11 @@ static void test_roundtrip(void) {
         n += 3;
     }
     HVS_CHECK(bad == 0, "%d of %d values did not round-trip", bad, n);
-    double specials[] = {0.0, -0.0, 1e-320, -5e-324, 1e300, -1.7976931348623157e308, 0.1, 1e12,
-                         999999999999.9999, 123456.78901, INFINITY, -INFINITY, NAN};
+    double specials[] = {0.0,          -0.0,     1e-320,
+                         -5e-324,      1e300,    -1.7976931348623157e308,
+                         0.1,          1e12,     999999999999.9999,
+                         123456.78901, INFINITY, -INFINITY,
+                         NAN};
     for (size_t i = 0; i < sizeof specials / sizeof *specials; i++)
         HVS_CHECK(roundtrips(specials[i]), "special %zu: %s", i, fmt(specials[i]));
 }
@@ -74,7 +77,8 @@ static void test_strbuf(void) {
         hvs_strbuf_printf(&sb, "%d,", i);
         wl += (size_t)snprintf(want + wl, sizeof want - wl, "%d,", i);
     }
-    HVS_CHECK(!sb.oom && sb.len == wl && strcmp(sb.p, want) == 0 && sb.cap > sb.len, "strbuf: %zu bytes", sb.len);
+    HVS_CHECK(!sb.oom && sb.len == wl && strcmp(sb.p, want) == 0 && sb.cap > sb.len,
+              "strbuf: %zu bytes", sb.len);
     free(sb.p);
     hvs_strbuf_t c = {malloc(4), 0, 4, false};
     hvs_strbuf_printf(&c, "%s", "longer than four");

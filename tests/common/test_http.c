@@ -182,23 +182,25 @@ static void test_server(void) {
     HVS_CHECK_EQ_INT(request(port, "DELETE", "/healthz", NULL, 0, b, NULL, 0), 405);
     HVS_CHECK_EQ_INT(request(port, "PUT", "/readyz", "x", 1, b, NULL, 0), 405);
     char raw[4096];
-    HVS_CHECK_EQ_INT(raw_http(port, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
-                                    "Connection: close\r\n\r\n",
+    HVS_CHECK_EQ_INT(raw_http(port,
+                              "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                              "Connection: close\r\n\r\n",
                               NULL, 0, raw, sizeof raw, NULL),
                      405);
     HVS_CHECK(strstr(raw, "\r\nAllow: GET, HEAD\r\n") != NULL, "Allow header:\n%s", raw);
     /* HEAD: the headers of GET, no body */
-    HVS_CHECK_EQ_INT(raw_http(port, "HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    HVS_CHECK_EQ_INT(raw_http(port,
+                              "HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
                               NULL, 0, raw, sizeof raw, NULL),
                      200);
     HVS_CHECK(strstr(raw, "\r\n\r\n") && strstr(raw, "\r\n\r\n")[4] == '\0', "no body:\n%s", raw);
 
     /* a worker route: method, decoded path, query re-encoded unambiguously, the body */
-    HVS_CHECK_EQ_INT(request(port, "POST", "/v1/echo/b1?k=v&x=a%26b%3Dc", "hello", 5, b, ct,
-                             sizeof ct),
-                     201);
-    HVS_CHECK_EQ_STR(b->buf, "{\"method\":\"POST\",\"path\":\"/v1/echo/b1\","
-                             "\"query\":\"k=v&x=a%26b%3Dc\",\"len\":5,\"body\":\"hello\",\"nul\":1}");
+    HVS_CHECK_EQ_INT(
+        request(port, "POST", "/v1/echo/b1?k=v&x=a%26b%3Dc", "hello", 5, b, ct, sizeof ct), 201);
+    HVS_CHECK_EQ_STR(b->buf,
+                     "{\"method\":\"POST\",\"path\":\"/v1/echo/b1\","
+                     "\"query\":\"k=v&x=a%26b%3Dc\",\"len\":5,\"body\":\"hello\",\"nul\":1}");
     HVS_CHECK_EQ_STR(ct, "application/json");
     HVS_CHECK_EQ_INT(request(port, "GET", "/v1/echo", NULL, 0, b, NULL, 0), 201);
     HVS_CHECK_EQ_STR(b->buf, "{\"method\":\"GET\",\"path\":\"/v1/echo\",\"query\":\"\",\"len\":0,"
@@ -214,8 +216,9 @@ static void test_server(void) {
     HVS_CHECK_EQ_INT(atomic_load(&calls), before); /* the handler never saw it */
     /* Content-Length says 100 MB and nothing follows: answered at once, not after a timeout */
     int64_t ms = 0;
-    HVS_CHECK_EQ_INT(raw_http(port, "POST /v1/echo HTTP/1.1\r\nHost: x\r\n"
-                                    "Content-Length: 100000000\r\n\r\n",
+    HVS_CHECK_EQ_INT(raw_http(port,
+                              "POST /v1/echo HTTP/1.1\r\nHost: x\r\n"
+                              "Content-Length: 100000000\r\n\r\n",
                               NULL, 0, raw, sizeof raw, &ms),
                      413);
     HVS_CHECK(ms < 2000, "413 before the body (%lld ms)", (long long)ms);
@@ -231,8 +234,9 @@ static void test_server(void) {
         o += (size_t)sprintf(chunked + o, "\r\n");
     }
     o += (size_t)sprintf(chunked + o, "0\r\n\r\n");
-    HVS_CHECK_EQ_INT(raw_http(port, "POST /v1/echo HTTP/1.1\r\nHost: x\r\n"
-                                    "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+    HVS_CHECK_EQ_INT(raw_http(port,
+                              "POST /v1/echo HTTP/1.1\r\nHost: x\r\n"
+                              "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
                               chunked, o, raw, sizeof raw, NULL),
                      413);
     HVS_CHECK_EQ_INT(atomic_load(&calls), before);
@@ -251,8 +255,9 @@ static void test_server(void) {
     HVS_CHECK(strstr(raw, "\r\nETag: \"v1\"\r\n") && strstr(raw, "\r\nRetry-After: 7\r\n") &&
                   !strstr(raw, "Injected"),
               "headers: %s", raw);
-    HVS_CHECK_EQ_INT(raw_http(port, "GET /v1/cond HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"v1\"\r\n"
-                                    "Connection: close\r\n\r\n",
+    HVS_CHECK_EQ_INT(raw_http(port,
+                              "GET /v1/cond HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"v1\"\r\n"
+                              "Connection: close\r\n\r\n",
                               NULL, 0, raw, sizeof raw, NULL),
                      304);
     HVS_CHECK(hvs_http_request_header("Host") == NULL, "outside a handler");

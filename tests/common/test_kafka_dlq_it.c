@@ -68,13 +68,12 @@ static void check_letter(void *opaque, const rd_kafka_message_t *m) {
     /* offset i of readings.raw was msgs[i]: same bytes and the expected reason */
     if (offset >= 0 && offset < 9 && rd->sent[offset].reason &&
         strcmp(rd->sent[offset].reason, code) == 0 && olen == rd->sent[offset].len &&
-        memcmp(orig, rd->sent[offset].bytes, olen) == 0 &&
-        strcmp(topic, "readings.raw") == 0 && strcmp(worker, "dlqtest") == 0 &&
-        m->key_len == 6 && memcmp(m->key, "bldg_1", 6) == 0)
+        memcmp(orig, rd->sent[offset].bytes, olen) == 0 && strcmp(topic, "readings.raw") == 0 &&
+        strcmp(worker, "dlqtest") == 0 && m->key_len == 6 && memcmp(m->key, "bldg_1", 6) == 0)
         rd->matched++;
     else
-        fprintf(stderr, "dead letter at offset %lld reason %s did not match\n",
-                (long long)offset, code);
+        fprintf(stderr, "dead letter at offset %lld reason %s did not match\n", (long long)offset,
+                code);
 }
 
 /* ---- the fixture ------------------------------------------------------------------------ */
@@ -139,15 +138,14 @@ static void build_messages(void) {
     /* one more good one at the very end: the consumer keeps going after all of them */
     snprintf(json, sizeof json, GOOD_JSON, 99);
     last.len = encode_sample(s, HVS_SCHEMA_READING, json, last.bytes);
-
 }
 
 static void produce_messages(const hvs_kafka_conf_t *kc) {
     hvs_err_t err;
     HVS_REQUIRE(hvs_producer_new(kc, &p, &err) == 0, "producer");
     for (int i = 0; i < 9; i++)
-        HVS_REQUIRE(hvs_producer_send(p, "readings.raw", 0, "bldg_1", 6, msgs[i].bytes,
-                                      msgs[i].len, &err) == 0,
+        HVS_REQUIRE(hvs_producer_send(p, "readings.raw", 0, "bldg_1", 6, msgs[i].bytes, msgs[i].len,
+                                      &err) == 0,
                     "send");
     HVS_REQUIRE(hvs_producer_send(p, "readings.raw", 0, "bldg_1", 6, last.bytes, last.len, &err) ==
                     0,
@@ -165,8 +163,8 @@ static void worker_loop(void) {
     hvs_err_t err;
     HVS_REQUIRE(hvs_serde_new(NULL, &s, &err) == 0, "serde");
     build_messages();
-    hvs_kafka_conf_t kc = {.brokers = broker.addr, .group = "dlqtest", .client_id = "test",
-                           .fetch_wait_max_ms = 10};
+    hvs_kafka_conf_t kc = {
+        .brokers = broker.addr, .group = "dlqtest", .client_id = "test", .fetch_wait_max_ms = 10};
     produce_messages(&kc);
 
     const char *topics[] = {"readings.raw"};
@@ -220,11 +218,16 @@ static void test_dead_letters(void) {
     hvs_decoder_t *ddec;
     HVS_REQUIRE(hvs_decoder_new(s, HVS_SCHEMA_DEAD_LETTER, &ddec, &err) == 0, "decoder");
     dlq_read_t rd = {.dec = ddec, .sent = msgs};
-    hvs_test_tail_t t = {.brokers = broker.addr, .topics = dlq_topics, .group = "dlqreader",
-                         .want = 5, .timeout_ms = 20000, .batch = 16, .commit = true};
+    hvs_test_tail_t t = {.brokers = broker.addr,
+                         .topics = dlq_topics,
+                         .group = "dlqreader",
+                         .want = 5,
+                         .timeout_ms = 20000,
+                         .batch = 16,
+                         .commit = true};
     hvs_test_tail(&t, check_letter, &rd);
     int letters = rd.letters, matched = rd.matched;
-    char (*reasons)[48] = rd.reasons;
+    char(*reasons)[48] = rd.reasons;
     HVS_CHECK_EQ_INT(letters, 5);
     HVS_CHECK_EQ_INT(matched, 5);
     int distinct = 1;

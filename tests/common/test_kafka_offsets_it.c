@@ -44,8 +44,8 @@ static void produce_big(const char *topic, int n) {
 }
 
 static void watermarks(const char *topic, int64_t *lo, int64_t *hi) {
-    rd_kafka_resp_err_t e =
-        rd_kafka_query_watermark_offsets(hvs_producer_handle(prod), topic, 0, lo, hi, 5000);
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(hvs_producer_handle(prod), topic, 0,
+                                                             lo, hi, 5000);
     HVS_REQUIRE(e == RD_KAFKA_RESP_ERR_NO_ERROR, "watermarks of %s: %s", topic,
                 rd_kafka_err2str(e));
 }
@@ -56,8 +56,11 @@ static hvs_consumer_t *consumer(const char *topic, const char *group, const char
     const char *all[16] = {"session.timeout.ms", "3000", "heartbeat.interval.ms", "1000"};
     for (int i = 0; props && props[i] && i < 10; i++)
         all[4 + i] = props[i];
-    hvs_kafka_conf_t kc = {.brokers = broker.addr, .group = group, .client_id = "t",
-                           .fetch_wait_max_ms = 10, .props = all};
+    hvs_kafka_conf_t kc = {.brokers = broker.addr,
+                           .group = group,
+                           .client_id = "t",
+                           .fetch_wait_max_ms = 10,
+                           .props = all};
     hvs_consumer_t *c;
     hvs_err_t err;
     const char *topics[] = {topic};
@@ -71,7 +74,7 @@ typedef struct seen {
     int64_t offsets[64];
     int n;
     int errors;
-    int64_t error_at;        /* offset of the first message returned with the error */
+    int64_t error_at; /* offset of the first message returned with the error */
     char reason[48], msg[512];
 } seen_t;
 

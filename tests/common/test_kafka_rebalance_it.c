@@ -91,8 +91,8 @@ static void produce(hvs_producer_t *p, uint32_t from, uint32_t to) {
     for (uint32_t i = from; i < to; i++) {
         char key[16];
         int kl = snprintf(key, sizeof key, "bldg_%u", i % 50);
-        HVS_REQUIRE(hvs_producer_send(p, "readings.raw", RD_KAFKA_PARTITION_UA, key, (size_t)kl,
-                                      &i, 4, &err) == 0,
+        HVS_REQUIRE(hvs_producer_send(p, "readings.raw", RD_KAFKA_PARTITION_UA, key, (size_t)kl, &i,
+                                      4, &err) == 0,
                     "send");
     }
     HVS_REQUIRE(hvs_producer_flush(p, 10000, &err) == 0, "flush: %s", err.msg);
@@ -105,8 +105,11 @@ static int close_while_joining(const char *brokers) {
     pid_t pid = fork();
     if (pid == 0) {
         const char *props[] = {"session.timeout.ms", "3000", "heartbeat.interval.ms", "300", NULL};
-        hvs_kafka_conf_t gc = {.brokers = brokers, .group = "g-early", .client_id = "t",
-                               .fetch_wait_max_ms = 10, .props = props};
+        hvs_kafka_conf_t gc = {.brokers = brokers,
+                               .group = "g-early",
+                               .client_id = "t",
+                               .fetch_wait_max_ms = 10,
+                               .props = props};
         const char *topics[] = {"readings.raw"};
         for (int round = 0; round < 6; round++) {
             hvs_consumer_t *c;
@@ -175,11 +178,16 @@ static void join(void) {
     hvs_err_t err;
     HVS_REQUIRE(hvs_producer_new(&kc, &p, &err) == 0, "producer");
     const char *props[] = {"session.timeout.ms", "3000", "heartbeat.interval.ms", "300", NULL};
-    hvs_kafka_conf_t gc = {.brokers = b.addr, .group = "g-coop", .client_id = "t",
-                           .fetch_wait_max_ms = 10, .props = props};
+    hvs_kafka_conf_t gc = {.brokers = b.addr,
+                           .group = "g-coop",
+                           .client_id = "t",
+                           .fetch_wait_max_ms = 10,
+                           .props = props};
     const char *topics[] = {"readings.raw"};
-    hvs_consumer_hooks_t hooks_a = {.on_assigned = on_assigned, .on_revoked = on_revoked, .opaque = &ma};
-    hvs_consumer_hooks_t hooks_b = {.on_assigned = on_assigned, .on_revoked = on_revoked, .opaque = &mb};
+    hvs_consumer_hooks_t hooks_a = {
+        .on_assigned = on_assigned, .on_revoked = on_revoked, .opaque = &ma};
+    hvs_consumer_hooks_t hooks_b = {
+        .on_assigned = on_assigned, .on_revoked = on_revoked, .opaque = &mb};
     HVS_REQUIRE(hvs_consumer_new(&gc, topics, 1, &hooks_a, &ca, &err) == 0, "consumer a");
     HVS_REQUIRE(hvs_consumer_wait_assignment(ca, 20000, &err) == 0, "a assigned: %s", err.msg);
     HVS_CHECK_EQ_INT(ma.owned, 0xF);

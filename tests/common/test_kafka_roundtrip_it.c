@@ -91,8 +91,8 @@ static void produced(void) {
     hvs_test_cleanup(stop_broker);
     hvs_err_t err;
     HVS_REQUIRE(hvs_serde_new(NULL, &s, &err) == 0, "serde");
-    kc = (hvs_kafka_conf_t){.brokers = broker.addr, .group = "roundtrip", .client_id = "test",
-                            .fetch_wait_max_ms = 10};
+    kc = (hvs_kafka_conf_t){
+        .brokers = broker.addr, .group = "roundtrip", .client_id = "test", .fetch_wait_max_ms = 10};
     HVS_REQUIRE(hvs_producer_new(&kc, &p, &err) == 0, "producer: %s", err.msg);
     HVS_REQUIRE(hvs_encoder_new(s, HVS_SCHEMA_READING, "readings.raw", &enc, &err) == 0, "enc");
     for (int i = 0; i < N; i++) {
@@ -207,12 +207,12 @@ static void test_kcat_python(void) {
     long offset = line && line[0] >= '0' && line[0] <= '9' ? atol(line) : -1;
     free(line);
     HVS_CHECK(offset >= 0, "kcat found building %s", e->building);
-    snprintf(cmd, sizeof cmd,
-             "%s -C -b %s -t readings.raw -p %d -o %ld -c 1 -e -q -f '%%s' > /tmp/hvs-kcat-%d.bin && "
-             "%s %s/tests/common/kcat_decode.py /tmp/hvs-kcat-%d.bin %s/schemas/Reading.avsc %d",
-             HVS_TEST_KCAT, broker.addr, e->partition, offset, (int)getpid(), HVS_TEST_PYTHON3,
-             HVS_TEST_SOURCE_DIR, (int)getpid(), HVS_TEST_SOURCE_DIR,
-             (int)hvs_encoder_schema_id(enc));
+    snprintf(
+        cmd, sizeof cmd,
+        "%s -C -b %s -t readings.raw -p %d -o %ld -c 1 -e -q -f '%%s' > /tmp/hvs-kcat-%d.bin && "
+        "%s %s/tests/common/kcat_decode.py /tmp/hvs-kcat-%d.bin %s/schemas/Reading.avsc %d",
+        HVS_TEST_KCAT, broker.addr, e->partition, offset, (int)getpid(), HVS_TEST_PYTHON3,
+        HVS_TEST_SOURCE_DIR, (int)getpid(), HVS_TEST_SOURCE_DIR, (int)hvs_encoder_schema_id(enc));
     char *out = NULL;
     int rc = hvs_test_run(cmd, NULL, 0, &out, NULL);
     HVS_CHECK(rc == 0, "kcat | python3-avro: exit %d", rc);

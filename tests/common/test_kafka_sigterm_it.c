@@ -21,8 +21,8 @@
 /* Child: consume TOPIC, append ids to `path`, commit after each batch. */
 static int child(const char *path) {
     hvs_app_t app;
-    hvs_app_spec_t spec = {.worker = "sigterm-child", .summary = "test", .no_http = true,
-                           .quiet = true};
+    hvs_app_spec_t spec = {
+        .worker = "sigterm-child", .summary = "test", .no_http = true, .quiet = true};
     hvs_err_t err;
     if (hvs_app_init(&app, &spec, 0, NULL, &err) != 0)
         return 3;
@@ -130,8 +130,8 @@ static int run_scenario(const char *self, const char *brokers, const char *group
     waitpid(pid, &status, 0);
     long after_stop = count_lines(path);
     if (sig == SIGTERM)
-        HVS_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "%s: graceful exit (status %d)", group, status);
+        HVS_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: graceful exit (status %d)",
+                  group, status);
     HVS_CHECK(after_stop < TOTAL, "%s: stopped mid-stream (%ld processed)", group, after_stop);
     pid = start_child(self, path);
     HVS_CHECK(wait_lines(path, TOTAL, 60000) == 0, "%s: restart finished the stream", group);

@@ -17,8 +17,8 @@
 #define MAXS 256
 typedef struct sample {
     char name[96];
-    char lk[8][32];   /* label names */
-    char lv[8][128];  /* label values, unescaped */
+    char lk[8][32];  /* label names */
+    char lv[8][128]; /* label values, unescaped */
     int nl;
     double value;
 } sample_t;
@@ -48,7 +48,8 @@ static int belongs(const char *name, const char *f, const char *type) {
     if (!name[n])
         return strcmp(type, "histogram") != 0;
     return strcmp(type, "histogram") == 0 &&
-           (!strcmp(name + n, "_bucket") || !strcmp(name + n, "_sum") || !strcmp(name + n, "_count"));
+           (!strcmp(name + n, "_bucket") || !strcmp(name + n, "_sum") ||
+            !strcmp(name + n, "_count"));
 }
 
 static void parse_expo(const char *text, expo_t *e) {
@@ -214,7 +215,7 @@ static void test_render(void) {
     HVS_CHECK(hvs_metrics_counter(m, "hvs_test_messages_total", "x", "topic=\"a\"") == c1,
               "same name and labels -> same series");
     hvs_metric_add(c1, 3);
-    hvs_metric_add(c1, -1); /* ignored: counters only go up */
+    hvs_metric_add(c1, -1);  /* ignored: counters only go up */
     hvs_metric_add(c1, NAN); /* ignored too */
     hvs_metric_inc(c2);
     hvs_metric_set(c1, 100); /* set is for gauges only */
@@ -265,9 +266,9 @@ static void test_render(void) {
         double want;
     } bk[] = {{"0.01", 2}, {"0.1", 3}, {"1", 4}, {"+Inf", 7}};
     for (size_t i = 0; i < 4; i++)
-        HVS_CHECK_NEAR(get(e, "hvs_test_latency_seconds_bucket", "stage", "x", "le", bk[i].le,
-                           NULL),
-                       bk[i].want, 0);
+        HVS_CHECK_NEAR(
+            get(e, "hvs_test_latency_seconds_bucket", "stage", "x", "le", bk[i].le, NULL),
+            bk[i].want, 0);
     HVS_CHECK_NEAR(get(e, "hvs_test_latency_seconds_count", "stage", "x", NULL), 7, 0);
     HVS_CHECK(isnan(get(e, "hvs_test_latency_seconds_sum", "stage", "x", NULL)),
               "sum of observations including NaN is NaN");
@@ -298,10 +299,9 @@ static void test_refusals(void) {
     HVS_CHECK(hvs_metrics_counter(m, NULL, "x", NULL) == NULL, "NULL name");
     HVS_CHECK(hvs_metrics_gauge(m, "ns:sub_name9", "x", NULL) != NULL, "colon and digits ok");
     static const char *const bad_labels[] = {
-        "topic",           "topic=a",           "topic=\"a",        "topic=\"a\",",
-        "9x=\"a\"",        "__x=\"a\"",         "a=\"1\",a=\"2\"",  "a=\"x\\q\"",
-        "a=\"line\nbreak\"", "a=\"1\" b=\"2\"", ",a=\"1\"",         "a-b=\"1\"",
-        "a=\"x\\\"",
+        "topic",     "topic=a",         "topic=\"a",  "topic=\"a\",",      "9x=\"a\"",
+        "__x=\"a\"", "a=\"1\",a=\"2\"", "a=\"x\\q\"", "a=\"line\nbreak\"", "a=\"1\" b=\"2\"",
+        ",a=\"1\"",  "a-b=\"1\"",       "a=\"x\\\"",
     };
     for (size_t i = 0; i < sizeof bad_labels / sizeof bad_labels[0]; i++)
         HVS_CHECK(hvs_metrics_gauge(m, "hvs_labels", "x", bad_labels[i]) == NULL,
@@ -339,7 +339,8 @@ static void *scrape(void *arg) {
         expo_t *e = malloc(sizeof *e);
         parse_expo(text, e);
         /* mid-update snapshots still satisfy +Inf bucket == _count */
-        HVS_CHECK(get(e, "hvs_test_h_bucket", "le", "+Inf", NULL) == get(e, "hvs_test_h_count", NULL),
+        HVS_CHECK(get(e, "hvs_test_h_bucket", "le", "+Inf", NULL) ==
+                      get(e, "hvs_test_h_count", NULL),
                   "consistent histogram snapshot");
         free(e);
         free(text);

@@ -48,7 +48,8 @@ static void *predict_job(void *p) {
 }
 
 /* n rows predicted by two threads at once, 50 times each, into o1 and o2; 0 when all succeeded. */
-static int predict_twice_concurrently(hvs_model_t *m, const float *x, size_t n, float *o1, float *o2) {
+static int predict_twice_concurrently(hvs_model_t *m, const float *x, size_t n, float *o1,
+                                      float *o2) {
     job_t j1 = {m, x, n, o1, 0}, j2 = {m, x, n, o2, 0};
     pthread_t t1, t2;
     pthread_create(&t1, NULL, predict_job, &j1);
@@ -63,9 +64,10 @@ static void refused_text(const char *what, const char *t, size_t ncols, const ch
     hvs_model_t *m = NULL;
     hvs_err_t err = {0};
     int rc = hvs_model_load(t, strlen(t), ncols, &m, &err);
-    HVS_CHECK(rc == HVS_ESERDE && !m && strcmp(err.reason, "corrupt_model") == 0 && strstr(err.msg, why),
-              "%s refused (rc %d, %s: %s; expected a message with \"%s\")", what, rc, err.reason, err.msg,
-              why);
+    HVS_CHECK(rc == HVS_ESERDE && !m && strcmp(err.reason, "corrupt_model") == 0 &&
+                  strstr(err.msg, why),
+              "%s refused (rc %d, %s: %s; expected a message with \"%s\")", what, rc, err.reason,
+              err.msg, why);
     hvs_model_destroy(m);
 }
 
@@ -76,9 +78,9 @@ static void test_linear(const hvs_model_t *xgb) {
     /* columns: horizon (the selector), err_lag_1, err_lag_2; rows given out of order */
     const float hz[3] = {4, 1, 8};
     const double coef[3 * 4] = {
-        0.5, 0, 0.25, -0.125,   /* h 4 */
-        -1.0, 0, 0.75, 0.5,     /* h 1 */
-        2.0, 0.125, -0.5, 0.0625, /* h 8: its own horizon coefficient too */
+        0.5,  0,     0.25, -0.125, /* h 4 */
+        -1.0, 0,     0.75, 0.5,    /* h 1 */
+        2.0,  0.125, -0.5, 0.0625, /* h 8: its own horizon coefficient too */
     };
     hvs_model_t *m = NULL;
     hvs_err_t err = {0};
@@ -87,25 +89,26 @@ static void test_linear(const hvs_model_t *xgb) {
     HVS_CHECK_EQ_STR(hvs_model_format(xgb), "xgboost-ubj");
     HVS_CHECK(hvs_model_columns(m) == 3, "3 columns");
     const float x[][3] = {
-        {1, 2, -4},        /* -1 + 0.75*2 + 0.5*-4 */
-        {4, 8, 2},         /* 0.5 + 0.25*8 - 0.125*2 */
-        {8, 1, 16},        /* 2 + 0.125*8 - 0.5*1 + 0.0625*16 */
-        {4, NAN, 2},       /* 0.5 + 0 - 0.25 */
-        {1, NAN, NAN},     /* intercept alone */
-        {2, 2, -4},        /* no row 2: row 1 (1 away) over row 4 (2 away) */
-        {7, 1, 16},        /* row 8: 2 + 0.125*7 - 0.5 + 1 */
-        {100, 0, 0},       /* above every row: row 8, 2 + 12.5 */
-        {-5, 0, 0},        /* below every row: row 1 */
-        {2.5f, 0, 0},      /* 1.5 from rows 1 and 4: the lower */
-        {NAN, 1, 1},       /* no horizon: no prediction */
+        {1, 2, -4},    /* -1 + 0.75*2 + 0.5*-4 */
+        {4, 8, 2},     /* 0.5 + 0.25*8 - 0.125*2 */
+        {8, 1, 16},    /* 2 + 0.125*8 - 0.5*1 + 0.0625*16 */
+        {4, NAN, 2},   /* 0.5 + 0 - 0.25 */
+        {1, NAN, NAN}, /* intercept alone */
+        {2, 2, -4},    /* no row 2: row 1 (1 away) over row 4 (2 away) */
+        {7, 1, 16},    /* row 8: 2 + 0.125*7 - 0.5 + 1 */
+        {100, 0, 0},   /* above every row: row 8, 2 + 12.5 */
+        {-5, 0, 0},    /* below every row: row 1 */
+        {2.5f, 0, 0},  /* 1.5 from rows 1 and 4: the lower */
+        {NAN, 1, 1},   /* no horizon: no prediction */
     };
-    const float want[] = {-1.5f, 2.25f, 3.5f, 0.25f, -1.0f, -1.5f, 3.375f, 14.5f, -1.0f, -1.0f, NAN};
+    const float want[] = {-1.5f,  2.25f, 3.5f,  0.25f, -1.0f, -1.5f,
+                          3.375f, 14.5f, -1.0f, -1.0f, NAN};
     enum { NX = sizeof want / sizeof want[0] };
     float got[NX];
     HVS_REQUIRE(hvs_model_predict(m, &x[0][0], NX, got, &err) == 0, "linear predict: %s", err.msg);
     for (int i = 0; i < NX; i++)
-        HVS_CHECK(isnan(want[i]) ? isnan(got[i]) : got[i] == want[i], "row %d: %.9g, expected %.9g", i,
-                  (double)got[i], (double)want[i]);
+        HVS_CHECK(isnan(want[i]) ? isnan(got[i]) : got[i] == want[i], "row %d: %.9g, expected %.9g",
+                  i, (double)got[i], (double)want[i]);
 
     int sel = -9;
     size_t nsel = 0;
@@ -114,14 +117,16 @@ static void test_linear(const hvs_model_t *xgb) {
     HVS_CHECK(hvs_model_linear_coef(m, &sel, &nsel, &sv, &cf) == 0 && sel == 0 && nsel == 3 &&
                   memcmp(sv, hz, sizeof hz) == 0 && memcmp(cf, coef, sizeof coef) == 0,
               "coefficient table as given, in the caller's order");
-    HVS_CHECK(hvs_model_linear_coef(xgb, &sel, &nsel, &sv, &cf) == HVS_EINVAL, "no table on XGBoost");
+    HVS_CHECK(hvs_model_linear_coef(xgb, &sel, &nsel, &sv, &cf) == HVS_EINVAL,
+              "no table on XGBoost");
 
     /* one row, no selector */
     const double one[4] = {1, 2, 3, 4};
     hvs_model_t *m1 = NULL;
     float o1[2], x1[2][3] = {{1, 1, 1}, {NAN, 10, NAN}};
     HVS_CHECK(hvs_model_linear_new(3, -1, 1, NULL, one, &m1, &err) == 0 &&
-                  hvs_model_predict(m1, &x1[0][0], 2, o1, &err) == 0 && o1[0] == 10.0f && o1[1] == 31.0f,
+                  hvs_model_predict(m1, &x1[0][0], 2, o1, &err) == 0 && o1[0] == 10.0f &&
+                  o1[1] == 31.0f,
               "single row: %g %g (10, 31)", m1 ? (double)o1[0] : NAN, m1 ? (double)o1[1] : NAN);
 
     /* bad tables */
@@ -151,13 +156,14 @@ static void test_linear(const hvs_model_t *xgb) {
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         hvs_model_t *b = (hvs_model_t *)1;
-        int rc = hvs_model_linear_new(bad[i].ncols, bad[i].selector, bad[i].nsel, bad[i].sv, bad[i].coef,
-                                      &b, &err);
+        int rc = hvs_model_linear_new(bad[i].ncols, bad[i].selector, bad[i].nsel, bad[i].sv,
+                                      bad[i].coef, &b, &err);
         HVS_CHECK(rc == HVS_EINVAL && !b, "%s refused: rc %d", bad[i].what, rc);
     }
     nonfinite[6] = NAN;
     hvs_model_t *b = NULL;
-    HVS_CHECK(hvs_model_linear_new(3, 0, 3, hz, nonfinite, &b, &err) == HVS_EINVAL && !b, "NaN coefficient");
+    HVS_CHECK(hvs_model_linear_new(3, 0, 3, hz, nonfinite, &b, &err) == HVS_EINVAL && !b,
+              "NaN coefficient");
 
     /* save: the documented text; load: the same table and predictions, bit for bit */
     unsigned char *t = NULL;
@@ -167,15 +173,19 @@ static void test_linear(const hvs_model_t *xgb) {
               (int)tl, (const char *)t);
     const char *expect = "hvs-linear 1\ncolumns 3\nselector 0\nrows 3\n"
                          "4 0.5 0 0.25 -0.125\n1 -1 0 0.75 0.5\n8 2 0.125 -0.5 0.0625\n";
-    HVS_CHECK(tl == strlen(expect) && memcmp(t, expect, tl) == 0, "text:\n%.*s", (int)tl, (const char *)t);
+    HVS_CHECK(tl == strlen(expect) && memcmp(t, expect, tl) == 0, "text:\n%.*s", (int)tl,
+              (const char *)t);
     hvs_model_t *back = NULL;
     float got2[NX];
-    HVS_CHECK(hvs_model_load(t, tl, 3, &back, &err) == 0 && hvs_model_predict(back, &x[0][0], NX, got2, &err) == 0 &&
-                  memcmp(got, got2, sizeof got) == 0 && strcmp(hvs_model_format(back), "hvs-linear") == 0,
+    HVS_CHECK(hvs_model_load(t, tl, 3, &back, &err) == 0 &&
+                  hvs_model_predict(back, &x[0][0], NX, got2, &err) == 0 &&
+                  memcmp(got, got2, sizeof got) == 0 &&
+                  strcmp(hvs_model_format(back), "hvs-linear") == 0,
               "loaded text predicts the same: %s", err.msg);
     hvs_model_destroy(back);
     back = NULL;
-    HVS_CHECK(hvs_model_load(t, tl, 4, &back, &err) == HVS_ESERDE && !back && strstr(err.msg, "columns"),
+    HVS_CHECK(hvs_model_load(t, tl, 4, &back, &err) == HVS_ESERDE && !back &&
+                  strstr(err.msg, "columns"),
               "caller's column count checked: %s", err.msg);
     free(t);
 
@@ -190,24 +200,27 @@ static void test_linear(const hvs_model_t *xgb) {
             rc_[i * (K + 1) + k] = (rnd(&s) - 0.5) * 1e-3 * (k + 1) + 1.0 / (k + 3);
     }
     hvs_model_t *ma = NULL, *mb = NULL;
-    HVS_REQUIRE(hvs_model_linear_new(K, 2, R, rv, rc_, &ma, &err) == 0 && hvs_model_save(ma, &t, &tl, &err) == 0 &&
+    HVS_REQUIRE(hvs_model_linear_new(K, 2, R, rv, rc_, &ma, &err) == 0 &&
+                    hvs_model_save(ma, &t, &tl, &err) == 0 &&
                     hvs_model_load(t, tl, K, &mb, &err) == 0,
                 "awkward round trip: %s", err.msg);
     free(t);
     hvs_model_linear_coef(mb, &sel, &nsel, &sv, &cf);
-    HVS_CHECK(sel == 2 && nsel == R && memcmp(sv, rv, sizeof rv) == 0 && memcmp(cf, rc_, sizeof rc_) == 0,
+    HVS_CHECK(sel == 2 && nsel == R && memcmp(sv, rv, sizeof rv) == 0 &&
+                  memcmp(cf, rc_, sizeof rc_) == 0,
               "coefficients and selector values bit-exact after save/load");
     float xa[200 * K], pa[200], pb[200];
     for (int i = 0; i < 200 * K; i++)
-        xa[i] = (i % K == 2) ? (float)(i % 7) / 3.0f : (rnd(&s) < 0.1 ? NAN : (float)(rnd(&s) * 20 - 10));
-    HVS_CHECK(hvs_model_predict(ma, xa, 200, pa, &err) == 0 && hvs_model_predict(mb, xa, 200, pb, &err) == 0 &&
-                  memcmp(pa, pb, sizeof pa) == 0,
+        xa[i] = (i % K == 2) ? (float)(i % 7) / 3.0f
+                             : (rnd(&s) < 0.1 ? NAN : (float)(rnd(&s) * 20 - 10));
+    HVS_CHECK(hvs_model_predict(ma, xa, 200, pa, &err) == 0 &&
+                  hvs_model_predict(mb, xa, 200, pb, &err) == 0 && memcmp(pa, pb, sizeof pa) == 0,
               "awkward model predicts bit-exact after save/load");
 
     /* two threads on one linear model */
     float c1[200], c2[200];
-    HVS_CHECK(predict_twice_concurrently(mb, xa, 200, c1, c2) == 0 && memcmp(c1, pa, sizeof pa) == 0 &&
-                  memcmp(c2, pa, sizeof pa) == 0,
+    HVS_CHECK(predict_twice_concurrently(mb, xa, 200, c1, c2) == 0 &&
+                  memcmp(c1, pa, sizeof pa) == 0 && memcmp(c2, pa, sizeof pa) == 0,
               "concurrent linear predictions equal");
 
     /* damaged text */
@@ -215,45 +228,58 @@ static void test_linear(const hvs_model_t *xgb) {
     HVS_CHECK(hvs_model_load(LIN_HEAD LIN_ROWS, strlen(LIN_HEAD LIN_ROWS), 3, &ok, &err) == 0,
               "the hand-written text loads: %s", err.msg);
     float p1;
-    HVS_CHECK(ok && hvs_model_predict(ok, x[2], 1, &p1, &err) == 0 && p1 == 3.5f, "and predicts 3.5: %g",
-              ok ? (double)p1 : NAN);
+    HVS_CHECK(ok && hvs_model_predict(ok, x[2], 1, &p1, &err) == 0 && p1 == 3.5f,
+              "and predicts 3.5: %g", ok ? (double)p1 : NAN);
     hvs_model_destroy(ok);
     ok = NULL;
-    HVS_CHECK(hvs_model_load(LIN_HEAD "1 -1 0 0.75 0.5\n4 0.5 0 0.25 -0.125\n8 2 0.125 -0.5 0.0625", 
+    HVS_CHECK(hvs_model_load(LIN_HEAD "1 -1 0 0.75 0.5\n4 0.5 0 0.25 -0.125\n8 2 0.125 -0.5 0.0625",
                              strlen(LIN_HEAD) + strlen(LIN_ROWS) - 1, 3, &ok, &err) == 0,
               "no final newline is fine: %s", err.msg);
     hvs_model_destroy(ok);
-    refused_text("version 2", "hvs-linear 2\ncolumns 3\nselector 0\nrows 3\n" LIN_ROWS, 3, "version 2");
-    refused_text("version 1.0", "hvs-linear 1.0\ncolumns 3\nselector 0\nrows 3\n" LIN_ROWS, 3, "integer");
-    refused_text("truncated rows", LIN_HEAD "1 -1 0 0.75 0.5\n4 0.5 0 0.25 -0.125\n", 3, "truncated");
+    refused_text("version 2", "hvs-linear 2\ncolumns 3\nselector 0\nrows 3\n" LIN_ROWS, 3,
+                 "version 2");
+    refused_text("version 1.0", "hvs-linear 1.0\ncolumns 3\nselector 0\nrows 3\n" LIN_ROWS, 3,
+                 "integer");
+    refused_text("truncated rows", LIN_HEAD "1 -1 0 0.75 0.5\n4 0.5 0 0.25 -0.125\n", 3,
+                 "truncated");
     refused_text("a row cut short", LIN_HEAD "1 -1 0 0.75 0.5\n4 0.5 0 0.25 -0.125\n8 2 0.125", 3,
                  "has 3 numbers, expected 5");
-    refused_text("rows 4 of 3 lines", "hvs-linear 1\ncolumns 3\nselector 0\nrows 4\n" LIN_ROWS, 3, "truncated");
-    refused_text("rows 2 of 3 lines", "hvs-linear 1\ncolumns 3\nselector 0\nrows 2\n" LIN_ROWS, 3, "garbage");
+    refused_text("rows 4 of 3 lines", "hvs-linear 1\ncolumns 3\nselector 0\nrows 4\n" LIN_ROWS, 3,
+                 "truncated");
+    refused_text("rows 2 of 3 lines", "hvs-linear 1\ncolumns 3\nselector 0\nrows 2\n" LIN_ROWS, 3,
+                 "garbage");
     refused_text("trailing garbage", LIN_HEAD LIN_ROWS "x", 3, "garbage");
     refused_text("a trailing blank line", LIN_HEAD LIN_ROWS "\n", 3, "garbage");
-    refused_text("a non-number", LIN_HEAD "1 -1 0 0.75 0.5\n4 0.5 zero 0.25 -0.125\n8 2 0.125 -0.5 0.0625\n", 3,
+    refused_text("a non-number",
+                 LIN_HEAD "1 -1 0 0.75 0.5\n4 0.5 zero 0.25 -0.125\n8 2 0.125 -0.5 0.0625\n", 3,
                  "\"zero\" is not a finite number");
-    refused_text("a number with junk", LIN_HEAD "1 -1 0 0.75 0.5x\n4 0.5 0 0.25 -0.125\n8 2 0.125 -0.5 0.0625\n",
-                 3, "0.5x");
-    refused_text("nan", LIN_HEAD "1 -1 0 0.75 nan\n4 0.5 0 0.25 -0.125\n8 2 0.125 -0.5 0.0625\n", 3, "nan");
-    refused_text("overflow", LIN_HEAD "1 -1 0 0.75 1e999\n4 0.5 0 0.25 -0.125\n8 2 0.125 -0.5 0.0625\n", 3,
+    refused_text("a number with junk",
+                 LIN_HEAD "1 -1 0 0.75 0.5x\n4 0.5 0 0.25 -0.125\n8 2 0.125 -0.5 0.0625\n", 3,
+                 "0.5x");
+    refused_text("nan", LIN_HEAD "1 -1 0 0.75 nan\n4 0.5 0 0.25 -0.125\n8 2 0.125 -0.5 0.0625\n", 3,
+                 "nan");
+    refused_text("overflow",
+                 LIN_HEAD "1 -1 0 0.75 1e999\n4 0.5 0 0.25 -0.125\n8 2 0.125 -0.5 0.0625\n", 3,
                  "1e999");
-    refused_text("a float-overflowing selector", LIN_HEAD "1e300 -1 0 0.75 0.5\n4 0.5 0 0.25 -0.125\n8 2 0.125 -0.5 0.0625\n",
-                 3, "selector value");
-    refused_text("an extra number", LIN_HEAD "1 -1 0 0.75 0.5 9\n4 0.5 0 0.25 -0.125\n8 2 0.125 -0.5 0.0625\n", 3,
+    refused_text("a float-overflowing selector",
+                 LIN_HEAD "1e300 -1 0 0.75 0.5\n4 0.5 0 0.25 -0.125\n8 2 0.125 -0.5 0.0625\n", 3,
+                 "selector value");
+    refused_text("an extra number",
+                 LIN_HEAD "1 -1 0 0.75 0.5 9\n4 0.5 0 0.25 -0.125\n8 2 0.125 -0.5 0.0625\n", 3,
                  "has 6 numbers, expected 5");
-    refused_text("columns 4 (caller 3)", "hvs-linear 1\ncolumns 4\nselector 0\nrows 3\n" LIN_ROWS, 3,
-                 "4 columns, expected 3");
+    refused_text("columns 4 (caller 3)", "hvs-linear 1\ncolumns 4\nselector 0\nrows 3\n" LIN_ROWS,
+                 3, "4 columns, expected 3");
     refused_text("columns 3 (caller 4)", LIN_HEAD LIN_ROWS, 4, "3 columns, expected 4");
-    refused_text("selector past the columns", "hvs-linear 1\ncolumns 3\nselector 3\nrows 3\n" LIN_ROWS, 3,
-                 "selector column 3");
-    refused_text("a missing header line", "hvs-linear 1\ncolumns 3\nrows 3\n" LIN_ROWS, 3, "expected \"selector\"");
-    refused_text("duplicate selector values", LIN_HEAD "1 -1 0 0.75 0.5\n4 0.5 0 0.25 -0.125\n1 2 0.125 -0.5 0.0625\n",
-                 3, "selector value 1 on rows 0 and 2");
+    refused_text("selector past the columns",
+                 "hvs-linear 1\ncolumns 3\nselector 3\nrows 3\n" LIN_ROWS, 3, "selector column 3");
+    refused_text("a missing header line", "hvs-linear 1\ncolumns 3\nrows 3\n" LIN_ROWS, 3,
+                 "expected \"selector\"");
+    refused_text("duplicate selector values",
+                 LIN_HEAD "1 -1 0 0.75 0.5\n4 0.5 0 0.25 -0.125\n1 2 0.125 -0.5 0.0625\n", 3,
+                 "selector value 1 on rows 0 and 2");
     refused_text("header only", "hvs-linear 1\n", 3, "columns");
-    refused_text("an absurd row count", "hvs-linear 1\ncolumns 3\nselector 0\nrows 60000\n" LIN_ROWS, 3,
-                 "truncated");
+    refused_text("an absurd row count",
+                 "hvs-linear 1\ncolumns 3\nselector 0\nrows 60000\n" LIN_ROWS, 3, "truncated");
 
     hvs_model_destroy(m);
     hvs_model_destroy(m1);
@@ -266,8 +292,8 @@ static void test_linear(const hvs_model_t *xgb) {
 #define NTR 3000
 #define NV (N - NTR)
 
-static const hvs_train_params_t params = {.rounds = 2000, .eta = 0.1, .max_depth = 4,
-                                          .nthread = 2, .seed = 1};
+static const hvs_train_params_t params = {
+    .rounds = 2000, .eta = 0.1, .max_depth = 4, .nthread = 2, .seed = 1};
 static bool have_data;
 static uint64_t data_rng = 7; /* after the data: the monotone case's noise continues from here */
 static hvs_model_t *xgb;
@@ -330,7 +356,8 @@ static void test_learns_function(void) {
     }
     double rmse = sqrt(se / nv);
     HVS_CHECK(rmse < 0.15, "held-out RMSE against the truth %.4f (noise sd 0.03)", rmse);
-    HVS_CHECK(fabs(rep.valid_metric - rmse) < 0.1, "reported validation RMSE %.4f", rep.valid_metric);
+    HVS_CHECK(fabs(rep.valid_metric - rmse) < 0.1, "reported validation RMSE %.4f",
+              rep.valid_metric);
 }
 
 /* save / compress / decompress / load: identical predictions; damaged bytes, a cut zlib stream,
@@ -343,7 +370,8 @@ static void test_save_load(void) {
     HVS_REQUIRE(hvs_model_predict(m, X + ntr * C, nv, pred, &err) == 0, "predict: %s", err.msg);
     unsigned char *ubj = NULL, *z = NULL, *back = NULL;
     size_t lu, lz, lb;
-    HVS_REQUIRE(hvs_model_save(m, &ubj, &lu, &err) == 0 && lu > 100 && ubj[0] == '{', "save: %s", err.msg);
+    HVS_REQUIRE(hvs_model_save(m, &ubj, &lu, &err) == 0 && lu > 100 && ubj[0] == '{', "save: %s",
+                err.msg);
     HVS_REQUIRE(hvs_zlib_compress(ubj, lu, &z, &lz, &err) == 0 && lz < lu, "compress");
     HVS_REQUIRE(hvs_zlib_decompress(z, lz, 64 << 20, &back, &lb, &err) == 0 && lb == lu &&
                     memcmp(back, ubj, lu) == 0,
@@ -354,10 +382,12 @@ static void test_save_load(void) {
     hvs_model_predict(m2, X + ntr * C, nv, pred2, &err);
     HVS_CHECK(memcmp(pred, pred2, nv * sizeof *pred) == 0, "loaded model predicts the same");
     hvs_model_t *bad = NULL;
-    HVS_CHECK(hvs_model_load(back, lb, C + 1, &bad, &err) == HVS_ESERDE && !bad, "column count checked");
-    HVS_CHECK(hvs_model_load(back, lb / 2, C, &bad, &err) == HVS_ESERDE && !bad, "truncated refused: %s",
-              err.msg);
-    HVS_CHECK(hvs_zlib_decompress(z, lz / 2, 64 << 20, &back, &lb, &err) == HVS_ESERDE, "cut zlib refused");
+    HVS_CHECK(hvs_model_load(back, lb, C + 1, &bad, &err) == HVS_ESERDE && !bad,
+              "column count checked");
+    HVS_CHECK(hvs_model_load(back, lb / 2, C, &bad, &err) == HVS_ESERDE && !bad,
+              "truncated refused: %s", err.msg);
+    HVS_CHECK(hvs_zlib_decompress(z, lz / 2, 64 << 20, &back, &lb, &err) == HVS_ESERDE,
+              "cut zlib refused");
     HVS_CHECK(hvs_zlib_decompress(z, lz, 100, &back, &lb, &err) == HVS_ESERDE &&
                   strcmp(err.reason, "too_large") == 0,
               "size cap");
@@ -395,9 +425,11 @@ static void test_monotone(void) {
     hvs_train_params_t p = params, pc = params;
     pc.monotone = mono;
     hvs_model_t *mf = NULL, *mc = NULL;
-    HVS_REQUIRE(hvs_model_train(X, Ym, NULL, ntr, C, X + ntr * C, Ym + ntr, nv, &p, &mf, NULL, &err) == 0 &&
-                    hvs_model_train(X, Ym, NULL, ntr, C, X + ntr * C, Ym + ntr, nv, &pc, &mc, NULL, &err) == 0,
-                "train: %s", err.msg);
+    HVS_REQUIRE(
+        hvs_model_train(X, Ym, NULL, ntr, C, X + ntr * C, Ym + ntr, nv, &p, &mf, NULL, &err) == 0 &&
+            hvs_model_train(X, Ym, NULL, ntr, C, X + ntr * C, Ym + ntr, nv, &pc, &mc, NULL, &err) ==
+                0,
+        "train: %s", err.msg);
     float grid[50 * C], gf[50], gc[50];
     for (int i = 0; i < 50; i++) {
         grid[i * C] = (float)i / 49;
@@ -412,8 +444,8 @@ static void test_monotone(void) {
         falls_free += gf[i] < gf[i - 1] - 1e-6;
         falls_con += gc[i] < gc[i - 1] - 1e-6;
     }
-    HVS_CHECK(falls_free > 5 && falls_con == 0, "monotone: unconstrained falls %d times, constrained %d",
-              falls_free, falls_con);
+    HVS_CHECK(falls_free > 5 && falls_con == 0,
+              "monotone: unconstrained falls %d times, constrained %d", falls_free, falls_con);
     hvs_model_destroy(mf);
     hvs_model_destroy(mc);
 }

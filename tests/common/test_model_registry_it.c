@@ -51,10 +51,12 @@ static void train(double scale, unsigned char **z, size_t *zl) {
     hvs_train_params_t p = {.rounds = 60, .eta = 0.3, .max_depth = 4, .nthread = 1};
     hvs_model_t *m;
     hvs_err_t err = {0};
-    HVS_REQUIRE(hvs_model_train(x, y, NULL, N, NF, NULL, NULL, 0, &p, &m, NULL, &err) == 0, "train");
+    HVS_REQUIRE(hvs_model_train(x, y, NULL, N, NF, NULL, NULL, 0, &p, &m, NULL, &err) == 0,
+                "train");
     unsigned char *ubj;
     size_t lu;
-    HVS_REQUIRE(hvs_model_save(m, &ubj, &lu, &err) == 0 && hvs_zlib_compress(ubj, lu, z, zl, &err) == 0,
+    HVS_REQUIRE(hvs_model_save(m, &ubj, &lu, &err) == 0 &&
+                    hvs_zlib_compress(ubj, lu, z, zl, &err) == 0,
                 "save");
     free(ubj);
     hvs_model_destroy(m);
@@ -66,20 +68,29 @@ static void publish(int version, hvs_model_status_t status, const unsigned char 
     for (int i = 0; i < NF; i++)
         prof[i] = (hvs_feature_profile_t){feats[i], q, pr, 3, 0.0};
     const char *params[] = {"eta", "0.3", NULL};
-    hvs_model_record_t rec = {
-        .name = NAME, .version = version, .status = status, .features = feats, .nfeatures = NF,
-        .train_start = 1, .train_end = 2, .created_at = 3,
-        .metrics = {NAN, 0.1 * version, 1, 1, NAN, NAN, 100},
-        .profile = prof, .nprofile = NF, .params = params, .model = z, .model_len = zl,
-        .decided_at = HVS_MS_NONE};
+    hvs_model_record_t rec = {.name = NAME,
+                              .version = version,
+                              .status = status,
+                              .features = feats,
+                              .nfeatures = NF,
+                              .train_start = 1,
+                              .train_end = 2,
+                              .created_at = 3,
+                              .metrics = {NAN, 0.1 * version, 1, 1, NAN, NAN, 100},
+                              .profile = prof,
+                              .nprofile = NF,
+                              .params = params,
+                              .model = z,
+                              .model_len = zl,
+                              .decided_at = HVS_MS_NONE};
     const void *buf;
     size_t len;
     hvs_err_t err = {0};
     char key[128];
     hvs_registry_key(key, sizeof key, NAME, version);
     HVS_REQUIRE(hvs_registry_encode(serde, enc, &rec, &buf, &len, &err) == 0 &&
-                    hvs_producer_send(prod, "models", RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len,
-                                      &err) == 0 &&
+                    hvs_producer_send(prod, "models", RD_KAFKA_PARTITION_UA, key, strlen(key), buf,
+                                      len, &err) == 0 &&
                     hvs_producer_flush(prod, 10000, &err) == 0,
                 "publish v%d: %s", version, err.msg);
 }
@@ -88,7 +99,8 @@ static void send_raw(int version, const void *buf, size_t len) {
     char key[128];
     hvs_err_t err = {0};
     hvs_registry_key(key, sizeof key, NAME, version);
-    HVS_REQUIRE(hvs_producer_send(prod, "models", RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, &err) == 0 &&
+    HVS_REQUIRE(hvs_producer_send(prod, "models", RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len,
+                                  &err) == 0 &&
                     hvs_producer_flush(prod, 10000, &err) == 0,
                 "send: %s", err.msg);
 }
@@ -142,8 +154,8 @@ static void restatus(hvs_registry_t *r, int version, hvs_model_status_t st, cons
     const void *buf;
     size_t len;
     hvs_err_t err = {0};
-    HVS_REQUIRE(hvs_registry_restatus(serde, enc, i->record, i->record_len, st, "test", reason, 1234,
-                                      &buf, &len, &err) == 0,
+    HVS_REQUIRE(hvs_registry_restatus(serde, enc, i->record, i->record_len, st, "test", reason,
+                                      1234, &buf, &len, &err) == 0,
                 "restatus: %s", err.msg);
     send_raw(version, buf, len);
 }
@@ -182,38 +194,49 @@ static const char *lfeats[LNF] = {"horizon_h", "err_lag_1", "err_lag_2"};
 
 /* Any record of LNAME: its features, format and compressed bytes; medians 2 (horizon), 0 (the
  * errors), only for the first nprof features. */
-static void publish_as(int version, const char *fmt, const char *const *names, size_t nf, size_t nprof,
-                       const unsigned char *z, size_t zl) {
+static void publish_as(int version, const char *fmt, const char *const *names, size_t nf,
+                       size_t nprof, const unsigned char *z, size_t zl) {
     static const double qh[3] = {1, 2, 3}, qe[3] = {-1, 0, 1}, pr[3] = {0.1, 0.5, 0.9};
     hvs_feature_profile_t prof[NF];
     for (size_t i = 0; i < nprof && i < NF; i++)
         prof[i] = (hvs_feature_profile_t){names[i], i == 0 ? qh : qe, pr, 3, 0.0};
-    hvs_model_record_t rec = {
-        .name = LNAME, .version = version, .status = HVS_MODEL_APPROVED, .features = names,
-        .nfeatures = nf, .train_start = 1, .train_end = 2, .created_at = 3,
-        .metrics = {NAN, NAN, NAN, NAN, NAN, NAN, -1}, .profile = prof, .nprofile = nprof,
-        .model_format = fmt, .model = z, .model_len = zl, .decided_at = HVS_MS_NONE};
+    hvs_model_record_t rec = {.name = LNAME,
+                              .version = version,
+                              .status = HVS_MODEL_APPROVED,
+                              .features = names,
+                              .nfeatures = nf,
+                              .train_start = 1,
+                              .train_end = 2,
+                              .created_at = 3,
+                              .metrics = {NAN, NAN, NAN, NAN, NAN, NAN, -1},
+                              .profile = prof,
+                              .nprofile = nprof,
+                              .model_format = fmt,
+                              .model = z,
+                              .model_len = zl,
+                              .decided_at = HVS_MS_NONE};
     const void *buf;
     size_t len;
     hvs_err_t err = {0};
     char key[128];
     hvs_registry_key(key, sizeof key, LNAME, version);
     HVS_REQUIRE(hvs_registry_encode(serde, enc, &rec, &buf, &len, &err) == 0 &&
-                    hvs_producer_send(prod, "models", RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len,
-                                      &err) == 0 &&
+                    hvs_producer_send(prod, "models", RD_KAFKA_PARTITION_UA, key, strlen(key), buf,
+                                      len, &err) == 0 &&
                     hvs_producer_flush(prod, 10000, &err) == 0,
                 "publish %s v%d: %s", LNAME, version, err.msg);
 }
 
 /* A linear model's compressed text. */
-static void linear_bytes(size_t ncols, int selector, size_t nsel, const float *sv, const double *coef,
-                         unsigned char **z, size_t *zl) {
+static void linear_bytes(size_t ncols, int selector, size_t nsel, const float *sv,
+                         const double *coef, unsigned char **z, size_t *zl) {
     hvs_model_t *m = NULL;
     unsigned char *t;
     size_t tl;
     hvs_err_t err = {0};
     HVS_REQUIRE(hvs_model_linear_new(ncols, selector, nsel, sv, coef, &m, &err) == 0 &&
-                    hvs_model_save(m, &t, &tl, &err) == 0 && hvs_zlib_compress(t, tl, z, zl, &err) == 0,
+                    hvs_model_save(m, &t, &tl, &err) == 0 &&
+                    hvs_zlib_compress(t, tl, z, zl, &err) == 0,
                 "linear bytes: %s", err.msg);
     free(t);
     hvs_model_destroy(m);
@@ -236,7 +259,8 @@ static bool refused_for(hvs_registry_t *r, int v, const char *reason, const char
     hvs_err_t err = {0};
     int rc = x ? hvs_registry_load_record(serde, x->record, x->record_len, &ref, &err) : -1;
     hvs_registry_release(ref);
-    bool ok = x && x->refused && rc == HVS_ESERDE && strcmp(err.reason, reason) == 0 && strstr(err.msg, msg);
+    bool ok = x && x->refused && rc == HVS_ESERDE && strcmp(err.reason, reason) == 0 &&
+              strstr(err.msg, msg);
     if (!ok)
         fprintf(stderr, "v%d: rc %d %s: %s\n", v, rc, err.reason, err.msg);
     return ok;
@@ -249,7 +273,8 @@ static void test_linear(const hvs_kafka_conf_t *kc, const unsigned char *ubj5, s
     hvs_registry_opts_t opts = {.prefix = "refresh/", .load_models = true};
     hvs_registry_t *r;
     hvs_err_t err = {0};
-    HVS_REQUIRE(hvs_registry_new(kc, serde, "models", &opts, &r, &err) == 0, "registry: %s", err.msg);
+    HVS_REQUIRE(hvs_registry_new(kc, serde, "models", &opts, &r, &err) == 0, "registry: %s",
+                err.msg);
 
     /* v1: horizons 1, 2, 3; y = b0 + b1 * err_lag_1 + b2 * err_lag_2 */
     const float hz[3] = {1, 2, 3};
@@ -261,34 +286,43 @@ static void test_linear(const hvs_kafka_conf_t *kc, const unsigned char *ubj5, s
     HVS_CHECK(lserving(r, 1) == 1, "hvs-linear v1 serves");
     hvs_model_ref_t *ref = hvs_registry_acquire(r, LNAME);
     HVS_REQUIRE(ref, "acquire %s", LNAME);
-    const float rows[][LNF] = {{1, 2, -4}, {2, 0.5f, -1}, {3, 4, 2}, {2, NAN, 8}, {5, 1, 1}, {NAN, 1, 1}};
+    const float rows[][LNF] = {{1, 2, -4},  {2, 0.5f, -1}, {3, 4, 2},
+                               {2, NAN, 8}, {5, 1, 1},     {NAN, 1, 1}};
     /* row 1: 0.5 + 1.5 - 0.5; row 2: 0.25 + 0.25 - 0.25; row 3: -1 + 1 + 1; a missing error
      * adds nothing: 0.25 + 2; horizon 5: the nearest, 3: -1 + 0.25 + 0.5; no horizon: NaN */
     const float want[] = {1.5f, 0.25f, 1.0f, 2.25f, -0.25f, NAN};
     float got[6];
     int same = 0;
-    HVS_CHECK(hvs_model_predict(ref->model, &rows[0][0], 6, got, &err) == 0, "predict: %s", err.msg);
+    HVS_CHECK(hvs_model_predict(ref->model, &rows[0][0], 6, got, &err) == 0, "predict: %s",
+              err.msg);
     for (int i = 0; i < 6; i++)
         same += isnan(want[i]) ? isnan(got[i]) : got[i] == want[i];
-    HVS_CHECK(same == 6, "served hvs-linear predicts the coefficients' arithmetic: %g %g %g %g %g %g",
-              (double)got[0], (double)got[1], (double)got[2], (double)got[3], (double)got[4], (double)got[5]);
+    HVS_CHECK(same == 6,
+              "served hvs-linear predicts the coefficients' arithmetic: %g %g %g %g %g %g",
+              (double)got[0], (double)got[1], (double)got[2], (double)got[3], (double)got[4],
+              (double)got[5]);
     const float *sv;
     const double *cf;
     size_t nsel;
     int sel;
-    HVS_CHECK(strcmp(hvs_model_format(ref->model), "hvs-linear") == 0 && ref->nfeatures == LNF &&
-                  ref->feature_index[0] == hvs_features_index("horizon_h") && ref->feature_index[1] == -1 &&
-                  ref->feature_index[2] == -1 && strcmp(ref->features[1], "err_lag_1") == 0 &&
-                  hvs_model_linear_coef(ref->model, &sel, &nsel, &sv, &cf) == 0 && sel == 0 && nsel == 3 &&
-                  memcmp(sv, hz, sizeof hz) == 0 && memcmp(cf, c1, sizeof c1) == 0 && ref->probe[0] == 2,
-              "served model: format, feature indices (-1 for the error lags), coefficients bit-exact");
+    HVS_CHECK(
+        strcmp(hvs_model_format(ref->model), "hvs-linear") == 0 && ref->nfeatures == LNF &&
+            ref->feature_index[0] == hvs_features_index("horizon_h") &&
+            ref->feature_index[1] == -1 && ref->feature_index[2] == -1 &&
+            strcmp(ref->features[1], "err_lag_1") == 0 &&
+            hvs_model_linear_coef(ref->model, &sel, &nsel, &sv, &cf) == 0 && sel == 0 &&
+            nsel == 3 && memcmp(sv, hz, sizeof hz) == 0 && memcmp(cf, c1, sizeof c1) == 0 &&
+            ref->probe[0] == 2,
+        "served model: format, feature indices (-1 for the error lags), coefficients bit-exact");
     hvs_registry_release(ref);
     const hvs_model_info_t *i1 = info(r, 1);
     unsigned char *raw = NULL;
     size_t rawlen = 0;
-    HVS_CHECK(i1 && hvs_registry_model_bytes(serde, i1->record, i1->record_len, &raw, &rawlen, &err) == 0 &&
-                  rawlen > 13 && memcmp(raw, "hvs-linear 1\n", 13) == 0,
-              "the record's bytes are the hvs-linear text");
+    HVS_CHECK(
+        i1 &&
+            hvs_registry_model_bytes(serde, i1->record, i1->record_len, &raw, &rawlen, &err) == 0 &&
+            rawlen > 13 && memcmp(raw, "hvs-linear 1\n", 13) == 0,
+        "the record's bytes are the hvs-linear text");
     free(raw);
 
     /* v2: the record says hvs-linear, the bytes are XGBoost UBJ (of feature-set names) */
@@ -323,15 +357,22 @@ static void test_linear(const hvs_kafka_conf_t *kc, const unsigned char *ubj5, s
     linear_bytes(LNF, 2, 3, hz, c3, &z5, &zl5);
     publish_as(5, "hvs-linear", noh, LNF, 2, z5, zl5);
     wait_known(r, 5, -1);
-    HVS_CHECK(lserving(r, 1) == 1 && hvs_registry_refused(r) == 4 && refused_for(r, 5, "probe_failed", "nan"),
+    HVS_CHECK(lserving(r, 1) == 1 && hvs_registry_refused(r) == 4 &&
+                  refused_for(r, 5, "probe_failed", "nan"),
               "hvs-linear with no probe value for its selector refused, v1 keeps serving");
     /* an unknown format is refused by the writer */
-    hvs_model_record_t bad = {.name = LNAME, .version = 9, .features = lfeats, .nfeatures = LNF,
-                              .model_format = "onnx", .model = z1, .model_len = zl1,
+    hvs_model_record_t bad = {.name = LNAME,
+                              .version = 9,
+                              .features = lfeats,
+                              .nfeatures = LNF,
+                              .model_format = "onnx",
+                              .model = z1,
+                              .model_len = zl1,
                               .decided_at = HVS_MS_NONE};
     const void *buf;
     size_t len;
-    HVS_CHECK(hvs_registry_encode(serde, enc, &bad, &buf, &len, &err) == HVS_EINVAL, "format onnx not written");
+    HVS_CHECK(hvs_registry_encode(serde, enc, &bad, &buf, &len, &err) == HVS_EINVAL,
+              "format onnx not written");
     /* v6: new coefficients swap in */
     const double c6[3 * 4] = {4, 0, 0, 0, 5, 0, 0, 0, 6, 0, 1, 1};
     linear_bytes(LNF, 0, 3, hz, c6, &z6, &zl6);
@@ -359,19 +400,29 @@ static void publish_scaled(int version, const char *scale, const unsigned char *
     for (int i = 0; i < NF; i++)
         prof[i] = (hvs_feature_profile_t){feats[i], q, pr, 3, 0.0};
     const char *params[] = {"task", "forecast", scale ? "target_scale" : NULL, scale, NULL};
-    hvs_model_record_t rec = {
-        .name = SNAME, .version = version, .status = HVS_MODEL_APPROVED, .features = feats,
-        .nfeatures = NF, .train_start = 1, .train_end = 2, .created_at = 3,
-        .metrics = {NAN, 0.1, 1, 1, NAN, NAN, 100}, .profile = prof, .nprofile = NF, .params = params,
-        .model = z, .model_len = zl, .decided_at = HVS_MS_NONE};
+    hvs_model_record_t rec = {.name = SNAME,
+                              .version = version,
+                              .status = HVS_MODEL_APPROVED,
+                              .features = feats,
+                              .nfeatures = NF,
+                              .train_start = 1,
+                              .train_end = 2,
+                              .created_at = 3,
+                              .metrics = {NAN, 0.1, 1, 1, NAN, NAN, 100},
+                              .profile = prof,
+                              .nprofile = NF,
+                              .params = params,
+                              .model = z,
+                              .model_len = zl,
+                              .decided_at = HVS_MS_NONE};
     const void *buf;
     size_t len;
     hvs_err_t err = {0};
     char key[128];
     hvs_registry_key(key, sizeof key, SNAME, version);
     HVS_REQUIRE(hvs_registry_encode(serde, enc, &rec, &buf, &len, &err) == 0 &&
-                    hvs_producer_send(prod, "models", RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len,
-                                      &err) == 0 &&
+                    hvs_producer_send(prod, "models", RD_KAFKA_PARTITION_UA, key, strlen(key), buf,
+                                      len, &err) == 0 &&
                     hvs_producer_flush(prod, 10000, &err) == 0,
                 "publish %s v%d: %s", SNAME, version, err.msg);
 }
@@ -401,7 +452,8 @@ static void test_target_scale(const hvs_kafka_conf_t *kc, const unsigned char *z
     hvs_registry_opts_t opts = {.prefix = "forecast/", .load_models = true};
     hvs_registry_t *r;
     hvs_err_t err = {0};
-    HVS_REQUIRE(hvs_registry_new(kc, serde, "models", &opts, &r, &err) == 0, "registry: %s", err.msg);
+    HVS_REQUIRE(hvs_registry_new(kc, serde, "models", &opts, &r, &err) == 0, "registry: %s",
+                err.msg);
     publish_scaled(1, "per_heated_m2", z, zl);
     HVS_CHECK(sserving(r, 1) == 1 && served_scale(r) == HVS_TARGET_PER_HEATED_M2,
               "per_heated_m2 v1 serves with its scale");
@@ -424,10 +476,12 @@ static void test_target_scale(const hvs_kafka_conf_t *kc, const unsigned char *z
     HVS_CHECK(i2->refused && rc == HVS_ESERDE && strcmp(err.reason, "unknown_target_scale") == 0 &&
                   strstr(err.msg, "per_parsec"),
               "target scale per_parsec refused: %s: %s", err.reason, err.msg);
-    HVS_CHECK(sserving(r, 1) == 1 && hvs_registry_refused(r) == 1 && served_scale(r) == HVS_TARGET_PER_HEATED_M2,
+    HVS_CHECK(sserving(r, 1) == 1 && hvs_registry_refused(r) == 1 &&
+                  served_scale(r) == HVS_TARGET_PER_HEATED_M2,
               "v1 keeps serving (refused %llu)", (unsigned long long)hvs_registry_refused(r));
     publish_scaled(3, NULL, z, zl);
-    HVS_CHECK(sserving(r, 3) == 3 && served_scale(r) == HVS_TARGET_KWH && hvs_registry_refused(r) == 1,
+    HVS_CHECK(sserving(r, 3) == 3 && served_scale(r) == HVS_TARGET_KWH &&
+                  hvs_registry_refused(r) == 1,
               "a record without target_scale serves as kWh");
     hvs_registry_destroy(r);
 }
@@ -476,7 +530,8 @@ static void free_registry(void) { hvs_registry_destroy(reg); }
 static void step_approval(void) {
     hvs_registry_t *r = reg;
     publish(1, HVS_MODEL_APPROVED, z[1], zl[1]);
-    HVS_CHECK(serving(r, 1) == 1 && fabs(predict(r) - (1 * 2 + 3)) < 0.6, "v1 serves: %g", predict(r));
+    HVS_CHECK(serving(r, 1) == 1 && fabs(predict(r) - (1 * 2 + 3)) < 0.6, "v1 serves: %g",
+              predict(r));
     publish(2, HVS_MODEL_PENDING_APPROVAL, z[2], zl[2]);
     HVS_CHECK(wait_known(r, 2, HVS_MODEL_PENDING_APPROVAL) && serving(r, 1) == 1,
               "pending v2 does not serve");
@@ -485,7 +540,8 @@ static void step_approval(void) {
     HVS_CHECK(serving(r, 2) == 2 && fabs(predict(r) - (2 * 2 + 3)) < 0.6, "approved v2 serves: %g",
               predict(r));
     HVS_CHECK(info(r, 2)->decided_by && strcmp(info(r, 2)->decided_by, "test") == 0 &&
-                  strcmp(info(r, 2)->decision_reason, "looks good") == 0 && fabs(info(r, 2)->wape - 0.2) < 1e-12,
+                  strcmp(info(r, 2)->decision_reason, "looks good") == 0 &&
+                  fabs(info(r, 2)->wape - 0.2) < 1e-12,
               "decision and metrics recorded");
 }
 
@@ -530,8 +586,7 @@ static void step_feature_set(void) {
     }
     wait_known(r, 4, HVS_MODEL_APPROVED);
     HVS_CHECK(hvs_registry_active_version(r, NAME) == 2 && hvs_registry_refused(r) == 2,
-              "other feature set refused: %llu",
-              (unsigned long long)hvs_registry_refused(r));
+              "other feature set refused: %llu", (unsigned long long)hvs_registry_refused(r));
 }
 
 static void step_rollback(void) {
@@ -540,7 +595,6 @@ static void step_rollback(void) {
     restatus(r, 2, HVS_MODEL_ARCHIVED, "rollback");
     wait_known(r, 2, HVS_MODEL_ARCHIVED);
     HVS_CHECK(serving(r, 1) == 1 && fabs(predict(r) - 5) < 0.6, "rollback to v1: %g", predict(r));
-
 }
 
 static void step_hot_swap(void) {
@@ -559,9 +613,8 @@ static void step_hot_swap(void) {
         pthread_join(t[i], NULL);
     HVS_CHECK(now == 5 && atomic_load(&wa.failed) == 0 && atomic_load(&wa.last_version) == 5 &&
                   atomic_load(&wa.calls) > 100,
-              "swap under %ld concurrent predictions: %d failed, last on v%d", (long)atomic_load(&wa.calls),
-              atomic_load(&wa.failed), atomic_load(&wa.last_version));
-
+              "swap under %ld concurrent predictions: %d failed, last on v%d",
+              (long)atomic_load(&wa.calls), atomic_load(&wa.failed), atomic_load(&wa.last_version));
 }
 
 static void step_replay_and_export(void) {
@@ -580,9 +633,10 @@ static void step_replay_and_export(void) {
     size_t lu;
     hvs_model_t *m;
     const hvs_model_info_t *i5 = info(r2, 5);
-    HVS_REQUIRE(i5 && hvs_registry_model_bytes(serde, i5->record, i5->record_len, &ubj, &lu, &err) == 0 &&
-                    hvs_model_load(ubj, lu, NF, &m, &err) == 0,
-                "export: %s", err.msg);
+    HVS_REQUIRE(
+        i5 && hvs_registry_model_bytes(serde, i5->record, i5->record_len, &ubj, &lu, &err) == 0 &&
+            hvs_model_load(ubj, lu, NF, &m, &err) == 0,
+        "export: %s", err.msg);
     float row[NF] = {2, 3, 1, 1, 0}, out;
     hvs_model_predict(m, row, 1, &out, &err);
     HVS_CHECK(out == (float)predict(r2), "exported bytes predict as served: %g", out);
@@ -592,8 +646,8 @@ static void step_replay_and_export(void) {
     hvs_registry_destroy(r2);
 }
 
-static void (*const lifecycle[])(void) = {step_approval, step_corrupt, step_feature_set,
-                                           step_rollback, step_hot_swap, step_replay_and_export};
+static void (*const lifecycle[])(void) = {step_approval, step_corrupt,  step_feature_set,
+                                          step_rollback, step_hot_swap, step_replay_and_export};
 static int steps_done;
 
 /* Run lifecycle step k, after the steps before it that have not run yet. */

@@ -102,12 +102,14 @@ static void test_bad(void) {
     memset(huge, ' ', sizeof huge - 1);
     memcpy(huge, good, strlen(good));
 #define D400                                                                                       \
-    "1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000" \
-    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000" \
-    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000" \
-    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000" \
+    "1000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"  \
+    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"  \
+    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"  \
+    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"  \
     "000000000000000000000000000000000000000000000000"
-#define L(ts, rd) "{\"timestamp_str\": \"" ts "\", \"building_id\": \"b\", \"apartment_id\": \"a\", \"readings\": [" rd "]}"
+#define L(ts, rd)                                                                                  \
+    "{\"timestamp_str\": \"" ts                                                                    \
+    "\", \"building_id\": \"b\", \"apartment_id\": \"a\", \"readings\": [" rd "]}"
 #define T "{\"sensor_type\": \"room_temp_c\", \"value\": 20}"
     const struct {
         const char *line, *reason;
@@ -172,7 +174,7 @@ static void test_bad(void) {
          HVS_READING_R_OUT_OF_RANGE},
         {L("2024-10-27T10:30:00Z", "{\"sensor_type\": 7, \"value\": 1}"), HVS_SERDE_R_JSON_TYPE},
         {L("2024-10-27T10:30:00Z", "{\"sensor_type\": \"room_temp_c\", \"room_name\": 1, "
-                                  "\"value\": 1}"),
+                                   "\"value\": 1}"),
          HVS_SERDE_R_JSON_TYPE},
         {L("2024-10-27T10:30:00Z", "17"), HVS_SERDE_R_JSON_TYPE},
         {"{\"timestamp_str\": null, \"building_id\": \"b\", \"apartment_id\": \"a\", "
@@ -199,13 +201,14 @@ static void test_bad(void) {
          "\"apartment_id\": \"a\", \"device_id\": \"t\\n1\", \"readings\": [" T "]}",
          HVS_READING_R_BAD_ID},
         {L("2024-10-27T10:30:00Z", "{\"sensor_type\": \"room_temp_c\", \"room_name\": \"\\t\", "
-                                  "\"value\": 20}"),
+                                   "\"value\": 20}"),
          HVS_READING_R_BAD_ID},
         {longroom, HVS_READING_R_ID_TOO_LONG},
         {huge, HVS_READING_R_LINE_TOO_LONG},
-        {L("2024-10-27T10:30:00Z", T "," T "," T "," T "," T "," T "," T "," T "," T "," T "," T
-           "," T "," T "," T "," T "," T "," T "," T "," T "," T "," T "," T "," T "," T "," T
-           "," T "," T "," T "," T "," T "," T "," T "," T),
+        {L("2024-10-27T10:30:00Z",
+           T "," T "," T "," T "," T "," T "," T "," T "," T "," T "," T "," T "," T "," T "," T
+             "," T "," T "," T "," T "," T "," T "," T "," T "," T "," T "," T "," T "," T "," T
+             "," T "," T "," T "," T),
          HVS_READING_R_TOO_MANY},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -288,7 +291,8 @@ static void test_avro_bad(void) {
     HVS_REQUIRE(judge(good, &in, &err)[0] == '\0', "good");
 
     in.v[1].value = NAN;
-    HVS_REQUIRE(hvs_reading_to_avro(c, &in, NULL, HVS_MS_NONE, (ev = hvs_encoder_value(e)), &err) == 0,
+    HVS_REQUIRE(hvs_reading_to_avro(c, &in, NULL, HVS_MS_NONE, (ev = hvs_encoder_value(e)), &err) ==
+                    0,
                 "to avro");
     HVS_CHECK(hvs_reading_from_avro(c, through_wire(e, d), &out, &err) == 0, "from avro");
     HVS_CHECK(isnan(out.v[1].value), "NaN kept through Avro");
@@ -297,7 +301,8 @@ static void test_avro_bad(void) {
               "NaN from Avro: %s", err.reason);
 
     in.v[1].value = -INFINITY;
-    HVS_REQUIRE(hvs_reading_to_avro(c, &in, NULL, HVS_MS_NONE, (ev = hvs_encoder_value(e)), &err) == 0,
+    HVS_REQUIRE(hvs_reading_to_avro(c, &in, NULL, HVS_MS_NONE, (ev = hvs_encoder_value(e)), &err) ==
+                    0,
                 "to avro");
     HVS_CHECK(hvs_reading_from_avro(c, through_wire(e, d), &out, &err) == 0, "from avro");
     HVS_CHECK(hvs_reading_validate(&out, NOW, HVS_MS_DAY, &err) != 0 &&
@@ -306,7 +311,8 @@ static void test_avro_bad(void) {
 
     in.v[1].value = 1.0;
     in.timestamp = 0;
-    HVS_REQUIRE(hvs_reading_to_avro(c, &in, NULL, HVS_MS_NONE, (ev = hvs_encoder_value(e)), &err) == 0,
+    HVS_REQUIRE(hvs_reading_to_avro(c, &in, NULL, HVS_MS_NONE, (ev = hvs_encoder_value(e)), &err) ==
+                    0,
                 "to avro");
     HVS_CHECK(hvs_reading_from_avro(c, through_wire(e, d), &out, &err) == 0, "from avro");
     HVS_CHECK(hvs_reading_validate(&out, NOW, HVS_MS_DAY, &err) != 0 &&
@@ -315,7 +321,8 @@ static void test_avro_bad(void) {
 
     /* a 300-byte id written by some other producer */
     in.timestamp = NOW;
-    HVS_REQUIRE(hvs_reading_to_avro(c, &in, NULL, HVS_MS_NONE, (ev = hvs_encoder_value(e)), &err) == 0,
+    HVS_REQUIRE(hvs_reading_to_avro(c, &in, NULL, HVS_MS_NONE, (ev = hvs_encoder_value(e)), &err) ==
+                    0,
                 "to avro");
     char big[301];
     memset(big, 'b', 300);
@@ -329,7 +336,8 @@ static void test_avro_bad(void) {
               "long id from Avro: %s", err.reason);
     /* 33 readings */
     avro_value_t arr, item, sub;
-    HVS_REQUIRE(hvs_reading_to_avro(c, &in, NULL, HVS_MS_NONE, (ev = hvs_encoder_value(e)), &err) == 0,
+    HVS_REQUIRE(hvs_reading_to_avro(c, &in, NULL, HVS_MS_NONE, (ev = hvs_encoder_value(e)), &err) ==
+                    0,
                 "to avro");
     avro_value_get_by_name(ev, "readings", &arr, NULL);
     for (int i = (int)in.n; i < HVS_READING_MAX_SENSORS + 1; i++) {
@@ -417,12 +425,8 @@ static void test_avro_v1(void) {
 }
 
 static const hvs_test_case_t cases[] = {
-    {"good", test_good},
-    {"bad", test_bad},
-    {"avro_roundtrip", test_avro_roundtrip},
-    {"avro_bad", test_avro_bad},
-    {"avro_v1", test_avro_v1},
-    HVS_TEST_CASES_END,
+    {"good", test_good},         {"bad", test_bad},         {"avro_roundtrip", test_avro_roundtrip},
+    {"avro_bad", test_avro_bad}, {"avro_v1", test_avro_v1}, HVS_TEST_CASES_END,
 };
 
 int main(int argc, char **argv) {

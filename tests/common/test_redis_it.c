@@ -24,16 +24,16 @@ static void test_url(void) {
     HVS_CHECK_EQ_STR(pw, "s3cret");
     HVS_CHECK_EQ_INT(port, 6380);
     HVS_CHECK_EQ_INT(db, 4);
-    HVS_CHECK(hvs_redis_url_parse("redis://user:pw@h", host, sizeof host, &port, pw, sizeof pw,
-                                  &db, &err) == 0 &&
+    HVS_CHECK(hvs_redis_url_parse("redis://user:pw@h", host, sizeof host, &port, pw, sizeof pw, &db,
+                                  &err) == 0 &&
                   strcmp(pw, "pw") == 0 && port == 6379 && db == 0,
               "user:pw, defaults");
-    HVS_CHECK(hvs_redis_url_parse("redis://:p%40ss%2Fw%3Ard@[::1]:7000/2", host, sizeof host,
-                                  &port, pw, sizeof pw, &db, &err) == 0 &&
+    HVS_CHECK(hvs_redis_url_parse("redis://:p%40ss%2Fw%3Ard@[::1]:7000/2", host, sizeof host, &port,
+                                  pw, sizeof pw, &db, &err) == 0 &&
                   !strcmp(pw, "p@ss/w:rd") && !strcmp(host, "::1") && port == 7000 && db == 2,
               "ipv6 and %%-encoded password: %s %s", host, pw);
-    HVS_CHECK(hvs_redis_url_parse("redis://s3cret@h/", host, sizeof host, &port, pw, sizeof pw,
-                                  &db, &err) == 0 &&
+    HVS_CHECK(hvs_redis_url_parse("redis://s3cret@h/", host, sizeof host, &port, pw, sizeof pw, &db,
+                                  &err) == 0 &&
                   !strcmp(pw, "s3cret") && !strcmp(host, "h") && db == 0,
               "userinfo without ':' is the password, trailing '/'");
     HVS_CHECK(hvs_redis_url_parse("redis://:a@b@h", host, sizeof host, &port, pw, sizeof pw, &db,
@@ -41,16 +41,22 @@ static void test_url(void) {
                   !strcmp(pw, "a@b") && !strcmp(host, "h"),
               "'@' in a password");
     static const char *const bad[] = {
-        "http://:s3cret@h:1", "redis://", "redis://:s3cret@h:0", "redis://:s3cret@h:99999",
-        "redis://:s3cret@h:12x", "redis://:s3cret@h/abc", "redis://:s3cret@", "redis://h:+1",
-        "redis://:s3cret@h?db=1", "redis://h/1/2", "redis://h/-1", "redis://h x", "redis://[::1",
-        "redis://[zz]:1", "redis://:s3%2@h", "redis://:s3cret%00@h", "rediss://:s3cret@h",
-        "redis://h:6379x", "redis://h#frag", "redis://h:", "redis://:s3cret@:6379",
+        "http://:s3cret@h:1",     "redis://",
+        "redis://:s3cret@h:0",    "redis://:s3cret@h:99999",
+        "redis://:s3cret@h:12x",  "redis://:s3cret@h/abc",
+        "redis://:s3cret@",       "redis://h:+1",
+        "redis://:s3cret@h?db=1", "redis://h/1/2",
+        "redis://h/-1",           "redis://h x",
+        "redis://[::1",           "redis://[zz]:1",
+        "redis://:s3%2@h",        "redis://:s3cret%00@h",
+        "rediss://:s3cret@h",     "redis://h:6379x",
+        "redis://h#frag",         "redis://h:",
+        "redis://:s3cret@:6379",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err.msg[0] = '\0';
-        HVS_CHECK(hvs_redis_url_parse(bad[i], host, sizeof host, &port, pw, sizeof pw, &db,
-                                      &err) == HVS_ECONFIG,
+        HVS_CHECK(hvs_redis_url_parse(bad[i], host, sizeof host, &port, pw, sizeof pw, &db, &err) ==
+                      HVS_ECONFIG,
                   "%s rejected", bad[i]);
         HVS_CHECK_EQ_STR(err.reason, "bad_url");
         HVS_CHECK(strstr(err.msg, "s3cret") == NULL && strstr(err.msg, "s3%2") == NULL,
@@ -226,7 +232,8 @@ static void test_pipeline_and_scripts(const hvs_test_proc_t *srv) {
     hvs_redis_batch_add_script(b, &setmax, 1, keys, 1, args5, NULL);
     hvs_redis_batch_add_script(b, &setmax, 1, keys, 1, args3, NULL);
     HVS_CHECK(hvs_redis_batch_exec(r, b, &err) == 0, "evalsha");
-    HVS_CHECK(hvs_redis_batch_reply(b, 0)->integer == 1 && hvs_redis_batch_reply(b, 1)->integer == 0,
+    HVS_CHECK(hvs_redis_batch_reply(b, 0)->integer == 1 &&
+                  hvs_redis_batch_reply(b, 1)->integer == 0,
               "script results");
     redisReply *rep;
     HVS_CHECK(hvs_redis_command(r, &rep, &err, "SCRIPT FLUSH") == 0, "flush");

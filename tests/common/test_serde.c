@@ -70,7 +70,8 @@ static void test_fields(hvs_serde_t *s) {
     HVS_REQUIRE(hvs_decoder_new(s, HVS_SCHEMA_AGGREGATE, &d, &err) == 0 &&
                     hvs_decoder_decode(d, bytes, len, &v, &err) == 0,
                 "decode: %s", err.msg);
-    const char *b = hvs_serde_field_str(v, "building_id"), *a = hvs_serde_field_str(v, "apartment_id");
+    const char *b = hvs_serde_field_str(v, "building_id"),
+               *a = hvs_serde_field_str(v, "apartment_id");
     HVS_CHECK(b && strcmp(b, "b1") == 0 && a && strcmp(a, "a7") == 0, "strings: %s %s", b ? b : "-",
               a ? a : "-");
     HVS_CHECK(hvs_serde_field_long(v, "window_start") == 1727740800000LL &&
@@ -79,7 +80,8 @@ static void test_fields(hvs_serde_t *s) {
               (long long)hvs_serde_field_long(v, "revision"));
     HVS_CHECK(hvs_serde_field_double(v, "heating_kwh") == 2.5 &&
                   isnan(hvs_serde_field_double(v, "hot_water_litres")) &&
-                  isnan(hvs_serde_field_double(v, "nope")) && hvs_serde_field_str(v, "nope") == NULL &&
+                  isnan(hvs_serde_field_double(v, "nope")) &&
+                  hvs_serde_field_str(v, "nope") == NULL &&
                   hvs_serde_field_str(v, "window_start") == NULL,
               "nullable double, null, missing, wrong type");
     hvs_decoder_destroy(d);
@@ -220,8 +222,8 @@ static void test_fuzz_all(hvs_serde_t *s) {
                 }
             }
         }
-        HVS_CHECK(bad == 0 && rejected > 0, "%s fuzz: %d rejected, %d without a serde reason",
-                  name, rejected, bad);
+        HVS_CHECK(bad == 0 && rejected > 0, "%s fuzz: %d rejected, %d without a serde reason", name,
+                  rejected, bad);
         hvs_decoder_destroy(any);
         hvs_decoder_destroy(d);
         free(m);
@@ -290,8 +292,8 @@ static void test_newer_writer(hvs_serde_t *s) {
     HVS_REQUIRE(sch, "Feedback.avsc is JSON");
     json_t *fields = json_object_get(sch, "fields"), *fld;
     size_t i;
-    json_array_foreach(fields, i, fld) if (strcmp(json_string_value(json_object_get(fld, "name")),
-                                                  "label") == 0)
+    json_array_foreach(
+        fields, i, fld) if (strcmp(json_string_value(json_object_get(fld, "name")), "label") == 0)
         json_array_append_new(json_object_get(json_object_get(fld, "type"), "symbols"),
                               json_string("DUPLICATE"));
     json_array_append_new(fields, json_pack("{s:s,s:[s,s],s:n,s:s}", "name", "photo_url", "type",

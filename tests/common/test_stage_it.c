@@ -54,9 +54,9 @@ typedef struct toy {
     const char *out_topic;
     size_t handled, bad, sent, expect;
     size_t assigned_calls, assigned_count[MAX_PARTS];
-    int fail_state_writes;         /* write_state fails this many times (fatal) */
+    int fail_state_writes; /* write_state fails this many times (fatal) */
     size_t state_writes, state_writes_unacked;
-    bool stop_by_signal;           /* end with hvs_app_request_stop instead of TEST_DONE */
+    bool stop_by_signal; /* end with hvs_app_request_stop instead of TEST_DONE */
 } toy_t;
 
 static int toy_handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
@@ -68,8 +68,8 @@ static int toy_handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why)
                            (long long)m->offset);
     }
     t->sent++;
-    return hvs_producer_send(hvs_stage_producer(t->st), t->out_topic, RD_KAFKA_PARTITION_UA,
-                             m->key, m->key_len, m->payload, m->len, why);
+    return hvs_producer_send(hvs_stage_producer(t->st), t->out_topic, RD_KAFKA_PARTITION_UA, m->key,
+                             m->key_len, m->payload, m->len, why);
 }
 
 static int toy_write_state(void *opaque, hvs_err_t *err) {
@@ -128,7 +128,8 @@ static void produce(hvs_app_t *app, const char *topic, size_t n, const int *bad)
             is_bad |= (size_t)(*b - 1) == i;
         snprintf(val, sizeof val, "%s-%zu", is_bad ? "bad" : "good", i);
         HVS_REQUIRE(hvs_producer_send(p, topic, RD_KAFKA_PARTITION_UA, key, strlen(key), val,
-                                      strlen(val), &err) == 0, "send: %s", err.msg);
+                                      strlen(val), &err) == 0,
+                    "send: %s", err.msg);
     }
     HVS_REQUIRE(hvs_producer_flush(p, 10000, &err) == 0, "flush: %s", err.msg);
     hvs_producer_destroy(p);
@@ -140,8 +141,8 @@ static int run_toy(hvs_app_t *app, toy_t *t, const char *const *inputs, size_t n
     hvs_serde_t *serde = NULL;
     HVS_REQUIRE(hvs_serde_new(NULL, &serde, err) == 0, "serde: %s", err->msg);
     static const hvs_stage_settings_t ss = {.batch = 7, .flush_timeout_ms = 10000};
-    hvs_stage_conf_t sc = {.inputs = inputs, .ninputs = ninputs, .settings = &ss,
-                           .poll_timeout_ms = 100};
+    hvs_stage_conf_t sc = {
+        .inputs = inputs, .ninputs = ninputs, .settings = &ss, .poll_timeout_ms = 100};
     HVS_REQUIRE(hvs_stage_new(app, &toy_stage, &sc, serde, t, &t->st, err) == 0, "stage: %s",
                 err->msg);
     int rc = hvs_stage_run(t->st, err);
@@ -155,8 +156,11 @@ static int run_toy(hvs_app_t *app, toy_t *t, const char *const *inputs, size_t n
 static void app_start(hvs_app_t *app, const char *group) {
     need_broker();
     setenv("HVS_KAFKA_GROUP", group, 1);
-    hvs_app_spec_t spec = {.worker = "stagetest", .summary = "test", .no_http = true,
-                           .quiet = true, .log_stderr = true};
+    hvs_app_spec_t spec = {.worker = "stagetest",
+                           .summary = "test",
+                           .no_http = true,
+                           .quiet = true,
+                           .log_stderr = true};
     hvs_err_t err = {0};
     HVS_REQUIRE(hvs_app_init(app, &spec, 0, NULL, &err) == 0, "app: %s", err.msg);
     hvs_log_set_level(HVS_LOG_WARN);
@@ -165,8 +169,8 @@ static void app_start(hvs_app_t *app, const char *group) {
 /* Read a whole topic back; returns the count and collects DeadLetter reasons of the bad ones. */
 typedef struct readback {
     size_t n;
-    size_t dead;                   /* values that decode as DeadLetter with our reason */
-    size_t dead_with_original;     /* ... and carry the original "bad-<i>" bytes */
+    size_t dead;               /* values that decode as DeadLetter with our reason */
+    size_t dead_with_original; /* ... and carry the original "bad-<i>" bytes */
 } readback_t;
 
 static void on_message(void *opaque, const rd_kafka_message_t *m) {
@@ -184,8 +188,11 @@ static void on_message(void *opaque, const rd_kafka_message_t *m) {
 static readback_t read_topic(const char *topic, size_t want) {
     readback_t r = {0};
     const char *topics[] = {topic};
-    hvs_test_tail_t ts = {.brokers = broker.addr, .topics = topics, .want = want,
-                          .timeout_ms = 15000, .linger_ms = 500};
+    hvs_test_tail_t ts = {.brokers = broker.addr,
+                          .topics = topics,
+                          .want = want,
+                          .timeout_ms = 15000,
+                          .linger_ms = 500};
     hvs_test_tail(&ts, on_message, &r);
     return r;
 }
@@ -243,8 +250,9 @@ static void bad_record_is_dead_lettered_and_the_stage_goes_on(void) {
     char *text = NULL;
     size_t len;
     HVS_REQUIRE(hvs_metrics_render(app.metrics, &text, &len, &err) == 0, "render");
-    HVS_CHECK(hvs_test_metric(text, "hvs_stagetest_dead_letters_total{reason=\"toy_bad_record\"}") == 2,
-              "dead letters by reason:\n%s", text);
+    HVS_CHECK(
+        hvs_test_metric(text, "hvs_stagetest_dead_letters_total{reason=\"toy_bad_record\"}") == 2,
+        "dead letters by reason:\n%s", text);
     free(text);
     hvs_app_fini(&app);
 }
@@ -314,8 +322,8 @@ static void every_stage_exports_phase_lag_and_batch_metrics(void) {
     char *text = NULL;
     size_t len;
     HVS_REQUIRE(hvs_metrics_render(app.metrics, &text, &len, &err) == 0, "render");
-    static const char *const phases[] = {"poll", "process", "publish_wait", "state_write",
-                                         "commit", "between_batches"};
+    static const char *const phases[] = {"poll",        "process", "publish_wait",
+                                         "state_write", "commit",  "between_batches"};
     for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++) {
         char name[128];
         snprintf(name, sizeof name, "hvs_stagetest_phase_seconds_total{phase=\"%s\"}", phases[i]);

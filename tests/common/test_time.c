@@ -30,21 +30,56 @@ static void test_parse(void) {
                   (long long)t, (long long)good[i].want);
     }
     static const char *const bad[] = {
-        "2024-13-01T00:00:00Z", "2024-02-30T00:00:00Z", "2023-02-29T00:00:00Z",
-        "2024-10-27T24:00:00Z", "2024-10-27T10:60:00Z", "2024-10-27T10:30:00",
-        "2024-10-27T10:30:00Zjunk", "2024-10-27", "24-10-27T10:30:00Z", "", "garbage",
-        "2024-10-27T10:30:00.Z", "2024-10-27T10:30:00+25:00", "2024-1-27T10:30:00Z",
-        "2024-00-10T00:00:00Z", "2024-10-00T00:00:00Z", "1900-02-29T00:00:00Z",
-        "2100-02-29T00:00:00Z", "2024-04-31T00:00:00Z", "2024-10-27T10:30:60Z",
-        "2024-10-27T10:30:00.1234567890Z", " 2024-10-27T10:30:00Z", "2024-10-27T10:30:00Z\n",
-        "+2024-10-27T10:30:00Z", "2024-10-27T10:30:00+02", "2024-10-27T10:30:00 +02:00",
-        "2024-10-27T10:30:00+02:60", "2024-10-27T10:30:00+2:00", "2024-10-27T10:30:00+02:00:00",
-        "2024-10-27X10:30:00Z", "2024-10-27T1:30:00Z", "2024-10-27T10:3:00Z", "2024-10-27T10-30Z",
-        "2024/10/27T10:30:00Z", "2024-10-27T10:30:00.5", "2024-10-27T10:30:+1Z",
+        "2024-13-01T00:00:00Z",
+        "2024-02-30T00:00:00Z",
+        "2023-02-29T00:00:00Z",
+        "2024-10-27T24:00:00Z",
+        "2024-10-27T10:60:00Z",
+        "2024-10-27T10:30:00",
+        "2024-10-27T10:30:00Zjunk",
+        "2024-10-27",
+        "24-10-27T10:30:00Z",
+        "",
+        "garbage",
+        "2024-10-27T10:30:00.Z",
+        "2024-10-27T10:30:00+25:00",
+        "2024-1-27T10:30:00Z",
+        "2024-00-10T00:00:00Z",
+        "2024-10-00T00:00:00Z",
+        "1900-02-29T00:00:00Z",
+        "2100-02-29T00:00:00Z",
+        "2024-04-31T00:00:00Z",
+        "2024-10-27T10:30:60Z",
+        "2024-10-27T10:30:00.1234567890Z",
+        " 2024-10-27T10:30:00Z",
+        "2024-10-27T10:30:00Z\n",
+        "+2024-10-27T10:30:00Z",
+        "2024-10-27T10:30:00+02",
+        "2024-10-27T10:30:00 +02:00",
+        "2024-10-27T10:30:00+02:60",
+        "2024-10-27T10:30:00+2:00",
+        "2024-10-27T10:30:00+02:00:00",
+        "2024-10-27X10:30:00Z",
+        "2024-10-27T1:30:00Z",
+        "2024-10-27T10:3:00Z",
+        "2024-10-27T10-30Z",
+        "2024/10/27T10:30:00Z",
+        "2024-10-27T10:30:00.5",
+        "2024-10-27T10:30:+1Z",
         /* cut short at every place a look-ahead happens */
-        "2024-10-27T", "2024-10-27T1", "2024-10-27T10", "2024-10-27T10:", "2024-10-27T10:3",
-        "2024-10-27T10:30:", "2024-10-27T10:30:0", "2024-10-27T10:30:00.", "2024-10-27T10:30:00+",
-        "2024-10-27T10:30:00+0", "2024-10-27T10:30:00+02:", "2024-10-27T10:30:00+02:0", "2024-1",
+        "2024-10-27T",
+        "2024-10-27T1",
+        "2024-10-27T10",
+        "2024-10-27T10:",
+        "2024-10-27T10:3",
+        "2024-10-27T10:30:",
+        "2024-10-27T10:30:0",
+        "2024-10-27T10:30:00.",
+        "2024-10-27T10:30:00+",
+        "2024-10-27T10:30:00+0",
+        "2024-10-27T10:30:00+02:",
+        "2024-10-27T10:30:00+02:0",
+        "2024-1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         hvs_ms_t t;
@@ -121,8 +156,7 @@ static void test_watermark(void) {
     /* partition 0 goes quiet (1 keeps talking): after the idle timeout 0 advances with wall time */
     hvs_watermark_observe(w, 1, t0 + HVS_MS_HOUR, wall + 45000);
     hvs_watermark_observe(w, 1, t0 + HVS_MS_HOUR, wall + 90000);
-    HVS_CHECK_EQ_INT(hvs_watermark_partition(w, 0, wall + 90000),
-                     t0 - 5 * HVS_MS_MINUTE + 30000);
+    HVS_CHECK_EQ_INT(hvs_watermark_partition(w, 0, wall + 90000), t0 - 5 * HVS_MS_MINUTE + 30000);
     HVS_CHECK_EQ_INT(hvs_watermark_current(w, wall + 90000), t0 - 5 * HVS_MS_MINUTE + 30000);
     hvs_watermark_remove(w, 0);
     HVS_CHECK_EQ_INT(hvs_watermark_current(w, wall + 90000), t0 + HVS_MS_HOUR - 5 * HVS_MS_MINUTE);
@@ -131,7 +165,8 @@ static void test_watermark(void) {
     hvs_watermark_destroy(NULL);
 
     /* Arrival order does not matter: the watermark is max - out-of-orderness either way. */
-    hvs_watermark_t *a = hvs_watermark_new(HVS_MS_MINUTE, 0), *b = hvs_watermark_new(HVS_MS_MINUTE, 0);
+    hvs_watermark_t *a = hvs_watermark_new(HVS_MS_MINUTE, 0),
+                    *b = hvs_watermark_new(HVS_MS_MINUTE, 0);
     hvs_ms_t ev[] = {t0 + 5000, t0, t0 + 90000, t0 + 30000, t0 - 60000};
     for (int i = 0; i < 5; i++) {
         hvs_watermark_observe(a, 3, ev[i], wall);
@@ -153,7 +188,7 @@ static void test_watermark(void) {
     hvs_watermark_observe(w, 7, t0 + 1000, later); /* behind the advanced watermark */
     HVS_CHECK_EQ_INT(hvs_watermark_partition(w, 7, later), advanced);
     HVS_CHECK_EQ_INT(hvs_watermark_partition(w, 7, later + 5000), advanced); /* not idle again */
-    hvs_watermark_observe(w, 7, t0 + 5 * HVS_MS_MINUTE, later + 5000); /* real progress */
+    hvs_watermark_observe(w, 7, t0 + 5 * HVS_MS_MINUTE, later + 5000);       /* real progress */
     HVS_CHECK_EQ_INT(hvs_watermark_partition(w, 7, later + 5000), t0 + 4 * HVS_MS_MINUTE);
     /* many partitions: min over all, removal in any order */
     for (int32_t p = 0; p < 40; p++)

@@ -26,13 +26,14 @@ static void send_building(const char *id, const char *region, double lat, int na
                               "%s{\"apartment_id\":\"apt_%02d\",\"area_m2\":70.0,\"floor\":1,"
                               "\"rooms\":[],\"occupied_since\":null}",
                               o ? "," : "", i);
-    snprintf(json, sizeof json,
-             "{\"building_id\":\"%s\",\"archetype\":\"passive\",\"commissioning_date\":1577836800000,"
-             "\"latitude\":%.4f,\"longitude\":8.5417,\"heated_area_m2\":2400.5,"
-             "\"construction_year\":2015,\"insulation\":null,\"holiday_region\":%s%s%s,"
-             "\"apartments\":[%s],\"updated_at\":1700000000000,\"deleted\":%s}",
-             id, lat, region ? "\"" : "", region ? region : "null", region ? "\"" : "", apts,
-             deleted ? "true" : "false");
+    snprintf(
+        json, sizeof json,
+        "{\"building_id\":\"%s\",\"archetype\":\"passive\",\"commissioning_date\":1577836800000,"
+        "\"latitude\":%.4f,\"longitude\":8.5417,\"heated_area_m2\":2400.5,"
+        "\"construction_year\":2015,\"insulation\":null,\"holiday_region\":%s%s%s,"
+        "\"apartments\":[%s],\"updated_at\":1700000000000,\"deleted\":%s}",
+        id, lat, region ? "\"" : "", region ? region : "null", region ? "\"" : "", apts,
+        deleted ? "true" : "false");
     hvs_err_t err = {0};
     avro_value_t *v = hvs_encoder_value(enc);
     HVS_REQUIRE(hvs_serde_value_from_json(serde, v, json, strlen(json), &err) == 0, "json: %s",
@@ -47,8 +48,8 @@ static void send_building(const char *id, const char *region, double lat, int na
 
 static void send_raw(const char *id, const void *value, size_t len) {
     hvs_err_t err = {0};
-    HVS_REQUIRE(hvs_producer_send(prod, "topology", RD_KAFKA_PARTITION_UA, id, strlen(id), value, len,
-                                  &err) == 0,
+    HVS_REQUIRE(hvs_producer_send(prod, "topology", RD_KAFKA_PARTITION_UA, id, strlen(id), value,
+                                  len, &err) == 0,
                 "send: %s", err.msg);
 }
 
@@ -72,8 +73,8 @@ static hvs_topology_t *follower(void) {
     hvs_test_cleanup(stop_follower);
     hvs_err_t err = {0};
     HVS_REQUIRE(hvs_serde_new(NULL, &serde, &err) == 0, "serde");
-    hvs_kafka_conf_t kc = {.brokers = broker.addr, .group = "t", .client_id = "test",
-                           .fetch_wait_max_ms = 10};
+    hvs_kafka_conf_t kc = {
+        .brokers = broker.addr, .group = "t", .client_id = "test", .fetch_wait_max_ms = 10};
     HVS_REQUIRE(hvs_producer_new(&kc, &prod, &err) == 0, "producer: %s", err.msg);
     HVS_REQUIRE(hvs_encoder_new(serde, HVS_SCHEMA_BUILDING, "topology", &enc, &err) == 0, "enc");
 
@@ -82,12 +83,13 @@ static hvs_topology_t *follower(void) {
     send_building("bldg_c", NULL, 46.20, 1, false);
     send_building("bldg_d", "CH-GE", 46.20, 1, false);
     send_raw("bldg_x", "\x00\x00\x00\x00\x03garbage", 12); /* Building's id, then no Building */
-    send_building("bldg_a", "CH-ZH", 47.40, 4, false); /* a newer record of bldg_a */
-    send_building("bldg_c", NULL, 46.20, 1, true);     /* decommissioned */
-    send_raw("bldg_d", NULL, 0);                        /* tombstone */
+    send_building("bldg_a", "CH-ZH", 47.40, 4, false);     /* a newer record of bldg_a */
+    send_building("bldg_c", NULL, 46.20, 1, true);         /* decommissioned */
+    send_raw("bldg_d", NULL, 0);                           /* tombstone */
     HVS_REQUIRE(hvs_producer_flush(prod, 10000, &err) == 0, "flush: %s", err.msg);
 
-    HVS_REQUIRE(hvs_topology_new(&kc, serde, "topology", &topo, &err) == 0, "topology: %s", err.msg);
+    HVS_REQUIRE(hvs_topology_new(&kc, serde, "topology", &topo, &err) == 0, "topology: %s",
+                err.msg);
     hvs_topology_poll(topo, 20000);
     return topo;
 }
@@ -108,8 +110,9 @@ static void test_newer_record_wins(void) {
     HVS_CHECK(a && a->version == 2 && fabs(a->latitude - 47.40) < 1e-9 &&
                   fabs(a->longitude - 8.5417) < 1e-9,
               "version %llu, lat %g", a ? (unsigned long long)a->version : 0, a ? a->latitude : 0);
-    HVS_CHECK(a && strcmp(a->archetype, "passive") == 0 && strcmp(a->holiday_region, "CH-ZH") == 0 &&
-                  a->commissioning == 1577836800000LL && fabs(a->heated_area_m2 - 2400.5) < 1e-9,
+    HVS_CHECK(a && strcmp(a->archetype, "passive") == 0 &&
+                  strcmp(a->holiday_region, "CH-ZH") == 0 && a->commissioning == 1577836800000LL &&
+                  fabs(a->heated_area_m2 - 2400.5) < 1e-9,
               "archetype, region, commissioning, area");
     const hvs_building_t *b = hvs_topology_find(t, "bldg_b");
     HVS_CHECK(b && b->partition >= 0 && b->partition < 4 && b->version == 1, "partition %d",
@@ -147,7 +150,8 @@ static void test_follows_later_records(void) {
         applied += hvs_topology_poll(t, 0);
     }
     const hvs_building_t *e = hvs_topology_find(t, "bldg_e");
-    HVS_CHECK(e && applied == 1 && strcmp(e->holiday_region, "CH-LU") == 0, "followed: %d", applied);
+    HVS_CHECK(e && applied == 1 && strcmp(e->holiday_region, "CH-LU") == 0, "followed: %d",
+              applied);
 }
 
 static const hvs_test_case_t cases[] = {

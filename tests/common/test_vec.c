@@ -41,7 +41,9 @@ static void test_grow(void) {
 
 /* a sorted index of pointers kept by search + open: 500 keys in a scrambled order */
 static void test_sorted_index(void) {
-    typedef struct { char id[16]; } item_t;
+    typedef struct {
+        char id[16];
+    } item_t;
     static item_t items[500];
     item_t **idx = NULL;
     size_t ni = 0, ci = 0;
@@ -62,7 +64,8 @@ static void test_sorted_index(void) {
     int sorted = 1;
     for (size_t k = 1; k < ni; k++)
         sorted &= strcmp(idx[k - 1]->id, idx[k]->id) < 0;
-    HVS_CHECK(ni == 500 && sorted && strcmp(idx[0]->id, "b000") == 0 && strcmp(idx[499]->id, "b499") == 0,
+    HVS_CHECK(ni == 500 && sorted && strcmp(idx[0]->id, "b000") == 0 &&
+                  strcmp(idx[499]->id, "b499") == 0,
               "index sorted after scrambled inserts");
     size_t at;
     bool found;

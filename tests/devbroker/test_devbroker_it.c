@@ -38,8 +38,12 @@ static int drain(const char *brokers, const char *topic, const char *group, int 
                  unsigned char *seen, int nseen) {
     const char *topics[] = {topic};
     seen_ids_t s = {seen, nseen};
-    hvs_test_tail_t t = {.brokers = brokers, .topics = topics, .group = group,
-                         .want = (size_t)want, .timeout_ms = 20000, .linger_ms = 500,
+    hvs_test_tail_t t = {.brokers = brokers,
+                         .topics = topics,
+                         .group = group,
+                         .want = (size_t)want,
+                         .timeout_ms = 20000,
+                         .linger_ms = 500,
                          .batch = 512};
     return (int)hvs_test_tail(&t, count_id, &s);
 }
@@ -100,9 +104,9 @@ static void test_broker_down(void) {
     memset(seen, 0, sizeof seen);
     HVS_CHECK(ctl(&b, "broker down 1") == 0, "broker down");
     for (uint32_t i = 0; i < N; i++)
-        HVS_REQUIRE(hvs_producer_send(p, "fault.down", RD_KAFKA_PARTITION_UA, "k", 1, &i, 4,
-                                      &err) == 0,
-                    "queue");
+        HVS_REQUIRE(
+            hvs_producer_send(p, "fault.down", RD_KAFKA_PARTITION_UA, "k", 1, &i, 4, &err) == 0,
+            "queue");
     HVS_CHECK(hvs_producer_flush(p, 1500, &err) == HVS_ETIMEOUT, "flush while down: %s", err.msg);
     HVS_CHECK(ctl(&b, "broker up 1") == 0, "broker up");
     HVS_CHECK(hvs_producer_flush(p, 30000, &err) == 0, "flush after up: %s", err.msg);

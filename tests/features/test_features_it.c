@@ -47,14 +47,15 @@ static void send_json(hvs_encoder_t *enc, const char *topic, const char *key, co
     size_t len;
     HVS_REQUIRE(hvs_serde_value_from_json(serde, v, json, strlen(json), &err) == 0 &&
                     hvs_encoder_encode(enc, &buf, &len, &err) == 0 &&
-                    hvs_producer_send(prod, topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len,
-                                      &err) == 0,
+                    hvs_producer_send(prod, topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf,
+                                      len, &err) == 0,
                 "send %s: %s (%s)", topic, err.msg, json);
 }
 
 static void send_raw(const char *topic, const char *key, const void *buf, size_t len) {
     hvs_err_t err = {0};
-    HVS_REQUIRE(hvs_producer_send(prod, topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, &err) == 0,
+    HVS_REQUIRE(hvs_producer_send(prod, topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len,
+                                  &err) == 0,
                 "send: %s", err.msg);
 }
 
@@ -65,15 +66,16 @@ static void agg_json(char *buf, size_t cap, const char *bld, const char *apt, hv
         snprintf(a, sizeof a, "\"%s\"", apt);
     else
         snprintf(a, sizeof a, "null");
-    snprintf(buf, cap,
-             "{\"building_id\":\"%s\",\"apartment_id\":%s,\"window_start\":%lld,\"window_end\":%lld,"
-             "\"window_size_ms\":%lld,\"revision\":0,\"heating_kwh\":%s,\"hot_water_litres\":10.0,"
-             "\"room_temp_mean_c\":21.0,\"room_temp_min_c\":20.5,\"room_temp_max_c\":21.5,"
-             "\"setpoint_mean_c\":21.5,\"comfort_gap_mean_c\":0.5,\"readings_expected\":4,"
-             "\"readings_seen\":4,\"reporting_apartments\":%s,\"known_apartments\":%s,"
-             "\"quality\":\"COMPLETE\",\"flags\":[],\"emitted_at\":%lld}",
-             bld, a, (long long)ws, (long long)(ws + size), (long long)size, heat_text,
-             apt ? "null" : "2", apt ? "null" : "2", (long long)(ws + size));
+    snprintf(
+        buf, cap,
+        "{\"building_id\":\"%s\",\"apartment_id\":%s,\"window_start\":%lld,\"window_end\":%lld,"
+        "\"window_size_ms\":%lld,\"revision\":0,\"heating_kwh\":%s,\"hot_water_litres\":10.0,"
+        "\"room_temp_mean_c\":21.0,\"room_temp_min_c\":20.5,\"room_temp_max_c\":21.5,"
+        "\"setpoint_mean_c\":21.5,\"comfort_gap_mean_c\":0.5,\"readings_expected\":4,"
+        "\"readings_seen\":4,\"reporting_apartments\":%s,\"known_apartments\":%s,"
+        "\"quality\":\"COMPLETE\",\"flags\":[],\"emitted_at\":%lld}",
+        bld, a, (long long)ws, (long long)(ws + size), (long long)size, heat_text,
+        apt ? "null" : "2", apt ? "null" : "2", (long long)(ws + size));
 }
 
 static void send_agg(const char *apt, int i) {
@@ -85,12 +87,13 @@ static void send_agg(const char *apt, int i) {
 
 static void send_wx(hvs_ms_t hour, hvs_ms_t issued, bool observed, const char *temp) {
     char json[1024];
-    snprintf(json, sizeof json,
-             "{\"building_id\":\"bldg_f\",\"latitude\":47.37,\"longitude\":8.54,\"hour\":%lld,"
-             "\"issued_at\":%lld,\"kind\":\"%s\",\"temperature_c\":%s,\"relative_humidity_pct\":80.0,"
-             "\"cloud_cover_pct\":50.0,\"shortwave_radiation_wm2\":100.0,\"wind_speed_ms\":3.0,"
-             "\"provider\":\"test\"}",
-             (long long)hour, (long long)issued, observed ? "OBSERVED" : "FORECAST", temp);
+    snprintf(
+        json, sizeof json,
+        "{\"building_id\":\"bldg_f\",\"latitude\":47.37,\"longitude\":8.54,\"hour\":%lld,"
+        "\"issued_at\":%lld,\"kind\":\"%s\",\"temperature_c\":%s,\"relative_humidity_pct\":80.0,"
+        "\"cloud_cover_pct\":50.0,\"shortwave_radiation_wm2\":100.0,\"wind_speed_ms\":3.0,"
+        "\"provider\":\"test\"}",
+        (long long)hour, (long long)issued, observed ? "OBSERVED" : "FORECAST", temp);
     send_json(enc_wx, "weather.hourly", "bldg_f", json);
 }
 
@@ -210,7 +213,8 @@ static long long count_keys(const char *pattern) {
     if (hvs_redis_connect(redis.addr, NULL, &r, &err))
         return -1;
     redisReply *rep = NULL;
-    if (hvs_redis_command(r, &rep, &err, "KEYS %s", pattern) == 0 && rep && rep->type == REDIS_REPLY_ARRAY)
+    if (hvs_redis_command(r, &rep, &err, "KEYS %s", pattern) == 0 && rep &&
+        rep->type == REDIS_REPLY_ARRAY)
         n = (long long)rep->elements;
     if (rep)
         freeReplyObject(rep);
@@ -263,26 +267,32 @@ static void teardown(void) {
  * entity-hour has a vector. */
 static void first_run(void) {
     hvs_log_init("test", HVS_LOG_WARN, NULL);
-    HVS_REQUIRE(hvs_test_redis_start(&redis, 0) == 0 && hvs_test_devbroker_start(&broker, NULL) == 0,
+    HVS_REQUIRE(hvs_test_redis_start(&redis, 0) == 0 &&
+                    hvs_test_devbroker_start(&broker, NULL) == 0,
                 "services");
-    snprintf(env, sizeof env, "HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 "
-             "HVS_HTTP_PORT=-1 HVS_LOG_LEVEL=info", broker.addr, redis.addr);
+    snprintf(env, sizeof env,
+             "HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 "
+             "HVS_HTTP_PORT=-1 HVS_LOG_LEVEL=info",
+             broker.addr, redis.addr);
     snprintf(logpath, sizeof logpath, "/tmp/hvs-test-features-%d.log", (int)getpid());
     hvs_test_cleanup(teardown);
     hvs_err_t err = {0};
     hvs_kafka_conf_t kc = {.brokers = broker.addr, .client_id = "test"};
-    HVS_REQUIRE(hvs_serde_new(NULL, &serde, &err) == 0 && hvs_producer_new(&kc, &prod, &err) == 0 &&
-                    hvs_encoder_new(serde, HVS_SCHEMA_AGGREGATE, "aggregates.hourly", &enc_agg, &err) == 0 &&
-                    hvs_encoder_new(serde, HVS_SCHEMA_WEATHER, "weather.hourly", &enc_wx, &err) == 0 &&
-                    hvs_encoder_new(serde, HVS_SCHEMA_BUILDING, "topology", &enc_bld, &err) == 0,
-                "setup: %s", err.msg);
-    send_json(enc_bld, "topology", "bldg_f",
-         "{\"building_id\":\"bldg_f\",\"archetype\":\"passive\",\"commissioning_date\":1700000000000,"
-         "\"latitude\":47.37,\"longitude\":8.54,\"heated_area_m2\":900.0,\"construction_year\":2015,"
-         "\"insulation\":null,\"holiday_region\":\"CH-ZH\",\"apartments\":[{\"apartment_id\":\"apt_1\","
-         "\"area_m2\":70.0,\"floor\":1,\"rooms\":[],\"occupied_since\":null},{\"apartment_id\":\"apt_2\","
-         "\"area_m2\":70.0,\"floor\":2,\"rooms\":[],\"occupied_since\":null}],"
-         "\"updated_at\":1700000000000,\"deleted\":false}");
+    HVS_REQUIRE(
+        hvs_serde_new(NULL, &serde, &err) == 0 && hvs_producer_new(&kc, &prod, &err) == 0 &&
+            hvs_encoder_new(serde, HVS_SCHEMA_AGGREGATE, "aggregates.hourly", &enc_agg, &err) ==
+                0 &&
+            hvs_encoder_new(serde, HVS_SCHEMA_WEATHER, "weather.hourly", &enc_wx, &err) == 0 &&
+            hvs_encoder_new(serde, HVS_SCHEMA_BUILDING, "topology", &enc_bld, &err) == 0,
+        "setup: %s", err.msg);
+    send_json(
+        enc_bld, "topology", "bldg_f",
+        "{\"building_id\":\"bldg_f\",\"archetype\":\"passive\",\"commissioning_date\":1700000000000,"
+        "\"latitude\":47.37,\"longitude\":8.54,\"heated_area_m2\":900.0,\"construction_year\":2015,"
+        "\"insulation\":null,\"holiday_region\":\"CH-ZH\",\"apartments\":[{\"apartment_id\":\"apt_1\","
+        "\"area_m2\":70.0,\"floor\":1,\"rooms\":[],\"occupied_since\":null},{\"apartment_id\":\"apt_2\","
+        "\"area_m2\":70.0,\"floor\":2,\"rooms\":[],\"occupied_since\":null}],"
+        "\"updated_at\":1700000000000,\"deleted\":false}");
     send_hours(0, DAYS * 24);
     nbad = bad_inputs();
     start_worker(&w);
@@ -307,7 +317,8 @@ static void rebuild(void) {
 /* Brings the world to stage `want` (the stages before it first); a case that needs an earlier
  * stage than the world has reached cannot run (the world only moves on). */
 static void to_stage(int want) {
-    HVS_REQUIRE(stage <= want, "this case needs stage %d, already at %d (run it earlier)", want, stage);
+    HVS_REQUIRE(stage <= want, "this case needs stage %d, already at %d (run it earlier)", want,
+                stage);
     static void (*const steps[])(void) = {NULL, first_run, rebuild};
     while (stage < want)
         steps[++stage]();
@@ -336,7 +347,8 @@ static void test_plain_hour(void) {
                   fabs(feat(v, "use_lag_168") - heat("apt_2", i - 168)) < 1e-9 &&
                   fabs(feat(v, "temperature_c") - obs_temp(i)) < 1e-9 &&
                   feat(v, "weather_is_forecast") == 0 &&
-                  json_integer_value(json_object_get(v, "as_of")) == T0 + (i + 1) * HOUR + 20 * 60000 &&
+                  json_integer_value(json_object_get(v, "as_of")) ==
+                      T0 + (i + 1) * HOUR + 20 * 60000 &&
                   strcmp(json_string_value(json_object_get(v, "feature_set_version")),
                          hvs_features_version()) == 0 &&
                   json_array_size(json_object_get(v, "names")) == HVS_FEATURES_COUNT,
@@ -366,7 +378,8 @@ static void test_storm_day_missing_weather(void) {
         const char *ents[] = {"apt_1", "apt_2", "-"};
         for (int e = 0; e < 3; e++) {
             json_t *x = vec(all, ents[e], k);
-            json_t *t = json_array_get(json_object_get(x, "values"), (size_t)hvs_features_index("temperature_c"));
+            json_t *t = json_array_get(json_object_get(x, "values"),
+                                       (size_t)hvs_features_index("temperature_c"));
             nulls += json_is_null(t);
             zeros += json_is_number(t) && json_number_value(t) == 0;
             size_t fi;
@@ -376,7 +389,8 @@ static void test_storm_day_missing_weather(void) {
         }
     }
     HVS_CHECK(nulls == 15 && flagged == 15 && zeros == 0,
-              "storm day: %d null temperatures, %d flagged, %d zeros (want 15, 15, 0)", nulls, flagged, zeros);
+              "storm day: %d null temperatures, %d flagged, %d zeros (want 15, 15, 0)", nulls,
+              flagged, zeros);
 }
 
 static void test_storm_day_alert(void) {
@@ -407,23 +421,30 @@ static void test_bad_input_dead_lettered(void) {
     size_t ai;
     json_t *am;
     json_t *dl = wait_topic("aggregates.hourly.dlq", 5), *dw = wait_topic("weather.hourly.dlq", 3);
-    const char *want_a[] = {"bad_window", "value_out_of_range", "bad_id", "truncated", "non_finite"};
+    const char *want_a[] = {"bad_window", "value_out_of_range", "bad_id", "truncated",
+                            "non_finite"};
     const char *want_w[] = {"value_out_of_range", "bad_window", "value_out_of_range"};
     for (size_t k = 0; k < 5; k++) {
         int hits = 0;
-        json_array_foreach(dl, ai, am) hits += strcmp(json_string_value(json_object_get(json_object_get(am, "value"), "error_code")), want_a[k]) == 0;
+        json_array_foreach(dl, ai, am)
+            hits += strcmp(json_string_value(
+                               json_object_get(json_object_get(am, "value"), "error_code")),
+                           want_a[k]) == 0;
         HVS_CHECK(hits >= 1, "aggregates dead letter %s", want_a[k]);
     }
     int range = 0, window = 0;
     json_array_foreach(dw, ai, am) {
-        const char *r = json_string_value(json_object_get(json_object_get(am, "value"), "error_code"));
+        const char *r = json_string_value(
+            json_object_get(json_object_get(am, "value"), "error_code"));
         range += r && strcmp(r, want_w[0]) == 0;
         window += r && strcmp(r, want_w[1]) == 0;
     }
-    HVS_CHECK(range == 2 && window == 1, "weather dead letters: %d value_out_of_range, %d bad_window",
-              range, window);
-    HVS_CHECK(json_array_size(dl) == 5 && json_array_size(dw) == 3 && (int)json_array_size(dl) + (int)json_array_size(dw) == nbad,
-              "dead letters: %zu aggregates, %zu weather", json_array_size(dl), json_array_size(dw));
+    HVS_CHECK(range == 2 && window == 1,
+              "weather dead letters: %d value_out_of_range, %d bad_window", range, window);
+    HVS_CHECK(json_array_size(dl) == 5 && json_array_size(dw) == 3 &&
+                  (int)json_array_size(dl) + (int)json_array_size(dw) == nbad,
+              "dead letters: %zu aggregates, %zu weather", json_array_size(dl),
+              json_array_size(dw));
     json_decref(dl);
     json_decref(dw);
 }
@@ -431,7 +452,8 @@ static void test_bad_input_dead_lettered(void) {
 static void test_state_in_redis(void) {
     to_stage(FIRST_RUN);
     HVS_CHECK(redis_int("HLEN %s", "hvs:{bldg_f}:fs:h:apt_1") == DAYS * 24 &&
-                  redis_int("SCARD %s", "hvs:{bldg_f}:fs:ents") == 3 && count_keys("hvs:fs:epoch:*") == 1,
+                  redis_int("SCARD %s", "hvs:{bldg_f}:fs:ents") == 3 &&
+                  count_keys("hvs:fs:epoch:*") == 1,
               "rings, entity set and epoch marker in Redis");
 }
 
@@ -443,13 +465,14 @@ static void test_rebuild_keeps_lags(void) {
     HVS_CHECK(v && fabs(feat(v, "use_lag_24") - heat("apt_1", i - 24)) < 1e-9 &&
                   fabs(feat(v, "use_lag_168") - heat("apt_1", i - 168)) < 1e-9 &&
                   !isnan(feat(v, "use_roll_168_mean")),
-              "after the rebuild: lags from before the flush (%g, %g)", v ? feat(v, "use_lag_24") : 0,
-              v ? feat(v, "use_lag_168") : 0);
+              "after the rebuild: lags from before the flush (%g, %g)",
+              v ? feat(v, "use_lag_24") : 0, v ? feat(v, "use_lag_168") : 0);
 }
 
 static void test_rebuild_publishes_no_old_hour(void) {
     to_stage(REBUILT);
-    HVS_CHECK(total - before == 3 * 24, "only the new day's vectors were published: %zu new", total - before);
+    HVS_CHECK(total - before == 3 * 24, "only the new day's vectors were published: %zu new",
+              total - before);
 }
 
 static void test_rebuild_restores_redis_state(void) {

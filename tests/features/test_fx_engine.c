@@ -79,8 +79,11 @@ static got_t *find(sink_t *s, const char *b, const char *e, hvs_ms_t hour) {
 }
 
 static fx_config_t conf(void) {
-    fx_config_t c = {.weather_wait = 2 * HOUR, .upgrade_window = 48 * HOUR, .default_region = "CH-ZH",
-                     .dq_limit = 0.05, .dq_min_vectors = 24};
+    fx_config_t c = {.weather_wait = 2 * HOUR,
+                     .upgrade_window = 48 * HOUR,
+                     .default_region = "CH-ZH",
+                     .dq_limit = 0.05,
+                     .dq_min_vectors = 24};
     c.dq_features[0] = hvs_features_index("temperature_c");
     c.ndq = 1;
     return c;
@@ -91,7 +94,7 @@ typedef struct event {
     int kind; /* 0 aggregate, 1 weather */
     fx_aggregate_t a;
     fx_weather_t w;
-    hvs_ms_t t;   /* event time for the watermark */
+    hvs_ms_t t; /* event time for the watermark */
 } event_t;
 
 static event_t ev[4000];
@@ -131,8 +134,10 @@ static fx_t *run(const event_t *const *order, size_t n, sink_t *s, fx_t *reuse) 
         const event_t *x = order[i];
         if (x->t > seen[x->kind])
             seen[x->kind] = x->t;
-        wm = seen[0] == HVS_MS_NONE ? seen[1] : seen[1] == HVS_MS_NONE ? seen[0]
-           : seen[0] < seen[1] ? seen[0] : seen[1];
+        wm = seen[0] == HVS_MS_NONE   ? seen[1]
+             : seen[1] == HVS_MS_NONE ? seen[0]
+             : seen[0] < seen[1]      ? seen[0]
+                                      : seen[1];
         int rc = x->kind == 0 ? fx_on_aggregate(g, 0, &x->a, wm, false, &sink, &err)
                               : fx_on_weather(g, 0, &x->w, wm, false, &sink, &err);
         HVS_REQUIRE(rc == 0, "input %zu: %s", i, err.msg);
@@ -192,16 +197,16 @@ static void test_timing(void) {
     hvs_err_t err = {0};
     hvs_ms_t h = T0 + 100 * HOUR;
     /* 1. aggregate first, observation later: waits, then as_of = the observation's issue */
-    fx_aggregate_t a = {.building = "b1", .entity = "apt_1",
-                        .hour = {h, 0.9, NAN, 21, 21.5, 0.5, 0}};
+    fx_aggregate_t a = {
+        .building = "b1", .entity = "apt_1", .hour = {h, 0.9, NAN, 21, 21.5, 0.5, 0}};
     HVS_CHECK(fx_on_aggregate(g, 0, &a, h + HOUR, false, &sink, &err) == 0 && s.emitted == 0,
               "no observation yet: waits");
-    fx_weather_t fc = {.building = "b1", .hour = h,
-                       .rec = {h - 3 * HOUR, false, 1.5, 70, 40, 100, 3}};
+    fx_weather_t fc = {
+        .building = "b1", .hour = h, .rec = {h - 3 * HOUR, false, 1.5, 70, 40, 100, 3}};
     fx_on_weather(g, 0, &fc, h + HOUR, false, &sink, &err);
     HVS_CHECK(s.emitted == 0, "a forecast does not release it");
-    fx_weather_t ob = {.building = "b1", .hour = h,
-                       .rec = {h + HOUR + 25 * 60000, true, 2.5, 70, 40, 100, 3}};
+    fx_weather_t ob = {
+        .building = "b1", .hour = h, .rec = {h + HOUR + 25 * 60000, true, 2.5, 70, 40, 100, 3}};
     fx_on_weather(g, 0, &ob, h + HOUR + 25 * 60000, false, &sink, &err);
     got_t *v = find(&s, "b1", "apt_1", h);
     int it = hvs_features_index("temperature_c"), itf = hvs_features_index("weather_is_forecast");
@@ -210,19 +215,19 @@ static void test_timing(void) {
               "released by the observation: as_of %lld temp %g", v ? (long long)v->as_of : 0,
               v ? v->x[it] : 0);
     /* 2. observation known first: emitted at once, as_of = max(hour end, issue) */
-    fx_aggregate_t a2 = {.building = "b1", .entity = "apt_2",
-                         .hour = {h, 1.1, NAN, 21, 21.5, 0.5, 0}};
+    fx_aggregate_t a2 = {
+        .building = "b1", .entity = "apt_2", .hour = {h, 1.1, NAN, 21, 21.5, 0.5, 0}};
     fx_on_aggregate(g, 0, &a2, h + 2 * HOUR, false, &sink, &err);
     v = find(&s, "b1", "apt_2", h);
     HVS_CHECK(v && s.emitted == 2 && v->as_of == h + HOUR + 25 * 60000, "at once");
     /* 3. no observation: the watermark passes hour end + 2 h -> out with the forecast, flagged;
      * then the observation upgrades it */
     hvs_ms_t h2 = h + HOUR;
-    fx_weather_t fc2 = {.building = "b1", .hour = h2,
-                        .rec = {h2 - 3 * HOUR, false, 1.0, 70, 40, 100, 3}};
+    fx_weather_t fc2 = {
+        .building = "b1", .hour = h2, .rec = {h2 - 3 * HOUR, false, 1.0, 70, 40, 100, 3}};
     fx_on_weather(g, 0, &fc2, h + 2 * HOUR, false, &sink, &err);
-    fx_aggregate_t a3 = {.building = "b1", .entity = "apt_1",
-                         .hour = {h2, 0.8, NAN, 21, 21.5, 0.5, 0}};
+    fx_aggregate_t a3 = {
+        .building = "b1", .entity = "apt_1", .hour = {h2, 0.8, NAN, 21, 21.5, 0.5, 0}};
     fx_on_aggregate(g, 0, &a3, h2 + HOUR, false, &sink, &err);
     fx_advance(g, 0, h2 + 3 * HOUR - 1, false, &sink, &err);
     HVS_CHECK(!find(&s, "b1", "apt_1", h2), "still waiting 1 ms before the deadline");
@@ -231,8 +236,8 @@ static void test_timing(void) {
     HVS_CHECK(v && v->as_of == h2 + 3 * HOUR && v->x[it] == 1.0 && v->x[itf] == 1 &&
                   (v->flags & HVS_FEAT_F_WEATHER_FORECAST),
               "timed out: forecast used and flagged");
-    fx_weather_t ob2 = {.building = "b1", .hour = h2,
-                        .rec = {h2 + 5 * HOUR, true, 1.8, 70, 40, 100, 3}};
+    fx_weather_t ob2 = {
+        .building = "b1", .hour = h2, .rec = {h2 + 5 * HOUR, true, 1.8, 70, 40, 100, 3}};
     fx_on_weather(g, 0, &ob2, h2 + 5 * HOUR, false, &sink, &err);
     v = find(&s, "b1", "apt_1", h2);
     HVS_CHECK(v && v->count == 2 && v->upgrade && v->as_of == h2 + 5 * HOUR && v->x[it] == 1.8 &&
@@ -240,8 +245,8 @@ static void test_timing(void) {
               "upgraded by the late observation");
     /* 4. nothing at all: missing weather, NaN and flagged */
     hvs_ms_t h3 = h + 10 * HOUR;
-    fx_aggregate_t a4 = {.building = "b1", .entity = "apt_1",
-                         .hour = {h3, 0.8, NAN, 21, 21.5, 0.5, 0}};
+    fx_aggregate_t a4 = {
+        .building = "b1", .entity = "apt_1", .hour = {h3, 0.8, NAN, 21, 21.5, 0.5, 0}};
     fx_on_aggregate(g, 0, &a4, h3 + 4 * HOUR, false, &sink, &err);
     v = find(&s, "b1", "apt_1", h3);
     HVS_CHECK(v && isnan(v->x[it]) && isnan(v->x[hvs_features_index("hdh")]) &&
@@ -250,12 +255,15 @@ static void test_timing(void) {
     /* 5. an observation more than the upgrade window late upgrades nothing */
     fx_advance(g, 0, h3 + 60 * HOUR, false, &sink, &err);
     size_t before = s.emitted;
-    fx_weather_t ob3 = {.building = "b1", .hour = h3, .rec = {h3 + 61 * HOUR, true, 1, 70, 40, 100, 3}};
+    fx_weather_t ob3 = {
+        .building = "b1", .hour = h3, .rec = {h3 + 61 * HOUR, true, 1, 70, 40, 100, 3}};
     fx_on_weather(g, 0, &ob3, h3 + 61 * HOUR, false, &sink, &err);
     HVS_CHECK(s.emitted == before, "no upgrade past the window");
     /* 6. an hour older than the ring can serve: too_late */
-    fx_aggregate_t old = {.building = "b1", .entity = "apt_1",
-                          .hour = {h3 + 60 * HOUR - (HVS_FS_HOURS - 167) * HOUR, 1, NAN, 21, 21, 0, 0}};
+    fx_aggregate_t old = {
+        .building = "b1",
+        .entity = "apt_1",
+        .hour = {h3 + 60 * HOUR - (HVS_FS_HOURS - 167) * HOUR, 1, NAN, 21, 21, 0, 0}};
     HVS_CHECK(fx_on_aggregate(g, 0, &old, h3 + 60 * HOUR, false, &sink, &err) == HVS_EINVAL &&
                   strcmp(err.reason, FX_R_TOO_LATE) == 0,
               "too late: %s", err.reason);
@@ -337,7 +345,8 @@ static void test_order_replay_revision(void) {
     /* the clean run: hour 230 of apt_1 is 2.5 from the start */
     build_stream();
     for (size_t i = 0; i < nev; i++)
-        if (ev[i].kind == 0 && strcmp(ev[i].a.entity, "apt_1") == 0 && ev[i].a.hour.hour == T0 + 230 * HOUR)
+        if (ev[i].kind == 0 && strcmp(ev[i].a.entity, "apt_1") == 0 &&
+            ev[i].a.hour.hour == T0 + 230 * HOUR)
             ev[i].a.hour.use = 2.5;
     for (size_t i = 0; i < nev; i++)
         order[i] = &ev[i];
@@ -350,7 +359,8 @@ static void test_order_replay_revision(void) {
      * state is compared for them: rings equal slot for slot */
     size_t nb;
     fx_building_t **br = fx_buildings(gr, &nb), **bc = fx_buildings(gc, &nb);
-    hvs_fs_entity_t *er = hvs_fs_entity(br[0]->fs, "apt_1", false), *ec = hvs_fs_entity(bc[0]->fs, "apt_1", false);
+    hvs_fs_entity_t *er = hvs_fs_entity(br[0]->fs, "apt_1", false),
+                    *ec = hvs_fs_entity(bc[0]->fs, "apt_1", false);
     int eq = 0;
     for (size_t i = 0; er && ec && i < HVS_FS_HOURS; i++)
         eq += er->hours[i].hour == ec->hours[i].hour && er->hours[i].use == ec->hours[i].use;

@@ -40,14 +40,18 @@ static void test_random_vectors(void) {
         memset(apt, 'a', (size_t)alen + 1);
         apt[alen + 1] = 0;
         bool building = k % 3 == 0;
-        fx_vector_t v = {.building = bld, .entity = building ? HVS_FS_BUILDING : apt,
+        fx_vector_t v = {.building = bld,
+                         .entity = building ? HVS_FS_BUILDING : apt,
                          .hour = (hvs_ms_t)(rnd(&x) * 4e12) - 1000000000000LL,
-                         .as_of = (hvs_ms_t)(rnd(&x) * 4e12), .x = vals,
-                         .flags = (unsigned)(rnd(&x) * 32), .target = k % 4 == 0 ? NAN : rnd(&x) * 9};
+                         .as_of = (hvs_ms_t)(rnd(&x) * 4e12),
+                         .x = vals,
+                         .flags = (unsigned)(rnd(&x) * 32),
+                         .target = k % 4 == 0 ? NAN : rnd(&x) * 9};
         const void *buf;
         size_t len;
         avro_value_t *dv;
-        if (fx_output_encode(o, &v, &buf, &len, &err) || hvs_decoder_decode(dec, buf, len, &dv, &err)) {
+        if (fx_output_encode(o, &v, &buf, &len, &err) ||
+            hvs_decoder_decode(dec, buf, len, &dv, &err)) {
             bad++;
             fprintf(stderr, "vector %d: %s\n", k, err.msg);
             continue;

@@ -232,8 +232,8 @@ static void check_good(void *opaque, const rd_kafka_message_t *m) {
     const char *src = str_field(v, "source");
     if (strcmp(str_field(v, "building_id"), bldg) != 0 || ts != good_ts(i) ||
         fabs(heat - good_heat(i)) > 1e-9 || fabs(temp - good_temp(i)) > 1e-9 ||
-        m->key_len != strlen(bldg) || memcmp(m->key, bldg, strlen(bldg)) ||
-        !src || strncmp(src, rb->path, strlen(rb->path)) != 0) {
+        m->key_len != strlen(bldg) || memcmp(m->key, bldg, strlen(bldg)) || !src ||
+        strncmp(src, rb->path, strlen(rb->path)) != 0) {
         rb->wrong++;
         fprintf(stderr, "apt_%d differs\n", i);
     }
@@ -266,8 +266,8 @@ static void check_letter(void *opaque, const rd_kafka_message_t *m) {
         const char *source = str_field(v, "source");
         HVS_CHECK(reason && strcmp(reason, bad[b].reason) == 0, "%s: reason %s, want %s",
                   bad[b].apartment, reason ? reason : "-", bad[b].reason);
-        HVS_CHECK(source && strcmp(source, src) == 0, "%s: source %s, want %s",
-                  bad[b].apartment, source ? source : "-", src);
+        HVS_CHECK(source && strcmp(source, src) == 0, "%s: source %s, want %s", bad[b].apartment,
+                  source ? source : "-", src);
         HVS_CHECK_EQ_STR(str_field(v, "original_topic"), "readings.raw");
         bad[b].found++;
     }
@@ -285,8 +285,9 @@ static void test_stdin(const char *env) {
         "not json\n";
     char *out = NULL;
     int rc = hvs_test_run(cmd, in, strlen(in), &out, NULL);
-    HVS_CHECK(rc == 0 && out && strstr(out, "ingest stdin: 3 lines, accepted 2 -> readings.raw, "
-                                            "rejected 1 -> readings.dlq"),
+    HVS_CHECK(rc == 0 && out &&
+                  strstr(out, "ingest stdin: 3 lines, accepted 2 -> readings.raw, "
+                              "rejected 1 -> readings.dlq"),
               "stdin: rc %d: %s", rc, out ? out : "");
     free(out);
 }
@@ -393,7 +394,8 @@ static void test_summary(void) {
     char *out = ingest_out;
     HVS_CHECK_EQ_INT(rc, 0);
     char want[256];
-    snprintf(want, sizeof want, "%d lines, accepted %d -> readings.raw, rejected %zu -> readings.dlq",
+    snprintf(want, sizeof want,
+             "%d lines, accepted %d -> readings.raw, rejected %zu -> readings.dlq",
              GOOD + (int)NBAD, GOOD, NBAD);
     HVS_CHECK(out && strstr(out, want), "summary \"%s\" in:\n%s", want, out ? out : "");
     for (size_t b = 0; b < NBAD; b++) {
@@ -414,8 +416,12 @@ static void test_good_read_back(void) {
     hvs_decoder_t *d;
     HVS_REQUIRE(hvs_decoder_new(s, HVS_SCHEMA_READING, &d, &err) == 0, "decoder");
     const char *topics[] = {"readings.raw"};
-    hvs_test_tail_t t = {.brokers = broker.addr, .topics = topics, .group = "readback",
-                         .want = GOOD, .timeout_ms = 20000, .commit = true};
+    hvs_test_tail_t t = {.brokers = broker.addr,
+                         .topics = topics,
+                         .group = "readback",
+                         .want = GOOD,
+                         .timeout_ms = 20000,
+                         .commit = true};
     readback_t rb = {.d = d, .path = path};
     int got = (int)hvs_test_tail(&t, check_good, &rb), wrong = rb.wrong;
     HVS_CHECK_EQ_INT(got, GOOD);
@@ -437,8 +443,12 @@ static void test_bad_dead_lettered(void) {
     hvs_decoder_t *d;
     const char *dtopics[] = {"readings.dlq"};
     HVS_REQUIRE(hvs_decoder_new(s, HVS_SCHEMA_DEAD_LETTER, &d, &err) == 0, "decoder");
-    hvs_test_tail_t dt = {.brokers = broker.addr, .topics = dtopics, .group = "dlqback",
-                          .want = NBAD, .timeout_ms = 20000, .commit = true};
+    hvs_test_tail_t dt = {.brokers = broker.addr,
+                          .topics = dtopics,
+                          .group = "dlqback",
+                          .want = NBAD,
+                          .timeout_ms = 20000,
+                          .commit = true};
     letters_t dl = {.d = d, .path = path};
     int letters = (int)hvs_test_tail(&dt, check_letter, &dl);
     HVS_CHECK_EQ_INT(letters, NBAD);

@@ -36,10 +36,10 @@
 #include "hvs_test.h"
 
 #define NF 5
-#define NV 4                         /* versions of NAME */
+#define NV 4 /* versions of NAME */
 #define NAME "anomaly-residual/global"
 #define OTHER "forecast/global"
-#define T0 INT64_C(1735689600000)    /* 2025-01-01T00:00:00Z */
+#define T0 INT64_C(1735689600000) /* 2025-01-01T00:00:00Z */
 
 static const char *feats[NF] = {"temperature_c", "hour", "use_lag_24", "hdh", "is_weekend"};
 static hvs_serde_t *serde;
@@ -93,18 +93,34 @@ static void publish(const char *name, int k, hvs_model_status_t status, const vo
     for (int i = 0; i < NF; i++)
         prof[i] = (hvs_feature_profile_t){feats[i], q, pr, 3, 0.0};
     const char *params[] = {"eta", "0.3", NULL};
-    hvs_model_record_t rec = {
-        .name = name, .version = k, .status = status, .features = feats, .nfeatures = NF,
-        .train_start = T0 - 30 * HVS_MS_DAY, .train_end = T0, .created_at = T0 + k * HVS_MS_HOUR,
-        .metrics = {.mape = 1.5 * k, .wape = 0.1 * k, .rmse = 2.0 * k, .mae = 1.0 * k,
-                    .precision_at_k = NAN, .recall_at_k = NAN, .n_eval = 100},
-        .profile = prof, .nprofile = NF, .params = params, .model = z, .model_len = zl,
-        .decided_by = by, .decision_reason = by ? "gates passed" : NULL,
-        .decided_at = by ? T0 : HVS_MS_NONE};
+    hvs_model_record_t rec = {.name = name,
+                              .version = k,
+                              .status = status,
+                              .features = feats,
+                              .nfeatures = NF,
+                              .train_start = T0 - 30 * HVS_MS_DAY,
+                              .train_end = T0,
+                              .created_at = T0 + k * HVS_MS_HOUR,
+                              .metrics = {.mape = 1.5 * k,
+                                          .wape = 0.1 * k,
+                                          .rmse = 2.0 * k,
+                                          .mae = 1.0 * k,
+                                          .precision_at_k = NAN,
+                                          .recall_at_k = NAN,
+                                          .n_eval = 100},
+                              .profile = prof,
+                              .nprofile = NF,
+                              .params = params,
+                              .model = z,
+                              .model_len = zl,
+                              .decided_by = by,
+                              .decision_reason = by ? "gates passed" : NULL,
+                              .decided_at = by ? T0 : HVS_MS_NONE};
     const void *buf;
     size_t len;
     hvs_err_t err = {0};
-    HVS_REQUIRE(hvs_registry_encode(serde, enc, &rec, &buf, &len, &err) == 0, "encode: %s", err.msg);
+    HVS_REQUIRE(hvs_registry_encode(serde, enc, &rec, &buf, &len, &err) == 0, "encode: %s",
+                err.msg);
     send_record(name, k, buf, len);
 }
 
@@ -174,8 +190,12 @@ static void refused(const char *args, int want_rc, const char *w1, const char *w
     free(out);
 }
 
-static const char *jstr(json_t *j, const char *key) { return json_string_value(json_object_get(j, key)); }
-static long long jint(json_t *j, const char *key) { return json_integer_value(json_object_get(j, key)); }
+static const char *jstr(json_t *j, const char *key) {
+    return json_string_value(json_object_get(j, key));
+}
+static long long jint(json_t *j, const char *key) {
+    return json_integer_value(json_object_get(j, key));
+}
 
 /* ---- the registry client of this test -------------------------------------------------------- */
 
@@ -250,28 +270,29 @@ static void check_list(const char *args, int want_lines, int serves, const char 
             continue;
         char created[32];
         snprintf(created, sizeof created, "2025-01-01T%02d:00:00.000Z", k);
-        bool good =
-            hvs_test_streq(jstr(j, "status"), status[k]) &&
-            json_is_boolean(json_object_get(j, "serving")) &&
-            json_is_true(json_object_get(j, "serving")) == (k == serves) &&
-            hvs_test_streq(jstr(j, "created_at"), created) &&
-            hvs_test_streq(jstr(j, "train_start"), "2024-12-02T00:00:00.000Z") &&
-            hvs_test_streq(jstr(j, "train_end"), "2025-01-01T00:00:00.000Z") &&
-            jint(j, "features") == NF &&
-            fabs(json_real_value(json_object_get(m, "wape")) - 0.1 * k) < 1e-12 &&
-            fabs(json_real_value(json_object_get(m, "mape")) - 1.5 * k) < 1e-12 &&
-            fabs(json_real_value(json_object_get(m, "rmse")) - 2.0 * k) < 1e-12 &&
-            fabs(json_real_value(json_object_get(m, "mae")) - 1.0 * k) < 1e-12 &&
-            json_object_get(j, "decided_by") && json_object_get(j, "decision_reason") &&
-            i + 1 == k; /* sorted by name, then version */
+        bool good = hvs_test_streq(jstr(j, "status"), status[k]) &&
+                    json_is_boolean(json_object_get(j, "serving")) &&
+                    json_is_true(json_object_get(j, "serving")) == (k == serves) &&
+                    hvs_test_streq(jstr(j, "created_at"), created) &&
+                    hvs_test_streq(jstr(j, "train_start"), "2024-12-02T00:00:00.000Z") &&
+                    hvs_test_streq(jstr(j, "train_end"), "2025-01-01T00:00:00.000Z") &&
+                    jint(j, "features") == NF &&
+                    fabs(json_real_value(json_object_get(m, "wape")) - 0.1 * k) < 1e-12 &&
+                    fabs(json_real_value(json_object_get(m, "mape")) - 1.5 * k) < 1e-12 &&
+                    fabs(json_real_value(json_object_get(m, "rmse")) - 2.0 * k) < 1e-12 &&
+                    fabs(json_real_value(json_object_get(m, "mae")) - 1.0 * k) < 1e-12 &&
+                    json_object_get(j, "decided_by") && json_object_get(j, "decision_reason") &&
+                    i + 1 == k; /* sorted by name, then version */
         char *text = json_dumps(j, JSON_COMPACT);
         HVS_CHECK(good, "list line of v%d (want %s%s): %s", k, status[k],
                   k == serves ? ", serving" : "", text ? text : "?");
         free(text);
         ok += good;
     }
-    HVS_CHECK(rc == 0 && n == want_lines && ok == NV, "model %s: rc %d, %d lines (want %d), %d of "
-              "%d versions of " NAME " right", args, rc, n, want_lines, ok, NV);
+    HVS_CHECK(rc == 0 && n == want_lines && ok == NV,
+              "model %s: rc %d, %d lines (want %d), %d of "
+              "%d versions of " NAME " right",
+              args, rc, n, want_lines, ok, NV);
     if (want_lines > NV)
         HVS_CHECK(other == 1, "list shows " OTHER " v1 serving");
     free_lines(js, n < 16 ? n : 16);
@@ -303,8 +324,8 @@ static void test_workflow(hvs_registry_t *r) {
         model("list", &out);
         int n = json_lines(out, js, 8);
         HVS_CHECK(n >= 1 && hvs_test_streq(jstr(js[0], "decided_by"), "trainer") &&
-                      hvs_test_streq(jstr(js[0], "decision_reason"), "gates passed") &&
-                      n >= 2 && json_is_null(json_object_get(js[1], "decided_by")),
+                      hvs_test_streq(jstr(js[0], "decision_reason"), "gates passed") && n >= 2 &&
+                      json_is_null(json_object_get(js[1], "decided_by")),
                   "list carries the trainer's decision on v1, none on pending v2");
         free_lines(js, n < 8 ? n : 8);
         free(out);
@@ -315,24 +336,27 @@ static void test_workflow(hvs_registry_t *r) {
     HVS_REQUIRE(hvs_test_devbroker_control(&broker, "errors 0 1 TOPIC_AUTHORIZATION_FAILED", reply,
                                            sizeof reply) == 0,
                 "push a Produce error: %s", reply);
-    refused("approve " NAME " --version 2", 1, "publishing " NAME "#2 as APPROVED", "not delivered");
+    refused("approve " NAME " --version 2", 1, "publishing " NAME "#2 as APPROVED",
+            "not delivered");
     HVS_CHECK(info(r, NAME, 2)->status == HVS_MODEL_PENDING_APPROVAL,
               "a failed delivery leaves v2 pending");
 
     /* approve pending v2: it serves */
     json_t *j = model_json("approve " NAME " --version 2 --by alice --reason 'better wape'", 0);
-    HVS_CHECK(j && jint(j, "version") == 2 && hvs_test_streq(jstr(j, "previous_status"), "PENDING_APPROVAL") &&
-                  hvs_test_streq(jstr(j, "status"), "APPROVED") && json_is_true(json_object_get(j, "published")) &&
-                  jint(j, "serving_before") == 1 && jint(j, "serving_after") == 2 &&
-                  hvs_test_streq(jstr(j, "decided_by"), "alice"),
+    HVS_CHECK(j && jint(j, "version") == 2 &&
+                  hvs_test_streq(jstr(j, "previous_status"), "PENDING_APPROVAL") &&
+                  hvs_test_streq(jstr(j, "status"), "APPROVED") &&
+                  json_is_true(json_object_get(j, "published")) && jint(j, "serving_before") == 1 &&
+                  jint(j, "serving_after") == 2 && hvs_test_streq(jstr(j, "decided_by"), "alice"),
               "approve v2 output");
     json_decref(j);
     const hvs_model_info_t *x = wait_status(r, 2, HVS_MODEL_APPROVED);
     HVS_CHECK(x && x->status == HVS_MODEL_APPROVED && hvs_test_streq(x->decided_by, "alice") &&
                   hvs_test_streq(x->decision_reason, "better wape") && fabs(x->wape - 0.2) < 1e-12,
               "v2 re-published APPROVED with the decision and its metrics");
-    HVS_CHECK(serving(r, 2) == 2 && fabs(predict(r) - 15) < 1.5, "approved v2 serves: v%d predicts %g",
-              hvs_registry_active_version(r, NAME), predict(r));
+    HVS_CHECK(serving(r, 2) == 2 && fabs(predict(r) - 15) < 1.5,
+              "approved v2 serves: v%d predicts %g", hvs_registry_active_version(r, NAME),
+              predict(r));
 
     /* reject pending v3: decided_by from $USER */
     j = model_json("reject " NAME " --version 3 --reason overfit", 0);
@@ -374,7 +398,8 @@ static void test_workflow(hvs_registry_t *r) {
         model("list --name " NAME, &out);
         int n = json_lines(out, js, 8);
         const char *why = n >= 4 ? jstr(js[3], "refused") : NULL;
-        HVS_CHECK(why && strstr(why, "corrupt_model") && n >= 2 && !json_object_get(js[1], "refused"),
+        HVS_CHECK(why && strstr(why, "corrupt_model") && n >= 2 &&
+                      !json_object_get(js[1], "refused"),
                   "list marks approved v4 refused (%s)", why ? why : "no \"refused\"");
         free_lines(js, n < 8 ? n : 8);
         free(out);
@@ -382,7 +407,8 @@ static void test_workflow(hvs_registry_t *r) {
 
     /* --force: rejected v3 approved again serves */
     j = model_json("approve " NAME " --version 3 --force --reason 'second look'", 0);
-    HVS_CHECK(j && jint(j, "serving_after") == 3 && hvs_test_streq(jstr(j, "previous_status"), "REJECTED"),
+    HVS_CHECK(j && jint(j, "serving_after") == 3 &&
+                  hvs_test_streq(jstr(j, "previous_status"), "REJECTED"),
               "forced approval of v3 output");
     json_decref(j);
     wait_status(r, 3, HVS_MODEL_APPROVED);
@@ -496,7 +522,8 @@ static void test_export(hvs_registry_t *r) {
     }
     HVS_CHECK(rc == 0 && lines == ROWS && same == ROWS,
               "python xgboost on the exported file: rc %d, %d predictions, %d equal to the served "
-              "model's", rc, lines, same);
+              "model's",
+              rc, lines, same);
     free(out);
 
     /* a version that does not decompress is not exported; an unwritable path fails */
@@ -515,17 +542,21 @@ static void test_rollback(hvs_registry_t *r) {
               "rollback archives v3, v2 serves");
     json_decref(j);
     const hvs_model_info_t *x = wait_status(r, 3, HVS_MODEL_ARCHIVED);
-    HVS_CHECK(x && x->status == HVS_MODEL_ARCHIVED && hvs_test_streq(x->decision_reason, "rollback") &&
-                  serving(r, 2) == 2 && fabs(predict(r) - 15) < 1.5,
+    HVS_CHECK(x && x->status == HVS_MODEL_ARCHIVED &&
+                  hvs_test_streq(x->decision_reason, "rollback") && serving(r, 2) == 2 &&
+                  fabs(predict(r) - 15) < 1.5,
               "registry: v3 ARCHIVED, v2 serves again (predicts %g)", predict(r));
     refused("approve " NAME " --version 3", 1, "v3 is ARCHIVED", "--force");
 
     j = model_json("rollback " NAME " --reason 'bad week' --by bob", 0);
-    HVS_CHECK(j && jint(j, "archived") == 2 && jint(j, "serving") == 1, "second rollback: v1 serves");
+    HVS_CHECK(j && jint(j, "archived") == 2 && jint(j, "serving") == 1,
+              "second rollback: v1 serves");
     json_decref(j);
     x = wait_status(r, 2, HVS_MODEL_ARCHIVED);
-    HVS_CHECK(x && x->status == HVS_MODEL_ARCHIVED && hvs_test_streq(x->decision_reason, "bad week") &&
-                  hvs_test_streq(x->decided_by, "bob") && serving(r, 1) == 1 && fabs(predict(r) - 10) < 1.5,
+    HVS_CHECK(x && x->status == HVS_MODEL_ARCHIVED &&
+                  hvs_test_streq(x->decision_reason, "bad week") &&
+                  hvs_test_streq(x->decided_by, "bob") && serving(r, 1) == 1 &&
+                  fabs(predict(r) - 10) < 1.5,
               "registry: v2 ARCHIVED by bob, v1 serves (predicts %g)", predict(r));
 
     /* v1 is the last approved one that validates (v4 is approved but corrupt) */
@@ -539,7 +570,8 @@ static void test_rollback(hvs_registry_t *r) {
     hvs_registry_opts_t opts = {.load_models = true};
     hvs_registry_t *r2;
     hvs_err_t err = {0};
-    HVS_REQUIRE(hvs_registry_new(&kc, serde, "models", &opts, &r2, &err) == 0, "registry 2: %s", err.msg);
+    HVS_REQUIRE(hvs_registry_new(&kc, serde, "models", &opts, &r2, &err) == 0, "registry 2: %s",
+                err.msg);
     hvs_registry_poll(r2, 10000);
     HVS_CHECK(hvs_registry_caught_up(r2) && hvs_registry_active_version(r2, NAME) == 1 &&
                   info(r2, NAME, 3)->status == HVS_MODEL_ARCHIVED,
@@ -549,9 +581,20 @@ static void test_rollback(hvs_registry_t *r) {
 
 static void test_usage(void) {
     static const char *const usage[] = {
-        "", "frobnicate", "show", "show a b", "approve " NAME, "approve " NAME " --version abc",
-        "approve " NAME " --version 0", "reject " NAME, "rollback", "export " NAME,
-        "export " NAME " --out", "list --bogus", "list --name", "show " NAME " --timeout 0",
+        "",
+        "frobnicate",
+        "show",
+        "show a b",
+        "approve " NAME,
+        "approve " NAME " --version abc",
+        "approve " NAME " --version 0",
+        "reject " NAME,
+        "rollback",
+        "export " NAME,
+        "export " NAME " --out",
+        "list --bogus",
+        "list --name",
+        "show " NAME " --timeout 0",
         "approve " NAME " --version 2 --out x",
     };
     for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++) {
@@ -588,7 +631,8 @@ static void test_usage(void) {
     refused("export " NAME " --version 9 --out /tmp/never-written.ubj", 1, "no version 9", NULL);
 
     /* the topic cannot be read: exit 1 naming the broker */
-    snprintf(cmd, sizeof cmd, "env HVS_KAFKA_BROKERS=127.0.0.1:1 %s model list 2>&1", HVS_TEST_HVSCTL);
+    snprintf(cmd, sizeof cmd, "env HVS_KAFKA_BROKERS=127.0.0.1:1 %s model list 2>&1",
+             HVS_TEST_HVSCTL);
     rc = hvs_test_run(cmd, NULL, 0, &out, NULL);
     HVS_CHECK(rc == 1 && out && strstr(out, "cannot read topic models at 127.0.0.1:1"),
               "unreachable broker: rc %d: %s", rc, out ? out : "");
@@ -607,43 +651,58 @@ static void test_linear(hvs_registry_t *r) {
     size_t tl = 0, zl = 0;
     hvs_err_t err = {0};
     HVS_REQUIRE(hvs_model_linear_new(3, 0, 2, hz, coef, &m, &err) == 0 &&
-                    hvs_model_save(m, &text, &tl, &err) == 0 && hvs_zlib_compress(text, tl, &z, &zl, &err) == 0,
+                    hvs_model_save(m, &text, &tl, &err) == 0 &&
+                    hvs_zlib_compress(text, tl, &z, &zl, &err) == 0,
                 "linear model: %s", err.msg);
     hvs_model_destroy(m);
     hvs_feature_profile_t prof[3];
     for (int i = 0; i < 3; i++)
         prof[i] = (hvs_feature_profile_t){lf[i], q, pr, 3, 0.0};
-    hvs_model_record_t rec = {
-        .name = "refresh/global", .version = 1, .status = HVS_MODEL_APPROVED, .features = lf,
-        .nfeatures = 3, .train_start = T0 - HVS_MS_DAY, .train_end = T0, .created_at = T0,
-        .metrics = {NAN, NAN, NAN, NAN, NAN, NAN, -1}, .profile = prof, .nprofile = 3,
-        .model_format = "hvs-linear", .model = z, .model_len = zl, .decided_at = HVS_MS_NONE};
+    hvs_model_record_t rec = {.name = "refresh/global",
+                              .version = 1,
+                              .status = HVS_MODEL_APPROVED,
+                              .features = lf,
+                              .nfeatures = 3,
+                              .train_start = T0 - HVS_MS_DAY,
+                              .train_end = T0,
+                              .created_at = T0,
+                              .metrics = {NAN, NAN, NAN, NAN, NAN, NAN, -1},
+                              .profile = prof,
+                              .nprofile = 3,
+                              .model_format = "hvs-linear",
+                              .model = z,
+                              .model_len = zl,
+                              .decided_at = HVS_MS_NONE};
     const void *buf;
     size_t len;
-    HVS_REQUIRE(hvs_registry_encode(serde, enc, &rec, &buf, &len, &err) == 0, "encode: %s", err.msg);
+    HVS_REQUIRE(hvs_registry_encode(serde, enc, &rec, &buf, &len, &err) == 0, "encode: %s",
+                err.msg);
     send_record("refresh/global", 1, buf, len);
     for (int i = 0; i < 200 && hvs_registry_active_version(r, "refresh/global") != 1; i++) {
         hvs_registry_poll(r, 0);
         usleep(50000);
     }
-    HVS_CHECK(hvs_registry_active_version(r, "refresh/global") == 1, "the registry serves refresh/global v1");
+    HVS_CHECK(hvs_registry_active_version(r, "refresh/global") == 1,
+              "the registry serves refresh/global v1");
 
     json_t *j = model_json("show refresh/global", 0);
     json_t *mb = json_object_get(j, "model_bytes");
     char crc[16];
     snprintf(crc, sizeof crc, "%08lx", (unsigned long)crc32(0, text, (uInt)tl));
-    HVS_CHECK(j && hvs_test_streq(jstr(j, "model_format"), "hvs-linear") &&
-                  json_is_true(json_object_get(json_object_get(j, "validation"), "ok")) &&
-                  json_is_true(json_object_get(j, "serving")) && jint(mb, "length") == (long long)tl &&
-                  hvs_test_streq(jstr(mb, "crc32"), crc),
-              "show refresh/global: model_format hvs-linear, validates, serves, the text summarised");
+    HVS_CHECK(
+        j && hvs_test_streq(jstr(j, "model_format"), "hvs-linear") &&
+            json_is_true(json_object_get(json_object_get(j, "validation"), "ok")) &&
+            json_is_true(json_object_get(j, "serving")) && jint(mb, "length") == (long long)tl &&
+            hvs_test_streq(jstr(mb, "crc32"), crc),
+        "show refresh/global: model_format hvs-linear, validates, serves, the text summarised");
     json_decref(j);
 
     char path[300], args[400];
     snprintf(path, sizeof path, "%s/refresh.txt", dir);
     snprintf(args, sizeof args, "export refresh/global --out %s", path);
     j = model_json(args, 0);
-    HVS_CHECK(j && hvs_test_streq(jstr(j, "model_format"), "hvs-linear") && jint(j, "length") == (long long)tl,
+    HVS_CHECK(j && hvs_test_streq(jstr(j, "model_format"), "hvs-linear") &&
+                  jint(j, "length") == (long long)tl,
               "export refresh/global prints model_format hvs-linear");
     json_decref(j);
     FILE *f = fopen(path, "rb");
@@ -696,7 +755,8 @@ static void start_broker(void) {
     for (int k = 1; k <= NV; k++)
         train(k);
     hvs_registry_opts_t opts = {.load_models = true};
-    HVS_REQUIRE(hvs_registry_new(&kc, serde, "models", &opts, &reg, &err) == 0, "registry: %s", err.msg);
+    HVS_REQUIRE(hvs_registry_new(&kc, serde, "models", &opts, &reg, &err) == 0, "registry: %s",
+                err.msg);
 }
 
 /* The cases are steps of one workflow on one topic, each building on the ones before it: a case
@@ -706,8 +766,8 @@ static void step_export(void) { test_export(reg); }
 static void step_rollback(void) { test_rollback(reg); }
 static void step_linear(void) { test_linear(reg); }
 
-static void (*const steps[])(void) = {test_empty,    step_workflow, test_show, step_export,
-                                       step_rollback, test_usage,    step_linear};
+static void (*const steps[])(void) = {test_empty,    step_workflow, test_show,  step_export,
+                                      step_rollback, test_usage,    step_linear};
 static int steps_done;
 
 /* Run step k, after the steps before it that have not run yet. */

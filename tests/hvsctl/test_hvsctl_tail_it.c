@@ -99,8 +99,8 @@ static void test_topics(void) {
         int named = 0;
         for (size_t i = 0; i < n; i++)
             named += out && strstr(out, all[i].name) != NULL;
-        HVS_CHECK(named == (int)n, "topics create #%d names %d of %zu topics:\n%s", round, named,
-                  n, out ? out : "");
+        HVS_CHECK(named == (int)n, "topics create #%d names %d of %zu topics:\n%s", round, named, n,
+                  out ? out : "");
         free(out);
     }
     HVS_CHECK_EQ_INT(hvsctl("topics list", &out), 0);
@@ -133,12 +133,12 @@ static void produce(const char *brokers) {
                             "send junk");
                 continue;
             }
-            HVS_REQUIRE(hvs_reading_to_avro(c, &r, "test", HVS_MS_NONE, hvs_encoder_value(e),
-                                            &err) == 0 &&
-                            hvs_encoder_encode(e, &buf, &len, &err) == 0 &&
-                            hvs_producer_send(p, "readings.raw", part, r.building_id,
-                                              strlen(r.building_id), buf, len, &err) == 0,
-                        "send: %s", err.msg);
+            HVS_REQUIRE(
+                hvs_reading_to_avro(c, &r, "test", HVS_MS_NONE, hvs_encoder_value(e), &err) == 0 &&
+                    hvs_encoder_encode(e, &buf, &len, &err) == 0 &&
+                    hvs_producer_send(p, "readings.raw", part, r.building_id, strlen(r.building_id),
+                                      buf, len, &err) == 0,
+                "send: %s", err.msg);
         }
     HVS_REQUIRE(hvs_producer_flush(p, 10000, &err) == 0, "flush: %s", err.msg);
 
@@ -152,9 +152,9 @@ static void produce(const char *brokers) {
                              &why, &err) == 0,
                 "dlq send");
     hvs_err_set(&why, HVS_ESERDE, "bad_magic", "first byte is 0x07");
-    HVS_REQUIRE(hvs_dlq_send(d, "readings.raw", 1, 4, "junk", 4, "\x07\xff\x00z", 4, NULL, &why,
-                             &err) == 0,
-                "dlq send");
+    HVS_REQUIRE(
+        hvs_dlq_send(d, "readings.raw", 1, 4, "junk", 4, "\x07\xff\x00z", 4, NULL, &why, &err) == 0,
+        "dlq send");
     HVS_REQUIRE(hvs_producer_flush(p, 10000, &err) == 0, "flush: %s", err.msg);
     hvs_dlq_destroy(d);
     hvs_reading_codec_destroy(c);
@@ -213,8 +213,7 @@ static void test_tail(void) {
     ok = 0;
     for (int k = 0; k < n && k < 128; k++)
         ok += line_matches(js[k], 0, PER_PART - 10 + k);
-    HVS_CHECK(rc == 0 && n == 10 && ok == 10, "tail default: rc %d, %d lines, %d right", rc, n,
-              ok);
+    HVS_CHECK(rc == 0 && n == 10 && ok == 10, "tail default: rc %d, %d lines, %d right", rc, n, ok);
     free_lines(js, n < 128 ? n : 128);
     free(out);
 
@@ -259,8 +258,8 @@ static void test_dlq_show(void) {
 }
 
 static void test_usage(void) {
-    static const char *cmds[] = {"topics", "topics create", "topics list", "tail", "ingest",
-                                 "dlq", "dlq show"};
+    static const char *cmds[] = {"topics", "topics create", "topics list", "tail",
+                                 "ingest", "dlq",           "dlq show"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char args[64];
         char *out = NULL;
@@ -291,8 +290,8 @@ static void test_usage(void) {
               out ? out : "");
     free(out);
     /* no broker there: a clear error, not a hang */
-    snprintf(cmd, sizeof cmd,
-             "HVS_KAFKA_BROKERS=127.0.0.1:1 %s topics list --timeout 2 2>&1", HVS_TEST_HVSCTL);
+    snprintf(cmd, sizeof cmd, "HVS_KAFKA_BROKERS=127.0.0.1:1 %s topics list --timeout 2 2>&1",
+             HVS_TEST_HVSCTL);
     rc = hvs_test_run(cmd, NULL, 0, &out, NULL);
     HVS_CHECK(rc == 1 && out && strstr(out, "cannot reach Kafka at 127.0.0.1:1"),
               "no broker: %d %s", rc, out ? out : "");

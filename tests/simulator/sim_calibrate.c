@@ -42,15 +42,16 @@ typedef struct opts {
 } opts_t;
 
 static int usage(void) {
-    fprintf(stderr, "usage: hvs-sim-calibrate [--seed N] [--start ISO] [--days N] [--buildings N] "
-                    "[--apartments N] [--train-fraction F] [--variability F] [--assert-range LO,HI]\n");
+    fprintf(stderr,
+            "usage: hvs-sim-calibrate [--seed N] [--start ISO] [--days N] [--buildings N] "
+            "[--apartments N] [--train-fraction F] [--variability F] [--assert-range LO,HI]\n");
     return 2;
 }
 
 /* Hourly heat per building, from the counters as reported. */
 typedef struct series {
     int nb, nh;
-    double *heat;            /* [b * nh + h], kWh */
+    double *heat; /* [b * nh + h], kWh */
     hvs_ms_t start;
 } series_t;
 
@@ -152,8 +153,8 @@ static void features(const sim_fleet_t *f, const series_t *s, const sim_conf_t *
     double tday = 0;
     for (int k = 0; k < 24; k += 3) {
         sim_weather_t wd;
-        sim_weather_forecast(&conf->weather, bl->latitude, bl->longitude, conf->elevation_m,
-                             issued, day + k * HOUR_MS + HOUR_MS / 2, &wd);
+        sim_weather_forecast(&conf->weather, bl->latitude, bl->longitude, conf->elevation_m, issued,
+                             day + k * HOUR_MS + HOUR_MS / 2, &wd);
         tday += wd.temperature_c / 8;
     }
     hvs_day_info_t di;
@@ -183,18 +184,23 @@ static void features(const sim_fleet_t *f, const series_t *s, const sim_conf_t *
     x[i++] = (float)(w.temperature_c * w.shortwave_radiation_wm2 / 100.0);
 }
 
-#define XGB_OK(call)                                                                                \
+#define XGB_OK(call)                                                                               \
     do {                                                                                           \
         if ((call) != 0) {                                                                         \
-            fprintf(stderr, "xgboost: %s: %s\n", #call, XGBGetLastError());                         \
+            fprintf(stderr, "xgboost: %s: %s\n", #call, XGBGetLastError());                        \
             return 1;                                                                              \
         }                                                                                          \
     } while (0)
 
 int main(int argc, char **argv) {
     hvs_log_init("calibrate", HVS_LOG_ERROR, NULL);
-    opts_t o = {.seed = 7, .start = 1727740800000LL /* 2024-10-01 */, .days = 180,
-                .buildings = 6, .apartments = 50, .train_fraction = 0.6, .variability = 1.0};
+    opts_t o = {.seed = 7,
+                .start = 1727740800000LL /* 2024-10-01 */,
+                .days = 180,
+                .buildings = 6,
+                .apartments = 50,
+                .train_fraction = 0.6,
+                .variability = 1.0};
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
@@ -234,7 +240,8 @@ int main(int argc, char **argv) {
         return 1;
 
     /* Rows: days from the 8th (lags need a week) on; split by day. */
-    int first_day = 8, ndays = o.days, split = first_day + (int)((ndays - first_day) * o.train_fraction);
+    int first_day = 8, ndays = o.days,
+        split = first_day + (int)((ndays - first_day) * o.train_fraction);
     size_t rows = (size_t)s.nb * (size_t)(ndays - first_day) * 24;
     float *x = malloc(rows * NFEAT * sizeof *x), *label = malloc(rows * sizeof *label);
     size_t ntrain = 0, ntest = 0;
@@ -246,7 +253,8 @@ int main(int argc, char **argv) {
                     int h = day * 24 + hh;
                     size_t r = ntrain + ntest;
                     features(f, &s, &conf, b, h, x + r * NFEAT);
-                    label[r] = (float)(s.heat[(size_t)b * s.nh + h] / f->buildings[b].heated_area_m2 * 1000);
+                    label[r] = (float)(s.heat[(size_t)b * s.nh + h] /
+                                       f->buildings[b].heated_area_m2 * 1000);
                     if (pass)
                         ntest++;
                     else
@@ -259,9 +267,15 @@ int main(int argc, char **argv) {
     BoosterHandle bst;
     XGB_OK(XGBoosterCreate(&dtrain, 1, &bst));
     static const char *const params[][2] = {
-        {"objective", "reg:squarederror"}, {"max_depth", "6"}, {"eta", "0.05"},
-        {"subsample", "0.8"}, {"colsample_bytree", "0.8"}, {"min_child_weight", "5"},
-        {"nthread", "2"}, {"seed", "1"}, {"verbosity", "0"},
+        {"objective", "reg:squarederror"},
+        {"max_depth", "6"},
+        {"eta", "0.05"},
+        {"subsample", "0.8"},
+        {"colsample_bytree", "0.8"},
+        {"min_child_weight", "5"},
+        {"nthread", "2"},
+        {"seed", "1"},
+        {"verbosity", "0"},
     };
     for (size_t i = 0; i < sizeof params / sizeof params[0]; i++)
         XGB_OK(XGBoosterSetParam(bst, params[i][0], params[i][1]));

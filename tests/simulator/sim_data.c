@@ -125,9 +125,9 @@ static void topology_line(sim_data_t *d, json_t *o) {
                 json_t *rooms = json_object_get(json_array_get(apts, a), "rooms");
                 b->nrooms[a] = (int)json_array_size(rooms);
                 for (size_t k = 0; k < json_array_size(rooms) && k < SD_MAX_ROOMS; k++)
-                    snprintf(b->room_names[a][k], sizeof b->room_names[a][k], "%s",
-                             json_string_value(
-                                 json_object_get(json_array_get(rooms, k), "room_name")));
+                    snprintf(
+                        b->room_names[a][k], sizeof b->room_names[a][k], "%s",
+                        json_string_value(json_object_get(json_array_get(rooms, k), "room_name")));
             }
         }
     }
@@ -152,9 +152,10 @@ static void weather_line(sim_data_t *d, json_t *o) {
 
 static void label_line(sim_data_t *d, json_t *o) {
     {
-        sd_label_t l = {.building = building_of(json_string_value(json_object_get(o, "building_id"))),
-                        .apartment = -1,
-                        .room = -1};
+        sd_label_t l = {
+            .building = building_of(json_string_value(json_object_get(o, "building_id"))),
+            .apartment = -1,
+            .room = -1};
         int b2 = -1;
         l.apartment = apartment_of(json_string_value(json_object_get(o, "apartment_id")), &b2);
         snprintf(l.category, sizeof l.category, "%s",
@@ -200,14 +201,14 @@ int sim_data_load(sim_data_t *d, const char *readings, size_t len, const char *l
             json_t *rs = json_object_get(o, "readings");
             for (size_t i = 0; a >= 0 && i < json_array_size(rs); i++) {
                 json_t *r = json_array_get(rs, i);
-                sd_event_t e = {.ts = ts,
-                                .line = (int64_t)d->lines,
-                                .sensor = (uint8_t)sensor_of(json_string_value(
-                                    json_object_get(r, "sensor_type"))),
-                                .room = (int8_t)room_of(&d->b[b], a,
-                                                        json_string_value(
-                                                            json_object_get(r, "room_name"))),
-                                .value = json_number_value(json_object_get(r, "value"))};
+                sd_event_t e = {
+                    .ts = ts,
+                    .line = (int64_t)d->lines,
+                    .sensor = (uint8_t)sensor_of(
+                        json_string_value(json_object_get(r, "sensor_type"))),
+                    .room = (int8_t)room_of(&d->b[b], a,
+                                            json_string_value(json_object_get(r, "room_name"))),
+                    .value = json_number_value(json_object_get(r, "value"))};
                 push(&d->apt[b][a], &e);
             }
             json_decref(o);

@@ -23,9 +23,9 @@ enum { SD_HEAT, SD_WATER, SD_TEMP, SD_SETPOINT, SD_VALVE, SD_OTHER };
 
 typedef struct sd_event {
     int64_t ts;
-    int64_t line;      /* delivery order */
-    uint8_t sensor;    /* SD_* */
-    int8_t room;       /* -1 apartment */
+    int64_t line;   /* delivery order */
+    uint8_t sensor; /* SD_* */
+    int8_t room;    /* -1 apartment */
     double value;
 } sd_event_t;
 
@@ -35,7 +35,7 @@ typedef struct sd_series {
 } sd_series_t;
 
 typedef struct sd_label {
-    int building, apartment, room;   /* -1 when absent */
+    int building, apartment, room; /* -1 when absent */
     char category[16], type[32];
     int64_t start, end;
     double magnitude;
@@ -54,7 +54,7 @@ typedef struct sd_building {
     int64_t commissioned;
     char room_names[SD_MAX_APTS][SD_MAX_ROOMS][24];
     int nrooms[SD_MAX_APTS];
-    sd_weather_t *weather;   /* hourly, in file order */
+    sd_weather_t *weather; /* hourly, in file order */
     size_t nweather;
 } sd_building_t;
 

@@ -97,7 +97,8 @@ static void test_clean(void) {
             for (uint32_t a = 0; a < NA; a++, i++) {
                 sim_record_t r;
                 make(&r, b, a, k);
-                same = same && memcmp(&r, &o.r[i], sizeof r) == 0 && o.popped_at[i] == r.measured_at;
+                same = same && memcmp(&r, &o.r[i], sizeof r) == 0 &&
+                       o.popped_at[i] == r.measured_at;
             }
     HVS_CHECK(same, "clean delivery is the pushes, in order, at once");
     free_out(&o);
@@ -156,7 +157,8 @@ static void test_each_imperfection(void) {
                 if (r->building != b || r->apartment != a)
                     continue;
                 hvs_ms_t off = r->timestamp - r->measured_at;
-                HVS_CHECK(off == (skew ? (hvs_ms_t)skew->magnitude : 0), "skew %lld", (long long)off);
+                HVS_CHECK(off == (skew ? (hvs_ms_t)skew->magnitude : 0), "skew %lld",
+                          (long long)off);
                 for (int l = 0; l < g_nlabels; l++) {
                     const sim_label_t *g = &g_labels[l];
                     if (g->building != (int32_t)b || g->apartment != (int32_t)a)
@@ -165,8 +167,7 @@ static void test_each_imperfection(void) {
                         HVS_CHECK(!(r->measured_at >= g->start && r->measured_at < g->end),
                                   "a record of a gap was delivered");
                     if (!strcmp(g->type, "late_batch") && r->measured_at >= g->start &&
-                        r->measured_at < g->end && !r->duplicate &&
-                        !(o.popped_at[i] == INT64_MAX))
+                        r->measured_at < g->end && !r->duplicate && !(o.popped_at[i] == INT64_MAX))
                         HVS_CHECK(o.popped_at[i] >= g->end + (hvs_ms_t)g->magnitude - 15 * MIN,
                                   "outage record delivered before its release");
                 }

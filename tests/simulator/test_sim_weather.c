@@ -31,10 +31,12 @@ static void test_climate(void) {
             tmin = fmin(tmin, w.temperature_c), tmax = fmax(tmax, w.temperature_c);
             sum += w.temperature_c, ghi += w.shortwave_radiation_wm2, cloud += w.cloud_cover_pct;
             HVS_CHECK(w.shortwave_radiation_wm2 >= 0 &&
-                          w.shortwave_radiation_wm2 <= sim_weather_clear_sky(LAT, LON, w.time) + 1e-9,
+                          w.shortwave_radiation_wm2 <=
+                              sim_weather_clear_sky(LAT, LON, w.time) + 1e-9,
                       "GHI %.1f outside [0, clear sky]", w.shortwave_radiation_wm2);
             HVS_CHECK(w.relative_humidity_pct >= 0 && w.relative_humidity_pct <= 100 &&
-                          w.cloud_cover_pct >= 0 && w.cloud_cover_pct <= 100 && w.wind_speed_ms >= 0,
+                          w.cloud_cover_pct >= 0 && w.cloud_cover_pct <= 100 &&
+                          w.wind_speed_ms >= 0,
                       "ranges");
             if (sim_weather_clear_sky(LAT, LON, w.time) == 0)
                 HVS_CHECK(w.shortwave_radiation_wm2 == 0, "sun at night");
@@ -179,8 +181,10 @@ static void test_shocks(void) {
         sim_weather_forecast(&conf, LAT, LON, ELEV, late, t, &fc_late);
         if (!strcmp(l[i].type, "storm")) {
             storms++;
-            HVS_CHECK(during.cloud_cover_pct >= 96, "storm %d: cloud %.0f", i, during.cloud_cover_pct);
-            HVS_CHECK(fc_late.cloud_cover_pct >= fc_early.cloud_cover_pct - 25, "storm seen once started");
+            HVS_CHECK(during.cloud_cover_pct >= 96, "storm %d: cloud %.0f", i,
+                      during.cloud_cover_pct);
+            HVS_CHECK(fc_late.cloud_cover_pct >= fc_early.cloud_cover_pct - 25,
+                      "storm seen once started");
         } else {
             fronts++;
             /* The drop is in the truth and in the later forecast, missing from the earlier. */

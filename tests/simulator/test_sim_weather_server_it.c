@@ -27,8 +27,10 @@ static json_t *get(uint16_t port, const char *query, long *status) {
 
 static void test_forecast(uint16_t port) {
     long st;
-    json_t *j = get(port, "forecast?latitude=47.37&longitude=8.54&hourly=temperature_2m,"
-                          "shortwave_radiation,cloudcover&past_days=1&forecast_days=3", &st);
+    json_t *j = get(port,
+                    "forecast?latitude=47.37&longitude=8.54&hourly=temperature_2m,"
+                    "shortwave_radiation,cloudcover&past_days=1&forecast_days=3",
+                    &st);
     HVS_REQUIRE(st == 200 && j, "forecast: %ld", st);
     json_t *h = json_object_get(j, "hourly");
     json_t *time = json_object_get(h, "time"), *temp = json_object_get(h, "temperature_2m");
@@ -36,10 +38,12 @@ static void test_forecast(uint16_t port) {
     HVS_CHECK_EQ_INT(json_array_size(time), 4 * 24);
     HVS_CHECK_EQ_INT(json_array_size(temp), 4 * 24);
     HVS_CHECK(json_object_get(h, "relativehumidity_2m") == NULL, "only what was asked");
-    HVS_CHECK(!strcmp(json_string_value(json_array_get(time, 0)), "2024-10-31T00:00"), "first hour %s",
-              json_string_value(json_array_get(time, 0)));
-    HVS_CHECK(!strcmp(json_string_value(json_object_get(json_object_get(j, "hourly_units"),
-                                                        "temperature_2m")), "°C"), "units");
+    HVS_CHECK(!strcmp(json_string_value(json_array_get(time, 0)), "2024-10-31T00:00"),
+              "first hour %s", json_string_value(json_array_get(time, 0)));
+    HVS_CHECK(!strcmp(json_string_value(
+                          json_object_get(json_object_get(j, "hourly_units"), "temperature_2m")),
+                      "°C"),
+              "units");
     hvs_ms_t from = 1730332800000LL; /* 2024-10-31T00:00Z */
     hvs_ms_t issued = sim_weather_latest_issue(NOW);
     HVS_CHECK_EQ_INT(issued, 1730440800000LL); /* the 06 UTC run, out at 08 UTC */
@@ -50,28 +54,35 @@ static void test_forecast(uint16_t port) {
         if (t <= NOW) {
             sim_weather_observed(&wconf, 47.37, 8.54, 430, t, &w);
             nobs++;
-            observed_ok += fabs(json_number_value(json_array_get(temp, i)) - w.temperature_c) < 0.051;
+            observed_ok += fabs(json_number_value(json_array_get(temp, i)) - w.temperature_c) <
+                           0.051;
         } else {
             sim_weather_forecast(&wconf, 47.37, 8.54, 430, issued, t, &w);
             nfc++;
-            forecast_ok += fabs(json_number_value(json_array_get(temp, i)) - w.temperature_c) < 0.051 &&
-                           fabs(json_number_value(json_array_get(ghi, i)) - w.shortwave_radiation_wm2) < 0.051;
+            forecast_ok += fabs(json_number_value(json_array_get(temp, i)) - w.temperature_c) <
+                               0.051 &&
+                           fabs(json_number_value(json_array_get(ghi, i)) -
+                                w.shortwave_radiation_wm2) < 0.051;
         }
     }
     HVS_CHECK(nobs == 37 && observed_ok == nobs, "observed hours %d of %d", observed_ok, nobs);
     HVS_CHECK(nfc == 59 && forecast_ok == nfc, "forecast hours %d of %d", forecast_ok, nfc);
     json_decref(j);
 
-    j = get(port, "forecast?latitude=46.2&longitude=6.14&start_date=2024-01-01&end_date=2024-01-02", &st);
-    HVS_CHECK(st == 200 && json_array_size(json_object_get(json_object_get(j, "hourly"), "time")) == 48,
+    j = get(port, "forecast?latitude=46.2&longitude=6.14&start_date=2024-01-01&end_date=2024-01-02",
+            &st);
+    HVS_CHECK(st == 200 &&
+                  json_array_size(json_object_get(json_object_get(j, "hourly"), "time")) == 48,
               "date range: %ld", st);
-    HVS_CHECK(json_object_get(json_object_get(j, "hourly"), "windspeed_10m") != NULL, "all variables by default");
+    HVS_CHECK(json_object_get(json_object_get(j, "hourly"), "windspeed_10m") != NULL,
+              "all variables by default");
     json_decref(j);
 
     /* The server follows the simulated clock. */
     sim_now = NOW + 24 * HOUR;
     j = get(port, "status", &st);
-    HVS_CHECK(st == 200 && !strcmp(json_string_value(json_object_get(j, "now")), "2024-11-02T12:10:00.000Z"),
+    HVS_CHECK(st == 200 &&
+                  !strcmp(json_string_value(json_object_get(j, "now")), "2024-11-02T12:10:00.000Z"),
               "status now");
     json_decref(j);
     sim_now = NOW;
@@ -112,8 +123,8 @@ static void test_bad_parameters(uint16_t port) {
 }
 
 static void test_faults(void) {
-    sim_weather_server_conf_t c = {.weather = &wconf, .now_ms = &sim_now, .elevation_m = 430,
-                                   .fail_rate = 1.0};
+    sim_weather_server_conf_t c = {
+        .weather = &wconf, .now_ms = &sim_now, .elevation_m = 430, .fail_rate = 1.0};
     sim_weather_server_t *s;
     hvs_err_t err;
     HVS_REQUIRE(sim_weather_server_start(0, &c, &s, &err) == 0, "start");

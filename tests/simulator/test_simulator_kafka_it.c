@@ -113,7 +113,7 @@ static void see_message(void *opaque, const rd_kafka_message_t *m) {
     avro_value_t *v;
     if (hvs_decoder_decode(ks->dec, m->payload, m->len, &v, &err) != 0) {
         ks->truncated += !strcmp(err.reason, HVS_SERDE_R_TRUNCATED) ||
-                     !strcmp(err.reason, HVS_SERDE_R_AVRO);
+                         !strcmp(err.reason, HVS_SERDE_R_AVRO);
         return;
     }
     HVS_REQUIRE(hvs_reading_from_avro(ks->codec, v, r, &err) == 0, "from avro: %s", err.msg);
@@ -141,11 +141,11 @@ static void see_message(void *opaque, const rd_kafka_message_t *m) {
 /* ---- fixtures, started on first use ------------------------------------------------------ */
 
 static hvs_test_proc_t broker;
-static char *jsonl;          /* the messy run as JSON lines */
+static char *jsonl; /* the messy run as JSON lines */
 static size_t jlen;
-static char **want;          /* its canonical records (sorted) */
+static char **want; /* its canonical records (sorted) */
 static size_t nwant, syntax, nan_lines;
-static kafka_seen_t seen;    /* the same seed published to Kafka, read back */
+static kafka_seen_t seen; /* the same seed published to Kafka, read back */
 static bool have_seen;
 
 static void teardown(void) {
@@ -180,8 +180,7 @@ static void need_jsonl(void) {
     if (jsonl)
         return;
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s --out jsonl " MESSY " 2>%s/jsonl.log", HVS_TEST_SIMULATOR,
-             g_dir);
+    snprintf(cmd, sizeof cmd, "%s --out jsonl " MESSY " 2>%s/jsonl.log", HVS_TEST_SIMULATOR, g_dir);
     jsonl = run(cmd, &jlen);
     nwant = canon_jsonl(jsonl, jlen, &want, &syntax, &nan_lines);
     printf("jsonl: %zu records, %zu cut lines, %zu with NaN\n", nwant, syntax, nan_lines);
@@ -196,7 +195,8 @@ static void need_kafka(void) {
     char cmd[2048];
     size_t klen;
     snprintf(cmd, sizeof cmd,
-             "HVS_KAFKA_BROKERS=%s %s --out kafka " MESSY " --labels-topic sim.labels 2>%s/kafka.log",
+             "HVS_KAFKA_BROKERS=%s %s --out kafka " MESSY
+             " --labels-topic sim.labels 2>%s/kafka.log",
              broker.addr, HVS_TEST_SIMULATOR, g_dir);
     free(run(cmd, &klen));
 
@@ -208,12 +208,19 @@ static void need_kafka(void) {
     HVS_REQUIRE(hvs_decoder_new(s, HVS_SCHEMA_READING, &dec, &err) == 0, "decoder");
     HVS_REQUIRE(hvs_reading_codec_new(s, &codec, &err) == 0, "codec");
     const char *topics[] = {"readings.raw", "topology", "sim.labels"};
-    kafka_seen_t k = {.dec = dec, .codec = codec, .r = calloc(1, sizeof(hvs_reading_t)),
-                      .cap = nwant + 1024};
+    kafka_seen_t k = {
+        .dec = dec, .codec = codec, .r = calloc(1, sizeof(hvs_reading_t)), .cap = nwant + 1024};
     k.got = malloc(k.cap * sizeof *k.got);
-    hvs_test_tail_t t = {.brokers = broker.addr, .topics = topics, .ntopics = 3,
-                         .group = "simtest", .assign_ms = 20000, .timeout_ms = 30000,
-                         .idle_ms = 3000, .poll_ms = 200, .batch = 512, .commit = true};
+    hvs_test_tail_t t = {.brokers = broker.addr,
+                         .topics = topics,
+                         .ntopics = 3,
+                         .group = "simtest",
+                         .assign_ms = 20000,
+                         .timeout_ms = 30000,
+                         .idle_ms = 3000,
+                         .poll_ms = 200,
+                         .batch = 512,
+                         .commit = true};
     hvs_test_tail(&t, see_message, &k);
     qsort(k.got, k.ngot, sizeof *k.got, cmp_str);
     printf("kafka: %zu records, %zu undecodable, %zu with NaN, %zu buildings, %zu labels\n", k.ngot,

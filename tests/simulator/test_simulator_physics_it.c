@@ -187,8 +187,10 @@ static void check_heating_vs_weather(sim_data_t *d) {
         HVS_CHECK(r < -0.75, "building %d (%s): heating not driven by cold, r=%.3f", b,
                   d->b[b].archetype, r);
         HVS_CHECK(bt < 0, "building %d: colder hours must need more heat (slope %.2f)", b, bt);
-        HVS_CHECK(cg < 0, "building %d: sunny days must need less heat at equal temperature "
-                          "(GHI coefficient %.3f)", b, cg);
+        HVS_CHECK(cg < 0,
+                  "building %d: sunny days must need less heat at equal temperature "
+                  "(GHI coefficient %.3f)",
+                  b, cg);
     }
     /* Buildings 0, 1, 2 are modern, old and passive. */
     HVS_CHECK(!strcmp(d->b[1].archetype, "old_poorly_insulated") &&
@@ -230,8 +232,8 @@ static double median(double *v, int n) {
 
 static void check_labels(sim_data_t *d) {
     int by_type[32] = {0};
-    static const char *const faults[] = {"stuck_valve", "no_heat_response", "sensor_flatline",
-                                         "sensor_drift", "sensor_noise", "efficiency_loss"};
+    static const char *const faults[] = {"stuck_valve",  "no_heat_response", "sensor_flatline",
+                                         "sensor_drift", "sensor_noise",     "efficiency_loss"};
     int checked[6] = {0}, ok[6] = {0};
     static double buf[20000], buf2[20000];
     static int64_t tbuf[20000];
@@ -396,8 +398,7 @@ static void check_vacations(sim_data_t *d) {
             continue;
         HVS_CHECK(!strcmp(l->category, "benign"), "vacation must be benign");
         int64_t from = l->start + 2 * DAY, to = l->end;
-        if (to - from < 2 * DAY || l->start - 10 * DAY < START_MS ||
-            to > START_MS + RUN_DAYS * DAY)
+        if (to - from < 2 * DAY || l->start - 10 * DAY < START_MS || to > START_MS + RUN_DAYS * DAY)
             continue;
         bool alone = true; /* a fault in the same flat (a stuck valve) heats regardless */
         for (size_t j = 0; j < d->nlabels; j++)
@@ -452,9 +453,10 @@ static sim_data_t *fixture(void) {
     HVS_REQUIRE(mkdtemp(g_dir), "mkdtemp");
     hvs_test_cleanup(teardown);
     int64_t t0 = hvs_test_now_ms();
-    sim_out = run_sim("--clean --seed 11 --start 2024-10-15T00:00:00Z --days 100 --buildings 6 "
-                      "--apartments-per-building 12 --new-building-fraction 0 --fault-rate 4 --vacation-rate 1.5 --guest-rate 1 --override-rate 1",
-                      "phys", &sim_len);
+    sim_out = run_sim(
+        "--clean --seed 11 --start 2024-10-15T00:00:00Z --days 100 --buildings 6 "
+        "--apartments-per-building 12 --new-building-fraction 0 --fault-rate 4 --vacation-rate 1.5 --guest-rate 1 --override-rate 1",
+        "phys", &sim_len);
     printf("simulated 6 x 12 apartments x 100 days in %lld ms: %zu bytes\n",
            (long long)(hvs_test_now_ms() - t0), sim_len);
     sim_data_t *d = calloc(1, sizeof *d);

@@ -84,8 +84,10 @@ size_t hvs_test_tail(const hvs_test_tail_t *t, hvs_test_tail_fn fn, void *opaque
     char group[64];
     if (!t->group)
         snprintf(group, sizeof group, "hvs-test-tail-%d-%d", (int)getpid(), ++groups);
-    hvs_kafka_conf_t kc = {.brokers = t->brokers, .group = t->group ? t->group : group,
-                           .client_id = "hvs-test-tail", .fetch_wait_max_ms = 10};
+    hvs_kafka_conf_t kc = {.brokers = t->brokers,
+                           .group = t->group ? t->group : group,
+                           .client_id = "hvs-test-tail",
+                           .fetch_wait_max_ms = 10};
     hvs_consumer_t *c;
     hvs_err_t err = {0};
     HVS_REQUIRE(hvs_consumer_new(&kc, t->topics, t->ntopics ? t->ntopics : 1, NULL, &c, &err) == 0,
@@ -184,7 +186,8 @@ static int connect_port(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
         close(fd);
@@ -266,9 +269,9 @@ int hvs_test_redis_start(hvs_test_proc_t *p, int port) {
         p->port = port > 0 ? port : hvs_test_free_port();
         char portbuf[16];
         snprintf(portbuf, sizeof portbuf, "%d", p->port);
-        char *argv[] = {HVS_TEST_REDIS_SERVER, "--port", portbuf, "--bind", "127.0.0.1",
-                        "--save", "", "--appendonly", "no", "--dir", p->dir,
-                        "--loglevel", "warning", NULL};
+        char *argv[] = {
+            HVS_TEST_REDIS_SERVER, "--port", portbuf, "--bind", "127.0.0.1",  "--save",  "",
+            "--appendonly",        "no",     "--dir", p->dir,   "--loglevel", "warning", NULL};
         p->pid = spawn(argv, NULL);
         if (p->pid < 0)
             return -1;

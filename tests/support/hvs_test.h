@@ -21,14 +21,14 @@
 #ifndef HVS_TEST_H
 #define HVS_TEST_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 extern int hvs_test_passed;
@@ -65,7 +65,7 @@ static inline int hvs_test_streq(const char *a, const char *b) {
 }
 static inline const char *hvs_test_str(const char *s) { return s ? s : "(null)"; }
 #define HVS_CHECK_EQ_STR(a, b)                                                                     \
-    HVS_CHECK(hvs_test_streq((a), (b)), "%s = \"%s\", expected \"%s\"", #a, hvs_test_str(a),      \
+    HVS_CHECK(hvs_test_streq((a), (b)), "%s = \"%s\", expected \"%s\"", #a, hvs_test_str(a),       \
               hvs_test_str(b))
 #define HVS_CHECK_NEAR(a, b, tol)                                                                  \
     HVS_CHECK(fabs((double)(a) - (double)(b)) <= (tol), "%s = %.9g, expected %.9g", #a,            \
@@ -82,7 +82,8 @@ typedef struct hvs_test_case {
 } hvs_test_case_t;
 
 /* Ends a case table. */
-#define HVS_TEST_CASES_END {NULL, NULL}
+#define HVS_TEST_CASES_END                                                                         \
+    { NULL, NULL }
 
 /*
  * A test's main: runs every case of `cases` (terminated by HVS_TEST_CASES_END) in order, or only
@@ -99,10 +100,10 @@ void hvs_test_cleanup(void (*fn)(void));
 
 typedef struct hvs_test_proc {
     pid_t pid;
-    int port;             /* main port */
-    char addr[128];       /* redis: "redis://127.0.0.1:PORT"; devbroker: "127.0.0.1:PORT" */
-    char control[128];    /* devbroker: control channel "127.0.0.1:PORT"; else "" */
-    char dir[256];        /* scratch directory of the process (removed on stop) */
+    int port;          /* main port */
+    char addr[128];    /* redis: "redis://127.0.0.1:PORT"; devbroker: "127.0.0.1:PORT" */
+    char control[128]; /* devbroker: control channel "127.0.0.1:PORT"; else "" */
+    char dir[256];     /* scratch directory of the process (removed on stop) */
 } hvs_test_proc_t;
 
 /* A TCP port that was free a moment ago on 127.0.0.1. */
@@ -148,19 +149,19 @@ struct rd_kafka_message_s; /* rd_kafka_message_t, <librdkafka/rdkafka.h> */
 
 /* What hvs_test_tail reads and when it stops. Zero fields take the defaults named. */
 typedef struct hvs_test_tail {
-    const char *brokers;         /* required: "host:port" */
-    const char *const *topics;   /* required: effective names */
-    size_t ntopics;              /* 0 = 1 */
-    const char *group;           /* NULL = a new group of its own ("hvs-test-tail-<pid>-<n>") */
-    size_t want;                 /* stop once this many arrived; 0 = only on idle or timeout */
-    int timeout_ms;              /* overall limit; 0 = 20000 */
-    int idle_ms;                 /* stop after this long without a message; 0 = never */
-    int linger_ms;               /* after `want` arrived, one more poll this long: late
+    const char *brokers;       /* required: "host:port" */
+    const char *const *topics; /* required: effective names */
+    size_t ntopics;            /* 0 = 1 */
+    const char *group;         /* NULL = a new group of its own ("hvs-test-tail-<pid>-<n>") */
+    size_t want;               /* stop once this many arrived; 0 = only on idle or timeout */
+    int timeout_ms;            /* overall limit; 0 = 20000 */
+    int idle_ms;               /* stop after this long without a message; 0 = never */
+    int linger_ms;             /* after `want` arrived, one more poll this long: late
                                     duplicates show (they are passed on and counted) */
-    int assign_ms;               /* > 0: first wait this long for the assignment (fatal if none) */
-    int poll_ms;                 /* one poll's wait; 0 = 100 */
-    size_t batch;                /* messages per poll; 0 = 64, at most 512 */
-    bool commit;                 /* commit each batch after the callback saw it */
+    int assign_ms;             /* > 0: first wait this long for the assignment (fatal if none) */
+    int poll_ms;               /* one poll's wait; 0 = 100 */
+    size_t batch;              /* messages per poll; 0 = 64, at most 512 */
+    bool commit;               /* commit each batch after the callback saw it */
 } hvs_test_tail_t;
 
 /* Called for each message in order of arrival; the message is only valid during the call. */

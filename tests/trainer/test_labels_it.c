@@ -14,7 +14,8 @@
 /* Alert ids to their day. */
 static void test_alert_day(void) {
     HVS_CHECK(tr_labels_alert_day("apt_1#2024-10-01#ANOMALY") == D20241001, "alert id day");
-    HVS_CHECK(tr_labels_alert_day("bldg_A#2024-10-02#DATA_QUALITY") == D20241001 + DAY, "building-level id");
+    HVS_CHECK(tr_labels_alert_day("bldg_A#2024-10-02#DATA_QUALITY") == D20241001 + DAY,
+              "building-level id");
     HVS_CHECK(tr_labels_alert_day("apt_1#2024-13-01#ANOMALY") == HVS_MS_NONE, "month 13 refused");
     HVS_CHECK(tr_labels_alert_day("apt_1#2024-10-1#ANOMALY") == HVS_MS_NONE, "short date refused");
     HVS_CHECK(tr_labels_alert_day("apt_1-2024-10-01") == HVS_MS_NONE, "no '#' refused");
@@ -27,30 +28,42 @@ static void test_partial_set(void) {
     tr_labels_t l;
     tr_labels_init(&l);
     hvs_ms_t d = D20241001;
-    HVS_CHECK(tr_labels_put(&l, "a1#2024-10-01#ANOMALY", "B", "a1", d, TR_LABEL_NEGATIVE, 100) == 1, "put");
+    HVS_CHECK(tr_labels_put(&l, "a1#2024-10-01#ANOMALY", "B", "a1", d, TR_LABEL_NEGATIVE, 100) == 1,
+              "put");
     HVS_CHECK(tr_labels_get(&l, "B", "a1", d) == 0, "a false alarm is negative");
-    HVS_CHECK(tr_labels_put(&l, "a1#2024-10-01#ANOMALY", "B", "a1", d, TR_LABEL_POSITIVE, 50) == 0 &&
+    HVS_CHECK(tr_labels_put(&l, "a1#2024-10-01#ANOMALY", "B", "a1", d, TR_LABEL_POSITIVE, 50) ==
+                      0 &&
                   tr_labels_get(&l, "B", "a1", d) == 0,
               "an older verdict does not overwrite a newer one");
-    HVS_CHECK(tr_labels_put(&l, "a1#2024-10-01#ANOMALY", "B", "a1", d, TR_LABEL_POSITIVE, 200) == 1 &&
+    HVS_CHECK(tr_labels_put(&l, "a1#2024-10-01#ANOMALY", "B", "a1", d, TR_LABEL_POSITIVE, 200) ==
+                      1 &&
                   tr_labels_get(&l, "B", "a1", d) == 1,
               "a newer verdict does");
     /* another alert type on the same apartment-day: still positive (any confirmed alert) */
-    HVS_CHECK(tr_labels_put(&l, "a1#2024-10-01#RULE_STUCK_VALVE", "B", "a1", d, TR_LABEL_NEGATIVE, 300) == 1 &&
+    HVS_CHECK(tr_labels_put(&l, "a1#2024-10-01#RULE_STUCK_VALVE", "B", "a1", d, TR_LABEL_NEGATIVE,
+                            300) == 1 &&
                   tr_labels_get(&l, "B", "a1", d) == 1,
               "positive when any alert of the day was confirmed");
-    HVS_CHECK(tr_labels_put(&l, "a2#2024-10-02#ANOMALY", "B", "a2", d + DAY, TR_LABEL_NEGATIVE, 10) == 1, "put a2");
+    HVS_CHECK(
+        tr_labels_put(&l, "a2#2024-10-02#ANOMALY", "B", "a2", d + DAY, TR_LABEL_NEGATIVE, 10) == 1,
+        "put a2");
     /* the same alert id in another building (apartment ids repeat across buildings) */
-    HVS_CHECK(tr_labels_put(&l, "a2#2024-10-02#ANOMALY", "C", "a2", d + DAY, TR_LABEL_POSITIVE, 5) == 1 &&
-                  tr_labels_get(&l, "C", "a2", d + DAY) == 1 && tr_labels_get(&l, "B", "a2", d + DAY) == 0,
-              "buildings kept apart");
-    HVS_CHECK(tr_labels_put(&l, "a2#2024-10-02#ANOMALY", "C", "a2", d + DAY, TR_LABEL_NONE, 6) == 1 &&
+    HVS_CHECK(
+        tr_labels_put(&l, "a2#2024-10-02#ANOMALY", "C", "a2", d + DAY, TR_LABEL_POSITIVE, 5) == 1 &&
+            tr_labels_get(&l, "C", "a2", d + DAY) == 1 &&
+            tr_labels_get(&l, "B", "a2", d + DAY) == 0,
+        "buildings kept apart");
+    HVS_CHECK(tr_labels_put(&l, "a2#2024-10-02#ANOMALY", "C", "a2", d + DAY, TR_LABEL_NONE, 6) ==
+                      1 &&
                   tr_labels_get(&l, "C", "a2", d + DAY) == -1,
               "a later UNSURE retracts the label");
-    HVS_CHECK(tr_labels_put(&l, "a9#2024-10-02#ANOMALY", "C", "a9", d + DAY, TR_LABEL_NONE, 6) == 0 && l.n == 4,
+    HVS_CHECK(tr_labels_put(&l, "a9#2024-10-02#ANOMALY", "C", "a9", d + DAY, TR_LABEL_NONE, 6) ==
+                      0 &&
+                  l.n == 4,
               "an UNSURE on an unlabelled alert adds nothing");
-    HVS_CHECK(tr_labels_put(&l, "a2#2024-10-02#ANOMALY", "B", "a2", d + DAY, TR_LABEL_NEGATIVE, 10) == 0,
-              "the same verdict again is no change");
+    HVS_CHECK(
+        tr_labels_put(&l, "a2#2024-10-02#ANOMALY", "B", "a2", d + DAY, TR_LABEL_NEGATIVE, 10) == 0,
+        "the same verdict again is no change");
     HVS_CHECK(tr_labels_get(&l, "B", "a2", d) == -1 && tr_labels_get(&l, "B", "a3", d) == -1 &&
                   tr_labels_get(&l, "C", "a1", d) == -1,
               "unlabelled days are unknown in a partial set");
@@ -65,7 +78,8 @@ static void test_partial_set(void) {
     HVS_CHECK(tr_labels_put(&l, "x", longid, "a1", d, TR_LABEL_POSITIVE, 1) == HVS_EINVAL &&
                   tr_labels_put(&l, "x", "B|C", "a1", d, TR_LABEL_POSITIVE, 1) == HVS_EINVAL &&
                   tr_labels_put(&l, "x", "B", "", d, TR_LABEL_POSITIVE, 1) == HVS_EINVAL &&
-                  tr_labels_put(&l, "x", "B", "a1", HVS_MS_NONE, TR_LABEL_POSITIVE, 1) == HVS_EINVAL,
+                  tr_labels_put(&l, "x", "B", "a1", HVS_MS_NONE, TR_LABEL_POSITIVE, 1) ==
+                      HVS_EINVAL,
               "ids with the separator, empty ids and no day are refused");
 
     /* Redis round trip: what a restart reads back */
@@ -81,13 +95,16 @@ static void test_partial_set(void) {
     hvs_redis_batch_reset(b);
     HVS_CHECK(tr_labels_save(&l, b, HVS_MS_NONE, &err) == 0 && hvs_redis_batch_size(b) == 0,
               "nothing dirty after a save");
-    HVS_CHECK(hvs_redis_command(r, NULL, &err, "HSET hvs:tr:labels broken %s", "no-separators") == 0, "corrupt");
+    HVS_CHECK(hvs_redis_command(r, NULL, &err, "HSET hvs:tr:labels broken %s", "no-separators") ==
+                  0,
+              "corrupt");
     tr_labels_t back;
     tr_labels_init(&back);
     size_t skipped = 0;
     HVS_CHECK(tr_labels_load(&back, r, &skipped, &err) == 0 && back.n == 4 && skipped == 1,
               "loaded %zu, skipped %zu: %s", back.n, skipped, err.msg);
-    HVS_CHECK(tr_labels_get(&back, "B", "a1", d) == 1 && tr_labels_get(&back, "B", "a2", d + DAY) == 0 &&
+    HVS_CHECK(tr_labels_get(&back, "B", "a1", d) == 1 &&
+                  tr_labels_get(&back, "B", "a2", d + DAY) == 0 &&
                   tr_labels_get(&back, "C", "a2", d + DAY) == -1,
               "the verdicts came back, the retraction too");
     hvs_redis_batch_reset(b);
@@ -95,10 +112,12 @@ static void test_partial_set(void) {
               "loaded labels are not dirty");
     /* labels of days before the window leave memory and Redis */
     HVS_CHECK(tr_labels_save(&back, b, d + DAY, &err) == 0 && hvs_redis_batch_size(b) == 2 &&
-                  hvs_redis_batch_exec(r, b, &err) == 0 && back.n == 2 && tr_labels_get(&back, "B", "a1", d) == -1,
+                  hvs_redis_batch_exec(r, b, &err) == 0 && back.n == 2 &&
+                  tr_labels_get(&back, "B", "a1", d) == -1,
               "pruned: %zu left, %zu commands", back.n, hvs_redis_batch_size(b));
     redisReply *len = NULL;
-    HVS_CHECK(hvs_redis_command(r, &len, &err, "HLEN hvs:tr:labels") == 0 && len && len->integer == 3,
+    HVS_CHECK(hvs_redis_command(r, &len, &err, "HLEN hvs:tr:labels") == 0 && len &&
+                  len->integer == 3,
               "Redis holds the 2 kept and the corrupt one: %lld", len ? len->integer : -1);
     if (len)
         freeReplyObject(len);

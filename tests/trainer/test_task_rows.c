@@ -67,7 +67,8 @@ static tr_history_t *make_history(void) {
             continue; /* an hour without any weather */
         for (int l = 6; l <= 72; l += 6) {
             hvs_ms_t issue = hvs_time_window_start(hr - l * HOUR, 6 * HOUR);
-            hvs_feat_wx_t f = {issue, false, temp + 0.1 * l * (uni() - 0.5), 70, 40, 120 * uni(), 3};
+            hvs_feat_wx_t f = {issue,       false, temp + 0.1 * l * (uni() - 0.5), 70, 40,
+                               120 * uni(), 3};
             HVS_REQUIRE(tr_history_put_weather(h, "bldg_1", hr, &f) >= 0, "put forecast");
         }
         if (k % 11 != 3) { /* now and then the observation is missing */
@@ -90,7 +91,8 @@ static size_t serve_rows(const tr_history_t *h, const tr_select_t *sel, const tr
                          uint64_t *digest) {
     tr_task_t task = sel->task;
     size_t ncols = hvs_taskrow_ncols((hvs_task_t)task), bad = 0, bad_y = 0;
-    HVS_REQUIRE(ncols == r->ncols, "%s: %zu columns, trainer %zu", tr_task_name(task), ncols, r->ncols);
+    HVS_REQUIRE(ncols == r->ncols, "%s: %zu columns, trainer %zu", tr_task_name(task), ncols,
+                r->ncols);
     for (size_t i = 0; i < r->n; i++) {
         const tr_building_t *b = h->b[r->group[i]];
         const tr_series_t *s = b->s[r->series[i]];
@@ -102,8 +104,13 @@ static size_t serve_rows(const tr_history_t *h, const tr_select_t *sel, const tr
         unsigned flags;
         hvs_features_compute(&v, bi.cal, r->hour[i], r->as_of[i], x, &flags);
         const hvs_feat_hour_t *t = hvs_feat_hour_get(&v, r->hour[i]);
-        fx_vector_t fv = {.building = b->id, .entity = s->id, .hour = r->hour[i], .as_of = r->as_of[i],
-                          .x = x, .flags = flags, .target = t ? t->use : NAN};
+        fx_vector_t fv = {.building = b->id,
+                          .entity = s->id,
+                          .hour = r->hour[i],
+                          .as_of = r->as_of[i],
+                          .x = x,
+                          .flags = flags,
+                          .target = t ? t->use : NAN};
         const void *buf;
         size_t len;
         avro_value_t *val;
@@ -123,7 +130,8 @@ static size_t serve_rows(const tr_history_t *h, const tr_select_t *sel, const tr
             if (bad++ < 3)
                 for (size_t c = 0; c < ncols; c++)
                     if (memcmp(&f[c], &r->x[i * r->ncols + c], sizeof *f) != 0)
-                        fprintf(stderr, "%s row %zu column %s: served %a, trainer %a\n", tr_task_name(task), i,
+                        fprintf(stderr, "%s row %zu column %s: served %a, trainer %a\n",
+                                tr_task_name(task), i,
                                 hvs_taskrow_columns((hvs_task_t)task, NULL)[c], (double)f[c],
                                 (double)r->x[i * r->ncols + c]);
         }
@@ -132,11 +140,13 @@ static size_t serve_rows(const tr_history_t *h, const tr_select_t *sel, const tr
             avro_value_t tf, tb;
             double tv = NAN;
             if (avro_value_get_by_name(val, "target", &tf, NULL) == 0 &&
-                avro_value_get_current_branch(&tf, &tb) == 0 && avro_value_get_type(&tb) == AVRO_DOUBLE)
+                avro_value_get_current_branch(&tf, &tb) == 0 &&
+                avro_value_get_type(&tb) == AVRO_DOUBLE)
                 avro_value_get_double(&tb, &tv);
             float y = (float)hvs_taskrow_target((hvs_task_t)task, tv, AREA);
             float sc = (float)hvs_taskrow_divisor((hvs_task_t)task, AREA);
-            bad_y += memcmp(&y, &r->y[i], sizeof y) != 0 || memcmp(&sc, &r->scale[i], sizeof sc) != 0;
+            bad_y += memcmp(&y, &r->y[i], sizeof y) != 0 ||
+                     memcmp(&sc, &r->scale[i], sizeof sc) != 0;
         }
         *digest = fnv(*digest, &r->x[i * r->ncols], r->ncols * sizeof *r->x);
         *digest = fnv(*digest, &r->y[i], sizeof *r->y);
@@ -145,7 +155,8 @@ static size_t serve_rows(const tr_history_t *h, const tr_select_t *sel, const tr
         *digest = fnv(*digest, &r->horizon[i], sizeof *r->horizon);
         *digest = fnv(*digest, &r->as_of[i], sizeof *r->as_of);
     }
-    HVS_CHECK(bad_y == 0, "%s: %zu of %zu targets or scales differ", tr_task_name(task), bad_y, r->n);
+    HVS_CHECK(bad_y == 0, "%s: %zu of %zu targets or scales differ", tr_task_name(task), bad_y,
+              r->n);
     return bad;
 }
 
@@ -185,26 +196,38 @@ static void test_trainer_equals_serving(void) {
         const char *what;
         tr_select_t sel;
     } cases[] = {
-        {"forecast at 6 horizons", {.task = TR_FORECAST, .from = from, .to = to, .horizons = horizons,
-                                    .nhorizons = 6, .seed = 3}},
+        {"forecast at 6 horizons",
+         {.task = TR_FORECAST,
+          .from = from,
+          .to = to,
+          .horizons = horizons,
+          .nhorizons = 6,
+          .seed = 3}},
         {"forecast day-ahead", {.task = TR_FORECAST, .from = from, .to = to, .day_ahead = true}},
-        {"anomaly-residual", {.task = TR_ANOMALY_RESIDUAL, .from = from, .to = to, .weather_wait = 2 * HOUR}},
+        {"anomaly-residual",
+         {.task = TR_ANOMALY_RESIDUAL, .from = from, .to = to, .weather_wait = 2 * HOUR}},
         {"anomaly-classifier (every apartment-day)",
-         {.task = TR_ANOMALY_CLASSIFIER, .from = from, .to = to, .weather_wait = 2 * HOUR, .labels = &labels,
+         {.task = TR_ANOMALY_CLASSIFIER,
+          .from = from,
+          .to = to,
+          .weather_wait = 2 * HOUR,
+          .labels = &labels,
           .all_days = true}},
     };
     uint64_t digest = 14695981039346656037ull;
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         tr_rows_t r;
         hvs_err_t err = {0};
-        HVS_REQUIRE(tr_rows_build(h, &cases[k].sel, info, NULL, &r, &err) == 0, "%s: %s", cases[k].what, err.msg);
+        HVS_REQUIRE(tr_rows_build(h, &cases[k].sel, info, NULL, &r, &err) == 0, "%s: %s",
+                    cases[k].what, err.msg);
         size_t nan_cells = 0;
         for (size_t i = 0; i < r.n * r.ncols; i++)
             nan_cells += isnan(r.x[i]);
-        HVS_CHECK(r.n > 40 && nan_cells > 0, "%s: %zu rows, %zu missing cells", cases[k].what, r.n, nan_cells);
+        HVS_CHECK(r.n > 40 && nan_cells > 0, "%s: %zu rows, %zu missing cells", cases[k].what, r.n,
+                  nan_cells);
         size_t bad = serve_rows(h, &cases[k].sel, &r, &digest);
-        printf("%-42s %5zu rows x %2zu columns, %5zu missing cells, %zu served rows differ\n", cases[k].what,
-               r.n, r.ncols, nan_cells, bad);
+        printf("%-42s %5zu rows x %2zu columns, %5zu missing cells, %zu served rows differ\n",
+               cases[k].what, r.n, r.ncols, nan_cells, bad);
         HVS_CHECK(bad == 0, "%s: serving rows equal the trainer's bit for bit (%zu of %zu differ)",
                   cases[k].what, bad, r.n);
         if (cases[k].sel.task == TR_FORECAST)
@@ -235,11 +258,14 @@ static void test_by_hand(void) {
     x[hvs_features_index("horizon_h")] = 7;
     hvs_err_t err = {0};
     int iu = col(HVS_TASK_FORECAST, "use_lag_24"), it = col(HVS_TASK_FORECAST, "temperature_c");
-    HVS_REQUIRE(iu >= 0 && it >= 0 && hvs_taskrow_build(HVS_TASK_FORECAST, x, 250.0, row, &err) == 0,
+    HVS_REQUIRE(iu >= 0 && it >= 0 &&
+                    hvs_taskrow_build(HVS_TASK_FORECAST, x, 250.0, row, &err) == 0,
                 "forecast row: %s", err.msg);
-    HVS_CHECK(row[iu] == 0.05 && row[it] == -3.25 && row[col(HVS_TASK_FORECAST, "horizon_h")] == 7 &&
+    HVS_CHECK(row[iu] == 0.05 && row[it] == -3.25 &&
+                  row[col(HVS_TASK_FORECAST, "horizon_h")] == 7 &&
                   isnan(row[col(HVS_TASK_FORECAST, "use_roll_24_mean")]),
-              "forecast: 12.5 kWh over 250 m2 is %g per m2, temperature not scaled, NaN stays NaN", row[iu]);
+              "forecast: 12.5 kWh over 250 m2 is %g per m2, temperature not scaled, NaN stays NaN",
+              row[iu]);
     HVS_CHECK(hvs_taskrow_to_kwh(HVS_TARGET_PER_HEATED_M2, 0.05, 250.0) == 12.5 &&
                   hvs_taskrow_to_kwh(HVS_TARGET_PER_HEATED_M2, row[iu], 250.0) == 12.5,
               "0.05 per m2 x 250 m2 is 12.5 kWh");
@@ -260,7 +286,8 @@ static void test_by_hand(void) {
     double keep = row[0] = 42;
     HVS_CHECK(hvs_taskrow_build(HVS_TASK_FORECAST, x, 0, row, &err) == HVS_EINVAL &&
                   strcmp(err.reason, "no_area") == 0 &&
-                  hvs_taskrow_build(HVS_TASK_FORECAST, x, NAN, row, &err) == HVS_EINVAL && row[0] == keep,
+                  hvs_taskrow_build(HVS_TASK_FORECAST, x, NAN, row, &err) == HVS_EINVAL &&
+                  row[0] == keep,
               "forecast rows need an area: %s", err.msg);
     HVS_CHECK(hvs_taskrow_build(HVS_TASK_REFRESH, x, 250.0, row, &err) == HVS_EINVAL &&
                   strcmp(err.reason, "bad_task") == 0 && hvs_taskrow_ncols(HVS_TASK_REFRESH) == 4 &&
@@ -276,25 +303,32 @@ static void test_by_hand(void) {
                   !hvs_taskrow_scale_known("PER_HEATED_M2"),
               "known target scales: per_heated_m2, kwh, probability, absent");
     for (int t = 0; t < HVS_TASK_COUNT; t++)
-        HVS_CHECK(hvs_taskrow_scale_parse(hvs_taskrow_scale_name(hvs_taskrow_scale((hvs_task_t)t))) ==
-                          (int)hvs_taskrow_scale((hvs_task_t)t) &&
+        HVS_CHECK(hvs_taskrow_scale_parse(hvs_taskrow_scale_name(
+                      hvs_taskrow_scale((hvs_task_t)t))) == (int)hvs_taskrow_scale((hvs_task_t)t) &&
                       hvs_taskrow_task_parse(hvs_taskrow_task_name((hvs_task_t)t)) == t &&
                       (int)t == tr_task_parse(hvs_taskrow_task_name((hvs_task_t)t)),
                   "task %s: name and scale round trip, the trainer's task of the same number",
                   hvs_taskrow_task_name((hvs_task_t)t));
     /* a vector of another feature set is not served */
-    fx_vector_t fv = {.building = "b", .entity = "apt", .hour = START, .as_of = START + HOUR, .x = x, .target = NAN};
+    fx_vector_t fv = {.building = "b",
+                      .entity = "apt",
+                      .hour = START,
+                      .as_of = START + HOUR,
+                      .x = x,
+                      .target = NAN};
     const void *buf;
     size_t len;
     avro_value_t *val, f;
-    HVS_REQUIRE(fx_output_encode(fxo, &fv, &buf, &len, &err) == 0 && hvs_decoder_decode(dec, buf, len, &val, &err) == 0,
+    HVS_REQUIRE(fx_output_encode(fxo, &fv, &buf, &len, &err) == 0 &&
+                    hvs_decoder_decode(dec, buf, len, &val, &err) == 0,
                 "vector: %s", err.msg);
     HVS_CHECK(hvs_taskrow_from_vector(HVS_TASK_ANOMALY_RESIDUAL, val, NAN, row, &err) == 0 &&
                   row[col(HVS_TASK_ANOMALY_RESIDUAL, "use_lag_24")] == 12.5,
               "an apartment's vector: no area needed: %s", err.msg);
     avro_value_get_by_name(val, "feature_set_version", &f, NULL);
     avro_value_set_string(&f, "fs-0-00000000");
-    HVS_CHECK(hvs_taskrow_from_vector(HVS_TASK_ANOMALY_RESIDUAL, val, NAN, row, &err) == HVS_ESERDE &&
+    HVS_CHECK(hvs_taskrow_from_vector(HVS_TASK_ANOMALY_RESIDUAL, val, NAN, row, &err) ==
+                      HVS_ESERDE &&
                   strcmp(err.reason, "feature_mismatch") == 0,
               "another feature set refused: %s", err.msg);
 }
@@ -312,7 +346,8 @@ static void setup(void) {
         return;
     hvs_log_init("test", HVS_LOG_WARN, NULL);
     hvs_err_t err = {0};
-    HVS_REQUIRE(hvs_calendar_new("CH-ZH", &cal, &err) == 0 && hvs_serde_new(NULL, &serde, &err) == 0 &&
+    HVS_REQUIRE(hvs_calendar_new("CH-ZH", &cal, &err) == 0 &&
+                    hvs_serde_new(NULL, &serde, &err) == 0 &&
                     fx_output_new(serde, "features.hourly", &fxo, &err) == 0 &&
                     hvs_decoder_new(serde, HVS_SCHEMA_FEATURE_VECTOR, &dec, &err) == 0,
                 "setup: %s", err.msg);

@@ -43,14 +43,15 @@ static tr_history_t *hist;
 #define APTS 20
 /* per building x apartment x hour: heat, mean reported room temperature and setpoint */
 static double *apt_heat, *apt_temp, *apt_set;
-#define AIX(b, a, k) ((((size_t)(b) * APTS) + (size_t)(a)) * (DAYS * 24) + (size_t)(k))
+#define AIX(b, a, k) ((((size_t)(b)*APTS) + (size_t)(a)) * (DAYS * 24) + (size_t)(k))
 
 static int info(void *opaque, const char *building, tr_building_info_t *out) {
     (void)opaque;
     for (uint32_t b = 0; b < fleet->nbuildings; b++)
         if (strcmp(fleet->buildings[b].id, building) == 0) {
             *out = (tr_building_info_t){fleet->buildings[b].heated_area_m2,
-                                        fleet->buildings[b].commissioned, fleet->buildings[b].calendar};
+                                        fleet->buildings[b].commissioned,
+                                        fleet->buildings[b].calendar};
             return 0;
         }
     return -1;
@@ -98,8 +99,8 @@ static void simulate(hvs_ms_t start, double **heat_out) {
         while (sim_delivery_pop(d, t, &r)) {
             for (int i = 0; i < r.n; i++) {
                 size_t hk = (size_t)((r.timestamp - start) / HOUR);
-                if ((r.v[i].sensor == SIM_S_ROOM_TEMP || r.v[i].sensor == SIM_S_SETPOINT) && r.apartment < APTS &&
-                    hk < nh) {
+                if ((r.v[i].sensor == SIM_S_ROOM_TEMP || r.v[i].sensor == SIM_S_SETPOINT) &&
+                    r.apartment < APTS && hk < nh) {
                     bool temp = r.v[i].sensor == SIM_S_ROOM_TEMP;
                     (temp ? apt_temp : apt_set)[AIX(r.building, r.apartment, hk)] += r.v[i].value;
                     (temp ? nt : ns)[AIX(r.building, r.apartment, hk)] += 1;
@@ -111,13 +112,16 @@ static void simulate(hvs_ms_t start, double **heat_out) {
                 if (!isnan(*lv) && r.v[i].value > *lv) {
                     double kwh = r.v[i].value - *lv;
                     for (hvs_ms_t a = *lt; a < r.timestamp;) {
-                        hvs_ms_t h = a - (a - start) % HOUR, e = h + HOUR < r.timestamp ? h + HOUR : r.timestamp;
+                        hvs_ms_t h = a - (a - start) % HOUR,
+                                 e = h + HOUR < r.timestamp ? h + HOUR : r.timestamp;
                         size_t k = (size_t)((h - start) / HOUR);
                         if (k < nh)
-                            heat[r.building * nh + k] += kwh * (double)(e - a) / (double)(r.timestamp - *lt);
+                            heat[r.building * nh + k] += kwh * (double)(e - a) /
+                                                         (double)(r.timestamp - *lt);
                         if (k < nh && r.apartment < APTS)
-                            apt_heat[AIX(r.building, r.apartment, k)] +=
-                                kwh * (double)(e - a) / (double)(r.timestamp - *lt);
+                            apt_heat[AIX(r.building, r.apartment, k)] += kwh * (double)(e - a) /
+                                                                         (double)(r.timestamp -
+                                                                                  *lt);
                         a = e;
                     }
                 }
@@ -131,7 +135,9 @@ static void simulate(hvs_ms_t start, double **heat_out) {
        reporting sends nothing while a room is steady) */
     for (size_t q = 0; q < na; q += nh)
         for (size_t k = 0; k < nh; k++) {
-            apt_temp[q + k] = nt[q + k] ? apt_temp[q + k] / nt[q + k] : k ? apt_temp[q + k - 1] : NAN;
+            apt_temp[q + k] = nt[q + k] ? apt_temp[q + k] / nt[q + k]
+                              : k       ? apt_temp[q + k - 1]
+                                        : NAN;
             apt_set[q + k] = ns[q + k] ? apt_set[q + k] / ns[q + k] : k ? apt_set[q + k - 1] : NAN;
         }
     free(nt), free(ns);
@@ -149,39 +155,61 @@ static void build_history(hvs_ms_t start, const double *heat) {
             tr_history_put_hour(hist, bl->id, HVS_FS_BUILDING, &x);
             for (uint32_t a = 0; a < bl->napartments && a < APTS; a++) {
                 size_t q = AIX(b, a, k);
-                hvs_feat_hour_t y = {h, apt_heat[q], NAN, apt_temp[q], apt_set[q], apt_set[q] - apt_temp[q], 0};
+                hvs_feat_hour_t y = {
+                    h, apt_heat[q], NAN, apt_temp[q], apt_set[q], apt_set[q] - apt_temp[q], 0};
                 tr_history_put_hour(hist, bl->id, bl->apartments[a].id, &y);
             }
             sim_weather_t w;
             sim_weather_observed(&conf.weather, bl->latitude, bl->longitude, conf.elevation_m,
                                  h + HOUR / 2, &w);
-            hvs_feat_wx_t obs = {h + HOUR + 10 * 60000, true, w.temperature_c, w.relative_humidity_pct,
-                                 w.cloud_cover_pct, w.shortwave_radiation_wm2, w.wind_speed_ms};
+            hvs_feat_wx_t obs = {h + HOUR + 10 * 60000, true,
+                                 w.temperature_c,       w.relative_humidity_pct,
+                                 w.cloud_cover_pct,     w.shortwave_radiation_wm2,
+                                 w.wind_speed_ms};
             tr_history_put_weather(hist, bl->id, h, &obs);
         }
         for (hvs_ms_t issue = start; issue < start + (hvs_ms_t)nh * HOUR; issue += 6 * HOUR)
             for (int l = 1; l <= 72; l++) {
                 hvs_ms_t h = issue + l * HOUR;
                 sim_weather_t w;
-                sim_weather_forecast(&conf.weather, bl->latitude, bl->longitude, conf.elevation_m, issue,
-                                     h + HOUR / 2, &w);
-                hvs_feat_wx_t fc = {issue + 2 * HOUR, false, w.temperature_c, w.relative_humidity_pct,
-                                    w.cloud_cover_pct, w.shortwave_radiation_wm2, w.wind_speed_ms};
+                sim_weather_forecast(&conf.weather, bl->latitude, bl->longitude, conf.elevation_m,
+                                     issue, h + HOUR / 2, &w);
+                hvs_feat_wx_t fc = {issue + 2 * HOUR,  false,
+                                    w.temperature_c,   w.relative_humidity_pct,
+                                    w.cloud_cover_pct, w.shortwave_radiation_wm2,
+                                    w.wind_speed_ms};
                 tr_history_put_weather(hist, bl->id, h, &fc);
             }
     }
 }
 
-static const int horizons[] = {1, 2, 3, 4, 6, 9, 12, 15, 18, 21, 24, 27, 30, 33, 36, 42, 48, 60, 72};
+static const int horizons[] = {1,  2,  3,  4,  6,  9,  12, 15, 18, 21,
+                               24, 27, 30, 33, 36, 42, 48, 60, 72};
 
 static tr_config_t base_conf(void) {
-    tr_config_t c = {.folds = 3, .fold_days = 14, .min_train_days = 60, .horizons = horizons,
-                     .nhorizons = sizeof horizons / sizeof *horizons, .per_hour = 4,
-                     .max_rows = 400000, .max_wape = 0.6, .min_improvement = 0.02,
-                     .auto_approve = true, .monotone = true, .weather_wait = 2 * HOUR,
-                     .leak_sample = 100, .keep_eval = true, .keep_eval_x = true};
-    c.xgb = (hvs_train_params_t){.rounds = 600, .eta = 0.05, .max_depth = 6, .nthread = 2, .seed = 3,
-                                 .min_child_weight = 5, .subsample = 0.8, .colsample = 0.8};
+    tr_config_t c = {.folds = 3,
+                     .fold_days = 14,
+                     .min_train_days = 60,
+                     .horizons = horizons,
+                     .nhorizons = sizeof horizons / sizeof *horizons,
+                     .per_hour = 4,
+                     .max_rows = 400000,
+                     .max_wape = 0.6,
+                     .min_improvement = 0.02,
+                     .auto_approve = true,
+                     .monotone = true,
+                     .weather_wait = 2 * HOUR,
+                     .leak_sample = 100,
+                     .keep_eval = true,
+                     .keep_eval_x = true};
+    c.xgb = (hvs_train_params_t){.rounds = 600,
+                                 .eta = 0.05,
+                                 .max_depth = 6,
+                                 .nthread = 2,
+                                 .seed = 3,
+                                 .min_child_weight = 5,
+                                 .subsample = 0.8,
+                                 .colsample = 0.8};
     return c;
 }
 
@@ -212,7 +240,7 @@ static void linear_fit(const tr_rows_t *r, int group, int ihdh, int ihour, int i
             }
     }
     for (int a = 0; a < NP; a++)
-        A[a][a] += 1e-6; /* a ridge against empty hour-of-week cells */
+        A[a][a] += 1e-6;           /* a ridge against empty hour-of-week cells */
     for (int c = 0; c < NP; c++) { /* Gauss-Jordan with partial pivoting */
         int p = c;
         for (int k = c + 1; k < NP; k++)
@@ -248,7 +276,8 @@ static int col(tr_task_t t, const char *name) {
 static void test_refresh(const tr_result_t *f, const tr_config_t *c) {
     tr_result_t rr;
     hvs_err_t err = {0};
-    HVS_REQUIRE(tr_refresh_train(f, "refresh/global", c, NULL, &rr, &err) == 0, "refresh: %s", err.msg);
+    HVS_REQUIRE(tr_refresh_train(f, "refresh/global", c, NULL, &rr, &err) == 0, "refresh: %s",
+                err.msg);
     double sa = 0, sy = 0;
     for (size_t j = 0; j < f->eval_rows; j++) {
         if (f->eval_fold[j] != 2 || !isfinite(f->eval_y[j]) || !isfinite(f->eval_pred[j]))
@@ -256,8 +285,9 @@ static void test_refresh(const tr_result_t *f, const tr_config_t *c) {
         for (int h = 1; h <= 3; h++) {
             bool anchor = false;
             for (size_t i = 0; i < f->eval_rows && !anchor; i++)
-                anchor = f->eval_group[i] == f->eval_group[j] && f->eval_hour[i] == f->eval_hour[j] - h * HOUR &&
-                         isfinite(f->eval_y[i]) && isfinite(f->eval_pred[i]);
+                anchor = f->eval_group[i] == f->eval_group[j] &&
+                         f->eval_hour[i] == f->eval_hour[j] - h * HOUR && isfinite(f->eval_y[i]) &&
+                         isfinite(f->eval_pred[i]);
             if (!anchor)
                 continue;
             sa += fabs(f->eval_y[j] - f->eval_pred[j]) * f->eval_scale[j];
@@ -265,14 +295,16 @@ static void test_refresh(const tr_result_t *f, const tr_config_t *c) {
         }
     }
     double wn = sa / sy;
-    printf("refresh: 1-3 h WAPE of the day-ahead baseline %.4f uncorrected (here %.4f), %.4f corrected "
-           "(h1 %.4f, h2 %.4f, h3 %.4f; %zu rows) -> %s\n",
-           rr.naive.wape, wn, rr.metrics.wape, rr.bucket_wape[0], rr.bucket_wape[1], rr.bucket_wape[2], rr.rows,
-           hvs_model_status_name(rr.status));
-    HVS_CHECK(fabs(rr.naive.wape - wn) < 1e-4, "uncorrected WAPE %.5f reported, %.5f recomputed", rr.naive.wape, wn);
+    printf(
+        "refresh: 1-3 h WAPE of the day-ahead baseline %.4f uncorrected (here %.4f), %.4f corrected "
+        "(h1 %.4f, h2 %.4f, h3 %.4f; %zu rows) -> %s\n",
+        rr.naive.wape, wn, rr.metrics.wape, rr.bucket_wape[0], rr.bucket_wape[1], rr.bucket_wape[2],
+        rr.rows, hvs_model_status_name(rr.status));
+    HVS_CHECK(fabs(rr.naive.wape - wn) < 1e-4, "uncorrected WAPE %.5f reported, %.5f recomputed",
+              rr.naive.wape, wn);
     HVS_CHECK(rr.status == HVS_MODEL_APPROVED && rr.metrics.wape <= 0.85 * wn,
-              "the correction lowers the 1-3 h WAPE by at least 15 %%: %.4f vs %.4f (%s)", rr.metrics.wape, wn,
-              rr.reason);
+              "the correction lowers the 1-3 h WAPE by at least 15 %%: %.4f vs %.4f (%s)",
+              rr.metrics.wape, wn, rr.reason);
     HVS_CHECK(rr.bucket_wape[0] <= rr.bucket_wape[2], "the first hour gains most: h1 %.4f, h3 %.4f",
               rr.bucket_wape[0], rr.bucket_wape[2]);
     /* the served model: hvs-linear, through its bytes and back */
@@ -280,8 +312,10 @@ static void test_refresh(const tr_result_t *f, const tr_config_t *c) {
     size_t bl = 0;
     hvs_model_t *m2 = NULL;
     float row[4] = {1, 0.002f, 0.001f, NAN}, p1 = NAN, p2 = NAN;
-    HVS_CHECK(strcmp(hvs_model_format(rr.model), "hvs-linear") == 0 && hvs_model_save(rr.model, &b, &bl, &err) == 0 &&
-                  hvs_model_load(b, bl, 4, &m2, &err) == 0 && hvs_model_predict(rr.model, row, 1, &p1, &err) == 0 &&
+    HVS_CHECK(strcmp(hvs_model_format(rr.model), "hvs-linear") == 0 &&
+                  hvs_model_save(rr.model, &b, &bl, &err) == 0 &&
+                  hvs_model_load(b, bl, 4, &m2, &err) == 0 &&
+                  hvs_model_predict(rr.model, row, 1, &p1, &err) == 0 &&
                   hvs_model_predict(m2, row, 1, &p2, &err) == 0 && p1 == p2 && p1 > 0,
               "refresh model round trip: %g vs %g (%s)", p1, p2, err.msg);
     hvs_model_destroy(m2);
@@ -324,8 +358,8 @@ static void need_forecast(void) {
     fc_conf = base_conf();
     hvs_ms_t from = START + 2 * DAY, to = START + DAYS * DAY;
     hvs_err_t err = {0};
-    int rc = tr_train(hist, TR_FORECAST, "forecast/global", NULL, 0, from, to, info, NULL, &fc_conf, NULL, &fc,
-                      &err);
+    int rc = tr_train(hist, TR_FORECAST, "forecast/global", NULL, 0, from, to, info, NULL, &fc_conf,
+                      NULL, &fc, &err);
     HVS_REQUIRE(rc == 0, "train: %s", err.msg);
     have_fc = true;
     hvs_test_cleanup(forecast_teardown);
@@ -337,7 +371,8 @@ static void test_forecast(void) {
     const tr_result_t r = fc;
     hvs_ms_t start = START, from = start + 2 * DAY, to = start + DAYS * DAY;
     hvs_err_t err = {0};
-    HVS_CHECK(r.status == HVS_MODEL_APPROVED, "status %s: %s", hvs_model_status_name(r.status), r.reason);
+    HVS_CHECK(r.status == HVS_MODEL_APPROVED, "status %s: %s", hvs_model_status_name(r.status),
+              r.reason);
     HVS_CHECK(r.eval_rows > 10 * 3 * 14 * 20, "%zu day-ahead rows scored", r.eval_rows);
     HVS_CHECK(r.eval_rows > 10 * 3 * 14 * 20, "%zu day-ahead rows scored", r.eval_rows);
     /* WAPE of model and naive from the scored rows, computed here */
@@ -352,38 +387,48 @@ static void test_forecast(void) {
     }
     double wm = em / sy, wn = en / sy;
     /* the linear baseline, per fold, fitted on the fold's training rows */
-    tr_select_t sel = {.task = TR_FORECAST, .from = from, .to = to, .horizons = horizons,
-                       .nhorizons = c.nhorizons, .per_hour = c.per_hour, .seed = 17, .weather_wait = 2 * HOUR};
+    tr_select_t sel = {.task = TR_FORECAST,
+                       .from = from,
+                       .to = to,
+                       .horizons = horizons,
+                       .nhorizons = c.nhorizons,
+                       .per_hour = c.per_hour,
+                       .seed = 17,
+                       .weather_wait = 2 * HOUR};
     tr_rows_t tr;
     HVS_REQUIRE(tr_rows_build(hist, &sel, info, NULL, &tr, &err) == 0, "rows");
-    int ihdh = col(TR_FORECAST, "hdh"), ihour = col(TR_FORECAST, "hour"), iwd = col(TR_FORECAST, "weekday");
+    int ihdh = col(TR_FORECAST, "hdh"), ihour = col(TR_FORECAST, "hour"),
+        iwd = col(TR_FORECAST, "weekday");
     double el = 0, sl = 0;
     hvs_ms_t first_test = hvs_time_day_start(to) - 3 * 14 * DAY;
     for (int k = 0; k < 3; k++)
         for (int g = 0; g < (int)fleet->nbuildings; g++) {
-        double beta[NP];
-        linear_fit(&tr, g, ihdh, ihour, iwd, first_test + k * 14 * DAY, beta);
-        for (size_t i = 0; i < r.eval_rows; i++) {
-            if (r.eval_fold[i] != k || r.eval_group[i] != g || !isfinite(r.eval_naive[i]))
-                continue;
-            const float *x = &r.eval_x[i * r.eval_ncols];
-            int how = (int)x[iwd] * 24 + (int)x[ihour];
-            double p = beta[0] + beta[1] * (isfinite(x[ihdh]) ? x[ihdh] : 0) + (how > 0 && how < 168 ? beta[1 + how] : 0);
-            double y = r.eval_y[i] * r.eval_scale[i];
-            el += fabs(y - p * r.eval_scale[i]);
-            sl += y;
-        }
+            double beta[NP];
+            linear_fit(&tr, g, ihdh, ihour, iwd, first_test + k * 14 * DAY, beta);
+            for (size_t i = 0; i < r.eval_rows; i++) {
+                if (r.eval_fold[i] != k || r.eval_group[i] != g || !isfinite(r.eval_naive[i]))
+                    continue;
+                const float *x = &r.eval_x[i * r.eval_ncols];
+                int how = (int)x[iwd] * 24 + (int)x[ihour];
+                double p = beta[0] + beta[1] * (isfinite(x[ihdh]) ? x[ihdh] : 0) +
+                           (how > 0 && how < 168 ? beta[1 + how] : 0);
+                double y = r.eval_y[i] * r.eval_scale[i];
+                el += fabs(y - p * r.eval_scale[i]);
+                sl += y;
+            }
         }
     double wl = el / sl;
-    printf("day-ahead WAPE: model %.4f, seasonal naive %.4f, linear HDH + hour-of-week per building %.4f "
-           "(%zu rows; run of %zu training rows in %.1f s)\n",
-           wm, wn, wl, r.eval_rows, r.rows, r.seconds);
+    printf(
+        "day-ahead WAPE: model %.4f, seasonal naive %.4f, linear HDH + hour-of-week per building %.4f "
+        "(%zu rows; run of %zu training rows in %.1f s)\n",
+        wm, wn, wl, r.eval_rows, r.rows, r.seconds);
     printf("per horizon bucket WAPE: 1-6 h %.4f, 7-24 h %.4f, 25-48 h %.4f, 49-72 h %.4f\n",
            r.bucket_wape[0], r.bucket_wape[1], r.bucket_wape[2], r.bucket_wape[3]);
     HVS_CHECK(wm <= 0.65 * wn, "model %.4f at least 35 %% below naive %.4f (%.1f %% below)", wm, wn,
               100 * (1 - wm / wn));
-    HVS_CHECK(wm <= 0.92 * wl, "model %.4f at least 8 %% below the linear baseline %.4f (%.1f %% below)",
-              wm, wl, 100 * (1 - wm / wl));
+    HVS_CHECK(wm <= 0.92 * wl,
+              "model %.4f at least 8 %% below the linear baseline %.4f (%.1f %% below)", wm, wl,
+              100 * (1 - wm / wl));
     HVS_CHECK(fabs(r.metrics.wape - em / sy) < 0.05, "reported WAPE %.4f", r.metrics.wape);
     HVS_CHECK(r.monotone_violations == 0 && r.stress_rows > 100, "stress test: %d of %d violate",
               r.monotone_violations, r.stress_rows);
@@ -408,13 +453,14 @@ static void test_horizon_choice(void) {
     cb.nhorizons = sizeof day_ahead / sizeof *day_ahead;
     cb.keep_eval = false;
     tr_result_t rb;
-    HVS_REQUIRE(tr_train(hist, TR_FORECAST, "forecast/global", NULL, 0, from, to, info, NULL, &cb, NULL, &rb,
-                         &err) == 0,
+    HVS_REQUIRE(tr_train(hist, TR_FORECAST, "forecast/global", NULL, 0, from, to, info, NULL, &cb,
+                         NULL, &rb, &err) == 0,
                 "bucket model: %s", err.msg);
-    printf("horizon choice: one model for 1-72 h %.4f, a day-ahead-only model %.4f (day-ahead WAPE)\n",
-           fc.metrics.wape, rb.metrics.wape);
-    HVS_CHECK(isfinite(rb.metrics.wape) && rb.metrics.wape < rb.naive.wape, "the bucket model trained: %.4f",
-              rb.metrics.wape);
+    printf(
+        "horizon choice: one model for 1-72 h %.4f, a day-ahead-only model %.4f (day-ahead WAPE)\n",
+        fc.metrics.wape, rb.metrics.wape);
+    HVS_CHECK(isfinite(rb.metrics.wape) && rb.metrics.wape < rb.naive.wape,
+              "the bucket model trained: %.4f", rb.metrics.wape);
     tr_result_fini(&rb);
 }
 
@@ -433,8 +479,8 @@ static void test_champion(void) {
     c2.xgb.rounds = 150; /* the champion's scoring is the point, not the challenger's quality */
     c2.keep_eval = false;
     tr_result_t r2;
-    HVS_REQUIRE(tr_train(hist, TR_FORECAST, "forecast/global", NULL, 0, from, to, info, NULL, &c2, &champ, &r2,
-                         &err) == 0,
+    HVS_REQUIRE(tr_train(hist, TR_FORECAST, "forecast/global", NULL, 0, from, to, info, NULL, &c2,
+                         &champ, &r2, &err) == 0,
                 "train 2: %s", err.msg);
     HVS_CHECK(r2.has_champion && isfinite(r2.champion.wape) && r2.champion.wape < r2.naive.wape,
               "champion scored: %.4f (new %.4f) -> %s: %s", r2.champion.wape, r2.metrics.wape,
@@ -464,15 +510,16 @@ static void test_leakage(hvs_ms_t start) {
     tr_result_t r;
     hvs_err_t err = {0};
     const char *one[] = {fleet->buildings[0].id, fleet->buildings[1].id};
-    HVS_REQUIRE(tr_train(hist, TR_FORECAST, "forecast/global", one, 2, start + 2 * DAY, start + DAYS * DAY,
-                         info, NULL, &c, NULL, &r, &err) == 0,
+    HVS_REQUIRE(tr_train(hist, TR_FORECAST, "forecast/global", one, 2, start + 2 * DAY,
+                         start + DAYS * DAY, info, NULL, &c, NULL, &r, &err) == 0,
                 "train: %s", err.msg);
-    HVS_CHECK(r.status == HVS_MODEL_REJECTED && strstr(r.reason, "leak check") && strstr(r.reason, "extra"),
+    HVS_CHECK(r.status == HVS_MODEL_REJECTED && strstr(r.reason, "leak check") &&
+                  strstr(r.reason, "extra"),
               "a column using the target hour is caught: %s", r.reason);
     tr_result_fini(&r);
     c.extra = honest;
-    HVS_REQUIRE(tr_train(hist, TR_FORECAST, "forecast/global", one, 2, start + 2 * DAY, start + DAYS * DAY,
-                         info, NULL, &c, NULL, &r, &err) == 0,
+    HVS_REQUIRE(tr_train(hist, TR_FORECAST, "forecast/global", one, 2, start + 2 * DAY,
+                         start + DAYS * DAY, info, NULL, &c, NULL, &r, &err) == 0,
                 "train: %s", err.msg);
     HVS_CHECK(!strstr(r.reason, "leak"), "an honest extra column passes: %s", r.reason);
     tr_result_fini(&r);
@@ -499,13 +546,14 @@ static void test_monotone(void) {
         hvs_ms_t hr = start + (hvs_ms_t)k * HOUR;
         s ^= s << 13, s ^= s >> 7, s ^= s << 17;
         double u = (double)(s >> 11) / 9007199254740992.0;
-        double temp = 8 - 14 * u;                        /* -6 .. 8 */
-        double ghi = temp < -2 ? 500 + 50 * u : 40 * u;  /* the cold spells are the sunny ones */
+        double temp = 8 - 14 * u;                       /* -6 .. 8 */
+        double ghi = temp < -2 ? 500 + 50 * u : 40 * u; /* the cold spells are the sunny ones */
         double use = 50 + 4 * (18 - temp) - (ghi > 300 ? 70 : 0) + 3 * u;
         hvs_feat_hour_t x = {hr, use, NAN, NAN, NAN, NAN, 0};
         tr_history_put_hour(h, "b", HVS_FS_BUILDING, &x);
         for (int l = 0; l <= 72; l += 6) {
-            hvs_feat_wx_t w = {hr - l * HOUR + (l ? 0 : HOUR + 60000), l == 0, temp, 70, 20, ghi, 2};
+            hvs_feat_wx_t w = {
+                hr - l * HOUR + (l ? 0 : HOUR + 60000), l == 0, temp, 70, 20, ghi, 2};
             tr_history_put_weather(h, "b", hr, &w);
         }
     }
@@ -516,19 +564,21 @@ static void test_monotone(void) {
     c.max_wape = 0; /* not the point here */
     tr_result_t free_r, con_r;
     c.monotone = false;
-    HVS_REQUIRE(tr_train(h, TR_FORECAST, "forecast/building:b", NULL, 0, start + 8 * DAY, start + 140 * DAY,
-                         synthetic_info, cal, &c, NULL, &free_r, &err) == 0,
+    HVS_REQUIRE(tr_train(h, TR_FORECAST, "forecast/building:b", NULL, 0, start + 8 * DAY,
+                         start + 140 * DAY, synthetic_info, cal, &c, NULL, &free_r, &err) == 0,
                 "train: %s", err.msg);
     c.monotone = true;
-    HVS_REQUIRE(tr_train(h, TR_FORECAST, "forecast/building:b", NULL, 0, start + 8 * DAY, start + 140 * DAY,
-                         synthetic_info, cal, &c, NULL, &con_r, &err) == 0,
+    HVS_REQUIRE(tr_train(h, TR_FORECAST, "forecast/building:b", NULL, 0, start + 8 * DAY,
+                         start + 140 * DAY, synthetic_info, cal, &c, NULL, &con_r, &err) == 0,
                 "train: %s", err.msg);
     printf("stress test on sunny-cold data: unconstrained %d of %d rows heat less when colder, "
            "constrained %d of %d\n",
-           free_r.monotone_violations, free_r.stress_rows, con_r.monotone_violations, con_r.stress_rows);
+           free_r.monotone_violations, free_r.stress_rows, con_r.monotone_violations,
+           con_r.stress_rows);
     HVS_CHECK(free_r.monotone_violations > 0, "unconstrained model fails the stress test: %d",
               free_r.monotone_violations);
-    HVS_CHECK(con_r.monotone_violations == 0, "constrained model passes: %d", con_r.monotone_violations);
+    HVS_CHECK(con_r.monotone_violations == 0, "constrained model passes: %d",
+              con_r.monotone_violations);
     tr_result_fini(&free_r);
     tr_result_fini(&con_r);
     tr_history_destroy(h);
@@ -549,7 +599,8 @@ static int fault_kind(uint32_t b, const char *apt, hvs_ms_t day) {
             continue;
         for (int k = 0; k < bl->apartments[a].nepisodes; k++) {
             const sim_episode_t *e = &bl->apartments[a].episodes[k];
-            if (sim_episode_is_fault((sim_episode_kind_t)e->kind) && e->start < day + DAY && e->end > day)
+            if (sim_episode_is_fault((sim_episode_kind_t)e->kind) && e->start < day + DAY &&
+                e->end > day)
                 return e->kind;
         }
     }
@@ -571,8 +622,10 @@ static void make_labels(void) {
                     continue;
                 for (hvs_ms_t d = hvs_time_day_start(e->start); d < e->end; d += DAY) {
                     char id[96];
-                    snprintf(id, sizeof id, "%s/%s#%lld#FAULT", fleet->buildings[b].id, ap->id, (long long)d);
-                    HVS_REQUIRE(tr_labels_put(&sim_labels, id, fleet->buildings[b].id, ap->id, d, true, 0) == 1,
+                    snprintf(id, sizeof id, "%s/%s#%lld#FAULT", fleet->buildings[b].id, ap->id,
+                             (long long)d);
+                    HVS_REQUIRE(tr_labels_put(&sim_labels, id, fleet->buildings[b].id, ap->id, d,
+                                              true, 0) == 1,
                                 "label");
                 }
             }
@@ -605,7 +658,8 @@ static int day_fault(const aday_t *a) {
 }
 
 /* precision@k / recall@k from a run's scored rows and the episodes themselves. */
-static void rank_here(const tr_result_t *r, bool classifier, int k, double *prec, double *rec, double *chance) {
+static void rank_here(const tr_result_t *r, bool classifier, int k, double *prec, double *rec,
+                      double *chance) {
     size_t n = r->eval_rows, na = 0;
     memset(kind_days, 0, sizeof kind_days);
     memset(kind_found, 0, sizeof kind_found);
@@ -642,7 +696,8 @@ static void rank_here(const tr_result_t *r, bool classifier, int k, double *prec
             for (size_t i = lo; i < hi; i++) {
                 if (d[i].n == 0 || d[i].n < 0)
                     continue;
-                double sc = classifier ? d[i].p / d[i].n : fabs(d[i].y - d[i].p) / (fmax(d[i].p, 0) + 1.0);
+                double sc = classifier ? d[i].p / d[i].n
+                                       : fabs(d[i].y - d[i].p) / (fmax(d[i].p, 0) + 1.0);
                 if (sc > bs)
                     bs = sc, best = i;
             }
@@ -698,29 +753,36 @@ static void test_anomaly(int t) {
         c.xgb.rounds = 200;
         c.xgb.eta = 0.1;
         tr_result_t r;
-        int rc = tr_train(hist, task, tr_task_name(task), ids, ABUILDINGS, from, to, info, NULL, &c, NULL, &r, &err);
+        int rc = tr_train(hist, task, tr_task_name(task), ids, ABUILDINGS, from, to, info, NULL, &c,
+                          NULL, &r, &err);
         HVS_REQUIRE(rc == 0, "%s: %s", tr_task_name(task), err.msg);
         double p, rec, chance;
         rank_here(&r, t == 1, c.top_k, &p, &rec, &chance);
-        printf("%s: precision@%d %.3f, recall@%d %.3f, chance %.3f (here %.3f / %.3f / %.3f); %zu apartment-days, "
-               "%zu with a fault; WAPE %.4f; %zu rows in %.1f s -> %s\n",
-               tr_task_name(task), c.top_k, r.metrics.precision_at_k, c.top_k, r.metrics.recall_at_k,
-               r.naive.precision_at_k, p, rec, chance, r.label_days, r.fault_days, r.metrics.wape, r.rows, r.seconds,
-               hvs_model_status_name(r.status));
+        printf(
+            "%s: precision@%d %.3f, recall@%d %.3f, chance %.3f (here %.3f / %.3f / %.3f); %zu apartment-days, "
+            "%zu with a fault; WAPE %.4f; %zu rows in %.1f s -> %s\n",
+            tr_task_name(task), c.top_k, r.metrics.precision_at_k, c.top_k, r.metrics.recall_at_k,
+            r.naive.precision_at_k, p, rec, chance, r.label_days, r.fault_days, r.metrics.wape,
+            r.rows, r.seconds, hvs_model_status_name(r.status));
         printf("  recall@%d by fault:", c.top_k);
         for (int q = 0; q < SIM_EP_FAULT_COUNT; q++)
             if (kind_days[q])
-                printf(" %s %d/%d", sim_episode_name((sim_episode_kind_t)q), kind_found[q], kind_days[q]);
+                printf(" %s %d/%d", sim_episode_name((sim_episode_kind_t)q), kind_found[q],
+                       kind_days[q]);
         printf("\n");
-        HVS_CHECK(r.fault_days >= 50, "%s: %zu fault days held out", tr_task_name(task), r.fault_days);
-        HVS_CHECK(fabs(r.metrics.precision_at_k - p) < 1e-9 && fabs(r.metrics.recall_at_k - rec) < 1e-9 &&
+        HVS_CHECK(r.fault_days >= 50, "%s: %zu fault days held out", tr_task_name(task),
+                  r.fault_days);
+        HVS_CHECK(fabs(r.metrics.precision_at_k - p) < 1e-9 &&
+                      fabs(r.metrics.recall_at_k - rec) < 1e-9 &&
                       fabs(r.naive.precision_at_k - chance) < 1e-9,
                   "%s: reported %.4f/%.4f/%.4f, recomputed %.4f/%.4f/%.4f", tr_task_name(task),
-                  r.metrics.precision_at_k, r.metrics.recall_at_k, r.naive.precision_at_k, p, rec, chance);
-        HVS_CHECK(p >= 2 * chance, "%s: precision@%d %.3f at least twice chance %.3f", tr_task_name(task), c.top_k, p,
+                  r.metrics.precision_at_k, r.metrics.recall_at_k, r.naive.precision_at_k, p, rec,
                   chance);
+        HVS_CHECK(p >= 2 * chance, "%s: precision@%d %.3f at least twice chance %.3f",
+                  tr_task_name(task), c.top_k, p, chance);
         if (t == 1)
-            HVS_CHECK(r.status == HVS_MODEL_APPROVED, "classifier: %s (%s)", hvs_model_status_name(r.status), r.reason);
+            HVS_CHECK(r.status == HVS_MODEL_APPROVED, "classifier: %s (%s)",
+                      hvs_model_status_name(r.status), r.reason);
         tr_result_fini(&r);
     }
 }

@@ -40,13 +40,17 @@ static void send_json(hvs_encoder_t *enc, const char *topic, const char *key, co
     hvs_err_t err = {0};
     const void *buf;
     size_t len;
-    HVS_REQUIRE(hvs_serde_value_from_json(serde, hvs_encoder_value(enc), json, strlen(json), &err) == 0 &&
-                    hvs_encoder_encode(enc, &buf, &len, &err) == 0 &&
-                    hvs_producer_send(prod, topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, &err) == 0,
-                "send %s: %s", topic, err.msg);
+    HVS_REQUIRE(
+        hvs_serde_value_from_json(serde, hvs_encoder_value(enc), json, strlen(json), &err) == 0 &&
+            hvs_encoder_encode(enc, &buf, &len, &err) == 0 &&
+            hvs_producer_send(prod, topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len,
+                              &err) == 0,
+        "send %s: %s", topic, err.msg);
 }
 
-static double temp_at(int i) { return 6 - 8 * sin(i * M_PI / (24.0 * 50)) + 3 * sin(i * 2 * M_PI / 24.0); }
+static double temp_at(int i) {
+    return 6 - 8 * sin(i * M_PI / (24.0 * 50)) + 3 * sin(i * 2 * M_PI / 24.0);
+}
 
 static double heat_at(int b, int i) {
     double t = temp_at(i), hdh = t < 18 ? 18 - t : 0;
@@ -56,7 +60,9 @@ static double heat_at(int b, int i) {
 
 /* bldg_0's apt_1 is faulty every 6th day; every 3rd day both its flats' days were looked at. */
 static bool fault_day(int b, int a, int day) { return b == 0 && a == 1 && day % 6 == 0; }
-static bool labelled_day(int b, int a, int day) { return b == 0 && a >= 0 && day % 3 == 0 && day > 0; }
+static bool labelled_day(int b, int a, int day) {
+    return b == 0 && a >= 0 && day % 3 == 0 && day > 0;
+}
 
 static void send_feedback(void) {
     char json[1024], id[96];
@@ -69,21 +75,23 @@ static void send_feedback(void) {
             int m, day;
             hvs_time_civil_from_days((T0 + d * DAY) / DAY, &y, &m, &day);
             snprintf(id, sizeof id, "apt_%d#%04lld-%02d-%02d#ANOMALY", a, (long long)y, m, day);
-            snprintf(json, sizeof json,
-                     "{\"alert_id\":\"%s\",\"building_id\":\"bldg_0\",\"apartment_id\":\"apt_%d\","
-                     "\"technician_id\":\"tech_%d\",\"label\":\"%s\",\"root_cause\":null,\"comment\":null,"
-                     "\"labelled_at\":%lld}",
-                     id, a, n % 3, fault_day(0, a, d) ? "TRUE_POSITIVE" : "FALSE_POSITIVE",
-                     (long long)(T0 + (d + 1) * DAY));
+            snprintf(
+                json, sizeof json,
+                "{\"alert_id\":\"%s\",\"building_id\":\"bldg_0\",\"apartment_id\":\"apt_%d\","
+                "\"technician_id\":\"tech_%d\",\"label\":\"%s\",\"root_cause\":null,\"comment\":null,"
+                "\"labelled_at\":%lld}",
+                id, a, n % 3, fault_day(0, a, d) ? "TRUE_POSITIVE" : "FALSE_POSITIVE",
+                (long long)(T0 + (d + 1) * DAY));
             send_json(enc_fb, "alerts.feedback", "bldg_0", json);
             n++;
         }
     /* an UNSURE verdict says nothing; it must not count as a label */
-    snprintf(json, sizeof json,
-             "{\"alert_id\":\"apt_0#2024-10-02#ANOMALY\",\"building_id\":\"bldg_1\",\"apartment_id\":\"apt_0\","
-             "\"technician_id\":\"t\",\"label\":\"UNSURE\",\"root_cause\":null,\"comment\":null,"
-             "\"labelled_at\":%lld}",
-             (long long)(T0 + 2 * DAY));
+    snprintf(
+        json, sizeof json,
+        "{\"alert_id\":\"apt_0#2024-10-02#ANOMALY\",\"building_id\":\"bldg_1\",\"apartment_id\":\"apt_0\","
+        "\"technician_id\":\"t\",\"label\":\"UNSURE\",\"root_cause\":null,\"comment\":null,"
+        "\"labelled_at\":%lld}",
+        (long long)(T0 + 2 * DAY));
     send_json(enc_fb, "alerts.feedback", "bldg_1", json);
 }
 
@@ -102,23 +110,25 @@ static void send_alert(const char *type, const char *model, hvs_ms_t at) {
         snprintf(mj, sizeof mj, "\"%s\"", model);
     else
         snprintf(mj, sizeof mj, "null");
-    snprintf(json, sizeof json,
-             "{\"alert_id\":\"bldg_0#2025-01-08#%s\",\"building_id\":\"bldg_0\",\"apartment_id\":null,"
-             "\"type\":\"%s\",\"status\":\"UNSEEN\",\"severity\":\"WARNING\",\"score\":0.4,\"rank\":null,"
-             "\"summary\":\"test\",\"evidence\":{},\"model\":%s,\"first_seen\":%lld,\"updated_at\":%lld,"
-             "\"team\":null}",
-             type, type, mj, (long long)at, (long long)at);
+    snprintf(
+        json, sizeof json,
+        "{\"alert_id\":\"bldg_0#2025-01-08#%s\",\"building_id\":\"bldg_0\",\"apartment_id\":null,"
+        "\"type\":\"%s\",\"status\":\"UNSEEN\",\"severity\":\"WARNING\",\"score\":0.4,\"rank\":null,"
+        "\"summary\":\"test\",\"evidence\":{},\"model\":%s,\"first_seen\":%lld,\"updated_at\":%lld,"
+        "\"team\":null}",
+        type, type, mj, (long long)at, (long long)at);
     send_json(enc_alert, "alerts", "bldg_0", json);
 }
 
 static void send_building(int b, const char *archetype) {
     char json[2048], key[16];
-    snprintf(json, sizeof json,
-             "{\"building_id\":\"bldg_%d\",\"archetype\":\"%s\",\"commissioning_date\":1600000000000,"
-             "\"latitude\":47.3,\"longitude\":8.5,\"heated_area_m2\":%d.0,\"construction_year\":2015,"
-             "\"insulation\":null,\"holiday_region\":\"CH-ZH\",\"apartments\":[],\"updated_at\":1,"
-             "\"deleted\":false}",
-             b, archetype, 800 * (b + 1));
+    snprintf(
+        json, sizeof json,
+        "{\"building_id\":\"bldg_%d\",\"archetype\":\"%s\",\"commissioning_date\":1600000000000,"
+        "\"latitude\":47.3,\"longitude\":8.5,\"heated_area_m2\":%d.0,\"construction_year\":2015,"
+        "\"insulation\":null,\"holiday_region\":\"CH-ZH\",\"apartments\":[],\"updated_at\":1,"
+        "\"deleted\":false}",
+        b, archetype, 800 * (b + 1));
     snprintf(key, sizeof key, "bldg_%d", b);
     send_json(enc_bld, "topology", key, json);
 }
@@ -140,31 +150,34 @@ static void send_series(int b) {
             double use = a < 0 ? heat_at(b, i) : heat_at(b, i) / (10.0 * (b + 1)) * (1 + 0.1 * a);
             if (fault_day(b, a, i / 24))
                 use *= 2; /* a stuck valve: double the heat all day */
-            snprintf(json, sizeof json,
-                     "{\"building_id\":\"%s\",\"apartment_id\":%s,\"window_start\":%lld,\"window_end\":%lld,"
-                     "\"window_size_ms\":3600000,\"revision\":0,\"heating_kwh\":%.4f,\"hot_water_litres\":5.0,"
-                     "\"room_temp_mean_c\":21.0,\"room_temp_min_c\":20.5,\"room_temp_max_c\":21.5,"
-                     "\"setpoint_mean_c\":21.5,\"comfort_gap_mean_c\":0.5,\"readings_expected\":4,"
-                     "\"readings_seen\":4,\"reporting_apartments\":null,\"known_apartments\":null,"
-                     "\"quality\":\"COMPLETE\",\"flags\":[],\"emitted_at\":%lld}",
-                     key, apt, (long long)h, (long long)(h + HOUR), use, (long long)(h + HOUR));
+            snprintf(
+                json, sizeof json,
+                "{\"building_id\":\"%s\",\"apartment_id\":%s,\"window_start\":%lld,\"window_end\":%lld,"
+                "\"window_size_ms\":3600000,\"revision\":0,\"heating_kwh\":%.4f,\"hot_water_litres\":5.0,"
+                "\"room_temp_mean_c\":21.0,\"room_temp_min_c\":20.5,\"room_temp_max_c\":21.5,"
+                "\"setpoint_mean_c\":21.5,\"comfort_gap_mean_c\":0.5,\"readings_expected\":4,"
+                "\"readings_seen\":4,\"reporting_apartments\":null,\"known_apartments\":null,"
+                "\"quality\":\"COMPLETE\",\"flags\":[],\"emitted_at\":%lld}",
+                key, apt, (long long)h, (long long)(h + HOUR), use, (long long)(h + HOUR));
             send_json(enc_agg, "aggregates.hourly", key, json);
         }
-        snprintf(json, sizeof json,
-                 "{\"building_id\":\"%s\",\"latitude\":47.3,\"longitude\":8.5,\"hour\":%lld,\"issued_at\":%lld,"
-                 "\"kind\":\"OBSERVED\",\"temperature_c\":%.3f,\"relative_humidity_pct\":70.0,"
-                 "\"cloud_cover_pct\":40.0,\"shortwave_radiation_wm2\":50.0,\"wind_speed_ms\":2.0,"
-                 "\"provider\":\"test\"}",
-                 key, (long long)h, (long long)(h + HOUR + 600000), temp_at(i));
+        snprintf(
+            json, sizeof json,
+            "{\"building_id\":\"%s\",\"latitude\":47.3,\"longitude\":8.5,\"hour\":%lld,\"issued_at\":%lld,"
+            "\"kind\":\"OBSERVED\",\"temperature_c\":%.3f,\"relative_humidity_pct\":70.0,"
+            "\"cloud_cover_pct\":40.0,\"shortwave_radiation_wm2\":50.0,\"wind_speed_ms\":2.0,"
+            "\"provider\":\"test\"}",
+            key, (long long)h, (long long)(h + HOUR + 600000), temp_at(i));
         send_json(enc_wx, "weather.hourly", key, json);
         if (i % 6 == 0) /* a forecast issued now for the next 72 h */
             for (int l = 1; l <= 72; l++) {
-                snprintf(json, sizeof json,
-                         "{\"building_id\":\"%s\",\"latitude\":47.3,\"longitude\":8.5,\"hour\":%lld,"
-                         "\"issued_at\":%lld,\"kind\":\"FORECAST\",\"temperature_c\":%.3f,"
-                         "\"relative_humidity_pct\":70.0,\"cloud_cover_pct\":40.0,"
-                         "\"shortwave_radiation_wm2\":50.0,\"wind_speed_ms\":2.0,\"provider\":\"test\"}",
-                         key, (long long)(h + l * HOUR), (long long)h, temp_at(i + l) + 0.02 * l);
+                snprintf(
+                    json, sizeof json,
+                    "{\"building_id\":\"%s\",\"latitude\":47.3,\"longitude\":8.5,\"hour\":%lld,"
+                    "\"issued_at\":%lld,\"kind\":\"FORECAST\",\"temperature_c\":%.3f,"
+                    "\"relative_humidity_pct\":70.0,\"cloud_cover_pct\":40.0,"
+                    "\"shortwave_radiation_wm2\":50.0,\"wind_speed_ms\":2.0,\"provider\":\"test\"}",
+                    key, (long long)(h + l * HOUR), (long long)h, temp_at(i + l) + 0.02 * l);
                 send_json(enc_wx, "weather.hourly", key, json);
             }
     }
@@ -183,34 +196,37 @@ static void produce(void) {
        the hourly topic, weather for an hour not on the hour */
     hvs_err_t err = {0};
     static const char junk[] = "\x00\x00\x00\x00\x07not avro";
-    HVS_REQUIRE(hvs_producer_send(prod, "aggregates.hourly", RD_KAFKA_PARTITION_UA, "bldg_0", 6, junk,
-                                  sizeof junk - 1, &err) == 0,
+    HVS_REQUIRE(hvs_producer_send(prod, "aggregates.hourly", RD_KAFKA_PARTITION_UA, "bldg_0", 6,
+                                  junk, sizeof junk - 1, &err) == 0,
                 "send junk: %s", err.msg);
-    snprintf(json, sizeof json,
-             "{\"building_id\":\"bldg_0\",\"apartment_id\":null,\"window_start\":%lld,\"window_end\":%lld,"
-             "\"window_size_ms\":900000,\"revision\":0,\"heating_kwh\":1.0,\"hot_water_litres\":null,"
-             "\"room_temp_mean_c\":null,\"room_temp_min_c\":null,\"room_temp_max_c\":null,"
-             "\"setpoint_mean_c\":null,\"comfort_gap_mean_c\":null,\"readings_expected\":1,"
-             "\"readings_seen\":1,\"reporting_apartments\":null,\"known_apartments\":null,"
-             "\"quality\":\"COMPLETE\",\"flags\":[],\"emitted_at\":%lld}",
-             (long long)T0, (long long)(T0 + 900000), (long long)(T0 + 900000));
+    snprintf(
+        json, sizeof json,
+        "{\"building_id\":\"bldg_0\",\"apartment_id\":null,\"window_start\":%lld,\"window_end\":%lld,"
+        "\"window_size_ms\":900000,\"revision\":0,\"heating_kwh\":1.0,\"hot_water_litres\":null,"
+        "\"room_temp_mean_c\":null,\"room_temp_min_c\":null,\"room_temp_max_c\":null,"
+        "\"setpoint_mean_c\":null,\"comfort_gap_mean_c\":null,\"readings_expected\":1,"
+        "\"readings_seen\":1,\"reporting_apartments\":null,\"known_apartments\":null,"
+        "\"quality\":\"COMPLETE\",\"flags\":[],\"emitted_at\":%lld}",
+        (long long)T0, (long long)(T0 + 900000), (long long)(T0 + 900000));
     send_json(enc_agg, "aggregates.hourly", "bldg_0", json);
-    snprintf(json, sizeof json,
-             "{\"building_id\":\"bldg_1\",\"latitude\":47.3,\"longitude\":8.5,\"hour\":%lld,\"issued_at\":%lld,"
-             "\"kind\":\"OBSERVED\",\"temperature_c\":99.0,\"relative_humidity_pct\":70.0,"
-             "\"cloud_cover_pct\":40.0,\"shortwave_radiation_wm2\":50.0,\"wind_speed_ms\":2.0,"
-             "\"provider\":\"test\"}",
-             (long long)(T0 + 1800000), (long long)(T0 + 2 * HOUR));
+    snprintf(
+        json, sizeof json,
+        "{\"building_id\":\"bldg_1\",\"latitude\":47.3,\"longitude\":8.5,\"hour\":%lld,\"issued_at\":%lld,"
+        "\"kind\":\"OBSERVED\",\"temperature_c\":99.0,\"relative_humidity_pct\":70.0,"
+        "\"cloud_cover_pct\":40.0,\"shortwave_radiation_wm2\":50.0,\"wind_speed_ms\":2.0,"
+        "\"provider\":\"test\"}",
+        (long long)(T0 + 1800000), (long long)(T0 + 2 * HOUR));
     send_json(enc_wx, "weather.hourly", "bldg_1", json);
     HVS_REQUIRE(hvs_producer_flush(prod, 60000, &err) == 0, "flush: %s", err.msg);
 }
 
 static void start_trainer(hvs_test_proc_t *p, int port) {
     char cmd[2048];
-    snprintf(cmd, sizeof cmd,
-             "env %s OMP_WAIT_POLICY=PASSIVE HVS_HTTP_PORT=%d HVS_KAFKA_GROUP=tr-it %s --window 100d --every 365d --mature-days 20d "
-             "--folds 2 --fold-days 10 --min-train-days 30 --per-hour 2 --rounds 200 --eta 0.1 --nthread 1 --min-labels 10 --top-k 1",
-             env, port, HVS_TEST_TRAINER);
+    snprintf(
+        cmd, sizeof cmd,
+        "env %s OMP_WAIT_POLICY=PASSIVE HVS_HTTP_PORT=%d HVS_KAFKA_GROUP=tr-it %s --window 100d --every 365d --mature-days 20d "
+        "--folds 2 --fold-days 10 --min-train-days 30 --per-hour 2 --rounds 200 --eta 0.1 --nthread 1 --min-labels 10 --top-k 1",
+        env, port, HVS_TEST_TRAINER);
     HVS_REQUIRE(hvs_test_spawn(p, cmd, logpath) == 0, "spawn hvs-trainer");
 }
 
@@ -223,7 +239,8 @@ static const hvs_model_info_t *version_of(hvs_registry_t *r, const char *name, i
     return NULL;
 }
 
-static bool wait_versions(hvs_registry_t *r, const char *const *names, size_t n, int v, int seconds) {
+static bool wait_versions(hvs_registry_t *r, const char *const *names, size_t n, int v,
+                          int seconds) {
     for (int k = 0; k < seconds * 5; k++) {
         hvs_registry_poll(r, 0);
         size_t ok = 0;
@@ -265,15 +282,16 @@ static double record_metric(const hvs_model_info_t *i, const char *name) {
     if (hvs_decoder_new(serde, HVS_SCHEMA_MODEL_VERSION, &dec, &err))
         return NAN;
     if (hvs_decoder_decode(dec, i->record, i->record_len, &v, &err) == 0 &&
-        avro_value_get_by_name(v, "metrics", &m, NULL) == 0 && avro_value_get_by_name(&m, name, &f, NULL) == 0 &&
+        avro_value_get_by_name(v, "metrics", &m, NULL) == 0 &&
+        avro_value_get_by_name(&m, name, &f, NULL) == 0 &&
         avro_value_get_current_branch(&f, &b) == 0 && avro_value_get_type(&b) == AVRO_DOUBLE)
         avro_value_get_double(&b, &d);
     hvs_decoder_destroy(dec);
     return d;
 }
 
-static const char *record_string(const hvs_model_info_t *i, const char *field, const char *param, char *buf,
-                                 size_t len) {
+static const char *record_string(const hvs_model_info_t *i, const char *field, const char *param,
+                                 char *buf, size_t len) {
     hvs_decoder_t *dec;
     hvs_err_t err;
     avro_value_t *v, f, item;
@@ -304,11 +322,12 @@ static int port;
 static hvs_test_proc_t tr;
 static hvs_registry_t *r;
 static char url[128]; /* POST /train?name=forecast/global */
-static const char *names[] = {"forecast/global", "forecast/archetype:passive", "anomaly-residual/global",
-                              "anomaly-residual/archetype:passive"};
+static const char *names[] = {"forecast/global", "forecast/archetype:passive",
+                              "anomaly-residual/global", "anomaly-residual/archetype:passive"};
 static const char *ar[] = {"anomaly-residual/global"};
 /* what each stage saw */
-static bool v1_ok, older_ok, v2_ok, drift_v2_ok, drift_v2_serves, drift_seen, no_v3, reloaded, v3_ok;
+static bool v1_ok, older_ok, v2_ok, drift_v2_ok, drift_v2_serves, drift_seen, no_v3, reloaded,
+    v3_ok;
 static long train_status;
 static char *train_body;
 static int approve_rc, hvsctl_rc, usage_rc;
@@ -337,21 +356,26 @@ static void teardown(void) {
  * v1 of every model. */
 static void trained(void) {
     hvs_log_init("test", HVS_LOG_WARN, NULL);
-    HVS_REQUIRE(hvs_test_redis_start(&redis, 0) == 0 && hvs_test_devbroker_start(&broker, NULL) == 0,
+    HVS_REQUIRE(hvs_test_redis_start(&redis, 0) == 0 &&
+                    hvs_test_devbroker_start(&broker, NULL) == 0,
                 "services");
-    snprintf(env, sizeof env, "HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 HVS_LOG_LEVEL=info",
-             broker.addr, redis.addr);
+    snprintf(
+        env, sizeof env,
+        "HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 HVS_LOG_LEVEL=info",
+        broker.addr, redis.addr);
     snprintf(logpath, sizeof logpath, "/tmp/hvs-test-trainer-%d.log", (int)getpid());
     hvs_test_cleanup(teardown);
     hvs_err_t err = {0};
     kc = (hvs_kafka_conf_t){.brokers = broker.addr, .client_id = "test", .fetch_wait_max_ms = 10};
-    HVS_REQUIRE(hvs_serde_new(NULL, &serde, &err) == 0 && hvs_producer_new(&kc, &prod, &err) == 0 &&
-                    hvs_encoder_new(serde, HVS_SCHEMA_AGGREGATE, "aggregates.hourly", &enc_agg, &err) == 0 &&
-                    hvs_encoder_new(serde, HVS_SCHEMA_WEATHER, "weather.hourly", &enc_wx, &err) == 0 &&
-                    hvs_encoder_new(serde, HVS_SCHEMA_BUILDING, "topology", &enc_bld, &err) == 0 &&
-                    hvs_encoder_new(serde, HVS_SCHEMA_FEEDBACK, "alerts.feedback", &enc_fb, &err) == 0 &&
-                    hvs_encoder_new(serde, HVS_SCHEMA_ALERT, "alerts", &enc_alert, &err) == 0,
-                "setup");
+    HVS_REQUIRE(
+        hvs_serde_new(NULL, &serde, &err) == 0 && hvs_producer_new(&kc, &prod, &err) == 0 &&
+            hvs_encoder_new(serde, HVS_SCHEMA_AGGREGATE, "aggregates.hourly", &enc_agg, &err) ==
+                0 &&
+            hvs_encoder_new(serde, HVS_SCHEMA_WEATHER, "weather.hourly", &enc_wx, &err) == 0 &&
+            hvs_encoder_new(serde, HVS_SCHEMA_BUILDING, "topology", &enc_bld, &err) == 0 &&
+            hvs_encoder_new(serde, HVS_SCHEMA_FEEDBACK, "alerts.feedback", &enc_fb, &err) == 0 &&
+            hvs_encoder_new(serde, HVS_SCHEMA_ALERT, "alerts", &enc_alert, &err) == 0,
+        "setup");
     produce();
     port = hvs_test_free_port();
     snprintf(url, sizeof url, "http://127.0.0.1:%d/train?name=forecast%%2Fglobal", port);
@@ -389,8 +413,10 @@ static void drift(void) {
     HVS_REQUIRE(hvs_producer_flush(prod, 10000, &err) == 0, "flush: %s", err.msg);
     drift_v2_ok = wait_versions(r, ar, 1, 2, 300);
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "env %s %s model approve anomaly-residual/global --version 2 --by test --force "
-             ">/dev/null 2>&1", env, HVS_TEST_HVSCTL);
+    snprintf(cmd, sizeof cmd,
+             "env %s %s model approve anomaly-residual/global --version 2 --by test --force "
+             ">/dev/null 2>&1",
+             env, HVS_TEST_HVSCTL);
     approve_rc = hvs_test_run(cmd, NULL, 0, NULL, NULL);
     hvs_model_ref_t *m = NULL;
     for (int k = 0; k < 100 && !(m && m->version == 2); k++) {
@@ -435,8 +461,8 @@ static void restarted(void) {
     start_trainer(&tr, port);
     char grep[512], *out = NULL;
     for (int k = 0; k < 100; k++) {
-        snprintf(grep, sizeof grep, "grep -c '3 buildings and %d labels loaded from Redis' %s", feedback_labels(),
-                 logpath);
+        snprintf(grep, sizeof grep, "grep -c '3 buildings and %d labels loaded from Redis' %s",
+                 feedback_labels(), logpath);
         free(out);
         out = NULL;
         hvs_test_run(grep, NULL, 0, &out, NULL);
@@ -449,10 +475,12 @@ static void restarted(void) {
     for (int k = 0; k < 100 && hvs_test_http("GET", url, NULL, 0, NULL, NULL, 0) < 0; k++)
         usleep(100000);
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "%s train forecast/global --trainer http://127.0.0.1:%d", HVS_TEST_HVSCTL, port);
+    snprintf(cmd, sizeof cmd, "%s train forecast/global --trainer http://127.0.0.1:%d",
+             HVS_TEST_HVSCTL, port);
     hvsctl_rc = hvs_test_run(cmd, NULL, 0, NULL, NULL);
     v3_ok = hvsctl_rc == 0 && wait_versions(r, names, 1, 3, 300);
-    snprintf(cmd, sizeof cmd, "%s train --trainer http://127.0.0.1:%d 2>/dev/null", HVS_TEST_HVSCTL, port);
+    snprintf(cmd, sizeof cmd, "%s train --trainer http://127.0.0.1:%d 2>/dev/null", HVS_TEST_HVSCTL,
+             port);
     usage_rc = hvs_test_run(cmd, NULL, 0, NULL, NULL);
     hvs_test_proc_stop(&tr);
 }
@@ -460,8 +488,9 @@ static void restarted(void) {
 /* Brings the world to stage `want` (the stages before it first); a case that needs an earlier
  * stage than the world has reached cannot run (the world only moves on). */
 static void to_stage(int want) {
-    HVS_REQUIRE(stage <= want, "this case needs stage %d, already at %d (run it earlier)", want, stage);
-    static void (*const steps[])(void) = {NULL,  trained, new_archetype, train_requested,
+    HVS_REQUIRE(stage <= want, "this case needs stage %d, already at %d (run it earlier)", want,
+                stage);
+    static void (*const steps[])(void) = {NULL,  trained,     new_archetype, train_requested,
                                           drift, drift_again, restarted};
     while (stage < want)
         steps[++stage]();
@@ -498,21 +527,25 @@ static void test_refresh(void) {
             continue;
         double wn = record_param(i, "naive_wape");
         snprintf(want, sizeof want, "forecast/%s:1", refresh[k] + 8);
-        HVS_CHECK(strcmp(record_string(i, "model_format", NULL, fmt, sizeof fmt), "hvs-linear") == 0 &&
+        HVS_CHECK(strcmp(record_string(i, "model_format", NULL, fmt, sizeof fmt), "hvs-linear") ==
+                          0 &&
                       strcmp(record_string(i, "params", "baseline", base, sizeof base), want) == 0,
                   "%s v1: format %s, baseline %s", refresh[k], fmt, base);
-        HVS_CHECK(isfinite(i->wape) && isfinite(wn) && (i->status == HVS_MODEL_APPROVED) == (i->wape < wn) &&
+        HVS_CHECK(isfinite(i->wape) && isfinite(wn) &&
+                      (i->status == HVS_MODEL_APPROVED) == (i->wape < wn) &&
                       (i->status == HVS_MODEL_REJECTED) == (i->wape >= wn),
                   "%s v1: %s with 1-3 h WAPE %.4f corrected vs %.4f uncorrected", refresh[k],
                   hvs_model_status_name(i->status), i->wape, wn);
         hvs_model_ref_t *m = hvs_registry_acquire(r, refresh[k]);
-        HVS_CHECK((m != NULL) == (i->status == HVS_MODEL_APPROVED), "%s served iff approved", refresh[k]);
+        HVS_CHECK((m != NULL) == (i->status == HVS_MODEL_APPROVED), "%s served iff approved",
+                  refresh[k]);
         if (m) { /* the errors persist here (a deterministic wobble): the last hour's error
                     carries into the next with a positive weight */
             float none[4] = {1, NAN, NAN, NAN}, pos[4] = {1, 0.01f, NAN, NAN}, p0 = NAN, p1 = NAN;
             HVS_CHECK(hvs_model_predict(m->model, none, 1, &p0, &err) == 0 && isfinite(p0) &&
                           hvs_model_predict(m->model, pos, 1, &p1, &err) == 0 && p1 > p0,
-                      "%s: correction %g with no recent errors, %g after a positive one", refresh[k], p0, p1);
+                      "%s: correction %g with no recent errors, %g after a positive one",
+                      refresh[k], p0, p1);
         }
         hvs_registry_release(m);
     }
@@ -522,10 +555,13 @@ static void test_refresh(void) {
 static void test_classifier(void) {
     to_stage(TRAINED);
     const char *cls[] = {"anomaly-classifier/global"};
-    HVS_CHECK(wait_versions(r, cls, 1, 1, 300), "anomaly-classifier/global v1 trained from alerts.feedback");
+    HVS_CHECK(wait_versions(r, cls, 1, 1, 300),
+              "anomaly-classifier/global v1 trained from alerts.feedback");
     const hvs_model_info_t *i = version_of(r, cls[0], 1);
-    double p = i ? record_metric(i, "precision_at_k") : NAN, rc = i ? record_metric(i, "recall_at_k") : NAN;
-    double labelled = i ? record_param(i, "labelled_days") : NAN, faults = i ? record_param(i, "fault_days") : NAN;
+    double p = i ? record_metric(i, "precision_at_k") : NAN,
+           rc = i ? record_metric(i, "recall_at_k") : NAN;
+    double labelled = i ? record_param(i, "labelled_days") : NAN,
+           faults = i ? record_param(i, "fault_days") : NAN;
     /* the held-out folds are the last 20 days: what was labelled there, counted here */
     int want_lab = 0, want_fault = 0, want_days = 0;
     for (int d = DAYS - 20; d < DAYS; d++) {
@@ -540,11 +576,12 @@ static void test_classifier(void) {
               "classifier v1: %s, precision@1 %.3f (perfect %.3f), recall@1 %.3f",
               i ? hvs_model_status_name(i->status) : "missing", p, perfect, rc);
     HVS_CHECK(labelled == want_lab && faults == want_fault,
-              "classifier evaluated on %g labelled days (expected %d) with %g faults (expected %d)", labelled,
-              want_lab, faults, want_fault);
+              "classifier evaluated on %g labelled days (expected %d) with %g faults (expected %d)",
+              labelled, want_lab, faults, want_fault);
     const hvs_model_info_t *arv = version_of(r, "anomaly-residual/global", 1);
     double pr = arv ? record_metric(arv, "precision_at_k") : NAN;
-    HVS_CHECK(isfinite(pr) && pr > 0.3, "anomaly-residual/global v1 ranked against feedback: precision@1 %.3f", pr);
+    HVS_CHECK(isfinite(pr) && pr > 0.3,
+              "anomaly-residual/global v1 ranked against feedback: precision@1 %.3f", pr);
 }
 
 static void test_metrics(void) {
@@ -560,26 +597,29 @@ static void test_metrics(void) {
               expect, skipped);
     double labels = hvs_test_metric(mt, "hvs_trainer_labels_total"),
            drift = hvs_test_metric(mt, "hvs_trainer_drift_runs_total");
-    HVS_CHECK(labels == feedback_labels() && drift == 0, "labels %g (expected %d; UNSURE is none), drift runs %g",
-              labels, feedback_labels(), drift);
+    HVS_CHECK(labels == feedback_labels() && drift == 0,
+              "labels %g (expected %d; UNSURE is none), drift runs %g", labels, feedback_labels(),
+              drift);
     free(mt);
 }
 
 static void test_new_archetype(void) {
     to_stage(NEW_ARCHETYPE);
     HVS_CHECK(older_ok, "the new archetype's models trained without a schedule");
-    HVS_CHECK(!version_of(r, "forecast/global", 2) && !version_of(r, "forecast/archetype:passive", 2),
+    HVS_CHECK(!version_of(r, "forecast/global", 2) &&
+                  !version_of(r, "forecast/archetype:passive", 2),
               "the scopes that had versions were not retrained");
 }
 
 static void test_train_request(void) {
     to_stage(TRAIN_REQUESTED);
     hvs_err_t err = {0};
-    HVS_CHECK(train_status == 202 && train_body && strstr(train_body, "forecast/global"), "POST /train: %ld %s",
-              train_status, train_body ? train_body : "");
+    HVS_CHECK(train_status == 202 && train_body && strstr(train_body, "forecast/global"),
+              "POST /train: %ld %s", train_status, train_body ? train_body : "");
     HVS_CHECK(v2_ok, "forecast/global v2 published");
     const hvs_model_info_t *v2 = version_of(r, "forecast/global", 2);
-    HVS_CHECK(v2 && version_of(r, "forecast/archetype:passive", 2) == NULL, "only the name asked for");
+    HVS_CHECK(v2 && version_of(r, "forecast/archetype:passive", 2) == NULL,
+              "only the name asked for");
     hvs_decoder_t *dec;
     avro_value_t *v, f, b;
     HVS_REQUIRE(v2 && hvs_decoder_new(serde, HVS_SCHEMA_MODEL_VERSION, &dec, &err) == 0 &&
@@ -600,10 +640,12 @@ static void test_drift_retrains(void) {
 
 static void test_drift_turned_down(void) {
     to_stage(DRIFT_AGAIN);
-    HVS_CHECK(drift_seen, "the second drift alert (cooldown) and the third (superseded) were turned down");
+    HVS_CHECK(drift_seen,
+              "the second drift alert (cooldown) and the third (superseded) were turned down");
     HVS_CHECK(drift_runs == 1, "one drift run queued, %g counted", drift_runs);
     HVS_CHECK(no_v3, "no v3");
-    HVS_CHECK(!version_of(r, "anomaly-residual/archetype:passive", 2), "drift retrained only the model it named");
+    HVS_CHECK(!version_of(r, "anomaly-residual/archetype:passive", 2),
+              "drift retrained only the model it named");
 }
 
 static void test_restart(void) {

@@ -22,7 +22,10 @@ typedef struct parts {
 
 static parts_t good(void) {
     parts_t p = {
-        .lat = "47.37", .lon = "8.54", .offset = "0", .tz = "\"GMT\"",
+        .lat = "47.37",
+        .lon = "8.54",
+        .offset = "0",
+        .tz = "\"GMT\"",
         .units = "{\"time\":\"iso8601\",\"temperature_2m\":\"°C\",\"relative_humidity_2m\":\"%\","
                  "\"cloudcover\":\"%\",\"shortwave_radiation\":\"W/m²\",\"windspeed_10m\":\"m/s\"}",
         .time = "[\"2025-01-10T22:00\",\"2025-01-10T23:00\",\"2025-01-11T00:00\","
@@ -165,8 +168,8 @@ static void test_good(void) {
     p.wind = NULL;
     p.units = NULL;
     body = build(&p);
-    wx_parse_opts_t o = {.now = now, .want = WX_ALL_VARS & ~(1u << WX_WIND), .latitude = NAN,
-                         .longitude = NAN};
+    wx_parse_opts_t o = {
+        .now = now, .want = WX_ALL_VARS & ~(1u << WX_WIND), .latitude = NAN, .longitude = NAN};
     HVS_CHECK(wx_openmeteo_parse(body, strlen(body), &o, &hours, &err) == 0 && hours.n == 6 &&
                   !(hours.h[0].present & (1u << WX_WIND)),
               "wind not asked: %s", err.msg);
@@ -196,15 +199,21 @@ static void test_bad(void) {
     expect_bad("empty body", "", WX_R_TRUNCATED);
     expect_bad("HTML", "<html><body>502 Bad Gateway</body></html>", WX_R_INVALID_JSON);
     expect_bad("trailing garbage", "{\"hourly\":{}} x", WX_R_INVALID_JSON);
-    expect_bad("NaN literal", "{\"utc_offset_seconds\":0,\"hourly\":{\"time\":[\"2025-01-11T00:00\"],"
-               "\"temperature_2m\":[NaN]}}", WX_R_INVALID_JSON);
+    expect_bad("NaN literal",
+               "{\"utc_offset_seconds\":0,\"hourly\":{\"time\":[\"2025-01-11T00:00\"],"
+               "\"temperature_2m\":[NaN]}}",
+               WX_R_INVALID_JSON);
     expect_bad("array", "[1,2,3]", WX_R_NOT_OBJECT);
 
-    p = good(); p.extra = "\"latitude\":47.37";
+    p = good();
+    p.extra = "\"latitude\":47.37";
     expect_bad("duplicate key", build(&p), WX_R_INVALID_JSON);
-    p = good(); p.hourly_raw = "[1]";
+    p = good();
+    p.hourly_raw = "[1]";
     expect_bad("hourly not an object", build(&p), WX_R_MISSING_HOURLY);
-    p = good(); p.hourly_raw = NULL; p.time = p.temp = p.rh = p.cloud = p.ghi = p.wind = NULL;
+    p = good();
+    p.hourly_raw = NULL;
+    p.time = p.temp = p.rh = p.cloud = p.ghi = p.wind = NULL;
     p.hourly_raw = "{}";
     expect_bad("hourly empty object", build(&p), WX_R_MISSING_TIME);
     {
@@ -212,53 +221,74 @@ static void test_bad(void) {
                      "\"utc_offset_seconds\":0}";
         expect_bad("API error body", api, WX_R_MISSING_HOURLY);
     }
-    p = good(); p.time = NULL;
+    p = good();
+    p.time = NULL;
     expect_bad("no time", build(&p), WX_R_MISSING_TIME);
-    p = good(); p.time = "\"2025-01-11T00:00\"";
+    p = good();
+    p.time = "\"2025-01-11T00:00\"";
     expect_bad("time not an array", build(&p), WX_R_MISSING_TIME);
-    p = good(); p.ghi = NULL;
+    p = good();
+    p.ghi = NULL;
     expect_bad("no shortwave_radiation", build(&p), WX_R_MISSING_VARIABLE);
-    p = good(); p.rh = "[80,81,82,83,84]";
+    p = good();
+    p.rh = "[80,81,82,83,84]";
     expect_bad("humidity one short", build(&p), WX_R_UNEQUAL);
-    p = good(); p.temp = "[-1.5,-2,-2.25,null,3.5,4,5]";
+    p = good();
+    p.temp = "[-1.5,-2,-2.25,null,3.5,4,5]";
     expect_bad("temperature one long", build(&p), WX_R_UNEQUAL);
-    p = good(); p.temp = "[-1.5,-2,\"-2.25\",null,3.5,4]";
+    p = good();
+    p.temp = "[-1.5,-2,\"-2.25\",null,3.5,4]";
     expect_bad("string for a number", build(&p), WX_R_NON_NUMERIC);
-    p = good(); p.cloud = "[0,10,true,30,40,100]";
+    p = good();
+    p.cloud = "[0,10,true,30,40,100]";
     expect_bad("boolean for a number", build(&p), WX_R_NON_NUMERIC);
-    p = good(); p.wind = "{\"a\":1}";
+    p = good();
+    p.wind = "{\"a\":1}";
     expect_bad("object for an array", build(&p), WX_R_NON_NUMERIC);
-    p = good(); p.temp = "[-1.5,-2,-2.25,null,75,4]";
+    p = good();
+    p.temp = "[-1.5,-2,-2.25,null,75,4]";
     expect_bad("temperature 75", build(&p), WX_R_OUT_OF_RANGE);
-    p = good(); p.temp = "[-80.5,-2,-2.25,null,3.5,4]";
+    p = good();
+    p.temp = "[-80.5,-2,-2.25,null,3.5,4]";
     expect_bad("temperature -80.5", build(&p), WX_R_OUT_OF_RANGE);
-    p = good(); p.rh = "[80,81,82,83,84,100.5]";
+    p = good();
+    p.rh = "[80,81,82,83,84,100.5]";
     expect_bad("humidity 100.5", build(&p), WX_R_OUT_OF_RANGE);
-    p = good(); p.cloud = "[-1,10,20,30,40,100]";
+    p = good();
+    p.cloud = "[-1,10,20,30,40,100]";
     expect_bad("cloud -1", build(&p), WX_R_OUT_OF_RANGE);
-    p = good(); p.ghi = "[0,0,0,null,1500.1,300]";
+    p = good();
+    p.ghi = "[0,0,0,null,1500.1,300]";
     expect_bad("radiation 1500.1", build(&p), WX_R_OUT_OF_RANGE);
-    p = good(); p.wind = "[1.5,2.5,3.5,null,5.5,120.5]";
+    p = good();
+    p.wind = "[1.5,2.5,3.5,null,5.5,120.5]";
     expect_bad("wind 120.5", build(&p), WX_R_OUT_OF_RANGE);
-    p = good(); p.temp = "[-1.5,-2,-2.25,null,3.5,1e308]";
+    p = good();
+    p.temp = "[-1.5,-2,-2.25,null,3.5,1e308]";
     expect_bad("temperature 1e308", build(&p), WX_R_OUT_OF_RANGE);
-    p = good(); p.offset = "3600";
+    p = good();
+    p.offset = "3600";
     expect_bad("utc_offset_seconds 3600", build(&p), WX_R_TIMEZONE);
-    p = good(); p.offset = NULL;
+    p = good();
+    p.offset = NULL;
     expect_bad("utc_offset_seconds missing", build(&p), WX_R_TIMEZONE);
-    p = good(); p.offset = "\"0\"";
+    p = good();
+    p.offset = "\"0\"";
     expect_bad("utc_offset_seconds a string", build(&p), WX_R_TIMEZONE);
-    p = good(); p.tz = "\"Europe/Zurich\"";
+    p = good();
+    p.tz = "\"Europe/Zurich\"";
     expect_bad("timezone Europe/Zurich", build(&p), WX_R_TIMEZONE);
     p = good();
     p.units = "{\"temperature_2m\":\"°F\"}";
     expect_bad("Fahrenheit", build(&p), WX_R_UNIT);
     p.units = "{\"windspeed_10m\":\"km/h\"}";
     expect_bad("km/h", build(&p), WX_R_UNIT);
-    p = good(); p.lat = "52.52";
+    p = good();
+    p.lat = "52.52";
     expect_bad("another place", build(&p), WX_R_LOCATION);
-    p = good(); p.time = "[\"yesterday\",\"2025-01-10T23:00\",\"2025-01-11T00:00\","
-                         "\"2025-01-11T01:00\",\"2025-01-11T02:00\",\"2025-01-11T03:00\"]";
+    p = good();
+    p.time = "[\"yesterday\",\"2025-01-10T23:00\",\"2025-01-11T00:00\","
+             "\"2025-01-11T01:00\",\"2025-01-11T02:00\",\"2025-01-11T03:00\"]";
     expect_bad("time 'yesterday'", build(&p), WX_R_TIME_UNPARSABLE);
     p.time = "[\"2025-01-10T22:00\",\"2025-01-10T23:00\",\"2025-02-30T00:00\","
              "\"2025-01-11T01:00\",\"2025-01-11T02:00\",\"2025-01-11T03:00\"]";
@@ -278,18 +308,24 @@ static void test_bad(void) {
     p.time = "[\"2025-01-10T22:00\",\"2025-01-10T23:00\",\"2025-01-11T00:00\","
              "\"2025-01-11T01:00\",\"2025-01-11T02:00\",\"2030-01-11T03:00\"]";
     expect_bad("2030", build(&p), WX_R_TIME_OUT_OF_RANGE);
-    p = good(); p.time = "[]"; p.temp = p.rh = p.cloud = p.ghi = p.wind = "[]";
+    p = good();
+    p.time = "[]";
+    p.temp = p.rh = p.cloud = p.ghi = p.wind = "[]";
     expect_bad("no hours", build(&p), WX_R_NO_HOURS);
     p = good();
     body = build(&p);
     hvs_err_t err = {0};
-    wx_parse_opts_t o = {.now = iso("2025-01-11T02:15:00Z"), .want = WX_ALL_VARS,
-                         .latitude = NAN, .longitude = NAN, .max_hours = 5};
+    wx_parse_opts_t o = {.now = iso("2025-01-11T02:15:00Z"),
+                         .want = WX_ALL_VARS,
+                         .latitude = NAN,
+                         .longitude = NAN,
+                         .max_hours = 5};
     HVS_CHECK(wx_openmeteo_parse(body, strlen(body), &o, &hours, &err) == HVS_EINVAL &&
                   strcmp(err.reason, WX_R_TOO_MANY_HOURS) == 0,
               "too many hours: %s", err.reason);
     /* the message names what was wrong */
-    p = good(); p.temp = "[-1.5,-2,-2.25,null,75,4]";
+    p = good();
+    p.temp = "[-1.5,-2,-2.25,null,75,4]";
     body = build(&p);
     parse_at(body, strlen(body), o.now, &err);
     HVS_CHECK(strstr(err.msg, "temperature_2m[4]") && strstr(err.msg, "75"), "message: %s",
@@ -300,7 +336,8 @@ static void test_helpers(void) {
     unsigned want = 0;
     hvs_err_t err = {0};
     HVS_CHECK(wx_openmeteo_hourly_mask("temperature_2m,relativehumidity_2m,cloudcover,"
-                                       "shortwave_radiation,windspeed_10m", &want, &err) == 0 &&
+                                       "shortwave_radiation,windspeed_10m",
+                                       &want, &err) == 0 &&
                   want == WX_ALL_VARS,
               "old spellings");
     HVS_CHECK(wx_openmeteo_hourly_mask("cloud_cover,temperature_2m", &want, &err) == 0 &&

@@ -43,15 +43,12 @@
 #define HOUR (3600 * 1000LL)
 #define NV 5
 
-static const char *const fields[NV] = {"temperature_c", "relative_humidity_pct",
-                                       "cloud_cover_pct", "shortwave_radiation_wm2",
-                                       "wind_speed_ms"};
+static const char *const fields[NV] = {"temperature_c", "relative_humidity_pct", "cloud_cover_pct",
+                                       "shortwave_radiation_wm2", "wind_speed_ms"};
 /* Both spellings of each variable in an answer (the test's own mapping). */
 static const char *const answer_names[NV][2] = {
-    {"temperature_2m", "temperature_2m"},
-    {"relative_humidity_2m", "relativehumidity_2m"},
-    {"cloud_cover", "cloudcover"},
-    {"shortwave_radiation", "shortwave_radiation"},
+    {"temperature_2m", "temperature_2m"}, {"relative_humidity_2m", "relativehumidity_2m"},
+    {"cloud_cover", "cloudcover"},        {"shortwave_radiation", "shortwave_radiation"},
     {"wind_speed_10m", "windspeed_10m"},
 };
 
@@ -260,10 +257,11 @@ static hvs_ms_t status_now(int port) {
 static void start_simulator(hvs_test_proc_t *sim, int port, const char *days, const char *log,
                             hvs_ms_t want_now) {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd,
-             "env %s HVS_HTTP_PORT=-1 %s --out kafka --clean --start 2025-01-10T00:00:00Z --days %s "
-             "--buildings 3 --apartments-per-building 1 --serve-weather %d",
-             env, HVS_TEST_SIMULATOR, days, port);
+    snprintf(
+        cmd, sizeof cmd,
+        "env %s HVS_HTTP_PORT=-1 %s --out kafka --clean --start 2025-01-10T00:00:00Z --days %s "
+        "--buildings 3 --apartments-per-building 1 --serve-weather %d",
+        env, HVS_TEST_SIMULATOR, days, port);
     HVS_REQUIRE(hvs_test_spawn(sim, cmd, log) == 0, "spawn simulator");
     int64_t deadline = hvs_test_now_ms() + 60000;
     while (status_now(port) != want_now && hvs_test_now_ms() < deadline)
@@ -384,17 +382,21 @@ static void scenario_simulator(void) {
                 observed += strcmp(kind, "OBSERVED") == 0;
                 bool ok = strcmp(vstr(v, "kind"), kind) == 0 && ival(v, "issued_at") == n1 &&
                           same_values(v, h) && strcmp(vstr(v, "provider"), "simulator") == 0 &&
-                          fabs(json_number_value(json_object_get(v, "latitude")) - b[i].lat) < 1e-9 &&
+                          fabs(json_number_value(json_object_get(v, "latitude")) - b[i].lat) <
+                              1e-9 &&
                           strcmp(vstr(recs[r], "key"), b[i].id) == 0 &&
-                          json_integer_value(json_object_get(recs[r], "partition")) == b[i].partition;
+                          json_integer_value(json_object_get(recs[r], "partition")) ==
+                              b[i].partition;
                 matched += ok;
                 if (!ok)
-                    HVS_CHECK(ok, "%s hour %lld: kind %s (want %s), issued_at %lld (want %lld), "
-                              "values/provider/key/partition", b[i].id, (long long)h->hour,
-                              vstr(v, "kind"), kind, (long long)ival(v, "issued_at"),
-                              (long long)n1);
+                    HVS_CHECK(ok,
+                              "%s hour %lld: kind %s (want %s), issued_at %lld (want %lld), "
+                              "values/provider/key/partition",
+                              b[i].id, (long long)h->hour, vstr(v, "kind"), kind,
+                              (long long)ival(v, "issued_at"), (long long)n1);
             }
-            HVS_CHECK(found == 1, "%s hour %lld found %zu times", b[i].id, (long long)h->hour, found);
+            HVS_CHECK(found == 1, "%s hour %lld found %zu times", b[i].id, (long long)h->hour,
+                      found);
         }
     }
     HVS_CHECK_EQ_INT(matched, expected);
@@ -403,7 +405,8 @@ static void scenario_simulator(void) {
     json_decref(msgs);
 
     /* further polls of the unchanged answers publish nothing */
-    double unchanged = wait_metric(wport, "hvs_weather_polls_total{result=\"unchanged\"}", 6, 30000);
+    double unchanged = wait_metric(wport, "hvs_weather_polls_total{result=\"unchanged\"}", 6,
+                                   30000);
     HVS_CHECK(unchanged >= 6, "two more rounds unchanged: %g", unchanged);
     msgs = hvs_test_tail_json(env, "weather.hourly", NULL);
     HVS_CHECK(msgs && json_array_size(msgs) == expected, "nothing new: %zu",
@@ -436,8 +439,10 @@ static void scenario_simulator(void) {
     wait_metric(wport, "hvs_weather_round_seconds_count", rounds + 2, 15000);
     json_decref(msgs);
     msgs = hvs_test_tail_json(env, "weather.hourly", NULL);
-    HVS_CHECK(msgs && json_array_size(msgs) == expected + changed, "exactly the changed hours: %zu, "
-              "expected %zu", msgs ? json_array_size(msgs) : 0, expected + changed);
+    HVS_CHECK(msgs && json_array_size(msgs) == expected + changed,
+              "exactly the changed hours: %zu, "
+              "expected %zu",
+              msgs ? json_array_size(msgs) : 0, expected + changed);
     size_t fresh_ok = 0;
     for (size_t i = 0; msgs && i < 3; i++) {
         json_t *recs[400];
@@ -465,12 +470,13 @@ static void scenario_simulator(void) {
 
 /* ---- 2. every kind of answer ---------------------------------------------------------------- */
 
-#define NEW_HOURLY "temperature_2m,relative_humidity_2m,cloud_cover,shortwave_radiation,wind_speed_10m"
+#define NEW_HOURLY                                                                                 \
+    "temperature_2m,relative_humidity_2m,cloud_cover,shortwave_radiation,wind_speed_10m"
 
 static const struct {
     bdef_t b;
     wx_scn_t scn;
-    const char *reason;   /* bad-response reason, NULL for the published ones */
+    const char *reason; /* bad-response reason, NULL for the published ones */
 } cases[] = {
     {{"b01_good", 46.0100, 8.5, false}, WX_SCN_GOOD, NULL},
     {{"b02_500", 46.0200, 8.5, false}, WX_SCN_500_THEN_GOOD, NULL},
@@ -551,8 +557,8 @@ static void scenario_answers(void) {
         size_t ok = 0, late = 0;
         for (size_t r = 0; r < n; r++) {
             json_t *v = json_object_get(recs[r], "value");
-            hvs_ms_t issued = ival(v, "issued_at"), ts = (hvs_ms_t)json_integer_value(
-                                                       json_object_get(recs[r], "timestamp"));
+            hvs_ms_t issued = ival(v, "issued_at"),
+                     ts = (hvs_ms_t)json_integer_value(json_object_get(recs[r], "timestamp"));
             for (size_t k = 0; k < nh; k++)
                 if (hours[k].hour == ival(v, "hour"))
                     ok += !all_null(&hours[k]) && same_values(v, &hours[k]) &&
@@ -560,9 +566,10 @@ static void scenario_answers(void) {
                           strcmp(vstr(v, "kind"), kind_at(hours[k].hour, now_wall)) == 0 &&
                           strcmp(vstr(v, "provider"), "open-meteo") == 0;
             /* stamped after the server sent the values, before the record was produced */
-            HVS_CHECK(issued >= lg.first_good_ms && issued <= ts, "%s: issued_at %lld in "
-                      "[%lld, %lld]", cases[i].b.id, (long long)issued,
-                      (long long)lg.first_good_ms, (long long)ts);
+            HVS_CHECK(issued >= lg.first_good_ms && issued <= ts,
+                      "%s: issued_at %lld in "
+                      "[%lld, %lld]",
+                      cases[i].b.id, (long long)issued, (long long)lg.first_good_ms, (long long)ts);
             /* not held up by the slow location: published before its first attempt timed out */
             late += ts >= slow.arrived_ms[0] + 4000;
         }
@@ -582,7 +589,8 @@ static void scenario_answers(void) {
     json_decref(msgs);
 
     /* the second round: 304 for the ETag one, identical bodies for the others: nothing new */
-    double unchanged = wait_metric(wport, "hvs_weather_polls_total{result=\"unchanged\"}", 4, 40000);
+    double unchanged = wait_metric(wport, "hvs_weather_polls_total{result=\"unchanged\"}", 4,
+                                   40000);
     HVS_CHECK(unchanged >= 4, "second round unchanged: %g", unchanged);
     wx_server_log_t et;
     wx_server_log(srv, 46.10, &et);
@@ -629,7 +637,8 @@ static void scenario_answers(void) {
     /* SIGTERM while the slow one is in flight: bounded drain, exit 0 */
     HVS_CHECK_EQ_INT(stop_status(&wx, 20000), 0);
     HVS_CHECK(log_has(wxlog, "stopped:", NULL), "graceful stop logged");
-    fprintf(stderr, "   (answers scenario took %lld ms)\n", (long long)(hvs_test_now_ms() - started));
+    fprintf(stderr, "   (answers scenario took %lld ms)\n",
+            (long long)(hvs_test_now_ms() - started));
     wx_server_stop(srv);
     hvs_test_proc_stop(&broker);
     if (hvs_test_failed == 0)
@@ -702,9 +711,8 @@ static void scenario_outage(void) {
         prev = up;
         const char *src = vstr(ev, "source"), *last = vstr(ev, "last_success"),
                    *err = vstr(ev, "last_error"), *fails = vstr(ev, "failures");
-        HVS_CHECK(src && strcmp(src, "weather") == 0 && last && strcmp(last, "never") == 0 &&
-                      err && strstr(err, "http_error") && strstr(err, "503") && fails &&
-                      atoi(fails) >= 1,
+        HVS_CHECK(src && strcmp(src, "weather") == 0 && last && strcmp(last, "never") == 0 && err &&
+                      strstr(err, "http_error") && strstr(err, "503") && fails && atoi(fails) >= 1,
                   "evidence: source %s, last_success %s, last_error %s, failures %s",
                   hvs_test_str(src), hvs_test_str(last), hvs_test_str(err), hvs_test_str(fails));
     }
@@ -724,7 +732,8 @@ static void scenario_outage(void) {
     json_decref(alerts);
     sleep(3); /* three clock hours: an outage still open would have alerted again */
     alerts = hvs_test_tail_json(env, "alerts", NULL);
-    HVS_CHECK(alerts && records_of(alerts, "o2_down", mine, 64) == after, "no alerts after recovery");
+    HVS_CHECK(alerts && records_of(alerts, "o2_down", mine, 64) == after,
+              "no alerts after recovery");
     json_decref(alerts);
     HVS_CHECK(metric(wport, "hvs_weather_locations_in_outage") == 0, "outage gauge back to 0");
 
@@ -765,8 +774,9 @@ static void scenario_outage(void) {
     json_t *r3[400];
     size_t n3 = w3 ? records_of(w3, "o3_new", r3, 400) : 0, at_new = 0;
     for (size_t i = 0; i < n3; i++)
-        at_new += fabs(json_number_value(json_object_get(json_object_get(r3[i], "value"),
-                                                         "latitude")) - 47.04) < 1e-9;
+        at_new += fabs(json_number_value(
+                           json_object_get(json_object_get(r3[i], "value"), "latitude")) -
+                       47.04) < 1e-9;
     HVS_CHECK(at_new > 0, "records at the new place: %zu of %zu", at_new, n3);
     json_decref(w3);
     HVS_CHECK_EQ_INT(stop_status(&wx, 20000), 0);

@@ -47,8 +47,8 @@ static void test_history(void) {
     hvs_ms_t cut = now - 2 * 24 * H;         /* past_days 1 + 1 day */
     for (int i = 0; i < 48; i++)
         resp[i] = hr(i, (double)i / 4.0, now);
-    resp[5].present = 0;                            /* a hole of the provider */
-    resp[7].present &= (uint8_t) ~(1u << WX_GHI);   /* one null value: still published */
+    resp[5].present = 0;                          /* a hole of the provider */
+    resp[7].present &= (uint8_t) ~(1u << WX_GHI); /* one null value: still published */
 
     size_t k = publish_all(&hs, resp, 48, cut);
     HVS_CHECK_EQ_INT(k, 47);

@@ -92,12 +92,14 @@ static char *body_for(const wx_server_t *s, double lat, double lon, const char *
     hvs_strbuf_t b = {0};
     int off[80], n = hour_offsets(off);
     long long lk = lat_key(lat);
-    hvs_strbuf_printf(&b, "{\"latitude\":%.4f,\"longitude\":%.4f,\"generationtime_ms\":0.05,", lat, lon);
+    hvs_strbuf_printf(&b, "{\"latitude\":%.4f,\"longitude\":%.4f,\"generationtime_ms\":0.05,", lat,
+                      lon);
     if (variant & V_TZ)
         hvs_strbuf_printf(&b, "\"utc_offset_seconds\":3600,\"timezone\":\"Europe/Zurich\","
-                "\"timezone_abbreviation\":\"CET\",");
+                              "\"timezone_abbreviation\":\"CET\",");
     else
-        hvs_strbuf_printf(&b, "\"utc_offset_seconds\":0,\"timezone\":\"GMT\",\"timezone_abbreviation\":\"GMT\",");
+        hvs_strbuf_printf(
+            &b, "\"utc_offset_seconds\":0,\"timezone\":\"GMT\",\"timezone_abbreviation\":\"GMT\",");
     hvs_strbuf_printf(&b, "\"elevation\":408.0,\"hourly_units\":{\"time\":\"iso8601\"");
     for (int v = 0; v < NVARS; v++)
         if (names[v])
@@ -195,7 +197,8 @@ static int handle(void *opaque, const char *method, const char *path, const char
         if (!set)
             return answer_text(resp, 404, "{\"error\":true,\"reason\":\"no clock\"}");
         char iso[40], text[80];
-        snprintf(text, sizeof text, "{\"now\":\"%s\"}", hvs_time_format_iso8601(now, iso, sizeof iso));
+        snprintf(text, sizeof text, "{\"now\":\"%s\"}",
+                 hvs_time_format_iso8601(now, iso, sizeof iso));
         return answer_text(resp, 200, text);
     }
     if (strcmp(path, "/v1/forecast") != 0)
@@ -215,7 +218,7 @@ static int handle(void *opaque, const char *method, const char *path, const char
             if (v == NVARS)
                 return answer_text(resp, 400, "{\"error\":true,\"reason\":\"unknown variable\"}");
             names[v] = var_names[v][0] && strcmp(t, var_names[v][0]) == 0 ? var_names[v][0]
-                                                                           : var_names[v][1];
+                                                                          : var_names[v][1];
         }
     } else {
         for (int v = 0; v < NVARS; v++)

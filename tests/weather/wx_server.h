@@ -24,18 +24,18 @@
 
 typedef enum wx_scn {
     WX_SCN_GOOD = 0,
-    WX_SCN_500_THEN_GOOD,  /* first request 500, then good */
-    WX_SCN_429_THEN_GOOD,  /* first request 429 with Retry-After: 1, then good */
-    WX_SCN_SLOW,           /* every answer after slow_ms (beyond the client's timeout) */
-    WX_SCN_TRUNCATED,      /* the good body cut in half */
-    WX_SCN_UNEQUAL,        /* relative humidity one entry short */
-    WX_SCN_STRING,         /* a temperature as a JSON string */
-    WX_SCN_ABSURD,         /* a temperature of 75 degC */
-    WX_SCN_TZ,             /* utc_offset_seconds 3600, timezone Europe/Zurich */
-    WX_SCN_ETAG,           /* good, with ETag and Last-Modified; a matching If-None-Match -> 304 */
-    WX_SCN_TOO_LARGE,      /* a valid body padded past 5 MiB */
-    WX_SCN_404,            /* 404 with an Open-Meteo error body */
-    WX_SCN_DOWN,           /* 503 always */
+    WX_SCN_500_THEN_GOOD, /* first request 500, then good */
+    WX_SCN_429_THEN_GOOD, /* first request 429 with Retry-After: 1, then good */
+    WX_SCN_SLOW,          /* every answer after slow_ms (beyond the client's timeout) */
+    WX_SCN_TRUNCATED,     /* the good body cut in half */
+    WX_SCN_UNEQUAL,       /* relative humidity one entry short */
+    WX_SCN_STRING,        /* a temperature as a JSON string */
+    WX_SCN_ABSURD,        /* a temperature of 75 degC */
+    WX_SCN_TZ,            /* utc_offset_seconds 3600, timezone Europe/Zurich */
+    WX_SCN_ETAG,          /* good, with ETag and Last-Modified; a matching If-None-Match -> 304 */
+    WX_SCN_TOO_LARGE,     /* a valid body padded past 5 MiB */
+    WX_SCN_404,           /* 404 with an Open-Meteo error body */
+    WX_SCN_DOWN,          /* 503 always */
 } wx_scn_t;
 
 typedef struct wx_server wx_server_t;
@@ -44,11 +44,11 @@ typedef struct wx_server wx_server_t;
 
 typedef struct wx_server_log {
     int requests;
-    int64_t arrived_ms[WX_SERVER_LOG_MAX];   /* wall clock, per request */
+    int64_t arrived_ms[WX_SERVER_LOG_MAX];     /* wall clock, per request */
     hvs_ms_t arrived_clock[WX_SERVER_LOG_MAX]; /* the server's clock at arrival (clock set) */
-    int conditional;                         /* requests with a matching If-None-Match */
-    int not_modified;                        /* 304 answers */
-    int64_t first_good_ms;                   /* wall clock when the first good body was sent */
+    int conditional;                           /* requests with a matching If-None-Match */
+    int not_modified;                          /* 304 answers */
+    int64_t first_good_ms;                     /* wall clock when the first good body was sent */
 } wx_server_log_t;
 
 int wx_server_start(wx_server_t **out);

@@ -26,8 +26,8 @@ int devbroker_listen(uint16_t port, int *fd, uint16_t *bound, hvs_err_t *err) {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof a;
     if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) != 0 || listen(s, 64) != 0 ||
         getsockname(s, (struct sockaddr *)&a, &len) != 0) {
@@ -90,13 +90,15 @@ static void run(rd_kafka_mock_cluster_t *mc, char *line, char *reply, size_t rle
     } else if (n == 4 && strcmp(w[0], "topic") == 0 && strcmp(w[1], "create") == 0) {
         int parts = atoi(w[3]);
         if (parts < 1 || parts > HVS_MAX_PARTITIONS) {
-            snprintf(reply, rlen, "error partition count %s is not 1..%d", w[3], HVS_MAX_PARTITIONS);
+            snprintf(reply, rlen, "error partition count %s is not 1..%d", w[3],
+                     HVS_MAX_PARTITIONS);
             return;
         }
         e = rd_kafka_mock_topic_create(mc, w[2], parts, 1);
     } else {
-        snprintf(reply, rlen, "error unknown command (ping | broker down|up ID | rtt ID MS | "
-                              "errors APIKEY COUNT ERRNAME | topic create NAME N)");
+        snprintf(reply, rlen,
+                 "error unknown command (ping | broker down|up ID | rtt ID MS | "
+                 "errors APIKEY COUNT ERRNAME | topic create NAME N)");
         return;
     }
     if (e)

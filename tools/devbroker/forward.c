@@ -70,7 +70,8 @@ static void *forward_main(void *arg) {
         if (c < 0)
             continue;
         int up = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(f->target),
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons(f->target),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         pair_t *pr = malloc(sizeof *pr);
         pthread_t t;

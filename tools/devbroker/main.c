@@ -141,8 +141,9 @@ int main(int argc, char **argv) {
     size_t ntopics;
     const hvs_topic_t *topics = hvs_topics_all(&ntopics);
     for (size_t i = 0; i < ntopics; i++) {
-        rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(
-            mc, topics[i].name, hvs_topic_partitions(&topics[i]), (int)brokers < 3 ? (int)brokers : 3);
+        rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(mc, topics[i].name,
+                                                           hvs_topic_partitions(&topics[i]),
+                                                           (int)brokers < 3 ? (int)brokers : 3);
         if (e)
             hvs_log_error("devbroker", "create topic %s: %s", topics[i].name, rd_kafka_err2str(e));
     }

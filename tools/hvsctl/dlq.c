@@ -88,9 +88,9 @@ static int print_letter(hvs_decoder_t *dec, const rd_kafka_message_t *m) {
         json_object_set_new(line, "worker", field_json(v, "worker"));
         json_t *t = field_json(v, "failed_at");
         char iso[40];
-        json_object_set_new(line, "failed_at",
-                            json_string(hvs_time_format_iso8601(json_integer_value(t), iso,
-                                                                sizeof iso)));
+        json_object_set_new(
+            line, "failed_at",
+            json_string(hvs_time_format_iso8601(json_integer_value(t), iso, sizeof iso)));
         json_decref(t);
         json_object_set_new(line, "original_topic", field_json(v, "original_topic"));
         json_object_set_new(line, "original_partition", field_json(v, "original_partition"));
@@ -112,8 +112,10 @@ int hvsctl_dlq(hvs_app_t *app, int argc, char **argv) {
         puts(help);
         return argc >= 1 && hvsctl_wants_help(argc, argv) ? 0 : 2;
     }
-    hvsctl_read_opts_t o = {.topic = hvs_topic_name("readings.dlq"), .partition = -1,
-                            .from_beginning = true, .timeout_ms = 10000};
+    hvsctl_read_opts_t o = {.topic = hvs_topic_name("readings.dlq"),
+                            .partition = -1,
+                            .from_beginning = true,
+                            .timeout_ms = 10000};
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         long x = 0;

@@ -30,9 +30,9 @@ typedef struct hvsctl_read_opts {
     int32_t partition;   /* -1 = all */
     bool from_beginning; /* else the last `tail` messages of each partition */
     long tail;
-    long max;            /* stop after this many messages; 0 = no limit */
-    bool follow;         /* keep reading new messages */
-    int timeout_ms;      /* metadata and fetch timeout */
+    long max;       /* stop after this many messages; 0 = no limit */
+    bool follow;    /* keep reading new messages */
+    int timeout_ms; /* metadata and fetch timeout */
 } hvsctl_read_opts_t;
 
 /* Called for each message; return non-zero to stop. */

@@ -57,7 +57,9 @@ static void print_sensors(void) {
     puts("\nKnown sensors (others are rejected as unknown_sensor):");
     for (size_t i = 0; i < n; i++)
         printf("  %-20s %-8s [%g, %g]%s\n", t[i].type, t[i].unit, t[i].min, t[i].max,
-               t[i].cumulative ? " cumulative" : t[i].per_room ? " per room" : "");
+               t[i].cumulative ? " cumulative"
+               : t[i].per_room ? " per room"
+                               : "");
 }
 
 int hvsctl_ingest(hvs_app_t *app, int argc, char **argv) {
@@ -123,7 +125,8 @@ int hvsctl_ingest(hvs_app_t *app, int argc, char **argv) {
     }
     rd_kafka_metadata_destroy(md);
     if (hvs_encoder_new(s, HVS_SCHEMA_READING, topic, &enc, &err) != 0 ||
-        hvs_reading_codec_new(s, &codec, &err) != 0 || hvs_dlq_new(p, s, "hvsctl", &dlq, &err) != 0) {
+        hvs_reading_codec_new(s, &codec, &err) != 0 ||
+        hvs_dlq_new(p, s, "hvsctl", &dlq, &err) != 0) {
         fprintf(stderr, "hvsctl ingest: %s\n", err.msg);
         goto out;
     }
@@ -184,8 +187,8 @@ int hvsctl_ingest(hvs_app_t *app, int argc, char **argv) {
             keep = HVS_READING_LINE_MAX; /* a dead letter must stay a sane Kafka message */
             hvs_err_wrap(&why, "dead letter keeps the first %zu bytes", keep);
         }
-        if (hvs_dlq_send(dlq, topic, -1, -1, key, key ? strlen(key) : 0, line, keep, source,
-                         &why, &err) != 0) {
+        if (hvs_dlq_send(dlq, topic, -1, -1, key, key ? strlen(key) : 0, line, keep, source, &why,
+                         &err) != 0) {
             fprintf(stderr, "hvsctl ingest: dead-lettering %s: %s\n", source, err.msg);
             rc = 1;
             break;

@@ -47,8 +47,11 @@ int main(int argc, char **argv) {
         strcmp(argv[1], "--version") == 0) {
         /* hvs_app_init prints --help (with every setting) and --version */
         hvs_app_t app;
-        hvs_app_spec_t spec = {.worker = "hvsctl", .summary = "operate hvacstream",
-                               .usage = usage, .no_http = true, .quiet = true};
+        hvs_app_spec_t spec = {.worker = "hvsctl",
+                               .summary = "operate hvacstream",
+                               .usage = usage,
+                               .no_http = true,
+                               .quiet = true};
         char *help_argv[] = {argv[0], argc < 2 ? "--help" : argv[1], NULL};
         hvs_err_t err;
         int rc = hvs_app_init(&app, &spec, 2, help_argv, &err);
@@ -59,19 +62,18 @@ int main(int argc, char **argv) {
         const char *name;
         int (*fn)(hvs_app_t *, int, char **);
     } commands[] = {
-        {"topics", hvsctl_topics},
-        {"tail", hvsctl_tail},
-        {"ingest", hvsctl_ingest},
-        {"dlq", hvsctl_dlq},
-        {"model", hvsctl_model},
-        {"train", hvsctl_train},
+        {"topics", hvsctl_topics}, {"tail", hvsctl_tail},   {"ingest", hvsctl_ingest},
+        {"dlq", hvsctl_dlq},       {"model", hvsctl_model}, {"train", hvsctl_train},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0)
             continue;
         hvs_app_t app;
-        hvs_app_spec_t spec = {.worker = "hvsctl", .summary = "operate hvacstream",
-                               .usage = usage, .no_http = true, .quiet = true,
+        hvs_app_spec_t spec = {.worker = "hvsctl",
+                               .summary = "operate hvacstream",
+                               .usage = usage,
+                               .no_http = true,
+                               .quiet = true,
                                .log_stderr = true};
         hvs_err_t err;
         /* Commands parse their own options; the app reads only the environment. */

@@ -124,30 +124,30 @@ typedef struct check {
 
 typedef struct mctx {
     hvs_app_t *app;
-    char cmd[32];                 /* "model approve", for messages */
+    char cmd[32]; /* "model approve", for messages */
     const char *topic;
     hvs_kafka_conf_t kc;
     hvs_serde_t *serde;
     hvs_registry_t *reg;
-    const hvs_model_info_t *v;    /* the registry's versions, sorted by name and version */
+    const hvs_model_info_t *v; /* the registry's versions, sorted by name and version */
     size_t n;
-    check_t *checks;              /* n, parallel to v */
+    check_t *checks; /* n, parallel to v */
 } mctx_t;
 
 typedef struct mopts {
-    const char *name;             /* NAME, or list's --name PREFIX */
-    int version;                  /* 0: not given */
+    const char *name; /* NAME, or list's --name PREFIX */
+    int version;      /* 0: not given */
     const char *by, *reason, *out;
     bool force;
     long timeout_s;
 } mopts_t;
 
 enum {
-    O_NAME = 1,      /* a NAME argument (required) */
-    O_PREFIX = 2,    /* --name PREFIX */
-    O_VERSION = 4,   /* --version N */
-    O_DECIDE = 8,    /* --by, --reason, --force */
-    O_OUT = 16       /* --out FILE */
+    O_NAME = 1,    /* a NAME argument (required) */
+    O_PREFIX = 2,  /* --name PREFIX */
+    O_VERSION = 4, /* --version N */
+    O_DECIDE = 8,  /* --by, --reason, --force */
+    O_OUT = 16     /* --out FILE */
 };
 
 /* 0, or 2 after printing the usage error. */
@@ -161,8 +161,9 @@ static int parse_opts(const char *cmd, int argc, char **argv, unsigned allowed, 
         bool known = strcmp(a, "--timeout") == 0 ||
                      ((allowed & O_PREFIX) && strcmp(a, "--name") == 0) ||
                      ((allowed & O_VERSION) && strcmp(a, "--version") == 0) ||
-                     ((allowed & O_DECIDE) && (strcmp(a, "--by") == 0 || strcmp(a, "--reason") == 0 ||
-                                               strcmp(a, "--force") == 0)) ||
+                     ((allowed & O_DECIDE) &&
+                      (strcmp(a, "--by") == 0 || strcmp(a, "--reason") == 0 ||
+                       strcmp(a, "--force") == 0)) ||
                      ((allowed & O_OUT) && strcmp(a, "--out") == 0);
         if (a[0] == '-' && a[1] != '\0') {
             if (!known) {
@@ -238,8 +239,10 @@ static int open_registry(mctx_t *c, const char *prefix, long timeout_s) {
     }
     hvs_registry_poll(c->reg, (int)(timeout_s * 1000));
     if (!hvs_registry_caught_up(c->reg)) {
-        fprintf(stderr, "hvsctl %s: topic %s at %s was not read to its end within %ld s "
-                        "(--timeout)\n", c->cmd, c->topic, c->kc.brokers, timeout_s);
+        fprintf(stderr,
+                "hvsctl %s: topic %s at %s was not read to its end within %ld s "
+                "(--timeout)\n",
+                c->cmd, c->topic, c->kc.brokers, timeout_s);
         return 1;
     }
     c->v = hvs_registry_versions(c->reg, &c->n);
@@ -274,9 +277,10 @@ static bool validates(mctx_t *c, size_t i) {
     if (k->state == 0) {
         const hvs_model_info_t *x = &c->v[i];
         hvs_model_ref_t *ref = NULL;
-        int rc = x->record ? hvs_registry_load_record(c->serde, x->record, x->record_len, &ref, &k->why)
-                           : hvs_err_set(&k->why, HVS_ENOMEM, "oom", "%s v%d: record not kept",
-                                         x->name, x->version);
+        int rc = x->record
+                     ? hvs_registry_load_record(c->serde, x->record, x->record_len, &ref, &k->why)
+                     : hvs_err_set(&k->why, HVS_ENOMEM, "oom", "%s v%d: record not kept", x->name,
+                                   x->version);
         hvs_registry_release(ref);
         k->state = rc == 0 ? 1 : -1;
     }
@@ -302,7 +306,8 @@ static int serving(mctx_t *c, size_t lo, size_t hi, int ov, int ost, size_t *at)
 static long pick(mctx_t *c, const mopts_t *o, size_t *lo, size_t *hi) {
     name_range(c, o->name, lo, hi);
     if (*lo == *hi) {
-        fprintf(stderr, "hvsctl %s: no model named \"%s\" on topic %s\n", c->cmd, o->name, c->topic);
+        fprintf(stderr, "hvsctl %s: no model named \"%s\" on topic %s\n", c->cmd, o->name,
+                c->topic);
         return -1;
     }
     size_t at = *hi - 1;
@@ -462,9 +467,10 @@ static int cmd_show(mctx_t *c, const mopts_t *o) {
         json_object_set_new(mb, "error", str_or_null(err.msg));
     }
     char key[512];
-    json_object_set_new(j, "key", hvs_registry_key(key, sizeof key, x->name, x->version) >= 0
-                                      ? json_string(key)
-                                      : json_null());
+    json_object_set_new(j, "key",
+                        hvs_registry_key(key, sizeof key, x->name, x->version) >= 0
+                            ? json_string(key)
+                            : json_null());
     int serves = serving(c, lo, hi, 0, 0, NULL);
     json_object_set_new(j, "serving", json_boolean(serves == x->version));
     bool ok = validates(c, (size_t)at);
@@ -514,11 +520,13 @@ static int publish(mctx_t *c, size_t i, hvs_model_status_t st, const char *by, c
                 err.msg);
         goto out;
     }
-    static const char *const pprops[] = {"message.max.bytes", HVS_TOPIC_MODELS_MAX_MESSAGE_STR, NULL};
+    static const char *const pprops[] = {"message.max.bytes", HVS_TOPIC_MODELS_MAX_MESSAGE_STR,
+                                         NULL};
     hvs_kafka_conf_t pkc = c->kc;
     pkc.worker_props = pprops;
     if (hvs_producer_new(&pkc, &p, &err) != 0 ||
-        hvs_producer_send(p, c->topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, &err) != 0 ||
+        hvs_producer_send(p, c->topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, &err) !=
+            0 ||
         hvs_producer_flush(p, (int)(timeout_s * 1000), &err) != 0) {
         fprintf(stderr, "hvsctl %s: publishing %s as %s to %s at %s: %s\n", c->cmd, key,
                 hvs_model_status_name(st), c->topic, c->kc.brokers, err.msg);
@@ -534,8 +542,8 @@ out:
 static json_t *version_or_null(int v) { return v > 0 ? json_integer(v) : json_null(); }
 
 static json_t *decision_json(const hvs_model_info_t *x, hvs_model_status_t from,
-                             hvs_model_status_t to, const char *by, const char *reason,
-                             hvs_ms_t at, bool published, int before, int after) {
+                             hvs_model_status_t to, const char *by, const char *reason, hvs_ms_t at,
+                             bool published, int before, int after) {
     json_t *j = json_object();
     if (!j)
         return NULL;
@@ -568,16 +576,19 @@ static int cmd_decide(mctx_t *c, const mopts_t *o, hvs_model_status_t to) {
     }
     if (to == HVS_MODEL_APPROVED && !o->force) {
         if (from == HVS_MODEL_REJECTED || from == HVS_MODEL_ARCHIVED) {
-            fprintf(stderr, "hvsctl %s: %s v%d is %s (decided by %s: %s); approving it again "
-                            "needs --force\n", c->cmd, x->name, x->version,
-                    hvs_model_status_name(from), x->decided_by ? x->decided_by : "?",
+            fprintf(stderr,
+                    "hvsctl %s: %s v%d is %s (decided by %s: %s); approving it again "
+                    "needs --force\n",
+                    c->cmd, x->name, x->version, hvs_model_status_name(from),
+                    x->decided_by ? x->decided_by : "?",
                     x->decision_reason ? x->decision_reason : "no reason given");
             return 1;
         }
         if (!validates(c, (size_t)at)) {
-            fprintf(stderr, "hvsctl %s: %s v%d would not serve: it does not validate (%s: %s); "
-                            "--force approves it anyway\n", c->cmd, x->name, x->version,
-                    c->checks[at].why.reason, c->checks[at].why.msg);
+            fprintf(stderr,
+                    "hvsctl %s: %s v%d would not serve: it does not validate (%s: %s); "
+                    "--force approves it anyway\n",
+                    c->cmd, x->name, x->version, c->checks[at].why.reason, c->checks[at].why.msg);
             return 1;
         }
     }
@@ -588,9 +599,10 @@ static int cmd_decide(mctx_t *c, const mopts_t *o, hvs_model_status_t to) {
             snprintf(then, sizeof then, "make v%d serve", next);
         else
             snprintf(then, sizeof then, "leave none serving");
-        fprintf(stderr, "hvsctl %s: %s v%d is serving; rejecting it would %s. `hvsctl model "
-                        "rollback %s` archives it; --force rejects it\n", c->cmd, x->name,
-                x->version, then, x->name);
+        fprintf(stderr,
+                "hvsctl %s: %s v%d is serving; rejecting it would %s. `hvsctl model "
+                "rollback %s` archives it; --force rejects it\n",
+                c->cmd, x->name, x->version, then, x->name);
         return 1;
     }
     hvs_ms_t now = hvs_time_now_ms();
@@ -608,20 +620,24 @@ static int cmd_rollback(mctx_t *c, const mopts_t *o) {
     size_t lo, hi, at = 0;
     name_range(c, o->name, &lo, &hi);
     if (lo == hi) {
-        fprintf(stderr, "hvsctl %s: no model named \"%s\" on topic %s\n", c->cmd, o->name, c->topic);
+        fprintf(stderr, "hvsctl %s: no model named \"%s\" on topic %s\n", c->cmd, o->name,
+                c->topic);
         return 1;
     }
     int cur = serving(c, lo, hi, 0, 0, &at);
     if (!cur) {
-        fprintf(stderr, "hvsctl %s: no version of %s serves (none APPROVED that validates); "
-                        "nothing to roll back\n", c->cmd, o->name);
+        fprintf(stderr,
+                "hvsctl %s: no version of %s serves (none APPROVED that validates); "
+                "nothing to roll back\n",
+                c->cmd, o->name);
         return 1;
     }
     int next = serving(c, lo, hi, cur, HVS_MODEL_ARCHIVED, NULL);
     if (!next && !o->force) {
-        fprintf(stderr, "hvsctl %s: %s v%d is the only approved version that validates; archiving "
-                        "it would leave none serving (--force archives it anyway)\n", c->cmd,
-                o->name, cur);
+        fprintf(stderr,
+                "hvsctl %s: %s v%d is the only approved version that validates; archiving "
+                "it would leave none serving (--force archives it anyway)\n",
+                c->cmd, o->name, cur);
         return 1;
     }
     const char *by = decider(o), *reason = o->reason ? o->reason : "rollback";
@@ -718,8 +734,8 @@ static int cmd_export(mctx_t *c, const mopts_t *o) {
         goto out;
     }
     if (hvs_model_load(raw, rawlen, x->nfeatures, &m, &err) != 0) {
-        fprintf(stderr, "hvsctl %s: %s v%d does not load as a model of %zu features: %s\n",
-                c->cmd, x->name, x->version, x->nfeatures, err.msg);
+        fprintf(stderr, "hvsctl %s: %s v%d does not load as a model of %zu features: %s\n", c->cmd,
+                x->name, x->version, x->nfeatures, err.msg);
         goto out;
     }
     if (!(names = feature_names(c, x)) || write_file(c, o->out, raw, rawlen) != 0)

@@ -19,13 +19,20 @@ int hvsctl_read_topic(hvs_app_t *app, const hvsctl_read_opts_t *o, hvsctl_read_f
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char wait[16];
     snprintf(wait, sizeof wait, "%lld", (long long)app->cfg.kafka_fetch_wait_max_ms);
-    const char *const props[] = {"bootstrap.servers", app->cfg.kafka_brokers,
-                                 "group.id", "hvsctl-reader", /* required by the API, never joined */
-                                 "enable.auto.commit", "false",
-                                 "enable.auto.offset.store", "false",
-                                 "enable.partition.eof", "true",
-                                 "fetch.wait.max.ms", wait,
-                                 "log_level", "3",
+    const char *const props[] = {"bootstrap.servers",
+                                 app->cfg.kafka_brokers,
+                                 "group.id",
+                                 "hvsctl-reader", /* required by the API, never joined */
+                                 "enable.auto.commit",
+                                 "false",
+                                 "enable.auto.offset.store",
+                                 "false",
+                                 "enable.partition.eof",
+                                 "true",
+                                 "fetch.wait.max.ms",
+                                 wait,
+                                 "log_level",
+                                 "3",
                                  NULL};
     hvs_err_t err;
     /* ours, then the operator's HVS_KAFKA_* pass-through, which wins */
@@ -93,7 +100,8 @@ int hvsctl_read_topic(hvs_app_t *app, const hvsctl_read_opts_t *o, hvsctl_read_f
             eofs++;
         } else if (m->err) {
             fprintf(stderr, "hvsctl: %s: %s\n", o->topic, rd_kafka_message_errstr(m));
-            if (m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE || m->err == RD_KAFKA_RESP_ERR__FATAL)
+            if (m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
+                m->err == RD_KAFKA_RESP_ERR__FATAL)
                 rc = 1;
         } else {
             seen++;

@@ -23,8 +23,8 @@ static const char *const help =
 static rd_kafka_t *admin_client(hvs_app_t *app) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char errstr[512];
-    const char *const props[] = {"bootstrap.servers", app->cfg.kafka_brokers, "client.id", "hvsctl",
-                                 "log_level", "3", NULL};
+    const char *const props[] = {
+        "bootstrap.servers", app->cfg.kafka_brokers, "client.id", "hvsctl", "log_level", "3", NULL};
     hvs_err_t err;
     /* ours, then the operator's HVS_KAFKA_* pass-through, which wins */
     if (hvs_kafka_conf_set(conf, props, &err) != 0 ||
@@ -105,10 +105,13 @@ static int create(hvs_app_t *app, long partitions, long replication, int timeout
         char retention[32], mmb[32];
         snprintf(retention, sizeof retention, "%lld", (long long)topics[i].retention_ms);
         snprintf(mmb, sizeof mmb, "%lld", (long long)topics[i].max_message_bytes);
-        const char *const cfg[] = {"cleanup.policy", topics[i].compacted ? "compact" : "delete",
-                                   "retention.ms", retention,
+        const char *const cfg[] = {"cleanup.policy",
+                                   topics[i].compacted ? "compact" : "delete",
+                                   "retention.ms",
+                                   retention,
                                    topics[i].max_message_bytes > 0 ? "max.message.bytes" : NULL,
-                                   mmb, NULL};
+                                   mmb,
+                                   NULL};
         rd_kafka_resp_err_t ce = RD_KAFKA_RESP_ERR_NO_ERROR;
         const char *const *c = cfg;
         for (; c[0] && !ce; c += 2)
@@ -125,7 +128,8 @@ static int create(hvs_app_t *app, long partitions, long replication, int timeout
     rd_kafka_metadata_destroy(md);
     if (ncreate > 0) {
         rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-        rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+        rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk,
+                                                                  RD_KAFKA_ADMIN_OP_CREATETOPICS);
         char errstr[256];
         /* librdkafka refuses timeouts out of its range (e.g. above an hour): say so rather than
          * wait with its default */
@@ -141,10 +145,13 @@ static int create(hvs_app_t *app, long partitions, long replication, int timeout
         }
         rd_kafka_CreateTopics(rk, create, ncreate, opts, q);
         rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 5000);
-        const rd_kafka_CreateTopics_result_t *res = ev ? rd_kafka_event_CreateTopics_result(ev) : NULL;
+        const rd_kafka_CreateTopics_result_t *res = ev ? rd_kafka_event_CreateTopics_result(ev)
+                                                       : NULL;
         if (!res) {
-            fprintf(stderr, "hvsctl: CreateTopics got no answer from %s (is the Admin API "
-                            "supported?)\n", app->cfg.kafka_brokers);
+            fprintf(stderr,
+                    "hvsctl: CreateTopics got no answer from %s (is the Admin API "
+                    "supported?)\n",
+                    app->cfg.kafka_brokers);
             rc = 1;
         } else if (rd_kafka_event_error(ev)) {
             fprintf(stderr, "hvsctl: CreateTopics: %s\n", rd_kafka_event_error_string(ev));
@@ -155,7 +162,8 @@ static int create(hvs_app_t *app, long partitions, long replication, int timeout
             for (size_t i = 0; i < cnt; i++) {
                 rd_kafka_resp_err_t te = rd_kafka_topic_result_error(tr[i]);
                 if (!te || te == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-                    printf("%s  %s\n", te ? "exists " : "created", rd_kafka_topic_result_name(tr[i]));
+                    printf("%s  %s\n", te ? "exists " : "created",
+                           rd_kafka_topic_result_name(tr[i]));
                 } else {
                     fprintf(stderr, "hvsctl: create %s: %s\n", rd_kafka_topic_result_name(tr[i]),
                             rd_kafka_topic_result_error_string(tr[i]));

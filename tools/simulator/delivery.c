@@ -16,13 +16,13 @@
 typedef struct apt_state {
     sim_rng_t rng;
     bool started;
-    int64_t day;                   /* last UTC day whose episodes were drawn */
+    int64_t day; /* last UTC day whose episodes were drawn */
     hvs_ms_t skew;
     hvs_ms_t gap_start, gap_end;
     hvs_ms_t outage_start, outage_end, release_at;
     hvs_ms_t next_replacement;
-    double offset[2];              /* subtracted from the heat / water counters */
-    double last_true[2];           /* last true counter values seen */
+    double offset[2];    /* subtracted from the heat / water counters */
+    double last_true[2]; /* last true counter values seen */
 } apt_state_t;
 
 /* Delayed records wait in a binary heap of small handles into a slab of records. */
@@ -36,7 +36,7 @@ struct sim_delivery {
     sim_delivery_conf_t conf;
     uint64_t seed;
     size_t nbuildings;
-    uint32_t *first;               /* index of building b's first apartment */
+    uint32_t *first; /* index of building b's first apartment */
     apt_state_t *apts;
     const sim_label_sink_t *labels;
     /* records due at once, in push order: a ring (already sorted by time) */
@@ -125,9 +125,14 @@ void sim_delivery_destroy(sim_delivery_t *d) {
 
 static void label(sim_delivery_t *d, const sim_record_t *r, const char *type, hvs_ms_t start,
                   hvs_ms_t end, double magnitude) {
-    sim_label_t l = {.building = (int32_t)r->building, .apartment = (int32_t)r->apartment,
-                     .room = -1, .category = "delivery", .type = type, .start = start,
-                     .end = end, .magnitude = magnitude};
+    sim_label_t l = {.building = (int32_t)r->building,
+                     .apartment = (int32_t)r->apartment,
+                     .room = -1,
+                     .category = "delivery",
+                     .type = type,
+                     .start = start,
+                     .end = end,
+                     .magnitude = magnitude};
     sim_label_emit(d->labels, &l);
 }
 
@@ -220,8 +225,9 @@ static void heap_pop(sim_delivery_t *d, sim_record_t *out) {
 static int enqueue(sim_delivery_t *d, const sim_record_t *r, hvs_ms_t at) {
     uint64_t seq = d->seq++;
     /* Records due when measured come in time order: the ring keeps them sorted for free. */
-    if (at == r->measured_at && (d->ring_len == 0 ||
-                                 d->ring[(d->ring_head + d->ring_len - 1) % d->ring_cap].measured_at <= at))
+    if (at == r->measured_at &&
+        (d->ring_len == 0 ||
+         d->ring[(d->ring_head + d->ring_len - 1) % d->ring_cap].measured_at <= at))
         return ring_push(d, r, seq);
     return heap_push(d, r, at, seq);
 }
@@ -242,8 +248,10 @@ static void draw_day(sim_delivery_t *d, apt_state_t *s, const sim_record_t *r, i
                                                          ? c->late_outage_max_ms - HOUR_MS
                                                          : 0));
         s->outage_end = s->outage_start + len;
-        s->release_at = s->outage_end + (hvs_ms_t)(sim_rng_u01(&s->rng) * (double)c->late_upload_max_ms);
-        label(d, r, "late_batch", s->outage_start, s->outage_end, (double)(s->release_at - s->outage_end));
+        s->release_at = s->outage_end +
+                        (hvs_ms_t)(sim_rng_u01(&s->rng) * (double)c->late_upload_max_ms);
+        label(d, r, "late_batch", s->outage_start, s->outage_end,
+              (double)(s->release_at - s->outage_end));
     }
     if (c->gap_rate > 0 && gap && day0 >= s->gap_end) {
         s->gap_start = day0 + (hvs_ms_t)(sim_rng_u01(&s->rng) * (double)DAY_MS);
@@ -271,9 +279,10 @@ static void start_apartment(sim_delivery_t *d, apt_state_t *s, const sim_record_
         label(d, r, "clock_skew", r->measured_at, r->measured_at + 36525 * DAY_MS, (double)s->skew);
     }
     s->next_replacement = c->meter_replacement_rate > 0
-                              ? r->measured_at + (hvs_ms_t)(sim_rng_exponential(
-                                                                &s->rng, 1.0 / c->meter_replacement_rate) *
-                                                            (double)YEAR_MS)
+                              ? r->measured_at +
+                                    (hvs_ms_t)(sim_rng_exponential(
+                                                   &s->rng, 1.0 / c->meter_replacement_rate) *
+                                               (double)YEAR_MS)
                               : INT64_MAX;
     s->last_true[0] = s->last_true[1] = NAN;
 }
@@ -290,11 +299,10 @@ static void corrupt(sim_delivery_t *d, apt_state_t *s, sim_record_t *r) {
         kind = SIM_CORRUPT_SYNTAX;
     switch (kind) {
     case SIM_CORRUPT_NAN: r->v[sim_rng_int(&s->rng, 0, r->n - 1)].value = NAN; break;
-    case SIM_CORRUPT_NEGATIVE_COUNTER:
-        r->v[counter].value = -fmax(0.1, r->v[counter].value);
-        break;
+    case SIM_CORRUPT_NEGATIVE_COUNTER: r->v[counter].value = -fmax(0.1, r->v[counter].value); break;
     case SIM_CORRUPT_UNKNOWN_SENSOR:
-        r->v[r->n++] = (sim_value_t){.sensor = SIM_S_UNKNOWN, .room = -1,
+        r->v[r->n++] = (sim_value_t){.sensor = SIM_S_UNKNOWN,
+                                     .room = -1,
                                      .value = round(sim_rng_uniform(&s->rng, 400, 1200))};
         break;
     default: break;
@@ -306,8 +314,9 @@ static void corrupt(sim_delivery_t *d, apt_state_t *s, sim_record_t *r) {
 int sim_delivery_push(sim_delivery_t *d, const sim_record_t *in, hvs_err_t *err) {
     if (in->building >= d->nbuildings ||
         in->apartment >= d->first[in->building + 1] - d->first[in->building])
-        return hvs_err_set(err, HVS_EINVAL, "bad_value", "record of building %u apartment %u: "
-                                                         "outside the fleet",
+        return hvs_err_set(err, HVS_EINVAL, "bad_value",
+                           "record of building %u apartment %u: "
+                           "outside the fleet",
                            in->building, in->apartment);
     const sim_delivery_conf_t *c = &d->conf;
     apt_state_t *s = &d->apts[d->first[in->building] + in->apartment];
@@ -325,7 +334,8 @@ int sim_delivery_push(sim_delivery_t *d, const sim_record_t *in, hvs_err_t *err)
     /* Meter replacement: one of the two counters starts again from zero. */
     while (now >= s->next_replacement) {
         int k = sim_rng_bernoulli(&s->rng, 0.5) ? 1 : 0;
-        s->next_replacement += (hvs_ms_t)(sim_rng_exponential(&s->rng, 1.0 / c->meter_replacement_rate) *
+        s->next_replacement += (hvs_ms_t)(sim_rng_exponential(&s->rng,
+                                                              1.0 / c->meter_replacement_rate) *
                                           (double)YEAR_MS);
         if (isnan(s->last_true[k]))
             continue; /* nothing counted yet */
@@ -359,8 +369,9 @@ int sim_delivery_push(sim_delivery_t *d, const sim_record_t *in, hvs_err_t *err)
         at = s->release_at;
         d->stats.late++;
     } else if (c->ooo_rate > 0 && sim_rng_bernoulli(&s->rng, c->ooo_rate)) {
-        at = now + MIN_MS + (hvs_ms_t)(sim_rng_u01(&s->rng) *
-                                       (double)(c->ooo_delay_max_ms > MIN_MS ? c->ooo_delay_max_ms - MIN_MS : 0));
+        at = now + MIN_MS +
+             (hvs_ms_t)(sim_rng_u01(&s->rng) *
+                        (double)(c->ooo_delay_max_ms > MIN_MS ? c->ooo_delay_max_ms - MIN_MS : 0));
         d->stats.reordered++;
     }
     if (enqueue(d, &r, at) != HVS_OK)
@@ -396,7 +407,9 @@ static int pop_due(sim_delivery_t *d, hvs_ms_t now, sim_record_t *out) {
     return 1;
 }
 
-int sim_delivery_pop(sim_delivery_t *d, hvs_ms_t now, sim_record_t *out) { return pop_due(d, now, out); }
+int sim_delivery_pop(sim_delivery_t *d, hvs_ms_t now, sim_record_t *out) {
+    return pop_due(d, now, out);
+}
 
 int sim_delivery_drain(sim_delivery_t *d, sim_record_t *out) { return pop_due(d, INT64_MAX, out); }
 

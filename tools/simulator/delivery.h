@@ -38,23 +38,23 @@
 #include "record.h"
 
 typedef struct sim_delivery_conf {
-    double dup_rate;                  /* per record; default 0.005 */
-    hvs_ms_t dup_delay_max_ms;        /* default 30 min */
-    double ooo_rate;                  /* per record; default 0.01 */
-    hvs_ms_t ooo_delay_max_ms;        /* default 90 min */
-    double late_batch_rate;           /* outages per apartment-day; default 0.01 */
-    hvs_ms_t late_outage_max_ms;      /* default 12 h (outage length 1 h..max) */
-    hvs_ms_t late_upload_max_ms;      /* default 72 h (upload 0..max after the outage) */
-    double gap_rate;                  /* gaps per apartment-day; default 0.003 */
-    hvs_ms_t gap_max_ms;              /* default 6 h (15 min..max) */
-    double skew_fraction;             /* apartments with a skewed clock; default 0.02 */
-    hvs_ms_t skew_max_ms;             /* default 10 min (a tenth of skewed clocks: +1 h) */
-    double meter_replacement_rate;    /* per apartment-year; default 0.05 */
-    double malformed_rate;            /* per record; default 0.0005 */
+    double dup_rate;               /* per record; default 0.005 */
+    hvs_ms_t dup_delay_max_ms;     /* default 30 min */
+    double ooo_rate;               /* per record; default 0.01 */
+    hvs_ms_t ooo_delay_max_ms;     /* default 90 min */
+    double late_batch_rate;        /* outages per apartment-day; default 0.01 */
+    hvs_ms_t late_outage_max_ms;   /* default 12 h (outage length 1 h..max) */
+    hvs_ms_t late_upload_max_ms;   /* default 72 h (upload 0..max after the outage) */
+    double gap_rate;               /* gaps per apartment-day; default 0.003 */
+    hvs_ms_t gap_max_ms;           /* default 6 h (15 min..max) */
+    double skew_fraction;          /* apartments with a skewed clock; default 0.02 */
+    hvs_ms_t skew_max_ms;          /* default 10 min (a tenth of skewed clocks: +1 h) */
+    double meter_replacement_rate; /* per apartment-year; default 0.05 */
+    double malformed_rate;         /* per record; default 0.0005 */
 } sim_delivery_conf_t;
 
 void sim_delivery_conf_default(sim_delivery_conf_t *c);
-void sim_delivery_conf_clean(sim_delivery_conf_t *c);   /* every rate 0 */
+void sim_delivery_conf_clean(sim_delivery_conf_t *c); /* every rate 0 */
 
 typedef struct sim_delivery sim_delivery_t;
 
@@ -74,8 +74,8 @@ int sim_delivery_drain(sim_delivery_t *d, sim_record_t *out);
 size_t sim_delivery_pending(const sim_delivery_t *d);
 
 typedef struct sim_delivery_stats {
-    uint64_t pushed, delivered, duplicated, reordered, late, dropped_in_gaps, skewed,
-        malformed, meter_replacements;
+    uint64_t pushed, delivered, duplicated, reordered, late, dropped_in_gaps, skewed, malformed,
+        meter_replacements;
 } sim_delivery_stats_t;
 void sim_delivery_get_stats(const sim_delivery_t *d, sim_delivery_stats_t *out);
 

@@ -16,8 +16,7 @@ static const sim_archetype_t archetypes[SIM_ARCH_COUNT] = {
                          2018, 0.22},
     [SIM_ARCH_OLD] = {"old_poorly_insulated", "poor", 1.10, 0.70, 0.0, 35, 16, 48, 1935, 1975,
                       0.16},
-    [SIM_ARCH_PASSIVE] = {"passive", "passive", 0.38, 0.40, 0.85, 150, 12, 32, 2008, 2022,
-                          0.28},
+    [SIM_ARCH_PASSIVE] = {"passive", "passive", 0.38, 0.40, 0.85, 150, 12, 32, 2008, 2022, 0.28},
 };
 
 const sim_archetype_t *sim_archetype(sim_archetype_kind_t k) {
@@ -115,10 +114,10 @@ static hvs_ms_t year_start_ms(int year) {
 /* Room layout by number of rooms: living room first, bathrooms warmer, bedrooms cooler. */
 static const struct {
     const char *name;
-    double share;       /* of the apartment's floor */
-    double comfort;     /* offset from the household's preference */
+    double share;   /* of the apartment's floor */
+    double comfort; /* offset from the household's preference */
 } room_kinds[SIM_MAX_ROOMS] = {
-    {"living_room", 0.36, 0.0}, {"bedroom", 0.22, -1.0}, {"kitchen", 0.16, -0.5},
+    {"living_room", 0.36, 0.0}, {"bedroom", 0.22, -1.0},   {"kitchen", 0.16, -0.5},
     {"bathroom", 0.08, 1.0},    {"bedroom_2", 0.18, -1.0},
 };
 
@@ -134,8 +133,7 @@ static void make_room(const sim_archetype_t *arch, const sim_building_t *b, sim_
     /* Top and ground floors lose more through roof and floor slab. */
     int top = (int)((b->napartments + 3) / 4);
     double exposure = (a->floor == 0 || a->floor >= top) ? 1.3 : 1.0;
-    double trans = arch->loss_w_per_k_m2 * r->area_m2 * exposure *
-                   exp(0.15 * sim_rng_normal(rng));
+    double trans = arch->loss_w_per_k_m2 * r->area_m2 * exposure * exp(0.15 * sim_rng_normal(rng));
     r->h_vent = 0.34 * arch->ach * r->area_m2 * 2.5;
     r->h_out = trans + r->h_vent * (1.0 - a->heat_recovery);
     r->h_in = 6.0 + 0.4 * r->area_m2;
@@ -160,9 +158,8 @@ static void add_episode(sim_apartment_t *a, sim_episode_kind_t kind, int room, h
                         hvs_ms_t end, double level) {
     if (a->nepisodes >= SIM_MAX_EPISODES)
         return;
-    a->episodes[a->nepisodes++] =
-        (sim_episode_t){.kind = (uint8_t)kind, .room = (int8_t)room, .start = start, .end = end,
-                        .level = level};
+    a->episodes[a->nepisodes++] = (sim_episode_t){
+        .kind = (uint8_t)kind, .room = (int8_t)room, .start = start, .end = end, .level = level};
 }
 
 /* Does [start, end) meet a household episode (vacation, guests, override) already planned? */
@@ -312,8 +309,9 @@ static void make_apartment(const sim_fleet_params_t *p, sim_building_t *b, uint3
     }
     a->airing_rate = sim_rng_uniform(&rng, 0.3, 2.0);
     a->water_l_per_person = sim_rng_uniform(&rng, 30, 55);
-    a->heat_recovery = arch->heat_recovery > 0 ? arch->heat_recovery * sim_rng_uniform(&rng, 0.92, 1.05)
-                                               : 0.0;
+    a->heat_recovery = arch->heat_recovery > 0
+                           ? arch->heat_recovery * sim_rng_uniform(&rng, 0.92, 1.05)
+                           : 0.0;
     if (a->heat_recovery > 0.92)
         a->heat_recovery = 0.92;
     /* Move-ins: in a building commissioned during the run, apartments fill over ~4 months;
@@ -350,8 +348,7 @@ int sim_fleet_new(const sim_fleet_params_t *p, sim_fleet_t **out, hvs_err_t *err
                            p->buildings);
     if (p->apartments_per_building < 0 || p->apartments_per_building > 500)
         return hvs_err_set(err, HVS_EINVAL, "bad_value",
-                           "apartments per building: %d not in 0..500",
-                           p->apartments_per_building);
+                           "apartments per building: %d not in 0..500", p->apartments_per_building);
     if (p->end <= p->start)
         return hvs_err_set(err, HVS_EINVAL, "bad_value", "the simulated period is empty");
     char regions[16][8];
@@ -379,7 +376,9 @@ int sim_fleet_new(const sim_fleet_params_t *p, sim_fleet_t **out, hvs_err_t *err
         /* The first three cover every archetype; then 40 % modern, 40 % old, 20 % passive. */
         double u = sim_rng_u01(&rng);
         b->archetype = i < 3 ? (sim_archetype_kind_t)i
-                             : (u < 0.4 ? SIM_ARCH_MODERN : u < 0.8 ? SIM_ARCH_OLD : SIM_ARCH_PASSIVE);
+                             : (u < 0.4   ? SIM_ARCH_MODERN
+                                : u < 0.8 ? SIM_ARCH_OLD
+                                          : SIM_ARCH_PASSIVE);
         const sim_archetype_t *arch = &archetypes[b->archetype];
         const char *region = regions[sim_rng_int(&rng, 0, nregions - 1)];
         snprintf(b->region, sizeof b->region, "%s", region);
@@ -390,8 +389,8 @@ int sim_fleet_new(const sim_fleet_params_t *p, sim_fleet_t **out, hvs_err_t *err
         bool is_new = i > 0 && sim_rng_bernoulli(&rng, p->new_building_fraction);
         if (is_new) {
             /* Commissioned in the first half of the run: the cold-start case. */
-            hvs_ms_t c = p->start + (hvs_ms_t)(sim_rng_uniform(&rng, 0.05, 0.5) *
-                                               (double)(p->end - p->start));
+            hvs_ms_t c = p->start +
+                         (hvs_ms_t)(sim_rng_uniform(&rng, 0.05, 0.5) * (double)(p->end - p->start));
             b->commissioned = c - c % DAY_MS;
             int year = 1970 + (int)((double)b->commissioned / (double)DAY_MS / YEAR_DAYS);
             b->construction_year = year;
@@ -403,7 +402,8 @@ int sim_fleet_new(const sim_fleet_params_t *p, sim_fleet_t **out, hvs_err_t *err
         }
         b->napartments = p->apartments_per_building > 0
                              ? (uint32_t)p->apartments_per_building
-                             : (uint32_t)sim_rng_int(&rng, arch->apartments_min, arch->apartments_max);
+                             : (uint32_t)sim_rng_int(&rng, arch->apartments_min,
+                                                     arch->apartments_max);
         int rc = hvs_calendar_new(b->region, &b->calendar, err);
         if (rc != HVS_OK) {
             sim_fleet_destroy(f);

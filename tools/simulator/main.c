@@ -83,8 +83,8 @@ static const hvs_cfg_entry_t sim_entries[] = {
      "share of weather requests answered 503"},
     {"HVS_SIM_WEATHER_GARBAGE_RATE", HVS_CFG_DOUBLE, "0", 0, 1, S(weather_garbage_rate), 0,
      "share of weather requests answered with cut-short JSON"},
-    {"HVS_SIM_REGIONS", HVS_CFG_STRING, "CH-ZH,CH-BE,CH-BS,CH-LU,CH-VD,CH-GE", 0, 0, S(regions),
-     0, "holiday regions (cantons) the buildings are placed in"},
+    {"HVS_SIM_REGIONS", HVS_CFG_STRING, "CH-ZH,CH-BE,CH-BS,CH-LU,CH-VD,CH-GE", 0, 0, S(regions), 0,
+     "holiday regions (cantons) the buildings are placed in"},
     {"HVS_SIM_NEW_BUILDING_FRACTION", HVS_CFG_DOUBLE, "0.2", 0, 1, S(new_building_fraction), 0,
      "buildings commissioned during the run, with gradual move-ins (cold start)"},
     {"HVS_SIM_FAULT_RATE", HVS_CFG_DOUBLE, "0.6", 0, 100, S(fault_rate), 0,
@@ -100,8 +100,7 @@ static const hvs_cfg_entry_t sim_entries[] = {
      "households working night shifts"},
     {"HVS_SIM_CLEAN", HVS_CFG_BOOL, "false", 0, 0, S(clean), 0,
      "no messy delivery at all (every rate below is 0)"},
-    {"HVS_SIM_DUP_RATE", HVS_CFG_DOUBLE, "0.005", 0, 1, S(dup_rate), 0,
-     "records delivered twice"},
+    {"HVS_SIM_DUP_RATE", HVS_CFG_DOUBLE, "0.005", 0, 1, S(dup_rate), 0, "records delivered twice"},
     {"HVS_SIM_OOO_RATE", HVS_CFG_DOUBLE, "0.01", 0, 1, S(ooo_rate), 0,
      "records delayed up to 90 min (out of order)"},
     {"HVS_SIM_LATE_BATCH_RATE", HVS_CFG_DOUBLE, "0.01", 0, 10, S(late_batch_rate), 0,
@@ -110,8 +109,8 @@ static const hvs_cfg_entry_t sim_entries[] = {
      "gaps (never delivered) per apartment-day"},
     {"HVS_SIM_SKEW_FRACTION", HVS_CFG_DOUBLE, "0.02", 0, 1, S(skew_fraction), 0,
      "apartments whose tablet clock is off"},
-    {"HVS_SIM_METER_REPLACEMENT_RATE", HVS_CFG_DOUBLE, "0.05", 0, 100, S(meter_replacement_rate),
-     0, "meter replacements (counter back to 0) per apartment-year"},
+    {"HVS_SIM_METER_REPLACEMENT_RATE", HVS_CFG_DOUBLE, "0.05", 0, 100, S(meter_replacement_rate), 0,
+     "meter replacements (counter back to 0) per apartment-year"},
     {"HVS_SIM_MALFORMED_RATE", HVS_CFG_DOUBLE, "0.0005", 0, 1, S(malformed_rate), 0,
      "records broken on purpose (NaN, negative counter, unknown sensor, bad JSON/Avro)"},
     {"HVS_SIM_SHOCK_RATE", HVS_CFG_DOUBLE, "0.05", 0, 1, S(shock_rate), 0,
@@ -278,7 +277,8 @@ static int hourly_weather(run_t *r, hvs_ms_t t, hvs_err_t *err) {
 
 static int write_due(run_t *r, hvs_ms_t now, bool drain, hvs_err_t *err) {
     sim_record_t rec;
-    while (drain ? sim_delivery_drain(r->delivery, &rec) : sim_delivery_pop(r->delivery, now, &rec)) {
+    while (drain ? sim_delivery_drain(r->delivery, &rec)
+                 : sim_delivery_pop(r->delivery, now, &rec)) {
         int rc = sim_output_write(r->out, &rec, err);
         if (rc != HVS_OK)
             return rc;
@@ -437,8 +437,8 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     }
     for (uint32_t i = 0; i < r.fleet->nbuildings; i++)
         apts[i] = r.fleet->buildings[i].napartments;
-    rc = sim_delivery_new(&dc, (uint64_t)g_set.seed, r.fleet->nbuildings, apts, &sink,
-                          &r.delivery, err);
+    rc = sim_delivery_new(&dc, (uint64_t)g_set.seed, r.fleet->nbuildings, apts, &sink, &r.delivery,
+                          err);
     if (rc != HVS_OK)
         goto done;
     rc = sim_new(r.fleet, &r.conf, r.delivery, &sink, &r.sim, err);

@@ -19,7 +19,7 @@ struct sim_output {
     hvs_encoder_t *encoder;
     hvs_reading_codec_t *codec;
     char topic[256];
-    hvs_reading_t reading;   /* reused: 17 KiB, so never on the stack per call */
+    hvs_reading_t reading; /* reused: 17 KiB, so never on the stack per call */
     char line[8192];
     uint64_t written;
 };
@@ -176,8 +176,8 @@ int sim_output_write(sim_output_t *o, const sim_record_t *r, hvs_err_t *err) {
     if (r->corrupt == SIM_CORRUPT_SYNTAX)
         len = HVS_SERDE_HEADER_LEN + (len - HVS_SERDE_HEADER_LEN) / 2;
     const char *key = o->reading.building_id;
-    rc = hvs_producer_send(o->producer, o->topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf,
-                           len, err);
+    rc = hvs_producer_send(o->producer, o->topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len,
+                           err);
     if (rc == HVS_OK)
         o->written++;
     return rc;
@@ -203,23 +203,23 @@ char *sim_building_json(const sim_fleet_t *f, const sim_building_t *b, hvs_ms_t 
         const sim_apartment_t *a = &b->apartments[i];
         json_t *rooms = json_array();
         for (int k = 0; k < a->nrooms; k++)
-            json_array_append_new(
-                rooms, json_pack("{s:s, s:f, s:f}", "room_name", a->rooms[k].name, "area_m2",
-                                 round(a->rooms[k].area_m2 * 10) / 10, "window_area_m2",
-                                 round(a->rooms[k].window_m2 * 10) / 10));
+            json_array_append_new(rooms, json_pack("{s:s, s:f, s:f}", "room_name", a->rooms[k].name,
+                                                   "area_m2", round(a->rooms[k].area_m2 * 10) / 10,
+                                                   "window_area_m2",
+                                                   round(a->rooms[k].window_m2 * 10) / 10));
         json_t *occ = a->occupied_since > b->commissioned ? json_integer(a->occupied_since)
                                                           : json_null();
         json_array_append_new(apts, json_pack("{s:s, s:f, s:i, s:o, s:o}", "apartment_id", a->id,
                                               "area_m2", round(a->area_m2 * 10) / 10, "floor",
                                               a->floor, "rooms", rooms, "occupied_since", occ));
     }
-    json_t *o = json_pack(
-        "{s:s, s:s, s:I, s:f, s:f, s:f, s:i, s:s, s:s, s:o, s:I, s:b}", "building_id", b->id,
-        "archetype", arch->name, "commissioning_date", (json_int_t)b->commissioned, "latitude",
-        round(b->latitude * 1e4) / 1e4, "longitude", round(b->longitude * 1e4) / 1e4,
-        "heated_area_m2", round(b->heated_area_m2), "construction_year", b->construction_year,
-        "insulation", arch->insulation, "holiday_region", b->region, "apartments", apts,
-        "updated_at", (json_int_t)updated_at, "deleted", 0);
+    json_t *o = json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:i, s:s, s:s, s:o, s:I, s:b}",
+                          "building_id", b->id, "archetype", arch->name, "commissioning_date",
+                          (json_int_t)b->commissioned, "latitude", round(b->latitude * 1e4) / 1e4,
+                          "longitude", round(b->longitude * 1e4) / 1e4, "heated_area_m2",
+                          round(b->heated_area_m2), "construction_year", b->construction_year,
+                          "insulation", arch->insulation, "holiday_region", b->region, "apartments",
+                          apts, "updated_at", (json_int_t)updated_at, "deleted", 0);
     if (!o)
         return NULL;
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
@@ -278,8 +278,9 @@ static bool putf(sbuf_t *b, const char *fmt, ...) {
 
 size_t sim_format_label(const sim_fleet_t *f, const sim_label_t *l, char *buf, size_t cap) {
     sbuf_t s = {buf, 0, cap};
-    const sim_building_t *b =
-        l->building >= 0 && (uint32_t)l->building < f->nbuildings ? &f->buildings[l->building] : NULL;
+    const sim_building_t *b = l->building >= 0 && (uint32_t)l->building < f->nbuildings
+                                  ? &f->buildings[l->building]
+                                  : NULL;
     const sim_apartment_t *a = b && l->apartment >= 0 && (uint32_t)l->apartment < b->napartments
                                    ? &b->apartments[l->apartment]
                                    : NULL;
@@ -291,13 +292,14 @@ size_t sim_format_label(const sim_fleet_t *f, const sim_label_t *l, char *buf, s
     ok = ok && puts_(&s, ",\"apartment_id\":");
     ok = ok && (a ? putf(&s, "\"%s\"", a->id) : puts_(&s, "null"));
     ok = ok && puts_(&s, ",\"room\":");
-    ok = ok && (a && l->room >= 0 && l->room < a->nrooms ? putf(&s, "\"%s\"", a->rooms[l->room].name)
-                                                          : puts_(&s, "null"));
-    ok = ok && putf(&s,
-                    ",\"category\":\"%s\",\"type\":\"%s\",\"start\":\"%s\",\"end\":\"%s\","
-                    "\"start_ms\":%lld,\"end_ms\":%lld,\"magnitude\":%.6g}\n",
-                    l->category, l->type, t0, t1, (long long)l->start, (long long)l->end,
-                    l->magnitude);
+    ok = ok &&
+         (a && l->room >= 0 && l->room < a->nrooms ? putf(&s, "\"%s\"", a->rooms[l->room].name)
+                                                   : puts_(&s, "null"));
+    ok = ok &&
+         putf(&s,
+              ",\"category\":\"%s\",\"type\":\"%s\",\"start\":\"%s\",\"end\":\"%s\","
+              "\"start_ms\":%lld,\"end_ms\":%lld,\"magnitude\":%.6g}\n",
+              l->category, l->type, t0, t1, (long long)l->start, (long long)l->end, l->magnitude);
     return ok ? s.len : 0;
 }
 

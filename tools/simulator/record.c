@@ -3,7 +3,7 @@
 
 const char *sim_sensor_name(sim_sensor_t s) {
     static const char *const names[SIM_S_COUNT] = {
-        "heating_energy_kwh", "hot_water_litres", "room_temp_c",
+        "heating_energy_kwh", "hot_water_litres",   "room_temp_c",
         "setpoint_temp_c",    "valve_position_pct", "co2_ppm",
     };
     return (unsigned)s < SIM_S_COUNT ? names[s] : "unknown";

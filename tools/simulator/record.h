@@ -19,12 +19,12 @@
 /* Sensor kinds the simulator emits; the names are reading.h's table. SIM_S_UNKNOWN only ever
  * appears in a deliberately malformed record. */
 typedef enum sim_sensor {
-    SIM_S_HEAT_KWH,      /* "heating_energy_kwh", cumulative, apartment level */
-    SIM_S_HOT_WATER_L,   /* "hot_water_litres", cumulative, apartment level */
-    SIM_S_ROOM_TEMP,     /* "room_temp_c", per room */
-    SIM_S_SETPOINT,      /* "setpoint_temp_c", per room */
-    SIM_S_VALVE,         /* "valve_position_pct", per room */
-    SIM_S_UNKNOWN,       /* "co2_ppm": not in reading.h's table */
+    SIM_S_HEAT_KWH,    /* "heating_energy_kwh", cumulative, apartment level */
+    SIM_S_HOT_WATER_L, /* "hot_water_litres", cumulative, apartment level */
+    SIM_S_ROOM_TEMP,   /* "room_temp_c", per room */
+    SIM_S_SETPOINT,    /* "setpoint_temp_c", per room */
+    SIM_S_VALVE,       /* "valve_position_pct", per room */
+    SIM_S_UNKNOWN,     /* "co2_ppm": not in reading.h's table */
     SIM_S_COUNT
 } sim_sensor_t;
 
@@ -44,19 +44,19 @@ typedef enum sim_corruption {
 const char *sim_corruption_name(sim_corruption_t c); /* "nan", "negative_counter", ... */
 
 typedef struct sim_value {
-    uint8_t sensor;   /* sim_sensor_t */
-    int8_t room;      /* room index in the apartment; -1 = apartment level */
+    uint8_t sensor; /* sim_sensor_t */
+    int8_t room;    /* room index in the apartment; -1 = apartment level */
     double value;
 } sim_value_t;
 
 typedef struct sim_record {
-    uint32_t building;      /* index into the fleet */
-    uint32_t apartment;     /* index within the building */
-    hvs_ms_t timestamp;     /* what the device stamps (clock skew applied) */
-    hvs_ms_t measured_at;   /* true instant of measurement */
-    uint8_t n;              /* values used */
-    uint8_t corrupt;        /* sim_corruption_t */
-    uint8_t duplicate;      /* 1 for the second copy of a duplicated record */
+    uint32_t building;    /* index into the fleet */
+    uint32_t apartment;   /* index within the building */
+    hvs_ms_t timestamp;   /* what the device stamps (clock skew applied) */
+    hvs_ms_t measured_at; /* true instant of measurement */
+    uint8_t n;            /* values used */
+    uint8_t corrupt;      /* sim_corruption_t */
+    uint8_t duplicate;    /* 1 for the second copy of a duplicated record */
     sim_value_t v[SIM_MAX_VALUES];
 } sim_record_t;
 
@@ -65,17 +65,17 @@ typedef struct sim_record {
  * override, move-in), "delivery" (messy delivery: meter replacement, gap, late batch, clock
  * skew), "weather" (an intra-day shock). */
 typedef struct sim_label {
-    int32_t building;       /* -1: not building-specific (weather shocks carry the building) */
-    int32_t apartment;      /* -1: building level */
-    int32_t room;           /* -1: apartment level */
-    const char *category;   /* static */
-    const char *type;       /* static: "stuck_valve", "no_heat_response", "sensor_flatline",
+    int32_t building;     /* -1: not building-specific (weather shocks carry the building) */
+    int32_t apartment;    /* -1: building level */
+    int32_t room;         /* -1: apartment level */
+    const char *category; /* static */
+    const char *type;     /* static: "stuck_valve", "no_heat_response", "sensor_flatline",
                                "sensor_drift", "sensor_noise", "efficiency_loss", "vacation",
                                "guests", "night_shift", "manual_override", "move_in",
                                "meter_replacement", "gap", "late_batch", "clock_skew",
                                "cold_front", "storm" */
-    hvs_ms_t start, end;    /* [start, end) event time */
-    double magnitude;       /* type-specific: skew ms, drift degC/day, valve %, final
+    hvs_ms_t start, end;  /* [start, end) event time */
+    double magnitude;     /* type-specific: skew ms, drift degC/day, valve %, final
                                efficiency, ...; 0 if none */
 } sim_label_t;
 

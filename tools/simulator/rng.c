@@ -18,7 +18,9 @@ uint64_t sim_hash_str(uint64_t h, const char *s) {
     return sim_mix64(h ^ sim_mix64(f));
 }
 
-uint64_t sim_hash2(uint64_t a, uint64_t b) { return sim_mix64(sim_mix64(a) ^ (b + 0x632be59bd9b4e019ULL)); }
+uint64_t sim_hash2(uint64_t a, uint64_t b) {
+    return sim_mix64(sim_mix64(a) ^ (b + 0x632be59bd9b4e019ULL));
+}
 uint64_t sim_hash3(uint64_t a, uint64_t b, uint64_t c) { return sim_hash2(sim_hash2(a, b), c); }
 
 void sim_rng_seed(sim_rng_t *r, uint64_t key) {
@@ -50,7 +52,9 @@ static inline double u01_of(uint64_t x) { return (double)(x >> 11) * 0x1.0p-53; 
 
 double sim_rng_u01(sim_rng_t *r) { return u01_of(sim_rng_next(r)); }
 
-double sim_rng_uniform(sim_rng_t *r, double lo, double hi) { return lo + (hi - lo) * sim_rng_u01(r); }
+double sim_rng_uniform(sim_rng_t *r, double lo, double hi) {
+    return lo + (hi - lo) * sim_rng_u01(r);
+}
 
 int sim_rng_int(sim_rng_t *r, int lo, int hi) {
     if (hi <= lo)
@@ -73,9 +77,7 @@ double sim_rng_normal(sim_rng_t *r) {
 
 int sim_rng_bernoulli(sim_rng_t *r, double p) { return sim_rng_u01(r) < p; }
 
-double sim_rng_exponential(sim_rng_t *r, double mean) {
-    return -mean * log(1.0 - sim_rng_u01(r));
-}
+double sim_rng_exponential(sim_rng_t *r, double mean) { return -mean * log(1.0 - sim_rng_u01(r)); }
 
 int sim_rng_poisson(sim_rng_t *r, double mean) {
     if (mean <= 0)

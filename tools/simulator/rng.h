@@ -32,13 +32,13 @@ uint64_t sim_hash3(uint64_t a, uint64_t b, uint64_t c);
 /* Seed a stream from a key (usually sim_hash of seed, entity, purpose). */
 void sim_rng_seed(sim_rng_t *r, uint64_t key);
 uint64_t sim_rng_next(sim_rng_t *r);
-double sim_rng_u01(sim_rng_t *r);                      /* [0, 1) */
+double sim_rng_u01(sim_rng_t *r); /* [0, 1) */
 double sim_rng_uniform(sim_rng_t *r, double lo, double hi);
-int sim_rng_int(sim_rng_t *r, int lo, int hi);          /* [lo, hi] inclusive */
-double sim_rng_normal(sim_rng_t *r);                   /* N(0, 1) */
-int sim_rng_bernoulli(sim_rng_t *r, double p);          /* 1 with probability p */
+int sim_rng_int(sim_rng_t *r, int lo, int hi); /* [lo, hi] inclusive */
+double sim_rng_normal(sim_rng_t *r);           /* N(0, 1) */
+int sim_rng_bernoulli(sim_rng_t *r, double p); /* 1 with probability p */
 double sim_rng_exponential(sim_rng_t *r, double mean);
-int sim_rng_poisson(sim_rng_t *r, double mean);         /* for small means (< 30) */
+int sim_rng_poisson(sim_rng_t *r, double mean); /* for small means (< 30) */
 
 /* Stateless: a uniform [0, 1) and a N(0, 1) value for a key. */
 double sim_noise_u01(uint64_t key);

@@ -16,7 +16,7 @@ struct sim {
     const sim_label_sink_t *labels;
     sim_stats_t stats;
     hvs_ms_t last_t;
-    hvs_ms_t *shock_day;   /* per building: the UTC day whose shocks were labelled */
+    hvs_ms_t *shock_day; /* per building: the UTC day whose shocks were labelled */
 };
 
 void sim_conf_default(sim_conf_t *c, uint64_t seed) {
@@ -65,7 +65,7 @@ bool sim_episode_active(const sim_episode_t *e, hvs_ms_t t) { return t >= e->sta
 
 /* What the calendar and the household say about one local hour. */
 typedef struct presence {
-    double home;    /* share of the household at home, 0..1 */
+    double home; /* share of the household at home, 0..1 */
     bool awake;
 } presence_t;
 
@@ -165,7 +165,7 @@ static void emit_shocks(sim_t *s, sim_building_t *b, hvs_ms_t t) {
 
 typedef struct step_ctx {
     hvs_ms_t t, mid;
-    double dt;               /* seconds */
+    double dt; /* seconds */
     sim_weather_t w;
     double local_hour;
     hvs_day_info_t day;
@@ -175,8 +175,8 @@ typedef struct step_ctx {
 typedef struct effects {
     bool vacation;
     int guests;
-    double override_c;       /* 0 = none */
-    double heat_recovery;    /* effective */
+    double override_c;                                 /* 0 = none */
+    double heat_recovery;                              /* effective */
     const sim_episode_t *room_fault[SIM_MAX_ROOMS][3]; /* valve/radiator, sensor */
 } effects_t;
 
@@ -241,8 +241,8 @@ static int step_apartment(sim_t *s, sim_building_t *b, sim_apartment_t *a, const
                                               ((uint64_t)b->index << 20) | a->index)) < 0.5;
     bool free_day = !c->day.workday || bridge_off;
     bool school = c->day.workday && !c->day.school_holiday;
-    presence_t p = household_presence((sim_household_kind_t)a->household, c->local_hour,
-                                      free_day, school);
+    presence_t p = household_presence((sim_household_kind_t)a->household, c->local_hour, free_day,
+                                      school);
     if (!occupied)
         p.home = 0, p.awake = false;
     double people = (a->persons + fx.guests) * p.home;
@@ -258,7 +258,8 @@ static int step_apartment(sim_t *s, sim_building_t *b, sim_apartment_t *a, const
 
     /* Window airing: a few short bursts a day while someone is home and awake. */
     if (occupied && p.awake && p.home > 0.3 && a->airing_left_h <= 0) {
-        double per_step = a->airing_rate * var / 64.0 * (in_span(c->local_hour, 6.0, 9.5) ? 2.5 : 1.0);
+        double per_step = a->airing_rate * var / 64.0 *
+                          (in_span(c->local_hour, 6.0, 9.5) ? 2.5 : 1.0);
         if (sim_rng_bernoulli(rng, per_step))
             a->airing_left_h = sim_rng_uniform(rng, 0.15, 0.6);
     }
@@ -316,7 +317,8 @@ static int step_apartment(sim_t *s, sim_building_t *b, sim_apartment_t *a, const
             h_out += airing_h * share * 2.0;
         double g = h_out + r->h_in + r->h_nb;
         double t_eq = (h_out * c->w.temperature_c + r->h_in * t_apt + r->h_nb * NEIGHBOUR_TEMP_C +
-                       q_sol + room_gains + q_heat) / g;
+                       q_sol + room_gains + q_heat) /
+                      g;
         r->temp_c = t_eq + (r->temp_c - t_eq) * exp(-g * c->dt / r->cap_j_per_k);
         heat_j += q_heat * c->dt;
 
@@ -359,8 +361,7 @@ static int step_apartment(sim_t *s, sim_building_t *b, sim_apartment_t *a, const
     rec.n = 0;
     rec.corrupt = SIM_CORRUPT_NONE;
     rec.duplicate = 0;
-    bool all = !a->started ||
-               (conf->heartbeat_ms > 0 && c->t - a->last_sent >= conf->heartbeat_ms);
+    bool all = !a->started || (conf->heartbeat_ms > 0 && c->t - a->last_sent >= conf->heartbeat_ms);
     double heat_q = floor(a->heat_kwh * 10.0 + 1e-9) / 10.0;
     double water_q = floor(a->water_l * 10.0 + 1e-9) / 10.0;
     int sensors = 2 + a->nrooms * (conf->valve_sensors ? 3 : 2);
@@ -372,7 +373,8 @@ static int step_apartment(sim_t *s, sim_building_t *b, sim_apartment_t *a, const
     for (int k = 0; k < a->nrooms; k++) {
         sim_room_t *r = &a->rooms[k];
         if (all || fabs(r->reported_temp_c - r->sent_temp) >= conf->temp_deadband_c - 1e-9)
-            add_value(&rec, SIM_S_ROOM_TEMP, k, r->reported_temp_c), r->sent_temp = r->reported_temp_c;
+            add_value(&rec, SIM_S_ROOM_TEMP, k, r->reported_temp_c),
+                r->sent_temp = r->reported_temp_c;
         if (all || r->setpoint_c != r->sent_setpoint)
             add_value(&rec, SIM_S_SETPOINT, k, r->setpoint_c), r->sent_setpoint = r->setpoint_c;
         if (conf->valve_sensors) {

@@ -35,20 +35,20 @@
 
 typedef struct sim_conf {
     sim_weather_conf_t weather;
-    double elevation_m;           /* every building's; the weather server uses the same */
-    double temp_deadband_c;       /* default 0.2 */
-    double valve_deadband_pct;    /* default 10 */
-    hvs_ms_t heartbeat_ms;        /* default 6 h; 0 = never */
-    bool valve_sensors;           /* send valve_position_pct; default true */
-    double variability;           /* scales occupant-driven noise; default 1 */
+    double elevation_m;        /* every building's; the weather server uses the same */
+    double temp_deadband_c;    /* default 0.2 */
+    double valve_deadband_pct; /* default 10 */
+    hvs_ms_t heartbeat_ms;     /* default 6 h; 0 = never */
+    bool valve_sensors;        /* send valve_position_pct; default true */
+    double variability;        /* scales occupant-driven noise; default 1 */
 } sim_conf_t;
 
 void sim_conf_default(sim_conf_t *c, uint64_t seed);
 
 typedef struct sim_stats {
     uint64_t steps, records, values_sampled, values_sent;
-    double heat_kwh[SIM_ARCH_COUNT];      /* true heating energy per archetype */
-    double area_years[SIM_ARCH_COUNT];    /* heated floor x time, m2 x years */
+    double heat_kwh[SIM_ARCH_COUNT];   /* true heating energy per archetype */
+    double area_years[SIM_ARCH_COUNT]; /* heated floor x time, m2 x years */
     uint64_t labels;
 } sim_stats_t;
 

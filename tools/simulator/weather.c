@@ -12,8 +12,17 @@
 
 /* Keys of the independent noise processes. */
 enum {
-    K_TEMP_FAST = 1, K_TEMP_SLOW, K_PRESSURE_FAST, K_PRESSURE_SLOW, K_CLOUD, K_WIND, K_LOCAL,
-    K_SHOCK, K_FC_TEMP, K_FC_CLOUD, K_FC_WIND,
+    K_TEMP_FAST = 1,
+    K_TEMP_SLOW,
+    K_PRESSURE_FAST,
+    K_PRESSURE_SLOW,
+    K_CLOUD,
+    K_WIND,
+    K_LOCAL,
+    K_SHOCK,
+    K_FC_TEMP,
+    K_FC_CLOUD,
+    K_FC_WIND,
 };
 
 void sim_weather_conf_default(sim_weather_conf_t *c, uint64_t seed) {
@@ -21,7 +30,7 @@ void sim_weather_conf_default(sim_weather_conf_t *c, uint64_t seed) {
     c->seed = seed;
     c->shock_rate_per_day = 0.05;
     c->forecast_error_scale = 1.0;
-    c->mean_temp_c = 11.5;        /* at sea level: ~8.7 degC at 430 m, the plateau's mean */
+    c->mean_temp_c = 11.5;       /* at sea level: ~8.7 degC at 430 m, the plateau's mean */
     c->season_amplitude_c = 8.6; /* high-pressure spells add ~0.5 K of contrast */
 }
 
@@ -47,7 +56,7 @@ double sim_weather_clear_sky(double lat, double lon, hvs_ms_t t) {
 
 /* A shock that starts on UTC day `day`, if any. */
 typedef struct shock {
-    bool storm;           /* else a cold front */
+    bool storm; /* else a cold front */
     hvs_ms_t start;
     double hours;         /* storm: duration; front: the drop's ramp is 2 h */
     double magnitude;     /* storm: extra wind m/s; front: K drop */
@@ -143,14 +152,16 @@ static void finish(double lat, double lon, hvs_ms_t t, const state_t *s, sim_wea
     out->time = t;
     out->temperature_c = s->temp;
     out->cloud_cover_pct = 100.0 * cloud;
-    out->shortwave_radiation_wm2 = sim_weather_clear_sky(lat, lon, t) * (1.0 - 0.75 * pow(cloud, 3.4));
+    out->shortwave_radiation_wm2 = sim_weather_clear_sky(lat, lon, t) *
+                                   (1.0 - 0.75 * pow(cloud, 3.4));
     double rh = 58.0 + 32.0 * cloud + 12.0 * cos(2 * PI * (s->solar_hour - 5.0) / 24.0) -
                 0.6 * (s->temp - 10.0);
     out->relative_humidity_pct = fmin(100.0, fmax(15.0, rh));
     out->wind_speed_ms = fmax(0.0, s->wind);
 }
 
-static void apply_shocks(const sim_weather_conf_t *c, hvs_ms_t t, hvs_ms_t known_until, state_t *s) {
+static void apply_shocks(const sim_weather_conf_t *c, hvs_ms_t t, hvs_ms_t known_until,
+                         state_t *s) {
     shock_effect_t e;
     shock_effects(c, t, known_until, &e);
     s->temp += e.temp;
@@ -166,8 +177,8 @@ void sim_weather_observed(const sim_weather_conf_t *c, double lat, double lon, d
     finish(lat, lon, t, &s, out);
 }
 
-void sim_weather_forecast(const sim_weather_conf_t *c, double lat, double lon,
-                          double elevation_m, hvs_ms_t issued_at, hvs_ms_t t, sim_weather_t *out) {
+void sim_weather_forecast(const sim_weather_conf_t *c, double lat, double lon, double elevation_m,
+                          hvs_ms_t issued_at, hvs_ms_t t, sim_weather_t *out) {
     if (t <= issued_at) {
         sim_weather_observed(c, lat, lon, elevation_m, t, out);
         return;
@@ -179,10 +190,12 @@ void sim_weather_forecast(const sim_weather_conf_t *c, double lat, double lon,
     double k = c->forecast_error_scale;
     uint64_t issue = (uint64_t)issued_at;
     /* Errors correlated along the lead (the same model run), growing with it. */
-    s.temp += k * (0.55 + 0.026 * lead) * sim_noise_smooth(sim_hash2(key(c, K_FC_TEMP), issue), lead, 18.0);
+    s.temp += k * (0.55 + 0.026 * lead) *
+              sim_noise_smooth(sim_hash2(key(c, K_FC_TEMP), issue), lead, 18.0);
     s.cloud += k * (0.08 + 0.003 * lead) *
                sim_noise_smooth(sim_hash2(key(c, K_FC_CLOUD), issue), lead, 10.0);
-    s.wind += k * (0.5 + 0.02 * lead) * sim_noise_smooth(sim_hash2(key(c, K_FC_WIND), issue), lead, 12.0);
+    s.wind += k * (0.5 + 0.02 * lead) *
+              sim_noise_smooth(sim_hash2(key(c, K_FC_WIND), issue), lead, 12.0);
     finish(lat, lon, t, &s, out);
 }
 

@@ -32,29 +32,29 @@
 
 typedef struct sim_weather_conf {
     uint64_t seed;
-    double shock_rate_per_day;    /* default 0.05: a shock every ~3 weeks per region */
-    double forecast_error_scale;  /* 1.0: day-ahead temperature error ~1.5 K RMS */
-    double mean_temp_c;           /* annual mean at 0 m altitude; default 11.5 (Swiss plateau) */
-    double season_amplitude_c;    /* half the July-January difference; default 8.6 */
+    double shock_rate_per_day;   /* default 0.05: a shock every ~3 weeks per region */
+    double forecast_error_scale; /* 1.0: day-ahead temperature error ~1.5 K RMS */
+    double mean_temp_c;          /* annual mean at 0 m altitude; default 11.5 (Swiss plateau) */
+    double season_amplitude_c;   /* half the July-January difference; default 8.6 */
 } sim_weather_conf_t;
 
 void sim_weather_conf_default(sim_weather_conf_t *c, uint64_t seed);
 
 typedef struct sim_weather {
-    hvs_ms_t time;                    /* the instant described */
+    hvs_ms_t time; /* the instant described */
     double temperature_c;
-    double relative_humidity_pct;     /* 0..100 */
-    double cloud_cover_pct;           /* 0..100 */
-    double shortwave_radiation_wm2;   /* GHI, >= 0 */
-    double wind_speed_ms;             /* >= 0 */
+    double relative_humidity_pct;   /* 0..100 */
+    double cloud_cover_pct;         /* 0..100 */
+    double shortwave_radiation_wm2; /* GHI, >= 0 */
+    double wind_speed_ms;           /* >= 0 */
 } sim_weather_t;
 
 /* The truth at instant t at a location. */
 void sim_weather_observed(const sim_weather_conf_t *c, double lat, double lon, double elevation_m,
                           hvs_ms_t t, sim_weather_t *out);
 /* The forecast for instant t issued at `issued_at` (any t; t <= issued_at gives the truth). */
-void sim_weather_forecast(const sim_weather_conf_t *c, double lat, double lon,
-                          double elevation_m, hvs_ms_t issued_at, hvs_ms_t t, sim_weather_t *out);
+void sim_weather_forecast(const sim_weather_conf_t *c, double lat, double lon, double elevation_m,
+                          hvs_ms_t issued_at, hvs_ms_t t, sim_weather_t *out);
 /* The newest forecast issue that is available at `now` (issue time, not availability). */
 hvs_ms_t sim_weather_latest_issue(hvs_ms_t now);
 /* Clear-sky GHI (W/m2) at a location and instant; 0 at night. */

@@ -26,8 +26,8 @@ typedef enum { V_TEMP, V_RH, V_CLOUD, V_GHI, V_WIND, V_COUNT } var_t;
 static const struct {
     const char *name, *unit;
 } vars[V_COUNT] = {
-    [V_TEMP] = {"temperature_2m", "°C"},       [V_RH] = {"relativehumidity_2m", "%"},
-    [V_CLOUD] = {"cloudcover", "%"},           [V_GHI] = {"shortwave_radiation", "W/m²"},
+    [V_TEMP] = {"temperature_2m", "°C"}, [V_RH] = {"relativehumidity_2m", "%"},
+    [V_CLOUD] = {"cloudcover", "%"},     [V_GHI] = {"shortwave_radiation", "W/m²"},
     [V_WIND] = {"windspeed_10m", "m/s"},
 };
 
@@ -140,8 +140,10 @@ static int handle_forecast(sim_weather_server_t *s, const char *query, hvs_http_
             while (v < V_COUNT && strcmp(tok, vars[v].name) != 0)
                 v++;
             if (v == V_COUNT)
-                return error_400(resp, "Cannot initialize WeatherVariable from invalid String "
-                                       "value %.60s for key hourly", tok);
+                return error_400(resp,
+                                 "Cannot initialize WeatherVariable from invalid String "
+                                 "value %.60s for key hourly",
+                                 tok);
             nwant += !want[v];
             want[v] = true;
         }
@@ -191,9 +193,11 @@ static int handle_forecast(sim_weather_server_t *s, const char *query, hvs_http_
             sim_weather_forecast(c->weather, lat, lon, c->elevation_m, issued, t, &w[i]);
     }
     hvs_strbuf_t b = {0};
-    hvs_strbuf_printf(&b, "{\"latitude\":%.4f,\"longitude\":%.4f,\"generationtime_ms\":0.1,"
-            "\"utc_offset_seconds\":0,\"timezone\":\"GMT\",\"timezone_abbreviation\":\"GMT\","
-            "\"elevation\":%.1f,\"hourly_units\":{\"time\":\"iso8601\"",
+    hvs_strbuf_printf(
+        &b,
+        "{\"latitude\":%.4f,\"longitude\":%.4f,\"generationtime_ms\":0.1,"
+        "\"utc_offset_seconds\":0,\"timezone\":\"GMT\",\"timezone_abbreviation\":\"GMT\","
+        "\"elevation\":%.1f,\"hourly_units\":{\"time\":\"iso8601\"",
         lat, lon, c->elevation_m);
     for (int v = 0; v < V_COUNT; v++)
         if (want[v])
@@ -246,8 +250,9 @@ static int handle(void *opaque, const char *method, const char *path, const char
         char a[40], i[40];
         hvs_ms_t now = atomic_load(s->conf.now_ms);
         hvs_strbuf_t b = {0};
-        hvs_strbuf_printf(&b, "{\"now\":\"%s\",\"issued_at\":\"%s\"}", hvs_time_format_iso8601(now, a, sizeof a),
-            hvs_time_format_iso8601(sim_weather_latest_issue(now), i, sizeof i));
+        hvs_strbuf_printf(&b, "{\"now\":\"%s\",\"issued_at\":\"%s\"}",
+                          hvs_time_format_iso8601(now, a, sizeof a),
+                          hvs_time_format_iso8601(sim_weather_latest_issue(now), i, sizeof i));
         return answer(resp, 200, &b);
     }
     if (strcmp(path, "/v1/forecast") != 0) {

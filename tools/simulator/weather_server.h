@@ -40,10 +40,10 @@ typedef struct sim_weather_server sim_weather_server_t;
 
 typedef struct sim_weather_server_conf {
     const sim_weather_conf_t *weather;
-    const _Atomic int64_t *now_ms;  /* simulated clock */
-    double elevation_m;             /* reported and used for every location; default 408 */
-    double fail_rate;               /* 0..1 */
-    double garbage_rate;            /* 0..1 */
+    const _Atomic int64_t *now_ms; /* simulated clock */
+    double elevation_m;            /* reported and used for every location; default 408 */
+    double fail_rate;              /* 0..1 */
+    double garbage_rate;           /* 0..1 */
     int bind_any;
 } sim_weather_server_conf_t;
 

@@ -213,7 +213,8 @@ int agg_markers_set(agg_markers_t *m, hvs_ms_t ws, uint32_t rev, uint64_t hash) 
 }
 
 int agg_mark_field(char *buf, size_t len, int size, hvs_ms_t ws, const char *apt) {
-    int n = snprintf(buf, len, "%d:%lld:%s", size == AGG_W15 ? 15 : 60, (long long)ws, apt ? apt : "");
+    int n = snprintf(buf, len, "%d:%lld:%s", size == AGG_W15 ? 15 : 60, (long long)ws,
+                     apt ? apt : "");
     return n < 0 || (size_t)n >= len ? -1 : n;
 }
 
@@ -258,10 +259,10 @@ int agg_accept(agg_t *g, const hvs_reading_t *r, int32_t partition, hvs_ms_t wm,
     if (wm != HVS_MS_NONE && t < wm - g->conf.lateness) {
         g->stats.too_late++;
         char a[32], b[32];
-        return hvs_err_set(err, HVS_EINVAL, AGG_R_TOO_LATE,
-                           "reading at %s is older than the watermark %s minus the allowed lateness",
-                           hvs_time_format_iso8601(t, a, sizeof a),
-                           hvs_time_format_iso8601(wm, b, sizeof b));
+        return hvs_err_set(
+            err, HVS_EINVAL, AGG_R_TOO_LATE,
+            "reading at %s is older than the watermark %s minus the allowed lateness",
+            hvs_time_format_iso8601(t, a, sizeof a), hvs_time_format_iso8601(wm, b, sizeof b));
     }
     agg_building_t *b = agg_building(g, r->building_id, partition, true);
     agg_apartment_t *a = b ? agg_apartment(b, r->apartment_id, true) : NULL;
@@ -346,7 +347,7 @@ int agg_accept(agg_t *g, const hvs_reading_t *r, int32_t partition, hvs_ms_t wm,
                            r->apartment_id);
     /* Only windows already emitted need a second look; the rest are computed when they close. */
     hvs_ms_t emitted = b->through[AGG_W15] > b->through[AGG_W60] ? b->through[AGG_W15]
-                                                                  : b->through[AGG_W60];
+                                                                 : b->through[AGG_W60];
     if (emitted != HVS_MS_NONE && lower < emitted) {
         a->dirty_lo = min_ms(a->dirty_lo, lower);
         a->dirty_hi = max_ms(a->dirty_hi, upper);
@@ -358,8 +359,8 @@ int agg_accept(agg_t *g, const hvs_reading_t *r, int32_t partition, hvs_ms_t wm,
 }
 
 static int note_change(agg_building_t *b, agg_apartment_t *a, int size, hvs_ms_t ws) {
-    struct agg_mark_ref *nc = hvs_vec_grow(b->changed, &b->capchanged, b->nchanged + 1,
-                                           sizeof *nc, 64);
+    struct agg_mark_ref *nc = hvs_vec_grow(b->changed, &b->capchanged, b->nchanged + 1, sizeof *nc,
+                                           64);
     if (!nc)
         return HVS_ENOMEM;
     b->changed = nc;
@@ -390,7 +391,8 @@ static int publish(agg_t *g, agg_building_t *b, agg_apartment_t *a, int size, ag
 }
 
 /* The building window [ws, ws + size), and for hourly windows each apartment's too. */
-static int compute_window(agg_t *g, agg_building_t *b, int size, hvs_ms_t ws, agg_emit_fn emit, void *opaque, hvs_err_t *err) {
+static int compute_window(agg_t *g, agg_building_t *b, int size, hvs_ms_t ws, agg_emit_fn emit,
+                          void *opaque, hvs_err_t *err) {
     hvs_ms_t we = ws + agg_window_ms[size];
     agg_result_t br, ar;
     agg_window_building_begin(&br, ws, we);

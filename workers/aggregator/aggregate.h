@@ -44,40 +44,40 @@ typedef struct agg_marker {
 } agg_marker_t;
 
 typedef struct agg_markers {
-    agg_marker_t *m;   /* sorted by ws */
+    agg_marker_t *m; /* sorted by ws */
     size_t n, cap;
 } agg_markers_t;
 
 typedef struct agg_apartment {
     char *id;
     agg_samples_t samples;
-    agg_markers_t marks;          /* hourly windows */
-    hvs_ms_t dirty_lo, dirty_hi;  /* emitted windows to recompute; lo > hi = none */
-    hvs_ms_t *buckets;            /* hour buckets whose stored copy is stale (persist.h) */
+    agg_markers_t marks;         /* hourly windows */
+    hvs_ms_t dirty_lo, dirty_hi; /* emitted windows to recompute; lo > hi = none */
+    hvs_ms_t *buckets;           /* hour buckets whose stored copy is stale (persist.h) */
     size_t nbuckets, capbuckets;
 } agg_apartment_t;
 
 typedef struct agg_building {
     char *id;
     int32_t partition;
-    agg_apartment_t **apts;       /* sorted by id */
+    agg_apartment_t **apts; /* sorted by id */
     size_t napts, capapts;
     agg_markers_t marks[AGG_WSIZES];
-    hvs_ms_t through[AGG_WSIZES];  /* HVS_MS_NONE until the first instant */
+    hvs_ms_t through[AGG_WSIZES]; /* HVS_MS_NONE until the first instant */
     hvs_ms_t horizon;             /* windows before it are final and forgotten */
     hvs_ms_t dirty_lo, dirty_hi;
-    int known_apartments;         /* from topology; 0 = unknown */
-    bool persist_meta;            /* through/apartment list changed since last persist */
+    int known_apartments; /* from topology; 0 = unknown */
+    bool persist_meta;    /* through/apartment list changed since last persist */
     /* markers changed since last persist: (apartment or NULL, size, ws) */
     struct agg_mark_ref {
         agg_apartment_t *apt;
         int size;
         hvs_ms_t ws;
-    } *changed;
+    } * changed;
     size_t nchanged, capchanged;
-    char **del_marks;             /* marker fields forgotten since last persist (persist.h names) */
+    char **del_marks; /* marker fields forgotten since last persist (persist.h names) */
     size_t ndel_marks, capdel_marks;
-    char **del_apts;              /* apartments forgotten since last persist */
+    char **del_apts; /* apartments forgotten since last persist */
     size_t ndel_apts, capdel_apts;
 } agg_building_t;
 

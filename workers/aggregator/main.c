@@ -70,8 +70,8 @@ static const hvs_cfg_entry_t agg_entries[] = {
 };
 static settings_t settings;
 static hvs_stage_settings_t stage_settings; /* HVS_AGG_BATCH, _FLUSH_TIMEOUT, _STALL_TIMEOUT */
-static const hvs_cfg_section_t agg_section = {"aggregator", agg_entries,
-                                              sizeof agg_entries / sizeof agg_entries[0], &settings};
+static const hvs_cfg_section_t agg_section = {
+    "aggregator", agg_entries, sizeof agg_entries / sizeof agg_entries[0], &settings};
 
 typedef struct worker {
     hvs_app_t *app;
@@ -86,7 +86,8 @@ typedef struct worker {
     agg_output_t *out[AGG_WSIZES];
     const char *topic_in, *topic_out[AGG_WSIZES];
     hvs_watermark_t *wm;
-    hvs_ms_t th[HVS_MAX_PARTITIONS][3]; /* last thresholds acted on, per partition (agg_thresholds) */
+    hvs_ms_t th[HVS_MAX_PARTITIONS]
+               [3]; /* last thresholds acted on, per partition (agg_thresholds) */
     bool dlq_unknown;
     hvs_reading_t reading;
     hvs_ms_t now;
@@ -245,13 +246,14 @@ static int write_state(void *opaque, hvs_err_t *err) {
 static void stopping(void *opaque) {
     worker_t *w = opaque;
     agg_stats_t *st = agg_stats(w->agg);
-    hvs_log_info("aggregator",
-                 "stopping: accepted=%llu duplicates=%llu too_late=%llu conflicts=%llu emitted=%llu "
-                 "revisions=%llu windows_computed=%llu",
-                 (unsigned long long)st->accepted, (unsigned long long)st->duplicates,
-                 (unsigned long long)st->too_late, (unsigned long long)st->conflicts,
-                 (unsigned long long)st->emitted, (unsigned long long)st->revisions,
-                 (unsigned long long)st->windows_computed);
+    hvs_log_info(
+        "aggregator",
+        "stopping: accepted=%llu duplicates=%llu too_late=%llu conflicts=%llu emitted=%llu "
+        "revisions=%llu windows_computed=%llu",
+        (unsigned long long)st->accepted, (unsigned long long)st->duplicates,
+        (unsigned long long)st->too_late, (unsigned long long)st->conflicts,
+        (unsigned long long)st->emitted, (unsigned long long)st->revisions,
+        (unsigned long long)st->windows_computed);
 }
 
 static const hvs_stage_def_t agg_stage = {
@@ -277,11 +279,14 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     w->topic_out[AGG_W60] = hvs_topic_name("aggregates.hourly");
     w->dlq_unknown = strcmp(settings.unknown, "dlq") == 0;
     if (!w->dlq_unknown && strcmp(settings.unknown, "accept") != 0)
-        return hvs_err_set(err, HVS_ECONFIG, "bad_value", "HVS_AGG_UNKNOWN must be accept or dlq, not '%s'",
-                           settings.unknown);
+        return hvs_err_set(err, HVS_ECONFIG, "bad_value",
+                           "HVS_AGG_UNKNOWN must be accept or dlq, not '%s'", settings.unknown);
     agg_config_t ac = {
-        .params = {settings.sample_ms, settings.silence_ms, settings.max_interp_ms,
-                   settings.max_pair_ms, {settings.max_heating_kw, settings.max_water_lph}},
+        .params = {settings.sample_ms,
+                   settings.silence_ms,
+                   settings.max_interp_ms,
+                   settings.max_pair_ms,
+                   {settings.max_heating_kw, settings.max_water_lph}},
         .grace = {settings.grace15_ms, settings.grace60_ms},
         .lateness = settings.lateness_ms,
     };
@@ -308,7 +313,8 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     for (size_t p = 0; p < HVS_MAX_PARTITIONS; p++)
         agg_thresholds(w->agg, HVS_MS_NONE, w->th[p]);
     hvs_metrics_t *ms = app->metrics;
-    w->m_in = hvs_metrics_counter(ms, "hvs_aggregator_readings_total", "Reading messages consumed", NULL);
+    w->m_in = hvs_metrics_counter(ms, "hvs_aggregator_readings_total", "Reading messages consumed",
+                                  NULL);
     w->m_dup = hvs_metrics_counter(ms, "hvs_aggregator_duplicates_total",
                                    "readings already stored (replays, duplicates)", NULL);
     w->m_emitted[AGG_W15] = hvs_metrics_counter(ms, "hvs_aggregator_windows_total",
@@ -316,7 +322,8 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     w->m_emitted[AGG_W60] = hvs_metrics_counter(ms, "hvs_aggregator_windows_total",
                                                 "aggregates published", "size=\"1h\"");
     w->m_revisions = hvs_metrics_counter(ms, "hvs_aggregator_revisions_total",
-                                         "aggregates re-published because late data changed them", NULL);
+                                         "aggregates re-published because late data changed them",
+                                         NULL);
     w->m_lag = hvs_metrics_gauge(ms, "hvs_aggregator_watermark_lag_seconds",
                                  "wall clock minus the oldest partition watermark", NULL);
     hvs_log_info("aggregator", "consuming %s -> %s, %s", w->topic_in, w->topic_out[AGG_W15],
@@ -341,11 +348,13 @@ static void worker_free(void *state) {
 
 int main(int argc, char **argv) {
     static worker_t w; /* large, zeroed, living for the process */
-    hvs_cfg_section_t sections[] = {agg_section, *hvs_stage_settings_section(&stage_settings, "HVS_AGG_")};
+    hvs_cfg_section_t sections[] = {agg_section,
+                                    *hvs_stage_settings_section(&stage_settings, "HVS_AGG_")};
     hvs_app_spec_t spec = {
         .worker = "aggregator",
         .summary = "readings.raw -> 15-minute and hourly aggregates, each window counted once",
-        .usage = "Usage: hvs-aggregator [--lateness 48h] [--silence 1h] ... (every HVS_AGG_* is a flag)",
+        .usage =
+            "Usage: hvs-aggregator [--lateness 48h] [--silence 1h] ... (every HVS_AGG_* is a flag)",
         .extra = sections,
         .nextra = 2,
         .state = &w,

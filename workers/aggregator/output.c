@@ -6,14 +6,34 @@
 #include "aggregate.h"
 
 enum {
-    F_BUILDING, F_APARTMENT, F_WS, F_WE, F_SIZE, F_REV, F_HEAT, F_WATER, F_TMEAN, F_TMIN, F_TMAX,
-    F_SP, F_GAP, F_EXPECTED, F_SEEN, F_REPORTING, F_KNOWN, F_QUALITY, F_FLAGS, F_EMITTED, F_COUNT
+    F_BUILDING,
+    F_APARTMENT,
+    F_WS,
+    F_WE,
+    F_SIZE,
+    F_REV,
+    F_HEAT,
+    F_WATER,
+    F_TMEAN,
+    F_TMIN,
+    F_TMAX,
+    F_SP,
+    F_GAP,
+    F_EXPECTED,
+    F_SEEN,
+    F_REPORTING,
+    F_KNOWN,
+    F_QUALITY,
+    F_FLAGS,
+    F_EMITTED,
+    F_COUNT
 };
 static const char *const field_names[F_COUNT] = {
-    "building_id", "apartment_id", "window_start", "window_end", "window_size_ms", "revision",
-    "heating_kwh", "hot_water_litres", "room_temp_mean_c", "room_temp_min_c", "room_temp_max_c",
-    "setpoint_mean_c", "comfort_gap_mean_c", "readings_expected", "readings_seen",
-    "reporting_apartments", "known_apartments", "quality", "flags", "emitted_at"};
+    "building_id",        "apartment_id",      "window_start",    "window_end",
+    "window_size_ms",     "revision",          "heating_kwh",     "hot_water_litres",
+    "room_temp_mean_c",   "room_temp_min_c",   "room_temp_max_c", "setpoint_mean_c",
+    "comfort_gap_mean_c", "readings_expected", "readings_seen",   "reporting_apartments",
+    "known_apartments",   "quality",           "flags",           "emitted_at"};
 
 struct agg_output {
     hvs_encoder_t *enc;
@@ -29,7 +49,8 @@ int agg_output_new(hvs_serde_t *s, const char *topic, agg_output_t **out, hvs_er
      * would go out as zero */
     if (avro_schema_record_size(sc) != F_COUNT) {
         free(o);
-        return hvs_err_set(err, HVS_ESERDE, "bad_schema", "Aggregate has %zu fields, output.c sets %d",
+        return hvs_err_set(err, HVS_ESERDE, "bad_schema",
+                           "Aggregate has %zu fields, output.c sets %d",
                            avro_schema_record_size(sc), F_COUNT);
     }
     for (int i = 0; i < F_COUNT; i++) {

@@ -127,9 +127,11 @@ int agg_persist_parse_bucket(agg_apartment_t *a, const char *v, size_t len, hvs_
             double val = strtod(tmp, &te);
             if (*te)
                 return hvs_err_set(err, HVS_ESERDE, "bad_state", "stored number '%s'", tmp);
-            if (a->samples.ns >= AGG_MAX_SERIES && !agg_samples_find(&a->samples, (agg_kind_t)k, room))
-                return hvs_err_set(err, HVS_ESERDE, "bad_state", "stored state of %s has more than %d series",
-                                   a->id, AGG_MAX_SERIES);
+            if (a->samples.ns >= AGG_MAX_SERIES &&
+                !agg_samples_find(&a->samples, (agg_kind_t)k, room))
+                return hvs_err_set(err, HVS_ESERDE, "bad_state",
+                                   "stored state of %s has more than %d series", a->id,
+                                   AGG_MAX_SERIES);
             agg_series_t *s = agg_samples_series(&a->samples, (agg_kind_t)k, room);
             if (!s || agg_samples_add_point(s, t, val, NULL) < 0)
                 return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", a->id);
@@ -147,8 +149,7 @@ static int add(hvs_redis_batch_t *b, int argc, const char **argv, const size_t *
     return 0;
 }
 
-static int save_building(hvs_redis_batch_t *batch, agg_building_t *b, sbuf_t *buf,
-                         hvs_err_t *err) {
+static int save_building(hvs_redis_batch_t *batch, agg_building_t *b, sbuf_t *buf, hvs_err_t *err) {
     char key[700], field[700], num[2][32], p[32];
     size_t lens[8];
     int rc = 0;
@@ -214,7 +215,8 @@ static int save_building(hvs_redis_batch_t *batch, agg_building_t *b, sbuf_t *bu
         struct agg_mark_ref *m = &b->changed[i];
         agg_markers_t *ms = m->apt ? &m->apt->marks : &b->marks[m->size];
         agg_marker_t *mk = agg_markers_find(ms, m->ws);
-        if (!mk || agg_mark_field(field, sizeof field, m->size, m->ws, m->apt ? m->apt->id : "") < 0)
+        if (!mk ||
+            agg_mark_field(field, sizeof field, m->size, m->ws, m->apt ? m->apt->id : "") < 0)
             continue; /* forgotten meanwhile */
         snprintf(num[0], sizeof num[0], "%u %llu", mk->rev, (unsigned long long)mk->hash);
         const char *a1[] = {"HSET", key, field, num[0]};
@@ -269,9 +271,8 @@ int agg_persist_exec(hvs_redis_t *r, hvs_redis_batch_t *batch, hvs_err_t *err) {
     return 0;
 }
 
-int agg_persist_save(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g,
-                     const int32_t *partitions, const hvs_ms_t *watermarks, size_t nparts,
-                     hvs_err_t *err) {
+int agg_persist_save(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g, const int32_t *partitions,
+                     const hvs_ms_t *watermarks, size_t nparts, hvs_err_t *err) {
     int rc = agg_persist_prepare(batch, g, partitions, watermarks, nparts, err);
     return rc ? rc : agg_persist_exec(r, batch, err);
 }
@@ -281,8 +282,8 @@ static const redisReply *reply(hvs_redis_batch_t *b, size_t i, int type) {
     return r && r->type == type ? r : NULL;
 }
 
-int agg_persist_load(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g, int32_t p,
-                     hvs_ms_t *wm, hvs_err_t *err) {
+int agg_persist_load(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g, int32_t p, hvs_ms_t *wm,
+                     hvs_err_t *err) {
     char key[700], pf[16];
     *wm = HVS_MS_NONE;
     snprintf(key, sizeof key, "hvs:agg:part:%d", (int)p);
@@ -338,8 +339,9 @@ int agg_persist_load(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g, int32_t
         }
         const redisReply *meta = reply(batch, base, REDIS_REPLY_ARRAY);
         for (size_t k = 0; meta && k + 1 < meta->elements; k += 2) {
-            int s = strcmp(meta->element[k]->str, "t15") == 0 ? 0
-                    : strcmp(meta->element[k]->str, "t60") == 0 ? 1 : -1;
+            int s = strcmp(meta->element[k]->str, "t15") == 0   ? 0
+                    : strcmp(meta->element[k]->str, "t60") == 0 ? 1
+                                                                : -1;
             if (s >= 0)
                 b->through[s] = strtoll(meta->element[k + 1]->str, NULL, 10);
         }

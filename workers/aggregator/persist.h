@@ -27,9 +27,8 @@
 
 /* Write every building's pending changes, and the watermarks of the given partitions:
  * agg_persist_prepare then agg_persist_exec. */
-int agg_persist_save(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g,
-                     const int32_t *partitions, const hvs_ms_t *watermarks, size_t nparts,
-                     hvs_err_t *err);
+int agg_persist_save(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g, const int32_t *partitions,
+                     const hvs_ms_t *watermarks, size_t nparts, hvs_err_t *err);
 /* The two halves, so the worker can encode the state while the broker acknowledges the
  * batch's outputs, and send it only once they are acknowledged. prepare resets `batch` and
  * takes g's pending changes into it (after it, g has none: if the batch is not executed, the
@@ -40,8 +39,8 @@ int agg_persist_exec(hvs_redis_t *r, hvs_redis_batch_t *batch, hvs_err_t *err);
 
 /* Load the stored state of partition p into g; *wm = its stored watermark (HVS_MS_NONE if none).
  * Buildings already in g are left alone. */
-int agg_persist_load(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g, int32_t p,
-                     hvs_ms_t *wm, hvs_err_t *err);
+int agg_persist_load(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g, int32_t p, hvs_ms_t *wm,
+                     hvs_err_t *err);
 
 /* Serialise an apartment's hour bucket (for tests); returns the length (0 = empty bucket). */
 size_t agg_persist_bucket(const agg_apartment_t *a, hvs_ms_t hour, char *buf, size_t cap);

@@ -24,7 +24,9 @@ int agg_kind_of(const char *sensor_type) {
     return -1;
 }
 
-const char *agg_kind_name(agg_kind_t k) { return (unsigned)k < AGG_KIND_COUNT ? kinds[k].sensor : "?"; }
+const char *agg_kind_name(agg_kind_t k) {
+    return (unsigned)k < AGG_KIND_COUNT ? kinds[k].sensor : "?";
+}
 char agg_kind_code(agg_kind_t k) { return (unsigned)k < AGG_KIND_COUNT ? kinds[k].code : '?'; }
 
 int agg_kind_from_code(char c) {
@@ -154,7 +156,9 @@ size_t agg_samples_prune(agg_samples_t *a, hvs_ms_t values_horizon, hvs_ms_t ins
     return dropped;
 }
 
-hvs_ms_t agg_samples_last(const agg_samples_t *a) { return a->ninst ? a->inst[a->ninst - 1] : HVS_MS_NONE; }
+hvs_ms_t agg_samples_last(const agg_samples_t *a) {
+    return a->ninst ? a->inst[a->ninst - 1] : HVS_MS_NONE;
+}
 hvs_ms_t agg_samples_first(const agg_samples_t *a) { return a->ninst ? a->inst[0] : HVS_MS_NONE; }
 
 void agg_samples_fini(agg_samples_t *a) {

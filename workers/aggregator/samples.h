@@ -22,10 +22,10 @@
 #include "hvs/time.h"
 
 typedef enum agg_kind {
-    AGG_HEAT = 0,   /* heating_energy_kwh: cumulative, apartment */
-    AGG_WATER,      /* hot_water_litres: cumulative, apartment */
-    AGG_TEMP,       /* room_temp_c, per room */
-    AGG_SETPOINT,   /* setpoint_temp_c, per room */
+    AGG_HEAT = 0, /* heating_energy_kwh: cumulative, apartment */
+    AGG_WATER,    /* hot_water_litres: cumulative, apartment */
+    AGG_TEMP,     /* room_temp_c, per room */
+    AGG_SETPOINT, /* setpoint_temp_c, per room */
     AGG_KIND_COUNT
 } agg_kind_t;
 
@@ -36,7 +36,7 @@ typedef struct agg_point {
 
 typedef struct agg_series {
     agg_kind_t kind;
-    char *room;          /* "" for apartment-level series */
+    char *room; /* "" for apartment-level series */
     agg_point_t *p;
     size_t n, cap;
 } agg_series_t;
@@ -46,11 +46,11 @@ typedef struct agg_series {
 #define AGG_MAX_SERIES 64
 
 typedef struct agg_samples {
-    hvs_ms_t *inst;      /* instants with any reading, sorted, unique */
+    hvs_ms_t *inst; /* instants with any reading, sorted, unique */
     size_t ninst, capinst;
     agg_series_t *s;
     size_t ns, caps;
-    uint64_t conflicts;  /* second values refused for an existing (series, time) */
+    uint64_t conflicts; /* second values refused for an existing (series, time) */
 } agg_samples_t;
 
 /* Kind of a sensor type, or -1 for sensors the aggregator does not aggregate (valves, humidity). */

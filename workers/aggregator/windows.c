@@ -4,7 +4,7 @@
 #include <string.h>
 
 static const char *const flag_names[AGG_FLAG_COUNT] = {"counter_reset", "meter_replaced",
-                                                        "implausible_jump", "late_data"};
+                                                       "implausible_jump", "late_data"};
 static const char *const quality_names[] = {"COMPLETE", "PARTIAL", "SILENT", "INTERPOLATED",
                                             "UNKNOWN"};
 
@@ -26,7 +26,8 @@ static hvs_ms_t alive_end(const agg_samples_t *a, const agg_params_t *p, size_t 
 }
 
 /* Alive time inside [from, to). */
-static hvs_ms_t alive_in(const agg_samples_t *a, const agg_params_t *p, hvs_ms_t from, hvs_ms_t to) {
+static hvs_ms_t alive_in(const agg_samples_t *a, const agg_params_t *p, hvs_ms_t from,
+                         hvs_ms_t to) {
     if (a->ninst == 0 || to <= from)
         return 0;
     ptrdiff_t j = agg_instants_floor(a->inst, a->ninst, from);
@@ -112,8 +113,8 @@ static void counter_window(const agg_samples_t *a, const agg_params_t *p, const 
     out->use[k] = sum;
 }
 
-bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_t ws,
-                          hvs_ms_t we, agg_result_t *out) {
+bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_t ws, hvs_ms_t we,
+                          agg_result_t *out) {
     memset(out, 0, sizeof *out);
     out->ws = ws;
     out->we = we;

@@ -56,11 +56,11 @@
 #include "samples.h"
 
 typedef struct agg_params {
-    hvs_ms_t sample_ms;        /* S */
-    hvs_ms_t silence_ms;       /* G */
-    hvs_ms_t max_interp_ms;    /* Lmax */
-    hvs_ms_t max_pair_ms;      /* Lcap */
-    double max_rate_per_h[2];  /* plausible maximum: heating kW, hot water l/h (apartment) */
+    hvs_ms_t sample_ms;       /* S */
+    hvs_ms_t silence_ms;      /* G */
+    hvs_ms_t max_interp_ms;   /* Lmax */
+    hvs_ms_t max_pair_ms;     /* Lcap */
+    double max_rate_per_h[2]; /* plausible maximum: heating kW, hot water l/h (apartment) */
 } agg_params_t;
 
 /* The symbols of the AggregateQuality enum, in schema order. */
@@ -79,24 +79,24 @@ enum {
     AGG_F_LATE_DATA = 8u,
 };
 #define AGG_FLAG_COUNT 4
-const char *agg_flag_name(int bit_index);   /* "counter_reset", ... */
+const char *agg_flag_name(int bit_index); /* "counter_reset", ... */
 const char *agg_quality_name(agg_quality_t q);
 
 typedef struct agg_result {
     hvs_ms_t ws, we;
-    bool has_use[2];            /* [AGG_HEAT], [AGG_WATER] known */
-    double use[2];              /* consumption in the window */
+    bool has_use[2]; /* [AGG_HEAT], [AGG_WATER] known */
+    double use[2];   /* consumption in the window */
     bool interpolated;
-    double temp_sum, temp_ms;   /* integral of room temperature (degC x ms) and its time */
+    double temp_sum, temp_ms; /* integral of room temperature (degC x ms) and its time */
     double temp_min, temp_max;
     double sp_sum, sp_ms;
     double gap_sum, gap_ms;
-    hvs_ms_t covered_ms;        /* alive time */
-    hvs_ms_t span_ms;           /* time the apartment existed in the window */
+    hvs_ms_t covered_ms; /* alive time */
+    hvs_ms_t span_ms;    /* time the apartment existed in the window */
     int seen, expected;
     unsigned flags;
     agg_quality_t quality;
-    int reporting, known;       /* building results only */
+    int reporting, known; /* building results only */
 } agg_result_t;
 
 /* Was the apartment alive throughout [ta, tb] for counter k rising by d there (liveness rule,
@@ -108,8 +108,8 @@ double agg_counter_delta(const agg_params_t *p, int k, hvs_ms_t ta, double va, h
                          double vb, unsigned *flag);
 
 /* Apartment window [ws, we). exists = false when the apartment had no instant before we. */
-bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_t ws,
-                          hvs_ms_t we, agg_result_t *out);
+bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_t ws, hvs_ms_t we,
+                          agg_result_t *out);
 
 /* Building: begin, add each apartment's result in a fixed order (apartment id order: sums of
  * doubles depend on order), finish with the number of apartments known. */

@@ -20,7 +20,7 @@ typedef struct cal_entry {
 struct fx {
     fx_config_t conf;
     const hvs_topology_t *topo;
-    fx_building_t **b;          /* sorted by id */
+    fx_building_t **b; /* sorted by id */
     size_t n, cap;
     cal_entry_t *cals;
     size_t ncals, capcals;
@@ -183,7 +183,10 @@ static int dq_note(fx_t *g, fx_building_t *b, hvs_ms_t hour, uint32_t mask, bool
             d = &b->dq[i];
     if (!d) {
         /* a new day replaces the older of the two */
-        int old = b->dq[0].day == HVS_MS_NONE || (b->dq[1].day != HVS_MS_NONE && b->dq[0].day < b->dq[1].day) ? 0 : 1;
+        int old = b->dq[0].day == HVS_MS_NONE ||
+                          (b->dq[1].day != HVS_MS_NONE && b->dq[0].day < b->dq[1].day)
+                      ? 0
+                      : 1;
         if (b->dq[old].day != HVS_MS_NONE && b->dq[old].day > day)
             return 0; /* older than both days kept */
         d = &b->dq[old];
@@ -209,7 +212,10 @@ static int dq_note(fx_t *g, fx_building_t *b, hvs_ms_t hour, uint32_t mask, bool
         d->alerted[k] = rate;
         fx_dq_alert_t a = {.building = b->fs->id,
                            .feature = hvs_features_names()[g->conf.dq_features[k]],
-                           .day = day, .n = d->n, .missing = d->missing[k], .rate = rate};
+                           .day = day,
+                           .n = d->n,
+                           .missing = d->missing[k],
+                           .rate = rate};
         if (sink->alert) {
             int rc = sink->alert(sink->opaque, &a, err);
             if (rc)
@@ -222,8 +228,8 @@ static int dq_note(fx_t *g, fx_building_t *b, hvs_ms_t hour, uint32_t mask, bool
 /* ---- emission ------------------------------------------------------------------------------- */
 
 static int emit(fx_t *g, fx_building_t *b, hvs_fs_entity_t *e, hvs_ms_t hour, hvs_ms_t as_of,
-                bool upgrade, uint32_t old_mask, uint32_t *mask_out, bool count, const fx_sink_t *sink,
-                hvs_err_t *err) {
+                bool upgrade, uint32_t old_mask, uint32_t *mask_out, bool count,
+                const fx_sink_t *sink, hvs_err_t *err) {
     hvs_ms_t commissioning;
     hvs_calendar_t *cal = calendar_of(g, b->fs->id, &commissioning);
     if (!cal)
@@ -233,8 +239,13 @@ static int emit(fx_t *g, fx_building_t *b, hvs_fs_entity_t *e, hvs_ms_t hour, hv
     unsigned flags;
     hvs_features_compute(&view, cal, hour, as_of, g->x, &flags);
     const hvs_feat_hour_t *self = hvs_feat_hour_get(&view, hour);
-    fx_vector_t v = {.building = b->fs->id, .entity = e->id, .hour = hour, .as_of = as_of,
-                     .x = g->x, .flags = flags, .target = self ? self->use : NAN,
+    fx_vector_t v = {.building = b->fs->id,
+                     .entity = e->id,
+                     .hour = hour,
+                     .as_of = as_of,
+                     .x = g->x,
+                     .flags = flags,
+                     .target = self ? self->use : NAN,
                      .upgrade = upgrade};
     uint32_t mask = 0;
     for (int k = 0; k < g->conf.ndq; k++)
@@ -372,8 +383,8 @@ int fx_on_weather(fx_t *g, int32_t partition, const fx_weather_t *w, hvs_ms_t wm
         uint32_t old = p->missing;
         int rc = 0;
         if (e && !quiet)
-            rc = emit(g, b, e, w->hour, as_of, upgrade, old, NULL, first_revision(e, w->hour),
-                      sink, err);
+            rc = emit(g, b, e, w->hour, as_of, upgrade, old, NULL, first_revision(e, w->hour), sink,
+                      err);
         pending_remove(b, p); /* the last entry moved into i */
         if (rc)
             return rc;
@@ -441,9 +452,12 @@ int fx_save_pending(hvs_redis_batch_t *batch, fx_building_t *b, hvs_err_t *err) 
         size_t off = 0;
         for (size_t i = 0; i < b->npend; i++) {
             char *f = text + off;
-            off += (size_t)sprintf(f, "%s\x1f%lld", b->pend[i].entity, (long long)b->pend[i].hour) + 1;
+            off += (size_t)sprintf(f, "%s\x1f%lld", b->pend[i].entity, (long long)b->pend[i].hour) +
+                   1;
             char *v = text + off;
-            off += (size_t)sprintf(v, "%d %u", b->pend[i].weak ? 1 : 0, (unsigned)b->pend[i].missing) + 1;
+            off += (size_t)sprintf(v, "%d %u", b->pend[i].weak ? 1 : 0,
+                                   (unsigned)b->pend[i].missing) +
+                   1;
             argv[2 + 2 * i] = f;
             argv[3 + 2 * i] = v;
         }

@@ -37,30 +37,30 @@
 #include "hvs/topology.h"
 #include "input.h"
 
-#define FX_DQ_MAX 8     /* critical features watched */
+#define FX_DQ_MAX 8 /* critical features watched */
 
 typedef struct fx_config {
-    hvs_ms_t weather_wait;        /* default 2 h */
-    hvs_ms_t upgrade_window;      /* default 48 h */
-    const char *default_region;   /* calendar of buildings without one (e.g. "CH") */
-    int dq_features[FX_DQ_MAX];   /* feature indices */
+    hvs_ms_t weather_wait;      /* default 2 h */
+    hvs_ms_t upgrade_window;    /* default 48 h */
+    const char *default_region; /* calendar of buildings without one (e.g. "CH") */
+    int dq_features[FX_DQ_MAX]; /* feature indices */
     int ndq;
-    double dq_limit;              /* e.g. 0.05 */
-    int dq_min_vectors;           /* e.g. 24 */
+    double dq_limit;    /* e.g. 0.05 */
+    int dq_min_vectors; /* e.g. 24 */
 } fx_config_t;
 
 typedef struct fx_pending {
     char *entity;
     hvs_ms_t hour;
-    bool weak;                    /* emitted without an observation; waiting to upgrade */
-    uint32_t missing;             /* critical features missing when it was emitted (weak) */
+    bool weak;        /* emitted without an observation; waiting to upgrade */
+    uint32_t missing; /* critical features missing when it was emitted (weak) */
 } fx_pending_t;
 
 typedef struct fx_dq_day {
-    hvs_ms_t day;                 /* UTC day start; HVS_MS_NONE unused */
+    hvs_ms_t day; /* UTC day start; HVS_MS_NONE unused */
     int n;
     int missing[FX_DQ_MAX];
-    double alerted[FX_DQ_MAX];    /* rate last alerted; < 0 none */
+    double alerted[FX_DQ_MAX]; /* rate last alerted; < 0 none */
 } fx_dq_day_t;
 
 typedef struct fx_building {
@@ -72,12 +72,12 @@ typedef struct fx_building {
 } fx_building_t;
 
 typedef struct fx_vector {
-    const char *building, *entity;   /* entity HVS_FS_BUILDING for the building */
+    const char *building, *entity; /* entity HVS_FS_BUILDING for the building */
     hvs_ms_t hour, as_of;
-    const double *x;                 /* HVS_FEATURES_COUNT values */
+    const double *x; /* HVS_FEATURES_COUNT values */
     unsigned flags;
-    double target;                   /* the hour's consumption; NaN unknown */
-    bool upgrade;                    /* re-emission with the observation */
+    double target; /* the hour's consumption; NaN unknown */
+    bool upgrade;  /* re-emission with the observation */
 } fx_vector_t;
 
 typedef struct fx_dq_alert {
@@ -95,7 +95,7 @@ typedef struct fx_sink {
 
 typedef struct fx_stats {
     uint64_t aggregates, weather, vectors, waited, weak, upgrades, stale;
-    uint64_t missing[HVS_FEATURES_COUNT];   /* vectors emitted with each feature missing */
+    uint64_t missing[HVS_FEATURES_COUNT]; /* vectors emitted with each feature missing */
 } fx_stats_t;
 
 typedef struct fx fx_t;

@@ -9,13 +9,15 @@
 
 enum { A_BUILDING, A_APARTMENT, A_WS, A_SIZE, A_REV, A_HEAT, A_WATER, A_TEMP, A_SP, A_GAP, A_N };
 static const char *const agg_fields[A_N] = {
-    "building_id", "apartment_id", "window_start", "window_size_ms", "revision", "heating_kwh",
-    "hot_water_litres", "room_temp_mean_c", "setpoint_mean_c", "comfort_gap_mean_c"};
+    "building_id", "apartment_id",     "window_start",     "window_size_ms",  "revision",
+    "heating_kwh", "hot_water_litres", "room_temp_mean_c", "setpoint_mean_c", "comfort_gap_mean_c"};
 
 enum { W_BUILDING, W_HOUR, W_ISSUED, W_KIND, W_TEMP, W_RH, W_CLOUD, W_GHI, W_WIND, W_N };
-static const char *const wx_fields[W_N] = {
-    "building_id", "hour", "issued_at", "kind", "temperature_c", "relative_humidity_pct",
-    "cloud_cover_pct", "shortwave_radiation_wm2", "wind_speed_ms"};
+static const char *const wx_fields[W_N] = {"building_id",     "hour",
+                                           "issued_at",       "kind",
+                                           "temperature_c",   "relative_humidity_pct",
+                                           "cloud_cover_pct", "shortwave_radiation_wm2",
+                                           "wind_speed_ms"};
 
 struct fx_input {
     avro_schema_t agg, wx;
@@ -70,7 +72,8 @@ static int get_id(avro_value_t *rec, int idx, char *dst, const char *name, hvs_e
         return 0;
     }
     n = n ? n - 1 : 0;
-    if (n == 0 || n > HVS_READING_ID_MAX || memchr(s, 0, n) || memchr(s, '{', n) || memchr(s, '}', n))
+    if (n == 0 || n > HVS_READING_ID_MAX || memchr(s, 0, n) || memchr(s, '{', n) ||
+        memchr(s, '}', n))
         return hvs_err_set(err, HVS_EINVAL, FX_R_BAD_ID,
                            "%s is empty, longer than %d bytes, or holds NUL or braces", name,
                            HVS_READING_ID_MAX);
@@ -126,8 +129,10 @@ static int check_time(hvs_ms_t t, hvs_ms_t now, hvs_ms_t max_future, const char 
 
 int fx_input_aggregate(const fx_input_t *in, avro_value_t *v, hvs_ms_t now, hvs_ms_t max_future,
                        fx_aggregate_t *out, hvs_err_t *err) {
-    if (avro_value_get_schema(v) != in->agg && !avro_schema_equal(avro_value_get_schema(v), in->agg))
-        return hvs_err_set(err, HVS_ESERDE, FX_R_BAD_SCHEMA, "not an Aggregate of the current schema");
+    if (avro_value_get_schema(v) != in->agg &&
+        !avro_schema_equal(avro_value_get_schema(v), in->agg))
+        return hvs_err_set(err, HVS_ESERDE, FX_R_BAD_SCHEMA,
+                           "not an Aggregate of the current schema");
     int64_t ws, size, rev;
     int rc;
     if ((rc = get_id(v, in->ai[A_BUILDING], out->building, "building_id", err)) ||

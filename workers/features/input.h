@@ -35,7 +35,7 @@
 
 typedef struct fx_aggregate {
     char building[HVS_READING_ID_MAX + 1];
-    char entity[HVS_READING_ID_MAX + 1];   /* apartment, or HVS_FS_BUILDING */
+    char entity[HVS_READING_ID_MAX + 1]; /* apartment, or HVS_FS_BUILDING */
     hvs_feat_hour_t hour;
 } fx_aggregate_t;
 
@@ -45,7 +45,7 @@ typedef struct fx_weather {
     hvs_feat_wx_t rec;
 } fx_weather_t;
 
-typedef struct fx_input fx_input_t;   /* field indices of both schemas, resolved once */
+typedef struct fx_input fx_input_t; /* field indices of both schemas, resolved once */
 
 int fx_input_new(hvs_serde_t *s, fx_input_t **out, hvs_err_t *err);
 void fx_input_destroy(fx_input_t *in);

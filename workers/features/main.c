@@ -73,9 +73,9 @@ static const hvs_cfg_section_t fx_section = {"features", fx_entries,
                                              sizeof fx_entries / sizeof fx_entries[0], &settings};
 
 typedef struct part {
-    int64_t replay_until[2];   /* per input topic: offsets below are replayed quietly */
-    hvs_ms_t wm_hour;          /* watermark hour last acted on */
-    hvs_ms_t assigned_mono;    /* when it was assigned (monotonic) */
+    int64_t replay_until[2]; /* per input topic: offsets below are replayed quietly */
+    hvs_ms_t wm_hour;        /* watermark hour last acted on */
+    hvs_ms_t assigned_mono;  /* when it was assigned (monotonic) */
 } part_t;
 
 typedef struct worker {
@@ -90,12 +90,12 @@ typedef struct worker {
     hvs_redis_batch_t *rb;
     hvs_alerter_t *alerter;
     hvs_topology_t *topo;
-    hvs_watermark_t *wm[2];      /* per input topic: aggregates, weather */
+    hvs_watermark_t *wm[2]; /* per input topic: aggregates, weather */
     fx_t *fx;
     fx_sink_t sink;
     part_t parts[HVS_MAX_PARTITIONS];
     hvs_ms_t now;
-    hvs_err_t assign_err;        /* assigning() failed: the stage stops at assigned() */
+    hvs_err_t assign_err; /* assigning() failed: the stage stops at assigned() */
     uint64_t missing_seen[HVS_FEATURES_COUNT];
     hvs_metric_t *m_in[2], *m_vectors, *m_upgrades, *m_alerts, *m_load,
         *m_missing[HVS_FEATURES_COUNT], *m_rebuilds;
@@ -146,8 +146,10 @@ static void assigning(void *opaque, rd_kafka_topic_partition_list_t *added) {
         if (epoch || !committed)
             continue;
         hvs_metric_inc(w->m_rebuilds);
-        hvs_log_warn("features", "partition %d: state missing from Redis although the group has "
-                     "committed offsets: rebuilding by replaying the inputs", (int)p);
+        hvs_log_warn("features",
+                     "partition %d: state missing from Redis although the group has "
+                     "committed offsets: rebuilding by replaying the inputs",
+                     (int)p);
         rd_kafka_topic_partition_list_t *times = rd_kafka_topic_partition_list_new(2);
         for (int k = 0; k < added->cnt; k++)
             if (added->elems[k].partition == p) {
@@ -161,10 +163,11 @@ static void assigning(void *opaque, rd_kafka_topic_partition_list_t *added) {
         for (int k = 0; k < added->cnt; k++) {
             if (added->elems[k].partition != p)
                 continue;
-            rd_kafka_topic_partition_t *t =
-                rd_kafka_topic_partition_list_find(times, added->elems[k].topic, p);
-            added->elems[k].offset = !re && t && !t->err && t->offset >= 0 ? t->offset
-                                                                          : RD_KAFKA_OFFSET_BEGINNING;
+            rd_kafka_topic_partition_t *t = rd_kafka_topic_partition_list_find(
+                times, added->elems[k].topic, p);
+            added->elems[k].offset = !re && t && !t->err && t->offset >= 0
+                                         ? t->offset
+                                         : RD_KAFKA_OFFSET_BEGINNING;
         }
         rd_kafka_topic_partition_list_destroy(times);
     }
@@ -235,8 +238,8 @@ static int emit_vector(void *opaque, const fx_vector_t *v, hvs_err_t *err) {
     size_t len;
     int rc = fx_output_encode(w->out, v, &buf, &len, err);
     if (rc == 0)
-        rc = hvs_producer_send(hvs_stage_producer(w->stage), w->topic_out, RD_KAFKA_PARTITION_UA, v->building,
-                               strlen(v->building), buf, len, err);
+        rc = hvs_producer_send(hvs_stage_producer(w->stage), w->topic_out, RD_KAFKA_PARTITION_UA,
+                               v->building, strlen(v->building), buf, len, err);
     if (rc == 0) {
         hvs_metric_inc(w->m_vectors);
         if (v->upgrade)
@@ -251,14 +254,19 @@ static int emit_alert(void *opaque, const fx_dq_alert_t *a, hvs_err_t *err) {
     snprintf(rate, sizeof rate, "%.3f", a->rate);
     snprintf(n, sizeof n, "%d", a->n);
     snprintf(miss, sizeof miss, "%d", a->missing);
-    snprintf(summary, sizeof summary, "%s missing in %.1f %% of %d feature vectors of %s", a->feature,
-             a->rate * 100, a->n, a->building);
-    const char *ev[] = {"source", "features", "feature", a->feature, "missing_rate", rate,
-                        "vectors", n, "missing", miss, NULL};
-    hvs_alert_t al = {.building_id = a->building, .type = HVS_ALERT_DATA_QUALITY,
+    snprintf(summary, sizeof summary, "%s missing in %.1f %% of %d feature vectors of %s",
+             a->feature, a->rate * 100, a->n, a->building);
+    const char *ev[] = {"source",       "features", "feature", a->feature,
+                        "missing_rate", rate,       "vectors", n,
+                        "missing",      miss,       NULL};
+    hvs_alert_t al = {.building_id = a->building,
+                      .type = HVS_ALERT_DATA_QUALITY,
                       .severity = a->rate >= 0.2 ? HVS_SEVERITY_CRITICAL : HVS_SEVERITY_WARNING,
-                      .score = a->rate, .summary = summary, .evidence = ev,
-                      .first_seen = a->day, .updated_at = w->now};
+                      .score = a->rate,
+                      .summary = summary,
+                      .evidence = ev,
+                      .first_seen = a->day,
+                      .updated_at = w->now};
     hvs_log_warn("features", "%s", summary);
     hvs_metric_inc(w->m_alerts);
     return hvs_alerter_send(w->alerter, &al, err);
@@ -415,7 +423,8 @@ static int parse_dq(fx_config_t *c, const char *list, hvs_err_t *err) {
     for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
         int i = hvs_features_index(t);
         if (i < 0)
-            return hvs_err_set(err, HVS_ECONFIG, "bad_value", "HVS_FEAT_DQ_FEATURES: no feature %s", t);
+            return hvs_err_set(err, HVS_ECONFIG, "bad_value", "HVS_FEAT_DQ_FEATURES: no feature %s",
+                               t);
         if (c->ndq == FX_DQ_MAX)
             return hvs_err_set(err, HVS_ECONFIG, "bad_value", "HVS_FEAT_DQ_FEATURES: at most %d",
                                FX_DQ_MAX);
@@ -432,8 +441,10 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     w->topic_agg = hvs_topic_name("aggregates.hourly");
     w->topic_wx = hvs_topic_name("weather.hourly");
     w->topic_out = hvs_topic_name("features.hourly");
-    fx_config_t fc = {.weather_wait = settings.weather_wait_ms, .upgrade_window = settings.upgrade_ms,
-                      .default_region = settings.region, .dq_limit = settings.dq_limit,
+    fx_config_t fc = {.weather_wait = settings.weather_wait_ms,
+                      .upgrade_window = settings.upgrade_ms,
+                      .default_region = settings.region,
+                      .dq_limit = settings.dq_limit,
                       .dq_min_vectors = (int)settings.dq_min};
     const char *inputs[] = {w->topic_agg, w->topic_wx};
     hvs_stage_conf_t sc = {.inputs = inputs, .ninputs = 2, .settings = &stage_settings};
@@ -465,10 +476,13 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
                                      "topic=\"aggregates\"");
     w->m_in[1] = hvs_metrics_counter(ms, "hvs_features_inputs_total", "messages consumed",
                                      "topic=\"weather\"");
-    w->m_vectors = hvs_metrics_counter(ms, "hvs_features_vectors_total", "feature vectors published", NULL);
+    w->m_vectors = hvs_metrics_counter(ms, "hvs_features_vectors_total",
+                                       "feature vectors published", NULL);
     w->m_upgrades = hvs_metrics_counter(ms, "hvs_features_upgrades_total",
-                                        "vectors re-published when the observed weather arrived", NULL);
-    w->m_alerts = hvs_metrics_counter(ms, "hvs_features_dq_alerts_total", "DATA_QUALITY alerts raised", NULL);
+                                        "vectors re-published when the observed weather arrived",
+                                        NULL);
+    w->m_alerts = hvs_metrics_counter(ms, "hvs_features_dq_alerts_total",
+                                      "DATA_QUALITY alerts raised", NULL);
     w->m_rebuilds = hvs_metrics_counter(ms, "hvs_features_rebuilds_total",
                                         "partitions rebuilt after Redis lost their state", NULL);
     w->m_load = hvs_metrics_histogram(ms, "hvs_features_state_load_seconds",
@@ -504,11 +518,14 @@ static void worker_free(void *state) {
 
 int main(int argc, char **argv) {
     static worker_t w; /* large, zeroed, living for the process */
-    hvs_cfg_section_t sections[] = {fx_section, *hvs_stage_settings_section(&stage_settings, "HVS_FEAT_")};
+    hvs_cfg_section_t sections[] = {fx_section,
+                                    *hvs_stage_settings_section(&stage_settings, "HVS_FEAT_")};
     hvs_app_spec_t spec = {
         .worker = "features",
-        .summary = "aggregates.hourly + weather.hourly -> features.hourly (the one feature definition)",
-        .usage = "Usage: hvs-features [--weather-wait 2h] [--dq-limit 0.05] ... (every HVS_FEAT_* is a flag)",
+        .summary =
+            "aggregates.hourly + weather.hourly -> features.hourly (the one feature definition)",
+        .usage =
+            "Usage: hvs-features [--weather-wait 2h] [--dq-limit 0.05] ... (every HVS_FEAT_* is a flag)",
         .extra = sections,
         .nextra = 2,
         .state = &w,

@@ -8,11 +8,21 @@
 #include "hvs/log.h"
 #include "hvs/reading.h"
 
-enum { F_BUILDING, F_APARTMENT, F_TARGET_HOUR, F_AS_OF, F_VERSION, F_NAMES, F_VALUES, F_TARGET,
-       F_FLAGS, F_COUNT };
+enum {
+    F_BUILDING,
+    F_APARTMENT,
+    F_TARGET_HOUR,
+    F_AS_OF,
+    F_VERSION,
+    F_NAMES,
+    F_VALUES,
+    F_TARGET,
+    F_FLAGS,
+    F_COUNT
+};
 static const char *const field_names[F_COUNT] = {
-    "building_id", "apartment_id", "target_hour", "as_of", "feature_set_version", "names",
-    "values", "target", "quality_flags"};
+    "building_id", "apartment_id", "target_hour", "as_of",        "feature_set_version",
+    "names",       "values",       "target",      "quality_flags"};
 
 struct fx_output {
     hvs_encoder_t *enc;
@@ -22,7 +32,7 @@ struct fx_output {
     size_t names_len;
     unsigned char *buf;
     size_t cap;
-    bool fast;           /* the direct writer matched avro-c byte for byte at start */
+    bool fast; /* the direct writer matched avro-c byte for byte at start */
 };
 
 /* ---- the direct writer: FeatureVector's Avro binary by hand ---------------------------------
@@ -68,7 +78,8 @@ static int fast_encode(fx_output_t *o, const fx_vector_t *v, const void **buf, s
         o->cap = need;
     }
     if (strlen(v->building) > HVS_READING_ID_MAX || strlen(v->entity) > HVS_READING_ID_MAX)
-        return hvs_err_set(err, HVS_EINVAL, "bad_id", "id longer than %d bytes", HVS_READING_ID_MAX);
+        return hvs_err_set(err, HVS_EINVAL, "bad_id", "id longer than %d bytes",
+                           HVS_READING_ID_MAX);
     unsigned char *p = o->buf;
     size_t n = 0;
     p[n++] = 0;
@@ -120,10 +131,20 @@ static bool fast_matches(fx_output_t *o) {
     for (int i = 0; i < HVS_FEATURES_COUNT; i++)
         x[i] = i % 7 == 3 ? NAN : i * 1.5 - 20.25;
     fx_vector_t samples[] = {
-        {.building = "bldg_check", .entity = "apt_1", .hour = 1733011200000LL,
-         .as_of = 1733014800000LL, .x = x, .flags = 5, .target = 1.25},
-        {.building = "b", .entity = HVS_FS_BUILDING, .hour = -3600000LL, .as_of = 0, .x = x,
-         .flags = 0, .target = NAN},
+        {.building = "bldg_check",
+         .entity = "apt_1",
+         .hour = 1733011200000LL,
+         .as_of = 1733014800000LL,
+         .x = x,
+         .flags = 5,
+         .target = 1.25},
+        {.building = "b",
+         .entity = HVS_FS_BUILDING,
+         .hour = -3600000LL,
+         .as_of = 0,
+         .x = x,
+         .flags = 0,
+         .target = NAN},
     };
     for (size_t k = 0; k < sizeof samples / sizeof *samples; k++) {
         const void *a, *b;
@@ -149,13 +170,15 @@ int fx_output_new(hvs_serde_t *s, const char *topic, fx_output_t **out, hvs_err_
     /* encode sets every field (no defaults applied): a field it does not know would be 0 */
     if (avro_schema_record_size(sc) != F_COUNT) {
         free(o);
-        return hvs_err_set(err, HVS_ESERDE, "bad_schema", "FeatureVector has %zu fields, output.c sets %d",
+        return hvs_err_set(err, HVS_ESERDE, "bad_schema",
+                           "FeatureVector has %zu fields, output.c sets %d",
                            avro_schema_record_size(sc), F_COUNT);
     }
     for (int i = 0; i < F_COUNT; i++)
         if ((o->idx[i] = avro_schema_record_field_get_index(sc, field_names[i])) < 0) {
             free(o);
-            return hvs_err_set(err, HVS_ESERDE, "bad_schema", "FeatureVector lacks %s", field_names[i]);
+            return hvs_err_set(err, HVS_ESERDE, "bad_schema", "FeatureVector lacks %s",
+                               field_names[i]);
         }
     int rc = hvs_encoder_new(s, HVS_SCHEMA_FEATURE_VECTOR, topic, &o->enc, err);
     if (rc) {
@@ -171,7 +194,8 @@ int fx_output_new(hvs_serde_t *s, const char *topic, fx_output_t **out, hvs_err_
     o->names_len = n;
     o->fast = fast_matches(o);
     if (!o->fast)
-        hvs_log_warn("features", "direct FeatureVector writer disagrees with avro-c on this schema: "
+        hvs_log_warn("features",
+                     "direct FeatureVector writer disagrees with avro-c on this schema: "
                      "using avro-c (slower)");
     *out = o;
     return 0;
@@ -216,8 +240,9 @@ static int generic_encode(fx_output_t *o, const fx_vector_t *v, const void **buf
     for (int i = 0; i < HVS_FEATURES_COUNT && !bad; i++)
         bad = avro_value_append(&f, &item, NULL) || avro_value_set_double(&item, v->x[i]);
     bad = bad || avro_value_get_by_index(r, (size_t)o->idx[F_TARGET], &f, NULL) ||
-          (isfinite(v->target) ? avro_value_set_branch(&f, 1, &b) || avro_value_set_double(&b, v->target)
-                               : avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b));
+          (isfinite(v->target)
+               ? avro_value_set_branch(&f, 1, &b) || avro_value_set_double(&b, v->target)
+               : avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b));
     bad = bad || avro_value_get_by_index(r, (size_t)o->idx[F_FLAGS], &f, NULL);
     for (int i = 0; i < HVS_FEAT_FLAG_COUNT && !bad; i++)
         if (v->flags & (1u << i))

@@ -17,7 +17,9 @@ const char *tr_task_name(tr_task_t t) { return hvs_taskrow_task_name((hvs_task_t
 
 int tr_task_parse(const char *name) { return hvs_taskrow_task_parse(name); }
 
-const char *const *tr_task_features(tr_task_t t, size_t *n) { return hvs_taskrow_columns((hvs_task_t)t, n); }
+const char *const *tr_task_features(tr_task_t t, size_t *n) {
+    return hvs_taskrow_columns((hvs_task_t)t, n);
+}
 
 void tr_rows_fini(tr_rows_t *r) {
     free(r->x), free(r->y), free(r->scale), free(r->naive), free(r->horizon);
@@ -37,10 +39,14 @@ int tr_rows_grow(tr_rows_t *r) {
     if (r->n < r->cap)
         return 0;
     size_t cap = r->cap ? r->cap * 2 : 4096;
-    if (grow1((void **)&r->x, cap * r->ncols * sizeof *r->x) || grow1((void **)&r->y, cap * sizeof *r->y) ||
-        grow1((void **)&r->scale, cap * sizeof *r->scale) || grow1((void **)&r->naive, cap * sizeof *r->naive) ||
-        grow1((void **)&r->horizon, cap * sizeof *r->horizon) || grow1((void **)&r->hour, cap * sizeof *r->hour) ||
-        grow1((void **)&r->as_of, cap * sizeof *r->as_of) || grow1((void **)&r->group, cap * sizeof *r->group) ||
+    if (grow1((void **)&r->x, cap * r->ncols * sizeof *r->x) ||
+        grow1((void **)&r->y, cap * sizeof *r->y) ||
+        grow1((void **)&r->scale, cap * sizeof *r->scale) ||
+        grow1((void **)&r->naive, cap * sizeof *r->naive) ||
+        grow1((void **)&r->horizon, cap * sizeof *r->horizon) ||
+        grow1((void **)&r->hour, cap * sizeof *r->hour) ||
+        grow1((void **)&r->as_of, cap * sizeof *r->as_of) ||
+        grow1((void **)&r->group, cap * sizeof *r->group) ||
         grow1((void **)&r->series, cap * sizeof *r->series))
         return HVS_ENOMEM;
     r->cap = cap;
@@ -70,7 +76,8 @@ static hvs_ms_t stream_as_of(const hvs_feat_history_t *v, hvs_ms_t hour, hvs_ms_
 }
 
 /* The row's columns through the domain's builder, cast to the floats XGBoost reads. */
-static int task_row(tr_task_t task, const double *x, double area, float *row, size_t n, hvs_err_t *err) {
+static int task_row(tr_task_t task, const double *x, double area, float *row, size_t n,
+                    hvs_err_t *err) {
     double cols[HVS_TASKROW_MAX_COLS];
     int rc = hvs_taskrow_build((hvs_task_t)task, x, area, cols, err);
     if (rc)
@@ -81,8 +88,8 @@ static int task_row(tr_task_t task, const double *x, double area, float *row, si
 }
 
 static int add_row(tr_rows_t *r, size_t ncols, const hvs_feat_history_t *v, hvs_calendar_t *cal,
-                   const tr_select_t *sel, hvs_ms_t hour, hvs_ms_t as_of, double target, double area,
-                   int32_t g, int32_t s, hvs_err_t *err) {
+                   const tr_select_t *sel, hvs_ms_t hour, hvs_ms_t as_of, double target,
+                   double area, int32_t g, int32_t s, hvs_err_t *err) {
     if (tr_rows_grow(r))
         return hvs_err_set(err, HVS_ENOMEM, "oom", "training rows");
     double x[HVS_FEATURES_COUNT];
@@ -98,7 +105,8 @@ static int add_row(tr_rows_t *r, size_t ncols, const hvs_feat_history_t *v, hvs_
     const hvs_feat_hour_t *back = hvs_feat_hour_get(v, hour - 168 * HOUR);
     r->y[r->n] = (float)hvs_taskrow_target(t, target, area);
     r->scale[r->n] = (float)hvs_taskrow_divisor(t, area);
-    r->naive[r->n] = back && isfinite(back->use) ? (float)hvs_taskrow_target(t, back->use, area) : NAN;
+    r->naive[r->n] = back && isfinite(back->use) ? (float)hvs_taskrow_target(t, back->use, area)
+                                                 : NAN;
     r->horizon[r->n] = (float)x[0];
     r->hour[r->n] = hour;
     r->as_of[r->n] = as_of;
@@ -112,7 +120,8 @@ int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
                   tr_rows_t *out, hvs_err_t *err) {
     memset(out, 0, sizeof *out);
     if (sel->task == TR_REFRESH || (sel->task == TR_ANOMALY_CLASSIFIER && !sel->labels))
-        return hvs_err_set(err, HVS_EINVAL, "bad_task", "%s rows do not come from the history without labels",
+        return hvs_err_set(err, HVS_EINVAL, "bad_task",
+                           "%s rows do not come from the history without labels",
                            tr_task_name(sel->task));
     size_t ncols = hvs_taskrow_ncols((hvs_task_t)sel->task);
     out->ncols = ncols + (sel->extra ? 1 : 0);
@@ -135,21 +144,23 @@ int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
             hvs_feat_history_t v;
             tr_history_view(h, b, s, bi.commissioning, &v);
             if (sel->task == TR_FORECAST && sel->day_ahead) {
-                for (hvs_ms_t day = hvs_time_day_start(sel->from); day < sel->to; day += HVS_MS_DAY) {
+                for (hvs_ms_t day = hvs_time_day_start(sel->from); day < sel->to;
+                     day += HVS_MS_DAY) {
                     hvs_ms_t as_of = day - 12 * HOUR;
                     for (int k = 0; k < 24; k++) {
                         hvs_ms_t hour = day + k * HOUR;
                         const hvs_feat_hour_t *t = hvs_feat_hour_get(&v, hour);
                         if (hour < sel->from || hour >= sel->to || !t || !isfinite(t->use))
                             continue;
-                        if ((rc = add_row(out, ncols, &v, bi.cal, sel, hour, as_of, t->use, bi.area_m2,
-                                          (int32_t)g, (int32_t)si, err)))
+                        if ((rc = add_row(out, ncols, &v, bi.cal, sel, hour, as_of, t->use,
+                                          bi.area_m2, (int32_t)g, (int32_t)si, err)))
                             goto fail;
                     }
                 }
                 continue;
             }
-            for (hvs_ms_t hour = hvs_time_window_start(sel->from, HOUR); hour < sel->to; hour += HOUR) {
+            for (hvs_ms_t hour = hvs_time_window_start(sel->from, HOUR); hour < sel->to;
+                 hour += HOUR) {
                 const hvs_feat_hour_t *t = hvs_feat_hour_get(&v, hour);
                 if (!t || !isfinite(t->use))
                     continue;
@@ -157,8 +168,9 @@ int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
                     int lab = tr_labels_get(sel->labels, b->id, s->id, hvs_time_day_start(hour));
                     if ((lab >= 0 || sel->all_days) &&
                         (rc = add_row(out, ncols, &v, bi.cal, sel, hour,
-                                      stream_as_of(&v, hour, sel->weather_wait), lab >= 0 ? lab : NAN,
-                                      bi.area_m2, (int32_t)g, (int32_t)si, err)))
+                                      stream_as_of(&v, hour, sel->weather_wait),
+                                      lab >= 0 ? lab : NAN, bi.area_m2, (int32_t)g, (int32_t)si,
+                                      err)))
                         goto fail;
                     continue;
                 }
@@ -169,13 +181,15 @@ int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
                         goto fail;
                     continue;
                 }
-                size_t k = sel->per_hour > 0 && (size_t)sel->per_hour < sel->nhorizons ? (size_t)sel->per_hour
-                                                                                      : sel->nhorizons;
+                size_t k = sel->per_hour > 0 && (size_t)sel->per_hour < sel->nhorizons
+                               ? (size_t)sel->per_hour
+                               : sel->nhorizons;
                 for (size_t j = 0; j < k; j++) {
                     int hz = k == sel->nhorizons ? sel->horizons[j]
                                                  : sel->horizons[next_rand(&rs) % sel->nhorizons];
-                    if ((rc = add_row(out, ncols, &v, bi.cal, sel, hour, hour + HOUR - (hvs_ms_t)hz * HOUR,
-                                      t->use, bi.area_m2, (int32_t)g, (int32_t)si, err)))
+                    if ((rc = add_row(out, ncols, &v, bi.cal, sel, hour,
+                                      hour + HOUR - (hvs_ms_t)hz * HOUR, t->use, bi.area_m2,
+                                      (int32_t)g, (int32_t)si, err)))
                         goto fail;
                 }
             }

@@ -40,10 +40,10 @@
 #include <stdint.h>
 
 #include "history.h"
-#include "labels.h"
 #include "hvs/calendar.h"
 #include "hvs/features.h"
 #include "hvs/task_rows.h"
+#include "labels.h"
 
 /* The domain's tasks (hvs_task_t), under the trainer's names. */
 typedef enum tr_task {
@@ -64,14 +64,14 @@ const char *const *tr_task_features(tr_task_t t, size_t *n);
 
 typedef struct tr_rows {
     size_t ncols, n, cap;
-    float *x;                 /* n x ncols */
-    float *y;                 /* target in the task's unit (hvs_taskrow_target) */
-    float *scale;             /* kWh = value x scale (hvs_taskrow_divisor) */
-    float *naive;             /* seasonal naive: the target 168 h before (scaled), NaN unknown */
+    float *x;     /* n x ncols */
+    float *y;     /* target in the task's unit (hvs_taskrow_target) */
+    float *scale; /* kWh = value x scale (hvs_taskrow_divisor) */
+    float *naive; /* seasonal naive: the target 168 h before (scaled), NaN unknown */
     float *horizon;
     hvs_ms_t *hour, *as_of;
-    int32_t *group;           /* building index in the history */
-    int32_t *series;          /* series index within the building */
+    int32_t *group;  /* building index in the history */
+    int32_t *series; /* series index within the building */
 } tr_rows_t;
 
 void tr_rows_fini(tr_rows_t *r);
@@ -83,18 +83,18 @@ typedef double (*tr_extra_fn)(const hvs_feat_history_t *h, hvs_ms_t target, hvs_
 
 typedef struct tr_select {
     tr_task_t task;
-    hvs_ms_t from, to;            /* target hours in [from, to) */
-    const int *horizons;          /* forecast: the horizons to draw from */
+    hvs_ms_t from, to;   /* target hours in [from, to) */
+    const int *horizons; /* forecast: the horizons to draw from */
     size_t nhorizons;
-    int per_hour;                 /* forecast: horizons drawn per target hour (0 = all) */
-    bool day_ahead;               /* forecast: the day-ahead evaluation rows instead */
-    hvs_ms_t weather_wait;        /* anomaly: as the features worker's (2 h) */
+    int per_hour;          /* forecast: horizons drawn per target hour (0 = all) */
+    bool day_ahead;        /* forecast: the day-ahead evaluation rows instead */
+    hvs_ms_t weather_wait; /* anomaly: as the features worker's (2 h) */
     uint64_t seed;
     const char *const *buildings; /* NULL: every building of the history */
     size_t nbuildings;
     tr_extra_fn extra;
-    tr_labels_t *labels;          /* anomaly-classifier: the targets */
-    bool all_days;                /* anomaly-classifier: every apartment-day (target NaN when
+    tr_labels_t *labels; /* anomaly-classifier: the targets */
+    bool all_days;       /* anomaly-classifier: every apartment-day (target NaN when
                                      unlabelled), as scored at serving, not only labelled ones */
 } tr_select_t;
 

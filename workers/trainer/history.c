@@ -132,14 +132,16 @@ int tr_history_put_hour(tr_history_t *h, const char *building, const char *entit
         return HVS_ENOMEM;
     tr_series_t *s = tr_history_series(h, b, entity, true);
     if (!s)
-        return strcmp(entity, HVS_FS_BUILDING) != 0 && h->napartments >= h->max_apartments ? 0 : HVS_ENOMEM;
+        return strcmp(entity, HVS_FS_BUILDING) != 0 && h->napartments >= h->max_apartments
+                   ? 0
+                   : HVS_ENOMEM;
     size_t slot = hvs_feat_slot(hour->hour, h->ring);
     hvs_feat_hour_t *o = &s->hours[slot];
     if (o->hour == hour->hour) {
         if (hour->revision < o->revision ||
-            (hour->revision == o->revision && same(o->use, hour->use) && same(o->water, hour->water) &&
-             same(o->room_temp, hour->room_temp) && same(o->setpoint, hour->setpoint) &&
-             same(o->comfort_gap, hour->comfort_gap)))
+            (hour->revision == o->revision && same(o->use, hour->use) &&
+             same(o->water, hour->water) && same(o->room_temp, hour->room_temp) &&
+             same(o->setpoint, hour->setpoint) && same(o->comfort_gap, hour->comfort_gap)))
             return 0;
     } else if (o->hour != HVS_MS_NONE && o->hour > hour->hour) {
         return 0; /* older than the window */
@@ -169,7 +171,8 @@ int tr_history_put_weather(tr_history_t *h, const char *building, hvs_ms_t hour,
 
 void tr_history_view(const tr_history_t *h, const tr_building_t *b, const tr_series_t *s,
                      hvs_ms_t commissioning, hvs_feat_history_t *out) {
-    *out = (hvs_feat_history_t){s ? s->hours : NULL, s ? h->ring : 0, b->wx, h->ring, commissioning};
+    *out = (hvs_feat_history_t){s ? s->hours : NULL, s ? h->ring : 0, b->wx, h->ring,
+                                commissioning};
 }
 
 /* ---- Redis ---------------------------------------------------------------------------------- */
@@ -289,7 +292,8 @@ int tr_history_load(tr_history_t *h, hvs_redis_t *r, hvs_redis_batch_t *batch, h
         hvs_redis_batch_add(batch, 2, c2, NULL);
         if ((rc = hvs_redis_batch_exec(r, batch, err)))
             break;
-        const redisReply *ents = reply(batch, 0, REDIS_REPLY_ARRAY), *wx = reply(batch, 1, REDIS_REPLY_ARRAY);
+        const redisReply *ents = reply(batch, 0, REDIS_REPLY_ARRAY),
+                         *wx = reply(batch, 1, REDIS_REPLY_ARRAY);
         for (size_t k = 0; wx && k + 1 < wx->elements; k += 2) {
             hvs_feat_wx_hour_t w;
             const redisReply *v = wx->element[k + 1];
@@ -305,7 +309,9 @@ int tr_history_load(tr_history_t *h, hvs_redis_t *r, hvs_redis_batch_t *batch, h
         if (rc == 0 && ne) {
             eids = calloc(ne, sizeof *eids);
             for (size_t k = 0; eids && k < ne; k++)
-                eids[k] = ents->element[k]->type == REDIS_REPLY_STRING ? strdup(ents->element[k]->str) : NULL;
+                eids[k] = ents->element[k]->type == REDIS_REPLY_STRING
+                              ? strdup(ents->element[k]->str)
+                              : NULL;
         }
         for (size_t k = 0; eids && k < ne && rc == 0; k++) {
             if (!eids[k])

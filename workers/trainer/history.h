@@ -31,26 +31,26 @@
 #include "hvs/redis.h"
 
 typedef struct tr_series {
-    char *id;                      /* apartment id, or "-" */
-    hvs_feat_hour_t *hours;        /* ring */
+    char *id;               /* apartment id, or "-" */
+    hvs_feat_hour_t *hours; /* ring */
     uint64_t *dirty;
 } tr_series_t;
 
 typedef struct tr_building {
     char *id;
-    hvs_feat_wx_hour_t *wx;        /* ring */
+    hvs_feat_wx_hour_t *wx; /* ring */
     uint64_t *wx_dirty;
-    tr_series_t **s;               /* sorted by id; "-" first */
+    tr_series_t **s; /* sorted by id; "-" first */
     size_t ns, caps;
     bool meta_dirty;
-    hvs_ms_t first, last;          /* hours seen (HVS_MS_NONE: none) */
+    hvs_ms_t first, last; /* hours seen (HVS_MS_NONE: none) */
 } tr_building_t;
 
 typedef struct tr_history {
-    size_t ring;                   /* slots (hours) per ring */
+    size_t ring; /* slots (hours) per ring */
     size_t max_apartments, napartments;
     uint64_t sampled_out;
-    tr_building_t **b;             /* sorted by id */
+    tr_building_t **b; /* sorted by id */
     size_t nb, capb;
 } tr_history_t;
 

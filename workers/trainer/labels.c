@@ -28,20 +28,23 @@ void tr_labels_fini(tr_labels_t *l) {
     tr_labels_init(l);
 }
 
-static bool id_ok(const char *s) { return s && *s && strlen(s) <= TR_LABEL_ID_MAX && !strchr(s, '|'); }
+static bool id_ok(const char *s) {
+    return s && *s && strlen(s) <= TR_LABEL_ID_MAX && !strchr(s, '|');
+}
 
 hvs_ms_t tr_labels_alert_day(const char *id) {
     const char *a = id ? strchr(id, '#') : NULL;
     int y, m, d, used = 0;
-    if (!a || sscanf(a + 1, "%4d-%2d-%2d%n", &y, &m, &d, &used) != 3 || used != 10 || a[11] != '#' ||
-        m < 1 || m > 12 || d < 1 || d > 31)
+    if (!a || sscanf(a + 1, "%4d-%2d-%2d%n", &y, &m, &d, &used) != 3 || used != 10 ||
+        a[11] != '#' || m < 1 || m > 12 || d < 1 || d > 31)
         return HVS_MS_NONE;
     return hvs_time_days_from_civil(y, m, d) * HVS_MS_DAY;
 }
 
 /* stored: a retraction read back is kept (an older verdict replayed later must not revive it) */
-static int label_put(tr_labels_t *l, const char *alert_id, const char *building, const char *apartment,
-                     hvs_ms_t day, tr_verdict_t verdict, hvs_ms_t labelled_at, bool stored) {
+static int label_put(tr_labels_t *l, const char *alert_id, const char *building,
+                     const char *apartment, hvs_ms_t day, tr_verdict_t verdict,
+                     hvs_ms_t labelled_at, bool stored) {
     if (!id_ok(alert_id) || !id_ok(building) || !id_ok(apartment) || day == HVS_MS_NONE)
         return HVS_EINVAL;
     char key[2 * TR_LABEL_ID_MAX + 2];
@@ -52,7 +55,8 @@ static int label_put(tr_labels_t *l, const char *alert_id, const char *building,
     tr_label_t *x;
     if (found) {
         x = &l->v[pos];
-        if (labelled_at < x->labelled_at || (labelled_at == x->labelled_at && verdict == x->verdict))
+        if (labelled_at < x->labelled_at ||
+            (labelled_at == x->labelled_at && verdict == x->verdict))
             return 0;
         if (strcmp(x->apartment, apartment)) {
             char *a = strdup(apartment);
@@ -157,7 +161,8 @@ void tr_labels_count(tr_labels_t *l, hvs_ms_t from, hvs_ms_t to, size_t *pos, si
             continue;
         if (i > 0) { /* an apartment-day once */
             const tr_label_t *p = &l->v[l->by_day[i - 1]];
-            if (p->day == x->day && !strcmp(p->building, x->building) && !strcmp(p->apartment, x->apartment))
+            if (p->day == x->day && !strcmp(p->building, x->building) &&
+                !strcmp(p->apartment, x->apartment))
                 continue;
         }
         int v = tr_labels_get(l, x->building, x->apartment, x->day);
@@ -219,15 +224,16 @@ int tr_labels_load(tr_labels_t *l, hvs_redis_t *r, size_t *skipped, hvs_err_t *e
     int rc = hvs_redis_command(r, &rep, err, "HGETALL " LABELS_KEY);
     if (rc)
         return rc;
-    for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements && rc == 0; i += 2) {
+    for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements && rc == 0;
+         i += 2) {
         const char *key = rep->element[i]->str, *val = rep->element[i + 1]->str;
         char b[TR_LABEL_ID_MAX + 1], a[TR_LABEL_ID_MAX + 1];
         long long day, at;
         int verdict, used = 0;
         const char *bar = key ? strchr(key, '|') : NULL;
         if (!bar || bar - key > TR_LABEL_ID_MAX || !val ||
-            sscanf(val, "%199[^|]|%lld|%d|%lld%n", a, &day, &verdict, &at, &used) != 4 || val[used] ||
-            verdict < TR_LABEL_NONE || verdict > TR_LABEL_POSITIVE) {
+            sscanf(val, "%199[^|]|%lld|%d|%lld%n", a, &day, &verdict, &at, &used) != 4 ||
+            val[used] || verdict < TR_LABEL_NONE || verdict > TR_LABEL_POSITIVE) {
             ++*skipped; /* one bad value must not cost every other label */
             continue;
         }

@@ -30,24 +30,28 @@
 #include "hvs/redis.h"
 #include "hvs/time.h"
 
-#define TR_LABEL_ID_MAX 199    /* longest building, apartment or alert id kept */
+#define TR_LABEL_ID_MAX 199 /* longest building, apartment or alert id kept */
 
-typedef enum tr_verdict { TR_LABEL_NONE = -1, TR_LABEL_NEGATIVE = 0, TR_LABEL_POSITIVE = 1 } tr_verdict_t;
+typedef enum tr_verdict {
+    TR_LABEL_NONE = -1,
+    TR_LABEL_NEGATIVE = 0,
+    TR_LABEL_POSITIVE = 1
+} tr_verdict_t;
 
 typedef struct tr_label {
-    char *key;                  /* "<building>|<alert id>" */
+    char *key; /* "<building>|<alert id>" */
     char *building, *apartment;
     hvs_ms_t day, labelled_at;
-    int8_t verdict;             /* tr_verdict_t */
-    bool dirty;                 /* not yet in Redis */
+    int8_t verdict; /* tr_verdict_t */
+    bool dirty;     /* not yet in Redis */
 } tr_label_t;
 
 typedef struct tr_labels {
-    tr_label_t *v;              /* sorted by key */
+    tr_label_t *v; /* sorted by key */
     size_t n, cap;
-    char **gone;                /* keys dropped since the last save (HDEL) */
+    char **gone; /* keys dropped since the last save (HDEL) */
     size_t ngone, capgone;
-    bool complete;              /* every unlisted apartment-day is negative */
+    bool complete; /* every unlisted apartment-day is negative */
     /* apartment-day index (building, apartment, day), rebuilt when stale */
     size_t *by_day;
     size_t nday;

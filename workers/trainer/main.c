@@ -31,22 +31,22 @@
 #include <string.h>
 
 #include "dataset.h"
-#include "labels.h"
-#include "refresh.h"
 #include "history.h"
 #include "hvs/alert.h"
 #include "hvs/app.h"
 #include "hvs/calendar.h"
 #include "hvs/featstore.h"
 #include "hvs/log.h"
-#include "hvs/redis.h"
 #include "hvs/model_registry.h"
+#include "hvs/redis.h"
 #include "hvs/serde.h"
 #include "hvs/stage.h"
 #include "hvs/time.h"
 #include "hvs/topics.h"
 #include "hvs/topology.h"
 #include "hvs/vec.h"
+#include "labels.h"
+#include "refresh.h"
 #include "train.h"
 
 #define HOUR HVS_MS_HOUR
@@ -71,19 +71,21 @@ static const hvs_cfg_entry_t tr_entries[] = {
      "history a building needs to join its archetype's models"},
     {"HVS_TRAIN_BUILDING_DAYS", HVS_CFG_DURATION, "180d", 0, 31622400000.0, S(building_ms), 0,
      "history a building needs for a forecast model of its own"},
-    {"HVS_TRAIN_FOLDS", HVS_CFG_INT, "3", 1, 12, S(folds), 0, "backtest folds (held-out time, oldest first)"},
+    {"HVS_TRAIN_FOLDS", HVS_CFG_INT, "3", 1, 12, S(folds), 0,
+     "backtest folds (held-out time, oldest first)"},
     {"HVS_TRAIN_FOLD_DAYS", HVS_CFG_INT, "14", 1, 90, S(fold_days), 0, "days per backtest fold"},
     {"HVS_TRAIN_MIN_TRAIN_DAYS", HVS_CFG_INT, "28", 7, 365, S(min_train_days), 0,
      "days of training data a fold needs before its test days"},
-    {"HVS_TRAIN_HORIZONS", HVS_CFG_STRING, "1,2,3,4,6,9,12,15,18,21,24,27,30,33,36,42,48,60,72", 0, 0,
-     S(horizons), 0, "forecast horizons (hours) training rows are drawn from"},
+    {"HVS_TRAIN_HORIZONS", HVS_CFG_STRING, "1,2,3,4,6,9,12,15,18,21,24,27,30,33,36,42,48,60,72", 0,
+     0, S(horizons), 0, "forecast horizons (hours) training rows are drawn from"},
     {"HVS_TRAIN_PER_HOUR", HVS_CFG_INT, "4", 1, MAX_HORIZONS, S(per_hour), 0,
      "horizons drawn per target hour (rows = hours x this)"},
     {"HVS_TRAIN_MAX_ROWS", HVS_CFG_INT, "400000", 1000, 100000000, S(max_rows), 0,
      "rows per run at most (thinned evenly in time beyond)"},
     {"HVS_TRAIN_MAX_APARTMENTS", HVS_CFG_INT, "5000", 0, 10000000, S(max_apartments), 0,
      "apartment series kept in the window at most (the anomaly models' sample)"},
-    {"HVS_TRAIN_ROUNDS", HVS_CFG_INT, "600", 10, 100000, S(rounds), 0, "boosting rounds at most (early stopping)"},
+    {"HVS_TRAIN_ROUNDS", HVS_CFG_INT, "600", 10, 100000, S(rounds), 0,
+     "boosting rounds at most (early stopping)"},
     {"HVS_TRAIN_ETA", HVS_CFG_DOUBLE, "0.05", 0.001, 1, S(eta), 0, "learning rate"},
     {"HVS_TRAIN_MAX_DEPTH", HVS_CFG_INT, "6", 1, 16, S(max_depth), 0, "tree depth"},
     {"HVS_TRAIN_NTHREAD", HVS_CFG_INT, "2", 1, 256, S(nthread), 0, "XGBoost threads"},
@@ -93,8 +95,9 @@ static const hvs_cfg_entry_t tr_entries[] = {
      "gate: relative WAPE gain over the champion for auto-approval"},
     {"HVS_TRAIN_AUTO_APPROVE", HVS_CFG_BOOL, "true", 0, 0, S(auto_approve), 0,
      "approve a clear improvement without a person (else PENDING_APPROVAL)"},
-    {"HVS_TRAIN_TASKS", HVS_CFG_STRING, "forecast,anomaly-residual,anomaly-classifier,refresh", 0, 0,
-     S(tasks), 0, "tasks trained: forecast, anomaly-residual, anomaly-classifier, refresh (needs forecast)"},
+    {"HVS_TRAIN_TASKS", HVS_CFG_STRING, "forecast,anomaly-residual,anomaly-classifier,refresh", 0,
+     0, S(tasks), 0,
+     "tasks trained: forecast, anomaly-residual, anomaly-classifier, refresh (needs forecast)"},
     {"HVS_TRAIN_TOP_K", HVS_CFG_INT, "10", 1, 100000, S(top_k), 0,
      "daily alert budget the anomaly tasks are ranked by (precision@k, recall@k)"},
     {"HVS_TRAIN_MIN_LABELS", HVS_CFG_INT, "20", 1, 1000000, S(min_labels), 0,
@@ -105,7 +108,8 @@ static const hvs_cfg_entry_t tr_entries[] = {
      "calendar of buildings whose topology names no holiday region"},
     {"HVS_TRAIN_WEATHER_WAIT", HVS_CFG_DURATION, "2h", 0, 604800000, S(weather_wait_ms), 0,
      "as the features worker's HVS_FEAT_WEATHER_WAIT (anomaly rows' as_of)"},
-    {"HVS_TRAIN_MAX_RECORD", HVS_CFG_INT, "4194304", 10000, HVS_TOPIC_MODELS_MAX_MESSAGE, S(max_record), 0,
+    {"HVS_TRAIN_MAX_RECORD", HVS_CFG_INT, "4194304", 10000, HVS_TOPIC_MODELS_MAX_MESSAGE,
+     S(max_record), 0,
      "largest ModelVersion record published, bytes (`models` takes up to 16 MiB; hvs-devbroker "
      "keeps ~5 MiB per partition, so there larger ones push older versions out): a larger model "
      "is not published, loudly"},
@@ -148,21 +152,22 @@ typedef struct worker {
     hvs_registry_t *reg;
     tr_history_t *hist;
     tr_labels_t labels;
-    job_t *jobs;                  /* FIFO: jobs[head..njobs) */
+    job_t *jobs; /* FIFO: jobs[head..njobs) */
     size_t njobs, capjobs, head;
-    bool scheduled;               /* the queue holds a scheduled round: mark it done when empty */
+    bool scheduled; /* the queue holds a scheduled round: mark it done when empty */
     cal_entry_t cals[64];
     int ncals;
     int horizons[MAX_HORIZONS];
     size_t nhorizons;
     bool task_on[TR_TASKS];
     hvs_ms_t newest, last_train;
-    bool fresh_input;             /* inputs applied since the last look for new scopes */
-    tried_t *tried, *drifted;     /* new scopes that could not train yet; drift-triggered runs */
+    bool fresh_input;         /* inputs applied since the last look for new scopes */
+    tried_t *tried, *drifted; /* new scopes that could not train yet; drift-triggered runs */
     size_t ntried, captried, ndrifted, capdrifted;
-    char requested[160];          /* POST /train: a name, "all", or "" */
+    char requested[160]; /* POST /train: a name, "all", or "" */
     pthread_mutex_t req_lock;
-    hvs_metric_t *m_in, *m_skipped, *m_runs, *m_published, *m_rejected, *m_seconds, *m_labels, *m_drift;
+    hvs_metric_t *m_in, *m_skipped, *m_runs, *m_published, *m_rejected, *m_seconds, *m_labels,
+        *m_drift;
 } worker_t;
 
 
@@ -187,11 +192,15 @@ static void handle_feedback(worker_t *w, avro_value_t *v) {
         avro_value_get_enum(&f, &verdict);
     if (!apt || !fault_alert(id))
         return; /* a building's or a system's alert: not an apartment-day's fault or not */
-    tr_verdict_t vd = verdict == 0 ? TR_LABEL_POSITIVE : verdict == 1 ? TR_LABEL_NEGATIVE : TR_LABEL_NONE;
-    int rc = tr_labels_put(&w->labels, id, b, apt, tr_labels_alert_day(id), vd, hvs_serde_field_long(v, "labelled_at"));
+    tr_verdict_t vd = verdict == 0   ? TR_LABEL_POSITIVE
+                      : verdict == 1 ? TR_LABEL_NEGATIVE
+                                     : TR_LABEL_NONE;
+    int rc = tr_labels_put(&w->labels, id, b, apt, tr_labels_alert_day(id), vd,
+                           hvs_serde_field_long(v, "labelled_at"));
     if (rc < 0) {
         hvs_log_warn("trainer", "feedback on alert %s (building %s) skipped: %s", id ? id : "?", b,
-                     rc == HVS_ENOMEM ? "out of memory" : "its alert id has no date, or an id is too long");
+                     rc == HVS_ENOMEM ? "out of memory"
+                                      : "its alert id has no date, or an id is too long");
         hvs_metric_inc(w->m_skipped);
         return;
     }
@@ -223,8 +232,11 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
          al = strcmp(topic, w->topic_alerts) == 0;
     avro_value_t *v;
     hvs_err_t e = {0};
-    if (hvs_decoder_decode(agg ? w->dec_agg : fb ? w->dec_fb : al ? w->dec_alert : w->dec_wx, m->payload, m->len,
-                           &v, &e)) {
+    if (hvs_decoder_decode(agg  ? w->dec_agg
+                           : fb ? w->dec_fb
+                           : al ? w->dec_alert
+                                : w->dec_wx,
+                           m->payload, m->len, &v, &e)) {
         hvs_metric_inc(w->m_skipped);
         return 0;
     }
@@ -243,14 +255,19 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
     }
     if (agg) {
         const char *apt = hvs_serde_field_str(v, "apartment_id");
-        int64_t ws = hvs_serde_field_long(v, "window_start"), size = hvs_serde_field_long(v, "window_size_ms");
+        int64_t ws = hvs_serde_field_long(v, "window_start"),
+                size = hvs_serde_field_long(v, "window_size_ms");
         if (size != HOUR || ws % HOUR) {
             hvs_metric_inc(w->m_skipped);
             return 0;
         }
-        hvs_feat_hour_t h = {ws, hvs_serde_field_double(v, "heating_kwh"), hvs_serde_field_double(v, "hot_water_litres"),
-                             hvs_serde_field_double(v, "room_temp_mean_c"), hvs_serde_field_double(v, "setpoint_mean_c"),
-                             hvs_serde_field_double(v, "comfort_gap_mean_c"), (uint32_t)hvs_serde_field_long(v, "revision")};
+        hvs_feat_hour_t h = {ws,
+                             hvs_serde_field_double(v, "heating_kwh"),
+                             hvs_serde_field_double(v, "hot_water_litres"),
+                             hvs_serde_field_double(v, "room_temp_mean_c"),
+                             hvs_serde_field_double(v, "setpoint_mean_c"),
+                             hvs_serde_field_double(v, "comfort_gap_mean_c"),
+                             (uint32_t)hvs_serde_field_long(v, "revision")};
         tr_history_put_hour(w->hist, b, apt ? apt : HVS_FS_BUILDING, &h);
         if (ws + HOUR > w->newest)
             w->newest = ws + HOUR;
@@ -260,9 +277,13 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
         int kind = 1;
         if (avro_value_get_by_name(v, "kind", &f, NULL) == 0)
             avro_value_get_enum(&f, &kind);
-        hvs_feat_wx_t rec = {hvs_serde_field_long(v, "issued_at"), kind == 0, hvs_serde_field_double(v, "temperature_c"),
-                             hvs_serde_field_double(v, "relative_humidity_pct"), hvs_serde_field_double(v, "cloud_cover_pct"),
-                             hvs_serde_field_double(v, "shortwave_radiation_wm2"), hvs_serde_field_double(v, "wind_speed_ms")};
+        hvs_feat_wx_t rec = {hvs_serde_field_long(v, "issued_at"),
+                             kind == 0,
+                             hvs_serde_field_double(v, "temperature_c"),
+                             hvs_serde_field_double(v, "relative_humidity_pct"),
+                             hvs_serde_field_double(v, "cloud_cover_pct"),
+                             hvs_serde_field_double(v, "shortwave_radiation_wm2"),
+                             hvs_serde_field_double(v, "wind_speed_ms")};
         if (hour % HOUR) {
             hvs_metric_inc(w->m_skipped);
             return 0;
@@ -291,8 +312,9 @@ static hvs_calendar_t *calendar(worker_t *w, const char *region) {
 static int building_info(void *opaque, const char *id, tr_building_info_t *out) {
     worker_t *w = opaque;
     const hvs_building_t *b = hvs_topology_find(w->topo, id);
-    *out = (tr_building_info_t){b ? b->heated_area_m2 : NAN, b ? b->commissioning : HVS_MS_NONE,
-                                calendar(w, b && b->holiday_region[0] ? b->holiday_region : settings.region)};
+    *out = (tr_building_info_t){
+        b ? b->heated_area_m2 : NAN, b ? b->commissioning : HVS_MS_NONE,
+        calendar(w, b && b->holiday_region[0] ? b->holiday_region : settings.region)};
     return 0;
 }
 
@@ -313,23 +335,34 @@ static int next_version(worker_t *w, const char *name) {
 }
 
 static tr_config_t run_config(worker_t *w) {
-    tr_config_t c = {.folds = (int)settings.folds, .fold_days = (int)settings.fold_days,
-                     .min_train_days = (int)settings.min_train_days, .horizons = w->horizons,
-                     .nhorizons = w->nhorizons, .per_hour = (int)settings.per_hour,
-                     .max_rows = (size_t)settings.max_rows, .max_wape = settings.max_wape,
-                     .min_improvement = settings.min_improvement, .auto_approve = settings.auto_approve,
-                     .monotone = true, .weather_wait = settings.weather_wait_ms, .leak_sample = 200,
-                     .labels = &w->labels, .top_k = (int)settings.top_k,
+    tr_config_t c = {.folds = (int)settings.folds,
+                     .fold_days = (int)settings.fold_days,
+                     .min_train_days = (int)settings.min_train_days,
+                     .horizons = w->horizons,
+                     .nhorizons = w->nhorizons,
+                     .per_hour = (int)settings.per_hour,
+                     .max_rows = (size_t)settings.max_rows,
+                     .max_wape = settings.max_wape,
+                     .min_improvement = settings.min_improvement,
+                     .auto_approve = settings.auto_approve,
+                     .monotone = true,
+                     .weather_wait = settings.weather_wait_ms,
+                     .leak_sample = 200,
+                     .labels = &w->labels,
+                     .top_k = (int)settings.top_k,
                      .min_labels = (size_t)settings.min_labels};
-    c.xgb = (hvs_train_params_t){.rounds = (int)settings.rounds, .eta = settings.eta,
-                                 .max_depth = (int)settings.max_depth, .nthread = (int)settings.nthread,
+    c.xgb = (hvs_train_params_t){.rounds = (int)settings.rounds,
+                                 .eta = settings.eta,
+                                 .max_depth = (int)settings.max_depth,
+                                 .nthread = (int)settings.nthread,
                                  .seed = 3};
     return c;
 }
 
 /* Publish a run's result as the next version of its name; *version gets it (0: not published:
  * its record is too large, which is logged and counted, not an error). */
-static int publish(worker_t *w, const tr_result_t *r, const tr_config_t *c, int *version, hvs_err_t *err) {
+static int publish(worker_t *w, const tr_result_t *r, const tr_config_t *c, int *version,
+                   hvs_err_t *err) {
     *version = 0;
     hvs_metric_add(w->m_seconds, r->seconds);
     tr_record_t rec;
@@ -343,7 +376,8 @@ static int publish(worker_t *w, const tr_result_t *r, const tr_config_t *c, int 
         rc = hvs_registry_encode(w->serde, w->enc, &rec.rec, &buf, &len, err);
     if (rc == 0 && len > (size_t)settings.max_record) {
         /* the compressed model does not fit a message: say so, publish nothing, keep going */
-        hvs_log_error("trainer", "%s v%d not published: its record is %zu bytes, above HVS_TRAIN_MAX_RECORD "
+        hvs_log_error("trainer",
+                      "%s v%d not published: its record is %zu bytes, above HVS_TRAIN_MAX_RECORD "
                       "%lld (fewer rounds or shallower trees make smaller models)",
                       r->name, v, len, (long long)settings.max_record);
         hvs_metric_inc(w->m_rejected);
@@ -351,7 +385,8 @@ static int publish(worker_t *w, const tr_result_t *r, const tr_config_t *c, int 
         return 0;
     }
     if (rc == 0)
-        rc = hvs_producer_send(hvs_stage_producer(w->stage), w->topic_models, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, err);
+        rc = hvs_producer_send(hvs_stage_producer(w->stage), w->topic_models, RD_KAFKA_PARTITION_UA,
+                               key, strlen(key), buf, len, err);
     if (rc == 0)
         rc = hvs_producer_flush(hvs_stage_producer(w->stage), 30000, err);
     tr_record_fini(&rec);
@@ -362,9 +397,11 @@ static int publish(worker_t *w, const tr_result_t *r, const tr_config_t *c, int 
     hvs_log_fields(HVS_LOG_INFO, "trainer", "model version published", HVS_LFS("name", r->name),
                    HVS_LFI("version", v), HVS_LFS("status", hvs_model_status_name(r->status)),
                    HVS_LFS("reason", r->reason));
-    hvs_log_info("trainer", "%s v%d: WAPE %.4f (baseline %.4f), precision@k %.3f (chance %.3f)%s, %zu rows, %.1f s",
-                 r->name, v, r->metrics.wape, r->naive.wape, r->metrics.precision_at_k, r->naive.precision_at_k,
-                 r->has_champion ? ", champion compared" : "", r->rows, r->seconds);
+    hvs_log_info(
+        "trainer",
+        "%s v%d: WAPE %.4f (baseline %.4f), precision@k %.3f (chance %.3f)%s, %zu rows, %.1f s",
+        r->name, v, r->metrics.wape, r->naive.wape, r->metrics.precision_at_k,
+        r->naive.precision_at_k, r->has_champion ? ", champion compared" : "", r->rows, r->seconds);
     /* see the new version (and its status) before the next run numbers its own */
     for (int i = 0; i < 50 && next_version(w, r->name) <= v; i++)
         hvs_registry_poll(w->reg, 100);
@@ -372,7 +409,8 @@ static int publish(worker_t *w, const tr_result_t *r, const tr_config_t *c, int 
 }
 
 /* refresh/<scope> from a forecast/<scope> run's backtest. */
-static int run_refresh(worker_t *w, const tr_result_t *f, int fversion, const tr_config_t *c, hvs_err_t *err) {
+static int run_refresh(worker_t *w, const tr_result_t *f, int fversion, const tr_config_t *c,
+                       hvs_err_t *err) {
     char name[200];
     snprintf(name, sizeof name, "refresh/%s", strchr(f->name, '/') + 1);
     hvs_model_ref_t *champ = hvs_registry_acquire(w->reg, name);
@@ -392,15 +430,16 @@ static int run_refresh(worker_t *w, const tr_result_t *f, int fversion, const tr
     return rc;
 }
 
-static int run_one(worker_t *w, tr_task_t task, const char *name, const char *const *ids, size_t nids,
-                   hvs_err_t *err) {
+static int run_one(worker_t *w, tr_task_t task, const char *name, const char *const *ids,
+                   size_t nids, hvs_err_t *err) {
     tr_config_t c = run_config(w);
     bool refresh = task == TR_FORECAST && w->task_on[TR_REFRESH];
     c.keep_eval = refresh;
     hvs_ms_t to = hvs_time_window_start(w->newest, HOUR), from = to - settings.window_ms;
     hvs_model_ref_t *champ = hvs_registry_acquire(w->reg, name);
     tr_result_t r;
-    int rc = tr_train(w->hist, task, name, ids, nids, from, to, building_info, w, &c, champ, &r, err);
+    int rc = tr_train(w->hist, task, name, ids, nids, from, to, building_info, w, &c, champ, &r,
+                      err);
     hvs_registry_release(champ);
     hvs_metric_inc(w->m_runs);
     int v = 0;
@@ -413,8 +452,8 @@ static int run_one(worker_t *w, tr_task_t task, const char *name, const char *co
         if (r.status == HVS_MODEL_APPROVED)
             rc = run_refresh(w, &r, v, &c, err);
         else
-            hvs_log_info("trainer", "refresh/%s not fitted: %s v%d is %s, not serving", strchr(name, '/') + 1, name, v,
-                         hvs_model_status_name(r.status));
+            hvs_log_info("trainer", "refresh/%s not fitted: %s v%d is %s, not serving",
+                         strchr(name, '/') + 1, name, v, hvs_model_status_name(r.status));
     }
     tr_result_fini(&r);
     return rc;
@@ -464,8 +503,8 @@ static void job_free(job_t *j) {
     free(j->ids);
 }
 
-static int enqueue(worker_t *w, tr_task_t task, const char *name, const char *const *ids, size_t nids,
-                   bool new_only) {
+static int enqueue(worker_t *w, tr_task_t task, const char *name, const char *const *ids,
+                   size_t nids, bool new_only) {
     for (size_t i = w->head; i < w->njobs; i++)
         if (strcmp(w->jobs[i].name, name) == 0)
             return 0;
@@ -551,7 +590,8 @@ static int queue_scopes(worker_t *w, const char *only, bool new_only, hvs_err_t 
     }
     /* the classifier: the fleet's feedback, once there is any */
     snprintf(name, sizeof name, "anomaly-classifier/global");
-    if (rc == 0 && w->task_on[TR_ANOMALY_CLASSIFIER] && w->labels.n && wanted(w, name, only, new_only))
+    if (rc == 0 && w->task_on[TR_ANOMALY_CLASSIFIER] && w->labels.n &&
+        wanted(w, name, only, new_only))
         rc = enqueue(w, TR_ANOMALY_CLASSIFIER, name, NULL, 0, new_only);
     free(ids);
     free(order);
@@ -589,8 +629,10 @@ static void request_drift(worker_t *w, const char *model, hvs_ms_t at) {
     }
     const tried_t *t = tried_find(w->drifted, w->ndrifted, name);
     if (t && at - t->at < settings.drift_cooldown_ms) {
-        hvs_log_info("trainer", "MODEL_DRIFT on %s: retrained for drift %.1f h ago (event time), within the cooldown",
-                     model, (double)(at - t->at) / HOUR);
+        hvs_log_info(
+            "trainer",
+            "MODEL_DRIFT on %s: retrained for drift %.1f h ago (event time), within the cooldown",
+            model, (double)(at - t->at) / HOUR);
         return;
     }
     hvs_err_t e = {0};
@@ -655,7 +697,8 @@ static int parse_lists(worker_t *w, hvs_err_t *err) {
     for (char *s = NULL, *t = strtok_r(buf, ", ", &s); t; t = strtok_r(NULL, ", ", &s)) {
         int h = atoi(t);
         if (h < 1 || h > MAX_HORIZONS || w->nhorizons == MAX_HORIZONS)
-            return hvs_err_set(err, HVS_ECONFIG, "bad_value", "HVS_TRAIN_HORIZONS: %s (1..%d)", t, MAX_HORIZONS);
+            return hvs_err_set(err, HVS_ECONFIG, "bad_value", "HVS_TRAIN_HORIZONS: %s (1..%d)", t,
+                               MAX_HORIZONS);
         w->horizons[w->nhorizons++] = h;
     }
     snprintf(buf, sizeof buf, "%s", settings.tasks);
@@ -666,8 +709,10 @@ static int parse_lists(worker_t *w, hvs_err_t *err) {
         w->task_on[k] = true;
     }
     if (w->task_on[TR_REFRESH] && !w->task_on[TR_FORECAST])
-        return hvs_err_set(err, HVS_ECONFIG, "bad_value", "HVS_TRAIN_TASKS: refresh is fitted from forecast runs");
-    return w->nhorizons ? 0 : hvs_err_set(err, HVS_ECONFIG, "bad_value", "HVS_TRAIN_HORIZONS is empty");
+        return hvs_err_set(err, HVS_ECONFIG, "bad_value",
+                           "HVS_TRAIN_TASKS: refresh is fitted from forecast runs");
+    return w->nhorizons ? 0
+                        : hvs_err_set(err, HVS_ECONFIG, "bad_value", "HVS_TRAIN_HORIZONS is empty");
 }
 
 /* ---- the stage's callbacks ------------------------------------------------------------------ */
@@ -685,7 +730,8 @@ static int write_state(void *opaque, hvs_err_t *err) {
     hvs_redis_batch_reset(w->rb);
     int rc;
     if ((rc = tr_history_save(w->hist, w->rb, err)) == 0 &&
-        (rc = tr_labels_save(&w->labels, w->rb, w->newest ? w->newest - settings.window_ms : HVS_MS_NONE, err)) == 0 &&
+        (rc = tr_labels_save(&w->labels, w->rb,
+                             w->newest ? w->newest - settings.window_ms : HVS_MS_NONE, err)) == 0 &&
         hvs_redis_batch_size(w->rb))
         rc = hvs_redis_batch_exec(w->redis, w->rb, err);
     return rc;
@@ -708,7 +754,8 @@ static int after_batch(void *opaque, const hvs_stage_batch_t *b, hvs_err_t *err)
     /* scheduled runs wait until the inputs are caught up: a backfill trains once, at its end */
     bool caught_up = w->newest != 0 && b->caught_up;
     bool idle = w->head == w->njobs;
-    if (rc == 0 && idle && !w->scheduled && caught_up && w->newest - w->last_train >= settings.every_ms) {
+    if (rc == 0 && idle && !w->scheduled && caught_up &&
+        w->newest - w->last_train >= settings.every_ms) {
         hvs_log_info("trainer", "training every model (scheduled)");
         w->scheduled = true;
         w->fresh_input = false;
@@ -756,13 +803,17 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     if (rc)
         return rc;
     /* model records are up to HVS_TOPIC_MODELS_MAX_MESSAGE (the topic is created with it) */
-    static const char *const pprops[] = {"message.max.bytes", HVS_TOPIC_MODELS_MAX_MESSAGE_STR, NULL};
+    static const char *const pprops[] = {"message.max.bytes", HVS_TOPIC_MODELS_MAX_MESSAGE_STR,
+                                         NULL};
     /* a training run pauses polling for up to minutes: the group must not take the partitions
      * away (the operator's own HVS_KAFKA_MAX_POLL_INTERVAL_MS, if any, comes later and wins) */
     static const char *const cprops[] = {"max.poll.interval.ms", "1800000", NULL};
     const char *inputs[] = {w->topic_agg, w->topic_wx, w->topic_feedback, w->topic_alerts};
-    hvs_stage_conf_t sc = {.inputs = inputs, .ninputs = 4, .settings = &stage_settings,
-                           .consumer_props = cprops, .producer_props = pprops};
+    hvs_stage_conf_t sc = {.inputs = inputs,
+                           .ninputs = 4,
+                           .settings = &stage_settings,
+                           .consumer_props = cprops,
+                           .producer_props = pprops};
     hvs_registry_opts_t ro = {.load_models = true};
     if ((rc = hvs_serde_new(app->cfg.schema_registry_url, &w->serde, err)) ||
         (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_AGGREGATE, &w->dec_agg, err)) ||
@@ -775,7 +826,8 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
         (rc = hvs_topology_new(&kc, w->serde, hvs_topic_name("topology"), &w->topo, err)) ||
         (rc = hvs_registry_new(&kc, w->serde, w->topic_models, &ro, &w->reg, err)))
         return rc;
-    w->hist = tr_history_new((size_t)(settings.window_ms / HOUR) + 24 * 8, (size_t)settings.max_apartments);
+    w->hist = tr_history_new((size_t)(settings.window_ms / HOUR) + 24 * 8,
+                             (size_t)settings.max_apartments);
     if (!w->hist || !(w->rb = hvs_redis_batch_new()))
         return hvs_err_set(err, HVS_ENOMEM, "oom", "training window");
     size_t bad_labels = 0;
@@ -783,31 +835,45 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
         (rc = tr_labels_load(&w->labels, w->redis, &bad_labels, err)))
         return rc;
     if (bad_labels)
-        hvs_log_warn("trainer", "%zu stored labels in hvs:tr:labels do not parse: left out", bad_labels);
+        hvs_log_warn("trainer", "%zu stored labels in hvs:tr:labels do not parse: left out",
+                     bad_labels);
     for (size_t i = 0; i < w->hist->nb; i++)
         if (w->hist->b[i]->last != HVS_MS_NONE && w->hist->b[i]->last + HOUR > w->newest)
             w->newest = w->hist->b[i]->last + HOUR;
     redisReply *rep = NULL;
-    if (hvs_redis_command(w->redis, &rep, err, "GET hvs:tr:last") == 0 && rep && rep->type == REDIS_REPLY_STRING)
+    if (hvs_redis_command(w->redis, &rep, err, "GET hvs:tr:last") == 0 && rep &&
+        rep->type == REDIS_REPLY_STRING)
         w->last_train = strtoll(rep->str, NULL, 10);
     if (rep)
         freeReplyObject(rep);
     hvs_topology_poll(w->topo, 30000);
     hvs_registry_poll(w->reg, 30000);
     hvs_metrics_t *ms = app->metrics;
-    w->m_in = hvs_metrics_counter(ms, "hvs_trainer_inputs_total", "aggregates and weather records applied", NULL);
-    w->m_skipped = hvs_metrics_counter(ms, "hvs_trainer_skipped_total",
-                                       "records skipped: undecodable, bad building id, not an hour, feedback whose alert id has no date", NULL);
+    w->m_in = hvs_metrics_counter(ms, "hvs_trainer_inputs_total",
+                                  "aggregates and weather records applied", NULL);
+    w->m_skipped = hvs_metrics_counter(
+        ms, "hvs_trainer_skipped_total",
+        "records skipped: undecodable, bad building id, not an hour, feedback whose alert id has no date",
+        NULL);
     w->m_runs = hvs_metrics_counter(ms, "hvs_trainer_runs_total", "training runs", NULL);
-    w->m_published = hvs_metrics_counter(ms, "hvs_trainer_versions_total", "versions published (not rejected)", NULL);
-    w->m_rejected = hvs_metrics_counter(ms, "hvs_trainer_rejected_total", "versions published as REJECTED", NULL);
-    w->m_seconds = hvs_metrics_counter(ms, "hvs_trainer_train_seconds_total", "time spent training", NULL);
-    w->m_labels = hvs_metrics_counter(ms, "hvs_trainer_labels_total", "feedback verdicts that changed a label (UNSURE retracts one)", NULL);
-    w->m_drift = hvs_metrics_counter(ms, "hvs_trainer_drift_runs_total", "runs queued by MODEL_DRIFT alerts", NULL);
+    w->m_published = hvs_metrics_counter(ms, "hvs_trainer_versions_total",
+                                         "versions published (not rejected)", NULL);
+    w->m_rejected = hvs_metrics_counter(ms, "hvs_trainer_rejected_total",
+                                        "versions published as REJECTED", NULL);
+    w->m_seconds = hvs_metrics_counter(ms, "hvs_trainer_train_seconds_total", "time spent training",
+                                       NULL);
+    w->m_labels = hvs_metrics_counter(
+        ms, "hvs_trainer_labels_total",
+        "feedback verdicts that changed a label (UNSURE retracts one)", NULL);
+    w->m_drift = hvs_metrics_counter(ms, "hvs_trainer_drift_runs_total",
+                                     "runs queued by MODEL_DRIFT alerts", NULL);
     if (app->http && (rc = hvs_http_route(app->http, "/train", http_train, w, err)))
         return rc;
-    hvs_log_info("trainer", "training window %lld days from %s + %s; %zu buildings and %zu labels loaded from Redis",
-                 (long long)(settings.window_ms / HVS_MS_DAY), w->topic_agg, w->topic_wx, w->hist->nb, w->labels.n);
+    hvs_log_info(
+        "trainer",
+        "training window %lld days from %s + %s; %zu buildings and %zu labels loaded from Redis",
+        (long long)(settings.window_ms / HVS_MS_DAY), w->topic_agg, w->topic_wx, w->hist->nb,
+        w->labels.n);
     return hvs_stage_run(w->stage, err);
 }
 
@@ -839,12 +905,14 @@ static void worker_free(void *state) {
 
 int main(int argc, char **argv) {
     static worker_t w; /* large, zeroed, living for the process */
-    hvs_cfg_section_t sections[] = {tr_section, *hvs_stage_settings_section(&stage_settings, "HVS_TRAIN_")};
+    hvs_cfg_section_t sections[] = {tr_section,
+                                    *hvs_stage_settings_section(&stage_settings, "HVS_TRAIN_")};
     hvs_app_spec_t spec = {
         .worker = "trainer",
         .summary = "aggregates.hourly + weather.hourly -> evaluated XGBoost versions on models",
-        .usage = "Usage: hvs-trainer [--window 200d] [--every 7d] ... (every HVS_TRAIN_* is a flag)\n"
-                 "POST /train?name=<model|all> on the HTTP port trains now.",
+        .usage =
+            "Usage: hvs-trainer [--window 200d] [--every 7d] ... (every HVS_TRAIN_* is a flag)\n"
+            "POST /train?name=<model|all> on the HTTP port trains now.",
         .extra = sections,
         .nextra = 2,
         .state = &w,

@@ -13,7 +13,7 @@ typedef struct ev {
     int32_t g;
     int fold;
     hvs_ms_t hour;
-    double err;   /* actual - baseline, per m2 */
+    double err; /* actual - baseline, per m2 */
     double y, scale;
 } ev_t;
 
@@ -42,15 +42,17 @@ static int rows_of(const tr_result_t *f, tr_rows_t *r, double *actual, hvs_err_t
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (isfinite(f->eval_y[i]) && isfinite(f->eval_pred[i]))
-            e[k++] = (ev_t){f->eval_group[i], f->eval_fold[i], f->eval_hour[i],
-                            (double)f->eval_y[i] - f->eval_pred[i], f->eval_y[i], f->eval_scale[i]};
+            e[k++] = (ev_t){f->eval_group[i], f->eval_fold[i],
+                            f->eval_hour[i],  (double)f->eval_y[i] - f->eval_pred[i],
+                            f->eval_y[i],     f->eval_scale[i]};
     qsort(e, k, sizeof *e, cmp_ev);
     int rc = 0;
     for (size_t lo = 0, hi; lo < k; lo = hi) {
         for (hi = lo; hi < k && e[hi].g == e[lo].g; hi++)
             ;
         for (size_t i = lo; i < hi; i++) {
-            double lag[3] = {e[i].err, err_at(e, lo, hi, i, e[i].hour - HOUR), err_at(e, lo, hi, i, e[i].hour - 2 * HOUR)};
+            double lag[3] = {e[i].err, err_at(e, lo, hi, i, e[i].hour - HOUR),
+                             err_at(e, lo, hi, i, e[i].hour - 2 * HOUR)};
             for (int h = 1; h <= TR_REFRESH_HORIZONS; h++) {
                 /* the target hour's row: its error and actual */
                 size_t j = i;
@@ -161,8 +163,8 @@ static int linear(const double *coef, hvs_model_t **m, hvs_err_t *err) {
 }
 
 /* Scores of the test side: corrected (model), uncorrected, and the champion's. */
-static void score(const tr_rows_t *r, const double *actual, const float *corr, int test_fold, hvs_ms_t split,
-                  hvs_model_metrics_t *m, double *bucket) {
+static void score(const tr_rows_t *r, const double *actual, const float *corr, int test_fold,
+                  hvs_ms_t split, hvs_model_metrics_t *m, double *bucket) {
     size_t k = 0;
     float *y = malloc((r->n ? r->n : 1) * sizeof *y), *p = malloc((r->n ? r->n : 1) * sizeof *p),
           *s = malloc((r->n ? r->n : 1) * sizeof *s);
@@ -200,8 +202,8 @@ static int predict_all(hvs_model_t *m, const tr_rows_t *r, float *out, hvs_err_t
     return 0;
 }
 
-int tr_refresh_train(const tr_result_t *f, const char *name, const tr_config_t *c, hvs_model_ref_t *champion,
-                     tr_result_t *out, hvs_err_t *err) {
+int tr_refresh_train(const tr_result_t *f, const char *name, const tr_config_t *c,
+                     hvs_model_ref_t *champion, tr_result_t *out, hvs_err_t *err) {
     memset(out, 0, sizeof *out);
     snprintf(out->name, sizeof out->name, "%s", name);
     out->task = TR_REFRESH;
@@ -211,7 +213,8 @@ int tr_refresh_train(const tr_result_t *f, const char *name, const tr_config_t *
     for (int b = 0; b < TR_BUCKETS; b++)
         out->bucket_wape[b] = NAN;
     if (!f->eval_rows || !f->eval_y)
-        return hvs_err_set(err, HVS_ESTATE, "no_backtest", "%s: the forecast run kept no backtest rows", name);
+        return hvs_err_set(err, HVS_ESTATE, "no_backtest",
+                           "%s: the forecast run kept no backtest rows", name);
     tr_rows_t r = {.ncols = NCOLS};
     double *actual = malloc(f->eval_rows * TR_REFRESH_HORIZONS * sizeof *actual);
     float *corr = NULL, *cc = NULL;
@@ -235,8 +238,8 @@ int tr_refresh_train(const tr_result_t *f, const char *name, const tr_config_t *
     double coef[TR_REFRESH_HORIZONS * (NCOLS + 1)];
     hvs_model_t *bt = NULL;
     if (fit(&r, last, true, split, coef)) {
-        rc = hvs_err_set(err, HVS_ESTATE, "too_few_rows", "%s: %zu refresh rows: too few per horizon to fit",
-                         name, r.n);
+        rc = hvs_err_set(err, HVS_ESTATE, "too_few_rows",
+                         "%s: %zu refresh rows: too few per horizon to fit", name, r.n);
         goto done;
     }
     corr = malloc((r.n ? r.n : 1) * sizeof *corr);
@@ -278,13 +281,14 @@ int tr_refresh_train(const tr_result_t *f, const char *name, const tr_config_t *
         snprintf(out->reason, sizeof out->reason, "no held-out hours to score");
     } else if (w >= wn) {
         out->status = HVS_MODEL_REJECTED;
-        snprintf(out->reason, sizeof out->reason, "the correction does not help: WAPE %.4f vs %.4f uncorrected",
-                 w, wn);
+        snprintf(out->reason, sizeof out->reason,
+                 "the correction does not help: WAPE %.4f vs %.4f uncorrected", w, wn);
     } else if (tr_gate_short_of_champion(out, c, w)) {
         /* PENDING_APPROVAL, the reason set */
     } else {
         out->status = c->auto_approve ? HVS_MODEL_APPROVED : HVS_MODEL_PENDING_APPROVAL;
-        snprintf(out->reason, sizeof out->reason, "%s: 1-3 h WAPE %.4f corrected vs %.4f uncorrected",
+        snprintf(out->reason, sizeof out->reason,
+                 "%s: 1-3 h WAPE %.4f corrected vs %.4f uncorrected",
                  c->auto_approve ? "auto-approved" : "awaiting approval", w, wn);
     }
 done:

@@ -24,7 +24,8 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-void tr_metrics(const float *y, const float *pred, const float *scale, size_t n, hvs_model_metrics_t *m) {
+void tr_metrics(const float *y, const float *pred, const float *scale, size_t n,
+                hvs_model_metrics_t *m) {
     double sa = 0, sy = 0, se = 0, mean = 0, sp = 0;
     size_t k = 0, np = 0;
     for (size_t i = 0; i < n; i++)
@@ -45,9 +46,13 @@ void tr_metrics(const float *y, const float *pred, const float *scale, size_t n,
             np++;
         }
     }
-    *m = (hvs_model_metrics_t){.mape = np ? 100.0 * sp / np : NAN, .wape = sy > 0 ? sa / sy : NAN,
-                               .rmse = k ? sqrt(se / k) : NAN, .mae = k ? sa / k : NAN,
-                               .precision_at_k = NAN, .recall_at_k = NAN, .n_eval = (int)k};
+    *m = (hvs_model_metrics_t){.mape = np ? 100.0 * sp / np : NAN,
+                               .wape = sy > 0 ? sa / sy : NAN,
+                               .rmse = k ? sqrt(se / k) : NAN,
+                               .mae = k ? sa / k : NAN,
+                               .precision_at_k = NAN,
+                               .recall_at_k = NAN,
+                               .n_eval = (int)k};
 }
 
 typedef struct day_score {
@@ -121,7 +126,8 @@ void tr_rank_metrics(const tr_history_t *h, tr_task_t task, tr_labels_t *labels,
             a->score = -INFINITY;
             continue;
         }
-        a->score = task == TR_ANOMALY_CLASSIFIER ? a->sp / a->n : fabs(a->sy - a->sp) / (fmax(a->sp, 0) + 1.0);
+        a->score = task == TR_ANOMALY_CLASSIFIER ? a->sp / a->n
+                                                 : fabs(a->sy - a->sp) / (fmax(a->sp, 0) + 1.0);
         const tr_building_t *b = h->b[a->g];
         a->label = tr_labels_get(labels, b->id, b->s[a->s]->id, a->day);
         labelled += a->label >= 0;
@@ -251,7 +257,8 @@ int tr_predict_champion(hvs_model_ref_t *ch, tr_task_t task, const tr_rows_t *r,
             if (strcmp(ch->features[i], f[k]) == 0)
                 map[i] = (int)k;
         if (map[i] < 0)
-            return hvs_err_set(err, HVS_ESTATE, "feature_mismatch", "champion reads %s", ch->features[i]);
+            return hvs_err_set(err, HVS_ESTATE, "feature_mismatch", "champion reads %s",
+                               ch->features[i]);
     }
     float *row = malloc(ch->nfeatures * 4096 * sizeof *row);
     if (!row)
@@ -290,7 +297,8 @@ int tr_profile(const tr_rows_t *r, tr_result_t *out, tr_task_t task) {
         if (k)
             qsort(col, k, sizeof *col, cmp_float);
         for (int q = 0; q < TR_NQ; q++)
-            out->quantiles[c * TR_NQ + q] = k ? col[(size_t)(tr_profile_p[q] * (k - 1) + 0.5)] : NAN;
+            out->quantiles[c * TR_NQ + q] = k ? col[(size_t)(tr_profile_p[q] * (k - 1) + 0.5)]
+                                              : NAN;
     }
     free(col);
     size_t n;
@@ -317,17 +325,24 @@ int tr_profile(const tr_rows_t *r, tr_result_t *out, tr_task_t task) {
 }
 
 /* Outdoor temperature swept at each sampled row's irradiance: predictions must not rise. */
-static int stress(const tr_rows_t *r, tr_task_t task, hvs_model_t *m, tr_result_t *out, hvs_err_t *err) {
+static int stress(const tr_rows_t *r, tr_task_t task, hvs_model_t *m, tr_result_t *out,
+                  hvs_err_t *err) {
     size_t n;
     const char *const *f = tr_task_features(task, &n);
     int it = -1, ih = -1, ix = -1, ir = -1, ihr = -1, ig = -1;
     for (size_t c = 0; c < n; c++) {
-        if (!strcmp(f[c], "temperature_c")) it = (int)c;
-        if (!strcmp(f[c], "hdh")) ih = (int)c;
-        if (!strcmp(f[c], "temp_x_hour")) ix = (int)c;
-        if (!strcmp(f[c], "temp_x_radiation")) ir = (int)c;
-        if (!strcmp(f[c], "hour")) ihr = (int)c;
-        if (!strcmp(f[c], "shortwave_radiation_wm2")) ig = (int)c;
+        if (!strcmp(f[c], "temperature_c"))
+            it = (int)c;
+        if (!strcmp(f[c], "hdh"))
+            ih = (int)c;
+        if (!strcmp(f[c], "temp_x_hour"))
+            ix = (int)c;
+        if (!strcmp(f[c], "temp_x_radiation"))
+            ir = (int)c;
+        if (!strcmp(f[c], "hour"))
+            ihr = (int)c;
+        if (!strcmp(f[c], "shortwave_radiation_wm2"))
+            ig = (int)c;
     }
     if (it < 0 || r->n == 0)
         return 0;
@@ -344,10 +359,14 @@ static int stress(const tr_rows_t *r, tr_task_t task, hvs_model_t *m, tr_result_
             float *row = &rows[s * r->ncols], t = -20.0f + 2.5f * s;
             memcpy(row, base, r->ncols * sizeof *row);
             row[it] = t;
-            if (ih >= 0) row[ih] = t < 18 ? 18 - t : 0;
-            if (ix >= 0) row[ix] = t * hr;
-            if (ir >= 0) row[ir] = t * ghi / 1000.0f;
-            if (ig >= 0) row[ig] = ghi;
+            if (ih >= 0)
+                row[ih] = t < 18 ? 18 - t : 0;
+            if (ix >= 0)
+                row[ix] = t * hr;
+            if (ir >= 0)
+                row[ir] = t * ghi / 1000.0f;
+            if (ig >= 0)
+                row[ig] = ghi;
         }
         int rc = hvs_model_predict(m, rows, STEPS, pred, err);
         if (rc) {
@@ -368,8 +387,8 @@ static int stress(const tr_rows_t *r, tr_task_t task, hvs_model_t *m, tr_result_
 }
 
 /* Append a fold's scored rows to the result (keep_eval). */
-static int keep_eval_rows(tr_result_t *out, const tr_rows_t *e, const float *pred, size_t at, int fold,
-                          bool with_x) {
+static int keep_eval_rows(tr_result_t *out, const tr_rows_t *e, const float *pred, size_t at,
+                          int fold, bool with_x) {
     size_t n = at + e->n ? at + e->n : 1; /* realloc(p, 0) may free p */
     out->eval_ncols = e->ncols;
     float *x = with_x ? realloc(out->eval_x, n * e->ncols * sizeof *x) : NULL;
@@ -380,7 +399,8 @@ static int keep_eval_rows(tr_result_t *out, const tr_rows_t *e, const float *pre
         out->eval_y = y;
     if (p)
         out->eval_pred = p;
-    float *nv = realloc(out->eval_naive, n * sizeof *nv), *sc = realloc(out->eval_scale, n * sizeof *sc);
+    float *nv = realloc(out->eval_naive, n * sizeof *nv),
+          *sc = realloc(out->eval_scale, n * sizeof *sc);
     if (nv)
         out->eval_naive = nv;
     if (sc)
@@ -388,7 +408,8 @@ static int keep_eval_rows(tr_result_t *out, const tr_rows_t *e, const float *pre
     hvs_ms_t *h = realloc(out->eval_hour, n * sizeof *h);
     if (h)
         out->eval_hour = h;
-    int32_t *g = realloc(out->eval_group, n * sizeof *g), *f = realloc(out->eval_fold, n * sizeof *f);
+    int32_t *g = realloc(out->eval_group, n * sizeof *g),
+            *f = realloc(out->eval_fold, n * sizeof *f);
     if (g)
         out->eval_group = g;
     if (f)
@@ -427,10 +448,18 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
     out->train_end = to;
     for (int b = 0; b < TR_BUCKETS; b++)
         out->bucket_wape[b] = NAN;
-    tr_select_t sel = {.task = task, .from = from, .to = to, .horizons = c->horizons,
-                       .nhorizons = c->nhorizons, .per_hour = c->per_hour,
-                       .weather_wait = c->weather_wait, .seed = 17, .buildings = buildings,
-                       .nbuildings = nbuildings, .extra = c->extra, .labels = c->labels};
+    tr_select_t sel = {.task = task,
+                       .from = from,
+                       .to = to,
+                       .horizons = c->horizons,
+                       .nhorizons = c->nhorizons,
+                       .per_hour = c->per_hour,
+                       .weather_wait = c->weather_wait,
+                       .seed = 17,
+                       .buildings = buildings,
+                       .nbuildings = nbuildings,
+                       .extra = c->extra,
+                       .labels = c->labels};
     tr_rows_t rows = {0}, eval = {0};
     if (task == TR_ANOMALY_CLASSIFIER) {
         /* counted before the first held-out day: what the backtest's first fold trains on */
@@ -439,9 +468,10 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
         if (c->labels)
             tr_labels_count(c->labels, from, first, &pos, &neg);
         if (!c->labels || pos < need || (!c->labels->complete && neg < need))
-            return hvs_err_set(err, HVS_ESTATE, "too_few_labels",
-                               "%s: %zu labelled fault days and %zu false alarms before the held-out folds, %zu of each needed",
-                               name, pos, neg, need);
+            return hvs_err_set(
+                err, HVS_ESTATE, "too_few_labels",
+                "%s: %zu labelled fault days and %zu false alarms before the held-out folds, %zu of each needed",
+                name, pos, neg, need);
     }
     int rc = tr_rows_build(h, &sel, info, opaque, &rows, err);
     if (rc)
@@ -449,8 +479,10 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
     if (c->max_rows && rows.n > c->max_rows) { /* thin evenly, keeping time order */
         size_t keep = 0, step = (rows.n + c->max_rows - 1) / c->max_rows;
         for (size_t i = 0; i < rows.n; i += step, keep++) {
-            memmove(&rows.x[keep * rows.ncols], &rows.x[i * rows.ncols], rows.ncols * sizeof *rows.x);
-            rows.y[keep] = rows.y[i], rows.scale[keep] = rows.scale[i], rows.naive[keep] = rows.naive[i];
+            memmove(&rows.x[keep * rows.ncols], &rows.x[i * rows.ncols],
+                    rows.ncols * sizeof *rows.x);
+            rows.y[keep] = rows.y[i], rows.scale[keep] = rows.scale[i],
+            rows.naive[keep] = rows.naive[i];
             rows.horizon[keep] = rows.horizon[i], rows.hour[keep] = rows.hour[i];
             rows.as_of[keep] = rows.as_of[i], rows.group[keep] = rows.group[i];
             rows.series[keep] = rows.series[i];
@@ -475,7 +507,8 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
     if (first_test - from < (hvs_ms_t)c->min_train_days * HVS_MS_DAY) {
         rc = hvs_err_set(err, HVS_ESTATE, "too_little_history",
                          "%s: %.0f days of history, a backtest needs %d + %d x %d", name,
-                         (double)(to - from) / HVS_MS_DAY, c->min_train_days, c->folds, c->fold_days);
+                         (double)(to - from) / HVS_MS_DAY, c->min_train_days, c->folds,
+                         c->fold_days);
         goto done;
     }
     size_t cap = 0, ne = 0;
@@ -528,7 +561,8 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
             rc = predict_rows(m, &eval, ep + ne, err);
         if (rc == 0 && champ_ok && tr_predict_champion(champion, task, &eval, ec + ne, err)) {
             champ_ok = false; /* a champion over other columns: no comparison */
-            hvs_log_warn("trainer", "%s: champion %s not comparable: %s", name, champion->ident, err->msg);
+            hvs_log_warn("trainer", "%s: champion %s not comparable: %s", name, champion->ident,
+                         err->msg);
         }
         for (size_t i = 0; rc == 0 && i < eval.n; i++) {
             ey[ne + i] = eval.y[i];
@@ -583,7 +617,8 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
         if (task == TR_ANOMALY_CLASSIFIER) { /* probabilities: no percentage errors */
             out->metrics.mape = out->metrics.wape = NAN;
             out->champion.mape = out->champion.wape = NAN;
-            out->naive = (hvs_model_metrics_t){NAN, NAN, NAN, NAN, out->naive.precision_at_k, NAN, 0};
+            out->naive = (hvs_model_metrics_t){NAN, NAN, NAN, NAN, out->naive.precision_at_k,
+                                               NAN, 0};
         }
     }
     free(ey), free(ep), free(es), free(en), free(ec), free(eh), free(eg), free(esr);
@@ -604,20 +639,24 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
         double p = out->metrics.precision_at_k, pn = out->naive.precision_at_k,
                pc = out->has_champion ? out->champion.precision_at_k : NAN;
         if (!isfinite(p))
-            out->status = HVS_MODEL_REJECTED, snprintf(out->reason, sizeof out->reason, "no labelled held-out days to rank");
+            out->status = HVS_MODEL_REJECTED,
+            snprintf(out->reason, sizeof out->reason, "no labelled held-out days to rank");
         else if (isfinite(pn) && p <= pn)
             out->status = HVS_MODEL_REJECTED,
-            snprintf(out->reason, sizeof out->reason, "precision@%d %.3f does not beat chance %.3f", c->top_k, p, pn);
+            snprintf(out->reason, sizeof out->reason, "precision@%d %.3f does not beat chance %.3f",
+                     c->top_k, p, pn);
         else if (isfinite(pc) && p < pc * (1.0 + c->min_improvement))
             out->status = HVS_MODEL_PENDING_APPROVAL,
-            snprintf(out->reason, sizeof out->reason,
-                     "precision@%d %.3f does not beat the champion's %.3f by %.0f %%: for a person to decide",
-                     c->top_k, p, pc, c->min_improvement * 100);
+            snprintf(
+                out->reason, sizeof out->reason,
+                "precision@%d %.3f does not beat the champion's %.3f by %.0f %%: for a person to decide",
+                c->top_k, p, pc, c->min_improvement * 100);
         else
             out->status = c->auto_approve ? HVS_MODEL_APPROVED : HVS_MODEL_PENDING_APPROVAL,
-            snprintf(out->reason, sizeof out->reason, "%s: precision@%d %.3f (chance %.3f), recall@%d %.3f",
-                     c->auto_approve ? "auto-approved" : "awaiting approval", c->top_k, p, pn, c->top_k,
-                     out->metrics.recall_at_k);
+            snprintf(out->reason, sizeof out->reason,
+                     "%s: precision@%d %.3f (chance %.3f), recall@%d %.3f",
+                     c->auto_approve ? "auto-approved" : "awaiting approval", c->top_k, p, pn,
+                     c->top_k, out->metrics.recall_at_k);
         goto done;
     }
     if (!isfinite(w)) {
@@ -625,14 +664,16 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
         snprintf(out->reason, sizeof out->reason, "no held-out hours to score");
     } else if (isfinite(wn) && w >= wn) {
         out->status = HVS_MODEL_REJECTED;
-        snprintf(out->reason, sizeof out->reason, "does not beat seasonal naive: WAPE %.4f vs %.4f", w, wn);
+        snprintf(out->reason, sizeof out->reason, "does not beat seasonal naive: WAPE %.4f vs %.4f",
+                 w, wn);
     } else if (c->max_wape > 0 && w > c->max_wape) {
         out->status = HVS_MODEL_REJECTED;
         snprintf(out->reason, sizeof out->reason, "WAPE %.4f above the limit %.4f", w, c->max_wape);
     } else if (out->monotone_violations > 0 && c->monotone) {
         out->status = HVS_MODEL_REJECTED;
-        snprintf(out->reason, sizeof out->reason, "stress test: %d of %d rows heat less when colder",
-                 out->monotone_violations, out->stress_rows);
+        snprintf(out->reason, sizeof out->reason,
+                 "stress test: %d of %d rows heat less when colder", out->monotone_violations,
+                 out->stress_rows);
     } else if (tr_gate_short_of_champion(out, c, w)) {
         /* PENDING_APPROVAL, the reason set */
     } else if (c->auto_approve) {
@@ -641,7 +682,8 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
                  out->has_champion ? ", beats the champion" : ", no champion");
     } else {
         out->status = HVS_MODEL_PENDING_APPROVAL;
-        snprintf(out->reason, sizeof out->reason, "WAPE %.4f (naive %.4f): awaiting approval", w, wn);
+        snprintf(out->reason, sizeof out->reason, "WAPE %.4f (naive %.4f): awaiting approval", w,
+                 wn);
     }
 done:
     tr_rows_fini(&rows);
@@ -650,12 +692,13 @@ done:
 }
 
 bool tr_gate_short_of_champion(tr_result_t *out, const tr_config_t *c, double w) {
-    if (!out->has_champion || !isfinite(out->champion.wape) || w <= out->champion.wape * (1.0 - c->min_improvement))
+    if (!out->has_champion || !isfinite(out->champion.wape) ||
+        w <= out->champion.wape * (1.0 - c->min_improvement))
         return false;
     out->status = HVS_MODEL_PENDING_APPROVAL;
     snprintf(out->reason, sizeof out->reason,
-             "WAPE %.4f does not beat the champion's %.4f by %.0f %%: for a person to decide", w, out->champion.wape,
-             c->min_improvement * 100);
+             "WAPE %.4f does not beat the champion's %.4f by %.0f %%: for a person to decide", w,
+             out->champion.wape, c->min_improvement * 100);
     return true;
 }
 
@@ -689,7 +732,7 @@ int tr_record_build(const tr_result_t *r, int version, hvs_ms_t now, const tr_co
 #define P(k, fmt, v)                                                                               \
     do {                                                                                           \
         if (np < TR_PARAMS) {                                                                      \
-            snprintf(out->values[np], sizeof out->values[np], fmt, v);                            \
+            snprintf(out->values[np], sizeof out->values[np], fmt, v);                             \
             out->argv[2 * np] = k;                                                                 \
             out->argv[2 * np + 1] = out->values[np];                                               \
             np++;                                                                                  \
@@ -701,11 +744,13 @@ int tr_record_build(const tr_result_t *r, int version, hvs_ms_t now, const tr_co
         P("inputs", "%s", "errors of the last 3 complete hours");
     } else {
         P("tree_method", "%s", "hist");
-        P("objective", "%s", r->task == TR_ANOMALY_CLASSIFIER ? "binary:logistic" : "reg:squarederror");
+        P("objective", "%s",
+          r->task == TR_ANOMALY_CLASSIFIER ? "binary:logistic" : "reg:squarederror");
         P("eta", "%g", c->xgb.eta > 0 ? c->xgb.eta : 0.05);
         P("max_depth", "%d", c->xgb.max_depth > 0 ? c->xgb.max_depth : 6);
         P("rounds_max", "%d", c->xgb.rounds > 0 ? c->xgb.rounds : 400);
-        P("monotone", "%s", c->monotone && r->task != TR_ANOMALY_CLASSIFIER ? "temperature-" : "off");
+        P("monotone", "%s",
+          c->monotone && r->task != TR_ANOMALY_CLASSIFIER ? "temperature-" : "off");
     }
     /* the name the registry checks and serving workers invert with (task_rows.h) */
     P("target_scale", "%s", hvs_taskrow_scale_name(hvs_taskrow_scale((hvs_task_t)r->task)));
@@ -737,16 +782,33 @@ int tr_record_build(const tr_result_t *r, int version, hvs_ms_t now, const tr_co
 #undef P
     out->argv[2 * np] = NULL;
     out->rec = (hvs_model_record_t){
-        .name = r->name, .version = version, .status = r->status, .features = r->features,
-        .nfeatures = r->nfeatures, .train_start = r->train_start, .train_end = r->train_end,
-        .created_at = now, .metrics = r->metrics, .champion = r->has_champion ? &r->champion : NULL,
-        .profile = r->quantiles ? out->profile : NULL, .nprofile = r->quantiles ? r->nfeatures : 0,
-        .temp_edges = tr_temp_edges, .irr_edges = tr_irr_edges, .ntemp = 12, .nirr = 11,
-        .counts = r->joint, .params = out->argv, .model = out->z, .model_len = lz,
+        .name = r->name,
+        .version = version,
+        .status = r->status,
+        .features = r->features,
+        .nfeatures = r->nfeatures,
+        .train_start = r->train_start,
+        .train_end = r->train_end,
+        .created_at = now,
+        .metrics = r->metrics,
+        .champion = r->has_champion ? &r->champion : NULL,
+        .profile = r->quantiles ? out->profile : NULL,
+        .nprofile = r->quantiles ? r->nfeatures : 0,
+        .temp_edges = tr_temp_edges,
+        .irr_edges = tr_irr_edges,
+        .ntemp = 12,
+        .nirr = 11,
+        .counts = r->joint,
+        .params = out->argv,
+        .model = out->z,
+        .model_len = lz,
         .model_format = r->model ? hvs_model_format(r->model) : NULL,
-        .decided_by = r->status == HVS_MODEL_APPROVED || r->status == HVS_MODEL_REJECTED ? "trainer" : NULL,
+        .decided_by = r->status == HVS_MODEL_APPROVED || r->status == HVS_MODEL_REJECTED ? "trainer"
+                                                                                         : NULL,
         .decision_reason = r->reason[0] ? r->reason : NULL,
-        .decided_at = r->status == HVS_MODEL_APPROVED || r->status == HVS_MODEL_REJECTED ? now : HVS_MS_NONE};
+        .decided_at = r->status == HVS_MODEL_APPROVED || r->status == HVS_MODEL_REJECTED
+                          ? now
+                          : HVS_MS_NONE};
     return 0;
 }
 

@@ -41,26 +41,26 @@
 #include "hvs/model_registry.h"
 
 typedef struct tr_config {
-    int folds, fold_days;        /* 3 x 14 days */
-    int min_train_days;          /* a fold needs this much before its test days */
-    const int *horizons;         /* forecast horizons drawn from */
+    int folds, fold_days; /* 3 x 14 days */
+    int min_train_days;   /* a fold needs this much before its test days */
+    const int *horizons;  /* forecast horizons drawn from */
     size_t nhorizons;
-    int per_hour;                /* horizons drawn per target hour */
-    size_t max_rows;             /* rows beyond are thinned (every k-th) */
+    int per_hour;    /* horizons drawn per target hour */
+    size_t max_rows; /* rows beyond are thinned (every k-th) */
     hvs_train_params_t xgb;
-    double max_wape;             /* gate */
-    double min_improvement;      /* relative WAPE gain over the champion for auto-approval */
+    double max_wape;        /* gate */
+    double min_improvement; /* relative WAPE gain over the champion for auto-approval */
     bool auto_approve;
-    bool monotone;               /* physics constraints (off only to prove they matter) */
+    bool monotone; /* physics constraints (off only to prove they matter) */
     hvs_ms_t weather_wait;
-    size_t leak_sample;          /* rows the leak check recomputes */
-    tr_extra_fn extra;           /* tests: an extra column */
-    bool keep_eval;              /* keep the backtest's scored rows in the result */
-    bool keep_eval_x;            /* and their feature columns (eval_x; tests) */
-    tr_labels_t *labels;         /* fault days: anomaly tasks' precision@k / recall@k, the
+    size_t leak_sample;  /* rows the leak check recomputes */
+    tr_extra_fn extra;   /* tests: an extra column */
+    bool keep_eval;      /* keep the backtest's scored rows in the result */
+    bool keep_eval_x;    /* and their feature columns (eval_x; tests) */
+    tr_labels_t *labels; /* fault days: anomaly tasks' precision@k / recall@k, the
                                     classifier's targets (NULL: none) */
-    int top_k;                   /* the daily alert budget ranked (precision@k) */
-    size_t min_labels;           /* classifier: labelled fault days (and false alarms) needed */
+    int top_k;           /* the daily alert budget ranked (precision@k) */
+    size_t min_labels;   /* classifier: labelled fault days (and false alarms) needed */
 } tr_config_t;
 
 #define TR_BUCKETS 4
@@ -78,11 +78,11 @@ typedef struct tr_result {
     hvs_ms_t train_start, train_end;
     double seconds;
     hvs_model_t *model;
-    const char *const *features;  /* the task's (static) */
+    const char *const *features; /* the task's (static) */
     size_t nfeatures;
     /* profile: per feature quantiles at tr_profile_p; joint temperature x irradiance counts */
-    double *quantiles;            /* nfeatures x TR_NQ */
-    double *missing;              /* nfeatures */
+    double *quantiles; /* nfeatures x TR_NQ */
+    double *missing;   /* nfeatures */
     int64_t joint[11 * 10];
     /* keep_eval: the backtest's scored rows, pooled over the folds */
     size_t eval_ncols;
@@ -91,7 +91,7 @@ typedef struct tr_result {
     int32_t *eval_group, *eval_series, *eval_fold;
     /* anomaly tasks with labels: evaluated apartment-days, labelled ones, faults among them */
     size_t label_days, labelled_days, fault_days;
-    char baseline[192];           /* refresh: the forecast version whose errors it corrects */
+    char baseline[192]; /* refresh: the forecast version whose errors it corrects */
 } tr_result_t;
 
 #define TR_NQ 7
@@ -121,7 +121,8 @@ void tr_record_fini(tr_record_t *r);
 
 /* The champion's predictions on rows of the task's columns (it reads its own feature list:
  * HVS_ESTATE "feature_mismatch" when it reads one the task has not). */
-int tr_predict_champion(hvs_model_ref_t *ch, tr_task_t task, const tr_rows_t *r, float *out, hvs_err_t *err);
+int tr_predict_champion(hvs_model_ref_t *ch, tr_task_t task, const tr_rows_t *r, float *out,
+                        hvs_err_t *err);
 /* The training profile of rows into out (quantiles, missing rates, joint histogram); HVS_ENOMEM. */
 int tr_profile(const tr_rows_t *r, tr_result_t *out, tr_task_t task);
 
@@ -135,6 +136,7 @@ void tr_rank_metrics(const tr_history_t *h, tr_task_t task, tr_labels_t *labels,
                      const int32_t *series, size_t n, tr_result_t *out);
 
 /* Day-ahead WAPE etc. of predictions (kWh = value x scale). */
-void tr_metrics(const float *y, const float *pred, const float *scale, size_t n, hvs_model_metrics_t *m);
+void tr_metrics(const float *y, const float *pred, const float *scale, size_t n,
+                hvs_model_metrics_t *m);
 
 #endif

@@ -18,8 +18,8 @@
 #define SLOT_KEEP_BYTES (256 * 1024)
 
 typedef struct host {
-    char *key;                /* scheme://host:port */
-    int64_t paused_until;     /* monotonic ms; 0 = not paused */
+    char *key;            /* scheme://host:port */
+    int64_t paused_until; /* monotonic ms; 0 = not paused */
 } host_t;
 
 typedef struct req {
@@ -29,15 +29,15 @@ typedef struct req {
     bool priority;
     wx_done_fn done;
     void *opaque;
-    size_t host;              /* index into hosts */
+    size_t host; /* index into hosts */
     int attempts;
-    int64_t not_before;       /* monotonic ms */
-    int64_t submitted;        /* monotonic ms */
+    int64_t not_before; /* monotonic ms */
+    int64_t submitted;  /* monotonic ms */
 } req_t;
 
 typedef struct slot {
     CURL *easy;
-    req_t *req;               /* NULL = free */
+    req_t *req; /* NULL = free */
     struct curl_slist *headers;
     char *buf;
     size_t len, cap;
@@ -58,8 +58,8 @@ struct wx_client {
     char *user_agent;
     CURLM *multi;
     slot_t *slots;
-    int nslots;               /* concurrency + 1 (the priority reserve) */
-    int busy;                 /* slots in use */
+    int nslots;                 /* concurrency + 1 (the priority reserve) */
+    int busy;                   /* slots in use */
     queue_t prio, fresh, retry; /* retry: requests waiting out a backoff */
     host_t *hosts;
     size_t nhosts, hosts_cap;
@@ -278,7 +278,8 @@ int wx_client_new(const wx_client_conf_t *conf, hvs_metrics_t *metrics, wx_clien
     if (conf->user_agent && !(c->user_agent = strdup(conf->user_agent)))
         goto oom;
     c->conf.user_agent = c->user_agent;
-    if (!(c->slots = calloc((size_t)c->nslots, sizeof *c->slots)) || !(c->multi = curl_multi_init()))
+    if (!(c->slots = calloc((size_t)c->nslots, sizeof *c->slots)) ||
+        !(c->multi = curl_multi_init()))
         goto oom;
     curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, (long)c->nslots + 4);
     for (int i = 0; i < c->nslots; i++) {
@@ -312,10 +313,9 @@ int wx_client_new(const wx_client_conf_t *conf, hvs_metrics_t *metrics, wx_clien
         c->m_429 = hvs_metrics_counter(metrics, "hvs_weather_rate_limited_total",
                                        "HTTP 429 answers (the host is paused for Retry-After)",
                                        NULL);
-        c->m_latency = hvs_metrics_histogram(metrics, "hvs_weather_request_seconds",
-                                             "duration of one HTTP attempt", NULL,
-                                             hvs_metrics_latency_buckets,
-                                             hvs_metrics_latency_nbuckets);
+        c->m_latency = hvs_metrics_histogram(
+            metrics, "hvs_weather_request_seconds", "duration of one HTTP attempt", NULL,
+            hvs_metrics_latency_buckets, hvs_metrics_latency_nbuckets);
     }
     *out = c;
     return 0;
@@ -552,7 +552,8 @@ static void completed(wx_client_t *c, slot_t *s, CURLcode code) {
             retry = true;
         } else if (status >= 500) {
             delay = backoff_delay(c, r->attempts);
-            int64_t ra = status == 503 ? wx_retry_after_ms(s->retry_after, (int64_t)time(NULL)) : -1;
+            int64_t ra = status == 503 ? wx_retry_after_ms(s->retry_after, (int64_t)time(NULL))
+                                       : -1;
             if (ra > delay)
                 delay = ra;
             retry = true;

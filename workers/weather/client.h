@@ -54,33 +54,33 @@ typedef struct wx_client_conf {
 } wx_client_conf_t;
 
 typedef enum wx_outcome {
-    WX_OUT_HTTP = 0,      /* an HTTP answer: see status */
+    WX_OUT_HTTP = 0, /* an HTTP answer: see status */
     WX_OUT_TIMEOUT,
     WX_OUT_CONNECT,
-    WX_OUT_TRANSFER,      /* reset, cut short, protocol error, ... */
+    WX_OUT_TRANSFER, /* reset, cut short, protocol error, ... */
     WX_OUT_TOO_LARGE,
-    WX_OUT_CANCELLED,     /* dropped by wx_client_stop */
+    WX_OUT_CANCELLED, /* dropped by wx_client_stop */
 } wx_outcome_t;
 
 typedef struct wx_result {
     wx_outcome_t outcome;
-    long status;              /* WX_OUT_HTTP: the status of the last attempt */
-    char *body;               /* NUL-terminated; may be taken by the callback */
+    long status; /* WX_OUT_HTTP: the status of the last attempt */
+    char *body;  /* NUL-terminated; may be taken by the callback */
     size_t len;
-    char etag[256];           /* "" when absent (or too long to keep) */
+    char etag[256]; /* "" when absent (or too long to keep) */
     char last_modified[64];
     int attempts;
-    double seconds;           /* submit (or first start) to completion, retries included */
-    double last_seconds;      /* the last attempt alone */
-    char error[256];          /* what went wrong, for logs ("" on 2xx/304) */
+    double seconds;      /* submit (or first start) to completion, retries included */
+    double last_seconds; /* the last attempt alone */
+    char error[256];     /* what went wrong, for logs ("" on 2xx/304) */
 } wx_result_t;
 
 typedef void (*wx_done_fn)(void *opaque, wx_result_t *r);
 
 typedef struct wx_request {
     const char *url;
-    const char *if_none_match;      /* may be NULL */
-    const char *if_modified_since;  /* may be NULL */
+    const char *if_none_match;     /* may be NULL */
+    const char *if_modified_since; /* may be NULL */
     bool priority;
     wx_done_fn done;
     void *opaque;
@@ -103,7 +103,7 @@ int wx_client_run(wx_client_t *c, int timeout_ms, hvs_err_t *err);
 void wx_client_stop(wx_client_t *c);
 
 size_t wx_client_inflight(const wx_client_t *c);
-size_t wx_client_queued(const wx_client_t *c);   /* waiting to start, retries included */
+size_t wx_client_queued(const wx_client_t *c); /* waiting to start, retries included */
 
 /* Retry-After value (delta seconds or HTTP date) as a delay from `now_s` (epoch seconds):
  * ms >= 0, or -1 when it does not parse. */

@@ -28,14 +28,14 @@
 #include "openmeteo.h"
 
 typedef struct wx_hist_entry {
-    int32_t hour;           /* hours since the epoch */
+    int32_t hour; /* hours since the epoch */
     uint8_t kind, present;
-    uint8_t in_last;        /* part of the last good response */
+    uint8_t in_last; /* part of the last good response */
     double v[WX_NVARS];
 } wx_hist_entry_t;
 
 typedef struct wx_history {
-    wx_hist_entry_t *e;     /* sorted by hour */
+    wx_hist_entry_t *e; /* sorted by hour */
     size_t n, cap;
 } wx_history_t;
 

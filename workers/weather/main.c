@@ -110,8 +110,8 @@ static int ready(void *opaque, char *why, size_t whylen) {
 /* Can the producer reach a broker? (metadata round trip, bounded) */
 static bool kafka_reachable(worker_t *w, int timeout_ms) {
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e =
-        rd_kafka_metadata(hvs_producer_handle(w->prod), 0, NULL, &md, timeout_ms);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(hvs_producer_handle(w->prod), 0, NULL, &md,
+                                              timeout_ms);
     bool ok = e == RD_KAFKA_RESP_ERR_NO_ERROR && md && md->broker_cnt > 0;
     if (md)
         rd_kafka_metadata_destroy(md);
@@ -161,7 +161,8 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     hvs_app_set_ready(app, ready, w);
     hvs_log_info("weather", "polling %s for the buildings of %s -> %s every %lld ms%s%s",
                  settings.url, hvs_topic_name("topology"), topic, (long long)settings.interval_ms,
-                 settings.clock_url ? ", clock " : "", settings.clock_url ? settings.clock_url : "");
+                 settings.clock_url ? ", clock " : "",
+                 settings.clock_url ? settings.clock_url : "");
 
     /* The first round waits (boundedly) for the whole topology. */
     hvs_ms_t t0 = hvs_time_mono_ms();
@@ -174,8 +175,10 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     if (!hvs_topology_caught_up(w->topo)) {
         size_t known;
         hvs_topology_buildings(w->topo, &known);
-        hvs_log_warn("weather", "topology not read to its end within %lld ms: starting with what "
-                     "is known (%zu buildings)", (long long)settings.topology_wait_ms, known);
+        hvs_log_warn("weather",
+                     "topology not read to its end within %lld ms: starting with what "
+                     "is known (%zu buildings)",
+                     (long long)settings.topology_wait_ms, known);
     }
     if ((rc = sync_locations(w, err)))
         return rc;
@@ -218,8 +221,10 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
 /* Only http(s) URLs (curl would refuse others at every request). */
 static int check_url(const char *name, const char *url, hvs_err_t *err) {
     if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
-        return hvs_err_set(err, HVS_ECONFIG, "bad_value", "%s=\"%.100s\": expected http:// or "
-                           "https://", name, url ? url : "");
+        return hvs_err_set(err, HVS_ECONFIG, "bad_value",
+                           "%s=\"%.100s\": expected http:// or "
+                           "https://",
+                           name, url ? url : "");
     return HVS_OK;
 }
 

@@ -23,20 +23,18 @@ static const char *const names[WX_NVARS][2] = {
     [WX_WIND] = {"wind_speed_10m", "windspeed_10m"},
 };
 static const char *const fields[WX_NVARS] = {
-    [WX_TEMP] = "temperature_c",          [WX_RH] = "relative_humidity_pct",
-    [WX_CLOUD] = "cloud_cover_pct",       [WX_GHI] = "shortwave_radiation_wm2",
+    [WX_TEMP] = "temperature_c",    [WX_RH] = "relative_humidity_pct",
+    [WX_CLOUD] = "cloud_cover_pct", [WX_GHI] = "shortwave_radiation_wm2",
     [WX_WIND] = "wind_speed_ms",
 };
 static const double ranges[WX_NVARS][2] = {
-    [WX_TEMP] = {-80, 60}, [WX_RH] = {0, 100}, [WX_CLOUD] = {0, 100},
+    [WX_TEMP] = {-80, 60}, [WX_RH] = {0, 100},   [WX_CLOUD] = {0, 100},
     [WX_GHI] = {0, 1500},  [WX_WIND] = {0, 120},
 };
 /* Units Open-Meteo reports in hourly_units for what we ask (wind: windspeed_unit=ms). */
 static const char *const units[WX_NVARS][3] = {
-    [WX_TEMP] = {"°C", "degC", NULL},
-    [WX_RH] = {"%", NULL, NULL},
-    [WX_CLOUD] = {"%", NULL, NULL},
-    [WX_GHI] = {"W/m²", "W/m2", "Wm-2"},
+    [WX_TEMP] = {"°C", "degC", NULL}, [WX_RH] = {"%", NULL, NULL},
+    [WX_CLOUD] = {"%", NULL, NULL},   [WX_GHI] = {"W/m²", "W/m2", "Wm-2"},
     [WX_WIND] = {"m/s", "ms", NULL},
 };
 
@@ -147,9 +145,8 @@ static int check_location(json_t *root, const wx_parse_opts_t *o, hvs_err_t *err
         if (!j || isnan(asked[k]))
             continue;
         if (!json_is_number(j) || fabs(json_number_value(j) - asked[k]) > MAX_LOCATION_DEG)
-            return hvs_err_set(err, HVS_EINVAL, WX_R_LOCATION,
-                               "answered %s %g for the asked %.4f", keys[k],
-                               json_is_number(j) ? json_number_value(j) : NAN, asked[k]);
+            return hvs_err_set(err, HVS_EINVAL, WX_R_LOCATION, "answered %s %g for the asked %.4f",
+                               keys[k], json_is_number(j) ? json_number_value(j) : NAN, asked[k]);
     }
     return 0;
 }
@@ -234,8 +231,8 @@ static int parse_root(json_t *root, const wx_parse_opts_t *o, wx_hours_t *out, h
                                "hourly.time[%zu] = \"%.40s\" is not on the hour", i, s);
         if (prev != HVS_MS_NONE && h->hour <= prev)
             return hvs_err_set(err, HVS_EINVAL, WX_R_TIME_NOT_INCREASING,
-                               "hourly.time[%zu] = \"%.40s\" does not follow the time before it",
-                               i, s);
+                               "hourly.time[%zu] = \"%.40s\" does not follow the time before it", i,
+                               s);
         if (h->hour < o->now - MAX_PAST || h->hour > o->now + MAX_AHEAD)
             return hvs_err_set(err, HVS_EINVAL, WX_R_TIME_OUT_OF_RANGE,
                                "hourly.time[%zu] = \"%.40s\" is further than 93 days back or "
@@ -279,8 +276,8 @@ int wx_openmeteo_parse(const char *body, size_t len, const wx_parse_opts_t *o, w
     if (!root) {
         int cut = json_error_code(&je) == json_error_premature_end_of_input;
         return hvs_err_set(err, HVS_EINVAL, cut ? WX_R_TRUNCATED : WX_R_INVALID_JSON,
-                           "%s at byte %d of %zu: %s", cut ? "cut short" : "not JSON",
-                           je.position, len, je.text);
+                           "%s at byte %d of %zu: %s", cut ? "cut short" : "not JSON", je.position,
+                           len, je.text);
     }
     int rc = parse_root(root, o, out, err);
     json_decref(root);

@@ -43,9 +43,9 @@ typedef enum wx_var { WX_TEMP = 0, WX_RH, WX_CLOUD, WX_GHI, WX_WIND, WX_NVARS } 
 typedef enum wx_kind { WX_OBSERVED = 0, WX_FORECAST = 1 } wx_kind_t;
 
 typedef struct wx_hour {
-    hvs_ms_t hour;          /* start of the hour, UTC epoch ms */
-    uint8_t kind;           /* wx_kind_t */
-    uint8_t present;        /* bit v: v[v] is a number (clear: null or not asked) */
+    hvs_ms_t hour;   /* start of the hour, UTC epoch ms */
+    uint8_t kind;    /* wx_kind_t */
+    uint8_t present; /* bit v: v[v] is a number (clear: null or not asked) */
     double v[WX_NVARS];
 } wx_hour_t;
 
@@ -75,10 +75,10 @@ typedef struct wx_hours {
 #define WX_R_NO_HOURS "no_hours"
 
 typedef struct wx_parse_opts {
-    hvs_ms_t now;           /* clock time of the response: classification, plausibility */
-    unsigned want;          /* bit per wx_var_t that was asked for (must be present) */
+    hvs_ms_t now;               /* clock time of the response: classification, plausibility */
+    unsigned want;              /* bit per wx_var_t that was asked for (must be present) */
     double latitude, longitude; /* asked for (NaN: not checked) */
-    size_t max_hours;       /* 0 = 24 * (92 + 16), the API's own limit */
+    size_t max_hours;           /* 0 = 24 * (92 + 16), the API's own limit */
 } wx_parse_opts_t;
 
 int wx_openmeteo_parse(const char *body, size_t len, const wx_parse_opts_t *o, wx_hours_t *out,

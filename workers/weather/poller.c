@@ -27,20 +27,20 @@ struct loc {
     char *id;
     double lat, lon;
     char *url;
-    int64_t offset;           /* ms after round start */
-    bool invalid;             /* coordinates unusable: never polled */
-    bool busy;                /* in flight, or its response waits for a clock reading */
-    bool removed;             /* gone from topology (freed when not busy) */
-    bool stale;               /* moved while busy: drop that result, poll again */
-    bool cond_sent;           /* the request in flight carried validators */
-    bool seen;           /* wx_poller_sync: still in topology */
-    uint64_t round;           /* round it was last submitted in (0 = never) */
+    int64_t offset; /* ms after round start */
+    bool invalid;   /* coordinates unusable: never polled */
+    bool busy;      /* in flight, or its response waits for a clock reading */
+    bool removed;   /* gone from topology (freed when not busy) */
+    bool stale;     /* moved while busy: drop that result, poll again */
+    bool cond_sent; /* the request in flight carried validators */
+    bool seen;      /* wx_poller_sync: still in topology */
+    uint64_t round; /* round it was last submitted in (0 = never) */
     char *etag, *last_modified;
     uint64_t body_hash;
-    bool have_good;           /* etag / last_modified / body_hash belong to a good response */
+    bool have_good; /* etag / last_modified / body_hash belong to a good response */
     wx_history_t hist;
     hvs_ms_t last_success, since; /* clock ms */
-    uint32_t failures;        /* polls without a good response since the last good one */
+    uint32_t failures;            /* polls without a good response since the last good one */
     char last_error[256];
     bool alerting;
     hvs_ms_t alert_first, alert_last;
@@ -48,7 +48,7 @@ struct loc {
 
 typedef struct pending {
     loc_t *loc;
-    int unchanged;            /* -1: a body to parse; else U_NOT_MODIFIED / U_IDENTICAL */
+    int unchanged; /* -1: a body to parse; else U_NOT_MODIFIED / U_IDENTICAL */
     char *body;
     size_t len;
     uint64_t hash;
@@ -63,15 +63,15 @@ struct wx_poller {
     wx_client_t *client;
     wx_publisher_t *pub;
     hvs_alerter_t *alerter;
-    loc_t **locs;             /* sorted by id */
+    loc_t **locs; /* sorted by id */
     size_t nlocs, locs_cap;
-    loc_t **zombies;          /* removed but busy */
+    loc_t **zombies; /* removed but busy */
     size_t nzombies, zombies_cap;
-    loc_t **order;            /* this round's not yet submitted locations, by offset */
+    loc_t **order; /* this round's not yet submitted locations, by offset */
     size_t norder, order_cap, cursor;
     bool started, stopping;
     uint64_t round;
-    int64_t round_start;      /* monotonic ms */
+    int64_t round_start; /* monotonic ms */
     size_t round_submitted, round_finished;
     bool round_reported;
     size_t rs[P_COUNT], rpub[2];
@@ -80,18 +80,18 @@ struct wx_poller {
     uint64_t seq;
     /* the clock */
     bool clock_inflight;
-    uint64_t clock_covers;    /* pending with seq below this wait for the request in flight */
+    uint64_t clock_covers; /* pending with seq below this wait for the request in flight */
     int64_t clock_last_submit;
-    int clock_state;          /* 0 nothing new, 1 a reading, -1 a failure */
+    int clock_state; /* 0 nothing new, 1 a reading, -1 a failure */
     hvs_ms_t clock_result;
     uint64_t clock_result_covers;
     char clock_error[300];
     bool have_clock;
     hvs_ms_t clock_value;
     int64_t clock_mono;
-    hvs_ms_t rate_value;      /* an earlier reading, >= 1 s of wall time before, for the rate */
+    hvs_ms_t rate_value; /* an earlier reading, >= 1 s of wall time before, for the rate */
     int64_t rate_mono;
-    double clock_rate;        /* clock ms per wall ms (1 until measured; 0 = frozen) */
+    double clock_rate; /* clock ms per wall ms (1 until measured; 0 = frozen) */
     bool clock_warned_back;
     wx_hours_t scratch;
     int fatal;
@@ -122,7 +122,8 @@ static hvs_ms_t est_now(const wx_poller_t *p) {
         return hvs_time_now_ms();
     if (!p->have_clock)
         return HVS_MS_NONE;
-    return p->clock_value + (hvs_ms_t)((double)(hvs_time_mono_ms() - p->clock_mono) * p->clock_rate);
+    return p->clock_value +
+           (hvs_ms_t)((double)(hvs_time_mono_ms() - p->clock_mono) * p->clock_rate);
 }
 
 static void clock_reading(wx_poller_t *p, hvs_ms_t now) {
@@ -152,8 +153,7 @@ static void on_clock_done(void *opaque, wx_result_t *r) {
         return;
     }
     if (r->outcome != WX_OUT_HTTP || r->status != 200) {
-        snprintf(p->clock_error, sizeof p->clock_error, "%s",
-                 r->error[0] ? r->error : "no answer");
+        snprintf(p->clock_error, sizeof p->clock_error, "%s", r->error[0] ? r->error : "no answer");
         return;
     }
     json_error_t je;
@@ -165,11 +165,14 @@ static void on_clock_done(void *opaque, wx_result_t *r) {
         snprintf(p->clock_error, sizeof p->clock_error, "answer has no \"now\" string: %.80s",
                  r->body);
     } else if (hvs_time_parse_iso8601(s, &now, &e) || now < HVS_MS_MIN_EVENT) {
-        snprintf(p->clock_error, sizeof p->clock_error, "\"now\" = \"%.60s\" is not a plausible "
-                 "ISO-8601 time", s);
+        snprintf(p->clock_error, sizeof p->clock_error,
+                 "\"now\" = \"%.60s\" is not a plausible "
+                 "ISO-8601 time",
+                 s);
     } else {
         if (p->have_clock && now < p->clock_value && !p->clock_warned_back) {
-            hvs_log_warn("weather", "clock %s went back from %lld to %lld ms (simulator restarted?)",
+            hvs_log_warn("weather",
+                         "clock %s went back from %lld to %lld ms (simulator restarted?)",
                          p->clock_url, (long long)p->clock_value, (long long)now);
             p->clock_warned_back = true;
         }
@@ -278,11 +281,11 @@ static int check_outage(wx_poller_t *p, loc_t *l, hvs_ms_t now) {
     hvs_time_format_iso8601(l->since, since, sizeof since);
     snprintf(failures, sizeof failures, "%u", l->failures);
     snprintf(summary, sizeof summary,
-             "no good weather response for %s since %s (%u failed polls; last: %s)", l->id,
-             since, l->failures, l->last_error);
-    const char *evidence[] = {"source",       "weather",  "url",      l->url, "last_success",
-                              last_ok,        "since",    since,      "failures", failures,
-                              "last_error",   l->last_error, NULL};
+             "no good weather response for %s since %s (%u failed polls; last: %s)", l->id, since,
+             l->failures, l->last_error);
+    const char *evidence[] = {"source",     "weather",     "url", l->url,     "last_success",
+                              last_ok,      "since",       since, "failures", failures,
+                              "last_error", l->last_error, NULL};
     hvs_alert_t a = {.building_id = l->id,
                      .type = HVS_ALERT_DATA_QUALITY,
                      .severity = HVS_SEVERITY_WARNING,
@@ -429,9 +432,7 @@ static void on_fetch_done(void *opaque, wx_result_t *r) {
                         r->attempts, why);
         }
         break;
-    case WX_OUT_TOO_LARGE:
-        poll_failed(p, l, true, "too_large", "%s", r->error);
-        break;
+    case WX_OUT_TOO_LARGE: poll_failed(p, l, true, "too_large", "%s", r->error); break;
     default: {
         const char *why = r->outcome == WX_OUT_TIMEOUT   ? "timeout"
                           : r->outcome == WX_OUT_CONNECT ? "connect_error"
@@ -462,8 +463,7 @@ static int process(wx_poller_t *p, pending_t *it, hvs_ms_t now, hvs_err_t *err) 
             return hvs_err_set(err, HVS_ENOMEM, "oom", "history of %s", l->id);
         hvs_metric_inc(p->m_unchanged[it->unchanged]);
     } else {
-        wx_parse_opts_t o = {.now = now, .want = p->want, .latitude = l->lat,
-                             .longitude = l->lon};
+        wx_parse_opts_t o = {.now = now, .want = p->want, .latitude = l->lat, .longitude = l->lon};
         int rc = wx_openmeteo_parse(it->body, it->len, &o, hs, &e);
         if (rc == HVS_ENOMEM) {
             *err = e;
@@ -537,7 +537,8 @@ static int cmp_offset(const void *a, const void *b) {
 
 /* This round's order: every usable location not yet submitted in it, by offset. */
 static int build_order(wx_poller_t *p) {
-    loc_t **g = hvs_vec_grow(p->order, &p->order_cap, p->nlocs ? p->nlocs : 1, sizeof *p->order, 64);
+    loc_t **g = hvs_vec_grow(p->order, &p->order_cap, p->nlocs ? p->nlocs : 1, sizeof *p->order,
+                             64);
     if (!g)
         return HVS_ENOMEM;
     p->order = g;
@@ -567,7 +568,8 @@ static void report_round(wx_poller_t *p) {
 
 static int begin_round(wx_poller_t *p, int64_t mono, hvs_err_t *err) {
     if (p->started && !p->round_reported)
-        hvs_log_warn("weather", "round %llu not finished when the next began: %zu of %zu polls open",
+        hvs_log_warn("weather",
+                     "round %llu not finished when the next began: %zu of %zu polls open",
                      (unsigned long long)p->round, p->round_submitted - p->round_finished,
                      p->round_submitted);
     if (!p->started || mono - (p->round_start + p->conf.interval_ms) >= p->conf.interval_ms)
@@ -630,14 +632,12 @@ int wx_poller_new(const wx_poller_conf_t *conf, wx_publisher_t *pub, hvs_alerter
             metrics, "hvs_weather_records_total", "Weather records published", "kind=\"OBSERVED\"");
         p->m_records[WX_FORECAST] = hvs_metrics_counter(
             metrics, "hvs_weather_records_total", "Weather records published", "kind=\"FORECAST\"");
-        p->m_unchanged[U_NOT_MODIFIED] =
-            hvs_metrics_counter(metrics, "hvs_weather_unchanged_total",
-                                "responses not parsed again: HTTP 304 or an identical body",
-                                "how=\"not_modified\"");
-        p->m_unchanged[U_IDENTICAL] =
-            hvs_metrics_counter(metrics, "hvs_weather_unchanged_total",
-                                "responses not parsed again: HTTP 304 or an identical body",
-                                "how=\"identical_body\"");
+        p->m_unchanged[U_NOT_MODIFIED] = hvs_metrics_counter(
+            metrics, "hvs_weather_unchanged_total",
+            "responses not parsed again: HTTP 304 or an identical body", "how=\"not_modified\"");
+        p->m_unchanged[U_IDENTICAL] = hvs_metrics_counter(
+            metrics, "hvs_weather_unchanged_total",
+            "responses not parsed again: HTTP 304 or an identical body", "how=\"identical_body\"");
         static const double round_bounds[] = {0.1, 0.25, 0.5, 1,   2.5,  5,    10,  30,
                                               60,  120,  300, 600, 1800, 3600, 7200};
         p->m_round = hvs_metrics_histogram(metrics, "hvs_weather_round_seconds",
@@ -646,10 +646,10 @@ int wx_poller_new(const wx_poller_conf_t *conf, wx_publisher_t *pub, hvs_alerter
                                            sizeof round_bounds / sizeof round_bounds[0]);
         p->m_last_round = hvs_metrics_gauge(metrics, "hvs_weather_last_round_seconds",
                                             "duration of the last complete poll round", NULL);
-        p->m_fetch = hvs_metrics_histogram(metrics, "hvs_weather_fetch_seconds",
-                                           "one location's poll, submit to answer, retries included",
-                                           NULL, hvs_metrics_latency_buckets,
-                                           hvs_metrics_latency_nbuckets);
+        p->m_fetch = hvs_metrics_histogram(
+            metrics, "hvs_weather_fetch_seconds",
+            "one location's poll, submit to answer, retries included", NULL,
+            hvs_metrics_latency_buckets, hvs_metrics_latency_nbuckets);
         p->m_locations = hvs_metrics_gauge(metrics, "hvs_weather_locations",
                                            "locations polled (buildings in topology)", NULL);
         p->m_outage = hvs_metrics_gauge(metrics, "hvs_weather_locations_in_outage",
@@ -720,8 +720,10 @@ static void locate(loc_t *l, double lat, double lon, char *url) {
     l->url = url;
     l->invalid = url == NULL;
     if (l->invalid)
-        hvs_log_warn("weather", "building %s has no usable location (latitude %g, longitude %g): "
-                     "not polled", l->id, lat, lon);
+        hvs_log_warn("weather",
+                     "building %s has no usable location (latitude %g, longitude %g): "
+                     "not polled",
+                     l->id, lat, lon);
 }
 
 int wx_poller_sync(wx_poller_t *p, const hvs_building_t *b, size_t n, hvs_err_t *err) {
@@ -762,7 +764,8 @@ int wx_poller_sync(wx_poller_t *p, const hvs_building_t *b, size_t n, hvs_err_t 
     for (size_t i = 0; i < p->nlocs && !oom; i++)
         nremoved += !p->locs[i]->seen;
     if (!oom && nremoved) {
-        loc_t **g = hvs_vec_grow(p->zombies, &p->zombies_cap, p->nzombies + nremoved, sizeof *g, 16);
+        loc_t **g = hvs_vec_grow(p->zombies, &p->zombies_cap, p->nzombies + nremoved, sizeof *g,
+                                 16);
         if (g)
             p->zombies = g;
         oom = !g;
@@ -800,7 +803,7 @@ int wx_poller_sync(wx_poller_t *p, const hvs_building_t *b, size_t n, hvs_err_t 
             if (l->busy)
                 l->stale = true; /* its answer is for the old place: dropped, then polled again */
             else
-                l->round = 0;    /* polled again in this round */
+                l->round = 0; /* polled again in this round */
         }
     }
     for (size_t i = 0; i < p->nlocs; i++) {
@@ -873,8 +876,7 @@ int wx_poller_step(wx_poller_t *p, int timeout_ms, hvs_err_t *err) {
     int rc = 0;
     if (!p->started || mono >= p->round_start + p->conf.interval_ms)
         rc = begin_round(p, mono, err);
-    for (; rc == 0 && p->cursor < p->norder &&
-           p->round_start + p->order[p->cursor]->offset <= mono;
+    for (; rc == 0 && p->cursor < p->norder && p->round_start + p->order[p->cursor]->offset <= mono;
          p->cursor++) {
         loc_t *l = p->order[p->cursor];
         if (l->busy) {
@@ -903,11 +905,12 @@ int wx_poller_drain(wx_poller_t *p, int timeout_ms, hvs_err_t *err) {
     wx_client_stop(p->client);
     int64_t deadline = hvs_time_mono_ms() + timeout_ms;
     int rc = 0;
-    while (rc == 0 && (wx_client_inflight(p->client) > 0 || wx_client_queued(p->client) > 0 ||
-                       p->npend > 0)) {
+    while (rc == 0 &&
+           (wx_client_inflight(p->client) > 0 || wx_client_queued(p->client) > 0 || p->npend > 0)) {
         int64_t left = deadline - hvs_time_mono_ms();
         if (left <= 0) {
-            hvs_log_warn("weather", "shutdown: %zu transfers still in flight, %zu responses unstamped "
+            hvs_log_warn("weather",
+                         "shutdown: %zu transfers still in flight, %zu responses unstamped "
                          "after %d ms; dropped (polled again at the next start)",
                          wx_client_inflight(p->client), p->npend, timeout_ms);
             break;
@@ -922,8 +925,10 @@ void wx_poller_forget(wx_poller_t *p) {
         wx_history_clear(&p->locs[i]->hist);
         forget_validators(p->locs[i]);
     }
-    hvs_log_warn("weather", "forgot what was published for %zu locations: the next poll of each "
-                 "publishes all of its hours again", p->nlocs);
+    hvs_log_warn("weather",
+                 "forgot what was published for %zu locations: the next poll of each "
+                 "publishes all of its hours again",
+                 p->nlocs);
 }
 
 size_t wx_poller_locations(const wx_poller_t *p) { return p->nlocs; }

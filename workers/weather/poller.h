@@ -55,8 +55,8 @@
 
 typedef struct wx_poller_conf {
     const char *base_url;
-    const char *clock_url;       /* NULL or "": wall clock */
-    const char *hourly;          /* Open-Meteo variable names, comma-separated */
+    const char *clock_url; /* NULL or "": wall clock */
+    const char *hourly;    /* Open-Meteo variable names, comma-separated */
     int past_days, forecast_days;
     int64_t interval_ms, spread_ms, outage_ms;
     wx_client_conf_t client;

@@ -4,19 +4,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { F_BUILDING, F_LAT, F_LON, F_HOUR, F_ISSUED, F_KIND, F_VAR0, F_PROVIDER = F_VAR0 + WX_NVARS,
-       F_COUNT };
-static const char *const field_names[F_COUNT] = {
-    "building_id", "latitude", "longitude", "hour", "issued_at", "kind", "temperature_c",
-    "relative_humidity_pct", "cloud_cover_pct", "shortwave_radiation_wm2", "wind_speed_ms",
-    "provider"};
+enum {
+    F_BUILDING,
+    F_LAT,
+    F_LON,
+    F_HOUR,
+    F_ISSUED,
+    F_KIND,
+    F_VAR0,
+    F_PROVIDER = F_VAR0 + WX_NVARS,
+    F_COUNT
+};
+static const char *const field_names[F_COUNT] = {"building_id",     "latitude",
+                                                 "longitude",       "hour",
+                                                 "issued_at",       "kind",
+                                                 "temperature_c",   "relative_humidity_pct",
+                                                 "cloud_cover_pct", "shortwave_radiation_wm2",
+                                                 "wind_speed_ms",   "provider"};
 
 struct wx_publisher {
     hvs_producer_t *prod;
     hvs_encoder_t *enc;
     char *topic, *provider;
     size_t idx[F_COUNT];
-    size_t *changed;        /* scratch: indexes of the hours to publish */
+    size_t *changed; /* scratch: indexes of the hours to publish */
     size_t changed_cap;
 };
 
@@ -41,8 +52,8 @@ int wx_publisher_new(hvs_serde_t *s, hvs_producer_t *p, const char *topic, const
         int i = avro_schema_record_field_get_index(schema, field_names[f]);
         if (i < 0) {
             wx_publisher_destroy(pub);
-            return hvs_err_set(err, HVS_ESERDE, "schema_mismatch",
-                               "Weather schema has no field %s", field_names[f]);
+            return hvs_err_set(err, HVS_ESERDE, "schema_mismatch", "Weather schema has no field %s",
+                               field_names[f]);
         }
         pub->idx[f] = (size_t)i;
     }
@@ -79,7 +90,8 @@ int wx_publisher_encode(wx_publisher_t *pub, const wx_location_ref_t *loc, const
               avro_value_set_double(&f, loc->latitude) ||
               avro_value_get_by_index(v, ix[F_LON], &f, NULL) ||
               avro_value_set_double(&f, loc->longitude) ||
-              avro_value_get_by_index(v, ix[F_HOUR], &f, NULL) || avro_value_set_long(&f, h->hour) ||
+              avro_value_get_by_index(v, ix[F_HOUR], &f, NULL) ||
+              avro_value_set_long(&f, h->hour) ||
               avro_value_get_by_index(v, ix[F_ISSUED], &f, NULL) ||
               avro_value_set_long(&f, issued_at) ||
               avro_value_get_by_index(v, ix[F_KIND], &f, NULL) || avro_value_set_enum(&f, h->kind);
@@ -99,8 +111,8 @@ int wx_publisher_encode(wx_publisher_t *pub, const wx_location_ref_t *loc, const
 }
 
 int wx_publish(wx_publisher_t *pub, wx_history_t *hist, const wx_location_ref_t *loc,
-               const wx_hour_t *hours, size_t n, hvs_ms_t issued_at, hvs_ms_t cut,
-               size_t counts[2], hvs_err_t *err) {
+               const wx_hour_t *hours, size_t n, hvs_ms_t issued_at, hvs_ms_t cut, size_t counts[2],
+               hvs_err_t *err) {
     if (n > pub->changed_cap) {
         size_t *c = realloc(pub->changed, n * sizeof *c);
         if (!c)

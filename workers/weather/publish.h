@@ -40,8 +40,8 @@ typedef struct wx_location_ref {
  * queued.
  */
 int wx_publish(wx_publisher_t *pub, wx_history_t *hist, const wx_location_ref_t *loc,
-               const wx_hour_t *hours, size_t n, hvs_ms_t issued_at, hvs_ms_t cut,
-               size_t counts[2], hvs_err_t *err);
+               const wx_hour_t *hours, size_t n, hvs_ms_t issued_at, hvs_ms_t cut, size_t counts[2],
+               hvs_err_t *err);
 
 /* Encode one record into the publisher's buffer (valid until its next use). */
 int wx_publisher_encode(wx_publisher_t *pub, const wx_location_ref_t *loc, const wx_hour_t *h,

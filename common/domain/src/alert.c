@@ -17,7 +17,8 @@ const char *hvs_alert_type_name(hvs_alert_type_t t) {
 int hvs_alert_id(const hvs_alert_t *a, char *buf, size_t len) {
     int64_t y;
     int m, d;
-    int64_t days = a->first_seen >= 0 ? a->first_seen / 86400000 : -((-a->first_seen + 86399999) / 86400000);
+    int64_t days = a->first_seen >= 0 ? a->first_seen / 86400000
+                                      : -((-a->first_seen + 86399999) / 86400000);
     hvs_time_civil_from_days(days, &y, &m, &d);
     int n = snprintf(buf, len, "%s#%04lld-%02d-%02d#%s",
                      a->apartment_id ? a->apartment_id : a->building_id, (long long)y, m, d,
@@ -74,12 +75,14 @@ static int set_opt_str(avro_value_t *rec, const char *name, const char *s) {
 int hvs_alerter_send(hvs_alerter_t *al, const hvs_alert_t *a, hvs_err_t *err) {
     char id[600];
     if (!a->building_id || hvs_alert_id(a, id, sizeof id) < 0)
-        return hvs_err_set(err, HVS_EINVAL, "bad_alert", "alert without building or with an over-long id");
+        return hvs_err_set(err, HVS_EINVAL, "bad_alert",
+                           "alert without building or with an over-long id");
     avro_value_t *v = hvs_encoder_value(al->enc); /* defaults: status UNSEEN, rank null */
     avro_value_t f, item;
     int bad = set_str(v, "alert_id", id) || set_str(v, "building_id", a->building_id) ||
               set_opt_str(v, "apartment_id", a->apartment_id) ||
-              avro_value_get_by_name(v, "type", &f, NULL) || avro_value_set_enum(&f, (int)a->type) ||
+              avro_value_get_by_name(v, "type", &f, NULL) ||
+              avro_value_set_enum(&f, (int)a->type) ||
               avro_value_get_by_name(v, "severity", &f, NULL) ||
               avro_value_set_enum(&f, (int)a->severity) ||
               avro_value_get_by_name(v, "score", &f, NULL) || avro_value_set_double(&f, a->score) ||

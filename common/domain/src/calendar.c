@@ -16,24 +16,39 @@ typedef enum { SCHOOL_CH_DE, SCHOOL_CH_FR, SCHOOL_CH_TI, SCHOOL_DE_BY } school_p
 
 typedef struct region {
     const char *name;
-    unsigned holidays;   /* H_* bits below */
+    unsigned holidays; /* H_* bits below */
     school_pattern_t school;
-    int sports_week;     /* ISO week of the sports holidays */
-    int sports_len;      /* days */
+    int sports_week; /* ISO week of the sports holidays */
+    int sports_len;  /* days */
 } region_t;
 
 enum {
-    H_NEW_YEAR = 1u << 0, H_BERCHTOLD = 1u << 1, H_EPIPHANY = 1u << 2, H_ST_JOSEPH = 1u << 3,
-    H_GOOD_FRIDAY = 1u << 4, H_EASTER_MONDAY = 1u << 5, H_LABOUR = 1u << 6,
-    H_ASCENSION = 1u << 7, H_WHIT_MONDAY = 1u << 8, H_CORPUS = 1u << 9, H_PETER_PAUL = 1u << 10,
-    H_NATIONAL = 1u << 11, H_ASSUMPTION = 1u << 12, H_JEUNE_GE = 1u << 13,
-    H_JEUNE_VD = 1u << 14, H_GERMAN_UNITY = 1u << 15, H_ALL_SAINTS = 1u << 16,
-    H_IMMACULATE = 1u << 17, H_CHRISTMAS = 1u << 18, H_ST_STEPHEN = 1u << 19,
+    H_NEW_YEAR = 1u << 0,
+    H_BERCHTOLD = 1u << 1,
+    H_EPIPHANY = 1u << 2,
+    H_ST_JOSEPH = 1u << 3,
+    H_GOOD_FRIDAY = 1u << 4,
+    H_EASTER_MONDAY = 1u << 5,
+    H_LABOUR = 1u << 6,
+    H_ASCENSION = 1u << 7,
+    H_WHIT_MONDAY = 1u << 8,
+    H_CORPUS = 1u << 9,
+    H_PETER_PAUL = 1u << 10,
+    H_NATIONAL = 1u << 11,
+    H_ASSUMPTION = 1u << 12,
+    H_JEUNE_GE = 1u << 13,
+    H_JEUNE_VD = 1u << 14,
+    H_GERMAN_UNITY = 1u << 15,
+    H_ALL_SAINTS = 1u << 16,
+    H_IMMACULATE = 1u << 17,
+    H_CHRISTMAS = 1u << 18,
+    H_ST_STEPHEN = 1u << 19,
     H_RESTAURATION = 1u << 20,
 };
 
-#define H_CH_BASE (H_NEW_YEAR | H_GOOD_FRIDAY | H_EASTER_MONDAY | H_ASCENSION | H_WHIT_MONDAY |  \
-                   H_NATIONAL | H_CHRISTMAS | H_ST_STEPHEN)
+#define H_CH_BASE                                                                                  \
+    (H_NEW_YEAR | H_GOOD_FRIDAY | H_EASTER_MONDAY | H_ASCENSION | H_WHIT_MONDAY | H_NATIONAL |     \
+     H_CHRISTMAS | H_ST_STEPHEN)
 
 static const region_t regions[] = {
     {"CH", H_CH_BASE, SCHOOL_CH_DE, 9, 14},
@@ -46,28 +61,32 @@ static const region_t regions[] = {
     {"CH-VD", H_CH_BASE | H_BERCHTOLD | H_JEUNE_VD, SCHOOL_CH_FR, 8, 7},
     /* Ticino: no Good Friday; Epiphany, St Joseph, Labour Day, Corpus Christi, Sts Peter and
      * Paul, Assumption, All Saints and Immaculate Conception on top of the other federal days. */
-    {"CH-TI", (H_CH_BASE & ~H_GOOD_FRIDAY) | H_EPIPHANY | H_ST_JOSEPH | H_LABOUR | H_CORPUS |
-                  H_PETER_PAUL | H_ASSUMPTION | H_ALL_SAINTS | H_IMMACULATE,
+    {"CH-TI",
+     (H_CH_BASE & ~H_GOOD_FRIDAY) | H_EPIPHANY | H_ST_JOSEPH | H_LABOUR | H_CORPUS | H_PETER_PAUL |
+         H_ASSUMPTION | H_ALL_SAINTS | H_IMMACULATE,
      SCHOOL_CH_TI, 9, 7},
-    {"DE-BY", H_NEW_YEAR | H_EPIPHANY | H_GOOD_FRIDAY | H_EASTER_MONDAY | H_LABOUR | H_ASCENSION |
-                  H_WHIT_MONDAY | H_CORPUS | H_ASSUMPTION | H_GERMAN_UNITY | H_ALL_SAINTS |
-                  H_CHRISTMAS | H_ST_STEPHEN,
+    {"DE-BY",
+     H_NEW_YEAR | H_EPIPHANY | H_GOOD_FRIDAY | H_EASTER_MONDAY | H_LABOUR | H_ASCENSION |
+         H_WHIT_MONDAY | H_CORPUS | H_ASSUMPTION | H_GERMAN_UNITY | H_ALL_SAINTS | H_CHRISTMAS |
+         H_ST_STEPHEN,
      SCHOOL_DE_BY, 9, 7},
 };
 #define NREGIONS (sizeof regions / sizeof regions[0])
 
 static const char *const holiday_names[] = {
-    "New Year's Day", "Berchtoldstag", "Epiphany", "St Joseph", "Good Friday", "Easter Monday",
-    "Labour Day", "Ascension", "Whit Monday", "Corpus Christi", "Sts Peter and Paul",
-    "National Day", "Assumption", "Jeune genevois", "Lundi du Jeune", "German Unity Day",
-    "All Saints", "Immaculate Conception", "Christmas Day", "St Stephen's Day",
-    "Restauration genevoise",
+    "New Year's Day",   "Berchtoldstag",      "Epiphany",
+    "St Joseph",        "Good Friday",        "Easter Monday",
+    "Labour Day",       "Ascension",          "Whit Monday",
+    "Corpus Christi",   "Sts Peter and Paul", "National Day",
+    "Assumption",       "Jeune genevois",     "Lundi du Jeune",
+    "German Unity Day", "All Saints",         "Immaculate Conception",
+    "Christmas Day",    "St Stephen's Day",   "Restauration genevoise",
 };
 
 typedef struct year_table {
-    int year;                 /* 0 = empty slot */
+    int year; /* 0 = empty slot */
     uint8_t flags[366];
-    int8_t name[366];         /* index into holiday_names, -1 = none */
+    int8_t name[366]; /* index into holiday_names, -1 = none */
     int16_t until[366], since[366];
 } year_table_t;
 
@@ -103,7 +122,9 @@ void hvs_calendar_easter(int year, int *month, int *day) {
 }
 
 /* Day of the year (0-based) of a date. */
-static int yday(int y, int m, int d) { return (int)(days_from_civil(y, m, d) - days_from_civil(y, 1, 1)); }
+static int yday(int y, int m, int d) {
+    return (int)(days_from_civil(y, m, d) - days_from_civil(y, 1, 1));
+}
 
 /* The n-th (1-based) given weekday (0 = Monday) of a month, as a day of the month. */
 static int nth_weekday(int y, int m, int wd, int n) {
@@ -183,12 +204,12 @@ static void mark_school(const region_t *r, int year, uint8_t *flags) {
     mark_span(flags, week1_monday + 7 * (r->sports_week - 1) - 2, r->sports_len + 2, n);
     switch (r->school) {
     case SCHOOL_CH_DE:
-        mark_span(flags, easter + 6, 16, n);                         /* spring, after Easter */
+        mark_span(flags, easter + 6, 16, n); /* spring, after Easter */
         mark_span(flags, yday(year, 7, nth_weekday(year, 7, 0, 2)) - 2, 37, n); /* 5 weeks */
         mark_span(flags, yday(year, 10, nth_weekday(year, 10, 0, 1)) - 2, 16, n);
         break;
     case SCHOOL_CH_FR:
-        mark_span(flags, easter - 3, 17, n);                         /* Easter holidays */
+        mark_span(flags, easter - 3, 17, n);                              /* Easter holidays */
         mark_span(flags, saturday_before(year, yday(year, 7, 1)), 51, n); /* ~7 weeks */
         mark_span(flags, yday(year, 10, nth_weekday(year, 10, 0, 3)) - 2, 9, n);
         break;

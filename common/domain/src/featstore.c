@@ -204,8 +204,12 @@ int hvs_fs_decode_hour(const char *v, size_t len, hvs_feat_hour_t *out) {
     const char *p = v;
     if (read_nums(&p, v + len, x, 7) || p != v + len || x[1] < 0 || x[1] > 4294967295.0)
         return -1;
-    *out = (hvs_feat_hour_t){.hour = (hvs_ms_t)x[0], .revision = (uint32_t)x[1], .use = x[2],
-                             .water = x[3], .room_temp = x[4], .setpoint = x[5],
+    *out = (hvs_feat_hour_t){.hour = (hvs_ms_t)x[0],
+                             .revision = (uint32_t)x[1],
+                             .use = x[2],
+                             .water = x[3],
+                             .room_temp = x[4],
+                             .setpoint = x[5],
                              .comfort_gap = x[6]};
     return 0;
 }
@@ -223,8 +227,12 @@ int hvs_fs_decode_wx(const char *v, size_t len, hvs_feat_wx_hour_t *out) {
         double x[7];
         if (read_nums(&p, end, x, 7) || (x[1] != 0 && x[1] != 1))
             return -1;
-        out->v[out->n++] = (hvs_feat_wx_t){.issued_at = (hvs_ms_t)x[0], .observed = x[1] == 1,
-                                           .temp = x[2], .rh = x[3], .cloud = x[4], .ghi = x[5],
+        out->v[out->n++] = (hvs_feat_wx_t){.issued_at = (hvs_ms_t)x[0],
+                                           .observed = x[1] == 1,
+                                           .temp = x[2],
+                                           .rh = x[3],
+                                           .cloud = x[4],
+                                           .ghi = x[5],
                                            .wind = x[6]};
     }
     return 0;
@@ -406,8 +414,9 @@ int hvs_fs_load(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *id, int32_
             hvs_feat_hour_t hr;
             const redisReply *v = h->element[k + 1];
             if (v->type != REDIS_REPLY_STRING || hvs_fs_decode_hour(v->str, v->len, &hr)) {
-                rc = hvs_err_set(err, HVS_ESERDE, "bad_state", "hvs:{%s}:fs:h:%s slot %s does not parse",
-                                 id, b->ents[i]->id, h->element[k]->str);
+                rc = hvs_err_set(err, HVS_ESERDE, "bad_state",
+                                 "hvs:{%s}:fs:h:%s slot %s does not parse", id, b->ents[i]->id,
+                                 h->element[k]->str);
                 break;
             }
             b->ents[i]->hours[SLOT(hr.hour)] = hr;

@@ -14,7 +14,7 @@
 #include "hvs/fmt.h"
 
 struct hvs_model {
-    BoosterHandle bst;   /* NULL: an hvs-linear model */
+    BoosterHandle bst; /* NULL: an hvs-linear model */
     size_t ncols;
     /* hvs-linear: nsel rows of ncols + 1 coefficients, in the caller's order; `order` sorts
      * them by selector value for the nearest-row search */
@@ -90,12 +90,13 @@ int hvs_model_linear_new(size_t ncols, int selector, size_t nsel, const float *s
     for (size_t i = 0; i < nsel; i++) {
         float sv = selector_values ? selector_values[i] : 0.0f;
         if (!isfinite(sv))
-            return hvs_err_set(err, HVS_EINVAL, "bad_model", "hvs-linear: row %zu selector value %g",
-                               i, (double)sv);
+            return hvs_err_set(err, HVS_EINVAL, "bad_model",
+                               "hvs-linear: row %zu selector value %g", i, (double)sv);
         for (size_t k = 0; k < w; k++)
             if (!isfinite(coef[i * w + k]))
                 return hvs_err_set(err, HVS_EINVAL, "bad_model",
-                                   "hvs-linear: row %zu coefficient %zu is %g", i, k, coef[i * w + k]);
+                                   "hvs-linear: row %zu coefficient %zu is %g", i, k,
+                                   coef[i * w + k]);
     }
     hvs_model_t *m = calloc(1, sizeof *m);
     if (m) {
@@ -186,7 +187,8 @@ static void linear_predict(const hvs_model_t *m, const float *x, size_t nrows, f
 static int linear_save(const hvs_model_t *m, unsigned char **bytes, size_t *len, hvs_err_t *err) {
     hvs_strbuf_t b = {0};
     size_t w = m->ncols + 1;
-    hvs_strbuf_printf(&b, "hvs-linear 1\ncolumns %zu\nselector %d\nrows %zu\n", m->ncols, m->selector, m->nsel);
+    hvs_strbuf_printf(&b, "hvs-linear 1\ncolumns %zu\nselector %d\nrows %zu\n", m->ncols,
+                      m->selector, m->nsel);
     for (size_t i = 0; i < m->nsel; i++) {
         /* %.17g: every double (and float) reads back to the same bits */
         hvs_strbuf_printf(&b, "%.17g", (double)m->selv[i]);
@@ -205,8 +207,8 @@ static int linear_save(const hvs_model_t *m, unsigned char **bytes, size_t *len,
 
 /* A cursor over the text: one line at a time, one token at a time. */
 typedef struct lin_text {
-    const char *p, *end;   /* the rest of the text */
-    const char *line_end;  /* end of the current line */
+    const char *p, *end;  /* the rest of the text */
+    const char *line_end; /* end of the current line */
     size_t lineno;
 } lin_text_t;
 
@@ -266,7 +268,8 @@ static int lin_header(lin_text_t *t, const char *key, long *v, hvs_err_t *err) {
     return 0;
 }
 
-static int linear_load(const char *text, size_t len, size_t ncols, hvs_model_t **out, hvs_err_t *err) {
+static int linear_load(const char *text, size_t len, size_t ncols, hvs_model_t **out,
+                       hvs_err_t *err) {
     lin_text_t t = {text, text + len, NULL, 0};
     char tok[64];
     long ver, cols, sel, rows;
@@ -276,8 +279,8 @@ static int linear_load(const char *text, size_t len, size_t ncols, hvs_model_t *
         return rc;
     if (ver != 1)
         return CORRUPT("version %ld, this build reads 1", ver);
-    if ((rc = lin_header(&t, "columns", &cols, err)) || (rc = lin_header(&t, "selector", &sel, err)) ||
-        (rc = lin_header(&t, "rows", &rows, err)))
+    if ((rc = lin_header(&t, "columns", &cols, err)) ||
+        (rc = lin_header(&t, "selector", &sel, err)) || (rc = lin_header(&t, "rows", &rows, err)))
         return rc;
     if (cols <= 0 || cols > HVS_MODEL_MAX_COLUMNS || (size_t)cols != ncols)
         return CORRUPT("%ld columns, expected %zu", cols, ncols);
@@ -323,7 +326,8 @@ static int linear_load(const char *text, size_t len, size_t ncols, hvs_model_t *
         }
         if (k != w + 1) {
             rc = CORRUPT("line %zu has %zu numbers, expected %zu (selector value, intercept, %zu "
-                         "coefficients)", t.lineno, k, w + 1, ncols);
+                         "coefficients)",
+                         t.lineno, k, w + 1, ncols);
             goto done;
         }
     }
@@ -353,7 +357,8 @@ int hvs_model_train(const float *x, const float *y, const float *w, size_t nrows
                     const float *xv, const float *yv, size_t nv, const hvs_train_params_t *p,
                     hvs_model_t **out, hvs_train_report_t *report, hvs_err_t *err) {
     if (!x || !y || nrows == 0 || ncols == 0 || ncols > HVS_MODEL_MAX_COLUMNS)
-        return hvs_err_set(err, HVS_EINVAL, "bad_train_set", "%zu rows x %zu columns", nrows, ncols);
+        return hvs_err_set(err, HVS_EINVAL, "bad_train_set", "%zu rows x %zu columns", nrows,
+                           ncols);
     double t0 = now_s();
     DMatrixHandle dtrain = NULL, dvalid = NULL;
     BoosterHandle bst = NULL, best = NULL;
@@ -385,9 +390,17 @@ int hvs_model_train(const float *x, const float *y, const float *w, size_t nrows
     snprintf(num[7], sizeof num[7], "%llu", (unsigned long long)(p->seed % 2147483647u));
     const char *obj = p->objective ? p->objective : "reg:squarederror";
     const char *params[][2] = {
-        {"booster", "gbtree"}, {"tree_method", "hist"}, {"objective", obj}, {"eta", num[0]},
-        {"max_depth", num[1]}, {"min_child_weight", num[2]}, {"subsample", num[3]},
-        {"colsample_bytree", num[4]}, {"lambda", num[5]}, {"nthread", num[6]}, {"seed", num[7]},
+        {"booster", "gbtree"},
+        {"tree_method", "hist"},
+        {"objective", obj},
+        {"eta", num[0]},
+        {"max_depth", num[1]},
+        {"min_child_weight", num[2]},
+        {"subsample", num[3]},
+        {"colsample_bytree", num[4]},
+        {"lambda", num[5]},
+        {"nthread", num[6]},
+        {"seed", num[7]},
         {"verbosity", "0"},
         {"eval_metric", strcmp(obj, "binary:logistic") == 0 ? "logloss" : "rmse"},
     };
@@ -398,7 +411,8 @@ int hvs_model_train(const float *x, const float *y, const float *w, size_t nrows
         size_t o = 0;
         mono[o++] = '(';
         for (size_t i = 0; i < ncols; i++)
-            o += (size_t)snprintf(mono + o, sizeof mono - o, "%s%d", i ? "," : "", (int)p->monotone[i]);
+            o += (size_t)snprintf(mono + o, sizeof mono - o, "%s%d", i ? "," : "",
+                                  (int)p->monotone[i]);
         mono[o++] = ')';
         mono[o] = 0;
         if (XGBoosterSetParam(bst, "monotone_constraints", mono))
@@ -469,7 +483,8 @@ int hvs_model_predict(hvs_model_t *m, const float *x, size_t nrows, float *out, 
     if (nrows == 0)
         return 0;
     if (!m || !x || !out)
-        return hvs_err_set(err, HVS_EINVAL, "bad_argument", "predict without model, rows or output");
+        return hvs_err_set(err, HVS_EINVAL, "bad_argument",
+                           "predict without model, rows or output");
     if (!m->bst) {
         linear_predict(m, x, nrows, out);
         return 0;
@@ -525,8 +540,8 @@ int hvs_model_load(const void *bytes, size_t len, size_t ncols, hvs_model_t **ou
     XGBoosterGetNumFeature(bst, &nf);
     if (nf != ncols) {
         XGBoosterFree(bst);
-        return hvs_err_set(err, HVS_ESERDE, "corrupt_model", "model has %llu features, expected %zu",
-                           (unsigned long long)nf, ncols);
+        return hvs_err_set(err, HVS_ESERDE, "corrupt_model",
+                           "model has %llu features, expected %zu", (unsigned long long)nf, ncols);
     }
     XGBoosterSetParam(bst, "nthread", "1"); /* serving threads parallelise, not XGBoost */
     hvs_model_t *m = calloc(1, sizeof *m);
@@ -540,7 +555,8 @@ int hvs_model_load(const void *bytes, size_t len, size_t ncols, hvs_model_t **ou
     return 0;
 }
 
-int hvs_zlib_compress(const void *in, size_t len, unsigned char **out, size_t *outlen, hvs_err_t *err) {
+int hvs_zlib_compress(const void *in, size_t len, unsigned char **out, size_t *outlen,
+                      hvs_err_t *err) {
     uLongf cap = compressBound((uLong)len);
     unsigned char *b = malloc(cap);
     if (!b)
@@ -581,13 +597,15 @@ int hvs_zlib_decompress(const void *in, size_t len, size_t max_out, unsigned cha
         if (zr != Z_OK && zr != Z_STREAM_END) {
             inflateEnd(&z);
             free(b);
-            return hvs_err_set(err, HVS_ESERDE, "corrupt_model", "model bytes do not decompress (zlib %d)", zr);
+            return hvs_err_set(err, HVS_ESERDE, "corrupt_model",
+                               "model bytes do not decompress (zlib %d)", zr);
         }
         if (zr == Z_OK && z.avail_out == 0) {
             if (n > max_out) {
                 inflateEnd(&z);
                 free(b);
-                return hvs_err_set(err, HVS_ESERDE, "too_large", "model larger than %zu bytes", max_out);
+                return hvs_err_set(err, HVS_ESERDE, "too_large", "model larger than %zu bytes",
+                                   max_out);
             }
             cap *= 2;
         } else if (zr == Z_OK && z.avail_in == 0) {

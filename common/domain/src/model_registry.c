@@ -37,9 +37,9 @@ int hvs_registry_key(char *buf, size_t len, const char *name, int version) {
 static double metric(avro_value_t *v, const char *name) {
     avro_value_t m, f, b;
     double d;
-    if (avro_value_get_by_name(v, "metrics", &m, NULL) || avro_value_get_by_name(&m, name, &f, NULL) ||
-        avro_value_get_current_branch(&f, &b) || avro_value_get_type(&b) != AVRO_DOUBLE ||
-        avro_value_get_double(&b, &d))
+    if (avro_value_get_by_name(v, "metrics", &m, NULL) ||
+        avro_value_get_by_name(&m, name, &f, NULL) || avro_value_get_current_branch(&f, &b) ||
+        avro_value_get_type(&b) != AVRO_DOUBLE || avro_value_get_double(&b, &d))
         return NAN;
     return d;
 }
@@ -63,8 +63,10 @@ void hvs_registry_release(hvs_model_ref_t *ref) {
 }
 
 static int load_value(avro_value_t *v, hvs_model_ref_t **out, hvs_err_t *err) {
-    const char *name = hvs_serde_field_str(v, "name"), *fsv = hvs_serde_field_str(v, "feature_set_version");
-    const char *fmt = hvs_serde_field_str(v, "model_format"), *comp = hvs_serde_field_str(v, "compression");
+    const char *name = hvs_serde_field_str(v, "name"),
+               *fsv = hvs_serde_field_str(v, "feature_set_version");
+    const char *fmt = hvs_serde_field_str(v, "model_format"),
+               *comp = hvs_serde_field_str(v, "compression");
     int version = (int)hvs_serde_field_long(v, "version");
     if (!name || !fsv || !fmt || !comp)
         return hvs_err_set(err, HVS_ESERDE, "bad_record", "ModelVersion without name or formats");
@@ -83,16 +85,17 @@ static int load_value(avro_value_t *v, hvs_model_ref_t **out, hvs_err_t *err) {
         scale = "";
     int tscale = hvs_taskrow_scale_parse(scale);
     if (tscale < 0)
-        return hvs_err_set(err, HVS_ESERDE, "unknown_target_scale",
-                           "%s v%d: target scale \"%s\", this build knows %s, %s, %s (or none: kWh)", name,
-                           version, scale, hvs_taskrow_scale_name(HVS_TARGET_KWH),
-                           hvs_taskrow_scale_name(HVS_TARGET_PER_HEATED_M2),
-                           hvs_taskrow_scale_name(HVS_TARGET_PROBABILITY));
+        return hvs_err_set(
+            err, HVS_ESERDE, "unknown_target_scale",
+            "%s v%d: target scale \"%s\", this build knows %s, %s, %s (or none: kWh)", name,
+            version, scale, hvs_taskrow_scale_name(HVS_TARGET_KWH),
+            hvs_taskrow_scale_name(HVS_TARGET_PER_HEATED_M2),
+            hvs_taskrow_scale_name(HVS_TARGET_PROBABILITY));
     bool linear = strcmp(fmt, HVS_MODEL_FORMAT_LINEAR) == 0;
     if ((!linear && strcmp(fmt, HVS_MODEL_FORMAT_XGBOOST) != 0) ||
         (strcmp(comp, "zlib") != 0 && strcmp(comp, "none") != 0))
-        return hvs_err_set(err, HVS_ESERDE, "corrupt_model", "%s v%d: format %s/%s not served", name,
-                           version, fmt, comp);
+        return hvs_err_set(err, HVS_ESERDE, "corrupt_model", "%s v%d: format %s/%s not served",
+                           name, version, fmt, comp);
     hvs_model_ref_t *r = calloc(1, sizeof *r);
     if (!r || !(r->name = strdup(name))) {
         free(r);
@@ -121,8 +124,8 @@ static int load_value(avro_value_t *v, hvs_model_ref_t **out, hvs_err_t *err) {
     for (size_t i = 0; i < n; i++) {
         const char *s;
         size_t sl;
-        if (avro_value_get_by_index(&arr, i, &item, NULL) || avro_value_get_string(&item, &s, &sl) ||
-            !(r->features[i] = strdup(s))) {
+        if (avro_value_get_by_index(&arr, i, &item, NULL) ||
+            avro_value_get_string(&item, &s, &sl) || !(r->features[i] = strdup(s))) {
             rc = hvs_err_set(err, HVS_ESERDE, "bad_record", "%s: feature %zu", r->ident, i);
             goto fail;
         }
@@ -138,14 +141,18 @@ static int load_value(avro_value_t *v, hvs_model_ref_t **out, hvs_err_t *err) {
     /* the probe row: each feature's median from the training profile */
     avro_value_t prof;
     size_t np = 0;
-    if (avro_value_get_by_name(v, "profile", &prof, NULL) == 0 && avro_value_get_size(&prof, &np) == 0)
+    if (avro_value_get_by_name(v, "profile", &prof, NULL) == 0 &&
+        avro_value_get_size(&prof, &np) == 0)
         for (size_t k = 0; k < np; k++) {
             avro_value_t p, q, pr, x;
             const char *pn;
             size_t pl, nq = 0;
-            if (avro_value_get_by_index(&prof, k, &p, NULL) || avro_value_get_by_name(&p, "name", &x, NULL) ||
-                avro_value_get_string(&x, &pn, &pl) || avro_value_get_by_name(&p, "quantiles", &q, NULL) ||
-                avro_value_get_by_name(&p, "probabilities", &pr, NULL) || avro_value_get_size(&q, &nq))
+            if (avro_value_get_by_index(&prof, k, &p, NULL) ||
+                avro_value_get_by_name(&p, "name", &x, NULL) ||
+                avro_value_get_string(&x, &pn, &pl) ||
+                avro_value_get_by_name(&p, "quantiles", &q, NULL) ||
+                avro_value_get_by_name(&p, "probabilities", &pr, NULL) ||
+                avro_value_get_size(&q, &nq))
                 continue;
             for (size_t i = 0; i < n; i++)
                 if (strcmp(r->features[i], pn) == 0)
@@ -154,15 +161,16 @@ static int load_value(avro_value_t *v, hvs_model_ref_t **out, hvs_err_t *err) {
                         double qa, pb;
                         if (avro_value_get_by_index(&q, j, &a, NULL) == 0 &&
                             avro_value_get_by_index(&pr, j, &b, NULL) == 0 &&
-                            avro_value_get_double(&a, &qa) == 0 && avro_value_get_double(&b, &pb) == 0 &&
-                            fabs(pb - 0.5) < 1e-9)
+                            avro_value_get_double(&a, &qa) == 0 &&
+                            avro_value_get_double(&b, &pb) == 0 && fabs(pb - 0.5) < 1e-9)
                             r->probe[i] = qa;
                     }
         }
     avro_value_t bf;
     const void *bytes;
     size_t blen;
-    if (avro_value_get_by_name(v, "model_bytes", &bf, NULL) || avro_value_get_bytes(&bf, &bytes, &blen)) {
+    if (avro_value_get_by_name(v, "model_bytes", &bf, NULL) ||
+        avro_value_get_bytes(&bf, &bytes, &blen)) {
         rc = hvs_err_set(err, HVS_ESERDE, "corrupt_model", "%s: no model bytes", r->ident);
         goto fail;
     }
@@ -181,8 +189,9 @@ static int load_value(avro_value_t *v, hvs_model_ref_t **out, hvs_err_t *err) {
         goto fail;
     /* the kind the bytes are must be the one the record declares (and was validated for) */
     if (strcmp(hvs_model_format(r->model), fmt) != 0) {
-        rc = hvs_err_set(err, HVS_ESERDE, "corrupt_model", "%s: the record says %s, its bytes are %s",
-                         r->ident, fmt, hvs_model_format(r->model));
+        rc = hvs_err_set(err, HVS_ESERDE, "corrupt_model",
+                         "%s: the record says %s, its bytes are %s", r->ident, fmt,
+                         hvs_model_format(r->model));
         goto fail;
     }
     float *row = malloc(n * sizeof *row), pred = NAN;
@@ -195,7 +204,8 @@ static int load_value(avro_value_t *v, hvs_model_ref_t **out, hvs_err_t *err) {
     rc = hvs_model_predict(r->model, row, 1, &pred, err);
     free(row);
     if (rc == 0 && !isfinite(pred))
-        rc = hvs_err_set(err, HVS_ESERDE, "probe_failed", "%s predicts %g on its probe row", r->ident, pred);
+        rc = hvs_err_set(err, HVS_ESERDE, "probe_failed", "%s predicts %g on its probe row",
+                         r->ident, pred);
     if (rc)
         goto fail;
     *out = r;
@@ -223,7 +233,7 @@ int hvs_registry_load_record(hvs_serde_t *s, const void *record, size_t len, hvs
 
 typedef struct active {
     char *name;
-    hvs_model_ref_t *ref;           /* NULL: none serves */
+    hvs_model_ref_t *ref; /* NULL: none serves */
 } active_t;
 
 struct hvs_registry {
@@ -231,11 +241,11 @@ struct hvs_registry {
     hvs_decoder_t *dec;
     hvs_follow_t *follow;
     hvs_registry_opts_t opts;
-    hvs_model_info_t *v;            /* sorted by (name, version) */
+    hvs_model_info_t *v; /* sorted by (name, version) */
     size_t n, cap;
     active_t *act;
     size_t nact, capact;
-    pthread_mutex_t lock;           /* act[].ref against acquire */
+    pthread_mutex_t lock; /* act[].ref against acquire */
     uint64_t refused, bad;
     bool dirty;
 };
@@ -305,7 +315,8 @@ static void on_record(void *opaque, const rd_kafka_message_t *m) {
     const char *name = hvs_serde_field_str(v, "name");
     avro_value_t f;
     int status;
-    if (!name || avro_value_get_by_name(v, "status", &f, NULL) || avro_value_get_enum(&f, &status)) {
+    if (!name || avro_value_get_by_name(v, "status", &f, NULL) ||
+        avro_value_get_enum(&f, &status)) {
         r->bad++;
         return;
     }
@@ -342,14 +353,22 @@ static void on_record(void *opaque, const rd_kafka_message_t *m) {
     if (avro_value_get_by_name(v, "feature_names", &arr, NULL) == 0)
         avro_value_get_size(&arr, &nf);
     *i = (hvs_model_info_t){
-        .name = strdup(name), .version = version, .status = (hvs_model_status_t)status,
-        .created_at = hvs_serde_field_long(v, "created_at"), .train_start = hvs_serde_field_long(v, "train_start"),
+        .name = strdup(name),
+        .version = version,
+        .status = (hvs_model_status_t)status,
+        .created_at = hvs_serde_field_long(v, "created_at"),
+        .train_start = hvs_serde_field_long(v, "train_start"),
         .train_end = hvs_serde_field_long(v, "train_end"),
-        .feature_set_version = dup_or_null(hvs_serde_field_str(v, "feature_set_version")), .nfeatures = nf,
+        .feature_set_version = dup_or_null(hvs_serde_field_str(v, "feature_set_version")),
+        .nfeatures = nf,
         .decided_by = dup_or_null(hvs_serde_field_str(v, "decided_by")),
         .decision_reason = dup_or_null(hvs_serde_field_str(v, "decision_reason")),
-        .wape = metric(v, "wape"), .mape = metric(v, "mape"), .rmse = metric(v, "rmse"),
-        .mae = metric(v, "mae"), .record = copy, .record_len = copy ? m->len : 0};
+        .wape = metric(v, "wape"),
+        .mape = metric(v, "mape"),
+        .rmse = metric(v, "rmse"),
+        .mae = metric(v, "mae"),
+        .record = copy,
+        .record_len = copy ? m->len : 0};
     r->dirty = true;
 }
 
@@ -413,8 +432,9 @@ static void reconcile(hvs_registry_t *r) {
             hvs_model_ref_t *ref = NULL;
             hvs_err_t e = {0};
             avro_value_t *v;
-            int rc = want->record ? hvs_decoder_decode(r->dec, want->record, want->record_len, &v, &e)
-                                  : hvs_err_set(&e, HVS_ENOMEM, "oom", "record copy");
+            int rc = want->record
+                         ? hvs_decoder_decode(r->dec, want->record, want->record_len, &v, &e)
+                         : hvs_err_set(&e, HVS_ENOMEM, "oom", "record copy");
             if (rc == 0)
                 rc = load_value(v, &ref, &e);
             if (rc) {
@@ -501,8 +521,9 @@ static int set_od(avro_value_t *rec, const char *name, double d) {
 
 static int set_metrics(avro_value_t *m, const hvs_model_metrics_t *x) {
     avro_value_t f, b;
-    int bad = set_od(m, "mape", x->mape) || set_od(m, "wape", x->wape) || set_od(m, "rmse", x->rmse) ||
-              set_od(m, "mae", x->mae) || set_od(m, "precision_at_k", x->precision_at_k) ||
+    int bad = set_od(m, "mape", x->mape) || set_od(m, "wape", x->wape) ||
+              set_od(m, "rmse", x->rmse) || set_od(m, "mae", x->mae) ||
+              set_od(m, "precision_at_k", x->precision_at_k) ||
               set_od(m, "recall_at_k", x->recall_at_k) ||
               avro_value_get_by_name(m, "n_eval", &f, NULL);
     if (bad)
@@ -529,7 +550,8 @@ int hvs_registry_encode(hvs_serde_t *s, hvs_encoder_t *enc, const hvs_model_reco
     avro_value_t *v = hvs_encoder_value(enc);
     avro_value_t f, b, item, sub;
     int bad = set_s(v, "name", rec->name) || avro_value_get_by_name(v, "version", &f, NULL) ||
-              avro_value_set_int(&f, rec->version) || avro_value_get_by_name(v, "status", &f, NULL) ||
+              avro_value_set_int(&f, rec->version) ||
+              avro_value_get_by_name(v, "status", &f, NULL) ||
               avro_value_set_enum(&f, (int)rec->status) ||
               set_s(v, "feature_set_version", hvs_features_version()) ||
               set_l(v, "train_start", rec->train_start) || set_l(v, "train_end", rec->train_end) ||
@@ -556,7 +578,8 @@ int hvs_registry_encode(hvs_serde_t *s, hvs_encoder_t *enc, const hvs_model_reco
     for (size_t i = 0; !bad && i < rec->nprofile; i++) {
         const hvs_feature_profile_t *p = &rec->profile[i];
         bad = avro_value_append(&f, &item, NULL) || hvs_serde_value_defaults(s, &item, NULL) ||
-              set_s(&item, "name", p->name) || avro_value_get_by_name(&item, "quantiles", &sub, NULL) ||
+              set_s(&item, "name", p->name) ||
+              avro_value_get_by_name(&item, "quantiles", &sub, NULL) ||
               append_doubles(&sub, p->quantiles, p->nq) ||
               avro_value_get_by_name(&item, "probabilities", &sub, NULL) ||
               append_doubles(&sub, p->probabilities, p->nq) ||
@@ -564,7 +587,8 @@ int hvs_registry_encode(hvs_serde_t *s, hvs_encoder_t *enc, const hvs_model_reco
               avro_value_set_double(&sub, p->missing_rate);
     }
     bad = bad || avro_value_get_by_name(v, "joint_histogram", &f, NULL);
-    if (!bad && rec->temp_edges && rec->irr_edges && rec->counts && rec->ntemp > 1 && rec->nirr > 1) {
+    if (!bad && rec->temp_edges && rec->irr_edges && rec->counts && rec->ntemp > 1 &&
+        rec->nirr > 1) {
         bad = avro_value_set_branch(&f, 1, &b) ||
               avro_value_get_by_name(&b, "temperature_edges_c", &sub, NULL) ||
               append_doubles(&sub, rec->temp_edges, rec->ntemp) ||
@@ -572,7 +596,8 @@ int hvs_registry_encode(hvs_serde_t *s, hvs_encoder_t *enc, const hvs_model_reco
               append_doubles(&sub, rec->irr_edges, rec->nirr) ||
               avro_value_get_by_name(&b, "counts", &sub, NULL);
         for (size_t i = 0; !bad && i < (rec->ntemp - 1) * (rec->nirr - 1); i++)
-            bad = avro_value_append(&sub, &item, NULL) || avro_value_set_long(&item, rec->counts[i]);
+            bad = avro_value_append(&sub, &item, NULL) ||
+                  avro_value_set_long(&item, rec->counts[i]);
     } else if (!bad) {
         bad = avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b);
     }
@@ -600,8 +625,9 @@ int hvs_registry_restatus(hvs_serde_t *s, hvs_encoder_t *enc, const void *record
         avro_value_t *out = hvs_encoder_value(enc), f, b;
         if (avro_value_copy_fast(out, v)) {
             rc = hvs_err_set(err, HVS_ESERDE, "avro_encode", "copy: %s", avro_strerror());
-        } else if (avro_value_get_by_name(out, "status", &f, NULL) || avro_value_set_enum(&f, (int)status) ||
-                   set_os(out, "decided_by", by) || set_os(out, "decision_reason", reason) ||
+        } else if (avro_value_get_by_name(out, "status", &f, NULL) ||
+                   avro_value_set_enum(&f, (int)status) || set_os(out, "decided_by", by) ||
+                   set_os(out, "decision_reason", reason) ||
                    avro_value_get_by_name(out, "decided_at", &f, NULL) ||
                    avro_value_set_branch(&f, 1, &b) || avro_value_set_long(&b, at)) {
             rc = hvs_err_set(err, HVS_ESERDE, "avro_encode", "status: %s", avro_strerror());

@@ -159,9 +159,8 @@ int hvs_reading_parse_json(const char *line, size_t len, hvs_reading_t *r, hvs_e
     json_error_t jerr;
     /* INT_AS_REAL: a 20-digit integer is a (too large) value, not a syntax error, and a
      * 400-digit one overflows like 1e999. ALLOW_NUL: "\u0000" in an id is a bad id. */
-    json_t *root = json_loadb(line, len,
-                              JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL,
-                              &jerr);
+    json_t *root = json_loadb(
+        line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &jerr);
     if (!root) {
         if (json_error_code(&jerr) == json_error_numeric_overflow ||
             has_non_finite_token(line, len))
@@ -185,8 +184,7 @@ int hvs_reading_parse_json(const char *line, size_t len, hvs_reading_t *r, hvs_e
         goto out;
     json_t *arr = json_object_get(root, "readings");
     if (!arr) {
-        rc = hvs_err_set(err, HVS_ESERDE, HVS_READING_R_JSON_MISSING,
-                         "field readings is required");
+        rc = hvs_err_set(err, HVS_ESERDE, HVS_READING_R_JSON_MISSING, "field readings is required");
         goto out;
     }
     if (!json_is_array(arr)) {
@@ -261,8 +259,8 @@ int hvs_reading_validate(const hvs_reading_t *r, hvs_ms_t now, hvs_ms_t max_futu
                                "readings[%zu].value (%s) is %f", i, info->type, sv->value);
         if (sv->value < info->min || sv->value > info->max)
             return hvs_err_set(err, HVS_EINVAL, HVS_READING_R_OUT_OF_RANGE,
-                               "readings[%zu].value (%s) %g %s is outside [%g, %g]", i,
-                               info->type, sv->value, info->unit, info->min, info->max);
+                               "readings[%zu].value (%s) %g %s is outside [%g, %g]", i, info->type,
+                               sv->value, info->unit, info->min, info->max);
         if (sv->room_name[0] && (rc = check_id(sv->room_name, "room_name", err)))
             return rc;
     }
@@ -291,8 +289,8 @@ int hvs_reading_codec_new(hvs_serde_t *s, hvs_reading_codec_t **out, hvs_err_t *
     c->ingested_at = avro_schema_record_field_get_index(rs, "ingested_at");
     c->source = avro_schema_record_field_get_index(rs, "source");
     avro_schema_t item = c->readings >= 0
-                             ? avro_schema_array_items(avro_schema_record_field_get_by_index(
-                                   rs, c->readings))
+                             ? avro_schema_array_items(
+                                   avro_schema_record_field_get_by_index(rs, c->readings))
                              : NULL;
     c->sensor_type = item ? avro_schema_record_field_get_index(item, "sensor_type") : -1;
     c->room_name = item ? avro_schema_record_field_get_index(item, "room_name") : -1;
@@ -332,8 +330,7 @@ int hvs_reading_to_avro(const hvs_reading_codec_t *c, const hvs_reading_t *r, co
               avro_value_set_string(&f, r->apartment_id) ||
               avro_value_get_by_index(v, (size_t)c->timestamp, &f, NULL) ||
               avro_value_set_long(&f, r->timestamp) ||
-              avro_value_get_by_index(v, (size_t)c->readings, &arr, NULL) ||
-              avro_value_reset(&arr);
+              avro_value_get_by_index(v, (size_t)c->readings, &arr, NULL) || avro_value_reset(&arr);
     for (size_t i = 0; !bad && i < r->n; i++)
         bad = avro_value_append(&arr, &item, NULL) ||
               avro_value_get_by_index(&item, (size_t)c->sensor_type, &sub, NULL) ||
@@ -378,8 +375,7 @@ static int get_string(avro_value_t *v, char *dst, const char *field, int item, h
     char name[64];
     if (avro_value_get_string(v, &s, &n) != 0 || !s) {
         field_name(name, sizeof name, field, item);
-        return hvs_err_set(err, HVS_ESERDE, HVS_READING_R_BAD_SCHEMA, "%s is not a string",
-                           name);
+        return hvs_err_set(err, HVS_ESERDE, HVS_READING_R_BAD_SCHEMA, "%s is not a string", name);
     }
     n = n ? n - 1 : 0; /* avro-c counts the terminating NUL */
     if (n > HVS_READING_ID_MAX || memchr(s, '\0', n)) {
@@ -415,8 +411,8 @@ static int same_layout(const hvs_reading_codec_t *c, avro_schema_t vs) {
     if (!vs || !is_avro_record(vs) || !field_is(vs, c->building_id, "building_id") ||
         !field_is(vs, c->apartment_id, "apartment_id") ||
         !field_is(vs, c->timestamp, "timestamp") || !field_is(vs, c->readings, "readings") ||
-        !field_is(vs, c->device_id, "device_id") ||
-        !field_is(vs, c->ingested_at, "ingested_at") || !field_is(vs, c->source, "source"))
+        !field_is(vs, c->device_id, "device_id") || !field_is(vs, c->ingested_at, "ingested_at") ||
+        !field_is(vs, c->source, "source"))
         return 0;
     avro_schema_t arr = avro_schema_record_field_get_by_index(vs, c->readings);
     avro_schema_t item = arr && is_avro_array(arr) ? avro_schema_array_items(arr) : NULL;
@@ -471,6 +467,7 @@ bad:
     return hvs_err_set(err, HVS_ESERDE, HVS_READING_R_BAD_SCHEMA, "Reading from Avro: %s",
                        avro_strerror());
 fail:
-    return rc ? rc : hvs_err_set(err, HVS_ESERDE, HVS_READING_R_BAD_SCHEMA,
-                                 "Reading from Avro: %s", avro_strerror());
+    return rc ? rc
+              : hvs_err_set(err, HVS_ESERDE, HVS_READING_R_BAD_SCHEMA, "Reading from Avro: %s",
+                            avro_strerror());
 }

@@ -91,7 +91,8 @@ static char *opt_string(avro_value_t *v, const char *name) {
     size_t len;
     if (avro_value_get_by_name(v, name, &f, NULL) == 0) {
         if (avro_value_get_type(&f) == AVRO_UNION) {
-            if (avro_value_get_current_branch(&f, &br) == 0 && avro_value_get_type(&br) == AVRO_STRING)
+            if (avro_value_get_current_branch(&f, &br) == 0 &&
+                avro_value_get_type(&br) == AVRO_STRING)
                 avro_value_get_string(&br, &s, &len);
         } else if (avro_value_get_type(&f) == AVRO_STRING) {
             avro_value_get_string(&f, &s, &len);
@@ -131,7 +132,8 @@ static int apply(hvs_topology_t *t, avro_value_t *v, int32_t partition) {
     if (avro_value_get_by_name(v, "deleted", &f, NULL) == 0) {
         /* boolean, or a union with null */
         if (avro_value_get_boolean(&f, &deleted) != 0 &&
-            !(avro_value_get_current_branch(&f, &br) == 0 && avro_value_get_boolean(&br, &deleted) == 0))
+            !(avro_value_get_current_branch(&f, &br) == 0 &&
+              avro_value_get_boolean(&br, &deleted) == 0))
             deleted = 0;
     }
     char *key = strdup(id);

@@ -28,8 +28,7 @@ static _Atomic(void *) g_ready_opaque;
 
 static const hvs_cfg_entry_t common_entries[] = {
     {"HVS_KAFKA_BROKERS", HVS_CFG_STRING, "127.0.0.1:9092", 0, 0,
-     offsetof(hvs_common_config_t, kafka_brokers), 0,
-     "Kafka bootstrap servers (host:port,...)"},
+     offsetof(hvs_common_config_t, kafka_brokers), 0, "Kafka bootstrap servers (host:port,...)"},
     {"HVS_KAFKA_GROUP", HVS_CFG_STRING, NULL, 0, 0, offsetof(hvs_common_config_t, kafka_group), 0,
      "consumer group id (default hvs-<worker>)"},
     {"HVS_KAFKA_FETCH_WAIT_MAX_MS", HVS_CFG_INT, "100", 1, 10000,
@@ -110,8 +109,9 @@ static void print_help(const hvs_app_t *app, const hvs_app_spec_t *spec) {
     printf("\nOptions:\n  --help      this text\n  --version   print the version\n"
            "  --config F  read HVS_NAME=value lines from F (the environment wins)\n");
     if (spec->flag_prefix)
-        printf("  Every %s* setting below is also a flag: %sFOO_BAR=v is --foo-bar v (flags win).\n",
-               spec->flag_prefix, spec->flag_prefix);
+        printf(
+            "  Every %s* setting below is also a flag: %sFOO_BAR=v is --foo-bar v (flags win).\n",
+            spec->flag_prefix, spec->flag_prefix);
     hvs_config_print_help(stdout, app->sections, app->nsections);
 }
 
@@ -188,9 +188,8 @@ int hvs_app_init(hvs_app_t *app, const hvs_app_spec_t *spec, int argc, char **ar
 
     if (spec->nextra > sizeof app->sections / sizeof app->sections[0] - 1)
         return hvs_err_set(err, HVS_EINVAL, NULL, "too many config sections (%zu)", spec->nextra);
-    app->sections[0] = (hvs_cfg_section_t){"common", common_entries,
-                                           sizeof common_entries / sizeof common_entries[0],
-                                           &app->cfg};
+    app->sections[0] = (hvs_cfg_section_t){
+        "common", common_entries, sizeof common_entries / sizeof common_entries[0], &app->cfg};
     for (size_t i = 0; i < spec->nextra; i++)
         app->sections[1 + i] = spec->extra[i];
     app->nsections = 1 + spec->nextra;

@@ -193,9 +193,9 @@ static int passthrough_add(hvs_config_passthrough_t *pt, const char *name, size_
 }
 
 /* One "NAME=value" from a source. */
-static int apply_assignment(const hvs_cfg_section_t *sections, size_t nsections,
-                            const char *name, size_t namelen, const char *value,
-                            const char *origin, hvs_config_passthrough_t *pt, hvs_err_t *err) {
+static int apply_assignment(const hvs_cfg_section_t *sections, size_t nsections, const char *name,
+                            size_t namelen, const char *value, const char *origin,
+                            hvs_config_passthrough_t *pt, hvs_err_t *err) {
     void *target;
     const hvs_cfg_entry_t *e = find_row(sections, nsections, name, namelen, &target);
     if (e)
@@ -297,8 +297,8 @@ int hvs_config_load(const hvs_cfg_section_t *sections, size_t nsections, const c
         const char *eq = strchr(*e, '=');
         if (!eq)
             continue;
-        int rc = apply_assignment(sections, nsections, *e, (size_t)(eq - *e), eq + 1,
-                                  "environment", pt, err);
+        int rc = apply_assignment(sections, nsections, *e, (size_t)(eq - *e), eq + 1, "environment",
+                                  pt, err);
         if (rc != HVS_OK)
             return rc;
     }

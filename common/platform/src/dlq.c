@@ -86,8 +86,8 @@ static void set_string(avro_value_t *rec, const char *name, const char *s) {
 }
 
 int hvs_dlq_send(hvs_dlq_t *d, const char *src_topic, int32_t partition, int64_t offset,
-                 const void *key, size_t keylen, const void *value, size_t len,
-                 const char *source, const hvs_err_t *why, hvs_err_t *err) {
+                 const void *key, size_t keylen, const void *value, size_t len, const char *source,
+                 const hvs_err_t *why, hvs_err_t *err) {
     char dlq_topic[HVS_TOPIC_NAME_MAX];
     hvs_topic_dlq_name(src_topic, dlq_topic, sizeof dlq_topic);
     hvs_encoder_t *enc = encoder_for(d, dlq_topic, err);
@@ -146,6 +146,6 @@ int hvs_dlq_send(hvs_dlq_t *d, const char *src_topic, int32_t partition, int64_t
 
 int hvs_dlq_send_message(hvs_dlq_t *d, const rd_kafka_message_t *orig, const hvs_err_t *why,
                          hvs_err_t *err) {
-    return hvs_dlq_send(d, rd_kafka_topic_name(orig->rkt), orig->partition, orig->offset,
-                        orig->key, orig->key_len, orig->payload, orig->len, NULL, why, err);
+    return hvs_dlq_send(d, rd_kafka_topic_name(orig->rkt), orig->partition, orig->offset, orig->key,
+                        orig->key_len, orig->payload, orig->len, NULL, why, err);
 }

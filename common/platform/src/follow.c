@@ -24,10 +24,21 @@ int hvs_follow_new(const hvs_kafka_conf_t *conf, const char *topic, const char *
     snprintf(group, sizeof group, "hvs-%s-reader", what);
     snprintf(wait, sizeof wait, "%d", conf->fetch_wait_max_ms > 0 ? conf->fetch_wait_max_ms : 100);
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    const char *const props[] = {"bootstrap.servers", conf->brokers, "group.id", group,
-                                 "enable.auto.commit", "false", "enable.auto.offset.store", "false",
-                                 "enable.partition.eof", "true", "fetch.wait.max.ms", wait,
-                                 "log_level", "3", NULL};
+    const char *const props[] = {"bootstrap.servers",
+                                 conf->brokers,
+                                 "group.id",
+                                 group,
+                                 "enable.auto.commit",
+                                 "false",
+                                 "enable.auto.offset.store",
+                                 "false",
+                                 "enable.partition.eof",
+                                 "true",
+                                 "fetch.wait.max.ms",
+                                 wait,
+                                 "log_level",
+                                 "3",
+                                 NULL};
     /* ours first, then the operator's pass-through properties, which win */
     int rc = hvs_kafka_conf_set(kc, props, err);
     if (rc == HVS_OK)
@@ -49,7 +60,7 @@ int hvs_follow_new(const hvs_kafka_conf_t *conf, const char *topic, const char *
     rd_kafka_topic_destroy(rkt);
     if (e || md->topic_cnt != 1 || md->topics[0].err) {
         rc = hvs_err_set(err, HVS_EKAFKA, "metadata", "topic %s: %s", topic,
-                             rd_kafka_err2str(e ? e : md->topics[0].err));
+                         rd_kafka_err2str(e ? e : md->topics[0].err));
         if (md)
             rd_kafka_metadata_destroy(md);
         hvs_follow_destroy(f);
@@ -81,13 +92,14 @@ void hvs_follow_destroy(hvs_follow_t *f) {
     free(f);
 }
 
-int hvs_follow_poll(hvs_follow_t *f, int timeout_ms, void (*fn)(void *opaque, const rd_kafka_message_t *m),
-                    void *opaque) {
+int hvs_follow_poll(hvs_follow_t *f, int timeout_ms,
+                    void (*fn)(void *opaque, const rd_kafka_message_t *m), void *opaque) {
     int n = 0;
     hvs_ms_t deadline = hvs_time_mono_ms() + timeout_ms;
     for (;;) {
         hvs_ms_t left = deadline - hvs_time_mono_ms();
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(f->rk, left > 0 && !f->caught_up ? (int)left : 0);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(f->rk,
+                                                       left > 0 && !f->caught_up ? (int)left : 0);
         if (!m) {
             if (f->caught_up || left <= 0)
                 break;

@@ -78,10 +78,10 @@ const char *hvs_http_request_header(const char *name) {
 /* A route handler's answer, with the extra headers it set. */
 static enum MHD_Result respond_route(struct MHD_Connection *conn, const hvs_http_response_t *resp) {
     const char *ctype = resp->content_type ? resp->content_type : "application/json";
-    struct MHD_Response *r =
-        resp->body ? MHD_create_response_from_buffer(resp->body_len, resp->body,
-                                                     MHD_RESPMEM_MUST_FREE)
-                   : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r = resp->body ? MHD_create_response_from_buffer(
+                                              resp->body_len, resp->body, MHD_RESPMEM_MUST_FREE)
+                                        : MHD_create_response_from_buffer(0, (void *)"",
+                                                                          MHD_RESPMEM_PERSISTENT);
     if (!r) {
         free(resp->body);
         return MHD_NO;
@@ -103,8 +103,8 @@ static enum MHD_Result respond_text(struct MHD_Connection *conn, unsigned status
 /* 405 names what the fixed routes do allow (RFC 9110 requires Allow). */
 static enum MHD_Result respond_405(struct MHD_Connection *conn) {
     static const char msg[] = "method not allowed\n";
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+    struct MHD_Response *r = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg,
+                                                             MHD_RESPMEM_PERSISTENT);
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
@@ -258,7 +258,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return respond_text(conn, MHD_HTTP_URI_TOO_LONG, "query string too long\n");
     hvs_http_response_t resp = {.status = 200};
     tl_conn = conn;
-    int rc = route.fn(route.opaque, method, url, q.buf, req->body ? req->body : "", req->len, &resp);
+    int rc = route.fn(route.opaque, method, url, q.buf, req->body ? req->body : "", req->len,
+                      &resp);
     tl_conn = NULL;
     if (rc < 0 || resp.status < 100 || resp.status > 599) {
         free(resp.body);
@@ -309,10 +310,9 @@ int hvs_http_start(uint16_t port, int bind_any, hvs_metrics_t *metrics, hvs_http
     h->daemon = MHD_start_daemon(
         MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
             MHD_USE_ERROR_LOG,
-        port,
-        NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
+        port, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed,
+        NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
         /* one thread per connection: bound them so a flood of idle sockets cannot exhaust us */
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64, MHD_OPTION_END);
     if (!h->daemon) {

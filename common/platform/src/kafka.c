@@ -31,8 +31,8 @@
 typedef struct part_state {
     char topic[HVS_TOPIC_NAME_MAX];
     int32_t partition;
-    int64_t next;        /* offset the next message must have; -1 unknown (new group) */
-    bool compacted;      /* gaps are legal */
+    int64_t next;   /* offset the next message must have; -1 unknown (new group) */
+    bool compacted; /* gaps are legal */
 } part_state_t;
 
 struct hvs_consumer {
@@ -43,11 +43,11 @@ struct hvs_consumer {
     size_t *cur_n;
     part_state_t *parts;
     size_t nparts, capparts;
-    size_t last;         /* index of the last part found: batches come partition by partition */
+    size_t last; /* index of the last part found: batches come partition by partition */
     /* a message hvs_consumer_wait_assignment received; poll_batch returns it first */
     rd_kafka_message_t *pending;
-    bool cooperative;    /* cooperative-sticky configured */
-    bool ever_assigned;  /* a SyncGroup result reached us (even an empty one) */
+    bool cooperative;   /* cooperative-sticky configured */
+    bool ever_assigned; /* a SyncGroup result reached us (even an empty one) */
     int closed;
 };
 
@@ -61,8 +61,8 @@ int hvs_kafka_conf_set(rd_kafka_conf_t *conf, const char *const *kv, hvs_err_t *
     char errstr[512];
     for (const char *const *p = kv; p && p[0] && p[1]; p += 2)
         if (rd_kafka_conf_set(conf, p[0], p[1], errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
-            return hvs_err_set(err, HVS_ECONFIG, "kafka_config", "librdkafka property %s: %s",
-                               p[0], errstr);
+            return hvs_err_set(err, HVS_ECONFIG, "kafka_config", "librdkafka property %s: %s", p[0],
+                               errstr);
     return HVS_OK;
 }
 
@@ -78,15 +78,17 @@ static int set_props(rd_kafka_conf_t *conf, const hvs_kafka_conf_t *c, const cha
             return hvs_err_set(err, HVS_ECONFIG, "kafka_config", "%s=%s: %s", p[0], p[1], errstr);
     for (const char *const *p = c->props; p && p[0] && p[1]; p += 2)
         if (rd_kafka_conf_set(conf, p[0], p[1], errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
-            return hvs_err_set(err, HVS_ECONFIG, "kafka_config",
-                               "HVS_KAFKA_ property %s: %s", p[0], errstr);
+            return hvs_err_set(err, HVS_ECONFIG, "kafka_config", "HVS_KAFKA_ property %s: %s", p[0],
+                               errstr);
     return HVS_OK;
 }
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     (void)rk;
-    hvs_log_level_t l = level <= 3 ? HVS_LOG_ERROR : level <= 4 ? HVS_LOG_WARN
-                      : level <= 6 ? HVS_LOG_INFO : HVS_LOG_DEBUG;
+    hvs_log_level_t l = level <= 3   ? HVS_LOG_ERROR
+                        : level <= 4 ? HVS_LOG_WARN
+                        : level <= 6 ? HVS_LOG_INFO
+                                     : HVS_LOG_DEBUG;
     if (hvs_log_enabled(l))
         hvs_log_fields(l, "kafka", buf, HVS_LFS("facility", fac));
 }
@@ -140,8 +142,8 @@ static void parts_removed(hvs_consumer_t *c, const rd_kafka_topic_partition_list
             *p = c->parts[--c->nparts];
     }
     /* Drop collected, uncommitted messages of revoked partitions: the new owner re-reads them. */
-    if (c->pending && rd_kafka_topic_partition_list_find(parts, rd_kafka_topic_name(c->pending->rkt),
-                                                         c->pending->partition)) {
+    if (c->pending && rd_kafka_topic_partition_list_find(
+                          parts, rd_kafka_topic_name(c->pending->rkt), c->pending->partition)) {
         rd_kafka_message_destroy(c->pending);
         c->pending = NULL;
     }
@@ -197,8 +199,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                        err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ? "partitions revoked"
                                                                    : "rebalance error",
                        HVS_LFI("count", parts->cnt), HVS_LFS("event", rd_kafka_err2name(err)),
-                       HVS_LFB("lost", rd_kafka_assignment_lost(rk)),
-                       HVS_LFB("cooperative", coop));
+                       HVS_LFB("lost", rd_kafka_assignment_lost(rk)), HVS_LFB("cooperative", coop));
         if (coop)
             e = rd_kafka_incremental_unassign(rk, parts);
         else
@@ -222,21 +223,34 @@ int hvs_consumer_new(const hvs_kafka_conf_t *kc, const char *const *topics, size
     if (hooks)
         c->hooks = *hooks;
     char fetch_wait[16];
-    snprintf(fetch_wait, sizeof fetch_wait, "%d", kc->fetch_wait_max_ms > 0 ? kc->fetch_wait_max_ms : 100);
+    snprintf(fetch_wait, sizeof fetch_wait, "%d",
+             kc->fetch_wait_max_ms > 0 ? kc->fetch_wait_max_ms : 100);
     const char *defaults[] = {
-        "bootstrap.servers", kc->brokers,
-        "group.id", kc->group,
-        "client.id", kc->client_id ? kc->client_id : "hvs",
-        "enable.auto.commit", "false",
-        "enable.auto.offset.store", "false",
-        "auto.offset.reset", "earliest",
-        "partition.assignment.strategy", "cooperative-sticky",
-        "fetch.wait.max.ms", fetch_wait,
-        "queued.min.messages", "100000",
-        "enable.partition.eof", "false",
+        "bootstrap.servers",
+        kc->brokers,
+        "group.id",
+        kc->group,
+        "client.id",
+        kc->client_id ? kc->client_id : "hvs",
+        "enable.auto.commit",
+        "false",
+        "enable.auto.offset.store",
+        "false",
+        "auto.offset.reset",
+        "earliest",
+        "partition.assignment.strategy",
+        "cooperative-sticky",
+        "fetch.wait.max.ms",
+        fetch_wait,
+        "queued.min.messages",
+        "100000",
+        "enable.partition.eof",
+        "false",
         /* A crashed pod's partitions move after 10 s instead of librdkafka's 45 s. */
-        "session.timeout.ms", "10000",
-        "heartbeat.interval.ms", "2000",
+        "session.timeout.ms",
+        "10000",
+        "heartbeat.interval.ms",
+        "2000",
         NULL,
     };
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -328,12 +342,13 @@ int hvs_consumer_poll_batch(hvs_consumer_t *c, rd_kafka_message_t **msgs, size_t
             int fatal = m->err == RD_KAFKA_RESP_ERR__FATAL ||
                         m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
                         m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET;
-            hvs_log_fields(fatal ? HVS_LOG_ERROR : HVS_LOG_WARN, "kafka", rd_kafka_message_errstr(m),
-                           HVS_LFS("error", rd_kafka_err2name(m->err)),
+            hvs_log_fields(fatal ? HVS_LOG_ERROR : HVS_LOG_WARN, "kafka",
+                           rd_kafka_message_errstr(m), HVS_LFS("error", rd_kafka_err2name(m->err)),
                            HVS_LFS("topic", m->rkt ? rd_kafka_topic_name(m->rkt) : ""));
             if (fatal && rc == HVS_OK)
                 rc = hvs_err_set(err, HVS_EKAFKA,
-                                 m->err == RD_KAFKA_RESP_ERR__FATAL ? HVS_REASON_FATAL : "offset_out_of_range",
+                                 m->err == RD_KAFKA_RESP_ERR__FATAL ? HVS_REASON_FATAL
+                                                                    : "offset_out_of_range",
                                  "consumer: %s", rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
             if (fatal)
@@ -511,17 +526,28 @@ int hvs_producer_new(const hvs_kafka_conf_t *kc, hvs_producer_t **out, hvs_err_t
     if (!p)
         return hvs_err_set(err, HVS_ENOMEM, NULL, "producer: out of memory");
     const char *defaults[] = {
-        "bootstrap.servers", kc->brokers,
-        "client.id", kc->client_id ? kc->client_id : "hvs",
-        "enable.idempotence", "true",
-        "acks", "all",
-        "partitioner", "murmur2_random",
-        "compression.type", "lz4",
-        "linger.ms", "5",
-        "batch.num.messages", "10000",
-        "queue.buffering.max.messages", "1000000",
-        "queue.buffering.max.kbytes", "1048576",
-        "message.timeout.ms", "120000",
+        "bootstrap.servers",
+        kc->brokers,
+        "client.id",
+        kc->client_id ? kc->client_id : "hvs",
+        "enable.idempotence",
+        "true",
+        "acks",
+        "all",
+        "partitioner",
+        "murmur2_random",
+        "compression.type",
+        "lz4",
+        "linger.ms",
+        "5",
+        "batch.num.messages",
+        "10000",
+        "queue.buffering.max.messages",
+        "1000000",
+        "queue.buffering.max.kbytes",
+        "1048576",
+        "message.timeout.ms",
+        "120000",
         NULL,
     };
     rd_kafka_conf_t *conf = rd_kafka_conf_new();

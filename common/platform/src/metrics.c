@@ -20,10 +20,10 @@ typedef enum { M_COUNTER, M_GAUGE, M_HISTOGRAM } mtype_t;
 
 struct hvs_metric {
     mtype_t type;
-    char *labels;                 /* "" or `k="v",...` */
-    _Atomic uint64_t value;       /* double bits: counter/gauge value, histogram sum */
-    _Atomic uint64_t count;       /* histogram observations */
-    _Atomic uint64_t *buckets;    /* histogram: per-bucket (non-cumulative) counts */
+    char *labels;              /* "" or `k="v",...` */
+    _Atomic uint64_t value;    /* double bits: counter/gauge value, histogram sum */
+    _Atomic uint64_t count;    /* histogram observations */
+    _Atomic uint64_t *buckets; /* histogram: per-bucket (non-cumulative) counts */
     struct hvs_metric *next;
     struct family *family;
 };
@@ -45,8 +45,8 @@ struct hvs_metrics {
 
 const double hvs_metrics_latency_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                               0.1,    0.25,  0.5,    1,     2.5,  5,     10};
-const size_t hvs_metrics_latency_nbuckets =
-    sizeof hvs_metrics_latency_buckets / sizeof hvs_metrics_latency_buckets[0];
+const size_t hvs_metrics_latency_nbuckets = sizeof hvs_metrics_latency_buckets /
+                                            sizeof hvs_metrics_latency_buckets[0];
 
 static uint64_t d2u(double d) {
     uint64_t u;
@@ -296,8 +296,10 @@ hvs_metric_t *hvs_metrics_histogram(hvs_metrics_t *m, const char *name, const ch
         return NULL;
     for (size_t i = 0; i < nbounds; i++)
         if (!isfinite(bounds[i]) || (i && !(bounds[i] > bounds[i - 1]))) {
-            hvs_log_error("metrics", "histogram %s: bounds must be finite and ascending (+Inf is "
-                                     "implicit)", name ? name : "(null)");
+            hvs_log_error("metrics",
+                          "histogram %s: bounds must be finite and ascending (+Inf is "
+                          "implicit)",
+                          name ? name : "(null)");
             return NULL;
         }
     return reg(m, M_HISTOGRAM, name, help, labels, bounds, nbounds);
@@ -398,14 +400,14 @@ int hvs_metrics_render(hvs_metrics_t *m, char **out, size_t *len, hvs_err_t *err
                     fmt_value(le, sizeof le, f->bounds[i]);
                 else
                     snprintf(le, sizeof le, "+Inf");
-                hvs_strbuf_printf(&b, "%s_bucket{%s%sle=\"%s\"} %llu\n", f->name, s->labels, sep, le,
-                          (unsigned long long)cum);
+                hvs_strbuf_printf(&b, "%s_bucket{%s%sle=\"%s\"} %llu\n", f->name, s->labels, sep,
+                                  le, (unsigned long long)cum);
             }
             fmt_value(v, sizeof v, u2d(atomic_load(&s->value)));
             hvs_strbuf_printf(&b, "%s_sum%s%s%s %s\n", f->name, open, s->labels, close, v);
             /* _count from the same bucket reads, so it always equals the +Inf bucket */
             hvs_strbuf_printf(&b, "%s_count%s%s%s %llu\n", f->name, open, s->labels, close,
-                      (unsigned long long)cum);
+                              (unsigned long long)cum);
         }
     }
     pthread_mutex_unlock(&m->lock);

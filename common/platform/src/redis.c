@@ -36,7 +36,7 @@ typedef struct cmd_ref {
 } cmd_ref_t;
 
 struct hvs_redis_batch {
-    char *arena;                      /* every command's RESP bytes, back to back */
+    char *arena; /* every command's RESP bytes, back to back */
     size_t used, cap;
     cmd_ref_t *cmds;
     size_t n, capcmds;
@@ -76,7 +76,7 @@ static void url_redact(const char *url, char *out, size_t outlen) {
 }
 
 static int hexval(char c) {
-    return c >= '0' && c <= '9' ? c - '0'
+    return c >= '0' && c <= '9'   ? c - '0'
            : c >= 'a' && c <= 'f' ? c - 'a' + 10
            : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                   : -1;
@@ -149,12 +149,11 @@ static int parse_url(const char *url, url_parts_t *u, hvs_err_t *err) {
     if (*p == '[') { /* IPv6 literal */
         const char *close = strchr(p, ']');
         if (!close)
-            return hvs_err_set(err, HVS_ECONFIG, "bad_url", "Redis URL \"%s\": missing ']'",
-                               shown);
+            return hvs_err_set(err, HVS_ECONFIG, "bad_url", "Redis URL \"%s\": missing ']'", shown);
         hl = (size_t)(close - p - 1);
         if (hl == 0 || hl >= sizeof u->host || strspn(p + 1, "0123456789abcdefABCDEF:.") != hl)
-            return hvs_err_set(err, HVS_ECONFIG, "bad_url",
-                               "Redis URL \"%s\": bad IPv6 address", shown);
+            return hvs_err_set(err, HVS_ECONFIG, "bad_url", "Redis URL \"%s\": bad IPv6 address",
+                               shown);
         memcpy(u->host, p + 1, hl);
         p = close + 1;
     } else {
@@ -282,9 +281,9 @@ static int handshake(redisContext *c, hvs_err_t *err, const char *what, const ch
     int rc = HVS_OK;
     if (r->type == REDIS_REPLY_ERROR) {
         *retry = transient_reply(r->str);
-        const char *reason = *retry                                 ? "unreachable"
+        const char *reason = *retry ? "unreachable"
                              : strncmp(r->str, "NOAUTH", 6) == 0 ||
-                                       strncmp(r->str, "WRONGPASS", 9) == 0
+                                     strncmp(r->str, "WRONGPASS", 9) == 0
                                  ? "auth"
                                  : fatal_reason;
         rc = hvs_err_set(err, HVS_EREDIS, reason, "%s: %s", what, r->str);
@@ -368,8 +367,8 @@ static int connect_retry(hvs_redis_t *r, hvs_err_t *err) {
             memcpy(last, err->msg, ll);
             last[ll] = '\0';
             return hvs_err_set(err, HVS_EREDIS, "unreachable",
-                               "Redis %s:%d unreachable for %d ms, %d attempts (last: %s)",
-                               r->host, r->port, r->opts.retry_budget_ms, attempt, last);
+                               "Redis %s:%d unreachable for %d ms, %d attempts (last: %s)", r->host,
+                               r->port, r->opts.retry_budget_ms, attempt, last);
         }
         /* "equal jitter": half the backoff fixed, half random, so clients do not stampede */
         int sleep_ms = backoff / 2 + (int)(rand_r(&r->seed) % (unsigned)(backoff / 2 + 1));
@@ -619,8 +618,8 @@ static int exec_once(hvs_redis_t *r, hvs_redis_batch_t *b, hvs_err_t *err) {
     for (size_t i = 0; i < b->n; i++) {
         void *reply = NULL;
         if (redisGetReply(r->ctx, &reply) != REDIS_OK || !reply)
-            return hvs_err_set(err, HVS_EREDIS, "unreachable", "Redis %s:%d: %s", r->host,
-                               r->port, r->ctx->errstr);
+            return hvs_err_set(err, HVS_EREDIS, "unreachable", "Redis %s:%d: %s", r->host, r->port,
+                               r->ctx->errstr);
         b->replies[b->nreplies++] = reply;
         if (((redisReply *)reply)->type == REDIS_REPLY_ERROR)
             b->errors++;

@@ -72,14 +72,15 @@ static size_t http_collect(char *ptr, size_t size, size_t nmemb, void *ud) {
 }
 
 /* One request; *out is the parsed JSON body of a 2xx answer (caller decrefs). */
-static int registry_call(hvs_schema_registry_t *r, const char *path, const char *body,
-                         json_t **out, hvs_err_t *err) {
+static int registry_call(hvs_schema_registry_t *r, const char *path, const char *body, json_t **out,
+                         hvs_err_t *err) {
     char url[1024];
     snprintf(url, sizeof url, "%s%s", r->url, path);
     http_buf_t b = {NULL, 0};
     CURL *c = r->curl;
     curl_easy_reset(c);
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: application/vnd.schemaregistry.v1+json");
+    struct curl_slist *hdrs = curl_slist_append(NULL,
+                                                "Accept: application/vnd.schemaregistry.v1+json");
     hdrs = curl_slist_append(hdrs, "Content-Type: application/vnd.schemaregistry.v1+json");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);

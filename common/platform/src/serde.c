@@ -145,8 +145,8 @@ int hvs_serde_read_header(const void *buf, size_t len, int32_t *schema_id, hvs_e
     if (p[0] != 0)
         return hvs_err_set(err, HVS_ESERDE, HVS_SERDE_R_BAD_MAGIC,
                            "first byte is 0x%02x, not the wire-format magic 0x00", p[0]);
-    *schema_id = (int32_t)(((uint32_t)p[1] << 24) | ((uint32_t)p[2] << 16) |
-                           ((uint32_t)p[3] << 8) | p[4]);
+    *schema_id = (int32_t)(((uint32_t)p[1] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 8) |
+                           p[4]);
     return HVS_OK;
 }
 
@@ -249,11 +249,10 @@ int hvs_decoder_decode(hvs_decoder_t *d, const void *buf, size_t len, avro_value
     const unsigned char *end = (const unsigned char *)buf + len, *pos = body;
     int pre = hvs_serde_precheck_run(c->skim, &pos, end);
     if (pre != 0)
-        return hvs_err_set(err, HVS_ESERDE, pre > 0 ? HVS_SERDE_R_TRUNCATED : HVS_SERDE_R_AVRO,
-                           "schema id %d: %zu-byte body %s at byte %td", (int)id,
-                           len - HVS_SERDE_HEADER_LEN,
-                           pre > 0 ? "ends before its record does" : "is not valid Avro",
-                           pos - body);
+        return hvs_err_set(
+            err, HVS_ESERDE, pre > 0 ? HVS_SERDE_R_TRUNCATED : HVS_SERDE_R_AVRO,
+            "schema id %d: %zu-byte body %s at byte %td", (int)id, len - HVS_SERDE_HEADER_LEN,
+            pre > 0 ? "ends before its record does" : "is not valid Avro", pos - body);
     if (pos != end)
         return hvs_err_set(err, HVS_ESERDE, HVS_SERDE_R_TRAILING,
                            "schema id %d: %zu-byte body has %td bytes after its record", (int)id,
@@ -324,8 +323,8 @@ int64_t hvs_serde_field_long(avro_value_t *v, const char *name) {
 double hvs_serde_field_double(avro_value_t *v, const char *name) {
     avro_value_t f;
     double d;
-    if (field(v, name, &f) || avro_value_get_type(&f) != AVRO_DOUBLE || avro_value_get_double(&f, &d) ||
-        !isfinite(d))
+    if (field(v, name, &f) || avro_value_get_type(&f) != AVRO_DOUBLE ||
+        avro_value_get_double(&f, &d) || !isfinite(d))
         return NAN;
     return d;
 }

@@ -18,10 +18,9 @@
  * buffer would be written by whichever thread asked first (a data race between workers' threads,
  * each with its own hvs_serde_t). */
 static const char *const kind_names[HVS_SCHEMA_COUNT] = {
-    NAMESPACE "Reading",      NAMESPACE "DeadLetter",   NAMESPACE "Building",
-    NAMESPACE "Aggregate",    NAMESPACE "Weather",      NAMESPACE "FeatureVector",
-    NAMESPACE "AnomalyScore", NAMESPACE "Forecast",     NAMESPACE "Alert",
-    NAMESPACE "Feedback",     NAMESPACE "ModelVersion",
+    NAMESPACE "Reading", NAMESPACE "DeadLetter",    NAMESPACE "Building",     NAMESPACE "Aggregate",
+    NAMESPACE "Weather", NAMESPACE "FeatureVector", NAMESPACE "AnomalyScore", NAMESPACE "Forecast",
+    NAMESPACE "Alert",   NAMESPACE "Feedback",      NAMESPACE "ModelVersion",
 };
 #define SHORT_NAME(k) (kind_names[k] + sizeof NAMESPACE - 1)
 
@@ -73,8 +72,7 @@ static int add_ws(hvs_serde_t *s, int32_t id, avro_schema_t schema, hvs_err_t *e
 static int parse_schema(const char *text, size_t len, const char *what, avro_schema_t *out,
                         hvs_err_t *err) {
     if (avro_schema_from_json_length(text, len, out) != 0)
-        return hvs_err_set(err, HVS_ESERDE, "bad_schema", "schema %s: %s", what,
-                           avro_strerror());
+        return hvs_err_set(err, HVS_ESERDE, "bad_schema", "schema %s: %s", what, avro_strerror());
     return HVS_OK;
 }
 

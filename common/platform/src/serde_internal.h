@@ -78,7 +78,8 @@ void hvs_serde_precheck_destroy(hvs_serde_precheck_t *k);
  * count against the bytes before `end`. 0 = fits (*p is just past the value), 1 = the bytes end
  * before the value does, -1 = not valid Avro (*p is where that was found).
  */
-int hvs_serde_precheck_run(const hvs_serde_precheck_t *k, const unsigned char **p, const unsigned char *end);
+int hvs_serde_precheck_run(const hvs_serde_precheck_t *k, const unsigned char **p,
+                           const unsigned char *end);
 
 /* ---- JSON, defaults and resolution (serde_json.c) ------------------------------------------- */
 

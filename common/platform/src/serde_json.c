@@ -18,7 +18,7 @@
 #include "serde_internal.h"
 
 typedef struct default_entry {
-    char *record;   /* full name */
+    char *record; /* full name */
     char *field;
     json_t *value;
 } default_entry_t;
@@ -409,8 +409,7 @@ int hvs_serde_set_json(hvs_defaults_t *d, avro_value_t *v, json_t *j, const char
         }
         return HVS_OK;
     }
-    default:
-        return hvs_err_set(err, HVS_ESERDE, NULL, "field %s: unsupported Avro type", path);
+    default: return hvs_err_set(err, HVS_ESERDE, NULL, "field %s: unsupported Avro type", path);
     }
 }
 
@@ -648,8 +647,7 @@ int hvs_serde_resolve_copy(hvs_defaults_t *d, avro_value_t *src, avro_value_t *d
         }
         return HVS_OK;
     }
-    default:
-        return mismatch(err, path, "unsupported type");
+    default: return mismatch(err, path, "unsupported type");
     }
 }
 

@@ -16,9 +16,9 @@
 /* A writer schema compiled once for the pre-check: a node per schema position. */
 struct hvs_serde_precheck {
     avro_type_t type;
-    int64_t n;                         /* fixed size, enum symbol count, union branch count */
+    int64_t n; /* fixed size, enum symbol count, union branch count */
     size_t nkids;
-    struct hvs_serde_precheck **kids;  /* record fields, union branches, array/map item */
+    struct hvs_serde_precheck **kids; /* record fields, union branches, array/map item */
 };
 
 static void skim_free(hvs_serde_precheck_t *k) {

@@ -18,8 +18,8 @@
 /* Where a batch's time goes: the profile an operator needs to tell a slow Redis from a slow
  * broker from a busy worker. */
 enum { PH_POLL, PH_PROCESS, PH_PUBLISH_WAIT, PH_STATE_WRITE, PH_COMMIT, PH_BETWEEN, PHASES };
-static const char *const phase_names[PHASES] = {"poll",   "process", "publish_wait",
-                                                 "state_write", "commit", "between_batches"};
+static const char *const phase_names[PHASES] = {"poll",        "process", "publish_wait",
+                                                "state_write", "commit",  "between_batches"};
 
 struct hvs_stage {
     hvs_app_t *app;
@@ -36,7 +36,7 @@ struct hvs_stage {
     bool assigned[HVS_MAX_PARTITIONS];
     int32_t parts[HVS_MAX_PARTITIONS]; /* the assigned partition numbers, unordered */
     size_t nparts;
-    int fatal;                         /* a rebalance hook failed: stop after this poll */
+    int fatal; /* a rebalance hook failed: stop after this poll */
     hvs_err_t fatal_err;
     char metric_prefix[64];
     hvs_metric_t *m_phase[PHASES], *m_batch, *m_lag;
@@ -131,8 +131,8 @@ const hvs_cfg_section_t *hvs_stage_settings_section(hvs_stage_settings_t *s, con
     };
     for (int i = 0; i < 3; i++) {
         snprintf(s->names[i], sizeof s->names[i], "%s%s", prefix, rows[i].suffix);
-        s->entries[i] = (hvs_cfg_entry_t){s->names[i], rows[i].type, rows[i].def, rows[i].min,
-                                          rows[i].max, rows[i].offset, 0, rows[i].help};
+        s->entries[i] = (hvs_cfg_entry_t){s->names[i], rows[i].type,   rows[i].def, rows[i].min,
+                                          rows[i].max, rows[i].offset, 0,           rows[i].help};
     }
     s->section = (hvs_cfg_section_t){"stage", s->entries, 3, s};
     return &s->section;
@@ -145,8 +145,9 @@ int hvs_stage_new(hvs_app_t *app, const hvs_stage_def_t *def, const hvs_stage_co
     *out = NULL;
     if (!def->name || !def->handle || !conf->ninputs || !conf->settings ||
         conf->settings->batch < 1)
-        return hvs_err_set(err, HVS_EINVAL, "bad_stage", "a stage needs a name, handle, inputs "
-                                                         "and a batch size");
+        return hvs_err_set(err, HVS_EINVAL, "bad_stage",
+                           "a stage needs a name, handle, inputs "
+                           "and a batch size");
     hvs_stage_t *st = calloc(1, sizeof *st);
     if (!st)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "stage %s", def->name);
@@ -218,8 +219,8 @@ int hvs_stage_dead_letter(hvs_stage_t *st, const rd_kafka_message_t *m, const hv
     hvs_metric_inc(hvs_metrics_counter(st->app->metrics, name,
                                        "inputs sent to a dead-letter topic, by reason", lbl));
     hvs_log_warn(st->def->name, "%s [%d] offset %lld -> dead letter (%s): %s",
-                 rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset,
-                 why->reason, why->msg);
+                 rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset, why->reason,
+                 why->msg);
     return hvs_dlq_send_message(st->dlq, m, why, err);
 }
 
@@ -271,8 +272,10 @@ int hvs_stage_run(hvs_stage_t *st, hvs_err_t *err) {
     hvs_kafka_conf_t kc;
     hvs_app_kafka_conf(st->app, &kc);
     kc.worker_props = st->conf.consumer_props;
-    hvs_consumer_hooks_t hooks = {.on_assigned = on_assigned, .on_revoked = on_revoked,
-                                  .on_assigning = on_assigning, .opaque = st};
+    hvs_consumer_hooks_t hooks = {.on_assigned = on_assigned,
+                                  .on_revoked = on_revoked,
+                                  .on_assigning = on_assigning,
+                                  .opaque = st};
     int rc = hvs_consumer_new(&kc, st->conf.inputs, st->conf.ninputs, &hooks, &st->cons, err);
     if (rc)
         return rc;
@@ -285,8 +288,8 @@ int hvs_stage_run(hvs_stage_t *st, hvs_err_t *err) {
         size_t n = 0;
         hvs_err_t perr = {0};
         double tp = mono_s();
-        int prc = hvs_consumer_poll_batch(st->cons, msgs, st->batch,
-                                          st->conf.poll_timeout_ms, &n, &perr);
+        int prc = hvs_consumer_poll_batch(st->cons, msgs, st->batch, st->conf.poll_timeout_ms, &n,
+                                          &perr);
         double t0 = mono_s();
         hvs_metric_add(st->m_phase[PH_POLL], t0 - tp);
         st->now = hvs_time_now_ms();

@@ -134,9 +134,9 @@ int hvs_time_parse_iso8601(const char *s, hvs_ms_t *out, hvs_err_t *err) {
         offset_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
         p += 5 + colon;
     } else {
-        return hvs_err_set(err, HVS_EINVAL, "bad_timestamp",
-                           "timestamp \"%.64s\" has no zone (Z or +hh:mm); local time is not guessed",
-                           s);
+        return hvs_err_set(
+            err, HVS_EINVAL, "bad_timestamp",
+            "timestamp \"%.64s\" has no zone (Z or +hh:mm); local time is not guessed", s);
     }
     if (*p != '\0')
         goto bad;
@@ -167,9 +167,9 @@ bool hvs_time_plausible(hvs_ms_t t, hvs_ms_t now, hvs_ms_t max_future_ms) {
 
 typedef struct wm_part {
     int32_t partition;
-    hvs_ms_t max_event;   /* max event time seen */
-    hvs_ms_t last_seen;   /* wall time of the last event */
-    hvs_ms_t floor;       /* highest watermark already reported (idle advance): never go below */
+    hvs_ms_t max_event; /* max event time seen */
+    hvs_ms_t last_seen; /* wall time of the last event */
+    hvs_ms_t floor;     /* highest watermark already reported (idle advance): never go below */
 } wm_part_t;
 
 struct hvs_watermark {

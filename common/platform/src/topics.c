@@ -10,13 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DAYS(n) ((int64_t)(n) * 24 * 3600 * 1000)
+#define DAYS(n) ((int64_t)(n)*24 * 3600 * 1000)
 #define DLQ_PARTITIONS 3
 
 /* logical, env, schema, keyed, compacted, partitions, retention, dlq, doc */
 static hvs_topic_t g_topics[] = {
     {"readings.raw", "HVS_TOPIC_READINGS_RAW", HVS_SCHEMA_READING, true, false, 0, DAYS(7),
-     "readings.dlq", "one apartment's readings at one instant (devices, simulator, hvsctl ingest)", "", 0},
+     "readings.dlq", "one apartment's readings at one instant (devices, simulator, hvsctl ingest)",
+     "", 0},
     {"topology", "HVS_TOPIC_TOPOLOGY", HVS_SCHEMA_BUILDING, true, true, 0, -1, "topology.dlq",
      "buildings: archetype, commissioning date, location, apartments (compacted)", "", 0},
     {"aggregates.15m", "HVS_TOPIC_AGGREGATES_15M", HVS_SCHEMA_AGGREGATE, true, false, 0, DAYS(14),

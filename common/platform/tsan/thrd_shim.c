@@ -53,4 +53,6 @@ int thrd_join(thrd_t thr, int *res) {
     return thrd_success;
 }
 
-int thrd_detach(thrd_t thr) { return pthread_detach((pthread_t)thr) == 0 ? thrd_success : thrd_error; }
+int thrd_detach(thrd_t thr) {
+    return pthread_detach((pthread_t)thr) == 0 ? thrd_success : thrd_error;
+}

@@ -42,18 +42,18 @@ typedef enum hvs_alert_severity {
 
 typedef struct hvs_alert {
     const char *building_id;
-    const char *apartment_id;      /* NULL: building- or system-level */
+    const char *apartment_id; /* NULL: building- or system-level */
     hvs_alert_type_t type;
     hvs_alert_severity_t severity;
-    double score;                  /* higher = more worth a visit */
-    const char *summary;           /* one line */
-    const char *const *evidence;   /* name, value, name, value, ..., NULL (may be NULL) */
-    const char *model;             /* "name:version" or NULL */
+    double score;                /* higher = more worth a visit */
+    const char *summary;         /* one line */
+    const char *const *evidence; /* name, value, name, value, ..., NULL (may be NULL) */
+    const char *model;           /* "name:version" or NULL */
     hvs_ms_t first_seen, updated_at;
-    const char *team;              /* NULL: none */
+    const char *team; /* NULL: none */
 } hvs_alert_t;
 
-const char *hvs_alert_type_name(hvs_alert_type_t t);   /* "DATA_QUALITY", ... */
+const char *hvs_alert_type_name(hvs_alert_type_t t); /* "DATA_QUALITY", ... */
 
 /* The alert id of a; returns its length, or -1 if it does not fit in len. */
 int hvs_alert_id(const hvs_alert_t *a, char *buf, size_t len);

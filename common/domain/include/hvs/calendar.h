@@ -40,17 +40,17 @@
 typedef struct hvs_calendar hvs_calendar_t;
 
 typedef struct hvs_day_info {
-    int year, month, day;        /* local date */
-    int weekday;                 /* 0 = Monday .. 6 = Sunday */
-    bool weekend;                /* Saturday or Sunday */
-    bool holiday;                /* public holiday in the region */
-    const char *holiday_name;    /* "Ascension", ...; "" when not a holiday */
+    int year, month, day;     /* local date */
+    int weekday;              /* 0 = Monday .. 6 = Sunday */
+    bool weekend;             /* Saturday or Sunday */
+    bool holiday;             /* public holiday in the region */
+    const char *holiday_name; /* "Ascension", ...; "" when not a holiday */
     bool bridge_day;
     bool school_holiday;
-    bool christmas_period;       /* 24 Dec .. 6 Jan */
-    bool workday;                /* !weekend && !holiday */
-    int days_until_holiday;      /* 0 on a holiday; capped at 366 */
-    int days_since_holiday;      /* 0 on a holiday; capped at 366 */
+    bool christmas_period;  /* 24 Dec .. 6 Jan */
+    bool workday;           /* !weekend && !holiday */
+    int days_until_holiday; /* 0 on a holiday; capped at 366 */
+    int days_since_holiday; /* 0 on a holiday; capped at 366 */
 } hvs_day_info_t;
 
 int hvs_calendar_new(const char *region, hvs_calendar_t **out, hvs_err_t *err);

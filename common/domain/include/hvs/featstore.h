@@ -33,13 +33,13 @@
 #include "hvs/features.h"
 #include "hvs/redis.h"
 
-#define HVS_FS_HOURS 336          /* 14 days: 168 h windows plus revisions and lateness */
-#define HVS_FS_BUILDING "-"       /* entity id of the building-level series */
+#define HVS_FS_HOURS 336    /* 14 days: 168 h windows plus revisions and lateness */
+#define HVS_FS_BUILDING "-" /* entity id of the building-level series */
 
 typedef struct hvs_fs_entity {
     char *id;
     hvs_feat_hour_t hours[HVS_FS_HOURS];
-    uint64_t dirty[(HVS_FS_HOURS + 63) / 64];   /* slots changed since the last save */
+    uint64_t dirty[(HVS_FS_HOURS + 63) / 64]; /* slots changed since the last save */
 } hvs_fs_entity_t;
 
 typedef struct hvs_fs_building {
@@ -47,9 +47,9 @@ typedef struct hvs_fs_building {
     int32_t partition;
     hvs_feat_wx_hour_t wx[HVS_FS_HOURS];
     uint64_t wx_dirty[(HVS_FS_HOURS + 63) / 64];
-    hvs_fs_entity_t **ents;       /* sorted by id */
+    hvs_fs_entity_t **ents; /* sorted by id */
     size_t nents, capents;
-    bool meta_dirty;              /* entity set or partition membership to write */
+    bool meta_dirty; /* entity set or partition membership to write */
 } hvs_fs_building_t;
 
 hvs_fs_building_t *hvs_fs_building_new(const char *id, int32_t partition);
@@ -75,8 +75,8 @@ int hvs_fs_save(hvs_redis_batch_t *batch, hvs_fs_building_t *b, hvs_err_t *err);
 
 /* Buildings stored for partition p (*ids malloc'd, each id malloc'd: free with
  * hvs_fs_ids_free), and whether its epoch marker exists. */
-int hvs_fs_partition(hvs_redis_t *r, hvs_redis_batch_t *batch, int32_t p, char ***ids,
-                     size_t *n, bool *has_epoch, hvs_err_t *err);
+int hvs_fs_partition(hvs_redis_t *r, hvs_redis_batch_t *batch, int32_t p, char ***ids, size_t *n,
+                     bool *has_epoch, hvs_err_t *err);
 void hvs_fs_ids_free(char **ids, size_t n);
 /* Load one building's rings (NULL *out when nothing is stored). */
 int hvs_fs_load(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *id, int32_t partition,

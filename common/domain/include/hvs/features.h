@@ -73,9 +73,9 @@
 /* One hour of an entity (what the features need of an Aggregate). hour = HVS_MS_NONE: empty. */
 typedef struct hvs_feat_hour {
     hvs_ms_t hour;
-    double use;                 /* heating kWh; NaN unknown */
-    double water;               /* hot water litres; NaN unknown */
-    double room_temp, setpoint, comfort_gap;   /* means over the hour; NaN unknown */
+    double use;                              /* heating kWh; NaN unknown */
+    double water;                            /* hot water litres; NaN unknown */
+    double room_temp, setpoint, comfort_gap; /* means over the hour; NaN unknown */
     uint32_t revision;
 } hvs_feat_hour_t;
 
@@ -83,24 +83,25 @@ typedef struct hvs_feat_hour {
 typedef struct hvs_feat_wx {
     hvs_ms_t issued_at;
     bool observed;
-    double temp, rh, cloud, ghi, wind;         /* NaN unknown */
+    double temp, rh, cloud, ghi, wind; /* NaN unknown */
 } hvs_feat_wx_t;
 
-#define HVS_FEAT_WX_KEEP 12     /* records kept per hour: the newest issues (72 h of 6-hourly forecasts) */
+#define HVS_FEAT_WX_KEEP                                                                           \
+    12 /* records kept per hour: the newest issues (72 h of 6-hourly forecasts) */
 
 /* The weather of one hour: up to HVS_FEAT_WX_KEEP records, sorted by issued_at ascending. */
 typedef struct hvs_feat_wx_hour {
-    hvs_ms_t hour;              /* HVS_MS_NONE: empty */
+    hvs_ms_t hour; /* HVS_MS_NONE: empty */
     int n;
     hvs_feat_wx_t v[HVS_FEAT_WX_KEEP];
 } hvs_feat_wx_hour_t;
 
 typedef struct hvs_feat_history {
-    const hvs_feat_hour_t *hours;      /* ring of nhours slots */
+    const hvs_feat_hour_t *hours; /* ring of nhours slots */
     size_t nhours;
-    const hvs_feat_wx_hour_t *wx;      /* ring of nwx slots (the building's weather) */
+    const hvs_feat_wx_hour_t *wx; /* ring of nwx slots (the building's weather) */
     size_t nwx;
-    hvs_ms_t commissioning;            /* HVS_MS_NONE: unknown */
+    hvs_ms_t commissioning; /* HVS_MS_NONE: unknown */
 } hvs_feat_history_t;
 
 enum {
@@ -112,10 +113,10 @@ enum {
 };
 #define HVS_FEAT_FLAG_COUNT 5
 
-const char *const *hvs_features_names(void);          /* HVS_FEATURES_COUNT names */
-int hvs_features_index(const char *name);             /* -1 if not a feature */
-const char *hvs_features_version(void);               /* static */
-const char *hvs_features_flag_name(int bit_index);    /* "missing_weather", ... */
+const char *const *hvs_features_names(void);       /* HVS_FEATURES_COUNT names */
+int hvs_features_index(const char *name);          /* -1 if not a feature */
+const char *hvs_features_version(void);            /* static */
+const char *hvs_features_flag_name(int bit_index); /* "missing_weather", ... */
 
 /* Ring slot of an hour for a ring of n slots. */
 size_t hvs_feat_slot(hvs_ms_t hour, size_t n);

@@ -48,26 +48,27 @@ typedef struct hvs_model hvs_model_t;
 #define HVS_MODEL_FORMAT_XGBOOST "xgboost-ubj"
 #define HVS_MODEL_FORMAT_LINEAR "hvs-linear"
 #define HVS_MODEL_MAX_COLUMNS 4096
-#define HVS_MODEL_LINEAR_MAX_ROWS 65536    /* selector values of one hvs-linear model */
+#define HVS_MODEL_LINEAR_MAX_ROWS 65536 /* selector values of one hvs-linear model */
 
 typedef struct hvs_train_params {
-    const char *objective;     /* "reg:squarederror" (default), "reg:absoluteerror", "binary:logistic" */
-    int rounds;                /* most boosting rounds; default 400 */
-    int early_stopping;        /* stop after this many rounds without validation gain; 0 = 30 */
-    double eta;                /* default 0.05 */
-    int max_depth;             /* default 6 */
-    double min_child_weight;   /* default 5 */
-    double subsample;          /* default 0.8 */
-    double colsample;          /* default 0.8 */
-    double lambda;             /* L2; default 1 */
-    int nthread;               /* default 2 */
+    const char
+        *objective;     /* "reg:squarederror" (default), "reg:absoluteerror", "binary:logistic" */
+    int rounds;         /* most boosting rounds; default 400 */
+    int early_stopping; /* stop after this many rounds without validation gain; 0 = 30 */
+    double eta;         /* default 0.05 */
+    int max_depth;      /* default 6 */
+    double min_child_weight; /* default 5 */
+    double subsample;        /* default 0.8 */
+    double colsample;        /* default 0.8 */
+    double lambda;           /* L2; default 1 */
+    int nthread;             /* default 2 */
     uint64_t seed;
-    const int8_t *monotone;    /* ncols entries: +1 increasing, -1 decreasing, 0 free; NULL none */
+    const int8_t *monotone; /* ncols entries: +1 increasing, -1 decreasing, 0 free; NULL none */
 } hvs_train_params_t;
 
 typedef struct hvs_train_report {
-    int rounds;                /* rounds kept (best iteration + 1) */
-    double valid_metric;       /* validation RMSE (or logloss) at the best round */
+    int rounds;          /* rounds kept (best iteration + 1) */
+    double valid_metric; /* validation RMSE (or logloss) at the best round */
     double seconds;
 } hvs_train_report_t;
 
@@ -104,7 +105,8 @@ int hvs_model_load(const void *bytes, size_t len, size_t ncols, hvs_model_t **ou
 void hvs_model_destroy(hvs_model_t *m);
 
 /* zlib (RFC 1950) both ways; decompress refuses outputs larger than max_out. */
-int hvs_zlib_compress(const void *in, size_t len, unsigned char **out, size_t *outlen, hvs_err_t *err);
+int hvs_zlib_compress(const void *in, size_t len, unsigned char **out, size_t *outlen,
+                      hvs_err_t *err);
 int hvs_zlib_decompress(const void *in, size_t len, size_t max_out, unsigned char **out,
                         size_t *outlen, hvs_err_t *err);
 

@@ -53,9 +53,9 @@ typedef enum hvs_model_status {
 } hvs_model_status_t;
 
 const char *hvs_model_status_name(hvs_model_status_t s);
-int hvs_model_status_parse(const char *s);   /* -1 when unknown */
+int hvs_model_status_parse(const char *s); /* -1 when unknown */
 
-#define HVS_MODEL_MAX_BYTES (64u << 20)       /* decompressed model size accepted */
+#define HVS_MODEL_MAX_BYTES (64u << 20) /* decompressed model size accepted */
 
 /* What a registry knows of one version (its latest record). */
 typedef struct hvs_model_info {
@@ -65,10 +65,10 @@ typedef struct hvs_model_info {
     hvs_ms_t created_at, train_start, train_end;
     char *feature_set_version;
     size_t nfeatures;
-    char *decided_by, *decision_reason;      /* may be NULL */
-    double wape, mape, rmse, mae;            /* NaN unknown */
-    bool refused;                            /* failed validation (this record of it) */
-    const void *record;                      /* the record's wire bytes (header + Avro) */
+    char *decided_by, *decision_reason; /* may be NULL */
+    double wape, mape, rmse, mae;       /* NaN unknown */
+    bool refused;                       /* failed validation (this record of it) */
+    const void *record;                 /* the record's wire bytes (header + Avro) */
     size_t record_len;
 } hvs_model_info_t;
 
@@ -76,15 +76,15 @@ typedef struct hvs_model_info {
 typedef struct hvs_model_ref {
     char *name;
     int version;
-    char ident[160];                         /* "<name>:<version>" for lineage */
+    char ident[160]; /* "<name>:<version>" for lineage */
     hvs_model_t *model;
-    char **features;                         /* the record's names, in column order */
-    int *feature_index;                      /* position of each in hvs_features_names(); -1
+    char **features;    /* the record's names, in column order */
+    int *feature_index; /* position of each in hvs_features_names(); -1
                                               * (hvs-linear only): not a feature, the worker
                                               * computes that input */
     size_t nfeatures;
-    double *probe;                           /* nfeatures: the profile's medians */
-    hvs_target_scale_t target_scale;         /* predictions' unit: hvs_taskrow_to_kwh */
+    double *probe;                   /* nfeatures: the profile's medians */
+    hvs_target_scale_t target_scale; /* predictions' unit: hvs_taskrow_to_kwh */
     _Atomic int refs;
 } hvs_model_ref_t;
 
@@ -92,9 +92,9 @@ typedef void (*hvs_registry_swap_fn)(void *opaque, const char *name, const hvs_m
                                      const hvs_model_ref_t *now);
 
 typedef struct hvs_registry_opts {
-    const char *prefix;                /* only names starting with it (NULL: all) */
-    bool load_models;                  /* false: listing only (hvsctl) */
-    hvs_registry_swap_fn on_swap;      /* after a new version became active (poll's thread) */
+    const char *prefix;           /* only names starting with it (NULL: all) */
+    bool load_models;             /* false: listing only (hvsctl) */
+    hvs_registry_swap_fn on_swap; /* after a new version became active (poll's thread) */
     void *opaque;
 } hvs_registry_opts_t;
 
@@ -134,8 +134,8 @@ int hvs_registry_key(char *buf, size_t len, const char *name, int version);
 /* ---- writing records (trainer, hvsctl) ------------------------------------------------------ */
 
 typedef struct hvs_model_metrics {
-    double mape, wape, rmse, mae, precision_at_k, recall_at_k;   /* NaN: not applicable */
-    int n_eval;                                                   /* < 0: unknown */
+    double mape, wape, rmse, mae, precision_at_k, recall_at_k; /* NaN: not applicable */
+    int n_eval;                                                /* < 0: unknown */
 } hvs_model_metrics_t;
 
 typedef struct hvs_feature_profile {
@@ -153,18 +153,18 @@ typedef struct hvs_model_record {
     size_t nfeatures;
     hvs_ms_t train_start, train_end, created_at;
     hvs_model_metrics_t metrics;
-    const hvs_model_metrics_t *champion;          /* NULL: none */
+    const hvs_model_metrics_t *champion; /* NULL: none */
     const hvs_feature_profile_t *profile;
     size_t nprofile;
-    const double *temp_edges, *irr_edges;         /* joint histogram; NULL: none */
-    size_t ntemp, nirr;                           /* edges; counts are (ntemp-1) x (nirr-1) */
+    const double *temp_edges, *irr_edges; /* joint histogram; NULL: none */
+    size_t ntemp, nirr;                   /* edges; counts are (ntemp-1) x (nirr-1) */
     const int64_t *counts;
-    const char *const *params;                    /* key, value, ..., NULL */
-    const char *model_format;                     /* HVS_MODEL_FORMAT_*; NULL: "xgboost-ubj" */
-    const void *model;                            /* compressed (zlib) hvs_model_save bytes */
+    const char *const *params; /* key, value, ..., NULL */
+    const char *model_format;  /* HVS_MODEL_FORMAT_*; NULL: "xgboost-ubj" */
+    const void *model;         /* compressed (zlib) hvs_model_save bytes */
     size_t model_len;
-    const char *decided_by, *decision_reason;     /* NULL: none */
-    hvs_ms_t decided_at;                          /* HVS_MS_NONE: none */
+    const char *decided_by, *decision_reason; /* NULL: none */
+    hvs_ms_t decided_at;                      /* HVS_MS_NONE: none */
 } hvs_model_record_t;
 
 /* Encode a record (feature_set_version = this build's, model_format rec's, compression zlib,

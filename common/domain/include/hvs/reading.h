@@ -46,27 +46,28 @@
 #include "hvs/serde.h"
 #include "hvs/time.h"
 
-#define HVS_READING_ID_MAX 256          /* bytes of an id or name */
-#define HVS_READING_MAX_SENSORS 32      /* readings in one record */
-#define HVS_READING_LINE_MAX 65536      /* bytes of one JSON line; 32 readings fit with room */
+#define HVS_READING_ID_MAX 256     /* bytes of an id or name */
+#define HVS_READING_MAX_SENSORS 32 /* readings in one record */
+#define HVS_READING_LINE_MAX 65536 /* bytes of one JSON line; 32 readings fit with room */
 
 /* Reasons (a dead letter's error_code). Each is distinct; the first three are serde's JSON
  * reasons, shared so every JSON input in the platform reports the same words. */
-#define HVS_READING_R_JSON_SYNTAX HVS_SERDE_R_JSON_SYNTAX  /* "json_syntax": not JSON */
+#define HVS_READING_R_JSON_SYNTAX HVS_SERDE_R_JSON_SYNTAX   /* "json_syntax": not JSON */
 #define HVS_READING_R_JSON_MISSING HVS_SERDE_R_JSON_MISSING /* "json_missing_field": field named */
-#define HVS_READING_R_JSON_TYPE HVS_SERDE_R_JSON_TYPE      /* "json_wrong_type": field named */
-#define HVS_READING_R_LINE_TOO_LONG "line_too_long"        /* over HVS_READING_LINE_MAX bytes */
-#define HVS_READING_R_NON_FINITE "non_finite"              /* NaN/Infinity/1e999 value */
-#define HVS_READING_R_ID_TOO_LONG "id_too_long"            /* id/name over 256 bytes */
-#define HVS_READING_R_BAD_ID "bad_id"                      /* empty id, NUL or control chars */
-#define HVS_READING_R_BAD_TIMESTAMP "bad_timestamp"        /* unparseable / no zone / not ms */
-#define HVS_READING_R_TOO_OLD "timestamp_too_old"          /* before 2000-01-01 */
-#define HVS_READING_R_IN_FUTURE "timestamp_in_future"      /* later than now + max_future */
-#define HVS_READING_R_UNKNOWN_SENSOR "unknown_sensor"      /* sensor type not in the table */
-#define HVS_READING_R_OUT_OF_RANGE "value_out_of_range"    /* implausible for the sensor */
-#define HVS_READING_R_EMPTY "empty_readings"               /* no readings */
-#define HVS_READING_R_TOO_MANY "too_many_readings"         /* more than 32 */
-#define HVS_READING_R_BAD_SCHEMA "bad_schema"              /* codec: schema lacks a field; or an
+#define HVS_READING_R_JSON_TYPE HVS_SERDE_R_JSON_TYPE       /* "json_wrong_type": field named */
+#define HVS_READING_R_LINE_TOO_LONG "line_too_long"         /* over HVS_READING_LINE_MAX bytes */
+#define HVS_READING_R_NON_FINITE "non_finite"               /* NaN/Infinity/1e999 value */
+#define HVS_READING_R_ID_TOO_LONG "id_too_long"             /* id/name over 256 bytes */
+#define HVS_READING_R_BAD_ID "bad_id"                       /* empty id, NUL or control chars */
+#define HVS_READING_R_BAD_TIMESTAMP "bad_timestamp"         /* unparseable / no zone / not ms */
+#define HVS_READING_R_TOO_OLD "timestamp_too_old"           /* before 2000-01-01 */
+#define HVS_READING_R_IN_FUTURE "timestamp_in_future"       /* later than now + max_future */
+#define HVS_READING_R_UNKNOWN_SENSOR "unknown_sensor"       /* sensor type not in the table */
+#define HVS_READING_R_OUT_OF_RANGE "value_out_of_range"     /* implausible for the sensor */
+#define HVS_READING_R_EMPTY "empty_readings"                /* no readings */
+#define HVS_READING_R_TOO_MANY "too_many_readings"          /* more than 32 */
+#define HVS_READING_R_BAD_SCHEMA                                                                   \
+    "bad_schema" /* codec: schema lacks a field; or an
                                                               Avro value of another schema */
 
 typedef struct hvs_sensor_value {
@@ -79,8 +80,8 @@ typedef struct hvs_reading {
     char building_id[HVS_READING_ID_MAX + 1];
     char apartment_id[HVS_READING_ID_MAX + 1];
     char device_id[HVS_READING_ID_MAX + 1]; /* "" = unknown */
-    hvs_ms_t timestamp;                      /* event time, UTC epoch ms */
-    size_t n;                                /* readings used in v */
+    hvs_ms_t timestamp;                     /* event time, UTC epoch ms */
+    size_t n;                               /* readings used in v */
     hvs_sensor_value_t v[HVS_READING_MAX_SENSORS];
 } hvs_reading_t;
 
@@ -89,8 +90,8 @@ typedef struct hvs_sensor_info {
     const char *type;
     const char *unit;
     double min, max;
-    bool cumulative;   /* a counter: consumption comes from differences */
-    bool per_room;     /* usually carries room_name */
+    bool cumulative; /* a counter: consumption comes from differences */
+    bool per_room;   /* usually carries room_name */
 } hvs_sensor_info_t;
 
 /* The table entry for a sensor type, or NULL if unknown. The entry is static. */

@@ -26,16 +26,16 @@
 
 typedef struct hvs_building {
     char *id;
-    char *archetype;              /* "" when absent */
-    char *holiday_region;         /* "" when absent */
-    hvs_ms_t commissioning;       /* commissioning date (epoch ms) */
+    char *archetype;        /* "" when absent */
+    char *holiday_region;   /* "" when absent */
+    hvs_ms_t commissioning; /* commissioning date (epoch ms) */
     double latitude, longitude;
-    double heated_area_m2;        /* NaN when absent */
-    char **apts;                  /* apartment ids, sorted */
+    double heated_area_m2; /* NaN when absent */
+    char **apts;           /* apartment ids, sorted */
     size_t napts;
-    int32_t partition;            /* partition of `topology` it came from (= its partition on
+    int32_t partition; /* partition of `topology` it came from (= its partition on
                                    * every co-partitioned building-keyed topic) */
-    uint64_t version;             /* bumps with every record applied to this building */
+    uint64_t version;  /* bumps with every record applied to this building */
 } hvs_building_t;
 
 typedef struct hvs_topology hvs_topology_t;

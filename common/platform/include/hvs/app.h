@@ -42,11 +42,11 @@ typedef struct hvs_common_config {
 } hvs_common_config_t;
 
 typedef struct hvs_app {
-    const char *worker;             /* "aggregator" */
-    char client_id[64];             /* "hvs-aggregator" */
+    const char *worker; /* "aggregator" */
+    char client_id[64]; /* "hvs-aggregator" */
     hvs_common_config_t cfg;
     hvs_config_passthrough_t kafka_props;
-    hvs_cfg_section_t sections[4];  /* common + the worker's own */
+    hvs_cfg_section_t sections[4]; /* common + the worker's own */
     size_t nsections;
     hvs_metrics_t *metrics;
     hvs_http_t *http;
@@ -74,8 +74,7 @@ typedef struct hvs_app_spec {
     void (*cleanup)(void *state);
 } hvs_app_spec_t;
 
-int hvs_app_init(hvs_app_t *app, const hvs_app_spec_t *spec, int argc, char **argv,
-                 hvs_err_t *err);
+int hvs_app_init(hvs_app_t *app, const hvs_app_spec_t *spec, int argc, char **argv, hvs_err_t *err);
 void hvs_app_fini(hvs_app_t *app);
 
 /* A worker's whole main(): hvs_app_init, then run(app, spec->state, err) when init says to

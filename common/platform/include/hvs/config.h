@@ -40,18 +40,18 @@ typedef enum hvs_cfg_type {
 #define HVS_CFG_REQUIRED 0x2u /* must be set (no default) */
 
 typedef struct hvs_cfg_entry {
-    const char *name;    /* "HVS_KAFKA_BROKERS" */
+    const char *name; /* "HVS_KAFKA_BROKERS" */
     hvs_cfg_type_t type;
-    const char *def;     /* default as text; NULL = unset (strings stay NULL) */
-    double min, max;     /* bounds for INT/DOUBLE/DURATION(ms); min == max == 0: unbounded */
-    size_t offset;       /* offsetof(struct, field) */
+    const char *def; /* default as text; NULL = unset (strings stay NULL) */
+    double min, max; /* bounds for INT/DOUBLE/DURATION(ms); min == max == 0: unbounded */
+    size_t offset;   /* offsetof(struct, field) */
     unsigned flags;
     const char *help;
 } hvs_cfg_entry_t;
 
 /* A table and the struct it fills. */
 typedef struct hvs_cfg_section {
-    const char *title;   /* "common", "aggregator": a heading for --help */
+    const char *title; /* "common", "aggregator": a heading for --help */
     const hvs_cfg_entry_t *entries;
     size_t n;
     void *target;
@@ -60,7 +60,7 @@ typedef struct hvs_cfg_section {
 /* librdkafka properties collected from HVS_KAFKA_* pass-through: key, value, ..., NULL. */
 typedef struct hvs_config_passthrough {
     char **kv;
-    size_t n;            /* number of strings (2 per property), excluding the NULL */
+    size_t n; /* number of strings (2 per property), excluding the NULL */
 } hvs_config_passthrough_t;
 
 /*

@@ -40,8 +40,8 @@ int hvs_dlq_send_message(hvs_dlq_t *d, const rd_kafka_message_t *orig, const hvs
  * `source` (may be NULL) says where it came from, e.g. "stdin:42".
  */
 int hvs_dlq_send(hvs_dlq_t *d, const char *src_topic, int32_t partition, int64_t offset,
-                 const void *key, size_t keylen, const void *value, size_t len,
-                 const char *source, const hvs_err_t *why, hvs_err_t *err);
+                 const void *key, size_t keylen, const void *value, size_t len, const char *source,
+                 const hvs_err_t *why, hvs_err_t *err);
 
 uint64_t hvs_dlq_sent(const hvs_dlq_t *d);
 

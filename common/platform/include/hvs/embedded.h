@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 struct hvs_embedded_file {
-    const char *path;           /* relative to schemas/, e.g. "Reading.avsc" */
+    const char *path; /* relative to schemas/, e.g. "Reading.avsc" */
     const unsigned char *data;
     size_t len;
 };

@@ -17,26 +17,26 @@
 
 typedef enum hvs_rc {
     HVS_OK = 0,
-    HVS_EINVAL = -1,   /* bad argument or bad input data */
-    HVS_ENOMEM = -2,   /* allocation failed */
-    HVS_EIO = -3,      /* file, socket, HTTP */
-    HVS_ETIMEOUT = -4, /* a bounded wait ran out */
-    HVS_EKAFKA = -5,   /* librdkafka reported an error */
-    HVS_EREDIS = -6,   /* hiredis/Redis reported an error */
-    HVS_ESERDE = -7,   /* Avro/JSON encode or decode failed; reason says how */
-    HVS_ENOTFOUND = -8,/* lookup found nothing (schema id, key, topic) */
-    HVS_ECONFIG = -9,  /* configuration invalid */
-    HVS_ESTATE = -10,  /* call not valid in the object's current state */
-    HVS_EMODEL = -11,  /* XGBoost reported an error */
+    HVS_EINVAL = -1,    /* bad argument or bad input data */
+    HVS_ENOMEM = -2,    /* allocation failed */
+    HVS_EIO = -3,       /* file, socket, HTTP */
+    HVS_ETIMEOUT = -4,  /* a bounded wait ran out */
+    HVS_EKAFKA = -5,    /* librdkafka reported an error */
+    HVS_EREDIS = -6,    /* hiredis/Redis reported an error */
+    HVS_ESERDE = -7,    /* Avro/JSON encode or decode failed; reason says how */
+    HVS_ENOTFOUND = -8, /* lookup found nothing (schema id, key, topic) */
+    HVS_ECONFIG = -9,   /* configuration invalid */
+    HVS_ESTATE = -10,   /* call not valid in the object's current state */
+    HVS_EMODEL = -11,   /* XGBoost reported an error */
 } hvs_rc_t;
 
 #define HVS_ERR_REASON_MAX 48
 #define HVS_ERR_MSG_MAX 400
 
 typedef struct hvs_err {
-    int code;                           /* hvs_rc_t, 0 when clear */
-    char reason[HVS_ERR_REASON_MAX];    /* snake_case, e.g. "truncated", "unknown_schema_id" */
-    char msg[HVS_ERR_MSG_MAX];          /* human text naming the failing input */
+    int code;                        /* hvs_rc_t, 0 when clear */
+    char reason[HVS_ERR_REASON_MAX]; /* snake_case, e.g. "truncated", "unknown_schema_id" */
+    char msg[HVS_ERR_MSG_MAX];       /* human text naming the failing input */
 } hvs_err_t;
 
 #if defined(__GNUC__)
@@ -52,7 +52,8 @@ typedef struct hvs_err {
  *     return hvs_err_set(err, HVS_EINVAL, "bad_magic", "first byte is 0x%02x", b);
  * `reason` may be NULL (becomes the generic name of the code).
  */
-int hvs_err_set(hvs_err_t *err, int code, const char *reason, const char *fmt, ...) HVS_PRINTF(4, 5);
+int hvs_err_set(hvs_err_t *err, int code, const char *reason, const char *fmt, ...)
+    HVS_PRINTF(4, 5);
 
 /* Prefix the message already in `err` with more context ("decoding offset 42: ..."); returns err->code. */
 int hvs_err_wrap(hvs_err_t *err, const char *fmt, ...) HVS_PRINTF(2, 3);

@@ -28,7 +28,7 @@ size_t hvs_fmt_double(char *out, double v);
 size_t hvs_fmt_int64(char *out, int64_t v);
 
 typedef struct hvs_strbuf {
-    char *p;     /* NUL-terminated once anything was appended; NULL before */
+    char *p; /* NUL-terminated once anything was appended; NULL before */
     size_t len, cap;
     bool oom;
 } hvs_strbuf_t;

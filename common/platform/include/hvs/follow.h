@@ -24,8 +24,8 @@ void hvs_follow_destroy(hvs_follow_t *f);
 /* Hand every message that arrives to fn, waiting up to timeout_ms until every partition
  * reached its end once (then, or with timeout_ms 0, only what is already fetched). Returns the
  * messages handed over. */
-int hvs_follow_poll(hvs_follow_t *f, int timeout_ms, void (*fn)(void *opaque, const rd_kafka_message_t *m),
-                    void *opaque);
+int hvs_follow_poll(hvs_follow_t *f, int timeout_ms,
+                    void (*fn)(void *opaque, const rd_kafka_message_t *m), void *opaque);
 bool hvs_follow_caught_up(const hvs_follow_t *f);
 
 #endif

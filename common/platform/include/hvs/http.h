@@ -30,9 +30,9 @@ typedef int (*hvs_http_ready_fn)(void *opaque, char *why, size_t whylen);
 #define HVS_HTTP_MAX_HEADERS 4
 
 typedef struct hvs_http_response {
-    int status;                 /* e.g. 200 */
-    const char *content_type;   /* static string; NULL = "application/json" */
-    char *body;                 /* malloc'd by the handler, freed by the server */
+    int status;               /* e.g. 200 */
+    const char *content_type; /* static string; NULL = "application/json" */
+    char *body;               /* malloc'd by the handler, freed by the server */
     size_t body_len;
     /* Optional extra response headers (ETag, Last-Modified, Retry-After, ...), set with
      * hvs_http_response_header; left zeroed by handlers that need none. */

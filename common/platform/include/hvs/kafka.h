@@ -55,13 +55,13 @@
 #include "hvs/serde.h"
 
 typedef struct hvs_kafka_conf {
-    const char *brokers;        /* bootstrap.servers, e.g. "127.0.0.1:9092" */
-    const char *group;          /* group.id (consumers only) */
-    const char *client_id;      /* client.id, e.g. "hvs-aggregator" */
-    const char *const *props;   /* extra librdkafka properties: key, value, key, value, ..., NULL */
+    const char *brokers;      /* bootstrap.servers, e.g. "127.0.0.1:9092" */
+    const char *group;        /* group.id (consumers only) */
+    const char *client_id;    /* client.id, e.g. "hvs-aggregator" */
+    const char *const *props; /* extra librdkafka properties: key, value, key, value, ..., NULL */
     const char *const *worker_props; /* a worker's own properties (same shape), applied before
                                         props so the operator's HVS_KAFKA_* still win */
-    int fetch_wait_max_ms;      /* fetch.wait.max.ms; 0 = 100 */
+    int fetch_wait_max_ms;           /* fetch.wait.max.ms; 0 = 100 */
 } hvs_kafka_conf_t;
 
 typedef struct hvs_consumer hvs_consumer_t;
@@ -162,7 +162,7 @@ void hvs_producer_poll(hvs_producer_t *p);
 uint64_t hvs_producer_delivered(const hvs_producer_t *p);
 uint64_t hvs_producer_failed(const hvs_producer_t *p);
 
-void hvs_producer_destroy(hvs_producer_t *p);   /* flushes up to 10 s first */
+void hvs_producer_destroy(hvs_producer_t *p); /* flushes up to 10 s first */
 rd_kafka_t *hvs_producer_handle(hvs_producer_t *p);
 
 #endif

@@ -38,17 +38,17 @@ typedef struct hvs_redis hvs_redis_t;
 typedef struct hvs_redis_batch hvs_redis_batch_t;
 
 typedef struct hvs_redis_opts {
-    int connect_timeout_ms;   /* 0 = 2000 */
-    int command_timeout_ms;   /* 0 = 5000 */
-    int retry_initial_ms;     /* first backoff; 0 = 50 */
-    int retry_max_ms;         /* backoff cap; 0 = 2000 */
-    int retry_budget_ms;      /* give up after this long unreachable; 0 = 30000 */
+    int connect_timeout_ms; /* 0 = 2000 */
+    int command_timeout_ms; /* 0 = 5000 */
+    int retry_initial_ms;   /* first backoff; 0 = 50 */
+    int retry_max_ms;       /* backoff cap; 0 = 2000 */
+    int retry_budget_ms;    /* give up after this long unreachable; 0 = 30000 */
 } hvs_redis_opts_t;
 
 typedef struct hvs_redis_script {
-    const char *name;         /* for logs */
-    const char *source;       /* Lua text */
-    char sha[41];             /* filled by the client */
+    const char *name;   /* for logs */
+    const char *source; /* Lua text */
+    char sha[41];       /* filled by the client */
 } hvs_redis_script_t;
 
 /*

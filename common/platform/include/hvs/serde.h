@@ -54,16 +54,16 @@ typedef enum hvs_schema_kind {
 } hvs_schema_kind_t;
 
 /* Dead-letter reasons produced by this module. */
-#define HVS_SERDE_R_TRUNCATED "truncated"            /* fewer bytes than header/body need */
-#define HVS_SERDE_R_BAD_MAGIC "bad_magic"            /* first byte is not 0 */
+#define HVS_SERDE_R_TRUNCATED "truncated"              /* fewer bytes than header/body need */
+#define HVS_SERDE_R_BAD_MAGIC "bad_magic"              /* first byte is not 0 */
 #define HVS_SERDE_R_UNKNOWN_SCHEMA "unknown_schema_id" /* id in no table and not in the registry */
-#define HVS_SERDE_R_SCHEMA_MISMATCH "schema_mismatch" /* writer schema cannot resolve to reader */
-#define HVS_SERDE_R_AVRO "avro_decode"               /* body is not valid Avro for its schema */
-#define HVS_SERDE_R_TRAILING "trailing_bytes"        /* body longer than its record */
-#define HVS_SERDE_R_JSON_SYNTAX "json_syntax"        /* text is not JSON */
-#define HVS_SERDE_R_JSON_MISSING "json_missing_field" /* required field absent */
-#define HVS_SERDE_R_JSON_TYPE "json_wrong_type"      /* JSON type does not fit the field */
-#define HVS_SERDE_R_REGISTRY "schema_registry"       /* registry unreachable or refused */
+#define HVS_SERDE_R_SCHEMA_MISMATCH "schema_mismatch"  /* writer schema cannot resolve to reader */
+#define HVS_SERDE_R_AVRO "avro_decode"                 /* body is not valid Avro for its schema */
+#define HVS_SERDE_R_TRAILING "trailing_bytes"          /* body longer than its record */
+#define HVS_SERDE_R_JSON_SYNTAX "json_syntax"          /* text is not JSON */
+#define HVS_SERDE_R_JSON_MISSING "json_missing_field"  /* required field absent */
+#define HVS_SERDE_R_JSON_TYPE "json_wrong_type"        /* JSON type does not fit the field */
+#define HVS_SERDE_R_REGISTRY "schema_registry"         /* registry unreachable or refused */
 
 #define HVS_SERDE_HEADER_LEN 5
 

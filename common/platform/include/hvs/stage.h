@@ -62,9 +62,9 @@ typedef struct hvs_stage hvs_stage_t;
 
 /* What after_batch learns of the batch just committed. */
 typedef struct hvs_stage_batch {
-    size_t n;        /* messages in it (0: an idle poll) */
-    int64_t lag;     /* consumer lag after it, -1 when not known yet */
-    bool caught_up;  /* n == 0 and lag == 0: nothing waits in the assigned partitions */
+    size_t n;       /* messages in it (0: an idle poll) */
+    int64_t lag;    /* consumer lag after it, -1 when not known yet */
+    bool caught_up; /* n == 0 and lag == 0: nothing waits in the assigned partitions */
 } hvs_stage_batch_t;
 
 /* A stage's registration: its name and callbacks. Only `handle` is required. */
@@ -117,11 +117,11 @@ const hvs_cfg_section_t *hvs_stage_settings_section(hvs_stage_settings_t *s, con
 
 /* What a stage consumes and how. */
 typedef struct hvs_stage_conf {
-    const char *const *inputs;         /* effective topic names */
+    const char *const *inputs; /* effective topic names */
     size_t ninputs;
     const hvs_stage_settings_t *settings; /* batch, flush timeout, stall timeout (borrowed) */
-    int poll_timeout_ms;               /* wait for a batch's first message; 0 = 200 */
-    const char *const *consumer_props; /* the stage's own librdkafka properties (kafka.h) */
+    int poll_timeout_ms;                  /* wait for a batch's first message; 0 = 200 */
+    const char *const *consumer_props;    /* the stage's own librdkafka properties (kafka.h) */
     const char *const *producer_props;
 } hvs_stage_conf_t;
 

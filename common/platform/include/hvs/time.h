@@ -31,13 +31,13 @@ typedef int64_t hvs_ms_t;
 #define HVS_MS_15MIN (15 * HVS_MS_MINUTE)
 #define HVS_MS_HOUR (60 * HVS_MS_MINUTE)
 #define HVS_MS_DAY (24 * HVS_MS_HOUR)
-#define HVS_MS_NONE INT64_MIN   /* "no time yet" */
+#define HVS_MS_NONE INT64_MIN /* "no time yet" */
 
 /* 2000-01-01T00:00:00Z: earliest event time we accept. */
 #define HVS_MS_MIN_EVENT INT64_C(946684800000)
 
-hvs_ms_t hvs_time_now_ms(void);     /* wall clock, UTC */
-hvs_ms_t hvs_time_mono_ms(void);    /* monotonic, for timeouts */
+hvs_ms_t hvs_time_now_ms(void);  /* wall clock, UTC */
+hvs_ms_t hvs_time_mono_ms(void); /* monotonic, for timeouts */
 
 /* Start of the window of `size` ms containing t (floor, also for t < 0; HVS_MS_NONE when the
  * floor is below the int64 range; t itself when size <= 0). */

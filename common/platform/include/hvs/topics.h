@@ -27,22 +27,22 @@
 #define HVS_MAX_PARTITIONS 1024
 
 typedef struct hvs_topic {
-    const char *logical;        /* "readings.raw": the name in docs/design.md and code */
-    const char *env;            /* "HVS_TOPIC_READINGS_RAW" */
-    int schema;                 /* hvs_schema_kind_t of the values */
-    bool building_keyed;        /* co-partitioned: uses the shared partition count */
-    bool compacted;             /* cleanup.policy=compact */
-    int partitions;             /* fixed count when !building_keyed */
-    int64_t retention_ms;       /* -1 = forever */
-    const char *dlq_logical;    /* logical name of its dead-letter topic; NULL for a DLQ itself */
+    const char *logical;     /* "readings.raw": the name in docs/design.md and code */
+    const char *env;         /* "HVS_TOPIC_READINGS_RAW" */
+    int schema;              /* hvs_schema_kind_t of the values */
+    bool building_keyed;     /* co-partitioned: uses the shared partition count */
+    bool compacted;          /* cleanup.policy=compact */
+    int partitions;          /* fixed count when !building_keyed */
+    int64_t retention_ms;    /* -1 = forever */
+    const char *dlq_logical; /* logical name of its dead-letter topic; NULL for a DLQ itself */
     const char *doc;
     char name[HVS_TOPIC_NAME_MAX]; /* effective name after renames */
-    int64_t max_message_bytes;  /* topic max.message.bytes; 0 = the broker's default (~1 MB) */
+    int64_t max_message_bytes;     /* topic max.message.bytes; 0 = the broker's default (~1 MB) */
 } hvs_topic_t;
 
 /* Largest record on `models` (a ModelVersion with its trees): topic max.message.bytes, and the
  * message.max.bytes of the producers that write there (trainer, hvsctl model). */
-#define HVS_TOPIC_MODELS_MAX_MESSAGE 16777216    /* 16 MiB */
+#define HVS_TOPIC_MODELS_MAX_MESSAGE 16777216 /* 16 MiB */
 #define HVS_TOPIC_STR_(x) #x
 #define HVS_TOPIC_MODELS_MAX_MESSAGE_STR HVS_TOPIC_STR_(16777216)
 

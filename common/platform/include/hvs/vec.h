@@ -22,24 +22,24 @@ void *hvs_vec_grow(void *arr, size_t *cap, size_t need, size_t size, size_t firs
 /* Binary search of an array sorted by a string member: `arr[i] MEMBER` is the key of element
  * i (MEMBER is the access path, e.g. `->id` or `.id`). Sets `pos` to the key's index (found =
  * true) or to where it would be inserted (found = false). Needs <string.h>. */
-#define HVS_VEC_BSEARCH_STR(arr, n, MEMBER, key, pos, found)                                      \
-    do {                                                                                         \
-        size_t lo_ = 0, hi_ = (n);                                                               \
-        (found) = false;                                                                         \
-        while (lo_ < hi_) {                                                                      \
-            size_t mid_ = lo_ + (hi_ - lo_) / 2;                                                 \
-            int c_ = strcmp((arr)[mid_] MEMBER, (key));                                          \
-            if (c_ == 0) {                                                                       \
-                lo_ = mid_;                                                                      \
-                (found) = true;                                                                  \
-                break;                                                                           \
-            }                                                                                    \
-            if (c_ < 0)                                                                          \
-                lo_ = mid_ + 1;                                                                  \
-            else                                                                                 \
-                hi_ = mid_;                                                                      \
-        }                                                                                        \
-        (pos) = lo_;                                                                             \
+#define HVS_VEC_BSEARCH_STR(arr, n, MEMBER, key, pos, found)                                       \
+    do {                                                                                           \
+        size_t lo_ = 0, hi_ = (n);                                                                 \
+        (found) = false;                                                                           \
+        while (lo_ < hi_) {                                                                        \
+            size_t mid_ = lo_ + (hi_ - lo_) / 2;                                                   \
+            int c_ = strcmp((arr)[mid_] MEMBER, (key));                                            \
+            if (c_ == 0) {                                                                         \
+                lo_ = mid_;                                                                        \
+                (found) = true;                                                                    \
+                break;                                                                             \
+            }                                                                                      \
+            if (c_ < 0)                                                                            \
+                lo_ = mid_ + 1;                                                                    \
+            else                                                                                   \
+                hi_ = mid_;                                                                        \
+        }                                                                                          \
+        (pos) = lo_;                                                                               \
     } while (0)
 
 /* Opens a hole at index i of an array of n elements of `size` bytes (room for n + 1 already
