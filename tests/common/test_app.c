@@ -114,6 +114,40 @@ static void test_endpoints_and_signal(void) {
     clear_hvs_env();
 }
 
+static int admin_calls;
+static int admin_route(void *opaque, const char *method, const char *path, const char *query,
+                       const char *body, size_t body_len, hvs_http_response_t *resp) {
+    admin_calls++;
+    resp->status = 202;
+    return 0;
+}
+
+/* HVS_HTTP_ADMIN_TOKEN reaches the server before any route (a bad one stops start-up naming
+ * it); a worker's POST route then needs it. */
+static void test_admin_token(void) {
+    clear_hvs_env();
+    setenv("HVS_HTTP_PORT", "0", 1);
+    setenv("HVS_HTTP_ADMIN_TOKEN", "too short", 1);
+    hvs_app_t app;
+    hvs_app_spec_t spec = {.worker = "apptest", .summary = "test", .quiet = true};
+    hvs_err_t err;
+    hvs_err_clear(&err);
+    HVS_CHECK(hvs_app_init(&app, &spec, 0, NULL, &err) < 0, "a bad token accepted");
+    HVS_CHECK(strstr(err.msg, "HVS_HTTP_ADMIN_TOKEN") != NULL, "names the key: %s", err.msg);
+    hvs_app_fini(&app);
+
+    setenv("HVS_HTTP_ADMIN_TOKEN", "app-test-token-0123456789", 1);
+    HVS_REQUIRE(hvs_app_init(&app, &spec, 0, NULL, &err) == 0, "init: %s", err.msg);
+    HVS_CHECK_EQ_STR(app.cfg.http_admin_token, "app-test-token-0123456789");
+    HVS_REQUIRE(hvs_http_route(app.http, "/train", admin_route, NULL, &err) == 0, "route");
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/train", hvs_http_port(app.http));
+    HVS_CHECK_EQ_INT(hvs_test_http("POST", url, "", 0, NULL, NULL, 0), 401);
+    HVS_CHECK_EQ_INT(admin_calls, 0);
+    hvs_app_fini(&app);
+    clear_hvs_env();
+}
+
 /* A worker's own table reached by flags: --foo-bar v, --foo-bar=v, a bare boolean flag. */
 typedef struct flag_settings {
     int64_t apartments;
@@ -209,6 +243,7 @@ static const hvs_test_case_t cases[] = {
     {"bad_setting_stops_startup_naming_key", test_rejects_bad_settings},
     {"flags_set_worker_settings", test_flags},
     {"endpoints_readiness_and_sigterm", test_endpoints_and_signal},
+    {"admin_token_setting", test_admin_token},
     HVS_TEST_CASES_END,
 };
 

@@ -13,7 +13,9 @@ static const char *const help =
     "or every model due (all) now, instead of waiting for its schedule. The trainer publishes the\n"
     "new version on `models` when the run is done; watch it with `hvsctl model list`.\n"
     "  --trainer URL   the trainer's HTTP address (its HVS_HTTP_PORT; default\n"
-    "                  http://127.0.0.1:8080)\n";
+    "                  http://127.0.0.1:8080)\n"
+    "HVS_HTTP_ADMIN_TOKEN (environment or --config file), when set, is sent as\n"
+    "\"Authorization: Bearer\"; the trainer requires it when it has one configured.\n";
 
 static size_t sink(char *p, size_t size, size_t n, void *opaque) {
     FILE *out = opaque;
@@ -21,7 +23,6 @@ static size_t sink(char *p, size_t size, size_t n, void *opaque) {
 }
 
 int hvsctl_train(hvs_app_t *app, int argc, char **argv) {
-    (void)app;
     if (hvsctl_wants_help(argc, argv)) {
         fputs(help, stdout);
         return 0;
@@ -54,12 +55,32 @@ int hvsctl_train(hvs_app_t *app, int argc, char **argv) {
     size_t len = strlen(trainer) + strlen(esc ? esc : "") + 32;
     char *url = malloc(len);
     int rc = 1;
-    if (esc && url) {
+    bool ok = esc && url;
+    /* the header is built here rather than with CURLOPT_XOAUTH2_BEARER, which libcurl sends only
+     * when CURLOPT_HTTPAUTH names CURLAUTH_BEARER: one obvious line instead of two settings */
+    const char *token = app->cfg.http_admin_token;
+    struct curl_slist *headers = NULL;
+    char *auth = NULL;
+    if (token && *token) {
+        size_t alen = strlen(token) + 32;
+        auth = malloc(alen);
+        if (auth) {
+            snprintf(auth, alen, "Authorization: Bearer %s", token);
+            headers = curl_slist_append(NULL, auth);
+        }
+        if (!headers)
+            ok = false;
+    }
+    if (!ok)
+        fprintf(stderr, "hvsctl train: out of memory\n");
+    if (ok) {
         bool slash = trainer[strlen(trainer) - 1] == '/';
         snprintf(url, len, "%s%strain?name=%s", trainer, slash ? "" : "/", esc);
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_POST, 1L);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+        if (headers)
+            curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
         curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, stdout);
@@ -68,10 +89,25 @@ int hvsctl_train(hvs_app_t *app, int argc, char **argv) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
         if (e != CURLE_OK)
             fprintf(stderr, "hvsctl train: %s: %s\n", url, curl_easy_strerror(e));
+        else if (status == 401)
+            fprintf(stderr,
+                    "hvsctl train: %s answered 401: the trainer wants its "
+                    "HVS_HTTP_ADMIN_TOKEN (%s)\n",
+                    url, token && *token ? "the one sent is not it" : "unset here");
+        else if (status == 403)
+            fprintf(stderr,
+                    "hvsctl train: %s answered 403: the trainer listens on all "
+                    "interfaces without HVS_HTTP_ADMIN_TOKEN and takes no admin requests\n",
+                    url);
         else if (status != 202)
             fprintf(stderr, "hvsctl train: %s answered %ld\n", url, status);
         else
             rc = 0;
+    }
+    curl_slist_free_all(headers);
+    if (auth) {
+        memset(auth, 0, strlen(auth));
+        free(auth);
     }
     free(url);
     curl_free(esc);

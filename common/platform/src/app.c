@@ -44,6 +44,11 @@ static const hvs_cfg_entry_t common_entries[] = {
      "port of /metrics, /healthz, /readyz (0 = any free port, logged; -1 = off)"},
     {"HVS_HTTP_BIND_ANY", HVS_CFG_BOOL, "false", 0, 0, offsetof(hvs_common_config_t, http_bind_any),
      0, "listen on all interfaces (Kubernetes probes) instead of 127.0.0.1"},
+    {"HVS_HTTP_ADMIN_TOKEN", HVS_CFG_STRING, NULL, 0, 0,
+     offsetof(hvs_common_config_t, http_admin_token), HVS_CFG_SECRET,
+     "bearer token every non-GET/HEAD request to a worker route (POST /train) needs; 16-256 "
+     "visible characters; unset: those are open on 127.0.0.1 and refused (403) with "
+     "HVS_HTTP_BIND_ANY; hvsctl train sends it"},
     {"HVS_LOG_LEVEL", HVS_CFG_STRING, "info", 0, 0, offsetof(hvs_common_config_t, log_level), 0,
      "debug | info | warn | error"},
     {"HVS_TOPIC_PARTITIONS", HVS_CFG_INT, "12", 1, HVS_MAX_PARTITIONS,
@@ -294,6 +299,18 @@ int hvs_app_init(hvs_app_t *app, const hvs_app_spec_t *spec, int argc, char **ar
             hvs_log_error("http", "cannot start the HTTP server: %s", err ? err->msg : "");
             return rc;
         }
+        /* before the worker adds its routes: none is ever served unguarded */
+        rc = hvs_http_set_admin_token(app->http, app->cfg.http_admin_token, err);
+        if (rc != HVS_OK) {
+            char why[HVS_ERR_MSG_MAX];
+            snprintf(why, sizeof why, "%s", err ? err->msg : "invalid");
+            rc = hvs_err_set(err, HVS_ECONFIG, "bad_value", "HVS_HTTP_ADMIN_TOKEN: %s", why);
+            hvs_log_error("config", "invalid configuration: %s", err ? err->msg : "");
+            return rc;
+        }
+        if (app->cfg.http_bind_any && !(app->cfg.http_admin_token && app->cfg.http_admin_token[0]))
+            hvs_log_warn("http", "HVS_HTTP_ADMIN_TOKEN is not set: mutating routes (POST "
+                                 "/train) answer 403 on all interfaces");
         hvs_log_fields(HVS_LOG_INFO, "http", "serving /metrics /healthz /readyz",
                        HVS_LFI("port", hvs_http_port(app->http)),
                        HVS_LFB("bind_any", app->cfg.http_bind_any));

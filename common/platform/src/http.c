@@ -1,7 +1,8 @@
 /*
- * Embedded HTTP server (see hvs/http.h) on libmicrohttpd, one thread per connection (at most 64,
- * poll() rather than select() so high descriptor numbers work): probes and scrapes are few, and a
- * slow client must never stall the worker's own threads.
+ * Embedded HTTP server (see hvs/http.h) on libmicrohttpd, one thread per connection (poll()
+ * rather than select() so high descriptor numbers work): probes and scrapes are few, a slow
+ * client must never stall the worker's own threads, and a slow route handler (a test's stub
+ * upstream) must not stall the probes either, which a small thread pool would allow.
  */
 #include "hvs/http.h"
 
@@ -11,11 +12,24 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "hvs/log.h"
 
 #define MAX_ROUTES 16
 #define MAX_BODY (1024 * 1024)
+/* Connection limits (http.h). Threads are cheap while idle, so the total is well above what a
+ * pod ever sees (two probes, one scraper, an operator); the per-address limit is what keeps one
+ * client's sockets from using them all. */
+#define CONN_LIMIT 128u
+#define PER_IP_LIMIT 8u
+#define IDLE_TIMEOUT_S 5u
+#define MAX_TOKEN 256
+#define MIN_TOKEN 16
+/* libmicrohttpd logs each connection it refuses: at most LOG_BURST lines per LOG_WINDOW_S. */
+#define LOG_BURST 10
+#define LOG_WINDOW_S 10
 
 typedef struct route {
     char prefix[128];
@@ -29,9 +43,15 @@ struct hvs_http {
     hvs_metrics_t *metrics;
     hvs_http_ready_fn ready;
     void *ready_opaque;
-    pthread_mutex_t lock;
+    int bind_any;
+    pthread_mutex_t lock; /* routes, the token and the log budget */
     route_t routes[MAX_ROUTES];
     size_t nroutes;
+    char token[MAX_TOKEN + 1]; /* "" = none configured */
+    size_t token_len;
+    time_t log_window; /* start of the current log budget window */
+    int log_lines;     /* lines logged in it */
+    long log_dropped;  /* lines not logged since the last report */
 };
 
 /* Per-request state: the body as it is uploaded. */
@@ -39,6 +59,8 @@ typedef struct request {
     char *body;
     size_t len, cap;
     int too_large;
+    int answered; /* refused before the body was read (413, 401, 403): the rest is discarded */
+    int admin_ok; /* the admin check passed (mutating request to a worker route) */
 } request_t;
 
 static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *ctype,
@@ -166,6 +188,89 @@ static enum MHD_Result add_arg(void *cls, enum MHD_ValueKind kind, const char *k
     return q->overflow ? MHD_NO : MHD_YES;
 }
 
+/* A request that changes something: every method but GET and HEAD (RFC 9110's safe methods; a
+ * route handler must not change state on those). Routes are guarded by method rather than by a
+ * flag at registration so a route added later is protected without anyone remembering to. */
+static int is_mutating(const char *method) {
+    return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+}
+
+/* Equal without a data-dependent early exit: the time depends on the configured token's length
+ * only, never on how many leading bytes a guess got right. */
+static int token_equal(const char *given, size_t glen, const char *want, size_t wlen) {
+    unsigned diff = glen != wlen;
+    for (size_t i = 0; i < wlen; i++)
+        diff |= (unsigned)((unsigned char)want[i] ^ (unsigned char)(i < glen ? given[i] : 0));
+    return diff == 0;
+}
+
+static enum MHD_Result respond_refused(struct MHD_Connection *conn, unsigned status,
+                                       const char *challenge, const char *msg) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(msg), (void *)msg,
+                                                             MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "text/plain; charset=utf-8");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    if (challenge)
+        MHD_add_response_header(r, "WWW-Authenticate", challenge);
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* The admin check of a mutating request to a worker route (http.h): 0 = go on, 1 = refused (an
+ * answer is queued in *ret). */
+static int refuse_unauthorized(hvs_http_t *h, struct MHD_Connection *conn, enum MHD_Result *ret) {
+    char want[MAX_TOKEN + 1];
+    pthread_mutex_lock(&h->lock);
+    size_t wlen = h->token_len;
+    memcpy(want, h->token, wlen + 1);
+    pthread_mutex_unlock(&h->lock);
+    if (wlen == 0) {
+        if (!h->bind_any)
+            return 0; /* loopback only: the local tools (hvsctl train) need no secret */
+        *ret = respond_refused(conn, MHD_HTTP_FORBIDDEN, NULL,
+                               "admin token not configured (HVS_HTTP_ADMIN_TOKEN)\n");
+        return 1;
+    }
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    const char *given = NULL;
+    if (auth && strncasecmp(auth, "Bearer", 6) == 0 && (auth[6] == ' ' || auth[6] == '\t')) {
+        given = auth + 7;
+        while (*given == ' ' || *given == '\t')
+            given++;
+    }
+    int ok = given && token_equal(given, strlen(given), want, wlen);
+    memset(want, 0, sizeof want);
+    if (ok)
+        return 0;
+    /* RFC 6750 §3: no error code when no credentials came, invalid_token for a wrong one */
+    *ret = respond_refused(conn, MHD_HTTP_UNAUTHORIZED,
+                           given ? "Bearer realm=\"hvacstream\", error=\"invalid_token\""
+                                 : "Bearer realm=\"hvacstream\"",
+                           "admin token missing or wrong\n");
+    return 1;
+}
+
+/* The worker route serving `url` (copied out under the lock); fn NULL when none. */
+static route_t find_route(hvs_http_t *h, const char *url) {
+    route_t route = {.fn = NULL};
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; i < h->nroutes; i++)
+        if (strncmp(url, h->routes[i].prefix, strlen(h->routes[i].prefix)) == 0) {
+            route = h->routes[i];
+            break;
+        }
+    pthread_mutex_unlock(&h->lock);
+    return route;
+}
+
+static int is_fixed(const char *url) {
+    return strcmp(url, "/metrics") == 0 || strcmp(url, "/healthz") == 0 ||
+           strcmp(url, "/readyz") == 0;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **con_cls) {
@@ -177,6 +282,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         if (!req)
             return MHD_NO;
         *con_cls = req;
+        /* The admin check comes first, before the body is read: an unauthenticated client must
+         * not make us buffer a megabyte, nor learn anything from a 413. */
+        enum MHD_Result ret;
+        if (is_mutating(method) && !is_fixed(url) && find_route(h, url).fn) {
+            if (refuse_unauthorized(h, conn, &ret)) {
+                req->answered = 1;
+                return ret;
+            }
+            req->admin_ok = 1;
+        }
         /* A declared length over the limit is refused before the body is read (no 100 Continue
          * is sent, libmicrohttpd closes the connection after the answer). */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -186,10 +301,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
             unsigned long long n = strtoull(cl, &end, 10);
             if (end != cl && n > MAX_BODY) {
                 req->too_large = 1;
+                req->answered = 1;
                 return respond_text(conn, MHD_HTTP_CONTENT_TOO_LARGE,
                                     "request body larger than 1 MiB\n");
             }
         }
+        return MHD_YES;
+    }
+    if (req->answered) { /* libmicrohttpd may still hand us the body: dropped */
+        *upload_size = 0;
         return MHD_YES;
     }
     if (*upload_size) {
@@ -214,10 +334,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (req->too_large)
         return respond_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, "request body larger than 1 MiB\n");
 
-    int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-    if (strcmp(url, "/metrics") == 0 || strcmp(url, "/healthz") == 0 ||
-        strcmp(url, "/readyz") == 0) {
-        if (!is_get)
+    if (is_fixed(url)) {
+        if (is_mutating(method))
             return respond_405(conn);
         if (strcmp(url, "/healthz") == 0)
             return respond_text(conn, MHD_HTTP_OK, "ok\n");
@@ -239,16 +357,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                        MHD_RESPMEM_MUST_FREE);
     }
 
-    route_t route = {.fn = NULL};
-    pthread_mutex_lock(&h->lock);
-    for (size_t i = 0; i < h->nroutes; i++)
-        if (strncmp(url, h->routes[i].prefix, strlen(h->routes[i].prefix)) == 0) {
-            route = h->routes[i];
-            break;
-        }
-    pthread_mutex_unlock(&h->lock);
+    route_t route = find_route(h, url);
     if (!route.fn)
         return respond_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+    /* again when the route appeared while the body arrived: never a handler without the check */
+    enum MHD_Result refused;
+    if (is_mutating(method) && !req->admin_ok && refuse_unauthorized(h, conn, &refused))
+        return refused;
     query_buf_t q;
     q.len = 0;
     q.overflow = 0;
@@ -284,7 +399,27 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
-    (void)cls;
+    hvs_http_t *h = cls;
+    time_t now = time(NULL);
+    long dropped = 0;
+    pthread_mutex_lock(&h->lock);
+    if (now - h->log_window >= LOG_WINDOW_S) {
+        dropped = h->log_dropped;
+        h->log_window = now;
+        h->log_lines = 0;
+        h->log_dropped = 0;
+    }
+    int skip = h->log_lines >= LOG_BURST;
+    if (skip)
+        h->log_dropped++;
+    else
+        h->log_lines++;
+    pthread_mutex_unlock(&h->lock);
+    if (dropped)
+        hvs_log_warn("http", "libmicrohttpd: %ld more messages in %d s not logged", dropped,
+                     LOG_WINDOW_S);
+    if (skip)
+        return;
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
@@ -302,6 +437,7 @@ int hvs_http_start(uint16_t port, int bind_any, hvs_metrics_t *metrics, hvs_http
     h->metrics = metrics;
     h->ready = ready;
     h->ready_opaque = ready_opaque;
+    h->bind_any = bind_any != 0;
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
@@ -310,11 +446,15 @@ int hvs_http_start(uint16_t port, int bind_any, hvs_metrics_t *metrics, hvs_http
     h->daemon = MHD_start_daemon(
         MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
             MHD_USE_ERROR_LOG,
-        port, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed,
-        NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)30,
-        /* one thread per connection: bound them so a flood of idle sockets cannot exhaust us */
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64, MHD_OPTION_END);
+        port, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+        /* idle (no request yet, headers trickling, kept alive between requests): closed soon,
+         * since a probe or a scrape sends its request at once */
+        MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
+        /* one thread per connection: bounded, and one client address cannot take them all
+         * (more are closed as soon as they are accepted) */
+        MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT, MHD_OPTION_PER_IP_CONNECTION_LIMIT, PER_IP_LIMIT,
+        MHD_OPTION_END);
     if (!h->daemon) {
         pthread_mutex_destroy(&h->lock);
         free(h);
@@ -347,6 +487,25 @@ int hvs_http_route(hvs_http_t *h, const char *prefix, hvs_http_handler_fn fn, vo
     return HVS_OK;
 }
 
+int hvs_http_set_admin_token(hvs_http_t *h, const char *token, hvs_err_t *err) {
+    size_t n = token ? strlen(token) : 0;
+    if (n && (n < MIN_TOKEN || n > MAX_TOKEN))
+        return hvs_err_set(err, HVS_EINVAL, "bad_value",
+                           "admin token: %zu characters, expected %d to %d", n, MIN_TOKEN,
+                           MAX_TOKEN);
+    for (size_t i = 0; i < n; i++)
+        if (token[i] <= ' ' || token[i] > '~') /* it travels in a header: visible ASCII only */
+            return hvs_err_set(err, HVS_EINVAL, "bad_value",
+                               "admin token: only visible ASCII characters (no spaces)");
+    pthread_mutex_lock(&h->lock);
+    memset(h->token, 0, sizeof h->token);
+    if (n)
+        memcpy(h->token, token, n);
+    h->token_len = n;
+    pthread_mutex_unlock(&h->lock);
+    return HVS_OK;
+}
+
 uint16_t hvs_http_port(const hvs_http_t *h) { return h ? h->port : 0; }
 
 void hvs_http_stop(hvs_http_t *h) {
@@ -354,5 +513,6 @@ void hvs_http_stop(hvs_http_t *h) {
         return;
     MHD_stop_daemon(h->daemon);
     pthread_mutex_destroy(&h->lock);
+    memset(h->token, 0, sizeof h->token);
     free(h);
 }

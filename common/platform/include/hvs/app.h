@@ -7,8 +7,9 @@
  *
  * Common settings (every worker): HVS_KAFKA_BROKERS, HVS_KAFKA_GROUP (default hvs-<worker>),
  * HVS_KAFKA_FETCH_WAIT_MAX_MS, HVS_KAFKA_* pass-through, HVS_REDIS_URL, HVS_SCHEMA_REGISTRY_URL,
- * HVS_HTTP_PORT (0 = any, -1 = off), HVS_HTTP_BIND_ANY, HVS_LOG_LEVEL, HVS_TOPIC_PARTITIONS,
- * HVS_TOPIC_<NAME>.
+ * HVS_HTTP_PORT (0 = any, -1 = off), HVS_HTTP_BIND_ANY, HVS_HTTP_ADMIN_TOKEN (secret: the
+ * bearer token of mutating HTTP routes, http.h; tools send it), HVS_LOG_LEVEL,
+ * HVS_TOPIC_PARTITIONS, HVS_TOPIC_<NAME>.
  *
  * Ownership: hvs_app_t is the caller's (usually on main's stack); hvs_app_init fills it and
  * hvs_app_fini frees what init allocated (safe after a failed init).
@@ -37,6 +38,7 @@ typedef struct hvs_common_config {
     char *schema_registry_url;
     int64_t http_port;
     bool http_bind_any;
+    char *http_admin_token; /* NULL = none */
     char *log_level;
     int64_t topic_partitions;
 } hvs_common_config_t;

@@ -3,9 +3,28 @@
  *   GET /metrics  Prometheus text of the worker's registry
  *   GET /healthz  200 "ok" while the process is alive
  *   GET /readyz   200 when the readiness callback says ready, else 503 with its reason
- * plus routes a worker adds (e.g. the serving API). Anything else: 404; non-GET/HEAD on the fixed
- * routes: 405 with "Allow: GET, HEAD". Request bodies larger than 1 MiB are refused with 413
- * (before reading the body when Content-Length announces it). At most 64 connections at once.
+ * plus routes a worker adds (e.g. the serving API, the trainer's POST /train). Anything else:
+ * 404; non-GET/HEAD on the fixed routes: 405 with "Allow: GET, HEAD". Request bodies larger than
+ * 1 MiB are refused with 413 (before reading the body when Content-Length announces it).
+ *
+ * Admin requests: every method other than GET and HEAD on a worker route is mutating (so route
+ * handlers must not change state on GET/HEAD). Once hvs_http_set_admin_token set a token, a
+ * mutating request needs "Authorization: Bearer <token>", compared in constant time before the
+ * body is read and before the handler runs: missing or wrong -> 401 with WWW-Authenticate:
+ * Bearer. Without a token, mutating requests are open when the server listens on 127.0.0.1 only
+ * (local tools) and refused with 403 when it listens on all interfaces. /metrics, /healthz and
+ * /readyz never need the token (probes and scrapers).
+ *
+ * Limits: one thread per connection, at most 128 connections, at most 8 from one client address
+ * (further ones are closed as soon as they are accepted), so one client's idle sockets cannot
+ * take the slots the probes need (the kubelet probes from the node's address; a client sharing
+ * the probe's address, e.g. everything on 127.0.0.1, does starve it until its sockets go). A
+ * connection idle for 5 s (no complete request yet, or kept alive between requests) is closed
+ * (a route handler may take longer: the limit is on the client's silence).
+ * Malformed requests, as libmicrohttpd 0.9.75 handles them: a request line with a space that is
+ * not HTTP/1.x answers 400 at once; a line without a space is closed at once without an answer;
+ * a line starting with a NUL byte counts as an empty line (skipped, RFC 9112 §2.2), so the
+ * connection waits for a request line and is closed by the 5 s idle limit.
  *
  * Ownership: hvs_http_start borrows the metrics registry and callbacks (they must outlive the
  * server); hvs_http_stop stops the threads and frees the server (NULL-safe).
@@ -65,6 +84,11 @@ typedef int (*hvs_http_handler_fn)(void *opaque, const char *method, const char 
 /* Start on 127.0.0.1 (bind_any = 0) or all interfaces (bind_any = 1); port 0 = any free port. */
 int hvs_http_start(uint16_t port, int bind_any, hvs_metrics_t *metrics, hvs_http_ready_fn ready,
                    void *ready_opaque, hvs_http_t **out, hvs_err_t *err);
+/* Require "Authorization: Bearer <token>" on mutating requests (above); the token is copied.
+ * NULL or "" = none. 0, or HVS_EINVAL when it is shorter than 16 or longer than 256 characters or
+ * holds anything but visible ASCII. Call it right after start: routes added later are guarded
+ * from their first request. */
+int hvs_http_set_admin_token(hvs_http_t *h, const char *token, hvs_err_t *err);
 /* Add a route for paths starting with `prefix` (before or after start; at most 16 routes). */
 int hvs_http_route(hvs_http_t *h, const char *prefix, hvs_http_handler_fn fn, void *opaque,
                    hvs_err_t *err);
