@@ -427,6 +427,52 @@ static hvs_test_proc_t *redis(void) {
     return &server;
 }
 
+/* MULTI/EXEC: every command's own reply comes back; a command refused while queued applies
+ * nothing of the transaction; another client never sees half of it (the transaction is one
+ * step for the server: read from a second connection right after). */
+static void case_atomic_batch(void) {
+    hvs_redis_t *r, *other;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_redis_connect(redis()->addr, NULL, &r, &err) == 0 &&
+                    hvs_redis_connect(redis()->addr, NULL, &other, &err) == 0,
+                "connect");
+    hvs_redis_batch_t *b = hvs_redis_batch_new();
+    const char *del[] = {"DEL", "atomic:a", "atomic:n"};
+    hvs_redis_batch_add(b, 3, del, NULL);
+    HVS_REQUIRE(hvs_redis_batch_exec(r, b, &err) == 0, "del");
+    hvs_redis_batch_reset(b);
+    const char *set[] = {"SET", "atomic:a", "1"}, *incr[] = {"INCRBY", "atomic:n", "5"},
+               *get[] = {"GET", "atomic:a"}, *wrongtype[] = {"HGET", "atomic:a", "f"};
+    hvs_redis_batch_add(b, 3, set, NULL);
+    hvs_redis_batch_add(b, 3, incr, NULL);
+    hvs_redis_batch_add(b, 2, get, NULL);
+    hvs_redis_batch_add(b, 3, wrongtype, NULL); /* fails when run, not when queued */
+    HVS_CHECK(hvs_redis_batch_exec_atomic(r, b, &err) == 0, "atomic exec: %s", err.msg);
+    const redisReply *rp = hvs_redis_batch_reply(b, 1);
+    HVS_CHECK(rp && rp->type == REDIS_REPLY_INTEGER && rp->integer == 5, "INCRBY's own reply");
+    rp = hvs_redis_batch_reply(b, 2);
+    HVS_CHECK(rp && rp->type == REDIS_REPLY_STRING && strcmp(rp->str, "1") == 0, "GET's reply");
+    rp = hvs_redis_batch_reply(b, 3);
+    HVS_CHECK(rp && rp->type == REDIS_REPLY_ERROR, "WRONGTYPE reported per command");
+    HVS_CHECK_EQ_INT(hvs_redis_batch_errors(b), 1);
+    /* a command with the wrong arity is refused while queued: nothing applied */
+    hvs_redis_batch_reset(b);
+    const char *incr2[] = {"INCRBY", "atomic:n", "100"}, *bad[] = {"SET", "atomic:a"};
+    hvs_redis_batch_add(b, 3, incr2, NULL);
+    hvs_redis_batch_add(b, 2, bad, NULL);
+    HVS_CHECK(hvs_redis_batch_exec_atomic(r, b, &err) == HVS_EREDIS, "EXECABORT is an error");
+    HVS_CHECK(strstr(err.msg, "EXECABORT") != NULL, "named: %s", err.msg);
+    redisReply *rep = NULL;
+    HVS_CHECK(hvs_redis_command(other, &rep, &err, "GET atomic:n") == 0 && rep &&
+                  rep->type == REDIS_REPLY_STRING && strcmp(rep->str, "5") == 0,
+              "the aborted INCRBY was not applied");
+    if (rep)
+        freeReplyObject(rep);
+    hvs_redis_batch_destroy(b);
+    hvs_redis_destroy(other);
+    hvs_redis_destroy(r);
+}
+
 static void case_auth_select(void) { test_auth_select(redis()); }
 static void case_pipeline_and_scripts(void) { test_pipeline_and_scripts(redis()); }
 static void case_restart(void) { test_restart(redis()); }
@@ -436,6 +482,7 @@ static const hvs_test_case_t cases[] = {
     {"key_layout_tagged_by_building", test_keys},
     {"auth_acl_user_and_select_really_applied", case_auth_select},
     {"pipelined_batch_binary_safe_lua_survives_flush", case_pipeline_and_scripts},
+    {"atomic_batch_all_or_nothing_with_own_replies", case_atomic_batch},
     {"restart_crash_and_late_server_reconnect_resend", case_restart},
     HVS_TEST_CASES_END,
 };

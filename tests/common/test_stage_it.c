@@ -22,6 +22,7 @@
 #include "hvs/kafka.h"
 #include "hvs/log.h"
 #include "hvs/metrics.h"
+#include "hvs/redis.h"
 #include "hvs/serde.h"
 #include "hvs/stage.h"
 #include "hvs/topics.h"
@@ -57,11 +58,21 @@ typedef struct toy {
     int fail_state_writes; /* write_state fails this many times (fatal) */
     size_t state_writes, state_writes_unacked;
     bool stop_by_signal; /* end with hvs_app_request_stop instead of TEST_DONE */
+    /* exactly-once state: with a Redis, every applied record adds 1 to HINCRBY toy:count
+     * (not idempotent on purpose: a record applied twice shows) */
+    hvs_redis_t *redis;
+    size_t applied_unwritten, replayed;
+    bool flush_redis_after_first_batch; /* the Redis loses everything while the stage runs */
 } toy_t;
 
 static int toy_handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
     toy_t *t = opaque;
     t->handled++;
+    t->applied_unwritten++;
+    if (hvs_stage_replaying(t->st)) {
+        t->replayed++; /* rebuilding: the state takes it, nothing is published */
+        return 0;
+    }
     if (m->len >= 3 && memcmp(m->payload, "bad", 3) == 0) {
         t->bad++;
         return hvs_err_set(why, HVS_EINVAL, "toy_bad_record", "record %lld says it is bad",
@@ -82,6 +93,14 @@ static int toy_write_state(void *opaque, hvs_err_t *err) {
         t->fail_state_writes--;
         return hvs_err_set(err, HVS_EREDIS, "toy_state_lost", "state write refused (test)");
     }
+    if (t->redis && t->applied_unwritten) {
+        char n[32];
+        snprintf(n, sizeof n, "%zu", t->applied_unwritten);
+        const char *argv[] = {"HINCRBY", "toy:count", "applied", n};
+        if (hvs_redis_batch_add(hvs_stage_state_batch(t->st), 4, argv, NULL))
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "toy state");
+        t->applied_unwritten = 0;
+    }
     return 0;
 }
 
@@ -95,6 +114,12 @@ static int toy_assigned(void *opaque, int32_t p, hvs_err_t *err) {
 
 static int toy_after_batch(void *opaque, const hvs_stage_batch_t *b, hvs_err_t *err) {
     toy_t *t = opaque;
+    if (t->flush_redis_after_first_batch && b->n > 0) {
+        t->flush_redis_after_first_batch = false;
+        redisReply *rep = NULL;
+        HVS_REQUIRE(hvs_redis_command(t->redis, &rep, err, "FLUSHALL") == 0, "flushall");
+        freeReplyObject(rep);
+    }
     if (t->handled < t->expect || !b->caught_up)
         return 0;
     if (t->stop_by_signal) {
@@ -141,8 +166,11 @@ static int run_toy(hvs_app_t *app, toy_t *t, const char *const *inputs, size_t n
     hvs_serde_t *serde = NULL;
     HVS_REQUIRE(hvs_serde_new(NULL, &serde, err) == 0, "serde: %s", err->msg);
     static const hvs_stage_settings_t ss = {.batch = 7, .flush_timeout_ms = 10000};
-    hvs_stage_conf_t sc = {
-        .inputs = inputs, .ninputs = ninputs, .settings = &ss, .poll_timeout_ms = 100};
+    hvs_stage_conf_t sc = {.inputs = inputs,
+                           .ninputs = ninputs,
+                           .settings = &ss,
+                           .poll_timeout_ms = 100,
+                           .redis = t->redis};
     HVS_REQUIRE(hvs_stage_new(app, &toy_stage, &sc, serde, t, &t->st, err) == 0, "stage: %s",
                 err->msg);
     int rc = hvs_stage_run(t->st, err);
@@ -223,6 +251,60 @@ static int partitions_of(rd_kafka_t *rk, const char *topic) {
     rd_kafka_topic_destroy(rkt);
     HVS_REQUIRE(n > 0 && n <= MAX_PARTS, "%s has %d partitions", topic, n);
     return n;
+}
+
+static hvs_test_proc_t redis_srv;
+static bool redis_up;
+
+static void stop_redis(void) { hvs_test_proc_stop(&redis_srv); }
+
+/* A connection to the shared redis-server, emptied: each stateful case starts from nothing. */
+static hvs_redis_t *fresh_redis(void) {
+    if (!redis_up) {
+        HVS_REQUIRE(hvs_test_redis_start(&redis_srv, 0) == 0, "redis-server");
+        hvs_test_cleanup(stop_redis);
+        redis_up = true;
+    }
+    hvs_redis_t *r;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_redis_connect(redis_srv.addr, NULL, &r, &err) == 0, "redis: %s", err.msg);
+    redisReply *rep = NULL;
+    HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "FLUSHALL") == 0, "flushall");
+    freeReplyObject(rep);
+    return r;
+}
+
+/* The integer (or numeric string) in a reply; -1 otherwise. Frees the reply. */
+static long long reply_int(redisReply *rep) {
+    long long v = -1;
+    if (rep && rep->type == REDIS_REPLY_INTEGER)
+        v = rep->integer;
+    else if (rep && rep->type == REDIS_REPLY_STRING)
+        v = strtoll(rep->str, NULL, 10);
+    if (rep)
+        freeReplyObject(rep);
+    return v;
+}
+
+/* What the toy's state says it applied (-1: nothing stored). */
+static long long applied_count(hvs_redis_t *r) {
+    redisReply *rep = NULL;
+    hvs_redis_command(r, &rep, NULL, "HGET toy:count applied");
+    return reply_int(rep);
+}
+
+static long long dbsize(hvs_redis_t *r) {
+    redisReply *rep = NULL;
+    hvs_redis_command(r, &rep, NULL, "DBSIZE");
+    return reply_int(rep);
+}
+
+static long long has_epoch(hvs_redis_t *r, int p) {
+    char key[64];
+    snprintf(key, sizeof key, "hvs:stage:stagetest:%d", p);
+    redisReply *rep = NULL;
+    hvs_redis_command(r, &rep, NULL, "HEXISTS %s epoch", key);
+    return reply_int(rep);
 }
 
 /* ---- cases ---------------------------------------------------------------------------------- */
@@ -338,6 +420,87 @@ static void every_stage_exports_phase_lag_and_batch_metrics(void) {
     hvs_app_fini(&app);
 }
 
+/* The offsets the state has applied are in Redis with it: a member of another group (no committed
+ * offsets) over the same state applies nothing twice, and goes on with what is new. */
+static void applied_offsets_in_redis_decide_where_partitions_start(void) {
+    hvs_app_t app;
+    app_start(&app, "stage-eos-a");
+    hvs_redis_t *r = fresh_redis();
+    const char *in = "stagetest.eos.in", *out = "stagetest.eos.out";
+    produce(&app, in, 30, NULL);
+    toy_t t1 = {.out_topic = out, .expect = 30, .redis = r};
+    hvs_err_t err = {0};
+    HVS_CHECK_EQ_INT(run_toy(&app, &t1, (const char *const[]){in}, 1, &err), TEST_DONE);
+    HVS_CHECK_EQ_INT(applied_count(r), 30);
+    hvs_app_fini(&app);
+    /* a new group: Kafka would start it at the beginning; the state says where it got */
+    app_start(&app, "stage-eos-b");
+    toy_t t2 = {.out_topic = out, .expect = 0, .redis = r};
+    HVS_CHECK_EQ_INT(run_toy(&app, &t2, (const char *const[]){in}, 1, &err), TEST_DONE);
+    HVS_CHECK_EQ_INT(t2.handled, 0);
+    produce(&app, in, 10, NULL);
+    toy_t t3 = {.out_topic = out, .expect = 10, .redis = r};
+    HVS_CHECK_EQ_INT(run_toy(&app, &t3, (const char *const[]){in}, 1, &err), TEST_DONE);
+    HVS_CHECK_EQ_INT(t3.handled, 10);
+    HVS_CHECK_EQ_INT(applied_count(r), 40); /* each record once */
+    hvs_redis_destroy(r);
+    hvs_app_fini(&app);
+}
+
+/* Redis loses everything between two runs: the next run finds committed offsets without state,
+ * replays the inputs quietly into the state and publishes nothing again. */
+static void lost_state_is_rebuilt_quietly_from_the_inputs(void) {
+    hvs_app_t app;
+    app_start(&app, "stage-eos-rebuild");
+    hvs_redis_t *r = fresh_redis();
+    const char *in = "stagetest.rebuild.in", *out = "stagetest.rebuild.out";
+    produce(&app, in, 20, NULL);
+    toy_t t1 = {.out_topic = out, .expect = 20, .redis = r};
+    hvs_err_t err = {0};
+    HVS_CHECK_EQ_INT(run_toy(&app, &t1, (const char *const[]){in}, 1, &err), TEST_DONE);
+    redisReply *rep = NULL;
+    HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "FLUSHALL") == 0, "flushall");
+    freeReplyObject(rep);
+    toy_t t2 = {.out_topic = out, .expect = 20, .redis = r};
+    HVS_CHECK_EQ_INT(run_toy(&app, &t2, (const char *const[]){in}, 1, &err), TEST_DONE);
+    HVS_CHECK_EQ_INT(t2.replayed, 20);
+    HVS_CHECK_EQ_INT(applied_count(r), 20); /* rebuilt, once */
+    readback_t o = read_topic(out, 21);
+    HVS_CHECK_EQ_INT(o.n, 20); /* nothing published again */
+    char *text = NULL;
+    size_t len;
+    HVS_REQUIRE(hvs_metrics_render(app.metrics, &text, &len, &err) == 0, "render");
+    HVS_CHECK(hvs_test_metric(text, "hvs_stagetest_state_losses_total") >= 1, "losses counted");
+    free(text);
+    /* rebuilt: every partition's key has its epoch again */
+    rd_kafka_t *rk = plain_client("stage-eos-md");
+    int np = partitions_of(rk, in);
+    rd_kafka_destroy(rk);
+    for (int p = 0; p < np; p++) {
+        HVS_CHECK(has_epoch(r, p) == 1, "partition %d has its epoch again", p);
+    }
+    hvs_redis_destroy(r);
+    hvs_app_fini(&app);
+}
+
+/* Redis is flushed while the stage runs: the next turn notices before writing anything into the
+ * empty database, and the run ends with state_lost (the process exits; its restart rebuilds). */
+static void state_lost_while_running_stops_before_writing(void) {
+    hvs_app_t app;
+    app_start(&app, "stage-eos-flush");
+    hvs_redis_t *r = fresh_redis();
+    const char *in = "stagetest.flush.in", *out = "stagetest.flush.out";
+    produce(&app, in, 20, NULL);
+    toy_t t = {.out_topic = out, .expect = 1000, .redis = r, .flush_redis_after_first_batch = true};
+    hvs_err_t err = {0};
+    int rc = run_toy(&app, &t, (const char *const[]){in}, 1, &err);
+    HVS_CHECK(rc == HVS_EREDIS && strcmp(err.reason, "state_lost") == 0,
+              "the loss stops the run: %d %s: %s", rc, err.reason, err.msg);
+    HVS_CHECK_EQ_INT(dbsize(r), 0); /* nothing written after the flush */
+    hvs_redis_destroy(r);
+    hvs_app_fini(&app);
+}
+
 /* Last: the stop flag cannot be cleared in this process. */
 static void sigterm_ends_the_run_after_the_batch_is_committed(void) {
     hvs_app_t app;
@@ -380,6 +543,12 @@ static const hvs_test_case_t cases[] = {
      a_partition_number_is_assigned_once_across_inputs},
     {"every_stage_exports_phase_lag_and_batch_metrics",
      every_stage_exports_phase_lag_and_batch_metrics},
+    {"applied_offsets_in_redis_decide_where_partitions_start",
+     applied_offsets_in_redis_decide_where_partitions_start},
+    {"lost_state_is_rebuilt_quietly_from_the_inputs",
+     lost_state_is_rebuilt_quietly_from_the_inputs},
+    {"state_lost_while_running_stops_before_writing",
+     state_lost_while_running_stops_before_writing},
     {"sigterm_ends_the_run_after_the_batch_is_committed",
      sigterm_ends_the_run_after_the_batch_is_committed},
     HVS_TEST_CASES_END,

@@ -7,7 +7,8 @@
  *   handle: decode, validate (bad -> dead letter), store the good (aggregate.c), act on the
  *           thresholds the partition's watermark crossed (first emissions);
  *   end_batch: idle partitions advance, revisions of what the batch changed, state encoded;
- *   write_state: after the broker acknowledged the outputs, the state goes to Redis (persist.c);
+ *   (the runner writes that state to Redis with the offsets it covers, in one transaction, once
+ *   the broker acknowledged the outputs: persist.c encodes, the runner applies);
  *   assigned / revoked: a partition's state loaded from Redis / dropped.
  * A crash anywhere replays the uncommitted messages onto the stored state: duplicates change
  * nothing, windows recompute to the same values, and an already published value is recognised
@@ -123,6 +124,8 @@ static void revoked(void *opaque, int32_t p) {
 static int emit(void *opaque, const agg_building_t *b, const agg_apartment_t *a, int size,
                 const agg_result_t *r, uint32_t revision, hvs_err_t *err) {
     worker_t *w = opaque;
+    if (hvs_stage_replaying(w->stage) || hvs_stage_rebuilding(w->stage, b->partition))
+        return 0; /* rebuilding lost state: the window's marker is recorded, it was published */
     const void *buf;
     size_t len;
     int rc = agg_output_encode(w->out[size], b->id, a ? a->id : NULL, r, revision, w->now, &buf,
@@ -229,18 +232,13 @@ static int end_batch(void *opaque, hvs_err_t *err) {
             return rc == HVS_EINVAL ? HVS_ESTATE : rc;
     }
     hvs_metric_set(w->m_lag, (double)lag / 1000.0);
-    /* Prepared now, sent by write_state only after the flush: state in Redis must never claim a
-     * window the broker does not have. A failed flush ends the process, so the prepared (and
-     * taken) changes are never needed again. */
+    /* Encoded now into the runner's state batch, applied by the runner only after the flush:
+     * state in Redis must never claim a window the broker does not have. A failed flush ends the
+     * process, so the prepared (and taken) changes are never needed again. */
     hvs_ms_t wms[HVS_MAX_PARTITIONS];
     for (size_t i = 0; i < np; i++)
         wms[i] = hvs_watermark_partition(w->wm, parts[i], w->now);
-    return agg_persist_prepare(w->rb, w->agg, parts, wms, np, err);
-}
-
-static int write_state(void *opaque, hvs_err_t *err) {
-    worker_t *w = opaque;
-    return agg_persist_exec(w->redis, w->rb, err);
+    return agg_persist_prepare(hvs_stage_state_batch(w->stage), w->agg, parts, wms, np, err);
 }
 
 static void stopping(void *opaque) {
@@ -261,7 +259,6 @@ static const hvs_stage_def_t agg_stage = {
     .begin_batch = begin_batch,
     .handle = handle,
     .end_batch = end_batch,
-    .write_state = write_state,
     .assigned = assigned,
     .revoked = revoked,
     .stopping = stopping,
@@ -291,15 +288,22 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
         .lateness = settings.lateness_ms,
     };
     const char *inputs[] = {w->topic_in};
-    hvs_stage_conf_t sc = {.inputs = inputs, .ninputs = 1, .settings = &stage_settings};
+    /* a lost partition is replayed from as far back as a reading can still change a window
+     * (lateness) plus the longest counter interval examined before it */
+    hvs_stage_conf_t sc = {.inputs = inputs,
+                           .ninputs = 1,
+                           .settings = &stage_settings,
+                           .rebuild_ms = settings.lateness_ms + settings.max_pair_ms};
     int rc;
     if ((rc = hvs_serde_new(app->cfg.schema_registry_url, &w->serde, err)) ||
         (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_READING, &w->dec, err)) ||
         (rc = hvs_reading_codec_new(w->serde, &w->codec, err)) ||
         (rc = agg_output_new(w->serde, w->topic_out[AGG_W15], &w->out[AGG_W15], err)) ||
         (rc = agg_output_new(w->serde, w->topic_out[AGG_W60], &w->out[AGG_W60], err)) ||
-        (rc = hvs_redis_connect(app->cfg.redis_url, NULL, &w->redis, err)) ||
-        (rc = hvs_stage_new(app, &agg_stage, &sc, w->serde, w, &w->stage, err)))
+        (rc = hvs_redis_connect(app->cfg.redis_url, NULL, &w->redis, err)))
+        return rc;
+    sc.redis = w->redis;
+    if ((rc = hvs_stage_new(app, &agg_stage, &sc, w->serde, w, &w->stage, err)))
         return rc;
     if (!(w->rb = hvs_redis_batch_new()) || !(w->agg = agg_new(&ac)) ||
         !(w->wm = hvs_watermark_new(settings.ooo_ms, settings.idle_ms)))

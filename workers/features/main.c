@@ -13,10 +13,10 @@
  * same values and the same vectors are emitted again (at least once, identical).
  * Time: per partition the smaller of the two inputs' watermarks (aggregates by window end,
  * weather by issue time), each advancing by the wall clock when idle.
- * Lost state: a partition whose group has committed offsets but whose epoch marker is missing
- * in Redis (flushed, a new empty Redis) is rebuilt: both input topics are rewound (to
- * HVS_FEAT_REBUILD_WINDOW ago by timestamp, or their start) and replayed quietly up to the
- * committed offsets, so no vector is computed from empty lags.
+ * Lost state: the runner notices a partition whose state is gone from Redis (flushed, a new
+ * empty Redis) and rebuilds it: both input topics are rewound (to HVS_FEAT_REBUILD_WINDOW ago by
+ * timestamp, or their start) and replayed quietly (hvs_stage_replaying) up to where processing
+ * had got, so no vector is computed from empty lags.
  */
 #include <math.h>
 #include <stdio.h>
@@ -73,9 +73,8 @@ static const hvs_cfg_section_t fx_section = {"features", fx_entries,
                                              sizeof fx_entries / sizeof fx_entries[0], &settings};
 
 typedef struct part {
-    int64_t replay_until[2]; /* per input topic: offsets below are replayed quietly */
-    hvs_ms_t wm_hour;        /* watermark hour last acted on */
-    hvs_ms_t assigned_mono;  /* when it was assigned (monotonic) */
+    hvs_ms_t wm_hour;       /* watermark hour last acted on */
+    hvs_ms_t assigned_mono; /* when it was assigned (monotonic) */
 } part_t;
 
 typedef struct worker {
@@ -95,7 +94,6 @@ typedef struct worker {
     fx_sink_t sink;
     part_t parts[HVS_MAX_PARTITIONS];
     hvs_ms_t now;
-    hvs_err_t assign_err; /* assigning() failed: the stage stops at assigned() */
     uint64_t missing_seen[HVS_FEATURES_COUNT];
     hvs_metric_t *m_in[2], *m_vectors, *m_upgrades, *m_alerts, *m_load,
         *m_missing[HVS_FEATURES_COUNT], *m_rebuilds;
@@ -119,66 +117,8 @@ static hvs_ms_t watermark(const worker_t *w, int32_t p) {
 
 /* ---- partitions come and go ---------------------------------------------------------------- */
 
-/* Before assignment: a partition whose group committed offsets but whose state is gone from
- * Redis is rewound and replayed quietly up to those offsets. */
-static void assigning(void *opaque, rd_kafka_topic_partition_list_t *added) {
-    worker_t *w = opaque;
-    for (int i = 0; i < added->cnt; i++) {
-        int32_t p = added->elems[i].partition;
-        if (p < 0 || p >= HVS_MAX_PARTITIONS)
-            continue;
-        bool first = true; /* each partition number once: both topics are decided together */
-        for (int k = 0; k < i; k++)
-            first &= added->elems[k].partition != p;
-        if (!first)
-            continue;
-        bool committed = false;
-        for (int k = 0; k < added->cnt; k++)
-            committed |= added->elems[k].partition == p && added->elems[k].offset > 0;
-        char **ids;
-        size_t n;
-        bool epoch;
-        if (hvs_fs_partition(w->redis, w->rb, p, &ids, &n, &epoch, &w->assign_err))
-            return; /* assigned() reports it: the stage stops rather than run without a rebuild */
-        hvs_fs_ids_free(ids, n);
-        part_t *ps = &w->parts[p];
-        ps->replay_until[0] = ps->replay_until[1] = -1;
-        if (epoch || !committed)
-            continue;
-        hvs_metric_inc(w->m_rebuilds);
-        hvs_log_warn("features",
-                     "partition %d: state missing from Redis although the group has "
-                     "committed offsets: rebuilding by replaying the inputs",
-                     (int)p);
-        rd_kafka_topic_partition_list_t *times = rd_kafka_topic_partition_list_new(2);
-        for (int k = 0; k < added->cnt; k++)
-            if (added->elems[k].partition == p) {
-                ps->replay_until[topic_index(w, added->elems[k].topic)] = added->elems[k].offset;
-                rd_kafka_topic_partition_list_add(times, added->elems[k].topic, p)->offset =
-                    hvs_time_now_ms() - settings.rebuild_ms;
-            }
-        /* by message time where the broker supports it (the devbroker does not): else the start */
-        rd_kafka_resp_err_t re = rd_kafka_offsets_for_times(
-            hvs_consumer_handle(hvs_stage_consumer(w->stage)), times, 10000);
-        for (int k = 0; k < added->cnt; k++) {
-            if (added->elems[k].partition != p)
-                continue;
-            rd_kafka_topic_partition_t *t = rd_kafka_topic_partition_list_find(
-                times, added->elems[k].topic, p);
-            added->elems[k].offset = !re && t && !t->err && t->offset >= 0
-                                         ? t->offset
-                                         : RD_KAFKA_OFFSET_BEGINNING;
-        }
-        rd_kafka_topic_partition_list_destroy(times);
-    }
-}
-
 static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
     worker_t *w = opaque;
-    if (w->assign_err.code) { /* assigning() could not tell whether a rebuild is needed */
-        *err = w->assign_err;
-        return err->code;
-    }
     w->parts[p].wm_hour = HVS_MS_NONE;
     w->parts[p].assigned_mono = hvs_time_mono_ms();
     hvs_ms_t t0 = hvs_time_mono_ms();
@@ -294,34 +234,34 @@ static int begin_batch(void *opaque, hvs_err_t *err) {
 }
 
 /* One aggregate or weather record: HVS_EINVAL (why filled) sends it to the dead-letter topic,
- * except while a rebuild replays it quietly (it was judged when it first came). */
+ * (the runner does not while a rebuild replays it quietly: it was judged when it first came). */
 static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
     worker_t *w = opaque;
     int t = topic_index(w, rd_kafka_topic_name(m->rkt));
     int32_t p = m->partition;
-    bool quiet = m->offset < w->parts[p].replay_until[t];
+    bool quiet = hvs_stage_replaying(w->stage); /* rebuilding lost state: publish nothing */
     hvs_metric_inc(w->m_in[t]);
     avro_value_t *v;
     if (!m->payload)
-        return quiet ? 0 : hvs_err_set(why, HVS_EINVAL, "empty_value", "message without a value");
+        return hvs_err_set(why, HVS_EINVAL, "empty_value", "message without a value");
     int rc;
     if (t == 0) {
         fx_aggregate_t a;
         if (hvs_decoder_decode(w->dec_agg, m->payload, m->len, &v, why) ||
             fx_input_aggregate(w->input, v, w->now, settings.max_future_ms, &a, why))
-            return quiet ? 0 : HVS_EINVAL;
+            return HVS_EINVAL;
         hvs_watermark_observe(w->wm[0], p, a.hour.hour + HOUR, w->now);
         rc = fx_on_aggregate(w->fx, p, &a, watermark(w, p), quiet, &w->sink, why);
     } else {
         fx_weather_t x;
         if (hvs_decoder_decode(w->dec_wx, m->payload, m->len, &v, why) ||
             fx_input_weather(w->input, v, w->now, settings.max_future_ms, &x, why))
-            return quiet ? 0 : HVS_EINVAL;
+            return HVS_EINVAL;
         hvs_watermark_observe(w->wm[1], p, x.rec.issued_at, w->now);
         rc = fx_on_weather(w->fx, p, &x, watermark(w, p), quiet, &w->sink, why);
     }
     if (rc == HVS_EINVAL)
-        return quiet ? 0 : HVS_EINVAL;
+        return HVS_EINVAL;
     if (rc)
         return rc;
     return advance_partition(w, p, quiet, why);
@@ -333,24 +273,25 @@ static int end_batch(void *opaque, hvs_err_t *err) {
     size_t np;
     const int32_t *parts = hvs_stage_partitions(w->stage, &np);
     for (size_t i = 0; i < np; i++) {
-        int rc = advance_partition(w, parts[i], false, err);
+        int rc = advance_partition(w, parts[i], hvs_stage_rebuilding(w->stage, parts[i]), err);
         if (rc)
             return rc;
     }
     return 0;
 }
 
-/* The vectors are acknowledged: rings, pending vectors and watermarks to Redis. */
+/* The vectors are acknowledged: rings, pending vectors and watermarks into the runner's state
+ * batch (written with the offsets they cover, in one transaction). */
 static int write_state(void *opaque, hvs_err_t *err) {
     worker_t *w = opaque;
     int rc = 0;
-    hvs_redis_batch_reset(w->rb);
+    hvs_redis_batch_t *rb = hvs_stage_state_batch(w->stage); /* applied by the runner */
     size_t n;
     fx_building_t **bs = fx_buildings(w->fx, &n);
     for (size_t i = 0; i < n && rc == 0; i++) {
-        rc = hvs_fs_save(w->rb, bs[i]->fs, err);
+        rc = hvs_fs_save(rb, bs[i]->fs, err);
         if (rc == 0)
-            rc = fx_save_pending(w->rb, bs[i], err);
+            rc = fx_save_pending(rb, bs[i], err);
     }
     size_t np;
     const int32_t *parts = hvs_stage_partitions(w->stage, &np);
@@ -363,14 +304,9 @@ static int write_state(void *opaque, hvs_err_t *err) {
             snprintf(pf, sizeof pf, "%d:%c", (int)parts[i], "aw"[t]);
             snprintf(v, sizeof v, "%lld", (long long)wm);
             const char *a[] = {"HSET", "hvs:fs:wm", pf, v};
-            if (hvs_redis_batch_add(w->rb, 4, a, NULL))
+            if (hvs_redis_batch_add(rb, 4, a, NULL))
                 rc = hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
         }
-    if (rc == 0 && hvs_redis_batch_size(w->rb))
-        rc = hvs_redis_batch_exec(w->redis, w->rb, err);
-    if (rc == 0 && hvs_redis_batch_errors(w->rb))
-        rc = hvs_err_set(err, HVS_EREDIS, "reply_error", "%zu state writes refused by Redis",
-                         hvs_redis_batch_errors(w->rb));
     /* metrics from the engine's counters */
     fx_stats_t *st = fx_stats(w->fx);
     for (int i = 0; i < HVS_FEATURES_COUNT; i++) {
@@ -407,7 +343,6 @@ static const hvs_stage_def_t fx_stage = {
     .handle = handle,
     .end_batch = end_batch,
     .write_state = write_state,
-    .assigning = assigning,
     .assigned = assigned,
     .revoked = revoked,
     .ready = ready,
@@ -447,7 +382,10 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
                       .dq_limit = settings.dq_limit,
                       .dq_min_vectors = (int)settings.dq_min};
     const char *inputs[] = {w->topic_agg, w->topic_wx};
-    hvs_stage_conf_t sc = {.inputs = inputs, .ninputs = 2, .settings = &stage_settings};
+    hvs_stage_conf_t sc = {.inputs = inputs,
+                           .ninputs = 2,
+                           .settings = &stage_settings,
+                           .rebuild_ms = settings.rebuild_ms};
     int rc;
     if ((rc = parse_dq(&fc, settings.dq_features, err)))
         return rc;
@@ -460,8 +398,10 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
         (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_WEATHER, &w->dec_wx, err)) ||
         (rc = fx_input_new(w->serde, &w->input, err)) ||
         (rc = fx_output_new(w->serde, w->topic_out, &w->out, err)) ||
-        (rc = hvs_redis_connect(app->cfg.redis_url, NULL, &w->redis, err)) ||
-        (rc = hvs_stage_new(app, &fx_stage, &sc, w->serde, w, &w->stage, err)) ||
+        (rc = hvs_redis_connect(app->cfg.redis_url, NULL, &w->redis, err)))
+        return rc;
+    sc.redis = w->redis; /* the runner writes the state with the offsets it covers */
+    if ((rc = hvs_stage_new(app, &fx_stage, &sc, w->serde, w, &w->stage, err)) ||
         (rc = hvs_alerter_new(w->serde, hvs_stage_producer(w->stage), &w->alerter, err)) ||
         (rc = hvs_topology_new(&kc, w->serde, hvs_topic_name("topology"), &w->topo, err)))
         return rc;

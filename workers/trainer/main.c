@@ -727,13 +727,11 @@ static int begin_batch(void *opaque, hvs_err_t *err) {
 /* The window and the labels the batch changed, before its offsets are committed. */
 static int write_state(void *opaque, hvs_err_t *err) {
     worker_t *w = opaque;
-    hvs_redis_batch_reset(w->rb);
-    int rc;
-    if ((rc = tr_history_save(w->hist, w->rb, err)) == 0 &&
-        (rc = tr_labels_save(&w->labels, w->rb,
-                             w->newest ? w->newest - settings.window_ms : HVS_MS_NONE, err)) == 0 &&
-        hvs_redis_batch_size(w->rb))
-        rc = hvs_redis_batch_exec(w->redis, w->rb, err);
+    hvs_redis_batch_t *rb = hvs_stage_state_batch(w->stage); /* applied by the runner */
+    int rc = tr_history_save(w->hist, rb, err);
+    if (rc == 0)
+        rc = tr_labels_save(&w->labels, rb,
+                            w->newest ? w->newest - settings.window_ms : HVS_MS_NONE, err);
     return rc;
 }
 
@@ -809,7 +807,9 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
      * away (the operator's own HVS_KAFKA_MAX_POLL_INTERVAL_MS, if any, comes later and wins) */
     static const char *const cprops[] = {"max.poll.interval.ms", "1800000", NULL};
     const char *inputs[] = {w->topic_agg, w->topic_wx, w->topic_feedback, w->topic_alerts};
-    hvs_stage_conf_t sc = {.inputs = inputs,
+    /* a lost partition is replayed over the whole training window */
+    hvs_stage_conf_t sc = {.rebuild_ms = settings.window_ms,
+                           .inputs = inputs,
                            .ninputs = 4,
                            .settings = &stage_settings,
                            .consumer_props = cprops,
@@ -821,8 +821,10 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
         (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_ALERT, &w->dec_alert, err)) ||
         (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_FEEDBACK, &w->dec_fb, err)) ||
         (rc = hvs_encoder_new(w->serde, HVS_SCHEMA_MODEL_VERSION, w->topic_models, &w->enc, err)) ||
-        (rc = hvs_redis_connect(app->cfg.redis_url, NULL, &w->redis, err)) ||
-        (rc = hvs_stage_new(app, &tr_stage, &sc, w->serde, w, &w->stage, err)) ||
+        (rc = hvs_redis_connect(app->cfg.redis_url, NULL, &w->redis, err)))
+        return rc;
+    sc.redis = w->redis; /* the runner writes the state with the offsets it covers */
+    if ((rc = hvs_stage_new(app, &tr_stage, &sc, w->serde, w, &w->stage, err)) ||
         (rc = hvs_topology_new(&kc, w->serde, hvs_topic_name("topology"), &w->topo, err)) ||
         (rc = hvs_registry_new(&kc, w->serde, w->topic_models, &ro, &w->reg, err)))
         return rc;

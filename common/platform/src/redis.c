@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@ struct hvs_redis_batch {
     redisReply **replies;
     size_t nreplies, capreplies;
     size_t errors;
+    bool atomic; /* exec_atomic: MULTI ... EXEC */
 };
 
 typedef struct url_parts {
@@ -599,6 +601,64 @@ int hvs_redis_script_load(hvs_redis_t *r, hvs_redis_script_t *s, hvs_err_t *err)
 }
 
 /* One pass: write every command, read every reply. <0 on a connection failure. */
+/* exec_once's answer when Redis refused a transaction (EXECABORT): an error, but the
+ * connection is fine, so batch_exec must not reconnect and resend. */
+#define EXEC_REFUSED 1
+
+/* Read one reply of the pipeline into *out (the caller owns it). */
+static int read_reply(hvs_redis_t *r, redisReply **out, hvs_err_t *err) {
+    void *reply = NULL;
+    if (redisGetReply(r->ctx, &reply) != REDIS_OK || !reply)
+        return hvs_err_set(err, HVS_EREDIS, "unreachable", "Redis %s:%d: %s", r->host, r->port,
+                           r->ctx->errstr);
+    *out = reply;
+    return HVS_OK;
+}
+
+/* MULTI, the commands, EXEC: EXEC's array becomes the batch's replies, one per command, as if
+ * they had been sent alone (a command refused while queued aborts the whole transaction: every
+ * reply is then that EXECABORT error). */
+static int exec_atomic_once(hvs_redis_t *r, hvs_redis_batch_t *b, hvs_err_t *err) {
+    if (redisAppendCommand(r->ctx, "MULTI") != REDIS_OK)
+        return hvs_err_set(err, HVS_EREDIS, "unreachable", "append: %s", r->ctx->errstr);
+    for (size_t i = 0; i < b->n; i++)
+        if (redisAppendFormattedCommand(r->ctx, b->arena + b->cmds[i].off, b->cmds[i].len) !=
+            REDIS_OK)
+            return hvs_err_set(err, HVS_EREDIS, "unreachable", "append: %s", r->ctx->errstr);
+    if (redisAppendCommand(r->ctx, "EXEC") != REDIS_OK)
+        return hvs_err_set(err, HVS_EREDIS, "unreachable", "append: %s", r->ctx->errstr);
+    int rc = HVS_OK;
+    redisReply *rep = NULL;
+    for (size_t i = 0; i < b->n + 1 && rc == HVS_OK; i++) { /* +OK, then QUEUED per command */
+        rc = read_reply(r, &rep, err);
+        if (rc == HVS_OK)
+            freeReplyObject(rep);
+    }
+    if (rc == HVS_OK)
+        rc = read_reply(r, &rep, err);
+    if (rc != HVS_OK)
+        return rc;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == b->n) {
+        for (size_t i = 0; i < b->n; i++) {
+            b->replies[b->nreplies++] = rep->element[i];
+            if (rep->element[i]->type == REDIS_REPLY_ERROR)
+                b->errors++;
+            rep->element[i] = NULL; /* handed to the batch */
+        }
+        freeReplyObject(rep);
+        return HVS_OK;
+    }
+    /* EXECABORT (or a nil array): nothing of the transaction was applied; not a lost
+     * connection, so not resent */
+    int aborted = rep->type == REDIS_REPLY_ERROR;
+    char why[200];
+    snprintf(why, sizeof why, "%s", aborted ? rep->str : "transaction not executed");
+    freeReplyObject(rep);
+    hvs_err_set(err, HVS_EREDIS, "reply_error", "Redis %s:%d: a transaction of %zu commands: %s",
+                r->host, r->port, b->n, why);
+    return EXEC_REFUSED;
+}
+
 static int exec_once(hvs_redis_t *r, hvs_redis_batch_t *b, hvs_err_t *err) {
     free_replies(b);
     if (b->capreplies < b->n) {
@@ -611,6 +671,8 @@ static int exec_once(hvs_redis_t *r, hvs_redis_batch_t *b, hvs_err_t *err) {
     if (!r->ctx)
         return hvs_err_set(err, HVS_EREDIS, "unreachable", "Redis %s:%d: not connected", r->host,
                            r->port);
+    if (b->atomic)
+        return exec_atomic_once(r, b, err);
     for (size_t i = 0; i < b->n; i++)
         if (redisAppendFormattedCommand(r->ctx, b->arena + b->cmds[i].off, b->cmds[i].len) !=
             REDIS_OK)
@@ -672,6 +734,8 @@ static int batch_exec(hvs_redis_t *r, hvs_redis_batch_t *b, hvs_err_t *err) {
         }
         if (rc == HVS_ENOMEM)
             return rc;
+        if (rc == EXEC_REFUSED)
+            return HVS_EREDIS;
         hvs_log_fields(HVS_LOG_WARN, "redis", "connection lost, batch will be resent",
                        HVS_LFS("error", err ? err->msg : ""), HVS_LFI("commands", b->n));
         rc = connect_retry(r, err);
@@ -686,6 +750,13 @@ int hvs_redis_batch_exec(hvs_redis_t *r, hvs_redis_batch_t *b, hvs_err_t *err) {
     sigpipe_block(&g);
     int rc = batch_exec(r, b, err);
     sigpipe_unblock(&g);
+    return rc;
+}
+
+int hvs_redis_batch_exec_atomic(hvs_redis_t *r, hvs_redis_batch_t *b, hvs_err_t *err) {
+    b->atomic = true;
+    int rc = hvs_redis_batch_exec(r, b, err);
+    b->atomic = false;
     return rc;
 }
 

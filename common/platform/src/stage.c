@@ -4,6 +4,7 @@
  * detection and the SIGTERM drain in one place.
  */
 #include "hvs/stage.h"
+#include "stage_internal.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -15,32 +16,9 @@
 #include "hvs/log.h"
 #include "hvs/metrics.h"
 
-/* Where a batch's time goes: the profile an operator needs to tell a slow Redis from a slow
- * broker from a busy worker. */
-enum { PH_POLL, PH_PROCESS, PH_PUBLISH_WAIT, PH_STATE_WRITE, PH_COMMIT, PH_BETWEEN, PHASES };
 static const char *const phase_names[PHASES] = {"poll",        "process", "publish_wait",
                                                 "state_write", "commit",  "between_batches"};
 
-struct hvs_stage {
-    hvs_app_t *app;
-    const hvs_stage_def_t *def;
-    hvs_stage_conf_t conf;
-    size_t batch;
-    int64_t flush_timeout_ms, stall_ms;
-    void *opaque;
-    hvs_serde_t *serde;
-    hvs_producer_t *prod;
-    hvs_dlq_t *dlq;
-    hvs_consumer_t *cons;
-    hvs_ms_t now;
-    bool assigned[HVS_MAX_PARTITIONS];
-    int32_t parts[HVS_MAX_PARTITIONS]; /* the assigned partition numbers, unordered */
-    size_t nparts;
-    int fatal; /* a rebalance hook failed: stop after this poll */
-    hvs_err_t fatal_err;
-    char metric_prefix[64];
-    hvs_metric_t *m_phase[PHASES], *m_batch, *m_lag;
-};
 
 static double mono_s(void) {
     struct timespec ts;
@@ -52,6 +30,8 @@ static double mono_s(void) {
 
 static void on_assigning(void *opaque, rd_kafka_topic_partition_list_t *added) {
     hvs_stage_t *st = opaque;
+    if (!st->fatal && hvs_stage_state_assigning(st, added, &st->fatal_err))
+        st->fatal = 1; /* the state cannot be read: stop rather than guess where to start */
     if (st->def->assigning && !st->fatal)
         st->def->assigning(st->opaque, added);
 }
@@ -90,6 +70,7 @@ static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *remo
                 st->parts[k] = st->parts[--st->nparts];
                 break;
             }
+        hvs_stage_state_revoked(st, p);
         if (st->def->revoked)
             st->def->revoked(st->opaque, p);
     }
@@ -165,7 +146,9 @@ int hvs_stage_new(hvs_app_t *app, const hvs_stage_def_t *def, const hvs_stage_co
     hvs_kafka_conf_t kc;
     hvs_app_kafka_conf(app, &kc);
     kc.worker_props = conf->producer_props;
-    int rc = hvs_producer_new(&kc, &st->prod, err);
+    int rc = hvs_stage_state_init(st, err);
+    if (rc == 0)
+        rc = hvs_producer_new(&kc, &st->prod, err);
     if (rc == 0)
         rc = hvs_dlq_new(st->prod, serde, def->name, &st->dlq, err);
     if (rc) {
@@ -189,6 +172,9 @@ int hvs_stage_new(hvs_app_t *app, const hvs_stage_def_t *def, const hvs_stage_co
     st->m_lag = hvs_metrics_gauge(
         ms, name, "messages of the assigned partitions not yet consumed (-1: unknown)", NULL);
     hvs_metric_set(st->m_lag, -1);
+    snprintf(name, sizeof name, "%s_state_losses_total", st->metric_prefix);
+    st->m_losses = hvs_metrics_counter(
+        ms, name, "partitions found without their state in Redis (then rebuilt)", NULL);
     *out = st;
     return 0;
 }
@@ -199,12 +185,18 @@ void hvs_stage_destroy(hvs_stage_t *st) {
     hvs_consumer_destroy(st->cons);
     hvs_dlq_destroy(st->dlq);
     hvs_producer_destroy(st->prod);
+    hvs_stage_state_fini(st);
     free(st);
 }
 
 hvs_producer_t *hvs_stage_producer(hvs_stage_t *st) { return st->prod; }
 hvs_consumer_t *hvs_stage_consumer(hvs_stage_t *st) { return st->cons; }
 hvs_ms_t hvs_stage_now(const hvs_stage_t *st) { return st->now; }
+hvs_redis_batch_t *hvs_stage_state_batch(hvs_stage_t *st) { return st->rb; }
+bool hvs_stage_replaying(const hvs_stage_t *st) { return st->replaying; }
+bool hvs_stage_rebuilding(const hvs_stage_t *st, int32_t p) {
+    return st->conf.redis && p >= 0 && p < HVS_MAX_PARTITIONS && st->pstate[p].replay;
+}
 
 const int32_t *hvs_stage_partitions(const hvs_stage_t *st, size_t *n) {
     *n = st->nparts;
@@ -230,17 +222,23 @@ int hvs_stage_dead_letter(hvs_stage_t *st, const rd_kafka_message_t *m, const hv
 static int run_batch(hvs_stage_t *st, rd_kafka_message_t **msgs, size_t n, hvs_err_t *err) {
     const hvs_stage_def_t *d = st->def;
     double t0 = mono_s();
+    if (st->rb)
+        hvs_redis_batch_reset(st->rb);
     int rc = d->begin_batch ? d->begin_batch(st->opaque, err) : 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         hvs_err_t why = {0};
+        st->replaying = hvs_stage_state_note(st, msgs[i]);
         int hrc = d->handle(st->opaque, msgs[i], &why);
-        if (hrc == HVS_EINVAL)
+        if (hrc == HVS_EINVAL && !st->replaying)
             rc = hvs_stage_dead_letter(st, msgs[i], &why, err);
+        else if (hrc == HVS_EINVAL)
+            ; /* replayed quietly: it went to the dead-letter topic when it first came */
         else if (hrc) {
             *err = why;
             rc = hrc;
         }
     }
+    st->replaying = false;
     if (rc == 0 && d->end_batch)
         rc = d->end_batch(st->opaque, err);
     double t1 = mono_s();
@@ -255,6 +253,8 @@ static int run_batch(hvs_stage_t *st, rd_kafka_message_t **msgs, size_t n, hvs_e
         return rc;
     if (d->write_state)
         rc = d->write_state(st->opaque, err);
+    if (rc == 0)
+        rc = hvs_stage_state_commit(st, err); /* state + offsets, one transaction */
     double t3 = mono_s();
     hvs_metric_add(st->m_phase[PH_STATE_WRITE], t3 - t2);
     if (rc || n == 0)

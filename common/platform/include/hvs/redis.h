@@ -96,6 +96,15 @@ size_t hvs_redis_batch_size(const hvs_redis_batch_t *b);
  * resends on connection loss within the retry budget.
  */
 int hvs_redis_batch_exec(hvs_redis_t *r, hvs_redis_batch_t *b, hvs_err_t *err);
+/*
+ * The same, as one transaction (MULTI ... EXEC): Redis applies every command or none, and no
+ * other client sees a part of it. The replies are the commands' own, as after
+ * hvs_redis_batch_exec. A command refused while queued (wrong arity) aborts the transaction:
+ * HVS_EREDIS "reply_error", nothing applied. On connection loss the whole transaction is resent
+ * (it was applied entirely or not at all; commands must still be idempotent, for the case where
+ * the connection broke after EXEC ran but before its reply arrived).
+ */
+int hvs_redis_batch_exec_atomic(hvs_redis_t *r, hvs_redis_batch_t *b, hvs_err_t *err);
 /* Reply i (0-based) of the last exec; NULL if out of range. Owned by the batch. */
 const redisReply *hvs_redis_batch_reply(const hvs_redis_batch_t *b, size_t i);
 /* Number of error replies in the last exec. */

@@ -23,9 +23,20 @@
  * (hvs_app_running() false) ends the loop after the current batch is committed; the consumer
  * leaves the group and the producer is flushed at hvs_stage_destroy.
  *
+ * Exactly-once state (with conf.redis; docs/design.md §5, docs/internals/stage.md): the runner
+ * keeps, per input partition, the offsets the state has applied up to and an epoch marker in
+ * Redis (hvs:stage:<name>:<P>), written in the same MULTI/EXEC as the batch's state
+ * (hvs_stage_state_batch). On assignment every input starts where the state says, so a
+ * replayed message is never applied twice nor judged against state from its future. A partition
+ * whose state is gone (no epoch, though offsets were committed) is rebuilt: its inputs are
+ * rewound by conf.rebuild_ms and replayed quietly (hvs_stage_replaying) up to where processing
+ * had got. Before every state write the runner checks that no partition's state vanished (a
+ * restarted or flushed Redis): if one did, run returns HVS_EREDIS "state_lost" without writing,
+ * and the next start rebuilds.
+ *
  * Metrics, for every stage, prefixed hvs_<name>_: phase_seconds_total{phase}, batch_seconds
  * (poll to commit of a batch with messages), consumer_lag_messages (-1: unknown),
- * dead_letters_total{reason}. /readyz is ready when partitions are assigned and the stage's own
+ * dead_letters_total{reason}, state_losses_total (partitions found without their state). /readyz is ready when partitions are assigned and the stage's own
  * `ready` (if any) agrees.
  *
  * Callbacks' return codes: 0 on success; from `handle`, HVS_EINVAL with `why` filled marks the
@@ -54,6 +65,7 @@
 #include "hvs/config.h"
 #include "hvs/err.h"
 #include "hvs/kafka.h"
+#include "hvs/redis.h"
 #include "hvs/serde.h"
 #include "hvs/time.h"
 #include "hvs/topics.h" /* HVS_MAX_PARTITIONS */
@@ -123,6 +135,11 @@ typedef struct hvs_stage_conf {
     int poll_timeout_ms;                  /* wait for a batch's first message; 0 = 200 */
     const char *const *consumer_props;    /* the stage's own librdkafka properties (kafka.h) */
     const char *const *producer_props;
+    /* Exactly-once state (above): the stage's Redis (borrowed), NULL for a stage without state,
+     * and how far back (message time) its inputs are replayed to rebuild a lost partition
+     * (0 = from the beginning of each input). */
+    hvs_redis_t *redis;
+    int64_t rebuild_ms;
 } hvs_stage_conf_t;
 
 /* Create the stage's producer and dead-letter sender. `serde` is borrowed. */
@@ -144,6 +161,17 @@ hvs_consumer_t *hvs_stage_consumer(hvs_stage_t *st);
 hvs_ms_t hvs_stage_now(const hvs_stage_t *st);
 /* The partition numbers assigned now (borrowed array, valid until the next poll). */
 const int32_t *hvs_stage_partitions(const hvs_stage_t *st, size_t *n);
+
+/* The turn's state writes (NULL without conf.redis): end_batch and write_state append the
+ * commands that make the batch's state durable; the runner executes them, with the offsets
+ * they cover, as one transaction once the outputs are acknowledged. Reset at each turn. */
+hvs_redis_batch_t *hvs_stage_state_batch(hvs_stage_t *st);
+/* Whether the message being handled is replayed quietly to rebuild lost state: update the state,
+ * publish nothing (the runner dead-letters nothing either: it was judged when it first came). */
+bool hvs_stage_replaying(const hvs_stage_t *st);
+/* Whether partition p is being rebuilt (its inputs replayed quietly): what end_batch closes for
+ * it was published before the loss, so it publishes nothing for p either. */
+bool hvs_stage_rebuilding(const hvs_stage_t *st, int32_t p);
 
 /* Send `m` to its topic's dead-letter topic with `why` (logged, counted by reason), as the
  * runner does for a record `handle` refused. For stages that find a record bad later. */

@@ -1,0 +1,300 @@
+/*
+ * stage_state.c - exactly-once state for a stage (stage.h, docs/design.md §5): per input
+ * partition P, the runner keeps in Redis
+ *
+ *   hvs:stage:<stage>:<P>   HASH  o:<topic> -> the next offset to apply (the state holds every
+ *                                 message before it); epoch -> when P's state was started
+ *
+ * and writes the offsets in the same MULTI/EXEC as the state the batch produced, so Redis, not
+ * the group's committed offsets, says what was applied. On assignment each input partition
+ * starts at its stored offset: a replayed message is never applied twice, and never judged
+ * against state from its future. A partition whose state is gone (no epoch while the group
+ * committed offsets or offsets are stored: Redis flushed, restarted empty, replaced) is rebuilt:
+ * its inputs are rewound to conf.rebuild_ms ago (message time; the beginning where the broker
+ * cannot say) and replayed quietly (hvs_stage_replaying) up to where processing had got; its
+ * epoch is written once every input has caught up. A loss while running (checked before every
+ * state write, so a restarted Redis is noticed within one batch) stops the stage before it writes
+ * into the empty database: the process exits, and the next start rebuilds.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hvs/log.h"
+#include "hvs/time.h"
+#include "stage_internal.h"
+
+static int topic_index(const hvs_stage_t *st, const char *topic) {
+    for (size_t t = 0; t < st->conf.ninputs; t++)
+        if (strcmp(st->conf.inputs[t], topic) == 0)
+            return (int)t;
+    return -1;
+}
+
+static void part_key(const hvs_stage_t *st, int32_t p, char *buf, size_t len) {
+    snprintf(buf, len, "hvs:stage:%s:%d", st->def->name, (int)p);
+}
+
+int hvs_stage_state_init(hvs_stage_t *st, hvs_err_t *err) {
+    if (!st->conf.redis)
+        return 0;
+    if (st->conf.ninputs > HVS_STAGE_MAX_INPUTS)
+        return hvs_err_set(err, HVS_EINVAL, "bad_stage", "%s: at most %d input topics",
+                           st->def->name, HVS_STAGE_MAX_INPUTS);
+    if (!(st->rb = hvs_redis_batch_new()) || !(st->scratch = hvs_redis_batch_new()))
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "%s: state batches", st->def->name);
+    return 0;
+}
+
+void hvs_stage_state_fini(hvs_stage_t *st) {
+    hvs_redis_batch_destroy(st->rb);
+    hvs_redis_batch_destroy(st->scratch);
+}
+
+static void part_reset(stage_part_t *ps) {
+    memset(ps, 0, sizeof *ps);
+    for (int t = 0; t < HVS_STAGE_MAX_INPUTS; t++)
+        ps->next[t] = ps->replay_until[t] = -1;
+}
+
+/* The stored hash of partition p: offsets per input (-1 where none) and whether it has an
+ * epoch / exists at all. */
+static int read_part(hvs_stage_t *st, int32_t p, int64_t *stored, bool *epoch, bool *exists,
+                     hvs_err_t *err) {
+    char key[160];
+    part_key(st, p, key, sizeof key);
+    hvs_redis_batch_reset(st->scratch);
+    const char *argv[] = {"HGETALL", key};
+    if (hvs_redis_batch_add(st->scratch, 2, argv, NULL))
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "%s: reading %s", st->def->name, key);
+    int rc = hvs_redis_batch_exec(st->conf.redis, st->scratch, err);
+    if (rc)
+        return hvs_err_wrap(err, "%s: reading %s: ", st->def->name, key);
+    const redisReply *r = hvs_redis_batch_reply(st->scratch, 0);
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        return hvs_err_set(err, HVS_EREDIS, "reply_error", "%s: %s is not a hash", st->def->name,
+                           key);
+    for (size_t t = 0; t < st->conf.ninputs; t++)
+        stored[t] = -1;
+    *epoch = false;
+    *exists = r->elements > 0;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const char *f = r->element[i]->str, *v = r->element[i + 1]->str;
+        if (!f || !v)
+            continue;
+        if (strcmp(f, "epoch") == 0)
+            *epoch = true;
+        else if (strncmp(f, "o:", 2) == 0) {
+            int t = topic_index(st, f + 2);
+            if (t >= 0)
+                stored[t] = strtoll(v, NULL, 10);
+        }
+    }
+    return 0;
+}
+
+int hvs_stage_state_assigning(hvs_stage_t *st, rd_kafka_topic_partition_list_t *added,
+                              hvs_err_t *err) {
+    if (!st->conf.redis)
+        return 0;
+    for (int i = 0; i < added->cnt; i++) {
+        int32_t p = added->elems[i].partition;
+        if (p < 0 || p >= HVS_MAX_PARTITIONS || st->assigned[p])
+            continue;
+        bool first = true; /* each partition number once: its inputs are decided together */
+        for (int k = 0; k < i; k++)
+            first &= added->elems[k].partition != p;
+        if (!first)
+            continue;
+        int64_t stored[HVS_STAGE_MAX_INPUTS];
+        bool epoch = false, exists = false;
+        int rc = read_part(st, p, stored, &epoch, &exists, err);
+        if (rc)
+            return rc;
+        stage_part_t *ps = &st->pstate[p];
+        part_reset(ps);
+        bool committed = false;
+        for (int k = 0; k < added->cnt; k++)
+            committed |= added->elems[k].partition == p && added->elems[k].offset > 0;
+        if (epoch) {
+            /* the state says how far it got: start there (it may be ahead of the commit when
+             * the process died between the state write and the commit, or behind it after a
+             * failover to a replica that had not caught up: then the gap is applied again) */
+            ps->epoch = ps->written = true;
+            for (int k = 0; k < added->cnt; k++) {
+                int t = topic_index(st, added->elems[k].topic);
+                if (added->elems[k].partition != p || t < 0)
+                    continue;
+                if (stored[t] >= 0)
+                    added->elems[k].offset = stored[t];
+                ps->next[t] = stored[t];
+            }
+            continue;
+        }
+        if (!committed && !exists)
+            continue; /* a new partition: its epoch goes with its first state write */
+        /* lost: committed offsets (or stored ones) without an epoch */
+        hvs_metric_inc(st->m_losses);
+        hvs_log_error(st->def->name,
+                      "partition %d: state missing from Redis although the group has committed "
+                      "offsets: rebuilding by replaying the inputs from %lld s ago",
+                      (int)p, (long long)(st->conf.rebuild_ms / 1000));
+        ps->replay = true;
+        rd_kafka_topic_partition_list_t *times = rd_kafka_topic_partition_list_new(2);
+        for (int k = 0; k < added->cnt; k++) {
+            int t = topic_index(st, added->elems[k].topic);
+            if (added->elems[k].partition != p || t < 0)
+                continue;
+            int64_t until = added->elems[k].offset > stored[t] ? added->elems[k].offset : stored[t];
+            ps->replay_until[t] = until;
+            rd_kafka_topic_partition_list_add(times, added->elems[k].topic, p)->offset =
+                st->conf.rebuild_ms > 0 ? hvs_time_now_ms() - st->conf.rebuild_ms : 0;
+        }
+        /* by message time where the broker supports it (the devbroker does not): else the start */
+        rd_kafka_resp_err_t re = RD_KAFKA_RESP_ERR__FAIL;
+        if (st->conf.rebuild_ms > 0)
+            re = rd_kafka_offsets_for_times(hvs_consumer_handle(st->cons), times, 10000);
+        for (int k = 0; k < added->cnt; k++) {
+            if (added->elems[k].partition != p)
+                continue;
+            rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(
+                times, added->elems[k].topic, p);
+            added->elems[k].offset = !re && tp && !tp->err && tp->offset >= 0
+                                         ? tp->offset
+                                         : RD_KAFKA_OFFSET_BEGINNING;
+        }
+        rd_kafka_topic_partition_list_destroy(times);
+    }
+    return 0;
+}
+
+void hvs_stage_state_revoked(hvs_stage_t *st, int32_t p) {
+    if (st->conf.redis && p >= 0 && p < HVS_MAX_PARTITIONS)
+        part_reset(&st->pstate[p]);
+}
+
+bool hvs_stage_state_note(hvs_stage_t *st, const rd_kafka_message_t *m) {
+    if (!st->conf.redis || m->partition < 0 || m->partition >= HVS_MAX_PARTITIONS)
+        return false;
+    int t = topic_index(st, rd_kafka_topic_name(m->rkt));
+    if (t < 0)
+        return false;
+    stage_part_t *ps = &st->pstate[m->partition];
+    if (!ps->touched) {
+        ps->touched = true;
+        st->touched[st->ntouched++] = m->partition;
+    }
+    if (m->offset + 1 > ps->next[t])
+        ps->next[t] = m->offset + 1;
+    return ps->replay && m->offset < ps->replay_until[t];
+}
+
+/* Every input of a rebuilding partition has caught up with where processing had got. */
+static bool replay_done(const hvs_stage_t *st, const stage_part_t *ps) {
+    for (size_t t = 0; t < st->conf.ninputs; t++)
+        if (ps->replay_until[t] > 0 && ps->next[t] < ps->replay_until[t])
+            return false;
+    return true;
+}
+
+/* Loss check: every assigned partition whose key was written must still have it (and its epoch
+ * where it had one). One pipelined round trip. */
+static int check_lost(hvs_stage_t *st, hvs_err_t *err) {
+    hvs_redis_batch_t *b = st->scratch;
+    hvs_redis_batch_reset(b);
+    int32_t which[HVS_MAX_PARTITIONS];
+    size_t n = 0;
+    for (size_t i = 0; i < st->nparts; i++) {
+        int32_t p = st->parts[i];
+        const stage_part_t *ps = &st->pstate[p];
+        if (!ps->written)
+            continue;
+        char key[160];
+        part_key(st, p, key, sizeof key);
+        const char *ex[] = {"HEXISTS", key, "epoch"}, *any[] = {"EXISTS", key};
+        if (ps->epoch ? hvs_redis_batch_add(b, 3, ex, NULL) : hvs_redis_batch_add(b, 2, any, NULL))
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "%s: loss check", st->def->name);
+        which[n++] = p;
+    }
+    if (n == 0)
+        return 0;
+    int rc = hvs_redis_batch_exec(st->conf.redis, b, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *r = hvs_redis_batch_reply(b, i);
+        if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+            continue;
+        hvs_metric_inc(st->m_losses);
+        return hvs_err_set(err, HVS_EREDIS, "state_lost",
+                           "%s: partition %d: its state vanished from Redis while running "
+                           "(restarted empty, flushed or replaced): stopping before writing into "
+                           "it; the next start rebuilds it from the inputs",
+                           st->def->name, (int)which[i]);
+    }
+    return 0;
+}
+
+int hvs_stage_state_commit(hvs_stage_t *st, hvs_err_t *err) {
+    if (!st->conf.redis)
+        return 0;
+    int rc = check_lost(st, err);
+    if (rc)
+        return rc;
+    hvs_redis_batch_t *b = st->rb;
+    bool epoch_written[HVS_MAX_PARTITIONS];
+    for (size_t i = 0; i < st->nparts; i++) {
+        int32_t p = st->parts[i];
+        stage_part_t *ps = &st->pstate[p];
+        char key[160];
+        part_key(st, p, key, sizeof key);
+        if (ps->touched)
+            for (size_t t = 0; t < st->conf.ninputs; t++) {
+                if (ps->next[t] < 0)
+                    continue;
+                char f[HVS_TOPIC_NAME_MAX + 8], v[32];
+                snprintf(f, sizeof f, "o:%s", st->conf.inputs[t]);
+                snprintf(v, sizeof v, "%" PRId64, ps->next[t]);
+                const char *argv[] = {"HSET", key, f, v};
+                if (hvs_redis_batch_add(b, 4, argv, NULL))
+                    return hvs_err_set(err, HVS_ENOMEM, "oom", "%s: offsets", st->def->name);
+            }
+        epoch_written[i] = false;
+        if (!ps->epoch && (!ps->replay || replay_done(st, ps))) {
+            char v[32];
+            snprintf(v, sizeof v, "%lld", (long long)st->now);
+            const char *argv[] = {"HSET", key, "epoch", v};
+            if (hvs_redis_batch_add(b, 4, argv, NULL))
+                return hvs_err_set(err, HVS_ENOMEM, "oom", "%s: epoch", st->def->name);
+            epoch_written[i] = true;
+        }
+    }
+    if (hvs_redis_batch_size(b)) {
+        rc = hvs_redis_batch_exec_atomic(st->conf.redis, b, err);
+        if (rc == 0 && hvs_redis_batch_errors(b))
+            rc = hvs_err_set(err, HVS_EREDIS, "reply_error",
+                             "%s: %zu state writes refused by Redis", st->def->name,
+                             hvs_redis_batch_errors(b));
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < st->nparts; i++) {
+        stage_part_t *ps = &st->pstate[st->parts[i]];
+        if (ps->touched || epoch_written[i])
+            ps->written = true;
+        if (epoch_written[i]) {
+            ps->epoch = true;
+            if (ps->replay)
+                hvs_log_warn(st->def->name,
+                             "partition %d rebuilt: its inputs are replayed up to "
+                             "where processing had got",
+                             (int)st->parts[i]);
+            ps->replay = false;
+        }
+    }
+    for (size_t i = 0; i < st->ntouched; i++)
+        st->pstate[st->touched[i]].touched = false;
+    st->ntouched = 0;
+    return 0;
+}
