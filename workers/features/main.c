@@ -368,9 +368,8 @@ static int write_state(void *opaque, hvs_err_t *err) {
         }
     if (rc == 0 && hvs_redis_batch_size(w->rb))
         rc = hvs_redis_batch_exec(w->redis, w->rb, err);
-    if (rc == 0 && hvs_redis_batch_errors(w->rb))
-        rc = hvs_err_set(err, HVS_EREDIS, "reply_error", "%zu state writes refused by Redis",
-                         hvs_redis_batch_errors(w->rb));
+    if (rc == 0)
+        rc = hvs_redis_batch_check(w->rb, err); /* names the first refused key */
     /* metrics from the engine's counters */
     fx_stats_t *st = fx_stats(w->fx);
     for (int i = 0; i < HVS_FEATURES_COUNT; i++) {

@@ -732,8 +732,8 @@ static int write_state(void *opaque, hvs_err_t *err) {
     if ((rc = tr_history_save(w->hist, w->rb, err)) == 0 &&
         (rc = tr_labels_save(&w->labels, w->rb,
                              w->newest ? w->newest - settings.window_ms : HVS_MS_NONE, err)) == 0 &&
-        hvs_redis_batch_size(w->rb))
-        rc = hvs_redis_batch_exec(w->redis, w->rb, err);
+        hvs_redis_batch_size(w->rb) && (rc = hvs_redis_batch_exec(w->redis, w->rb, err)) == 0)
+        rc = hvs_redis_batch_check(w->rb, err); /* a refused write names its key */
     return rc;
 }
 
