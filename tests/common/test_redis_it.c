@@ -436,6 +436,34 @@ static hvs_test_proc_t *redis(void) {
     return &server;
 }
 
+/* A command Redis refuses is reported with its command, key and Redis's answer, so a refused
+ * state write can be traced to the building it belongs to. */
+static void case_refused_command_names_key(void) {
+    hvs_redis_t *r;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_redis_connect(redis()->addr, NULL, &r, &err) == 0, "connect");
+    hvs_redis_batch_t *b = hvs_redis_batch_new();
+    const char *set[] = {"SET", "hvs:{bldg_w}:agg:mk", "a string"};
+    const char *hset[] = {"HSET", "hvs:{bldg_w}:agg:mk", "f", "v"};
+    const char *ok[] = {"SET", "hvs:{bldg_w}:other", "1"};
+    HVS_REQUIRE(hvs_redis_batch_add(b, 3, set, NULL) == 0 &&
+                    hvs_redis_batch_add(b, 4, hset, NULL) == 0 &&
+                    hvs_redis_batch_add(b, 3, ok, NULL) == 0,
+                "batch");
+    HVS_REQUIRE(hvs_redis_batch_exec(r, b, &err) == 0, "exec: %s", err.msg);
+    HVS_CHECK_EQ_INT(hvs_redis_batch_check(b, &err), HVS_EREDIS);
+    HVS_CHECK_EQ_STR(err.reason, "reply_error");
+    HVS_CHECK(strstr(err.msg, "1 of 3") && strstr(err.msg, "HSET hvs:{bldg_w}:agg:mk") &&
+                  strstr(err.msg, "WRONGTYPE"),
+              "names the command, key and answer: %s", err.msg);
+    hvs_redis_batch_reset(b);
+    HVS_REQUIRE(hvs_redis_batch_add(b, 3, ok, NULL) == 0 && hvs_redis_batch_exec(r, b, &err) == 0,
+                "exec");
+    HVS_CHECK_EQ_INT(hvs_redis_batch_check(b, &err), 0);
+    hvs_redis_batch_destroy(b);
+    hvs_redis_destroy(r);
+}
+
 static void case_auth_select(void) { test_auth_select(redis()); }
 static void case_pipeline_and_scripts(void) { test_pipeline_and_scripts(redis()); }
 static void case_restart(void) { test_restart(redis()); }
@@ -445,6 +473,7 @@ static const hvs_test_case_t cases[] = {
     {"key_layout_tagged_by_building", test_keys},
     {"auth_acl_user_and_select_really_applied", case_auth_select},
     {"pipelined_batch_binary_safe_lua_survives_flush", case_pipeline_and_scripts},
+    {"refused_command_names_its_key", case_refused_command_names_key},
     {"restart_crash_and_late_server_reconnect_resend", case_restart},
     HVS_TEST_CASES_END,
 };
