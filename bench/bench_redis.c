@@ -28,7 +28,8 @@ static double pipelined(hvs_redis_t *r, hvs_redis_batch_t *b, int hset, int use_
     for (int round = 0; round < ROUNDS; round++) {
         hvs_redis_batch_reset(b);
         for (int i = 0; i < BATCH; i++) {
-            hvs_redis_key(key, sizeof key, hset ? "bldg_bh" : "bldg_bs", "h:%d", i);
+            if (hvs_redis_key(key, sizeof key, hset ? "bldg_bh" : "bldg_bs", NULL, "h:%d", i) < 0)
+                abort(); /* fixed ids: cannot fail */
             snprintf(val, sizeof val, "%d", i + round);
             if (use_argv) {
                 const char *sv[] = {"SET", key, val}, *hv[] = {"HSET", key, "kwh", val};
@@ -64,7 +65,8 @@ int main(void) {
         int64_t t0 = hvs_test_now_ms();
         for (int i = 0; i < N_SINGLE; i++) {
             redisReply *rep;
-            hvs_redis_key(key, sizeof key, hset ? "bldg_uh" : "bldg_us", "h:%d", i);
+            if (hvs_redis_key(key, sizeof key, hset ? "bldg_uh" : "bldg_us", NULL, "h:%d", i) < 0)
+                abort(); /* fixed ids: cannot fail */
             int rc = hset ? hvs_redis_command(r, &rep, &err, "HSET %s kwh %d", key, i)
                           : hvs_redis_command(r, &rep, &err, "SET %s %d", key, i);
             HVS_REQUIRE(rc == 0, "command: %s", err.msg);
@@ -78,7 +80,8 @@ int main(void) {
     for (int hset = 0; hset < 2; hset++) {
         int64_t t0 = hvs_test_now_ms();
         for (int i = 0; i < N_SINGLE; i++) {
-            hvs_redis_key(key, sizeof key, hset ? "bldg_vh" : "bldg_vs", "h:%d", i);
+            if (hvs_redis_key(key, sizeof key, hset ? "bldg_vh" : "bldg_vs", NULL, "h:%d", i) < 0)
+                abort(); /* fixed ids: cannot fail */
             redisReply *rep = hset ? redisCommand(c, "HSET %s kwh %d", key, i)
                                    : redisCommand(c, "SET %s %d", key, i);
             HVS_REQUIRE(rep != NULL, "bare command");

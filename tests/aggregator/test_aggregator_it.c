@@ -221,7 +221,7 @@ static bool has_flag(json_t *v, const char *flag) {
 
 /* ---- the world, in stages: each brought about once, on first use, in order --------------- */
 
-enum { FIRST_RUN = 1, LATE_DATA, RESTARTED, UNKNOWN_POLICY };
+enum { FIRST_RUN = 1, LATE_DATA, RESTARTED, UNKNOWN_POLICY, POISONED };
 static int stage;
 static hvs_test_proc_t agg;
 static json_t *hourly, *quarters, *final; /* the first run's messages and final windows */
@@ -230,6 +230,9 @@ static size_t before;                     /* hourly messages before the late dat
 static json_t *h2, *f2, *dlq;             /* after the late data */
 static json_t *h3;                        /* hourly messages after the restart */
 static json_t *dlq2;                      /* dead letters after the second deployment */
+static json_t *dlq3, *final3;             /* after the poisoned batch: dead letters, windows */
+static bool poison_alive;                 /* the third deployment still ran after it */
+static char *poison_keys;                 /* KEYS * of its Redis db, one per line */
 
 static void teardown(void) {
     hvs_test_proc_stop(&agg);
@@ -241,6 +244,9 @@ static void teardown(void) {
     json_decref(h3);
     json_decref(dlq);
     json_decref(dlq2);
+    json_decref(dlq3);
+    json_decref(final3);
+    free(poison_keys);
     hvs_test_proc_stop(&broker);
     hvs_test_proc_stop(&redis);
     if (hvs_test_failed == 0)
@@ -345,12 +351,106 @@ static void unknown_policy(void) {
     hvs_test_proc_stop(&agg);
 }
 
+/* The poison reasons a deployment of the aggregator dead-lettered so far (bad_id, key_mismatch). */
+static size_t poison_hits(json_t *d, const char *reason) {
+    size_t k, hits = 0;
+    json_t *x;
+    json_array_foreach(d, k, x) {
+        json_t *v = json_object_get(x, "value");
+        const char *r = json_string_value(json_object_get(v, "error_code"));
+        const char *wk = json_string_value(json_object_get(v, "worker"));
+        hits += r && wk && strcmp(r, reason) == 0 && strcmp(wk, "aggregator") == 0;
+    }
+    return hits;
+}
+
+static bool good_buildings_out(json_t *f) {
+    return json_object_get(f, "bldg_p1/-/3600000/1733097600000") &&
+           json_object_get(f, "bldg_p2/-/3600000/1733097600000");
+}
+
+/* Poison (issue 13): readings of two good buildings around four poisoned ones, all produced raw
+ * (hvsctl would refuse them): a building id with braces (it used to write another building's
+ * hash-tagged keys and crash-loop the batch uncommitted), one with invalid UTF-8, a reading
+ * without a Kafka key and one whose key names another building. A third deployment (own group,
+ * Redis db 2) must dead-letter the four and save and publish the good buildings of the batch. */
+static void poisoned(void) {
+    hvs_err_t err = {0};
+    hvs_serde_t *s = NULL;
+    hvs_encoder_t *enc = NULL;
+    hvs_reading_codec_t *codec = NULL;
+    hvs_producer_t *p = NULL;
+    hvs_kafka_conf_t kc = {.brokers = broker.addr, .client_id = "test"};
+    HVS_REQUIRE(hvs_serde_new(NULL, &s, &err) == 0 &&
+                    hvs_encoder_new(s, HVS_SCHEMA_READING, "readings.raw", &enc, &err) == 0 &&
+                    hvs_reading_codec_new(s, &codec, &err) == 0 &&
+                    hvs_producer_new(&kc, &p, &err) == 0,
+                "setup: %s", err.msg);
+    struct {
+        const char *building, *key; /* key NULL: none */
+        int hour;
+    } rs[] = {
+        {"bldg_p1", "bldg_p1", 0}, {"bldg_{p1}", "bldg_{p1}", 0},   /* braces */
+        {"bldg_p2", "bldg_p2", 0}, {"bldg_p\xff", "bldg_p\xff", 0}, /* invalid UTF-8 */
+        {"bldg_p1", "bldg_p1", 1}, {"bldg_p1", NULL, 1},            /* no key */
+        {"bldg_p2", "bldg_p2", 1}, {"bldg_p2", "bldg_p1", 1},       /* another building's key */
+        {"bldg_p1", "bldg_p1", 2}, {"bldg_p2", "bldg_p2", 2},
+        {"bldg_p1", "bldg_p1", 3}, {"bldg_p2", "bldg_p2", 3},
+    };
+    for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++) {
+        hvs_reading_t r = {0};
+        snprintf(r.building_id, sizeof r.building_id, "%s", rs[i].building);
+        snprintf(r.apartment_id, sizeof r.apartment_id, "apt_1");
+        snprintf(r.v[0].sensor_type, sizeof r.v[0].sensor_type, "heating_energy_kwh");
+        r.v[0].value = 10.0 + rs[i].hour;
+        r.n = 1;
+        r.timestamp = T0 + rs[i].hour * HOUR;
+        const void *buf;
+        size_t len;
+        const char *key = rs[i].key;
+        HVS_CHECK(hvs_reading_to_avro(codec, &r, NULL, HVS_MS_NONE, hvs_encoder_value(enc), &err) ==
+                          0 &&
+                      hvs_encoder_encode(enc, &buf, &len, &err) == 0 &&
+                      hvs_producer_send(p, "readings.raw", RD_KAFKA_PARTITION_UA, key,
+                                        key ? strlen(key) : 0, buf, len, &err) == 0,
+                  "poison %zu: %s", i, err.msg);
+    }
+    HVS_CHECK(hvs_producer_flush(p, 10000, &err) == 0, "flush: %s", err.msg);
+    hvs_producer_destroy(p);
+    hvs_reading_codec_destroy(codec);
+    hvs_encoder_destroy(enc);
+    hvs_serde_destroy(s);
+    char redis_db2[200], cmd[2048];
+    snprintf(redis_db2, sizeof redis_db2, "%s/2", redis.addr);
+    snprintf(cmd, sizeof cmd,
+             "env %s HVS_REDIS_URL=%s HVS_KAFKA_GROUP=agg-poison %s --idle-timeout 1h", env,
+             redis_db2, HVS_TEST_AGGREGATOR);
+    HVS_CHECK(hvs_test_spawn(&agg, cmd, logpath) == 0, "spawn");
+    json_t *h = wait_final("aggregates.hourly", good_buildings_out, &final3);
+    json_decref(h);
+    for (int64_t deadline = hvs_test_now_ms() + 30000;;) {
+        json_decref(dlq3);
+        dlq3 = hvs_test_tail_json(env, "readings.dlq", NULL);
+        if ((poison_hits(dlq3, "bad_id") >= 2 && poison_hits(dlq3, "key_mismatch") >= 2) ||
+            hvs_test_now_ms() > deadline)
+            break;
+        usleep(300000);
+    }
+    sleep(2); /* a batch's state is written after its outputs: let the write land */
+    int status = 0;
+    poison_alive = !hvs_test_proc_exited(&agg, &status);
+    hvs_test_proc_stop(&agg);
+    snprintf(cmd, sizeof cmd, "redis-cli -u %s --no-raw KEYS '*'", redis_db2);
+    hvs_test_run(cmd, NULL, 0, &poison_keys, NULL);
+}
+
 /* Brings the world to stage `want` (the stages before it first); a case that needs an earlier
  * stage than the world has reached cannot run (the world only moves on). */
 static void to_stage(int want) {
     HVS_REQUIRE(stage <= want, "this case needs stage %d, already at %d (run it earlier)", want,
                 stage);
-    static void (*const steps[])(void) = {NULL, first_run, late_data, restart, unknown_policy};
+    static void (*const steps[])(void) = {NULL,    first_run,      late_data,
+                                          restart, unknown_policy, poisoned};
     while (stage < want)
         steps[++stage]();
 }
@@ -501,6 +601,41 @@ static void test_unknown_policy_dead_letters(void) {
               unknown_apt, unknown_bld);
 }
 
+/* Each poisoned reading dead-lettered with its reason; the worker did not stop. */
+static void test_poison_dead_lettered(void) {
+    to_stage(POISONED);
+    HVS_CHECK(poison_hits(dlq3, "bad_id") == 2, "bad_id (braces, invalid UTF-8): %zu",
+              poison_hits(dlq3, "bad_id"));
+    HVS_CHECK(poison_hits(dlq3, "key_mismatch") == 2, "key_mismatch (no key, another's): %zu",
+              poison_hits(dlq3, "key_mismatch"));
+    size_t k, brace = 0;
+    json_t *d;
+    json_array_foreach(dlq3, k, d) {
+        const char *t = json_string_value(
+            json_object_get(json_object_get(d, "value"), "error_text"));
+        brace += t && strstr(t, "'{' at byte 5") != NULL;
+    }
+    HVS_CHECK(brace == 1, "the brace's dead letter names the field and offset: %zu", brace);
+    HVS_CHECK(poison_alive, "the aggregator kept running through the poisoned batch");
+}
+
+/* The good buildings of the poisoned batch: published, and saved under their own keys only. */
+static void test_poison_good_buildings_saved(void) {
+    to_stage(POISONED);
+    json_t *b1 = json_object_get(final3, "bldg_p1/-/3600000/1733097600000"),
+           *b2 = json_object_get(final3, "bldg_p2/-/3600000/1733097600000");
+    HVS_CHECK(b1 && NEAR(num(b1, "heating_kwh"), 1.0), "bldg_p1 00h: %g", num(b1, "heating_kwh"));
+    HVS_CHECK(b2 && NEAR(num(b2, "heating_kwh"), 1.0), "bldg_p2 00h: %g", num(b2, "heating_kwh"));
+    const char *keys = poison_keys ? poison_keys : "";
+    HVS_CHECK(strstr(keys, "hvs:{bldg_p1}:agg:meta") && strstr(keys, "hvs:{bldg_p2}:agg:meta") &&
+                  strstr(keys, "hvs:{bldg_p1}:agg:s:apt_1"),
+              "good buildings saved: %s", keys);
+    /* nothing under a poisoned id, no empty key */
+    HVS_CHECK(!strstr(keys, "bldg_{") && !strstr(keys, "{p1}") && !strstr(keys, "\\xff") &&
+                  !strstr(keys, "\"\""),
+              "no key of a poisoned id: %s", keys);
+}
+
 static const hvs_test_case_t cases[] = {
     {"first_run_windows", test_first_run_windows},
     {"first_hour_by_hand", test_first_hour_by_hand},
@@ -512,6 +647,8 @@ static const hvs_test_case_t cases[] = {
     {"state_in_redis", test_state_in_redis},
     {"restart_publishes_nothing_twice", test_restart_publishes_nothing_twice},
     {"unknown_policy_dead_letters", test_unknown_policy_dead_letters},
+    {"poison_dead_lettered", test_poison_dead_lettered},
+    {"poison_good_buildings_saved", test_poison_good_buildings_saved},
     HVS_TEST_CASES_END,
 };
 

@@ -80,12 +80,21 @@ static void test_url(void) {
 
 static void test_keys(void) {
     char buf[64];
-    HVS_CHECK_EQ_INT(hvs_redis_key(buf, sizeof buf, "bldg_A123", "lag:%s:%s", "apt_404", "heat"),
-                     (int)strlen("hvs:{bldg_A123}:lag:apt_404:heat"));
+    hvs_err_t err = {0};
+    HVS_CHECK_EQ_INT(
+        hvs_redis_key(buf, sizeof buf, "bldg_A123", &err, "lag:%s:%s", "apt_404", "heat"),
+        (int)strlen("hvs:{bldg_A123}:lag:apt_404:heat"));
     HVS_CHECK_EQ_STR(buf, "hvs:{bldg_A123}:lag:apt_404:heat");
-    HVS_CHECK_EQ_INT(hvs_redis_key(buf, sizeof buf, "bad{id}", "x"), HVS_EINVAL);
-    HVS_CHECK_EQ_INT(hvs_redis_key(buf, sizeof buf, "", "x"), HVS_EINVAL);
-    HVS_CHECK_EQ_INT(hvs_redis_key(buf, 12, "bldg_A123", "too long"), HVS_EINVAL);
+    /* refused ids say why and name the id's field; the id rule itself is test_ids */
+    HVS_CHECK_EQ_INT(hvs_redis_key(buf, sizeof buf, "bad{id}", &err, "x"), HVS_EINVAL);
+    HVS_CHECK_EQ_STR(err.reason, "bad_id");
+    HVS_CHECK(strstr(err.msg, "byte 3") != NULL, "names the offset: %s", err.msg);
+    HVS_CHECK_EQ_INT(hvs_redis_key(buf, sizeof buf, "a}b", &err, "x"), HVS_EINVAL);
+    HVS_CHECK_EQ_INT(hvs_redis_key(buf, sizeof buf, "bad\xff", &err, "x"), HVS_EINVAL);
+    HVS_CHECK_EQ_INT(hvs_redis_key(buf, sizeof buf, "", &err, "x"), HVS_EINVAL);
+    HVS_CHECK_EQ_INT(hvs_redis_key(buf, sizeof buf, NULL, &err, "x"), HVS_EINVAL);
+    HVS_CHECK_EQ_INT(hvs_redis_key(buf, 12, "bldg_A123", &err, "too long"), HVS_EINVAL);
+    HVS_CHECK_EQ_STR(err.reason, "key_too_long");
 }
 
 static long long int_reply(hvs_redis_t *r, const char *cmd) {
@@ -175,7 +184,7 @@ static void test_pipeline_and_scripts(const hvs_test_proc_t *srv) {
     hvs_redis_batch_t *b = hvs_redis_batch_new();
     char key[64], val[32];
     for (int i = 0; i < 10000; i++) {
-        hvs_redis_key(key, sizeof key, "bldg_p", "n:%d", i);
+        HVS_REQUIRE(hvs_redis_key(key, sizeof key, "bldg_p", NULL, "n:%d", i) > 0, "key");
         snprintf(val, sizeof val, "%d", i * 7);
         const char *argv[] = {"SET", key, val};
         HVS_REQUIRE(hvs_redis_batch_add(b, 3, argv, NULL) == 0, "add");
@@ -184,7 +193,7 @@ static void test_pipeline_and_scripts(const hvs_test_proc_t *srv) {
     HVS_CHECK_EQ_INT(hvs_redis_batch_errors(b), 0);
     hvs_redis_batch_reset(b);
     for (int i = 0; i < 10000; i++) {
-        hvs_redis_key(key, sizeof key, "bldg_p", "n:%d", i);
+        HVS_REQUIRE(hvs_redis_key(key, sizeof key, "bldg_p", NULL, "n:%d", i) > 0, "key");
         hvs_redis_batch_addf(b, "GET %s", key);
     }
     HVS_CHECK(hvs_redis_batch_exec(r, b, &err) == 0, "exec gets");
@@ -255,7 +264,7 @@ static void test_pipeline_and_scripts(const hvs_test_proc_t *srv) {
     hvs_redis_batch_reset(b);
     char kbuf[64], vbuf[16];
     for (int i = 0; i < 500; i++) {
-        hvs_redis_key(kbuf, sizeof kbuf, "bldg_s", "max:%d", i % 50);
+        HVS_REQUIRE(hvs_redis_key(kbuf, sizeof kbuf, "bldg_s", NULL, "max:%d", i % 50) > 0, "key");
         snprintf(vbuf, sizeof vbuf, "%d", i);
         const char *k[] = {kbuf}, *a[] = {vbuf};
         hvs_redis_batch_add_script(b, &setmax, 1, k, 1, a, NULL);
@@ -269,7 +278,7 @@ static void test_pipeline_and_scripts(const hvs_test_proc_t *srv) {
     int maxwrong = 0;
     for (int k = 0; k < 50; k++) {
         char kq[64];
-        hvs_redis_key(kq, sizeof kq, "bldg_s", "max:%d", k);
+        HVS_REQUIRE(hvs_redis_key(kq, sizeof kq, "bldg_s", NULL, "max:%d", k) > 0, "key");
         HVS_CHECK(hvs_redis_command(r, &rep, &err, "GET %s", kq) == 0, "get");
         maxwrong += !rep->str || atoi(rep->str) != 450 + k; /* the largest i with i % 50 == k */
         freeReplyObject(rep);
@@ -316,7 +325,7 @@ static void test_restart(hvs_test_proc_t *srv) {
     hvs_redis_batch_t *b = hvs_redis_batch_new();
     char key[64];
     for (int i = 0; i < 2000; i++) {
-        hvs_redis_key(key, sizeof key, "bldg_r", "hour:%d", i);
+        HVS_REQUIRE(hvs_redis_key(key, sizeof key, "bldg_r", NULL, "hour:%d", i) > 0, "key");
         hvs_redis_batch_addf(b, "HSET %s kwh %d", key, i);
     }
     /* The server dies; it comes back on the same port while the batch is being retried. */
@@ -333,7 +342,7 @@ static void test_restart(hvs_test_proc_t *srv) {
     HVS_CHECK(hvs_redis_reconnects(r) >= 1, "reconnected");
     hvs_redis_batch_reset(b);
     for (int i = 0; i < 2000; i++) {
-        hvs_redis_key(key, sizeof key, "bldg_r", "hour:%d", i);
+        HVS_REQUIRE(hvs_redis_key(key, sizeof key, "bldg_r", NULL, "hour:%d", i) > 0, "key");
         hvs_redis_batch_addf(b, "HGET %s kwh", key);
     }
     HVS_CHECK(hvs_redis_batch_exec(r, b, &err) == 0, "read back");
@@ -349,7 +358,7 @@ static void test_restart(hvs_test_proc_t *srv) {
     hvs_redis_batch_reset(b);
     const int big = 200000;
     for (int i = 0; i < big; i++) {
-        hvs_redis_key(key, sizeof key, "bldg_k", "h:%d", i);
+        HVS_REQUIRE(hvs_redis_key(key, sizeof key, "bldg_k", NULL, "h:%d", i) > 0, "key");
         hvs_redis_batch_addf(b, "SET %s %d", key, i);
     }
     arg.rc = -1;
@@ -363,7 +372,7 @@ static void test_restart(hvs_test_proc_t *srv) {
     HVS_CHECK(hvs_redis_reconnects(r) > before, "the batch was cut and resent");
     hvs_redis_batch_reset(b);
     for (int i = 0; i < big; i++) {
-        hvs_redis_key(key, sizeof key, "bldg_k", "h:%d", i);
+        HVS_REQUIRE(hvs_redis_key(key, sizeof key, "bldg_k", NULL, "h:%d", i) > 0, "key");
         hvs_redis_batch_addf(b, "GET %s", key);
     }
     HVS_CHECK(hvs_redis_batch_exec(r, b, &err) == 0, "read back");
@@ -473,6 +482,34 @@ static void case_atomic_batch(void) {
     hvs_redis_destroy(r);
 }
 
+/* A command Redis refuses is reported with its command, key and Redis's answer, so a refused
+ * state write can be traced to the building it belongs to. */
+static void case_refused_command_names_key(void) {
+    hvs_redis_t *r;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_redis_connect(redis()->addr, NULL, &r, &err) == 0, "connect");
+    hvs_redis_batch_t *b = hvs_redis_batch_new();
+    const char *set[] = {"SET", "hvs:{bldg_w}:agg:mk", "a string"};
+    const char *hset[] = {"HSET", "hvs:{bldg_w}:agg:mk", "f", "v"};
+    const char *ok[] = {"SET", "hvs:{bldg_w}:other", "1"};
+    HVS_REQUIRE(hvs_redis_batch_add(b, 3, set, NULL) == 0 &&
+                    hvs_redis_batch_add(b, 4, hset, NULL) == 0 &&
+                    hvs_redis_batch_add(b, 3, ok, NULL) == 0,
+                "batch");
+    HVS_REQUIRE(hvs_redis_batch_exec(r, b, &err) == 0, "exec: %s", err.msg);
+    HVS_CHECK_EQ_INT(hvs_redis_batch_check(b, &err), HVS_EREDIS);
+    HVS_CHECK_EQ_STR(err.reason, "reply_error");
+    HVS_CHECK(strstr(err.msg, "1 of 3") && strstr(err.msg, "HSET hvs:{bldg_w}:agg:mk") &&
+                  strstr(err.msg, "WRONGTYPE"),
+              "names the command, key and answer: %s", err.msg);
+    hvs_redis_batch_reset(b);
+    HVS_REQUIRE(hvs_redis_batch_add(b, 3, ok, NULL) == 0 && hvs_redis_batch_exec(r, b, &err) == 0,
+                "exec");
+    HVS_CHECK_EQ_INT(hvs_redis_batch_check(b, &err), 0);
+    hvs_redis_batch_destroy(b);
+    hvs_redis_destroy(r);
+}
+
 static void case_auth_select(void) { test_auth_select(redis()); }
 static void case_pipeline_and_scripts(void) { test_pipeline_and_scripts(redis()); }
 static void case_restart(void) { test_restart(redis()); }
@@ -483,6 +520,7 @@ static const hvs_test_case_t cases[] = {
     {"auth_acl_user_and_select_really_applied", case_auth_select},
     {"pipelined_batch_binary_safe_lua_survives_flush", case_pipeline_and_scripts},
     {"atomic_batch_all_or_nothing_with_own_replies", case_atomic_batch},
+    {"refused_command_names_its_key", case_refused_command_names_key},
     {"restart_crash_and_late_server_reconnect_resend", case_restart},
     HVS_TEST_CASES_END,
 };

@@ -82,10 +82,12 @@ static hvs_topology_t *follower(void) {
     send_building("bldg_a", "CH-ZH", 47.37, 2, false);
     send_building("bldg_c", NULL, 46.20, 1, false);
     send_building("bldg_d", "CH-GE", 46.20, 1, false);
-    send_raw("bldg_x", "\x00\x00\x00\x00\x03garbage", 12); /* Building's id, then no Building */
-    send_building("bldg_a", "CH-ZH", 47.40, 4, false);     /* a newer record of bldg_a */
-    send_building("bldg_c", NULL, 46.20, 1, true);         /* decommissioned */
-    send_raw("bldg_d", NULL, 0);                           /* tombstone */
+    send_raw("bldg_x", "\x00\x00\x00\x00\x03garbage", 12);  /* Building's id, then no Building */
+    send_building("bldg_a", "CH-ZH", 47.40, 4, false);      /* a newer record of bldg_a */
+    send_building("bldg_c", NULL, 46.20, 1, true);          /* decommissioned */
+    send_raw("bldg_d", NULL, 0);                            /* tombstone */
+    send_building("bldg_{a}", "CH-ZH", 47.0, 1, false);     /* braces: skipped (bad_id) */
+    send_building("bldg_\\u0085", "CH-ZH", 47.0, 1, false); /* a C1 control: skipped */
     HVS_REQUIRE(hvs_producer_flush(prod, 10000, &err) == 0, "flush: %s", err.msg);
 
     HVS_REQUIRE(hvs_topology_new(&kc, serde, "topology", &topo, &err) == 0, "topology: %s",
@@ -119,14 +121,15 @@ static void test_newer_record_wins(void) {
               b ? b->partition : -1);
 }
 
-/* deleted = true and a tombstone remove a building; an undecodable record is counted and
- * skipped. */
+/* deleted = true and a tombstone remove a building; an undecodable record and records whose
+ * building id fails the id rule (ids.h) are counted and skipped. */
 static void test_removals_and_bad_record(void) {
     hvs_topology_t *t = follower();
     HVS_CHECK(!hvs_topology_find(t, "bldg_c"), "deleted = true removes it");
     HVS_CHECK(!hvs_topology_find(t, "bldg_d"), "a tombstone removes it");
-    HVS_CHECK(hvs_topology_bad(t) == 1, "undecodable record counted: %llu",
+    HVS_CHECK(hvs_topology_bad(t) == 3, "undecodable and bad-id records counted: %llu",
               (unsigned long long)hvs_topology_bad(t));
+    HVS_CHECK(!hvs_topology_find(t, "bldg_{a}"), "a brace id is not a known building");
 }
 
 static void test_apartment_lookup(void) {

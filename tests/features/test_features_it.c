@@ -52,11 +52,27 @@ static void send_json(hvs_encoder_t *enc, const char *topic, const char *key, co
                 "send %s: %s (%s)", topic, err.msg, json);
 }
 
+/* key NULL: a record without a key */
 static void send_raw(const char *topic, const char *key, const void *buf, size_t len) {
     hvs_err_t err = {0};
-    HVS_REQUIRE(hvs_producer_send(prod, topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len,
-                                  &err) == 0,
+    HVS_REQUIRE(hvs_producer_send(prod, topic, RD_KAFKA_PARTITION_UA, key, key ? strlen(key) : 0,
+                                  buf, len, &err) == 0,
                 "send: %s", err.msg);
+}
+
+/* An Aggregate of `json` with its building_id replaced by `bld` (bytes JSON cannot carry),
+ * sent with `key`. */
+static void send_agg_patched(const char *json, const char *bld, const char *key) {
+    hvs_err_t err = {0};
+    avro_value_t *v = hvs_encoder_value(enc_agg), f;
+    const void *buf;
+    size_t len;
+    HVS_REQUIRE(hvs_serde_value_from_json(serde, v, json, strlen(json), &err) == 0 &&
+                    avro_value_get_by_name(v, "building_id", &f, NULL) == 0 &&
+                    avro_value_set_string(&f, bld) == 0 &&
+                    hvs_encoder_encode(enc_agg, &buf, &len, &err) == 0,
+                "patched aggregate: %s", err.msg);
+    send_raw("aggregates.hourly", key, buf, len);
 }
 
 static void agg_json(char *buf, size_t cap, const char *bld, const char *apt, hvs_ms_t ws,
@@ -143,6 +159,20 @@ static int bad_inputs(void) {
     send_wx(T0 + 7 * HOUR, T0 + 8 * HOUR + 60000, true, "200.0"), n++;
     send_wx(T0 + 7 * HOUR + 60000, T0 + 8 * HOUR + 60000, true, "3.0"), n++;
     send_wx(T0 + 7 * HOUR, T0 + 7 * HOUR + 60000, true, "3.0"), n++;
+    /* ids and keys (issue 13): a building id with braces, one with invalid UTF-8, an aggregate
+     * without a Kafka key, weather whose key names another building */
+    agg_json(json, sizeof json, "bldg_{f}", "apt_1", T0 + 5 * HOUR, HOUR, "1.0");
+    send_json(enc_agg, "aggregates.hourly", "bldg_{f}", json), n++;
+    agg_json(json, sizeof json, "bldg_f", "apt_1", T0 + 5 * HOUR, HOUR, "1.0");
+    send_agg_patched(json, "bldg_f\xc3", "bldg_f\xc3"), n++;
+    send_agg_patched(json, "bldg_f", NULL), n++;
+    snprintf(json, sizeof json,
+             "{\"building_id\":\"bldg_f\",\"latitude\":47.37,\"longitude\":8.54,\"hour\":%lld,"
+             "\"issued_at\":%lld,\"kind\":\"OBSERVED\",\"temperature_c\":3.0,"
+             "\"relative_humidity_pct\":80.0,\"cloud_cover_pct\":50.0,"
+             "\"shortwave_radiation_wm2\":100.0,\"wind_speed_ms\":3.0,\"provider\":\"test\"}",
+             (long long)(T0 + 7 * HOUR), (long long)(T0 + 8 * HOUR + 60000));
+    send_json(enc_wx, "weather.hourly", "bldg_g", json), n++;
     HVS_REQUIRE(hvs_producer_flush(prod, 20000, &err) == 0, "flush");
     return n;
 }
@@ -420,7 +450,7 @@ static void test_bad_input_dead_lettered(void) {
     to_stage(FIRST_RUN);
     size_t ai;
     json_t *am;
-    json_t *dl = wait_topic("aggregates.hourly.dlq", 5), *dw = wait_topic("weather.hourly.dlq", 3);
+    json_t *dl = wait_topic("aggregates.hourly.dlq", 8), *dw = wait_topic("weather.hourly.dlq", 4);
     const char *want_a[] = {"bad_window", "value_out_of_range", "bad_id", "truncated",
                             "non_finite"};
     const char *want_w[] = {"value_out_of_range", "bad_window", "value_out_of_range"};
@@ -432,16 +462,28 @@ static void test_bad_input_dead_lettered(void) {
                            want_a[k]) == 0;
         HVS_CHECK(hits >= 1, "aggregates dead letter %s", want_a[k]);
     }
-    int range = 0, window = 0;
+    /* ids: braces in an apartment id and in a building id, invalid UTF-8; no key */
+    int bad_id = 0, mismatch = 0;
+    json_array_foreach(dl, ai, am) {
+        const char *r = json_string_value(
+            json_object_get(json_object_get(am, "value"), "error_code"));
+        bad_id += r && strcmp(r, "bad_id") == 0;
+        mismatch += r && strcmp(r, "key_mismatch") == 0;
+    }
+    HVS_CHECK(bad_id == 3 && mismatch == 1, "aggregates: %d bad_id (want 3), %d key_mismatch",
+              bad_id, mismatch);
+    int range = 0, window = 0, wmismatch = 0;
     json_array_foreach(dw, ai, am) {
         const char *r = json_string_value(
             json_object_get(json_object_get(am, "value"), "error_code"));
         range += r && strcmp(r, want_w[0]) == 0;
         window += r && strcmp(r, want_w[1]) == 0;
+        wmismatch += r && strcmp(r, "key_mismatch") == 0;
     }
-    HVS_CHECK(range == 2 && window == 1,
-              "weather dead letters: %d value_out_of_range, %d bad_window", range, window);
-    HVS_CHECK(json_array_size(dl) == 5 && json_array_size(dw) == 3 &&
+    HVS_CHECK(range == 2 && window == 1 && wmismatch == 1,
+              "weather dead letters: %d value_out_of_range, %d bad_window, %d key_mismatch", range,
+              window, wmismatch);
+    HVS_CHECK(json_array_size(dl) == 8 && json_array_size(dw) == 4 &&
                   (int)json_array_size(dl) + (int)json_array_size(dw) == nbad,
               "dead letters: %zu aggregates, %zu weather", json_array_size(dl),
               json_array_size(dw));

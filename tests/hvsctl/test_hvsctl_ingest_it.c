@@ -49,6 +49,8 @@ static bad_line_t bad[] = {
     {"bad_lower_nan", "non_finite", "", NULL, 0, 0},
     {"bad_overflow", "non_finite", "", NULL, 0, 0},
     {"bad_huge", "line_too_long", "", NULL, 0, 0},
+    {"bad_brace", "bad_id", "", NULL, 0, 0}, /* '{' '}' in a building id: a Redis hash tag */
+    {"bad_c1", "bad_id", "", NULL, 0, 0},    /* a C1 control (valid JSON, valid UTF-8) */
 };
 #define NBAD (sizeof bad / sizeof bad[0])
 
@@ -147,6 +149,14 @@ static char *write_input(char *path, size_t pathlen) {
              "\"apartment_id\": \"%s\", \"readings\": [{\"sensor_type\": "
              "\"heating_energy_kwh\", \"value\": 1e999}]}",
              bad[15].apartment);
+    snprintf(bad[17].text, sizeof bad[17].text,
+             "{\"timestamp_str\": \"2024-10-27T10:00:00Z\", \"building_id\": \"b{1}\", "
+             "\"apartment_id\": \"%s\", %s}",
+             bad[17].apartment, R);
+    snprintf(bad[18].text, sizeof bad[18].text,
+             "{\"timestamp_str\": \"2024-10-27T10:00:00Z\", \"building_id\": \"b1\", "
+             "\"apartment_id\": \"%s\\u0085\", %s}",
+             bad[18].apartment, R);
     size_t hlen = 70000;
     bad[16].big = malloc(hlen + 1);
     HVS_REQUIRE(bad[16].big, "malloc");

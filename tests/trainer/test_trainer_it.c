@@ -217,7 +217,48 @@ static void produce(void) {
         "\"provider\":\"test\"}",
         (long long)(T0 + 1800000), (long long)(T0 + 2 * HOUR));
     send_json(enc_wx, "weather.hourly", "bldg_1", json);
+    /* bad feedback (issue 13): bytes that are not Avro, a null value, a building id with braces,
+       a verdict keyed by another building - each to alerts.feedback.dlq with its reason */
+    HVS_REQUIRE(hvs_producer_send(prod, "alerts.feedback", RD_KAFKA_PARTITION_UA, "bldg_0", 6,
+                                  "hello world", 11, &err) == 0 &&
+                    hvs_producer_send(prod, "alerts.feedback", RD_KAFKA_PARTITION_UA, "bldg_0", 6,
+                                      NULL, 0, &err) == 0,
+                "send bad feedback: %s", err.msg);
+#define FB                                                                                         \
+    "{\"alert_id\":\"apt_0#2024-10-05#ANOMALY\",\"building_id\":\"%s\",\"apartment_id\":"          \
+    "\"apt_0\",\"technician_id\":\"t\",\"label\":\"TRUE_POSITIVE\",\"root_cause\":null,"           \
+    "\"comment\":null,\"labelled_at\":%lld}"
+    snprintf(json, sizeof json, FB, "bldg_{0}", (long long)(T0 + 5 * DAY));
+    send_json(enc_fb, "alerts.feedback", "bldg_{0}", json);
+    snprintf(json, sizeof json, FB, "bldg_0", (long long)(T0 + 5 * DAY));
+    send_json(enc_fb, "alerts.feedback", "bldg_1", json);
+#undef FB
     HVS_REQUIRE(hvs_producer_flush(prod, 60000, &err) == 0, "flush: %s", err.msg);
+}
+
+/* The reasons of `topic`'s dead letters written by the trainer, joined by ' ', in order. */
+static void trainer_dead_letters(const char *topic, char *out, size_t cap) {
+    out[0] = '\0';
+    json_t *d = NULL;
+    for (int i = 0; i < 50; i++) { /* they were written with the first batches; allow a moment */
+        json_decref(d);
+        d = hvs_test_tail_json(env, topic, NULL);
+        if (d && json_array_size(d) > 0)
+            break;
+        usleep(200000);
+    }
+    size_t k;
+    json_t *x;
+    json_array_foreach(d, k, x) {
+        json_t *v = json_object_get(x, "value");
+        const char *r = json_string_value(json_object_get(v, "error_code")),
+                   *wk = json_string_value(json_object_get(v, "worker"));
+        if (r && wk && strcmp(wk, "trainer") == 0 && strlen(out) + strlen(r) + 2 < cap) {
+            strcat(out, out[0] ? " " : "");
+            strcat(out, r);
+        }
+    }
+    json_decref(d);
 }
 
 static void start_trainer(hvs_test_proc_t *p, int port) {
@@ -593,7 +634,7 @@ static void test_metrics(void) {
            skipped = hvs_test_metric(mt, "hvs_trainer_skipped_total");
     /* 2 buildings x 3 series x DAYS*24 h, 2 x DAYS*24 observations, 2 x DAYS*4 x 72 forecasts */
     double expect = 2.0 * 3 * DAYS * 24 + 2.0 * DAYS * 24 + 2.0 * DAYS * 4 * 72;
-    HVS_CHECK(in == expect && skipped == 3, "inputs %g (expected %g), skipped %g (expected 3)", in,
+    HVS_CHECK(in == expect && skipped == 7, "inputs %g (expected %g), skipped %g (expected 7)", in,
               expect, skipped);
     double labels = hvs_test_metric(mt, "hvs_trainer_labels_total"),
            drift = hvs_test_metric(mt, "hvs_trainer_drift_runs_total");
@@ -601,6 +642,26 @@ static void test_metrics(void) {
               "labels %g (expected %d; UNSURE is none), drift runs %g", labels, feedback_labels(),
               drift);
     free(mt);
+}
+
+/* What the trainer cannot use is dead-lettered with its reason, not only counted (issue 13). */
+static void test_bad_inputs_dead_lettered(void) {
+    to_stage(TRAINED);
+    char got[512];
+    trainer_dead_letters("alerts.feedback.dlq", got, sizeof got);
+    /* one each, in whatever order the dead-letter topic's partitions give them back */
+    const char *want[] = {"bad_magic", "empty_value", "bad_id", "key_mismatch"};
+    size_t words = 1;
+    for (const char *p = got; (p = strchr(p, ' ')); p++)
+        words++;
+    for (size_t i = 0; i < 4; i++)
+        HVS_CHECK(strstr(got, want[i]) != NULL, "alerts.feedback.dlq lacks %s: %s", want[i], got);
+    HVS_CHECK(got[0] && words == 4, "4 feedback dead letters: %s", got);
+    trainer_dead_letters("aggregates.hourly.dlq", got, sizeof got);
+    HVS_CHECK(strstr(got, "not_hourly") && strchr(got, ' ') && !strchr(strchr(got, ' ') + 1, ' '),
+              "aggregates: the junk and the 15-minute window: %s", got);
+    trainer_dead_letters("weather.hourly.dlq", got, sizeof got);
+    HVS_CHECK_EQ_STR(got, "not_hourly");
 }
 
 static void test_new_archetype(void) {
@@ -660,6 +721,7 @@ static const hvs_test_case_t cases[] = {
     {"refresh_follows_each_forecast", test_refresh},
     {"classifier_trained_from_feedback", test_classifier},
     {"metrics_count_inputs_and_labels", test_metrics},
+    {"bad_inputs_dead_lettered", test_bad_inputs_dead_lettered},
     {"new_archetype_trained_without_schedule", test_new_archetype},
     {"train_request_publishes_next_version", test_train_request},
     {"model_drift_retrains_named_model", test_drift_retrains},

@@ -4,8 +4,10 @@
  *
  * A stage on the one runner (stage.h), which polls, publishes, commits and dead-letters; this
  * file is the configuration and the stage's callbacks:
- *   handle: decode, validate (bad -> dead letter), store the good (aggregate.c), act on the
- *           thresholds the partition's watermark crossed (first emissions);
+ *   handle: decode, validate (ids by ids.h, and the Kafka key must be the building id, else
+ *           the reading's state would live in another partition's worker; bad -> dead letter),
+ *           store the good (aggregate.c), act on the thresholds the partition's watermark
+ *           crossed (first emissions);
  *   end_batch: idle partitions advance, revisions of what the batch changed, state encoded;
  *   (the runner writes that state to Redis with the offsets it covers, in one transaction, once
  *   the broker acknowledged the outputs: persist.c encodes, the runner applies);
@@ -20,6 +22,7 @@
 
 #include "aggregate.h"
 #include "hvs/app.h"
+#include "hvs/ids.h"
 #include "hvs/log.h"
 #include "hvs/reading.h"
 #include "hvs/redis.h"
@@ -189,7 +192,8 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
     int rc;
     if ((rc = hvs_decoder_decode(w->dec, m->payload, m->len, &v, why)) ||
         (rc = hvs_reading_from_avro(w->codec, v, r, why)) ||
-        (rc = hvs_reading_validate(r, w->now, settings.max_future_ms, why)))
+        (rc = hvs_reading_validate(r, w->now, settings.max_future_ms, why)) ||
+        (rc = hvs_id_check_key(m, r->building_id, why)))
         return HVS_EINVAL; /* whatever failed, it is this record that is bad */
     if (w->dlq_unknown) {
         if (hvs_topology_apartments(w->topo, r->building_id) < 0)

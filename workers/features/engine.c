@@ -433,8 +433,8 @@ int fx_save_pending(hvs_redis_batch_t *batch, fx_building_t *b, hvs_err_t *err) 
     if (!b->pend_dirty)
         return 0;
     char key[700];
-    if (hvs_redis_key(key, sizeof key, b->fs->id, "fs:pend") < 0)
-        return hvs_err_set(err, HVS_EINVAL, "bad_id", "building id %s", b->fs->id);
+    if (hvs_redis_key(key, sizeof key, b->fs->id, err, "fs:pend") < 0)
+        return HVS_EINVAL; /* err names the id */
     const char *del[] = {"DEL", key};
     if (hvs_redis_batch_add(batch, 2, del, NULL))
         return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
@@ -473,8 +473,8 @@ int fx_save_pending(hvs_redis_batch_t *batch, fx_building_t *b, hvs_err_t *err) 
 
 int fx_load_pending(hvs_redis_t *r, hvs_redis_batch_t *batch, fx_building_t *b, hvs_err_t *err) {
     char key[700];
-    if (hvs_redis_key(key, sizeof key, b->fs->id, "fs:pend") < 0)
-        return hvs_err_set(err, HVS_EINVAL, "bad_id", "building id %s", b->fs->id);
+    if (hvs_redis_key(key, sizeof key, b->fs->id, err, "fs:pend") < 0)
+        return HVS_EINVAL; /* err names the id */
     hvs_redis_batch_reset(batch);
     const char *a[] = {"HGETALL", key};
     if (hvs_redis_batch_add(batch, 2, a, NULL))

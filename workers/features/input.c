@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "hvs/featstore.h"
+#include "hvs/ids.h"
 
 enum { A_BUILDING, A_APARTMENT, A_WS, A_SIZE, A_REV, A_HEAT, A_WATER, A_TEMP, A_SP, A_GAP, A_N };
 static const char *const agg_fields[A_N] = {
@@ -71,12 +72,10 @@ static int get_id(avro_value_t *rec, int idx, char *dst, const char *name, hvs_e
         dst[0] = 0;
         return 0;
     }
-    n = n ? n - 1 : 0;
-    if (n == 0 || n > HVS_READING_ID_MAX || memchr(s, 0, n) || memchr(s, '{', n) ||
-        memchr(s, '}', n))
-        return hvs_err_set(err, HVS_EINVAL, FX_R_BAD_ID,
-                           "%s is empty, longer than %d bytes, or holds NUL or braces", name,
-                           HVS_READING_ID_MAX);
+    n = n ? n - 1 : 0;                        /* avro-c counts the terminating NUL */
+    int rc = hvs_id_check_n(s, n, name, err); /* the one id rule: bad_id / id_too_long */
+    if (rc)
+        return rc;
     memcpy(dst, s, n);
     dst[n] = 0;
     return 0;

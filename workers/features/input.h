@@ -4,7 +4,8 @@
  * the current schemas (serde resolves older writers). Both are hostile input (docs/design.md
  * section 11): every check that fails names its dead-letter reason.
  *
- * Reasons: bad_id (empty, over-long, or carrying '{' '}' that would break the Redis hash tag),
+ * Reasons: bad_id / id_too_long (building and apartment ids by the one id rule of ids.h: empty,
+ * over 256 bytes, invalid UTF-8, control characters, '{' '}' that would break the hash tag),
  * bad_window (not an hourly window, not on the hour), non_finite (NaN/Inf in a value),
  * value_out_of_range (a negative consumption, an absurd temperature...), timestamp_too_old /
  * timestamp_in_future (before 2000, later than now + max_future), bad_schema (a value not of

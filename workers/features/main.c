@@ -5,8 +5,8 @@
  * features go missing.
  *
  * A stage on the one runner (stage.h), which polls, publishes, commits and dead-letters; this
- * file is the configuration and the stage's callbacks: handle decodes, validates (bad -> dead
- * letter) and feeds the engine (engine.c), which emits vectors now or once the hour's observed
+ * file is the configuration and the stage's callbacks: handle decodes, validates (input.h; the
+ * Kafka key must be the record's building id; bad -> dead letter) and feeds the engine (engine.c), which emits vectors now or once the hour's observed
  * weather arrives (or it timed out); end_batch advances idle partitions; write_state (after the
  * broker acknowledged the vectors) writes the rings, pending vectors and watermarks to Redis.
  * A crash replays the uncommitted messages onto the stored state: slots are rewritten with the
@@ -27,6 +27,7 @@
 #include "hvs/alert.h"
 #include "hvs/app.h"
 #include "hvs/featstore.h"
+#include "hvs/ids.h"
 #include "hvs/log.h"
 #include "hvs/redis.h"
 #include "hvs/serde.h"
@@ -248,14 +249,16 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
     if (t == 0) {
         fx_aggregate_t a;
         if (hvs_decoder_decode(w->dec_agg, m->payload, m->len, &v, why) ||
-            fx_input_aggregate(w->input, v, w->now, settings.max_future_ms, &a, why))
+            fx_input_aggregate(w->input, v, w->now, settings.max_future_ms, &a, why) ||
+            hvs_id_check_key(m, a.building, why))
             return HVS_EINVAL;
         hvs_watermark_observe(w->wm[0], p, a.hour.hour + HOUR, w->now);
         rc = fx_on_aggregate(w->fx, p, &a, watermark(w, p), quiet, &w->sink, why);
     } else {
         fx_weather_t x;
         if (hvs_decoder_decode(w->dec_wx, m->payload, m->len, &v, why) ||
-            fx_input_weather(w->input, v, w->now, settings.max_future_ms, &x, why))
+            fx_input_weather(w->input, v, w->now, settings.max_future_ms, &x, why) ||
+            hvs_id_check_key(m, x.building, why))
             return HVS_EINVAL;
         hvs_watermark_observe(w->wm[1], p, x.rec.issued_at, w->now);
         rc = fx_on_weather(w->fx, p, &x, watermark(w, p), quiet, &w->sink, why);

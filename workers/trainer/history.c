@@ -8,6 +8,8 @@
 
 #include "hvs/featstore.h"
 #include "hvs/fmt.h"
+#include "hvs/ids.h"
+#include "hvs/log.h"
 #include "hvs/vec.h"
 
 #define MARK(bits, s) ((bits)[(s) / 64] |= (uint64_t)1 << ((s) % 64))
@@ -229,11 +231,13 @@ int tr_history_save(tr_history_t *h, hvs_redis_batch_t *batch, hvs_err_t *err) {
         tr_building_t *b = h->b[i];
         int rc = 0;
         for (size_t k = 0; k < b->ns && rc == 0; k++) {
-            if (hvs_redis_key(key, sizeof key, b->id, "tr:h:%s", b->s[k]->id) < 0)
-                return hvs_err_set(err, HVS_EINVAL, "bad_id", "%s/%s", b->id, b->s[k]->id);
+            if (hvs_redis_key(key, sizeof key, b->id, err, "tr:h:%s", b->s[k]->id) < 0)
+                return HVS_EINVAL; /* err names the id */
             rc = hset_marked(batch, key, b->s[k]->dirty, h->ring, b->s[k]->hours, false, err);
         }
-        if (rc == 0 && hvs_redis_key(key, sizeof key, b->id, "tr:wx") >= 0)
+        if (rc == 0 && hvs_redis_key(key, sizeof key, b->id, err, "tr:wx") < 0)
+            return HVS_EINVAL;
+        if (rc == 0)
             rc = hset_marked(batch, key, b->wx_dirty, h->ring, b->wx, true, err);
         if (rc)
             return rc;
@@ -241,7 +245,8 @@ int tr_history_save(tr_history_t *h, hvs_redis_batch_t *batch, hvs_err_t *err) {
             const char *a1[] = {"SADD", "hvs:tr:buildings", b->id};
             if (hvs_redis_batch_add(batch, 3, a1, NULL))
                 return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
-            hvs_redis_key(key, sizeof key, b->id, "tr:ents");
+            if (hvs_redis_key(key, sizeof key, b->id, err, "tr:ents") < 0)
+                return HVS_EINVAL;
             for (size_t k = 0; k < b->ns; k++) {
                 const char *a2[] = {"SADD", key, b->s[k]->id};
                 if (hvs_redis_batch_add(batch, 3, a2, NULL))
@@ -271,8 +276,17 @@ int tr_history_load(tr_history_t *h, hvs_redis_t *r, hvs_redis_batch_t *batch, h
     char **ids = calloc(n ? n : 1, sizeof *ids);
     if (!ids)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "loading history");
-    for (size_t i = 0; i < n; i++)
-        ids[i] = m->element[i]->type == REDIS_REPLY_STRING ? strdup(m->element[i]->str) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *x = m->element[i];
+        hvs_err_t bad = {0};
+        if (x->type == REDIS_REPLY_STRING && hvs_id_check_n(x->str, x->len, "building id", &bad)) {
+            /* stored before ids were checked where they enter: left out loudly rather than
+             * stopping every start of the trainer */
+            hvs_log_warn("trainer", "hvs:tr:buildings: stored building id skipped: %s", bad.msg);
+            continue;
+        }
+        ids[i] = x->type == REDIS_REPLY_STRING ? strdup(x->str) : NULL;
+    }
     char key[700];
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (!ids[i])
@@ -283,13 +297,18 @@ int tr_history_load(tr_history_t *h, hvs_redis_t *r, hvs_redis_batch_t *batch, h
             break;
         }
         hvs_redis_batch_reset(batch);
-        hvs_redis_key(key, sizeof key, ids[i], "tr:ents");
-        const char *c1[] = {"SMEMBERS", key};
-        hvs_redis_batch_add(batch, 2, c1, NULL);
         char wkey[700];
-        hvs_redis_key(wkey, sizeof wkey, ids[i], "tr:wx");
+        if (hvs_redis_key(key, sizeof key, ids[i], err, "tr:ents") < 0 ||
+            hvs_redis_key(wkey, sizeof wkey, ids[i], err, "tr:wx") < 0) {
+            rc = HVS_EINVAL;
+            break;
+        }
+        const char *c1[] = {"SMEMBERS", key};
         const char *c2[] = {"HGETALL", wkey};
-        hvs_redis_batch_add(batch, 2, c2, NULL);
+        if (hvs_redis_batch_add(batch, 2, c1, NULL) || hvs_redis_batch_add(batch, 2, c2, NULL)) {
+            rc = hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
+            break;
+        }
         if ((rc = hvs_redis_batch_exec(r, batch, err)))
             break;
         const redisReply *ents = reply(batch, 0, REDIS_REPLY_ARRAY),
@@ -320,9 +339,15 @@ int tr_history_load(tr_history_t *h, hvs_redis_t *r, hvs_redis_batch_t *batch, h
             if (!s)
                 continue; /* sampled out by the cap */
             hvs_redis_batch_reset(batch);
-            hvs_redis_key(key, sizeof key, ids[i], "tr:h:%s", eids[k]);
+            if (hvs_redis_key(key, sizeof key, ids[i], err, "tr:h:%s", eids[k]) < 0) {
+                rc = HVS_EINVAL;
+                break;
+            }
             const char *c3[] = {"HGETALL", key};
-            hvs_redis_batch_add(batch, 2, c3, NULL);
+            if (hvs_redis_batch_add(batch, 2, c3, NULL)) {
+                rc = hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
+                break;
+            }
             if ((rc = hvs_redis_batch_exec(r, batch, err)))
                 break;
             const redisReply *hr = reply(batch, 0, REDIS_REPLY_ARRAY);

@@ -36,6 +36,7 @@
 #include "hvs/app.h"
 #include "hvs/calendar.h"
 #include "hvs/featstore.h"
+#include "hvs/ids.h"
 #include "hvs/log.h"
 #include "hvs/model_registry.h"
 #include "hvs/redis.h"
@@ -182,32 +183,34 @@ static bool fault_alert(const char *id) {
     return t && (!strcmp(t + 1, "ANOMALY") || !strncmp(t + 1, "RULE_", 5));
 }
 
-/* A technician's verdict on an apartment's alert labels its day (UNSURE retracts the label). */
-static void handle_feedback(worker_t *w, avro_value_t *v) {
-    const char *id = hvs_serde_field_str(v, "alert_id"), *b = hvs_serde_field_str(v, "building_id");
+/* A technician's verdict on an apartment's alert labels its day (UNSURE retracts the label).
+ * The building id was checked by handle; HVS_EINVAL (why filled) dead-letters the record. */
+static int handle_feedback(worker_t *w, avro_value_t *v, const char *b, hvs_err_t *why) {
+    const char *id = hvs_serde_field_str(v, "alert_id");
     const char *apt = hvs_serde_field_str(v, "apartment_id");
     int verdict = 2;
     avro_value_t f;
     if (avro_value_get_by_name(v, "label", &f, NULL) == 0)
         avro_value_get_enum(&f, &verdict);
+    if (apt && hvs_id_check(apt, "apartment_id", why))
+        return HVS_EINVAL;
     if (!apt || !fault_alert(id))
-        return; /* a building's or a system's alert: not an apartment-day's fault or not */
+        return 0; /* a building's or a system's alert: not an apartment-day's fault or not */
     tr_verdict_t vd = verdict == 0   ? TR_LABEL_POSITIVE
                       : verdict == 1 ? TR_LABEL_NEGATIVE
                                      : TR_LABEL_NONE;
     int rc = tr_labels_put(&w->labels, id, b, apt, tr_labels_alert_day(id), vd,
                            hvs_serde_field_long(v, "labelled_at"));
-    if (rc < 0) {
-        hvs_log_warn("trainer", "feedback on alert %s (building %s) skipped: %s", id ? id : "?", b,
-                     rc == HVS_ENOMEM ? "out of memory"
-                                      : "its alert id has no date, or an id is too long");
-        hvs_metric_inc(w->m_skipped);
-        return;
-    }
+    if (rc == HVS_ENOMEM)
+        return hvs_err_set(why, HVS_ENOMEM, "oom", "label of alert %.100s", id);
+    if (rc < 0)
+        return hvs_err_set(why, HVS_EINVAL, "bad_alert_id",
+                           "alert_id \"%.100s\" has no date or is too long to label", id);
     if (rc == 1) {
         hvs_metric_inc(w->m_labels);
         w->fresh_input = true; /* enough labels may make the classifier trainable */
     }
+    return 0;
 }
 
 /* A MODEL_DRIFT alert names the drifting model as "<name>:<version>". */
@@ -221,46 +224,46 @@ static void handle_alert(worker_t *w, avro_value_t *v) {
         request_drift(w, model, hvs_serde_field_long(v, "updated_at"));
 }
 
-/* Inputs were validated by the features worker's rules upstream; the trainer only follows:
- * what does not decode or fit is skipped and counted, never dead-lettered twice. */
-static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
-    worker_t *w = opaque;
+/* One record of a grouped input. Whatever cannot be used is bad input of this worker: HVS_EINVAL
+ * with the reason sends it to its topic's dead-letter topic (stage.h), logged (rate-limited) and
+ * counted there and in hvs_trainer_skipped_total. The features worker dead-letters the same bad
+ * aggregates and weather: each dead letter names its worker, and a record the trainer could not
+ * use must be findable whatever the other worker did with it. */
+static int judge(worker_t *w, const rd_kafka_message_t *m, hvs_err_t *why) {
     if (!m->payload)
-        return 0;
+        return hvs_err_set(why, HVS_EINVAL, "empty_value", "message without a value");
     const char *topic = rd_kafka_topic_name(m->rkt);
     bool agg = strcmp(topic, w->topic_agg) == 0, fb = strcmp(topic, w->topic_feedback) == 0,
          al = strcmp(topic, w->topic_alerts) == 0;
     avro_value_t *v;
-    hvs_err_t e = {0};
     if (hvs_decoder_decode(agg  ? w->dec_agg
                            : fb ? w->dec_fb
                            : al ? w->dec_alert
                                 : w->dec_wx,
-                           m->payload, m->len, &v, &e)) {
-        hvs_metric_inc(w->m_skipped);
-        return 0;
-    }
+                           m->payload, m->len, &v, why))
+        return HVS_EINVAL; /* the decoder's reason: truncated, bad_magic, ... */
     if (al) {
-        handle_alert(w, v);
+        handle_alert(w, v); /* read for MODEL_DRIFT only; whatever else it says is not ours */
         return 0;
     }
     const char *b = hvs_serde_field_str(v, "building_id");
-    if (!b || !*b || strchr(b, '{') || strchr(b, '}')) {
-        hvs_metric_inc(w->m_skipped);
-        return 0;
-    }
-    if (fb) {
-        handle_feedback(w, v);
-        return 0;
-    }
+    if (!b)
+        return hvs_err_set(why, HVS_EINVAL, HVS_ID_R_BAD, "building_id is missing");
+    int rc;
+    if ((rc = hvs_id_check(b, "building_id", why)) || (rc = hvs_id_check_key(m, b, why)))
+        return rc;
+    if (fb)
+        return handle_feedback(w, v, b, why);
     if (agg) {
         const char *apt = hvs_serde_field_str(v, "apartment_id");
+        if (apt && hvs_id_check(apt, "apartment_id", why))
+            return HVS_EINVAL;
         int64_t ws = hvs_serde_field_long(v, "window_start"),
                 size = hvs_serde_field_long(v, "window_size_ms");
-        if (size != HOUR || ws % HOUR) {
-            hvs_metric_inc(w->m_skipped);
-            return 0;
-        }
+        if (size != HOUR || ws % HOUR)
+            return hvs_err_set(why, HVS_EINVAL, "not_hourly",
+                               "window of %lld ms at %lld is not an hour on the hour",
+                               (long long)size, (long long)ws);
         hvs_feat_hour_t h = {ws,
                              hvs_serde_field_double(v, "heating_kwh"),
                              hvs_serde_field_double(v, "hot_water_litres"),
@@ -284,15 +287,22 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
                              hvs_serde_field_double(v, "cloud_cover_pct"),
                              hvs_serde_field_double(v, "shortwave_radiation_wm2"),
                              hvs_serde_field_double(v, "wind_speed_ms")};
-        if (hour % HOUR) {
-            hvs_metric_inc(w->m_skipped);
-            return 0;
-        }
+        if (hour % HOUR)
+            return hvs_err_set(why, HVS_EINVAL, "not_hourly", "hour %lld is not on the hour",
+                               (long long)hour);
         tr_history_put_weather(w->hist, b, hour, &rec);
     }
     hvs_metric_inc(w->m_in);
     w->fresh_input = true;
     return 0;
+}
+
+static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
+    worker_t *w = opaque;
+    int rc = judge(w, m, why);
+    if (rc == HVS_EINVAL)
+        hvs_metric_inc(w->m_skipped); /* kept: what the trainer could not use, whatever topic */
+    return rc;
 }
 
 /* ---- what training needs of topology -------------------------------------------------------- */
@@ -855,7 +865,8 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
                                   "aggregates and weather records applied", NULL);
     w->m_skipped = hvs_metrics_counter(
         ms, "hvs_trainer_skipped_total",
-        "records skipped: undecodable, bad building id, not an hour, feedback whose alert id has no date",
+        "records not used and dead-lettered (<topic>.dlq): undecodable, empty, bad id, key not the "
+        "building id, not an hour, feedback whose alert id has no date",
         NULL);
     w->m_runs = hvs_metrics_counter(ms, "hvs_trainer_runs_total", "training runs", NULL);
     w->m_published = hvs_metrics_counter(ms, "hvs_trainer_versions_total",

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "hvs/fmt.h"
+#include "hvs/ids.h"
+#include "hvs/log.h"
 #include "hvs/vec.h"
 
 #define SLOT(h) hvs_feat_slot((h), HVS_FS_HOURS)
@@ -285,12 +287,13 @@ int hvs_fs_save(hvs_redis_batch_t *batch, hvs_fs_building_t *b, hvs_err_t *err) 
     char key[700];
     int rc = 0;
     for (size_t i = 0; i < b->nents && rc == 0; i++) {
-        if (hvs_redis_key(key, sizeof key, b->id, "fs:h:%s", b->ents[i]->id) < 0)
-            return hvs_err_set(err, HVS_EINVAL, "bad_id", "building/entity id %s/%s", b->id,
-                               b->ents[i]->id);
+        if (hvs_redis_key(key, sizeof key, b->id, err, "fs:h:%s", b->ents[i]->id) < 0)
+            return HVS_EINVAL;
         rc = hset_marked(batch, key, b->ents[i]->dirty, b->ents[i]->hours, false, err);
     }
-    if (rc == 0 && hvs_redis_key(key, sizeof key, b->id, "fs:wx") >= 0)
+    if (rc == 0 && hvs_redis_key(key, sizeof key, b->id, err, "fs:wx") < 0)
+        return HVS_EINVAL;
+    if (rc == 0)
         rc = hset_marked(batch, key, b->wx_dirty, b->wx, true, err);
     if (rc == 0 && b->meta_dirty) {
         char part[48];
@@ -302,7 +305,8 @@ int hvs_fs_save(hvs_redis_batch_t *batch, hvs_fs_building_t *b, hvs_err_t *err) 
         if (hvs_redis_batch_add(batch, 3, a1, NULL) || hvs_redis_batch_add(batch, 3, a2, NULL))
             return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
         if (b->nents) {
-            hvs_redis_key(key, sizeof key, b->id, "fs:ents");
+            if (hvs_redis_key(key, sizeof key, b->id, err, "fs:ents") < 0)
+                return HVS_EINVAL;
             const char **argv = malloc((b->nents + 2) * sizeof *argv);
             if (!argv)
                 return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
@@ -351,9 +355,18 @@ int hvs_fs_partition(hvs_redis_t *r, hvs_redis_batch_t *batch, int32_t p, char *
     *ids = calloc(m && m->elements ? m->elements : 1, sizeof **ids);
     if (!*ids)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "partition %d", (int)p);
-    for (size_t i = 0; m && i < m->elements; i++)
-        if (m->element[i]->type == REDIS_REPLY_STRING && ((*ids)[*n] = strdup(m->element[i]->str)))
+    for (size_t i = 0; m && i < m->elements; i++) {
+        const redisReply *x = m->element[i];
+        hvs_err_t bad = {0};
+        if (x->type == REDIS_REPLY_STRING && hvs_id_check_n(x->str, x->len, "building id", &bad)) {
+            /* stored before ids were checked where they enter: left out loudly rather than
+             * stopping every assignment of the partition */
+            hvs_log_warn("featstore", "%s: stored building id skipped: %s", part, bad.msg);
+            continue;
+        }
+        if (x->type == REDIS_REPLY_STRING && ((*ids)[*n] = strdup(x->str)))
             (*n)++;
+    }
     return 0;
 }
 
@@ -362,14 +375,13 @@ int hvs_fs_load(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *id, int32_
     char key[700];
     *out = NULL;
     hvs_redis_batch_reset(batch);
-    if (hvs_redis_key(key, sizeof key, id, "fs:ents") < 0)
-        return hvs_err_set(err, HVS_EINVAL, "bad_id", "building id %s", id);
-    const char *a1[] = {"SMEMBERS", key};
-    hvs_redis_batch_add(batch, 2, a1, NULL);
     char wkey[700];
-    hvs_redis_key(wkey, sizeof wkey, id, "fs:wx");
+    if (hvs_redis_key(key, sizeof key, id, err, "fs:ents") < 0 ||
+        hvs_redis_key(wkey, sizeof wkey, id, err, "fs:wx") < 0)
+        return HVS_EINVAL;
+    const char *a1[] = {"SMEMBERS", key};
     const char *a2[] = {"HGETALL", wkey};
-    if (hvs_redis_batch_add(batch, 2, a2, NULL))
+    if (hvs_redis_batch_add(batch, 2, a1, NULL) || hvs_redis_batch_add(batch, 2, a2, NULL))
         return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
     int rc = hvs_redis_batch_exec(r, batch, err);
     if (rc)
@@ -400,7 +412,10 @@ int hvs_fs_load(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *id, int32_
     /* round 2: every entity's ring */
     hvs_redis_batch_reset(batch);
     for (size_t i = 0; i < b->nents; i++) {
-        hvs_redis_key(key, sizeof key, id, "fs:h:%s", b->ents[i]->id);
+        if (hvs_redis_key(key, sizeof key, id, err, "fs:h:%s", b->ents[i]->id) < 0) {
+            hvs_fs_building_destroy(b);
+            return HVS_EINVAL;
+        }
         const char *a3[] = {"HGETALL", key};
         if (hvs_redis_batch_add(batch, 2, a3, NULL)) {
             hvs_fs_building_destroy(b);

@@ -12,6 +12,7 @@
 #include "hvs/follow.h"
 #include "hvs/log.h"
 #include "hvs/task_rows.h"
+#include "hvs/time.h"
 #include "hvs/vec.h"
 
 static const char *const status_names[] = {"PENDING_APPROVAL", "APPROVED", "REJECTED", "ARCHIVED"};
@@ -248,6 +249,7 @@ struct hvs_registry {
     pthread_mutex_t lock; /* act[].ref against acquire */
     uint64_t refused, bad;
     bool dirty;
+    hvs_log_limit_t skip_log; /* a storm of bad records must not flood the logs */
 };
 
 static void info_free(hvs_model_info_t *i) {
@@ -302,14 +304,27 @@ static int cmp_info(const char *name, int version, const hvs_model_info_t *b) {
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
+/* A record of `models` that cannot be used: counted (hvs_registry_bad) and logged, rate-limited.
+ * `models` is followed without a group, so there is no dead-letter path. */
+static void skip(hvs_registry_t *r, const rd_kafka_message_t *m, const hvs_err_t *e) {
+    r->bad++;
+    if (hvs_log_limit_take(&r->skip_log, e->reason, hvs_time_mono_ms(), "registry",
+                           "skipped models records"))
+        hvs_log_warn("registry", "skipped a models record at offset %lld (%s): %s",
+                     (long long)m->offset, e->reason, e->msg);
+}
+
 static void on_record(void *opaque, const rd_kafka_message_t *m) {
     hvs_registry_t *r = opaque;
     avro_value_t *v;
     hvs_err_t e = {0};
-    if (!m->payload || hvs_decoder_decode(r->dec, m->payload, m->len, &v, &e)) {
-        r->bad++;
-        hvs_log_warn("registry", "skipped a models record at offset %lld: %s", (long long)m->offset,
-                     m->payload ? e.msg : "tombstone");
+    if (!m->payload) {
+        hvs_err_set(&e, HVS_EINVAL, "empty_value", "a tombstone (versions are never deleted)");
+        skip(r, m, &e);
+        return;
+    }
+    if (hvs_decoder_decode(r->dec, m->payload, m->len, &v, &e)) {
+        skip(r, m, &e);
         return;
     }
     const char *name = hvs_serde_field_str(v, "name");
@@ -317,7 +332,8 @@ static void on_record(void *opaque, const rd_kafka_message_t *m) {
     int status;
     if (!name || avro_value_get_by_name(v, "status", &f, NULL) ||
         avro_value_get_enum(&f, &status)) {
-        r->bad++;
+        hvs_err_set(&e, HVS_ESERDE, "bad_record", "ModelVersion without a name or a status");
+        skip(r, m, &e);
         return;
     }
     if (r->opts.prefix && strncmp(name, r->opts.prefix, strlen(r->opts.prefix)) != 0)
@@ -337,8 +353,11 @@ static void on_record(void *opaque, const rd_kafka_message_t *m) {
         info_free(i);
     } else {
         hvs_model_info_t *nv = hvs_vec_grow(r->v, &r->cap, r->n + 1, sizeof *nv, 16);
-        if (!nv)
+        if (!nv) {
+            hvs_err_set(&e, HVS_ENOMEM, "oom", "%s v%d: out of memory", name, version);
+            skip(r, m, &e);
             return;
+        }
         r->v = nv;
         memmove(&r->v[lo + 1], &r->v[lo], (r->n - lo) * sizeof *r->v);
         r->n++;
@@ -454,6 +473,7 @@ static void reconcile(hvs_registry_t *r) {
 
 int hvs_registry_poll(hvs_registry_t *r, int timeout_ms) {
     int n = hvs_follow_poll(r->follow, timeout_ms, on_record, r);
+    hvs_log_limit_flush(&r->skip_log, hvs_time_mono_ms(), "registry", "skipped models records");
     if (r->dirty) {
         r->dirty = false;
         reconcile(r);
@@ -489,6 +509,7 @@ int hvs_registry_active_version(const hvs_registry_t *r, const char *name) {
 }
 
 uint64_t hvs_registry_refused(const hvs_registry_t *r) { return r->refused; }
+uint64_t hvs_registry_bad(const hvs_registry_t *r) { return r->bad; }
 
 /* ---- writing records ------------------------------------------------------------------------ */
 

@@ -209,26 +209,12 @@ out:
     return rc;
 }
 
-static int check_id(const char *s, const char *field, hvs_err_t *err) {
-    size_t n = strnlen(s, HVS_READING_ID_MAX + 1);
-    if (n == 0)
-        return hvs_err_set(err, HVS_EINVAL, HVS_READING_R_BAD_ID, "%s is empty", field);
-    if (n > HVS_READING_ID_MAX)
-        return hvs_err_set(err, HVS_EINVAL, HVS_READING_R_ID_TOO_LONG, "%s is over %d bytes", field,
-                           HVS_READING_ID_MAX);
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return hvs_err_set(err, HVS_EINVAL, HVS_READING_R_BAD_ID,
-                               "%s contains a control character at byte %zu", field, i);
-    return HVS_OK;
-}
-
 int hvs_reading_validate(const hvs_reading_t *r, hvs_ms_t now, hvs_ms_t max_future_ms,
                          hvs_err_t *err) {
     int rc;
-    if ((rc = check_id(r->building_id, "building_id", err)) ||
-        (rc = check_id(r->apartment_id, "apartment_id", err)) ||
-        (r->device_id[0] && (rc = check_id(r->device_id, "device_id", err))))
+    if ((rc = hvs_id_check(r->building_id, "building_id", err)) ||
+        (rc = hvs_id_check(r->apartment_id, "apartment_id", err)) ||
+        (r->device_id[0] && (rc = hvs_id_check(r->device_id, "device_id", err))))
         return rc;
     char iso[40];
     if (r->timestamp < HVS_MS_MIN_EVENT)
@@ -261,8 +247,12 @@ int hvs_reading_validate(const hvs_reading_t *r, hvs_ms_t now, hvs_ms_t max_futu
             return hvs_err_set(err, HVS_EINVAL, HVS_READING_R_OUT_OF_RANGE,
                                "readings[%zu].value (%s) %g %s is outside [%g, %g]", i, info->type,
                                sv->value, info->unit, info->min, info->max);
-        if (sv->room_name[0] && (rc = check_id(sv->room_name, "room_name", err)))
-            return rc;
+        if (sv->room_name[0]) {
+            char field[48];
+            snprintf(field, sizeof field, "readings[%zu].room_name", i);
+            if ((rc = hvs_id_check(sv->room_name, field, err)))
+                return rc;
+        }
     }
     return HVS_OK;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "hvs/follow.h"
+#include "hvs/ids.h"
 #include "hvs/log.h"
 #include "hvs/reading.h"
 #include "hvs/time.h"
@@ -19,6 +20,7 @@ struct hvs_topology {
     topo_building_t *b; /* sorted by id */
     size_t n, cap;
     uint64_t bad, applied;
+    hvs_log_limit_t skip_log; /* a storm of bad records must not flood the logs */
 };
 
 static int cmp_str(const void *a, const void *b) {
@@ -121,13 +123,16 @@ static double opt_double(avro_value_t *v, const char *name, double dflt) {
     return dflt;
 }
 
-/* Apply one Building value; 0 or -1 (skipped). */
-static int apply(hvs_topology_t *t, avro_value_t *v, int32_t partition) {
+/* Apply one Building value; 0, or -1 (skipped) with why filled. */
+static int apply(hvs_topology_t *t, avro_value_t *v, int32_t partition, hvs_err_t *why) {
     avro_value_t f, arr, item, sub, br;
     const char *id;
     size_t len, n = 0;
     int deleted = 0;
     if (avro_value_get_by_name(v, "building_id", &f, NULL) || avro_value_get_string(&f, &id, &len))
+        return hvs_err_set(why, HVS_ESERDE, "bad_schema", "no building_id"), -1;
+    /* the one id rule (ids.h): a building every worker would refuse must not be known either */
+    if (hvs_id_check_n(id, len ? len - 1 : 0, "building_id", why))
         return -1;
     if (avro_value_get_by_name(v, "deleted", &f, NULL) == 0) {
         /* boolean, or a union with null */
@@ -136,9 +141,25 @@ static int apply(hvs_topology_t *t, avro_value_t *v, int32_t partition) {
               avro_value_get_boolean(&br, &deleted) == 0))
             deleted = 0;
     }
+    /* a bad apartment id skips the whole record, as a bad building id does (before anything
+     * changes: a skipped record leaves the building as it was), and half a building would look
+     * like a known one with fewer flats */
+    if (!deleted && avro_value_get_by_name(v, "apartments", &arr, NULL) == 0 &&
+        avro_value_get_size(&arr, &n) == 0)
+        for (size_t i = 0; i < n; i++) {
+            const char *a;
+            size_t al;
+            char field[48];
+            snprintf(field, sizeof field, "apartments[%zu].apartment_id", i);
+            if (avro_value_get_by_index(&arr, i, &item, NULL) == 0 &&
+                avro_value_get_by_name(&item, "apartment_id", &sub, NULL) == 0 &&
+                avro_value_get_string(&sub, &a, &al) == 0 &&
+                hvs_id_check_n(a, al ? al - 1 : 0, field, why))
+                return -1;
+        }
     char *key = strdup(id);
     if (!key)
-        return -1;
+        return hvs_err_set(why, HVS_ENOMEM, "oom", "building %.100s", id), -1;
     uint64_t version = 0;
     const topo_building_t *old = find(t, key, NULL);
     if (old)
@@ -150,7 +171,7 @@ static int apply(hvs_topology_t *t, avro_value_t *v, int32_t partition) {
     }
     if (avro_value_get_by_name(v, "apartments", &arr, NULL) || avro_value_get_size(&arr, &n)) {
         free(key);
-        return -1;
+        return hvs_err_set(why, HVS_ESERDE, "bad_schema", "building %.100s: no apartments", id), -1;
     }
     char **apts = calloc(n ? n : 1, sizeof *apts);
     size_t m = 0;
@@ -177,7 +198,7 @@ static int apply(hvs_topology_t *t, avro_value_t *v, int32_t partition) {
         free(key);
         free(arch);
         free(region);
-        return -1;
+        return hvs_err_set(why, HVS_ENOMEM, "oom", "building %.100s", id), -1;
     }
     t->b = nb;
     size_t at = 0;
@@ -214,10 +235,12 @@ static void on_message(void *opaque, const rd_kafka_message_t *m) {
     }
     avro_value_t *v;
     hvs_err_t e = {0};
-    if (hvs_decoder_decode(t->dec, m->payload, m->len, &v, &e) || apply(t, v, m->partition)) {
-        t->bad++;
-        hvs_log_warn("topology", "skipped a Building record at offset %lld: %s",
-                     (long long)m->offset, e.msg[0] ? e.msg : "no building_id/apartments");
+    if (hvs_decoder_decode(t->dec, m->payload, m->len, &v, &e) || apply(t, v, m->partition, &e)) {
+        t->bad++; /* every one counted; the lines rate-limited */
+        if (hvs_log_limit_take(&t->skip_log, e.reason, hvs_time_mono_ms(), "topology",
+                               "skipped Building records"))
+            hvs_log_warn("topology", "skipped a Building record at [%d] offset %lld (%s): %s",
+                         (int)m->partition, (long long)m->offset, e.reason, e.msg[0] ? e.msg : "?");
     } else {
         t->applied++;
     }
@@ -226,6 +249,7 @@ static void on_message(void *opaque, const rd_kafka_message_t *m) {
 int hvs_topology_poll(hvs_topology_t *t, int timeout_ms) {
     uint64_t before = t->applied;
     hvs_follow_poll(t->follow, timeout_ms, on_message, t);
+    hvs_log_limit_flush(&t->skip_log, hvs_time_mono_ms(), "topology", "skipped Building records");
     return (int)(t->applied - before);
 }
 

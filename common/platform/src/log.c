@@ -153,3 +153,51 @@ void hvs_log_emit(hvs_log_level_t level, const char *component, const hvs_log_fi
     fflush(out);
     pthread_mutex_unlock(&g_lock);
 }
+
+/* ---- rate limit ------------------------------------------------------------------------------ */
+
+#define LIMIT_WINDOW_MS 60000
+
+/* The minute of slot i is over: say what was not logged, start a new one at now. */
+static void limit_roll(hvs_log_limit_t *l, size_t i, long long now, const char *component,
+                       const char *what) {
+    if (l->slot[i].dropped)
+        hvs_log_warn(component,
+                     "... and %llu more %s (%s) in the last minute, not logged one by one",
+                     l->slot[i].dropped, what, l->slot[i].reason);
+    l->slot[i].start = now;
+    l->slot[i].n = 0;
+    l->slot[i].dropped = 0;
+}
+
+bool hvs_log_limit_take(hvs_log_limit_t *l, const char *reason, long long now_ms,
+                        const char *component, const char *what) {
+    size_t i = 0;
+    while (i < l->nslots && strcmp(l->slot[i].reason, reason) != 0)
+        i++;
+    if (i == l->nslots) {
+        if (l->nslots < HVS_LOG_LIMIT_REASONS) {
+            l->nslots++;
+            snprintf(l->slot[i].reason, sizeof l->slot[i].reason, "%s",
+                     l->nslots == HVS_LOG_LIMIT_REASONS ? "other" : reason);
+            l->slot[i].start = now_ms;
+        } else {
+            i = HVS_LOG_LIMIT_REASONS - 1; /* the shared last slot */
+        }
+    }
+    if (now_ms - l->slot[i].start >= LIMIT_WINDOW_MS)
+        limit_roll(l, i, now_ms, component, what);
+    if (l->slot[i].n < (unsigned)(l->per_minute > 0 ? l->per_minute : 10)) {
+        l->slot[i].n++;
+        return true;
+    }
+    l->slot[i].dropped++;
+    return false;
+}
+
+void hvs_log_limit_flush(hvs_log_limit_t *l, long long now_ms, const char *component,
+                         const char *what) {
+    for (size_t i = 0; i < l->nslots; i++)
+        if (l->slot[i].dropped && now_ms - l->slot[i].start >= LIMIT_WINDOW_MS)
+            limit_roll(l, i, now_ms, component, what);
+}

@@ -15,6 +15,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "hvs/ids.h"
 #include "hvs/log.h"
 #include "hvs/time.h"
 
@@ -792,17 +793,62 @@ int hvs_redis_command(hvs_redis_t *r, redisReply **reply, hvs_err_t *err, const 
     return rc;
 }
 
-int hvs_redis_key(char *buf, size_t buflen, const char *building, const char *suffix_fmt, ...) {
-    if (!building || !*building || strpbrk(building, "{}"))
-        return HVS_EINVAL;
+int hvs_redis_key(char *buf, size_t buflen, const char *building, hvs_err_t *err,
+                  const char *suffix_fmt, ...) {
+    int rc = hvs_id_check(building, "building id of a Redis key", err);
+    if (rc)
+        return rc;
     int n = snprintf(buf, buflen, "hvs:{%s}:", building);
     if (n < 0 || (size_t)n >= buflen)
-        return HVS_EINVAL;
+        return hvs_err_set(err, HVS_EINVAL, "key_too_long",
+                           "Redis key of building %.100s does not fit %zu bytes", building, buflen);
     va_list ap;
     va_start(ap, suffix_fmt);
     int m = vsnprintf(buf + n, buflen - (size_t)n, suffix_fmt, ap);
     va_end(ap);
     if (m < 0 || (size_t)(n + m) >= buflen)
-        return HVS_EINVAL;
+        return hvs_err_set(err, HVS_EINVAL, "key_too_long",
+                           "Redis key %.100s... does not fit %zu bytes", buf, buflen);
     return n + m;
+}
+
+/* Argument `want` (0-based) of the RESP-encoded command at `c`, or "?" (into out). */
+static void cmd_arg(const char *c, size_t len, int want, char *out, size_t cap) {
+    const char *p = c, *end = c + len;
+    snprintf(out, cap, "?");
+    if (p >= end || *p != '*')
+        return;
+    p = memchr(p, '\n', (size_t)(end - p));
+    for (int i = 0; p && ++p < end && *p == '$'; i++) {
+        size_t n = (size_t)strtoull(p + 1, NULL, 10);
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl || nl + 1 + n > end)
+            return;
+        if (i == want) {
+            size_t k = n < cap - 1 ? n : cap - 1;
+            memcpy(out, nl + 1, k);
+            out[k] = '\0';
+            return;
+        }
+        p = nl + 1 + n + 1; /* past the bulk's "\r\n": at its '\n' */
+    }
+}
+
+int hvs_redis_batch_check(const hvs_redis_batch_t *b, hvs_err_t *err) {
+    if (!b->errors)
+        return HVS_OK;
+    for (size_t i = 0; i < b->nreplies && i < b->n; i++) {
+        const redisReply *rep = b->replies[i];
+        if (!rep || rep->type != REDIS_REPLY_ERROR)
+            continue;
+        char cmd[32], key[300];
+        cmd_arg(b->arena + b->cmds[i].off, b->cmds[i].len, 0, cmd, sizeof cmd);
+        cmd_arg(b->arena + b->cmds[i].off, b->cmds[i].len, b->cmds[i].script ? 3 : 1, key,
+                sizeof key);
+        return hvs_err_set(err, HVS_EREDIS, "reply_error",
+                           "%zu of %zu commands refused by Redis; the first: %s %s: %.120s",
+                           b->errors, b->n, cmd, key, rep->str ? rep->str : "");
+    }
+    return hvs_err_set(err, HVS_EREDIS, "reply_error", "%zu of %zu commands refused by Redis",
+                       b->errors, b->n);
 }

@@ -175,6 +175,7 @@ int hvs_stage_new(hvs_app_t *app, const hvs_stage_def_t *def, const hvs_stage_co
     snprintf(name, sizeof name, "%s_state_losses_total", st->metric_prefix);
     st->m_losses = hvs_metrics_counter(
         ms, name, "partitions found without their state in Redis (then rebuilt)", NULL);
+    st->dl_log.per_minute = HVS_STAGE_DEAD_LETTER_LOGS;
     *out = st;
     return 0;
 }
@@ -210,9 +211,11 @@ int hvs_stage_dead_letter(hvs_stage_t *st, const rd_kafka_message_t *m, const hv
     snprintf(name, sizeof name, "%s_dead_letters_total", st->metric_prefix);
     hvs_metric_inc(hvs_metrics_counter(st->app->metrics, name,
                                        "inputs sent to a dead-letter topic, by reason", lbl));
-    hvs_log_warn(st->def->name, "%s [%d] offset %lld -> dead letter (%s): %s",
-                 rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset, why->reason,
-                 why->msg);
+    if (hvs_log_limit_take(&st->dl_log, why->reason, hvs_time_mono_ms(), st->def->name,
+                           "dead letters"))
+        hvs_log_warn(st->def->name, "%s [%d] offset %lld -> dead letter (%s): %s",
+                     rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset,
+                     why->reason, why->msg);
     return hvs_dlq_send_message(st->dlq, m, why, err);
 }
 
@@ -308,6 +311,7 @@ int hvs_stage_run(hvs_stage_t *st, hvs_err_t *err) {
             hvs_metric_observe(st->m_batch, mono_s() - t0);
         hvs_consumer_release(msgs, n);
         hvs_producer_poll(st->prod);
+        hvs_log_limit_flush(&st->dl_log, hvs_time_mono_ms(), d->name, "dead letters");
         if (rc)
             break;
         hvs_stage_batch_t b = {.n = n, .lag = hvs_consumer_lag(st->cons)};

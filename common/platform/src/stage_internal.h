@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "hvs/dlq.h"
+#include "hvs/log.h"
 #include "hvs/metrics.h"
 #include "hvs/redis.h"
 #include "hvs/stage.h"
@@ -48,6 +49,7 @@ struct hvs_stage {
     hvs_err_t fatal_err;
     char metric_prefix[64];
     hvs_metric_t *m_phase[PHASES], *m_batch, *m_lag, *m_losses;
+    hvs_log_limit_t dl_log; /* dead-letter lines: a poison storm must not flood the logs */
     /* exactly-once state (stage_state.c): only with conf.redis */
     hvs_redis_batch_t *rb;      /* the turn's state writes, executed atomically */
     hvs_redis_batch_t *scratch; /* reads of the runner's own keys */

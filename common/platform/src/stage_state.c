@@ -272,10 +272,8 @@ int hvs_stage_state_commit(hvs_stage_t *st, hvs_err_t *err) {
     }
     if (hvs_redis_batch_size(b)) {
         rc = hvs_redis_batch_exec_atomic(st->conf.redis, b, err);
-        if (rc == 0 && hvs_redis_batch_errors(b))
-            rc = hvs_err_set(err, HVS_EREDIS, "reply_error",
-                             "%s: %zu state writes refused by Redis", st->def->name,
-                             hvs_redis_batch_errors(b));
+        if (rc == 0)
+            rc = hvs_redis_batch_check(b, err); /* a refused write names its command and key */
         if (rc)
             return rc;
     }

@@ -20,7 +20,10 @@
  * it all); the store borrows its Redis client. Ids are copied.
  * Thread-safety: none (one consume loop).
  * Errors: HVS_ENOMEM; HVS_EREDIS from Redis; a stored value that does not parse is HVS_ESERDE
- * naming the key (state written by something else).
+ * naming the key (state written by something else); a building id that cannot address a key
+ * (ids.h; callers validate ids where they enter, so this is defence in depth) is HVS_EINVAL
+ * "bad_id" naming it. hvs_fs_partition leaves out, with a warning, stored ids that fail the
+ * id rule (written before it was enforced).
  */
 #ifndef HVS_FEATSTORE_H
 #define HVS_FEATSTORE_H

@@ -28,7 +28,8 @@
  * Ownership: the registry owns its Kafka reader, decoder and models; hvs_registry_acquire gives
  * a reference that must be released (the model stays valid until then, even across a swap).
  * Thread-safety: poll and the listing calls on one thread; acquire/release from any thread.
- * Errors: HVS_EKAFKA when the topic cannot be read; bad records are logged and skipped.
+ * Errors: HVS_EKAFKA when the topic cannot be read; bad records are logged (rate-limited),
+ * counted (hvs_registry_bad) and skipped.
  */
 #ifndef HVS_MODEL_REGISTRY_H
 #define HVS_MODEL_REGISTRY_H
@@ -119,6 +120,9 @@ const hvs_model_info_t *hvs_registry_versions(const hvs_registry_t *r, size_t *n
 /* The version of a name that serves (its number), 0 when none. */
 int hvs_registry_active_version(const hvs_registry_t *r, const char *name);
 uint64_t hvs_registry_refused(const hvs_registry_t *r);
+/* Records of `models` skipped so far (tombstones, undecodable, no name or status): each is
+ * logged, rate-limited (log.h); the topic is followed without a group, so none is dead-lettered. */
+uint64_t hvs_registry_bad(const hvs_registry_t *r);
 
 /*
  * Validate and load one record's model (what the registry does before a swap): 0 and *out, or

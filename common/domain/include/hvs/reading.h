@@ -21,7 +21,8 @@
  *   valve_position_pct   percent  [0, 100]    per room (radiator valve)
  *   humidity_pct         percent  [0, 100]    per room
  *
- * Validation: ids 1..256 bytes without control characters; event time from 2000-01-01 to
+ * Validation: building, apartment, device ids and room names follow the one id rule (ids.h:
+ * 1..256 bytes of printable UTF-8 without braces); event time from 2000-01-01 to
  * now + max_future; 1..HVS_READING_MAX_SENSORS readings; every sensor type in the table, every
  * value finite and inside the sensor's plausible range (so cumulative counters are never
  * negative). The first failing check decides the reason.
@@ -43,12 +44,13 @@
 #include <stddef.h>
 
 #include "hvs/err.h"
+#include "hvs/ids.h"
 #include "hvs/serde.h"
 #include "hvs/time.h"
 
-#define HVS_READING_ID_MAX 256     /* bytes of an id or name */
-#define HVS_READING_MAX_SENSORS 32 /* readings in one record */
-#define HVS_READING_LINE_MAX 65536 /* bytes of one JSON line; 32 readings fit with room */
+#define HVS_READING_ID_MAX HVS_ID_MAX /* bytes of an id or name: the one limit (ids.h) */
+#define HVS_READING_MAX_SENSORS 32    /* readings in one record */
+#define HVS_READING_LINE_MAX 65536    /* bytes of one JSON line; 32 readings fit with room */
 
 /* Reasons (a dead letter's error_code). Each is distinct; the first three are serde's JSON
  * reasons, shared so every JSON input in the platform reports the same words. */
@@ -57,15 +59,15 @@
 #define HVS_READING_R_JSON_TYPE HVS_SERDE_R_JSON_TYPE       /* "json_wrong_type": field named */
 #define HVS_READING_R_LINE_TOO_LONG "line_too_long"         /* over HVS_READING_LINE_MAX bytes */
 #define HVS_READING_R_NON_FINITE "non_finite"               /* NaN/Infinity/1e999 value */
-#define HVS_READING_R_ID_TOO_LONG "id_too_long"             /* id/name over 256 bytes */
-#define HVS_READING_R_BAD_ID "bad_id"                       /* empty id, NUL or control chars */
-#define HVS_READING_R_BAD_TIMESTAMP "bad_timestamp"         /* unparseable / no zone / not ms */
-#define HVS_READING_R_TOO_OLD "timestamp_too_old"           /* before 2000-01-01 */
-#define HVS_READING_R_IN_FUTURE "timestamp_in_future"       /* later than now + max_future */
-#define HVS_READING_R_UNKNOWN_SENSOR "unknown_sensor"       /* sensor type not in the table */
-#define HVS_READING_R_OUT_OF_RANGE "value_out_of_range"     /* implausible for the sensor */
-#define HVS_READING_R_EMPTY "empty_readings"                /* no readings */
-#define HVS_READING_R_TOO_MANY "too_many_readings"          /* more than 32 */
+#define HVS_READING_R_ID_TOO_LONG HVS_ID_R_TOO_LONG         /* "id_too_long": over 256 bytes */
+#define HVS_READING_R_BAD_ID HVS_ID_R_BAD /* "bad_id": empty, bad UTF-8, controls, braces */
+#define HVS_READING_R_BAD_TIMESTAMP "bad_timestamp"     /* unparseable / no zone / not ms */
+#define HVS_READING_R_TOO_OLD "timestamp_too_old"       /* before 2000-01-01 */
+#define HVS_READING_R_IN_FUTURE "timestamp_in_future"   /* later than now + max_future */
+#define HVS_READING_R_UNKNOWN_SENSOR "unknown_sensor"   /* sensor type not in the table */
+#define HVS_READING_R_OUT_OF_RANGE "value_out_of_range" /* implausible for the sensor */
+#define HVS_READING_R_EMPTY "empty_readings"            /* no readings */
+#define HVS_READING_R_TOO_MANY "too_many_readings"      /* more than 32 */
 #define HVS_READING_R_BAD_SCHEMA                                                                   \
     "bad_schema" /* codec: schema lacks a field; or an
                                                               Avro value of another schema */

@@ -10,8 +10,10 @@
  * borrowed and must outlive it. hvs_building_t pointers are valid until the next poll (a new
  * record of that building replaces it) or free.
  * Thread-safety: none (one thread polls and reads).
- * Errors: HVS_EKAFKA when the topic cannot be read; undecodable records are logged, counted
- * (hvs_topology_bad) and skipped: they are someone else's bad input on a topic we only follow.
+ * Errors: HVS_EKAFKA when the topic cannot be read; undecodable records, and records whose
+ * building or apartment id fails the id rule (ids.h), are logged (rate-limited, log.h), counted
+ * (hvs_topology_bad) and skipped, leaving the building as it was: they are someone else's bad
+ * input on a topic we only follow, which has no consumer group and so no dead-letter path.
  */
 #ifndef HVS_TOPOLOGY_H
 #define HVS_TOPOLOGY_H
@@ -56,7 +58,7 @@ const hvs_building_t *hvs_topology_buildings(const hvs_topology_t *t, size_t *n)
 /* Apartments of a building, or -1 when the building is unknown. */
 int hvs_topology_apartments(const hvs_topology_t *t, const char *building);
 bool hvs_topology_has_apartment(const hvs_topology_t *t, const char *building, const char *apt);
-/* Records skipped as undecodable so far. */
+/* Records skipped so far (undecodable, bad ids). */
 uint64_t hvs_topology_bad(const hvs_topology_t *t);
 
 #endif

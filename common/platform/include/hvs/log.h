@@ -74,4 +74,33 @@ void hvs_log_emit(hvs_log_level_t level, const char *component, const hvs_log_fi
         }                                                                                          \
     } while (0)
 
+/*
+ * Rate limit for a stream of like lines (dead letters, skipped records), so a poison storm
+ * cannot flood the logs: per reason, at most `per_minute` lines in a minute; the rest are counted
+ * and summed up in one warn line "<component>: ... and K more <what> (<reason>) in the last
+ * minute" when that minute is over (at the next take of the reason, or at a flush - call flush
+ * regularly, e.g. once per poll, so a storm that stopped is still summed up). The first
+ * HVS_LOG_LIMIT_REASONS distinct reasons get a slot each; later ones share the last slot (then
+ * named "other"). Zero-initialise; per_minute 0 means 10. Times are monotonic ms
+ * (hvs_time_mono_ms). One thread per limiter; nothing allocated.
+ */
+#define HVS_LOG_LIMIT_REASONS 16
+typedef struct hvs_log_limit {
+    int per_minute;
+    size_t nslots;
+    struct {
+        char reason[HVS_ERR_REASON_MAX];
+        long long start;            /* the slot's minute began (monotonic ms) */
+        unsigned n;                 /* lines logged in it */
+        unsigned long long dropped; /* lines not logged in it */
+    } slot[HVS_LOG_LIMIT_REASONS];
+} hvs_log_limit_t;
+
+/* May a line of `reason` be logged now? true: log it; false: it was counted instead. */
+bool hvs_log_limit_take(hvs_log_limit_t *l, const char *reason, long long now_ms,
+                        const char *component, const char *what);
+/* Sum up every reason whose minute is over with lines not logged. */
+void hvs_log_limit_flush(hvs_log_limit_t *l, long long now_ms, const char *component,
+                         const char *what);
+
 #endif

@@ -115,9 +115,19 @@ unsigned long hvs_redis_reconnects(const hvs_redis_t *r);
 
 /*
  * Build "hvs:{<building>}:<suffix...>" into buf (suffix printf-style). Returns the length, or
- * HVS_EINVAL if it does not fit or the building id is empty or contains '{' or '}'.
+ * HVS_EINVAL with err filled (the building id and what is wrong, or the key that does not
+ * fit): the building id must pass hvs_id_check (ids.h), so no brace can move the key to
+ * another building's slot. Workers validate ids where records enter; this check is the last
+ * line of defence, and its result must be checked (a key not built must not be written).
  */
-int hvs_redis_key(char *buf, size_t buflen, const char *building, const char *suffix_fmt, ...)
-    HVS_PRINTF(4, 5);
+int hvs_redis_key(char *buf, size_t buflen, const char *building, hvs_err_t *err,
+                  const char *suffix_fmt, ...) HVS_PRINTF(5, 6) HVS_WARN_UNUSED;
+
+/*
+ * After hvs_redis_batch_exec returned 0: 0 if no reply was an error, else HVS_EREDIS
+ * "reply_error" with a message naming how many commands were refused and the first of them:
+ * its command, its key and Redis's answer ("HSET hvs:{b}:agg:mk: WRONGTYPE ...").
+ */
+int hvs_redis_batch_check(const hvs_redis_batch_t *b, hvs_err_t *err);
 
 #endif

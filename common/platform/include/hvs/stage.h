@@ -41,7 +41,9 @@
  *
  * Callbacks' return codes: 0 on success; from `handle`, HVS_EINVAL with `why` filled marks the
  * record as bad input (the runner logs it, counts it and sends it to the dead-letter topic, and
- * the stage goes on); any other negative code is fatal: hvs_stage_run returns it with the err
+ * the stage goes on; the log lines are rate-limited: at most HVS_STAGE_DEAD_LETTER_LOGS per
+ * reason per minute, then one line "... and K more dead letters (<reason>) in the last minute",
+ * so a poison storm cannot flood the logs; the metric and the dead letters count every one); any other negative code is fatal: hvs_stage_run returns it with the err
  * the callback filled (the worker exits non-zero and is restarted, replaying from the last
  * commit).
  *
@@ -71,6 +73,9 @@
 #include "hvs/topics.h" /* HVS_MAX_PARTITIONS */
 
 typedef struct hvs_stage hvs_stage_t;
+
+/* Dead-letter log lines per reason per minute (the rest are summed up, see above). */
+#define HVS_STAGE_DEAD_LETTER_LOGS 10
 
 /* What after_batch learns of the batch just committed. */
 typedef struct hvs_stage_batch {
@@ -173,8 +178,8 @@ bool hvs_stage_replaying(const hvs_stage_t *st);
  * it was published before the loss, so it publishes nothing for p either. */
 bool hvs_stage_rebuilding(const hvs_stage_t *st, int32_t p);
 
-/* Send `m` to its topic's dead-letter topic with `why` (logged, counted by reason), as the
- * runner does for a record `handle` refused. For stages that find a record bad later. */
+/* Send `m` to its topic's dead-letter topic with `why` (logged rate-limited, counted by reason),
+ * as the runner does for a record `handle` refused. For stages that find a record bad later. */
 int hvs_stage_dead_letter(hvs_stage_t *st, const rd_kafka_message_t *m, const hvs_err_t *why,
                           hvs_err_t *err);
 
