@@ -249,6 +249,28 @@ static int col(hvs_task_t t, const char *name) {
     return -1;
 }
 
+/* The columns trained models were fitted on, in their order: changing them invalidates every
+ * published model, so they are pinned here, written out by hand. */
+static void test_columns_pinned(void) {
+    size_t n;
+    const char *const *c = hvs_taskrow_columns(HVS_TASK_FORECAST, &n);
+    HVS_CHECK_EQ_INT(n, 49);
+    HVS_CHECK_EQ_STR(c[0], "horizon_h");
+    HVS_CHECK_EQ_STR(c[16], "days_since_holiday");
+    HVS_CHECK_EQ_STR(c[46], "temp_x_radiation");
+    HVS_CHECK_EQ_STR(c[47], "comfort_gap_prev");
+    HVS_CHECK_EQ_STR(c[48], "building_age_days");
+    c = hvs_taskrow_columns(HVS_TASK_ANOMALY_RESIDUAL, &n);
+    HVS_CHECK_EQ_INT(n, 49);
+    HVS_CHECK_EQ_STR(c[0], "hour");
+    HVS_CHECK_EQ_STR(c[40], "wind_speed_ms");
+    HVS_CHECK_EQ_STR(c[41], "hdh");
+    HVS_CHECK_EQ_STR(c[44], "room_temp_c");
+    HVS_CHECK_EQ_STR(c[46], "comfort_gap_c");
+    HVS_CHECK_EQ_STR(c[48], "building_age_days");
+    HVS_CHECK(hvs_taskrow_columns(HVS_TASK_ANOMALY_CLASSIFIER, NULL) == c, "classifier = residual");
+}
+
 static void test_by_hand(void) {
     double x[HVS_FEATURES_COUNT], row[HVS_TASKROW_MAX_COLS];
     for (int i = 0; i < HVS_FEATURES_COUNT; i++)
@@ -362,6 +384,7 @@ static void case_direct_writer(void) {
 static void case_by_hand(void) {
     setup();
     test_by_hand();
+    test_columns_pinned();
 }
 
 static void case_trainer_equals_serving(void) {

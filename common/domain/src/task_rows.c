@@ -5,107 +5,33 @@
 #include <pthread.h>
 #include <string.h>
 
-static const char *const forecast_cols[] = {"horizon_h",
-                                            "hour",
-                                            "weekday",
-                                            "month",
-                                            "is_weekend",
-                                            "hour_sin",
-                                            "hour_cos",
-                                            "weekday_sin",
-                                            "weekday_cos",
-                                            "doy_sin",
-                                            "doy_cos",
-                                            "is_holiday",
-                                            "is_bridge_day",
-                                            "is_school_holiday",
-                                            "is_christmas_period",
-                                            "days_until_holiday",
-                                            "days_since_holiday",
-                                            "use_lag_24",
-                                            "use_lag_48",
-                                            "use_lag_168",
-                                            "temp_lag_24",
-                                            "temp_lag_48",
-                                            "temp_lag_168",
-                                            "use_roll_3_mean",
-                                            "use_roll_3_std",
-                                            "use_roll_3_min",
-                                            "use_roll_3_max",
-                                            "use_roll_24_mean",
-                                            "use_roll_24_std",
-                                            "use_roll_24_min",
-                                            "use_roll_24_max",
-                                            "use_roll_168_mean",
-                                            "use_roll_168_std",
-                                            "use_roll_168_min",
-                                            "use_roll_168_max",
-                                            "temp_roll_24_mean",
-                                            "hdh_roll_24_mean",
-                                            "temperature_c",
-                                            "relative_humidity_pct",
-                                            "cloud_cover_pct",
-                                            "shortwave_radiation_wm2",
-                                            "wind_speed_ms",
-                                            "weather_is_forecast",
-                                            "weather_lead_h",
-                                            "hdh",
-                                            "temp_x_hour",
-                                            "temp_x_radiation",
-                                            "comfort_gap_prev",
-                                            "building_age_days",
-                                            NULL};
+/* Forecast models read every feature but the hour's own comfort readings (the hour lies in the
+ * future); anomaly models every feature but the horizon and the weather's forecast flags (they
+ * judge an hour that has happened, on the weather observed in it). Both in the feature
+ * definition's order, so a new feature joins both unless it is excluded here. */
+static const char *const forecast_without[] = {"room_temp_c", "setpoint_c", "comfort_gap_c", NULL};
+static const char *const anomaly_without[] = {"horizon_h", "weather_is_forecast", "weather_lead_h",
+                                              NULL};
+static const char *forecast_cols[HVS_FEATURES_COUNT + 1], *anomaly_cols[HVS_FEATURES_COUNT + 1];
+static pthread_once_t cols_once = PTHREAD_ONCE_INIT;
 
-static const char *const anomaly_cols[] = {"hour",
-                                           "weekday",
-                                           "month",
-                                           "is_weekend",
-                                           "hour_sin",
-                                           "hour_cos",
-                                           "weekday_sin",
-                                           "weekday_cos",
-                                           "doy_sin",
-                                           "doy_cos",
-                                           "is_holiday",
-                                           "is_bridge_day",
-                                           "is_school_holiday",
-                                           "is_christmas_period",
-                                           "days_until_holiday",
-                                           "days_since_holiday",
-                                           "use_lag_24",
-                                           "use_lag_48",
-                                           "use_lag_168",
-                                           "temp_lag_24",
-                                           "temp_lag_48",
-                                           "temp_lag_168",
-                                           "use_roll_3_mean",
-                                           "use_roll_3_std",
-                                           "use_roll_3_min",
-                                           "use_roll_3_max",
-                                           "use_roll_24_mean",
-                                           "use_roll_24_std",
-                                           "use_roll_24_min",
-                                           "use_roll_24_max",
-                                           "use_roll_168_mean",
-                                           "use_roll_168_std",
-                                           "use_roll_168_min",
-                                           "use_roll_168_max",
-                                           "temp_roll_24_mean",
-                                           "hdh_roll_24_mean",
-                                           "temperature_c",
-                                           "relative_humidity_pct",
-                                           "cloud_cover_pct",
-                                           "shortwave_radiation_wm2",
-                                           "wind_speed_ms",
-                                           "hdh",
-                                           "temp_x_hour",
-                                           "temp_x_radiation",
-                                           "room_temp_c",
-                                           "setpoint_c",
-                                           "comfort_gap_c",
-                                           "comfort_gap_prev",
-                                           "building_age_days",
-                                           NULL};
+static void cols_fill(const char **out, const char *const *without) {
+    const char *const *names = hvs_features_names();
+    size_t k = 0;
+    for (int i = 0; i < HVS_FEATURES_COUNT; i++) {
+        bool skip = false;
+        for (const char *const *w = without; *w && !skip; w++)
+            skip = strcmp(names[i], *w) == 0;
+        if (!skip)
+            out[k++] = names[i];
+    }
+    out[k] = NULL;
+}
+
+static void cols_init(void) {
+    cols_fill(forecast_cols, forecast_without);
+    cols_fill(anomaly_cols, anomaly_without);
+}
 
 /* the refresh model's inputs: the baseline's errors of the last complete hours (per heated m2) */
 static const char *const refresh_cols[] = {"horizon_h", "err_lag_1", "err_lag_2", "err_lag_3",
@@ -134,6 +60,7 @@ int hvs_taskrow_task_parse(const char *name) {
 }
 
 const char *const *hvs_taskrow_columns(hvs_task_t t, size_t *n) {
+    pthread_once(&cols_once, cols_init);
     const char *const *c = t == HVS_TASK_FORECAST ? forecast_cols
                            : t == HVS_TASK_ANOMALY_RESIDUAL || t == HVS_TASK_ANOMALY_CLASSIFIER
                                ? anomaly_cols
