@@ -232,6 +232,7 @@ static void collect_outputs(hvs_fault_run_t *run) {
     const hvs_fault_stage_t *s = run->world->stage;
     json_t *rank_of = json_object();
     run->latest = json_object();
+    run->history = json_object();
     for (int t = 0; t < HVS_FAULT_MAX_TOPICS && s->outputs[t]; t++) {
         char topic[128];
         snprintf(topic, sizeof topic, "%s.%s", run->name, s->outputs[t]);
@@ -245,6 +246,13 @@ static void collect_outputs(hvs_fault_run_t *run) {
                 continue;
             run->nout++;
             long long r = s->rank ? s->rank(v) : 0;
+            json_t *h = json_object_get(run->history, key);
+            if (!h) {
+                h = json_array();
+                json_object_set_new(run->history, key, h);
+            }
+            json_array_append_new(h, json_pack("{s:I,s:o}", "rank", (json_int_t)r, "value",
+                                               s->comparable ? s->comparable(v) : json_copy(v)));
             json_t *old = json_object_get(rank_of, key);
             if (old && json_integer_value(old) > r)
                 continue;
@@ -401,6 +409,7 @@ void hvs_fault_run_free(hvs_fault_run_t *run) {
         hvs_fault_member_stop(run, i);
     hvs_test_proc_stop(&run->redis);
     json_decref(run->latest);
+    json_decref(run->history);
     json_decref(run->dead);
     free(run);
 }
@@ -438,6 +447,33 @@ size_t hvs_fault_compare(const char *what, const json_t *ref, const json_t *got,
     return diffs;
 }
 
+void hvs_fault_print_history(const hvs_fault_run_t *ref, const hvs_fault_run_t *run,
+                             int print_first) {
+    const char *k;
+    json_t *v;
+    int printed = 0;
+    json_object_foreach(ref->latest, k, v) {
+        json_t *g = json_object_get(run->latest, k);
+        if (g && json_equal(v, g))
+            continue;
+        if (printed++ >= print_first)
+            break;
+        fprintf(stderr, "    history of %s (rank: = the reference's latest value, * another):\n",
+                k);
+        for (int which = 0; which < 2; which++) {
+            json_t *h = json_object_get(which ? run->history : ref->history, k), *e;
+            size_t i;
+            fprintf(stderr, "      %s", which ? "this run: " : "reference:");
+            json_array_foreach(h, i, e) {
+                fprintf(stderr, " %lld%s",
+                        (long long)json_integer_value(json_object_get(e, "rank")),
+                        json_equal(json_object_get(e, "value"), v) ? "=" : "*");
+            }
+            fputc('\n', stderr);
+        }
+    }
+}
+
 void hvs_fault_check_same(const hvs_fault_run_t *ref, const hvs_fault_run_t *run) {
     HVS_CHECK(run->finished, "%s caught up (%.0f%%)", run->name, 100 * run->progress);
     HVS_CHECK(run->fired == run->opts.npoints, "%s: %zu of %zu faults fired", run->name, run->fired,
@@ -445,6 +481,8 @@ void hvs_fault_check_same(const hvs_fault_run_t *ref, const hvs_fault_run_t *run
     size_t dl = hvs_fault_compare("latest", ref->latest, run->latest, 5);
     HVS_CHECK(dl == 0, "%s: %zu of %zu keys differ from the reference", run->name, dl,
               json_object_size(ref->latest));
+    if (dl)
+        hvs_fault_print_history(ref, run, 5);
     size_t dd = hvs_fault_compare("dead letter", ref->dead, run->dead, 5);
     HVS_CHECK(dd == 0, "%s: %zu of %zu dead letters differ from the reference", run->name, dd,
               json_object_size(ref->dead));

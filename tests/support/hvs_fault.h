@@ -110,6 +110,7 @@ struct hvs_fault_run {
     bool finished;      /* caught up before the timeout */
     int64_t ms;         /* wall time of the run */
     json_t *latest;     /* key -> comparable latest value */
+    json_t *history;    /* key -> every value read back, in order: [{"rank", "value"}] */
     json_t *dead;       /* "topic/partition/offset/reason" -> comparable dead letter */
     size_t nout, ndead; /* messages read back (with duplicates) */
 };
@@ -135,6 +136,10 @@ void hvs_fault_run_free(hvs_fault_run_t *run);
 /* Differences between two reduced objects (latest or dead): missing, extra and different keys;
  * the first print_first are printed with both values under the label `what`. */
 size_t hvs_fault_compare(const char *what, const json_t *ref, const json_t *got, int print_first);
+/* For the first keys whose latest value differs: the ranks of every value of the key in both
+ * runs, marked "=" where the value equals the reference's latest. */
+void hvs_fault_print_history(const hvs_fault_run_t *ref, const hvs_fault_run_t *run,
+                             int print_first);
 /* Assert (HVS_CHECK) that run equals ref: latest values and dead letters, and that it caught
  * up. Prints a one-line summary. */
 void hvs_fault_check_same(const hvs_fault_run_t *ref, const hvs_fault_run_t *run);
