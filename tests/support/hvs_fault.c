@@ -494,6 +494,11 @@ static int member_of(void *arg) { return (int)(intptr_t)arg; }
 
 void hvs_fault_kill9(hvs_fault_run_t *run, void *member) {
     hvs_fault_member_t *m = &run->members[member_of(member)];
+    /* two points close together: the second kills the restarted member, not nobody */
+    for (int64_t end = hvs_test_now_ms() + 30000;
+         m->wanted && m->proc.pid <= 0 && hvs_test_now_ms() < end;)
+        hvs_fault_wait(run, 50);
+    HVS_CHECK(m->proc.pid > 0, "%s: a member to kill", run->name);
     if (m->proc.pid > 0)
         kill(m->proc.pid, SIGKILL); /* the supervisor reaps and restarts it */
     hvs_fault_wait(run, 100);
