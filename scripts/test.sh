@@ -25,6 +25,8 @@ echo "== build (RelWithDebInfo, -Werror) =="
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHVS_WERROR=ON >/dev/null
 cmake --build build -j "$jobs"
 echo "== tests =="
+# Includes the fault suites (label "fault", e.g. test_agg_fault_it: ~4 min); the sanitizer
+# passes below select unit|integration and so do not run them again.
 ctest --test-dir build -LE 'bench|mock_flaky' --output-on-failure -j 2
 
 if [ "${SKIP_SANITIZE:-0}" != 1 ]; then

@@ -78,6 +78,7 @@ static const hvs_cfg_section_t agg_section = {
     "aggregator", agg_entries, sizeof agg_entries / sizeof agg_entries[0], &settings};
 
 typedef struct worker {
+    bool quiet; /* end_batch is advancing a partition that is still being rebuilt */
     hvs_app_t *app;
     hvs_stage_t *stage;
     hvs_serde_t *serde;
@@ -127,8 +128,12 @@ static void revoked(void *opaque, int32_t p) {
 static int emit(void *opaque, const agg_building_t *b, const agg_apartment_t *a, int size,
                 const agg_result_t *r, uint32_t revision, hvs_err_t *err) {
     worker_t *w = opaque;
-    if (hvs_stage_replaying(w->stage) || hvs_stage_rebuilding(w->stage, b->partition))
-        return 0; /* rebuilding lost state: the window's marker is recorded, it was published */
+    /* Rebuilding lost state: a replayed reading's windows were published before the loss;
+     * the marker is recorded, nothing is sent. Only the replayed readings are quiet: the rest
+     * of the batch in which the replay ends is new and published (a partition stays
+     * "rebuilding" until that batch's state write, so that alone must not silence it). */
+    if (hvs_stage_replaying(w->stage) || w->quiet)
+        return 0;
     const void *buf;
     size_t len;
     int rc = agg_output_encode(w->out[size], b->id, a ? a->id : NULL, r, revision, w->now, &buf,
@@ -211,7 +216,20 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
     if (rc == 0)
         hvs_metric_inc(w->m_dup);
     hvs_watermark_observe(w->wm, m->partition, r->timestamp, w->now);
-    return advance_partition(w, m->partition, why);
+    if ((rc = advance_partition(w, m->partition, why)))
+        return rc;
+    if (hvs_stage_replaying(w->stage) || hvs_stage_rebuilding(w->stage, m->partition)) {
+        /* Rebuilding lost state: count a revision for every reading that changes a published
+         * window, not once per batch. The lost markers held the revisions already published,
+         * counted once per batch of the batches of that time; per reading the rebuilt count
+         * is never lower, so what is published after the rebuild outranks (highest revision
+         * wins downstream) every earlier value of the window instead of losing to it. It also
+         * leaves end_batch's revisions with only the new readings' changes, to publish. */
+        agg_building_t *b = agg_building(w->agg, r->building_id, m->partition, false);
+        if (b && (rc = agg_revise(w->agg, b, emit, w, why)))
+            return rc == HVS_EINVAL ? HVS_ESTATE : rc;
+    }
+    return 0;
 }
 
 /* End of a batch (or an idle poll): idle partitions' watermarks advance by the wall clock;
@@ -221,9 +239,14 @@ static int end_batch(void *opaque, hvs_err_t *err) {
     size_t np;
     const int32_t *parts = hvs_stage_partitions(w->stage, &np);
     int rc;
-    for (size_t i = 0; i < np; i++)
-        if ((rc = advance_partition(w, parts[i], err)))
+    for (size_t i = 0; i < np; i++) {
+        /* an idle advance of a partition still being rebuilt closes replayed windows */
+        w->quiet = hvs_stage_rebuilding(w->stage, parts[i]);
+        rc = advance_partition(w, parts[i], err);
+        w->quiet = false;
+        if (rc)
             return rc;
+    }
     size_t n;
     agg_building_t **bs = agg_buildings(w->agg, &n);
     hvs_ms_t lag = 0;

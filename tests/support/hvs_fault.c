@@ -1,0 +1,632 @@
+#include "hvs_fault.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hvs/redis.h"
+
+/* ---- world ------------------------------------------------------------------------------- */
+
+void hvs_fault_world_start(hvs_fault_world_t *w, const hvs_fault_stage_t *stage,
+                           const char *broker_args) {
+    memset(w, 0, sizeof *w);
+    w->stage = stage;
+    snprintf(w->dir, sizeof w->dir, "/tmp/hvs-fault-XXXXXX");
+    HVS_REQUIRE(mkdtemp(w->dir), "mkdtemp: %s", strerror(errno));
+    HVS_REQUIRE(hvs_test_devbroker_start(&w->broker, broker_args) == 0, "hvs-devbroker");
+}
+
+void hvs_fault_world_stop(hvs_fault_world_t *w, bool keep_logs) {
+    hvs_test_proc_stop(&w->broker);
+    if (keep_logs) {
+        printf("fault logs kept in %s\n", w->dir);
+    } else if (w->dir[0]) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", w->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", w->dir);
+    }
+}
+
+void hvs_fault_topic_create(hvs_fault_world_t *w, const char *topic, int partitions) {
+    char line[256], reply[256];
+    snprintf(line, sizeof line, "topic create %s %d", topic, partitions);
+    HVS_REQUIRE(hvs_test_devbroker_control(&w->broker, line, reply, sizeof reply) == 0, "%s: %s",
+                line, reply);
+}
+
+void hvs_fault_random_points(hvs_fault_point_t *points, size_t n, uint64_t seed, double lo,
+                             double hi) {
+    uint64_t x = seed ? seed : 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        points[i].at = lo + (hi - lo) * (double)(x >> 11) / (double)(1ULL << 53);
+    }
+    for (size_t i = 1; i < n; i++) /* insertion sort: a handful */
+        for (size_t j = i; j > 0 && points[j].at < points[j - 1].at; j--) {
+            hvs_fault_point_t t = points[j];
+            points[j] = points[j - 1];
+            points[j - 1] = t;
+        }
+}
+
+/* HVS_TOPIC_<NAME> of a logical topic name: upper case, '.' -> '_'. */
+static void topic_env_name(const char *logical, char *out, size_t len) {
+    size_t n = (size_t)snprintf(out, len, "HVS_TOPIC_");
+    for (const char *c = logical; *c && n + 1 < len; c++)
+        out[n++] = *c == '.' ? '_' : (char)toupper((unsigned char)*c);
+    out[n] = '\0';
+}
+
+/* Append " name=value" to buf. */
+static void append(char *buf, size_t len, const char *name, const char *value) {
+    size_t n = strlen(buf);
+    if (n < len)
+        snprintf(buf + n, len - n, " %s=%s", name, value);
+}
+
+/* ---- members ----------------------------------------------------------------------------- */
+
+void hvs_fault_member_start(hvs_fault_run_t *run, int i) {
+    HVS_REQUIRE(i >= 0 && i < HVS_FAULT_MAX_MEMBERS, "member %d", i);
+    hvs_fault_member_t *m = &run->members[i];
+    const hvs_fault_stage_t *s = run->world->stage;
+    m->http_port = hvs_test_free_port();
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "env %s HVS_REDIS_URL=%s HVS_KAFKA_GROUP=%s %s HVS_HTTP_PORT=%d %s %s %s %s", run->env,
+             run->redis.addr, run->name, s->env ? s->env : "", m->http_port,
+             run->opts.env ? run->opts.env : "", s->exe, s->args ? s->args : "",
+             run->opts.args ? run->opts.args : "");
+    FILE *f = fopen(run->log, "a");
+    if (f) {
+        fprintf(f, "==== harness: member %d starts (restarts so far %d)\n", i, run->restarts);
+        fclose(f);
+    }
+    HVS_REQUIRE(hvs_test_spawn(&m->proc, cmd, run->log) == 0, "spawn %s", cmd);
+    m->wanted = true;
+    m->exited_at = 0;
+}
+
+void hvs_fault_member_stop(hvs_fault_run_t *run, int i) {
+    hvs_fault_member_t *m = &run->members[i];
+    m->wanted = false;
+    m->exited_at = 0;
+    if (m->proc.pid > 0) {
+        kill(m->proc.pid, SIGCONT); /* a stopped member must be able to hear SIGTERM */
+        hvs_test_proc_stop(&m->proc);
+    }
+}
+
+/* Restart members that exited on their own (after the delay), as Kubernetes would. */
+static void supervise(hvs_fault_run_t *run) {
+    int64_t now = hvs_test_now_ms();
+    int delay = run->opts.restart_delay_ms ? run->opts.restart_delay_ms : 2000;
+    for (int i = 0; i < HVS_FAULT_MAX_MEMBERS; i++) {
+        hvs_fault_member_t *m = &run->members[i];
+        if (!m->wanted)
+            continue;
+        int status;
+        if (m->exited_at == 0 && m->proc.pid > 0 && hvs_test_proc_exited(&m->proc, &status)) {
+            m->last_status = status;
+            m->exited_at = now;
+            run->restarts++;
+            run->exits_nonzero += status != 0;
+            FILE *f = fopen(run->log, "a");
+            if (f) {
+                fprintf(f, "==== harness: member %d exited with %d\n", i, status);
+                fclose(f);
+            }
+        }
+        if (m->exited_at && now - m->exited_at >= delay)
+            hvs_fault_member_start(run, i);
+    }
+}
+
+void hvs_fault_wait(hvs_fault_run_t *run, int ms) {
+    int64_t end = hvs_test_now_ms() + ms;
+    while (hvs_test_now_ms() < end) {
+        supervise(run);
+        usleep(20000);
+    }
+}
+
+/* ---- progress ---------------------------------------------------------------------------- */
+
+static rd_kafka_t *kafka_handle(const char *brokers, const char *group, rd_kafka_type_t type) {
+    char e[256];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    HVS_REQUIRE(rd_kafka_conf_set(c, "bootstrap.servers", brokers, e, sizeof e) == 0, "%s", e);
+    if (group)
+        HVS_REQUIRE(rd_kafka_conf_set(c, "group.id", group, e, sizeof e) == 0, "%s", e);
+    rd_kafka_conf_set(c, "log_level", "0", e, sizeof e);
+    rd_kafka_t *rk = rd_kafka_new(type, c, e, sizeof e);
+    HVS_REQUIRE(rk, "rd_kafka_new: %s", e);
+    return rk;
+}
+
+static int partition_count(rd_kafka_t *rk, const char *topic) {
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    const rd_kafka_metadata_t *md = NULL;
+    int n = -1;
+    if (rd_kafka_metadata(rk, 0, t, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (md->topic_cnt == 1 && !md->topics[0].err)
+            n = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(t);
+    return n;
+}
+
+/* Messages in `topic` (sum of high watermarks), -1 when the broker does not answer. */
+static int64_t topic_size(rd_kafka_t *rk, const char *topic, int timeout_ms) {
+    int n = partition_count(rk, topic);
+    if (n < 0)
+        return -1;
+    int64_t sum = 0;
+    for (int p = 0; p < n; p++) {
+        int64_t lo, hi;
+        if (rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, timeout_ms))
+            return -1;
+        sum += hi;
+    }
+    return sum;
+}
+
+/* Committed offsets of the run's group on its input, summed; -1 when unknown. */
+static int64_t committed(rd_kafka_t *consumer, const char *topic, int nparts) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(nparts);
+    for (int p = 0; p < nparts; p++)
+        rd_kafka_topic_partition_list_add(l, topic, p);
+    int64_t sum = -1;
+    if (rd_kafka_committed(consumer, l, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        sum = 0;
+        for (int i = 0; i < l->cnt; i++)
+            sum += l->elems[i].offset > 0 ? l->elems[i].offset : 0;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return sum;
+}
+
+/* Is every live member ready with consumer lag 0? */
+static bool members_caught_up(hvs_fault_run_t *run) {
+    char url[128], name[128];
+    snprintf(name, sizeof name, "hvs_%s_consumer_lag_messages", run->world->stage->name);
+    int live = 0;
+    for (int i = 0; i < HVS_FAULT_MAX_MEMBERS; i++) {
+        hvs_fault_member_t *m = &run->members[i];
+        if (!m->wanted)
+            continue;
+        if (m->exited_at || m->proc.pid <= 0)
+            return false;
+        live++;
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/readyz", m->http_port);
+        if (hvs_test_http("GET", url, NULL, 0, NULL, NULL, 0) != 200)
+            return false;
+        char *body = NULL;
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", m->http_port);
+        long st = hvs_test_http("GET", url, NULL, 0, &body, NULL, 0);
+        double lag = st == 200 ? hvs_test_metric(body, name) : -1;
+        free(body);
+        if (lag != 0)
+            return false;
+    }
+    return live > 0;
+}
+
+/* ---- collection -------------------------------------------------------------------------- */
+
+static json_t *tail(const hvs_fault_run_t *run, const char *topic) {
+    json_t *a = hvs_test_tail_json(run->env, topic, NULL);
+    HVS_REQUIRE(a, "reading %s back", topic);
+    return a;
+}
+
+static void collect_outputs(hvs_fault_run_t *run) {
+    const hvs_fault_stage_t *s = run->world->stage;
+    json_t *rank_of = json_object();
+    run->latest = json_object();
+    run->history = json_object();
+    for (int t = 0; t < HVS_FAULT_MAX_TOPICS && s->outputs[t]; t++) {
+        char topic[128];
+        snprintf(topic, sizeof topic, "%s.%s", run->name, s->outputs[t]);
+        json_t *msgs = tail(run, topic);
+        size_t i;
+        json_t *m;
+        json_array_foreach(msgs, i, m) {
+            json_t *v = json_object_get(m, "value");
+            char key[600];
+            if (!json_is_object(v) || !s->key(v, key, sizeof key))
+                continue;
+            run->nout++;
+            long long r = s->rank ? s->rank(v) : 0;
+            json_t *h = json_object_get(run->history, key);
+            if (!h) {
+                h = json_array();
+                json_object_set_new(run->history, key, h);
+            }
+            json_array_append_new(h, json_pack("{s:I,s:o}", "rank", (json_int_t)r, "value",
+                                               s->comparable ? s->comparable(v) : json_copy(v)));
+            json_t *old = json_object_get(rank_of, key);
+            if (old && json_integer_value(old) > r)
+                continue;
+            json_object_set_new(rank_of, key, json_integer(r));
+            json_object_set_new(run->latest, key, s->comparable ? s->comparable(v) : json_copy(v));
+        }
+        json_decref(msgs);
+    }
+    json_decref(rank_of);
+}
+
+static void collect_dead_letters(hvs_fault_run_t *run) {
+    const hvs_fault_stage_t *s = run->world->stage;
+    run->dead = json_object();
+    for (int t = 0; t < HVS_FAULT_MAX_TOPICS && s->dead_letters[t]; t++) {
+        char topic[128];
+        snprintf(topic, sizeof topic, "%s.%s", run->name, s->dead_letters[t]);
+        json_t *msgs = tail(run, topic);
+        size_t i;
+        json_t *m;
+        json_array_foreach(msgs, i, m) {
+            json_t *v = json_object_get(m, "value");
+            if (!json_is_object(v))
+                continue;
+            run->ndead++;
+            const char *ot = json_string_value(json_object_get(v, "original_topic"));
+            const char *reason = json_string_value(json_object_get(v, "error_code"));
+            if (ot && strcmp(ot, run->input) == 0)
+                ot = "input";
+            char key[600];
+            snprintf(key, sizeof key, "%s/%lld/%lld/%s", ot ? ot : "-",
+                     (long long)json_integer_value(json_object_get(v, "original_partition")),
+                     (long long)json_integer_value(json_object_get(v, "original_offset")),
+                     reason ? reason : "-");
+            json_t *c = json_deep_copy(v);
+            json_object_del(c, "failed_at");
+            json_object_del(c, "original_topic"); /* in the key, normalised */
+            json_object_set_new(run->dead, key, c);
+        }
+        json_decref(msgs);
+    }
+}
+
+/* ---- a run ------------------------------------------------------------------------------- */
+
+hvs_fault_run_t *hvs_fault_run(hvs_fault_world_t *w, const char *name,
+                               const hvs_fault_opts_t *opts) {
+    const hvs_fault_stage_t *s = w->stage;
+    hvs_fault_run_t *run = calloc(1, sizeof *run);
+    HVS_REQUIRE(run, "out of memory");
+    run->world = w;
+    if (opts)
+        run->opts = *opts;
+    snprintf(run->name, sizeof run->name, "%s", name);
+    snprintf(run->input, sizeof run->input, "%s", run->opts.input ? run->opts.input : s->input);
+    snprintf(run->log, sizeof run->log, "%s/%s.log", w->dir, name);
+    HVS_REQUIRE(hvs_test_redis_start(&run->redis, 0) == 0, "redis-server for %s", name);
+    int parts = s->output_partitions ? s->output_partitions : 12;
+    char ename[128], topic[128];
+    snprintf(run->env, sizeof run->env, "HVS_KAFKA_BROKERS=%s", w->broker.addr);
+    if (run->opts.input) {
+        topic_env_name(s->input, ename, sizeof ename);
+        append(run->env, sizeof run->env, ename, run->input);
+    }
+    for (int t = 0; t < HVS_FAULT_MAX_TOPICS && s->outputs[t]; t++) {
+        snprintf(topic, sizeof topic, "%s.%s", name, s->outputs[t]);
+        hvs_fault_topic_create(w, topic, parts);
+        topic_env_name(s->outputs[t], ename, sizeof ename);
+        append(run->env, sizeof run->env, ename, topic);
+    }
+    for (int t = 0; t < HVS_FAULT_MAX_TOPICS && s->dead_letters[t]; t++) {
+        snprintf(topic, sizeof topic, "%s.%s", name, s->dead_letters[t]);
+        hvs_fault_topic_create(w, topic, 3);
+        topic_env_name(s->dead_letters[t], ename, sizeof ename);
+        append(run->env, sizeof run->env, ename, topic);
+    }
+
+    rd_kafka_t *meta = kafka_handle(w->broker.addr, NULL, RD_KAFKA_PRODUCER);
+    rd_kafka_t *grp = kafka_handle(w->broker.addr, name, RD_KAFKA_CONSUMER);
+    int nin = partition_count(meta, run->input);
+    HVS_REQUIRE(nin > 0, "input topic %s", run->input);
+    run->total = topic_size(meta, run->input, 5000);
+    HVS_REQUIRE(run->total > 0, "input topic %s is empty", run->input);
+
+    int64_t start = hvs_test_now_ms();
+    int64_t deadline = start + (run->opts.timeout_ms ? run->opts.timeout_ms : 180000);
+    int quiet = run->opts.quiet_ms ? run->opts.quiet_ms : 2000;
+    hvs_fault_member_start(run, 0);
+    int64_t out_size = -1, quiet_since = 0, last_check = 0;
+    while (hvs_test_now_ms() < deadline) {
+        supervise(run);
+        int64_t now = hvs_test_now_ms();
+        if (now - last_check < 50) {
+            usleep(10000);
+            continue;
+        }
+        last_check = now;
+        int64_t c = committed(grp, run->input, nin);
+        if (c >= 0)
+            run->progress = (double)c / (double)run->total;
+        if (run->fired < run->opts.npoints && run->progress >= run->opts.points[run->fired].at) {
+            hvs_fault_point_t *pt = &run->opts.points[run->fired++];
+            printf("  %s: %s at %.0f%% (%.1f s)\n", name, pt->name ? pt->name : "fault",
+                   100 * run->progress, (double)(now - start) / 1000);
+            fflush(stdout);
+            pt->fn(run, pt->arg);
+            continue;
+        }
+        if (c < run->total || run->fired < run->opts.npoints || !members_caught_up(run)) {
+            out_size = -1;
+            continue;
+        }
+        /* caught up: wait until the outputs and dead letters stop growing */
+        int64_t size = 0;
+        for (int t = 0; t < HVS_FAULT_MAX_TOPICS && s->outputs[t]; t++) {
+            snprintf(topic, sizeof topic, "%s.%s", name, s->outputs[t]);
+            size += topic_size(meta, topic, 2000);
+        }
+        for (int t = 0; t < HVS_FAULT_MAX_TOPICS && s->dead_letters[t]; t++) {
+            snprintf(topic, sizeof topic, "%s.%s", name, s->dead_letters[t]);
+            size += topic_size(meta, topic, 2000);
+        }
+        if (size != out_size) {
+            out_size = size;
+            quiet_since = now;
+        } else if (now - quiet_since >= quiet) {
+            run->finished = true;
+            break;
+        }
+        usleep(200000);
+    }
+    run->ms = hvs_test_now_ms() - start;
+    rd_kafka_destroy(grp);
+    rd_kafka_destroy(meta);
+    for (int i = 0; i < HVS_FAULT_MAX_MEMBERS; i++)
+        hvs_fault_member_stop(run, i);
+    if (!run->finished)
+        fprintf(stderr, "%s: not caught up after %.0f s (progress %.0f%%, %zu of %zu faults)\n",
+                name, (double)run->ms / 1000, 100 * run->progress, run->fired, run->opts.npoints);
+    collect_outputs(run);
+    collect_dead_letters(run);
+    hvs_test_proc_stop(&run->redis);
+    printf("  %s: %.1f s, %zu outputs -> %zu keys, %zu dead letters -> %zu, %d restart(s)\n", name,
+           (double)run->ms / 1000, run->nout, json_object_size(run->latest), run->ndead,
+           json_object_size(run->dead), run->restarts);
+    fflush(stdout);
+    return run;
+}
+
+void hvs_fault_run_free(hvs_fault_run_t *run) {
+    if (!run)
+        return;
+    for (int i = 0; i < HVS_FAULT_MAX_MEMBERS; i++)
+        hvs_fault_member_stop(run, i);
+    hvs_test_proc_stop(&run->redis);
+    json_decref(run->latest);
+    json_decref(run->history);
+    json_decref(run->dead);
+    free(run);
+}
+
+/* ---- comparing --------------------------------------------------------------------------- */
+
+static void print_value(const char *label, const json_t *v) {
+    char *s = v ? json_dumps(v, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+    fprintf(stderr, "      %s %.1500s\n", label, s ? s : "(none)");
+    free(s);
+}
+
+size_t hvs_fault_compare(const char *what, const json_t *ref, const json_t *got, int print_first) {
+    size_t diffs = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)ref, k, v) {
+        json_t *g = json_object_get(got, k);
+        if (g && json_equal(v, g))
+            continue;
+        if ((int)diffs++ < print_first) {
+            fprintf(stderr, "    %s %s %s\n", what, g ? "differs" : "missing", k);
+            print_value("reference:", v);
+            print_value("this run: ", g);
+        }
+    }
+    json_object_foreach((json_t *)got, k, v) {
+        if (json_object_get(ref, k))
+            continue;
+        if ((int)diffs++ < print_first) {
+            fprintf(stderr, "    %s extra %s\n", what, k);
+            print_value("this run: ", v);
+        }
+    }
+    return diffs;
+}
+
+void hvs_fault_print_history(const hvs_fault_run_t *ref, const hvs_fault_run_t *run,
+                             int print_first) {
+    const char *k;
+    json_t *v;
+    int printed = 0;
+    json_object_foreach(ref->latest, k, v) {
+        json_t *g = json_object_get(run->latest, k);
+        if (g && json_equal(v, g))
+            continue;
+        if (printed++ >= print_first)
+            break;
+        fprintf(stderr, "    history of %s (rank: = the reference's latest value, * another):\n",
+                k);
+        for (int which = 0; which < 2; which++) {
+            json_t *h = json_object_get(which ? run->history : ref->history, k), *e;
+            size_t i;
+            fprintf(stderr, "      %s", which ? "this run: " : "reference:");
+            json_array_foreach(h, i, e) {
+                fprintf(stderr, " %lld%s",
+                        (long long)json_integer_value(json_object_get(e, "rank")),
+                        json_equal(json_object_get(e, "value"), v) ? "=" : "*");
+            }
+            fputc('\n', stderr);
+        }
+    }
+}
+
+void hvs_fault_check_same(const hvs_fault_run_t *ref, const hvs_fault_run_t *run) {
+    HVS_CHECK(run->finished, "%s caught up (%.0f%%)", run->name, 100 * run->progress);
+    HVS_CHECK(run->fired == run->opts.npoints, "%s: %zu of %zu faults fired", run->name, run->fired,
+              run->opts.npoints);
+    size_t dl = hvs_fault_compare("latest", ref->latest, run->latest, 5);
+    HVS_CHECK(dl == 0, "%s: %zu of %zu keys differ from the reference", run->name, dl,
+              json_object_size(ref->latest));
+    if (dl)
+        hvs_fault_print_history(ref, run, 5);
+    size_t dd = hvs_fault_compare("dead letter", ref->dead, run->dead, 5);
+    HVS_CHECK(dd == 0, "%s: %zu of %zu dead letters differ from the reference", run->name, dd,
+              json_object_size(ref->dead));
+}
+
+/* ---- fault functions --------------------------------------------------------------------- */
+
+static int member_of(void *arg) { return (int)(intptr_t)arg; }
+
+void hvs_fault_kill9(hvs_fault_run_t *run, void *member) {
+    hvs_fault_member_t *m = &run->members[member_of(member)];
+    /* two points close together: the second kills the restarted member, not nobody */
+    for (int64_t end = hvs_test_now_ms() + 30000;
+         m->wanted && m->proc.pid <= 0 && hvs_test_now_ms() < end;)
+        hvs_fault_wait(run, 50);
+    HVS_CHECK(m->proc.pid > 0, "%s: a member to kill", run->name);
+    if (m->proc.pid > 0)
+        kill(m->proc.pid, SIGKILL); /* the supervisor reaps and restarts it */
+    hvs_fault_wait(run, 100);
+}
+
+void hvs_fault_redis_restart(hvs_fault_run_t *run, void *arg) {
+    (void)arg;
+    int port = run->redis.port;
+    hvs_test_proc_stop(&run->redis);
+    HVS_REQUIRE(hvs_test_redis_start(&run->redis, port) == 0, "redis-server again on %d", port);
+}
+
+void hvs_fault_redis_flush(hvs_fault_run_t *run, void *arg) {
+    (void)arg;
+    hvs_redis_t *r = NULL;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_redis_connect(run->redis.addr, NULL, &r, &err) == 0 &&
+                    hvs_redis_command(r, NULL, &err, "FLUSHALL") == 0,
+                "FLUSHALL: %s", err.msg);
+    hvs_redis_destroy(r);
+}
+
+void hvs_fault_redis_pause(hvs_fault_run_t *run, void *ms) {
+    kill(run->redis.pid, SIGSTOP);
+    hvs_fault_wait(run, (int)(intptr_t)ms);
+    kill(run->redis.pid, SIGCONT);
+}
+
+void hvs_fault_worker_pause(hvs_fault_run_t *run, void *ms) {
+    hvs_fault_member_t *m = &run->members[0];
+    pid_t pid = m->proc.pid;
+    if (pid > 0)
+        kill(pid, SIGSTOP);
+    hvs_fault_wait(run, (int)(intptr_t)ms);
+    if (pid > 0 && m->proc.pid == pid)
+        kill(pid, SIGCONT);
+}
+
+void hvs_fault_broker_down(hvs_fault_run_t *run, void *ms) {
+    char reply[256];
+    HVS_REQUIRE(
+        hvs_test_devbroker_control(&run->world->broker, "broker down 1", reply, sizeof reply) == 0,
+        "broker down: %s", reply);
+    hvs_fault_wait(run, (int)(intptr_t)ms);
+    HVS_REQUIRE(
+        hvs_test_devbroker_control(&run->world->broker, "broker up 1", reply, sizeof reply) == 0,
+        "broker up: %s", reply);
+}
+
+void hvs_fault_member_join(hvs_fault_run_t *run, void *member) {
+    hvs_fault_member_start(run, member_of(member));
+}
+
+void hvs_fault_member_leave(hvs_fault_run_t *run, void *member) {
+    hvs_fault_member_stop(run, member_of(member));
+}
+
+size_t hvs_fault_log_count(const hvs_fault_run_t *run, const char *text) {
+    FILE *f = fopen(run->log, "r");
+    if (!f)
+        return 0;
+    char line[8192];
+    size_t n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, text) != NULL;
+    fclose(f);
+    return n;
+}
+
+/* ---- producing raw records --------------------------------------------------------------- */
+
+struct hvs_fault_producer {
+    rd_kafka_t *rk;
+    int32_t partition;
+    int64_t offset;
+    rd_kafka_resp_err_t err;
+    int done;
+};
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    hvs_fault_producer_t *p = opaque;
+    p->err = m->err;
+    p->partition = m->partition;
+    p->offset = m->offset;
+    p->done = 1;
+}
+
+hvs_fault_producer_t *hvs_fault_producer_new(hvs_fault_world_t *w) {
+    hvs_fault_producer_t *p = calloc(1, sizeof *p);
+    HVS_REQUIRE(p, "out of memory");
+    char e[256];
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    HVS_REQUIRE(rd_kafka_conf_set(c, "bootstrap.servers", w->broker.addr, e, sizeof e) == 0 &&
+                    rd_kafka_conf_set(c, "partitioner", "murmur2_random", e, sizeof e) == 0 &&
+                    rd_kafka_conf_set(c, "message.max.bytes", "2000000", e, sizeof e) == 0 &&
+                    rd_kafka_conf_set(c, "linger.ms", "0", e, sizeof e) == 0,
+                "%s", e);
+    rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
+    rd_kafka_conf_set_opaque(c, p);
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof e);
+    HVS_REQUIRE(p->rk, "producer: %s", e);
+    return p;
+}
+
+void hvs_fault_produce(hvs_fault_producer_t *p, const char *topic, const void *key, size_t keylen,
+                       const void *value, size_t len, int32_t *partition, int64_t *offset) {
+    p->done = 0;
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? keylen : 0),
+        RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_END);
+    HVS_REQUIRE(e == RD_KAFKA_RESP_ERR_NO_ERROR, "produce to %s: %s", topic, rd_kafka_err2str(e));
+    int64_t deadline = hvs_test_now_ms() + 10000;
+    while (!p->done && hvs_test_now_ms() < deadline)
+        rd_kafka_poll(p->rk, 50);
+    HVS_REQUIRE(p->done && !p->err, "delivery to %s: %s", topic,
+                p->done ? rd_kafka_err2str(p->err) : "timed out");
+    if (partition)
+        *partition = p->partition;
+    if (offset)
+        *offset = p->offset;
+}
+
+void hvs_fault_producer_free(hvs_fault_producer_t *p) {
+    if (!p)
+        return;
+    rd_kafka_flush(p->rk, 5000);
+    rd_kafka_destroy(p->rk);
+    free(p);
+}

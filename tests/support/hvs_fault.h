@@ -1,0 +1,179 @@
+/*
+ * hvs_fault.h - the fault suite's harness (issue 13): run a stage over a seeded stream
+ * undisturbed and again under faults, reduce each run's outputs to the latest value per key and
+ * compare them exactly.
+ *
+ * A world is one hvs-devbroker shared by every run (runs are sequential). A run is one consumer
+ * group, its own redis-server, its own output and dead-letter topics ("<run>.<logical name>",
+ * passed to the members as HVS_TOPIC_<NAME>), and members spawned with hvs_test_spawn. The
+ * harness supervises the members as Kubernetes would: a member that exits without being asked
+ * to is started again after restart_delay_ms, whatever its exit code (counted in `restarts`).
+ * While the run consumes, the fault points fire in order, each when the group's progress
+ * (committed offsets / messages in the input) reaches its `at`; a fault waits with
+ * hvs_fault_wait, which keeps supervising. The run ends when every input message is committed,
+ * every live member is ready with hvs_<stage>_consumer_lag_messages 0, and the output and
+ * dead-letter topics have not grown for quiet_ms.
+ *
+ * Collection: every output topic read back (hvs_test_tail_json) and reduced with the stage's key
+ * function to the latest value per key (highest rank, the later of equal ranks) made comparable
+ * by the stage (volatile fields removed); the dead letters reduced by original topic (the run's
+ * input is "input"), partition, offset and reason. hvs_fault_compare prints the first
+ * differences with both values. Duplicates are allowed; different values, missing or extra keys
+ * are differences.
+ *
+ * Ownership: a run owns its members, its redis-server and its reduced objects
+ * (hvs_fault_run_free). Thread-safety: none. Fatal setup errors exit (HVS_REQUIRE).
+ */
+#ifndef HVS_FAULT_H
+#define HVS_FAULT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hvs_test.h"
+
+#define HVS_FAULT_MAX_MEMBERS 4
+#define HVS_FAULT_MAX_TOPICS 8
+#define HVS_FAULT_MAX_POINTS 8
+
+/* What a stage's test tells the harness about the stage. */
+typedef struct hvs_fault_stage {
+    const char *name;                          /* metric prefix hvs_<name>_ ("aggregator") */
+    const char *exe;                           /* executable (HVS_TEST_AGGREGATOR) */
+    const char *args;                          /* flags for every member (may be NULL) */
+    const char *env;                           /* "NAME=value ..." for every member (may be NULL) */
+    const char *input;                         /* logical input topic ("readings.raw") */
+    const char *outputs[HVS_FAULT_MAX_TOPICS]; /* logical output topics, NULL-terminated */
+    const char *dead_letters[HVS_FAULT_MAX_TOPICS]; /* logical dead-letter topics, NULL-term. */
+    int output_partitions;                          /* of each output topic; 0 = 12 */
+    /* The key of an output value (hvsctl tail's "value"); false = not an output to compare. */
+    bool (*key)(const json_t *value, char *key, size_t len);
+    /* Which of two values of a key is the later one: rank(value) higher wins (equal: the later
+     * message). NULL: the later message. */
+    long long (*rank)(const json_t *value);
+    /* The value as compared (a new reference): volatile fields removed. NULL = unchanged. */
+    json_t *(*comparable)(const json_t *value);
+} hvs_fault_stage_t;
+
+typedef struct hvs_fault_world {
+    const hvs_fault_stage_t *stage;
+    hvs_test_proc_t broker;
+    char dir[256]; /* logs of every run (kept when a check failed) */
+} hvs_fault_world_t;
+
+typedef struct hvs_fault_run hvs_fault_run_t;
+typedef void (*hvs_fault_fn)(hvs_fault_run_t *run, void *arg);
+
+/* A fault: fn(run, arg) once the group's progress reaches `at` (0..1). */
+typedef struct hvs_fault_point {
+    double at;
+    const char *name;
+    hvs_fault_fn fn;
+    void *arg;
+} hvs_fault_point_t;
+
+typedef struct hvs_fault_member {
+    hvs_test_proc_t proc;
+    int http_port;
+    bool wanted;       /* supervised: restarted when it exits */
+    int64_t exited_at; /* monotonic ms of an unwanted exit waiting for its restart; 0 = none */
+    int last_status;   /* exit code or 128 + signal of its last exit */
+} hvs_fault_member_t;
+
+typedef struct hvs_fault_opts {
+    const char *input; /* effective input topic; NULL = the stage's logical name */
+    const char *env;   /* more environment for this run's members (may be NULL) */
+    const char *args;  /* more flags for this run's members (may be NULL) */
+    hvs_fault_point_t points[HVS_FAULT_MAX_POINTS]; /* in order of `at` */
+    size_t npoints;
+    int restart_delay_ms; /* 0 = 2000 */
+    int quiet_ms;         /* 0 = 2000 */
+    int timeout_ms;       /* whole run; 0 = 180000 */
+} hvs_fault_opts_t;
+
+struct hvs_fault_run {
+    hvs_fault_world_t *world;
+    hvs_fault_opts_t opts;
+    char name[48];         /* also the topic prefix and the consumer group */
+    char input[128];       /* effective input topic */
+    char env[2048];        /* brokers and topic renames (members add their Redis and group) */
+    char log[300];         /* the members' log */
+    hvs_test_proc_t redis; /* this run's redis-server */
+    hvs_fault_member_t members[HVS_FAULT_MAX_MEMBERS];
+    int64_t total;      /* messages in the input */
+    double progress;    /* committed / total, last seen */
+    int restarts;       /* unwanted exits restarted */
+    int exits_nonzero;  /* of those, with a non-zero status */
+    size_t fired;       /* fault points done */
+    bool finished;      /* caught up before the timeout */
+    int64_t ms;         /* wall time of the run */
+    json_t *latest;     /* key -> comparable latest value */
+    json_t *history;    /* key -> every value read back, in order: [{"rank", "value"}] */
+    json_t *dead;       /* "topic/partition/offset/reason" -> comparable dead letter */
+    size_t nout, ndead; /* messages read back (with duplicates) */
+};
+
+/* Start the world: hvs-devbroker (broker_args, e.g. "--partitions 12"), logs under /tmp. */
+void hvs_fault_world_start(hvs_fault_world_t *w, const hvs_fault_stage_t *stage,
+                           const char *broker_args);
+/* Stop it; keep_logs leaves its directory (printed). */
+void hvs_fault_world_stop(hvs_fault_world_t *w, bool keep_logs);
+/* "topic create NAME N" through the control channel (fatal on failure). */
+void hvs_fault_topic_create(hvs_fault_world_t *w, const char *topic, int partitions);
+
+/* Fill points[0..n) `at` with sorted pseudo-random positions in [lo, hi) from `seed`. */
+void hvs_fault_random_points(hvs_fault_point_t *points, size_t n, uint64_t seed, double lo,
+                             double hi);
+
+/* One run, start to collection. Returns a new run (hvs_fault_run_free); run->finished says
+ * whether it caught up in time. */
+hvs_fault_run_t *hvs_fault_run(hvs_fault_world_t *w, const char *name,
+                               const hvs_fault_opts_t *opts);
+void hvs_fault_run_free(hvs_fault_run_t *run);
+
+/* Differences between two reduced objects (latest or dead): missing, extra and different keys;
+ * the first print_first are printed with both values under the label `what`. */
+size_t hvs_fault_compare(const char *what, const json_t *ref, const json_t *got, int print_first);
+/* For the first keys whose latest value differs: the ranks of every value of the key in both
+ * runs, marked "=" where the value equals the reference's latest. */
+void hvs_fault_print_history(const hvs_fault_run_t *ref, const hvs_fault_run_t *run,
+                             int print_first);
+/* Assert (HVS_CHECK) that run equals ref: latest values and dead letters, and that it caught
+ * up. Prints a one-line summary. */
+void hvs_fault_check_same(const hvs_fault_run_t *ref, const hvs_fault_run_t *run);
+
+/* ---- for fault functions ------------------------------------------------------------------ */
+
+/* Wait ms while supervising the members (restarts happen meanwhile). */
+void hvs_fault_wait(hvs_fault_run_t *run, int ms);
+/* Start member i (0 = the first; a second member for a rebalance) and supervise it. */
+void hvs_fault_member_start(hvs_fault_run_t *run, int i);
+/* Stop member i with SIGTERM (it leaves the group) and stop supervising it. */
+void hvs_fault_member_stop(hvs_fault_run_t *run, int i);
+
+/* Ready-made faults. `arg` is what each names (NULL = member 0 / the default). */
+void hvs_fault_kill9(hvs_fault_run_t *run, void *member);        /* SIGKILL; restarted */
+void hvs_fault_redis_restart(hvs_fault_run_t *run, void *arg);   /* same port, empty */
+void hvs_fault_redis_flush(hvs_fault_run_t *run, void *arg);     /* FLUSHALL */
+void hvs_fault_redis_pause(hvs_fault_run_t *run, void *ms);      /* SIGSTOP, (intptr_t)ms, CONT */
+void hvs_fault_worker_pause(hvs_fault_run_t *run, void *ms);     /* member 0 SIGSTOP ms, CONT */
+void hvs_fault_broker_down(hvs_fault_run_t *run, void *ms);      /* every broker down ms, up */
+void hvs_fault_member_join(hvs_fault_run_t *run, void *member);  /* start member (intptr_t) */
+void hvs_fault_member_leave(hvs_fault_run_t *run, void *member); /* SIGTERM member (intptr_t) */
+
+/* Lines of the run's member log containing `text`. */
+size_t hvs_fault_log_count(const hvs_fault_run_t *run, const char *text);
+
+/* ---- producing raw records (the poison set) ------------------------------------------------ */
+
+typedef struct hvs_fault_producer hvs_fault_producer_t;
+hvs_fault_producer_t *hvs_fault_producer_new(hvs_fault_world_t *w);
+/* Produce one record (key NULL = no key; partition -1 = by key, murmur2_random as the
+ * pipeline's producers) and wait for it: its partition and offset. Fatal on failure. */
+void hvs_fault_produce(hvs_fault_producer_t *p, const char *topic, const void *key, size_t keylen,
+                       const void *value, size_t len, int32_t *partition, int64_t *offset);
+void hvs_fault_producer_free(hvs_fault_producer_t *p);
+
+#endif
