@@ -318,7 +318,9 @@ int hvs_stage_run(hvs_stage_t *st, hvs_err_t *err) {
         b.caught_up = n == 0 && b.lag == 0;
         hvs_metric_set(st->m_lag, (double)b.lag);
         hvs_ms_t mono = hvs_time_mono_ms();
-        if (n > 0 || b.lag <= 0)
+        /* unknown lag (-1: no fetch answered yet for a partition) is not progress: a consumer
+         * handed partitions it never fetches must not look alive either */
+        if (n > 0 || b.lag == 0)
             last_progress = mono;
         else if (st->stall_ms > 0 && mono - last_progress > st->stall_ms)
             rc = hvs_err_set(err, HVS_EKAFKA, "stalled",
