@@ -143,35 +143,18 @@ static int model(const char *args, char **out) {
     return hvs_test_run(cmd, NULL, 0, out, NULL);
 }
 
-/* Split stdout into JSON lines (NULL for a line that is not JSON); returns the count. */
-static int json_lines(char *out, json_t **js, int max) {
-    int n = 0;
-    for (char *p = out, *nl; p && *p && (nl = strchr(p, '\n')); p = nl + 1) {
-        *nl = '\0';
-        if (n < max)
-            js[n] = json_loads(p, 0, NULL);
-        n++;
-    }
-    return n;
-}
-
-static void free_lines(json_t **js, int n) {
-    for (int i = 0; i < n; i++)
-        json_decref(js[i]);
-}
-
 /* Run a command that prints one JSON object; NULL when rc is not want or it is not one line. */
 static json_t *model_json(const char *args, int want_rc) {
     char *out = NULL;
     int rc = model(args, &out);
     json_t *js[4] = {0};
-    int n = json_lines(out, js, 4);
+    int n = hvs_test_json_lines(out, js, 4);
     free(out);
     HVS_CHECK(rc == want_rc && n == 1 && js[0], "model %s: rc %d (want %d), %d lines", args, rc,
               want_rc, n);
     if (rc == want_rc && n == 1)
         return js[0];
-    free_lines(js, n < 4 ? n : 4);
+    hvs_test_json_lines_free(js, n < 4 ? n : 4);
     return NULL;
 }
 
@@ -257,7 +240,7 @@ static void check_list(const char *args, int want_lines, int serves, const char 
     char *out = NULL;
     json_t *js[16] = {0};
     int rc = model(args, &out);
-    int n = json_lines(out, js, 16), ok = 0, other = 0;
+    int n = hvs_test_json_lines(out, js, 16), ok = 0, other = 0;
     for (int i = 0; i < n && i < 16; i++) {
         json_t *j = js[i], *m = json_object_get(j, "metrics");
         const char *name = jstr(j, "name");
@@ -295,7 +278,7 @@ static void check_list(const char *args, int want_lines, int serves, const char 
               args, rc, n, want_lines, ok, NV);
     if (want_lines > NV)
         HVS_CHECK(other == 1, "list shows " OTHER " v1 serving");
-    free_lines(js, n < 16 ? n : 16);
+    hvs_test_json_lines_free(js, n < 16 ? n : 16);
     free(out);
 }
 
@@ -322,12 +305,12 @@ static void test_workflow(hvs_registry_t *r) {
         char *out = NULL;
         json_t *js[8] = {0};
         model("list", &out);
-        int n = json_lines(out, js, 8);
+        int n = hvs_test_json_lines(out, js, 8);
         HVS_CHECK(n >= 1 && hvs_test_streq(jstr(js[0], "decided_by"), "trainer") &&
                       hvs_test_streq(jstr(js[0], "decision_reason"), "gates passed") && n >= 2 &&
                       json_is_null(json_object_get(js[1], "decided_by")),
                   "list carries the trainer's decision on v1, none on pending v2");
-        free_lines(js, n < 8 ? n : 8);
+        hvs_test_json_lines_free(js, n < 8 ? n : 8);
         free(out);
     }
 
@@ -396,12 +379,12 @@ static void test_workflow(hvs_registry_t *r) {
         char *out = NULL;
         json_t *js[8] = {0};
         model("list --name " NAME, &out);
-        int n = json_lines(out, js, 8);
+        int n = hvs_test_json_lines(out, js, 8);
         const char *why = n >= 4 ? jstr(js[3], "refused") : NULL;
         HVS_CHECK(why && strstr(why, "corrupt_model") && n >= 2 &&
                       !json_object_get(js[1], "refused"),
                   "list marks approved v4 refused (%s)", why ? why : "no \"refused\"");
-        free_lines(js, n < 8 ? n : 8);
+        hvs_test_json_lines_free(js, n < 8 ? n : 8);
         free(out);
     }
 

@@ -33,23 +33,6 @@ static int hvsctl(const char *args, char **out) {
     return hvs_test_run(cmd, NULL, 0, out, NULL);
 }
 
-/* Split out into JSON lines; returns the count, lines parsed into js (NULL when not JSON). */
-static int json_lines(char *out, json_t **js, int max) {
-    int n = 0;
-    for (char *p = out, *nl; p && *p && (nl = strchr(p, '\n')); p = nl + 1) {
-        *nl = '\0';
-        if (n < max)
-            js[n] = json_loads(p, 0, NULL);
-        n++;
-    }
-    return n;
-}
-
-static void free_lines(json_t **js, int n) {
-    for (int i = 0; i < n; i++)
-        json_decref(js[i]);
-}
-
 /* What the test sends as message i of partition p. */
 static void expected(int p, int i, hvs_reading_t *r) {
     memset(r, 0, sizeof *r);
@@ -167,7 +150,7 @@ static void test_tail(void) {
     char *out = NULL;
     json_t *js[128];
     int rc = hvsctl("tail readings.raw --from-beginning", &out);
-    int n = json_lines(out, js, 128);
+    int n = hvs_test_json_lines(out, js, 128);
     HVS_CHECK(rc == 0 && n == PARTS * PER_PART, "tail: rc %d, %d lines, want %d", rc, n,
               PARTS * PER_PART);
     int seen[PARTS][PER_PART] = {{0}};
@@ -193,28 +176,28 @@ static void test_tail(void) {
     HVS_CHECK_EQ_INT(once, PARTS * PER_PART - 1);
     HVS_CHECK_EQ_INT(junk, 1);
     HVS_CHECK_EQ_INT(bad, 0);
-    free_lines(js, n < 128 ? n : 128);
+    hvs_test_json_lines_free(js, n < 128 ? n : 128);
     free(out);
 
     /* --max: exactly N lines, and in order within a partition */
     rc = hvsctl("tail readings.raw --from-beginning --max 5 --partition 2", &out);
-    n = json_lines(out, js, 128);
+    n = hvs_test_json_lines(out, js, 128);
     int ok = 0;
     for (int k = 0; k < n && k < 128; k++)
         ok += line_matches(js[k], 2, k);
     HVS_CHECK(rc == 0 && n == 5 && ok == 5, "--max 5 --partition 2: rc %d, %d lines, %d right", rc,
               n, ok);
-    free_lines(js, n < 128 ? n : 128);
+    hvs_test_json_lines_free(js, n < 128 ? n : 128);
     free(out);
 
     /* default: the last 10 of each partition */
     rc = hvsctl("tail readings.raw --partition 0", &out);
-    n = json_lines(out, js, 128);
+    n = hvs_test_json_lines(out, js, 128);
     ok = 0;
     for (int k = 0; k < n && k < 128; k++)
         ok += line_matches(js[k], 0, PER_PART - 10 + k);
     HVS_CHECK(rc == 0 && n == 10 && ok == 10, "tail default: rc %d, %d lines, %d right", rc, n, ok);
-    free_lines(js, n < 128 ? n : 128);
+    hvs_test_json_lines_free(js, n < 128 ? n : 128);
     free(out);
 
     HVS_CHECK_EQ_INT(hvsctl("tail readings.raw --max", NULL), 2);
@@ -225,7 +208,7 @@ static void test_dlq_show(void) {
     char *out = NULL;
     json_t *js[8];
     int rc = hvsctl("dlq show", &out);
-    int n = json_lines(out, js, 8);
+    int n = hvs_test_json_lines(out, js, 8);
     HVS_CHECK(rc == 0 && n == 2, "dlq show: rc %d, %d lines", rc, n);
     int text = 0, bin = 0;
     for (int k = 0; k < n && k < 8; k++) {
@@ -248,12 +231,12 @@ static void test_dlq_show(void) {
     }
     HVS_CHECK_EQ_INT(text, 1);
     HVS_CHECK_EQ_INT(bin, 1);
-    free_lines(js, n < 8 ? n : 8);
+    hvs_test_json_lines_free(js, n < 8 ? n : 8);
     free(out);
     rc = hvsctl("dlq show --max 1", &out);
-    n = json_lines(out, js, 8);
+    n = hvs_test_json_lines(out, js, 8);
     HVS_CHECK(rc == 0 && n == 1, "dlq show --max 1: rc %d, %d lines", rc, n);
-    free_lines(js, n < 8 ? n : 8);
+    hvs_test_json_lines_free(js, n < 8 ? n : 8);
     free(out);
 }
 

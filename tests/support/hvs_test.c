@@ -585,3 +585,19 @@ double hvs_test_cpu_seconds(pid_t pid) {
         sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
+
+int hvs_test_json_lines(char *out, json_t **js, int max) {
+    int n = 0;
+    for (char *p = out, *nl; p && *p && (nl = strchr(p, '\n')); p = nl + 1) {
+        *nl = '\0';
+        if (n < max)
+            js[n] = json_loads(p, 0, NULL);
+        n++;
+    }
+    return n;
+}
+
+void hvs_test_json_lines_free(json_t **js, int n) {
+    for (int i = 0; i < n; i++)
+        json_decref(js[i]);
+}

@@ -186,6 +186,12 @@ size_t hvs_test_tail(const hvs_test_tail_t *t, hvs_test_tail_fn fn, void *opaque
  */
 struct json_t *hvs_test_tail_json(const char *env, const char *topic, const char *extra_args);
 
+/* Split `out` (a tool's stdout; modified in place) into lines parsed as JSON: js[i] is the i-th
+ * line's value, NULL where a line is not JSON (at most `max` are kept). Returns the number of
+ * lines. The caller frees the values with hvs_test_json_lines_free(js, min(count, max)). */
+int hvs_test_json_lines(char *out, struct json_t **js, int max);
+void hvs_test_json_lines_free(struct json_t **js, int n);
+
 /* Monotonic milliseconds. */
 int64_t hvs_test_now_ms(void);
 

@@ -78,7 +78,6 @@ static const hvs_cfg_section_t agg_section = {
     "aggregator", agg_entries, sizeof agg_entries / sizeof agg_entries[0], &settings};
 
 typedef struct worker {
-    bool quiet; /* end_batch is advancing a partition that is still being rebuilt */
     hvs_app_t *app;
     hvs_stage_t *stage;
     hvs_serde_t *serde;
@@ -96,6 +95,7 @@ typedef struct worker {
     bool dlq_unknown;
     hvs_reading_t reading;
     hvs_ms_t now;
+    bool quiet; /* end_batch is advancing a partition that is still being rebuilt */
     hvs_metric_t *m_in, *m_emitted[AGG_WSIZES], *m_revisions, *m_dup, *m_lag;
 } worker_t;
 
