@@ -21,6 +21,7 @@ typedef struct got {
     double x[HVS_FEATURES_COUNT], target;
     unsigned flags;
     bool upgrade;
+    uint32_t revision;
     int count;
 } got_t;
 
@@ -48,13 +49,16 @@ static int on_vector(void *o, const fx_vector_t *v, hvs_err_t *err) {
         memset(g, 0, sizeof *g);
         snprintf(g->key, sizeof g->key, "%s", key);
     }
+    g->count++;
+    if (g->count > 1 && v->revision < g->revision)
+        return 0; /* consumers keep the highest revision (equal: the later) */
+    g->revision = v->revision;
     g->hour = v->hour;
     g->as_of = v->as_of;
     memcpy(g->x, v->x, sizeof g->x);
     g->target = v->target;
     g->flags = v->flags;
     g->upgrade = v->upgrade;
-    g->count++;
     return 0;
 }
 
@@ -252,13 +256,23 @@ static void test_timing(void) {
     HVS_CHECK(v && isnan(v->x[it]) && isnan(v->x[hvs_features_index("hdh")]) &&
                   (v->flags & HVS_FEAT_F_MISSING_WEATHER),
               "late aggregate without any weather: out at once, missing");
-    /* 5. an observation more than the upgrade window late upgrades nothing */
+    HVS_CHECK(v && v->revision == 0, "weak before the weather reached its deadline: revision %u",
+              v ? v->revision : 99);
+    /* 5. an observation more than the upgrade window late upgrades nothing; it shows the weather
+     * is complete up to the deadline, so the weak vector goes out once more as final ("settled",
+     * revision 1), still as of the deadline and without the observation */
     fx_advance(g, 0, h3 + 60 * HOUR, false, &sink, &err);
     size_t before = s.emitted;
     fx_weather_t ob3 = {
         .building = "b1", .hour = h3, .rec = {h3 + 61 * HOUR, true, 1, 70, 40, 100, 3}};
     fx_on_weather(g, 0, &ob3, h3 + 61 * HOUR, false, &sink, &err);
-    HVS_CHECK(s.emitted == before, "no upgrade past the window");
+    v = find(&s, "b1", "apt_1", h3);
+    HVS_CHECK(s.emitted == before + 1 && v && !v->upgrade && v->revision == 1 &&
+                  v->as_of == h3 + 3 * HOUR && isnan(v->x[it]),
+              "no upgrade past the window: settled weak vector (revision %u, as_of %lld)",
+              v ? v->revision : 99, v ? (long long)v->as_of : 0LL);
+    fx_on_weather(g, 0, &ob3, h3 + 61 * HOUR, false, &sink, &err);
+    HVS_CHECK(s.emitted == before + 1, "the same observation again changes nothing");
     /* 6. an hour older than the ring can serve: too_late */
     fx_aggregate_t old = {
         .building = "b1",
@@ -418,10 +432,175 @@ static void test_missing_weather_storm(void) {
     HVS_CHECK(other == 0, "no alert for the clean days: %zu", other);
 }
 
+/* ---- any interleaving of the two inputs: the same latest vectors ---------------------------- */
+
+static uint64_t rng_state;
+static double rnd(void) { /* xorshift64*, uniform [0, 1) */
+    rng_state ^= rng_state >> 12, rng_state ^= rng_state << 25, rng_state ^= rng_state >> 27;
+    return (double)((rng_state * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+}
+
+#define MESSY_HOURS 144
+static event_t aggs[4000], wxs[12000];
+static size_t naggs, nwxs;
+
+static void messy_agg(const char *b, const char *e, int i, int delay_h, uint32_t rev) {
+    HVS_REQUIRE(naggs < sizeof aggs / sizeof *aggs, "aggregates");
+    event_t *x = &aggs[naggs++];
+    memset(x, 0, sizeof *x);
+    x->kind = 0;
+    snprintf(x->a.building, sizeof x->a.building, "%s", b);
+    snprintf(x->a.entity, sizeof x->a.entity, "%s", e);
+    double use = 0.4 + 0.03 * (i % 24) + 0.05 * (e[0] == '-') + 0.2 * rev;
+    x->a.hour = (hvs_feat_hour_t){T0 + i * HOUR, use, NAN, 20.5 + 0.01 * i, 21.0, 0.5, rev};
+    x->t = T0 + (i + 1 + delay_h) * HOUR + 60000; /* arrival; event time below */
+}
+
+static void messy_wx(const char *b, int hour_i, hvs_ms_t issued, bool obs, double temp) {
+    HVS_REQUIRE(nwxs < sizeof wxs / sizeof *wxs, "weather");
+    event_t *x = &wxs[nwxs++];
+    memset(x, 0, sizeof *x);
+    x->kind = 1;
+    snprintf(x->w.building, sizeof x->w.building, "%s", b);
+    x->w.hour = T0 + hour_i * HOUR;
+    x->w.rec = (hvs_feat_wx_t){issued, obs, temp, 70, 40, 100, 3};
+    x->t = issued;
+}
+
+static int by_arrival(const void *a, const void *b) {
+    const event_t *x = a, *y = b;
+    return x->t < y->t ? -1 : x->t > y->t;
+}
+
+/*
+ * Six days of two buildings as the upstream workers publish them: aggregates in order with
+ * revisions of earlier hours (1-30 h later), late hours, duplicates and gaps; weather in issue
+ * order per building: 6-hourly forecasts 48 h ahead, observations 5 min after each hour, some
+ * 3-20 h late, some never, some published again corrected, and a 10 h outage of b2's provider
+ * (what was due comes at its end, issued then).
+ */
+static void messy_stream(void) {
+    rng_state = 0x9e3779b97f4a7c15ULL;
+    naggs = nwxs = 0;
+    const char *bs[] = {"b1", "b2"}, *es[] = {"-", "apt_1", "apt_2"};
+    for (int i = 0; i < MESSY_HOURS; i++)
+        for (int k = 0; k < 2; k++)
+            for (int j = 0; j < 3; j++) {
+                double r = rnd();
+                if (r < 0.03)
+                    continue; /* a gap */
+                int delay = r < 0.06 ? 2 + (int)(rnd() * 8) : 0;
+                messy_agg(bs[k], es[j], i, delay, 0);
+                if (rnd() < 0.03)
+                    messy_agg(bs[k], es[j], i, delay, 0); /* a duplicate */
+                if (rnd() < 0.1) {                        /* revised later, once or twice */
+                    messy_agg(bs[k], es[j], i, delay + 1 + (int)(rnd() * 30), 1);
+                    if (rnd() < 0.3)
+                        messy_agg(bs[k], es[j], i, delay + 31, 2);
+                }
+            }
+    for (int k = 0; k < 2; k++) {
+        hvs_ms_t out_from = T0 + 60 * HOUR, out_to = T0 + 70 * HOUR;
+        for (int i = 0; i < MESSY_HOURS; i++) {
+            hvs_ms_t h = T0 + i * HOUR;
+            if (i % 6 == 0)
+                for (int f = 0; f < 48; f++)
+                    messy_wx(bs[k], i + f, h, false, 1.0 + 0.02 * (i + f) + 0.1 * k);
+            double r = rnd(), temp = 1.5 + 0.02 * i + 0.1 * k;
+            if (r < 0.04)
+                continue; /* never observed */
+            hvs_ms_t issued = h + HOUR + 5 * 60000;
+            if (r < 0.12)
+                issued = h + (3 + (int)(rnd() * 17)) * HOUR;
+            messy_wx(bs[k], i, issued, true, temp);
+            if (rnd() < 0.05)
+                messy_wx(bs[k], i, issued + 7 * HOUR, true, temp + 0.3); /* corrected */
+        }
+        for (size_t i = 0; i < nwxs; i++) /* the outage: published at its end */
+            if (strcmp(wxs[i].w.building, bs[k]) == 0 && k == 1 &&
+                wxs[i].w.rec.issued_at >= out_from && wxs[i].w.rec.issued_at < out_to)
+                wxs[i].w.rec.issued_at = wxs[i].t = out_to;
+    }
+    /* arrival order within each topic (stable: equal times keep the publishing order) */
+    for (size_t i = 1; i < naggs; i++)
+        for (size_t j = i; j > 0 && by_arrival(&aggs[j - 1], &aggs[j]) > 0; j--) {
+            event_t t = aggs[j];
+            aggs[j] = aggs[j - 1];
+            aggs[j - 1] = t;
+        }
+    for (size_t i = 1; i < nwxs; i++)
+        for (size_t j = i; j > 0 && by_arrival(&wxs[j - 1], &wxs[j]) > 0; j--) {
+            event_t t = wxs[j];
+            wxs[j] = wxs[j - 1];
+            wxs[j - 1] = t;
+        }
+    for (size_t i = 0; i < naggs; i++) /* an aggregate's event time is its window's end */
+        aggs[i].t = aggs[i].a.hour.hour + HOUR;
+}
+
+/* The two topics merged: each next event from the aggregates with probability p_agg. */
+static size_t interleave(const event_t **order, double p_agg) {
+    size_t a = 0, w = 0, n = 0;
+    while (a < naggs || w < nwxs)
+        order[n++] = w == nwxs || (a < naggs && rnd() < p_agg) ? &aggs[a++] : &wxs[w++];
+    return n;
+}
+
+static void test_any_interleaving(void) {
+    messy_stream();
+    static const event_t *order[16000];
+    static sink_t ref, got;
+    /* the reference: both topics by arrival time, as a worker keeping up would see them */
+    size_t a = 0, w = 0, n = 0;
+    while (a < naggs || w < nwxs) {
+        hvs_ms_t ta = a < naggs ? aggs[a].a.hour.hour + HOUR : INT64_MAX;
+        order[n++] = w == nwxs || (a < naggs && ta <= wxs[w].t) ? &aggs[a++] : &wxs[w++];
+    }
+    memset(&ref, 0, sizeof ref);
+    fx_t *g = run(order, n, &ref, NULL);
+    fx_stats_t st = *fx_stats(g);
+    fx_destroy(g);
+    HVS_CHECK(ref.n > 2 * 3 * (MESSY_HOURS - 10) && st.upgrades > 20 && st.weak > 20,
+              "reference: %zu entity-hours, %zu vectors, %llu weak, %llu upgrades", ref.n,
+              ref.emitted, (unsigned long long)st.weak, (unsigned long long)st.upgrades);
+    static const double bias[] = {0.5, 0.9, 0.1, 0.97, 0.03, 0.7, 0.3, 0.5};
+    for (size_t t = 0; t < sizeof bias / sizeof *bias + 2; t++) {
+        char what[64];
+        if (t < sizeof bias / sizeof *bias) {
+            rng_state = 1000 + t;
+            n = interleave(order, bias[t]);
+            snprintf(what, sizeof what, "interleaving %zu (p %.2f)", t, bias[t]);
+        } else { /* one topic entirely before the other */
+            bool wx_first = t == sizeof bias / sizeof *bias;
+            n = 0;
+            for (int pass = 0; pass < 2; pass++) {
+                bool wx = (pass == 0) == wx_first;
+                for (size_t i = 0; i < (wx ? nwxs : naggs); i++)
+                    order[n++] = wx ? &wxs[i] : &aggs[i];
+            }
+            snprintf(what, sizeof what, "%s first", wx_first ? "weather" : "aggregates");
+        }
+        memset(&got, 0, sizeof got);
+        fx_destroy(run(order, n, &got, NULL));
+        size_t same = compare(&ref, &got, what);
+        size_t same_rev = 0;
+        for (size_t i = 0; i < ref.n; i++) {
+            for (size_t k = 0; k < got.n; k++)
+                if (strcmp(got.v[k].key, ref.v[i].key) == 0 &&
+                    got.v[k].revision == ref.v[i].revision)
+                    same_rev++;
+        }
+        HVS_CHECK(same == ref.n && got.n == ref.n && same_rev == ref.n,
+                  "%s: %zu of %zu latest vectors equal (%zu revisions), %zu keys, %zu emitted",
+                  what, same, ref.n, same_rev, got.n, got.emitted);
+    }
+}
+
 static const hvs_test_case_t cases[] = {
     {"timing", test_timing},
     {"order_replay_revision", test_order_replay_revision},
     {"missing_weather_storm", test_missing_weather_storm},
+    {"any_interleaving", test_any_interleaving},
     HVS_TEST_CASES_END,
 };
 

@@ -1,12 +1,14 @@
 /* engine.c - the feature worker's state machine (see engine.h). */
 #include "engine.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hvs/calendar.h"
+#include "hvs/fmt.h"
 #include "hvs/log.h"
 #include "hvs/vec.h"
 
@@ -45,6 +47,9 @@ static void building_free(fx_building_t *b) {
     for (size_t i = 0; i < b->npend; i++)
         free(b->pend[i].entity);
     free(b->pend);
+    for (size_t i = 0; i < b->ngone; i++)
+        free(b->gone[i]);
+    free(b->gone);
     hvs_fs_building_destroy(b->fs);
     free(b);
 }
@@ -79,6 +84,24 @@ static void dq_reset(fx_building_t *b) {
     }
 }
 
+/* The newest issue of the building's weather and the newest hour of its aggregates, from its
+ * rings (a building loaded from Redis). */
+static void data_times(fx_building_t *b) {
+    b->wx_time = b->agg_time = HVS_MS_NONE;
+    for (size_t s = 0; s < HVS_FS_HOURS; s++) {
+        const hvs_feat_wx_hour_t *w = &b->fs->wx[s];
+        for (int i = 0; w->hour != HVS_MS_NONE && i < w->n; i++)
+            if (b->wx_time == HVS_MS_NONE || w->v[i].issued_at > b->wx_time)
+                b->wx_time = w->v[i].issued_at;
+    }
+    for (size_t k = 0; k < b->fs->nents; k++)
+        for (size_t s = 0; s < HVS_FS_HOURS; s++) {
+            hvs_ms_t h = b->fs->ents[k]->hours[s].hour;
+            if (h != HVS_MS_NONE && (b->agg_time == HVS_MS_NONE || h > b->agg_time))
+                b->agg_time = h;
+        }
+}
+
 static int insert(fx_t *g, hvs_fs_building_t *fs, fx_building_t **out) {
     bool found;
     size_t at = find(g, fs->id, &found);
@@ -91,6 +114,7 @@ static int insert(fx_t *g, hvs_fs_building_t *fs, fx_building_t **out) {
     }
     g->b = nb;
     b->fs = fs;
+    data_times(b);
     dq_reset(b);
     memmove(&g->b[at + 1], &g->b[at], (g->n - at) * sizeof *g->b);
     g->b[at] = b;
@@ -227,9 +251,28 @@ static int dq_note(fx_t *g, fx_building_t *b, hvs_ms_t hour, uint32_t mask, bool
 
 /* ---- emission ------------------------------------------------------------------------------- */
 
-static int emit(fx_t *g, fx_building_t *b, hvs_fs_entity_t *e, hvs_ms_t hour, hvs_ms_t as_of,
-                bool upgrade, uint32_t old_mask, uint32_t *mask_out, bool count,
-                const fx_sink_t *sink, hvs_err_t *err) {
+/* The last term of a vector's revision: how much of its weather it had. */
+enum { ST_WEAK = 0, ST_SETTLED = 1, ST_FULL = 2 };
+
+static hvs_ms_t max_ms(hvs_ms_t a, hvs_ms_t b) { return a > b ? a : b; }
+
+static void snap_from(const double *x, unsigned flags, double target, uint32_t revision,
+                      fx_snap_t *s) {
+    const int *idx = hvs_features_entity_indices();
+    for (int i = 0; i < HVS_FEATURES_ENTITY_COUNT; i++)
+        s->x[i] = x[idx[i]];
+    s->flags = flags & HVS_FEAT_F_ENTITY;
+    s->target = target;
+    s->revision = revision;
+}
+
+/*
+ * The vector of (e, hour) as of as_of into g->x and *v. Its entity part comes from snap, or
+ * (snap NULL) from the ring as it is now, then also copied into *taken when that is given.
+ */
+static int compute(fx_t *g, fx_building_t *b, hvs_fs_entity_t *e, hvs_ms_t hour, hvs_ms_t as_of,
+                   const fx_snap_t *snap, fx_snap_t *taken, int stage, fx_vector_t *v,
+                   hvs_err_t *err) {
     hvs_ms_t commissioning;
     hvs_calendar_t *cal = calendar_of(g, b->fs->id, &commissioning);
     if (!cal)
@@ -239,40 +282,63 @@ static int emit(fx_t *g, fx_building_t *b, hvs_fs_entity_t *e, hvs_ms_t hour, hv
     unsigned flags;
     hvs_features_compute(&view, cal, hour, as_of, g->x, &flags);
     const hvs_feat_hour_t *self = hvs_feat_hour_get(&view, hour);
-    fx_vector_t v = {.building = b->fs->id,
-                     .entity = e->id,
-                     .hour = hour,
-                     .as_of = as_of,
-                     .x = g->x,
-                     .flags = flags,
-                     .target = self ? self->use : NAN,
-                     .upgrade = upgrade};
+    double target = self ? self->use : NAN;
+    uint32_t revision = self ? self->revision : 0;
+    if (snap) {
+        const int *idx = hvs_features_entity_indices();
+        for (int i = 0; i < HVS_FEATURES_ENTITY_COUNT; i++)
+            g->x[idx[i]] = snap->x[i];
+        flags = (flags & ~(unsigned)HVS_FEAT_F_ENTITY) | snap->flags;
+        target = snap->target;
+        revision = snap->revision;
+    } else if (taken) {
+        snap_from(g->x, flags, target, revision, taken);
+    }
+    *v = (fx_vector_t){.building = b->fs->id,
+                       .entity = e->id,
+                       .hour = hour,
+                       .as_of = as_of,
+                       .x = g->x,
+                       .flags = flags,
+                       .target = target,
+                       .revision = revision * 4 + (uint32_t)stage};
+    return 0;
+}
+
+/* How an emission counts for data quality: `count` a first vector of its hour, `adjust` one
+ * replacing a weak vector whose missing mask was `old`. */
+typedef struct dq_effect {
+    bool count, adjust;
+    uint32_t old;
+} dq_effect_t;
+
+/* Publish v; *mask_out (may be NULL) gets its critical features missing. */
+static int send_vector(fx_t *g, fx_building_t *b, fx_vector_t *v, dq_effect_t dq,
+                       uint32_t *mask_out, const fx_sink_t *sink, hvs_err_t *err) {
     uint32_t mask = 0;
     for (int k = 0; k < g->conf.ndq; k++)
-        if (isnan(g->x[g->conf.dq_features[k]]))
+        if (isnan(v->x[g->conf.dq_features[k]]))
             mask |= 1u << k;
     if (mask_out)
         *mask_out = mask;
     for (int i = 0; i < HVS_FEATURES_COUNT; i++)
-        g->stats.missing[i] += isnan(g->x[i]);
+        g->stats.missing[i] += isnan(v->x[i]);
     g->stats.vectors++;
-    g->stats.upgrades += upgrade;
-    int rc = sink->vector ? sink->vector(sink->opaque, &v, err) : 0;
-    if (rc == 0 && count)
-        rc = dq_note(g, b, hour, mask, upgrade, old_mask, sink, err);
+    g->stats.upgrades += v->upgrade;
+    int rc = sink->vector ? sink->vector(sink->opaque, v, err) : 0;
+    if (rc == 0 && (dq.count || dq.adjust))
+        rc = dq_note(g, b, v->hour, mask, dq.adjust, dq.old, sink, err);
     return rc;
 }
 
-/* The observation of an hour that is known (the latest record, if it is one), or NULL. */
+/* The earliest observation of an hour known (the one its vector uses), or NULL. */
 static const hvs_feat_wx_t *observation(const fx_building_t *b, hvs_ms_t hour) {
     const hvs_feat_wx_hour_t *w = hvs_fs_weather(b->fs, hour);
-    for (int i = w ? w->n - 1 : -1; i >= 0; i--)
+    for (int i = 0; w && i < w->n; i++)
         if (w->v[i].observed)
             return &w->v[i];
     return NULL;
 }
-
-static hvs_ms_t max_ms(hvs_ms_t a, hvs_ms_t b) { return a > b ? a : b; }
 
 static fx_pending_t *pending_find(fx_building_t *b, const char *entity, hvs_ms_t hour) {
     for (size_t i = 0; i < b->npend; i++)
@@ -281,14 +347,30 @@ static fx_pending_t *pending_find(fx_building_t *b, const char *entity, hvs_ms_t
     return NULL;
 }
 
-static void pending_remove(fx_building_t *b, fx_pending_t *p) {
-    free(p->entity);
-    *p = b->pend[--b->npend];
-    b->pend_dirty = true;
+/* The Redis field of an entry: "<entity>\x1f<hour>". */
+static int pending_field(char *buf, size_t cap, const char *entity, hvs_ms_t hour) {
+    return snprintf(buf, cap, "%s\x1f%lld", entity, (long long)hour);
 }
 
-static int pending_add(fx_building_t *b, const char *entity, hvs_ms_t hour, bool weak,
-                       uint32_t missing) {
+/* Forget *p (the last entry moves into its place); its field is deleted at the next save. */
+static int pending_remove(fx_building_t *b, fx_pending_t *p) {
+    char f[HVS_READING_ID_MAX + 32];
+    pending_field(f, sizeof f, p->entity, p->hour);
+    char **ng = hvs_vec_grow(b->gone, &b->capgone, b->ngone + 1, sizeof *ng, 16);
+    char *copy = strdup(f);
+    if (!ng || !copy) {
+        free(copy);
+        return HVS_ENOMEM;
+    }
+    b->gone = ng;
+    b->gone[b->ngone++] = copy;
+    free(p->entity);
+    *p = b->pend[--b->npend];
+    return 0;
+}
+
+static int pending_put(fx_building_t *b, const char *entity, hvs_ms_t hour, bool weak, bool settled,
+                       uint32_t missing, const fx_snap_t *snap) {
     fx_pending_t *p = pending_find(b, entity, hour);
     if (!p) {
         fx_pending_t *np = hvs_vec_grow(b->pend, &b->cappend, b->npend + 1, sizeof *np, 16);
@@ -299,13 +381,42 @@ static int pending_add(fx_building_t *b, const char *entity, hvs_ms_t hour, bool
         }
         b->pend = np;
         p = &b->pend[b->npend++];
-        p->entity = e;
-        p->hour = hour;
+        *p = (fx_pending_t){.entity = e, .hour = hour};
     }
     p->weak = weak;
+    p->settled = settled;
     p->missing = missing;
-    b->pend_dirty = true;
+    p->has_snap = snap != NULL;
+    if (snap)
+        p->snap = *snap;
+    p->dirty = true;
     return 0;
+}
+
+static int oom(hvs_err_t *err, const fx_building_t *b) {
+    return hvs_err_set(err, HVS_ENOMEM, "oom", "pending vectors of %s", b->fs->id);
+}
+
+/* The entity part of (e, hour) from the ring now (for a vector that waits). */
+static int snap_take(fx_t *g, fx_building_t *b, hvs_fs_entity_t *e, hvs_ms_t hour, fx_snap_t *s,
+                     hvs_err_t *err) {
+    fx_vector_t v;
+    return compute(g, b, e, hour, hour + HOUR, NULL, s, ST_WEAK, &v, err);
+}
+
+/* Send the vector of pending entry p as of as_of with its kept entity part; returns through
+ * *mask its missing mask. */
+static int send_pending(fx_t *g, fx_building_t *b, const fx_pending_t *p, hvs_ms_t as_of, int stage,
+                        dq_effect_t dq, uint32_t *mask, const fx_sink_t *sink, hvs_err_t *err) {
+    hvs_fs_entity_t *e = hvs_fs_entity(b->fs, p->entity, false);
+    if (!e)
+        return 0; /* no ring: nothing to compute it from */
+    fx_vector_t v;
+    int rc = compute(g, b, e, p->hour, as_of, p->has_snap ? &p->snap : NULL, NULL, stage, &v, err);
+    if (rc)
+        return rc;
+    v.upgrade = stage == ST_FULL && p->weak;
+    return send_vector(g, b, &v, dq, mask, sink, err);
 }
 
 int fx_on_aggregate(fx_t *g, int32_t partition, const fx_aggregate_t *a, hvs_ms_t wm, bool quiet,
@@ -327,36 +438,97 @@ int fx_on_aggregate(fx_t *g, int32_t partition, const fx_aggregate_t *a, hvs_ms_
         return hvs_err_set(err, HVS_ENOMEM, "oom", "state of %s/%s", a->building, a->entity);
     if (hvs_fs_put_hour(e, &a->hour) == 0)
         return 0; /* a replay, or an older revision */
-    /* data quality counts each hour's first vector (and its upgrade), not revisions */
-    bool count = a->hour.revision == 0;
-    const hvs_feat_wx_t *obs = observation(b, hour);
+    if (b->agg_time == HVS_MS_NONE || hour > b->agg_time)
+        b->agg_time = hour;
     fx_pending_t *p = pending_find(b, e->id, hour);
     bool weak_before = p && p->weak;
-    uint32_t old = p ? p->missing : 0;
-    if (obs) {
-        if (p)
-            pending_remove(b, p);
-        return quiet ? 0
-                     : emit(g, b, e, hour, max_ms(hour + HOUR, obs->issued_at), weak_before, old,
-                            NULL, count, sink, err);
-    }
+    /* data quality counts each hour's first vector (and what replaces a weak one) */
+    dq_effect_t dq = {a->hour.revision == 0, weak_before, p ? p->missing : 0};
     hvs_ms_t deadline = hour + HOUR + g->conf.weather_wait;
-    if (wm != HVS_MS_NONE && deadline <= wm) {
+    const hvs_feat_wx_t *obs = observation(b, hour);
+    fx_vector_t v;
+    int rc;
+    if (obs) { /* final at once: with the observation, or weak if it came too late to count */
+        bool in_window = obs->issued_at <= hour + g->conf.upgrade_window;
+        if (p && pending_remove(b, p))
+            return oom(err, b);
+        if (quiet)
+            return 0;
+        rc = compute(g, b, e, hour, in_window ? max_ms(hour + HOUR, obs->issued_at) : deadline,
+                     NULL, NULL, in_window ? ST_FULL : ST_SETTLED, &v, err);
+        v.upgrade = in_window && weak_before;
+        return rc ? rc : send_vector(g, b, &v, dq, NULL, sink, err);
+    }
+    fx_snap_t snap;
+    if (weak_before || (wm != HVS_MS_NONE && deadline <= wm)) { /* out now without it */
+        bool settled = b->wx_time != HVS_MS_NONE && b->wx_time > deadline;
         uint32_t mask = 0;
         g->stats.weak++;
-        int rc = quiet ? 0
-                       : emit(g, b, e, hour, deadline, weak_before, old, &mask, count, sink, err);
-        return rc ? rc : pending_add(b, e->id, hour, true, mask);
+        rc = compute(g, b, e, hour, deadline, NULL, &snap, settled ? ST_SETTLED : ST_WEAK, &v, err);
+        if (rc == 0 && !quiet)
+            rc = send_vector(g, b, &v, dq, &mask, sink, err);
+        if (rc)
+            return rc;
+        return pending_put(b, e->id, hour, true, settled, mask, &snap) ? oom(err, b) : 0;
     }
     if (!p)
         g->stats.waited++;
-    return weak_before ? 0 : pending_add(b, e->id, hour, false, 0);
+    if ((rc = snap_take(g, b, e, hour, &snap, err)))
+        return rc;
+    return pending_put(b, e->id, hour, false, false, 0, &snap) ? oom(err, b) : 0;
 }
 
-/* The hour's stored revision is its first (data quality counts it). */
-static bool first_revision(const hvs_fs_entity_t *e, hvs_ms_t hour) {
-    const hvs_feat_hour_t *s = &e->hours[hvs_feat_slot(hour, HVS_FS_HOURS)];
-    return s->hour == hour && s->revision == 0;
+/* Hour's earliest observation has just arrived: its waiting and weak vectors go out with it
+ * (or, issued past the upgrade window, as their final weak selves). */
+static int release(fx_t *g, fx_building_t *b, hvs_ms_t hour, const hvs_feat_wx_t *obs, bool quiet,
+                   const fx_sink_t *sink, hvs_err_t *err) {
+    bool in_window = obs->issued_at <= hour + g->conf.upgrade_window;
+    hvs_ms_t deadline = hour + HOUR + g->conf.weather_wait;
+    for (size_t i = 0; i < b->npend;) {
+        fx_pending_t *p = &b->pend[i];
+        if (p->hour != hour) {
+            i++;
+            continue;
+        }
+        int rc = 0;
+        dq_effect_t dq = {p->snap.revision == 0 && !p->weak, p->weak, p->missing};
+        if (!quiet && in_window)
+            rc = send_pending(g, b, p, max_ms(hour + HOUR, obs->issued_at), ST_FULL, dq, NULL, sink,
+                              err);
+        else if (!quiet && !(p->weak && p->settled))
+            rc = send_pending(g, b, p, deadline, ST_SETTLED, dq, NULL, sink, err);
+        if (rc)
+            return rc;
+        if (pending_remove(b, p)) /* the last entry moved into i */
+            return oom(err, b);
+    }
+    return 0;
+}
+
+/* The building's weather got newer: weak vectors sent before it passed their deadline go out
+ * again complete; weak entries whose observation can no longer count are forgotten. */
+static int settle(fx_t *g, fx_building_t *b, bool quiet, const fx_sink_t *sink, hvs_err_t *err) {
+    for (size_t i = 0; i < b->npend;) {
+        fx_pending_t *p = &b->pend[i];
+        hvs_ms_t deadline = p->hour + HOUR + g->conf.weather_wait;
+        if (p->weak && !p->settled && deadline < b->wx_time) {
+            uint32_t mask = p->missing;
+            dq_effect_t dq = {false, true, p->missing};
+            int rc = quiet ? 0 : send_pending(g, b, p, deadline, ST_SETTLED, dq, &mask, sink, err);
+            if (rc)
+                return rc;
+            p->settled = true;
+            p->missing = mask;
+            p->dirty = true;
+        }
+        if (p->weak && p->hour + g->conf.upgrade_window < b->wx_time) {
+            if (pending_remove(b, p))
+                return oom(err, b);
+            continue;
+        }
+        i++;
+    }
+    return 0;
 }
 
 int fx_on_weather(fx_t *g, int32_t partition, const fx_weather_t *w, hvs_ms_t wm, bool quiet,
@@ -366,30 +538,20 @@ int fx_on_weather(fx_t *g, int32_t partition, const fx_weather_t *w, hvs_ms_t wm
     fx_building_t *b = fx_building(g, w->building, partition, true);
     if (!b)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "state of %s", w->building);
-    if (hvs_fs_put_weather(b->fs, w->hour, &w->rec) == 0 || !w->rec.observed)
+    if (hvs_fs_put_weather(b->fs, w->hour, &w->rec) == 0)
         return 0;
-    const hvs_feat_wx_t *obs = observation(b, w->hour);
-    if (!obs || obs->issued_at != w->rec.issued_at)
-        return 0; /* an older observation than the one known */
-    hvs_ms_t as_of = max_ms(w->hour + HOUR, obs->issued_at);
-    for (size_t i = 0; i < b->npend;) {
-        fx_pending_t *p = &b->pend[i];
-        if (p->hour != w->hour) {
-            i++;
-            continue;
-        }
-        hvs_fs_entity_t *e = hvs_fs_entity(b->fs, p->entity, false);
-        bool upgrade = p->weak;
-        uint32_t old = p->missing;
-        int rc = 0;
-        if (e && !quiet)
-            rc = emit(g, b, e, w->hour, as_of, upgrade, old, NULL, first_revision(e, w->hour), sink,
-                      err);
-        pending_remove(b, p); /* the last entry moved into i */
-        if (rc)
-            return rc;
+    bool newer = b->wx_time == HVS_MS_NONE || w->rec.issued_at > b->wx_time;
+    if (newer)
+        b->wx_time = w->rec.issued_at;
+    int rc = 0;
+    if (w->rec.observed) {
+        const hvs_feat_wx_t *obs = observation(b, w->hour);
+        if (obs && obs->issued_at == w->rec.issued_at) /* the first: later ones change nothing */
+            rc = release(g, b, w->hour, obs, quiet, sink, err);
     }
-    return 0;
+    if (rc == 0 && newer)
+        rc = settle(g, b, quiet, sink, err);
+    return rc;
 }
 
 int fx_advance(fx_t *g, int32_t partition, hvs_ms_t wm, bool quiet, const fx_sink_t *sink,
@@ -403,23 +565,27 @@ int fx_advance(fx_t *g, int32_t partition, hvs_ms_t wm, bool quiet, const fx_sin
         for (size_t i = 0; i < b->npend;) {
             fx_pending_t *p = &b->pend[i];
             hvs_ms_t deadline = p->hour + HOUR + g->conf.weather_wait;
-            if (p->weak && p->hour + g->conf.upgrade_window < wm) {
-                pending_remove(b, p); /* no observation came: the weak vector stays */
-                continue;
-            }
             if (!p->weak && deadline <= wm) {
-                hvs_fs_entity_t *e = hvs_fs_entity(b->fs, p->entity, false);
+                bool settled = b->wx_time != HVS_MS_NONE && b->wx_time > deadline;
                 uint32_t mask = 0;
-                int rc = 0;
+                dq_effect_t dq = {p->snap.revision == 0, false, 0};
                 g->stats.weak++;
-                if (e && !quiet)
-                    rc = emit(g, b, e, p->hour, deadline, false, 0, &mask,
-                              first_revision(e, p->hour), sink, err);
+                int rc = quiet ? 0
+                               : send_pending(g, b, p, deadline, settled ? ST_SETTLED : ST_WEAK, dq,
+                                              &mask, sink, err);
                 if (rc)
                     return rc;
                 p->weak = true;
+                p->settled = settled;
                 p->missing = mask;
-                b->pend_dirty = true;
+                p->dirty = true;
+            }
+            /* the weather lags the aggregates by more than the rule allows: stay weak */
+            if (p->weak && b->agg_time != HVS_MS_NONE &&
+                p->hour + (HVS_FS_HOURS - 72) * HOUR <= b->agg_time) {
+                if (pending_remove(b, p))
+                    return oom(err, b);
+                continue;
             }
             i++;
         }
@@ -429,45 +595,107 @@ int fx_advance(fx_t *g, int32_t partition, hvs_ms_t wm, bool quiet, const fx_sin
 
 /* ---- pending in Redis ----------------------------------------------------------------------- */
 
+#define PEND_VALUE_MAX (48 + (3 + HVS_FEATURES_ENTITY_COUNT) * (HVS_FMT_MAX + 1))
+
+static size_t pending_value(const fx_pending_t *p, char *buf) {
+    size_t n = (size_t)sprintf(buf, "%d %u %d %u %u", p->weak ? 1 : 0, (unsigned)p->missing,
+                               p->settled ? 1 : 0, (unsigned)p->snap.revision, p->snap.flags);
+    buf[n++] = ' ';
+    n += hvs_fmt_double(buf + n, p->snap.target);
+    for (int i = 0; i < HVS_FEATURES_ENTITY_COUNT; i++) {
+        buf[n++] = ' ';
+        n += hvs_fmt_double(buf + n, p->snap.x[i]);
+    }
+    buf[n] = 0;
+    return n;
+}
+
 int fx_save_pending(hvs_redis_batch_t *batch, fx_building_t *b, hvs_err_t *err) {
-    if (!b->pend_dirty)
+    size_t ndirty = 0;
+    for (size_t i = 0; i < b->npend; i++)
+        ndirty += b->pend[i].dirty && b->pend[i].has_snap;
+    if (!ndirty && !b->ngone)
         return 0;
     char key[700];
     if (hvs_redis_key(key, sizeof key, b->fs->id, err, "fs:pend") < 0)
         return HVS_EINVAL; /* err names the id */
-    const char *del[] = {"DEL", key};
-    if (hvs_redis_batch_add(batch, 2, del, NULL))
-        return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
-    if (b->npend) {
-        size_t argc = 2 + 2 * b->npend;
-        const char **argv = malloc(argc * sizeof *argv);
-        char *text = malloc(b->npend * (HVS_READING_ID_MAX + 64));
-        if (!argv || !text) {
-            free(argv);
-            free(text);
-            return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
-        }
+    size_t argc = 2 + (b->ngone > ndirty ? b->ngone : 2 * ndirty);
+    const char **argv = malloc(argc * sizeof *argv);
+    char *text = malloc(ndirty * (HVS_READING_ID_MAX + 32 + PEND_VALUE_MAX) + 1);
+    int rc = !argv || !text;
+    if (!rc && b->ngone) { /* deletions first: an entry removed and added again is written */
+        argv[0] = "HDEL";
+        argv[1] = key;
+        for (size_t i = 0; i < b->ngone; i++)
+            argv[2 + i] = b->gone[i];
+        rc = hvs_redis_batch_add(batch, (int)(2 + b->ngone), argv, NULL);
+    }
+    if (!rc && ndirty) {
         argv[0] = "HSET";
         argv[1] = key;
-        size_t off = 0;
+        size_t off = 0, k = 2;
         for (size_t i = 0; i < b->npend; i++) {
-            char *f = text + off;
-            off += (size_t)sprintf(f, "%s\x1f%lld", b->pend[i].entity, (long long)b->pend[i].hour) +
+            fx_pending_t *p = &b->pend[i];
+            if (!p->dirty || !p->has_snap)
+                continue; /* an old entry without its part is left as stored */
+            argv[k++] = text + off;
+            off += (size_t)pending_field(text + off, HVS_READING_ID_MAX + 32, p->entity, p->hour) +
                    1;
-            char *v = text + off;
-            off += (size_t)sprintf(v, "%d %u", b->pend[i].weak ? 1 : 0,
-                                   (unsigned)b->pend[i].missing) +
-                   1;
-            argv[2 + 2 * i] = f;
-            argv[3 + 2 * i] = v;
+            argv[k++] = text + off;
+            off += pending_value(p, text + off) + 1;
         }
-        int rc = hvs_redis_batch_add(batch, (int)argc, argv, NULL);
-        free(argv);
-        free(text);
-        if (rc)
-            return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
+        rc = hvs_redis_batch_add(batch, (int)k, argv, NULL);
     }
-    b->pend_dirty = false;
+    free(argv);
+    free(text);
+    if (rc)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
+    for (size_t i = 0; i < b->ngone; i++)
+        free(b->gone[i]);
+    b->ngone = 0;
+    for (size_t i = 0; i < b->npend; i++)
+        b->pend[i].dirty = false;
+    return 0;
+}
+
+/* One stored entry's value into p (its entity and hour already set); -1 if it does not parse. */
+static int pending_parse(const char *v, fx_pending_t *p) {
+    char *end;
+    unsigned long f[5];
+    for (int i = 0; i < 5; i++) {
+        errno = 0;
+        f[i] = strtoul(v, &end, 10);
+        if (end == v || errno || (*end != ' ' && *end != 0))
+            return -1;
+        v = end;
+        if (i == 1 && *v == 0) { /* an older version's entry: "<weak> <missing>" */
+            p->weak = f[0] != 0;
+            p->missing = (uint32_t)f[1];
+            p->has_snap = false;
+            return 0;
+        }
+        if (*v == 0)
+            return -1;
+    }
+    p->weak = f[0] != 0;
+    p->missing = (uint32_t)f[1];
+    p->settled = f[2] != 0;
+    p->snap.revision = (uint32_t)f[3];
+    p->snap.flags = (unsigned)f[4] & HVS_FEAT_F_ENTITY;
+    double x[1 + HVS_FEATURES_ENTITY_COUNT];
+    for (int i = 0; i < 1 + HVS_FEATURES_ENTITY_COUNT; i++) {
+        if (*v != ' ')
+            return -1;
+        x[i] = strtod(++v, &end);
+        if (end == v)
+            return -1;
+        v = end;
+    }
+    if (*v)
+        return -1;
+    p->snap.target = x[0];
+    memcpy(p->snap.x, x + 1, sizeof p->snap.x);
+    p->has_snap = true;
     return 0;
 }
 
@@ -485,17 +713,19 @@ int fx_load_pending(hvs_redis_t *r, hvs_redis_batch_t *batch, fx_building_t *b, 
     const redisReply *h = hvs_redis_batch_reply(batch, 0);
     for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
         const char *f = h->element[i]->str, *sep = f ? strchr(f, '\x1f') : NULL;
-        int weak;
-        unsigned missing;
+        fx_pending_t got = {0};
         if (!sep || sep == f || (size_t)(sep - f) > HVS_READING_ID_MAX || !h->element[i + 1]->str ||
-            sscanf(h->element[i + 1]->str, "%d %u", &weak, &missing) != 2)
-            return hvs_err_set(err, HVS_ESERDE, "bad_state", "%s: field does not parse", key);
+            pending_parse(h->element[i + 1]->str, &got))
+            return hvs_err_set(err, HVS_ESERDE, "bad_state", "%s: field %s does not parse", key,
+                               f ? f : "(null)");
         char entity[HVS_READING_ID_MAX + 1];
         memcpy(entity, f, (size_t)(sep - f));
         entity[sep - f] = 0;
-        if (pending_add(b, entity, strtoll(sep + 1, NULL, 10), weak != 0, missing))
+        if (pending_put(b, entity, strtoll(sep + 1, NULL, 10), got.weak, got.settled, got.missing,
+                        got.has_snap ? &got.snap : NULL))
             return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", key);
     }
-    b->pend_dirty = false;
+    for (size_t i = 0; i < b->npend; i++)
+        b->pend[i].dirty = false;
     return 0;
 }

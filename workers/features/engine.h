@@ -3,18 +3,32 @@
  * FeatureVectors (features.h) and data-quality alerts out. Pure of I/O: the consume loop
  * (main.c) feeds it and publishes what it emits, so tests drive it in process.
  *
- * When a vector of (entity, hour H) is emitted:
- *   - at once, when H's aggregate arrives and an observation of H's weather is already known:
- *     as_of = max(H + 1 h, the observation's issued_at);
- *   - else it waits ("pending") for the observation and is emitted when it arrives, with the
- *     same as_of rule;
- *   - or, when the partition's watermark passes H + 1 h + weather_wait first, without it
- *     (as_of = H + 1 h + weather_wait: the latest forecast issued by then stands in, or the
- *     weather features are missing) and flagged; an observation arriving within
- *     upgrade_window then re-emits it (latest per (entity, hour) wins downstream).
+ * What a vector of (entity, hour H) is, whatever order the two inputs arrive in (only the
+ * latest vector per entity and hour counts; docs/design.md section 5):
+ *   - its entity part (features.h: lags, rolling windows, comfort) is computed when H's
+ *     aggregate (or a revision of it) arrives, from the entity's hours known then, and kept
+ *     with the entry while the vector waits: an aggregates topic is read in order, so that part
+ *     is a function of the data, not of when the weather came;
+ *   - its weather part is the weather as known at as_of, where X is the earliest observation
+ *     of H: as_of = max(H + 1 h, X's issued_at) when X was issued within upgrade_window of H,
+ *     else as_of = H + 1 h + weather_wait (the "deadline": the latest forecast issued by then
+ *     stands in, flagged, or the weather features are missing). A building's weather must come
+ *     in issue order (hvs-weather publishes it so): when a record issued after t has been seen,
+ *     everything issued up to t is known.
+ * When vectors go out (intermediate ones may differ between runs; the last equals the above):
+ *   - at once, when H's aggregate arrives and X is known;
+ *   - else when X arrives; or, when the partition's watermark passes the deadline first, a
+ *     "weak" vector as of the deadline, again ("settled") once the building's weather has
+ *     passed the deadline if it had not yet, and once more ("upgrade") when X arrives;
+ *   - a weak entry is forgotten once the building's weather passed H + upgrade_window (X can
+ *     no longer come) or its aggregates passed H + 168 h (the bound on how far the weather may
+ *     lag the aggregates for the rule to hold).
  *   A revised aggregate re-emits its hour's vector; later hours' vectors use the revised value
- *   when they are computed (they are not re-emitted: that would multiply every revision by
- *   the 168 hours that depend on it).
+ *   when their own aggregate comes after it (they are not re-emitted: that would multiply every
+ *   revision by the 168 hours that depend on it).
+ *   Each vector carries a revision, increasing with every re-emission of its entity-hour and the
+ *   same in every run for the same data: 4 x the aggregate's revision, + 0 weak, + 1 weak
+ *   settled, + 2 with the observation. The highest is the one that counts.
  * Data quality: per building and UTC day of target hours, the share of first vectors (and
  * their upgrades) missing each critical feature; above `dq_limit` with at least
  * `dq_min_vectors` vectors, a DATA_QUALITY alert (again when the rate moved by 5 points).
@@ -49,11 +63,23 @@ typedef struct fx_config {
     int dq_min_vectors; /* e.g. 24 */
 } fx_config_t;
 
+/* The entity part of a vector, computed when its hour's aggregate arrived. */
+typedef struct fx_snap {
+    uint32_t revision; /* the aggregate's */
+    unsigned flags;    /* HVS_FEAT_F_ENTITY bits */
+    double target;
+    double x[HVS_FEATURES_ENTITY_COUNT]; /* at hvs_features_entity_indices() */
+} fx_snap_t;
+
 typedef struct fx_pending {
     char *entity;
     hvs_ms_t hour;
     bool weak;        /* emitted without an observation; waiting to upgrade */
+    bool settled;     /* ... with the building's weather complete up to the deadline */
+    bool has_snap;    /* false only for entries stored by an older version */
+    bool dirty;       /* changed since saved */
     uint32_t missing; /* critical features missing when it was emitted (weak) */
+    fx_snap_t snap;
 } fx_pending_t;
 
 typedef struct fx_dq_day {
@@ -67,7 +93,10 @@ typedef struct fx_building {
     hvs_fs_building_t *fs;
     fx_pending_t *pend;
     size_t npend, cappend;
-    bool pend_dirty;
+    char **gone; /* Redis fields of entries removed since saved */
+    size_t ngone, capgone;
+    hvs_ms_t wx_time;  /* the newest issued_at of its weather seen (HVS_MS_NONE: none) */
+    hvs_ms_t agg_time; /* the newest hour of its aggregates seen */
     fx_dq_day_t dq[2];
 } fx_building_t;
 
@@ -76,8 +105,9 @@ typedef struct fx_vector {
     hvs_ms_t hour, as_of;
     const double *x; /* HVS_FEATURES_COUNT values */
     unsigned flags;
-    double target; /* the hour's consumption; NaN unknown */
-    bool upgrade;  /* re-emission with the observation */
+    double target;     /* the hour's consumption; NaN unknown */
+    bool upgrade;      /* re-emission with the observation */
+    uint32_t revision; /* see above */
 } fx_vector_t;
 
 typedef struct fx_dq_alert {
@@ -123,8 +153,10 @@ int fx_on_weather(fx_t *g, int32_t partition, const fx_weather_t *w, hvs_ms_t wm
 int fx_advance(fx_t *g, int32_t partition, hvs_ms_t wm, bool quiet, const fx_sink_t *sink,
                hvs_err_t *err);
 
-/* Pending entries in Redis: hvs:{B}:fs:pend HASH "<entity>\x1f<hour>" -> "<weak 0|1> <missing>"
- * (rewritten whole when they changed). */
+/* Pending entries in Redis: hvs:{B}:fs:pend HASH "<entity>\x1f<hour>" -> "<weak 0|1> <missing>
+ * <settled 0|1> <revision> <flags> <target> <19 entity features>" (numbers exact, "nan" unknown;
+ * entries of an older version have only the first two and get their entity part from the ring
+ * when they go out). Only the entries changed or removed since the last save are written. */
 int fx_save_pending(hvs_redis_batch_t *batch, fx_building_t *b, hvs_err_t *err);
 int fx_load_pending(hvs_redis_t *r, hvs_redis_batch_t *batch, fx_building_t *b, hvs_err_t *err);
 

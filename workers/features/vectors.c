@@ -18,11 +18,12 @@ enum {
     F_VALUES,
     F_TARGET,
     F_FLAGS,
+    F_REVISION,
     F_COUNT
 };
 static const char *const field_names[F_COUNT] = {
-    "building_id", "apartment_id", "target_hour", "as_of",        "feature_set_version",
-    "names",       "values",       "target",      "quality_flags"};
+    "building_id", "apartment_id", "target_hour", "as_of",         "feature_set_version",
+    "names",       "values",       "target",      "quality_flags", "revision"};
 
 struct fx_output {
     hvs_encoder_t *enc;
@@ -117,6 +118,7 @@ static int fast_encode(fx_output_t *o, const fx_vector_t *v, const void **buf, s
                 n += put_str(p + n, hvs_features_flag_name(i));
     }
     p[n++] = 0;
+    n += put_long(p + n, v->revision);
     *buf = p;
     *len = n;
     return 0;
@@ -137,7 +139,8 @@ static bool fast_matches(fx_output_t *o) {
          .as_of = 1733014800000LL,
          .x = x,
          .flags = 5,
-         .target = 1.25},
+         .target = 1.25,
+         .revision = 9},
         {.building = "b",
          .entity = HVS_FS_BUILDING,
          .hour = -3600000LL,
@@ -248,6 +251,8 @@ static int generic_encode(fx_output_t *o, const fx_vector_t *v, const void **buf
         if (v->flags & (1u << i))
             bad = avro_value_append(&f, &item, NULL) ||
                   avro_value_set_string(&item, hvs_features_flag_name(i));
+    bad = bad || avro_value_get_by_index(r, (size_t)o->idx[F_REVISION], &f, NULL) ||
+          avro_value_set_int(&f, (int32_t)v->revision);
     if (bad)
         return hvs_err_set(err, HVS_ESERDE, "avro_encode", "FeatureVector %s/%s: %s", v->building,
                            v->entity, avro_strerror());

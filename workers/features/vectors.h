@@ -1,7 +1,7 @@
 /*
  * vectors.h - FeatureVector records (schemas/FeatureVector.avsc) for features.hourly: names in
  * the definition's order, values with NaN for missing, the feature-set version, the target
- * (the hour's consumption) and the quality flags.
+ * (the hour's consumption), the quality flags and the revision (engine.h).
  *
  * Encoding: a direct writer of the schema's binary form (the names array encoded once, no
  * allocation per vector), used only after it produced avro-c's bytes exactly for sample vectors

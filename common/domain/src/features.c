@@ -2,6 +2,7 @@
 #include "hvs/features.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -72,6 +73,25 @@ int hvs_features_index(const char *name) {
         if (strcmp(names[i], name) == 0)
             return i;
     return -1;
+}
+
+static int entity_idx[HVS_FEATURES_ENTITY_COUNT];
+static pthread_once_t entity_once = PTHREAD_ONCE_INIT;
+
+static void entity_init(void) {
+    static const char *const entity[HVS_FEATURES_ENTITY_COUNT] = {
+        "use_lag_24",       "use_lag_48",       "use_lag_168",      "use_roll_3_mean",
+        "use_roll_3_std",   "use_roll_3_min",   "use_roll_3_max",   "use_roll_24_mean",
+        "use_roll_24_std",  "use_roll_24_min",  "use_roll_24_max",  "use_roll_168_mean",
+        "use_roll_168_std", "use_roll_168_min", "use_roll_168_max", "room_temp_c",
+        "setpoint_c",       "comfort_gap_c",    "comfort_gap_prev"};
+    for (int i = 0; i < HVS_FEATURES_ENTITY_COUNT; i++)
+        entity_idx[i] = hvs_features_index(entity[i]);
+}
+
+const int *hvs_features_entity_indices(void) {
+    pthread_once(&entity_once, entity_init);
+    return entity_idx;
 }
 
 const char *hvs_features_version(void) {

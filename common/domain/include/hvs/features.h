@@ -113,6 +113,16 @@ enum {
 };
 #define HVS_FEAT_FLAG_COUNT 5
 
+/* The part of a vector computed from the entity's own hours alone: use lags and rolling
+ * windows, the hour's comfort and the previous hour's gap, and their flags. For a vector of a
+ * past hour (as_of >= H + 1 h) it depends neither on as_of nor on weather, so a consumer that
+ * must not see later revisions of the entity's hours can compute it once and keep it. */
+#define HVS_FEATURES_ENTITY_COUNT 19
+#define HVS_FEAT_F_ENTITY                                                                          \
+    (HVS_FEAT_F_LAG_24_MISSING | HVS_FEAT_F_LAG_168_MISSING | HVS_FEAT_F_HISTORY_SHORT)
+/* Indices (into a vector) of the HVS_FEATURES_ENTITY_COUNT entity features, ascending. */
+const int *hvs_features_entity_indices(void);
+
 const char *const *hvs_features_names(void);       /* HVS_FEATURES_COUNT names */
 int hvs_features_index(const char *name);          /* -1 if not a feature */
 const char *hvs_features_version(void);            /* static */
