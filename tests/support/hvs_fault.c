@@ -548,6 +548,18 @@ void hvs_fault_broker_down(hvs_fault_run_t *run, void *ms) {
         "broker up: %s", reply);
 }
 
+static void broker_control(hvs_fault_run_t *run, const char *line) {
+    char reply[256];
+    HVS_REQUIRE(hvs_test_devbroker_control(&run->world->broker, line, reply, sizeof reply) == 0,
+                "%s: %s", line, reply);
+}
+
+void hvs_fault_broker_refuses_writes(hvs_fault_run_t *run, void *count) {
+    char line[96];
+    snprintf(line, sizeof line, "errors 0 %d NOT_ENOUGH_REPLICAS", (int)(intptr_t)count);
+    broker_control(run, line);
+}
+
 void hvs_fault_member_join(hvs_fault_run_t *run, void *member) {
     hvs_fault_member_start(run, member_of(member));
 }
