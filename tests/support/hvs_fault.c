@@ -179,11 +179,13 @@ static int64_t topic_size(rd_kafka_t *rk, const char *topic, int timeout_ms) {
     return sum;
 }
 
-/* Committed offsets of the run's group on its input, summed; -1 when unknown. */
-static int64_t committed(rd_kafka_t *consumer, const char *topic, int nparts) {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(nparts);
-    for (int p = 0; p < nparts; p++)
-        rd_kafka_topic_partition_list_add(l, topic, p);
+/* Committed offsets of the run's group on all its inputs (nparts[i] partitions each), summed;
+ * -1 when unknown. */
+static int64_t committed(rd_kafka_t *consumer, const hvs_fault_run_t *run, const int *nparts) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(HVS_FAULT_MAX_TOPICS);
+    for (int i = 0; i < run->ninputs; i++)
+        for (int p = 0; p < nparts[i]; p++)
+            rd_kafka_topic_partition_list_add(l, run->inputs[i], p);
     int64_t sum = -1;
     if (rd_kafka_committed(consumer, l, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         sum = 0;
@@ -280,8 +282,11 @@ static void collect_dead_letters(hvs_fault_run_t *run) {
             run->ndead++;
             const char *ot = json_string_value(json_object_get(v, "original_topic"));
             const char *reason = json_string_value(json_object_get(v, "error_code"));
-            if (ot && strcmp(ot, run->input) == 0)
-                ot = "input";
+            for (int k = 0; ot && k < run->ninputs; k++)
+                if (strcmp(ot, run->inputs[k]) == 0) {
+                    ot = s->inputs[k]; /* the logical name, whatever topic this run read */
+                    break;
+                }
             char key[600];
             snprintf(key, sizeof key, "%s/%lld/%lld/%s", ot ? ot : "-",
                      (long long)json_integer_value(json_object_get(v, "original_partition")),
@@ -307,16 +312,20 @@ hvs_fault_run_t *hvs_fault_run(hvs_fault_world_t *w, const char *name,
     if (opts)
         run->opts = *opts;
     snprintf(run->name, sizeof run->name, "%s", name);
-    snprintf(run->input, sizeof run->input, "%s", run->opts.input ? run->opts.input : s->input);
+    for (int i = 0; i < HVS_FAULT_MAX_TOPICS && s->inputs[i]; i++, run->ninputs++)
+        snprintf(run->inputs[i], sizeof run->inputs[i], "%s",
+                 run->opts.inputs[i] ? run->opts.inputs[i] : s->inputs[i]);
+    HVS_REQUIRE(run->ninputs > 0, "stage %s has no input", s->name);
     snprintf(run->log, sizeof run->log, "%s/%s.log", w->dir, name);
     HVS_REQUIRE(hvs_test_redis_start(&run->redis, 0) == 0, "redis-server for %s", name);
     int parts = s->output_partitions ? s->output_partitions : 12;
     char ename[128], topic[128];
     snprintf(run->env, sizeof run->env, "HVS_KAFKA_BROKERS=%s", w->broker.addr);
-    if (run->opts.input) {
-        topic_env_name(s->input, ename, sizeof ename);
-        append(run->env, sizeof run->env, ename, run->input);
-    }
+    for (int i = 0; i < run->ninputs; i++)
+        if (run->opts.inputs[i]) {
+            topic_env_name(s->inputs[i], ename, sizeof ename);
+            append(run->env, sizeof run->env, ename, run->inputs[i]);
+        }
     for (int t = 0; t < HVS_FAULT_MAX_TOPICS && s->outputs[t]; t++) {
         snprintf(topic, sizeof topic, "%s.%s", name, s->outputs[t]);
         hvs_fault_topic_create(w, topic, parts);
@@ -332,10 +341,14 @@ hvs_fault_run_t *hvs_fault_run(hvs_fault_world_t *w, const char *name,
 
     rd_kafka_t *meta = kafka_handle(w->broker.addr, NULL, RD_KAFKA_PRODUCER);
     rd_kafka_t *grp = kafka_handle(w->broker.addr, name, RD_KAFKA_CONSUMER);
-    int nin = partition_count(meta, run->input);
-    HVS_REQUIRE(nin > 0, "input topic %s", run->input);
-    run->total = topic_size(meta, run->input, 5000);
-    HVS_REQUIRE(run->total > 0, "input topic %s is empty", run->input);
+    int nin[HVS_FAULT_MAX_TOPICS];
+    for (int i = 0; i < run->ninputs; i++) {
+        nin[i] = partition_count(meta, run->inputs[i]);
+        HVS_REQUIRE(nin[i] > 0, "input topic %s", run->inputs[i]);
+        int64_t n = topic_size(meta, run->inputs[i], 5000);
+        HVS_REQUIRE(n > 0, "input topic %s is empty", run->inputs[i]);
+        run->total += n;
+    }
 
     int64_t start = hvs_test_now_ms();
     int64_t deadline = start + (run->opts.timeout_ms ? run->opts.timeout_ms : 180000);
@@ -350,7 +363,7 @@ hvs_fault_run_t *hvs_fault_run(hvs_fault_world_t *w, const char *name,
             continue;
         }
         last_check = now;
-        int64_t c = committed(grp, run->input, nin);
+        int64_t c = committed(grp, run, nin);
         if (c >= 0)
             run->progress = (double)c / (double)run->total;
         if (run->fired < run->opts.npoints && run->progress >= run->opts.points[run->fired].at) {

@@ -14,12 +14,17 @@
  * every live member is ready with hvs_<stage>_consumer_lag_messages 0, and the output and
  * dead-letter topics have not grown for quiet_ms.
  *
+ * Inputs: a stage consumes one or more input topics in its one group (the features worker reads
+ * aggregates.hourly and weather.hourly). Progress and "every input message committed" are summed
+ * over all of them: committed offsets of the group on every input / messages in every input. A
+ * run may read other topics than the logical ones (opts.inputs: the poison case's copies).
+ *
  * Collection: every output topic read back (hvs_test_tail_json) and reduced with the stage's key
  * function to the latest value per key (highest rank, the later of equal ranks) made comparable
- * by the stage (volatile fields removed); the dead letters reduced by original topic (the run's
- * input is "input"), partition, offset and reason. hvs_fault_compare prints the first
- * differences with both values. Duplicates are allowed; different values, missing or extra keys
- * are differences.
+ * by the stage (volatile fields removed); the dead letters reduced by original topic (named by
+ * its logical input name, whatever topic the run read it from), partition, offset and reason.
+ * hvs_fault_compare prints the first differences with both values. Duplicates are allowed;
+ * different values, missing or extra keys are differences.
  *
  * Ownership: a run owns its members, its redis-server and its reduced objects
  * (hvs_fault_run_free). Thread-safety: none. Fatal setup errors exit (HVS_REQUIRE).
@@ -44,7 +49,7 @@ typedef struct hvs_fault_stage {
     const char *exe;                           /* executable (HVS_TEST_AGGREGATOR) */
     const char *args;                          /* flags for every member (may be NULL) */
     const char *env;                           /* "NAME=value ..." for every member (may be NULL) */
-    const char *input;                         /* logical input topic ("readings.raw") */
+    const char *inputs[HVS_FAULT_MAX_TOPICS];  /* logical input topics, NULL-terminated */
     const char *outputs[HVS_FAULT_MAX_TOPICS]; /* logical output topics, NULL-terminated */
     const char *dead_letters[HVS_FAULT_MAX_TOPICS]; /* logical dead-letter topics, NULL-term. */
     int output_partitions;                          /* of each output topic; 0 = 12 */
@@ -83,9 +88,11 @@ typedef struct hvs_fault_member {
 } hvs_fault_member_t;
 
 typedef struct hvs_fault_opts {
-    const char *input; /* effective input topic; NULL = the stage's logical name */
-    const char *env;   /* more environment for this run's members (may be NULL) */
-    const char *args;  /* more flags for this run's members (may be NULL) */
+    /* effective topic of the stage's inputs[i] (HVS_TOPIC_<NAME> for the members); NULL = the
+     * logical name */
+    const char *inputs[HVS_FAULT_MAX_TOPICS];
+    const char *env;  /* more environment for this run's members (may be NULL) */
+    const char *args; /* more flags for this run's members (may be NULL) */
     hvs_fault_point_t points[HVS_FAULT_MAX_POINTS]; /* in order of `at` */
     size_t npoints;
     int restart_delay_ms; /* 0 = 2000 */
@@ -96,14 +103,15 @@ typedef struct hvs_fault_opts {
 struct hvs_fault_run {
     hvs_fault_world_t *world;
     hvs_fault_opts_t opts;
-    char name[48];         /* also the topic prefix and the consumer group */
-    char input[128];       /* effective input topic */
+    char name[48];                          /* also the topic prefix and the consumer group */
+    char inputs[HVS_FAULT_MAX_TOPICS][128]; /* effective input topics, as the stage's inputs */
+    int ninputs;
     char env[2048];        /* brokers and topic renames (members add their Redis and group) */
     char log[300];         /* the members' log */
     hvs_test_proc_t redis; /* this run's redis-server */
     hvs_fault_member_t members[HVS_FAULT_MAX_MEMBERS];
-    int64_t total;      /* messages in the input */
-    double progress;    /* committed / total, last seen */
+    int64_t total;      /* messages in all inputs */
+    double progress;    /* committed / total (summed over the inputs), last seen */
     int restarts;       /* unwanted exits restarted */
     int exits_nonzero;  /* of those, with a non-zero status */
     size_t fired;       /* fault points done */
@@ -111,7 +119,7 @@ struct hvs_fault_run {
     int64_t ms;         /* wall time of the run */
     json_t *latest;     /* key -> comparable latest value */
     json_t *history;    /* key -> every value read back, in order: [{"rank", "value"}] */
-    json_t *dead;       /* "topic/partition/offset/reason" -> comparable dead letter */
+    json_t *dead;       /* "<logical input>/partition/offset/reason" -> comparable dead letter */
     size_t nout, ndead; /* messages read back (with duplicates) */
 };
 
