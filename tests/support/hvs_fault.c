@@ -430,21 +430,78 @@ void hvs_fault_run_free(hvs_fault_run_t *run) {
 /* ---- comparing --------------------------------------------------------------------------- */
 
 static void print_value(const char *label, const json_t *v) {
-    char *s = v ? json_dumps(v, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+    char *s = v ? json_dumps(v, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     fprintf(stderr, "      %s %.1500s\n", label, s ? s : "(none)");
     free(s);
 }
 
+/* Note one differing member under `label` (counts: label -> how many keys), and print it. */
+static void note_member(json_t *counts, bool print, const char *label, const json_t *x,
+                        const json_t *y) {
+    json_object_set_new(counts, label,
+                        json_integer(json_integer_value(json_object_get(counts, label)) + 1));
+    if (!print)
+        return;
+    char *xs = x ? json_dumps(x, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    char *ys = y ? json_dumps(y, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    fprintf(stderr, "        %s %.300s -> %.300s\n", label, xs ? xs : "(none)", ys ? ys : "(none)");
+    free(xs);
+    free(ys);
+}
+
+/* Two objects that differ: only the members that differ ("name: reference -> this run"), arrays
+ * of one length element by element, labelled by a parallel "names" array where there is one
+ * (FeatureVector: values[i] is names[i]). */
+static void diff_members(const json_t *ref, const json_t *got, json_t *counts, bool print) {
+    const char *k;
+    json_t *a;
+    json_t *names = json_object_get(ref, "names");
+    char label[200];
+    json_object_foreach((json_t *)ref, k, a) {
+        json_t *b = json_object_get(got, k);
+        if (b && json_equal(a, b))
+            continue;
+        if (!json_is_array(a) || !json_is_array(b) || json_array_size(a) != json_array_size(b)) {
+            snprintf(label, sizeof label, "%s:", k);
+            note_member(counts, print, label, a, b);
+            continue;
+        }
+        for (size_t i = 0; i < json_array_size(a); i++) {
+            json_t *x = json_array_get(a, i), *y = json_array_get(b, i);
+            if (json_equal(x, y))
+                continue;
+            const char *n = json_array_size(names) == json_array_size(a)
+                                ? json_string_value(json_array_get(names, i))
+                                : NULL;
+            snprintf(label, sizeof label, "%s[%zu]%s%s:", k, i, n ? " " : "", n ? n : "");
+            note_member(counts, print, label, x, y);
+        }
+    }
+    json_object_foreach((json_t *)got, k, a) {
+        if (!json_object_get(ref, k)) {
+            snprintf(label, sizeof label, "%s:", k);
+            note_member(counts, print, label, NULL, a);
+        }
+    }
+}
+
 size_t hvs_fault_compare(const char *what, const json_t *ref, const json_t *got, int print_first) {
-    size_t diffs = 0;
+    size_t diffs = 0, differ = 0, missing = 0;
     const char *k;
     json_t *v;
+    json_t *counts = json_object(); /* member label -> keys where it differs */
     json_object_foreach((json_t *)ref, k, v) {
         json_t *g = json_object_get(got, k);
         if (g && json_equal(v, g))
             continue;
-        if ((int)diffs++ < print_first) {
+        bool print = (int)diffs++ < print_first;
+        differ += g != NULL;
+        missing += g == NULL;
+        if (print)
             fprintf(stderr, "    %s %s %s\n", what, g ? "differs" : "missing", k);
+        if (json_is_object(v) && json_is_object(g)) {
+            diff_members(v, g, counts, print);
+        } else if (print) {
             print_value("reference:", v);
             print_value("this run: ", g);
         }
@@ -457,6 +514,15 @@ size_t hvs_fault_compare(const char *what, const json_t *ref, const json_t *got,
             print_value("this run: ", v);
         }
     }
+    if (diffs) { /* what differs, over every key */
+        fprintf(stderr, "    %s: %zu differ, %zu missing, %zu extra; members that differ:", what,
+                differ, missing, diffs - differ - missing);
+        json_object_foreach(counts, k, v) {
+            fprintf(stderr, " %s%lld", k, (long long)json_integer_value(v));
+        }
+        fputc('\n', stderr);
+    }
+    json_decref(counts);
     return diffs;
 }
 

@@ -142,7 +142,9 @@ hvs_fault_run_t *hvs_fault_run(hvs_fault_world_t *w, const char *name,
 void hvs_fault_run_free(hvs_fault_run_t *run);
 
 /* Differences between two reduced objects (latest or dead): missing, extra and different keys;
- * the first print_first are printed with both values under the label `what`. */
+ * the first print_first are printed under the label `what` (two objects: only their members
+ * that differ, arrays element by element), then one line counting, over every key, the members
+ * that differ. */
 size_t hvs_fault_compare(const char *what, const json_t *ref, const json_t *got, int print_first);
 /* For the first keys whose latest value differs: the ranks of every value of the key in both
  * runs, marked "=" where the value equals the reference's latest. */
