@@ -13,10 +13,11 @@
  * produced completely before the first run.
  *
  * The real process runs against a real redis-server and hvs-devbroker: once undisturbed (the
- * reference, a shared fixture), once more undisturbed (two undisturbed runs must agree: the
- * vectors must not depend on how the two inputs interleave), then once per fault. Every run must
- * end with the same latest FeatureVector per (building, apartment, target hour) and the same
- * dead letters (original topic, partition, offset, reason, key, value, error text).
+ * reference, a shared fixture), twice more undisturbed (once as the reference, once with small
+ * fetches so that the two topics interleave finely: the vectors must not depend on how the two
+ * inputs interleave), then once per fault. Every run must end with the same latest
+ * FeatureVector per (building, apartment, target hour) and the same dead letters (original
+ * topic, partition, offset, reason, key, value, error text).
  *
  * What is compared: the whole vector as hvsctl tail prints it (doubles with 17 significant
  * digits, so equal text is an equal double; NaN - a missing feature - prints as null), except
@@ -549,6 +550,16 @@ static void test_undisturbed_again(void) {
     hvs_fault_run_free(run);
 }
 
+/* Undisturbed again, but the consumer fetches at most 2 KB per partition at a time: the two
+ * topics interleave finely instead of (as with the defaults against hvs-devbroker) nearly all
+ * of aggregates.hourly before weather.hourly. The inputs are the same, so the vectors must be. */
+static void test_undisturbed_small_fetches(void) {
+    hvs_fault_opts_t o = {.env = "HVS_KAFKA_MAX_PARTITION_FETCH_BYTES=2048"};
+    hvs_fault_run_t *run = faulted("small-fetches", &o);
+    HVS_CHECK(run->restarts == 0, "small-fetches: %d restarts", run->restarts);
+    hvs_fault_run_free(run);
+}
+
 static void kill9(const char *name, uint64_t seed) {
     hvs_fault_opts_t o = {.npoints = 3};
     hvs_fault_random_points(o.points, 3, seed, 0.05, 0.9);
@@ -866,6 +877,7 @@ static void test_poison(void) {
 static const hvs_test_case_t cases[] = {
     {"reference", test_reference},
     {"undisturbed_again", test_undisturbed_again},
+    {"undisturbed_small_fetches", test_undisturbed_small_fetches},
     {"kill9_three_times_seed_11", test_kill9_seed_11},
     {"kill9_three_times_seed_23", test_kill9_seed_23},
     {"kill9_three_times_seed_37", test_kill9_seed_37},

@@ -514,11 +514,23 @@ size_t hvs_fault_compare(const char *what, const json_t *ref, const json_t *got,
             print_value("this run: ", v);
         }
     }
-    if (diffs) { /* what differs, over every key */
+    if (diffs) { /* what differs, over every key; the first keys missing and extra */
         fprintf(stderr, "    %s: %zu differ, %zu missing, %zu extra; members that differ:", what,
                 differ, missing, diffs - differ - missing);
         json_object_foreach(counts, k, v) {
             fprintf(stderr, " %s%lld", k, (long long)json_integer_value(v));
+        }
+        for (int which = 0; which < 2; which++) {
+            const json_t *in = which ? got : ref, *other = which ? ref : got;
+            size_t n = 0;
+            json_object_foreach((json_t *)in, k, v) {
+                if (json_object_get(other, k) || n++ >= 12)
+                    continue;
+                fprintf(stderr, "%s %s", n == 1 ? (which ? "\n    extra:" : "\n    missing:") : "",
+                        k);
+            }
+            if (n > 12)
+                fprintf(stderr, " ... (%zu)", n);
         }
         fputc('\n', stderr);
     }
