@@ -118,11 +118,16 @@ static void supervise(hvs_fault_run_t *run) {
             m->exited_at = now;
             run->restarts++;
             run->exits_nonzero += status != 0;
+            bool crash = status > 128 && status != 128 + SIGKILL;
+            run->crashes += crash;
             FILE *f = fopen(run->log, "a");
             if (f) {
-                fprintf(f, "==== harness: member %d exited with %d\n", i, status);
+                fprintf(f, "==== harness: member %d exited with %d%s\n", i, status,
+                        crash ? " (crashed: a signal the harness did not send)" : "");
                 fclose(f);
             }
+            if (crash)
+                fprintf(stderr, "  %s: member %d crashed (exit status %d)\n", run->name, i, status);
         }
         if (m->exited_at && now - m->exited_at >= delay)
             hvs_fault_member_start(run, i);
@@ -569,6 +574,8 @@ void hvs_fault_check_same(const hvs_fault_run_t *ref, const hvs_fault_run_t *run
     HVS_CHECK(run->finished, "%s caught up (%.0f%%)", run->name, 100 * run->progress);
     HVS_CHECK(run->fired == run->opts.npoints, "%s: %zu of %zu faults fired", run->name, run->fired,
               run->opts.npoints);
+    HVS_CHECK(run->crashes == 0, "%s: %d member crash(es) (abort, SIGSEGV...: see %s)", run->name,
+              run->crashes, run->log);
     size_t dl = hvs_fault_compare("latest", ref->latest, run->latest, 5);
     HVS_CHECK(dl == 0, "%s: %zu of %zu keys differ from the reference", run->name, dl,
               json_object_size(ref->latest));

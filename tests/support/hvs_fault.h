@@ -19,6 +19,10 @@
  * over all of them: committed offsets of the group on every input / messages in every input. A
  * run may read other topics than the logical ones (opts.inputs: the poison case's copies).
  *
+ * A member that dies of a signal the harness did not send (SIGKILL is its kill -9; an abort on
+ * heap corruption, SIGSEGV are not) is counted in `crashes`: hvs_fault_check_same fails on any,
+ * even when the restart converged.
+ *
  * Collection: every output topic read back (hvs_test_tail_json) and reduced with the stage's key
  * function to the latest value per key (highest rank, the later of equal ranks) made comparable
  * by the stage (volatile fields removed); the dead letters reduced by original topic (named by
@@ -114,6 +118,7 @@ struct hvs_fault_run {
     double progress;    /* committed / total (summed over the inputs), last seen */
     int restarts;       /* unwanted exits restarted */
     int exits_nonzero;  /* of those, with a non-zero status */
+    int crashes;        /* of those, killed by a signal the harness did not send (abort, SIGSEGV) */
     size_t fired;       /* fault points done */
     bool finished;      /* caught up before the timeout */
     int64_t ms;         /* wall time of the run */
@@ -150,8 +155,8 @@ size_t hvs_fault_compare(const char *what, const json_t *ref, const json_t *got,
  * runs, marked "=" where the value equals the reference's latest. */
 void hvs_fault_print_history(const hvs_fault_run_t *ref, const hvs_fault_run_t *run,
                              int print_first);
-/* Assert (HVS_CHECK) that run equals ref: latest values and dead letters, and that it caught
- * up. Prints a one-line summary. */
+/* Assert (HVS_CHECK) that run equals ref: latest values and dead letters, that it caught up and
+ * that no member crashed. Prints a one-line summary. */
 void hvs_fault_check_same(const hvs_fault_run_t *ref, const hvs_fault_run_t *run);
 
 /* ---- for fault functions ------------------------------------------------------------------ */
