@@ -59,7 +59,7 @@ static const hvs_fault_stage_t STAGE = {
     .args = "--batch 20 --idle-timeout 1h --stall-timeout 10s",
     .env = "HVS_KAFKA_FETCH_WAIT_MAX_MS=10 HVS_LOG_LEVEL=info HVS_KAFKA_SESSION_TIMEOUT_MS=4000 "
            "HVS_KAFKA_HEARTBEAT_INTERVAL_MS=500",
-    .input = "readings.raw",
+    .inputs = {"readings.raw"},
     .outputs = {"aggregates.hourly", "aggregates.15m"},
     .dead_letters = {"readings.dlq"},
     .key = agg_key,
@@ -411,7 +411,7 @@ static void test_poison(void) {
     hvs_encoder_destroy(dl_enc);
     hvs_serde_destroy(serde);
 
-    hvs_fault_opts_t o = {.input = topic};
+    hvs_fault_opts_t o = {.inputs = {topic}};
     hvs_fault_run_t *run = hvs_fault_run(&world, "poison", &o);
     HVS_CHECK(run->finished, "poison: caught up");
     size_t dl = hvs_fault_compare("latest", ref->latest, run->latest, 5);
@@ -442,7 +442,7 @@ static void test_poison(void) {
         json_t *c = json_deep_copy(v);
         json_object_set_new(c, "original_offset", json_integer(off - shift));
         char key[600];
-        snprintf(key, sizeof key, "input/%d/%lld/%s", (int)part, (long long)(off - shift),
+        snprintf(key, sizeof key, "readings.raw/%d/%lld/%s", (int)part, (long long)(off - shift),
                  hvs_test_str(reason));
         json_object_set_new(rest, key, c);
     }

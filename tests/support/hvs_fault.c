@@ -118,11 +118,16 @@ static void supervise(hvs_fault_run_t *run) {
             m->exited_at = now;
             run->restarts++;
             run->exits_nonzero += status != 0;
+            bool crash = status > 128 && status != 128 + SIGKILL;
+            run->crashes += crash;
             FILE *f = fopen(run->log, "a");
             if (f) {
-                fprintf(f, "==== harness: member %d exited with %d\n", i, status);
+                fprintf(f, "==== harness: member %d exited with %d%s\n", i, status,
+                        crash ? " (crashed: a signal the harness did not send)" : "");
                 fclose(f);
             }
+            if (crash)
+                fprintf(stderr, "  %s: member %d crashed (exit status %d)\n", run->name, i, status);
         }
         if (m->exited_at && now - m->exited_at >= delay)
             hvs_fault_member_start(run, i);
@@ -179,11 +184,13 @@ static int64_t topic_size(rd_kafka_t *rk, const char *topic, int timeout_ms) {
     return sum;
 }
 
-/* Committed offsets of the run's group on its input, summed; -1 when unknown. */
-static int64_t committed(rd_kafka_t *consumer, const char *topic, int nparts) {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(nparts);
-    for (int p = 0; p < nparts; p++)
-        rd_kafka_topic_partition_list_add(l, topic, p);
+/* Committed offsets of the run's group on all its inputs (nparts[i] partitions each), summed;
+ * -1 when unknown. */
+static int64_t committed(rd_kafka_t *consumer, const hvs_fault_run_t *run, const int *nparts) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(HVS_FAULT_MAX_TOPICS);
+    for (int i = 0; i < run->ninputs; i++)
+        for (int p = 0; p < nparts[i]; p++)
+            rd_kafka_topic_partition_list_add(l, run->inputs[i], p);
     int64_t sum = -1;
     if (rd_kafka_committed(consumer, l, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         sum = 0;
@@ -280,8 +287,11 @@ static void collect_dead_letters(hvs_fault_run_t *run) {
             run->ndead++;
             const char *ot = json_string_value(json_object_get(v, "original_topic"));
             const char *reason = json_string_value(json_object_get(v, "error_code"));
-            if (ot && strcmp(ot, run->input) == 0)
-                ot = "input";
+            for (int k = 0; ot && k < run->ninputs; k++)
+                if (strcmp(ot, run->inputs[k]) == 0) {
+                    ot = s->inputs[k]; /* the logical name, whatever topic this run read */
+                    break;
+                }
             char key[600];
             snprintf(key, sizeof key, "%s/%lld/%lld/%s", ot ? ot : "-",
                      (long long)json_integer_value(json_object_get(v, "original_partition")),
@@ -307,16 +317,20 @@ hvs_fault_run_t *hvs_fault_run(hvs_fault_world_t *w, const char *name,
     if (opts)
         run->opts = *opts;
     snprintf(run->name, sizeof run->name, "%s", name);
-    snprintf(run->input, sizeof run->input, "%s", run->opts.input ? run->opts.input : s->input);
+    for (int i = 0; i < HVS_FAULT_MAX_TOPICS && s->inputs[i]; i++, run->ninputs++)
+        snprintf(run->inputs[i], sizeof run->inputs[i], "%s",
+                 run->opts.inputs[i] ? run->opts.inputs[i] : s->inputs[i]);
+    HVS_REQUIRE(run->ninputs > 0, "stage %s has no input", s->name);
     snprintf(run->log, sizeof run->log, "%s/%s.log", w->dir, name);
     HVS_REQUIRE(hvs_test_redis_start(&run->redis, 0) == 0, "redis-server for %s", name);
     int parts = s->output_partitions ? s->output_partitions : 12;
     char ename[128], topic[128];
     snprintf(run->env, sizeof run->env, "HVS_KAFKA_BROKERS=%s", w->broker.addr);
-    if (run->opts.input) {
-        topic_env_name(s->input, ename, sizeof ename);
-        append(run->env, sizeof run->env, ename, run->input);
-    }
+    for (int i = 0; i < run->ninputs; i++)
+        if (run->opts.inputs[i]) {
+            topic_env_name(s->inputs[i], ename, sizeof ename);
+            append(run->env, sizeof run->env, ename, run->inputs[i]);
+        }
     for (int t = 0; t < HVS_FAULT_MAX_TOPICS && s->outputs[t]; t++) {
         snprintf(topic, sizeof topic, "%s.%s", name, s->outputs[t]);
         hvs_fault_topic_create(w, topic, parts);
@@ -332,10 +346,14 @@ hvs_fault_run_t *hvs_fault_run(hvs_fault_world_t *w, const char *name,
 
     rd_kafka_t *meta = kafka_handle(w->broker.addr, NULL, RD_KAFKA_PRODUCER);
     rd_kafka_t *grp = kafka_handle(w->broker.addr, name, RD_KAFKA_CONSUMER);
-    int nin = partition_count(meta, run->input);
-    HVS_REQUIRE(nin > 0, "input topic %s", run->input);
-    run->total = topic_size(meta, run->input, 5000);
-    HVS_REQUIRE(run->total > 0, "input topic %s is empty", run->input);
+    int nin[HVS_FAULT_MAX_TOPICS];
+    for (int i = 0; i < run->ninputs; i++) {
+        nin[i] = partition_count(meta, run->inputs[i]);
+        HVS_REQUIRE(nin[i] > 0, "input topic %s", run->inputs[i]);
+        int64_t n = topic_size(meta, run->inputs[i], 5000);
+        HVS_REQUIRE(n > 0, "input topic %s is empty", run->inputs[i]);
+        run->total += n;
+    }
 
     int64_t start = hvs_test_now_ms();
     int64_t deadline = start + (run->opts.timeout_ms ? run->opts.timeout_ms : 180000);
@@ -350,7 +368,7 @@ hvs_fault_run_t *hvs_fault_run(hvs_fault_world_t *w, const char *name,
             continue;
         }
         last_check = now;
-        int64_t c = committed(grp, run->input, nin);
+        int64_t c = committed(grp, run, nin);
         if (c >= 0)
             run->progress = (double)c / (double)run->total;
         if (run->fired < run->opts.npoints && run->progress >= run->opts.points[run->fired].at) {
@@ -417,21 +435,78 @@ void hvs_fault_run_free(hvs_fault_run_t *run) {
 /* ---- comparing --------------------------------------------------------------------------- */
 
 static void print_value(const char *label, const json_t *v) {
-    char *s = v ? json_dumps(v, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+    char *s = v ? json_dumps(v, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
     fprintf(stderr, "      %s %.1500s\n", label, s ? s : "(none)");
     free(s);
 }
 
+/* Note one differing member under `label` (counts: label -> how many keys), and print it. */
+static void note_member(json_t *counts, bool print, const char *label, const json_t *x,
+                        const json_t *y) {
+    json_object_set_new(counts, label,
+                        json_integer(json_integer_value(json_object_get(counts, label)) + 1));
+    if (!print)
+        return;
+    char *xs = x ? json_dumps(x, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    char *ys = y ? json_dumps(y, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    fprintf(stderr, "        %s %.300s -> %.300s\n", label, xs ? xs : "(none)", ys ? ys : "(none)");
+    free(xs);
+    free(ys);
+}
+
+/* Two objects that differ: only the members that differ ("name: reference -> this run"), arrays
+ * of one length element by element, labelled by a parallel "names" array where there is one
+ * (FeatureVector: values[i] is names[i]). */
+static void diff_members(const json_t *ref, const json_t *got, json_t *counts, bool print) {
+    const char *k;
+    json_t *a;
+    json_t *names = json_object_get(ref, "names");
+    char label[200];
+    json_object_foreach((json_t *)ref, k, a) {
+        json_t *b = json_object_get(got, k);
+        if (b && json_equal(a, b))
+            continue;
+        if (!json_is_array(a) || !json_is_array(b) || json_array_size(a) != json_array_size(b)) {
+            snprintf(label, sizeof label, "%s:", k);
+            note_member(counts, print, label, a, b);
+            continue;
+        }
+        for (size_t i = 0; i < json_array_size(a); i++) {
+            json_t *x = json_array_get(a, i), *y = json_array_get(b, i);
+            if (json_equal(x, y))
+                continue;
+            const char *n = json_array_size(names) == json_array_size(a)
+                                ? json_string_value(json_array_get(names, i))
+                                : NULL;
+            snprintf(label, sizeof label, "%s[%zu]%s%s:", k, i, n ? " " : "", n ? n : "");
+            note_member(counts, print, label, x, y);
+        }
+    }
+    json_object_foreach((json_t *)got, k, a) {
+        if (!json_object_get(ref, k)) {
+            snprintf(label, sizeof label, "%s:", k);
+            note_member(counts, print, label, NULL, a);
+        }
+    }
+}
+
 size_t hvs_fault_compare(const char *what, const json_t *ref, const json_t *got, int print_first) {
-    size_t diffs = 0;
+    size_t diffs = 0, differ = 0, missing = 0;
     const char *k;
     json_t *v;
+    json_t *counts = json_object(); /* member label -> keys where it differs */
     json_object_foreach((json_t *)ref, k, v) {
         json_t *g = json_object_get(got, k);
         if (g && json_equal(v, g))
             continue;
-        if ((int)diffs++ < print_first) {
+        bool print = (int)diffs++ < print_first;
+        differ += g != NULL;
+        missing += g == NULL;
+        if (print)
             fprintf(stderr, "    %s %s %s\n", what, g ? "differs" : "missing", k);
+        if (json_is_object(v) && json_is_object(g)) {
+            diff_members(v, g, counts, print);
+        } else if (print) {
             print_value("reference:", v);
             print_value("this run: ", g);
         }
@@ -444,6 +519,27 @@ size_t hvs_fault_compare(const char *what, const json_t *ref, const json_t *got,
             print_value("this run: ", v);
         }
     }
+    if (diffs) { /* what differs, over every key; the first keys missing and extra */
+        fprintf(stderr, "    %s: %zu differ, %zu missing, %zu extra; members that differ:", what,
+                differ, missing, diffs - differ - missing);
+        json_object_foreach(counts, k, v) {
+            fprintf(stderr, " %s%lld", k, (long long)json_integer_value(v));
+        }
+        for (int which = 0; which < 2; which++) {
+            const json_t *in = which ? got : ref, *other = which ? ref : got;
+            size_t n = 0;
+            json_object_foreach((json_t *)in, k, v) {
+                if (json_object_get(other, k) || n++ >= 12)
+                    continue;
+                fprintf(stderr, "%s %s", n == 1 ? (which ? "\n    extra:" : "\n    missing:") : "",
+                        k);
+            }
+            if (n > 12)
+                fprintf(stderr, " ... (%zu)", n);
+        }
+        fputc('\n', stderr);
+    }
+    json_decref(counts);
     return diffs;
 }
 
@@ -478,6 +574,8 @@ void hvs_fault_check_same(const hvs_fault_run_t *ref, const hvs_fault_run_t *run
     HVS_CHECK(run->finished, "%s caught up (%.0f%%)", run->name, 100 * run->progress);
     HVS_CHECK(run->fired == run->opts.npoints, "%s: %zu of %zu faults fired", run->name, run->fired,
               run->opts.npoints);
+    HVS_CHECK(run->crashes == 0, "%s: %d member crash(es) (abort, SIGSEGV...: see %s)", run->name,
+              run->crashes, run->log);
     size_t dl = hvs_fault_compare("latest", ref->latest, run->latest, 5);
     HVS_CHECK(dl == 0, "%s: %zu of %zu keys differ from the reference", run->name, dl,
               json_object_size(ref->latest));

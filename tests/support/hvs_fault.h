@@ -14,12 +14,21 @@
  * every live member is ready with hvs_<stage>_consumer_lag_messages 0, and the output and
  * dead-letter topics have not grown for quiet_ms.
  *
+ * Inputs: a stage consumes one or more input topics in its one group (the features worker reads
+ * aggregates.hourly and weather.hourly). Progress and "every input message committed" are summed
+ * over all of them: committed offsets of the group on every input / messages in every input. A
+ * run may read other topics than the logical ones (opts.inputs: the poison case's copies).
+ *
+ * A member that dies of a signal the harness did not send (SIGKILL is its kill -9; an abort on
+ * heap corruption, SIGSEGV are not) is counted in `crashes`: hvs_fault_check_same fails on any,
+ * even when the restart converged.
+ *
  * Collection: every output topic read back (hvs_test_tail_json) and reduced with the stage's key
  * function to the latest value per key (highest rank, the later of equal ranks) made comparable
- * by the stage (volatile fields removed); the dead letters reduced by original topic (the run's
- * input is "input"), partition, offset and reason. hvs_fault_compare prints the first
- * differences with both values. Duplicates are allowed; different values, missing or extra keys
- * are differences.
+ * by the stage (volatile fields removed); the dead letters reduced by original topic (named by
+ * its logical input name, whatever topic the run read it from), partition, offset and reason.
+ * hvs_fault_compare prints the first differences with both values. Duplicates are allowed;
+ * different values, missing or extra keys are differences.
  *
  * Ownership: a run owns its members, its redis-server and its reduced objects
  * (hvs_fault_run_free). Thread-safety: none. Fatal setup errors exit (HVS_REQUIRE).
@@ -44,7 +53,7 @@ typedef struct hvs_fault_stage {
     const char *exe;                           /* executable (HVS_TEST_AGGREGATOR) */
     const char *args;                          /* flags for every member (may be NULL) */
     const char *env;                           /* "NAME=value ..." for every member (may be NULL) */
-    const char *input;                         /* logical input topic ("readings.raw") */
+    const char *inputs[HVS_FAULT_MAX_TOPICS];  /* logical input topics, NULL-terminated */
     const char *outputs[HVS_FAULT_MAX_TOPICS]; /* logical output topics, NULL-terminated */
     const char *dead_letters[HVS_FAULT_MAX_TOPICS]; /* logical dead-letter topics, NULL-term. */
     int output_partitions;                          /* of each output topic; 0 = 12 */
@@ -83,9 +92,11 @@ typedef struct hvs_fault_member {
 } hvs_fault_member_t;
 
 typedef struct hvs_fault_opts {
-    const char *input; /* effective input topic; NULL = the stage's logical name */
-    const char *env;   /* more environment for this run's members (may be NULL) */
-    const char *args;  /* more flags for this run's members (may be NULL) */
+    /* effective topic of the stage's inputs[i] (HVS_TOPIC_<NAME> for the members); NULL = the
+     * logical name */
+    const char *inputs[HVS_FAULT_MAX_TOPICS];
+    const char *env;  /* more environment for this run's members (may be NULL) */
+    const char *args; /* more flags for this run's members (may be NULL) */
     hvs_fault_point_t points[HVS_FAULT_MAX_POINTS]; /* in order of `at` */
     size_t npoints;
     int restart_delay_ms; /* 0 = 2000 */
@@ -96,22 +107,24 @@ typedef struct hvs_fault_opts {
 struct hvs_fault_run {
     hvs_fault_world_t *world;
     hvs_fault_opts_t opts;
-    char name[48];         /* also the topic prefix and the consumer group */
-    char input[128];       /* effective input topic */
+    char name[48];                          /* also the topic prefix and the consumer group */
+    char inputs[HVS_FAULT_MAX_TOPICS][128]; /* effective input topics, as the stage's inputs */
+    int ninputs;
     char env[2048];        /* brokers and topic renames (members add their Redis and group) */
     char log[300];         /* the members' log */
     hvs_test_proc_t redis; /* this run's redis-server */
     hvs_fault_member_t members[HVS_FAULT_MAX_MEMBERS];
-    int64_t total;      /* messages in the input */
-    double progress;    /* committed / total, last seen */
+    int64_t total;      /* messages in all inputs */
+    double progress;    /* committed / total (summed over the inputs), last seen */
     int restarts;       /* unwanted exits restarted */
     int exits_nonzero;  /* of those, with a non-zero status */
+    int crashes;        /* of those, killed by a signal the harness did not send (abort, SIGSEGV) */
     size_t fired;       /* fault points done */
     bool finished;      /* caught up before the timeout */
     int64_t ms;         /* wall time of the run */
     json_t *latest;     /* key -> comparable latest value */
     json_t *history;    /* key -> every value read back, in order: [{"rank", "value"}] */
-    json_t *dead;       /* "topic/partition/offset/reason" -> comparable dead letter */
+    json_t *dead;       /* "<logical input>/partition/offset/reason" -> comparable dead letter */
     size_t nout, ndead; /* messages read back (with duplicates) */
 };
 
@@ -134,14 +147,16 @@ hvs_fault_run_t *hvs_fault_run(hvs_fault_world_t *w, const char *name,
 void hvs_fault_run_free(hvs_fault_run_t *run);
 
 /* Differences between two reduced objects (latest or dead): missing, extra and different keys;
- * the first print_first are printed with both values under the label `what`. */
+ * the first print_first are printed under the label `what` (two objects: only their members
+ * that differ, arrays element by element), then one line counting, over every key, the members
+ * that differ. */
 size_t hvs_fault_compare(const char *what, const json_t *ref, const json_t *got, int print_first);
 /* For the first keys whose latest value differs: the ranks of every value of the key in both
  * runs, marked "=" where the value equals the reference's latest. */
 void hvs_fault_print_history(const hvs_fault_run_t *ref, const hvs_fault_run_t *run,
                              int print_first);
-/* Assert (HVS_CHECK) that run equals ref: latest values and dead letters, and that it caught
- * up. Prints a one-line summary. */
+/* Assert (HVS_CHECK) that run equals ref: latest values and dead letters, that it caught up and
+ * that no member crashed. Prints a one-line summary. */
 void hvs_fault_check_same(const hvs_fault_run_t *ref, const hvs_fault_run_t *run);
 
 /* ---- for fault functions ------------------------------------------------------------------ */
