@@ -87,7 +87,7 @@ static void dq_reset(fx_building_t *b) {
 /* The newest issue of the building's weather and the newest hour of its aggregates, from its
  * rings (a building loaded from Redis). */
 static void data_times(fx_building_t *b) {
-    b->wx_time = b->agg_time = HVS_MS_NONE;
+    b->wx_time = b->agg_time = b->live_wx = HVS_MS_NONE;
     for (size_t s = 0; s < HVS_FS_HOURS; s++) {
         const hvs_feat_wx_hour_t *w = &b->fs->wx[s];
         for (int i = 0; w->hour != HVS_MS_NONE && i < w->n; i++)
@@ -452,8 +452,8 @@ int fx_on_aggregate(fx_t *g, int32_t partition, const fx_aggregate_t *a, hvs_ms_
         bool in_window = obs->issued_at <= hour + g->conf.upgrade_window;
         if (p && pending_remove(b, p))
             return oom(err, b);
-        if (quiet)
-            return 0;
+        if (quiet && !(b->live_wx != HVS_MS_NONE && obs->issued_at >= b->live_wx))
+            return 0; /* both replayed: the lost state had sent it */
         rc = compute(g, b, e, hour, in_window ? max_ms(hour + HOUR, obs->issued_at) : deadline,
                      NULL, NULL, in_window ? ST_FULL : ST_SETTLED, &v, err);
         v.upgrade = in_window && weak_before;
@@ -469,13 +469,19 @@ int fx_on_aggregate(fx_t *g, int32_t partition, const fx_aggregate_t *a, hvs_ms_
             rc = send_vector(g, b, &v, dq, &mask, sink, err);
         if (rc)
             return rc;
-        return pending_put(b, e->id, hour, true, settled, mask, &snap) ? oom(err, b) : 0;
+        if (pending_put(b, e->id, hour, true, settled, mask, &snap))
+            return oom(err, b);
+        pending_find(b, e->id, hour)->unsent = quiet;
+    } else {
+        if (!p)
+            g->stats.waited++;
+        if ((rc = snap_take(g, b, e, hour, &snap, err)))
+            return rc;
+        if (pending_put(b, e->id, hour, false, false, 0, &snap))
+            return oom(err, b);
     }
-    if (!p)
-        g->stats.waited++;
-    if ((rc = snap_take(g, b, e, hour, &snap, err)))
-        return rc;
-    return pending_put(b, e->id, hour, false, false, 0, &snap) ? oom(err, b) : 0;
+    pending_find(b, e->id, hour)->live = !quiet;
+    return 0;
 }
 
 /* Hour's earliest observation has just arrived: its waiting and weak vectors go out with it
@@ -492,10 +498,11 @@ static int release(fx_t *g, fx_building_t *b, hvs_ms_t hour, const hvs_feat_wx_t
         }
         int rc = 0;
         dq_effect_t dq = {p->snap.revision == 0 && !p->weak, p->weak, p->missing};
-        if (!quiet && in_window)
+        bool send = !quiet || p->live; /* else both replayed: the lost state had sent it */
+        if (send && in_window)
             rc = send_pending(g, b, p, max_ms(hour + HOUR, obs->issued_at), ST_FULL, dq, NULL, sink,
                               err);
-        else if (!quiet && !(p->weak && p->settled))
+        else if (send && !(p->weak && p->settled && !p->unsent))
             rc = send_pending(g, b, p, deadline, ST_SETTLED, dq, NULL, sink, err);
         if (rc)
             return rc;
@@ -514,9 +521,11 @@ static int settle(fx_t *g, fx_building_t *b, bool quiet, const fx_sink_t *sink, 
         if (p->weak && !p->settled && deadline < b->wx_time) {
             uint32_t mask = p->missing;
             dq_effect_t dq = {false, true, p->missing};
-            int rc = quiet ? 0 : send_pending(g, b, p, deadline, ST_SETTLED, dq, &mask, sink, err);
+            bool send = !quiet || p->live;
+            int rc = send ? send_pending(g, b, p, deadline, ST_SETTLED, dq, &mask, sink, err) : 0;
             if (rc)
                 return rc;
+            p->unsent = !send;
             p->settled = true;
             p->missing = mask;
             p->dirty = true;
@@ -540,6 +549,8 @@ int fx_on_weather(fx_t *g, int32_t partition, const fx_weather_t *w, hvs_ms_t wm
         return hvs_err_set(err, HVS_ENOMEM, "oom", "state of %s", w->building);
     if (hvs_fs_put_weather(b->fs, w->hour, &w->rec) == 0)
         return 0;
+    if (!quiet && b->live_wx == HVS_MS_NONE)
+        b->live_wx = w->rec.issued_at; /* weather arrives in issue order: the rest is live too */
     bool newer = b->wx_time == HVS_MS_NONE || w->rec.issued_at > b->wx_time;
     if (newer)
         b->wx_time = w->rec.issued_at;
@@ -570,11 +581,13 @@ int fx_advance(fx_t *g, int32_t partition, hvs_ms_t wm, bool quiet, const fx_sin
                 uint32_t mask = 0;
                 dq_effect_t dq = {p->snap.revision == 0, false, 0};
                 g->stats.weak++;
-                int rc = quiet ? 0
-                               : send_pending(g, b, p, deadline, settled ? ST_SETTLED : ST_WEAK, dq,
-                                              &mask, sink, err);
+                bool send = !quiet || p->live;
+                int rc = send ? send_pending(g, b, p, deadline, settled ? ST_SETTLED : ST_WEAK, dq,
+                                             &mask, sink, err)
+                              : 0;
                 if (rc)
                     return rc;
+                p->unsent = !send;
                 p->weak = true;
                 p->settled = settled;
                 p->missing = mask;
@@ -588,6 +601,24 @@ int fx_advance(fx_t *g, int32_t partition, hvs_ms_t wm, bool quiet, const fx_sin
                 continue;
             }
             i++;
+        }
+    }
+    return 0;
+}
+
+int fx_flush_unsent(fx_t *g, int32_t partition, const fx_sink_t *sink, hvs_err_t *err) {
+    for (size_t k = 0; k < g->n; k++) {
+        fx_building_t *b = g->b[k];
+        for (size_t i = 0; b->fs->partition == partition && i < b->npend; i++) {
+            fx_pending_t *p = &b->pend[i];
+            if (!p->unsent)
+                continue;
+            dq_effect_t dq = {false, false, 0};
+            int rc = send_pending(g, b, p, p->hour + HOUR + g->conf.weather_wait,
+                                  p->settled ? ST_SETTLED : ST_WEAK, dq, NULL, sink, err);
+            if (rc)
+                return rc;
+            p->unsent = false;
         }
     }
     return 0;
@@ -618,8 +649,8 @@ int fx_save_pending(hvs_redis_batch_t *batch, fx_building_t *b, hvs_err_t *err) 
         return 0;
     char key[700];
     if (hvs_redis_key(key, sizeof key, b->fs->id, err, "fs:pend") < 0)
-        return HVS_EINVAL; /* err names the id */
-    size_t argc = 2 + (b->ngone > ndirty ? b->ngone : 2 * ndirty);
+        return HVS_EINVAL;                                             /* err names the id */
+    size_t argc = 2 + (b->ngone > 2 * ndirty ? b->ngone : 2 * ndirty); /* HDEL or HSET */
     const char **argv = malloc(argc * sizeof *argv);
     char *text = malloc(ndirty * (HVS_READING_ID_MAX + 32 + PEND_VALUE_MAX) + 1);
     int rc = !argv || !text;

@@ -78,6 +78,8 @@ typedef struct fx_pending {
     bool settled;     /* ... with the building's weather complete up to the deadline */
     bool has_snap;    /* false only for entries stored by an older version */
     bool dirty;       /* changed since saved */
+    bool live;        /* its aggregate came after a rebuild's replay (in this process) */
+    bool unsent;      /* its weak vector was held back by a rebuild's replay: fx_flush_unsent */
     uint32_t missing; /* critical features missing when it was emitted (weak) */
     fx_snap_t snap;
 } fx_pending_t;
@@ -97,6 +99,7 @@ typedef struct fx_building {
     size_t ngone, capgone;
     hvs_ms_t wx_time;  /* the newest issued_at of its weather seen (HVS_MS_NONE: none) */
     hvs_ms_t agg_time; /* the newest hour of its aggregates seen */
+    hvs_ms_t live_wx;  /* issue of the first weather record not replayed (HVS_MS_NONE: none) */
     fx_dq_day_t dq[2];
 } fx_building_t;
 
@@ -141,7 +144,10 @@ fx_building_t **fx_buildings(fx_t *g, size_t *n);
 void fx_drop_partition(fx_t *g, int32_t partition);
 
 /* Inputs on `partition` whose watermark (after this input) is wm. quiet: a replay of input the
- * previous state had already handled (rebuilding lost state): update state, emit nothing.
+ * previous state had already handled (rebuilding lost state): update state, and emit only what
+ * the lost state cannot have emitted already (a vector whose aggregate or observation is not a
+ * replay); a weak vector held back meanwhile goes out with fx_flush_unsent once the partition's
+ * replay is over (at worst a duplicate).
  * An aggregate of an hour older than wm - (HVS_FS_HOURS - 168) h fails with HVS_EINVAL,
  * reason too_late (dead-letter it). */
 int fx_on_aggregate(fx_t *g, int32_t partition, const fx_aggregate_t *a, hvs_ms_t wm, bool quiet,
@@ -152,6 +158,8 @@ int fx_on_weather(fx_t *g, int32_t partition, const fx_weather_t *w, hvs_ms_t wm
  * upgrade. */
 int fx_advance(fx_t *g, int32_t partition, hvs_ms_t wm, bool quiet, const fx_sink_t *sink,
                hvs_err_t *err);
+/* The partition's rebuild is over: send the weak vectors its replay held back. */
+int fx_flush_unsent(fx_t *g, int32_t partition, const fx_sink_t *sink, hvs_err_t *err);
 
 /* Pending entries in Redis: hvs:{B}:fs:pend HASH "<entity>\x1f<hour>" -> "<weak 0|1> <missing>
  * <settled 0|1> <revision> <flags> <target> <19 entity features>" (numbers exact, "nan" unknown;

@@ -75,6 +75,7 @@ static const hvs_cfg_section_t fx_section = {"features", fx_entries,
 
 typedef struct part {
     hvs_ms_t wm_hour;       /* watermark hour last acted on */
+    bool replayed;          /* a rebuild replayed input: flush what it held back when it ends */
     hvs_ms_t assigned_mono; /* when it was assigned (monotonic) */
 } part_t;
 
@@ -121,6 +122,7 @@ static hvs_ms_t watermark(const worker_t *w, int32_t p) {
 static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
     worker_t *w = opaque;
     w->parts[p].wm_hour = HVS_MS_NONE;
+    w->parts[p].replayed = false;
     w->parts[p].assigned_mono = hvs_time_mono_ms();
     hvs_ms_t t0 = hvs_time_mono_ms();
     char **ids;
@@ -149,17 +151,23 @@ static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
     if (rc)
         return rc;
     /* the watermarks the state was saved with */
+    hvs_ms_t saved[2] = {HVS_MS_NONE, HVS_MS_NONE};
     for (int t = 0; t < 2; t++) {
         redisReply *rep = NULL;
         hvs_err_t e = {0};
-        if (hvs_redis_command(w->redis, &rep, &e, "HGET hvs:fs:wm %d:%c", (int)p, "aw"[t]) == 0 &&
-            rep && rep->type == REDIS_REPLY_STRING)
-            hvs_watermark_observe(w->wm[t], p, strtoll(rep->str, NULL, 10), hvs_time_now_ms());
+        char field[16]; /* formatted here: hiredis's formatter knows no %c */
+        snprintf(field, sizeof field, "%d:%c", (int)p, "aw"[t]);
+        if (hvs_redis_command(w->redis, &rep, &e, "HGET hvs:fs:wm %s", field) == 0 && rep &&
+            rep->type == REDIS_REPLY_STRING) {
+            saved[t] = strtoll(rep->str, NULL, 10);
+            hvs_watermark_observe(w->wm[t], p, saved[t], hvs_time_now_ms());
+        }
         if (rep)
             freeReplyObject(rep);
     }
     hvs_metric_observe(w->m_load, (double)(hvs_time_mono_ms() - t0) / 1000.0);
-    hvs_log_info("features", "partition %d assigned: %zu buildings loaded", (int)p, loaded);
+    hvs_log_info("features", "partition %d assigned: %zu buildings loaded, watermarks %lld / %lld",
+                 (int)p, loaded, (long long)saved[0], (long long)saved[1]);
     return 0;
 }
 
@@ -216,6 +224,14 @@ static int emit_alert(void *opaque, const fx_dq_alert_t *a, hvs_err_t *err) {
 /* ---- the stage's callbacks ------------------------------------------------------------------ */
 
 static int advance_partition(worker_t *w, int32_t p, bool quiet, hvs_err_t *err) {
+    int rc;
+    if (quiet) {
+        w->parts[p].replayed = true;
+    } else if (w->parts[p].replayed && !hvs_stage_rebuilding(w->stage, p)) {
+        w->parts[p].replayed = false;
+        if ((rc = fx_flush_unsent(w->fx, p, &w->sink, err)))
+            return rc == HVS_EINVAL ? HVS_ESTATE : rc;
+    }
     hvs_ms_t wm = watermark(w, p);
     if (wm == HVS_MS_NONE)
         return 0;
@@ -223,7 +239,7 @@ static int advance_partition(worker_t *w, int32_t p, bool quiet, hvs_err_t *err)
     if (h == w->parts[p].wm_hour)
         return 0; /* act on quarter-hour steps of the watermark: cheap, and deterministic */
     w->parts[p].wm_hour = h;
-    int rc = fx_advance(w->fx, p, wm, quiet, &w->sink, err);
+    rc = fx_advance(w->fx, p, wm, quiet, &w->sink, err);
     return rc == HVS_EINVAL ? HVS_ESTATE : rc; /* an output that fails is never a bad input */
 }
 
