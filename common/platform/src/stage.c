@@ -36,6 +36,29 @@ static void on_assigning(void *opaque, rd_kafka_topic_partition_list_t *added) {
         st->def->assigning(st->opaque, added);
 }
 
+/* Partition P of every input must be with the member that holds P's state (hvs_stage_run picks
+ * an assignor that keeps them together; an operator's HVS_KAFKA_PARTITION_ASSIGNMENT_STRATEGY
+ * could split them): say so loudly rather than join half the inputs. */
+static void check_copartitioned(hvs_stage_t *st) {
+    if (st->conf.ninputs < 2 || !st->cons)
+        return;
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (rd_kafka_assignment(hvs_consumer_handle(st->cons), &a) || !a)
+        return;
+    for (int i = 0; i < a->cnt; i++)
+        for (size_t t = 0; t < st->conf.ninputs; t++)
+            if (!rd_kafka_topic_partition_list_find(a, st->conf.inputs[t], a->elems[i].partition)) {
+                hvs_log_error(st->def->name,
+                              "%s [%d] is assigned here without %s [%d]: the inputs are not "
+                              "co-partitioned (the assignment strategy must keep partition P of "
+                              "every input on one member, e.g. range)",
+                              a->elems[i].topic, (int)a->elems[i].partition, st->conf.inputs[t],
+                              (int)a->elems[i].partition);
+                t = st->conf.ninputs;
+            }
+    rd_kafka_topic_partition_list_destroy(a);
+}
+
 static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *added) {
     hvs_stage_t *st = opaque;
     for (int i = 0; i < added->cnt && !st->fatal; i++) {
@@ -56,6 +79,7 @@ static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *add
         st->assigned[p] = true;
         st->parts[st->nparts++] = p;
     }
+    check_copartitioned(st);
 }
 
 static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *removed) {
@@ -274,7 +298,20 @@ int hvs_stage_run(hvs_stage_t *st, hvs_err_t *err) {
     const hvs_stage_def_t *d = st->def;
     hvs_kafka_conf_t kc;
     hvs_app_kafka_conf(st->app, &kc);
-    kc.worker_props = st->conf.consumer_props;
+    /* Several inputs keyed alike must be co-partitioned: partition P of every input with one
+     * member, whose state for P joins them. The range assignor guarantees that for topics of
+     * equal partition counts; cooperative-sticky balances topic-partitions one by one and may
+     * split them. The stage's own properties (then HVS_KAFKA_*) still override it. */
+    const char *props[2 + 2 * 16 + 1] = {"partition.assignment.strategy", "range"};
+    size_t np = 2;
+    for (size_t i = 0; st->conf.consumer_props && st->conf.consumer_props[i]; i++) {
+        if (np + 1 >= sizeof props / sizeof *props)
+            return hvs_err_set(err, HVS_ECONFIG, "bad_value", "%s: over 16 consumer properties",
+                               d->name);
+        props[np++] = st->conf.consumer_props[i];
+    }
+    props[np] = NULL;
+    kc.worker_props = st->conf.ninputs > 1 ? props : st->conf.consumer_props;
     hvs_consumer_hooks_t hooks = {.on_assigned = on_assigned,
                                   .on_revoked = on_revoked,
                                   .on_assigning = on_assigning,

@@ -14,7 +14,9 @@
  *   after_batch (work between batches)   phase "between_batches" (only when defined)
  *
  * so a crash anywhere replays the uncommitted messages onto state that never claims an output
- * the broker does not have. Rebalances are served inside the poll (cooperative-sticky, kafka.h):
+ * the broker does not have. Rebalances are served inside the poll (cooperative-sticky, kafka.h;
+ * a stage of several inputs uses the range assignor, which keeps partition P of every input on
+ * one member):
  * `assigned` runs once per partition number when the first of its topic-partitions arrives
  * (load its state), `revoked` when it leaves (drop it; its state was written before the last
  * commit). Stall detection: when messages wait in the assigned partitions (consumer lag > 0)
