@@ -49,10 +49,6 @@ static bool agg_key(const json_t *v, char *key, size_t len) {
     return true;
 }
 
-static long long agg_rank(const json_t *v) {
-    return (long long)json_integer_value(json_object_get(v, "revision"));
-}
-
 static const hvs_fault_stage_t STAGE = {
     .name = "aggregator",
     .exe = HVS_TEST_AGGREGATOR,
@@ -63,7 +59,7 @@ static const hvs_fault_stage_t STAGE = {
     .outputs = {"aggregates.hourly", "aggregates.15m"},
     .dead_letters = {"readings.dlq"},
     .key = agg_key,
-    .rank = agg_rank,
+    .rank = hvs_fault_rank_revision,
     .comparable = agg_test_comparable,
 };
 

@@ -546,16 +546,32 @@ static size_t interleave(const event_t **order, double p_agg) {
     return n;
 }
 
-static void test_any_interleaving(void) {
-    messy_stream();
-    static const event_t *order[16000];
-    static sink_t ref, got;
-    /* the reference: both topics by arrival time, as a worker keeping up would see them */
+/* The reference order: both topics by arrival time, as a worker keeping up would see them. */
+static size_t arrival_order(const event_t **order) {
     size_t a = 0, w = 0, n = 0;
     while (a < naggs || w < nwxs) {
         hvs_ms_t ta = a < naggs ? aggs[a].a.hour.hour + HOUR : INT64_MAX;
         order[n++] = w == nwxs || (a < naggs && ta <= wxs[w].t) ? &aggs[a++] : &wxs[w++];
     }
+    return n;
+}
+
+/* Keys whose latest vector has the reference's revision. */
+static size_t same_revisions(const sink_t *ref, const sink_t *got) {
+    size_t same = 0;
+    for (size_t i = 0; i < ref->n; i++)
+        for (size_t k = 0; k < got->n; k++)
+            if (strcmp(got->v[k].key, ref->v[i].key) == 0 &&
+                got->v[k].revision == ref->v[i].revision)
+                same++;
+    return same;
+}
+
+static void test_any_interleaving(void) {
+    messy_stream();
+    static const event_t *order[16000];
+    static sink_t ref, got;
+    size_t n = arrival_order(order);
     memset(&ref, 0, sizeof ref);
     fx_t *g = run(order, n, &ref, NULL);
     fx_stats_t st = *fx_stats(g);
@@ -582,14 +598,7 @@ static void test_any_interleaving(void) {
         }
         memset(&got, 0, sizeof got);
         fx_destroy(run(order, n, &got, NULL));
-        size_t same = compare(&ref, &got, what);
-        size_t same_rev = 0;
-        for (size_t i = 0; i < ref.n; i++) {
-            for (size_t k = 0; k < got.n; k++)
-                if (strcmp(got.v[k].key, ref.v[i].key) == 0 &&
-                    got.v[k].revision == ref.v[i].revision)
-                    same_rev++;
-        }
+        size_t same = compare(&ref, &got, what), same_rev = same_revisions(&ref, &got);
         HVS_CHECK(same == ref.n && got.n == ref.n && same_rev == ref.n,
                   "%s: %zu of %zu latest vectors equal (%zu revisions), %zu keys, %zu emitted",
                   what, same, ref.n, same_rev, got.n, got.emitted);
@@ -630,11 +639,7 @@ static void test_rebuild_replay(void) {
     messy_stream();
     static const event_t *order[16000];
     static sink_t ref, got;
-    size_t a = 0, w = 0, n = 0;
-    while (a < naggs || w < nwxs) {
-        hvs_ms_t ta = a < naggs ? aggs[a].a.hour.hour + HOUR : INT64_MAX;
-        order[n++] = w == nwxs || (a < naggs && ta <= wxs[w].t) ? &aggs[a++] : &wxs[w++];
-    }
+    size_t n = arrival_order(order);
     memset(&ref, 0, sizeof ref);
     fx_destroy(run(order, n, &ref, NULL));
     static const double at[] = {0.2, 0.5, 0.8};
@@ -678,12 +683,7 @@ static void test_rebuild_replay(void) {
         fx_destroy(after.g);
         char what[48];
         snprintf(what, sizeof what, "lost at %.0f %%", at[c] * 100);
-        size_t same = compare(&ref, &got, what), same_rev = 0;
-        for (size_t i = 0; i < ref.n; i++)
-            for (size_t j = 0; j < got.n; j++)
-                if (strcmp(got.v[j].key, ref.v[i].key) == 0 &&
-                    got.v[j].revision == ref.v[i].revision)
-                    same_rev++;
+        size_t same = compare(&ref, &got, what), same_rev = same_revisions(&ref, &got);
         HVS_CHECK(same == ref.n && got.n == ref.n && same_rev == ref.n,
                   "%s (%zu aggregates, %zu weather handled): %zu of %zu latest vectors equal, %zu "
                   "keys",

@@ -79,11 +79,6 @@ static bool fx_key(const json_t *v, char *key, size_t len) {
     return true;
 }
 
-/* The vector's revision: monotonic per entity-hour; absent (older schema) = 0. */
-static long long fx_rank(const json_t *v) {
-    return (long long)json_integer_value(json_object_get(v, "revision"));
-}
-
 static const hvs_fault_stage_t STAGE = {
     .name = "features",
     .exe = HVS_TEST_FEATURES,
@@ -94,7 +89,7 @@ static const hvs_fault_stage_t STAGE = {
     .outputs = {"features.hourly"},
     .dead_letters = {"aggregates.hourly.dlq", "weather.hourly.dlq"},
     .key = fx_key,
-    .rank = fx_rank,
+    .rank = hvs_fault_rank_revision,
     .comparable = NULL, /* the whole vector (see the top of the file) */
 };
 

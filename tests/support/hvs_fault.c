@@ -658,6 +658,10 @@ void hvs_fault_broker_refuses_writes(hvs_fault_run_t *run, void *count) {
     broker_control(run, line);
 }
 
+long long hvs_fault_rank_revision(const json_t *value) {
+    return (long long)json_integer_value(json_object_get(value, "revision"));
+}
+
 void hvs_fault_member_join(hvs_fault_run_t *run, void *member) {
     hvs_fault_member_start(run, member_of(member));
 }

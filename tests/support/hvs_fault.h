@@ -159,6 +159,9 @@ void hvs_fault_print_history(const hvs_fault_run_t *ref, const hvs_fault_run_t *
  * that no member crashed. Prints a one-line summary. */
 void hvs_fault_check_same(const hvs_fault_run_t *ref, const hvs_fault_run_t *run);
 
+/* A rank for stages whose outputs carry an integer "revision" (absent = 0): the highest wins. */
+long long hvs_fault_rank_revision(const json_t *value);
+
 /* ---- for fault functions ------------------------------------------------------------------ */
 
 /* Wait ms while supervising the members (restarts happen meanwhile). */
