@@ -332,6 +332,7 @@ int hvs_stage_run(hvs_stage_t *st, hvs_err_t *err) {
                                           &perr);
         double t0 = mono_s();
         hvs_metric_add(st->m_phase[PH_POLL], t0 - tp);
+        hvs_stage_state_commit_behind(st);
         st->now = hvs_time_now_ms();
         if (st->fatal) {
             *err = st->fatal_err;

@@ -57,6 +57,9 @@ struct hvs_stage {
     int32_t touched[HVS_MAX_PARTITIONS]; /* partitions with messages in the current batch */
     size_t ntouched;
     bool replaying; /* the message being handled is replayed quietly */
+    /* offsets the state has applied beyond the group's commit (a commit refused in a rebalance):
+     * committed at the next turn, so the group's lag agrees with the state */
+    rd_kafka_topic_partition_list_t *to_commit;
 };
 
 /* Runner side of exactly-once state; each is a no-op without conf.redis. */
@@ -66,6 +69,8 @@ void hvs_stage_state_fini(hvs_stage_t *st);
 int hvs_stage_state_assigning(hvs_stage_t *st, rd_kafka_topic_partition_list_t *added,
                               hvs_err_t *err);
 void hvs_stage_state_revoked(hvs_stage_t *st, int32_t p);
+/* Commit what hvs_stage_state_assigning found the group behind on (no-op when nothing). */
+void hvs_stage_state_commit_behind(hvs_stage_t *st);
 /* A message of the batch: its offset is recorded; whether it is replayed quietly is returned. */
 bool hvs_stage_state_note(hvs_stage_t *st, const rd_kafka_message_t *m);
 /* After the outputs are acknowledged and the stage appended its writes: check no partition's

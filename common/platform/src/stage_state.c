@@ -50,6 +50,25 @@ int hvs_stage_state_init(hvs_stage_t *st, hvs_err_t *err) {
 void hvs_stage_state_fini(hvs_stage_t *st) {
     hvs_redis_batch_destroy(st->rb);
     hvs_redis_batch_destroy(st->scratch);
+    if (st->to_commit)
+        rd_kafka_topic_partition_list_destroy(st->to_commit);
+}
+
+void hvs_stage_state_commit_behind(hvs_stage_t *st) {
+    if (!st->to_commit || st->to_commit->cnt == 0 || !st->cons)
+        return;
+    rd_kafka_resp_err_t e = rd_kafka_commit(hvs_consumer_handle(st->cons), st->to_commit, 0);
+    if (e)
+        hvs_log_warn(st->def->name,
+                     "committing %d offset(s) the state had already applied: %s (retried after "
+                     "the partition's next batch)",
+                     st->to_commit->cnt, rd_kafka_err2str(e));
+    else
+        hvs_log_info(st->def->name,
+                     "committed %d offset(s) the state had applied beyond the group's commit",
+                     st->to_commit->cnt);
+    rd_kafka_topic_partition_list_destroy(st->to_commit);
+    st->to_commit = NULL;
 }
 
 static void part_reset(stage_part_t *ps) {
@@ -126,6 +145,12 @@ int hvs_stage_state_assigning(hvs_stage_t *st, rd_kafka_topic_partition_list_t *
                 int t = topic_index(st, added->elems[k].topic);
                 if (added->elems[k].partition != p || t < 0)
                     continue;
+                if (stored[t] >= 0 && stored[t] > added->elems[k].offset) {
+                    if (!st->to_commit)
+                        st->to_commit = rd_kafka_topic_partition_list_new(4);
+                    rd_kafka_topic_partition_list_add(st->to_commit, added->elems[k].topic, p)
+                        ->offset = stored[t];
+                }
                 if (stored[t] >= 0)
                     added->elems[k].offset = stored[t];
                 ps->next[t] = stored[t];
