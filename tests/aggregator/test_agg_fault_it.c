@@ -196,24 +196,15 @@ static void test_broker_down(void) {
  * (A broker going down happens to fall while the worker polls or commits, rarely while it
  * flushes; refused produce requests are what a flush sees of any outage, every time.) */
 static void test_broker_down_past_flush(void) {
-    hvs_fault_run_t *run;
-    one_fault("broker-down-long", 10, "broker refuses 200 produce requests (flush timeout 3 s)",
-              hvs_fault_broker_refuses_writes, (void *)200, "HVS_AGG_FLUSH_TIMEOUT=3s", &run);
-    HVS_CHECK(run->restarts >= 1 && hvs_fault_log_count(run, "flush_timeout") > 0,
-              "broker-down-long: a flush timed out (%zu log lines), %d restart(s)",
-              hvs_fault_log_count(run, "flush_timeout"), run->restarts);
-    hvs_fault_run_free(run);
+    need_reference();
+    hvs_fault_case_flush_timeout(&world, ref, "HVS_AGG_FLUSH_TIMEOUT=3s");
 }
 
 /* A second member joins mid-stream (cooperative-sticky hand-off of half the partitions) and
  * leaves again later (they move back). */
 static void test_second_member(void) {
-    hvs_fault_opts_t o = {.npoints = 2};
-    o.points[0] = (hvs_fault_point_t){0.2, "second member joins", hvs_fault_member_join, (void *)1};
-    o.points[1] = (hvs_fault_point_t){0.6, "second member leaves", hvs_fault_member_leave,
-                                      (void *)1};
-    hvs_fault_run_t *run = faulted("second-member", &o);
-    HVS_CHECK(hvs_fault_log_count(run, "revoked") > 0, "second-member: partitions were revoked");
+    need_reference();
+    hvs_fault_run_t *run = hvs_fault_case_second_member(&world, ref);
     hvs_fault_run_free(run);
 }
 

@@ -611,27 +611,15 @@ static void test_broker_down(void) {
 /* The broker refuses writes for longer than the flush timeout (lowered to 3 s): a batch's flush
  * times out, the worker exits unwritten and uncommitted, is restarted and replays. */
 static void test_broker_down_past_flush(void) {
-    hvs_fault_opts_t o = {.npoints = 1, .env = "HVS_FEAT_FLUSH_TIMEOUT=3s"};
-    hvs_fault_random_points(o.points, 1, 10, 0.2, 0.7);
-    o.points[0] = (hvs_fault_point_t){o.points[0].at,
-                                      "broker refuses 200 produce requests (flush timeout 3 s)",
-                                      hvs_fault_broker_refuses_writes, (void *)200};
-    hvs_fault_run_t *run = faulted("broker-down-long", &o);
-    HVS_CHECK(run->restarts >= 1 && hvs_fault_log_count(run, "flush_timeout") > 0,
-              "broker-down-long: a flush timed out (%zu log lines), %d restart(s)",
-              hvs_fault_log_count(run, "flush_timeout"), run->restarts);
-    hvs_fault_run_free(run);
+    need_reference();
+    hvs_fault_case_flush_timeout(&world, ref, "HVS_FEAT_FLUSH_TIMEOUT=3s");
 }
 
 /* A second member joins mid-stream and leaves later: partition P of both inputs moves together
  * (the runner's range assignor for several inputs), its state is loaded where it lands. */
 static void test_second_member(void) {
-    hvs_fault_opts_t o = {.npoints = 2};
-    o.points[0] = (hvs_fault_point_t){0.2, "second member joins", hvs_fault_member_join, (void *)1};
-    o.points[1] = (hvs_fault_point_t){0.6, "second member leaves", hvs_fault_member_leave,
-                                      (void *)1};
-    hvs_fault_run_t *run = faulted("second-member", &o);
-    HVS_CHECK(hvs_fault_log_count(run, "revoked") > 0, "second-member: partitions were revoked");
+    need_reference();
+    hvs_fault_run_t *run = hvs_fault_case_second_member(&world, ref);
     HVS_CHECK(hvs_fault_log_count(run, "not co-partitioned") == 0,
               "second-member: partition P of both inputs always on one member");
     hvs_fault_run_free(run);

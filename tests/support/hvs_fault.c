@@ -658,6 +658,32 @@ void hvs_fault_broker_refuses_writes(hvs_fault_run_t *run, void *count) {
     broker_control(run, line);
 }
 
+void hvs_fault_case_flush_timeout(hvs_fault_world_t *w, const hvs_fault_run_t *ref,
+                                  const char *env) {
+    hvs_fault_opts_t o = {.npoints = 1, .env = env};
+    hvs_fault_random_points(o.points, 1, 10, 0.2, 0.7);
+    o.points[0].name = "broker refuses 200 produce requests (flush timeout lowered)";
+    o.points[0].fn = hvs_fault_broker_refuses_writes;
+    o.points[0].arg = (void *)200;
+    hvs_fault_run_t *run = hvs_fault_run(w, "broker-down-long", &o);
+    hvs_fault_check_same(ref, run);
+    HVS_CHECK(run->restarts >= 1 && hvs_fault_log_count(run, "flush_timeout") > 0,
+              "broker-down-long: a flush timed out (%zu log lines), %d restart(s)",
+              hvs_fault_log_count(run, "flush_timeout"), run->restarts);
+    hvs_fault_run_free(run);
+}
+
+hvs_fault_run_t *hvs_fault_case_second_member(hvs_fault_world_t *w, const hvs_fault_run_t *ref) {
+    hvs_fault_opts_t o = {.npoints = 2};
+    o.points[0] = (hvs_fault_point_t){0.2, "second member joins", hvs_fault_member_join, (void *)1};
+    o.points[1] = (hvs_fault_point_t){0.6, "second member leaves", hvs_fault_member_leave,
+                                      (void *)1};
+    hvs_fault_run_t *run = hvs_fault_run(w, "second-member", &o);
+    hvs_fault_check_same(ref, run);
+    HVS_CHECK(hvs_fault_log_count(run, "revoked") > 0, "second-member: partitions were revoked");
+    return run;
+}
+
 long long hvs_fault_rank_revision(const json_t *value) {
     return (long long)json_integer_value(json_object_get(value, "revision"));
 }

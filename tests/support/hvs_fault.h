@@ -162,6 +162,17 @@ void hvs_fault_check_same(const hvs_fault_run_t *ref, const hvs_fault_run_t *run
 /* A rank for stages whose outputs carry an integer "revision" (absent = 0): the highest wins. */
 long long hvs_fault_rank_revision(const json_t *value);
 
+/* ---- cases every stage runs the same way (each checks the run against ref) ---------------- */
+
+/* The broker refuses 200 produce requests at a seeded point while `env` (e.g.
+ * "HVS_AGG_FLUSH_TIMEOUT=3s") lowers the stage's flush timeout: a flush must time out and the
+ * member be restarted, and the run still equal ref. */
+void hvs_fault_case_flush_timeout(hvs_fault_world_t *w, const hvs_fault_run_t *ref,
+                                  const char *env);
+/* A second member joins at 20 % and leaves at 60 %: partitions must have been revoked and the
+ * run equal ref. Returns the run for the stage's own checks (hvs_fault_run_free). */
+hvs_fault_run_t *hvs_fault_case_second_member(hvs_fault_world_t *w, const hvs_fault_run_t *ref);
+
 /* ---- for fault functions ------------------------------------------------------------------ */
 
 /* Wait ms while supervising the members (restarts happen meanwhile). */
