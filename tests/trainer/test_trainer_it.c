@@ -459,8 +459,8 @@ static void drift(void) {
              ">/dev/null 2>&1",
              env, HVS_TEST_HVSCTL);
     approve_rc = hvs_test_run(cmd, NULL, 0, NULL, NULL);
-    hvs_model_ref_t *m = NULL;
-    for (int k = 0; k < 100 && !(m && m->version == 2); k++) {
+    hvs_model_ref_t *m = NULL; /* up to 60 s: the approval can take long on a loaded CI machine */
+    for (int k = 0; k < 600 && !(m && m->version == 2); k++) {
         hvs_registry_release(m);
         hvs_registry_poll(r, 100);
         m = hvs_registry_acquire(r, "anomaly-residual/global");
