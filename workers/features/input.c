@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "hvs/featstore.h"
+#include "hvs/fields.h"
 #include "hvs/ids.h"
 
 enum { A_BUILDING, A_APARTMENT, A_WS, A_SIZE, A_REV, A_HEAT, A_WATER, A_TEMP, A_SP, A_GAP, A_N };
@@ -47,85 +48,6 @@ int fx_input_new(hvs_serde_t *s, fx_input_t **out, hvs_err_t *err) {
 
 void fx_input_destroy(fx_input_t *in) { free(in); }
 
-/* The field, through a ["null", T] union: 1 present, 0 null, -1 not of the schema. */
-static int field(avro_value_t *rec, int idx, avro_value_t *out) {
-    avro_value_t f;
-    if (avro_value_get_by_index(rec, (size_t)idx, &f, NULL))
-        return -1;
-    if (avro_value_get_type(&f) == AVRO_UNION) {
-        if (avro_value_get_current_branch(&f, out))
-            return -1;
-        return avro_value_get_type(out) == AVRO_NULL ? 0 : 1;
-    }
-    *out = f;
-    return 1;
-}
-
-static int get_id(avro_value_t *rec, int idx, char *dst, const char *name, hvs_err_t *err) {
-    avro_value_t f;
-    const char *s;
-    size_t n;
-    int p = field(rec, idx, &f);
-    if (p < 0 || (p == 1 && avro_value_get_string(&f, &s, &n)))
-        return hvs_err_set(err, HVS_ESERDE, FX_R_BAD_SCHEMA, "%s is not a string", name);
-    if (p == 0) {
-        dst[0] = 0;
-        return 0;
-    }
-    n = n ? n - 1 : 0;                        /* avro-c counts the terminating NUL */
-    int rc = hvs_id_check_n(s, n, name, err); /* the one id rule: bad_id / id_too_long */
-    if (rc)
-        return rc;
-    memcpy(dst, s, n);
-    dst[n] = 0;
-    return 0;
-}
-
-static int get_long(avro_value_t *rec, int idx, int64_t *v, const char *name, hvs_err_t *err) {
-    avro_value_t f;
-    int32_t i32;
-    if (field(rec, idx, &f) != 1)
-        return hvs_err_set(err, HVS_ESERDE, FX_R_BAD_SCHEMA, "%s missing", name);
-    if (avro_value_get_type(&f) == AVRO_INT32 && avro_value_get_int(&f, &i32) == 0) {
-        *v = i32;
-        return 0;
-    }
-    if (avro_value_get_long(&f, v))
-        return hvs_err_set(err, HVS_ESERDE, FX_R_BAD_SCHEMA, "%s is not a number", name);
-    return 0;
-}
-
-/* A nullable double: NaN when null; non_finite / out of range refused. */
-static int get_opt(avro_value_t *rec, int idx, double lo, double hi, double *v, const char *name,
-                   hvs_err_t *err) {
-    avro_value_t f;
-    int p = field(rec, idx, &f);
-    if (p < 0)
-        return hvs_err_set(err, HVS_ESERDE, FX_R_BAD_SCHEMA, "%s missing", name);
-    if (p == 0) {
-        *v = NAN;
-        return 0;
-    }
-    if (avro_value_get_double(&f, v))
-        return hvs_err_set(err, HVS_ESERDE, FX_R_BAD_SCHEMA, "%s is not a double", name);
-    if (!isfinite(*v))
-        return hvs_err_set(err, HVS_EINVAL, FX_R_NON_FINITE, "%s is NaN or infinite", name);
-    if (*v < lo || *v > hi)
-        return hvs_err_set(err, HVS_EINVAL, FX_R_OUT_OF_RANGE, "%s = %g outside [%g, %g]", name, *v,
-                           lo, hi);
-    return 0;
-}
-
-static int check_time(hvs_ms_t t, hvs_ms_t now, hvs_ms_t max_future, const char *name,
-                      hvs_err_t *err) {
-    if (t < HVS_MS_MIN_EVENT)
-        return hvs_err_set(err, HVS_EINVAL, FX_R_TOO_OLD, "%s is before 2000", name);
-    if (t > now + max_future)
-        return hvs_err_set(err, HVS_EINVAL, FX_R_IN_FUTURE, "%s is later than now + %lld ms", name,
-                           (long long)max_future);
-    return 0;
-}
-
 int fx_input_aggregate(const fx_input_t *in, avro_value_t *v, hvs_ms_t now, hvs_ms_t max_future,
                        fx_aggregate_t *out, hvs_err_t *err) {
     if (avro_value_get_schema(v) != in->agg &&
@@ -134,11 +56,11 @@ int fx_input_aggregate(const fx_input_t *in, avro_value_t *v, hvs_ms_t now, hvs_
                            "not an Aggregate of the current schema");
     int64_t ws, size, rev;
     int rc;
-    if ((rc = get_id(v, in->ai[A_BUILDING], out->building, "building_id", err)) ||
-        (rc = get_id(v, in->ai[A_APARTMENT], out->entity, "apartment_id", err)) ||
-        (rc = get_long(v, in->ai[A_WS], &ws, "window_start", err)) ||
-        (rc = get_long(v, in->ai[A_SIZE], &size, "window_size_ms", err)) ||
-        (rc = get_long(v, in->ai[A_REV], &rev, "revision", err)))
+    if ((rc = hvs_fields_id(v, in->ai[A_BUILDING], out->building, "building_id", err)) ||
+        (rc = hvs_fields_id(v, in->ai[A_APARTMENT], out->entity, "apartment_id", err)) ||
+        (rc = hvs_fields_long(v, in->ai[A_WS], &ws, "window_start", err)) ||
+        (rc = hvs_fields_long(v, in->ai[A_SIZE], &size, "window_size_ms", err)) ||
+        (rc = hvs_fields_long(v, in->ai[A_REV], &rev, "revision", err)))
         return rc;
     if (!out->building[0])
         return hvs_err_set(err, HVS_EINVAL, FX_R_BAD_ID, "building_id is empty");
@@ -152,16 +74,20 @@ int fx_input_aggregate(const fx_input_t *in, avro_value_t *v, hvs_ms_t now, hvs_
                            (long long)ws);
     if (rev < 0 || rev > UINT32_MAX)
         return hvs_err_set(err, HVS_EINVAL, FX_R_OUT_OF_RANGE, "revision %lld", (long long)rev);
-    if ((rc = check_time(ws, now, max_future, "window_start", err)))
+    if ((rc = hvs_fields_time(ws, now, max_future, "window_start", err)))
         return rc;
     hvs_feat_hour_t *h = &out->hour;
     h->hour = ws;
     h->revision = (uint32_t)rev;
-    if ((rc = get_opt(v, in->ai[A_HEAT], 0, 1e6, &h->use, "heating_kwh", err)) ||
-        (rc = get_opt(v, in->ai[A_WATER], 0, 1e8, &h->water, "hot_water_litres", err)) ||
-        (rc = get_opt(v, in->ai[A_TEMP], -30, 60, &h->room_temp, "room_temp_mean_c", err)) ||
-        (rc = get_opt(v, in->ai[A_SP], 0, 40, &h->setpoint, "setpoint_mean_c", err)) ||
-        (rc = get_opt(v, in->ai[A_GAP], -60, 60, &h->comfort_gap, "comfort_gap_mean_c", err)))
+    if ((rc = hvs_fields_double_opt(v, in->ai[A_HEAT], 0, 1e6, &h->use, "heating_kwh", err)) ||
+        (rc = hvs_fields_double_opt(v, in->ai[A_WATER], 0, 1e8, &h->water, "hot_water_litres",
+                                    err)) ||
+        (rc = hvs_fields_double_opt(v, in->ai[A_TEMP], -30, 60, &h->room_temp, "room_temp_mean_c",
+                                    err)) ||
+        (rc = hvs_fields_double_opt(v, in->ai[A_SP], 0, 40, &h->setpoint, "setpoint_mean_c",
+                                    err)) ||
+        (rc = hvs_fields_double_opt(v, in->ai[A_GAP], -60, 60, &h->comfort_gap,
+                                    "comfort_gap_mean_c", err)))
         return rc;
     return 0;
 }
@@ -172,9 +98,9 @@ int fx_input_weather(const fx_input_t *in, avro_value_t *v, hvs_ms_t now, hvs_ms
         return hvs_err_set(err, HVS_ESERDE, FX_R_BAD_SCHEMA, "not a Weather of the current schema");
     int64_t hour, issued;
     int rc;
-    if ((rc = get_id(v, in->wi[W_BUILDING], out->building, "building_id", err)) ||
-        (rc = get_long(v, in->wi[W_HOUR], &hour, "hour", err)) ||
-        (rc = get_long(v, in->wi[W_ISSUED], &issued, "issued_at", err)))
+    if ((rc = hvs_fields_id(v, in->wi[W_BUILDING], out->building, "building_id", err)) ||
+        (rc = hvs_fields_long(v, in->wi[W_HOUR], &hour, "hour", err)) ||
+        (rc = hvs_fields_long(v, in->wi[W_ISSUED], &issued, "issued_at", err)))
         return rc;
     if (!out->building[0])
         return hvs_err_set(err, HVS_EINVAL, FX_R_BAD_ID, "building_id is empty");
@@ -182,12 +108,12 @@ int fx_input_weather(const fx_input_t *in, avro_value_t *v, hvs_ms_t now, hvs_ms
         return hvs_err_set(err, HVS_EINVAL, FX_R_BAD_WINDOW, "hour %lld is not on the hour",
                            (long long)hour);
     /* forecasts reach days ahead: the hour may lie up to 16 days after now */
-    if ((rc = check_time(issued, now, max_future, "issued_at", err)) ||
-        (rc = check_time(hour, now, max_future + 16 * HVS_MS_DAY, "hour", err)))
+    if ((rc = hvs_fields_time(issued, now, max_future, "issued_at", err)) ||
+        (rc = hvs_fields_time(hour, now, max_future + 16 * HVS_MS_DAY, "hour", err)))
         return rc;
     avro_value_t f;
     int kind;
-    if (field(v, in->wi[W_KIND], &f) != 1 || avro_value_get_enum(&f, &kind))
+    if (hvs_fields_get(v, in->wi[W_KIND], &f) != 1 || avro_value_get_enum(&f, &kind))
         return hvs_err_set(err, HVS_ESERDE, FX_R_BAD_SCHEMA, "kind missing");
     out->hour = hour;
     hvs_feat_wx_t *r = &out->rec;
@@ -196,11 +122,14 @@ int fx_input_weather(const fx_input_t *in, avro_value_t *v, hvs_ms_t now, hvs_ms
     if (r->observed && issued < hour + HVS_MS_HOUR)
         return hvs_err_set(err, HVS_EINVAL, FX_R_OUT_OF_RANGE,
                            "observation of an hour issued before the hour ended");
-    if ((rc = get_opt(v, in->wi[W_TEMP], -80, 60, &r->temp, "temperature_c", err)) ||
-        (rc = get_opt(v, in->wi[W_RH], 0, 100, &r->rh, "relative_humidity_pct", err)) ||
-        (rc = get_opt(v, in->wi[W_CLOUD], 0, 100, &r->cloud, "cloud_cover_pct", err)) ||
-        (rc = get_opt(v, in->wi[W_GHI], 0, 1500, &r->ghi, "shortwave_radiation_wm2", err)) ||
-        (rc = get_opt(v, in->wi[W_WIND], 0, 120, &r->wind, "wind_speed_ms", err)))
+    if ((rc = hvs_fields_double_opt(v, in->wi[W_TEMP], -80, 60, &r->temp, "temperature_c", err)) ||
+        (rc = hvs_fields_double_opt(v, in->wi[W_RH], 0, 100, &r->rh, "relative_humidity_pct",
+                                    err)) ||
+        (rc = hvs_fields_double_opt(v, in->wi[W_CLOUD], 0, 100, &r->cloud, "cloud_cover_pct",
+                                    err)) ||
+        (rc = hvs_fields_double_opt(v, in->wi[W_GHI], 0, 1500, &r->ghi, "shortwave_radiation_wm2",
+                                    err)) ||
+        (rc = hvs_fields_double_opt(v, in->wi[W_WIND], 0, 120, &r->wind, "wind_speed_ms", err)))
         return rc;
     return 0;
 }
