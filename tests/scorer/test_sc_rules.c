@@ -1,0 +1,320 @@
+/*
+ * test_sc_rules - the scorer's pure parts on hand-built apartments:
+ *   - each rule fires on the hour its condition has held for its duration (not an hour
+ *     earlier), with the strength and reason numbers the rule states, and not on the benign
+ *     look-alikes (a cold morning after a night set-back, a vacant apartment's quiet sensors,
+ *     a room warmer than its neighbours with its valve closed);
+ *   - the residual's standardisation against a hand-computed median and MAD, its floor, and the
+ *     history it needs;
+ *   - the noisy-OR combination;
+ *   - a slot's text reads back to the same slot (room names with spaces, NaN, idents).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "apartment.h"
+#include "hvs_test.h"
+#include "rules.h"
+#include "score.h"
+
+#define HOUR HVS_MS_HOUR
+#define T0 (1700000000000LL / HOUR * HOUR)
+
+static sc_rule_conf_t conf;
+
+typedef struct room_in {
+    const char *name;
+    double temp, setpoint, valve;
+    int changes;
+} room_in_t;
+
+/* Hour k of apartment a: its aggregate half with these rooms and heating, then judged. */
+static int put_hour(sc_apartment_t *a, int k, double heat, const room_in_t *rooms, int n) {
+    hvs_ms_t h = T0 + (hvs_ms_t)k * HOUR;
+    sc_slot_t *s = sc_slot_take(a, h);
+    HVS_REQUIRE(s, "slot of hour %d", k);
+    s->agg.rev = 0;
+    s->agg.heat_kwh = (float)heat;
+    s->agg.nrooms = 0;
+    for (int i = 0; i < n; i++) {
+        int ix = sc_room_intern(a, rooms[i].name);
+        HVS_REQUIRE(ix >= 0, "room %s", rooms[i].name);
+        s->agg.rooms[s->agg.nrooms++] = (sc_room_t){.name = (uint8_t)ix,
+                                                    .temp_mean = (float)rooms[i].temp,
+                                                    .temp_min = (float)rooms[i].temp,
+                                                    .temp_max = (float)rooms[i].temp,
+                                                    .temp_std = 0,
+                                                    .setpoint = (float)rooms[i].setpoint,
+                                                    .valve = (float)rooms[i].valve,
+                                                    .changes = (uint16_t)rooms[i].changes,
+                                                    .seen = 4};
+    }
+    return sc_rules_judge(&conf, a, h);
+}
+
+static const sc_fired_t *fired(sc_apartment_t *a, int k, int rule) {
+    sc_slot_t *s = sc_slot_get(a, T0 + (hvs_ms_t)k * HOUR);
+    for (int i = 0; s && i < s->agg.nfired; i++)
+        if (s->agg.fired[i].rule == rule)
+            return &s->agg.fired[i];
+    return NULL;
+}
+
+/* A healthy neighbour room: at setpoint, valve modulating, its temperature changing. */
+static room_in_t healthy(const char *name) { return (room_in_t){name, 20.0, 20.0, 35, 3}; }
+
+/* Stuck valve (open, room cold and not warming, the apartment heating): fires at hour 5 (six
+ * hours 0..5), strength 0.6 then rising 0.4/6 per hour to 1 at hour 11; the reason quotes the
+ * valve, hours, temperature and setpoint. */
+static void test_stuck_valve(void) {
+    sc_apartment_t *a = sc_apartment_new("apt_1");
+    for (int k = 0; k < 14; k++) {
+        room_in_t r[2] = {{"living_room", 16.2, 21.0, 100, 1}, healthy("bedroom")};
+        put_hour(a, k, 0.8, r, 2);
+        const sc_fired_t *f = fired(a, k, SC_RULE_STUCK_VALVE);
+        if (k < 5) {
+            HVS_CHECK(!f, "hour %d: not yet", k);
+            continue;
+        }
+        HVS_REQUIRE(f, "hour %d: stuck valve fired", k);
+        HVS_CHECK_EQ_INT(f->hours, k + 1);
+        double want = 0.6 + 0.4 * (k + 1 - 6) / 6.0;
+        HVS_CHECK_NEAR(f->strength, want > 1 ? 1 : want, 1e-6);
+    }
+    const sc_fired_t *f = fired(a, 13, SC_RULE_STUCK_VALVE);
+    char text[256];
+    sc_rule_reason(a, f, text, sizeof text);
+    HVS_CHECK_EQ_STR(text, "living room valve 100 % for 14 h, 16.2 °C vs setpoint 21.0 °C");
+    sc_slot_t *s = sc_slot_get(a, T0 + 13 * HOUR);
+    HVS_CHECK_NEAR(s->agg.rule_score, 1.0, 1e-6);
+    /* a missing hour ends the run: hour 20 after a gap (hours 14..15 absent) starts again */
+    for (int k = 16; k < 21; k++) {
+        room_in_t r[2] = {{"living_room", 16.2, 21.0, 100, 1}, healthy("bedroom")};
+        put_hour(a, k, 0.8, r, 2);
+    }
+    HVS_CHECK(!fired(a, 20, SC_RULE_STUCK_VALVE), "run restarted after the gap: 5 h < 6 h");
+    sc_apartment_destroy(a);
+}
+
+/* Stuck open: the room well above setpoint with its valve still open. */
+static void test_stuck_open_hot(void) {
+    sc_apartment_t *a = sc_apartment_new("apt_2");
+    for (int k = 0; k < 6; k++) {
+        room_in_t r[2] = {{"kitchen", 24.0, 21.0, 60, 2}, healthy("bedroom")};
+        put_hour(a, k, 1.2, r, 2);
+    }
+    const sc_fired_t *f = fired(a, 5, SC_RULE_STUCK_VALVE);
+    HVS_REQUIRE(f, "stuck open fired");
+    char text[256];
+    sc_rule_reason(a, f, text, sizeof text);
+    HVS_CHECK_EQ_STR(text, "kitchen 24.0 °C, 3.0 above setpoint 21.0 °C with valve 60 % for 6 h");
+    sc_apartment_destroy(a);
+}
+
+/* A cold morning after the night set-back: valve 100 %, 2.5 degC below setpoint for 6 hours
+ * but warming 0.6 degC an hour - the radiator works. No rule. */
+static void test_warming_is_benign(void) {
+    sc_apartment_t *a = sc_apartment_new("apt_3");
+    for (int k = 0; k < 8; k++) {
+        room_in_t r[2] = {{"living_room", 17.0 + 0.6 * k, 21.0, 100, 2}, healthy("bedroom")};
+        put_hour(a, k, 1.5, r, 2);
+        HVS_CHECK(!fired(a, k, SC_RULE_STUCK_VALVE) && !fired(a, k, SC_RULE_NO_HEAT_RESPONSE),
+                  "hour %d: warming up is not a fault", k);
+    }
+    sc_apartment_destroy(a);
+}
+
+/* No heat response: asked for heat (gap >= 2, valve open) and the apartment consumes none. */
+static void test_no_heat_response(void) {
+    sc_apartment_t *a = sc_apartment_new("apt_4");
+    for (int k = 0; k < 7; k++) {
+        room_in_t r[2] = {{"living_room", 17.5, 21.0, 80, 1}, {"bedroom", 16.0, 19.0, 90, 1}};
+        put_hour(a, k, 0.0, r, 2);
+    }
+    const sc_fired_t *f = fired(a, 6, SC_RULE_NO_HEAT_RESPONSE);
+    HVS_REQUIRE(f, "no heat response fired");
+    HVS_CHECK_EQ_INT(f->hours, 7);
+    HVS_CHECK(!fired(a, 6, SC_RULE_STUCK_VALVE), "no consumption: not a stuck valve");
+    sc_apartment_destroy(a);
+}
+
+/* Flatline: a room's temperature unchanged for 12 hours while its neighbour's changes. Not when
+ * the whole apartment is quiet (vacant), nor before 12 hours. */
+static void test_flatline(void) {
+    sc_apartment_t *a = sc_apartment_new("apt_5");
+    for (int k = 0; k < 12; k++) {
+        room_in_t r[2] = {{"bedroom", 19.4, 19.0, 10, 0}, healthy("living_room")};
+        put_hour(a, k, 0.5, r, 2);
+        HVS_CHECK((fired(a, k, SC_RULE_SENSOR_FLATLINE) != NULL) == (k == 11), "hour %d", k);
+    }
+    char text[256];
+    sc_rule_reason(a, fired(a, 11, SC_RULE_SENSOR_FLATLINE), text, sizeof text);
+    HVS_CHECK_EQ_STR(text, "bedroom temperature unchanged at 19.4 °C for 12 h");
+    sc_apartment_destroy(a);
+
+    sc_apartment_t *q = sc_apartment_new("apt_6"); /* vacant: nothing changes anywhere */
+    for (int k = 0; k < 20; k++) {
+        room_in_t r[2] = {{"bedroom", 15.0, 12.0, 0, 0}, {"living_room", 15.5, 12.0, 0, 0}};
+        put_hour(q, k, 0.0, r, 2);
+    }
+    HVS_CHECK(!fired(q, 19, SC_RULE_SENSOR_FLATLINE), "a quiet apartment is not a flat sensor");
+    sc_apartment_destroy(q);
+}
+
+/* Mismatch: a room reads 4 degC warmer (relative to setpoint) than its neighbours while its
+ * valve is 70 % open: the radiator's thermostat thinks it is cold. Reading warm with the valve
+ * closed (sun on the window) is consistent: no rule. */
+static void test_mismatch(void) {
+    sc_apartment_t *a = sc_apartment_new("apt_7");
+    for (int k = 0; k < 6; k++) {
+        room_in_t r[3] = {{"office", 24.5, 20.5, 70, 2}, healthy("bedroom"), healthy("kitchen")};
+        put_hour(a, k, 0.7, r, 3);
+    }
+    const sc_fired_t *f = fired(a, 5, SC_RULE_SENSOR_MISMATCH);
+    HVS_REQUIRE(f, "mismatch fired");
+    HVS_CHECK_NEAR(f->d, 4.0, 1e-5); /* (24.5 - 20.5) - median(0, 0) */
+    sc_apartment_destroy(a);
+
+    sc_apartment_t *b = sc_apartment_new("apt_8");
+    for (int k = 0; k < 8; k++) {
+        room_in_t r[3] = {{"office", 24.5, 20.5, 0, 2}, healthy("bedroom"), healthy("kitchen")};
+        put_hour(b, k, 0.4, r, 3);
+    }
+    HVS_CHECK(!fired(b, 7, SC_RULE_SENSOR_MISMATCH), "warm with the valve closed is consistent");
+    HVS_CHECK(!fired(b, 7, SC_RULE_STUCK_VALVE), "and no stuck valve either");
+    sc_apartment_destroy(b);
+}
+
+/* Consumption without demand: 0.5 kWh an hour while every valve is closed. */
+static void test_consumption_without_demand(void) {
+    sc_apartment_t *a = sc_apartment_new("apt_9");
+    for (int k = 0; k < 6; k++) {
+        room_in_t r[2] = {{"bedroom", 21.0, 20.0, 0, 2}, {"living_room", 21.5, 21.0, 2, 2}};
+        put_hour(a, k, 0.5, r, 2);
+    }
+    const sc_fired_t *f = fired(a, 5, SC_RULE_CONSUMPTION_WITHOUT_DEMAND);
+    HVS_REQUIRE(f, "consumption without demand fired");
+    char text[256];
+    sc_rule_reason(a, f, text, sizeof text);
+    HVS_CHECK_EQ_STR(text, "heating 0.50 kWh per hour for 6 h with every valve closed");
+    sc_apartment_destroy(a);
+}
+
+/* z = (r - median) / max(1.4826 MAD, floor), over the earlier hours of the ring only. */
+static void test_residual_z(void) {
+    sc_score_conf_t c;
+    sc_score_conf_default(&c);
+    sc_apartment_t *a = sc_apartment_new("apt_10");
+    /* 30 earlier residuals: 0.1 * ((k % 5) - 2) -> values -0.2..0.2; median 0, MAD 0.1 */
+    for (int k = 0; k < 30; k++) {
+        sc_slot_t *s = sc_slot_take(a, T0 + (hvs_ms_t)k * HOUR);
+        s->model.observed = (float)(1.0 + 0.1 * ((k % 5) - 2));
+        s->model.expected = 1.0f;
+    }
+    sc_slot_t *s = sc_slot_take(a, T0 + 30 * HOUR);
+    s->model.observed = 2.0f;
+    s->model.expected = 1.0f;
+    double z = sc_residual_z(&c, a, T0 + 30 * HOUR);
+    /* residuals (as floats, like the slots hold them): six each of -0.2, -0.1, 0, 0.1, 0.2;
+     * median 0; absolute deviations: six 0, twelve 0.1, twelve 0.2 -> MAD = 0.1 */
+    double med = (double)(float)(1.0 + 0.1 * 0) - 1.0;
+    double mad = (double)(float)(1.0 + 0.1 * 1) - 1.0;
+    HVS_CHECK_NEAR(z, (1.0 - med) / (1.4826 * mad), 1e-4);
+    HVS_CHECK_NEAR(sc_residual_evidence(&c, z), (fabs(z) - 3) / 3 > 1 ? 1 : (fabs(z) - 3) / 3,
+                   1e-9);
+    /* a constant history: the spread is the floor, 0.05 kWh */
+    sc_apartment_t *b = sc_apartment_new("apt_11");
+    for (int k = 0; k < 30; k++) {
+        sc_slot_t *o = sc_slot_take(b, T0 + (hvs_ms_t)k * HOUR);
+        o->model.observed = 1.0f;
+        o->model.expected = 1.0f;
+    }
+    s = sc_slot_take(b, T0 + 30 * HOUR);
+    s->model.observed = 1.5f;
+    s->model.expected = 1.0f;
+    HVS_CHECK_NEAR(sc_residual_z(&c, b, T0 + 30 * HOUR), 0.5 / 0.05, 1e-6);
+    /* too little history: NaN */
+    sc_apartment_t *y = sc_apartment_new("apt_12");
+    for (int k = 0; k < 10; k++) {
+        sc_slot_t *o = sc_slot_take(y, T0 + (hvs_ms_t)k * HOUR);
+        o->model.observed = 1.0f;
+        o->model.expected = 1.0f;
+    }
+    HVS_CHECK(isnan(sc_residual_z(&c, y, T0 + 9 * HOUR)), "9 earlier residuals < 24");
+    sc_apartment_destroy(a);
+    sc_apartment_destroy(b);
+    sc_apartment_destroy(y);
+}
+
+static void test_combine(void) {
+    HVS_CHECK_NEAR(sc_combine(0, 0, 0), 0, 1e-12);
+    HVS_CHECK_NEAR(sc_combine(0.6, 0, 0), 0.6, 1e-12);
+    HVS_CHECK_NEAR(sc_combine(0.5, 0.5, 0.5), 0.875, 1e-12);
+    HVS_CHECK_NEAR(sc_combine(NAN, 0.3, 2.0), 1.0, 1e-12); /* NaN is 0, > 1 is 1 */
+}
+
+static void test_slot_text(void) {
+    sc_idents_t ids = {0};
+    sc_apartment_t *a = sc_apartment_new("apt 1");
+    for (int k = 0; k < 7; k++) {
+        room_in_t r[2] = {{"living room", 16.25, 21.0, 100, 1}, {"bed_room", NAN, 19.0, 0, 0}};
+        put_hour(a, k, 0.8, r, 2);
+    }
+    sc_slot_t *s = sc_slot_get(a, T0 + 6 * HOUR);
+    s->model.rev = 6;
+    s->model.observed = 0.8f;
+    s->model.expected = 0.31f;
+    s->model.residual_z = 4.5f;
+    s->model.res_ident = sc_ident_intern(&ids, "anomaly-residual/archetype:old poorly:3");
+    s->model.explained = 1;
+    s->model.ncontrib = 1;
+    s->model.contrib[0] = (sc_contrib_t){37, -4.0f, 0.25f};
+    char text[4096];
+    size_t n = sc_slot_encode(a, &ids, s, text, sizeof text);
+    HVS_REQUIRE(n > 0, "encoded");
+    sc_apartment_t *b = sc_apartment_new("apt 1");
+    sc_idents_t ids2 = {0};
+    HVS_REQUIRE(sc_slot_decode(b, &ids2, text, n) == 0, "decoded: %s", text);
+    sc_slot_t *t = sc_slot_get(b, T0 + 6 * HOUR);
+    HVS_REQUIRE(t, "slot read back");
+    char again[4096];
+    size_t m = sc_slot_encode(b, &ids2, t, again, sizeof again);
+    HVS_CHECK(m == n && memcmp(text, again, n) == 0, "same text:\n%s\n%s", text, again);
+    HVS_CHECK_EQ_STR(sc_ident_get(&ids2, t->model.res_ident),
+                     "anomaly-residual/archetype:old poorly:3");
+    HVS_CHECK(isnan(t->agg.rooms[1].temp_mean), "NaN kept");
+    HVS_CHECK_EQ_INT(t->agg.nfired, s->agg.nfired);
+    HVS_CHECK(sc_slot_decode(b, &ids2, text, n - 3) != 0, "cut text refused");
+    HVS_CHECK(sc_slot_decode(b, &ids2, "1 5 x", 5) != 0, "garbage refused");
+    sc_apartment_destroy(a);
+    sc_apartment_destroy(b);
+    sc_idents_free(&ids);
+    sc_idents_free(&ids2);
+}
+
+static void setup(void) { sc_rule_conf_default(&conf); }
+
+static void run_stuck(void) { setup(), test_stuck_valve(); }
+static void run_open(void) { setup(), test_stuck_open_hot(); }
+static void run_warm(void) { setup(), test_warming_is_benign(); }
+static void run_nohr(void) { setup(), test_no_heat_response(); }
+static void run_flat(void) { setup(), test_flatline(); }
+static void run_mismatch(void) { setup(), test_mismatch(); }
+static void run_demand(void) { setup(), test_consumption_without_demand(); }
+static void run_text(void) { setup(), test_slot_text(); }
+
+static const hvs_test_case_t cases[] = {
+    {"stuck_valve", run_stuck},
+    {"stuck_open_hot", run_open},
+    {"warming_is_benign", run_warm},
+    {"no_heat_response", run_nohr},
+    {"flatline", run_flat},
+    {"mismatch", run_mismatch},
+    {"consumption_without_demand", run_demand},
+    {"residual_z", test_residual_z},
+    {"combine", test_combine},
+    {"slot_text", run_text},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

@@ -1,0 +1,337 @@
+/*
+ * apartment.c - the scorer's per-apartment ring of hours and its text in Redis (apartment.h).
+ */
+#include "apartment.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hvs/fmt.h"
+
+/* ---- idents --------------------------------------------------------------------------------- */
+
+uint16_t sc_ident_intern(sc_idents_t *t, const char *ident) {
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->s[i], ident) == 0)
+            return (uint16_t)i;
+    if (t->n >= SC_IDENT_NONE)
+        return SC_IDENT_NONE;
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        char **s = realloc(t->s, cap * sizeof *s);
+        if (!s)
+            return SC_IDENT_NONE;
+        t->s = s;
+        t->cap = cap;
+    }
+    if (!(t->s[t->n] = strdup(ident)))
+        return SC_IDENT_NONE;
+    return (uint16_t)t->n++;
+}
+
+const char *sc_ident_get(const sc_idents_t *t, uint16_t i) { return i < t->n ? t->s[i] : NULL; }
+
+void sc_idents_free(sc_idents_t *t) {
+    for (size_t i = 0; i < t->n; i++)
+        free(t->s[i]);
+    free(t->s);
+    memset(t, 0, sizeof *t);
+}
+
+/* ---- the ring ------------------------------------------------------------------------------- */
+
+void sc_slot_clear(sc_slot_t *s, hvs_ms_t hour) {
+    memset(s, 0, sizeof *s);
+    s->hour = hour;
+    s->agg.rev = -1;
+    s->agg.heat_kwh = NAN;
+    s->model.rev = -1;
+    s->model.observed = s->model.expected = s->model.residual_z = s->model.prob = NAN;
+    s->model.outdoor_c = NAN;
+    s->model.res_ident = s->model.cls_ident = SC_IDENT_NONE;
+}
+
+sc_apartment_t *sc_apartment_new(const char *id) {
+    sc_apartment_t *a = calloc(1, sizeof *a);
+    if (!a || !(a->id = strdup(id))) {
+        free(a);
+        return NULL;
+    }
+    for (size_t i = 0; i < SC_RING; i++)
+        sc_slot_clear(&a->slots[i], HVS_MS_NONE);
+    return a;
+}
+
+void sc_apartment_destroy(sc_apartment_t *a) {
+    if (!a)
+        return;
+    free(a->id);
+    free(a);
+}
+
+size_t sc_slot_index(hvs_ms_t hour) {
+    int64_t h = hour / HVS_MS_HOUR;
+    int64_t m = h % SC_RING;
+    return (size_t)(m < 0 ? m + SC_RING : m);
+}
+
+sc_slot_t *sc_slot_get(sc_apartment_t *a, hvs_ms_t hour) {
+    sc_slot_t *s = &a->slots[sc_slot_index(hour)];
+    return s->hour == hour ? s : NULL;
+}
+
+sc_slot_t *sc_slot_take(sc_apartment_t *a, hvs_ms_t hour) {
+    size_t i = sc_slot_index(hour);
+    sc_slot_t *s = &a->slots[i];
+    if (s->hour != HVS_MS_NONE && s->hour > hour)
+        return NULL;
+    if (s->hour != hour)
+        sc_slot_clear(s, hour);
+    a->dirty[i / 64] |= 1ULL << (i % 64);
+    return s;
+}
+
+int sc_room_intern(sc_apartment_t *a, const char *name) {
+    for (int i = 0; i < a->nnames; i++)
+        if (strcmp(a->names[i], name) == 0)
+            return i;
+    if (a->nnames == SC_ROOMS || strlen(name) >= SC_ROOM_NAME)
+        return -1;
+    snprintf(a->names[a->nnames], SC_ROOM_NAME, "%s", name);
+    return a->nnames++;
+}
+
+/* ---- text ----------------------------------------------------------------------------------- */
+
+typedef struct wr {
+    char *p;
+    size_t len, cap;
+    bool full;
+} wr_t;
+
+static void put(wr_t *w, const char *s, size_t n) {
+    if (w->full || w->len + n + 1 >= w->cap) {
+        w->full = true;
+        return;
+    }
+    memcpy(w->p + w->len, s, n);
+    w->len += n;
+}
+
+static void put_sep(wr_t *w) {
+    if (w->len)
+        put(w, " ", 1);
+}
+
+static void put_num(wr_t *w, double v) {
+    char b[HVS_FMT_MAX];
+    put_sep(w);
+    put(w, b, hvs_fmt_double(b, v));
+}
+
+static void put_int(wr_t *w, int64_t v) {
+    char b[HVS_FMT_MAX];
+    put_sep(w);
+    put(w, b, hvs_fmt_int64(b, v));
+}
+
+/* Strings as <length>:<bytes>: ids may hold spaces. */
+static void put_str(wr_t *w, const char *s) {
+    size_t n = s ? strlen(s) : 0;
+    put_int(w, (int64_t)n);
+    put(w, ":", 1);
+    if (n)
+        put(w, s, n);
+}
+
+#define SC_TEXT_VERSION 1
+
+size_t sc_slot_encode(const sc_apartment_t *a, const sc_idents_t *t, const sc_slot_t *s, char *buf,
+                      size_t cap) {
+    wr_t w = {buf, 0, cap, false};
+    put_int(&w, SC_TEXT_VERSION);
+    put_int(&w, s->hour);
+    const sc_agg_t *g = &s->agg;
+    put_int(&w, g->rev);
+    put_num(&w, g->heat_kwh);
+    put_num(&w, g->rule_score);
+    put_int(&w, g->nrooms);
+    for (int i = 0; i < g->nrooms; i++) {
+        const sc_room_t *r = &g->rooms[i];
+        put_str(&w, a->names[r->name]);
+        put_num(&w, r->temp_mean);
+        put_num(&w, r->temp_min);
+        put_num(&w, r->temp_max);
+        put_num(&w, r->temp_std);
+        put_num(&w, r->setpoint);
+        put_num(&w, r->valve);
+        put_int(&w, r->changes);
+        put_int(&w, r->seen);
+    }
+    put_int(&w, g->nfired);
+    for (int i = 0; i < g->nfired; i++) {
+        const sc_fired_t *f = &g->fired[i];
+        put_int(&w, f->rule);
+        put_str(&w, f->room >= 0 ? a->names[f->room] : "");
+        put_int(&w, f->hours);
+        put_int(&w, f->variant);
+        put_num(&w, f->strength);
+        put_num(&w, f->a);
+        put_num(&w, f->b);
+        put_num(&w, f->c);
+        put_num(&w, f->d);
+    }
+    const sc_model_t *m = &s->model;
+    put_int(&w, m->rev);
+    put_num(&w, m->observed);
+    put_num(&w, m->expected);
+    put_num(&w, m->residual_z);
+    put_num(&w, m->prob);
+    put_num(&w, m->outdoor_c);
+    put_num(&w, m->e_res);
+    put_num(&w, m->e_cls);
+    put_str(&w, sc_ident_get(t, m->res_ident));
+    put_str(&w, sc_ident_get(t, m->cls_ident));
+    put_int(&w, m->explained);
+    put_int(&w, m->ncontrib);
+    for (int i = 0; i < m->ncontrib; i++) {
+        put_int(&w, m->contrib[i].feature);
+        put_num(&w, m->contrib[i].value);
+        put_num(&w, m->contrib[i].contrib);
+    }
+    put(&w, " ;", 2); /* the end: a text cut anywhere is refused */
+    if (w.full)
+        return 0;
+    buf[w.len] = '\0';
+    return w.len;
+}
+
+typedef struct rd {
+    const char *p, *end;
+    bool bad;
+} rd_t;
+
+static void skip_sep(rd_t *r) {
+    if (r->p < r->end && *r->p == ' ')
+        r->p++;
+}
+
+static double get_num(rd_t *r) {
+    skip_sep(r);
+    char tmp[HVS_FMT_MAX + 1];
+    size_t n = 0;
+    while (r->p + n < r->end && r->p[n] != ' ' && r->p[n] != ':' && n < HVS_FMT_MAX)
+        n++;
+    if (n == 0 || n == HVS_FMT_MAX) {
+        r->bad = true;
+        return NAN;
+    }
+    memcpy(tmp, r->p, n);
+    tmp[n] = '\0';
+    char *e;
+    double v = strtod(tmp, &e);
+    if (*e)
+        r->bad = true;
+    r->p += n;
+    return v;
+}
+
+static int64_t get_int(rd_t *r, int64_t lo, int64_t hi) {
+    double v = get_num(r);
+    if (!(v >= (double)lo && v <= (double)hi) || v != floor(v)) {
+        r->bad = true;
+        return lo;
+    }
+    return (int64_t)v;
+}
+
+/* A <length>:<bytes> string into out (cap bytes with the NUL). */
+static void get_str(rd_t *r, char *out, size_t cap) {
+    int64_t n = get_int(r, 0, (int64_t)cap - 1);
+    if (r->bad || r->p >= r->end || *r->p != ':' || r->end - r->p - 1 < n) {
+        r->bad = true;
+        out[0] = '\0';
+        return;
+    }
+    r->p++;
+    memcpy(out, r->p, (size_t)n);
+    out[n] = '\0';
+    r->p += n;
+}
+
+int sc_slot_decode(sc_apartment_t *a, sc_idents_t *t, const char *text, size_t len) {
+    rd_t r = {text, text + len, false};
+    sc_slot_t s;
+    if (get_int(&r, 0, 1000) != SC_TEXT_VERSION)
+        return -1;
+    hvs_ms_t hour = get_int(&r, INT64_MIN / 2, INT64_MAX / 2);
+    if (r.bad || hour % HVS_MS_HOUR)
+        return -1;
+    sc_slot_clear(&s, hour);
+    sc_agg_t *g = &s.agg;
+    g->rev = (int32_t)get_int(&r, -1, INT32_MAX);
+    g->heat_kwh = (float)get_num(&r);
+    g->rule_score = (float)get_num(&r);
+    g->nrooms = (uint8_t)get_int(&r, 0, SC_ROOMS);
+    char name[256];
+    for (int i = 0; i < g->nrooms && !r.bad; i++) {
+        sc_room_t *rm = &g->rooms[i];
+        get_str(&r, name, sizeof name);
+        int ix = sc_room_intern(a, name);
+        if (ix < 0)
+            return -1;
+        rm->name = (uint8_t)ix;
+        rm->temp_mean = (float)get_num(&r);
+        rm->temp_min = (float)get_num(&r);
+        rm->temp_max = (float)get_num(&r);
+        rm->temp_std = (float)get_num(&r);
+        rm->setpoint = (float)get_num(&r);
+        rm->valve = (float)get_num(&r);
+        rm->changes = (uint16_t)get_int(&r, 0, UINT16_MAX);
+        rm->seen = (uint16_t)get_int(&r, 0, UINT16_MAX);
+    }
+    g->nfired = (uint8_t)get_int(&r, 0, SC_FIRED_MAX);
+    for (int i = 0; i < g->nfired && !r.bad; i++) {
+        sc_fired_t *f = &g->fired[i];
+        f->rule = (uint8_t)get_int(&r, 0, 255);
+        get_str(&r, name, sizeof name);
+        int ix = name[0] ? sc_room_intern(a, name) : -1;
+        if (name[0] && ix < 0)
+            return -1;
+        f->room = (int8_t)ix;
+        f->hours = (uint8_t)get_int(&r, 0, 255);
+        f->variant = (uint8_t)get_int(&r, 0, 255);
+        f->strength = (float)get_num(&r);
+        f->a = (float)get_num(&r);
+        f->b = (float)get_num(&r);
+        f->c = (float)get_num(&r);
+        f->d = (float)get_num(&r);
+    }
+    sc_model_t *m = &s.model;
+    m->rev = (int32_t)get_int(&r, -1, INT32_MAX);
+    m->observed = (float)get_num(&r);
+    m->expected = (float)get_num(&r);
+    m->residual_z = (float)get_num(&r);
+    m->prob = (float)get_num(&r);
+    m->outdoor_c = (float)get_num(&r);
+    m->e_res = (float)get_num(&r);
+    m->e_cls = (float)get_num(&r);
+    char ident[512];
+    get_str(&r, ident, sizeof ident);
+    m->res_ident = ident[0] ? sc_ident_intern(t, ident) : SC_IDENT_NONE;
+    get_str(&r, ident, sizeof ident);
+    m->cls_ident = ident[0] ? sc_ident_intern(t, ident) : SC_IDENT_NONE;
+    m->explained = (uint8_t)get_int(&r, 0, 2);
+    m->ncontrib = (uint8_t)get_int(&r, 0, SC_CONTRIB_MAX);
+    for (int i = 0; i < m->ncontrib && !r.bad; i++) {
+        m->contrib[i].feature = (int16_t)get_int(&r, -1, INT16_MAX);
+        m->contrib[i].value = (float)get_num(&r);
+        m->contrib[i].contrib = (float)get_num(&r);
+    }
+    if (r.bad || r.end - r.p != 2 || memcmp(r.p, " ;", 2) != 0)
+        return -1;
+    a->slots[sc_slot_index(hour)] = s;
+    return 0;
+}
