@@ -3,7 +3,7 @@
  * out by hand from the attribution rule (workers/aggregator/windows.h), not by the code:
  * alive intervals, interpolation across a real gap, the "too much for one interval" rule, meter
  * replacement, counter reset, implausible jump, time-weighted gauges and comfort gap, silent
- * apartments, building sums; the Redis bucket format round trip; and the property the whole
+ * apartments, building sums, per-room stats (and a room-only late change making a revision); the Redis bucket format round trip; and the property the whole
  * design rests on: the final windows do not depend on arrival order or on where batches end.
  */
 #include <math.h>
@@ -157,23 +157,181 @@ static void test_silent_and_building(void) {
     agg_samples_fini(&d);
 }
 
+static const agg_room_result_t *room_of(const agg_result_t *r, const char *name) {
+    for (int i = 0; i < r->nrooms; i++)
+        if (strcmp(r->rooms[i].room, name) == 0)
+            return &r->rooms[i];
+    return NULL;
+}
+
+/* Room stats worked out by hand. The apartment reports at 23:30 (carried in), 00:15, 00:30,
+ * 00:45 and 00:50: alive throughout 00:00-01:00, and after 00:50 for G (until 07:05).
+ *   bath:   temp 20.0 @23:30, 20.0 @00:15 (keep-alive repeat), 21.0 @00:45; setpoint 22 @23:30;
+ *           valve 50 @23:30, 100 @00:30
+ *   kid:    appears mid-window: temp 18.0 and valve 80 @00:45, humidity @00:50
+ *   living: flat: temp 19.5 @23:30, @00:15, @00:30
+ *   attic:  humidity only @00:15 (sorts first, found last: rooms are listed by name) */
+static void test_rooms(void) {
+    agg_samples_t a = {0};
+    hvs_ms_t t_in = T0 - 30 * MIN;
+    put(&a, t_in, AGG_TEMP, "bath", 20.0);
+    put(&a, t_in, AGG_SETPOINT, "bath", 22.0);
+    put(&a, t_in, AGG_VALVE, "bath", 50.0);
+    put(&a, t_in, AGG_TEMP, "living", 19.5);
+    put(&a, T0 + 15 * MIN, AGG_TEMP, "bath", 20.0);
+    put(&a, T0 + 15 * MIN, AGG_TEMP, "living", 19.5);
+    put(&a, T0 + 15 * MIN, AGG_HUMIDITY, "attic", 55.0);
+    put(&a, T0 + 30 * MIN, AGG_VALVE, "bath", 100.0);
+    put(&a, T0 + 30 * MIN, AGG_TEMP, "living", 19.5);
+    put(&a, T0 + 45 * MIN, AGG_TEMP, "bath", 21.0);
+    put(&a, T0 + 45 * MIN, AGG_TEMP, "kid", 18.0);
+    put(&a, T0 + 45 * MIN, AGG_VALVE, "kid", 80.0);
+    put(&a, T0 + 50 * MIN, AGG_HUMIDITY, "kid", 41.0);
+
+    agg_result_t r = win(&a, T0, HOUR);
+    HVS_REQUIRE(r.nrooms == 4, "4 rooms, got %d", r.nrooms);
+    const char *order[] = {"attic", "bath", "kid", "living"};
+    for (int i = 0; i < 4; i++)
+        HVS_CHECK(strcmp(r.rooms[i].room, order[i]) == 0, "room %d is %s", i, r.rooms[i].room);
+    const agg_room_result_t *x = room_of(&r, "bath");
+    /* 20.0 for 45 min, 21.0 for 15: mean 20.25, variance 0.75 * 0.25 */
+    HVS_CHECK(near(x->temp_sum / x->temp_ms, 20.25) && x->temp_ms == (double)HOUR,
+              "bath mean %g over %g ms", x->temp_sum / x->temp_ms, x->temp_ms);
+    HVS_CHECK(x->temp_min == 20.0 && x->temp_max == 21.0, "bath min/max %g %g", x->temp_min,
+              x->temp_max);
+    HVS_CHECK(near(agg_room_temp_std(x), sqrt(0.1875)), "bath std %g", agg_room_temp_std(x));
+    HVS_CHECK(near(x->sp_sum / x->sp_ms, 22.0), "bath setpoint carried in: %g",
+              x->sp_sum / x->sp_ms);
+    HVS_CHECK(near(x->valve_sum / x->valve_ms, 75.0), "bath valve 50 then 100: %g",
+              x->valve_sum / x->valve_ms);
+    /* 00:15 (temp), 00:30 (valve), 00:45 (temp); the keep-alive repeat at 00:15 is no change */
+    HVS_CHECK(x->seen == 3 && x->changes == 1, "bath seen %d changes %d", x->seen, x->changes);
+
+    x = room_of(&r, "kid");
+    HVS_CHECK(near(x->temp_sum / x->temp_ms, 18.0) && x->temp_ms == (double)(15 * MIN) &&
+                  x->temp_min == 18.0 && x->temp_max == 18.0 && agg_room_temp_std(x) == 0,
+              "kid: 18.0 for the last 15 min (%g over %g ms)", x->temp_sum / x->temp_ms,
+              x->temp_ms);
+    HVS_CHECK(x->sp_ms == 0 && near(x->valve_sum / x->valve_ms, 80.0),
+              "kid: no setpoint, valve 80");
+    HVS_CHECK(x->seen == 2 && x->changes == 0, "kid: first value is no change: seen %d changes %d",
+              x->seen, x->changes);
+
+    x = room_of(&r, "living");
+    HVS_CHECK(near(x->temp_sum / x->temp_ms, 19.5) && agg_room_temp_std(x) == 0.0 &&
+                  x->temp_min == 19.5 && x->temp_max == 19.5,
+              "living flat: mean %g std %g", x->temp_sum / x->temp_ms, agg_room_temp_std(x));
+    HVS_CHECK(x->seen == 2 && x->changes == 0 && x->valve_ms == 0 && x->sp_ms == 0,
+              "living: seen %d changes %d", x->seen, x->changes);
+
+    x = room_of(&r, "attic");
+    HVS_CHECK(x->temp_ms == 0 && x->sp_ms == 0 && x->valve_ms == 0 && x->seen == 1 &&
+                  x->changes == 0,
+              "attic: humidity only, seen %d", x->seen);
+
+    /* Before 00:00: kid and attic did not exist yet; bath's 23:30 value is its first (no change) */
+    r = win(&a, T0 - HOUR, HOUR);
+    HVS_CHECK(r.nrooms == 2 && room_of(&r, "bath") && room_of(&r, "living"), "2 rooms before: %d",
+              r.nrooms);
+    x = room_of(&r, "bath");
+    HVS_CHECK(x && x->seen == 1 && x->changes == 0 && x->temp_ms == (double)(30 * MIN),
+              "bath before: seen %d changes %d, %g ms", x ? x->seen : -1, x ? x->changes : -1,
+              x ? x->temp_ms : 0);
+
+    /* Going silent: alive until 07:05, so 07:00-08:00 has 5 minutes of the held values ... */
+    r = win(&a, T0 + 7 * HOUR, HOUR);
+    x = room_of(&r, "bath");
+    HVS_CHECK(r.nrooms == 4 && x && x->temp_ms == (double)(5 * MIN) &&
+                  near(x->temp_sum / x->temp_ms, 21.0) && near(x->valve_sum / x->valve_ms, 100.0) &&
+                  x->seen == 0 && x->changes == 0,
+              "07:00 hour: bath over %g ms", x ? x->temp_ms : 0);
+    /* ... and 08:00-09:00 none: every room listed, every gauge null, nothing seen */
+    r = win(&a, T0 + 8 * HOUR, HOUR);
+    int empty = 0;
+    for (int i = 0; i < r.nrooms; i++)
+        empty += r.rooms[i].temp_ms == 0 && r.rooms[i].sp_ms == 0 && r.rooms[i].valve_ms == 0 &&
+                 r.rooms[i].seen == 0 && r.rooms[i].changes == 0;
+    HVS_CHECK(r.quality == AGG_Q_SILENT && r.nrooms == 4 && empty == 4,
+              "silent hour: %d of %d empty", empty, r.nrooms);
+
+    /* Building windows list no rooms. */
+    agg_result_t b;
+    agg_window_building_begin(&b, T0, T0 + HOUR);
+    r = win(&a, T0, HOUR);
+    agg_window_building_add(&b, &r);
+    agg_window_building_finish(&b, 1);
+    HVS_CHECK(b.nrooms == 0, "building rooms %d", b.nrooms);
+    agg_samples_fini(&a);
+}
+
+/* A late reading that changes only a room's stats (a humidity value at an instant already
+ * known: nothing of the apartment's own fields moves) republishes the hour as revision 1. */
+static void test_room_revision(void) {
+    agg_config_t c = {.params = P, .grace = {5 * MIN, 15 * MIN}, .lateness = 48 * HOUR};
+    agg_t *g = agg_new(&c);
+    hvs_reading_t r = {0};
+    snprintf(r.building_id, sizeof r.building_id, "bldg");
+    snprintf(r.apartment_id, sizeof r.apartment_id, "apt");
+    snprintf(r.v[0].sensor_type, sizeof r.v[0].sensor_type, "room_temp_c");
+    snprintf(r.v[0].room_name, sizeof r.v[0].room_name, "living");
+    r.n = 1;
+    hvs_err_t err = {0};
+    hvs_ms_t wm = HVS_MS_NONE;
+    agg_sink_t out = {0};
+    for (int q = 0; q <= 8; q++) { /* 00:00 .. 02:00 */
+        r.timestamp = T0 + q * 15 * MIN;
+        r.v[0].value = 20.0 + 0.5 * q;
+        HVS_CHECK(agg_accept(g, &r, 0, wm, &err) == 1, "accept: %s", err.msg);
+        wm = r.timestamp;
+        agg_advance(g, agg_building(g, "bldg", 0, false), wm, agg_sink_collect, &out, &err);
+    }
+    char key[128];
+    snprintf(key, sizeof key, "bldg/apt/%d/%lld", AGG_W60, (long long)T0);
+    const agg_seen_t *e = NULL;
+    for (size_t i = 0; i < out.n; i++)
+        if (strcmp(out.v[i].key, key) == 0)
+            e = &out.v[i];
+    HVS_REQUIRE(e && e->rev == 0, "00:00 hour emitted once");
+    uint64_t h0 = e->hash;
+    snprintf(r.v[0].sensor_type, sizeof r.v[0].sensor_type, "humidity_pct");
+    snprintf(r.v[0].room_name, sizeof r.v[0].room_name, "bath");
+    r.v[0].value = 50;
+    r.timestamp = T0 + 15 * MIN;
+    HVS_CHECK(agg_accept(g, &r, 0, wm, &err) == 1, "late humidity stored");
+    agg_revise(g, agg_building(g, "bldg", 0, false), agg_sink_collect, &out, &err);
+    e = NULL;
+    for (size_t i = 0; i < out.n; i++)
+        if (strcmp(out.v[i].key, key) == 0)
+            e = &out.v[i];
+    HVS_CHECK(e && e->rev == 1 && e->hash != h0, "revision %u after a room-only change",
+              e ? e->rev : 0);
+    agg_sink_fini(&out);
+    agg_destroy(g);
+}
+
 static void test_bucket_roundtrip(void) {
     agg_apartment_t a = {.id = "apt_1"}, back = {.id = "apt_1"};
     put(&a.samples, T0 + 5 * MIN, AGG_HEAT, "", 12.5);
     put(&a.samples, T0 + 5 * MIN, AGG_TEMP, "living room; odd=name", 21.25);
     put(&a.samples, T0 + 20 * MIN, AGG_SETPOINT, "bed", 19.5);
+    put(&a.samples, T0 + 20 * MIN, AGG_VALVE, "bed", 35.0);
+    put(&a.samples, T0 + 20 * MIN, AGG_HUMIDITY, "bed", 48.5);
     /* a kept base value whose instant was forgotten */
     agg_samples_add_point(agg_samples_series(&a.samples, AGG_WATER, ""), T0 + 50 * MIN, 7.0, NULL);
     char buf[4096];
     size_t n = agg_persist_bucket(&a, T0, buf, sizeof buf);
     hvs_err_t err = {0};
     HVS_CHECK(n > 0 && agg_persist_parse_bucket(&back, buf, n, &err) == 0, "parse: %s", err.msg);
-    HVS_CHECK(back.samples.ninst == 2 && back.samples.ns == 4, "instants %zu series %zu",
+    HVS_CHECK(back.samples.ninst == 2 && back.samples.ns == 6, "instants %zu series %zu",
               back.samples.ninst, back.samples.ns);
     const agg_series_t *s = agg_samples_find(&back.samples, AGG_TEMP, "living room; odd=name");
     HVS_CHECK(s && s->n == 1 && s->p[0].v == 21.25, "room name with separators survives");
     s = agg_samples_find(&back.samples, AGG_WATER, "");
     HVS_CHECK(s && s->n == 1 && s->p[0].t == T0 + 50 * MIN, "base value kept without instant");
+    s = agg_samples_find(&back.samples, AGG_VALVE, "bed");
+    const agg_series_t *u = agg_samples_find(&back.samples, AGG_HUMIDITY, "bed");
+    HVS_CHECK(s && s->n == 1 && s->p[0].v == 35.0 && u && u->n == 1 && u->p[0].v == 48.5,
+              "valve and humidity survive");
     HVS_CHECK(agg_persist_bucket(&a, T0 + HOUR, buf, sizeof buf) == 0, "empty bucket");
     HVS_CHECK(agg_persist_parse_bucket(&back, "garbage", 7, &err) != 0, "garbage refused");
     agg_samples_fini(&a.samples);
@@ -256,6 +414,16 @@ static void test_order_independence(void) {
                 snprintf(r->r.v[1].room_name, sizeof r->r.v[1].room_name, "living");
                 r->r.v[1].value = round(temp * 10) / 10;
                 r->r.n = 2;
+                if (RND() < 0.5) { /* room stats ride along: valves and another room's humidity */
+                    snprintf(r->r.v[2].sensor_type, sizeof r->r.v[2].sensor_type,
+                             "valve_position_pct");
+                    snprintf(r->r.v[2].room_name, sizeof r->r.v[2].room_name, "living");
+                    r->r.v[2].value = round(RND() * 100);
+                    snprintf(r->r.v[3].sensor_type, sizeof r->r.v[3].sensor_type, "humidity_pct");
+                    snprintf(r->r.v[3].room_name, sizeof r->r.v[3].room_name, "bath");
+                    r->r.v[3].value = 40;
+                    r->r.n = 4;
+                }
                 double u = RND();
                 hvs_ms_t delay = u < 0.85   ? 0
                                  : u < 0.97 ? (hvs_ms_t)(RND() * 40 * MIN)
@@ -334,9 +502,9 @@ static void test_accept(void) {
     HVS_CHECK(agg_accept(g, &r, 0, T0, &err) == 1, "within lateness");
     agg_building_t *b = agg_building(g, "bldg", 0, false);
     agg_apartment_t *a = b ? agg_apartment(b, "apt", false) : NULL;
-    HVS_CHECK(a && a->samples.ns == 1, "valves are not aggregated: %zu series",
+    HVS_CHECK(a && a->samples.ns == 2, "valves are kept for the rooms: %zu series",
               a ? a->samples.ns : 0);
-    /* Hostile input: ever new room names. A reading of 32 new rooms is taken (1 + 32 series);
+    /* Hostile input: ever new room names. A reading of 32 new rooms is taken (2 + 32 series);
      * the next two would pass AGG_MAX_SERIES and are refused whole, nothing of them stored. */
     size_t ns_before = a ? a->samples.ns : 0;
     int accepted = 0, refused = 0;
@@ -363,6 +531,8 @@ static const hvs_test_case_t cases[] = {
     {"regular", test_regular},
     {"gap_and_meter_events", test_gap_and_meter_events},
     {"silent_and_building", test_silent_and_building},
+    {"rooms", test_rooms},
+    {"room_revision", test_room_revision},
     {"bucket_roundtrip", test_bucket_roundtrip},
     {"accept", test_accept},
     {"order_independence", test_order_independence},

@@ -1,7 +1,8 @@
 /*
  * serde: every record's sample round-trips JSON -> Avro (wire format) -> JSON unchanged; each
  * kind of broken message gets its own reason; an old writer version decodes into the current
- * reader with defaults; JSON input errors name the field; random corruption never crashes; and
+ * reader with defaults (Reading v1, Aggregate v1) and a v1 reader drops what v2 added (Aggregate
+ * rooms); JSON input errors name the field; random corruption never crashes; and
  * the Schema Registry client registers and fetches ids over real HTTP (a registry served by our
  * own http module on loopback).
  */
@@ -15,6 +16,8 @@
 #include "hvs/log.h"
 #include "hvs/serde.h"
 #include "hvs_test.h"
+/* hvs_serde_resolve_copy: the by-name copy an older reader applies to newer bytes */
+#include "../../common/platform/src/serde_internal.h"
 
 static char *read_sample(const char *name) {
     char path[512];
@@ -283,6 +286,91 @@ static void test_evolution(hvs_serde_t *s) {
     hvs_decoder_destroy(d);
 }
 
+/* The sample Aggregate without `rooms` (what Aggregate v1, id 4, can say), as JSON text. */
+static char *aggregate_v1_json(void) {
+    char *text = read_sample("Aggregate");
+    json_t *j = json_loads(text, 0, NULL);
+    HVS_REQUIRE(j && json_array_size(json_object_get(j, "rooms")) > 0, "sample has rooms");
+    json_object_del(j, "rooms");
+    free(text);
+    text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return text;
+}
+
+static avro_schema_t aggregate_v1_schema(void) {
+    const struct hvs_embedded_file *f = hvs_embedded_find("history/Aggregate.v1.avsc");
+    HVS_REQUIRE(f, "Aggregate v1 compiled in");
+    avro_schema_t v1;
+    HVS_REQUIRE(avro_schema_from_json_length((const char *)f->data, f->len, &v1) == 0,
+                "parse Aggregate v1");
+    return v1;
+}
+
+/* Aggregate v1 (id 4) bytes decode into the current reader with rooms = []; v2 (id 14) bytes
+ * read by a v1 reader (serde's by-name copy, what an older consumer does) drop the rooms. */
+static void test_aggregate_evolution(hvs_serde_t *s) {
+    char *v1_json = aggregate_v1_json();
+    avro_schema_t v1 = aggregate_v1_schema();
+    avro_value_iface_t *iface = avro_generic_class_from_schema(v1);
+    avro_value_t val;
+    HVS_REQUIRE(avro_generic_value_new(iface, &val) == 0, "v1 value");
+    hvs_err_t err;
+    HVS_REQUIRE(hvs_serde_value_from_json(s, &val, v1_json, strlen(v1_json), &err) == 0,
+                "fill v1: %s", err.msg);
+    char buf[1024] = {0, 0, 0, 0, 4}; /* id 4 = history/Aggregate.v1 in schema-ids.tsv */
+    avro_writer_t w = avro_writer_memory(buf + 5, sizeof buf - 5);
+    HVS_REQUIRE(avro_value_write(w, &val) == 0, "write v1: %s", avro_strerror());
+    size_t len = 5 + (size_t)avro_writer_tell(w);
+    avro_writer_free(w);
+    avro_value_decref(&val);
+
+    hvs_decoder_t *d;
+    HVS_REQUIRE(hvs_decoder_new(s, HVS_SCHEMA_AGGREGATE, &d, NULL) == 0, "decoder");
+    avro_value_t *v;
+    HVS_REQUIRE(hvs_decoder_decode(d, buf, len, &v, &err) == 0, "v1 decode: %s", err.msg);
+    HVS_CHECK_EQ_INT(hvs_decoder_last_schema_id(d), 4);
+    char *json;
+    HVS_REQUIRE(hvs_serde_value_to_json(v, &json, &err) == 0, "json");
+    json_t *want = json_loads(v1_json, 0, NULL);
+    json_object_set_new(want, "rooms", json_array());
+    json_t *got = json_loads(json, 0, NULL);
+    HVS_CHECK(got && json_equal(got, want), "v1 read as current (rooms = []): %s", json);
+    json_decref(got);
+    json_decref(want);
+    free(json);
+    hvs_decoder_destroy(d);
+
+    /* v2: the current encoder writes id 14 with rooms ... */
+    char *v2_json = read_sample("Aggregate");
+    size_t n2;
+    unsigned char *b2 = encode_json(s, HVS_SCHEMA_AGGREGATE, v2_json, &n2);
+    int32_t id = 0;
+    HVS_REQUIRE(hvs_serde_read_header(b2, n2, &id, &err) == 0 && id == 14, "v2 id %d", id);
+    /* ... which a v1 reader resolves by name: read with the writer schema, copy into v1 */
+    avro_schema_t v2 = hvs_serde_schema(s, HVS_SCHEMA_AGGREGATE);
+    avro_value_iface_t *iface2 = avro_generic_class_from_schema(v2);
+    avro_value_t wv, rv;
+    HVS_REQUIRE(avro_generic_value_new(iface2, &wv) == 0 && avro_generic_value_new(iface, &rv) == 0,
+                "values");
+    avro_reader_t rd = avro_reader_memory((const char *)b2 + 5, (int64_t)(n2 - 5));
+    HVS_REQUIRE(avro_value_read(rd, &wv) == 0, "read v2: %s", avro_strerror());
+    avro_reader_free(rd);
+    HVS_REQUIRE(hvs_serde_resolve_copy(s->defaults, &wv, &rv, "", &err) == 0, "v2 -> v1: %s",
+                err.msg);
+    HVS_REQUIRE(hvs_serde_value_to_json(&rv, &json, &err) == 0, "json");
+    HVS_CHECK(json_text_equal(json, v1_json), "v2 read by v1 drops rooms: %s", json);
+    free(json);
+    avro_value_decref(&wv);
+    avro_value_decref(&rv);
+    avro_value_iface_decref(iface2);
+    free(b2);
+    free(v2_json);
+    avro_value_iface_decref(iface);
+    avro_schema_decref(v1);
+    free(v1_json);
+}
+
 /* A newer Feedback writer (registered at run time as id 900) with an extra enum symbol and an
  * extra field: the current reader drops the field and maps the symbol to the enum's default. */
 static void test_newer_writer(hvs_serde_t *s) {
@@ -538,6 +626,7 @@ static void case_bad_messages(void) { test_bad_messages(serde()); }
 static void case_fuzz_all(void) { test_fuzz_all(serde()); }
 static void case_evolution(void) { test_evolution(serde()); }
 static void case_newer_writer(void) { test_newer_writer(serde()); }
+static void case_aggregate_evolution(void) { test_aggregate_evolution(serde()); }
 static void case_json_errors(void) { test_json_errors(serde()); }
 
 static const hvs_test_case_t cases[] = {
@@ -548,6 +637,7 @@ static const hvs_test_case_t cases[] = {
     {"fuzz_all", case_fuzz_all},
     {"evolution", case_evolution},
     {"newer_writer", case_newer_writer},
+    {"aggregate_evolution", case_aggregate_evolution},
     {"json_errors", case_json_errors},
     {"registry", test_registry},
     HVS_TEST_CASES_END,

@@ -319,6 +319,10 @@ int agg_accept(agg_t *g, const hvs_reading_t *r, int32_t partition, hvs_ms_t wm,
                 lower = min_ms(lower, max_ms(s->p[j - 1].t, next - p->max_interp_ms));
         } else {
             upper = max_ms(upper, next); /* holds until the next value, or for good */
+            /* and decides whether the next temperature counts as a change (temp_changes) of
+             * the window that value is in, which may start at `next` */
+            if (k == AGG_TEMP && next != INF_MS)
+                upper = max_ms(upper, next + 1);
         }
     }
     if (!any) {

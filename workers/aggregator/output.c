@@ -26,18 +26,52 @@ enum {
     F_QUALITY,
     F_FLAGS,
     F_EMITTED,
+    F_ROOMS,
     F_COUNT
 };
-static const char *const field_names[F_COUNT] = {
-    "building_id",        "apartment_id",      "window_start",    "window_end",
-    "window_size_ms",     "revision",          "heating_kwh",     "hot_water_litres",
-    "room_temp_mean_c",   "room_temp_min_c",   "room_temp_max_c", "setpoint_mean_c",
-    "comfort_gap_mean_c", "readings_expected", "readings_seen",   "reporting_apartments",
-    "known_apartments",   "quality",           "flags",           "emitted_at"};
+static const char *const field_names[F_COUNT] = {"building_id",
+                                                 "apartment_id",
+                                                 "window_start",
+                                                 "window_end",
+                                                 "window_size_ms",
+                                                 "revision",
+                                                 "heating_kwh",
+                                                 "hot_water_litres",
+                                                 "room_temp_mean_c",
+                                                 "room_temp_min_c",
+                                                 "room_temp_max_c",
+                                                 "setpoint_mean_c",
+                                                 "comfort_gap_mean_c",
+                                                 "readings_expected",
+                                                 "readings_seen",
+                                                 "reporting_apartments",
+                                                 "known_apartments",
+                                                 "quality",
+                                                 "flags",
+                                                 "emitted_at",
+                                                 "rooms"};
+
+/* Fields of a RoomStats record (an item of "rooms"). */
+enum {
+    RF_ROOM,
+    RF_TMEAN,
+    RF_TMIN,
+    RF_TMAX,
+    RF_TSTD,
+    RF_SP,
+    RF_VALVE,
+    RF_SEEN,
+    RF_CHANGES,
+    RF_COUNT
+};
+static const char *const room_field_names[RF_COUNT] = {
+    "room",           "temp_mean_c",   "temp_min_c",  "temp_max_c", "temp_std_c", "setpoint_mean_c",
+    "valve_mean_pct", "readings_seen", "temp_changes"};
 
 struct agg_output {
     hvs_encoder_t *enc;
     int idx[F_COUNT];
+    int ridx[RF_COUNT];
 };
 
 int agg_output_new(hvs_serde_t *s, const char *topic, agg_output_t **out, hvs_err_t *err) {
@@ -59,6 +93,21 @@ int agg_output_new(hvs_serde_t *s, const char *topic, agg_output_t **out, hvs_er
             free(o);
             return hvs_err_set(err, HVS_ESERDE, "bad_schema", "Aggregate schema lacks %s",
                                field_names[i]);
+        }
+    }
+    avro_schema_t ra = avro_schema_record_field_get(sc, "rooms");
+    avro_schema_t rs = ra && is_avro_array(ra) ? avro_schema_array_items(ra) : NULL;
+    if (!rs || !is_avro_record(rs) || avro_schema_record_size(rs) != RF_COUNT) {
+        free(o);
+        return hvs_err_set(err, HVS_ESERDE, "bad_schema",
+                           "Aggregate.rooms is not an array of %d-field records", RF_COUNT);
+    }
+    for (int i = 0; i < RF_COUNT; i++) {
+        o->ridx[i] = avro_schema_record_field_get_index(rs, room_field_names[i]);
+        if (o->ridx[i] < 0) {
+            free(o);
+            return hvs_err_set(err, HVS_ESERDE, "bad_schema", "RoomStats lacks %s",
+                               room_field_names[i]);
         }
     }
     int rc = hvs_encoder_new(s, HVS_SCHEMA_AGGREGATE, topic, &o->enc, err);
@@ -105,6 +154,23 @@ static int set_int(avro_value_t *rec, int idx, int v) {
     return avro_value_get_by_index(rec, (size_t)idx, &f, NULL) || avro_value_set_int(&f, v);
 }
 
+static int set_room(const agg_output_t *o, avro_value_t *rec, const agg_room_result_t *rr) {
+    avro_value_t f;
+    bool t = rr->temp_ms > 0;
+    return avro_value_get_by_index(rec, (size_t)o->ridx[RF_ROOM], &f, NULL) ||
+           avro_value_set_string(&f, rr->room) ||
+           set_opt_double(rec, o->ridx[RF_TMEAN], t, t ? rr->temp_sum / rr->temp_ms : 0) ||
+           set_opt_double(rec, o->ridx[RF_TMIN], t, rr->temp_min) ||
+           set_opt_double(rec, o->ridx[RF_TMAX], t, rr->temp_max) ||
+           set_opt_double(rec, o->ridx[RF_TSTD], t, agg_room_temp_std(rr)) ||
+           set_opt_double(rec, o->ridx[RF_SP], rr->sp_ms > 0,
+                          rr->sp_ms > 0 ? rr->sp_sum / rr->sp_ms : 0) ||
+           set_opt_double(rec, o->ridx[RF_VALVE], rr->valve_ms > 0,
+                          rr->valve_ms > 0 ? rr->valve_sum / rr->valve_ms : 0) ||
+           set_int(rec, o->ridx[RF_SEEN], rr->seen) ||
+           set_int(rec, o->ridx[RF_CHANGES], rr->changes);
+}
+
 int agg_output_encode(agg_output_t *o, const char *building, const char *apartment,
                       const agg_result_t *r, uint32_t revision, hvs_ms_t emitted_at,
                       const void **buf, size_t *len, hvs_err_t *err) {
@@ -140,6 +206,10 @@ int agg_output_encode(agg_output_t *o, const char *building, const char *apartme
             bad = avro_value_append(&f, &item, NULL) ||
                   avro_value_set_string(&item, agg_flag_name(i));
     bad = bad || set_long(v, o->idx[F_EMITTED], emitted_at);
+    bad = bad || avro_value_get_by_index(v, (size_t)o->idx[F_ROOMS], &f, NULL) ||
+          avro_value_reset(&f);
+    for (int i = 0; i < r->nrooms && !bad; i++)
+        bad = avro_value_append(&f, &item, NULL) || set_room(o, &item, &r->rooms[i]);
     if (bad)
         return hvs_err_set(err, HVS_ESERDE, "avro_encode", "Aggregate %s/%s: %s", building,
                            apartment ? apartment : "-", avro_strerror());

@@ -11,10 +11,9 @@ static const struct {
     const char *sensor;
     char code;
 } kinds[AGG_KIND_COUNT] = {
-    [AGG_HEAT] = {"heating_energy_kwh", 'h'},
-    [AGG_WATER] = {"hot_water_litres", 'w'},
-    [AGG_TEMP] = {"room_temp_c", 't'},
-    [AGG_SETPOINT] = {"setpoint_temp_c", 's'},
+    [AGG_HEAT] = {"heating_energy_kwh", 'h'},  [AGG_WATER] = {"hot_water_litres", 'w'},
+    [AGG_TEMP] = {"room_temp_c", 't'},         [AGG_SETPOINT] = {"setpoint_temp_c", 's'},
+    [AGG_VALVE] = {"valve_position_pct", 'v'}, [AGG_HUMIDITY] = {"humidity_pct", 'u'},
 };
 
 int agg_kind_of(const char *sensor_type) {

@@ -1,7 +1,8 @@
 /*
  * samples.h - one apartment's readings inside the revisable horizon: the instants at which the
- * apartment reported anything, and per series (heating counter, hot-water counter, room
- * temperature and setpoint per room) the values, both sorted by event time.
+ * apartment reported anything, and per series (heating counter, hot-water counter; room
+ * temperature, setpoint, valve position and humidity per room) the values, both sorted by event
+ * time. Valves and humidity feed only the per-room stats (windows.h: rooms).
  *
  * A value is identified by (series, event time): the same reading twice is stored once, so a
  * replayed or duplicated record changes nothing (docs/design.md §5). A second, different value for an
@@ -26,6 +27,8 @@ typedef enum agg_kind {
     AGG_WATER,    /* hot_water_litres: cumulative, apartment */
     AGG_TEMP,     /* room_temp_c, per room */
     AGG_SETPOINT, /* setpoint_temp_c, per room */
+    AGG_VALVE,    /* valve_position_pct, per room */
+    AGG_HUMIDITY, /* humidity_pct, per room: only counted (a room's readings_seen) */
     AGG_KIND_COUNT
 } agg_kind_t;
 
@@ -41,8 +44,8 @@ typedef struct agg_series {
     size_t n, cap;
 } agg_series_t;
 
-/* Most series one apartment may have (2 counters + 2 gauges per room): a bound on what hostile
- * input can make it hold; readings that would pass it are refused (aggregate.h). */
+/* Most series one apartment may have (2 counters + up to 4 sensors per room): a bound on what
+ * hostile input can make it hold; readings that would pass it are refused (aggregate.h). */
 #define AGG_MAX_SERIES 64
 
 typedef struct agg_samples {
@@ -53,10 +56,10 @@ typedef struct agg_samples {
     uint64_t conflicts; /* second values refused for an existing (series, time) */
 } agg_samples_t;
 
-/* Kind of a sensor type, or -1 for sensors the aggregator does not aggregate (valves, humidity). */
+/* Kind of a sensor type, or -1 for a sensor the aggregator does not know. */
 int agg_kind_of(const char *sensor_type);
 const char *agg_kind_name(agg_kind_t k);
-/* Short code used in the Redis encoding: 'h', 'w', 't', 's'. */
+/* Short code used in the Redis encoding: 'h', 'w', 't', 's', 'v', 'u'. */
 char agg_kind_code(agg_kind_t k);
 int agg_kind_from_code(char c);
 

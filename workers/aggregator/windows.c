@@ -1,6 +1,7 @@
 #include "windows.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 static const char *const flag_names[AGG_FLAG_COUNT] = {"counter_reset", "meter_replaced",
@@ -113,9 +114,78 @@ static void counter_window(const agg_samples_t *a, const agg_params_t *p, const 
     out->use[k] = sum;
 }
 
+static bool is_room_kind(agg_kind_t k) { return k != AGG_HEAT && k != AGG_WATER; }
+
+/* rooms[] of out: one entry per room that has a per-room value before out->we, sorted by name;
+ * room_of[k] = the entry of series k (or -1). Few rooms: insertion is the cheap way. */
+static void list_rooms(const agg_samples_t *a, size_t ns, agg_result_t *out, int *room_of) {
+    out->nrooms = 0;
+    for (size_t k = 0; k < ns; k++) {
+        const agg_series_t *s = &a->s[k];
+        room_of[k] = -1;
+        if (!is_room_kind(s->kind) || s->n == 0 || s->p[0].t >= out->we)
+            continue;
+        int at = out->nrooms, c = 1;
+        while (at > 0 && (c = strcmp(out->rooms[at - 1].room, s->room)) > 0)
+            at--;
+        if (at > 0 && c == 0) {
+            room_of[k] = at - 1;
+            continue;
+        }
+        /* nrooms <= ns <= AGG_MAX_ROOMS: each entry comes from a series of its own */
+        memmove(&out->rooms[at + 1], &out->rooms[at],
+                (size_t)(out->nrooms - at) * sizeof out->rooms[0]);
+        agg_room_result_t *rr = &out->rooms[at];
+        memset(rr, 0, sizeof *rr);
+        rr->room = s->room;
+        rr->temp_min = INFINITY;
+        rr->temp_max = -INFINITY;
+        out->nrooms++;
+        for (size_t q = 0; q < k; q++) /* entries after `at` moved up by one */
+            if (room_of[q] >= at)
+                room_of[q]++;
+        room_of[k] = at;
+    }
+}
+
+/* A room's readings_seen and temp_changes: its series' points in [ws, we). */
+static void room_counts(const agg_samples_t *a, size_t ns, const int *room_of, agg_result_t *out) {
+    enum { KINDS = AGG_KIND_COUNT - AGG_TEMP };
+    for (int r = 0; r < out->nrooms; r++) {
+        size_t pos[KINDS], end[KINDS], nk = 0;
+        const agg_series_t *ser[KINDS];
+        for (size_t k = 0; k < ns && nk < KINDS; k++) {
+            if (room_of[k] != r)
+                continue;
+            const agg_series_t *s = &a->s[k];
+            size_t lo = (size_t)(agg_points_floor(s->p, s->n, out->ws - 1) + 1);
+            size_t hi = (size_t)(agg_points_floor(s->p, s->n, out->we - 1) + 1);
+            if (s->kind == AGG_TEMP)
+                for (size_t i = lo > 0 ? lo : 1; i < hi; i++)
+                    out->rooms[r].changes += s->p[i].v != s->p[i - 1].v;
+            ser[nk] = s;
+            pos[nk] = lo;
+            end[nk++] = hi;
+        }
+        /* distinct times over the room's series: a merge */
+        for (;;) {
+            hvs_ms_t t = out->we;
+            for (size_t i = 0; i < nk; i++)
+                if (pos[i] < end[i] && ser[i]->p[pos[i]].t < t)
+                    t = ser[i]->p[pos[i]].t;
+            if (t >= out->we)
+                break;
+            out->rooms[r].seen++;
+            for (size_t i = 0; i < nk; i++)
+                if (pos[i] < end[i] && ser[i]->p[pos[i]].t == t)
+                    pos[i]++;
+        }
+    }
+}
+
 bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_t ws, hvs_ms_t we,
                           agg_result_t *out) {
-    memset(out, 0, sizeof *out);
+    memset(out, 0, offsetof(agg_result_t, rooms)); /* rooms[] is large: cleared as listed */
     out->ws = ws;
     out->we = we;
     out->temp_min = INFINITY;
@@ -128,19 +198,19 @@ bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_
     for (int k = AGG_HEAT; k <= AGG_WATER; k++)
         counter_window(a, p, agg_samples_find(a, (agg_kind_t)k, ""), k, out);
 
-    /* Gauges and coverage, stretch by stretch between instants. */
-    enum { MAXS = 64 };
-    ptrdiff_t cur[MAXS];
-    int pair_of[MAXS];
-    size_t ns = a->ns < MAXS ? a->ns : MAXS;
+    /* Gauges and coverage, stretch by stretch between instants; rooms in the same pass. */
+    ptrdiff_t cur[AGG_MAX_SERIES];
+    int pair_of[AGG_MAX_SERIES], room_of[AGG_MAX_SERIES], sp_of_room[AGG_MAX_ROOMS];
+    size_t ns = a->ns < AGG_MAX_SERIES ? a->ns : AGG_MAX_SERIES;
+    list_rooms(a, ns, out, room_of);
+    for (int r = 0; r < out->nrooms; r++)
+        sp_of_room[r] = -1;
+    for (size_t i = 0; i < ns; i++)
+        if (a->s[i].kind == AGG_SETPOINT && room_of[i] >= 0)
+            sp_of_room[room_of[i]] = (int)i;
     for (size_t i = 0; i < ns; i++) {
         cur[i] = -1;
-        pair_of[i] = -1;
-        if (a->s[i].kind != AGG_TEMP)
-            continue;
-        for (size_t j = 0; j < ns; j++)
-            if (a->s[j].kind == AGG_SETPOINT && strcmp(a->s[j].room, a->s[i].room) == 0)
-                pair_of[i] = (int)j;
+        pair_of[i] = a->s[i].kind == AGG_TEMP && room_of[i] >= 0 ? sp_of_room[room_of[i]] : -1;
     }
     ptrdiff_t j0 = agg_instants_floor(a->inst, a->ninst, ws);
     for (size_t i = j0 < 0 ? 0 : (size_t)j0; i < a->ninst && a->inst[i] < we; i++) {
@@ -152,7 +222,7 @@ bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_
         out->covered_ms += s1 - s0;
         for (size_t k = 0; k < ns; k++) {
             const agg_series_t *s = &a->s[k];
-            if (s->kind != AGG_TEMP && s->kind != AGG_SETPOINT)
+            if (s->kind != AGG_TEMP && s->kind != AGG_SETPOINT && s->kind != AGG_VALVE)
                 continue;
             if (cur[k] < 0 || (size_t)cur[k] + 1 < s->n)
                 cur[k] = agg_points_floor(s->p, s->n, r);
@@ -162,9 +232,15 @@ bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_
             if (cur[k] < 0)
                 continue;
             double v = s->p[cur[k]].v;
+            agg_room_result_t *rr = &out->rooms[room_of[k]]; /* a value before we: listed */
             if (s->kind == AGG_SETPOINT) {
                 out->sp_sum += v * len;
                 out->sp_ms += len;
+                rr->sp_sum += v * len;
+                rr->sp_ms += len;
+            } else if (s->kind == AGG_VALVE) {
+                rr->valve_sum += v * len;
+                rr->valve_ms += len;
             } else if (s->kind == AGG_TEMP) {
                 out->temp_sum += v * len;
                 out->temp_ms += len;
@@ -172,6 +248,17 @@ bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_
                     out->temp_min = v;
                 if (v > out->temp_max)
                     out->temp_max = v;
+                if (rr->temp_ms == 0)
+                    rr->temp_ref = v;
+                double d = v - rr->temp_ref;
+                rr->temp_sum += v * len;
+                rr->temp_ms += len;
+                rr->temp_dev_sum += d * len;
+                rr->temp_dev_sq += d * d * len;
+                if (v < rr->temp_min)
+                    rr->temp_min = v;
+                if (v > rr->temp_max)
+                    rr->temp_max = v;
                 int q = pair_of[k];
                 if (q >= 0 && cur[q] >= 0) {
                     out->gap_sum += (a->s[q].p[cur[q]].v - v) * len;
@@ -180,6 +267,7 @@ bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_
             }
         }
     }
+    room_counts(a, ns, room_of, out);
     /* Instants in (ws, we]. */
     ptrdiff_t lo = agg_instants_floor(a->inst, a->ninst, ws);
     ptrdiff_t hi = agg_instants_floor(a->inst, a->ninst, we);
@@ -196,8 +284,16 @@ bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_
     return true;
 }
 
+double agg_room_temp_std(const agg_room_result_t *r) {
+    if (!(r->temp_ms > 0))
+        return 0;
+    double m = r->temp_dev_sum / r->temp_ms;
+    double var = r->temp_dev_sq / r->temp_ms - m * m;
+    return var > 0 ? sqrt(var) : 0;
+}
+
 void agg_window_building_begin(agg_result_t *b, hvs_ms_t ws, hvs_ms_t we) {
-    memset(b, 0, sizeof *b);
+    memset(b, 0, offsetof(agg_result_t, rooms)); /* a building lists no rooms */
     b->ws = ws;
     b->we = we;
     b->temp_min = INFINITY;
@@ -272,5 +368,22 @@ uint64_t agg_result_hash(const agg_result_t *r) {
     h = mix(h, (uint64_t)r->seen << 32 | (uint32_t)r->expected);
     h = mix(h, (uint64_t)r->flags << 8 | (uint64_t)r->quality);
     h = mix(h, (uint64_t)(uint32_t)r->reporting << 32 | (uint32_t)r->known);
+    h = mix(h, (uint64_t)(uint32_t)r->nrooms);
+    for (int i = 0; i < r->nrooms; i++) {
+        const agg_room_result_t *rr = &r->rooms[i];
+        for (const unsigned char *c = (const unsigned char *)rr->room; *c; c++)
+            h = mix(h, *c);
+        h = mix(h, dbits(rr->temp_sum));
+        h = mix(h, dbits(rr->temp_ms));
+        h = mix(h, dbits(rr->temp_min));
+        h = mix(h, dbits(rr->temp_max));
+        h = mix(h, dbits(rr->temp_dev_sum));
+        h = mix(h, dbits(rr->temp_dev_sq));
+        h = mix(h, dbits(rr->sp_sum));
+        h = mix(h, dbits(rr->sp_ms));
+        h = mix(h, dbits(rr->valve_sum));
+        h = mix(h, dbits(rr->valve_ms));
+        h = mix(h, (uint64_t)(uint32_t)rr->seen << 32 | (uint32_t)rr->changes);
+    }
     return h;
 }

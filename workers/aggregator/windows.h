@@ -38,6 +38,16 @@
  *  alive time, min/max over the values that held, comfort gap = setpoint - room temperature
  *  over the time both were known.
  *
+ *  Rooms (apartment windows only; building windows have none). Every room with a value of any
+ *  per-room sensor stamped before we is listed, sorted by name (strcmp: byte order). Per room,
+ *  over the same alive stretches as the gauges above: temperature mean, min, max and standard
+ *  deviation (time-weighted), setpoint mean and valve mean, each null when no value of it held
+ *  while the apartment was alive. readings_seen = distinct times in [ws, we) at which the room
+ *  reported anything (any sensor; unlike the apartment's (ws, we], a gauge value at ws belongs
+ *  to the window it starts). temp_changes = temperature values stamped in [ws, we) that differ
+ *  from the room's previous temperature value, however old (the one carried in included); a
+ *  room's very first value has nothing to differ from and is not counted.
+ *
  *  Completeness: readings_expected = window / S; readings_seen = instants in (ws, we];
  *  quality SILENT (never alive in the window, nothing interpolated), INTERPOLATED (a gap
  *  interpolated into it), PARTIAL (alive only part of the window), else COMPLETE.
@@ -82,6 +92,23 @@ enum {
 const char *agg_flag_name(int bit_index); /* "counter_reset", ... */
 const char *agg_quality_name(agg_quality_t q);
 
+/* Most rooms one apartment window lists: every room has at least one per-room series. */
+#define AGG_MAX_ROOMS AGG_MAX_SERIES
+
+/* One room of an apartment window (sums, like the apartment's gauges; agg_room_* turn them into
+ * what is published). */
+typedef struct agg_room_result {
+    const char *room; /* borrowed from the samples' series: valid while they are unchanged */
+    double temp_sum, temp_ms, temp_min, temp_max;
+    /* deviations from temp_ref (the first temperature that held), so that a flat room has a
+     * standard deviation of exactly 0 rather than the rounding noise of E[x^2] - E[x]^2 */
+    double temp_ref, temp_dev_sum, temp_dev_sq;
+    double sp_sum, sp_ms;
+    double valve_sum, valve_ms;
+    int seen;    /* readings_seen */
+    int changes; /* temp_changes */
+} agg_room_result_t;
+
 typedef struct agg_result {
     hvs_ms_t ws, we;
     bool has_use[2]; /* [AGG_HEAT], [AGG_WATER] known */
@@ -97,7 +124,13 @@ typedef struct agg_result {
     unsigned flags;
     agg_quality_t quality;
     int reporting, known; /* building results only */
+    int nrooms;           /* apartment results only; rooms[] sorted by name */
+    /* last: the computations clear only what comes before it, and rooms[0, nrooms) */
+    agg_room_result_t rooms[AGG_MAX_ROOMS];
 } agg_result_t;
+
+/* A room's time-weighted temperature standard deviation (temp_ms > 0). */
+double agg_room_temp_std(const agg_room_result_t *r);
 
 /* Was the apartment alive throughout [ta, tb] for counter k rising by d there (liveness rule,
  * and an increase small enough for one sampling interval)? */
@@ -117,7 +150,7 @@ void agg_window_building_begin(agg_result_t *b, hvs_ms_t ws, hvs_ms_t we);
 void agg_window_building_add(agg_result_t *b, const agg_result_t *apt);
 void agg_window_building_finish(agg_result_t *b, int known_apartments);
 
-/* Hash of everything a consumer sees in the result (revision detection). */
+/* Hash of everything a consumer sees in the result, rooms included (revision detection). */
 uint64_t agg_result_hash(const agg_result_t *r);
 
 #endif
