@@ -10,11 +10,18 @@
  * bad tables are refused, its text starts "hvs-linear 1" and loads back bit-exact, and every
  * kind of damaged text is refused as corrupt_model naming the fault; hvs_model_format tells
  * the two kinds apart.
+ * Contributions (TreeSHAP): every row sums to the margin (squared error: the prediction; a
+ * binary:logistic model: the logit of its probability), a constant column no tree can split on
+ * gets exactly 0, two threads agree with one, and an hvs-linear model's are b_i * x_i and the
+ * intercept, worked out by hand; the cost per row at the anomaly models' column count is
+ * printed (batches of 1000 rows).
  */
 #include <math.h>
 #include <pthread.h>
+#include <time.h>
 
 #include "hvs/model.h"
+#include "hvs/task_rows.h"
 #include "hvs_test.h"
 
 #define N 4000
@@ -450,6 +457,212 @@ static void test_monotone(void) {
     hvs_model_destroy(mc);
 }
 
+/* Row sums of contributions c (n x (cols + 1)) against margins; the largest relative error
+ * (relative to max(|margin|, 1): a margin near 0 has no meaningful relative scale). */
+static double worst_sum_error(const float *c, const double *margin, size_t n, size_t cols) {
+    double worst = 0;
+    for (size_t r = 0; r < n; r++) {
+        double s = 0;
+        for (size_t i = 0; i <= cols; i++)
+            s += c[r * (cols + 1) + i];
+        double e = fabs(s - margin[r]) / fmax(fabs(margin[r]), 1.0);
+        worst = e > worst ? e : worst;
+    }
+    return worst;
+}
+
+typedef struct contrib_job {
+    hvs_model_t *m;
+    const float *x;
+    size_t n;
+    float *out;
+    int rc;
+} contrib_job_t;
+
+static void *contrib_job(void *p) {
+    contrib_job_t *j = p;
+    hvs_err_t err;
+    for (int k = 0; k < 20 && j->rc == 0; k++)
+        j->rc = hvs_model_contributions(j->m, j->x, j->n, j->out, &err);
+    return NULL;
+}
+
+/* Squared error: contributions sum to the prediction; two threads agree with one. */
+static void test_contributions_regression(void) {
+    hvs_model_t *m = trained();
+    hvs_err_t err = {0};
+    enum { NR = 500 };
+    static float pred[NR], c[NR * (C + 1)], c1[NR * (C + 1)], c2[NR * (C + 1)];
+    static double margin[NR];
+    const float *x = X + NTR * C; /* held out; column 3 has NaNs */
+    HVS_REQUIRE(hvs_model_predict(m, x, NR, pred, &err) == 0, "predict: %s", err.msg);
+    HVS_REQUIRE(hvs_model_contributions(m, x, NR, c, &err) == 0, "contributions: %s", err.msg);
+    for (int r = 0; r < NR; r++)
+        margin[r] = pred[r];
+    double worst = worst_sum_error(c, margin, NR, C);
+    HVS_CHECK(worst < 1e-4, "row sums = predictions (worst relative error %.3g)", worst);
+    /* x0 carries the largest effect (3 * x0 over [0, 1]): its contributions spread widest */
+    double lo[C], hi[C];
+    for (int i = 0; i < C; i++)
+        lo[i] = INFINITY, hi[i] = -INFINITY;
+    for (int r = 0; r < NR; r++)
+        for (int i = 0; i < C; i++) {
+            lo[i] = fmin(lo[i], c[r * (C + 1) + i]);
+            hi[i] = fmax(hi[i], c[r * (C + 1) + i]);
+        }
+    HVS_CHECK(hi[0] - lo[0] > hi[1] - lo[1] && hi[1] - lo[1] > hi[2] - lo[2],
+              "spread x0 %.3f > x1 %.3f > x2 %.3f", hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]);
+
+    hvs_model_t *m2 = reloaded(m);
+    contrib_job_t j1 = {m2, x, NR, c1, 0}, j2 = {m2, x, NR, c2, 0};
+    pthread_t t1, t2;
+    pthread_create(&t1, NULL, contrib_job, &j1);
+    pthread_create(&t2, NULL, contrib_job, &j2);
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    HVS_CHECK(j1.rc == 0 && j2.rc == 0 && memcmp(c1, c, sizeof c) == 0 &&
+                  memcmp(c2, c, sizeof c) == 0,
+              "two threads' contributions equal one thread's");
+    hvs_model_destroy(m2);
+    HVS_CHECK(hvs_model_contributions(m, x, 0, c, &err) == 0, "no rows: nothing to do");
+    HVS_CHECK(hvs_model_contributions(NULL, x, 1, c, &err) == HVS_EINVAL, "no model refused");
+}
+
+/* binary:logistic with a constant fifth column: sums are log-odds, the constant column 0. */
+static void test_contributions_logistic(void) {
+    make_data();
+    enum { CC = C + 1, NL = 2000 };
+    static float xl[N * CC], yl[N], pl[NL], cl[NL * (CC + 1)];
+    static double logit[NL];
+    for (int r = 0; r < N; r++) {
+        memcpy(&xl[r * CC], &X[r * C], C * sizeof *X);
+        xl[r * CC + C] = 0.5f; /* the same everywhere: no split can use it */
+        yl[r] = Y[r] > 1.0f ? 1.0f : 0.0f;
+    }
+    hvs_train_params_t p = params;
+    p.objective = "binary:logistic";
+    p.rounds = 200;
+    hvs_model_t *m = NULL;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_model_train(xl, yl, NULL, NTR, CC, xl + NTR * CC, yl + NTR, NV, &p, &m, NULL,
+                                &err) == 0,
+                "train logistic: %s", err.msg);
+    const float *x = xl + (N - NL) * CC;
+    HVS_REQUIRE(hvs_model_predict(m, x, NL, pl, &err) == 0 &&
+                    hvs_model_contributions(m, x, NL, cl, &err) == 0,
+                "predict, contributions: %s", err.msg);
+    size_t used = 0;
+    for (int r = 0; r < NL; r++) {
+        double q = pl[r];
+        logit[r] = log(q / (1 - q));
+        used += q > 0.01 && q < 0.99; /* the logit is well conditioned there */
+    }
+    /* a probability in float loses the logit's precision near 0 and 1: compare where it holds */
+    double worst = 0;
+    for (int r = 0; r < NL; r++)
+        if (pl[r] > 0.01f && pl[r] < 0.99f) {
+            double e = worst_sum_error(&cl[r * (CC + 1)], &logit[r], 1, CC);
+            worst = e > worst ? e : worst;
+        }
+    HVS_CHECK(used > NL / 10 && worst < 1e-4,
+              "row sums = logit(probability) on %zu rows (worst relative error %.3g)", used, worst);
+    int nonzero = 0;
+    for (int r = 0; r < NL; r++)
+        nonzero += cl[r * (CC + 1) + C] != 0.0f;
+    HVS_CHECK(nonzero == 0, "the constant column contributes 0 (%d rows otherwise)", nonzero);
+    hvs_model_destroy(m);
+}
+
+/* hvs-linear: b_i * x_i of the selected row and the intercept, worked out by hand. */
+static void test_contributions_linear(void) {
+    const float hz[2] = {1, 4};
+    const double coef[2 * 4] = {
+        -1.0, 0, 0.75, 0.5,    /* h 1 */
+        0.5,  0, 0.25, -0.125, /* h 4 */
+    };
+    hvs_model_t *m = NULL;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_model_linear_new(3, 0, 2, hz, coef, &m, &err) == 0, "linear: %s", err.msg);
+    const float x[][3] = {{1, 2, -4}, {4, NAN, 8}, {3, 1, 1}, {NAN, 1, 1}};
+    const float want[][4] = {
+        {0, 1.5f, -2, -1},         /* h 1: 0.75*2, 0.5*-4, intercept -1 */
+        {0, 0, -1, 0.5f},          /* h 4: NaN gives 0, -0.125*8, intercept 0.5 */
+        {0, 0.25f, -0.125f, 0.5f}, /* 3 is nearer 4 */
+        {NAN, NAN, NAN, NAN},      /* no selector */
+    };
+    float got[4][4], pred[4];
+    HVS_REQUIRE(hvs_model_contributions(m, &x[0][0], 4, &got[0][0], &err) == 0 &&
+                    hvs_model_predict(m, &x[0][0], 4, pred, &err) == 0,
+                "linear contributions: %s", err.msg);
+    for (int r = 0; r < 4; r++) {
+        for (int i = 0; i < 4; i++)
+            HVS_CHECK(isnan(want[r][i]) ? isnan(got[r][i]) : got[r][i] == want[r][i],
+                      "row %d column %d: %g, expected %g", r, i, (double)got[r][i],
+                      (double)want[r][i]);
+        float s = got[r][0] + got[r][1] + got[r][2] + got[r][3];
+        HVS_CHECK(isnan(pred[r]) ? isnan(s) : s == pred[r], "row %d sums to its prediction %g", r,
+                  (double)pred[r]);
+    }
+    hvs_model_destroy(m);
+}
+
+static double mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* What a contribution costs at the anomaly models' width, depth 6 and 300 trees (the size of a
+ * trainer model), batches of 1000 rows on one thread: printed, not judged. */
+static void test_contributions_cost(void) {
+    size_t nc = hvs_taskrow_ncols(HVS_TASK_ANOMALY_RESIDUAL);
+    enum { NB = 4000, BATCH = 1000 };
+    float *xb = malloc(NB * nc * sizeof *xb), *yb = malloc(NB * sizeof *yb);
+    float *cb = malloc(BATCH * (nc + 1) * sizeof *cb), pb[BATCH];
+    HVS_REQUIRE(xb && yb && cb, "oom");
+    uint64_t s = 3;
+    for (size_t r = 0; r < NB; r++) {
+        double y = 0;
+        for (size_t i = 0; i < nc; i++) {
+            xb[r * nc + i] = rnd(&s) < 0.03 ? NAN : (float)rnd(&s);
+            y += isnan(xb[r * nc + i]) ? 0 : sin(3.0 * xb[r * nc + i] * (double)(i % 5 + 1));
+        }
+        yb[r] = (float)y;
+    }
+    hvs_train_params_t p = {.rounds = 300, .eta = 0.05, .max_depth = 6, .nthread = 2, .seed = 2};
+    hvs_model_t *m0 = NULL;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_model_train(xb, yb, NULL, NB, nc, NULL, NULL, 0, &p, &m0, NULL, &err) == 0,
+                "train: %s", err.msg);
+    unsigned char *ubj = NULL;
+    size_t lu = 0;
+    hvs_model_t *m = NULL; /* loaded: one thread, as the registry serves it */
+    HVS_REQUIRE(hvs_model_save(m0, &ubj, &lu, &err) == 0 &&
+                    hvs_model_load(ubj, lu, nc, &m, &err) == 0,
+                "reload: %s", err.msg);
+    int reps = 5;
+    double t0 = mono_s();
+    for (int k = 0; k < reps; k++)
+        HVS_REQUIRE(hvs_model_contributions(m, xb + (size_t)k % 4 * BATCH * nc, BATCH, cb, &err) ==
+                        0,
+                    "contributions: %s", err.msg);
+    double tc = (mono_s() - t0) / (reps * BATCH);
+    t0 = mono_s();
+    for (int k = 0; k < reps; k++)
+        HVS_REQUIRE(hvs_model_predict(m, xb + (size_t)k % 4 * BATCH * nc, BATCH, pb, &err) == 0,
+                    "predict: %s", err.msg);
+    double tp = (mono_s() - t0) / (reps * BATCH);
+    printf("# contributions: %zu columns, 300 trees of depth 6, batch %d, one thread: %.1f us/row "
+           "(%.0f rows/s); prediction %.2f us/row (%.0f rows/s)\n",
+           nc, BATCH, tc * 1e6, 1 / tc, tp * 1e6, 1 / tp);
+    free(ubj);
+    free(xb);
+    free(yb);
+    free(cb);
+    hvs_model_destroy(m0);
+    hvs_model_destroy(m);
+}
+
 static void case_linear(void) { test_linear(trained()); }
 
 static const hvs_test_case_t cases[] = {
@@ -458,6 +671,10 @@ static const hvs_test_case_t cases[] = {
     {"two_threads_predict_like_one", test_concurrent_predictions},
     {"monotone_constraint_never_falls", test_monotone},
     {"linear_model_by_hand_and_damaged_text_refused", case_linear},
+    {"contributions_sum_to_prediction_threads_agree", test_contributions_regression},
+    {"contributions_logistic_sum_to_logit_unused_column_zero", test_contributions_logistic},
+    {"contributions_linear_by_hand", test_contributions_linear},
+    {"contributions_cost_per_row", test_contributions_cost},
     HVS_TEST_CASES_END,
 };
 

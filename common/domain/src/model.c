@@ -505,6 +505,66 @@ int hvs_model_predict(hvs_model_t *m, const float *x, size_t nrows, float *out, 
     return 0;
 }
 
+/* hvs-linear contributions: b_i * x_i of the row the selector picks (0 for a NaN input), the
+ * intercept as the bias; NaN throughout when the selector is NaN (the prediction is NaN). */
+static void linear_contributions(const hvs_model_t *m, const float *x, size_t nrows, float *out) {
+    size_t w = m->ncols + 1;
+    for (size_t r = 0; r < nrows; r++) {
+        const float *row = x + r * m->ncols;
+        float *o = out + r * w;
+        size_t k = linear_row(m, m->selector >= 0 ? row[m->selector] : 0.0f);
+        if (k == SIZE_MAX) {
+            for (size_t i = 0; i < w; i++)
+                o[i] = NAN;
+            continue;
+        }
+        const double *b = m->coef + k * w;
+        for (size_t i = 0; i < m->ncols; i++)
+            o[i] = isnan(row[i]) ? 0.0f : (float)(b[i + 1] * row[i]);
+        o[m->ncols] = (float)b[0];
+    }
+}
+
+int hvs_model_contributions(hvs_model_t *m, const float *x, size_t nrows, float *out,
+                            hvs_err_t *err) {
+    if (nrows == 0)
+        return 0;
+    if (!m || !x || !out)
+        return hvs_err_set(err, HVS_EINVAL, "bad_argument",
+                           "contributions without model, rows or output");
+    if (!m->bst) {
+        linear_contributions(m, x, nrows, out);
+        return 0;
+    }
+    /* TreeSHAP has no in-place entry point in 1.7: it needs a DMatrix, built per call over the
+     * caller's rows (one thread: serving threads parallelise, not XGBoost) */
+    char arr[256];
+    snprintf(arr, sizeof arr,
+             "{\"data\":[%llu,true],\"shape\":[%zu,%zu],\"typestr\":\"<f4\",\"version\":3}",
+             (unsigned long long)(uintptr_t)x, nrows, m->ncols);
+    DMatrixHandle dm = NULL;
+    if (XGDMatrixCreateFromDense(arr, "{\"missing\":NaN,\"nthread\":1}", &dm))
+        return xgb_fail(err, "contributions matrix");
+    /* type 2: exact TreeSHAP contributions, the bias (expected margin) last */
+    const char *conf = "{\"type\":2,\"training\":false,\"iteration_begin\":0,"
+                       "\"iteration_end\":0,\"strict_shape\":false}";
+    const bst_ulong *shape = NULL;
+    bst_ulong dim = 0;
+    const float *res = NULL;
+    int rc = 0;
+    if (XGBoosterPredictFromDMatrix(m->bst, dm, conf, &shape, &dim, &res))
+        rc = xgb_fail(err, "contributions");
+    else if (dim != 2 || shape[0] != nrows || shape[1] != m->ncols + 1)
+        /* a multi-output model would give a 3-d answer: not one this project trains */
+        rc = hvs_err_set(err, HVS_EMODEL, "xgboost",
+                         "contributions of %zu rows x %zu columns came back in %llu dimensions",
+                         nrows, m->ncols, (unsigned long long)dim);
+    else
+        memcpy(out, res, nrows * (m->ncols + 1) * sizeof *out);
+    XGDMatrixFree(dm);
+    return rc;
+}
+
 int hvs_model_save(hvs_model_t *m, unsigned char **bytes, size_t *len, hvs_err_t *err) {
     if (!m->bst)
         return linear_save(m, bytes, len, err);

@@ -2,7 +2,7 @@
  * model.h - the models the pipeline serves, of two kinds behind one hvs_model_t:
  *  - XGBoost (C API, libxgboost 1.7): train on a dense float matrix (NaN = missing) with the
  *    `hist` method, early stopping on a validation set, monotone constraints; predict in
- *    batches; serialise to UBJ ("xgboost-ubj").
+ *    batches; explain rows by TreeSHAP contributions; serialise to UBJ ("xgboost-ubj").
  *  - hvs-linear: per-selector linear coefficients (the trainer's correction model for the
  *    15-minute refresh; the selector column is e.g. the horizon). Built from its coefficient
  *    table, never trained here.
@@ -28,9 +28,11 @@
  * Ownership: hvs_model_t is created by train/load/linear_new and freed by hvs_model_destroy
  * (NULL-safe); linear_new copies its arrays; hvs_model_linear_coef's pointers are the model's,
  * valid until it is freed; byte buffers returned are malloc'd and the caller's.
- * Thread-safety: hvs_model_predict may run on several threads at once on the same model
- * (XGBoost's in-place prediction keeps its output per thread; an hvs-linear model is only
- * read); train/load/save/free do not overlap with anything else on that model.
+ * Thread-safety: hvs_model_predict and hvs_model_contributions may run on several threads at
+ * once on the same model (XGBoost >= 1.4 documents every prediction of a tree booster,
+ * contributions included, as thread-safe and keeps the C API's output per thread; each
+ * contributions call has its own DMatrix; an hvs-linear model is only read); train/load/save/
+ * free do not overlap with anything else on that model.
  * Errors: HVS_EMODEL with XGBoost's own message (reason "xgboost"), HVS_EINVAL for bad
  * arguments (an invalid coefficient table: "bad_model"), HVS_ENOMEM; HVS_ESERDE
  * "corrupt_model" for bytes that do not decompress or load.
@@ -92,6 +94,15 @@ int hvs_model_linear_coef(const hvs_model_t *m, int *selector, size_t *nsel,
 
 /* Predictions of nrows rows of the model's column count into out (nrows floats). */
 int hvs_model_predict(hvs_model_t *m, const float *x, size_t nrows, float *out, hvs_err_t *err);
+/* Per-row feature contributions into out (nrows x (ncols + 1) floats, row-major): one per
+ * column, then the bias; each row sums to the raw margin (binary:logistic: the log-odds whose
+ * logistic is hvs_model_predict's probability; squared error: the prediction itself).
+ * XGBoost: exact TreeSHAP (a feature no tree splits on gets 0; NaN is missing), through a
+ * DMatrix made per call, so it costs an allocation and a copy of the rows besides the trees.
+ * hvs-linear: b_i * x_i of the selected row (0 for a NaN x_i) and the intercept as the bias;
+ * a NaN selector gives NaN throughout. */
+int hvs_model_contributions(hvs_model_t *m, const float *x, size_t nrows, float *out,
+                            hvs_err_t *err);
 size_t hvs_model_columns(const hvs_model_t *m);
 /* HVS_MODEL_FORMAT_XGBOOST ("xgboost-ubj") or HVS_MODEL_FORMAT_LINEAR ("hvs-linear"). */
 const char *hvs_model_format(const hvs_model_t *m);
