@@ -241,6 +241,18 @@ static void test_ring_by_event_hour(void) {
     HVS_CHECK(nv == 0 && isnan(psi), "a window before everything counted: %zu rows", nv);
     hvs_drift_destroy(d);
 
+    static const double qd[2] = {2, 1}, qa[2] = {1, 2}, pd[2] = {0.5, 0.4}, qn[2] = {1, NAN};
+    const hvs_feature_profile_t broken[] = {
+        {"decreasing quantiles", qd, P7, 2, 0},
+        {"descending probabilities", qa, pd, 2, 0},
+        {"a NaN quantile", qn, P7, 2, 0},
+        {"missing rate 1.5", q, p, 1, 1.5},
+    };
+    for (size_t i = 0; i < sizeof broken / sizeof broken[0]; i++) {
+        hvs_drift_t *x = (hvs_drift_t *)1;
+        HVS_CHECK(hvs_drift_new(&broken[i], 1, HVS_MS_HOUR, 1, &x, &err) == HVS_EINVAL && !x,
+                  "a profile with %s refused", broken[i].name);
+    }
     struct {
         hvs_ms_t w;
         const char *what;

@@ -7,10 +7,11 @@
  * quantiles; a feature with no entry, and entries that are not a profile (probabilities
  * not ascending, quantiles decreasing, arrays of different lengths, a missing rate above 1)
  * have none; an entry naming no column is ignored, and a repeated name takes the later
- * entry. None of it refuses the version.
+ * entry. None of it refuses the version, and a drift monitor takes the ref's profile as it is.
  */
 #include <math.h>
 
+#include "hvs/drift.h"
 #include "hvs/model.h"
 #include "hvs/model_registry.h"
 #include "hvs/serde.h"
@@ -120,6 +121,14 @@ static void test_profile_read_back(void) {
     check_feature(r, 8, q3, p3, 3, 0.0);
     HVS_CHECK(r->probe[1] == 12 && r->probe[0] == 4.4, "the probe is still the medians: %g %g",
               r->probe[1], r->probe[0]);
+    /* what the scorer will do with it: a drift monitor straight from the ref */
+    hvs_drift_t *d = NULL;
+    hvs_err_t err = {0};
+    HVS_CHECK(hvs_drift_new(r->profile, r->nfeatures, 24 * HVS_MS_HOUR, 1, &d, &err) == 0,
+              "a drift monitor over the ref's profile: %s", err.msg);
+    HVS_CHECK(d && hvs_drift_bins(d, 1, NULL, NULL) == 6 && hvs_drift_bins(d, 3, NULL, NULL) == 0,
+              "hour has 6 value bins (5 distinct edges), hdh none");
+    hvs_drift_destroy(d);
     hvs_registry_release(r);
 
     /* no profile at all: every column without one, and the version still loads */

@@ -86,6 +86,19 @@ static void build_bins(hvs_drift_t *d, size_t i, const hvs_feature_profile_t *p)
     f->nedges = k;
 }
 
+/* What the bins rely on (the registry hands out only such profiles; others may not). */
+static bool profile_ok(const hvs_feature_profile_t *p) {
+    if (!(p->missing_rate >= 0 && p->missing_rate <= 1) ||
+        (p->nq && (!p->quantiles || !p->probabilities)))
+        return false;
+    for (size_t j = 0; j < p->nq; j++)
+        if (!isfinite(p->quantiles[j]) || !(p->probabilities[j] >= 0 && p->probabilities[j] <= 1) ||
+            (j && (!(p->probabilities[j] > p->probabilities[j - 1]) ||
+                   p->quantiles[j] < p->quantiles[j - 1])))
+            return false;
+    return true;
+}
+
 int hvs_drift_new(const hvs_feature_profile_t *profile, size_t nfeatures, hvs_ms_t window_ms,
                   uint32_t min_count, hvs_drift_t **out, hvs_err_t *err) {
     if (out)
@@ -107,11 +120,11 @@ int hvs_drift_new(const hvs_feature_profile_t *profile, size_t nfeatures, hvs_ms
         const hvs_feature_profile_t *p = &profile[i];
         if (!p->name)
             continue;
-        if (!(p->missing_rate >= 0 && p->missing_rate <= 1) || (p->nq && !p->quantiles) ||
-            (p->nq && !p->probabilities)) {
+        if (!profile_ok(p)) {
             hvs_drift_destroy(d);
             return hvs_err_set(err, HVS_EINVAL, "bad_argument",
-                               "drift: profile of %s is not one (missing rate %g, %zu quantiles)",
+                               "drift: profile of %s is not one (missing rate %g, %zu quantiles "
+                               "not finite and ascending at ascending probabilities in [0, 1])",
                                p->name, p->missing_rate, p->nq);
         }
         d->f[i] = (feat_t){0, nedges, d->nbins, true};

@@ -41,7 +41,9 @@
  * hvs_drift_destroy frees (NULL-safe); slot text goes into the caller's hvs_strbuf_t.
  * Thread-safety: one thread per monitor (or the caller's lock); the const calls only read.
  * Errors: 0 or negative hvs_rc_t with err filled: HVS_EINVAL "bad_argument" (window not a whole
- * number of hours in 1..HVS_DRIFT_MAX_SLOTS, no features), HVS_ENOMEM, HVS_ESERDE "bad_drift_slot"
+ * number of hours in 1..HVS_DRIFT_MAX_SLOTS, no features, a profile whose quantiles are not
+ * finite and ascending at strictly ascending probabilities in [0, 1], or whose missing rate is
+ * outside [0, 1]: what the registry's refs satisfy), HVS_ENOMEM, HVS_ESERDE "bad_drift_slot"
  * (text that is not a slot of this monitor, naming what is wrong).
  */
 #ifndef HVS_DRIFT_H
