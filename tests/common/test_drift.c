@@ -342,6 +342,13 @@ static void test_slot_text(void) {
     *strrchr(buf, ' ') = 'x';
     HVS_CHECK(hvs_drift_slot_decode(b, buf, strlen(buf), &err) == HVS_ESERDE,
               "a count run into its neighbour refused: %s", err.msg);
+    /* one row more than the counts hold */
+    const char *rows_at = strchr(strchr(t0, ' ') + 1, ' ') + 1, *rows_end = strchr(rows_at, ' ');
+    snprintf(buf, sizeof buf, "%.*s%ld%s", (int)(rows_at - t0), t0, strtol(rows_at, NULL, 10) + 1,
+             rows_end);
+    HVS_CHECK(hvs_drift_slot_decode(b, buf, strlen(buf), &err) == HVS_ESERDE &&
+                  strstr(err.msg, "values of"),
+              "counts that disagree with the rows refused: %s", err.msg);
     snprintf(buf, sizeof buf, "%s 0*99999", t0);
     HVS_CHECK(hvs_drift_slot_decode(b, buf, strlen(buf), &err) == HVS_ESERDE,
               "a zero run past the end refused: %s", err.msg);

@@ -309,6 +309,13 @@ static bool parse_u64(const char *s, size_t n, size_t cap, uint64_t max, uint64_
     return *e == 0 && errno == 0 && x <= max;
 }
 
+/* The first feature from i on that has bins (d->nf: none). */
+static size_t next_measured(const hvs_drift_t *d, size_t i) {
+    while (i < d->nf && !d->f[i].measured)
+        i++;
+    return i;
+}
+
 #define BAD(...) hvs_err_set(err, HVS_ESERDE, "bad_drift_slot", "drift slot: " __VA_ARGS__)
 
 int hvs_drift_slot_decode(hvs_drift_t *d, const char *text, size_t len, hvs_err_t *err) {
@@ -335,11 +342,14 @@ int hvs_drift_slot_decode(hvs_drift_t *d, const char *text, size_t len, hvs_err_
     if (fp != d->fingerprint)
         return BAD("fingerprint %016" PRIx64 " is another profile's (this one: %016" PRIx64 ")", fp,
                    d->fingerprint);
-    /* parse into the slot only once it has all read well: a scratch pass first */
-    size_t b = 0;
+    /* parse into the slot only once it has all read well: a scratch pass first, which also
+     * checks that each feature's bins count every row (saturated counts aside) */
+    size_t b = 0, fi = next_measured(d, 0);
+    uint64_t sum = 0;
     for (const char *q = p; (n = token(&q, end, tok, sizeof tok)) > 0;) {
         uint64_t run = 1;
         char *star = strchr(tok, '*');
+        v = 0;
         if (star) {
             *star = 0;
             if (strcmp(tok, "0") != 0 ||
@@ -350,7 +360,17 @@ int hvs_drift_slot_decode(hvs_drift_t *d, const char *text, size_t len, hvs_err_
         }
         if (run > d->nbins - b)
             return BAD("more than the %zu counts of this profile", d->nbins);
-        b += (size_t)run;
+        for (uint64_t r = 0; r < run; r++) {
+            sum += v;
+            b++;
+            if (fi < d->nf && b == d->f[fi].bin0 + d->f[fi].nedges + 2) {
+                if (sum != rows && rows != UINT32_MAX)
+                    return BAD("feature %zu counts %" PRIu64 " values of %" PRIu64 " rows", fi, sum,
+                               rows);
+                sum = 0;
+                fi = next_measured(d, fi + 1);
+            }
+        }
     }
     if (b != d->nbins)
         return BAD("%zu counts, this profile has %zu", b, d->nbins);

@@ -34,8 +34,9 @@
  * Slot text (for Redis; one slot, so a restart restores exactly what was counted):
  *     d1 <hour start, ms> <rows> <layout fingerprint, 16 hex> <count> <count> ...
  * counts in bin order (per feature its value bins, then missing), a run of k > 1 zeros written
- * "0*k". The fingerprint hashes the bins (edges and expected shares): text from another
- * profile is refused.
+ * "0*k", tokens separated by single spaces. The fingerprint hashes the bins (edges and expected
+ * shares): text from another profile is refused, and so is text whose counts of a feature do
+ * not add up to its rows.
  *
  * Ownership: hvs_drift_new copies what it needs of the profile (the ref may be released);
  * hvs_drift_destroy frees (NULL-safe); slot text goes into the caller's hvs_strbuf_t.
