@@ -54,6 +54,8 @@ static void ref_free(hvs_model_ref_t *r) {
     free(r->features);
     free(r->feature_index);
     free(r->probe);
+    free(r->profile);
+    free(r->profile_values);
     free(r->name);
     free(r);
 }
@@ -61,6 +63,94 @@ static void ref_free(hvs_model_ref_t *r) {
 void hvs_registry_release(hvs_model_ref_t *ref) {
     if (ref && atomic_fetch_sub(&ref->refs, 1) == 1)
         ref_free(ref);
+}
+
+/* Entry p of the record's profile into vals[*nv..] (quantiles, then probabilities; grown as
+ * needed): its length (0 for a feature never seen in training) and missing rate, or -1 when it
+ * is not a usable profile (the rules of model_registry.h), -2 when memory ran out. */
+static long profile_entry(avro_value_t *p, double **vals, size_t *nv, size_t *cap, double *mr) {
+    avro_value_t q, pr, m, x;
+    size_t nq = 0, npr = 0;
+    if (avro_value_get_by_name(p, "quantiles", &q, NULL) ||
+        avro_value_get_by_name(p, "probabilities", &pr, NULL) ||
+        avro_value_get_by_name(p, "missing_rate", &m, NULL) || avro_value_get_double(&m, mr) ||
+        avro_value_get_size(&q, &nq) || avro_value_get_size(&pr, &npr) || nq != npr ||
+        nq > HVS_MODEL_PROFILE_MAX_QUANTILES || !(*mr >= 0 && *mr <= 1))
+        return -1;
+    if (*nv + 2 * nq > *cap) {
+        size_t nc = (*nv + 2 * nq) * 2;
+        double *g = realloc(*vals, nc * sizeof *g);
+        if (!g)
+            return -2;
+        *vals = g;
+        *cap = nc;
+    }
+    double *qs = *vals + *nv, *ps = qs + nq;
+    size_t nan = 0;
+    for (size_t j = 0; j < nq; j++) {
+        if (avro_value_get_by_index(&q, j, &x, NULL) || avro_value_get_double(&x, &qs[j]) ||
+            avro_value_get_by_index(&pr, j, &x, NULL) || avro_value_get_double(&x, &ps[j]))
+            return -1;
+        nan += isnan(qs[j]);
+    }
+    if (nq && nan == nq) /* the trainer's mark of a feature it never saw: no values to bin */
+        return 0;
+    for (size_t j = 0; j < nq; j++)
+        if (!isfinite(qs[j]) || !(ps[j] >= 0 && ps[j] <= 1) ||
+            (j && (!(ps[j] > ps[j - 1]) || qs[j] < qs[j - 1])))
+            return -1;
+    *nv += 2 * nq;
+    return (long)nq;
+}
+
+/* The record's training profile onto r->profile, in r's column order. A later entry of the same
+ * name replaces an earlier one (as for the probe); unusable entries leave the feature without
+ * one. Only HVS_ENOMEM fails: the profile never decides whether a version serves. */
+static int profile_decode(avro_value_t *v, hvs_model_ref_t *r, hvs_err_t *err) {
+    size_t n = r->nfeatures, nv = 0, cap = 0, np = 0;
+    double *vals = NULL;
+    size_t *off = calloc(n, sizeof *off);
+    r->profile = calloc(n, sizeof *r->profile);
+    if (!off || !r->profile) {
+        free(off);
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "profile of %s", r->ident);
+    }
+    avro_value_t prof;
+    if (avro_value_get_by_name(v, "profile", &prof, NULL) == 0 &&
+        avro_value_get_size(&prof, &np) == 0)
+        for (size_t k = 0; k < np; k++) {
+            avro_value_t p, x;
+            const char *pn;
+            size_t pl;
+            if (avro_value_get_by_index(&prof, k, &p, NULL) ||
+                avro_value_get_by_name(&p, "name", &x, NULL) || avro_value_get_string(&x, &pn, &pl))
+                continue;
+            for (size_t i = 0; i < n; i++) {
+                if (strcmp(r->features[i], pn) != 0)
+                    continue;
+                size_t at = nv;
+                double mr = 0;
+                long nq = profile_entry(&p, &vals, &nv, &cap, &mr);
+                if (nq == -2) {
+                    free(off);
+                    free(vals);
+                    return hvs_err_set(err, HVS_ENOMEM, "oom", "profile of %s", r->ident);
+                }
+                r->profile[i] = nq < 0 ? (hvs_feature_profile_t){0}
+                                       : (hvs_feature_profile_t){r->features[i], NULL, NULL,
+                                                                 (size_t)nq, mr};
+                off[i] = at;
+            }
+        }
+    /* pointers only now: vals moved while it grew */
+    for (size_t i = 0; i < n; i++)
+        if (r->profile[i].nq) {
+            r->profile[i].quantiles = vals + off[i];
+            r->profile[i].probabilities = vals + off[i] + r->profile[i].nq;
+        }
+    r->profile_values = vals;
+    free(off);
+    return 0;
 }
 
 static int load_value(avro_value_t *v, hvs_model_ref_t **out, hvs_err_t *err) {
@@ -167,6 +257,8 @@ static int load_value(avro_value_t *v, hvs_model_ref_t **out, hvs_err_t *err) {
                             r->probe[i] = qa;
                     }
         }
+    if ((rc = profile_decode(v, r, err)))
+        goto fail;
     avro_value_t bf;
     const void *bytes;
     size_t blen;

@@ -23,7 +23,8 @@
  * are allowed and get feature_index -1), and
  * a probe row (the training profile's medians, NaN where the profile has none) predicts a
  * finite value. A version that fails stays out (logged, counted in hvs_registry_refused) and
- * the previous one keeps serving.
+ * the previous one keeps serving. The profile is decoded onto the ref (its profile member) but
+ * judges nothing: an unusable entry is left out, never a reason to refuse.
  *
  * Ownership: the registry owns its Kafka reader, decoder and models; hvs_registry_acquire gives
  * a reference that must be released (the model stays valid until then, even across a swap).
@@ -73,6 +74,18 @@ typedef struct hvs_model_info {
     size_t record_len;
 } hvs_model_info_t;
 
+/* The training distribution of one feature, as a ModelVersion's profile states it: the values
+ * at ascending probabilities (P(x <= quantiles[j]) ~ probabilities[j]) of its non-missing
+ * values, and the share missing. */
+typedef struct hvs_feature_profile {
+    const char *name;
+    const double *quantiles, *probabilities;
+    size_t nq;
+    double missing_rate;
+} hvs_feature_profile_t;
+
+#define HVS_MODEL_PROFILE_MAX_QUANTILES 255
+
 /* A loaded, validated version, shared with prediction threads. */
 typedef struct hvs_model_ref {
     char *name;
@@ -86,6 +99,15 @@ typedef struct hvs_model_ref {
     size_t nfeatures;
     double *probe;                   /* nfeatures: the profile's medians */
     hvs_target_scale_t target_scale; /* predictions' unit: hvs_taskrow_to_kwh */
+    /* nfeatures, column order: the record's training profile of each feature (drift checks).
+     * name is features[i] when the record profiles it usably, else NULL with nq 0 and
+     * missing_rate 0: no entry, or one that is not a profile (quantiles and probabilities of
+     * different lengths, a non-finite number, probabilities not strictly ascending in [0, 1],
+     * quantiles decreasing, a missing rate outside [0, 1], more than
+     * HVS_MODEL_PROFILE_MAX_QUANTILES). A feature never seen in training (every quantile NaN,
+     * as the trainer writes it) keeps its missing rate with nq 0. The arrays are the ref's. */
+    hvs_feature_profile_t *profile;
+    double *profile_values; /* what profile[].quantiles/probabilities point into */
     _Atomic int refs;
 } hvs_model_ref_t;
 
@@ -141,13 +163,6 @@ typedef struct hvs_model_metrics {
     double mape, wape, rmse, mae, precision_at_k, recall_at_k; /* NaN: not applicable */
     int n_eval;                                                /* < 0: unknown */
 } hvs_model_metrics_t;
-
-typedef struct hvs_feature_profile {
-    const char *name;
-    const double *quantiles, *probabilities;
-    size_t nq;
-    double missing_rate;
-} hvs_feature_profile_t;
 
 typedef struct hvs_model_record {
     const char *name;
