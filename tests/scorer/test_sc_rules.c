@@ -183,6 +183,17 @@ static void test_mismatch(void) {
     HVS_CHECK(!fired(b, 7, SC_RULE_SENSOR_MISMATCH), "warm with the valve closed is consistent");
     HVS_CHECK(!fired(b, 7, SC_RULE_STUCK_VALVE), "and no stuck valve either");
     sc_apartment_destroy(b);
+
+    /* two rooms, the living room broken cold: the healthy bedroom at its setpoint is 5 degC
+     * "off its neighbour" but near its own setpoint - no mismatch for it */
+    sc_apartment_t *c2 = sc_apartment_new("apt_8b");
+    for (int k = 0; k < 8; k++) {
+        room_in_t r[2] = {{"living_room", 16.0, 21.0, 100, 1}, {"bedroom", 20.0, 20.0, 25, 3}};
+        put_hour(c2, k, 0.8, r, 2);
+    }
+    const sc_fired_t *m = fired(c2, 7, SC_RULE_SENSOR_MISMATCH);
+    HVS_CHECK(!m || c2->names[m->room][0] == 'l', "the healthy bedroom is not flagged");
+    sc_apartment_destroy(c2);
 }
 
 /* Consumption without demand: 0.5 kWh an hour while every valve is closed. */

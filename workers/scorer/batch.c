@@ -223,8 +223,27 @@ static void apply(item_t *it, sc_state_t *st, const sc_score_conf_t *c) {
         it->explain = (m->e_cls > m->e_res && it->ref[1]) ? 2 : it->ref[0] ? 1 : 0;
 }
 
-int sc_batch_run(sc_batch_t *bt, sc_state_t *st, const sc_score_conf_t *c, sc_emit_fn emit,
-                 void *opaque, hvs_err_t *err) {
+/* Each model's row of the item into its version's watch; findings to the hook. */
+static int observe(const item_t *it, sc_watches_t *ws, const sc_batch_hooks_t *hooks,
+                   hvs_err_t *err) {
+    for (int k = 0; k < 2; k++) {
+        if (!it->ref[k])
+            continue;
+        double row[HVS_TASKROW_MAX_COLS];
+        int rc = hvs_taskrow_build(task_of[k], it->v.x, it->area, row, err);
+        sc_finding_t f[2];
+        int n = rc ? rc : sc_watches_add(ws, it->partition, it->ref[k], it->v.hour, row, f, err);
+        if (n < 0)
+            return n;
+        for (int i = 0; i < n && !it->quiet; i++)
+            if ((rc = hooks->finding(hooks->opaque, &f[i], err)))
+                return rc;
+    }
+    return 0;
+}
+
+int sc_batch_run(sc_batch_t *bt, sc_state_t *st, sc_watches_t *ws, const sc_score_conf_t *c,
+                 const sc_batch_hooks_t *hooks, hvs_err_t *err) {
     int rc = 0;
     if (bt->n == 0)
         return 0;
@@ -240,18 +259,21 @@ int sc_batch_run(sc_batch_t *bt, sc_state_t *st, const sc_score_conf_t *c, sc_em
     }
     if ((rc = predict_all(bt, err)))
         goto done;
-    for (size_t i = 0; i < bt->n; i++) {
+    for (size_t i = 0; i < bt->n && rc == 0; i++) {
         apply(&bt->items[i], st, c);
         if (!bt->items[i].slot)
             bt->stats.too_old++;
+        rc = observe(&bt->items[i], ws, hooks, err);
     }
+    if (rc)
+        goto done;
     if ((rc = explain_all(bt, err)))
         goto done;
     for (size_t i = 0; i < bt->n && rc == 0; i++) {
         item_t *it = &bt->items[i];
         bt->stats.vectors++;
         if (!it->quiet && it->slot)
-            rc = emit(opaque, it->bld, it->apt, it->slot, err);
+            rc = hooks->emit(hooks->opaque, it->bld, it->apt, it->slot, err);
     }
 done:
     bt->n = 0;

@@ -11,6 +11,8 @@
  *      reaches explain_min (the scores that can enter a daily top-k); the top SC_CONTRIB_MAX
  *      by size kept with the slot;
  *   4. the emit callback for each vector not replayed quietly.
+ * Every row a model scored is also counted by the watch of that version (watch.h), in arrival
+ * order; its findings go to the finding callback (not while replaying quietly).
  *
  * Model choice is the caller's (sc_batch_add takes the versions, acquired for the batch).
  *
@@ -27,6 +29,7 @@
 #include "input.h"
 #include "score.h"
 #include "state.h"
+#include "watch.h"
 
 typedef struct sc_batch sc_batch_t;
 
@@ -39,6 +42,15 @@ typedef struct sc_batch_stats {
 typedef int (*sc_emit_fn)(void *opaque, sc_building_t *b, sc_apartment_t *a, const sc_slot_t *s,
                           hvs_err_t *err);
 
+/* Called for each drift or constant-feature finding (watch.h). */
+typedef int (*sc_finding_fn)(void *opaque, const sc_finding_t *f, hvs_err_t *err);
+
+typedef struct sc_batch_hooks {
+    sc_emit_fn emit;
+    sc_finding_fn finding;
+    void *opaque;
+} sc_batch_hooks_t;
+
 sc_batch_t *sc_batch_new(void);
 void sc_batch_destroy(sc_batch_t *b);
 
@@ -48,9 +60,9 @@ int sc_batch_add(sc_batch_t *bt, const sc_vector_t *v, int32_t partition, bool q
                  hvs_model_ref_t *res, hvs_model_ref_t *cls, double area, hvs_err_t *err);
 size_t sc_batch_size(const sc_batch_t *bt);
 
-/* Score the queued vectors into `st` and emit them; empties the batch. */
-int sc_batch_run(sc_batch_t *bt, sc_state_t *st, const sc_score_conf_t *c, sc_emit_fn emit,
-                 void *opaque, hvs_err_t *err);
+/* Score the queued vectors into `st`, count them into `ws`, and emit; empties the batch. */
+int sc_batch_run(sc_batch_t *bt, sc_state_t *st, sc_watches_t *ws, const sc_score_conf_t *c,
+                 const sc_batch_hooks_t *hooks, hvs_err_t *err);
 
 const sc_batch_stats_t *sc_batch_stats(const sc_batch_t *bt);
 

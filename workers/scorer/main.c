@@ -20,6 +20,10 @@
  * from HVS_SCORE_BUILDING_AGE its own anomaly-residual/building:<id> if one serves, else its
  * archetype's, else global; anomaly-classifier/global for every mature building. Versions are
  * followed on `models` (model_registry.h) and swapped between batches; every score names them.
+ * Drift (watch.h): every row a version scores is counted against its training profile per
+ * partition; a feature whose PSI over HVS_SCORE_DRIFT_WINDOW passes HVS_SCORE_PSI_LIMIT, or a
+ * per-apartment feature stuck on one improbable value (seed 004's fillna(0)), raises
+ * MODEL_DRIFT on `alerts` naming <model>:<version> and the features; the trainer retrains on it.
  * Lost state: the runner rebuilds a partition whose state vanished by replaying both inputs
  * from HVS_SCORE_REBUILD_WINDOW ago, quietly.
  */
@@ -29,6 +33,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "hvs/alert.h"
 #include "hvs/app.h"
 #include "hvs/ids.h"
 #include "hvs/log.h"
@@ -44,6 +49,7 @@
 #include "rules.h"
 #include "score.h"
 #include "state.h"
+#include "watch.h"
 
 typedef struct settings {
     int64_t mature_ms, building_ms, max_future_ms, rebuild_ms;
@@ -52,6 +58,8 @@ typedef struct settings {
     int64_t stuck_hours, no_response_hours, flatline_hours, mismatch_hours, demand_hours;
     double z_low, z_high, min_spread, explain_min;
     int64_t spread_min;
+    double psi_limit, const_max_share;
+    int64_t drift_window_ms, drift_min_rows, const_rows, const_hours;
 } settings_t;
 
 #define S(f) offsetof(settings_t, f)
@@ -104,6 +112,19 @@ static const hvs_cfg_entry_t sc_entries[] = {
      "recent residuals an apartment needs before its residual is standardised"},
     {"HVS_SCORE_EXPLAIN_MIN", HVS_CFG_DOUBLE, "0.3", 0, 1, S(explain_min), 0,
      "model evidence from which TreeSHAP contributions are computed for the reasons"},
+    {"HVS_SCORE_PSI_LIMIT", HVS_CFG_DOUBLE, "0.2", 0.01, 100, S(psi_limit), 0,
+     "population stability index of a feature (over the drift window, against the version's "
+     "training profile) above which MODEL_DRIFT is raised"},
+    {"HVS_SCORE_DRIFT_WINDOW", HVS_CFG_DURATION, "24h", 3600000, 604800000, S(drift_window_ms), 0,
+     "event time the PSI is computed over (whole hours)"},
+    {"HVS_SCORE_DRIFT_MIN_ROWS", HVS_CFG_INT, "100", 1, 100000000, S(drift_min_rows), 0,
+     "rows a model's window needs on a partition before its PSI is judged"},
+    {"HVS_SCORE_CONST_ROWS", HVS_CFG_INT, "20", 2, 100000000, S(const_rows), 0,
+     "consecutive rows with one identical per-apartment feature value that raise MODEL_DRIFT"},
+    {"HVS_SCORE_CONST_HOURS", HVS_CFG_INT, "3", 1, 1000, S(const_hours), 0,
+     "distinct event hours those rows must span"},
+    {"HVS_SCORE_CONST_MAX_SHARE", HVS_CFG_DOUBLE, "0.2", 0, 1, S(const_max_share), 0,
+     "the profile's share of the constant value's bin up to which it is suspicious"},
 };
 static settings_t settings;
 static hvs_stage_settings_t stage_settings; /* HVS_SCORE_BATCH, _FLUSH_TIMEOUT, _STALL_TIMEOUT */
@@ -131,6 +152,8 @@ typedef struct worker {
     hvs_registry_t *reg;
     sc_state_t *st;
     sc_batch_t *batch;
+    sc_watches_t *watches;
+    hvs_alerter_t *alerter;
     sc_rule_conf_t rules;
     sc_score_conf_t score;
     cached_model_t cache[MODEL_CACHE]; /* this batch's acquired versions */
@@ -139,7 +162,7 @@ typedef struct worker {
     sc_aggregate_t agg; /* decode buffers (large: reused) */
     sc_vector_t vec;
     hvs_metric_t *m_in[2], *m_scores, *m_skipped[4], *m_rules[SC_RULE_COUNT], *m_strategy[5],
-        *m_explained, *m_swaps;
+        *m_explained, *m_swaps, *m_drift[2];
     uint64_t explained_seen;
 } worker_t;
 
@@ -271,6 +294,56 @@ static int emit_score(void *opaque, sc_building_t *b, sc_apartment_t *a, const s
     return rc;
 }
 
+/* A drift or constant-feature finding as a MODEL_DRIFT alert on `alerts`, stamped in event time
+ * (one per version, partition, kind and day: watch.h). Its entity is the version on the
+ * partition ("<name>:<version>@p<P>"): the population a member sees. */
+static int emit_drift(void *opaque, const sc_finding_t *f, hvs_err_t *err) {
+    worker_t *w = opaque;
+    char entity[256], summary[512], part[16], rows[32], names[SC_FINDING_FEATURES][80],
+        vals[SC_FINDING_FEATURES][32], since[32];
+    snprintf(entity, sizeof entity, "%s@p%d", f->ident, (int)f->partition);
+    snprintf(part, sizeof part, "%d", (int)f->partition);
+    snprintf(rows, sizeof rows, "%zu", f->rows);
+    const char *ev[4 + 2 * SC_FINDING_FEATURES + 4 + 1];
+    int n = 0;
+    ev[n++] = "partition", ev[n++] = part, ev[n++] = "rows", ev[n++] = rows;
+    for (int i = 0; i < f->n; i++) {
+        snprintf(names[i], sizeof names[i], "%s:%s", f->constant ? "constant" : "psi",
+                 f->feature[i]);
+        snprintf(vals[i], sizeof vals[i], "%.4g", f->value[i]);
+        ev[n++] = names[i], ev[n++] = vals[i];
+    }
+    if (f->constant) {
+        snprintf(since, sizeof since, "%lld", (long long)f->since);
+        ev[n++] = "since", ev[n++] = since;
+        snprintf(summary, sizeof summary,
+                 "%s: %s arrived as %g in %zu consecutive rows since %lld (partition %d), a value "
+                 "its training profile makes rare: an upstream change is suspected",
+                 f->ident, f->feature[0], f->value[0], f->rows, (long long)f->since,
+                 (int)f->partition);
+    } else {
+        snprintf(summary, sizeof summary,
+                 "%s: %s drifted (PSI %.2f over the last %lld h, %zu rows, partition %d)", f->ident,
+                 f->feature[0], f->worst, (long long)(settings.drift_window_ms / HVS_MS_HOUR),
+                 f->rows, (int)f->partition);
+    }
+    ev[n] = NULL;
+    hvs_alert_t al = {.building_id = entity,
+                      .type = HVS_ALERT_MODEL_DRIFT,
+                      .severity = f->constant || f->worst > 2 * settings.psi_limit
+                                      ? HVS_SEVERITY_CRITICAL
+                                      : HVS_SEVERITY_WARNING,
+                      .score = f->constant ? 1.0 : f->worst,
+                      .summary = summary,
+                      .evidence = ev,
+                      .model = f->ident,
+                      .first_seen = f->hour,
+                      .updated_at = f->hour};
+    hvs_log_warn("scorer", "%s", summary);
+    hvs_metric_inc(w->m_drift[f->constant]);
+    return hvs_alerter_send(w->alerter, &al, err);
+}
+
 /* ---- inputs --------------------------------------------------------------------------------- */
 
 static int on_aggregate(worker_t *w, int32_t p, const sc_aggregate_t *in, bool quiet,
@@ -370,7 +443,8 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
 
 static int end_batch(void *opaque, hvs_err_t *err) {
     worker_t *w = opaque;
-    int rc = sc_batch_run(w->batch, w->st, &w->score, emit_score, w, err);
+    sc_batch_hooks_t hooks = {emit_score, emit_drift, w};
+    int rc = sc_batch_run(w->batch, w->st, w->watches, &w->score, &hooks, err);
     release_models(w);
     const sc_batch_stats_t *bs = sc_batch_stats(w->batch);
     hvs_metric_add(w->m_explained, (double)(bs->explained - w->explained_seen));
@@ -380,13 +454,21 @@ static int end_batch(void *opaque, hvs_err_t *err) {
 
 static int write_state(void *opaque, hvs_err_t *err) {
     worker_t *w = opaque;
-    return sc_state_save(w->st, hvs_stage_state_batch(w->stage), err);
+    int rc = sc_state_save(w->st, hvs_stage_state_batch(w->stage), err);
+    return rc ? rc : sc_watches_save(w->watches, hvs_stage_state_batch(w->stage), err);
+}
+
+static hvs_model_ref_t *lookup_model(void *opaque, const char *name) {
+    worker_t *w = opaque;
+    return hvs_registry_acquire(w->reg, name);
 }
 
 static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
     worker_t *w = opaque;
     size_t n = 0;
     int rc = sc_state_load_partition(w->st, w->redis, w->rb, p, &n, err);
+    if (rc == 0)
+        rc = sc_watches_load_partition(w->watches, w->redis, w->rb, p, lookup_model, w, err);
     if (rc == 0)
         hvs_log_info("scorer", "partition %d assigned: %zu buildings loaded", (int)p, n);
     return rc;
@@ -395,6 +477,7 @@ static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
 static void revoked(void *opaque, int32_t p) {
     worker_t *w = opaque;
     sc_state_drop_partition(w->st, p); /* its state was written before the last commit */
+    sc_watches_drop_partition(w->watches, p);
     hvs_log_info("scorer", "partition %d revoked", (int)p);
 }
 
@@ -500,9 +583,21 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
         (rc = hvs_topology_new(&kc, w->serde, hvs_topic_name("topology"), &w->topo, err)) ||
         (rc = hvs_registry_new(&kc, w->serde, hvs_topic_name("models"), &ro, &w->reg, err)))
         return rc;
+    sc_watch_conf_t wc = {.psi_limit = settings.psi_limit,
+                          .window_ms = settings.drift_window_ms / HVS_MS_HOUR * HVS_MS_HOUR,
+                          .min_count = (uint32_t)settings.drift_min_rows,
+                          .const_rows = (int)settings.const_rows,
+                          .const_hours = (int)settings.const_hours,
+                          .const_max_share = settings.const_max_share};
+    if ((rc = hvs_alerter_new(w->serde, hvs_stage_producer(w->stage), &w->alerter, err)))
+        return rc;
     if (!(w->rb = hvs_redis_batch_new()) || !(w->st = sc_state_new()) ||
-        !(w->batch = sc_batch_new()))
+        !(w->batch = sc_batch_new()) || !(w->watches = sc_watches_new(&wc)))
         return hvs_err_set(err, HVS_ENOMEM, "oom", "scorer state");
+    w->m_drift[0] = hvs_metrics_counter(ms, "hvs_scorer_drift_alerts_total",
+                                        "MODEL_DRIFT alerts raised", "kind=\"psi\"");
+    w->m_drift[1] = hvs_metrics_counter(ms, "hvs_scorer_drift_alerts_total",
+                                        "MODEL_DRIFT alerts raised", "kind=\"constant\"");
     w->m_in[0] = hvs_metrics_counter(ms, "hvs_scorer_inputs_total", "messages consumed",
                                      "topic=\"aggregates\"");
     w->m_in[1] = hvs_metrics_counter(ms, "hvs_scorer_inputs_total", "messages consumed",
@@ -541,7 +636,9 @@ static void worker_free(void *state) {
     release_models(w);
     hvs_registry_destroy(w->reg);
     hvs_topology_destroy(w->topo);
+    hvs_alerter_destroy(w->alerter); /* borrows the stage's producer */
     hvs_stage_destroy(w->stage);
+    sc_watches_destroy(w->watches);
     sc_batch_destroy(w->batch);
     sc_state_destroy(w->st);
     hvs_redis_batch_destroy(w->rb);

@@ -89,8 +89,11 @@ static bool condition(const sc_rule_conf_t *c, int which, const sc_agg_t *g, con
         return v >= c->valve_half && gap(r) >= c->no_response_gap_c && heat <= c->no_heat_kwh;
     case C_FLAT: return r->changes == 0 && isfinite(r->temp_mean);
     case C_MISMATCH: {
-        double dev = neighbour_dev(g, r);
-        if (!(fabs(dev) >= c->mismatch_c))
+        /* far from its own setpoint AND from its neighbours, the same way, while its valve
+         * (driven by the radiator's own thermostat) says the opposite */
+        double dev = neighbour_dev(g, r), own = -gap(r);
+        if (!(fabs(dev) >= c->mismatch_c) || !(fabs(own) >= c->mismatch_c) ||
+            (dev > 0) != (own > 0))
             return false;
         return dev > 0 ? v >= MISMATCH_VALVE : v <= MISMATCH_VALVE;
     }

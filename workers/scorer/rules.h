@@ -20,10 +20,12 @@
  *   sensor_flatline   a room's temperature did not change for >= flatline_hours while the
  *                     apartment shows life (its other rooms' temperatures changed at least once
  *                     per two hours, or, alone, it consumed heat)
- *   sensor_mismatch   for >= mismatch_hours the room's distance to its setpoint differs from the
- *                     median of its neighbours' by >= mismatch_c, in the direction its valve
- *                     contradicts (reads warm with the valve open >= 20 %, reads cold with the
- *                     valve <= 20 %): the radiator's own thermostat disagrees with the sensor
+ *   sensor_mismatch   for >= mismatch_hours the room reads at least mismatch_c from its own
+ *                     setpoint, and its distance to setpoint differs from the median of its
+ *                     neighbours' by >= mismatch_c the same way, while its valve contradicts
+ *                     (reads warm with the valve open >= 20 %, cold with the valve <= 20 %):
+ *                     the radiator's own thermostat disagrees with the sensor (a healthy room
+ *                     next to a broken one is near its own setpoint, so it does not fire)
  *   consumption_without_demand  the apartment consumes >= demand_kwh per hour for >=
  *                     demand_hours while every room with a valve reports it <= valve_closed
  *
