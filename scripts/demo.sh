@@ -13,7 +13,9 @@
 #      and what was dead-lettered, with reasons,
 #   7. runs hvs-trainer on the aggregates and weather (a short window and two backtest days, so
 #      ten days of history suffice): backtested, gated model versions on `models`, listed with
-#      hvsctl model list.
+#      hvsctl model list,
+#   8. runs hvs-scorer on the aggregates and feature vectors with those models: every
+#      apartment-hour scored, and the three highest scores shown with their reasons.
 # Services are stopped at the end; with --stay they keep running until Ctrl-C so you can use
 # `hvsctl` against them (the exports to do so are printed).
 set -euo pipefail
@@ -146,6 +148,29 @@ echo "== hvsctl model list (name, version, status, held-out WAPE, the gate's rea
 for l in sys.stdin:
     v=json.loads(l); w=v.get("metrics",{}).get("wape")
     print("  %-48s v%d %-16s WAPE %-6s %s" % (v["name"], v["version"], v["status"], "-" if w is None else "%.3f" % w, v.get("decision_reason") or ""))' || true
+
+sc_port=$(free_port)
+echo "== hvs-scorer: every apartment-hour scored by rules, residual and classifier (metrics on http://127.0.0.1:$sc_port/metrics)"
+HVS_HTTP_PORT=$sc_port HVS_LOG_LEVEL=warn "$bin/hvs-scorer" >"$run_dir/scorer.log" 2>&1 &
+pids+=($!)
+# Done when it has read every feature vector there is.
+vectors=$(metrics "$fx_port" | awk '/^hvs_features_vectors_total /{print $2}')
+for _ in $(seq 600); do
+  n=$(metrics "$sc_port" | awk '/^hvs_scorer_inputs_total\{topic="features"\} /{print $2}')
+  [ -n "$n" ] && [ "${n%.*}" -ge "${vectors%.*}" ] && break
+  sleep 0.2
+done
+sleep 1
+echo "== scorer: $(metrics "$sc_port" | awk '/^hvs_scorer_scores_total|^hvs_scorer_scores_by_strategy_total|^hvs_scorer_rules_fired_total|^hvs_scorer_drift_alerts_total/{printf "%s %s  ", $1, $2}')"
+echo "== the three highest-scored apartment-hours (score, strategy, model, reasons), from scores.anomaly"
+"$hvsctl" tail scores.anomaly --from-beginning --max 100000000 2>/dev/null | /usr/bin/python3 -c 'import json,sys
+best={}
+for l in sys.stdin:
+    v=json.loads(l)["value"]; k=(v["apartment_id"], v["hour"])
+    if k not in best or v["revision"] >= best[k]["revision"]: best[k]=v
+for v in sorted(best.values(), key=lambda v: -v["score"])[:3]:
+    print("  %s %s score %.2f %s %s:%d" % (v["apartment_id"], v["hour"], v["score"], v["strategy"], v["model_name"], v["model_version"]))
+    for r in v["reasons"]: print("      - " + r)' || true
 
 if [ "$stay" = 1 ]; then
   "$sim" --out kafka --buildings 4 --days 0 --speed realtime --serve-weather "$weather_port" \

@@ -80,7 +80,7 @@ static const hvs_cfg_entry_t sc_entries[] = {
      "percent up to which a valve counts as closed"},
     {"HVS_SCORE_STUCK_OPEN_MIN", HVS_CFG_DOUBLE, "30", 0, 100, S(stuck_open_min), 0,
      "a valve this open while its room is well above setpoint is stuck open"},
-    {"HVS_SCORE_STUCK_BELOW", HVS_CFG_DOUBLE, "1.0", 0, 20, S(stuck_below), 0,
+    {"HVS_SCORE_STUCK_BELOW", HVS_CFG_DOUBLE, "2.0", 0, 20, S(stuck_below), 0,
      "degC below setpoint with the valve open and the apartment heating: stuck valve"},
     {"HVS_SCORE_STUCK_ABOVE", HVS_CFG_DOUBLE, "1.5", 0, 20, S(stuck_above), 0,
      "degC above setpoint with the valve open: stuck open"},

@@ -17,7 +17,7 @@ void sc_rule_conf_default(sc_rule_conf_t *c) {
                           .valve_half = 50,
                           .valve_closed = 5,
                           .stuck_open_min = 30,
-                          .stuck_below_c = 1.0,
+                          .stuck_below_c = 2.0,
                           .stuck_above_c = 1.5,
                           .no_response_gap_c = 2.0,
                           .mismatch_c = 3.0,

@@ -9,7 +9,9 @@
  *
  *   stuck_valve       (1) valve >= valve_open for >= stuck_hours while the room stays at
  *                     least stuck_below_c below its setpoint without warming, and the apartment
- *                     consumes heat (the supply works: this radiator's valve does not pass it);
+ *                     consumes heat (the supply works: this radiator's valve does not pass it;
+ *                     2 degC and "not warming" because a heavy building heats up slowly after a
+ *                     set-back, a few tenths of a degree an hour at full valve);
  *                     (2) valve >= stuck_open_min while the room is at least stuck_above_c above
  *                     its setpoint (a thermostatic valve would have closed: heat flows where
  *                     none is asked for); (3) valve <= valve_closed while the room is at least

@@ -31,6 +31,7 @@ void sc_state_destroy(sc_state_t *s) {
         building_free(s->b[i]);
     free(s->b);
     sc_idents_free(&s->idents);
+    free(s->text);
     free(s);
 }
 
@@ -266,9 +267,9 @@ static int save_listing(hvs_redis_batch_t *batch, sc_building_t *b, hvs_err_t *e
 }
 
 int sc_state_save(sc_state_t *s, hvs_redis_batch_t *batch, hvs_err_t *err) {
-    char *text = malloc((size_t)SLOT_TEXT_MAX * SC_RING);
-    if (!text)
+    if (!s->text && !(s->text = malloc((size_t)SLOT_TEXT_MAX * SC_RING)))
         return hvs_err_set(err, HVS_ENOMEM, "oom", "slot text");
+    char *text = s->text;
     int rc = 0;
     for (size_t i = 0; i < s->n && rc == 0; i++) {
         sc_building_t *b = s->b[i];
@@ -276,6 +277,5 @@ int sc_state_save(sc_state_t *s, hvs_redis_batch_t *batch, hvs_err_t *err) {
         for (size_t j = 0; j < b->napts && rc == 0; j++)
             rc = save_apartment(s, batch, b, b->apts[j], text, err);
     }
-    free(text);
     return rc;
 }

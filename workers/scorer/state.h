@@ -38,6 +38,7 @@ typedef struct sc_state {
     sc_building_t **b; /* sorted by id */
     size_t n, cap;
     sc_idents_t idents;
+    char *text; /* scratch for slot texts while saving (SC_RING slots), kept between saves */
 } sc_state_t;
 
 sc_state_t *sc_state_new(void);
