@@ -20,6 +20,7 @@
  */
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -755,6 +756,17 @@ static void test_fillna_drift(void) {
     json_decref(alerts);
 }
 
+/* SIGTERM: the batch finishes, the group is left, everything freed - exit 0 (under ASan a leak
+ * or any error report would make it non-zero). */
+static void test_clean_stop(void) {
+    HVS_REQUIRE(kill(worker.pid, SIGTERM) == 0, "SIGTERM");
+    int status = -1;
+    for (int i = 0; i < 300 && !hvs_test_proc_exited(&worker, &status); i++)
+        usleep(100000);
+    HVS_CHECK_EQ_INT(status, 0);
+    worker.pid = 0;
+}
+
 static void run_all(void) {
     setup();
     test_every_hour_stamped();
@@ -764,6 +776,7 @@ static void run_all(void) {
     test_state_in_redis();
     test_hot_swap();
     test_fillna_drift();
+    test_clean_stop();
 }
 
 static const hvs_test_case_t cases[] = {
