@@ -124,6 +124,21 @@ static void test_warming_is_benign(void) {
     sc_apartment_destroy(a);
 }
 
+/* Radiators at capacity (a cold spell, or every setpoint raised): all rooms 2.5 degC short with
+ * their valves open and the apartment heating hard - no room is colder than the others, so no
+ * stuck valve. */
+static void test_capacity_is_benign(void) {
+    sc_apartment_t *a = sc_apartment_new("apt_3b");
+    for (int k = 0; k < 10; k++) {
+        room_in_t r[3] = {{"living_room", 20.5, 23.0, 100, 1},
+                          {"bedroom", 19.6, 22.0, 100, 1},
+                          {"kitchen", 20.4, 23.0, 100, 1}};
+        put_hour(a, k, 2.5, r, 3);
+        HVS_CHECK(!fired(a, k, SC_RULE_STUCK_VALVE), "hour %d: at capacity is not stuck", k);
+    }
+    sc_apartment_destroy(a);
+}
+
 /* No heat response: asked for heat (gap >= 2, valve open) and the apartment consumes none. */
 static void test_no_heat_response(void) {
     sc_apartment_t *a = sc_apartment_new("apt_4");
@@ -309,23 +324,19 @@ static void run_stuck(void) { setup(), test_stuck_valve(); }
 static void run_open(void) { setup(), test_stuck_open_hot(); }
 static void run_warm(void) { setup(), test_warming_is_benign(); }
 static void run_nohr(void) { setup(), test_no_heat_response(); }
+static void run_capacity(void) { setup(), test_capacity_is_benign(); }
 static void run_flat(void) { setup(), test_flatline(); }
 static void run_mismatch(void) { setup(), test_mismatch(); }
 static void run_demand(void) { setup(), test_consumption_without_demand(); }
 static void run_text(void) { setup(), test_slot_text(); }
 
 static const hvs_test_case_t cases[] = {
-    {"stuck_valve", run_stuck},
-    {"stuck_open_hot", run_open},
-    {"warming_is_benign", run_warm},
-    {"no_heat_response", run_nohr},
-    {"flatline", run_flat},
-    {"mismatch", run_mismatch},
-    {"consumption_without_demand", run_demand},
-    {"residual_z", test_residual_z},
-    {"combine", test_combine},
-    {"slot_text", run_text},
-    HVS_TEST_CASES_END,
+    {"stuck_valve", run_stuck},      {"stuck_open_hot", run_open},
+    {"warming_is_benign", run_warm}, {"capacity_is_benign", run_capacity},
+    {"no_heat_response", run_nohr},  {"flatline", run_flat},
+    {"mismatch", run_mismatch},      {"consumption_without_demand", run_demand},
+    {"residual_z", test_residual_z}, {"combine", test_combine},
+    {"slot_text", run_text},         HVS_TEST_CASES_END,
 };
 
 int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

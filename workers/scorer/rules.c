@@ -81,8 +81,13 @@ enum { C_STUCK_COLD, C_STUCK_HOT, C_STUCK_CLOSED, C_NO_RESPONSE, C_FLAT, C_MISMA
 static bool condition(const sc_rule_conf_t *c, int which, const sc_agg_t *g, const sc_room_t *r) {
     double v = r->valve, heat = g->heat_kwh;
     switch (which) {
-    case C_STUCK_COLD:
-        return v >= c->valve_open && gap(r) >= c->stuck_below_c && heat > c->no_heat_kwh;
+    case C_STUCK_COLD: {
+        /* colder than its neighbours too: when every room is short of its setpoint with open
+         * valves the radiators are at capacity (a cold spell, a raised setpoint), not stuck */
+        double dev = neighbour_dev(g, r);
+        return v >= c->valve_open && gap(r) >= c->stuck_below_c && heat > c->no_heat_kwh &&
+               !(dev > -c->stuck_below_c);
+    }
     case C_STUCK_HOT: return v >= c->stuck_open_min && -gap(r) >= c->stuck_above_c;
     case C_STUCK_CLOSED: return v <= c->valve_closed && gap(r) >= c->no_response_gap_c;
     case C_NO_RESPONSE:

@@ -8,7 +8,9 @@
  * counted back hour by hour through the apartment's ring (a missing hour ends the run):
  *
  *   stuck_valve       (1) valve >= valve_open for >= stuck_hours while the room stays at
- *                     least stuck_below_c below its setpoint without warming, and the apartment
+ *                     least stuck_below_c below its setpoint, and that much colder (relative to
+ *                     setpoint) than its neighbours' median (every room short with open valves
+ *                     is radiators at capacity, not a stuck one), without warming, and the apartment
  *                     consumes heat (the supply works: this radiator's valve does not pass it;
  *                     2 degC and "not warming" because a heavy building heats up slowly after a
  *                     set-back, a few tenths of a degree an hour at full valve);
