@@ -254,6 +254,17 @@ static void test_rooms(void) {
     HVS_CHECK(r.quality == AGG_Q_SILENT && r.nrooms == 4 && empty == 4,
               "silent hour: %d of %d empty", empty, r.nrooms);
 
+    /* Without rooms (windows only summed into a building's): the same apartment values. */
+    agg_result_t t;
+    agg_window_apartment_totals(&a, &P, T0, T0 + HOUR, &t);
+    r = win(&a, T0, HOUR);
+    HVS_CHECK(t.nrooms == 0 && t.temp_sum == r.temp_sum && t.temp_ms == r.temp_ms &&
+                  t.sp_sum == r.sp_sum && t.gap_sum == r.gap_sum && t.temp_min == r.temp_min &&
+                  t.temp_max == r.temp_max && t.seen == r.seen && t.covered_ms == r.covered_ms,
+              "totals without rooms: %d rooms, temp %g vs %g", t.nrooms, t.temp_sum, r.temp_sum);
+    r.nrooms = 0;
+    HVS_CHECK(agg_result_hash(&t) == agg_result_hash(&r), "same hash without the rooms");
+
     /* Building windows list no rooms. */
     agg_result_t b;
     agg_window_building_begin(&b, T0, T0 + HOUR);
