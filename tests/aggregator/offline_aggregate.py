@@ -10,7 +10,8 @@ per-partition watermarks that decide "too late"), its own window arithmetic.
     offline_aggregate.py READINGS.jsonl KEYS.json > EXPECTED.json
 
 KEYS.json lists the windows to compute ("building/apartment|-/size_ms/window_start").
-Output: {key: {heating_kwh, hot_water_litres, room_temp_mean_c, ..., quality, flags}}.
+Output: {key: {heating_kwh, hot_water_litres, room_temp_mean_c, ..., quality, flags, rooms}}
+(rooms: apartment windows only, as in schemas/Aggregate.avsc's RoomStats).
 """
 import json
 import math
@@ -28,6 +29,7 @@ PARTITIONS = 12
 RANGES = {"heating_energy_kwh": (0, 1e9), "hot_water_litres": (0, 1e10), "room_temp_c": (-30, 60),
           "setpoint_temp_c": (5, 35), "valve_position_pct": (0, 100), "humidity_pct": (0, 100)}
 COUNTERS = ("heating_energy_kwh", "hot_water_litres")
+ROOM_SENSORS = ("room_temp_c", "setpoint_temp_c", "valve_position_pct", "humidity_pct")
 
 
 def murmur2(data):
@@ -217,6 +219,7 @@ def apartment_window(apt, ws, we):
                     w["gap"][0] += (sp - v) * ln
                     w["gap"][1] += ln
     w["seen"] = bisect_right(inst, we) - bisect_right(inst, ws)
+    w["rooms"] = rooms_window(apt, ws, we)
     if w["covered"] == 0 and not w["interp"]:
         w["quality"] = "SILENT"
     elif w["interp"]:
@@ -228,6 +231,49 @@ def apartment_window(apt, ws, we):
     return w
 
 
+def rooms_window(apt, ws, we):
+    """Per room, sorted by name: the room's gauges over the alive stretches (the same hold rule
+    as the apartment's), its readings in [ws, we) and its temperature changes."""
+    inst = apt.inst
+    names = sorted({room for (s, room), pts in apt.pts.items()
+                    if s in ROOM_SENSORS and pts and pts[0][0] < we}, key=lambda n: n.encode())
+    out = []
+    for room in names:
+        held = {s: [] for s in ROOM_SENSORS[:3]}       # sensor -> [(value, length)]
+        i = max(bisect_right(inst, ws) - 1, 0)
+        while i < len(inst) and inst[i] < we:
+            r = inst[i]
+            s0, s1 = max(r, ws), min(alive_end(inst, i), we)
+            i += 1
+            if s1 <= s0:
+                continue
+            for sensor in held:
+                v = value_at(apt.pts.get((sensor, room), []), r)
+                if v is not None:
+                    held[sensor].append((v, s1 - s0))
+
+        def mean(sensor):
+            ln = sum(x[1] for x in held[sensor])
+            return sum(v * x for v, x in held[sensor]) / ln if ln else None
+        temps = held["room_temp_c"]
+        m = mean("room_temp_c")
+        std = None
+        if temps:   # two passes: mean first, then the weighted squared deviations
+            std = math.sqrt(sum((v - m) ** 2 * x for v, x in temps) / sum(x for _, x in temps))
+        times = set()
+        for sensor in ROOM_SENSORS:
+            times |= {t for t, _ in apt.pts.get((sensor, room), []) if ws <= t < we}
+        tp = apt.pts.get(("room_temp_c", room), [])
+        changes = sum(1 for j in range(1, len(tp)) if ws <= tp[j][0] < we and tp[j][1] != tp[j - 1][1])
+        out.append({"room": room, "temp_mean_c": m,
+                    "temp_min_c": min(v for v, _ in temps) if temps else None,
+                    "temp_max_c": max(v for v, _ in temps) if temps else None,
+                    "temp_std_c": std, "setpoint_mean_c": mean("setpoint_temp_c"),
+                    "valve_mean_pct": mean("valve_position_pct"), "readings_seen": len(times),
+                    "temp_changes": changes})
+    return out
+
+
 def render(w, building=None):
     def mean(p):
         return p[0] / p[1] if p[1] > 0 else None
@@ -237,7 +283,8 @@ def render(w, building=None):
            "room_temp_min_c": w["tmin"] if w["temp"][1] > 0 else None,
            "room_temp_max_c": w["tmax"] if w["temp"][1] > 0 else None,
            "setpoint_mean_c": mean(w["sp"]), "comfort_gap_mean_c": mean(w["gap"]),
-           "readings_seen": w["seen"], "quality": w["quality"], "flags": sorted(w["flags"])}
+           "readings_seen": w["seen"], "quality": w["quality"], "flags": sorted(w["flags"]),
+           "rooms": w.get("rooms", [])}
     if building is not None:
         out["reporting_apartments"] = building
     return out
@@ -296,7 +343,7 @@ def main():
         for sensor, room, v in vals:
             if sensor in COUNTERS:
                 room = ""
-            elif sensor not in ("room_temp_c", "setpoint_temp_c"):
+            elif sensor not in ROOM_SENSORS:
                 continue
             apt.series.setdefault((sensor, room), {}).setdefault(t, v)   # first value wins
         wm[p] = max(wm.get(p, t), t)

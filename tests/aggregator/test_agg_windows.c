@@ -254,6 +254,17 @@ static void test_rooms(void) {
     HVS_CHECK(r.quality == AGG_Q_SILENT && r.nrooms == 4 && empty == 4,
               "silent hour: %d of %d empty", empty, r.nrooms);
 
+    /* Without rooms (windows only summed into a building's): the same apartment values. */
+    agg_result_t t;
+    agg_window_apartment_totals(&a, &P, T0, T0 + HOUR, &t);
+    r = win(&a, T0, HOUR);
+    HVS_CHECK(t.nrooms == 0 && t.temp_sum == r.temp_sum && t.temp_ms == r.temp_ms &&
+                  t.sp_sum == r.sp_sum && t.gap_sum == r.gap_sum && t.temp_min == r.temp_min &&
+                  t.temp_max == r.temp_max && t.seen == r.seen && t.covered_ms == r.covered_ms,
+              "totals without rooms: %d rooms, temp %g vs %g", t.nrooms, t.temp_sum, r.temp_sum);
+    r.nrooms = 0;
+    HVS_CHECK(agg_result_hash(&t) == agg_result_hash(&r), "same hash without the rooms");
+
     /* Building windows list no rooms. */
     agg_result_t b;
     agg_window_building_begin(&b, T0, T0 + HOUR);
@@ -264,8 +275,9 @@ static void test_rooms(void) {
     agg_samples_fini(&a);
 }
 
-/* A late reading that changes only a room's stats (a humidity value at an instant already
- * known: nothing of the apartment's own fields moves) republishes the hour as revision 1. */
+/* A late reading that changes only a room's stats (a valve value of a known room at an instant
+ * already known: nothing of the apartment's own fields, the room list or the room's reading
+ * count moves, only its valve mean) republishes the hour as revision 1. */
 static void test_room_revision(void) {
     agg_config_t c = {.params = P, .grace = {5 * MIN, 15 * MIN}, .lateness = 48 * HOUR};
     agg_t *g = agg_new(&c);
@@ -278,7 +290,7 @@ static void test_room_revision(void) {
     hvs_err_t err = {0};
     hvs_ms_t wm = HVS_MS_NONE;
     agg_sink_t out = {0};
-    for (int q = 0; q <= 8; q++) { /* 00:00 .. 02:00 */
+    for (int q = 0; q <= 12; q++) { /* 00:00 .. 03:00 */
         r.timestamp = T0 + q * 15 * MIN;
         r.v[0].value = 20.0 + 0.5 * q;
         HVS_CHECK(agg_accept(g, &r, 0, wm, &err) == 1, "accept: %s", err.msg);
@@ -293,11 +305,10 @@ static void test_room_revision(void) {
             e = &out.v[i];
     HVS_REQUIRE(e && e->rev == 0, "00:00 hour emitted once");
     uint64_t h0 = e->hash;
-    snprintf(r.v[0].sensor_type, sizeof r.v[0].sensor_type, "humidity_pct");
-    snprintf(r.v[0].room_name, sizeof r.v[0].room_name, "bath");
-    r.v[0].value = 50;
-    r.timestamp = T0 + 15 * MIN;
-    HVS_CHECK(agg_accept(g, &r, 0, wm, &err) == 1, "late humidity stored");
+    snprintf(r.v[0].sensor_type, sizeof r.v[0].sensor_type, "valve_position_pct");
+    r.v[0].value = 60;
+    r.timestamp = T0 + 15 * MIN; /* same room, same list of rooms, same readings_seen */
+    HVS_CHECK(agg_accept(g, &r, 0, wm, &err) == 1, "late valve stored");
     agg_revise(g, agg_building(g, "bldg", 0, false), agg_sink_collect, &out, &err);
     e = NULL;
     for (size_t i = 0; i < out.n; i++)
@@ -305,6 +316,31 @@ static void test_room_revision(void) {
             e = &out.v[i];
     HVS_CHECK(e && e->rev == 1 && e->hash != h0, "revision %u after a room-only change",
               e ? e->rev : 0);
+    /* A late temperature at 00:50 equal to the 01:00 one (22.0): in the 01:00 hour only that
+     * value's temp_changes moves (1 -> 0), and the hour is revised for it. */
+    snprintf(key, sizeof key, "bldg/apt/%d/%lld", AGG_W60, (long long)(T0 + HOUR));
+    e = NULL;
+    for (size_t i = 0; i < out.n; i++)
+        if (strcmp(out.v[i].key, key) == 0)
+            e = &out.v[i];
+    /* (revised once already: the late valve holds on into it) */
+    HVS_REQUIRE(e && e->rev == 1, "01:00 hour at revision 1");
+    h0 = e->hash;
+    snprintf(r.v[0].sensor_type, sizeof r.v[0].sensor_type, "room_temp_c");
+    r.v[0].value = 22.0;
+    r.timestamp = T0 + 50 * MIN;
+    HVS_CHECK(agg_accept(g, &r, 0, wm, &err) == 1, "late temperature stored");
+    agg_revise(g, agg_building(g, "bldg", 0, false), agg_sink_collect, &out, &err);
+    HVS_CHECK(e->rev == 2 && e->hash != h0, "01:00 hour revision %u", e->rev);
+    agg_building_t *b = agg_building(g, "bldg", 0, false);
+    agg_apartment_t *ap = b ? agg_apartment(b, "apt", false) : NULL;
+    agg_result_t w1;
+    HVS_REQUIRE(ap && agg_window_apartment(&ap->samples, &P, T0 + HOUR, T0 + 2 * HOUR, &w1),
+                "01:00 hour");
+    /* 01:00 22.0 (= 00:50), 01:15 22.5, 01:30 23.0, 01:45 23.5: three changes */
+    HVS_CHECK(w1.nrooms == 1 && w1.rooms[0].changes == 3 && w1.rooms[0].seen == 4,
+              "01:00 hour: %d changes, %d seen", w1.nrooms ? w1.rooms[0].changes : -1,
+              w1.nrooms ? w1.rooms[0].seen : -1);
     agg_sink_fini(&out);
     agg_destroy(g);
 }

@@ -281,6 +281,8 @@ def main():
     bad = []
     fields = ("heating_kwh", "hot_water_litres", "room_temp_mean_c", "room_temp_min_c", "room_temp_max_c",
               "setpoint_mean_c", "comfort_gap_mean_c")
+    room_fields = ("temp_mean_c", "temp_min_c", "temp_max_c", "temp_std_c", "setpoint_mean_c", "valve_mean_pct")
+    rooms_compared, rooms_changed, rooms_valve = [0], [0], [0]
     for k in keys:
         e, got = exp["windows"].get(k), fa[k]
         if e is None:
@@ -295,7 +297,24 @@ def main():
                 bad.append((k, f, e.get(f), got.get(f)))
         if e["flags"] != sorted(x for x in got["flags"] if x != "late_data"):
             bad.append((k, "flags", e["flags"], got["flags"]))
+        er, gr = e.get("rooms", []), got.get("rooms", [])
+        if [x["room"] for x in er] != [x["room"] for x in gr]:
+            bad.append((k, "rooms", [x["room"] for x in er], [x["room"] for x in gr]))
+            continue
+        rooms_compared[0] += len(er)
+        for x, y in zip(er, gr):
+            for f in room_fields:
+                if (x[f] is None) != (y[f] is None) or (x[f] is not None and abs(x[f] - y[f]) > 1e-6 * max(1.0, abs(x[f]))):
+                    bad.append((k, x["room"], f, x[f], y[f]))
+            for f in ("readings_seen", "temp_changes"):
+                if x[f] != y[f]:
+                    bad.append((k, x["room"], f, x[f], y[f]))
+            rooms_changed[0] += y["temp_changes"] > 0
+            rooms_valve[0] += y["valve_mean_pct"] is not None
     check(not bad, f"offline recomputation: {len(keys) - len({b[0] for b in bad})} of {len(keys)} windows equal")
+    check(rooms_compared[0] > 1000 and 0 < rooms_changed[0] < rooms_compared[0] and rooms_valve[0] > 0,
+          f"rooms compared: {rooms_compared[0]} room-windows, {rooms_changed[0]} with temperature changes, "
+          f"{rooms_valve[0]} with a valve mean")
     for b in bad[:8]:
         print("   ", b)
     heat = sum(v["heating_kwh"] or 0 for k, v in fa.items() if k.split("/")[1] == "-" and v["window_size_ms"] == 3600000)

@@ -404,7 +404,11 @@ static int compute_window(agg_t *g, agg_building_t *b, int size, hvs_ms_t ws, ag
     for (size_t i = 0; i < b->napts && rc == 0; i++) {
         agg_apartment_t *a = b->apts[i];
         g->stats.windows_computed++;
-        if (!agg_window_apartment(&a->samples, &g->conf.params, ws, we, &ar))
+        /* only hourly apartment windows are published: the others need no rooms */
+        bool ok = size == AGG_W60
+                      ? agg_window_apartment(&a->samples, &g->conf.params, ws, we, &ar)
+                      : agg_window_apartment_totals(&a->samples, &g->conf.params, ws, we, &ar);
+        if (!ok)
             continue;
         agg_window_building_add(&br, &ar);
         if (size == AGG_W60) /* unchanged windows are recognised by their hash */

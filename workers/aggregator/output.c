@@ -156,9 +156,11 @@ static int set_int(avro_value_t *rec, int idx, int v) {
 
 static int set_room(const agg_output_t *o, avro_value_t *rec, const agg_room_result_t *rr) {
     avro_value_t f;
+    avro_wrapped_buffer_t name; /* lent, not copied: the samples outlive this encode */
     bool t = rr->temp_ms > 0;
     return avro_value_get_by_index(rec, (size_t)o->ridx[RF_ROOM], &f, NULL) ||
-           avro_value_set_string(&f, rr->room) ||
+           avro_wrapped_buffer_new_string(&name, rr->room) ||
+           avro_value_give_string_len(&f, &name) ||
            set_opt_double(rec, o->ridx[RF_TMEAN], t, t ? rr->temp_sum / rr->temp_ms : 0) ||
            set_opt_double(rec, o->ridx[RF_TMIN], t, rr->temp_min) ||
            set_opt_double(rec, o->ridx[RF_TMAX], t, rr->temp_max) ||

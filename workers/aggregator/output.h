@@ -1,8 +1,9 @@
 /*
  * output.h - Aggregate records (schemas/Aggregate.avsc) from window results: field indices
  * resolved once, one reusable encoder per topic, no allocation per record beyond avro-c's
- * buffer reuse (and the strings of the flags and rooms arrays, which avro-c copies). Apartment
- * windows carry their rooms (windows.h), building windows an empty "rooms".
+ * buffer reuse (and the strings of the flags array, which avro-c copies; room names are lent,
+ * not copied). Apartment windows carry their rooms (windows.h), building windows an empty
+ * "rooms".
  *
  * Ownership: agg_output_t borrows the serde (must outlive it); free with agg_output_destroy.
  * Thread-safety: none. Errors: HVS_ESERDE/HVS_ENOMEM with the field named.

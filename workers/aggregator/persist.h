@@ -6,7 +6,9 @@
  *   hvs:{B}:agg:meta        HASH  t15, t60: `through` of each window size (epoch ms)
  *   hvs:{B}:agg:apts        SET   apartment ids with stored samples
  *   hvs:{B}:agg:s:<apt>     HASH  field = hour start (epoch ms) -> that hour's samples:
- *                                  entries "<t>[+]" then per value US <code><room> GS <%.17g>,
+ *                                  entries "<t>[+]" then per value US <code><room> GS <%.17g>
+ *                                  (code: agg_kind_code, 'h' 'w' 't' 's' 'v' 'u'; a binary from
+ *                                  before valves and humidity were kept refuses 'v'/'u'),
  *                                  entries separated by RS ('+' = the apartment reported at t;
  *                                  a value without it is a kept base). US/GS/RS are the ASCII
  *                                  separators 0x1f/0x1d/0x1e, which ids cannot contain.

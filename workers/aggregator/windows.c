@@ -117,74 +117,93 @@ static void counter_window(const agg_samples_t *a, const agg_params_t *p, const 
 static bool is_room_kind(agg_kind_t k) { return k != AGG_HEAT && k != AGG_WATER; }
 
 /* rooms[] of out: one entry per room that has a per-room value before out->we, sorted by name;
- * room_of[k] = the entry of series k (or -1). Few rooms: insertion is the cheap way. */
-static void list_rooms(const agg_samples_t *a, size_t ns, agg_result_t *out, int *room_of) {
+ * room_of[k] = the entry of series k (or -1), ser[r][kind - AGG_TEMP] = room r's series of that
+ * kind (or -1). Series are sorted by (kind, room), so within a kind one forward scan over the
+ * sorted entries finds or places every room. */
+enum { ROOM_KINDS = AGG_KIND_COUNT - AGG_TEMP };
+static void list_rooms(const agg_samples_t *a, size_t ns, agg_result_t *out, int *room_of,
+                       int (*ser)[ROOM_KINDS]) {
     out->nrooms = 0;
+    int at = 0, kind = -1;
     for (size_t k = 0; k < ns; k++) {
         const agg_series_t *s = &a->s[k];
         room_of[k] = -1;
         if (!is_room_kind(s->kind) || s->n == 0 || s->p[0].t >= out->we)
             continue;
-        int at = out->nrooms, c = 1;
-        while (at > 0 && (c = strcmp(out->rooms[at - 1].room, s->room)) > 0)
-            at--;
-        if (at > 0 && c == 0) {
-            room_of[k] = at - 1;
+        if ((int)s->kind != kind) {
+            kind = (int)s->kind;
+            at = 0;
+        }
+        int c = 1;
+        while (at < out->nrooms && (c = strcmp(out->rooms[at].room, s->room)) < 0)
+            at++;
+        if (at < out->nrooms && c == 0) {
+            ser[at][s->kind - AGG_TEMP] = (int)k;
+            room_of[k] = at++;
             continue;
         }
-        /* nrooms <= ns <= AGG_MAX_ROOMS: each entry comes from a series of its own */
-        memmove(&out->rooms[at + 1], &out->rooms[at],
-                (size_t)(out->nrooms - at) * sizeof out->rooms[0]);
+        /* a new room; nrooms <= ns <= AGG_MAX_ROOMS: each entry comes from a series of its own */
+        if (at < out->nrooms) {
+            size_t tail = (size_t)(out->nrooms - at);
+            memmove(&out->rooms[at + 1], &out->rooms[at], tail * sizeof out->rooms[0]);
+            memmove(&ser[at + 1], &ser[at], tail * sizeof ser[0]);
+            for (size_t q = 0; q < k; q++) /* entries after `at` moved up by one */
+                if (room_of[q] >= at)
+                    room_of[q]++;
+        }
         agg_room_result_t *rr = &out->rooms[at];
         memset(rr, 0, sizeof *rr);
         rr->room = s->room;
         rr->temp_min = INFINITY;
         rr->temp_max = -INFINITY;
+        for (int q = 0; q < ROOM_KINDS; q++)
+            ser[at][q] = -1;
+        ser[at][s->kind - AGG_TEMP] = (int)k;
         out->nrooms++;
-        for (size_t q = 0; q < k; q++) /* entries after `at` moved up by one */
-            if (room_of[q] >= at)
-                room_of[q]++;
-        room_of[k] = at;
+        room_of[k] = at++;
     }
 }
 
 /* A room's readings_seen and temp_changes: its series' points in [ws, we). */
-static void room_counts(const agg_samples_t *a, size_t ns, const int *room_of, agg_result_t *out) {
-    enum { KINDS = AGG_KIND_COUNT - AGG_TEMP };
+static void room_counts(const agg_samples_t *a, int (*ser)[ROOM_KINDS], agg_result_t *out) {
     for (int r = 0; r < out->nrooms; r++) {
-        size_t pos[KINDS], end[KINDS], nk = 0;
-        const agg_series_t *ser[KINDS];
-        for (size_t k = 0; k < ns && nk < KINDS; k++) {
-            if (room_of[k] != r)
+        size_t pos[ROOM_KINDS], end[ROOM_KINDS], nk = 0;
+        const agg_series_t *sp[ROOM_KINDS];
+        for (int q = 0; q < ROOM_KINDS; q++) {
+            if (ser[r][q] < 0)
                 continue;
-            const agg_series_t *s = &a->s[k];
+            const agg_series_t *s = &a->s[ser[r][q]];
             size_t lo = (size_t)(agg_points_floor(s->p, s->n, out->ws - 1) + 1);
-            size_t hi = (size_t)(agg_points_floor(s->p, s->n, out->we - 1) + 1);
+            size_t hi = lo;
+            while (hi < s->n && s->p[hi].t < out->we) /* a window holds a few points */
+                hi++;
             if (s->kind == AGG_TEMP)
                 for (size_t i = lo > 0 ? lo : 1; i < hi; i++)
                     out->rooms[r].changes += s->p[i].v != s->p[i - 1].v;
-            ser[nk] = s;
-            pos[nk] = lo;
-            end[nk++] = hi;
+            if (hi > lo) {
+                sp[nk] = s;
+                pos[nk] = lo;
+                end[nk++] = hi;
+            }
         }
         /* distinct times over the room's series: a merge */
-        for (;;) {
+        while (nk > 0) {
             hvs_ms_t t = out->we;
             for (size_t i = 0; i < nk; i++)
-                if (pos[i] < end[i] && ser[i]->p[pos[i]].t < t)
-                    t = ser[i]->p[pos[i]].t;
+                if (pos[i] < end[i] && sp[i]->p[pos[i]].t < t)
+                    t = sp[i]->p[pos[i]].t;
             if (t >= out->we)
                 break;
             out->rooms[r].seen++;
             for (size_t i = 0; i < nk; i++)
-                if (pos[i] < end[i] && ser[i]->p[pos[i]].t == t)
+                if (pos[i] < end[i] && sp[i]->p[pos[i]].t == t)
                     pos[i]++;
         }
     }
 }
 
-bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_t ws, hvs_ms_t we,
-                          agg_result_t *out) {
+static bool apartment_window(const agg_samples_t *a, const agg_params_t *p, hvs_ms_t ws,
+                             hvs_ms_t we, bool rooms, agg_result_t *out) {
     memset(out, 0, offsetof(agg_result_t, rooms)); /* rooms[] is large: cleared as listed */
     out->ws = ws;
     out->we = we;
@@ -200,18 +219,28 @@ bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_
 
     /* Gauges and coverage, stretch by stretch between instants; rooms in the same pass. */
     ptrdiff_t cur[AGG_MAX_SERIES];
-    int pair_of[AGG_MAX_SERIES], room_of[AGG_MAX_SERIES], sp_of_room[AGG_MAX_ROOMS];
+    int pair_of[AGG_MAX_SERIES], room_of[AGG_MAX_SERIES], ser[AGG_MAX_ROOMS][ROOM_KINDS];
     size_t ns = a->ns < AGG_MAX_SERIES ? a->ns : AGG_MAX_SERIES;
-    list_rooms(a, ns, out, room_of);
-    for (int r = 0; r < out->nrooms; r++)
-        sp_of_room[r] = -1;
-    for (size_t i = 0; i < ns; i++)
-        if (a->s[i].kind == AGG_SETPOINT && room_of[i] >= 0)
-            sp_of_room[room_of[i]] = (int)i;
-    for (size_t i = 0; i < ns; i++) {
-        cur[i] = -1;
-        pair_of[i] = a->s[i].kind == AGG_TEMP && room_of[i] >= 0 ? sp_of_room[room_of[i]] : -1;
+    agg_room_result_t scratch = {0}; /* where room sums go when no rooms are wanted */
+    if (rooms) {
+        list_rooms(a, ns, out, room_of, ser);
+        for (size_t i = 0; i < ns; i++)
+            pair_of[i] = a->s[i].kind == AGG_TEMP && room_of[i] >= 0
+                             ? ser[room_of[i]][AGG_SETPOINT - AGG_TEMP]
+                             : -1;
+    } else {
+        for (size_t i = 0; i < ns; i++) {
+            room_of[i] = -1;
+            pair_of[i] = -1;
+            if (a->s[i].kind != AGG_TEMP)
+                continue;
+            for (size_t j = 0; j < ns; j++)
+                if (a->s[j].kind == AGG_SETPOINT && strcmp(a->s[j].room, a->s[i].room) == 0)
+                    pair_of[i] = (int)j;
+        }
     }
+    for (size_t i = 0; i < ns; i++)
+        cur[i] = -1;
     ptrdiff_t j0 = agg_instants_floor(a->inst, a->ninst, ws);
     for (size_t i = j0 < 0 ? 0 : (size_t)j0; i < a->ninst && a->inst[i] < we; i++) {
         hvs_ms_t r = a->inst[i];
@@ -222,7 +251,7 @@ bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_
         out->covered_ms += s1 - s0;
         for (size_t k = 0; k < ns; k++) {
             const agg_series_t *s = &a->s[k];
-            if (s->kind != AGG_TEMP && s->kind != AGG_SETPOINT && s->kind != AGG_VALVE)
+            if (s->kind != AGG_TEMP && s->kind != AGG_SETPOINT && (s->kind != AGG_VALVE || !rooms))
                 continue;
             if (cur[k] < 0 || (size_t)cur[k] + 1 < s->n)
                 cur[k] = agg_points_floor(s->p, s->n, r);
@@ -232,7 +261,8 @@ bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_
             if (cur[k] < 0)
                 continue;
             double v = s->p[cur[k]].v;
-            agg_room_result_t *rr = &out->rooms[room_of[k]]; /* a value before we: listed */
+            /* a value before we: its room is listed */
+            agg_room_result_t *rr = rooms ? &out->rooms[room_of[k]] : &scratch;
             if (s->kind == AGG_SETPOINT) {
                 out->sp_sum += v * len;
                 out->sp_ms += len;
@@ -267,7 +297,10 @@ bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_
             }
         }
     }
-    room_counts(a, ns, room_of, out);
+    if (rooms)
+        room_counts(a, ser, out);
+    else
+        out->nrooms = 0;
     /* Instants in (ws, we]. */
     ptrdiff_t lo = agg_instants_floor(a->inst, a->ninst, ws);
     ptrdiff_t hi = agg_instants_floor(a->inst, a->ninst, we);
@@ -282,6 +315,16 @@ bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_
     else
         out->quality = AGG_Q_COMPLETE;
     return true;
+}
+
+bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_t ws, hvs_ms_t we,
+                          agg_result_t *out) {
+    return apartment_window(a, p, ws, we, true, out);
+}
+
+bool agg_window_apartment_totals(const agg_samples_t *a, const agg_params_t *p, hvs_ms_t ws,
+                                 hvs_ms_t we, agg_result_t *out) {
+    return apartment_window(a, p, ws, we, false, out);
 }
 
 double agg_room_temp_std(const agg_room_result_t *r) {

@@ -143,6 +143,9 @@ double agg_counter_delta(const agg_params_t *p, int k, hvs_ms_t ta, double va, h
 /* Apartment window [ws, we). exists = false when the apartment had no instant before we. */
 bool agg_window_apartment(const agg_samples_t *a, const agg_params_t *p, hvs_ms_t ws, hvs_ms_t we,
                           agg_result_t *out);
+/* The same without the rooms (nrooms = 0): for windows only summed into a building's. */
+bool agg_window_apartment_totals(const agg_samples_t *a, const agg_params_t *p, hvs_ms_t ws,
+                                 hvs_ms_t we, agg_result_t *out);
 
 /* Building: begin, add each apartment's result in a fixed order (apartment id order: sums of
  * doubles depend on order), finish with the number of apartments known. */
