@@ -287,38 +287,32 @@ static void test_evolution(hvs_serde_t *s) {
 }
 
 /* The sample Aggregate without `rooms` (what Aggregate v1, id 4, can say), as JSON text. */
-static char *aggregate_v1_json(void) {
-    char *text = read_sample("Aggregate");
-    json_t *j = json_loads(text, 0, NULL);
-    HVS_REQUIRE(j && json_array_size(json_object_get(j, "rooms")) > 0, "sample has rooms");
-    json_object_del(j, "rooms");
-    free(text);
-    text = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    return text;
-}
-
-static avro_schema_t aggregate_v1_schema(void) {
-    const struct hvs_embedded_file *f = hvs_embedded_find("history/Aggregate.v1.avsc");
-    HVS_REQUIRE(f, "Aggregate v1 compiled in");
+static avro_schema_t history_schema(const char *path) {
+    const struct hvs_embedded_file *f = hvs_embedded_find(path);
+    HVS_REQUIRE(f, "%s compiled in", path);
     avro_schema_t v1;
-    HVS_REQUIRE(avro_schema_from_json_length((const char *)f->data, f->len, &v1) == 0,
-                "parse Aggregate v1");
+    HVS_REQUIRE(avro_schema_from_json_length((const char *)f->data, f->len, &v1) == 0, "parse %s",
+                path);
     return v1;
 }
 
-/* Aggregate v1 (id 4) bytes decode into the current reader with rooms = []; v2 (id 14) bytes
- * read by a v1 reader (serde's by-name copy, what an older consumer does) drop the rooms. */
-static void test_aggregate_evolution(hvs_serde_t *s) {
-    char *v1_json = aggregate_v1_json();
-    avro_schema_t v1 = aggregate_v1_schema();
+/*
+ * One evolution in both directions: v1 bytes (schema id v1_id, the history file) decode into the
+ * current reader as v1_json plus `added` (the new fields' defaults); the current sample's bytes
+ * (id v2_id) read by a v1 reader (serde's by-name copy, what an older consumer does) give
+ * `as_v1` (the new fields dropped, enum symbols a v1 reader lacks mapped to its default).
+ */
+static void check_evolution(hvs_serde_t *s, const char *name, int kind, int v1_id, int v2_id,
+                            const char *v1_path, const char *v1_json, const char *added,
+                            const char *as_v1) {
+    avro_schema_t v1 = history_schema(v1_path);
     avro_value_iface_t *iface = avro_generic_class_from_schema(v1);
     avro_value_t val;
     HVS_REQUIRE(avro_generic_value_new(iface, &val) == 0, "v1 value");
     hvs_err_t err;
     HVS_REQUIRE(hvs_serde_value_from_json(s, &val, v1_json, strlen(v1_json), &err) == 0,
-                "fill v1: %s", err.msg);
-    char buf[1024] = {0, 0, 0, 0, 4}; /* id 4 = history/Aggregate.v1 in schema-ids.tsv */
+                "fill %s v1: %s", name, err.msg);
+    char buf[2048] = {0, 0, 0, 0, (char)v1_id};
     avro_writer_t w = avro_writer_memory(buf + 5, sizeof buf - 5);
     HVS_REQUIRE(avro_value_write(w, &val) == 0, "write v1: %s", avro_strerror());
     size_t len = 5 + (size_t)avro_writer_tell(w);
@@ -326,29 +320,27 @@ static void test_aggregate_evolution(hvs_serde_t *s) {
     avro_value_decref(&val);
 
     hvs_decoder_t *d;
-    HVS_REQUIRE(hvs_decoder_new(s, HVS_SCHEMA_AGGREGATE, &d, NULL) == 0, "decoder");
+    HVS_REQUIRE(hvs_decoder_new(s, kind, &d, NULL) == 0, "decoder");
     avro_value_t *v;
-    HVS_REQUIRE(hvs_decoder_decode(d, buf, len, &v, &err) == 0, "v1 decode: %s", err.msg);
-    HVS_CHECK_EQ_INT(hvs_decoder_last_schema_id(d), 4);
+    HVS_REQUIRE(hvs_decoder_decode(d, buf, len, &v, &err) == 0, "%s v1 decode: %s", name, err.msg);
+    HVS_CHECK_EQ_INT(hvs_decoder_last_schema_id(d), v1_id);
     char *json;
     HVS_REQUIRE(hvs_serde_value_to_json(v, &json, &err) == 0, "json");
-    json_t *want = json_loads(v1_json, 0, NULL);
-    json_object_set_new(want, "rooms", json_array());
+    json_t *want = json_loads(v1_json, 0, NULL), *add = json_loads(added, 0, NULL);
+    json_object_update(want, add);
     json_t *got = json_loads(json, 0, NULL);
-    HVS_CHECK(got && json_equal(got, want), "v1 read as current (rooms = []): %s", json);
-    json_decref(got);
-    json_decref(want);
+    HVS_CHECK(got && json_equal(got, want), "%s v1 read as current: %s", name, json);
+    json_decref(got), json_decref(want), json_decref(add);
     free(json);
     hvs_decoder_destroy(d);
 
-    /* v2: the current encoder writes id 14 with rooms ... */
-    char *v2_json = read_sample("Aggregate");
+    char *v2_json = read_sample(name);
     size_t n2;
-    unsigned char *b2 = encode_json(s, HVS_SCHEMA_AGGREGATE, v2_json, &n2);
+    unsigned char *b2 = encode_json(s, kind, v2_json, &n2);
     int32_t id = 0;
-    HVS_REQUIRE(hvs_serde_read_header(b2, n2, &id, &err) == 0 && id == 14, "v2 id %d", id);
-    /* ... which a v1 reader resolves by name: read with the writer schema, copy into v1 */
-    avro_schema_t v2 = hvs_serde_schema(s, HVS_SCHEMA_AGGREGATE);
+    HVS_REQUIRE(hvs_serde_read_header(b2, n2, &id, &err) == 0 && id == v2_id, "%s v2 id %d", name,
+                id);
+    avro_schema_t v2 = hvs_serde_schema(s, kind);
     avro_value_iface_t *iface2 = avro_generic_class_from_schema(v2);
     avro_value_t wv, rv;
     HVS_REQUIRE(avro_generic_value_new(iface2, &wv) == 0 && avro_generic_value_new(iface, &rv) == 0,
@@ -359,7 +351,7 @@ static void test_aggregate_evolution(hvs_serde_t *s) {
     HVS_REQUIRE(hvs_serde_resolve_copy(s->defaults, &wv, &rv, "", &err) == 0, "v2 -> v1: %s",
                 err.msg);
     HVS_REQUIRE(hvs_serde_value_to_json(&rv, &json, &err) == 0, "json");
-    HVS_CHECK(json_text_equal(json, v1_json), "v2 read by v1 drops rooms: %s", json);
+    HVS_CHECK(json_text_equal(json, as_v1), "%s v2 read by v1: %s", name, json);
     free(json);
     avro_value_decref(&wv);
     avro_value_decref(&rv);
@@ -368,8 +360,49 @@ static void test_aggregate_evolution(hvs_serde_t *s) {
     free(v2_json);
     avro_value_iface_decref(iface);
     avro_schema_decref(v1);
-    free(v1_json);
 }
+
+/* The current sample without the fields v1 lacked (and with `set` applied), as JSON text. */
+static char *sample_as_v1(const char *name, const char *const *drop, const char *set) {
+    char *text = read_sample(name);
+    json_t *j = json_loads(text, 0, NULL);
+    for (int i = 0; drop[i]; i++) {
+        HVS_REQUIRE(json_object_get(j, drop[i]), "%s sample has %s", name, drop[i]);
+        json_object_del(j, drop[i]);
+    }
+    if (set) {
+        json_t *o = json_loads(set, 0, NULL);
+        json_object_update(j, o);
+        json_decref(o);
+    }
+    free(text);
+    text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return text;
+}
+
+/* Aggregate v1 (id 4) bytes decode into the current reader with rooms = []; v2 (id 14) bytes
+ * read by a v1 reader drop the rooms. AnomalyScore v1 (id 7) reads with revision 0 and no
+ * models, rules or components; v2 (id 15) read by a v1 reader drops them and maps COMBINED to
+ * UNKNOWN (the v1 enum's default). */
+static void test_aggregate_evolution(hvs_serde_t *s) {
+    const char *agg_new[] = {"rooms", NULL};
+    char *agg_v1 = sample_as_v1("Aggregate", agg_new, NULL);
+    check_evolution(s, "Aggregate", HVS_SCHEMA_AGGREGATE, 4, 14, "history/Aggregate.v1.avsc",
+                    agg_v1, "{\"rooms\":[]}", agg_v1);
+    free(agg_v1);
+    const char *sc_new[] = {"revision", "models", "rules", "rule_score", "residual_z", NULL};
+    char *sc_v1 = sample_as_v1("AnomalyScore", sc_new, "{\"strategy\":\"RESIDUAL\"}");
+    char *sc_as_v1 = sample_as_v1("AnomalyScore", sc_new, "{\"strategy\":\"UNKNOWN\"}");
+    check_evolution(s, "AnomalyScore", HVS_SCHEMA_ANOMALY_SCORE, 7, 15,
+                    "history/AnomalyScore.v1.avsc", sc_v1,
+                    "{\"revision\":0,\"models\":[],\"rules\":[],\"rule_score\":null,"
+                    "\"residual_z\":null}",
+                    sc_as_v1);
+    free(sc_v1);
+    free(sc_as_v1);
+}
+
 
 /* A newer Feedback writer (registered at run time as id 900) with an extra enum symbol and an
  * extra field: the current reader drops the field and maps the symbol to the enum's default. */
