@@ -18,7 +18,9 @@ static bool same(double a, double b) { return a == b || (isnan(a) && isnan(b)); 
 static bool hour_eq(const hvs_feat_hour_t *a, const hvs_feat_hour_t *b) {
     return a->hour == b->hour && a->revision == b->revision && same(a->use, b->use) &&
            same(a->water, b->water) && same(a->room_temp, b->room_temp) &&
-           same(a->setpoint, b->setpoint) && same(a->comfort_gap, b->comfort_gap);
+           same(a->setpoint, b->setpoint) && same(a->comfort_gap, b->comfort_gap) &&
+           same(a->valve, b->valve) && same(a->temp_std, b->temp_std) && a->rooms == b->rooms &&
+           a->flat == b->flat;
 }
 
 static bool wx_eq(const hvs_feat_wx_hour_t *a, const hvs_feat_wx_hour_t *b) {
@@ -47,7 +49,7 @@ static long long hlen(hvs_redis_t *r, const char *key) {
 
 /* Encodings of an hour slot and a weather slot round-trip exactly, NaN included. */
 static void test_encodings(void) {
-    hvs_feat_hour_t h = {T0, 1.25, NAN, 20.4, 21.0, 0.6000000000000014, 3};
+    hvs_feat_hour_t h = {T0, 1.25, NAN, 20.4, 21.0, 0.6000000000000014, 3, 37.5, 0.25, 3, 2};
     char buf[4096];
     size_t n = hvs_fs_encode_hour(&h, buf, sizeof buf);
     hvs_feat_hour_t h2;
@@ -56,6 +58,12 @@ static void test_encodings(void) {
     HVS_CHECK(hvs_fs_decode_hour("1 2 3", 5, &h2) != 0 &&
                   hvs_fs_decode_hour("x 0 1 1 1 1 1", 13, &h2) != 0,
               "malformed hour refused");
+    /* an hour saved by feature set 1 (no rooms) reads with the rooms unknown */
+    HVS_CHECK(hvs_fs_decode_hour("1000 2 1.5 nan 20 21 1", 22, &h2) == 0 && h2.use == 1.5 &&
+                  isnan(h2.valve) && isnan(h2.temp_std) && h2.rooms == 0 && h2.flat == 0,
+              "a feature-set-1 hour loads without rooms");
+    HVS_CHECK(hvs_fs_decode_hour("1000 2 1.5 nan 20 21 1 3 0.1 -1 0", 33, &h2) != 0,
+              "a negative room set refused");
     hvs_feat_wx_hour_t w = {.hour = HVS_MS_NONE}, w2;
     for (int i = 0; i < 3; i++) {
         hvs_feat_wx_t r = {T0 - (10 - i) * HOUR, i == 2, 4.5 + i, 80, NAN, 120.25, 3};
@@ -75,7 +83,7 @@ static hvs_fs_building_t *filled_building(hvs_fs_entity_t **e, hvs_fs_entity_t *
     *be = hvs_fs_entity(b, HVS_FS_BUILDING, true);
     HVS_REQUIRE(*e && *be && b->nents == 2 && strcmp(b->ents[0]->id, "-") == 0, "entities sorted");
     for (int i = 0; i < 400; i++) { /* more than the ring: the newest 336 stay */
-        hvs_feat_hour_t x = {T0 + i * HOUR, 0.5 + 0.1 * i, 10, 20, 21, 1, 0};
+        hvs_feat_hour_t x = {T0 + i * HOUR, 0.5 + 0.1 * i, 10, 20, 21, 1, 0, NAN, NAN, 0, 0};
         hvs_fs_put_hour(*e, &x);
         hvs_fs_put_hour(*be, &x);
         hvs_feat_wx_t r = {T0 + i * HOUR + HOUR, true, 1.0 * i, 50, 50, 0, 2};
@@ -89,11 +97,11 @@ static hvs_fs_building_t *filled_building(hvs_fs_entity_t **e, hvs_fs_entity_t *
 static void test_ring_and_revisions(void) {
     hvs_fs_entity_t *e, *be;
     hvs_fs_building_t *b = filled_building(&e, &be);
-    hvs_feat_hour_t old = {T0 + 10 * HOUR, 99, 0, 0, 0, 0, 5};
+    hvs_feat_hour_t old = {T0 + 10 * HOUR, 99, 0, 0, 0, 0, 5, NAN, NAN, 0, 0};
     HVS_CHECK(hvs_fs_put_hour(e, &old) == 0, "an hour older than the ring is ignored");
-    hvs_feat_hour_t rev1 = {T0 + 399 * HOUR, 7.5, 10, 20, 21, 1, 1};
+    hvs_feat_hour_t rev1 = {T0 + 399 * HOUR, 7.5, 10, 20, 21, 1, 1, NAN, NAN, 0, 0};
     HVS_CHECK(hvs_fs_put_hour(e, &rev1) == 1, "revision 1 replaces 0");
-    hvs_feat_hour_t rev0 = {T0 + 399 * HOUR, 1.0, 10, 20, 21, 1, 0};
+    hvs_feat_hour_t rev0 = {T0 + 399 * HOUR, 1.0, 10, 20, 21, 1, 0, NAN, NAN, 0, 0};
     HVS_CHECK(hvs_fs_put_hour(e, &rev0) == 0 && hvs_fs_put_hour(e, &rev1) == 0,
               "older revision and a replay are ignored");
     hvs_feat_history_t view;
@@ -111,7 +119,8 @@ static void test_ring_and_revisions(void) {
 static void test_redis_round_trip(void) {
     hvs_fs_entity_t *e, *be;
     hvs_fs_building_t *b = filled_building(&e, &be);
-    hvs_feat_hour_t rev1 = {T0 + 399 * HOUR, 7.5, 10, 20, 21, 1, 1}; /* a revised slot saved too */
+    hvs_feat_hour_t rev1 = {
+        T0 + 399 * HOUR, 7.5, 10, 20, 21, 1, 1, NAN, NAN, 0, 0}; /* a revised slot saved too */
     hvs_fs_put_hour(e, &rev1);
     hvs_test_proc_t rs;
     HVS_REQUIRE(hvs_test_redis_start(&rs, 0) == 0, "redis");
@@ -137,7 +146,7 @@ static void test_redis_round_trip(void) {
     hvs_fs_save(batch, b, &err);
     HVS_CHECK(hvs_redis_batch_size(batch) == 0, "clean building writes nothing: %zu commands",
               hvs_redis_batch_size(batch));
-    hvs_feat_hour_t one = {T0 + 400 * HOUR, 1, 1, 1, 1, 0, 0};
+    hvs_feat_hour_t one = {T0 + 400 * HOUR, 1, 1, 1, 1, 0, 0, NAN, NAN, 0, 0};
     hvs_fs_put_hour(e, &one);
     hvs_redis_batch_reset(batch);
     hvs_fs_save(batch, b, &err);

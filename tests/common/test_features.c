@@ -43,7 +43,13 @@ static void put_hour(hvs_ms_t h, double use, double room, double sp) {
                            .water = NAN,
                            .room_temp = room,
                            .setpoint = sp,
-                           .comfort_gap = sp - room};
+                           .comfort_gap = sp - room,
+                           /* three rooms; room 0 steady 4 hours in 6, room 1 every third hour */
+                           .valve = 20.0 + (double)((h / HOUR) % 50),
+                           .temp_std = 0.01 * (double)((h / HOUR) % 7),
+                           .rooms = 7,
+                           .flat = ((h / HOUR) % 6 < 4 ? 1u : 0u) |
+                                   ((h / HOUR) % 3 == 0 ? 2u : 0u)};
 }
 
 static void put_wx(hvs_ms_t h, hvs_ms_t issued, bool observed, double t, double ghi) {
@@ -340,7 +346,8 @@ static void test_no_leakage(hvs_calendar_t *zh) {
         hvs_features_compute(&hist, zh, target, as_of, a, &fa);
         for (int i = 0; i < NH; i++)
             if (hours[i].hour != HVS_MS_NONE && hours[i].hour + HOUR > as_of)
-                hours[i].use = 1e6 + RND(), hours[i].room_temp = -99, hours[i].comfort_gap = 77;
+                hours[i].use = 1e6 + RND(), hours[i].room_temp = -99, hours[i].comfort_gap = 77,
+                hours[i].valve = -5, hours[i].temp_std = 99, hours[i].flat ^= 7u;
             else if (hours[i].hour == target)
                 hours[i].use = 1e6 + RND(); /* the target itself, even when over */
         for (int i = 0; i < NW; i++)
@@ -364,6 +371,49 @@ static void test_no_leakage(hvs_calendar_t *zh) {
               trials);
 }
 
+/* The rooms' features, worked out by hand: the hour's own valve and temperature spread, the
+ * longest run of hours back from it in which one room stayed flat; missing for an hour without
+ * rooms and for an hour not over at as_of. */
+static void test_rooms(hvs_calendar_t *zh) {
+    clear();
+    hvs_ms_t H = utc(2024, 11, 13, 12);
+    for (int k = 0; k < 10; k++) { /* hours H-9 .. H */
+        hvs_ms_t h = H - (hvs_ms_t)(9 - k) * HOUR;
+        hvs_feat_hour_t *s = &hours[(h / HOUR) % NH];
+        /* room 0 flat in hours H-9..H-6 and H-2..H; room 2 flat in H-4..H; room 1 never */
+        uint32_t flat = (k <= 3 || k >= 7 ? 1u : 0u) | (k >= 5 ? 4u : 0u);
+        *s = (hvs_feat_hour_t){.hour = h,
+                               .use = 1,
+                               .water = NAN,
+                               .room_temp = 20,
+                               .setpoint = 21,
+                               .comfort_gap = 1,
+                               .valve = 10.0 * k,
+                               .temp_std = 0.05 * k,
+                               .rooms = 7,
+                               .flat = flat};
+    }
+    compute(zh, H, H + HOUR);
+    HVS_CHECK(NEAR(F("valve_mean_pct"), 90.0) && NEAR(F("room_temp_std_c"), 0.45),
+              "valve %g std %g", F("valve_mean_pct"), F("room_temp_std_c"));
+    HVS_CHECK(NEAR(F("room_flat_hours"), 5.0), "room 2 flat 5 hours: %g", F("room_flat_hours"));
+    compute(zh, H - 3 * HOUR, H + HOUR); /* k = 6: room 2 flat since k = 5 */
+    HVS_CHECK(NEAR(F("room_flat_hours"), 2.0), "two hours: %g", F("room_flat_hours"));
+    compute(zh, H - 4 * HOUR, H + HOUR); /* k = 5: room 2's first flat hour, room 0 not flat */
+    HVS_CHECK(NEAR(F("room_flat_hours"), 1.0), "one hour: %g", F("room_flat_hours"));
+    compute(zh, H - 5 * HOUR, H + HOUR); /* k = 4: nobody flat */
+    HVS_CHECK(NEAR(F("room_flat_hours"), 0.0), "none: %g", F("room_flat_hours"));
+    compute(zh, H, H); /* the hour is not over at as_of: its rooms are not known */
+    HVS_CHECK(isnan(F("valve_mean_pct")) && isnan(F("room_temp_std_c")) &&
+                  isnan(F("room_flat_hours")),
+              "future hour: rooms missing");
+    hours[(H / HOUR) % NH].rooms = 0; /* an aggregate without rooms */
+    hours[(H / HOUR) % NH].valve = 0;
+    compute(zh, H, H + HOUR);
+    HVS_CHECK(isnan(F("valve_mean_pct")) && isnan(F("room_flat_hours")),
+              "no rooms: missing, never 0 (%g)", F("valve_mean_pct"));
+}
+
 /* The Zurich calendar the cases share, made by the first case that needs it. */
 static hvs_calendar_t *zh_cal;
 
@@ -381,6 +431,7 @@ static hvs_calendar_t *zh(void) {
 static void case_time_and_calendar(void) { test_time_and_calendar(zh()); }
 static void case_lags_rolls_weather(void) { test_lags_rolls_weather(zh()); }
 static void case_no_leakage(void) { test_no_leakage(zh()); }
+static void case_rooms(void) { test_rooms(zh()); }
 
 static const hvs_test_case_t cases[] = {
     {"names_and_version", test_names_and_version},
@@ -388,6 +439,7 @@ static const hvs_test_case_t cases[] = {
     {"lags_rolls_and_weather_as_known_at_as_of", case_lags_rolls_weather},
     {"weather_issues_kept_newest_and_revised", test_weather_records},
     {"no_leakage_from_after_as_of", case_no_leakage},
+    {"rooms", case_rooms},
     HVS_TEST_CASES_END,
 };
 

@@ -110,7 +110,7 @@ static void add_agg(const char *b, const char *e, hvs_ms_t hour, double use, uin
     x->kind = 0;
     snprintf(x->a.building, sizeof x->a.building, "%s", b);
     snprintf(x->a.entity, sizeof x->a.entity, "%s", e);
-    x->a.hour = (hvs_feat_hour_t){hour, use, NAN, 21.0, 21.5, 0.5, rev};
+    x->a.hour = (hvs_feat_hour_t){hour, use, NAN, 21.0, 21.5, 0.5, rev, NAN, NAN, 0, 0};
     x->t = hour + HOUR;
 }
 
@@ -452,7 +452,8 @@ static void messy_agg(const char *b, const char *e, int i, int delay_h, uint32_t
     snprintf(x->a.building, sizeof x->a.building, "%s", b);
     snprintf(x->a.entity, sizeof x->a.entity, "%s", e);
     double use = 0.4 + 0.03 * (i % 24) + 0.05 * (e[0] == '-') + 0.2 * rev;
-    x->a.hour = (hvs_feat_hour_t){T0 + i * HOUR, use, NAN, 20.5 + 0.01 * i, 21.0, 0.5, rev};
+    x->a.hour = (hvs_feat_hour_t){T0 + i * HOUR, use, NAN, 20.5 + 0.01 * i, 21.0, 0.5, rev, NAN,
+                                  NAN,           0,   0};
     x->t = T0 + (i + 1 + delay_h) * HOUR + 60000; /* arrival; event time below */
 }
 

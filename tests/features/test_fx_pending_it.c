@@ -87,7 +87,8 @@ static void test_round_trip(void) {
         for (int k = 1; k <= 2; k++) {
             fx_aggregate_t a = {.building = "bp", .entity = "apt_1"};
             a.entity[4] = (char)('0' + k);
-            a.hour = (hvs_feat_hour_t){T0 + i * HOUR, 0.5 + 0.1 * i + k, NAN, 21, 21.5, 0.5, 0};
+            a.hour = (hvs_feat_hour_t){
+                T0 + i * HOUR, 0.5 + 0.1 * i + k, NAN, 21, 21.5, 0.5, 0, NAN, NAN, 0, 0};
             hvs_ms_t wm = k == 2 && i == 10 ? T0 + 14 * HOUR : T0 + (i + 1) * HOUR;
             HVS_REQUIRE(fx_on_aggregate(g, 0, &a, wm, false, &sink, &err) == 0, "%s", err.msg);
         }

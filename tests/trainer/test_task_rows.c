@@ -60,7 +60,7 @@ static tr_history_t *make_history(void) {
             if ((k + e) % 53 == 0)
                 use = NAN; /* came without a heat reading */
             double room = e ? 20.5 + uni() : NAN, set = e ? 21.0 : NAN;
-            hvs_feat_hour_t x = {hr, use, NAN, room, set, e ? set - room : NAN, 0};
+            hvs_feat_hour_t x = {hr, use, NAN, room, set, e ? set - room : NAN, 0, NAN, NAN, 0, 0};
             HVS_REQUIRE(tr_history_put_hour(h, "bldg_1", ents[e], &x) >= 0, "put hour");
         }
         if (k % 97 == 5)
@@ -261,13 +261,17 @@ static void test_columns_pinned(void) {
     HVS_CHECK_EQ_STR(c[47], "comfort_gap_prev");
     HVS_CHECK_EQ_STR(c[48], "building_age_days");
     c = hvs_taskrow_columns(HVS_TASK_ANOMALY_RESIDUAL, &n);
-    HVS_CHECK_EQ_INT(n, 49);
+    HVS_CHECK_EQ_INT(n, 52); /* feature set 2: the rooms' three, before the building's age */
     HVS_CHECK_EQ_STR(c[0], "hour");
     HVS_CHECK_EQ_STR(c[40], "wind_speed_ms");
     HVS_CHECK_EQ_STR(c[41], "hdh");
     HVS_CHECK_EQ_STR(c[44], "room_temp_c");
     HVS_CHECK_EQ_STR(c[46], "comfort_gap_c");
-    HVS_CHECK_EQ_STR(c[48], "building_age_days");
+    HVS_CHECK_EQ_STR(c[47], "comfort_gap_prev");
+    HVS_CHECK_EQ_STR(c[48], "valve_mean_pct");
+    HVS_CHECK_EQ_STR(c[49], "room_temp_std_c");
+    HVS_CHECK_EQ_STR(c[50], "room_flat_hours");
+    HVS_CHECK_EQ_STR(c[51], "building_age_days");
     HVS_CHECK(hvs_taskrow_columns(HVS_TASK_ANOMALY_CLASSIFIER, NULL) == c, "classifier = residual");
 }
 

@@ -151,12 +151,13 @@ static void build_history(hvs_ms_t start, const double *heat) {
         const sim_building_t *bl = &fleet->buildings[b];
         for (size_t k = 24; k < nh; k++) { /* the first day: counters not started everywhere */
             hvs_ms_t h = start + (hvs_ms_t)k * HOUR;
-            hvs_feat_hour_t x = {h, heat[b * nh + k], NAN, NAN, NAN, NAN, 0};
+            hvs_feat_hour_t x = {h, heat[b * nh + k], NAN, NAN, NAN, NAN, 0, NAN, NAN, 0, 0};
             tr_history_put_hour(hist, bl->id, HVS_FS_BUILDING, &x);
             for (uint32_t a = 0; a < bl->napartments && a < APTS; a++) {
                 size_t q = AIX(b, a, k);
                 hvs_feat_hour_t y = {
-                    h, apt_heat[q], NAN, apt_temp[q], apt_set[q], apt_set[q] - apt_temp[q], 0};
+                    h, apt_heat[q], NAN, apt_temp[q], apt_set[q], apt_set[q] - apt_temp[q],
+                    0, NAN,         NAN, 0,           0};
                 tr_history_put_hour(hist, bl->id, bl->apartments[a].id, &y);
             }
             sim_weather_t w;
@@ -549,7 +550,7 @@ static void test_monotone(void) {
         double temp = 8 - 14 * u;                       /* -6 .. 8 */
         double ghi = temp < -2 ? 500 + 50 * u : 40 * u; /* the cold spells are the sunny ones */
         double use = 50 + 4 * (18 - temp) - (ghi > 300 ? 70 : 0) + 3 * u;
-        hvs_feat_hour_t x = {hr, use, NAN, NAN, NAN, NAN, 0};
+        hvs_feat_hour_t x = {hr, use, NAN, NAN, NAN, NAN, 0, NAN, NAN, 0, 0};
         tr_history_put_hour(h, "b", HVS_FS_BUILDING, &x);
         for (int l = 0; l <= 72; l += 6) {
             hvs_feat_wx_t w = {

@@ -689,6 +689,9 @@ int fx_save_pending(hvs_redis_batch_t *batch, fx_building_t *b, hvs_err_t *err) 
     return 0;
 }
 
+/* Entity features of feature set 1, whose saved entries still load (without their part). */
+#define FX_ENTITY_COUNT_FS1 19
+
 /* One stored entry's value into p (its entity and hour already set); -1 if it does not parse. */
 static int pending_parse(const char *v, fx_pending_t *p) {
     char *end;
@@ -714,15 +717,22 @@ static int pending_parse(const char *v, fx_pending_t *p) {
     p->snap.revision = (uint32_t)f[3];
     p->snap.flags = (unsigned)f[4] & HVS_FEAT_F_ENTITY;
     double x[1 + HVS_FEATURES_ENTITY_COUNT];
-    for (int i = 0; i < 1 + HVS_FEATURES_ENTITY_COUNT; i++) {
+    int n = 0;
+    while (*v && n < 1 + HVS_FEATURES_ENTITY_COUNT) {
         if (*v != ' ')
             return -1;
-        x[i] = strtod(++v, &end);
+        x[n++] = strtod(++v, &end);
         if (end == v)
             return -1;
         v = end;
     }
     if (*v)
+        return -1;
+    if (n == 1 + FX_ENTITY_COUNT_FS1) { /* saved by feature set 1: its part is recomputed */
+        p->has_snap = false;
+        return 0;
+    }
+    if (n != 1 + HVS_FEATURES_ENTITY_COUNT)
         return -1;
     p->snap.target = x[0];
     memcpy(p->snap.x, x + 1, sizeof p->snap.x);

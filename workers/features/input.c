@@ -8,6 +8,7 @@
 #include "hvs/featstore.h"
 #include "hvs/fields.h"
 #include "hvs/ids.h"
+#include "hvs/rooms.h"
 
 enum { A_BUILDING, A_APARTMENT, A_WS, A_SIZE, A_REV, A_HEAT, A_WATER, A_TEMP, A_SP, A_GAP, A_N };
 static const char *const agg_fields[A_N] = {
@@ -79,6 +80,12 @@ int fx_input_aggregate(const fx_input_t *in, avro_value_t *v, hvs_ms_t now, hvs_
     hvs_feat_hour_t *h = &out->hour;
     h->hour = ws;
     h->revision = (uint32_t)rev;
+    hvs_room_t rooms[HVS_ROOMS_MAX];
+    int nrooms = 0;
+    if (strcmp(out->entity, HVS_FS_BUILDING) != 0 &&
+        (rc = hvs_rooms_read(v, rooms, HVS_ROOMS_MAX, &nrooms, err)))
+        return rc;
+    hvs_rooms_summarize(rooms, nrooms, h);
     if ((rc = hvs_fields_double_opt(v, in->ai[A_HEAT], 0, 1e6, &h->use, "heating_kwh", err)) ||
         (rc = hvs_fields_double_opt(v, in->ai[A_WATER], 0, 1e8, &h->water, "hot_water_litres",
                                     err)) ||

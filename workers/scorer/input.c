@@ -7,14 +7,9 @@
 
 #include "hvs/fields.h"
 
-enum { A_BUILDING, A_APARTMENT, A_WS, A_SIZE, A_REV, A_HEAT, A_ROOMS, A_N };
+enum { A_BUILDING, A_APARTMENT, A_WS, A_SIZE, A_REV, A_HEAT, A_N };
 static const char *const agg_fields[A_N] = {"building_id",    "apartment_id", "window_start",
-                                            "window_size_ms", "revision",     "heating_kwh",
-                                            "rooms"};
-enum { R_NAME, R_MEAN, R_MIN, R_MAX, R_STD, R_SP, R_VALVE, R_CHANGES, R_SEEN, R_N };
-static const char *const room_fields[R_N] = {"room",           "temp_mean_c",  "temp_min_c",
-                                             "temp_max_c",     "temp_std_c",   "setpoint_mean_c",
-                                             "valve_mean_pct", "temp_changes", "readings_seen"};
+                                            "window_size_ms", "revision",     "heating_kwh"};
 enum { V_BUILDING, V_APARTMENT, V_HOUR, V_AS_OF, V_FSV, V_VALUES, V_TARGET, V_REV, V_N };
 static const char *const vec_fields[V_N] = {
     "building_id",         "apartment_id", "target_hour", "as_of",
@@ -22,7 +17,7 @@ static const char *const vec_fields[V_N] = {
 
 struct sc_input {
     avro_schema_t agg, vec;
-    int ai[A_N], ri[R_N], vi[V_N];
+    int ai[A_N], vi[V_N];
 };
 
 int sc_input_new(hvs_serde_t *s, sc_input_t **out, hvs_err_t *err) {
@@ -37,14 +32,6 @@ int sc_input_new(hvs_serde_t *s, sc_input_t **out, hvs_err_t *err) {
             return hvs_err_set(err, HVS_ESERDE, HVS_R_BAD_SCHEMA, "Aggregate lacks %s",
                                agg_fields[i]);
         }
-    avro_schema_t rooms = avro_schema_record_field_get(in->agg, "rooms");
-    avro_schema_t room = rooms ? avro_schema_array_items(rooms) : NULL;
-    for (int i = 0; i < R_N; i++)
-        if (!room || (in->ri[i] = avro_schema_record_field_get_index(room, room_fields[i])) < 0) {
-            free(in);
-            return hvs_err_set(err, HVS_ESERDE, HVS_R_BAD_SCHEMA, "RoomStats lacks %s",
-                               room_fields[i]);
-        }
     for (int i = 0; i < V_N; i++)
         if ((in->vi[i] = avro_schema_record_field_get_index(in->vec, vec_fields[i])) < 0) {
             free(in);
@@ -56,36 +43,6 @@ int sc_input_new(hvs_serde_t *s, sc_input_t **out, hvs_err_t *err) {
 }
 
 void sc_input_destroy(sc_input_t *in) { free(in); }
-
-static int get_room(const sc_input_t *in, avro_value_t *r, sc_in_room_t *out, hvs_err_t *err) {
-    int rc;
-    int64_t changes, seen;
-    if ((rc = hvs_fields_id(r, in->ri[R_NAME], out->name, "rooms[].room", err)) ||
-        (rc = hvs_fields_double_opt(r, in->ri[R_MEAN], -30, 60, &out->temp_mean,
-                                    "rooms[].temp_mean_c", err)) ||
-        (rc = hvs_fields_double_opt(r, in->ri[R_MIN], -30, 60, &out->temp_min, "rooms[].temp_min_c",
-                                    err)) ||
-        (rc = hvs_fields_double_opt(r, in->ri[R_MAX], -30, 60, &out->temp_max, "rooms[].temp_max_c",
-                                    err)) ||
-        (rc = hvs_fields_double_opt(r, in->ri[R_STD], 0, 90, &out->temp_std, "rooms[].temp_std_c",
-                                    err)) ||
-        (rc = hvs_fields_double_opt(r, in->ri[R_SP], 0, 40, &out->setpoint,
-                                    "rooms[].setpoint_mean_c", err)) ||
-        (rc = hvs_fields_double_opt(r, in->ri[R_VALVE], 0, 100, &out->valve,
-                                    "rooms[].valve_mean_pct", err)) ||
-        (rc = hvs_fields_long(r, in->ri[R_CHANGES], &changes, "rooms[].temp_changes", err)) ||
-        (rc = hvs_fields_long(r, in->ri[R_SEEN], &seen, "rooms[].readings_seen", err)))
-        return rc;
-    if (!out->name[0])
-        return hvs_err_set(err, HVS_EINVAL, "bad_id", "rooms[].room is empty");
-    if (changes < 0 || changes > 65535 || seen < 0 || seen > 65535)
-        return hvs_err_set(err, HVS_EINVAL, HVS_R_OUT_OF_RANGE,
-                           "rooms[].temp_changes %lld / readings_seen %lld", (long long)changes,
-                           (long long)seen);
-    out->changes = (int)changes;
-    out->seen = (int)seen;
-    return 0;
-}
 
 static int check_schema(avro_value_t *v, avro_schema_t want, const char *what, hvs_err_t *err) {
     if (avro_value_get_schema(v) != want && !avro_schema_equal(avro_value_get_schema(v), want))
@@ -129,22 +86,7 @@ int sc_input_aggregate(sc_input_t *in, avro_value_t *v, hvs_ms_t now, hvs_ms_t m
         return rc;
     if (!out->apartment[0])
         return 0; /* building level: no rooms to judge */
-    avro_value_t rooms;
-    size_t n = 0;
-    if (hvs_fields_get(v, in->ai[A_ROOMS], &rooms) != 1 || avro_value_get_size(&rooms, &n))
-        return hvs_err_set(err, HVS_ESERDE, HVS_R_BAD_SCHEMA, "rooms missing");
-    if (n > SC_IN_ROOMS)
-        return hvs_err_set(err, HVS_EINVAL, HVS_R_OUT_OF_RANGE, "%zu rooms (at most %d)", n,
-                           SC_IN_ROOMS);
-    for (size_t i = 0; i < n; i++) {
-        avro_value_t r;
-        if (avro_value_get_by_index(&rooms, i, &r, NULL))
-            return hvs_err_set(err, HVS_ESERDE, HVS_R_BAD_SCHEMA, "rooms[%zu] unreadable", i);
-        if ((rc = get_room(in, &r, &out->rooms[i], err)))
-            return rc;
-    }
-    out->nrooms = (int)n;
-    return 0;
+    return hvs_rooms_read(v, out->rooms, HVS_ROOMS_MAX, &out->nrooms, err);
 }
 
 int sc_input_vector(sc_input_t *in, avro_value_t *v, hvs_ms_t now, hvs_ms_t max_future,

@@ -3,8 +3,8 @@
  * apartment's hourly Aggregate with its rooms (aggregates.hourly) and an apartment's
  * FeatureVector (features.hourly), read from decoded Avro values of the current schemas.
  *
- * Dead-letter reasons: those of fields.h (bad_schema, bad_id, id_too_long, non_finite,
- * value_out_of_range, timestamp_too_old, timestamp_in_future), bad_window (not an hour on the
+ * Dead-letter reasons: those of fields.h and rooms.h (bad_schema, bad_id, id_too_long,
+ * non_finite, value_out_of_range, timestamp_too_old, timestamp_in_future), bad_window (not an hour on the
  * hour), feature_mismatch (a vector of another feature set: the models and rows of this build
  * would misread it), bad_vector (values not one per feature).
  * Not errors: building-level records (no apartment) are returned with apartment "" for the
@@ -23,19 +23,13 @@
 #include "hvs/err.h"
 #include "hvs/features.h"
 #include "hvs/ids.h"
+#include "hvs/rooms.h"
 #include "hvs/serde.h"
 
 #define SC_R_BAD_WINDOW "bad_window"
 #define SC_R_FEATURE_MISMATCH "feature_mismatch"
 #define SC_R_BAD_VECTOR "bad_vector"
 
-typedef struct sc_in_room {
-    char name[HVS_ID_MAX + 1];
-    double temp_mean, temp_min, temp_max, temp_std, setpoint, valve; /* NaN unknown */
-    int changes, seen;
-} sc_in_room_t;
-
-#define SC_IN_ROOMS 64 /* the aggregator's cap of series per apartment */
 
 typedef struct sc_aggregate {
     char building[HVS_ID_MAX + 1], apartment[HVS_ID_MAX + 1]; /* apartment "": building level */
@@ -43,7 +37,7 @@ typedef struct sc_aggregate {
     int32_t revision;
     double heat_kwh; /* NaN unknown */
     int nrooms;
-    sc_in_room_t rooms[SC_IN_ROOMS];
+    hvs_room_t rooms[HVS_ROOMS_MAX]; /* rooms.h */
 } sc_aggregate_t;
 
 typedef struct sc_vector {

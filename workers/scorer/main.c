@@ -368,7 +368,7 @@ static int on_aggregate(worker_t *w, int32_t p, const sc_aggregate_t *in, bool q
     g->heat_kwh = (float)in->heat_kwh;
     g->nrooms = 0;
     for (int i = 0; i < in->nrooms; i++) {
-        const sc_in_room_t *r = &in->rooms[i];
+        const hvs_room_t *r = &in->rooms[i];
         int ix = g->nrooms < SC_ROOMS ? sc_room_intern(a, r->name) : -1;
         if (ix < 0) {
             hvs_metric_inc(w->m_skipped[SKIP_ROOMS_CAPPED]);

@@ -40,6 +40,7 @@
 #include "hvs/log.h"
 #include "hvs/model_registry.h"
 #include "hvs/redis.h"
+#include "hvs/rooms.h"
 #include "hvs/serde.h"
 #include "hvs/stage.h"
 #include "hvs/time.h"
@@ -270,7 +271,17 @@ static int judge(worker_t *w, const rd_kafka_message_t *m, hvs_err_t *why) {
                              hvs_serde_field_double(v, "room_temp_mean_c"),
                              hvs_serde_field_double(v, "setpoint_mean_c"),
                              hvs_serde_field_double(v, "comfort_gap_mean_c"),
-                             (uint32_t)hvs_serde_field_long(v, "revision")};
+                             (uint32_t)hvs_serde_field_long(v, "revision"),
+                             NAN,
+                             NAN,
+                             0,
+                             0};
+        hvs_room_t
+            rooms[HVS_ROOMS_MAX]; /* the rooms' features, as the features worker reads them */
+        int nrooms = 0;
+        if (apt && hvs_rooms_read(v, rooms, HVS_ROOMS_MAX, &nrooms, why))
+            return HVS_EINVAL;
+        hvs_rooms_summarize(rooms, nrooms, &h);
         tr_history_put_hour(w->hist, b, apt ? apt : HVS_FS_BUILDING, &h);
         if (ws + HOUR > w->newest)
             w->newest = ws + HOUR;

@@ -154,6 +154,10 @@ size_t hvs_fs_encode_hour(const hvs_feat_hour_t *h, char *buf, size_t cap) {
     put_num(&o, h->room_temp, ' ');
     put_num(&o, h->setpoint, ' ');
     put_num(&o, h->comfort_gap, ' ');
+    put_num(&o, h->valve, ' ');
+    put_num(&o, h->temp_std, ' ');
+    put_int(&o, h->rooms, ' ');
+    put_int(&o, h->flat, ' ');
     return o.n;
 }
 
@@ -201,18 +205,33 @@ static int read_nums(const char **pp, const char *end, double *v, int want) {
     return 0;
 }
 
+/* 11 numbers; an hour stored before the rooms (feature set 1) has the first 7 and no rooms. */
 int hvs_fs_decode_hour(const char *v, size_t len, hvs_feat_hour_t *out) {
-    double x[7];
+    double x[11] = {0, 0, 0, 0, 0, 0, 0, NAN, NAN, 0, 0};
     const char *p = v;
-    if (read_nums(&p, v + len, x, 7) || p != v + len || x[1] < 0 || x[1] > 4294967295.0)
+    if (read_nums(&p, v + len, x, 7) || x[1] < 0 || x[1] > 4294967295.0)
         return -1;
+    if (p != v + len) {
+        if (*p != ' ')
+            return -1;
+        p++;
+        if (read_nums(&p, v + len, x + 7, 4) || p != v + len)
+            return -1;
+        for (int i = 9; i < 11; i++)
+            if (!(x[i] >= 0 && x[i] <= 4294967295.0) || x[i] != floor(x[i]))
+                return -1;
+    }
     *out = (hvs_feat_hour_t){.hour = (hvs_ms_t)x[0],
                              .revision = (uint32_t)x[1],
                              .use = x[2],
                              .water = x[3],
                              .room_temp = x[4],
                              .setpoint = x[5],
-                             .comfort_gap = x[6]};
+                             .comfort_gap = x[6],
+                             .valve = x[7],
+                             .temp_std = x[8],
+                             .rooms = (uint32_t)x[9],
+                             .flat = (uint32_t)x[10]};
     return 0;
 }
 

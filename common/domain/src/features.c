@@ -60,6 +60,9 @@ static const char *const names[HVS_FEATURES_COUNT] = {
     "setpoint_c",
     "comfort_gap_c",
     "comfort_gap_prev",
+    "valve_mean_pct",
+    "room_temp_std_c",
+    "room_flat_hours",
     "building_age_days",
 };
 
@@ -84,7 +87,8 @@ static void entity_init(void) {
         "use_roll_3_std",   "use_roll_3_min",   "use_roll_3_max",   "use_roll_24_mean",
         "use_roll_24_std",  "use_roll_24_min",  "use_roll_24_max",  "use_roll_168_mean",
         "use_roll_168_std", "use_roll_168_min", "use_roll_168_max", "room_temp_c",
-        "setpoint_c",       "comfort_gap_c",    "comfort_gap_prev"};
+        "setpoint_c",       "comfort_gap_c",    "comfort_gap_prev", "valve_mean_pct",
+        "room_temp_std_c",  "room_flat_hours"};
     for (int i = 0; i < HVS_FEATURES_ENTITY_COUNT; i++)
         entity_idx[i] = hvs_features_index(entity[i]);
 }
@@ -226,6 +230,19 @@ static void stats_out(const stats_t *s, int w, double *out, int count) {
     }
 }
 
+/* The longest run of hours back from `self` in which one room's temperature stayed unchanged
+ * (NaN when the hour has no room with a temperature). */
+static double flat_hours(const hvs_feat_history_t *h, const hvs_feat_hour_t *self) {
+    uint32_t run = self->flat & self->rooms;
+    int k = 0;
+    while (run && k < 168) {
+        k++;
+        const hvs_feat_hour_t *o = hvs_feat_hour_get(h, self->hour - (hvs_ms_t)k * H);
+        run &= o ? o->flat : 0u;
+    }
+    return (double)k;
+}
+
 static double hdh_of(double t) { return isfinite(t) ? (t < 18.0 ? 18.0 - t : 0.0) : NAN; }
 
 void hvs_features_compute(const hvs_feat_history_t *h, hvs_calendar_t *cal, hvs_ms_t target_hour,
@@ -318,6 +335,10 @@ void hvs_features_compute(const hvs_feat_history_t *h, hvs_calendar_t *cal, hvs_
     out[k++] = self ? self->comfort_gap : NAN;
     const hvs_feat_hour_t *prev = hvs_feat_hour_get(h, A - H); /* A <= T: always usable */
     out[k++] = prev ? prev->comfort_gap : NAN;
+    bool rooms = self && self->rooms; /* an hour without rooms: none of theirs is known */
+    out[k++] = rooms ? self->valve : NAN;
+    out[k++] = rooms ? self->temp_std : NAN;
+    out[k++] = rooms ? flat_hours(h, self) : NAN;
     out[k++] = h->commissioning != HVS_MS_NONE
                    ? (double)(Ht - h->commissioning) / (double)HVS_MS_DAY
                    : NAN;

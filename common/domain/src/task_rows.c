@@ -5,11 +5,13 @@
 #include <pthread.h>
 #include <string.h>
 
-/* Forecast models read every feature but the hour's own comfort readings (the hour lies in the
- * future); anomaly models every feature but the horizon and the weather's forecast flags (they
+/* Forecast models read every feature but the hour's own comfort and room readings (the hour lies
+ * in the future); anomaly models every feature but the horizon and the weather's forecast flags (they
  * judge an hour that has happened, on the weather observed in it). Both in the feature
  * definition's order, so a new feature joins both unless it is excluded here. */
-static const char *const forecast_without[] = {"room_temp_c", "setpoint_c", "comfort_gap_c", NULL};
+static const char *const forecast_without[] = {
+    "room_temp_c",     "setpoint_c", "comfort_gap_c", "valve_mean_pct", "room_temp_std_c",
+    "room_flat_hours", NULL};
 static const char *const anomaly_without[] = {"horizon_h", "weather_is_forecast", "weather_lead_h",
                                               NULL};
 static const char *forecast_cols[HVS_FEATURES_COUNT + 1], *anomaly_cols[HVS_FEATURES_COUNT + 1];

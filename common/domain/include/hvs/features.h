@@ -38,6 +38,14 @@
  *   temp_x_hour, temp_x_radiation               t x hour, t x radiation / 1000
  *   room_temp_c, setpoint_c, comfort_gap_c      of H itself, when H is usable at T
  *   comfort_gap_prev                            of hour A - 1 h
+ *   valve_mean_pct, room_temp_std_c             of H itself when usable at T (rooms.h): the
+ *                                               mean of the rooms' valve positions and of their
+ *                                               within-hour temperature standard deviations
+ *   room_flat_hours                             of H when usable: the longest run of hours, back
+ *                                               from H, in which one room's temperature did not
+ *                                               change (0: every room changed in H; capped at
+ *                                               168; a room is the same room while it keeps its
+ *                                               place in the name-sorted list)
  *   building_age_days                           (H - commissioning) in days (cold start)
  * Quality flags (hvs_features_flag_name): missing_weather (no weather for H at T),
  * weather_forecast (a forecast stands in where H is already past), lag_24_missing,
@@ -67,8 +75,8 @@
 #include "hvs/calendar.h"
 #include "hvs/time.h"
 
-#define HVS_FEATURES_REVISION 1
-#define HVS_FEATURES_COUNT 52
+#define HVS_FEATURES_REVISION 2 /* 2: the rooms' valve, temperature spread, flat hours */
+#define HVS_FEATURES_COUNT 55
 
 /* One hour of an entity (what the features need of an Aggregate). hour = HVS_MS_NONE: empty. */
 typedef struct hvs_feat_hour {
@@ -77,6 +85,9 @@ typedef struct hvs_feat_hour {
     double water;                            /* hot water litres; NaN unknown */
     double room_temp, setpoint, comfort_gap; /* means over the hour; NaN unknown */
     uint32_t revision;
+    double valve, temp_std; /* the rooms' mean valve position and temperature std (rooms.h) */
+    uint32_t rooms, flat;   /* rooms listed (0: no rooms, the room features are missing); those
+                               whose temperature did not change in the hour (rooms.h) */
 } hvs_feat_hour_t;
 
 /* One weather record of an hour as published on weather.hourly. */
@@ -117,7 +128,7 @@ enum {
  * windows, the hour's comfort and the previous hour's gap, and their flags. For a vector of a
  * past hour (as_of >= H + 1 h) it depends neither on as_of nor on weather, so a consumer that
  * must not see later revisions of the entity's hours can compute it once and keep it. */
-#define HVS_FEATURES_ENTITY_COUNT 19
+#define HVS_FEATURES_ENTITY_COUNT 22
 #define HVS_FEAT_F_ENTITY                                                                          \
     (HVS_FEAT_F_LAG_24_MISSING | HVS_FEAT_F_LAG_168_MISSING | HVS_FEAT_F_HISTORY_SHORT)
 /* Indices (into a vector) of the HVS_FEATURES_ENTITY_COUNT entity features, ascending. */
