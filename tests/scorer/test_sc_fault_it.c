@@ -60,7 +60,7 @@
 #define T0 1733011200000LL /* 2024-12-01T00:00:00Z */
 #define MAXH (4 * 24)
 /* Hours of the stream: 72 (SC_RING) by default, so that no apartment's ring wraps; SC_FAULT_HOURS
- * (up to 96) makes it wrap (see the note in tests/scorer/CMakeLists.txt). */
+ * (48 to 96) makes it wrap (see the top of the file). */
 static int HOURS = 72;
 #define NB 6
 #define MAXA 5
