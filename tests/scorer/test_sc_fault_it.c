@@ -140,9 +140,7 @@ enum {
     S_FC,
 };
 
-static struct {
-    int late, rev, weak, dups, building_level;
-} made;
+static struct { int late, rev, weak, dups, building_level; } made;
 
 typedef struct rec {
     hvs_ms_t at; /* when the real pipeline would publish it */
@@ -476,8 +474,9 @@ static hvs_model_t *train(hvs_task_t task) {
         h.rooms[0].temp = 21.5 - (double)((r >> 20) % 600) / 100.0;
         for (size_t j = 0; j < nc; j++)
             x[k * nc + j] = (float)feature(cols[j], &h, (int64_t)(r >> 40) % 24);
-        y[k] = task == HVS_TASK_ANOMALY_RESIDUAL ? (float)true_heat(h.outdoor)
-                                                 : (float)(h.rooms[0].setpoint - h.rooms[0].temp > 3);
+        y[k] = task == HVS_TASK_ANOMALY_RESIDUAL
+                   ? (float)true_heat(h.outdoor)
+                   : (float)(h.rooms[0].setpoint - h.rooms[0].temp > 3);
     }
     hvs_train_params_t p = {.rounds = 60,
                             .eta = 0.3,
@@ -606,13 +605,13 @@ static void need_world(void) {
     hvs_test_cleanup(teardown);
     hvs_err_t err = {0};
     hvs_kafka_conf_t kc = {.brokers = world.broker.addr, .client_id = "test"};
-    HVS_REQUIRE(
-        hvs_serde_new(NULL, &serde, &err) == 0 && hvs_producer_new(&kc, &prod, &err) == 0 &&
-            hvs_encoder_new(serde, HVS_SCHEMA_AGGREGATE, NULL, &enc_agg, &err) == 0 &&
-            hvs_encoder_new(serde, HVS_SCHEMA_FEATURE_VECTOR, NULL, &enc_vec, &err) == 0 &&
-            hvs_encoder_new(serde, HVS_SCHEMA_BUILDING, NULL, &enc_bld, &err) == 0 &&
-            hvs_encoder_new(serde, HVS_SCHEMA_MODEL_VERSION, "models", &enc_model, &err) == 0,
-        "setup: %s", err.msg);
+    HVS_REQUIRE(hvs_serde_new(NULL, &serde, &err) == 0 && hvs_producer_new(&kc, &prod, &err) == 0 &&
+                    hvs_encoder_new(serde, HVS_SCHEMA_AGGREGATE, NULL, &enc_agg, &err) == 0 &&
+                    hvs_encoder_new(serde, HVS_SCHEMA_FEATURE_VECTOR, NULL, &enc_vec, &err) == 0 &&
+                    hvs_encoder_new(serde, HVS_SCHEMA_BUILDING, NULL, &enc_bld, &err) == 0 &&
+                    hvs_encoder_new(serde, HVS_SCHEMA_MODEL_VERSION, "models", &enc_model, &err) ==
+                        0,
+                "setup: %s", err.msg);
     gen();
     gen_bad();
     qsort(aggs.r, aggs.n, sizeof *aggs.r, rec_cmp);
@@ -653,7 +652,8 @@ static size_t count_reason(const json_t *dead, const char *input, const char *re
 static bool has_string(const json_t *arr, const char *s) {
     size_t i;
     json_t *x;
-    json_array_foreach((json_t *)arr, i, x) if (hvs_test_streq(json_string_value(x), s)) return true;
+    json_array_foreach((json_t *)arr, i,
+                       x) if (hvs_test_streq(json_string_value(x), s)) return true;
     return false;
 }
 
