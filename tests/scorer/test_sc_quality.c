@@ -118,6 +118,7 @@ static struct {
 /* Latest published fields of every held-out apartment-hour. */
 #define NH (TEST_DAYS * 24)
 static float h_comb[NAPT][NH], h_rule[NAPT][NH], h_res[NAPT][NH], h_cls[NAPT][NH];
+static uint8_t h_fired[NAPT][NH]; /* the strongest rule fired + 1; 0 none */
 
 static int bindex(const char *id) {
     for (int b = 0; b < NB; b++)
@@ -154,6 +155,7 @@ static int keep_score(void *o, sc_building_t *b, sc_apartment_t *a, const sc_slo
     h_rule[i][k] = isfinite(rule) ? (float)rule : 0;
     h_res[i][k] = res ? (float)sc_residual_evidence(&scc, m->residual_z) : 0;
     h_cls[i][k] = cls && isfinite(m->prob) ? m->prob : 0;
+    h_fired[i][k] = g->rev >= 0 && g->nfired ? (uint8_t)(g->fired[0].rule + 1) : 0;
     return 0;
 }
 
@@ -364,11 +366,11 @@ static void weather_step(hvs_ms_t t) {
         if (t % HOUR == 15 * MIN) {
             hvs_ms_t h = t - HOUR - 15 * MIN;
             sim_weather_t w;
-            sim_weather_observed(&simconf.weather, bl->latitude, bl->longitude,
-                                 simconf.elevation_m, h + HOUR / 2, &w);
-            hvs_feat_wx_t obs = {h + HOUR + 10 * MIN,  true,
-                                 w.temperature_c,      w.relative_humidity_pct,
-                                 w.cloud_cover_pct,    w.shortwave_radiation_wm2,
+            sim_weather_observed(&simconf.weather, bl->latitude, bl->longitude, simconf.elevation_m,
+                                 h + HOUR / 2, &w);
+            hvs_feat_wx_t obs = {h + HOUR + 10 * MIN, true,
+                                 w.temperature_c,     w.relative_humidity_pct,
+                                 w.cloud_cover_pct,   w.shortwave_radiation_wm2,
                                  w.wind_speed_ms};
             weather_in(b, h, &obs);
         }
@@ -556,8 +558,7 @@ static void train(void) {
     /* the warm-up days' vectors, as a scorer serving these versions would have seen them */
     for (size_t i = 0; i < nheld; i++) {
         int b = bindex(held[i].building);
-        HVS_REQUIRE(sc_vector_in(&held[i], b >= 0 ? bpart[b] : 0, &err) == 0, "score: %s",
-                    err.msg);
+        HVS_REQUIRE(sc_vector_in(&held[i], b >= 0 ? bpart[b] : 0, &err) == 0, "score: %s", err.msg);
     }
     HVS_REQUIRE(sc_batch_run(bt, st, watches, &scc, &hooks, &err) == 0, "score: %s", err.msg);
     free(held);
@@ -689,6 +690,68 @@ static double quantile(double *v, int nv, double q) {
     return v[lo] + (v[hi] - v[lo]) * (pos - lo);
 }
 
+/* Why a flat that has no fault was alerted: its benign episode, and the evidence at its best
+ * hour (the strongest rule, residual z, probability). */
+static int fa_kind[S_COUNT][SIM_EP_COUNT + 1], fa_rule[S_COUNT][SC_RULE_COUNT + 1];
+static int fa_src[S_COUNT][3];
+
+static int benign_kind(int i, hvs_ms_t from, hvs_ms_t to) {
+    const sim_apartment_t *ap = &fleet->buildings[i / NA].apartments[i % NA];
+    for (int k = 0; k < ap->nepisodes; k++) {
+        const sim_episode_t *e = &ap->episodes[k];
+        if (is_benign(e->kind) && e->start < to && e->end > from)
+            return e->kind;
+    }
+    return SIM_EP_COUNT;
+}
+
+static void false_alert(int s, int i, int d) {
+    float(*h)[NH] = hourly(s);
+    int kb = d * 24;
+    for (int k = d * 24; k < d * 24 + 24; k++)
+        if (h[i][k] > h[i][kb])
+            kb = k;
+    hvs_ms_t ds = TRAIN_END + d * DAY;
+    fa_kind[s][benign_kind(i, ds, ds + DAY)]++;
+    fa_rule[s][h_rule[i][kb] > 0 ? h_fired[i][kb] - 1 : SC_RULE_COUNT]++;
+    double e[3] = {h_rule[i][kb], h_res[i][kb], h_cls[i][kb]};
+    fa_src[s][e[0] >= e[1] && e[0] >= e[2] ? 0 : e[1] >= e[2] ? 1 : 2]++;
+}
+
+/* Each held-out fault episode: what the rules and the models saw in its first 48 h. */
+static void episodes_seen(void) {
+    printf("held-out fault episodes: max over the first 48 h of rule_score [rules fired], "
+           "residual evidence, probability; alerted (combined) within 48 h\n");
+    for (int i = 0; i < NAPT; i++) {
+        const sim_apartment_t *ap = &fleet->buildings[i / NA].apartments[i % NA];
+        for (int e = 0; e < ap->nepisodes; e++) {
+            const sim_episode_t *ep = &ap->episodes[e];
+            if (!sim_episode_is_fault((sim_episode_kind_t)ep->kind) || ep->start < TRAIN_END ||
+                ep->start >= END)
+                continue;
+            int k0 = (int)((ep->start - TRAIN_END) / HOUR);
+            double mr = 0, me = 0, mc = 0, zmax = 0;
+            unsigned fired = 0;
+            for (int k = k0; k < k0 + 48 && k < NH; k++) {
+                mr = fmax(mr, h_rule[i][k]), me = fmax(me, h_res[i][k]), mc = fmax(mc, h_cls[i][k]);
+                if (h_fired[i][k])
+                    fired |= 1u << (h_fired[i][k] - 1);
+            }
+            (void)zmax;
+            char rules[128] = "";
+            for (int r = 0; r < SC_RULE_COUNT; r++)
+                if (fired & (1u << r))
+                    snprintf(rules + strlen(rules), sizeof rules - strlen(rules), "%s%s",
+                             rules[0] ? "," : "", sc_rule_name(r));
+            printf("  %-16s %s/%s room %d level %.2f, %.0f h: rules %.2f [%s] residual %.2f "
+                   "classifier %.2f\n",
+                   sim_episode_name((sim_episode_kind_t)ep->kind), fleet->buildings[i / NA].id,
+                   ap->id, ep->room, ep->level, (double)(ep->end - ep->start) / HOUR, mr, rules, me,
+                   mc);
+        }
+    }
+}
+
 static void rank(int s, figures_t *f) {
     memset(f, 0, sizeof *f);
     float(*h)[NH] = hourly(s);
@@ -731,6 +794,8 @@ static void rank(int s, figures_t *f) {
             tp += fault;
             benign += !fault && overlaps(best, ds, ds + DAY, false);
             na++;
+            if (!fault)
+                false_alert(s, best, d);
         }
         if (na) {
             psum += (double)tp / na;
@@ -759,8 +824,8 @@ static void rank(int s, figures_t *f) {
             int k0 = (int)((ep->start - TRAIN_END + HOUR - 1) / HOUR);
             for (int k = k0; k < NH; k++)
                 if (isfinite(thr[k / 24]) && h[i][k] >= thr[k / 24]) {
-                    ttd[kd][f->ttd_n[kd]++] =
-                        (double)(TRAIN_END + k * HOUR + HOUR - ep->start) / HOUR;
+                    ttd[kd][f->ttd_n[kd]++] = (double)(TRAIN_END + k * HOUR + HOUR - ep->start) /
+                                              HOUR;
                     break;
                 }
         }
@@ -810,6 +875,20 @@ static void test_quality(void) {
                    f->ttd_p90[k], "");
         printf("\n");
     }
+    for (int s = 0; s < S_COUNT; s++) {
+        printf("%s's alerts on flats without a fault:", snames[s]);
+        for (int k = SIM_EP_FAULT_COUNT; k <= SIM_EP_COUNT; k++)
+            if (fa_kind[s][k])
+                printf(" %s %d", k == SIM_EP_COUNT ? "no episode" : sim_episode_name(k),
+                       fa_kind[s][k]);
+        printf("; strongest at its best hour: rules %d, residual %d, classifier %d; rule:",
+               fa_src[s][0], fa_src[s][1], fa_src[s][2]);
+        for (int r = 0; r <= SC_RULE_COUNT; r++)
+            if (fa_rule[s][r])
+                printf(" %s %d", r == SC_RULE_COUNT ? "none" : sc_rule_name(r), fa_rule[s][r]);
+        printf("\n");
+    }
+    episodes_seen();
     printf("whole test: %.1f s\n\n", mono() - t0);
     const figures_t *c = &fig[S_COMBINED];
     HVS_CHECK(n.scored > 0 && c->days == TEST_DAYS, "every held-out day ranked (%d)", c->days);
