@@ -892,7 +892,12 @@ static void test_quality(void) {
     printf("whole test: %.1f s\n\n", mono() - t0);
     const figures_t *c = &fig[S_COMBINED];
     HVS_CHECK(n.scored > 0 && c->days == TEST_DAYS, "every held-out day ranked (%d)", c->days);
-    /* floors: the measured values of this seed less a small margin (see the report) */
+    /* the rules alone (sensor_flatline judged only when the room was driven) */
+    HVS_CHECK(fig[S_RULES].precision >= 0.6, "rules alone: precision@5 %.3f (measured 0.642)",
+              fig[S_RULES].precision);
+    /* floors of missed targets: this seed's measured value less a small margin; the combined
+     * score is held down by the residual's evidence (most alerts on flats without a fault have
+     * |z| >= 6 at their best hour), see the diagnosis printed above */
     target("precision@5", c->precision, 0.6, true, 0.19);
     static const struct {
         int kind;
