@@ -153,12 +153,13 @@ static void test_no_heat_response(void) {
     sc_apartment_destroy(a);
 }
 
-/* Flatline: a room's temperature unchanged for 12 hours while its neighbour's changes. Not when
- * the whole apartment is quiet (vacant), nor before 12 hours. */
+/* Flatline: a room's temperature unchanged for 12 hours while its neighbour's changes and its
+ * setpoint was set back 2 degC. Not when the whole apartment is quiet (vacant), nor before 12
+ * hours, nor for a steady room under a steady valve and setpoint. */
 static void test_flatline(void) {
     sc_apartment_t *a = sc_apartment_new("apt_5");
     for (int k = 0; k < 12; k++) {
-        room_in_t r[2] = {{"bedroom", 19.4, 19.0, 10, 0}, healthy("living_room")};
+        room_in_t r[2] = {{"bedroom", 19.4, k < 4 ? 19.0 : 17.0, 10, 0}, healthy("living_room")};
         put_hour(a, k, 0.5, r, 2);
         HVS_CHECK((fired(a, k, SC_RULE_SENSOR_FLATLINE) != NULL) == (k == 11), "hour %d", k);
     }
@@ -174,6 +175,14 @@ static void test_flatline(void) {
     }
     HVS_CHECK(!fired(q, 19, SC_RULE_SENSOR_FLATLINE), "a quiet apartment is not a flat sensor");
     sc_apartment_destroy(q);
+
+    sc_apartment_t *w = sc_apartment_new("apt_6b"); /* steady: nothing asks the room to move */
+    for (int k = 0; k < 20; k++) {
+        room_in_t r[2] = {{"bedroom", 19.4, 19.0, 10, 0}, healthy("living_room")};
+        put_hour(w, k, 0.5, r, 2);
+    }
+    HVS_CHECK(!fired(w, 19, SC_RULE_SENSOR_FLATLINE), "a steady room is not a flat sensor");
+    sc_apartment_destroy(w);
 }
 
 /* Mismatch: a room reads 4 degC warmer (relative to setpoint) than its neighbours while its

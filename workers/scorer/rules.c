@@ -11,6 +11,12 @@
 #define HOUR HVS_MS_HOUR
 #define WARMING_C 0.5 /* a room that warmed more than this over the run is being heated */
 #define MISMATCH_VALVE 20.0
+/* A flat sensor must contradict what drives its room: a thermostatic valve is proportional on
+ * the room's temperature (a band of 1-2 K), so a valve that moved 30 points in the run moved
+ * with some 0.5 K of real temperature; a setpoint moved 1 K sends the valve to an end stop.
+ * Either way a working sensor reporting changes of 0.1-0.2 K must have changed. */
+#define FLAT_DRIVE_VALVE 30.0
+#define FLAT_DRIVE_SETPOINT_C 1.0
 
 void sc_rule_conf_default(sc_rule_conf_t *c) {
     *c = (sc_rule_conf_t){.valve_open = 90,
@@ -159,6 +165,7 @@ static void judge_room(const sc_rule_conf_t *c, sc_apartment_t *a, hvs_ms_t hour
         return;
     int run = 0;
     double first_temp = NAN, other_changes = 0, heat_sum = 0;
+    double vmin = INFINITY, vmax = -INFINITY, smin = INFINITY, smax = -INFINITY;
     int others = 0;
     for (int k = 0; k < SC_RING; k++) {
         const sc_agg_t *h = agg_at(a, hour - (hvs_ms_t)k * HOUR);
@@ -167,6 +174,10 @@ static void judge_room(const sc_rule_conf_t *c, sc_apartment_t *a, hvs_ms_t hour
             break;
         run++;
         first_temp = r->temp_mean;
+        if (isfinite(r->valve))
+            vmin = fmin(vmin, r->valve), vmax = fmax(vmax, r->valve);
+        if (isfinite(r->setpoint))
+            smin = fmin(smin, r->setpoint), smax = fmax(smax, r->setpoint);
         if (isfinite(h->heat_kwh))
             heat_sum += h->heat_kwh;
         for (int i = 0; i < h->nrooms; i++)
@@ -183,6 +194,9 @@ static void judge_room(const sc_rule_conf_t *c, sc_apartment_t *a, hvs_ms_t hour
         return;
     if (which == C_FLAT && (others ? other_changes < run / 2.0 : !(heat_sum > 0)))
         return; /* the whole apartment is quiet: nobody home, or silent devices */
+    if (which == C_FLAT && !(vmax - vmin >= FLAT_DRIVE_VALVE) &&
+        !(smax - smin >= FLAT_DRIVE_SETPOINT_C))
+        return; /* a steady room under a steady valve: nothing asked its temperature to move */
     sc_fired_t f = {.rule = (uint8_t)rule_of(which),
                     .room = (int8_t)now->name,
                     .hours = (uint8_t)(run > 255 ? 255 : run),

@@ -23,7 +23,11 @@
  *                     consuming no more than no_heat_kwh per hour: heat is asked for, none comes
  *   sensor_flatline   a room's temperature did not change for >= flatline_hours while the
  *                     apartment shows life (its other rooms' temperatures changed at least once
- *                     per two hours, or, alone, it consumed heat)
+ *                     per two hours, or, alone, it consumed heat) and while something drove the
+ *                     room's temperature: its valve moved >= 30 points (a thermostatic valve is
+ *                     proportional on the temperature, a band of 1-2 K) or its setpoint moved
+ *                     >= 1 degC over the run (a steady room under a steady valve legitimately
+ *                     stays inside a sensor's reporting step for many hours)
  *   sensor_mismatch   for >= mismatch_hours the room reads at least mismatch_c from its own
  *                     setpoint, and its distance to setpoint differs from the median of its
  *                     neighbours' by >= mismatch_c the same way, while its valve contradicts
