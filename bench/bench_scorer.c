@@ -119,9 +119,8 @@ static hvs_model_ref_t *serve(hvs_serde_t *s, hvs_encoder_t *enc, const char *na
     return ref;
 }
 
-static int count_emit(void *o, sc_building_t *b, sc_apartment_t *a, const sc_slot_t *s,
-                      hvs_err_t *err) {
-    (void)b, (void)a, (void)s, (void)err;
+static int count_emit(void *o, sc_building_t *b, sc_apartment_t *a, hvs_ms_t hour, hvs_err_t *err) {
+    (void)b, (void)a, (void)hour, (void)err;
     (*(size_t *)o)++;
     return 0;
 }

@@ -43,6 +43,7 @@
 #include "../../tools/simulator/output.h"
 #include "../../workers/aggregator/output.h"
 #include "aggregate.h"
+#include "aggregates.h"
 #include "batch.h"
 #include "delivery.h"
 #include "engine.h"
@@ -136,26 +137,24 @@ static int aindex(int b, const char *id) {
 }
 
 /* What emit_score (main.c) publishes, kept per apartment-hour (the latest wins). */
-static int keep_score(void *o, sc_building_t *b, sc_apartment_t *a, const sc_slot_t *s,
-                      hvs_err_t *err) {
+static int keep_score(void *o, sc_building_t *b, sc_apartment_t *a, hvs_ms_t hour, hvs_err_t *err) {
     (void)o, (void)err;
     n.scored++;
-    if (s->hour < TRAIN_END || s->hour >= END)
+    if (hour < TRAIN_END || hour >= END)
         return 0;
     int bi = bindex(b->id), i = bi >= 0 ? aindex(bi, a->id) : -1;
-    if (i < 0)
+    const sc_model_t *m = sc_model_get(a, hour);
+    const sc_agg_t *g = sc_agg_get(a, hour);
+    if (i < 0 || !m)
         return 0;
-    const sc_model_t *m = &s->model;
-    const sc_agg_t *g = &s->agg;
     bool res = m->res_ident != SC_IDENT_NONE, cls = m->cls_ident != SC_IDENT_NONE;
-    size_t k = (size_t)((s->hour - TRAIN_END) / HOUR);
-    double rule = g->rev >= 0 ? g->rule_score : NAN;
-    h_comb[i][k] = (float)sc_combine(g->rev >= 0 ? g->rule_score : 0, res ? m->e_res : 0,
-                                     cls ? m->e_cls : 0);
+    size_t k = (size_t)((hour - TRAIN_END) / HOUR);
+    double rule = g ? g->rule_score : NAN;
+    h_comb[i][k] = (float)sc_combine(g ? g->rule_score : 0, res ? m->e_res : 0, cls ? m->e_cls : 0);
     h_rule[i][k] = isfinite(rule) ? (float)rule : 0;
     h_res[i][k] = res ? (float)sc_residual_evidence(&scc, m->residual_z) : 0;
     h_cls[i][k] = cls && isfinite(m->prob) ? m->prob : 0;
-    h_fired[i][k] = g->rev >= 0 && g->nfired ? (uint8_t)(g->fired[0].rule + 1) : 0;
+    h_fired[i][k] = g && g->nfired ? (uint8_t)(g->fired[0].rule + 1) : 0;
     return 0;
 }
 
@@ -166,39 +165,13 @@ static int no_finding(void *o, const sc_finding_t *f, hvs_err_t *err) {
 
 static const sc_batch_hooks_t hooks = {keep_score, no_finding, NULL};
 
-/* The scorer's on_aggregate (main.c): the hour's half of the slot, the rules, and a score when
- * the vector's half is there. */
+/* The scorer's on_aggregate (main.c) through the same library call. */
 static int sc_aggregate(int32_t p, const sc_aggregate_t *in, hvs_err_t *err) {
-    sc_building_t *b = sc_state_building(st, in->building, p, true);
-    sc_apartment_t *a = b ? sc_state_apartment(b, in->apartment, true) : NULL;
-    if (!a)
-        return hvs_err_set(err, HVS_ENOMEM, "oom", "state of %s", in->apartment);
-    sc_slot_t *s = sc_slot_take(a, in->hour);
-    if (!s || s->agg.rev > in->revision)
-        return 0;
-    sc_agg_t *g = &s->agg;
-    g->rev = in->revision;
-    g->heat_kwh = (float)in->heat_kwh;
-    g->nrooms = 0;
-    for (int i = 0; i < in->nrooms; i++) {
-        const sc_in_room_t *r = &in->rooms[i];
-        int ix = g->nrooms < SC_ROOMS ? sc_room_intern(a, r->name) : -1;
-        if (ix < 0)
-            continue;
-        g->rooms[g->nrooms++] = (sc_room_t){.name = (uint8_t)ix,
-                                            .temp_mean = (float)r->temp_mean,
-                                            .temp_min = (float)r->temp_min,
-                                            .temp_max = (float)r->temp_max,
-                                            .temp_std = (float)r->temp_std,
-                                            .setpoint = (float)r->setpoint,
-                                            .valve = (float)r->valve,
-                                            .changes = (uint16_t)r->changes,
-                                            .seen = (uint16_t)r->seen};
-    }
-    sc_rules_judge(&rconf, a, in->hour);
-    if (s->model.rev < 0)
-        return 0;
-    return keep_score(NULL, b, a, s, err);
+    sc_applied_t r;
+    int rc = sc_apply_aggregate(st, &rconf, p, in, false, &r, err);
+    if (rc || !r.publish)
+        return rc;
+    return keep_score(NULL, r.b, r.a, in->hour, err);
 }
 
 static int sc_vector_in(const sc_vector_t *v, int32_t p, hvs_err_t *err) {

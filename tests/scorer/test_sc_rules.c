@@ -31,32 +31,32 @@ typedef struct room_in {
 /* Hour k of apartment a: its aggregate half with these rooms and heating, then judged. */
 static int put_hour(sc_apartment_t *a, int k, double heat, const room_in_t *rooms, int n) {
     hvs_ms_t h = T0 + (hvs_ms_t)k * HOUR;
-    sc_slot_t *s = sc_slot_take(a, h);
-    HVS_REQUIRE(s, "slot of hour %d", k);
-    s->agg.rev = 0;
-    s->agg.heat_kwh = (float)heat;
-    s->agg.nrooms = 0;
+    sc_agg_t *g = sc_agg_take(a, h);
+    HVS_REQUIRE(g, "half of hour %d", k);
+    g->rev = 0;
+    g->heat_kwh = (float)heat;
+    g->nrooms = 0;
     for (int i = 0; i < n; i++) {
         int ix = sc_room_intern(a, rooms[i].name);
         HVS_REQUIRE(ix >= 0, "room %s", rooms[i].name);
-        s->agg.rooms[s->agg.nrooms++] = (sc_room_t){.name = (uint8_t)ix,
-                                                    .temp_mean = (float)rooms[i].temp,
-                                                    .temp_min = (float)rooms[i].temp,
-                                                    .temp_max = (float)rooms[i].temp,
-                                                    .temp_std = 0,
-                                                    .setpoint = (float)rooms[i].setpoint,
-                                                    .valve = (float)rooms[i].valve,
-                                                    .changes = (uint16_t)rooms[i].changes,
-                                                    .seen = 4};
+        g->rooms[g->nrooms++] = (sc_room_t){.name = (uint8_t)ix,
+                                            .temp_mean = (float)rooms[i].temp,
+                                            .temp_min = (float)rooms[i].temp,
+                                            .temp_max = (float)rooms[i].temp,
+                                            .temp_std = 0,
+                                            .setpoint = (float)rooms[i].setpoint,
+                                            .valve = (float)rooms[i].valve,
+                                            .changes = (uint16_t)rooms[i].changes,
+                                            .seen = 4};
     }
     return sc_rules_judge(&conf, a, h);
 }
 
 static const sc_fired_t *fired(sc_apartment_t *a, int k, int rule) {
-    sc_slot_t *s = sc_slot_get(a, T0 + (hvs_ms_t)k * HOUR);
-    for (int i = 0; s && i < s->agg.nfired; i++)
-        if (s->agg.fired[i].rule == rule)
-            return &s->agg.fired[i];
+    sc_agg_t *g = sc_agg_get(a, T0 + (hvs_ms_t)k * HOUR);
+    for (int i = 0; g && i < g->nfired; i++)
+        if (g->fired[i].rule == rule)
+            return &g->fired[i];
     return NULL;
 }
 
@@ -85,8 +85,7 @@ static void test_stuck_valve(void) {
     char text[256];
     sc_rule_reason(a, f, text, sizeof text);
     HVS_CHECK_EQ_STR(text, "living room valve 100 % for 14 h, 16.2 °C vs setpoint 21.0 °C");
-    sc_slot_t *s = sc_slot_get(a, T0 + 13 * HOUR);
-    HVS_CHECK_NEAR(s->agg.rule_score, 1.0, 1e-6);
+    HVS_CHECK_NEAR(sc_agg_get(a, T0 + 13 * HOUR)->rule_score, 1.0, 1e-6);
     /* a missing hour ends the run: hour 20 after a gap (hours 14..15 absent) starts again */
     for (int k = 16; k < 21; k++) {
         room_in_t r[2] = {{"living_room", 16.2, 21.0, 100, 1}, healthy("bedroom")};
@@ -235,22 +234,36 @@ static void test_consumption_without_demand(void) {
     sc_apartment_destroy(a);
 }
 
-/* z = (r - median) / max(1.4826 MAD, floor), over the earlier hours of the ring only. */
+static void put_model(sc_apartment_t *a, int k, double obs, double exp) {
+    sc_model_t *m = sc_model_take(a, T0 + (hvs_ms_t)k * HOUR);
+    HVS_REQUIRE(m, "model half of hour %d", k);
+    m->rev = 0;
+    m->observed = (float)obs;
+    m->expected = (float)exp;
+}
+
+static double z_of(const sc_score_conf_t *c, sc_apartment_t *a, int k, double *sum) {
+    double s = NAN, e = NAN;
+    double z = sc_residual_z(c, a, T0 + (hvs_ms_t)k * HOUR, &s, &e);
+    if (sum)
+        *sum = s;
+    return z;
+}
+
+/* z = (r - median) / max(1.4826 MAD, floor) over the earlier windows of the ring; by hand with a
+ * one-hour window, then why the window is six hours: a meter's lumps. */
 static void test_residual_z(void) {
     sc_score_conf_t c;
     sc_score_conf_default(&c);
+    HVS_CHECK_EQ_INT(c.window, 6);
+    c.window = 1;
     sc_apartment_t *a = sc_apartment_new("apt_10");
     /* 30 earlier residuals: 0.1 * ((k % 5) - 2) -> values -0.2..0.2; median 0, MAD 0.1 */
-    for (int k = 0; k < 30; k++) {
-        sc_slot_t *s = sc_slot_take(a, T0 + (hvs_ms_t)k * HOUR);
-        s->model.observed = (float)(1.0 + 0.1 * ((k % 5) - 2));
-        s->model.expected = 1.0f;
-    }
-    sc_slot_t *s = sc_slot_take(a, T0 + 30 * HOUR);
-    s->model.observed = 2.0f;
-    s->model.expected = 1.0f;
-    double z = sc_residual_z(&c, a, T0 + 30 * HOUR);
-    /* residuals (as floats, like the slots hold them): six each of -0.2, -0.1, 0, 0.1, 0.2;
+    for (int k = 0; k < 30; k++)
+        put_model(a, k, 1.0 + 0.1 * ((k % 5) - 2), 1.0);
+    put_model(a, 30, 2.0, 1.0);
+    double z = z_of(&c, a, 30, NULL);
+    /* residuals (as floats, like the halves hold them): six each of -0.2, -0.1, 0, 0.1, 0.2;
      * median 0; absolute deviations: six 0, twelve 0.1, twelve 0.2 -> MAD = 0.1 */
     double med = (double)(float)(1.0 + 0.1 * 0) - 1.0;
     double mad = (double)(float)(1.0 + 0.1 * 1) - 1.0;
@@ -259,26 +272,39 @@ static void test_residual_z(void) {
                    1e-9);
     /* a constant history: the spread is the floor, 0.05 kWh */
     sc_apartment_t *b = sc_apartment_new("apt_11");
-    for (int k = 0; k < 30; k++) {
-        sc_slot_t *o = sc_slot_take(b, T0 + (hvs_ms_t)k * HOUR);
-        o->model.observed = 1.0f;
-        o->model.expected = 1.0f;
-    }
-    s = sc_slot_take(b, T0 + 30 * HOUR);
-    s->model.observed = 1.5f;
-    s->model.expected = 1.0f;
-    HVS_CHECK_NEAR(sc_residual_z(&c, b, T0 + 30 * HOUR), 0.5 / 0.05, 1e-6);
+    for (int k = 0; k < 30; k++)
+        put_model(b, k, 1.0, 1.0);
+    put_model(b, 30, 1.5, 1.0);
+    HVS_CHECK_NEAR(z_of(&c, b, 30, NULL), 0.5 / 0.05, 1e-6);
     /* too little history: NaN */
     sc_apartment_t *y = sc_apartment_new("apt_12");
-    for (int k = 0; k < 10; k++) {
-        sc_slot_t *o = sc_slot_take(y, T0 + (hvs_ms_t)k * HOUR);
-        o->model.observed = 1.0f;
-        o->model.expected = 1.0f;
-    }
-    HVS_CHECK(isnan(sc_residual_z(&c, y, T0 + 9 * HOUR)), "9 earlier residuals < 24");
+    for (int k = 0; k < 10; k++)
+        put_model(y, k, 1.0, 1.0);
+    HVS_CHECK(isnan(z_of(&c, y, 9, NULL)), "9 earlier residuals < 24");
+
+    /* A healthy flat whose meter reports in lumps: +0.6 kWh every third hour, -0.3 in between
+     * (the model expects the smooth mean). Hour by hour it looks absurd (z 18); over six hours
+     * it sums to nothing (z 0). A real excess of 0.5 kWh an hour for six hours sums to 3 kWh:
+     * z = 3 / (0.05 x sqrt 6). */
+    sc_apartment_t *l = sc_apartment_new("apt_13");
+    for (int k = 0; k < 72; k++)
+        put_model(l, k, 1.0 + (k % 3 == 0 ? 0.6 : -0.3), 1.0);
+    HVS_CHECK_NEAR(z_of(&c, l, 69, NULL), (0.6 + 0.3) / 0.05, 1e-4);
+    sc_score_conf_default(&c);
+    double sum;
+    HVS_CHECK_NEAR(z_of(&c, l, 71, &sum), 0.0, 1e-4);
+    HVS_CHECK_NEAR(sum, 0.0, 1e-5);
+    for (int k = 66; k < 72; k++)
+        put_model(l, k, 1.0 + (k % 3 == 0 ? 0.6 : -0.3) + 0.5, 1.0);
+    HVS_CHECK_NEAR(z_of(&c, l, 71, &sum), 3.0 / (0.05 * sqrt(6.0)), 1e-3);
+    HVS_CHECK_NEAR(sum, 3.0, 1e-5);
+    /* an hour of the window missing: no window residual */
+    sc_model_take(l, T0 + 68 * HOUR)->observed = NAN;
+    HVS_CHECK(isnan(z_of(&c, l, 71, &sum)) && isnan(sum), "incomplete window");
     sc_apartment_destroy(a);
     sc_apartment_destroy(b);
     sc_apartment_destroy(y);
+    sc_apartment_destroy(l);
 }
 
 static void test_combine(void) {
@@ -295,31 +321,39 @@ static void test_slot_text(void) {
         room_in_t r[2] = {{"living room", 16.25, 21.0, 100, 1}, {"bed_room", NAN, 19.0, 0, 0}};
         put_hour(a, k, 0.8, r, 2);
     }
-    sc_slot_t *s = sc_slot_get(a, T0 + 6 * HOUR);
-    s->model.rev = 6;
-    s->model.observed = 0.8f;
-    s->model.expected = 0.31f;
-    s->model.residual_z = 4.5f;
-    s->model.res_ident = sc_ident_intern(&ids, "anomaly-residual/archetype:old poorly:3");
-    s->model.explained = 1;
-    s->model.ncontrib = 1;
-    s->model.contrib[0] = (sc_contrib_t){37, -4.0f, 0.25f};
+    sc_model_t *m = sc_model_take(a, T0 + 6 * HOUR);
+    m->rev = 6;
+    m->observed = 0.8f;
+    m->expected = 0.31f;
+    m->residual_z = 4.5f;
+    m->resid_w = 2.75f;
+    m->res_ident = sc_ident_intern(&ids, "anomaly-residual/archetype:old poorly:3");
+    m->explained = 1;
+    m->ncontrib = 1;
+    m->contrib[0] = (sc_contrib_t){37, -4.0f, 0.25f};
+    const sc_slot_t *s = &a->slots[sc_slot_index(T0 + 6 * HOUR)];
     char text[4096];
     size_t n = sc_slot_encode(a, &ids, s, text, sizeof text);
     HVS_REQUIRE(n > 0, "encoded");
     sc_apartment_t *b = sc_apartment_new("apt 1");
     sc_idents_t ids2 = {0};
     HVS_REQUIRE(sc_slot_decode(b, &ids2, text, n) == 0, "decoded: %s", text);
-    sc_slot_t *t = sc_slot_get(b, T0 + 6 * HOUR);
-    HVS_REQUIRE(t, "slot read back");
+    HVS_REQUIRE(sc_agg_get(b, T0 + 6 * HOUR) && sc_model_get(b, T0 + 6 * HOUR), "read back");
+    const sc_slot_t *t = &b->slots[sc_slot_index(T0 + 6 * HOUR)];
     char again[4096];
-    size_t m = sc_slot_encode(b, &ids2, t, again, sizeof again);
-    HVS_CHECK(m == n && memcmp(text, again, n) == 0, "same text:\n%s\n%s", text, again);
+    size_t n2 = sc_slot_encode(b, &ids2, t, again, sizeof again);
+    HVS_CHECK(n2 == n && memcmp(text, again, n) == 0, "same text:\n%s\n%s", text, again);
     HVS_CHECK_EQ_STR(sc_ident_get(&ids2, t->model.res_ident),
                      "anomaly-residual/archetype:old poorly:3");
     HVS_CHECK(isnan(t->agg.rooms[1].temp_mean), "NaN kept");
     HVS_CHECK_EQ_INT(t->agg.nfired, s->agg.nfired);
+    HVS_CHECK(!t->agg.live && !t->model.live, "live is not saved");
     HVS_CHECK(sc_slot_decode(b, &ids2, text, n - 3) != 0, "cut text refused");
+    /* the halves evict on their own: a newer hour's model half leaves this hour's rooms */
+    sc_model_take(b, T0 + (6 + SC_RING) * HOUR)->rev = 0;
+    HVS_CHECK(sc_agg_get(b, T0 + 6 * HOUR) && !sc_model_get(b, T0 + 6 * HOUR),
+              "the aggregate's half of hour 6 outlives its model half");
+    HVS_CHECK(!sc_model_take(b, T0 + 6 * HOUR), "an hour older than the ring holds is refused");
     HVS_CHECK(sc_slot_decode(b, &ids2, "1 5 x", 5) != 0, "garbage refused");
     sc_apartment_destroy(a);
     sc_apartment_destroy(b);

@@ -42,15 +42,21 @@ void sc_idents_free(sc_idents_t *t) {
 
 /* ---- the ring ------------------------------------------------------------------------------- */
 
-void sc_slot_clear(sc_slot_t *s, hvs_ms_t hour) {
-    memset(s, 0, sizeof *s);
-    s->hour = hour;
-    s->agg.rev = -1;
-    s->agg.heat_kwh = NAN;
-    s->model.rev = -1;
-    s->model.observed = s->model.expected = s->model.residual_z = s->model.prob = NAN;
-    s->model.outdoor_c = NAN;
-    s->model.res_ident = s->model.cls_ident = SC_IDENT_NONE;
+void sc_agg_clear(sc_agg_t *g, hvs_ms_t hour) {
+    memset(g, 0, sizeof *g);
+    g->hour = hour;
+    g->rev = -1;
+    g->heat_kwh = NAN;
+}
+
+void sc_model_clear(sc_model_t *m, hvs_ms_t hour) {
+    memset(m, 0, sizeof *m);
+    m->hour = hour;
+    m->rev = -1;
+    m->observed = m->expected = m->residual_z = m->prob = NAN;
+    m->resid_w = m->expected_w = NAN;
+    m->outdoor_c = NAN;
+    m->res_ident = m->cls_ident = SC_IDENT_NONE;
 }
 
 sc_apartment_t *sc_apartment_new(const char *id) {
@@ -59,8 +65,10 @@ sc_apartment_t *sc_apartment_new(const char *id) {
         free(a);
         return NULL;
     }
-    for (size_t i = 0; i < SC_RING; i++)
-        sc_slot_clear(&a->slots[i], HVS_MS_NONE);
+    for (size_t i = 0; i < SC_RING; i++) {
+        sc_agg_clear(&a->slots[i].agg, HVS_MS_NONE);
+        sc_model_clear(&a->slots[i].model, HVS_MS_NONE);
+    }
     return a;
 }
 
@@ -77,20 +85,38 @@ size_t sc_slot_index(hvs_ms_t hour) {
     return (size_t)(m < 0 ? m + SC_RING : m);
 }
 
-sc_slot_t *sc_slot_get(sc_apartment_t *a, hvs_ms_t hour) {
-    sc_slot_t *s = &a->slots[sc_slot_index(hour)];
-    return s->hour == hour ? s : NULL;
+sc_agg_t *sc_agg_get(sc_apartment_t *a, hvs_ms_t hour) {
+    sc_agg_t *g = &a->slots[sc_slot_index(hour)].agg;
+    return g->hour == hour && g->rev >= 0 ? g : NULL;
 }
 
-sc_slot_t *sc_slot_take(sc_apartment_t *a, hvs_ms_t hour) {
+sc_model_t *sc_model_get(sc_apartment_t *a, hvs_ms_t hour) {
+    sc_model_t *m = &a->slots[sc_slot_index(hour)].model;
+    return m->hour == hour && m->rev >= 0 ? m : NULL;
+}
+
+static void mark(sc_apartment_t *a, size_t i) { a->dirty[i / 64] |= 1ULL << (i % 64); }
+
+sc_agg_t *sc_agg_take(sc_apartment_t *a, hvs_ms_t hour) {
     size_t i = sc_slot_index(hour);
-    sc_slot_t *s = &a->slots[i];
-    if (s->hour != HVS_MS_NONE && s->hour > hour)
+    sc_agg_t *g = &a->slots[i].agg;
+    if (g->hour != HVS_MS_NONE && g->hour > hour)
         return NULL;
-    if (s->hour != hour)
-        sc_slot_clear(s, hour);
-    a->dirty[i / 64] |= 1ULL << (i % 64);
-    return s;
+    if (g->hour != hour)
+        sc_agg_clear(g, hour);
+    mark(a, i);
+    return g;
+}
+
+sc_model_t *sc_model_take(sc_apartment_t *a, hvs_ms_t hour) {
+    size_t i = sc_slot_index(hour);
+    sc_model_t *m = &a->slots[i].model;
+    if (m->hour != HVS_MS_NONE && m->hour > hour)
+        return NULL;
+    if (m->hour != hour)
+        sc_model_clear(m, hour);
+    mark(a, i);
+    return m;
 }
 
 int sc_room_intern(sc_apartment_t *a, const char *name) {
@@ -146,14 +172,14 @@ static void put_str(wr_t *w, const char *s) {
         put(w, s, n);
 }
 
-#define SC_TEXT_VERSION 1
+#define SC_TEXT_VERSION 2 /* 2: each half with its own hour */
 
 size_t sc_slot_encode(const sc_apartment_t *a, const sc_idents_t *t, const sc_slot_t *s, char *buf,
                       size_t cap) {
     wr_t w = {buf, 0, cap, false};
     put_int(&w, SC_TEXT_VERSION);
-    put_int(&w, s->hour);
     const sc_agg_t *g = &s->agg;
+    put_int(&w, g->hour == HVS_MS_NONE ? -1 : g->hour);
     put_int(&w, g->rev);
     put_num(&w, g->heat_kwh);
     put_num(&w, g->rule_score);
@@ -184,10 +210,13 @@ size_t sc_slot_encode(const sc_apartment_t *a, const sc_idents_t *t, const sc_sl
         put_num(&w, f->d);
     }
     const sc_model_t *m = &s->model;
+    put_int(&w, m->hour == HVS_MS_NONE ? -1 : m->hour);
     put_int(&w, m->rev);
     put_num(&w, m->observed);
     put_num(&w, m->expected);
     put_num(&w, m->residual_z);
+    put_num(&w, m->resid_w);
+    put_num(&w, m->expected_w);
     put_num(&w, m->prob);
     put_num(&w, m->outdoor_c);
     put_num(&w, m->e_res);
@@ -266,10 +295,10 @@ int sc_slot_decode(sc_apartment_t *a, sc_idents_t *t, const char *text, size_t l
     sc_slot_t s;
     if (get_int(&r, 0, 1000) != SC_TEXT_VERSION)
         return -1;
-    hvs_ms_t hour = get_int(&r, INT64_MIN / 2, INT64_MAX / 2);
-    if (r.bad || hour % HVS_MS_HOUR)
+    hvs_ms_t ah = get_int(&r, -1, INT64_MAX / 2);
+    if (r.bad || (ah != -1 && ah % HVS_MS_HOUR))
         return -1;
-    sc_slot_clear(&s, hour);
+    sc_agg_clear(&s.agg, ah == -1 ? HVS_MS_NONE : ah);
     sc_agg_t *g = &s.agg;
     g->rev = (int32_t)get_int(&r, -1, INT32_MAX);
     g->heat_kwh = (float)get_num(&r);
@@ -309,11 +338,17 @@ int sc_slot_decode(sc_apartment_t *a, sc_idents_t *t, const char *text, size_t l
         f->c = (float)get_num(&r);
         f->d = (float)get_num(&r);
     }
+    hvs_ms_t mh = get_int(&r, -1, INT64_MAX / 2);
+    if (r.bad || (mh != -1 && mh % HVS_MS_HOUR))
+        return -1;
+    sc_model_clear(&s.model, mh == -1 ? HVS_MS_NONE : mh);
     sc_model_t *m = &s.model;
     m->rev = (int32_t)get_int(&r, -1, INT32_MAX);
     m->observed = (float)get_num(&r);
     m->expected = (float)get_num(&r);
     m->residual_z = (float)get_num(&r);
+    m->resid_w = (float)get_num(&r);
+    m->expected_w = (float)get_num(&r);
     m->prob = (float)get_num(&r);
     m->outdoor_c = (float)get_num(&r);
     m->e_res = (float)get_num(&r);
@@ -332,6 +367,10 @@ int sc_slot_decode(sc_apartment_t *a, sc_idents_t *t, const char *text, size_t l
     }
     if (r.bad || r.end - r.p != 2 || memcmp(r.p, " ;", 2) != 0)
         return -1;
-    a->slots[sc_slot_index(hour)] = s;
+    hvs_ms_t any = s.agg.hour != HVS_MS_NONE ? s.agg.hour : s.model.hour;
+    if (any == HVS_MS_NONE || (s.agg.hour != HVS_MS_NONE && s.model.hour != HVS_MS_NONE &&
+                               sc_slot_index(s.agg.hour) != sc_slot_index(s.model.hour)))
+        return -1;
+    a->slots[sc_slot_index(any)] = s;
     return 0;
 }

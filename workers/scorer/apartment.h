@@ -9,14 +9,16 @@
  *                                     heating, the residual and its standardisation, the
  *                                     classifier's probability, the models used and the top
  *                                     contributions (score.h).
+ * * Each half is written only from its own input topic, in that topic's order, and computed from
+ * the halves of its own kind that the ring held at that moment; the score of an hour combines
+ * the two halves as they stand (docs/design.md section 6, "Scoring"). So whatever the
+ * interleaving of the two topics, the latest score of an hour is the same function of the data,
+ * as long as neither topic runs more than SC_RING hours ahead of the other on a partition (a half
+ * whose partner was already evicted is scored without it; counted).
  *
- * Each half is written only from its own input topic, in that topic's order, and computed from
- * what the ring held at that moment; the score of an hour combines the two halves as they stand
- * (docs/design.md section 6, "Scoring"). So whatever the interleaving of the two topics, the
- * latest score of an hour is the same function of the data.
- *
- * Slots are addressed by event hour (slot = hour mod SC_RING) with the hour stamped in, so a
- * slot left over from an older hour reads as empty and rewriting an hour leaves the same state.
+ * Halves are addressed by event hour (slot = hour mod SC_RING), each with its own hour stamped
+ * in, so a half left over from an older hour reads as empty, a newer hour of one topic evicts
+ * only that topic's half, and rewriting an hour leaves the same state.
  * Room names are kept once per apartment (at most SC_ROOMS; rooms beyond are not judged).
  *
  * Redis (docs/design.md section 5): hash hvs:{B}:sc:a:<apartment>, field = slot number, value =
@@ -59,12 +61,14 @@ typedef struct sc_fired {
 } sc_fired_t;
 
 typedef struct sc_agg {
+    hvs_ms_t hour;  /* HVS_MS_NONE: empty */
     int32_t rev;    /* the aggregate's revision; -1: none seen */
     float heat_kwh; /* NaN unknown */
     uint8_t nrooms, nfired;
     sc_room_t rooms[SC_ROOMS];
     sc_fired_t fired[SC_FIRED_MAX]; /* strongest first */
     float rule_score;               /* evidence of the rules in [0, 1] */
+    bool live; /* applied in this process outside a rebuild's quiet replay (not saved) */
 } sc_agg_t;
 
 typedef struct sc_contrib {
@@ -74,10 +78,12 @@ typedef struct sc_contrib {
 } sc_contrib_t;
 
 typedef struct sc_model {
+    hvs_ms_t hour;                 /* HVS_MS_NONE: empty */
     int32_t rev;                   /* the feature vector's revision; -1: none seen */
     float observed;                /* kWh; NaN unknown */
     float expected;                /* kWh from the residual model; NaN without one */
     float residual_z;              /* NaN when not standardised */
+    float resid_w, expected_w;     /* residual and expected kWh over the window (score.h); NaN */
     float prob;                    /* classifier probability; NaN without one */
     float outdoor_c;               /* the hour's temperature_c feature (for reasons) */
     float e_res, e_cls;            /* evidence of each in [0, 1] */
@@ -85,10 +91,10 @@ typedef struct sc_model {
     uint8_t explained;             /* 0 none, 1 residual model, 2 classifier */
     uint8_t ncontrib;
     sc_contrib_t contrib[SC_CONTRIB_MAX];
+    bool live; /* as sc_agg_t's */
 } sc_model_t;
 
 typedef struct sc_slot {
-    hvs_ms_t hour; /* HVS_MS_NONE: empty */
     sc_agg_t agg;
     sc_model_t model;
 } sc_slot_t;
@@ -116,21 +122,24 @@ sc_apartment_t *sc_apartment_new(const char *id);
 void sc_apartment_destroy(sc_apartment_t *a);
 
 size_t sc_slot_index(hvs_ms_t hour);
-/* The slot of `hour` if it holds that hour, else NULL. */
-sc_slot_t *sc_slot_get(sc_apartment_t *a, hvs_ms_t hour);
-/* The slot of `hour`, emptied first when it holds another (older) hour; NULL when it holds a
- * newer one (the hour is too old for the ring). Marks it dirty. */
-sc_slot_t *sc_slot_take(sc_apartment_t *a, hvs_ms_t hour);
-void sc_slot_clear(sc_slot_t *s, hvs_ms_t hour);
+/* The half of `hour` if the ring holds one (rev >= 0), else NULL. */
+sc_agg_t *sc_agg_get(sc_apartment_t *a, hvs_ms_t hour);
+sc_model_t *sc_model_get(sc_apartment_t *a, hvs_ms_t hour);
+/* The half of `hour` to write, emptied first when it holds an older hour; NULL when it holds a
+ * newer one (the hour is too old for the ring). Marks the slot dirty. */
+sc_agg_t *sc_agg_take(sc_apartment_t *a, hvs_ms_t hour);
+sc_model_t *sc_model_take(sc_apartment_t *a, hvs_ms_t hour);
+void sc_agg_clear(sc_agg_t *g, hvs_ms_t hour);
+void sc_model_clear(sc_model_t *m, hvs_ms_t hour);
 /* Index of a room name in the apartment's table, added when new; -1 when the table is full. */
 int sc_room_intern(sc_apartment_t *a, const char *name);
 
-/* Text of a slot (with the apartment's room names and the idents' strings, so a slot reads back
- * alone); returns its length, 0 when cap is too small. */
+/* Text of a slot, both halves with their hours (with the apartment's room names and the idents'
+ * strings, so a slot reads back alone); returns its length, 0 when cap is too small. */
 size_t sc_slot_encode(const sc_apartment_t *a, const sc_idents_t *t, const sc_slot_t *s, char *buf,
                       size_t cap);
-/* Read a slot's text into a (room names and idents interned). 0, or -1 for bad text (the slot is
- * left empty). */
+/* Read a slot's text into a (room names and idents interned; `live` false). 0, or -1 for bad
+ * text (the slot is left as it was). */
 int sc_slot_decode(sc_apartment_t *a, sc_idents_t *t, const char *text, size_t len);
 
 #endif

@@ -18,8 +18,8 @@ typedef struct item {
     float pred[2];
     sc_apartment_t *apt;
     sc_building_t *bld;
-    sc_slot_t *slot; /* NULL: too old for the ring */
-    int explain;     /* 0 none, 1 residual, 2 classifier */
+    sc_model_t *model; /* its half; NULL: too old for the ring */
+    int explain;       /* 0 none, 1 residual, 2 classifier */
 } item_t;
 
 struct sc_batch {
@@ -65,7 +65,7 @@ int sc_batch_add(sc_batch_t *bt, const sc_vector_t *v, int32_t partition, bool q
     it->pred[0] = it->pred[1] = NAN;
     it->apt = NULL;
     it->bld = NULL;
-    it->slot = NULL;
+    it->model = NULL;
     it->explain = 0;
     return 0;
 }
@@ -184,10 +184,10 @@ static int explain_all(sc_batch_t *bt, hvs_err_t *err) {
                 return rc;
             for (size_t i = 0; i < n; i++) {
                 item_t *it = &bt->items[bt->which[i]];
-                if (!it->slot || it->slot->model.rev != it->v.revision)
-                    continue; /* a later revision in the batch took the slot over */
-                it->slot->model.explained = (uint8_t)(k + 1);
-                top_contribs(&it->slot->model, ref, it->v.x, bt->out + i * (ncols + 1), ncols);
+                if (!it->model || it->model->rev != it->v.revision)
+                    continue; /* a later revision in the batch took the half over */
+                it->model->explained = (uint8_t)(k + 1);
+                top_contribs(it->model, ref, it->v.x, bt->out + i * (ncols + 1), ncols);
             }
             bt->stats.explained += n;
         }
@@ -196,16 +196,16 @@ static int explain_all(sc_batch_t *bt, hvs_err_t *err) {
     return 0;
 }
 
-/* Step 2: one vector's half into its slot, in arrival order. */
+/* Step 2: one vector's half into its apartment's ring, in arrival order. */
 static void apply(item_t *it, sc_state_t *st, const sc_score_conf_t *c) {
-    sc_slot_t *s = sc_slot_take(it->apt, it->v.hour);
-    it->slot = s;
-    if (!s)
+    sc_model_t *m = sc_model_take(it->apt, it->v.hour);
+    it->model = m;
+    if (!m)
         return;
-    if (s->model.rev > it->v.revision)
-        return; /* an older revision than the slot holds: nothing changes */
-    sc_model_t *m = &s->model;
+    if (m->rev > it->v.revision)
+        return; /* an older revision than the ring holds: nothing changes */
     m->rev = it->v.revision;
+    m->live = !it->quiet;
     m->observed = (float)it->v.target;
     m->expected = it->pred[0];
     m->prob = it->pred[1];
@@ -213,7 +213,10 @@ static void apply(item_t *it, sc_state_t *st, const sc_score_conf_t *c) {
     m->outdoor_c = ti >= 0 ? (float)it->v.x[ti] : NAN;
     m->res_ident = it->ref[0] ? sc_ident_intern(&st->idents, it->ref[0]->ident) : SC_IDENT_NONE;
     m->cls_ident = it->ref[1] ? sc_ident_intern(&st->idents, it->ref[1]->ident) : SC_IDENT_NONE;
-    m->residual_z = (float)sc_residual_z(c, it->apt, it->v.hour);
+    double sum = NAN, exp_w = NAN;
+    m->residual_z = (float)sc_residual_z(c, it->apt, it->v.hour, &sum, &exp_w);
+    m->resid_w = (float)sum;
+    m->expected_w = (float)exp_w;
     m->e_res = (float)sc_residual_evidence(c, m->residual_z);
     m->e_cls = isfinite(m->prob) ? m->prob : 0;
     m->explained = 0;
@@ -261,7 +264,7 @@ int sc_batch_run(sc_batch_t *bt, sc_state_t *st, sc_watches_t *ws, const sc_scor
         goto done;
     for (size_t i = 0; i < bt->n && rc == 0; i++) {
         apply(&bt->items[i], st, c);
-        if (!bt->items[i].slot)
+        if (!bt->items[i].model)
             bt->stats.too_old++;
         rc = observe(&bt->items[i], ws, hooks, err);
     }
@@ -272,8 +275,13 @@ int sc_batch_run(sc_batch_t *bt, sc_state_t *st, sc_watches_t *ws, const sc_scor
     for (size_t i = 0; i < bt->n && rc == 0; i++) {
         item_t *it = &bt->items[i];
         bt->stats.vectors++;
-        if (!it->quiet && it->slot)
-            rc = hooks->emit(hooks->opaque, it->bld, it->apt, it->slot, err);
+        if (!it->model)
+            continue;
+        /* replayed quietly, it was published before the state was lost - unless its other
+         * half came live since (the score published then lacked this half) */
+        const sc_agg_t *g = sc_agg_get(it->apt, it->v.hour);
+        if (!it->quiet || (g && g->live))
+            rc = hooks->emit(hooks->opaque, it->bld, it->apt, it->v.hour, err);
     }
 done:
     bt->n = 0;

@@ -38,8 +38,9 @@ typedef struct sc_batch_stats {
     double explain_seconds; /* time spent on contributions */
 } sc_batch_stats_t;
 
-/* Called for each scored vector not replayed quietly: its building, apartment and slot. */
-typedef int (*sc_emit_fn)(void *opaque, sc_building_t *b, sc_apartment_t *a, const sc_slot_t *s,
+/* Called for each apartment-hour to publish (a vector not replayed quietly, or replayed after
+ * its aggregate's half came live): its building, apartment and hour. */
+typedef int (*sc_emit_fn)(void *opaque, sc_building_t *b, sc_apartment_t *a, hvs_ms_t hour,
                           hvs_err_t *err);
 
 /* Called for each drift or constant-feature finding (watch.h). */

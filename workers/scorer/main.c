@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aggregates.h"
 #include "batch.h"
 #include "hvs/alert.h"
 #include "hvs/app.h"
@@ -57,7 +58,7 @@ typedef struct settings {
         mismatch, no_heat_kwh, demand_kwh;
     int64_t stuck_hours, no_response_hours, flatline_hours, mismatch_hours, demand_hours;
     double z_low, z_high, min_spread, explain_min;
-    int64_t spread_min;
+    int64_t spread_min, residual_hours;
     double psi_limit, const_max_share;
     int64_t drift_window_ms, drift_min_rows, const_rows, const_hours;
 } settings_t;
@@ -109,7 +110,9 @@ static const hvs_cfg_entry_t sc_entries[] = {
     {"HVS_SCORE_MIN_SPREAD", HVS_CFG_DOUBLE, "0.05", 0.001, 100, S(min_spread), 0,
      "kWh: floor of an apartment's residual spread (a quiet apartment's noise is not zero)"},
     {"HVS_SCORE_SPREAD_MIN", HVS_CFG_INT, "24", 2, 72, S(spread_min), 0,
-     "recent residuals an apartment needs before its residual is standardised"},
+     "earlier window residuals an apartment needs before its residual is standardised"},
+    {"HVS_SCORE_RESIDUAL_HOURS", HVS_CFG_INT, "6", 1, 24, S(residual_hours), 0,
+     "hours the residual is summed over (meters report in lumps; energy adds up over hours)"},
     {"HVS_SCORE_EXPLAIN_MIN", HVS_CFG_DOUBLE, "0.3", 0, 1, S(explain_min), 0,
      "model evidence from which TreeSHAP contributions are computed for the reasons"},
     {"HVS_SCORE_PSI_LIMIT", HVS_CFG_DOUBLE, "0.2", 0.01, 100, S(psi_limit), 0,
@@ -240,25 +243,27 @@ static void split_ident(const char *ident, char *name, size_t cap, int *version)
     *version = c ? atoi(c + 1) : 0;
 }
 
-static int emit_score(void *opaque, sc_building_t *b, sc_apartment_t *a, const sc_slot_t *s,
+static int emit_score(void *opaque, sc_building_t *b, sc_apartment_t *a, hvs_ms_t hour,
                       hvs_err_t *err) {
     worker_t *w = opaque;
-    const sc_model_t *m = &s->model;
-    const sc_agg_t *g = &s->agg;
+    const sc_model_t *m = sc_model_get(a, hour);
+    const sc_agg_t *g = sc_agg_get(a, hour); /* NULL: the aggregate's half is not here (yet) */
+    if (!m)
+        return 0;
     const char *res = sc_ident_get(&w->st->idents, m->res_ident);
     const char *cls = sc_ident_get(&w->st->idents, m->cls_ident);
     sc_score_out_t o = {.building = b->id,
                         .apartment = a->id,
-                        .hour = s->hour,
+                        .hour = hour,
                         .scored_at = w->now,
-                        .revision = (int64_t)m->rev * 65536 + (g->rev + 1),
+                        .revision = (int64_t)m->rev * 65536 + (g ? g->rev + 1 : 0),
                         .probability = cls ? m->prob : NAN,
                         .expected = res ? m->expected : NAN,
                         .observed = m->observed,
-                        .rule_score = g->rev >= 0 ? g->rule_score : NAN,
+                        .rule_score = g ? g->rule_score : NAN,
                         .residual_z = res ? m->residual_z : NAN,
                         .model_name = "rules"};
-    o.score = sc_combine(g->rev >= 0 ? g->rule_score : 0, res ? m->e_res : 0, cls ? m->e_cls : 0);
+    o.score = sc_combine(g ? g->rule_score : 0, res ? m->e_res : 0, cls ? m->e_cls : 0);
     o.strategy = res && cls ? SC_STRATEGY_COMBINED
                  : res      ? SC_STRATEGY_RESIDUAL
                  : cls      ? SC_STRATEGY_CLASSIFIER
@@ -271,12 +276,12 @@ static int emit_score(void *opaque, sc_building_t *b, sc_apartment_t *a, const s
     if (cls)
         o.models[o.nmodels++] = cls;
     char text[SC_OUT_REASONS][256];
-    for (int i = 0; i < g->nfired && g->rev >= 0; i++) {
+    for (int i = 0; g && i < g->nfired; i++) {
         o.rules[o.nrules++] = sc_rule_name(g->fired[i].rule);
         if (sc_rule_reason(a, &g->fired[i], text[o.nreasons], sizeof text[0]))
             o.reasons[o.nreasons] = text[o.nreasons], o.nreasons++;
     }
-    if (res && m->e_res > 0 && sc_residual_reason(m, text[o.nreasons], sizeof text[0]))
+    if (res && m->e_res > 0 && sc_residual_reason(&w->score, m, text[o.nreasons], sizeof text[0]))
         o.reasons[o.nreasons] = text[o.nreasons], o.nreasons++;
     for (int i = 0; i < m->ncontrib && o.nreasons < SC_OUT_REASONS; i++)
         if (sc_contrib_reason(m, &m->contrib[i], text[o.nreasons], sizeof text[0]))
@@ -348,48 +353,20 @@ static int emit_drift(void *opaque, const sc_finding_t *f, hvs_err_t *err) {
 
 static int on_aggregate(worker_t *w, int32_t p, const sc_aggregate_t *in, bool quiet,
                         hvs_err_t *err) {
-    if (!in->apartment[0]) {
+    sc_applied_t r;
+    int rc = sc_apply_aggregate(w->st, &w->rules, p, in, quiet, &r, err);
+    if (rc)
+        return rc;
+    if (!r.b)
         hvs_metric_inc(w->m_skipped[SKIP_BUILDING_LEVEL]);
-        return 0;
-    }
-    sc_building_t *b = sc_state_building(w->st, in->building, p, true);
-    sc_apartment_t *a = b ? sc_state_apartment(b, in->apartment, true) : NULL;
-    if (!a)
-        return hvs_err_set(err, HVS_ENOMEM, "oom", "state of %s/%s", in->building, in->apartment);
-    sc_slot_t *s = sc_slot_take(a, in->hour);
-    if (!s) {
+    if (r.too_old)
         hvs_metric_inc(w->m_skipped[SKIP_TOO_OLD]);
-        return 0;
-    }
-    if (s->agg.rev > in->revision)
-        return 0; /* an older revision than the slot holds */
-    sc_agg_t *g = &s->agg;
-    g->rev = in->revision;
-    g->heat_kwh = (float)in->heat_kwh;
-    g->nrooms = 0;
-    for (int i = 0; i < in->nrooms; i++) {
-        const hvs_room_t *r = &in->rooms[i];
-        int ix = g->nrooms < SC_ROOMS ? sc_room_intern(a, r->name) : -1;
-        if (ix < 0) {
-            hvs_metric_inc(w->m_skipped[SKIP_ROOMS_CAPPED]);
-            continue;
-        }
-        g->rooms[g->nrooms++] = (sc_room_t){.name = (uint8_t)ix,
-                                            .temp_mean = (float)r->temp_mean,
-                                            .temp_min = (float)r->temp_min,
-                                            .temp_max = (float)r->temp_max,
-                                            .temp_std = (float)r->temp_std,
-                                            .setpoint = (float)r->setpoint,
-                                            .valve = (float)r->valve,
-                                            .changes = (uint16_t)r->changes,
-                                            .seen = (uint16_t)r->seen};
-    }
-    int fired = sc_rules_judge(&w->rules, a, in->hour);
-    for (int i = 0; i < fired && !quiet; i++)
+    for (int i = 0; i < r.rooms_capped; i++)
+        hvs_metric_inc(w->m_skipped[SKIP_ROOMS_CAPPED]);
+    const sc_agg_t *g = r.a ? sc_agg_get(r.a, in->hour) : NULL;
+    for (int i = 0; g && i < r.fired && !quiet; i++)
         hvs_metric_inc(w->m_rules[g->fired[i].rule]);
-    if (quiet || s->model.rev < 0)
-        return 0; /* scored when its vector comes */
-    return emit_score(w, b, a, s, err);
+    return r.publish ? emit_score(w, r.b, r.a, in->hour, err) : 0;
 }
 
 static int on_vector(worker_t *w, int32_t p, const sc_vector_t *v, bool quiet, hvs_err_t *err) {
@@ -546,7 +523,8 @@ static void apply_settings(worker_t *w) {
                                  .z_high = settings.z_high,
                                  .min_spread = settings.min_spread,
                                  .spread_min = (int)settings.spread_min,
-                                 .explain_min = settings.explain_min};
+                                 .explain_min = settings.explain_min,
+                                 .window = (int)settings.residual_hours};
 }
 
 static int run(hvs_app_t *app, void *state, hvs_err_t *err) {

@@ -45,10 +45,7 @@ const char *sc_rule_name(int rule) {
 }
 
 /* The hour's aggregate half, or NULL when the ring does not hold it. */
-static const sc_agg_t *agg_at(sc_apartment_t *a, hvs_ms_t h) {
-    const sc_slot_t *s = sc_slot_get(a, h);
-    return s && s->agg.rev >= 0 ? &s->agg : NULL;
-}
+static const sc_agg_t *agg_at(sc_apartment_t *a, hvs_ms_t h) { return sc_agg_get(a, h); }
 
 static const sc_room_t *room_of(const sc_agg_t *g, int name) {
     for (int i = 0; i < g->nrooms; i++)
@@ -244,10 +241,9 @@ static void judge_demand(const sc_rule_conf_t *c, sc_apartment_t *a, hvs_ms_t ho
 }
 
 int sc_rules_judge(const sc_rule_conf_t *c, sc_apartment_t *a, hvs_ms_t hour) {
-    sc_slot_t *s = sc_slot_get(a, hour);
-    if (!s || s->agg.rev < 0)
+    sc_agg_t *g = sc_agg_get(a, hour);
+    if (!g)
         return 0;
-    sc_agg_t *g = &s->agg;
     g->nfired = 0;
     g->rule_score = 0;
     for (int i = 0; i < g->nrooms; i++)

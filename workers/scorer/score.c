@@ -10,8 +10,12 @@
 #include "hvs/features.h"
 
 void sc_score_conf_default(sc_score_conf_t *c) {
-    *c = (sc_score_conf_t){
-        .z_low = 3, .z_high = 6, .min_spread = 0.05, .spread_min = 24, .explain_min = 0.3};
+    *c = (sc_score_conf_t){.z_low = 3,
+                           .z_high = 6,
+                           .min_spread = 0.05,
+                           .spread_min = 24,
+                           .explain_min = 0.3,
+                           .window = 6};
 }
 
 static int cmp_double(const void *x, const void *y) {
@@ -24,32 +28,57 @@ static double median(double *v, size_t n) {
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-double sc_residual_z(const sc_score_conf_t *c, sc_apartment_t *a, hvs_ms_t hour) {
-    const sc_slot_t *s = sc_slot_get(a, hour);
-    if (!s)
+/* The hourly residual observed - expected of `hour`, NaN when either is unknown. */
+static double hourly(sc_apartment_t *a, hvs_ms_t hour) {
+    const sc_model_t *m = sc_model_get(a, hour);
+    return m ? (double)m->observed - (double)m->expected : NAN;
+}
+
+/* The residual and expected heat summed over the `w` hours ending with `end`; NaN unless every
+ * one of them has both. */
+static double window_sum(sc_apartment_t *a, hvs_ms_t end, int w, double *expected) {
+    double r = 0, e = 0;
+    for (int k = 0; k < w; k++) {
+        const sc_model_t *m = sc_model_get(a, end - (hvs_ms_t)k * HVS_MS_HOUR);
+        double x = m ? (double)m->observed - (double)m->expected : NAN;
+        if (!isfinite(x))
+            return NAN;
+        r += x;
+        e += m->expected;
+    }
+    if (expected)
+        *expected = e;
+    return r;
+}
+
+double sc_residual_z(const sc_score_conf_t *c, sc_apartment_t *a, hvs_ms_t hour, double *sum,
+                     double *expected) {
+    int w = c->window > 0 ? c->window : 1;
+    *sum = window_sum(a, hour, w, expected);
+    if (!isfinite(*sum))
         return NAN;
-    double r = (double)s->model.observed - (double)s->model.expected;
-    if (!isfinite(r))
-        return NAN;
-    double v[SC_RING];
+    /* the apartment's earlier windows that do not overlap this one */
+    double v[SC_RING], hr[SC_RING];
+    int nh = 0;
+    for (int k = w; k < SC_RING; k++)
+        hr[nh++] = hourly(a, hour - (hvs_ms_t)k * HVS_MS_HOUR);
     size_t n = 0;
-    for (int k = 1; k < SC_RING; k++) {
-        const sc_slot_t *o = sc_slot_get(a, hour - (hvs_ms_t)k * HVS_MS_HOUR);
-        if (!o)
-            continue;
-        double ro = (double)o->model.observed - (double)o->model.expected;
-        if (isfinite(ro))
-            v[n++] = ro;
+    for (int i = 0; i + w <= nh; i++) {
+        double r = 0;
+        for (int k = 0; k < w && isfinite(r); k++)
+            r += hr[i + k];
+        if (isfinite(r))
+            v[n++] = r;
     }
     if (n < (size_t)(c->spread_min > 0 ? c->spread_min : 1))
         return NAN;
     double med = median(v, n);
     for (size_t i = 0; i < n; i++)
         v[i] = fabs(v[i] - med);
-    double spread = 1.4826 * median(v, n);
-    if (!(spread >= c->min_spread))
-        spread = c->min_spread;
-    return (r - med) / spread;
+    double spread = 1.4826 * median(v, n), floor = c->min_spread * sqrt((double)w);
+    if (!(spread >= floor))
+        spread = floor;
+    return (*sum - med) / spread;
 }
 
 double sc_residual_evidence(const sc_score_conf_t *c, double z) {
@@ -71,8 +100,8 @@ static size_t clip(int n, size_t cap) {
     return (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
-size_t sc_residual_reason(const sc_model_t *m, char *buf, size_t cap) {
-    double r = (double)m->observed - (double)m->expected;
+size_t sc_residual_reason(const sc_score_conf_t *c, const sc_model_t *m, char *buf, size_t cap) {
+    double r = m->resid_w;
     if (!isfinite(r))
         return 0;
     char at[48] = "";
@@ -81,8 +110,8 @@ size_t sc_residual_reason(const sc_model_t *m, char *buf, size_t cap) {
     char z[32] = "";
     if (isfinite(m->residual_z))
         snprintf(z, sizeof z, " (z %.1f)", m->residual_z);
-    return clip(snprintf(buf, cap, "heating %.2f kWh %s expected %.2f kWh%s%s", fabs(r),
-                         r >= 0 ? "above" : "below", m->expected, at, z),
+    return clip(snprintf(buf, cap, "heating %.2f kWh %s the %.2f kWh expected over %d h%s%s",
+                         fabs(r), r >= 0 ? "above" : "below", m->expected_w, c->window, at, z),
                 cap);
 }
 

@@ -2,10 +2,12 @@
  * score.h - from an apartment-hour's two halves to one anomaly score (docs/design.md section 6,
  * "Scoring"): the residual standardised by the apartment's own recent residuals, each strategy's
  * evidence on one [0, 1] scale, their combination, and the reasons as text.
- *
- * Residual: r = observed - expected (kWh). Its spread is the apartment's recent residuals in the
- * ring (the hours before this one, at most SC_RING): z = (r - median) / max(1.4826 MAD,
- * min_spread), robust to the faults it is looking for; NaN with fewer than spread_min residuals.
+ * * Residual: r = observed - expected (kWh) summed over the `window` hours ending with the hour
+ * (6): a meter reports its counter when it changes, so an hour's heat arrives in lumps that
+ * only sum out over hours (energy is conserved over hours, not within one). Its spread is the
+ * apartment's own earlier window sums in the ring that do not overlap this one: z = (r -
+ * median) / max(1.4826 MAD, min_spread x sqrt(window)), robust to the faults it is looking for;
+ * NaN without a complete window or with fewer than spread_min earlier ones.
  * Evidence of the residual: 0 up to |z| = z_low, rising linearly to 1 at z_high.
  * Evidence of the classifier: its probability. Evidence of the rules: rules.h.
  * Combined score: the noisy-OR 1 - (1 - e_rules)(1 - e_residual)(1 - e_classifier): any one
@@ -27,13 +29,16 @@ typedef struct sc_score_conf {
     double min_spread;    /* kWh: the floor of the residual spread */
     int spread_min;       /* residuals needed before z is computed */
     double explain_min;   /* model evidence from which contributions are computed */
+    int window;           /* hours the residual is summed over */
 } sc_score_conf_t;
 
 void sc_score_conf_default(sc_score_conf_t *c);
 
-/* The standardised residual of `hour` (its slot holds observed and expected) against the
- * residuals of the ring's earlier hours. NaN when either is unknown or history is short. */
-double sc_residual_z(const sc_score_conf_t *c, sc_apartment_t *a, hvs_ms_t hour);
+/* The standardised window residual of `hour` (its half holds observed and expected) against the
+ * ring's earlier windows; *sum and *expected get the window's residual and expected heat (NaN
+ * when the window is incomplete). NaN when incomplete or history is short. */
+double sc_residual_z(const sc_score_conf_t *c, sc_apartment_t *a, hvs_ms_t hour, double *sum,
+                     double *expected);
 
 /* Evidence of a standardised residual (either sign), in [0, 1]; 0 for NaN. */
 double sc_residual_evidence(const sc_score_conf_t *c, double z);
@@ -41,9 +46,9 @@ double sc_residual_evidence(const sc_score_conf_t *c, double z);
 /* The noisy-OR of three evidences (NaN counts as 0). */
 double sc_combine(double e_rules, double e_residual, double e_classifier);
 
-/* The residual as a reason ("heating 3.1 kWh above expected 0.9 kWh at -4.0 degC"); 0 when
- * there is none to give. */
-size_t sc_residual_reason(const sc_model_t *m, char *buf, size_t cap);
+/* The residual as a reason ("heating 3.10 kWh above the 5.40 kWh expected over 6 h at -4.0 degC
+ * (z 5.2)"); 0 when there is none to give. */
+size_t sc_residual_reason(const sc_score_conf_t *c, const sc_model_t *m, char *buf, size_t cap);
 /* A contribution as a reason ("comfort_gap_c 3.2 raises expected heating by 0.41 kWh"). */
 size_t sc_contrib_reason(const sc_model_t *m, const sc_contrib_t *k, char *buf, size_t cap);
 
