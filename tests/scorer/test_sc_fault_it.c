@@ -20,13 +20,13 @@
  * finely), then once per fault. Every run must end with the same latest AnomalyScore per
  * (building, apartment, hour) - the highest `revision` - and the same dead letters.
  *
- * Why 72 hours, not more: an apartment's ring (SC_RING = 72 slots by hour mod 72) is shared by
- * the two halves, so an aggregate of hour h + 72 evicts hour h's vector half and a vector of
- * h + 72 its aggregate half. Once the stream spans more than the ring, what the scorer computes
- * depends on how far one input has run ahead of the other: the hours the leading topic evicted
- * are refused as too old or missing from residual_z's history. SC_FAULT_HOURS=96 shows it:
- * three undisturbed runs, three different results (a scorer bug, not fixed here: the
- * suite proves the claim where the ring does not wrap).
+ * Why 72 hours, not more: each half of an apartment-hour keeps its own hour in the
+ * apartment's 72-hour ring (apartment.h), so a topic running ahead evicts only its own older
+ * halves; but the devbroker often serves one topic almost wholly before the other, and once
+ * one input runs more than 72 hours ahead, a half whose partner was already evicted is scored
+ * without it. SC_FAULT_HOURS=96 shows that limit (docs/design.md section 6, "Determinism", and
+ * section 12: aligning the inputs by time in the stage runner is the fix). Within the ring the
+ * claim holds and is what this suite proves.
  *
  * What is compared: the whole score as hvsctl tail prints it except `scored_at` (the wall clock
  * of the batch that published it). `revision` is the rank and is compared too.
@@ -699,7 +699,8 @@ static void test_reference(void) {
               bad_strategy);
     HVS_CHECK(combined > 0 && rules_only > 0, "reference: %d COMBINED, %d RULES", combined,
               rules_only);
-    HVS_CHECK(with_z > (int)want / 2, "reference: %d of %zu scores with residual_z", with_z, want);
+    /* z needs a complete 6-hour window and 24 earlier ones apart from it: from hour 34 of 72 */
+    HVS_CHECK(with_z > (int)want / 3, "reference: %d of %zu scores with residual_z", with_z, want);
     for (int r = 0; r < 3; r++)
         HVS_CHECK(fired[r] > 0, "reference: %s fired %d times", rules[r], fired[r]);
     HVS_CHECK(high > 20, "reference: %d scores >= 0.6", high);

@@ -172,6 +172,9 @@ static hvs_model_t *train(hvs_task_t task, double scale) {
 
 /* Publish m as <name> version v (APPROVED); its UBJ also saved to modeldir/<tag>.ubj for the
  * Python cross-check. corrupt: the model bytes are junk that still decompresses. */
+static hvs_model_status_t publish_status = HVS_MODEL_APPROVED;
+static const char *publish_fsv; /* non-NULL: the record claims this feature set */
+
 static void publish(const char *name, hvs_task_t task, int v, hvs_model_t *m, bool corrupt,
                     const char *tag, bool with_profile) {
     hvs_err_t err = {0};
@@ -192,7 +195,7 @@ static void publish(const char *name, hvs_task_t task, int v, hvs_model_t *m, bo
     const char *params[] = {"target_scale", hvs_taskrow_scale_name(hvs_taskrow_scale(task)), NULL};
     hvs_model_record_t rec = {.name = name,
                               .version = v,
-                              .status = HVS_MODEL_APPROVED,
+                              .status = publish_status,
                               .features = cols,
                               .nfeatures = nc,
                               .train_start = T0 - 200 * DAY,
@@ -209,11 +212,26 @@ static void publish(const char *name, hvs_task_t task, int v, hvs_model_t *m, bo
     size_t len;
     char key[256];
     hvs_registry_key(key, sizeof key, name, v);
-    HVS_REQUIRE(hvs_registry_encode(serde, enc_model, &rec, &buf, &len, &err) == 0 &&
-                    hvs_producer_send(prod, "models", RD_KAFKA_PARTITION_UA, key, strlen(key), buf,
-                                      len, &err) == 0 &&
+    HVS_REQUIRE(hvs_registry_encode(serde, enc_model, &rec, &buf, &len, &err) == 0, "encode %s: %s",
+                key, err.msg);
+    unsigned char *patched = NULL;
+    if (publish_fsv) { /* a version trained on another feature set: the record says so (the
+                        * version strings have the same length, so the Avro bytes stay valid) */
+        const char *ours = hvs_features_version();
+        HVS_REQUIRE(strlen(publish_fsv) == strlen(ours), "same length");
+        patched = malloc(len);
+        HVS_REQUIRE(patched, "oom");
+        memcpy(patched, buf, len);
+        unsigned char *at = memmem(patched, len, ours, strlen(ours));
+        HVS_REQUIRE(at, "feature set version in the record");
+        memcpy(at, publish_fsv, strlen(publish_fsv));
+        buf = patched;
+    }
+    HVS_REQUIRE(hvs_producer_send(prod, "models", RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len,
+                                  &err) == 0 &&
                     hvs_producer_flush(prod, 10000, &err) == 0,
                 "publish %s: %s", key, err.msg);
+    free(patched);
     free(ubj), free(z);
 }
 
@@ -777,6 +795,60 @@ static void test_clean_stop(void) {
     worker.pid = 0;
 }
 
+/* Feature set 2 came with this build: a version trained on feature set 1 is refused by the
+ * registry, and with no version of this feature set approved the scorer scores by the rules
+ * alone - until the trainer's new version is approved, which serves at once. */
+static int fleet_strategy(int hour, const char *want) {
+    int bad = 0;
+    for (int a = 0; a < FLEET; a++) {
+        char apt[16];
+        snprintf(apt, sizeof apt, "f_%02d", a);
+        json_t *s = score_of(all, apt, hour);
+        bad += !s || strcmp(json_string_value(json_object_get(s, "strategy")), want) != 0;
+    }
+    return bad;
+}
+
+static void test_feature_set_fallback(void) {
+    hvs_model_t *m = train(HVS_TASK_ANOMALY_RESIDUAL, 1.0),
+                *c = train(HVS_TASK_ANOMALY_CLASSIFIER, 1.0);
+    publish_fsv = "fs-1-88ba665e"; /* what the trainer of the previous build wrote */
+    publish("anomaly-residual/global", HVS_TASK_ANOMALY_RESIDUAL, 5, m, false, NULL, false);
+    publish("anomaly-classifier/global", HVS_TASK_ANOMALY_CLASSIFIER, 2, c, false, NULL, false);
+    publish_fsv = NULL;
+    HVS_REQUIRE(log_has("anomaly-residual/global v5 refused (feature_mismatch)") &&
+                    log_has("anomaly-classifier/global v2 refused (feature_mismatch)"),
+                "versions of feature set 1 refused");
+    /* the versions of this feature set retired: only the refused ones are left */
+    publish_status = HVS_MODEL_ARCHIVED;
+    for (int v = 1; v <= 4; v++)
+        if (v != 3)
+            publish("anomaly-residual/global", HVS_TASK_ANOMALY_RESIDUAL, v, m, false, NULL, false);
+    publish("anomaly-classifier/global", HVS_TASK_ANOMALY_CLASSIFIER, 1, c, false, NULL, false);
+    publish_status = HVS_MODEL_APPROVED;
+    HVS_REQUIRE(log_has("anomaly-residual/global: none now serves") &&
+                    log_has("anomaly-classifier/global: none now serves"),
+                "nothing serves");
+    int h0 = FILLNA + 6;
+    send_fleet(h0, h0 + 2);
+    size_t want = 3 * (HOURS + 24) + FLEET * (h0 + 2 - F0);
+    json_decref(all);
+    all = wait_scores(want);
+    HVS_CHECK(fleet_strategy(h0, "RULES") == 0 && fleet_strategy(h0 + 1, "RULES") == 0,
+              "rules alone while no version of feature set 2 is approved");
+    publish("anomaly-residual/global", HVS_TASK_ANOMALY_RESIDUAL, 6, m, false, NULL, true);
+    publish("anomaly-classifier/global", HVS_TASK_ANOMALY_CLASSIFIER, 3, c, false, NULL, false);
+    HVS_REQUIRE(log_has("anomaly-residual/global:6 now serves") &&
+                    log_has("anomaly-classifier/global:3 now serves"),
+                "the new versions serve");
+    send_fleet(h0 + 2, h0 + 3);
+    json_decref(all);
+    all = wait_scores(want + FLEET);
+    HVS_CHECK(fleet_strategy(h0 + 2, "COMBINED") == 0, "the approved versions score again");
+    hvs_model_destroy(m);
+    hvs_model_destroy(c);
+}
+
 static void run_all(void) {
     setup();
     test_every_hour_stamped();
@@ -786,6 +858,7 @@ static void run_all(void) {
     test_state_in_redis();
     test_hot_swap();
     test_fillna_drift();
+    test_feature_set_fallback();
     test_clean_stop();
 }
 
