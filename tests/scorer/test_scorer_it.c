@@ -588,7 +588,7 @@ static void test_values(void) {
         if (isnan(z) != isnan(got) || (!isnan(z) && fabs(z - got) > 1e-3 * fmax(1, fabs(z))))
             n_z++, fprintf(stderr, "hour %d z %.6g, recomputed %.6g\n", i, got, z);
         n_with_z += !isnan(got);
-        double er = isnan(got) ? 0 : fmin(1, fmax(0, (fabs(got) - 3) / 3));
+        double er = isnan(got) ? 0 : 0.5 * fmin(1, fmax(0, (fabs(got) - 3) / 3));
         double rs = num(s, "rule_score"), p = num(s, "probability");
         double want = 1 - (1 - rs) * (1 - er) * (1 - p);
         if (!(fabs(want - num(s, "score")) <= 1e-5))

@@ -57,7 +57,7 @@ typedef struct settings {
     double valve_open, valve_half, valve_closed, stuck_open_min, stuck_below, stuck_above, gap,
         mismatch, no_heat_kwh, demand_kwh;
     int64_t stuck_hours, no_response_hours, flatline_hours, mismatch_hours, demand_hours;
-    double z_low, z_high, min_spread, explain_min;
+    double z_low, z_high, min_spread, explain_min, residual_weight;
     int64_t spread_min, residual_hours;
     double psi_limit, const_max_share;
     int64_t drift_window_ms, drift_min_rows, const_rows, const_hours;
@@ -111,6 +111,8 @@ static const hvs_cfg_entry_t sc_entries[] = {
      "kWh: floor of an apartment's residual spread (a quiet apartment's noise is not zero)"},
     {"HVS_SCORE_SPREAD_MIN", HVS_CFG_INT, "24", 2, 72, S(spread_min), 0,
      "earlier window residuals an apartment needs before its residual is standardised"},
+    {"HVS_SCORE_RESIDUAL_WEIGHT", HVS_CFG_DOUBLE, "0.5", 0, 1, S(residual_weight), 0,
+     "the residual's evidence at most: alone it cannot tell a fault from an occupant's doing"},
     {"HVS_SCORE_RESIDUAL_HOURS", HVS_CFG_INT, "6", 1, 24, S(residual_hours), 0,
      "hours the residual is summed over (meters report in lumps; energy adds up over hours)"},
     {"HVS_SCORE_EXPLAIN_MIN", HVS_CFG_DOUBLE, "0.3", 0, 1, S(explain_min), 0,
@@ -524,7 +526,8 @@ static void apply_settings(worker_t *w) {
                                  .min_spread = settings.min_spread,
                                  .spread_min = (int)settings.spread_min,
                                  .explain_min = settings.explain_min,
-                                 .window = (int)settings.residual_hours};
+                                 .window = (int)settings.residual_hours,
+                                 .residual_weight = settings.residual_weight};
 }
 
 static int run(hvs_app_t *app, void *state, hvs_err_t *err) {

@@ -15,7 +15,8 @@ void sc_score_conf_default(sc_score_conf_t *c) {
                            .min_spread = 0.05,
                            .spread_min = 24,
                            .explain_min = 0.3,
-                           .window = 6};
+                           .window = 6,
+                           .residual_weight = 0.5};
 }
 
 static int cmp_double(const void *x, const void *y) {
@@ -85,7 +86,7 @@ double sc_residual_evidence(const sc_score_conf_t *c, double z) {
     if (!isfinite(z) || !(c->z_high > c->z_low))
         return 0;
     double e = (fabs(z) - c->z_low) / (c->z_high - c->z_low);
-    return e < 0 ? 0 : e > 1 ? 1 : e;
+    return c->residual_weight * (e < 0 ? 0 : e > 1 ? 1 : e);
 }
 
 static double ev(double e) { return isfinite(e) ? (e < 0 ? 0 : e > 1 ? 1 : e) : 0; }

@@ -8,7 +8,12 @@
  * apartment's own earlier window sums in the ring that do not overlap this one: z = (r -
  * median) / max(1.4826 MAD, min_spread x sqrt(window)), robust to the faults it is looking for;
  * NaN without a complete window or with fewer than spread_min earlier ones.
- * Evidence of the residual: 0 up to |z| = z_low, rising linearly to 1 at z_high.
+ * Evidence of the residual: 0 up to |z| = z_low, rising linearly to residual_weight (0.5) at
+ * z_high. A consumption residual alone cannot tell a fault from an occupant's doing (a
+ * vacation, guests, a raised setpoint: seed 004's alert fatigue), so it counts as "as likely
+ * as not" at most: alone it never outranks a physical symptom (a rule, >= 0.6) or the
+ * feedback-trained classifier's confident probability, and with either it adds up. (The
+ * quality test's first run, with full weight, filled the daily top 5 with residual-only days.)
  * Evidence of the classifier: its probability. Evidence of the rules: rules.h.
  * Combined score: the noisy-OR 1 - (1 - e_rules)(1 - e_residual)(1 - e_classifier): any one
  * strong strategy ranks an hour high, and independent weak signs add up. The strategies see
@@ -25,11 +30,12 @@
 #include "apartment.h"
 
 typedef struct sc_score_conf {
-    double z_low, z_high; /* residual evidence 0 at z_low, 1 at z_high */
-    double min_spread;    /* kWh: the floor of the residual spread */
-    int spread_min;       /* residuals needed before z is computed */
-    double explain_min;   /* model evidence from which contributions are computed */
-    int window;           /* hours the residual is summed over */
+    double z_low, z_high;   /* residual evidence 0 at z_low, 1 at z_high */
+    double min_spread;      /* kWh: the floor of the residual spread */
+    int spread_min;         /* residuals needed before z is computed */
+    double explain_min;     /* model evidence from which contributions are computed */
+    int window;             /* hours the residual is summed over */
+    double residual_weight; /* the residual's evidence at most */
 } sc_score_conf_t;
 
 void sc_score_conf_default(sc_score_conf_t *c);
