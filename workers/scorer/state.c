@@ -109,11 +109,10 @@ static bool usable_id(const redisReply *x, const char *where) {
     return true;
 }
 
-static int load_building(sc_state_t *s, hvs_redis_t *r, hvs_redis_batch_t *rb, sc_building_t *b,
-                         hvs_err_t *err) {
-    char key[KEY_MAX];
-    if (hvs_redis_key(key, sizeof key, b->id, err, "sc:apts") < 0)
-        return HVS_EINVAL;
+/* The members of set `key` that pass the id rule, copied (*ids, *n; the caller frees them with
+ * free_ids). */
+static int read_set(hvs_redis_t *r, hvs_redis_batch_t *rb, const char *key, char ***ids, size_t *n,
+                    hvs_err_t *err) {
     hvs_redis_batch_reset(rb);
     const char *a1[] = {"SMEMBERS", key};
     if (hvs_redis_batch_add(rb, 2, a1, NULL))
@@ -122,14 +121,32 @@ static int load_building(sc_state_t *s, hvs_redis_t *r, hvs_redis_batch_t *rb, s
     if (rc)
         return rc;
     const redisReply *m = reply(rb, 0, REDIS_REPLY_ARRAY);
-    size_t n = m ? m->elements : 0;
-    char **ids = calloc(n ? n : 1, sizeof *ids);
-    if (!ids)
-        return hvs_err_set(err, HVS_ENOMEM, "oom", "apartments of %s", b->id);
-    size_t k = 0;
+    size_t count = m ? m->elements : 0;
+    *n = 0;
+    if (!(*ids = calloc(count ? count : 1, sizeof **ids)))
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "members of %s", key);
+    for (size_t i = 0; i < count; i++)
+        if (usable_id(m->element[i], key) && ((*ids)[*n] = strdup(m->element[i]->str)))
+            (*n)++;
+    return 0;
+}
+
+static void free_ids(char **ids, size_t n) {
     for (size_t i = 0; i < n; i++)
-        if (usable_id(m->element[i], key) && (ids[k] = strdup(m->element[i]->str)))
-            k++;
+        free(ids[i]);
+    free(ids);
+}
+
+static int load_building(sc_state_t *s, hvs_redis_t *r, hvs_redis_batch_t *rb, sc_building_t *b,
+                         hvs_err_t *err) {
+    char key[KEY_MAX];
+    if (hvs_redis_key(key, sizeof key, b->id, err, "sc:apts") < 0)
+        return HVS_EINVAL;
+    char **ids;
+    size_t k;
+    int rc = read_set(r, rb, key, &ids, &k, err);
+    if (rc)
+        return rc;
     hvs_redis_batch_reset(rb);
     for (size_t i = 0; i < k && rc == 0; i++) {
         if (hvs_redis_key(key, sizeof key, b->id, err, "sc:a:%s", ids[i]) < 0)
@@ -157,9 +174,7 @@ static int load_building(sc_state_t *s, hvs_redis_t *r, hvs_redis_batch_t *rb, s
         }
         memset(a->dirty, 0, sizeof a->dirty);
     }
-    for (size_t i = 0; i < k; i++)
-        free(ids[i]);
-    free(ids);
+    free_ids(ids, k);
     b->listed = true;
     b->new_apts = false;
     return rc;
@@ -170,22 +185,11 @@ int sc_state_load_partition(sc_state_t *s, hvs_redis_t *r, hvs_redis_batch_t *rb
     sc_state_drop_partition(s, p); /* a stale copy from an earlier assignment */
     char part[48];
     snprintf(part, sizeof part, "hvs:sc:part:%d", (int)p);
-    hvs_redis_batch_reset(rb);
-    const char *a1[] = {"SMEMBERS", part};
-    if (hvs_redis_batch_add(rb, 2, a1, NULL))
-        return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
-    int rc = hvs_redis_batch_exec(r, rb, err);
+    char **ids;
+    size_t k;
+    int rc = read_set(r, rb, part, &ids, &k, err);
     if (rc)
         return rc;
-    const redisReply *m = reply(rb, 0, REDIS_REPLY_ARRAY);
-    size_t n = m ? m->elements : 0;
-    char **ids = calloc(n ? n : 1, sizeof *ids);
-    if (!ids)
-        return hvs_err_set(err, HVS_ENOMEM, "oom", "partition %d", (int)p);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (usable_id(m->element[i], part) && (ids[k] = strdup(m->element[i]->str)))
-            k++;
     *nbuildings = 0;
     for (size_t i = 0; i < k && rc == 0; i++) {
         sc_building_t *b = sc_state_building(s, ids[i], p, true);
@@ -194,9 +198,7 @@ int sc_state_load_partition(sc_state_t *s, hvs_redis_t *r, hvs_redis_batch_t *rb
         else if ((rc = load_building(s, r, rb, b, err)) == 0)
             (*nbuildings)++;
     }
-    for (size_t i = 0; i < k; i++)
-        free(ids[i]);
-    free(ids);
+    free_ids(ids, k);
     return rc;
 }
 
