@@ -99,16 +99,7 @@ int main(void) {
                hvs_test_metric(text, "hvs_aggregator_windows_total{size=\"1h\"}"),
                hvs_test_metric(text, "hvs_aggregator_windows_total{size=\"15m\"}"),
                hvs_test_metric(text, "hvs_aggregator_revisions_total"));
-        static const char *const phases[] = {"poll", "process", "publish_wait", "state_write",
-                                             "commit"};
-        printf("consume loop by phase (s):");
-        for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++) {
-            char name[96];
-            snprintf(name, sizeof name, "hvs_aggregator_phase_seconds_total{phase=\"%s\"}",
-                     phases[i]);
-            printf(" %s %.2f", phases[i], hvs_test_metric(text, name));
-        }
-        printf("\n");
+        hvs_test_print_phases(text, "aggregator");
     }
     double mem = redis_used(&redis) - mem0;
     printf("Redis: %.1f MB of state for 200 apartments = %.1f KB per apartment (3 days of samples "

@@ -320,8 +320,9 @@ int main(void) {
     snprintf(
         cmd, sizeof cmd,
         "env HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 HVS_HTTP_PORT=%d "
-        "HVS_LOG_LEVEL=error %s %s",
-        broker.addr, redis.addr, port, wrap ? wrap : "", HVS_TEST_SCORER);
+        "HVS_LOG_LEVEL=error %s %s %s",
+        broker.addr, redis.addr, port, getenv("BENCH_ENV") ? getenv("BENCH_ENV") : "",
+        wrap ? wrap : "", HVS_TEST_SCORER);
     HVS_REQUIRE(hvs_test_spawn(&sc, cmd, log) == 0, "spawn");
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
@@ -363,6 +364,7 @@ int main(void) {
                hvs_test_hist_quantile(text, "hvs_scorer_batch_seconds", 0.5),
                hvs_test_hist_quantile(text, "hvs_scorer_batch_seconds", 0.99),
                hvs_test_metric(text, "hvs_scorer_explained_total"));
+        hvs_test_print_phases(text, "scorer");
     }
     double mem = redis_used(&redis) - mem0;
     printf("Redis: %.1f MB of scorer state for %d apartments = %.1f KB each (%d-hour rings)\n",

@@ -601,3 +601,15 @@ void hvs_test_json_lines_free(json_t **js, int n) {
     for (int i = 0; i < n; i++)
         json_decref(js[i]);
 }
+
+void hvs_test_print_phases(const char *text, const char *stage) {
+    static const char *const phases[] = {"poll", "process", "publish_wait", "state_write",
+                                         "commit"};
+    printf("consume loop by phase (s):");
+    for (size_t i = 0; i < sizeof phases / sizeof phases[0]; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "hvs_%s_phase_seconds_total{phase=\"%s\"}", stage, phases[i]);
+        printf(" %s %.2f", phases[i], hvs_test_metric(text, name));
+    }
+    printf("\n");
+}

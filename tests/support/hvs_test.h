@@ -200,6 +200,10 @@ int64_t hvs_test_now_ms(void);
 double hvs_test_metric(const char *text, const char *name);
 /* Upper bound of the bucket holding quantile q of a histogram's samples, -1 when empty. */
 double hvs_test_hist_quantile(const char *text, const char *name, double q);
+
+/* One line "consume loop by phase (s): poll .. process .. publish_wait .. state_write .. commit .."
+ * from a stage's hvs_<stage>_phase_seconds_total in a /metrics text. */
+void hvs_test_print_phases(const char *text, const char *stage);
 /* User + system CPU seconds a process has used so far (-1 when it is gone). */
 double hvs_test_cpu_seconds(pid_t pid);
 

@@ -57,5 +57,13 @@ int sc_input_aggregate(sc_input_t *in, avro_value_t *v, hvs_ms_t now, hvs_ms_t m
                        sc_aggregate_t *out, hvs_err_t *err);
 int sc_input_vector(sc_input_t *in, avro_value_t *v, hvs_ms_t now, hvs_ms_t max_future,
                     sc_vector_t *out, hvs_err_t *err);
+/* The same from a message's bytes: a FeatureVector of the current schema is read directly from
+ * its Avro binary (no allocation; the names are skipped), anything else through `dec` (any
+ * writer version, and the decoder's dead-letter reasons for bytes that do not decode). The two
+ * paths refuse the same records for the same reasons (one check of the fields read). */
+int sc_input_vector_bytes(sc_input_t *in, hvs_decoder_t *dec, const void *buf, size_t len,
+                          hvs_ms_t now, hvs_ms_t max_future, sc_vector_t *out, hvs_err_t *err);
+/* Vectors read by the direct reader so far. */
+uint64_t sc_input_direct(const sc_input_t *in);
 
 #endif

@@ -405,8 +405,8 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
     avro_value_t *v;
     int rc;
     if (is_vec) {
-        if (hvs_decoder_decode(w->dec_vec, m->payload, m->len, &v, why) ||
-            sc_input_vector(w->input, v, w->now, settings.max_future_ms, &w->vec, why) ||
+        if (sc_input_vector_bytes(w->input, w->dec_vec, m->payload, m->len, w->now,
+                                  settings.max_future_ms, &w->vec, why) ||
             hvs_id_check_key(m, w->vec.building, why))
             return HVS_EINVAL;
         rc = on_vector(w, m->partition, &w->vec, quiet, why);
