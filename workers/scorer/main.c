@@ -12,8 +12,9 @@
  *                the rules judge it (rules.h); a feature vector is queued with the model
  *                versions its building's age and scope call for;
  *   end_batch    scores the queued vectors together (batch.h: one prediction call per model,
- *                contributions only for what can enter a top-k) and publishes;
- *   write_state  (after the broker acknowledged the scores) the changed slots to Redis.
+ *                contributions only for what can enter a top-k), publishes, and encodes the
+ *                changed slots into the runner's state batch, which the runner writes to Redis
+ *                once the broker acknowledged the scores.
  * The latest score of an apartment-hour is the same whatever the interleaving of the two topics,
  * batch boundaries or crashes (apartment.h); its `revision` orders the emissions.
  * Model scope per building (seed 001's cold start): younger than HVS_SCORE_MATURE, rules only;
@@ -420,6 +421,9 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
     return rc == HVS_EINVAL ? HVS_ESTATE : rc; /* past validation nothing is the input's fault */
 }
 
+/* The batch's vectors scored and published; then its state encoded into the runner's state
+ * batch while the broker is still acknowledging the scores (the runner writes it, with the
+ * offsets it covers, only once they are acknowledged). */
 static int end_batch(void *opaque, hvs_err_t *err) {
     worker_t *w = opaque;
     sc_batch_hooks_t hooks = {emit_score, emit_drift, w};
@@ -428,13 +432,12 @@ static int end_batch(void *opaque, hvs_err_t *err) {
     const sc_batch_stats_t *bs = sc_batch_stats(w->batch);
     hvs_metric_add(w->m_explained, (double)(bs->explained - w->explained_seen));
     w->explained_seen = bs->explained;
+    hvs_redis_batch_t *state = hvs_stage_state_batch(w->stage);
+    if (rc == 0)
+        rc = sc_state_save(w->st, state, err);
+    if (rc == 0)
+        rc = sc_watches_save(w->watches, state, err);
     return rc;
-}
-
-static int write_state(void *opaque, hvs_err_t *err) {
-    worker_t *w = opaque;
-    int rc = sc_state_save(w->st, hvs_stage_state_batch(w->stage), err);
-    return rc ? rc : sc_watches_save(w->watches, hvs_stage_state_batch(w->stage), err);
 }
 
 static hvs_model_ref_t *lookup_model(void *opaque, const char *name) {
@@ -487,7 +490,6 @@ static const hvs_stage_def_t sc_stage = {
     .begin_batch = begin_batch,
     .handle = handle,
     .end_batch = end_batch,
-    .write_state = write_state,
     .assigned = assigned,
     .revoked = revoked,
     .ready = ready,
