@@ -459,11 +459,16 @@ static void drift(void) {
              ">/dev/null 2>&1",
              env, HVS_TEST_HVSCTL);
     approve_rc = hvs_test_run(cmd, NULL, 0, NULL, NULL);
-    hvs_model_ref_t *m = NULL; /* up to 60 s: the approval can take long on a loaded CI machine */
-    for (int k = 0; k < 600 && !(m && m->version == 2); k++) {
+    /* up to 60 s of wall time (a poll returns at once when nothing is fetched yet, so the
+     * loop sleeps): the approval can take long on a loaded CI machine */
+    hvs_model_ref_t *m = NULL;
+    for (int64_t end = hvs_test_now_ms() + 60000;
+         hvs_test_now_ms() < end && !(m && m->version == 2);) {
         hvs_registry_release(m);
         hvs_registry_poll(r, 100);
         m = hvs_registry_acquire(r, "anomaly-residual/global");
+        if (!(m && m->version == 2))
+            usleep(100000);
     }
     drift_v2_serves = m && m->version == 2;
     hvs_registry_release(m);
