@@ -181,9 +181,10 @@ static void publish(const char *name, hvs_task_t task, int v, hvs_model_t *m, bo
     unsigned char *ubj, *z;
     size_t lu, lz;
     HVS_REQUIRE(hvs_model_save(m, &ubj, &lu, &err) == 0, "save");
-    if (corrupt)
-        memset(ubj + lu / 3, 0x5a, lu / 3);
     HVS_REQUIRE(hvs_zlib_compress(ubj, lu, &z, &lz, &err) == 0, "zlib");
+    if (corrupt) /* damaged in storage or transit: zlib's check catches it before XGBoost parses
+                  * anything (XGBoost 1.7's UBJ reader is not safe on malformed bytes, design §12) */
+        z[lz / 2] ^= 0x5a;
     if (tag) {
         char path[512];
         snprintf(path, sizeof path, "%s/%s.ubj", modeldir, tag);
@@ -697,7 +698,7 @@ static void test_hot_swap(void) {
     HVS_REQUIRE(log_has("anomaly-residual/global:2 now serves"), "v2 swapped in");
     send_hours(HOURS, HOURS + 12);
     publish("anomaly-residual/global", HVS_TASK_ANOMALY_RESIDUAL, 3, v2, true, NULL, false);
-    HVS_REQUIRE(log_has("anomaly-residual/global v3 refused (corrupt_model)"), "v3 refused");
+    HVS_REQUIRE(log_has("anomaly-residual/global v3 refused"), "v3 refused");
     send_hours(HOURS + 12, HOURS + 24);
     hvs_model_destroy(v2);
     json_decref(all);
