@@ -3,7 +3,8 @@
 python3-avro). For every schema in schemas/: it must parse with python3-avro; the sample
 record must survive C encode -> Python decode and Python encode -> C decode unchanged, with the
 Confluent wire header (magic 0 + big-endian id from schemas/schema-ids.tsv) on every message.
-Aggregate v1 -> v2 (rooms) is resolved both ways across the two implementations.
+Aggregate v1 -> v2 (rooms) and Building v1 -> v2 (team) are resolved both ways across the two
+implementations.
 
 usage: avro_interop.py SOURCE_DIR SERDE_TOOL
 """
@@ -109,29 +110,41 @@ for name in names:
         check(json.loads(dec.stdout) == sample, f"{name}: Python->C differs:\n{dec.stdout}")
     check(buf.getvalue() == enc.stdout, f"{name}: C and Python encodings differ byte for byte")
 
-# Aggregate v1 (history, id 4) against v2 (rooms, id 14), both directions across the two
-# implementations: python3-avro as a v1 reader of our v2 bytes drops the rooms; our decoder
-# reads python3-avro's v1 bytes as rooms = [].
-v1 = avro.schema.parse(open(f"{src}/schemas/history/Aggregate.v1.avsc").read())
-v2 = avro.schema.parse(open(f"{src}/schemas/Aggregate.avsc").read())
-sample = json.load(open(f"{src}/tests/data/samples/Aggregate.json"))
-check(len(sample.get("rooms", [])) >= 2, "Aggregate sample carries rooms")
-old = {k: v for k, v in sample.items() if k != "rooms"}
-enc = subprocess.run([tool, "encode", "Aggregate"], input=json.dumps(sample).encode(),
-                     capture_output=True)
-check(enc.returncode == 0 and struct.unpack(">bI", enc.stdout[:5]) == (0, ids["Aggregate.avsc"]),
-      f"Aggregate v2: C encode, id {ids['Aggregate.avsc']}")
-if enc.returncode == 0:
-    as_v1 = avro.io.DatumReader(v2, v1).read(avro.io.BinaryDecoder(io.BytesIO(enc.stdout[5:])))
-    check(natural(as_v1) == old, f"Aggregate v2 read by a v1 reader (python):\n{natural(as_v1)}")
-buf = io.BytesIO()
-buf.write(struct.pack(">bI", 0, ids["history/Aggregate.v1.avsc"]))
-avro.io.DatumWriter(v1).write(to_python(v1, old), avro.io.BinaryEncoder(buf))
-dec = subprocess.run([tool, "decode", "Aggregate"], input=buf.getvalue(), capture_output=True)
-check(dec.returncode == 0, f"Aggregate v1 (python) C decode: {dec.stderr.decode()}")
-if dec.returncode == 0:
-    check(json.loads(dec.stdout) == dict(old, rooms=[]),
-          f"Aggregate v1 (python) read by the current C reader:\n{dec.stdout}")
+
+def check_evolution(name, added):
+    """v1 (history/<name>.v1.avsc) against the current schema, both directions across the two
+    implementations: python3-avro as a v1 reader of our current bytes drops the fields v1 lacked
+    (`added`, their defaults); our decoder reads python3-avro's v1 bytes with those defaults."""
+    v1_path = f"history/{name}.v1.avsc"
+    v1 = avro.schema.parse(open(f"{src}/schemas/{v1_path}").read())
+    v2 = avro.schema.parse(open(f"{src}/schemas/{name}.avsc").read())
+    sample = json.load(open(f"{src}/tests/data/samples/{name}.json"))
+    check(all(sample.get(k) not in (None, []) for k in added),
+          f"{name} sample carries {', '.join(added)}")
+    old = {k: v for k, v in sample.items() if k not in added}
+    enc = subprocess.run([tool, "encode", name], input=json.dumps(sample).encode(),
+                         capture_output=True)
+    cur = ids[f"{name}.avsc"]
+    check(enc.returncode == 0 and struct.unpack(">bI", enc.stdout[:5]) == (0, cur),
+          f"{name} current: C encode, id {cur}")
+    if enc.returncode == 0:
+        as_v1 = avro.io.DatumReader(v2, v1).read(avro.io.BinaryDecoder(io.BytesIO(enc.stdout[5:])))
+        check(natural(as_v1) == old,
+              f"{name} current read by a v1 reader (python):\n{natural(as_v1)}")
+    buf = io.BytesIO()
+    buf.write(struct.pack(">bI", 0, ids[v1_path]))
+    avro.io.DatumWriter(v1).write(to_python(v1, old), avro.io.BinaryEncoder(buf))
+    dec = subprocess.run([tool, "decode", name], input=buf.getvalue(), capture_output=True)
+    check(dec.returncode == 0, f"{name} v1 (python) C decode: {dec.stderr.decode()}")
+    if dec.returncode == 0:
+        check(json.loads(dec.stdout) == dict(old, **added),
+              f"{name} v1 (python) read by the current C reader:\n{dec.stdout}")
+
+
+# Aggregate v1 (id 4) against v2 (rooms, id 14): a v1 reader drops the rooms, v1 bytes read as
+# rooms = []. Building v1 (id 3) against v2 (team, id 16): team dropped, or null.
+check_evolution("Aggregate", {"rooms": []})
+check_evolution("Building", {"team": None})
 
 # Older versions in history/ parse too.
 for path in ids:

@@ -403,6 +403,16 @@ static void test_aggregate_evolution(hvs_serde_t *s) {
     free(sc_as_v1);
 }
 
+/* Building v1 (id 3) bytes decode into the current reader with team = null (the default team);
+ * v2 (id 16) bytes read by a v1 reader drop the team. */
+static void test_building_evolution(hvs_serde_t *s) {
+    const char *bld_new[] = {"team", NULL};
+    char *bld_v1 = sample_as_v1("Building", bld_new, NULL);
+    check_evolution(s, "Building", HVS_SCHEMA_BUILDING, 3, 16, "history/Building.v1.avsc", bld_v1,
+                    "{\"team\":null}", bld_v1);
+    free(bld_v1);
+}
+
 
 /* A newer Feedback writer (registered at run time as id 900) with an extra enum symbol and an
  * extra field: the current reader drops the field and maps the symbol to the enum's default. */
@@ -660,6 +670,7 @@ static void case_fuzz_all(void) { test_fuzz_all(serde()); }
 static void case_evolution(void) { test_evolution(serde()); }
 static void case_newer_writer(void) { test_newer_writer(serde()); }
 static void case_aggregate_evolution(void) { test_aggregate_evolution(serde()); }
+static void case_building_evolution(void) { test_building_evolution(serde()); }
 static void case_json_errors(void) { test_json_errors(serde()); }
 
 static const hvs_test_case_t cases[] = {
@@ -671,6 +682,7 @@ static const hvs_test_case_t cases[] = {
     {"evolution", case_evolution},
     {"newer_writer", case_newer_writer},
     {"aggregate_evolution", case_aggregate_evolution},
+    {"building_evolution", case_building_evolution},
     {"json_errors", case_json_errors},
     {"registry", test_registry},
     HVS_TEST_CASES_END,
