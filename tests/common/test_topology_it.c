@@ -1,12 +1,14 @@
 /*
  * test_topology_it - the topology follower over a real hvs-devbroker: Building records produced
  * as Avro come back with every field the workers use (archetype, holiday region, commissioning,
- * location, area, sorted apartments, partition); a newer record replaces a building and bumps
- * its version; deleted = true and a tombstone remove one; an undecodable record is counted and
- * skipped while the rest still applies.
+ * location, area, sorted apartments, partition, team: "" when absent); a record written with
+ * Building v1 (schema id 3, before `team`) still reads; a newer record replaces a building and
+ * bumps its version; deleted = true and a tombstone remove one; an undecodable record is counted
+ * and skipped while the rest still applies.
  */
 #include <math.h>
 
+#include "hvs/embedded.h"
 #include "hvs/kafka.h"
 #include "hvs/log.h"
 #include "hvs/serde.h"
@@ -17,8 +19,10 @@ static hvs_serde_t *serde;
 static hvs_encoder_t *enc;
 static hvs_producer_t *prod;
 
-static void send_building(const char *id, const char *region, double lat, int napts, bool deleted) {
-    char json[4096], apts[2048] = "";
+/* A Building as JSON; team NULL leaves the field out (what a v1 record cannot carry). */
+static void building_json(char *json, size_t cap, const char *id, const char *region, double lat,
+                          int napts, bool deleted, const char *team) {
+    char apts[2048] = "", tm[128] = "";
     size_t o = 0;
     /* apartments listed in reverse order: the follower sorts them */
     for (int i = napts - 1; i >= 0; i--)
@@ -26,14 +30,24 @@ static void send_building(const char *id, const char *region, double lat, int na
                               "%s{\"apartment_id\":\"apt_%02d\",\"area_m2\":70.0,\"floor\":1,"
                               "\"rooms\":[],\"occupied_since\":null}",
                               o ? "," : "", i);
+    if (team)
+        snprintf(tm, sizeof tm, ",\"team\":\"%s\"", team);
     snprintf(
-        json, sizeof json,
+        json, cap,
         "{\"building_id\":\"%s\",\"archetype\":\"passive\",\"commissioning_date\":1577836800000,"
         "\"latitude\":%.4f,\"longitude\":8.5417,\"heated_area_m2\":2400.5,"
         "\"construction_year\":2015,\"insulation\":null,\"holiday_region\":%s%s%s,"
-        "\"apartments\":[%s],\"updated_at\":1700000000000,\"deleted\":%s}",
+        "\"apartments\":[%s],\"updated_at\":1700000000000,\"deleted\":%s%s}",
         id, lat, region ? "\"" : "", region ? region : "null", region ? "\"" : "", apts,
-        deleted ? "true" : "false");
+        deleted ? "true" : "false", tm);
+}
+
+static void send_raw(const char *id, const void *value, size_t len);
+
+static void send_building_team(const char *id, const char *region, double lat, int napts,
+                               bool deleted, const char *team) {
+    char json[4096];
+    building_json(json, sizeof json, id, region, lat, napts, deleted, team);
     hvs_err_t err = {0};
     avro_value_t *v = hvs_encoder_value(enc);
     HVS_REQUIRE(hvs_serde_value_from_json(serde, v, json, strlen(json), &err) == 0, "json: %s",
@@ -44,6 +58,36 @@ static void send_building(const char *id, const char *region, double lat, int na
     HVS_REQUIRE(hvs_producer_send(prod, "topology", RD_KAFKA_PARTITION_UA, id, strlen(id), buf, len,
                                   &err) == 0,
                 "send: %s", err.msg);
+}
+
+static void send_building(const char *id, const char *region, double lat, int napts, bool deleted) {
+    send_building_team(id, region, lat, napts, deleted, NULL);
+}
+
+/* A Building written by a producer still on Building v1 (history/Building.v1.avsc, schema id 3,
+ * before `team` existed): the Avro body under its own id, as that producer would send it. */
+static void send_building_v1(const char *id, const char *region) {
+    char json[4096];
+    building_json(json, sizeof json, id, region, 46.5, 2, false, NULL);
+    const struct hvs_embedded_file *f = hvs_embedded_find("history/Building.v1.avsc");
+    HVS_REQUIRE(f, "Building v1 compiled in");
+    avro_schema_t v1;
+    HVS_REQUIRE(avro_schema_from_json_length((const char *)f->data, f->len, &v1) == 0, "parse v1");
+    avro_value_iface_t *iface = avro_generic_class_from_schema(v1);
+    avro_value_t val;
+    HVS_REQUIRE(avro_generic_value_new(iface, &val) == 0, "v1 value");
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_serde_value_from_json(serde, &val, json, strlen(json), &err) == 0,
+                "v1 json: %s", err.msg);
+    char buf[4096] = {0, 0, 0, 0, 3}; /* id 3 = history/Building.v1.avsc in schema-ids.tsv */
+    avro_writer_t w = avro_writer_memory(buf + 5, sizeof buf - 5);
+    HVS_REQUIRE(avro_value_write(w, &val) == 0, "write v1: %s", avro_strerror());
+    size_t len = 5 + (size_t)avro_writer_tell(w);
+    avro_writer_free(w);
+    avro_value_decref(&val);
+    avro_value_iface_decref(iface);
+    avro_schema_decref(v1);
+    send_raw(id, buf, len);
 }
 
 static void send_raw(const char *id, const void *value, size_t len) {
@@ -78,14 +122,15 @@ static hvs_topology_t *follower(void) {
     HVS_REQUIRE(hvs_producer_new(&kc, &prod, &err) == 0, "producer: %s", err.msg);
     HVS_REQUIRE(hvs_encoder_new(serde, HVS_SCHEMA_BUILDING, "topology", &enc, &err) == 0, "enc");
 
-    send_building("bldg_b", "CH-BE", 46.95, 3, false);
-    send_building("bldg_a", "CH-ZH", 47.37, 2, false);
+    send_building("bldg_b", "CH-BE", 46.95, 3, false); /* no team: the default team */
+    send_building_team("bldg_a", "CH-ZH", 47.37, 2, false, "team-b");
     send_building("bldg_c", NULL, 46.20, 1, false);
     send_building("bldg_d", "CH-GE", 46.20, 1, false);
-    send_raw("bldg_x", "\x00\x00\x00\x00\x03garbage", 12);  /* Building's id, then no Building */
-    send_building("bldg_a", "CH-ZH", 47.40, 4, false);      /* a newer record of bldg_a */
-    send_building("bldg_c", NULL, 46.20, 1, true);          /* decommissioned */
-    send_raw("bldg_d", NULL, 0);                            /* tombstone */
+    send_raw("bldg_x", "\x00\x00\x00\x00\x03garbage", 12); /* Building's id, then no Building */
+    send_building_team("bldg_a", "CH-ZH", 47.40, 4, false, "team-a"); /* a newer bldg_a */
+    send_building_v1("bldg_v1", "CH-BS");          /* written by a Building v1 producer (id 3) */
+    send_building("bldg_c", NULL, 46.20, 1, true); /* decommissioned */
+    send_raw("bldg_d", NULL, 0);                   /* tombstone */
     send_building("bldg_{a}", "CH-ZH", 47.0, 1, false);     /* braces: skipped (bad_id) */
     send_building("bldg_\\u0085", "CH-ZH", 47.0, 1, false); /* a C1 control: skipped */
     HVS_REQUIRE(hvs_producer_flush(prod, 10000, &err) == 0, "flush: %s", err.msg);
@@ -103,8 +148,9 @@ static void test_newer_record_wins(void) {
     HVS_CHECK(hvs_topology_caught_up(t), "caught up");
     size_t n;
     const hvs_building_t *all = hvs_topology_buildings(t, &n);
-    HVS_CHECK(n == 2 && strcmp(all[0].id, "bldg_a") == 0 && strcmp(all[1].id, "bldg_b") == 0,
-              "buildings a and b remain, sorted: %zu", n);
+    HVS_CHECK(n == 3 && strcmp(all[0].id, "bldg_a") == 0 && strcmp(all[1].id, "bldg_b") == 0 &&
+                  strcmp(all[2].id, "bldg_v1") == 0,
+              "buildings a, b and v1 remain, sorted: %zu", n);
     const hvs_building_t *a = hvs_topology_find(t, "bldg_a");
     HVS_CHECK(a && a->napts == 4 && strcmp(a->apts[0], "apt_00") == 0 &&
                   strcmp(a->apts[3], "apt_03") == 0,
@@ -116,9 +162,28 @@ static void test_newer_record_wins(void) {
                   strcmp(a->holiday_region, "CH-ZH") == 0 && a->commissioning == 1577836800000LL &&
                   fabs(a->heated_area_m2 - 2400.5) < 1e-9,
               "archetype, region, commissioning, area");
+    HVS_CHECK(a && strcmp(a->team, "team-a") == 0, "the newer record's team: %s",
+              a ? a->team : "?");
     const hvs_building_t *b = hvs_topology_find(t, "bldg_b");
     HVS_CHECK(b && b->partition >= 0 && b->partition < 4 && b->version == 1, "partition %d",
               b ? b->partition : -1);
+    HVS_CHECK(b && strcmp(b->team, "") == 0, "no team: \"\" (the default team), got \"%s\"",
+              b ? b->team : "?");
+}
+
+/* A record a Building v1 producer wrote (schema id 3, no `team`) still comes through, every
+ * field the workers use with it, and reads as the default team (""). */
+static void test_v1_record_reads(void) {
+    hvs_topology_t *t = follower();
+    const hvs_building_t *b = hvs_topology_find(t, "bldg_v1");
+    HVS_CHECK(b, "the v1 record applied");
+    if (!b)
+        return;
+    HVS_CHECK(strcmp(b->team, "") == 0, "v1: default team, got \"%s\"", b->team);
+    HVS_CHECK(b->napts == 2 && strcmp(b->apts[0], "apt_00") == 0 &&
+                  strcmp(b->archetype, "passive") == 0 && strcmp(b->holiday_region, "CH-BS") == 0 &&
+                  fabs(b->latitude - 46.5) < 1e-9 && b->commissioning == 1577836800000LL,
+              "v1: apartments, archetype, region, location, commissioning");
 }
 
 /* deleted = true and a tombstone remove a building; an undecodable record and records whose
@@ -159,6 +224,7 @@ static void test_follows_later_records(void) {
 
 static const hvs_test_case_t cases[] = {
     {"newer_record_replaces_building_with_every_field", test_newer_record_wins},
+    {"building_v1_record_reads_as_default_team", test_v1_record_reads},
     {"deleted_and_tombstone_remove_bad_record_skipped", test_removals_and_bad_record},
     {"apartments_counted_and_looked_up", test_apartment_lookup},
     {"follows_records_produced_later", test_follows_later_records},

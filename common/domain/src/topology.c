@@ -55,6 +55,7 @@ void hvs_topology_destroy(hvs_topology_t *t) {
         free(t->b[i].id);
         free(t->b[i].archetype);
         free(t->b[i].holiday_region);
+        free(t->b[i].team);
     }
     free(t->b);
     free(t);
@@ -81,6 +82,7 @@ static void remove_building(hvs_topology_t *t, const char *id) {
     free(b->id);
     free(b->archetype);
     free(b->holiday_region);
+    free(b->team);
     size_t i = (size_t)(b - t->b);
     memmove(&t->b[i], &t->b[i + 1], (t->n - i - 1) * sizeof *t->b);
     t->n--;
@@ -187,8 +189,9 @@ static int apply(hvs_topology_t *t, avro_value_t *v, int32_t partition, hvs_err_
     }
     if (m > 1)
         qsort(apts, m, sizeof *apts, cmp_str);
-    char *arch = opt_string(v, "archetype"), *region = opt_string(v, "holiday_region");
-    topo_building_t *nb = apts && arch && region
+    char *arch = opt_string(v, "archetype"), *region = opt_string(v, "holiday_region"),
+         *team = opt_string(v, "team");
+    topo_building_t *nb = apts && arch && region && team
                               ? hvs_vec_grow(t->b, &t->cap, t->n + 1, sizeof *nb, 64)
                               : NULL;
     if (!nb) {
@@ -198,6 +201,7 @@ static int apply(hvs_topology_t *t, avro_value_t *v, int32_t partition, hvs_err_
         free(key);
         free(arch);
         free(region);
+        free(team);
         return hvs_err_set(why, HVS_ENOMEM, "oom", "building %.100s", id), -1;
     }
     t->b = nb;
@@ -208,6 +212,7 @@ static int apply(hvs_topology_t *t, avro_value_t *v, int32_t partition, hvs_err_
         .id = key,
         .archetype = arch,
         .holiday_region = region,
+        .team = team,
         .commissioning = (hvs_ms_t)opt_double(v, "commissioning_date", 0),
         .latitude = opt_double(v, "latitude", NAN),
         .longitude = opt_double(v, "longitude", NAN),

@@ -1,7 +1,9 @@
 /*
  * topology.h - the buildings and apartments the pipeline knows, followed from the compacted
  * `topology` topic (Building records): every worker that needs a building's apartments,
- * location, holiday region, archetype or commissioning date reads them here. Read without a
+ * location, holiday region, archetype, commissioning date or maintenance team reads them here.
+ * Records of every Building schema version decode (serde.h resolves them): one written before
+ * `team` existed (Building v1, schema id 3) reads as the default team (""). Read without a
  * consumer group: every partition is assigned from the beginning, nothing is committed, so
  * every worker instance sees all of it. The latest record of a building wins; a record with
  * deleted = true (or a tombstone) removes it.
@@ -30,6 +32,7 @@ typedef struct hvs_building {
     char *id;
     char *archetype;        /* "" when absent */
     char *holiday_region;   /* "" when absent */
+    char *team;             /* maintenance team of its alerts; "" when absent (the default team) */
     hvs_ms_t commissioning; /* commissioning date (epoch ms) */
     double latitude, longitude;
     double heated_area_m2; /* NaN when absent */
