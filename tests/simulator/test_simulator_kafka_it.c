@@ -1,10 +1,12 @@
 /*
  * test_simulator_kafka_it - the simulator against the real devbroker: what it publishes to
  * readings.raw decodes to exactly what the same seed writes as JSON lines (broken records
- * included, each as its own kind), topology carries every building, the messy output drives
- * `hvsctl ingest` into every dead-letter reason the simulator injects, and the messy
- * imperfections (duplicates, reordering, meter replacements) are really in the data.
+ * included, each as its own kind), topology carries every building with its team (HVS_SIM_TEAMS),
+ * the messy output drives `hvsctl ingest` into every dead-letter reason the simulator injects,
+ * and the messy imperfections (duplicates, reordering, meter replacements) are really in the
+ * data.
  */
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <math.h>
 #include <stdio.h>
@@ -90,11 +92,13 @@ static char *run(const char *cmd, size_t *len) {
 
 /* What the consumer of readings.raw, topology and sim.labels saw. */
 typedef struct kafka_seen {
-    hvs_decoder_t *dec;
+    hvs_decoder_t *dec, *dec_bld;
     hvs_reading_codec_t *codec;
     hvs_reading_t *r;
     char **got; /* canonical records without NaN */
     size_t cap, ngot, truncated, nan_got, buildings, labels;
+    char teams[8][40]; /* "<building id>=<team>" of the first Building records, "=" when none */
+    int32_t bld_schema_id;
 } kafka_seen_t;
 
 static void see_message(void *opaque, const rd_kafka_message_t *m) {
@@ -103,6 +107,14 @@ static void see_message(void *opaque, const rd_kafka_message_t *m) {
     hvs_err_t err;
     const char *topic = rd_kafka_topic_name(m->rkt);
     if (!strcmp(topic, "topology")) {
+        avro_value_t *b;
+        HVS_REQUIRE(hvs_decoder_decode(ks->dec_bld, m->payload, m->len, &b, &err) == 0,
+                    "Building decode: %s", err.msg);
+        ks->bld_schema_id = hvs_decoder_last_schema_id(ks->dec_bld);
+        const char *team = hvs_serde_field_str(b, "team");
+        if (ks->buildings < sizeof ks->teams / sizeof ks->teams[0])
+            snprintf(ks->teams[ks->buildings], sizeof ks->teams[0], "%s=%s",
+                     hvs_serde_field_str(b, "building_id"), team ? team : "");
         ks->buildings++;
         return;
     }
@@ -203,13 +215,17 @@ static void need_kafka(void) {
     hvs_serde_t *s;
     hvs_err_t err;
     HVS_REQUIRE(hvs_serde_new(NULL, &s, &err) == 0, "serde");
-    hvs_decoder_t *dec;
+    hvs_decoder_t *dec, *dec_bld;
     hvs_reading_codec_t *codec;
     HVS_REQUIRE(hvs_decoder_new(s, HVS_SCHEMA_READING, &dec, &err) == 0, "decoder");
+    HVS_REQUIRE(hvs_decoder_new(s, HVS_SCHEMA_BUILDING, &dec_bld, &err) == 0, "Building decoder");
     HVS_REQUIRE(hvs_reading_codec_new(s, &codec, &err) == 0, "codec");
     const char *topics[] = {"readings.raw", "topology", "sim.labels"};
-    kafka_seen_t k = {
-        .dec = dec, .codec = codec, .r = calloc(1, sizeof(hvs_reading_t)), .cap = nwant + 1024};
+    kafka_seen_t k = {.dec = dec,
+                      .dec_bld = dec_bld,
+                      .codec = codec,
+                      .r = calloc(1, sizeof(hvs_reading_t)),
+                      .cap = nwant + 1024};
     k.got = malloc(k.cap * sizeof *k.got);
     hvs_test_tail_t t = {.brokers = broker.addr,
                          .topics = topics,
@@ -227,8 +243,10 @@ static void need_kafka(void) {
            k.truncated, k.nan_got, k.buildings, k.labels);
     hvs_reading_codec_destroy(codec);
     hvs_decoder_destroy(dec);
+    hvs_decoder_destroy(dec_bld);
     hvs_serde_destroy(s);
     k.dec = NULL;
+    k.dec_bld = NULL;
     k.codec = NULL;
     seen = k;
     have_seen = true;
@@ -258,11 +276,62 @@ static void test_broken_records(void) {
     HVS_CHECK_EQ_INT(nan_got, nan_lines);
 }
 
+static int cmp_team(const void *a, const void *b) { return strcmp(a, b); }
+
+/* Every building on topology, as the current Building (schema id 16), each with its team:
+ * the default 2 teams round-robin over the buildings in order. */
 static void test_topology_and_labels(void) {
     need_kafka();
     size_t buildings = seen.buildings, labels = seen.labels;
     HVS_CHECK_EQ_INT(buildings, 3);
     HVS_CHECK(labels > 0, "labels topic empty");
+    HVS_CHECK_EQ_INT(seen.bld_schema_id, 16);
+    if (buildings != 3)
+        return;
+    qsort(seen.teams, 3, sizeof seen.teams[0], cmp_team); /* partitions interleave them */
+    HVS_CHECK(!strcmp(seen.teams[0], "bldg_001=team-a") &&
+                  !strcmp(seen.teams[1], "bldg_002=team-b") &&
+                  !strcmp(seen.teams[2], "bldg_003=team-a"),
+              "teams: %s %s %s", seen.teams[0], seen.teams[1], seen.teams[2]);
+}
+
+/* The teams of the buildings in a --topology-out file of a short run with `setting`: each line's
+ * "team" joined by spaces, "-" for a line without one. */
+static void topology_out_teams(const char *setting, char *teams, size_t cap) {
+    need_dir();
+    char cmd[2048], path[512];
+    snprintf(path, sizeof path, "%s/teams.topology", g_dir);
+    snprintf(cmd, sizeof cmd,
+             "%s %s --out jsonl --seed 3 --start 2024-11-01T00:00:00Z --days 0.05 --buildings 4 "
+             "--apartments-per-building 2 --topology-out %s >/dev/null 2>&1",
+             setting, HVS_TEST_SIMULATOR, path);
+    free(run(cmd, NULL));
+    FILE *f = fopen(path, "r");
+    HVS_REQUIRE(f, "open %s", path);
+    char line[16384];
+    size_t o = 0;
+    teams[0] = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_t *b = json_loads(line, 0, NULL);
+        HVS_REQUIRE(b, "topology line is JSON: %.80s", line);
+        json_t *t = json_object_get(b, "team");
+        o += (size_t)snprintf(teams + o, cap - o, "%s%s", o ? " " : "",
+                              t ? json_string_value(t) : "-");
+        json_decref(b);
+    }
+    fclose(f);
+}
+
+/* HVS_SIM_TEAMS: building i gets team-<letter i % teams>; 0 leaves the field out (null: the
+ * default team). */
+static void test_teams_setting(void) {
+    char teams[256];
+    topology_out_teams("", teams, sizeof teams);
+    HVS_CHECK(!strcmp(teams, "team-a team-b team-a team-b"), "default 2 teams: %s", teams);
+    topology_out_teams("HVS_SIM_TEAMS=3", teams, sizeof teams);
+    HVS_CHECK(!strcmp(teams, "team-a team-b team-c team-a"), "3 teams: %s", teams);
+    topology_out_teams("HVS_SIM_TEAMS=0", teams, sizeof teams);
+    HVS_CHECK(!strcmp(teams, "- - - -"), "no teams: %s", teams);
 }
 
 /* The same lines through hvsctl ingest: every injected kind has its dead-letter reason. (After
@@ -402,6 +471,7 @@ static const hvs_test_case_t cases[] = {
     {"kafka_records_equal_jsonl", test_kafka_equals_jsonl},
     {"broken_records_kept_apart", test_broken_records},
     {"topology_and_labels_published", test_topology_and_labels},
+    {"teams_setting_on_topology_out", test_teams_setting},
     {"ingest_dead_letters_every_kind", test_ingest_dead_letters},
     {"duplicates_and_reordering_delivered", test_duplicates_and_reordering},
     {"counters_restart_only_where_labelled", test_counters_restart_where_labelled},

@@ -54,6 +54,7 @@ void sim_fleet_params_default(sim_fleet_params_t *p) {
     p->override_rate = 3;
     p->night_shift_fraction = 0.05;
     p->regions = "CH-ZH,CH-BE,CH-BS,CH-LU,CH-VD,CH-GE";
+    p->teams = 2;
 }
 
 /* Towns of the Swiss plateau for each region: buildings scatter a few km around them. */
@@ -349,6 +350,8 @@ int sim_fleet_new(const sim_fleet_params_t *p, sim_fleet_t **out, hvs_err_t *err
     if (p->apartments_per_building < 0 || p->apartments_per_building > 500)
         return hvs_err_set(err, HVS_EINVAL, "bad_value",
                            "apartments per building: %d not in 0..500", p->apartments_per_building);
+    if (p->teams < 0 || p->teams > 26)
+        return hvs_err_set(err, HVS_EINVAL, "bad_value", "teams: %d not in 0..26", p->teams);
     if (p->end <= p->start)
         return hvs_err_set(err, HVS_EINVAL, "bad_value", "the simulated period is empty");
     char regions[16][8];
@@ -373,6 +376,9 @@ int sim_fleet_new(const sim_fleet_params_t *p, sim_fleet_t **out, hvs_err_t *err
         sim_rng_seed(&rng, sim_hash3(p->seed, 0xb1d9ULL, i));
         b->index = i;
         snprintf(b->id, sizeof b->id, "bldg_%03u", i + 1);
+        /* no draw from the stream: the fleet is the same whatever the number of teams */
+        if (p->teams > 0)
+            snprintf(b->team, sizeof b->team, "team-%c", 'a' + (int)(i % (uint32_t)p->teams));
         /* The first three cover every archetype; then 40 % modern, 40 % old, 20 % passive. */
         double u = sim_rng_u01(&rng);
         b->archetype = i < 3 ? (sim_archetype_kind_t)i

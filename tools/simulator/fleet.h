@@ -152,6 +152,7 @@ typedef struct sim_building {
     int construction_year;
     hvs_ms_t commissioned; /* first readings; later than the run's start for new ones */
     char region[8];        /* holiday region, e.g. "CH-ZH" */
+    char team[8];          /* maintenance team, "team-a".. round-robin by index; "" = none */
     hvs_calendar_t *calendar;
     sim_apartment_t *apartments;
     uint32_t napartments;
@@ -170,6 +171,8 @@ typedef struct sim_fleet_params {
     double override_rate;         /* manual overrides per apartment-year; default 3 */
     double night_shift_fraction;  /* households on night shifts; default 0.05 */
     const char *regions;          /* comma-separated holiday regions to draw from */
+    int teams; /* maintenance teams 0..26: building i gets "team-<'a' + i % teams>"; 0 = none;
+                * default 2 */
 } sim_fleet_params_t;
 
 void sim_fleet_params_default(sim_fleet_params_t *p);

@@ -35,7 +35,7 @@
 typedef struct settings {
     char *start, *speed, *out, *labels_out, *weather_out, *topology_out, *labels_topic, *regions;
     double days, history_days;
-    int64_t buildings, apartments, seed, serve_weather;
+    int64_t buildings, apartments, seed, serve_weather, teams;
     bool clean, publish_topology, publish_weather, valve_sensors;
     double new_building_fraction, fault_rate, vacation_rate, guest_rate, override_rate,
         night_shift_fraction;
@@ -85,6 +85,9 @@ static const hvs_cfg_entry_t sim_entries[] = {
      "share of weather requests answered with cut-short JSON"},
     {"HVS_SIM_REGIONS", HVS_CFG_STRING, "CH-ZH,CH-BE,CH-BS,CH-LU,CH-VD,CH-GE", 0, 0, S(regions), 0,
      "holiday regions (cantons) the buildings are placed in"},
+    {"HVS_SIM_TEAMS", HVS_CFG_INT, "2", 0, 26, S(teams), 0,
+     "maintenance teams on the Building records: building i gets team-<letter i % teams> "
+     "(team-a, team-b, ...); 0 = no team field"},
     {"HVS_SIM_NEW_BUILDING_FRACTION", HVS_CFG_DOUBLE, "0.2", 0, 1, S(new_building_fraction), 0,
      "buildings commissioned during the run, with gradual move-ins (cold start)"},
     {"HVS_SIM_FAULT_RATE", HVS_CFG_DOUBLE, "0.6", 0, 100, S(fault_rate), 0,
@@ -362,6 +365,7 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     fp.override_rate = g_set.override_rate;
     fp.night_shift_fraction = g_set.night_shift_fraction;
     fp.regions = g_set.regions;
+    fp.teams = (int)g_set.teams;
     rc = sim_fleet_new(&fp, &r.fleet, err);
     if (rc != HVS_OK)
         return rc;

@@ -222,6 +222,11 @@ char *sim_building_json(const sim_fleet_t *f, const sim_building_t *b, hvs_ms_t 
                           apts, "updated_at", (json_int_t)updated_at, "deleted", 0);
     if (!o)
         return NULL;
+    /* last, as in the schema; left out without teams (the default team, null) */
+    if (b->team[0] && json_object_set_new(o, "team", json_string(b->team)) != 0) {
+        json_decref(o);
+        return NULL;
+    }
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(o);
     return s;
