@@ -36,6 +36,7 @@
 #include "hvs/app.h"
 #include "hvs/calendar.h"
 #include "hvs/featstore.h"
+#include "hvs/feedback.h"
 #include "hvs/ids.h"
 #include "hvs/log.h"
 #include "hvs/model_registry.h"
@@ -185,23 +186,22 @@ static bool fault_alert(const char *id) {
 }
 
 /* A technician's verdict on an apartment's alert labels its day (UNSURE retracts the label).
- * The building id was checked by handle; HVS_EINVAL (why filled) dead-letters the record. */
+ * The building id was checked by judge; the record is read by the one Feedback decoder
+ * (feedback.h), so a verdict without an alert id or technician is refused with its reason.
+ * HVS_EINVAL (why filled) dead-letters the record. */
 static int handle_feedback(worker_t *w, avro_value_t *v, const char *b, hvs_err_t *why) {
-    const char *id = hvs_serde_field_str(v, "alert_id");
-    const char *apt = hvs_serde_field_str(v, "apartment_id");
-    int verdict = 2;
-    avro_value_t f;
-    if (avro_value_get_by_name(v, "label", &f, NULL) == 0)
-        avro_value_get_enum(&f, &verdict);
+    hvs_feedback_t fb;
+    if (hvs_feedback_read(v, &fb, why))
+        return HVS_EINVAL; /* missing_alert_id, missing_technician_id, bad_label, ... */
+    const char *id = fb.alert_id, *apt = fb.apartment_id;
     if (apt && hvs_id_check(apt, "apartment_id", why))
         return HVS_EINVAL;
     if (!apt || !fault_alert(id))
         return 0; /* a building's or a system's alert: not an apartment-day's fault or not */
-    tr_verdict_t vd = verdict == 0   ? TR_LABEL_POSITIVE
-                      : verdict == 1 ? TR_LABEL_NEGATIVE
-                                     : TR_LABEL_NONE;
-    int rc = tr_labels_put(&w->labels, id, b, apt, tr_labels_alert_day(id), vd,
-                           hvs_serde_field_long(v, "labelled_at"));
+    tr_verdict_t vd = fb.label == HVS_FEEDBACK_TRUE_POSITIVE    ? TR_LABEL_POSITIVE
+                      : fb.label == HVS_FEEDBACK_FALSE_POSITIVE ? TR_LABEL_NEGATIVE
+                                                                : TR_LABEL_NONE;
+    int rc = tr_labels_put(&w->labels, id, b, apt, tr_labels_alert_day(id), vd, fb.labelled_at);
     if (rc == HVS_ENOMEM)
         return hvs_err_set(why, HVS_ENOMEM, "oom", "label of alert %.100s", id);
     if (rc < 0)
@@ -877,7 +877,8 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     w->m_skipped = hvs_metrics_counter(
         ms, "hvs_trainer_skipped_total",
         "records not used and dead-lettered (<topic>.dlq): undecodable, empty, bad id, key not the "
-        "building id, not an hour, feedback whose alert id has no date",
+        "building id, not an hour, feedback without alert id or technician or whose alert id has no "
+        "date",
         NULL);
     w->m_runs = hvs_metrics_counter(ms, "hvs_trainer_runs_total", "training runs", NULL);
     w->m_published = hvs_metrics_counter(ms, "hvs_trainer_versions_total",
