@@ -1,0 +1,333 @@
+/* judge.c - hysteresis, suppression, CRITICAL and the daily lists (judge.h). */
+#include "judge.h"
+
+#include "hvs/vec.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const sup_names[3] = {"building_wide", "vacancy", "feedback"};
+
+hvs_alert_type_t al_judge_type(uint32_t rules) {
+    if (rules & HVS_RULE_NO_HEAT_RESPONSE)
+        return HVS_ALERT_RULE_NO_RESPONSE;
+    if (rules & HVS_RULE_STUCK_VALVE)
+        return HVS_ALERT_RULE_STUCK_VALVE;
+    if (rules & (HVS_RULE_SENSOR_FLATLINE | HVS_RULE_SENSOR_MISMATCH))
+        return HVS_ALERT_RULE_SENSOR_MISMATCH;
+    return HVS_ALERT_ANOMALY;
+}
+
+void al_judge_water(al_apartment_t *a, hvs_ms_t hour, double litres, double min_l) {
+    if (isnan(litres))
+        return;
+    size_t i = al_slot(hour);
+    if (a->water_hour[i] > hour)
+        return; /* the slot holds a later hour already */
+    a->water_hour[i] = hour;
+    a->water_use[i] = litres >= min_l ? 1 : 0;
+    a->dirty = true;
+}
+
+/* Nobody drew hot water in the vacancy_hours up to `hour`, and enough of them are known. */
+static bool vacant(const al_conf_t *c, const al_apartment_t *a, hvs_ms_t hour) {
+    int known = 0;
+    for (int k = 0; k < c->vacancy_hours && k < AL_RING; k++) {
+        hvs_ms_t h = hour - (hvs_ms_t)k * HVS_MS_HOUR;
+        size_t i = al_slot(h);
+        if (a->water_hour[i] != h)
+            continue;
+        if (a->water_use[i])
+            return false;
+        known++;
+    }
+    return known >= c->vacancy_known;
+}
+
+static const al_reason_t *best_reason(const al_apartment_t *a, hvs_ms_t hour) {
+    for (int i = 0; i < AL_REASONS; i++)
+        if (a->reasons[i].hour == hour)
+            return &a->reasons[i];
+    return NULL;
+}
+
+static void fmax_into(double *m, double v) {
+    if (!isnan(v) && (isnan(*m) || v > *m))
+        *m = v;
+}
+
+/* An hour at or above close of an open episode: its evidence into the entry. */
+static void extend(const al_conf_t *c, al_entry_t *x, const al_apartment_t *a, const al_hour_t *h) {
+    hvs_alertbook_entry_t *e = &x->e;
+    bool best = isnan(e->score) || h->score > e->score;
+    if (best) {
+        e->score = h->score;
+        const al_reason_t *r = best_reason(a, h->hour);
+        snprintf(e->reasons, sizeof e->reasons, "%s", r ? r->text : "");
+        snprintf(e->model, sizeof e->model, "%s", r ? r->model : "");
+    }
+    if (h->score >= c->open)
+        e->hours++;
+    e->updated_at = h->hour;
+    e->rules |= h->rules;
+    fmax_into(&e->max_rule, h->rule_score);
+    fmax_into(&e->max_z, h->z);
+    fmax_into(&e->max_prob, h->prob);
+    al_entry_note_hour(x, h->hour, h->score);
+    x->dirty = true;
+    if (e->disposition == HVS_ALERTBOOK_RAISED)
+        x->publish = true;
+}
+
+static bool critical(const al_conf_t *c, const al_hour_t *h) {
+    return (h->rules & c->critical_rules) && h->rule_score >= c->critical_score;
+}
+
+static void raise_now(al_entry_t *x, hvs_ms_t hour, al_judge_stats_t *st) {
+    x->e.disposition = HVS_ALERTBOOK_RAISED;
+    x->e.severity = HVS_SEVERITY_CRITICAL;
+    x->e.reason[0] = '\0';
+    x->raised_hour = hour;
+    x->dirty = x->publish = true;
+    st->critical++;
+}
+
+static int open_episode(const al_conf_t *c, al_building_t *b, al_apartment_t *a, const al_hour_t *h,
+                        bool wide, const char *team, al_judge_stats_t *st, hvs_err_t *err) {
+    hvs_alert_type_t type = al_judge_type(h->rules);
+    hvs_alert_t key = {
+        .building_id = b->id, .apartment_id = a->id, .type = type, .first_seen = h->hour};
+    char id[HVS_ALERTBOOK_ID_MAX];
+    if (hvs_alert_id(&key, id, sizeof id) < 0)
+        return hvs_err_set(err, HVS_EINVAL, "id_too_long", "alert id of %s/%s", b->id, a->id);
+    bool fresh = !al_building_entry(b, id, false);
+    al_entry_t *x = al_building_entry(b, id, true);
+    if (!x)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "alert %s", id);
+    hvs_alertbook_entry_t *e = &x->e;
+    a->open = true, a->open_type = type, a->open_first = h->hour, a->below = 0;
+    a->dirty = true;
+    e->open = true;
+    snprintf(e->team, sizeof e->team, "%s", team);
+    if (fresh) {
+        snprintf(e->building, sizeof e->building, "%s", b->id);
+        snprintf(e->apartment, sizeof e->apartment, "%s", a->id);
+        e->type = type;
+        e->severity = HVS_SEVERITY_WARNING;
+        e->status = HVS_ALERT_UNSEEN;
+        e->first_seen = h->hour;
+        st->opened++;
+        int why = -1;
+        if (wide)
+            why = AL_SUP_BUILDING_WIDE;
+        else if (type == HVS_ALERT_ANOMALY && vacant(c, a, h->hour))
+            why = AL_SUP_VACANCY;
+        else if (a->sup_until > h->hour && h->hour >= a->sup_from && a->sup_type == type)
+            why = AL_SUP_FEEDBACK;
+        if (why >= 0) {
+            e->disposition = HVS_ALERTBOOK_SUPPRESSED;
+            if (why == AL_SUP_FEEDBACK)
+                snprintf(e->reason, sizeof e->reason, "feedback:%.80s", a->sup_cause);
+            else
+                snprintf(e->reason, sizeof e->reason, "%s", sup_names[why]);
+            st->suppressed[why]++;
+        } else {
+            e->disposition = HVS_ALERTBOOK_CANDIDATE;
+        }
+    } else if (e->disposition == HVS_ALERTBOOK_EXPIRED) {
+        e->disposition = HVS_ALERTBOOK_CANDIDATE; /* the same day and type again: it may still */
+        e->reason[0] = '\0';                      /* make a list */
+    }
+    extend(c, x, a, h);
+    if (e->disposition == HVS_ALERTBOOK_CANDIDATE && critical(c, h))
+        raise_now(x, h->hour, st);
+    if (e->disposition == HVS_ALERTBOOK_RAISED)
+        x->publish = true; /* open again */
+    return 0;
+}
+
+static al_entry_t *open_entry(al_building_t *b, const al_apartment_t *a) {
+    hvs_alert_t key = {.building_id = b->id,
+                       .apartment_id = a->id,
+                       .type = a->open_type,
+                       .first_seen = a->open_first};
+    char id[HVS_ALERTBOOK_ID_MAX];
+    return hvs_alert_id(&key, id, sizeof id) < 0 ? NULL : al_building_entry(b, id, false);
+}
+
+int al_judge_hour(const al_conf_t *c, al_building_t *b, hvs_ms_t hour, const char *team,
+                  al_judge_stats_t *st, hvs_err_t *err) {
+    size_t i = al_slot(hour);
+    int scored = 0, above = 0;
+    for (size_t k = 0; k < b->napts; k++) {
+        const al_hour_t *h = &b->apts[k]->hours[i];
+        if (h->hour == hour) {
+            scored++;
+            above += h->score >= c->open;
+        }
+    }
+    bool wide = scored >= c->building_min && above >= c->building_min &&
+                above >= c->building_share * scored;
+    for (size_t k = 0; k < b->napts; k++) {
+        al_apartment_t *a = b->apts[k];
+        al_hour_t *h = &a->hours[i];
+        if (h->hour != hour)
+            continue;
+        if (!a->open) {
+            if (h->score >= c->open) {
+                int rc = open_episode(c, b, a, h, wide, team, st, err);
+                if (rc)
+                    return rc;
+            }
+        } else {
+            al_entry_t *x = open_entry(b, a);
+            if (!x) { /* dropped by retention while open (cannot happen with keep > close) */
+                a->open = false;
+            } else if (h->score >= c->close) {
+                a->below = 0;
+                extend(c, x, a, h);
+                if (x->e.disposition == HVS_ALERTBOOK_CANDIDATE && critical(c, h))
+                    raise_now(x, hour, st);
+            } else if (++a->below >= c->close_hours) {
+                a->open = false;
+                x->e.open = false;
+                x->dirty = true;
+                if (x->e.disposition == HVS_ALERTBOOK_RAISED)
+                    x->publish = true;
+            }
+        }
+        h->hour = 0; /* judged: the slot is free */
+        for (int r = 0; r < AL_REASONS; r++)
+            if (a->reasons[r].hour && a->reasons[r].hour <= hour)
+                a->reasons[r].hour = 0;
+        a->dirty = true;
+    }
+    /* retention, once a day */
+    if (hour % HVS_MS_DAY == 0)
+        for (size_t k = 0; k < b->nentries; k++) {
+            al_entry_t *x = b->entries[k];
+            if (!x->e.open && !x->gone && x->e.updated_at < hour - c->keep_ms) {
+                x->gone = true;
+                st->dropped++;
+            }
+        }
+    return 0;
+}
+
+/* ---- daily lists ---------------------------------------------------------------------------- */
+
+typedef struct pick {
+    al_entry_t *x;
+    double score;
+} pick_t;
+
+static int pick_cmp(const void *pa, const void *pb) {
+    const pick_t *a = pa, *b = pb;
+    if (a->score != b->score)
+        return a->score > b->score ? -1 : 1;
+    if (a->x->e.first_seen != b->x->e.first_seen)
+        return a->x->e.first_seen < b->x->e.first_seen ? -1 : 1;
+    return strcmp(a->x->e.id, b->x->e.id);
+}
+
+static int make_list(al_state_t *s, const al_conf_t *c, al_building_t **bs, size_t nb, hvs_ms_t day,
+                     al_judge_stats_t *st, hvs_err_t *err) {
+    hvs_ms_t end = day + HVS_MS_DAY;
+    size_t n = 0, cap = 0;
+    pick_t *p = NULL;
+    (void)s;
+    for (size_t i = 0; i < nb; i++)
+        for (size_t k = 0; k < bs[i]->nentries; k++) {
+            al_entry_t *x = bs[i]->entries[k];
+            hvs_alertbook_entry_t *e = &x->e;
+            if (x->gone || e->first_seen >= end)
+                continue;
+            bool cand = e->disposition == HVS_ALERTBOOK_CANDIDATE ||
+                        (e->disposition == HVS_ALERTBOOK_RAISED && e->list_day == 0 &&
+                         x->raised_hour >= end);
+            if (!cand)
+                continue;
+            if (e->updated_at < day - c->carry_ms) {
+                if (e->disposition == HVS_ALERTBOOK_CANDIDATE) {
+                    e->disposition = HVS_ALERTBOOK_EXPIRED;
+                    snprintf(e->reason, sizeof e->reason, "not_in_top_%d", c->top_k);
+                    x->dirty = true;
+                    st->expired++;
+                }
+                continue;
+            }
+            pick_t *g = hvs_vec_grow(p, &cap, n + 1, sizeof *p, 32);
+            if (!g) {
+                free(p);
+                return hvs_err_set(err, HVS_ENOMEM, "oom", "daily list");
+            }
+            p = g;
+            p[n++] = (pick_t){x, al_entry_score_until(x, day)};
+        }
+    qsort(p, n, sizeof *p, pick_cmp);
+    for (size_t i = 0; i < n && i < (size_t)c->top_k; i++) {
+        al_entry_t *x = p[i].x;
+        if (x->e.disposition != HVS_ALERTBOOK_RAISED) {
+            x->e.disposition = HVS_ALERTBOOK_RAISED;
+            x->raised_hour = end;
+            st->raised++;
+        }
+        x->e.rank = (int)i + 1;
+        x->e.list_day = day;
+        x->dirty = x->publish = true;
+    }
+    free(p);
+    for (size_t i = 0; i < nb; i++) {
+        bs[i]->listed = day;
+        bs[i]->listed_dirty = true;
+    }
+    st->lists++;
+    return 0;
+}
+
+int al_judge_lists(al_state_t *s, const al_conf_t *c, al_team_of_t team_of, void *opaque,
+                   al_judge_stats_t *st, hvs_err_t *err) {
+    if (s->n == 0)
+        return 0;
+    /* group the buildings by team (sorted copies of the pointers) */
+    al_building_t **bs = malloc(s->n * sizeof *bs);
+    const char **teams = malloc(s->n * sizeof *teams);
+    bool *done = calloc(s->n, 1);
+    int rc = 0;
+    if (!bs || !teams || !done)
+        rc = hvs_err_set(err, HVS_ENOMEM, "oom", "daily lists");
+    for (size_t i = 0; i < s->n && rc == 0; i++)
+        teams[i] = team_of(opaque, s->b[i]->id);
+    for (size_t i = 0; i < s->n && rc == 0; i++) {
+        if (done[i])
+            continue;
+        size_t nb = 0;
+        hvs_ms_t judged = INT64_MAX, listed = 0, first = INT64_MAX;
+        for (size_t j = i; j < s->n; j++) {
+            if (done[j] || strcmp(teams[j], teams[i]) != 0)
+                continue;
+            done[j] = true;
+            al_building_t *b = s->b[j];
+            bs[nb++] = b;
+            const al_partition_t *pt = &s->part[b->partition];
+            if (!pt->done || pt->done < judged)
+                judged = pt->done;
+            if (b->listed > listed)
+                listed = b->listed;
+            for (size_t k = 0; k < b->nentries; k++)
+                if (b->entries[k]->e.first_seen < first)
+                    first = b->entries[k]->e.first_seen;
+        }
+        if (!judged || judged == INT64_MAX || first == INT64_MAX)
+            continue;
+        hvs_ms_t day = listed ? listed + HVS_MS_DAY : hvs_time_day_start(first);
+        for (; rc == 0 && day + HVS_MS_DAY - HVS_MS_HOUR <= judged; day += HVS_MS_DAY)
+            rc = make_list(s, c, bs, nb, day, st, err);
+    }
+    free(bs);
+    free(teams);
+    free(done);
+    return rc;
+}

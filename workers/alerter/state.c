@@ -1,0 +1,540 @@
+/* state.c - the alerter's buildings, apartments, alert book and their Redis state (state.h). */
+#include "state.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hvs/ids.h"
+#include "hvs/log.h"
+#include "hvs/vec.h"
+
+#define KEY_MAX 700
+#define TEXT_MAX (HVS_ALERTBOOK_LINE_MAX + 512)
+
+al_state_t *al_state_new(void) { return calloc(1, sizeof(al_state_t)); }
+
+static void building_free(al_building_t *b) {
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->napts; i++) {
+        free(b->apts[i]->id);
+        free(b->apts[i]);
+    }
+    for (size_t i = 0; i < b->nentries; i++)
+        free(b->entries[i]);
+    free(b->apts);
+    free(b->entries);
+    free(b->id);
+    free(b);
+}
+
+void al_state_destroy(al_state_t *s) {
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        building_free(s->b[i]);
+    free(s->b);
+    free(s->text);
+    free(s);
+}
+
+al_building_t *al_state_building(al_state_t *s, const char *id, int32_t partition, bool create) {
+    size_t at;
+    bool found;
+    HVS_VEC_BSEARCH_STR(s->b, s->n, ->id, id, at, found);
+    if (found)
+        return s->b[at];
+    if (!create)
+        return NULL;
+    al_building_t **g = hvs_vec_grow(s->b, &s->cap, s->n + 1, sizeof *s->b, 64);
+    if (!g)
+        return NULL;
+    s->b = g;
+    al_building_t *b = calloc(1, sizeof *b);
+    if (!b || !(b->id = strdup(id))) {
+        free(b);
+        return NULL;
+    }
+    b->partition = partition;
+    hvs_vec_open(s->b, s->n, at, sizeof *s->b);
+    s->b[at] = b;
+    s->n++;
+    return b;
+}
+
+static void apartment_clear(al_apartment_t *a) {
+    for (size_t i = 0; i < AL_RING; i++)
+        a->hours[i].hour = 0, a->water_hour[i] = 0;
+}
+
+al_apartment_t *al_building_apartment(al_building_t *b, const char *id, bool create) {
+    size_t at;
+    bool found;
+    HVS_VEC_BSEARCH_STR(b->apts, b->napts, ->id, id, at, found);
+    if (found)
+        return b->apts[at];
+    if (!create)
+        return NULL;
+    al_apartment_t **g = hvs_vec_grow(b->apts, &b->capa, b->napts + 1, sizeof *b->apts, 16);
+    if (!g)
+        return NULL;
+    b->apts = g;
+    al_apartment_t *a = calloc(1, sizeof *a);
+    if (!a || !(a->id = strdup(id))) {
+        free(a);
+        return NULL;
+    }
+    apartment_clear(a);
+    hvs_vec_open(b->apts, b->napts, at, sizeof *b->apts);
+    b->apts[at] = a;
+    b->napts++;
+    return a;
+}
+
+al_entry_t *al_building_entry(al_building_t *b, const char *id, bool create) {
+    size_t at;
+    bool found;
+    HVS_VEC_BSEARCH_STR(b->entries, b->nentries, ->e.id, id, at, found);
+    if (found)
+        return b->entries[at];
+    if (!create)
+        return NULL;
+    al_entry_t **g = hvs_vec_grow(b->entries, &b->cape, b->nentries + 1, sizeof *b->entries, 16);
+    if (!g)
+        return NULL;
+    b->entries = g;
+    al_entry_t *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    snprintf(x->e.id, sizeof x->e.id, "%s", id);
+    x->before = NAN;
+    x->e.score = x->e.max_rule = x->e.max_z = x->e.max_prob = NAN;
+    hvs_vec_open(b->entries, b->nentries, at, sizeof *b->entries);
+    b->entries[at] = x;
+    b->nentries++;
+    return x;
+}
+
+double al_entry_score_until(const al_entry_t *x, hvs_ms_t day) {
+    double m = x->before;
+    for (int i = 0; i < AL_DAY_MAX; i++)
+        if (x->days[i].day && x->days[i].day <= day && (isnan(m) || x->days[i].max > m))
+            m = x->days[i].max;
+    return m;
+}
+
+void al_entry_note_hour(al_entry_t *x, hvs_ms_t hour, double score) {
+    hvs_ms_t day = hvs_time_day_start(hour);
+    int oldest = 0;
+    for (int i = 0; i < AL_DAY_MAX; i++) {
+        if (x->days[i].day == day) {
+            if (score > x->days[i].max)
+                x->days[i].max = (float)score;
+            return;
+        }
+        if (x->days[i].day < x->days[oldest].day)
+            oldest = i;
+    }
+    /* a new day takes an empty slot or the oldest, whose highest score moves to `before` */
+    if (x->days[oldest].day && (isnan(x->before) || x->days[oldest].max > x->before))
+        x->before = x->days[oldest].max;
+    x->days[oldest] = (al_day_max_t){day, (float)score};
+}
+
+void al_state_drop_partition(al_state_t *s, int32_t p) {
+    size_t k = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->b[i]->partition == p)
+            building_free(s->b[i]);
+        else
+            s->b[k++] = s->b[i];
+    }
+    s->n = k;
+    if (p >= 0 && p < HVS_MAX_PARTITIONS)
+        s->part[p] = (al_partition_t){0};
+}
+
+/* ---- apartment text ------------------------------------------------------------------------- */
+
+typedef struct out {
+    char *p;
+    size_t n, cap;
+    bool full;
+} out_t;
+
+static void outf(out_t *o, const char *fmt, ...) HVS_PRINTF(2, 3);
+#include <stdarg.h>
+static void outf(out_t *o, const char *fmt, ...) {
+    if (o->full)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(o->p + o->n, o->cap - o->n, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= o->cap - o->n)
+        o->full = true;
+    else
+        o->n += (size_t)n;
+}
+
+/* Line 1: "p1|open|type|first|below|sup_from|sup_until|sup_type|sup_cause"; line 2: waiting
+ * hours "hour,rev,score,rule,z,prob,rules;..."; line 3: water "hour,use;..."; then one line per
+ * kept reason "hour|score|model|text". Floats as %.9g (float round trip), NaN as "nan". */
+int al_apartment_format(const al_apartment_t *a, char *buf, size_t len) {
+    out_t o = {buf, 0, len, len == 0};
+    outf(&o, "p1|%d|%d|%lld|%d|%lld|%lld|%d|%s\n", a->open ? 1 : 0, (int)a->open_type,
+         (long long)a->open_first, a->below, (long long)a->sup_from, (long long)a->sup_until,
+         (int)a->sup_type, a->sup_cause);
+    for (size_t i = 0; i < AL_RING; i++) {
+        const al_hour_t *h = &a->hours[i];
+        if (h->hour)
+            outf(&o, "%lld,%lld,%.9g,%.9g,%.9g,%.9g,%u;", (long long)h->hour,
+                 (long long)h->revision, h->score, h->rule_score, h->z, h->prob,
+                 (unsigned)h->rules);
+    }
+    outf(&o, "\n");
+    for (size_t i = 0; i < AL_RING; i++)
+        if (a->water_hour[i])
+            outf(&o, "%lld,%d;", (long long)a->water_hour[i], a->water_use[i]);
+    for (int i = 0; i < AL_REASONS; i++) {
+        const al_reason_t *r = &a->reasons[i];
+        if (r->hour)
+            outf(&o, "\n%lld|%.9g|%s|%s", (long long)r->hour, r->score, r->model, r->text);
+    }
+    return o.full ? -1 : (int)o.n;
+}
+
+static const char *line_end(const char *p, const char *end) {
+    const char *q = memchr(p, '\n', (size_t)(end - p));
+    return q ? q : end;
+}
+
+int al_apartment_parse(al_apartment_t *a, const char *s, size_t n) {
+    const char *end = s + n, *e1 = line_end(s, end);
+    char head[512];
+    size_t hl = (size_t)(e1 - s);
+    if (hl >= sizeof head)
+        return -1;
+    memcpy(head, s, hl);
+    head[hl] = '\0';
+    int open, type, below, sup_type, used = 0;
+    long long first, from, until;
+    if (sscanf(head, "p1|%d|%d|%lld|%d|%lld|%lld|%d|%n", &open, &type, &first, &below, &from,
+               &until, &sup_type, &used) != 7 ||
+        used == 0)
+        return -1;
+    a->open = open != 0, a->open_type = (hvs_alert_type_t)type, a->open_first = first;
+    a->below = below, a->sup_from = from, a->sup_until = until;
+    a->sup_type = (hvs_alert_type_t)sup_type;
+    snprintf(a->sup_cause, sizeof a->sup_cause, "%s", head + used);
+    apartment_clear(a);
+    memset(a->reasons, 0, sizeof a->reasons);
+    if (e1 == end)
+        return 0;
+    const char *p = e1 + 1, *e2 = line_end(p, end);
+    while (p < e2) {
+        long long hour, rev;
+        float sc, ru, z, pr;
+        unsigned rules;
+        int k = 0;
+        if (sscanf(p, "%lld,%lld,%g,%g,%g,%g,%u;%n", &hour, &rev, &sc, &ru, &z, &pr, &rules, &k) !=
+                7 ||
+            k == 0)
+            return -1;
+        a->hours[al_slot(hour)] = (al_hour_t){hour, rev, sc, ru, z, pr, rules};
+        p += k;
+    }
+    if (e2 == end)
+        return 0;
+    p = e2 + 1;
+    const char *e3 = line_end(p, end);
+    while (p < e3) {
+        long long hour;
+        int use, k = 0;
+        if (sscanf(p, "%lld,%d;%n", &hour, &use, &k) != 2 || k == 0)
+            return -1;
+        a->water_hour[al_slot(hour)] = hour;
+        a->water_use[al_slot(hour)] = (int8_t)use;
+        p += k;
+    }
+    for (int i = 0; i < AL_REASONS && e3 < end; i++) {
+        p = e3 + 1;
+        e3 = line_end(p, end);
+        char line[HVS_ALERTBOOK_NAME_MAX + AL_TEXT_MAX + 64];
+        size_t ll = (size_t)(e3 - p);
+        if (ll >= sizeof line)
+            return -1;
+        memcpy(line, p, ll);
+        line[ll] = '\0';
+        long long hour;
+        float sc;
+        int k = 0;
+        if (sscanf(line, "%lld|%g|%n", &hour, &sc, &k) != 2 || k == 0)
+            return -1;
+        char *bar = strchr(line + k, '|');
+        if (!bar)
+            return -1;
+        *bar = '\0';
+        al_reason_t *r = &a->reasons[i];
+        r->hour = hour, r->score = sc;
+        snprintf(r->model, sizeof r->model, "%s", line + k);
+        snprintf(r->text, sizeof r->text, "%s", bar + 1);
+    }
+    return 0;
+}
+
+/* An entry: its alert book line, then "x1|raised_hour|before|day,max;...". */
+static int entry_format(const al_entry_t *x, char *buf, size_t len) {
+    int n = hvs_alertbook_format(&x->e, buf, len);
+    if (n < 0)
+        return -1;
+    out_t o = {buf, (size_t)n, len, false};
+    outf(&o, "\nx1|%lld|%.9g|", (long long)x->raised_hour, x->before);
+    for (int i = 0; i < AL_DAY_MAX; i++)
+        if (x->days[i].day)
+            outf(&o, "%lld,%.9g;", (long long)x->days[i].day, x->days[i].max);
+    return o.full ? -1 : (int)o.n;
+}
+
+static int entry_parse(al_entry_t *x, const char *s, size_t n, hvs_err_t *err) {
+    const char *nl = memchr(s, '\n', n);
+    int rc = hvs_alertbook_parse(s, nl ? (size_t)(nl - s) : n, &x->e, err);
+    x->before = NAN;
+    memset(x->days, 0, sizeof x->days);
+    x->raised_hour = 0;
+    if (rc || !nl)
+        return rc;
+    char tail[512];
+    size_t tl = n - (size_t)(nl + 1 - s);
+    if (tl >= sizeof tail)
+        return hvs_err_set(err, HVS_EINVAL, "bad_entry", "%s: ranking data too long", x->e.id);
+    memcpy(tail, nl + 1, tl);
+    tail[tl] = '\0';
+    long long raised;
+    float before;
+    int k = 0;
+    if (sscanf(tail, "x1|%lld|%g|%n", &raised, &before, &k) != 2 || k == 0)
+        return hvs_err_set(err, HVS_EINVAL, "bad_entry", "%s: bad ranking data", x->e.id);
+    x->raised_hour = raised, x->before = before;
+    const char *p = tail + k;
+    for (int i = 0; i < AL_DAY_MAX && *p; i++) {
+        long long day;
+        float m;
+        int used = 0;
+        if (sscanf(p, "%lld,%g;%n", &day, &m, &used) != 2 || used == 0)
+            return hvs_err_set(err, HVS_EINVAL, "bad_entry", "%s: bad day maxima", x->e.id);
+        x->days[i] = (al_day_max_t){day, m};
+        p += used;
+    }
+    return 0;
+}
+
+/* ---- load ----------------------------------------------------------------------------------- */
+
+static const redisReply *reply(hvs_redis_batch_t *b, size_t i, int type) {
+    const redisReply *r = hvs_redis_batch_reply(b, i);
+    return r && r->type == type ? r : NULL;
+}
+
+static int add(hvs_redis_batch_t *b, int argc, const char **argv, const size_t *argl,
+               hvs_err_t *err) {
+    return hvs_redis_batch_add(b, argc, argv, argl)
+               ? hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch")
+               : 0;
+}
+
+static int load_buildings(al_state_t *s, hvs_redis_t *r, hvs_redis_batch_t *rb, int32_t p,
+                          size_t *nb, hvs_err_t *err) {
+    size_t first = 0;
+    char key[KEY_MAX];
+    hvs_redis_batch_reset(rb);
+    for (size_t i = 0; i < s->n; i++) {
+        al_building_t *b = s->b[i];
+        if (b->partition != p)
+            continue;
+        const char *k3[3][2] = {{"HGETALL", NULL}, {"HGETALL", NULL}, {"GET", NULL}};
+        static const char *const suffix[3] = {"al:apts", "al:alerts", "al:listed"};
+        for (int j = 0; j < 3; j++) {
+            if (hvs_redis_key(key, sizeof key, b->id, err, "%s", suffix[j]) < 0)
+                return HVS_EINVAL;
+            k3[j][1] = key;
+            int rc = add(rb, 2, k3[j], NULL, err);
+            if (rc)
+                return rc;
+        }
+    }
+    int rc = hvs_redis_batch_exec(r, rb, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < s->n; i++) {
+        al_building_t *b = s->b[i];
+        if (b->partition != p)
+            continue;
+        const redisReply *ha = reply(rb, first, REDIS_REPLY_ARRAY),
+                         *he = reply(rb, first + 1, REDIS_REPLY_ARRAY),
+                         *li = reply(rb, first + 2, REDIS_REPLY_STRING);
+        first += 3;
+        for (size_t j = 0; ha && j + 1 < ha->elements; j += 2) {
+            const redisReply *k = ha->element[j], *v = ha->element[j + 1];
+            if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+                continue;
+            al_apartment_t *a = al_building_apartment(b, k->str, true);
+            if (!a)
+                return hvs_err_set(err, HVS_ENOMEM, "oom", "apartment %s/%s", b->id, k->str);
+            if (al_apartment_parse(a, v->str, v->len))
+                hvs_log_warn("alerter", "%s/%s: unreadable apartment state skipped", b->id, k->str);
+        }
+        for (size_t j = 0; he && j + 1 < he->elements; j += 2) {
+            const redisReply *k = he->element[j], *v = he->element[j + 1];
+            if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+                continue;
+            al_entry_t *x = al_building_entry(b, k->str, true);
+            hvs_err_t bad = {0};
+            if (!x)
+                return hvs_err_set(err, HVS_ENOMEM, "oom", "alert %s", k->str);
+            if (entry_parse(x, v->str, v->len, &bad))
+                hvs_log_warn("alerter", "%s: unreadable alert entry %s kept as read: %s", b->id,
+                             k->str, bad.msg);
+        }
+        b->listed = li ? strtoll(li->str, NULL, 10) : 0;
+        b->known = true;
+        (*nb)++;
+    }
+    return 0;
+}
+
+int al_state_load_partition(al_state_t *s, hvs_redis_t *r, hvs_redis_batch_t *rb, int32_t p,
+                            size_t *nbuildings, hvs_err_t *err) {
+    al_state_drop_partition(s, p); /* a stale copy from an earlier assignment */
+    *nbuildings = 0;
+    char key[48];
+    snprintf(key, sizeof key, "hvs:al:part:%d", (int)p);
+    hvs_redis_batch_reset(rb);
+    const char *a1[] = {"HGETALL", key};
+    int rc = add(rb, 2, a1, NULL, err);
+    if (rc == 0)
+        rc = hvs_redis_batch_exec(r, rb, err);
+    if (rc)
+        return rc;
+    const redisReply *h = reply(rb, 0, REDIS_REPLY_ARRAY);
+    al_partition_t *pt = &s->part[p];
+    *pt = (al_partition_t){.present = true};
+    char **ids = NULL;
+    size_t nids = 0;
+    for (size_t j = 0; h && j + 1 < h->elements; j += 2) {
+        const redisReply *k = h->element[j], *v = h->element[j + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        if (strcmp(k->str, "done") == 0)
+            pt->done = strtoll(v->str, NULL, 10);
+        else if (strcmp(k->str, "swm") == 0)
+            pt->swm = strtoll(v->str, NULL, 10);
+        else if (strcmp(k->str, "awm") == 0)
+            pt->awm = strtoll(v->str, NULL, 10);
+        else if (strncmp(k->str, "b:", 2) == 0 && hvs_id_check(k->str + 2, "building", err) == 0)
+            nids++;
+    }
+    (void)ids;
+    for (size_t j = 0; h && j + 1 < h->elements; j += 2) {
+        const redisReply *k = h->element[j];
+        if (k->type == REDIS_REPLY_STRING && strncmp(k->str, "b:", 2) == 0 &&
+            hvs_id_check(k->str + 2, "building", err) == 0 &&
+            !al_state_building(s, k->str + 2, p, true))
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "building %s", k->str + 2);
+    }
+    return nids ? load_buildings(s, r, rb, p, nbuildings, err) : 0;
+}
+
+/* ---- save ----------------------------------------------------------------------------------- */
+
+static int save_building(al_state_t *s, hvs_redis_batch_t *batch, al_building_t *b,
+                         hvs_err_t *err) {
+    char key[KEY_MAX], num[32];
+    int rc = 0;
+    if (!b->known) {
+        char part[48], field[HVS_ID_MAX + 8];
+        snprintf(part, sizeof part, "hvs:al:part:%d", (int)b->partition);
+        snprintf(field, sizeof field, "b:%s", b->id);
+        const char *a1[] = {"HSET", part, field, "1"};
+        const char *a2[] = {"SADD", "hvs:al:buildings", b->id};
+        if ((rc = add(batch, 4, a1, NULL, err)) || (rc = add(batch, 3, a2, NULL, err)))
+            return rc;
+        b->known = true;
+    }
+    if (b->listed_dirty) {
+        if (hvs_redis_key(key, sizeof key, b->id, err, "al:listed") < 0)
+            return HVS_EINVAL;
+        snprintf(num, sizeof num, "%lld", (long long)b->listed);
+        const char *a[] = {"SET", key, num};
+        if ((rc = add(batch, 3, a, NULL, err)))
+            return rc;
+        b->listed_dirty = false;
+    }
+    for (size_t i = 0; i < b->napts; i++) {
+        al_apartment_t *a = b->apts[i];
+        if (!a->dirty)
+            continue;
+        int n = al_apartment_format(a, s->text, TEXT_MAX);
+        if (n < 0)
+            return hvs_err_set(err, HVS_EINVAL, "state_too_large", "apartment %s/%s", b->id, a->id);
+        if (hvs_redis_key(key, sizeof key, b->id, err, "al:apts") < 0)
+            return HVS_EINVAL;
+        const char *av[] = {"HSET", key, a->id, s->text};
+        size_t al[] = {4, strlen(key), strlen(a->id), (size_t)n};
+        if ((rc = add(batch, 4, av, al, err)))
+            return rc;
+        a->dirty = false;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < b->nentries; i++) {
+        al_entry_t *x = b->entries[i];
+        if (x->dirty || x->gone) {
+            if (hvs_redis_key(key, sizeof key, b->id, err, "al:alerts") < 0)
+                return HVS_EINVAL;
+            if (x->gone) {
+                const char *av[] = {"HDEL", key, x->e.id};
+                rc = add(batch, 3, av, NULL, err);
+            } else {
+                int n = entry_format(x, s->text, TEXT_MAX);
+                if (n < 0)
+                    return hvs_err_set(err, HVS_EINVAL, "state_too_large", "alert %s", x->e.id);
+                const char *av[] = {"HSET", key, x->e.id, s->text};
+                size_t al[] = {4, strlen(key), strlen(x->e.id), (size_t)n};
+                rc = add(batch, 4, av, al, err);
+            }
+            if (rc)
+                return rc;
+            x->dirty = false;
+        }
+        if (x->gone)
+            free(x);
+        else
+            b->entries[k++] = x;
+    }
+    b->nentries = k;
+    return 0;
+}
+
+int al_state_save(al_state_t *s, hvs_redis_batch_t *batch, hvs_err_t *err) {
+    if (!s->text && !(s->text = malloc(TEXT_MAX)))
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "state text");
+    int rc = 0;
+    for (size_t i = 0; i < s->n && rc == 0; i++)
+        rc = save_building(s, batch, s->b[i], err);
+    for (int p = 0; p < HVS_MAX_PARTITIONS && rc == 0; p++) {
+        al_partition_t *pt = &s->part[p];
+        if (!pt->present || !pt->dirty)
+            continue;
+        char key[48], d[24], sw[24], aw[24];
+        snprintf(key, sizeof key, "hvs:al:part:%d", p);
+        snprintf(d, sizeof d, "%lld", (long long)pt->done);
+        snprintf(sw, sizeof sw, "%lld", (long long)pt->swm);
+        snprintf(aw, sizeof aw, "%lld", (long long)pt->awm);
+        const char *av[] = {"HSET", key, "done", d, "swm", sw, "awm", aw};
+        rc = add(batch, 8, av, NULL, err);
+        pt->dirty = false;
+    }
+    return rc;
+}
