@@ -3,7 +3,8 @@
  * with the alerter (alert.h), a small labels file in the simulator's format, and the Feedback
  * records read back from alerts.feedback: exactly one per answerable alert, with the verdict,
  * root cause, technician and labelled_at the ground truth gives; nothing for data-quality,
- * building-level or repeated alerts; nothing at all with HVS_TECH_UNANSWERED=1.
+ * building-level or repeated alerts; nothing at all with HVS_TECH_UNANSWERED=1; every verdict
+ * flipped with HVS_TECH_ERROR_RATE=1.
  */
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
@@ -20,7 +21,7 @@
 #define T0 1733097600000LL /* 2024-12-02T00:00:00Z */
 
 static hvs_test_proc_t broker;
-static char labels_path[128], logpath[2][128];
+static char labels_path[128], logpath[3][128];
 
 static void teardown(void) {
     hvs_test_proc_stop(&broker);
@@ -166,10 +167,10 @@ typedef struct got {
     hvs_serde_t *s;
     hvs_decoder_t *d;
     int n;
-    char key[8][64], alert[8][128], building[8][64], apt[8][64], tech[8][64], cause[8][64];
-    hvs_feedback_label_t label[8];
-    long long at[8];
-    bool comment[8];
+    char key[16][64], alert[16][128], building[16][64], apt[16][64], tech[16][64], cause[16][64];
+    hvs_feedback_label_t label[16];
+    long long at[16];
+    bool comment[16];
     int bad;
 } got_t;
 
@@ -182,7 +183,7 @@ static void collect(void *opaque, const rd_kafka_message_t *m) {
         g->bad++;
         return;
     }
-    if (g->n >= 8) {
+    if (g->n >= 16) {
         g->n++;
         return;
     }
@@ -218,8 +219,9 @@ static void read_feedback(got_t *g, size_t want) {
     hvs_serde_destroy(g->s);
 }
 
+/* The latest verdict on an alert (a building's records keep their order in its partition). */
 static int find(const got_t *g, const char *alert) {
-    for (int i = 0; i < g->n && i < 8; i++)
+    for (int i = (g->n < 16 ? g->n : 16) - 1; i >= 0; i--)
         if (!strcmp(g->alert[i], alert))
             return i;
     return -1;
@@ -307,16 +309,57 @@ static void test_unanswered(void) {
     HVS_CHECK(g.n == before, "no Feedback added: %d before, %d after", before, g.n);
 }
 
+/* HVS_TECH_ERROR_RATE=1: every verdict flipped - a missed fault is "no_fault_found", a false
+ * alarm taken for the fault the alert's type suggests. */
+static void test_mistakes(void) {
+    setup();
+    got_t g;
+    read_feedback(&g, 0);
+    int before = g.n;
+    hvs_test_proc_t proc;
+    start(&proc, 2, "HVS_TECH_ERROR_RATE=1 HVS_TECH_UNANSWERED=0 HVS_TECH_DELAY=1h");
+    read_feedback(&g, (size_t)before + 5);
+    HVS_CHECK(g.n == before + 5, "5 more Feedback records: %d before, %d after", before, g.n);
+    struct {
+        const char *alert, *cause;
+        hvs_feedback_label_t label;
+        long long at;
+    } want[] = {
+        {"apt_001_002#2024-12-04#RULE_NO_RESPONSE", "no_heat_response", HVS_FEEDBACK_TRUE_POSITIVE,
+         T0 + 2 * DAY + 2 * HOUR},
+        {"apt_001_001#2024-12-05#RULE_STUCK_VALVE", "no_fault_found", HVS_FEEDBACK_FALSE_POSITIVE,
+         T0 + 3 * DAY + 7 * HOUR},
+        {"apt_001_003#2024-12-05#ANOMALY", "unknown", HVS_FEEDBACK_TRUE_POSITIVE,
+         T0 + 3 * DAY + 3 * HOUR},
+        {"apt_002_002#2024-12-11#RULE_SENSOR_MISMATCH", "no_fault_found",
+         HVS_FEEDBACK_FALSE_POSITIVE, T0 + 9 * DAY + 9 * HOUR},
+    };
+    for (size_t k = 0; k < sizeof want / sizeof *want; k++) {
+        int i = find(&g, want[k].alert);
+        HVS_CHECK(i >= before, "a new verdict on %s", want[k].alert);
+        if (i < before)
+            continue;
+        HVS_CHECK_EQ_STR(g.cause[i], want[k].cause);
+        HVS_CHECK(g.label[i] == want[k].label, "%s: %s", want[k].alert,
+                  hvs_feedback_label_name(g.label[i]));
+        HVS_CHECK_EQ_INT(g.at[i], want[k].at);
+    }
+    char *log = stop(&proc, 2);
+    HVS_CHECK(count(log, ", mistaken at ") == 5, "5 mistakes logged: %s", logpath[2]);
+    free(log);
+}
+
 static const hvs_test_case_t cases[] = {
     {"answers_each_alert_once_with_the_ground_truth", test_answers},
     {"unanswered_1_answers_nothing", test_unanswered},
+    {"error_rate_1_flips_every_verdict", test_mistakes},
     HVS_TEST_CASES_END,
 };
 
 int main(int argc, char **argv) {
     hvs_log_init("test", HVS_LOG_WARN, NULL);
     int rc = hvs_test_main(cases, argc, argv);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         if (logpath[i][0] && rc == 0)
             remove(logpath[i]);
     return rc;
