@@ -40,6 +40,14 @@ typedef enum hvs_alert_severity {
     HVS_SEVERITY_CRITICAL
 } hvs_alert_severity_t;
 
+/* Symbols of the AlertStatus enum, in schema order; zero (a new alert) is UNSEEN. */
+typedef enum hvs_alert_status {
+    HVS_ALERT_UNSEEN = 0,
+    HVS_ALERT_INVESTIGATING,
+    HVS_ALERT_RESOLVED_TRUE_POSITIVE,
+    HVS_ALERT_RESOLVED_FALSE_POSITIVE
+} hvs_alert_status_t;
+
 typedef struct hvs_alert {
     const char *building_id;
     const char *apartment_id; /* NULL: building- or system-level */
@@ -50,10 +58,13 @@ typedef struct hvs_alert {
     const char *const *evidence; /* name, value, name, value, ..., NULL (may be NULL) */
     const char *model;           /* "name:version" or NULL */
     hvs_ms_t first_seen, updated_at;
-    const char *team; /* NULL: none */
+    const char *team;          /* NULL: none */
+    hvs_alert_status_t status; /* 0: UNSEEN */
+    int rank;                  /* within the team's daily top-k, 1 = first; 0: null */
 } hvs_alert_t;
 
-const char *hvs_alert_type_name(hvs_alert_type_t t); /* "DATA_QUALITY", ... */
+const char *hvs_alert_type_name(hvs_alert_type_t t);     /* "DATA_QUALITY", ... */
+const char *hvs_alert_status_name(hvs_alert_status_t s); /* "UNSEEN", ... */
 
 /* The alert id of a; returns its length, or -1 if it does not fit in len. */
 int hvs_alert_id(const hvs_alert_t *a, char *buf, size_t len);
