@@ -1,7 +1,7 @@
 /*
  * test_alert_it - alerts through a real hvs-devbroker, read back with `hvsctl tail alerts` (the
  * operator's decoder, not ours): id "<entity>#<UTC date>#<TYPE>", every field, the evidence
- * map, schema defaults (status UNSEEN), keyed by building; ids before 1970 and past midnight
+ * map, status (zero: UNSEEN) and rank (zero: null), keyed by building; ids before 1970 and past midnight
  * fall on the right dates.
  */
 #include <jansson.h>
@@ -30,6 +30,9 @@ static void test_alert_id(void) {
                   strcmp(id, "apt_7#1969-12-31#RULE_STUCK_VALVE") == 0,
               "%s", id);
     HVS_CHECK(hvs_alert_id(&a, id, 10) == -1, "too small a buffer");
+    HVS_CHECK_EQ_STR(hvs_alert_status_name(HVS_ALERT_UNSEEN), "UNSEEN");
+    HVS_CHECK_EQ_STR(hvs_alert_status_name(HVS_ALERT_RESOLVED_FALSE_POSITIVE),
+                     "RESOLVED_FALSE_POSITIVE");
 }
 
 /* Two alerts sent through a real hvs-devbroker, read back with `hvsctl tail alerts`. */
@@ -61,6 +64,8 @@ static void test_alerts_read_back(void) {
                       .summary = "x",
                       .model = "anomaly-residual/global:3",
                       .team = "north",
+                      .status = HVS_ALERT_INVESTIGATING,
+                      .rank = 2,
                       .first_seen = 1733097600000LL,
                       .updated_at = 1733097600000LL};
     HVS_CHECK(hvs_alerter_send(al, &an, &err) == 0, "send: %s", err.msg);
@@ -88,17 +93,21 @@ static void test_alerts_read_back(void) {
                         0 &&
                     strcmp(json_string_value(json_object_get(e, "missing_rate")), "0.200") == 0 &&
                     json_integer_value(json_object_get(v, "updated_at")) == 1733101200000LL &&
-                    json_is_null(json_object_get(v, "model")),
+                    json_is_null(json_object_get(v, "model")) &&
+                    json_is_null(json_object_get(v, "rank")),
                 "data-quality alert fields: %s", line);
         } else if (aid && strcmp(aid, "apt_1#2024-12-02#ANOMALY") == 0) {
             found++;
-            HVS_CHECK(strcmp(json_string_value(json_object_get(v, "apartment_id")), "apt_1") == 0 &&
-                          strcmp(json_string_value(json_object_get(v, "model")),
-                                 "anomaly-residual/global:3") == 0 &&
-                          strcmp(json_string_value(json_object_get(v, "team")), "north") == 0 &&
-                          json_real_value(json_object_get(v, "score")) == 3.5 &&
-                          json_object_size(json_object_get(v, "evidence")) == 0,
-                      "anomaly alert fields: %s", line);
+            HVS_CHECK(
+                strcmp(json_string_value(json_object_get(v, "apartment_id")), "apt_1") == 0 &&
+                    strcmp(json_string_value(json_object_get(v, "model")),
+                           "anomaly-residual/global:3") == 0 &&
+                    strcmp(json_string_value(json_object_get(v, "team")), "north") == 0 &&
+                    json_real_value(json_object_get(v, "score")) == 3.5 &&
+                    strcmp(json_string_value(json_object_get(v, "status")), "INVESTIGATING") == 0 &&
+                    json_integer_value(json_object_get(v, "rank")) == 2 &&
+                    json_object_size(json_object_get(v, "evidence")) == 0,
+                "anomaly alert fields: %s", line);
         }
         json_decref(j);
     }

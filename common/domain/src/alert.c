@@ -18,7 +18,7 @@ static const char *const status_names[] = {"UNSEEN", "INVESTIGATING", "RESOLVED_
                                            "RESOLVED_FALSE_POSITIVE"};
 
 const char *hvs_alert_status_name(hvs_alert_status_t s) {
-    return (unsigned)s < 4 ? status_names[s] : "UNSEEN";
+    return (unsigned)s < sizeof status_names / sizeof *status_names ? status_names[s] : "UNSEEN";
 }
 
 static const char *const severity_names[] = {"INFO", "WARNING", "CRITICAL"};
@@ -90,8 +90,11 @@ int hvs_alerter_send(hvs_alerter_t *al, const hvs_alert_t *a, hvs_err_t *err) {
     if (!a->building_id || hvs_alert_id(a, id, sizeof id) < 0)
         return hvs_err_set(err, HVS_EINVAL, "bad_alert",
                            "alert without building or with an over-long id");
+    if ((unsigned)a->status >= sizeof status_names / sizeof *status_names || a->rank < 0)
+        return hvs_err_set(err, HVS_EINVAL, "bad_alert", "alert %s: status %d, rank %d", id,
+                           (int)a->status, a->rank);
     avro_value_t *v = hvs_encoder_value(al->enc);
-    avro_value_t f, item, br;
+    avro_value_t f, b, item;
     int bad = set_str(v, "alert_id", id) || set_str(v, "building_id", a->building_id) ||
               set_opt_str(v, "apartment_id", a->apartment_id) ||
               avro_value_get_by_name(v, "type", &f, NULL) ||
@@ -99,8 +102,8 @@ int hvs_alerter_send(hvs_alerter_t *al, const hvs_alert_t *a, hvs_err_t *err) {
               avro_value_get_by_name(v, "status", &f, NULL) ||
               avro_value_set_enum(&f, (int)a->status) ||
               avro_value_get_by_name(v, "rank", &f, NULL) ||
-              (a->rank > 0 ? avro_value_set_branch(&f, 1, &br) || avro_value_set_int(&br, a->rank)
-                           : avro_value_set_branch(&f, 0, &br) || avro_value_set_null(&br)) ||
+              (a->rank > 0 ? avro_value_set_branch(&f, 1, &b) || avro_value_set_int(&b, a->rank)
+                           : avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b)) ||
               avro_value_get_by_name(v, "severity", &f, NULL) ||
               avro_value_set_enum(&f, (int)a->severity) ||
               avro_value_get_by_name(v, "score", &f, NULL) || avro_value_set_double(&f, a->score) ||

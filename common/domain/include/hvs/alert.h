@@ -40,7 +40,7 @@ typedef enum hvs_alert_severity {
     HVS_SEVERITY_CRITICAL
 } hvs_alert_severity_t;
 
-/* Symbols of the AlertStatus enum, in schema order (the workflow, docs/design.md section 9). */
+/* Symbols of the AlertStatus enum, in schema order; zero (a new alert) is UNSEEN. */
 typedef enum hvs_alert_status {
     HVS_ALERT_UNSEEN = 0,
     HVS_ALERT_INVESTIGATING,
@@ -59,8 +59,8 @@ typedef struct hvs_alert {
     const char *model;           /* "name:version" or NULL */
     hvs_ms_t first_seen, updated_at;
     const char *team;          /* NULL: none */
-    hvs_alert_status_t status; /* zero: UNSEEN */
-    int rank;                  /* place in the team's daily list; 0: null */
+    hvs_alert_status_t status; /* 0: UNSEEN */
+    int rank;                  /* within the team's daily top-k, 1 = first; 0: null */
 } hvs_alert_t;
 
 const char *hvs_alert_type_name(hvs_alert_type_t t);         /* "DATA_QUALITY", ... */
