@@ -15,7 +15,11 @@
 #      ten days of history suffice): backtested, gated model versions on `models`, listed with
 #      hvsctl model list,
 #   8. runs hvs-scorer on the aggregates and feature vectors with those models: every
-#      apartment-hour scored, and the three highest scores shown with their reasons.
+#      apartment-hour scored, and the three highest scores shown with their reasons,
+#   9. runs hvs-alerter on the scores (a daily top-5 per team, hysteresis, benign patterns
+#      suppressed) and hvs-technician answering the raised alerts from the simulator's ground
+#      truth on alerts.feedback; ends with today's list per team as a technician sees it
+#      (hvsctl alerts list) and what was suppressed, with reasons.
 # Services are stopped at the end; with --stay they keep running until Ctrl-C so you can use
 # `hvsctl` against them (the exports to do so are printed).
 set -euo pipefail
@@ -171,6 +175,33 @@ for l in sys.stdin:
 for v in sorted(best.values(), key=lambda v: -v["score"])[:3]:
     print("  %s %s score %.2f %s %s:%d" % (v["apartment_id"], v["hour"], v["score"], v["strategy"], v["model_name"], v["model_version"]))
     for r in v["reasons"]: print("      - " + r)' || true
+
+al_port=$(free_port)
+tech_port=$(free_port)
+echo "== hvs-alerter: a daily top-5 per team (metrics on http://127.0.0.1:$al_port/metrics)"
+HVS_HTTP_PORT=$al_port HVS_LOG_LEVEL=warn "$bin/hvs-alerter" >"$run_dir/alerter.log" 2>&1 &
+pids+=($!)
+echo "== hvs-technician: answers raised alerts from the ground truth (5 % mistakes, 20 % never answered)"
+HVS_HTTP_PORT=$tech_port HVS_LOG_LEVEL=warn "$bin/hvs-technician" --labels "$run_dir/labels.jsonl" \
+  >"$run_dir/technician.log" 2>&1 &
+pids+=($!)
+scores=$(metrics "$sc_port" | awk '/^hvs_scorer_scores_total /{print $2}')
+for _ in $(seq 600); do
+  n=$(metrics "$al_port" | awk '/^hvs_alerter_inputs_total\{topic="scores"\} /{print $2}')
+  [ -n "$n" ] && [ "${n%.*}" -ge "${scores%.*}" ] && break
+  sleep 0.2
+done
+sleep 3
+echo "== alerter: $(metrics "$al_port" | awk '/^hvs_alerter_(episodes_opened|raised|critical|lists|suppressed|feedback)_total/{printf "%s %s  ", $1, $2}')"
+echo "== technician: $(metrics "$tech_port" | awk '/^hvs_technician_answered_total/{printf "%s %s  ", $1, $2}')"
+echo "== today's lists, as a technician sees them (hvsctl alerts list --date <latest day>)"
+day=$("$hvsctl" alerts list --json 2>/dev/null | /usr/bin/python3 -c 'import json,sys
+days=[json.loads(l).get("list_day") or 0 for l in sys.stdin]
+import datetime; d=max(days) if days else 0
+print(datetime.datetime.utcfromtimestamp(d/1000).strftime("%Y-%m-%d") if d else "")' || true)
+"$hvsctl" alerts list ${day:+--date "$day"} || true
+echo "== suppressed (benign patterns), with reasons"
+"$hvsctl" alerts list --suppressed | head -n 8 || true
 
 if [ "$stay" = 1 ]; then
   "$sim" --out kafka --buildings 4 --days 0 --speed realtime --serve-weather "$weather_port" \
