@@ -287,47 +287,66 @@ static int make_list(al_state_t *s, const al_conf_t *c, al_building_t **bs, size
     return 0;
 }
 
+typedef struct member {
+    al_building_t *b;
+    const char *team;
+} member_t;
+
+static int member_cmp(const void *pa, const void *pb) {
+    const member_t *a = pa, *b = pb;
+    int c = strcmp(a->team, b->team);
+    return c ? c : strcmp(a->b->id, b->b->id);
+}
+
+/* The lists of one team (its buildings bs[0..nb)) whose days its live partitions judged. */
+static int team_lists(al_state_t *s, const al_conf_t *c, al_building_t **bs, size_t nb,
+                      al_judge_stats_t *st, hvs_err_t *err) {
+    hvs_ms_t newest = 0, judged = INT64_MAX, listed = 0, first = INT64_MAX;
+    for (size_t k = 0; k < nb; k++)
+        if (s->part[bs[k]->partition].done > newest)
+            newest = s->part[bs[k]->partition].done;
+    for (size_t k = 0; k < nb; k++) {
+        const al_building_t *b = bs[k];
+        hvs_ms_t done = s->part[b->partition].done;
+        /* a partition judging nothing for `idle` (its meters went quiet) does not hold the
+         * team's lists back */
+        if (done && done >= newest - c->idle_ms && done < judged)
+            judged = done;
+        if (b->listed > listed)
+            listed = b->listed;
+        for (size_t e = 0; e < b->nentries; e++)
+            if (b->entries[e]->e.first_seen < first)
+                first = b->entries[e]->e.first_seen;
+    }
+    if (judged == INT64_MAX || first == INT64_MAX)
+        return 0;
+    int rc = 0;
+    hvs_ms_t day = listed ? listed + HVS_MS_DAY : hvs_time_day_start(first);
+    for (; rc == 0 && day + HVS_MS_DAY - HVS_MS_HOUR <= judged; day += HVS_MS_DAY)
+        rc = make_list(s, c, bs, nb, day, st, err);
+    return rc;
+}
+
 int al_judge_lists(al_state_t *s, const al_conf_t *c, al_team_of_t team_of, void *opaque,
                    al_judge_stats_t *st, hvs_err_t *err) {
     if (s->n == 0)
         return 0;
-    /* group the buildings by team (sorted copies of the pointers) */
+    member_t *m = malloc(s->n * sizeof *m);
     al_building_t **bs = malloc(s->n * sizeof *bs);
-    const char **teams = malloc(s->n * sizeof *teams);
-    bool *done = calloc(s->n, 1);
     int rc = 0;
-    if (!bs || !teams || !done)
+    if (!m || !bs)
         rc = hvs_err_set(err, HVS_ENOMEM, "oom", "daily lists");
     for (size_t i = 0; i < s->n && rc == 0; i++)
-        teams[i] = team_of(opaque, s->b[i]->id);
-    for (size_t i = 0; i < s->n && rc == 0; i++) {
-        if (done[i])
-            continue;
+        m[i] = (member_t){s->b[i], team_of(opaque, s->b[i]->id)};
+    if (rc == 0)
+        qsort(m, s->n, sizeof *m, member_cmp);
+    for (size_t i = 0, j; i < s->n && rc == 0; i = j) {
         size_t nb = 0;
-        hvs_ms_t judged = INT64_MAX, listed = 0, first = INT64_MAX;
-        for (size_t j = i; j < s->n; j++) {
-            if (done[j] || strcmp(teams[j], teams[i]) != 0)
-                continue;
-            done[j] = true;
-            al_building_t *b = s->b[j];
-            bs[nb++] = b;
-            const al_partition_t *pt = &s->part[b->partition];
-            if (!pt->done || pt->done < judged)
-                judged = pt->done;
-            if (b->listed > listed)
-                listed = b->listed;
-            for (size_t k = 0; k < b->nentries; k++)
-                if (b->entries[k]->e.first_seen < first)
-                    first = b->entries[k]->e.first_seen;
-        }
-        if (!judged || judged == INT64_MAX || first == INT64_MAX)
-            continue;
-        hvs_ms_t day = listed ? listed + HVS_MS_DAY : hvs_time_day_start(first);
-        for (; rc == 0 && day + HVS_MS_DAY - HVS_MS_HOUR <= judged; day += HVS_MS_DAY)
-            rc = make_list(s, c, bs, nb, day, st, err);
+        for (j = i; j < s->n && strcmp(m[j].team, m[i].team) == 0; j++)
+            bs[nb++] = m[j].b;
+        rc = team_lists(s, c, bs, nb, st, err);
     }
+    free(m);
     free(bs);
-    free(teams);
-    free(done);
     return rc;
 }

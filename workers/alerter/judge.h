@@ -22,7 +22,9 @@
  *   daily lists  once every partition holding a team's buildings judged a whole UTC day D, the
  *                team's candidates active in [D - carry, D + 1 d) are ranked by their highest
  *                score up to D and the top_k raised UNSEEN with rank 1..k; candidates whose last
- *                hour is older than D - carry expire.
+ *                hour is older than D - carry expire. A partition whose judged hour is more than
+ *                idle_ms behind the team's newest (its meters went quiet) does not hold the
+ *                lists back.
  * Raised entries that change are marked `publish` (main.c publishes them once per batch).
  *
  * Ownership: borrows everything. Thread-safety: none. Errors: HVS_ENOMEM.
@@ -38,7 +40,7 @@ typedef struct al_conf {
     double critical_score;
     uint32_t critical_rules;
     int top_k;
-    int64_t carry_ms, keep_ms, fp_suppress_ms;
+    int64_t carry_ms, keep_ms, fp_suppress_ms, idle_ms;
     int vacancy_hours, vacancy_known;
     double water_min_l;
     double building_share;

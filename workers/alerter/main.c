@@ -45,7 +45,7 @@
 typedef struct settings {
     double open, close, critical_score, building_share, water_min;
     int64_t close_hours, top_k, vacancy_hours, vacancy_known, building_min;
-    int64_t carry_ms, keep_ms, fp_suppress_ms, lag_ms, max_future_ms, rebuild_ms;
+    int64_t carry_ms, keep_ms, fp_suppress_ms, lag_ms, max_future_ms, rebuild_ms, idle_ms;
     char *critical_rules, *benign_causes;
 } settings_t;
 
@@ -87,6 +87,9 @@ static const hvs_cfg_entry_t al_entries[] = {
      S(benign_causes), 0, "comma-separated root causes that are benign patterns"},
     {"HVS_ALERT_LAG", HVS_CFG_DURATION, "2h", 0, 86400000, S(lag_ms), 0,
      "an hour is judged once every input of its partition passed it by this (late scores)"},
+    {"HVS_ALERT_IDLE", HVS_CFG_DURATION, "2d", 3600000, 31536000000.0, S(idle_ms), 0,
+     "a partition that judged nothing this long (event time) behind the rest of its team's does "
+     "not hold the team's daily lists back (its buildings' meters went quiet)"},
     {"HVS_ALERT_MAX_FUTURE", HVS_CFG_DURATION, "1d", 0, 31536000000.0, S(max_future_ms), 0,
      "inputs stamped later than now plus this are refused (timestamp_in_future)"},
     {"HVS_ALERT_REBUILD_WINDOW", HVS_CFG_DURATION, "7d", 86400000, 31536000000.0, S(rebuild_ms), 0,
@@ -414,6 +417,7 @@ static int apply_settings(worker_t *w, hvs_err_t *err) {
                           .carry_ms = settings.carry_ms,
                           .keep_ms = settings.keep_ms,
                           .fp_suppress_ms = settings.fp_suppress_ms,
+                          .idle_ms = settings.idle_ms,
                           .vacancy_hours = (int)settings.vacancy_hours,
                           .vacancy_known = (int)settings.vacancy_known,
                           .water_min_l = settings.water_min,

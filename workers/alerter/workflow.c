@@ -65,6 +65,9 @@ int al_workflow_apply(al_entry_t *x, al_apartment_t *a, const hvs_feedback_t *f,
         a->sup_until = f->labelled_at + fp_suppress_ms;
         a->sup_type = e->type;
         snprintf(a->sup_cause, sizeof a->sup_cause, "%s", f->root_cause);
+        for (char *c = a->sup_cause; *c; c++)
+            if ((unsigned char)*c < 0x20)
+                *c = ' '; /* the apartment's state text is line-based */
         a->dirty = true;
     }
     return 1;
