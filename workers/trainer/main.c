@@ -185,7 +185,9 @@ static bool fault_alert(const char *id) {
     return t && (!strcmp(t + 1, "ANOMALY") || !strncmp(t + 1, "RULE_", 5));
 }
 
-/* A technician's verdict on an apartment's alert labels its day (UNSURE retracts the label).
+/* A technician's verdict on an apartment's alert labels its day. UNSURE is an acknowledgement
+ * (the alert is being investigated, design §9): it carries no verdict and changes no label, as
+ * the alerter does not let it reopen a resolved alert.
  * The building id was checked by judge; the record is read by the one Feedback decoder
  * (feedback.h), so a verdict without an alert id or technician is refused with its reason.
  * HVS_EINVAL (why filled) dead-letters the record. */
@@ -196,11 +198,9 @@ static int handle_feedback(worker_t *w, avro_value_t *v, const char *b, hvs_err_
     const char *id = fb.alert_id, *apt = fb.apartment_id;
     if (apt && hvs_id_check(apt, "apartment_id", why))
         return HVS_EINVAL;
-    if (!apt || !fault_alert(id))
-        return 0; /* a building's or a system's alert: not an apartment-day's fault or not */
-    tr_verdict_t vd = fb.label == HVS_FEEDBACK_TRUE_POSITIVE    ? TR_LABEL_POSITIVE
-                      : fb.label == HVS_FEEDBACK_FALSE_POSITIVE ? TR_LABEL_NEGATIVE
-                                                                : TR_LABEL_NONE;
+    if (!apt || !fault_alert(id) || fb.label == HVS_FEEDBACK_UNSURE)
+        return 0; /* a building's or a system's alert, or an acknowledgement: no label */
+    tr_verdict_t vd = fb.label == HVS_FEEDBACK_TRUE_POSITIVE ? TR_LABEL_POSITIVE : TR_LABEL_NEGATIVE;
     int rc = tr_labels_put(&w->labels, id, b, apt, tr_labels_alert_day(id), vd, fb.labelled_at);
     if (rc == HVS_ENOMEM)
         return hvs_err_set(why, HVS_ENOMEM, "oom", "label of alert %.100s", id);
@@ -889,7 +889,7 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
                                        NULL);
     w->m_labels = hvs_metrics_counter(
         ms, "hvs_trainer_labels_total",
-        "feedback verdicts that changed a label (UNSURE retracts one)", NULL);
+        "feedback verdicts that changed a label (UNSURE is no verdict)", NULL);
     w->m_drift = hvs_metrics_counter(ms, "hvs_trainer_drift_runs_total",
                                      "runs queued by MODEL_DRIFT alerts", NULL);
     if (app->http && (rc = hvs_http_route(app->http, "/train", http_train, w, err)))
