@@ -10,6 +10,10 @@
 
 static const char *const sup_names[3] = {"building_wide", "vacancy", "feedback"};
 
+/* A score (kept as float) at or above a threshold (a double from the configuration): compared
+ * as floats, so a score equal to the threshold counts whatever float rounding did to both. */
+static bool at_least(float v, double threshold) { return v >= (float)threshold; }
+
 hvs_alert_type_t al_judge_type(uint32_t rules) {
     if (rules & HVS_RULE_NO_HEAT_RESPONSE)
         return HVS_ALERT_RULE_NO_RESPONSE;
@@ -68,7 +72,7 @@ static void extend(const al_conf_t *c, al_entry_t *x, const al_apartment_t *a, c
         snprintf(e->reasons, sizeof e->reasons, "%s", r ? r->text : "");
         snprintf(e->model, sizeof e->model, "%s", r ? r->model : "");
     }
-    if (h->score >= c->open)
+    if (at_least(h->score, c->open))
         e->hours++;
     e->updated_at = h->hour;
     e->rules |= h->rules;
@@ -82,7 +86,7 @@ static void extend(const al_conf_t *c, al_entry_t *x, const al_apartment_t *a, c
 }
 
 static bool critical(const al_conf_t *c, const al_hour_t *h) {
-    return (h->rules & c->critical_rules) && h->rule_score >= c->critical_score;
+    return (h->rules & c->critical_rules) && at_least(h->rule_score, c->critical_score);
 }
 
 static void raise_now(al_entry_t *x, hvs_ms_t hour, al_judge_stats_t *st) {
@@ -110,7 +114,7 @@ static int open_episode(const al_conf_t *c, al_building_t *b, al_apartment_t *a,
     a->open = true, a->open_type = type, a->open_first = h->hour, a->below = 0;
     a->dirty = true;
     e->open = true;
-    snprintf(e->team, sizeof e->team, "%s", team);
+    hvs_alertbook_copy(e->team, sizeof e->team, team);
     if (fresh) {
         snprintf(e->building, sizeof e->building, "%s", b->id);
         snprintf(e->apartment, sizeof e->apartment, "%s", a->id);
@@ -128,9 +132,11 @@ static int open_episode(const al_conf_t *c, al_building_t *b, al_apartment_t *a,
             why = AL_SUP_FEEDBACK;
         if (why >= 0) {
             e->disposition = HVS_ALERTBOOK_SUPPRESSED;
-            if (why == AL_SUP_FEEDBACK)
-                snprintf(e->reason, sizeof e->reason, "feedback:%.80s", a->sup_cause);
-            else
+            if (why == AL_SUP_FEEDBACK) {
+                char r[sizeof e->reason + sizeof a->sup_cause];
+                snprintf(r, sizeof r, "feedback:%s", a->sup_cause);
+                hvs_alertbook_copy(e->reason, sizeof e->reason, r); /* whole characters */
+            } else
                 snprintf(e->reason, sizeof e->reason, "%s", sup_names[why]);
             st->suppressed[why]++;
         } else {
@@ -165,7 +171,7 @@ int al_judge_hour(const al_conf_t *c, al_building_t *b, hvs_ms_t hour, const cha
         const al_hour_t *h = &b->apts[k]->hours[i];
         if (h->hour == hour) {
             scored++;
-            above += h->score >= c->open;
+            above += at_least(h->score, c->open);
         }
     }
     bool wide = scored >= c->building_min && above >= c->building_min &&
@@ -176,7 +182,7 @@ int al_judge_hour(const al_conf_t *c, al_building_t *b, hvs_ms_t hour, const cha
         if (h->hour != hour)
             continue;
         if (!a->open) {
-            if (h->score >= c->open) {
+            if (at_least(h->score, c->open)) {
                 int rc = open_episode(c, b, a, h, wide, team, st, err);
                 if (rc)
                     return rc;
@@ -185,7 +191,7 @@ int al_judge_hour(const al_conf_t *c, al_building_t *b, hvs_ms_t hour, const cha
             al_entry_t *x = open_entry(b, a);
             if (!x) { /* dropped by retention while open (cannot happen with keep > close) */
                 a->open = false;
-            } else if (h->score >= c->close) {
+            } else if (at_least(h->score, c->close)) {
                 a->below = 0;
                 extend(c, x, a, h);
                 if (x->e.disposition == HVS_ALERTBOOK_CANDIDATE && critical(c, h))

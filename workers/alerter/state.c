@@ -211,7 +211,8 @@ static const char *line_end(const char *p, const char *end) {
     return q ? q : end;
 }
 
-int al_apartment_parse(al_apartment_t *a, const char *s, size_t n) {
+/* Parse the NUL-terminated text s of n bytes (sscanf reads up to the NUL). */
+static int apartment_parse(al_apartment_t *a, const char *s, size_t n) {
     const char *end = s + n, *e1 = line_end(s, end);
     char head[512];
     size_t hl = (size_t)(e1 - s);
@@ -283,6 +284,17 @@ int al_apartment_parse(al_apartment_t *a, const char *s, size_t n) {
         snprintf(r->text, sizeof r->text, "%s", bar + 1);
     }
     return 0;
+}
+
+int al_apartment_parse(al_apartment_t *a, const char *s, size_t n) {
+    char *t = malloc(n + 1); /* s need not be NUL-terminated: sscanf must not read past n */
+    if (!t)
+        return -1;
+    memcpy(t, s, n);
+    t[n] = '\0';
+    int rc = apartment_parse(a, t, n);
+    free(t);
+    return rc;
 }
 
 /* An entry: its alert book line, then "x1|raised_hour|before|day,max;...". */

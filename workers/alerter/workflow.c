@@ -1,7 +1,6 @@
 /* workflow.c - feedback moves a raised alert through its statuses (workflow.h). */
 #include "workflow.h"
 
-#include <stdio.h>
 #include <string.h>
 
 bool al_workflow_benign(const char *list, const char *cause) {
@@ -55,19 +54,27 @@ int al_workflow_apply(al_entry_t *x, al_apartment_t *a, const hvs_feedback_t *f,
                            f->alert_id, hvs_alert_status_name(e->status));
     e->status = to;
     e->feedback_at = f->labelled_at;
-    snprintf(e->technician, sizeof e->technician, "%s", f->technician_id);
-    snprintf(e->root_cause, sizeof e->root_cause, "%s", f->root_cause ? f->root_cause : "");
-    snprintf(e->comment, sizeof e->comment, "%s", f->comment ? f->comment : "");
+    hvs_alertbook_copy(e->technician, sizeof e->technician, f->technician_id);
+    hvs_alertbook_copy(e->root_cause, sizeof e->root_cause, f->root_cause ? f->root_cause : "");
+    hvs_alertbook_copy(e->comment, sizeof e->comment, f->comment ? f->comment : "");
     x->dirty = x->publish = true;
-    if (a && f->label == HVS_FEEDBACK_FALSE_POSITIVE && f->root_cause &&
+    if (!a)
+        return 1;
+    if (f->label == HVS_FEEDBACK_FALSE_POSITIVE && f->root_cause &&
         al_workflow_benign(benign_causes, f->root_cause)) {
         a->sup_from = e->first_seen;
         a->sup_until = f->labelled_at + fp_suppress_ms;
         a->sup_type = e->type;
-        snprintf(a->sup_cause, sizeof a->sup_cause, "%s", f->root_cause);
+        hvs_alertbook_copy(a->sup_cause, sizeof a->sup_cause, f->root_cause);
         for (char *c = a->sup_cause; *c; c++)
             if ((unsigned char)*c < 0x20)
                 *c = ' '; /* the apartment's state text is line-based */
+        a->dirty = true;
+    } else if (a->sup_until && a->sup_from == e->first_seen && a->sup_type == e->type) {
+        /* this alert's benign verdict, corrected: its window goes with it (from the correction
+         * on: what it suppressed before stays as judged) */
+        if (a->sup_until > f->labelled_at)
+            a->sup_until = f->labelled_at;
         a->dirty = true;
     }
     return 1;

@@ -133,21 +133,65 @@ int hvs_alertbook_format(const hvs_alertbook_entry_t *e, char *buf, size_t len) 
     return o.full ? -1 : (int)o.n;
 }
 
-/* Unescape field [s, s+n) into dst (cap bytes, cut at a UTF-8 boundary). */
-static void get_str(const char *s, size_t n, char *dst, size_t cap) {
+/* Bytes of s[0, n) without a multi-byte character cut short at its end (what a byte cut leaves
+ * of a character that did not fit whole). */
+static size_t utf8_whole(const char *s, size_t n) {
+    size_t j = n;
+    while (j > 0 && n - j < 3 && ((unsigned char)s[j - 1] & 0xC0) == 0x80)
+        j--;
+    if (j == 0)
+        return n;
+    unsigned char lead = (unsigned char)s[j - 1];
+    if (lead < 0xC0)
+        return n; /* ASCII (or stray continuation bytes: not ours to judge) */
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;
+    return n - (j - 1) < need ? j - 1 : n;
+}
+
+size_t hvs_alertbook_copy(char *dst, size_t cap, const char *src) {
+    if (cap == 0)
+        return 0;
+    size_t n = strlen(src);
+    if (n < cap) {
+        memcpy(dst, src, n + 1);
+        return n;
+    }
+    n = utf8_whole(src, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+    return n;
+}
+
+static int hexval(char c) {
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                  : -1;
+}
+
+/* Unescape field [s, s+n) into dst (cap bytes, cut at a UTF-8 boundary); -1 on a bad escape. */
+static int get_str(const char *s, size_t n, char *dst, size_t cap) {
     size_t k = 0;
-    for (size_t i = 0; i < n && k + 1 < cap; i++) {
+    bool cut = false;
+    for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (c == '%' && i + 2 < n) {
-            char hex[3] = {s[i + 1], s[i + 2], 0};
-            c = (char)strtol(hex, NULL, 16);
+        if (c == '%') {
+            int hi = i + 2 < n ? hexval(s[i + 1]) : -1, lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = (char)(hi << 4 | lo);
             i += 2;
+        }
+        if (k + 1 >= cap) {
+            cut = true; /* keep checking the escapes of the rest */
+            continue;
         }
         dst[k++] = c;
     }
-    while (k > 0 && ((unsigned char)dst[k - 1] & 0xC0) == 0x80 && k == cap - 1)
-        k--; /* an over-long text cut inside a character: drop the partial one */
+    if (cut)
+        k = utf8_whole(dst, k); /* an over-long text cut inside a character: drop the partial one */
     dst[k] = '\0';
+    return 0;
 }
 
 static int get_ll(const char *s, size_t n, long long *v) {
@@ -202,17 +246,24 @@ int hvs_alertbook_parse(const char *s, size_t n, hvs_alertbook_entry_t *e, hvs_e
             f[nf] = s + start, fl[nf] = i - start, nf++;
             start = i + 1;
         }
-    if (nf != FIELDS + 1 || fl[0] != 2 || memcmp(f[0], "a1", 2) != 0 || fl[FIELDS] != 3 ||
-        memcmp(f[FIELDS], "end", 3) != 0)
+    /* exactly FIELDS + 1 fields: the last ends the line (no "|..." after "end") */
+    if (nf != FIELDS + 1 || f[FIELDS] + fl[FIELDS] != s + n || fl[0] != 2 ||
+        memcmp(f[0], "a1", 2) != 0 || fl[FIELDS] != 3 || memcmp(f[FIELDS], "end", 3) != 0)
         return hvs_err_set(err, HVS_EINVAL, "bad_entry", "alert book entry: not an a1 line");
     memset(e, 0, sizeof *e);
     long long v[6];
-    int k = 1;
-    get_str(f[k], fl[k], e->id, sizeof e->id), k++;
-    get_str(f[k], fl[k], e->building, sizeof e->building), k++;
-    get_str(f[k], fl[k], e->apartment, sizeof e->apartment), k++;
-    get_str(f[k], fl[k], e->team, sizeof e->team), k++;
-    get_str(f[k], fl[k], e->model, sizeof e->model), k++;
+    if (get_str(f[1], fl[1], e->id, sizeof e->id) ||
+        get_str(f[2], fl[2], e->building, sizeof e->building) ||
+        get_str(f[3], fl[3], e->apartment, sizeof e->apartment) ||
+        get_str(f[4], fl[4], e->team, sizeof e->team) ||
+        get_str(f[5], fl[5], e->model, sizeof e->model) ||
+        get_str(f[10], fl[10], e->reason, sizeof e->reason) ||
+        get_str(f[22], fl[22], e->reasons, sizeof e->reasons) ||
+        get_str(f[24], fl[24], e->technician, sizeof e->technician) ||
+        get_str(f[25], fl[25], e->root_cause, sizeof e->root_cause) ||
+        get_str(f[26], fl[26], e->comment, sizeof e->comment))
+        return hvs_err_set(err, HVS_EINVAL, "bad_entry", "alert book entry %s: bad escape", e->id);
+    int k = 6;
     int t = enum_of(f[k], fl[k], type_name_i, 8), sv = enum_of(f[k + 1], fl[k + 1], sev_name_i, 3),
         st = enum_of(f[k + 2], fl[k + 2], status_name_i, 4),
         d = enum_of(f[k + 3], fl[k + 3], disp_name_i, 4);
@@ -220,8 +271,7 @@ int hvs_alertbook_parse(const char *s, size_t n, hvs_alertbook_entry_t *e, hvs_e
         return hvs_err_set(err, HVS_EINVAL, "bad_entry", "alert book entry %s: bad enum", e->id);
     e->type = (hvs_alert_type_t)t, e->severity = (hvs_alert_severity_t)sv;
     e->status = (hvs_alert_status_t)st, e->disposition = (hvs_alertbook_disposition_t)d;
-    k += 4;
-    get_str(f[k], fl[k], e->reason, sizeof e->reason), k++;
+    k += 5; /* and the reason */
     if (get_ll(f[k], fl[k], &v[0]) || get_double(f[k + 1], fl[k + 1], &e->score) ||
         get_ll(f[k + 2], fl[k + 2], &v[1]) || get_ll(f[k + 3], fl[k + 3], &v[2]) ||
         get_ll(f[k + 4], fl[k + 4], &v[3]) || get_ll(f[k + 5], fl[k + 5], &v[4]) ||
@@ -236,15 +286,11 @@ int hvs_alertbook_parse(const char *s, size_t n, hvs_alertbook_entry_t *e, hvs_e
         return hvs_err_set(err, HVS_EINVAL, "bad_entry", "alert book entry %s: bad evidence",
                            e->id);
     e->hours = (int)hours;
-    k += 4;
-    get_str(f[k], fl[k], e->reasons, sizeof e->reasons), k++;
+    k += 5; /* and the reasons */
     if (get_ll(f[k], fl[k], &fb))
         return hvs_err_set(err, HVS_EINVAL, "bad_entry", "alert book entry %s: bad feedback time",
                            e->id);
-    e->feedback_at = fb, k++;
-    get_str(f[k], fl[k], e->technician, sizeof e->technician), k++;
-    get_str(f[k], fl[k], e->root_cause, sizeof e->root_cause), k++;
-    get_str(f[k], fl[k], e->comment, sizeof e->comment);
+    e->feedback_at = fb;
     return 0;
 }
 
@@ -295,8 +341,10 @@ void hvs_alertbook_to_alert(const hvs_alertbook_entry_t *e, hvs_alert_t *a,
         EV("technician", "%s", e->technician);
         if (e->root_cause[0])
             EV("root_cause", "%s", e->root_cause);
-        if (e->comment[0])
-            EV("comment", "%.90s", e->comment);
+        if (e->comment[0]) {
+            EV("comment", "%.90s", e->comment); /* then cut at a character boundary */
+            evtext[t - 1][utf8_whole(evtext[t - 1], strlen(evtext[t - 1]))] = '\0';
+        }
     }
     if (e->reasons[0]) {
         ev[n++] = "reasons";
@@ -304,9 +352,11 @@ void hvs_alertbook_to_alert(const hvs_alertbook_entry_t *e, hvs_alert_t *a,
     }
     ev[n] = NULL;
 #undef EV
-    snprintf(summary, summary_len, "%s %s: %s (score %.2f over %d h)%s%s", e->building,
-             e->apartment, type_phrase(e->type), e->score, e->hours, e->reasons[0] ? ": " : "",
-             e->reasons);
+    int w = snprintf(summary, summary_len, "%s %s: %s (score %.2f over %d h)%s%s", e->building,
+                     e->apartment, type_phrase(e->type), e->score, e->hours,
+                     e->reasons[0] ? ": " : "", e->reasons);
+    if (summary_len && w >= 0 && (size_t)w >= summary_len) /* cut: at a character boundary */
+        summary[utf8_whole(summary, summary_len - 1)] = '\0';
     *a = (hvs_alert_t){.building_id = e->building,
                        .apartment_id = e->apartment[0] ? e->apartment : NULL,
                        .type = e->type,

@@ -86,6 +86,10 @@ const char *hvs_alertbook_disposition_name(hvs_alertbook_disposition_t d); /* "C
 int hvs_alertbook_disposition_parse(const char *s, hvs_alertbook_disposition_t *out);
 int hvs_alert_status_parse(const char *s, hvs_alert_status_t *out); /* 0 or -1 */
 
+/* Copy the string src into dst (cap bytes, NUL-terminated); a longer text is cut before the
+ * UTF-8 character that does not fit whole. Returns the bytes kept. */
+size_t hvs_alertbook_copy(char *dst, size_t cap, const char *src);
+
 /* The entry as one line of text (no newline); its length, or -1 when it does not fit in len. */
 int hvs_alertbook_format(const hvs_alertbook_entry_t *e, char *buf, size_t len);
 /* Parse what hvs_alertbook_format wrote (n bytes, not NUL-terminated). */
