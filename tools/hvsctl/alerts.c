@@ -93,6 +93,13 @@ static int parse_value(const char *building, const char *field, const char *s, s
     }
     if (!e->building[0])
         snprintf(e->building, sizeof e->building, "%s", building);
+    if (strcmp(e->building, building) != 0) { /* feedback would go to the wrong building */
+        fprintf(stderr,
+                "hvsctl alerts: skipping hvs:{%s}:al:alerts field %s: the entry names building "
+                "%s\n",
+                building, field, e->building);
+        return -1;
+    }
     return 0;
 }
 
