@@ -63,6 +63,18 @@ typedef struct book {
     size_t n, cap;
 } book_t;
 
+static size_t skipped; /* entries reported and left out (parse_value) */
+
+/* " (N entries of the book are left out: see above)" when some were, else "". */
+static const char *skipped_note(void) {
+    static char note[96];
+    if (!skipped)
+        return "";
+    snprintf(note, sizeof note, " (%zu entr%s of the book left out: see above)", skipped,
+             skipped == 1 ? "y" : "ies");
+    return note;
+}
+
 static void book_free(book_t *b) {
     free(b->e);
     *b = (book_t){0};
@@ -89,6 +101,7 @@ static int parse_value(const char *building, const char *field, const char *s, s
     if (hvs_alertbook_parse(s, nl ? (size_t)(nl - s) : n, e, &err) != 0) {
         fprintf(stderr, "hvsctl alerts: skipping hvs:{%s}:al:alerts field %s: %s\n", building,
                 field, err.msg);
+        skipped++;
         return -1;
     }
     if (!e->building[0])
@@ -98,6 +111,7 @@ static int parse_value(const char *building, const char *field, const char *s, s
                 "hvsctl alerts: skipping hvs:{%s}:al:alerts field %s: the entry names building "
                 "%s\n",
                 building, field, e->building);
+        skipped++;
         return -1;
     }
     return 0;
@@ -470,9 +484,9 @@ static int cmd_list(hvs_app_t *app, int argc, char **argv) {
     else if (k)
         print_table(book.e, k, suppressed || all);
     else
-        fprintf(stderr, "hvsctl alerts: no %s%s match (%zu in the book)\n",
-                all ? "" : hvs_alertbook_disposition_name(want), all ? "alerts" : " alerts",
-                book.n);
+        fprintf(stderr, "hvsctl alerts: no %s%s match (%zu in the book)%s\n",
+                all ? "" : hvs_alertbook_disposition_name(want), all ? "alerts" : " alerts", book.n,
+                skipped_note());
     book_free(&book);
     return 0;
 }
@@ -607,8 +621,8 @@ static int cmd_show(hvs_app_t *app, int argc, char **argv) {
     if (read_book(app, o.building, o.id, &book))
         return 1;
     if (book.n == 0) {
-        fprintf(stderr, "hvsctl alerts show: alert %s is not in the alert book%s%s\n", o.id,
-                o.building ? " of building " : "", o.building ? o.building : "");
+        fprintf(stderr, "hvsctl alerts show: alert %s is not in the alert book%s%s%s\n", o.id,
+                o.building ? " of building " : "", o.building ? o.building : "", skipped_note());
         book_free(&book);
         return 1;
     }
@@ -649,8 +663,9 @@ static int send_feedback(hvs_app_t *app, const char *cmd, const id_opts_t *o,
     int rc = 1;
     const hvs_alertbook_entry_t *e = book.n == 1 ? &book.e[0] : NULL;
     if (book.n == 0) {
-        fprintf(stderr, "hvsctl alerts %s: alert %s is not in the alert book%s%s: nothing sent\n",
-                cmd, o->id, o->building ? " of building " : "", o->building ? o->building : "");
+        fprintf(stderr, "hvsctl alerts %s: alert %s is not in the alert book%s%s%s: nothing sent\n",
+                cmd, o->id, o->building ? " of building " : "", o->building ? o->building : "",
+                skipped_note());
         goto out;
     }
     if (book.n > 1) {
@@ -694,9 +709,16 @@ static int send_feedback(hvs_app_t *app, const char *cmd, const id_opts_t *o,
                         .comment = o->comment && o->comment[0] ? o->comment : NULL,
                         .labelled_at = hvs_time_now_ms()};
     const char *topic = hvs_topic_name("alerts.feedback");
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t ke = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (hvs_serde_new(app->cfg.schema_registry_url, &s, &err) != 0 ||
-        hvs_producer_new(&kc, &p, &err) != 0 || hvs_feedback_writer_new(s, &w, &err) != 0 ||
-        hvs_feedback_send(w, p, &f, &err) != 0) {
+        hvs_producer_new(&kc, &p, &err) != 0 || hvs_feedback_writer_new(s, &w, &err) != 0) {
+        fprintf(stderr, "hvsctl alerts %s: alert %s: %s; nothing sent\n", cmd, e->id, err.msg);
+    } else if ((ke = rd_kafka_metadata(hvs_producer_handle(p), 0, NULL, &md, 10000)) != 0) {
+        /* fail fast rather than queue into the void */
+        fprintf(stderr, "hvsctl alerts %s: alert %s: cannot reach Kafka at %s: %s; nothing sent\n",
+                cmd, e->id, kc.brokers, rd_kafka_err2str(ke));
+    } else if (hvs_feedback_send(w, p, &f, &err) != 0) {
         fprintf(stderr, "hvsctl alerts %s: alert %s: %s; nothing sent\n", cmd, e->id, err.msg);
     } else if (hvs_producer_flush(p, 15000, &err) != 0 || hvs_producer_failed(p) > 0) {
         fprintf(stderr,
@@ -720,6 +742,8 @@ static int send_feedback(hvs_app_t *app, const char *cmd, const id_opts_t *o,
                                                      : "RESOLVED_FALSE_POSITIVE");
         rc = 0;
     }
+    if (md)
+        rd_kafka_metadata_destroy(md);
     hvs_feedback_writer_destroy(w);
     hvs_producer_destroy(p);
     hvs_serde_destroy(s);
