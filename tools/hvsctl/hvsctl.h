@@ -1,8 +1,8 @@
 /*
  * hvsctl internals: one file per command, plus reader.c (read a topic's partitions without a
  * consumer group: no commits, nothing changes for the pipeline's groups).
- * Every command returns a process exit status: 0 done, 1 infrastructure failure (model: also
- * refused), 2 usage.
+ * Every command returns a process exit status: 0 done, 1 infrastructure failure (model, alerts:
+ * also refused or not found), 2 usage.
  */
 #ifndef HVSCTL_H
 #define HVSCTL_H
@@ -19,6 +19,7 @@ int hvsctl_ingest(hvs_app_t *app, int argc, char **argv);
 int hvsctl_dlq(hvs_app_t *app, int argc, char **argv);
 int hvsctl_model(hvs_app_t *app, int argc, char **argv);
 int hvsctl_train(hvs_app_t *app, int argc, char **argv);
+int hvsctl_alerts(hvs_app_t *app, int argc, char **argv);
 
 /* Does argv hold --help / -h? */
 bool hvsctl_wants_help(int argc, char **argv);

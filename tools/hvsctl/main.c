@@ -22,6 +22,8 @@ static const char *const usage =
     "  model list|show|approve|reject|rollback|export ...  model versions, approval, rollback,\n"
     "                                                      export for Python\n"
     "  train NAME|all [--trainer URL]                     train a model now (hvs-trainer)\n"
+    "  alerts list|show|ack|resolve ...                    the alert book (Redis): the daily list,\n"
+    "                                                      an alert, a technician's feedback\n"
     "\n"
     "`hvsctl COMMAND --help` explains a command.";
 
@@ -64,6 +66,7 @@ int main(int argc, char **argv) {
     } commands[] = {
         {"topics", hvsctl_topics}, {"tail", hvsctl_tail},   {"ingest", hvsctl_ingest},
         {"dlq", hvsctl_dlq},       {"model", hvsctl_model}, {"train", hvsctl_train},
+        {"alerts", hvsctl_alerts},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0)
