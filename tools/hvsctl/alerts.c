@@ -477,7 +477,8 @@ static int cmd_list(hvs_app_t *app, int argc, char **argv) {
             continue;
         book.e[k++] = *e;
     }
-    qsort(book.e, k, sizeof *book.e, cmp_entry);
+    if (k)
+        qsort(book.e, k, sizeof *book.e, cmp_entry);
     if (json)
         for (size_t i = 0; i < k; i++)
             print_json(entry_json(&book.e[i]));

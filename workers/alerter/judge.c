@@ -272,7 +272,8 @@ static int make_list(al_state_t *s, const al_conf_t *c, al_building_t **bs, size
             p = g;
             p[n++] = (pick_t){x, al_entry_score_until(x, day)};
         }
-    qsort(p, n, sizeof *p, pick_cmp);
+    if (n) /* qsort must not be given NULL, even for nothing */
+        qsort(p, n, sizeof *p, pick_cmp);
     for (size_t i = 0; i < n && i < (size_t)c->top_k; i++) {
         al_entry_t *x = p[i].x;
         if (x->e.disposition != HVS_ALERTBOOK_RAISED) {
