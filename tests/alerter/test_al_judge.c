@@ -42,7 +42,8 @@ static void setup(void) {
                        .vacancy_known = 12,
                        .water_min_l = 5,
                        .building_share = 0.5,
-                       .building_min = 100};
+                       .building_min = 100,
+                       .idle_ms = 2 * DAY};
     memset(&st, 0, sizeof st);
 }
 
@@ -519,6 +520,13 @@ static void test_lists_partitions(void) {
                   x2->e.list_day == D0 + DAY,
               "b_2's on day 1");
     HVS_CHECK_EQ_INT(x1->e.list_day, D0); /* raised once */
+    /* partition 0 goes quiet (its meters stopped) while partition 1 judges on: within idle_ms
+     * it holds team a's lists back, beyond it no longer */
+    s->part[1].done = D0 + 3 * DAY + 23 * HOUR; /* days 2, 3 judged by partition 1 only */
+    HVS_CHECK_EQ_INT(lists(s), 4);               /* 2 days behind: still waited for */
+    s->part[1].done = D0 + 3 * DAY + 23 * HOUR + HOUR;
+    HVS_CHECK_EQ_INT(lists(s), 6); /* more than idle_ms behind: days 2 and 3 of team a listed */
+    HVS_CHECK_EQ_INT(b1->listed, D0 + 3 * DAY);
     al_state_destroy(s);
 }
 
