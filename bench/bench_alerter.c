@@ -39,9 +39,9 @@ static double episode_score(int b, int a, int i) {
 static void send_msg(hvs_producer_t *p, const char *topic, const char *key, const void *buf,
                      size_t len) {
     hvs_err_t err = {0};
-    HVS_REQUIRE(hvs_producer_send(p, topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len,
-                                  &err) == 0,
-                "send: %s", err.msg);
+    HVS_REQUIRE(
+        hvs_producer_send(p, topic, RD_KAFKA_PARTITION_UA, key, strlen(key), buf, len, &err) == 0,
+        "send: %s", err.msg);
 }
 
 static int set_str(avro_value_t *v, const char *name, const char *s) {
@@ -110,8 +110,7 @@ static size_t produce(hvs_serde_t *s, const char *brokers) {
                 double sc = nh ? 0.95 : episode_score(b, a, i);
                 v = hvs_encoder_value(es);
                 bad = set_str(v, "building_id", bid) || set_str(v, "apartment_id", apt) ||
-                      set_long(v, "hour", h) ||
-                      avro_value_get_by_name(v, "score", &f, NULL) ||
+                      set_long(v, "hour", h) || avro_value_get_by_name(v, "score", &f, NULL) ||
                       avro_value_set_double(&f, sc) || set_str(v, "model_name", "rules") ||
                       set_long(v, "scored_at", h + HOUR) ||
                       set_opt_double(v, "rule_score", nh ? 0.95 : 0.0) ||
@@ -143,7 +142,8 @@ static size_t produce(hvs_serde_t *s, const char *brokers) {
 }
 
 /* Raised alerts from the book: (building, alert id) pairs, at most `max`. */
-static size_t raised(const hvs_test_proc_t *redis, char (*bld)[32], char (*ids)[HVS_ALERTBOOK_ID_MAX], size_t max) {
+static size_t raised(const hvs_test_proc_t *redis, char (*bld)[32],
+                     char (*ids)[HVS_ALERTBOOK_ID_MAX], size_t max) {
     hvs_redis_t *r;
     hvs_err_t err = {0};
     HVS_REQUIRE(hvs_redis_connect(redis->addr, NULL, &r, &err) == 0, "redis: %s", err.msg);

@@ -523,7 +523,7 @@ static void test_lists_partitions(void) {
     /* partition 0 goes quiet (its meters stopped) while partition 1 judges on: within idle_ms
      * it holds team a's lists back, beyond it no longer */
     s->part[1].done = D0 + 3 * DAY + 23 * HOUR; /* days 2, 3 judged by partition 1 only */
-    HVS_CHECK_EQ_INT(lists(s), 4);               /* 2 days behind: still waited for */
+    HVS_CHECK_EQ_INT(lists(s), 4);              /* 2 days behind: still waited for */
     s->part[1].done = D0 + 3 * DAY + 23 * HOUR + HOUR;
     HVS_CHECK_EQ_INT(lists(s), 6); /* more than idle_ms behind: days 2 and 3 of team a listed */
     HVS_CHECK_EQ_INT(b1->listed, D0 + 3 * DAY);

@@ -200,7 +200,8 @@ static int handle_feedback(worker_t *w, avro_value_t *v, const char *b, hvs_err_
         return HVS_EINVAL;
     if (!apt || !fault_alert(id) || fb.label == HVS_FEEDBACK_UNSURE)
         return 0; /* a building's or a system's alert, or an acknowledgement: no label */
-    tr_verdict_t vd = fb.label == HVS_FEEDBACK_TRUE_POSITIVE ? TR_LABEL_POSITIVE : TR_LABEL_NEGATIVE;
+    tr_verdict_t vd = fb.label == HVS_FEEDBACK_TRUE_POSITIVE ? TR_LABEL_POSITIVE
+                                                             : TR_LABEL_NEGATIVE;
     int rc = tr_labels_put(&w->labels, id, b, apt, tr_labels_alert_day(id), vd, fb.labelled_at);
     if (rc == HVS_ENOMEM)
         return hvs_err_set(why, HVS_ENOMEM, "oom", "label of alert %.100s", id);
