@@ -287,8 +287,9 @@ static int make_list(al_state_t *s, const al_conf_t *c, al_building_t **bs, size
     return 0;
 }
 
-int al_judge_lists(al_state_t *s, const al_conf_t *c, al_team_of_t team_of, void *opaque,
-                   al_judge_stats_t *st, hvs_err_t *err) {
+int al_judge_lists(al_state_t *s, const al_conf_t *c, al_team_of_t team_of,
+                   al_team_judged_t team_judged, void *opaque, al_judge_stats_t *st,
+                   hvs_err_t *err) {
     if (s->n == 0)
         return 0;
     /* group the buildings by team (sorted copies of the pointers) */
@@ -319,6 +320,13 @@ int al_judge_lists(al_state_t *s, const al_conf_t *c, al_team_of_t team_of, void
             for (size_t k = 0; k < b->nentries; k++)
                 if (b->entries[k]->e.first_seen < first)
                     first = b->entries[k]->e.first_seen;
+        }
+        /* a building of the team the state has not seen yet (its partition not consumed
+         * that far): its candidates belong in the list too */
+        if (team_judged) {
+            hvs_ms_t all = team_judged(opaque, teams[i]);
+            if (all < judged)
+                judged = all;
         }
         if (!judged || judged == INT64_MAX || first == INT64_MAX)
             continue;

@@ -60,10 +60,14 @@ int al_judge_hour(const al_conf_t *c, al_building_t *b, hvs_ms_t hour, const cha
 
 /* Teams' buildings and partitions, for the daily lists. */
 typedef const char *(*al_team_of_t)(void *opaque, const char *building); /* "" default */
+/* The hour through which every partition holding one of the team's buildings (by the topology,
+ * not only those the state has seen) has judged: 0 when one has judged nothing yet. */
+typedef hvs_ms_t (*al_team_judged_t)(void *opaque, const char *team);
 
 /* Make every daily list whose day every partition of its team has judged. */
-int al_judge_lists(al_state_t *s, const al_conf_t *c, al_team_of_t team_of, void *opaque,
-                   al_judge_stats_t *st, hvs_err_t *err);
+int al_judge_lists(al_state_t *s, const al_conf_t *c, al_team_of_t team_of,
+                   al_team_judged_t team_judged, void *opaque, al_judge_stats_t *st,
+                   hvs_err_t *err);
 
 /* Water use of an apartment-hour (an aggregate's hot_water_litres; NaN: unknown). */
 void al_judge_water(al_apartment_t *a, hvs_ms_t hour, double litres, double min_l);

@@ -218,6 +218,29 @@ static const char *team_of(void *opaque, const char *building) {
     return b && b->team ? b->team : "";
 }
 
+/* Every partition holding one of the team's buildings in the topology (keyed by building, placed
+ * as the producers' murmur2 places them) judged through this hour; 0: one has not judged yet
+ * (not consumed that far, or not this member's). Without it a team's list was made as soon as
+ * the partitions of the buildings seen so far passed the day, before a building on a partition
+ * consumed later contributed its candidates (which then expired unlisted). */
+static hvs_ms_t team_judged(void *opaque, const char *team) {
+    worker_t *w = opaque;
+    size_t n;
+    const hvs_building_t *bs = hvs_topology_buildings(w->topo, &n);
+    int32_t parts = (int32_t)w->app->cfg.topic_partitions;
+    hvs_ms_t judged = INT64_MAX;
+    for (size_t i = 0; i < n && parts > 0; i++) {
+        if (strcmp(bs[i].team ? bs[i].team : "", team) != 0)
+            continue;
+        int32_t p = rd_kafka_msg_partitioner_murmur2(NULL, bs[i].id, strlen(bs[i].id), parts, NULL,
+                                                     NULL);
+        hvs_ms_t done = p >= 0 && p < HVS_MAX_PARTITIONS ? w->st->part[p].done : 0;
+        if (done < judged)
+            judged = done;
+    }
+    return judged;
+}
+
 /* Judge partition p's hours up to `until` (inclusive). */
 static int judge_until(worker_t *w, int32_t p, hvs_ms_t until, hvs_err_t *err) {
     al_partition_t *pt = &w->st->part[p];
@@ -321,7 +344,7 @@ static int end_batch(void *opaque, hvs_err_t *err) {
         rc = judge_until(w, p, ready - settings.lag_ms / HVS_MS_HOUR * HVS_MS_HOUR, err);
     }
     if (rc == 0)
-        rc = al_judge_lists(w->st, &w->conf, team_of, w, &w->js, err);
+        rc = al_judge_lists(w->st, &w->conf, team_of, team_judged, w, &w->js, err);
     for (size_t i = 0; i < w->st->n && rc == 0; i++) {
         al_building_t *b = w->st->b[i];
         bool quiet = hvs_stage_rebuilding(w->stage, b->partition);
