@@ -353,8 +353,11 @@ hvs_fault_run_t *hvs_fault_run(hvs_fault_world_t *w, const char *name,
     rd_kafka_t *meta = kafka_handle(w->broker.addr, NULL, RD_KAFKA_PRODUCER);
     rd_kafka_t *grp = kafka_handle(w->broker.addr, name, RD_KAFKA_CONSUMER);
     int nin[HVS_FAULT_MAX_TOPICS];
-    if (s->fill)
-        run->later = s->fill(run, 0);
+    int64_t later = 0;
+    if (s->fill) {
+        later = s->fill(run, 0);
+        run->phase = 1;
+    }
     for (int i = 0; i < run->ninputs; i++) {
         nin[i] = partition_count(meta, run->inputs[i]);
         HVS_REQUIRE(nin[i] > 0, "input topic %s", run->inputs[i]);
@@ -363,7 +366,8 @@ hvs_fault_run_t *hvs_fault_run(hvs_fault_world_t *w, const char *name,
         run->total += n;
     }
     HVS_REQUIRE(run->total > 0, "the inputs of %s are empty", name);
-    run->total += run->later;
+    run->written = run->total;
+    run->total += later;
 
     int64_t start = hvs_test_now_ms();
     int64_t deadline = start + (run->opts.timeout_ms ? run->opts.timeout_ms : 180000);
@@ -389,10 +393,10 @@ hvs_fault_run_t *hvs_fault_run(hvs_fault_world_t *w, const char *name,
             pt->fn(run, pt->arg);
             continue;
         }
-        /* the second phase is due once the first is consumed as the run's end would be */
-        bool phase2 = s->fill && !run->filled;
-        int64_t want = phase2 ? run->total - run->later : run->total;
-        if (c < want || (!phase2 && run->fired < run->opts.npoints) || !members_caught_up(run)) {
+        /* a next phase is due once the ones before are consumed as the run's end would be */
+        bool next = s->fill && run->phase < (s->phases ? s->phases : 2);
+        int64_t want = next ? run->written : run->total;
+        if (c < want || (!next && run->fired < run->opts.npoints) || !members_caught_up(run)) {
             out_size = -1;
             continue;
         }
@@ -409,20 +413,19 @@ hvs_fault_run_t *hvs_fault_run(hvs_fault_world_t *w, const char *name,
         if (size != out_size) {
             out_size = size;
             quiet_since = now;
-        } else if (now - quiet_since >= quiet && phase2) {
-            printf("  %s: second phase at %.0f%% (%.1f s)\n", name, 100 * run->progress,
+        } else if (now - quiet_since >= quiet && next) {
+            printf("  %s: phase %d at %.0f%% (%.1f s)\n", name, run->phase + 1, 100 * run->progress,
                    (double)(now - start) / 1000);
             fflush(stdout);
-            s->fill(run, 1);
-            run->filled = true;
+            s->fill(run, run->phase++);
             out_size = -1;
-            int64_t n = 0;
+            run->written = 0;
             for (int i = 0; i < run->ninputs; i++)
-                n += topic_size(meta, run->inputs[i], 5000);
-            HVS_REQUIRE(n == run->total,
-                        "%s: %lld input messages after the second phase, %lld "
-                        "announced",
-                        name, (long long)n, (long long)run->total);
+                run->written += topic_size(meta, run->inputs[i], 5000);
+            bool last = run->phase == (s->phases ? s->phases : 2);
+            HVS_REQUIRE(!last || run->written == run->total,
+                        "%s: %lld input messages after the last phase, %lld announced", name,
+                        (long long)run->written, (long long)run->total);
         } else if (now - quiet_since >= quiet) {
             run->finished = true;
             break;

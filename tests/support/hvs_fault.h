@@ -66,16 +66,18 @@ typedef struct hvs_fault_stage {
     long long (*rank)(const json_t *value);
     /* The value as compared (a new reference): volatile fields removed. NULL = unchanged. */
     json_t *(*comparable)(const json_t *value);
-    /* Inputs written by the test for each run, in two phases (NULL: the inputs are the world's
+    /* Inputs written by the test for each run, in phases (NULL: the inputs are the world's
      * topics, produced once before the runs). With fill, a run reads its own
      * "<run>.<logical name>" topics (created with input_partitions; opts.inputs still name
      * others, e.g. the poison case's), which may start empty: fill(run, 0) writes the first
-     * phase before the first member starts and returns how many messages fill(run, 1) will add;
-     * fill(run, 1) runs once, when the run has caught up on the first phase as it would for its
-     * end (all committed, lag 0, outputs quiet): input that only makes sense causally after
-     * outputs were published (technicians' feedback on raised alerts). Progress (the fault
-     * points' `at`) counts both phases' messages, so faults may land in either. */
+     * phase before the first member starts and returns how many messages the later phases will
+     * add; fill(run, k) for k = 1 .. phases - 1 runs once the run has caught up on the phases
+     * before it as it would for its end (all committed, lag 0, outputs quiet): input that only
+     * makes sense causally after outputs were published (technicians' feedback on raised
+     * alerts). Progress (the fault points' `at`) counts every phase's messages, so faults may
+     * land in any. */
     int64_t (*fill)(hvs_fault_run_t *run, int phase);
+    int phases;           /* with fill: 2 or more; 0 = 2 */
     int input_partitions; /* of the per-run inputs; 0 = 12 */
 } hvs_fault_stage_t;
 
@@ -126,9 +128,9 @@ struct hvs_fault_run {
     char log[300];         /* the members' log */
     hvs_test_proc_t redis; /* this run's redis-server */
     hvs_fault_member_t members[HVS_FAULT_MAX_MEMBERS];
-    int64_t total;      /* messages in all inputs (both phases with stage->fill) */
-    int64_t later;      /* of those, written by the second phase (stage->fill) */
-    bool filled;        /* the second phase was written */
+    int64_t total;      /* messages in all inputs (every phase with stage->fill) */
+    int64_t written;    /* of those, written so far (stage->fill) */
+    int phase;          /* phases written so far (stage->fill) */
     double progress;    /* committed / total (summed over the inputs), last seen */
     int restarts;       /* unwanted exits restarted */
     int exits_nonzero;  /* of those, with a non-zero status */
