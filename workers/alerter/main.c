@@ -338,12 +338,9 @@ static int end_batch(void *opaque, hvs_err_t *err) {
     for (size_t i = 0; i < np && rc == 0; i++) {
         int32_t p = ps[i];
         al_partition_t *pt = &w->st->part[p];
-        /* both inputs must have passed the hour: a partition whose aggregates have not come
-         * yet (awm 0) waits for them, or its first hours are judged without their hot water
-         * (no vacancy) when the broker serves the scores first */
-        if (!pt->present || !pt->swm || !pt->awm)
+        if (!pt->present || !pt->swm)
             continue;
-        hvs_ms_t ready = pt->awm < pt->swm ? pt->awm : pt->swm;
+        hvs_ms_t ready = pt->awm && pt->awm < pt->swm ? pt->awm : pt->swm;
         rc = judge_until(w, p, ready - settings.lag_ms / HVS_MS_HOUR * HVS_MS_HOUR, err);
     }
     if (rc == 0)
