@@ -44,25 +44,6 @@ static void send_msg(hvs_producer_t *p, const char *topic, const char *key, cons
         "send: %s", err.msg);
 }
 
-static int set_str(avro_value_t *v, const char *name, const char *s) {
-    avro_value_t f;
-    return avro_value_get_by_name(v, name, &f, NULL) || avro_value_set_string(&f, s);
-}
-
-static int set_long(avro_value_t *v, const char *name, int64_t x) {
-    avro_value_t f;
-    return avro_value_get_by_name(v, name, &f, NULL) || avro_value_set_long(&f, x);
-}
-
-static int set_opt_double(avro_value_t *v, const char *name, double x) {
-    avro_value_t f, b;
-    if (avro_value_get_by_name(v, name, &f, NULL))
-        return -1;
-    if (isnan(x))
-        return avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b);
-    return avro_value_set_branch(&f, 1, &b) || avro_value_set_double(&b, x);
-}
-
 static size_t produce(hvs_serde_t *s, const char *brokers) {
     hvs_kafka_conf_t kc = {.brokers = brokers, .client_id = "bench"};
     hvs_producer_t *p;
@@ -97,23 +78,27 @@ static size_t produce(hvs_serde_t *s, const char *brokers) {
                 snprintf(apt, sizeof apt, "apt_%02d", a);
                 hvs_ms_t h = T0 + i * HOUR;
                 avro_value_t *v = hvs_encoder_value(ea), f, br;
-                int bad = set_str(v, "building_id", bid) ||
+                int bad = hvs_serde_set_str(v, "building_id", bid) ||
                           avro_value_get_by_name(v, "apartment_id", &f, NULL) ||
                           avro_value_set_branch(&f, 1, &br) || avro_value_set_string(&br, apt) ||
-                          set_long(v, "window_start", h) || set_long(v, "window_end", h + HOUR) ||
-                          set_long(v, "window_size_ms", HOUR) ||
-                          set_opt_double(v, "hot_water_litres", a == 3 ? 0.0 : 5.0) ||
-                          set_long(v, "emitted_at", h + HOUR);
+                          hvs_serde_set_long(v, "window_start", h) ||
+                          hvs_serde_set_long(v, "window_end", h + HOUR) ||
+                          hvs_serde_set_long(v, "window_size_ms", HOUR) ||
+                          hvs_serde_set_opt_double(v, "hot_water_litres", a == 3 ? 0.0 : 5.0) ||
+                          hvs_serde_set_long(v, "emitted_at", h + HOUR);
                 HVS_REQUIRE(!bad && hvs_encoder_encode(ea, &buf, &len, &err) == 0, "aggregate");
                 send_msg(p, "aggregates.hourly", bid, buf, len);
                 bool nh = a == 17 && i >= 40 && i < 46;
                 double sc = nh ? 0.95 : episode_score(b, a, i);
                 v = hvs_encoder_value(es);
-                bad = set_str(v, "building_id", bid) || set_str(v, "apartment_id", apt) ||
-                      set_long(v, "hour", h) || avro_value_get_by_name(v, "score", &f, NULL) ||
-                      avro_value_set_double(&f, sc) || set_str(v, "model_name", "rules") ||
-                      set_long(v, "scored_at", h + HOUR) ||
-                      set_opt_double(v, "rule_score", nh ? 0.95 : 0.0) ||
+                bad = hvs_serde_set_str(v, "building_id", bid) ||
+                      hvs_serde_set_str(v, "apartment_id", apt) ||
+                      hvs_serde_set_long(v, "hour", h) ||
+                      avro_value_get_by_name(v, "score", &f, NULL) ||
+                      avro_value_set_double(&f, sc) ||
+                      hvs_serde_set_str(v, "model_name", "rules") ||
+                      hvs_serde_set_long(v, "scored_at", h + HOUR) ||
+                      hvs_serde_set_opt_double(v, "rule_score", nh ? 0.95 : 0.0) ||
                       avro_value_get_by_name(v, "revision", &f, NULL) ||
                       avro_value_set_long(&f, 1) ||
                       avro_value_get_by_name(v, "model_version", &f, NULL) ||

@@ -317,9 +317,15 @@ hvs_fault_run_t *hvs_fault_run(hvs_fault_world_t *w, const char *name,
     if (opts)
         run->opts = *opts;
     snprintf(run->name, sizeof run->name, "%s", name);
-    for (int i = 0; i < HVS_FAULT_MAX_TOPICS && s->inputs[i]; i++, run->ninputs++)
-        snprintf(run->inputs[i], sizeof run->inputs[i], "%s",
-                 run->opts.inputs[i] ? run->opts.inputs[i] : s->inputs[i]);
+    for (int i = 0; i < HVS_FAULT_MAX_TOPICS && s->inputs[i]; i++, run->ninputs++) {
+        if (run->opts.inputs[i] || !s->fill) {
+            snprintf(run->inputs[i], sizeof run->inputs[i], "%s",
+                     run->opts.inputs[i] ? run->opts.inputs[i] : s->inputs[i]);
+            continue;
+        }
+        snprintf(run->inputs[i], sizeof run->inputs[i], "%s.%s", name, s->inputs[i]);
+        hvs_fault_topic_create(w, run->inputs[i], s->input_partitions ? s->input_partitions : 12);
+    }
     HVS_REQUIRE(run->ninputs > 0, "stage %s has no input", s->name);
     snprintf(run->log, sizeof run->log, "%s/%s.log", w->dir, name);
     HVS_REQUIRE(hvs_test_redis_start(&run->redis, 0) == 0, "redis-server for %s", name);
@@ -327,7 +333,7 @@ hvs_fault_run_t *hvs_fault_run(hvs_fault_world_t *w, const char *name,
     char ename[128], topic[128];
     snprintf(run->env, sizeof run->env, "HVS_KAFKA_BROKERS=%s", w->broker.addr);
     for (int i = 0; i < run->ninputs; i++)
-        if (run->opts.inputs[i]) {
+        if (strcmp(run->inputs[i], s->inputs[i]) != 0) {
             topic_env_name(s->inputs[i], ename, sizeof ename);
             append(run->env, sizeof run->env, ename, run->inputs[i]);
         }
@@ -347,13 +353,21 @@ hvs_fault_run_t *hvs_fault_run(hvs_fault_world_t *w, const char *name,
     rd_kafka_t *meta = kafka_handle(w->broker.addr, NULL, RD_KAFKA_PRODUCER);
     rd_kafka_t *grp = kafka_handle(w->broker.addr, name, RD_KAFKA_CONSUMER);
     int nin[HVS_FAULT_MAX_TOPICS];
+    int64_t later = 0;
+    if (s->fill) {
+        later = s->fill(run, 0);
+        run->phase = 1;
+    }
     for (int i = 0; i < run->ninputs; i++) {
         nin[i] = partition_count(meta, run->inputs[i]);
         HVS_REQUIRE(nin[i] > 0, "input topic %s", run->inputs[i]);
         int64_t n = topic_size(meta, run->inputs[i], 5000);
-        HVS_REQUIRE(n > 0, "input topic %s is empty", run->inputs[i]);
+        HVS_REQUIRE(n > 0 || s->fill, "input topic %s is empty", run->inputs[i]);
         run->total += n;
     }
+    HVS_REQUIRE(run->total > 0, "the inputs of %s are empty", name);
+    run->written = run->total;
+    run->total += later;
 
     int64_t start = hvs_test_now_ms();
     int64_t deadline = start + (run->opts.timeout_ms ? run->opts.timeout_ms : 180000);
@@ -379,7 +393,10 @@ hvs_fault_run_t *hvs_fault_run(hvs_fault_world_t *w, const char *name,
             pt->fn(run, pt->arg);
             continue;
         }
-        if (c < run->total || run->fired < run->opts.npoints || !members_caught_up(run)) {
+        /* a next phase is due once the ones before are consumed as the run's end would be */
+        bool next = s->fill && run->phase < (s->phases ? s->phases : 2);
+        int64_t want = next ? run->written : run->total;
+        if (c < want || (!next && run->fired < run->opts.npoints) || !members_caught_up(run)) {
             out_size = -1;
             continue;
         }
@@ -396,6 +413,19 @@ hvs_fault_run_t *hvs_fault_run(hvs_fault_world_t *w, const char *name,
         if (size != out_size) {
             out_size = size;
             quiet_since = now;
+        } else if (now - quiet_since >= quiet && next) {
+            printf("  %s: phase %d at %.0f%% (%.1f s)\n", name, run->phase + 1, 100 * run->progress,
+                   (double)(now - start) / 1000);
+            fflush(stdout);
+            s->fill(run, run->phase++);
+            out_size = -1;
+            run->written = 0;
+            for (int i = 0; i < run->ninputs; i++)
+                run->written += topic_size(meta, run->inputs[i], 5000);
+            bool last = run->phase == (s->phases ? s->phases : 2);
+            HVS_REQUIRE(!last || run->written == run->total,
+                        "%s: %lld input messages after the last phase, %lld announced", name,
+                        (long long)run->written, (long long)run->total);
         } else if (now - quiet_since >= quiet) {
             run->finished = true;
             break;

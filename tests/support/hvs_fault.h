@@ -47,6 +47,8 @@
 #define HVS_FAULT_MAX_TOPICS 8
 #define HVS_FAULT_MAX_POINTS 8
 
+typedef struct hvs_fault_run hvs_fault_run_t;
+
 /* What a stage's test tells the harness about the stage. */
 typedef struct hvs_fault_stage {
     const char *name;                          /* metric prefix hvs_<name>_ ("aggregator") */
@@ -64,6 +66,19 @@ typedef struct hvs_fault_stage {
     long long (*rank)(const json_t *value);
     /* The value as compared (a new reference): volatile fields removed. NULL = unchanged. */
     json_t *(*comparable)(const json_t *value);
+    /* Inputs written by the test for each run, in phases (NULL: the inputs are the world's
+     * topics, produced once before the runs). With fill, a run reads its own
+     * "<run>.<logical name>" topics (created with input_partitions; opts.inputs still name
+     * others, e.g. the poison case's), which may start empty: fill(run, 0) writes the first
+     * phase before the first member starts and returns how many messages the later phases will
+     * add; fill(run, k) for k = 1 .. phases - 1 runs once the run has caught up on the phases
+     * before it as it would for its end (all committed, lag 0, outputs quiet): input that only
+     * makes sense causally after outputs were published (technicians' feedback on raised
+     * alerts). Progress (the fault points' `at`) counts every phase's messages, so faults may
+     * land in any. */
+    int64_t (*fill)(hvs_fault_run_t *run, int phase);
+    int phases;           /* with fill: 2 or more; 0 = 2 */
+    int input_partitions; /* of the per-run inputs; 0 = 12 */
 } hvs_fault_stage_t;
 
 typedef struct hvs_fault_world {
@@ -72,7 +87,6 @@ typedef struct hvs_fault_world {
     char dir[256]; /* logs of every run (kept when a check failed) */
 } hvs_fault_world_t;
 
-typedef struct hvs_fault_run hvs_fault_run_t;
 typedef void (*hvs_fault_fn)(hvs_fault_run_t *run, void *arg);
 
 /* A fault: fn(run, arg) once the group's progress reaches `at` (0..1). */
@@ -114,7 +128,9 @@ struct hvs_fault_run {
     char log[300];         /* the members' log */
     hvs_test_proc_t redis; /* this run's redis-server */
     hvs_fault_member_t members[HVS_FAULT_MAX_MEMBERS];
-    int64_t total;      /* messages in all inputs */
+    int64_t total;      /* messages in all inputs (every phase with stage->fill) */
+    int64_t written;    /* of those, written so far (stage->fill) */
+    int phase;          /* phases written so far (stage->fill) */
     double progress;    /* committed / total (summed over the inputs), last seen */
     int restarts;       /* unwanted exits restarted */
     int exits_nonzero;  /* of those, with a non-zero status */

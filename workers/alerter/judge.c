@@ -305,27 +305,34 @@ static int member_cmp(const void *pa, const void *pb) {
     return c ? c : strcmp(a->b->id, b->b->id);
 }
 
-/* The lists of one team (its buildings bs[0..nb)) whose days its live partitions judged. */
+/* The lists of one team (its buildings bs[0..nb), its partitions parts[]) whose days every
+ * partition holding the team's buildings has judged. */
 static int team_lists(al_state_t *s, const al_conf_t *c, al_building_t **bs, size_t nb,
-                      al_judge_stats_t *st, hvs_err_t *err) {
+                      bool parts[HVS_MAX_PARTITIONS], bool caught_up, al_judge_stats_t *st,
+                      hvs_err_t *err) {
     hvs_ms_t newest = 0, judged = INT64_MAX, listed = 0, first = INT64_MAX;
-    for (size_t k = 0; k < nb; k++)
-        if (s->part[bs[k]->partition].done > newest)
-            newest = s->part[bs[k]->partition].done;
     for (size_t k = 0; k < nb; k++) {
         const al_building_t *b = bs[k];
-        hvs_ms_t done = s->part[b->partition].done;
-        /* a partition judging nothing for `idle` (its meters went quiet) does not hold the
-         * team's lists back */
-        if (done && done >= newest - c->idle_ms && done < judged)
-            judged = done;
+        parts[b->partition] = true;
         if (b->listed > listed)
             listed = b->listed;
         for (size_t e = 0; e < b->nentries; e++)
             if (b->entries[e]->e.first_seen < first)
                 first = b->entries[e]->e.first_seen;
     }
-    if (judged == INT64_MAX || first == INT64_MAX)
+    for (int p = 0; p < HVS_MAX_PARTITIONS; p++)
+        if (parts[p] && s->part[p].done > newest)
+            newest = s->part[p].done;
+    for (int p = 0; p < HVS_MAX_PARTITIONS; p++) {
+        if (!parts[p])
+            continue;
+        hvs_ms_t done = s->part[p].done;
+        if (caught_up && done < newest - c->idle_ms)
+            continue; /* quiet: nothing of it is waiting to be consumed */
+        if (done < judged)
+            judged = done;
+    }
+    if (judged == INT64_MAX || judged == 0 || first == INT64_MAX)
         return 0;
     int rc = 0;
     hvs_ms_t day = listed ? listed + HVS_MS_DAY : hvs_time_day_start(first);
@@ -334,7 +341,8 @@ static int team_lists(al_state_t *s, const al_conf_t *c, al_building_t **bs, siz
     return rc;
 }
 
-int al_judge_lists(al_state_t *s, const al_conf_t *c, al_team_of_t team_of, void *opaque,
+int al_judge_lists(al_state_t *s, const al_conf_t *c, al_team_of_t team_of,
+                   al_team_partitions_t team_partitions, void *opaque, bool caught_up,
                    al_judge_stats_t *st, hvs_err_t *err) {
     if (s->n == 0)
         return 0;
@@ -349,9 +357,12 @@ int al_judge_lists(al_state_t *s, const al_conf_t *c, al_team_of_t team_of, void
         qsort(m, s->n, sizeof *m, member_cmp);
     for (size_t i = 0, j; i < s->n && rc == 0; i = j) {
         size_t nb = 0;
+        bool parts[HVS_MAX_PARTITIONS] = {false};
         for (j = i; j < s->n && strcmp(m[j].team, m[i].team) == 0; j++)
             bs[nb++] = m[j].b;
-        rc = team_lists(s, c, bs, nb, st, err);
+        if (team_partitions)
+            team_partitions(opaque, m[i].team, parts);
+        rc = team_lists(s, c, bs, nb, parts, caught_up, st, err);
     }
     free(m);
     free(bs);

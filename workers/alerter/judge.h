@@ -22,9 +22,7 @@
  *   daily lists  once every partition holding a team's buildings judged a whole UTC day D, the
  *                team's candidates active in [D - carry, D + 1 d) are ranked by their highest
  *                score up to D and the top_k raised UNSEEN with rank 1..k; candidates whose last
- *                hour is older than D - carry expire. A partition whose judged hour is more than
- *                idle_ms behind the team's newest (its meters went quiet) does not hold the
- *                lists back.
+ *                hour is older than D - carry expire.
  * Raised entries that change are marked `publish` (main.c publishes them once per batch).
  *
  * Ownership: borrows everything. Thread-safety: none. Errors: HVS_ENOMEM.
@@ -62,9 +60,19 @@ int al_judge_hour(const al_conf_t *c, al_building_t *b, hvs_ms_t hour, const cha
 
 /* Teams' buildings and partitions, for the daily lists. */
 typedef const char *(*al_team_of_t)(void *opaque, const char *building); /* "" default */
+/* Mark parts[p] for every partition holding one of the team's buildings in the topology (not
+ * only those the state has seen: a building on a partition consumed later still has its
+ * candidates to add). */
+typedef void (*al_team_partitions_t)(void *opaque, const char *team,
+                                     bool parts[HVS_MAX_PARTITIONS]);
 
-/* Make every daily list whose day every partition of its team has judged. */
-int al_judge_lists(al_state_t *s, const al_conf_t *c, al_team_of_t team_of, void *opaque,
+/* Make every daily list whose day every partition of its team has judged (team_partitions may
+ * be NULL: the partitions of the state's buildings). caught_up: nothing waits in any assigned
+ * partition (the last poll was idle with no lag); only then does a partition more than idle_ms
+ * behind the team's newest stop holding the lists back — its meters went quiet, it is not
+ * merely consumed later. */
+int al_judge_lists(al_state_t *s, const al_conf_t *c, al_team_of_t team_of,
+                   al_team_partitions_t team_partitions, void *opaque, bool caught_up,
                    al_judge_stats_t *st, hvs_err_t *err);
 
 /* Water use of an apartment-hour (an aggregate's hot_water_litres; NaN: unknown). */

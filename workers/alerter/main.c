@@ -115,6 +115,7 @@ typedef struct worker {
     al_conf_t conf;
     al_judge_stats_t js, js_seen;
     hvs_ms_t now;
+    bool caught_up; /* the last poll found nothing waiting in any assigned partition */
     hvs_ms_t min_seen[HVS_MAX_PARTITIONS]; /* earliest score hour of a partition without `done` */
     al_score_t score;                      /* decode buffers */
     al_water_t water;
@@ -221,6 +222,20 @@ static const char *team_of(void *opaque, const char *building) {
     return b && b->team ? b->team : "";
 }
 
+/* The partitions holding the team's buildings in the topology (a building keeps its partition
+ * number on every co-partitioned topic). Without them a team's list was made as soon as the
+ * partitions of the buildings seen so far passed the day, before a building on a partition
+ * consumed later added its candidates (which then expired unlisted: found by the fault suite). */
+static void team_partitions(void *opaque, const char *team, bool parts[HVS_MAX_PARTITIONS]) {
+    worker_t *w = opaque;
+    size_t n;
+    const hvs_building_t *bs = hvs_topology_buildings(w->topo, &n);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(bs[i].team ? bs[i].team : "", team) == 0 && bs[i].partition >= 0 &&
+            bs[i].partition < HVS_MAX_PARTITIONS)
+            parts[bs[i].partition] = true;
+}
+
 /* Judge partition p's hours up to `until` (inclusive). */
 static int judge_until(worker_t *w, int32_t p, hvs_ms_t until, hvs_err_t *err) {
     al_partition_t *pt = &w->st->part[p];
@@ -324,7 +339,8 @@ static int end_batch(void *opaque, hvs_err_t *err) {
         rc = judge_until(w, p, ready - settings.lag_ms / HVS_MS_HOUR * HVS_MS_HOUR, err);
     }
     if (rc == 0)
-        rc = al_judge_lists(w->st, &w->conf, team_of, w, &w->js, err);
+        rc = al_judge_lists(w->st, &w->conf, team_of, team_partitions, w, w->caught_up, &w->js,
+                            err);
     for (size_t i = 0; i < w->st->n && rc == 0; i++) {
         al_building_t *b = w->st->b[i];
         bool quiet = hvs_stage_rebuilding(w->stage, b->partition);
@@ -339,6 +355,13 @@ static int end_batch(void *opaque, hvs_err_t *err) {
     if (rc == 0)
         rc = al_state_save(w->st, hvs_stage_state_batch(w->stage), err);
     return rc;
+}
+
+static int after_batch(void *opaque, const hvs_stage_batch_t *b, hvs_err_t *err) {
+    (void)err;
+    worker_t *w = opaque;
+    w->caught_up = b->caught_up;
+    return 0;
 }
 
 static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
@@ -384,6 +407,7 @@ static const hvs_stage_def_t al_stage = {
     .begin_batch = begin_batch,
     .handle = handle,
     .end_batch = end_batch,
+    .after_batch = after_batch,
     .assigned = assigned,
     .revoked = revoked,
     .ready = ready,

@@ -70,21 +70,6 @@ void hvs_alerter_destroy(hvs_alerter_t *a) {
     free(a);
 }
 
-static int set_str(avro_value_t *rec, const char *name, const char *s) {
-    avro_value_t f;
-    return avro_value_get_by_name(rec, name, &f, NULL) || avro_value_set_string(&f, s);
-}
-
-/* A ["null", T] union: null when s is NULL. */
-static int set_opt_str(avro_value_t *rec, const char *name, const char *s) {
-    avro_value_t f, b;
-    if (avro_value_get_by_name(rec, name, &f, NULL))
-        return -1;
-    if (!s)
-        return avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b);
-    return avro_value_set_branch(&f, 1, &b) || avro_value_set_string(&b, s);
-}
-
 int hvs_alerter_send(hvs_alerter_t *al, const hvs_alert_t *a, hvs_err_t *err) {
     char id[600];
     if (!a->building_id || hvs_alert_id(a, id, sizeof id) < 0)
@@ -95,8 +80,9 @@ int hvs_alerter_send(hvs_alerter_t *al, const hvs_alert_t *a, hvs_err_t *err) {
                            (int)a->status, a->rank);
     avro_value_t *v = hvs_encoder_value(al->enc);
     avro_value_t f, b, item;
-    int bad = set_str(v, "alert_id", id) || set_str(v, "building_id", a->building_id) ||
-              set_opt_str(v, "apartment_id", a->apartment_id) ||
+    int bad = hvs_serde_set_str(v, "alert_id", id) ||
+              hvs_serde_set_str(v, "building_id", a->building_id) ||
+              hvs_serde_set_opt_str(v, "apartment_id", a->apartment_id) ||
               avro_value_get_by_name(v, "type", &f, NULL) ||
               avro_value_set_enum(&f, (int)a->type) ||
               avro_value_get_by_name(v, "status", &f, NULL) ||
@@ -107,8 +93,9 @@ int hvs_alerter_send(hvs_alerter_t *al, const hvs_alert_t *a, hvs_err_t *err) {
               avro_value_get_by_name(v, "severity", &f, NULL) ||
               avro_value_set_enum(&f, (int)a->severity) ||
               avro_value_get_by_name(v, "score", &f, NULL) || avro_value_set_double(&f, a->score) ||
-              set_str(v, "summary", a->summary ? a->summary : "") ||
-              set_opt_str(v, "model", a->model) || set_opt_str(v, "team", a->team) ||
+              hvs_serde_set_str(v, "summary", a->summary ? a->summary : "") ||
+              hvs_serde_set_opt_str(v, "model", a->model) ||
+              hvs_serde_set_opt_str(v, "team", a->team) ||
               avro_value_get_by_name(v, "first_seen", &f, NULL) ||
               avro_value_set_long(&f, a->first_seen) ||
               avro_value_get_by_name(v, "updated_at", &f, NULL) ||

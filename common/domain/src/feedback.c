@@ -68,21 +68,6 @@ static int check(const hvs_feedback_t *f, hvs_err_t *err) {
     return 0;
 }
 
-static int set_str(avro_value_t *rec, const char *name, const char *s) {
-    avro_value_t f;
-    return avro_value_get_by_name(rec, name, &f, NULL) || avro_value_set_string(&f, s);
-}
-
-/* A ["null", "string"] union: null when s is NULL. */
-static int set_opt_str(avro_value_t *rec, const char *name, const char *s) {
-    avro_value_t f, b;
-    if (avro_value_get_by_name(rec, name, &f, NULL))
-        return -1;
-    if (!s)
-        return avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b);
-    return avro_value_set_branch(&f, 1, &b) || avro_value_set_string(&b, s);
-}
-
 int hvs_feedback_encode(hvs_feedback_writer_t *w, const hvs_feedback_t *f, const void **buf,
                         size_t *len, hvs_err_t *err) {
     int rc = check(f, err);
@@ -90,13 +75,14 @@ int hvs_feedback_encode(hvs_feedback_writer_t *w, const hvs_feedback_t *f, const
         return rc;
     avro_value_t *v = hvs_encoder_value_bare(w->enc); /* every field is set below */
     avro_value_t fl;
-    int bad = set_str(v, "alert_id", f->alert_id) || set_str(v, "building_id", f->building_id) ||
-              set_opt_str(v, "apartment_id", f->apartment_id) ||
-              set_str(v, "technician_id", f->technician_id) ||
+    int bad = hvs_serde_set_str(v, "alert_id", f->alert_id) ||
+              hvs_serde_set_str(v, "building_id", f->building_id) ||
+              hvs_serde_set_opt_str(v, "apartment_id", f->apartment_id) ||
+              hvs_serde_set_str(v, "technician_id", f->technician_id) ||
               avro_value_get_by_name(v, "label", &fl, NULL) ||
               avro_value_set_enum(&fl, (int)f->label) ||
-              set_opt_str(v, "root_cause", f->root_cause) ||
-              set_opt_str(v, "comment", f->comment) ||
+              hvs_serde_set_opt_str(v, "root_cause", f->root_cause) ||
+              hvs_serde_set_opt_str(v, "comment", f->comment) ||
               avro_value_get_by_name(v, "labelled_at", &fl, NULL) ||
               avro_value_set_long(&fl, f->labelled_at);
     if (bad)

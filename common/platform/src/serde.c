@@ -328,3 +328,46 @@ double hvs_serde_field_double(avro_value_t *v, const char *name) {
         return NAN;
     return d;
 }
+
+int hvs_serde_set_str(avro_value_t *rec, const char *name, const char *s) {
+    avro_value_t f;
+    return avro_value_get_by_name(rec, name, &f, NULL) || avro_value_set_string(&f, s) ? -1 : 0;
+}
+
+int hvs_serde_set_opt_str(avro_value_t *rec, const char *name, const char *s) {
+    avro_value_t f, b;
+    if (avro_value_get_by_name(rec, name, &f, NULL))
+        return -1;
+    if (!s)
+        return avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b) ? -1 : 0;
+    return avro_value_set_branch(&f, 1, &b) || avro_value_set_string(&b, s) ? -1 : 0;
+}
+
+int hvs_serde_set_long(avro_value_t *rec, const char *name, int64_t v) {
+    avro_value_t f;
+    return avro_value_get_by_name(rec, name, &f, NULL) || avro_value_set_long(&f, v) ? -1 : 0;
+}
+
+int hvs_serde_set_double(avro_value_t *rec, const char *name, double v) {
+    avro_value_t f;
+    return avro_value_get_by_name(rec, name, &f, NULL) || avro_value_set_double(&f, v) ? -1 : 0;
+}
+
+int hvs_serde_set_opt_double(avro_value_t *rec, const char *name, double v) {
+    avro_value_t f, b;
+    if (avro_value_get_by_name(rec, name, &f, NULL))
+        return -1;
+    if (!isfinite(v))
+        return avro_value_set_branch(&f, 0, &b) || avro_value_set_null(&b) ? -1 : 0;
+    return avro_value_set_branch(&f, 1, &b) || avro_value_set_double(&b, v) ? -1 : 0;
+}
+
+int hvs_serde_set_strings(avro_value_t *rec, const char *name, const char *const *s, int n) {
+    avro_value_t f, item;
+    if (avro_value_get_by_name(rec, name, &f, NULL))
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (avro_value_append(&f, &item, NULL) || avro_value_set_string(&item, s[i]))
+            return -1;
+    return 0;
+}

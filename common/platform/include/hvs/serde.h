@@ -139,6 +139,16 @@ const char *hvs_serde_field_str(avro_value_t *v, const char *name);
 int64_t hvs_serde_field_long(avro_value_t *v, const char *name);
 double hvs_serde_field_double(avro_value_t *v, const char *name);
 
+/* Fields of a record being encoded, by name: 0, or -1 when the field is missing or of another
+ * type (avro_strerror() says which). The optional setters fill a ["null", T] union: null for a
+ * NULL string / a non-finite double. hvs_serde_set_strings appends n strings to an array. */
+int hvs_serde_set_str(avro_value_t *rec, const char *name, const char *s);
+int hvs_serde_set_opt_str(avro_value_t *rec, const char *name, const char *s);
+int hvs_serde_set_long(avro_value_t *rec, const char *name, int64_t v);
+int hvs_serde_set_double(avro_value_t *rec, const char *name, double v);
+int hvs_serde_set_opt_double(avro_value_t *rec, const char *name, double v);
+int hvs_serde_set_strings(avro_value_t *rec, const char *name, const char *const *s, int n);
+
 /*
  * Natural JSON for a value: records as objects, unions as the plain branch value (or null),
  * bytes as a string of \u00XX escapes (Avro JSON convention), enums as their symbol string,
