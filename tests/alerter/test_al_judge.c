@@ -49,12 +49,13 @@ static void setup(void) {
 
 /* Score of apartment a at hour h (NaN evidence but the rule score when rules are given). */
 static void put(al_apartment_t *a, hvs_ms_t h, double score, uint32_t rules, double rule_score) {
-    a->hours[al_slot(h)] = (al_hour_t){.hour = h,
-                                       .score = (float)score,
-                                       .rule_score = (float)rule_score,
-                                       .z = NAN,
-                                       .prob = (float)score,
-                                       .rules = rules};
+    al_hour_t x = {.hour = h,
+                   .score = (float)score,
+                   .rule_score = (float)rule_score,
+                   .z = NAN,
+                   .prob = (float)score,
+                   .rules = rules};
+    HVS_REQUIRE(al_apartment_put_hour(a, &x, NULL) == 1, "put hour");
 }
 
 static void judge(al_building_t *b, hvs_ms_t h) {
@@ -824,6 +825,7 @@ static bool feq(float a, float b) { return (isnan(a) && isnan(b)) || a == b; }
 static void test_apartment_text(void) {
     al_apartment_t a, back;
     memset(&a, 0, sizeof a);
+    memset(&back, 0, sizeof back);
     a.open = true;
     a.open_type = HVS_ALERT_RULE_SENSOR_MISMATCH;
     a.open_first = D0 + 3 * HOUR;
@@ -831,88 +833,114 @@ static void test_apartment_text(void) {
     a.sup_from = D0 - DAY;
     a.sup_until = D0 + 6 * DAY;
     a.sup_type = HVS_ALERT_RULE_STUCK_VALVE;
+    a.water_from = D0 - 2 * DAY;
     strcpy(a.sup_cause, "window|open");
-    a.hours[al_slot(D0 + 5 * HOUR)] = (al_hour_t){
-        D0 + 5 * HOUR, 7, 0.123456789f, NAN, -2.5f, NAN, HVS_RULE_SENSOR_MISMATCH};
-    a.hours[al_slot(D0 + 6 * HOUR)] = (al_hour_t){D0 + 6 * HOUR, 0, 1.0f / 3, 0.9f, NAN, 0.0f, 0};
-    a.water_hour[al_slot(D0)] = D0, a.water_use[al_slot(D0)] = 1;
-    a.water_hour[al_slot(D0 + HOUR)] = D0 + HOUR, a.water_use[al_slot(D0 + HOUR)] = 0;
-    a.reasons[0] = (al_reason_t){.hour = D0 + 5 * HOUR, .score = 0.75f};
-    strcpy(a.reasons[0].model, "iforest:3");
-    strcpy(a.reasons[0].text, "room|kitchen 16.2 C; valve 100% | open");
-    a.reasons[2] = (al_reason_t){.hour = D0 + 6 * HOUR, .score = NAN};
-    strcpy(a.reasons[2].text, "K\xC3\xBC"
-                              "che kalt");
-    char buf[8192];
-    int n = al_apartment_format(&a, buf, sizeof buf);
+    al_hour_t h1 = {D0 + 5 * HOUR, 7, 0.123456789f, NAN, -2.5f, NAN, HVS_RULE_SENSOR_MISMATCH,
+                    NULL};
+    al_hour_t h2 = {D0 + 6 * HOUR, 0, 1.0f / 3, 0.9f, NAN, 0.0f, 0, NULL};
+    HVS_REQUIRE(
+        al_apartment_put_hour(&a, &h1, "iforest:3|room|kitchen 16.2 C; valve 100% | open") == 1 &&
+            al_apartment_put_hour(&a, &h2,
+                                  "|K\xC3\xBC"
+                                  "che kalt") == 1,
+        "hours");
+    /* an older emission of an hour does not replace a newer one */
+    al_hour_t old = h1;
+    old.revision = 3, old.score = 0.9f;
+    HVS_CHECK_EQ_INT(al_apartment_put_hour(&a, &old, NULL), 0);
+    /* hours far apart (an input days ahead) all kept: the table grows */
+    for (int k = 0; k < 200; k++) {
+        al_hour_t f = {D0 + (100 + k) * HOUR, 1, 0.1f, NAN, NAN, NAN, 0, NULL};
+        HVS_REQUIRE(al_apartment_put_hour(&a, &f, NULL) == 1, "far hour %d", k);
+    }
+    HVS_CHECK(a.hcap >= 256, "grown to %zu", a.hcap);
+    HVS_CHECK(al_apartment_put_water(&a, D0, 1) == 0 &&
+                  al_apartment_put_water(&a, D0 + HOUR, 0) == 0,
+              "water");
+    for (int k = 0; k < 300; k++) /* water far ahead too */
+        HVS_REQUIRE(al_apartment_put_water(&a, D0 + (2 + k) * HOUR, (int8_t)(k % 2)) == 0, "water");
+    HVS_CHECK_EQ_INT(al_apartment_water(&a, D0), 1);
+    HVS_CHECK_EQ_INT(al_apartment_water(&a, D0 + HOUR), 0);
+    HVS_CHECK_EQ_INT(al_apartment_water(&a, D0 + 301 * HOUR), 1);
+    HVS_CHECK_EQ_INT(al_apartment_water(&a, D0 - HOUR), -1);
+    /* water before water_from is not needed: dropped */
+    HVS_CHECK(al_apartment_put_water(&a, D0 - 3 * DAY, 1) == 0 &&
+                  al_apartment_water(&a, D0 - 3 * DAY) == -1,
+              "old water dropped");
+    char *buf = NULL;
+    int n = -1;
+    for (size_t cap = 1024; n < 0 && cap < (1u << 22); cap *= 2) {
+        free(buf);
+        buf = malloc(cap);
+        n = al_apartment_format(&a, buf, cap);
+    }
     HVS_REQUIRE(n > 0, "format");
-    HVS_CHECK_EQ_INT(al_apartment_format(&a, buf, (size_t)n), -1);
-    HVS_CHECK_EQ_INT(al_apartment_format(&a, buf, sizeof buf), n);
     /* parse from an exact-size copy (no NUL after it) */
     char *copy = malloc((size_t)n);
     memcpy(copy, buf, (size_t)n);
-    memset(&back, 0x5A, sizeof back);
-    HVS_CHECK(al_apartment_parse(&back, copy, (size_t)n) == 0, "parses: %s", buf);
+    HVS_CHECK_EQ_INT(al_apartment_format(&a, buf, (size_t)n), -1); /* no room for the NUL */
+    HVS_CHECK(al_apartment_parse(&back, copy, (size_t)n) == 0, "parses: %.200s", buf);
     HVS_CHECK(back.open && back.open_type == a.open_type && back.open_first == a.open_first &&
-                  back.below == 2,
+                  back.below == 2 && back.water_from == a.water_from,
               "episode");
     HVS_CHECK(back.sup_from == a.sup_from && back.sup_until == a.sup_until &&
                   back.sup_type == a.sup_type,
               "window");
     HVS_CHECK_EQ_STR(back.sup_cause, "window|open");
-    int hours = 0, water = 0;
-    for (int i = 0; i < AL_RING; i++) {
-        const al_hour_t *h = &a.hours[i], *g = &back.hours[i];
-        HVS_CHECK(h->hour == g->hour, "slot %d hour", i);
-        if (h->hour) {
-            hours++;
-            HVS_CHECK(h->revision == g->revision && feq(h->score, g->score) &&
-                          feq(h->rule_score, g->rule_score) && feq(h->z, g->z) &&
-                          feq(h->prob, g->prob) && h->rules == g->rules,
-                      "slot %d values", i);
-        }
-        HVS_CHECK(a.water_hour[i] == back.water_hour[i], "water slot %d", i);
-        if (a.water_hour[i]) {
-            water++;
-            HVS_CHECK(a.water_use[i] == back.water_use[i], "water use %d", i);
-        }
+    int hours = 0;
+    for (size_t i = 0; i < a.hcap; i++) {
+        const al_hour_t *h = &a.hours[i];
+        if (!h->hour)
+            continue;
+        hours++;
+        const al_hour_t *g = al_apartment_hour(&back, h->hour);
+        HVS_CHECK(g != NULL, "hour %lld back", (long long)h->hour);
+        if (!g)
+            continue;
+        HVS_CHECK(h->revision == g->revision && feq(h->score, g->score) &&
+                      feq(h->rule_score, g->rule_score) && feq(h->z, g->z) &&
+                      feq(h->prob, g->prob) && h->rules == g->rules,
+                  "hour %lld values", (long long)h->hour);
+        HVS_CHECK_EQ_STR(hvs_test_str(g->reason), hvs_test_str(h->reason));
     }
-    HVS_CHECK(hours == 2 && water == 2, "hours %d water %d", hours, water);
-    /* the kept reasons come back in order (empty slots dropped) */
-    HVS_CHECK_EQ_INT(back.reasons[0].hour, D0 + 5 * HOUR);
-    HVS_CHECK(back.reasons[0].score == 0.75f, "score");
-    HVS_CHECK_EQ_STR(back.reasons[0].model, "iforest:3");
-    HVS_CHECK_EQ_STR(back.reasons[0].text, "room|kitchen 16.2 C; valve 100% | open");
-    HVS_CHECK_EQ_INT(back.reasons[1].hour, D0 + 6 * HOUR);
-    HVS_CHECK(isnan(back.reasons[1].score), "NaN score");
-    HVS_CHECK_EQ_STR(back.reasons[1].model, "");
-    HVS_CHECK_EQ_STR(back.reasons[1].text, "K\xC3\xBC"
-                                           "che kalt");
-    HVS_CHECK(back.reasons[2].hour == 0 && back.reasons[3].hour == 0, "no more");
+    HVS_CHECK_EQ_INT(hours, 202);
+    for (int k = 0; k < 302; k++)
+        HVS_CHECK_EQ_INT(al_apartment_water(&back, D0 + k * HOUR),
+                         al_apartment_water(&a, D0 + k * HOUR));
+    HVS_CHECK_EQ_STR(al_apartment_hour(&back, D0 + 5 * HOUR)->reason,
+                     "iforest:3|room|kitchen 16.2 C; valve 100% | open");
+    /* judged hours leave */
+    al_apartment_take_hour(&back, D0 + 5 * HOUR);
+    HVS_CHECK(!al_apartment_hour(&back, D0 + 5 * HOUR), "taken");
     free(copy);
+    free(buf);
+    al_apartment_fini(&a);
+    al_apartment_fini(&back);
 
     /* garbage refused */
     static const char *const bad[] = {
         "",
         "garbage",
-        "p2|1|0|0|0|0|0|0|\n\n",
-        "p1|1|0|0|0|0|0",
-        "p1|x|0|0|0|0|0|0|\n",
-        "p1|1|0|0|0|0|0|0|\n1,2,3;\n",
-        "p1|1|0|0|0|0|0|0|\n1699920000000,0,0.5,nan,nan,nan,0\n",
-        "p1|1|0|0|0|0|0|0|\n\n1699920000000,x;",
-        "p1|1|0|0|0|0|0|0|\n\n\nno reason line",
-        "p1|1|0|0|0|0|0|0|\n\n\n1699920000000|0.5|no text bar",
+        "p1|1|0|0|0|0|0|0|\n\n",
+        "p2|1|0|0|0|0|0",
+        "p2|x|0|0|0|0|0|0|0|\n",
+        "p2|1|0|0|0|0|0|0|0|\n1,2,3;\n",
+        "p2|1|0|0|0|0|0|0|0|\n1699920000000,0,0.5,nan,nan,nan,0\n",
+        "p2|1|0|0|0|0|0|0|0|\n\n1699920000000,x;",
+        "p2|1|0|0|0|0|0|0|0|\n\n\nno reason line",
+        "p2|1|0|0|0|0|0|0|0|\n\n\n1699920000000|a reason of an hour not waiting",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         al_apartment_t g;
         memset(&g, 0, sizeof g);
         HVS_CHECK(al_apartment_parse(&g, bad[i], strlen(bad[i])) != 0, "refused: %s", bad[i]);
+        al_apartment_fini(&g);
     }
     /* the minimal text: a closed apartment with nothing waiting */
     al_apartment_t z;
     memset(&z, 0, sizeof z);
-    HVS_CHECK(al_apartment_parse(&z, "p1|0|0|0|0|0|0|0|", 17) == 0, "header only");
+    HVS_CHECK(al_apartment_parse(&z, "p2|0|0|0|0|0|0|0|0|", 19) == 0, "header only");
+    al_apartment_fini(&z);
 }
 
 static const hvs_test_case_t cases[] = {

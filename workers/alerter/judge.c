@@ -24,37 +24,22 @@ hvs_alert_type_t al_judge_type(uint32_t rules) {
     return HVS_ALERT_ANOMALY;
 }
 
-void al_judge_water(al_apartment_t *a, hvs_ms_t hour, double litres, double min_l) {
+int al_judge_water(al_apartment_t *a, hvs_ms_t hour, double litres, double min_l) {
     if (isnan(litres))
-        return;
-    size_t i = al_slot(hour);
-    if (a->water_hour[i] > hour)
-        return; /* the slot holds a later hour already */
-    a->water_hour[i] = hour;
-    a->water_use[i] = litres >= min_l ? 1 : 0;
-    a->dirty = true;
+        return 0;
+    return al_apartment_put_water(a, hour, litres >= min_l ? 1 : 0);
 }
 
 /* Nobody drew hot water in the vacancy_hours up to `hour`, and enough of them are known. */
 static bool vacant(const al_conf_t *c, const al_apartment_t *a, hvs_ms_t hour) {
     int known = 0;
-    for (int k = 0; k < c->vacancy_hours && k < AL_RING; k++) {
-        hvs_ms_t h = hour - (hvs_ms_t)k * HVS_MS_HOUR;
-        size_t i = al_slot(h);
-        if (a->water_hour[i] != h)
-            continue;
-        if (a->water_use[i])
+    for (int k = 0; k < c->vacancy_hours; k++) {
+        int use = al_apartment_water(a, hour - (hvs_ms_t)k * HVS_MS_HOUR);
+        if (use > 0)
             return false;
-        known++;
+        known += use == 0;
     }
     return known >= c->vacancy_known;
-}
-
-static const al_reason_t *best_reason(const al_apartment_t *a, hvs_ms_t hour) {
-    for (int i = 0; i < AL_REASONS; i++)
-        if (a->reasons[i].hour == hour)
-            return &a->reasons[i];
-    return NULL;
 }
 
 static void fmax_into(double *m, double v) {
@@ -63,14 +48,18 @@ static void fmax_into(double *m, double v) {
 }
 
 /* An hour at or above close of an open episode: its evidence into the entry. */
-static void extend(const al_conf_t *c, al_entry_t *x, const al_apartment_t *a, const al_hour_t *h) {
+static void extend(const al_conf_t *c, al_entry_t *x, const al_hour_t *h) {
     hvs_alertbook_entry_t *e = &x->e;
     bool best = isnan(e->score) || h->score > e->score;
     if (best) {
+        /* the hour's reason is "<model>|<reasons>" */
+        const char *r = h->reason ? h->reason : "|", *bar = strchr(r, '|');
+        size_t ml = bar ? (size_t)(bar - r) : 0;
+        char model[HVS_ALERTBOOK_NAME_MAX];
+        snprintf(model, sizeof model, "%.*s", (int)(ml < sizeof model ? ml : sizeof model - 1), r);
         e->score = h->score;
-        const al_reason_t *r = best_reason(a, h->hour);
-        snprintf(e->reasons, sizeof e->reasons, "%s", r ? r->text : "");
-        snprintf(e->model, sizeof e->model, "%s", r ? r->model : "");
+        hvs_alertbook_copy(e->reasons, sizeof e->reasons, bar ? bar + 1 : "");
+        hvs_alertbook_copy(e->model, sizeof e->model, model);
     }
     if (at_least(h->score, c->open))
         e->hours++;
@@ -146,7 +135,7 @@ static int open_episode(const al_conf_t *c, al_building_t *b, al_apartment_t *a,
         e->disposition = HVS_ALERTBOOK_CANDIDATE; /* the same day and type again: it may still */
         e->reason[0] = '\0';                      /* make a list */
     }
-    extend(c, x, a, h);
+    extend(c, x, h);
     if (e->disposition == HVS_ALERTBOOK_CANDIDATE && critical(c, h))
         raise_now(x, h->hour, st);
     if (e->disposition == HVS_ALERTBOOK_RAISED)
@@ -165,11 +154,10 @@ static al_entry_t *open_entry(al_building_t *b, const al_apartment_t *a) {
 
 int al_judge_hour(const al_conf_t *c, al_building_t *b, hvs_ms_t hour, const char *team,
                   al_judge_stats_t *st, hvs_err_t *err) {
-    size_t i = al_slot(hour);
     int scored = 0, above = 0;
     for (size_t k = 0; k < b->napts; k++) {
-        const al_hour_t *h = &b->apts[k]->hours[i];
-        if (h->hour == hour) {
+        const al_hour_t *h = al_apartment_hour(b->apts[k], hour);
+        if (h) {
             scored++;
             above += at_least(h->score, c->open);
         }
@@ -178,8 +166,9 @@ int al_judge_hour(const al_conf_t *c, al_building_t *b, hvs_ms_t hour, const cha
                 above >= c->building_share * scored;
     for (size_t k = 0; k < b->napts; k++) {
         al_apartment_t *a = b->apts[k];
-        al_hour_t *h = &a->hours[i];
-        if (h->hour != hour)
+        a->water_from = hour + HVS_MS_HOUR - (hvs_ms_t)c->vacancy_hours * HVS_MS_HOUR;
+        al_hour_t *h = al_apartment_hour(a, hour);
+        if (!h)
             continue;
         if (!a->open) {
             if (at_least(h->score, c->open)) {
@@ -193,7 +182,7 @@ int al_judge_hour(const al_conf_t *c, al_building_t *b, hvs_ms_t hour, const cha
                 a->open = false;
             } else if (at_least(h->score, c->close)) {
                 a->below = 0;
-                extend(c, x, a, h);
+                extend(c, x, h);
                 if (x->e.disposition == HVS_ALERTBOOK_CANDIDATE && critical(c, h))
                     raise_now(x, hour, st);
             } else if (++a->below >= c->close_hours) {
@@ -204,11 +193,7 @@ int al_judge_hour(const al_conf_t *c, al_building_t *b, hvs_ms_t hour, const cha
                     x->publish = true;
             }
         }
-        h->hour = 0; /* judged: the slot is free */
-        for (int r = 0; r < AL_REASONS; r++)
-            if (a->reasons[r].hour && a->reasons[r].hour <= hour)
-                a->reasons[r].hour = 0;
-        a->dirty = true;
+        al_apartment_take_hour(a, hour); /* judged: the slot is free */
     }
     /* retention, once a day */
     if (hour % HVS_MS_DAY == 0)

@@ -75,7 +75,8 @@ int al_judge_lists(al_state_t *s, const al_conf_t *c, al_team_of_t team_of,
                    al_team_partitions_t team_partitions, void *opaque, bool caught_up,
                    al_judge_stats_t *st, hvs_err_t *err);
 
-/* Water use of an apartment-hour (an aggregate's hot_water_litres; NaN: unknown). */
-void al_judge_water(al_apartment_t *a, hvs_ms_t hour, double litres, double min_l);
+/* Water use of an apartment-hour (an aggregate's hot_water_litres; NaN: unknown): 0 or
+ * HVS_ENOMEM. */
+int al_judge_water(al_apartment_t *a, hvs_ms_t hour, double litres, double min_l);
 
 #endif

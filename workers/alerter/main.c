@@ -68,9 +68,9 @@ static const hvs_cfg_entry_t al_entries[] = {
      "a candidate that did not make its day's list stays eligible this long after its last hour"},
     {"HVS_ALERT_KEEP", HVS_CFG_DURATION, "14d", 86400000, 31536000000.0, S(keep_ms), 0,
      "alerts are kept (for feedback and hvsctl) this long after their episode's last hour"},
-    {"HVS_ALERT_VACANCY_HOURS", HVS_CFG_INT, "48", 1, AL_RING, S(vacancy_hours), 0,
+    {"HVS_ALERT_VACANCY_HOURS", HVS_CFG_INT, "48", 1, 720, S(vacancy_hours), 0,
      "hours without hot water drawn that mean nobody is home (ANOMALY alerts suppressed)"},
-    {"HVS_ALERT_VACANCY_KNOWN", HVS_CFG_INT, "36", 1, AL_RING, S(vacancy_known), 0,
+    {"HVS_ALERT_VACANCY_KNOWN", HVS_CFG_INT, "36", 1, 720, S(vacancy_known), 0,
      "of those hours, how many must have a known hot water value"},
     {"HVS_ALERT_WATER_MIN", HVS_CFG_DOUBLE, "1.0", 0, 1000, S(water_min), 0,
      "litres of hot water in an hour that mean someone drew it"},
@@ -131,33 +131,6 @@ static al_partition_t *partition(worker_t *w, int32_t p) {
     return pt;
 }
 
-/* Keep the reasons of the best waiting hours (the alert shows its best hour's). */
-static void keep_reason(al_apartment_t *a, const al_score_t *s) {
-    if (!s->reasons[0])
-        return;
-    int slot = -1;
-    for (int i = 0; i < AL_REASONS && slot < 0; i++)
-        if (a->reasons[i].hour == s->h.hour)
-            slot = i;
-    for (int i = 0; i < AL_REASONS && slot < 0; i++)
-        if (!a->reasons[i].hour)
-            slot = i;
-    if (slot < 0) {
-        slot = 0;
-        for (int i = 1; i < AL_REASONS; i++)
-            if (a->reasons[i].score < a->reasons[slot].score)
-                slot = i;
-        if (a->reasons[slot].score >= s->h.score)
-            return;
-    }
-    al_reason_t *r = &a->reasons[slot];
-    r->hour = s->h.hour, r->score = s->h.score;
-    snprintf(r->model, sizeof r->model, "%s", s->model);
-    snprintf(r->text, sizeof r->text, "%s", s->reasons);
-}
-
-static int judge_until(worker_t *w, int32_t p, hvs_ms_t until, hvs_err_t *err);
-
 static int on_score(worker_t *w, int32_t p, const al_score_t *s, hvs_err_t *err) {
     al_partition_t *pt = partition(w, p);
     hvs_ms_t hour = s->h.hour;
@@ -173,18 +146,13 @@ static int on_score(worker_t *w, int32_t p, const al_score_t *s, hvs_err_t *err)
     al_apartment_t *a = b ? al_building_apartment(b, s->apartment, true) : NULL;
     if (!a)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "apartment %s/%s", s->building, s->apartment);
-    al_hour_t *slot = &a->hours[al_slot(hour)];
-    if (slot->hour && slot->hour < hour) {
-        /* the ring is full: judge its oldest hour first (the inputs run far apart) */
-        int rc = judge_until(w, p, hour - (AL_RING - 1) * HVS_MS_HOUR, err);
-        if (rc)
-            return rc;
-    }
-    if (slot->hour == hour && slot->revision > s->h.revision)
-        return 0; /* an older emission of the hour */
-    *slot = s->h;
-    keep_reason(a, s);
-    a->dirty = true;
+    /* an hour that may be an episode's best keeps its reasons for the alert */
+    char reason[HVS_ALERTBOOK_NAME_MAX + AL_TEXT_MAX + 2];
+    bool keep = s->h.score >= (float)settings.open && (s->model[0] || s->reasons[0]);
+    if (keep)
+        snprintf(reason, sizeof reason, "%s|%s", s->model, s->reasons);
+    if (al_apartment_put_hour(a, &s->h, keep ? reason : NULL) < 0)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "hour of %s/%s", s->building, s->apartment);
     return 0;
 }
 
@@ -200,8 +168,7 @@ static int on_water(worker_t *w, int32_t p, const al_water_t *x) {
     al_apartment_t *a = b ? al_building_apartment(b, x->apartment, true) : NULL;
     if (!a)
         return HVS_ENOMEM;
-    al_judge_water(a, x->hour, x->litres, settings.water_min);
-    return 0;
+    return al_judge_water(a, x->hour, x->litres, settings.water_min);
 }
 
 static int on_feedback(worker_t *w, int32_t p, const hvs_feedback_t *f, hvs_err_t *why) {
@@ -333,9 +300,9 @@ static int end_batch(void *opaque, hvs_err_t *err) {
     for (size_t i = 0; i < np && rc == 0; i++) {
         int32_t p = ps[i];
         al_partition_t *pt = &w->st->part[p];
-        if (!pt->present || !pt->swm)
-            continue;
-        hvs_ms_t ready = pt->awm && pt->awm < pt->swm ? pt->awm : pt->swm;
+        if (!pt->present || !pt->swm || !pt->awm)
+            continue; /* an hour is judged once both its scores and its hot water are in */
+        hvs_ms_t ready = pt->awm < pt->swm ? pt->awm : pt->swm;
         rc = judge_until(w, p, ready - settings.lag_ms / HVS_MS_HOUR * HVS_MS_HOUR, err);
     }
     if (rc == 0)

@@ -19,6 +19,7 @@ static void building_free(al_building_t *b) {
     if (!b)
         return;
     for (size_t i = 0; i < b->napts; i++) {
+        al_apartment_fini(b->apts[i]);
         free(b->apts[i]->id);
         free(b->apts[i]);
     }
@@ -64,9 +65,131 @@ al_building_t *al_state_building(al_state_t *s, const char *id, int32_t partitio
     return b;
 }
 
-static void apartment_clear(al_apartment_t *a) {
-    for (size_t i = 0; i < AL_RING; i++)
-        a->hours[i].hour = 0, a->water_hour[i] = 0;
+/* ---- an apartment's waiting hours and water ---------------------------------------------- */
+
+static size_t slot_of(hvs_ms_t hour, size_t cap) {
+    return (size_t)(hour / HVS_MS_HOUR) & (cap - 1);
+}
+
+al_hour_t *al_apartment_hour(const al_apartment_t *a, hvs_ms_t hour) {
+    if (!a->hcap)
+        return NULL;
+    al_hour_t *h = &a->hours[slot_of(hour, a->hcap)];
+    return h->hour == hour ? h : NULL;
+}
+
+/* Double the hours' table until every waiting hour has a slot of its own. */
+static int grow_hours(al_apartment_t *a) {
+    for (size_t cap = a->hcap ? 2 * a->hcap : 32;; cap *= 2) {
+        al_hour_t *t = calloc(cap, sizeof *t);
+        if (!t)
+            return HVS_ENOMEM;
+        bool ok = true;
+        for (size_t i = 0; i < a->hcap && ok; i++) {
+            if (!a->hours[i].hour)
+                continue;
+            al_hour_t *d = &t[slot_of(a->hours[i].hour, cap)];
+            if (d->hour)
+                ok = false;
+            else
+                *d = a->hours[i];
+        }
+        if (!ok) {
+            free(t);
+            continue;
+        }
+        free(a->hours);
+        a->hours = t, a->hcap = cap;
+        return 0;
+    }
+}
+
+int al_apartment_put_hour(al_apartment_t *a, const al_hour_t *h, const char *reason) {
+    al_hour_t *slot = a->hcap ? &a->hours[slot_of(h->hour, a->hcap)] : NULL;
+    while (!slot || (slot->hour && slot->hour != h->hour)) {
+        if (grow_hours(a))
+            return HVS_ENOMEM;
+        slot = &a->hours[slot_of(h->hour, a->hcap)];
+    }
+    if (slot->hour == h->hour && slot->revision > h->revision)
+        return 0;
+    char *copy = reason ? strdup(reason) : NULL;
+    if (reason && !copy)
+        return HVS_ENOMEM;
+    free(slot->reason);
+    *slot = *h;
+    slot->reason = copy;
+    a->dirty = true;
+    return 1;
+}
+
+void al_apartment_take_hour(al_apartment_t *a, hvs_ms_t hour) {
+    al_hour_t *h = al_apartment_hour(a, hour);
+    if (!h)
+        return;
+    free(h->reason);
+    memset(h, 0, sizeof *h);
+    a->dirty = true;
+}
+
+int al_apartment_water(const al_apartment_t *a, hvs_ms_t hour) {
+    if (!a->wcap)
+        return -1;
+    size_t i = slot_of(hour, a->wcap);
+    return a->water_hour[i] == hour ? a->water_use[i] : -1;
+}
+
+static int grow_water(al_apartment_t *a) {
+    for (size_t cap = a->wcap ? 2 * a->wcap : 128;; cap *= 2) {
+        hvs_ms_t *th = calloc(cap, sizeof *th);
+        int8_t *tu = calloc(cap, 1);
+        bool ok = th && tu;
+        for (size_t i = 0; i < a->wcap && ok; i++) {
+            hvs_ms_t h = a->water_hour[i];
+            if (!h || h < a->water_from)
+                continue;
+            size_t k = slot_of(h, cap);
+            if (th[k])
+                ok = false;
+            else
+                th[k] = h, tu[k] = a->water_use[i];
+        }
+        if (!ok) {
+            free(th);
+            free(tu);
+            if (!th || !tu)
+                return HVS_ENOMEM;
+            continue;
+        }
+        free(a->water_hour);
+        free(a->water_use);
+        a->water_hour = th, a->water_use = tu, a->wcap = cap;
+        return 0;
+    }
+}
+
+int al_apartment_put_water(al_apartment_t *a, hvs_ms_t hour, int8_t use) {
+    if (hour < a->water_from)
+        return 0; /* no hour still to judge looks back that far */
+    size_t i = 0;
+    while (!a->wcap || (a->water_hour[i = slot_of(hour, a->wcap)] && a->water_hour[i] != hour &&
+                        a->water_hour[i] >= a->water_from))
+        if (grow_water(a))
+            return HVS_ENOMEM;
+    a->water_hour[i] = hour;
+    a->water_use[i] = use;
+    a->dirty = true;
+    return 0;
+}
+
+void al_apartment_fini(al_apartment_t *a) {
+    for (size_t i = 0; i < a->hcap; i++)
+        free(a->hours[i].reason);
+    free(a->hours);
+    free(a->water_hour);
+    free(a->water_use);
+    a->hours = NULL, a->hcap = 0;
+    a->water_hour = NULL, a->water_use = NULL, a->wcap = 0;
 }
 
 al_apartment_t *al_building_apartment(al_building_t *b, const char *id, bool create) {
@@ -86,7 +209,6 @@ al_apartment_t *al_building_apartment(al_building_t *b, const char *id, bool cre
         free(a);
         return NULL;
     }
-    apartment_clear(a);
     hvs_vec_open(b->apts, b->napts, at, sizeof *b->apts);
     b->apts[at] = a;
     b->napts++;
@@ -179,15 +301,16 @@ static void outf(out_t *o, const char *fmt, ...) {
         o->n += (size_t)n;
 }
 
-/* Line 1: "p1|open|type|first|below|sup_from|sup_until|sup_type|sup_cause"; line 2: waiting
- * hours "hour,rev,score,rule,z,prob,rules;..."; line 3: water "hour,use;..."; then one line per
- * kept reason "hour|score|model|text". Floats as %.9g (float round trip), NaN as "nan". */
+/* Line 1: "p2|open|type|first|below|sup_from|sup_until|sup_type|water_from|sup_cause"; line 2:
+ * waiting hours "hour,rev,score,rule,z,prob,rules;..."; line 3: water "hour,use;..." (from
+ * water_from on); then one line per waiting hour with a reason: "hour|model|reasons". Floats as
+ * %.9g (float round trip), NaN as "nan". */
 int al_apartment_format(const al_apartment_t *a, char *buf, size_t len) {
     out_t o = {buf, 0, len, len == 0};
-    outf(&o, "p1|%d|%d|%lld|%d|%lld|%lld|%d|%s\n", a->open ? 1 : 0, (int)a->open_type,
+    outf(&o, "p2|%d|%d|%lld|%d|%lld|%lld|%d|%lld|%s\n", a->open ? 1 : 0, (int)a->open_type,
          (long long)a->open_first, a->below, (long long)a->sup_from, (long long)a->sup_until,
-         (int)a->sup_type, a->sup_cause);
-    for (size_t i = 0; i < AL_RING; i++) {
+         (int)a->sup_type, (long long)a->water_from, a->sup_cause);
+    for (size_t i = 0; i < a->hcap; i++) {
         const al_hour_t *h = &a->hours[i];
         if (h->hour)
             outf(&o, "%lld,%lld,%.9g,%.9g,%.9g,%.9g,%u;", (long long)h->hour,
@@ -195,14 +318,12 @@ int al_apartment_format(const al_apartment_t *a, char *buf, size_t len) {
                  (unsigned)h->rules);
     }
     outf(&o, "\n");
-    for (size_t i = 0; i < AL_RING; i++)
-        if (a->water_hour[i])
+    for (size_t i = 0; i < a->wcap; i++)
+        if (a->water_hour[i] && a->water_hour[i] >= a->water_from)
             outf(&o, "%lld,%d;", (long long)a->water_hour[i], a->water_use[i]);
-    for (int i = 0; i < AL_REASONS; i++) {
-        const al_reason_t *r = &a->reasons[i];
-        if (r->hour)
-            outf(&o, "\n%lld|%.9g|%s|%s", (long long)r->hour, r->score, r->model, r->text);
-    }
+    for (size_t i = 0; i < a->hcap; i++)
+        if (a->hours[i].hour && a->hours[i].reason)
+            outf(&o, "\n%lld|%s", (long long)a->hours[i].hour, a->hours[i].reason);
     return o.full ? -1 : (int)o.n;
 }
 
@@ -212,8 +333,8 @@ static const char *line_end(const char *p, const char *end) {
 }
 
 /* Parse the NUL-terminated text s of n bytes (sscanf reads up to the NUL). */
-static int apartment_parse(al_apartment_t *a, const char *s, size_t n) {
-    const char *end = s + n, *e1 = line_end(s, end);
+static int apartment_parse(al_apartment_t *a, char *s, size_t n) {
+    char *end = s + n, *e1 = (char *)line_end(s, end);
     char head[512];
     size_t hl = (size_t)(e1 - s);
     if (hl >= sizeof head)
@@ -221,20 +342,20 @@ static int apartment_parse(al_apartment_t *a, const char *s, size_t n) {
     memcpy(head, s, hl);
     head[hl] = '\0';
     int open, type, below, sup_type, used = 0;
-    long long first, from, until;
-    if (sscanf(head, "p1|%d|%d|%lld|%d|%lld|%lld|%d|%n", &open, &type, &first, &below, &from,
-               &until, &sup_type, &used) != 7 ||
+    long long first, from, until, wfrom;
+    if (sscanf(head, "p2|%d|%d|%lld|%d|%lld|%lld|%d|%lld|%n", &open, &type, &first, &below, &from,
+               &until, &sup_type, &wfrom, &used) != 8 ||
         used == 0)
         return -1;
+    al_apartment_fini(a);
     a->open = open != 0, a->open_type = (hvs_alert_type_t)type, a->open_first = first;
     a->below = below, a->sup_from = from, a->sup_until = until;
     a->sup_type = (hvs_alert_type_t)sup_type;
+    a->water_from = wfrom;
     snprintf(a->sup_cause, sizeof a->sup_cause, "%s", head + used);
-    apartment_clear(a);
-    memset(a->reasons, 0, sizeof a->reasons);
     if (e1 == end)
         return 0;
-    const char *p = e1 + 1, *e2 = line_end(p, end);
+    char *p = e1 + 1, *e2 = (char *)line_end(p, end);
     while (p < e2) {
         long long hour, rev;
         float sc, ru, z, pr;
@@ -242,46 +363,37 @@ static int apartment_parse(al_apartment_t *a, const char *s, size_t n) {
         int k = 0;
         if (sscanf(p, "%lld,%lld,%g,%g,%g,%g,%u;%n", &hour, &rev, &sc, &ru, &z, &pr, &rules, &k) !=
                 7 ||
-            k == 0)
+            k == 0 || hour <= 0)
             return -1;
-        a->hours[al_slot(hour)] = (al_hour_t){hour, rev, sc, ru, z, pr, rules};
+        al_hour_t h = {hour, rev, sc, ru, z, pr, rules, NULL};
+        if (al_apartment_put_hour(a, &h, NULL) < 0)
+            return -1;
         p += k;
     }
     if (e2 == end)
         return 0;
     p = e2 + 1;
-    const char *e3 = line_end(p, end);
+    char *e3 = (char *)line_end(p, end);
     while (p < e3) {
         long long hour;
         int use, k = 0;
-        if (sscanf(p, "%lld,%d;%n", &hour, &use, &k) != 2 || k == 0)
+        if (sscanf(p, "%lld,%d;%n", &hour, &use, &k) != 2 || k == 0 || hour <= 0)
             return -1;
-        a->water_hour[al_slot(hour)] = hour;
-        a->water_use[al_slot(hour)] = (int8_t)use;
+        if (al_apartment_put_water(a, hour, (int8_t)use) < 0)
+            return -1;
         p += k;
     }
-    for (int i = 0; i < AL_REASONS && e3 < end; i++) {
+    while (e3 < end) {
         p = e3 + 1;
-        e3 = line_end(p, end);
-        char line[HVS_ALERTBOOK_NAME_MAX + AL_TEXT_MAX + 64];
-        size_t ll = (size_t)(e3 - p);
-        if (ll >= sizeof line)
-            return -1;
-        memcpy(line, p, ll);
-        line[ll] = '\0';
+        e3 = (char *)line_end(p, end);
+        *e3 = '\0'; /* the copy's own byte (the NUL at n, or a newline) */
         long long hour;
-        float sc;
         int k = 0;
-        if (sscanf(line, "%lld|%g|%n", &hour, &sc, &k) != 2 || k == 0)
+        if (sscanf(p, "%lld|%n", &hour, &k) != 1 || k == 0)
             return -1;
-        char *bar = strchr(line + k, '|');
-        if (!bar)
+        al_hour_t *h = al_apartment_hour(a, hour);
+        if (!h || !(h->reason = strdup(p + k)))
             return -1;
-        *bar = '\0';
-        al_reason_t *r = &a->reasons[i];
-        r->hour = hour, r->score = sc;
-        snprintf(r->model, sizeof r->model, "%s", line + k);
-        snprintf(r->text, sizeof r->text, "%s", bar + 1);
     }
     return 0;
 }
@@ -488,9 +600,15 @@ static int save_building(al_state_t *s, hvs_redis_batch_t *batch, al_building_t 
         al_apartment_t *a = b->apts[i];
         if (!a->dirty)
             continue;
-        int n = al_apartment_format(a, s->text, TEXT_MAX);
-        if (n < 0)
-            return hvs_err_set(err, HVS_EINVAL, "state_too_large", "apartment %s/%s", b->id, a->id);
+        int n;
+        while ((n = al_apartment_format(a, s->text, s->textcap)) < 0) {
+            /* many hours waiting (an input far ahead of another): a larger buffer */
+            char *t = s->textcap < (64u << 20) ? realloc(s->text, 2 * s->textcap) : NULL;
+            if (!t)
+                return hvs_err_set(err, HVS_ENOMEM, "state_too_large", "apartment %s/%s", b->id,
+                                   a->id);
+            s->text = t, s->textcap *= 2;
+        }
         if (hvs_redis_key(key, sizeof key, b->id, err, "al:apts") < 0)
             return HVS_EINVAL;
         const char *av[] = {"HSET", key, a->id, s->text};
@@ -509,7 +627,7 @@ static int save_building(al_state_t *s, hvs_redis_batch_t *batch, al_building_t 
                 const char *av[] = {"HDEL", key, x->e.id};
                 rc = add(batch, 3, av, NULL, err);
             } else {
-                int n = entry_format(x, s->text, TEXT_MAX);
+                int n = entry_format(x, s->text, s->textcap);
                 if (n < 0)
                     return hvs_err_set(err, HVS_EINVAL, "state_too_large", "alert %s", x->e.id);
                 const char *av[] = {"HSET", key, x->e.id, s->text};
@@ -530,8 +648,11 @@ static int save_building(al_state_t *s, hvs_redis_batch_t *batch, al_building_t 
 }
 
 int al_state_save(al_state_t *s, hvs_redis_batch_t *batch, hvs_err_t *err) {
-    if (!s->text && !(s->text = malloc(TEXT_MAX)))
-        return hvs_err_set(err, HVS_ENOMEM, "oom", "state text");
+    if (!s->text) {
+        if (!(s->text = malloc(TEXT_MAX)))
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "state text");
+        s->textcap = TEXT_MAX;
+    }
     int rc = 0;
     for (size_t i = 0; i < s->n && rc == 0; i++)
         rc = save_building(s, batch, s->b[i], err);

@@ -32,8 +32,6 @@
 #include "hvs/time.h"
 #include "hvs/topics.h"
 
-#define AL_RING 72   /* hours of scores waiting to be judged, and of water use */
-#define AL_REASONS 4 /* the best waiting hours whose reasons are kept */
 #define AL_DAY_MAX 8 /* days of an entry's daily highest score (ranking by day) */
 #define AL_TEXT_MAX 400
 
@@ -42,21 +40,23 @@ typedef struct al_hour {
     int64_t revision;
     float score, rule_score, z, prob; /* NaN: not in the score */
     uint32_t rules;                   /* hvs_alertbook_rule bits */
+    char *reason; /* "<model>|<reasons>" of an hour that may be an episode's best (scoring at
+                   * least the open threshold); malloc'd, NULL otherwise */
 } al_hour_t;
 
-typedef struct al_reason {
-    hvs_ms_t hour; /* 0: empty */
-    float score;
-    char model[HVS_ALERTBOOK_NAME_MAX];
-    char text[AL_TEXT_MAX];
-} al_reason_t;
-
+/* An apartment's hours waiting to be judged and its hot water use are kept in open-addressed
+ * tables indexed by hour (a power-of-two size, doubled when two hours it must keep meet), not
+ * in fixed rings: one input may run days ahead of another (a consumer fetches topics unevenly),
+ * and judging an hour needs everything up to it, whatever arrived first. Water hours older
+ * than water_from (the vacancy window of the oldest hour still to judge) are no longer needed. */
 typedef struct al_apartment {
     char *id;
-    al_hour_t hours[AL_RING]; /* by hour / 1 h % AL_RING */
-    hvs_ms_t water_hour[AL_RING];
-    int8_t water_use[AL_RING]; /* 1 used, 0 none (with water_hour[i] its hour) */
-    al_reason_t reasons[AL_REASONS];
+    al_hour_t *hours; /* hcap slots */
+    size_t hcap;
+    hvs_ms_t *water_hour; /* wcap slots, 0 empty */
+    int8_t *water_use;    /* 1 used, 0 none */
+    size_t wcap;
+    hvs_ms_t water_from;
     /* the episode (hysteresis) */
     bool open;
     hvs_alert_type_t open_type;
@@ -68,6 +68,20 @@ typedef struct al_apartment {
     char sup_cause[HVS_ALERTBOOK_NAME_MAX];
     bool dirty;
 } al_apartment_t;
+
+/* The waiting hour `hour` of a, or NULL. */
+al_hour_t *al_apartment_hour(const al_apartment_t *a, hvs_ms_t hour);
+/* Keep h (its reason copied, may be NULL) unless the hour holds a higher revision already:
+ * 1 kept, 0 not (an older emission), HVS_ENOMEM. */
+int al_apartment_put_hour(al_apartment_t *a, const al_hour_t *h, const char *reason);
+/* The hour was judged: free its slot. */
+void al_apartment_take_hour(al_apartment_t *a, hvs_ms_t hour);
+/* Water use of an hour: 1 used, 0 none, -1 unknown. */
+int al_apartment_water(const al_apartment_t *a, hvs_ms_t hour);
+/* Record water use (hours before water_from are not needed and dropped): 0 or HVS_ENOMEM. */
+int al_apartment_put_water(al_apartment_t *a, hvs_ms_t hour, int8_t use);
+/* Free the tables (the apartment itself is its building's). */
+void al_apartment_fini(al_apartment_t *a);
 
 typedef struct al_day_max {
     hvs_ms_t day;
@@ -104,7 +118,8 @@ typedef struct al_state {
     al_building_t **b; /* sorted by id */
     size_t n, cap;
     al_partition_t part[HVS_MAX_PARTITIONS];
-    char *text; /* scratch for saving */
+    char *text; /* scratch for saving (textcap bytes, grown as needed) */
+    size_t textcap;
 } al_state_t;
 
 al_state_t *al_state_new(void);
@@ -114,9 +129,6 @@ al_building_t *al_state_building(al_state_t *s, const char *id, int32_t partitio
 al_apartment_t *al_building_apartment(al_building_t *b, const char *id, bool create);
 /* The entry of an alert id (created zeroed, id set, when `create`); NULL absent / no memory. */
 al_entry_t *al_building_entry(al_building_t *b, const char *id, bool create);
-
-/* The ring slot of an hour. */
-static inline size_t al_slot(hvs_ms_t hour) { return (size_t)((hour / HVS_MS_HOUR) % AL_RING); }
 
 /* The entry's highest score over the days up to and including `day` (NaN: none). */
 double al_entry_score_until(const al_entry_t *x, hvs_ms_t day);
