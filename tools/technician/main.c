@@ -9,7 +9,8 @@
  * leaves HVS_TECH_UNANSWERED of them unanswered and flips HVS_TECH_ERROR_RATE of the verdicts
  * (a technician's mistake: a missed fault is "no_fault_found", a false alarm taken for a fault
  * gets the fault the alert's type suggests). labelled_at = updated_at + HVS_TECH_DELAY (event
- * time), technician_id "tech-<team>" ("tech-default" without a team).
+ * time), technician_id "tech-<team>" ("tech-default" without a team). The decision is
+ * truth.h's tech_answer, which in-process simulations (test_al_flywheel) share.
  *
  * The loop: poll a batch of alerts -> answer -> flush the producer -> commit. At least once: a
  * crash between a flush and its commit answers that batch's alerts again after the restart (the
@@ -118,16 +119,6 @@ static void skip(tech_t *t, int why) {
     hvs_metric_inc(t->m_skipped[why]);
 }
 
-/* The fault a technician fooled by a false alarm would name: what the alert's type suggests. */
-static const char *suggested_fault(int type) {
-    switch (type) {
-    case HVS_ALERT_RULE_STUCK_VALVE: return "stuck_valve";
-    case HVS_ALERT_RULE_NO_RESPONSE: return "no_heat_response";
-    case HVS_ALERT_RULE_SENSOR_MISMATCH: return "sensor_fault";
-    default: return "unknown";
-    }
-}
-
 static int enum_field(avro_value_t *v, const char *name) {
     avro_value_t f;
     int x = -1;
@@ -174,25 +165,21 @@ static int handle(tech_t *t, const rd_kafka_message_t *m, hvs_err_t *err) {
         skip(t, SK_REPEAT);
         return 0;
     }
-    uint64_t seed = (uint64_t)g_set.seed;
-    if (tech_draw(seed, id, 1) < g_set.unanswered) {
+    if ((rc = tech_truth_refresh(&t->truth, err)))
+        return rc;
+    tech_conf_t tc = {g_set.margin_ms, g_set.delay_ms, (uint64_t)g_set.seed, g_set.error_rate,
+                      g_set.unanswered};
+    tech_answer_t ans;
+    tech_answer(&t->truth, &tc, id, b, apt, type, hvs_serde_field_long(v, "first_seen"),
+                hvs_serde_field_long(v, "updated_at"), &ans);
+    if (!ans.answered) {
         hvs_log_debug("technician", "alert %s left unanswered", id);
         skip(t, SK_UNANSWERED);
         return 0;
     }
-    hvs_ms_t first = hvs_serde_field_long(v, "first_seen"),
-             updated = hvs_serde_field_long(v, "updated_at");
-    if ((rc = tech_truth_refresh(&t->truth, err)))
-        return rc;
-    const char *cause;
-    hvs_feedback_label_t label = tech_truth_judge(&t->truth, b, apt, first - g_set.margin_ms,
-                                                  updated + g_set.margin_ms, &cause);
-    bool mistake = tech_draw(seed, id, 2) < g_set.error_rate;
-    if (mistake) {
-        label = label == HVS_FEEDBACK_TRUE_POSITIVE ? HVS_FEEDBACK_FALSE_POSITIVE
-                                                    : HVS_FEEDBACK_TRUE_POSITIVE;
-        cause = label == HVS_FEEDBACK_FALSE_POSITIVE ? "no_fault_found" : suggested_fault(type);
-    }
+    hvs_feedback_label_t label = ans.label;
+    const char *cause = ans.cause;
+    bool mistake = ans.mistaken;
     char tech_id[300];
     snprintf(tech_id, sizeof tech_id, "tech-%.280s", team && team[0] ? team : "default");
     hvs_feedback_t fb = {.alert_id = id,
@@ -201,7 +188,7 @@ static int handle(tech_t *t, const rd_kafka_message_t *m, hvs_err_t *err) {
                          .technician_id = tech_id,
                          .label = label,
                          .root_cause = cause,
-                         .labelled_at = updated + g_set.delay_ms};
+                         .labelled_at = ans.labelled_at};
     if ((rc = hvs_feedback_send(t->fw, t->prod, &fb, err)))
         return rc;
     t->answered[label]++;

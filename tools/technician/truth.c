@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hvs/alert.h"
+
 int tech_truth_open(tech_truth_t *t, const char *path, hvs_err_t *err) {
     memset(t, 0, sizeof *t);
     t->path = strdup(path ? path : "");
@@ -188,4 +190,34 @@ double tech_draw(uint64_t seed, const char *id, uint64_t salt) {
         h = (h ^ *p) * 0x100000001b3ULL;
     h = mix(h ^ mix(seed + 0x9e3779b97f4a7c15ULL * (salt + 1)));
     return (double)(h >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* The fault a technician fooled by a false alarm would name: what the alert's type suggests. */
+static const char *suggested_fault(int type) {
+    switch (type) {
+    case HVS_ALERT_RULE_STUCK_VALVE: return "stuck_valve";
+    case HVS_ALERT_RULE_NO_RESPONSE: return "no_heat_response";
+    case HVS_ALERT_RULE_SENSOR_MISMATCH: return "sensor_fault";
+    default: return "unknown";
+    }
+}
+
+void tech_answer(const tech_truth_t *t, const tech_conf_t *c, const char *id, const char *building,
+                 const char *apartment, int type, hvs_ms_t first_seen, hvs_ms_t updated_at,
+                 tech_answer_t *out) {
+    memset(out, 0, sizeof *out);
+    if (tech_draw(c->seed, id, 1) < c->unanswered)
+        return;
+    out->answered = true;
+    out->truth = tech_truth_judge(t, building, apartment, first_seen - c->margin_ms,
+                                  updated_at + c->margin_ms, &out->truth_cause);
+    out->label = out->truth, out->cause = out->truth_cause;
+    out->mistaken = tech_draw(c->seed, id, 2) < c->error_rate;
+    if (out->mistaken) {
+        out->label = out->truth == HVS_FEEDBACK_TRUE_POSITIVE ? HVS_FEEDBACK_FALSE_POSITIVE
+                                                              : HVS_FEEDBACK_TRUE_POSITIVE;
+        out->cause = out->label == HVS_FEEDBACK_FALSE_POSITIVE ? "no_fault_found"
+                                                               : suggested_fault(type);
+    }
+    out->labelled_at = updated_at + c->delay_ms;
 }

@@ -72,4 +72,31 @@ hvs_feedback_label_t tech_truth_judge(const tech_truth_t *t, const char *buildin
 /* A deterministic draw in [0, 1) from (seed, id, salt): the same for every run. */
 double tech_draw(uint64_t seed, const char *id, uint64_t salt);
 
+/* How the technician answers (hvs-technician's HVS_TECH_* settings). */
+typedef struct tech_conf {
+    hvs_ms_t margin_ms, delay_ms; /* evidence span margin; labelled_at = updated_at + delay */
+    uint64_t seed;                /* of the draws */
+    double error_rate, unanswered;
+} tech_conf_t;
+
+typedef struct tech_answer {
+    bool answered;              /* false: left unanswered (the draw of salt 1) */
+    hvs_feedback_label_t truth; /* the ground truth's verdict (tech_truth_judge) */
+    const char *truth_cause;
+    hvs_feedback_label_t label; /* what the technician says: the truth, or flipped by */
+    const char *cause;          /* a mistake (the draw of salt 2) */
+    bool mistaken;
+    hvs_ms_t labelled_at;
+} tech_answer_t;
+
+/* The answer to an apartment's alert `id` of `type` (hvs_alert_type_t) with evidence from
+ * first_seen to updated_at: left unanswered by the draw (seed, id, 1) < unanswered; else the
+ * truth's verdict over [first_seen - margin, updated_at + margin], flipped when the draw
+ * (seed, id, 2) < error_rate (a missed fault is "no_fault_found", a false alarm taken for a
+ * fault gets the fault the alert's type suggests); labelled at updated_at + delay. The same
+ * answer for every run. The caller refreshes the truth first. */
+void tech_answer(const tech_truth_t *t, const tech_conf_t *c, const char *id, const char *building,
+                 const char *apartment, int type, hvs_ms_t first_seen, hvs_ms_t updated_at,
+                 tech_answer_t *out);
+
 #endif

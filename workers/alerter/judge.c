@@ -207,6 +207,30 @@ int al_judge_hour(const al_conf_t *c, al_building_t *b, hvs_ms_t hour, const cha
     return 0;
 }
 
+int al_judge_until(al_state_t *s, const al_conf_t *c, int32_t p, hvs_ms_t until, hvs_ms_t min_seen,
+                   al_team_of_t team_of, void *opaque, al_judge_stats_t *st, hvs_err_t *err) {
+    al_partition_t *pt = &s->part[p];
+    if (!pt->done) {
+        if (!min_seen)
+            return 0;
+        pt->done = min_seen - HVS_MS_HOUR;
+        pt->dirty = true;
+    }
+    for (hvs_ms_t h = pt->done + HVS_MS_HOUR; h <= until; h += HVS_MS_HOUR) {
+        for (size_t i = 0; i < s->n; i++) {
+            al_building_t *b = s->b[i];
+            if (b->partition != p)
+                continue;
+            int rc = al_judge_hour(c, b, h, team_of(opaque, b->id), st, err);
+            if (rc)
+                return rc;
+        }
+        pt->done = h;
+        pt->dirty = true;
+    }
+    return 0;
+}
+
 /* ---- daily lists ---------------------------------------------------------------------------- */
 
 typedef struct pick {

@@ -54,17 +54,24 @@ enum { AL_SUP_BUILDING_WIDE, AL_SUP_VACANCY, AL_SUP_FEEDBACK };
 /* The alert type of an hour's rules. */
 hvs_alert_type_t al_judge_type(uint32_t rules);
 
+/* Teams' buildings and partitions, for the daily lists. */
+typedef const char *(*al_team_of_t)(void *opaque, const char *building); /* "" default */
+
 /* Judge hour `hour` for every apartment of b (team: its team now, "" none). */
 int al_judge_hour(const al_conf_t *c, al_building_t *b, hvs_ms_t hour, const char *team,
                   al_judge_stats_t *st, hvs_err_t *err);
 
-/* Teams' buildings and partitions, for the daily lists. */
-typedef const char *(*al_team_of_t)(void *opaque, const char *building); /* "" default */
 /* Mark parts[p] for every partition holding one of the team's buildings in the topology (not
  * only those the state has seen: a building on a partition consumed later still has its
  * candidates to add). */
 typedef void (*al_team_partitions_t)(void *opaque, const char *team,
                                      bool parts[HVS_MAX_PARTITIONS]);
+
+/* Judge partition p's hours up to `until` (inclusive), hour by hour, every building of the
+ * partition in each (its team from team_of); a partition that judged nothing yet starts at
+ * min_seen, its earliest score hour (0: none seen, nothing judged). part[p].done follows. */
+int al_judge_until(al_state_t *s, const al_conf_t *c, int32_t p, hvs_ms_t until, hvs_ms_t min_seen,
+                   al_team_of_t team_of, void *opaque, al_judge_stats_t *st, hvs_err_t *err);
 
 /* Make every daily list whose day every partition of its team has judged (team_partitions may
  * be NULL: the partitions of the state's buildings). caught_up: nothing waits in any assigned

@@ -205,26 +205,7 @@ static void team_partitions(void *opaque, const char *team, bool parts[HVS_MAX_P
 
 /* Judge partition p's hours up to `until` (inclusive). */
 static int judge_until(worker_t *w, int32_t p, hvs_ms_t until, hvs_err_t *err) {
-    al_partition_t *pt = &w->st->part[p];
-    if (!pt->done) {
-        if (!w->min_seen[p])
-            return 0;
-        pt->done = w->min_seen[p] - HVS_MS_HOUR;
-        pt->dirty = true;
-    }
-    for (hvs_ms_t h = pt->done + HVS_MS_HOUR; h <= until; h += HVS_MS_HOUR) {
-        for (size_t i = 0; i < w->st->n; i++) {
-            al_building_t *b = w->st->b[i];
-            if (b->partition != p)
-                continue;
-            int rc = al_judge_hour(&w->conf, b, h, team_of(w, b->id), &w->js, err);
-            if (rc)
-                return rc;
-        }
-        pt->done = h;
-        pt->dirty = true;
-    }
-    return 0;
+    return al_judge_until(w->st, &w->conf, p, until, w->min_seen[p], team_of, w, &w->js, err);
 }
 
 static int publish(worker_t *w, al_entry_t *x, hvs_err_t *err) {
