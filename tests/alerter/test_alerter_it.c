@@ -365,19 +365,22 @@ static void feedback_phase(void) {
     HVS_REQUIRE(hvs_producer_flush(prod, 20000, &err) == 0, "flush: %s", err.msg);
 }
 
-static void check_dead_letters(void) {
-    const char *want[] = {"invalid_transition", "stale_feedback",   "feedback_mismatch",
-                          "unknown_alert",      "alert_not_raised", "missing_technician_id"};
+/* The feedback dead letters: `n` of them, the first n of the reasons below. The feedback on a7,
+ * a candidate when it came, is held until a7 can no longer be raised (it expires with day 1's
+ * list, in the second phase), then refused as never raised. */
+static void check_dead_letters(int n) {
+    const char *want[] = {"invalid_transition", "stale_feedback",        "feedback_mismatch",
+                          "unknown_alert",      "missing_technician_id", "alert_not_raised"};
     json_t *d = NULL;
     for (int k = 0; k < 150; k++) {
         json_decref(d);
         d = hvs_test_tail_json(env, "alerts.feedback.dlq", NULL);
-        if (json_array_size(d) >= 6)
+        if ((int)json_array_size(d) >= n)
             break;
         usleep(200000);
     }
-    HVS_CHECK_EQ_INT((int)json_array_size(d), 6);
-    for (int k = 0; k < 6; k++) {
+    HVS_CHECK_EQ_INT((int)json_array_size(d), n);
+    for (int k = 0; k < n; k++) {
         bool seen = false;
         size_t i;
         json_t *m;
@@ -467,7 +470,7 @@ static void run_all(void) {
     feedback_phase();
     a = wait_alerts(fb_applied);
     json_decref(a);
-    check_dead_letters();
+    check_dead_letters(5);
     /* a restart between the phases loses and duplicates nothing */
     hvs_test_proc_stop(&worker);
     size_t before, after;
@@ -478,6 +481,7 @@ static void run_all(void) {
     check_final(a);
     json_decref(latest_alerts(&after));
     HVS_CHECK(after > before, "records after the restart (%zu -> %zu)", before, after);
+    check_dead_letters(6);
     json_decref(a);
     /* the bad scores' dead letters */
     json_t *d = hvs_test_tail_json(env, "scores.anomaly.dlq", NULL);

@@ -105,7 +105,8 @@ typedef struct worker {
     hvs_stage_t *stage;
     const char *topic_score, *topic_agg, *topic_fb;
     hvs_serde_t *serde;
-    hvs_decoder_t *dec_score, *dec_agg, *dec_fb;
+    hvs_decoder_t *dec_score, *dec_agg, *dec_fb,
+        *dec_held; /* for held feedback looked at while another one is read */
     al_input_t *input;
     hvs_alerter_t *alerter;
     hvs_redis_t *redis;
@@ -119,8 +120,8 @@ typedef struct worker {
     hvs_ms_t min_seen[HVS_MAX_PARTITIONS]; /* earliest score hour of a partition without `done` */
     al_score_t score;                      /* decode buffers */
     al_water_t water;
-    hvs_metric_t *m_in[3], *m_published, *m_late, *m_feedback[2], *m_opened, *m_sup[3], *m_critical,
-        *m_raised, *m_expired, *m_lists, *m_skipped;
+    hvs_metric_t *m_in[3], *m_published, *m_held, *m_late, *m_feedback[2], *m_opened, *m_sup[3],
+        *m_critical, *m_raised, *m_expired, *m_lists, *m_skipped;
 } worker_t;
 
 /* ---- inputs --------------------------------------------------------------------------------- */
@@ -171,14 +172,82 @@ static int on_water(worker_t *w, int32_t p, const al_water_t *x) {
     return al_judge_water(a, x->hour, x->litres, settings.water_min);
 }
 
-static int on_feedback(worker_t *w, int32_t p, const hvs_feedback_t *f, hvs_err_t *why) {
-    al_building_t *b = al_state_building(w->st, f->building_id, p, false);
-    al_entry_t *x = b ? al_building_entry(b, f->alert_id, false) : NULL;
+/* What to do with feedback now: 1 apply (done), 0 hold (its alert may still be raised),
+ * HVS_EINVAL refuse (why filled). Feedback on an alert whose earlier feedback is held waits
+ * behind it, so a technician's verdicts apply in their order. */
+static int judge_feedback(worker_t *w, al_building_t *b, const hvs_feedback_t *f, size_t held_at,
+                          hvs_err_t *why) {
+    for (size_t i = 0; i < held_at && i < b->nheld; i++) {
+        const al_held_t *h = &b->held[i];
+        hvs_feedback_t g;
+        avro_value_t *v;
+        hvs_err_t bad = {0};
+        if (!h->gone && hvs_decoder_decode(w->dec_held, h->value, h->len, &v, &bad) == 0 &&
+            hvs_feedback_read(v, &g, &bad) == 0 && strcmp(g.alert_id, f->alert_id) == 0)
+            return 0;
+    }
+    al_entry_t *x = al_building_entry(b, f->alert_id, false);
+    if (x && x->e.disposition == HVS_ALERTBOOK_CANDIDATE)
+        return 0; /* it may still make a list */
+    if (!x) {
+        hvs_ms_t day = hvs_alertbook_id_day(f->alert_id);
+        const al_partition_t *pt = &w->st->part[b->partition];
+        if (day != HVS_MS_NONE && (!pt->done || pt->done < day + HVS_MS_DAY - HVS_MS_HOUR))
+            return 0; /* its day is not judged yet */
+    }
     al_apartment_t *a = x ? al_building_apartment(b, x->e.apartment, false) : NULL;
     int rc = al_workflow_apply(x, a, f, settings.benign_causes, settings.fp_suppress_ms, why);
-    if (rc >= 0)
+    if (rc >= 0) {
         hvs_metric_inc(w->m_feedback[rc]);
+        return 1;
+    }
+    return rc;
+}
+
+static int on_feedback(worker_t *w, const rd_kafka_message_t *m, const hvs_feedback_t *f,
+                       hvs_err_t *why) {
+    al_building_t *b = al_state_building(w->st, f->building_id, m->partition, true);
+    if (!b)
+        return hvs_err_set(why, HVS_ENOMEM, "oom", "building %s", f->building_id);
+    partition(w, m->partition);
+    int rc = judge_feedback(w, b, f, b->nheld, why);
+    if (rc == 0 && al_building_hold(b, m->offset, m->payload, m->len))
+        return hvs_err_set(why, HVS_ENOMEM, "oom", "held feedback");
+    if (rc == 0)
+        hvs_metric_inc(w->m_held);
     return rc < 0 ? rc : 0;
+}
+
+/* Held feedback whose alert was raised (or can no longer be) since: applied or dead-lettered,
+ * in order. */
+static int release_held(worker_t *w, hvs_err_t *err) {
+    const char *topic = w->topic_fb;
+    for (size_t i = 0; i < w->st->n; i++) {
+        al_building_t *b = w->st->b[i];
+        bool quiet = hvs_stage_rebuilding(w->stage, b->partition);
+        for (size_t k = 0; k < b->nheld; k++) {
+            al_held_t *h = &b->held[k];
+            if (h->gone)
+                continue;
+            hvs_feedback_t f;
+            avro_value_t *v;
+            hvs_err_t why = {0};
+            int rc = hvs_decoder_decode(w->dec_fb, h->value, h->len, &v, &why) == 0 &&
+                             hvs_feedback_read(v, &f, &why) == 0
+                         ? judge_feedback(w, b, &f, k, &why)
+                         : HVS_EINVAL;
+            if (rc == 0)
+                continue;
+            if (rc == HVS_EINVAL && !quiet &&
+                hvs_stage_dead_letter_bytes(w->stage, topic, b->partition, h->offset, b->id,
+                                            strlen(b->id), h->value, h->len, &why, err))
+                return HVS_EKAFKA;
+            if (rc < 0 && rc != HVS_EINVAL)
+                return hvs_err_set(err, rc, why.reason, "%s", why.msg);
+            al_building_release(b, k);
+        }
+    }
+    return 0;
 }
 
 /* ---- judging and publishing ----------------------------------------------------------------- */
@@ -268,7 +337,7 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
         if (hvs_feedback_read(v, &f, why) || hvs_id_check(f.building_id, "building_id", why) ||
             hvs_id_check_key(m, f.building_id, why))
             return HVS_EINVAL;
-        return on_feedback(w, m->partition, &f, why); /* refusals are the input's fault */
+        return on_feedback(w, m, &f, why); /* refusals are the input's fault */
     }
     return rc == HVS_EINVAL ? HVS_ESTATE : rc; /* past validation nothing is the input's fault */
 }
@@ -289,6 +358,8 @@ static int end_batch(void *opaque, hvs_err_t *err) {
     if (rc == 0)
         rc = al_judge_lists(w->st, &w->conf, team_of, team_partitions, w, w->caught_up, &w->js,
                             err);
+    if (rc == 0)
+        rc = release_held(w, err);
     for (size_t i = 0; i < w->st->n && rc == 0; i++) {
         al_building_t *b = w->st->b[i];
         bool quiet = hvs_stage_rebuilding(w->stage, b->partition);
@@ -418,6 +489,8 @@ static void metrics(worker_t *w, hvs_metrics_t *ms) {
                                "outcome=\"duplicate\"");
     w->m_feedback[1] = counter(ms, "hvs_alerter_feedback_total", "feedback records accepted",
                                "outcome=\"applied\"");
+    w->m_held = counter(ms, "hvs_alerter_feedback_held_total",
+                        "feedback held until its alert is raised or can no longer be", NULL);
     w->m_opened = counter(ms, "hvs_alerter_episodes_opened_total", "alert episodes opened", NULL);
     static const char *const sup[3] = {"reason=\"building_wide\"", "reason=\"vacancy\"",
                                        "reason=\"feedback\""};
@@ -451,6 +524,7 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
         (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_ANOMALY_SCORE, &w->dec_score, err)) ||
         (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_AGGREGATE, &w->dec_agg, err)) ||
         (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_FEEDBACK, &w->dec_fb, err)) ||
+        (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_FEEDBACK, &w->dec_held, err)) ||
         (rc = al_input_new(w->serde, &w->input, err)) ||
         (rc = hvs_redis_connect(app->cfg.redis_url, NULL, &w->redis, err)))
         return rc;
@@ -481,6 +555,7 @@ static void worker_free(void *state) {
     hvs_decoder_destroy(w->dec_score);
     hvs_decoder_destroy(w->dec_agg);
     hvs_decoder_destroy(w->dec_fb);
+    hvs_decoder_destroy(w->dec_held);
     hvs_serde_destroy(w->serde);
 }
 

@@ -25,6 +25,9 @@ static void building_free(al_building_t *b) {
     }
     for (size_t i = 0; i < b->nentries; i++)
         free(b->entries[i]);
+    for (size_t i = 0; i < b->nheld; i++)
+        free(b->held[i].value);
+    free(b->held);
     free(b->apts);
     free(b->entries);
     free(b->id);
@@ -237,6 +240,36 @@ al_entry_t *al_building_entry(al_building_t *b, const char *id, bool create) {
     b->entries[at] = x;
     b->nentries++;
     return x;
+}
+
+int al_building_hold(al_building_t *b, int64_t offset, const void *value, size_t len) {
+    for (size_t i = 0; i < b->nheld; i++)
+        if (b->held[i].offset == offset && !b->held[i].gone)
+            return 0; /* the same record again (a replay) */
+    al_held_t *g = hvs_vec_grow(b->held, &b->capheld, b->nheld + 1, sizeof *b->held, 4);
+    if (!g)
+        return HVS_ENOMEM;
+    b->held = g;
+    void *copy = malloc(len ? len : 1);
+    if (!copy)
+        return HVS_ENOMEM;
+    memcpy(copy, value, len);
+    size_t at = b->nheld;
+    while (at > 0 && b->held[at - 1].offset > offset)
+        at--;
+    memmove(&b->held[at + 1], &b->held[at], (b->nheld - at) * sizeof *b->held);
+    b->held[at] = (al_held_t){offset, copy, len, true, false};
+    b->nheld++;
+    return 0;
+}
+
+void al_building_release(al_building_t *b, size_t i) {
+    if (i < b->nheld)
+        b->held[i].gone = true;
+}
+
+static int hexval(int c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
 double al_entry_score_until(const al_entry_t *x, hvs_ms_t day) {
@@ -478,9 +511,10 @@ static int load_buildings(al_state_t *s, hvs_redis_t *r, hvs_redis_batch_t *rb, 
         al_building_t *b = s->b[i];
         if (b->partition != p)
             continue;
-        const char *k3[3][2] = {{"HGETALL", NULL}, {"HGETALL", NULL}, {"GET", NULL}};
-        static const char *const suffix[3] = {"al:apts", "al:alerts", "al:listed"};
-        for (int j = 0; j < 3; j++) {
+        const char *k3[4][2] = {
+            {"HGETALL", NULL}, {"HGETALL", NULL}, {"GET", NULL}, {"HGETALL", NULL}};
+        static const char *const suffix[4] = {"al:apts", "al:alerts", "al:listed", "al:held"};
+        for (int j = 0; j < 4; j++) {
             if (hvs_redis_key(key, sizeof key, b->id, err, "%s", suffix[j]) < 0)
                 return HVS_EINVAL;
             k3[j][1] = key;
@@ -498,8 +532,30 @@ static int load_buildings(al_state_t *s, hvs_redis_t *r, hvs_redis_batch_t *rb, 
             continue;
         const redisReply *ha = reply(rb, first, REDIS_REPLY_ARRAY),
                          *he = reply(rb, first + 1, REDIS_REPLY_ARRAY),
-                         *li = reply(rb, first + 2, REDIS_REPLY_STRING);
-        first += 3;
+                         *li = reply(rb, first + 2, REDIS_REPLY_STRING),
+                         *hd = reply(rb, first + 3, REDIS_REPLY_ARRAY);
+        first += 4;
+        for (size_t j = 0; hd && j + 1 < hd->elements; j += 2) {
+            const redisReply *k = hd->element[j], *v = hd->element[j + 1];
+            if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || v->len % 2)
+                continue;
+            unsigned char *bytes = malloc(v->len / 2 + 1);
+            bool ok = bytes != NULL;
+            for (size_t q = 0; ok && q < v->len / 2; q++) {
+                int hi = hexval(v->str[2 * q]), lo = hexval(v->str[2 * q + 1]);
+                ok = hi >= 0 && lo >= 0;
+                if (ok)
+                    bytes[q] = (unsigned char)(hi << 4 | lo);
+            }
+            int hrc = ok ? al_building_hold(b, strtoll(k->str, NULL, 10), bytes, v->len / 2) : 0;
+            free(bytes);
+            if (hrc)
+                return hvs_err_set(err, HVS_ENOMEM, "oom", "held feedback of %s", b->id);
+            if (!ok)
+                hvs_log_warn("alerter", "%s: unreadable held feedback %s skipped", b->id, k->str);
+        }
+        for (size_t j = 0; j < b->nheld; j++)
+            b->held[j].dirty = false;
         for (size_t j = 0; ha && j + 1 < ha->elements; j += 2) {
             const redisReply *k = ha->element[j], *v = ha->element[j + 1];
             if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
@@ -618,6 +674,38 @@ static int save_building(al_state_t *s, hvs_redis_batch_t *batch, al_building_t 
         a->dirty = false;
     }
     size_t k = 0;
+    for (size_t i = 0; i < b->nheld; i++) {
+        al_held_t *h = &b->held[i];
+        if (h->dirty || h->gone) {
+            char off[24];
+            snprintf(off, sizeof off, "%lld", (long long)h->offset);
+            if (hvs_redis_key(key, sizeof key, b->id, err, "al:held") < 0)
+                return HVS_EINVAL;
+            if (h->gone) {
+                const char *av[] = {"HDEL", key, off};
+                rc = add(batch, 3, av, NULL, err);
+            } else {
+                char *hex = malloc(2 * h->len + 1);
+                if (!hex)
+                    return hvs_err_set(err, HVS_ENOMEM, "oom", "held feedback");
+                for (size_t q = 0; q < h->len; q++)
+                    snprintf(hex + 2 * q, 3, "%02x", ((const unsigned char *)h->value)[q]);
+                const char *av[] = {"HSET", key, off, hex};
+                size_t al[] = {4, strlen(key), strlen(off), 2 * h->len};
+                rc = add(batch, 4, av, al, err);
+                free(hex);
+            }
+            if (rc)
+                return rc;
+            h->dirty = false;
+        }
+        if (h->gone)
+            free(h->value);
+        else
+            b->held[k++] = *h;
+    }
+    b->nheld = k;
+    k = 0;
     for (size_t i = 0; i < b->nentries; i++) {
         al_entry_t *x = b->entries[i];
         if (x->dirty || x->gone) {

@@ -8,6 +8,7 @@
  *                        use, the episode, a feedback suppression window, the best hours' reasons)
  *   hvs:{B}:al:alerts    HASH alert id -> alert book entry (alertbook.h)
  *   hvs:{B}:al:listed    STRING the UTC day of the building's team's latest daily list
+ *   hvs:{B}:al:held      HASH feedback offset -> the record's bytes (hex), held feedback
  *   hvs:al:buildings     SET of buildings with an alert book (hvsctl alerts)
  *
  * Every write is of a whole value that is a function of the state (idempotent): a batch replayed
@@ -97,6 +98,16 @@ typedef struct al_entry {
     bool dirty, publish, gone;
 } al_entry_t;
 
+/* A technician's feedback on an alert that may still be raised (a candidate, or one whose hours
+ * are not judged yet): held, as its Kafka record, until it can be applied or refused, so the
+ * outcome does not depend on whether the feedback or the scores were consumed first. */
+typedef struct al_held {
+    int64_t offset; /* in the feedback topic's partition of the building */
+    void *value;    /* the record's bytes (owned) */
+    size_t len;
+    bool dirty, gone;
+} al_held_t;
+
 typedef struct al_building {
     char *id;
     int32_t partition;
@@ -104,6 +115,8 @@ typedef struct al_building {
     size_t napts, capa;
     al_entry_t **entries; /* sorted by alert id */
     size_t nentries, cape;
+    al_held_t *held; /* by offset */
+    size_t nheld, capheld;
     hvs_ms_t listed;          /* UTC day of its team's latest list, 0 none */
     bool listed_dirty, known; /* known: in hvs:al:part:<P> and hvs:al:buildings */
 } al_building_t;
@@ -129,6 +142,11 @@ al_building_t *al_state_building(al_state_t *s, const char *id, int32_t partitio
 al_apartment_t *al_building_apartment(al_building_t *b, const char *id, bool create);
 /* The entry of an alert id (created zeroed, id set, when `create`); NULL absent / no memory. */
 al_entry_t *al_building_entry(al_building_t *b, const char *id, bool create);
+
+/* Hold a feedback record's bytes (copied): 0 or HVS_ENOMEM. */
+int al_building_hold(al_building_t *b, int64_t offset, const void *value, size_t len);
+/* Held feedback leaves (marked gone; dropped from memory and Redis at the next save). */
+void al_building_release(al_building_t *b, size_t i);
 
 /* The entry's highest score over the days up to and including `day` (NaN: none). */
 double al_entry_score_until(const al_entry_t *x, hvs_ms_t day);

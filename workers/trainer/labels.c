@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hvs/alertbook.h"
 #include "hvs/vec.h"
 
 #define LABELS_KEY "hvs:tr:labels"
@@ -32,14 +33,7 @@ static bool id_ok(const char *s) {
     return s && *s && strlen(s) <= TR_LABEL_ID_MAX && !strchr(s, '|');
 }
 
-hvs_ms_t tr_labels_alert_day(const char *id) {
-    const char *a = id ? strchr(id, '#') : NULL;
-    int y, m, d, used = 0;
-    if (!a || sscanf(a + 1, "%4d-%2d-%2d%n", &y, &m, &d, &used) != 3 || used != 10 ||
-        a[11] != '#' || m < 1 || m > 12 || d < 1 || d > 31)
-        return HVS_MS_NONE;
-    return hvs_time_days_from_civil(y, m, d) * HVS_MS_DAY;
-}
+hvs_ms_t tr_labels_alert_day(const char *id) { return hvs_alertbook_id_day(id); }
 
 /* stored: a retraction read back is kept (an older verdict replayed later must not revive it) */
 static int label_put(tr_labels_t *l, const char *alert_id, const char *building,

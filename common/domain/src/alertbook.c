@@ -23,6 +23,15 @@ const char *hvs_alertbook_rule_name(int i) {
     return i >= 0 && i < HVS_RULE_COUNT ? rule_names[i] : "unknown";
 }
 
+hvs_ms_t hvs_alertbook_id_day(const char *id) {
+    const char *a = id ? strchr(id, '#') : NULL;
+    int y, m, d, used = 0;
+    if (!a || sscanf(a + 1, "%4d-%2d-%2d%n", &y, &m, &d, &used) != 3 || used != 10 ||
+        a[11] != '#' || m < 1 || m > 12 || d < 1 || d > 31)
+        return HVS_MS_NONE;
+    return hvs_time_days_from_civil(y, m, d) * HVS_MS_DAY;
+}
+
 static const char *const disp_names[] = {"CANDIDATE", "RAISED", "SUPPRESSED", "EXPIRED"};
 
 const char *hvs_alertbook_disposition_name(hvs_alertbook_disposition_t d) {

@@ -228,8 +228,9 @@ const int32_t *hvs_stage_partitions(const hvs_stage_t *st, size_t *n) {
     return st->parts;
 }
 
-int hvs_stage_dead_letter(hvs_stage_t *st, const rd_kafka_message_t *m, const hvs_err_t *why,
-                          hvs_err_t *err) {
+/* Count and log (rate-limited) a dead letter. */
+static void note_dead_letter(hvs_stage_t *st, const char *topic, int32_t partition, int64_t offset,
+                             const hvs_err_t *why) {
     char lbl[96], name[128];
     snprintf(lbl, sizeof lbl, "reason=\"%s\"", why->reason);
     snprintf(name, sizeof name, "%s_dead_letters_total", st->metric_prefix);
@@ -237,10 +238,21 @@ int hvs_stage_dead_letter(hvs_stage_t *st, const rd_kafka_message_t *m, const hv
                                        "inputs sent to a dead-letter topic, by reason", lbl));
     if (hvs_log_limit_take(&st->dl_log, why->reason, hvs_time_mono_ms(), st->def->name,
                            "dead letters"))
-        hvs_log_warn(st->def->name, "%s [%d] offset %lld -> dead letter (%s): %s",
-                     rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset,
-                     why->reason, why->msg);
+        hvs_log_warn(st->def->name, "%s [%d] offset %lld -> dead letter (%s): %s", topic,
+                     (int)partition, (long long)offset, why->reason, why->msg);
+}
+
+int hvs_stage_dead_letter(hvs_stage_t *st, const rd_kafka_message_t *m, const hvs_err_t *why,
+                          hvs_err_t *err) {
+    note_dead_letter(st, rd_kafka_topic_name(m->rkt), m->partition, m->offset, why);
     return hvs_dlq_send_message(st->dlq, m, why, err);
+}
+
+int hvs_stage_dead_letter_bytes(hvs_stage_t *st, const char *topic, int32_t partition,
+                                int64_t offset, const void *key, size_t keylen, const void *value,
+                                size_t len, const hvs_err_t *why, hvs_err_t *err) {
+    note_dead_letter(st, topic, partition, offset, why);
+    return hvs_dlq_send(st->dlq, topic, partition, offset, key, keylen, value, len, NULL, why, err);
 }
 
 /* ---- the loop ------------------------------------------------------------------------------- */

@@ -82,6 +82,9 @@ typedef enum hvs_alertbook_rule {
 uint32_t hvs_alertbook_rule_bit(const char *name);
 const char *hvs_alertbook_rule_name(int i); /* of bit 1 << i */
 
+/* The UTC day (ms) an alert id names ("<entity>#<YYYY-MM-DD>#<TYPE>"), HVS_MS_NONE if none. */
+hvs_ms_t hvs_alertbook_id_day(const char *id);
+
 const char *hvs_alertbook_disposition_name(hvs_alertbook_disposition_t d); /* "CANDIDATE", ... */
 int hvs_alertbook_disposition_parse(const char *s, hvs_alertbook_disposition_t *out);
 int hvs_alert_status_parse(const char *s, hvs_alert_status_t *out); /* 0 or -1 */

@@ -184,5 +184,10 @@ bool hvs_stage_rebuilding(const hvs_stage_t *st, int32_t p);
  * as the runner does for a record `handle` refused. For stages that find a record bad later. */
 int hvs_stage_dead_letter(hvs_stage_t *st, const rd_kafka_message_t *m, const hvs_err_t *why,
                           hvs_err_t *err);
+/* The same for a record the stage kept past its batch (its topic, partition, offset, key and
+ * value bytes), found bad later. */
+int hvs_stage_dead_letter_bytes(hvs_stage_t *st, const char *topic, int32_t partition,
+                                int64_t offset, const void *key, size_t keylen, const void *value,
+                                size_t len, const hvs_err_t *why, hvs_err_t *err);
 
 #endif
