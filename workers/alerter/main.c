@@ -143,6 +143,8 @@ static int on_score(worker_t *w, int32_t p, const al_score_t *s, hvs_err_t *err)
         w->min_seen[p] = hour;
     if (hour > pt->swm)
         pt->swm = hour, pt->dirty = true;
+    if (hvs_stage_replaying(w->stage) && hour > pt->swm_replay)
+        pt->swm_replay = hour;
     al_building_t *b = al_state_building(w->st, s->building, p, true);
     al_apartment_t *a = b ? al_building_apartment(b, s->apartment, true) : NULL;
     if (!a)
@@ -165,6 +167,8 @@ static int on_water(worker_t *w, int32_t p, const al_water_t *x) {
     al_partition_t *pt = partition(w, p);
     if (x->hour > pt->awm)
         pt->awm = x->hour, pt->dirty = true;
+    if (hvs_stage_replaying(w->stage) && x->hour > pt->awm_replay)
+        pt->awm_replay = x->hour;
     al_building_t *b = al_state_building(w->st, x->building, p, true);
     al_apartment_t *a = b ? al_building_apartment(b, x->apartment, true) : NULL;
     if (!a)
@@ -211,6 +215,9 @@ static int on_feedback(worker_t *w, const rd_kafka_message_t *m, const hvs_feedb
         return hvs_err_set(why, HVS_ENOMEM, "oom", "building %s", f->building_id);
     partition(w, m->partition);
     int rc = judge_feedback(w, b, f, b->nheld, why);
+    al_entry_t *x = rc == 1 ? al_building_entry(b, f->alert_id, false) : NULL;
+    if (x && !hvs_stage_replaying(w->stage))
+        x->publish_new = true; /* new feedback: published even while the partition rebuilds */
     if (rc == 0 && al_building_hold(b, m->offset, m->payload, m->len))
         return hvs_err_set(why, HVS_ENOMEM, "oom", "held feedback");
     if (rc == 0)
@@ -342,17 +349,20 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
     return rc == HVS_EINVAL ? HVS_ESTATE : rc; /* past validation nothing is the input's fault */
 }
 
-static int end_batch(void *opaque, hvs_err_t *err) {
-    worker_t *w = opaque;
+/* Judge the partitions' hours up to where `watermarks` say every input is (both scores and hot
+ * water: an hour is judged once both are in), then the lists and the held feedback. */
+static int judge_all(worker_t *w, bool replayed_only, hvs_err_t *err) {
     size_t np;
     const int32_t *ps = hvs_stage_partitions(w->stage, &np);
     int rc = 0;
     for (size_t i = 0; i < np && rc == 0; i++) {
         int32_t p = ps[i];
         al_partition_t *pt = &w->st->part[p];
-        if (!pt->present || !pt->swm || !pt->awm)
-            continue; /* an hour is judged once both its scores and its hot water are in */
-        hvs_ms_t ready = pt->awm < pt->swm ? pt->awm : pt->swm;
+        hvs_ms_t swm = replayed_only ? pt->swm_replay : pt->swm,
+                 awm = replayed_only ? pt->awm_replay : pt->awm;
+        if (!pt->present || !swm || !awm)
+            continue;
+        hvs_ms_t ready = awm < swm ? awm : swm;
         rc = judge_until(w, p, ready - settings.lag_ms / HVS_MS_HOUR * HVS_MS_HOUR, err);
     }
     if (rc == 0)
@@ -360,14 +370,38 @@ static int end_batch(void *opaque, hvs_err_t *err) {
                             err);
     if (rc == 0)
         rc = release_held(w, err);
+    return rc;
+}
+
+/* A partition being rebuilt is judged first as far as its replayed inputs reach: the original
+ * run got there and published what that changed, so those changes are not published again;
+ * then as far as the rest of the batch reaches, published as usual. Feedback applied from new
+ * (not replayed) records in the batch keeps its mark. */
+static int end_batch(void *opaque, hvs_err_t *err) {
+    worker_t *w = opaque;
+    int rc = 0;
+    bool rebuilding = false;
+    for (size_t i = 0; i < w->st->n; i++)
+        rebuilding |= hvs_stage_rebuilding(w->stage, w->st->b[i]->partition);
+    if (rebuilding) {
+        rc = judge_all(w, true, err);
+        for (size_t i = 0; i < w->st->n; i++) {
+            al_building_t *b = w->st->b[i];
+            if (!hvs_stage_rebuilding(w->stage, b->partition))
+                continue;
+            for (size_t k = 0; k < b->nentries; k++)
+                b->entries[k]->publish = b->entries[k]->publish_new;
+        }
+    }
+    if (rc == 0)
+        rc = judge_all(w, false, err);
     for (size_t i = 0; i < w->st->n && rc == 0; i++) {
         al_building_t *b = w->st->b[i];
-        bool quiet = hvs_stage_rebuilding(w->stage, b->partition);
         for (size_t k = 0; k < b->nentries && rc == 0; k++) {
             al_entry_t *x = b->entries[k];
-            if (x->publish && !quiet && !x->gone)
+            if (x->publish && !x->gone)
                 rc = publish(w, x, err);
-            x->publish = false;
+            x->publish = x->publish_new = false;
         }
     }
     count(w);

@@ -96,6 +96,7 @@ typedef struct al_entry {
     float before;         /* the highest score of days that left `days` (NaN none) */
     hvs_ms_t raised_hour; /* event hour it was raised (CRITICAL at once), 0 not */
     bool dirty, publish, gone;
+    bool publish_new; /* changed by a new (not replayed) record in this batch */
 } al_entry_t;
 
 /* A technician's feedback on an alert that may still be raised (a candidate, or one whose hours
@@ -123,7 +124,8 @@ typedef struct al_building {
 
 typedef struct al_partition {
     bool present;
-    hvs_ms_t done, swm, awm; /* 0: none */
+    hvs_ms_t done, swm, awm;         /* 0: none */
+    hvs_ms_t swm_replay, awm_replay; /* the same of replayed inputs only (memory) */
     bool dirty;
 } al_partition_t;
 
