@@ -180,7 +180,8 @@ al_port=$(free_port)
 tech_port=$(free_port)
 echo "== hvs-alerter: a daily top-5 per team (metrics on http://127.0.0.1:$al_port/metrics)"
 HVS_HTTP_PORT=$al_port HVS_LOG_LEVEL=warn "$bin/hvs-alerter" >"$run_dir/alerter.log" 2>&1 &
-pids+=($!)
+al_pid=$!
+pids+=($al_pid)
 echo "== hvs-technician: answers raised alerts from the ground truth (5 % mistakes, 20 % never answered)"
 HVS_HTTP_PORT=$tech_port HVS_LOG_LEVEL=warn "$bin/hvs-technician" --labels "$run_dir/labels.jsonl" \
   >"$run_dir/technician.log" 2>&1 &
@@ -192,6 +193,7 @@ for _ in $(seq 600); do
   sleep 0.2
 done
 sleep 3
+kill -0 "$al_pid" 2>/dev/null || { echo "hvs-alerter exited; its log:"; tail -n 20 "$run_dir/alerter.log"; }
 echo "== alerter: $(metrics "$al_port" | awk '/^hvs_alerter_(episodes_opened|raised|critical|lists|suppressed|feedback)_total/{printf "%s %s  ", $1, $2}')"
 echo "== technician: $(metrics "$tech_port" | awk '/^hvs_technician_answered_total/{printf "%s %s  ", $1, $2}')"
 echo "== today's lists, as a technician sees them (hvsctl alerts list --date <latest day>)"
