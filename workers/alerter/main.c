@@ -85,8 +85,9 @@ static const hvs_cfg_entry_t al_entries[] = {
     {"HVS_ALERT_BENIGN_CAUSES", HVS_CFG_STRING,
      "vacation,resident_away,guest_stay,guests,manual_override,night_shift,move_in", 0, 0,
      S(benign_causes), 0, "comma-separated root causes that are benign patterns"},
-    {"HVS_ALERT_LAG", HVS_CFG_DURATION, "2h", 0, 86400000, S(lag_ms), 0,
-     "an hour is judged once every input of its partition passed it by this (late scores)"},
+    {"HVS_ALERT_LAG", HVS_CFG_DURATION, "2h", 3600000, 86400000, S(lag_ms), 0,
+     "an hour is judged once both inputs of its partition passed it by this (whole hours); a "
+     "score or hot water of an hour its topic passed by this is ignored (late)"},
     {"HVS_ALERT_IDLE", HVS_CFG_DURATION, "2d", 3600000, 31536000000.0, S(idle_ms), 0,
      "a partition that judged nothing this long (event time) behind the rest of its team's does "
      "not hold the team's daily lists back (its buildings' meters went quiet)"},
@@ -132,19 +133,28 @@ static al_partition_t *partition(worker_t *w, int32_t p) {
     return pt;
 }
 
+/* An hour its own topic has passed by the lag (whole hours) is closed for that topic: a record
+ * of it is ignored whether or not the hour was judged yet. Judging waits for both topics to pass
+ * an hour by the lag, so what an hour is judged on does not depend on how far one topic ran
+ * ahead of the other (a revision arriving late is ignored in every interleaving, not only when
+ * the other topic happened to be ahead). */
+static bool late(hvs_ms_t watermark, hvs_ms_t hour) {
+    return hour + settings.lag_ms / HVS_MS_HOUR * HVS_MS_HOUR <= watermark;
+}
+
 static int on_score(worker_t *w, int32_t p, const al_score_t *s, hvs_err_t *err) {
     al_partition_t *pt = partition(w, p);
     hvs_ms_t hour = s->h.hour;
-    if (pt->done && hour <= pt->done) {
-        hvs_metric_inc(w->m_late); /* its hour was judged already */
-        return 0;
-    }
-    if (!pt->done && (!w->min_seen[p] || hour < w->min_seen[p]))
-        w->min_seen[p] = hour;
     if (hour > pt->swm)
         pt->swm = hour, pt->dirty = true;
     if (hvs_stage_replaying(w->stage) && hour > pt->swm_replay)
         pt->swm_replay = hour;
+    if (late(pt->swm, hour) || (pt->done && hour <= pt->done)) {
+        hvs_metric_inc(w->m_late);
+        return 0;
+    }
+    if (!pt->done && (!w->min_seen[p] || hour < w->min_seen[p]))
+        w->min_seen[p] = hour;
     al_building_t *b = al_state_building(w->st, s->building, p, true);
     al_apartment_t *a = b ? al_building_apartment(b, s->apartment, true) : NULL;
     if (!a)
@@ -169,6 +179,8 @@ static int on_water(worker_t *w, int32_t p, const al_water_t *x) {
         pt->awm = x->hour, pt->dirty = true;
     if (hvs_stage_replaying(w->stage) && x->hour > pt->awm_replay)
         pt->awm_replay = x->hour;
+    if (late(pt->awm, x->hour))
+        return 0; /* a revision of an hour its topic passed long ago */
     al_building_t *b = al_state_building(w->st, x->building, p, true);
     al_apartment_t *a = b ? al_building_apartment(b, x->apartment, true) : NULL;
     if (!a)
