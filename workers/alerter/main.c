@@ -45,7 +45,8 @@
 typedef struct settings {
     double open, close, critical_score, building_share, water_min;
     int64_t close_hours, top_k, vacancy_hours, vacancy_known, building_min;
-    int64_t carry_ms, keep_ms, fp_suppress_ms, lag_ms, max_future_ms, rebuild_ms, idle_ms;
+    int64_t carry_ms, keep_ms, fp_suppress_ms, lag_ms, max_future_ms, rebuild_ms, idle_ms,
+        quiet_wait_ms;
     char *critical_rules, *benign_causes;
 } settings_t;
 
@@ -91,6 +92,8 @@ static const hvs_cfg_entry_t al_entries[] = {
     {"HVS_ALERT_IDLE", HVS_CFG_DURATION, "2d", 3600000, 31536000000.0, S(idle_ms), 0,
      "a partition that judged nothing this long (event time) behind the rest of its team's does "
      "not hold the team's daily lists back (its buildings' meters went quiet)"},
+    {"HVS_ALERT_QUIET_WAIT", HVS_CFG_DURATION, "30s", 1000, 86400000, S(quiet_wait_ms), 0,
+     "wall time nothing must have waited in any partition before HVS_ALERT_IDLE applies"},
     {"HVS_ALERT_MAX_FUTURE", HVS_CFG_DURATION, "1d", 0, 31536000000.0, S(max_future_ms), 0,
      "inputs stamped later than now plus this are refused (timestamp_in_future)"},
     {"HVS_ALERT_REBUILD_WINDOW", HVS_CFG_DURATION, "7d", 86400000, 31536000000.0, S(rebuild_ms), 0,
@@ -117,7 +120,8 @@ typedef struct worker {
     al_conf_t conf;
     al_judge_stats_t js, js_seen;
     hvs_ms_t now;
-    bool caught_up; /* the last poll found nothing waiting in any assigned partition */
+    bool caught_up;        /* nothing has waited in any assigned partition for the quiet wait */
+    hvs_ms_t caught_since; /* monotonic ms since when the polls found nothing waiting, 0 not */
     hvs_ms_t min_seen[HVS_MAX_PARTITIONS]; /* earliest score hour of a partition without `done` */
     al_score_t score;                      /* decode buffers */
     al_water_t water;
@@ -422,10 +426,19 @@ static int end_batch(void *opaque, hvs_err_t *err) {
     return rc;
 }
 
+/* Caught up: nothing waited in any assigned partition at every poll for HVS_ALERT_QUIET_WAIT of
+ * wall time (one idle poll is not enough: right after an assignment the consumer may not know
+ * the partitions' ends yet and report no lag). Only then may a quiet partition stop holding its
+ * team's lists back. */
 static int after_batch(void *opaque, const hvs_stage_batch_t *b, hvs_err_t *err) {
     (void)err;
     worker_t *w = opaque;
-    w->caught_up = b->caught_up;
+    hvs_ms_t now = hvs_time_mono_ms();
+    if (!b->caught_up)
+        w->caught_since = 0;
+    else if (!w->caught_since)
+        w->caught_since = now;
+    w->caught_up = w->caught_since && now - w->caught_since >= settings.quiet_wait_ms;
     return 0;
 }
 
@@ -433,6 +446,7 @@ static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
     worker_t *w = opaque;
     size_t n = 0;
     w->min_seen[p] = 0;
+    w->caught_up = false, w->caught_since = 0; /* a new assignment: not known to be caught up */
     int rc = al_state_load_partition(w->st, w->redis, w->rb, p, &n, err);
     if (rc == 0)
         hvs_log_info("alerter", "partition %d assigned: %zu buildings loaded", (int)p, n);
