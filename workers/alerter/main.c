@@ -448,6 +448,16 @@ static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
     w->min_seen[p] = 0;
     w->caught_up = false, w->caught_since = 0; /* a new assignment: not known to be caught up */
     int rc = al_state_load_partition(w->st, w->redis, w->rb, p, &n, err);
+    /* a partition saved before it judged anything: its first hour is among the waiting ones */
+    for (size_t i = 0; rc == 0 && !w->st->part[p].done && i < w->st->n; i++) {
+        const al_building_t *b = w->st->b[i];
+        for (size_t k = 0; b->partition == p && k < b->napts; k++)
+            for (size_t j = 0; j < b->apts[k]->hcap; j++) {
+                hvs_ms_t h = b->apts[k]->hours[j].hour;
+                if (h && (!w->min_seen[p] || h < w->min_seen[p]))
+                    w->min_seen[p] = h;
+            }
+    }
     if (rc == 0)
         hvs_log_info("alerter", "partition %d assigned: %zu buildings loaded", (int)p, n);
     return rc;
