@@ -14,7 +14,7 @@
  *   - flapping scores (0.6 / 0.2 for 12 h, twice): one alert each;
  * and messy as the real stream: score revisions (the same apartment-hour re-sent with a higher
  * `revision` and another score, within HVS_ALERT_LAG; sometimes the highest first and a lower
- * one after it), exact duplicates up to 3 h later on both topics, building-level aggregates
+ * one after it; a revision later than the lag is ignored in every run, judged or not), exact duplicates up to 3 h later on both topics, building-level aggregates
  * (skipped), unmetered hours (hot water null), and bad records among them (undecodable bytes,
  * a score out of range, a score hour off the hour, keys of another building): dead letters of
  * every run.
@@ -27,10 +27,9 @@
  * unknown_alert, stale_feedback, alert_not_raised) is written with the last three days. Feedback
  * is causal - it answers what was published - so it cannot be part of a pre-produced stream.
  *
- * Why each phase spans 72 hours: AL_RING (state.h) keeps 72 hours of scores and of hot water
- * per apartment; a topic that runs more than a ring ahead of the other evicts what judging an
- * hour needs (the water of the 48 hours before it). The vacant flat has no ANOMALY in the second
- * phase, where that could happen: the suite claims determinism within the ring, as the scorer's.
+ * Three phases, in fact: the first three days, the feedback once the run caught up, then the
+ * last three days. The alerter holds any topic's hours as long as the other lags (growing
+ * tables, state.h), so a phase may run as far ahead of the other topic as the consumer fetches.
  *
  * The real process runs against a real redis-server and hvs-devbroker: once undisturbed (the
  * reference, --top-k 3), twice more undisturbed (once with small fetches), then once per fault.
