@@ -212,6 +212,9 @@ static int judge_feedback(worker_t *w, al_building_t *b, const hvs_feedback_t *f
     if (!x) {
         hvs_ms_t day = hvs_alertbook_id_day(f->alert_id);
         const al_partition_t *pt = &w->st->part[b->partition];
+        if (day != HVS_MS_NONE && day > w->now + settings.max_future_ms)
+            return hvs_err_set(why, HVS_EINVAL, AL_R_UNKNOWN_ALERT,
+                               "feedback for alert %s, whose day is in the future", f->alert_id);
         if (day != HVS_MS_NONE && (!pt->done || pt->done < day + HVS_MS_DAY - HVS_MS_HOUR))
             return 0; /* its day is not judged yet */
     }
