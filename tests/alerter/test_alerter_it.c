@@ -361,13 +361,17 @@ static void feedback_phase(void) {
     send_feedback("bA", "a7#2024-12-02#ANOMALY", "a7", HVS_FEEDBACK_TRUE_POSITIVE, NULL, t,
                   "tech-2");
     send_feedback("bA", a4, "a4", HVS_FEEDBACK_TRUE_POSITIVE, NULL, t, NULL);
+    /* an alert of a day in the future: refused at once, not held */
+    send_feedback("bA", "a1#2099-01-01#ANOMALY", "a1", HVS_FEEDBACK_TRUE_POSITIVE, NULL, t,
+                  "tech-1");
     hvs_err_t err = {0};
     HVS_REQUIRE(hvs_producer_flush(prod, 20000, &err) == 0, "flush: %s", err.msg);
 }
 
-/* The feedback dead letters: `n` of them, the first n of the reasons below. The feedback on a7,
- * a candidate when it came, is held until a7 can no longer be raised (it expires with day 1's
- * list, in the second phase), then refused as never raised. */
+/* The feedback dead letters: `n` of them (unknown_alert twice: a9's and the future day's), with
+ * the first n - 1 of the reasons below. The feedback on a7, a candidate when it came, is held
+ * until a7 can no longer be raised (it expires with day 1's list, in the second phase), then
+ * refused as never raised. */
 static void check_dead_letters(int n) {
     const char *want[] = {"invalid_transition", "stale_feedback",        "feedback_mismatch",
                           "unknown_alert",      "missing_technician_id", "alert_not_raised"};
@@ -380,7 +384,7 @@ static void check_dead_letters(int n) {
         usleep(200000);
     }
     HVS_CHECK_EQ_INT((int)json_array_size(d), n);
-    for (int k = 0; k < n; k++) {
+    for (int k = 0; k < n - 1; k++) {
         bool seen = false;
         size_t i;
         json_t *m;
@@ -470,7 +474,7 @@ static void run_all(void) {
     feedback_phase();
     a = wait_alerts(fb_applied);
     json_decref(a);
-    check_dead_letters(5);
+    check_dead_letters(6);
     /* a restart between the phases loses and duplicates nothing */
     hvs_test_proc_stop(&worker);
     size_t before, after;
@@ -478,10 +482,17 @@ static void run_all(void) {
     start_worker();
     send_hours(48, HOURS);
     a = wait_alerts(all_done);
+    /* the book is written once the batch's alerts are acknowledged: wait for its last entries */
+    hvs_alertbook_entry_t e;
+    for (int k = 0; k < 150 && !(book_entry("bA", "a3#2024-12-05#ANOMALY", &e) &&
+                                 book_entry("bA", "a7#2024-12-02#ANOMALY", &e) &&
+                                 e.disposition == HVS_ALERTBOOK_EXPIRED);
+         k++)
+        usleep(200000);
     check_final(a);
     json_decref(latest_alerts(&after));
     HVS_CHECK(after > before, "records after the restart (%zu -> %zu)", before, after);
-    check_dead_letters(6);
+    check_dead_letters(7);
     json_decref(a);
     /* the bad scores' dead letters */
     json_t *d = hvs_test_tail_json(env, "scores.anomaly.dlq", NULL);
