@@ -117,79 +117,25 @@ static void test_reference(void) {
     HVS_CHECK(ref->restarts == 0, "reference: %d restarts", ref->restarts);
 }
 
-/* One run with the given faults, compared with the reference. */
-static hvs_fault_run_t *faulted(const char *name, hvs_fault_opts_t *o) {
+/* The standard cases (hvs_fault.h), each a run compared with the reference. */
+static void standard(hvs_fault_run_t *(*fn)(hvs_fault_world_t *, const hvs_fault_run_t *)) {
     need_reference();
-    hvs_fault_run_t *run = hvs_fault_run(&world, name, o);
-    hvs_fault_check_same(ref, run);
-    return run;
+    hvs_fault_run_free(fn(&world, ref));
 }
 
-static void kill9(const char *name, uint64_t seed) {
-    hvs_fault_opts_t o = {.npoints = 3};
-    hvs_fault_random_points(o.points, 3, seed, 0.05, 0.9);
-    for (int i = 0; i < 3; i++)
-        o.points[i] = (hvs_fault_point_t){o.points[i].at, "kill -9", hvs_fault_kill9, NULL};
-    hvs_fault_run_t *run = faulted(name, &o);
-    HVS_CHECK(run->restarts >= 3, "%s: %d restarts after 3 kills", name, run->restarts);
-    hvs_fault_run_free(run);
+static void kill9(uint64_t seed) {
+    need_reference();
+    hvs_fault_run_free(hvs_fault_case_kill9(&world, ref, seed));
 }
 
-static void test_kill9_seed_11(void) { kill9("kill9-s11", 11); }
-static void test_kill9_seed_23(void) { kill9("kill9-s23", 23); }
-static void test_kill9_seed_37(void) { kill9("kill9-s37", 37); }
-
-static void one_fault(const char *name, uint64_t seed, const char *what, hvs_fault_fn fn, void *arg,
-                      const char *env, hvs_fault_run_t **out) {
-    hvs_fault_opts_t o = {.npoints = 1, .env = env};
-    hvs_fault_random_points(o.points, 1, seed, 0.2, 0.7);
-    o.points[0].name = what;
-    o.points[0].fn = fn;
-    o.points[0].arg = arg;
-    hvs_fault_run_t *run = faulted(name, &o);
-    if (out)
-        *out = run;
-    else
-        hvs_fault_run_free(run);
-}
-
-/* Redis restarted empty on the same port: the worker notices (state_lost) and its restart
- * rebuilds the state by a quiet replay. */
-static void test_redis_restart(void) {
-    hvs_fault_run_t *run;
-    one_fault("redis-restart", 5, "redis restart", hvs_fault_redis_restart, NULL, NULL, &run);
-    HVS_CHECK(run->restarts >= 1 && hvs_fault_log_count(run, "state_lost") > 0,
-              "redis-restart: state_lost logged, %d restart(s)", run->restarts);
-    hvs_fault_run_free(run);
-}
-
-static void test_redis_flush(void) {
-    hvs_fault_run_t *run;
-    one_fault("redis-flush", 6, "FLUSHALL", hvs_fault_redis_flush, NULL, NULL, &run);
-    HVS_CHECK(run->restarts >= 1 && hvs_fault_log_count(run, "state_lost") > 0,
-              "redis-flush: state_lost logged, %d restart(s)", run->restarts);
-    hvs_fault_run_free(run);
-}
-
-static void test_redis_pause(void) {
-    one_fault("redis-pause", 7, "redis SIGSTOP 10 s", hvs_fault_redis_pause, (void *)10000, NULL,
-              NULL);
-}
-
-/* The worker stopped longer than its session timeout: the group moves on without it, it is
- * fenced when it wakes and rejoins; the batches it replays must not be judged too_late. */
-static void test_worker_pause(void) {
-    hvs_fault_run_t *run;
-    one_fault("worker-pause", 8, "worker SIGSTOP 10 s", hvs_fault_worker_pause, (void *)10000, NULL,
-              &run);
-    hvs_fault_run_free(run);
-}
-
-/* The only broker down for 15 s: below the flush timeout (30 s). */
-static void test_broker_down(void) {
-    one_fault("broker-down", 9, "broker down 15 s", hvs_fault_broker_down, (void *)15000, NULL,
-              NULL);
-}
+static void test_kill9_seed_11(void) { kill9(11); }
+static void test_kill9_seed_23(void) { kill9(23); }
+static void test_kill9_seed_37(void) { kill9(37); }
+static void test_redis_restart(void) { standard(hvs_fault_case_redis_restart); }
+static void test_redis_flush(void) { standard(hvs_fault_case_redis_flush); }
+static void test_redis_pause(void) { standard(hvs_fault_case_redis_pause); }
+static void test_worker_pause(void) { standard(hvs_fault_case_worker_pause); }
+static void test_broker_down(void) { standard(hvs_fault_case_broker_down); }
 
 /* The broker refuses writes for longer than the flush timeout (lowered to 3 s): a batch's flush
  * times out, the worker exits without writing state or committing, is restarted and replays.

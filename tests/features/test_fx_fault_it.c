@@ -524,89 +524,27 @@ static void test_reference(void) {
     HVS_CHECK(ref->restarts == 0, "reference: %d restarts", ref->restarts);
 }
 
-/* One run with the given faults (none: undisturbed), compared with the reference. */
-static hvs_fault_run_t *faulted(const char *name, hvs_fault_opts_t *o) {
+/* The standard cases (hvs_fault.h), each a run compared with the reference. */
+static void standard(hvs_fault_run_t *(*fn)(hvs_fault_world_t *, const hvs_fault_run_t *)) {
     need_reference();
-    hvs_fault_run_t *run = hvs_fault_run(&world, name, o);
-    hvs_fault_check_same(ref, run);
-    return run;
+    hvs_fault_run_free(fn(&world, ref));
 }
 
-/* A second undisturbed run: the same inputs, read in another interleaving of the two topics. */
-static void test_undisturbed_again(void) {
-    hvs_fault_run_t *run = faulted("again", NULL);
-    HVS_CHECK(run->restarts == 0, "again: %d restarts", run->restarts);
-    hvs_fault_run_free(run);
+static void kill9(uint64_t seed) {
+    need_reference();
+    hvs_fault_run_free(hvs_fault_case_kill9(&world, ref, seed));
 }
 
-/* Undisturbed again, but the consumer fetches at most 2 KB per partition at a time: the two
- * topics interleave finely instead of (as with the defaults against hvs-devbroker) nearly all
- * of aggregates.hourly before weather.hourly. The inputs are the same, so the vectors must be. */
-static void test_undisturbed_small_fetches(void) {
-    hvs_fault_opts_t o = {.env = "HVS_KAFKA_MAX_PARTITION_FETCH_BYTES=2048"};
-    hvs_fault_run_t *run = faulted("small-fetches", &o);
-    HVS_CHECK(run->restarts == 0, "small-fetches: %d restarts", run->restarts);
-    hvs_fault_run_free(run);
-}
-
-static void kill9(const char *name, uint64_t seed) {
-    hvs_fault_opts_t o = {.npoints = 3};
-    hvs_fault_random_points(o.points, 3, seed, 0.05, 0.9);
-    for (int i = 0; i < 3; i++)
-        o.points[i] = (hvs_fault_point_t){o.points[i].at, "kill -9", hvs_fault_kill9, NULL};
-    hvs_fault_run_t *run = faulted(name, &o);
-    HVS_CHECK(run->restarts >= 3, "%s: %d restarts after 3 kills", name, run->restarts);
-    hvs_fault_run_free(run);
-}
-
-static void test_kill9_seed_11(void) { kill9("kill9-s11", 11); }
-static void test_kill9_seed_23(void) { kill9("kill9-s23", 23); }
-static void test_kill9_seed_37(void) { kill9("kill9-s37", 37); }
-
-static hvs_fault_run_t *one_fault(const char *name, uint64_t seed, const char *what,
-                                  hvs_fault_fn fn, void *arg) {
-    hvs_fault_opts_t o = {.npoints = 1};
-    hvs_fault_random_points(o.points, 1, seed, 0.2, 0.7);
-    o.points[0].name = what;
-    o.points[0].fn = fn;
-    o.points[0].arg = arg;
-    return faulted(name, &o);
-}
-
-/* Redis restarted empty on the same port: the worker notices (state_lost) and its restart
- * rebuilds the state by a quiet replay of both inputs. */
-static void test_redis_restart(void) {
-    hvs_fault_run_t *run = one_fault("redis-restart", 5, "redis restart", hvs_fault_redis_restart,
-                                     NULL);
-    HVS_CHECK(run->restarts >= 1 && hvs_fault_log_count(run, "state_lost") > 0,
-              "redis-restart: state_lost logged, %d restart(s)", run->restarts);
-    hvs_fault_run_free(run);
-}
-
-static void test_redis_flush(void) {
-    hvs_fault_run_t *run = one_fault("redis-flush", 6, "FLUSHALL", hvs_fault_redis_flush, NULL);
-    HVS_CHECK(run->restarts >= 1 && hvs_fault_log_count(run, "state_lost") > 0,
-              "redis-flush: state_lost logged, %d restart(s)", run->restarts);
-    hvs_fault_run_free(run);
-}
-
-static void test_redis_pause(void) {
-    hvs_fault_run_free(
-        one_fault("redis-pause", 7, "redis SIGSTOP 10 s", hvs_fault_redis_pause, (void *)10000));
-}
-
-/* Stopped longer than the session timeout: the group moves on, the member is fenced when it
- * wakes and rejoins. */
-static void test_worker_pause(void) {
-    hvs_fault_run_free(
-        one_fault("worker-pause", 8, "worker SIGSTOP 10 s", hvs_fault_worker_pause, (void *)10000));
-}
-
-/* The only broker down for 15 s: below the flush timeout (30 s). */
-static void test_broker_down(void) {
-    hvs_fault_run_free(
-        one_fault("broker-down", 9, "broker down 15 s", hvs_fault_broker_down, (void *)15000));
-}
+static void test_undisturbed_again(void) { standard(hvs_fault_case_again); }
+static void test_undisturbed_small_fetches(void) { standard(hvs_fault_case_small_fetches); }
+static void test_kill9_seed_11(void) { kill9(11); }
+static void test_kill9_seed_23(void) { kill9(23); }
+static void test_kill9_seed_37(void) { kill9(37); }
+static void test_redis_restart(void) { standard(hvs_fault_case_redis_restart); }
+static void test_redis_flush(void) { standard(hvs_fault_case_redis_flush); }
+static void test_redis_pause(void) { standard(hvs_fault_case_redis_pause); }
+static void test_worker_pause(void) { standard(hvs_fault_case_worker_pause); }
+static void test_broker_down(void) { standard(hvs_fault_case_broker_down); }
 
 /* The broker refuses writes for longer than the flush timeout (lowered to 3 s): a batch's flush
  * times out, the worker exits unwritten and uncommitted, is restarted and replays. */

@@ -714,6 +714,84 @@ hvs_fault_run_t *hvs_fault_case_second_member(hvs_fault_world_t *w, const hvs_fa
     return run;
 }
 
+static hvs_fault_run_t *undisturbed(hvs_fault_world_t *w, const hvs_fault_run_t *ref,
+                                    const char *name, const char *env) {
+    hvs_fault_opts_t o = {.env = env};
+    hvs_fault_run_t *run = hvs_fault_run(w, name, &o);
+    hvs_fault_check_same(ref, run);
+    HVS_CHECK(run->restarts == 0, "%s: %d restarts", name, run->restarts);
+    return run;
+}
+
+hvs_fault_run_t *hvs_fault_case_again(hvs_fault_world_t *w, const hvs_fault_run_t *ref) {
+    return undisturbed(w, ref, "again", NULL);
+}
+
+hvs_fault_run_t *hvs_fault_case_small_fetches(hvs_fault_world_t *w, const hvs_fault_run_t *ref) {
+    return undisturbed(w, ref, "small-fetches", "HVS_KAFKA_MAX_PARTITION_FETCH_BYTES=2048");
+}
+
+hvs_fault_run_t *hvs_fault_case_kill9(hvs_fault_world_t *w, const hvs_fault_run_t *ref,
+                                      uint64_t seed) {
+    char name[32];
+    snprintf(name, sizeof name, "kill9-s%llu", (unsigned long long)seed);
+    hvs_fault_opts_t o = {.npoints = 3};
+    hvs_fault_random_points(o.points, 3, seed, 0.05, 0.9);
+    for (int i = 0; i < 3; i++)
+        o.points[i] = (hvs_fault_point_t){o.points[i].at, "kill -9", hvs_fault_kill9, NULL};
+    hvs_fault_run_t *run = hvs_fault_run(w, name, &o);
+    hvs_fault_check_same(ref, run);
+    HVS_CHECK(run->restarts >= 3, "%s: %d restarts after 3 kills", name, run->restarts);
+    return run;
+}
+
+hvs_fault_run_t *hvs_fault_case_one(hvs_fault_world_t *w, const hvs_fault_run_t *ref,
+                                    const char *name, uint64_t seed, const char *what,
+                                    hvs_fault_fn fn, void *arg) {
+    hvs_fault_opts_t o = {.npoints = 1};
+    hvs_fault_random_points(o.points, 1, seed, 0.2, 0.7);
+    o.points[0].name = what;
+    o.points[0].fn = fn;
+    o.points[0].arg = arg;
+    hvs_fault_run_t *run = hvs_fault_run(w, name, &o);
+    hvs_fault_check_same(ref, run);
+    return run;
+}
+
+static hvs_fault_run_t *redis_lost(hvs_fault_world_t *w, const hvs_fault_run_t *ref, bool flush) {
+    const char *name = flush ? "redis-flush" : "redis-restart";
+    hvs_fault_run_t *run = flush ? hvs_fault_case_one(w, ref, name, 6, "FLUSHALL",
+                                                      hvs_fault_redis_flush, NULL)
+                                 : hvs_fault_case_one(w, ref, name, 5, "redis restart",
+                                                      hvs_fault_redis_restart, NULL);
+    HVS_CHECK(run->restarts >= 1 && hvs_fault_log_count(run, "state_lost") > 0,
+              "%s: state_lost logged, %d restart(s)", name, run->restarts);
+    return run;
+}
+
+hvs_fault_run_t *hvs_fault_case_redis_restart(hvs_fault_world_t *w, const hvs_fault_run_t *ref) {
+    return redis_lost(w, ref, false);
+}
+
+hvs_fault_run_t *hvs_fault_case_redis_flush(hvs_fault_world_t *w, const hvs_fault_run_t *ref) {
+    return redis_lost(w, ref, true);
+}
+
+hvs_fault_run_t *hvs_fault_case_redis_pause(hvs_fault_world_t *w, const hvs_fault_run_t *ref) {
+    return hvs_fault_case_one(w, ref, "redis-pause", 7, "redis SIGSTOP 10 s", hvs_fault_redis_pause,
+                              (void *)10000);
+}
+
+hvs_fault_run_t *hvs_fault_case_worker_pause(hvs_fault_world_t *w, const hvs_fault_run_t *ref) {
+    return hvs_fault_case_one(w, ref, "worker-pause", 8, "worker SIGSTOP 10 s",
+                              hvs_fault_worker_pause, (void *)10000);
+}
+
+hvs_fault_run_t *hvs_fault_case_broker_down(hvs_fault_world_t *w, const hvs_fault_run_t *ref) {
+    return hvs_fault_case_one(w, ref, "broker-down", 9, "broker down 15 s", hvs_fault_broker_down,
+                              (void *)15000);
+}
+
 long long hvs_fault_rank_revision(const json_t *value) {
     return (long long)json_integer_value(json_object_get(value, "revision"));
 }

@@ -188,6 +188,25 @@ void hvs_fault_case_flush_timeout(hvs_fault_world_t *w, const hvs_fault_run_t *r
 /* A second member joins at 20 % and leaves at 60 %: partitions must have been revoked and the
  * run equal ref. Returns the run for the stage's own checks (hvs_fault_run_free). */
 hvs_fault_run_t *hvs_fault_case_second_member(hvs_fault_world_t *w, const hvs_fault_run_t *ref);
+/* The same inputs again, undisturbed (another interleaving of the inputs); no restart. */
+hvs_fault_run_t *hvs_fault_case_again(hvs_fault_world_t *w, const hvs_fault_run_t *ref);
+/* The same with at most 2 KB per partition per fetch: the inputs interleave finely. */
+hvs_fault_run_t *hvs_fault_case_small_fetches(hvs_fault_world_t *w, const hvs_fault_run_t *ref);
+/* kill -9 at three points drawn from `seed` (run "kill9-s<seed>"); at least three restarts. */
+hvs_fault_run_t *hvs_fault_case_kill9(hvs_fault_world_t *w, const hvs_fault_run_t *ref,
+                                      uint64_t seed);
+/* One fault `fn(arg)` named `what` at a point drawn from `seed` (between 20 and 70 %). */
+hvs_fault_run_t *hvs_fault_case_one(hvs_fault_world_t *w, const hvs_fault_run_t *ref,
+                                    const char *name, uint64_t seed, const char *what,
+                                    hvs_fault_fn fn, void *arg);
+/* Redis restarted empty on the same port, or flushed: state_lost logged, the member restarted
+ * and the state rebuilt by a quiet replay. */
+hvs_fault_run_t *hvs_fault_case_redis_restart(hvs_fault_world_t *w, const hvs_fault_run_t *ref);
+hvs_fault_run_t *hvs_fault_case_redis_flush(hvs_fault_world_t *w, const hvs_fault_run_t *ref);
+/* Redis, the worker stopped for 10 s; the only broker down for 15 s (below the flush timeout). */
+hvs_fault_run_t *hvs_fault_case_redis_pause(hvs_fault_world_t *w, const hvs_fault_run_t *ref);
+hvs_fault_run_t *hvs_fault_case_worker_pause(hvs_fault_world_t *w, const hvs_fault_run_t *ref);
+hvs_fault_run_t *hvs_fault_case_broker_down(hvs_fault_world_t *w, const hvs_fault_run_t *ref);
 
 /* ---- for fault functions ------------------------------------------------------------------ */
 
