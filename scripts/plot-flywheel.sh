@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Plots the flywheel's weeks from test_al_flywheel's TSV: precision@k per week of the flywheel
-# (feedback applied, classifier retrained weekly), the same scorer without feedback ("static"),
-# the residual alone and the rules alone; below, the technicians' labels per week and in all.
+# (verdicts weigh the daily lists, classifier retrained weekly), the same scorer without feedback ("static"),
+# the residual alone and the rules alone; below, the alerts each raised and the technicians'
+# labels per week.
 #   scripts/plot-flywheel.sh [IN.tsv] [OUT.png]   (defaults build/flywheel.tsv, docs/flywheel.png)
-# Make the TSV first: ctest --test-dir build -R test_al_flywheel (or HVS_FLYWHEEL_TSV=PATH
+# Make the TSV first: ctest --test-dir build -R test_al_flywheel (or FLYWHEEL_TSV=PATH
 # build/tests/alerter/test_al_flywheel). Needs gnuplot (apt-get install gnuplot-nox).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,12 +39,13 @@ plot "$in" using 1:8 with linespoints lw 2.5 pt 7 lc rgb "#d62728" title "flywhe
      "$in" using 1:(\$3 > 0 ? 0.005 : 1/0):(sprintf("classifier v%d", \$3)) with labels font "sans,8" notitle
 set yrange [0:*]
 set format x "%g"
-set xlabel "week of operation (classifier retrained at the end of each, serving the next)"
-set ylabel "labels (technicians' verdicts)"
+set xlabel "week of operation"
+set ylabel "alerts raised / labels per week"
 set style fill solid 0.6 border -1
 set boxwidth 0.6
-plot "$in" using 1:4 with boxes lc rgb "#ff7f0e" title "answered this week", \
-     "$in" using 1:5 with linespoints lw 2 pt 7 lc rgb "#8c564b" title "in all"
+plot "$in" using 1:4 with boxes lc rgb "#ff7f0e" title "labels (answered)", \
+     "$in" using 1:6 with linespoints lw 2 pt 7 lc rgb "#d62728" title "raised: flywheel", \
+     "$in" using 1:9 with linespoints lw 1.5 pt 5 dt 2 lc rgb "#7f7f7f" title "raised: no feedback"
 unset multiplot
 EOF
 echo "plot-flywheel: wrote $out"

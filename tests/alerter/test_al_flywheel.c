@@ -31,7 +31,7 @@
  * test_sc_quality's residual column) and "rules" (rule_score alone, for reference).
  * Per week and alerter: alerts raised, and precision@k = the share of them that the ground
  * truth calls a fault (tech_truth_judge over the technician's span, before any mistake); for
- * the flywheel the labels answered. The table is printed and written as TSV (HVS_FLYWHEEL_TSV,
+ * the flywheel the labels answered. The table is printed and written as TSV (FLYWHEEL_TSV,
  * default build/flywheel.tsv) for scripts/plot-flywheel.sh.
  * Backtest fold: the trainer's defaults (3 folds of 14 days) count labels only before the first
  * held-out day, 42 days back: with fault labels arriving at ~5 a week the classifier could not
@@ -39,15 +39,17 @@
  * (HVS_TRAIN_FOLDS=1, HVS_TRAIN_FOLD_DAYS=7).
  * Scores reach the alerter as the fields emit_score publishes (fleet_pipeline.h), not through
  * AnomalyScore bytes and al_input_score.
- * Findings (seed 11, deterministic): the issue's targets hold — precision@k rises from the first
- * 2 weeks (0.029) to the last 3 (0.071) and the last week's 0.058 beats the residual alone
- * (0.023) — but not because of the feedback: the same alerter without it rises as much (0.029
- * -> 0.086). 5-8 flats have a fault in a week and 1-3 faults begin, against a budget of 10
- * alerts a day, so at most ~0.1 of the raised alerts can be faults; fault verdicts come at ~5 a
- * week, so the classifier first trains after week 6 (v1; v2 rejected by its gate) and, adding
- * evidence only (noisy-OR), can raise a flat's score but not lower the residual's evidence that
- * opens most candidates (1000 opened without feedback, 242 by the rules alone). Printed as
- * TARGET MISSED, with a guard.
+ * The fast loop is the alerter's own: each daily list weighs its candidates by the verdicts the
+ * team's technicians gave in the last 14 days (judge.h "verdicts": the precision of the
+ * candidate's kind of evidence in the team, then of its flat), and a candidate whose weighed
+ * score falls below the open threshold is not listed. The slow loop is the classifier's.
+ * Findings (seed 11, deterministic): 5-8 flats have a fault in a week and 1-3 faults begin,
+ * against a budget of 10 alerts a day, so a full list is mostly false alarms (the alerter
+ * without feedback: 0.029 -> 0.086). The verdicts make the list short and precise: 0.100 in
+ * the first 2 weeks -> 0.267 in the last 3, raising 126 alerts instead of 523 and finding 24
+ * of the 31 faulty alerts the alerter without feedback finds. The classifier needs 20 fault
+ * verdicts before its held-out week, which the shorter lists do not give within 8 weeks: it is
+ * retrained weekly and reported, but does not serve here.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -95,7 +97,11 @@ static al_conf_t conf = {.open = 0.5,
                          .vacancy_known = 36,
                          .water_min_l = 1.0,
                          .building_share = 0.5,
-                         .building_min = 3};
+                         .building_min = 3,
+                         .verdict_memory_ms = 14 * DAY,
+                         .verdict_prior = 0.3,
+                         .verdict_weight = 2,
+                         .verdict_kind_weight = 10};
 
 /* hvs-technician's defaults */
 static const tech_conf_t tconf = {24 * HOUR, 4 * HOUR, 1, 0.05, 0.2};
@@ -456,7 +462,7 @@ static double mean_prec(int k, int from, int to) {
 }
 
 static void write_tsv(void) {
-    const char *path = getenv("HVS_FLYWHEEL_TSV");
+    const char *path = getenv("FLYWHEEL_TSV");
     char def[512];
     snprintf(def, sizeof def, "%s/flywheel.tsv", HVS_TEST_BINARY_DIR);
     if (!path || !path[0])
@@ -529,6 +535,7 @@ static void report(void) {
 
 static void test_flywheel(void) {
     double t0 = mono();
+
     int fd;
     snprintf(labels_path, sizeof labels_path, "/tmp/hvs-flywheel-labels-XXXXXX");
     HVS_REQUIRE((fd = mkstemp(labels_path)) >= 0 && (labels_file = fdopen(fd, "w")), "labels file");
@@ -567,8 +574,6 @@ static void test_flywheel(void) {
            mean_prec(A_RULES, 0, 2), mean_prec(A_RULES, WEEKS - 3, WEEKS));
     HVS_CHECK(arms[A_FLYWHEEL].w[0].raised > 0 && labels.n >= 40,
               "alerts raised and answered (%zu labels)", labels.n);
-    HVS_CHECK(cls.version > 0, "a classifier was trained on the feedback (%d versions)",
-              cls.version);
     /* the targets */
     HVS_CHECK(last > first, "flywheel precision@k rises: last 3 weeks %.3f > first 2 weeks %.3f",
               last, first);
@@ -576,21 +581,24 @@ static void test_flywheel(void) {
               res_lastw);
     HVS_CHECK(last > res_last, "last 3 weeks: flywheel precision@k %.3f > residual-only %.3f", last,
               res_last);
-    /* What the feedback itself adds: the same scores and alerter without it. Missed (measured
-     * 0.071 vs 0.086): the rise above is the season's (the alerter without feedback rises as
-     * much), the classifier serves only from week 7 (fault labels come at ~5 a week; it needs 20
-     * before its held-out week) and its evidence only adds to the combined score, while the
-     * daily budget (10 alerts) far exceeds the faults that begin each day: see the report. The
-     * guard keeps it from getting worse unnoticed. */
-    if (last > st_last)
-        HVS_CHECK(last > st_last, "last 3 weeks: flywheel %.3f > without feedback %.3f", last,
-                  st_last);
-    else
-        printf("TARGET MISSED: flywheel precision@k of the last 3 weeks %.3f does not exceed the "
-               "same alerter's without feedback %.3f\n",
-               last, st_last);
-    HVS_CHECK(last >= st_last - 0.03, "flywheel %.3f within 0.03 of without feedback %.3f", last,
-              st_last);
+    /* what the feedback itself adds: the same scores and alerter without it (measured 0.267
+     * vs 0.086) ... */
+    HVS_CHECK(last > st_last + 0.05, "last 3 weeks: flywheel %.3f > without feedback %.3f + 0.05",
+              last, st_last);
+    /* ... not by going silent: it still finds most of the faults the full lists find (24 of 31
+     * fault alerts, measured) and answers a fraction of the visits (126 of 523) */
+    int tp_f = 0, tp_s = 0, n_f = 0, n_s = 0;
+    for (int i = 0; i < WEEKS; i++)
+        tp_f += arms[A_FLYWHEEL].w[i].tp, tp_s += arms[A_STATIC].w[i].tp,
+            n_f += arms[A_FLYWHEEL].w[i].raised, n_s += arms[A_STATIC].w[i].raised;
+    printf("alerts on a fault over the %d weeks: flywheel %d of %d raised, without feedback %d of "
+           "%d\n",
+           WEEKS, tp_f, n_f, tp_s, n_s);
+    HVS_CHECK(tp_f >= 0.6 * tp_s,
+              "flywheel finds %d fault alerts, >= 60 %% of the %d without "
+              "feedback",
+              tp_f, tp_s);
+    HVS_CHECK(n_f < n_s, "flywheel raises fewer alerts (%d) than without feedback (%d)", n_f, n_s);
 }
 
 static void teardown(void) {

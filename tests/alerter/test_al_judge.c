@@ -588,6 +588,81 @@ static void test_lists_rank(void) {
     al_state_destroy(s);
 }
 
+/* An alert of apartment apt (kind: its rules) that a technician resolved, labelled at `at`. */
+static void verdict(al_building_t *b, const char *apt, int day, uint32_t rules, bool tp,
+                    hvs_ms_t at) {
+    al_entry_t *x = cand(b, apt, (hvs_ms_t[]){(hvs_ms_t)day * DAY + 2 * HOUR}, (double[]){0.8}, 1);
+    x->e.rules = rules;
+    x->e.disposition = HVS_ALERTBOOK_RAISED;
+    x->e.list_day = D0 + day * DAY;
+    x->e.status = tp ? HVS_ALERT_RESOLVED_TRUE_POSITIVE : HVS_ALERT_RESOLVED_FALSE_POSITIVE;
+    x->e.feedback_at = at;
+}
+
+/* Day 10's list weighed by the verdicts (judge.h): weights computed by hand here. */
+static void verdicts_case(bool on, al_entry_t *out[6], al_state_t **sp) {
+    setup();
+    conf.top_k = 4;
+    conf.verdict_memory_ms = on ? 14 * DAY : 0;
+    conf.verdict_prior = 0.3, conf.verdict_weight = 2, conf.verdict_kind_weight = 10;
+    al_state_t *s = al_state_new();
+    al_building_t *b = al_state_building(s, "b_1", 0, true);
+    s->part[0].present = true;
+    hvs_ms_t end = D0 + 11 * DAY;
+    verdict(b, "a1", 2, 0, false, D0 + 3 * DAY); /* a1: two false positives */
+    verdict(b, "a1", 4, 0, false, D0 + 5 * DAY);
+    verdict(b, "a2", 3, 0, true, D0 + 4 * DAY);    /* a2: a fault found */
+    verdict(b, "a5", 0, 0, false, end - 15 * DAY); /* older than the memory: not counted */
+    verdict(b, "a6", 9, 0, false, end + HOUR);     /* labelled after the list: not yet */
+    /* day 10's candidates: residual alone (kind 0) but a4, a stuck valve */
+    out[0] = cand(b, "a1", (hvs_ms_t[]){10 * DAY + 3 * HOUR}, (double[]){0.9}, 1);
+    out[1] = cand(b, "a2", (hvs_ms_t[]){10 * DAY + 4 * HOUR}, (double[]){0.6}, 1);
+    out[2] = cand(b, "a3", (hvs_ms_t[]){10 * DAY + 5 * HOUR}, (double[]){0.7}, 1);
+    out[3] = cand(b, "a4", (hvs_ms_t[]){10 * DAY + 6 * HOUR}, (double[]){0.6}, 1);
+    out[3]->e.rules = HVS_RULE_STUCK_VALVE;
+    out[4] = cand(b, "a5", (hvs_ms_t[]){10 * DAY + 7 * HOUR}, (double[]){0.55}, 1);
+    out[5] = cand(b, "a6", (hvs_ms_t[]){10 * DAY + 8 * HOUR}, (double[]){0.52}, 1);
+    b->listed = D0 + 9 * DAY;
+    s->part[0].done = D0 + 10 * DAY + 23 * HOUR;
+    lists(s);
+    *sp = s;
+}
+
+static void test_lists_verdicts(void) {
+    al_entry_t *x[6];
+    al_state_t *s;
+    /* kind 0 in the team: 1 TP, 2 FP counted: q = (1 + 10 * 0.3) / (3 + 10) = 4/13.
+     *   a1 (0 TP, 2 FP): (0 + 2q) / 4 = 0.1538, over 0.3: w 0.513, 0.9 -> 0.462 < open: waits
+     *   a2 (1 TP): (1 + 2q) / 3 = 0.5385, w 1.795: 0.6 -> 1.077, first
+     *   a3, a5, a6 (none counted): w = q / 0.3 = 1.026: 0.718, 0.564, 0.533
+     *   a4 (stuck valve, a kind without verdicts): w 1: 0.6 */
+    verdicts_case(true, x, &s);
+    HVS_CHECK(x[0]->e.disposition == HVS_ALERTBOOK_CANDIDATE && x[0]->e.rank == 0,
+              "a1, cleared twice, waits (rank %d)", x[0]->e.rank);
+    HVS_CHECK_EQ_STR(x[0]->e.reason, "verdicts:0tp/2fp");
+    HVS_CHECK_EQ_INT(x[1]->e.rank, 1);
+    HVS_CHECK_EQ_INT(x[2]->e.rank, 2);
+    HVS_CHECK_EQ_INT(x[3]->e.rank, 3);
+    HVS_CHECK_EQ_INT(x[4]->e.rank, 4);
+    HVS_CHECK(x[5]->e.disposition == HVS_ALERTBOOK_CANDIDATE && x[5]->e.reason[0] == '\0',
+              "a6: its verdict comes after the list; fifth (reason '%s')", x[5]->e.reason);
+    HVS_CHECK_EQ_INT(st.discounted, 1);
+    /* the next day: a1's candidacy ended (last hour before day 11 - carry) -> expired, with why */
+    s->part[0].done = D0 + 12 * DAY + 23 * HOUR;
+    lists(s);
+    HVS_CHECK(x[0]->e.disposition == HVS_ALERTBOOK_EXPIRED, "a1 expired");
+    HVS_CHECK_EQ_STR(x[0]->e.reason, "verdicts:0tp/2fp");
+    al_state_destroy(s);
+    /* verdicts off (memory 0): the scores alone */
+    verdicts_case(false, x, &s);
+    HVS_CHECK_EQ_INT(x[0]->e.rank, 1);
+    HVS_CHECK_EQ_INT(x[2]->e.rank, 2);
+    HVS_CHECK_EQ_INT(x[1]->e.rank, 3); /* 0.6 at 4h before a4's 0.6 at 6h */
+    HVS_CHECK_EQ_INT(x[3]->e.rank, 4);
+    HVS_CHECK_EQ_INT(st.discounted, 0);
+    al_state_destroy(s);
+}
+
 static void test_lists_expiry(void) {
     setup();
     conf.top_k = 1;
@@ -954,6 +1029,7 @@ static const hvs_test_case_t cases[] = {
     {"lists_partitions", test_lists_partitions},
     {"lists_in_step", test_lists_in_step},
     {"lists_rank", test_lists_rank},
+    {"lists_verdicts", test_lists_verdicts},
     {"lists_expiry", test_lists_expiry},
     {"lists_critical", test_lists_critical},
     {"workflow", test_workflow},

@@ -247,12 +247,72 @@ static int pick_cmp(const void *pa, const void *pb) {
     return strcmp(a->x->e.id, b->x->e.id);
 }
 
+/* The technicians' verdicts a team's list weighs (judge.h, "verdicts"): per kind of evidence
+ * (the rules that fired on an alert, as bits; none = the residual alone). */
+#define KINDS (1u << HVS_RULE_COUNT)
+typedef struct verdicts {
+    int tp[KINDS], fp[KINDS];
+} verdicts_t;
+
+static bool counts(const al_conf_t *c, const al_entry_t *x, hvs_ms_t end) {
+    const hvs_alertbook_entry_t *o = &x->e;
+    return !x->gone && o->feedback_at && o->feedback_at < end &&
+           o->feedback_at >= end - c->verdict_memory_ms &&
+           (o->status == HVS_ALERT_RESOLVED_TRUE_POSITIVE ||
+            o->status == HVS_ALERT_RESOLVED_FALSE_POSITIVE);
+}
+
+static void verdicts_of_team(const al_conf_t *c, al_building_t **bs, size_t nb, hvs_ms_t end,
+                             verdicts_t *v) {
+    memset(v, 0, sizeof *v);
+    for (size_t i = 0; i < nb; i++)
+        for (size_t k = 0; k < bs[i]->nentries; k++) {
+            const al_entry_t *x = bs[i]->entries[k];
+            if (!counts(c, x, end))
+                continue;
+            unsigned kind = x->e.rules & (KINDS - 1);
+            if (x->e.status == HVS_ALERT_RESOLVED_TRUE_POSITIVE)
+                v->tp[kind]++;
+            else
+                v->fp[kind]++;
+        }
+}
+
+/* Candidate x's list weight (judge.h, "verdicts"): its apartment's posterior precision, whose
+ * prior is its kind's posterior precision in the team, over verdict_prior. tp, fp: the
+ * apartment's verdicts counted. */
+static double verdict_weight(const al_conf_t *c, const verdicts_t *v, const al_building_t *b,
+                             const al_entry_t *x, hvs_ms_t end, int *tp, int *fp) {
+    *tp = *fp = 0;
+    if (c->verdict_memory_ms <= 0 || !(c->verdict_prior > 0) || !(c->verdict_weight >= 0))
+        return 1;
+    const hvs_alertbook_entry_t *e = &x->e;
+    unsigned kind = e->rules & (KINDS - 1);
+    double n0 = c->verdict_weight, p0 = c->verdict_prior;
+    double m0 = c->verdict_kind_weight;
+    double q = v->tp[kind] + v->fp[kind] + m0 > 0
+                   ? (v->tp[kind] + m0 * p0) / (v->tp[kind] + v->fp[kind] + m0)
+                   : p0;
+    for (size_t k = 0; k < b->nentries; k++) {
+        const al_entry_t *o = b->entries[k];
+        if (!counts(c, o, end) || strcmp(o->e.apartment, e->apartment) != 0)
+            continue;
+        *tp += o->e.status == HVS_ALERT_RESOLVED_TRUE_POSITIVE;
+        *fp += o->e.status == HVS_ALERT_RESOLVED_FALSE_POSITIVE;
+    }
+    if (!(n0 > 0) && *tp + *fp == 0)
+        return q / p0;
+    return (*tp + n0 * q) / (*tp + *fp + n0) / p0;
+}
+
 static int make_list(al_state_t *s, const al_conf_t *c, al_building_t **bs, size_t nb, hvs_ms_t day,
                      al_judge_stats_t *st, hvs_err_t *err) {
     hvs_ms_t end = day + HVS_MS_DAY;
     size_t n = 0, cap = 0;
     pick_t *p = NULL;
     (void)s;
+    verdicts_t v;
+    verdicts_of_team(c, bs, nb, end, &v);
     for (size_t i = 0; i < nb; i++)
         for (size_t k = 0; k < bs[i]->nentries; k++) {
             al_entry_t *x = bs[i]->entries[k];
@@ -267,10 +327,25 @@ static int make_list(al_state_t *s, const al_conf_t *c, al_building_t **bs, size
             if (e->updated_at < day - c->carry_ms) {
                 if (e->disposition == HVS_ALERTBOOK_CANDIDATE) {
                     e->disposition = HVS_ALERTBOOK_EXPIRED;
-                    snprintf(e->reason, sizeof e->reason, "not_in_top_%d", c->top_k);
+                    if (strncmp(e->reason, "verdicts:", 9) != 0) /* else: why it waited */
+                        snprintf(e->reason, sizeof e->reason, "not_in_top_%d", c->top_k);
                     x->dirty = true;
                     st->expired++;
                 }
+                continue;
+            }
+            int tp, fp;
+            double score = al_entry_score_until(x, day);
+            double weighed = score * verdict_weight(c, &v, bs[i], x, end, &tp, &fp);
+            if (e->disposition == HVS_ALERTBOOK_CANDIDATE && !(weighed >= (float)c->open) &&
+                score >= (float)c->open) {
+                char r[sizeof e->reason];
+                snprintf(r, sizeof r, "verdicts:%dtp/%dfp", tp, fp);
+                if (strcmp(r, e->reason) != 0) {
+                    snprintf(e->reason, sizeof e->reason, "%s", r);
+                    x->dirty = true;
+                }
+                st->discounted++;
                 continue;
             }
             pick_t *g = hvs_vec_grow(p, &cap, n + 1, sizeof *p, 32);
@@ -279,7 +354,7 @@ static int make_list(al_state_t *s, const al_conf_t *c, al_building_t **bs, size
                 return hvs_err_set(err, HVS_ENOMEM, "oom", "daily list");
             }
             p = g;
-            p[n++] = (pick_t){x, al_entry_score_until(x, day)};
+            p[n++] = (pick_t){x, weighed};
         }
     if (n) /* qsort must not be given NULL, even for nothing */
         qsort(p, n, sizeof *p, pick_cmp);
@@ -287,6 +362,7 @@ static int make_list(al_state_t *s, const al_conf_t *c, al_building_t **bs, size
         al_entry_t *x = p[i].x;
         if (x->e.disposition != HVS_ALERTBOOK_RAISED) {
             x->e.disposition = HVS_ALERTBOOK_RAISED;
+            x->e.reason[0] = '\0';
             x->raised_hour = end;
             st->raised++;
         }

@@ -22,7 +22,18 @@
  *   daily lists  once every partition holding a team's buildings judged a whole UTC day D, the
  *                team's candidates active in [D - carry, D + 1 d) are ranked by their highest
  *                score up to D and the top_k raised UNSEEN with rank 1..k; candidates whose last
- *                hour is older than D - carry expire.
+ *                hour is older than D - carry expire;
+ *   verdicts     a candidate's score is weighed, for the list only, by what the technicians
+ *                found on the team's alerts labelled in the verdict_memory_ms before D + 1 d
+ *                (resolved TRUE_ / FALSE_POSITIVE in the book), in two levels of Beta
+ *                posteriors: its kind's precision in the team (kind: the rules that fired on
+ *                it as bits, none = the residual alone), q = (tp_k + m0 p0) / (n_k + m0), is
+ *                the prior of its apartment's, (tp_a + n0 q) / (n_a + n0); the weight is that
+ *                over p0 (p0 verdict_prior, n0 verdict_weight, m0 verdict_kind_weight). A
+ *                candidate whose weighed score falls below `open` is not listed (reason
+ *                "verdicts:<tp>tp/<fp>fp" of its apartment; it expires unless its evidence
+ *                grows): a kind the team keeps finding nothing behind, or a flat cleared twice,
+ *                waits for stronger evidence, and the budget is a ceiling, not a quota.
  * Raised entries that change are marked `publish` (main.c publishes them once per batch).
  *
  * Ownership: borrows everything. Thread-safety: none. Errors: HVS_ENOMEM.
@@ -43,10 +54,15 @@ typedef struct al_conf {
     double water_min_l;
     double building_share;
     int building_min;
+    /* the technicians' verdicts labelled within verdict_memory_ms before a list weigh its
+     * candidates (0: they do not): see "verdicts" above */
+    int64_t verdict_memory_ms;
+    double verdict_prior, verdict_weight, verdict_kind_weight;
 } al_conf_t;
 
 typedef struct al_judge_stats {
     uint64_t opened, suppressed[3], critical, raised, expired, dropped, lists;
+    uint64_t discounted; /* list places a candidate lost to its apartment's verdicts */
 } al_judge_stats_t;
 
 enum { AL_SUP_BUILDING_WIDE, AL_SUP_VACANCY, AL_SUP_FEEDBACK };

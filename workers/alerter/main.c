@@ -45,6 +45,8 @@
 typedef struct settings {
     double open, close, critical_score, building_share, water_min;
     int64_t close_hours, top_k, vacancy_hours, vacancy_known, building_min;
+    double verdict_prior, verdict_weight, verdict_kind_weight;
+    int64_t verdict_memory_ms;
     int64_t carry_ms, keep_ms, fp_suppress_ms, lag_ms, max_future_ms, rebuild_ms, idle_ms,
         quiet_wait_ms;
     char *critical_rules, *benign_causes;
@@ -83,6 +85,19 @@ static const hvs_cfg_entry_t al_entries[] = {
     {"HVS_ALERT_FP_SUPPRESS", HVS_CFG_DURATION, "7d", 0, 31536000000.0, S(fp_suppress_ms), 0,
      "after a FALSE_POSITIVE with a benign cause, new alerts of that apartment and type are "
      "suppressed this long"},
+    {"HVS_ALERT_VERDICT_MEMORY", HVS_CFG_DURATION, "14d", 0, 31536000000.0, S(verdict_memory_ms), 0,
+     "technicians' verdicts on an apartment's alerts of a type labelled this long before a daily "
+     "list weigh its candidates' place in it (0: verdicts do not change ranks; at most "
+     "HVS_ALERT_KEEP, the verdicts the book still holds)"},
+    {"HVS_ALERT_VERDICT_PRIOR", HVS_CFG_DOUBLE, "0.3", 0.001, 1, S(verdict_prior), 0,
+     "the precision assumed of an apartment's alerts before any verdict (seed 004: ~30 % before "
+     "labels); a candidate's score is weighed by its posterior precision over this, at most 1"},
+    {"HVS_ALERT_VERDICT_WEIGHT", HVS_CFG_DOUBLE, "2", 0, 1000, S(verdict_weight), 0,
+     "how many verdicts an apartment's prior counts as: higher, one false positive moves a "
+     "flat less"},
+    {"HVS_ALERT_VERDICT_KIND_WEIGHT", HVS_CFG_DOUBLE, "10", 0, 1000, S(verdict_kind_weight), 0,
+     "how many verdicts the prior of a kind of evidence (the rules that fired; none: the "
+     "residual alone) counts as in a team: its posterior precision is an apartment's prior"},
     {"HVS_ALERT_BENIGN_CAUSES", HVS_CFG_STRING,
      "vacation,resident_away,guest_stay,guests,manual_override,night_shift,move_in", 0, 0,
      S(benign_causes), 0, "comma-separated root causes that are benign patterns"},
@@ -126,7 +141,7 @@ typedef struct worker {
     al_score_t score;                      /* decode buffers */
     al_water_t water;
     hvs_metric_t *m_in[3], *m_published, *m_held, *m_late, *m_feedback[2], *m_opened, *m_sup[3],
-        *m_critical, *m_raised, *m_expired, *m_lists, *m_skipped;
+        *m_critical, *m_raised, *m_expired, *m_lists, *m_discounted, *m_skipped;
 } worker_t;
 
 /* ---- inputs --------------------------------------------------------------------------------- */
@@ -323,6 +338,7 @@ static void count(worker_t *w) {
     hvs_metric_add(w->m_raised, (double)(n->raised - o->raised));
     hvs_metric_add(w->m_expired, (double)(n->expired - o->expired));
     hvs_metric_add(w->m_lists, (double)(n->lists - o->lists));
+    hvs_metric_add(w->m_discounted, (double)(n->discounted - o->discounted));
     *o = *n;
 }
 
@@ -521,6 +537,10 @@ static int apply_settings(worker_t *w, hvs_err_t *err) {
         crit |= bit;
         p = c ? c + 1 : NULL;
     }
+    if (settings.verdict_memory_ms > settings.keep_ms)
+        return hvs_err_set(err, HVS_ECONFIG, "bad_value",
+                           "HVS_ALERT_VERDICT_MEMORY must not exceed HVS_ALERT_KEEP (the book "
+                           "forgets older verdicts)");
     if (!(settings.close <= settings.open))
         return hvs_err_set(err, HVS_ECONFIG, "bad_value",
                            "HVS_ALERT_CLOSE must not exceed HVS_ALERT_OPEN");
@@ -538,7 +558,11 @@ static int apply_settings(worker_t *w, hvs_err_t *err) {
                           .vacancy_known = (int)settings.vacancy_known,
                           .water_min_l = settings.water_min,
                           .building_share = settings.building_share,
-                          .building_min = (int)settings.building_min};
+                          .building_min = (int)settings.building_min,
+                          .verdict_memory_ms = settings.verdict_memory_ms,
+                          .verdict_prior = settings.verdict_prior,
+                          .verdict_weight = settings.verdict_weight,
+                          .verdict_kind_weight = settings.verdict_kind_weight};
     return 0;
 }
 
@@ -575,6 +599,9 @@ static void metrics(worker_t *w, hvs_metrics_t *ms) {
     w->m_expired = counter(ms, "hvs_alerter_expired_total",
                            "candidates that never made a daily list", NULL);
     w->m_lists = counter(ms, "hvs_alerter_lists_total", "daily team lists made", NULL);
+    w->m_discounted = counter(ms, "hvs_alerter_discounted_total",
+                              "daily-list places candidates lost to the technicians' verdicts",
+                              NULL);
 }
 
 static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
