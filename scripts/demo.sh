@@ -18,15 +18,27 @@
 #      apartment-hour scored, and the three highest scores shown with their reasons,
 #   9. runs hvs-alerter on the scores (a daily top-5 per team, hysteresis, benign patterns
 #      suppressed) and hvs-technician answering the raised alerts from the simulator's ground
-#      truth on alerts.feedback; ends with today's list per team as a technician sees it
-#      (hvsctl alerts list) and what was suppressed, with reasons.
+#      truth on alerts.feedback,
+#  10. runs the flywheel for 8 weeks of simulated operation (the quality test's binary,
+#      test_al_flywheel: the same code of every stage in one process, ~90 s; 4 buildings over
+#      ten days give too few verdicts to learn from): precision@k per week as the verdicts
+#      weigh the lists and the classifier is retrained weekly, against the same alerter without
+#      feedback (skip it with --no-flywheel),
+#  11. ends with today's list per team as a technician sees it (hvsctl alerts list) and what was
+#      suppressed, with reasons.
 # Services are stopped at the end; with --stay they keep running until Ctrl-C so you can use
 # `hvsctl` against them (the exports to do so are printed).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-stay=0
-[ "${1:-}" = "--stay" ] && stay=1
+stay=0 flywheel=1
+for arg in "$@"; do
+  case $arg in
+  --stay) stay=1 ;;
+  --no-flywheel) flywheel=0 ;;
+  *) echo "usage: scripts/demo.sh [--stay] [--no-flywheel]" >&2; exit 2 ;;
+  esac
+done
 
 scripts/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -196,6 +208,16 @@ sleep 3
 kill -0 "$al_pid" 2>/dev/null || { echo "hvs-alerter exited; its log:"; tail -n 20 "$run_dir/alerter.log"; }
 echo "== alerter: $(metrics "$al_port" | awk '/^hvs_alerter_(episodes_opened|raised|critical|lists|suppressed|feedback)_total/{printf "%s %s  ", $1, $2}')"
 echo "== technician: $(metrics "$tech_port" | awk '/^hvs_technician_answered_total/{printf "%s %s  ", $1, $2}')"
+if [ "$flywheel" = 1 ]; then
+  echo "== the flywheel: 10 buildings x 20 flats, 8 weeks of the heating season in one process (build/tests/alerter/test_al_flywheel, ~90 s)"
+  FLYWHEEL_TSV="$run_dir/flywheel.tsv" build/tests/alerter/test_al_flywheel >"$run_dir/flywheel.out" 2>"$run_dir/flywheel.err" ||
+    echo "   test_al_flywheel failed; see its output:"
+  sed -n '/^end of week/p;/^week /,/^(faults/p;/^precision@k, first/p;/^alerts on a fault/p' "$run_dir/flywheel.out" | cut -c1-220
+  if command -v gnuplot >/dev/null && [ -s "$run_dir/flywheel.tsv" ]; then
+    scripts/plot-flywheel.sh "$run_dir/flywheel.tsv" "$run_dir/flywheel.png" >/dev/null &&
+      cp "$run_dir/flywheel.png" /tmp/hvs-demo-flywheel.png && echo "   plotted: /tmp/hvs-demo-flywheel.png"
+  fi
+fi
 echo "== today's lists, as a technician sees them (hvsctl alerts list --date <latest day>)"
 day=$("$hvsctl" alerts list --json 2>/dev/null | /usr/bin/python3 -c 'import json,sys
 days=[json.loads(l).get("list_day") or 0 for l in sys.stdin]

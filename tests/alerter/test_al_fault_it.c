@@ -23,7 +23,8 @@
  * three days are written before the worker starts; once the run caught up on them, technicians'
  * feedback on alerts raised by then (a CRITICAL confirmed after an UNSURE, a benign
  * FALSE_POSITIVE "vacation" that must suppress the apartment's next ANOMALY three days later, a
- * non-benign one that must not, a duplicate, and refused ones: invalid_transition,
+ * non-benign one that does not suppress but weighs the apartment's next ANOMALY down in its
+ * team's list (judge.h "verdicts"), a duplicate, and refused ones: invalid_transition,
  * unknown_alert, stale_feedback, alert_not_raised) is written with the last three days. Feedback
  * is causal - it answers what was published - so it cannot be part of a pre-produced stream.
  *
@@ -616,8 +617,14 @@ static void test_reference(void) {
     HVS_CHECK(c && hvs_test_streq(field(c, "status"), "RESOLVED_FALSE_POSITIVE") &&
                   json_integer_value(json_object_get(c, "rank")) == 1,
               "reference: %s first of south's day 0, a false positive", OTHER_ID);
-    HVS_CHECK(json_object_get(ref->latest, "b3a04#2024-12-06#ANOMALY") != NULL,
-              "reference: b3a04's next ANOMALY raised (no_fault_found is not benign)");
+    /* no_fault_found is not benign (no suppression), but the verdict weighs b3a04's next
+     * ANOMALY (0.96) in its team's list: by 0.606 (judge.h "verdicts": q = 3/11 for the kind in
+     * team south, (2 q) / 3 for the flat, over 0.3) to 0.58, behind the day's unvisited flats
+     * (0.909 each: the kind's one false positive) - the list depends on the feedback, in every
+     * run */
+    HVS_CHECK(!json_object_get(ref->latest, "b3a04#2024-12-06#ANOMALY"),
+              "reference: b3a04's next ANOMALY not raised: its flat's verdict puts it behind "
+              "flats nobody has visited");
     HVS_CHECK(json_object_get(ref->latest, "b2a03#2024-12-06#RULE_NO_RESPONSE") != NULL,
               "reference: the second CRITICAL");
     HVS_CHECK(!json_object_get(ref->latest, "b2a12#2024-12-04#ANOMALY"),
