@@ -500,7 +500,32 @@ static void run_all(void) {
     json_decref(d);
 }
 
+/* Settings that contradict each other are refused at start, naming them (no services needed:
+ * the settings are checked before anything connects). */
+static void settings_refused(void) {
+    static const struct {
+        const char *args, *says;
+    } bad[] = {
+        {"--close 0.6 --open 0.5", "HVS_ALERT_CLOSE must not exceed HVS_ALERT_OPEN"},
+        {"--verdict-memory 20d --keep 14d", "HVS_ALERT_VERDICT_MEMORY must not exceed"},
+        {"--verdict-prior 0", "HVS_ALERT_VERDICT_PRIOR"},
+        {"--critical-rules no_such_rule", "no_such_rule is not a rule of the scorer"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char cmd[1024], *out = NULL;
+        snprintf(cmd, sizeof cmd,
+                 "env HVS_KAFKA_BROKERS=127.0.0.1:1 HVS_REDIS_URL=redis://127.0.0.1:1 %s %s 2>&1",
+                 HVS_TEST_ALERTER, bad[i].args);
+        int rc = hvs_test_run(cmd, NULL, 0, &out, NULL);
+        HVS_CHECK(rc != 0, "%s: refused (exit %d)", bad[i].args, rc);
+        HVS_CHECK(out && strstr(out, bad[i].says), "%s: says '%s': %s", bad[i].args, bad[i].says,
+                  out ? out : "");
+        free(out);
+    }
+}
+
 static const hvs_test_case_t cases[] = {
+    {"settings_refused", settings_refused},
     {"alerter", run_all},
     HVS_TEST_CASES_END,
 };

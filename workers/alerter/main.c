@@ -86,12 +86,13 @@ static const hvs_cfg_entry_t al_entries[] = {
      "after a FALSE_POSITIVE with a benign cause, new alerts of that apartment and type are "
      "suppressed this long"},
     {"HVS_ALERT_VERDICT_MEMORY", HVS_CFG_DURATION, "14d", 0, 31536000000.0, S(verdict_memory_ms), 0,
-     "technicians' verdicts on an apartment's alerts of a type labelled this long before a daily "
-     "list weigh its candidates' place in it (0: verdicts do not change ranks; at most "
-     "HVS_ALERT_KEEP, the verdicts the book still holds)"},
+     "technicians' verdicts on a team's alerts labelled this long before a daily list weigh its "
+     "candidates: by the precision found behind their kind of evidence, then their flat (0: "
+     "verdicts do not change lists; at most HVS_ALERT_KEEP, the verdicts the book still holds)"},
     {"HVS_ALERT_VERDICT_PRIOR", HVS_CFG_DOUBLE, "0.3", 0.001, 1, S(verdict_prior), 0,
      "the precision assumed of an apartment's alerts before any verdict (seed 004: ~30 % before "
-     "labels); a candidate's score is weighed by its posterior precision over this, at most 1"},
+     "labels); a candidate's score is weighed by its posterior precision over this and is not "
+     "listed when that falls below HVS_ALERT_OPEN"},
     {"HVS_ALERT_VERDICT_WEIGHT", HVS_CFG_DOUBLE, "2", 0, 1000, S(verdict_weight), 0,
      "how many verdicts an apartment's prior counts as: higher, one false positive moves a "
      "flat less"},
