@@ -616,6 +616,66 @@ void hvs_fault_check_same(const hvs_fault_run_t *ref, const hvs_fault_run_t *run
               json_object_size(ref->dead));
 }
 
+/* The input of a dead letter's key "<logical input>/<partition>/<offset>/<reason>", -1 none. */
+static int dead_input(const hvs_fault_stage_t *st, const char *key) {
+    for (int t = 0; t < HVS_FAULT_MAX_TOPICS && st->inputs[t]; t++) {
+        size_t l = strlen(st->inputs[t]);
+        if (strncmp(key, st->inputs[t], l) == 0 && key[l] == '/')
+            return t;
+    }
+    return -1;
+}
+
+void hvs_fault_check_poisons(const hvs_fault_run_t *ref, const hvs_fault_run_t *run,
+                             hvs_fault_poison_t *p, size_t n) {
+    const hvs_fault_stage_t *st = run->world->stage;
+    HVS_CHECK(run->finished, "%s: caught up", run->name);
+    HVS_CHECK(run->restarts == 0, "%s: %d restarts", run->name, run->restarts);
+    size_t dl = hvs_fault_compare("latest", ref->latest, run->latest, 5);
+    HVS_CHECK(dl == 0, "%s: %zu of %zu outputs differ from the reference", run->name, dl,
+              json_object_size(ref->latest));
+    if (dl)
+        hvs_fault_print_history(ref, run, 5);
+    json_t *rest = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(run->dead, k, v) {
+        int input = dead_input(st, k);
+        HVS_CHECK(input >= 0, "%s: a dead letter of another topic: %s", run->name, k);
+        int32_t part = (int32_t)json_integer_value(json_object_get(v, "original_partition"));
+        int64_t off = (int64_t)json_integer_value(json_object_get(v, "original_offset"));
+        const char *reason = json_string_value(json_object_get(v, "error_code"));
+        size_t i = 0;
+        while (i < n && !(p[i].input == input && p[i].partition == part && p[i].offset == off))
+            i++;
+        if (i < n) {
+            HVS_CHECK(hvs_test_streq(reason, p[i].reason),
+                      "poison %s \"%s\" dead-lettered as %s, expected %s", st->inputs[input],
+                      hvs_test_str(p[i].what), hvs_test_str(reason), p[i].reason);
+            p[i].what = NULL; /* found */
+            continue;
+        }
+        int64_t shift = 0;
+        for (size_t j = 0; j < n; j++)
+            shift += p[j].before && p[j].input == input && p[j].partition == part;
+        json_t *c = json_deep_copy(v);
+        json_object_set_new(c, "original_offset", json_integer(off - shift));
+        char key[600];
+        snprintf(key, sizeof key, "%s/%d/%lld/%s", input >= 0 ? st->inputs[input] : "-", (int)part,
+                 (long long)(off - shift), hvs_test_str(reason));
+        json_object_set_new(rest, key, c);
+    }
+    for (size_t i = 0; i < n; i++)
+        HVS_CHECK(p[i].what == NULL,
+                  "poison %s \"%s\" (partition %d offset %lld) not on the dead-letter topic",
+                  st->inputs[p[i].input], hvs_test_str(p[i].what), (int)p[i].partition,
+                  (long long)p[i].offset);
+    size_t dd = hvs_fault_compare("dead letter", ref->dead, rest, 5);
+    HVS_CHECK(dd == 0, "%s: %zu of the stream's %zu dead letters differ from the reference",
+              run->name, dd, json_object_size(ref->dead));
+    json_decref(rest);
+}
+
 /* ---- fault functions --------------------------------------------------------------------- */
 
 static int member_of(void *arg) { return (int)(intptr_t)arg; }

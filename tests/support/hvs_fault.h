@@ -175,6 +175,23 @@ void hvs_fault_print_history(const hvs_fault_run_t *ref, const hvs_fault_run_t *
  * that no member crashed. Prints a one-line summary. */
 void hvs_fault_check_same(const hvs_fault_run_t *ref, const hvs_fault_run_t *run);
 
+/* A record the poison case wrote for the stage to dead-letter (hvs_fault_check_poisons). */
+typedef struct hvs_fault_poison {
+    const char *what;   /* what is wrong with it, for messages; NULL once found */
+    const char *reason; /* the error_code its dead letter must carry */
+    int input;          /* the stage's input (index into stage->inputs) */
+    int32_t partition;  /* where hvs_fault_produce put it */
+    int64_t offset;
+    bool before; /* written before the stream's records of its partition (it moved them) */
+} hvs_fault_poison_t;
+
+/* The poison case's verdict (HVS_CHECK): the run caught up without a restart, its latest
+ * values equal ref's, every poison p[0..n) was dead-lettered with its reason, and every other
+ * dead letter - its original_offset moved back by the `before` poisons of its input and
+ * partition - equals ref's. */
+void hvs_fault_check_poisons(const hvs_fault_run_t *ref, const hvs_fault_run_t *run,
+                             hvs_fault_poison_t *p, size_t n);
+
 /* A rank for stages whose outputs carry an integer "revision" (absent = 0): the highest wins. */
 long long hvs_fault_rank_revision(const json_t *value);
 

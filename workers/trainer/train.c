@@ -145,6 +145,8 @@ void tr_rank_metrics(const tr_history_t *h, tr_task_t task, tr_labels_t *labels,
     out->label_days = na;
     out->labelled_days = labelled;
     out->fault_days = pos_total;
+    out->ranked_labelled = ranked_labelled;
+    out->ranked_faults = tp;
     if (ranked_labelled)
         out->metrics.precision_at_k = (double)tp / ranked_labelled;
     if (pos_total)
@@ -152,6 +154,13 @@ void tr_rank_metrics(const tr_history_t *h, tr_task_t task, tr_labels_t *labels,
     if (labelled)
         out->naive.precision_at_k = (double)pos_total / labelled;
     free(d), free(agg);
+}
+
+double tr_wilson_lower(size_t k, size_t n, double z) {
+    if (n == 0)
+        return NAN;
+    double p = (double)k / (double)n, z2 = z * z, nn = (double)n;
+    return (p + z2 / (2 * nn) - z * sqrt(p * (1 - p) / nn + z2 / (4 * nn * nn))) / (1 + z2 / nn);
 }
 
 /* Rows i with keep(i) into a new dense matrix. */
@@ -638,6 +647,7 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
     if (task == TR_ANOMALY_CLASSIFIER) {
         double p = out->metrics.precision_at_k, pn = out->naive.precision_at_k,
                pc = out->has_champion ? out->champion.precision_at_k : NAN;
+        double lo = tr_wilson_lower(out->ranked_faults, out->ranked_labelled, 1.2816);
         if (!isfinite(p))
             out->status = HVS_MODEL_REJECTED,
             snprintf(out->reason, sizeof out->reason, "no labelled held-out days to rank");
@@ -645,6 +655,12 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
             out->status = HVS_MODEL_REJECTED,
             snprintf(out->reason, sizeof out->reason, "precision@%d %.3f does not beat chance %.3f",
                      c->top_k, p, pn);
+        else if (isfinite(pn) && !(lo > pn))
+            out->status = HVS_MODEL_REJECTED,
+            snprintf(out->reason, sizeof out->reason,
+                     "precision@%d %.3f (%zu of %zu labelled days ranked) is not surely above "
+                     "chance %.3f: its 90 %% lower bound is %.3f",
+                     c->top_k, p, out->ranked_faults, out->ranked_labelled, pn, lo);
         else if (isfinite(pc) && p < pc * (1.0 + c->min_improvement))
             out->status = HVS_MODEL_PENDING_APPROVAL,
             snprintf(

@@ -19,8 +19,10 @@
  * anomaly-classifier (binary:logistic, no monotone constraints) trains only on labelled days,
  * once there are min_labels fault days (and as many false alarms from feedback) before the
  * first held-out day; it is ranked on every apartment-day of the held-out folds, as it would
- * rank them serving (the labels decide only what counts); its gate is precision@k: it must beat
- * chance, and the champion by min_improvement for auto-approval.
+ * rank them serving (the labels decide only what counts); its gate is precision@k: the lower
+ * bound of its one-sided 90 % Wilson interval (over the labelled days in the top k) must beat
+ * chance — 1 fault in 2 ranked days is not evidence, 6 in 10 against a chance of 0.2 is — and
+ * the point estimate the champion's by min_improvement for auto-approval.
  * Final model: every row of the window (last 10 % of hours for early stopping).
  * Stress test (seed 001's sunny winter day): for sampled rows, outdoor temperature from -20 to
  * 25 degC at the row's irradiance (hdh and the interactions moved with it) — predictions must
@@ -91,8 +93,13 @@ typedef struct tr_result {
     int32_t *eval_group, *eval_series, *eval_fold;
     /* anomaly tasks with labels: evaluated apartment-days, labelled ones, faults among them */
     size_t label_days, labelled_days, fault_days;
+    size_t ranked_labelled, ranked_faults; /* labelled days in the daily top k; faults of them */
     char baseline[192]; /* refresh: the forecast version whose errors it corrects */
 } tr_result_t;
+
+/* The lower bound of the Wilson score interval of k successes in n at normal quantile z (1.2816:
+ * one-sided 90 %); NaN when n is 0. */
+double tr_wilson_lower(size_t k, size_t n, double z);
 
 #define TR_NQ 7
 extern const double tr_profile_p[TR_NQ];
