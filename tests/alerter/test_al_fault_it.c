@@ -125,51 +125,14 @@ enum {
     S_DUP_AT,
 };
 
-typedef struct rec {
-    hvs_ms_t at; /* when the real pipeline would publish it */
-    int seq;     /* generation order: ties */
-    char key[32];
-    unsigned char *buf; /* the encoded value (owned) */
-    size_t len;
-} rec_t;
-
-typedef struct recs {
-    rec_t *r;
-    size_t n, cap;
-} recs_t;
-
 enum { T_SCORE, T_AGG, T_FB, NT };
 
 static hvs_serde_t *serde;
 static hvs_producer_t *prod;
 static hvs_encoder_t *enc_score, *enc_agg, *enc_bld;
 static hvs_feedback_writer_t *fbw;
-static recs_t recs[NT];
+static hvs_fault_recs_t recs[NT];
 static struct { int rev, rev_lower_after, dups, building_level, unmetered; } made;
-
-static rec_t *rec_add(recs_t *rs, hvs_ms_t at, const char *key, const void *buf, size_t len) {
-    if (rs->n == rs->cap) {
-        rs->cap = rs->cap ? 2 * rs->cap : 4096;
-        rs->r = realloc(rs->r, rs->cap * sizeof *rs->r);
-        HVS_REQUIRE(rs->r, "out of memory");
-    }
-    rec_t *r = &rs->r[rs->n];
-    r->at = at;
-    r->seq = (int)rs->n++;
-    snprintf(r->key, sizeof r->key, "%s", key);
-    r->buf = malloc(len ? len : 1);
-    HVS_REQUIRE(r->buf, "out of memory");
-    memcpy(r->buf, buf, len);
-    r->len = len;
-    return r;
-}
-
-static int rec_cmp(const void *a, const void *b) {
-    const rec_t *x = a, *y = b;
-    if (x->at != y->at)
-        return x->at < y->at ? -1 : 1;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
 
 /* JSON -> Avro with its wire header (valid until the encoder's next use). */
 static const void *encode_json(hvs_encoder_t *enc, const char *json, size_t *len) {
@@ -263,7 +226,7 @@ static void add_score(int b, int a, int i, int rev, double score, const char *ru
              (long long)at);
     size_t len;
     const void *buf = encode_json(enc_score, json, &len);
-    rec_add(&recs[T_SCORE], at, BLD[b], buf, len);
+    hvs_fault_recs_add(&recs[T_SCORE], at, BLD[b], buf, len);
 }
 
 /* An apartment's hot water (apt NULL: the building's own record, skipped). */
@@ -279,7 +242,7 @@ static void add_water(int b, const char *apt, int i, double litres, bool unmeter
              BLD[b], a, hour, hour + HOUR, l, hour + HOUR);
     size_t len;
     const void *buf = encode_json(enc_agg, json, &len);
-    rec_add(&recs[T_AGG], at, BLD[b], buf, len);
+    hvs_fault_recs_add(&recs[T_AGG], at, BLD[b], buf, len);
 }
 
 static void gen(void) {
@@ -318,13 +281,14 @@ static void gen(void) {
             }
         }
     for (int t = 0; t < 2; t++) { /* exact duplicates, up to 3 h later */
-        recs_t *rs = &recs[t];
+        hvs_fault_recs_t *rs = &recs[t];
         size_t n = rs->n;
         for (size_t k = 0; k < n; k++)
             if (u((int64_t)k, t, 0, S_DUP) < 0.02) {
-                rec_t copy = rs->r[k];
-                rec_add(rs, copy.at + (hvs_ms_t)(3 * HOUR * u((int64_t)k, t, 0, S_DUP_AT)),
-                        copy.key, copy.buf, copy.len);
+                hvs_fault_rec_t copy = rs->r[k];
+                hvs_fault_recs_add(rs,
+                                   copy.at + (hvs_ms_t)(3 * HOUR * u((int64_t)k, t, 0, S_DUP_AT)),
+                                   copy.key, copy.buf, copy.len);
                 made.dups++;
             }
     }
@@ -336,7 +300,7 @@ static void gen(void) {
 
 static void gen_bad(void) {
     hvs_ms_t at = T0 + 20 * HOUR + 20 * MIN;
-    rec_add(&recs[T_SCORE], at, BLD[0], "\0\0\0\0\x0fgarbage", 12);
+    hvs_fault_recs_add(&recs[T_SCORE], at, BLD[0], "\0\0\0\0\x0fgarbage", 12);
     char json[2048];
     size_t len;
     const void *buf;
@@ -348,7 +312,8 @@ static void gen_bad(void) {
              "\"scored_at\":%lld}",
              BLD[1], apt_id(1, 0), T0 + 40 * HOUR, "1.5", T0 + 41 * HOUR);
     buf = encode_json(enc_score, json, &len);
-    rec_add(&recs[T_SCORE], T0 + 41 * HOUR + 20 * MIN, BLD[1], buf, len); /* out of range */
+    hvs_fault_recs_add(&recs[T_SCORE], T0 + 41 * HOUR + 20 * MIN, BLD[1], buf,
+                       len); /* out of range */
     snprintf(json, sizeof json,
              "{\"building_id\":\"%s\",\"apartment_id\":\"%s\",\"hour\":%lld,\"score\":%s,"
              "\"probability\":null,\"expected\":null,\"observed\":null,\"strategy\":\"RULES\","
@@ -357,7 +322,8 @@ static void gen_bad(void) {
              "\"scored_at\":%lld}",
              BLD[2], apt_id(2, 0), T0 + 90 * HOUR + 60000, "0.1", T0 + 91 * HOUR);
     buf = encode_json(enc_score, json, &len);
-    rec_add(&recs[T_SCORE], T0 + 91 * HOUR + 20 * MIN, BLD[2], buf, len); /* off the hour */
+    hvs_fault_recs_add(&recs[T_SCORE], T0 + 91 * HOUR + 20 * MIN, BLD[2], buf,
+                       len); /* off the hour */
     snprintf(json, sizeof json,
              "{\"building_id\":\"%s\",\"apartment_id\":\"%s\",\"hour\":%lld,\"score\":%s,"
              "\"probability\":null,\"expected\":null,\"observed\":null,\"strategy\":\"RULES\","
@@ -366,16 +332,17 @@ static void gen_bad(void) {
              "\"scored_at\":%lld}",
              BLD[0], apt_id(0, 5), T0 + 100 * HOUR, "0.1", T0 + 101 * HOUR);
     buf = encode_json(enc_score, json, &len);
-    rec_add(&recs[T_SCORE], T0 + 101 * HOUR + 20 * MIN, BLD[2], buf, len); /* another key */
+    hvs_fault_recs_add(&recs[T_SCORE], T0 + 101 * HOUR + 20 * MIN, BLD[2], buf,
+                       len); /* another key */
 
-    rec_add(&recs[T_AGG], T0 + 30 * HOUR + 20 * MIN, BLD[1], "\0\0\0\0\x0dgarbage", 12);
+    hvs_fault_recs_add(&recs[T_AGG], T0 + 30 * HOUR + 20 * MIN, BLD[1], "\0\0\0\0\x0dgarbage", 12);
     snprintf(json, sizeof json,
              "{\"building_id\":\"%s\",\"apartment_id\":\"%s\",\"window_start\":%lld,"
              "\"window_end\":%lld,\"window_size_ms\":3600000,\"hot_water_litres\":3,"
              "\"emitted_at\":%lld}",
              BLD[0], apt_id(0, 3), T0 + 80 * HOUR, T0 + 81 * HOUR, T0 + 81 * HOUR);
     buf = encode_json(enc_agg, json, &len);
-    rec_add(&recs[T_AGG], T0 + 81 * HOUR + 20 * MIN, BLD[1], buf, len); /* another key */
+    hvs_fault_recs_add(&recs[T_AGG], T0 + 81 * HOUR + 20 * MIN, BLD[1], buf, len); /* another key */
 }
 
 /* ---- feedback (the second phase) ------------------------------------------------------------ */
@@ -424,7 +391,7 @@ static void gen_feedback(void) {
         size_t len;
         hvs_err_t err = {0};
         HVS_REQUIRE(hvs_feedback_encode(fbw, &f, &buf, &len, &err) == 0, "feedback: %s", err.msg);
-        rec_add(&recs[T_FB], T0 + (SPLIT + 1) * HOUR, BLD[x->b], buf, len);
+        hvs_fault_recs_add(&recs[T_FB], T0 + (SPLIT + 1) * HOUR, BLD[x->b], buf, len);
     }
 }
 
@@ -442,17 +409,14 @@ static void teardown(void) {
     hvs_feedback_writer_destroy(fbw);
     hvs_producer_destroy(prod);
     hvs_serde_destroy(serde);
-    for (int t = 0; t < NT; t++) {
-        for (size_t k = 0; k < recs[t].n; k++)
-            free(recs[t].r[k].buf);
-        free(recs[t].r);
-    }
+    for (int t = 0; t < NT; t++)
+        hvs_fault_recs_free(&recs[t]);
     hvs_fault_world_stop(&world, hvs_test_failed > 0);
 }
 
 /* The phase of a record: 0 the first three days (published before the fourth day's first hour
  * ends), 1 the feedback, 2 the last three days. */
-static bool in_phase(const rec_t *r, int t, int phase) {
+static bool in_phase(const hvs_fault_rec_t *r, int t, int phase) {
     if (t == T_FB)
         return phase == 1;
     return (r->at < T0 + (SPLIT + 1) * HOUR) ? phase == 0 : phase == 2;
@@ -471,7 +435,7 @@ static int64_t fill(hvs_fault_run_t *run, int phase) {
     hvs_err_t err = {0};
     for (int t = 0; t < NT; t++) {
         for (size_t k = 0; k < recs[t].n; k++) {
-            const rec_t *r = &recs[t].r[k];
+            const hvs_fault_rec_t *r = &recs[t].r[k];
             if (in_phase(r, t, phase))
                 HVS_REQUIRE(hvs_producer_send(prod, run->inputs[t], RD_KAFKA_PARTITION_UA, r->key,
                                               strlen(r->key), r->buf, r->len, &err) == 0,
@@ -524,7 +488,7 @@ static void need_world(void) {
     gen_bad();
     gen_feedback();
     for (int t = 0; t < NT; t++)
-        qsort(recs[t].r, recs[t].n, sizeof *recs[t].r, rec_cmp);
+        hvs_fault_recs_sort(&recs[t]);
     printf("  input: %zu scores, %zu aggregates, %zu feedback (%d revised hours, %d with the "
            "lower revision last, %d duplicates, %d building-level, %d unmetered hours), bad "
            "records %d + %d; %lld messages in the first phase, %lld feedback, %lld in the last\n",

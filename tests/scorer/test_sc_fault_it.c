@@ -142,49 +142,12 @@ enum {
 
 static struct { int late, rev, weak, dups, building_level; } made;
 
-typedef struct rec {
-    hvs_ms_t at; /* when the real pipeline would publish it */
-    int seq;     /* generation order: ties */
-    char key[32];
-    unsigned char *buf; /* the encoded value (owned) */
-    size_t len;
-} rec_t;
-
-typedef struct recs {
-    rec_t *r;
-    size_t n, cap;
-} recs_t;
-
 static hvs_serde_t *serde;
 static hvs_producer_t *prod;
 static hvs_encoder_t *enc_agg, *enc_vec, *enc_bld, *enc_model;
-static recs_t aggs, vecs;
+static hvs_fault_recs_t aggs, vecs;
 /* the highest revision of each apartment-hour's two halves, as generated */
 static int max_arev[NB][MAXA][MAXH], max_vrev[NB][MAXA][MAXH];
-
-static rec_t *rec_add(recs_t *rs, hvs_ms_t at, const char *key, const void *buf, size_t len) {
-    if (rs->n == rs->cap) {
-        rs->cap = rs->cap ? 2 * rs->cap : 4096;
-        rs->r = realloc(rs->r, rs->cap * sizeof *rs->r);
-        HVS_REQUIRE(rs->r, "out of memory");
-    }
-    rec_t *r = &rs->r[rs->n];
-    r->at = at;
-    r->seq = (int)rs->n++;
-    snprintf(r->key, sizeof r->key, "%s", key);
-    r->buf = malloc(len ? len : 1);
-    HVS_REQUIRE(r->buf, "out of memory");
-    memcpy(r->buf, buf, len);
-    r->len = len;
-    return r;
-}
-
-static int rec_cmp(const void *a, const void *b) {
-    const rec_t *x = a, *y = b;
-    if (x->at != y->at)
-        return x->at < y->at ? -1 : 1;
-    return x->seq < y->seq ? -1 : x->seq > y->seq;
-}
 
 /* JSON -> Avro with its wire header (valid until the encoder's next use). */
 static const void *encode_json(hvs_encoder_t *enc, const char *json, size_t *len) {
@@ -345,7 +308,7 @@ static void add_agg(int b, int a, int64_t i, int rev, hvs_ms_t at) {
     agg_json(json, sizeof json, BLD[b], apt_id(a), T0 + i * HOUR, HOUR, rev, &h, -1);
     size_t len;
     const void *buf = encode_json(enc_agg, json, &len);
-    rec_add(&aggs, at, BLD[b], buf, len);
+    hvs_fault_recs_add(&aggs, at, BLD[b], buf, len);
     if (rev > max_arev[b][a][i])
         max_arev[b][a][i] = rev;
 }
@@ -358,7 +321,7 @@ static void add_vec(int b, int a, int64_t i, int arev, int vrev, bool weak, hvs_
         h.outdoor += 1.5 * (u(b * 16 + a, i, vrev, S_FC) - 0.5);
     size_t len;
     const void *buf = vec_bytes(BLD[b], apt_id(a), i, vrev, &h, NULL, NAN, &len);
-    rec_add(&vecs, at, BLD[b], buf, len);
+    hvs_fault_recs_add(&vecs, at, BLD[b], buf, len);
     if (vrev > max_vrev[b][a][i])
         max_vrev[b][a][i] = vrev;
 }
@@ -406,21 +369,22 @@ static void gen(void) {
                 agg_json(json, sizeof json, BLD[b], NULL, T0 + i * HOUR, HOUR, 0, &h, -1);
                 size_t len;
                 const void *buf = encode_json(enc_agg, json, &len);
-                rec_add(&aggs, end + 4 * MIN, BLD[b], buf, len);
+                hvs_fault_recs_add(&aggs, end + 4 * MIN, BLD[b], buf, len);
                 buf = vec_bytes(BLD[b], NULL, i, 2, &h, NULL, NAN, &len);
-                rec_add(&vecs, end + 70 * MIN, BLD[b], buf, len);
+                hvs_fault_recs_add(&vecs, end + 70 * MIN, BLD[b], buf, len);
                 made.building_level += 2;
             }
         }
-    recs_t *both[2] = {&aggs, &vecs};
+    hvs_fault_recs_t *both[2] = {&aggs, &vecs};
     for (int t = 0; t < 2; t++) { /* exact duplicates, up to 3 h later */
-        recs_t *rs = both[t];
+        hvs_fault_recs_t *rs = both[t];
         size_t n = rs->n;
         for (size_t k = 0; k < n; k++)
             if (u((int64_t)k, t, 0, S_DUP) < 0.02) {
-                rec_t copy = rs->r[k];
-                rec_add(rs, copy.at + (hvs_ms_t)(3 * HOUR * u((int64_t)k, t, 0, S_DUP_AT)),
-                        copy.key, copy.buf, copy.len);
+                hvs_fault_rec_t copy = rs->r[k];
+                hvs_fault_recs_add(rs,
+                                   copy.at + (hvs_ms_t)(3 * HOUR * u((int64_t)k, t, 0, S_DUP_AT)),
+                                   copy.key, copy.buf, copy.len);
                 made.dups++;
             }
     }
@@ -440,20 +404,21 @@ static void gen_bad(void) {
     hour_t h = hour_of(0, 0, 20, 0);
     agg_json(json, sizeof json, BLD[0], "apt_1", T0 + 20 * HOUR, 15 * MIN, 0, &h, -1);
     buf = encode_json(enc_agg, json, &len);
-    rec_add(&aggs, T0 + 21 * HOUR + 4 * MIN, BLD[0], buf, len);
+    hvs_fault_recs_add(&aggs, T0 + 21 * HOUR + 4 * MIN, BLD[0], buf, len);
     h = hour_of(1, 0, 44, 0);
     agg_json(json, sizeof json, BLD[1], "apt_1", T0 + 44 * HOUR, HOUR, 0, &h, 150);
     buf = encode_json(enc_agg, json, &len);
-    rec_add(&aggs, T0 + 45 * HOUR + 4 * MIN, BLD[1], buf, len);
+    hvs_fault_recs_add(&aggs, T0 + 45 * HOUR + 4 * MIN, BLD[1], buf, len);
 
-    rec_add(&vecs, T0 + 30 * HOUR + 20 * MIN, BLD[2], "\0\0\0\0\x0dgarbage", 12);
+    hvs_fault_recs_add(&vecs, T0 + 30 * HOUR + 20 * MIN, BLD[2], "\0\0\0\0\x0dgarbage", 12);
     h = hour_of(2, 1, 31, 0);
     buf = vec_bytes(BLD[2], "apt_2", 31, 2, &h, "fs-0-deadbeef", NAN, &len);
-    rec_add(&vecs, T0 + 32 * HOUR + 20 * MIN, BLD[2], buf, len);
+    hvs_fault_recs_add(&vecs, T0 + 32 * HOUR + 20 * MIN, BLD[2], buf, len);
     buf = vec_bytes(BLD[2], "apt_2", 32, 2, &h, NULL, INFINITY, &len);
-    rec_add(&vecs, T0 + 33 * HOUR + 20 * MIN, BLD[2], buf, len);
+    hvs_fault_recs_add(&vecs, T0 + 33 * HOUR + 20 * MIN, BLD[2], buf, len);
     buf = vec_bytes(BLD[3], "apt_1", 33, 2, &h, NULL, NAN, &len);
-    rec_add(&vecs, T0 + 34 * HOUR + 20 * MIN, BLD[0], buf, len); /* keyed by another building */
+    hvs_fault_recs_add(&vecs, T0 + 34 * HOUR + 20 * MIN, BLD[0], buf,
+                       len); /* keyed by another building */
 }
 
 /* ---- models ------------------------------------------------------------------------------- */
@@ -536,12 +501,6 @@ static hvs_fault_world_t world;
 static bool have_world;
 static hvs_fault_run_t *ref;
 
-static void free_recs(recs_t *rs) {
-    for (size_t k = 0; k < rs->n; k++)
-        free(rs->r[k].buf);
-    free(rs->r);
-}
-
 static void teardown(void) {
     hvs_fault_run_free(ref);
     hvs_encoder_destroy(enc_agg);
@@ -550,12 +509,12 @@ static void teardown(void) {
     hvs_encoder_destroy(enc_model);
     hvs_producer_destroy(prod);
     hvs_serde_destroy(serde);
-    free_recs(&aggs);
-    free_recs(&vecs);
+    hvs_fault_recs_free(&aggs);
+    hvs_fault_recs_free(&vecs);
     hvs_fault_world_stop(&world, hvs_test_failed > 0);
 }
 
-static void send_recs(const recs_t *rs, const char *topic) {
+static void send_recs(const hvs_fault_recs_t *rs, const char *topic) {
     hvs_err_t err = {0};
     for (size_t k = 0; k < rs->n; k++)
         HVS_REQUIRE(hvs_producer_send(prod, topic, RD_KAFKA_PARTITION_UA, rs->r[k].key,
@@ -614,8 +573,8 @@ static void need_world(void) {
                 "setup: %s", err.msg);
     gen();
     gen_bad();
-    qsort(aggs.r, aggs.n, sizeof *aggs.r, rec_cmp);
-    qsort(vecs.r, vecs.n, sizeof *vecs.r, rec_cmp);
+    hvs_fault_recs_sort(&aggs);
+    hvs_fault_recs_sort(&vecs);
     printf("  input: %zu aggregates, %zu vectors (%d late aggregates, %d weak vectors upgraded, "
            "%d revised hours, %d duplicates, %d building-level records), bad records %d + %d\n",
            aggs.n, vecs.n, made.late, made.weak, made.rev, made.dups, made.building_level,

@@ -616,6 +616,45 @@ void hvs_fault_check_same(const hvs_fault_run_t *ref, const hvs_fault_run_t *run
               json_object_size(ref->dead));
 }
 
+/* ---- generated records --------------------------------------------------------------------- */
+
+hvs_fault_rec_t *hvs_fault_recs_add(hvs_fault_recs_t *rs, int64_t at, const char *key,
+                                    const void *buf, size_t len) {
+    if (rs->n == rs->cap) {
+        rs->cap = rs->cap ? 2 * rs->cap : 4096;
+        rs->r = realloc(rs->r, rs->cap * sizeof *rs->r);
+        HVS_REQUIRE(rs->r, "out of memory");
+    }
+    hvs_fault_rec_t *r = &rs->r[rs->n];
+    r->at = at;
+    r->seq = (int)rs->n++;
+    snprintf(r->key, sizeof r->key, "%s", key);
+    r->buf = malloc(len ? len : 1);
+    HVS_REQUIRE(r->buf, "out of memory");
+    memcpy(r->buf, buf, len);
+    r->len = len;
+    return r;
+}
+
+static int rec_cmp(const void *a, const void *b) {
+    const hvs_fault_rec_t *x = a, *y = b;
+    if (x->at != y->at)
+        return x->at < y->at ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+void hvs_fault_recs_sort(hvs_fault_recs_t *rs) {
+    if (rs->n)
+        qsort(rs->r, rs->n, sizeof *rs->r, rec_cmp);
+}
+
+void hvs_fault_recs_free(hvs_fault_recs_t *rs) {
+    for (size_t k = 0; k < rs->n; k++)
+        free(rs->r[k].buf);
+    free(rs->r);
+    memset(rs, 0, sizeof *rs);
+}
+
 /* The input of a dead letter's key "<logical input>/<partition>/<offset>/<reason>", -1 none. */
 static int dead_input(const hvs_fault_stage_t *st, const char *key) {
     for (int t = 0; t < HVS_FAULT_MAX_TOPICS && st->inputs[t]; t++) {

@@ -175,6 +175,30 @@ void hvs_fault_print_history(const hvs_fault_run_t *ref, const hvs_fault_run_t *
  * that no member crashed. Prints a one-line summary. */
 void hvs_fault_check_same(const hvs_fault_run_t *ref, const hvs_fault_run_t *run);
 
+/* Records a stage's test generates in event order and publishes in phases: each with the time
+ * the real pipeline would publish it; ties keep the generation order. */
+typedef struct hvs_fault_rec {
+    int64_t at; /* when the real pipeline would publish it (ms) */
+    int seq;    /* generation order: ties */
+    char key[32];
+    unsigned char *buf; /* the encoded value (owned) */
+    size_t len;
+} hvs_fault_rec_t;
+
+typedef struct hvs_fault_recs {
+    hvs_fault_rec_t *r;
+    size_t n, cap;
+} hvs_fault_recs_t;
+
+/* Append a copy of buf[0..len) (fatal when out of memory); the record is valid until the next
+ * append. */
+hvs_fault_rec_t *hvs_fault_recs_add(hvs_fault_recs_t *rs, int64_t at, const char *key,
+                                    const void *buf, size_t len);
+/* Sort by `at`, then generation order. */
+void hvs_fault_recs_sort(hvs_fault_recs_t *rs);
+/* Free every record's bytes and the array (rs emptied). */
+void hvs_fault_recs_free(hvs_fault_recs_t *rs);
+
 /* A record the poison case wrote for the stage to dead-letter (hvs_fault_check_poisons). */
 typedef struct hvs_fault_poison {
     const char *what;   /* what is wrong with it, for messages; NULL once found */
