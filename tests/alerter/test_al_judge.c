@@ -554,6 +554,26 @@ static void test_lists_in_step(void) {
     al_state_destroy(s);
 }
 
+/* A rebuild's lists count a partition only as far as its list cap (main.c: its replay). */
+static void test_lists_cap(void) {
+    setup();
+    conf.top_k = 1;
+    al_state_t *s = al_state_new();
+    al_building_t *b1 = al_state_building(s, "b_1", 0, true);
+    al_building_t *b2 = al_state_building(s, "b_2", 1, true);
+    s->part[0].present = s->part[1].present = true;
+    al_entry_t *x1 = cand(b1, "a1", (hvs_ms_t[]){10 * HOUR}, (double[]){0.7}, 1);
+    cand(b2, "a2", (hvs_ms_t[]){9 * HOUR}, (double[]){0.6}, 1);
+    s->part[0].done = s->part[1].done = D0 + DAY + 5 * HOUR; /* both past day 0 */
+    s->part[1].list_cap = D0 + 20 * HOUR;                    /* ... but partition 1 capped */
+    HVS_CHECK_EQ_INT(lists(s), 0);
+    HVS_CHECK(x1->e.disposition == HVS_ALERTBOOK_CANDIDATE, "no list within the cap");
+    s->part[1].list_cap = D0 + DAY + 2 * HOUR; /* a cap beyond day 0 does not hold it */
+    HVS_CHECK_EQ_INT(lists(s), 1);
+    HVS_CHECK(x1->e.rank == 1 && x1->e.list_day == D0, "day 0's list");
+    al_state_destroy(s);
+}
+
 static void test_lists_rank(void) {
     setup();
     conf.top_k = 3;
@@ -1028,6 +1048,7 @@ static const hvs_test_case_t cases[] = {
     {"critical", test_critical},
     {"lists_partitions", test_lists_partitions},
     {"lists_in_step", test_lists_in_step},
+    {"lists_cap", test_lists_cap},
     {"lists_rank", test_lists_rank},
     {"lists_verdicts", test_lists_verdicts},
     {"lists_expiry", test_lists_expiry},

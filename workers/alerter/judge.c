@@ -390,6 +390,11 @@ static int member_cmp(const void *pa, const void *pb) {
     return c ? c : strcmp(a->b->id, b->b->id);
 }
 
+/* How far a partition counts as judged for the lists: `done`, within its list cap. */
+static hvs_ms_t listable(const al_partition_t *pt) {
+    return pt->list_cap && pt->list_cap < pt->done ? pt->list_cap : pt->done;
+}
+
 /* The lists of one team (its buildings bs[0..nb), its partitions parts[]) whose days every
  * partition holding the team's buildings has judged. */
 static int team_lists(al_state_t *s, const al_conf_t *c, al_building_t **bs, size_t nb,
@@ -406,12 +411,12 @@ static int team_lists(al_state_t *s, const al_conf_t *c, al_building_t **bs, siz
                 first = b->entries[e]->e.first_seen;
     }
     for (int p = 0; p < HVS_MAX_PARTITIONS; p++)
-        if (parts[p] && s->part[p].done > newest)
-            newest = s->part[p].done;
+        if (parts[p] && listable(&s->part[p]) > newest)
+            newest = listable(&s->part[p]);
     for (int p = 0; p < HVS_MAX_PARTITIONS; p++) {
         if (!parts[p])
             continue;
-        hvs_ms_t done = s->part[p].done;
+        hvs_ms_t done = listable(&s->part[p]);
         if (caught_up && done < newest - c->idle_ms)
             continue; /* quiet: nothing of it is waiting to be consumed */
         if (done < judged)

@@ -396,14 +396,24 @@ static int judge_all(worker_t *w, bool replayed_only, hvs_err_t *err) {
         al_partition_t *pt = &w->st->part[p];
         hvs_ms_t swm = replayed_only ? pt->swm_replay : pt->swm,
                  awm = replayed_only ? pt->awm_replay : pt->awm;
-        if (!pt->present || !swm || !awm)
-            continue;
-        hvs_ms_t ready = awm < swm ? awm : swm;
-        rc = judge_until(w, p, ready - settings.lag_ms / HVS_MS_HOUR * HVS_MS_HOUR, err);
+        if (pt->present && swm && awm) {
+            hvs_ms_t ready = awm < swm ? awm : swm;
+            rc = judge_until(w, p, ready - settings.lag_ms / HVS_MS_HOUR * HVS_MS_HOUR, err);
+        }
+        if (replayed_only && hvs_stage_rebuilding(w->stage, p))
+            pt->replay_done = pt->done;
     }
+    /* Lists for replayed inputs only are the lists the run before the loss made: a teammate
+     * partition whose replay ended first and ran on must not count its new hours, or a list
+     * the earlier run never made would be made here and not published (found by the fault
+     * suite's Redis flush). */
+    for (size_t i = 0; i < np && replayed_only; i++)
+        w->st->part[ps[i]].list_cap = w->st->part[ps[i]].replay_done;
     if (rc == 0)
         rc = al_judge_lists(w->st, &w->conf, team_of, team_partitions, w, w->caught_up, &w->js,
                             err);
+    for (size_t i = 0; i < np; i++)
+        w->st->part[ps[i]].list_cap = 0;
     if (rc == 0)
         rc = release_held(w, err);
     return rc;
@@ -417,8 +427,10 @@ static int end_batch(void *opaque, hvs_err_t *err) {
     worker_t *w = opaque;
     int rc = 0;
     bool rebuilding = false;
-    for (size_t i = 0; i < w->st->n; i++)
-        rebuilding |= hvs_stage_rebuilding(w->stage, w->st->b[i]->partition);
+    size_t np;
+    const int32_t *ps = hvs_stage_partitions(w->stage, &np);
+    for (size_t i = 0; i < np; i++)
+        rebuilding |= hvs_stage_rebuilding(w->stage, ps[i]);
     if (rebuilding) {
         rc = judge_all(w, true, err);
         for (size_t i = 0; i < w->st->n; i++) {
@@ -429,6 +441,9 @@ static int end_batch(void *opaque, hvs_err_t *err) {
                 b->entries[k]->publish = b->entries[k]->publish_new;
         }
     }
+    if (!rebuilding) /* every rebuild ended: the next loss starts from what is judged now */
+        for (int p = 0; p < HVS_MAX_PARTITIONS; p++)
+            w->st->part[p].replay_done = 0;
     if (rc == 0)
         rc = judge_all(w, false, err);
     for (size_t i = 0; i < w->st->n && rc == 0; i++) {

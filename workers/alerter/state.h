@@ -126,6 +126,10 @@ typedef struct al_partition {
     bool present;
     hvs_ms_t done, swm, awm;         /* 0: none */
     hvs_ms_t swm_replay, awm_replay; /* the same of replayed inputs only (memory) */
+    /* After a rebuild (memory): `done` once its replayed inputs were judged - how far the run
+     * before the loss had got - and, while lists are made for replayed inputs only, the cap
+     * on what the lists may count as judged (0: none). */
+    hvs_ms_t replay_done, list_cap;
     bool dirty;
 } al_partition_t;
 
