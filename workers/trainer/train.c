@@ -163,6 +163,37 @@ double tr_wilson_lower(size_t k, size_t n, double z) {
     return (p + z2 / (2 * nn) - z * sqrt(p * (1 - p) / nn + z2 / (4 * nn * nn))) / (1 + z2 / nn);
 }
 
+void tr_gate_classifier(const tr_config_t *c, tr_result_t *out) {
+    double p = out->metrics.precision_at_k, pn = out->naive.precision_at_k,
+           pc = out->has_champion ? out->champion.precision_at_k : NAN;
+    double lo = tr_wilson_lower(out->ranked_faults, out->ranked_labelled, 1.2816);
+    if (!isfinite(p))
+        out->status = HVS_MODEL_REJECTED,
+        snprintf(out->reason, sizeof out->reason, "no labelled held-out days to rank");
+    else if (isfinite(pn) && p <= pn)
+        out->status = HVS_MODEL_REJECTED,
+        snprintf(out->reason, sizeof out->reason, "precision@%d %.3f does not beat chance %.3f",
+                 c->top_k, p, pn);
+    else if (isfinite(pn) && !(lo > pn))
+        out->status = HVS_MODEL_REJECTED,
+        snprintf(out->reason, sizeof out->reason,
+                 "precision@%d %.3f (%zu of %zu labelled days ranked) is not surely above "
+                 "chance %.3f: its 90 %% lower bound is %.3f",
+                 c->top_k, p, out->ranked_faults, out->ranked_labelled, pn, lo);
+    else if (isfinite(pc) && p < pc * (1.0 + c->min_improvement))
+        out->status = HVS_MODEL_PENDING_APPROVAL,
+        snprintf(
+            out->reason, sizeof out->reason,
+            "precision@%d %.3f does not beat the champion's %.3f by %.0f %%: for a person to decide",
+            c->top_k, p, pc, c->min_improvement * 100);
+    else
+        out->status = c->auto_approve ? HVS_MODEL_APPROVED : HVS_MODEL_PENDING_APPROVAL,
+        snprintf(out->reason, sizeof out->reason,
+                 "%s: precision@%d %.3f (chance %.3f), recall@%d %.3f",
+                 c->auto_approve ? "auto-approved" : "awaiting approval", c->top_k, p, pn, c->top_k,
+                 out->metrics.recall_at_k);
+}
+
 /* Rows i with keep(i) into a new dense matrix. */
 static int subset(const tr_rows_t *r, bool (*keep)(const tr_rows_t *, size_t, const void *),
                   const void *arg, float **x, float **y, size_t *n) {
@@ -645,34 +676,7 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
     /* the gate */
     double w = out->metrics.wape, wn = out->naive.wape;
     if (task == TR_ANOMALY_CLASSIFIER) {
-        double p = out->metrics.precision_at_k, pn = out->naive.precision_at_k,
-               pc = out->has_champion ? out->champion.precision_at_k : NAN;
-        double lo = tr_wilson_lower(out->ranked_faults, out->ranked_labelled, 1.2816);
-        if (!isfinite(p))
-            out->status = HVS_MODEL_REJECTED,
-            snprintf(out->reason, sizeof out->reason, "no labelled held-out days to rank");
-        else if (isfinite(pn) && p <= pn)
-            out->status = HVS_MODEL_REJECTED,
-            snprintf(out->reason, sizeof out->reason, "precision@%d %.3f does not beat chance %.3f",
-                     c->top_k, p, pn);
-        else if (isfinite(pn) && !(lo > pn))
-            out->status = HVS_MODEL_REJECTED,
-            snprintf(out->reason, sizeof out->reason,
-                     "precision@%d %.3f (%zu of %zu labelled days ranked) is not surely above "
-                     "chance %.3f: its 90 %% lower bound is %.3f",
-                     c->top_k, p, out->ranked_faults, out->ranked_labelled, pn, lo);
-        else if (isfinite(pc) && p < pc * (1.0 + c->min_improvement))
-            out->status = HVS_MODEL_PENDING_APPROVAL,
-            snprintf(
-                out->reason, sizeof out->reason,
-                "precision@%d %.3f does not beat the champion's %.3f by %.0f %%: for a person to decide",
-                c->top_k, p, pc, c->min_improvement * 100);
-        else
-            out->status = c->auto_approve ? HVS_MODEL_APPROVED : HVS_MODEL_PENDING_APPROVAL,
-            snprintf(out->reason, sizeof out->reason,
-                     "%s: precision@%d %.3f (chance %.3f), recall@%d %.3f",
-                     c->auto_approve ? "auto-approved" : "awaiting approval", c->top_k, p, pn,
-                     c->top_k, out->metrics.recall_at_k);
+        tr_gate_classifier(c, out);
         goto done;
     }
     if (!isfinite(w)) {

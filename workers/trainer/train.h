@@ -101,6 +101,10 @@ typedef struct tr_result {
  * one-sided 90 %); NaN when n is 0. */
 double tr_wilson_lower(size_t k, size_t n, double z);
 
+/* The classifier's gate (above): out->status and out->reason from its backtest's precision@k,
+ * chance, ranked labelled days and champion in `out`. */
+void tr_gate_classifier(const tr_config_t *c, tr_result_t *out);
+
 #define TR_NQ 7
 extern const double tr_profile_p[TR_NQ];
 extern const double tr_temp_edges[12], tr_irr_edges[11];
