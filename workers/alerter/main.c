@@ -400,15 +400,19 @@ static int judge_all(worker_t *w, bool replayed_only, hvs_err_t *err) {
             hvs_ms_t ready = awm < swm ? awm : swm;
             rc = judge_until(w, p, ready - settings.lag_ms / HVS_MS_HOUR * HVS_MS_HOUR, err);
         }
-        if (replayed_only && hvs_stage_rebuilding(w->stage, p))
-            pt->replay_done = pt->done;
     }
     /* Lists for replayed inputs only are the lists the run before the loss made: a teammate
      * partition whose replay ended first and ran on must not count its new hours, or a list
      * the earlier run never made would be made here and not published (found by the fault
      * suite's Redis flush). */
-    for (size_t i = 0; i < np && replayed_only; i++)
-        w->st->part[ps[i]].list_cap = w->st->part[ps[i]].replay_done;
+    for (size_t i = 0; i < np && replayed_only; i++) {
+        al_partition_t *pt = &w->st->part[ps[i]];
+        hvs_ms_t reach = pt->awm_replay < pt->swm_replay ? pt->awm_replay : pt->swm_replay;
+        if (reach) /* what the earlier run had judged: both inputs' replay reach less the lag */
+            pt->list_cap = reach - settings.lag_ms / HVS_MS_HOUR * HVS_MS_HOUR;
+        else if (pt->swm_replay || pt->awm_replay || hvs_stage_rebuilding(w->stage, ps[i]))
+            pt->list_cap = 1; /* it had judged nothing: no list of its team yet */
+    }
     if (rc == 0)
         rc = al_judge_lists(w->st, &w->conf, team_of, team_partitions, w, w->caught_up, &w->js,
                             err);
@@ -441,9 +445,9 @@ static int end_batch(void *opaque, hvs_err_t *err) {
                 b->entries[k]->publish = b->entries[k]->publish_new;
         }
     }
-    if (!rebuilding) /* every rebuild ended: the next loss starts from what is judged now */
+    if (!rebuilding) /* every rebuild ended: a later loss replays from what is judged then */
         for (int p = 0; p < HVS_MAX_PARTITIONS; p++)
-            w->st->part[p].replay_done = 0;
+            w->st->part[p].swm_replay = w->st->part[p].awm_replay = 0;
     if (rc == 0)
         rc = judge_all(w, false, err);
     for (size_t i = 0; i < w->st->n && rc == 0; i++) {

@@ -126,10 +126,9 @@ typedef struct al_partition {
     bool present;
     hvs_ms_t done, swm, awm;         /* 0: none */
     hvs_ms_t swm_replay, awm_replay; /* the same of replayed inputs only (memory) */
-    /* After a rebuild (memory): `done` once its replayed inputs were judged - how far the run
-     * before the loss had got - and, while lists are made for replayed inputs only, the cap
-     * on what the lists may count as judged (0: none). */
-    hvs_ms_t replay_done, list_cap;
+    /* While lists are made for replayed inputs only (memory): how far they may count it judged
+     * - what the run before the loss had judged, from the replay watermarks; 0: no cap. */
+    hvs_ms_t list_cap;
     bool dirty;
 } al_partition_t;
 
