@@ -291,13 +291,14 @@ static void test_weather_records(void) {
     hvs_feat_wx_t r = {
         .issued_at = h - 10 * HOUR, .temp = 1, .rh = NAN, .cloud = NAN, .ghi = NAN, .wind = NAN};
     HVS_CHECK(hvs_feat_wx_add(&w, h, &r) == 1 && hvs_feat_wx_add(&w, h, &r) == 0, "idempotent");
-    for (int i = 0; i < 12; i++) { /* more issues than kept: the newest stay */
+    enum { N = HVS_FEAT_WX_KEEP + 2 };
+    for (int i = 0; i < N; i++) { /* more issues than kept: the newest stay */
         r.issued_at = h - (9 - i) * HOUR;
         r.temp = i;
         hvs_feat_wx_add(&w, h, &r);
     }
-    HVS_CHECK(w.n == HVS_FEAT_WX_KEEP && w.v[w.n - 1].temp == 11 &&
-                  w.v[0].issued_at == h - (9 - (12 - HVS_FEAT_WX_KEEP)) * HOUR,
+    HVS_CHECK(w.n == HVS_FEAT_WX_KEEP && w.v[w.n - 1].temp == N - 1 &&
+                  w.v[0].issued_at == h - (9 - (N - HVS_FEAT_WX_KEEP)) * HOUR,
               "kept %d newest issues", w.n);
     r.issued_at = h - 100 * HOUR;
     HVS_CHECK(hvs_feat_wx_add(&w, h, &r) == 0, "an issue older than all kept is ignored");

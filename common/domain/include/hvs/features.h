@@ -97,8 +97,12 @@ typedef struct hvs_feat_wx {
     double temp, rh, cloud, ghi, wind; /* NaN unknown */
 } hvs_feat_wx_t;
 
-#define HVS_FEAT_WX_KEEP                                                                           \
-    12 /* records kept per hour: the newest issues (72 h of 6-hourly forecasts) */
+/* Records kept per hour: the newest issues. A row of horizon 72 h needs the newest run issued
+ * by H - 71 h, which with 6-hourly runs has up to 13 newer runs and the observation after it:
+ * 15, and one to spare. With 12, a history loaded whole (the trainer's) had lost those runs,
+ * so its rows beyond ~66 h had no weather where serving, which never holds a record issued
+ * after its as_of, had it (test_fc_engine trainer_path found it). Hourly runs would need 73. */
+#define HVS_FEAT_WX_KEEP 16
 
 /* The weather of one hour: up to HVS_FEAT_WX_KEEP records, sorted by issued_at ascending. */
 typedef struct hvs_feat_wx_hour {
