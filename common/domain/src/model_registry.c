@@ -56,8 +56,113 @@ static void ref_free(hvs_model_ref_t *r) {
     free(r->probe);
     free(r->profile);
     free(r->profile_values);
+    for (size_t i = 0; i < 2 * r->nparams; i++)
+        free(r->params[i]);
+    free(r->params);
+    free(r->joint.temp_edges);
+    free(r->joint.irr_edges);
+    free(r->joint.counts);
     free(r->name);
     free(r);
+}
+
+const char *hvs_model_ref_param(const hvs_model_ref_t *r, const char *key) {
+    for (size_t i = 0; r && i < r->nparams; i++)
+        if (strcmp(r->params[2 * i], key) == 0)
+            return r->params[2 * i + 1];
+    return NULL;
+}
+
+int64_t hvs_joint_histogram_count(const hvs_joint_histogram_t *h, double t, double g, size_t *ti,
+                                  size_t *gi) {
+    if (!h->counts || !isfinite(t) || !isfinite(g))
+        return -1;
+    size_t a = 0, b = 0;
+    while (a + 2 < h->ntemp && t >= h->temp_edges[a + 1])
+        a++;
+    while (b + 2 < h->nirr && g >= h->irr_edges[b + 1])
+        b++;
+    if (ti)
+        *ti = a;
+    if (gi)
+        *gi = b;
+    return h->counts[a * (h->nirr - 1) + b];
+}
+
+/* An array of doubles of the record into a malloc'd copy; the count, or 0 when absent or bad. */
+static size_t doubles_of(avro_value_t *arr, double **out) {
+    size_t n = 0;
+    *out = NULL;
+    if (avro_value_get_size(arr, &n) || n == 0 || n > 1024 || !(*out = malloc(n * sizeof **out)))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        avro_value_t x;
+        if (avro_value_get_by_index(arr, i, &x, NULL) || avro_value_get_double(&x, &(*out)[i]) ||
+            !isfinite((*out)[i]) || (i && !((*out)[i] > (*out)[i - 1]))) {
+            free(*out);
+            *out = NULL;
+            return 0;
+        }
+    }
+    return n;
+}
+
+/* The record's params, metrics and joint histogram onto r (model_registry.h: an unusable
+ * histogram is left out; only HVS_ENOMEM fails). */
+static int extras_decode(avro_value_t *v, hvs_model_ref_t *r, hvs_err_t *err) {
+    r->metrics = (hvs_model_metrics_t){metric(v, "mape"),
+                                       metric(v, "wape"),
+                                       metric(v, "rmse"),
+                                       metric(v, "mae"),
+                                       metric(v, "precision_at_k"),
+                                       metric(v, "recall_at_k"),
+                                       -1};
+    avro_value_t params, jh, br, f;
+    size_t np = 0;
+    if (avro_value_get_by_name(v, "params", &params, NULL) == 0 &&
+        avro_value_get_size(&params, &np) == 0 && np) {
+        if (!(r->params = calloc(2 * np, sizeof *r->params)))
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "params of %s", r->ident);
+        for (size_t i = 0; i < np; i++) {
+            avro_value_t x;
+            const char *key, *val;
+            size_t vl;
+            if (avro_value_get_by_index(&params, i, &x, &key) ||
+                avro_value_get_string(&x, &val, &vl))
+                continue;
+            char **kv = &r->params[2 * r->nparams];
+            if (!(kv[0] = strdup(key)) || !(kv[1] = strdup(val))) {
+                free(kv[0]);
+                kv[0] = NULL;
+                return hvs_err_set(err, HVS_ENOMEM, "oom", "params of %s", r->ident);
+            }
+            r->nparams++;
+        }
+    }
+    hvs_joint_histogram_t *j = &r->joint;
+    if (avro_value_get_by_name(v, "joint_histogram", &jh, NULL) ||
+        avro_value_get_current_branch(&jh, &br) || avro_value_get_type(&br) != AVRO_RECORD)
+        return 0;
+    if (avro_value_get_by_name(&br, "temperature_edges_c", &f, NULL) == 0)
+        j->ntemp = doubles_of(&f, &j->temp_edges);
+    if (avro_value_get_by_name(&br, "irradiance_edges_wm2", &f, NULL) == 0)
+        j->nirr = doubles_of(&f, &j->irr_edges);
+    size_t nc = 0;
+    bool ok = j->ntemp >= 2 && j->nirr >= 2 &&
+              avro_value_get_by_name(&br, "counts", &f, NULL) == 0 &&
+              avro_value_get_size(&f, &nc) == 0 && nc == (j->ntemp - 1) * (j->nirr - 1) &&
+              (j->counts = malloc(nc * sizeof *j->counts));
+    for (size_t i = 0; ok && i < nc; i++) {
+        avro_value_t x;
+        ok = avro_value_get_by_index(&f, i, &x, NULL) == 0 &&
+             avro_value_get_long(&x, &j->counts[i]) == 0 && j->counts[i] >= 0;
+        j->total += ok ? j->counts[i] : 0;
+    }
+    if (!ok) {
+        free(j->temp_edges), free(j->irr_edges), free(j->counts);
+        *j = (hvs_joint_histogram_t){0};
+    }
+    return 0;
 }
 
 void hvs_registry_release(hvs_model_ref_t *ref) {
@@ -257,7 +362,7 @@ static int load_value(avro_value_t *v, hvs_model_ref_t **out, hvs_err_t *err) {
                             r->probe[i] = qa;
                     }
         }
-    if ((rc = profile_decode(v, r, err)))
+    if ((rc = profile_decode(v, r, err)) || (rc = extras_decode(v, r, err)))
         goto fail;
     avro_value_t bf;
     const void *bytes;

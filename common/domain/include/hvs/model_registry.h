@@ -86,6 +86,25 @@ typedef struct hvs_feature_profile {
 
 #define HVS_MODEL_PROFILE_MAX_QUANTILES 255
 
+typedef struct hvs_model_metrics {
+    double mape, wape, rmse, mae, precision_at_k, recall_at_k; /* NaN: not applicable */
+    int n_eval;                                                /* < 0: unknown */
+} hvs_model_metrics_t;
+
+/* A joint temperature x irradiance histogram (ModelVersion.joint_histogram): ntemp and nirr
+ * ascending edges, counts row-major (ntemp - 1) x (nirr - 1); a value falls in bin [e_i, e_i+1),
+ * values beyond the outer edges in the outer bins. */
+typedef struct hvs_joint_histogram {
+    double *temp_edges, *irr_edges;
+    size_t ntemp, nirr;
+    int64_t *counts;
+    int64_t total;
+} hvs_joint_histogram_t;
+
+/* The bin count of (t, g) in h and the bin's indices; -1 when h has no counts or a value is NaN. */
+int64_t hvs_joint_histogram_count(const hvs_joint_histogram_t *h, double t, double g, size_t *ti,
+                                  size_t *gi);
+
 /* A loaded, validated version, shared with prediction threads. */
 typedef struct hvs_model_ref {
     char *name;
@@ -108,6 +127,14 @@ typedef struct hvs_model_ref {
      * as the trainer writes it) keeps its missing rate with nq 0. The arrays are the ref's. */
     hvs_feature_profile_t *profile;
     double *profile_values; /* what profile[].quantiles/probabilities point into */
+    /* The record's params map, as pairs (params[2i] key, params[2i+1] value; hvs_model_ref_param
+     * looks one up), its backtest metrics (NaN / -1 where absent) and its joint temperature x
+     * irradiance histogram (joint.counts NULL when the record has none or an unusable one:
+     * edges not ascending, counts not (ntemp-1) x (nirr-1) non-negative). All the ref's. */
+    char **params;
+    size_t nparams;
+    hvs_model_metrics_t metrics;
+    hvs_joint_histogram_t joint;
     _Atomic int refs;
 } hvs_model_ref_t;
 
@@ -135,6 +162,8 @@ bool hvs_registry_caught_up(const hvs_registry_t *r);
 /* The active version of a name (a new reference), NULL when none serves. */
 hvs_model_ref_t *hvs_registry_acquire(hvs_registry_t *r, const char *name);
 void hvs_registry_release(hvs_model_ref_t *ref);
+/* The value of a params key of the ref's record (the ref's string), NULL when absent. */
+const char *hvs_model_ref_param(const hvs_model_ref_t *r, const char *key);
 
 /* Every version known, sorted by name then version (the array is r's, valid until the next
  * poll). */
@@ -158,11 +187,6 @@ int hvs_registry_load_record(hvs_serde_t *s, const void *record, size_t len, hvs
 int hvs_registry_key(char *buf, size_t len, const char *name, int version);
 
 /* ---- writing records (trainer, hvsctl) ------------------------------------------------------ */
-
-typedef struct hvs_model_metrics {
-    double mape, wape, rmse, mae, precision_at_k, recall_at_k; /* NaN: not applicable */
-    int n_eval;                                                /* < 0: unknown */
-} hvs_model_metrics_t;
 
 typedef struct hvs_model_record {
     const char *name;
