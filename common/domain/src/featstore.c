@@ -21,11 +21,16 @@ static void clear_rings(hvs_fs_building_t *b) {
 }
 
 hvs_fs_building_t *hvs_fs_building_new(const char *id, int32_t partition) {
+    return hvs_fs_building_new_ns(id, partition, HVS_FS_NS);
+}
+
+hvs_fs_building_t *hvs_fs_building_new_ns(const char *id, int32_t partition, const char *ns) {
     hvs_fs_building_t *b = calloc(1, sizeof *b);
-    if (!b || !(b->id = strdup(id))) {
+    if (!b || strlen(ns) >= sizeof b->ns || !(b->id = strdup(id))) {
         free(b);
         return NULL;
     }
+    snprintf(b->ns, sizeof b->ns, "%s", ns);
     b->partition = partition;
     clear_rings(b);
     b->meta_dirty = true;
@@ -306,25 +311,25 @@ int hvs_fs_save(hvs_redis_batch_t *batch, hvs_fs_building_t *b, hvs_err_t *err) 
     char key[700];
     int rc = 0;
     for (size_t i = 0; i < b->nents && rc == 0; i++) {
-        if (hvs_redis_key(key, sizeof key, b->id, err, "fs:h:%s", b->ents[i]->id) < 0)
+        if (hvs_redis_key(key, sizeof key, b->id, err, "%s:h:%s", b->ns, b->ents[i]->id) < 0)
             return HVS_EINVAL;
         rc = hset_marked(batch, key, b->ents[i]->dirty, b->ents[i]->hours, false, err);
     }
-    if (rc == 0 && hvs_redis_key(key, sizeof key, b->id, err, "fs:wx") < 0)
+    if (rc == 0 && hvs_redis_key(key, sizeof key, b->id, err, "%s:wx", b->ns) < 0)
         return HVS_EINVAL;
     if (rc == 0)
         rc = hset_marked(batch, key, b->wx_dirty, b->wx, true, err);
     if (rc == 0 && b->meta_dirty) {
         char part[48];
-        snprintf(part, sizeof part, "hvs:fs:part:%d", (int)b->partition);
+        snprintf(part, sizeof part, "hvs:%s:part:%d", b->ns, (int)b->partition);
         const char *a1[] = {"SADD", part, b->id};
         char epoch[48];
-        snprintf(epoch, sizeof epoch, "hvs:fs:epoch:%d", (int)b->partition);
+        snprintf(epoch, sizeof epoch, "hvs:%s:epoch:%d", b->ns, (int)b->partition);
         const char *a2[] = {"SET", epoch, "1"};
         if (hvs_redis_batch_add(batch, 3, a1, NULL) || hvs_redis_batch_add(batch, 3, a2, NULL))
             return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
         if (b->nents) {
-            if (hvs_redis_key(key, sizeof key, b->id, err, "fs:ents") < 0)
+            if (hvs_redis_key(key, sizeof key, b->id, err, "%s:ents", b->ns) < 0)
                 return HVS_EINVAL;
             const char **argv = malloc((b->nents + 2) * sizeof *argv);
             if (!argv)
@@ -356,9 +361,14 @@ static const redisReply *reply(hvs_redis_batch_t *b, size_t i, int type) {
 
 int hvs_fs_partition(hvs_redis_t *r, hvs_redis_batch_t *batch, int32_t p, char ***ids, size_t *n,
                      bool *has_epoch, hvs_err_t *err) {
+    return hvs_fs_partition_ns(r, batch, HVS_FS_NS, p, ids, n, has_epoch, err);
+}
+
+int hvs_fs_partition_ns(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *ns, int32_t p,
+                        char ***ids, size_t *n, bool *has_epoch, hvs_err_t *err) {
     char part[48], epoch[48];
-    snprintf(part, sizeof part, "hvs:fs:part:%d", (int)p);
-    snprintf(epoch, sizeof epoch, "hvs:fs:epoch:%d", (int)p);
+    snprintf(part, sizeof part, "hvs:%.8s:part:%d", ns, (int)p);
+    snprintf(epoch, sizeof epoch, "hvs:%.8s:epoch:%d", ns, (int)p);
     hvs_redis_batch_reset(batch);
     const char *a1[] = {"SMEMBERS", part};
     const char *a2[] = {"EXISTS", epoch};
@@ -391,12 +401,17 @@ int hvs_fs_partition(hvs_redis_t *r, hvs_redis_batch_t *batch, int32_t p, char *
 
 int hvs_fs_load(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *id, int32_t partition,
                 hvs_fs_building_t **out, hvs_err_t *err) {
+    return hvs_fs_load_ns(r, batch, HVS_FS_NS, id, partition, out, err);
+}
+
+int hvs_fs_load_ns(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *ns, const char *id,
+                   int32_t partition, hvs_fs_building_t **out, hvs_err_t *err) {
     char key[700];
     *out = NULL;
     hvs_redis_batch_reset(batch);
     char wkey[700];
-    if (hvs_redis_key(key, sizeof key, id, err, "fs:ents") < 0 ||
-        hvs_redis_key(wkey, sizeof wkey, id, err, "fs:wx") < 0)
+    if (hvs_redis_key(key, sizeof key, id, err, "%s:ents", ns) < 0 ||
+        hvs_redis_key(wkey, sizeof wkey, id, err, "%s:wx", ns) < 0)
         return HVS_EINVAL;
     const char *a1[] = {"SMEMBERS", key};
     const char *a2[] = {"HGETALL", wkey};
@@ -409,7 +424,7 @@ int hvs_fs_load(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *id, int32_
     const redisReply *wx = reply(batch, 1, REDIS_REPLY_ARRAY);
     if ((!ents || ents->elements == 0) && (!wx || wx->elements == 0))
         return 0;
-    hvs_fs_building_t *b = hvs_fs_building_new(id, partition);
+    hvs_fs_building_t *b = hvs_fs_building_new_ns(id, partition, ns);
     if (!b)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", id);
     for (size_t i = 0; wx && i + 1 < wx->elements; i += 2) {
@@ -431,7 +446,7 @@ int hvs_fs_load(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *id, int32_
     /* round 2: every entity's ring */
     hvs_redis_batch_reset(batch);
     for (size_t i = 0; i < b->nents; i++) {
-        if (hvs_redis_key(key, sizeof key, id, err, "fs:h:%s", b->ents[i]->id) < 0) {
+        if (hvs_redis_key(key, sizeof key, id, err, "%s:h:%s", b->ns, b->ents[i]->id) < 0) {
             hvs_fs_building_destroy(b);
             return HVS_EINVAL;
         }
@@ -449,8 +464,8 @@ int hvs_fs_load(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *id, int32_
             const redisReply *v = h->element[k + 1];
             if (v->type != REDIS_REPLY_STRING || hvs_fs_decode_hour(v->str, v->len, &hr)) {
                 rc = hvs_err_set(err, HVS_ESERDE, "bad_state",
-                                 "hvs:{%s}:fs:h:%s slot %s does not parse", id, b->ents[i]->id,
-                                 h->element[k]->str);
+                                 "hvs:{%s}:%s:h:%s slot %s does not parse", id, b->ns,
+                                 b->ents[i]->id, h->element[k]->str);
                 break;
             }
             b->ents[i]->hours[SLOT(hr.hour)] = hr;

@@ -15,6 +15,9 @@
  *   hvs:fs:part:<P>         SET  buildings of input partition P (found again on assignment)
  *   hvs:fs:epoch:<P>        STRING written with partition P's first state: its absence while
  *                           the consumer group has committed offsets means Redis lost the state
+ * "fs" is the namespace of the features worker's state; a worker that keeps its own copy of
+ * the same rings (the forecaster: "fc", so its state follows its own offsets) passes its
+ * namespace to the _ns forms and every key above has it in place of "fs".
  *
  * Ownership: buildings and entities are owned by their building (hvs_fs_building_destroy frees
  * it all); the store borrows its Redis client. Ids are copied.
@@ -38,6 +41,7 @@
 
 #define HVS_FS_HOURS 336    /* 14 days: 168 h windows plus revisions and lateness */
 #define HVS_FS_BUILDING "-" /* entity id of the building-level series */
+#define HVS_FS_NS "fs"      /* the features worker's key namespace */
 
 typedef struct hvs_fs_entity {
     char *id;
@@ -53,9 +57,12 @@ typedef struct hvs_fs_building {
     hvs_fs_entity_t **ents; /* sorted by id */
     size_t nents, capents;
     bool meta_dirty; /* entity set or partition membership to write */
+    char ns[8];      /* key namespace (HVS_FS_NS unless made by an _ns form) */
 } hvs_fs_building_t;
 
 hvs_fs_building_t *hvs_fs_building_new(const char *id, int32_t partition);
+/* The same in namespace ns (at most 7 bytes, else NULL). */
+hvs_fs_building_t *hvs_fs_building_new_ns(const char *id, int32_t partition, const char *ns);
 void hvs_fs_building_destroy(hvs_fs_building_t *b);
 /* The entity, created (empty ring) when absent if create; NULL if absent or ENOMEM. */
 hvs_fs_entity_t *hvs_fs_entity(hvs_fs_building_t *b, const char *id, bool create);
@@ -81,9 +88,13 @@ int hvs_fs_save(hvs_redis_batch_t *batch, hvs_fs_building_t *b, hvs_err_t *err);
 int hvs_fs_partition(hvs_redis_t *r, hvs_redis_batch_t *batch, int32_t p, char ***ids, size_t *n,
                      bool *has_epoch, hvs_err_t *err);
 void hvs_fs_ids_free(char **ids, size_t n);
+int hvs_fs_partition_ns(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *ns, int32_t p,
+                        char ***ids, size_t *n, bool *has_epoch, hvs_err_t *err);
 /* Load one building's rings (NULL *out when nothing is stored). */
 int hvs_fs_load(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *id, int32_t partition,
                 hvs_fs_building_t **out, hvs_err_t *err);
+int hvs_fs_load_ns(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *ns, const char *id,
+                   int32_t partition, hvs_fs_building_t **out, hvs_err_t *err);
 
 /* Encodings of one slot (for tests): value into buf, returns the length needed. */
 size_t hvs_fs_encode_hour(const hvs_feat_hour_t *h, char *buf, size_t cap);
