@@ -476,6 +476,57 @@ static int keep_eval_rows(tr_result_t *out, const tr_rows_t *e, const float *pre
 
 static const int bucket_lo[TR_BUCKETS] = {1, 7, 25, 49}, bucket_hi[TR_BUCKETS] = {6, 24, 48, 72};
 
+/* Out-of-sample targets and predictions of one horizon bucket (target units). */
+typedef struct resid {
+    float *y, *p;
+    size_t n, cap;
+} resid_t;
+
+static int resid_add(resid_t *r, float y, float p) {
+    if (!isfinite(y) || !isfinite(p))
+        return 0;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 1024;
+        float *y2 = realloc(r->y, cap * sizeof *y2);
+        if (!y2)
+            return HVS_ENOMEM;
+        r->y = y2;
+        float *p2 = realloc(r->p, cap * sizeof *p2);
+        if (!p2)
+            return HVS_ENOMEM;
+        r->p = p2;
+        r->cap = cap;
+    }
+    r->y[r->n] = y, r->p[r->n] = p;
+    r->n++;
+    return 0;
+}
+
+/* The bucket's split-conformal interval (train.h): errors relative to the prediction plus a
+ * floor (a tenth of the bucket's mean target, so a near-zero prediction in summer does not make
+ * every relative error huge), their 10 % and 90 % quantiles. NaN without 50 rows. */
+static void resid_interval(resid_t *r, double iv[3]) {
+    iv[0] = iv[1] = iv[2] = NAN;
+    if (r->n < 50)
+        return;
+    double sum = 0;
+    for (size_t i = 0; i < r->n; i++)
+        sum += r->y[i];
+    double floor = 0.1 * fabs(sum / (double)r->n);
+    if (!(floor > 0))
+        return;
+    float *e = malloc(r->n * sizeof *e);
+    if (!e)
+        return;
+    for (size_t i = 0; i < r->n; i++)
+        e[i] = (float)((r->y[i] - r->p[i]) / (fmax(r->p[i], 0) + floor));
+    qsort(e, r->n, sizeof *e, cmp_float);
+    iv[0] = e[(size_t)(0.1 * (double)(r->n - 1) + 0.5)];
+    iv[1] = e[(size_t)(0.9 * (double)(r->n - 1) + 0.5)];
+    iv[2] = floor;
+    free(e);
+}
+
 int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char *const *buildings,
              size_t nbuildings, hvs_ms_t from, hvs_ms_t to, tr_info_fn info, void *opaque,
              const tr_config_t *c, hvs_model_ref_t *champion, tr_result_t *out, hvs_err_t *err) {
@@ -487,7 +538,7 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
     out->train_start = from;
     out->train_end = to;
     for (int b = 0; b < TR_BUCKETS; b++)
-        out->bucket_wape[b] = NAN;
+        out->bucket_wape[b] = out->interval[b][0] = out->interval[b][1] = out->interval[b][2] = NAN;
     tr_select_t sel = {.task = task,
                        .from = from,
                        .to = to,
@@ -558,6 +609,7 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
     float *by[TR_BUCKETS] = {0};
     (void)by;
     double bsum_e[TR_BUCKETS] = {0}, bsum_y[TR_BUCKETS] = {0};
+    resid_t res[TR_BUCKETS] = {0};
     bool champ_ok = champion != NULL;
     for (int k = 0; k < c->folds && rc == 0; k++) {
         hvs_ms_t ts = first_test + k * fold_ms, te = ts + fold_ms;
@@ -618,7 +670,7 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
         /* per horizon bucket (forecast): the fold's sampled rows of the test days */
         if (rc == 0 && task == TR_FORECAST) {
             span_t sp = {ts, te};
-            for (size_t i = 0; i < rows.n; i++) {
+            for (size_t i = 0; rc == 0 && i < rows.n; i++) {
                 if (!in_span(&rows, i, &sp))
                     continue;
                 float p;
@@ -628,6 +680,10 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
                     if (rows.horizon[i] >= bucket_lo[b] && rows.horizon[i] <= bucket_hi[b]) {
                         bsum_e[b] += fabs((double)(rows.y[i] - p) * rows.scale[i]);
                         bsum_y[b] += fabs((double)rows.y[i] * rows.scale[i]);
+                        if (resid_add(&res[b], rows.y[i], p)) {
+                            rc = hvs_err_set(err, HVS_ENOMEM, "oom", "residuals");
+                            break;
+                        }
                     }
             }
         }
@@ -643,8 +699,10 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
             tr_metrics(ey, ec, es, ne, &out->champion);
             out->has_champion = true;
         }
-        for (int b = 0; b < TR_BUCKETS; b++)
+        for (int b = 0; b < TR_BUCKETS; b++) {
             out->bucket_wape[b] = bsum_y[b] > 0 ? bsum_e[b] / bsum_y[b] : NAN;
+            resid_interval(&res[b], out->interval[b]);
+        }
         if (task != TR_FORECAST) {
             tr_rank_metrics(h, task, c->labels, c->top_k, ey, ep, eh, eg, esr, ne, out);
             if (out->has_champion) {
@@ -662,6 +720,8 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
         }
     }
     free(ey), free(ep), free(es), free(en), free(ec), free(eh), free(eg), free(esr);
+    for (int b = 0; b < TR_BUCKETS; b++)
+        free(res[b].y), free(res[b].p);
     if (rc)
         goto done;
     /* final model on the whole window */
@@ -787,6 +847,16 @@ int tr_record_build(const tr_result_t *r, int version, hvs_ms_t now, const tr_co
         P("wape_h7_24", "%.6f", r->bucket_wape[1]);
         P("wape_h25_48", "%.6f", r->bucket_wape[2]);
         P("wape_h49_72", "%.6f", r->bucket_wape[3]);
+        /* the 80 % interval of each bucket: "<q10> <q90> <floor>", train.h */
+        static const char *const ik[TR_BUCKETS] = {"interval_h1_6", "interval_h7_24",
+                                                   "interval_h25_48", "interval_h49_72"};
+        for (int b = 0; b < TR_BUCKETS; b++) {
+            char iv[96];
+            snprintf(iv, sizeof iv, "%.6g %.6g %.6g", r->interval[b][0], r->interval[b][1],
+                     r->interval[b][2]);
+            if (isfinite(r->interval[b][0]))
+                P(ik[b], "%s", iv);
+        }
     }
     P("stress_violations", "%d", r->monotone_violations);
     P("stress_rows", "%d", r->stress_rows);

@@ -75,6 +75,11 @@ typedef struct tr_result {
     hvs_model_metrics_t metrics, naive, champion;
     bool has_champion;
     double bucket_wape[TR_BUCKETS];
+    /* forecast: each bucket's 80 % split-conformal interval from the backtest's out-of-sample
+     * rows: q10, q90 of (y - p) / (max(p, 0) + floor) and the floor (target units; NaN: too few
+     * rows). Serving: [p + q10 (max(p,0) + floor), p + q90 (max(p,0) + floor)], x the area for
+     * kWh; written to params interval_h1_6 ... interval_h49_72 as "<q10> <q90> <floor>". */
+    double interval[TR_BUCKETS][3];
     int monotone_violations, stress_rows;
     size_t rows, eval_rows;
     hvs_ms_t train_start, train_end;
@@ -117,7 +122,7 @@ void tr_result_fini(tr_result_t *r);
 
 /* The ModelVersion record of a result: rec points into the struct (and its malloc'd model
  * bytes); free with tr_record_fini. */
-#define TR_PARAMS 28
+#define TR_PARAMS 32
 typedef struct tr_record {
     hvs_model_record_t rec;
     hvs_feature_profile_t profile[HVS_FEATURES_COUNT];
