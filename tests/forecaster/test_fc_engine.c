@@ -1,0 +1,660 @@
+/*
+ * test_fc_engine - the forecaster's engine in process on a synthetic fleet whose heat follows
+ * its weather, with a forecast/global version trained by the trainer's own code (tr_train) and
+ * served through the registry's loader (the record's bytes, params and histogram as published):
+ *   - a published forecast equals its recomputation through the trainer's path (tr_rows_build
+ *     at as_of = the issue time, the version's prediction x area), bit for bit, at every
+ *     horizon; its interval is the record's conformal interval;
+ *   - the forecasts do not depend on the inputs' interleaving or on batch boundaries;
+ *   - lifecycle: a young building gets the rules (HDH x its archetype's coefficient x area),
+ *     a mid-age one its archetype's version, an old one its own; no heated area: skipped;
+ *   - a weather feed that stops: stale_weather, the last run's values, never zeros;
+ *   - out of distribution: a cold and sunny run the version never saw flags the forecast and
+ *     raises FORECAST_LOW_CONFIDENCE once per building and day; ordinary days do not;
+ *   - live accuracy: the day-ahead WAPE the engine keeps equals the one computed here from the
+ *     published forecasts and the actuals; actuals far above the forecasts for three days raise
+ *     MODEL_DRIFT naming the version.
+ */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataset.h"
+#include "engine.h"
+#include "history.h"
+#include "hvs/featstore.h"
+#include "hvs/log.h"
+#include "hvs/model_registry.h"
+#include "hvs_test.h"
+#include "train.h"
+
+#define HOUR HVS_MS_HOUR
+#define DAY HVS_MS_DAY
+#define DAYS 40
+#define TRAIN_DAYS 30
+static const hvs_ms_t START = 1736121600000LL; /* 2025-01-06 00:00 UTC, a Monday */
+
+typedef struct bld {
+    const char *id, *archetype;
+    double area;
+    hvs_ms_t commissioning;
+} bld_t;
+
+static const bld_t blds[] = {
+    {"b1", "modern_high_density", 1000, 1577836800000LL}, /* 2020: old */
+    {"b2", "old_poorly_insulated", 2500, 1577836800000LL},
+    {"b3", "passive", 600, 1577836800000LL},
+};
+#define NB 3
+
+/* ---- the synthetic world -------------------------------------------------------------------- */
+
+static double noise(uint64_t k) {
+    k ^= k >> 33, k *= 0xff51afd7ed558ccdULL, k ^= k >> 33, k *= 0xc4ceb9fe1a85ec53ULL;
+    k ^= k >> 33;
+    return (double)(k >> 11) / 9007199254740992.0 - 0.5;
+}
+
+static double true_temp(hvs_ms_t h) {
+    double hr = (double)((h / HOUR) % 24), d = (double)(h - START) / DAY;
+    return 4 + 4 * sin(2 * M_PI * (hr - 9) / 24) + 5 * sin(2 * M_PI * d / 9);
+}
+
+/* cold hours are cloudy: the versions never see cold and sunny */
+static double true_ghi(hvs_ms_t h) {
+    double hr = (double)((h / HOUR) % 24);
+    double sun = hr >= 7 && hr <= 16 ? 450 * sin(M_PI * (hr - 6.5) / 10.5) : 0;
+    return true_temp(h) < 2 ? 0.15 * sun : sun;
+}
+
+static double heat(int b, hvs_ms_t h) {
+    double t = true_temp(h), g = true_ghi(h);
+    return blds[b].area * (0.0025 * fmax(0, 18 - t) + 0.006 - 0.000004 * g) *
+           (1 + 0.08 * noise((uint64_t)h + (uint64_t)b * 7919));
+}
+
+static hvs_feat_wx_t observed(hvs_ms_t h) {
+    return (hvs_feat_wx_t){h + HOUR + 10 * 60000, true, true_temp(h), 70, 40, true_ghi(h), 3};
+}
+
+/* forecast of hour h from the run issued at r (available at r + 2 h: issued_at) */
+static hvs_feat_wx_t forecast(hvs_ms_t r, hvs_ms_t h) {
+    double lead = (double)(h - r) / HOUR;
+    double e = 0.04 * lead * noise((uint64_t)r * 31 + (uint64_t)h);
+    return (hvs_feat_wx_t){r + 2 * HOUR, false, true_temp(h) + e, 70, 40, true_ghi(h), 3};
+}
+
+/* Every input in event order: for each hour, its aggregate (and its observation), then any run
+ * that became available. kind 0 aggregate, 1 weather. */
+typedef struct ev {
+    int kind, b;
+    hvs_ms_t at, hour;
+    hvs_feat_hour_t agg;
+    hvs_feat_wx_t wx;
+} ev_t;
+
+static ev_t *events;
+static size_t nevents;
+
+static void push(ev_t e) {
+    static size_t cap;
+    if (nevents == cap) {
+        cap = cap ? 2 * cap : 4096;
+        events = realloc(events, cap * sizeof *events);
+        HVS_REQUIRE(events, "oom");
+    }
+    events[nevents++] = e;
+}
+
+static double scale_actual = 1.0;
+static hvs_ms_t scale_from = INT64_MAX;
+
+static void make_events(int ndays) {
+    nevents = 0;
+    for (hvs_ms_t h = START; h < START + (hvs_ms_t)ndays * DAY; h += HOUR)
+        for (int b = 0; b < NB; b++) {
+            double y = heat(b, h) * (h >= scale_from ? scale_actual : 1.0);
+            hvs_feat_hour_t a = {h, y, NAN, NAN, NAN, NAN, 0, NAN, NAN, 0, 0};
+            push((ev_t){0, b, h + HOUR, h, a, {0}});
+            push((ev_t){1, b, h + HOUR + 10 * 60000, h, {0}, observed(h)});
+            if ((h / HOUR) % 6 == 0) /* a run issued now, available in 2 h, 80 h ahead */
+                for (int l = 1; l <= 80; l++)
+                    push((ev_t){1, b, h + 2 * HOUR, h + l * HOUR, {0}, forecast(h, h + l * HOUR)});
+        }
+}
+
+static int cmp_ev(const void *a, const void *b) {
+    const ev_t *x = a, *y = b;
+    if (x->at != y->at)
+        return x->at < y->at ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+/* ---- the version: trained by the trainer on the first TRAIN_DAYS days -------------------- */
+
+static hvs_calendar_t *cal;
+static hvs_serde_t *serde;
+static hvs_model_ref_t *global_ref, *arch_ref, *own_ref;
+
+static int tr_info(void *opaque, const char *building, tr_building_info_t *out) {
+    (void)opaque;
+    for (int b = 0; b < NB; b++)
+        if (!strcmp(blds[b].id, building)) {
+            *out = (tr_building_info_t){blds[b].area, blds[b].commissioning, cal};
+            return 0;
+        }
+    return -1;
+}
+
+static hvs_model_ref_t *train(const char *name, const char *only) {
+    tr_history_t *h = tr_history_new(DAYS * 24 + 48, 0);
+    HVS_REQUIRE(h, "history");
+    make_events(TRAIN_DAYS);
+    for (size_t i = 0; i < nevents; i++) {
+        const ev_t *e = &events[i];
+        if (e->kind == 0)
+            tr_history_put_hour(h, blds[e->b].id, HVS_FS_BUILDING, &e->agg);
+        else
+            tr_history_put_weather(h, blds[e->b].id, e->hour, &e->wx);
+    }
+    static const int horizons[] = {1, 3, 6, 12, 18, 24, 30, 36, 48, 60, 72};
+    tr_config_t c = {.folds = 1,
+                     .fold_days = 5,
+                     .min_train_days = 15,
+                     .horizons = horizons,
+                     .nhorizons = sizeof horizons / sizeof *horizons,
+                     .per_hour = 3,
+                     .max_rows = 100000,
+                     .auto_approve = true,
+                     .monotone = true,
+                     .weather_wait = 2 * HOUR,
+                     .leak_sample = 20};
+    c.xgb = (hvs_train_params_t){
+        .rounds = 80, .eta = 0.15, .max_depth = 4, .nthread = 2, .seed = 1};
+    tr_result_t r;
+    hvs_err_t err = {0};
+    const char *bs[1] = {only};
+    HVS_REQUIRE(tr_train(h, TR_FORECAST, name, only ? bs : NULL, only ? 1 : 0, START + DAY,
+                         START + TRAIN_DAYS * DAY, tr_info, NULL, &c, NULL, &r, &err) == 0,
+                "train %s: %s", name, err.msg);
+    r.status = HVS_MODEL_APPROVED; /* what is served is the point here, not the gate */
+    tr_record_t rec;
+    HVS_REQUIRE(tr_record_build(&r, 1, START + TRAIN_DAYS * DAY, &c, &rec, &err) == 0, "record");
+    hvs_encoder_t *enc;
+    const void *buf;
+    size_t len;
+    hvs_model_ref_t *ref = NULL;
+    HVS_REQUIRE(hvs_encoder_new(serde, HVS_SCHEMA_MODEL_VERSION, NULL, &enc, &err) == 0 &&
+                    hvs_registry_encode(serde, enc, &rec.rec, &buf, &len, &err) == 0 &&
+                    hvs_registry_load_record(serde, buf, len, &ref, &err) == 0,
+                "the record serves: %s", err.msg);
+    printf("%s: backtest day-ahead WAPE %.4f, buckets %.3f %.3f %.3f %.3f, interval_h1_6 %s\n",
+           ref->ident, r.metrics.wape, r.bucket_wape[0], r.bucket_wape[1], r.bucket_wape[2],
+           r.bucket_wape[3], hvs_test_str(hvs_model_ref_param(ref, "interval_h1_6")));
+    hvs_encoder_destroy(enc);
+    tr_record_fini(&rec);
+    tr_result_fini(&r);
+    tr_history_destroy(h);
+    return ref;
+}
+
+static void teardown(void) {
+    hvs_registry_release(global_ref);
+    hvs_registry_release(arch_ref);
+    hvs_registry_release(own_ref);
+    hvs_serde_destroy(serde);
+    hvs_calendar_destroy(cal);
+    free(events);
+}
+
+static void need_models(void) {
+    if (global_ref)
+        return;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_calendar_new("CH-ZH", &cal, &err) == 0 &&
+                    hvs_serde_new(NULL, &serde, &err) == 0,
+                "setup: %s", err.msg);
+    hvs_test_cleanup(teardown);
+    global_ref = train("forecast/global", NULL);
+}
+
+/* ---- the engine's world --------------------------------------------------------------------- */
+
+typedef struct got {
+    char building[16];
+    hvs_ms_t issued;
+    char ident[160];
+    unsigned flags;
+    int n;
+    hvs_ms_t target[FC_HORIZONS];
+    double y[FC_HORIZONS], lo[FC_HORIZONS], hi[FC_HORIZONS];
+} got_t;
+
+typedef struct world {
+    bld_t b[NB];
+    bool serve_global, serve_arch, serve_own;
+    got_t *got;
+    size_t ngot, capgot;
+    fc_alert_t alerts[64];
+    char alert_entity[64][200];
+    int nalerts;
+} world_t;
+
+static int w_info(void *opaque, const char *building, fc_info_t *out) {
+    world_t *w = opaque;
+    for (int b = 0; b < NB; b++)
+        if (!strcmp(w->b[b].id, building)) {
+            *out = (fc_info_t){w->b[b].area, w->b[b].commissioning, w->b[b].archetype, "CH-ZH"};
+            return 0;
+        }
+    return -1;
+}
+
+static hvs_model_ref_t *give(hvs_model_ref_t *r) {
+    if (r)
+        atomic_fetch_add(&r->refs, 1);
+    return r;
+}
+
+static hvs_model_ref_t *w_acquire(void *opaque, const char *name) {
+    world_t *w = opaque;
+    if (w->serve_global && !strcmp(name, "forecast/global"))
+        return give(global_ref);
+    if (w->serve_arch && !strcmp(name, "forecast/archetype:passive"))
+        return give(arch_ref);
+    if (w->serve_own && !strcmp(name, "forecast/building:b2"))
+        return give(own_ref);
+    return NULL;
+}
+
+static int w_forecast(void *opaque, const fc_forecast_t *f, bool quiet, hvs_err_t *err) {
+    (void)quiet, (void)err;
+    world_t *w = opaque;
+    if (w->ngot == w->capgot) {
+        w->capgot = w->capgot ? 2 * w->capgot : 1024;
+        w->got = realloc(w->got, w->capgot * sizeof *w->got);
+        HVS_REQUIRE(w->got, "oom");
+    }
+    got_t *g = &w->got[w->ngot++];
+    snprintf(g->building, sizeof g->building, "%s", f->building);
+    snprintf(g->ident, sizeof g->ident, "%s", f->ident);
+    g->issued = f->issued_at;
+    g->flags = f->flags;
+    g->n = f->n;
+    for (int k = 0; k < f->n; k++) {
+        g->target[k] = f->target[k];
+        g->y[k] = f->yhat[k], g->lo[k] = f->lower[k], g->hi[k] = f->upper[k];
+    }
+    return 0;
+}
+
+static int w_alert(void *opaque, const fc_alert_t *a, hvs_err_t *err) {
+    (void)err;
+    world_t *w = opaque;
+    if (w->nalerts < 64) {
+        w->alerts[w->nalerts] = *a;
+        snprintf(w->alert_entity[w->nalerts], sizeof w->alert_entity[0], "%s", a->entity);
+        w->nalerts++;
+    }
+    return 0;
+}
+
+static const fc_rule_t rules[] = {{"passive", 0.3}, {"modern_high_density", 0.8}};
+
+static fc_config_t config(void) {
+    return (fc_config_t){.every = HOUR,
+                         .from = START + TRAIN_DAYS * DAY,
+                         .weather_wait = 3 * HOUR,
+                         .stale_after = 12 * HOUR,
+                         .mature_ms = 30 * DAY,
+                         .building_ms = 180 * DAY,
+                         .default_region = "CH",
+                         .ood_min_share = 0.001,
+                         .ood_margin_c = 3,
+                         .ood_horizon = 36,
+                         .degrade_factor = 1.5,
+                         .degrade_days = 3,
+                         .drift_min_points = 24,
+                         .rules = rules,
+                         .nrules = 2,
+                         .rules_default = 1.0,
+                         .rules_base = 0};
+}
+
+static void world_init(world_t *w) {
+    memset(w, 0, sizeof *w);
+    memcpy(w->b, blds, sizeof blds);
+    w->serve_global = true;
+}
+
+/* Feed the events into a fresh engine, flushing every `batch` events; wx_lead: weather events
+ * move this much earlier (the weather topic ahead of the aggregates; negative: behind). */
+static fc_t *run(world_t *w, fc_config_t c, size_t batch, hvs_ms_t wx_lead) {
+    for (size_t i = 0; i < nevents; i++)
+        if (events[i].kind == 1)
+            events[i].at -= wx_lead;
+    qsort(events, nevents, sizeof *events, cmp_ev);
+    fc_callbacks_t cb = {w_info, w_acquire, w_forecast, w_alert, w};
+    fc_t *g;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(fc_new(&c, &cb, &g, &err) == 0, "fc_new");
+    for (size_t i = 0; i < nevents; i++) {
+        const ev_t *e = &events[i];
+        int rc = e->kind == 0 ? fc_on_aggregate(g, e->b, blds[e->b].id, &e->agg, false, &err)
+                              : fc_on_weather(g, e->b, blds[e->b].id, e->hour, &e->wx, false, &err);
+        HVS_REQUIRE(rc == 0, "input: %s", err.msg);
+        if ((i + 1) % batch == 0)
+            HVS_REQUIRE(fc_flush(g, &err) == 0, "flush: %s", err.msg);
+    }
+    HVS_REQUIRE(fc_flush(g, &err) == 0, "flush: %s", err.msg);
+    for (size_t i = 0; i < nevents; i++)
+        if (events[i].kind == 1)
+            events[i].at += wx_lead;
+    return g;
+}
+
+static const got_t *find(const world_t *w, const char *b, hvs_ms_t t) {
+    const got_t *last = NULL;
+    for (size_t i = 0; i < w->ngot; i++)
+        if (!strcmp(w->got[i].building, b) && w->got[i].issued == t)
+            last = &w->got[i];
+    return last;
+}
+
+/* ---- cases ---------------------------------------------------------------------------------- */
+
+static void test_trainer_path(void) {
+    need_models();
+    make_events(DAYS);
+    world_t w;
+    world_init(&w);
+    fc_t *g = run(&w, config(), 500, 0);
+    HVS_CHECK(w.ngot == (size_t)NB * ((DAYS - TRAIN_DAYS) * 24 + 1),
+              "%zu forecasts for %d buildings x %d hours", w.ngot, NB,
+              (DAYS - TRAIN_DAYS) * 24 + 1);
+    /* the trainer's rows of the same inputs */
+    tr_history_t *h = tr_history_new(DAYS * 24 + 48, 0);
+    for (size_t i = 0; i < nevents; i++) {
+        const ev_t *e = &events[i];
+        if (e->kind == 0)
+            tr_history_put_hour(h, blds[e->b].id, HVS_FS_BUILDING, &e->agg);
+        else
+            tr_history_put_weather(h, blds[e->b].id, e->hour, &e->wx);
+    }
+    int hz[FC_HORIZONS];
+    for (int k = 0; k < FC_HORIZONS; k++)
+        hz[k] = k + 1;
+    const hvs_ms_t issues[] = {START + 31 * DAY, START + 33 * DAY + 6 * HOUR,
+                               START + 36 * DAY + 17 * HOUR};
+    int compared = 0, equal = 0, in_interval = 0;
+    for (size_t t = 0; t < sizeof issues / sizeof *issues; t++)
+        for (int b = 0; b < NB; b++) {
+            const got_t *f = find(&w, blds[b].id, issues[t]);
+            HVS_REQUIRE(f && f->n == FC_HORIZONS, "forecast of %s as of %lld", blds[b].id,
+                        (long long)issues[t]);
+            HVS_CHECK(!strcmp(f->ident, global_ref->ident) && f->flags == 0,
+                      "served by %s, flags %u", f->ident, f->flags);
+            const char *only[1] = {blds[b].id};
+            tr_select_t sel = {.task = TR_FORECAST,
+                               .from = issues[t],
+                               .to = issues[t] + FC_HORIZONS * HOUR,
+                               .horizons = hz,
+                               .nhorizons = FC_HORIZONS,
+                               .per_hour = 0,
+                               .weather_wait = 2 * HOUR,
+                               .buildings = only,
+                               .nbuildings = 1};
+            tr_rows_t rows = {0};
+            hvs_err_t err = {0};
+            HVS_REQUIRE(tr_rows_build(h, &sel, tr_info, NULL, &rows, &err) == 0, "rows: %s",
+                        err.msg);
+            for (size_t i = 0; i < rows.n; i++) {
+                if (rows.as_of[i] != issues[t])
+                    continue;
+                int k = (int)((rows.hour[i] - issues[t]) / HOUR);
+                float p;
+                HVS_REQUIRE(
+                    hvs_model_predict(global_ref->model, &rows.x[i * rows.ncols], 1, &p, &err) == 0,
+                    "predict");
+                double kwh = fmax(0, (double)p * rows.scale[i]);
+                compared++;
+                equal += kwh == f->y[k] && f->target[k] == rows.hour[i];
+                if (kwh != f->y[k] && getenv("FC_DEBUG"))
+                    printf("differs: %s T=%lld k=%d engine %.6f trainer %.6f\n", blds[b].id,
+                           (long long)issues[t], k, f->y[k], kwh);
+                in_interval += f->lo[k] <= f->y[k] && f->y[k] <= f->hi[k] && f->hi[k] > f->lo[k];
+            }
+            tr_rows_fini(&rows);
+        }
+    printf("recomputed through the trainer's rows: %d of %d points identical, %d with an interval "
+           "around them\n",
+           equal, compared, in_interval);
+    HVS_CHECK(compared == 3 * NB * FC_HORIZONS, "%d points recomputed", compared);
+    HVS_CHECK(equal == compared, "%d of %d identical", equal, compared);
+    HVS_CHECK(in_interval == compared, "%d of %d with an interval", in_interval, compared);
+    /* the interval is the record's: [p + q10 s, p + q90 s] x area, s = max(p,0) + floor */
+    double q[3];
+    const char *iv = hvs_model_ref_param(global_ref, "interval_h1_6");
+    HVS_REQUIRE(iv && sscanf(iv, "%lf %lf %lf", &q[0], &q[1], &q[2]) == 3, "interval param %s",
+                hvs_test_str(iv));
+    const got_t *f = find(&w, "b2", issues[1]);
+    double p = f->y[2] / 2500.0, s = fmax(p, 0) + q[2];
+    HVS_CHECK_NEAR(f->lo[2], fmax(0, (p + q[0] * s) * 2500.0), 1e-6);
+    HVS_CHECK_NEAR(f->hi[2], (p + q[1] * s) * 2500.0, 1e-6);
+    tr_history_destroy(h);
+    free(w.got);
+    fc_destroy(g);
+}
+
+static void test_interleaving(void) {
+    need_models();
+    make_events(DAYS);
+    world_t a, b, c;
+    world_init(&a), world_init(&b), world_init(&c);
+    fc_destroy(run(&a, config(), 10000, 0));
+    fc_destroy(run(&b, config(), 37, 5 * HOUR));    /* weather ahead, small batches */
+    fc_destroy(run(&c, config(), 1000, -2 * HOUR)); /* weather behind the aggregates */
+    size_t same_b = 0, same_c = 0;
+    for (size_t i = 0; i < a.ngot; i++) {
+        const got_t *x = &a.got[i], *y = find(&b, x->building, x->issued),
+                    *z = find(&c, x->building, x->issued);
+        same_b += y && !memcmp(y->y, x->y, sizeof x->y) && y->flags == x->flags;
+        same_c += z && !memcmp(z->y, x->y, sizeof x->y) && z->flags == x->flags;
+    }
+    printf("interleavings: %zu forecasts; weather ahead by 5 h: %zu identical, behind by 2 h: "
+           "%zu identical\n",
+           a.ngot, same_b, same_c);
+    HVS_CHECK(a.ngot > 0 && same_b == a.ngot && b.ngot == a.ngot, "weather ahead: %zu of %zu (%zu)",
+              same_b, a.ngot, b.ngot);
+    HVS_CHECK(same_c == a.ngot && c.ngot == a.ngot, "weather behind: %zu of %zu (%zu)", same_c,
+              a.ngot, c.ngot);
+    free(a.got), free(b.got), free(c.got);
+}
+
+static void test_lifecycle(void) {
+    need_models();
+    if (!arch_ref) {
+        arch_ref = train("forecast/archetype:passive", "b3");
+        own_ref = train("forecast/building:b2", "b2");
+    }
+    make_events(DAYS);
+    world_t w;
+    world_init(&w);
+    w.serve_arch = w.serve_own = true;
+    hvs_ms_t t0 = START + TRAIN_DAYS * DAY;
+    w.b[0].commissioning = t0 - 25 * DAY;  /* young: rules */
+    w.b[1].commissioning = t0 - 400 * DAY; /* old: its own */
+    w.b[2].commissioning = t0 - 60 * DAY;  /* mid-age: its archetype's */
+    fc_t *g = run(&w, config(), 500, 0);
+    const got_t *r = find(&w, "b1", t0 + 4 * DAY), *o = find(&w, "b2", t0 + 5 * DAY),
+                *m = find(&w, "b3", t0 + 5 * DAY);
+    HVS_REQUIRE(r && o && m, "forecasts");
+    HVS_CHECK(!strcmp(r->ident, "rules") && (r->flags & FC_F_RULES_ONLY), "young: %s", r->ident);
+    HVS_CHECK(!strcmp(o->ident, own_ref->ident), "old: %s", o->ident);
+    HVS_CHECK(!strcmp(m->ident, arch_ref->ident), "mid-age: %s", m->ident);
+    /* the rules: area x k x hdh of the run's temperature / 1000 */
+    int k = 20;
+    hvs_ms_t h = r->target[k], run_t = (t0 + 4 * DAY - 2 * HOUR) / (6 * HOUR) * (6 * HOUR);
+    while (run_t + 2 * HOUR > t0 + 4 * DAY)
+        run_t -= 6 * HOUR;
+    double t = forecast(run_t, h).temp;
+    HVS_CHECK_NEAR(r->y[k], 1000 * 0.8 * fmax(0, 18 - t) / 1000.0, 1e-9);
+    HVS_CHECK(r->lo[k] < r->y[k] && r->hi[k] > r->y[k], "rules interval");
+    /* the building turns 30 days old mid-run: from then the global version serves it */
+    const got_t *later = find(&w, "b1", t0 + 6 * DAY);
+    HVS_CHECK(later && !strcmp(later->ident, global_ref->ident), "30 days old: %s",
+              later ? later->ident : "none");
+    free(w.got);
+    fc_destroy(g);
+    /* no heated area: skipped, counted */
+    world_init(&w);
+    w.b[0].area = NAN;
+    g = run(&w, config(), 500, 0);
+    HVS_CHECK(!find(&w, "b1", t0 + 5 * DAY) && find(&w, "b2", t0 + 5 * DAY), "b1 skipped");
+    HVS_CHECK(fc_stats(g)->no_area == (DAYS - TRAIN_DAYS) * 24 + 1, "no_area %llu",
+              (unsigned long long)fc_stats(g)->no_area);
+    free(w.got);
+    fc_destroy(g);
+}
+
+static void test_stale_weather(void) {
+    need_models();
+    make_events(DAYS);
+    /* the provider's runs stop after day 34 06:00 (observations go on) */
+    hvs_ms_t stop = START + 34 * DAY + 6 * HOUR;
+    size_t k = 0;
+    for (size_t i = 0; i < nevents; i++)
+        if (!(events[i].kind == 1 && !events[i].wx.observed && events[i].wx.issued_at > stop))
+            events[k++] = events[i];
+    nevents = k;
+    world_t w;
+    world_init(&w);
+    fc_t *g = run(&w, config(), 500, 0);
+    const got_t *fresh = find(&w, "b1", stop + 6 * HOUR), *stale = find(&w, "b1", stop + 13 * HOUR);
+    HVS_REQUIRE(fresh && stale, "forecasts");
+    HVS_CHECK(!(fresh->flags & FC_F_STALE_WEATHER), "6 h after the last run: fresh");
+    HVS_CHECK(stale->flags & FC_F_STALE_WEATHER, "13 h after: stale_weather (%u)", stale->flags);
+    /* the last run's values as far as they reach (67 h of the stale issue), the model on
+     * missing weather beyond: never zeros */
+    int zeros = 0;
+    for (int i = 0; i < FC_HORIZONS; i++)
+        zeros += !(stale->y[i] > 0);
+    HVS_CHECK(zeros == 0, "%d zero points", zeros);
+    const got_t *beyond = find(&w, "b1", stop + 40 * HOUR);
+    HVS_CHECK(beyond && (beyond->flags & FC_F_MISSING_WEATHER),
+              "beyond the last run's reach: missing_weather");
+    free(w.got);
+    fc_destroy(g);
+}
+
+static void test_out_of_distribution(void) {
+    need_models();
+    make_events(DAYS);
+    /* the run of day 35 06:00 announces a cold and sunny day 36 (-9 degC under a clear sky) */
+    hvs_ms_t r = START + 35 * DAY + 6 * HOUR;
+    for (size_t i = 0; i < nevents; i++) {
+        ev_t *e = &events[i];
+        if (e->kind == 1 && !e->wx.observed && e->wx.issued_at == r + 2 * HOUR &&
+            e->hour >= START + 36 * DAY && e->hour < START + 37 * DAY) {
+            double hr = (double)((e->hour / HOUR) % 24);
+            e->wx.temp = -9;
+            e->wx.ghi = hr >= 8 && hr <= 15 ? 550 : 0;
+        }
+    }
+    world_t w;
+    world_init(&w);
+    fc_t *g = run(&w, config(), 500, 0);
+    size_t ood = 0, before = 0;
+    for (size_t i = 0; i < w.ngot; i++) {
+        if ((w.got[i].flags & FC_F_OOD) && getenv("FC_DEBUG"))
+            printf("ood: %s as of %lld\n", w.got[i].building,
+                   (long long)(w.got[i].issued - START) / HOUR);
+        ood += (w.got[i].flags & FC_F_OOD) != 0;
+        before += (w.got[i].flags & FC_F_OOD) && w.got[i].issued < r + 2 * HOUR;
+    }
+    int lc = 0;
+    for (int i = 0; i < w.nalerts; i++)
+        if (w.alerts[i].type == HVS_ALERT_FORECAST_LOW_CONFIDENCE) {
+            lc++;
+            HVS_CHECK(hvs_time_day_start(w.alerts[i].first_seen) == START + 36 * DAY,
+                      "the alert names day 36");
+        }
+    printf("cold and sunny run: %zu of %zu forecasts out of distribution, %d alerts\n", ood, w.ngot,
+           lc);
+    HVS_CHECK(before == 0, "%zu forecasts flagged before the run", before);
+    HVS_CHECK(ood >= NB, "flagged: %zu", ood);
+    HVS_CHECK(lc == NB, "one FORECAST_LOW_CONFIDENCE per building and day: %d", lc);
+    free(w.got);
+    fc_destroy(g);
+}
+
+static void test_live_accuracy(void) {
+    need_models();
+    make_events(DAYS);
+    world_t w;
+    world_init(&w);
+    fc_t *g = run(&w, config(), 500, 0);
+    /* day-ahead: issued at 12:00 UTC the day before, every hour of days 32..38 */
+    double e = 0, y = 0;
+    int64_t n = 0;
+    for (int d = 32; d < 39; d++)
+        for (int b = 0; b < NB; b++) {
+            hvs_ms_t day = START + (hvs_ms_t)d * DAY;
+            const got_t *f = find(&w, blds[b].id, day - 12 * HOUR);
+            HVS_REQUIRE(f, "day-ahead forecast");
+            for (int k = 0; k < f->n; k++)
+                if (f->target[k] >= day && f->target[k] < day + DAY) {
+                    double a = heat(b, f->target[k]);
+                    e += fabs(a - (double)(float)f->y[k]);
+                    y += a;
+                    n++;
+                }
+        }
+    int64_t pts = 0;
+    uint16_t id = fc_ident_intern(g, global_ref->ident, NAN);
+    double live = fc_live_wape(g, id, FC_DAY_AHEAD, START + 39 * DAY, NULL, 0, &pts);
+    printf("live day-ahead WAPE %.4f over %lld points (computed here %.4f over %lld); backtest "
+           "%.4f\n",
+           live, (long long)pts, e / y, (long long)n, global_ref->metrics.wape);
+    HVS_CHECK(pts == n, "points %lld vs %lld", (long long)pts, (long long)n);
+    HVS_CHECK_NEAR(live, e / y, 1e-9);
+    int drift = 0;
+    for (int i = 0; i < w.nalerts; i++)
+        drift += w.alerts[i].type == HVS_ALERT_MODEL_DRIFT;
+    HVS_CHECK(drift == 0, "no drift on the data it learnt: %d", drift);
+    free(w.got);
+    fc_destroy(g);
+    /* from day 33 every building heats three times as much: bad days from day 34 */
+    scale_actual = 3, scale_from = START + 33 * DAY;
+    make_events(DAYS);
+    world_init(&w);
+    g = run(&w, config(), 500, 0);
+    scale_actual = 1, scale_from = INT64_MAX;
+    int at = -1;
+    for (int i = 0; i < w.nalerts; i++)
+        if (w.alerts[i].type == HVS_ALERT_MODEL_DRIFT) {
+            drift++;
+            at = i;
+        }
+    HVS_CHECK(drift == NB, "MODEL_DRIFT once per partition: %d", drift);
+    if (at >= 0) {
+        HVS_CHECK(strstr(w.alert_entity[at], global_ref->ident) != NULL, "names %s",
+                  w.alert_entity[at]);
+        printf("drift: %s on %s\n", w.alert_entity[at], w.alerts[at].summary);
+    }
+    free(w.got);
+    fc_destroy(g);
+}
+
+static const hvs_test_case_t cases[] = {
+    {"trainer_path", test_trainer_path},
+    {"interleaving", test_interleaving},
+    {"lifecycle", test_lifecycle},
+    {"stale_weather", test_stale_weather},
+    {"out_of_distribution", test_out_of_distribution},
+    {"live_accuracy", test_live_accuracy},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

@@ -1,0 +1,887 @@
+/*
+ * engine.c - the forecaster's state machine (engine.h): issue scheduling, one forecast's
+ * features, model choice, rules, intervals and out-of-distribution check, batched prediction,
+ * and the live accuracy of every version that served.
+ */
+#include "engine.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hvs/log.h"
+#include "hvs/task_rows.h"
+#include "hvs/topics.h" /* HVS_MAX_PARTITIONS */
+#include "hvs/vec.h"
+
+#define HOUR HVS_MS_HOUR
+#define DAY HVS_MS_DAY
+
+static const char *const flag_names[FC_FLAG_COUNT] = {"rules_only", "stale_weather",
+                                                      "missing_weather", "out_of_distribution"};
+static const char *const bucket_names[FC_BUCKETS] = {"h1_6", "h7_24", "h25_48", "h49_72",
+                                                     "day_ahead"};
+static const int bucket_lo[4] = {1, 7, 25, 49}, bucket_hi[4] = {6, 24, 48, 72};
+
+const char *fc_flag_name(int i) { return i >= 0 && i < FC_FLAG_COUNT ? flag_names[i] : "?"; }
+const char *fc_bucket_name(int b) { return b >= 0 && b < FC_BUCKETS ? bucket_names[b] : "?"; }
+
+typedef struct cal_entry {
+    char *region;
+    hvs_calendar_t *cal;
+} cal_entry_t;
+
+typedef struct ident {
+    char *name;
+    double wape; /* the version's backtest (day-ahead) WAPE; NaN unknown */
+} ident_t;
+
+/* A model version used in the current batch and what its records say of intervals. */
+typedef struct batch_model {
+    char name[200];
+    hvs_model_ref_t *ref; /* NULL: none serves (or not usable) */
+    uint16_t ident;
+    double iv[4][3];   /* per horizon bucket: q10, q90, floor (NaN: none) */
+    double t_lo, t_hi; /* the profile's temperature range (NaN: unknown) */
+    float *rows;       /* FC_HORIZONS x ncols per job using it */
+    size_t nrows, caprows;
+} batch_model_t;
+
+typedef struct job {
+    fc_building_t *b;
+    hvs_ms_t t;
+    int model; /* index into the batch's models; -1: rules */
+    size_t row0;
+    unsigned flags;
+    double area;
+    double temp[FC_HORIZONS], ghi[FC_HORIZONS], hdh[FC_HORIZONS];
+    bool quiet;
+} job_t;
+
+struct fc {
+    fc_config_t conf;
+    fc_callbacks_t cb;
+    fc_building_t **b; /* sorted by id */
+    size_t n, cap;
+    cal_entry_t *cals;
+    size_t ncals, capcals;
+    ident_t *idents;
+    size_t nidents, capidents;
+    fc_version_acc_t **v;
+    size_t nv, capv;
+    hvs_ms_t part_day[HVS_MAX_PARTITIONS];
+    bool part_quiet[HVS_MAX_PARTITIONS];
+    batch_model_t *models;
+    size_t nmodels, capmodels;
+    job_t *jobs;
+    size_t njobs, capjobs;
+    size_t ncols;
+    int i_temp, i_ghi, i_hdh, i_hdh24, i_t24;
+    fc_stats_t stats;
+    /* the emitted forecast's buffers */
+    hvs_ms_t out_t[FC_HORIZONS];
+    double out_y[FC_HORIZONS], out_lo[FC_HORIZONS], out_hi[FC_HORIZONS];
+    bool out_ood[FC_HORIZONS];
+};
+
+/* ---- setup ---------------------------------------------------------------------------------- */
+
+int fc_new(const fc_config_t *conf, const fc_callbacks_t *cb, fc_t **out, hvs_err_t *err) {
+    fc_t *g = calloc(1, sizeof *g);
+    if (!g)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "forecaster");
+    g->conf = *conf;
+    g->cb = *cb;
+    g->ncols = hvs_taskrow_ncols(HVS_TASK_FORECAST);
+    g->i_temp = hvs_features_index("temperature_c");
+    g->i_ghi = hvs_features_index("shortwave_radiation_wm2");
+    g->i_hdh = hvs_features_index("hdh");
+    g->i_hdh24 = hvs_features_index("hdh_roll_24_mean");
+    g->i_t24 = hvs_features_index("temp_roll_24_mean");
+    for (int p = 0; p < HVS_MAX_PARTITIONS; p++)
+        g->part_day[p] = HVS_MS_NONE;
+    *out = g;
+    return 0;
+}
+
+static void building_free(fc_building_t *b) {
+    if (!b)
+        return;
+    hvs_fs_building_destroy(b->fs);
+    free(b->latest);
+    free(b);
+}
+
+static void release_models(fc_t *g) {
+    for (size_t i = 0; i < g->nmodels; i++) {
+        hvs_registry_release(g->models[i].ref);
+        free(g->models[i].rows);
+    }
+    g->nmodels = 0;
+}
+
+void fc_destroy(fc_t *g) {
+    if (!g)
+        return;
+    for (size_t i = 0; i < g->n; i++)
+        building_free(g->b[i]);
+    free(g->b);
+    for (size_t i = 0; i < g->ncals; i++) {
+        free(g->cals[i].region);
+        hvs_calendar_destroy(g->cals[i].cal);
+    }
+    free(g->cals);
+    for (size_t i = 0; i < g->nidents; i++)
+        free(g->idents[i].name);
+    free(g->idents);
+    for (size_t i = 0; i < g->nv; i++)
+        free(g->v[i]);
+    free(g->v);
+    release_models(g);
+    free(g->models);
+    free(g->jobs);
+    free(g);
+}
+
+const fc_config_t *fc_config(const fc_t *g) { return &g->conf; }
+fc_stats_t *fc_stats(fc_t *g) { return &g->stats; }
+
+/* ---- buildings ------------------------------------------------------------------------------ */
+
+static size_t find_building(const fc_t *g, const char *id, bool *found) {
+    size_t lo = 0, hi = g->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(g->b[mid]->fs->id, id);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+static void building_init(fc_building_t *b) {
+    b->agg_time = b->wx_time = b->issued = b->ood_day = HVS_MS_NONE;
+    for (int i = 0; i < FC_RUNS; i++)
+        b->runs[i] = HVS_MS_NONE;
+    for (int i = 0; i < FC_ACC_SLOTS; i++)
+        b->acc[i].hour = HVS_MS_NONE;
+}
+
+static int insert_building(fc_t *g, fc_building_t *b, size_t at) {
+    fc_building_t **nb = hvs_vec_grow(g->b, &g->cap, g->n + 1, sizeof *nb, 64);
+    if (!nb)
+        return HVS_ENOMEM;
+    g->b = nb;
+    memmove(&g->b[at + 1], &g->b[at], (g->n - at) * sizeof *g->b);
+    g->b[at] = b;
+    g->n++;
+    return 0;
+}
+
+fc_building_t *fc_building(fc_t *g, const char *id, int32_t partition, bool create) {
+    bool found;
+    size_t at = find_building(g, id, &found);
+    if (found)
+        return g->b[at];
+    if (!create)
+        return NULL;
+    fc_building_t *b = calloc(1, sizeof *b);
+    if (!b || !(b->fs = hvs_fs_building_new_ns(id, partition, FC_NS)) ||
+        !hvs_fs_entity(b->fs, HVS_FS_BUILDING, true) || insert_building(g, b, at)) {
+        building_free(b);
+        return NULL;
+    }
+    building_init(b);
+    b->dirty = true;
+    return b;
+}
+
+int fc_adopt(fc_t *g, fc_building_t *b) {
+    bool found;
+    size_t at = find_building(g, b->fs->id, &found);
+    if (found) {
+        building_free(g->b[at]);
+        g->b[at] = b;
+        return 0;
+    }
+    if (!hvs_fs_entity(b->fs, HVS_FS_BUILDING, true))
+        return HVS_ENOMEM;
+    return insert_building(g, b, at);
+}
+
+fc_building_t **fc_buildings(fc_t *g, size_t *n) {
+    *n = g->n;
+    return g->b;
+}
+
+void fc_drop_partition(fc_t *g, int32_t p) {
+    size_t w = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        if (g->b[i]->fs->partition == p)
+            building_free(g->b[i]);
+        else
+            g->b[w++] = g->b[i];
+    }
+    g->n = w;
+    w = 0;
+    for (size_t i = 0; i < g->nv; i++) {
+        if (g->v[i]->partition == p)
+            free(g->v[i]);
+        else
+            g->v[w++] = g->v[i];
+    }
+    g->nv = w;
+    if (p >= 0 && p < HVS_MAX_PARTITIONS)
+        g->part_day[p] = HVS_MS_NONE;
+}
+
+/* The calendar of a region (the default for none or an unknown one: warned once per region).
+ * NULL only on ENOMEM. */
+static hvs_calendar_t *calendar_of(fc_t *g, const char *building, const char *region) {
+    if (!region || !region[0])
+        region = g->conf.default_region;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        for (size_t i = 0; i < g->ncals; i++)
+            if (strcmp(g->cals[i].region, region) == 0)
+                return g->cals[i].cal;
+        hvs_calendar_t *c = NULL;
+        hvs_err_t err = {0};
+        int rc = hvs_calendar_new(region, &c, &err);
+        cal_entry_t *nc = hvs_vec_grow(g->cals, &g->capcals, g->ncals + 1, sizeof *nc, 8);
+        char *r = strdup(region);
+        if (!nc || !r) {
+            free(r);
+            hvs_calendar_destroy(c);
+            return NULL;
+        }
+        g->cals = nc;
+        if (rc == 0) {
+            g->cals[g->ncals++] = (cal_entry_t){r, c};
+            return c;
+        }
+        free(r);
+        hvs_log_warn("forecaster", "building %s: holiday region %s unknown, using %s", building,
+                     region, g->conf.default_region);
+        region = g->conf.default_region;
+    }
+    return NULL;
+}
+
+/* ---- interned versions and their accuracy --------------------------------------------------- */
+
+uint16_t fc_ident_intern(fc_t *g, const char *ident, double backtest_wape) {
+    for (size_t i = 0; i < g->nidents; i++)
+        if (strcmp(g->idents[i].name, ident) == 0) {
+            if (isfinite(backtest_wape))
+                g->idents[i].wape = backtest_wape;
+            return (uint16_t)(i + 1);
+        }
+    if (g->nidents >= 65534)
+        return 0;
+    ident_t *ni = hvs_vec_grow(g->idents, &g->capidents, g->nidents + 1, sizeof *ni, 16);
+    char *s = strdup(ident);
+    if (!ni || !s) {
+        free(s);
+        return 0;
+    }
+    g->idents = ni;
+    g->idents[g->nidents++] = (ident_t){s, backtest_wape};
+    return (uint16_t)g->nidents;
+}
+
+const char *fc_ident(const fc_t *g, uint16_t id) {
+    return id && id <= g->nidents ? g->idents[id - 1].name : NULL;
+}
+
+double fc_ident_backtest_wape(const fc_t *g, uint16_t id) {
+    return id && id <= g->nidents ? g->idents[id - 1].wape : NAN;
+}
+
+fc_version_acc_t **fc_versions(fc_t *g, size_t *n) {
+    *n = g->nv;
+    return g->v;
+}
+
+fc_version_acc_t *fc_version(fc_t *g, uint16_t ident, int32_t partition, bool create) {
+    for (size_t i = 0; i < g->nv; i++)
+        if (g->v[i]->ident == ident && g->v[i]->partition == partition)
+            return g->v[i];
+    if (!create)
+        return NULL;
+    fc_version_acc_t **nv = hvs_vec_grow(g->v, &g->capv, g->nv + 1, sizeof *nv, 16);
+    fc_version_acc_t *v = calloc(1, sizeof *v);
+    if (!nv || !v) {
+        free(v);
+        return NULL;
+    }
+    g->v = nv;
+    v->ident = ident;
+    v->partition = partition;
+    v->judged = HVS_MS_NONE;
+    for (int b = 0; b < FC_BUCKETS; b++)
+        for (int d = 0; d < FC_WAPE_DAYS; d++)
+            v->d[b][d].day = HVS_MS_NONE;
+    g->v[g->nv++] = v;
+    return v;
+}
+
+static fc_wape_day_t *wape_day(fc_version_acc_t *v, int b, hvs_ms_t day) {
+    fc_wape_day_t *d = &v->d[b][(size_t)(day / DAY) % FC_WAPE_DAYS];
+    if (d->day != day)
+        *d = (fc_wape_day_t){day, 0, 0, 0};
+    return d;
+}
+
+double fc_live_wape(fc_t *g, uint16_t ident, int bucket, hvs_ms_t until, const int32_t *parts,
+                    size_t nparts, int64_t *points) {
+    double e = 0, y = 0;
+    int64_t n = 0;
+    hvs_ms_t from = until - (FC_WAPE_DAYS - 1) * DAY;
+    for (size_t i = 0; i < g->nv; i++) {
+        const fc_version_acc_t *v = g->v[i];
+        bool in = !parts;
+        for (size_t k = 0; parts && k < nparts; k++)
+            in = in || parts[k] == v->partition;
+        if (v->ident != ident || !in)
+            continue;
+        for (int d = 0; d < FC_WAPE_DAYS; d++) {
+            const fc_wape_day_t *w = &v->d[bucket][d];
+            if (w->day != HVS_MS_NONE && w->day >= from && w->day < until)
+                e += w->e, y += w->y, n += w->n;
+        }
+    }
+    if (points)
+        *points = n;
+    return n && y > 0 ? e / y : NAN;
+}
+
+/* A partition's aggregates entered day `day`: judge the days before for every version. */
+static int judge(fc_t *g, int32_t p, hvs_ms_t day, bool quiet, hvs_err_t *err) {
+    for (size_t i = 0; i < g->nv; i++) {
+        fc_version_acc_t *v = g->v[i];
+        if (v->partition != p || (v->judged != HVS_MS_NONE && v->judged >= day - DAY))
+            continue;
+        int64_t n;
+        double w = fc_live_wape(g, v->ident, FC_DAY_AHEAD, day, &p, 1, &n);
+        double bw = fc_ident_backtest_wape(g, v->ident);
+        bool bad = n >= g->conf.drift_min_points && isfinite(w) && isfinite(bw) && bw > 0 &&
+                   w > g->conf.degrade_factor * bw;
+        v->bad_days = bad ? v->bad_days + 1 : 0;
+        v->judged = day - DAY;
+        v->dirty = true;
+        if (!bad || v->bad_days != g->conf.degrade_days || quiet || !g->cb.alert)
+            continue;
+        const char *ident = fc_ident(g, v->ident);
+        char entity[200], sw[32], sb[32], sn[32], sd[32];
+        snprintf(entity, sizeof entity, "%s@p%d", ident, (int)p);
+        snprintf(sw, sizeof sw, "%.4f", w);
+        snprintf(sb, sizeof sb, "%.4f", bw);
+        snprintf(sn, sizeof sn, "%lld", (long long)n);
+        snprintf(sd, sizeof sd, "%d", v->bad_days);
+        fc_alert_t a = {.building = "",
+                        .type = HVS_ALERT_MODEL_DRIFT,
+                        .entity = entity,
+                        .model = ident,
+                        .first_seen = day - DAY,
+                        .score = bw > 0 ? w / bw : 0,
+                        .evidence = {"live_day_ahead_wape", sw, "backtest_wape", sb, "points", sn,
+                                     "bad_days", sd, NULL}};
+        snprintf(a.summary, sizeof a.summary,
+                 "%s: live day-ahead WAPE %.3f over 7 days is above %.1f x its backtest %.3f for "
+                 "%d days (partition %d)",
+                 ident, w, g->conf.degrade_factor, bw, v->bad_days, (int)p);
+        g->stats.drift_alerts++;
+        int rc = g->cb.alert(g->cb.opaque, &a, err);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- inputs --------------------------------------------------------------------------------- */
+
+static hvs_ms_t hour_ceil(hvs_ms_t t) { return (t + HOUR - 1) / HOUR * HOUR; }
+
+/* The next issue time of b after its last one (NONE before its first aggregate). */
+static hvs_ms_t next_issue(const fc_t *g, const fc_building_t *b) {
+    if (b->agg_time == HVS_MS_NONE)
+        return HVS_MS_NONE;
+    hvs_ms_t every = g->conf.every > 0 ? g->conf.every : HOUR;
+    hvs_ms_t t = b->issued == HVS_MS_NONE ? b->agg_time : (b->issued / every + 1) * every;
+    for (int i = 0; i < FC_RUNS; i++)
+        if (b->runs[i] != HVS_MS_NONE && (b->issued == HVS_MS_NONE || b->runs[i] > b->issued) &&
+            b->runs[i] < t)
+            t = b->runs[i];
+    return t;
+}
+
+static bool ready(const fc_t *g, const fc_building_t *b, hvs_ms_t t) {
+    return b->agg_time >= t && ((b->wx_time != HVS_MS_NONE && b->wx_time > t) ||
+                                b->agg_time >= t + g->conf.weather_wait);
+}
+
+static int queue_issue(fc_t *g, fc_building_t *b, hvs_ms_t t, bool quiet, hvs_err_t *err);
+
+static int schedule(fc_t *g, fc_building_t *b, bool quiet, hvs_err_t *err) {
+    for (;;) {
+        hvs_ms_t t = next_issue(g, b);
+        if (t == HVS_MS_NONE || !ready(g, b, t))
+            return 0;
+        int rc = g->conf.from != HVS_MS_NONE && t < g->conf.from ? 0
+                                                                 : queue_issue(g, b, t, quiet, err);
+        if (rc)
+            return rc;
+        b->issued = t;
+        b->dirty = true;
+    }
+}
+
+/* Score the accuracy points of hour h of b against its actual. */
+static int score_hour(fc_t *g, fc_building_t *b, hvs_ms_t h, double actual) {
+    fc_acc_slot_t *s = &b->acc[(size_t)(h / HOUR) % FC_ACC_SLOTS];
+    if (s->hour != h)
+        return 0;
+    for (int k = 0; k < FC_BUCKETS; k++) {
+        if (!s->p[k].ident || !isfinite(actual))
+            continue;
+        fc_version_acc_t *v = fc_version(g, s->p[k].ident, b->fs->partition, true);
+        if (!v)
+            return HVS_ENOMEM;
+        fc_wape_day_t *d = wape_day(v, k, hvs_time_day_start(h));
+        d->e += fabs(actual - s->p[k].pred);
+        d->y += fabs(actual);
+        d->n++;
+        v->dirty = true;
+        g->stats.scored++;
+    }
+    s->hour = HVS_MS_NONE;
+    memset(s->p, 0, sizeof s->p);
+    size_t i = (size_t)(h / HOUR) % FC_ACC_SLOTS;
+    b->acc_dirty[i / 64] |= 1ull << (i % 64);
+    return 0;
+}
+
+int fc_on_aggregate(fc_t *g, int32_t partition, const char *building, const hvs_feat_hour_t *h,
+                    bool quiet, hvs_err_t *err) {
+    fc_building_t *b = fc_building(g, building, partition, true);
+    if (!b)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "building %s", building);
+    hvs_fs_entity_t *e = hvs_fs_entity(b->fs, HVS_FS_BUILDING, true);
+    if (!e)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "building %s", building);
+    bool first = hvs_feat_hour_get(&(hvs_feat_history_t){e->hours, HVS_FS_HOURS, NULL, 0, 0},
+                                   h->hour) == NULL;
+    if (b->agg_time != HVS_MS_NONE &&
+        h->hour + HOUR <= b->agg_time - (hvs_ms_t)HVS_FS_HOURS * HOUR) {
+        g->stats.skipped_old++;
+        return 0; /* older than the ring: nothing to learn from it */
+    }
+    hvs_fs_put_hour(e, h);
+    int rc = 0;
+    if (first && (rc = score_hour(g, b, h->hour, h->use)))
+        return hvs_err_set(err, rc, "oom", "accuracy of %s", building);
+    if (b->agg_time == HVS_MS_NONE || h->hour + HOUR > b->agg_time) {
+        b->agg_time = h->hour + HOUR;
+        b->dirty = true;
+    }
+    if (partition >= 0 && partition < HVS_MAX_PARTITIONS) {
+        hvs_ms_t day = hvs_time_day_start(h->hour);
+        if (g->part_day[partition] == HVS_MS_NONE || day > g->part_day[partition]) {
+            bool was = g->part_day[partition] != HVS_MS_NONE;
+            g->part_day[partition] = day;
+            if (was && (rc = judge(g, partition, day, quiet, err)))
+                return rc;
+        }
+    }
+    return schedule(g, b, quiet, err);
+}
+
+int fc_on_weather(fc_t *g, int32_t partition, const char *building, hvs_ms_t hour,
+                  const hvs_feat_wx_t *rec, bool quiet, hvs_err_t *err) {
+    fc_building_t *b = fc_building(g, building, partition, true);
+    if (!b)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "building %s", building);
+    /* past hours keep only what an issue can still ask for: the ring is as long as the
+     * aggregates' (a weather slot older than it would be overwritten anyway) */
+    hvs_fs_put_weather(b->fs, hour, rec);
+    if (b->wx_time == HVS_MS_NONE || rec->issued_at > b->wx_time) {
+        b->wx_time = rec->issued_at;
+        b->dirty = true;
+    }
+    if (!rec->observed) { /* a forecast run: its issue time is an issue time */
+        bool known = false;
+        for (int i = 0; i < FC_RUNS; i++)
+            known = known || b->runs[i] == rec->issued_at;
+        if (!known && (b->runs[0] == HVS_MS_NONE || rec->issued_at > b->runs[0])) {
+            /* keep the FC_RUNS newest, ascending */
+            hvs_ms_t r[FC_RUNS + 1];
+            int n = 0;
+            for (int i = 0; i < FC_RUNS; i++)
+                if (b->runs[i] != HVS_MS_NONE)
+                    r[n++] = b->runs[i];
+            r[n++] = rec->issued_at;
+            for (int i = n - 1; i > 0 && r[i] < r[i - 1]; i--) {
+                hvs_ms_t x = r[i];
+                r[i] = r[i - 1], r[i - 1] = x;
+            }
+            int drop = n > FC_RUNS ? n - FC_RUNS : 0;
+            for (int i = 0; i < FC_RUNS; i++)
+                b->runs[i] = i + drop < n ? r[i + drop] : HVS_MS_NONE;
+            b->dirty = true;
+        }
+    }
+    return schedule(g, b, quiet, err);
+}
+
+/* ---- one issue ------------------------------------------------------------------------------ */
+
+static bool columns_match(const hvs_model_ref_t *r) {
+    size_t n;
+    const char *const *cols = hvs_taskrow_columns(HVS_TASK_FORECAST, &n);
+    if (r->nfeatures != n || r->target_scale != HVS_TARGET_PER_HEATED_M2)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(r->features[i], cols[i]) != 0)
+            return false;
+    return true;
+}
+
+static const char *const interval_keys[4] = {"interval_h1_6", "interval_h7_24", "interval_h25_48",
+                                             "interval_h49_72"};
+
+/* The batch's entry of a model name (acquired once per batch); -1 when none serves. */
+static int batch_model(fc_t *g, const char *name) {
+    for (size_t i = 0; i < g->nmodels; i++)
+        if (strcmp(g->models[i].name, name) == 0)
+            return g->models[i].ref ? (int)i : -1;
+    batch_model_t *nm = hvs_vec_grow(g->models, &g->capmodels, g->nmodels + 1, sizeof *nm, 8);
+    if (!nm)
+        return -2;
+    g->models = nm;
+    batch_model_t *m = &g->models[g->nmodels++];
+    memset(m, 0, sizeof *m);
+    snprintf(m->name, sizeof m->name, "%s", name);
+    m->ref = g->cb.acquire ? g->cb.acquire(g->cb.opaque, name) : NULL;
+    if (m->ref && !columns_match(m->ref)) {
+        hvs_log_error("forecaster", "%s: not this build's forecast columns or scale: not used",
+                      m->ref->ident);
+        hvs_registry_release(m->ref);
+        m->ref = NULL;
+    }
+    if (!m->ref)
+        return -1;
+    m->ident = fc_ident_intern(g, m->ref->ident, m->ref->metrics.wape);
+    for (int b = 0; b < 4; b++) {
+        const char *s = hvs_model_ref_param(m->ref, interval_keys[b]);
+        m->iv[b][0] = m->iv[b][1] = m->iv[b][2] = NAN;
+        if (s && sscanf(s, "%lf %lf %lf", &m->iv[b][0], &m->iv[b][1], &m->iv[b][2]) != 3)
+            m->iv[b][0] = m->iv[b][1] = m->iv[b][2] = NAN;
+    }
+    m->t_lo = m->t_hi = NAN;
+    for (size_t i = 0; i < m->ref->nfeatures; i++) {
+        const hvs_feature_profile_t *p = &m->ref->profile[i];
+        if (p->name && p->nq >= 2 && strcmp(p->name, "temperature_c") == 0)
+            m->t_lo = p->quantiles[0], m->t_hi = p->quantiles[p->nq - 1];
+    }
+    return (int)(g->nmodels - 1);
+}
+
+/* The model for a building at issue time t (engine.h); -1 rules, -2 ENOMEM. */
+static int choose(fc_t *g, const char *building, const fc_info_t *in, hvs_ms_t t) {
+    hvs_ms_t age = in->commissioning == HVS_MS_NONE ? INT64_MAX / 2 : t - in->commissioning;
+    if (age < g->conf.mature_ms)
+        return -1;
+    char name[600];
+    int m = -1;
+    if (age >= g->conf.building_ms) {
+        snprintf(name, sizeof name, "forecast/building:%s", building);
+        m = batch_model(g, name);
+    }
+    if (m == -1 && in->archetype && in->archetype[0]) {
+        snprintf(name, sizeof name, "forecast/archetype:%s", in->archetype);
+        m = batch_model(g, name);
+    }
+    if (m == -1)
+        m = batch_model(g, "forecast/global");
+    return m;
+}
+
+static int queue_issue(fc_t *g, fc_building_t *b, hvs_ms_t t, bool quiet, hvs_err_t *err) {
+    fc_info_t in = {NAN, HVS_MS_NONE, "", ""};
+    if (!g->cb.info || g->cb.info(g->cb.opaque, b->fs->id, &in) != 0 || !(in.area_m2 > 0) ||
+        !isfinite(in.area_m2)) {
+        g->stats.no_area++;
+        if (!b->warned)
+            hvs_log_warn("forecaster",
+                         "building %s: not forecastable: no heated area in topology (forecasts "
+                         "are per m2 of heated area)",
+                         b->fs->id);
+        b->warned = true;
+        return 0;
+    }
+    hvs_calendar_t *cal = calendar_of(g, b->fs->id, in.region);
+    if (!cal)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "calendar for %s", b->fs->id);
+    int m = choose(g, b->fs->id, &in, t);
+    if (m == -2)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "models");
+    job_t *nj = hvs_vec_grow(g->jobs, &g->capjobs, g->njobs + 1, sizeof *nj, 64);
+    if (!nj)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "issues");
+    g->jobs = nj;
+    job_t *j = &g->jobs[g->njobs];
+    *j = (job_t){.b = b, .t = t, .model = m, .area = in.area_m2, .quiet = quiet};
+    float *rows = NULL;
+    if (m >= 0) {
+        batch_model_t *bm = &g->models[m];
+        size_t need = (bm->nrows + FC_HORIZONS) * g->ncols;
+        if (need > bm->caprows) {
+            size_t cap = need * 2;
+            float *nr = realloc(bm->rows, cap * sizeof *nr);
+            if (!nr)
+                return hvs_err_set(err, HVS_ENOMEM, "oom", "rows");
+            bm->rows = nr;
+            bm->caprows = cap;
+        }
+        j->row0 = bm->nrows;
+        rows = &bm->rows[bm->nrows * g->ncols];
+        bm->nrows += FC_HORIZONS;
+    } else {
+        j->flags |= FC_F_RULES_ONLY;
+    }
+    /* the weather as known at t: the newest run issued by then */
+    hvs_ms_t run = HVS_MS_NONE;
+    for (int i = 0; i < FC_RUNS; i++)
+        if (b->runs[i] != HVS_MS_NONE && b->runs[i] <= t)
+            run = b->runs[i];
+    if (run == HVS_MS_NONE || t - run > g->conf.stale_after)
+        j->flags |= FC_F_STALE_WEATHER;
+    hvs_feat_history_t view;
+    hvs_fs_view(b->fs, hvs_fs_entity(b->fs, HVS_FS_BUILDING, false), in.commissioning, &view);
+    hvs_ms_t h0 = hour_ceil(t);
+    double x[HVS_FEATURES_COUNT], row[HVS_TASKROW_MAX_COLS];
+    for (int k = 0; k < FC_HORIZONS; k++) {
+        unsigned fl = 0;
+        hvs_features_compute(&view, cal, h0 + (hvs_ms_t)k * HOUR, t, x, &fl);
+        if (fl & HVS_FEAT_F_MISSING_WEATHER)
+            j->flags |= FC_F_MISSING_WEATHER;
+        j->temp[k] = x[g->i_temp];
+        j->ghi[k] = x[g->i_ghi];
+        j->hdh[k] = isfinite(x[g->i_hdh]) ? x[g->i_hdh] : x[g->i_hdh24];
+        if (!isfinite(j->hdh[k]) && isfinite(x[g->i_t24]))
+            j->hdh[k] = fmax(0, 18 - x[g->i_t24]);
+        if (rows) {
+            int rc = hvs_taskrow_build(HVS_TASK_FORECAST, x, in.area_m2, row, err);
+            if (rc)
+                return rc;
+            for (size_t c = 0; c < g->ncols; c++)
+                rows[(size_t)k * g->ncols + c] = (float)row[c];
+        }
+    }
+    g->njobs++;
+    return 0;
+}
+
+static double rules_k(const fc_t *g, const char *archetype) {
+    for (size_t i = 0; archetype && i < g->conf.nrules; i++)
+        if (strcmp(g->conf.rules[i].archetype, archetype) == 0)
+            return g->conf.rules[i].w_per_m2k;
+    return g->conf.rules_default;
+}
+
+static int bucket_of(int horizon) {
+    for (int b = 0; b < 4; b++)
+        if (horizon >= bucket_lo[b] && horizon <= bucket_hi[b])
+            return b;
+    return 3;
+}
+
+/* Record the accuracy points of an emitted forecast (engine.h). */
+static void record_points(fc_t *g, fc_building_t *b, hvs_ms_t t, uint16_t ident, int n) {
+    if (!ident)
+        return;
+    for (int k = 0; k < n; k++) {
+        hvs_ms_t h = g->out_t[k];
+        int horizon = k + 1;
+        size_t i = (size_t)(h / HOUR) % FC_ACC_SLOTS;
+        fc_acc_slot_t *s = &b->acc[i];
+        bool any = false;
+        for (int bk = 0; bk < 4; bk++) {
+            int w = bucket_hi[bk] - bucket_lo[bk] + 1;
+            if (horizon == bucket_lo[bk] + (int)((h / HOUR) % w)) {
+                if (s->hour != h) {
+                    s->hour = h;
+                    memset(s->p, 0, sizeof s->p);
+                }
+                s->p[bk] = (fc_acc_point_t){(float)g->out_y[k], ident};
+                any = true;
+            }
+        }
+        if (t == hvs_time_day_start(h) - 12 * HOUR) {
+            if (s->hour != h) {
+                s->hour = h;
+                memset(s->p, 0, sizeof s->p);
+            }
+            s->p[FC_DAY_AHEAD] = (fc_acc_point_t){(float)g->out_y[k], ident};
+            any = true;
+        }
+        if (any)
+            b->acc_dirty[i / 64] |= 1ull << (i % 64);
+    }
+}
+
+/* Emit job j whose model predictions (target units) are pred (NULL for rules). */
+static int emit(fc_t *g, job_t *j, const float *pred, hvs_err_t *err) {
+    fc_building_t *b = j->b;
+    batch_model_t *bm = j->model >= 0 ? &g->models[j->model] : NULL;
+    fc_info_t in = {NAN, HVS_MS_NONE, "", ""};
+    if (!bm && g->cb.info)
+        g->cb.info(g->cb.opaque, b->fs->id, &in);
+    double k_rules = bm ? 0 : rules_k(g, in.archetype);
+    hvs_ms_t h0 = hour_ceil(j->t), first_ood = HVS_MS_NONE;
+    unsigned flags = j->flags;
+    int n = 0;
+    for (int k = 0; k < FC_HORIZONS; k++) {
+        hvs_ms_t h = h0 + (hvs_ms_t)k * HOUR;
+        double y, lo = NAN, hi = NAN;
+        bool ood = false;
+        if (bm) {
+            double p = pred[k];
+            y = hvs_taskrow_to_kwh(bm->ref->target_scale, p, j->area);
+            const double *iv = bm->iv[bucket_of(k + 1)];
+            if (isfinite(iv[0])) {
+                double s = fmax(p, 0) + iv[2];
+                lo = hvs_taskrow_to_kwh(bm->ref->target_scale, p + iv[0] * s, j->area);
+                hi = hvs_taskrow_to_kwh(bm->ref->target_scale, p + iv[1] * s, j->area);
+            }
+            if (k < g->conf.ood_horizon && isfinite(j->temp[k])) {
+                const hvs_joint_histogram_t *jh = &bm->ref->joint;
+                int64_t c = hvs_joint_histogram_count(
+                    jh, j->temp[k], isfinite(j->ghi[k]) ? j->ghi[k] : 0, NULL, NULL);
+                if (c >= 0 && jh->total > 0 &&
+                    (double)c < g->conf.ood_min_share * (double)jh->total)
+                    ood = true;
+                if (isfinite(bm->t_lo) && (j->temp[k] < bm->t_lo - g->conf.ood_margin_c ||
+                                           j->temp[k] > bm->t_hi + g->conf.ood_margin_c))
+                    ood = true;
+            }
+        } else {
+            if (!isfinite(j->hdh[k])) {
+                y = j->area * g->conf.rules_base / 1000.0;
+                flags |= FC_F_MISSING_WEATHER;
+            } else {
+                y = j->area * (g->conf.rules_base + k_rules * j->hdh[k]) / 1000.0;
+            }
+            lo = 0.5 * y, hi = 1.5 * y;
+        }
+        if (!isfinite(y)) {
+            flags |= FC_F_MISSING_WEATHER;
+            y = 0; /* a model's NaN: never from NaN inputs alone (XGBoost takes missing) */
+        }
+        y = fmax(0, y);
+        if (isfinite(lo))
+            lo = fmin(fmax(0, lo), y);
+        if (isfinite(hi))
+            hi = fmax(hi, y);
+        if (ood && first_ood == HVS_MS_NONE)
+            first_ood = h;
+        g->out_t[n] = h;
+        g->out_y[n] = y, g->out_lo[n] = lo, g->out_hi[n] = hi, g->out_ood[n] = ood;
+        n++;
+    }
+    if (first_ood != HVS_MS_NONE)
+        flags |= FC_F_OOD;
+    fc_forecast_t f = {.building = b->fs->id,
+                       .partition = b->fs->partition,
+                       .issued_at = j->t,
+                       .model_name = bm ? bm->ref->name : "rules",
+                       .model_version = bm ? bm->ref->version : 0,
+                       .ident = bm ? bm->ref->ident : "rules",
+                       .flags = flags,
+                       .n = n,
+                       .target = g->out_t,
+                       .yhat = g->out_y,
+                       .lower = g->out_lo,
+                       .upper = g->out_hi,
+                       .ood = g->out_ood};
+    g->stats.issued++;
+    g->stats.points += (uint64_t)n;
+    g->stats.rules += bm ? 0 : 1;
+    g->stats.ood_forecasts += first_ood != HVS_MS_NONE;
+    for (int i = 0; i < FC_FLAG_COUNT; i++)
+        g->stats.by_flag[i] += (flags >> i) & 1u;
+    record_points(g, b, j->t, bm ? bm->ident : 0, n);
+    int rc = g->cb.forecast ? g->cb.forecast(g->cb.opaque, &f, j->quiet, err) : 0;
+    if (rc)
+        return rc;
+    hvs_ms_t day = first_ood == HVS_MS_NONE ? HVS_MS_NONE : hvs_time_day_start(first_ood);
+    if (day == HVS_MS_NONE || (b->ood_day != HVS_MS_NONE && b->ood_day >= day))
+        return 0;
+    b->ood_day = day;
+    b->dirty = true;
+    if (j->quiet || !g->cb.alert)
+        return 0;
+    int ki = (int)((first_ood - h0) / HOUR);
+    char st[32], sg[32], sh[32], ss[32];
+    snprintf(st, sizeof st, "%.1f", j->temp[ki]);
+    snprintf(sg, sizeof sg, "%.0f", isfinite(j->ghi[ki]) ? j->ghi[ki] : 0);
+    snprintf(sh, sizeof sh, "%d", ki + 1);
+    int64_t c = hvs_joint_histogram_count(&bm->ref->joint, j->temp[ki],
+                                          isfinite(j->ghi[ki]) ? j->ghi[ki] : 0, NULL, NULL);
+    snprintf(ss, sizeof ss, "%.5f",
+             c >= 0 && bm->ref->joint.total ? (double)c / (double)bm->ref->joint.total : -1.0);
+    fc_alert_t a = {.building = b->fs->id,
+                    .type = HVS_ALERT_FORECAST_LOW_CONFIDENCE,
+                    .entity = b->fs->id,
+                    .model = bm->ref->ident,
+                    .first_seen = first_ood,
+                    .score = 1,
+                    .evidence = {"temperature_c", st, "shortwave_radiation_wm2", sg, "horizon_h",
+                                 sh, "training_share", ss, NULL}};
+    snprintf(a.summary, sizeof a.summary,
+             "forecast of %s is out of distribution from %lld h ahead: %.1f degC at %.0f W/m2 is "
+             "where %s saw too little training data",
+             b->fs->id, (long long)(ki + 1), j->temp[ki], isfinite(j->ghi[ki]) ? j->ghi[ki] : 0,
+             bm->ref->ident);
+    g->stats.low_confidence_alerts++;
+    return g->cb.alert(g->cb.opaque, &a, err);
+}
+
+int fc_flush(fc_t *g, hvs_err_t *err) {
+    int rc = 0;
+    /* predictions per model, in chunks, into each model's own rows buffer's order */
+    float **preds = calloc(g->nmodels ? g->nmodels : 1, sizeof *preds);
+    if (!preds)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "predictions");
+    for (size_t m = 0; m < g->nmodels && rc == 0; m++) {
+        batch_model_t *bm = &g->models[m];
+        if (!bm->ref || !bm->nrows)
+            continue;
+        if (!(preds[m] = malloc(bm->nrows * sizeof *preds[m]))) {
+            rc = hvs_err_set(err, HVS_ENOMEM, "oom", "predictions");
+            break;
+        }
+        for (size_t i = 0; i < bm->nrows && rc == 0; i += 4096) {
+            size_t k = bm->nrows - i < 4096 ? bm->nrows - i : 4096;
+            rc = hvs_model_predict(bm->ref->model, &bm->rows[i * g->ncols], k, &preds[m][i], err);
+        }
+    }
+    for (size_t i = 0; i < g->njobs && rc == 0; i++) {
+        job_t *j = &g->jobs[i];
+        rc = emit(g, j, j->model >= 0 ? &preds[j->model][j->row0] : NULL, err);
+    }
+    for (size_t m = 0; m < g->nmodels; m++)
+        free(preds[m]);
+    free(preds);
+    g->njobs = 0;
+    release_models(g);
+    return rc;
+}
