@@ -30,6 +30,7 @@
 #include "labels.h"
 #include "refresh.h"
 #include "sim.h"
+#include "sim_history.h"
 #include "train.h"
 #include "weather.h"
 
@@ -37,8 +38,8 @@
 #define DAY (24 * HOUR)
 #define DAYS 200
 
+static sim_history_t world; /* the simulated fleet (sim_history.h) */
 static sim_fleet_t *fleet;
-static sim_conf_t conf;
 static tr_history_t *hist;
 #define APTS 20
 /* per building x apartment x hour: heat, mean reported room temperature and setpoint */
@@ -58,92 +59,6 @@ static int info(void *opaque, const char *building, tr_building_info_t *out) {
 }
 
 /* Hourly heat per building from the reported counters (increments spread over their span). */
-static void simulate(hvs_ms_t start, double **heat_out) {
-    sim_fleet_params_t fp;
-    sim_fleet_params_default(&fp);
-    fp.seed = 11;
-    fp.start = start;
-    fp.end = start + DAYS * DAY;
-    fp.buildings = 10;
-    fp.apartments_per_building = 20;
-    fp.new_building_fraction = 0;
-    hvs_err_t err;
-    HVS_REQUIRE(sim_fleet_new(&fp, &fleet, &err) == 0, "fleet: %s", err.msg);
-    sim_conf_default(&conf, 11);
-    sim_delivery_conf_t dc;
-    sim_delivery_conf_clean(&dc);
-    uint32_t apts[16];
-    for (uint32_t b = 0; b < fleet->nbuildings; b++)
-        apts[b] = fleet->buildings[b].napartments;
-    sim_delivery_t *d;
-    sim_t *sim;
-    HVS_REQUIRE(sim_delivery_new(&dc, 11, fleet->nbuildings, apts, NULL, &d, &err) == 0 &&
-                    sim_new(fleet, &conf, d, NULL, &sim, &err) == 0,
-                "sim: %s", err.msg);
-    size_t nh = DAYS * 24;
-    double *heat = calloc(fleet->nbuildings * nh, sizeof *heat);
-    size_t na = (size_t)fleet->nbuildings * APTS * nh;
-    apt_heat = calloc(na, sizeof *apt_heat);
-    apt_temp = calloc(na, sizeof *apt_temp);
-    apt_set = calloc(na, sizeof *apt_set);
-    double *nt = calloc(na, sizeof *nt), *ns = calloc(na, sizeof *ns);
-    HVS_REQUIRE(heat && apt_heat && apt_temp && apt_set && nt && ns, "oom");
-    double last_v[16][32];
-    hvs_ms_t last_t[16][32];
-    for (int b = 0; b < 16; b++)
-        for (int a = 0; a < 32; a++)
-            last_v[b][a] = NAN, last_t[b][a] = 0;
-    sim_record_t r;
-    for (hvs_ms_t t = fp.start + SIM_STEP_MS; t <= fp.end; t += SIM_STEP_MS) {
-        HVS_REQUIRE(sim_step(sim, t, &err) == 0, "step: %s", err.msg);
-        while (sim_delivery_pop(d, t, &r)) {
-            for (int i = 0; i < r.n; i++) {
-                size_t hk = (size_t)((r.timestamp - start) / HOUR);
-                if ((r.v[i].sensor == SIM_S_ROOM_TEMP || r.v[i].sensor == SIM_S_SETPOINT) &&
-                    r.apartment < APTS && hk < nh) {
-                    bool temp = r.v[i].sensor == SIM_S_ROOM_TEMP;
-                    (temp ? apt_temp : apt_set)[AIX(r.building, r.apartment, hk)] += r.v[i].value;
-                    (temp ? nt : ns)[AIX(r.building, r.apartment, hk)] += 1;
-                }
-                if (r.v[i].sensor != SIM_S_HEAT_KWH || r.apartment >= 32)
-                    continue;
-                double *lv = &last_v[r.building][r.apartment];
-                hvs_ms_t *lt = &last_t[r.building][r.apartment];
-                if (!isnan(*lv) && r.v[i].value > *lv) {
-                    double kwh = r.v[i].value - *lv;
-                    for (hvs_ms_t a = *lt; a < r.timestamp;) {
-                        hvs_ms_t h = a - (a - start) % HOUR,
-                                 e = h + HOUR < r.timestamp ? h + HOUR : r.timestamp;
-                        size_t k = (size_t)((h - start) / HOUR);
-                        if (k < nh)
-                            heat[r.building * nh + k] += kwh * (double)(e - a) /
-                                                         (double)(r.timestamp - *lt);
-                        if (k < nh && r.apartment < APTS)
-                            apt_heat[AIX(r.building, r.apartment, k)] += kwh * (double)(e - a) /
-                                                                         (double)(r.timestamp -
-                                                                                  *lt);
-                        a = e;
-                    }
-                }
-                *lv = r.v[i].value, *lt = r.timestamp;
-            }
-        }
-    }
-    sim_destroy(sim);
-    sim_delivery_destroy(d);
-    /* hourly means of what was reported; an hour without a report holds the last (change-only
-       reporting sends nothing while a room is steady) */
-    for (size_t q = 0; q < na; q += nh)
-        for (size_t k = 0; k < nh; k++) {
-            apt_temp[q + k] = nt[q + k] ? apt_temp[q + k] / nt[q + k]
-                              : k       ? apt_temp[q + k - 1]
-                                        : NAN;
-            apt_set[q + k] = ns[q + k] ? apt_set[q + k] / ns[q + k] : k ? apt_set[q + k - 1] : NAN;
-        }
-    free(nt), free(ns);
-    *heat_out = heat;
-}
-
 static void build_history(hvs_ms_t start, const double *heat) {
     size_t nh = DAYS * 24;
     hist = tr_history_new(nh + 24, (size_t)fleet->nbuildings * APTS);
@@ -160,25 +75,13 @@ static void build_history(hvs_ms_t start, const double *heat) {
                     0, NAN,         NAN, 0,           0};
                 tr_history_put_hour(hist, bl->id, bl->apartments[a].id, &y);
             }
-            sim_weather_t w;
-            sim_weather_observed(&conf.weather, bl->latitude, bl->longitude, conf.elevation_m,
-                                 h + HOUR / 2, &w);
-            hvs_feat_wx_t obs = {h + HOUR + 10 * 60000, true,
-                                 w.temperature_c,       w.relative_humidity_pct,
-                                 w.cloud_cover_pct,     w.shortwave_radiation_wm2,
-                                 w.wind_speed_ms};
+            hvs_feat_wx_t obs = sim_history_observed(&world, b, h);
             tr_history_put_weather(hist, bl->id, h, &obs);
         }
         for (hvs_ms_t issue = start; issue < start + (hvs_ms_t)nh * HOUR; issue += 6 * HOUR)
             for (int l = 1; l <= 72; l++) {
                 hvs_ms_t h = issue + l * HOUR;
-                sim_weather_t w;
-                sim_weather_forecast(&conf.weather, bl->latitude, bl->longitude, conf.elevation_m,
-                                     issue, h + HOUR / 2, &w);
-                hvs_feat_wx_t fc = {issue + 2 * HOUR,  false,
-                                    w.temperature_c,   w.relative_humidity_pct,
-                                    w.cloud_cover_pct, w.shortwave_radiation_wm2,
-                                    w.wind_speed_ms};
+                hvs_feat_wx_t fc = sim_history_forecast(&world, b, issue, h);
                 tr_history_put_weather(hist, bl->id, h, &fc);
             }
     }
@@ -212,55 +115,6 @@ static tr_config_t base_conf(void) {
                                  .subsample = 0.8,
                                  .colsample = 0.8};
     return c;
-}
-
-/* Least squares per building: y/area ~ b0 + b1 hdh + hour-of-week dummies (167), fitted on its
- * rows of hours before `until` (a pooled fit would be unfair: archetypes differ tenfold per m2). */
-#define NP 169
-static void linear_fit(const tr_rows_t *r, int group, int ihdh, int ihour, int iwd, hvs_ms_t until,
-                       double *beta) {
-    static double A[NP][NP + 1];
-    memset(A, 0, sizeof A);
-    for (size_t i = 0; i < r->n; i++) {
-        if (r->hour[i] >= until || r->group[i] != group)
-            continue;
-        const float *x = &r->x[i * r->ncols];
-        if (!isfinite(x[ihdh]) || !isfinite(r->y[i]))
-            continue;
-        double f[NP] = {0};
-        f[0] = 1;
-        f[1] = x[ihdh];
-        int how = (int)x[iwd] * 24 + (int)x[ihour];
-        if (how > 0 && how < 168)
-            f[1 + how] = 1;
-        for (int a = 0; a < NP; a++)
-            if (f[a] != 0) {
-                for (int b = 0; b < NP; b++)
-                    A[a][b] += f[a] * f[b];
-                A[a][NP] += f[a] * r->y[i];
-            }
-    }
-    for (int a = 0; a < NP; a++)
-        A[a][a] += 1e-6;           /* a ridge against empty hour-of-week cells */
-    for (int c = 0; c < NP; c++) { /* Gauss-Jordan with partial pivoting */
-        int p = c;
-        for (int k = c + 1; k < NP; k++)
-            if (fabs(A[k][c]) > fabs(A[p][c]))
-                p = k;
-        for (int k = 0; k <= NP; k++) {
-            double t = A[c][k];
-            A[c][k] = A[p][k];
-            A[p][k] = t;
-        }
-        for (int k = 0; k < NP; k++)
-            if (k != c && A[k][c] != 0) {
-                double m = A[k][c] / A[c][c];
-                for (int q = c; q <= NP; q++)
-                    A[k][q] -= m * A[c][q];
-            }
-    }
-    for (int a = 0; a < NP; a++)
-        beta[a] = A[a][NP] / A[a][a];
 }
 
 static int col(tr_task_t t, const char *name) {
@@ -330,18 +184,17 @@ static const hvs_ms_t START = 1727740800000LL; /* 2024-10-01 */
 
 static void fleet_teardown(void) {
     tr_history_destroy(hist);
-    free(apt_heat), free(apt_temp), free(apt_set);
-    sim_fleet_destroy(fleet);
+    sim_history_free(&world);
 }
 
 /* The simulated fleet and the history built from it. */
 static void need_history(void) {
     if (hist)
         return;
-    double *heat;
-    simulate(START, &heat);
-    build_history(START, heat);
-    free(heat);
+    sim_history_simulate(&world, START, DAYS, 10, APTS, 11);
+    fleet = world.fleet;
+    apt_heat = world.apt_heat, apt_temp = world.apt_temp, apt_set = world.apt_set;
+    build_history(START, world.heat);
     hvs_test_cleanup(fleet_teardown);
 }
 
@@ -404,8 +257,8 @@ static void test_forecast(void) {
     hvs_ms_t first_test = hvs_time_day_start(to) - 3 * 14 * DAY;
     for (int k = 0; k < 3; k++)
         for (int g = 0; g < (int)fleet->nbuildings; g++) {
-            double beta[NP];
-            linear_fit(&tr, g, ihdh, ihour, iwd, first_test + k * 14 * DAY, beta);
+            double beta[SIM_LINEAR_NP];
+            sim_history_linear_fit(&tr, g, ihdh, ihour, iwd, first_test + k * 14 * DAY, beta);
             for (size_t i = 0; i < r.eval_rows; i++) {
                 if (r.eval_fold[i] != k || r.eval_group[i] != g || !isfinite(r.eval_naive[i]))
                     continue;
