@@ -767,11 +767,15 @@ static int emit(fc_t *g, job_t *j, const float *pred, hvs_err_t *err) {
                 int64_t c = hvs_joint_histogram_count(
                     jh, j->temp[k], isfinite(j->ghi[k]) ? j->ghi[k] : 0, NULL, NULL);
                 if (c >= 0 && jh->total > 0 &&
-                    (double)c < g->conf.ood_min_share * (double)jh->total)
+                    (double)c < g->conf.ood_min_share * (double)jh->total) {
                     ood = true;
+                    g->stats.ood_joint++;
+                }
                 if (isfinite(bm->t_lo) && (j->temp[k] < bm->t_lo - g->conf.ood_margin_c ||
-                                           j->temp[k] > bm->t_hi + g->conf.ood_margin_c))
+                                           j->temp[k] > bm->t_hi + g->conf.ood_margin_c)) {
                     ood = true;
+                    g->stats.ood_range++;
+                }
             }
         } else {
             if (!isfinite(j->hdh[k])) {
