@@ -225,21 +225,32 @@ static bool in_span(const tr_rows_t *r, size_t i, const void *arg) {
     return r->hour[i] >= s->lo && r->hour[i] < s->hi;
 }
 
-static void monotone_of(const tr_task_t task, size_t ncols, int8_t *mono) {
+/* The physics of the forecast and anomaly-residual tasks, per column: mono -1 non-increasing, +1
+ * non-decreasing, 0 free; withheld columns are given to the fit as missing, so no tree splits on
+ * them. Only physical quantities are constrained: colder -> more heating (temperature, its lags
+ * and 24 h mean -1; heating degree hours and their 24 h mean +1), sunnier -> less heating
+ * (irradiance -1). The interactions t x hour and t x radiation/1000 have no sign of their own:
+ * below 0 degC more sun makes t x radiation more negative, so -1 on it means "more sun -> more
+ * heat" in frost (the simulated fleet's model, irradiance -1 too: 109 of 121 frost rows rose
+ * with sun). Left free, a tree splits on them and heat rises with temperature along the stress
+ * test's sweep (145 of 300 rows; t x radiation alone free 57, t x hour alone free 95). Trees make
+ * the same interactions from splits on temperature, hour and irradiance, which stay
+ * constrained, so the products are withheld. */
+static void monotone_of(const tr_task_t task, size_t ncols, int8_t *mono, bool *withheld) {
     size_t n;
     const char *const *f = tr_task_features(task, &n);
     for (size_t i = 0; i < ncols; i++) {
         mono[i] = 0;
+        withheld[i] = false;
         if (i >= n)
             continue;
-        /* colder -> more heating: every feature that grows with outdoor temperature is
-         * non-increasing, every one that grows with the cold is non-decreasing */
-        if (!strcmp(f[i], "temperature_c") || !strcmp(f[i], "temp_x_hour") ||
-            !strcmp(f[i], "temp_x_radiation") || !strcmp(f[i], "temp_roll_24_mean") ||
-            !strncmp(f[i], "temp_lag_", 9))
+        if (!strcmp(f[i], "temperature_c") || !strcmp(f[i], "temp_roll_24_mean") ||
+            !strncmp(f[i], "temp_lag_", 9) || !strcmp(f[i], "shortwave_radiation_wm2"))
             mono[i] = -1;
         else if (!strcmp(f[i], "hdh") || !strcmp(f[i], "hdh_roll_24_mean"))
             mono[i] = 1;
+        else if (!strcmp(f[i], "temp_x_hour") || !strcmp(f[i], "temp_x_radiation"))
+            withheld[i] = true;
     }
 }
 
@@ -262,9 +273,17 @@ static int fit(const tr_rows_t *r, tr_task_t task, hvs_ms_t lo, hvs_ms_t hi, con
         rc = hvs_err_set(err, HVS_ESTATE, "too_few_rows", "%zu training rows", nt);
     } else {
         int8_t mono[512];
-        monotone_of(task, r->ncols, mono);
+        bool withheld[512];
+        monotone_of(task, r->ncols, mono, withheld);
         hvs_train_params_t p = c->xgb;
         p.monotone = c->monotone && task != TR_ANOMALY_CLASSIFIER ? mono : NULL;
+        for (size_t k = 0; p.monotone && k < r->ncols; k++)
+            if (withheld[k]) {
+                for (size_t i = 0; i < nt; i++)
+                    xt[i * r->ncols + k] = NAN;
+                for (size_t i = 0; i < nv; i++)
+                    xv[i * r->ncols + k] = NAN;
+            }
         if (task == TR_ANOMALY_CLASSIFIER)
             p.objective = "binary:logistic";
         rc = hvs_model_train(xt, yt, NULL, nt, r->ncols, xv, yv, nv, &p, out, NULL, err);
@@ -830,7 +849,9 @@ int tr_record_build(const tr_result_t *r, int version, hvs_ms_t now, const tr_co
         P("max_depth", "%d", c->xgb.max_depth > 0 ? c->xgb.max_depth : 6);
         P("rounds_max", "%d", c->xgb.rounds > 0 ? c->xgb.rounds : 400);
         P("monotone", "%s",
-          c->monotone && r->task != TR_ANOMALY_CLASSIFIER ? "temperature-" : "off");
+          c->monotone && r->task != TR_ANOMALY_CLASSIFIER
+              ? "temperature-,hdh+,radiation-;withheld:temp_x_hour,temp_x_radiation"
+              : "off");
     }
     /* the name the registry checks and serving workers invert with (task_rows.h) */
     P("target_scale", "%s", hvs_taskrow_scale_name(hvs_taskrow_scale((hvs_task_t)r->task)));
