@@ -27,13 +27,14 @@
  * Stress test (seed 001's sunny winter day): for sampled rows, outdoor temperature from -20 to
  * 25 degC at the row's irradiance (hdh and the interactions moved with it) — predictions must
  * never rise with temperature; violations are counted (the constraints make them 0).
- * Constraints (forecast, anomaly-residual; XGBoost monotone constraints) only on physical
- * quantities: temperature, its lags and 24 h mean non-increasing, heating degree hours and their
- * 24 h mean non-decreasing, irradiance non-increasing (more sun, less heat). The interactions
- * t x hour and t x radiation have no sign of their own (below 0 degC more sun makes t x radiation
- * more negative, so constraining it would mean "more sun -> more heat" in frost); free, a tree
- * could split on them and break the sweep, so they are withheld from the fit (given as missing)
- * and trees build the interactions from the constrained features.
+ * Constraints (forecast, anomaly-residual; XGBoost monotone constraints) only on the target
+ * hour's own weather: temperature non-increasing, heating degree hours non-decreasing,
+ * irradiance non-increasing (more sun, less heat). The interactions t x hour and t x radiation
+ * have no sign of their own (below 0 degC more sun makes t x radiation more negative, so
+ * constraining it would mean "more sun -> more heat" in frost); free, a tree could split on them
+ * and break the sweep, so they are withheld from the fit (given as missing) and trees build the
+ * interactions from the constrained features. The past's weather (lags, 24 h means) is free:
+ * constrained, it cost a quarter of the forecaster's held-out accuracy (train.c).
  * Gate: REJECTED when the leak check fails, the model does not beat seasonal naive, or WAPE is
  * above max_wape; APPROVED when auto_approve and it beats the champion by min_improvement (or
  * there is none); else PENDING_APPROVAL. The reason says which.
