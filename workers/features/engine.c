@@ -14,18 +14,12 @@
 
 #define HOUR HVS_MS_HOUR
 
-typedef struct cal_entry {
-    char *region;
-    hvs_calendar_t *cal;
-} cal_entry_t;
-
 struct fx {
     fx_config_t conf;
     const hvs_topology_t *topo;
     fx_building_t **b; /* sorted by id */
     size_t n, cap;
-    cal_entry_t *cals;
-    size_t ncals, capcals;
+    hvs_calendars_t *cals;
     fx_stats_t stats;
     double x[HVS_FEATURES_COUNT];
 };
@@ -38,6 +32,10 @@ fx_t *fx_new(const fx_config_t *conf, const hvs_topology_t *topo) {
     if (g->conf.ndq > FX_DQ_MAX)
         g->conf.ndq = FX_DQ_MAX;
     g->topo = topo;
+    if (!(g->cals = hvs_calendars_new(conf->default_region, "features"))) {
+        free(g);
+        return NULL;
+    }
     return g;
 }
 
@@ -60,11 +58,7 @@ void fx_destroy(fx_t *g) {
     for (size_t i = 0; i < g->n; i++)
         building_free(g->b[i]);
     free(g->b);
-    for (size_t i = 0; i < g->ncals; i++) {
-        free(g->cals[i].region);
-        hvs_calendar_destroy(g->cals[i].cal);
-    }
-    free(g->cals);
+    hvs_calendars_destroy(g->cals);
     free(g);
 }
 
@@ -170,30 +164,7 @@ void fx_drop_partition(fx_t *g, int32_t partition) {
 static hvs_calendar_t *calendar_of(fx_t *g, const char *building, hvs_ms_t *commissioning) {
     const hvs_building_t *tb = g->topo ? hvs_topology_find(g->topo, building) : NULL;
     *commissioning = tb ? tb->commissioning : HVS_MS_NONE;
-    const char *region = tb && tb->holiday_region[0] ? tb->holiday_region : g->conf.default_region;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        for (size_t i = 0; i < g->ncals; i++)
-            if (strcmp(g->cals[i].region, region) == 0)
-                return g->cals[i].cal;
-        hvs_calendar_t *c = NULL;
-        hvs_err_t err = {0};
-        if (hvs_calendar_new(region, &c, &err) == 0) {
-            cal_entry_t *nc = hvs_vec_grow(g->cals, &g->capcals, g->ncals + 1, sizeof *nc, 8);
-            char *r = strdup(region);
-            if (!nc || !r) {
-                free(r);
-                hvs_calendar_destroy(c);
-                return NULL;
-            }
-            g->cals = nc;
-            g->cals[g->ncals++] = (cal_entry_t){r, c};
-            return c;
-        }
-        hvs_log_warn("features", "building %s: holiday region %s unknown, using %s", building,
-                     region, g->conf.default_region);
-        region = g->conf.default_region;
-    }
-    return NULL;
+    return hvs_calendars_get(g->cals, tb ? tb->holiday_region : NULL, building);
 }
 
 /* ---- data quality --------------------------------------------------------------------------- */

@@ -27,11 +27,6 @@ static const int bucket_lo[4] = {1, 7, 25, 49}, bucket_hi[4] = {6, 24, 48, 72};
 const char *fc_flag_name(int i) { return i >= 0 && i < FC_FLAG_COUNT ? flag_names[i] : "?"; }
 const char *fc_bucket_name(int b) { return b >= 0 && b < FC_BUCKETS ? bucket_names[b] : "?"; }
 
-typedef struct cal_entry {
-    char *region;
-    hvs_calendar_t *cal;
-} cal_entry_t;
-
 typedef struct ident {
     char *name;
     double wape; /* the version's backtest (day-ahead) WAPE; NaN unknown */
@@ -64,8 +59,7 @@ struct fc {
     fc_callbacks_t cb;
     fc_building_t **b; /* sorted by id */
     size_t n, cap;
-    cal_entry_t *cals;
-    size_t ncals, capcals;
+    hvs_calendars_t *cals;
     ident_t *idents;
     size_t nidents, capidents;
     fc_version_acc_t **v;
@@ -93,6 +87,12 @@ int fc_new(const fc_config_t *conf, const fc_callbacks_t *cb, fc_t **out, hvs_er
         return hvs_err_set(err, HVS_ENOMEM, "oom", "forecaster");
     g->conf = *conf;
     g->cb = *cb;
+    if (!(g->cals = hvs_calendars_new(conf->default_region, "forecaster"))) {
+        free(g);
+        return hvs_err_set(err, HVS_EINVAL, "bad_region",
+                           "default holiday region %s unknown (or out of memory)",
+                           conf->default_region);
+    }
     g->ncols = hvs_taskrow_ncols(HVS_TASK_FORECAST);
     g->i_temp = hvs_features_index("temperature_c");
     g->i_ghi = hvs_features_index("shortwave_radiation_wm2");
@@ -127,11 +127,7 @@ void fc_destroy(fc_t *g) {
     for (size_t i = 0; i < g->n; i++)
         building_free(g->b[i]);
     free(g->b);
-    for (size_t i = 0; i < g->ncals; i++) {
-        free(g->cals[i].region);
-        hvs_calendar_destroy(g->cals[i].cal);
-    }
-    free(g->cals);
+    hvs_calendars_destroy(g->cals);
     for (size_t i = 0; i < g->nidents; i++)
         free(g->idents[i].name);
     free(g->idents);
@@ -241,38 +237,6 @@ void fc_drop_partition(fc_t *g, int32_t p) {
     g->nv = w;
     if (p >= 0 && p < HVS_MAX_PARTITIONS)
         g->part_day[p] = HVS_MS_NONE;
-}
-
-/* The calendar of a region (the default for none or an unknown one: warned once per region).
- * NULL only on ENOMEM. */
-static hvs_calendar_t *calendar_of(fc_t *g, const char *building, const char *region) {
-    if (!region || !region[0])
-        region = g->conf.default_region;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        for (size_t i = 0; i < g->ncals; i++)
-            if (strcmp(g->cals[i].region, region) == 0)
-                return g->cals[i].cal;
-        hvs_calendar_t *c = NULL;
-        hvs_err_t err = {0};
-        int rc = hvs_calendar_new(region, &c, &err);
-        cal_entry_t *nc = hvs_vec_grow(g->cals, &g->capcals, g->ncals + 1, sizeof *nc, 8);
-        char *r = strdup(region);
-        if (!nc || !r) {
-            free(r);
-            hvs_calendar_destroy(c);
-            return NULL;
-        }
-        g->cals = nc;
-        if (rc == 0) {
-            g->cals[g->ncals++] = (cal_entry_t){r, c};
-            return c;
-        }
-        free(r);
-        hvs_log_warn("forecaster", "building %s: holiday region %s unknown, using %s", building,
-                     region, g->conf.default_region);
-        region = g->conf.default_region;
-    }
-    return NULL;
 }
 
 /* ---- interned versions and their accuracy --------------------------------------------------- */
@@ -627,7 +591,7 @@ static int queue_issue(fc_t *g, fc_building_t *b, hvs_ms_t t, bool quiet, hvs_er
         b->warned = true;
         return 0;
     }
-    hvs_calendar_t *cal = calendar_of(g, b->fs->id, in.region);
+    hvs_calendar_t *cal = hvs_calendars_get(g->cals, in.region, b->fs->id);
     if (!cal)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "calendar for %s", b->fs->id);
     int m = choose(g, b->fs->id, &in, t);

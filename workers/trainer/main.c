@@ -122,11 +122,6 @@ static hvs_stage_settings_t stage_settings; /* HVS_TRAIN_BATCH, _FLUSH_TIMEOUT, 
 static const hvs_cfg_section_t tr_section = {"trainer", tr_entries,
                                              sizeof tr_entries / sizeof tr_entries[0], &settings};
 
-typedef struct cal_entry {
-    char *region;
-    hvs_calendar_t *cal;
-} cal_entry_t;
-
 /* A queued training run: the task and name of one scope, over its buildings (NULL: all). */
 typedef struct job {
     tr_task_t task;
@@ -157,9 +152,8 @@ typedef struct worker {
     tr_labels_t labels;
     job_t *jobs; /* FIFO: jobs[head..njobs) */
     size_t njobs, capjobs, head;
-    bool scheduled; /* the queue holds a scheduled round: mark it done when empty */
-    cal_entry_t cals[64];
-    int ncals;
+    bool scheduled;        /* the queue holds a scheduled round: mark it done when empty */
+    hvs_calendars_t *cals; /* the buildings' holiday regions */
     int horizons[MAX_HORIZONS];
     size_t nhorizons;
     bool task_on[TR_TASKS];
@@ -319,24 +313,12 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
 
 /* ---- what training needs of topology -------------------------------------------------------- */
 
-static hvs_calendar_t *calendar(worker_t *w, const char *region) {
-    for (int i = 0; i < w->ncals; i++)
-        if (strcmp(w->cals[i].region, region) == 0)
-            return w->cals[i].cal;
-    hvs_calendar_t *c = NULL;
-    hvs_err_t e = {0};
-    if (w->ncals == 64 || hvs_calendar_new(region, &c, &e))
-        return strcmp(region, settings.region) ? calendar(w, settings.region) : NULL;
-    w->cals[w->ncals++] = (cal_entry_t){strdup(region), c};
-    return c;
-}
 
 static int building_info(void *opaque, const char *id, tr_building_info_t *out) {
     worker_t *w = opaque;
     const hvs_building_t *b = hvs_topology_find(w->topo, id);
-    *out = (tr_building_info_t){
-        b ? b->heated_area_m2 : NAN, b ? b->commissioning : HVS_MS_NONE,
-        calendar(w, b && b->holiday_region[0] ? b->holiday_region : settings.region)};
+    *out = (tr_building_info_t){b ? b->heated_area_m2 : NAN, b ? b->commissioning : HVS_MS_NONE,
+                                hvs_calendars_get(w->cals, b ? b->holiday_region : NULL, id)};
     return 0;
 }
 
@@ -854,6 +836,10 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
                              (size_t)settings.max_apartments);
     if (!w->hist || !(w->rb = hvs_redis_batch_new()))
         return hvs_err_set(err, HVS_ENOMEM, "oom", "training window");
+    if (!(w->cals = hvs_calendars_new(settings.region, "trainer")))
+        return hvs_err_set(err, HVS_ECONFIG, "bad_value",
+                           "HVS_TRAIN_DEFAULT_REGION %s: not a holiday region this build knows",
+                           settings.region);
     size_t bad_labels = 0;
     if ((rc = tr_history_load(w->hist, w->redis, w->rb, err)) ||
         (rc = tr_labels_load(&w->labels, w->redis, &bad_labels, err)))
@@ -923,10 +909,7 @@ static void worker_free(void *state) {
     hvs_decoder_destroy(w->dec_wx);
     hvs_serde_destroy(w->serde);
     tr_history_destroy(w->hist);
-    for (int i = 0; i < w->ncals; i++) {
-        free(w->cals[i].region);
-        hvs_calendar_destroy(w->cals[i].cal);
-    }
+    hvs_calendars_destroy(w->cals);
 }
 
 int main(int argc, char **argv) {

@@ -1,6 +1,9 @@
 /* calendar.c - holidays, school holidays, bridge days and local time (see calendar.h). */
 #include "hvs/calendar.h"
 
+#include "hvs/log.h"
+#include "hvs/vec.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -396,4 +399,69 @@ void hvs_calendar_day(hvs_calendar_t *c, hvs_ms_t t, hvs_day_info_t *out) {
 
 void hvs_calendar_date(hvs_calendar_t *c, int year, int month, int day, hvs_day_info_t *out) {
     classify(c, days_from_civil(year, month, day), out);
+}
+
+/* ---- the calendars of a worker's regions ----------------------------------------------------- */
+
+typedef struct cal_entry {
+    char *region;
+    hvs_calendar_t *cal; /* NULL: unknown region (warned), the default serves */
+} cal_entry_t;
+
+struct hvs_calendars {
+    char *default_region, *component;
+    hvs_calendar_t *def;
+    cal_entry_t *e;
+    size_t n, cap;
+};
+
+hvs_calendars_t *hvs_calendars_new(const char *default_region, const char *component) {
+    hvs_calendars_t *cs = calloc(1, sizeof *cs);
+    hvs_err_t err = {0};
+    if (!cs || !(cs->default_region = strdup(default_region)) ||
+        !(cs->component = strdup(component)) || hvs_calendar_new(default_region, &cs->def, &err)) {
+        hvs_calendars_destroy(cs);
+        return NULL;
+    }
+    return cs;
+}
+
+void hvs_calendars_destroy(hvs_calendars_t *cs) {
+    if (!cs)
+        return;
+    for (size_t i = 0; i < cs->n; i++) {
+        free(cs->e[i].region);
+        hvs_calendar_destroy(cs->e[i].cal);
+    }
+    free(cs->e);
+    hvs_calendar_destroy(cs->def);
+    free(cs->default_region);
+    free(cs->component);
+    free(cs);
+}
+
+hvs_calendar_t *hvs_calendars_get(hvs_calendars_t *cs, const char *region, const char *building) {
+    if (!region || !region[0] || strcmp(region, cs->default_region) == 0)
+        return cs->def;
+    for (size_t i = 0; i < cs->n; i++)
+        if (strcmp(cs->e[i].region, region) == 0)
+            return cs->e[i].cal ? cs->e[i].cal : cs->def;
+    hvs_calendar_t *c = NULL;
+    hvs_err_t err = {0};
+    int rc = hvs_calendar_new(region, &c, &err);
+    if (rc && rc != HVS_EINVAL)
+        return NULL;
+    cal_entry_t *ne = hvs_vec_grow(cs->e, &cs->cap, cs->n + 1, sizeof *ne, 8);
+    char *r = strdup(region);
+    if (!ne || !r) {
+        free(r);
+        hvs_calendar_destroy(c);
+        return NULL;
+    }
+    cs->e = ne;
+    cs->e[cs->n++] = (cal_entry_t){r, c};
+    if (!c)
+        hvs_log_warn(cs->component, "building %s: holiday region %s unknown, using %s", building,
+                     region, cs->default_region);
+    return c ? c : cs->def;
 }

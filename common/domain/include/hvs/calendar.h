@@ -71,4 +71,18 @@ double hvs_calendar_local_hour(const hvs_calendar_t *c, hvs_ms_t t);
 /* Gregorian Easter Sunday of a year (month 3 or 4, day). */
 void hvs_calendar_easter(int year, int *month, int *day);
 
+/*
+ * The calendars of the regions a worker's buildings name, each made on first use: what every
+ * worker that computes features keeps (features, trainer, forecaster). A building whose region
+ * is empty or unknown gets the default region's, and an unknown region is warned about once
+ * (naming the first building that had it), not per vector. The set owns its calendars
+ * (hvs_calendars_destroy, NULL-safe); same thread-safety as a calendar.
+ */
+typedef struct hvs_calendars hvs_calendars_t;
+/* NULL on ENOMEM; default_region must be known (checked here: NULL too when it is not). */
+hvs_calendars_t *hvs_calendars_new(const char *default_region, const char *component);
+void hvs_calendars_destroy(hvs_calendars_t *cs);
+/* The calendar of region (NULL or "": the default); NULL only on ENOMEM. */
+hvs_calendar_t *hvs_calendars_get(hvs_calendars_t *cs, const char *region, const char *building);
+
 #endif
