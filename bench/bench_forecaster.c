@@ -380,14 +380,16 @@ int main(void) {
     char *text = wait_for(url, 2.0 * NB, 600000);
     HVS_REQUIRE(text, "warm-up: two rounds of %d forecasts", NB);
     double warm = mono() - t0, mem0 = redis_used(&redis);
-    printf("warm-up: %d buildings x (72 run records + 2 hours) consumed, two rounds made, in "
+    double made = hvs_test_metric(text, "hvs_forecaster_forecasts_total");
+    printf("warm-up: %d buildings x (72 run records + 2 hours) consumed, %.0f forecasts made, in "
            "%.1f s\n",
-           NB, warm);
+           NB, made, warm);
+    HVS_CHECK(made == 2.0 * NB, "two issue times per building in the warm-up: %.0f", made);
     free(text);
     double cpu0 = hvs_test_cpu_seconds(fc.pid);
     t0 = mono();
     produce_round(&pr);
-    text = wait_for(url, 3.0 * NB, 600000);
+    text = wait_for(url, made + NB, 600000);
     double dt = mono() - t0, cpu = hvs_test_cpu_seconds(fc.pid) - cpu0;
     HVS_CHECK(text != NULL, "the round's %d forecasts made", NB);
     if (text) {
