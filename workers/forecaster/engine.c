@@ -484,6 +484,13 @@ int fc_on_aggregate(fc_t *g, int32_t partition, const char *building, const hvs_
         g->stats.skipped_old++;
         return 0; /* older than the ring: nothing to learn from it */
     }
+    if (b->agg_time == HVS_MS_NONE && b->issued == HVS_MS_NONE) {
+        /* the building's first issue time is the first boundary at or after the end of its
+         * first aggregate's hour - not wherever its aggregates have got to by the time the
+         * weather lets an issue be made (that depended on how the two topics interleaved) */
+        hvs_ms_t every = g->conf.every > 0 ? g->conf.every : HOUR;
+        b->issued = (h->hour + HOUR + every - 1) / every * every - every;
+    }
     hvs_fs_put_hour(e, h);
     int rc = 0;
     if (first && (rc = score_hour(g, b, h->hour, h->use)))
