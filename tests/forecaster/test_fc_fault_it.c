@@ -18,6 +18,16 @@
  * the same latest Forecast per (building, issued_at) - the whole record as hvsctl tail prints
  * it: nothing in a Forecast is wall-clock, so nothing is dropped - and the same dead letters.
  *
+ * Known to fail (found by this suite, not fixed): (1) an issue is made without weather once the
+ * aggregates reached T + HVS_FC_WEATHER_WAIT, measured on the aggregates the worker happened to
+ * read - with both topics written before the run, how far one topic runs ahead of the other
+ * changes from run to run, so the flags and every point of a building's forecasts change (even
+ * undisturbed_again differs from the reference in some runs); (2) a rebuild after Redis lost the
+ * state decides "quiet" per message (offset below the partition's replay point of its topic): an
+ * issue first made ready by a replayed message once the other topic was already read past its
+ * replay point is made quietly though it was never published, and is lost (redis_restart /
+ * redis_flush: the last issue times of a building missing).
+ *
  * Settings: the worker's defaults (the weather wait of 3 h included) but --batch 50 (many
  * batches, so faults land mid-stream), session timeout 4 s, heartbeat 500 ms, stall timeout
  * 10 s, fetch wait 10 ms.
