@@ -448,6 +448,13 @@ int fc_on_aggregate(fc_t *g, int32_t partition, const char *building, const hvs_
         g->stats.skipped_old++;
         return 0; /* older than the ring: nothing to learn from it */
     }
+    if (b->agg_time == HVS_MS_NONE && b->issued == HVS_MS_NONE) {
+        /* the building's first issue time is the first boundary at or after the end of its
+         * first aggregate's hour - not wherever its aggregates have got to by the time the
+         * weather lets an issue be made (that depended on how the two topics interleaved) */
+        hvs_ms_t every = g->conf.every > 0 ? g->conf.every : HOUR;
+        b->issued = (h->hour + HOUR + every - 1) / every * every - every;
+    }
     hvs_fs_put_hour(e, h);
     int rc = 0;
     if (first && (rc = score_hour(g, b, h->hour, h->use)))
@@ -621,16 +628,22 @@ static int queue_issue(fc_t *g, fc_building_t *b, hvs_ms_t t, bool quiet, hvs_er
     } else {
         j->flags |= FC_F_RULES_ONLY;
     }
-    /* the weather as known at t: the newest run issued by then */
-    hvs_ms_t run = HVS_MS_NONE;
-    for (int i = 0; i < FC_RUNS; i++)
-        if (b->runs[i] != HVS_MS_NONE && b->runs[i] <= t)
-            run = b->runs[i];
+    /* the weather as known at t: the newest run issued by then, from the weather of the target
+     * hours - not from b->runs (the newest FC_RUNS runs seen: with the weather topic read more
+     * than FC_RUNS runs ahead of the aggregates it no longer held the runs issued by t, and
+     * stale_weather depended on how the two topics interleaved) */
+    hvs_ms_t h0 = hour_ceil(t), run = HVS_MS_NONE;
+    for (int k = 0; k < FC_HORIZONS; k++) {
+        const hvs_feat_wx_hour_t *w = hvs_fs_weather(b->fs, h0 + (hvs_ms_t)k * HOUR);
+        for (int i = 0; w && i < w->n; i++)
+            if (!w->v[i].observed && w->v[i].issued_at <= t &&
+                (run == HVS_MS_NONE || w->v[i].issued_at > run))
+                run = w->v[i].issued_at;
+    }
     if (run == HVS_MS_NONE || t - run > g->conf.stale_after)
         j->flags |= FC_F_STALE_WEATHER;
     hvs_feat_history_t view;
     hvs_fs_view(b->fs, hvs_fs_entity(b->fs, HVS_FS_BUILDING, false), in.commissioning, &view);
-    hvs_ms_t h0 = hour_ceil(t);
     double x[HVS_FEATURES_COUNT], row[HVS_TASKROW_MAX_COLS];
     for (int k = 0; k < FC_HORIZONS; k++) {
         unsigned fl = 0;
