@@ -18,16 +18,14 @@
  * the same latest Forecast per (building, issued_at) - the whole record as hvsctl tail prints
  * it: nothing in a Forecast is wall-clock, so nothing is dropped - and the same dead letters.
  *
- * Known to fail (found by this suite, not fixed): (1) an issue is made without weather once the
- * aggregates reached T + HVS_FC_WEATHER_WAIT, measured on the aggregates the worker happened to
- * read - with both topics written before the run, how far one topic runs ahead of the other
- * changes from run to run, so the flags and every point of a building's forecasts change (even
- * undisturbed_again differs from the reference in some runs); (2) a rebuild after Redis lost the
- * state decides "quiet" per message (offset below the partition's replay point of its topic): an
- * issue first made ready by a replayed message once the other topic was already read past its
- * replay point is made quietly though it was never published, and is lost (redis_restart /
- * redis_flush: the last issue times of a building missing).
- *
+ * What it found, fixed in the forecaster: a building's first issue time depended on how far
+ * the aggregates were read ahead of the weather; stale_weather was judged from the newest four
+ * runs seen; an issue made without its building's weather once the aggregates reached T +
+ * HVS_FC_WEATHER_WAIT depended on how far the aggregates topic was read ahead (the wait is now
+ * measured on the partition's weather stream); a late or revised hour changed issues already
+ * made (they are made again); a rebuild made quietly an issue the replay had not made ready
+ * (quiet now means: ready on the replayed inputs alone).
+
  * Settings: the worker's defaults (the weather wait of 3 h included) but --batch 50 (many
  * batches, so faults land mid-stream), session timeout 4 s, heartbeat 500 ms, stall timeout
  * 10 s, fetch wait 10 ms.

@@ -52,6 +52,7 @@ typedef struct job {
     double area;
     double temp[FC_HORIZONS], ghi[FC_HORIZONS], hdh[FC_HORIZONS];
     bool quiet;
+    bool again; /* made again after a revision: its accuracy points were recorded the first time */
 } job_t;
 
 struct fc {
@@ -65,7 +66,8 @@ struct fc {
     fc_version_acc_t **v;
     size_t nv, capv;
     hvs_ms_t part_day[HVS_MAX_PARTITIONS];
-    bool part_quiet[HVS_MAX_PARTITIONS];
+    /* newest weather issued_at read on each partition, and of it what a rebuild replayed */
+    hvs_ms_t part_wx[HVS_MAX_PARTITIONS], part_qwx[HVS_MAX_PARTITIONS];
     batch_model_t *models;
     size_t nmodels, capmodels;
     job_t *jobs;
@@ -100,7 +102,7 @@ int fc_new(const fc_config_t *conf, const fc_callbacks_t *cb, fc_t **out, hvs_er
     g->i_hdh24 = hvs_features_index("hdh_roll_24_mean");
     g->i_t24 = hvs_features_index("temp_roll_24_mean");
     for (int p = 0; p < HVS_MAX_PARTITIONS; p++)
-        g->part_day[p] = HVS_MS_NONE;
+        g->part_day[p] = g->part_wx[p] = g->part_qwx[p] = HVS_MS_NONE;
     *out = g;
     return 0;
 }
@@ -165,8 +167,7 @@ static size_t find_building(const fc_t *g, const char *id, bool *found) {
 
 static void building_init(fc_building_t *b) {
     b->agg_time = b->wx_time = b->issued = b->ood_day = HVS_MS_NONE;
-    for (int i = 0; i < FC_RUNS; i++)
-        b->runs[i] = HVS_MS_NONE;
+    b->next_run = b->q_agg = b->q_wx = HVS_MS_NONE;
     for (int i = 0; i < FC_ACC_SLOTS; i++)
         b->acc[i].hour = HVS_MS_NONE;
 }
@@ -236,7 +237,7 @@ void fc_drop_partition(fc_t *g, int32_t p) {
     }
     g->nv = w;
     if (p >= 0 && p < HVS_MAX_PARTITIONS)
-        g->part_day[p] = HVS_MS_NONE;
+        g->part_day[p] = g->part_wx[p] = g->part_qwx[p] = HVS_MS_NONE;
 }
 
 /* ---- interned versions and their accuracy --------------------------------------------------- */
@@ -374,38 +375,90 @@ static int judge(fc_t *g, int32_t p, hvs_ms_t day, bool quiet, hvs_err_t *err) {
 
 static hvs_ms_t hour_ceil(hvs_ms_t t) { return (t + HOUR - 1) / HOUR * HOUR; }
 
-/* The next issue time of b after its last one (NONE before its first aggregate). */
+/* The earliest forecast run issued in (after, before) whose weather b holds for the 84 hours
+ * from `after`'s (a run forecasts the hours after its issue), or NONE. */
+static hvs_ms_t run_between(const fc_building_t *b, hvs_ms_t after, hvs_ms_t before) {
+    hvs_ms_t best = HVS_MS_NONE, h0 = after / HOUR * HOUR - 6 * HOUR;
+    for (int k = 0; k < 84; k++) {
+        const hvs_feat_wx_hour_t *w = hvs_fs_weather(b->fs, h0 + (hvs_ms_t)k * HOUR);
+        for (int i = 0; w && i < w->n; i++)
+            if (!w->v[i].observed && w->v[i].issued_at > after && w->v[i].issued_at < before &&
+                (best == HVS_MS_NONE || w->v[i].issued_at < best))
+                best = w->v[i].issued_at;
+    }
+    return best;
+}
+
+/* The next issue time of b after its last one (NONE before its first aggregate): the next
+ * boundary, or a forecast run issued before it (b->next_run, kept by fc_on_weather). */
 static hvs_ms_t next_issue(const fc_t *g, const fc_building_t *b) {
     if (b->agg_time == HVS_MS_NONE)
         return HVS_MS_NONE;
     hvs_ms_t every = g->conf.every > 0 ? g->conf.every : HOUR;
     hvs_ms_t t = b->issued == HVS_MS_NONE ? b->agg_time : (b->issued / every + 1) * every;
-    for (int i = 0; i < FC_RUNS; i++)
-        if (b->runs[i] != HVS_MS_NONE && (b->issued == HVS_MS_NONE || b->runs[i] > b->issued) &&
-            b->runs[i] < t)
-            t = b->runs[i];
+    if (b->next_run != HVS_MS_NONE && b->next_run < t)
+        t = b->next_run;
     return t;
 }
 
-static bool ready(const fc_t *g, const fc_building_t *b, hvs_ms_t t) {
-    return b->agg_time >= t && ((b->wx_time != HVS_MS_NONE && b->wx_time > t) ||
-                                b->agg_time >= t + g->conf.weather_wait);
+/* Whether issue time t is made on what was read: the building's aggregates passed it, and its
+ * weather did (weather comes in issue order) - or, when its weather lags, the weather of its
+ * partition passed t + weather_wait (a building whose provider failed is not waited for once
+ * the others' weather went on; a point of the partition's weather stream, not of how far the
+ * aggregates topic happened to be read ahead). */
+static bool ready_on(const fc_t *g, hvs_ms_t agg, hvs_ms_t wx, hvs_ms_t part_wx, hvs_ms_t t) {
+    return agg != HVS_MS_NONE && agg >= t &&
+           ((wx != HVS_MS_NONE && wx > t) ||
+            (part_wx != HVS_MS_NONE && part_wx > t + g->conf.weather_wait));
 }
 
-static int queue_issue(fc_t *g, fc_building_t *b, hvs_ms_t t, bool quiet, hvs_err_t *err);
+static int32_t part_index(const fc_building_t *b) {
+    int32_t p = b->fs->partition;
+    return p >= 0 && p < HVS_MAX_PARTITIONS ? p : 0;
+}
 
-static int schedule(fc_t *g, fc_building_t *b, bool quiet, hvs_err_t *err) {
+static bool ready(const fc_t *g, const fc_building_t *b, hvs_ms_t t) {
+    return ready_on(g, b->agg_time, b->wx_time, g->part_wx[part_index(b)], t);
+}
+
+static int queue_issue(fc_t *g, fc_building_t *b, hvs_ms_t t, bool quiet, bool again,
+                       hvs_err_t *err);
+
+/* Queue every issue of b that is ready. An issue the inputs a rebuild replayed already made
+ * ready was published before the loss: quiet. */
+static int schedule(fc_t *g, fc_building_t *b, hvs_err_t *err) {
     for (;;) {
         hvs_ms_t t = next_issue(g, b);
         if (t == HVS_MS_NONE || !ready(g, b, t))
             return 0;
-        int rc = g->conf.from != HVS_MS_NONE && t < g->conf.from ? 0
-                                                                 : queue_issue(g, b, t, quiet, err);
+        bool quiet = ready_on(g, b->q_agg, b->q_wx, g->part_qwx[part_index(b)], t);
+        int rc = g->conf.from != HVS_MS_NONE && t < g->conf.from
+                     ? 0
+                     : queue_issue(g, b, t, quiet, false, err);
         if (rc)
             return rc;
         b->issued = t;
+        if (b->next_run != HVS_MS_NONE && b->next_run <= t)
+            b->next_run = run_between(b, t, INT64_MAX);
         b->dirty = true;
     }
+}
+
+/* A late hour h (or a revision of it) changed what the issues made since know: make them again
+ * (the latest forecast per issue time is then the same whenever it was read). The hour
+ * boundaries whose features can read h: from its end to 169 h later. */
+static int reissue(fc_t *g, fc_building_t *b, hvs_ms_t h, bool quiet, hvs_err_t *err) {
+    hvs_ms_t every = g->conf.every > 0 ? g->conf.every : HOUR;
+    hvs_ms_t from = (h + HOUR + every - 1) / every * every, to = h + 170 * HOUR;
+    if (g->conf.from != HVS_MS_NONE && from < g->conf.from)
+        from = (g->conf.from + every - 1) / every * every;
+    for (hvs_ms_t t = from; t < to && b->issued != HVS_MS_NONE && t <= b->issued; t += every) {
+        int rc = queue_issue(g, b, t, quiet, true, err);
+        if (rc)
+            return rc;
+        g->stats.reissued++;
+    }
+    return 0;
 }
 
 /* Score the accuracy points of hour h of b against its actual. */
@@ -455,7 +508,9 @@ int fc_on_aggregate(fc_t *g, int32_t partition, const char *building, const hvs_
         hvs_ms_t every = g->conf.every > 0 ? g->conf.every : HOUR;
         b->issued = (h->hour + HOUR + every - 1) / every * every - every;
     }
-    hvs_fs_put_hour(e, h);
+    /* an hour older than the newest seen (late, or a revision) changes the issues made since */
+    bool late = b->agg_time != HVS_MS_NONE && h->hour + HOUR < b->agg_time;
+    int changed = hvs_fs_put_hour(e, h);
     int rc = 0;
     if (first && (rc = score_hour(g, b, h->hour, h->use)))
         return hvs_err_set(err, rc, "oom", "accuracy of %s", building);
@@ -463,6 +518,8 @@ int fc_on_aggregate(fc_t *g, int32_t partition, const char *building, const hvs_
         b->agg_time = h->hour + HOUR;
         b->dirty = true;
     }
+    if (quiet && (b->q_agg == HVS_MS_NONE || h->hour + HOUR > b->q_agg))
+        b->q_agg = h->hour + HOUR;
     if (partition >= 0 && partition < HVS_MAX_PARTITIONS) {
         hvs_ms_t day = hvs_time_day_start(h->hour);
         if (g->part_day[partition] == HVS_MS_NONE || day > g->part_day[partition]) {
@@ -472,7 +529,9 @@ int fc_on_aggregate(fc_t *g, int32_t partition, const char *building, const hvs_
                 return rc;
         }
     }
-    return schedule(g, b, quiet, err);
+    if (late && changed == 1 && (rc = reissue(g, b, h->hour, quiet, err)))
+        return rc;
+    return schedule(g, b, err);
 }
 
 int fc_on_weather(fc_t *g, int32_t partition, const char *building, hvs_ms_t hour,
@@ -487,29 +546,32 @@ int fc_on_weather(fc_t *g, int32_t partition, const char *building, hvs_ms_t hou
         b->wx_time = rec->issued_at;
         b->dirty = true;
     }
-    if (!rec->observed) { /* a forecast run: its issue time is an issue time */
-        bool known = false;
-        for (int i = 0; i < FC_RUNS; i++)
-            known = known || b->runs[i] == rec->issued_at;
-        if (!known && (b->runs[0] == HVS_MS_NONE || rec->issued_at > b->runs[0])) {
-            /* keep the FC_RUNS newest, ascending */
-            hvs_ms_t r[FC_RUNS + 1];
-            int n = 0;
-            for (int i = 0; i < FC_RUNS; i++)
-                if (b->runs[i] != HVS_MS_NONE)
-                    r[n++] = b->runs[i];
-            r[n++] = rec->issued_at;
-            for (int i = n - 1; i > 0 && r[i] < r[i - 1]; i--) {
-                hvs_ms_t x = r[i];
-                r[i] = r[i - 1], r[i - 1] = x;
-            }
-            int drop = n > FC_RUNS ? n - FC_RUNS : 0;
-            for (int i = 0; i < FC_RUNS; i++)
-                b->runs[i] = i + drop < n ? r[i + drop] : HVS_MS_NONE;
-            b->dirty = true;
-        }
+    if (quiet && (b->q_wx == HVS_MS_NONE || rec->issued_at > b->q_wx))
+        b->q_wx = rec->issued_at;
+    if (partition >= 0 && partition < HVS_MAX_PARTITIONS) {
+        if (g->part_wx[partition] == HVS_MS_NONE || rec->issued_at > g->part_wx[partition])
+            g->part_wx[partition] = rec->issued_at;
+        if (quiet &&
+            (g->part_qwx[partition] == HVS_MS_NONE || rec->issued_at > g->part_qwx[partition]))
+            g->part_qwx[partition] = rec->issued_at;
     }
-    return schedule(g, b, quiet, err);
+    /* a forecast run issued after the last issue is an issue time of its own */
+    if (!rec->observed && (b->issued == HVS_MS_NONE || rec->issued_at > b->issued) &&
+        (b->next_run == HVS_MS_NONE || rec->issued_at < b->next_run)) {
+        b->next_run = rec->issued_at;
+        b->dirty = true;
+    }
+    return schedule(g, b, err);
+}
+
+/* Issues whose building's own weather lags but whose partition's weather passed them. */
+static int schedule_all(fc_t *g, hvs_err_t *err) {
+    for (size_t i = 0; i < g->n; i++) {
+        int rc = schedule(g, g->b[i], err);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 /* ---- one issue ------------------------------------------------------------------------------ */
@@ -585,7 +647,8 @@ static int choose(fc_t *g, const char *building, const fc_info_t *in, hvs_ms_t t
     return m;
 }
 
-static int queue_issue(fc_t *g, fc_building_t *b, hvs_ms_t t, bool quiet, hvs_err_t *err) {
+static int queue_issue(fc_t *g, fc_building_t *b, hvs_ms_t t, bool quiet, bool again,
+                       hvs_err_t *err) {
     fc_info_t in = {NAN, HVS_MS_NONE, "", ""};
     if (!g->cb.info || g->cb.info(g->cb.opaque, b->fs->id, &in) != 0 || !(in.area_m2 > 0) ||
         !isfinite(in.area_m2)) {
@@ -609,7 +672,7 @@ static int queue_issue(fc_t *g, fc_building_t *b, hvs_ms_t t, bool quiet, hvs_er
         return hvs_err_set(err, HVS_ENOMEM, "oom", "issues");
     g->jobs = nj;
     job_t *j = &g->jobs[g->njobs];
-    *j = (job_t){.b = b, .t = t, .model = m, .area = in.area_m2, .quiet = quiet};
+    *j = (job_t){.b = b, .t = t, .model = m, .area = in.area_m2, .quiet = quiet, .again = again};
     float *rows = NULL;
     if (m >= 0) {
         batch_model_t *bm = &g->models[m];
@@ -629,9 +692,8 @@ static int queue_issue(fc_t *g, fc_building_t *b, hvs_ms_t t, bool quiet, hvs_er
         j->flags |= FC_F_RULES_ONLY;
     }
     /* the weather as known at t: the newest run issued by then, from the weather of the target
-     * hours - not from b->runs (the newest FC_RUNS runs seen: with the weather topic read more
-     * than FC_RUNS runs ahead of the aggregates it no longer held the runs issued by t, and
-     * stale_weather depended on how the two topics interleaved) */
+     * hours (a list of the newest runs seen would depend on how far ahead the weather topic was
+     * read, and so would stale_weather) */
     hvs_ms_t h0 = hour_ceil(t), run = HVS_MS_NONE;
     for (int k = 0; k < FC_HORIZONS; k++) {
         const hvs_feat_wx_hour_t *w = hvs_fs_weather(b->fs, h0 + (hvs_ms_t)k * HOUR);
@@ -682,9 +744,11 @@ static int bucket_of(int horizon) {
 }
 
 /* Record the accuracy points of an emitted forecast (engine.h). */
-static void record_points(fc_t *g, fc_building_t *b, hvs_ms_t t, uint16_t ident, int n) {
+static int record_points(fc_t *g, fc_building_t *b, hvs_ms_t t, uint16_t ident, int n) {
     if (!ident)
-        return;
+        return 0;
+    const hvs_fs_entity_t *e = hvs_fs_entity(b->fs, HVS_FS_BUILDING, false);
+    hvs_feat_history_t view = {e ? e->hours : NULL, e ? HVS_FS_HOURS : 0, NULL, 0, 0};
     for (int k = 0; k < n; k++) {
         hvs_ms_t h = g->out_t[k];
         int horizon = k + 1;
@@ -710,9 +774,17 @@ static void record_points(fc_t *g, fc_building_t *b, hvs_ms_t t, uint16_t ident,
             s->p[FC_DAY_AHEAD] = (fc_acc_point_t){(float)g->out_y[k], ident};
             any = true;
         }
-        if (any)
-            b->acc_dirty[i / 64] |= 1ull << (i % 64);
+        if (!any)
+            continue;
+        b->acc_dirty[i / 64] |= 1ull << (i % 64);
+        /* an issue made late (its weather lagged) may forecast hours already known: scored now,
+         * as they would have been had the issue come first */
+        const hvs_feat_hour_t *known = e ? hvs_feat_hour_get(&view, h) : NULL;
+        int rc = known ? score_hour(g, b, h, known->use) : 0;
+        if (rc)
+            return rc;
     }
+    return 0;
 }
 
 /* Emit job j whose model predictions (target units) are pred (NULL for rules). */
@@ -799,8 +871,10 @@ static int emit(fc_t *g, job_t *j, const float *pred, hvs_err_t *err) {
     g->stats.ood_forecasts += first_ood != HVS_MS_NONE;
     for (int i = 0; i < FC_FLAG_COUNT; i++)
         g->stats.by_flag[i] += (flags >> i) & 1u;
-    record_points(g, b, j->t, bm ? bm->ident : 0, n);
-    int rc = g->cb.forecast ? g->cb.forecast(g->cb.opaque, &f, j->quiet, err) : 0;
+    int rc = j->again ? 0 : record_points(g, b, j->t, bm ? bm->ident : 0, n);
+    if (rc)
+        return hvs_err_set(err, rc, "oom", "accuracy of %s", b->fs->id);
+    rc = g->cb.forecast ? g->cb.forecast(g->cb.opaque, &f, j->quiet, err) : 0;
     if (rc)
         return rc;
     hvs_ms_t day = first_ood == HVS_MS_NONE ? HVS_MS_NONE : hvs_time_day_start(first_ood);
@@ -837,7 +911,9 @@ static int emit(fc_t *g, job_t *j, const float *pred, hvs_err_t *err) {
 }
 
 int fc_flush(fc_t *g, hvs_err_t *err) {
-    int rc = 0;
+    int rc = schedule_all(g, err);
+    if (rc)
+        return rc;
     /* predictions per model, in chunks, into each model's own rows buffer's order */
     float **preds = calloc(g->nmodels ? g->nmodels : 1, sizeof *preds);
     if (!preds)

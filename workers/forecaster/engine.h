@@ -5,15 +5,18 @@
  * feeds it and publishes what it emits; tests drive it in process (docs/design.md section 12).
  *
  * When a forecast is issued. Issue times of a building are the hour boundaries of event time
- * (every `every`) and the issue time of every new weather forecast run seen for it. An issue
- * time T is made once both inputs of the building have passed it: its aggregates up to T (the
- * hour ending at T arrived) and its weather past T (a record issued after T arrived; weather
- * comes in issue order) - or, when the weather lags, once its aggregates reached T +
- * weather_wait (a weather outage must not stop the forecasts; the forecast then says which
- * weather it had). So a forecast as of T is a function of the data known at T, whatever the
- * interleaving of the two topics, the batch boundaries or a restart: replaying gives the same
- * forecast for the same issue time.
- *
+ * (every `every`) from the end of its first aggregate's hour, and the issue time of every
+ * forecast run seen for it after its last issue. An issue time T is made once both inputs of the
+ * building have passed it: its aggregates up to T (the hour ending at T arrived) and its weather
+ * past T (a record issued after T arrived; weather comes in issue order) - or, when its own
+ * weather lags, once the weather of its partition passed T + weather_wait (a building whose
+ * provider failed is not waited for; a point of the partition's weather stream, not of how far
+ * the aggregates were read ahead). An hour that arrives late, or a revision of it, makes the
+ * issues made since that can read it again (from its end to 169 h later). So the latest forecast
+ * per issue time is a function of the data, whatever the interleaving of the two topics, the
+ * batch boundaries or a restart. While a rebuild replays lost state (quiet inputs), an issue is
+ * quiet when the replayed inputs alone made it ready: it was published before the loss.
+
  * What a forecast is. Target hours: the 72 hours from the first hour starting at or after T;
  * horizon_h of a point is its index + 1. Each point's features come from the one feature
  * definition (features.h) as of T on the building's series and weather, and its row from the
@@ -69,7 +72,6 @@
 #define FC_BUCKETS 5 /* 1-6, 7-24, 25-48, 49-72 h, day-ahead */
 #define FC_DAY_AHEAD 4
 #define FC_ACC_SLOTS 96 /* target hours kept for scoring: > 72 + lateness */
-#define FC_RUNS 4       /* recent weather run issue times kept per building */
 #define FC_WAPE_DAYS 8  /* day slots of the rolling accuracy: 7 judged + the current */
 #define FC_NS "fc"      /* the forecaster's feature-ring namespace (featstore.h) */
 
@@ -160,12 +162,13 @@ typedef struct fc_acc_slot {
 } fc_acc_slot_t;
 
 typedef struct fc_building {
-    hvs_fs_building_t *fs;  /* the building series ("-") and weather, namespace FC_NS */
-    hvs_ms_t agg_time;      /* end of the newest hour of its aggregates seen */
-    hvs_ms_t wx_time;       /* newest issued_at of its weather seen */
-    hvs_ms_t issued;        /* the last issue time made (HVS_MS_NONE: none) */
-    hvs_ms_t runs[FC_RUNS]; /* newest forecast-run issue times seen, ascending (NONE: empty) */
-    hvs_ms_t ood_day;       /* UTC day of the last FORECAST_LOW_CONFIDENCE alert */
+    hvs_fs_building_t *fs; /* the building series ("-") and weather, namespace FC_NS */
+    hvs_ms_t agg_time;     /* end of the newest hour of its aggregates seen */
+    hvs_ms_t wx_time;      /* newest issued_at of its weather seen */
+    hvs_ms_t issued;       /* the last issue time made (HVS_MS_NONE: none) */
+    hvs_ms_t next_run;     /* the earliest forecast run issued after `issued` (NONE: none) */
+    hvs_ms_t q_agg, q_wx;  /* agg_time, wx_time as far as a rebuild replayed (memory only) */
+    hvs_ms_t ood_day;      /* UTC day of the last FORECAST_LOW_CONFIDENCE alert */
     fc_acc_slot_t acc[FC_ACC_SLOTS];
     uint64_t acc_dirty[(FC_ACC_SLOTS + 63) / 64];
     bool dirty;   /* agg_time ... ood_day changed since saved */
@@ -193,7 +196,7 @@ typedef struct fc_version_acc {
 
 typedef struct fc_stats {
     uint64_t issued, points, rules, ood_forecasts, low_confidence_alerts, drift_alerts, no_area,
-        scored, skipped_old;
+        scored, skipped_old, reissued;
     uint64_t ood_joint, ood_range; /* horizons out of distribution by the histogram, the range */
     uint64_t by_flag[FC_FLAG_COUNT];
 } fc_stats_t;

@@ -53,11 +53,8 @@ int fc_state_save(fc_t *g, hvs_redis_batch_t *batch, int64_t latest_ttl_ms, hvs_
         if (b->dirty) {
             if (hvs_redis_key(key, sizeof key, b->fs->id, err, "fc:st") < 0)
                 return HVS_EINVAL;
-            snprintf(v, sizeof v,
-                     "1 %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
-                     " %" PRId64 " %" PRId64,
-                     b->agg_time, b->wx_time, b->issued, b->ood_day, b->runs[0], b->runs[1],
-                     b->runs[2], b->runs[3]);
+            snprintf(v, sizeof v, "2 %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64,
+                     b->agg_time, b->wx_time, b->issued, b->ood_day, b->next_run);
             const char *a[] = {"SET", key, v};
             if ((rc = add(batch, 3, a, NULL, err)))
                 break;
@@ -189,8 +186,7 @@ int fc_state_load_partition(fc_t *g, hvs_redis_t *r, hvs_redis_batch_t *batch, i
         }
         b->fs = fs;
         b->agg_time = b->wx_time = b->issued = b->ood_day = HVS_MS_NONE;
-        for (int k = 0; k < FC_RUNS; k++)
-            b->runs[k] = HVS_MS_NONE;
+        b->next_run = b->q_agg = b->q_wx = HVS_MS_NONE;
         for (int k = 0; k < FC_ACC_SLOTS; k++)
             b->acc[k].hour = HVS_MS_NONE;
         char sk[700], ak[700];
@@ -209,14 +205,13 @@ int fc_state_load_partition(fc_t *g, hvs_redis_t *r, hvs_redis_batch_t *batch, i
         }
         const redisReply *st = reply(batch, 0, REDIS_REPLY_STRING);
         const redisReply *acc = reply(batch, 1, REDIS_REPLY_ARRAY);
-        long long x[8];
-        if (st && sscanf(st->str, "1 %lld %lld %lld %lld %lld %lld %lld %lld", &x[0], &x[1], &x[2],
-                         &x[3], &x[4], &x[5], &x[6], &x[7]) != 8)
+        long long x[5];
+        if (st &&
+            sscanf(st->str, "2 %lld %lld %lld %lld %lld", &x[0], &x[1], &x[2], &x[3], &x[4]) != 5)
             rc = bad(err, sk, NULL);
         if (st && rc == 0) {
             b->agg_time = x[0], b->wx_time = x[1], b->issued = x[2], b->ood_day = x[3];
-            for (int k = 0; k < FC_RUNS; k++)
-                b->runs[k] = x[4 + k];
+            b->next_run = x[4];
         }
         for (size_t k = 0; rc == 0 && acc && k + 1 < acc->elements; k += 2) {
             const redisReply *f = acc->element[k], *v = acc->element[k + 1];
