@@ -507,6 +507,9 @@ int fc_on_aggregate(fc_t *g, int32_t partition, const char *building, const hvs_
          * weather lets an issue be made (that depended on how the two topics interleaved) */
         hvs_ms_t every = g->conf.every > 0 ? g->conf.every : HOUR;
         b->issued = (h->hour + HOUR + every - 1) / every * every - every;
+        /* a run read before it, issued before the first issue time, is not one */
+        if (b->next_run != HVS_MS_NONE && b->next_run <= b->issued)
+            b->next_run = run_between(b, b->issued, INT64_MAX);
     }
     /* an hour older than the newest seen (late, or a revision) changes the issues made since */
     bool late = b->agg_time != HVS_MS_NONE && h->hour + HOUR < b->agg_time;
