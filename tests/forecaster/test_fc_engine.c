@@ -22,6 +22,7 @@
 
 #include "dataset.h"
 #include "engine.h"
+#include "fc_version.h"
 #include "history.h"
 #include "hvs/featstore.h"
 #include "hvs/log.h"
@@ -158,43 +159,13 @@ static hvs_model_ref_t *train(const char *name, const char *only) {
         else
             tr_history_put_weather(h, blds[e->b].id, e->hour, &e->wx);
     }
-    static const int horizons[] = {1, 3, 6, 12, 18, 24, 30, 36, 48, 60, 72};
-    tr_config_t c = {.folds = 1,
-                     .fold_days = 5,
-                     .min_train_days = 15,
-                     .horizons = horizons,
-                     .nhorizons = sizeof horizons / sizeof *horizons,
-                     .per_hour = 3,
-                     .max_rows = 100000,
-                     .auto_approve = true,
-                     .monotone = true,
-                     .weather_wait = 2 * HOUR,
-                     .leak_sample = 20};
-    c.xgb = (hvs_train_params_t){
-        .rounds = 80, .eta = 0.15, .max_depth = 4, .nthread = 2, .seed = 1};
-    tr_result_t r;
-    hvs_err_t err = {0};
-    const char *bs[1] = {only};
-    HVS_REQUIRE(tr_train(h, TR_FORECAST, name, only ? bs : NULL, only ? 1 : 0, START + DAY,
-                         START + TRAIN_DAYS * DAY, tr_info, NULL, &c, NULL, &r, &err) == 0,
-                "train %s: %s", name, err.msg);
-    r.status = HVS_MODEL_APPROVED; /* what is served is the point here, not the gate */
-    tr_record_t rec;
-    HVS_REQUIRE(tr_record_build(&r, 1, START + TRAIN_DAYS * DAY, &c, &rec, &err) == 0, "record");
-    hvs_encoder_t *enc;
-    const void *buf;
-    size_t len;
+    fc_version_spec_t spec = {name, only, START + DAY, START + TRAIN_DAYS * DAY, 1, 80,
+                              4,    2,    tr_info};
     hvs_model_ref_t *ref = NULL;
-    HVS_REQUIRE(hvs_encoder_new(serde, HVS_SCHEMA_MODEL_VERSION, NULL, &enc, &err) == 0 &&
-                    hvs_registry_encode(serde, enc, &rec.rec, &buf, &len, &err) == 0 &&
-                    hvs_registry_load_record(serde, buf, len, &ref, &err) == 0,
-                "the record serves: %s", err.msg);
-    printf("%s: backtest day-ahead WAPE %.4f, buckets %.3f %.3f %.3f %.3f, interval_h1_6 %s\n",
-           ref->ident, r.metrics.wape, r.bucket_wape[0], r.bucket_wape[1], r.bucket_wape[2],
-           r.bucket_wape[3], hvs_test_str(hvs_model_ref_param(ref, "interval_h1_6")));
-    hvs_encoder_destroy(enc);
-    tr_record_fini(&rec);
-    tr_result_fini(&r);
+    void *rec;
+    size_t len;
+    fc_version_make(h, &spec, serde, &rec, &len, &ref);
+    free(rec);
     tr_history_destroy(h);
     return ref;
 }

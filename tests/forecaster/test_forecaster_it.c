@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "dataset.h"
+#include "fc_version.h"
 #include "history.h"
 #include "hvs/featstore.h"
 #include "hvs/kafka.h"
@@ -274,38 +275,23 @@ static void publish_version(int version, int rounds, int depth) {
         else
             tr_history_put_weather(h, blds[e->b].id, e->hour, &e->wx);
     }
-    static const int horizons[] = {1, 3, 6, 12, 18, 24, 30, 36, 48, 60, 72};
-    tr_config_t c = {.folds = 1,
-                     .fold_days = 5,
-                     .min_train_days = 15,
-                     .horizons = horizons,
-                     .nhorizons = sizeof horizons / sizeof *horizons,
-                     .per_hour = 3,
-                     .max_rows = 100000,
-                     .auto_approve = true,
-                     .monotone = true,
-                     .weather_wait = 2 * HOUR,
-                     .leak_sample = 20};
-    c.xgb = (hvs_train_params_t){
-        .rounds = rounds, .eta = 0.15, .max_depth = depth, .nthread = 1, .seed = 1};
-    tr_result_t r;
-    hvs_err_t err = {0};
-    HVS_REQUIRE(tr_train(h, TR_FORECAST, "forecast/global", NULL, 0, T0 - (TRAIN_DAYS - 1) * DAY,
-                         T0, tr_info, NULL, &c, NULL, &r, &err) == 0,
-                "train: %s", err.msg);
-    r.status = HVS_MODEL_APPROVED; /* what is served is the point here, not the gate */
-    tr_record_t rec;
-    HVS_REQUIRE(tr_record_build(&r, version, T0, &c, &rec, &err) == 0, "record: %s", err.msg);
-    const void *buf;
+    fc_version_spec_t spec = {"forecast/global",
+                              NULL,
+                              T0 - (TRAIN_DAYS - 1) * DAY,
+                              T0,
+                              version,
+                              rounds,
+                              depth,
+                              1,
+                              tr_info};
+    void *buf;
     size_t len;
+    fc_version_make(h, &spec, serde, &buf, &len, NULL);
     char key[256];
     hvs_registry_key(key, sizeof key, "forecast/global", version);
-    HVS_REQUIRE(hvs_registry_encode(serde, enc_model, &rec.rec, &buf, &len, &err) == 0,
-                "encode %s: %s", key, err.msg);
     send_raw("models", key, buf, len);
     flush();
-    tr_record_fini(&rec);
-    tr_result_fini(&r);
+    free(buf);
     tr_history_destroy(h);
 }
 
