@@ -511,8 +511,9 @@ int fc_on_aggregate(fc_t *g, int32_t partition, const char *building, const hvs_
         if (b->next_run != HVS_MS_NONE && b->next_run <= b->issued)
             b->next_run = run_between(b, b->issued, INT64_MAX);
     }
-    /* an hour older than the newest seen (late, or a revision) changes the issues made since */
-    bool late = b->agg_time != HVS_MS_NONE && h->hour + HOUR < b->agg_time;
+    /* an hour an issue already made can read (late, or a revision - of the newest hour too,
+     * which the issue as of its end read) changes the issues made since */
+    bool late = b->issued != HVS_MS_NONE && h->hour + HOUR <= b->issued;
     int changed = hvs_fs_put_hour(e, h);
     int rc = 0;
     if (first && (rc = score_hour(g, b, h->hour, h->use)))
