@@ -171,6 +171,7 @@ static void in_process(void) {
                      .ood_min_share = 0.001,
                      .ood_margin_c = 3,
                      .ood_horizon = 36,
+                     .interval_window_h = 96,
                      .degrade_factor = 1.5,
                      .degrade_days = 3,
                      .drift_min_points = 48,

@@ -418,20 +418,108 @@ static void test_trainer_path(void) {
     fc_destroy(g);
 }
 
+/* The actual heat of building b in hour h (the events hold one aggregate per hour). */
+static double actual_of(int b, hvs_ms_t h) {
+    for (size_t i = 0; i < nevents; i++)
+        if (events[i].kind == 0 && events[i].b == b && events[i].agg.hour == h)
+            return events[i].agg.use;
+    return NAN;
+}
+
+/* Intervals calibrated on the building's own last 96 h (engine.h "Intervals"), recomputed here
+ * from the forecasts published before, the version's params and the actuals. */
+static void test_interval_calibration(void) {
+    need_models();
+    make_events(DAYS);
+    world_t w;
+    world_init(&w);
+    fc_config_t c = config();
+    c.interval_window_h = 96;
+    fc_t *g = run(&w, c, 500, 0);
+    static const int lo_h[4] = {1, 7, 25, 49}, hi_h[4] = {6, 24, 48, 72};
+    static const char *const keys[4] = {"interval_h1_6", "interval_h7_24", "interval_h25_48",
+                                        "interval_h49_72"};
+    double q[4][3];
+    for (int k = 0; k < 4; k++) {
+        const char *iv = hvs_model_ref_param(global_ref, keys[k]);
+        HVS_REQUIRE(iv && sscanf(iv, "%lf %lf %lf", &q[k][0], &q[k][1], &q[k][2]) == 3, "%s",
+                    keys[k]);
+    }
+    const int b = 1; /* b2, 2500 m2 */
+    const double area = 2500;
+    const hvs_ms_t issues[] = {START + 36 * DAY + 17 * HOUR, START + 38 * DAY + 5 * HOUR,
+                               START + 39 * DAY};
+    int checked = 0, moved = 0;
+    for (size_t t = 0; t < sizeof issues / sizeof *issues; t++) {
+        float z[4 * 96];
+        int n = 0;
+        for (int i = 1; i <= 96; i++) {
+            hvs_ms_t h = issues[t] - (hvs_ms_t)i * HOUR;
+            double y = actual_of(b, h);
+            for (int k = 0; k < 4 && isfinite(y); k++) {
+                int horizon = lo_h[k] + (int)((h / HOUR) % (hi_h[k] - lo_h[k] + 1));
+                /* the issue at h - horizon + 1 h forecast the hour starting at h as horizon */
+                const got_t *f = find(&w, blds[b].id, h - (hvs_ms_t)(horizon - 1) * HOUR);
+                if (!f)
+                    continue; /* before the first issue */
+                double p = f->y[horizon - 1] / area, s = fmax(p, 0) + q[k][2];
+                HVS_REQUIRE(f->y[horizon - 1] > 0, "a positive forecast to invert");
+                float lo = (float)((p + q[k][0] * s) * area),
+                      hi = (float)((p + q[k][1] * s) * area);
+                z[n++] = fabsf((float)y - 0.5f * (lo + hi)) / (0.5f * (hi - lo));
+            }
+        }
+        /* the conformal 80 % rank, shrunk towards 1 by 50 points */
+        for (int i = 1; i < n; i++)
+            for (int j = i; j > 0 && z[j - 1] > z[j]; j--) {
+                float x = z[j];
+                z[j] = z[j - 1], z[j - 1] = x;
+            }
+        int r = (int)ceil(0.8 * (n + 1)) - 1;
+        double scale = ((double)n * z[r < n ? r : n - 1] + 50) / (n + 50.0);
+        scale = fmin(fmax(scale, 0.25), 4);
+        const got_t *f = find(&w, blds[b].id, issues[t]);
+        HVS_REQUIRE(f && f->n == FC_HORIZONS, "forecast as of %lld", (long long)issues[t]);
+        for (int k = 0; k < FC_HORIZONS; k++) {
+            int bk = k < 6 ? 0 : k < 24 ? 1 : k < 48 ? 2 : 3;
+            double p = f->y[k] / area, s = fmax(p, 0) + q[bk][2];
+            double lo = (p + q[bk][0] * s) * area, hi = (p + q[bk][1] * s) * area;
+            double mid = 0.5 * (lo + hi), half = 0.5 * (hi - lo);
+            double elo = fmin(fmax(0, mid - scale * half), f->y[k]);
+            double ehi = fmax(mid + scale * half, f->y[k]);
+            checked++;
+            HVS_CHECK_NEAR(f->lo[k], elo, 1e-3 * half);
+            HVS_CHECK_NEAR(f->hi[k], ehi, 1e-3 * half);
+        }
+        moved += fabs(scale - 1) > 0.02;
+        printf("b2 as of %lld: %d scored points, interval scale %.3f\n", (long long)issues[t], n,
+               scale);
+        HVS_CHECK(n >= 300, "%d points in the window", n);
+    }
+    HVS_CHECK(checked == 3 * FC_HORIZONS, "%d points", checked);
+    HVS_CHECK(moved > 0, "the calibration changed some interval");
+    free(w.got);
+    fc_destroy(g);
+}
+
 static void test_interleaving(void) {
     need_models();
     make_events(DAYS);
     world_t a, b, c;
     world_init(&a), world_init(&b), world_init(&c);
-    fc_destroy(run(&a, config(), 10000, 0));
-    fc_destroy(run(&b, config(), 37, 5 * HOUR));    /* weather ahead, small batches */
-    fc_destroy(run(&c, config(), 1000, -2 * HOUR)); /* weather behind the aggregates */
+    fc_config_t cf = config();
+    cf.interval_window_h = 96; /* calibrated intervals: a function of the data too */
+    fc_destroy(run(&a, cf, 10000, 0));
+    fc_destroy(run(&b, cf, 37, 5 * HOUR));    /* weather ahead, small batches */
+    fc_destroy(run(&c, cf, 1000, -2 * HOUR)); /* weather behind the aggregates */
     size_t same_b = 0, same_c = 0;
     for (size_t i = 0; i < a.ngot; i++) {
         const got_t *x = &a.got[i], *y = find(&b, x->building, x->issued),
                     *z = find(&c, x->building, x->issued);
-        same_b += y && !memcmp(y->y, x->y, sizeof x->y) && y->flags == x->flags;
-        same_c += z && !memcmp(z->y, x->y, sizeof x->y) && z->flags == x->flags;
+        same_b += y && !memcmp(y->y, x->y, sizeof x->y) && !memcmp(y->lo, x->lo, sizeof x->lo) &&
+                  !memcmp(y->hi, x->hi, sizeof x->hi) && y->flags == x->flags;
+        same_c += z && !memcmp(z->y, x->y, sizeof x->y) && !memcmp(z->lo, x->lo, sizeof x->lo) &&
+                  !memcmp(z->hi, x->hi, sizeof x->hi) && z->flags == x->flags;
     }
     printf("interleavings: %zu forecasts; weather ahead by 5 h: %zu identical, behind by 2 h: "
            "%zu identical\n",
@@ -621,6 +709,7 @@ static void test_live_accuracy(void) {
 static const hvs_test_case_t cases[] = {
     {"trainer_path", test_trainer_path},
     {"interleaving", test_interleaving},
+    {"interval_calibration", test_interval_calibration},
     {"lifecycle", test_lifecycle},
     {"stale_weather", test_stale_weather},
     {"out_of_distribution", test_out_of_distribution},

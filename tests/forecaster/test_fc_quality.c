@@ -13,7 +13,8 @@
  *   - every horizon bucket below a plain reference XGBoost (hour, weekday, the target hour's
  *     temperature, lags 48 h and 168 h, the 24 h mean at issue time) trained on the same rows
  *     and scored on the same points;
- *   - the 80 % intervals cover 75-95 % of the actuals in every bucket;
+ *   - the 80 % intervals (calibrated on each building's last 96 h) cover 75-85 % of the actuals
+ *     in every bucket;
  *   - FORECAST_LOW_CONFIDENCE on the building-day of an injected cold and sunny run far outside
  *     anything the version trained on; the points it flags are the worse ones.
  * Where the issue's targets are not met the guard is the figure measured, said at the check.
@@ -168,7 +169,7 @@ static void need_world(void) {
 /* ---- streaming the held-out days ------------------------------------------------------------ */
 
 typedef struct sums {
-    double e, y;
+    double e, y, width; /* width: sum of hi - lo */
     int64_t n, covered;
 } sums_t;
 
@@ -192,6 +193,7 @@ static void add(sums_t *s, double y, double p, double lo, double hi) {
     s->y += y;
     s->n++;
     s->covered += lo <= y && y <= hi;
+    s->width += hi - lo;
 }
 
 static int on_forecast(void *opaque, const fc_forecast_t *f, bool quiet, hvs_err_t *err) {
@@ -322,12 +324,15 @@ static void stream(void) {
                      .ood_min_share = 0.001,
                      .ood_margin_c = 3,
                      .ood_horizon = 36,
+                     .interval_window_h = 96, /* the worker's default */
                      .degrade_factor = 1.5,
                      .degrade_days = 3,
                      .drift_min_points = 48,
                      .rules_default = 1.0};
     if (getenv("FC_QUALITY_OOD_SHARE")) /* measuring the threshold's effect */
         c.ood_min_share = atof(getenv("FC_QUALITY_OOD_SHARE"));
+    if (getenv("FC_QUALITY_WINDOW")) /* 0: the backtest's intervals alone */
+        c.interval_window_h = atoi(getenv("FC_QUALITY_WINDOW"));
     fc_callbacks_t cb = {w_info, w_acquire, on_forecast, on_alert, NULL};
     fc_t *g;
     hvs_err_t err = {0};
@@ -513,9 +518,10 @@ static void test_reference(void) {
     for (int b = 0; b < 4; b++) {
         double wf = wape(&sc.bucket[b]), wr = wape(&ref_b[b]);
         printf("bucket %-7s forecaster %.4f (%lld points), reference XGBoost %.4f (%lld), "
-               "80 %% interval covers %.1f %%\n",
+               "80 %% interval covers %.1f %%, %.2f x the actuals wide\n",
                bn[b], wf, (long long)sc.bucket[b].n, wr, (long long)ref_b[b].n,
-               100.0 * (double)sc.bucket[b].covered / (double)sc.bucket[b].n);
+               100.0 * (double)sc.bucket[b].covered / (double)sc.bucket[b].n,
+               sc.bucket[b].width / sc.bucket[b].y);
         HVS_CHECK(wf < wr, "bucket %s: %.4f below the reference %.4f", bn[b], wf, wr);
     }
     free(x);
@@ -528,10 +534,9 @@ static void test_intervals(void) {
     stream();
     for (int b = 0; b < 4; b++) {
         double cov = (double)sc.bucket[b].covered / (double)sc.bucket[b].n;
-        /* The issue asks 80 +- 5: the intervals are the backtest's errors, larger than the
-         * held-out winter's (see day_ahead), so they cover ~90 %; the guard is at least 75 %
-         * and at most 95 %. Adapting them online to the live coverage is the fix (note). */
-        HVS_CHECK(cov >= 0.75 && cov <= 0.95, "bucket %d: the 80 %% interval covers %.1f %%", b,
+        /* the issue's 80 +- 5 points; the backtest's intervals alone (FC_QUALITY_WINDOW=0)
+         * covered 88-90 %: its errors are an earlier season's, larger than January's */
+        HVS_CHECK(cov >= 0.75 && cov <= 0.85, "bucket %d: the 80 %% interval covers %.1f %%", b,
                   100 * cov);
     }
 }

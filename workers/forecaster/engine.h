@@ -30,7 +30,15 @@
  * hour's weather as known at T (its last 24 h mean when it has none); interval x[0.5, 1.5].
  * Intervals of a model: its record's params interval_<bucket> (train.h, split-conformal, 80 %):
  * [p + q10 (max(p,0) + floor), p + q90 (max(p,0) + floor)] in target units, x area; without
- * them, none (null). Never below 0 kWh.
+ * them, none (null). Then calibrated on the building's own record (interval_window_h > 0): of
+ * the unscaled intervals it was issued for the hours that ended in the window before T (one point
+ * per bucket and target hour, those with an actual), s is the conformal 80 % quantile of
+ * |actual - middle| / half-width, shrunk towards 1 by 50 points' weight and kept in [0.25, 4];
+ * the interval is middle +- s x half-width. The backtest's errors are those of an earlier season
+ * and of the whole fleet; a building's own last days say how wide its errors run now. A
+ * function of the data: the slots are written by the issues that made them (again when those
+ * are made again), so a revision re-issues up to 170 h + the window + 72 h after it (exact for
+ * revisions up to 168 h late, as the lag features are). Never below 0 kWh.
  * Flags: rules_only; stale_weather (no forecast run issued within stale_after before T: the
  * last run's values serve as far as they reach); missing_weather (some target hour had no
  * weather at all); out_of_distribution (some horizon within ood_horizon fell in a bin of the
@@ -71,9 +79,14 @@
 #define FC_HORIZONS 72
 #define FC_BUCKETS 5 /* 1-6, 7-24, 25-48, 49-72 h, day-ahead */
 #define FC_DAY_AHEAD 4
-#define FC_ACC_SLOTS 96 /* target hours kept for scoring: > 72 + lateness */
-#define FC_WAPE_DAYS 8  /* day slots of the rolling accuracy: 7 judged + the current */
-#define FC_NS "fc"      /* the forecaster's feature-ring namespace (featstore.h) */
+/* Target hours of unscaled intervals kept for calibration: as many as the hour rings keep, so an
+ * issue made again after a revision up to 168 h late (the lags' own reach) finds the intervals
+ * of its window as the first time did (window + 72 h back from the frontier, at most 263 h). */
+#define FC_CAL_HOURS HVS_FS_HOURS
+#define FC_CAL_MAX_WINDOW 96 /* hours of scored points an issue's calibration reads */
+#define FC_ACC_SLOTS 96      /* target hours kept for scoring: > 72 + lateness */
+#define FC_WAPE_DAYS 8       /* day slots of the rolling accuracy: 7 judged + the current */
+#define FC_NS "fc"           /* the forecaster's feature-ring namespace (featstore.h) */
 
 enum {
     FC_F_RULES_ONLY = 1u,
@@ -97,9 +110,11 @@ typedef struct fc_config {
     hvs_ms_t stale_after;  /* no forecast run issued within this before T: stale_weather */
     hvs_ms_t mature_ms, building_ms;
     const char *default_region;
-    double ood_min_share; /* joint bin share below which a horizon is out of distribution */
-    double ood_margin_c;  /* degrees beyond the profile's temperature range */
-    int ood_horizon;      /* horizons 1..this are judged for the flag and the alert */
+    double ood_min_share;  /* joint bin share below which a horizon is out of distribution */
+    double ood_margin_c;   /* degrees beyond the profile's temperature range */
+    int ood_horizon;       /* horizons 1..this are judged for the flag and the alert */
+    int interval_window_h; /* hours of the building's own scored points that rescale its
+                              intervals (0..FC_CAL_MAX_WINDOW; 0: the backtest's alone) */
     double degrade_factor;
     int degrade_days;
     int64_t drift_min_points;
@@ -161,6 +176,14 @@ typedef struct fc_acc_slot {
     fc_acc_point_t p[FC_BUCKETS];
 } fc_acc_slot_t;
 
+/* A target hour's unscaled model intervals (kWh), one per horizon bucket 1-6 ... 49-72 h: the
+ * point of the bucket's sampled horizon (as for accuracy). hour: the hour's start / 1 h; 0: empty.
+ * Saved as it is in memory (native byte order, 36 bytes a slot). */
+typedef struct fc_cal_slot {
+    int32_t hour;
+    float lo[4], hi[4];
+} fc_cal_slot_t;
+
 typedef struct fc_building {
     hvs_fs_building_t *fs; /* the building series ("-") and weather, namespace FC_NS */
     hvs_ms_t agg_time;     /* end of the newest hour of its aggregates seen */
@@ -171,6 +194,8 @@ typedef struct fc_building {
     hvs_ms_t ood_day;      /* UTC day of the last FORECAST_LOW_CONFIDENCE alert */
     fc_acc_slot_t acc[FC_ACC_SLOTS];
     uint64_t acc_dirty[(FC_ACC_SLOTS + 63) / 64];
+    fc_cal_slot_t cal[FC_CAL_HOURS]; /* by hour modulo FC_CAL_HOURS */
+    uint64_t cal_dirty[(FC_CAL_HOURS + 63) / 64];
     bool dirty;   /* agg_time ... ood_day changed since saved */
     char *latest; /* the latest forecast's JSON (output.h) to write, or NULL:
                                    set by the worker, written and freed with the state */

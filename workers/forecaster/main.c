@@ -44,7 +44,7 @@
 
 typedef struct settings {
     int64_t every_ms, weather_wait_ms, stale_ms, mature_ms, building_ms, max_future_ms, rebuild_ms,
-        latest_ttl_ms, ood_horizon, degrade_days, drift_min_points;
+        latest_ttl_ms, ood_horizon, degrade_days, drift_min_points, interval_window_h;
     double ood_min_share, ood_margin_c, degrade_factor, rules_default, rules_base;
     char *region, *rules;
 } settings_t;
@@ -70,6 +70,9 @@ static const hvs_cfg_entry_t fc_entries[] = {
      "degC beyond the training profile's temperature range that is out of distribution"},
     {"HVS_FC_OOD_HORIZON", HVS_CFG_INT, "36", 1, 72, S(ood_horizon), 0,
      "horizons judged for out_of_distribution and FORECAST_LOW_CONFIDENCE"},
+    {"HVS_FC_INTERVAL_WINDOW", HVS_CFG_INT, "96", 0, FC_CAL_MAX_WINDOW, S(interval_window_h), 0,
+     "hours of a building's own scored forecasts that rescale its 80 % intervals (0: the "
+     "backtest's alone)"},
     {"HVS_FC_DEGRADE_FACTOR", HVS_CFG_DOUBLE, "1.5", 1, 100, S(degrade_factor), 0,
      "live 7-day day-ahead WAPE above this times the version's backtest WAPE is a bad day"},
     {"HVS_FC_DEGRADE_DAYS", HVS_CFG_INT, "3", 1, 30, S(degrade_days), 0,
@@ -88,7 +91,8 @@ static const hvs_cfg_entry_t fc_entries[] = {
      "time to live of a building's latest forecast in Redis (wall clock)"},
     {"HVS_FC_MAX_FUTURE", HVS_CFG_DURATION, "10d", 0, 31536000000.0, S(max_future_ms), 0,
      "inputs stamped later than now plus this are refused (timestamp_in_future)"},
-    {"HVS_FC_REBUILD_WINDOW", HVS_CFG_DURATION, "9d", 86400000, 31536000000.0, S(rebuild_ms), 0,
+    /* an issue's intervals read the forecasts of the 167 h before it, which read 168 h of lags */
+    {"HVS_FC_REBUILD_WINDOW", HVS_CFG_DURATION, "15d", 86400000, 31536000000.0, S(rebuild_ms), 0,
      "after Redis lost the state, the inputs are replayed from this long ago (message time)"},
 };
 static settings_t settings;
@@ -407,6 +411,7 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
                      .ood_min_share = settings.ood_min_share,
                      .ood_margin_c = settings.ood_margin_c,
                      .ood_horizon = (int)settings.ood_horizon,
+                     .interval_window_h = (int)settings.interval_window_h,
                      .degrade_factor = settings.degrade_factor,
                      .degrade_days = (int)settings.degrade_days,
                      .drift_min_points = settings.drift_min_points,

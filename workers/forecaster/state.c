@@ -39,6 +39,31 @@ static void version_encode(const fc_t *g, const fc_version_acc_t *v, hvs_strbuf_
                                   v->d[k][d].e, v->d[k][d].y, v->d[k][d].n);
 }
 
+/* The building's changed calibration slots: one SETRANGE per run of them in the ring. */
+static int cal_save(hvs_redis_batch_t *batch, fc_building_t *b, hvs_err_t *err) {
+    char key[700];
+    int rc = 0;
+    for (size_t s = 0; s < FC_CAL_HOURS && rc == 0;) {
+        if (!(b->cal_dirty[s / 64] & (1ull << (s % 64)))) {
+            s++;
+            continue;
+        }
+        size_t e = s;
+        while (e < FC_CAL_HOURS && (b->cal_dirty[e / 64] & (1ull << (e % 64))))
+            e++;
+        if (hvs_redis_key(key, sizeof key, b->fs->id, err, "fc:cal") < 0)
+            return HVS_EINVAL;
+        char off[24];
+        snprintf(off, sizeof off, "%zu", s * sizeof(fc_cal_slot_t));
+        const char *a[] = {"SETRANGE", key, off, (const char *)&b->cal[s]};
+        size_t lens[] = {8, strlen(key), strlen(off), (e - s) * sizeof(fc_cal_slot_t)};
+        rc = add(batch, 4, a, lens, err);
+        s = e;
+    }
+    memset(b->cal_dirty, 0, sizeof b->cal_dirty);
+    return rc;
+}
+
 int fc_state_save(fc_t *g, hvs_redis_batch_t *batch, int64_t latest_ttl_ms, hvs_err_t *err) {
     size_t n;
     fc_building_t **bs = fc_buildings(g, &n);
@@ -81,6 +106,8 @@ int fc_state_save(fc_t *g, hvs_redis_batch_t *batch, int64_t latest_ttl_ms, hvs_
                 rc = add(batch, 4, a, NULL, err);
         }
         memset(b->acc_dirty, 0, sizeof b->acc_dirty);
+        if (rc == 0 && (rc = cal_save(batch, b, err)))
+            break;
         if (rc == 0 && b->latest) {
             if (hvs_redis_key(key, sizeof key, b->fs->id, err, "fc:latest") < 0)
                 return HVS_EINVAL;
@@ -189,17 +216,18 @@ int fc_state_load_partition(fc_t *g, hvs_redis_t *r, hvs_redis_batch_t *batch, i
         b->next_run = b->q_agg = b->q_wx = HVS_MS_NONE;
         for (int k = 0; k < FC_ACC_SLOTS; k++)
             b->acc[k].hour = HVS_MS_NONE;
-        char sk[700], ak[700];
+        char sk[700], ak[700], ck[700];
         if (hvs_redis_key(sk, sizeof sk, ids[i], err, "fc:st") < 0 ||
-            hvs_redis_key(ak, sizeof ak, ids[i], err, "fc:acc") < 0) {
+            hvs_redis_key(ak, sizeof ak, ids[i], err, "fc:acc") < 0 ||
+            hvs_redis_key(ck, sizeof ck, ids[i], err, "fc:cal") < 0) {
             hvs_fs_building_destroy(fs), free(b);
             rc = HVS_EINVAL;
             break;
         }
         hvs_redis_batch_reset(batch);
-        const char *a1[] = {"GET", sk}, *a2[] = {"HGETALL", ak};
+        const char *a1[] = {"GET", sk}, *a2[] = {"HGETALL", ak}, *a3[] = {"GET", ck};
         if ((rc = add(batch, 2, a1, NULL, err)) || (rc = add(batch, 2, a2, NULL, err)) ||
-            (rc = hvs_redis_batch_exec(r, batch, err))) {
+            (rc = add(batch, 2, a3, NULL, err)) || (rc = hvs_redis_batch_exec(r, batch, err))) {
             hvs_fs_building_destroy(fs), free(b);
             break;
         }
@@ -222,6 +250,12 @@ int fc_state_load_partition(fc_t *g, hvs_redis_t *r, hvs_redis_batch_t *batch, i
             else
                 b->acc[(size_t)(s.hour / HOUR) % FC_ACC_SLOTS] = s;
         }
+        /* a prefix written by SETRANGE (zeros before a run: empty slots) */
+        const redisReply *cal = reply(batch, 2, REDIS_REPLY_STRING);
+        if (cal && cal->len > sizeof b->cal)
+            rc = bad(err, ck, NULL);
+        else if (cal)
+            memcpy(b->cal, cal->str, cal->len / sizeof(fc_cal_slot_t) * sizeof(fc_cal_slot_t));
         if (rc == 0 && fc_adopt(g, b))
             rc = hvs_err_set(err, HVS_ENOMEM, "oom", "adopting %s", ids[i]);
         if (rc) {
