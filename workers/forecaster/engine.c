@@ -169,7 +169,7 @@ static size_t find_building(const fc_t *g, const char *id, bool *found) {
 
 static void building_init(fc_building_t *b) {
     b->agg_time = b->wx_time = b->issued = b->ood_day = HVS_MS_NONE;
-    b->next_run = b->q_agg = b->q_wx = HVS_MS_NONE;
+    b->next_run = b->q_agg = b->q_wx = b->loud_from = HVS_MS_NONE;
     for (int i = 0; i < FC_ACC_SLOTS; i++)
         b->acc[i].hour = HVS_MS_NONE;
 }
@@ -681,6 +681,15 @@ static int queue_issue(fc_t *g, fc_building_t *b, hvs_ms_t t, bool quiet, bool a
     if (!nj)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "issues");
     g->jobs = nj;
+    /* Once this process published an issue time, every later version of it, and of the issue
+     * times after it, is published too: a replayed late hour would otherwise leave the version
+     * published without it as the latest. The issue times published during a rebuild are those
+     * from the first one not ready on the replayed inputs on (ready_on is monotone in t and
+     * the replayed inputs stop growing once one input is read live), so a single bound holds. */
+    if (b->loud_from != HVS_MS_NONE && t >= b->loud_from)
+        quiet = false;
+    if (!quiet && (b->loud_from == HVS_MS_NONE || t < b->loud_from))
+        b->loud_from = t;
     job_t *j = &g->jobs[g->njobs];
     *j = (job_t){.b = b, .t = t, .model = m, .area = in.area_m2, .quiet = quiet, .again = again};
     float *rows = NULL;

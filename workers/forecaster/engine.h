@@ -15,7 +15,11 @@
  * issues made since that can read it again (from its end to 169 h later). So the latest forecast
  * per issue time is a function of the data, whatever the interleaving of the two topics, the
  * batch boundaries or a restart. While a rebuild replays lost state (quiet inputs), an issue is
- * quiet when the replayed inputs alone made it ready: it was published before the loss.
+ * quiet when the replayed inputs alone made it ready (it was published before the loss) and no
+ * issue time up to it was published since the process started: a replayed late hour that makes
+ * again an issue this process already published (its weather came live, ahead of the
+ * aggregates' replay) publishes it again, or the version without that hour would stay the
+ * latest.
 
  * What a forecast is. Target hours: the 72 hours from the first hour starting at or after T;
  * horizon_h of a point is its index + 1. Each point's features come from the one feature
@@ -191,6 +195,8 @@ typedef struct fc_building {
     hvs_ms_t issued;       /* the last issue time made (HVS_MS_NONE: none) */
     hvs_ms_t next_run;     /* the earliest forecast run issued after `issued` (NONE: none) */
     hvs_ms_t q_agg, q_wx;  /* agg_time, wx_time as far as a rebuild replayed (memory only) */
+    hvs_ms_t loud_from;    /* the earliest issue time this process published (memory only):
+                              from it on an issue is never made quietly (NONE: none yet) */
     hvs_ms_t ood_day;      /* UTC day of the last FORECAST_LOW_CONFIDENCE alert */
     fc_acc_slot_t acc[FC_ACC_SLOTS];
     uint64_t acc_dirty[(FC_ACC_SLOTS + 63) / 64];
