@@ -193,6 +193,8 @@ typedef struct fc_building {
     hvs_ms_t agg_time;     /* end of the newest hour of its aggregates seen */
     hvs_ms_t wx_time;      /* newest issued_at of its weather seen */
     hvs_ms_t issued;       /* the last issue time made (HVS_MS_NONE: none) */
+    hvs_ms_t since;        /* its issue times are after this: the boundary before its first
+                              (NONE: not known, a state saved before it was kept) */
     hvs_ms_t next_run;     /* the earliest forecast run issued after `issued` (NONE: none) */
     hvs_ms_t q_agg, q_wx;  /* agg_time, wx_time as far as a rebuild replayed (memory only) */
     hvs_ms_t loud_from;    /* the earliest issue time this process published (memory only):
