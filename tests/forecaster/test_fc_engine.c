@@ -622,8 +622,16 @@ static void late_events(bool ideal) {
         push(rev);
 }
 
-/* The same data read in different orders, on a partition of three buildings, with issue times
- * between the boundaries and late and revised hours: every issue time's latest
+/* b3's weather stops arriving at `from` and arrives at `to`, all of it (a provider's backlog). */
+static void stall_b3(hvs_ms_t from, hvs_ms_t to) {
+    for (size_t i = 0; i < nevents; i++)
+        if (events[i].kind == 1 && events[i].b == 2 && events[i].at >= from && events[i].at < to)
+            events[i].at = to;
+}
+
+/* The same data read in different orders, on a partition of three buildings where b3's weather
+ * lags beyond weather_wait (its issues made without it, then again when it arrives), with
+ * issue times between the boundaries and late and revised hours: every issue time's latest
  * forecast, points and intervals, equals the reference's, read with the weather ahead and the
  * final values on time. */
 static void test_interleaving_late(void) {
@@ -639,12 +647,16 @@ static void test_interleaving_late(void) {
     static const struct {
         const char *what;
         bool late;     /* late and revised hours */
+        int b3;        /* b3's weather: 1 stalls twice, 2 5 h late from day 34 */
         size_t batch;  /* inputs per flush */
         hvs_ms_t lead; /* the weather topic ahead of the aggregates */
-    } vs[] = {{"in order, nothing late", false, 10000, 0},
-              {"in order", true, 1000, 0},
-              {"weather 5 h ahead, batches of 37", true, 37, 5 * HOUR},
-              {"weather 2 h behind", true, 1000, -2 * HOUR}};
+    } vs[] = {{"in order, nothing late", false, 0, 10000, 0},
+              {"in order", true, 0, 1000, 0},
+              {"weather 5 h ahead, batches of 37", true, 0, 37, 5 * HOUR},
+              {"weather 2 h behind", true, 0, 1000, -2 * HOUR},
+              {"b3's weather stalls twice", true, 1, 37, 0},
+              {"b3's weather 5 h late from day 34", true, 2, 1000, 0},
+              {"b3's weather stalls, nothing late", false, 1, 500, 0}};
     enum { NV = sizeof vs / sizeof vs[0] };
     size_t keys = 0, same[NV], missing[NV], extra[NV];
     uint64_t re[NV];
@@ -652,6 +664,13 @@ static void test_interleaving_late(void) {
         world_t w;
         world_init(&w);
         late_events(!vs[v].late);
+        if (vs[v].b3 == 1) {
+            stall_b3(START + 33 * DAY, START + 33 * DAY + 10 * HOUR);
+            stall_b3(START + 36 * DAY + 20 * HOUR, START + 37 * DAY + 5 * HOUR);
+        }
+        for (size_t i = 0; vs[v].b3 == 2 && i < nevents; i++)
+            if (events[i].kind == 1 && events[i].b == 2 && events[i].at >= START + 34 * DAY)
+                events[i].at += 5 * HOUR;
         run_counted(&w, cf, vs[v].batch, vs[v].lead, &re[v]);
         same[v] = same_latest(&ref, &w, &keys, &missing[v], &extra[v]);
         printf("%-34s %zu of %zu latest forecasts identical (%zu issue times never made, %zu "

@@ -169,7 +169,7 @@ static size_t find_building(const fc_t *g, const char *id, bool *found) {
 
 static void building_init(fc_building_t *b) {
     b->agg_time = b->wx_time = b->issued = b->since = b->ood_day = HVS_MS_NONE;
-    b->next_run = b->q_agg = b->q_wx = b->loud_from = HVS_MS_NONE;
+    b->next_run = b->q_agg = b->q_wx = b->loud_from = b->re_from = b->re_to = HVS_MS_NONE;
     for (int i = 0; i < FC_ACC_SLOTS; i++)
         b->acc[i].hour = HVS_MS_NONE;
 }
@@ -570,7 +570,21 @@ int fc_on_weather(fc_t *g, int32_t partition, const char *building, hvs_ms_t hou
         return hvs_err_set(err, HVS_ENOMEM, "oom", "building %s", building);
     /* past hours keep only what an issue can still ask for: the ring is as long as the
      * aggregates' (a weather slot older than it would be overwritten anyway) */
-    hvs_fs_put_weather(b->fs, hour, rec);
+    int changed = hvs_fs_put_weather(b->fs, hour, rec);
+    /* Weather issued by an issue time already made was read after it (the building's weather
+     * lagged past weather_wait, or came out of order): the issues from its issue time that can
+     * read the hour are made again at the flush, once for the batch's weather of b, as they
+     * would have been had it come first - a run's own issue time among them. In issue order
+     * an issue waits for weather issued after it, so this never happens. */
+    if (changed == 1 && b->issued != HVS_MS_NONE && rec->issued_at <= b->issued) {
+        if (b->re_from == HVS_MS_NONE) {
+            b->re_from = rec->issued_at, b->re_to = reach(g, hour), b->re_quiet = quiet;
+        } else {
+            b->re_from = rec->issued_at < b->re_from ? rec->issued_at : b->re_from;
+            b->re_to = reach(g, hour) > b->re_to ? reach(g, hour) : b->re_to;
+            b->re_quiet = b->re_quiet && quiet;
+        }
+    }
     if (b->wx_time == HVS_MS_NONE || rec->issued_at > b->wx_time) {
         b->wx_time = rec->issued_at;
         b->dirty = true;
@@ -593,11 +607,17 @@ int fc_on_weather(fc_t *g, int32_t partition, const char *building, hvs_ms_t hou
     return schedule(g, b, err);
 }
 
-/* Issues whose building's own weather lags but whose partition's weather passed them. */
+/* The issues late weather changed (fc_on_weather), then those whose building's own weather
+ * lags but whose partition's weather passed them. */
 static int schedule_all(fc_t *g, hvs_err_t *err) {
     for (size_t i = 0; i < g->n; i++) {
-        int rc = schedule(g, g->b[i], err);
-        if (rc)
+        fc_building_t *b = g->b[i];
+        int rc = 0;
+        if (b->re_from != HVS_MS_NONE) {
+            rc = remake(g, b, b->re_from, b->re_to, b->re_quiet, err);
+            b->re_from = b->re_to = HVS_MS_NONE;
+        }
+        if (rc || (rc = schedule(g, b, err)))
             return rc;
     }
     return 0;

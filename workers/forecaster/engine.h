@@ -196,6 +196,9 @@ typedef struct fc_building {
     hvs_ms_t since;        /* its issue times are after this: the boundary before its first
                               (NONE: not known, a state saved before it was kept) */
     hvs_ms_t next_run;     /* the earliest forecast run issued after `issued` (NONE: none) */
+    hvs_ms_t re_from;      /* issue times made that weather read late changed, from re_from */
+    hvs_ms_t re_to;        /* to before re_to: made again at the flush (memory only; NONE) */
+    bool re_quiet;         /* every weather record behind them was replayed (quiet) */
     hvs_ms_t q_agg, q_wx;  /* agg_time, wx_time as far as a rebuild replayed (memory only) */
     hvs_ms_t loud_from;    /* the earliest issue time this process published (memory only):
                               from it on an issue is never made quietly (NONE: none yet) */

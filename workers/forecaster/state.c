@@ -214,7 +214,7 @@ int fc_state_load_partition(fc_t *g, hvs_redis_t *r, hvs_redis_batch_t *batch, i
         }
         b->fs = fs;
         b->agg_time = b->wx_time = b->issued = b->since = b->ood_day = HVS_MS_NONE;
-        b->next_run = b->q_agg = b->q_wx = b->loud_from = HVS_MS_NONE;
+        b->next_run = b->q_agg = b->q_wx = b->loud_from = b->re_from = b->re_to = HVS_MS_NONE;
         for (int k = 0; k < FC_ACC_SLOTS; k++)
             b->acc[k].hour = HVS_MS_NONE;
         char sk[700], ak[700], ck[700];
