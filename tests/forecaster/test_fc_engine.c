@@ -5,7 +5,9 @@
  *   - a published forecast equals its recomputation through the trainer's path (tr_rows_build
  *     at as_of = the issue time, the version's prediction x area), bit for bit, at every
  *     horizon; its interval is the record's conformal interval;
- *   - the forecasts do not depend on the inputs' interleaving or on batch boundaries;
+ *   - the forecasts do not depend on the inputs' interleaving or on batch boundaries, also
+ *     with one building's weather lagging past the wait on a shared partition, runs issued
+ *     between the boundaries, and late and revised hours;
  *   - a rebuild (lost state, the inputs replayed quietly) leaves every issue time's latest
  *     published forecast equal to an undisturbed run's, also when the weather is read live
  *     ahead of the aggregates' replay and a replayed late hour changes issues made meanwhile;

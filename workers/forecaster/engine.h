@@ -6,20 +6,25 @@
  *
  * When a forecast is issued. Issue times of a building are the hour boundaries of event time
  * (every `every`) from the end of its first aggregate's hour, and the issue time of every
- * forecast run seen for it after its last issue. An issue time T is made once both inputs of the
- * building have passed it: its aggregates up to T (the hour ending at T arrived) and its weather
- * past T (a record issued after T arrived; weather comes in issue order) - or, when its own
- * weather lags, once the weather of its partition passed T + weather_wait (a building whose
- * provider failed is not waited for; a point of the partition's weather stream, not of how far
- * the aggregates were read ahead). An hour that arrives late, or a revision of it, makes the
- * issues made since that can read it again (from its end to 169 h later). So the latest forecast
- * per issue time is a function of the data, whatever the interleaving of the two topics, the
- * batch boundaries or a restart. While a rebuild replays lost state (quiet inputs), an issue is
- * quiet when the replayed inputs alone made it ready (it was published before the loss) and no
- * issue time up to it was published since the process started: a replayed late hour that makes
- * again an issue this process already published (its weather came live, ahead of the
- * aggregates' replay) publishes it again, or the version without that hour would stay the
- * latest.
+ * forecast run seen for it issued after the boundary before its first (`since`). An issue time
+ * T is made once both inputs of the building have passed it: its aggregates up to T (the hour
+ * ending at T arrived) and its weather past T (a record issued after T arrived; weather comes in
+ * issue order) - or, when its own weather lags, once the weather of its partition passed T +
+ * weather_wait (a building whose provider failed is not waited for; a point of the partition's
+ * weather stream, not of how far the aggregates were read ahead). An hour that arrives late, or
+ * a revision of it, makes the issues made since that can read it again (from its end to 169 h
+ * later; further with calibrated intervals, below); so does weather read after an issue it
+ * could change (issued at or before the last issue made - the building's weather lagged past
+ * weather_wait), from its issued_at, at the flush. Made again are the boundaries and the runs'
+ * issue times between them, in time order, a run read only after its time among them (as had
+ * its weather come first); in issue order an issue waits for weather issued after it, so
+ * ordinary weather makes nothing again. So the latest forecast per issue time is a function of
+ * the data, whatever the interleaving of the two topics, the batch boundaries or a restart.
+ * While a rebuild replays lost state (quiet inputs), an issue is quiet when the replayed inputs
+ * alone made it ready (it was published before the loss) and no issue time up to it was
+ * published since the process started: a replayed late hour that makes again an issue this
+ * process already published (its weather came live, ahead of the aggregates' replay) publishes
+ * it again, or the version without that hour would stay the latest.
 
  * What a forecast is. Target hours: the 72 hours from the first hour starting at or after T;
  * horizon_h of a point is its index + 1. Each point's features come from the one feature
