@@ -5,7 +5,9 @@
  *   - a published forecast equals its recomputation through the trainer's path (tr_rows_build
  *     at as_of = the issue time, the version's prediction x area), bit for bit, at every
  *     horizon; its interval is the record's conformal interval;
- *   - the forecasts do not depend on the inputs' interleaving or on batch boundaries;
+ *   - the forecasts do not depend on the inputs' interleaving or on batch boundaries, also
+ *     with one building's weather lagging past the wait on a shared partition, runs issued
+ *     between the boundaries, and late and revised hours;
  *   - a rebuild (lost state, the inputs replayed quietly) leaves every issue time's latest
  *     published forecast equal to an undisturbed run's, also when the weather is read live
  *     ahead of the aggregates' replay and a replayed late hour changes issues made meanwhile;
@@ -82,11 +84,15 @@ static hvs_feat_wx_t observed(hvs_ms_t h) {
     return (hvs_feat_wx_t){h + HOUR + 10 * 60000, true, true_temp(h), 70, 40, true_ghi(h), 3};
 }
 
+/* how much later than r + 2 h a run is issued (0: on the hour; interleaving_late: 02:10) */
+static hvs_ms_t run_offset;
+
 /* forecast of hour h from the run issued at r (available at r + 2 h: issued_at) */
 static hvs_feat_wx_t forecast(hvs_ms_t r, hvs_ms_t h) {
     double lead = (double)(h - r) / HOUR;
     double e = 0.04 * lead * noise((uint64_t)r * 31 + (uint64_t)h);
-    return (hvs_feat_wx_t){r + 2 * HOUR, false, true_temp(h) + e, 70, 40, true_ghi(h), 3};
+    return (hvs_feat_wx_t){
+        r + 2 * HOUR + run_offset, false, true_temp(h) + e, 70, 40, true_ghi(h), 3};
 }
 
 /* Every input in event order: for each hour, its aggregate (and its observation), then any run
@@ -124,14 +130,22 @@ static void make_events(int ndays) {
             push((ev_t){1, b, h + HOUR + 10 * 60000, h, {0}, observed(h)});
             if ((h / HOUR) % 6 == 0) /* a run issued now, available in 2 h, 80 h ahead */
                 for (int l = 1; l <= 80; l++)
-                    push((ev_t){1, b, h + 2 * HOUR, h + l * HOUR, {0}, forecast(h, h + l * HOUR)});
+                    push((ev_t){1,
+                                b,
+                                h + 2 * HOUR + run_offset,
+                                h + l * HOUR,
+                                {0},
+                                forecast(h, h + l * HOUR)});
         }
 }
 
+/* by arrival; a building's weather arriving at once (a backlog) in issue order */
 static int cmp_ev(const void *a, const void *b) {
     const ev_t *x = a, *y = b;
     if (x->at != y->at)
         return x->at < y->at ? -1 : 1;
+    if (x->kind == 1 && y->kind == 1 && x->wx.issued_at != y->wx.issued_at)
+        return x->wx.issued_at < y->wx.issued_at ? -1 : 1;
     return x < y ? -1 : x > y;
 }
 
@@ -307,6 +321,9 @@ static void world_init(world_t *w) {
     w->serve_global = true;
 }
 
+/* every building on partition 0 (interleaving_late), else building b on partition b */
+static bool shared_part;
+
 /* Feed the events into a fresh engine, flushing every `batch` events; wx_lead: weather events
  * move this much earlier (the weather topic ahead of the aggregates; negative: behind). */
 static fc_t *run(world_t *w, fc_config_t c, size_t batch, hvs_ms_t wx_lead) {
@@ -320,8 +337,9 @@ static fc_t *run(world_t *w, fc_config_t c, size_t batch, hvs_ms_t wx_lead) {
     HVS_REQUIRE(fc_new(&c, &cb, &g, &err) == 0, "fc_new");
     for (size_t i = 0; i < nevents; i++) {
         const ev_t *e = &events[i];
-        int rc = e->kind == 0 ? fc_on_aggregate(g, e->b, blds[e->b].id, &e->agg, false, &err)
-                              : fc_on_weather(g, e->b, blds[e->b].id, e->hour, &e->wx, false, &err);
+        int32_t p = shared_part ? 0 : e->b;
+        int rc = e->kind == 0 ? fc_on_aggregate(g, p, blds[e->b].id, &e->agg, false, &err)
+                              : fc_on_weather(g, p, blds[e->b].id, e->hour, &e->wx, false, &err);
         HVS_REQUIRE(rc == 0, "input: %s", err.msg);
         if ((i + 1) % batch == 0)
             HVS_REQUIRE(fc_flush(g, &err) == 0, "flush: %s", err.msg);
@@ -510,6 +528,14 @@ static void test_interval_calibration(void) {
     fc_destroy(g);
 }
 
+/* Run and count the engine's re-issues into *reissued. */
+static void run_counted(world_t *w, fc_config_t c, size_t batch, hvs_ms_t wx_lead,
+                        uint64_t *reissued) {
+    fc_t *g = run(w, c, batch, wx_lead);
+    *reissued = fc_stats(g)->reissued;
+    fc_destroy(g);
+}
+
 static void test_interleaving(void) {
     need_models();
     make_events(DAYS);
@@ -517,9 +543,13 @@ static void test_interleaving(void) {
     world_init(&a), world_init(&b), world_init(&c);
     fc_config_t cf = config();
     cf.interval_window_h = 96; /* calibrated intervals: a function of the data too */
-    fc_destroy(run(&a, cf, 10000, 0));
-    fc_destroy(run(&b, cf, 37, 5 * HOUR));    /* weather ahead, small batches */
-    fc_destroy(run(&c, cf, 1000, -2 * HOUR)); /* weather behind the aggregates */
+    uint64_t ra, rb, rc;
+    run_counted(&a, cf, 10000, 0, &ra);
+    run_counted(&b, cf, 37, 5 * HOUR, &rb);    /* weather ahead, small batches */
+    run_counted(&c, cf, 1000, -2 * HOUR, &rc); /* weather behind the aggregates */
+    /* nothing late, weather in issue order: every issue made once */
+    HVS_CHECK(ra == 0 && rb == 0 && rc == 0, "re-issues %llu %llu %llu", (unsigned long long)ra,
+              (unsigned long long)rb, (unsigned long long)rc);
     size_t same_b = 0, same_c = 0;
     for (size_t i = 0; i < a.ngot; i++) {
         const got_t *x = &a.got[i], *y = find(&b, x->building, x->issued),
@@ -537,6 +567,128 @@ static void test_interleaving(void) {
     HVS_CHECK(same_c == a.ngot && c.ngot == a.ngot, "weather behind: %zu of %zu (%zu)", same_c,
               a.ngot, c.ngot);
     free(a.got), free(b.got), free(c.got);
+}
+
+/* How many of ref's issue times (building, issued_at) w's latest forecast equals ref's latest
+ * at: points, intervals and flags. *keys: ref's issue times; *missing: those w never made;
+ * *extra: w's that ref has not. */
+static size_t same_latest(const world_t *ref, const world_t *w, size_t *keys, size_t *missing,
+                          size_t *extra) {
+    size_t same = 0;
+    *keys = *missing = *extra = 0;
+    for (size_t i = 0; i < ref->ngot; i++) {
+        const got_t *x = &ref->got[i];
+        if (find(ref, x->building, x->issued) != x)
+            continue; /* not the latest of its issue time */
+        (*keys)++;
+        const got_t *y = find(w, x->building, x->issued);
+        *missing += !y;
+        same += y && y->n == x->n && !memcmp(y->y, x->y, sizeof x->y) &&
+                !memcmp(y->lo, x->lo, sizeof x->lo) && !memcmp(y->hi, x->hi, sizeof x->hi) &&
+                y->flags == x->flags;
+    }
+    for (size_t i = 0; i < w->ngot; i++)
+        *extra += find(w, w->got[i].building, w->got[i].issued) == &w->got[i] &&
+                  !find(ref, w->got[i].building, w->got[i].issued);
+    return same;
+}
+
+/* interleaving_late's events: every building on one partition, forecast runs issued at hh:10
+ * (issue times between the boundaries) and, unless ideal, an hour of b1 6 h late, one of b3
+ * 30 h late and a revision of one of b2's 9 h after it (ideal: the final values, on time). */
+static void late_events(bool ideal) {
+    run_offset = 10 * 60000;
+    make_events(DAYS);
+    run_offset = 0;
+    const hvs_ms_t l1 = START + 32 * DAY + 7 * HOUR, l3 = START + 35 * DAY + 3 * HOUR,
+                   r2 = START + 33 * DAY + 13 * HOUR;
+    ev_t rev = {0};
+    for (size_t i = 0; i < nevents; i++) {
+        ev_t *e = &events[i];
+        if (e->kind != 0)
+            continue;
+        if (e->b == 0 && e->agg.hour == l1 && !ideal)
+            e->at += 6 * HOUR;
+        if (e->b == 2 && e->agg.hour == l3 && !ideal)
+            e->at += 30 * HOUR;
+        if (e->b == 1 && e->agg.hour == r2) {
+            rev = *e;
+            rev.agg.use *= 1.3;
+            rev.agg.revision = 1;
+            rev.at += 9 * HOUR;
+            if (ideal)
+                e->agg = rev.agg;
+        }
+    }
+    if (!ideal)
+        push(rev);
+}
+
+/* b3's weather stops arriving at `from` and arrives at `to`, all of it (a provider's backlog). */
+static void stall_b3(hvs_ms_t from, hvs_ms_t to) {
+    for (size_t i = 0; i < nevents; i++)
+        if (events[i].kind == 1 && events[i].b == 2 && events[i].at >= from && events[i].at < to)
+            events[i].at = to;
+}
+
+/* The same data read in different orders, on a partition of three buildings where b3's weather
+ * lags beyond weather_wait (its issues made without it, then again when it arrives), with
+ * issue times between the boundaries and late and revised hours: every issue time's latest
+ * forecast, points and intervals, equals the reference's, read with the weather ahead and the
+ * final values on time. */
+static void test_interleaving_late(void) {
+    need_models();
+    fc_config_t cf = config();
+    cf.interval_window_h = 96;
+    shared_part = true;
+    world_t ref;
+    world_init(&ref);
+    uint64_t rr;
+    late_events(true);
+    run_counted(&ref, cf, 10000, 5 * HOUR, &rr);
+    static const struct {
+        const char *what;
+        bool late;     /* late and revised hours */
+        int b3;        /* b3's weather: 1 stalls twice, 2 5 h late from day 34 */
+        size_t batch;  /* inputs per flush */
+        hvs_ms_t lead; /* the weather topic ahead of the aggregates */
+    } vs[] = {{"in order, nothing late", false, 0, 10000, 0},
+              {"in order", true, 0, 1000, 0},
+              {"weather 5 h ahead, batches of 37", true, 0, 37, 5 * HOUR},
+              {"weather 2 h behind", true, 0, 1000, -2 * HOUR},
+              {"b3's weather stalls twice", true, 1, 37, 0},
+              {"b3's weather 5 h late from day 34", true, 2, 1000, 0},
+              {"b3's weather stalls, nothing late", false, 1, 500, 0}};
+    enum { NV = sizeof vs / sizeof vs[0] };
+    size_t keys = 0, same[NV], missing[NV], extra[NV];
+    uint64_t re[NV];
+    for (int v = 0; v < NV; v++) {
+        world_t w;
+        world_init(&w);
+        late_events(!vs[v].late);
+        if (vs[v].b3 == 1) {
+            stall_b3(START + 33 * DAY, START + 33 * DAY + 10 * HOUR);
+            stall_b3(START + 36 * DAY + 20 * HOUR, START + 37 * DAY + 5 * HOUR);
+        }
+        for (size_t i = 0; vs[v].b3 == 2 && i < nevents; i++)
+            if (events[i].kind == 1 && events[i].b == 2 && events[i].at >= START + 34 * DAY)
+                events[i].at += 5 * HOUR;
+        run_counted(&w, cf, vs[v].batch, vs[v].lead, &re[v]);
+        same[v] = same_latest(&ref, &w, &keys, &missing[v], &extra[v]);
+        printf("%-34s %zu of %zu latest forecasts identical (%zu issue times never made, %zu "
+               "more); %llu re-issues\n",
+               vs[v].what, same[v], keys, missing[v], extra[v], (unsigned long long)re[v]);
+        free(w.got);
+    }
+    shared_part = false;
+    /* the weather in issue order and nothing late: every issue made once */
+    HVS_CHECK(rr == 0 && re[0] == 0, "no re-issues: %llu, %llu", (unsigned long long)rr,
+              (unsigned long long)re[0]);
+    for (int v = 0; v < NV; v++)
+        HVS_CHECK(same[v] == keys && extra[v] == 0, "%s: %zu of %zu, %zu more", vs[v].what, same[v],
+                  keys, extra[v]);
+    HVS_CHECK(keys > 700, "%zu issue times", keys);
+    free(ref.got);
 }
 
 /* The state is lost after the aggregates up to `cut` and the weather up to `cut_wx` (a day
@@ -797,6 +949,7 @@ static void test_live_accuracy(void) {
 static const hvs_test_case_t cases[] = {
     {"trainer_path", test_trainer_path},
     {"interleaving", test_interleaving},
+    {"interleaving_late", test_interleaving_late},
     {"interval_calibration", test_interval_calibration},
     {"lifecycle", test_lifecycle},
     {"stale_weather", test_stale_weather},

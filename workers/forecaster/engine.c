@@ -168,8 +168,8 @@ static size_t find_building(const fc_t *g, const char *id, bool *found) {
 }
 
 static void building_init(fc_building_t *b) {
-    b->agg_time = b->wx_time = b->issued = b->ood_day = HVS_MS_NONE;
-    b->next_run = b->q_agg = b->q_wx = b->loud_from = HVS_MS_NONE;
+    b->agg_time = b->wx_time = b->issued = b->since = b->ood_day = HVS_MS_NONE;
+    b->next_run = b->q_agg = b->q_wx = b->loud_from = b->re_from = b->re_to = HVS_MS_NONE;
     for (int i = 0; i < FC_ACC_SLOTS; i++)
         b->acc[i].hour = HVS_MS_NONE;
 }
@@ -446,25 +446,44 @@ static int schedule(fc_t *g, fc_building_t *b, hvs_err_t *err) {
     }
 }
 
-/* A late hour h (or a revision of it) changed what the issues made since know: make them again
- * (the latest forecast per issue time is then the same whenever it was read). The hour
- * boundaries whose features can read h: from its end to 169 h later. */
-static int reissue(fc_t *g, fc_building_t *b, hvs_ms_t h, bool quiet, hvs_err_t *err) {
+/* Make again, in time order, the issue times of b made in [from, to): the boundaries and the
+ * forecast runs between them (found as schedule finds them), the latter also when the run was
+ * read only after its time was passed (schedule then stepped over it; had its weather come
+ * first, it would have been made). */
+static int remake(fc_t *g, fc_building_t *b, hvs_ms_t from, hvs_ms_t to, bool quiet,
+                  hvs_err_t *err) {
     hvs_ms_t every = g->conf.every > 0 ? g->conf.every : HOUR;
-    /* issues read hours up to 169 h back; a calibrated one also the intervals that issues up to
-     * window + 72 h before it made */
-    int cal = g->conf.interval_window_h;
-    hvs_ms_t from = (h + HOUR + every - 1) / every * every,
-             to = h + (170 + (cal > 0 ? cal + FC_HORIZONS : 0)) * HOUR;
+    if (b->issued == HVS_MS_NONE)
+        return 0;
+    if (b->since != HVS_MS_NONE && from <= b->since)
+        from = b->since + 1;
     if (g->conf.from != HVS_MS_NONE && from < g->conf.from)
-        from = (g->conf.from + every - 1) / every * every;
-    for (hvs_ms_t t = from; t < to && b->issued != HVS_MS_NONE && t <= b->issued; t += every) {
+        from = g->conf.from;
+    for (hvs_ms_t prev = from - 1;;) {
+        hvs_ms_t next = (prev / every + 1) * every, run = run_between(b, prev, next);
+        hvs_ms_t t = run != HVS_MS_NONE ? run : next;
+        if (t >= to || t > b->issued)
+            return 0;
         int rc = queue_issue(g, b, t, quiet, true, err);
         if (rc)
             return rc;
         g->stats.reissued++;
+        prev = t;
     }
-    return 0;
+}
+
+/* The end (exclusive) of the issue times that a change of hour h can reach: issues read hours up
+ * to 169 h back (use lags and windows; weather lags 168 h), a calibrated one also the intervals
+ * that issues up to window + 72 h before it made. */
+static hvs_ms_t reach(const fc_t *g, hvs_ms_t h) {
+    int cal = g->conf.interval_window_h;
+    return h + (170 + (cal > 0 ? cal + FC_HORIZONS : 0)) * HOUR;
+}
+
+/* A late hour h (or a revision of it) changed what the issues made since know: make them again
+ * (the latest forecast per issue time is then the same whenever it was read), from its end. */
+static int reissue(fc_t *g, fc_building_t *b, hvs_ms_t h, bool quiet, hvs_err_t *err) {
+    return remake(g, b, h + HOUR, reach(g, h), quiet, err);
 }
 
 /* Score the accuracy points of hour h of b against its actual. */
@@ -512,7 +531,7 @@ int fc_on_aggregate(fc_t *g, int32_t partition, const char *building, const hvs_
          * first aggregate's hour - not wherever its aggregates have got to by the time the
          * weather lets an issue be made (that depended on how the two topics interleaved) */
         hvs_ms_t every = g->conf.every > 0 ? g->conf.every : HOUR;
-        b->issued = (h->hour + HOUR + every - 1) / every * every - every;
+        b->issued = b->since = (h->hour + HOUR + every - 1) / every * every - every;
         /* a run read before it, issued before the first issue time, is not one */
         if (b->next_run != HVS_MS_NONE && b->next_run <= b->issued)
             b->next_run = run_between(b, b->issued, INT64_MAX);
@@ -551,7 +570,21 @@ int fc_on_weather(fc_t *g, int32_t partition, const char *building, hvs_ms_t hou
         return hvs_err_set(err, HVS_ENOMEM, "oom", "building %s", building);
     /* past hours keep only what an issue can still ask for: the ring is as long as the
      * aggregates' (a weather slot older than it would be overwritten anyway) */
-    hvs_fs_put_weather(b->fs, hour, rec);
+    int changed = hvs_fs_put_weather(b->fs, hour, rec);
+    /* Weather issued by an issue time already made was read after it (the building's weather
+     * lagged past weather_wait, or came out of order): the issues from its issue time that can
+     * read the hour are made again at the flush, once for the batch's weather of b, as they
+     * would have been had it come first - a run's own issue time among them. In issue order
+     * an issue waits for weather issued after it, so this never happens. */
+    if (changed == 1 && b->issued != HVS_MS_NONE && rec->issued_at <= b->issued) {
+        if (b->re_from == HVS_MS_NONE) {
+            b->re_from = rec->issued_at, b->re_to = reach(g, hour), b->re_quiet = quiet;
+        } else {
+            b->re_from = rec->issued_at < b->re_from ? rec->issued_at : b->re_from;
+            b->re_to = reach(g, hour) > b->re_to ? reach(g, hour) : b->re_to;
+            b->re_quiet = b->re_quiet && quiet;
+        }
+    }
     if (b->wx_time == HVS_MS_NONE || rec->issued_at > b->wx_time) {
         b->wx_time = rec->issued_at;
         b->dirty = true;
@@ -574,11 +607,17 @@ int fc_on_weather(fc_t *g, int32_t partition, const char *building, hvs_ms_t hou
     return schedule(g, b, err);
 }
 
-/* Issues whose building's own weather lags but whose partition's weather passed them. */
+/* The issues late weather changed (fc_on_weather), then those whose building's own weather
+ * lags but whose partition's weather passed them. */
 static int schedule_all(fc_t *g, hvs_err_t *err) {
     for (size_t i = 0; i < g->n; i++) {
-        int rc = schedule(g, g->b[i], err);
-        if (rc)
+        fc_building_t *b = g->b[i];
+        int rc = 0;
+        if (b->re_from != HVS_MS_NONE) {
+            rc = remake(g, b, b->re_from, b->re_to, b->re_quiet, err);
+            b->re_from = b->re_to = HVS_MS_NONE;
+        }
+        if (rc || (rc = schedule(g, b, err)))
             return rc;
     }
     return 0;

@@ -6,20 +6,25 @@
  *
  * When a forecast is issued. Issue times of a building are the hour boundaries of event time
  * (every `every`) from the end of its first aggregate's hour, and the issue time of every
- * forecast run seen for it after its last issue. An issue time T is made once both inputs of the
- * building have passed it: its aggregates up to T (the hour ending at T arrived) and its weather
- * past T (a record issued after T arrived; weather comes in issue order) - or, when its own
- * weather lags, once the weather of its partition passed T + weather_wait (a building whose
- * provider failed is not waited for; a point of the partition's weather stream, not of how far
- * the aggregates were read ahead). An hour that arrives late, or a revision of it, makes the
- * issues made since that can read it again (from its end to 169 h later). So the latest forecast
- * per issue time is a function of the data, whatever the interleaving of the two topics, the
- * batch boundaries or a restart. While a rebuild replays lost state (quiet inputs), an issue is
- * quiet when the replayed inputs alone made it ready (it was published before the loss) and no
- * issue time up to it was published since the process started: a replayed late hour that makes
- * again an issue this process already published (its weather came live, ahead of the
- * aggregates' replay) publishes it again, or the version without that hour would stay the
- * latest.
+ * forecast run seen for it issued after the boundary before its first (`since`). An issue time
+ * T is made once both inputs of the building have passed it: its aggregates up to T (the hour
+ * ending at T arrived) and its weather past T (a record issued after T arrived; weather comes in
+ * issue order) - or, when its own weather lags, once the weather of its partition passed T +
+ * weather_wait (a building whose provider failed is not waited for; a point of the partition's
+ * weather stream, not of how far the aggregates were read ahead). An hour that arrives late, or
+ * a revision of it, makes the issues made since that can read it again (from its end to 169 h
+ * later; further with calibrated intervals, below); so does weather read after an issue it
+ * could change (issued at or before the last issue made - the building's weather lagged past
+ * weather_wait), from its issued_at, at the flush. Made again are the boundaries and the runs'
+ * issue times between them, in time order, a run read only after its time among them (as had
+ * its weather come first); in issue order an issue waits for weather issued after it, so
+ * ordinary weather makes nothing again. So the latest forecast per issue time is a function of
+ * the data, whatever the interleaving of the two topics, the batch boundaries or a restart.
+ * While a rebuild replays lost state (quiet inputs), an issue is quiet when the replayed inputs
+ * alone made it ready (it was published before the loss) and no issue time up to it was
+ * published since the process started: a replayed late hour that makes again an issue this
+ * process already published (its weather came live, ahead of the aggregates' replay) publishes
+ * it again, or the version without that hour would stay the latest.
 
  * What a forecast is. Target hours: the 72 hours from the first hour starting at or after T;
  * horizon_h of a point is its index + 1. Each point's features come from the one feature
@@ -193,7 +198,12 @@ typedef struct fc_building {
     hvs_ms_t agg_time;     /* end of the newest hour of its aggregates seen */
     hvs_ms_t wx_time;      /* newest issued_at of its weather seen */
     hvs_ms_t issued;       /* the last issue time made (HVS_MS_NONE: none) */
+    hvs_ms_t since;        /* its issue times are after this: the boundary before its first
+                              (NONE: not known, a state saved before it was kept) */
     hvs_ms_t next_run;     /* the earliest forecast run issued after `issued` (NONE: none) */
+    hvs_ms_t re_from;      /* issue times made that weather read late changed, from re_from */
+    hvs_ms_t re_to;        /* to before re_to: made again at the flush (memory only; NONE) */
+    bool re_quiet;         /* every weather record behind them was replayed (quiet) */
     hvs_ms_t q_agg, q_wx;  /* agg_time, wx_time as far as a rebuild replayed (memory only) */
     hvs_ms_t loud_from;    /* the earliest issue time this process published (memory only):
                               from it on an issue is never made quietly (NONE: none yet) */

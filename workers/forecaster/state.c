@@ -78,8 +78,9 @@ int fc_state_save(fc_t *g, hvs_redis_batch_t *batch, int64_t latest_ttl_ms, hvs_
         if (b->dirty) {
             if (hvs_redis_key(key, sizeof key, b->fs->id, err, "fc:st") < 0)
                 return HVS_EINVAL;
-            snprintf(v, sizeof v, "2 %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64,
-                     b->agg_time, b->wx_time, b->issued, b->ood_day, b->next_run);
+            snprintf(v, sizeof v,
+                     "3 %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64,
+                     b->agg_time, b->wx_time, b->issued, b->ood_day, b->next_run, b->since);
             const char *a[] = {"SET", key, v};
             if ((rc = add(batch, 3, a, NULL, err)))
                 break;
@@ -212,8 +213,8 @@ int fc_state_load_partition(fc_t *g, hvs_redis_t *r, hvs_redis_batch_t *batch, i
             break;
         }
         b->fs = fs;
-        b->agg_time = b->wx_time = b->issued = b->ood_day = HVS_MS_NONE;
-        b->next_run = b->q_agg = b->q_wx = b->loud_from = HVS_MS_NONE;
+        b->agg_time = b->wx_time = b->issued = b->since = b->ood_day = HVS_MS_NONE;
+        b->next_run = b->q_agg = b->q_wx = b->loud_from = b->re_from = b->re_to = HVS_MS_NONE;
         for (int k = 0; k < FC_ACC_SLOTS; k++)
             b->acc[k].hour = HVS_MS_NONE;
         char sk[700], ak[700], ck[700];
@@ -233,13 +234,16 @@ int fc_state_load_partition(fc_t *g, hvs_redis_t *r, hvs_redis_batch_t *batch, i
         }
         const redisReply *st = reply(batch, 0, REDIS_REPLY_STRING);
         const redisReply *acc = reply(batch, 1, REDIS_REPLY_ARRAY);
-        long long x[5];
+        /* version 2 had no `since`: its issue times are then not bounded below */
+        long long x[6] = {0, 0, 0, 0, 0, HVS_MS_NONE};
         if (st &&
+            sscanf(st->str, "3 %lld %lld %lld %lld %lld %lld", &x[0], &x[1], &x[2], &x[3], &x[4],
+                   &x[5]) != 6 &&
             sscanf(st->str, "2 %lld %lld %lld %lld %lld", &x[0], &x[1], &x[2], &x[3], &x[4]) != 5)
             rc = bad(err, sk, NULL);
         if (st && rc == 0) {
             b->agg_time = x[0], b->wx_time = x[1], b->issued = x[2], b->ood_day = x[3];
-            b->next_run = x[4];
+            b->next_run = x[4], b->since = x[5];
         }
         for (size_t k = 0; rc == 0 && acc && k + 1 < acc->elements; k += 2) {
             const redisReply *f = acc->element[k], *v = acc->element[k + 1];

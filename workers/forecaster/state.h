@@ -4,8 +4,8 @@
  * acknowledged (docs/design.md section 12 has the layout):
  *   hvs:{B}:fc:h:-, hvs:{B}:fc:wx, hvs:{B}:fc:ents, hvs:fc:part:<P>
  *                       the building's hour and weather rings (featstore.h, namespace "fc")
- *   hvs:{B}:fc:st       STRING "2 <agg_time> <wx_time> <issued> <ood_day> <next_run>" (ms,
- *                       the minimum int64 for none)
+ *   hvs:{B}:fc:st       STRING "3 <agg_time> <wx_time> <issued> <ood_day> <next_run> <since>"
+ *                       (ms, the minimum int64 for none; "2 ..." without <since> still loads)
  *   hvs:{B}:fc:acc      HASH slot -> "<hour>" then per point "\n<bucket> <pred> <version>"
  *                       (accuracy points waiting for their actual; ids hold no newline)
  *   hvs:{B}:fc:latest   STRING the latest forecast's JSON (output.h), with a TTL
