@@ -145,13 +145,17 @@ static hvs_model_ref_t *acquire(void *opaque, const char *name) {
 static int on_forecast(void *opaque, const fc_forecast_t *f, bool quiet, hvs_err_t *err) {
     worker_t *w = opaque;
     fc_building_t *b = fc_building(w->fc, f->building, f->partition, false);
-    char *json = fc_output_json(f);
-    if (!json || !b) {
-        free(json);
+    if (!b)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "latest forecast of %s", f->building);
+    /* an issue made again older than the newest (a revision beyond the re-issue reach) is
+     * published, but the building's latest stays the newest issue's */
+    if (b->issued == HVS_MS_NONE || f->issued_at >= b->issued) {
+        char *json = fc_output_json(f);
+        if (!json)
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "latest forecast of %s", f->building);
+        free(b->latest);
+        b->latest = json;
     }
-    free(b->latest);
-    b->latest = json;
     if (quiet)
         return 0;
     const void *buf;
