@@ -575,8 +575,12 @@ int fc_on_weather(fc_t *g, int32_t partition, const char *building, hvs_ms_t hou
      * lagged past weather_wait, or came out of order): the issues from its issue time that can
      * read the hour are made again at the flush, once for the batch's weather of b, as they
      * would have been had it come first - a run's own issue time among them. In issue order
-     * an issue waits for weather issued after it, so this never happens. */
-    if (changed == 1 && b->issued != HVS_MS_NONE && rec->issued_at <= b->issued) {
+     * an issue waits for weather issued after it, so this never happens. Before the first issue
+     * is made (issued is still the boundary before it, `since`) there is nothing to make again:
+     * the bench's weather read after the first aggregate made every building's first two issues
+     * twice. */
+    if (changed == 1 && b->issued != HVS_MS_NONE && b->issued != b->since &&
+        rec->issued_at <= b->issued) {
         if (b->re_from == HVS_MS_NONE) {
             b->re_from = rec->issued_at, b->re_to = reach(g, hour), b->re_quiet = quiet;
         } else {

@@ -212,10 +212,11 @@ typedef struct fc_building {
     uint64_t acc_dirty[(FC_ACC_SLOTS + 63) / 64];
     fc_cal_slot_t cal[FC_CAL_HOURS]; /* by hour modulo FC_CAL_HOURS */
     uint64_t cal_dirty[(FC_CAL_HOURS + 63) / 64];
-    bool dirty;   /* agg_time ... ood_day changed since saved */
-    char *latest; /* the latest forecast's JSON (output.h) to write, or NULL:
+    bool cal_sized; /* the Redis string holds the whole ring (memory only): SETRANGE from now */
+    bool dirty;     /* agg_time ... ood_day changed since saved */
+    char *latest;   /* the latest forecast's JSON (output.h) to write, or NULL:
                                    set by the worker, written and freed with the state */
-    bool warned;  /* no-area warning given */
+    bool warned;    /* no-area warning given */
 } fc_building_t;
 
 /* A version's live accuracy on one partition: per bucket and UTC day, sums of |error|,
