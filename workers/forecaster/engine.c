@@ -810,6 +810,13 @@ static int bucket_of(int horizon) {
     return 3;
 }
 
+/* Whether `horizon` is the point of its bucket sampled for target hour h (the one the hour's
+ * number selects within the bucket): accuracy and calibration keep that point only. */
+static bool sampled(hvs_ms_t h, int horizon) {
+    int bk = bucket_of(horizon), w = bucket_hi[bk] - bucket_lo[bk] + 1;
+    return horizon == bucket_lo[bk] + (int)((h / HOUR) % w);
+}
+
 /* Record the accuracy points of an emitted forecast (engine.h). */
 static int record_points(fc_t *g, fc_building_t *b, hvs_ms_t t, uint16_t ident, int n) {
     if (!ident)
@@ -822,16 +829,13 @@ static int record_points(fc_t *g, fc_building_t *b, hvs_ms_t t, uint16_t ident, 
         size_t i = (size_t)(h / HOUR) % FC_ACC_SLOTS;
         fc_acc_slot_t *s = &b->acc[i];
         bool any = false;
-        for (int bk = 0; bk < 4; bk++) {
-            int w = bucket_hi[bk] - bucket_lo[bk] + 1;
-            if (horizon == bucket_lo[bk] + (int)((h / HOUR) % w)) {
-                if (s->hour != h) {
-                    s->hour = h;
-                    memset(s->p, 0, sizeof s->p);
-                }
-                s->p[bk] = (fc_acc_point_t){(float)g->out_y[k], ident};
-                any = true;
+        if (sampled(h, horizon)) {
+            if (s->hour != h) {
+                s->hour = h;
+                memset(s->p, 0, sizeof s->p);
             }
+            s->p[bucket_of(horizon)] = (fc_acc_point_t){(float)g->out_y[k], ident};
+            any = true;
         }
         if (t == hvs_time_day_start(h) - 12 * HOUR) {
             if (s->hour != h) {
@@ -881,14 +885,6 @@ static float select_kth(float *v, int n, int k) {
     return v[k];
 }
 
-/* The conformal 80 % quantile of z[0..n) shrunk towards `prior` by FC_CAL_PRIOR points. */
-static double cal_quantile(float *z, int n, double prior) {
-    if (n == 0)
-        return prior;
-    int r = (int)ceil(0.8 * (n + 1)) - 1;
-    double q = select_kth(z, n, r < n ? r : n - 1);
-    return ((double)n * q + FC_CAL_PRIOR * prior) / ((double)n + FC_CAL_PRIOR);
-}
 
 /* The interval scale of job j from its building's calibration slots (engine.h "Intervals"): the
  * buckets' points pooled (per bucket, the long horizons' few and old points made the 49-72 h
@@ -907,15 +903,19 @@ static double cal_scale(const fc_t *g, const job_t *j) {
                 z[n++] = fabsf(j->past[i] - 0.5f * (s->lo[k] + s->hi[k])) /
                          (0.5f * (s->hi[k] - s->lo[k]));
     }
-    return fmin(fmax(cal_quantile(z, n, 1), 0.25), 4);
+    if (n == 0)
+        return 1;
+    int r = (int)ceil(0.8 * (n + 1)) - 1; /* the conformal rank */
+    double q = select_kth(z, n, r < n ? r : n - 1);
+    return fmin(fmax(((double)n * q + FC_CAL_PRIOR) / ((double)n + FC_CAL_PRIOR), 0.25), 4);
 }
 
 /* Keep the unscaled interval [lo, hi] of target hour h at horizon k + 1 where it is the
  * bucket's sampled point (the accuracy points' rule). */
 static void cal_record(fc_building_t *b, hvs_ms_t h, int k, double lo, double hi) {
-    int horizon = k + 1, bk = bucket_of(horizon), w = bucket_hi[bk] - bucket_lo[bk] + 1;
-    if (horizon != bucket_lo[bk] + (int)((h / HOUR) % w))
+    if (!sampled(h, k + 1))
         return;
+    int bk = bucket_of(k + 1);
     size_t i = (size_t)(h / HOUR) % FC_CAL_HOURS;
     fc_cal_slot_t *s = &b->cal[i];
     if (s->hour != (int32_t)(h / HOUR)) {
