@@ -144,6 +144,8 @@ static void need_world(void) {
                                      .min_child_weight = 5,
                                      .subsample = 0.8,
                                      .colsample = 0.8};
+    if (getenv("FC_QUALITY_SEED")) /* measuring a change against the fit's own variance */
+        tconf.xgb.seed = (uint64_t)atoll(getenv("FC_QUALITY_SEED"));
     if (getenv("FC_QUALITY_MONOTONE")) /* measuring the constraints' effect (0: off) */
         tconf.monotone = atoi(getenv("FC_QUALITY_MONOTONE")) != 0;
     hvs_err_t err = {0};
