@@ -477,6 +477,7 @@ static void test_undisturbed_again(void) { standard(hvs_fault_case_again); }
 static void test_redis_restart(void) { standard(hvs_fault_case_redis_restart); }
 static void test_redis_flush(void) { standard(hvs_fault_case_redis_flush); }
 static void test_broker_down(void) { standard(hvs_fault_case_broker_down); }
+static void test_rebuild_kill9(void) { standard(hvs_fault_case_rebuild_kill9); }
 
 static void test_kill9_seed_11(void) {
     need_reference();
@@ -549,6 +550,7 @@ static const hvs_test_case_t cases[] = {
     {"redis_restart", test_redis_restart},
     {"redis_flush", test_redis_flush},
     {"broker_down", test_broker_down},
+    {"rebuild_kill9", test_rebuild_kill9},
     {"poison", test_poison},
     HVS_TEST_CASES_END,
 };

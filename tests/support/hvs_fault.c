@@ -748,6 +748,54 @@ void hvs_fault_redis_flush(hvs_fault_run_t *run, void *arg) {
     hvs_redis_destroy(r);
 }
 
+/* Whether a rebuild is under way: Redis holds a stage partition key without its epoch (a
+ * rebuilding partition writes its offsets as it goes and the epoch once it has caught up).
+ * -1 when Redis does not answer. */
+static int rebuild_under_way(hvs_redis_t *r) {
+    redisReply *keys = NULL;
+    hvs_err_t err = {0};
+    if (hvs_redis_command(r, &keys, &err, "KEYS hvs:stage:*") || !keys ||
+        keys->type != REDIS_REPLY_ARRAY) {
+        if (keys)
+            freeReplyObject(keys);
+        return -1;
+    }
+    bool without = false;
+    for (size_t i = 0; i < keys->elements && !without; i++) {
+        redisReply *e = NULL;
+        if (hvs_redis_command(r, &e, &err, "HEXISTS %s epoch", keys->element[i]->str) == 0 && e &&
+            e->type == REDIS_REPLY_INTEGER && e->integer == 0)
+            without = true;
+        if (e)
+            freeReplyObject(e);
+    }
+    freeReplyObject(keys);
+    return without;
+}
+
+int hvs_fault_rebuild_kills;
+
+void hvs_fault_redis_flush_rebuild_kill9(hvs_fault_run_t *run, void *arg) {
+    (void)arg;
+    size_t before = hvs_fault_log_count(run, "rebuilding by replaying");
+    hvs_fault_redis_flush(run, NULL);
+    hvs_redis_t *r = NULL;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_redis_connect(run->redis.addr, NULL, &r, &err) == 0, "redis: %s", err.msg);
+    /* the member notices the loss, restarts, and replays: kill it once it has written some of
+     * the rebuilt state but not the epoch that says the rebuild is complete */
+    for (int64_t end = hvs_test_now_ms() + 60000; hvs_test_now_ms() < end;) {
+        if (hvs_fault_log_count(run, "rebuilding by replaying") > before &&
+            rebuild_under_way(r) == 1) {
+            hvs_fault_kill9(run, NULL);
+            hvs_fault_rebuild_kills++;
+            break;
+        }
+        hvs_fault_wait(run, 5);
+    }
+    hvs_redis_destroy(r);
+}
+
 void hvs_fault_redis_pause(hvs_fault_run_t *run, void *ms) {
     kill(run->redis.pid, SIGSTOP);
     hvs_fault_wait(run, (int)(intptr_t)ms);
@@ -874,6 +922,19 @@ hvs_fault_run_t *hvs_fault_case_redis_restart(hvs_fault_world_t *w, const hvs_fa
 
 hvs_fault_run_t *hvs_fault_case_redis_flush(hvs_fault_world_t *w, const hvs_fault_run_t *ref) {
     return redis_lost(w, ref, true);
+}
+
+hvs_fault_run_t *hvs_fault_case_rebuild_kill9(hvs_fault_world_t *w, const hvs_fault_run_t *ref) {
+    int kills = hvs_fault_rebuild_kills;
+    hvs_fault_run_t *run = hvs_fault_case_one(w, ref, "rebuild-kill9", 12,
+                                              "FLUSHALL, kill -9 while rebuilding",
+                                              hvs_fault_redis_flush_rebuild_kill9, NULL);
+    HVS_CHECK(hvs_fault_rebuild_kills > kills && run->restarts >= 2 &&
+                  hvs_fault_log_count(run, "rebuilding by replaying") >= 2,
+              "rebuild-kill9: killed while rebuilding (%d), %d restarts, %zu rebuilds",
+              hvs_fault_rebuild_kills - kills, run->restarts,
+              hvs_fault_log_count(run, "rebuilding by replaying"));
+    return run;
 }
 
 hvs_fault_run_t *hvs_fault_case_redis_pause(hvs_fault_world_t *w, const hvs_fault_run_t *ref) {
