@@ -279,6 +279,12 @@ static int write_state(void *opaque, hvs_err_t *err) {
 
 static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
     worker_t *w = opaque;
+    if (hvs_stage_rebuilding(w->stage, p)) {
+        /* without its epoch, what Redis holds of p is a rebuild that did not finish (killed
+         * part way): loaded, its issue marks would skip what the replay must make again */
+        hvs_log_info("forecaster", "partition %d assigned: rebuilding, starting empty", (int)p);
+        return 0;
+    }
     size_t n = 0;
     int rc = fc_state_load_partition(w->fc, w->redis, w->rb, p, &n, err);
     if (rc == 0)
