@@ -639,6 +639,7 @@ static void test_kill9_seed_23(void) { kill9(23); }
 static void test_kill9_seed_37(void) { kill9(37); }
 static void test_redis_restart(void) { standard(hvs_fault_case_redis_restart); }
 static void test_redis_flush(void) { standard(hvs_fault_case_redis_flush); }
+static void test_rebuild_kill9(void) { standard(hvs_fault_case_rebuild_kill9); }
 static void test_redis_pause(void) { standard(hvs_fault_case_redis_pause); }
 static void test_worker_pause(void) { standard(hvs_fault_case_worker_pause); }
 static void test_broker_down(void) { standard(hvs_fault_case_broker_down); }
@@ -764,6 +765,7 @@ static const hvs_test_case_t cases[] = {
     {"kill9_three_times_seed_37", test_kill9_seed_37},
     {"redis_restart", test_redis_restart},
     {"redis_flush", test_redis_flush},
+    {"rebuild_kill9", test_rebuild_kill9},
     {"redis_pause", test_redis_pause},
     {"worker_pause", test_worker_pause},
     {"broker_down", test_broker_down},

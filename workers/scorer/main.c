@@ -447,6 +447,12 @@ static hvs_model_ref_t *lookup_model(void *opaque, const char *name) {
 
 static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
     worker_t *w = opaque;
+    if (hvs_stage_rebuilding(w->stage, p)) {
+        /* without its epoch, what Redis holds of p is a rebuild that did not finish (killed
+         * part way): loaded, the replay would score on top of it (revisions counted twice) */
+        hvs_log_info("scorer", "partition %d assigned: rebuilding, starting empty", (int)p);
+        return 0;
+    }
     size_t n = 0;
     int rc = sc_state_load_partition(w->st, w->redis, w->rb, p, &n, err);
     if (rc == 0)

@@ -79,8 +79,10 @@ static void part_reset(stage_part_t *ps) {
 
 /* The stored hash of partition p: offsets per input (-1 where none) and whether it has an
  * epoch / exists at all. */
-static int read_part(hvs_stage_t *st, int32_t p, int64_t *stored, bool *epoch, bool *exists,
-                     hvs_err_t *err) {
+/* The partition's stage key: the offsets its state has processed (o:<topic>), whether that state
+ * is complete (epoch), and, while a rebuild is under way, where it replays to (r:<topic>). */
+static int read_part(hvs_stage_t *st, int32_t p, int64_t *stored, int64_t *target, bool *epoch,
+                     bool *exists, hvs_err_t *err) {
     char key[160];
     part_key(st, p, key, sizeof key);
     hvs_redis_batch_reset(st->scratch);
@@ -95,7 +97,7 @@ static int read_part(hvs_stage_t *st, int32_t p, int64_t *stored, bool *epoch, b
         return hvs_err_set(err, HVS_EREDIS, "reply_error", "%s: %s is not a hash", st->def->name,
                            key);
     for (size_t t = 0; t < st->conf.ninputs; t++)
-        stored[t] = -1;
+        stored[t] = target[t] = -1;
     *epoch = false;
     *exists = r->elements > 0;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
@@ -104,10 +106,10 @@ static int read_part(hvs_stage_t *st, int32_t p, int64_t *stored, bool *epoch, b
             continue;
         if (strcmp(f, "epoch") == 0)
             *epoch = true;
-        else if (strncmp(f, "o:", 2) == 0) {
+        else if (strncmp(f, "o:", 2) == 0 || strncmp(f, "r:", 2) == 0) {
             int t = topic_index(st, f + 2);
             if (t >= 0)
-                stored[t] = strtoll(v, NULL, 10);
+                (f[0] == 'o' ? stored : target)[t] = strtoll(v, NULL, 10);
         }
     }
     return 0;
@@ -126,9 +128,9 @@ int hvs_stage_state_assigning(hvs_stage_t *st, rd_kafka_topic_partition_list_t *
             first &= added->elems[k].partition != p;
         if (!first)
             continue;
-        int64_t stored[HVS_STAGE_MAX_INPUTS];
+        int64_t stored[HVS_STAGE_MAX_INPUTS], target[HVS_STAGE_MAX_INPUTS];
         bool epoch = false, exists = false;
-        int rc = read_part(st, p, stored, &epoch, &exists, err);
+        int rc = read_part(st, p, stored, target, &epoch, &exists, err);
         if (rc)
             return rc;
         stage_part_t *ps = &st->pstate[p];
@@ -171,7 +173,11 @@ int hvs_stage_state_assigning(hvs_stage_t *st, rd_kafka_topic_partition_list_t *
             int t = topic_index(st, added->elems[k].topic);
             if (added->elems[k].partition != p || t < 0)
                 continue;
+            /* a rebuild killed part way committed its own, earlier, offsets: the target it
+             * kept in the stage key still says where processing had got */
             int64_t until = added->elems[k].offset > stored[t] ? added->elems[k].offset : stored[t];
+            if (target[t] > until)
+                until = target[t];
             ps->replay_until[t] = until;
             rd_kafka_topic_partition_list_add(times, added->elems[k].topic, p)->offset =
                 st->conf.rebuild_ms > 0 ? hvs_time_now_ms() - st->conf.rebuild_ms : 0;
@@ -284,6 +290,14 @@ int hvs_stage_state_commit(hvs_stage_t *st, hvs_err_t *err) {
                 const char *argv[] = {"HSET", key, f, v};
                 if (hvs_redis_batch_add(b, 4, argv, NULL))
                     return hvs_err_set(err, HVS_ENOMEM, "oom", "%s: offsets", st->def->name);
+                if (!ps->replay || ps->replay_until[t] < 0)
+                    continue;
+                /* the rebuild's target beside its progress, for a rebuild that is killed */
+                snprintf(f, sizeof f, "r:%s", st->conf.inputs[t]);
+                snprintf(v, sizeof v, "%" PRId64, ps->replay_until[t]);
+                const char *rv[] = {"HSET", key, f, v};
+                if (hvs_redis_batch_add(b, 4, rv, NULL))
+                    return hvs_err_set(err, HVS_ENOMEM, "oom", "%s: rebuild target", st->def->name);
             }
         epoch_written[i] = false;
         if (!ps->epoch && (!ps->replay || replay_done(st, ps))) {
@@ -292,6 +306,13 @@ int hvs_stage_state_commit(hvs_stage_t *st, hvs_err_t *err) {
             const char *argv[] = {"HSET", key, "epoch", v};
             if (hvs_redis_batch_add(b, 4, argv, NULL))
                 return hvs_err_set(err, HVS_ENOMEM, "oom", "%s: epoch", st->def->name);
+            for (size_t t = 0; ps->replay && t < st->conf.ninputs; t++) {
+                char f[HVS_TOPIC_NAME_MAX + 8];
+                snprintf(f, sizeof f, "r:%s", st->conf.inputs[t]);
+                const char *dv[] = {"HDEL", key, f}; /* rebuilt: no target any more */
+                if (hvs_redis_batch_add(b, 3, dv, NULL))
+                    return hvs_err_set(err, HVS_ENOMEM, "oom", "%s: rebuild target", st->def->name);
+            }
             epoch_written[i] = true;
         }
     }

@@ -32,9 +32,13 @@
  * replayed message is never applied twice nor judged against state from its future. A partition
  * whose state is gone (no epoch, though offsets were committed) is rebuilt: its inputs are
  * rewound by conf.rebuild_ms and replayed quietly (hvs_stage_replaying) up to where processing
- * had got. Before every state write the runner checks that no partition's state vanished (a
- * restarted or flushed Redis): if one did, run returns HVS_EREDIS "state_lost" without writing,
- * and the next start rebuilds.
+ * had got. A rebuild keeps that target beside its progress in the same key (r:<topic>, deleted
+ * with the epoch), because it commits its own, earlier, offsets: a rebuild killed part way is
+ * rebuilt again up to the first one's target, not to where the killed one had got. Its partial
+ * state has no epoch either: a stage's `assigned` should start a partition empty when
+ * hvs_stage_rebuilding says so. Before every state write the runner checks that no partition's
+ * state vanished (a restarted or flushed Redis): if one did, run returns HVS_EREDIS
+ * "state_lost" without writing, and the next start rebuilds.
  *
  * Metrics, for every stage, prefixed hvs_<name>_: phase_seconds_total{phase}, batch_seconds
  * (poll to commit of a batch with messages), consumer_lag_messages (-1: unknown),
