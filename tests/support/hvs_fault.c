@@ -773,9 +773,10 @@ static int rebuild_under_way(hvs_redis_t *r) {
     return without;
 }
 
-int hvs_fault_rebuild_kills;
+static int rebuild_kills; /* kills that landed mid-rebuild, for the case's own check */
 
-void hvs_fault_redis_flush_rebuild_kill9(hvs_fault_run_t *run, void *arg) {
+/* FLUSHALL, then kill -9 member 0 once it rebuilds. */
+static void flush_then_kill_rebuild(hvs_fault_run_t *run, void *arg) {
     (void)arg;
     size_t before = hvs_fault_log_count(run, "rebuilding by replaying");
     hvs_fault_redis_flush(run, NULL);
@@ -788,7 +789,7 @@ void hvs_fault_redis_flush_rebuild_kill9(hvs_fault_run_t *run, void *arg) {
         if (hvs_fault_log_count(run, "rebuilding by replaying") > before &&
             rebuild_under_way(r) == 1) {
             hvs_fault_kill9(run, NULL);
-            hvs_fault_rebuild_kills++;
+            rebuild_kills++;
             break;
         }
         hvs_fault_wait(run, 5);
@@ -925,14 +926,14 @@ hvs_fault_run_t *hvs_fault_case_redis_flush(hvs_fault_world_t *w, const hvs_faul
 }
 
 hvs_fault_run_t *hvs_fault_case_rebuild_kill9(hvs_fault_world_t *w, const hvs_fault_run_t *ref) {
-    int kills = hvs_fault_rebuild_kills;
+    int kills = rebuild_kills;
     hvs_fault_run_t *run = hvs_fault_case_one(w, ref, "rebuild-kill9", 12,
                                               "FLUSHALL, kill -9 while rebuilding",
-                                              hvs_fault_redis_flush_rebuild_kill9, NULL);
-    HVS_CHECK(hvs_fault_rebuild_kills > kills && run->restarts >= 2 &&
+                                              flush_then_kill_rebuild, NULL);
+    HVS_CHECK(rebuild_kills > kills && run->restarts >= 2 &&
                   hvs_fault_log_count(run, "rebuilding by replaying") >= 2,
               "rebuild-kill9: killed while rebuilding (%d), %d restarts, %zu rebuilds",
-              hvs_fault_rebuild_kills - kills, run->restarts,
+              rebuild_kills - kills, run->restarts,
               hvs_fault_log_count(run, "rebuilding by replaying"));
     return run;
 }

@@ -265,12 +265,9 @@ void hvs_fault_member_stop(hvs_fault_run_t *run, int i);
 void hvs_fault_kill9(hvs_fault_run_t *run, void *member);      /* SIGKILL; restarted */
 void hvs_fault_redis_restart(hvs_fault_run_t *run, void *arg); /* same port, empty */
 void hvs_fault_redis_flush(hvs_fault_run_t *run, void *arg);   /* FLUSHALL */
-/* FLUSHALL, then kill -9 member 0 once it rebuilds; counts hvs_fault_rebuild_kills. */
-void hvs_fault_redis_flush_rebuild_kill9(hvs_fault_run_t *run, void *arg);
-extern int hvs_fault_rebuild_kills;
-void hvs_fault_redis_pause(hvs_fault_run_t *run, void *ms);  /* SIGSTOP, (intptr_t)ms, CONT */
-void hvs_fault_worker_pause(hvs_fault_run_t *run, void *ms); /* member 0 SIGSTOP ms, CONT */
-void hvs_fault_broker_down(hvs_fault_run_t *run, void *ms);  /* every broker down ms, up */
+void hvs_fault_redis_pause(hvs_fault_run_t *run, void *ms);    /* SIGSTOP, (intptr_t)ms, CONT */
+void hvs_fault_worker_pause(hvs_fault_run_t *run, void *ms);   /* member 0 SIGSTOP ms, CONT */
+void hvs_fault_broker_down(hvs_fault_run_t *run, void *ms);    /* every broker down ms, up */
 /* The broker refuses the next (intptr_t)count produce requests (NOT_ENOUGH_REPLICAS, which
  * producers retry): a batch's flush waits on them, as it would on a broker down. */
 void hvs_fault_broker_refuses_writes(hvs_fault_run_t *run, void *count);

@@ -77,10 +77,9 @@ static void part_reset(stage_part_t *ps) {
         ps->next[t] = ps->replay_until[t] = -1;
 }
 
-/* The stored hash of partition p: offsets per input (-1 where none) and whether it has an
- * epoch / exists at all. */
-/* The partition's stage key: the offsets its state has processed (o:<topic>), whether that state
- * is complete (epoch), and, while a rebuild is under way, where it replays to (r:<topic>). */
+/* The stage key of partition p: per input (-1 where none) the offsets its state has processed
+ * (o:<topic>) and, while a rebuild is under way, where it replays to (r:<topic>); whether that
+ * state is complete (epoch) and whether the key exists at all. */
 static int read_part(hvs_stage_t *st, int32_t p, int64_t *stored, int64_t *target, bool *epoch,
                      bool *exists, hvs_err_t *err) {
     char key[160];
