@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hvs/lsq.h"
+
 #define HOUR HVS_MS_HOUR
 #define NCOLS 4 /* horizon_h, err_lag_1..3 */
 
@@ -86,37 +88,6 @@ done:
     return rc;
 }
 
-/* Solve the 4x4 system a x = b in place (partial pivoting); -1 when singular. */
-static int solve4(double a[NCOLS][NCOLS], double b[NCOLS], double x[NCOLS]) {
-    for (int c = 0; c < NCOLS; c++) {
-        int p = c;
-        for (int r = c + 1; r < NCOLS; r++)
-            if (fabs(a[r][c]) > fabs(a[p][c]))
-                p = r;
-        if (fabs(a[p][c]) < 1e-300)
-            return -1;
-        for (int k = 0; k < NCOLS; k++) {
-            double t = a[c][k];
-            a[c][k] = a[p][k], a[p][k] = t;
-        }
-        double t = b[c];
-        b[c] = b[p], b[p] = t;
-        for (int r = c + 1; r < NCOLS; r++) {
-            double m = a[r][c] / a[c][c];
-            for (int k = c; k < NCOLS; k++)
-                a[r][k] -= m * a[c][k];
-            b[r] -= m * b[c];
-        }
-    }
-    for (int c = NCOLS - 1; c >= 0; c--) {
-        double s = b[c];
-        for (int k = c + 1; k < NCOLS; k++)
-            s -= a[c][k] * x[k];
-        x[c] = s / a[c][c];
-    }
-    return 0;
-}
-
 /* Ridge least squares per horizon on one side of the split: the rows of folds other than
  * test_fold (train_side) or of test_fold, or, with split, the rows before / from that hour.
  * coef: horizons x (NCOLS + 1), the horizon column's own coefficient 0. */
@@ -146,7 +117,7 @@ static int fit(const tr_rows_t *r, int test_fold, bool train_side, hvs_ms_t spli
         for (int p = 1; p < NCOLS; p++) /* a little shrinkage toward "no correction" */
             a[p][p] += 1e-3 * tr / (NCOLS - 1) + 1e-12;
         double x[NCOLS];
-        if (solve4(a, b, x))
+        if (hvs_lsq_solve(NCOLS, &a[0][0], b, x))
             return -1;
         double *row = &coef[(h - 1) * (NCOLS + 1)];
         row[0] = x[0]; /* intercept */
