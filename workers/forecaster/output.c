@@ -74,35 +74,14 @@ int fc_output_encode(fc_output_t *o, const fc_forecast_t *f, const void **buf, s
     return hvs_encoder_encode(o->enc, buf, len, err);
 }
 
-static void num(hvs_strbuf_t *b, double x) {
-    char t[HVS_FMT_MAX + 1];
-    size_t n = isfinite(x) ? hvs_fmt_double(t, x) : 0;
-    t[n] = 0;
-    hvs_strbuf_printf(b, "%s", n ? t : "null");
-}
-
-/* A JSON string (ids hold no control characters by the id rule; escaped anyway). */
-static void str(hvs_strbuf_t *b, const char *s) {
-    hvs_strbuf_printf(b, "\"");
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\')
-            hvs_strbuf_printf(b, "\\%c", *c);
-        else if (*c < 0x20)
-            hvs_strbuf_printf(b, "\\u%04x", *c);
-        else
-            hvs_strbuf_printf(b, "%c", *c);
-    }
-    hvs_strbuf_printf(b, "\"");
-}
-
 char *fc_output_json(const fc_forecast_t *f) {
     hvs_strbuf_t b = {0};
     hvs_strbuf_printf(&b, "{\"building_id\":");
-    str(&b, f->building);
+    hvs_strbuf_json_str(&b, f->building);
     hvs_strbuf_printf(&b, ",\"issued_at\":%lld,\"model\":", (long long)f->issued_at);
-    str(&b, f->ident);
+    hvs_strbuf_json_str(&b, f->ident);
     hvs_strbuf_printf(&b, ",\"model_name\":");
-    str(&b, f->model_name);
+    hvs_strbuf_json_str(&b, f->model_name);
     hvs_strbuf_printf(&b, ",\"model_version\":%d,\"flags\":[", f->model_version);
     const char *flags[FC_FLAG_COUNT];
     int nf = flag_list(f, flags);
@@ -112,11 +91,11 @@ char *fc_output_json(const fc_forecast_t *f) {
                       (f->flags & FC_F_OOD) ? "true" : "false");
     for (int k = 0; k < f->n; k++) {
         hvs_strbuf_printf(&b, "%s[%lld,%d,", k ? "," : "", (long long)f->target[k], k + 1);
-        num(&b, f->yhat[k]);
+        hvs_strbuf_json_num(&b, f->yhat[k]);
         hvs_strbuf_printf(&b, ",");
-        num(&b, f->lower[k]);
+        hvs_strbuf_json_num(&b, f->lower[k]);
         hvs_strbuf_printf(&b, ",");
-        num(&b, f->upper[k]);
+        hvs_strbuf_json_num(&b, f->upper[k]);
         hvs_strbuf_printf(&b, "]");
     }
     hvs_strbuf_printf(&b, "]}");

@@ -21,7 +21,9 @@
 
 static const char *const flag_names[RF_FLAG_COUNT] = {"online_correction", "missing_actuals",
                                                       "uncorrected"};
-const char *rf_flag_name(int bit) { return bit >= 0 && bit < RF_FLAG_COUNT ? flag_names[bit] : "?"; }
+const char *rf_flag_name(int bit) {
+    return bit >= 0 && bit < RF_FLAG_COUNT ? flag_names[bit] : "?";
+}
 
 /* ---- a string-keyed open-addressing table (buildings; a flush's model names) --------------- */
 
@@ -269,7 +271,9 @@ void rf_drop_partition(rf_t *g, int32_t p) {
 
 /* ---- the ring ---------------------------------------------------------------------------- */
 
-static int32_t hour_of(hvs_ms_t t) { return (int32_t)(t >= 0 ? t / HOUR : -((-t + HOUR - 1) / HOUR)); }
+static int32_t hour_of(hvs_ms_t t) {
+    return (int32_t)(t >= 0 ? t / HOUR : -((-t + HOUR - 1) / HOUR));
+}
 static hvs_ms_t floor_q(hvs_ms_t t) { return t - (((t % Q) + Q) % Q); }
 static hvs_ms_t ceil_q(hvs_ms_t t) { return floor_q(t + Q - 1); }
 
@@ -320,8 +324,8 @@ static void redo(rf_building_t *b, const rf_partition_t *pt, hvs_ms_t from, bool
     b->redo_quiet = b->redo_quiet && quiet;
 }
 
-int rf_on_quarter(rf_t *g, int32_t p, const char *building, hvs_ms_t start, double kwh,
-                  bool quiet, hvs_err_t *err) {
+int rf_on_quarter(rf_t *g, int32_t p, const char *building, hvs_ms_t start, double kwh, bool quiet,
+                  hvs_err_t *err) {
     rf_building_t *b = rf_building(g, building, p, true);
     rf_partition_t *pt = rf_partition(g, p, false);
     if (!b || !pt)
@@ -349,8 +353,8 @@ int rf_on_quarter(rf_t *g, int32_t p, const char *building, hvs_ms_t start, doub
     return 0;
 }
 
-int rf_on_baseline(rf_t *g, int32_t p, const char *building, const rf_baseline_in_t *in,
-                   bool quiet, hvs_err_t *err) {
+int rf_on_baseline(rf_t *g, int32_t p, const char *building, const rf_baseline_in_t *in, bool quiet,
+                   hvs_err_t *err) {
     rf_building_t *b = rf_building(g, building, p, true);
     rf_partition_t *pt = rf_partition(g, p, false);
     uint16_t name = rf_name_intern(g, in->model_name);

@@ -87,10 +87,11 @@ typedef struct rf_baseline {
 typedef struct rf_building {
     char *id;
     int32_t partition;
-    rf_hour_t ring[RF_RING_HOURS]; /* by hour modulo RF_RING_HOURS */
+    rf_hour_t ring[RF_RING_HOURS];    /* by hour modulo RF_RING_HOURS */
     rf_baseline_t base[RF_BASELINES]; /* newest first */
     uint64_t ring_dirty[RF_RING_HOURS / 64];
     bool base_dirty, known; /* known: in the partition's set in Redis */
+    bool ring_sized;        /* the Redis string holds the whole ring: SETRANGE from now */
     hvs_ms_t redo_from;     /* ticks from here to the partition's last are made again (NONE) */
     bool redo_quiet;        /* only replayed inputs asked for it (memory only) */
     bool warned;            /* no-area warning given */
@@ -153,8 +154,7 @@ typedef struct rf_callbacks {
     int (*info)(void *opaque, const char *building, rf_info_t *out); /* -1: unknown */
     hvs_model_ref_t *(*acquire)(void *opaque, const char *name);     /* NULL: none serves */
     bool (*quiet)(void *opaque, int32_t partition); /* rebuilding: publish nothing */
-    int (*emit)(void *opaque, rf_building_t *b, const rf_refresh_t *r, bool quiet,
-                hvs_err_t *err);
+    int (*emit)(void *opaque, rf_building_t *b, const rf_refresh_t *r, bool quiet, hvs_err_t *err);
     void *opaque;
 } rf_callbacks_t;
 
@@ -177,8 +177,8 @@ const char *rf_name(const rf_t *g, uint16_t id);
 
 /* Inputs, validated by the caller. A quarter [start, start + 15 min) of the building's total
  * heat (kwh NaN: unknown); a baseline with its points (target hours ascending). */
-int rf_on_quarter(rf_t *g, int32_t p, const char *building, hvs_ms_t start, double kwh,
-                  bool quiet, hvs_err_t *err);
+int rf_on_quarter(rf_t *g, int32_t p, const char *building, hvs_ms_t start, double kwh, bool quiet,
+                  hvs_err_t *err);
 typedef struct rf_baseline_in {
     hvs_ms_t issued_at;
     const char *model_name;
@@ -187,8 +187,8 @@ typedef struct rf_baseline_in {
     const hvs_ms_t *target_hour;
     const double *yhat, *lo, *hi; /* lo/hi NaN: none */
 } rf_baseline_in_t;
-int rf_on_baseline(rf_t *g, int32_t p, const char *building, const rf_baseline_in_t *in,
-                   bool quiet, hvs_err_t *err);
+int rf_on_baseline(rf_t *g, int32_t p, const char *building, const rf_baseline_in_t *in, bool quiet,
+                   hvs_err_t *err);
 
 /* Make what the inputs made ready: the buildings' ticks to make again, then the partitions' new
  * ticks in time order; emits each refresh; releases the flush's model refs. */

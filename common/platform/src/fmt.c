@@ -89,3 +89,23 @@ void hvs_strbuf_printf(hvs_strbuf_t *b, const char *fmt, ...) {
         b->cap = cap;
     }
 }
+
+void hvs_strbuf_json_str(hvs_strbuf_t *b, const char *s) {
+    hvs_strbuf_printf(b, "\"");
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (*c == '"' || *c == '\\')
+            hvs_strbuf_printf(b, "\\%c", *c);
+        else if (*c < 0x20)
+            hvs_strbuf_printf(b, "\\u%04x", *c);
+        else
+            hvs_strbuf_printf(b, "%c", *c);
+    }
+    hvs_strbuf_printf(b, "\"");
+}
+
+void hvs_strbuf_json_num(hvs_strbuf_t *b, double x) {
+    char t[HVS_FMT_MAX + 1];
+    size_t n = isfinite(x) ? hvs_fmt_double(t, x) : 0;
+    t[n] = 0;
+    hvs_strbuf_printf(b, "%s", n ? t : "null");
+}

@@ -35,5 +35,9 @@ typedef struct hvs_strbuf {
 
 /* Append printf output to b (zero-initialised, or with a malloc'd p of cap bytes). */
 void hvs_strbuf_printf(hvs_strbuf_t *b, const char *fmt, ...) HVS_PRINTF(2, 3);
+/* Append s as a JSON string (quoted; '"', '\\' and control characters escaped). */
+void hvs_strbuf_json_str(hvs_strbuf_t *b, const char *s);
+/* Append x as a JSON number (hvs_fmt_double: read back bit for bit), null when not finite. */
+void hvs_strbuf_json_num(hvs_strbuf_t *b, double x);
 
 #endif

@@ -1,0 +1,273 @@
+/*
+ * state.c - the refresher's Redis state (state.h).
+ */
+#include "state.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hvs/fmt.h"
+#include "hvs/ids.h"
+
+_Static_assert(sizeof(rf_hour_t) == 28, "rf_hour_t is the ring's 28-byte slot");
+
+static int add(hvs_redis_batch_t *batch, int argc, const char **argv, const size_t *lens,
+               hvs_err_t *err) {
+    return hvs_redis_batch_add(batch, argc, argv, lens)
+               ? hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch")
+               : 0;
+}
+
+/* The changed ring slots: one SETRANGE per run of them, after a first SET of the whole ring (a
+ * string grown by SETRANGE keeps twice its length allocated). */
+static int ring_save(hvs_redis_batch_t *batch, rf_building_t *b, hvs_err_t *err) {
+    bool any = false;
+    for (size_t i = 0; i < sizeof b->ring_dirty / sizeof *b->ring_dirty; i++)
+        any |= b->ring_dirty[i] != 0;
+    if (!any)
+        return 0;
+    char key[700];
+    if (hvs_redis_key(key, sizeof key, b->id, err, "rf:ring") < 0)
+        return HVS_EINVAL;
+    int rc = 0;
+    if (!b->ring_sized) {
+        const char *a[] = {"SET", key, (const char *)b->ring};
+        size_t lens[] = {3, strlen(key), sizeof b->ring};
+        b->ring_sized = true;
+        memset(b->ring_dirty, 0, sizeof b->ring_dirty);
+        return add(batch, 3, a, lens, err);
+    }
+    for (size_t s = 0; s < RF_RING_HOURS && rc == 0;) {
+        if (!(b->ring_dirty[s / 64] & (1ull << (s % 64)))) {
+            s++;
+            continue;
+        }
+        size_t e = s;
+        while (e < RF_RING_HOURS && (b->ring_dirty[e / 64] & (1ull << (e % 64))))
+            e++;
+        char off[24];
+        snprintf(off, sizeof off, "%zu", s * sizeof(rf_hour_t));
+        const char *a[] = {"SETRANGE", key, off, (const char *)&b->ring[s]};
+        size_t lens[] = {8, strlen(key), strlen(off), (e - s) * sizeof(rf_hour_t)};
+        rc = add(batch, 4, a, lens, err);
+        s = e;
+    }
+    memset(b->ring_dirty, 0, sizeof b->ring_dirty);
+    return rc;
+}
+
+static void base_encode(const rf_t *g, const rf_building_t *b, hvs_strbuf_t *sb) {
+    sb->len = 0;
+    if (sb->p)
+        sb->p[0] = 0;
+    for (int i = 0; i < RF_BASELINES; i++) {
+        const rf_baseline_t *k = &b->base[i];
+        if (k->issued_at == HVS_MS_NONE)
+            break;
+        hvs_strbuf_printf(sb, "%" PRId64 " %" PRId64 " %d %s\n", k->issued_at, k->first_hour,
+                          (int)k->version, rf_name(g, k->model));
+        for (int j = 0; j < k->npoints; j++)
+            hvs_strbuf_printf(sb, "%s%.9g %.9g %.9g", j ? " " : "", (double)k->yhat[j],
+                              (double)k->lo[j], (double)k->hi[j]);
+        hvs_strbuf_printf(sb, "\n");
+    }
+}
+
+int rf_state_save(rf_t *g, hvs_redis_batch_t *batch, int64_t latest_ttl_ms, hvs_err_t *err) {
+    size_t np;
+    rf_partition_t **ps = rf_partitions(g, &np);
+    hvs_strbuf_t sb = {0};
+    char key[700], ttl[24];
+    snprintf(ttl, sizeof ttl, "%" PRId64, latest_ttl_ms);
+    int rc = 0;
+    for (size_t i = 0; i < np && rc == 0; i++) {
+        rf_partition_t *pt = ps[i];
+        char pk[48];
+        snprintf(pk, sizeof pk, "hvs:rf:part:%d", (int)pt->p);
+        for (size_t k = 0; k < pt->n && rc == 0; k++) {
+            rf_building_t *b = pt->b[k];
+            if (!b->known) {
+                const char *a[] = {"SADD", pk, b->id};
+                if ((rc = add(batch, 3, a, NULL, err)))
+                    break;
+                b->known = true;
+            }
+            if ((rc = ring_save(batch, b, err)))
+                break;
+            if (b->base_dirty) {
+                base_encode(g, b, &sb);
+                if (sb.oom) {
+                    rc = hvs_err_set(err, HVS_ENOMEM, "oom", "baselines of %s", b->id);
+                    break;
+                }
+                if (hvs_redis_key(key, sizeof key, b->id, err, "rf:base") < 0) {
+                    rc = HVS_EINVAL;
+                    break;
+                }
+                const char *a[] = {"SET", key, sb.p ? sb.p : ""};
+                if ((rc = add(batch, 3, a, NULL, err)))
+                    break;
+                b->base_dirty = false;
+            }
+            if (b->latest) {
+                if (hvs_redis_key(key, sizeof key, b->id, err, "rf:latest") < 0) {
+                    rc = HVS_EINVAL;
+                    break;
+                }
+                const char *a[] = {"SET", key, b->latest, "PX", ttl};
+                if ((rc = add(batch, 5, a, NULL, err)))
+                    break;
+                free(b->latest);
+                b->latest = NULL;
+            }
+        }
+        if (rc == 0 && pt->dirty) {
+            char tk[48], v[96];
+            snprintf(tk, sizeof tk, "hvs:rf:tick:%d", (int)pt->p);
+            snprintf(v, sizeof v, "1 %" PRId64 " %" PRId64 " %" PRId64, pt->last_tick, pt->wm_agg,
+                     pt->wm_base);
+            const char *a[] = {"SET", tk, v};
+            if ((rc = add(batch, 3, a, NULL, err)) == 0)
+                pt->dirty = false;
+        }
+    }
+    free(sb.p);
+    return rc;
+}
+
+static int bad(hvs_err_t *err, const char *key) {
+    return hvs_err_set(err, HVS_ESERDE, "bad_state", "%s does not parse", key);
+}
+
+static int bad_building(hvs_err_t *err, const char *building, const char *what) {
+    return hvs_err_set(err, HVS_ESERDE, "bad_state", "hvs:{%s}:%s does not parse", building, what);
+}
+
+/* The baselines' text (state.h) into b; -1 when it does not parse, -2 on ENOMEM. */
+static int base_decode(rf_t *g, rf_building_t *b, const char *s) {
+    int i = 0;
+    while (*s && i < RF_BASELINES) {
+        long long issued, first;
+        int version, off = 0;
+        if (sscanf(s, "%lld %lld %d %n", &issued, &first, &version, &off) != 3 || !off)
+            return -1;
+        const char *name = s + off, *nl = strchr(name, '\n');
+        if (!nl || nl == name)
+            return -1;
+        char model[HVS_ID_MAX + 64];
+        size_t len = (size_t)(nl - name);
+        if (len >= sizeof model)
+            return -1;
+        memcpy(model, name, len);
+        model[len] = 0;
+        rf_baseline_t *k = &b->base[i];
+        memset(k, 0, sizeof *k);
+        k->issued_at = issued, k->first_hour = first, k->version = version;
+        if (!(k->model = rf_name_intern(g, model)))
+            return -2;
+        const char *p = nl + 1;
+        char *end;
+        while (*p && *p != '\n') {
+            if (k->npoints == RF_BASE_POINTS)
+                return -1;
+            double v[3];
+            for (int j = 0; j < 3; j++) {
+                v[j] = strtod(p, &end);
+                if (end == p)
+                    return -1;
+                p = end;
+            }
+            k->yhat[k->npoints] = (float)v[0], k->lo[k->npoints] = (float)v[1];
+            k->hi[k->npoints] = (float)v[2];
+            k->npoints++;
+            while (*p == ' ')
+                p++;
+        }
+        s = *p ? p + 1 : p;
+        i++;
+    }
+    return 0;
+}
+
+static const redisReply *reply(hvs_redis_batch_t *b, size_t i, int type) {
+    const redisReply *r = hvs_redis_batch_reply(b, i);
+    return r && r->type == type ? r : NULL;
+}
+
+int rf_state_load_partition(rf_t *g, hvs_redis_t *r, hvs_redis_batch_t *batch, int32_t p, size_t *n,
+                            hvs_err_t *err) {
+    char pk[48], tk[48];
+    snprintf(pk, sizeof pk, "hvs:rf:part:%d", (int)p);
+    snprintf(tk, sizeof tk, "hvs:rf:tick:%d", (int)p);
+    *n = 0;
+    hvs_redis_batch_reset(batch);
+    const char *a1[] = {"GET", tk}, *a2[] = {"SMEMBERS", pk};
+    int rc;
+    if ((rc = add(batch, 2, a1, NULL, err)) || (rc = add(batch, 2, a2, NULL, err)) ||
+        (rc = hvs_redis_batch_exec(r, batch, err)))
+        return rc;
+    rf_partition_t *pt = rf_partition(g, p, true);
+    if (!pt)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "partition %d", (int)p);
+    const redisReply *tick = reply(batch, 0, REDIS_REPLY_STRING);
+    if (tick) {
+        long long x[3];
+        if (sscanf(tick->str, "1 %lld %lld %lld", &x[0], &x[1], &x[2]) != 3)
+            return bad(err, tk);
+        pt->last_tick = x[0], pt->wm_agg = x[1], pt->wm_base = x[2];
+    }
+    const redisReply *set = reply(batch, 1, REDIS_REPLY_ARRAY);
+    size_t nids = set ? set->elements : 0;
+    char **ids = calloc(nids ? nids : 1, sizeof *ids);
+    if (!ids)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "partition %d", (int)p);
+    for (size_t i = 0; i < nids && rc == 0; i++)
+        if (set->element[i]->type != REDIS_REPLY_STRING || !(ids[i] = strdup(set->element[i]->str)))
+            rc = hvs_err_set(err, HVS_ENOMEM, "oom", "partition %d", (int)p);
+    /* every building's ring and baselines in one pipeline */
+    hvs_redis_batch_reset(batch);
+    char key[700];
+    for (size_t i = 0; i < nids && rc == 0; i++) {
+        const char *a[] = {"GET", key};
+        if (hvs_redis_key(key, sizeof key, ids[i], err, "rf:ring") < 0 ||
+            (rc = add(batch, 2, a, NULL, err)))
+            rc = rc ? rc : HVS_EINVAL;
+        if (rc == 0 && (hvs_redis_key(key, sizeof key, ids[i], err, "rf:base") < 0 ||
+                        (rc = add(batch, 2, a, NULL, err))))
+            rc = rc ? rc : HVS_EINVAL;
+    }
+    if (rc == 0 && nids)
+        rc = hvs_redis_batch_exec(r, batch, err);
+    for (size_t i = 0; i < nids && rc == 0; i++) {
+        rf_building_t *b = rf_building(g, ids[i], p, true);
+        if (!b) {
+            rc = hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", ids[i]);
+            break;
+        }
+        b->known = true;
+        const redisReply *ring = reply(batch, 2 * i, REDIS_REPLY_STRING);
+        const redisReply *base = reply(batch, 2 * i + 1, REDIS_REPLY_STRING);
+        if (ring && (ring->len > sizeof b->ring || ring->len % sizeof(rf_hour_t))) {
+            rc = bad_building(err, ids[i], "rf:ring");
+            break;
+        }
+        if (ring) {
+            memcpy(b->ring, ring->str, ring->len);
+            b->ring_sized = ring->len == sizeof b->ring;
+        }
+        int d = base ? base_decode(g, b, base->str) : 0;
+        if (d) {
+            rc = d == -2 ? hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", ids[i])
+                         : bad_building(err, ids[i], "rf:base");
+            break;
+        }
+        (*n)++;
+    }
+    for (size_t i = 0; i < nids; i++)
+        free(ids[i]);
+    free(ids);
+    return rc;
+}
