@@ -244,7 +244,7 @@ rf_building_t *rf_building(rf_t *g, const char *id, int32_t partition, bool crea
         hour_reset(&b->ring[i], INT32_MIN);
     for (int i = 0; i < RF_BASELINES; i++)
         b->base[i].issued_at = HVS_MS_NONE;
-    b->redo_from = b->latest_tick = b->fit_h0 = HVS_MS_NONE;
+    b->latest_tick = b->fit_h0 = HVS_MS_NONE;
     return b;
 }
 
@@ -311,17 +311,23 @@ static double hour_error(const rf_building_t *b, int32_t hour) {
     return a - s->base;
 }
 
-static void redo(rf_building_t *b, const rf_partition_t *pt, hvs_ms_t from, bool quiet) {
+static int make_tick(rf_t *g, rf_building_t *b, hvs_ms_t t, bool again, bool quiet, hvs_err_t *err);
+static int advance(rf_t *g, rf_partition_t *pt, hvs_err_t *err);
+
+/* A late input changed what the building's ticks from `from` read: make them again now (at most
+ * `reissue` back from the last tick), before any later input changes more. */
+static int remake(rf_t *g, rf_building_t *b, const rf_partition_t *pt, hvs_ms_t from, bool quiet,
+                  hvs_err_t *err) {
     if (pt->last_tick == HVS_MS_NONE || from > pt->last_tick)
-        return;
-    if (b->redo_from == HVS_MS_NONE) {
-        b->redo_from = from;
-        b->redo_quiet = quiet;
-        return;
-    }
-    if (from < b->redo_from)
-        b->redo_from = from;
-    b->redo_quiet = b->redo_quiet && quiet;
+        return 0;
+    from = ceil_q(from);
+    if (from < pt->last_tick - g->conf.reissue)
+        from = ceil_q(pt->last_tick - g->conf.reissue);
+    bool q = quiet && g->cb.quiet && g->cb.quiet(g->cb.opaque, pt->p);
+    int rc = 0;
+    for (hvs_ms_t t = from; t <= pt->last_tick && rc == 0; t += Q)
+        rc = make_tick(g, b, t, true, q, err);
+    return rc;
 }
 
 int rf_on_quarter(rf_t *g, int32_t p, const char *building, hvs_ms_t start, double kwh, bool quiet,
@@ -340,17 +346,15 @@ int rf_on_quarter(rf_t *g, int32_t p, const char *building, hvs_ms_t start, doub
     if (pt->last_tick == HVS_MS_NONE && (pt->first_agg == HVS_MS_NONE || end < pt->first_agg))
         pt->first_agg = end;
     rf_hour_t *s = ring_slot(b, hour, true);
-    if (!s)
-        return 0; /* older than the ring: no tick reads it any more */
     float v = isfinite(kwh) ? (float)kwh : NAN;
-    if ((isnan(v) && isnan(s->q[k])) || v == s->q[k])
-        return 0;
+    if (!s || (isnan(v) && isnan(s->q[k])) || v == s->q[k])
+        return advance(g, pt, err); /* older than the ring, or no change: only the watermark */
     s->q[k] = v;
     mark(b, ring_index(hour));
     if (b->fit_h0 != HVS_MS_NONE && (hvs_ms_t)hour * HOUR < b->fit_h0)
         b->fit_h0 = HVS_MS_NONE;
-    redo(b, pt, end, quiet);
-    return 0;
+    int rc = remake(g, b, pt, end, quiet, err);
+    return rc ? rc : advance(g, pt, err);
 }
 
 int rf_on_baseline(rf_t *g, int32_t p, const char *building, const rf_baseline_in_t *in, bool quiet,
@@ -365,7 +369,7 @@ int rf_on_baseline(rf_t *g, int32_t p, const char *building, const rf_baseline_i
     if (quiet && (pt->q_base == HVS_MS_NONE || in->issued_at > pt->q_base))
         pt->q_base = in->issued_at;
     if (in->npoints == 0)
-        return 0;
+        return advance(g, pt, err);
     /* kept for serving: newest first, one per issue time */
     int at = -1;
     for (int i = 0; i < RF_BASELINES && at < 0; i++)
@@ -410,9 +414,8 @@ int rf_on_baseline(rf_t *g, int32_t p, const char *building, const rf_baseline_i
             b->fit_h0 = HVS_MS_NONE;
         changed = true;
     }
-    if (changed || at >= 0)
-        redo(b, pt, ceil_q(in->issued_at), quiet);
-    return 0;
+    int rc = changed || at >= 0 ? remake(g, b, pt, in->issued_at, quiet, err) : 0;
+    return rc ? rc : advance(g, pt, err);
 }
 
 /* ---- the correction ------------------------------------------------------------------------ */
@@ -643,31 +646,19 @@ static bool tick_ready(const rf_t *g, hvs_ms_t t, hvs_ms_t agg, hvs_ms_t base) {
     return (base != HVS_MS_NONE && base >= h0) || t + g->conf.baseline_wait <= agg;
 }
 
-static int flush_partition(rf_t *g, rf_partition_t *pt, hvs_err_t *err) {
-    bool rebuilding = g->cb.quiet && g->cb.quiet(g->cb.opaque, pt->p);
-    int rc;
-    /* ticks made again: late inputs, from their time, at most `reissue` back */
-    for (size_t i = 0; i < pt->n; i++) {
-        rf_building_t *b = pt->b[i];
-        if (b->redo_from == HVS_MS_NONE)
-            continue;
-        hvs_ms_t from = ceil_q(b->redo_from);
-        if (from < pt->last_tick - g->conf.reissue)
-            from = ceil_q(pt->last_tick - g->conf.reissue);
-        bool quiet = rebuilding && b->redo_quiet;
-        b->redo_from = HVS_MS_NONE;
-        for (hvs_ms_t t = from; t <= pt->last_tick; t += Q)
-            if ((rc = make_tick(g, b, t, true, quiet, err)))
-                return rc;
-    }
+/* Make the partition's ticks its watermarks made ready, in time order. */
+static int advance(rf_t *g, rf_partition_t *pt, hvs_err_t *err) {
     hvs_ms_t t = pt->last_tick == HVS_MS_NONE ? pt->first_agg : pt->last_tick + Q;
-    if (t == HVS_MS_NONE)
+    if (t == HVS_MS_NONE || !tick_ready(g, t, pt->wm_agg, pt->wm_base))
         return 0;
+    bool rebuilding = g->cb.quiet && g->cb.quiet(g->cb.opaque, pt->p);
     for (; tick_ready(g, t, pt->wm_agg, pt->wm_base); t += Q) {
         bool quiet = rebuilding && tick_ready(g, t, pt->q_agg, pt->q_base);
-        for (size_t i = 0; i < pt->n; i++)
-            if ((rc = make_tick(g, pt->b[i], t, false, quiet, err)))
+        for (size_t i = 0; i < pt->n; i++) {
+            int rc = make_tick(g, pt->b[i], t, false, quiet, err);
+            if (rc)
                 return rc;
+        }
         pt->last_tick = t;
         pt->dirty = true;
         g->stats.ticks++;
@@ -676,9 +667,7 @@ static int flush_partition(rf_t *g, rf_partition_t *pt, hvs_err_t *err) {
 }
 
 int rf_flush(rf_t *g, hvs_err_t *err) {
-    int rc = 0;
-    for (size_t i = 0; i < g->nparts && rc == 0; i++)
-        rc = flush_partition(g, g->plist[i], err);
+    (void)err;
     release_models(g);
-    return rc;
+    return 0;
 }

@@ -26,10 +26,11 @@
  *     h = 1 after the hour began, the quarters of H0 that ended by t are taken as measured and
  *     only the rest of the hour is forecast (its interval shrinks to that rest);
  *   - flag missing_actuals when a quarter of those three hours or of H0 before t is missing.
- * A tick is a function of the data up to it, whatever the batch boundaries: an input that
- * arrives after a tick it could change (a late or revised quarter, a baseline issued at or
- * before the partition's last tick) makes that building's ticks again from its time to the
- * last tick made, at most `reissue` back from the last tick (the lags reach 4 h).
+ * Ticks are made as the inputs are applied (a timer on the watermark), so they do not depend on
+ * batch boundaries. An input that arrives after a tick it could change (a late or revised
+ * quarter, a baseline issued at or before the partition's last tick) makes that building's
+ * ticks again from its time to the last tick made, at most `reissue` back from the last tick
+ * (the lags reach 4 h): their latest refresh is what the inputs say, whatever their order.
  *
  * While a partition is rebuilt (quiet inputs: replayed to rebuild lost state), a tick is made
  * quietly (emit's quiet) when the replayed inputs alone made it ready: it was published before
@@ -53,7 +54,7 @@
 
 #define RF_HORIZONS 3
 #define RF_RING_HOURS 128 /* the online fit's window and the lags */
-#define RF_BASELINES 4
+#define RF_BASELINES 8    /* hourly issues: the ticks a late input makes again (4 h) */
 #define RF_BASE_POINTS 8
 #define RF_QUARTER_MS (15 * 60 * 1000)
 #define RF_LAGS 3
@@ -92,8 +93,6 @@ typedef struct rf_building {
     uint64_t ring_dirty[RF_RING_HOURS / 64];
     bool base_dirty, known; /* known: in the partition's set in Redis */
     bool ring_sized;        /* the Redis string holds the whole ring: SETRANGE from now */
-    hvs_ms_t redo_from;     /* ticks from here to the partition's last are made again (NONE) */
-    bool redo_quiet;        /* only replayed inputs asked for it (memory only) */
     bool warned;            /* no-area warning given */
     hvs_ms_t latest_tick;   /* tick of `latest` or of the newest refresh made */
     char *latest;           /* the newest refresh's JSON to write (worker's), or NULL */
@@ -176,7 +175,9 @@ uint16_t rf_name_intern(rf_t *g, const char *name);
 const char *rf_name(const rf_t *g, uint16_t id);
 
 /* Inputs, validated by the caller. A quarter [start, start + 15 min) of the building's total
- * heat (kwh NaN: unknown); a baseline with its points (target hours ascending). */
+ * heat (kwh NaN: unknown); a baseline with its points (target hours ascending). Each input
+ * first makes again the building's ticks it changed, then the partition's ticks its watermarks
+ * made ready, emitting each refresh: the ticks follow the inputs' order, never the batches'. */
 int rf_on_quarter(rf_t *g, int32_t p, const char *building, hvs_ms_t start, double kwh, bool quiet,
                   hvs_err_t *err);
 typedef struct rf_baseline_in {
@@ -190,8 +191,8 @@ typedef struct rf_baseline_in {
 int rf_on_baseline(rf_t *g, int32_t p, const char *building, const rf_baseline_in_t *in, bool quiet,
                    hvs_err_t *err);
 
-/* Make what the inputs made ready: the buildings' ticks to make again, then the partitions' new
- * ticks in time order; emits each refresh; releases the flush's model refs. */
+/* The end of a batch: release the model refs its ticks acquired (a new version serves from the
+ * next batch on). */
 int rf_flush(rf_t *g, hvs_err_t *err);
 
 rf_stats_t *rf_stats(rf_t *g);

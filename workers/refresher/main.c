@@ -9,9 +9,10 @@
  * A stage on the one runner (stage.h), which polls, publishes, commits and dead-letters; this
  * file is the configuration and the stage's callbacks:
  *   handle       decodes and validates (input.h; the Kafka key must be the building id; bad ->
- *                dead letter); the engine (engine.h) stores the quarter or baseline;
- *   end_batch    the engine makes the ticks the watermarks allow and the ticks late inputs
- *                changed; the refreshes are queued on the producer;
+ *                dead letter); the engine (engine.h) stores the quarter or baseline, makes again
+ *                the ticks a late input changed and the ticks the watermarks now allow; the
+ *                refreshes are queued on the producer;
+ *   end_batch    releases the batch's model refs;
  *   write_state  rings, baselines, ticks and the latest refreshes into the runner's state batch
  *                (state.h), written with the offsets once the broker acknowledged.
  * Models: the refresh/ names followed on `models` (model_registry.h), swapped between batches.
