@@ -4,7 +4,8 @@
  *   online_bias        a building whose meter reads 20 % above its baseline: uncorrected until
  *                      the online fit has its hours, then refreshed to the actual; intervals
  *                      shifted with the point
- *   model_correction   refresh/global (an hvs-linear record through the registry's loader)
+ *   model_correction   refresh/global (an hvs-linear record through the registry's loader,
+ *                      tests/support/refresh_model.h)
  *                      applied to the last three hours' errors per m2, times the area
  *   intra_hour         30 minutes into an hour: the two measured quarters plus half the
  *                      corrected forecast; the interval shrinks to the unmeasured half
@@ -15,6 +16,8 @@
  *   baseline_wait      a tick waits for its hour's baseline; a forecaster that stopped stalls the
  *                      ticks only HVS_RF_BASELINE_WAIT, then the last baseline serves while it
  *                      reaches
+ *   run_issue          a run issued at 10:10 (first hour 11:00) does not serve the ticks of hour
+ *                      10; it serves from 11:00
  *   rebuild_quiet      while a partition is rebuilt, ticks the replayed inputs made ready are
  *                      quiet, the ones live inputs made ready are published
  */
@@ -25,11 +28,9 @@
 #include <string.h>
 
 #include "engine.h"
-#include "hvs/model.h"
 #include "hvs/model_registry.h"
-#include "hvs/serde.h"
-#include "hvs/task_rows.h"
 #include "hvs_test.h"
+#include "refresh_model.h"
 
 #define MIN 60000LL
 #define HOUR HVS_MS_HOUR
@@ -230,55 +231,7 @@ static const double COEF[3][5] = {
     {0.001, 0, 0.6, 0.2, 0.1}, {0.0005, 0, 0.4, 0.2, 0.1}, {0, 0, 0.3, 0.15, 0.1}};
 
 static hvs_model_ref_t *refresh_ref(void) {
-    hvs_err_t err = {0};
-    static const float sel[3] = {1, 2, 3};
-    hvs_model_t *m;
-    HVS_REQUIRE(hvs_model_linear_new(4, 0, 3, sel, &COEF[0][0], &m, &err) == 0, "linear: %s",
-                err.msg);
-    unsigned char *bytes, *z;
-    size_t len, zlen;
-    HVS_REQUIRE(hvs_model_save(m, &bytes, &len, &err) == 0 &&
-                    hvs_zlib_compress(bytes, len, &z, &zlen, &err) == 0,
-                "save: %s", err.msg);
-    size_t ncols;
-    const char *const *cols = hvs_taskrow_columns(HVS_TASK_REFRESH, &ncols);
-    const char *params[] = {"target_scale", hvs_taskrow_scale_name(HVS_TARGET_PER_HEATED_M2), NULL};
-    /* the training profile: the registry predicts its medians as a probe before serving */
-    static const double qs[4][3] = {
-        {1, 2, 3}, {-0.01, 0, 0.01}, {-0.01, 0, 0.01}, {-0.01, 0, 0.01}};
-    static const double probs[3] = {0.1, 0.5, 0.9};
-    hvs_feature_profile_t prof[4];
-    for (int i = 0; i < 4; i++)
-        prof[i] = (hvs_feature_profile_t){cols[i], qs[i], probs, 3, 0};
-    hvs_model_record_t rec = {.name = "refresh/global",
-                              .version = 2,
-                              .status = HVS_MODEL_APPROVED,
-                              .features = cols,
-                              .nfeatures = ncols,
-                              .params = params,
-                              .profile = prof,
-                              .nprofile = 4,
-                              .model_format = HVS_MODEL_FORMAT_LINEAR,
-                              .model = z,
-                              .model_len = zlen,
-                              .decided_at = HVS_MS_NONE};
-    rec.metrics.wape = NAN;
-    hvs_serde_t *s;
-    hvs_encoder_t *enc;
-    const void *buf;
-    size_t blen;
-    hvs_model_ref_t *ref;
-    HVS_REQUIRE(hvs_serde_new(NULL, &s, &err) == 0 &&
-                    hvs_encoder_new(s, HVS_SCHEMA_MODEL_VERSION, NULL, &enc, &err) == 0 &&
-                    hvs_registry_encode(s, enc, &rec, &buf, &blen, &err) == 0 &&
-                    hvs_registry_load_record(s, buf, blen, &ref, &err) == 0,
-                "refresh record: %s", err.msg);
-    hvs_encoder_destroy(enc);
-    hvs_serde_destroy(s);
-    hvs_model_destroy(m);
-    free(bytes);
-    free(z);
-    return ref;
+    return hvs_test_refresh_ref("refresh/global", 2, COEF);
 }
 
 static void test_model_correction(void) {
@@ -530,7 +483,38 @@ static void test_rebuild_quiet(void) {
     host_free(&h, g);
 }
 
+/* A forecast run's issue between hours (10:10: its first hour is 11:00): the ticks of 10:15-10:45
+ * keep the 10:00 baseline for hour 10, and from 11:00 the run's serves until a newer one. */
+static double base12(hvs_ms_t h) {
+    (void)h;
+    return 12;
+}
+
+static void test_run_issue(void) {
+    host_t h;
+    rf_t *g = engine(&h);
+    stream(g, "b1", 10, base10, actual_biased, false);
+    baseline(g, "b1", T0 + 10 * HOUR + 10 * MIN, base12, false); /* first hour 11:00 */
+    /* no baseline issued at 11:00: tick 11:00 waits until the quarters are 2 h past it */
+    for (int k = 10; k < 13; k++)
+        for (int q = 0; q < 4; q++)
+            quarter(g, "b1", T0 + k * HOUR + q * Q, 3, false);
+    flush(g);
+    for (int m = 15; m <= 45; m += 15) {
+        const rf_refresh_t *r = latest(&h, "b1", T0 + 10 * HOUR + m * MIN);
+        HVS_CHECK(r && r->npoints == 3 && r->baseline_issued_at == T0 + 10 * HOUR,
+                  "10:%02d: the 10:00 baseline, 3 points (%d, issued %+lld min)", m,
+                  r ? r->npoints : -1, r ? (long long)((r->baseline_issued_at - T0) / MIN) : -1);
+    }
+    const rf_refresh_t *r = latest(&h, "b1", T0 + 11 * HOUR);
+    HVS_CHECK(r && r->baseline_issued_at == T0 + 10 * HOUR + 10 * MIN &&
+                  fabs(r->points[0].yhat - r->points[0].correction - 12) < 1e-3,
+              "11:00: the 10:10 run serves (baseline point 12)");
+    host_free(&h, g);
+}
+
 static const hvs_test_case_t cases[] = {
+    {"run_issue", test_run_issue},
     {"online_bias", test_online_bias},
     {"model_correction", test_model_correction},
     {"intra_hour", test_intra_hour},

@@ -516,12 +516,20 @@ static void online_fit(const rf_t *g, rf_building_t *b, hvs_ms_t h0, double area
     }
 }
 
+/* kWh to the 0.1 Wh published (engine.h): finer than any heat meter, and written exactly in
+ * a few digits (fmt.h's fast path; a tick formats NB of them). */
+static double wh(double kwh) { return isfinite(kwh) ? round(kwh * 1e4) / 1e4 : kwh; }
+
 /* One tick of one building (engine.h). */
 static int make_tick(rf_t *g, rf_building_t *b, hvs_ms_t t, bool again, bool quiet,
                      hvs_err_t *err) {
+    /* the newest baseline issued by t that forecasts the tick's hour (a run issued at 10:10
+     * starts at 11:00: the ticks of 10:15-10:45 keep the 10:00 one) */
+    hvs_ms_t h0 = t - (((t % HOUR) + HOUR) % HOUR);
     const rf_baseline_t *B = NULL;
     for (int i = 0; i < RF_BASELINES && !B; i++)
-        if (b->base[i].issued_at != HVS_MS_NONE && b->base[i].issued_at <= t)
+        if (b->base[i].issued_at != HVS_MS_NONE && b->base[i].issued_at <= t &&
+            b->base[i].first_hour <= h0)
             B = &b->base[i];
     if (!B) {
         g->stats.no_baseline++;
@@ -540,7 +548,6 @@ static int make_tick(rf_t *g, rf_building_t *b, hvs_ms_t t, bool again, bool qui
         return 0;
     }
     double area = in.area_m2;
-    hvs_ms_t h0 = t - (((t % HOUR) + HOUR) % HOUR);
     int32_t H = hour_of(h0);
     rf_refresh_t r = {.building = b->id,
                       .partition = b->partition,
@@ -613,13 +620,10 @@ static int make_tick(rf_t *g, rf_building_t *b, hvs_ms_t t, bool again, bool qui
         }
         double lo = isfinite(B->lo[idx]) ? y - (base - B->lo[idx]) * rest : NAN;
         double hi = isfinite(B->hi[idx]) ? y + (B->hi[idx] - base) * rest : NAN;
-        if (y < 0)
-            y = 0;
-        if (lo < 0)
-            lo = 0;
-        if (hi < y)
-            hi = y;
-        r.points[r.npoints++] = (rf_point_t){X, h, y, lo, hi, y - base};
+        y = wh(y < 0 ? 0 : y);
+        lo = wh(lo < 0 ? 0 : lo);
+        hi = wh(hi < y ? y : hi);
+        r.points[r.npoints++] = (rf_point_t){X, h, y, lo, hi, wh(y - base)};
     }
     if (r.npoints == 0) {
         g->stats.no_baseline++;

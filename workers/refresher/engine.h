@@ -13,7 +13,7 @@
  * the partition's quarters reached t + grace (a quarter "reaches" its end) and either a baseline
  * issued at or after floor_hour(t) was seen on the partition or its quarters reached t +
  * baseline_wait (the read must not wait for a stalled forecaster). For each building with a
- * baseline issued at or before t (the newest such, B), with H0 = floor_hour(t):
+ * baseline issued at or before t that forecasts H0 = floor_hour(t) (the newest such, B):
  *   - the errors of the three complete hours before H0 (actual, the sum of its four quarters,
  *     minus its served baseline; NaN when a quarter or the baseline is missing), per m2 of
  *     heated area;
@@ -22,7 +22,8 @@
  *     exponentially weighted ridge least squares per horizon over the building's own ring
  *     (weight `forget` per hour of age, intercept free), the same inputs as the trainer's
  *     model; with fewer than online_min rows for a horizon, no correction (flag uncorrected);
- *   - refreshed = B's point + correction, never below 0, its interval shifted with it; for
+ *   - refreshed = B's point + correction, never below 0 (kWh to 0.1 Wh, as are its interval and
+ *     correction = refreshed - B's point), its interval shifted with it; for
  *     h = 1 after the hour began, the quarters of H0 that ended by t are taken as measured and
  *     only the rest of the hour is forecast (its interval shrinks to that rest);
  *   - flag missing_actuals when a quarter of those three hours or of H0 before t is missing.
@@ -37,7 +38,7 @@
  * the loss; a tick that live inputs made ready is published.
  *
  * Ownership: rf_new copies the config; the callbacks' opaque is borrowed. Buildings belong to
- * the engine (rf_building, rf_adopt); the refresh handed to emit is valid during the call.
+ * the engine (rf_building); the refresh handed to emit is valid during the call.
  * Model refs are acquired per flush and released at its end.
  * Thread-safety: one thread. Errors: 0, HVS_ENOMEM, or what a callback returned.
  */

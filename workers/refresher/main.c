@@ -114,23 +114,7 @@ static bool quiet(void *opaque, int32_t p) {
 
 static int emit(void *opaque, rf_building_t *b, const rf_refresh_t *r, bool q, hvs_err_t *err) {
     worker_t *w = opaque;
-    /* a tick made again older than the newest is published, but the latest stays the newest */
-    if (r->issued_at >= b->latest_tick) {
-        char *json = rf_output_json(r);
-        if (!json)
-            return hvs_err_set(err, HVS_ENOMEM, "oom", "latest refresh of %s", r->building);
-        free(b->latest);
-        b->latest = json;
-    }
-    if (q)
-        return 0;
-    const void *buf;
-    size_t len;
-    int rc = rf_output_encode(w->out, r, &buf, &len, err);
-    if (rc == 0)
-        rc = hvs_producer_send(hvs_stage_producer(w->stage), w->topic_out, RD_KAFKA_PARTITION_UA,
-                               r->building, strlen(r->building), buf, len, err);
-    return rc;
+    return rf_output_emit(w->out, hvs_stage_producer(w->stage), w->topic_out, b, r, q, err);
 }
 
 /* ---- the stage's callbacks ------------------------------------------------------------------ */
@@ -193,7 +177,10 @@ static int end_batch(void *opaque, hvs_err_t *err) {
 
 static int write_state(void *opaque, hvs_err_t *err) {
     worker_t *w = opaque;
-    int rc = rf_state_save(w->rf, hvs_stage_state_batch(w->stage), settings.latest_ttl_ms, err);
+    /* the outputs are acknowledged: the latest refreshes first (apart, see state.h) */
+    int rc = rf_state_save_latest(w->rf, w->redis, w->rb, settings.latest_ttl_ms, err);
+    if (rc == 0)
+        rc = rf_state_save(w->rf, hvs_stage_state_batch(w->stage), err);
     update_metrics(w);
     return rc;
 }

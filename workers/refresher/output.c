@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "hvs/fmt.h"
 
@@ -82,44 +83,88 @@ int rf_output_encode(rf_output_t *o, const rf_refresh_t *r, const void **buf, si
     return hvs_encoder_encode(o->enc, buf, len, err);
 }
 
+/* A literal; an integer (no printf: a tick writes NB of these). */
+#define LIT(b, s) hvs_strbuf_put((b), (s), sizeof(s) - 1)
+static void i64(hvs_strbuf_t *b, int64_t v) {
+    char t[HVS_FMT_MAX];
+    hvs_strbuf_put(b, t, hvs_fmt_int64(t, v));
+}
+
 char *rf_output_json(const rf_refresh_t *r) {
     hvs_strbuf_t b = {0};
-    hvs_strbuf_printf(&b, "{\"building_id\":");
+    LIT(&b, "{\"building_id\":");
     hvs_strbuf_json_str(&b, r->building);
-    hvs_strbuf_printf(&b, ",\"issued_at\":%lld,\"model\":", (long long)r->issued_at);
+    LIT(&b, ",\"issued_at\":");
+    i64(&b, r->issued_at);
+    LIT(&b, ",\"model\":");
     if (r->model_version > 0) {
         char ident[700];
         snprintf(ident, sizeof ident, "%s:%d", r->model_name, r->model_version);
         hvs_strbuf_json_str(&b, ident);
     } else
         hvs_strbuf_json_str(&b, r->model_name);
-    hvs_strbuf_printf(&b, ",\"model_name\":");
+    LIT(&b, ",\"model_name\":");
     hvs_strbuf_json_str(&b, r->model_name);
-    hvs_strbuf_printf(&b, ",\"model_version\":%d,\"baseline_model\":", r->model_version);
+    LIT(&b, ",\"model_version\":");
+    i64(&b, r->model_version);
+    LIT(&b, ",\"baseline_model\":");
     hvs_strbuf_json_str(&b, r->baseline_model);
-    hvs_strbuf_printf(&b, ",\"baseline_version\":%d,\"baseline_issued_at\":%lld,\"flags\":[",
-                      r->baseline_version, (long long)r->baseline_issued_at);
+    LIT(&b, ",\"baseline_version\":");
+    i64(&b, r->baseline_version);
+    LIT(&b, ",\"baseline_issued_at\":");
+    i64(&b, r->baseline_issued_at);
+    LIT(&b, ",\"flags\":[");
     const char *flags[RF_FLAG_COUNT];
     int nf = flag_list(r, flags);
-    for (int i = 0; i < nf; i++)
-        hvs_strbuf_printf(&b, "%s\"%s\"", i ? "," : "", flags[i]);
-    hvs_strbuf_printf(&b, "],\"points\":[");
+    for (int i = 0; i < nf; i++) {
+        if (i)
+            LIT(&b, ",");
+        hvs_strbuf_json_str(&b, flags[i]);
+    }
+    LIT(&b, "],\"points\":[");
     for (int k = 0; k < r->npoints; k++) {
         const rf_point_t *p = &r->points[k];
-        hvs_strbuf_printf(&b, "%s[%lld,%d,", k ? "," : "", (long long)p->target_hour, p->horizon_h);
+        if (k)
+            LIT(&b, ",");
+        LIT(&b, "[");
+        i64(&b, p->target_hour);
+        LIT(&b, ",");
+        i64(&b, p->horizon_h);
+        LIT(&b, ",");
         hvs_strbuf_json_num(&b, p->yhat);
-        hvs_strbuf_printf(&b, ",");
+        LIT(&b, ",");
         hvs_strbuf_json_num(&b, p->lo);
-        hvs_strbuf_printf(&b, ",");
+        LIT(&b, ",");
         hvs_strbuf_json_num(&b, p->hi);
-        hvs_strbuf_printf(&b, ",");
+        LIT(&b, ",");
         hvs_strbuf_json_num(&b, p->correction);
-        hvs_strbuf_printf(&b, "]");
+        LIT(&b, "]");
     }
-    hvs_strbuf_printf(&b, "]}");
+    LIT(&b, "]}");
     if (b.oom) {
         free(b.p);
         return NULL;
     }
     return b.p;
+}
+
+int rf_output_emit(rf_output_t *o, hvs_producer_t *p, const char *topic, rf_building_t *b,
+                   const rf_refresh_t *r, bool quiet, hvs_err_t *err) {
+    /* a tick made again older than the newest is published, but the latest stays the newest */
+    if (r->issued_at >= b->latest_tick) {
+        char *json = rf_output_json(r);
+        if (!json)
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "latest refresh of %s", r->building);
+        free(b->latest);
+        b->latest = json;
+    }
+    if (quiet)
+        return 0;
+    const void *buf;
+    size_t len;
+    int rc = rf_output_encode(o, r, &buf, &len, err);
+    if (rc == 0)
+        rc = hvs_producer_send(p, topic, RD_KAFKA_PARTITION_UA, r->building, strlen(r->building),
+                               buf, len, err);
+    return rc;
 }

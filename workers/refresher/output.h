@@ -22,6 +22,7 @@
 
 #include "engine.h"
 #include "hvs/err.h"
+#include "hvs/kafka.h"
 #include "hvs/serde.h"
 
 typedef struct rf_output rf_output_t;
@@ -32,5 +33,10 @@ int rf_output_encode(rf_output_t *o, const rf_refresh_t *r, const void **buf, si
                      hvs_err_t *err);
 /* The JSON above (malloc'd), NULL on ENOMEM. */
 char *rf_output_json(const rf_refresh_t *r);
+/* What the worker does with a refresh the engine made (its emit callback): the building's latest
+ * JSON when the tick is its newest (b->latest, written with the state), and unless quiet the
+ * record sent to `topic` keyed by building on the producer (borrowed). */
+int rf_output_emit(rf_output_t *o, hvs_producer_t *p, const char *topic, rf_building_t *b,
+                   const rf_refresh_t *r, bool quiet, hvs_err_t *err);
 
 #endif

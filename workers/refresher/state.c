@@ -13,6 +13,7 @@
 #include "hvs/ids.h"
 
 _Static_assert(sizeof(rf_hour_t) == 28, "rf_hour_t is the ring's 28-byte slot");
+_Static_assert(sizeof(rf_baseline_t) == 120, "rf_baseline_t is the 120-byte record of state.h");
 
 static int add(hvs_redis_batch_t *batch, int argc, const char **argv, const size_t *lens,
                hvs_err_t *err) {
@@ -59,29 +60,38 @@ static int ring_save(hvs_redis_batch_t *batch, rf_building_t *b, hvs_err_t *err)
     return rc;
 }
 
+#define BASE_MAGIC "rfb1"
+
+/* The kept baselines (state.h): the records with model = 1 + its index among the names after. */
 static void base_encode(const rf_t *g, const rf_building_t *b, hvs_strbuf_t *sb) {
     sb->len = 0;
-    if (sb->p)
-        sb->p[0] = 0;
+    rf_baseline_t rec[RF_BASELINES];
+    uint16_t names[RF_BASELINES];
+    size_t nn = 0;
+    memcpy(rec, b->base, sizeof rec);
     for (int i = 0; i < RF_BASELINES; i++) {
-        const rf_baseline_t *k = &b->base[i];
-        if (k->issued_at == HVS_MS_NONE)
-            break;
-        hvs_strbuf_printf(sb, "%" PRId64 " %" PRId64 " %d %s\n", k->issued_at, k->first_hour,
-                          (int)k->version, rf_name(g, k->model));
-        for (int j = 0; j < k->npoints; j++)
-            hvs_strbuf_printf(sb, "%s%.9g %.9g %.9g", j ? " " : "", (double)k->yhat[j],
-                              (double)k->lo[j], (double)k->hi[j]);
-        hvs_strbuf_printf(sb, "\n");
+        if (rec[i].issued_at == HVS_MS_NONE)
+            continue;
+        size_t k = 0;
+        while (k < nn && names[k] != rec[i].model)
+            k++;
+        if (k == nn)
+            names[nn++] = rec[i].model;
+        rec[i].model = (uint16_t)(k + 1);
+    }
+    hvs_strbuf_put(sb, BASE_MAGIC, 4);
+    hvs_strbuf_put(sb, (const char *)rec, sizeof rec);
+    for (size_t k = 0; k < nn; k++) {
+        const char *n = rf_name(g, names[k]);
+        hvs_strbuf_put(sb, n, strlen(n) + 1);
     }
 }
 
-int rf_state_save(rf_t *g, hvs_redis_batch_t *batch, int64_t latest_ttl_ms, hvs_err_t *err) {
+int rf_state_save(rf_t *g, hvs_redis_batch_t *batch, hvs_err_t *err) {
     size_t np;
     rf_partition_t **ps = rf_partitions(g, &np);
     hvs_strbuf_t sb = {0};
-    char key[700], ttl[24];
-    snprintf(ttl, sizeof ttl, "%" PRId64, latest_ttl_ms);
+    char key[700];
     int rc = 0;
     for (size_t i = 0; i < np && rc == 0; i++) {
         rf_partition_t *pt = ps[i];
@@ -107,21 +117,11 @@ int rf_state_save(rf_t *g, hvs_redis_batch_t *batch, int64_t latest_ttl_ms, hvs_
                     rc = HVS_EINVAL;
                     break;
                 }
-                const char *a[] = {"SET", key, sb.p ? sb.p : ""};
-                if ((rc = add(batch, 3, a, NULL, err)))
+                const char *a[] = {"SET", key, sb.p};
+                size_t lens[] = {3, strlen(key), sb.len};
+                if ((rc = add(batch, 3, a, lens, err)))
                     break;
                 b->base_dirty = false;
-            }
-            if (b->latest) {
-                if (hvs_redis_key(key, sizeof key, b->id, err, "rf:latest") < 0) {
-                    rc = HVS_EINVAL;
-                    break;
-                }
-                const char *a[] = {"SET", key, b->latest, "PX", ttl};
-                if ((rc = add(batch, 5, a, NULL, err)))
-                    break;
-                free(b->latest);
-                b->latest = NULL;
             }
         }
         if (rc == 0 && pt->dirty) {
@@ -138,6 +138,43 @@ int rf_state_save(rf_t *g, hvs_redis_batch_t *batch, int64_t latest_ttl_ms, hvs_
     return rc;
 }
 
+static int exec_chunk(hvs_redis_t *r, hvs_redis_batch_t *b, hvs_err_t *err) {
+    int rc = hvs_redis_batch_exec(r, b, err);
+    if (rc == 0)
+        rc = hvs_redis_batch_check(b, err);
+    hvs_redis_batch_reset(b);
+    return rc;
+}
+
+int rf_state_save_latest(rf_t *g, hvs_redis_t *r, hvs_redis_batch_t *batch, int64_t latest_ttl_ms,
+                         hvs_err_t *err) {
+    size_t np;
+    rf_partition_t **ps = rf_partitions(g, &np);
+    char key[700], ttl[24];
+    snprintf(ttl, sizeof ttl, "%" PRId64, latest_ttl_ms);
+    int rc = 0;
+    hvs_redis_batch_reset(batch);
+    for (size_t i = 0; i < np && rc == 0; i++)
+        for (size_t k = 0; k < ps[i]->n && rc == 0; k++) {
+            rf_building_t *b = ps[i]->b[k];
+            if (!b->latest)
+                continue;
+            if (hvs_redis_key(key, sizeof key, b->id, err, "rf:latest") < 0)
+                return HVS_EINVAL;
+            const char *a[] = {"SET", key, b->latest, "PX", ttl};
+            if ((rc = add(batch, 5, a, NULL, err)))
+                break;
+            free(b->latest);
+            b->latest = NULL;
+            if (hvs_redis_batch_size(batch) == RF_LATEST_CHUNK)
+                rc = exec_chunk(r, batch, err);
+        }
+    if (rc == 0 && hvs_redis_batch_size(batch))
+        rc = exec_chunk(r, batch, err);
+    hvs_redis_batch_reset(batch);
+    return rc;
+}
+
 static int bad(hvs_err_t *err, const char *key) {
     return hvs_err_set(err, HVS_ESERDE, "bad_state", "%s does not parse", key);
 }
@@ -146,48 +183,28 @@ static int bad_building(hvs_err_t *err, const char *building, const char *what) 
     return hvs_err_set(err, HVS_ESERDE, "bad_state", "hvs:{%s}:%s does not parse", building, what);
 }
 
-/* The baselines' text (state.h) into b; -1 when it does not parse, -2 on ENOMEM. */
-static int base_decode(rf_t *g, rf_building_t *b, const char *s) {
-    int i = 0;
-    while (*s && i < RF_BASELINES) {
-        long long issued, first;
-        int version, off = 0;
-        if (sscanf(s, "%lld %lld %d %n", &issued, &first, &version, &off) != 3 || !off)
+/* The baselines (state.h) into b; -1 when they do not parse, -2 on ENOMEM. */
+static int base_decode(rf_t *g, rf_building_t *b, const char *s, size_t len) {
+    if (len < 4 + sizeof b->base || memcmp(s, BASE_MAGIC, 4) != 0)
+        return -1;
+    memcpy(b->base, s + 4, sizeof b->base);
+    const char *names[RF_BASELINES];
+    size_t nn = 0;
+    for (const char *p = s + 4 + sizeof b->base, *e = s + len; p < e && nn < RF_BASELINES;) {
+        const char *z = memchr(p, 0, (size_t)(e - p));
+        if (!z)
             return -1;
-        const char *name = s + off, *nl = strchr(name, '\n');
-        if (!nl || nl == name)
-            return -1;
-        char model[HVS_ID_MAX + 64];
-        size_t len = (size_t)(nl - name);
-        if (len >= sizeof model)
-            return -1;
-        memcpy(model, name, len);
-        model[len] = 0;
+        names[nn++] = p;
+        p = z + 1;
+    }
+    for (int i = 0; i < RF_BASELINES; i++) {
         rf_baseline_t *k = &b->base[i];
-        memset(k, 0, sizeof *k);
-        k->issued_at = issued, k->first_hour = first, k->version = version;
-        if (!(k->model = rf_name_intern(g, model)))
+        if (k->issued_at == HVS_MS_NONE)
+            continue;
+        if (k->model < 1 || k->model > nn || k->npoints > RF_BASE_POINTS)
+            return -1;
+        if (!(k->model = rf_name_intern(g, names[k->model - 1])))
             return -2;
-        const char *p = nl + 1;
-        char *end;
-        while (*p && *p != '\n') {
-            if (k->npoints == RF_BASE_POINTS)
-                return -1;
-            double v[3];
-            for (int j = 0; j < 3; j++) {
-                v[j] = strtod(p, &end);
-                if (end == p)
-                    return -1;
-                p = end;
-            }
-            k->yhat[k->npoints] = (float)v[0], k->lo[k->npoints] = (float)v[1];
-            k->hi[k->npoints] = (float)v[2];
-            k->npoints++;
-            while (*p == ' ')
-                p++;
-        }
-        s = *p ? p + 1 : p;
-        i++;
     }
     return 0;
 }
@@ -258,7 +275,7 @@ int rf_state_load_partition(rf_t *g, hvs_redis_t *r, hvs_redis_batch_t *batch, i
             memcpy(b->ring, ring->str, ring->len);
             b->ring_sized = ring->len == sizeof b->ring;
         }
-        int d = base ? base_decode(g, b, base->str) : 0;
+        int d = base ? base_decode(g, b, base->str, base->len) : 0;
         if (d) {
             rc = d == -2 ? hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", ids[i])
                          : bad_building(err, ids[i], "rf:base");

@@ -7,11 +7,13 @@
  *                      int32 issued_at minute of the served baseline, float served baseline
  *                      kWh, 4 floats quarter kWh; NaN unknown); written by SETRANGE of the
  *                      slots that changed once the string holds the whole ring
- *   hvs:{B}:rf:base    STRING the kept baselines, newest first, one per line:
- *                      "<issued_at> <first_hour> <version> <model>" then " <y> <lo> <hi>" per
- *                      point (%.9g: floats exactly; nan for none), model last on its line
- *                      before the numbers' line ("<model>\n<numbers>")
- *   hvs:{B}:rf:latest  STRING the newest refresh's JSON (output.h), TTL latest_ttl_ms
+ *   hvs:{B}:rf:base    STRING the kept baselines: "rfb1", RF_BASELINES rf_baseline_t in native
+ *                      byte order, newest first (120 bytes each: issued_at, first_hour,
+ *                      version, model, npoints, then RF_BASE_POINTS floats of yhat, lo, hi;
+ *                      issued_at the minimum int64 for an empty slot), model = 1 + the index
+ *                      of its name among the NUL-terminated names that follow
+ *   hvs:{B}:rf:latest  STRING the newest refresh's JSON (output.h), TTL latest_ttl_ms (written
+ *                      apart, rf_state_save_latest)
  *   hvs:rf:part:<P>    SET the partition's buildings
  *   hvs:rf:tick:<P>    STRING "1 <last_tick> <wm_agg> <wm_base>" (ms; the minimum int64: none)
  *
@@ -24,9 +26,18 @@
 #include "engine.h"
 #include "hvs/redis.h"
 
-/* Queue every change (ring slots, baselines, the latest refresh with its TTL, partitions'
- * sets and ticks) into batch; clears the marks and frees the latest JSONs written. */
-int rf_state_save(rf_t *g, hvs_redis_batch_t *batch, int64_t latest_ttl_ms, hvs_err_t *err);
+/* Queue every change (ring slots, baselines, partitions' sets and ticks) into batch (the
+ * runner's, executed with the offsets in one transaction); clears the marks. */
+int rf_state_save(rf_t *g, hvs_redis_batch_t *batch, hvs_err_t *err);
+
+/* Write the buildings' latest refreshes (b->latest, freed) with their TTL, outside the state's
+ * transaction: pipelined in chunks of RF_LATEST_CHUNK, so readers' GETs are served between
+ * them (a tick's transaction of NB SETs held every reader for up to 0.3 s in bench_refresher).
+ * A latest is a cache of what was acknowledged: written again the same by a replay, lost with
+ * the state only until the next tick. Call once the outputs are acknowledged. */
+#define RF_LATEST_CHUNK 512
+int rf_state_save_latest(rf_t *g, hvs_redis_t *r, hvs_redis_batch_t *batch, int64_t latest_ttl_ms,
+                         hvs_err_t *err);
 /* Load partition p (its tick and buildings) into the engine; *n gets the buildings. */
 int rf_state_load_partition(rf_t *g, hvs_redis_t *r, hvs_redis_batch_t *batch, int32_t p, size_t *n,
                             hvs_err_t *err);

@@ -90,22 +90,48 @@ void hvs_strbuf_printf(hvs_strbuf_t *b, const char *fmt, ...) {
     }
 }
 
+void hvs_strbuf_put(hvs_strbuf_t *b, const char *s, size_t n) {
+    if (b->oom)
+        return;
+    if (!b->p || b->cap - b->len < n + 1) {
+        size_t cap = (b->cap + n + 1) * 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = true;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
 void hvs_strbuf_json_str(hvs_strbuf_t *b, const char *s) {
-    hvs_strbuf_printf(b, "\"");
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+    hvs_strbuf_put(b, "\"", 1);
+    for (const char *c = s;;) {
+        size_t run = strcspn(c, "\"\\\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e"
+                                "\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d"
+                                "\x1e\x1f");
+        hvs_strbuf_put(b, c, run);
+        c += run;
+        if (!*c)
+            break;
         if (*c == '"' || *c == '\\')
             hvs_strbuf_printf(b, "\\%c", *c);
-        else if (*c < 0x20)
-            hvs_strbuf_printf(b, "\\u%04x", *c);
         else
-            hvs_strbuf_printf(b, "%c", *c);
+            hvs_strbuf_printf(b, "\\u%04x", (unsigned char)*c);
+        c++;
     }
-    hvs_strbuf_printf(b, "\"");
+    hvs_strbuf_put(b, "\"", 1);
 }
 
 void hvs_strbuf_json_num(hvs_strbuf_t *b, double x) {
-    char t[HVS_FMT_MAX + 1];
+    char t[HVS_FMT_MAX];
     size_t n = isfinite(x) ? hvs_fmt_double(t, x) : 0;
-    t[n] = 0;
-    hvs_strbuf_printf(b, "%s", n ? t : "null");
+    if (n)
+        hvs_strbuf_put(b, t, n);
+    else
+        hvs_strbuf_put(b, "null", 4);
 }

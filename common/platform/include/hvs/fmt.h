@@ -35,6 +35,8 @@ typedef struct hvs_strbuf {
 
 /* Append printf output to b (zero-initialised, or with a malloc'd p of cap bytes). */
 void hvs_strbuf_printf(hvs_strbuf_t *b, const char *fmt, ...) HVS_PRINTF(2, 3);
+/* Append n bytes of s (no formatting: the hot paths' appends). */
+void hvs_strbuf_put(hvs_strbuf_t *b, const char *s, size_t n);
 /* Append s as a JSON string (quoted; '"', '\\' and control characters escaped). */
 void hvs_strbuf_json_str(hvs_strbuf_t *b, const char *s);
 /* Append x as a JSON number (hvs_fmt_double: read back bit for bit), null when not finite. */
