@@ -16,15 +16,18 @@
 #      hvsctl model list,
 #   8. runs hvs-scorer on the aggregates and feature vectors with those models: every
 #      apartment-hour scored, and the three highest scores shown with their reasons,
-#   9. runs hvs-alerter on the scores (a daily top-5 per team, hysteresis, benign patterns
+#   9. runs hvs-forecaster (each building's next 72 hours, every hour) and hvs-refresher (the
+#      next 1-3 hours every 15 minutes, corrected by the last hours' errors) and reads one
+#      building's latest refresh from Redis as an app would,
+#  10. runs hvs-alerter on the scores (a daily top-5 per team, hysteresis, benign patterns
 #      suppressed) and hvs-technician answering the raised alerts from the simulator's ground
 #      truth on alerts.feedback,
-#  10. runs the flywheel for 8 weeks of simulated operation (the quality test's binary,
+#  11. runs the flywheel for 8 weeks of simulated operation (the quality test's binary,
 #      test_al_flywheel: the same code of every stage in one process, ~90 s; 4 buildings over
 #      ten days give too few verdicts to learn from): precision@k per week as the verdicts
 #      weigh the lists and the classifier is retrained weekly, against the same alerter without
 #      feedback (skip it with --no-flywheel),
-#  11. ends with today's list per team as a technician sees it (hvsctl alerts list) and what was
+#  12. ends with today's list per team as a technician sees it (hvsctl alerts list) and what was
 #      suppressed, with reasons.
 # Services are stopped at the end; with --stay they keep running until Ctrl-C so you can use
 # `hvsctl` against them (the exports to do so are printed).
@@ -187,6 +190,34 @@ for l in sys.stdin:
 for v in sorted(best.values(), key=lambda v: -v["score"])[:3]:
     print("  %s %s score %.2f %s %s:%d" % (v["apartment_id"], v["hour"], v["score"], v["strategy"], v["model_name"], v["model_version"]))
     for r in v["reasons"]: print("      - " + r)' || true
+
+fc_port=$(free_port)
+rf_port=$(free_port)
+echo "== hvs-forecaster (72 h per building, every hour) and hvs-refresher (the next 1-3 h, every 15 min)"
+HVS_HTTP_PORT=$fc_port HVS_LOG_LEVEL=warn "$bin/hvs-forecaster" >"$run_dir/forecaster.log" 2>&1 &
+pids+=($!)
+HVS_HTTP_PORT=$rf_port HVS_LOG_LEVEL=warn "$bin/hvs-refresher" >"$run_dir/refresher.log" 2>&1 &
+pids+=($!)
+# Done when the refreshes stop growing for a few seconds.
+last=-1 same=0
+for _ in $(seq 240); do
+  n=$(metrics "$rf_port" | awk '/^hvs_refresher_refreshes_total /{print $2}')
+  if [ -n "$n" ] && [ "$n" != "0" ] && [ "$n" = "$last" ]; then same=$((same + 1)); else same=0; fi
+  [ "$same" -ge 5 ] && break
+  last=${n:-0}
+  sleep 1
+done
+echo "== forecaster: $(metrics "$fc_port" | awk '/^hvs_forecaster_(forecasts|rules_forecasts|alerts)_total/{printf "%s %s  ", $1, $2}')"
+echo "== refresher: $(metrics "$rf_port" | awk '/^hvs_refresher_(ticks|refreshes|reissued|flagged)_total/{printf "%s %s  ", $1, $2}')"
+echo "== a building's latest refresh, as an app reads it from Redis (one GET of hvs:{B}:rf:latest)"
+b=$("$hvsctl" tail forecasts.refreshed --from-beginning --max 1 2>/dev/null | /usr/bin/python3 -c 'import json,sys
+for l in sys.stdin: print(json.loads(l)["value"]["building_id"])' || true)
+if [ -n "$b" ]; then
+  redis-cli -u "$HVS_REDIS_URL" GET "hvs:{$b}:rf:latest" | /usr/bin/python3 -c 'import json,sys,datetime
+v=json.loads(sys.stdin.read()); t=lambda ms: datetime.datetime.utcfromtimestamp(ms/1000).strftime("%m-%d %H:%M")
+print("  %s as of %s, %s on %s v%d (issued %s), flags %s" % (v["building_id"], t(v["issued_at"]), v["model"], v["baseline_model"], v["baseline_version"], t(v["baseline_issued_at"]), v["flags"] or "-"))
+for p in v["points"]: print("    %s  %.2f kWh  [%.2f, %.2f]  correction %+.2f" % (t(p[0]), p[2], p[3], p[4], p[5]))' || true
+fi
 
 al_port=$(free_port)
 tech_port=$(free_port)

@@ -66,8 +66,8 @@ check(lint.returncode == 0, "helm lint --strict:\n" + lint.stdout + lint.stderr)
 docs = render()
 deps = kinds(docs, "Deployment")
 check(sorted(d["metadata"]["name"] for d in deps) ==
-      ["rel-aggregator", "rel-alerter", "rel-features", "rel-forecaster", "rel-scorer",
-       "rel-trainer", "rel-weather"],
+      ["rel-aggregator", "rel-alerter", "rel-features", "rel-forecaster", "rel-refresher",
+       "rel-scorer", "rel-trainer", "rel-weather"],
       "one Deployment a worker")
 cm = kinds(docs, "ConfigMap")[0]["data"]
 check(cm.get("HVS_HTTP_PORT") == "8080" and cm.get("HVS_HTTP_BIND_ANY") == "true",
