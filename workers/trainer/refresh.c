@@ -88,6 +88,90 @@ done:
     return rc;
 }
 
+/* One out-of-sample prediction at horizon h of a target hour (near_*). */
+typedef struct nv {
+    int32_t g, h, fold;
+    hvs_ms_t hour;
+    double err, y, scale;
+} nv_t;
+
+static int cmp_nv(const void *a, const void *b) {
+    const nv_t *x = a, *y = b;
+    if (x->g != y->g)
+        return (x->g > y->g) - (x->g < y->g);
+    if (x->hour != y->hour)
+        return (x->hour > y->hour) - (x->hour < y->hour);
+    return (x->h > y->h) - (x->h < y->h);
+}
+
+/* The error of (hour, horizon h) in the sorted run [lo, hi) of one building, NaN when none. */
+static double nv_err(const nv_t *e, size_t lo, size_t hi, hvs_ms_t hour, int h) {
+    nv_t key = {.g = e[lo].g, .h = h, .hour = hour};
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = cmp_nv(&e[mid], &key);
+        if (c == 0)
+            return e[mid].err;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NAN;
+}
+
+/*
+ * The rows as the refresher sees them (refresh.h): at the instant I, the errors of the hours
+ * I - 1, I - 2, I - 3 h as their newest hourly baseline forecast them (horizon 1), and the target
+ * the error of hour I + h - 1 h as the baseline issued at I forecast it (horizon h).
+ */
+static int rows_near(const tr_result_t *f, tr_rows_t *r, double *actual, hvs_err_t *err) {
+    size_t n = f->near_n;
+    nv_t *e = malloc((n ? n : 1) * sizeof *e);
+    if (!e)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "refresh rows");
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(f->near_y[i]) && isfinite(f->near_pred[i]) && f->near_h[i] >= 1 &&
+            f->near_h[i] <= TR_REFRESH_HORIZONS)
+            e[k++] = (nv_t){f->near_group[i],
+                            f->near_h[i],
+                            f->near_fold[i],
+                            f->near_hour[i],
+                            (double)f->near_y[i] - f->near_pred[i],
+                            f->near_y[i],
+                            f->near_scale[i]};
+    qsort(e, k, sizeof *e, cmp_nv);
+    int rc = 0;
+    for (size_t lo = 0, hi; lo < k && rc == 0; lo = hi) {
+        for (hi = lo; hi < k && e[hi].g == e[lo].g; hi++)
+            ;
+        for (size_t j = lo; j < hi; j++) {
+            hvs_ms_t inst = e[j].hour - (hvs_ms_t)(e[j].h - 1) * HOUR;
+            if (tr_rows_grow(r)) {
+                rc = hvs_err_set(err, HVS_ENOMEM, "oom", "refresh rows");
+                break;
+            }
+            float *row = &r->x[r->n * NCOLS];
+            row[0] = (float)e[j].h;
+            for (int q = 1; q <= 3; q++)
+                row[q] = (float)nv_err(e, lo, hi, inst - q * HOUR, 1);
+            r->y[r->n] = (float)e[j].err;
+            r->scale[r->n] = (float)e[j].scale;
+            r->naive[r->n] = 0;
+            r->horizon[r->n] = (float)e[j].h;
+            r->hour[r->n] = e[j].hour;
+            r->group[r->n] = e[j].fold;
+            r->series[r->n] = e[j].g;
+            r->as_of[r->n] = inst;
+            actual[r->n] = e[j].y;
+            r->n++;
+        }
+    }
+    free(e);
+    return rc;
+}
+
 /* Ridge least squares per horizon on one side of the split: the rows of folds other than
  * test_fold (train_side) or of test_fold, or, with split, the rows before / from that hour.
  * coef: horizons x (NCOLS + 1), the horizon column's own coefficient 0. */
@@ -183,15 +267,17 @@ int tr_refresh_train(const tr_result_t *f, const char *name, const tr_config_t *
     out->train_end = f->train_end;
     for (int b = 0; b < TR_BUCKETS; b++)
         out->bucket_wape[b] = NAN;
-    if (!f->eval_rows || !f->eval_y)
+    if (!f->near_n && (!f->eval_rows || !f->eval_y))
         return hvs_err_set(err, HVS_ESTATE, "no_backtest",
                            "%s: the forecast run kept no backtest rows", name);
     tr_rows_t r = {.ncols = NCOLS};
-    double *actual = malloc(f->eval_rows * TR_REFRESH_HORIZONS * sizeof *actual);
+    size_t most = f->near_n ? f->near_n : f->eval_rows * TR_REFRESH_HORIZONS;
+    double *actual = malloc((most ? most : 1) * sizeof *actual);
     float *corr = NULL, *cc = NULL;
     if (!actual)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "refresh rows");
-    int rc = rows_of(f, &r, actual, err);
+    /* the hourly baselines' errors when the run kept them, else the day-ahead backtest's */
+    int rc = f->near_n ? rows_near(f, &r, actual, err) : rows_of(f, &r, actual, err);
     if (rc)
         goto done;
     out->rows = r.n;

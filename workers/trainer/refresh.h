@@ -5,7 +5,13 @@
  *
  * Rows: at the end of hour H (a refresh instant) of a building, inputs err_lag_1..3 = actual -
  * baseline of hours H, H-1, H-2 (per heated m2, as the forecast's target; a missing hour is NaN,
- * contributing nothing), horizon_h = h in 1..3; target = the error of hour H + h.
+ * contributing nothing), horizon_h = h in 1..3; target = the error of hour H + h. The baseline
+ * is what the refresher corrects: the newest hourly issue — each lag hour as the issue at its
+ * start forecast it (horizon 1), the target as the issue at the instant forecast it (horizon
+ * h) — from the forecast run's out-of-sample predictions at horizons 1-3 of every test hour
+ * (tr_result_t near_*), so the backtest's metrics describe what the refresher does. A run
+ * without them (kept only the day-ahead rows) gives the day-ahead errors instead (in
+ * test_fc_quality the served coefficients of either correct the stream alike: 43.7 / 43.8 %).
  * Model: "hvs-linear" (model.h) over the four columns, selector horizon_h: one row of
  * coefficients per horizon (intercept, 0 for horizon_h itself, one per lag), ridge least
  * squares; the refresher adds the predicted error to the baseline.

@@ -495,6 +495,67 @@ static int keep_eval_rows(tr_result_t *out, const tr_rows_t *e, const float *pre
     return 0;
 }
 
+/* Append a fold's out-of-sample predictions at horizons 1-3 (keep_eval, forecast: near_*). */
+static int keep_near_rows(tr_result_t *out, const tr_rows_t *e, const float *pred, int fold) {
+    size_t n = out->near_n + e->n ? out->near_n + e->n : 1;
+    float **fa[] = {&out->near_y, &out->near_pred, &out->near_scale};
+    for (size_t a = 0; a < 3; a++) {
+        float *q = realloc(*fa[a], n * sizeof *q);
+        if (!q)
+            return HVS_ENOMEM;
+        *fa[a] = q;
+    }
+    int32_t **ia[] = {&out->near_group, &out->near_fold, &out->near_h};
+    for (size_t a = 0; a < 3; a++) {
+        int32_t *q = realloc(*ia[a], n * sizeof *q);
+        if (!q)
+            return HVS_ENOMEM;
+        *ia[a] = q;
+    }
+    hvs_ms_t *h = realloc(out->near_hour, n * sizeof *h);
+    if (!h)
+        return HVS_ENOMEM;
+    out->near_hour = h;
+    for (size_t i = 0, at = out->near_n; i < e->n; i++, at++) {
+        out->near_y[at] = e->y[i];
+        out->near_pred[at] = pred[i];
+        out->near_scale[at] = e->scale[i];
+        out->near_hour[at] = e->hour[i];
+        out->near_group[at] = e->group[i];
+        out->near_fold[at] = fold;
+        out->near_h[at] = (int32_t)e->horizon[i];
+    }
+    out->near_n += e->n;
+    return 0;
+}
+
+/* The test days' rows at horizons 1-3, every target hour, predicted by the fold's model. */
+static int near_rows(const tr_history_t *h, const tr_select_t *sel, hvs_ms_t ts, hvs_ms_t te,
+                     tr_info_fn info, void *opaque, hvs_model_t *m, int fold, tr_result_t *out,
+                     hvs_err_t *err) {
+    static const int near_h[3] = {1, 2, 3};
+    tr_select_t ns = *sel;
+    ns.from = ts;
+    ns.to = te;
+    ns.horizons = near_h;
+    ns.nhorizons = 3;
+    ns.per_hour = 0;
+    ns.day_ahead = false;
+    ns.all_days = false;
+    tr_rows_t r = {0};
+    float *p = NULL;
+    int rc = tr_rows_build(h, &ns, info, opaque, &r, err);
+    if (rc == 0 && !(p = malloc((r.n ? r.n : 1) * sizeof *p)))
+        rc = hvs_err_set(err, HVS_ENOMEM, "oom", "near rows");
+    if (rc == 0)
+        rc = predict_rows(m, &r, p, err);
+    if (rc == 0 && keep_near_rows(out, &r, p, fold))
+        rc = hvs_err_set(err, HVS_ENOMEM, "oom", "near rows");
+    free(p);
+    tr_rows_fini(&r);
+    return rc;
+}
+
 static const int bucket_lo[TR_BUCKETS] = {1, 7, 25, 49}, bucket_hi[TR_BUCKETS] = {6, 24, 48, 72};
 
 /* Out-of-sample targets and predictions of one horizon bucket (target units). */
@@ -687,6 +748,8 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
         }
         if (rc == 0 && c->keep_eval && keep_eval_rows(out, &eval, ep + ne, ne, k, c->keep_eval_x))
             rc = hvs_err_set(err, HVS_ENOMEM, "oom", "evaluation rows");
+        if (rc == 0 && c->keep_eval && task == TR_FORECAST)
+            rc = near_rows(h, &sel, ts, te, info, opaque, m, k, out, err);
         ne += rc == 0 ? eval.n : 0;
         /* per horizon bucket (forecast): the fold's sampled rows of the test days */
         if (rc == 0 && task == TR_FORECAST) {
@@ -809,6 +872,8 @@ void tr_result_fini(tr_result_t *r) {
     free(r->missing);
     free(r->eval_x), free(r->eval_y), free(r->eval_pred), free(r->eval_naive), free(r->eval_scale);
     free(r->eval_hour), free(r->eval_group), free(r->eval_series), free(r->eval_fold);
+    free(r->near_y), free(r->near_pred), free(r->near_scale), free(r->near_hour);
+    free(r->near_group), free(r->near_fold), free(r->near_h);
     memset(r, 0, sizeof *r);
 }
 

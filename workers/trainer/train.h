@@ -104,6 +104,13 @@ typedef struct tr_result {
     float *eval_x, *eval_y, *eval_pred, *eval_naive, *eval_scale;
     hvs_ms_t *eval_hour;
     int32_t *eval_group, *eval_series, *eval_fold;
+    /* keep_eval (forecast): the backtest's out-of-sample predictions at horizons 1-3 of every
+     * target hour of the test days (as_of = the target hour's start - (h - 1) h: what the
+     * refresher corrects, the newest hourly baseline); the refresh task's rows */
+    size_t near_n;
+    float *near_y, *near_pred, *near_scale;
+    hvs_ms_t *near_hour;
+    int32_t *near_group, *near_fold, *near_h;
     /* anomaly tasks with labels: evaluated apartment-days, labelled ones, faults among them */
     size_t label_days, labelled_days, fault_days;
     size_t ranked_labelled, ranked_faults; /* labelled days in the daily top k; faults of them */
