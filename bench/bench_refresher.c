@@ -7,7 +7,8 @@
  * (one member holding every building: the worst case), refresh/global (hvs-linear, as the
  * trainer publishes it) serving, each refresh through the worker's emit (output.h: latest JSON,
  * Avro record sent on a real librdkafka producer to hvs-devbroker) and the state through
- * state.h into a real redis-server in one MULTI/EXEC, as the stage runner writes it. A warm-up
+ * state.h into a real redis-server (the latest JSONs pipelined in chunks, then the state in one
+ * MULTI/EXEC, as the worker's write_state and the stage runner write them). A warm-up
  * of 4 hours (quarters and hourly baselines, quiet: nothing published) fills the lags; then
  * BENCH_RF_TICKS ticks are timed, each from the input that makes it ready to its NB refreshes
  * acknowledged by the broker and its state written; the quarters of the period between two
@@ -198,7 +199,7 @@ int main(void) {
                      .forget = 0.98,
                      .ridge = 0.1,
                      .online_min = 24};
-    rf_callbacks_t cb = {info, acquire, quiet, emit, NULL};
+    rf_callbacks_t cb = {info, acquire, quiet, emit, NULL, NULL};
     rf_t *g;
     HVS_REQUIRE(rf_new(&c, &cb, &g, &err) == 0, "rf_new");
 
@@ -271,8 +272,8 @@ int main(void) {
     qsort(tick, (size_t)NT, sizeof *tick, cmp_d);
     qsort(ingest, (size_t)NT, sizeof *ingest, cmp_d);
     qsort(lat, nlat, sizeof *lat, cmp_d);
-    printf("tick, %d buildings (refreshes made, encoded, sent and acknowledged; latest JSON and "
-           "ring written in one MULTI/EXEC): p50 %.2f s, p99 %.2f s over %d ticks = %.0f "
+    printf("tick, %d buildings (refreshes made, encoded, sent and acknowledged; the latest JSONs "
+           "pipelined, the state in one MULTI/EXEC): p50 %.2f s, p99 %.2f s over %d ticks = %.0f "
            "refreshes/s\n",
            NB, pct(tick, (size_t)NT, 0.5), pct(tick, (size_t)NT, 0.99), NT,
            NB / pct(tick, (size_t)NT, 0.5));

@@ -565,7 +565,7 @@ static void stream(void) {
     runs[0] = (rf_run_t){.label = "refresh/global", .serve = rref};
     runs[1] = (rf_run_t){.label = "online", .serve = NULL};
     for (int r = 0; r < 2; r++) {
-        rf_callbacks_t rcb = {r_info, r_acquire, r_quiet, r_emit, &runs[r]};
+        rf_callbacks_t rcb = {r_info, r_acquire, r_quiet, r_emit, &runs[r], NULL};
         HVS_REQUIRE((runs[r].tick = calloc(nh, sizeof *runs[r].tick)) &&
                         rf_new(&rf_conf, &rcb, &runs[r].g, &err) == 0,
                     "rf_new");

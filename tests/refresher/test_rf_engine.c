@@ -18,6 +18,8 @@
  *                      reaches
  *   run_issue          a run issued at 10:10 (first hour 11:00) does not serve the ticks of hour
  *                      10; it serves from 11:00
+ *   baselines_pending  while the partition's baselines wait to be read, ticks wait for them (no
+ *                      fallback); once read, each tick has its own hour's baseline
  *   rebuild_quiet      while a partition is rebuilt, ticks the replayed inputs made ready are
  *                      quiet, the ones live inputs made ready are published
  */
@@ -53,7 +55,7 @@ typedef struct host {
     out_t *o;
     size_t n;
     hvs_model_ref_t *ref; /* served as refresh/global, or NULL */
-    bool rebuilding;
+    bool rebuilding, pending;
 } host_t;
 
 static int h_info(void *opaque, const char *building, rf_info_t *out) {
@@ -75,6 +77,11 @@ static hvs_model_ref_t *h_acquire(void *opaque, const char *name) {
 static bool h_quiet(void *opaque, int32_t p) {
     (void)p;
     return ((host_t *)opaque)->rebuilding;
+}
+
+static bool h_pending(void *opaque, int32_t p) {
+    (void)p;
+    return ((host_t *)opaque)->pending;
 }
 
 static int h_emit(void *opaque, rf_building_t *b, const rf_refresh_t *r, bool quiet,
@@ -101,7 +108,7 @@ static rf_t *engine(host_t *h) {
                      .forget = 0.98,
                      .ridge = 0.1,
                      .online_min = 24};
-    rf_callbacks_t cb = {h_info, h_acquire, h_quiet, h_emit, h};
+    rf_callbacks_t cb = {h_info, h_acquire, h_quiet, h_emit, h, h_pending};
     rf_t *g;
     hvs_err_t err = {0};
     HVS_REQUIRE(rf_new(&c, &cb, &g, &err) == 0, "rf_new: %s", err.msg);
@@ -454,6 +461,39 @@ static void test_baseline_wait(void) {
     host_free(&h, g);
 }
 
+/* Baselines not read yet are not a stalled forecaster: while the partition's baselines wait to
+ * be read (a backlog hands over the quarters first), no tick takes the wait's fallback. */
+static void test_baselines_pending(void) {
+    host_t h;
+    rf_t *g = engine(&h);
+    h.pending = true;
+    baseline(g, "b1", T0, base10, false);
+    for (int k = 0; k < 6; k++)
+        for (int q = 0; q < 4; q++)
+            quarter(g, "b1", T0 + k * HOUR + q * Q, 3, false);
+    rf_partition_t *pt = rf_partition(g, 0, false);
+    HVS_CHECK(pt->last_tick == T0 + 45 * MIN,
+              "baselines pending: no tick past the 00:00 baseline's hour: %+lld min",
+              (long long)((pt->last_tick - T0) / MIN));
+    /* the baselines arrive: every tick made, each with its own hour's baseline */
+    for (int k = 1; k <= 5; k++)
+        baseline(g, "b1", T0 + k * HOUR, base10, false);
+    HVS_CHECK(pt->last_tick == T0 + 5 * HOUR + 45 * MIN, "caught up: %+lld min",
+              (long long)((pt->last_tick - T0) / MIN));
+    const rf_refresh_t *r = latest(&h, "b1", T0 + 3 * HOUR + 15 * MIN);
+    HVS_CHECK(r && r->baseline_issued_at == T0 + 3 * HOUR, "03:15 served by the 03:00 baseline");
+    /* nothing pending and no newer baseline: the fallback, 2 h behind the quarters */
+    h.pending = false;
+    for (int q = 0; q < 4; q++)
+        quarter(g, "b1", T0 + 6 * HOUR + q * Q, 3, false);
+    HVS_CHECK(pt->last_tick == T0 + 5 * HOUR + 45 * MIN, "06:xx quarters: ticks to 05:45 (wait)");
+    for (int q = 0; q < 4; q++)
+        quarter(g, "b1", T0 + 7 * HOUR + q * Q, 3, false);
+    HVS_CHECK(pt->last_tick == T0 + 6 * HOUR, "fallback: 08:00 - 2 h = 06:00: %+lld min",
+              (long long)((pt->last_tick - T0) / MIN));
+    host_free(&h, g);
+}
+
 static void test_rebuild_quiet(void) {
     host_t h;
     rf_t *g = engine(&h);
@@ -521,6 +561,7 @@ static const hvs_test_case_t cases[] = {
     {"missing_quarter", test_missing_quarter},
     {"batch_independence", test_batch_independence},
     {"baseline_wait", test_baseline_wait},
+    {"baselines_pending", test_baselines_pending},
     {"rebuild_quiet", test_rebuild_quiet},
     HVS_TEST_CASES_END,
 };

@@ -131,6 +131,7 @@ int rf_new(const rf_config_t *c, const rf_callbacks_t *cb, rf_t **out, hvs_err_t
 static void building_free(rf_building_t *b) {
     if (!b)
         return;
+    free(b->base);
     free(b->id);
     free(b->latest);
     free(b);
@@ -242,9 +243,7 @@ rf_building_t *rf_building(rf_t *g, const char *id, int32_t partition, bool crea
     b->partition = partition;
     for (int i = 0; i < RF_RING_HOURS; i++)
         hour_reset(&b->ring[i], INT32_MIN);
-    for (int i = 0; i < RF_BASELINES; i++)
-        b->base[i].issued_at = HVS_MS_NONE;
-    b->latest_tick = b->fit_h0 = HVS_MS_NONE;
+    b->latest_tick = b->fit_h0 = b->rebuild_pub = HVS_MS_NONE;
     return b;
 }
 
@@ -314,6 +313,19 @@ static double hour_error(const rf_building_t *b, int32_t hour) {
 static int make_tick(rf_t *g, rf_building_t *b, hvs_ms_t t, bool again, bool quiet, hvs_err_t *err);
 static int advance(rf_t *g, rf_partition_t *pt, hvs_err_t *err);
 
+/* Tick t of building b while its partition rebuilds (engine.h): quiet when `replayed` (the
+ * replayed inputs alone asked for it) and the rebuild has not published t or an earlier tick of
+ * b; a tick published is noted. */
+static bool rebuild_quiet(rf_building_t *b, hvs_ms_t t, bool rebuilding, bool replayed) {
+    if (!rebuilding)
+        return false;
+    if (replayed && (b->rebuild_pub == HVS_MS_NONE || t < b->rebuild_pub))
+        return true;
+    if (b->rebuild_pub == HVS_MS_NONE || t < b->rebuild_pub)
+        b->rebuild_pub = t;
+    return false;
+}
+
 /* A late input changed what the building's ticks from `from` read: make them again now (at most
  * `reissue` back from the last tick), before any later input changes more. */
 static int remake(rf_t *g, rf_building_t *b, const rf_partition_t *pt, hvs_ms_t from, bool quiet,
@@ -323,10 +335,10 @@ static int remake(rf_t *g, rf_building_t *b, const rf_partition_t *pt, hvs_ms_t 
     from = ceil_q(from);
     if (from < pt->last_tick - g->conf.reissue)
         from = ceil_q(pt->last_tick - g->conf.reissue);
-    bool q = quiet && g->cb.quiet && g->cb.quiet(g->cb.opaque, pt->p);
+    bool rebuilding = g->cb.quiet && g->cb.quiet(g->cb.opaque, pt->p);
     int rc = 0;
     for (hvs_ms_t t = from; t <= pt->last_tick && rc == 0; t += Q)
-        rc = make_tick(g, b, t, true, q, err);
+        rc = make_tick(g, b, t, true, rebuild_quiet(b, t, rebuilding, quiet), err);
     return rc;
 }
 
@@ -344,7 +356,7 @@ int rf_on_quarter(rf_t *g, int32_t p, const char *building, hvs_ms_t start, doub
     if (quiet && (pt->q_agg == HVS_MS_NONE || end > pt->q_agg))
         pt->q_agg = end;
     if (pt->last_tick == HVS_MS_NONE && (pt->first_agg == HVS_MS_NONE || end < pt->first_agg))
-        pt->first_agg = end;
+        pt->first_agg = end, pt->dirty = true;
     rf_hour_t *s = ring_slot(b, hour, true);
     float v = isfinite(kwh) ? (float)kwh : NAN;
     if (!s || (isnan(v) && isnan(s->q[k])) || v == s->q[k])
@@ -355,6 +367,65 @@ int rf_on_quarter(rf_t *g, int32_t p, const char *building, hvs_ms_t start, doub
         b->fit_h0 = HVS_MS_NONE;
     int rc = remake(g, b, pt, end, quiet, err);
     return rc ? rc : advance(g, pt, err);
+}
+
+/* ---- the kept baselines ---------------------------------------------------------------------- */
+
+rf_baseline_t *rf_base_append(rf_building_t *b) {
+    if (b->nbase >= RF_BASELINES_MAX)
+        return NULL;
+    rf_baseline_t *nb = hvs_vec_grow(b->base, &b->capbase, b->nbase + 1, sizeof *nb, 4);
+    if (!nb)
+        return NULL;
+    b->base = nb;
+    rf_baseline_t *k = &b->base[b->nbase++];
+    memset(k, 0, sizeof *k);
+    return k;
+}
+
+/* The slot of a baseline issued at `issued` into *out (newest first; the one of that issue time
+ * is reused; NULL when it is older than every one kept and RF_BASELINES_MAX are), the oldest
+ * dropped beyond RF_BASELINES_MAX. -1 on ENOMEM. */
+static int base_slot(rf_building_t *b, hvs_ms_t issued, rf_baseline_t **out) {
+    size_t at = 0;
+    *out = NULL;
+    while (at < b->nbase && b->base[at].issued_at > issued)
+        at++;
+    if (at < b->nbase && b->base[at].issued_at == issued) {
+        *out = &b->base[at];
+        return 0;
+    }
+    if (at == RF_BASELINES_MAX)
+        return 0;
+    if (b->nbase == RF_BASELINES_MAX) {
+        hvs_log_warn("refresher",
+                     "building %s: %d baselines kept, the oldest (issued %lld) dropped: baselines "
+                     "read that far ahead of the quarters",
+                     b->id, RF_BASELINES_MAX, (long long)b->base[b->nbase - 1].issued_at);
+        b->nbase--;
+    }
+    if (!rf_base_append(b))
+        return -1;
+    memmove(&b->base[at + 1], &b->base[at], (b->nbase - 1 - at) * sizeof b->base[0]);
+    *out = &b->base[at];
+    return 0;
+}
+
+/* Drop the baselines no tick can serve any more: older than the newest issued at or before the
+ * earliest tick a late input can make again (the partition's last tick - reissue). */
+static void base_prune(const rf_t *g, rf_building_t *b, const rf_partition_t *pt) {
+    if (pt->last_tick == HVS_MS_NONE)
+        return;
+    hvs_ms_t first = ceil_q(pt->last_tick - g->conf.reissue);
+    size_t keep = 0;
+    while (keep < b->nbase && b->base[keep].issued_at > first)
+        keep++;
+    if (keep < b->nbase)
+        keep++; /* the newest at or before it */
+    if (keep < b->nbase) {
+        b->nbase = keep;
+        b->base_dirty = true;
+    }
 }
 
 int rf_on_baseline(rf_t *g, int32_t p, const char *building, const rf_baseline_in_t *in, bool quiet,
@@ -370,15 +441,12 @@ int rf_on_baseline(rf_t *g, int32_t p, const char *building, const rf_baseline_i
         pt->q_base = in->issued_at;
     if (in->npoints == 0)
         return advance(g, pt, err);
-    /* kept for serving: newest first, one per issue time */
-    int at = -1;
-    for (int i = 0; i < RF_BASELINES && at < 0; i++)
-        if (b->base[i].issued_at == HVS_MS_NONE || b->base[i].issued_at <= in->issued_at)
-            at = i;
-    if (at >= 0) {
-        if (b->base[at].issued_at != in->issued_at)
-            memmove(&b->base[at + 1], &b->base[at], (RF_BASELINES - at - 1) * sizeof b->base[0]);
-        rf_baseline_t *k = &b->base[at];
+    /* kept for serving: newest first, one per issue time (those no tick can serve any more are
+     * pruned once the ticks moved on) */
+    rf_baseline_t *k;
+    if (base_slot(b, in->issued_at, &k))
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "refresher baseline of %s", building);
+    if (k) {
         memset(k, 0, sizeof *k);
         k->issued_at = in->issued_at;
         k->first_hour = in->target_hour[0];
@@ -393,6 +461,7 @@ int rf_on_baseline(rf_t *g, int32_t p, const char *building, const rf_baseline_i
             k->npoints = (uint8_t)(i + 1);
         }
         b->base_dirty = true;
+        base_prune(g, b, pt);
     }
     /* served baselines: an hour's is the newest baseline issued at or before its start */
     int32_t issued_min = (int32_t)(in->issued_at / 60000);
@@ -414,7 +483,7 @@ int rf_on_baseline(rf_t *g, int32_t p, const char *building, const rf_baseline_i
             b->fit_h0 = HVS_MS_NONE;
         changed = true;
     }
-    int rc = changed || at >= 0 ? remake(g, b, pt, in->issued_at, quiet, err) : 0;
+    int rc = changed || k ? remake(g, b, pt, in->issued_at, quiet, err) : 0;
     return rc ? rc : advance(g, pt, err);
 }
 
@@ -527,9 +596,8 @@ static int make_tick(rf_t *g, rf_building_t *b, hvs_ms_t t, bool again, bool qui
      * starts at 11:00: the ticks of 10:15-10:45 keep the 10:00 one) */
     hvs_ms_t h0 = t - (((t % HOUR) + HOUR) % HOUR);
     const rf_baseline_t *B = NULL;
-    for (int i = 0; i < RF_BASELINES && !B; i++)
-        if (b->base[i].issued_at != HVS_MS_NONE && b->base[i].issued_at <= t &&
-            b->base[i].first_hour <= h0)
+    for (size_t i = 0; i < b->nbase && !B; i++)
+        if (b->base[i].issued_at <= t && b->base[i].first_hour <= h0)
             B = &b->base[i];
     if (!B) {
         g->stats.no_baseline++;
@@ -642,24 +710,34 @@ static int make_tick(rf_t *g, rf_building_t *b, hvs_ms_t t, bool again, bool qui
     return g->cb.emit(g->cb.opaque, b, &r, quiet, err);
 }
 
-/* Tick t of a partition is ready from watermarks agg and base (engine.h). */
-static bool tick_ready(const rf_t *g, hvs_ms_t t, hvs_ms_t agg, hvs_ms_t base) {
+/* Tick t of a partition is ready from watermarks agg and base (engine.h); *pending: whether
+ * baselines of the partition wait to be read (-1: not asked yet; asked only when it decides). */
+static bool tick_ready(const rf_t *g, const rf_partition_t *pt, hvs_ms_t t, hvs_ms_t agg,
+                       hvs_ms_t base, int *pending) {
     if (agg == HVS_MS_NONE || t + g->conf.grace > agg)
         return false;
     hvs_ms_t h0 = t - (((t % HOUR) + HOUR) % HOUR);
-    return (base != HVS_MS_NONE && base >= h0) || t + g->conf.baseline_wait <= agg;
+    if (base != HVS_MS_NONE && base >= h0)
+        return true;
+    if (t + g->conf.baseline_wait > agg)
+        return false;
+    if (*pending < 0)
+        *pending = g->cb.base_pending && g->cb.base_pending(g->cb.opaque, pt->p);
+    return !*pending;
 }
 
 /* Make the partition's ticks its watermarks made ready, in time order. */
 static int advance(rf_t *g, rf_partition_t *pt, hvs_err_t *err) {
     hvs_ms_t t = pt->last_tick == HVS_MS_NONE ? pt->first_agg : pt->last_tick + Q;
-    if (t == HVS_MS_NONE || !tick_ready(g, t, pt->wm_agg, pt->wm_base))
+    int pending = -1, replay_pending = 1; /* a replay's fallback: never known to have fired */
+    if (t == HVS_MS_NONE || !tick_ready(g, pt, t, pt->wm_agg, pt->wm_base, &pending))
         return 0;
     bool rebuilding = g->cb.quiet && g->cb.quiet(g->cb.opaque, pt->p);
-    for (; tick_ready(g, t, pt->wm_agg, pt->wm_base); t += Q) {
-        bool quiet = rebuilding && tick_ready(g, t, pt->q_agg, pt->q_base);
+    for (; tick_ready(g, pt, t, pt->wm_agg, pt->wm_base, &pending); t += Q) {
+        bool replayed = rebuilding && tick_ready(g, pt, t, pt->q_agg, pt->q_base, &replay_pending);
         for (size_t i = 0; i < pt->n; i++) {
-            int rc = make_tick(g, pt->b[i], t, false, quiet, err);
+            int rc = make_tick(g, pt->b[i], t, false,
+                               rebuild_quiet(pt->b[i], t, rebuilding, replayed), err);
             if (rc)
                 return rc;
         }
@@ -667,6 +745,8 @@ static int advance(rf_t *g, rf_partition_t *pt, hvs_err_t *err) {
         pt->dirty = true;
         g->stats.ticks++;
     }
+    for (size_t i = 0; i < pt->n; i++)
+        base_prune(g, pt->b[i], pt);
     return 0;
 }
 

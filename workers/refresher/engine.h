@@ -6,13 +6,15 @@
  *
  * Per building it keeps a ring of RF_RING_HOURS hours: each hour's four quarter actuals and
  * its served baseline (the point for that hour of the newest baseline issued at or before the
- * hour's start, whatever order baselines arrive in), and the RF_BASELINES newest baselines'
- * first RF_BASE_POINTS hours (what a tick serves).
+ * hour's start, whatever order baselines arrive in), and the first RF_BASE_POINTS hours of the
+ * baselines a tick may still serve.
  *
  * The tick. A partition's ticks are the 15-minute boundaries of event time. Tick t is made once
  * the partition's quarters reached t + grace (a quarter "reaches" its end) and either a baseline
  * issued at or after floor_hour(t) was seen on the partition or its quarters reached t +
- * baseline_wait (the read must not wait for a stalled forecaster). For each building with a
+ * baseline_wait and nothing of the partition's baselines waits to be read (the read must not wait
+ * for a stalled forecaster, but baselines not read yet are not one: a backlog hands a
+ * partition's quarters over before its baselines). For each building with a
  * baseline issued at or before t that forecasts H0 = floor_hour(t) (the newest such, B):
  *   - the errors of the three complete hours before H0 (actual, the sum of its four quarters,
  *     minus its served baseline; NaN when a quarter or the baseline is missing), per m2 of
@@ -33,9 +35,17 @@
  * ticks again from its time to the last tick made, at most `reissue` back from the last tick
  * (the lags reach 4 h): their latest refresh is what the inputs say, whatever their order.
  *
+ * A building keeps every baseline a tick may still serve: those issued after the earliest tick a
+ * late input can make again (the last tick - reissue) and the newest at or before it (at most
+ * RF_BASELINES_MAX: baselines read that far ahead of the quarters drop the oldest, logged).
+ *
  * While a partition is rebuilt (quiet inputs: replayed to rebuild lost state), a tick is made
- * quietly (emit's quiet) when the replayed inputs alone made it ready: it was published before
- * the loss; a tick that live inputs made ready is published.
+ * quietly (emit's quiet) when the replayed quarters reached t + grace and a replayed baseline
+ * was issued at or after its hour - it was published before the loss - and the rebuild has not
+ * published it or an earlier tick of the building. Whether the wait's fallback made a tick
+ * before the loss is not known, so such a tick is published again rather than never; and once
+ * live inputs made the rebuild publish a tick, a replayed input that changes it publishes it
+ * again (what the rebuild published is not what was published before the loss).
  *
  * Ownership: rf_new copies the config; the callbacks' opaque is borrowed. Buildings belong to
  * the engine (rf_building); the refresh handed to emit is valid during the call.
@@ -54,8 +64,8 @@
 #include "hvs/time.h"
 
 #define RF_HORIZONS 3
-#define RF_RING_HOURS 128 /* the online fit's window and the lags */
-#define RF_BASELINES 8    /* hourly issues: the ticks a late input makes again (4 h) */
+#define RF_RING_HOURS 128    /* the online fit's window and the lags */
+#define RF_BASELINES_MAX 256 /* baselines a building keeps (read that far ahead of its ticks) */
 #define RF_BASE_POINTS 8
 #define RF_QUARTER_MS (15 * 60 * 1000)
 #define RF_LAGS 3
@@ -89,13 +99,15 @@ typedef struct rf_baseline {
 typedef struct rf_building {
     char *id;
     int32_t partition;
-    rf_hour_t ring[RF_RING_HOURS];    /* by hour modulo RF_RING_HOURS */
-    rf_baseline_t base[RF_BASELINES]; /* newest first */
+    rf_hour_t ring[RF_RING_HOURS]; /* by hour modulo RF_RING_HOURS */
+    rf_baseline_t *base; /* newest first: every one a tick may still serve (rf_base_append) */
+    size_t nbase, capbase;
     uint64_t ring_dirty[RF_RING_HOURS / 64];
     bool base_dirty, known; /* known: in the partition's set in Redis */
     bool ring_sized;        /* the Redis string holds the whole ring: SETRANGE from now */
     bool warned;            /* no-area warning given */
     hvs_ms_t latest_tick;   /* tick of `latest` or of the newest refresh made */
+    hvs_ms_t rebuild_pub;   /* the earliest tick its rebuild published (NONE; memory only) */
     char *latest;           /* the newest refresh's JSON to write (worker's), or NULL */
     /* online fit (memory only: a function of the ring) */
     hvs_ms_t fit_h0;
@@ -106,9 +118,10 @@ typedef struct rf_building {
 typedef struct rf_partition {
     int32_t p;
     hvs_ms_t last_tick, wm_agg, wm_base; /* HVS_MS_NONE: none */
-    /* memory only: the first quarter's end (where the first tick is), and the watermarks of
-     * what a rebuild replayed (a tick they alone make ready was published before the loss) */
-    hvs_ms_t first_agg, q_agg, q_base;
+    hvs_ms_t first_agg; /* before the first tick: the first quarter's end (where it is) */
+    /* memory only: the watermarks of what a rebuild replayed (a tick they alone make ready was
+     * published before the loss) */
+    hvs_ms_t q_agg, q_base;
     bool dirty;
     rf_building_t **b;
     size_t n, cap;
@@ -156,6 +169,9 @@ typedef struct rf_callbacks {
     bool (*quiet)(void *opaque, int32_t partition); /* rebuilding: publish nothing */
     int (*emit)(void *opaque, rf_building_t *b, const rf_refresh_t *r, bool quiet, hvs_err_t *err);
     void *opaque;
+    /* Whether baselines of the partition wait to be read (NULL: never): then they are not a
+     * stalled forecaster, and a tick waits for its hour's baseline past baseline_wait. */
+    bool (*base_pending)(void *opaque, int32_t partition);
 } rf_callbacks_t;
 
 typedef struct rf rf_t;
@@ -171,6 +187,9 @@ rf_partition_t *rf_partition(rf_t *g, int32_t p, bool create);
 rf_partition_t **rf_partitions(rf_t *g, size_t *n);
 /* Forget partition p and its buildings (revoked; their state was saved). */
 void rf_drop_partition(rf_t *g, int32_t p);
+/* A new, zeroed baseline at the end of b's (state loading: append newest first); NULL when
+ * RF_BASELINES_MAX are kept or on ENOMEM. */
+rf_baseline_t *rf_base_append(rf_building_t *b);
 /* Interned baseline model names: the index kept in rf_baseline_t.model, and back. */
 uint16_t rf_name_intern(rf_t *g, const char *name);
 const char *rf_name(const rf_t *g, uint16_t id);

@@ -112,6 +112,12 @@ static bool quiet(void *opaque, int32_t p) {
     return hvs_stage_rebuilding(w->stage, p);
 }
 
+static bool base_pending(void *opaque, int32_t p) {
+    worker_t *w = opaque;
+    hvs_consumer_t *c = hvs_stage_consumer(w->stage);
+    return c && hvs_consumer_partition_lag(c, w->topic_fc, p) != 0; /* -1: not known yet */
+}
+
 static int emit(void *opaque, rf_building_t *b, const rf_refresh_t *r, bool q, hvs_err_t *err) {
     worker_t *w = opaque;
     return rf_output_emit(w->out, hvs_stage_producer(w->stage), w->topic_out, b, r, q, err);
@@ -290,7 +296,7 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
                      .forget = settings.forget,
                      .ridge = settings.ridge,
                      .online_min = (int)settings.online_min};
-    rf_callbacks_t cb = {info, acquire, quiet, emit, w};
+    rf_callbacks_t cb = {info, acquire, quiet, emit, w, base_pending};
     if ((rc = rf_new(&c, &cb, &w->rf, err)))
         return rc;
     if (!(w->rb = hvs_redis_batch_new()))

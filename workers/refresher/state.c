@@ -60,30 +60,30 @@ static int ring_save(hvs_redis_batch_t *batch, rf_building_t *b, hvs_err_t *err)
     return rc;
 }
 
-#define BASE_MAGIC "rfb1"
+#define BASE_MAGIC "rfb2"
 
-/* The kept baselines (state.h): the records with model = 1 + its index among the names after. */
+/* The kept baselines (state.h): their count, the records with model = 1 + its index among the
+ * names after. */
 static void base_encode(const rf_t *g, const rf_building_t *b, hvs_strbuf_t *sb) {
     sb->len = 0;
-    rf_baseline_t rec[RF_BASELINES];
-    uint16_t names[RF_BASELINES];
+    uint16_t names[RF_BASELINES_MAX];
     size_t nn = 0;
-    memcpy(rec, b->base, sizeof rec);
-    for (int i = 0; i < RF_BASELINES; i++) {
-        if (rec[i].issued_at == HVS_MS_NONE)
-            continue;
+    uint32_t n = (uint32_t)b->nbase;
+    hvs_strbuf_put(sb, BASE_MAGIC, 4);
+    hvs_strbuf_put(sb, (const char *)&n, sizeof n);
+    for (size_t i = 0; i < b->nbase; i++) {
+        rf_baseline_t rec = b->base[i];
         size_t k = 0;
-        while (k < nn && names[k] != rec[i].model)
+        while (k < nn && names[k] != rec.model)
             k++;
         if (k == nn)
-            names[nn++] = rec[i].model;
-        rec[i].model = (uint16_t)(k + 1);
+            names[nn++] = rec.model;
+        rec.model = (uint16_t)(k + 1);
+        hvs_strbuf_put(sb, (const char *)&rec, sizeof rec);
     }
-    hvs_strbuf_put(sb, BASE_MAGIC, 4);
-    hvs_strbuf_put(sb, (const char *)rec, sizeof rec);
     for (size_t k = 0; k < nn; k++) {
-        const char *n = rf_name(g, names[k]);
-        hvs_strbuf_put(sb, n, strlen(n) + 1);
+        const char *nm = rf_name(g, names[k]);
+        hvs_strbuf_put(sb, nm, strlen(nm) + 1);
     }
 }
 
@@ -125,10 +125,10 @@ int rf_state_save(rf_t *g, hvs_redis_batch_t *batch, hvs_err_t *err) {
             }
         }
         if (rc == 0 && pt->dirty) {
-            char tk[48], v[96];
+            char tk[48], v[128];
             snprintf(tk, sizeof tk, "hvs:rf:tick:%d", (int)pt->p);
-            snprintf(v, sizeof v, "1 %" PRId64 " %" PRId64 " %" PRId64, pt->last_tick, pt->wm_agg,
-                     pt->wm_base);
+            snprintf(v, sizeof v, "1 %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64, pt->last_tick,
+                     pt->wm_agg, pt->wm_base, pt->first_agg);
             const char *a[] = {"SET", tk, v};
             if ((rc = add(batch, 3, a, NULL, err)) == 0)
                 pt->dirty = false;
@@ -185,25 +185,35 @@ static int bad_building(hvs_err_t *err, const char *building, const char *what) 
 
 /* The baselines (state.h) into b; -1 when they do not parse, -2 on ENOMEM. */
 static int base_decode(rf_t *g, rf_building_t *b, const char *s, size_t len) {
-    if (len < 4 + sizeof b->base || memcmp(s, BASE_MAGIC, 4) != 0)
+    uint32_t n;
+    if (len < 4 + sizeof n || memcmp(s, BASE_MAGIC, 4) != 0)
         return -1;
-    memcpy(b->base, s + 4, sizeof b->base);
-    const char *names[RF_BASELINES];
+    memcpy(&n, s + 4, sizeof n);
+    const char *p = s + 4 + sizeof n, *e = s + len;
+    if (n > RF_BASELINES_MAX || (size_t)(e - p) < n * sizeof(rf_baseline_t))
+        return -1;
+    const char *np = p + n * sizeof(rf_baseline_t);
+    const char *names[RF_BASELINES_MAX];
     size_t nn = 0;
-    for (const char *p = s + 4 + sizeof b->base, *e = s + len; p < e && nn < RF_BASELINES;) {
-        const char *z = memchr(p, 0, (size_t)(e - p));
+    while (np < e && nn < RF_BASELINES_MAX) {
+        const char *z = memchr(np, 0, (size_t)(e - np));
         if (!z)
             return -1;
-        names[nn++] = p;
-        p = z + 1;
+        names[nn++] = np;
+        np = z + 1;
     }
-    for (int i = 0; i < RF_BASELINES; i++) {
-        rf_baseline_t *k = &b->base[i];
-        if (k->issued_at == HVS_MS_NONE)
-            continue;
-        if (k->model < 1 || k->model > nn || k->npoints > RF_BASE_POINTS)
+    b->nbase = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        rf_baseline_t rec;
+        memcpy(&rec, p + i * sizeof rec, sizeof rec);
+        if (rec.model < 1 || rec.model > nn || rec.npoints > RF_BASE_POINTS ||
+            (i > 0 && rec.issued_at >= b->base[i - 1].issued_at))
             return -1;
-        if (!(k->model = rf_name_intern(g, names[k->model - 1])))
+        rf_baseline_t *k = rf_base_append(b);
+        if (!k)
+            return -2;
+        *k = rec;
+        if (!(k->model = rf_name_intern(g, names[rec.model - 1])))
             return -2;
     }
     return 0;
@@ -231,10 +241,10 @@ int rf_state_load_partition(rf_t *g, hvs_redis_t *r, hvs_redis_batch_t *batch, i
         return hvs_err_set(err, HVS_ENOMEM, "oom", "partition %d", (int)p);
     const redisReply *tick = reply(batch, 0, REDIS_REPLY_STRING);
     if (tick) {
-        long long x[3];
-        if (sscanf(tick->str, "1 %lld %lld %lld", &x[0], &x[1], &x[2]) != 3)
+        long long x[4];
+        if (sscanf(tick->str, "1 %lld %lld %lld %lld", &x[0], &x[1], &x[2], &x[3]) != 4)
             return bad(err, tk);
-        pt->last_tick = x[0], pt->wm_agg = x[1], pt->wm_base = x[2];
+        pt->last_tick = x[0], pt->wm_agg = x[1], pt->wm_base = x[2], pt->first_agg = x[3];
     }
     const redisReply *set = reply(batch, 1, REDIS_REPLY_ARRAY);
     size_t nids = set ? set->elements : 0;

@@ -7,15 +7,16 @@
  *                      int32 issued_at minute of the served baseline, float served baseline
  *                      kWh, 4 floats quarter kWh; NaN unknown); written by SETRANGE of the
  *                      slots that changed once the string holds the whole ring
- *   hvs:{B}:rf:base    STRING the kept baselines: "rfb1", RF_BASELINES rf_baseline_t in native
- *                      byte order, newest first (120 bytes each: issued_at, first_hour,
- *                      version, model, npoints, then RF_BASE_POINTS floats of yhat, lo, hi;
- *                      issued_at the minimum int64 for an empty slot), model = 1 + the index
- *                      of its name among the NUL-terminated names that follow
+ *   hvs:{B}:rf:base    STRING the kept baselines: "rfb2", their count (uint32), then each an
+ *                      rf_baseline_t in native byte order, newest first (120 bytes: issued_at,
+ *                      first_hour, version, model, npoints, then RF_BASE_POINTS floats of yhat,
+ *                      lo, hi), model = 1 + the index of its name among the NUL-terminated
+ *                      names that follow
  *   hvs:{B}:rf:latest  STRING the newest refresh's JSON (output.h), TTL latest_ttl_ms (written
  *                      apart, rf_state_save_latest)
  *   hvs:rf:part:<P>    SET the partition's buildings
- *   hvs:rf:tick:<P>    STRING "1 <last_tick> <wm_agg> <wm_base>" (ms; the minimum int64: none)
+ *   hvs:rf:tick:<P>    STRING "1 <last_tick> <wm_agg> <wm_base> <first_agg>" (ms; the minimum
+ *                      int64: none; first_agg: where the first tick is, before it was made)
  *
  * Ownership: loaded buildings belong to the engine. Thread-safety: the consume loop's.
  * Errors: HVS_ENOMEM; HVS_EREDIS; HVS_ESERDE "bad_state" naming a key that does not parse.

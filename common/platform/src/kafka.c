@@ -463,6 +463,18 @@ int64_t hvs_consumer_lag(hvs_consumer_t *c) {
     return lag;
 }
 
+int64_t hvs_consumer_partition_lag(hvs_consumer_t *c, const char *topic, int32_t partition) {
+    const part_state_t *p = part_find(c, topic, partition);
+    int64_t lo, hi;
+    if (!p ||
+        rd_kafka_get_watermark_offsets(c->rk, topic, partition, &lo, &hi) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        hi < 0)
+        return -1;
+    int64_t pos = p->next >= 0 ? p->next : lo; /* as hvs_consumer_lag: a new group starts at lo */
+    return hi > pos ? hi - pos : 0;
+}
+
 int hvs_consumer_close(hvs_consumer_t *c, hvs_err_t *err) {
     if (!c || c->closed)
         return HVS_OK;

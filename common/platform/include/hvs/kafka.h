@@ -130,6 +130,10 @@ int hvs_consumer_wait_assignment(hvs_consumer_t *c, int timeout_ms, hvs_err_t *e
  * offset until a partition's first message arrives; from cached watermarks;
  * -1 when not known yet. */
 int64_t hvs_consumer_lag(hvs_consumer_t *c);
+/* The same for one assigned partition (its high watermark - the offset after the last message
+ * poll returned, or the committed one before its first): 0 when nothing fetched waits; -1 when
+ * it is not assigned or no fetch answered yet. */
+int64_t hvs_consumer_partition_lag(hvs_consumer_t *c, const char *topic, int32_t partition);
 
 /* Commit what was stored and leave the group (revocation hooks run). Idempotent.
  * A cooperative-sticky member that has not had its first assignment yet first finishes joining
