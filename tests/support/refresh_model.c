@@ -56,6 +56,18 @@ void hvs_test_refresh_record(hvs_serde_t *s, const char *name, int version, cons
     free(z);
 }
 
+void hvs_test_refresh_record_lags(hvs_serde_t *s, const char *name, int version, const double c0[3],
+                                  const double cl[3][3], void **rec, size_t *len) {
+    double coef[3][5];
+    for (int h = 0; h < 3; h++) {
+        coef[h][0] = c0[h];
+        coef[h][1] = 0; /* horizon_h: the selector */
+        for (int k = 0; k < 3; k++)
+            coef[h][2 + k] = cl[h][k];
+    }
+    hvs_test_refresh_record(s, name, version, (const double(*)[5])coef, rec, len);
+}
+
 hvs_model_ref_t *hvs_test_refresh_ref(const char *name, int version, const double coef[3][5]) {
     hvs_err_t err = {0};
     hvs_serde_t *s;

@@ -20,5 +20,9 @@
 void hvs_test_refresh_record(hvs_serde_t *s, const char *name, int version, const double coef[3][5],
                              void **rec, size_t *len);
 hvs_model_ref_t *hvs_test_refresh_ref(const char *name, int version, const double coef[3][5]);
+/* The same record from each horizon's intercept c0[h-1] and lag coefficients cl[h-1][0..2]: its
+ * correction of horizon h in kWh is (c0[h-1] + sum_k cl[h-1][k] err_lag_(k+1)) x area. */
+void hvs_test_refresh_record_lags(hvs_serde_t *s, const char *name, int version, const double c0[3],
+                                  const double cl[3][3], void **rec, size_t *len);
 
 #endif

@@ -197,8 +197,7 @@ rf_partition_t *rf_partition(rf_t *g, int32_t p, bool create) {
     if (!pt)
         return NULL;
     pt->p = p;
-    pt->last_tick = pt->wm_agg = pt->wm_base = HVS_MS_NONE;
-    pt->first_agg = pt->q_agg = pt->q_base = HVS_MS_NONE;
+    pt->last_tick = pt->wm_agg = pt->wm_base = pt->q_agg = HVS_MS_NONE;
     g->parts[p] = pt;
     /* kept in partition order: ticks are made partition by partition */
     size_t i = g->nparts;
@@ -243,7 +242,8 @@ rf_building_t *rf_building(rf_t *g, const char *id, int32_t partition, bool crea
     b->partition = partition;
     for (int i = 0; i < RF_RING_HOURS; i++)
         hour_reset(&b->ring[i], INT32_MIN);
-    b->latest_tick = b->fit_h0 = b->rebuild_pub = HVS_MS_NONE;
+    b->latest_tick = b->fit_h0 = b->rebuild_pub = b->last_tick = b->q_base = HVS_MS_NONE;
+    b->tick_saved = HVS_MS_NONE;
     return b;
 }
 
@@ -312,6 +312,8 @@ static double hour_error(const rf_building_t *b, int32_t hour) {
 
 static int make_tick(rf_t *g, rf_building_t *b, hvs_ms_t t, bool again, bool quiet, hvs_err_t *err);
 static int advance(rf_t *g, rf_partition_t *pt, hvs_err_t *err);
+static int advance_building(rf_t *g, rf_partition_t *pt, rf_building_t *b, int *pending,
+                            hvs_err_t *err);
 
 /* Tick t of building b while its partition rebuilds (engine.h): quiet when `replayed` (the
  * replayed inputs alone asked for it) and the rebuild has not published t or an earlier tick of
@@ -330,14 +332,14 @@ static bool rebuild_quiet(rf_building_t *b, hvs_ms_t t, bool rebuilding, bool re
  * `reissue` back from the last tick), before any later input changes more. */
 static int remake(rf_t *g, rf_building_t *b, const rf_partition_t *pt, hvs_ms_t from, bool quiet,
                   hvs_err_t *err) {
-    if (pt->last_tick == HVS_MS_NONE || from > pt->last_tick)
+    if (b->last_tick == HVS_MS_NONE || from > b->last_tick)
         return 0;
     from = ceil_q(from);
-    if (from < pt->last_tick - g->conf.reissue)
-        from = ceil_q(pt->last_tick - g->conf.reissue);
+    if (from < b->last_tick - g->conf.reissue)
+        from = ceil_q(b->last_tick - g->conf.reissue);
     bool rebuilding = g->cb.quiet && g->cb.quiet(g->cb.opaque, pt->p);
     int rc = 0;
-    for (hvs_ms_t t = from; t <= pt->last_tick && rc == 0; t += Q)
+    for (hvs_ms_t t = from; t <= b->last_tick && rc == 0; t += Q)
         rc = make_tick(g, b, t, true, rebuild_quiet(b, t, rebuilding, quiet), err);
     return rc;
 }
@@ -351,22 +353,21 @@ int rf_on_quarter(rf_t *g, int32_t p, const char *building, hvs_ms_t start, doub
     int32_t hour = hour_of(start);
     int k = (int)((start - (hvs_ms_t)hour * HOUR) / Q);
     hvs_ms_t end = start + Q;
-    if (pt->wm_agg == HVS_MS_NONE || end > pt->wm_agg)
+    bool moved = pt->wm_agg == HVS_MS_NONE || end > pt->wm_agg;
+    if (moved)
         pt->wm_agg = end, pt->dirty = true;
     if (quiet && (pt->q_agg == HVS_MS_NONE || end > pt->q_agg))
         pt->q_agg = end;
-    if (pt->last_tick == HVS_MS_NONE && (pt->first_agg == HVS_MS_NONE || end < pt->first_agg))
-        pt->first_agg = end, pt->dirty = true;
     rf_hour_t *s = ring_slot(b, hour, true);
     float v = isfinite(kwh) ? (float)kwh : NAN;
-    if (!s || (isnan(v) && isnan(s->q[k])) || v == s->q[k])
-        return advance(g, pt, err); /* older than the ring, or no change: only the watermark */
+    if (!s || (isnan(v) && isnan(s->q[k])) || v == s->q[k]) /* older than the ring, or no change */
+        return moved ? advance(g, pt, err) : 0;
     s->q[k] = v;
     mark(b, ring_index(hour));
     if (b->fit_h0 != HVS_MS_NONE && (hvs_ms_t)hour * HOUR < b->fit_h0)
         b->fit_h0 = HVS_MS_NONE;
     int rc = remake(g, b, pt, end, quiet, err);
-    return rc ? rc : advance(g, pt, err);
+    return rc || !moved ? rc : advance(g, pt, err); /* ticks wait on the watermark alone */
 }
 
 /* ---- the kept baselines ---------------------------------------------------------------------- */
@@ -412,11 +413,11 @@ static int base_slot(rf_building_t *b, hvs_ms_t issued, rf_baseline_t **out) {
 }
 
 /* Drop the baselines no tick can serve any more: older than the newest issued at or before the
- * earliest tick a late input can make again (the partition's last tick - reissue). */
-static void base_prune(const rf_t *g, rf_building_t *b, const rf_partition_t *pt) {
-    if (pt->last_tick == HVS_MS_NONE)
+ * earliest tick a late input can make again (the building's last tick - reissue). */
+static void base_prune(const rf_t *g, rf_building_t *b) {
+    if (b->last_tick == HVS_MS_NONE)
         return;
-    hvs_ms_t first = ceil_q(pt->last_tick - g->conf.reissue);
+    hvs_ms_t first = ceil_q(b->last_tick - g->conf.reissue);
     size_t keep = 0;
     while (keep < b->nbase && b->base[keep].issued_at > first)
         keep++;
@@ -437,10 +438,11 @@ int rf_on_baseline(rf_t *g, int32_t p, const char *building, const rf_baseline_i
         return hvs_err_set(err, HVS_ENOMEM, "oom", "refresher baseline of %s", building);
     if (pt->wm_base == HVS_MS_NONE || in->issued_at > pt->wm_base)
         pt->wm_base = in->issued_at, pt->dirty = true;
-    if (quiet && (pt->q_base == HVS_MS_NONE || in->issued_at > pt->q_base))
-        pt->q_base = in->issued_at;
+    if (quiet && (b->q_base == HVS_MS_NONE || in->issued_at > b->q_base))
+        b->q_base = in->issued_at;
+    int pending = -1;
     if (in->npoints == 0)
-        return advance(g, pt, err);
+        return advance_building(g, pt, b, &pending, err);
     /* kept for serving: newest first, one per issue time (those no tick can serve any more are
      * pruned once the ticks moved on) */
     rf_baseline_t *k;
@@ -461,7 +463,7 @@ int rf_on_baseline(rf_t *g, int32_t p, const char *building, const rf_baseline_i
             k->npoints = (uint8_t)(i + 1);
         }
         b->base_dirty = true;
-        base_prune(g, b, pt);
+        base_prune(g, b);
     }
     /* served baselines: an hour's is the newest baseline issued at or before its start */
     int32_t issued_min = (int32_t)(in->issued_at / 60000);
@@ -484,7 +486,7 @@ int rf_on_baseline(rf_t *g, int32_t p, const char *building, const rf_baseline_i
         changed = true;
     }
     int rc = changed || k ? remake(g, b, pt, in->issued_at, quiet, err) : 0;
-    return rc ? rc : advance(g, pt, err);
+    return rc ? rc : advance_building(g, pt, b, &pending, err);
 }
 
 /* ---- the correction ------------------------------------------------------------------------ */
@@ -710,8 +712,9 @@ static int make_tick(rf_t *g, rf_building_t *b, hvs_ms_t t, bool again, bool qui
     return g->cb.emit(g->cb.opaque, b, &r, quiet, err);
 }
 
-/* Tick t of a partition is ready from watermarks agg and base (engine.h); *pending: whether
- * baselines of the partition wait to be read (-1: not asked yet; asked only when it decides). */
+/* Tick t of building b is ready (engine.h) from the quarters' watermark agg and base, the
+ * newest of its baselines to count; *pending: whether baselines of the partition wait to be read
+ * (-1: not asked yet; asked only when it decides). */
 static bool tick_ready(const rf_t *g, const rf_partition_t *pt, hvs_ms_t t, hvs_ms_t agg,
                        hvs_ms_t base, int *pending) {
     if (agg == HVS_MS_NONE || t + g->conf.grace > agg)
@@ -726,27 +729,40 @@ static bool tick_ready(const rf_t *g, const rf_partition_t *pt, hvs_ms_t t, hvs_
     return !*pending;
 }
 
-/* Make the partition's ticks its watermarks made ready, in time order. */
-static int advance(rf_t *g, rf_partition_t *pt, hvs_err_t *err) {
-    hvs_ms_t t = pt->last_tick == HVS_MS_NONE ? pt->first_agg : pt->last_tick + Q;
-    int pending = -1, replay_pending = 1; /* a replay's fallback: never known to have fired */
-    if (t == HVS_MS_NONE || !tick_ready(g, pt, t, pt->wm_agg, pt->wm_base, &pending))
+/* Make the building's ticks that are ready, in time order: from its first baseline's issue. */
+static int advance_building(rf_t *g, rf_partition_t *pt, rf_building_t *b, int *pending,
+                            hvs_err_t *err) {
+    if (b->last_tick == HVS_MS_NONE && b->nbase == 0)
+        return 0; /* nothing to serve yet */
+    hvs_ms_t t = b->last_tick == HVS_MS_NONE ? ceil_q(b->base[b->nbase - 1].issued_at)
+                                             : b->last_tick + Q;
+    hvs_ms_t newest = b->nbase ? b->base[0].issued_at : HVS_MS_NONE;
+    if (!tick_ready(g, pt, t, pt->wm_agg, newest, pending))
         return 0;
     bool rebuilding = g->cb.quiet && g->cb.quiet(g->cb.opaque, pt->p);
-    for (; tick_ready(g, pt, t, pt->wm_agg, pt->wm_base, &pending); t += Q) {
-        bool replayed = rebuilding && tick_ready(g, pt, t, pt->q_agg, pt->q_base, &replay_pending);
-        for (size_t i = 0; i < pt->n; i++) {
-            int rc = make_tick(g, pt->b[i], t, false,
-                               rebuild_quiet(pt->b[i], t, rebuilding, replayed), err);
-            if (rc)
-                return rc;
-        }
-        pt->last_tick = t;
-        pt->dirty = true;
+    int replay_pending = 1; /* a replay's fallback: never known to have fired */
+    for (; tick_ready(g, pt, t, pt->wm_agg, newest, pending); t += Q) {
+        bool replayed = rebuilding && tick_ready(g, pt, t, pt->q_agg, b->q_base, &replay_pending);
+        int rc = make_tick(g, b, t, false, rebuild_quiet(b, t, rebuilding, replayed), err);
+        if (rc)
+            return rc;
+        b->last_tick = t;
+        if (pt->last_tick == HVS_MS_NONE || t > pt->last_tick)
+            pt->last_tick = t, pt->dirty = true;
         g->stats.ticks++;
     }
-    for (size_t i = 0; i < pt->n; i++)
-        base_prune(g, pt->b[i], pt);
+    base_prune(g, b);
+    return 0;
+}
+
+/* The quarters' watermark moved: every building's ticks it made ready. */
+static int advance(rf_t *g, rf_partition_t *pt, hvs_err_t *err) {
+    int pending = -1;
+    for (size_t i = 0; i < pt->n; i++) {
+        int rc = advance_building(g, pt, pt->b[i], &pending, err);
+        if (rc)
+            return rc;
+    }
     return 0;
 }
 

@@ -9,13 +9,16 @@
  * hour's start, whatever order baselines arrive in), and the first RF_BASE_POINTS hours of the
  * baselines a tick may still serve.
  *
- * The tick. A partition's ticks are the 15-minute boundaries of event time. Tick t is made once
- * the partition's quarters reached t + grace (a quarter "reaches" its end) and either a baseline
- * issued at or after floor_hour(t) was seen on the partition or its quarters reached t +
- * baseline_wait and nothing of the partition's baselines waits to be read (the read must not wait
- * for a stalled forecaster, but baselines not read yet are not one: a backlog hands a
- * partition's quarters over before its baselines). For each building with a
- * baseline issued at or before t that forecasts H0 = floor_hour(t) (the newest such, B):
+ * The tick. A building's ticks are the 15-minute boundaries of event time from its first
+ * baseline's issue. Its tick t is made once its partition's quarters reached t + grace (a quarter
+ * "reaches" its end) and either its own baseline issued at or after floor_hour(t) arrived or the
+ * quarters reached t + baseline_wait and nothing of the partition's baselines waits to be read
+ * (the read must not wait for a stalled forecaster, but baselines not read yet are not one: a
+ * backlog hands a partition's quarters over before its baselines). Each building waits for its
+ * own baseline: a partition-wide one let a building's tick go with another's baseline of the
+ * hour while its own was the next message (test_rf_fault_it: 136 of 1835 latest refreshes
+ * differed between two undisturbed runs). With B the newest baseline of the building issued at or
+ * before t that forecasts H0 = floor_hour(t):
  *   - the errors of the three complete hours before H0 (actual, the sum of its four quarters,
  *     minus its served baseline; NaN when a quarter or the baseline is missing), per m2 of
  *     heated area;
@@ -108,6 +111,10 @@ typedef struct rf_building {
     bool warned;            /* no-area warning given */
     hvs_ms_t latest_tick;   /* tick of `latest` or of the newest refresh made */
     hvs_ms_t rebuild_pub;   /* the earliest tick its rebuild published (NONE; memory only) */
+    hvs_ms_t last_tick;     /* its newest tick made (NONE: none yet) */
+    hvs_ms_t q_base;        /* its newest baseline a rebuild replayed (NONE; memory only) */
+    hvs_ms_t tick_saved;    /* last_tick as hvs:rf:lag:<P> holds it (state.c) */
+    bool lagged;            /* in hvs:rf:lag:<P>: its last tick is not the partition's */
     char *latest;           /* the newest refresh's JSON to write (worker's), or NULL */
     /* online fit (memory only: a function of the ring) */
     hvs_ms_t fit_h0;
@@ -117,11 +124,9 @@ typedef struct rf_building {
 
 typedef struct rf_partition {
     int32_t p;
-    hvs_ms_t last_tick, wm_agg, wm_base; /* HVS_MS_NONE: none */
-    hvs_ms_t first_agg; /* before the first tick: the first quarter's end (where it is) */
-    /* memory only: the watermarks of what a rebuild replayed (a tick they alone make ready was
-     * published before the loss) */
-    hvs_ms_t q_agg, q_base;
+    hvs_ms_t last_tick;       /* the newest tick made for any of its buildings (NONE: none) */
+    hvs_ms_t wm_agg, wm_base; /* the newest quarter's end, baseline's issue (NONE: none) */
+    hvs_ms_t q_agg;           /* what a rebuild replayed of the quarters (memory only; NONE) */
     bool dirty;
     rf_building_t **b;
     size_t n, cap;

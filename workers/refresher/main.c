@@ -115,7 +115,9 @@ static bool quiet(void *opaque, int32_t p) {
 static bool base_pending(void *opaque, int32_t p) {
     worker_t *w = opaque;
     hvs_consumer_t *c = hvs_stage_consumer(w->stage);
-    return c && hvs_consumer_partition_lag(c, w->topic_fc, p) != 0; /* -1: not known yet */
+    /* not polled yet (-1: not known yet), or polled in this batch and not handled yet */
+    return !c || hvs_consumer_partition_lag(c, w->topic_fc, p) != 0 ||
+           hvs_stage_unhandled(w->stage, w->topic_fc, p) > 0;
 }
 
 static int emit(void *opaque, rf_building_t *b, const rf_refresh_t *r, bool q, hvs_err_t *err) {

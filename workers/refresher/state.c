@@ -97,6 +97,8 @@ int rf_state_save(rf_t *g, hvs_redis_batch_t *batch, hvs_err_t *err) {
         rf_partition_t *pt = ps[i];
         char pk[48];
         snprintf(pk, sizeof pk, "hvs:rf:part:%d", (int)pt->p);
+        char lk[48], tv[24];
+        snprintf(lk, sizeof lk, "hvs:rf:lag:%d", (int)pt->p);
         for (size_t k = 0; k < pt->n && rc == 0; k++) {
             rf_building_t *b = pt->b[k];
             if (!b->known) {
@@ -104,6 +106,20 @@ int rf_state_save(rf_t *g, hvs_redis_batch_t *batch, hvs_err_t *err) {
                 if ((rc = add(batch, 3, a, NULL, err)))
                     break;
                 b->known = true;
+            }
+            /* a building whose last tick is not the partition's (it waits for its baseline) */
+            bool lag = b->last_tick != pt->last_tick;
+            if (lag && (!b->lagged || b->tick_saved != b->last_tick)) {
+                snprintf(tv, sizeof tv, "%" PRId64, b->last_tick);
+                const char *a[] = {"HSET", lk, b->id, tv};
+                if ((rc = add(batch, 4, a, NULL, err)))
+                    break;
+                b->lagged = true, b->tick_saved = b->last_tick;
+            } else if (!lag && b->lagged) {
+                const char *a[] = {"HDEL", lk, b->id};
+                if ((rc = add(batch, 3, a, NULL, err)))
+                    break;
+                b->lagged = false;
             }
             if ((rc = ring_save(batch, b, err)))
                 break;
@@ -127,8 +143,8 @@ int rf_state_save(rf_t *g, hvs_redis_batch_t *batch, hvs_err_t *err) {
         if (rc == 0 && pt->dirty) {
             char tk[48], v[128];
             snprintf(tk, sizeof tk, "hvs:rf:tick:%d", (int)pt->p);
-            snprintf(v, sizeof v, "1 %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64, pt->last_tick,
-                     pt->wm_agg, pt->wm_base, pt->first_agg);
+            snprintf(v, sizeof v, "1 %" PRId64 " %" PRId64 " %" PRId64, pt->last_tick, pt->wm_agg,
+                     pt->wm_base);
             const char *a[] = {"SET", tk, v};
             if ((rc = add(batch, 3, a, NULL, err)) == 0)
                 pt->dirty = false;
@@ -231,20 +247,39 @@ int rf_state_load_partition(rf_t *g, hvs_redis_t *r, hvs_redis_batch_t *batch, i
     snprintf(tk, sizeof tk, "hvs:rf:tick:%d", (int)p);
     *n = 0;
     hvs_redis_batch_reset(batch);
-    const char *a1[] = {"GET", tk}, *a2[] = {"SMEMBERS", pk};
+    char lk[48];
+    snprintf(lk, sizeof lk, "hvs:rf:lag:%d", (int)p);
+    const char *a1[] = {"GET", tk}, *a2[] = {"SMEMBERS", pk}, *a3[] = {"HGETALL", lk};
     int rc;
     if ((rc = add(batch, 2, a1, NULL, err)) || (rc = add(batch, 2, a2, NULL, err)) ||
-        (rc = hvs_redis_batch_exec(r, batch, err)))
+        (rc = add(batch, 2, a3, NULL, err)) || (rc = hvs_redis_batch_exec(r, batch, err)))
         return rc;
     rf_partition_t *pt = rf_partition(g, p, true);
     if (!pt)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "partition %d", (int)p);
     const redisReply *tick = reply(batch, 0, REDIS_REPLY_STRING);
     if (tick) {
-        long long x[4];
-        if (sscanf(tick->str, "1 %lld %lld %lld %lld", &x[0], &x[1], &x[2], &x[3]) != 4)
+        long long x[3];
+        if (sscanf(tick->str, "1 %lld %lld %lld", &x[0], &x[1], &x[2]) != 3)
             return bad(err, tk);
-        pt->last_tick = x[0], pt->wm_agg = x[1], pt->wm_base = x[2], pt->first_agg = x[3];
+        pt->last_tick = x[0], pt->wm_agg = x[1], pt->wm_base = x[2];
+    }
+    const redisReply *lags = reply(batch, 2, REDIS_REPLY_ARRAY);
+    size_t nlag = lags ? lags->elements / 2 : 0;
+    char **lag_ids = calloc(nlag ? nlag : 1, sizeof *lag_ids);
+    hvs_ms_t *lag_t = calloc(nlag ? nlag : 1, sizeof *lag_t);
+    if (!lag_ids || !lag_t) {
+        free(lag_ids), free(lag_t);
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "partition %d", (int)p);
+    }
+    for (size_t i = 0; i < nlag && rc == 0; i++) {
+        const redisReply *f = lags->element[2 * i], *v = lags->element[2 * i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            rc = bad(err, lk);
+        else if (!(lag_ids[i] = strdup(f->str)))
+            rc = hvs_err_set(err, HVS_ENOMEM, "oom", "partition %d", (int)p);
+        else
+            lag_t[i] = strtoll(v->str, NULL, 10);
     }
     const redisReply *set = reply(batch, 1, REDIS_REPLY_ARRAY);
     size_t nids = set ? set->elements : 0;
@@ -275,6 +310,10 @@ int rf_state_load_partition(rf_t *g, hvs_redis_t *r, hvs_redis_batch_t *batch, i
             break;
         }
         b->known = true;
+        b->last_tick = b->tick_saved = pt->last_tick;
+        for (size_t j = 0; j < nlag; j++)
+            if (lag_ids[j] && strcmp(lag_ids[j], ids[i]) == 0)
+                b->last_tick = b->tick_saved = lag_t[j], b->lagged = true;
         const redisReply *ring = reply(batch, 2 * i, REDIS_REPLY_STRING);
         const redisReply *base = reply(batch, 2 * i + 1, REDIS_REPLY_STRING);
         if (ring && (ring->len > sizeof b->ring || ring->len % sizeof(rf_hour_t))) {
@@ -296,5 +335,8 @@ int rf_state_load_partition(rf_t *g, hvs_redis_t *r, hvs_redis_batch_t *batch, i
     for (size_t i = 0; i < nids; i++)
         free(ids[i]);
     free(ids);
+    for (size_t i = 0; i < nlag; i++)
+        free(lag_ids[i]);
+    free(lag_ids), free(lag_t);
     return rc;
 }

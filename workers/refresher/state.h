@@ -15,8 +15,11 @@
  *   hvs:{B}:rf:latest  STRING the newest refresh's JSON (output.h), TTL latest_ttl_ms (written
  *                      apart, rf_state_save_latest)
  *   hvs:rf:part:<P>    SET the partition's buildings
- *   hvs:rf:tick:<P>    STRING "1 <last_tick> <wm_agg> <wm_base> <first_agg>" (ms; the minimum
- *                      int64: none; first_agg: where the first tick is, before it was made)
+ *   hvs:rf:tick:<P>    STRING "1 <last_tick> <wm_agg> <wm_base>" (ms; the minimum int64: none):
+ *                      the newest tick of its buildings, the newest quarter's end and
+ *                      baseline's issue
+ *   hvs:rf:lag:<P>     HASH building -> its last tick, for the buildings whose last tick is not
+ *                      the partition's (waiting for their baseline; the others' is)
  *
  * Ownership: loaded buildings belong to the engine. Thread-safety: the consume loop's.
  * Errors: HVS_ENOMEM; HVS_EREDIS; HVS_ESERDE "bad_state" naming a key that does not parse.

@@ -219,6 +219,14 @@ hvs_consumer_t *hvs_stage_consumer(hvs_stage_t *st) { return st->cons; }
 hvs_ms_t hvs_stage_now(const hvs_stage_t *st) { return st->now; }
 hvs_redis_batch_t *hvs_stage_state_batch(hvs_stage_t *st) { return st->rb; }
 bool hvs_stage_replaying(const hvs_stage_t *st) { return st->replaying; }
+
+size_t hvs_stage_unhandled(const hvs_stage_t *st, const char *topic, int32_t partition) {
+    size_t k = 0;
+    for (size_t i = st->at + 1; st->handling && i < st->nbatch; i++)
+        k += st->handling[i]->partition == partition &&
+             strcmp(rd_kafka_topic_name(st->handling[i]->rkt), topic) == 0;
+    return k;
+}
 bool hvs_stage_rebuilding(const hvs_stage_t *st, int32_t p) {
     return st->conf.redis && p >= 0 && p < HVS_MAX_PARTITIONS && st->pstate[p].replay;
 }
@@ -264,8 +272,10 @@ static int run_batch(hvs_stage_t *st, rd_kafka_message_t **msgs, size_t n, hvs_e
     if (st->rb)
         hvs_redis_batch_reset(st->rb);
     int rc = d->begin_batch ? d->begin_batch(st->opaque, err) : 0;
+    st->handling = msgs, st->nbatch = n;
     for (size_t i = 0; i < n && rc == 0; i++) {
         hvs_err_t why = {0};
+        st->at = i;
         st->replaying = hvs_stage_state_note(st, msgs[i]);
         int hrc = d->handle(st->opaque, msgs[i], &why);
         if (hrc == HVS_EINVAL && !st->replaying)
@@ -278,6 +288,7 @@ static int run_batch(hvs_stage_t *st, rd_kafka_message_t **msgs, size_t n, hvs_e
         }
     }
     st->replaying = false;
+    st->handling = NULL, st->nbatch = st->at = 0;
     if (rc == 0 && d->end_batch)
         rc = d->end_batch(st->opaque, err);
     double t1 = mono_s();

@@ -56,7 +56,9 @@ struct hvs_stage {
     stage_part_t pstate[HVS_MAX_PARTITIONS];
     int32_t touched[HVS_MAX_PARTITIONS]; /* partitions with messages in the current batch */
     size_t ntouched;
-    bool replaying; /* the message being handled is replayed quietly */
+    bool replaying;                /* the message being handled is replayed quietly */
+    rd_kafka_message_t **handling; /* the batch being handled (hvs_stage_unhandled) */
+    size_t nbatch, at;             /* its messages, and the one being handled */
     /* offsets the state has applied beyond the group's commit (a commit refused in a rebalance):
      * committed at the next turn, so the group's lag agrees with the state */
     rd_kafka_topic_partition_list_t *to_commit;

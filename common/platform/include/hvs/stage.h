@@ -180,6 +180,10 @@ hvs_redis_batch_t *hvs_stage_state_batch(hvs_stage_t *st);
 /* Whether the message being handled is replayed quietly to rebuild lost state: update the state,
  * publish nothing (the runner dead-letters nothing either: it was judged when it first came). */
 bool hvs_stage_replaying(const hvs_stage_t *st);
+/* Messages of the batch being handled, after the current one, from `topic` [partition]: with
+ * hvs_consumer_partition_lag (what was not polled yet), what of a partition waits to be handled.
+ * 0 outside handle. */
+size_t hvs_stage_unhandled(const hvs_stage_t *st, const char *topic, int32_t partition);
 /* Whether partition p is being rebuilt (its inputs replayed quietly): what end_batch closes for
  * it was published before the loss, so it publishes nothing for p either. */
 bool hvs_stage_rebuilding(const hvs_stage_t *st, int32_t p);
