@@ -217,15 +217,7 @@ static void revoked(void *opaque, int32_t p) {
 
 static int ready(void *opaque, char *why, size_t whylen) {
     worker_t *w = opaque;
-    if (!hvs_topology_caught_up(w->topo)) {
-        snprintf(why, whylen, "topology not read yet");
-        return 0;
-    }
-    if (!hvs_registry_caught_up(w->reg)) {
-        snprintf(why, whylen, "models not read yet");
-        return 0;
-    }
-    return 1;
+    return hvs_registry_ready(w->reg, w->topo, why, whylen);
 }
 
 static void stopping(void *opaque) {
@@ -257,8 +249,7 @@ static void on_swap(void *opaque, const char *name, const hvs_model_ref_t *old,
                     const hvs_model_ref_t *now) {
     worker_t *w = opaque;
     hvs_metric_inc(w->m_swaps);
-    hvs_log_info("refresher", "%s: %s now serves (was %s)", name, now ? now->ident : "none",
-                 old ? old->ident : "none");
+    hvs_registry_log_swap("refresher", name, old, now);
 }
 
 static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
@@ -312,7 +303,7 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     w->m_again = hvs_metrics_counter(ms, "hvs_refresher_reissued_total",
                                      "refreshes made again after a late quarter or baseline", NULL);
     w->m_ticks = hvs_metrics_counter(ms, "hvs_refresher_ticks_total",
-                                     "15-minute ticks made (per partition)", NULL);
+                                     "15-minute ticks made (one per building and tick)", NULL);
     w->m_no_baseline = hvs_metrics_counter(
         ms, "hvs_refresher_skipped_total",
         "building ticks skipped: no baseline issued by the tick covers its next hour",

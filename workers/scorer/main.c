@@ -471,15 +471,7 @@ static void revoked(void *opaque, int32_t p) {
 
 static int ready(void *opaque, char *why, size_t whylen) {
     worker_t *w = opaque;
-    if (!hvs_topology_caught_up(w->topo)) {
-        snprintf(why, whylen, "topology not read yet");
-        return 0;
-    }
-    if (!hvs_registry_caught_up(w->reg)) {
-        snprintf(why, whylen, "models not read yet");
-        return 0;
-    }
-    return 1;
+    return hvs_registry_ready(w->reg, w->topo, why, whylen);
 }
 
 static void stopping(void *opaque) {
@@ -508,8 +500,7 @@ static void on_swap(void *opaque, const char *name, const hvs_model_ref_t *old,
                     const hvs_model_ref_t *now) {
     worker_t *w = opaque;
     hvs_metric_inc(w->m_swaps);
-    hvs_log_info("scorer", "%s: %s now serves (was %s)", name, now ? now->ident : "none",
-                 old ? old->ident : "none");
+    hvs_registry_log_swap("scorer", name, old, now);
 }
 
 static void apply_settings(worker_t *w) {

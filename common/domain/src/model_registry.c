@@ -883,3 +883,21 @@ int hvs_registry_model_bytes(hvs_serde_t *s, const void *record, size_t len, uns
     hvs_decoder_destroy(dec);
     return rc;
 }
+
+int hvs_registry_ready(const hvs_registry_t *r, const hvs_topology_t *t, char *why, size_t whylen) {
+    if (t && !hvs_topology_caught_up(t)) {
+        snprintf(why, whylen, "topology not read yet");
+        return 0;
+    }
+    if (!hvs_registry_caught_up(r)) {
+        snprintf(why, whylen, "models not read yet");
+        return 0;
+    }
+    return 1;
+}
+
+void hvs_registry_log_swap(const char *component, const char *name, const hvs_model_ref_t *old,
+                           const hvs_model_ref_t *now) {
+    hvs_log_info(component, "%s: %s now serves (was %s)", name, now ? now->ident : "none",
+                 old ? old->ident : "none");
+}

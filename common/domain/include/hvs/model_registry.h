@@ -45,6 +45,7 @@
 #include "hvs/serde.h"
 #include "hvs/task_rows.h"
 #include "hvs/time.h"
+#include "hvs/topology.h"
 
 /* Symbols of ModelStatus, in schema order. */
 typedef enum hvs_model_status {
@@ -171,6 +172,12 @@ const hvs_model_info_t *hvs_registry_versions(const hvs_registry_t *r, size_t *n
 /* The version of a name that serves (its number), 0 when none. */
 int hvs_registry_active_version(const hvs_registry_t *r, const char *name);
 uint64_t hvs_registry_refused(const hvs_registry_t *r);
+/* The readiness of a serving worker that follows topology (NULL: none) and models: 1 once both
+ * were read to their end, else 0 with why filled (its stage's `ready`). */
+int hvs_registry_ready(const hvs_registry_t *r, const hvs_topology_t *t, char *why, size_t whylen);
+/* Log a swap as the serving workers do ("<name>: <now> now serves (was <old>)", info). */
+void hvs_registry_log_swap(const char *component, const char *name, const hvs_model_ref_t *old,
+                           const hvs_model_ref_t *now);
 /* Records of `models` skipped so far (tombstones, undecodable, no name or status): each is
  * logged, rate-limited (log.h); the topic is followed without a group, so none is dead-lettered. */
 uint64_t hvs_registry_bad(const hvs_registry_t *r);
