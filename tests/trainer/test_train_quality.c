@@ -127,31 +127,25 @@ static int col(tr_task_t t, const char *name) {
 }
 
 /* refresh/global from the forecast's backtest: the uncorrected 1-3 h figure recomputed here from
- * the scored rows (target hours of the last fold whose hour h before was scored too). */
+ * the scored rows it corrects (near_*: every target hour of the last fold at horizons 1-3, as the
+ * newest hourly issue forecast it). */
 static void test_refresh(const tr_result_t *f, const tr_config_t *c) {
     tr_result_t rr;
     hvs_err_t err = {0};
     HVS_REQUIRE(tr_refresh_train(f, "refresh/global", c, NULL, &rr, &err) == 0, "refresh: %s",
                 err.msg);
+    HVS_CHECK(f->near_n > 0, "the forecast run kept its horizon 1-3 predictions");
     double sa = 0, sy = 0;
-    for (size_t j = 0; j < f->eval_rows; j++) {
-        if (f->eval_fold[j] != 2 || !isfinite(f->eval_y[j]) || !isfinite(f->eval_pred[j]))
+    for (size_t j = 0; j < f->near_n; j++) {
+        if (f->near_fold[j] != 2 || !isfinite(f->near_y[j]) || !isfinite(f->near_pred[j]) ||
+            f->near_h[j] < 1 || f->near_h[j] > 3)
             continue;
-        for (int h = 1; h <= 3; h++) {
-            bool anchor = false;
-            for (size_t i = 0; i < f->eval_rows && !anchor; i++)
-                anchor = f->eval_group[i] == f->eval_group[j] &&
-                         f->eval_hour[i] == f->eval_hour[j] - h * HOUR && isfinite(f->eval_y[i]) &&
-                         isfinite(f->eval_pred[i]);
-            if (!anchor)
-                continue;
-            sa += fabs(f->eval_y[j] - f->eval_pred[j]) * f->eval_scale[j];
-            sy += fabs(f->eval_y[j]) * f->eval_scale[j];
-        }
+        sa += fabs(f->near_y[j] - f->near_pred[j]) * f->near_scale[j];
+        sy += fabs(f->near_y[j]) * f->near_scale[j];
     }
     double wn = sa / sy;
     printf(
-        "refresh: 1-3 h WAPE of the day-ahead baseline %.4f uncorrected (here %.4f), %.4f corrected "
+        "refresh: 1-3 h WAPE of the hourly baseline %.4f uncorrected (here %.4f), %.4f corrected "
         "(h1 %.4f, h2 %.4f, h3 %.4f; %zu rows) -> %s\n",
         rr.naive.wape, wn, rr.metrics.wape, rr.bucket_wape[0], rr.bucket_wape[1], rr.bucket_wape[2],
         rr.rows, hvs_model_status_name(rr.status));
