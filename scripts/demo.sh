@@ -216,7 +216,8 @@ if [ -n "$b" ]; then
   redis-cli -u "$HVS_REDIS_URL" GET "hvs:{$b}:rf:latest" | /usr/bin/python3 -c 'import json,sys,datetime
 v=json.loads(sys.stdin.read()); t=lambda ms: datetime.datetime.utcfromtimestamp(ms/1000).strftime("%m-%d %H:%M")
 print("  %s as of %s, %s on %s v%d (issued %s), flags %s" % (v["building_id"], t(v["issued_at"]), v["model"], v["baseline_model"], v["baseline_version"], t(v["baseline_issued_at"]), v["flags"] or "-"))
-for p in v["points"]: print("    %s  %.2f kWh  [%.2f, %.2f]  correction %+.2f" % (t(p[0]), p[2], p[3], p[4], p[5]))' || true
+f=lambda x: "-" if x is None else "%.2f" % x
+for p in v["points"]: print("    %s  %s kWh  [%s, %s]  correction %s" % (t(p[0]), f(p[2]), f(p[3]), f(p[4]), f(p[5])))' || true
 fi
 
 al_port=$(free_port)
