@@ -27,7 +27,7 @@ cmake --build build -j "$jobs"
 echo "== tests =="
 # Includes the fault suites (label "fault", e.g. test_agg_fault_it: ~4 min); the sanitizer
 # passes below select unit|integration and so do not run them again.
-ctest --test-dir build -LE 'bench|mock_flaky|known_gap' --output-on-failure -j 2
+ctest --test-dir build -LE 'bench|mock_flaky|known_gap|extended' --output-on-failure -j 2
 
 if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   echo "== build (ASan + UBSan) =="
@@ -40,7 +40,7 @@ if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:allocator_may_return_null=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   export LSAN_OPTIONS="suppressions=$root/tests/lsan.supp:print_suppressions=0"
-  ctest --test-dir build-asan -L 'unit|integration' -LE 'mock_flaky|known_gap' --output-on-failure -j 2
+  ctest --test-dir build-asan -L 'unit|integration' -LE 'mock_flaky|known_gap|extended' --output-on-failure -j 2
   unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 
   echo "== build (ThreadSanitizer: the tests that run our code on several threads) =="
