@@ -64,9 +64,9 @@ int main(int argc, char **argv) {
         const char *name;
         int (*fn)(hvs_app_t *, int, char **);
     } commands[] = {
-        {"topics", hvsctl_topics}, {"tail", hvsctl_tail},   {"ingest", hvsctl_ingest},
-        {"dlq", hvsctl_dlq},       {"model", hvsctl_model}, {"train", hvsctl_train},
-        {"alerts", hvsctl_alerts},
+        {"topics", hvsctl_topics}, {"tail", hvsctl_tail},       {"ingest", hvsctl_ingest},
+        {"dlq", hvsctl_dlq},       {"model", hvsctl_model},     {"train", hvsctl_train},
+        {"alerts", hvsctl_alerts}, {"weather", hvsctl_weather},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0)
