@@ -18,6 +18,8 @@ static const char *const usage =
     "  tail TOPIC [--from-beginning] [--max N] [--follow] [--partition P]\n"
     "                                                      print a topic as JSON lines\n"
     "  ingest [FILE|-] [--topic T] [--timeout S]           raw meter JSON lines -> readings.raw\n"
+    "  weather import FILE [--building ID] ...             own hourly weather (CSV, JSON lines)\n"
+    "                                                      -> weather.hourly, OBSERVED\n"
     "  dlq show [--topic T] [--max N] [--follow]           dead letters with their reasons\n"
     "  model list|show|approve|reject|rollback|export ...  model versions, approval, rollback,\n"
     "                                                      export for Python\n"
