@@ -10,6 +10,10 @@
  * again (a record may repeat, with a later issued_at; none is missing). SIGTERM: queued polls
  * are cancelled, in-flight ones finish (bounded by HVS_WEATHER_DRAIN_TIMEOUT) and are published,
  * the producer is flushed, exit 0.
+ *
+ * --backfill FROM..TO (backfill.h): instead of polling, the topology is read to its end, each
+ * building's days FROM..TO are fetched from the archive API and published as OBSERVED, the
+ * producer is flushed; exit 0 when all is delivered, non-zero with the failure otherwise.
  */
 #include <curl/curl.h>
 #include <stdatomic.h>
@@ -17,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backfill.h"
 #include "hvs/alert.h"
 #include "hvs/app.h"
 #include "hvs/log.h"
@@ -32,6 +37,8 @@ typedef struct settings {
     int64_t past_days, forecast_days, interval_ms, spread_ms, connect_timeout_ms, timeout_ms;
     int64_t retries, backoff_ms, backoff_max_ms, concurrency, max_body, outage_ms, drain_ms;
     int64_t topology_wait_ms;
+    char *backfill, *archive_url, *archive_provider;
+    int64_t chunk_days;
 } settings_t;
 
 #define S(f) offsetof(settings_t, f)
@@ -78,6 +85,17 @@ static const hvs_cfg_entry_t wx_entries[] = {
      "at SIGTERM, longest wait for in-flight polls to finish and be published"},
     {"HVS_WEATHER_TOPOLOGY_WAIT", HVS_CFG_DURATION, "30s", 0, 600000, S(topology_wait_ms), 0,
      "at start, longest wait for the topology to be read before the first round"},
+    {"HVS_WEATHER_BACKFILL", HVS_CFG_STRING, NULL, 0, 0, S(backfill), 0,
+     "FROM..TO (YYYY-MM-DD, UTC days, both included): fetch these days' hourly weather for "
+     "every building from the archive API, publish them as OBSERVED, exit (no polling)"},
+    {"HVS_WEATHER_ARCHIVE_URL", HVS_CFG_STRING, "https://archive-api.open-meteo.com", 0, 0,
+     S(archive_url), 0,
+     "base URL of the Open-Meteo-compatible historical API (<base>/v1/archive is requested)"},
+    {"HVS_WEATHER_BACKFILL_CHUNK_DAYS", HVS_CFG_INT, "31", 1, 92, S(chunk_days), 0,
+     "days per archive request of a backfill"},
+    {"HVS_WEATHER_ARCHIVE_PROVIDER", HVS_CFG_STRING, "open-meteo-archive", 0, 0,
+     S(archive_provider), 0,
+     "the provider field of backfilled records (tells them apart from the live poller's)"},
 };
 static settings_t settings;
 static const hvs_cfg_section_t wx_section = {"weather", wx_entries,
@@ -124,6 +142,75 @@ static int sync_locations(worker_t *w, hvs_err_t *err) {
     return wx_poller_sync(w->poller, b, n, err);
 }
 
+static wx_client_conf_t client_conf(const char *ua) {
+    return (wx_client_conf_t){.concurrency = (int)settings.concurrency,
+                              .connect_timeout_ms = settings.connect_timeout_ms,
+                              .timeout_ms = settings.timeout_ms,
+                              .retries = (int)settings.retries,
+                              .backoff_ms = settings.backoff_ms,
+                              .backoff_max_ms = settings.backoff_max_ms,
+                              .max_body = (size_t)settings.max_body,
+                              .user_agent = ua};
+}
+
+/* --backfill: read the whole topology, fetch the range for each building, flush, exit. */
+static int run_backfill(hvs_app_t *app, void *state, hvs_err_t *err) {
+    worker_t *w = state;
+    w->app = app;
+    wx_backfill_conf_t bc = {.archive_url = settings.archive_url,
+                             .hourly = settings.hourly,
+                             .chunk_days = (int)settings.chunk_days};
+    int rc = wx_backfill_range(settings.backfill, hvs_time_now_ms(), &bc.from_day, &bc.to_day, err);
+    if (rc)
+        return rc;
+    hvs_kafka_conf_t kc;
+    hvs_app_kafka_conf(app, &kc);
+    const char *topic = hvs_topic_name("weather.hourly");
+    char ua[64];
+    snprintf(ua, sizeof ua, "hvs-weather/%s", HVS_VERSION);
+    bc.client = client_conf(ua);
+    if ((rc = hvs_serde_new(app->cfg.schema_registry_url, &w->serde, err)) ||
+        (rc = hvs_producer_new(&kc, &w->prod, err)) ||
+        (rc = wx_publisher_new(w->serde, w->prod, topic, settings.archive_provider, &w->pub,
+                               err)) ||
+        (rc = hvs_topology_new(&kc, w->serde, hvs_topic_name("topology"), &w->topo, err)))
+        return rc;
+    atomic_store(&w->kafka_ok, true);
+    hvs_app_set_ready(app, ready, w);
+    /* Every building must be known: a backfill that missed some would look complete. */
+    hvs_ms_t t0 = hvs_time_mono_ms();
+    while (hvs_app_running() && !hvs_topology_caught_up(w->topo) &&
+           hvs_time_mono_ms() - t0 < settings.topology_wait_ms)
+        hvs_topology_poll(w->topo, 100);
+    if (!hvs_topology_caught_up(w->topo))
+        return hvs_err_set(err, HVS_ETIMEOUT, "topology_not_read",
+                           "backfill: topology not read to its end within %lld ms "
+                           "(HVS_WEATHER_TOPOLOGY_WAIT)",
+                           (long long)settings.topology_wait_ms);
+    atomic_store(&w->topo_ready, true);
+    size_t n;
+    const hvs_building_t *b = hvs_topology_buildings(w->topo, &n);
+    if (n == 0)
+        return hvs_err_set(err, HVS_EINVAL, "no_buildings",
+                           "backfill: %s holds no building: nothing to backfill",
+                           hvs_topic_name("topology"));
+    hvs_log_info("weather", "backfill %s: %zu buildings from %s in chunks of %lld days -> %s",
+                 settings.backfill, n, settings.archive_url, (long long)settings.chunk_days, topic);
+    wx_backfill_stats_t st;
+    rc = wx_backfill_run(&bc, b, n, w->pub, w->prod, topic, app->metrics, &st, err);
+    hvs_err_t ferr = {0};
+    int frc = hvs_producer_flush(w->prod, 30000, &ferr);
+    if (rc == 0 && frc) {
+        *err = ferr;
+        rc = frc;
+    }
+    if (rc == 0)
+        hvs_log_info("weather",
+                     "backfill %s done: %zu buildings, %zu requests, %zu hours published",
+                     settings.backfill, st.buildings, st.requests, st.hours);
+    return rc;
+}
+
 static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     worker_t *w = state;
     w->app = app;
@@ -141,14 +228,7 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
         .interval_ms = settings.interval_ms,
         .spread_ms = settings.spread_ms,
         .outage_ms = settings.outage_ms,
-        .client = {.concurrency = (int)settings.concurrency,
-                   .connect_timeout_ms = settings.connect_timeout_ms,
-                   .timeout_ms = settings.timeout_ms,
-                   .retries = (int)settings.retries,
-                   .backoff_ms = settings.backoff_ms,
-                   .backoff_max_ms = settings.backoff_max_ms,
-                   .max_body = (size_t)settings.max_body,
-                   .user_agent = ua},
+        .client = client_conf(ua),
     };
     int rc;
     if ((rc = hvs_serde_new(app->cfg.schema_registry_url, &w->serde, err)) ||
@@ -245,8 +325,11 @@ static int run_checked(hvs_app_t *app, void *state, hvs_err_t *err) {
     if (rc == HVS_OK && (rc = check_url("HVS_WEATHER_URL", settings.url, err)) == HVS_OK &&
         settings.clock_url && settings.clock_url[0])
         rc = check_url("HVS_WEATHER_CLOCK_URL", settings.clock_url, err);
+    bool backfill = settings.backfill && settings.backfill[0];
+    if (rc == HVS_OK && backfill)
+        rc = check_url("HVS_WEATHER_ARCHIVE_URL", settings.archive_url, err);
     if (rc == HVS_OK)
-        rc = run(app, state, err);
+        rc = backfill ? run_backfill(app, state, err) : run(app, state, err);
     return rc;
 }
 
@@ -260,7 +343,9 @@ int main(int argc, char **argv) {
         .worker = "weather",
         .summary = "Open-Meteo-compatible weather poller: topology's buildings -> weather.hourly",
         .usage = "Usage: hvs-weather [--url https://api.open-meteo.com] [--clock-url URL] "
-                 "[--poll-interval 1h] ... (every HVS_WEATHER_* is a flag)",
+                 "[--poll-interval 1h] ... (every HVS_WEATHER_* is a flag)\n"
+                 "       hvs-weather --backfill YYYY-MM-DD..YYYY-MM-DD [--archive-url URL] "
+                 "[--backfill-chunk-days 31]   (historical OBSERVED hours, then exit)",
         .extra = &wx_section,
         .nextra = 1,
         .flag_prefix = "HVS_WEATHER_",
