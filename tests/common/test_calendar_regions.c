@@ -75,6 +75,12 @@ static void test_official_holidays(void) {
         {"GB-ENG", 2026, 12, 28, true, "Boxing Day (observed)"}, /* 26 Dec 2026 is a Saturday */
         {"GB-ENG", 2025, 4, 21, true, "Easter Monday"},
         {"GB-SCT", 2025, 4, 21, false, NULL},
+        /* substitute days across the year's end and behind another holiday (gov.uk 2022) */
+        {"GB-ENG", 2022, 1, 3, true, "New Year's Day (observed)"},
+        {"GB-ENG", 2022, 12, 26, true, "Boxing Day"},
+        {"GB-ENG", 2022, 12, 27, true, "Christmas Day (observed)"},
+        {"GB-ENG", 2022, 6, 3, true, "Platinum Jubilee bank holiday"},
+        {"GB-ENG", 2022, 5, 30, false, NULL}, /* Spring bank holiday moved to 2 June */
         {"GB-SCT", 2026, 1, 2, true, "2nd January"},
         {"GB-SCT", 2025, 12, 1, true, "St Andrew's Day (observed)"}, /* 30 Nov 2025: Sunday */
         {"GB-SCT", 2025, 8, 4, true, "Summer bank holiday"},
@@ -90,6 +96,7 @@ static void test_official_holidays(void) {
         {"US", 2026, 7, 3, true, "Independence Day (observed)"}, /* 4 Jul 2026: Saturday */
         {"US", 2026, 5, 25, true, "Memorial Day"},
         {"US", 2025, 12, 26, false, NULL},
+        {"US", 2021, 12, 31, true, "New Year's Day (observed)"}, /* 1 Jan 2022: Saturday */
         {"US-MA", 2026, 4, 20, true, "Patriots' Day"},
         {"US-NY", 2026, 4, 20, false, NULL},
         {"US-CA", 2026, 11, 27, true, "Day after Thanksgiving"},

@@ -843,8 +843,9 @@ int hvs_calendar_new(const char *region, hvs_calendar_t **out, hvs_err_t *err) {
     const regdef_t *r = region ? db_find(db, region) : NULL;
     if (!r)
         return hvs_err_set(err, HVS_EINVAL, "unknown_region",
-                           "holiday region \"%.40s\" is not known (%zu regions: the built-in "
-                           "file and HVS_CALENDAR_FILE; hvsctl calendar regions lists them)",
+                           "holiday region \"%.40s\" is not known (%zu regions such as CH-ZH, "
+                           "DE-BE, FR, GB-ENG, US-NY: data/calendar/regions.ini and "
+                           "HVS_CALENDAR_FILE)",
                            region ? region : "(null)", db->n);
     hvs_calendar_t *c = calloc(1, sizeof *c);
     if (!c)
