@@ -54,6 +54,11 @@ static void test_official_holidays(void) {
         {"DE-TH", 2025, 9, 20, true, "World Children's Day"},
         {"DE-NI", 2025, 10, 31, true, "Reformation Day"},
         {"DE-BY", 2025, 10, 31, false, NULL},
+        {"DE-SN", 2016, 10, 31, true, "Reformation Day"},
+        {"DE-NI", 2016, 10, 31, false, NULL},
+        {"DE-NI", 2017, 10, 31, true, "Reformation Day"},
+        {"DE-BY", 1994, 11, 16, true, "Repentance Day"}, /* everywhere until 1994 */
+        {"DE-BY", 1995, 11, 22, false, NULL},
         {"DE-BB", 2026, 4, 5, true, "Easter Sunday"},
         {"DE-SL", 2026, 8, 15, true, "Assumption"},
         {"DE-MV", 2026, 3, 8, true, NULL},
