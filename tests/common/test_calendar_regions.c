@@ -273,7 +273,7 @@ static void test_user_file(void) {
     hvs_calendar_t *before = cal("DE-BY"); /* made from the built-in database: stays valid */
     char *path = write_file("# a user's additions\n"
                             "[DE-BY]\n"
-                            "holiday = 08-08 Augsburg Peace Festival\n"
+                            "holiday = 08-08 Augsburg Peace Festival  # local\n"
                             "[DE]\n"
                             "holiday = 12-24 Christmas Eve\n"
                             "[CH-ZH]\n"
@@ -284,7 +284,7 @@ static void test_user_file(void) {
                             "zone = Asia/Tokyo\n"
                             "drop = Good Friday\n"
                             "holiday = nth:2:mon:01 Coming of Age Day\n"
-                            "school = 03-25..04-05\n");
+                            "school = 03-25..04-05 # spring\n");
     hvs_err_t err;
     int nbefore = 0;
     for (const char *const *r = hvs_calendar_regions(); *r; r++)
@@ -296,6 +296,12 @@ static void test_user_file(void) {
     HVS_CHECK(nafter == nbefore + 1, "%d regions, then %d", nbefore, nafter);
     HVS_CHECK(is_holiday("DE-BY", 2025, 8, 8) && is_holiday("DE-BY", 2025, 1, 6),
               "DE-BY extended, its own days kept");
+    hvs_calendar_t *by = cal("DE-BY");
+    hvs_day_info_t n;
+    hvs_calendar_date(by, 2025, 8, 8, &n);
+    HVS_CHECK(!strcmp(n.holiday_name, "Augsburg Peace Festival"), "name without the comment: %s",
+              n.holiday_name);
+    hvs_calendar_destroy(by);
     HVS_CHECK(is_holiday("DE-NW", 2025, 12, 24) && is_holiday("DE-BY", 2025, 12, 24),
               "a holiday added to DE reaches the states");
     HVS_CHECK(!is_holiday("CH-ZH", 2025, 5, 1) && is_holiday("CH-ZH", 2025, 1, 2),

@@ -453,8 +453,13 @@ static int db_parse(db_t *db, const char *text, size_t len, const char *origin, 
         memcpy(buf, text + pos, e - pos);
         buf[e - pos] = 0;
         pos = e + 1;
+        for (char *h = buf; (h = strchr(h, '#')) != NULL; h++)
+            if (h == buf || isspace((unsigned char)h[-1])) { /* a comment, to the line's end */
+                *h = 0;
+                break;
+            }
         char *l = trim(buf);
-        if (!*l || *l == '#')
+        if (!*l)
             continue;
         const char *why = NULL;
         if (*l == '[') {
