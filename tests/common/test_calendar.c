@@ -63,12 +63,14 @@ static void test_holidays(void) {
         hvs_calendar_t *c = cal(r[n]);
         if (strncmp(r[n], "CH", 2) == 0)
             HVS_CHECK(date(c, 2025, 8, 1).holiday, "%s: 1 August", r[n]);
-        HVS_CHECK(date(c, 2025, 12, 25).holiday && date(c, 2025, 12, 26).holiday, "%s: Christmas",
-                  r[n]);
+        bool st_stephen = strncmp(r[n], "CH", 2) == 0 || strncmp(r[n], "DE", 2) == 0;
+        HVS_CHECK(date(c, 2025, 12, 25).holiday && (!st_stephen || date(c, 2025, 12, 26).holiday),
+                  "%s: Christmas", r[n]);
         HVS_CHECK(!date(c, 2025, 11, 12).holiday, "%s: 12 Nov is a plain day", r[n]);
         hvs_calendar_destroy(c);
     }
-    HVS_CHECK(n == 9, "%d regions", n);
+    /* the regions of the data file: CH and 7 cantons, DE and 16 states, ... */
+    HVS_CHECK(n >= 50, "%d regions", n);
     HVS_CHECK(date(zh, 2024, 11, 18).weekday == 0 && date(zh, 2024, 11, 23).weekend, "weekdays");
     hvs_calendar_destroy(zh);
     hvs_calendar_destroy(ge);

@@ -21,6 +21,7 @@
 #include "delivery.h"
 #include "fleet.h"
 #include "hvs/app.h"
+#include "hvs/calendar.h"
 #include "hvs/log.h"
 #include "hvs/serde.h"
 #include "hvs/topics.h"
@@ -366,7 +367,9 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     fp.night_shift_fraction = g_set.night_shift_fraction;
     fp.regions = g_set.regions;
     fp.teams = (int)g_set.teams;
-    rc = sim_fleet_new(&fp, &r.fleet, err);
+    rc = hvs_calendar_load(app->cfg.calendar_file, err);
+    if (rc == HVS_OK)
+        rc = sim_fleet_new(&fp, &r.fleet, err);
     if (rc != HVS_OK)
         return rc;
 

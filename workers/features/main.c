@@ -26,6 +26,7 @@
 #include "engine.h"
 #include "hvs/alert.h"
 #include "hvs/app.h"
+#include "hvs/calendar.h"
 #include "hvs/featstore.h"
 #include "hvs/ids.h"
 #include "hvs/log.h"
@@ -409,7 +410,8 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     if ((rc = parse_dq(&fc, settings.dq_features, err)))
         return rc;
     hvs_calendar_t *probe = NULL;
-    if ((rc = hvs_calendar_new(settings.region, &probe, err)))
+    if ((rc = hvs_calendar_load(app->cfg.calendar_file, err)) ||
+        (rc = hvs_calendar_new(settings.region, &probe, err)))
         return rc; /* an unknown default region stops start-up */
     hvs_calendar_destroy(probe);
     if ((rc = hvs_serde_new(app->cfg.schema_registry_url, &w->serde, err)) ||

@@ -28,6 +28,7 @@
 #include "engine.h"
 #include "hvs/alert.h"
 #include "hvs/app.h"
+#include "hvs/calendar.h"
 #include "hvs/ids.h"
 #include "hvs/log.h"
 #include "hvs/model_registry.h"
@@ -370,7 +371,8 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
         return hvs_err_set(err, HVS_ECONFIG, "bad_value",
                            "HVS_FC_BUILDING_AGE must not be below HVS_FC_MATURE");
     hvs_calendar_t *probe = NULL;
-    if ((rc = hvs_calendar_new(settings.region, &probe, err)))
+    if ((rc = hvs_calendar_load(app->cfg.calendar_file, err)) ||
+        (rc = hvs_calendar_new(settings.region, &probe, err)))
         return rc; /* an unknown default region stops start-up */
     hvs_calendar_destroy(probe);
     hvs_kafka_conf_t kc;

@@ -836,6 +836,8 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
                              (size_t)settings.max_apartments);
     if (!w->hist || !(w->rb = hvs_redis_batch_new()))
         return hvs_err_set(err, HVS_ENOMEM, "oom", "training window");
+    if ((rc = hvs_calendar_load(app->cfg.calendar_file, err)))
+        return rc;
     if (!(w->cals = hvs_calendars_new(settings.region, "trainer")))
         return hvs_err_set(err, HVS_ECONFIG, "bad_value",
                            "HVS_TRAIN_DEFAULT_REGION %s: not a holiday region this build knows",

@@ -4,105 +4,89 @@
 #include "hvs/log.h"
 #include "hvs/vec.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unicode/ucal.h>
 
 #define DAY_MS (86400000LL)
 #define YEAR_MIN 1970
 #define YEAR_MAX 2199
 #define CACHE_YEARS 4
+#define MAX_DEPTH 16 /* parent chain: more is a loop */
+
+/* The built-in region file (data/calendar/regions.ini), embedded at build time. */
+extern const char hvs_calendar_builtin[];
+extern const size_t hvs_calendar_builtin_len;
 
 enum { F_HOLIDAY = 1, F_BRIDGE = 2, F_SCHOOL = 4, F_XMAS = 8 };
 
-/* School-holiday pattern of a region (see calendar.h for the rules). */
-typedef enum { SCHOOL_CH_DE, SCHOOL_CH_FR, SCHOOL_CH_TI, SCHOOL_DE_BY } school_pattern_t;
+/* ---- rules ------------------------------------------------------------------------------- */
 
-typedef struct region {
-    const char *name;
-    unsigned holidays; /* H_* bits below */
-    school_pattern_t school;
-    int sports_week; /* ISO week of the sports holidays */
-    int sports_len;  /* days */
-} region_t;
+typedef enum { R_FIXED, R_EASTER, R_NTH, R_LAST, R_WEEK } rule_kind_t;
 
-enum {
-    H_NEW_YEAR = 1u << 0,
-    H_BERCHTOLD = 1u << 1,
-    H_EPIPHANY = 1u << 2,
-    H_ST_JOSEPH = 1u << 3,
-    H_GOOD_FRIDAY = 1u << 4,
-    H_EASTER_MONDAY = 1u << 5,
-    H_LABOUR = 1u << 6,
-    H_ASCENSION = 1u << 7,
-    H_WHIT_MONDAY = 1u << 8,
-    H_CORPUS = 1u << 9,
-    H_PETER_PAUL = 1u << 10,
-    H_NATIONAL = 1u << 11,
-    H_ASSUMPTION = 1u << 12,
-    H_JEUNE_GE = 1u << 13,
-    H_JEUNE_VD = 1u << 14,
-    H_GERMAN_UNITY = 1u << 15,
-    H_ALL_SAINTS = 1u << 16,
-    H_IMMACULATE = 1u << 17,
-    H_CHRISTMAS = 1u << 18,
-    H_ST_STEPHEN = 1u << 19,
-    H_RESTAURATION = 1u << 20,
-};
+/* [WD<=|WD>=]BASE[+N|-N]: BASE's date, plus N days, then moved to weekday WD on or before
+ * (<=) or on or after (>=). */
+typedef struct rule {
+    rule_kind_t kind;
+    int month, day; /* R_FIXED; month also R_NTH/R_LAST */
+    int n;          /* R_NTH: 1-5; R_WEEK: ISO week 1-53 */
+    int wd;         /* R_NTH/R_LAST: 0 = Monday */
+    int offset;
+    int align_wd, align_dir; /* align_dir: 0 none, -1 on or before, +1 on or after */
+} rule_t;
 
-#define H_CH_BASE                                                                                  \
-    (H_NEW_YEAR | H_GOOD_FRIDAY | H_EASTER_MONDAY | H_ASCENSION | H_WHIT_MONDAY | H_NATIONAL |     \
-     H_CHRISTMAS | H_ST_STEPHEN)
+typedef enum { OBS_NONE, OBS_NEXT, OBS_NEAREST, OBS_SUN_SAT } obs_t;
 
-static const region_t regions[] = {
-    {"CH", H_CH_BASE, SCHOOL_CH_DE, 9, 14},
-    {"CH-ZH", H_CH_BASE | H_BERCHTOLD | H_LABOUR, SCHOOL_CH_DE, 7, 14},
-    {"CH-BE", H_CH_BASE | H_BERCHTOLD, SCHOOL_CH_DE, 9, 14},
-    {"CH-BS", H_CH_BASE | H_LABOUR, SCHOOL_CH_DE, 9, 14},
-    {"CH-LU", H_CH_BASE | H_BERCHTOLD | H_CORPUS | H_ASSUMPTION | H_ALL_SAINTS | H_IMMACULATE,
-     SCHOOL_CH_DE, 8, 14},
-    {"CH-GE", H_CH_BASE | H_JEUNE_GE | H_RESTAURATION, SCHOOL_CH_FR, 8, 7},
-    {"CH-VD", H_CH_BASE | H_BERCHTOLD | H_JEUNE_VD, SCHOOL_CH_FR, 8, 7},
-    /* Ticino: no Good Friday; Epiphany, St Joseph, Labour Day, Corpus Christi, Sts Peter and
-     * Paul, Assumption, All Saints and Immaculate Conception on top of the other federal days. */
-    {"CH-TI",
-     (H_CH_BASE & ~H_GOOD_FRIDAY) | H_EPIPHANY | H_ST_JOSEPH | H_LABOUR | H_CORPUS | H_PETER_PAUL |
-         H_ASSUMPTION | H_ALL_SAINTS | H_IMMACULATE,
-     SCHOOL_CH_TI, 9, 7},
-    {"DE-BY",
-     H_NEW_YEAR | H_EPIPHANY | H_GOOD_FRIDAY | H_EASTER_MONDAY | H_LABOUR | H_ASCENSION |
-         H_WHIT_MONDAY | H_CORPUS | H_ASSUMPTION | H_GERMAN_UNITY | H_ALL_SAINTS | H_CHRISTMAS |
-         H_ST_STEPHEN,
-     SCHOOL_DE_BY, 9, 7},
-};
-#define NREGIONS (sizeof regions / sizeof regions[0])
+typedef struct hol {
+    rule_t r;
+    int from, to; /* years, inclusive */
+    obs_t obs;
+    char *name, *obs_name;
+} hol_t;
 
-static const char *const holiday_names[] = {
-    "New Year's Day",   "Berchtoldstag",      "Epiphany",
-    "St Joseph",        "Good Friday",        "Easter Monday",
-    "Labour Day",       "Ascension",          "Whit Monday",
-    "Corpus Christi",   "Sts Peter and Paul", "National Day",
-    "Assumption",       "Jeune genevois",     "Lundi du Jeune",
-    "German Unity Day", "All Saints",         "Immaculate Conception",
-    "Christmas Day",    "St Stephen's Day",   "Restauration genevoise",
-};
+typedef struct span {
+    rule_t start, end;
+    int len; /* > 0: days from start; 0: through `end` inclusive */
+    int from, to;
+} span_t;
 
-typedef struct year_table {
-    int year; /* 0 = empty slot */
-    uint8_t flags[366];
-    int8_t name[366]; /* index into holiday_names, -1 = none */
-    int16_t until[366], since[366];
-} year_table_t;
+typedef struct regdef {
+    char *code, *parent, *zone;
+    hol_t *hol;
+    size_t nhol, caphol;
+    char **drop; /* inherited holidays removed, by name */
+    size_t ndrop, capdrop;
+    span_t *school;
+    size_t nschool, capschool;
+    bool school_set; /* own school spans (replace the parent's) */
+    int line;        /* of its first section header */
+    const char *origin;
+} regdef_t;
 
-struct hvs_calendar {
-    const region_t *region;
-    year_table_t cache[CACHE_YEARS];
-    int next_slot;
-};
+typedef struct db {
+    regdef_t *r;
+    size_t n, cap;
+    char **origins; /* file names the definitions came from (owned) */
+    size_t norigins;
+    const char **names; /* NULL-terminated region codes */
+    struct db *retired; /* databases replaced by a later load: calendars may still use them */
+} db_t;
+
+static const char *const wd_names[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
 
 /* ---- civil dates ------------------------------------------------------------------------- */
 
 static bool leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 static int year_days(int y) { return leap(y) ? 366 : 365; }
+static int month_days(int y, int m) {
+    static const int md[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    return m == 2 && leap(y) ? 29 : md[m - 1];
+}
 
 /* The calendar counts in long days and int years; the arithmetic is time.h's. */
 static long days_from_civil(int y, int m, int d) { return (long)hvs_time_days_from_civil(y, m, d); }
@@ -124,118 +108,664 @@ void hvs_calendar_easter(int year, int *month, int *day) {
     *day = (h + l - 7 * m + 114) % 31 + 1;
 }
 
-/* Day of the year (0-based) of a date. */
-static int yday(int y, int m, int d) {
-    return (int)(days_from_civil(y, m, d) - days_from_civil(y, 1, 1));
+/* The rule's date in `year` as days since 1970-01-01; LONG_MIN when it has none that year
+ * (the 5th Monday of a month with four). */
+static long rule_eval(const rule_t *r, int year) {
+    long d;
+    switch (r->kind) {
+    case R_FIXED:
+        if (r->day > month_days(year, r->month))
+            return LONG_MIN;
+        d = days_from_civil(year, r->month, r->day);
+        break;
+    case R_EASTER: {
+        int m, dd;
+        hvs_calendar_easter(year, &m, &dd);
+        d = days_from_civil(year, m, dd);
+        break;
+    }
+    case R_NTH: {
+        int first = weekday_of(days_from_civil(year, r->month, 1));
+        int dom = 1 + (r->wd - first + 7) % 7 + 7 * (r->n - 1);
+        if (dom > month_days(year, r->month))
+            return LONG_MIN;
+        d = days_from_civil(year, r->month, dom);
+        break;
+    }
+    case R_LAST: {
+        d = days_from_civil(year, r->month, month_days(year, r->month));
+        d -= (weekday_of(d) - r->wd + 7) % 7;
+        break;
+    }
+    case R_WEEK:
+    default: {
+        long jan4 = days_from_civil(year, 1, 4);
+        d = jan4 - weekday_of(jan4) + 7L * (r->n - 1);
+        break;
+    }
+    }
+    d += r->offset;
+    if (r->align_dir < 0)
+        d -= (weekday_of(d) - r->align_wd + 7) % 7;
+    else if (r->align_dir > 0)
+        d += (r->align_wd - weekday_of(d) + 7) % 7;
+    return d;
 }
 
-/* The n-th (1-based) given weekday (0 = Monday) of a month, as a day of the month. */
-static int nth_weekday(int y, int m, int wd, int n) {
-    int first = weekday_of(days_from_civil(y, m, 1));
-    return 1 + (wd - first + 7) % 7 + 7 * (n - 1);
+static int parse_wd(const char *s) {
+    for (int i = 0; i < 7; i++)
+        if (strncmp(s, wd_names[i], 3) == 0)
+            return i;
+    return -1;
+}
+
+/* Reads an unsigned decimal of at most `maxd` digits; -1 when there is none. */
+static int parse_uint(const char **p, int maxd) {
+    int v = 0, n = 0;
+    while (n < maxd && isdigit((unsigned char)**p)) {
+        v = v * 10 + (**p - '0');
+        (*p)++, n++;
+    }
+    return n ? v : -1;
+}
+
+/* Parses one rule (see the format in data/calendar/regions.ini); 0 or -1 with `why` set. */
+static int rule_parse(const char *s, rule_t *r, const char **why) {
+    memset(r, 0, sizeof *r);
+    const char *p = s;
+    *why = "expected MM-DD, easter[+-N], nth:N:WD:MM, last:WD:MM or week:N, optionally "
+           "WD<= or WD>= before and +N/-N after";
+    int wd = parse_wd(p);
+    if (wd >= 0 && (p[3] == '<' || p[3] == '>') && p[4] == '=') {
+        r->align_wd = wd;
+        r->align_dir = p[3] == '<' ? -1 : 1;
+        p += 5;
+    }
+    if (strncmp(p, "easter", 6) == 0) {
+        r->kind = R_EASTER;
+        p += 6;
+    } else if (strncmp(p, "nth:", 4) == 0 || strncmp(p, "last:", 5) == 0) {
+        bool nth = p[0] == 'n';
+        r->kind = nth ? R_NTH : R_LAST;
+        p += nth ? 4 : 5;
+        if (nth) {
+            r->n = parse_uint(&p, 1);
+            if (r->n < 1 || r->n > 5 || *p++ != ':')
+                return -1;
+        }
+        if ((r->wd = parse_wd(p)) < 0 || p[3] != ':')
+            return -1;
+        p += 4;
+        r->month = parse_uint(&p, 2);
+        if (r->month < 1 || r->month > 12)
+            return -1;
+    } else if (strncmp(p, "week:", 5) == 0) {
+        r->kind = R_WEEK;
+        p += 5;
+        r->n = parse_uint(&p, 2);
+        if (r->n < 1 || r->n > 53)
+            return -1;
+    } else {
+        r->kind = R_FIXED;
+        const char *q = p;
+        r->month = parse_uint(&p, 2);
+        if (p - q != 2 || *p++ != '-')
+            return -1;
+        q = p;
+        r->day = parse_uint(&p, 2);
+        if (p - q != 2 || r->month < 1 || r->month > 12 || r->day < 1 ||
+            r->day > (r->month == 2 ? 29 : month_days(2001, r->month))) {
+            *why = "no such date";
+            return -1;
+        }
+    }
+    if (*p == '+' || *p == '-') {
+        int sign = *p == '-' ? -1 : 1;
+        p++;
+        int v = parse_uint(&p, 3);
+        if (v < 0)
+            return -1;
+        r->offset = sign * v;
+    }
+    return *p ? -1 : 0;
+}
+
+/* ---- the region file ----------------------------------------------------------------------- */
+
+static void regdef_free(regdef_t *r) {
+    free(r->code), free(r->parent), free(r->zone);
+    for (size_t i = 0; i < r->nhol; i++)
+        free(r->hol[i].name), free(r->hol[i].obs_name);
+    free(r->hol);
+    for (size_t i = 0; i < r->ndrop; i++)
+        free(r->drop[i]);
+    free(r->drop);
+    free(r->school);
+}
+
+static void db_free(db_t *db) {
+    if (!db)
+        return;
+    for (size_t i = 0; i < db->n; i++)
+        regdef_free(&db->r[i]);
+    free(db->r);
+    for (size_t i = 0; i < db->norigins; i++)
+        free(db->origins[i]);
+    free(db->origins);
+    free(db->names);
+    free(db);
+}
+
+static regdef_t *db_find(const db_t *db, const char *code) {
+    for (size_t i = 0; i < db->n; i++)
+        if (strcmp(db->r[i].code, code) == 0)
+            return &db->r[i];
+    return NULL;
+}
+
+static char *trim(char *s) {
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1]))
+        s[--n] = 0;
+    return s;
+}
+
+static bool valid_code(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 31)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
+            return false;
+    return true;
+}
+
+/* Splits the next blank-separated word off *p (NUL-terminating it). */
+static char *word(char **p) {
+    char *s = *p;
+    while (isspace((unsigned char)*s))
+        s++;
+    char *w = s;
+    while (*s && !isspace((unsigned char)*s))
+        s++;
+    if (*s)
+        *s++ = 0;
+    *p = s;
+    return w;
+}
+
+/* Options "from=YYYY", "to=YYYY", "obs=..." at the front of *p; leaves *p at the rest. */
+static int parse_opts(char **p, int *from, int *to, obs_t *obs, const char **why) {
+    *from = YEAR_MIN, *to = YEAR_MAX;
+    if (obs)
+        *obs = OBS_NONE;
+    for (;;) {
+        char *s = *p;
+        while (isspace((unsigned char)*s))
+            s++;
+        *p = s;
+        bool f = strncmp(s, "from=", 5) == 0, t = strncmp(s, "to=", 3) == 0;
+        if (f || t) {
+            const char *q = s + (f ? 5 : 3);
+            int y = parse_uint(&q, 4);
+            if (y < YEAR_MIN || y > YEAR_MAX || (*q && !isspace((unsigned char)*q))) {
+                *why = "from=/to= take a year 1970-2199";
+                return -1;
+            }
+            *(f ? from : to) = y;
+            *p = (char *)q;
+        } else if (obs && strncmp(s, "obs=", 4) == 0) {
+            char *q = s + 4, *v = word(&q);
+            if (strcmp(v, "next") == 0)
+                *obs = OBS_NEXT;
+            else if (strcmp(v, "nearest") == 0)
+                *obs = OBS_NEAREST;
+            else if (strcmp(v, "sun-sat") == 0)
+                *obs = OBS_SUN_SAT;
+            else {
+                *why = "obs= takes next, nearest or sun-sat";
+                return -1;
+            }
+            *p = q;
+        } else
+            return 0;
+    }
+}
+
+/* One "key = value" line of section r; `fresh_school`: no school line yet in this section. */
+static int apply_line(regdef_t *r, char *key, char *val, bool *fresh_school, const char **why) {
+    const char *oom = "out of memory";
+    if (strcmp(key, "parent") == 0 || strcmp(key, "zone") == 0) {
+        char **dst = key[0] == 'p' ? &r->parent : &r->zone;
+        if (!*val || strchr(val, ' ') || (key[0] == 'p' && !valid_code(val))) {
+            *why = key[0] == 'p' ? "parent: expected a region code" : "zone: expected an IANA id";
+            return -1;
+        }
+        free(*dst);
+        if (!(*dst = strdup(val)))
+            return *why = oom, -1;
+        return 0;
+    }
+    if (strcmp(key, "holiday") == 0) {
+        hol_t h = {0};
+        char *rest = val, *rs = word(&rest);
+        if (rule_parse(rs, &h.r, why) || parse_opts(&rest, &h.from, &h.to, &h.obs, why))
+            return -1;
+        char *name = trim(rest);
+        if (!*name)
+            return *why = "holiday: a name must follow the rule", -1;
+        hol_t *g = hvs_vec_grow(r->hol, &r->caphol, r->nhol + 1, sizeof *g, 16);
+        if (!g || !(h.name = strdup(name)))
+            return *why = oom, -1;
+        r->hol = g;
+        if (h.obs == OBS_NEXT || h.obs == OBS_NEAREST) {
+            size_t n = strlen(name) + 12;
+            if (!(h.obs_name = malloc(n)))
+                return free(h.name), *why = oom, -1;
+            snprintf(h.obs_name, n, "%s (observed)", name);
+        }
+        r->hol[r->nhol++] = h;
+        return 0;
+    }
+    if (strcmp(key, "drop") == 0) {
+        if (!*val)
+            return *why = "drop: expected a holiday's name", -1;
+        /* An own holiday of that name goes now; else it is an inherited one. */
+        size_t k = 0, before = r->nhol;
+        for (size_t i = 0; i < r->nhol; i++) {
+            if (strcmp(r->hol[i].name, val) == 0)
+                free(r->hol[i].name), free(r->hol[i].obs_name);
+            else
+                r->hol[k++] = r->hol[i];
+        }
+        r->nhol = k;
+        if (k != before)
+            return 0;
+        char **g = hvs_vec_grow(r->drop, &r->capdrop, r->ndrop + 1, sizeof *g, 4);
+        if (!g || !(g[r->ndrop] = strdup(val)))
+            return *why = oom, -1;
+        r->drop = g;
+        r->ndrop++;
+        return 0;
+    }
+    if (strcmp(key, "school") == 0) {
+        span_t s = {0};
+        char *rest = val, *st = word(&rest), *dots = strstr(st, "..");
+        if (dots) {
+            *dots = 0;
+            if (rule_parse(st, &s.start, why) || rule_parse(dots + 2, &s.end, why))
+                return -1;
+        } else {
+            if (rule_parse(st, &s.start, why))
+                return -1;
+            char *n = word(&rest);
+            const char *q = n;
+            s.len = parse_uint(&q, 3);
+            if (s.len < 1 || *q) {
+                *why = "school: expected START DAYS or START..END";
+                return -1;
+            }
+        }
+        if (parse_opts(&rest, &s.from, &s.to, NULL, why))
+            return -1;
+        if (*trim(rest))
+            return *why = "school: unexpected text after the span", -1;
+        if (*fresh_school) /* a section's school lines replace what was there */
+            r->nschool = 0;
+        *fresh_school = false;
+        r->school_set = true;
+        span_t *g = hvs_vec_grow(r->school, &r->capschool, r->nschool + 1, sizeof *g, 8);
+        if (!g)
+            return *why = oom, -1;
+        r->school = g;
+        r->school[r->nschool++] = s;
+        return 0;
+    }
+    *why = "unknown key (parent, zone, holiday, drop, school)";
+    return -1;
+}
+
+/* Reads a region file's text into db: new sections add regions, a section of a known region
+ * extends it. */
+static int db_parse(db_t *db, const char *text, size_t len, const char *origin, hvs_err_t *err) {
+    char **og = realloc(db->origins, (db->norigins + 1) * sizeof *og);
+    if (!og)
+        return hvs_err_set(err, HVS_ENOMEM, NULL, "out of memory");
+    db->origins = og;
+    if (!(og[db->norigins] = strdup(origin)))
+        return hvs_err_set(err, HVS_ENOMEM, NULL, "out of memory");
+    origin = og[db->norigins++];
+    regdef_t *cur = NULL;
+    bool fresh_school = true;
+    int lineno = 0;
+    size_t pos = 0;
+    while (pos < len) {
+        size_t e = pos;
+        while (e < len && text[e] != '\n')
+            e++;
+        lineno++;
+        char buf[512];
+        if (e - pos >= sizeof buf)
+            return hvs_err_set(err, HVS_EINVAL, "calendar_file", "%s:%d: line too long", origin,
+                               lineno);
+        memcpy(buf, text + pos, e - pos);
+        buf[e - pos] = 0;
+        pos = e + 1;
+        for (char *h = buf; (h = strchr(h, '#')) != NULL; h++)
+            if (h == buf || isspace((unsigned char)h[-1])) { /* a comment, to the line's end */
+                *h = 0;
+                break;
+            }
+        char *l = trim(buf);
+        if (!*l)
+            continue;
+        const char *why = NULL;
+        if (*l == '[') {
+            char *end = strchr(l, ']');
+            if (!end || end[1]) {
+                why = "expected [REGION]";
+                goto bad;
+            }
+            *end = 0;
+            char *code = trim(l + 1);
+            if (!valid_code(code)) {
+                why = "region codes are 1-31 letters, digits, '-' or '_'";
+                goto bad;
+            }
+            if (!(cur = db_find(db, code))) {
+                regdef_t *g = hvs_vec_grow(db->r, &db->cap, db->n + 1, sizeof *g, 64);
+                if (!g)
+                    return hvs_err_set(err, HVS_ENOMEM, NULL, "out of memory");
+                db->r = g;
+                cur = &db->r[db->n];
+                memset(cur, 0, sizeof *cur);
+                if (!(cur->code = strdup(code)))
+                    return hvs_err_set(err, HVS_ENOMEM, NULL, "out of memory");
+                cur->line = lineno;
+                cur->origin = origin;
+                db->n++;
+            }
+            fresh_school = true;
+            continue;
+        }
+        char *eq = strchr(l, '=');
+        if (!eq) {
+            why = "expected KEY = VALUE or [REGION]";
+            goto bad;
+        }
+        if (!cur) {
+            why = "a setting before the first [REGION]";
+            goto bad;
+        }
+        *eq = 0;
+        if (apply_line(cur, trim(l), trim(eq + 1), &fresh_school, &why) == 0)
+            continue;
+    bad:
+        return hvs_err_set(err, HVS_EINVAL, "calendar_file", "%s:%d: %s", origin, lineno, why);
+    }
+    return HVS_OK;
+}
+
+/* ---- resolution: a region with what it inherits ------------------------------------------------ */
+
+typedef struct resolved {
+    const hol_t **hol;
+    size_t nhol, cap;
+    const span_t *school;
+    size_t nschool;
+    const char *zone;
+} resolved_t;
+
+static int resolve(const db_t *db, const regdef_t *r, int depth, resolved_t *out, hvs_err_t *err) {
+    if (depth > MAX_DEPTH)
+        return hvs_err_set(err, HVS_EINVAL, "calendar_file", "%s:%d: region %s: parent loop",
+                           r->origin, r->line, r->code);
+    if (r->parent) {
+        const regdef_t *p = db_find(db, r->parent);
+        if (!p)
+            return hvs_err_set(err, HVS_EINVAL, "calendar_file",
+                               "%s:%d: region %s: parent %s is not defined", r->origin, r->line,
+                               r->code, r->parent);
+        int rc = resolve(db, p, depth + 1, out, err);
+        if (rc)
+            return rc;
+    }
+    for (size_t d = 0; d < r->ndrop; d++) {
+        size_t k = 0;
+        for (size_t i = 0; i < out->nhol; i++)
+            if (strcmp(out->hol[i]->name, r->drop[d]) != 0)
+                out->hol[k++] = out->hol[i];
+        if (k == out->nhol)
+            return hvs_err_set(err, HVS_EINVAL, "calendar_file",
+                               "%s:%d: region %s: drop \"%s\": no such holiday inherited",
+                               r->origin, r->line, r->code, r->drop[d]);
+        out->nhol = k;
+    }
+    const hol_t **g = hvs_vec_grow(out->hol, &out->cap, out->nhol + r->nhol, sizeof *g, 32);
+    if (!g && out->nhol + r->nhol)
+        return hvs_err_set(err, HVS_ENOMEM, NULL, "out of memory");
+    out->hol = g;
+    for (size_t i = 0; i < r->nhol; i++)
+        out->hol[out->nhol++] = &r->hol[i];
+    if (r->school_set)
+        out->school = r->school, out->nschool = r->nschool;
+    if (r->zone)
+        out->zone = r->zone;
+    return HVS_OK;
+}
+
+/* ---- time zones (ICU) ---------------------------------------------------------------------- */
+
+static int zone_uchars(const char *zone, UChar *id, int cap) {
+    int n = 0;
+    for (; zone[n]; n++) {
+        if (n + 1 >= cap || (unsigned char)zone[n] > 127)
+            return -1;
+        id[n] = (UChar)zone[n];
+    }
+    id[n] = 0;
+    return n;
+}
+
+/* A UCalendar in `zone`, NULL when ICU does not know the zone (ICU would silently use GMT). */
+static UCalendar *zone_open(const char *zone) {
+    UChar id[128], canon[128];
+    int n = zone_uchars(zone, id, 128);
+    if (n <= 0)
+        return NULL;
+    UErrorCode st = U_ZERO_ERROR;
+    UBool system = 0;
+    ucal_getCanonicalTimeZoneID(id, n, canon, 128, &system, &st);
+    if (U_FAILURE(st) || !system)
+        return NULL;
+    st = U_ZERO_ERROR;
+    UCalendar *uc = ucal_open(id, n, "en_US_POSIX", UCAL_GREGORIAN, &st);
+    if (U_FAILURE(st)) {
+        if (uc)
+            ucal_close(uc);
+        return NULL;
+    }
+    return uc;
+}
+
+/* Every region resolves, and names a time zone ICU knows. */
+static int db_check(db_t *db, hvs_err_t *err) {
+    for (size_t i = 0; i < db->n; i++) {
+        resolved_t rs = {0};
+        int rc = resolve(db, &db->r[i], 0, &rs, err);
+        free(rs.hol);
+        if (rc)
+            return rc;
+        const regdef_t *r = &db->r[i];
+        if (!rs.zone)
+            return hvs_err_set(err, HVS_EINVAL, "calendar_file",
+                               "%s:%d: region %s: no zone (own or inherited)", r->origin, r->line,
+                               r->code);
+        UCalendar *uc = zone_open(rs.zone);
+        if (!uc)
+            return hvs_err_set(err, HVS_EINVAL, "calendar_file",
+                               "%s:%d: region %s: time zone \"%s\" is not in the tz database",
+                               r->origin, r->line, r->code, rs.zone);
+        ucal_close(uc);
+    }
+    const char **names = calloc(db->n + 1, sizeof *names);
+    if (!names)
+        return hvs_err_set(err, HVS_ENOMEM, NULL, "out of memory");
+    for (size_t i = 0; i < db->n; i++)
+        names[i] = db->r[i].code;
+    db->names = names;
+    return HVS_OK;
+}
+
+/* The process's database: the built-in file, plus the user's file after hvs_calendar_load. */
+static pthread_mutex_t db_mu = PTHREAD_MUTEX_INITIALIZER;
+static db_t *db_cur;
+
+static int db_build(const char *path, db_t **out, hvs_err_t *err) {
+    db_t *db = calloc(1, sizeof *db);
+    if (!db)
+        return hvs_err_set(err, HVS_ENOMEM, NULL, "out of memory");
+    int rc = db_parse(db, hvs_calendar_builtin, hvs_calendar_builtin_len, "(built-in) regions.ini",
+                      err);
+    if (!rc && path && *path) {
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            rc = hvs_err_set(err, HVS_EINVAL, "calendar_file", "calendar file %s: %s", path,
+                             strerror(errno));
+        else {
+            char *text = NULL;
+            size_t n = 0, cap = 0, got;
+            char chunk[4096];
+            while (!rc && (got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+                char *g = hvs_vec_grow(text, &cap, n + got, 1, 8192);
+                if (!g)
+                    rc = hvs_err_set(err, HVS_ENOMEM, NULL, "out of memory");
+                else {
+                    text = g;
+                    memcpy(text + n, chunk, got);
+                    n += got;
+                }
+            }
+            fclose(f);
+            if (!rc)
+                rc = db_parse(db, text ? text : "", n, path, err);
+            free(text);
+        }
+    }
+    if (!rc)
+        rc = db_check(db, err);
+    if (rc) {
+        db_free(db);
+        return rc;
+    }
+    *out = db;
+    return HVS_OK;
+}
+
+int hvs_calendar_load(const char *path, hvs_err_t *err) {
+    db_t *db = NULL;
+    int rc = db_build(path, &db, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&db_mu);
+    db->retired = db_cur; /* calendars made from it keep pointing into it */
+    db_cur = db;
+    pthread_mutex_unlock(&db_mu);
+    hvs_log_info("calendar", "%zu holiday regions (built-in%s%s), ICU tz data %s", db->n,
+                 path && *path ? " + " : "", path && *path ? path : "", hvs_calendar_tz_version());
+    return HVS_OK;
+}
+
+static db_t *db_get(hvs_err_t *err) {
+    pthread_mutex_lock(&db_mu);
+    if (!db_cur && db_build(NULL, &db_cur, err))
+        db_cur = NULL; /* the built-in file is tested: only ENOMEM gets here */
+    db_t *db = db_cur;
+    pthread_mutex_unlock(&db_mu);
+    return db;
+}
+
+const char *hvs_calendar_tz_version(void) {
+    UErrorCode st = U_ZERO_ERROR;
+    const char *v = ucal_getTZDataVersion(&st);
+    return U_FAILURE(st) || !v ? "?" : v;
 }
 
 /* ---- one year's table ---------------------------------------------------------------------- */
 
-/* Public holidays of `year` in region r: flags[] and name[] of a year table. */
-static void mark_holidays(const region_t *r, int year, uint8_t *flags, int8_t *name) {
-    int em, ed;
-    hvs_calendar_easter(year, &em, &ed);
-    int easter = yday(year, em, ed);
-    struct {
-        unsigned bit;
-        int yd;
-    } days[] = {
-        {H_NEW_YEAR, yday(year, 1, 1)},
-        {H_BERCHTOLD, yday(year, 1, 2)},
-        {H_EPIPHANY, yday(year, 1, 6)},
-        {H_ST_JOSEPH, yday(year, 3, 19)},
-        {H_GOOD_FRIDAY, easter - 2},
-        {H_EASTER_MONDAY, easter + 1},
-        {H_LABOUR, yday(year, 5, 1)},
-        {H_ASCENSION, easter + 39},
-        {H_WHIT_MONDAY, easter + 50},
-        {H_CORPUS, easter + 60},
-        {H_PETER_PAUL, yday(year, 6, 29)},
-        {H_NATIONAL, yday(year, 8, 1)},
-        {H_ASSUMPTION, yday(year, 8, 15)},
-        /* Thursday after the first Sunday of September */
-        {H_JEUNE_GE, yday(year, 9, nth_weekday(year, 9, 6, 1) + 4)},
-        /* Monday after the third Sunday of September */
-        {H_JEUNE_VD, yday(year, 9, nth_weekday(year, 9, 6, 3) + 1)},
-        {H_GERMAN_UNITY, yday(year, 10, 3)},
-        {H_ALL_SAINTS, yday(year, 11, 1)},
-        {H_IMMACULATE, yday(year, 12, 8)},
-        {H_CHRISTMAS, yday(year, 12, 25)},
-        {H_ST_STEPHEN, yday(year, 12, 26)},
-        {H_RESTAURATION, yday(year, 12, 31)},
-    };
-    for (size_t i = 0; i < sizeof days / sizeof days[0]; i++) {
-        if (!(r->holidays & days[i].bit))
+typedef struct year_table {
+    int year; /* 0 = empty slot */
+    uint8_t flags[366];
+    const char *name[366]; /* NULL = none */
+    int16_t until[366], since[366];
+} year_table_t;
+
+struct hvs_calendar {
+    const regdef_t *region;
+    resolved_t rs;
+    UCalendar *uc;
+    hvs_ms_t lo, hi, off; /* the zone's offset `off` holds on [lo, hi) */
+    year_table_t cache[CACHE_YEARS];
+    int next_slot;
+};
+
+static void mark(uint8_t *flags, const char **names, long total, long k, const char *name) {
+    if (k < 0 || k >= total)
+        return;
+    flags[k] |= F_HOLIDAY;
+    if (!names[k])
+        names[k] = name;
+}
+
+static bool weekend_day(long days) { return weekday_of(days) >= 5; }
+
+/* Public holidays of `year` into the days base.. of flags[]/names[] (total days): the dates
+ * first, then the observed days, which must avoid every date already a holiday. */
+static void mark_holidays(const hvs_calendar_t *c, int year, long base, uint8_t *flags,
+                          const char **names, long total, int pass) {
+    for (size_t i = 0; i < c->rs.nhol; i++) {
+        const hol_t *h = c->rs.hol[i];
+        if (year < h->from || year > h->to)
             continue;
-        int k = days[i].yd;
-        flags[k] |= F_HOLIDAY;
-        if (name[k] < 0) {
-            int bit = 0;
-            while ((1u << bit) != days[i].bit)
-                bit++;
-            name[k] = (int8_t)bit;
+        long d = rule_eval(&h->r, year);
+        if (d == LONG_MIN)
+            continue;
+        if (pass == 0) {
+            if (h->obs == OBS_SUN_SAT && weekday_of(d) == 6)
+                d--; /* moved, not doubled */
+            mark(flags, names, total, d - base, h->name);
+        } else if (h->obs == OBS_NEXT && weekend_day(d)) {
+            long s = d + 1;
+            while (s - base < total &&
+                   (weekend_day(s) || (s - base >= 0 && (flags[s - base] & F_HOLIDAY))))
+                s++;
+            mark(flags, names, total, s - base, h->obs_name);
+        } else if (h->obs == OBS_NEAREST && weekend_day(d)) {
+            mark(flags, names, total, d + (weekday_of(d) == 5 ? -1 : 1) - base, h->obs_name);
         }
     }
 }
 
-static void mark_span(uint8_t *flags, int from, int len, int ndays) {
-    for (int k = from; k < from + len; k++)
-        if (k >= 0 && k < ndays)
-            flags[k] |= F_SCHOOL;
-}
-
-/* Day of the year of the Saturday on or before a day of the year. */
-static int saturday_before(int year, int yd) {
-    int wd = weekday_of(days_from_civil(year, 1, 1) + yd);
-    return yd - (wd + 2) % 7;
-}
-
-static void mark_school(const region_t *r, int year, uint8_t *flags) {
+static void mark_school(const hvs_calendar_t *c, int year, uint8_t *flags) {
     int n = year_days(year);
-    int em, ed;
-    hvs_calendar_easter(year, &em, &ed);
-    int easter = yday(year, em, ed);
-    /* Sports holidays: from the Saturday before the Monday of ISO week w. */
-    long jan4 = days_from_civil(year, 1, 4);
-    int week1_monday = (int)(jan4 - days_from_civil(year, 1, 1)) - weekday_of(jan4);
-    mark_span(flags, week1_monday + 7 * (r->sports_week - 1) - 2, r->sports_len + 2, n);
-    switch (r->school) {
-    case SCHOOL_CH_DE:
-        mark_span(flags, easter + 6, 16, n); /* spring, after Easter */
-        mark_span(flags, yday(year, 7, nth_weekday(year, 7, 0, 2)) - 2, 37, n); /* 5 weeks */
-        mark_span(flags, yday(year, 10, nth_weekday(year, 10, 0, 1)) - 2, 16, n);
-        break;
-    case SCHOOL_CH_FR:
-        mark_span(flags, easter - 3, 17, n);                              /* Easter holidays */
-        mark_span(flags, saturday_before(year, yday(year, 7, 1)), 51, n); /* ~7 weeks */
-        mark_span(flags, yday(year, 10, nth_weekday(year, 10, 0, 3)) - 2, 9, n);
-        break;
-    case SCHOOL_CH_TI:
-        mark_span(flags, easter - 3, 12, n);
-        mark_span(flags, saturday_before(year, yday(year, 6, 17)), 74, n); /* mid-June..August */
-        mark_span(flags, saturday_before(year, yday(year, 10, 31)), 9, n);
-        break;
-    case SCHOOL_DE_BY:
-        mark_span(flags, easter - 7, 16, n);
-        mark_span(flags, saturday_before(year, yday(year, 8, 1)), 46, n); /* ~6.5 weeks */
-        mark_span(flags, saturday_before(year, yday(year, 11, 1)), 9, n);
-        break;
+    long jan1 = days_from_civil(year, 1, 1);
+    for (size_t i = 0; i < c->rs.nschool; i++) {
+        const span_t *s = &c->rs.school[i];
+        if (year < s->from || year > s->to)
+            continue;
+        long a = rule_eval(&s->start, year);
+        long b = s->len ? a + s->len - 1 : rule_eval(&s->end, year);
+        if (a == LONG_MIN || b == LONG_MIN)
+            continue;
+        for (long k = a - jan1; k <= b - jan1; k++)
+            if (k >= 0 && k < n)
+                flags[k] |= F_SCHOOL;
     }
-    /* Christmas: from the Saturday on or before 24 Dec to the year's end, and from 1 Jan to the
-     * first Sunday on or after 2 Jan. */
-    mark_span(flags, saturday_before(year, yday(year, 12, 24)), 10, n);
-    int jan2 = yday(year, 1, 2);
-    int wd = weekday_of(days_from_civil(year, 1, 2));
-    mark_span(flags, 0, jan2 + (6 - wd) + 1, n);
     for (int k = 0; k < n; k++) {
-        int mm, dd, yy;
-        civil_from_days(days_from_civil(year, 1, 1) + k, &yy, &mm, &dd);
+        int yy, mm, dd;
+        civil_from_days(jan1 + k, &yy, &mm, &dd);
         if ((mm == 12 && dd >= 24) || (mm == 1 && dd <= 6))
             flags[k] |= F_XMAS;
     }
@@ -244,35 +774,27 @@ static void mark_school(const region_t *r, int year, uint8_t *flags) {
 static bool workday_flags(uint8_t f, long days) { return !(f & F_HOLIDAY) && weekday_of(days) < 5; }
 
 /* Fill table t for `year`, looking at the neighbouring years for bridges and distances. */
-static void build_year(const region_t *r, int year, year_table_t *t) {
-    /* Three years of holiday flags side by side: previous, this, next. */
-    uint8_t f3[3][366];
-    int8_t n3[3][366];
-    memset(f3, 0, sizeof f3);
-    memset(n3, -1, sizeof n3);
-    for (int i = 0; i < 3; i++)
-        mark_holidays(r, year - 1 + i, f3[i], n3[i]);
-    int len[3] = {year_days(year - 1), year_days(year), year_days(year + 1)};
-    long base = days_from_civil(year - 1, 1, 1);
-    int total = len[0] + len[1] + len[2];
-    uint8_t *all = calloc((size_t)total, 1);
-    if (!all) { /* classify as plain days rather than fail a lookup */
-        memset(t, 0, sizeof *t);
-        memset(t->name, -1, sizeof t->name);
-        t->year = year;
-        return;
-    }
-    memcpy(all, f3[0], (size_t)len[0]);
-    memcpy(all + len[0], f3[1], (size_t)len[1]);
-    memcpy(all + len[0] + len[1], f3[2], (size_t)len[2]);
-
+static void build_year(const hvs_calendar_t *c, int year, year_table_t *t) {
     memset(t, 0, sizeof *t);
     t->year = year;
-    memcpy(t->name, n3[1], sizeof t->name);
-    for (int k = 0; k < len[1]; k++) {
-        int i = len[0] + k;
+    long base = days_from_civil(year - 1, 1, 1);
+    long total = days_from_civil(year + 2, 1, 1) - base;
+    uint8_t *all = calloc((size_t)total, 1);
+    const char **names = calloc((size_t)total, sizeof *names);
+    if (!all || !names) { /* classify as plain days rather than fail a lookup */
+        free(all), free(names);
+        return;
+    }
+    for (int pass = 0; pass < 2; pass++)
+        for (int y = year - 1; y <= year + 1; y++)
+            mark_holidays(c, y, base, all, names, total, pass);
+    long off = days_from_civil(year, 1, 1) - base;
+    int len = year_days(year);
+    for (int k = 0; k < len; k++) {
+        long i = off + k;
         long days = base + i;
         t->flags[k] = all[i] & F_HOLIDAY;
+        t->name[k] = names[i];
         bool work = workday_flags(all[i], days);
         bool prev_hol = i > 0 && (all[i - 1] & F_HOLIDAY);
         bool next_hol = i + 1 < total && (all[i + 1] & F_HOLIDAY);
@@ -281,21 +803,22 @@ static void build_year(const region_t *r, int year, year_table_t *t) {
         if (work && ((prev_hol && next_off) || (prev_off && next_hol)))
             t->flags[k] |= F_BRIDGE;
         int until = 366, since = 366;
-        for (int j = i; j < total && j - i < 366; j++)
+        for (long j = i; j < total && j - i < 366; j++)
             if (all[j] & F_HOLIDAY) {
-                until = j - i;
+                until = (int)(j - i);
                 break;
             }
-        for (int j = i; j >= 0 && i - j < 366; j--)
+        for (long j = i; j >= 0 && i - j < 366; j--)
             if (all[j] & F_HOLIDAY) {
-                since = i - j;
+                since = (int)(i - j);
                 break;
             }
         t->until[k] = (int16_t)until;
         t->since[k] = (int16_t)since;
     }
     free(all);
-    mark_school(r, year, t->flags);
+    free(names);
+    mark_school(c, year, t->flags);
 }
 
 static const year_table_t *year_of(hvs_calendar_t *c, int year) {
@@ -304,58 +827,84 @@ static const year_table_t *year_of(hvs_calendar_t *c, int year) {
             return &c->cache[i];
     year_table_t *t = &c->cache[c->next_slot];
     c->next_slot = (c->next_slot + 1) % CACHE_YEARS;
-    build_year(c->region, year, t);
+    build_year(c, year, t);
     return t;
 }
 
 /* ---- API ------------------------------------------------------------------------------------ */
 
 const char *const *hvs_calendar_regions(void) {
-    static const char *names[NREGIONS + 1];
-    for (size_t i = 0; i < NREGIONS; i++)
-        names[i] = regions[i].name;
-    names[NREGIONS] = NULL;
-    return names;
+    static const char *none[] = {NULL};
+    hvs_err_t err;
+    db_t *db = db_get(&err);
+    return db ? db->names : none;
 }
 
 int hvs_calendar_new(const char *region, hvs_calendar_t **out, hvs_err_t *err) {
-    for (size_t i = 0; i < NREGIONS; i++) {
-        if (region && strcmp(regions[i].name, region) == 0) {
-            hvs_calendar_t *c = calloc(1, sizeof *c);
-            if (!c)
-                return hvs_err_set(err, HVS_ENOMEM, NULL, "out of memory");
-            c->region = &regions[i];
-            *out = c;
-            return HVS_OK;
-        }
+    *out = NULL;
+    db_t *db = db_get(err);
+    if (!db)
+        return HVS_ENOMEM;
+    const regdef_t *r = region ? db_find(db, region) : NULL;
+    if (!r)
+        return hvs_err_set(err, HVS_EINVAL, "unknown_region",
+                           "holiday region \"%.40s\" is not known (%zu regions such as CH-ZH, "
+                           "DE-BE, FR, GB-ENG, US-NY: data/calendar/regions.ini and "
+                           "HVS_CALENDAR_FILE)",
+                           region ? region : "(null)", db->n);
+    hvs_calendar_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return hvs_err_set(err, HVS_ENOMEM, NULL, "out of memory");
+    c->region = r;
+    int rc = resolve(db, r, 0, &c->rs, err); /* checked at load: only ENOMEM here */
+    if (!rc && !(c->uc = zone_open(c->rs.zone)))
+        rc = hvs_err_set(err, HVS_ENOMEM, NULL, "time zone %s: ICU calendar", c->rs.zone);
+    if (rc) {
+        hvs_calendar_destroy(c);
+        return rc;
     }
-    return hvs_err_set(err, HVS_EINVAL, "unknown_region",
-                       "holiday region \"%.40s\" is not known (CH, CH-ZH, CH-BE, CH-BS, CH-LU, "
-                       "CH-GE, CH-VD, CH-TI, DE-BY)",
-                       region ? region : "(null)");
+    c->lo = 1, c->hi = 0; /* empty */
+    *out = c;
+    return HVS_OK;
 }
 
-void hvs_calendar_destroy(hvs_calendar_t *c) { free(c); }
-
-const char *hvs_calendar_region(const hvs_calendar_t *c) { return c->region->name; }
-
-/* Last Sunday of a month at 01:00 UTC, in ms. */
-static hvs_ms_t last_sunday_1utc(int year, int month) {
-    long last = days_from_civil(year, month + 1, 1) - 1;
-    last -= (weekday_of(last) + 1) % 7;
-    return (hvs_ms_t)last * DAY_MS + 3600000LL;
+void hvs_calendar_destroy(hvs_calendar_t *c) {
+    if (!c)
+        return;
+    if (c->uc)
+        ucal_close(c->uc);
+    free(c->rs.hol);
+    free(c);
 }
 
-hvs_ms_t hvs_calendar_utc_offset(const hvs_calendar_t *c, hvs_ms_t t) {
-    (void)c;
-    int y, m, d;
-    long days = (long)(t >= 0 ? t / DAY_MS : (t - DAY_MS + 1) / DAY_MS);
-    civil_from_days(days, &y, &m, &d);
-    if (m < 3 || m > 10)
-        return 3600000LL;
-    if (m > 3 && m < 10)
-        return 7200000LL;
-    return t >= last_sunday_1utc(y, 3) && t < last_sunday_1utc(y, 10) ? 7200000LL : 3600000LL;
+const char *hvs_calendar_region(const hvs_calendar_t *c) { return c->region->code; }
+const char *hvs_calendar_zone(const hvs_calendar_t *c) { return c->rs.zone; }
+
+hvs_ms_t hvs_calendar_utc_offset(const hvs_calendar_t *cc, hvs_ms_t t) {
+    hvs_calendar_t *c = (hvs_calendar_t *)cc; /* the cache is not part of the value (see .h) */
+    if (t >= c->lo && t < c->hi)
+        return c->off;
+    UErrorCode st = U_ZERO_ERROR;
+    ucal_setMillis(c->uc, (UDate)t, &st);
+    int32_t zo = ucal_get(c->uc, UCAL_ZONE_OFFSET, &st);
+    int32_t dst = ucal_get(c->uc, UCAL_DST_OFFSET, &st);
+    if (U_FAILURE(st))
+        return 0;
+    UDate prev = 0, next = 0;
+    c->off = (hvs_ms_t)zo + dst;
+    c->lo = ucal_getTimeZoneTransitionDate(c->uc, UCAL_TZ_TRANSITION_PREVIOUS_INCLUSIVE, &prev,
+                                           &st) &&
+                    U_SUCCESS(st)
+                ? (hvs_ms_t)prev
+                : INT64_MIN;
+    st = U_ZERO_ERROR;
+    c->hi = ucal_getTimeZoneTransitionDate(c->uc, UCAL_TZ_TRANSITION_NEXT, &next, &st) &&
+                    U_SUCCESS(st)
+                ? (hvs_ms_t)next
+                : INT64_MAX;
+    if (c->lo > t || c->hi <= t) /* not what ICU promises: cache nothing */
+        c->lo = 1, c->hi = 0;
+    return c->off;
 }
 
 double hvs_calendar_local_hour(const hvs_calendar_t *c, hvs_ms_t t) {
@@ -381,8 +930,8 @@ static void classify(hvs_calendar_t *c, long days, hvs_day_info_t *out) {
         out->bridge_day = f & F_BRIDGE;
         out->school_holiday = f & F_SCHOOL;
         out->christmas_period = f & F_XMAS;
-        if (t->name[k] >= 0)
-            out->holiday_name = holiday_names[t->name[k]];
+        if (t->name[k])
+            out->holiday_name = t->name[k];
         out->days_until_holiday = t->until[k];
         out->days_since_holiday = t->since[k];
     } else {
@@ -405,7 +954,9 @@ void hvs_calendar_date(hvs_calendar_t *c, int year, int month, int day, hvs_day_
 
 typedef struct cal_entry {
     char *region;
-    hvs_calendar_t *cal; /* NULL: unknown region (warned), the default serves */
+    hvs_calendar_t *cal; /* NULL: unknown region, the default serves */
+    char **warned;       /* unknown region: the buildings warned about, sorted */
+    size_t nwarned, capwarned;
 } cal_entry_t;
 
 struct hvs_calendars {
@@ -432,6 +983,9 @@ void hvs_calendars_destroy(hvs_calendars_t *cs) {
     for (size_t i = 0; i < cs->n; i++) {
         free(cs->e[i].region);
         hvs_calendar_destroy(cs->e[i].cal);
+        for (size_t j = 0; j < cs->e[i].nwarned; j++)
+            free(cs->e[i].warned[j]);
+        free(cs->e[i].warned);
     }
     free(cs->e);
     hvs_calendar_destroy(cs->def);
@@ -440,28 +994,56 @@ void hvs_calendars_destroy(hvs_calendars_t *cs) {
     free(cs);
 }
 
+/* Warns about building b's unknown region once per building. */
+static void warn_unknown(hvs_calendars_t *cs, cal_entry_t *e, const char *b) {
+    if (!b)
+        b = "(none)";
+    size_t pos;
+    bool found;
+    HVS_VEC_BSEARCH_STR(e->warned, e->nwarned, , b, pos, found);
+    if (found)
+        return;
+    char **g = hvs_vec_grow(e->warned, &e->capwarned, e->nwarned + 1, sizeof *g, 8);
+    char *s = strdup(b);
+    if (g)
+        e->warned = g;
+    if (!g || !s) {
+        free(s);
+        return; /* out of memory: warn again next time rather than fail */
+    }
+    hvs_vec_open(e->warned, e->nwarned, pos, sizeof *g);
+    e->warned[pos] = s;
+    e->nwarned++;
+    hvs_log_warn(cs->component, "building %s: holiday region %s unknown, using %s", b, e->region,
+                 cs->default_region);
+}
+
 hvs_calendar_t *hvs_calendars_get(hvs_calendars_t *cs, const char *region, const char *building) {
     if (!region || !region[0] || strcmp(region, cs->default_region) == 0)
         return cs->def;
-    for (size_t i = 0; i < cs->n; i++)
+    cal_entry_t *e = NULL;
+    for (size_t i = 0; i < cs->n && !e; i++)
         if (strcmp(cs->e[i].region, region) == 0)
-            return cs->e[i].cal ? cs->e[i].cal : cs->def;
-    hvs_calendar_t *c = NULL;
-    hvs_err_t err = {0};
-    int rc = hvs_calendar_new(region, &c, &err);
-    if (rc && rc != HVS_EINVAL)
-        return NULL;
-    cal_entry_t *ne = hvs_vec_grow(cs->e, &cs->cap, cs->n + 1, sizeof *ne, 8);
-    char *r = strdup(region);
-    if (!ne || !r) {
-        free(r);
-        hvs_calendar_destroy(c);
-        return NULL;
+            e = &cs->e[i];
+    if (!e) {
+        hvs_calendar_t *c = NULL;
+        hvs_err_t err = {0};
+        int rc = hvs_calendar_new(region, &c, &err);
+        if (rc && rc != HVS_EINVAL)
+            return NULL;
+        cal_entry_t *ne = hvs_vec_grow(cs->e, &cs->cap, cs->n + 1, sizeof *ne, 8);
+        char *r = strdup(region);
+        if (!ne || !r) {
+            free(r);
+            hvs_calendar_destroy(c);
+            return NULL;
+        }
+        cs->e = ne;
+        e = &cs->e[cs->n++];
+        *e = (cal_entry_t){.region = r, .cal = c};
     }
-    cs->e = ne;
-    cs->e[cs->n++] = (cal_entry_t){r, c};
-    if (!c)
-        hvs_log_warn(cs->component, "building %s: holiday region %s unknown, using %s", building,
-                     region, cs->default_region);
-    return c ? c : cs->def;
+    if (e->cal)
+        return e->cal;
+    warn_unknown(cs, e, building);
+    return cs->def;
 }

@@ -54,6 +54,10 @@ static const hvs_cfg_entry_t common_entries[] = {
     {"HVS_TOPIC_PARTITIONS", HVS_CFG_INT, "12", 1, HVS_MAX_PARTITIONS,
      offsetof(hvs_common_config_t, topic_partitions), 0,
      "partition count of every building-keyed topic (must match across the pipeline)"},
+    {"HVS_CALENDAR_FILE", HVS_CFG_STRING, NULL, 0, 0, offsetof(hvs_common_config_t, calendar_file),
+     0,
+     "holiday regions read on top of the built-in ones (format: data/calendar/regions.ini); "
+     "read by the executables that build calendars"},
 };
 
 static void on_signal(int sig) {

@@ -1,20 +1,18 @@
 /*
  * calendar.h - local time and the calendar effects on energy use (seed 001, challenge 2):
- * public holidays of a country or canton, bridge days, school holidays, the Christmas period,
- * and the local UTC offset (daylight saving time). Shared by the simulator (occupancy) and the
- * features worker (calendar features), so training and serving see the same calendar.
+ * public holidays of a country, state or canton, bridge days, school holidays, the Christmas
+ * period, and the local UTC offset (daylight saving time). Shared by the simulator (occupancy)
+ * and the features worker (calendar features), so training and serving see the same calendar.
  *
- * Regions ("holiday_region" of a Building): "CH" (federal: New Year, Good Friday, Easter Monday,
- * Ascension, Whit Monday, 1 August, Christmas, St Stephen's) and the cantons "CH-ZH", "CH-BE",
- * "CH-BS", "CH-GE", "CH-VD", "CH-LU", "CH-TI" with their own holidays (e.g. Berchtoldstag 2 Jan,
- * Labour Day 1 May in ZH/BS/TI, Jeûne genevois in GE, Lundi du Jeûne in VD, Corpus Christi,
- * Assumption, Immaculate Conception in LU/TI), and "DE-BY" (Bavaria). Every region's time zone
- * is Central European (CET/CEST, EU rule: summer time from the last Sunday of March 01:00 UTC
- * to the last Sunday of October 01:00 UTC). Moveable feasts follow Gregorian Easter.
- * School holidays are the region's usual pattern (sports holidays in February, two weeks
- * around Easter, summer from early July for five to six weeks, two weeks in October, Christmas
- * to the first week of January), computed by rule for any year: an approximation of the
- * published dates, not a copy of them.
+ * Regions ("holiday_region" of a Building) come from a region file (format and the list in
+ * data/calendar/regions.ini, embedded into the library at build time): each region has a code
+ * ("CH-ZH", "DE-BE", "FR", "US-NY"), an optional parent it inherits holidays, school holidays
+ * and zone from, an IANA time zone, holiday rules (fixed dates, Easter offsets, n-th or last
+ * weekday of a month, weekday on/after a date, observed-day rules, year ranges) and school
+ * holiday spans by rule - an approximation of the published dates, not a copy of them. Users
+ * extend or override it with their own file (HVS_CALENDAR_FILE, read by hvs_calendar_load).
+ * Local time is the region's zone in ICU's tz database (offset per UTC instant, transitions
+ * cached per calendar, so the per-vector lookup is two comparisons between transitions).
  * Bridge day: a working day (Mon-Fri, not a holiday) between a holiday and a weekend or another
  * holiday (e.g. the Friday after Ascension). Christmas period: 24 December to 6 January.
  *
@@ -22,11 +20,18 @@
  * instant and classifies the local date it falls on.
  *
  * Ownership: hvs_calendar_new returns a calendar the caller frees with hvs_calendar_destroy
- * (NULL-safe); it caches computed years internally. Strings in hvs_day_info_t are static.
- * Thread-safety: a calendar is not thread-safe (its cache fills lazily); use one per thread.
+ * (NULL-safe); it caches computed years and the current zone offset internally. Strings in
+ * hvs_day_info_t and from hvs_calendar_region/_zone/_regions live as long as the process (a
+ * region database replaced by hvs_calendar_load is kept, never freed).
+ * Thread-safety: a calendar is not thread-safe (its caches fill lazily, even through the const
+ * functions); use one per thread. hvs_calendar_load: at start-up, before calendars are made in
+ * other threads; the first hvs_calendar_new without it loads the built-in file (locked).
  * Errors: hvs_calendar_new returns HVS_EINVAL (reason "unknown_region", message naming it) for
- * a region it does not know, HVS_ENOMEM when out of memory. Years outside 1970-2199 classify
- * as plain days (no holidays).
+ * a region the database does not hold, HVS_ENOMEM when out of memory. hvs_calendar_load
+ * returns HVS_EINVAL (reason "calendar_file") with "FILE:LINE: what" for a file it cannot read,
+ * a malformed line, an undefined parent, a parent loop, a drop of a holiday not inherited, or a
+ * region without a zone ICU knows; the database in use is then unchanged. Years outside
+ * 1970-2199 classify as plain days (no holidays).
  */
 #ifndef HVS_CALENDAR_H
 #define HVS_CALENDAR_H
@@ -53,13 +58,20 @@ typedef struct hvs_day_info {
     int days_since_holiday; /* 0 on a holiday; capped at 366 */
 } hvs_day_info_t;
 
+/* Loads the region database: the built-in file, then `path` (NULL or "": none) on top - a
+ * section of a known region extends it, a new one adds a region. Logs the region count. */
+int hvs_calendar_load(const char *path, hvs_err_t *err);
 int hvs_calendar_new(const char *region, hvs_calendar_t **out, hvs_err_t *err);
 void hvs_calendar_destroy(hvs_calendar_t *c);
 const char *hvs_calendar_region(const hvs_calendar_t *c);
-/* The regions known, NULL-terminated (static). */
+/* The region's IANA time zone ("Europe/Zurich"). */
+const char *hvs_calendar_zone(const hvs_calendar_t *c);
+/* The version of ICU's tz database ("2022e"). */
+const char *hvs_calendar_tz_version(void);
+/* The regions known, NULL-terminated, in file order (kept for the process, see Ownership). */
 const char *const *hvs_calendar_regions(void);
 
-/* Local UTC offset in ms at UTC instant t (3600000 in winter, 7200000 in summer). */
+/* Local UTC offset in ms at UTC instant t (in Zurich 3600000 in winter, 7200000 in summer). */
 hvs_ms_t hvs_calendar_utc_offset(const hvs_calendar_t *c, hvs_ms_t t);
 /* Local date of UTC instant t, classified. */
 void hvs_calendar_day(hvs_calendar_t *c, hvs_ms_t t, hvs_day_info_t *out);
@@ -74,8 +86,8 @@ void hvs_calendar_easter(int year, int *month, int *day);
 /*
  * The calendars of the regions a worker's buildings name, each made on first use: what every
  * worker that computes features keeps (features, trainer, forecaster). A building whose region
- * is empty or unknown gets the default region's, and an unknown region is warned about once
- * (naming the first building that had it), not per vector. The set owns its calendars
+ * is empty or unknown gets the default region's, and an unknown region is warned about once per
+ * building (naming the building and the region), not per vector. The set owns its calendars
  * (hvs_calendars_destroy, NULL-safe); same thread-safety as a calendar.
  */
 typedef struct hvs_calendars hvs_calendars_t;

@@ -41,6 +41,7 @@ typedef struct hvs_common_config {
     char *http_admin_token; /* NULL = none */
     char *log_level;
     int64_t topic_partitions;
+    char *calendar_file; /* HVS_CALENDAR_FILE; NULL = the built-in regions only (calendar.h) */
 } hvs_common_config_t;
 
 typedef struct hvs_app {
