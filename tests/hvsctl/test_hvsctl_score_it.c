@@ -152,18 +152,19 @@ static void setup(void) {
     /* b2's heated area comes from topology */
     hvs_encoder_t *enc;
     char bj[512];
-    snprintf(bj, sizeof bj,
-             "{\"building_id\":\"b2\",\"archetype\":\"mfh\",\"commissioning_date\":%lld,"
-             "\"latitude\":47.4,\"longitude\":8.5,\"heated_area_m2\":800,"
-             "\"holiday_region\":\"CH-ZH\",\"apartments\":[{\"apartment_id\":\"apt_1\"}],\"updated_at\":%lld}",
-             (long long)(T0 - 400 * HVS_MS_DAY), (long long)T0);
+    snprintf(
+        bj, sizeof bj,
+        "{\"building_id\":\"b2\",\"archetype\":\"mfh\",\"commissioning_date\":%lld,"
+        "\"latitude\":47.4,\"longitude\":8.5,\"heated_area_m2\":800,"
+        "\"holiday_region\":\"CH-ZH\",\"apartments\":[{\"apartment_id\":\"apt_1\"}],\"updated_at\":%lld}",
+        (long long)(T0 - 400 * HVS_MS_DAY), (long long)T0);
     const void *buf;
     size_t len;
-    HVS_REQUIRE(hvs_encoder_new(serde, HVS_SCHEMA_BUILDING, "topology", &enc, &err) == 0 &&
-                    hvs_serde_value_from_json(serde, hvs_encoder_value(enc), bj, strlen(bj),
-                                              &err) == 0 &&
-                    hvs_encoder_encode(enc, &buf, &len, &err) == 0,
-                "building: %s", err.msg);
+    HVS_REQUIRE(
+        hvs_encoder_new(serde, HVS_SCHEMA_BUILDING, "topology", &enc, &err) == 0 &&
+            hvs_serde_value_from_json(serde, hvs_encoder_value(enc), bj, strlen(bj), &err) == 0 &&
+            hvs_encoder_encode(enc, &buf, &len, &err) == 0,
+        "building: %s", err.msg);
     send_rec("topology", "b2", buf, len);
     hvs_encoder_destroy(enc);
 }
@@ -232,8 +233,8 @@ static void write_file(const char *path, const char *text) {
 #define NCOL 13
 typedef struct out {
     char *text;
-    int n;                 /* data lines (header excluded) */
-    char *f[MAXL][NCOL];   /* fields of data line i */
+    int n;               /* data lines (header excluded) */
+    char *f[MAXL][NCOL]; /* fields of data line i */
     char header[256];
 } out_t;
 
@@ -289,9 +290,7 @@ enum { F_LINE, F_B, F_A, F_HOUR, F_HZ, F_MODEL, F_VER, F_PRED, F_UNIT, F_SCORE, 
 
 static double num(const char *s) { return s && *s ? strtod(s, NULL) : NAN; }
 
-static bool near(double a, double b) {
-    return fabs(a - b) <= 1e-6 * fmax(1, fabs(b));
-}
+static bool near(double a, double b) { return fabs(a - b) <= 1e-6 * fmax(1, fabs(b)); }
 
 /* ---- the scorer's standardisation, recomputed ----------------------------------------------- */
 
@@ -347,8 +346,9 @@ static void write_jsonl(const char *path) {
         int i = NV - 1 - k;
         char *s = vec_json(&vecs[i], NULL);
         if (k % 3 == 0)
-            fprintf(f, "{\"topic\":\"features.hourly\",\"partition\":0,\"offset\":%d,\"key\":\"b1\","
-                       "\"value\":%s}\n",
+            fprintf(f,
+                    "{\"topic\":\"features.hourly\",\"partition\":0,\"offset\":%d,\"key\":\"b1\","
+                    "\"value\":%s}\n",
                     k, s);
         else
             fprintf(f, "%s\n", s);
@@ -374,10 +374,9 @@ static void check_residual(const out_t *o, int v) {
                   line_of[i], f[F_MODEL], f[F_VER]);
         HVS_CHECK(near(num(f[F_PRED]), want), "line %d: prediction %s, model.h says %.9g",
                   line_of[i], f[F_PRED], want);
-        HVS_CHECK(hvs_test_streq(f[F_UNIT], "kwh") && near(num(f[F_OBS]), vecs[i].target) &&
-                      !*f[F_WHY],
-                  "line %d: unit %s observed %s reason %s", line_of[i], f[F_UNIT], f[F_OBS],
-                  f[F_WHY]);
+        HVS_CHECK(
+            hvs_test_streq(f[F_UNIT], "kwh") && near(num(f[F_OBS]), vecs[i].target) && !*f[F_WHY],
+            "line %d: unit %s observed %s reason %s", line_of[i], f[F_UNIT], f[F_OBS], f[F_WHY]);
         if (i < NH)
             resid[i] = (double)(float)vecs[i].target - (double)(float)want;
     }
@@ -493,7 +492,7 @@ static void case_csv_forecast(void) {
                   "abc: prediction \"%s\" reason %s", o.f[6][F_PRED], o.f[6][F_WHY]);
     }
     HVS_CHECK(strstr(e, "line 6:") && strstr(e, "no_area") && strstr(e, "line 8:") &&
-                  strstr(e, "not a number") && strstr(e, "6 rows scored") &&
+                  strstr(e, "not a finite number") && strstr(e, "6 rows scored") &&
                   strstr(e, "2 refused"),
               "stderr names the refused lines: %s", e);
     free(o.text);
@@ -509,8 +508,7 @@ static void case_bad_jsonl(void) {
     random_vec(&v[3], "b1", "apt_1", T0 + 2 * HVS_MS_HOUR, 0);
     char *a = vec_json(&v[0], NULL), *b = vec_json(&v[1], "fs-0-deadbeef"),
          *c = vec_json(&v[2], NULL), *d = vec_json(&v[3], NULL);
-    char *text = malloc(strlen(a) + strlen(b) + strlen(c) + strlen(d) + 64), path[300],
-         args[1024];
+    char *text = malloc(strlen(a) + strlen(b) + strlen(c) + strlen(d) + 64), path[300], args[1024];
     sprintf(text, "%s\n{not json\n%s\n\n%s\n%s\n", a, b, c, d);
     snprintf(path, sizeof path, "%s/bad.jsonl", dir);
     write_file(path, text);

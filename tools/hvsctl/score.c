@@ -37,7 +37,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "batch.h" /* the scorer's library (workers/scorer) */
+#include "batch.h"  /* the scorer's library (workers/scorer) */
 #include "engine.h" /* the forecaster's library (workers/forecaster): fc_point_kwh */
 #include "hvs/features.h"
 #include "hvs/model.h"
@@ -87,7 +87,7 @@ static const char *const help =
     "Exit status: 0 every row scored, 3 some rows were not, 1 failure (model, topics, files),\n"
     "2 usage.";
 
-#define CHUNK 4096                  /* rows per prediction call / scorer batch */
+#define CHUNK 4096                    /* rows per prediction call / scorer batch */
 #define MAX_FUTURE (400 * HVS_MS_DAY) /* forecast rows of hours ahead are expected */
 #define EXIT_ROWS 3
 
@@ -96,8 +96,8 @@ typedef struct row {
     bool bad;
     char reason[HVS_ERR_REASON_MAX];
     sc_vector_t v;
-    double area;                 /* NaN: from topology */
-    double pred, score, z;       /* NaN: none */
+    double area;           /* NaN: from topology */
+    double pred, score, z; /* NaN: none */
 } row_t;
 
 typedef struct sctx {
@@ -242,15 +242,21 @@ static char *trim(char *s) {
     return s;
 }
 
-enum { C_BUILDING = -2, C_APARTMENT = -3, C_HOUR = -4, C_AS_OF = -5, C_REVISION = -6,
-       C_TARGET = -7, C_AREA = -8 };
+enum {
+    C_BUILDING = -2,
+    C_APARTMENT = -3,
+    C_HOUR = -4,
+    C_AS_OF = -5,
+    C_REVISION = -6,
+    C_TARGET = -7,
+    C_AREA = -8
+};
 static const struct {
     const char *name;
     int code;
-} csv_keys[] = {{"building_id", C_BUILDING}, {"apartment_id", C_APARTMENT},
-                {"target_hour", C_HOUR},
-                {"as_of", C_AS_OF},           {"revision", C_REVISION},
-                {"target", C_TARGET},         {"heated_area_m2", C_AREA}};
+} csv_keys[] = {{"building_id", C_BUILDING}, {"apartment_id", C_APARTMENT}, {"target_hour", C_HOUR},
+                {"as_of", C_AS_OF},          {"revision", C_REVISION},      {"target", C_TARGET},
+                {"heated_area_m2", C_AREA}};
 
 #define CSV_MAX_COLS (HVS_FEATURES_COUNT + 16)
 
@@ -276,10 +282,11 @@ static int csv_header(sctx_t *c, char *line, csv_head_t *h) {
             if (strcmp(name, csv_keys[k].name) == 0)
                 code = csv_keys[k].code;
         if (code == -1) {
-            fprintf(stderr,
-                    "hvsctl score: CSV column \"%s\" is neither a feature of %s nor one of "
-                    "building_id, apartment_id, target_hour, as_of, revision, target, heated_area_m2\n",
-                    name, hvs_features_version());
+            fprintf(
+                stderr,
+                "hvsctl score: CSV column \"%s\" is neither a feature of %s nor one of "
+                "building_id, apartment_id, target_hour, as_of, revision, target, heated_area_m2\n",
+                name, hvs_features_version());
             return 1;
         }
         for (int k = 0; k < i; k++)
@@ -318,7 +325,7 @@ static int csv_number(const char *s, double *v) {
     char *end;
     errno = 0;
     *v = strtod(s, &end);
-    return *end || errno == ERANGE ? -1 : 1;
+    return *end || errno == ERANGE || !isfinite(*v) ? -1 : 1;
 }
 
 /* A CSV row into a FeatureVector's natural JSON, then the JSON path. */
@@ -362,7 +369,7 @@ static void take_csv_line(sctx_t *c, const csv_head_t *h, row_t *r, char *line) 
         } else {
             int k = csv_number(s, &d);
             if (k < 0)
-                why = "not a number";
+                why = "not a finite number";
             else if (code == C_REVISION && k > 0)
                 json_object_set_new(o, "revision", json_integer((json_int_t)d));
             else if (code == C_TARGET && k > 0)
@@ -421,6 +428,8 @@ static int read_rows(sctx_t *c, FILE *in, const char *path, bool csv) {
         if (!*p)
             continue;
         if (csv && !have_head) {
+            if (strncmp(line, "\xef\xbb\xbf", 3) == 0) /* a UTF-8 byte order mark (spreadsheets) */
+                memmove(line, line + 3, strlen(line + 3) + 1);
             if ((rc = csv_header(c, line, &head)))
                 break;
             have_head = true;
@@ -503,8 +512,8 @@ static int open_model(sctx_t *c, const char *spec) {
     for (size_t i = hi; i-- > lo && !active;) {
         if (vs[i].status != HVS_MODEL_APPROVED || !vs[i].record)
             continue;
-        if (hvs_registry_load_record(c->serde, vs[i].record, vs[i].record_len, &active_ref,
-                                     &err) == 0)
+        if (hvs_registry_load_record(c->serde, vs[i].record, vs[i].record_len, &active_ref, &err) ==
+            0)
             active = vs[i].version;
     }
     if (!want) {
@@ -521,8 +530,8 @@ static int open_model(sctx_t *c, const char *spec) {
         while (i < hi && vs[i].version != want)
             i++;
         if (i == hi) {
-            fprintf(stderr, "hvsctl score: %s has no version %d (versions %d to %d)\n", name,
-                    want, vs[lo].version, vs[hi - 1].version);
+            fprintf(stderr, "hvsctl score: %s has no version %d (versions %d to %d)\n", name, want,
+                    vs[lo].version, vs[hi - 1].version);
             hvs_registry_release(active_ref);
             return 1;
         }
@@ -530,10 +539,10 @@ static int open_model(sctx_t *c, const char *spec) {
             c->ref = active_ref;
         } else {
             hvs_registry_release(active_ref);
-            if (!vs[i].record || hvs_registry_load_record(c->serde, vs[i].record,
-                                                          vs[i].record_len, &c->ref, &err) != 0) {
-                fprintf(stderr, "hvsctl score: %s:%d cannot serve with this build: %s (%s)\n",
-                        name, want, err.msg, err.reason);
+            if (!vs[i].record || hvs_registry_load_record(c->serde, vs[i].record, vs[i].record_len,
+                                                          &c->ref, &err) != 0) {
+                fprintf(stderr, "hvsctl score: %s:%d cannot serve with this build: %s (%s)\n", name,
+                        want, err.msg, err.reason);
                 return 1;
             }
             char act[32] = "none";
@@ -891,8 +900,8 @@ int hvsctl_score(hvs_app_t *app, int argc, char **argv) {
         }
     }
     if (rc == 0) {
-        fprintf(stderr, "hvsctl score: %zu rows scored with %s, %ld refused\n",
-                c.n - (size_t)c.bad, c.ref->ident, c.bad);
+        fprintf(stderr, "hvsctl score: %zu rows scored with %s, %ld refused\n", c.n - (size_t)c.bad,
+                c.ref->ident, c.bad);
         rc = c.bad ? EXIT_ROWS : 0;
     }
     if (in != stdin)
