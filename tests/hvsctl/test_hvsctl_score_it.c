@@ -144,6 +144,9 @@ static void setup(void) {
     for (int k = 1; k <= 2; k++) {
         res_model[k] = train(HVS_TASK_ANOMALY_RESIDUAL, k, &z, &zl);
         publish(RES, k, HVS_TASK_ANOMALY_RESIDUAL, HVS_MODEL_APPROVED, z, zl);
+        if (k == 1) /* a name whose own last part looks like a version */
+            publish("anomaly-residual/building:42", 1, HVS_TASK_ANOMALY_RESIDUAL,
+                    HVS_MODEL_APPROVED, z, zl);
         free(z);
     }
     fc_model = train(HVS_TASK_FORECAST, 3, &z, &zl);
@@ -575,11 +578,35 @@ static void case_refusals(void) {
     }
 }
 
+/* "NAME:N" where no NAME has versions but "NAME:N" itself is a model's name */
+static void case_digit_name(void) {
+    setup();
+    char path[300], args[1024];
+    snprintf(path, sizeof path, "%s/one42.jsonl", dir);
+    vec_t v;
+    random_vec(&v, "42", "apt_1", T0, 0);
+    char *line = vec_json(&v, NULL);
+    write_file(path, line);
+    free(line);
+    out_t o;
+    char *e;
+    snprintf(args, sizeof args, "--model anomaly-residual/building:42 %s", path);
+    int rc = score(args, NULL, &o, &e);
+    HVS_CHECK(
+        rc == 0 && o.n == 1 && hvs_test_streq(o.f[0][F_MODEL], "anomaly-residual/building:42") &&
+            atoi(o.f[0][F_VER]) == 1 &&
+            near(num(o.f[0][F_PRED]), predict(res_model[1], HVS_TASK_ANOMALY_RESIDUAL, &v, NAN)),
+        "score %s: rc %d, %d lines, stderr: %s", args, rc, o.n, e);
+    free(o.text);
+    free(e);
+}
+
 static const hvs_test_case_t cases[] = {
     {"jsonl_scored_as_model_h_and_scorer_z_active_and_older_version", case_jsonl_versions},
     {"csv_forecast_kwh_by_area_of_row_or_topology_bad_rows_refused", case_csv_forecast},
     {"bad_jsonl_rows_named_good_rows_scored_exit_3", case_bad_jsonl},
     {"unknown_model_version_exit_1_usage_exit_2", case_refusals},
+    {"name_ending_in_digits_is_a_name", case_digit_name},
     HVS_TEST_CASES_END,
 };
 

@@ -498,10 +498,18 @@ static int open_model(sctx_t *c, const char *spec) {
     }
     size_t n, lo = 0, hi;
     const hvs_model_info_t *vs = hvs_registry_versions(c->reg, &n);
-    while (lo < n && strcmp(vs[lo].name, name) != 0)
-        lo++;
-    for (hi = lo; hi < n && strcmp(vs[hi].name, name) == 0;)
-        hi++;
+    for (int pass = 0; pass < 2; pass++) {
+        for (lo = 0; lo < n && strcmp(vs[lo].name, name) != 0;)
+            lo++;
+        for (hi = lo; hi < n && strcmp(vs[hi].name, name) == 0;)
+            hi++;
+        if (lo < hi || !want || pass)
+            break;
+        /* "forecast/building:123" names building 123's model when no "forecast/building" has
+         * versions (the prefix read covers both) */
+        snprintf(name, sizeof name, "%s", spec);
+        want = 0;
+    }
     if (lo == hi) {
         fprintf(stderr, "hvsctl score: no model named \"%s\" on topic %s\n", name, topic);
         return 1;
