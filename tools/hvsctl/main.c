@@ -26,6 +26,7 @@ static const char *const usage =
     "  train NAME|all [--trainer URL]                     train a model now (hvs-trainer)\n"
     "  alerts list|show|ack|resolve ...                    the alert book (Redis): the daily list,\n"
     "                                                      an alert, a technician's feedback\n"
+    "  score --model NAME[:VERSION] FILE.csv|FILE.jsonl     score feature rows with a model -> CSV\n"
     "\n"
     "`hvsctl COMMAND --help` explains a command.";
 
@@ -66,9 +67,17 @@ int main(int argc, char **argv) {
         const char *name;
         int (*fn)(hvs_app_t *, int, char **);
     } commands[] = {
-        {"topics", hvsctl_topics}, {"tail", hvsctl_tail},       {"ingest", hvsctl_ingest},
-        {"dlq", hvsctl_dlq},       {"model", hvsctl_model},     {"train", hvsctl_train},
-        {"alerts", hvsctl_alerts}, {"weather", hvsctl_weather},
+        /* clang-format off */
+        {"topics", hvsctl_topics},
+        {"tail", hvsctl_tail},
+        {"ingest", hvsctl_ingest},
+        {"dlq", hvsctl_dlq},
+        {"model", hvsctl_model},
+        {"train", hvsctl_train},
+        {"alerts", hvsctl_alerts},
+        {"weather", hvsctl_weather},
+        {"score", hvsctl_score},
+        /* clang-format on */
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0)

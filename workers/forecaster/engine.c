@@ -630,14 +630,7 @@ static int schedule_all(fc_t *g, hvs_err_t *err) {
 /* ---- one issue ------------------------------------------------------------------------------ */
 
 static bool columns_match(const hvs_model_ref_t *r) {
-    size_t n;
-    const char *const *cols = hvs_taskrow_columns(HVS_TASK_FORECAST, &n);
-    if (r->nfeatures != n || r->target_scale != HVS_TARGET_PER_HEATED_M2)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(r->features[i], cols[i]) != 0)
-            return false;
-    return true;
+    return hvs_model_ref_fits(r, HVS_TASK_FORECAST) && r->target_scale == HVS_TARGET_PER_HEATED_M2;
 }
 
 static const char *const interval_keys[4] = {"interval_h1_6", "interval_h7_24", "interval_h25_48",
@@ -927,6 +920,13 @@ static void cal_record(fc_building_t *b, hvs_ms_t h, int k, double lo, double hi
     b->cal_dirty[i / 64] |= 1ull << (i % 64);
 }
 
+double fc_point_kwh(hvs_target_scale_t s, double p, double area_m2, bool *nan) {
+    double y = hvs_taskrow_to_kwh(s, p, area_m2);
+    *nan = !isfinite(y);
+    /* a model's NaN: never from NaN inputs alone (XGBoost takes missing) */
+    return *nan ? 0 : fmax(0, y);
+}
+
 /* Emit job j whose model predictions (target units) are pred (NULL for rules). */
 static int emit(fc_t *g, job_t *j, const float *pred, hvs_err_t *err) {
     fc_building_t *b = j->b;
@@ -945,7 +945,10 @@ static int emit(fc_t *g, job_t *j, const float *pred, hvs_err_t *err) {
         bool ood = false;
         if (bm) {
             double p = pred[k];
-            y = hvs_taskrow_to_kwh(bm->ref->target_scale, p, j->area);
+            bool bad = false;
+            y = fc_point_kwh(bm->ref->target_scale, p, j->area, &bad);
+            if (bad)
+                flags |= FC_F_MISSING_WEATHER;
             const double *iv = bm->iv[bucket_of(k + 1)];
             if (isfinite(iv[0])) {
                 double s = fmax(p, 0) + iv[2];

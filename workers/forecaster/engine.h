@@ -271,6 +271,12 @@ int fc_on_weather(fc_t *g, int32_t partition, const char *building, hvs_ms_t hou
  * batch's model refs. */
 int fc_flush(fc_t *g, hvs_err_t *err);
 
+/* A forecast model's prediction p (in its target scale s) as the kWh a forecast publishes for a
+ * building of heated area area_m2: hvs_taskrow_to_kwh, never below 0; a value that is not
+ * finite gives 0 with *nan set (the forecast is flagged missing_weather). hvsctl score converts
+ * its batch predictions with it too. Pure. */
+double fc_point_kwh(hvs_target_scale_t s, double p, double area_m2, bool *nan);
+
 /* Interned version names (accuracy points name them by index + 1). */
 const char *fc_ident(const fc_t *g, uint16_t id);
 uint16_t fc_ident_intern(fc_t *g, const char *ident, double backtest_wape);

@@ -178,18 +178,6 @@ static const char *const skip_names[4] = {"building_level", "too_old", "unknown_
 
 /* ---- models --------------------------------------------------------------------------------- */
 
-/* Whether a version's columns are the task's, in order (what task_rows.h builds). */
-static bool columns_match(const hvs_model_ref_t *ref, hvs_task_t task) {
-    size_t n;
-    const char *const *cols = hvs_taskrow_columns(task, &n);
-    if (ref->nfeatures != n || hvs_model_columns(ref->model) != n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(ref->features[i], cols[i]) != 0)
-            return false;
-    return true;
-}
-
 /* The serving version of `name` for this batch (acquired once, released in end_batch). */
 static hvs_model_ref_t *model(worker_t *w, const char *name, hvs_task_t task) {
     for (size_t i = 0; i < w->ncache; i++)
@@ -200,7 +188,7 @@ static hvs_model_ref_t *model(worker_t *w, const char *name, hvs_task_t task) {
     cached_model_t *c = &w->cache[w->ncache++];
     snprintf(c->name, sizeof c->name, "%s", name);
     c->ref = hvs_registry_acquire(w->reg, name);
-    if (c->ref && !columns_match(c->ref, task)) {
+    if (c->ref && !hvs_model_ref_fits(c->ref, task)) {
         hvs_log_error("scorer", "%s: its columns are not this build's %s columns: not used",
                       c->ref->ident, hvs_taskrow_task_name(task));
         hvs_registry_release(c->ref);

@@ -73,6 +73,17 @@ const char *hvs_model_ref_param(const hvs_model_ref_t *r, const char *key) {
     return NULL;
 }
 
+bool hvs_model_ref_fits(const hvs_model_ref_t *r, hvs_task_t t) {
+    size_t n;
+    const char *const *cols = hvs_taskrow_columns(t, &n);
+    if (!r || n == 0 || r->nfeatures != n || !r->model || hvs_model_columns(r->model) != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(r->features[i], cols[i]) != 0)
+            return false;
+    return true;
+}
+
 int64_t hvs_joint_histogram_count(const hvs_joint_histogram_t *h, double t, double g, size_t *ti,
                                   size_t *gi) {
     if (!h->counts || !isfinite(t) || !isfinite(g))

@@ -165,6 +165,10 @@ hvs_model_ref_t *hvs_registry_acquire(hvs_registry_t *r, const char *name);
 void hvs_registry_release(hvs_model_ref_t *ref);
 /* The value of a params key of the ref's record (the ref's string), NULL when absent. */
 const char *hvs_model_ref_param(const hvs_model_ref_t *r, const char *key);
+/* Whether a version's columns are task t's, in order (the rows task_rows.h builds), and its
+ * model takes that many: what every consumer of feature rows (scorer, forecaster, hvsctl score)
+ * checks before feeding a version rows. */
+bool hvs_model_ref_fits(const hvs_model_ref_t *r, hvs_task_t t);
 
 /* Every version known, sorted by name then version (the array is r's, valid until the next
  * poll). */
