@@ -18,6 +18,8 @@ static const char *const usage =
     "  tail TOPIC [--from-beginning] [--max N] [--follow] [--partition P]\n"
     "                                                      print a topic as JSON lines\n"
     "  ingest [FILE|-] [--topic T] [--timeout S]           raw meter JSON lines -> readings.raw\n"
+    "  topology load FILE|list|show ID|delete ID           onboard buildings (JSON lines or CSV,\n"
+    "                                                      validated whole) on `topology`\n"
     "  dlq show [--topic T] [--max N] [--follow]           dead letters with their reasons\n"
     "  model list|show|approve|reject|rollback|export ...  model versions, approval, rollback,\n"
     "                                                      export for Python\n"
@@ -64,9 +66,9 @@ int main(int argc, char **argv) {
         const char *name;
         int (*fn)(hvs_app_t *, int, char **);
     } commands[] = {
-        {"topics", hvsctl_topics}, {"tail", hvsctl_tail},   {"ingest", hvsctl_ingest},
-        {"dlq", hvsctl_dlq},       {"model", hvsctl_model}, {"train", hvsctl_train},
-        {"alerts", hvsctl_alerts},
+        {"topics", hvsctl_topics}, {"tail", hvsctl_tail},         {"ingest", hvsctl_ingest},
+        {"dlq", hvsctl_dlq},       {"model", hvsctl_model},       {"train", hvsctl_train},
+        {"alerts", hvsctl_alerts}, {"topology", hvsctl_topology},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name) != 0)
