@@ -117,9 +117,10 @@ static void test_bad_file_loads_nothing(void) {
     free(out);
     remove(path);
 
-    /* CSV: a row whose building columns disagree with the building's first row */
+    /* CSV (with a byte order mark): a row disagreeing with its building's first row, an apartment twice */
     snprintf(path, sizeof path, "/tmp/hvs-topo-bad-%d.csv", (int)getpid());
-    write_file(path, "building_id,archetype,commissioning_date,latitude,longitude,apartment_id,"
+    write_file(path, "\xEF\xBB\xBF" /* a spreadsheet's byte order mark */
+                     "building_id,archetype,commissioning_date,latitude,longitude,apartment_id,"
                      "apartment_area_m2\n"
                      "C1,passive,2020-01-01,47.0,8.0,a1,50\n"
                      "C1,passive,2020-01-01,47.5,8.0,a2,50\n"

@@ -498,8 +498,11 @@ static void load_csv(loader_t *L, FILE *in) {
             line[--len] = '\0';
         if (len == 0)
             continue;
+        char *text = line;
+        if (ncols < 0 && strncmp(text, "\xEF\xBB\xBF", 3) == 0)
+            text += 3; /* a spreadsheet's UTF-8 byte order mark */
         char *cells[CSV_MAX_COLS];
-        int n = csv_split(line, cells, CSV_MAX_COLS);
+        int n = csv_split(text, cells, CSV_MAX_COLS);
         if (n < 0) {
             fail_at(L, lineno, NULL, "malformed CSV (unterminated quote or over %d cells)",
                     CSV_MAX_COLS);
