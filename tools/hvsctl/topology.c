@@ -233,6 +233,14 @@ static double json_area(json_t *b, size_t *napts, size_t *missing) {
     return area;
 }
 
+/* Why the apartments give no area: "no apartments" or "K of N apartments without area_m2". */
+static void area_why(char *out, size_t cap, size_t missing, size_t napts) {
+    if (napts == 0)
+        snprintf(out, cap, "no apartments");
+    else
+        snprintf(out, cap, "%zu of %zu apartments without area_m2", missing, napts);
+}
+
 /*
  * Validate one building (from a JSON line, or the rows of a CSV building: apt_lines gives each
  * apartment's row, NULL for JSON lines) and, when valid, encode it into L->out.
@@ -359,10 +367,12 @@ static void check_building(loader_t *L, json_t *b, long line, const long *apt_li
     L->out[L->nout++] = (loaded_t){oid, copyb, len};
     size_t na, missing;
     if (isnan(json_area(b, &na, &missing))) {
+        char why[96];
+        area_why(why, sizeof why, missing, na);
         fprintf(stderr,
-                "line %ld: building %s: warning: no heated area (heated_area_m2 absent, %zu of %zu "
-                "apartments without area_m2): not forecastable\n",
-                line, id, missing, na);
+                "line %ld: building %s: warning: no heated area (heated_area_m2 absent; %s): not "
+                "forecastable\n",
+                line, id, why);
         L->warnings++;
     }
 }
@@ -727,7 +737,8 @@ static int cmd_load(hvs_app_t *app, int argc, char **argv, const char *topic) {
     }
     qsort(L.out, L.nout, sizeof *L.out, cmp_loaded);
     if (dry) {
-        printf("valid: %zu buildings (dry run: nothing produced)\n", L.nout);
+        printf("valid: %zu building%s (dry run: nothing produced)\n", L.nout,
+               L.nout == 1 ? "" : "s");
         rc = 0;
         goto out;
     }
@@ -759,7 +770,7 @@ static int cmd_load(hvs_app_t *app, int argc, char **argv, const char *topic) {
     int frc = hvs_producer_flush(p, (int)timeout_s * 1000, &err);
     uint64_t ok = hvs_producer_delivered(p), failed = hvs_producer_failed(p);
     if (sent == L.nout && frc == 0 && failed == 0 && ok == L.nout) {
-        printf("loaded %zu buildings -> %s\n", L.nout, topic);
+        printf("loaded %zu building%s -> %s\n", L.nout, L.nout == 1 ? "" : "s", topic);
         rc = 0;
     } else {
         fprintf(stderr,
@@ -937,10 +948,10 @@ static int cmd_show(hvs_app_t *app, const char *id, const char *topic) {
            (long long)r->offset, iso);
     size_t na, missing;
     double area = json_area(b, &na, &missing);
+    char why[96];
+    area_why(why, sizeof why, missing, na);
     if (isnan(area))
-        printf("# not forecastable: no heated area (heated_area_m2 absent; %zu of %zu apartments "
-               "without area_m2)\n",
-               missing, na);
+        printf("# not forecastable: no heated area (heated_area_m2 absent; %s)\n", why);
     else if (json_is_number(json_object_get(b, "heated_area_m2")))
         printf("# heated area: %.1f m2 (heated_area_m2)\n", area);
     else
