@@ -121,7 +121,7 @@ static void send_alert(const char *type, const char *model, hvs_ms_t at) {
 }
 
 static void send_building(int b, const char *archetype) {
-    char json[2048], key[16];
+    char json[2048], key[24]; /* room for any int: -Wformat-truncation under ASan */
     snprintf(
         json, sizeof json,
         "{\"building_id\":\"bldg_%d\",\"archetype\":\"%s\",\"commissioning_date\":1600000000000,"
@@ -136,7 +136,7 @@ static void send_building(int b, const char *archetype) {
 /* DAYS of one building's hours: the building series and two apartments, observations, and
  * forecasts issued every 6 h for 72 h. */
 static void send_series(int b) {
-    char json[2048], key[16];
+    char json[2048], key[24]; /* room for any int: -Wformat-truncation under ASan */
     snprintf(key, sizeof key, "bldg_%d", b);
     for (int i = 0; i < DAYS * 24; i++) {
         hvs_ms_t h = T0 + (hvs_ms_t)i * HOUR;
