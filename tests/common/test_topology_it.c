@@ -4,7 +4,9 @@
  * location, area, sorted apartments, partition, team: "" when absent); a record written with
  * Building v1 (schema id 3, before `team`) still reads; a newer record replaces a building and
  * bumps its version; deleted = true and a tombstone remove one; an undecodable record is counted
- * and skipped while the rest still applies.
+ * and skipped while the rest still applies. The heated area every worker uses
+ * (hvs_building_area): heated_area_m2, else the sum of the apartments' areas when every one has
+ * one, else NaN.
  */
 #include <math.h>
 
@@ -222,12 +224,72 @@ static void test_follows_later_records(void) {
               applied);
 }
 
+/* A Building given as JSON text. */
+static void send_json(const char *id, const char *json) {
+    hvs_err_t err = {0};
+    avro_value_t *v = hvs_encoder_value(enc);
+    const void *buf;
+    size_t len;
+    HVS_REQUIRE(hvs_serde_value_from_json(serde, v, json, strlen(json), &err) == 0 &&
+                    hvs_encoder_encode(enc, &buf, &len, &err) == 0,
+                "json %s: %s", id, err.msg);
+    send_raw(id, buf, len);
+}
+
+#define AREA_BUILDING(id, area, apts)                                                              \
+    "{\"building_id\":\"" id "\",\"archetype\":\"passive\",\"commissioning_date\":0,"              \
+    "\"latitude\":47.0,\"longitude\":8.0,\"heated_area_m2\":" area ",\"holiday_region\":null,"     \
+    "\"apartments\":[" apts "],\"updated_at\":1,\"deleted\":false}"
+#define APT(id, area) "{\"apartment_id\":\"" id "\",\"area_m2\":" area "}"
+
+/* The one area rule: given heated_area_m2 wins; else the apartments' sum when every apartment
+ * has an area; else NaN - computed by the follower from the record and by the pure function. */
+static void test_heated_area_derived(void) {
+    hvs_topology_t *t = follower();
+    hvs_err_t err = {0};
+    send_json("bldg_f", AREA_BUILDING("bldg_f", "null", APT("f1", "70.0") "," APT("f2", "55.5")));
+    send_json("bldg_g", AREA_BUILDING("bldg_g", "null", APT("g1", "70.0") "," APT("g2", "null")));
+    send_json("bldg_h", AREA_BUILDING("bldg_h", "null", ""));
+    send_json("bldg_i", AREA_BUILDING("bldg_i", "300.0", APT("i1", "70.0") "," APT("i2", "null")));
+    HVS_REQUIRE(hvs_producer_flush(prod, 10000, &err) == 0, "flush: %s", err.msg);
+    for (int i = 0; i < 250 && !(hvs_topology_find(t, "bldg_f") && hvs_topology_find(t, "bldg_g") &&
+                                 hvs_topology_find(t, "bldg_h") && hvs_topology_find(t, "bldg_i"));
+         i++) {
+        usleep(20000);
+        hvs_topology_poll(t, 0);
+    }
+    const hvs_building_t *f = hvs_topology_find(t, "bldg_f"), *g = hvs_topology_find(t, "bldg_g"),
+                         *h = hvs_topology_find(t, "bldg_h"), *i = hvs_topology_find(t, "bldg_i");
+    HVS_REQUIRE(f && g && h && i, "the four buildings arrived");
+    HVS_CHECK(isnan(f->heated_area_m2) && hvs_building_area(f) == 70.0 + 55.5 &&
+                  strcmp(hvs_building_area_source(f), "apartments") == 0,
+              "no heated_area_m2, every apartment with an area: their sum (%g)",
+              hvs_building_area(f));
+    HVS_CHECK(isnan(hvs_building_area(g)) && strcmp(hvs_building_area_source(g), "none") == 0,
+              "one apartment without an area: none (%g)", hvs_building_area(g));
+    HVS_CHECK(isnan(hvs_building_area(h)) && strcmp(hvs_building_area_source(h), "none") == 0,
+              "no apartments: none");
+    HVS_CHECK(hvs_building_area(i) == 300.0 &&
+                  strcmp(hvs_building_area_source(i), "heated_area_m2") == 0,
+              "heated_area_m2 given: it wins (%g)", hvs_building_area(i));
+    const hvs_building_t *a = hvs_topology_find(t, "bldg_a");
+    HVS_CHECK(a && hvs_building_area(a) == 2400.5 && a->apts_area_m2 == 4 * 70.0,
+              "bldg_a: given area, apartments' sum kept beside it");
+    double xs[] = {10.0, 20.0, NAN}, neg[] = {10.0, -1.0};
+    HVS_CHECK(hvs_topology_area(NAN, xs, 2) == 30.0 && isnan(hvs_topology_area(NAN, xs, 3)) &&
+                  hvs_topology_area(5.0, xs, 3) == 5.0 && hvs_topology_area(0.0, xs, 2) == 30.0 &&
+                  isnan(hvs_topology_area(NAN, neg, 2)) && isnan(hvs_topology_area(NAN, xs, 0)),
+              "hvs_topology_area: given > 0 wins, else a full sum of positive areas, else NaN");
+    HVS_CHECK(isnan(hvs_building_area(NULL)), "unknown building: NaN");
+}
+
 static const hvs_test_case_t cases[] = {
     {"newer_record_replaces_building_with_every_field", test_newer_record_wins},
     {"building_v1_record_reads_as_default_team", test_v1_record_reads},
     {"deleted_and_tombstone_remove_bad_record_skipped", test_removals_and_bad_record},
     {"apartments_counted_and_looked_up", test_apartment_lookup},
     {"follows_records_produced_later", test_follows_later_records},
+    {"heated_area_given_or_derived_from_apartments", test_heated_area_derived},
     HVS_TEST_CASES_END,
 };
 

@@ -159,7 +159,7 @@ static int tr_info(void *opaque, const char *building, tr_building_info_t *out) 
     (void)opaque;
     for (int b = 0; b < NB; b++)
         if (!strcmp(blds[b].id, building)) {
-            *out = (tr_building_info_t){blds[b].area, blds[b].commissioning, cal};
+            *out = (tr_building_info_t){blds[b].area, blds[b].commissioning, cal, NULL};
             return 0;
         }
     return -1;

@@ -81,7 +81,7 @@ static int info(void *opaque, const char *building, tr_building_info_t *out) {
         if (strcmp(world.fleet->buildings[b].id, building) == 0) {
             *out = (tr_building_info_t){world.fleet->buildings[b].heated_area_m2,
                                         world.fleet->buildings[b].commissioned,
-                                        world.fleet->buildings[b].calendar};
+                                        world.fleet->buildings[b].calendar, NULL};
             return 0;
         }
     return -1;

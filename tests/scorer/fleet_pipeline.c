@@ -381,7 +381,7 @@ static int info(void *opaque, const char *building, tr_building_info_t *out) {
         return -1;
     *out = (tr_building_info_t){p->fleet->buildings[b].heated_area_m2,
                                 p->fleet->buildings[b].commissioned,
-                                p->fleet->buildings[b].calendar};
+                                p->fleet->buildings[b].calendar, NULL};
     return 0;
 }
 

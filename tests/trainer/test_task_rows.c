@@ -37,7 +37,7 @@ static hvs_decoder_t *dec;
 
 static int info(void *opaque, const char *building, tr_building_info_t *out) {
     (void)opaque, (void)building;
-    *out = (tr_building_info_t){AREA, START - 400 * DAY, cal};
+    *out = (tr_building_info_t){AREA, START - 400 * DAY, cal, NULL};
     return 0;
 }
 

@@ -52,7 +52,7 @@ static int info(void *opaque, const char *building, tr_building_info_t *out) {
         if (strcmp(fleet->buildings[b].id, building) == 0) {
             *out = (tr_building_info_t){fleet->buildings[b].heated_area_m2,
                                         fleet->buildings[b].commissioned,
-                                        fleet->buildings[b].calendar};
+                                        fleet->buildings[b].calendar, NULL};
             return 0;
         }
     return -1;
@@ -379,7 +379,7 @@ static void test_leakage(hvs_ms_t start) {
 static int synthetic_info(void *opaque, const char *building, tr_building_info_t *out) {
     hvs_calendar_t *cal = opaque;
     (void)building;
-    *out = (tr_building_info_t){1000.0, HVS_MS_NONE, cal};
+    *out = (tr_building_info_t){1000.0, HVS_MS_NONE, cal, NULL};
     return 0;
 }
 

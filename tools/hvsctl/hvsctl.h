@@ -22,6 +22,7 @@ int hvsctl_train(hvs_app_t *app, int argc, char **argv);
 int hvsctl_alerts(hvs_app_t *app, int argc, char **argv);
 int hvsctl_weather(hvs_app_t *app, int argc, char **argv);
 int hvsctl_score(hvs_app_t *app, int argc, char **argv);
+int hvsctl_topology(hvs_app_t *app, int argc, char **argv);
 
 /* Does argv hold --help / -h? */
 bool hvsctl_wants_help(int argc, char **argv);

@@ -20,6 +20,8 @@ static const char *const usage =
     "  ingest [FILE|-] [--topic T] [--timeout S]           raw meter JSON lines -> readings.raw\n"
     "  weather import FILE [--building ID] ...             own hourly weather (CSV, JSON lines)\n"
     "                                                      -> weather.hourly, OBSERVED\n"
+    "  topology load FILE|list|show ID|delete ID           onboard buildings (JSON lines or CSV,\n"
+    "                                                      validated whole) on `topology`\n"
     "  dlq show [--topic T] [--max N] [--follow]           dead letters with their reasons\n"
     "  model list|show|approve|reject|rollback|export ...  model versions, approval, rollback,\n"
     "                                                      export for Python\n"
@@ -77,6 +79,7 @@ int main(int argc, char **argv) {
         {"alerts", hvsctl_alerts},
         {"weather", hvsctl_weather},
         {"score", hvsctl_score},
+        {"topology", hvsctl_topology},
         /* clang-format on */
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {

@@ -134,7 +134,7 @@ static int info(void *opaque, const char *building, fc_info_t *out) {
     const hvs_building_t *b = hvs_topology_find(w->topo, building);
     if (!b)
         return -1;
-    *out = (fc_info_t){b->heated_area_m2, b->commissioning, b->archetype, b->holiday_region};
+    *out = (fc_info_t){hvs_building_area(b), b->commissioning, b->archetype, b->holiday_region};
     return 0;
 }
 

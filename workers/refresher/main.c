@@ -98,7 +98,7 @@ static int info(void *opaque, const char *building, rf_info_t *out) {
     const hvs_building_t *b = hvs_topology_find(w->topo, building);
     if (!b)
         return -1;
-    *out = (rf_info_t){b->heated_area_m2, b->archetype};
+    *out = (rf_info_t){hvs_building_area(b), b->archetype};
     return 0;
 }
 

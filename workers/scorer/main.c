@@ -370,7 +370,7 @@ static int on_vector(worker_t *w, int32_t p, const sc_vector_t *v, bool quiet, h
         hvs_metric_inc(w->m_skipped[SKIP_UNKNOWN_BUILDING]); /* scored by the rules alone */
     hvs_model_ref_t *res, *cls;
     choose_models(w, b, v->hour, &res, &cls);
-    return sc_batch_add(w->batch, v, p, quiet, res, cls, b ? b->heated_area_m2 : NAN, err);
+    return sc_batch_add(w->batch, v, p, quiet, res, cls, hvs_building_area(b), err);
 }
 
 /* ---- the stage's callbacks ------------------------------------------------------------------ */

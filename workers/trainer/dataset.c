@@ -134,8 +134,11 @@ int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
         tr_building_info_t bi = {.area_m2 = NAN, .commissioning = HVS_MS_NONE};
         if (info(opaque, b->id, &bi) || !bi.cal)
             continue;
-        if (isnan(hvs_taskrow_divisor((hvs_task_t)sel->task, bi.area_m2)))
-            continue; /* no area: no scale for a shared model */
+        if (isnan(hvs_taskrow_divisor((hvs_task_t)sel->task, bi.area_m2))) {
+            if (bi.no_area)
+                bi.no_area(opaque, b->id); /* not in silence (issue 18) */
+            continue;                      /* no area: no scale for a shared model */
+        }
         for (size_t si = 0; si < b->ns; si++) {
             const tr_series_t *s = b->s[si];
             bool building = strcmp(s->id, HVS_FS_BUILDING) == 0;

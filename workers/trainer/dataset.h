@@ -98,12 +98,15 @@ typedef struct tr_select {
                                      unlabelled), as scored at serving, not only labelled ones */
 } tr_select_t;
 
-/* Per building what the rows need from topology: heated area (NaN unknown: no forecast rows),
- * commissioning, calendar. */
+/* Per building what the rows need from topology: heated area (hvs_building_area; NaN unknown:
+ * no forecast rows), commissioning, calendar. `no_area` (optional, set by the info function):
+ * called with the info function's opaque each time a building's rows are skipped for want of
+ * an area, so the caller can say so (once per building: the trainer logs and counts). */
 typedef struct tr_building_info {
     double area_m2;
     hvs_ms_t commissioning;
     hvs_calendar_t *cal;
+    void (*no_area)(void *opaque, const char *building);
 } tr_building_info_t;
 
 typedef int (*tr_info_fn)(void *opaque, const char *building, tr_building_info_t *out);

@@ -164,7 +164,9 @@ typedef struct worker {
     char requested[160]; /* POST /train: a name, "all", or "" */
     pthread_mutex_t req_lock;
     hvs_metric_t *m_in, *m_skipped, *m_runs, *m_published, *m_rejected, *m_seconds, *m_labels,
-        *m_drift;
+        *m_drift, *m_no_area;
+    char **no_area; /* buildings said to have no heated area, sorted: said once each */
+    size_t nno_area, capno_area;
 } worker_t;
 
 
@@ -314,11 +316,41 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
 /* ---- what training needs of topology -------------------------------------------------------- */
 
 
+/* The forecast rows of a building without a heated area (hvs_building_area) were skipped: log
+ * and count it once per building, not once per run or fold. */
+static void no_area(void *opaque, const char *id) {
+    worker_t *w = opaque;
+    size_t pos;
+    bool found;
+    HVS_VEC_BSEARCH_STR(w->no_area, w->nno_area, , id, pos, found);
+    if (found)
+        return;
+    char **grown = hvs_vec_grow(w->no_area, &w->capno_area, w->nno_area + 1, sizeof *grown, 16);
+    char *copy = grown ? strdup(id) : NULL;
+    if (grown)
+        w->no_area = grown;
+    if (!copy)
+        return; /* out of memory: said again next time */
+    hvs_vec_open(w->no_area, w->nno_area, pos, sizeof *w->no_area);
+    w->no_area[pos] = copy;
+    w->nno_area++;
+    const hvs_building_t *b = hvs_topology_find(w->topo, id);
+    hvs_log_warn("trainer",
+                 "building %s: not forecastable: no heated area (heated_area_m2 absent%s): its "
+                 "forecast rows are skipped (hvs_trainer_buildings_skipped_total)",
+                 id,
+                 !b              ? " and not in topology"
+                 : b->napts == 0 ? ", no apartments"
+                                 : ", and not every apartment has area_m2");
+    hvs_metric_inc(w->m_no_area);
+}
+
 static int building_info(void *opaque, const char *id, tr_building_info_t *out) {
     worker_t *w = opaque;
     const hvs_building_t *b = hvs_topology_find(w->topo, id);
-    *out = (tr_building_info_t){b ? b->heated_area_m2 : NAN, b ? b->commissioning : HVS_MS_NONE,
-                                hvs_calendars_get(w->cals, b ? b->holiday_region : NULL, id)};
+    *out = (tr_building_info_t){hvs_building_area(b), b ? b->commissioning : HVS_MS_NONE,
+                                hvs_calendars_get(w->cals, b ? b->holiday_region : NULL, id),
+                                no_area};
     return 0;
 }
 
@@ -870,6 +902,11 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
         "date",
         NULL);
     w->m_runs = hvs_metrics_counter(ms, "hvs_trainer_runs_total", "training runs", NULL);
+    w->m_no_area = hvs_metrics_counter(
+        ms, "hvs_trainer_buildings_skipped_total",
+        "buildings whose forecast rows are skipped, counted once per building: no heated area "
+        "(neither heated_area_m2 nor an area_m2 on every apartment)",
+        "reason=\"no_heated_area\"");
     w->m_published = hvs_metrics_counter(ms, "hvs_trainer_versions_total",
                                          "versions published (not rejected)", NULL);
     w->m_rejected = hvs_metrics_counter(ms, "hvs_trainer_rejected_total",
@@ -895,6 +932,9 @@ static void worker_free(void *state) {
     worker_t *w = state;
     free(w->tried);
     free(w->drifted);
+    for (size_t i = 0; i < w->nno_area; i++)
+        free(w->no_area[i]);
+    free(w->no_area);
     for (size_t i = w->head; i < w->njobs; i++)
         job_free(&w->jobs[i]);
     free(w->jobs);

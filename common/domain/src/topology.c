@@ -176,12 +176,16 @@ static int apply(hvs_topology_t *t, avro_value_t *v, int32_t partition, hvs_err_
         return hvs_err_set(why, HVS_ESERDE, "bad_schema", "building %.100s: no apartments", id), -1;
     }
     char **apts = calloc(n ? n : 1, sizeof *apts);
+    double *areas = calloc(n ? n : 1, sizeof *areas);
     size_t m = 0;
-    for (size_t i = 0; apts && i < n; i++) {
+    for (size_t i = 0; apts && areas && i < n; i++) {
         const char *a;
         size_t al;
-        if (avro_value_get_by_index(&arr, i, &item, NULL) ||
-            avro_value_get_by_name(&item, "apartment_id", &sub, NULL) ||
+        areas[i] = NAN;
+        if (avro_value_get_by_index(&arr, i, &item, NULL))
+            continue;
+        areas[i] = opt_double(&item, "area_m2", NAN);
+        if (avro_value_get_by_name(&item, "apartment_id", &sub, NULL) ||
             avro_value_get_string(&sub, &a, &al))
             continue;
         if ((apts[m] = strdup(a)))
@@ -189,9 +193,12 @@ static int apply(hvs_topology_t *t, avro_value_t *v, int32_t partition, hvs_err_
     }
     if (m > 1)
         qsort(apts, m, sizeof *apts, cmp_str);
+    bool areas_ok = areas != NULL;
+    double apts_area = areas ? hvs_topology_area(NAN, areas, n) : NAN;
+    free(areas);
     char *arch = opt_string(v, "archetype"), *region = opt_string(v, "holiday_region"),
          *team = opt_string(v, "team");
-    topo_building_t *nb = apts && arch && region && team
+    topo_building_t *nb = apts && areas_ok && arch && region && team
                               ? hvs_vec_grow(t->b, &t->cap, t->n + 1, sizeof *nb, 64)
                               : NULL;
     if (!nb) {
@@ -217,6 +224,7 @@ static int apply(hvs_topology_t *t, avro_value_t *v, int32_t partition, hvs_err_
         .latitude = opt_double(v, "latitude", NAN),
         .longitude = opt_double(v, "longitude", NAN),
         .heated_area_m2 = opt_double(v, "heated_area_m2", NAN),
+        .apts_area_m2 = apts_area,
         .apts = apts,
         .napts = m,
         .partition = partition,
@@ -277,6 +285,31 @@ const hvs_building_t *hvs_topology_find(const hvs_topology_t *t, const char *bui
 const hvs_building_t *hvs_topology_buildings(const hvs_topology_t *t, size_t *n) {
     *n = t->n;
     return t->b;
+}
+
+double hvs_topology_area(double heated_area_m2, const double *apt_area_m2, size_t napts) {
+    if (isfinite(heated_area_m2) && heated_area_m2 > 0)
+        return heated_area_m2;
+    double sum = 0;
+    for (size_t i = 0; i < napts; i++) {
+        if (!(isfinite(apt_area_m2[i]) && apt_area_m2[i] > 0))
+            return NAN; /* a partial sum would understate the area */
+        sum += apt_area_m2[i];
+    }
+    return napts > 0 ? sum : NAN;
+}
+
+double hvs_building_area(const hvs_building_t *b) {
+    if (!b)
+        return NAN;
+    double apts = b->apts_area_m2; /* NaN unless every apartment has an area */
+    return hvs_topology_area(b->heated_area_m2, &apts, 1);
+}
+
+const char *hvs_building_area_source(const hvs_building_t *b) {
+    if (b && isfinite(b->heated_area_m2) && b->heated_area_m2 > 0)
+        return "heated_area_m2";
+    return isnan(hvs_building_area(b)) ? "none" : "apartments";
 }
 
 uint64_t hvs_topology_bad(const hvs_topology_t *t) { return t->bad; }

@@ -35,7 +35,9 @@ typedef struct hvs_building {
     char *team;             /* maintenance team of its alerts; "" when absent (the default team) */
     hvs_ms_t commissioning; /* commissioning date (epoch ms) */
     double latitude, longitude;
-    double heated_area_m2; /* NaN when absent */
+    double heated_area_m2; /* NaN when absent (as written; use hvs_building_area) */
+    double apts_area_m2;   /* sum of the apartments' area_m2 when every apartment has one
+                            * (> 0), NaN otherwise (or without apartments) */
     char **apts;           /* apartment ids, sorted */
     size_t napts;
     int32_t partition; /* partition of `topology` it came from (= its partition on
@@ -61,6 +63,17 @@ const hvs_building_t *hvs_topology_buildings(const hvs_topology_t *t, size_t *n)
 /* Apartments of a building, or -1 when the building is unknown. */
 int hvs_topology_apartments(const hvs_topology_t *t, const char *building);
 bool hvs_topology_has_apartment(const hvs_topology_t *t, const char *building, const char *apt);
+/* The heated area the pipeline uses, in m2 - the ONE rule for the trainer, the forecaster, the
+ * refresher, the scorer and `hvsctl topology show`: heated_area_m2 when given (finite, > 0),
+ * else the sum of the apartments' area_m2 when the building has apartments and every one of
+ * them has an area (finite, > 0), else NaN ("not forecastable: no heated area"). A partial sum
+ * would understate the area and so overstate every per-m2 figure: it is not used. */
+double hvs_topology_area(double heated_area_m2, const double *apt_area_m2, size_t napts);
+/* hvs_topology_area of a building from the follower (its apts_area_m2 precomputed). */
+double hvs_building_area(const hvs_building_t *b);
+/* Which rule gave hvs_building_area: "heated_area_m2", "apartments" or "none" (static). */
+const char *hvs_building_area_source(const hvs_building_t *b);
+
 /* Records skipped so far (undecodable, bad ids). */
 uint64_t hvs_topology_bad(const hvs_topology_t *t);
 
