@@ -140,11 +140,12 @@ def pair_alive(inst, sensor, ta, tb, d):
 
 
 def counter(apt, sensor, ws, we):
-    """(known, consumption, interpolated, flags) of one counter in [ws, we)."""
+    """(known, consumption, interpolated, flags, uncounted) of one counter in [ws, we);
+    uncounted: what implausible jumps ending in (ws, we] refused."""
     pts = apt.pts.get((sensor, ""), [])
     if not pts or pts[0][0] >= we:
-        return False, 0.0, False, set()
-    total, interp, flags = 0.0, False, set()
+        return False, 0.0, False, set(), 0.0
+    total, interp, flags, unc = 0.0, False, set(), 0.0
     for (ta, va), (tb, vb) in zip(pts, pts[1:]):
         if tb <= ws or ta >= we:
             continue
@@ -157,6 +158,8 @@ def counter(apt, sensor, ws, we):
             flag, d = "implausible_jump", 0.0
         if flag and ws < tb <= we:
             flags.add(flag)
+            if flag == "implausible_jump":
+                unc += vb - va
         alive = pair_alive(apt.inst, sensor, ta, tb, d)
         lo = max(ta, tb - S) if alive else max(ta, tb - LMAX)
         ov = min(tb, we) - max(lo, ws)
@@ -168,8 +171,8 @@ def counter(apt, sensor, ws, we):
     if last < we:
         frm = max(last, ws)
         if alive_in(apt.inst, frm, we) < we - frm:
-            return False, 0.0, interp, flags
-    return True, total, interp, flags
+            return False, 0.0, interp, flags, unc
+    return True, total, interp, flags, unc
 
 
 def value_at(pts, t):
@@ -183,9 +186,11 @@ def apartment_window(apt, ws, we):
         return None
     w = {"use": {}, "interp": False, "flags": set(), "temp": [0.0, 0.0], "sp": [0.0, 0.0],
          "gap": [0.0, 0.0], "tmin": math.inf, "tmax": -math.inf, "covered": 0,
-         "span": we - max(ws, inst[0])}
+         "span": we - max(ws, inst[0]), "unc": 0.0}
     for sensor in COUNTERS:
-        known, use, interp, flags = counter(apt, sensor, ws, we)
+        known, use, interp, flags, unc = counter(apt, sensor, ws, we)
+        if sensor == "heating_energy_kwh":
+            w["unc"] = unc
         if known:
             w["use"][sensor] = use
         w["interp"] |= interp
@@ -224,7 +229,7 @@ def apartment_window(apt, ws, we):
         w["quality"] = "SILENT"
     elif w["interp"]:
         w["quality"] = "INTERPOLATED"
-    elif w["covered"] < w["span"]:
+    elif w["covered"] < w["span"] or w["unc"] > 0:
         w["quality"] = "PARTIAL"
     else:
         w["quality"] = "COMPLETE"
@@ -284,7 +289,8 @@ def render(w, building=None):
            "room_temp_max_c": w["tmax"] if w["temp"][1] > 0 else None,
            "setpoint_mean_c": mean(w["sp"]), "comfort_gap_mean_c": mean(w["gap"]),
            "readings_seen": w["seen"], "quality": w["quality"], "flags": sorted(w["flags"]),
-           "rooms": w.get("rooms", [])}
+           "rooms": w.get("rooms", []),
+           "uncounted_kwh": w["unc"] if w["unc"] > 0 else None}
     if building is not None:
         out["reporting_apartments"] = building
     return out
@@ -295,7 +301,7 @@ def building_window(apts, ws, we):
     if not parts:
         return None
     b = {"use": {}, "interp": False, "flags": set(), "temp": [0.0, 0.0], "sp": [0.0, 0.0],
-         "gap": [0.0, 0.0], "tmin": math.inf, "tmax": -math.inf, "seen": 0}
+         "gap": [0.0, 0.0], "tmin": math.inf, "tmax": -math.inf, "seen": 0, "unc": 0.0}
     reporting, quality = 0, "COMPLETE"
     for w in parts:
         for k, v in w["use"].items():
@@ -307,6 +313,7 @@ def building_window(apts, ws, we):
         b["seen"] += w["seen"]
         b["flags"] |= w["flags"]
         b["interp"] |= w["interp"]
+        b["unc"] += w["unc"]
         reporting += w["covered"] > 0
         if w["quality"] in ("PARTIAL", "SILENT"):
             quality = "PARTIAL"

@@ -21,7 +21,7 @@
 #define HOUR (60 * MIN)
 #define T0 1733097600000LL /* 2024-12-02T00:00:00Z */
 
-static const agg_params_t P = {15 * MIN, 375 * MIN, 24 * HOUR, 48 * HOUR, {20.0, 600.0}};
+static const agg_params_t P = {15 * MIN, 375 * MIN, 24 * HOUR, 48 * HOUR, {20.0, 600.0}, 1.0};
 
 static void put(agg_samples_t *a, hvs_ms_t t, agg_kind_t k, const char *room, double v) {
     agg_samples_add_instant(a, t);

@@ -280,7 +280,7 @@ def main():
     print(f"     offline: {exp['refused']} refused, {exp['too_late']} too late")
     bad = []
     fields = ("heating_kwh", "hot_water_litres", "room_temp_mean_c", "room_temp_min_c", "room_temp_max_c",
-              "setpoint_mean_c", "comfort_gap_mean_c")
+              "setpoint_mean_c", "comfort_gap_mean_c", "uncounted_kwh")
     room_fields = ("temp_mean_c", "temp_min_c", "temp_max_c", "temp_std_c", "setpoint_mean_c", "valve_mean_pct")
     rooms_compared, rooms_changed, rooms_valve = [0], [0], [0]
     for k in keys:

@@ -3,8 +3,8 @@
 python3-avro). For every schema in schemas/: it must parse with python3-avro; the sample
 record must survive C encode -> Python decode and Python encode -> C decode unchanged, with the
 Confluent wire header (magic 0 + big-endian id from schemas/schema-ids.tsv) on every message.
-Aggregate v1 -> v2 (rooms) and Building v1 -> v2 (team) are resolved both ways across the two
-implementations.
+Aggregate v1/v2 -> v3 (rooms, uncounted_kwh) and Building v1/v2 -> v3 (team, meter) are resolved
+both ways across the two implementations.
 
 usage: avro_interop.py SOURCE_DIR SERDE_TOOL
 """
@@ -111,11 +111,11 @@ for name in names:
     check(buf.getvalue() == enc.stdout, f"{name}: C and Python encodings differ byte for byte")
 
 
-def check_evolution(name, added):
+def check_evolution(name, added, version="v1"):
     """v1 (history/<name>.v1.avsc) against the current schema, both directions across the two
     implementations: python3-avro as a v1 reader of our current bytes drops the fields v1 lacked
     (`added`, their defaults); our decoder reads python3-avro's v1 bytes with those defaults."""
-    v1_path = f"history/{name}.v1.avsc"
+    v1_path = f"history/{name}.{version}.avsc"
     v1 = avro.schema.parse(open(f"{src}/schemas/{v1_path}").read())
     v2 = avro.schema.parse(open(f"{src}/schemas/{name}.avsc").read())
     sample = json.load(open(f"{src}/tests/data/samples/{name}.json"))
@@ -141,10 +141,13 @@ def check_evolution(name, added):
               f"{name} v1 (python) read by the current C reader:\n{dec.stdout}")
 
 
-# Aggregate v1 (id 4) against v2 (rooms, id 14): a v1 reader drops the rooms, v1 bytes read as
-# rooms = []. Building v1 (id 3) against v2 (team, id 16): team dropped, or null.
-check_evolution("Aggregate", {"rooms": []})
-check_evolution("Building", {"team": None})
+# Aggregate v1 (id 4) against v3 (rooms, uncounted_kwh; id 18): a v1 reader drops them, v1 bytes
+# read as rooms = [], uncounted_kwh null; v2 (id 14) likewise for uncounted_kwh. Building v1
+# (id 3) against v3 (team, meter; id 17): dropped, or null; v2 (id 16) for the meter alone.
+check_evolution("Aggregate", {"rooms": [], "uncounted_kwh": None})
+check_evolution("Aggregate", {"uncounted_kwh": None}, "v2")
+check_evolution("Building", {"team": None, "meter": None})
+check_evolution("Building", {"meter": None}, "v2")
 
 # Older versions in history/ parse too.
 for path in ids:

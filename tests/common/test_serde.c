@@ -381,16 +381,23 @@ static char *sample_as_v1(const char *name, const char *const *drop, const char 
     return text;
 }
 
-/* Aggregate v1 (id 4) bytes decode into the current reader with rooms = []; v2 (id 14) bytes
- * read by a v1 reader drop the rooms. AnomalyScore v1 (id 7) reads with revision 0 and no
+/* Aggregate v1 (id 4) bytes decode into the current reader with rooms = [] and uncounted_kwh
+ * null, v2 (id 14) with uncounted_kwh null; v3 (id 18) bytes read by a v1 reader drop both, by a
+ * v2 reader the uncounted_kwh. AnomalyScore v1 (id 7) reads with revision 0 and no
  * models, rules or components; v2 (id 15) read by a v1 reader drops them and maps COMBINED to
  * UNKNOWN (the v1 enum's default). */
 static void test_aggregate_evolution(hvs_serde_t *s) {
-    const char *agg_new[] = {"rooms", NULL};
+    const char *agg_new[] = {"rooms", "uncounted_kwh", NULL};
     char *agg_v1 = sample_as_v1("Aggregate", agg_new, NULL);
-    check_evolution(s, "Aggregate", HVS_SCHEMA_AGGREGATE, 4, 14, "history/Aggregate.v1.avsc",
-                    agg_v1, "{\"rooms\":[]}", agg_v1);
+    check_evolution(s, "Aggregate", HVS_SCHEMA_AGGREGATE, 4, 18, "history/Aggregate.v1.avsc",
+                    agg_v1, "{\"rooms\":[],\"uncounted_kwh\":null}", agg_v1);
     free(agg_v1);
+    /* v2 (id 14, rooms) against v3 (id 18, uncounted_kwh) */
+    const char *agg3_new[] = {"uncounted_kwh", NULL};
+    char *agg_v2 = sample_as_v1("Aggregate", agg3_new, NULL);
+    check_evolution(s, "Aggregate", HVS_SCHEMA_AGGREGATE, 14, 18, "history/Aggregate.v2.avsc",
+                    agg_v2, "{\"uncounted_kwh\":null}", agg_v2);
+    free(agg_v2);
     const char *sc_new[] = {"revision", "models", "rules", "rule_score", "residual_z", NULL};
     char *sc_v1 = sample_as_v1("AnomalyScore", sc_new, "{\"strategy\":\"RESIDUAL\"}");
     char *sc_as_v1 = sample_as_v1("AnomalyScore", sc_new, "{\"strategy\":\"UNKNOWN\"}");
@@ -403,14 +410,21 @@ static void test_aggregate_evolution(hvs_serde_t *s) {
     free(sc_as_v1);
 }
 
-/* Building v1 (id 3) bytes decode into the current reader with team = null (the default team);
- * v2 (id 16) bytes read by a v1 reader drop the team. */
+/* Building v1 (id 3) bytes decode into the current reader with team = null (the default team)
+ * and meter = null; v3 (id 17) bytes read by a v1 reader drop them; v2 (id 16) likewise for the
+ * meter alone. */
 static void test_building_evolution(hvs_serde_t *s) {
-    const char *bld_new[] = {"team", NULL};
+    const char *bld_new[] = {"team", "meter", NULL};
     char *bld_v1 = sample_as_v1("Building", bld_new, NULL);
-    check_evolution(s, "Building", HVS_SCHEMA_BUILDING, 3, 16, "history/Building.v1.avsc", bld_v1,
-                    "{\"team\":null}", bld_v1);
+    check_evolution(s, "Building", HVS_SCHEMA_BUILDING, 3, 17, "history/Building.v1.avsc", bld_v1,
+                    "{\"team\":null,\"meter\":null}", bld_v1);
     free(bld_v1);
+    /* v2 (id 16, team) against v3 (id 17, meter): old records read as meter = null */
+    const char *bld3_new[] = {"meter", NULL};
+    char *bld_v2 = sample_as_v1("Building", bld3_new, NULL);
+    check_evolution(s, "Building", HVS_SCHEMA_BUILDING, 16, 17, "history/Building.v2.avsc", bld_v2,
+                    "{\"meter\":null}", bld_v2);
+    free(bld_v2);
 }
 
 

@@ -242,6 +242,39 @@ static int push_str(char ***v, size_t *n, size_t *cap, const char *s) {
     return 0;
 }
 
+static int cmp_ms(const void *x, const void *y) {
+    hvs_ms_t a = *(const hvs_ms_t *)x, b = *(const hvs_ms_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+void agg_meter_params(const agg_t *g, const agg_building_t *b, const agg_samples_t *a, hvs_ms_t at,
+                      agg_params_t *out) {
+    *out = g->conf.params;
+    const agg_meter_t *m = &b->meter;
+    if (!m->set)
+        return;
+    out->max_rate_per_h[AGG_HEAT] = m->max_kw;
+    out->heat_unit_kwh = m->unit_kwh;
+    hvs_ms_t s = m->interval_ms;
+    if (m->learn) {
+        s = 0;
+        ptrdiff_t j = agg_instants_floor(a->inst, a->ninst, at);
+        hvs_ms_t gaps[8];
+        size_t n = 0;
+        for (; j >= 1 && n < 8; j--)
+            gaps[n++] = a->inst[j] - a->inst[j - 1];
+        if (n > 0) {
+            qsort(gaps, n, sizeof gaps[0], cmp_ms);
+            s = gaps[(n - 1) / 2]; /* the lower median: a real value, no rounding */
+        }
+    }
+    if (s <= 0)
+        return;
+    s = max_ms(1000, min_ms(s, out->max_interp_ms));
+    out->sample_ms = s;
+    out->silence_ms = max_ms(out->silence_ms, 2 * s);
+}
+
 /* Next point of s after t, INF_MS if none. */
 static hvs_ms_t next_point(const agg_series_t *s, hvs_ms_t t) {
     ptrdiff_t i = agg_points_floor(s->p, s->n, t);
@@ -254,7 +287,8 @@ static hvs_ms_t next_point(const agg_series_t *s, hvs_ms_t t) {
  * new instant changes liveness around it; a gauge value holds until the series' next value.
  */
 int agg_accept(agg_t *g, const hvs_reading_t *r, int32_t partition, hvs_ms_t wm, hvs_err_t *err) {
-    const agg_params_t *p = &g->conf.params;
+    agg_params_t mp;
+    const agg_params_t *p = &mp;
     hvs_ms_t t = r->timestamp;
     if (wm != HVS_MS_NONE && t < wm - g->conf.lateness) {
         g->stats.too_late++;
@@ -270,6 +304,7 @@ int agg_accept(agg_t *g, const hvs_reading_t *r, int32_t partition, hvs_ms_t wm,
         return hvs_err_set(err, HVS_ENOMEM, "oom", "no memory for %s/%s", r->building_id,
                            r->apartment_id);
     agg_samples_t *sm = &a->samples;
+    agg_meter_params(g, b, sm, t, &mp);
     size_t fresh = 0;
     for (size_t i = 0; i < r->n; i++) {
         int k = agg_kind_of(r->v[i].sensor_type);
@@ -404,10 +439,11 @@ static int compute_window(agg_t *g, agg_building_t *b, int size, hvs_ms_t ws, ag
     for (size_t i = 0; i < b->napts && rc == 0; i++) {
         agg_apartment_t *a = b->apts[i];
         g->stats.windows_computed++;
+        agg_params_t p;
+        agg_meter_params(g, b, &a->samples, we, &p);
         /* only hourly apartment windows are published: the others need no rooms */
-        bool ok = size == AGG_W60
-                      ? agg_window_apartment(&a->samples, &g->conf.params, ws, we, &ar)
-                      : agg_window_apartment_totals(&a->samples, &g->conf.params, ws, we, &ar);
+        bool ok = size == AGG_W60 ? agg_window_apartment(&a->samples, &p, ws, we, &ar)
+                                  : agg_window_apartment_totals(&a->samples, &p, ws, we, &ar);
         if (!ok)
             continue;
         agg_window_building_add(&br, &ar);
@@ -528,11 +564,14 @@ int agg_revise(agg_t *g, agg_building_t *b, agg_emit_fn emit, void *opaque, hvs_
  * the silence threshold before its end, none reports inside it — the start of the first window
  * that may hold life again (INF_MS when none is known yet); else ws. */
 static hvs_ms_t silent_until(const agg_t *g, const agg_building_t *b, hvs_ms_t ws, hvs_ms_t size) {
-    hvs_ms_t reach = g->conf.params.silence_ms + g->conf.params.sample_ms, next = INF_MS;
+    hvs_ms_t next = INF_MS;
     for (size_t i = 0; i < b->napts; i++) {
         const agg_samples_t *sm = &b->apts[i]->samples;
         if (!sm->ninst)
             continue;
+        agg_params_t p;
+        agg_meter_params(g, b, sm, ws + size, &p);
+        hvs_ms_t reach = p.silence_ms + p.sample_ms;
         ptrdiff_t k = agg_instants_floor(sm->inst, sm->ninst, ws + size);
         if (k >= 0 && sm->inst[k] + reach >= ws)
             return ws; /* alive (or provisionally so) in the window */

@@ -55,7 +55,25 @@ typedef struct agg_apartment {
     hvs_ms_t dirty_lo, dirty_hi; /* emitted windows to recompute; lo > hi = none */
     hvs_ms_t *buckets;           /* hour buckets whose stored copy is stale (persist.h) */
     size_t nbuckets, capbuckets;
+    /* the worker's bookkeeping of the UTC day its published hourly windows are in (heating
+     * counted and uncounted, kWh; alerted: that day's DATA_QUALITY alert is out); in memory */
+    struct agg_day_quality {
+        hvs_ms_t day;
+        double counted, uncounted;
+        bool alerted;
+    } dq;
 } agg_apartment_t;
+
+/* The building's heat meters (topology's Building.meter with the kind's defaults applied by
+ * the worker): capacity, unit and sampling interval of its heating counters. Zeroed = the
+ * configured apartment meters (agg_config_t.params). */
+typedef struct agg_meter {
+    bool set;
+    bool learn;           /* sampling interval learned from the data (agg_meter_params) */
+    double max_kw;        /* capacity */
+    double unit_kwh;      /* kWh per unit of the counter's values */
+    hvs_ms_t interval_ms; /* sampling interval given (learn false) */
+} agg_meter_t;
 
 typedef struct agg_building {
     char *id;
@@ -67,6 +85,7 @@ typedef struct agg_building {
     hvs_ms_t horizon;             /* windows before it are final and forgotten */
     hvs_ms_t dirty_lo, dirty_hi;
     int known_apartments; /* from topology; 0 = unknown */
+    agg_meter_t meter;    /* from topology; set false = the configured apartment meters */
     bool persist_meta;    /* through/apartment list changed since last persist */
     /* markers changed since last persist: (apartment or NULL, size, ws) */
     struct agg_mark_ref {
@@ -120,6 +139,16 @@ void agg_partition_loaded(agg_t *g, int32_t partition, hvs_ms_t wm);
  * AGG_MAX_SERIES series; nothing of the reading is stored), or HVS_ENOMEM.
  */
 int agg_accept(agg_t *g, const hvs_reading_t *r, int32_t partition, hvs_ms_t wm, hvs_err_t *err);
+
+/*
+ * The parameters an apartment's samples are computed with at time `at` (a window's end, a
+ * reading's time): the configured ones, with b's meter applied. A learned interval is the
+ * median gap between the apartment's last (up to 9) instants at or before `at` — a function of
+ * the stored samples, so replays compute the same — clamped to [1 s, Lmax], with the silence
+ * threshold raised to twice it; the configured interval while there is no gap yet.
+ */
+void agg_meter_params(const agg_t *g, const agg_building_t *b, const agg_samples_t *a, hvs_ms_t at,
+                      agg_params_t *out);
 
 /* Marker lookup / set (persist.h restores them). */
 agg_marker_t *agg_markers_find(agg_markers_t *m, hvs_ms_t ws);

@@ -16,11 +16,13 @@
  * nothing, windows recompute to the same values, and an already published value is recognised
  * by its hash and not published again (or published again identically, same revision).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "aggregate.h"
+#include "hvs/alert.h"
 #include "hvs/app.h"
 #include "hvs/ids.h"
 #include "hvs/log.h"
@@ -37,7 +39,7 @@
 typedef struct settings {
     int64_t sample_ms, silence_ms, max_interp_ms, max_pair_ms, grace15_ms, grace60_ms;
     int64_t lateness_ms, idle_ms, max_future_ms, ooo_ms;
-    double max_heating_kw, max_water_lph;
+    double max_heating_kw, max_water_lph, uncounted_share;
     char *unknown;
 } settings_t;
 
@@ -65,8 +67,12 @@ static const hvs_cfg_entry_t agg_entries[] = {
     {"HVS_AGG_MAX_FUTURE", HVS_CFG_DURATION, "1d", 0, 31536000000.0, S(max_future_ms), 0,
      "readings stamped later than now plus this are refused (timestamp_in_future)"},
     {"HVS_AGG_MAX_HEATING_KW", HVS_CFG_DOUBLE, "20", 0.1, 10000, S(max_heating_kw), 0,
-     "most heating power an apartment can draw: more in one sampling interval means lost "
-     "reports (spread), more on average over an interval is an implausible jump"},
+     "most heating power an apartment meter (topology's default meter kind) can measure: more "
+     "in one sampling interval means lost reports (spread), more on average over an interval "
+     "is an implausible jump (uncounted)"},
+    {"HVS_AGG_UNCOUNTED_ALERT_SHARE", HVS_CFG_DOUBLE, "0.05", 0, 1, S(uncounted_share), 0,
+     "a meter whose uncounted heating energy (implausible jumps) passes this share of a UTC "
+     "day's energy raises a DATA_QUALITY alert (one per meter and day)"},
     {"HVS_AGG_MAX_WATER_LPH", HVS_CFG_DOUBLE, "600", 1, 1e6, S(max_water_lph), 0,
      "the same for hot water, litres per hour"},
     {"HVS_AGG_UNKNOWN", HVS_CFG_STRING, "accept", 0, 0, S(unknown), 0,
@@ -97,6 +103,8 @@ typedef struct worker {
     hvs_ms_t now;
     bool quiet; /* end_batch is advancing a partition that is still being rebuilt */
     hvs_metric_t *m_in, *m_emitted[AGG_WSIZES], *m_revisions, *m_dup, *m_lag;
+    hvs_metric_t *m_uncounted, *m_alerts;
+    hvs_alerter_t *alerter;
 } worker_t;
 
 /* ---- partitions come and go ---------------------------------------------------------------- */
@@ -125,6 +133,62 @@ static void revoked(void *opaque, int32_t p) {
 
 /* ---- windows out ----------------------------------------------------------------------------- */
 
+#define DAY_MS 86400000LL
+
+/* The day's DATA_QUALITY alert of a meter whose uncounted share passed the limit. */
+static int check_day(worker_t *w, const agg_building_t *b, agg_apartment_t *a, hvs_err_t *err) {
+    struct agg_day_quality *q = &a->dq;
+    double total = q->counted + q->uncounted;
+    if (q->alerted || !(q->uncounted > 0) || q->uncounted <= settings.uncounted_share * total)
+        return 0;
+    q->alerted = true;
+    double share = q->uncounted / total;
+    char unc[32], cnt[32], sh[32], lim[32], summary[640];
+    snprintf(unc, sizeof unc, "%.3f", q->uncounted);
+    snprintf(cnt, sizeof cnt, "%.3f", q->counted);
+    snprintf(sh, sizeof sh, "%.4f", share);
+    snprintf(lim, sizeof lim, "%.4f", settings.uncounted_share);
+    snprintf(summary, sizeof summary,
+             "heat meter of %.100s/%.100s: %.1f %% of the day's energy uncounted (%.1f kWh in "
+             "implausible jumps; capacity or unit of the meter in topology?)",
+             b->id, a->id, share * 100, q->uncounted);
+    const char *ev[] = {"source",          "aggregator", "uncounted_kwh", unc, "counted_kwh", cnt,
+                        "uncounted_share", sh,           "limit",         lim, NULL};
+    hvs_alert_t al = {.building_id = b->id,
+                      .apartment_id = a->id,
+                      .type = HVS_ALERT_DATA_QUALITY,
+                      .severity = share >= 0.2 ? HVS_SEVERITY_CRITICAL : HVS_SEVERITY_WARNING,
+                      .score = share,
+                      .summary = summary,
+                      .evidence = ev,
+                      .first_seen = q->day,
+                      .updated_at = w->now};
+    hvs_log_warn("aggregator", "%s", summary);
+    hvs_metric_inc(w->m_alerts);
+    return hvs_alerter_send(w->alerter, &al, err);
+}
+
+/* A first emission of an apartment's hourly window: its uncounted energy counted, its day's
+ * share checked when the day's last hour is out (or a later day's first). Revisions are not
+ * counted again: the metric and the share follow what was first published. */
+static int note_quality(worker_t *w, const agg_building_t *b, agg_apartment_t *a,
+                        const agg_result_t *r, hvs_err_t *err) {
+    if (r->uncounted_kwh > 0)
+        hvs_metric_add(w->m_uncounted, r->uncounted_kwh);
+    struct agg_day_quality *q = &a->dq;
+    hvs_ms_t day = r->ws - r->ws % DAY_MS;
+    int rc;
+    if (q->day != day) {
+        if (q->day && (rc = check_day(w, b, a, err)))
+            return rc;
+        *q = (struct agg_day_quality){.day = day};
+    }
+    if (r->has_use[AGG_HEAT])
+        q->counted += r->use[AGG_HEAT];
+    q->uncounted += r->uncounted_kwh;
+    return r->we % DAY_MS == 0 ? check_day(w, b, a, err) : 0;
+}
+
 static int emit(void *opaque, const agg_building_t *b, const agg_apartment_t *a, int size,
                 const agg_result_t *r, uint32_t revision, hvs_err_t *err) {
     worker_t *w = opaque;
@@ -146,13 +210,43 @@ static int emit(void *opaque, const agg_building_t *b, const agg_apartment_t *a,
         if (revision > 0)
             hvs_metric_inc(w->m_revisions);
     }
+    /* the aggregator owns the apartment (emit's view of it is read-only for the windows; the
+     * day's quality bookkeeping is the worker's) */
+    if (rc == 0 && a && size == AGG_W60 && revision == 0)
+        rc = note_quality(w, b, (agg_apartment_t *)a, r, err);
     return rc;
+}
+
+/* The building's meters from topology, the kind's defaults applied. */
+static agg_meter_t meter_of(const hvs_building_t *tb) {
+    agg_meter_t m = {0};
+    if (!tb || !tb->meter.given)
+        return m; /* the configured apartment meters */
+    const hvs_meter_t *tm = &tb->meter;
+    m.set = true;
+    m.unit_kwh = hvs_energy_unit_kwh(tm->unit);
+    m.interval_ms = tm->interval_ms;
+    m.learn = tm->kind != HVS_METER_APARTMENT_HEAT && tm->interval_ms == 0;
+    if (tm->interval_ms == 0 && tm->kind == HVS_METER_APARTMENT_HEAT)
+        m.interval_ms = settings.sample_ms;
+    if (isfinite(tm->max_kw))
+        m.max_kw = tm->max_kw;
+    else if (tm->kind == HVS_METER_APARTMENT_HEAT)
+        m.max_kw = settings.max_heating_kw;
+    else if (tm->kind == HVS_METER_NETWORK)
+        m.max_kw = 1e6; /* 1 GW */
+    else { /* building or substation: 250 W per heated m2 (given or the flats'), or 2 MW */
+        double area = hvs_building_area(tb);
+        m.max_kw = isfinite(area) && area > 0 ? 0.25 * area : 2000;
+    }
+    return m;
 }
 
 static void set_known(worker_t *w, agg_building_t *b) {
     if (w->topo) {
         int k = hvs_topology_apartments(w->topo, b->id);
         b->known_apartments = k > 0 ? k : 0;
+        b->meter = meter_of(hvs_topology_find(w->topo, b->id));
     }
 }
 
@@ -210,6 +304,11 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
                                r->building_id);
     }
     hvs_ms_t wm = hvs_watermark_partition(w->wm, m->partition, w->now);
+    /* its meters decide which windows a reading changes (a building's first reading changes
+     * none: nothing of it was published yet) */
+    agg_building_t *ob = agg_building(w->agg, r->building_id, m->partition, false);
+    if (ob)
+        set_known(w, ob);
     rc = agg_accept(w->agg, r, m->partition, wm, why);
     if (rc < 0)
         return rc; /* HVS_EINVAL: refused (too late, conflicting); else fatal */
@@ -226,6 +325,8 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
          * wins downstream) every earlier value of the window instead of losing to it. It also
          * leaves end_batch's revisions with only the new readings' changes, to publish. */
         agg_building_t *b = agg_building(w->agg, r->building_id, m->partition, false);
+        if (b)
+            set_known(w, b);
         if (b && (rc = agg_revise(w->agg, b, emit, w, why)))
             return rc == HVS_EINVAL ? HVS_ESTATE : rc;
     }
@@ -310,7 +411,8 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
                    settings.silence_ms,
                    settings.max_interp_ms,
                    settings.max_pair_ms,
-                   {settings.max_heating_kw, settings.max_water_lph}},
+                   {settings.max_heating_kw, settings.max_water_lph},
+                   1.0},
         .grace = {settings.grace15_ms, settings.grace60_ms},
         .lateness = settings.lateness_ms,
     };
@@ -335,7 +437,8 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     if (!(w->rb = hvs_redis_batch_new()) || !(w->agg = agg_new(&ac)) ||
         !(w->wm = hvs_watermark_new(settings.ooo_ms, settings.idle_ms)))
         return hvs_err_set(err, HVS_ENOMEM, "oom", "aggregator state");
-    if ((rc = hvs_topology_new(&kc, w->serde, hvs_topic_name("topology"), &w->topo, err)))
+    if ((rc = hvs_topology_new(&kc, w->serde, hvs_topic_name("topology"), &w->topo, err)) ||
+        (rc = hvs_alerter_new(w->serde, hvs_stage_producer(w->stage), &w->alerter, err)))
         return rc;
     /* With HVS_AGG_UNKNOWN=dlq the whole topology must be known before the first reading. */
     hvs_topology_poll(w->topo, 30000);
@@ -355,6 +458,13 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     w->m_revisions = hvs_metrics_counter(ms, "hvs_aggregator_revisions_total",
                                          "aggregates re-published because late data changed them",
                                          NULL);
+    w->m_uncounted = hvs_metrics_counter(
+        ms, "hvs_aggregator_uncounted_kwh_total",
+        "heating energy refused as implausible jumps (first emissions of apartment hours), kWh",
+        NULL);
+    w->m_alerts = hvs_metrics_counter(ms, "hvs_aggregator_alerts_total",
+                                      "DATA_QUALITY alerts raised (uncounted heating energy)",
+                                      NULL);
     w->m_lag = hvs_metrics_gauge(ms, "hvs_aggregator_watermark_lag_seconds",
                                  "wall clock minus the oldest partition watermark", NULL);
     hvs_log_info("aggregator", "consuming %s -> %s, %s", w->topic_in, w->topic_out[AGG_W15],
@@ -364,6 +474,7 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
 
 static void worker_free(void *state) {
     worker_t *w = state;
+    hvs_alerter_destroy(w->alerter); /* borrows the stage's producer */
     hvs_topology_destroy(w->topo);
     hvs_stage_destroy(w->stage);
     hvs_redis_batch_destroy(w->rb);

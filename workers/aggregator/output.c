@@ -27,6 +27,7 @@ enum {
     F_FLAGS,
     F_EMITTED,
     F_ROOMS,
+    F_UNCOUNTED,
     F_COUNT
 };
 static const char *const field_names[F_COUNT] = {"building_id",
@@ -49,7 +50,8 @@ static const char *const field_names[F_COUNT] = {"building_id",
                                                  "quality",
                                                  "flags",
                                                  "emitted_at",
-                                                 "rooms"};
+                                                 "rooms",
+                                                 "uncounted_kwh"};
 
 /* Fields of a RoomStats record (an item of "rooms"). */
 enum {
@@ -207,7 +209,8 @@ int agg_output_encode(agg_output_t *o, const char *building, const char *apartme
         if (r->flags & (1u << i))
             bad = avro_value_append(&f, &item, NULL) ||
                   avro_value_set_string(&item, agg_flag_name(i));
-    bad = bad || set_long(v, o->idx[F_EMITTED], emitted_at);
+    bad = bad || set_long(v, o->idx[F_EMITTED], emitted_at) ||
+          set_opt_double(v, o->idx[F_UNCOUNTED], r->uncounted_kwh > 0, r->uncounted_kwh);
     bad = bad || avro_value_get_by_index(v, (size_t)o->idx[F_ROOMS], &f, NULL) ||
           avro_value_reset(&f);
     for (int i = 0; i < r->nrooms && !bad; i++)

@@ -64,6 +64,10 @@ double agg_counter_delta(const agg_params_t *p, int k, hvs_ms_t ta, double va, h
                          double vb, unsigned *flag) {
     double dt_h = (double)max_ms(tb - ta, p->sample_ms) / 3.6e6;
     double cap = p->max_rate_per_h[k] * dt_h;
+    if (k == AGG_HEAT && p->heat_unit_kwh > 0 && p->heat_unit_kwh != 1) {
+        va *= p->heat_unit_kwh;
+        vb *= p->heat_unit_kwh;
+    }
     double d = vb - va;
     *flag = 0;
     if (d < 0) {
@@ -93,8 +97,12 @@ static void counter_window(const agg_samples_t *a, const agg_params_t *p, const 
             break;
         unsigned flag;
         double d = agg_counter_delta(p, k, ta, s->p[i - 1].v, tb, s->p[i].v, &flag);
-        if (tb > ws && tb <= we)
+        if (tb > ws && tb <= we) {
             out->flags |= flag;
+            if (flag == AGG_F_IMPLAUSIBLE_JUMP && k == AGG_HEAT)
+                out->uncounted_kwh += (s->p[i].v - s->p[i - 1].v) *
+                                      (p->heat_unit_kwh > 0 ? p->heat_unit_kwh : 1);
+        }
         bool alive = agg_pair_alive(a, p, k, ta, tb, d);
         hvs_ms_t lo = alive ? max_ms(ta, tb - p->sample_ms) : max_ms(ta, tb - p->max_interp_ms);
         hvs_ms_t ov = min_ms(tb, we) - max_ms(lo, ws);
@@ -310,7 +318,7 @@ static bool apartment_window(const agg_samples_t *a, const agg_params_t *p, hvs_
         out->quality = AGG_Q_SILENT;
     else if (out->interpolated)
         out->quality = AGG_Q_INTERPOLATED;
-    else if (out->covered_ms < out->span_ms)
+    else if (out->covered_ms < out->span_ms || out->uncounted_kwh > 0)
         out->quality = AGG_Q_PARTIAL;
     else
         out->quality = AGG_Q_COMPLETE;
@@ -351,6 +359,7 @@ void agg_window_building_add(agg_result_t *b, const agg_result_t *r) {
             b->use[k] += r->use[k];
         }
     b->interpolated |= r->interpolated;
+    b->uncounted_kwh += r->uncounted_kwh;
     b->temp_sum += r->temp_sum;
     b->temp_ms += r->temp_ms;
     b->sp_sum += r->sp_sum;
@@ -412,6 +421,8 @@ uint64_t agg_result_hash(const agg_result_t *r) {
     h = mix(h, (uint64_t)r->flags << 8 | (uint64_t)r->quality);
     h = mix(h, (uint64_t)(uint32_t)r->reporting << 32 | (uint32_t)r->known);
     h = mix(h, (uint64_t)(uint32_t)r->nrooms);
+    if (r->uncounted_kwh != 0) /* only then: results from before the field hash as they did */
+        h = mix(h, dbits(r->uncounted_kwh));
     for (int i = 0; i < r->nrooms; i++) {
         const agg_room_result_t *rr = &r->rooms[i];
         for (const unsigned char *c = (const unsigned char *)rr->room; *c; c++)

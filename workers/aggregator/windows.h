@@ -28,7 +28,10 @@
  *   A drop (v_b < v_a) is a meter replacement when v_b is plausible as consumption since zero
  *   over (t_a, t_b] (then d = v_b, flag meter_replaced), otherwise a counter reset (d = 0, flag
  *   counter_reset). An increase above max_rate x max(t_b - t_a, S) is an implausible jump
- *   (d = 0, flag implausible_jump). Never negative, never giant.
+ *   (d = 0, flag implausible_jump). Never negative, never giant. The heating energy such a jump
+ *   refused is the uncounted_kwh of the window its end falls in (which is then PARTIAL, not
+ *   COMPLETE). Heating values are in the meter's unit (heat_unit_kwh kWh each): every
+ *   difference, capacity and result is in kWh.
  *   A window's consumption is unknown (null) when the counter has no value before the window's
  *   end, or the apartment went silent after the counter's newest value before the window ended
  *   and nothing has closed that gap yet.
@@ -50,7 +53,8 @@
  *
  *  Completeness: readings_expected = window / S; readings_seen = instants in (ws, we];
  *  quality SILENT (never alive in the window, nothing interpolated), INTERPOLATED (a gap
- *  interpolated into it), PARTIAL (alive only part of the window), else COMPLETE.
+ *  interpolated into it), PARTIAL (alive only part of the window, or energy uncounted), else
+ *  COMPLETE.
  *
  * Building windows combine apartment results: sums of known consumption, time-weighted gauges
  * over every room, apartments reporting (alive in the window) against apartments known.
@@ -70,7 +74,8 @@ typedef struct agg_params {
     hvs_ms_t silence_ms;      /* G */
     hvs_ms_t max_interp_ms;   /* Lmax */
     hvs_ms_t max_pair_ms;     /* Lcap */
-    double max_rate_per_h[2]; /* plausible maximum: heating kW, hot water l/h (apartment) */
+    double max_rate_per_h[2]; /* plausible maximum: heating kW, hot water l/h (the meter's) */
+    double heat_unit_kwh;     /* kWh per unit of the heating counter's values (0 = 1: kWh) */
 } agg_params_t;
 
 /* The symbols of the AggregateQuality enum, in schema order. */
@@ -123,6 +128,7 @@ typedef struct agg_result {
     int seen, expected;
     unsigned flags;
     agg_quality_t quality;
+    double uncounted_kwh; /* heating energy refused as implausible jumps ending in (ws, we] */
     int reporting, known; /* building results only */
     int nrooms;           /* apartment results only; rooms[] sorted by name */
     /* last: the computations clear only what comes before it, and rooms[0, nrooms) */

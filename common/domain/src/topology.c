@@ -125,6 +125,39 @@ static double opt_double(avro_value_t *v, const char *name, double dflt) {
     return dflt;
 }
 
+double hvs_energy_unit_kwh(hvs_energy_unit_t u) {
+    return u == HVS_UNIT_MWH ? 1000.0 : u == HVS_UNIT_GJ ? 1e6 / 3600.0 : 1.0;
+}
+
+const char *hvs_meter_kind_name(hvs_meter_kind_t k) {
+    static const char *const names[] = {"apartment_heat", "building_heat", "substation", "network"};
+    return (unsigned)k <= HVS_METER_NETWORK ? names[k] : "?";
+}
+
+/* Building.meter: absent or null (records before v3) gives given = false. */
+static hvs_meter_t get_meter(avro_value_t *v) {
+    hvs_meter_t m = {.max_kw = NAN};
+    avro_value_t f, br, sub;
+    if (avro_value_get_by_name(v, "meter", &f, NULL) || avro_value_get_type(&f) != AVRO_UNION ||
+        avro_value_get_current_branch(&f, &br) || avro_value_get_type(&br) != AVRO_RECORD)
+        return m;
+    m.given = true;
+    int e;
+    if (avro_value_get_by_name(&br, "kind", &sub, NULL) == 0 &&
+        avro_value_get_enum(&sub, &e) == 0 && e >= 0 && e <= HVS_METER_NETWORK)
+        m.kind = (hvs_meter_kind_t)e;
+    if (avro_value_get_by_name(&br, "unit", &sub, NULL) == 0 &&
+        avro_value_get_enum(&sub, &e) == 0 && e >= 0 && e <= HVS_UNIT_GJ)
+        m.unit = (hvs_energy_unit_t)e;
+    double kw = opt_double(&br, "max_kw", NAN);
+    m.max_kw = isfinite(kw) && kw > 0 ? kw : NAN;
+    if (avro_value_get_by_name(&br, "interval_s", &sub, NULL) == 0 &&
+        avro_value_get_current_branch(&sub, &f) == 0 && avro_value_get_type(&f) == AVRO_INT32 &&
+        avro_value_get_int(&f, &e) == 0 && e > 0)
+        m.interval_ms = (int64_t)e * 1000;
+    return m;
+}
+
 /* Apply one Building value; 0, or -1 (skipped) with why filled. */
 static int apply(hvs_topology_t *t, avro_value_t *v, int32_t partition, hvs_err_t *why) {
     avro_value_t f, arr, item, sub, br;
@@ -225,6 +258,7 @@ static int apply(hvs_topology_t *t, avro_value_t *v, int32_t partition, hvs_err_
         .longitude = opt_double(v, "longitude", NAN),
         .heated_area_m2 = opt_double(v, "heated_area_m2", NAN),
         .apts_area_m2 = apts_area,
+        .meter = get_meter(v),
         .apts = apts,
         .napts = m,
         .partition = partition,

@@ -3,7 +3,9 @@
  * `topology` topic (Building records): every worker that needs a building's apartments,
  * location, holiday region, archetype, commissioning date or maintenance team reads them here.
  * Records of every Building schema version decode (serde.h resolves them): one written before
- * `team` existed (Building v1, schema id 3) reads as the default team (""). Read without a
+ * `team` existed (Building v1, schema id 3) reads as the default team (""); one written before
+ * `meter` existed (v1, v2 = id 16) as apartment heat meters in kWh at the defaults (meter.given
+ * false). Read without a
  * consumer group: every partition is assigned from the beginning, nothing is committed, so
  * every worker instance sees all of it. The latest record of a building wins; a record with
  * deleted = true (or a tombstone) removes it.
@@ -28,6 +30,28 @@
 #include "hvs/serde.h"
 #include "hvs/time.h"
 
+/* Symbols of the MeterKind and EnergyUnit enums (Building.meter), in schema order. */
+typedef enum hvs_meter_kind {
+    HVS_METER_APARTMENT_HEAT = 0,
+    HVS_METER_BUILDING_HEAT,
+    HVS_METER_SUBSTATION,
+    HVS_METER_NETWORK
+} hvs_meter_kind_t;
+typedef enum hvs_energy_unit { HVS_UNIT_KWH = 0, HVS_UNIT_MWH, HVS_UNIT_GJ } hvs_energy_unit_t;
+
+/* The building's heat meters (Building.meter): given false when the record has none. */
+typedef struct hvs_meter {
+    bool given;
+    hvs_meter_kind_t kind;
+    hvs_energy_unit_t unit;
+    double max_kw;       /* NaN: the kind's default */
+    int64_t interval_ms; /* 0: not given */
+} hvs_meter_t;
+
+/* kWh in one unit (1, 1000, 277.77...). */
+double hvs_energy_unit_kwh(hvs_energy_unit_t u);
+const char *hvs_meter_kind_name(hvs_meter_kind_t k);
+
 typedef struct hvs_building {
     char *id;
     char *archetype;        /* "" when absent */
@@ -38,6 +62,7 @@ typedef struct hvs_building {
     double heated_area_m2; /* NaN when absent (as written; use hvs_building_area) */
     double apts_area_m2;   /* sum of the apartments' area_m2 when every apartment has one
                             * (> 0), NaN otherwise (or without apartments) */
+    hvs_meter_t meter;     /* its heat meters (given false: apartment meters, defaults) */
     char **apts;           /* apartment ids, sorted */
     size_t napts;
     int32_t partition; /* partition of `topology` it came from (= its partition on
