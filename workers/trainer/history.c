@@ -240,8 +240,7 @@ int tr_history_save(tr_history_t *h, hvs_redis_batch_t *batch, hvs_err_t *err) {
         for (size_t k = 0; k < b->ns && rc == 0; k++) {
             if (hvs_redis_key(key, sizeof key, b->id, err, "tr:h:%s", b->s[k]->id) < 0)
                 return HVS_EINVAL; /* err names the id */
-            rc = hset_marked(batch, key, b->s[k]->dirty, b->s[k]->ring, b->s[k]->hours, false,
-                            err);
+            rc = hset_marked(batch, key, b->s[k]->dirty, b->s[k]->ring, b->s[k]->hours, false, err);
         }
         if (rc == 0 && hvs_redis_key(key, sizeof key, b->id, err, "tr:wx") < 0)
             return HVS_EINVAL;

@@ -56,9 +56,9 @@
 #define MAX_HORIZONS 72
 
 typedef struct settings {
-    int64_t window_ms, apt_window_ms, every_ms, mature_ms, building_ms, folds, fold_days, min_train_days, per_hour,
-        max_rows, rounds, max_depth, nthread, max_apartments, weather_wait_ms, max_record, top_k,
-        min_labels, drift_cooldown_ms;
+    int64_t window_ms, apt_window_ms, every_ms, mature_ms, building_ms, folds, fold_days,
+        min_train_days, per_hour, max_rows, rounds, max_depth, nthread, max_apartments,
+        weather_wait_ms, max_record, top_k, min_labels, drift_cooldown_ms;
     double eta, max_wape, min_improvement;
     bool auto_approve;
     char *horizons, *tasks, *region;
@@ -892,8 +892,8 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
         "training window %lld days (apartments %lld) from %s + %s; %zu buildings and %zu labels "
         "loaded from Redis",
         (long long)(settings.window_ms / HVS_MS_DAY),
-        (long long)((w->hist->apt_ring - 24 * 8) * HOUR / HVS_MS_DAY), w->topic_agg, w->topic_wx, w->hist->nb,
-        w->labels.n);
+        (long long)((w->hist->apt_ring - 24 * 8) * HOUR / HVS_MS_DAY), w->topic_agg, w->topic_wx,
+        w->hist->nb, w->labels.n);
     return hvs_stage_run(w->stage, err);
 }
 
