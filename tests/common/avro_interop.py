@@ -3,8 +3,8 @@
 python3-avro). For every schema in schemas/: it must parse with python3-avro; the sample
 record must survive C encode -> Python decode and Python encode -> C decode unchanged, with the
 Confluent wire header (magic 0 + big-endian id from schemas/schema-ids.tsv) on every message.
-Aggregate v1 -> v2 (rooms) and Building v1 -> v2 (team) are resolved both ways across the two
-implementations.
+Aggregate v1 -> v2 (rooms), Building v1 -> v2 (team) and ModelVersion v1 -> v2 (folds) are
+resolved both ways across the two implementations.
 
 usage: avro_interop.py SOURCE_DIR SERDE_TOOL
 """
@@ -145,6 +145,8 @@ def check_evolution(name, added):
 # rooms = []. Building v1 (id 3) against v2 (team, id 16): team dropped, or null.
 check_evolution("Aggregate", {"rooms": []})
 check_evolution("Building", {"team": None})
+# ModelVersion v1 (id 11) against v2 (per-fold backtest figures, id 17): folds dropped, or [].
+check_evolution("ModelVersion", {"folds": []})
 
 # Older versions in history/ parse too.
 for path in ids:
