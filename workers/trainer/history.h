@@ -13,7 +13,7 @@
  *   hvs:tr:buildings        SET  buildings with history
  *
  * Memory per building-year (8760 slots): 8.0 MB of weather (912 B a slot: up to 16 records of
- * an hour) + 0.77 MB per series (88 B a slot); apartment series may keep a shorter ring
+ * an hour) + 0.70 MB per series (80 B a slot); apartment series may keep a shorter ring
  * (tr_history_set_apartment_hours). Redis: see README "The window".
  *
  * Memory cap: at most max_apartments apartment series in all (the building series are always

@@ -67,7 +67,7 @@ typedef struct settings {
 #define S(f) offsetof(settings_t, f)
 static const hvs_cfg_entry_t tr_entries[] = {
     /* 1100 d: three winters (a year cost ~5 % WAPE on a real building, issue 18); the bound is
-     * 10 years. Memory ~8.8 MB and Redis ~2-4 MB per building-year (README "The window"). */
+     * 10 years. memory ~8.7 MB, Redis ~2-10 MB per building-year (README "The window"). */
     {"HVS_TRAIN_WINDOW", HVS_CFG_DURATION, "1100d", 86400000, 3660.0 * 86400000, S(window_ms), 0,
      "training window: the hours kept (in Redis) and trained on"},
     {"HVS_TRAIN_APARTMENT_WINDOW", HVS_CFG_DURATION, "200d", 86400000, 3660.0 * 86400000,
