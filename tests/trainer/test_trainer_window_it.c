@@ -49,19 +49,19 @@ static void send_json(hvs_encoder_t *enc, const char *topic, const char *json) {
     HVS_REQUIRE(
         hvs_serde_value_from_json(serde, hvs_encoder_value(enc), json, strlen(json), &err) == 0 &&
             hvs_encoder_encode(enc, &buf, &len, &err) == 0 &&
-            hvs_producer_send(prod, topic, RD_KAFKA_PARTITION_UA, "bldg_0", 6, buf, len, &err) ==
-                0,
+            hvs_producer_send(prod, topic, RD_KAFKA_PARTITION_UA, "bldg_0", 6, buf, len, &err) == 0,
         "send %s: %s", topic, err.msg);
 }
 
 static void produce(void) {
     char json[2048];
-    snprintf(json, sizeof json,
-             "{\"building_id\":\"bldg_0\",\"archetype\":\"a\",\"commissioning_date\":1600000000000,"
-             "\"latitude\":47.3,\"longitude\":8.5,\"heated_area_m2\":%.1f,\"construction_year\":2015,"
-             "\"insulation\":null,\"holiday_region\":\"CH-ZH\",\"apartments\":[],\"updated_at\":1,"
-             "\"deleted\":false}",
-             AREA);
+    snprintf(
+        json, sizeof json,
+        "{\"building_id\":\"bldg_0\",\"archetype\":\"a\",\"commissioning_date\":1600000000000,"
+        "\"latitude\":47.3,\"longitude\":8.5,\"heated_area_m2\":%.1f,\"construction_year\":2015,"
+        "\"insulation\":null,\"holiday_region\":\"CH-ZH\",\"apartments\":[],\"updated_at\":1,"
+        "\"deleted\":false}",
+        AREA);
     send_json(enc_bld, "topology", json);
     for (int i = 0; i < NH; i++) {
         hvs_ms_t h = T0 + (hvs_ms_t)i * HOUR;
@@ -80,13 +80,12 @@ static void produce(void) {
             "\"quality\":\"COMPLETE\",\"flags\":[],\"emitted_at\":%lld}",
             (long long)h, (long long)(h + HOUR), num, (long long)(h + HOUR));
         send_json(enc_agg, "aggregates.hourly", json);
-        snprintf(
-            json, sizeof json,
-            "{\"building_id\":\"bldg_0\",\"latitude\":47.3,\"longitude\":8.5,\"hour\":%lld,"
-            "\"issued_at\":%lld,\"kind\":\"FORECAST\",\"temperature_c\":%.2f,"
-            "\"relative_humidity_pct\":70.0,\"cloud_cover_pct\":40.0,"
-            "\"shortwave_radiation_wm2\":50.0,\"wind_speed_ms\":2.0,\"provider\":\"test\"}",
-            (long long)h, (long long)(h - 48 * HOUR), t);
+        snprintf(json, sizeof json,
+                 "{\"building_id\":\"bldg_0\",\"latitude\":47.3,\"longitude\":8.5,\"hour\":%lld,"
+                 "\"issued_at\":%lld,\"kind\":\"FORECAST\",\"temperature_c\":%.2f,"
+                 "\"relative_humidity_pct\":70.0,\"cloud_cover_pct\":40.0,"
+                 "\"shortwave_radiation_wm2\":50.0,\"wind_speed_ms\":2.0,\"provider\":\"test\"}",
+                 (long long)h, (long long)(h - 48 * HOUR), t);
         send_json(enc_wx, "weather.hourly", json);
     }
     hvs_err_t err = {0};
@@ -249,10 +248,10 @@ static void test_three_winters(void) {
             nerr += fabs(heat[i] - heat[i - 168]);
             hours++;
         }
-        HVS_CHECK(fo[k].n_eval == hours, "fold %zu: %d rows scored, %d test hours", k,
-                  fo[k].n_eval, hours);
-        HVS_CHECK(fabs(fo[k].actual_sum - act) <= 1e-5 * act,
-                  "fold %zu actual %.4f kWh, %.4f sent", k, fo[k].actual_sum, act);
+        HVS_CHECK(fo[k].n_eval == hours, "fold %zu: %d rows scored, %d test hours", k, fo[k].n_eval,
+                  hours);
+        HVS_CHECK(fabs(fo[k].actual_sum - act) <= 1e-5 * act, "fold %zu actual %.4f kWh, %.4f sent",
+                  k, fo[k].actual_sum, act);
         HVS_CHECK(fabs(fo[k].naive_wape - nerr / act) <= 1e-5,
                   "fold %zu seasonal naive WAPE %.6f, recomputed %.6f", k, fo[k].naive_wape,
                   nerr / act);
