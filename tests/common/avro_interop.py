@@ -3,8 +3,8 @@
 python3-avro). For every schema in schemas/: it must parse with python3-avro; the sample
 record must survive C encode -> Python decode and Python encode -> C decode unchanged, with the
 Confluent wire header (magic 0 + big-endian id from schemas/schema-ids.tsv) on every message.
-Aggregate v1/v2 -> v3 (rooms, uncounted_kwh) and Building v1/v2 -> v3 (team, meter) are resolved
-both ways across the two implementations.
+Aggregate v1/v2 -> v3 (rooms, uncounted_kwh), Building v1/v2 -> v3 (team, meter) and ModelVersion
+v1 -> v2 (folds) are resolved both ways across the two implementations.
 
 usage: avro_interop.py SOURCE_DIR SERDE_TOOL
 """
@@ -148,6 +148,8 @@ check_evolution("Aggregate", {"rooms": [], "uncounted_kwh": None})
 check_evolution("Aggregate", {"uncounted_kwh": None}, "v2")
 check_evolution("Building", {"team": None, "meter": None})
 check_evolution("Building", {"meter": None}, "v2")
+# ModelVersion v1 (id 11) against v2 (per-fold backtest figures, id 19): folds dropped, or [].
+check_evolution("ModelVersion", {"folds": []})
 
 # Older versions in history/ parse too.
 for path in ids:

@@ -326,9 +326,9 @@ static void check_evolution(hvs_serde_t *s, const char *name, int kind, int v1_i
     HVS_CHECK_EQ_INT(hvs_decoder_last_schema_id(d), v1_id);
     char *json;
     HVS_REQUIRE(hvs_serde_value_to_json(v, &json, &err) == 0, "json");
-    json_t *want = json_loads(v1_json, 0, NULL), *add = json_loads(added, 0, NULL);
+    json_t *want = json_loads(v1_json, JSON_ALLOW_NUL, NULL), *add = json_loads(added, 0, NULL);
     json_object_update(want, add);
-    json_t *got = json_loads(json, 0, NULL);
+    json_t *got = json_loads(json, JSON_ALLOW_NUL, NULL);
     HVS_CHECK(got && json_equal(got, want), "%s v1 read as current: %s", name, json);
     json_decref(got), json_decref(want), json_decref(add);
     free(json);
@@ -365,7 +365,7 @@ static void check_evolution(hvs_serde_t *s, const char *name, int kind, int v1_i
 /* The current sample without the fields v1 lacked (and with `set` applied), as JSON text. */
 static char *sample_as_v1(const char *name, const char *const *drop, const char *set) {
     char *text = read_sample(name);
-    json_t *j = json_loads(text, 0, NULL);
+    json_t *j = json_loads(text, JSON_ALLOW_NUL, NULL); /* model bytes hold NULs */
     for (int i = 0; drop[i]; i++) {
         HVS_REQUIRE(json_object_get(j, drop[i]), "%s sample has %s", name, drop[i]);
         json_object_del(j, drop[i]);
@@ -425,6 +425,16 @@ static void test_building_evolution(hvs_serde_t *s) {
     check_evolution(s, "Building", HVS_SCHEMA_BUILDING, 16, 17, "history/Building.v2.avsc", bld_v2,
                     "{\"meter\":null}", bld_v2);
     free(bld_v2);
+}
+
+/* ModelVersion v1 (id 11) bytes decode into the current reader with folds = []; v2 (id 19,
+ * per-fold backtest figures) read by a v1 reader drop the folds. */
+static void test_model_version_evolution(hvs_serde_t *s) {
+    const char *mv_new[] = {"folds", NULL};
+    char *mv_v1 = sample_as_v1("ModelVersion", mv_new, NULL);
+    check_evolution(s, "ModelVersion", HVS_SCHEMA_MODEL_VERSION, 11, 19,
+                    "history/ModelVersion.v1.avsc", mv_v1, "{\"folds\":[]}", mv_v1);
+    free(mv_v1);
 }
 
 
@@ -685,6 +695,7 @@ static void case_evolution(void) { test_evolution(serde()); }
 static void case_newer_writer(void) { test_newer_writer(serde()); }
 static void case_aggregate_evolution(void) { test_aggregate_evolution(serde()); }
 static void case_building_evolution(void) { test_building_evolution(serde()); }
+static void case_model_version_evolution(void) { test_model_version_evolution(serde()); }
 static void case_json_errors(void) { test_json_errors(serde()); }
 
 static const hvs_test_case_t cases[] = {
@@ -697,6 +708,7 @@ static const hvs_test_case_t cases[] = {
     {"newer_writer", case_newer_writer},
     {"aggregate_evolution", case_aggregate_evolution},
     {"building_evolution", case_building_evolution},
+    {"model_version_evolution", case_model_version_evolution},
     {"json_errors", case_json_errors},
     {"registry", test_registry},
     HVS_TEST_CASES_END,

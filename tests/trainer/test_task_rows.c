@@ -47,8 +47,11 @@ static double uni(void) {
     return (double)(rs >> 11) / 9007199254740992.0;
 }
 
-static tr_history_t *make_history(void) {
+/* apt_hours: the apartments' ring (0: the building's) */
+static tr_history_t *make_history_apt(size_t apt_hours) {
     tr_history_t *h = tr_history_new(60 * 24, 10);
+    if (apt_hours)
+        tr_history_set_apartment_hours(h, apt_hours);
     static const char *const ents[] = {HVS_FS_BUILDING, "apt_1", "apt_2"};
     for (int k = 0; k < DAYS * 24; k++) {
         hvs_ms_t hr = START + (hvs_ms_t)k * HOUR;
@@ -78,6 +81,8 @@ static tr_history_t *make_history(void) {
     }
     return h;
 }
+
+static tr_history_t *make_history(void) { return make_history_apt(0); }
 
 static uint64_t fnv(uint64_t d, const void *p, size_t n) {
     const unsigned char *b = p;
@@ -359,6 +364,59 @@ static void test_by_hand(void) {
               "another feature set refused: %s", err.msg);
 }
 
+/* Apartment series in a ring of 20 days beside the building's 60 (issue 18: the window of
+ * three winters for the building, the apartments' memory as before): the apartments keep only
+ * their last 20 days, the building all 40; anomaly rows over all 40 days come from what each
+ * series holds, equal the serving path's, and pass the leak check. */
+static void test_apartment_ring(void) {
+    tr_history_t *h = make_history_apt(20 * 24);
+    tr_select_t sel = {.task = TR_ANOMALY_RESIDUAL,
+                       .from = START,
+                       .to = START + DAYS * DAY,
+                       .weather_wait = 2 * HOUR};
+    tr_rows_t r;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(tr_rows_build(h, &sel, info, NULL, &r, &err) == 0, "rows: %s", err.msg);
+    const tr_building_t *b = h->b[0];
+    hvs_ms_t first[3] = {INT64_MAX, INT64_MAX, INT64_MAX};
+    for (size_t i = 0; i < r.n; i++)
+        if (r.hour[i] < first[r.series[i]])
+            first[r.series[i]] = r.hour[i];
+    HVS_CHECK(b->ns == 3 && b->s[0]->ring == 60 * 24 && b->s[1]->ring == 20 * 24 &&
+                  b->s[2]->ring == 20 * 24,
+              "rings: building %zu, apartments %zu h", b->s[0]->ring, b->s[1]->ring);
+    HVS_CHECK(first[0] == INT64_MAX, "anomaly rows come from the apartments alone");
+    tr_select_t fsel = {.task = TR_FORECAST, .from = START, .to = sel.to, .day_ahead = true};
+    tr_rows_t fr;
+    HVS_REQUIRE(tr_rows_build(h, &fsel, info, NULL, &fr, &err) == 0, "rows: %s", err.msg);
+    HVS_CHECK(fr.n > 0 && fr.hour[0] < START + 2 * DAY,
+              "the building's forecast rows from its first days (first %lld h)",
+              fr.n ? (long long)((fr.hour[0] - START) / HOUR) : -1LL);
+    tr_rows_fini(&fr);
+    /* an apartment's rows are of its last 20 days, except where the hour 20 days later never
+     * came: its slot still holds the older hour (a ring's way) */
+    size_t old_rows = 0, stale = 0;
+    for (size_t i = 0; i < r.n; i++)
+        if (r.hour[i] < START + (DAYS - 20) * DAY) {
+            hvs_feat_history_t v;
+            tr_history_view(h, b, b->s[r.series[i]], HVS_MS_NONE, &v);
+            old_rows++;
+            stale += hvs_feat_hour_get(&v, r.hour[i] + 20 * DAY) == NULL && v.nhours == 20 * 24;
+        }
+    for (int e = 1; e < 3; e++)
+        HVS_CHECK(first[e] < START + (DAYS - 19) * DAY, "%s: rows of its last 20 days",
+                  b->s[e]->id);
+    HVS_CHECK(old_rows == stale && old_rows * 10 < r.n,
+              "apartment rows older than their ring: %zu of %zu, each where the hour 20 days "
+              "later never came (%zu)",
+              old_rows, r.n, stale);
+    uint64_t digest = 0;
+    HVS_CHECK(serve_rows(h, &sel, &r, &digest) == 0, "apartment rows equal serving rows");
+    HVS_CHECK(tr_leak_check(h, &sel, info, NULL, &r, 100, &err) == 0, "leak check: %s", err.msg);
+    tr_rows_fini(&r);
+    tr_history_destroy(h);
+}
+
 /* The calendar, the features worker's writer and a FeatureVector decoder, made on first use. */
 static void teardown(void) {
     hvs_decoder_destroy(dec);
@@ -396,8 +454,14 @@ static void case_trainer_equals_serving(void) {
     test_trainer_equals_serving();
 }
 
+static void case_apartment_ring(void) {
+    setup();
+    test_apartment_ring();
+}
+
 static const hvs_test_case_t cases[] = {
     {"direct_writer_in_use", case_direct_writer},
+    {"apartment_ring_shorter_than_window", case_apartment_ring},
     {"by_hand", case_by_hand},
     {"trainer_rows_equal_serving_rows", case_trainer_equals_serving},
     HVS_TEST_CASES_END,

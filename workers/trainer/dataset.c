@@ -231,9 +231,11 @@ int tr_leak_check(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
         hvs_ms_t as_of = r->as_of[i];
         /* the history as it stood at as_of */
         for (size_t k = 0; k < h->ring; k++) {
-            hours[k] = s->hours[k];
-            if (hours[k].hour != HVS_MS_NONE && hours[k].hour + HOUR > as_of)
-                hours[k].hour = HVS_MS_NONE;
+            if (k < s->ring) { /* an apartment's ring may be shorter (history.h) */
+                hours[k] = s->hours[k];
+                if (hours[k].hour != HVS_MS_NONE && hours[k].hour + HOUR > as_of)
+                    hours[k].hour = HVS_MS_NONE;
+            }
             wx[k] = b->wx[k];
             int w = 0;
             for (int q = 0; q < wx[k].n; q++)
@@ -241,7 +243,7 @@ int tr_leak_check(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
                     wx[k].v[w++] = wx[k].v[q];
             wx[k].n = w;
         }
-        hvs_feat_history_t v = {hours, h->ring, wx, h->ring, bi.commissioning};
+        hvs_feat_history_t v = {hours, s->ring, wx, h->ring, bi.commissioning};
         double x[HVS_FEATURES_COUNT];
         unsigned flags;
         hvs_features_compute(&v, bi.cal, r->hour[i], as_of, x, &flags);

@@ -20,6 +20,7 @@ tr_history_t *tr_history_new(size_t hours, size_t max_apartments) {
     if (!h)
         return NULL;
     h->ring = hours < 24 ? 24 : hours;
+    h->apt_ring = h->ring;
     h->max_apartments = max_apartments;
     return h;
 }
@@ -55,6 +56,11 @@ void tr_history_destroy(tr_history_t *h) {
 }
 
 static size_t words(const tr_history_t *h) { return (h->ring + 63) / 64; }
+static size_t swords(const tr_series_t *s) { return (s->ring + 63) / 64; }
+
+void tr_history_set_apartment_hours(tr_history_t *h, size_t hours) {
+    h->apt_ring = hours < 24 ? 24 : hours > h->ring ? h->ring : hours;
+}
 
 tr_building_t *tr_history_building(tr_history_t *h, const char *id, bool create) {
     size_t lo;
@@ -107,15 +113,16 @@ tr_series_t *tr_history_series(tr_history_t *h, tr_building_t *b, const char *id
     b->s = ns;
     tr_series_t *s = calloc(1, sizeof *s);
     if (s) {
+        s->ring = apartment ? h->apt_ring : h->ring;
         s->id = strdup(id);
-        s->hours = malloc(h->ring * sizeof *s->hours);
-        s->dirty = calloc(words(h), sizeof *s->dirty);
+        s->hours = malloc(s->ring * sizeof *s->hours);
+        s->dirty = calloc(swords(s), sizeof *s->dirty);
     }
     if (!s || !s->id || !s->hours || !s->dirty) {
         series_free(s);
         return NULL;
     }
-    for (size_t i = 0; i < h->ring; i++)
+    for (size_t i = 0; i < s->ring; i++)
         s->hours[i].hour = HVS_MS_NONE;
     hvs_vec_open(b->s, b->ns, lo, sizeof *b->s);
     b->s[lo] = s;
@@ -137,7 +144,7 @@ int tr_history_put_hour(tr_history_t *h, const char *building, const char *entit
         return strcmp(entity, HVS_FS_BUILDING) != 0 && h->napartments >= h->max_apartments
                    ? 0
                    : HVS_ENOMEM;
-    size_t slot = hvs_feat_slot(hour->hour, h->ring);
+    size_t slot = hvs_feat_slot(hour->hour, s->ring);
     hvs_feat_hour_t *o = &s->hours[slot];
     if (o->hour == hour->hour) {
         if (hour->revision < o->revision ||
@@ -173,7 +180,7 @@ int tr_history_put_weather(tr_history_t *h, const char *building, hvs_ms_t hour,
 
 void tr_history_view(const tr_history_t *h, const tr_building_t *b, const tr_series_t *s,
                      hvs_ms_t commissioning, hvs_feat_history_t *out) {
-    *out = (hvs_feat_history_t){s ? s->hours : NULL, s ? h->ring : 0, b->wx, h->ring,
+    *out = (hvs_feat_history_t){s ? s->hours : NULL, s ? s->ring : 0, b->wx, h->ring,
                                 commissioning};
 }
 
@@ -233,7 +240,7 @@ int tr_history_save(tr_history_t *h, hvs_redis_batch_t *batch, hvs_err_t *err) {
         for (size_t k = 0; k < b->ns && rc == 0; k++) {
             if (hvs_redis_key(key, sizeof key, b->id, err, "tr:h:%s", b->s[k]->id) < 0)
                 return HVS_EINVAL; /* err names the id */
-            rc = hset_marked(batch, key, b->s[k]->dirty, h->ring, b->s[k]->hours, false, err);
+            rc = hset_marked(batch, key, b->s[k]->dirty, b->s[k]->ring, b->s[k]->hours, false, err);
         }
         if (rc == 0 && hvs_redis_key(key, sizeof key, b->id, err, "tr:wx") < 0)
             return HVS_EINVAL;
@@ -321,7 +328,9 @@ int tr_history_load(tr_history_t *h, hvs_redis_t *r, hvs_redis_batch_t *batch, h
                                  wx->element[k]->str);
                 break;
             }
-            b->wx[hvs_feat_slot(w.hour, h->ring)] = w;
+            hvs_feat_wx_hour_t *o = &b->wx[hvs_feat_slot(w.hour, h->ring)];
+            if (o->hour == HVS_MS_NONE || o->hour <= w.hour)
+                *o = w;
         }
         char **eids = NULL;
         size_t ne = ents ? ents->elements : 0;
@@ -359,13 +368,18 @@ int tr_history_load(tr_history_t *h, hvs_redis_t *r, hvs_redis_batch_t *batch, h
                                      hr->element[q]->str);
                     break;
                 }
-                s->hours[hvs_feat_slot(x.hour, h->ring)] = x;
+                /* slots are re-derived from the stamped hour: a ring of another length (a
+                 * changed window) keeps the newest of the hours that now share a slot */
+                hvs_feat_hour_t *o = &s->hours[hvs_feat_slot(x.hour, s->ring)];
+                if (o->hour != HVS_MS_NONE && o->hour > x.hour)
+                    continue;
+                *o = x;
                 if (b->first == HVS_MS_NONE || x.hour < b->first)
                     b->first = x.hour;
                 if (b->last == HVS_MS_NONE || x.hour > b->last)
                     b->last = x.hour;
             }
-            memset(s->dirty, 0, words(h) * sizeof *s->dirty);
+            memset(s->dirty, 0, swords(s) * sizeof *s->dirty);
         }
         for (size_t k = 0; eids && k < ne; k++)
             free(eids[k]);

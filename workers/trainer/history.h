@@ -12,6 +12,10 @@
  *   hvs:{B}:tr:ents         SET  entities
  *   hvs:tr:buildings        SET  buildings with history
  *
+ * Memory per building-year (8760 slots): 8.0 MB of weather (912 B a slot: up to 16 records of
+ * an hour) + 0.70 MB per series (80 B a slot); apartment series may keep a shorter ring
+ * (tr_history_set_apartment_hours). Redis: see README "The window".
+ *
  * Memory cap: at most max_apartments apartment series in all (the building series are always
  * kept); apartments beyond it are left out of the window and counted (sampled_out): the
  * anomaly models then learn from a sample of the fleet's apartments.
@@ -32,8 +36,9 @@
 
 typedef struct tr_series {
     char *id;               /* apartment id, or "-" */
-    hvs_feat_hour_t *hours; /* ring */
+    hvs_feat_hour_t *hours; /* ring of `ring` slots */
     uint64_t *dirty;
+    size_t ring; /* the history's ring (the building), or its apt_ring (an apartment) */
 } tr_series_t;
 
 typedef struct tr_building {
@@ -47,7 +52,8 @@ typedef struct tr_building {
 } tr_building_t;
 
 typedef struct tr_history {
-    size_t ring; /* slots (hours) per ring */
+    size_t ring;     /* slots (hours) per ring: the building series and the weather */
+    size_t apt_ring; /* slots per apartment series (<= ring; = ring unless set) */
     size_t max_apartments, napartments;
     uint64_t sampled_out;
     tr_building_t **b; /* sorted by id */
@@ -55,6 +61,10 @@ typedef struct tr_history {
 } tr_history_t;
 
 tr_history_t *tr_history_new(size_t hours, size_t max_apartments);
+/* Apartment series keep only their newest `hours` (clamped to [24, ring]); call before any
+ * series exists. The forecast tasks learn from the building series over the whole window; the
+ * anomaly tasks from apartments, where a shorter ring bounds the memory (HVS_TRAIN_APARTMENT_WINDOW). */
+void tr_history_set_apartment_hours(tr_history_t *h, size_t hours);
 void tr_history_destroy(tr_history_t *h);
 tr_building_t *tr_history_building(tr_history_t *h, const char *id, bool create);
 tr_series_t *tr_history_series(tr_history_t *h, tr_building_t *b, const char *id, bool create);

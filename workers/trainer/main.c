@@ -56,9 +56,9 @@
 #define MAX_HORIZONS 72
 
 typedef struct settings {
-    int64_t window_ms, every_ms, mature_ms, building_ms, folds, fold_days, min_train_days, per_hour,
-        max_rows, rounds, max_depth, nthread, max_apartments, weather_wait_ms, max_record, top_k,
-        min_labels, drift_cooldown_ms;
+    int64_t window_ms, apt_window_ms, every_ms, mature_ms, building_ms, folds, fold_days,
+        min_train_days, per_hour, max_rows, rounds, max_depth, nthread, max_apartments,
+        weather_wait_ms, max_record, top_k, min_labels, drift_cooldown_ms;
     double eta, max_wape, min_improvement;
     bool auto_approve;
     char *horizons, *tasks, *region;
@@ -66,13 +66,18 @@ typedef struct settings {
 
 #define S(f) offsetof(settings_t, f)
 static const hvs_cfg_entry_t tr_entries[] = {
-    {"HVS_TRAIN_WINDOW", HVS_CFG_DURATION, "200d", 86400000, 31622400000.0, S(window_ms), 0,
+    /* 1100 d: three winters (a year cost ~5 % WAPE on a real building, issue 18); the bound is
+     * 10 years. memory ~8.7 MB, Redis ~2-10 MB per building-year (README "The window"). */
+    {"HVS_TRAIN_WINDOW", HVS_CFG_DURATION, "1100d", 86400000, 3660.0 * 86400000, S(window_ms), 0,
      "training window: the hours kept (in Redis) and trained on"},
+    {"HVS_TRAIN_APARTMENT_WINDOW", HVS_CFG_DURATION, "200d", 86400000, 3660.0 * 86400000,
+     S(apt_window_ms), 0,
+     "hours kept of each apartment series (the anomaly tasks' rows), at most the window"},
     {"HVS_TRAIN_EVERY", HVS_CFG_DURATION, "7d", 3600000, 31622400000.0, S(every_ms), 0,
      "retrain every model this often, in event time (the inputs' newest hour)"},
-    {"HVS_TRAIN_MATURE_DAYS", HVS_CFG_DURATION, "30d", 0, 31622400000.0, S(mature_ms), 0,
+    {"HVS_TRAIN_MATURE_DAYS", HVS_CFG_DURATION, "30d", 0, 3660.0 * 86400000, S(mature_ms), 0,
      "history a building needs to join its archetype's models"},
-    {"HVS_TRAIN_BUILDING_DAYS", HVS_CFG_DURATION, "180d", 0, 31622400000.0, S(building_ms), 0,
+    {"HVS_TRAIN_BUILDING_DAYS", HVS_CFG_DURATION, "180d", 0, 3660.0 * 86400000, S(building_ms), 0,
      "history a building needs for a forecast model of its own"},
     {"HVS_TRAIN_FOLDS", HVS_CFG_INT, "3", 1, 12, S(folds), 0,
      "backtest folds (held-out time, oldest first)"},
@@ -868,6 +873,7 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
                              (size_t)settings.max_apartments);
     if (!w->hist || !(w->rb = hvs_redis_batch_new()))
         return hvs_err_set(err, HVS_ENOMEM, "oom", "training window");
+    tr_history_set_apartment_hours(w->hist, (size_t)(settings.apt_window_ms / HOUR) + 24 * 8);
     if ((rc = hvs_calendar_load(app->cfg.calendar_file, err)))
         return rc;
     if (!(w->cals = hvs_calendars_new(settings.region, "trainer")))
@@ -922,9 +928,11 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
         return rc;
     hvs_log_info(
         "trainer",
-        "training window %lld days from %s + %s; %zu buildings and %zu labels loaded from Redis",
-        (long long)(settings.window_ms / HVS_MS_DAY), w->topic_agg, w->topic_wx, w->hist->nb,
-        w->labels.n);
+        "training window %lld days (apartments %lld) from %s + %s; %zu buildings and %zu labels "
+        "loaded from Redis",
+        (long long)(settings.window_ms / HVS_MS_DAY),
+        (long long)((w->hist->apt_ring - 24 * 8) * HOUR / HVS_MS_DAY), w->topic_agg, w->topic_wx,
+        w->hist->nb, w->labels.n);
     return hvs_stage_run(w->stage, err);
 }
 
@@ -962,7 +970,7 @@ int main(int argc, char **argv) {
         .worker = "trainer",
         .summary = "aggregates.hourly + weather.hourly -> evaluated XGBoost versions on models",
         .usage =
-            "Usage: hvs-trainer [--window 200d] [--every 7d] ... (every HVS_TRAIN_* is a flag)\n"
+            "Usage: hvs-trainer [--window 1100d] [--every 7d] ... (every HVS_TRAIN_* is a flag)\n"
             "POST /train?name=<model|all> on the HTTP port trains now.",
         .extra = sections,
         .nextra = 2,

@@ -11,6 +11,7 @@
 #include "hvs/featstore.h"
 #include "hvs/log.h"
 #include "hvs/task_rows.h"
+#include "hvs/time.h"
 
 #define HOUR HVS_MS_HOUR
 
@@ -609,6 +610,38 @@ static void resid_interval(resid_t *r, double iv[3]) {
     free(e);
 }
 
+/* Fold k's figures into out->folds (its rows: y, pred, naive, scale of n) and its log line. */
+static void fold_report(tr_result_t *out, const tr_config_t *c, const char *name, hvs_ms_t from,
+                        hvs_ms_t ts, hvs_ms_t te, const float *y, const float *p, const float *nv,
+                        const float *sc, size_t n) {
+    hvs_model_metrics_t m, mn;
+    tr_metrics(y, p, sc, n, &m);
+    tr_metrics(y, nv, sc, n, &mn);
+    double actual = 0; /* the rows tr_metrics scored: the fold's weight in the pooled WAPE */
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(y[i]) && isfinite(p[i]))
+            actual += fabs((double)y[i] * sc[i]);
+    if (out->task == TR_ANOMALY_CLASSIFIER) /* probabilities: no percentage errors */
+        m.wape = mn.wape = NAN;
+    char a[32], b[32], t0[32], t1[32];
+    hvs_log_info("trainer",
+                 "%s: fold %zu/%d trained on %s..%s, tested on %s..%s: %d rows, WAPE %.4f "
+                 "(seasonal naive %.4f)",
+                 name, out->nfolds + 1, c->folds, hvs_time_format_iso8601(from, a, sizeof a),
+                 hvs_time_format_iso8601(ts, b, sizeof b),
+                 hvs_time_format_iso8601(ts, t0, sizeof t0),
+                 hvs_time_format_iso8601(te, t1, sizeof t1), m.n_eval, m.wape, mn.wape);
+    if (out->nfolds < TR_MAX_FOLDS)
+        out->folds[out->nfolds++] = (hvs_model_fold_t){.train_start = from,
+                                                       .train_end = ts,
+                                                       .test_start = ts,
+                                                       .test_end = te,
+                                                       .n_eval = m.n_eval,
+                                                       .wape = m.wape,
+                                                       .naive_wape = mn.wape,
+                                                       .actual_sum = actual};
+}
+
 int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char *const *buildings,
              size_t nbuildings, hvs_ms_t from, hvs_ms_t to, tr_info_fn info, void *opaque,
              const tr_config_t *c, hvs_model_ref_t *champion, tr_result_t *out, hvs_err_t *err) {
@@ -750,6 +783,8 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
             rc = hvs_err_set(err, HVS_ENOMEM, "oom", "evaluation rows");
         if (rc == 0 && c->keep_eval && task == TR_FORECAST)
             rc = near_rows(h, &sel, ts, te, info, opaque, m, k, out, err);
+        if (rc == 0)
+            fold_report(out, c, name, from, ts, te, ey + ne, ep + ne, en + ne, es + ne, eval.n);
         ne += rc == 0 ? eval.n : 0;
         /* per horizon bucket (forecast): the fold's sampled rows of the test days */
         if (rc == 0 && task == TR_FORECAST) {
@@ -986,7 +1021,9 @@ int tr_record_build(const tr_result_t *r, int version, hvs_ms_t now, const tr_co
         .decision_reason = r->reason[0] ? r->reason : NULL,
         .decided_at = r->status == HVS_MODEL_APPROVED || r->status == HVS_MODEL_REJECTED
                           ? now
-                          : HVS_MS_NONE};
+                          : HVS_MS_NONE,
+        .folds = r->folds,
+        .nfolds = r->nfolds};
     return 0;
 }
 

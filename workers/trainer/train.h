@@ -9,6 +9,8 @@
  * day before, every hour of the day) and per horizon bucket (1-6, 7-24, 25-48, 49-72 h);
  * anomaly-residual on its horizon-0 rows. Never shuffled. Metrics (pooled over the folds, kWh):
  * WAPE = sum|y - yhat| / sum y, MAPE over hours above 10 % of the mean, RMSE, MAE.
+ * Each fold's own dates, rows and WAPE (and seasonal naive's) are logged (one info line) and
+ * kept in the result (folds: the ModelVersion's `folds`).
  * Baselines on the same rows: seasonal naive (the hour a week before) and the champion (the
  * version serving the name now, when there is one).
  * Anomaly tasks, where labels exist (labels.h): each held-out day the scope's apartment-days
@@ -74,6 +76,7 @@ typedef struct tr_config {
 } tr_config_t;
 
 #define TR_BUCKETS 4
+#define TR_MAX_FOLDS 12 /* HVS_TRAIN_FOLDS' bound */
 
 typedef struct tr_result {
     char name[160];
@@ -83,6 +86,10 @@ typedef struct tr_result {
     hvs_model_metrics_t metrics, naive, champion;
     bool has_champion;
     double bucket_wape[TR_BUCKETS];
+    /* each backtest fold (oldest first): its training and test ranges, rows scored and WAPE
+     * (NaN for the classifier); logged one info line each and kept in the ModelVersion */
+    hvs_model_fold_t folds[TR_MAX_FOLDS];
+    size_t nfolds;
     /* forecast: each bucket's 80 % split-conformal interval from the backtest's out-of-sample
      * rows: q10, q90 of (y - p) / (max(p, 0) + floor) and the floor (target units; NaN: too few
      * rows). Serving: [p + q10 (max(p,0) + floor), p + q90 (max(p,0) + floor)], x the area for

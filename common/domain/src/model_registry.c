@@ -833,6 +833,18 @@ int hvs_registry_encode(hvs_serde_t *s, hvs_encoder_t *enc, const hvs_model_reco
     bad = bad || avro_value_get_by_name(v, "params", &f, NULL);
     for (const char *const *p = rec->params; !bad && p && p[0] && p[1]; p += 2)
         bad = avro_value_add(&f, p[0], &item, NULL, NULL) || avro_value_set_string(&item, p[1]);
+    bad = bad || avro_value_get_by_name(v, "folds", &f, NULL);
+    for (size_t i = 0; !bad && i < rec->nfolds; i++) {
+        const hvs_model_fold_t *k = &rec->folds[i];
+        bad = avro_value_append(&f, &item, NULL) || hvs_serde_value_defaults(s, &item, NULL) ||
+              set_l(&item, "train_start", k->train_start) ||
+              set_l(&item, "train_end", k->train_end) ||
+              set_l(&item, "test_start", k->test_start) || set_l(&item, "test_end", k->test_end) ||
+              avro_value_get_by_name(&item, "n_eval", &sub, NULL) ||
+              avro_value_set_int(&sub, k->n_eval) || set_od(&item, "wape", k->wape) ||
+              set_od(&item, "naive_wape", k->naive_wape) ||
+              set_od(&item, "actual_sum", k->actual_sum);
+    }
     bad = bad || avro_value_get_by_name(v, "model_bytes", &f, NULL) ||
           avro_value_set_bytes(&f, (void *)(uintptr_t)rec->model, rec->model_len);
     if (bad)

@@ -199,6 +199,15 @@ int hvs_registry_key(char *buf, size_t len, const char *name, int version);
 
 /* ---- writing records (trainer, hvsctl) ------------------------------------------------------ */
 
+/* One fold of the backtest (ModelVersion.folds): what it trained on, what it was scored on,
+ * its rows and errors. wape x actual_sum is the fold's absolute error, so the folds'
+ * actual-weighted WAPEs give the pooled metrics.wape. NaN: null. */
+typedef struct hvs_model_fold {
+    hvs_ms_t train_start, train_end, test_start, test_end;
+    int n_eval;
+    double wape, naive_wape, actual_sum; /* actual_sum: sum |actual| of the scored rows */
+} hvs_model_fold_t;
+
 typedef struct hvs_model_record {
     const char *name;
     int version;
@@ -219,6 +228,8 @@ typedef struct hvs_model_record {
     size_t model_len;
     const char *decided_by, *decision_reason; /* NULL: none */
     hvs_ms_t decided_at;                      /* HVS_MS_NONE: none */
+    const hvs_model_fold_t *folds;            /* the backtest's folds, oldest first */
+    size_t nfolds;
 } hvs_model_record_t;
 
 /* Encode a record (feature_set_version = this build's, model_format rec's, compression zlib,
