@@ -12,7 +12,10 @@
  * A crash replays the uncommitted messages onto the stored state: slots are rewritten with the
  * same values and the same vectors are emitted again (at least once, identical).
  * Time: per partition the smaller of the two inputs' watermarks (aggregates by window end,
- * weather by issue time), each advancing by the wall clock when idle.
+ * weather by issue time), each advancing by the wall clock when idle and caught up (an input
+ * with messages left to read is never idle). The inputs are kept within LEAD_MS of each other
+ * (stage.h, HVS_STAGE_HOLD): a record further ahead waits while the other input has messages
+ * left, so a replay gives the live vectors whichever topic the consumer reads first.
  * Lost state: the runner notices a partition whose state is gone from Redis (flushed, a new
  * empty Redis) and rebuilds it: both input topics are rewound (to HVS_FEAT_REBUILD_WINDOW ago by
  * timestamp, or their start) and replayed quietly (hvs_stage_replaying) up to where processing
