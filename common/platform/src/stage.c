@@ -523,8 +523,8 @@ int hvs_stage_run(hvs_stage_t *st, hvs_err_t *err) {
             }
         for (size_t i = 0; rc == 0 && i < n; i++) {
             stage_held_t *h = held_of(st, msgs[i]);
-            if (h && h->taken >= 0 && msgs[i]->offset < h->taken)
-                continue; /* released below with msgs */
+            if (h && h->paused && h->taken >= 0 && msgs[i]->offset < h->taken)
+                continue; /* released below with msgs (only a paused partition's are stale) */
             if (h)
                 h->taken = msgs[i]->offset + 1;
             work[nw++] = msgs[i];
