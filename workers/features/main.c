@@ -12,7 +12,10 @@
  * A crash replays the uncommitted messages onto the stored state: slots are rewritten with the
  * same values and the same vectors are emitted again (at least once, identical).
  * Time: per partition the smaller of the two inputs' watermarks (aggregates by window end,
- * weather by issue time), each advancing by the wall clock when idle.
+ * weather by issue time), each advancing by the wall clock when idle and caught up (an input
+ * with messages left to read is never idle). The inputs are kept within LEAD_MS of each other
+ * (stage.h, HVS_STAGE_HOLD): a record further ahead waits while the other input has messages
+ * left, so a replay gives the live vectors whichever topic the consumer reads first.
  * Lost state: the runner notices a partition whose state is gone from Redis (flushed, a new
  * empty Redis) and rebuilds it: both input topics are rewound (to HVS_FEAT_REBUILD_WINDOW ago by
  * timestamp, or their start) and replayed quietly (hvs_stage_replaying) up to where processing
@@ -74,7 +77,16 @@ static hvs_stage_settings_t stage_settings; /* HVS_FEAT_BATCH, _FLUSH_TIMEOUT, _
 static const hvs_cfg_section_t fx_section = {"features", fx_entries,
                                              sizeof fx_entries / sizeof fx_entries[0], &settings};
 
+/* Input alignment (stage.h, HVS_STAGE_HOLD): how far one input's event time (aggregates: window
+ * end; weather: issue time) may run ahead of the other's while the other still has messages to
+ * read. Weather issued more than a day ahead of the aggregates would overwrite hours of the
+ * 14-day weather ring (HVS_FS_HOURS) they still need; aggregates far ahead of the weather only
+ * pile up vectors waiting for it. */
+#define LEAD_MS (24 * HOUR)
+
 typedef struct part {
+    hvs_ms_t t_in[2];       /* per input: the latest event time handled (no idle advance) */
+    hvs_ms_t held_t[2];     /* per input: the event time of its message held back, or NONE */
     hvs_ms_t wm_hour;       /* watermark hour last acted on */
     bool replayed;          /* a rebuild replayed input: flush what it held back when it ends */
     hvs_ms_t assigned_mono; /* when it was assigned (monotonic) */
@@ -106,16 +118,55 @@ static int topic_index(const worker_t *w, const char *topic) {
     return strcmp(topic, w->topic_agg) == 0 ? 0 : 1;
 }
 
+static const char *input_topic(const worker_t *w, int t) {
+    return t == 0 ? w->topic_agg : w->topic_wx;
+}
+
+/* Input t's watermark on p. While the input still has messages to read (its lag is not 0, or
+ * not known yet) it is what it has handled, never advanced by the wall clock: a replayed input
+ * that is slower, or held back, is not idle (so the result does not depend on timing). Caught
+ * up and quiet for the idle timeout, it advances by the wall clock (a feed that is really
+ * missing: its hours go out flagged once their wait passes). */
+static hvs_ms_t input_wm(const worker_t *w, int t, int32_t p, bool *pending) {
+    *pending = hvs_stage_input_lag(w->stage, input_topic(w, t), p) != 0;
+    return *pending ? w->parts[p].t_in[t] : hvs_watermark_partition(w->wm[t], p, w->now);
+}
+
 /* The partition's watermark: the smaller of the two inputs' (one racing ahead in a replay must
  * not make the other's records late), or the one that has seen anything. */
 static hvs_ms_t watermark(const worker_t *w, int32_t p) {
-    hvs_ms_t a = hvs_watermark_partition(w->wm[0], p, w->now);
-    hvs_ms_t b = hvs_watermark_partition(w->wm[1], p, w->now);
+    bool apend, bpend;
+    hvs_ms_t a = input_wm(w, 0, p, &apend);
+    hvs_ms_t b = input_wm(w, 1, p, &bpend);
     if (a == HVS_MS_NONE)
         return b;
-    if (b == HVS_MS_NONE) /* no weather seen yet: wait for it as long as an idle partition */
-        return hvs_time_mono_ms() - w->parts[p].assigned_mono < settings.idle_ms ? HVS_MS_NONE : a;
+    if (b == HVS_MS_NONE) /* no weather seen yet: wait for it while it has messages to read, and
+                           * as long as an idle partition once caught up */
+        return bpend || hvs_time_mono_ms() - w->parts[p].assigned_mono < settings.idle_ms
+                   ? HVS_MS_NONE
+                   : a;
     return a < b ? a : b;
+}
+
+/* Whether a message of input t at event time te runs too far ahead of the other input, which
+ * still has messages to read: hand it back (stage.h). The other's time counts its own held
+ * message, so the two are never held for each other; NONE (nothing of it handled yet) holds. */
+static bool runs_ahead(const worker_t *w, int t, int32_t p, hvs_ms_t te) {
+    int o = 1 - t;
+    if (hvs_stage_input_lag(w->stage, input_topic(w, o), p) == 0)
+        return false; /* caught up: nothing to wait for (live) */
+    hvs_ms_t to = w->parts[p].t_in[o];
+    if (w->parts[p].held_t[o] != HVS_MS_NONE && (to == HVS_MS_NONE || w->parts[p].held_t[o] > to))
+        to = w->parts[p].held_t[o];
+    return to == HVS_MS_NONE || te > to + LEAD_MS;
+}
+
+/* Input t handled a message of event time te on p. */
+static void handled(worker_t *w, int t, int32_t p, hvs_ms_t te) {
+    part_t *pt = &w->parts[p];
+    pt->held_t[t] = HVS_MS_NONE;
+    if (pt->t_in[t] == HVS_MS_NONE || te > pt->t_in[t])
+        pt->t_in[t] = te;
 }
 
 /* ---- partitions come and go ---------------------------------------------------------------- */
@@ -123,6 +174,8 @@ static hvs_ms_t watermark(const worker_t *w, int32_t p) {
 static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
     worker_t *w = opaque;
     w->parts[p].wm_hour = HVS_MS_NONE;
+    for (int t = 0; t < 2; t++)
+        w->parts[p].t_in[t] = w->parts[p].held_t[t] = HVS_MS_NONE;
     w->parts[p].replayed = false;
     w->parts[p].assigned_mono = hvs_time_mono_ms();
     hvs_ms_t t0 = hvs_time_mono_ms();
@@ -269,6 +322,11 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
             fx_input_aggregate(w->input, v, w->now, settings.max_future_ms, &a, why) ||
             hvs_id_check_key(m, a.building, why))
             return HVS_EINVAL;
+        if (runs_ahead(w, 0, p, a.hour.hour + HOUR)) {
+            w->parts[p].held_t[0] = a.hour.hour + HOUR;
+            return HVS_STAGE_HOLD;
+        }
+        handled(w, 0, p, a.hour.hour + HOUR);
         hvs_watermark_observe(w->wm[0], p, a.hour.hour + HOUR, w->now);
         rc = fx_on_aggregate(w->fx, p, &a, watermark(w, p), quiet, &w->sink, why);
     } else {
@@ -277,6 +335,11 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
             fx_input_weather(w->input, v, w->now, settings.max_future_ms, &x, why) ||
             hvs_id_check_key(m, x.building, why))
             return HVS_EINVAL;
+        if (runs_ahead(w, 1, p, x.rec.issued_at)) {
+            w->parts[p].held_t[1] = x.rec.issued_at;
+            return HVS_STAGE_HOLD;
+        }
+        handled(w, 1, p, x.rec.issued_at);
         hvs_watermark_observe(w->wm[1], p, x.rec.issued_at, w->now);
         rc = fx_on_weather(w->fx, p, &x, watermark(w, p), quiet, &w->sink, why);
     }

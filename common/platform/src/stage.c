@@ -59,6 +59,9 @@ static void check_copartitioned(hvs_stage_t *st) {
     rd_kafka_topic_partition_list_destroy(a);
 }
 
+static int input_index(const hvs_stage_t *st, const char *topic);
+static void held_drop(hvs_stage_t *st, int32_t p);
+
 static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *added) {
     hvs_stage_t *st = opaque;
     for (int i = 0; i < added->cnt && !st->fatal; i++) {
@@ -70,6 +73,9 @@ static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *add
                         added->elems[i].topic, (int)p, HVS_MAX_PARTITIONS);
             return;
         }
+        int t = input_index(st, added->elems[i].topic);
+        if (t >= 0)
+            st->held[t][p].taken = -1; /* where it starts is the assignment's to say */
         if (st->assigned[p])
             continue; /* another input topic's partition of the same number */
         if (st->def->assigned && st->def->assigned(st->opaque, p, &st->fatal_err)) {
@@ -95,6 +101,7 @@ static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *remo
                 break;
             }
         hvs_stage_state_revoked(st, p);
+        held_drop(st, p);
         if (st->def->revoked)
             st->def->revoked(st->opaque, p);
     }
@@ -211,6 +218,11 @@ void hvs_stage_destroy(hvs_stage_t *st) {
     hvs_dlq_destroy(st->dlq);
     hvs_producer_destroy(st->prod);
     hvs_stage_state_fini(st);
+    for (size_t t = 0; t < HVS_STAGE_MAX_INPUTS; t++)
+        for (int p = 0; p < HVS_MAX_PARTITIONS; p++) {
+            hvs_consumer_release(st->held[t][p].m, st->held[t][p].n);
+            free(st->held[t][p].m);
+        }
     free(st);
 }
 
@@ -263,23 +275,131 @@ int hvs_stage_dead_letter_bytes(hvs_stage_t *st, const char *topic, int32_t part
     return hvs_dlq_send(st->dlq, topic, partition, offset, key, keylen, value, len, NULL, why, err);
 }
 
+/* ---- input alignment (HVS_STAGE_HOLD) ------------------------------------------------------ */
+
+static int input_index(const hvs_stage_t *st, const char *topic) {
+    for (size_t t = 0; t < st->conf.ninputs; t++)
+        if (strcmp(st->conf.inputs[t], topic) == 0)
+            return (int)t;
+    return -1;
+}
+
+static stage_held_t *held_of(hvs_stage_t *st, const rd_kafka_message_t *m) {
+    int t = input_index(st, rd_kafka_topic_name(m->rkt));
+    if (t < 0 || m->partition < 0 || m->partition >= HVS_MAX_PARTITIONS)
+        return NULL;
+    return &st->held[t][m->partition];
+}
+
+static int held_push(stage_held_t *h, rd_kafka_message_t *m) {
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? 2 * h->cap : 64;
+        rd_kafka_message_t **nm = realloc(h->m, cap * sizeof *nm);
+        if (!nm)
+            return -1;
+        h->m = nm, h->cap = cap;
+    }
+    h->m[h->n++] = m;
+    return 0;
+}
+
+/* Pause or resume one input partition; a resumed one continues right after the last message
+ * taken (the messages fetched past the hand-back were dropped with it). */
+static void held_switch(hvs_stage_t *st, int t, int32_t p, bool pause) {
+    stage_held_t *h = &st->held[t][p];
+    rd_kafka_t *rk = hvs_consumer_handle(st->cons);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_add(l, st->conf.inputs[t], p);
+    rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(rk, l)
+                                  : rd_kafka_resume_partitions(rk, l);
+    if (!e && !pause && h->taken >= 0) {
+        tp->offset = h->taken;
+        rd_kafka_error_t *se = rd_kafka_seek_partitions(rk, l, 5000);
+        if (se) {
+            hvs_log_warn(st->def->name, "%s [%d]: seek to %lld after a hold: %s",
+                         st->conf.inputs[t], (int)p, (long long)h->taken,
+                         rd_kafka_error_string(se));
+            rd_kafka_error_destroy(se);
+        } else if (tp->err) {
+            hvs_log_warn(st->def->name, "%s [%d]: seek to %lld after a hold: %s",
+                         st->conf.inputs[t], (int)p, (long long)h->taken,
+                         rd_kafka_err2str(tp->err));
+        }
+    }
+    if (e)
+        hvs_log_warn(st->def->name, "%s [%d]: %s: %s", st->conf.inputs[t], (int)p,
+                     pause ? "pause" : "resume", rd_kafka_err2str(e));
+    h->paused = pause && !e;
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Partition number p left (or came back): its held messages are dropped (uncommitted, its next
+ * owner reads them again) and its inputs are no longer paused. */
+static void held_drop(hvs_stage_t *st, int32_t p) {
+    for (size_t t = 0; t < st->conf.ninputs; t++) {
+        stage_held_t *h = &st->held[t][p];
+        hvs_consumer_release(h->m, h->n);
+        st->nheld -= h->n;
+        h->n = 0;
+        h->hold_now = false;
+        h->taken = -1;
+        if (h->paused && st->cons) {
+            h->taken = -1; /* no seek: the assignment decides where it starts */
+            held_switch(st, (int)t, p, false);
+        }
+    }
+}
+
+int64_t hvs_stage_input_lag(const hvs_stage_t *st, const char *topic, int32_t partition) {
+    int t = input_index(st, topic);
+    if (t < 0 || partition < 0 || partition >= HVS_MAX_PARTITIONS || !st->cons)
+        return -1;
+    int64_t lag = hvs_consumer_partition_lag(st->cons, topic, partition);
+    if (lag < 0)
+        return -1;
+    const stage_held_t *h = &st->held[t][partition];
+    return lag + (int64_t)h->n + (int64_t)hvs_stage_unhandled(st, topic, partition);
+}
+
 /* ---- the loop ------------------------------------------------------------------------------- */
 
 /* One batch's messages through the stage, then its outputs, state and offsets. */
-static int run_batch(hvs_stage_t *st, rd_kafka_message_t **msgs, size_t n, hvs_err_t *err) {
+static int run_batch(hvs_stage_t *st, rd_kafka_message_t **msgs, size_t n, size_t *ndonep,
+                     hvs_err_t *err) {
     const hvs_stage_def_t *d = st->def;
     double t0 = mono_s();
     if (st->rb)
         hvs_redis_batch_reset(st->rb);
     int rc = d->begin_batch ? d->begin_batch(st->opaque, err) : 0;
     st->handling = msgs, st->nbatch = n;
+    size_t ndone = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         hvs_err_t why = {0};
         st->at = i;
+        stage_held_t *h = held_of(st, msgs[i]);
+        if (h && h->hold_now) { /* follows a message handed back: stays in order behind it */
+            if (held_push(h, msgs[i]))
+                rc = hvs_err_set(err, HVS_ENOMEM, "oom", "%s: held messages", d->name);
+            else
+                st->nheld++, msgs[i] = NULL;
+            continue;
+        }
         st->replaying = hvs_stage_state_note(st, msgs[i]);
         int hrc = d->handle(st->opaque, msgs[i], &why);
+        if (hrc == HVS_STAGE_HOLD && h) {
+            hvs_stage_state_unnote(st, msgs[i]);
+            h->hold_now = true;
+            if (held_push(h, msgs[i]))
+                rc = hvs_err_set(err, HVS_ENOMEM, "oom", "%s: held messages", d->name);
+            else
+                st->nheld++, msgs[i] = NULL;
+            continue;
+        }
+        rd_kafka_message_t *m = msgs[i];
+        msgs[i] = NULL;
+        msgs[ndone++] = m; /* handled: committed with the batch (order kept) */
         if (hrc == HVS_EINVAL && !st->replaying)
-            rc = hvs_stage_dead_letter(st, msgs[i], &why, err);
+            rc = hvs_stage_dead_letter(st, m, &why, err);
         else if (hrc == HVS_EINVAL)
             ; /* replayed quietly: it went to the dead-letter topic when it first came */
         else if (hrc) {
@@ -289,6 +409,17 @@ static int run_batch(hvs_stage_t *st, rd_kafka_message_t **msgs, size_t n, hvs_e
     }
     st->replaying = false;
     st->handling = NULL, st->nbatch = st->at = 0;
+    /* inputs handed back are paused; those whose held messages all went through resume */
+    for (size_t t = 0; t < st->conf.ninputs && st->nheld + n > 0; t++)
+        for (size_t k = 0; k < st->nparts; k++) {
+            stage_held_t *h = &st->held[t][st->parts[k]];
+            h->hold_now = false;
+            if (h->n > 0 && !h->paused)
+                held_switch(st, (int)t, st->parts[k], true);
+            else if (h->n == 0 && h->paused)
+                held_switch(st, (int)t, st->parts[k], false);
+        }
+    *ndonep = ndone;
     if (rc == 0 && d->end_batch)
         rc = d->end_batch(st->opaque, err);
     double t1 = mono_s();
@@ -307,10 +438,11 @@ static int run_batch(hvs_stage_t *st, rd_kafka_message_t **msgs, size_t n, hvs_e
         rc = hvs_stage_state_commit(st, err); /* state + offsets, one transaction */
     double t3 = mono_s();
     hvs_metric_add(st->m_phase[PH_STATE_WRITE], t3 - t2);
-    if (rc || n == 0)
+    ndone = *ndonep;
+    if (rc || ndone == 0)
         return rc;
     hvs_err_t cerr = {0};
-    if (hvs_consumer_commit_batch(st->cons, msgs, n, &cerr))
+    if (hvs_consumer_commit_batch(st->cons, msgs, ndone, &cerr))
         hvs_log_warn(d->name, "commit: %s (the batch will be replayed, harmlessly)", cerr.msg);
     double t4 = mono_s();
     hvs_metric_add(st->m_phase[PH_COMMIT], t4 - t3);
@@ -346,6 +478,11 @@ int hvs_stage_run(hvs_stage_t *st, hvs_err_t *err) {
     if (!msgs)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "%s: batch of %zu", d->name, st->batch);
     hvs_app_set_ready(st->app, ready, st);
+    rd_kafka_message_t **work = NULL; /* held + polled messages of a turn */
+    size_t capwork = 0;
+    for (size_t t = 0; t < st->conf.ninputs; t++)
+        for (int p = 0; p < HVS_MAX_PARTITIONS; p++)
+            st->held[t][p].taken = -1;
     hvs_ms_t last_progress = hvs_time_mono_ms();
     while (hvs_app_running() && rc == 0) {
         size_t n = 0;
@@ -366,16 +503,47 @@ int hvs_stage_run(hvs_stage_t *st, hvs_err_t *err) {
         } else if (prc) {
             hvs_log_error(d->name, "%s", perr.msg); /* e.g. offset_out_of_range: go on loudly */
         }
+        /* held messages first (in order), then the poll's; a message of an input partition at
+         * or below what was already taken is a stale copy fetched before a pause */
+        size_t nw = 0, nheld = st->nheld, ndone = 0;
+        if (rc == 0 && nheld + n > capwork) {
+            rd_kafka_message_t **nwk = realloc(work, (nheld + n) * sizeof *nwk);
+            if (!nwk)
+                rc = hvs_err_set(err, HVS_ENOMEM, "oom", "%s: batch", d->name);
+            else
+                work = nwk, capwork = nheld + n;
+        }
+        for (size_t t = 0; rc == 0 && nheld > 0 && t < st->conf.ninputs; t++)
+            for (size_t k = 0; k < st->nparts; k++) {
+                stage_held_t *h = &st->held[t][st->parts[k]];
+                for (size_t j = 0; j < h->n; j++)
+                    work[nw++] = h->m[j];
+                st->nheld -= h->n;
+                h->n = 0;
+            }
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            stage_held_t *h = held_of(st, msgs[i]);
+            if (h && h->paused && h->taken >= 0 && msgs[i]->offset < h->taken)
+                continue; /* released below with msgs (only a paused partition's are stale) */
+            if (h)
+                h->taken = msgs[i]->offset + 1;
+            work[nw++] = msgs[i];
+            msgs[i] = NULL;
+        }
         if (rc == 0)
-            rc = run_batch(st, msgs, n, err);
-        if (rc == 0 && n > 0)
+            rc = run_batch(st, work, nw, &ndone, err);
+        if (rc == 0 && ndone > 0)
             hvs_metric_observe(st->m_batch, mono_s() - t0);
         hvs_consumer_release(msgs, n);
+        hvs_consumer_release(work, nw);
+        n = ndone; /* progress is what was handled */
         hvs_producer_poll(st->prod);
         hvs_log_limit_flush(&st->dl_log, hvs_time_mono_ms(), d->name, "dead letters");
         if (rc)
             break;
         hvs_stage_batch_t b = {.n = n, .lag = hvs_consumer_lag(st->cons)};
+        if (b.lag >= 0)
+            b.lag += (int64_t)st->nheld;
         b.caught_up = n == 0 && b.lag == 0;
         hvs_metric_set(st->m_lag, (double)b.lag);
         hvs_ms_t mono = hvs_time_mono_ms();
@@ -396,6 +564,9 @@ int hvs_stage_run(hvs_stage_t *st, hvs_err_t *err) {
         }
     }
     free(msgs);
+    free(work);
+    for (size_t k = 0; k < st->nparts; k++)
+        held_drop(st, st->parts[k]);
     if (d->stopping)
         d->stopping(st->opaque);
     hvs_app_set_ready(st->app, NULL, NULL);

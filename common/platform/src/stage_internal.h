@@ -30,6 +30,14 @@ typedef struct stage_part {
     bool written; /* its key was written since assignment (offsets, maybe no epoch) */
 } stage_part_t;
 
+typedef struct stage_held {
+    rd_kafka_message_t **m;
+    size_t n, cap;
+    bool paused;
+    bool hold_now; /* handed back in the current batch: its later messages follow it */
+    int64_t taken; /* offset after the last message taken into a batch; -1 none */
+} stage_held_t;
+
 struct hvs_stage {
     hvs_app_t *app;
     const hvs_stage_def_t *def;
@@ -62,6 +70,11 @@ struct hvs_stage {
     /* offsets the state has applied beyond the group's commit (a commit refused in a rebalance):
      * committed at the next turn, so the group's lag agrees with the state */
     rd_kafka_topic_partition_list_t *to_commit;
+    /* Input alignment (stage.h, HVS_STAGE_HOLD): per input and partition, the messages handed
+     * back (in offset order), whether the partition is paused for them, and the offset after
+     * the last message taken into a batch (messages below it are stale duplicates). */
+    stage_held_t held[HVS_STAGE_MAX_INPUTS][HVS_MAX_PARTITIONS];
+    size_t nheld; /* messages held in all */
 };
 
 /* Runner side of exactly-once state; each is a no-op without conf.redis. */
@@ -75,6 +88,8 @@ void hvs_stage_state_revoked(hvs_stage_t *st, int32_t p);
 void hvs_stage_state_commit_behind(hvs_stage_t *st);
 /* A message of the batch: its offset is recorded; whether it is replayed quietly is returned. */
 bool hvs_stage_state_note(hvs_stage_t *st, const rd_kafka_message_t *m);
+/* A noted message was handed back (HVS_STAGE_HOLD): the state has applied only what precedes it. */
+void hvs_stage_state_unnote(hvs_stage_t *st, const rd_kafka_message_t *m);
 /* After the outputs are acknowledged and the stage appended its writes: check no partition's
  * state was lost, then write state + offsets (+ epochs) in one transaction. */
 int hvs_stage_state_commit(hvs_stage_t *st, hvs_err_t *err);

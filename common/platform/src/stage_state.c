@@ -220,6 +220,14 @@ bool hvs_stage_state_note(hvs_stage_t *st, const rd_kafka_message_t *m) {
     return ps->replay && m->offset < ps->replay_until[t];
 }
 
+void hvs_stage_state_unnote(hvs_stage_t *st, const rd_kafka_message_t *m) {
+    if (!st->conf.redis || m->partition < 0 || m->partition >= HVS_MAX_PARTITIONS)
+        return;
+    int t = topic_index(st, rd_kafka_topic_name(m->rkt));
+    if (t >= 0 && st->pstate[m->partition].next[t] > m->offset)
+        st->pstate[m->partition].next[t] = m->offset;
+}
+
 /* Every input of a rebuilding partition has caught up with where processing had got. */
 static bool replay_done(const hvs_stage_t *st, const stage_part_t *ps) {
     for (size_t t = 0; t < st->conf.ninputs; t++)

@@ -40,12 +40,29 @@
  * state vanished (a restarted or flushed Redis): if one did, run returns HVS_EREDIS
  * "state_lost" without writing, and the next start rebuilds.
  *
+ * Input alignment (opt-in, for stages of several inputs joined by event time, e.g. features:
+ * aggregates + weather): `handle` may return HVS_STAGE_HOLD for a message that runs too far ahead
+ * of the stage's other inputs (its state would overwrite what the others still need, or pile up
+ * what waits for them). The runner then hands the message back: it is not applied (its offset is
+ * neither committed nor in the state's offsets), it and every later message of the same input
+ * partition are kept in order, that input partition is paused (rd_kafka_pause_partitions: no
+ * more fetching), and at the start of every following batch the kept messages are offered again
+ * first; once all of them went through, the partition is resumed right after them. The stage
+ * decides with hvs_stage_input_lag whether the input it waits for still has messages to come;
+ * to stay live it must hold only while that lag is not 0, and to stay free of deadlock it must
+ * never hold two inputs for each other (hold X only when X's event time is ahead of Y's by more
+ * than a lead >= 0, counting the time of Y's held message as Y's). Whether a message is held
+ * is then a function of the data and the lags, and what is applied is the same in every run
+ * whatever the relative speed of the inputs. A revoked partition drops its held messages (its
+ * next owner reads them from the committed offset). Stages that never return HVS_STAGE_HOLD
+ * are unaffected.
+ *
  * Metrics, for every stage, prefixed hvs_<name>_: phase_seconds_total{phase}, batch_seconds
  * (poll to commit of a batch with messages), consumer_lag_messages (-1: unknown),
  * dead_letters_total{reason}, state_losses_total (partitions found without their state). /readyz is ready when partitions are assigned and the stage's own
  * `ready` (if any) agrees.
  *
- * Callbacks' return codes: 0 on success; from `handle`, HVS_EINVAL with `why` filled marks the
+ * Callbacks' return codes: 0 on success; from `handle`, HVS_STAGE_HOLD (above), or HVS_EINVAL with `why` filled marks the
  * record as bad input (the runner logs it, counts it and sends it to the dead-letter topic, and
  * the stage goes on; the log lines are rate-limited: at most HVS_STAGE_DEAD_LETTER_LOGS per
  * reason per minute, then one line "... and K more dead letters (<reason>) in the last minute",
@@ -83,9 +100,12 @@ typedef struct hvs_stage hvs_stage_t;
 /* Dead-letter log lines per reason per minute (the rest are summed up, see above). */
 #define HVS_STAGE_DEAD_LETTER_LOGS 10
 
+/* `handle`'s answer for a message not to apply yet (input alignment, above). */
+#define HVS_STAGE_HOLD 1
+
 /* What after_batch learns of the batch just committed. */
 typedef struct hvs_stage_batch {
-    size_t n;       /* messages in it (0: an idle poll) */
+    size_t n;       /* messages handled in it (0: an idle poll, or all held) */
     int64_t lag;    /* consumer lag after it, -1 when not known yet */
     bool caught_up; /* n == 0 and lag == 0: nothing waits in the assigned partitions */
 } hvs_stage_batch_t;
@@ -187,6 +207,9 @@ size_t hvs_stage_unhandled(const hvs_stage_t *st, const char *topic, int32_t par
 /* Whether partition p is being rebuilt (its inputs replayed quietly): what end_batch closes for
  * it was published before the loss, so it publishes nothing for p either. */
 bool hvs_stage_rebuilding(const hvs_stage_t *st, int32_t p);
+/* Messages of input `topic` [partition] not handled yet: later in the batch being handled, held
+ * (HVS_STAGE_HOLD) or not polled yet; -1 when unknown (no fetch answered yet, not assigned). */
+int64_t hvs_stage_input_lag(const hvs_stage_t *st, const char *topic, int32_t partition);
 
 /* Send `m` to its topic's dead-letter topic with `why` (logged rate-limited, counted by reason),
  * as the runner does for a record `handle` refused. For stages that find a record bad later. */
