@@ -55,7 +55,9 @@ static void test_rejects_bad_settings(void) {
         {"HVS_HTTP_PORT", "70000"},
         {"HVS_TOPIC_PARTITIONS", "0"},
         {"HVS_LOG_LEVEL", "loud"},
-        {"HVS_NO_SUCH_SETTING", "1"},
+        {"HVS_LOG_LEVL", "debug"},            /* a typo under a common prefix */
+        {"HVS_KAFKA_BROKRES", "127.0.0.1:1"}, /* librdkafka knows no "brokres" */
+        {"HVS_TOPIC_READINGS_RAWW", "r"},     /* no such topic */
         {"HVS_KAFKA_FETCH_WAIT_MAX_MS", "abc"},
         {"HVS_TOPIC_ALERTS", "has space"},
     };
