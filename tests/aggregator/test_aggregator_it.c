@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agg_topics.h"
@@ -296,12 +297,28 @@ static void late_data(void) {
     hvs_test_proc_stop(&agg);
 }
 
-/* A restart picks up from Redis and the committed offsets. */
+/* A restart picks up from Redis and the committed offsets. It runs with one ConfigMap's worth
+ * of other settings in its environment (issue 18): another worker's HVS_FC_HORIZON, accepted
+ * silently, and a user's HVS_SRC, warned about once; it must start and run all the same. */
+static bool restart_alive;
+static char restart_log[16384];
+
 static void restart(void) {
-    start_aggregator(&agg, "hvs-aggregator", NULL);
+    struct stat st;
+    off_t from = stat(logpath, &st) == 0 ? st.st_size : 0;
+    start_aggregator(&agg, "hvs-aggregator HVS_FC_HORIZON=48 HVS_SRC=/home/me/src", NULL);
     sleep(6);
+    int status;
+    restart_alive = !hvs_test_proc_exited(&agg, &status);
     hvs_test_proc_stop(&agg);
     h3 = hvs_test_tail_json(env, "aggregates.hourly", NULL);
+    FILE *f = fopen(logpath, "r");
+    if (f && fseeko(f, from, SEEK_SET) == 0) {
+        size_t n = fread(restart_log, 1, sizeof restart_log - 1, f);
+        restart_log[n] = '\0';
+    }
+    if (f)
+        fclose(f);
 }
 
 /* Unknown policy: topology knows bldg_t with apt_a only; a second deployment (own group,
@@ -585,6 +602,11 @@ static void test_restart_publishes_nothing_twice(void) {
     HVS_CHECK(h3 && json_array_size(h3) == json_array_size(h2),
               "after restart: %zu hourly, %zu before", h3 ? json_array_size(h3) : 0,
               json_array_size(h2));
+    HVS_CHECK(restart_alive, "the aggregator with HVS_FC_HORIZON and HVS_SRC set stopped early");
+    const char *warn = strstr(restart_log, "outside every known prefix");
+    HVS_CHECK(warn && strstr(warn, "HVS_SRC") && !strstr(restart_log, "invalid configuration"),
+              "one warning naming HVS_SRC in: %.2000s", restart_log);
+    HVS_CHECK(warn && !strstr(warn + 1, "outside every known prefix"), "warned once");
 }
 
 static void test_unknown_policy_dead_letters(void) {

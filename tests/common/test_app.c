@@ -55,7 +55,9 @@ static void test_rejects_bad_settings(void) {
         {"HVS_HTTP_PORT", "70000"},
         {"HVS_TOPIC_PARTITIONS", "0"},
         {"HVS_LOG_LEVEL", "loud"},
-        {"HVS_NO_SUCH_SETTING", "1"},
+        {"HVS_LOG_LEVL", "debug"},            /* a typo under a common prefix */
+        {"HVS_KAFKA_BROKRES", "127.0.0.1:1"}, /* librdkafka knows no "brokres" */
+        {"HVS_TOPIC_READINGS_RAWW", "r"},     /* no such topic */
         {"HVS_KAFKA_FETCH_WAIT_MAX_MS", "abc"},
         {"HVS_TOPIC_ALERTS", "has space"},
     };
@@ -63,8 +65,11 @@ static void test_rejects_bad_settings(void) {
         clear_hvs_env();
         setenv(cases[i].name, cases[i].value, 1);
         hvs_app_t app;
-        hvs_app_spec_t spec = {
-            .worker = "apptest", .summary = "test", .no_http = true, .quiet = true};
+        hvs_app_spec_t spec = {.worker = "apptest",
+                               .no_watchdog = true,
+                               .summary = "test",
+                               .no_http = true,
+                               .quiet = true};
         hvs_err_t err;
         hvs_err_clear(&err);
         int rc = hvs_app_init(&app, &spec, 0, NULL, &err);
@@ -82,7 +87,7 @@ static void test_endpoints_and_signal(void) {
     setenv("HVS_KAFKA_BROKERS", "127.0.0.1:1", 1);
     setenv("HVS_REDIS_URL", "redis://:pw@127.0.0.1:6399/2", 1);
     hvs_app_t app;
-    hvs_app_spec_t spec = {.worker = "apptest", .summary = "test"};
+    hvs_app_spec_t spec = {.worker = "apptest", .no_watchdog = true, .summary = "test"};
     hvs_err_t err;
     int rc = hvs_app_init(&app, &spec, 0, NULL, &err);
     HVS_REQUIRE(rc == 0, "init: %s", err.msg);
@@ -129,7 +134,8 @@ static void test_admin_token(void) {
     setenv("HVS_HTTP_PORT", "0", 1);
     setenv("HVS_HTTP_ADMIN_TOKEN", "too short", 1);
     hvs_app_t app;
-    hvs_app_spec_t spec = {.worker = "apptest", .summary = "test", .quiet = true};
+    hvs_app_spec_t spec = {
+        .worker = "apptest", .no_watchdog = true, .summary = "test", .quiet = true};
     hvs_err_t err;
     hvs_err_clear(&err);
     HVS_CHECK(hvs_app_init(&app, &spec, 0, NULL, &err) < 0, "a bad token accepted");
@@ -170,6 +176,7 @@ static int init_with_flags(int argc, char **argv, flag_settings_t *fs, hvs_err_t
     static hvs_cfg_section_t sec;
     sec = (hvs_cfg_section_t){"ft", flag_entries, sizeof flag_entries / sizeof flag_entries[0], fs};
     hvs_app_spec_t spec = {.worker = "apptest",
+                           .no_watchdog = true,
                            .summary = "test",
                            .no_http = true,
                            .quiet = true,
@@ -205,6 +212,7 @@ static void test_flags(void) {
     static hvs_cfg_section_t sec;
     sec = (hvs_cfg_section_t){"ft", flag_entries, 4, &fs};
     hvs_app_spec_t spec = {.worker = "apptest",
+                           .no_watchdog = true,
                            .summary = "t",
                            .no_http = true,
                            .quiet = true,

@@ -116,7 +116,9 @@ static void test_rejections(void) {
         {"HVS_DEMO_LATENESS=2w", "HVS_DEMO_LATENESS", "bad_value"},
         {"HVS_DEMO_LATENESS=8d", "HVS_DEMO_LATENESS", "out_of_range"},
         {"HVS_DEMO_PORTT=1", "HVS_DEMO_PORTT", "unknown_key"},
-        {"HVS_AGGREGATOR_WINDOW=1h", "HVS_AGGREGATOR_WINDOW", "unknown_key"},
+        {"HVS_DEMO_=1", "HVS_DEMO_", "unknown_key"},
+        {"HVS_REDIS_URL=redis://x", "HVS_REDIS_URL", "unknown_key"}, /* common: no row here */
+        {"HVS_TOPIC_READINGS_RAWW=x", "HVS_TOPIC_READINGS_RAWW", "unknown_key"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         demo_cfg_t cfg;
@@ -239,6 +241,126 @@ static void test_topics(void) {
     HVS_CHECK_EQ_STR(hvs_topic_name("readings.raw"), "readings.raw");
 }
 
+
+/* The scoped strictness (config.h): a table like the aggregator's, HVS_AGG_* rows and one common
+ * row, loaded from an explicit envp; the log captured to count the warning lines. */
+typedef struct agg_like {
+    int64_t lateness_ms;
+    char *redis_url;
+} agg_like_t;
+
+static const hvs_cfg_entry_t agg_like_entries[] = {
+    {"HVS_AGG_LATENESS", HVS_CFG_DURATION, "48h", 0, 0, offsetof(agg_like_t, lateness_ms), 0,
+     "lateness"},
+    {"HVS_REDIS_URL", HVS_CFG_STRING, "redis://127.0.0.1", 0, 0, offsetof(agg_like_t, redis_url), 0,
+     "redis"},
+};
+
+typedef struct scoped_result {
+    int rc;
+    hvs_err_t err;
+    char log[8192];
+    int warn_lines; /* lines of the "outside every known prefix" warning */
+    agg_like_t cfg;
+} scoped_result_t;
+
+static void load_scoped(char **env, const char *file, scoped_result_t *r) {
+    memset(r, 0, sizeof *r);
+    FILE *out = tmpfile();
+    HVS_REQUIRE(out != NULL, "tmpfile");
+    hvs_log_init("test", HVS_LOG_INFO, out);
+    hvs_cfg_section_t sec = {"aggregator", agg_like_entries, 2, &r->cfg};
+    hvs_err_clear(&r->err);
+    r->rc = hvs_config_load(&sec, 1, file, env, NULL, &r->err);
+    hvs_config_fini(&sec, 1, NULL);
+    fflush(out);
+    rewind(out);
+    size_t n = fread(r->log, 1, sizeof r->log - 1, out);
+    r->log[n] = '\0';
+    for (const char *at = r->log; (at = strstr(at, "outside every known prefix")) != NULL; at++)
+        r->warn_lines++;
+    hvs_log_init("test", HVS_LOG_INFO, NULL);
+    fclose(out);
+}
+
+static void test_scoped_own_prefix_typo_refused(void) {
+    char *env[] = {"HVS_FC_HORIZON=48", "HVS_AGG_LATENES=1h", NULL};
+    scoped_result_t r;
+    load_scoped(env, NULL, &r);
+    HVS_CHECK_EQ_INT(r.rc, HVS_ECONFIG);
+    HVS_CHECK_EQ_STR(r.err.reason, "unknown_key");
+    HVS_CHECK(strstr(r.err.msg, "HVS_AGG_LATENES") != NULL, "names the typo: %s", r.err.msg);
+    /* the same in a file: refused with file:line */
+    char path[] = "/tmp/hvs-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    HVS_REQUIRE(fd >= 0, "mkstemp");
+    HVS_REQUIRE(write(fd, "HVS_AGG_LATENESS=2h\nHVS_AGG_SILENCEE=1h\n", 39) == 39, "write");
+    close(fd);
+    char *none[] = {NULL};
+    load_scoped(none, path, &r);
+    HVS_CHECK_EQ_INT(r.rc, HVS_ECONFIG);
+    HVS_CHECK(strstr(r.err.msg, "HVS_AGG_SILENCEE") && strstr(r.err.msg, ":2"),
+              "names the typo and the line: %s", r.err.msg);
+    unlink(path);
+    /* a common prefix is every program's own: a typo there is refused as well */
+    char *common[] = {"HVS_REDIS_ULR=redis://x", NULL};
+    load_scoped(common, NULL, &r);
+    HVS_CHECK(r.rc == HVS_ECONFIG && strstr(r.err.msg, "HVS_REDIS_ULR"), "common typo: %s",
+              r.err.msg);
+    char *shutdown[] = {"HVS_SHUTDOWN_TIMOUT=5s", NULL};
+    load_scoped(shutdown, NULL, &r);
+    HVS_CHECK(r.rc == HVS_ECONFIG && strstr(r.err.msg, "HVS_SHUTDOWN_TIMOUT"), "common typo: %s",
+              r.err.msg);
+}
+
+static void test_scoped_other_worker_accepted(void) {
+    /* one ConfigMap for the pipeline: the forecaster's, simulator's, scorer's names here */
+    char *env[] = {"HVS_FC_HORIZON=48",       "HVS_SIM_BUILDINGS=3",
+                   "HVS_SCORE_NO_SUCH=1",     "HVS_AGG_LATENESS=3h",
+                   "HVS_TOPIC_ALERTS=x.al",   "HVS_CONFIG_FILE=",
+                   "HVS_REDIS_URL=redis://r", NULL};
+    scoped_result_t r;
+    load_scoped(env, NULL, &r);
+    HVS_CHECK_EQ_INT(r.rc, 0);
+    HVS_CHECK_EQ_INT(r.cfg.lateness_ms, 3 * 3600000LL);
+    HVS_CHECK_EQ_INT(r.warn_lines, 0);
+    HVS_CHECK(strstr(r.log, "HVS_FC_HORIZON") == NULL, "silently: %s", r.log);
+    /* the table names each worker's prefix */
+    const hvs_cfg_prefix_t *p = hvs_config_prefix_of("HVS_AGG_LATENESS");
+    HVS_CHECK(p && p->owner && strcmp(p->owner, "hvs-aggregator") == 0, "HVS_AGG_ owner");
+    p = hvs_config_prefix_of("HVS_KAFKA_BROKERS");
+    HVS_CHECK(p && !p->owner, "HVS_KAFKA_ is common");
+    HVS_CHECK(hvs_config_prefix_of("HVS_SRC") == NULL, "HVS_SRC is no prefix");
+}
+
+static void test_scoped_unknown_warned_once(void) {
+    char path[] = "/tmp/hvs-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    HVS_REQUIRE(fd >= 0, "mkstemp");
+    HVS_REQUIRE(write(fd, "HVS_SRC=/home/me/src\n", 21) == 21, "write");
+    close(fd);
+    char *env[] = {"HVS_SRC=/home/me/src",
+                   "HVS_AGG_LATENESS=1h",
+                   "HVS_AGGREGATOR_WINDOW=1h",
+                   "HVS_FC_HORIZON=48",
+                   "HVS=1",
+                   NULL};
+    scoped_result_t r;
+    load_scoped(env, path, &r);
+    unlink(path);
+    HVS_CHECK_EQ_INT(r.rc, 0);
+    HVS_CHECK_EQ_INT(r.cfg.lateness_ms, 3600000);
+    HVS_CHECK_EQ_INT(r.warn_lines, 1);
+    HVS_CHECK(strstr(r.log, "\"names\":\"HVS_SRC, HVS_AGGREGATOR_WINDOW\"") != NULL,
+              "one line listing both, HVS_SRC once: %s", r.log);
+    HVS_CHECK(strstr(r.log, "\"count\":2") != NULL, "count: %s", r.log);
+    HVS_CHECK(strstr(r.log, "HVS_FC_HORIZON") == NULL, "another worker's not listed: %s", r.log);
+    /* none of them: no warning */
+    char *clean[] = {"HVS_AGG_LATENESS=1h", "PATH=/bin", NULL};
+    load_scoped(clean, NULL, &r);
+    HVS_CHECK(r.rc == 0 && r.warn_lines == 0, "clean: rc %d, %d warnings", r.rc, r.warn_lines);
+}
+
 static const hvs_test_case_t cases[] = {
     {"defaults", test_defaults},
     {"env_overrides_file", test_env_overrides_file},
@@ -246,6 +368,9 @@ static const hvs_test_case_t cases[] = {
     {"secrets_masked", test_secrets_masked},
     {"durations", test_durations},
     {"topics", test_topics},
+    {"scoped_own_prefix_typo_refused", test_scoped_own_prefix_typo_refused},
+    {"scoped_other_worker_accepted", test_scoped_other_worker_accepted},
+    {"scoped_unknown_warned_once", test_scoped_unknown_warned_once},
     HVS_TEST_CASES_END,
 };
 

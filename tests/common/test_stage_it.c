@@ -185,6 +185,7 @@ static void app_start(hvs_app_t *app, const char *group) {
     need_broker();
     setenv("HVS_KAFKA_GROUP", group, 1);
     hvs_app_spec_t spec = {.worker = "stagetest",
+                           .no_watchdog = true,
                            .summary = "test",
                            .no_http = true,
                            .quiet = true,

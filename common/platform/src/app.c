@@ -5,12 +5,15 @@
 
 #include <ctype.h>
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "hvs/log.h"
 #include "hvs/topics.h"
@@ -21,6 +24,13 @@
  * 7.14.1.1) and ordered between threads. */
 static atomic_int g_stop;
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "g_stop must be lock-free to be set in a signal handler");
+
+/* The shutdown bound: when the clock started (CLOCK_MONOTONIC ms, 0 = not yet; set in the signal
+ * handler too: clock_gettime is async-signal-safe) and its length. */
+static atomic_llong g_shutdown_at;
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "g_shutdown_at is set in a signal handler");
+static atomic_llong g_shutdown_timeout_ms = 10000;
+static atomic_int g_shutdown_incomplete;
 
 /* The readiness callback the worker installs; read by the HTTP thread. */
 static _Atomic(hvs_http_ready_fn) g_ready_fn;
@@ -58,16 +68,95 @@ static const hvs_cfg_entry_t common_entries[] = {
      0,
      "holiday regions read on top of the built-in ones (format: data/calendar/regions.ini); "
      "read by the executables that build calendars"},
+    {"HVS_SHUTDOWN_TIMEOUT", HVS_CFG_DURATION, "10s", 0, 3600000,
+     offsetof(hvs_common_config_t, shutdown_timeout_ms), 0,
+     "longest the shutdown after SIGTERM (or an error) waits for the broker: the last batch's "
+     "flush, the final flush, the commit and leaving the group; what is still unacknowledged "
+     "then is logged and the exit status is 1"},
 };
+
+void hvs_app_shutdown_begin(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    long long unset = 0;
+    atomic_compare_exchange_strong(&g_shutdown_at, &unset, now > 0 ? now : 1);
+}
+
+int64_t hvs_app_shutdown_left_ms(void) {
+    long long at = atomic_load(&g_shutdown_at), timeout = atomic_load(&g_shutdown_timeout_ms);
+    if (!at)
+        return timeout;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long left = at + timeout - ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    return left > 0 ? left : 0;
+}
+
+void hvs_app_shutdown_incomplete(void) { atomic_store(&g_shutdown_incomplete, 1); }
+
+/* What the watchdog reports as undelivered (the stage's producer). */
+static _Atomic(int (*)(void *)) g_unacked_fn;
+static _Atomic(void *) g_unacked_opaque;
+
+void hvs_app_set_unacknowledged(int (*fn)(void *opaque), void *opaque) {
+    atomic_store(&g_unacked_opaque, opaque);
+    atomic_store(&g_unacked_fn, fn);
+}
+
+/* Past the bound plus this grace, the watchdog ends the process: whatever still waits (a
+ * librdkafka handle's teardown, a blocking call of a worker's own) cannot stretch the shutdown. */
+#define SHUTDOWN_GRACE_MS 1500
+
+static void *shutdown_watchdog(void *arg) {
+    (void)arg;
+    for (;;) {
+        struct timespec nap = {0, 100 * 1000000L};
+        nanosleep(&nap, NULL);
+        if (!atomic_load(&g_shutdown_at) || hvs_app_shutdown_left_ms() > 0)
+            continue;
+        nap.tv_sec = SHUTDOWN_GRACE_MS / 1000;
+        nap.tv_nsec = (SHUTDOWN_GRACE_MS % 1000) * 1000000L;
+        nanosleep(&nap, NULL);
+        int (*fn)(void *) = atomic_load(&g_unacked_fn);
+        int undelivered = fn ? fn(atomic_load(&g_unacked_opaque)) : -1;
+        hvs_log_fields(HVS_LOG_ERROR, "app",
+                       "shutdown bound passed: exiting without waiting any longer (messages not "
+                       "acknowledged are replayed on restart)",
+                       HVS_LFI("undelivered_messages", undelivered),
+                       HVS_LFI("shutdown_timeout_ms", atomic_load(&g_shutdown_timeout_ms)));
+        fflush(NULL);
+        _exit(1);
+    }
+    return NULL;
+}
+
+static void start_watchdog(void) {
+    static atomic_int started;
+    if (atomic_exchange(&started, 1))
+        return;
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, shutdown_watchdog, NULL) != 0)
+        hvs_log_warn("app", "no shutdown watchdog thread: the shutdown bound is not enforced");
+    pthread_attr_destroy(&attr);
+}
+bool hvs_app_shutdown_was_incomplete(void) { return atomic_load(&g_shutdown_incomplete); }
 
 static void on_signal(int sig) {
     (void)sig;
+    hvs_app_shutdown_begin();
     atomic_store(&g_stop, 1);
 }
 
 bool hvs_app_running(void) { return !atomic_load(&g_stop); }
 
-void hvs_app_request_stop(void) { atomic_store(&g_stop, 1); }
+void hvs_app_request_stop(void) {
+    hvs_app_shutdown_begin();
+    atomic_store(&g_stop, 1);
+}
 
 void hvs_app_set_ready(hvs_app_t *app, hvs_http_ready_fn fn, void *opaque) {
     (void)app;
@@ -247,6 +336,7 @@ int hvs_app_init(hvs_app_t *app, const hvs_app_spec_t *spec, int argc, char **ar
         return rc;
     }
     hvs_log_set_level(level);
+    atomic_store(&g_shutdown_timeout_ms, (long long)app->cfg.shutdown_timeout_ms);
     if (!app->cfg.kafka_brokers || !app->cfg.kafka_brokers[0]) {
         rc = hvs_err_set(err, HVS_ECONFIG, "missing", "HVS_KAFKA_BROKERS is empty");
         hvs_log_error("config", "invalid configuration: %s", err ? err->msg : "");
@@ -270,6 +360,8 @@ int hvs_app_init(hvs_app_t *app, const hvs_app_spec_t *spec, int argc, char **ar
         return rc;
     }
 
+    if (!spec->no_watchdog)
+        start_watchdog();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -349,5 +441,5 @@ int hvs_app_main(const hvs_app_spec_t *spec, int argc, char **argv, hvs_app_run_
             spec->cleanup(spec->state);
     }
     hvs_app_fini(&app);
-    return rc == HVS_OK ? 0 : 1;
+    return rc == HVS_OK && !hvs_app_shutdown_was_incomplete() ? 0 : 1;
 }

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "hvs/log.h"
+#include "hvs/topics.h"
 
 extern char **environ;
 
@@ -21,6 +22,81 @@ extern char **environ;
 
 /* Variables read elsewhere, not through a table, that must not be rejected as unknown. */
 static const char *const known_globals[] = {"HVS_CONFIG_FILE", NULL};
+
+/* The one list of who owns which HVS_<WORD>_ prefix (see config.h). A new executable with its
+ * own table adds its prefix here, or its names are only warned about by the others. */
+const hvs_cfg_prefix_t hvs_config_prefixes[] = {
+    {"HVS_KAFKA_", NULL},
+    {"HVS_REDIS_", NULL},
+    {"HVS_SCHEMA_", NULL},
+    {"HVS_HTTP_", NULL},
+    {"HVS_LOG_", NULL},
+    {"HVS_TOPIC_", NULL},
+    {"HVS_CONFIG_", NULL},
+    {"HVS_SHUTDOWN_", NULL},
+    {"HVS_AGG_", "hvs-aggregator"},
+    {"HVS_WEATHER_", "hvs-weather"},
+    {"HVS_FEAT_", "hvs-features"},
+    {"HVS_TRAIN_", "hvs-trainer"},
+    {"HVS_SCORE_", "hvs-scorer"},
+    {"HVS_ALERT_", "hvs-alerter"},
+    {"HVS_FC_", "hvs-forecaster"},
+    {"HVS_RF_", "hvs-refresher"},
+    {"HVS_SIM_", "hvs-simulator"},
+    {"HVS_TECH_", "hvs-technician"},
+    {NULL, NULL},
+};
+
+/* Length of the HVS_<WORD>_ prefix of `name` (the whole name when it has no second '_'). */
+static size_t word_prefix_len(const char *name, size_t namelen) {
+    const char *us = namelen > 4 ? memchr(name + 4, '_', namelen - 4) : NULL;
+    return us ? (size_t)(us - name) + 1 : namelen;
+}
+
+static const hvs_cfg_prefix_t *prefix_lookup(const char *name, size_t plen) {
+    for (const hvs_cfg_prefix_t *p = hvs_config_prefixes; p->prefix; p++)
+        if (strlen(p->prefix) == plen && strncmp(p->prefix, name, plen) == 0)
+            return p;
+    return NULL;
+}
+
+const hvs_cfg_prefix_t *hvs_config_prefix_of(const char *name) {
+    return prefix_lookup(name, word_prefix_len(name, strlen(name)));
+}
+
+/* Names outside every known prefix, gathered over the sources for the one warning. */
+typedef struct unknown_names {
+    char list[1024];
+    size_t count;
+} unknown_names_t;
+
+static void unknown_add(unknown_names_t *u, const char *name, size_t namelen) {
+    size_t len = strlen(u->list);
+    /* the same name from the file and the environment is listed once */
+    for (const char *at = u->list; *at;) {
+        size_t tok = strcspn(at, ",");
+        if (tok == namelen && strncmp(at, name, namelen) == 0)
+            return;
+        at += tok;
+        at += strspn(at, ", ");
+    }
+    u->count++;
+    if (len + namelen + 3 < sizeof u->list)
+        snprintf(u->list + len, sizeof u->list - len, "%s%.*s", len ? ", " : "", (int)namelen,
+                 name);
+}
+
+/* Does a row of the loaded tables start with the same HVS_<WORD>_ as `name`? */
+static bool own_prefix(const hvs_cfg_section_t *sections, size_t nsections, const char *name,
+                       size_t plen) {
+    for (size_t s = 0; s < nsections; s++)
+        for (size_t i = 0; i < sections[s].n; i++) {
+            const char *row = sections[s].entries[i].name;
+            if (word_prefix_len(row, strlen(row)) == plen && strncmp(row, name, plen) == 0)
+                return true;
+        }
+    return false;
+}
 
 int hvs_config_parse_duration(const char *s, int64_t *ms) {
     if (!s || !*s)
@@ -195,21 +271,38 @@ static int passthrough_add(hvs_config_passthrough_t *pt, const char *name, size_
 /* One "NAME=value" from a source. */
 static int apply_assignment(const hvs_cfg_section_t *sections, size_t nsections, const char *name,
                             size_t namelen, const char *value, const char *origin,
-                            hvs_config_passthrough_t *pt, hvs_err_t *err) {
+                            hvs_config_passthrough_t *pt, unknown_names_t *unknown,
+                            hvs_err_t *err) {
     void *target;
     const hvs_cfg_entry_t *e = find_row(sections, nsections, name, namelen, &target);
     if (e)
         return apply(e, target, value, origin, err);
-    if (namelen > strlen(TOPIC_PREFIX) && strncmp(name, TOPIC_PREFIX, strlen(TOPIC_PREFIX)) == 0)
-        return HVS_OK; /* validated by hvs_topics_configure */
+    if (strncmp(name, TOPIC_PREFIX, strlen(TOPIC_PREFIX)) == 0) {
+        /* a rename of a topic of the table (its value is checked by hvs_topics_configure) */
+        size_t ntopics;
+        const hvs_topic_t *topics = hvs_topics_all(&ntopics);
+        for (size_t i = 0; i < ntopics; i++)
+            if (strlen(topics[i].env) == namelen && strncmp(topics[i].env, name, namelen) == 0)
+                return HVS_OK;
+    }
     if (strncmp(name, KAFKA_PREFIX, strlen(KAFKA_PREFIX)) == 0)
         return passthrough_add(pt, name, namelen, value, err);
     for (const char *const *g = known_globals; *g; g++)
         if (strlen(*g) == namelen && strncmp(*g, name, namelen) == 0)
             return HVS_OK;
-    return hvs_err_set(err, HVS_ECONFIG, "unknown_key",
-                       "%.*s (%s): unknown setting (see --help for the settings of this program)",
-                       (int)namelen, name, origin);
+    /* Strict under this program's own prefixes and the common ones: a typo there stops
+     * start-up. Another program's prefix: its setting, not ours (one ConfigMap for all).
+     * Anything else (a user's own HVS_SRC): warned about once, after loading. */
+    size_t plen = word_prefix_len(name, namelen);
+    const hvs_cfg_prefix_t *known = prefix_lookup(name, plen);
+    if (own_prefix(sections, nsections, name, plen) || (known && !known->owner))
+        return hvs_err_set(err, HVS_ECONFIG, "unknown_key",
+                           "%.*s (%s): unknown setting under %.*s*, which this program reads "
+                           "(see --help for its settings)",
+                           (int)namelen, name, origin, (int)plen, name);
+    if (!known)
+        unknown_add(unknown, name, namelen);
+    return HVS_OK;
 }
 
 static char *trim(char *s) {
@@ -222,7 +315,7 @@ static char *trim(char *s) {
 }
 
 static int load_file(const hvs_cfg_section_t *sections, size_t nsections, const char *path,
-                     hvs_config_passthrough_t *pt, hvs_err_t *err) {
+                     hvs_config_passthrough_t *pt, unknown_names_t *unknown, hvs_err_t *err) {
     FILE *f = fopen(path, "r");
     if (!f)
         return hvs_err_set(err, HVS_ECONFIG, "config_file", "config file %s: %s", path,
@@ -256,7 +349,8 @@ static int load_file(const hvs_cfg_section_t *sections, size_t nsections, const 
                              origin, name);
             break;
         }
-        rc = apply_assignment(sections, nsections, name, strlen(name), value, origin, pt, err);
+        rc = apply_assignment(sections, nsections, name, strlen(name), value, origin, pt, unknown,
+                              err);
     }
     fclose(f);
     return rc;
@@ -286,8 +380,9 @@ int hvs_config_load(const hvs_cfg_section_t *sections, size_t nsections, const c
             if (strncmp(*e, "HVS_CONFIG_FILE=", 16) == 0 && (*e)[16])
                 file = *e + 16;
     }
+    unknown_names_t unknown = {.count = 0};
     if (file) {
-        int rc = load_file(sections, nsections, file, pt, err);
+        int rc = load_file(sections, nsections, file, pt, &unknown, err);
         if (rc != HVS_OK)
             return rc;
     }
@@ -298,10 +393,15 @@ int hvs_config_load(const hvs_cfg_section_t *sections, size_t nsections, const c
         if (!eq)
             continue;
         int rc = apply_assignment(sections, nsections, *e, (size_t)(eq - *e), eq + 1, "environment",
-                                  pt, err);
+                                  pt, &unknown, err);
         if (rc != HVS_OK)
             return rc;
     }
+    if (unknown.count)
+        hvs_log_fields(HVS_LOG_WARN, "config",
+                       "ignoring HVS_* variables outside every known prefix (no program of "
+                       "hvacstream reads them; a typo?)",
+                       HVS_LFS("names", unknown.list), HVS_LFI("count", unknown.count));
     for (size_t s = 0; s < nsections; s++)
         for (size_t i = 0; i < sections[s].n; i++) {
             const hvs_cfg_entry_t *e = &sections[s].entries[i];

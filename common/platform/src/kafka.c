@@ -49,6 +49,8 @@ struct hvs_consumer {
     bool cooperative;   /* cooperative-sticky configured */
     bool ever_assigned; /* a SyncGroup result reached us (even an empty one) */
     int closed;
+    bool abandoned;            /* close gave up at its bound: destroy must not close again */
+    rd_kafka_queue_t *close_q; /* the asynchronous close's queue (until destroy) */
 };
 
 struct hvs_producer {
@@ -366,6 +368,11 @@ int hvs_consumer_poll_batch(hvs_consumer_t *c, rd_kafka_message_t **msgs, size_t
 
 int hvs_consumer_commit_batch(hvs_consumer_t *c, rd_kafka_message_t *const *msgs, size_t n,
                               hvs_err_t *err) {
+    return hvs_consumer_commit_batch_bounded(c, msgs, n, NULL, err);
+}
+
+int hvs_consumer_commit_batch_bounded(hvs_consumer_t *c, rd_kafka_message_t *const *msgs, size_t n,
+                                      int64_t (*left_ms)(void), hvs_err_t *err) {
     if (n == 0)
         return HVS_OK;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
@@ -381,9 +388,35 @@ int hvs_consumer_commit_batch(hvs_consumer_t *c, rd_kafka_message_t *const *msgs
             tp->offset = m->offset + 1;
     }
     rd_kafka_resp_err_t e = rd_kafka_offsets_store(c->rk, l);
-    if (!e)
+    bool gave_up = false;
+    if (!e && !left_ms) {
         e = rd_kafka_commit(c->rk, l, 0);
+    } else if (!e) {
+        /* asynchronously, its result awaited here while left_ms() allows */
+        rd_kafka_queue_t *q = rd_kafka_queue_new(c->rk);
+        e = rd_kafka_commit_queue(c->rk, l, q, NULL, NULL);
+        while (!e) {
+            rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 100);
+            if (ev && rd_kafka_event_type(ev) == RD_KAFKA_EVENT_OFFSET_COMMIT) {
+                e = rd_kafka_event_error(ev);
+                rd_kafka_event_destroy(ev);
+                break;
+            }
+            if (ev)
+                rd_kafka_event_destroy(ev);
+            else if (left_ms() <= 0) {
+                gave_up = true;
+                break;
+            }
+        }
+        rd_kafka_queue_destroy(q);
+    }
     rd_kafka_topic_partition_list_destroy(l);
+    if (gave_up)
+        return hvs_err_set(err, HVS_ETIMEOUT, "commit_timeout",
+                           "commit of %zu messages not answered in time: they will be processed "
+                           "again by the partitions' next owner",
+                           n);
     if (e == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION || e == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
         e == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID || e == RD_KAFKA_RESP_ERR__STATE)
         /* The group moved on under us: whoever owns the partitions now replays the batch. */
@@ -475,14 +508,11 @@ int64_t hvs_consumer_partition_lag(hvs_consumer_t *c, const char *topic, int32_t
     return hi > pos ? hi - pos : 0;
 }
 
-int hvs_consumer_close(hvs_consumer_t *c, hvs_err_t *err) {
-    if (!c || c->closed)
-        return HVS_OK;
-    c->closed = 1;
-    /* librdkafka < 2.3 (bug #4312) aborts when a cooperative-sticky member is destroyed after
-     * its JoinGroup response but before its first assignment: finish joining first (what it is
-     * handed is never processed nor committed, so the next owner gets it all). */
-    hvs_ms_t deadline = hvs_time_mono_ms() + CLOSE_FIRST_ASSIGN_MS;
+/* librdkafka < 2.3 (bug #4312) aborts when a cooperative-sticky member is destroyed after its
+ * JoinGroup response but before its first assignment: finish joining first (what it is handed is
+ * never processed nor committed, so the next owner gets it all), for up to `wait_ms`. */
+static void close_prepare(hvs_consumer_t *c, int64_t wait_ms) {
+    hvs_ms_t deadline = hvs_time_mono_ms() + wait_ms;
     while (c->cooperative && !c->ever_assigned && hvs_time_mono_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 100);
         if (m)
@@ -492,10 +522,41 @@ int hvs_consumer_close(hvs_consumer_t *c, hvs_err_t *err) {
         rd_kafka_message_destroy(c->pending);
         c->pending = NULL;
     }
+}
+
+int hvs_consumer_close(hvs_consumer_t *c, hvs_err_t *err) {
+    if (!c || c->closed)
+        return HVS_OK;
+    c->closed = 1;
+    close_prepare(c, CLOSE_FIRST_ASSIGN_MS);
     rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
     if (e)
         return hvs_err_set(err, HVS_EKAFKA, "close", "consumer close: %s", rd_kafka_err2str(e));
     return HVS_OK;
+}
+
+int hvs_consumer_close_within(hvs_consumer_t *c, int64_t timeout_ms, hvs_err_t *err) {
+    if (!c || c->closed)
+        return HVS_OK;
+    if (timeout_ms > 0) {
+        c->closed = 1;
+        close_prepare(c, timeout_ms < CLOSE_FIRST_ASSIGN_MS ? timeout_ms : CLOSE_FIRST_ASSIGN_MS);
+        /* librdkafka's own close (commit, leave, revocations); a coordinator that never answers
+         * keeps it to session.timeout.ms: the process-wide bound (app.h's watchdog) covers that */
+        rd_kafka_resp_err_t e = rd_kafka_consumer_close(c->rk);
+        if (e)
+            return hvs_err_set(err, HVS_EKAFKA, "close", "consumer close: %s", rd_kafka_err2str(e));
+        return HVS_OK;
+    }
+    c->closed = 1;
+    c->abandoned = true;
+    if (c->pending) {
+        rd_kafka_message_destroy(c->pending);
+        c->pending = NULL;
+    }
+    return hvs_err_set(err, HVS_ETIMEOUT, "close_timeout",
+                       "no time left to leave the group: left without it (what was not "
+                       "committed is replayed by the next owner)");
 }
 
 void hvs_consumer_destroy(hvs_consumer_t *c) {
@@ -505,7 +566,10 @@ void hvs_consumer_destroy(hvs_consumer_t *c) {
         rd_kafka_message_destroy(c->pending);
     c->pending = NULL;
     hvs_consumer_close(c, NULL);
-    rd_kafka_destroy(c->rk);
+    if (c->abandoned)
+        rd_kafka_destroy_flags(c->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    else
+        rd_kafka_destroy(c->rk);
     free(c->parts);
     free(c);
 }
@@ -645,14 +709,23 @@ uint64_t hvs_producer_failed(const hvs_producer_t *p) {
     return atomic_load(&((hvs_producer_t *)p)->failed);
 }
 
-void hvs_producer_destroy(hvs_producer_t *p) {
+int hvs_producer_unacknowledged(hvs_producer_t *p) { return p ? rd_kafka_outq_len(p->rk) : 0; }
+
+int hvs_producer_destroy_within(hvs_producer_t *p, int64_t timeout_ms) {
     if (!p)
-        return;
-    if (rd_kafka_flush(p->rk, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        hvs_log_warn("kafka", "producer destroyed with %d message(s) unacknowledged",
-                     rd_kafka_outq_len(p->rk));
+        return 0;
+    int left = 0;
+    if (rd_kafka_flush(p->rk, timeout_ms > 0 ? (int)timeout_ms : 0) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        left = rd_kafka_outq_len(p->rk);
+        hvs_log_warn("kafka", "producer destroyed with %d message(s) unacknowledged", left);
+        /* undelivered anyway: do not let librdkafka's teardown wait for them either */
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    }
     rd_kafka_destroy(p->rk);
     free(p);
+    return left;
 }
+
+void hvs_producer_destroy(hvs_producer_t *p) { hvs_producer_destroy_within(p, 10000); }
 
 rd_kafka_t *hvs_producer_handle(hvs_producer_t *p) { return p->rk; }

@@ -7,6 +7,7 @@
 #include "stage_internal.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,9 +215,12 @@ int hvs_stage_new(hvs_app_t *app, const hvs_stage_def_t *def, const hvs_stage_co
 void hvs_stage_destroy(hvs_stage_t *st) {
     if (!st)
         return;
+    hvs_app_set_unacknowledged(NULL, NULL);
     hvs_consumer_destroy(st->cons);
     hvs_dlq_destroy(st->dlq);
-    hvs_producer_destroy(st->prod);
+    /* within what is left of the shutdown bound (all of it when no shutdown has begun) */
+    if (hvs_producer_destroy_within(st->prod, hvs_app_shutdown_left_ms()) > 0)
+        hvs_app_shutdown_incomplete();
     hvs_stage_state_fini(st);
     for (size_t t = 0; t < HVS_STAGE_MAX_INPUTS; t++)
         for (int p = 0; p < HVS_MAX_PARTITIONS; p++) {
@@ -363,6 +367,63 @@ int64_t hvs_stage_input_lag(const hvs_stage_t *st, const char *topic, int32_t pa
 
 /* ---- the loop ------------------------------------------------------------------------------- */
 
+/* Wait for the batch's acknowledgements: up to the flush timeout, and once the process is
+ * stopping up to what is left of the shutdown bound (app.h), whichever comes first: a SIGTERM
+ * during a flush against a dead broker must not wait the whole flush timeout. */
+static int stage_flush(hvs_stage_t *st, hvs_err_t *err) {
+    hvs_ms_t end = hvs_time_mono_ms() + st->flush_timeout_ms;
+    for (;;) {
+        int64_t left = end - hvs_time_mono_ms();
+        bool stopping = !hvs_app_running();
+        if (stopping && hvs_app_shutdown_left_ms() < left)
+            left = hvs_app_shutdown_left_ms();
+        int rc = hvs_producer_flush(st->prod, left < 100 ? (int)(left > 0 ? left : 0) : 100, err);
+        if (rc != HVS_ETIMEOUT)
+            return rc;
+        if (left > 100)
+            continue;
+        if (stopping)
+            return hvs_err_set(err, HVS_ETIMEOUT, "shutdown_timeout",
+                               "%d message(s) still unacknowledged at the shutdown bound "
+                               "(HVS_SHUTDOWN_TIMEOUT)",
+                               hvs_producer_unacknowledged(st->prod));
+        return hvs_err_set(err, HVS_ETIMEOUT, "flush_timeout",
+                           "%d message(s) still unacknowledged after %lld ms",
+                           hvs_producer_unacknowledged(st->prod), (long long)st->flush_timeout_ms);
+    }
+}
+
+/* Note a batch that will not be committed: how many messages, from which offsets. */
+static void note_uncommitted(hvs_stage_t *st, rd_kafka_message_t *const *msgs, size_t n) {
+    st->uncommitted += n;
+    size_t len = strlen(st->uncommitted_at);
+    for (size_t i = 0; i < n; i++) {
+        if (!msgs[i])
+            continue;
+        bool seen = false; /* one entry per partition: its first (lowest) offset in the batch */
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = msgs[k] && msgs[k]->partition == msgs[i]->partition &&
+                   msgs[k]->rkt == msgs[i]->rkt;
+        if (seen)
+            continue;
+        int w = snprintf(st->uncommitted_at + len, sizeof st->uncommitted_at - len, "%s%s[%d]@%lld",
+                         len ? " " : "", rd_kafka_topic_name(msgs[i]->rkt), (int)msgs[i]->partition,
+                         (long long)msgs[i]->offset);
+        if (w < 0 || (size_t)w >= sizeof st->uncommitted_at - len) {
+            st->uncommitted_at[len] = '\0';
+            break;
+        }
+        len += (size_t)w;
+    }
+}
+
+/* A commit waits as long as it takes while running (as before), within the bound once stopping. */
+static int64_t commit_left_ms(void) {
+    return hvs_app_running() ? INT64_MAX : hvs_app_shutdown_left_ms();
+}
+
+static int unacknowledged(void *opaque) { return hvs_producer_unacknowledged(opaque); }
+
 /* One batch's messages through the stage, then its outputs, state and offsets. */
 static int run_batch(hvs_stage_t *st, rd_kafka_message_t **msgs, size_t n, size_t *ndonep,
                      hvs_err_t *err) {
@@ -427,7 +488,7 @@ static int run_batch(hvs_stage_t *st, rd_kafka_message_t **msgs, size_t n, size_
     if (rc)
         return rc;
     /* outputs (and dead letters) acknowledged before the state claims them */
-    rc = hvs_producer_flush(st->prod, (int)st->flush_timeout_ms, err);
+    rc = stage_flush(st, err);
     double t2 = mono_s();
     hvs_metric_add(st->m_phase[PH_PUBLISH_WAIT], t2 - t1);
     if (rc)
@@ -442,8 +503,11 @@ static int run_batch(hvs_stage_t *st, rd_kafka_message_t **msgs, size_t n, size_
     if (rc || ndone == 0)
         return rc;
     hvs_err_t cerr = {0};
-    if (hvs_consumer_commit_batch(st->cons, msgs, ndone, &cerr))
+    if (hvs_consumer_commit_batch_bounded(st->cons, msgs, ndone, commit_left_ms, &cerr)) {
         hvs_log_warn(d->name, "commit: %s (the batch will be replayed, harmlessly)", cerr.msg);
+        if (!hvs_app_running())
+            note_uncommitted(st, msgs, ndone); /* the shutdown's report names them */
+    }
     double t4 = mono_s();
     hvs_metric_add(st->m_phase[PH_COMMIT], t4 - t3);
     return 0;
@@ -483,6 +547,7 @@ int hvs_stage_run(hvs_stage_t *st, hvs_err_t *err) {
     for (size_t t = 0; t < st->conf.ninputs; t++)
         for (int p = 0; p < HVS_MAX_PARTITIONS; p++)
             st->held[t][p].taken = -1;
+    hvs_app_set_unacknowledged(unacknowledged, st->prod);
     hvs_ms_t last_progress = hvs_time_mono_ms();
     while (hvs_app_running() && rc == 0) {
         size_t n = 0;
@@ -530,8 +595,11 @@ int hvs_stage_run(hvs_stage_t *st, hvs_err_t *err) {
             work[nw++] = msgs[i];
             msgs[i] = NULL;
         }
-        if (rc == 0)
+        if (rc == 0) {
             rc = run_batch(st, work, nw, &ndone, err);
+            if (rc)
+                note_uncommitted(st, work, nw);
+        }
         if (rc == 0 && ndone > 0)
             hvs_metric_observe(st->m_batch, mono_s() - t0);
         hvs_consumer_release(msgs, n);
@@ -567,11 +635,43 @@ int hvs_stage_run(hvs_stage_t *st, hvs_err_t *err) {
     free(work);
     for (size_t k = 0; k < st->nparts; k++)
         held_drop(st, st->parts[k]);
+    /* Shutdown, bounded as a whole by HVS_SHUTDOWN_TIMEOUT (from SIGTERM, or from now when the
+     * loop left on an error): the stage's last outputs, the final flush, leaving the group.
+     * (Only a stop starts the process-wide clock and its watchdog: app.h.) */
+    int64_t bound = hvs_app_running() ? st->app->cfg.shutdown_timeout_ms
+                                      : hvs_app_shutdown_left_ms();
+    hvs_ms_t end = hvs_time_mono_ms() + bound;
     if (d->stopping)
         d->stopping(st->opaque);
     hvs_app_set_ready(st->app, NULL, NULL);
+    hvs_err_t ferr = {0};
+    int64_t left = end - hvs_time_mono_ms();
+    if (hvs_producer_flush(st->prod, left > 0 ? (int)left : 0, &ferr) && rc == 0 &&
+        ferr.code != HVS_ETIMEOUT) {
+        *err = ferr; /* a delivery failed: what was published is not all there */
+        rc = ferr.code;
+    }
+    int undelivered = hvs_producer_unacknowledged(st->prod);
     hvs_err_t cerr = {0};
-    if (hvs_consumer_close(st->cons, &cerr))
+    bool left_group = true;
+    left = end - hvs_time_mono_ms();
+    if (hvs_consumer_close_within(st->cons, left > 0 ? left : 0, &cerr)) {
         hvs_log_warn(d->name, "leaving the group: %s", cerr.msg);
+        left_group = cerr.code != HVS_ETIMEOUT;
+    }
+    if (undelivered > 0 || st->uncommitted > 0 || !left_group) {
+        hvs_log_fields(
+            HVS_LOG_ERROR, d->name, "shutdown incomplete: messages not acknowledged by the broker",
+            HVS_LFI("undelivered_messages", undelivered),
+            HVS_LFI("uncommitted_messages", st->uncommitted),
+            HVS_LFS("uncommitted_from", st->uncommitted_at), HVS_LFB("left_group", left_group),
+            HVS_LFI("shutdown_timeout_ms", st->app->cfg.shutdown_timeout_ms));
+        hvs_app_shutdown_incomplete();
+        if (rc == 0)
+            rc = hvs_err_set(err, HVS_ETIMEOUT, "shutdown_timeout",
+                             "%d output(s) undelivered, %zu input(s) uncommitted at the "
+                             "shutdown bound (they are replayed on restart)",
+                             undelivered, st->uncommitted);
+    }
     return rc;
 }

@@ -44,6 +44,9 @@ struct hvs_stage {
     hvs_stage_conf_t conf;
     size_t batch;
     int64_t flush_timeout_ms, stall_ms;
+    /* the batch that failed (not committed: replayed by the next owner), for the shutdown log */
+    size_t uncommitted;
+    char uncommitted_at[256]; /* "readings.raw[3]@120 ..." the first offsets not committed */
     void *opaque;
     hvs_serde_t *serde;
     hvs_producer_t *prod;

@@ -9,7 +9,8 @@
  * HVS_KAFKA_FETCH_WAIT_MAX_MS, HVS_KAFKA_* pass-through, HVS_REDIS_URL, HVS_SCHEMA_REGISTRY_URL,
  * HVS_HTTP_PORT (0 = any, -1 = off), HVS_HTTP_BIND_ANY, HVS_HTTP_ADMIN_TOKEN (secret: the
  * bearer token of mutating HTTP routes, http.h; tools send it), HVS_LOG_LEVEL,
- * HVS_TOPIC_PARTITIONS, HVS_TOPIC_<NAME>.
+ * HVS_TOPIC_PARTITIONS, HVS_TOPIC_<NAME>, HVS_SHUTDOWN_TIMEOUT (duration, default 10s: the bound
+ * of the whole shutdown, see hvs_app_shutdown_left_ms).
  *
  * Ownership: hvs_app_t is the caller's (usually on main's stack); hvs_app_init fills it and
  * hvs_app_fini frees what init allocated (safe after a failed init).
@@ -42,6 +43,7 @@ typedef struct hvs_common_config {
     char *log_level;
     int64_t topic_partitions;
     char *calendar_file; /* HVS_CALENDAR_FILE; NULL = the built-in regions only (calendar.h) */
+    int64_t shutdown_timeout_ms;
 } hvs_common_config_t;
 
 typedef struct hvs_app {
@@ -65,6 +67,7 @@ typedef struct hvs_app_spec {
     bool no_http;                   /* CLI tools: no server */
     bool quiet;                     /* CLI tools: log the effective config at debug, not info */
     bool log_stderr;                /* stdout carries data (tools): logs go to stderr */
+    bool no_watchdog; /* do not end the process at the shutdown bound (see below; tests) */
     /* Command-line flags for the worker's own settings: with flag_prefix "HVS_SIM_", the flag
      * "--apartments-per-building 20" (or "--apartments-per-building=20") sets the row
      * HVS_SIM_APARTMENTS_PER_BUILDING of an extra section, overriding file and environment; a
@@ -94,5 +97,25 @@ void hvs_app_kafka_conf(const hvs_app_t *app, hvs_kafka_conf_t *conf);
 
 bool hvs_app_running(void);
 void hvs_app_request_stop(void);
+
+/*
+ * The shutdown bound (HVS_SHUTDOWN_TIMEOUT). The clock starts at the first SIGTERM/SIGINT or
+ * hvs_app_request_stop, or at hvs_app_shutdown_begin (the loop leaving for any other reason, e.g.
+ * an error): everything shutdown waits for (the batch's flush, the final flush, the consumer's
+ * close, the producer's destroy) waits at most hvs_app_shutdown_left_ms(): the whole bound before
+ * the clock starts, then what is left of it (0 once passed). What was not acknowledged in time
+ * is logged by whoever gave up, which calls hvs_app_shutdown_incomplete; hvs_app_main then exits
+ * 1 even when run returned 0. Thread-safe; begin is idempotent.
+ */
+void hvs_app_shutdown_begin(void);
+/* The guarantee: hvs_app_init starts a watchdog thread (unless spec->no_watchdog) that ends the
+ * process with _exit(1) 1.5 s after the bound has passed, logging "shutdown bound passed" with
+ * the count `fn` reports as undelivered (the stage's producer, hvs_app_set_unacknowledged; -1
+ * when none): a blocking teardown (librdkafka's destroy of a handle whose broker is gone) cannot
+ * stretch the shutdown. A worker that needs longer after SIGTERM raises HVS_SHUTDOWN_TIMEOUT. */
+void hvs_app_set_unacknowledged(int (*fn)(void *opaque), void *opaque);
+int64_t hvs_app_shutdown_left_ms(void);
+void hvs_app_shutdown_incomplete(void);
+bool hvs_app_shutdown_was_incomplete(void);
 
 #endif

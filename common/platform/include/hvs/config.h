@@ -7,12 +7,23 @@
  *
  * Sources, later wins: the row's default < the config file < the environment. The file is named
  * by HVS_CONFIG_FILE (or passed explicitly) and holds "HVS_NAME=value" lines; '#' comments.
- * Validation: a value that does not parse or is out of bounds, a missing HVS_CFG_REQUIRED value,
- * and any HVS_* variable that no table row, no pass-through prefix and no known global knows all
- * stop start-up: hvs_config_load returns HVS_ECONFIG with the key's name in err->msg.
+ * Validation: a value that does not parse or is out of bounds and a missing HVS_CFG_REQUIRED
+ * value stop start-up: hvs_config_load returns HVS_ECONFIG with the key's name in err->msg.
+ * Unknown names are scoped, so that one ConfigMap can serve every worker and a user's own HVS_SRC
+ * stops nothing; by the name's HVS_<WORD>_ prefix, for a name no table row knows:
+ *   - the prefix of a row of the loaded tables (the program's own, e.g. HVS_AGG_ in
+ *     hvs-aggregator) or a common prefix of hvs_config_prefixes (owner NULL: HVS_REDIS_,
+ *     HVS_HTTP_, HVS_LOG_, HVS_SCHEMA_, HVS_SHUTDOWN_, HVS_CONFIG_): refused, HVS_ECONFIG with
+ *     reason "unknown_key" and the name in err->msg (a typo);
+ *   - another program's prefix in hvs_config_prefixes (HVS_FC_ in hvs-aggregator): accepted
+ *     silently, ignored;
+ *   - any other (HVS_SRC, HVS_AGGREGATOR_X): accepted, and one warn line per load lists them all.
+ * HVS_KAFKA_* and HVS_TOPIC_* are the exceptions below; a typo there is refused by their
+ * validators (HVS_KAFKA_BROKRES: hvs_app_init's librdkafka check, "No such configuration
+ * property"; HVS_TOPIC_READINGS_RAWW: not a topic of topics.h's table, refused here).
  * Pass-through prefixes: HVS_KAFKA_<PROP> (not itself a row) becomes the librdkafka property
  * <prop> lower-cased with '_' -> '.', e.g. HVS_KAFKA_SECURITY_PROTOCOL -> security.protocol.
- * HVS_TOPIC_* names topics (topics.h) and is accepted here.
+ * HVS_TOPIC_<NAME> renames a topic of topics.h's table (and HVS_TOPIC_PARTITIONS is a row).
  *
  * Ownership: string fields of the target struct are malloc'd by the loader and freed by
  * hvs_config_fini (pointers are set to NULL). The pass-through list is owned by hvs_config_t.
@@ -62,6 +73,16 @@ typedef struct hvs_config_passthrough {
     char **kv;
     size_t n; /* number of strings (2 per property), excluding the NULL */
 } hvs_config_passthrough_t;
+
+/* Who reads the names under an HVS_<WORD>_ prefix: owner "hvs-aggregator" for HVS_AGG_, NULL for
+ * the common prefixes every program reads. The one table of known prefixes, ended by {NULL}. */
+typedef struct hvs_cfg_prefix {
+    const char *prefix; /* "HVS_AGG_" */
+    const char *owner;  /* "hvs-aggregator"; NULL = common */
+} hvs_cfg_prefix_t;
+extern const hvs_cfg_prefix_t hvs_config_prefixes[];
+/* The row of hvs_config_prefixes for `name`'s HVS_<WORD>_ prefix, or NULL. */
+const hvs_cfg_prefix_t *hvs_config_prefix_of(const char *name);
 
 /*
  * Load every section from defaults, `file` (NULL = $HVS_CONFIG_FILE if set) and `envp`

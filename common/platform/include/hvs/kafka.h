@@ -114,6 +114,11 @@ int hvs_consumer_poll_batch(hvs_consumer_t *c, rd_kafka_message_t **msgs, size_t
  */
 int hvs_consumer_commit_batch(hvs_consumer_t *c, rd_kafka_message_t *const *msgs, size_t n,
                               hvs_err_t *err);
+/* The same, waiting for the coordinator's answer only while left_ms() > 0 (asked every 100 ms;
+ * NULL: as long as it takes): past it HVS_ETIMEOUT, reason "commit_timeout" (the commit may
+ * still land later; if not, the batch is replayed). For a shutdown bound. */
+int hvs_consumer_commit_batch_bounded(hvs_consumer_t *c, rd_kafka_message_t *const *msgs, size_t n,
+                                      int64_t (*left_ms)(void), hvs_err_t *err);
 
 /* Destroy messages from poll_batch (NULL entries skipped). */
 void hvs_consumer_release(rd_kafka_message_t **msgs, size_t n);
@@ -140,6 +145,11 @@ int64_t hvs_consumer_partition_lag(hvs_consumer_t *c, const char *topic, int32_t
  * (up to 10 s; what it is handed is neither processed nor committed): librdkafka < 2.3 aborts
  * when such a member is destroyed between JoinGroup and SyncGroup (bug #4312). */
 int hvs_consumer_close(hvs_consumer_t *c, hvs_err_t *err);
+/* The same when `timeout_ms` > 0 (the shutdown bound's remainder; the first-assignment wait is
+ * cut to it, librdkafka's close itself is bounded by app.h's watchdog); at 0 the group is left
+ * without closing (HVS_ETIMEOUT, reason "close_timeout": what was not committed is replayed by
+ * the next owner) and hvs_consumer_destroy does not try to close again. */
+int hvs_consumer_close_within(hvs_consumer_t *c, int64_t timeout_ms, hvs_err_t *err);
 void hvs_consumer_destroy(hvs_consumer_t *c);
 rd_kafka_t *hvs_consumer_handle(hvs_consumer_t *c);
 
@@ -166,7 +176,12 @@ void hvs_producer_poll(hvs_producer_t *p);
 uint64_t hvs_producer_delivered(const hvs_producer_t *p);
 uint64_t hvs_producer_failed(const hvs_producer_t *p);
 
+/* Messages queued or in flight, not yet acknowledged (0 for NULL). */
+int hvs_producer_unacknowledged(hvs_producer_t *p);
 void hvs_producer_destroy(hvs_producer_t *p); /* flushes up to 10 s first */
+/* Flushes up to `timeout_ms` (0 = not at all), purges what is left, destroys; returns how many
+ * messages were left unacknowledged (logged too). NULL-safe (0). */
+int hvs_producer_destroy_within(hvs_producer_t *p, int64_t timeout_ms);
 rd_kafka_t *hvs_producer_handle(hvs_producer_t *p);
 
 #endif
