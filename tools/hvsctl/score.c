@@ -44,6 +44,7 @@
 #include "hvs/model_registry.h"
 #include "hvs/serde.h"
 #include "hvs/task_rows.h"
+#include "hvs/text.h"
 #include "hvs/topics.h"
 #include "hvs/topology.h"
 #include "hvsctl.h"
@@ -190,58 +191,6 @@ static void take_jsonl_line(sctx_t *c, row_t *r, const char *line) {
 
 /* ---- CSV ------------------------------------------------------------------------------------- */
 
-/* Split one CSV line (RFC 4180 quotes, no line breaks inside fields) in place into at most max
- * fields; the count, or -1 for a quote left open. */
-static int csv_split(char *s, char **f, int max) {
-    int n = 0;
-    size_t len = strlen(s);
-    while (len && (s[len - 1] == '\n' || s[len - 1] == '\r'))
-        s[--len] = 0;
-    char *p = s;
-    for (;;) {
-        if (n == max)
-            return max + 1;
-        char *out = p;
-        f[n++] = p;
-        if (*p == '"') {
-            char *q = p + 1;
-            for (;;) {
-                if (!*q)
-                    return -1;
-                if (*q == '"' && q[1] == '"') {
-                    *out++ = '"', q += 2;
-                } else if (*q == '"') {
-                    q++;
-                    break;
-                } else {
-                    *out++ = *q++;
-                }
-            }
-            if (*q && *q != ',')
-                return -1;
-            *out = 0;
-            if (!*q)
-                return n;
-            p = q + 1;
-        } else {
-            char *comma = strchr(p, ',');
-            if (!comma)
-                return n;
-            *comma = 0;
-            p = comma + 1;
-        }
-    }
-}
-
-static char *trim(char *s) {
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t n = strlen(s);
-    while (n && isspace((unsigned char)s[n - 1]))
-        s[--n] = 0;
-    return s;
-}
-
 enum {
     C_BUILDING = -2,
     C_APARTMENT = -3,
@@ -268,7 +217,7 @@ typedef struct csv_head {
 /* The header line: 0, or 1 after printing why it cannot be read. */
 static int csv_header(sctx_t *c, char *line, csv_head_t *h) {
     char *f[CSV_MAX_COLS + 1];
-    int n = csv_split(line, f, CSV_MAX_COLS);
+    int n = hvs_text_csv_split(line, f, CSV_MAX_COLS);
     if (n < 0 || n > CSV_MAX_COLS) {
         fprintf(stderr, "hvsctl score: the CSV header is not a header (%s)\n",
                 n < 0 ? "a quote left open" : "too many columns");
@@ -276,7 +225,7 @@ static int csv_header(sctx_t *c, char *line, csv_head_t *h) {
     }
     bool have[HVS_FEATURES_COUNT] = {0}, building = false, hour = false;
     for (int i = 0; i < n; i++) {
-        const char *name = trim(f[i]);
+        const char *name = hvs_text_trim(f[i]);
         int code = hvs_features_index(name);
         for (size_t k = 0; code < 0 && k < sizeof csv_keys / sizeof csv_keys[0]; k++)
             if (strcmp(name, csv_keys[k].name) == 0)
@@ -331,7 +280,7 @@ static int csv_number(const char *s, double *v) {
 /* A CSV row into a FeatureVector's natural JSON, then the JSON path. */
 static void take_csv_line(sctx_t *c, const csv_head_t *h, row_t *r, char *line) {
     char *f[CSV_MAX_COLS + 1], msg[400];
-    int n = csv_split(line, f, CSV_MAX_COLS);
+    int n = hvs_text_csv_split(line, f, CSV_MAX_COLS);
     if (n != h->ncols) {
         snprintf(msg, sizeof msg, "%d fields for the header's %d columns%s", n < 0 ? 0 : n,
                  h->ncols, n < 0 ? " (a quote left open)" : "");
@@ -345,7 +294,7 @@ static void take_csv_line(sctx_t *c, const csv_head_t *h, row_t *r, char *line) 
     hvs_ms_t hour = HVS_MS_NONE, as_of = HVS_MS_NONE;
     const char *why = NULL, *field = "";
     for (int i = 0; i < n && !why; i++) {
-        char *s = trim(f[i]);
+        char *s = hvs_text_trim(f[i]);
         int code = h->code[i];
         double d = NAN;
         field = code >= 0 ? hvs_features_names()[code] : "";
@@ -384,9 +333,9 @@ static void take_csv_line(sctx_t *c, const csv_head_t *h, row_t *r, char *line) 
         /* the keys that were read, for the output line */
         for (int i = 0; i < n; i++)
             if (h->code[i] == C_BUILDING)
-                snprintf(r->v.building, sizeof r->v.building, "%s", trim(f[i]));
+                snprintf(r->v.building, sizeof r->v.building, "%s", hvs_text_trim(f[i]));
             else if (h->code[i] == C_APARTMENT)
-                snprintf(r->v.apartment, sizeof r->v.apartment, "%s", trim(f[i]));
+                snprintf(r->v.apartment, sizeof r->v.apartment, "%s", hvs_text_trim(f[i]));
         r->v.hour = hour;
         r->v.x[0] = x[0];
         snprintf(msg, sizeof msg, "%s: %s", field, why);

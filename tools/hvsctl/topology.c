@@ -26,6 +26,7 @@
 #include "hvs/ids.h"
 #include "hvs/kafka.h"
 #include "hvs/serde.h"
+#include "hvs/text.h"
 #include "hvs/time.h"
 #include "hvs/topics.h"
 #include "hvs/topology.h"
@@ -393,54 +394,6 @@ static void load_jsonl_line(loader_t *L, const char *line, size_t len, long line
 
 #define CSV_MAX_COLS 64
 
-/* Split one CSV line in place (RFC 4180 quoting, no newline inside a cell); -1 when malformed.
- * Cells are trimmed of surrounding spaces unless quoted. */
-static int csv_split(char *s, char **cells, int max) {
-    int n = 0;
-    char *p = s;
-    for (;;) {
-        if (n == max)
-            return -1;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (*p == '"') {
-            char *w = ++p;
-            cells[n++] = w;
-            for (;;) {
-                if (*p == '\0')
-                    return -1; /* unterminated quote */
-                if (*p == '"' && p[1] == '"')
-                    *w++ = '"', p += 2;
-                else if (*p == '"')
-                    break;
-                else
-                    *w++ = *p++;
-            }
-            *w = '\0';
-            p++;
-            while (*p == ' ' || *p == '\t')
-                p++;
-            if (*p == '\0')
-                return n;
-            if (*p != ',')
-                return -1;
-            p++;
-        } else {
-            cells[n++] = p;
-            char *c = strchr(p, ',');
-            char *end = c ? c : p + strlen(p);
-            char *t = end;
-            while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
-                t--;
-            bool last = !c;
-            *t = '\0';
-            if (last)
-                return n;
-            p = end + 1;
-        }
-    }
-}
-
 typedef struct csv_col {
     char name[64];
     bool apartment; /* apartment_id or apartment_<field> */
@@ -512,8 +465,8 @@ static void load_csv(loader_t *L, FILE *in) {
         if (ncols < 0 && strncmp(text, "\xEF\xBB\xBF", 3) == 0)
             text += 3; /* a spreadsheet's UTF-8 byte order mark */
         char *cells[CSV_MAX_COLS];
-        int n = csv_split(text, cells, CSV_MAX_COLS);
-        if (n < 0) {
+        int n = hvs_text_csv_split(text, cells, CSV_MAX_COLS);
+        if (n < 0 || n > CSV_MAX_COLS) {
             fail_at(L, lineno, NULL, "malformed CSV (unterminated quote or over %d cells)",
                     CSV_MAX_COLS);
             if (ncols < 0)

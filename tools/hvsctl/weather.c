@@ -14,6 +14,7 @@
 
 #include "hvs/kafka.h"
 #include "hvs/serde.h"
+#include "hvs/text.h"
 #include "hvs/time.h"
 #include "hvs/topics.h"
 #include "hvs/topology.h"
@@ -234,45 +235,7 @@ static void finish_row(ctx_t *c, row_t *r, bool ok) {
     c->n++;
 }
 
-static char *trim_space(char *s) {
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t n = strlen(s);
-    while (n && isspace((unsigned char)s[n - 1]))
-        s[--n] = 0;
-    return s;
-}
-
-static char *trim(char *s) {
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t n = strlen(s);
-    while (n && isspace((unsigned char)s[n - 1]))
-        s[--n] = 0;
-    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
-        s[n - 1] = 0;
-        s++;
-    }
-    return s;
-}
-
 /* Split a CSV line at commas (in place): the number of cells (at most max). */
-static int split(char *line, char **cells, int max) {
-    int n = 0;
-    for (char *p = line;;) {
-        char *comma = strchr(p, ',');
-        if (comma)
-            *comma = 0;
-        if (n < max)
-            cells[n] = trim(p);
-        n++;
-        if (!comma)
-            break;
-        p = comma + 1;
-    }
-    return n;
-}
-
 static int read_csv(ctx_t *c, FILE *f) {
     char *line = NULL;
     size_t cap = 0;
@@ -282,9 +245,15 @@ static int read_csv(ctx_t *c, FILE *f) {
     while (getline(&line, &cap, f) >= 0) {
         lineno++;
         line[strcspn(line, "\r\n")] = 0;
-        if (!*trim_space(line))
+        if (!*hvs_text_trim(line))
             continue;
-        int n = split(line, cells, 32);
+        int n = hvs_text_csv_split(line, cells, 32);
+        if (n < 0) {
+            bad(c, lineno, "malformed CSV: a quote left open, or text after a closing quote");
+            if (ncols < 0)
+                break;
+            continue;
+        }
         if (ncols < 0) { /* the header */
             if (n > 32) {
                 bad(c, lineno, "header: more than 32 columns");
@@ -338,7 +307,7 @@ static int read_jsonl(ctx_t *c, FILE *f) {
     long lineno = 0;
     while (getline(&line, &cap, f) >= 0) {
         lineno++;
-        char *text = trim_space(line);
+        char *text = hvs_text_trim(line);
         if (!*text)
             continue;
         row_t *r = new_row(c, lineno);

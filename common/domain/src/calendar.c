@@ -2,6 +2,7 @@
 #include "hvs/calendar.h"
 
 #include "hvs/log.h"
+#include "hvs/text.h"
 #include "hvs/vec.h"
 
 #include <ctype.h>
@@ -263,15 +264,6 @@ static regdef_t *db_find(const db_t *db, const char *code) {
     return NULL;
 }
 
-static char *trim(char *s) {
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t n = strlen(s);
-    while (n && isspace((unsigned char)s[n - 1]))
-        s[--n] = 0;
-    return s;
-}
-
 static bool valid_code(const char *s) {
     size_t n = strlen(s);
     if (n == 0 || n > 31)
@@ -353,7 +345,7 @@ static int apply_line(regdef_t *r, char *key, char *val, bool *fresh_school, con
         char *rest = val, *rs = word(&rest);
         if (rule_parse(rs, &h.r, why) || parse_opts(&rest, &h.from, &h.to, &h.obs, why))
             return -1;
-        char *name = trim(rest);
+        char *name = hvs_text_trim(rest);
         if (!*name)
             return *why = "holiday: a name must follow the rule", -1;
         hol_t *g = hvs_vec_grow(r->hol, &r->caphol, r->nhol + 1, sizeof *g, 16);
@@ -410,7 +402,7 @@ static int apply_line(regdef_t *r, char *key, char *val, bool *fresh_school, con
         }
         if (parse_opts(&rest, &s.from, &s.to, NULL, why))
             return -1;
-        if (*trim(rest))
+        if (*hvs_text_trim(rest))
             return *why = "school: unexpected text after the span", -1;
         if (*fresh_school) /* a section's school lines replace what was there */
             r->nschool = 0;
@@ -458,7 +450,7 @@ static int db_parse(db_t *db, const char *text, size_t len, const char *origin, 
                 *h = 0;
                 break;
             }
-        char *l = trim(buf);
+        char *l = hvs_text_trim(buf);
         if (!*l)
             continue;
         const char *why = NULL;
@@ -469,7 +461,7 @@ static int db_parse(db_t *db, const char *text, size_t len, const char *origin, 
                 goto bad;
             }
             *end = 0;
-            char *code = trim(l + 1);
+            char *code = hvs_text_trim(l + 1);
             if (!valid_code(code)) {
                 why = "region codes are 1-31 letters, digits, '-' or '_'";
                 goto bad;
@@ -500,7 +492,7 @@ static int db_parse(db_t *db, const char *text, size_t len, const char *origin, 
             goto bad;
         }
         *eq = 0;
-        if (apply_line(cur, trim(l), trim(eq + 1), &fresh_school, &why) == 0)
+        if (apply_line(cur, hvs_text_trim(l), hvs_text_trim(eq + 1), &fresh_school, &why) == 0)
             continue;
     bad:
         return hvs_err_set(err, HVS_EINVAL, "calendar_file", "%s:%d: %s", origin, lineno, why);
