@@ -190,6 +190,16 @@ static void test_watermark(void) {
     HVS_CHECK_EQ_INT(hvs_watermark_partition(w, 7, later + 5000), advanced); /* not idle again */
     hvs_watermark_observe(w, 7, t0 + 5 * HVS_MS_MINUTE, later + 5000);       /* real progress */
     HVS_CHECK_EQ_INT(hvs_watermark_partition(w, 7, later + 5000), t0 + 4 * HVS_MS_MINUTE);
+    /* A partition with input still waiting (touched) is not idle: a slow consumer's pending
+     * readings must not be made late by the wall clock. Once caught up, it idles again. */
+    hvs_watermark_touch(w, 7, later + 5000 + 8 * HVS_MS_SECOND);
+    hvs_watermark_touch(w, 7, later + 5000 + 16 * HVS_MS_SECOND);
+    HVS_CHECK_EQ_INT(hvs_watermark_partition(w, 7, later + 5000 + 24 * HVS_MS_SECOND),
+                     t0 + 4 * HVS_MS_MINUTE); /* untouched it would be 14 s further */
+    HVS_CHECK_EQ_INT(hvs_watermark_partition(w, 7, later + 5000 + 31 * HVS_MS_SECOND),
+                     t0 + 4 * HVS_MS_MINUTE + 5 * HVS_MS_SECOND); /* idle 15 s, 5 beyond */
+    hvs_watermark_touch(w, 99, later);                            /* unknown: ignored */
+    HVS_CHECK_EQ_INT(hvs_watermark_partition(w, 99, later), HVS_MS_NONE);
     /* many partitions: min over all, removal in any order */
     for (int32_t p = 0; p < 40; p++)
         hvs_watermark_observe(w, p, t0 + p * HVS_MS_MINUTE, later + 5000);

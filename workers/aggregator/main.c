@@ -341,6 +341,10 @@ static int end_batch(void *opaque, hvs_err_t *err) {
     const int32_t *parts = hvs_stage_partitions(w->stage, &np);
     int rc;
     for (size_t i = 0; i < np; i++) {
+        /* readings still waiting to be read: the partition is behind, not idle (an idle advance
+         * would make its own pending readings late) */
+        if (hvs_stage_input_lag(w->stage, w->topic_in, parts[i]) > 0)
+            hvs_watermark_touch(w->wm, parts[i], w->now);
         /* an idle advance of a partition still being rebuilt closes replayed windows */
         w->quiet = hvs_stage_rebuilding(w->stage, parts[i]);
         rc = advance_partition(w, parts[i], err);

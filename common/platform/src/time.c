@@ -263,6 +263,14 @@ hvs_ms_t hvs_watermark_current(const hvs_watermark_t *w, hvs_ms_t now) {
     return min;
 }
 
+void hvs_watermark_touch(hvs_watermark_t *w, int32_t partition, hvs_ms_t now) {
+    wm_part_t *p = find_part(w, partition);
+    if (!p)
+        return;
+    p->floor = part_watermark(w, p, now);
+    p->last_seen = now;
+}
+
 void hvs_watermark_remove(hvs_watermark_t *w, int32_t partition) {
     wm_part_t *p = find_part(w, partition);
     if (p)

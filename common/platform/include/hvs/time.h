@@ -4,7 +4,10 @@
  * Windows are aligned to the epoch (UTC): [start, start+size). A watermark is the event time up
  * to which a partition is believed complete: max event time seen - allowed out-of-orderness.
  * An idle partition (no event for `idle_timeout_ms` of wall time) advances by the wall time that
- * passed since it went idle, so windows still close when a partition goes quiet.
+ * passed since it went idle, so windows still close when a partition goes quiet. It advances
+ * from its own newest event (never to the wall clock: a replay of old data moves by the wall time
+ * it pauses, not to today), and only while nothing of it waits to be read (hvs_watermark_touch).
+ * idle_timeout_ms 0 never advances by wall time: a replay's result is then independent of timing.
  * The watermark of a set of partitions is the minimum over every partition seen so far, idle ones
  * counting with their advanced watermark. A partition's watermark never goes back: an event after
  * an idle spell continues from what the idle advance reached (that event is then late).
@@ -70,6 +73,12 @@ hvs_ms_t hvs_watermark_partition(const hvs_watermark_t *w, int32_t partition, hv
 /* Minimum over every partition seen (idle ones count with their advanced watermark);
  * HVS_MS_NONE if none has seen an event. */
 hvs_ms_t hvs_watermark_current(const hvs_watermark_t *w, hvs_ms_t now);
+/* Partition p is not idle at `now` although no event came: it still has messages waiting to
+ * be read (a consumer behind, not a quiet producer). What idleness already earned is kept; the
+ * idle clock restarts. Callers touch every partition with pending input at the end of a batch,
+ * so a partition's own pending data can never be made late by an idle advance. Unknown
+ * partitions are ignored. */
+void hvs_watermark_touch(hvs_watermark_t *w, int32_t partition, hvs_ms_t now);
 /* Forget a partition (revoked). */
 void hvs_watermark_remove(hvs_watermark_t *w, int32_t partition);
 
