@@ -236,12 +236,19 @@ hvs_ms_t hvs_stage_now(const hvs_stage_t *st) { return st->now; }
 hvs_redis_batch_t *hvs_stage_state_batch(hvs_stage_t *st) { return st->rb; }
 bool hvs_stage_replaying(const hvs_stage_t *st) { return st->replaying; }
 
+
 size_t hvs_stage_unhandled(const hvs_stage_t *st, const char *topic, int32_t partition) {
-    size_t k = 0;
-    for (size_t i = st->at + 1; st->handling && i < st->nbatch; i++)
-        k += st->handling[i]->partition == partition &&
-             strcmp(rd_kafka_topic_name(st->handling[i]->rkt), topic) == 0;
-    return k;
+    int t = input_index(st, topic);
+    if (!st->handling || t < 0 || partition < 0 || partition >= HVS_MAX_PARTITIONS)
+        return 0;
+    return st->unhandled[t][partition];
+}
+
+/* Count message m in (+1) or out (-1) of the batch's unhandled messages. */
+static void unhandled_add(hvs_stage_t *st, const rd_kafka_message_t *m, int d) {
+    int t = input_index(st, rd_kafka_topic_name(m->rkt));
+    if (t >= 0 && m->partition >= 0 && m->partition < HVS_MAX_PARTITIONS)
+        st->unhandled[t][m->partition] += (uint32_t)d;
 }
 bool hvs_stage_rebuilding(const hvs_stage_t *st, int32_t p) {
     return st->conf.redis && p >= 0 && p < HVS_MAX_PARTITIONS && st->pstate[p].replay;
@@ -433,10 +440,14 @@ static int run_batch(hvs_stage_t *st, rd_kafka_message_t **msgs, size_t n, size_
         hvs_redis_batch_reset(st->rb);
     int rc = d->begin_batch ? d->begin_batch(st->opaque, err) : 0;
     st->handling = msgs, st->nbatch = n;
-    size_t ndone = 0;
+    for (size_t i = 0; i < n; i++)
+        unhandled_add(st, msgs[i], 1);
+    size_t ndone = 0, next = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         hvs_err_t why = {0};
         st->at = i;
+        unhandled_add(st, msgs[i], -1);
+        next = i + 1;
         stage_held_t *h = held_of(st, msgs[i]);
         if (h && h->hold_now) { /* follows a message handed back: stays in order behind it */
             if (held_push(h, msgs[i]))
@@ -468,6 +479,8 @@ static int run_batch(hvs_stage_t *st, rd_kafka_message_t **msgs, size_t n, size_
             rc = hrc;
         }
     }
+    for (size_t i = next; i < n; i++) /* left on an error: back to zero */
+        unhandled_add(st, msgs[i], -1);
     st->replaying = false;
     st->handling = NULL, st->nbatch = st->at = 0;
     /* inputs handed back are paused; those whose held messages all went through resume */

@@ -70,6 +70,9 @@ struct hvs_stage {
     bool replaying;                /* the message being handled is replayed quietly */
     rd_kafka_message_t **handling; /* the batch being handled (hvs_stage_unhandled) */
     size_t nbatch, at;             /* its messages, and the one being handled */
+    /* per input and partition, the batch's messages after the one being handled: O(1)
+     * answers for hvs_stage_unhandled, which stages ask per message */
+    uint32_t unhandled[HVS_STAGE_MAX_INPUTS][HVS_MAX_PARTITIONS];
     /* offsets the state has applied beyond the group's commit (a commit refused in a rebalance):
      * committed at the next turn, so the group's lag agrees with the state */
     rd_kafka_topic_partition_list_t *to_commit;
