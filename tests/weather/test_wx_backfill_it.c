@@ -26,6 +26,7 @@
 #include "hvs/serde.h"
 #include "hvs/time.h"
 #include "hvs_test.h"
+#include "wx_server.h"
 
 #define HOUR (3600 * 1000LL)
 #define DAY (24 * HOUR)
@@ -71,29 +72,6 @@ static double served(int v, int64_t i, double lat) {
     }
 }
 
-static int qget(const char *q, const char *name, char *out, size_t outlen) {
-    size_t nl = strlen(name);
-    for (const char *p = q; p && *p;) {
-        const char *amp = strchr(p, '&'), *end = amp ? amp : p + strlen(p);
-        if ((size_t)(end - p) > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
-            size_t o = 0;
-            for (const char *v = p + nl + 1; v < end && o + 1 < outlen; v++) {
-                if (*v == '%' && end - v >= 3) {
-                    char hex[3] = {v[1], v[2], 0};
-                    out[o++] = (char)strtol(hex, NULL, 16);
-                    v += 2;
-                } else {
-                    out[o++] = *v;
-                }
-            }
-            out[o] = 0;
-            return 1;
-        }
-        p = amp ? amp + 1 : NULL;
-    }
-    return 0;
-}
-
 static int text(hvs_http_response_t *resp, int status, const char *t) {
     resp->status = status;
     resp->body = strdup(t);
@@ -114,9 +92,11 @@ static int handle(void *opaque, const char *method, const char *path, const char
     if (strcmp(path, "/v1/archive") != 0)
         return text(resp, 404, "{\"error\":true,\"reason\":\"Not found\"}");
     char a[64], o[64], s[16], e[16], hourly[256];
-    if (!qget(query, "latitude", a, sizeof a) || !qget(query, "longitude", o, sizeof o) ||
-        !qget(query, "start_date", s, sizeof s) || !qget(query, "end_date", e, sizeof e) ||
-        !qget(query, "hourly", hourly, sizeof hourly) || strcmp(hourly, HOURLY) != 0)
+    if (!wx_query_get(query, "latitude", a, sizeof a) ||
+        !wx_query_get(query, "longitude", o, sizeof o) ||
+        !wx_query_get(query, "start_date", s, sizeof s) ||
+        !wx_query_get(query, "end_date", e, sizeof e) ||
+        !wx_query_get(query, "hourly", hourly, sizeof hourly) || strcmp(hourly, HOURLY) != 0)
         return text(resp, 400, "{\"error\":true,\"reason\":\"bad request\"}");
     double lat = atof(a);
     int status = 200;

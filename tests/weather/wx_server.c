@@ -142,7 +142,7 @@ static char *body_for(const wx_server_t *s, double lat, double lon, const char *
 /* ---- requests ------------------------------------------------------------------------------ */
 
 /* Value of `name` in a percent-encoded query, decoded into out: 1 found, 0 not. */
-static int query_get(const char *q, const char *name, char *out, size_t outlen) {
+int wx_query_get(const char *q, const char *name, char *out, size_t outlen) {
     size_t nl = strlen(name);
     for (const char *p = q; p && *p;) {
         const char *amp = strchr(p, '&'), *end = amp ? amp : p + strlen(p);
@@ -204,11 +204,12 @@ static int handle(void *opaque, const char *method, const char *path, const char
     if (strcmp(path, "/v1/forecast") != 0)
         return answer_text(resp, 404, "{\"error\":true,\"reason\":\"Not found\"}");
     char a[64], o[64], hourly[512];
-    if (!query_get(query, "latitude", a, sizeof a) || !query_get(query, "longitude", o, sizeof o))
+    if (!wx_query_get(query, "latitude", a, sizeof a) ||
+        !wx_query_get(query, "longitude", o, sizeof o))
         return answer_text(resp, 400, "{\"error\":true,\"reason\":\"latitude and longitude\"}");
     double lat = atof(a), lon = atof(o);
     const char *names[NVARS] = {NULL};
-    if (query_get(query, "hourly", hourly, sizeof hourly)) {
+    if (wx_query_get(query, "hourly", hourly, sizeof hourly)) {
         char *save = NULL;
         for (char *t = strtok_r(hourly, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
             int v = 0;

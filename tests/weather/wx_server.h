@@ -51,6 +51,8 @@ typedef struct wx_server_log {
     int64_t first_good_ms;                     /* wall clock when the first good body was sent */
 } wx_server_log_t;
 
+/* Value of `name` in a percent-encoded query string, decoded into out: 1 found, 0 not. */
+int wx_query_get(const char *q, const char *name, char *out, size_t outlen);
 int wx_server_start(wx_server_t **out);
 void wx_server_stop(wx_server_t *s);
 uint16_t wx_server_port(const wx_server_t *s);
