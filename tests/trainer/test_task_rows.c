@@ -47,8 +47,12 @@ static double uni(void) {
     return (double)(rs >> 11) / 9007199254740992.0;
 }
 
-/* apt_hours: the apartments' ring (0: the building's) */
-static tr_history_t *make_history_apt(size_t apt_hours) {
+/* The observed temperature of each hour (NaN: none), as the history last made got it. */
+static double observed_temp[DAYS * 24];
+
+/* apt_hours: the apartments' ring (0: the building's); backfill: observed weather only, issued
+ * at each hour's end as hvs-weather --backfill publishes it, no forecast. */
+static tr_history_t *make_history_wx(size_t apt_hours, bool backfill) {
     tr_history_t *h = tr_history_new(60 * 24, 10);
     if (apt_hours)
         tr_history_set_apartment_hours(h, apt_hours);
@@ -66,20 +70,27 @@ static tr_history_t *make_history_apt(size_t apt_hours) {
             hvs_feat_hour_t x = {hr, use, NAN, room, set, e ? set - room : NAN, 0, NAN, NAN, 0, 0};
             HVS_REQUIRE(tr_history_put_hour(h, "bldg_1", ents[e], &x) >= 0, "put hour");
         }
+        observed_temp[k] = NAN;
         if (k % 97 == 5)
             continue; /* an hour without any weather */
-        for (int l = 6; l <= 72; l += 6) {
+        for (int l = 6; !backfill && l <= 72; l += 6) {
             hvs_ms_t issue = hvs_time_window_start(hr - l * HOUR, 6 * HOUR);
             hvs_feat_wx_t f = {issue,       false, temp + 0.1 * l * (uni() - 0.5), 70, 40,
                                120 * uni(), 3};
             HVS_REQUIRE(tr_history_put_weather(h, "bldg_1", hr, &f) >= 0, "put forecast");
         }
         if (k % 11 != 3) { /* now and then the observation is missing */
-            hvs_feat_wx_t o = {hr + HOUR + 60000, true, temp, 75, 30, 100 * uni(), 2.5};
+            hvs_feat_wx_t o = {
+                hr + HOUR + (backfill ? 0 : 60000), true, temp, 75, 30, 100 * uni(), 2.5};
             HVS_REQUIRE(tr_history_put_weather(h, "bldg_1", hr, &o) >= 0, "put observation");
+            observed_temp[k] = temp;
         }
     }
     return h;
+}
+
+static tr_history_t *make_history_apt(size_t apt_hours) {
+    return make_history_wx(apt_hours, false);
 }
 
 static tr_history_t *make_history(void) { return make_history_apt(0); }
@@ -207,17 +218,24 @@ static void test_trainer_equals_serving(void) {
           .to = to,
           .horizons = horizons,
           .nhorizons = 6,
-          .seed = 3}},
-        {"forecast day-ahead", {.task = TR_FORECAST, .from = from, .to = to, .day_ahead = true}},
+          .seed = 3,
+          .weather_standin = true}},
+        {"forecast day-ahead",
+         {.task = TR_FORECAST, .from = from, .to = to, .day_ahead = true, .weather_standin = true}},
         {"anomaly-residual",
-         {.task = TR_ANOMALY_RESIDUAL, .from = from, .to = to, .weather_wait = 2 * HOUR}},
+         {.task = TR_ANOMALY_RESIDUAL,
+          .from = from,
+          .to = to,
+          .weather_wait = 2 * HOUR,
+          .weather_standin = true}},
         {"anomaly-classifier (every apartment-day)",
          {.task = TR_ANOMALY_CLASSIFIER,
           .from = from,
           .to = to,
           .weather_wait = 2 * HOUR,
           .labels = &labels,
-          .all_days = true}},
+          .all_days = true,
+          .weather_standin = true}},
     };
     uint64_t digest = 14695981039346656037ull;
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
@@ -235,6 +253,9 @@ static void test_trainer_equals_serving(void) {
                cases[k].what, r.n, r.ncols, nan_cells, bad);
         HVS_CHECK(bad == 0, "%s: serving rows equal the trainer's bit for bit (%zu of %zu differ)",
                   cases[k].what, bad, r.n);
+        HVS_CHECK(r.nstandin == 0,
+                  "%s: weather stand-ins on, none used where forecasts exist (%zu)", cases[k].what,
+                  r.nstandin);
         if (cases[k].sel.task == TR_FORECAST)
             HVS_CHECK(unscaled_differ(h, &r) > r.n / 2,
                       "%s: without the per-m2 scaling most rows would differ", cases[k].what);
@@ -417,6 +438,154 @@ static void test_apartment_ring(void) {
     tr_history_destroy(h);
 }
 
+static double observed_at(hvs_ms_t hour) {
+    hvs_ms_t k = (hour - START) / HOUR;
+    return k >= 0 && k < DAYS * 24 ? observed_temp[k] : NAN;
+}
+
+/* A column that reads the target hour's own consumption: known only once the hour is over. */
+static double leaky_use(const hvs_feat_history_t *h, hvs_ms_t target, hvs_ms_t as_of) {
+    (void)as_of;
+    const hvs_feat_hour_t *t = hvs_feat_hour_get(h, target);
+    return t ? t->use : NAN;
+}
+
+static bool rows_equal(const tr_rows_t *a, const tr_rows_t *b) {
+    return a->n == b->n && a->ncols == b->ncols &&
+           memcmp(a->x, b->x, a->n * a->ncols * sizeof *a->x) == 0 &&
+           memcmp(a->y, b->y, a->n * sizeof *a->y) == 0 &&
+           memcmp(a->naive, b->naive, a->n * sizeof *a->naive) == 0 &&
+           memcmp(a->horizon, b->horizon, a->n * sizeof *a->horizon) == 0 &&
+           memcmp(a->hour, b->hour, a->n * sizeof *a->hour) == 0 &&
+           memcmp(a->as_of, b->as_of, a->n * sizeof *a->as_of) == 0;
+}
+
+/* Issue 18: history from a weather backfill holds observations only. Forecast rows at horizons
+ * 1-72 without stand-ins have no weather of the target hour; with them every row whose hour was
+ * observed carries the observed temperature as a forecast issued at as_of (lead = horizon - 1),
+ * the temperature lags beyond 24 / 48 h likewise, flagged with the hours stood in; nothing else
+ * of the row changes. The leak check accepts those rows, rejects them with the flag cleared or
+ * without the stand-in exception, and still catches a column that reads the future. With
+ * forecasts in the history (live), rows with and without stand-ins are the same bits. */
+static void test_weather_standin(void) {
+    static const int horizons[] = {1, 6, 13, 24, 25, 36, 49, 72};
+    hvs_ms_t from = START + 10 * DAY, to = START + DAYS * DAY;
+    tr_select_t sel = {.task = TR_FORECAST,
+                       .from = from,
+                       .to = to,
+                       .horizons = horizons,
+                       .nhorizons = 8,
+                       .seed = 3};
+    hvs_err_t err = {0};
+    tr_rows_t off, on;
+    /* live history: forecasts of every hour, the stand-in never applies */
+    tr_history_t *h = make_history();
+    HVS_REQUIRE(tr_rows_build(h, &sel, info, NULL, &off, &err) == 0, "rows: %s", err.msg);
+    sel.weather_standin = true;
+    HVS_REQUIRE(tr_rows_build(h, &sel, info, NULL, &on, &err) == 0, "rows: %s", err.msg);
+    HVS_CHECK(off.n > 1000 && rows_equal(&off, &on) && on.nstandin == 0,
+              "live history: %zu rows with stand-ins on equal those without, bit for bit "
+              "(%zu stood in)",
+              on.n, on.nstandin);
+    tr_rows_fini(&off), tr_rows_fini(&on);
+    tr_history_destroy(h);
+
+    h = make_history_wx(0, true);
+    int t_c = col(HVS_TASK_FORECAST, "temperature_c"),
+        f_c = col(HVS_TASK_FORECAST, "weather_is_forecast"),
+        l_c = col(HVS_TASK_FORECAST, "weather_lead_h"), hdh_c = col(HVS_TASK_FORECAST, "hdh"),
+        l24_c = col(HVS_TASK_FORECAST, "temp_lag_24"),
+        l48_c = col(HVS_TASK_FORECAST, "temp_lag_48");
+    HVS_REQUIRE(t_c >= 0 && f_c >= 0 && l_c >= 0 && hdh_c >= 0 && l24_c >= 0 && l48_c >= 0,
+                "forecast columns");
+    /* the columns a stand-in may change: the weather of hours still to come and what derives
+     * from it */
+    static const char *const wx_cols[] = {
+        "temperature_c", "relative_humidity_pct", "cloud_cover_pct", "shortwave_radiation_wm2",
+        "wind_speed_ms", "weather_is_forecast",   "weather_lead_h",  "hdh",
+        "temp_x_hour",   "temp_x_radiation",      "temp_lag_24",     "temp_lag_48",
+        "temp_lag_168"};
+    bool may[HVS_TASKROW_MAX_COLS] = {0};
+    for (size_t i = 0; i < sizeof wx_cols / sizeof *wx_cols; i++)
+        if (col(HVS_TASK_FORECAST, wx_cols[i]) >= 0)
+            may[col(HVS_TASK_FORECAST, wx_cols[i])] = true;
+    sel.weather_standin = false;
+    HVS_REQUIRE(tr_rows_build(h, &sel, info, NULL, &off, &err) == 0, "rows: %s", err.msg);
+    sel.weather_standin = true;
+    HVS_REQUIRE(tr_rows_build(h, &sel, info, NULL, &on, &err) == 0, "rows: %s", err.msg);
+    HVS_REQUIRE(on.n == off.n && on.n > 1000, "backfill: %zu rows, %zu without stand-ins", on.n,
+                off.n);
+    size_t wx_off = 0, expect = 0, flagged = 0, carried = 0, right = 0, flag_ok = 0, other_same = 0;
+    for (size_t i = 0; i < on.n; i++) {
+        const float *a = &off.x[i * off.ncols], *b = &on.x[i * on.ncols];
+        hvs_ms_t hr = on.hour[i];
+        int hz = (int)on.horizon[i];
+        double t = observed_at(hr), t24 = observed_at(hr - 24 * HOUR),
+               t48 = observed_at(hr - 48 * HOUR);
+        wx_off += isfinite(a[t_c]);
+        int stood = isfinite(t) + (hz > 24 && isfinite(t24)) + (hz > 48 && isfinite(t48));
+        expect += isfinite(t);
+        flagged += stood > 0;
+        carried += isfinite(b[t_c]);
+        /* computed here: the observation as a forecast issued at as_of */
+        right += isfinite(t) && b[t_c] == (float)t && b[f_c] == 1.0f && b[l_c] == (float)(hz - 1) &&
+                 b[hdh_c] == (float)(t < 18 ? 18 - t : 0) &&
+                 (hz <= 24 || !isfinite(t24) || b[l24_c] == (float)t24) &&
+                 (hz <= 48 || !isfinite(t48) || b[l48_c] == (float)t48);
+        flag_ok += on.standin[i] == stood;
+        bool same = true;
+        for (size_t c = 0; c < on.ncols; c++)
+            if (!may[c] && memcmp(&a[c], &b[c], sizeof *a) != 0)
+                same = false;
+        other_same += same;
+    }
+    printf("backfilled history: %zu forecast rows; target-hour weather in %zu without stand-ins, "
+           "%zu with (%zu stood in)\n",
+           on.n, wx_off, carried, on.nstandin);
+    HVS_CHECK(wx_off == 0, "without stand-ins no forecast row has target-hour weather (%zu)",
+              wx_off);
+    HVS_CHECK(expect > on.n * 9 / 10 && carried == expect && right == expect,
+              "with stand-ins every row of an observed hour carries it (%zu, %zu expected), as a "
+              "forecast issued at as_of with the observed temperature (%zu right)",
+              carried, expect, right);
+    HVS_CHECK(flag_ok == on.n && on.nstandin == flagged,
+              "rows flagged with the hours stood in (%zu of %zu; %zu rows flagged, %zu expected)",
+              flag_ok, on.n, on.nstandin, flagged);
+    HVS_CHECK(other_same == on.n, "the other columns unchanged (%zu of %zu rows)", other_same,
+              on.n);
+    /* the leak check: stand-ins accepted, their flag checked, real leaks still caught */
+    HVS_CHECK(tr_leak_check(h, &sel, info, NULL, &on, 300, &err) == 0, "leak check: %s", err.msg);
+    tr_select_t nosel = sel;
+    nosel.weather_standin = false;
+    HVS_CHECK(tr_leak_check(h, &nosel, info, NULL, &on, 300, &err) == HVS_EINVAL &&
+                  strstr(err.msg, "temperature_c"),
+              "without the stand-in exception the observed values are leakage: %s", err.msg);
+    size_t first = 0;
+    while (first < on.n && on.standin[first] == 0)
+        first++;
+    HVS_REQUIRE(first < on.n, "a stood-in row");
+    on.standin[first] = 0;
+    HVS_CHECK(tr_leak_check(h, &sel, info, NULL, &on, on.n, &err) == HVS_EINVAL &&
+                  strstr(err.msg, "stand in"),
+              "a stand-in without its flag is rejected: %s", err.msg);
+    tr_rows_fini(&on);
+    sel.extra = leaky_use;
+    HVS_REQUIRE(tr_rows_build(h, &sel, info, NULL, &on, &err) == 0, "rows: %s", err.msg);
+    HVS_CHECK(tr_leak_check(h, &sel, info, NULL, &on, 300, &err) == HVS_EINVAL &&
+                  strstr(err.msg, "extra"),
+              "a column reading the target hour's consumption is still caught: %s", err.msg);
+    tr_rows_fini(&on);
+    /* the day-ahead evaluation rows get them too: the backtest scores what was trained */
+    tr_select_t da = {
+        .task = TR_FORECAST, .from = from, .to = to, .day_ahead = true, .weather_standin = true};
+    HVS_REQUIRE(tr_rows_build(h, &da, info, NULL, &on, &err) == 0, "rows: %s", err.msg);
+    HVS_CHECK(on.n > 500 && on.nstandin > on.n * 9 / 10, "day-ahead rows: %zu of %zu stood in",
+              on.nstandin, on.n);
+    tr_rows_fini(&on);
+    tr_rows_fini(&off);
+    tr_history_destroy(h);
+}
+
 /* The calendar, the features worker's writer and a FeatureVector decoder, made on first use. */
 static void teardown(void) {
     hvs_decoder_destroy(dec);
@@ -459,11 +628,17 @@ static void case_apartment_ring(void) {
     test_apartment_ring();
 }
 
+static void case_weather_standin(void) {
+    setup();
+    test_weather_standin();
+}
+
 static const hvs_test_case_t cases[] = {
     {"direct_writer_in_use", case_direct_writer},
     {"apartment_ring_shorter_than_window", case_apartment_ring},
     {"by_hand", case_by_hand},
     {"trainer_rows_equal_serving_rows", case_trainer_equals_serving},
+    {"weather_standin_after_backfill", case_weather_standin},
     HVS_TEST_CASES_END,
 };
 

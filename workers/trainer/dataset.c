@@ -23,7 +23,7 @@ const char *const *tr_task_features(tr_task_t t, size_t *n) {
 
 void tr_rows_fini(tr_rows_t *r) {
     free(r->x), free(r->y), free(r->scale), free(r->naive), free(r->horizon);
-    free(r->hour), free(r->as_of), free(r->group), free(r->series);
+    free(r->hour), free(r->as_of), free(r->group), free(r->series), free(r->standin);
     memset(r, 0, sizeof *r);
 }
 
@@ -47,7 +47,8 @@ int tr_rows_grow(tr_rows_t *r) {
         grow1((void **)&r->hour, cap * sizeof *r->hour) ||
         grow1((void **)&r->as_of, cap * sizeof *r->as_of) ||
         grow1((void **)&r->group, cap * sizeof *r->group) ||
-        grow1((void **)&r->series, cap * sizeof *r->series))
+        grow1((void **)&r->series, cap * sizeof *r->series) ||
+        grow1((void **)&r->standin, cap * sizeof *r->standin))
         return HVS_ENOMEM;
     r->cap = cap;
     return 0;
@@ -87,17 +88,114 @@ static int task_row(tr_task_t task, const double *x, double area, float *row, si
     return 0;
 }
 
+/* ---- weather stand-ins (dataset.h) ---------------------------------------------------------- */
+
+/* The hours whose weather hvs_features_compute reads at as_of (features.h): the target hour and
+ * its temperature lags; the rolling means read hours before A <= as_of, never still to come. */
+static const int standin_lags[] = {0, 24, 48, 168};
+#define STANDIN_HOURS (sizeof standin_lags / sizeof standin_lags[0])
+
+/* The newest observation of an hour with a temperature, or NULL. */
+static const hvs_feat_wx_t *observation_of(const hvs_feat_history_t *v, hvs_ms_t hour) {
+    if (!v->wx || v->nwx == 0)
+        return NULL;
+    const hvs_feat_wx_hour_t *w = &v->wx[hvs_feat_slot(hour, v->nwx)];
+    if (w->hour != hour)
+        return NULL;
+    for (int i = w->n - 1; i >= 0; i--)
+        if (w->v[i].observed && isfinite(w->v[i].temp))
+            return &w->v[i];
+    return NULL;
+}
+
+/* A writable copy of one building's weather ring, patched for one row at a time and restored:
+ * the history stays untouched (const) and a building that needs no stand-in is never copied. */
+typedef struct standin {
+    hvs_feat_wx_hour_t *ring;
+    size_t n;
+    const hvs_feat_wx_hour_t *of; /* the ring it copies (NULL: none yet) */
+} standin_t;
+
+/*
+ * The features of (hour, as_of) on v, with stand-ins when on: an hour still to come at as_of
+ * with no record issued by then in v and an observation in obs (the whole history: in the leak
+ * check v is the cut one) reads a forecast issued at as_of carrying the observation's values.
+ * *stood gets the hours stood in. v->wx must be sc->of's content or a private ring (writable:
+ * the leak check's cut copy, passed as `own`). HVS_ENOMEM.
+ */
+static int compute_row(standin_t *sc, bool on, const hvs_feat_history_t *v,
+                       const hvs_feat_history_t *obs, hvs_feat_wx_hour_t *own, hvs_calendar_t *cal,
+                       hvs_ms_t hour, hvs_ms_t as_of, double *x, unsigned *flags, int *stood,
+                       hvs_err_t *err) {
+    *stood = 0;
+    const hvs_feat_wx_t *rec[STANDIN_HOURS] = {0};
+    hvs_ms_t hrs[STANDIN_HOURS];
+    size_t need = 0;
+    hour = hvs_time_window_start(hour, HOUR);
+    for (size_t i = 0; on && v->nwx && i < STANDIN_HOURS; i++) {
+        hvs_ms_t hh = hour - (hvs_ms_t)standin_lags[i] * HOUR;
+        bool dup = false; /* two lags in one slot of a short ring: read the same slot */
+        for (size_t j = 0; j < need; j++)
+            dup |= hvs_feat_slot(hrs[j], v->nwx) == hvs_feat_slot(hh, v->nwx);
+        if (hh + HOUR <= as_of || dup || hvs_feat_wx_get(v, hh, as_of))
+            continue;
+        if ((rec[need] = observation_of(obs, hh)))
+            hrs[need++] = hh;
+    }
+    if (need == 0) { /* what serving computes */
+        hvs_features_compute(v, cal, hour, as_of, x, flags);
+        return 0;
+    }
+    hvs_feat_wx_hour_t *ring = own;
+    if (!ring) {
+        if (!sc->ring || sc->n < v->nwx) {
+            free(sc->ring);
+            sc->of = NULL;
+            if (!(sc->ring = malloc(v->nwx * sizeof *sc->ring)))
+                return hvs_err_set(err, HVS_ENOMEM, "oom", "weather stand-in ring");
+            sc->n = v->nwx;
+        }
+        if (sc->of != v->wx) {
+            memcpy(sc->ring, v->wx, v->nwx * sizeof *sc->ring);
+            sc->of = v->wx;
+        }
+        ring = sc->ring;
+    }
+    hvs_feat_wx_hour_t saved[STANDIN_HOURS];
+    for (size_t i = 0; i < need; i++) {
+        hvs_feat_wx_hour_t *slot = &ring[hvs_feat_slot(hrs[i], v->nwx)];
+        saved[i] = *slot;
+        /* the only record the row can read of that hour: any other was issued after as_of */
+        hvs_feat_wx_t f = *rec[i];
+        f.issued_at = as_of;
+        f.observed = false;
+        slot->hour = hrs[i];
+        slot->n = 1;
+        slot->v[0] = f;
+    }
+    hvs_feat_history_t pv = *v;
+    pv.wx = ring;
+    hvs_features_compute(&pv, cal, hour, as_of, x, flags);
+    for (size_t i = need; i-- > 0;)
+        ring[hvs_feat_slot(hrs[i], v->nwx)] = saved[i];
+    *stood = (int)need;
+    return 0;
+}
+
 static int add_row(tr_rows_t *r, size_t ncols, const hvs_feat_history_t *v, hvs_calendar_t *cal,
-                   const tr_select_t *sel, hvs_ms_t hour, hvs_ms_t as_of, double target,
-                   double area, int32_t g, int32_t s, hvs_err_t *err) {
+                   const tr_select_t *sel, standin_t *sc, hvs_ms_t hour, hvs_ms_t as_of,
+                   double target, double area, int32_t g, int32_t s, hvs_err_t *err) {
     if (tr_rows_grow(r))
         return hvs_err_set(err, HVS_ENOMEM, "oom", "training rows");
     double x[HVS_FEATURES_COUNT];
     unsigned flags;
-    hvs_features_compute(v, cal, hour, as_of, x, &flags);
-    float *row = &r->x[r->n * r->ncols];
-    int rc = task_row(sel->task, x, area, row, ncols, err);
+    int stood;
+    int rc = compute_row(sc, sel->weather_standin, v, v, NULL, cal, hour, as_of, x, &flags, &stood,
+                         err);
     if (rc)
+        return rc;
+    float *row = &r->x[r->n * r->ncols];
+    if ((rc = task_row(sel->task, x, area, row, ncols, err)))
         return rc;
     if (sel->extra)
         row[ncols] = (float)sel->extra(v, hour, as_of);
@@ -112,6 +210,8 @@ static int add_row(tr_rows_t *r, size_t ncols, const hvs_feat_history_t *v, hvs_
     r->as_of[r->n] = as_of;
     r->group[r->n] = g;
     r->series[r->n] = s;
+    r->standin[r->n] = (uint8_t)stood;
+    r->nstandin += stood > 0;
     r->n++;
     return 0;
 }
@@ -126,6 +226,7 @@ int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
     size_t ncols = hvs_taskrow_ncols((hvs_task_t)sel->task);
     out->ncols = ncols + (sel->extra ? 1 : 0);
     int rc = 0;
+    standin_t sc = {0};
     uint64_t rs = sel->seed ? sel->seed : 0x9e3779b97f4a7c15ull;
     for (size_t g = 0; g < h->nb; g++) {
         const tr_building_t *b = h->b[g];
@@ -155,7 +256,7 @@ int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
                         const hvs_feat_hour_t *t = hvs_feat_hour_get(&v, hour);
                         if (hour < sel->from || hour >= sel->to || !t || !isfinite(t->use))
                             continue;
-                        if ((rc = add_row(out, ncols, &v, bi.cal, sel, hour, as_of, t->use,
+                        if ((rc = add_row(out, ncols, &v, bi.cal, sel, &sc, hour, as_of, t->use,
                                           bi.area_m2, (int32_t)g, (int32_t)si, err)))
                             goto fail;
                     }
@@ -170,7 +271,7 @@ int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
                 if (sel->task == TR_ANOMALY_CLASSIFIER) {
                     int lab = tr_labels_get(sel->labels, b->id, s->id, hvs_time_day_start(hour));
                     if ((lab >= 0 || sel->all_days) &&
-                        (rc = add_row(out, ncols, &v, bi.cal, sel, hour,
+                        (rc = add_row(out, ncols, &v, bi.cal, sel, &sc, hour,
                                       stream_as_of(&v, hour, sel->weather_wait),
                                       lab >= 0 ? lab : NAN, bi.area_m2, (int32_t)g, (int32_t)si,
                                       err)))
@@ -178,7 +279,7 @@ int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
                     continue;
                 }
                 if (sel->task == TR_ANOMALY_RESIDUAL) {
-                    if ((rc = add_row(out, ncols, &v, bi.cal, sel, hour,
+                    if ((rc = add_row(out, ncols, &v, bi.cal, sel, &sc, hour,
                                       stream_as_of(&v, hour, sel->weather_wait), t->use, bi.area_m2,
                                       (int32_t)g, (int32_t)si, err)))
                         goto fail;
@@ -190,7 +291,7 @@ int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
                 for (size_t j = 0; j < k; j++) {
                     int hz = k == sel->nhorizons ? sel->horizons[j]
                                                  : sel->horizons[next_rand(&rs) % sel->nhorizons];
-                    if ((rc = add_row(out, ncols, &v, bi.cal, sel, hour,
+                    if ((rc = add_row(out, ncols, &v, bi.cal, sel, &sc, hour,
                                       hour + HOUR - (hvs_ms_t)hz * HOUR, t->use, bi.area_m2,
                                       (int32_t)g, (int32_t)si, err)))
                         goto fail;
@@ -198,8 +299,10 @@ int tr_rows_build(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
             }
         }
     }
+    free(sc.ring);
     return 0;
 fail:
+    free(sc.ring);
     tr_rows_fini(out);
     return rc;
 }
@@ -243,11 +346,15 @@ int tr_leak_check(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
                     wx[k].v[w++] = wx[k].v[q];
             wx[k].n = w;
         }
-        hvs_feat_history_t v = {hours, s->ring, wx, h->ring, bi.commissioning};
+        hvs_feat_history_t v = {hours, s->ring, wx, h->ring, bi.commissioning}, whole;
+        tr_history_view(h, b, s, bi.commissioning, &whole);
         double x[HVS_FEATURES_COUNT];
         unsigned flags;
-        hvs_features_compute(&v, bi.cal, r->hour[i], as_of, x, &flags);
-        if ((rc = task_row(sel->task, x, bi.area_m2, row, ncols, err)))
+        int stood;
+        /* stand-ins qualify on the cut history; only their values come from the whole one */
+        if ((rc = compute_row(NULL, sel->weather_standin, &v, &whole, wx, bi.cal, r->hour[i], as_of,
+                              x, &flags, &stood, err)) ||
+            (rc = task_row(sel->task, x, bi.area_m2, row, ncols, err)))
             break;
         if (sel->extra)
             row[ncols] = (float)sel->extra(&v, r->hour[i], as_of);
@@ -263,6 +370,12 @@ int tr_leak_check(const tr_history_t *h, const tr_select_t *sel, tr_info_fn info
                                  (long long)as_of, got[c], row[c]);
                 break;
             }
+        if (rc == 0 && (stood > 0) != (r->standin && r->standin[i] > 0))
+            rc = hvs_err_set(err, HVS_EINVAL, "leakage",
+                             "row of %s at hour %lld as of %lld: %d hours of observed weather "
+                             "stand in for forecasts, the row is flagged with %d",
+                             b->id, (long long)r->hour[i], (long long)as_of, stood,
+                             r->standin ? (int)r->standin[i] : 0);
     }
     free(row);
     free(hours);

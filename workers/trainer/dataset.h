@@ -22,10 +22,23 @@
  *                     every apartment-day, the unlabelled with target NaN.
  *   refresh           not from the history: from a forecast run's backtest (refresh.h).
  * Columns: the task's (tr_task_features = hvs_taskrow_columns), cast to float.
+ * Weather stand-ins (weather_standin; HVS_TRAIN_WEATHER_STANDIN, default on): history brought
+ * in by a weather backfill holds observations only (issued at each hour's end) and no forecast,
+ * so a row would read the hours still to come at its as_of (the target hour; the temperature
+ * lags of H - 24 h and H - 48 h beyond those horizons) without weather. Where such an hour
+ * (hour + 1 h > as_of) has no record issued by as_of but an observation with a temperature, the
+ * row is computed as if a forecast with the observation's values had been issued at as_of:
+ * weather_is_forecast 1, weather_lead_h = (H - as_of) / 1 h (horizon - 1: the shortest lead a
+ * forecast known at as_of can have). The row is flagged (standin: the hours stood in). A row
+ * with any record issued by as_of for those hours is computed as without stand-ins, bit for bit.
+ * Training rows only: serving never reads an observation of an hour still to come.
  * Leak check: for a sample of rows the features are computed again on a copy of the history
  * with everything after as_of removed (later hours, weather issued later); any difference means
- * a feature used the future, and names it. A test hook (extra) may append a column computed by
- * the caller, to prove the check catches a leaky one.
+ * a feature used the future, and names it. Stand-ins are the one exception, by design: they are
+ * derived again on the cut history (only hours without a record issued by as_of qualify), their
+ * values alone taken from the whole one, and the row's flag must say so (a stand-in without its
+ * flag, or a flag without one, is rejected as leakage). A test hook (extra) may append a column
+ * computed by the caller, to prove the check catches a leaky one.
  *
  * Ownership: tr_rows_t owns its arrays (tr_rows_fini). Thread-safety: building reads the history
  * (consume-loop thread); the rows can then go to the training thread.
@@ -72,6 +85,9 @@ typedef struct tr_rows {
     hvs_ms_t *hour, *as_of;
     int32_t *group;  /* building index in the history */
     int32_t *series; /* series index within the building */
+
+    uint8_t *standin; /* hours whose observed weather stands in for a forecast (0: none) */
+    size_t nstandin;  /* rows with standin > 0 */
 } tr_rows_t;
 
 void tr_rows_fini(tr_rows_t *r);
@@ -96,6 +112,8 @@ typedef struct tr_select {
     tr_labels_t *labels; /* anomaly-classifier: the targets */
     bool all_days;       /* anomaly-classifier: every apartment-day (target NaN when
                                      unlabelled), as scored at serving, not only labelled ones */
+
+    bool weather_standin; /* observed weather stands in for missing forecasts (above) */
 } tr_select_t;
 
 /* Per building what the rows need from topology: heated area (hvs_building_area; NaN unknown:

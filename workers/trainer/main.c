@@ -60,7 +60,7 @@ typedef struct settings {
         min_train_days, per_hour, max_rows, rounds, max_depth, nthread, max_apartments,
         weather_wait_ms, max_record, top_k, min_labels, drift_cooldown_ms;
     double eta, max_wape, min_improvement;
-    bool auto_approve;
+    bool auto_approve, weather_standin;
     char *horizons, *tasks, *region;
 } settings_t;
 
@@ -116,6 +116,9 @@ static const hvs_cfg_entry_t tr_entries[] = {
      "calendar of buildings whose topology names no holiday region"},
     {"HVS_TRAIN_WEATHER_WAIT", HVS_CFG_DURATION, "2h", 0, 604800000, S(weather_wait_ms), 0,
      "as the features worker's HVS_FEAT_WEATHER_WAIT (anomaly rows' as_of)"},
+    {"HVS_TRAIN_WEATHER_STANDIN", HVS_CFG_BOOL, "true", 0, 0, S(weather_standin), 0,
+     "forecast training rows: an hour's observed weather stands in for the forecast missing at "
+     "the row's as_of (a weather backfill has no forecasts), flagged; serving never does"},
     {"HVS_TRAIN_MAX_RECORD", HVS_CFG_INT, "4194304", 10000, HVS_TOPIC_MODELS_MAX_MESSAGE,
      S(max_record), 0,
      "largest ModelVersion record published, bytes (`models` takes up to 16 MiB; hvs-devbroker "
@@ -169,7 +172,7 @@ typedef struct worker {
     char requested[160]; /* POST /train: a name, "all", or "" */
     pthread_mutex_t req_lock;
     hvs_metric_t *m_in, *m_skipped, *m_runs, *m_published, *m_rejected, *m_seconds, *m_labels,
-        *m_drift, *m_no_area;
+        *m_drift, *m_no_area, *m_standin;
     char **no_area; /* buildings said to have no heated area, sorted: said once each */
     size_t nno_area, capno_area;
 } worker_t;
@@ -391,7 +394,8 @@ static tr_config_t run_config(worker_t *w) {
                      .leak_sample = 200,
                      .labels = &w->labels,
                      .top_k = (int)settings.top_k,
-                     .min_labels = (size_t)settings.min_labels};
+                     .min_labels = (size_t)settings.min_labels,
+                     .weather_standin = settings.weather_standin};
     c.xgb = (hvs_train_params_t){.rounds = (int)settings.rounds,
                                  .eta = settings.eta,
                                  .max_depth = (int)settings.max_depth,
@@ -483,6 +487,14 @@ static int run_one(worker_t *w, tr_task_t task, const char *name, const char *co
                       err);
     hvs_registry_release(champ);
     hvs_metric_inc(w->m_runs);
+    if (rc == 0 && r.standin_rows) { /* a backfill's history: say how much of it */
+        hvs_metric_add(w->m_standin, (double)r.standin_rows);
+        hvs_log_info("trainer",
+                     "%s: %zu of %zu training rows read observed weather standing in for a "
+                     "forecast missing at their as_of (a weather backfill; "
+                     "HVS_TRAIN_WEATHER_STANDIN)",
+                     name, r.standin_rows, r.rows);
+    }
     int v = 0;
     if (rc == HVS_ESTATE) { /* not enough data yet: nothing to publish, not a failure */
         hvs_log_info("trainer", "%s not trained: %s", name, err->msg);
@@ -924,6 +936,11 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
         "feedback verdicts that changed a label (UNSURE is no verdict)", NULL);
     w->m_drift = hvs_metrics_counter(ms, "hvs_trainer_drift_runs_total",
                                      "runs queued by MODEL_DRIFT alerts", NULL);
+    w->m_standin = hvs_metrics_counter(
+        ms, "hvs_trainer_weather_standin_rows_total",
+        "training rows whose observed weather stood in for a forecast missing at their as_of "
+        "(history from a weather backfill; HVS_TRAIN_WEATHER_STANDIN)",
+        NULL);
     if (app->http && (rc = hvs_http_route(app->http, "/train", http_train, w, err)))
         return rc;
     hvs_log_info(

@@ -665,7 +665,8 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
                        .buildings = buildings,
                        .nbuildings = nbuildings,
                        .extra = c->extra,
-                       .labels = c->labels};
+                       .labels = c->labels,
+                       .weather_standin = c->weather_standin};
     tr_rows_t rows = {0}, eval = {0};
     if (task == TR_ANOMALY_CLASSIFIER) {
         /* counted before the first held-out day: what the backtest's first fold trains on */
@@ -691,11 +692,15 @@ int tr_train(const tr_history_t *h, tr_task_t task, const char *name, const char
             rows.naive[keep] = rows.naive[i];
             rows.horizon[keep] = rows.horizon[i], rows.hour[keep] = rows.hour[i];
             rows.as_of[keep] = rows.as_of[i], rows.group[keep] = rows.group[i];
-            rows.series[keep] = rows.series[i];
+            rows.series[keep] = rows.series[i], rows.standin[keep] = rows.standin[i];
         }
         rows.n = keep;
+        rows.nstandin = 0;
+        for (size_t i = 0; i < rows.n; i++)
+            rows.nstandin += rows.standin[i] > 0;
     }
     out->rows = rows.n;
+    out->standin_rows = rows.nstandin;
     /* the protocol's leak guard */
     rc = tr_leak_check(h, &sel, info, opaque, &rows, c->leak_sample ? c->leak_sample : 200, err);
     if (rc == HVS_EINVAL) {
@@ -970,6 +975,10 @@ int tr_record_build(const tr_result_t *r, int version, hvs_ms_t now, const tr_co
         P("wape_h7_24", "%.6f", r->bucket_wape[1]);
         P("wape_h25_48", "%.6f", r->bucket_wape[2]);
         P("wape_h49_72", "%.6f", r->bucket_wape[3]);
+        /* how much of the training set read observed weather as its forecast (dataset.h) */
+        P("weather_standin", "%s", c->weather_standin ? "on" : "off");
+        P("weather_standin_rows", "%zu", r->standin_rows);
+        P("weather_standin_share", "%.6f", r->rows ? (double)r->standin_rows / r->rows : 0.0);
         /* the 80 % interval of each bucket: "<q10> <q90> <floor>", train.h */
         static const char *const ik[TR_BUCKETS] = {"interval_h1_6", "interval_h7_24",
                                                    "interval_h25_48", "interval_h49_72"};

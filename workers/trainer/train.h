@@ -73,6 +73,8 @@ typedef struct tr_config {
                                     classifier's targets (NULL: none) */
     int top_k;           /* the daily alert budget ranked (precision@k) */
     size_t min_labels;   /* classifier: labelled fault days (and false alarms) needed */
+
+    bool weather_standin; /* observed weather stands in for missing forecasts (dataset.h) */
 } tr_config_t;
 
 #define TR_BUCKETS 4
@@ -97,6 +99,8 @@ typedef struct tr_result {
     double interval[TR_BUCKETS][3];
     int monotone_violations, stress_rows;
     size_t rows, eval_rows;
+    size_t standin_rows; /* rows (of `rows`) whose weather an observation stands in for: params
+                            weather_standin_rows, weather_standin_share (forecast) */
     hvs_ms_t train_start, train_end;
     double seconds;
     hvs_model_t *model;
