@@ -679,7 +679,7 @@ static void test_metrics(void) {
     HVS_CHECK(no_area == 1 && out && atoi(out) == 1,
               "no-area building counted once (%g) and logged once (%s)", no_area, out ? out : "?");
     free(out);
-    /* the 6-hourly runs reach 72 h ahead: a row of horizon 68-72 h often has no forecast of
+    /* the 6-hourly runs reach 72 h ahead: a row of horizon 69-72 h often has no forecast of
      * its hour issued by its as_of, nor has one before the first run; the observation stands in
      * (issue 18), counted in each forecast version's params and in the metric */
     double standin = hvs_test_metric(mt, "hvs_trainer_weather_standin_rows_total"), sum = 0;
