@@ -328,18 +328,21 @@ static bool rebuild_quiet(rf_building_t *b, hvs_ms_t t, bool rebuilding, bool re
     return false;
 }
 
-/* A late input changed what the building's ticks from `from` read: make them again now (at most
- * `reissue` back from the last tick), before any later input changes more. */
-static int remake(rf_t *g, rf_building_t *b, const rf_partition_t *pt, hvs_ms_t from, bool quiet,
-                  hvs_err_t *err) {
+/* A late input changed what the building's ticks from `from` to `upto` read (HVS_MS_NONE: to
+ * the last tick): make them again now (at most `reissue` back from the last tick), before any
+ * later input changes more. */
+static int remake(rf_t *g, rf_building_t *b, const rf_partition_t *pt, hvs_ms_t from, hvs_ms_t upto,
+                  bool quiet, hvs_err_t *err) {
     if (b->last_tick == HVS_MS_NONE || from > b->last_tick)
         return 0;
+    if (upto == HVS_MS_NONE || upto > b->last_tick)
+        upto = b->last_tick;
     from = ceil_q(from);
     if (from < b->last_tick - g->conf.reissue)
         from = ceil_q(b->last_tick - g->conf.reissue);
     bool rebuilding = g->cb.quiet && g->cb.quiet(g->cb.opaque, pt->p);
     int rc = 0;
-    for (hvs_ms_t t = from; t <= b->last_tick && rc == 0; t += Q)
+    for (hvs_ms_t t = from; t <= upto && rc == 0; t += Q)
         rc = make_tick(g, b, t, true, rebuild_quiet(b, t, rebuilding, quiet), err);
     return rc;
 }
@@ -366,7 +369,7 @@ int rf_on_quarter(rf_t *g, int32_t p, const char *building, hvs_ms_t start, doub
     mark(b, ring_index(hour));
     if (b->fit_h0 != HVS_MS_NONE && (hvs_ms_t)hour * HOUR < b->fit_h0)
         b->fit_h0 = HVS_MS_NONE;
-    int rc = remake(g, b, pt, end, quiet, err);
+    int rc = remake(g, b, pt, end, HVS_MS_NONE, quiet, err);
     return rc || !moved ? rc : advance(g, pt, err); /* ticks wait on the watermark alone */
 }
 
@@ -412,6 +415,18 @@ static int base_slot(rf_building_t *b, hvs_ms_t issued, rf_baseline_t **out) {
     return 0;
 }
 
+/* Whether two kept baselines are the same (NaN equal to NaN). */
+static bool feq(float a, float c) { return a == c || (isnan(a) && isnan(c)); }
+static bool base_equal(const rf_baseline_t *a, const rf_baseline_t *c) {
+    if (a->issued_at != c->issued_at || a->first_hour != c->first_hour ||
+        a->version != c->version || a->model != c->model || a->npoints != c->npoints)
+        return false;
+    for (int i = 0; i < a->npoints; i++)
+        if (!feq(a->yhat[i], c->yhat[i]) || !feq(a->lo[i], c->lo[i]) || !feq(a->hi[i], c->hi[i]))
+            return false;
+    return true;
+}
+
 /* Drop the baselines no tick can serve any more: older than the newest issued at or before the
  * earliest tick a late input can make again (the building's last tick - reissue). */
 static void base_prune(const rf_t *g, rf_building_t *b) {
@@ -445,29 +460,51 @@ int rf_on_baseline(rf_t *g, int32_t p, const char *building, const rf_baseline_i
         return advance_building(g, pt, b, &pending, err);
     /* kept for serving: newest first, one per issue time (those no tick can serve any more are
      * pruned once the ticks moved on) */
-    rf_baseline_t *k;
+    rf_baseline_t kept = {0}, *k;
+    kept.issued_at = in->issued_at;
+    kept.first_hour = in->target_hour[0];
+    kept.version = in->version;
+    kept.model = name;
+    for (size_t i = 0; i < in->npoints && i < RF_BASE_POINTS; i++) {
+        if (in->target_hour[i] != kept.first_hour + (hvs_ms_t)i * HOUR)
+            break; /* contiguous hours only */
+        kept.yhat[i] = (float)in->yhat[i];
+        kept.lo[i] = isfinite(in->lo[i]) ? (float)in->lo[i] : NAN;
+        kept.hi[i] = isfinite(in->hi[i]) ? (float)in->hi[i] : NAN;
+        kept.npoints = (uint8_t)(i + 1);
+    }
+    bool full = b->nbase == RF_BASELINES_MAX;
+    size_t before = b->nbase;
     if (base_slot(b, in->issued_at, &k))
         return hvs_err_set(err, HVS_ENOMEM, "oom", "refresher baseline of %s", building);
+    /* The ticks it serves as B (engine.h: the newest issued by the tick that forecasts its hour),
+     * [from, upto], when it is new or differs from the one kept of its issue time: a forecaster
+     * that publishes an issue again unchanged (it does after every late or revised hour) makes
+     * nothing again. Dropping the oldest kept (full) may change any tick: all from its issue. */
+    hvs_ms_t from = HVS_MS_NONE, upto = HVS_MS_NONE;
     if (k) {
-        memset(k, 0, sizeof *k);
-        k->issued_at = in->issued_at;
-        k->first_hour = in->target_hour[0];
-        k->version = in->version;
-        k->model = name;
-        for (size_t i = 0; i < in->npoints && i < RF_BASE_POINTS; i++) {
-            if (in->target_hour[i] != k->first_hour + (hvs_ms_t)i * HOUR)
-                break; /* contiguous hours only */
-            k->yhat[i] = (float)in->yhat[i];
-            k->lo[i] = isfinite(in->lo[i]) ? (float)in->lo[i] : NAN;
-            k->hi[i] = isfinite(in->hi[i]) ? (float)in->hi[i] : NAN;
-            k->npoints = (uint8_t)(i + 1);
+        bool fresh = b->nbase != before || full || !base_equal(k, &kept);
+        *k = kept;
+        if (fresh) {
+            b->base_dirty = true;
+            size_t at = (size_t)(k - b->base);
+            from = kept.first_hour > in->issued_at ? kept.first_hour : ceil_q(in->issued_at);
+            for (size_t i = 0; i < at && !full; i++) { /* newer ones take over from */
+                hvs_ms_t n = b->base[i].first_hour > b->base[i].issued_at
+                                 ? b->base[i].first_hour
+                                 : ceil_q(b->base[i].issued_at);
+                if (upto == HVS_MS_NONE || n - Q < upto)
+                    upto = n - Q;
+            }
+            if (full)
+                from = in->issued_at;
+            if (upto != HVS_MS_NONE && upto < from)
+                from = upto = HVS_MS_NONE; /* superseded before it serves any tick */
         }
-        b->base_dirty = true;
         base_prune(g, b);
     }
     /* served baselines: an hour's is the newest baseline issued at or before its start */
     int32_t issued_min = (int32_t)(in->issued_at / 60000);
-    bool changed = false;
     for (size_t i = 0; i < in->npoints && i < RF_BASE_POINTS; i++) {
         int32_t hour = hour_of(in->target_hour[i]);
         if (in->target_hour[i] < in->issued_at)
@@ -483,9 +520,14 @@ int rf_on_baseline(rf_t *g, int32_t p, const char *building, const rf_baseline_i
         mark(b, ring_index(hour));
         if (b->fit_h0 != HVS_MS_NONE && (hvs_ms_t)hour * HOUR < b->fit_h0)
             b->fit_h0 = HVS_MS_NONE;
-        changed = true;
+        /* an hour's served baseline is read by the ticks after it (its error: the lags and the
+         * online fit), to the last tick */
+        hvs_ms_t after = (hvs_ms_t)hour * HOUR + HOUR;
+        if (from == HVS_MS_NONE || after < from)
+            from = after;
+        upto = b->last_tick;
     }
-    int rc = changed || k ? remake(g, b, pt, in->issued_at, quiet, err) : 0;
+    int rc = from != HVS_MS_NONE ? remake(g, b, pt, from, upto, quiet, err) : 0;
     return rc ? rc : advance_building(g, pt, b, &pending, err);
 }
 

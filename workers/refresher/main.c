@@ -72,6 +72,21 @@ static hvs_stage_settings_t stage_settings; /* HVS_RF_BATCH, _FLUSH_TIMEOUT, _ST
 static const hvs_cfg_section_t rf_section = {"refresher", rf_entries,
                                              sizeof rf_entries / sizeof rf_entries[0], &settings};
 
+/* Input alignment (stage.h, HVS_STAGE_HOLD; docs/design.md section 8 "Inputs"): while the other
+ * input has messages to read, a quarter (its end) waits until the partition's baselines reached
+ * its hour (issue time + QUARTER_LEAD_MS) and a baseline (its issue) until the quarters reached
+ * it (BASELINE_LEAD_MS): the order the pipeline makes them in, the baseline of hour T after the
+ * quarters up to T, before the quarters of T's hour. Read far ahead, either input would claim ring
+ * slots of hours the ticks behind still read (the online fit's 128 hours, the lags), and
+ * baselines would fill the RF_BASELINES_MAX kept. */
+#define QUARTER_LEAD_MS HVS_MS_HOUR
+#define BASELINE_LEAD_MS 0
+
+typedef struct align {
+    hvs_ms_t t_in[2];   /* per input (0 quarters, 1 baselines): the latest event time handled */
+    hvs_ms_t held_t[2]; /* per input: the event time of its message handed back, or NONE */
+} align_t;
+
 typedef struct worker {
     hvs_app_t *app;
     hvs_stage_t *stage;
@@ -87,6 +102,7 @@ typedef struct worker {
     const char *topic_agg, *topic_fc, *topic_out;
     hvs_ms_t now;
     rf_stats_t seen; /* the engine's counters already added to the metrics */
+    align_t al[HVS_MAX_PARTITIONS];
     hvs_metric_t *m_in[2], *m_refreshes, *m_again, *m_ticks, *m_no_baseline, *m_no_area, *m_swaps,
         *m_flags[RF_FLAG_COUNT];
 } worker_t;
@@ -114,10 +130,8 @@ static bool quiet(void *opaque, int32_t p) {
 
 static bool base_pending(void *opaque, int32_t p) {
     worker_t *w = opaque;
-    hvs_consumer_t *c = hvs_stage_consumer(w->stage);
-    /* not polled yet (-1: not known yet), or polled in this batch and not handled yet */
-    return !c || hvs_consumer_partition_lag(c, w->topic_fc, p) != 0 ||
-           hvs_stage_unhandled(w->stage, w->topic_fc, p) > 0;
+    /* not polled yet (-1: not known yet), polled in this batch and not handled yet, or held */
+    return hvs_stage_input_lag(w->stage, w->topic_fc, p) != 0;
 }
 
 static int emit(void *opaque, rf_building_t *b, const rf_refresh_t *r, bool q, hvs_err_t *err) {
@@ -126,6 +140,39 @@ static int emit(void *opaque, rf_building_t *b, const rf_refresh_t *r, bool q, h
 }
 
 /* ---- the stage's callbacks ------------------------------------------------------------------ */
+
+static void align_reset(worker_t *w, int32_t p) {
+    w->al[p] = (align_t){{HVS_MS_NONE, HVS_MS_NONE}, {HVS_MS_NONE, HVS_MS_NONE}};
+}
+
+/* Whether a message of input t (0 quarters, 1 baselines) at event time te runs ahead of the
+ * other input, which still has messages to read: hand it back (stage.h). The other's time
+ * counts its own message handed back, so the two are never held for each other (a quarter is
+ * held only more than an hour ahead of a held baseline, a baseline only ahead of a held
+ * quarter); NONE (nothing of it handled yet) holds. */
+static bool runs_ahead(worker_t *w, int t, int32_t p, hvs_ms_t te) {
+    int o = 1 - t;
+    const align_t *a = &w->al[p];
+    if (hvs_stage_input_lag(w->stage, o ? w->topic_fc : w->topic_agg, p) == 0)
+        return false; /* caught up: nothing to wait for (live) */
+    hvs_ms_t to = a->t_in[o];
+    if (a->held_t[o] != HVS_MS_NONE && (to == HVS_MS_NONE || a->held_t[o] > to))
+        to = a->held_t[o];
+    return to == HVS_MS_NONE || te > to + (t == 0 ? QUARTER_LEAD_MS : BASELINE_LEAD_MS);
+}
+
+/* Align input t's message of event time te on p: true when it is held. */
+static bool held(worker_t *w, int t, int32_t p, hvs_ms_t te) {
+    align_t *a = &w->al[p];
+    if (runs_ahead(w, t, p, te)) {
+        a->held_t[t] = te;
+        return true;
+    }
+    a->held_t[t] = HVS_MS_NONE;
+    if (a->t_in[t] == HVS_MS_NONE || te > a->t_in[t])
+        a->t_in[t] = te;
+    return false;
+}
 
 static int begin_batch(void *opaque, hvs_err_t *err) {
     (void)err;
@@ -136,11 +183,8 @@ static int begin_batch(void *opaque, hvs_err_t *err) {
     return 0;
 }
 
-static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
-    worker_t *w = opaque;
-    bool agg = strcmp(rd_kafka_topic_name(m->rkt), w->topic_agg) == 0;
+static int handle_input(worker_t *w, const rd_kafka_message_t *m, bool agg, hvs_err_t *why) {
     bool q = hvs_stage_replaying(w->stage);
-    hvs_metric_inc(w->m_in[agg ? 0 : 1]);
     if (!m->payload)
         return hvs_err_set(why, HVS_EINVAL, "empty_value", "message without a value");
     avro_value_t *v;
@@ -151,6 +195,8 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
             rf_input_quarter(w->input, v, w->now, settings.max_future_ms, &a, why) ||
             hvs_id_check_key(m, a.building, why))
             return HVS_EINVAL;
+        if (held(w, 0, m->partition, a.start + RF_QUARTER_MS))
+            return HVS_STAGE_HOLD;
         if (a.apartment)
             return 0; /* the refresh is the building's */
         rc = rf_on_quarter(w->rf, m->partition, a.building, a.start, a.kwh, q, why);
@@ -161,9 +207,20 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
             rf_input_baseline(w->input, v, w->now, settings.max_future_ms, building, &in, why) ||
             hvs_id_check_key(m, building, why))
             return HVS_EINVAL;
+        if (held(w, 1, m->partition, in.issued_at))
+            return HVS_STAGE_HOLD;
         rc = rf_on_baseline(w->rf, m->partition, building, &in, q, why);
     }
     return rc == HVS_EINVAL ? HVS_ESTATE : rc; /* the input was valid: a failure is ours */
+}
+
+static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
+    worker_t *w = opaque;
+    bool agg = strcmp(rd_kafka_topic_name(m->rkt), w->topic_agg) == 0;
+    int rc = handle_input(w, m, agg, why);
+    if (rc != HVS_STAGE_HOLD) /* a message handed back is counted once, when it goes through */
+        hvs_metric_inc(w->m_in[agg ? 0 : 1]);
+    return rc;
 }
 
 static void update_metrics(worker_t *w) {
@@ -195,6 +252,7 @@ static int write_state(void *opaque, hvs_err_t *err) {
 
 static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
     worker_t *w = opaque;
+    align_reset(w, p);
     if (hvs_stage_rebuilding(w->stage, p)) {
         /* without its epoch, what Redis holds of p is a rebuild that did not finish */
         hvs_log_info("refresher", "partition %d assigned: rebuilding, starting empty", (int)p);
@@ -212,6 +270,7 @@ static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
 static void revoked(void *opaque, int32_t p) {
     worker_t *w = opaque;
     rf_drop_partition(w->rf, p); /* its state was written before the last commit */
+    align_reset(w, p);
     hvs_log_info("refresher", "partition %d revoked", (int)p);
 }
 
@@ -289,6 +348,8 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
                      .forget = settings.forget,
                      .ridge = settings.ridge,
                      .online_min = (int)settings.online_min};
+    for (int32_t p = 0; p < HVS_MAX_PARTITIONS; p++)
+        align_reset(w, p);
     rf_callbacks_t cb = {info, acquire, quiet, emit, w, base_pending};
     if ((rc = rf_new(&c, &cb, &w->rf, err)))
         return rc;
