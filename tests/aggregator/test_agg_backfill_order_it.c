@@ -123,11 +123,11 @@ static void test_buildings_one_after_another(void) {
             counter[k][i] = counter[k][i - 1] + 1 + (i * 7 + k * 3) % 5;
     }
     /* a 1 s idle timeout: buildings go idle between the ingests (their watermarks advance by
-     * seconds, never into another building's history) */
+     * seconds, never into another building's history); a 3 s session timeout: the restarted
+     * member gets the killed one's partition 3 s after the kill (default 10 s) */
     snprintf(aggcmd, sizeof aggcmd,
-             "env %s HVS_KAFKA_GROUP=backfill HVS_KAFKA_SESSION_TIMEOUT_MS=3000 "
-             "%s --idle-timeout 1s "
-             "--batch 500",
+             "env %s HVS_KAFKA_GROUP=backfill HVS_KAFKA_SESSION_TIMEOUT_MS=3000 %s "
+             "--idle-timeout 1s --batch 500",
              env, HVS_TEST_AGGREGATOR);
     spawn();
 
