@@ -59,11 +59,13 @@ static const hvs_cfg_entry_t agg_entries[] = {
     {"HVS_AGG_GRACE_HOURLY", HVS_CFG_DURATION, "15m", 0, 86400000, S(grace60_ms), 0,
      "an hourly window is emitted when the watermark passes its end plus this"},
     {"HVS_AGG_LATENESS", HVS_CFG_DURATION, "48h", 0, 2592000000.0, S(lateness_ms), 0,
-     "readings older than the watermark minus this go to the dead-letter topic (too_late)"},
+     "readings older than their building's watermark minus this go to the dead-letter topic "
+     "(too_late)"},
     {"HVS_AGG_IDLE_TIMEOUT", HVS_CFG_DURATION, "30s", 0, 86400000, S(idle_ms), 0,
-     "a partition without data for this long advances its watermark by the wall clock"},
+     "a building without data for this long (its partition caught up) advances its watermark "
+     "by the wall clock"},
     {"HVS_AGG_OUT_OF_ORDERNESS", HVS_CFG_DURATION, "0", 0, 86400000, S(ooo_ms), 0,
-     "watermark = newest event time seen minus this"},
+     "a building's watermark = its newest event time seen minus this"},
     {"HVS_AGG_MAX_FUTURE", HVS_CFG_DURATION, "1d", 0, 31536000000.0, S(max_future_ms), 0,
      "readings stamped later than now plus this are refused (timestamp_in_future)"},
     {"HVS_AGG_MAX_HEATING_KW", HVS_CFG_DOUBLE, "20", 0.1, 10000, S(max_heating_kw), 0,
