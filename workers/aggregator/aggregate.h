@@ -11,8 +11,9 @@
  *
  * Event time is per building (docs/design.md §4): a building's watermark is its own newest event
  * time minus conf.ooo, advanced by wall time when idle as time.h advances a partition's (from its
- * own newest event, never back, only while touched by nobody: agg_building_touch), so one
- * building's history never makes another building's readings late.
+ * own newest event, never back, and not while its partition has readings left to read: the
+ * caller touches it, agg_building_touch), so one building's history never makes another
+ * building's readings late.
  *
  * Horizons (from the watermark wm of the building): a reading older than
  * wm - lateness is too late (dead letter); windows older than wm - lateness - max_interp - 1 h
