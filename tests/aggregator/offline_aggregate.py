@@ -4,8 +4,8 @@
 Reads the simulator's raw meter JSON lines (delivery order, messy modes on) and computes, from
 the attribution rule as written in workers/aggregator/windows.h, every apartment's and
 building's hourly aggregate and every building's 15-minute aggregate. It shares no code with the
-worker: its own parsing and validation, its own Kafka partitioner (Java murmur2, to replay the
-per-partition watermarks that decide "too late"), its own window arithmetic.
+worker: its own parsing and validation, its own per-building watermarks (newest event time of
+the building) that decide "too late", its own window arithmetic.
 
     offline_aggregate.py READINGS.jsonl KEYS.json > EXPECTED.json
 
@@ -25,42 +25,10 @@ LMAX = 24 * 3600000     # longest interpolation
 LCAP = 48 * 3600000     # longest counter interval examined for liveness
 LATENESS = 48 * 3600000
 RATE = {"heating_energy_kwh": 20.0, "hot_water_litres": 600.0}
-PARTITIONS = 12
 RANGES = {"heating_energy_kwh": (0, 1e9), "hot_water_litres": (0, 1e10), "room_temp_c": (-30, 60),
           "setpoint_temp_c": (5, 35), "valve_position_pct": (0, 100), "humidity_pct": (0, 100)}
 COUNTERS = ("heating_energy_kwh", "hot_water_litres")
 ROOM_SENSORS = ("room_temp_c", "setpoint_temp_c", "valve_position_pct", "humidity_pct")
-
-
-def murmur2(data):
-    """Kafka's Java client murmur2 (seed 0x9747b28c), as a signed 32-bit int."""
-    m, r = 0x5BD1E995, 24
-    length = len(data)
-    h = (0x9747B28C ^ length) & 0xFFFFFFFF
-    for i in range(0, length // 4 * 4, 4):
-        k = int.from_bytes(data[i:i + 4], "little")
-        k = (k * m) & 0xFFFFFFFF
-        k ^= k >> r
-        k = (k * m) & 0xFFFFFFFF
-        h = (h * m) & 0xFFFFFFFF
-        h ^= k
-    rest = length % 4
-    tail = data[length // 4 * 4:]
-    if rest == 3:
-        h ^= tail[2] << 16
-    if rest >= 2:
-        h ^= tail[1] << 8
-    if rest >= 1:
-        h ^= tail[0]
-        h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 15
-    return h
-
-
-def partition(building):
-    return (murmur2(building.encode()) & 0x7FFFFFFF) % PARTITIONS
 
 
 def parse_time(s):
@@ -330,7 +298,7 @@ def building_window(apts, ws, we):
 def main():
     readings, keys = sys.argv[1], json.load(open(sys.argv[2]))
     fleet = {}                                    # building -> apartment -> Apartment
-    wm = {}                                       # partition -> newest event time seen
+    wm = {}                                       # building -> newest event time seen
     refused = too_late = 0
     for line in open(readings, encoding="utf-8", errors="replace"):
         try:
@@ -341,8 +309,7 @@ def main():
             refused += 1
             continue
         b, a, t, vals = rec
-        p = partition(b)
-        if p in wm and t < wm[p] - LATENESS:
+        if b in wm and t < wm[b] - LATENESS:
             too_late += 1
             continue
         apt = fleet.setdefault(b, {}).setdefault(a, Apartment())
@@ -353,7 +320,7 @@ def main():
             elif sensor not in ROOM_SENSORS:
                 continue
             apt.series.setdefault((sensor, room), {}).setdefault(t, v)   # first value wins
-        wm[p] = max(wm.get(p, t), t)
+        wm[b] = max(wm.get(b, t), t)
     for apts in fleet.values():
         for apt in apts.values():
             apt.finish()

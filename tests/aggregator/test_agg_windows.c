@@ -3,7 +3,7 @@
  * out by hand from the attribution rule (workers/aggregator/windows.h), not by the code:
  * alive intervals, interpolation across a real gap, the "too much for one interval" rule, meter
  * replacement, counter reset, implausible jump, time-weighted gauges and comfort gap, silent
- * apartments, building sums, per-room stats (and a room-only late change making a revision); the Redis bucket format round trip; and the property the whole
+ * apartments, building sums, per-room stats (and a room-only late change making a revision); the Redis bucket format round trip; the per-building watermark; and the property the whole
  * design rests on: the final windows do not depend on arrival order or on where batches end.
  */
 #include <math.h>
@@ -563,6 +563,55 @@ static void test_accept(void) {
     agg_destroy(g);
 }
 
+/* The per-building watermark (aggregate.h): values worked out from the rule, two buildings of
+ * one partition apart in event time. */
+static void test_building_watermark(void) {
+    agg_config_t c = {.params = P,
+                      .grace = {5 * MIN, 15 * MIN},
+                      .lateness = 48 * HOUR,
+                      .ooo = 1 * MIN,
+                      .idle = 30 * 1000};
+    agg_t *g = agg_new(&c);
+    agg_building_t *a = agg_building(g, "a", 0, true), *b = agg_building(g, "b", 0, true);
+    HVS_CHECK(a && b && agg_building_wm(g, a, 0) == HVS_MS_NONE, "no event: no watermark");
+    hvs_ms_t now = 1000000;
+    agg_building_observe(g, a, T0 + 30 * 24 * HOUR, now); /* a is a month ahead of b */
+    agg_building_observe(g, b, T0, now);
+    HVS_CHECK_EQ_INT(agg_building_wm(g, b, now), T0 - MIN);
+    HVS_CHECK_EQ_INT(agg_building_wm(g, a, now), T0 + 30 * 24 * HOUR - MIN);
+    /* idle: 30 s of wall time free, then by the wall time beyond */
+    HVS_CHECK_EQ_INT(agg_building_wm(g, b, now + 30000), T0 - MIN);
+    HVS_CHECK_EQ_INT(agg_building_wm(g, b, now + 50000), T0 - MIN + 20000);
+    /* touched (its partition has readings to read): keeps what it earned, and the idle clock
+     * restarts from its newest event (time.h): past the earned 20 s only 50 s of wall time on */
+    agg_building_touch(g, b, now + 50000);
+    HVS_CHECK_EQ_INT(agg_building_wm(g, b, now + 90000), T0 - MIN + 20000);
+    HVS_CHECK_EQ_INT(agg_building_wm(g, b, now + 110000), T0 - MIN + 30000);
+    /* an older event never moves it back; a newer one moves it on */
+    agg_building_observe(g, b, T0 - HOUR, now + 110000);
+    HVS_CHECK_EQ_INT(agg_building_wm(g, b, now + 110000), T0 - MIN + 30000);
+    agg_building_observe(g, b, T0 + HOUR, now + 110000);
+    HVS_CHECK_EQ_INT(agg_building_wm(g, b, now + 110000), T0 + HOUR - MIN);
+    /* a reading of b a month behind a's newest is b's business only: accepted */
+    hvs_reading_t r = {0};
+    snprintf(r.building_id, sizeof r.building_id, "b");
+    snprintf(r.apartment_id, sizeof r.apartment_id, "apt");
+    snprintf(r.v[0].sensor_type, sizeof r.v[0].sensor_type, "heating_energy_kwh");
+    r.v[0].value = 5;
+    r.n = 1;
+    r.timestamp = T0 + 2 * HOUR;
+    hvs_err_t err = {0};
+    HVS_CHECK(agg_accept(g, &r, 0, agg_building_wm(g, b, now), &err) == 1, "b accepted: %s",
+              err.msg);
+    /* restored from the stored state: observed at its value, idle from `now` on */
+    agg_building_t *d = agg_building(g, "d", 1, true);
+    agg_building_restore(g, d, T0, HVS_MS_NONE);
+    HVS_CHECK_EQ_INT(agg_building_wm(g, d, now + 3600000), T0);
+    agg_building_touch(g, d, now);
+    HVS_CHECK_EQ_INT(agg_building_wm(g, d, now + 40000), T0 + 10000);
+    agg_destroy(g);
+}
+
 static const hvs_test_case_t cases[] = {
     {"regular", test_regular},
     {"gap_and_meter_events", test_gap_and_meter_events},
@@ -572,6 +621,7 @@ static const hvs_test_case_t cases[] = {
     {"bucket_roundtrip", test_bucket_roundtrip},
     {"accept", test_accept},
     {"order_independence", test_order_independence},
+    {"building_watermark", test_building_watermark},
     HVS_TEST_CASES_END,
 };
 

@@ -125,6 +125,8 @@ agg_building_t *agg_building(agg_t *g, const char *id, int32_t partition, bool c
     b->dirty_lo = INF_MS;
     b->dirty_hi = HVS_MS_NONE;
     b->horizon = HVS_MS_NONE;
+    b->ev_max = b->ev_seen = b->wm_floor = b->wm_saved = HVS_MS_NONE;
+    agg_thresholds(g, HVS_MS_NONE, b->th);
     b->persist_meta = true;
     g->list[g->n++] = b;
     size_t h = fnv(id) & (g->icap - 1);
@@ -527,13 +529,58 @@ void agg_thresholds(const agg_t *g, hvs_ms_t wm, hvs_ms_t out[3]) {
 }
 
 void agg_partition_loaded(agg_t *g, int32_t partition, hvs_ms_t wm) {
-    hvs_ms_t th[3];
-    agg_thresholds(g, wm, th);
     size_t n;
     agg_building_t **bs = agg_buildings(g, &n);
-    for (size_t i = 0; i < n; i++)
-        if (bs[i]->partition == partition)
-            bs[i]->horizon = th[2];
+    for (size_t i = 0; i < n; i++) {
+        agg_building_t *b = bs[i];
+        if (b->partition != partition)
+            continue;
+        hvs_ms_t bwm = b->wm_floor != HVS_MS_NONE ? b->wm_floor : wm;
+        agg_thresholds(g, bwm, b->th);
+        b->horizon = b->th[2];
+        if (b->wm_floor == HVS_MS_NONE && wm != HVS_MS_NONE)
+            agg_building_restore(g, b, wm, HVS_MS_NONE);
+    }
+}
+
+/* a + b clamped to the int64 range (watermarks near the ends stay ordered) */
+static hvs_ms_t sat_add(hvs_ms_t a, hvs_ms_t b) {
+    if (b > 0 && a > INT64_MAX - b)
+        return INT64_MAX;
+    if (b < 0 && a < INT64_MIN - b)
+        return INT64_MIN;
+    return a + b;
+}
+
+/* time.h's partition watermark, per building: the same rule, so a building alone on a partition
+ * behaves as the partition did. */
+hvs_ms_t agg_building_wm(const agg_t *g, const agg_building_t *b, hvs_ms_t now) {
+    if (b->ev_max == HVS_MS_NONE)
+        return b->wm_floor;
+    hvs_ms_t wm = sat_add(b->ev_max, -g->conf.ooo);
+    if (g->conf.idle > 0 && b->ev_seen != HVS_MS_NONE && now - b->ev_seen > g->conf.idle)
+        wm = sat_add(wm, now - b->ev_seen - g->conf.idle);
+    return wm > b->wm_floor ? wm : b->wm_floor;
+}
+
+void agg_building_observe(const agg_t *g, agg_building_t *b, hvs_ms_t t, hvs_ms_t now) {
+    b->wm_floor = agg_building_wm(g, b, now); /* an event after a quiet spell keeps its gain */
+    if (b->ev_max == HVS_MS_NONE || t > b->ev_max)
+        b->ev_max = t;
+    b->ev_seen = now;
+}
+
+void agg_building_touch(const agg_t *g, agg_building_t *b, hvs_ms_t now) {
+    if (b->ev_max == HVS_MS_NONE)
+        return;
+    b->wm_floor = agg_building_wm(g, b, now);
+    b->ev_seen = now;
+}
+
+void agg_building_restore(const agg_t *g, agg_building_t *b, hvs_ms_t wm, hvs_ms_t now) {
+    b->ev_max = sat_add(wm, g->conf.ooo);
+    b->wm_floor = b->wm_saved = wm;
+    b->ev_seen = now;
 }
 
 int agg_revise(agg_t *g, agg_building_t *b, agg_emit_fn emit, void *opaque, hvs_err_t *err) {

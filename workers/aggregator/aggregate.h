@@ -9,7 +9,13 @@
  * markers of emitted windows (revision and hash of the value, per window), and per window size
  * `through`: every window ending at or before it has been emitted at least once.
  *
- * Horizons (from the watermark wm of the building's partition): a reading older than
+ * Event time is per building (docs/design.md §4): a building's watermark is its own newest event
+ * time minus conf.ooo, advanced by wall time when idle as time.h advances a partition's (from its
+ * own newest event, never back, and not while its partition has readings left to read: the
+ * caller touches it, agg_building_touch), so one building's history never makes another
+ * building's readings late.
+ *
+ * Horizons (from the watermark wm of the building): a reading older than
  * wm - lateness is too late (dead letter); windows older than wm - lateness - max_interp - 1 h
  * can no longer change and are forgotten, with their samples (each series keeps its newest older
  * value as a base); instants are kept max_pair longer (they decide liveness across long counter
@@ -98,12 +104,21 @@ typedef struct agg_building {
     size_t ndel_marks, capdel_marks;
     char **del_apts; /* apartments forgotten since last persist */
     size_t ndel_apts, capdel_apts;
+    /* the building's event time (agg_building_wm): newest event time accepted, wall time of it
+     * (or of the last touch), the watermark already reached (never go below), the watermark in
+     * the stored state (persist.h), and the thresholds last acted on (agg_thresholds);
+     * HVS_MS_NONE until known */
+    hvs_ms_t ev_max, ev_seen, wm_floor, wm_saved;
+    hvs_ms_t th[3];
+    bool persist_wm; /* wm_saved changed since last persist */
 } agg_building_t;
 
 typedef struct agg_config {
     agg_params_t params;
     hvs_ms_t grace[AGG_WSIZES];
     hvs_ms_t lateness;
+    hvs_ms_t ooo;  /* building watermark = newest event time minus this */
+    hvs_ms_t idle; /* idle timeout of a building's watermark (0: never advances by wall time) */
 } agg_config_t;
 
 typedef struct agg_stats {
@@ -128,13 +143,27 @@ agg_apartment_t *agg_apartment(agg_building_t *b, const char *id, bool create);
 agg_building_t **agg_buildings(agg_t *g, size_t *n);
 /* Forget the buildings of a partition (revoked). */
 void agg_drop_partition(agg_t *g, int32_t partition);
-/* The state of `partition` was just loaded (persist.h) with stored watermark wm: its buildings
- * continue under the horizon that watermark implies. */
+/* The state of `partition` was just loaded (persist.h) with stored partition watermark wm: its
+ * buildings continue under the horizon their stored watermark implies (a building stored without
+ * one, by a binary from before per-building watermarks, takes the partition's wm). */
 void agg_partition_loaded(agg_t *g, int32_t partition, hvs_ms_t wm);
 
 /*
- * Store a validated reading that arrived on `partition` whose watermark (before this reading)
- * is wm. Returns 1 if anything new was stored, 0 for a complete duplicate, HVS_EINVAL with
+ * A building's watermark at wall time now (HVS_MS_NONE before its first event): its newest event
+ * time minus conf.ooo; after conf.idle of wall time without an event or a touch, advanced by the
+ * wall time beyond that; never below what it already reached. observe: an event of b at event
+ * time t was accepted (what idleness earned is kept). touch: b may still have readings waiting
+ * to be read (its partition has input lag): not idle, the idle clock restarts. restore: the
+ * watermark of the stored state (persist.h), as if observed at now.
+ */
+hvs_ms_t agg_building_wm(const agg_t *g, const agg_building_t *b, hvs_ms_t now);
+void agg_building_observe(const agg_t *g, agg_building_t *b, hvs_ms_t t, hvs_ms_t now);
+void agg_building_touch(const agg_t *g, agg_building_t *b, hvs_ms_t now);
+void agg_building_restore(const agg_t *g, agg_building_t *b, hvs_ms_t wm, hvs_ms_t now);
+
+/*
+ * Store a validated reading that arrived on `partition` whose building's watermark (before
+ * this reading; agg_building_wm) is wm. Returns 1 if anything new was stored, 0 for a complete duplicate, HVS_EINVAL with
  * reason too_late (older than wm - lateness) or too_many_rooms (the apartment would pass
  * AGG_MAX_SERIES series; nothing of the reading is stored), or HVS_ENOMEM.
  */
@@ -155,12 +184,12 @@ agg_marker_t *agg_markers_find(agg_markers_t *m, hvs_ms_t ws);
 int agg_markers_set(agg_markers_t *m, hvs_ms_t ws, uint32_t rev, uint64_t hash);
 
 /*
- * Closing is driven by the watermark crossing thresholds (agg_thresholds: the last 15-minute
- * and hourly window ends it allows, and the horizon), checked after every reading: so what is
- * emitted, and when state is forgotten, depends only on the sequence of readings of the
- * partition, never on where batches happen to end.
+ * Closing is driven by the building's watermark crossing thresholds (agg_thresholds: the last
+ * 15-minute and hourly window ends it allows, and the horizon), checked after every reading of
+ * it: so what is emitted, and when state is forgotten, depends only on the sequence of readings
+ * of the building, never on where batches happen to end or on other buildings.
  *
- * agg_advance (a threshold of b's partition moved): revisions of dirty emitted windows under
+ * agg_advance (a threshold of b's watermark moved): revisions of dirty emitted windows under
  * the previous horizon, then first emissions up to wm - grace, then forget what fell behind
  * the new horizon. agg_revise (end of a batch): only the revisions.
  * emit is called in a deterministic order. Both return 0 or the first error of emit (state is

@@ -6,9 +6,9 @@
  * file is the configuration and the stage's callbacks:
  *   handle: decode, validate (ids by ids.h, and the Kafka key must be the building id, else
  *           the reading's state would live in another partition's worker; bad -> dead letter),
- *           store the good (aggregate.c), act on the thresholds the partition's watermark
- *           crossed (first emissions);
- *   end_batch: idle partitions advance, revisions of what the batch changed, state encoded;
+ *           store the good (aggregate.c), act on the thresholds the building's watermark
+ *           crossed (first emissions; event time is per building, aggregate.h);
+ *   end_batch: idle buildings advance, revisions of what the batch changed, state encoded;
  *   (the runner writes that state to Redis with the offsets it covers, in one transaction, once
  *   the broker acknowledged the outputs: persist.c encodes, the runner applies);
  *   assigned / revoked: a partition's state loaded from Redis / dropped.
@@ -59,11 +59,13 @@ static const hvs_cfg_entry_t agg_entries[] = {
     {"HVS_AGG_GRACE_HOURLY", HVS_CFG_DURATION, "15m", 0, 86400000, S(grace60_ms), 0,
      "an hourly window is emitted when the watermark passes its end plus this"},
     {"HVS_AGG_LATENESS", HVS_CFG_DURATION, "48h", 0, 2592000000.0, S(lateness_ms), 0,
-     "readings older than the watermark minus this go to the dead-letter topic (too_late)"},
+     "readings older than their building's watermark minus this go to the dead-letter topic "
+     "(too_late)"},
     {"HVS_AGG_IDLE_TIMEOUT", HVS_CFG_DURATION, "30s", 0, 86400000, S(idle_ms), 0,
-     "a partition without data for this long advances its watermark by the wall clock"},
+     "a building without data for this long (its partition caught up) advances its watermark "
+     "by the wall clock"},
     {"HVS_AGG_OUT_OF_ORDERNESS", HVS_CFG_DURATION, "0", 0, 86400000, S(ooo_ms), 0,
-     "watermark = newest event time seen minus this"},
+     "a building's watermark = its newest event time seen minus this"},
     {"HVS_AGG_MAX_FUTURE", HVS_CFG_DURATION, "1d", 0, 31536000000.0, S(max_future_ms), 0,
      "readings stamped later than now plus this are refused (timestamp_in_future)"},
     {"HVS_AGG_MAX_HEATING_KW", HVS_CFG_DOUBLE, "20", 0.1, 10000, S(max_heating_kw), 0,
@@ -95,9 +97,7 @@ typedef struct worker {
     hvs_topology_t *topo;
     agg_output_t *out[AGG_WSIZES];
     const char *topic_in, *topic_out[AGG_WSIZES];
-    hvs_watermark_t *wm;
-    hvs_ms_t th[HVS_MAX_PARTITIONS]
-               [3]; /* last thresholds acted on, per partition (agg_thresholds) */
+    hvs_watermark_t *wm; /* per partition: the lag metric, the fallback of old stored state */
     bool dlq_unknown;
     hvs_reading_t reading;
     hvs_ms_t now;
@@ -115,10 +115,15 @@ static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
     int rc = agg_persist_load(w->redis, w->rb, w->agg, p, &wm, err);
     if (rc)
         return rc;
+    hvs_ms_t now = hvs_time_now_ms();
     if (wm != HVS_MS_NONE)
-        hvs_watermark_observe(w->wm, p, wm + settings.ooo_ms, hvs_time_now_ms());
+        hvs_watermark_observe(w->wm, p, wm + settings.ooo_ms, now);
     agg_partition_loaded(w->agg, p, wm);
-    agg_thresholds(w->agg, wm, w->th[p]);
+    size_t n;
+    agg_building_t **bs = agg_buildings(w->agg, &n);
+    for (size_t i = 0; i < n; i++)
+        if (bs[i]->partition == p) /* the idle clock of a restored building starts now */
+            agg_building_touch(w->agg, bs[i], now);
     hvs_log_info("aggregator", "partition %d assigned: state loaded, watermark %lld", (int)p,
                  (long long)wm);
     return 0;
@@ -250,24 +255,16 @@ static void set_known(worker_t *w, agg_building_t *b) {
     }
 }
 
-/* After every reading (and when idle): act on thresholds the partition's watermark crossed. */
-static int advance_partition(worker_t *w, int32_t p, hvs_err_t *err) {
-    hvs_ms_t wm = hvs_watermark_partition(w->wm, p, w->now), th[3];
+/* After every reading of b (and when idle): act on thresholds b's watermark crossed. */
+static int advance_building(worker_t *w, agg_building_t *b, hvs_err_t *err) {
+    hvs_ms_t wm = agg_building_wm(w->agg, b, w->now), th[3];
     agg_thresholds(w->agg, wm, th);
-    if (memcmp(th, w->th[p], sizeof th) == 0)
+    if (memcmp(th, b->th, sizeof th) == 0)
         return 0;
-    memcpy(w->th[p], th, sizeof th);
-    size_t n;
-    agg_building_t **bs = agg_buildings(w->agg, &n);
-    for (size_t i = 0; i < n; i++) {
-        if (bs[i]->partition != p)
-            continue;
-        set_known(w, bs[i]);
-        int rc = agg_advance(w->agg, bs[i], wm, emit, w, err);
-        if (rc)
-            return rc == HVS_EINVAL ? HVS_ESTATE : rc; /* never mistaken for a bad record */
-    }
-    return 0;
+    memcpy(b->th, th, sizeof th);
+    set_known(w, b);
+    int rc = agg_advance(w->agg, b, wm, emit, w, err);
+    return rc == HVS_EINVAL ? HVS_ESTATE : rc; /* never mistaken for a bad record */
 }
 
 /* ---- the stage's callbacks ------------------------------------------------------------------ */
@@ -303,19 +300,23 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
                                "apartment %s is not in topology of %s", r->apartment_id,
                                r->building_id);
     }
-    hvs_ms_t wm = hvs_watermark_partition(w->wm, m->partition, w->now);
     /* its meters decide which windows a reading changes (a building's first reading changes
-     * none: nothing of it was published yet) */
+     * none: nothing of it was published yet); its own watermark whether it is too late */
     agg_building_t *ob = agg_building(w->agg, r->building_id, m->partition, false);
     if (ob)
         set_known(w, ob);
+    hvs_ms_t wm = ob ? agg_building_wm(w->agg, ob, w->now) : HVS_MS_NONE;
     rc = agg_accept(w->agg, r, m->partition, wm, why);
     if (rc < 0)
         return rc; /* HVS_EINVAL: refused (too late, conflicting); else fatal */
     if (rc == 0)
         hvs_metric_inc(w->m_dup);
     hvs_watermark_observe(w->wm, m->partition, r->timestamp, w->now);
-    if ((rc = advance_partition(w, m->partition, why)))
+    agg_building_t *rb = agg_building(w->agg, r->building_id, m->partition, false);
+    if (!rb) /* stored just now */
+        return hvs_err_set(why, HVS_ESTATE, "state", "building %s vanished", r->building_id);
+    agg_building_observe(w->agg, rb, r->timestamp, w->now);
+    if ((rc = advance_building(w, rb, why)))
         return rc;
     if (hvs_stage_replaying(w->stage) || hvs_stage_rebuilding(w->stage, m->partition)) {
         /* Rebuilding lost state: count a revision for every reading that changes a published
@@ -333,29 +334,51 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
     return 0;
 }
 
-/* End of a batch (or an idle poll): idle partitions' watermarks advance by the wall clock;
+/* End of a batch (or an idle poll): idle buildings' watermarks advance by the wall clock;
  * revisions of what the batch changed; the state encoded while the broker acknowledges. */
 static int end_batch(void *opaque, hvs_err_t *err) {
     worker_t *w = opaque;
     size_t np;
     const int32_t *parts = hvs_stage_partitions(w->stage, &np);
     int rc;
+    /* per partition: 1 behind, 2 being rebuilt */
+    unsigned char state[HVS_MAX_PARTITIONS] = {0};
     for (size_t i = 0; i < np; i++) {
+        if (parts[i] < 0 || parts[i] >= HVS_MAX_PARTITIONS)
+            continue;
         /* readings still waiting to be read: the partition is behind, not idle (an idle advance
-         * would make its own pending readings late) */
-        if (hvs_stage_input_lag(w->stage, w->topic_in, parts[i]) > 0)
+         * would make the pending readings of its buildings late; which building they are of is
+         * unknown until read, so none of them is idle) */
+        if (hvs_stage_input_lag(w->stage, w->topic_in, parts[i]) > 0) {
             hvs_watermark_touch(w->wm, parts[i], w->now);
+            state[parts[i]] |= 1;
+        }
+        if (hvs_stage_rebuilding(w->stage, parts[i]))
+            state[parts[i]] |= 2;
+    }
+    size_t n;
+    agg_building_t **bs = agg_buildings(w->agg, &n);
+    for (size_t i = 0; i < n; i++) {
+        int32_t p = bs[i]->partition;
+        unsigned char st = p >= 0 && p < HVS_MAX_PARTITIONS ? state[p] : 0;
+        if (st & 1)
+            agg_building_touch(w->agg, bs[i], w->now);
         /* an idle advance of a partition still being rebuilt closes replayed windows */
-        w->quiet = hvs_stage_rebuilding(w->stage, parts[i]);
-        rc = advance_partition(w, parts[i], err);
+        w->quiet = (st & 2) != 0;
+        rc = advance_building(w, bs[i], err);
         w->quiet = false;
         if (rc)
             return rc;
     }
-    size_t n;
-    agg_building_t **bs = agg_buildings(w->agg, &n);
+    bs = agg_buildings(w->agg, &n);
     hvs_ms_t lag = 0;
     for (size_t i = 0; i < n; i++) {
+        /* the watermark the state written with this batch's offsets holds (persist.h) */
+        hvs_ms_t bwm = agg_building_wm(w->agg, bs[i], w->now);
+        if (bwm != bs[i]->wm_saved) {
+            bs[i]->wm_floor = bs[i]->wm_saved = bwm;
+            bs[i]->persist_wm = true;
+        }
         set_known(w, bs[i]);
         hvs_ms_t wm = hvs_watermark_partition(w->wm, bs[i]->partition, w->now);
         if (wm != HVS_MS_NONE && w->now - wm > lag)
@@ -419,6 +442,8 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
                    1.0},
         .grace = {settings.grace15_ms, settings.grace60_ms},
         .lateness = settings.lateness_ms,
+        .ooo = settings.ooo_ms,
+        .idle = settings.idle_ms,
     };
     const char *inputs[] = {w->topic_in};
     /* a lost partition is replayed from as far back as a reading can still change a window
@@ -448,8 +473,6 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     hvs_topology_poll(w->topo, 30000);
     if (w->dlq_unknown && !hvs_topology_caught_up(w->topo))
         return hvs_err_set(err, HVS_ETIMEOUT, "topology", "topology not read within 30 s");
-    for (size_t p = 0; p < HVS_MAX_PARTITIONS; p++)
-        agg_thresholds(w->agg, HVS_MS_NONE, w->th[p]);
     hvs_metrics_t *ms = app->metrics;
     w->m_in = hvs_metrics_counter(ms, "hvs_aggregator_readings_total", "Reading messages consumed",
                                   NULL);

@@ -173,7 +173,7 @@ static int key_of(char *key, size_t cap, const char *id, hvs_err_t *err, const c
 }
 
 static int save_building(hvs_redis_batch_t *batch, agg_building_t *b, sbuf_t *buf, hvs_err_t *err) {
-    char key[700], field[700], num[2][32], p[32];
+    char key[700], field[700], num[3][32], p[32];
     size_t lens[8];
     int rc = 0;
     /* the id was validated where the reading came in; a key that cannot be built stops the
@@ -183,8 +183,9 @@ static int save_building(hvs_redis_batch_t *batch, agg_building_t *b, sbuf_t *bu
             return rc;
         snprintf(num[0], sizeof num[0], "%lld", (long long)b->through[0]);
         snprintf(num[1], sizeof num[1], "%lld", (long long)b->through[1]);
-        const char *a1[] = {"HSET", key, "t15", num[0], "t60", num[1]};
-        rc = add(batch, 6, a1, NULL, err);
+        snprintf(num[2], sizeof num[2], "%lld", (long long)b->wm_saved);
+        const char *a1[] = {"HSET", key, "t15", num[0], "t60", num[1], "wm", num[2]};
+        rc = add(batch, b->wm_saved != HVS_MS_NONE ? 8 : 6, a1, NULL, err);
         snprintf(key, sizeof key, "hvs:agg:part:%d", (int)b->partition);
         const char *a2[] = {"SADD", key, b->id};
         rc = rc ? rc : add(batch, 3, a2, NULL, err);
@@ -200,7 +201,14 @@ static int save_building(hvs_redis_batch_t *batch, agg_building_t *b, sbuf_t *bu
             free(argv);
         }
         b->persist_meta = false;
+    } else if (b->persist_wm && b->wm_saved != HVS_MS_NONE) {
+        if ((rc = key_of(key, sizeof key, b->id, err, "agg:meta")))
+            return rc;
+        snprintf(num[2], sizeof num[2], "%lld", (long long)b->wm_saved);
+        const char *a1[] = {"HSET", key, "wm", num[2]};
+        rc = add(batch, 4, a1, NULL, err);
     }
+    b->persist_wm = false;
     for (size_t i = 0; i < b->ndel_apts && rc == 0; i++) {
         if ((rc = key_of(key, sizeof key, b->id, err, "agg:s:%s", b->del_apts[i])))
             return rc;
@@ -377,6 +385,9 @@ int agg_persist_load(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g, int32_t
                                                                 : -1;
             if (s >= 0)
                 b->through[s] = strtoll(meta->element[k + 1]->str, NULL, 10);
+            else if (strcmp(meta->element[k]->str, "wm") == 0)
+                agg_building_restore(g, b, strtoll(meta->element[k + 1]->str, NULL, 10),
+                                     HVS_MS_NONE);
         }
         const redisReply *apts = reply(batch, base + 1, REDIS_REPLY_ARRAY);
         for (size_t k = 0; apts && k < apts->elements; k++)
