@@ -6,15 +6,18 @@ Reading JSON lines `hvsctl ingest` and the aggregator take.
 A site is a Building (no heated area), a charger an Apartment whose meter is a cumulative
 counter `charger_energy_kwh`. Sessions arrive by a daily and weekly pattern (commuters on
 working days at 7-9 and 17-19, shoppers through the day, fewer and later on weekends, more in
-cold weeks), each delivers 7-60 kWh at the charger's power (AC 22 kW or DC 150 kW, a car
+cold weeks: --weather writes that temperature), each delivers 7-60 kWh at the charger's power (AC 22 kW or DC 150 kW, a car
 taking 11 kW on AC and up to 100 kW on DC) from its arrival on. The counter is read every
 hour on the hour; an hour's energy is the difference between its end's and its start's value.
 
 Usage: gen_ev_sample.py [--sites N] [--chargers N] [--days N] [--start YYYY-MM-DD]
                         [--readings FILE] [--topology FILE] [--hourly FILE]
+                        [--weather FILE]
   --hourly FILE  also writes "site,hour_epoch_ms,kwh" lines: each site's energy per hour,
                  summed here from the sessions (what the aggregator must find again).
-Defaults: 2 sites x 10 chargers x 56 days from 2025-01-06 (a Monday), seed fixed.
+  --weather FILE also writes the sites' hourly temperature as `hvsctl weather import` CSV.
+Readings are written in event-time order. Defaults: 2 sites x 10 chargers x 56 days from
+2025-01-06 (a Monday), seed fixed: the same arguments give the same bytes.
 """
 import argparse
 import datetime as dt
@@ -25,6 +28,11 @@ import random
 HOUR_MS = 3600 * 1000
 
 
+def temperature(h):
+    """Outdoor degC of hour h: a winter's cold spells over the weeks and a daily cycle."""
+    return 2.0 - 5.0 * math.sin(h * math.pi / (24 * 17.0)) + 3.5 * math.sin((h % 24 - 9) * math.pi / 12)
+
+
 def arrivals_per_hour(hour, weekday, day):
     """Expected session starts at one charger in an hour of local time (UTC here)."""
     if weekday < 5:
@@ -32,8 +40,8 @@ def arrivals_per_hour(hour, weekday, day):
         rate = base.get(hour, 0.06 if 6 <= hour <= 21 else 0.01)
     else:
         rate = 0.2 if 10 <= hour <= 17 else (0.06 if 8 <= hour <= 21 else 0.01)
-    # a slow seasonal drift: more charging as the weeks get colder (winter sample)
-    return rate * (1.0 + 0.15 * math.sin(day * 2 * math.pi / 28.0))
+    # cold weeks: batteries hold less, drivers charge more often
+    return rate * (1.0 + 0.03 * max(0.0, 5.0 - temperature(day * 24 + hour)))
 
 
 def main():
@@ -45,13 +53,14 @@ def main():
     ap.add_argument("--readings", default="readings.jsonl")
     ap.add_argument("--topology", default="topology.jsonl")
     ap.add_argument("--hourly", default=None)
+    ap.add_argument("--weather", default=None)
     a = ap.parse_args()
     rng = random.Random(20250106)
     start = dt.datetime.strptime(a.start, "%Y-%m-%d").replace(tzinfo=dt.timezone.utc)
     t0 = int(start.timestamp() * 1000)
     hours = a.days * 24
-    topo, hourly = [], {}
-    with open(a.readings, "w") as out:
+    topo, hourly, lines = [], {}, []
+    if True:
         for s in range(a.sites):
             site = "site_ev_%02d" % (s + 1)
             chargers = []
@@ -89,22 +98,37 @@ def main():
                             per_hour[hh] += (nxt - t) * rate
                         t = nxt
                 counter = 1000.0 + 137.0 * (len(cid) + s)  # a used meter: any start value
-                for h in range(hours + 1):
+                # one hour more than summed: the watermark must pass the last summed hour's
+                # end (plus the aggregator's grace) for that window to close
+                for h in range(hours + 2):
                     ts = t0 + h * HOUR_MS
-                    out.write(json.dumps({
+                    lines.append((ts, site, cid, json.dumps({
                         "timestamp": ts, "building_id": site, "apartment_id": cid,
                         "device_id": cid + "-meter",
                         "readings": [{"sensor_type": "charger_energy_kwh", "value": round(counter, 3)}]},
-                        separators=(",", ":")) + "\n")
+                        separators=(",", ":"))))
+                    # the counter shows 3 decimals: the hour's energy is the rounded difference
+                    nxt = round(counter + per_hour[h], 3)
                     if h < hours:
-                        # the counter shows 3 decimals: the hour's energy is the rounded difference
-                        nxt = round(counter + per_hour[h], 3)
                         site_kwh[h] += nxt - round(counter, 3)
-                        counter = nxt
+                    counter = nxt
             hourly[site] = site_kwh
+    # in event time order, as meters report: a reading far behind the others would be too late
+    lines.sort()
+    with open(a.readings, "w") as out:
+        for line in lines:
+            out.write(line[3] + "\n")
     with open(a.topology, "w") as f:
         for b in topo:
             f.write(json.dumps(b) + "\n")
+    if a.weather:
+        with open(a.weather, "w") as f:
+            f.write("time,building_id,temperature_c\n")
+            for b in topo:
+                for h in range(hours + 2):
+                    t = start + dt.timedelta(hours=h)
+                    f.write("%s,%s,%.1f\n" % (t.strftime("%Y-%m-%dT%H:%M:%SZ"), b["building_id"],
+                                              temperature(h)))
     if a.hourly:
         with open(a.hourly, "w") as f:
             for site, v in hourly.items():
