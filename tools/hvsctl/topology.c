@@ -216,14 +216,14 @@ static int cmp_loaded(const void *a, const void *b) {
     return strcmp(((const loaded_t *)a)->id, ((const loaded_t *)b)->id);
 }
 
-/* The heated area a building's JSON gives, by the one rule (hvs_topology_area); *napts and
- * *missing (apartments without an area) for the diagnostics. */
 /* Whether the deployment's forecasts need a heated area (profile.h: heat's per_heated_m2
  * does, a charging site's kwh does not). */
 static bool area_needed(void) {
     return hvs_taskrow_scale(HVS_TASK_FORECAST) == HVS_TARGET_PER_HEATED_M2;
 }
 
+/* The heated area a building's JSON gives, by the one rule (hvs_topology_area); *napts and
+ * *missing (apartments without an area) for the diagnostics. */
 static double json_area(json_t *b, size_t *napts, size_t *missing) {
     json_t *apts = json_object_get(b, "apartments");
     size_t n = json_is_array(apts) ? json_array_size(apts) : 0;

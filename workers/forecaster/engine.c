@@ -711,10 +711,11 @@ static int queue_issue(fc_t *g, fc_building_t *b, hvs_ms_t t, bool quiet, bool a
     if (!known || !scaled || (m < 0 && !area)) { /* the rules are per m2 too */
         g->stats.no_area++;
         if (!b->warned)
-            hvs_log_warn("forecaster",
-                         "building %s: not forecastable: no heated area in topology (forecasts "
-                         "are per m2 of heated area%s)",
-                         b->fs->id, scaled ? ", and no model serves it" : "");
+            hvs_log_warn("forecaster", "building %s: not forecastable: %s", b->fs->id,
+                         scaled && known ? "no model serves it yet and the rules need a heated "
+                                           "area (none in topology)"
+                                         : "no heated area in topology (forecasts are per m2 of "
+                                           "heated area)");
         b->warned = true;
         return 0;
     }

@@ -31,6 +31,7 @@ typedef struct db {
     size_t n, cap;
     char **texts; /* the files' bytes, NUL-terminated, modified in place by the parser */
     size_t ntexts, captexts;
+    struct db *retired; /* the database in use before this one (kept: see Ownership) */
 } db_t;
 
 static void db_free(db_t *db) {
@@ -308,6 +309,14 @@ static int db_build(const char *path, db_t **out, hvs_err_t *err) {
 /* The profile in use: set once at start-up (or lazily to heat), read lock-free after. */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(const hvs_profile_t *) active;
+static db_t *db_cur; /* active's database, the older ones chained (under mu) */
+
+/* Make db the one in use with its profile p (under mu). */
+static void db_use(db_t *db, const hvs_profile_t *p) {
+    db->retired = db_cur;
+    db_cur = db;
+    atomic_store(&active, p);
+}
 
 int hvs_profile_load(const char *name, const char *path, hvs_err_t *err) {
     if (!name || !*name)
@@ -328,7 +337,7 @@ int hvs_profile_load(const char *name, const char *path, hvs_err_t *err) {
         return rc;
     }
     pthread_mutex_lock(&mu);
-    atomic_store(&active, p); /* db is kept for the process: p and its strings point into it */
+    db_use(db, p); /* kept for the process: p and its strings point into it */
     pthread_mutex_unlock(&mu);
     hvs_log_info("profile", "profile %s (metered quantity %s, forecast target %s, %zu sensors)%s%s",
                  p->name, p->quantity, p->target_scale, p->nsensors,
@@ -346,12 +355,15 @@ const hvs_profile_t *hvs_profile_active(void) {
         hvs_err_t err = {0};
         /* the built-in file is tested (test_profile): only ENOMEM fails here */
         if (db_build(NULL, &db, &err) || !(p = db_find(db, HVS_PROFILE_DEFAULT))) {
-            /* no sensors: every reading is refused, each naming the cause's consequence */
+            /* no sensors: every reading is refused as unknown_sensor, and this says why */
             static const hvs_profile_t none = {.name = "none", .quantity = "", .target_scale = ""};
             hvs_log_error("profile", "built-in profiles: %s", err.msg);
+            db_free(db);
             p = &none;
+            atomic_store(&active, p);
+        } else {
+            db_use(db, p);
         }
-        atomic_store(&active, p);
     }
     pthread_mutex_unlock(&mu);
     return p;
