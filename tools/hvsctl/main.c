@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "hvs/log.h"
+#include "hvs/profile.h"
 #include "hvsctl.h"
 
 static const char *const usage =
@@ -104,6 +105,12 @@ int main(int argc, char **argv) {
         hvs_log_level_t level = HVS_LOG_WARN;
         hvs_log_level_parse(app.cfg.log_level, &level);
         hvs_log_init("hvsctl", level == HVS_LOG_INFO ? HVS_LOG_WARN : level, stderr);
+        /* the deployment's profile (profile.h): ingest's sensors, score's rows and models */
+        if (hvs_profile_load(app.cfg.profile, app.cfg.profile_file, &err)) {
+            fprintf(stderr, "hvsctl: %s\n", err.msg);
+            hvs_app_fini(&app);
+            return 2;
+        }
         rc = commands[i].fn(&app, argc - 2, argv + 2);
         hvs_app_fini(&app);
         return rc;

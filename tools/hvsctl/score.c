@@ -512,7 +512,8 @@ static int open_model(sctx_t *c, const char *spec) {
         }
     }
     if (!hvs_model_ref_fits(c->ref, c->task) ||
-        (c->task == HVS_TASK_FORECAST && c->ref->target_scale != HVS_TARGET_PER_HEATED_M2)) {
+        (c->task == HVS_TASK_FORECAST &&
+         c->ref->target_scale != hvs_taskrow_scale(HVS_TASK_FORECAST))) {
         fprintf(stderr,
                 "hvsctl score: %s: its columns or target scale are not this build's %s rows "
                 "(the scorer and forecaster would not use it either)\n",

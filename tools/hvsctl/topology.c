@@ -25,7 +25,9 @@
 #include "hvs/fmt.h"
 #include "hvs/ids.h"
 #include "hvs/kafka.h"
+#include "hvs/profile.h"
 #include "hvs/serde.h"
+#include "hvs/task_rows.h"
 #include "hvs/text.h"
 #include "hvs/time.h"
 #include "hvs/topics.h"
@@ -214,6 +216,12 @@ static int cmp_loaded(const void *a, const void *b) {
     return strcmp(((const loaded_t *)a)->id, ((const loaded_t *)b)->id);
 }
 
+/* Whether the deployment's forecasts need a heated area (profile.h: heat's per_heated_m2
+ * does, a charging site's kwh does not). */
+static bool area_needed(void) {
+    return hvs_taskrow_scale(HVS_TASK_FORECAST) == HVS_TARGET_PER_HEATED_M2;
+}
+
 /* The heated area a building's JSON gives, by the one rule (hvs_topology_area); *napts and
  * *missing (apartments without an area) for the diagnostics. */
 static double json_area(json_t *b, size_t *napts, size_t *missing) {
@@ -367,7 +375,7 @@ static void check_building(loader_t *L, json_t *b, long line, const long *apt_li
     memcpy(copyb, buf, len);
     L->out[L->nout++] = (loaded_t){oid, copyb, len};
     size_t na, missing;
-    if (isnan(json_area(b, &na, &missing))) {
+    if (isnan(json_area(b, &na, &missing)) && area_needed()) {
         char why[96];
         area_why(why, sizeof why, missing, na);
         fprintf(stderr,
@@ -860,7 +868,7 @@ static int cmd_list(hvs_app_t *app, const char *topic) {
         double area = json_area(b, &na, &missing);
         char a[40];
         if (isnan(area))
-            snprintf(a, sizeof a, "- (not forecastable)");
+            snprintf(a, sizeof a, area_needed() ? "- (not forecastable)" : "-");
         else
             snprintf(a, sizeof a, "%.1f%s", area,
                      json_is_number(json_object_get(b, "heated_area_m2")) ? "" : " (apartments)");
@@ -903,8 +911,11 @@ static int cmd_show(hvs_app_t *app, const char *id, const char *topic) {
     double area = json_area(b, &na, &missing);
     char why[96];
     area_why(why, sizeof why, missing, na);
-    if (isnan(area))
+    if (isnan(area) && area_needed())
         printf("# not forecastable: no heated area (heated_area_m2 absent; %s)\n", why);
+    else if (isnan(area))
+        printf("# heated area: none (the %s profile forecasts without one)\n",
+               hvs_profile_active()->name);
     else if (json_is_number(json_object_get(b, "heated_area_m2")))
         printf("# heated area: %.1f m2 (heated_area_m2)\n", area);
     else

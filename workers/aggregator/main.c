@@ -26,6 +26,7 @@
 #include "hvs/app.h"
 #include "hvs/ids.h"
 #include "hvs/log.h"
+#include "hvs/profile.h"
 #include "hvs/reading.h"
 #include "hvs/redis.h"
 #include "hvs/serde.h"
@@ -69,7 +70,8 @@ static const hvs_cfg_entry_t agg_entries[] = {
     {"HVS_AGG_MAX_FUTURE", HVS_CFG_DURATION, "1d", 0, 31536000000.0, S(max_future_ms), 0,
      "readings stamped later than now plus this are refused (timestamp_in_future)"},
     {"HVS_AGG_MAX_HEATING_KW", HVS_CFG_DOUBLE, "20", 0.1, 10000, S(max_heating_kw), 0,
-     "most heating power an apartment meter (topology's default meter kind) can measure: more "
+     "most heating power an apartment meter (topology's default meter kind) can measure (a "
+     "profile's meter_max_kw replaces it, profile.h): more "
      "in one sampling interval means lost reports (spread), more on average over an interval "
      "is an implausible jump (uncounted)"},
     {"HVS_AGG_UNCOUNTED_ALERT_SHARE", HVS_CFG_DOUBLE, "0.05", 0, 1, S(uncounted_share), 0,
@@ -429,6 +431,12 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     w->topic_in = hvs_topic_name("readings.raw");
     w->topic_out[AGG_W15] = hvs_topic_name("aggregates.15m");
     w->topic_out[AGG_W60] = hvs_topic_name("aggregates.hourly");
+    int rc;
+    if ((rc = hvs_profile_load(app->cfg.profile, app->cfg.profile_file, err)))
+        return rc;
+    /* the profile's meter (a charger's 150 kW) where topology gives none; heat: the setting */
+    if (hvs_profile_active()->meter_max_kw > 0)
+        settings.max_heating_kw = hvs_profile_active()->meter_max_kw;
     w->dlq_unknown = strcmp(settings.unknown, "dlq") == 0;
     if (!w->dlq_unknown && strcmp(settings.unknown, "accept") != 0)
         return hvs_err_set(err, HVS_ECONFIG, "bad_value",
@@ -452,7 +460,6 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
                            .ninputs = 1,
                            .settings = &stage_settings,
                            .rebuild_ms = settings.lateness_ms + settings.max_pair_ms};
-    int rc;
     if ((rc = hvs_serde_new(app->cfg.schema_registry_url, &w->serde, err)) ||
         (rc = hvs_decoder_new(w->serde, HVS_SCHEMA_READING, &w->dec, err)) ||
         (rc = hvs_reading_codec_new(w->serde, &w->codec, err)) ||

@@ -6,7 +6,10 @@
 #include <string.h>
 
 #include "hvs/err.h"
+#include "hvs/profile.h"
 
+/* Heat's sensor of each channel and its Redis code; which sensor feeds a channel is the
+ * deployment's profile's (profile.h). */
 static const struct {
     const char *sensor;
     char code;
@@ -16,15 +19,26 @@ static const struct {
     [AGG_VALVE] = {"valve_position_pct", 'v'}, [AGG_HUMIDITY] = {"humidity_pct", 'u'},
 };
 
+/* The channel (profile.h, in agg_kind_t's order) the deployment's profile feeds from a sensor. */
+_Static_assert((int)HVS_CH_USE == AGG_HEAT && (int)HVS_CH_WATER == AGG_WATER &&
+                   (int)HVS_CH_TEMP == AGG_TEMP && (int)HVS_CH_SETPOINT == AGG_SETPOINT &&
+                   (int)HVS_CH_VALVE == AGG_VALVE && (int)HVS_CH_HUMIDITY == AGG_HUMIDITY &&
+                   (int)HVS_CH_COUNT == AGG_KIND_COUNT,
+               "profile channels and aggregator kinds in one order");
+
 int agg_kind_of(const char *sensor_type) {
-    for (int k = 0; k < AGG_KIND_COUNT; k++)
-        if (strcmp(kinds[k].sensor, sensor_type) == 0)
-            return k;
+    const hvs_profile_t *p = hvs_profile_active();
+    for (size_t i = 0; i < p->nsensors; i++)
+        if (strcmp(p->sensors[i].type, sensor_type) == 0)
+            return (int)p->channel[i];
     return -1;
 }
 
 const char *agg_kind_name(agg_kind_t k) {
-    return (unsigned)k < AGG_KIND_COUNT ? kinds[k].sensor : "?";
+    if ((unsigned)k >= AGG_KIND_COUNT)
+        return "?";
+    const char *s = hvs_profile_channel_sensor((hvs_profile_channel_t)k);
+    return s ? s : kinds[k].sensor; /* a channel the profile leaves unfed: heat's name */
 }
 char agg_kind_code(agg_kind_t k) { return (unsigned)k < AGG_KIND_COUNT ? kinds[k].code : '?'; }
 

@@ -56,7 +56,9 @@ typedef struct agg_samples {
     uint64_t conflicts; /* second values refused for an existing (series, time) */
 } agg_samples_t;
 
-/* Kind of a sensor type, or -1 for a sensor the aggregator does not know. */
+/* Kind of a sensor type (the channel the deployment's profile feeds from it, profile.h: heat's
+ * heating_energy_kwh is AGG_HEAT, ev_charging's charger_energy_kwh too), or -1 for a sensor the
+ * profile does not know. The kinds' names below are heat's. */
 int agg_kind_of(const char *sensor_type);
 const char *agg_kind_name(agg_kind_t k);
 /* Short code used in the Redis encoding: 'h', 'w', 't', 's', 'v', 'u'. */

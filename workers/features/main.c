@@ -33,6 +33,7 @@
 #include "hvs/featstore.h"
 #include "hvs/ids.h"
 #include "hvs/log.h"
+#include "hvs/profile.h"
 #include "hvs/redis.h"
 #include "hvs/serde.h"
 #include "hvs/stage.h"
@@ -470,6 +471,8 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
                            .settings = &stage_settings,
                            .rebuild_ms = settings.rebuild_ms};
     int rc;
+    if ((rc = hvs_profile_load(app->cfg.profile, app->cfg.profile_file, err)))
+        return rc; /* first: readings, rows and models follow the profile */
     if ((rc = parse_dq(&fc, settings.dq_features, err)))
         return rc;
     hvs_calendar_t *probe = NULL;

@@ -630,7 +630,9 @@ static int schedule_all(fc_t *g, hvs_err_t *err) {
 /* ---- one issue ------------------------------------------------------------------------------ */
 
 static bool columns_match(const hvs_model_ref_t *r) {
-    return hvs_model_ref_fits(r, HVS_TASK_FORECAST) && r->target_scale == HVS_TARGET_PER_HEATED_M2;
+    /* the profile's scale (profile.h): per_heated_m2 for heat, kwh for a charging site */
+    return hvs_model_ref_fits(r, HVS_TASK_FORECAST) &&
+           r->target_scale == hvs_taskrow_scale(HVS_TASK_FORECAST);
 }
 
 static const char *const interval_keys[4] = {"interval_h1_6", "interval_h7_24", "interval_h25_48",
@@ -696,23 +698,30 @@ static int choose(fc_t *g, const char *building, const fc_info_t *in, hvs_ms_t t
 static int queue_issue(fc_t *g, fc_building_t *b, hvs_ms_t t, bool quiet, bool again,
                        hvs_err_t *err) {
     fc_info_t in = {NAN, HVS_MS_NONE, "", ""};
-    if (!g->cb.info || g->cb.info(g->cb.opaque, b->fs->id, &in) != 0 || !(in.area_m2 > 0) ||
-        !isfinite(in.area_m2)) {
+    bool known = g->cb.info && g->cb.info(g->cb.opaque, b->fs->id, &in) == 0;
+    bool area = in.area_m2 > 0 && isfinite(in.area_m2);
+    /* a model of the profile's kwh scale (profile.h: a charging site) needs no area */
+    bool scaled = !isnan(hvs_taskrow_divisor(HVS_TASK_FORECAST, in.area_m2));
+    int m = -1;
+    if (known && scaled) {
+        m = choose(g, b->fs->id, &in, t);
+        if (m == -2)
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "models");
+    }
+    if (!known || !scaled || (m < 0 && !area)) { /* the rules are per m2 too */
         g->stats.no_area++;
         if (!b->warned)
-            hvs_log_warn("forecaster",
-                         "building %s: not forecastable: no heated area in topology (forecasts "
-                         "are per m2 of heated area)",
-                         b->fs->id);
+            hvs_log_warn("forecaster", "building %s: not forecastable: %s", b->fs->id,
+                         scaled && known ? "no model serves it yet and the rules need a heated "
+                                           "area (none in topology)"
+                                         : "no heated area in topology (forecasts are per m2 of "
+                                           "heated area)");
         b->warned = true;
         return 0;
     }
     hvs_calendar_t *cal = hvs_calendars_get(g->cals, in.region, b->fs->id);
     if (!cal)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "calendar for %s", b->fs->id);
-    int m = choose(g, b->fs->id, &in, t);
-    if (m == -2)
-        return hvs_err_set(err, HVS_ENOMEM, "oom", "models");
     job_t *nj = hvs_vec_grow(g->jobs, &g->capjobs, g->njobs + 1, sizeof *nj, 64);
     if (!nj)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "issues");

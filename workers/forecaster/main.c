@@ -32,6 +32,7 @@
 #include "hvs/ids.h"
 #include "hvs/log.h"
 #include "hvs/model_registry.h"
+#include "hvs/profile.h"
 #include "hvs/redis.h"
 #include "hvs/serde.h"
 #include "hvs/stage.h"
@@ -365,6 +366,8 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     worker_t *w = state;
     w->app = app;
     int rc;
+    if ((rc = hvs_profile_load(app->cfg.profile, app->cfg.profile_file, err)))
+        return rc; /* first: readings, rows and models follow the profile */
     if ((rc = parse_rules(w, settings.rules, err)))
         return rc;
     if (settings.building_ms < settings.mature_ms)

@@ -40,6 +40,7 @@
 #include "hvs/ids.h"
 #include "hvs/log.h"
 #include "hvs/model_registry.h"
+#include "hvs/profile.h"
 #include "hvs/redis.h"
 #include "hvs/rooms.h"
 #include "hvs/serde.h"
@@ -389,7 +390,7 @@ static tr_config_t run_config(worker_t *w) {
                      .max_wape = settings.max_wape,
                      .min_improvement = settings.min_improvement,
                      .auto_approve = settings.auto_approve,
-                     .monotone = true,
+                     .monotone = hvs_profile_active()->monotone, /* heat's physics */
                      .weather_wait = settings.weather_wait_ms,
                      .leak_sample = 200,
                      .labels = &w->labels,
@@ -850,9 +851,9 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     w->topic_alerts = hvs_topic_name("alerts");
     w->topic_feedback = hvs_topic_name("alerts.feedback");
     pthread_mutex_init(&w->req_lock, NULL);
-    int rc = parse_lists(w, err);
-    if (rc)
-        return rc;
+    int rc = hvs_profile_load(app->cfg.profile, app->cfg.profile_file, err);
+    if (rc || (rc = parse_lists(w, err)))
+        return rc; /* the profile first: rows and models follow it */
     /* model records are up to HVS_TOPIC_MODELS_MAX_MESSAGE (the topic is created with it) */
     static const char *const pprops[] = {"message.max.bytes", HVS_TOPIC_MODELS_MAX_MESSAGE_STR,
                                          NULL};

@@ -10,6 +10,7 @@
 
 #include "hvs/featstore.h"
 #include "hvs/log.h"
+#include "hvs/profile.h"
 #include "hvs/task_rows.h"
 #include "hvs/time.h"
 
@@ -962,6 +963,8 @@ int tr_record_build(const tr_result_t *r, int version, hvs_ms_t now, const tr_co
     }
     /* the name the registry checks and serving workers invert with (task_rows.h) */
     P("target_scale", "%s", hvs_taskrow_scale_name(hvs_taskrow_scale((hvs_task_t)r->task)));
+    /* the deployment's profile: the registry serves it to no other (profile.h) */
+    P("profile", "%s", hvs_profile_active()->name);
     P("folds", "%d", c->folds);
     P("fold_days", "%d", c->fold_days);
     P("rows", "%zu", r->rows);

@@ -11,6 +11,7 @@
 #include "hvs/features.h"
 #include "hvs/follow.h"
 #include "hvs/log.h"
+#include "hvs/profile.h"
 #include "hvs/task_rows.h"
 #include "hvs/time.h"
 #include "hvs/vec.h"
@@ -286,8 +287,8 @@ static int load_value(avro_value_t *v, hvs_model_ref_t **out, hvs_err_t *err) {
     const char *scale = NULL;
     avro_value_t params, ps;
     size_t scale_len;
-    if (avro_value_get_by_name(v, "params", &params, NULL) == 0 &&
-        avro_value_get_by_name(&params, "target_scale", &ps, NULL) == 0 &&
+    bool has_params = avro_value_get_by_name(v, "params", &params, NULL) == 0;
+    if (has_params && avro_value_get_by_name(&params, "target_scale", &ps, NULL) == 0 &&
         avro_value_get_string(&ps, &scale, &scale_len))
         scale = "";
     int tscale = hvs_taskrow_scale_parse(scale);
@@ -298,6 +299,19 @@ static int load_value(avro_value_t *v, hvs_model_ref_t **out, hvs_err_t *err) {
             version, scale, hvs_taskrow_scale_name(HVS_TARGET_KWH),
             hvs_taskrow_scale_name(HVS_TARGET_PER_HEATED_M2),
             hvs_taskrow_scale_name(HVS_TARGET_PROBABILITY));
+    /* a model of another deployment's profile (profile.h) predicts another quantity: a heat
+     * model must never serve an EV-charging site, nor the reverse. Absent: heat (the models
+     * written before profiles existed) */
+    const char *mprof = NULL;
+    size_t prof_len;
+    if (!has_params || avro_value_get_by_name(&params, "profile", &ps, NULL) != 0 ||
+        avro_value_get_string(&ps, &mprof, &prof_len))
+        mprof = HVS_PROFILE_DEFAULT;
+    if (strcmp(mprof, hvs_profile_active()->name) != 0)
+        return hvs_err_set(err, HVS_ESERDE, "profile_mismatch",
+                           "%s v%d: a model of profile %s, this deployment's profile is %s "
+                           "(HVS_PROFILE)",
+                           name, version, mprof, hvs_profile_active()->name);
     bool linear = strcmp(fmt, HVS_MODEL_FORMAT_LINEAR) == 0;
     if ((!linear && strcmp(fmt, HVS_MODEL_FORMAT_XGBOOST) != 0) ||
         (strcmp(comp, "zlib") != 0 && strcmp(comp, "none") != 0))

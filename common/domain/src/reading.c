@@ -3,6 +3,8 @@
  */
 #include "hvs/reading.h"
 
+#include "hvs/profile.h"
+
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
@@ -10,28 +12,20 @@
 #include <string.h>
 #include <strings.h>
 
-/* Sensors the platform understands, with what a working device can report (keep the table in
- * reading.h's comment and Reading.avsc's sensor_type doc in step). */
-static const hvs_sensor_info_t sensors[] = {
-    {"heating_energy_kwh", "kWh", 0, 1e9, true, false},
-    {"hot_water_litres", "litres", 0, 1e10, true, false},
-    {"room_temp_c", "degC", -30, 60, false, true},
-    {"setpoint_temp_c", "degC", 5, 35, false, true},
-    {"valve_position_pct", "percent", 0, 100, false, true},
-    {"humidity_pct", "percent", 0, 100, false, true},
-};
-#define NSENSORS (sizeof sensors / sizeof sensors[0])
-
+/* The sensors of the deployment's profile (profile.h; data/profiles/profiles.ini: heat's table
+ * is the one reading.h's comment and Reading.avsc's sensor_type doc list - keep them in step). */
 const hvs_sensor_info_t *hvs_reading_sensor(const char *type) {
-    for (size_t i = 0; i < NSENSORS; i++)
-        if (strcmp(sensors[i].type, type) == 0)
-            return &sensors[i];
+    const hvs_profile_t *p = hvs_profile_active();
+    for (size_t i = 0; i < p->nsensors; i++)
+        if (strcmp(p->sensors[i].type, type) == 0)
+            return &p->sensors[i];
     return NULL;
 }
 
 const hvs_sensor_info_t *hvs_reading_sensors(size_t *n) {
-    *n = NSENSORS;
-    return sensors;
+    const hvs_profile_t *p = hvs_profile_active();
+    *n = p->nsensors;
+    return p->sensors;
 }
 
 /*

@@ -1,17 +1,17 @@
 /* task_rows.c - a task's model row from a feature vector (see hvs/task_rows.h). */
 #include "hvs/task_rows.h"
 
+#include "hvs/profile.h"
+
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
 
-/* Forecast models read every feature but the hour's own comfort and room readings (the hour lies
- * in the future); anomaly models every feature but the horizon and the weather's forecast flags (they
- * judge an hour that has happened, on the weather observed in it). Both in the feature
- * definition's order, so a new feature joins both unless it is excluded here. */
-static const char *const forecast_without[] = {
-    "room_temp_c",     "setpoint_c", "comfort_gap_c", "valve_mean_pct", "room_temp_std_c",
-    "room_flat_hours", NULL};
+/* Forecast models read every feature but those the deployment's profile drops (profile.h: heat
+ * drops the hour's own comfort and room readings, the hour lies in the future; EV charging also
+ * heating physics); anomaly models every feature but the horizon and the weather's forecast
+ * flags (they judge an hour that has happened, on the weather observed in it). Both in the
+ * feature definition's order, so a new feature joins both unless it is excluded. */
 static const char *const anomaly_without[] = {"horizon_h", "weather_is_forecast", "weather_lead_h",
                                               NULL};
 static const char *forecast_cols[HVS_FEATURES_COUNT + 1], *anomaly_cols[HVS_FEATURES_COUNT + 1];
@@ -31,7 +31,7 @@ static void cols_fill(const char **out, const char *const *without) {
 }
 
 static void cols_init(void) {
-    cols_fill(forecast_cols, forecast_without);
+    cols_fill(forecast_cols, hvs_profile_active()->forecast_drop);
     cols_fill(anomaly_cols, anomaly_without);
 }
 
@@ -44,11 +44,24 @@ static const char *const empty_cols[] = {NULL};
 static const char *const task_names[HVS_TASK_COUNT] = {"forecast", "anomaly-residual",
                                                        "anomaly-classifier", "refresh"};
 
-static const hvs_target_scale_t task_scales[HVS_TASK_COUNT] = {
+/* the forecast's is the profile's (resolved once, in scales_init) */
+static hvs_target_scale_t task_scales[HVS_TASK_COUNT] = {
     HVS_TARGET_PER_HEATED_M2, HVS_TARGET_KWH, HVS_TARGET_PROBABILITY, HVS_TARGET_PER_HEATED_M2};
+static pthread_once_t scales_once = PTHREAD_ONCE_INIT;
 
 static const char *const scale_names[HVS_TARGET_SCALE_COUNT] = {"kwh", "per_heated_m2",
                                                                 "probability"};
+
+static void scales_init(void) {
+    int s = hvs_taskrow_scale_parse(hvs_profile_active()->target_scale);
+    if (s == HVS_TARGET_KWH || s == HVS_TARGET_PER_HEATED_M2) /* profile.c admits only these */
+        task_scales[HVS_TASK_FORECAST] = (hvs_target_scale_t)s;
+}
+
+static hvs_target_scale_t scale_of(hvs_task_t t) {
+    pthread_once(&scales_once, scales_init);
+    return task_scales[t];
+}
 
 const char *hvs_taskrow_task_name(hvs_task_t t) {
     return (unsigned)t < HVS_TASK_COUNT ? task_names[t] : "?";
@@ -83,7 +96,7 @@ size_t hvs_taskrow_ncols(hvs_task_t t) {
 }
 
 hvs_target_scale_t hvs_taskrow_scale(hvs_task_t t) {
-    return (unsigned)t < HVS_TASK_COUNT ? task_scales[t] : HVS_TARGET_KWH;
+    return (unsigned)t < HVS_TASK_COUNT ? scale_of(t) : HVS_TARGET_KWH;
 }
 
 const char *hvs_taskrow_scale_name(hvs_target_scale_t s) {
@@ -125,7 +138,7 @@ static void maps_init(void) {
             if (m->idx[i] < 0)
                 m->buildable = false;
             /* consumption is what scales with the building: per m2 it compares across sizes */
-            m->per_area[i] = task_scales[t] == HVS_TARGET_PER_HEATED_M2 &&
+            m->per_area[i] = scale_of((hvs_task_t)t) == HVS_TARGET_PER_HEATED_M2 &&
                              strncmp(c[i], "use_", 4) == 0;
         }
     }
@@ -147,7 +160,7 @@ int hvs_taskrow_build(hvs_task_t t, const double *x, double area_m2, double *row
     if (!m->buildable)
         return hvs_err_set(err, HVS_EINVAL, "bad_task", "%s rows are not built from features",
                            task_names[t]);
-    bool per_area = task_scales[t] == HVS_TARGET_PER_HEATED_M2;
+    bool per_area = scale_of(t) == HVS_TARGET_PER_HEATED_M2;
     if (per_area && !area_ok(area_m2))
         return hvs_err_set(err, HVS_EINVAL, "no_area", "%s rows need a heated area (got %g m2)",
                            task_names[t], area_m2);

@@ -68,6 +68,11 @@ static const hvs_cfg_entry_t common_entries[] = {
      0,
      "holiday regions read on top of the built-in ones (format: data/calendar/regions.ini); "
      "read by the executables that build calendars"},
+    {"HVS_PROFILE", HVS_CFG_STRING, "heat", 0, 0, offsetof(hvs_common_config_t, profile), 0,
+     "what the deployment meters: a profile of data/profiles/profiles.ini (heat, ev_charging) "
+     "or of HVS_PROFILE_FILE; the same for every worker of a deployment"},
+    {"HVS_PROFILE_FILE", HVS_CFG_STRING, NULL, 0, 0, offsetof(hvs_common_config_t, profile_file), 0,
+     "profiles read on top of the built-in ones (format: data/profiles/profiles.ini)"},
     {"HVS_SHUTDOWN_TIMEOUT", HVS_CFG_DURATION, "10s", 0, 3600000,
      offsetof(hvs_common_config_t, shutdown_timeout_ms), 0,
      "longest the shutdown after SIGTERM (or an error) waits for the broker: the last batch's "

@@ -189,6 +189,7 @@ uint64_t hvs_registry_bad(const hvs_registry_t *r);
 /*
  * Validate and load one record's model (what the registry does before a swap): 0 and *out, or
  * HVS_ESERDE with the reason (corrupt_model, too_large, feature_mismatch, unknown_target_scale,
+ * profile_mismatch: params.profile, absent = heat, is not the active profile's (profile.h),
  * probe_failed).
  */
 int hvs_registry_load_record(hvs_serde_t *s, const void *record, size_t len, hvs_model_ref_t **out,

@@ -13,7 +13,8 @@
  * sensor's apartment average). Unknown extra fields are ignored; duplicate keys are a syntax
  * error. Lines longer than HVS_READING_LINE_MAX are refused before parsing.
  *
- * Known sensors (hvs_reading_sensors(); plausible range a working device can report):
+ * Known sensors: those of the deployment's profile (profile.h, HVS_PROFILE); the heat profile's
+ * (the default; hvs_reading_sensors(); plausible range a working device can report):
  *   heating_energy_kwh   kWh      [0, 1e9]    cumulative counter, apartment level
  *   hot_water_litres     litres   [0, 1e10]   cumulative counter, apartment level
  *   room_temp_c          degC     [-30, 60]   per room
@@ -96,9 +97,10 @@ typedef struct hvs_sensor_info {
     bool per_room;   /* usually carries room_name */
 } hvs_sensor_info_t;
 
-/* The table entry for a sensor type, or NULL if unknown. The entry is static. */
+/* The table entry for a sensor type in the active profile (profile.h), or NULL if unknown.
+ * The entry lives as long as the process. */
 const hvs_sensor_info_t *hvs_reading_sensor(const char *type);
-/* The whole table (static, *n entries), e.g. for help texts. */
+/* The active profile's whole table (*n entries, kept for the process), e.g. for help texts. */
 const hvs_sensor_info_t *hvs_reading_sensors(size_t *n);
 
 /*

@@ -6,9 +6,10 @@
  * arithmetic).
  *
  * Tasks (hvs_task_t; the names are the model name prefixes and the records' params.task):
- *   forecast            building series; columns: horizon_h, the calendar, consumption,
- *                       weather and comfort features (no own-hour comfort: the hour is in the
- *                       future); target scale per_heated_m2
+ *   forecast            building series; columns: the feature set minus the profile's
+ *                       forecast_drop (profile.h; heat: horizon_h, the calendar, consumption,
+ *                       weather and comfort features, no own-hour comfort: the hour is in the
+ *                       future); target scale the profile's (heat per_heated_m2, ev_charging kwh)
  *   anomaly-residual    apartment series at horizon 0; the own hour's room temperature,
  *                       setpoint and comfort gap instead of horizon_h; target scale kwh
  *   anomaly-classifier  the anomaly-residual columns; target scale probability (of a fault)
@@ -30,6 +31,7 @@
  * Rows are doubles; the trainer and XGBoost take floats: the caller casts each value
  * ((float)row[i]), which both sides do the same way.
  *
+ * The profile is read on first use: hvs_profile_load must come before (at start-up).
  * Ownership: column lists and names are static; rows go into the caller's buffer of at least
  * hvs_taskrow_ncols(task) (<= HVS_TASKROW_MAX_COLS) doubles; nothing is allocated.
  * Thread-safety: pure functions. Errors: HVS_EINVAL (reason "bad_task", "no_area") for a task

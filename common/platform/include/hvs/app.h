@@ -10,7 +10,8 @@
  * HVS_HTTP_PORT (0 = any, -1 = off), HVS_HTTP_BIND_ANY, HVS_HTTP_ADMIN_TOKEN (secret: the
  * bearer token of mutating HTTP routes, http.h; tools send it), HVS_LOG_LEVEL,
  * HVS_TOPIC_PARTITIONS, HVS_TOPIC_<NAME>, HVS_SHUTDOWN_TIMEOUT (duration, default 10s: the bound
- * of the whole shutdown, see hvs_app_shutdown_left_ms).
+ * of the whole shutdown, see hvs_app_shutdown_left_ms), HVS_CALENDAR_FILE, HVS_PROFILE and
+ * HVS_PROFILE_FILE (read by the executables that use them: hvs_profile_load, profile.h).
  *
  * Ownership: hvs_app_t is the caller's (usually on main's stack); hvs_app_init fills it and
  * hvs_app_fini frees what init allocated (safe after a failed init).
@@ -43,6 +44,8 @@ typedef struct hvs_common_config {
     char *log_level;
     int64_t topic_partitions;
     char *calendar_file; /* HVS_CALENDAR_FILE; NULL = the built-in regions only (calendar.h) */
+    char *profile;       /* HVS_PROFILE: what the deployment meters (profile.h), default heat */
+    char *profile_file;  /* HVS_PROFILE_FILE; NULL = the built-in profiles only */
     int64_t shutdown_timeout_ms;
 } hvs_common_config_t;
 
