@@ -16,6 +16,13 @@
  *           the hourly building loads are implausible there and every such hour is now PARTIAL
  *           with its energy in uncounted_kwh (counted + uncounted = the counter difference),
  *           not a silent COMPLETE.
+ *   bldg_m  apartments of three meter kinds/units, loaded with `hvsctl topology load` from CSV
+ *           (meter_* and apartment_meter_* columns; `hvsctl topology show` names each one's
+ *           meter): the building's meter is building_heat in GJ hourly (flat_c counts on it),
+ *           flat_a has its own apartment_heat meter in kWh sampled every 15 min, flat_b its own
+ *           building_heat meter in MWh at hourly sampling (800 kW): each apartment's hourly
+ *           energy read back sums to its counter difference in kWh (exactly for kWh and MWh),
+ *           every hour COMPLETE, and the building's hours are the sums of its apartments'.
  * Expected values are computed here from the counters written, independently of the worker.
  */
 #include <jansson.h>
@@ -39,6 +46,7 @@
 #define N_HOURS 27
 #define J_HOURS 27
 #define O_HOURS 27
+#define M_HOURS 27
 #define J_JUMP_HOUR 5 /* the reading at T0 + 5 h jumps */
 #define JUMP 5000.0
 
@@ -48,12 +56,16 @@ static int http_port;
 static json_t *hourly, *final, *alerts;
 /* counters written, per hour index: value at T0 + i h */
 static double ch[H_HOURS + 1], cn[N_HOURS + 1], cj[J_HOURS + 1], co[O_HOURS + 1];
+/* bldg_m: flat_a per quarter hour (kWh), flat_b (MWh) and flat_c (GJ) per hour */
+static double ma[4 * M_HOURS + 1], mb[M_HOURS + 1], mc[M_HOURS + 1];
+static char *show_out;
 
 static void teardown(void) {
     hvs_test_proc_stop(&agg);
     json_decref(hourly);
     json_decref(final);
     json_decref(alerts);
+    free(show_out);
     hvs_test_proc_stop(&broker);
     hvs_test_proc_stop(&redis);
     if (hvs_test_failed == 0)
@@ -142,18 +154,16 @@ static void topology(void) {
     hvs_serde_destroy(s);
 }
 
-/* Reading i (at T0 + i h) of one building's meter ("main") with counter value c[i]. */
-static void meter_line(char **text, size_t *len, size_t *cap, const char *bid, const double *c,
-                       int n, int i) {
-    if (i > n)
-        return;
+/* One heating counter reading of apartment apt at t. */
+static void counter_line(char **text, size_t *len, size_t *cap, const char *bid, const char *apt,
+                         hvs_ms_t t, double v) {
     char ts[40], line[400];
-    hvs_time_format_iso8601(T0 + i * HOUR, ts, sizeof ts);
+    hvs_time_format_iso8601(t, ts, sizeof ts);
     int k = snprintf(line, sizeof line,
                      "{\"timestamp_str\":\"%s\",\"building_id\":\"%s\",\"apartment_id\":"
-                     "\"main\",\"readings\":[{\"sensor_type\":\"heating_energy_kwh\","
+                     "\"%s\",\"readings\":[{\"sensor_type\":\"heating_energy_kwh\","
                      "\"value\":%.17g}]}\n",
-                     ts, bid, c[i]);
+                     ts, bid, apt, v);
     if (*len + (size_t)k + 1 > *cap) {
         *cap = (*cap + (size_t)k + 1) * 2;
         *text = realloc(*text, *cap);
@@ -161,6 +171,51 @@ static void meter_line(char **text, size_t *len, size_t *cap, const char *bid, c
     }
     memcpy(*text + *len, line, (size_t)k + 1);
     *len += (size_t)k;
+}
+
+/* Reading i (at T0 + i h) of one building's meter ("main") with counter value c[i]. */
+static void meter_line(char **text, size_t *len, size_t *cap, const char *bid, const double *c,
+                       int n, int i) {
+    if (i <= n)
+        counter_line(text, len, cap, bid, "main", T0 + i * HOUR, c[i]);
+}
+
+/* bldg_m's readings of hour i: flat_a's quarter hours in it, flat_b's and flat_c's hour. */
+static void apartment_lines(char **text, size_t *len, size_t *cap, int i) {
+    if (i > M_HOURS)
+        return;
+    counter_line(text, len, cap, "bldg_m", "flat_b", T0 + i * HOUR, mb[i]);
+    counter_line(text, len, cap, "bldg_m", "flat_c", T0 + i * HOUR, mc[i]);
+    for (int q = 0; q < 4 && 4 * i + q <= 4 * M_HOURS; q++)
+        counter_line(text, len, cap, "bldg_m", "flat_a", T0 + i * HOUR + q * 15 * MIN,
+                     ma[4 * i + q]);
+}
+
+/* bldg_m through `hvsctl topology load` (CSV): the building's meter in GJ, flat_a's and flat_b's
+ * own; then what `hvsctl topology show` says of them. */
+static void topology_csv(void) {
+    static const char csv[] =
+        "building_id,archetype,commissioning_date,latitude,longitude,holiday_region,meter_kind,"
+        "meter_unit,meter_max_kw,meter_interval_s,apartment_id,apartment_meter_kind,"
+        "apartment_meter_unit,apartment_meter_max_kw,apartment_meter_interval_s\n"
+        "bldg_m,modern_dense,2020-01-01,47.1,8.2,CH-ZH,building_heat,GJ,2000,3600,flat_a,"
+        "apartment_heat,kWh,,\n"
+        "bldg_m,modern_dense,2020-01-01,47.1,8.2,CH-ZH,building_heat,GJ,2000,3600,flat_b,"
+        "building_heat,MWh,800,3600\n"
+        "bldg_m,modern_dense,2020-01-01,47.1,8.2,CH-ZH,building_heat,GJ,2000,3600,flat_c,,,,\n";
+    char path[128], cmd[1400];
+    snprintf(path, sizeof path, "/tmp/hvs-test-agg-meters-%d.csv", (int)getpid());
+    FILE *f = fopen(path, "w");
+    HVS_REQUIRE(f && fputs(csv, f) >= 0 && fclose(f) == 0, "write %s", path);
+    char *out = NULL;
+    snprintf(cmd, sizeof cmd, "%s %s topology load %s 2>&1", env, HVS_TEST_HVSCTL, path);
+    int rc = hvs_test_run(cmd, NULL, 0, &out, NULL);
+    unlink(path);
+    HVS_REQUIRE(rc == 0, "topology load: %s", out ? out : "");
+    free(out);
+    snprintf(cmd, sizeof cmd, "%s %s topology show bldg_m 2>&1", env, HVS_TEST_HVSCTL);
+    HVS_REQUIRE(hvs_test_run(cmd, NULL, 0, &show_out, NULL) == 0, "topology show: %s",
+                show_out ? show_out : "");
 }
 
 /* Loads as whole kWh (and whole MWh): the expected sums are exact in doubles. */
@@ -177,6 +232,15 @@ static void counters(void) {
     co[0] = 40000;
     for (int i = 1; i <= O_HOURS; i++)
         co[i] = co[i - 1] + 150 + (i % 3) * 50;
+    ma[0] = 8000; /* 4-12 kW */
+    for (int i = 1; i <= 4 * M_HOURS; i++)
+        ma[i] = ma[i - 1] + 1 + i % 3;
+    mb[0] = 3456.25; /* MWh in quarters: 250-500 kW, exact in binary */
+    for (int i = 1; i <= M_HOURS; i++)
+        mb[i] = mb[i - 1] + 0.25 + (i % 2) * 0.25;
+    mc[0] = 910; /* GJ: 0.5-1.5 GJ an hour, 139-417 kW */
+    for (int i = 1; i <= M_HOURS; i++)
+        mc[i] = mc[i - 1] + 0.5 + (i % 3) * 0.5;
 }
 
 static double metric(const char *name) {
@@ -209,7 +273,8 @@ static bool all_out(void) {
     return window("bldg_h", "-", T0 + (H_HOURS - 2) * HOUR) &&
            window("bldg_n", "-", T0 + (N_HOURS - 2) * HOUR) &&
            window("bldg_j", "-", T0 + (J_HOURS - 2) * HOUR) &&
-           window("bldg_o", "-", T0 + (O_HOURS - 2) * HOUR);
+           window("bldg_o", "-", T0 + (O_HOURS - 2) * HOUR) &&
+           window("bldg_m", "-", T0 + (M_HOURS - 2) * HOUR);
 }
 
 static void run(void) {
@@ -225,6 +290,7 @@ static void run(void) {
              redis.addr);
     counters();
     topology();
+    topology_csv();
     char *text = NULL;
     size_t len = 0, cap = 0;
     /* in time order, as the meters send (buildings share partitions: one whose readings all
@@ -234,6 +300,7 @@ static void run(void) {
         meter_line(&text, &len, &cap, "bldg_n", cn, N_HOURS, i);
         meter_line(&text, &len, &cap, "bldg_j", cj, J_HOURS, i);
         meter_line(&text, &len, &cap, "bldg_o", co, O_HOURS, i);
+        apartment_lines(&text, &len, &cap, i);
     }
     char cmd[1400];
     snprintf(cmd, sizeof cmd, "%s %s ingest - 2>&1", env, HVS_TEST_HVSCTL);
@@ -260,12 +327,14 @@ static void run(void) {
     }
     HVS_REQUIRE(
         all_out(),
-        "every building's hours published within 20 s (%zu messages; out: h %d n %d j %d o %d)",
+        "every building's hours published within 20 s (%zu messages; out: h %d n %d j %d o %d "
+        "m %d)",
         hourly ? json_array_size(hourly) : 0,
         window("bldg_h", "-", T0 + (H_HOURS - 2) * HOUR) != NULL,
         window("bldg_n", "-", T0 + (N_HOURS - 2) * HOUR) != NULL,
         window("bldg_j", "-", T0 + (J_HOURS - 2) * HOUR) != NULL,
-        window("bldg_o", "-", T0 + (O_HOURS - 2) * HOUR) != NULL);
+        window("bldg_o", "-", T0 + (O_HOURS - 2) * HOUR) != NULL,
+        window("bldg_m", "-", T0 + (M_HOURS - 2) * HOUR) != NULL);
 }
 
 /* Sum of the building's hourly heating over [T0, T0 + n h) and per-hour checks. */
@@ -383,12 +452,69 @@ static void test_old_building_record(void) {
     HVS_CHECK_EQ_INT(partial, O_HOURS - 1);
 }
 
+/* Apartments of three meter kinds and units in one building: each conserved per apartment, in
+ * kWh, by its own meter (or the building's); the building's hours their sums. */
+static void test_apartment_meters(void) {
+    run();
+    HVS_CHECK(show_out && strstr(show_out, "# meter: building_heat in GJ, capacity 2000 kW, every "
+                                           "3600 s"),
+              "show: %s", hvs_test_str(show_out));
+    HVS_CHECK(show_out && strstr(show_out, "# apartment flat_a: own meter: apartment_heat in kWh, "
+                                           "capacity the kind's default, HVS_AGG_SAMPLE_INTERVAL"),
+              "show: %s", hvs_test_str(show_out));
+    HVS_CHECK(show_out && strstr(show_out, "# apartment flat_b: own meter: building_heat in MWh, "
+                                           "capacity 800 kW, every 3600 s"),
+              "show: %s", hvs_test_str(show_out));
+    HVS_CHECK(show_out && strstr(show_out, "# apartments on the building's meter: 1 of 3"),
+              "show: %s", hvs_test_str(show_out));
+    static const struct {
+        const char *apt;
+        const double *c;
+        int per_hour;
+        double kwh;
+    } m[] = {{"flat_a", ma, 4, 1}, {"flat_b", mb, 1, 1000}, {"flat_c", mc, 1, 1e6 / 3600}};
+    int n = M_HOURS - 1;
+    double apts[M_HOURS] = {0};
+    for (size_t k = 0; k < sizeof m / sizeof m[0]; k++) {
+        double sum = 0;
+        int complete = 0;
+        for (int i = 0; i < n; i++) {
+            json_t *a = window("bldg_m", m[k].apt, T0 + i * HOUR);
+            double h = num(a, "heating_kwh");
+            HVS_CHECK(!isnan(h), "%s hour %d heating known", m[k].apt, i);
+            sum += isnan(h) ? 0 : h;
+            apts[i] += isnan(h) ? 0 : h;
+            complete += hvs_test_streq(quality(a), "COMPLETE");
+        }
+        double want = (m[k].c[n * m[k].per_hour] - m[k].c[0]) * m[k].kwh;
+        if (m[k].kwh == 1e6 / 3600) /* GJ: kWh are not whole, the sum is rounded */
+            HVS_CHECK(fabs(sum - want) <= 1e-9 * want, "%s: %.17g kWh counted, expected %.17g",
+                      m[k].apt, sum, want);
+        else
+            HVS_CHECK(sum == want, "%s: %.17g kWh counted, expected %.17g", m[k].apt, sum, want);
+        HVS_CHECK(complete == n, "%s: %d of %d hours COMPLETE", m[k].apt, complete, n);
+    }
+    /* one hour of each: its own counter's difference in kWh (flat_b: MWh x 1000) */
+    json_t *b10 = window("bldg_m", "flat_b", T0 + 10 * HOUR);
+    HVS_CHECK(num(b10, "heating_kwh") == (mb[11] - mb[10]) * 1000, "flat_b hour 10: %g, want %g",
+              num(b10, "heating_kwh"), (mb[11] - mb[10]) * 1000);
+    json_t *a10 = window("bldg_m", "flat_a", T0 + 10 * HOUR);
+    HVS_CHECK(num(a10, "heating_kwh") == ma[44] - ma[40], "flat_a hour 10: %g, want %g",
+              num(a10, "heating_kwh"), ma[44] - ma[40]);
+    for (int i = 0; i < n; i++) {
+        double b = num(window("bldg_m", "-", T0 + i * HOUR), "heating_kwh");
+        HVS_CHECK(fabs(b - apts[i]) <= 1e-9 * apts[i], "bldg_m hour %d: %.17g, apartments %.17g", i,
+                  b, apts[i]);
+    }
+}
+
 int main(int argc, char **argv) {
     static const hvs_test_case_t cases[] = {
         {"hourly_building_meter", test_hourly_building_meter},
         {"network_meter_mwh", test_network_meter_mwh},
         {"implausible_jump", test_implausible_jump},
         {"old_building_record", test_old_building_record},
+        {"apartment_meters", test_apartment_meters},
         HVS_TEST_CASES_END,
     };
     return hvs_test_main(cases, argc, argv);

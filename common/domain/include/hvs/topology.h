@@ -65,7 +65,8 @@ typedef struct hvs_building {
                             * (> 0), NaN otherwise (or without apartments) */
     hvs_meter_t meter;     /* its heat meters (given false: apartment meters, defaults) */
     char **apts;           /* apartment ids, sorted */
-    hvs_meter_t *apt_meters; /* apt_meters[i]: apts[i]'s own meter (given false: none) */
+    /* apt_meters[i]: apts[i]'s own meter (given false: none, the building's counts) */
+    hvs_meter_t *apt_meters;
     size_t napts;
     int32_t partition; /* partition of `topology` it came from (= its partition on
                                    * every co-partitioned building-keyed topic) */
