@@ -133,8 +133,6 @@ static void revoked(void *opaque, int32_t p) {
 
 /* ---- windows out ----------------------------------------------------------------------------- */
 
-#define DAY_MS 86400000LL
-
 /* The DATA_QUALITY alert of day d of a meter whose uncounted share passed the limit (marked
  * sent without sending while quiet: a rebuild replays what was published before the loss). */
 static int send_day_alert(worker_t *w, const agg_building_t *b, const agg_apartment_t *a,
@@ -248,8 +246,7 @@ static agg_meter_t meter_of(const hvs_building_t *tb, const hvs_meter_t *tm) {
 }
 
 /* An apartment's own meter (Apartment.meter), unset when it has none: the building's counts. */
-static void set_apartment_meter(worker_t *w, const hvs_building_t *tb, agg_apartment_t *a) {
-    (void)w;
+static void set_apartment_meter(const hvs_building_t *tb, agg_apartment_t *a) {
     a->meter = (agg_meter_t){0};
     if (!tb)
         return;
@@ -265,7 +262,7 @@ static void set_known(worker_t *w, agg_building_t *b) {
         const hvs_building_t *tb = hvs_topology_find(w->topo, b->id);
         b->meter = meter_of(tb, tb ? &tb->meter : NULL);
         for (size_t i = 0; i < b->napts; i++)
-            set_apartment_meter(w, tb, b->apts[i]);
+            set_apartment_meter(tb, b->apts[i]);
     }
 }
 
@@ -330,14 +327,14 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
         set_known(w, ob);
     rc = agg_accept(w->agg, r, m->partition, wm, why);
     if (rc < 0)
-        return rc;      /* HVS_EINVAL: refused (too late, conflicting); else fatal */
-    if (!ob && w->topo) /* a new building: its meters, before its first windows */
-        if ((ob = agg_building(w->agg, r->building_id, m->partition, false)))
-            set_known(w, ob);
-    /* an apartment new to its building: its own meter from its second reading on */
+        return rc; /* HVS_EINVAL: refused (too late, conflicting); else fatal */
+    /* a new building: its meters, before its first windows; an apartment new to its building:
+     * its own meter (its first reading was accepted under the building's) */
+    if (!ob && w->topo && (ob = agg_building(w->agg, r->building_id, m->partition, false)))
+        set_known(w, ob);
     agg_apartment_t *oa = ob && w->topo ? agg_apartment(ob, r->apartment_id, false) : NULL;
     if (oa && !oa->meter.set)
-        set_apartment_meter(w, hvs_topology_find(w->topo, ob->id), oa);
+        set_apartment_meter(hvs_topology_find(w->topo, ob->id), oa);
     if (rc == 0)
         hvs_metric_inc(w->m_dup);
     hvs_watermark_observe(w->wm, m->partition, r->timestamp, w->now);
