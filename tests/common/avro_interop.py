@@ -3,7 +3,7 @@
 python3-avro). For every schema in schemas/: it must parse with python3-avro; the sample
 record must survive C encode -> Python decode and Python encode -> C decode unchanged, with the
 Confluent wire header (magic 0 + big-endian id from schemas/schema-ids.tsv) on every message.
-Aggregate v1/v2 -> v3 (rooms, uncounted_kwh), Building v1/v2 -> v3 (team, meter) and ModelVersion
+Aggregate v1/v2 -> v3 (rooms, uncounted_kwh), Building v1/v2/v3 -> v4 (team, meter, apartment meter) and ModelVersion
 v1 -> v2 (folds) are resolved both ways across the two implementations.
 
 usage: avro_interop.py SOURCE_DIR SERDE_TOOL
@@ -111,10 +111,11 @@ for name in names:
     check(buf.getvalue() == enc.stdout, f"{name}: C and Python encodings differ byte for byte")
 
 
-def check_evolution(name, added, version="v1"):
+def check_evolution(name, added, version="v1", apt_added=None):
     """v1 (history/<name>.v1.avsc) against the current schema, both directions across the two
     implementations: python3-avro as a v1 reader of our current bytes drops the fields v1 lacked
-    (`added`, their defaults); our decoder reads python3-avro's v1 bytes with those defaults."""
+    (`added`, their defaults; `apt_added` likewise in every apartment of a Building); our
+    decoder reads python3-avro's v1 bytes with those defaults."""
     v1_path = f"history/{name}.{version}.avsc"
     v1 = avro.schema.parse(open(f"{src}/schemas/{v1_path}").read())
     v2 = avro.schema.parse(open(f"{src}/schemas/{name}.avsc").read())
@@ -122,6 +123,13 @@ def check_evolution(name, added, version="v1"):
     check(all(sample.get(k) not in (None, []) for k in added),
           f"{name} sample carries {', '.join(added)}")
     old = {k: v for k, v in sample.items() if k not in added}
+    want = dict(old, **added)
+    if apt_added:
+        check(all(a.get(k) is not None for a in sample["apartments"] for k in apt_added),
+              f"{name} sample's apartments carry {', '.join(apt_added)}")
+        old["apartments"] = [{k: v for k, v in a.items() if k not in apt_added}
+                             for a in sample["apartments"]]
+        want["apartments"] = [dict(a, **apt_added) for a in old["apartments"]]
     enc = subprocess.run([tool, "encode", name], input=json.dumps(sample).encode(),
                          capture_output=True)
     cur = ids[f"{name}.avsc"]
@@ -137,17 +145,20 @@ def check_evolution(name, added, version="v1"):
     dec = subprocess.run([tool, "decode", name], input=buf.getvalue(), capture_output=True)
     check(dec.returncode == 0, f"{name} v1 (python) C decode: {dec.stderr.decode()}")
     if dec.returncode == 0:
-        check(json.loads(dec.stdout) == dict(old, **added),
+        check(json.loads(dec.stdout) == want,
               f"{name} v1 (python) read by the current C reader:\n{dec.stdout}")
 
 
 # Aggregate v1 (id 4) against v3 (rooms, uncounted_kwh; id 18): a v1 reader drops them, v1 bytes
 # read as rooms = [], uncounted_kwh null; v2 (id 14) likewise for uncounted_kwh. Building v1
-# (id 3) against v3 (team, meter; id 17): dropped, or null; v2 (id 16) for the meter alone.
+# (id 3) against v4 (team, meter; the apartments' meter): dropped, or null; v2 (id 16) for the
+# meters alone.
 check_evolution("Aggregate", {"rooms": [], "uncounted_kwh": None})
 check_evolution("Aggregate", {"uncounted_kwh": None}, "v2")
-check_evolution("Building", {"team": None, "meter": None})
-check_evolution("Building", {"meter": None}, "v2")
+check_evolution("Building", {"team": None, "meter": None}, "v1", {"meter": None})
+check_evolution("Building", {"meter": None}, "v2", {"meter": None})
+# Building v3 (id 17) against v4 (an apartment's own meter; id 20): dropped, or null.
+check_evolution("Building", {}, "v3", {"meter": None})
 # ModelVersion v1 (id 11) against v2 (per-fold backtest figures, id 19): folds dropped, or [].
 check_evolution("ModelVersion", {"folds": []})
 

@@ -410,21 +410,56 @@ static void test_aggregate_evolution(hvs_serde_t *s) {
     free(sc_as_v1);
 }
 
+/* The Building sample without the fields `drop` (and without every apartment's meter): a v1-v3
+ * record; with apt_null, the JSON of the apartments as the current reader reads it back (their
+ * meter null), as {"apartments": [...]} merged with `added`. */
+static char *bld_old(const char *const *drop, const char *added, bool apt_null) {
+    char *text = sample_as_v1("Building", drop, NULL);
+    json_t *j = json_loads(text, 0, NULL), *apts = json_object_get(j, "apartments");
+    size_t i;
+    json_t *a;
+    json_array_foreach(apts, i, a) {
+        HVS_REQUIRE(json_object_get(a, "meter"), "the sample's apartment has a meter");
+        if (apt_null)
+            json_object_set_new(a, "meter", json_null());
+        else
+            json_object_del(a, "meter");
+    }
+    free(text);
+    if (apt_null) {
+        json_t *o = json_loads(added, 0, NULL);
+        json_object_set(o, "apartments", apts);
+        text = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+    } else {
+        text = json_dumps(j, JSON_COMPACT);
+    }
+    json_decref(j);
+    return text;
+}
+
 /* Building v1 (id 3) bytes decode into the current reader with team = null (the default team)
- * and meter = null; v3 (id 17) bytes read by a v1 reader drop them; v2 (id 16) likewise for the
- * meter alone. */
+ * and meter = null (the apartments' too); v4 (id 20) bytes read by a v1 reader drop them; v2
+ * (id 16) likewise for the meters alone, v3 (id 17) for the apartments' meters alone. */
 static void test_building_evolution(hvs_serde_t *s) {
-    const char *bld_new[] = {"team", "meter", NULL};
-    char *bld_v1 = sample_as_v1("Building", bld_new, NULL);
-    check_evolution(s, "Building", HVS_SCHEMA_BUILDING, 3, 17, "history/Building.v1.avsc", bld_v1,
-                    "{\"team\":null,\"meter\":null}", bld_v1);
-    free(bld_v1);
-    /* v2 (id 16, team) against v3 (id 17, meter): old records read as meter = null */
-    const char *bld3_new[] = {"meter", NULL};
-    char *bld_v2 = sample_as_v1("Building", bld3_new, NULL);
-    check_evolution(s, "Building", HVS_SCHEMA_BUILDING, 16, 17, "history/Building.v2.avsc", bld_v2,
-                    "{\"meter\":null}", bld_v2);
-    free(bld_v2);
+    static const struct {
+        const char *path;
+        int id;
+        const char *drop[3];
+        const char *added;
+    } v[] = {
+        {"history/Building.v1.avsc", 3, {"team", "meter", NULL}, "{\"team\":null,\"meter\":null}"},
+        {"history/Building.v2.avsc", 16, {"meter", NULL}, "{\"meter\":null}"},
+        {"history/Building.v3.avsc", 17, {NULL}, "{}"},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        char *old = bld_old(v[i].drop, NULL, false);
+        char *added = bld_old(v[i].drop, v[i].added, true);
+        check_evolution(s, "Building", HVS_SCHEMA_BUILDING, v[i].id, 20, v[i].path, old, added,
+                        old);
+        free(old);
+        free(added);
+    }
 }
 
 /* ModelVersion v1 (id 11) bytes decode into the current reader with folds = []; v2 (id 19,

@@ -278,14 +278,15 @@ static void test_broken_records(void) {
 
 static int cmp_team(const void *a, const void *b) { return strcmp(a, b); }
 
-/* Every building on topology, as the current Building (schema id 17: v3, with `meter`), each with its team:
- * the default 2 teams round-robin over the buildings in order. */
+/* Every building on topology, as the current Building (schema id 20: v4, with `meter` on the
+ * building and on each apartment), each with its team: the default 2 teams round-robin over the
+ * buildings in order. */
 static void test_topology_and_labels(void) {
     need_kafka();
     size_t buildings = seen.buildings, labels = seen.labels;
     HVS_CHECK_EQ_INT(buildings, 3);
     HVS_CHECK(labels > 0, "labels topic empty");
-    HVS_CHECK_EQ_INT(seen.bld_schema_id, 17);
+    HVS_CHECK_EQ_INT(seen.bld_schema_id, 20);
     if (buildings != 3)
         return;
     qsort(seen.teams, 3, sizeof seen.teams[0], cmp_team); /* partitions interleave them */

@@ -48,20 +48,25 @@ static const char *const help =
     "  latitude, longitude, heated_area_m2, construction_year, insulation, holiday_region,\n"
     "  team, ...) repeated on every row of the building and equal on each, then apartment_id\n"
     "  and apartment_<field> for the apartment's fields (apartment_area_m2, apartment_floor,\n"
-    "  apartment_occupied_since). An empty cell is null; a row with an empty apartment_id adds\n"
-    "  no apartment. Rooms: JSON lines only.\n"
+    "  apartment_occupied_since). Heat meters: meter_kind, meter_unit, meter_max_kw,\n"
+    "  meter_interval_s for the building's `meter`, apartment_meter_kind, ... for an\n"
+    "  apartment's own (all empty: none). An empty cell is null; a row with an empty\n"
+    "  apartment_id adds no apartment. Rooms: JSON lines only.\n"
     "  Timestamps (commissioning_date, updated_at, occupied_since) are epoch milliseconds or\n"
     "  ISO-8601 (\"2021-09-01\" or \"2021-09-01T00:00:00Z\"); updated_at defaults to now.\n"
     "  Checked before anything is produced: building_id, archetype, commissioning_date,\n"
     "  latitude (-90..90) and longitude (-180..180) present; holiday_region known to the\n"
     "  calendar; heated_area_m2 and apartment areas > 0 when given; apartment ids unique in a\n"
-    "  building; a building once per file; field names and types as in the Building schema.\n"
+    "  building; a building once per file; field names and types as in the Building schema;\n"
+    "  a meter's kind (apartment_heat, building_heat, substation, network) and unit (kWh, MWh,\n"
+    "  GJ) known, max_kw > 0 and interval_s a whole number of seconds in [1, 86400] when given.\n"
     "  Any error: every one printed, exit 1, nothing produced. Otherwise all are produced and\n"
     "  every delivery checked (\"loaded N buildings\"); loading again is safe (latest wins).\n"
     "  --dry-run validates only. A building with no heated area (heated_area_m2 absent and not\n"
     "  every apartment with an area) loads with a warning: it cannot be forecast.\n"
     "list: the buildings on the topic (latest record per key; tombstones, deleted = true gone).\n"
-    "show ID: the building's JSON, then diagnostics lines starting with '#'.\n"
+    "show ID: the building's JSON, then diagnostics lines starting with '#' (heated area,\n"
+    "  holiday region, apartments, and the heat meter that counts each apartment).\n"
     "delete ID: a tombstone for ID (refused for an unknown ID unless --force).\n"
     "Exit status: 0 done, 1 invalid file, unknown building or Kafka failure, 2 usage.";
 
@@ -122,7 +127,7 @@ typedef struct loaded {
 typedef struct loader {
     hvs_serde_t *s;
     hvs_encoder_t *enc;
-    avro_schema_t bschema, aschema; /* Building, Apartment */
+    avro_schema_t bschema, aschema, mschema; /* Building, Apartment, Meter */
     hvs_ms_t now;
     long errors, bad_lines, warnings;
     long last_bad_line;
@@ -210,6 +215,52 @@ static void check_area(loader_t *L, json_t *obj, const char *name, long line, co
         fail_at(L, line, id, "%s%s is not a number", where, name);
     else if (!(json_number_value(v) > 0) || !isfinite(json_number_value(v)))
         fail_at(L, line, id, "%s%s must be > 0 m2 (got %g)", where, name, json_number_value(v));
+}
+
+static const char *const meter_kinds[] = {"apartment_heat", "building_heat", "substation",
+                                          "network", NULL};
+static const char *const energy_units[] = {"kWh", "MWh", "GJ", NULL};
+
+static bool one_of(const char *s, const char *const *list) {
+    for (; s && *list; list++)
+        if (strcmp(s, *list) == 0)
+            return true;
+    return false;
+}
+
+/* An optional heat meter (Building.meter, Apartment.meter): null/absent, or an object with a
+ * known kind and unit (defaults when absent), max_kw > 0 and interval_s in [1 s, 1 day]. */
+static void check_meter(loader_t *L, json_t *obj, long line, const char *id, const char *where) {
+    json_t *m = json_object_get(obj, "meter");
+    if (!m || json_is_null(m))
+        return;
+    if (!json_is_object(m)) {
+        fail_at(L, line, id, "%smeter is not an object", where);
+        return;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(m, k, v) {
+        if (!field_schema(L->mschema, k))
+            fail_at(L, line, id, "%smeter: unknown field \"%s\" (kind, unit, max_kw, interval_s)",
+                    where, k);
+    }
+    v = json_object_get(m, "kind");
+    if (v && !json_is_null(v) && !one_of(json_string_value(v), meter_kinds))
+        fail_at(L, line, id,
+                "%smeter kind must be apartment_heat, building_heat, substation or network", where);
+    v = json_object_get(m, "unit");
+    if (v && !json_is_null(v) && !one_of(json_string_value(v), energy_units))
+        fail_at(L, line, id, "%smeter unit must be kWh, MWh or GJ", where);
+    v = json_object_get(m, "max_kw");
+    if (v && !json_is_null(v) &&
+        !(json_is_number(v) && json_number_value(v) > 0 && isfinite(json_number_value(v))))
+        fail_at(L, line, id, "%smeter max_kw must be a number > 0 kW", where);
+    v = json_object_get(m, "interval_s");
+    if (v && !json_is_null(v) &&
+        !(json_is_integer(v) && json_integer_value(v) >= 1 && json_integer_value(v) <= 86400))
+        fail_at(L, line, id, "%smeter interval_s must be a whole number of seconds in [1, 86400]",
+                where);
 }
 
 static int cmp_loaded(const void *a, const void *b) {
@@ -302,6 +353,7 @@ static void check_building(loader_t *L, json_t *b, long line, const long *apt_li
     check_coord(L, b, "latitude", -90, 90, line, id);
     check_coord(L, b, "longitude", -180, 180, line, id);
     check_area(L, b, "heated_area_m2", line, id, "");
+    check_meter(L, b, line, id, "");
     json_t *region = json_object_get(b, "holiday_region");
     if (json_is_string(region)) {
         hvs_calendar_t *cal = NULL;
@@ -346,6 +398,7 @@ static void check_building(loader_t *L, json_t *b, long line, const long *apt_li
             }
         check_fields(L, a, L->aschema, al, id, where);
         check_area(L, a, "area_m2", al, id, where);
+        check_meter(L, a, al, id, where);
     }
     if (!json_object_get(b, "updated_at") || json_is_null(json_object_get(b, "updated_at")))
         json_object_set_new(b, "updated_at", json_integer(L->now));
@@ -406,8 +459,23 @@ typedef struct csv_col {
     char name[64];
     bool apartment; /* apartment_id or apartment_<field> */
     const char *field;
+    const char *meter; /* meter_<sub>: `field` is "meter", this the Meter field; else NULL */
     avro_type_t type;
 } csv_col_t;
+
+/* The object a column's value goes into: obj, or its meter (created when create). */
+static json_t *col_obj(json_t *obj, const csv_col_t *c, bool create) {
+    if (!c->meter)
+        return obj;
+    json_t *m = json_object_get(obj, "meter");
+    if (!m && create) {
+        m = json_object();
+        json_object_set_new(obj, "meter", m);
+    }
+    return m;
+}
+
+static const char *col_field(const csv_col_t *c) { return c->meter ? c->meter : c->field; }
 
 typedef struct csv_building {
     char *id;
@@ -491,8 +559,15 @@ static void load_csv(loader_t *L, FILE *in) {
                            : c->apartment                       ? c->name + 10
                                                                 : c->name;
                 bool nullable;
-                c->type = field_type(c->apartment ? L->aschema : L->bschema, c->field, &nullable,
-                                     NULL);
+                c->meter = NULL;
+                if (strncmp(c->field, "meter_", 6) == 0) {
+                    c->meter = c->field + 6;
+                    c->field = "meter";
+                    c->type = field_type(L->mschema, c->meter, &nullable, NULL);
+                } else {
+                    c->type = field_type(c->apartment ? L->aschema : L->bschema, c->field,
+                                         &nullable, NULL);
+                }
                 if (strcmp(c->name, "building_id") == 0)
                     id_col = i;
                 if (strcmp(c->name, "apartment_id") == 0)
@@ -556,19 +631,20 @@ static void load_csv(loader_t *L, FILE *in) {
             }
             if (c->apartment) {
                 if (!json_is_null(v))
-                    json_object_set_new(apt, c->field, v);
+                    json_object_set_new(col_obj(apt, c, true), col_field(c), v);
                 else
                     json_decref(v);
                 continue;
             }
             if (first) {
                 if (!json_is_null(v))
-                    json_object_set_new(bld, c->field, v);
+                    json_object_set_new(col_obj(bld, c, true), col_field(c), v);
                 else
                     json_decref(v);
                 continue;
             }
-            json_t *was = json_object_get(bld, c->field);
+            json_t *mo = col_obj(bld, c, false);
+            json_t *was = mo ? json_object_get(mo, col_field(c)) : NULL;
             if (!(json_equal(was ? was : json_null(), v) || (json_is_null(v) && !was))) {
                 char *a = json_dumps(v, JSON_ENCODE_ANY | JSON_REAL_PRECISION(12)),
                      *b = was ? json_dumps(was, JSON_ENCODE_ANY | JSON_REAL_PRECISION(12)) : NULL;
@@ -670,6 +746,10 @@ static int cmd_load(hvs_app_t *app, int argc, char **argv, const char *topic) {
         goto out;
     }
     L.aschema = avro_schema_array_items(arr);
+    if (field_type(L.aschema, "meter", &nullable, &L.mschema) != AVRO_RECORD) {
+        fprintf(stderr, "hvsctl topology load: the Building schema has no Apartment.meter\n");
+        goto out;
+    }
     if (csv) {
         load_csv(&L, in);
     } else {
@@ -880,6 +960,27 @@ static int cmd_list(hvs_app_t *app, const char *topic) {
     return 0;
 }
 
+/* A meter as the aggregator counts it: "substation in MWh, max_kw 5000, interval_s 3600". */
+static void meter_text(json_t *m, char *out, size_t cap) {
+    if (!json_is_object(m)) {
+        snprintf(out, cap, "none (apartment heat meters in kWh at the aggregator's defaults)");
+        return;
+    }
+    json_t *kw = json_object_get(m, "max_kw"), *iv = json_object_get(m, "interval_s");
+    char k[48] = "the kind's default", s[64] = "";
+    if (json_is_number(kw))
+        snprintf(k, sizeof k, "%g kW", json_number_value(kw));
+    if (json_is_integer(iv))
+        snprintf(s, sizeof s, "every %lld s", (long long)json_integer_value(iv));
+    else
+        snprintf(s, sizeof s, "%s",
+                 strcmp(jstr(m, "kind", "apartment_heat"), "apartment_heat") == 0
+                     ? "HVS_AGG_SAMPLE_INTERVAL"
+                     : "interval learned from the data");
+    snprintf(out, cap, "%s in %s, capacity %s, %s", jstr(m, "kind", "apartment_heat"),
+             jstr(m, "unit", "kWh"), k, s);
+}
+
 static int cmd_show(hvs_app_t *app, const char *id, const char *topic) {
     int rc = read_state(app, topic);
     if (rc)
@@ -933,6 +1034,22 @@ static int cmd_show(hvs_app_t *app, const char *id, const char *topic) {
                err.msg);
     hvs_calendar_destroy(cal);
     printf("# apartments: %zu\n", na);
+    char what[200];
+    json_t *bm = json_object_get(b, "meter");
+    meter_text(bm, what, sizeof what);
+    printf("# meter: %s\n", what);
+    json_t *apts = json_object_get(b, "apartments"), *a;
+    size_t i, own = 0;
+    json_array_foreach(apts, i, a) {
+        json_t *m = json_object_get(a, "meter");
+        if (!json_is_object(m))
+            continue;
+        own++;
+        meter_text(m, what, sizeof what);
+        printf("# apartment %s: own meter: %s\n", jstr(a, "apartment_id", "?"), what);
+    }
+    if (na > 0)
+        printf("# apartments on the building's meter: %zu of %zu\n", na - own, na);
     return 0;
 }
 

@@ -53,6 +53,7 @@ static void apartment_free(agg_apartment_t *a) {
     agg_samples_fini(&a->samples);
     free(a->marks.m);
     free(a->buckets);
+    agg_account_fini(&a->account);
     free(a);
 }
 
@@ -67,6 +68,7 @@ static void building_free(agg_building_t *b) {
     free(b->changed);
     free_strs(b->del_marks, b->ndel_marks);
     free_strs(b->del_apts, b->ndel_apts);
+    free_strs(b->del_days, b->ndel_days);
     free(b->id);
     free(b);
 }
@@ -220,6 +222,11 @@ int agg_mark_field(char *buf, size_t len, int size, hvs_ms_t ws, const char *apt
     return n < 0 || (size_t)n >= len ? -1 : n;
 }
 
+int agg_day_field(char *buf, size_t len, hvs_ms_t day, const char *apt) {
+    int n = snprintf(buf, len, "%lld:%s", (long long)day, apt);
+    return n < 0 || (size_t)n >= len ? -1 : n;
+}
+
 int agg_apartment_touch(agg_apartment_t *a, hvs_ms_t t) {
     hvs_ms_t h = hvs_time_window_start(t, HOUR_MS);
     for (size_t i = a->nbuckets; i > 0; i--) /* recent first: usually the last one */
@@ -249,10 +256,11 @@ static int cmp_ms(const void *x, const void *y) {
     return a < b ? -1 : a > b;
 }
 
-void agg_meter_params(const agg_t *g, const agg_building_t *b, const agg_samples_t *a, hvs_ms_t at,
-                      agg_params_t *out) {
+void agg_meter_params(const agg_t *g, const agg_building_t *b, const agg_apartment_t *apt,
+                      hvs_ms_t at, agg_params_t *out) {
     *out = g->conf.params;
-    const agg_meter_t *m = &b->meter;
+    const agg_meter_t *m = apt->meter.set ? &apt->meter : &b->meter;
+    const agg_samples_t *a = &apt->samples;
     if (!m->set)
         return;
     out->max_rate_per_h[AGG_HEAT] = m->max_kw;
@@ -306,7 +314,7 @@ int agg_accept(agg_t *g, const hvs_reading_t *r, int32_t partition, hvs_ms_t wm,
         return hvs_err_set(err, HVS_ENOMEM, "oom", "no memory for %s/%s", r->building_id,
                            r->apartment_id);
     agg_samples_t *sm = &a->samples;
-    agg_meter_params(g, b, sm, t, &mp);
+    agg_meter_params(g, b, a, t, &mp);
     size_t fresh = 0;
     for (size_t i = 0; i < r->n; i++) {
         int k = agg_kind_of(r->v[i].sensor_type);
@@ -442,7 +450,7 @@ static int compute_window(agg_t *g, agg_building_t *b, int size, hvs_ms_t ws, ag
         agg_apartment_t *a = b->apts[i];
         g->stats.windows_computed++;
         agg_params_t p;
-        agg_meter_params(g, b, &a->samples, we, &p);
+        agg_meter_params(g, b, a, we, &p);
         /* only hourly apartment windows are published: the others need no rooms */
         bool ok = size == AGG_W60 ? agg_window_apartment(&a->samples, &p, ws, we, &ar)
                                   : agg_window_apartment_totals(&a->samples, &p, ws, we, &ar);
@@ -495,7 +503,17 @@ static void forget(agg_building_t *b, hvs_ms_t horizon, hvs_ms_t instants_horizo
             for (size_t j = 0; j + 1 < sm->s[q].n && sm->s[q].p[j + 1].t < horizon; j++)
                 agg_apartment_touch(a, sm->s[q].p[j].t);
         agg_samples_prune(sm, horizon, instants_horizon);
+        /* day accounts: a day wholly before the horizon has no window left to revise */
+        hvs_ms_t days[8];
+        size_t nd;
+        while ((nd = agg_account_forget(&a->account, horizon, days, 8)) > 0)
+            for (size_t q = 0; q < nd; q++)
+                if (agg_day_field(field, sizeof field, days[q], a->id) > 0)
+                    push_str(&b->del_days, &b->ndel_days, &b->capdel_days, field);
         if (sm->ninst == 0 || agg_samples_last(sm) < instants_horizon) {
+            for (size_t q = 0; q < a->account.n; q++)
+                if (agg_day_field(field, sizeof field, a->account.d[q].day, a->id) > 0)
+                    push_str(&b->del_days, &b->ndel_days, &b->capdel_days, field);
             /* Silent for longer than anything can still change: forget it, with the markers
              * of its windows still kept (silent windows after its last reading) and the
              * references to them that the next persist would follow. */
@@ -617,7 +635,7 @@ static hvs_ms_t silent_until(const agg_t *g, const agg_building_t *b, hvs_ms_t w
         if (!sm->ninst)
             continue;
         agg_params_t p;
-        agg_meter_params(g, b, sm, ws + size, &p);
+        agg_meter_params(g, b, b->apts[i], ws + size, &p);
         hvs_ms_t reach = p.silence_ms + p.sample_ms;
         ptrdiff_t k = agg_instants_floor(sm->inst, sm->ninst, ws + size);
         if (k >= 0 && sm->inst[k] + reach >= ws)

@@ -31,6 +31,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "account.h"
 #include "hvs/err.h"
 #include "hvs/reading.h"
 #include "windows.h"
@@ -54,24 +55,8 @@ typedef struct agg_markers {
     size_t n, cap;
 } agg_markers_t;
 
-typedef struct agg_apartment {
-    char *id;
-    agg_samples_t samples;
-    agg_markers_t marks;         /* hourly windows */
-    hvs_ms_t dirty_lo, dirty_hi; /* emitted windows to recompute; lo > hi = none */
-    hvs_ms_t *buckets;           /* hour buckets whose stored copy is stale (persist.h) */
-    size_t nbuckets, capbuckets;
-    /* the worker's bookkeeping of the UTC day its published hourly windows are in (heating
-     * counted and uncounted, kWh; alerted: that day's DATA_QUALITY alert is out); in memory */
-    struct agg_day_quality {
-        hvs_ms_t day;
-        double counted, uncounted;
-        bool alerted;
-    } dq;
-} agg_apartment_t;
-
-/* The building's heat meters (topology's Building.meter with the kind's defaults applied by
- * the worker): capacity, unit and sampling interval of its heating counters. Zeroed = the
+/* A heat meter (topology's Building.meter or Apartment.meter, with the kind's defaults applied
+ * by the worker): capacity, unit and sampling interval of a heating counter. Zeroed = the
  * configured apartment meters (agg_config_t.params). */
 typedef struct agg_meter {
     bool set;
@@ -80,6 +65,18 @@ typedef struct agg_meter {
     double unit_kwh;      /* kWh per unit of the counter's values */
     hvs_ms_t interval_ms; /* sampling interval given (learn false) */
 } agg_meter_t;
+
+typedef struct agg_apartment {
+    char *id;
+    agg_samples_t samples;
+    agg_markers_t marks;         /* hourly windows */
+    hvs_ms_t dirty_lo, dirty_hi; /* emitted windows to recompute; lo > hi = none */
+    hvs_ms_t *buckets;           /* hour buckets whose stored copy is stale (persist.h) */
+    size_t nbuckets, capbuckets;
+    agg_meter_t meter;     /* its own meter (topology); set false = the building's */
+    agg_account_t account; /* its days' counted and uncounted energy (account.h), kept by the
+                            * worker as it publishes, stored with the state (persist.h) */
+} agg_apartment_t;
 
 typedef struct agg_building {
     char *id;
@@ -91,7 +88,8 @@ typedef struct agg_building {
     hvs_ms_t horizon;             /* windows before it are final and forgotten */
     hvs_ms_t dirty_lo, dirty_hi;
     int known_apartments; /* from topology; 0 = unknown */
-    agg_meter_t meter;    /* from topology; set false = the configured apartment meters */
+    agg_meter_t meter;    /* from topology; set false = the configured apartment meters (for
+                           * every apartment whose own meter is not set) */
     bool persist_meta;    /* through/apartment list changed since last persist */
     /* markers changed since last persist: (apartment or NULL, size, ws) */
     struct agg_mark_ref {
@@ -111,6 +109,8 @@ typedef struct agg_building {
     hvs_ms_t ev_max, ev_seen, wm_floor, wm_saved;
     hvs_ms_t th[3];
     bool persist_wm; /* wm_saved changed since last persist */
+    char **del_days; /* day accounts forgotten since last persist (persist.h field names) */
+    size_t ndel_days, capdel_days;
 } agg_building_t;
 
 typedef struct agg_config {
@@ -171,13 +171,13 @@ int agg_accept(agg_t *g, const hvs_reading_t *r, int32_t partition, hvs_ms_t wm,
 
 /*
  * The parameters an apartment's samples are computed with at time `at` (a window's end, a
- * reading's time): the configured ones, with b's meter applied. A learned interval is the
+ * reading's time): the configured ones, with its meter applied (a's own when set, else b's). A learned interval is the
  * median gap between the apartment's last (up to 9) instants at or before `at` — a function of
  * the stored samples, so replays compute the same — clamped to [1 s, Lmax], with the silence
  * threshold raised to twice it; the configured interval while there is no gap yet.
  */
-void agg_meter_params(const agg_t *g, const agg_building_t *b, const agg_samples_t *a, hvs_ms_t at,
-                      agg_params_t *out);
+void agg_meter_params(const agg_t *g, const agg_building_t *b, const agg_apartment_t *a,
+                      hvs_ms_t at, agg_params_t *out);
 
 /* Marker lookup / set (persist.h restores them). */
 agg_marker_t *agg_markers_find(agg_markers_t *m, hvs_ms_t ws);
@@ -203,6 +203,10 @@ int agg_revise(agg_t *g, agg_building_t *b, agg_emit_fn emit, void *opaque, hvs_
 /* Name of a marker's field in the building's marker hash: "<minutes>:<ws>:<apartment>"
  * (apartment "" for the building). Returns the length or -1 if it does not fit. */
 int agg_mark_field(char *buf, size_t len, int size, hvs_ms_t ws, const char *apt);
+
+/* Name of a day account's field in the building's account hash: "<day>:<apartment>". Returns
+ * the length or -1 if it does not fit. */
+int agg_day_field(char *buf, size_t len, hvs_ms_t day, const char *apt);
 
 /* Mark an hour bucket of an apartment stale (persist.h). */
 int agg_apartment_touch(agg_apartment_t *a, hvs_ms_t t);

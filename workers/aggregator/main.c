@@ -140,25 +140,25 @@ static void revoked(void *opaque, int32_t p) {
 
 /* ---- windows out ----------------------------------------------------------------------------- */
 
-#define DAY_MS 86400000LL
-
-/* The day's DATA_QUALITY alert of a meter whose uncounted share passed the limit. */
-static int check_day(worker_t *w, const agg_building_t *b, agg_apartment_t *a, hvs_err_t *err) {
-    struct agg_day_quality *q = &a->dq;
-    double total = q->counted + q->uncounted;
-    if (q->alerted || !(q->uncounted > 0) || q->uncounted <= settings.uncounted_share * total)
+/* The DATA_QUALITY alert of day d of a meter whose uncounted share passed the limit (marked
+ * sent without sending while quiet: a rebuild replays what was published before the loss). */
+static int send_day_alert(worker_t *w, const agg_building_t *b, const agg_apartment_t *a,
+                          agg_day_t *d, hvs_err_t *err) {
+    d->alerted = true;
+    d->dirty = true;
+    if (w->quiet || hvs_stage_replaying(w->stage))
         return 0;
-    q->alerted = true;
-    double share = q->uncounted / total;
+    double uncounted = agg_day_uncounted(d), counted = agg_day_counted(d);
+    double share = uncounted / (counted + uncounted);
     char unc[32], cnt[32], sh[32], lim[32], summary[640];
-    snprintf(unc, sizeof unc, "%.3f", q->uncounted);
-    snprintf(cnt, sizeof cnt, "%.3f", q->counted);
+    snprintf(unc, sizeof unc, "%.3f", uncounted);
+    snprintf(cnt, sizeof cnt, "%.3f", counted);
     snprintf(sh, sizeof sh, "%.4f", share);
     snprintf(lim, sizeof lim, "%.4f", settings.uncounted_share);
     snprintf(summary, sizeof summary,
              "heat meter of %.100s/%.100s: %.1f %% of the day's energy uncounted (%.1f kWh in "
              "implausible jumps; capacity or unit of the meter in topology?)",
-             b->id, a->id, share * 100, q->uncounted);
+             b->id, a->id, share * 100, uncounted);
     const char *ev[] = {"source",          "aggregator", "uncounted_kwh", unc, "counted_kwh", cnt,
                         "uncounted_share", sh,           "limit",         lim, NULL};
     hvs_alert_t al = {.building_id = b->id,
@@ -168,37 +168,44 @@ static int check_day(worker_t *w, const agg_building_t *b, agg_apartment_t *a, h
                       .score = share,
                       .summary = summary,
                       .evidence = ev,
-                      .first_seen = q->day,
+                      .first_seen = d->day,
                       .updated_at = w->now};
     hvs_log_warn("aggregator", "%s", summary);
     hvs_metric_inc(w->m_alerts);
     return hvs_alerter_send(w->alerter, &al, err);
 }
 
-/* A first emission of an apartment's hourly window: its uncounted energy counted, its day's
- * share checked when the day's last hour is out (or a later day's first). Revisions are not
- * counted again: the metric and the share follow what was first published. */
+/* A publication (first or revision) of an apartment's hourly window: its counted and uncounted
+ * energy replace what the meter's day account held for that hour (account.h: a revision
+ * adjusts the day by its difference, a replay changes nothing), and every closed day of the
+ * meter not yet alerted is judged. The account is state: it is written with the batch and
+ * survives restarts. The metric adds what the account's uncounted energy grew by. */
 static int note_quality(worker_t *w, const agg_building_t *b, agg_apartment_t *a,
                         const agg_result_t *r, hvs_err_t *err) {
-    if (r->uncounted_kwh > 0)
-        hvs_metric_add(w->m_uncounted, r->uncounted_kwh);
-    struct agg_day_quality *q = &a->dq;
-    hvs_ms_t day = r->ws - r->ws % DAY_MS;
-    int rc;
-    if (q->day != day) {
-        if (q->day && (rc = check_day(w, b, a, err)))
+    double delta;
+    double counted = r->has_use[AGG_HEAT] ? r->use[AGG_HEAT] : 0;
+    if (!agg_account_set(&a->account, r->ws, counted, r->uncounted_kwh, &delta))
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "day account of %s/%s", b->id, a->id);
+    if (delta > 0 && !w->quiet && !hvs_stage_replaying(w->stage))
+        hvs_metric_add(w->m_uncounted, delta);
+    for (size_t i = 0; i < a->account.n; i++) {
+        int rc;
+        if (agg_account_due(&a->account, i, settings.uncounted_share) &&
+            (rc = send_day_alert(w, b, a, &a->account.d[i], err)))
             return rc;
-        *q = (struct agg_day_quality){.day = day};
     }
-    if (r->has_use[AGG_HEAT])
-        q->counted += r->use[AGG_HEAT];
-    q->uncounted += r->uncounted_kwh;
-    return r->we % DAY_MS == 0 ? check_day(w, b, a, err) : 0;
+    return 0;
 }
 
 static int emit(void *opaque, const agg_building_t *b, const agg_apartment_t *a, int size,
                 const agg_result_t *r, uint32_t revision, hvs_err_t *err) {
     worker_t *w = opaque;
+    /* the day accounts are state, rebuilt with the rest (quietly when replaying); the
+     * aggregator owns the apartment (emit's view of it is read-only for the windows; the
+     * accounts are the worker's) */
+    int rc = 0;
+    if (a && size == AGG_W60 && (rc = note_quality(w, b, (agg_apartment_t *)a, r, err)))
+        return rc;
     /* Rebuilding lost state: a replayed reading's windows were published before the loss;
      * the marker is recorded, nothing is sent. Only the replayed readings are quiet: the rest
      * of the batch in which the replay ends is new and published (a partition stays
@@ -207,8 +214,8 @@ static int emit(void *opaque, const agg_building_t *b, const agg_apartment_t *a,
         return 0;
     const void *buf;
     size_t len;
-    int rc = agg_output_encode(w->out[size], b->id, a ? a->id : NULL, r, revision, w->now, &buf,
-                               &len, err);
+    rc = agg_output_encode(w->out[size], b->id, a ? a->id : NULL, r, revision, w->now, &buf, &len,
+                           err);
     if (rc == 0)
         rc = hvs_producer_send(hvs_stage_producer(w->stage), w->topic_out[size],
                                RD_KAFKA_PARTITION_UA, b->id, strlen(b->id), buf, len, err);
@@ -217,19 +224,15 @@ static int emit(void *opaque, const agg_building_t *b, const agg_apartment_t *a,
         if (revision > 0)
             hvs_metric_inc(w->m_revisions);
     }
-    /* the aggregator owns the apartment (emit's view of it is read-only for the windows; the
-     * day's quality bookkeeping is the worker's) */
-    if (rc == 0 && a && size == AGG_W60 && revision == 0)
-        rc = note_quality(w, b, (agg_apartment_t *)a, r, err);
     return rc;
 }
 
-/* The building's meters from topology, the kind's defaults applied. */
-static agg_meter_t meter_of(const hvs_building_t *tb) {
+/* A meter of building tb from topology (its own or an apartment's), the kind's defaults
+ * applied. */
+static agg_meter_t meter_of(const hvs_building_t *tb, const hvs_meter_t *tm) {
     agg_meter_t m = {0};
-    if (!tb || !tb->meter.given)
+    if (!tb || !tm || !tm->given)
         return m; /* the configured apartment meters */
-    const hvs_meter_t *tm = &tb->meter;
     m.set = true;
     m.unit_kwh = hvs_energy_unit_kwh(tm->unit);
     m.interval_ms = tm->interval_ms;
@@ -249,11 +252,24 @@ static agg_meter_t meter_of(const hvs_building_t *tb) {
     return m;
 }
 
+/* An apartment's own meter (Apartment.meter), unset when it has none: the building's counts. */
+static void set_apartment_meter(const hvs_building_t *tb, agg_apartment_t *a) {
+    a->meter = (agg_meter_t){0};
+    if (!tb)
+        return;
+    const hvs_meter_t *tm = hvs_building_meter(tb, a->id);
+    if (tm != &tb->meter)
+        a->meter = meter_of(tb, tm);
+}
+
 static void set_known(worker_t *w, agg_building_t *b) {
     if (w->topo) {
         int k = hvs_topology_apartments(w->topo, b->id);
         b->known_apartments = k > 0 ? k : 0;
-        b->meter = meter_of(hvs_topology_find(w->topo, b->id));
+        const hvs_building_t *tb = hvs_topology_find(w->topo, b->id);
+        b->meter = meter_of(tb, tb ? &tb->meter : NULL);
+        for (size_t i = 0; i < b->napts; i++)
+            set_apartment_meter(tb, b->apts[i]);
     }
 }
 
@@ -311,6 +327,13 @@ static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
     rc = agg_accept(w->agg, r, m->partition, wm, why);
     if (rc < 0)
         return rc; /* HVS_EINVAL: refused (too late, conflicting); else fatal */
+    /* a new building: its meters, before its first windows; an apartment new to its building:
+     * its own meter (its first reading was accepted under the building's) */
+    if (!ob && w->topo && (ob = agg_building(w->agg, r->building_id, m->partition, false)))
+        set_known(w, ob);
+    agg_apartment_t *oa = ob && w->topo ? agg_apartment(ob, r->apartment_id, false) : NULL;
+    if (oa && !oa->meter.set)
+        set_apartment_meter(hvs_topology_find(w->topo, ob->id), oa);
     if (rc == 0)
         hvs_metric_inc(w->m_dup);
     hvs_watermark_observe(w->wm, m->partition, r->timestamp, w->now);

@@ -270,6 +270,43 @@ static int save_building(hvs_redis_batch_t *batch, agg_building_t *b, sbuf_t *bu
     return rc;
 }
 
+/* The day accounts of b's apartments that changed, and those forgotten (agg:dq). */
+static int save_accounts(hvs_redis_batch_t *batch, agg_building_t *b, hvs_err_t *err) {
+    char key[700], field[700], val[AGG_DAY_TEXT_MAX + 1];
+    bool keyed = false;
+    int rc = 0;
+    for (size_t i = 0; i < b->napts && rc == 0; i++) {
+        agg_apartment_t *a = b->apts[i];
+        for (size_t k = 0; k < a->account.n && rc == 0; k++) {
+            agg_day_t *d = &a->account.d[k];
+            if (!d->dirty)
+                continue;
+            if (!keyed && (rc = key_of(key, sizeof key, b->id, err, "agg:dq")))
+                return rc;
+            keyed = true;
+            if (agg_day_field(field, sizeof field, d->day, a->id) < 0)
+                return hvs_err_set(err, HVS_ESTATE, "key_too_long", "day account of %.100s/%.100s",
+                                   b->id, a->id);
+            size_t n = agg_day_encode(d, val);
+            const char *a1[] = {"HSET", key, field, val};
+            size_t lens[] = {4, strlen(key), strlen(field), n};
+            rc = add(batch, 4, a1, lens, err);
+            d->dirty = false;
+        }
+    }
+    for (size_t i = 0; i < b->ndel_days && rc == 0; i++) {
+        if (!keyed && (rc = key_of(key, sizeof key, b->id, err, "agg:dq")))
+            return rc;
+        keyed = true;
+        const char *a1[] = {"HDEL", key, b->del_days[i]};
+        rc = add(batch, 3, a1, NULL, err);
+    }
+    for (size_t i = 0; i < b->ndel_days; i++)
+        free(b->del_days[i]);
+    b->ndel_days = 0;
+    return rc;
+}
+
 int agg_persist_prepare(hvs_redis_batch_t *batch, agg_t *g, const int32_t *partitions,
                         const hvs_ms_t *watermarks, size_t nparts, hvs_err_t *err) {
     static sbuf_t buf; /* one consume loop per process: reused, never shrunk */
@@ -280,6 +317,8 @@ int agg_persist_prepare(hvs_redis_batch_t *batch, agg_t *g, const int32_t *parti
     agg_building_t **bs = agg_buildings(g, &n);
     for (size_t i = 0; i < n; i++) {
         int rc = save_building(batch, bs[i], &buf, err);
+        if (rc == 0)
+            rc = save_accounts(batch, bs[i], err);
         if (rc)
             return rc;
     }
@@ -313,6 +352,47 @@ int agg_persist_save(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g, const i
 static const redisReply *reply(hvs_redis_batch_t *b, size_t i, int type) {
     const redisReply *r = hvs_redis_batch_reply(b, i);
     return r && r->type == type ? r : NULL;
+}
+
+/* The day accounts of the buildings of partition p that have none yet (just loaded). */
+static int load_accounts(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g, int32_t p,
+                         hvs_err_t *err) {
+    char key[700];
+    size_t nbs;
+    agg_building_t **bs = agg_buildings(g, &nbs);
+    int rc = 0;
+    hvs_redis_batch_reset(batch);
+    for (size_t i = 0; i < nbs && rc == 0; i++) {
+        const char *c1[] = {"HGETALL", key};
+        if (bs[i]->partition == p && (rc = key_of(key, sizeof key, bs[i]->id, err, "agg:dq")) == 0)
+            rc = add(batch, 2, c1, NULL, err);
+    }
+    if (rc || hvs_redis_batch_size(batch) == 0)
+        return rc;
+    if ((rc = hvs_redis_batch_exec(r, batch, err)))
+        return rc;
+    size_t idx = 0;
+    for (size_t i = 0; i < nbs && rc == 0; i++) {
+        if (bs[i]->partition != p)
+            continue;
+        const redisReply *h = reply(batch, idx++, REDIS_REPLY_ARRAY);
+        for (size_t q = 0; h && q + 1 < h->elements && rc == 0; q += 2) {
+            const char *f = h->element[q]->str;
+            char *e;
+            long long day = strtoll(f, &e, 10);
+            if (e == f || *e != ':')
+                return hvs_err_set(err, HVS_ESERDE, "bad_state",
+                                   "stored day account field '%.100s' of %.100s", f, bs[i]->id);
+            agg_apartment_t *a = agg_apartment(bs[i], e + 1, false);
+            bool here = false; /* a day this process already holds is newer than the stored */
+            for (size_t k = 0; a && k < a->account.n; k++)
+                here = here || a->account.d[k].day == day;
+            if (a && !here)
+                rc = agg_account_parse(&a->account, day, h->element[q + 1]->str,
+                                       h->element[q + 1]->len, err);
+        }
+    }
+    return rc;
 }
 
 int agg_persist_load(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g, int32_t p, hvs_ms_t *wm,
@@ -453,6 +533,9 @@ int agg_persist_load(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g, int32_t
             }
         }
     }
+    /* Round 3: the day accounts (uncounted energy) of every apartment loaded. */
+    if (rc == 0)
+        rc = load_accounts(r, batch, g, p, err);
     for (size_t i = 0; i < nb; i++)
         free(ids[i]);
     free(ids);

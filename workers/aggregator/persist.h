@@ -13,6 +13,9 @@
  *                                  a value without it is a kept base). US/GS/RS are the ASCII
  *                                  separators 0x1f/0x1d/0x1e, which ids cannot contain.
  *   hvs:{B}:agg:mk          HASH  "<15|60>:<window start>:<apt or empty>" -> "<rev> <hash>"
+ *   hvs:{B}:agg:dq          HASH  "<UTC day start>:<apt>" -> the meter's day account
+ *                                  (account.h): "<alerted 0|1>" then " <hour>:<counted kWh>:
+ *                                  <uncounted kWh>" per published hour; deleted with the day
  *   hvs:agg:part:<P>        SET   buildings of input partition P (found again on assignment)
  *   hvs:agg:wm              HASH  P -> watermark of partition P at the last persisted batch
  * Every write is idempotent (whole buckets, markers by window): a batch applied twice leaves the

@@ -52,6 +52,7 @@ void hvs_topology_destroy(hvs_topology_t *t) {
         for (size_t k = 0; k < t->b[i].napts; k++)
             free(t->b[i].apts[k]);
         free(t->b[i].apts);
+        free(t->b[i].apt_meters);
         free(t->b[i].id);
         free(t->b[i].archetype);
         free(t->b[i].holiday_region);
@@ -79,6 +80,7 @@ static void remove_building(hvs_topology_t *t, const char *id) {
     for (size_t k = 0; k < b->napts; k++)
         free(b->apts[k]);
     free(b->apts);
+    free(b->apt_meters);
     free(b->id);
     free(b->archetype);
     free(b->holiday_region);
@@ -134,7 +136,8 @@ const char *hvs_meter_kind_name(hvs_meter_kind_t k) {
     return (unsigned)k <= HVS_METER_NETWORK ? names[k] : "?";
 }
 
-/* Building.meter: absent or null (records before v3) gives given = false. */
+/* Building.meter or Apartment.meter of record v: absent or null (Building records before v3,
+ * apartments before v4) gives given = false. */
 static hvs_meter_t get_meter(avro_value_t *v) {
     hvs_meter_t m = {.max_kw = NAN};
     avro_value_t f, br, sub;
@@ -156,6 +159,15 @@ static hvs_meter_t get_meter(avro_value_t *v) {
         avro_value_get_int(&f, &e) == 0 && e > 0)
         m.interval_ms = (int64_t)e * 1000;
     return m;
+}
+
+struct apt_meter {
+    char *id;
+    hvs_meter_t meter;
+};
+
+static int cmp_apt_meter(const void *a, const void *b) {
+    return strcmp(((const struct apt_meter *)a)->id, ((const struct apt_meter *)b)->id);
 }
 
 /* Apply one Building value; 0, or -1 (skipped) with why filled. */
@@ -210,8 +222,11 @@ static int apply(hvs_topology_t *t, avro_value_t *v, int32_t partition, hvs_err_
     }
     char **apts = calloc(n ? n : 1, sizeof *apts);
     double *areas = calloc(n ? n : 1, sizeof *areas);
+    struct apt_meter *am = calloc(n ? n : 1, sizeof *am);
+    hvs_meter_t *meters = calloc(n ? n : 1, sizeof *meters);
+    bool mem = apts && areas && am && meters;
     size_t m = 0;
-    for (size_t i = 0; apts && areas && i < n; i++) {
+    for (size_t i = 0; mem && i < n; i++) {
         const char *a;
         size_t al;
         areas[i] = NAN;
@@ -221,23 +236,32 @@ static int apply(hvs_topology_t *t, avro_value_t *v, int32_t partition, hvs_err_
         if (avro_value_get_by_name(&item, "apartment_id", &sub, NULL) ||
             avro_value_get_string(&sub, &a, &al))
             continue;
-        if ((apts[m] = strdup(a)))
-            m++;
+        if ((am[m].id = strdup(a)))
+            am[m].meter = get_meter(&item), m++;
     }
-    if (m > 1)
-        qsort(apts, m, sizeof *apts, cmp_str);
+    /* ids and their meters sorted together */
+    if (mem && m > 1)
+        qsort(am, m, sizeof *am, cmp_apt_meter);
+    for (size_t i = 0; mem && i < m; i++)
+        apts[i] = am[i].id, meters[i] = am[i].meter;
+    free(am);
+    if (!mem) {
+        free(meters);
+        meters = NULL;
+    }
     bool areas_ok = areas != NULL;
     double apts_area = areas ? hvs_topology_area(NAN, areas, n) : NAN;
     free(areas);
     char *arch = opt_string(v, "archetype"), *region = opt_string(v, "holiday_region"),
          *team = opt_string(v, "team");
-    topo_building_t *nb = apts && areas_ok && arch && region && team
+    topo_building_t *nb = apts && meters && areas_ok && arch && region && team
                               ? hvs_vec_grow(t->b, &t->cap, t->n + 1, sizeof *nb, 64)
                               : NULL;
     if (!nb) {
-        for (size_t i = 0; i < m; i++)
+        for (size_t i = 0; apts && i < m; i++)
             free(apts[i]);
         free(apts);
+        free(meters);
         free(key);
         free(arch);
         free(region);
@@ -260,6 +284,7 @@ static int apply(hvs_topology_t *t, avro_value_t *v, int32_t partition, hvs_err_
         .apts_area_m2 = apts_area,
         .meter = get_meter(v),
         .apts = apts,
+        .apt_meters = meters,
         .napts = m,
         .partition = partition,
         .version = version + 1,
@@ -310,6 +335,13 @@ int hvs_topology_apartments(const hvs_topology_t *t, const char *building) {
 bool hvs_topology_has_apartment(const hvs_topology_t *t, const char *building, const char *apt) {
     topo_building_t *b = find(t, building, NULL);
     return b && bsearch(&apt, b->apts, b->napts, sizeof *b->apts, cmp_str) != NULL;
+}
+
+const hvs_meter_t *hvs_building_meter(const hvs_building_t *b, const char *apt) {
+    char **at = apt ? bsearch(&apt, b->apts, b->napts, sizeof *b->apts, cmp_str) : NULL;
+    if (at && b->apt_meters[at - b->apts].given)
+        return &b->apt_meters[at - b->apts];
+    return &b->meter;
 }
 
 const hvs_building_t *hvs_topology_find(const hvs_topology_t *t, const char *building) {

@@ -17,6 +17,14 @@
 #include "hvs/serde.h"
 #include "serde_internal.h"
 
+/* A named type used again by name (e.g. Building's Meter, defined in Apartment) is a link in
+ * avro-c: its target is the type. */
+static avro_schema_t unlinked(avro_schema_t s) {
+    while (avro_typeof(s) == AVRO_LINK)
+        s = avro_schema_link_target(s);
+    return s;
+}
+
 typedef struct default_entry {
     char *record; /* full name */
     char *field;
@@ -370,7 +378,7 @@ int hvs_serde_set_json(hvs_defaults_t *d, avro_value_t *v, json_t *j, const char
     case AVRO_UNION: {
         size_t nb = avro_schema_union_size(schema);
         for (size_t b = 0; b < nb; b++) {
-            avro_schema_t bs = avro_schema_union_branch(schema, (int)b);
+            avro_schema_t bs = unlinked(avro_schema_union_branch(schema, (int)b));
             if (!json_fits(j, avro_typeof(bs)))
                 continue;
             avro_value_t branch;
@@ -460,7 +468,7 @@ int hvs_serde_resolve_copy(hvs_defaults_t *d, avro_value_t *src, avro_value_t *d
         avro_schema_t us = avro_value_get_schema(dst);
         size_t nb = avro_schema_union_size(us);
         for (size_t b = 0; b < nb; b++) {
-            avro_type_t bt = avro_typeof(avro_schema_union_branch(us, (int)b));
+            avro_type_t bt = avro_typeof(unlinked(avro_schema_union_branch(us, (int)b)));
             int ok = bt == st || (st == AVRO_INT32 && (bt == AVRO_INT64 || bt == AVRO_DOUBLE)) ||
                      (st == AVRO_INT64 && bt == AVRO_DOUBLE) ||
                      (st == AVRO_FLOAT && bt == AVRO_DOUBLE);

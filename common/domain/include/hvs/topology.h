@@ -5,7 +5,8 @@
  * Records of every Building schema version decode (serde.h resolves them): one written before
  * `team` existed (Building v1, schema id 3) reads as the default team (""); one written before
  * `meter` existed (v1, v2 = id 16) as apartment heat meters in kWh at the defaults (meter.given
- * false). Read without a
+ * false); one written before apartments had their own `meter` (v1-v3 = id 17) with every
+ * apartment on the building's meter (Building v4 = id 20). Read without a
  * consumer group: every partition is assigned from the beginning, nothing is committed, so
  * every worker instance sees all of it. The latest record of a building wins; a record with
  * deleted = true (or a tombstone) removes it.
@@ -39,7 +40,7 @@ typedef enum hvs_meter_kind {
 } hvs_meter_kind_t;
 typedef enum hvs_energy_unit { HVS_UNIT_KWH = 0, HVS_UNIT_MWH, HVS_UNIT_GJ } hvs_energy_unit_t;
 
-/* The building's heat meters (Building.meter): given false when the record has none. */
+/* Heat meters (Building.meter, Apartment.meter): given false when the record has none. */
 typedef struct hvs_meter {
     bool given;
     hvs_meter_kind_t kind;
@@ -64,6 +65,8 @@ typedef struct hvs_building {
                             * (> 0), NaN otherwise (or without apartments) */
     hvs_meter_t meter;     /* its heat meters (given false: apartment meters, defaults) */
     char **apts;           /* apartment ids, sorted */
+    /* apt_meters[i]: apts[i]'s own meter (given false: none, the building's counts) */
+    hvs_meter_t *apt_meters;
     size_t napts;
     int32_t partition; /* partition of `topology` it came from (= its partition on
                                    * every co-partitioned building-keyed topic) */
@@ -85,6 +88,11 @@ bool hvs_topology_caught_up(const hvs_topology_t *t);
 const hvs_building_t *hvs_topology_find(const hvs_topology_t *t, const char *building);
 /* Every building, sorted by id (*n entries; the array is t's). */
 const hvs_building_t *hvs_topology_buildings(const hvs_topology_t *t, size_t *n);
+/* The meter that counts apartment `apt` of b: its own when it has one, else the building's
+ * (given false: the aggregator's apartment defaults). An apartment unknown to b gets the
+ * building's. Never NULL for a non-NULL b. */
+const hvs_meter_t *hvs_building_meter(const hvs_building_t *b, const char *apt);
+
 /* Apartments of a building, or -1 when the building is unknown. */
 int hvs_topology_apartments(const hvs_topology_t *t, const char *building);
 bool hvs_topology_has_apartment(const hvs_topology_t *t, const char *building, const char *apt);
