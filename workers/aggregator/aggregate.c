@@ -561,24 +561,12 @@ void agg_partition_loaded(agg_t *g, int32_t partition, hvs_ms_t wm) {
     }
 }
 
-/* a + b clamped to the int64 range (watermarks near the ends stay ordered) */
-static hvs_ms_t sat_add(hvs_ms_t a, hvs_ms_t b) {
-    if (b > 0 && a > INT64_MAX - b)
-        return INT64_MAX;
-    if (b < 0 && a < INT64_MIN - b)
-        return INT64_MIN;
-    return a + b;
-}
-
-/* time.h's partition watermark, per building: the same rule, so a building alone on a partition
+/* time.h's watermark rule, per building: the same rule, so a building alone on a partition
  * behaves as the partition did. */
 hvs_ms_t agg_building_wm(const agg_t *g, const agg_building_t *b, hvs_ms_t now) {
     if (b->ev_max == HVS_MS_NONE)
         return b->wm_floor;
-    hvs_ms_t wm = sat_add(b->ev_max, -g->conf.ooo);
-    if (g->conf.idle > 0 && b->ev_seen != HVS_MS_NONE && now - b->ev_seen > g->conf.idle)
-        wm = sat_add(wm, now - b->ev_seen - g->conf.idle);
-    return wm > b->wm_floor ? wm : b->wm_floor;
+    return hvs_watermark_rule(b->ev_max, b->ev_seen, b->wm_floor, g->conf.ooo, g->conf.idle, now);
 }
 
 void agg_building_observe(const agg_t *g, agg_building_t *b, hvs_ms_t t, hvs_ms_t now) {
@@ -596,7 +584,7 @@ void agg_building_touch(const agg_t *g, agg_building_t *b, hvs_ms_t now) {
 }
 
 void agg_building_restore(const agg_t *g, agg_building_t *b, hvs_ms_t wm, hvs_ms_t now) {
-    b->ev_max = sat_add(wm, g->conf.ooo);
+    b->ev_max = hvs_time_add_sat(wm, g->conf.ooo);
     b->wm_floor = b->wm_saved = wm;
     b->ev_seen = now;
 }

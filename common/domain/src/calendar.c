@@ -622,29 +622,12 @@ static int db_build(const char *path, db_t **out, hvs_err_t *err) {
     int rc = db_parse(db, hvs_calendar_builtin, hvs_calendar_builtin_len, "(built-in) regions.ini",
                       err);
     if (!rc && path && *path) {
-        FILE *f = fopen(path, "rb");
-        if (!f)
-            rc = hvs_err_set(err, HVS_EINVAL, "calendar_file", "calendar file %s: %s", path,
-                             strerror(errno));
-        else {
-            char *text = NULL;
-            size_t n = 0, cap = 0, got;
-            char chunk[4096];
-            while (!rc && (got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-                char *g = hvs_vec_grow(text, &cap, n + got, 1, 8192);
-                if (!g)
-                    rc = hvs_err_set(err, HVS_ENOMEM, NULL, "out of memory");
-                else {
-                    text = g;
-                    memcpy(text + n, chunk, got);
-                    n += got;
-                }
-            }
-            fclose(f);
-            if (!rc)
-                rc = db_parse(db, text ? text : "", n, path, err);
-            free(text);
-        }
+        char *text = NULL;
+        size_t n = 0;
+        rc = hvs_text_read_file(path, "calendar file", "calendar_file", &text, &n, err);
+        if (!rc)
+            rc = db_parse(db, text, n, path, err);
+        free(text);
     }
     if (!rc)
         rc = db_check(db, err);

@@ -248,42 +248,6 @@ static int db_check(db_t *db, hvs_err_t *err) {
     return HVS_OK;
 }
 
-static int read_file(const char *path, char **out, hvs_err_t *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return hvs_err_set(err, HVS_EINVAL, "profile_file", "profile file %s: %s", path,
-                           strerror(errno));
-    char *text = NULL;
-    size_t n = 0, cap = 0, got;
-    char chunk[4096];
-    int rc = 0;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        char *g = hvs_vec_grow(text, &cap, n + got + 1, 1, 8192);
-        if (!g) {
-            rc = hvs_err_set(err, HVS_ENOMEM, NULL, "out of memory");
-            break;
-        }
-        text = g;
-        memcpy(text + n, chunk, got);
-        n += got;
-    }
-    fclose(f);
-    if (!rc && !text && !(text = calloc(1, 1)))
-        rc = hvs_err_set(err, HVS_ENOMEM, NULL, "out of memory");
-    if (rc) {
-        free(text);
-        return rc;
-    }
-    text[n] = '\0';
-    if (memchr(text, '\0', n)) {
-        free(text);
-        return hvs_err_set(err, HVS_EINVAL, "profile_file", "profile file %s holds NUL bytes",
-                           path);
-    }
-    *out = text;
-    return HVS_OK;
-}
-
 static int db_build(const char *path, db_t **out, hvs_err_t *err) {
     db_t *db = calloc(1, sizeof *db);
     char *builtin = malloc(hvs_profiles_builtin_len + 1);
@@ -294,7 +258,8 @@ static int db_build(const char *path, db_t **out, hvs_err_t *err) {
     memcpy(builtin, hvs_profiles_builtin, hvs_profiles_builtin_len + 1);
     int rc = db_parse(db, builtin, "(built-in) profiles.ini", err);
     char *text = NULL;
-    if (!rc && path && *path && !(rc = read_file(path, &text, err)))
+    if (!rc && path && *path &&
+        !(rc = hvs_text_read_file(path, "profile file", "profile_file", &text, NULL, err)))
         rc = db_parse(db, text, path, err);
     if (!rc)
         rc = db_check(db, err);

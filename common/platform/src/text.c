@@ -2,7 +2,12 @@
 #include "hvs/text.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "hvs/vec.h"
 
 char *hvs_text_trim(char *s) {
     while (isspace((unsigned char)*s))
@@ -65,4 +70,41 @@ int hvs_text_csv_split(char *line, char **cells, int max) {
             return n > max ? max + 1 : n;
         p = next;
     }
+}
+
+int hvs_text_read_file(const char *path, const char *what, const char *reason, char **out,
+                       size_t *len, hvs_err_t *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return hvs_err_set(err, HVS_EINVAL, reason, "%s %s: %s", what, path, strerror(errno));
+    char *text = NULL;
+    size_t n = 0, cap = 0, got;
+    char chunk[4096];
+    int rc = 0;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        char *g = hvs_vec_grow(text, &cap, n + got + 1, 1, 8192);
+        if (!g) {
+            rc = hvs_err_set(err, HVS_ENOMEM, NULL, "out of memory");
+            break;
+        }
+        text = g;
+        memcpy(text + n, chunk, got);
+        n += got;
+    }
+    if (!rc && ferror(f))
+        rc = hvs_err_set(err, HVS_EINVAL, reason, "%s %s: read error", what, path);
+    fclose(f);
+    if (!rc && !text && !(text = calloc(1, 1)))
+        rc = hvs_err_set(err, HVS_ENOMEM, NULL, "out of memory");
+    if (!rc && memchr(text, '\0', n))
+        rc = hvs_err_set(err, HVS_EINVAL, reason, "%s %s holds NUL bytes", what, path);
+    if (rc) {
+        free(text);
+        return rc;
+    }
+    text[n] = '\0';
+    *out = text;
+    if (len)
+        *len = n;
+    return HVS_OK;
 }

@@ -229,8 +229,7 @@ void hvs_watermark_observe(hvs_watermark_t *w, int32_t partition, hvs_ms_t t, hv
     p->last_seen = now;
 }
 
-/* a + b for b >= 0 or a - |b|, clamped to the int64 range (times near the ends stay ordered). */
-static hvs_ms_t sat_add(hvs_ms_t a, hvs_ms_t b) {
+hvs_ms_t hvs_time_add_sat(hvs_ms_t a, hvs_ms_t b) {
     if (b > 0 && a > INT64_MAX - b)
         return INT64_MAX;
     if (b < 0 && a < INT64_MIN - b)
@@ -238,14 +237,18 @@ static hvs_ms_t sat_add(hvs_ms_t a, hvs_ms_t b) {
     return a + b;
 }
 
-/* A partition's watermark; idle ones advance by the wall time spent idle beyond the timeout.
- * Never below what it already reported (floor). */
+hvs_ms_t hvs_watermark_rule(hvs_ms_t max_event, hvs_ms_t last_seen, hvs_ms_t floor,
+                            hvs_ms_t out_of_orderness_ms, hvs_ms_t idle_timeout_ms, hvs_ms_t now) {
+    hvs_ms_t wm = hvs_time_add_sat(max_event, out_of_orderness_ms > 0 ? -out_of_orderness_ms : 0);
+    hvs_ms_t idle_for = now - last_seen;
+    if (idle_timeout_ms > 0 && last_seen != HVS_MS_NONE && idle_for > idle_timeout_ms)
+        wm = hvs_time_add_sat(wm, idle_for - idle_timeout_ms);
+    return wm > floor ? wm : floor;
+}
+
+/* A partition's watermark (the rule above). */
 static hvs_ms_t part_watermark(const hvs_watermark_t *w, const wm_part_t *p, hvs_ms_t now) {
-    hvs_ms_t wm = sat_add(p->max_event, w->ooo > 0 ? -w->ooo : 0);
-    hvs_ms_t idle_for = now - p->last_seen;
-    if (w->idle > 0 && idle_for > w->idle)
-        wm = sat_add(wm, idle_for - w->idle);
-    return wm > p->floor ? wm : p->floor;
+    return hvs_watermark_rule(p->max_event, p->last_seen, p->floor, w->ooo, w->idle, now);
 }
 
 hvs_ms_t hvs_watermark_partition(const hvs_watermark_t *w, int32_t partition, hvs_ms_t now) {

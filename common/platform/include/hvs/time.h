@@ -62,6 +62,18 @@ char *hvs_time_format_iso8601(hvs_ms_t t, char *buf, size_t buflen);
 /* Is t a plausible event time at wall time `now`: >= 2000-01-01 and <= now + max_future_ms. */
 bool hvs_time_plausible(hvs_ms_t t, hvs_ms_t now, hvs_ms_t max_future_ms);
 
+/* a + b clamped to the int64 range (times near the ends stay ordered). */
+hvs_ms_t hvs_time_add_sat(hvs_ms_t a, hvs_ms_t b);
+
+/*
+ * The one watermark rule, for any stream of events (a partition here, a building in the
+ * aggregator): the newest event time max_event minus out_of_orderness_ms, advanced by the wall
+ * time spent idle beyond idle_timeout_ms (0: never) since last_seen, never below floor
+ * (what was already reported; HVS_MS_NONE: none). Pure.
+ */
+hvs_ms_t hvs_watermark_rule(hvs_ms_t max_event, hvs_ms_t last_seen, hvs_ms_t floor,
+                            hvs_ms_t out_of_orderness_ms, hvs_ms_t idle_timeout_ms, hvs_ms_t now);
+
 typedef struct hvs_watermark hvs_watermark_t;
 
 hvs_watermark_t *hvs_watermark_new(hvs_ms_t out_of_orderness_ms, hvs_ms_t idle_timeout_ms);
