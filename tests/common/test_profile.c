@@ -114,6 +114,8 @@ static void test_builtin_heat(void) {
     HVS_CHECK_EQ_STR(p->quantity, "heating_energy_kwh");
     HVS_CHECK_EQ_STR(p->target_scale, "per_heated_m2");
     HVS_CHECK(p->monotone && p->meter_max_kw == 0 && p->window_ms == 3600000, "heat settings");
+    for (int t = 0; t < HVS_TASK_COUNT; t++)
+        HVS_CHECK(hvs_profile_task_on(p, t), "heat trains task %d", t);
     size_t n = 0;
     const hvs_sensor_info_t *t = hvs_reading_sensors(&n);
     HVS_REQUIRE(n == sizeof heat_sensors / sizeof heat_sensors[0], "%zu heat sensors", n);
@@ -162,6 +164,13 @@ static void test_ev_rows(void) {
     const hvs_profile_t *p = hvs_profile_active();
     HVS_CHECK_EQ_STR(p->quantity, "charger_energy_kwh");
     HVS_CHECK(!p->monotone && p->meter_max_kw == 150, "ev settings");
+    /* a site has no rooms and no heated area: only the forecast's models apply */
+    HVS_CHECK(hvs_profile_task_on(p, HVS_TASK_FORECAST) &&
+                  !hvs_profile_task_on(p, HVS_TASK_ANOMALY_RESIDUAL) &&
+                  !hvs_profile_task_on(p, HVS_TASK_ANOMALY_CLASSIFIER) &&
+                  !hvs_profile_task_on(p, HVS_TASK_REFRESH) && !hvs_profile_task_on(p, -1) &&
+                  !hvs_profile_task_on(p, HVS_TASK_COUNT),
+              "ev tasks %#x", p->tasks);
     /* readings: the charger counter is known, heat's sensors are not */
     const char *line = "{\"timestamp\":1736121600000,\"building_id\":\"site_1\",\"apartment_id\":"
                        "\"chg_01\",\"readings\":[{\"sensor_type\":\"charger_energy_kwh\","
@@ -264,6 +273,10 @@ static void test_files(void) {
         {"[x y]\n", "profile_file", ":1:"},
         {"[x]\nfrobnicate = 1\n", "profile_file", ":2:"},
         {"[x]\nsensor = a degC 0 1 gauge room temp\n", "bad_profile", "use"},
+        {"[x]\nsensor = a kWh 0 1 counter apartment use\ntasks = forecast scoring\n",
+         "profile_file", ":3:"},
+        {"[x]\nsensor = a kWh 0 1 counter apartment use\ntasks = refresh\n", "profile_file", ":3:"},
+        {"[x]\nsensor = a kWh 0 1 counter apartment use\ntasks =\n", "profile_file", ":3:"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *path = write_file("bad.ini", bad[i].text);

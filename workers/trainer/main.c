@@ -756,12 +756,29 @@ static int parse_lists(worker_t *w, hvs_err_t *err) {
         w->horizons[w->nhorizons++] = h;
     }
     snprintf(buf, sizeof buf, "%s", settings.tasks);
+    const hvs_profile_t *prof = hvs_profile_active();
+    char off[256] = "";
+    size_t on = 0;
     for (char *s = NULL, *t = strtok_r(buf, ", ", &s); t; t = strtok_r(NULL, ", ", &s)) {
         int k = tr_task_parse(t);
         if (k < 0)
             return hvs_err_set(err, HVS_ECONFIG, "bad_value", "HVS_TRAIN_TASKS: no task %s", t);
+        /* tr_task_t numbers the tasks as task_rows.h does */
+        if (!hvs_profile_task_on(prof, k)) {
+            size_t n = strlen(off);
+            snprintf(off + n, sizeof off - n, "%s%s", n ? ", " : "", t);
+            continue;
+        }
+        on += !w->task_on[k];
         w->task_on[k] = true;
     }
+    if (off[0]) /* once, at start: the profile decides what its quantity's models can be */
+        hvs_log_info("trainer", "profile %s: task(s) %s not trained (not the profile's tasks)",
+                     prof->name, off);
+    if (on == 0)
+        return hvs_err_set(err, HVS_ECONFIG, "bad_value",
+                           "HVS_TRAIN_TASKS: none of %s is a task of profile %s", settings.tasks,
+                           prof->name);
     if (w->task_on[TR_REFRESH] && !w->task_on[TR_FORECAST])
         return hvs_err_set(err, HVS_ECONFIG, "bad_value",
                            "HVS_TRAIN_TASKS: refresh is fitted from forecast runs");

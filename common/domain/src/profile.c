@@ -11,6 +11,7 @@
 
 #include "hvs/features.h"
 #include "hvs/log.h"
+#include "hvs/task_rows.h"
 #include "hvs/text.h"
 #include "hvs/vec.h"
 
@@ -152,6 +153,21 @@ static int parse_line(hvs_profile_t *p, char *key, char *v, const char *where, h
         p->window_ms = 3600000;
         return HVS_OK;
     }
+    if (strcmp(key, "tasks") == 0) {
+        p->tasks = 0;
+        char *save = NULL;
+        for (char *t = strtok_r(v, " \t,", &save); t; t = strtok_r(NULL, " \t,", &save)) {
+            int k = hvs_taskrow_task_parse(t);
+            if (k < 0)
+                return FAIL("%s: tasks: '%s' is not a task", where, t);
+            p->tasks |= 1u << k;
+        }
+        if (!p->tasks)
+            return FAIL("%s: tasks: none named", where);
+        if ((p->tasks & (1u << HVS_TASK_REFRESH)) && !(p->tasks & (1u << HVS_TASK_FORECAST)))
+            return FAIL("%s: tasks: refresh corrects forecasts, it needs forecast", where);
+        return HVS_OK;
+    }
     if (strcmp(key, "forecast_drop") == 0) {
         size_t n = 0;
         while (p->forecast_drop[n])
@@ -222,6 +238,7 @@ static int db_parse(db_t *db, char *text, const char *file, hvs_err_t *err) {
             cur->name = name;
             cur->window_ms = 3600000;
             cur->target_scale = "per_heated_m2";
+            cur->tasks = (1u << HVS_TASK_COUNT) - 1;
             continue;
         }
         char *eq = strchr(s, '=');
@@ -269,6 +286,10 @@ static int db_build(const char *path, db_t **out, hvs_err_t *err) {
     }
     *out = db;
     return HVS_OK;
+}
+
+bool hvs_profile_task_on(const hvs_profile_t *p, int task) {
+    return task >= 0 && task < HVS_TASK_COUNT && (p->tasks & (1u << task));
 }
 
 /* The profile in use: set once at start-up (or lazily to heat), read lock-free after. */

@@ -22,6 +22,10 @@
  *   - monotone: whether the trainer constrains the forecast to heating physics (colder and
  *     darker -> more, degree hours -> more) and stress-tests it so (heat on; off elsewhere).
  *   - the aggregation window: only "1h" exists today (the aggregator's hourly windows).
+ *   - tasks: the model tasks (task_rows.h names) that mean something for its quantity, what the
+ *     trainer trains (the rest of HVS_TRAIN_TASKS is left out, logged once): heat all four;
+ *     ev_charging forecast only (no rooms to score, no per-m2 refresh). Absent: all; `refresh`
+ *     needs `forecast`.
  * Models record their profile in params.profile (absent: heat); the registry refuses a model
  * of another profile (model_registry.h), so a heat model never serves an EV deployment.
  *
@@ -70,6 +74,7 @@ typedef struct hvs_profile {
     const char *target_scale; /* "per_heated_m2" or "kwh" (task_rows.h names) */
     long long window_ms;      /* 3600000 */
     bool monotone;            /* the trainer's heating physics: colder -> more (train.c) */
+    unsigned tasks;           /* bit t set: models of task t (task_rows.h hvs_task_t) apply */
     const char *forecast_drop[HVS_PROFILE_MAX_DROP + 1]; /* NULL-terminated feature names */
 } hvs_profile_t;
 
@@ -78,6 +83,8 @@ typedef struct hvs_profile {
 int hvs_profile_load(const char *name, const char *path, hvs_err_t *err);
 /* The profile in use (heat until hvs_profile_load chose another); never NULL. */
 const hvs_profile_t *hvs_profile_active(void);
+/* Whether models of task `task` (hvs_task_t) apply to profile p. */
+bool hvs_profile_task_on(const hvs_profile_t *p, int task);
 /* The sensor type feeding a channel in the active profile, NULL when none does. */
 const char *hvs_profile_channel_sensor(hvs_profile_channel_t ch);
 /* The channel name ("use", ...; static), "?" out of range. */
