@@ -241,10 +241,20 @@ def main():
     # C: two members in one group: the second joins mid-stream, then the first leaves
     env_c = run_env(base, "agg-c", 2, "c")
     c1 = Aggregator(env_c, "c1", 20)
-    time.sleep(4.0)
+    # the second joins as soon as the first is reading (a fixed wait let a fast first member read
+    # the whole stream before the hand-off; the group's join still takes seconds)
+    deadline = time.time() + 30
+    while time.time() < deadline and metric(c1.port, "hvs_aggregator_readings_total") == 0:
+        time.sleep(0.01)
     c2 = Aggregator(env_c, "c2", 20)
-    time.sleep(6.0)
+    # the output at the hand-off: counted as soon as the first member gives partitions up (a
+    # fixed wait let a fast member finish the stream before it was counted)
+    deadline = time.time() + 20
+    while time.time() < deadline and c1.said("revoked") == 0:
+        time.sleep(0.05)
+    read_at_handoff = metric(c1.port, "hvs_aggregator_readings_total")
     mid = len(tail(env_c, "c.hourly"))
+    time.sleep(2.0)
     c1.p.send_signal(signal.SIGTERM)
     check(c1.p.wait(30) == 0, "C: first member left cleanly")
     members = [c2]
@@ -252,9 +262,9 @@ def main():
     c2 = members[0]
     c2.p.send_signal(signal.SIGTERM)
     check(c2.p.wait(30) == 0 and nc > 0, f"C: second member finished, {nc} hourly messages")
-    check(c1.said("revoked") > 0 and 0 < mid < nc,
-          f"C: partitions moved mid-stream ({c1.said('revoked')} revoked from the first, "
-          f"{mid} of {nc} out at the hand-off)")
+    check(c1.said("revoked") > 0 and 0 < read_at_handoff < total and mid < nc,
+          f"C: partitions moved mid-stream ({c1.said('revoked')} revoked from the first after "
+          f"it read {read_at_handoff:.0f} of {total} readings; {mid} of {nc} out at the hand-off)")
 
     fa = final(tail(env_a, "aggregates.hourly") + tail(env_a, "aggregates.15m"))
     fb = final(tail(env_b, "b.hourly") + tail(env_b, "b.15m"))
