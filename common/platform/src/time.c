@@ -240,9 +240,8 @@ hvs_ms_t hvs_time_add_sat(hvs_ms_t a, hvs_ms_t b) {
 hvs_ms_t hvs_watermark_rule(hvs_ms_t max_event, hvs_ms_t last_seen, hvs_ms_t floor,
                             hvs_ms_t out_of_orderness_ms, hvs_ms_t idle_timeout_ms, hvs_ms_t now) {
     hvs_ms_t wm = hvs_time_add_sat(max_event, out_of_orderness_ms > 0 ? -out_of_orderness_ms : 0);
-    hvs_ms_t idle_for = now - last_seen;
-    if (idle_timeout_ms > 0 && last_seen != HVS_MS_NONE && idle_for > idle_timeout_ms)
-        wm = hvs_time_add_sat(wm, idle_for - idle_timeout_ms);
+    if (idle_timeout_ms > 0 && last_seen != HVS_MS_NONE && now - last_seen > idle_timeout_ms)
+        wm = hvs_time_add_sat(wm, now - last_seen - idle_timeout_ms);
     return wm > floor ? wm : floor;
 }
 
