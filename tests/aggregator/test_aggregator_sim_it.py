@@ -138,13 +138,33 @@ def caught_up(port):
     return False
 
 
+def input_ends(env):
+    """The readings topic's end offset per partition."""
+    ends = {}
+    for m in tail(env, "readings.raw"):
+        ends[m["partition"]] = max(ends.get(m["partition"], 0), m["offset"] + 1)
+    return ends
+
+
+def applied_everything(env, ends):
+    """The stage's stored offsets (hvs:stage:aggregator:<P>, written with its state) reached
+    every input partition's end: a member caught up on its own assignment while a departed
+    member's partitions are still being handed over is not done."""
+    for p, end in ends.items():
+        out = subprocess.run(["redis-cli", "-u", env["HVS_REDIS_URL"], "HGET", f"hvs:stage:aggregator:{p}",
+                              "o:readings.raw"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
+        if not out.strip().isdigit() or int(out) < end:
+            return False
+    return True
+
+
 restarts = 0
 
 
-def wait_caught_up(env, topic, members, timeout_s=180):
-    """Until every member is caught up and `topic` stopped growing; returns its message count.
-    A member that exits (the worker's stall watchdog: messages wait, none arrive) is restarted
-    on its state, as Kubernetes would, and counted."""
+def wait_caught_up(env, topic, members, ends, timeout_s=180):
+    """Until every member is caught up, the stage applied every input and `topic` stopped
+    growing; returns its message count. A member that exits (the worker's stall watchdog:
+    messages wait, none arrive) is restarted on its state, as Kubernetes would, and counted."""
     global restarts
     deadline = time.time() + timeout_s
     last = -1
@@ -154,7 +174,7 @@ def wait_caught_up(env, topic, members, timeout_s=180):
                 restarts += 1
                 time.sleep(3.5)
                 members[i] = Aggregator(m.env, f"{m.name}-restart{restarts}", m.batch)
-        if all(caught_up(m.port) for m in members):
+        if all(caught_up(m.port) for m in members) and applied_everything(env, ends):
             n = len(tail(env, topic))
             if n == last and n > 0:
                 return n
@@ -203,11 +223,12 @@ def main():
         subprocess.run([SIM, "--out", "jsonl"] + SIM_ARGS, env=base, stdout=f, stderr=subprocess.DEVNULL,
                        check=True)
 
+    ends = input_ends(base)
     # A: undisturbed, large batches
     env_a = run_env(base, "agg-a", 0, None)
     a = Aggregator(env_a, "a", 5000)
     members = [a]
-    na = wait_caught_up(env_a, "aggregates.hourly", members)
+    na = wait_caught_up(env_a, "aggregates.hourly", members, ends)
     a = members[0]
     a.p.send_signal(signal.SIGTERM)
     check(a.p.wait(30) == 0 and na > 0, f"A: {na} hourly messages, clean exit")
@@ -232,7 +253,7 @@ def main():
         time.sleep(3.5)
     b = Aggregator(env_b, "b-final", 20)
     members = [b]
-    nb = wait_caught_up(env_b, "b.hourly", members)
+    nb = wait_caught_up(env_b, "b.hourly", members, ends)
     b = members[0]
     b.p.send_signal(signal.SIGTERM)
     check(b.p.wait(30) == 0 and nb > 0, f"B: killed with {progress} hourly messages out, then {nb}")
@@ -258,7 +279,7 @@ def main():
     c1.p.send_signal(signal.SIGTERM)
     check(c1.p.wait(30) == 0, "C: first member left cleanly")
     members = [c2]
-    nc = wait_caught_up(env_c, "c.hourly", members)
+    nc = wait_caught_up(env_c, "c.hourly", members, ends)
     c2 = members[0]
     c2.p.send_signal(signal.SIGTERM)
     check(c2.p.wait(30) == 0 and nc > 0, f"C: second member finished, {nc} hourly messages")
