@@ -130,7 +130,69 @@ static void test_not_leader(void) {
     HVS_CHECK_EQ_INT(count_exactly_once(seen, N), N);
 }
 
+static int cmp_i64(const void *pa, const void *pb) {
+    int64_t x = *(const int64_t *)pa, y = *(const int64_t *)pb;
+    return x < y ? -1 : x > y;
+}
+
+/* A producer whose topics were prepared while it waited (as a stage's group join does) gets its
+ * first flush acknowledged without waiting for the topic's metadata; steady flushes of messages
+ * spread over 4 partitions (4 produce requests in flight on one connection) are acknowledged in
+ * about a round trip: the mock broker's connections do not run Nagle against the client's
+ * delayed ACK (which cost ~40 ms per flush). */
+static void test_prompt_acknowledgements(void) {
+    broker();
+    hvs_err_t err;
+    HVS_CHECK(ctl(&b, "topic create prompt.first 4") == 0 &&
+                  ctl(&b, "topic create prompt.cold 4") == 0,
+              "topic create");
+    hvs_kafka_conf_t kc = {.brokers = b.addr, .client_id = "t-prompt"};
+    hvs_producer_t *warm = NULL, *cold = NULL;
+    HVS_REQUIRE(hvs_producer_new(&kc, &warm, &err) == 0 && hvs_producer_new(&kc, &cold, &err) == 0,
+                "producers");
+    const char *topics[] = {"prompt.second", "prompt.first", "prompt.first", NULL};
+    HVS_CHECK(hvs_producer_prepare_topics(warm, topics, &err) == 0, "prepare: %s", err.msg);
+    usleep(1000 * 1000); /* the group join a stage waits through */
+    uint32_t id = 1;
+    int64_t t0 = hvs_test_now_ms();
+    HVS_CHECK(
+        hvs_producer_send(warm, "prompt.first", RD_KAFKA_PARTITION_UA, "k", 1, &id, 4, &err) == 0 &&
+            hvs_producer_flush(warm, 10000, &err) == 0,
+        "first flush: %s", err.msg);
+    int64_t first_ms = hvs_test_now_ms() - t0;
+    t0 = hvs_test_now_ms();
+    HVS_CHECK(hvs_producer_send(cold, "prompt.cold", RD_KAFKA_PARTITION_UA, "k", 1, &id, 4, &err) ==
+                      0 &&
+                  hvs_producer_flush(cold, 10000, &err) == 0,
+              "cold flush: %s", err.msg);
+    int64_t cold_ms = hvs_test_now_ms() - t0;
+    printf("first flush: %lld ms with the topic prepared, %lld ms without\n", (long long)first_ms,
+           (long long)cold_ms);
+    HVS_CHECK(first_ms < 300, "first flush of a prepared topic took %lld ms", (long long)first_ms);
+
+    enum { ROUNDS = 40 };
+    int64_t ms[ROUNDS], total = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        for (uint32_t i = 0; i < 480; i++)
+            HVS_REQUIRE(hvs_producer_send(warm, i % 2 ? "prompt.first" : "prompt.second",
+                                          (int32_t)(i / 2 % 4), "k", 1, &i, 4, &err) == 0,
+                        "queue %u: %s", i, err.msg);
+        t0 = hvs_test_now_ms();
+        HVS_REQUIRE(hvs_producer_flush(warm, 10000, &err) == 0, "flush: %s", err.msg);
+        total += ms[r] = hvs_test_now_ms() - t0;
+    }
+    qsort(ms, ROUNDS, sizeof *ms, cmp_i64);
+    printf("steady flushes (480 messages over 2 x 4 partitions): mean %.1f ms, median %lld ms, "
+           "max %lld ms\n",
+           (double)total / ROUNDS, (long long)ms[ROUNDS / 2], (long long)ms[ROUNDS - 1]);
+    HVS_CHECK((double)total / ROUNDS < 12, "mean flush %.1f ms (Nagle on the broker's side?)",
+              (double)total / ROUNDS);
+    hvs_producer_destroy(warm);
+    hvs_producer_destroy(cold);
+}
+
 static const hvs_test_case_t cases[] = {
+    {"prompt_acknowledgements", test_prompt_acknowledgements},
     {"control_commands_answered_bad_ones_refused", test_control},
     {"broker_down_flush_times_out_then_exactly_once", test_broker_down},
     {"not_leader_errors_retried_without_duplicates", test_not_leader},

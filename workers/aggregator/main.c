@@ -479,7 +479,10 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     const char *inputs[] = {w->topic_in};
     /* a lost partition is replayed from as far back as a reading can still change a window
      * (lateness) plus the longest counter interval examined before it */
+    const char *outputs[] = {w->topic_out[AGG_W15], w->topic_out[AGG_W60], hvs_topic_name("alerts"),
+                             NULL};
     hvs_stage_conf_t sc = {.inputs = inputs,
+                           .outputs = outputs,
                            .ninputs = 1,
                            .settings = &stage_settings,
                            .rebuild_ms = settings.lateness_ms + settings.max_pair_ms};

@@ -636,7 +636,9 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     w->topic_agg = hvs_topic_name("aggregates.hourly");
     w->topic_fb = hvs_topic_name("alerts.feedback");
     const char *inputs[] = {w->topic_score, w->topic_agg, w->topic_fb};
+    const char *outputs[] = {hvs_topic_name("alerts"), NULL};
     hvs_stage_conf_t sc = {.inputs = inputs,
+                           .outputs = outputs,
                            .ninputs = 3,
                            .settings = &stage_settings,
                            .rebuild_ms = settings.rebuild_ms};

@@ -466,7 +466,9 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
                       .dq_limit = settings.dq_limit,
                       .dq_min_vectors = (int)settings.dq_min};
     const char *inputs[] = {w->topic_agg, w->topic_wx};
+    const char *outputs[] = {w->topic_out, hvs_topic_name("alerts"), NULL};
     hvs_stage_conf_t sc = {.inputs = inputs,
+                           .outputs = outputs,
                            .ninputs = 2,
                            .settings = &stage_settings,
                            .rebuild_ms = settings.rebuild_ms};

@@ -321,7 +321,9 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     w->topic_fc = hvs_topic_name("forecasts.baseline");
     w->topic_out = hvs_topic_name("forecasts.refreshed");
     const char *inputs[] = {w->topic_agg, w->topic_fc};
+    const char *outputs[] = {w->topic_out, NULL};
     hvs_stage_conf_t sc = {.inputs = inputs,
+                           .outputs = outputs,
                            .ninputs = 2,
                            .settings = &stage_settings,
                            .rebuild_ms = settings.rebuild_ms};

@@ -529,7 +529,9 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     w->topic_agg = hvs_topic_name("aggregates.hourly");
     w->topic_out = hvs_topic_name("scores.anomaly");
     const char *inputs[] = {w->topic_agg, w->topic_vec};
+    const char *outputs[] = {w->topic_out, hvs_topic_name("alerts"), NULL};
     hvs_stage_conf_t sc = {.inputs = inputs,
+                           .outputs = outputs,
                            .ninputs = 2,
                            .settings = &stage_settings,
                            .rebuild_ms = settings.rebuild_ms};

@@ -879,7 +879,9 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     static const char *const cprops[] = {"max.poll.interval.ms", "1800000", NULL};
     const char *inputs[] = {w->topic_agg, w->topic_wx, w->topic_feedback, w->topic_alerts};
     /* a lost partition is replayed over the whole training window */
+    const char *outputs[] = {w->topic_models, w->topic_alerts, NULL};
     hvs_stage_conf_t sc = {.rebuild_ms = settings.window_ms,
+                           .outputs = outputs,
                            .inputs = inputs,
                            .ninputs = 4,
                            .settings = &stage_settings,

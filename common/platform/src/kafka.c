@@ -55,6 +55,8 @@ struct hvs_consumer {
 
 struct hvs_producer {
     rd_kafka_t *rk;
+    rd_kafka_topic_t **prepared; /* hvs_producer_prepare_topics: held until destroy */
+    size_t nprepared;
     atomic_ullong delivered, failed, failed_since_flush;
     char last_error[256];
 };
@@ -683,6 +685,26 @@ int hvs_producer_send(hvs_producer_t *p, const char *topic, int32_t partition, c
     }
 }
 
+int hvs_producer_prepare_topics(hvs_producer_t *p, const char *const *topics, hvs_err_t *err) {
+    for (const char *const *t = topics; t && *t; t++) {
+        bool known = false;
+        for (size_t i = 0; i < p->nprepared && !known; i++)
+            known = strcmp(rd_kafka_topic_name(p->prepared[i]), *t) == 0;
+        if (known)
+            continue;
+        rd_kafka_topic_t **np = realloc(p->prepared, (p->nprepared + 1) * sizeof *np);
+        if (!np)
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "producer: preparing topic %s", *t);
+        p->prepared = np;
+        /* a new handle queries the topic's leader asynchronously (rd_kafka_topic_new) */
+        if (!(p->prepared[p->nprepared] = rd_kafka_topic_new(p->rk, *t, NULL)))
+            return hvs_err_set(err, HVS_EKAFKA, "kafka_topic", "producer: topic %s: %s", *t,
+                               rd_kafka_err2str(rd_kafka_last_error()));
+        p->nprepared++;
+    }
+    return HVS_OK;
+}
+
 int hvs_producer_flush(hvs_producer_t *p, int timeout_ms, hvs_err_t *err) {
     rd_kafka_resp_err_t e = rd_kafka_flush(p->rk, timeout_ms);
     int rc = fatal_error(p, err);
@@ -721,6 +743,9 @@ int hvs_producer_destroy_within(hvs_producer_t *p, int64_t timeout_ms) {
         /* undelivered anyway: do not let librdkafka's teardown wait for them either */
         rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     }
+    for (size_t i = 0; i < p->nprepared; i++)
+        rd_kafka_topic_destroy(p->prepared[i]);
+    free(p->prepared);
     rd_kafka_destroy(p->rk);
     free(p);
     return left;

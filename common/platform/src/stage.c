@@ -153,6 +153,18 @@ const hvs_cfg_section_t *hvs_stage_settings_section(hvs_stage_settings_t *s, con
 
 /* ---- life cycle ----------------------------------------------------------------------------- */
 
+/* The outputs' and the inputs' dead-letter topics looked up now, while the group joins, not at
+ * the first flush. */
+static int prepare_outputs(hvs_stage_t *st, hvs_err_t *err) {
+    int rc = hvs_producer_prepare_topics(st->prod, st->conf.outputs, err);
+    for (size_t t = 0; rc == 0 && t < st->conf.ninputs; t++) {
+        char dlq[HVS_TOPIC_NAME_MAX];
+        const char *names[] = {hvs_topic_dlq_name(st->conf.inputs[t], dlq, sizeof dlq), NULL};
+        rc = hvs_producer_prepare_topics(st->prod, names, err);
+    }
+    return rc;
+}
+
 int hvs_stage_new(hvs_app_t *app, const hvs_stage_def_t *def, const hvs_stage_conf_t *conf,
                   hvs_serde_t *serde, void *opaque, hvs_stage_t **out, hvs_err_t *err) {
     *out = NULL;
@@ -183,6 +195,8 @@ int hvs_stage_new(hvs_app_t *app, const hvs_stage_def_t *def, const hvs_stage_co
         rc = hvs_producer_new(&kc, &st->prod, err);
     if (rc == 0)
         rc = hvs_dlq_new(st->prod, serde, def->name, &st->dlq, err);
+    if (rc == 0)
+        rc = prepare_outputs(st, err);
     if (rc) {
         hvs_stage_destroy(st);
         return rc;
@@ -523,6 +537,10 @@ static int run_batch(hvs_stage_t *st, rd_kafka_message_t **msgs, size_t n, size_
     }
     double t4 = mono_s();
     hvs_metric_add(st->m_phase[PH_COMMIT], t4 - t3);
+    if (hvs_log_enabled(HVS_LOG_DEBUG))
+        hvs_log_fields(HVS_LOG_DEBUG, d->name, "batch", HVS_LFI("messages", (int64_t)n),
+                       HVS_LFD("process_s", t1 - t0), HVS_LFD("publish_wait_s", t2 - t1),
+                       HVS_LFD("state_write_s", t3 - t2), HVS_LFD("commit_s", t4 - t3));
     return 0;
 }
 

@@ -165,6 +165,15 @@ int hvs_producer_new(const hvs_kafka_conf_t *conf, hvs_producer_t **out, hvs_err
 int hvs_producer_send(hvs_producer_t *p, const char *topic, int32_t partition, const void *key,
                       size_t keylen, const void *value, size_t len, hvs_err_t *err);
 
+/*
+ * Look up `topics` (NULL-terminated; duplicates and NULL entries ignored) now, without waiting:
+ * librdkafka holds a message for a topic it has no metadata for until its next query, which cost
+ * a worker's first flush ~0.8 s at every start and rebalance. A handle created at start makes it
+ * query at once (in the background, e.g. while the group joins). The handles live until the
+ * producer is destroyed. HVS_ENOMEM / HVS_EKAFKA (a name librdkafka refuses) on failure.
+ */
+int hvs_producer_prepare_topics(hvs_producer_t *p, const char *const *topics, hvs_err_t *err);
+
 /* Wait until every queued message is acknowledged or failed. Returns HVS_EKAFKA if any delivery
  * failed since the previous flush (and resets that count), HVS_ETIMEOUT if not done in time. */
 int hvs_producer_flush(hvs_producer_t *p, int timeout_ms, hvs_err_t *err);

@@ -166,6 +166,10 @@ typedef struct hvs_stage_conf {
     int poll_timeout_ms;                  /* wait for a batch's first message; 0 = 200 */
     const char *const *consumer_props;    /* the stage's own librdkafka properties (kafka.h) */
     const char *const *producer_props;
+    /* Topics the stage produces to (NULL-terminated, borrowed; NULL = none named): looked up at
+     * start, with the inputs' dead-letter topics, so the first flush does not wait for their
+     * metadata. */
+    const char *const *outputs;
     /* Exactly-once state (above): the stage's Redis (borrowed), NULL for a stage without state,
      * and how far back (message time) its inputs are replayed to rebuild a lost partition
      * (0 = from the beginning of each input). */
