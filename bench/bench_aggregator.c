@@ -1,10 +1,14 @@
 /*
  * bench_aggregator - readings/s through one hvs-aggregator instance, with redis-server and
  * hvs-devbroker on the same machine: the simulator's messy stream (10 buildings x 20 flats x
- * 14 days) is put on readings.raw first, then one aggregator consumes it; /metrics says how far
- * it got. Prints throughput (from its first to its last reading, the group join excluded), the
- * batch latency (poll to commit, p50/p99 from its histogram), the worker's CPU time, and the
- * Redis memory per apartment of open state at the end.
+ * 14 days) is put on readings.raw first, then consumed BENCH_RUNS times (default 3), each run
+ * by a fresh aggregator in its own consumer group on an emptied Redis. Each run is timed end to
+ * end: from its first record consumed (/metrics) to the moment the stage's stored offsets
+ * (hvs:stage:aggregator:<P>, written in one transaction with the state once the batch's outputs
+ * were acknowledged) reach the end of every partition - the group commit follows in the same
+ * turn. Prints per run and as medians: throughput, the worker's CPU seconds per 100 k readings
+ * over that interval (all its threads), its peak RSS, the batch latency (poll to commit,
+ * p50/p99 from its histogram), the consume loop by phase, and Redis memory per apartment.
  * "records" are Reading messages, "readings" the sensor values inside them.
  */
 #include <signal.h>
@@ -14,7 +18,11 @@
 #include <unistd.h>
 
 #include "hvs/log.h"
+#include "hvs/redis.h"
+#include "hvs/topics.h"
 #include "hvs_test.h"
+
+#define MAX_RUNS 9
 
 static double redis_used(const hvs_test_proc_t *redis) {
     char cmd[256], *out = NULL;
@@ -24,6 +32,46 @@ static double redis_used(const hvs_test_proc_t *redis) {
     double v = out ? atof(out) : 0;
     free(out);
     return v;
+}
+
+/* Peak resident memory of a process (VmHWM), MB; -1 when unknown. */
+static double peak_rss_mb(pid_t pid) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    double kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            kb = atof(line + 6);
+    if (f)
+        fclose(f);
+    return kb < 0 ? -1 : kb / 1024.0;
+}
+
+/* Sum over the input's partitions of the offsets the stage stored with its state. */
+static long long stored_offsets(hvs_redis_t *r, int parts) {
+    long long sum = 0;
+    for (int p = 0; p < parts; p++) {
+        redisReply *rep = NULL;
+        hvs_err_t err = {0};
+        if (hvs_redis_command(r, &rep, &err, "HGET hvs:stage:aggregator:%d o:%s", p,
+                              hvs_topic_name("readings.raw")) == 0 &&
+            rep && rep->type == REDIS_REPLY_STRING)
+            sum += atoll(rep->str);
+        if (rep)
+            freeReplyObject(rep);
+    }
+    return sum;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 int main(void) {
@@ -50,64 +98,97 @@ int main(void) {
         sscanf(p, "delivered=%llu", &delivered);
     free(out);
     HVS_REQUIRE(delivered > 0, "no simulator summary");
-    double mem0 = redis_used(&redis);
-
-    int port = hvs_test_free_port();
-    char log[] = "/tmp/hvs-bench-agg-XXXXXX";
-    int fd = mkstemp(log);
-    close(fd);
-    /* BENCH_WRAP (e.g. "perf record -e cpu-clock -g -o agg.perf") runs the worker under a
-     * profiler; not an HVS_* name, which the worker would refuse. */
-    const char *wrap = getenv("BENCH_WRAP");
-    snprintf(cmd, sizeof cmd, "env %s HVS_HTTP_PORT=%d HVS_LOG_LEVEL=error %s %s", env, port,
-             wrap ? wrap : "", HVS_TEST_AGGREGATOR);
-    HVS_REQUIRE(hvs_test_spawn(&agg, cmd, log) == 0, "aggregator");
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
-    int64_t t_first = 0, t_last = 0, deadline = hvs_test_now_ms() + 300000;
-    double cpu_first = 0, seen = 0;
-    char *text = NULL;
-    while (hvs_test_now_ms() < deadline) {
-        free(text);
-        text = NULL;
-        if (hvs_test_http("GET", url, NULL, 0, &text, NULL, 0) == 200) {
-            seen = hvs_test_metric(text, "hvs_aggregator_readings_total");
-            if (seen > 0 && !t_first) {
+    int parts = hvs_topic_partitions(hvs_topic_by_name("readings.raw"));
+    hvs_redis_t *rc = NULL;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_redis_connect(redis.addr, NULL, &rc, &err) == 0, "redis: %s", err.msg);
+    const char *runs_env = getenv("BENCH_RUNS");
+    int runs = runs_env ? atoi(runs_env) : 3;
+    if (runs < 1 || runs > MAX_RUNS)
+        runs = 3;
+    double rate[MAX_RUNS], cpu100k[MAX_RUNS], rss[MAX_RUNS], kb_apt[MAX_RUNS];
+    int done = 0;
+    for (int run = 0; run < runs; run++) {
+        redisReply *rep = NULL;
+        if (hvs_redis_command(rc, &rep, &err, "FLUSHALL") == 0 && rep)
+            freeReplyObject(rep);
+        double mem0 = redis_used(&redis);
+        int port = hvs_test_free_port();
+        char log[] = "/tmp/hvs-bench-agg-XXXXXX";
+        int fd = mkstemp(log);
+        close(fd);
+        /* BENCH_WRAP (e.g. "perf record -e cpu-clock -g -o agg.perf") runs the worker under a
+         * profiler; not an HVS_* name, which the worker would refuse. */
+        const char *wrap = getenv("BENCH_WRAP");
+        snprintf(cmd, sizeof cmd,
+                 "env %s HVS_KAFKA_GROUP=bench-agg-%d HVS_HTTP_PORT=%d HVS_LOG_LEVEL=error %s %s",
+                 env, run, port, wrap ? wrap : "", HVS_TEST_AGGREGATOR);
+        HVS_REQUIRE(hvs_test_spawn(&agg, cmd, log) == 0, "aggregator");
+        char url[128];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
+        int64_t t_first = 0, t_last = 0, deadline = hvs_test_now_ms() + 300000;
+        double cpu_first = 0, seen = 0;
+        long long applied = 0;
+        while (hvs_test_now_ms() < deadline && !t_first) {
+            char *text = NULL;
+            if (hvs_test_http("GET", url, NULL, 0, &text, NULL, 0) == 200 &&
+                (seen = hvs_test_metric(text, "hvs_aggregator_readings_total")) > 0) {
                 t_first = hvs_test_now_ms();
                 cpu_first = hvs_test_cpu_seconds(agg.pid);
             }
-            if (seen >= (double)delivered) {
+            free(text);
+            if (!t_first)
+                usleep(2000);
+        }
+        while (t_first && hvs_test_now_ms() < deadline) {
+            if ((applied = stored_offsets(rc, parts)) >= (long long)delivered) {
                 t_last = hvs_test_now_ms();
                 break;
             }
+            usleep(2000);
         }
-        usleep(20000);
+        double cpu = hvs_test_cpu_seconds(agg.pid) - cpu_first;
+        double peak = peak_rss_mb(agg.pid);
+        char *text = NULL;
+        hvs_test_http("GET", url, NULL, 0, &text, NULL, 0);
+        seen = text ? hvs_test_metric(text, "hvs_aggregator_readings_total") : 0;
+        HVS_CHECK(t_last > 0, "run %d: stored offsets reached %lld of %llu messages", run + 1,
+                  applied, delivered);
+        if (t_last > 0) {
+            double s = (double)(t_last - t_first) / 1000.0;
+            rate[done] = (double)values / s;
+            cpu100k[done] = cpu / ((double)values / 1e5);
+            rss[done] = peak;
+            kb_apt[done] = (redis_used(&redis) - mem0) / 200 / 1e3;
+            printf("run %d: %llu records (%llu readings) in %.2f s = %.0f records/s, %.0f "
+                   "readings/s; worker CPU %.2f s = %.3f CPU-s per 100 k readings; peak RSS "
+                   "%.1f MB; Redis %.1f KB per apartment\n",
+                   run + 1, delivered, values, s, (double)delivered / s, rate[done], cpu,
+                   cpu100k[done], peak, kb_apt[done]);
+            done++;
+        }
+        if (text) {
+            printf("       batch (poll to commit, up to 5000 records): p50 <= %.3f s, p99 <= %.3f "
+                   "s; %.0f hourly + %.0f 15-minute aggregates, %.0f revisions\n       ",
+                   hvs_test_hist_quantile(text, "hvs_aggregator_batch_seconds", 0.5),
+                   hvs_test_hist_quantile(text, "hvs_aggregator_batch_seconds", 0.99),
+                   hvs_test_metric(text, "hvs_aggregator_windows_total{size=\"1h\"}"),
+                   hvs_test_metric(text, "hvs_aggregator_windows_total{size=\"15m\"}"),
+                   hvs_test_metric(text, "hvs_aggregator_revisions_total"));
+            hvs_test_print_phases(text, "aggregator");
+        }
+        free(text);
+        hvs_test_proc_stop(&agg);
+        unlink(log);
     }
-    double cpu = hvs_test_cpu_seconds(agg.pid) - cpu_first;
-    HVS_CHECK(t_last > 0, "aggregator consumed %.0f of %llu messages", seen, delivered);
-    double s = (double)(t_last - t_first) / 1000.0;
-    double share = (double)seen / (double)delivered;
-    printf("hvs-aggregator, 10 x 20 x 14 days (messy): %llu records (%llu readings) in %.2f s = "
-           "%.0f records/s, %.0f readings/s; worker CPU %.2f s (%.0f readings per CPU-second)\n",
-           delivered, values, s, (double)delivered / s, (double)values * share / s, cpu,
-           (double)values * share / cpu);
-    if (text) {
-        printf("batch (poll to commit, up to 5000 records): p50 <= %.3f s, p99 <= %.3f s; "
-               "%.0f hourly + %.0f 15-minute aggregates, %.0f revisions\n",
-               hvs_test_hist_quantile(text, "hvs_aggregator_batch_seconds", 0.5),
-               hvs_test_hist_quantile(text, "hvs_aggregator_batch_seconds", 0.99),
-               hvs_test_metric(text, "hvs_aggregator_windows_total{size=\"1h\"}"),
-               hvs_test_metric(text, "hvs_aggregator_windows_total{size=\"15m\"}"),
-               hvs_test_metric(text, "hvs_aggregator_revisions_total"));
-        hvs_test_print_phases(text, "aggregator");
-    }
-    double mem = redis_used(&redis) - mem0;
-    printf("Redis: %.1f MB of state for 200 apartments = %.1f KB per apartment (3 days of samples "
-           "and markers, 2 more of instants)\n",
-           mem / 1e6, mem / 200 / 1e3);
-    free(text);
-    hvs_test_proc_stop(&agg);
-    unlink(log);
+    if (done > 0)
+        printf("hvs-aggregator, 10 x 20 x 14 days (messy), median of %d run(s), end to end (first "
+               "record consumed to last offsets stored): %.0f readings/s, %.3f CPU-s per 100 k "
+               "readings, peak RSS %.1f MB, Redis %.1f KB per apartment (3 days of samples and "
+               "markers, 2 more of instants)\n",
+               done, median(rate, done), median(cpu100k, done), median(rss, done),
+               median(kb_apt, done));
+    hvs_redis_destroy(rc);
     hvs_test_proc_stop(&broker);
     hvs_test_proc_stop(&redis);
     return hvs_test_done();
