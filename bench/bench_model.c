@@ -7,7 +7,9 @@
  *   2. Model bytes: UBJ, zlib, and the whole ModelVersion record (profile included).
  *   3. Serving: the record published on hvs-devbroker's `models`, a registry client validates
  *      and loads it; then acquire -> predict -> release per call at batch 1, 64 and 4096 rows:
- *      rows/s and call latency p50/p99, one thread and two threads sharing the model.
+ *      rows/s and call latency p50/p99, one thread and two threads sharing the model; then the
+ *      same model and rows straight from XGBoost (in-place, one thread) and the registry path's
+ *      share of that rate.
  * Prints its figures; fails only when a step fails (a benchmark, not a timed test).
  */
 #include <math.h>
@@ -22,6 +24,8 @@
 #include "hvs/serde.h"
 #include "hvs/topics.h"
 #include "hvs_test.h"
+
+#include <xgboost/c_api.h>
 
 #define NROWS 1000000
 #define NCOLS 40
@@ -89,7 +93,8 @@ static void *serve(void *p) {
     return NULL;
 }
 
-static void serving_round(hvs_registry_t *reg, const float *x, size_t batch, int threads) {
+/* Rows per second of one serving round (printed with its latencies). */
+static double serving_round(hvs_registry_t *reg, const float *x, size_t batch, int threads) {
     size_t calls = batch == 1 ? 20000 : batch == 64 ? 4000 : 120;
     job_t jobs[2];
     pthread_t th[2];
@@ -122,6 +127,36 @@ static void serving_round(hvs_registry_t *reg, const float *x, size_t batch, int
         1e3 * all[nl / 2], 1e3 * all[nl * 99 / 100], failed ? " FAILED CALLS" : "");
     HVS_CHECK(failed == 0, "batch %zu: %d failed calls", batch, failed);
     free(all);
+    return (double)(nl * batch) / dt;
+}
+
+/* The same model straight from XGBoost (its UBJ bytes loaded into a booster of our own, one
+ * thread, in-place dense prediction over the same rows, output not copied): what the registry
+ * path is measured against. Rows per second. */
+static double raw_xgboost(const unsigned char *ubj, size_t lu, const float *x, size_t batch) {
+    BoosterHandle bst = NULL;
+    HVS_REQUIRE(XGBoosterCreate(NULL, 0, &bst) == 0 &&
+                    XGBoosterLoadModelFromBuffer(bst, ubj, (bst_ulong)lu) == 0 &&
+                    XGBoosterSetParam(bst, "nthread", "1") == 0,
+                "raw booster: %s", XGBGetLastError());
+    const char *conf = "{\"type\":0,\"training\":false,\"iteration_begin\":0,\"iteration_end\":0,"
+                       "\"strict_shape\":false,\"missing\":NaN,\"cache_id\":0}";
+    size_t calls = batch == 1 ? 20000 : batch == 64 ? 4000 : 120;
+    double t0 = mono();
+    for (size_t c = 0; c < calls; c++) {
+        char arr[256];
+        snprintf(arr, sizeof arr,
+                 "{\"data\":[%llu,true],\"shape\":[%zu,%d],\"typestr\":\"<f4\",\"version\":3}",
+                 (unsigned long long)(uintptr_t)(x + (c * batch % 8192) * NCOLS), batch, NCOLS);
+        const bst_ulong *shape = NULL;
+        bst_ulong dim = 0;
+        const float *res = NULL;
+        HVS_REQUIRE(XGBoosterPredictFromDense(bst, arr, conf, NULL, &shape, &dim, &res) == 0,
+                    "raw predict: %s", XGBGetLastError());
+    }
+    double rate = (double)(calls * batch) / (mono() - t0);
+    XGBoosterFree(bst);
+    return rate;
 }
 
 int main(void) {
@@ -231,8 +266,16 @@ int main(void) {
     HVS_CHECK(memcmp(a, b, sizeof a) == 0, "served model predicts as trained");
     size_t batches[3] = {1, 64, 4096};
     for (int t = 1; t <= 2; t++)
-        for (int i = 0; i < 3; i++)
-            serving_round(reg, x, batches[i], t);
+        for (int i = 0; i < 3; i++) {
+            double r = serving_round(reg, x, batches[i], t);
+            if (t > 1)
+                continue;
+            /* right after the registry's round, so both see the same machine */
+            double raw = raw_xgboost(ubj, lu, x, batches[i]);
+            printf("    raw XGBoost in-place, batch %4zu, 1 thread: %9.0f rows/s; through the "
+                   "registry: %.0f %% of it\n",
+                   batches[i], raw, 100 * r / raw);
+        }
 
     hvs_registry_destroy(reg);
     hvs_encoder_destroy(enc);
