@@ -57,16 +57,21 @@ Semantics (defaults as workers/aggregator/main.c):
 Redis keys (one hash per building and per apartment, hash-tagged by building):
   peer:{B}            wm, next (first unpublished hour), apts (JSON list), bh:<hour> (building
                       hour's revision)
-  peer:{B}:<A>        c0:<t> / c1:<t> heating / hot-water values, i:<t> instants, r:<t>:<room>
-                      room temperatures seen, h:<hour> the hour's accumulators (JSON)
-State older than the lateness (+ 24 h of interpolation reach) is deleted as the watermark moves.
+  peer:{B}:<A>        s:<hour> the records of the hour as JSON [[t, heating|null,
+                      hot water|null], ...] (the instants and counter values: dedupe and
+                      pairing), h:<hour> the hour's accumulators (JSON)
+A field per hour, rewritten when the batch changed it: a few fields per apartment and batch
+instead of one per sample. State older than the lateness (+ 24 h of interpolation reach) is
+deleted as the watermark moves; a counter's newest value before that stays in memory, and after
+a restart it is found in the hours kept (devices send every counter at least every 6 h).
+Duplicates are dropped per record: a record of an (apartment, instant) already seen is a copy.
 
 It prints one line "peer: first batch consumed" (flushed) when it applies its first batch, and
-"peer: idle, exiting" after --idle-exit seconds without input (0 = run until SIGTERM/SIGINT).
+"peer: idle, exiting" after --idle-exit seconds without input once it has read some (0 = run
+until SIGTERM/SIGINT).
 """
 import argparse
 import json
-import math
 import signal
 import sys
 import time
@@ -126,7 +131,7 @@ def parse_time(s):
 
 
 def validate(rec):
-    """(building, apartment, t, values) or (None, reason)."""
+    """(building, apartment, t, readings) or (None, reason)."""
     if not isinstance(rec, dict):
         return None, "not an object"
     b, a = rec.get("building_id"), rec.get("apartment_id")
@@ -138,32 +143,29 @@ def validate(rec):
     rd = rec.get("readings")
     if not isinstance(rd, list) or not 1 <= len(rd) <= 32:
         return None, "readings: 1..32 expected"
-    vals = []
     for x in rd:
-        if not isinstance(x, dict):
-            return None, "reading not an object"
-        st, v = x.get("sensor_type"), x.get("value")
-        rng = RANGES.get(st)
-        if rng is None:
-            return None, f"unknown sensor_type {st!r}"
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) \
-                or not rng[0] <= v <= rng[1]:
+        try:
+            st, v = x["sensor_type"], x["value"]
+            lo, hi = RANGES[st]
+        except (TypeError, KeyError):
+            return None, f"reading {x!r}: sensor_type and value expected, a known sensor_type"
+        if type(v) is not float and type(v) is not int or not lo <= v <= hi:   # NaN fails too
             return None, f"{st}: value {v!r} out of range"
-        vals.append((st, x.get("room_name") or "", float(v)))
-    return (b, a, t, vals), None
+    return (b, a, t, rd), None
 
 
 class Apartment:
-    __slots__ = ("cnt", "inst", "temps", "hours", "first", "last", "dirty", "dels")
+    __slots__ = ("cnt", "inst", "recs", "hours", "first", "last", "dh", "ds", "dels")
 
     def __init__(self):
         self.cnt = ([], [])        # per counter: sorted [(t, v)]
         self.inst = set()          # instants seen
-        self.temps = set()         # (t, room) of room temperatures seen
+        self.recs = {}             # hour -> [[t, heating, hot water]] of its records (Redis s:<hour>)
         self.hours = {}            # hour start -> accumulators
         self.first = None          # first instant
         self.last = None           # newest instant
-        self.dirty = {}            # Redis fields to write this batch
+        self.dh = set()            # hours whose accumulators changed in this batch
+        self.ds = set()            # hours whose records changed in this batch
         self.dels = []             # Redis fields to delete this batch
 
 
@@ -227,13 +229,14 @@ class Peer:
             for k, v in fields.items():
                 k = k.decode()
                 kind, _, rest = k.partition(":")
-                if kind in ("c0", "c1"):
-                    apt.cnt[int(kind[1])].append((int(rest), float(v)))
-                elif kind == "i":
-                    apt.inst.add(int(rest))
-                elif kind == "r":
-                    t, _, room = rest.partition(":")
-                    apt.temps.add((int(t), room))
+                if kind == "s":
+                    rows = apt.recs[int(rest)] = json.loads(v)
+                    for t, c0, c1 in rows:
+                        apt.inst.add(t)
+                        if c0 is not None:
+                            apt.cnt[0].append((t, c0))
+                        if c1 is not None:
+                            apt.cnt[1].append((t, c1))
                 elif kind == "h":
                     apt.hours[int(rest)] = json.loads(v)
             for c in apt.cnt:
@@ -260,9 +263,12 @@ class Peer:
                 if apt.dels:
                     p.hdel(f"{bkey}:{a}", *apt.dels)
                     apt.dels = []
-                if apt.dirty:
-                    p.hset(f"{bkey}:{a}", mapping=apt.dirty)
-                    apt.dirty = {}
+                if apt.dh or apt.ds:
+                    fields = {f"h:{h}": json.dumps(apt.hours[h]) for h in apt.dh}
+                    fields.update({f"s:{h}": json.dumps(apt.recs[h]) for h in apt.ds})
+                    p.hset(f"{bkey}:{a}", mapping=fields)
+                    apt.dh.clear()
+                    apt.ds.clear()
                 n += 1
             bs.dirty = False
         if n:
@@ -276,26 +282,22 @@ class Peer:
             for i, c in enumerate(apt.cnt):
                 k = bisect_left(c, (cut, -1.0)) - 1
                 if k > 0:
-                    apt.dels.extend(f"c{i}:{t}" for t, _ in c[:k])
                     del c[:k]
-            old = [t for t in apt.inst if t < cut]
-            if old:
-                apt.inst.difference_update(old)
-                apt.dels.extend(f"i:{t}" for t in old)
-            old = [x for x in apt.temps if x[0] < cut]
-            if old:
-                apt.temps.difference_update(old)
-                apt.dels.extend(f"r:{t}:{room}" for t, room in old)
+            old = [h for h in apt.recs if h < cut]
+            for h in old:
+                for row in apt.recs.pop(h):
+                    apt.inst.discard(row[0])
+                apt.ds.discard(h)
+                apt.dels.append(f"s:{h}")
             old = [h for h in apt.hours if h < cut and h < bs.next]
             for h in old:
                 del apt.hours[h]
+                apt.dh.discard(h)
                 apt.dels.append(f"h:{h}")
-            for f in apt.dels:
-                apt.dirty.pop(f, None)
 
     # ---- applying readings -------------------------------------------------------------------
     def touch_hour(self, bs, a, apt, h):
-        apt.dirty[f"h:{h}"] = None         # encoded at the batch's end
+        apt.dh.add(h)                      # written at the batch's end
         if bs.next is not None and h < bs.next:
             bs.revise.add((a, h))
 
@@ -339,6 +341,11 @@ class Peer:
         k = bisect_left(c, (t, -1.0))
         if k < len(c) and c[k][0] == t:
             return                                          # a duplicate: the first value wins
+        if k == len(c) and c and c[-1][0] < t:              # in order: the usual case
+            prev = c[-1]
+            self.pair(bs, a, apt, ci, prev[0], prev[1], t, v, 1)
+            c.append((t, v))
+            return
         prev = c[k - 1] if k > 0 else None
         nxt = c[k] if k < len(c) else None
         if prev and nxt:
@@ -348,32 +355,42 @@ class Peer:
         if nxt:
             self.pair(bs, a, apt, ci, t, v, nxt[0], nxt[1], 1)
         c.insert(k, (t, v))
-        apt.dirty[f"c{ci}:{t}"] = v
 
     def apply(self, bs, a, t, vals):
         apt = bs.apts.get(a)
         if apt is None:
             apt = bs.apts[a] = Apartment()
-        if t not in apt.inst:
-            apt.inst.add(t)
-            apt.dirty[f"i:{t}"] = ""
-            h = ((t - 1) // H) * H                          # seen counts (start, end]
-            hour_acc(apt, h)[SEEN] += 1
-            self.touch_hour(bs, a, apt, h)
-            apt.first = t if apt.first is None else min(apt.first, t)
-            apt.last = t if apt.last is None else max(apt.last, t)
-        for st, room, v in vals:
+        if t in apt.inst:
+            return                                          # a copy of a record already applied
+        apt.inst.add(t)
+        h = ((t - 1) // H) * H                              # seen counts (start, end]
+        hour_acc(apt, h)[SEEN] += 1
+        self.touch_hour(bs, a, apt, h)
+        apt.first = t if apt.first is None or t < apt.first else apt.first
+        apt.last = t if apt.last is None or t > apt.last else apt.last
+        row = [t, None, None]
+        tsum, tn = 0.0, 0
+        for x in vals:
+            st = x["sensor_type"]
+            if st == "room_temp_c":
+                tsum += x["value"]
+                tn += 1
+                continue
             ci = COUNTERS.get(st)
-            if ci is not None:
+            if ci is not None and row[ci + 1] is None:      # the first value of the record wins
+                v = row[ci + 1] = float(x["value"])
                 self.counter(bs, a, apt, ci, t, v)
-            elif st == "room_temp_c" and (t, room) not in apt.temps:
-                apt.temps.add((t, room))
-                apt.dirty[f"r:{t}:{room}"] = ""
-                h = (t // H) * H
-                acc = hour_acc(apt, h)
-                acc[TSUM] += v
-                acc[TN] += 1
-                self.touch_hour(bs, a, apt, h)
+        h = (t // H) * H
+        if tn:
+            acc = hour_acc(apt, h)
+            acc[TSUM] += tsum
+            acc[TN] += tn
+            self.touch_hour(bs, a, apt, h)
+        recs = apt.recs.get(h)
+        if recs is None:
+            recs = apt.recs[h] = []
+        recs.append(row)
+        apt.ds.add(h)
         bs.dirty = True
         if bs.wm is None or t > bs.wm:
             bs.wm = t
@@ -444,7 +461,7 @@ class Peer:
             if acc[REV] >= 0:
                 v["flags"].append("late_data")
             acc[REV] += 1
-            apt.dirty[f"h:{h}"] = None
+            apt.dh.add(h)
             self.out.append((bs.id, v))
         rev = bs.brev.get(h, -1) + 1
         bs.brev[h] = rev
@@ -468,10 +485,6 @@ class Peer:
                 bs.revise.clear()
             if bs.dirty:
                 self.evict(bs)
-                for apt in bs.apts.values():
-                    for f in apt.dirty:
-                        if f.startswith("h:"):
-                            apt.dirty[f] = json.dumps(apt.hours[int(f[2:])])
 
     def delivered(self, err, msg):
         if err is not None:
@@ -486,7 +499,7 @@ class Peer:
         while running:
             msgs = self.consumer.consume(num_messages=args.batch, timeout=0.1)
             if not msgs:
-                if args.idle_exit and time.monotonic() - idle_since > args.idle_exit:
+                if args.idle_exit and not first and time.monotonic() - idle_since > args.idle_exit:
                     print("peer: idle, exiting", flush=True)
                     break
                 continue
@@ -505,7 +518,7 @@ class Peer:
                 offsets[(m.topic(), m.partition())] = m.offset() + 1
                 raw = m.value()
                 try:
-                    rec, why = validate(json.loads(raw))
+                    rec, why = validate(json.loads(raw.decode()))
                 except (ValueError, UnicodeDecodeError):
                     rec, why = None, "not JSON"
                 if rec is None:
@@ -536,6 +549,8 @@ class Peer:
             self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
                                  asynchronous=False)
         self.consumer.close()
+        self.stats["main_thread_cpu_s"] = round(time.thread_time(), 2)      # vs librdkafka's threads
+        self.stats["process_cpu_s"] = round(time.process_time(), 2)
         print("peer: " + " ".join(f"{k}={v}" for k, v in self.stats.items()), flush=True)
 
     def produce(self, topic, key, value):

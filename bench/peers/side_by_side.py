@@ -340,7 +340,8 @@ def main():
             if "phases" in res:
                 extra = " phases(s): " + " ".join(f"{k} {v:.2f}" for k, v in res["phases"].items())
             print(f"     {kind:6s} run {r + 1}: {res['wall']:.2f} s = {res['rate'] / 1e3:.0f} k readings/s, "
-                  f"CPU {res['cpu']:.2f} s = {res['cpu100k']:.3f} CPU-s/100k, peak RSS {res['rss']:.0f} MB{extra}",
+                  f"CPU {res['cpu']:.2f} s = {res['cpu100k']:.3f} CPU-s/100k, peak RSS {res['rss']:.0f} MB{extra}"
+                  f"{' ' + res['summary'] if res.get('summary') else ''}",
                   flush=True)
 
     med = {k: {f: statistics.median(x[f] for x in v) for f in ("wall", "rate", "cpu100k", "rss")}
@@ -373,9 +374,7 @@ def main():
             print("    ", w)
 
 
-try:
-    main()
-finally:
+def stop_all():
     for p in procs:
         if p.poll() is None:
             p.terminate()
@@ -384,5 +383,12 @@ finally:
             p.wait(5)
         except subprocess.TimeoutExpired:
             p.kill()
-print(f"{len(failures)} failed" if failures else "all ok")
-sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        stop_all()
+    print(f"{len(failures)} failed" if failures else "all ok")
+    sys.exit(1 if failures else 0)
