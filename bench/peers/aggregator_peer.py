@@ -47,6 +47,9 @@ Semantics (defaults as workers/aggregator/main.c):
     temperature values stamped in [start, end) (a sample mean, not the C worker's time-weighted
     mean over alive time); quality: INTERPOLATED, else SILENT (nothing seen), else PARTIAL (an
     implausible jump), else COMPLETE.
+  - an hour in which no apartment of the building sent anything and nothing was interpolated
+    is not published (the C worker still publishes the hours in which an apartment counts as
+    alive by its silence rule: up to 6 h 15 min after its last record).
   - late revisions: a reading within the lateness that changes an hour already published
     publishes that apartment-hour and its building-hour again with revision + 1 and the flag
     late_data (any change of the hour's accumulators, not a value hash as in the C worker).

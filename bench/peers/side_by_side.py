@@ -372,6 +372,11 @@ def main():
               f"({100 * agree / max(n, 1):.2f} %) within 1 %")
         for w in worst[:5]:
             print("    ", w)
+        only_c, only_p = sorted(set(c) - set(p)), sorted(set(p) - set(c))
+        if only_c or only_p:
+            last = max(k[2] for k in fc)
+            print(f"     only in C: {len(only_c)} ({sum(k[2] >= last - 3 * 3600000 for k in only_c)} of them in the "
+                  f"stream's last 3 hours), e.g. {only_c[:2]}; only in Python: {len(only_p)}, e.g. {only_p[:2]}")
 
 
 def stop_all():
