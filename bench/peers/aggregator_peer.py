@@ -173,7 +173,7 @@ class Apartment:
 
 
 class Building:
-    __slots__ = ("id", "apts", "wm", "next", "brev", "revise", "dirty")
+    __slots__ = ("id", "apts", "wm", "next", "brev", "revise", "dirty", "cut")
 
     def __init__(self, bid):
         self.id = bid
@@ -183,6 +183,7 @@ class Building:
         self.brev = {}             # hour -> revision of the published building window
         self.revise = set()        # (apartment, hour) published windows changed in this batch
         self.dirty = False
+        self.cut = None            # the hour state was last evicted up to
 
 
 def hour_acc(apt, h):
@@ -486,7 +487,9 @@ class Peer:
                 for h in sorted(by_hour):
                     self.publish_hour(bs, h, by_hour[h])
                 bs.revise.clear()
-            if bs.dirty:
+            cut = (bs.wm - KEEP) // H * H if bs.wm is not None else None
+            if bs.dirty and cut != bs.cut:                  # once per hour of watermark
+                bs.cut = cut
                 self.evict(bs)
 
     def delivered(self, err, msg):
