@@ -24,8 +24,10 @@ compared: heating_kwh per apartment-hour and building-hour present in both must 
                     [--seed 3] [--batch 5000]
 """
 import argparse
+import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -260,6 +262,7 @@ def main():
     a = ap.parse_args()
     a.build = os.path.abspath(a.build)
     a.tmp = tempfile.mkdtemp(prefix="hvs-side-")
+    atexit.register(lambda: failures or shutil.rmtree(a.tmp, ignore_errors=True))
     if 2 * a.runs > 15:
         sys.exit("at most 7 runs of each (one Redis database per run)")
 
@@ -395,5 +398,9 @@ if __name__ == "__main__":
         main()
     finally:
         stop_all()
-    print(f"{len(failures)} failed" if failures else "all ok")
+    # the logs (broker, each run) are kept for a failure, removed after a success
+    if failures:
+        print(f"{len(failures)} failed; logs in /tmp/hvs-side-*")
+    else:
+        print("all ok")
     sys.exit(1 if failures else 0)
