@@ -94,10 +94,16 @@ def cpu_seconds(pid):
 
 
 def tail(env, topic):
-    out = subprocess.run([f"{BIN}/hvsctl", "tail", topic, "--from-beginning", "--max", "100000000"], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True).stdout
-    # undecodable records (the simulator's broken ones) come as {"error", "reason"}: skipped
-    return [m for m in (json.loads(l) for l in out.splitlines() if l.strip()) if "value" in m]
+    """The topic's records, streamed (undecodable ones - the simulator's broken records, printed
+    as {"error", "reason"} - skipped)."""
+    p = subprocess.Popen([f"{BIN}/hvsctl", "tail", topic, "--from-beginning", "--max", "100000000"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in p.stdout:
+        if line.strip():
+            m = json.loads(line)
+            if "value" in m:
+                yield m
+    p.wait()
 
 
 def quantile(v, q):
@@ -254,6 +260,10 @@ def main():
         busy = (changes[-1] - v[0][0]) if changes else 0.0
         cpu = cpu_seconds(workers[s].pid) - before[s][1]
         print(f"  {s:<11} {n:>9.0f} {busy:>7.1f} {n / busy if busy else 0:>8.0f} {cpu:>6.2f}")
+    info = subprocess.run(["redis-cli", "-p", str(rport), "info", "memory"], stdout=subprocess.PIPE, text=True).stdout
+    used = next((int(l.split(":")[1]) for l in info.splitlines() if l.startswith("used_memory:")), 0)
+    print(f"Redis: {used / 1e6:.1f} MB of state for {napts} apartments = {used / napts / 1e3:.1f} KB per apartment "
+          f"across all stages", flush=True)
     rt = napts * args.catchup_hours * 3600 / drain
     print(f"fleet in real time on this machine: {rt:,.0f} apartments; with 10x catch-up headroom: "
           f"{rt / 10:,.0f} apartments", flush=True)
