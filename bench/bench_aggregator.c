@@ -34,20 +34,6 @@ static double redis_used(const hvs_test_proc_t *redis) {
     return v;
 }
 
-/* Peak resident memory of a process (VmHWM), MB; -1 when unknown. */
-static double peak_rss_mb(pid_t pid) {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    double kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0)
-            kb = atof(line + 6);
-    if (f)
-        fclose(f);
-    return kb < 0 ? -1 : kb / 1024.0;
-}
-
 /* Sum over the input's partitions of the offsets the stage stored with its state. */
 static long long stored_offsets(hvs_redis_t *r, int parts) {
     long long sum = 0;
@@ -148,7 +134,7 @@ int main(void) {
             usleep(2000);
         }
         double cpu = hvs_test_cpu_seconds(agg.pid) - cpu_first;
-        double peak = peak_rss_mb(agg.pid);
+        double peak = hvs_test_status_kb(agg.pid, "VmHWM") / 1024.0;
         char *text = NULL;
         hvs_test_http("GET", url, NULL, 0, &text, NULL, 0);
         seen = text ? hvs_test_metric(text, "hvs_aggregator_readings_total") : 0;

@@ -27,12 +27,13 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "support"))
+from hvs_harness import Harness, cpu_seconds, free_port, http_get, metric_sum, metrics  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("build")
@@ -46,7 +47,7 @@ args = ap.parse_args()
 BIN = f"{args.build}/bin"
 T0 = 1733011200  # 2024-12-01T00:00:00Z
 tmp = tempfile.mkdtemp(prefix="hvs-bench-pipeline-")
-procs = []
+H = Harness(args.build, tmp)
 STAGES = ["aggregator", "features", "scorer", "alerter", "forecaster", "refresher"]
 
 
@@ -54,43 +55,8 @@ def iso(t):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def spawn(name, argv, env, **kw):
-    p = subprocess.Popen(argv, env=env, stdout=open(f"{tmp}/{name}.log", "w"), stderr=subprocess.STDOUT, **kw)
-    procs.append(p)
-    return p
-
-
-def metrics(port):
-    try:
-        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-    except OSError:
-        return ""
-
-
-def metric_sum(text, name):
-    """Sum of a metric over its labels (0 when absent)."""
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-def cpu_seconds(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except OSError:
-        return 0.0
+def spawn(name, argv, env):
+    return H.spawn(argv, f"{name}.log", env)
 
 
 def tail(env, topic):
@@ -142,10 +108,7 @@ def stop(p):
 
 
 def ready(port):
-    try:
-        return urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2).status == 200
-    except OSError:
-        return False
+    return http_get(port, "/readyz")[0] == 200
 
 
 def caught_up(ports):
@@ -160,22 +123,10 @@ def caught_up(ports):
 
 
 def main():
-    rport = free_port()
-    spawn("redis", ["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                    "--dir", tmp], None)
-    broker = subprocess.Popen([f"{BIN}/hvs-devbroker"], stdout=subprocess.PIPE, stderr=open(f"{tmp}/broker.log", "w"),
-                              text=True)
-    procs.append(broker)
-    bootstrap = broker.stdout.readline().strip()
-    broker.stdout.readline()
-    env = dict(os.environ, HVS_KAFKA_BROKERS=bootstrap, HVS_REDIS_URL=f"redis://127.0.0.1:{rport}",
+    bootstrap, _, redis_url = H.start_services()
+    rport = int(redis_url.rsplit(":", 1)[1])
+    env = dict(os.environ, HVS_KAFKA_BROKERS=bootstrap, HVS_REDIS_URL=redis_url,
                HVS_KAFKA_FETCH_WAIT_MAX_MS="10", HVS_LOG_LEVEL="warn", HVS_HTTP_PORT="-1", OMP_WAIT_POLICY="PASSIVE")
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", rport), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
     subprocess.run([f"{BIN}/hvsctl", "topics", "create"], env=env, check=True, stdout=subprocess.DEVNULL)
     wport = free_port()
     napts = args.buildings * args.apartments
@@ -334,11 +285,4 @@ if __name__ == "__main__":
     try:
         main()
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        H.stop_all()

@@ -66,35 +66,6 @@ static double quantile(const double *before, const double *after, double q) {
     return -1;
 }
 
-static double cpu_seconds(pid_t pid) {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');
-    unsigned long ut = 0, st = 0;
-    if (p)
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static long rss_kb(pid_t pid) {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0)
-            kb = atol(line + 6);
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 static void produce_topology(const char *brokers) {
     hvs_serde_t *serde;
     hvs_encoder_t *enc;
@@ -161,10 +132,10 @@ static void run(const char *env, int sim_port, int concurrency) {
     HVS_REQUIRE(hvs_test_spawn(&wx, cmd, log) == 0, "hvs-weather");
     snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
     double b0[NB + 1] = {0}, b1[NB + 1], b2[NB + 1];
-    double cpu0 = cpu_seconds(wx.pid);
+    double cpu0 = hvs_test_cpu_seconds(wx.pid);
     char *t1 = wait_round(url, 1, 300);
     HVS_REQUIRE(t1, "round 1 did not finish (log %s)", log);
-    double cpu1 = cpu_seconds(wx.pid);
+    double cpu1 = hvs_test_cpu_seconds(wx.pid);
     buckets(t1, b1);
     double s1 = sample(t1, "hvs_weather_last_round_seconds");
     double good = sample(t1, "hvs_weather_polls_total{result=\"good\"}");
@@ -172,13 +143,13 @@ static void run(const char *env, int sim_port, int concurrency) {
                   sample(t1, "hvs_weather_records_total{kind=\"FORECAST\"}");
     char *t2 = wait_round(url, 2, 300);
     HVS_REQUIRE(t2, "round 2 did not finish (log %s)", log);
-    double cpu2 = cpu_seconds(wx.pid);
+    double cpu2 = hvs_test_cpu_seconds(wx.pid);
     buckets(t2, b2);
     double s2 = sample(t2, "hvs_weather_last_round_seconds");
     double unchanged = sample(t2, "hvs_weather_polls_total{result=\"unchanged\"}");
     double recs2 = sample(t2, "hvs_weather_records_total{kind=\"OBSERVED\"}") +
                    sample(t2, "hvs_weather_records_total{kind=\"FORECAST\"}");
-    long rss = rss_kb(wx.pid);
+    long rss = hvs_test_status_kb(wx.pid, "VmRSS");
     HVS_CHECK(good == NLOC && recs == (double)NLOC * HOURS, "round 1: %g good polls, %g records",
               good, recs);
     HVS_CHECK(unchanged == NLOC && recs2 == recs, "round 2: %g unchanged, %g new records",

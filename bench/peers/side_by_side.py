@@ -39,31 +39,19 @@ import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "support"))
+from hvs_harness import Harness, control, cpu_seconds, free_port, peak_rss_mb  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY = "/usr/bin/python3"
 failures = []
-procs = []
+H = None  # the run's Harness (its services and workers)
 
 
 def check(cond, msg):
     print(("ok   " if cond else "FAIL ") + msg, flush=True)
     if not cond:
         failures.append(msg)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def control(addr, line):
-    host, port = addr.rsplit(":", 1)
-    with socket.create_connection((host, int(port))) as s:
-        s.sendall((line + "\n").encode())
-        return s.recv(200).decode()
 
 
 def metric(port, name):
@@ -85,20 +73,6 @@ def metric(port, name):
             if line.startswith(n + " "):
                 out[n] = float(line.split()[1])
     return out if isinstance(name, (list, tuple)) else out.get(name, 0.0)
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 class Offsets:
@@ -148,7 +122,7 @@ def run_c(a, env, i, ends):
     log = open(f"{a.tmp}/c{i}.log", "w")
     p = subprocess.Popen([f"{a.build}/bin/hvs-aggregator", "--batch", str(a.batch)], env=renv,
                          stdout=log, stderr=subprocess.STDOUT)
-    procs.append(p)
+    H.procs.append(p)
     t0 = cpu0 = None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and p.poll() is None:
@@ -177,7 +151,7 @@ def run_py(a, env, i, ends):
                           "--redis", f"{env['HVS_REDIS_URL']}/{i}", "--group", group, "--input", "peer.readings",
                           "--output", f"p{i}.hourly", "--dlq", f"p{i}.dlq", "--batch", str(a.batch)],
                          stdout=subprocess.PIPE, stderr=open(f"{a.tmp}/p{i}.log", "w"), text=True)
-    procs.append(p)
+    H.procs.append(p)
     started = {}
     lines = []
 
@@ -266,22 +240,11 @@ def main():
     if 2 * a.runs > 15:
         sys.exit("at most 7 runs of each (one Redis database per run)")
 
-    rport = free_port()
-    procs.append(subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1", "--save", "",
-                                   "--appendonly", "no", "--dir", a.tmp], stdout=subprocess.DEVNULL))
-    broker = subprocess.Popen([f"{a.build}/bin/hvs-devbroker"], stdout=subprocess.PIPE,
-                              stderr=open(f"{a.tmp}/broker.log", "w"), text=True)
-    procs.append(broker)
-    brokers = broker.stdout.readline().strip()
-    ctl = broker.stdout.readline().split()[1]
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", rport), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    global H
+    H = Harness(a.build, a.tmp)
+    brokers, ctl, redis_url = H.start_services()
     nparts = 12
-    env = dict(os.environ, HVS_KAFKA_BROKERS=brokers, HVS_REDIS_URL=f"redis://127.0.0.1:{rport}",
+    env = dict(os.environ, HVS_KAFKA_BROKERS=brokers, HVS_REDIS_URL=redis_url,
                HVS_KAFKA_FETCH_WAIT_MAX_MS="10", HVS_HTTP_PORT="-1", HVS_LOG_LEVEL="warn")
     control(ctl, f"topic create peer.readings {nparts}")
     for i in range(1, 2 * a.runs + 1):
@@ -382,22 +345,12 @@ def main():
                   f"stream's last 3 hours), e.g. {only_c[:2]}; only in Python: {len(only_p)}, e.g. {only_p[:2]}")
 
 
-def stop_all():
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-
-
 if __name__ == "__main__":
     try:
         main()
     finally:
-        stop_all()
+        if H:
+            H.stop_all()
     # the logs (broker, each run) are kept for a failure, removed after a success
     if failures:
         print(f"{len(failures)} failed; logs in /tmp/hvs-side-*")

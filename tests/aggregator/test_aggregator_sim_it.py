@@ -17,64 +17,30 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 BUILD, SRC = sys.argv[1], sys.argv[2]
+sys.path.insert(0, f"{SRC}/tests/support")
+from hvs_harness import Harness, control, free_port, http_get  # noqa: E402
 SIM = f"{BUILD}/bin/hvs-simulator"
 AGG = f"{BUILD}/bin/hvs-aggregator"
-BROKER = f"{BUILD}/bin/hvs-devbroker"
 HVSCTL = f"{BUILD}/bin/hvsctl"
 OFFLINE = f"{SRC}/tests/aggregator/offline_aggregate.py"
 SIM_ARGS = ["--buildings", "4", "--apartments-per-building", "8", "--start", "2024-11-25T00:00:00Z",
             "--days", "6", "--seed", "5", "--publish-topology", "false", "--late-batch-rate", "0.05",
             "--gap-rate", "0.02", "--meter-replacement-rate", "2"]
 failures = []
-procs = []
 tmp = tempfile.mkdtemp(prefix="hvs-aggsim-")
+H = Harness(BUILD, tmp)
 
 
 def check(cond, msg):
     print(("ok   " if cond else "FAIL ") + msg, flush=True)
     if not cond:
         failures.append(msg)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def start_services():
-    port = free_port()
-    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL)
-    procs.append(redis)
-    broker = subprocess.Popen([BROKER], stdout=subprocess.PIPE, stderr=open(f"{tmp}/broker.log", "w"),
-                              text=True)
-    procs.append(broker)
-    bootstrap = broker.stdout.readline().strip()
-    control = broker.stdout.readline().split()[1]
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    return bootstrap, control, f"redis://127.0.0.1:{port}"
-
-
-def control(addr, line):
-    host, port = addr.rsplit(":", 1)
-    with socket.create_connection((host, int(port))) as s:
-        s.sendall((line + "\n").encode())
-        return s.recv(200).decode()
 
 
 def tail(env, topic):
@@ -99,22 +65,6 @@ def comparable(v):
         v.pop(k, None)
     v["flags"] = sorted(f for f in v["flags"] if f != "late_data")
     return v
-
-
-def http_get(port, path):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
-            c.sendall(f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
-            data = b""
-            while True:
-                chunk = c.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        head, _, body = data.decode(errors="replace").partition("\r\n\r\n")
-        return int(head.split()[1]), body
-    except (OSError, ValueError, IndexError):
-        return 0, ""
 
 
 def metric(port, name):
@@ -195,6 +145,7 @@ class Aggregator:
                                                                          HVS_LOG_LEVEL="info",
                                                                          HVS_AGG_STALL_TIMEOUT="8s"),
                                   stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+        H.procs.append(self.p)  # stopped at the end whatever happens
 
     def said(self, text):
         return sum(text in line for line in open(self.log))
@@ -209,7 +160,7 @@ def run_env(base, group, db, prefix):
 
 
 def main():
-    bootstrap, ctl, redis_url = start_services()
+    bootstrap, ctl, redis_url = H.start_services()
     base = dict(os.environ, HVS_KAFKA_BROKERS=bootstrap, HVS_REDIS_URL=redis_url,
                 HVS_KAFKA_FETCH_WAIT_MAX_MS="10", HVS_HTTP_PORT="-1", HVS_LOG_LEVEL="warn",
                 HVS_KAFKA_SESSION_TIMEOUT_MS="3000",
@@ -370,13 +321,7 @@ def main():
 try:
     main()
 finally:
-    for p in procs:
-        p.terminate()
-    for p in procs:
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
+    H.stop_all()
     if failures:
         print(f"{len(failures)} failed; logs in {tmp}")
     else:

@@ -206,5 +206,8 @@ double hvs_test_hist_quantile(const char *text, const char *name, double q);
 void hvs_test_print_phases(const char *text, const char *stage);
 /* User + system CPU seconds a process has used so far (-1 when it is gone). */
 double hvs_test_cpu_seconds(pid_t pid);
+/* A "Name:  N kB" field of /proc/<pid>/status (e.g. "VmHWM" peak resident, "VmRSS"), in kB;
+ * -1 when the process or the field is not there. */
+long hvs_test_status_kb(pid_t pid, const char *field);
 
 #endif
