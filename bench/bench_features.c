@@ -297,8 +297,10 @@ int main(void) {
         char *text = NULL;
         hvs_test_http("GET", url, NULL, 0, &text, NULL, 0);
         double vec = text ? hvs_test_metric(text, "hvs_features_vectors_total") : 0;
-        HVS_CHECK(t_last > 0, "run %d: stored offsets reached %lld of %zu aggregates, %lld of %lld "
-                  "weather", run + 1, got_a, n, got_w, n_wx);
+        HVS_CHECK(t_last > 0,
+                  "run %d: stored offsets reached %lld of %zu aggregates, %lld of %lld "
+                  "weather",
+                  run + 1, got_a, n, got_w, n_wx);
         HVS_CHECK(vec >= (double)n, "run %d: %.0f vectors of %zu", run + 1, vec, n);
         if (t_last > 0) {
             double dt = (double)(t_last - t_first) / 1000.0;
