@@ -3,6 +3,8 @@
  *   1. In process: the engine (features.h compute + the worker's state machine) and the Avro
  *      encoding of every vector, 20 buildings x 50 apartments x 10 days of hours: vectors/s and
  *      microseconds per vector, the one-core figure of the definition itself.
+ *      A digest of all their bytes is printed (the outputs must not change with the code's speed).
+ *      BENCH_RUNS=0 stops here.
  *   2. The process: the same hours (with their weather) on hvs-devbroker as Avro, consumed
  *      BENCH_RUNS times (default 3), each run by a fresh hvs-features in its own consumer group
  *      on an emptied Redis (redis-server on the same machine). Each run is timed end to end:
@@ -47,6 +49,7 @@ static double heat(int b, int a, int i) { return 0.3 + 0.01 * ((a + b + i) % 24)
 typedef struct counter {
     fx_output_t *out;
     size_t n, bytes;
+    uint64_t digest; /* FNV-1a of every vector's bytes: a change of the outputs shows */
 } counter_t;
 
 static int count_vector(void *o, const fx_vector_t *v, hvs_err_t *err) {
@@ -56,6 +59,8 @@ static int count_vector(void *o, const fx_vector_t *v, hvs_err_t *err) {
     int rc = fx_output_encode(c->out, v, &buf, &len, err);
     c->n++;
     c->bytes += len;
+    for (size_t i = 0; rc == 0 && i < len; i++)
+        c->digest = (c->digest ^ ((const unsigned char *)buf)[i]) * 1099511628211ull;
     return rc;
 }
 
@@ -68,7 +73,7 @@ static void in_process(hvs_serde_t *s) {
                         .ndq = 1};
     conf.dq_features[0] = hvs_features_index("temperature_c");
     fx_t *g = fx_new(&conf, NULL);
-    counter_t c = {0};
+    counter_t c = {.digest = 14695981039346656037ull};
     hvs_err_t err = {0};
     HVS_REQUIRE(fx_output_new(s, "features.hourly", &c.out, &err) == 0, "output");
     fx_sink_t sink = {count_vector, NULL, &c};
@@ -93,6 +98,7 @@ static void in_process(hvs_serde_t *s) {
         }
     }
     double dt = mono() - t0;
+    printf("in process: vectors digest %016llx\n", (unsigned long long)c.digest);
     printf("in process, %d buildings x %d apartments (+ building) x %d h: %zu vectors in %.2f s = "
            "%.0f vectors/s (%.1f us each, Avro %zu bytes each)\n",
            NB, NA, HOURS, c.n, dt, c.n / dt, dt * 1e6 / c.n, c.bytes / (c.n ? c.n : 1));
@@ -231,6 +237,14 @@ int main(void) {
     hvs_err_t err = {0};
     HVS_REQUIRE(hvs_serde_new(NULL, &s, &err) == 0, "serde");
     in_process(s);
+    const char *runs_env = getenv("BENCH_RUNS");
+    int runs = runs_env ? atoi(runs_env) : 3;
+    if (runs_env && runs == 0) { /* BENCH_RUNS=0: the in-process part alone */
+        hvs_serde_destroy(s);
+        return hvs_test_done();
+    }
+    if (runs < 1 || runs > MAX_RUNS)
+        runs = 3;
 
     hvs_test_proc_t redis, broker, fx;
     HVS_REQUIRE(hvs_test_redis_start(&redis, 0) == 0 &&
@@ -240,10 +254,6 @@ int main(void) {
     long long n_wx = (long long)HOURS * NB; /* weather messages, one per building-hour */
     hvs_redis_t *rc = NULL;
     HVS_REQUIRE(hvs_redis_connect(redis.addr, NULL, &rc, &err) == 0, "redis: %s", err.msg);
-    const char *runs_env = getenv("BENCH_RUNS");
-    int runs = runs_env ? atoi(runs_env) : 3;
-    if (runs < 1 || runs > MAX_RUNS)
-        runs = 3;
     double rate[MAX_RUNS], cpu100k[MAX_RUNS], rss[MAX_RUNS], kb_ent[MAX_RUNS];
     int done = 0;
     for (int run = 0; run < runs; run++) {

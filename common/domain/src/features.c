@@ -196,6 +196,42 @@ static double temp_at(const hvs_feat_history_t *h, hvs_ms_t hour, hvs_ms_t as_of
     return w && isfinite(w->temp) ? w->temp : NAN;
 }
 
+/* A cursor walking a ring backwards hour by hour from `hour`: the slot of each next hour is the
+ * previous one's minus 1 (mod n), so the windows below need one division, not two per hour. */
+typedef struct walk {
+    hvs_ms_t hour;
+    size_t slot, n;
+} walk_t;
+
+static walk_t walk_at(hvs_ms_t hour, size_t n) {
+    return (walk_t){hour, n ? hvs_feat_slot(hour, n) : 0, n};
+}
+
+static void walk_back(walk_t *w) {
+    w->hour -= H;
+    w->slot = w->slot ? w->slot - 1 : w->n - 1;
+}
+
+/* use_at / temp_at of the walk's hour (the same results, its slot known). */
+static double walk_use(const hvs_feat_history_t *h, const walk_t *w, hvs_ms_t as_of) {
+    if (w->hour + H > as_of || !h->hours || !w->n)
+        return NAN;
+    const hvs_feat_hour_t *s = &h->hours[w->slot];
+    return s->hour == w->hour && isfinite(s->use) ? s->use : NAN;
+}
+
+static double walk_temp(const hvs_feat_history_t *h, const walk_t *w, hvs_ms_t as_of) {
+    if (!h->wx || !w->n)
+        return NAN;
+    const hvs_feat_wx_hour_t *x = &h->wx[w->slot];
+    if (x->hour != w->hour)
+        return NAN;
+    for (int i = x->n - 1; i >= 0; i--)
+        if (x->v[i].issued_at <= as_of)
+            return isfinite(x->v[i].temp) ? x->v[i].temp : NAN;
+    return NAN;
+}
+
 typedef struct stats {
     int n;
     double sum, sumsq, min, max;
@@ -292,20 +328,26 @@ void hvs_features_compute(const hvs_feat_history_t *h, hvs_calendar_t *cal, hvs_
         f |= HVS_FEAT_F_LAG_168_MISSING;
     for (int i = 0; i < 3; i++)
         out[k++] = temp_at(h, Ht - lags[i] * H, T);
-    /* rolling consumption over [A - w, A) */
+    /* rolling consumption over [A - w, A): the windows are prefixes of one walk back from A,
+     * each window's stats taken when the walk has covered it (the same sums in the same order) */
     static const int wins[3] = {3, 24, 168};
-    for (int i = 0; i < 3; i++) {
-        stats_t s = {0};
-        for (int j = 1; j <= wins[i]; j++)
-            stats_add(&s, use_at(h, A - j * H, T));
+    stats_t s = {0};
+    walk_t wk = walk_at(A, h->nhours);
+    for (int i = 0, j = 1; i < 3; i++) {
+        for (; j <= wins[i]; j++) {
+            walk_back(&wk);
+            stats_add(&s, walk_use(h, &wk, T));
+        }
         stats_out(&s, wins[i], &out[k], 4);
         if (wins[i] == 168 && s.n * 2 < 168)
             f |= HVS_FEAT_F_HISTORY_SHORT;
         k += 4;
     }
     stats_t st = {0}, sh = {0};
+    walk_t ww = walk_at(A, h->nwx);
     for (int j = 1; j <= 24; j++) {
-        double t = temp_at(h, A - j * H, T);
+        walk_back(&ww);
+        double t = walk_temp(h, &ww, T);
         stats_add(&st, t);
         stats_add(&sh, hdh_of(t));
     }
