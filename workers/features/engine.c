@@ -340,15 +340,16 @@ static int pending_remove(fx_building_t *b, fx_pending_t *p) {
     return 0;
 }
 
-static int pending_put(fx_building_t *b, const char *entity, hvs_ms_t hour, bool weak, bool settled,
-                       uint32_t missing, const fx_snap_t *snap) {
+/* The entry of (entity, hour), created or updated; NULL on ENOMEM. */
+static fx_pending_t *pending_put(fx_building_t *b, const char *entity, hvs_ms_t hour, bool weak,
+                                 bool settled, uint32_t missing, const fx_snap_t *snap) {
     fx_pending_t *p = pending_find(b, entity, hour);
     if (!p) {
         fx_pending_t *np = hvs_vec_grow(b->pend, &b->cappend, b->npend + 1, sizeof *np, 16);
         char *e = strdup(entity);
         if (!np || !e) {
             free(e);
-            return HVS_ENOMEM;
+            return NULL;
         }
         b->pend = np;
         p = &b->pend[b->npend++];
@@ -361,7 +362,7 @@ static int pending_put(fx_building_t *b, const char *entity, hvs_ms_t hour, bool
     if (snap)
         p->snap = *snap;
     p->dirty = true;
-    return 0;
+    return p;
 }
 
 static int oom(hvs_err_t *err, const fx_building_t *b) {
@@ -440,18 +441,18 @@ int fx_on_aggregate(fx_t *g, int32_t partition, const fx_aggregate_t *a, hvs_ms_
             rc = send_vector(g, b, &v, dq, &mask, sink, err);
         if (rc)
             return rc;
-        if (pending_put(b, e->id, hour, true, settled, mask, &snap))
+        if (!(p = pending_put(b, e->id, hour, true, settled, mask, &snap)))
             return oom(err, b);
-        pending_find(b, e->id, hour)->unsent = quiet;
+        p->unsent = quiet;
     } else {
         if (!p)
             g->stats.waited++;
         if ((rc = snap_take(g, b, e, hour, &snap, err)))
             return rc;
-        if (pending_put(b, e->id, hour, false, false, 0, &snap))
+        if (!(p = pending_put(b, e->id, hour, false, false, 0, &snap)))
             return oom(err, b);
     }
-    pending_find(b, e->id, hour)->live = !quiet;
+    p->live = !quiet;
     return 0;
 }
 
@@ -733,8 +734,8 @@ int fx_load_pending(hvs_redis_t *r, hvs_redis_batch_t *batch, fx_building_t *b, 
         char entity[HVS_READING_ID_MAX + 1];
         memcpy(entity, f, (size_t)(sep - f));
         entity[sep - f] = 0;
-        if (pending_put(b, entity, strtoll(sep + 1, NULL, 10), got.weak, got.settled, got.missing,
-                        got.has_snap ? &got.snap : NULL))
+        if (!pending_put(b, entity, strtoll(sep + 1, NULL, 10), got.weak, got.settled, got.missing,
+                         got.has_snap ? &got.snap : NULL))
             return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", key);
     }
     for (size_t i = 0; i < b->npend; i++)
