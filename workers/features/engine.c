@@ -251,7 +251,10 @@ static int compute(fx_t *g, fx_building_t *b, hvs_fs_entity_t *e, hvs_ms_t hour,
     hvs_feat_history_t view;
     hvs_fs_view(b->fs, e, commissioning, &view);
     unsigned flags;
-    hvs_features_compute(&view, cal, hour, as_of, g->x, &flags);
+    if (snap) /* the entity part is the kept one: the rest alone */
+        hvs_features_compute_context(&view, cal, hour, as_of, g->x, &flags);
+    else
+        hvs_features_compute(&view, cal, hour, as_of, g->x, &flags);
     const hvs_feat_hour_t *self = hvs_feat_hour_get(&view, hour);
     double target = self ? self->use : NAN;
     uint32_t revision = self ? self->revision : 0;

@@ -291,8 +291,28 @@ static double flat_hours(const hvs_feat_history_t *h, const hvs_feat_hour_t *sel
 
 static double hdh_of(double t) { return isfinite(t) ? (t < 18.0 ? 18.0 - t : 0.0) : NAN; }
 
+static void compute(const hvs_feat_history_t *h, hvs_calendar_t *cal, hvs_ms_t target_hour,
+                    hvs_ms_t as_of, bool entity, double *out, unsigned *flags);
+
 void hvs_features_compute(const hvs_feat_history_t *h, hvs_calendar_t *cal, hvs_ms_t target_hour,
                           hvs_ms_t as_of, double *out, unsigned *flags) {
+    compute(h, cal, target_hour, as_of, true, out, flags);
+}
+
+void hvs_features_compute_context(const hvs_feat_history_t *h, hvs_calendar_t *cal,
+                                  hvs_ms_t target_hour, hvs_ms_t as_of, double *out,
+                                  unsigned *flags) {
+    compute(h, cal, target_hour, as_of, false, out, flags);
+    const int *idx = hvs_features_entity_indices();
+    for (int i = 0; i < HVS_FEATURES_ENTITY_COUNT; i++)
+        out[idx[i]] = NAN;
+    *flags &= ~(unsigned)HVS_FEAT_F_ENTITY;
+}
+
+/* The vector; without `entity` its use lags and windows (the costly part of the entity part)
+ * are left out. */
+static void compute(const hvs_feat_history_t *h, hvs_calendar_t *cal, hvs_ms_t target_hour,
+                    hvs_ms_t as_of, bool entity, double *out, unsigned *flags) {
     const double two_pi = 6.283185307179586;
     hvs_ms_t Ht = hvs_time_window_start(target_hour, H);
     hvs_ms_t T = as_of;
@@ -331,7 +351,7 @@ void hvs_features_compute(const hvs_feat_history_t *h, hvs_calendar_t *cal, hvs_
     /* lags */
     static const int lags[3] = {24, 48, 168};
     for (int i = 0; i < 3; i++)
-        out[k++] = use_at(h, Ht - lags[i] * H, T);
+        out[k++] = entity ? use_at(h, Ht - lags[i] * H, T) : NAN;
     if (isnan(out[k - 3]))
         f |= HVS_FEAT_F_LAG_24_MISSING;
     if (isnan(out[k - 1]))
@@ -344,7 +364,7 @@ void hvs_features_compute(const hvs_feat_history_t *h, hvs_calendar_t *cal, hvs_
     stats_t s = {0};
     walk_t wk = walk_at(A, h->nhours);
     for (int i = 0, j = 1; i < 3; i++) {
-        for (; j <= wins[i]; j++) {
+        for (; entity && j <= wins[i]; j++) {
             walk_back(&wk);
             walk_prefetch(h->hours, sizeof *h->hours, &wk);
             stats_add(&s, walk_use(h, &wk, T));
