@@ -267,10 +267,13 @@ int main(void) {
         /* BENCH_WRAP (e.g. "perf record -e cpu-clock -g -o fx.perf") runs the worker under a
          * profiler; not an HVS_* name, which the worker would refuse. */
         const char *wrap = getenv("BENCH_WRAP");
+        /* BENCH_FEATURES_BIN: another hvs-features build (e.g. an older commit's) to compare */
+        const char *bin = getenv("BENCH_FEATURES_BIN");
         snprintf(cmd, sizeof cmd,
                  "env HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 "
                  "HVS_KAFKA_GROUP=bench-fx-%d HVS_HTTP_PORT=%d HVS_LOG_LEVEL=error %s %s",
-                 broker.addr, redis.addr, run, port, wrap ? wrap : "", HVS_TEST_FEATURES);
+                 broker.addr, redis.addr, run, port, wrap ? wrap : "",
+                 bin ? bin : HVS_TEST_FEATURES);
         HVS_REQUIRE(hvs_test_spawn(&fx, cmd, log) == 0, "spawn");
         char url[128];
         snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
