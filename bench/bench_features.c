@@ -3,18 +3,32 @@
  *   1. In process: the engine (features.h compute + the worker's state machine) and the Avro
  *      encoding of every vector, 20 buildings x 50 apartments x 10 days of hours: vectors/s and
  *      microseconds per vector, the one-core figure of the definition itself.
- *   2. The process: the same hours (with their weather) on hvs-devbroker as Avro, then one
- *      hvs-features with redis-server on the same machine: vectors/s from its first to its
- *      last input, its CPU time, batch latency, and Redis bytes per entity of state.
+ *      A digest of all their bytes is printed (the outputs must not change with the code's speed).
+ *      BENCH_RUNS=0 stops here.
+ *   2. The process: the same hours (with their weather) on hvs-devbroker as Avro, consumed
+ *      BENCH_RUNS times (default 3), each run by a fresh hvs-features in its own consumer group
+ *      on an emptied Redis (redis-server on the same machine). Each run is timed end to end:
+ *      from its first input consumed (/metrics) to the moment the stage's stored offsets
+ *      (hvs:stage:features:<P> o:<topic>, written in one transaction with the state once the
+ *      batch's vectors were acknowledged) reach the end of every partition of both inputs.
+ *      Prints per run and as medians: vectors/s, the worker's CPU seconds per 100 k vectors
+ *      over that interval (all its threads), its peak RSS (VmHWM), batch latency, the consume
+ *      loop by phase, and Redis bytes per entity of state.
  */
 #include <math.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "hvs/kafka.h"
 #include "hvs/log.h"
+#include "hvs/redis.h"
 #include "hvs/serde.h"
+#include "hvs/topics.h"
 #include "hvs_test.h"
 #include "vectors.h"
 
@@ -35,6 +49,7 @@ static double heat(int b, int a, int i) { return 0.3 + 0.01 * ((a + b + i) % 24)
 typedef struct counter {
     fx_output_t *out;
     size_t n, bytes;
+    uint64_t digest; /* FNV-1a of every vector's bytes: a change of the outputs shows */
 } counter_t;
 
 static int count_vector(void *o, const fx_vector_t *v, hvs_err_t *err) {
@@ -44,6 +59,8 @@ static int count_vector(void *o, const fx_vector_t *v, hvs_err_t *err) {
     int rc = fx_output_encode(c->out, v, &buf, &len, err);
     c->n++;
     c->bytes += len;
+    for (size_t i = 0; rc == 0 && i < len; i++)
+        c->digest = (c->digest ^ ((const unsigned char *)buf)[i]) * 1099511628211ull;
     return rc;
 }
 
@@ -56,7 +73,7 @@ static void in_process(hvs_serde_t *s) {
                         .ndq = 1};
     conf.dq_features[0] = hvs_features_index("temperature_c");
     fx_t *g = fx_new(&conf, NULL);
-    counter_t c = {0};
+    counter_t c = {.digest = 14695981039346656037ull};
     hvs_err_t err = {0};
     HVS_REQUIRE(fx_output_new(s, "features.hourly", &c.out, &err) == 0, "output");
     fx_sink_t sink = {count_vector, NULL, &c};
@@ -81,6 +98,7 @@ static void in_process(hvs_serde_t *s) {
         }
     }
     double dt = mono() - t0;
+    printf("in process: vectors digest %016llx\n", (unsigned long long)c.digest);
     printf("in process, %d buildings x %d apartments (+ building) x %d h: %zu vectors in %.2f s = "
            "%.0f vectors/s (%.1f us each, Avro %zu bytes each)\n",
            NB, NA, HOURS, c.n, dt, c.n / dt, dt * 1e6 / c.n, c.bytes / (c.n ? c.n : 1));
@@ -170,67 +188,163 @@ static double redis_used(const hvs_test_proc_t *redis) {
     return v;
 }
 
+/* Peak resident memory of a process (VmHWM), MB; -1 when unknown. */
+static double peak_rss_mb(pid_t pid) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    double kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            kb = atof(line + 6);
+    if (f)
+        fclose(f);
+    return kb < 0 ? -1 : kb / 1024.0;
+}
+
+/* Sum over the topic's partitions of the offsets the stage stored with its state. */
+static long long stored_offsets(hvs_redis_t *r, const char *topic) {
+    long long sum = 0;
+    int parts = hvs_topic_partitions(hvs_topic_by_name(topic));
+    for (int p = 0; p < parts; p++) {
+        redisReply *rep = NULL;
+        hvs_err_t err = {0};
+        if (hvs_redis_command(r, &rep, &err, "HGET hvs:stage:features:%d o:%s", p,
+                              hvs_topic_name(topic)) == 0 &&
+            rep && rep->type == REDIS_REPLY_STRING)
+            sum += atoll(rep->str);
+        if (rep)
+            freeReplyObject(rep);
+    }
+    return sum;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+#define MAX_RUNS 9
+
 int main(void) {
     hvs_log_init("bench", HVS_LOG_ERROR, NULL);
     hvs_serde_t *s;
     hvs_err_t err = {0};
     HVS_REQUIRE(hvs_serde_new(NULL, &s, &err) == 0, "serde");
     in_process(s);
+    const char *runs_env = getenv("BENCH_RUNS");
+    int runs = runs_env ? atoi(runs_env) : 3;
+    if (runs_env && runs == 0) { /* BENCH_RUNS=0: the in-process part alone */
+        hvs_serde_destroy(s);
+        return hvs_test_done();
+    }
+    if (runs < 1 || runs > MAX_RUNS)
+        runs = 3;
 
     hvs_test_proc_t redis, broker, fx;
     HVS_REQUIRE(hvs_test_redis_start(&redis, 0) == 0 &&
                     hvs_test_devbroker_start(&broker, NULL) == 0,
                 "services");
     size_t n = produce(s, broker.addr);
-    double mem0 = redis_used(&redis);
-    int port = hvs_test_free_port();
-    char cmd[2048], log[] = "/tmp/hvs-bench-fx-XXXXXX";
-    close(mkstemp(log));
-    const char *wrap = getenv("BENCH_WRAP"); /* e.g. a profiler; not an HVS_* name */
-    snprintf(
-        cmd, sizeof cmd,
-        "env HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 HVS_HTTP_PORT=%d "
-        "HVS_LOG_LEVEL=error %s %s",
-        broker.addr, redis.addr, port, wrap ? wrap : "", HVS_TEST_FEATURES);
-    HVS_REQUIRE(hvs_test_spawn(&fx, cmd, log) == 0, "spawn");
-    char url[128];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
-    int64_t t_first = 0, t_last = 0, deadline = hvs_test_now_ms() + 400000;
-    double cpu_first = 0, vec = 0;
-    char *text = NULL;
-    while (hvs_test_now_ms() < deadline) {
-        free(text);
-        text = NULL;
-        if (hvs_test_http("GET", url, NULL, 0, &text, NULL, 0) == 200) {
-            double in = hvs_test_metric(text, "hvs_features_inputs_total{topic=\"aggregates\"}");
-            vec = hvs_test_metric(text, "hvs_features_vectors_total");
-            if (in > 0 && !t_first) {
+    long long n_wx = (long long)HOURS * NB; /* weather messages, one per building-hour */
+    hvs_redis_t *rc = NULL;
+    HVS_REQUIRE(hvs_redis_connect(redis.addr, NULL, &rc, &err) == 0, "redis: %s", err.msg);
+    double rate[MAX_RUNS], cpu100k[MAX_RUNS], rss[MAX_RUNS], kb_ent[MAX_RUNS];
+    int done = 0;
+    for (int run = 0; run < runs; run++) {
+        redisReply *rep = NULL;
+        if (hvs_redis_command(rc, &rep, &err, "FLUSHALL") == 0 && rep)
+            freeReplyObject(rep);
+        double mem0 = redis_used(&redis);
+        int port = hvs_test_free_port();
+        char cmd[2048], log[] = "/tmp/hvs-bench-fx-XXXXXX";
+        close(mkstemp(log));
+        /* BENCH_WRAP (e.g. "perf record -e cpu-clock -g -o fx.perf") runs the worker under a
+         * profiler; not an HVS_* name, which the worker would refuse. */
+        const char *wrap = getenv("BENCH_WRAP");
+        /* BENCH_FEATURES_BIN: another hvs-features build (e.g. an older commit's) to compare */
+        const char *bin = getenv("BENCH_FEATURES_BIN");
+        snprintf(cmd, sizeof cmd,
+                 "env HVS_KAFKA_BROKERS=%s HVS_REDIS_URL=%s HVS_KAFKA_FETCH_WAIT_MAX_MS=10 "
+                 "HVS_KAFKA_GROUP=bench-fx-%d HVS_HTTP_PORT=%d HVS_LOG_LEVEL=error %s %s",
+                 broker.addr, redis.addr, run, port, wrap ? wrap : "",
+                 bin ? bin : HVS_TEST_FEATURES);
+        HVS_REQUIRE(hvs_test_spawn(&fx, cmd, log) == 0, "spawn");
+        char url[128];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
+        int64_t t_first = 0, t_last = 0, deadline = hvs_test_now_ms() + 400000;
+        double cpu_first = 0;
+        long long got_a = 0, got_w = 0;
+        /* the clock starts at the first input consumed (either topic) */
+        while (hvs_test_now_ms() < deadline && !t_first) {
+            char *text = NULL;
+            if (hvs_test_http("GET", url, NULL, 0, &text, NULL, 0) == 200 &&
+                hvs_test_metric(text, "hvs_features_inputs_total{topic=\"aggregates\"}") +
+                        hvs_test_metric(text, "hvs_features_inputs_total{topic=\"weather\"}") >
+                    0) {
                 t_first = hvs_test_now_ms();
                 cpu_first = hvs_test_cpu_seconds(fx.pid);
             }
-            if (vec >= (double)n) {
+            free(text);
+            if (!t_first)
+                usleep(2000);
+        }
+        /* ... and stops when the offsets stored with the state (after the last vectors were
+         * acknowledged) reach the end of both inputs */
+        while (t_first && hvs_test_now_ms() < deadline) {
+            got_a = stored_offsets(rc, "aggregates.hourly");
+            got_w = stored_offsets(rc, "weather.hourly");
+            if (got_a >= (long long)n && got_w >= n_wx) {
                 t_last = hvs_test_now_ms();
                 break;
             }
+            usleep(2000);
         }
-        usleep(20000);
+        double cpu = hvs_test_cpu_seconds(fx.pid) - cpu_first;
+        double peak = peak_rss_mb(fx.pid);
+        char *text = NULL;
+        hvs_test_http("GET", url, NULL, 0, &text, NULL, 0);
+        double vec = text ? hvs_test_metric(text, "hvs_features_vectors_total") : 0;
+        HVS_CHECK(t_last > 0,
+                  "run %d: stored offsets reached %lld of %zu aggregates, %lld of %lld "
+                  "weather",
+                  run + 1, got_a, n, got_w, n_wx);
+        HVS_CHECK(vec >= (double)n, "run %d: %.0f vectors of %zu", run + 1, vec, n);
+        if (t_last > 0) {
+            double dt = (double)(t_last - t_first) / 1000.0;
+            rate[done] = (double)n / dt;
+            cpu100k[done] = cpu / ((double)n / 1e5);
+            rss[done] = peak;
+            kb_ent[done] = (redis_used(&redis) - mem0) / (NB * (NA + 1)) / 1e3;
+            printf("run %d: %zu vectors in %.2f s = %.0f vectors/s; worker CPU %.2f s = %.3f "
+                   "CPU-s per 100 k vectors; peak RSS %.1f MB; Redis %.1f KB per entity\n",
+                   run + 1, n, dt, rate[done], cpu, cpu100k[done], peak, kb_ent[done]);
+            done++;
+        }
+        if (text) {
+            printf("       batch (poll to commit, up to 5000 inputs): p50 <= %.3f s, p99 <= %.3f "
+                   "s\n       ",
+                   hvs_test_hist_quantile(text, "hvs_features_batch_seconds", 0.5),
+                   hvs_test_hist_quantile(text, "hvs_features_batch_seconds", 0.99));
+            hvs_test_print_phases(text, "features");
+        }
+        free(text);
+        hvs_test_proc_stop(&fx);
+        unlink(log);
     }
-    double cpu = hvs_test_cpu_seconds(fx.pid) - cpu_first;
-    HVS_CHECK(t_last > 0, "hvs-features published %.0f of %zu vectors", vec, n);
-    double dt = (double)(t_last - t_first) / 1000.0;
-    printf("hvs-features, the same %zu entity-hours from hvs-devbroker: %.2f s = %.0f vectors/s; "
-           "worker CPU %.2f s (%.0f vectors per CPU-second)\n",
-           n, dt, (double)n / dt, cpu, (double)n / cpu);
-    if (text)
-        printf("batch (poll to commit, up to 5000 inputs): p50 <= %.3f s, p99 <= %.3f s\n",
-               hvs_test_hist_quantile(text, "hvs_features_batch_seconds", 0.5),
-               hvs_test_hist_quantile(text, "hvs_features_batch_seconds", 0.99));
-    double mem = redis_used(&redis) - mem0;
-    printf("Redis: %.1f MB of feature state for %d entities = %.1f KB each (%d-hour rings)\n",
-           mem / 1e6, NB * (NA + 1), mem / (NB * (NA + 1)) / 1e3, HVS_FS_HOURS);
-    free(text);
-    hvs_test_proc_stop(&fx);
-    unlink(log);
+    if (done > 0)
+        printf("hvs-features, %d buildings x %d apartments (+ building) x %d h, median of %d "
+               "run(s), end to end (first input consumed to last offsets stored): %.0f "
+               "vectors/s, %.3f CPU-s per 100 k vectors, peak RSS %.1f MB, Redis %.1f KB per "
+               "entity (%d-hour rings)\n",
+               NB, NA, HOURS, done, median(rate, done), median(cpu100k, done), median(rss, done),
+               median(kb_ent, done), HVS_FS_HOURS);
+    hvs_redis_destroy(rc);
     hvs_test_proc_stop(&broker);
     hvs_test_proc_stop(&redis);
     hvs_serde_destroy(s);

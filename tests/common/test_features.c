@@ -76,6 +76,23 @@ static void compute(hvs_calendar_t *cal, hvs_ms_t target, hvs_ms_t as_of) {
     out[HVS_FEATURES_COUNT] = 12345.0; /* sentinel: nothing written past the last feature */
     hvs_features_compute(&hist, cal, target, as_of, out, &flags);
     HVS_CHECK(out[HVS_FEATURES_COUNT] == 12345.0, "wrote past the feature count");
+    /* every case also checks the context part alone: the same bits outside the entity part */
+    double ctx[HVS_FEATURES_COUNT];
+    unsigned cflags;
+    hvs_features_compute_context(&hist, cal, target, as_of, ctx, &cflags);
+    const int *ent = hvs_features_entity_indices();
+    for (int i = 0, e = 0; i < HVS_FEATURES_COUNT; i++) {
+        bool is_ent = e < HVS_FEATURES_ENTITY_COUNT && ent[e] == i;
+        e += is_ent;
+        if (is_ent)
+            HVS_CHECK(isnan(ctx[i]), "context: entity feature %s = %g", hvs_features_names()[i],
+                      ctx[i]);
+        else
+            HVS_CHECK(memcmp(&ctx[i], &out[i], sizeof ctx[i]) == 0, "context: %s %g != %g",
+                      hvs_features_names()[i], ctx[i], out[i]);
+    }
+    HVS_CHECK(cflags == (flags & ~(unsigned)HVS_FEAT_F_ENTITY), "context flags %u of %u", cflags,
+              flags);
 }
 
 #define F(name) out[idx(name)]

@@ -1,7 +1,8 @@
 /*
  * test_fx_pending_it - the feature worker's waiting and weak vectors through a real
  * redis-server: every entry (weak, settled, missing mask, the entity part kept with it, NaN
- * included) loads back exactly; a save writes only what changed and deletes what was removed;
+ * included) loads back exactly; a save writes only what changed and deletes what was removed
+ * (an entry made and released between two saves is neither written nor deleted);
  * an entry stored by the previous version ("<weak> <missing>") still loads; a value that does
  * not parse is refused naming its key.
  */
@@ -138,6 +139,19 @@ static void test_round_trip(void) {
     save(b);
     HVS_CHECK(command_int("HLEN %s", "hvs:{bp}:fs:pend") == (long long)b->npend && b->ngone == 0,
               "deleted in Redis");
+    /* an entry made and released between two saves never reaches Redis: nothing to delete */
+    long long fields = command_int("HLEN %s", "hvs:{bp}:fs:pend");
+    fx_aggregate_t a = {.building = "bp", .entity = "apt_1"};
+    a.hour = (hvs_feat_hour_t){T0 + 11 * HOUR, 1.9, NAN, 21, 21.5, 0.5, 0, NAN, NAN, 0, 0};
+    HVS_REQUIRE(fx_on_aggregate(g, 0, &a, T0 + 12 * HOUR, false, &sink, &err) == 0, "%s", err.msg);
+    HVS_CHECK(b->npend == before - 1, "hour 11 waits: %zu entries", b->npend);
+    ob.hour = T0 + 11 * HOUR;
+    ob.rec.issued_at = T0 + 12 * HOUR + 300000;
+    HVS_REQUIRE(fx_on_weather(g, 0, &ob, T0 + 12 * HOUR, false, &sink, &err) == 0, "%s", err.msg);
+    HVS_CHECK(b->npend == before - 2 && b->ngone == 0, "released unsaved: %zu left, %zu to delete",
+              b->npend, b->ngone);
+    save(b);
+    HVS_CHECK(command_int("HLEN %s", "hvs:{bp}:fs:pend") == fields, "no field written or left");
     fx_destroy(g);
 }
 

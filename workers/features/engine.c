@@ -19,6 +19,7 @@ struct fx {
     const hvs_topology_t *topo;
     fx_building_t **b; /* sorted by id */
     size_t n, cap;
+    fx_building_t *last; /* the one found last (a building's records come in runs), or NULL */
     hvs_calendars_t *cals;
     fx_stats_t stats;
     double x[HVS_FEATURES_COUNT];
@@ -118,23 +119,26 @@ static int insert(fx_t *g, hvs_fs_building_t *fs, fx_building_t **out) {
 }
 
 fx_building_t *fx_building(fx_t *g, const char *id, int32_t partition, bool create) {
+    if (g->last && strcmp(g->last->fs->id, id) == 0)
+        return g->last;
     bool found;
     size_t at = find(g, id, &found);
     if (found)
-        return g->b[at];
+        return g->last = g->b[at];
     if (!create)
         return NULL;
     hvs_fs_building_t *fs = hvs_fs_building_new(id, partition);
     fx_building_t *b = NULL;
     if (!fs || insert(g, fs, &b))
         return NULL;
-    return b;
+    return g->last = b;
 }
 
 int fx_adopt(fx_t *g, hvs_fs_building_t *fs) {
     bool found;
     size_t at = find(g, fs->id, &found);
     if (found) { /* replace what was there (a stale copy from an earlier assignment) */
+        g->last = NULL;
         building_free(g->b[at]);
         memmove(&g->b[at], &g->b[at + 1], (g->n - at - 1) * sizeof *g->b);
         g->n--;
@@ -150,6 +154,7 @@ fx_building_t **fx_buildings(fx_t *g, size_t *n) {
 
 void fx_drop_partition(fx_t *g, int32_t partition) {
     size_t w = 0;
+    g->last = NULL;
     for (size_t i = 0; i < g->n; i++) {
         if (g->b[i]->fs->partition == partition)
             building_free(g->b[i]);
@@ -251,7 +256,10 @@ static int compute(fx_t *g, fx_building_t *b, hvs_fs_entity_t *e, hvs_ms_t hour,
     hvs_feat_history_t view;
     hvs_fs_view(b->fs, e, commissioning, &view);
     unsigned flags;
-    hvs_features_compute(&view, cal, hour, as_of, g->x, &flags);
+    if (snap) /* the entity part is the kept one: the rest alone */
+        hvs_features_compute_context(&view, cal, hour, as_of, g->x, &flags);
+    else
+        hvs_features_compute(&view, cal, hour, as_of, g->x, &flags);
     const hvs_feat_hour_t *self = hvs_feat_hour_get(&view, hour);
     double target = self ? self->use : NAN;
     uint32_t revision = self ? self->revision : 0;
@@ -320,11 +328,24 @@ static fx_pending_t *pending_find(fx_building_t *b, const char *entity, hvs_ms_t
 
 /* The Redis field of an entry: "<entity>\x1f<hour>". */
 static int pending_field(char *buf, size_t cap, const char *entity, hvs_ms_t hour) {
-    return snprintf(buf, cap, "%s\x1f%lld", entity, (long long)hour);
+    size_t len = strlen(entity);
+    if (len + 2 + 20 > cap) /* ids are at most HVS_READING_ID_MAX: not on any path */
+        return snprintf(buf, cap, "%s\x1f%lld", entity, (long long)hour);
+    memcpy(buf, entity, len);
+    buf[len++] = '\x1f';
+    len += hvs_fmt_int64(buf + len, hour);
+    buf[len] = 0;
+    return (int)len;
 }
 
-/* Forget *p (the last entry moves into its place); its field is deleted at the next save. */
+/* Forget *p (the last entry moves into its place); its field, if it reached Redis, is deleted
+ * at the next save (an entry made and released between two saves costs Redis nothing). */
 static int pending_remove(fx_building_t *b, fx_pending_t *p) {
+    if (!p->stored) {
+        free(p->entity);
+        *p = b->pend[--b->npend];
+        return 0;
+    }
     char f[HVS_READING_ID_MAX + 32];
     pending_field(f, sizeof f, p->entity, p->hour);
     char **ng = hvs_vec_grow(b->gone, &b->capgone, b->ngone + 1, sizeof *ng, 16);
@@ -340,15 +361,16 @@ static int pending_remove(fx_building_t *b, fx_pending_t *p) {
     return 0;
 }
 
-static int pending_put(fx_building_t *b, const char *entity, hvs_ms_t hour, bool weak, bool settled,
-                       uint32_t missing, const fx_snap_t *snap) {
+/* The entry of (entity, hour), created or updated; NULL on ENOMEM. */
+static fx_pending_t *pending_put(fx_building_t *b, const char *entity, hvs_ms_t hour, bool weak,
+                                 bool settled, uint32_t missing, const fx_snap_t *snap) {
     fx_pending_t *p = pending_find(b, entity, hour);
     if (!p) {
         fx_pending_t *np = hvs_vec_grow(b->pend, &b->cappend, b->npend + 1, sizeof *np, 16);
         char *e = strdup(entity);
         if (!np || !e) {
             free(e);
-            return HVS_ENOMEM;
+            return NULL;
         }
         b->pend = np;
         p = &b->pend[b->npend++];
@@ -361,7 +383,7 @@ static int pending_put(fx_building_t *b, const char *entity, hvs_ms_t hour, bool
     if (snap)
         p->snap = *snap;
     p->dirty = true;
-    return 0;
+    return p;
 }
 
 static int oom(hvs_err_t *err, const fx_building_t *b) {
@@ -440,18 +462,18 @@ int fx_on_aggregate(fx_t *g, int32_t partition, const fx_aggregate_t *a, hvs_ms_
             rc = send_vector(g, b, &v, dq, &mask, sink, err);
         if (rc)
             return rc;
-        if (pending_put(b, e->id, hour, true, settled, mask, &snap))
+        if (!(p = pending_put(b, e->id, hour, true, settled, mask, &snap)))
             return oom(err, b);
-        pending_find(b, e->id, hour)->unsent = quiet;
+        p->unsent = quiet;
     } else {
         if (!p)
             g->stats.waited++;
         if ((rc = snap_take(g, b, e, hour, &snap, err)))
             return rc;
-        if (pending_put(b, e->id, hour, false, false, 0, &snap))
+        if (!(p = pending_put(b, e->id, hour, false, false, 0, &snap)))
             return oom(err, b);
     }
-    pending_find(b, e->id, hour)->live = !quiet;
+    p->live = !quiet;
     return 0;
 }
 
@@ -600,8 +622,16 @@ int fx_flush_unsent(fx_t *g, int32_t partition, const fx_sink_t *sink, hvs_err_t
 #define PEND_VALUE_MAX (48 + (3 + HVS_FEATURES_ENTITY_COUNT) * (HVS_FMT_MAX + 1))
 
 static size_t pending_value(const fx_pending_t *p, char *buf) {
-    size_t n = (size_t)sprintf(buf, "%d %u %d %u %u", p->weak ? 1 : 0, (unsigned)p->missing,
-                               p->settled ? 1 : 0, (unsigned)p->snap.revision, p->snap.flags);
+    size_t n = 0;
+    buf[n++] = p->weak ? '1' : '0';
+    buf[n++] = ' ';
+    n += hvs_fmt_int64(buf + n, p->missing);
+    buf[n++] = ' ';
+    buf[n++] = p->settled ? '1' : '0';
+    buf[n++] = ' ';
+    n += hvs_fmt_int64(buf + n, p->snap.revision);
+    buf[n++] = ' ';
+    n += hvs_fmt_int64(buf + n, p->snap.flags);
     buf[n++] = ' ';
     n += hvs_fmt_double(buf + n, p->snap.target);
     for (int i = 0; i < HVS_FEATURES_ENTITY_COUNT; i++) {
@@ -655,8 +685,10 @@ int fx_save_pending(hvs_redis_batch_t *batch, fx_building_t *b, hvs_err_t *err) 
     for (size_t i = 0; i < b->ngone; i++)
         free(b->gone[i]);
     b->ngone = 0;
-    for (size_t i = 0; i < b->npend; i++)
+    for (size_t i = 0; i < b->npend; i++) {
+        b->pend[i].stored |= b->pend[i].dirty && b->pend[i].has_snap;
         b->pend[i].dirty = false;
+    }
     return 0;
 }
 
@@ -733,11 +765,13 @@ int fx_load_pending(hvs_redis_t *r, hvs_redis_batch_t *batch, fx_building_t *b, 
         char entity[HVS_READING_ID_MAX + 1];
         memcpy(entity, f, (size_t)(sep - f));
         entity[sep - f] = 0;
-        if (pending_put(b, entity, strtoll(sep + 1, NULL, 10), got.weak, got.settled, got.missing,
-                        got.has_snap ? &got.snap : NULL))
+        if (!pending_put(b, entity, strtoll(sep + 1, NULL, 10), got.weak, got.settled, got.missing,
+                         got.has_snap ? &got.snap : NULL))
             return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", key);
     }
-    for (size_t i = 0; i < b->npend; i++)
+    for (size_t i = 0; i < b->npend; i++) {
         b->pend[i].dirty = false;
+        b->pend[i].stored = true;
+    }
     return 0;
 }

@@ -80,6 +80,7 @@ typedef struct fx_pending {
     bool dirty;       /* changed since saved */
     bool live;        /* its aggregate came after a rebuild's replay (in this process) */
     bool unsent;      /* its weak vector was held back by a rebuild's replay: fx_flush_unsent */
+    bool stored;      /* in Redis (loaded, or saved since): removing it must delete its field */
     uint32_t missing; /* critical features missing when it was emitted (weak) */
     fx_snap_t snap;
 } fx_pending_t;

@@ -307,14 +307,24 @@ static int hset_marked(hvs_redis_batch_t *batch, const char *key, uint64_t *mark
     return 0;
 }
 
+static bool any_marked(const uint64_t *marks) {
+    uint64_t any = 0;
+    for (size_t w = 0; w < (HVS_FS_HOURS + 63) / 64; w++)
+        any |= marks[w];
+    return any != 0;
+}
+
 int hvs_fs_save(hvs_redis_batch_t *batch, hvs_fs_building_t *b, hvs_err_t *err) {
     char key[700];
     int rc = 0;
     for (size_t i = 0; i < b->nents && rc == 0; i++) {
+        if (!any_marked(b->ents[i]->dirty)) /* before formatting its key: most are clean */
+            continue;
         if (hvs_redis_key(key, sizeof key, b->id, err, "%s:h:%s", b->ns, b->ents[i]->id) < 0)
             return HVS_EINVAL;
         rc = hset_marked(batch, key, b->ents[i]->dirty, b->ents[i]->hours, false, err);
     }
+    /* formatted even when clean: it also checks the building's id (one per building) */
     if (rc == 0 && hvs_redis_key(key, sizeof key, b->id, err, "%s:wx", b->ns) < 0)
         return HVS_EINVAL;
     if (rc == 0)

@@ -196,6 +196,52 @@ static double temp_at(const hvs_feat_history_t *h, hvs_ms_t hour, hvs_ms_t as_of
     return w && isfinite(w->temp) ? w->temp : NAN;
 }
 
+/* A cursor walking a ring backwards hour by hour from `hour`: the slot of each next hour is the
+ * previous one's minus 1 (mod n), so the windows below need one division, not two per hour. */
+typedef struct walk {
+    hvs_ms_t hour;
+    size_t slot, n;
+} walk_t;
+
+static walk_t walk_at(hvs_ms_t hour, size_t n) {
+    return (walk_t){hour, n ? hvs_feat_slot(hour, n) : 0, n};
+}
+
+static void walk_back(walk_t *w) {
+    w->hour -= H;
+    w->slot = w->slot ? w->slot - 1 : w->n - 1;
+}
+
+/* Rings of many entities do not stay in cache between their vectors: ask for the slots a few
+ * steps ahead of the walk (backwards, across the wrap) while this one is read. */
+#define WALK_AHEAD 6
+static void walk_prefetch(const void *ring, size_t size, const walk_t *w) {
+    if (ring && w->n > WALK_AHEAD) {
+        size_t s = w->slot >= WALK_AHEAD ? w->slot - WALK_AHEAD : w->slot + w->n - WALK_AHEAD;
+        __builtin_prefetch((const char *)ring + s * size);
+    }
+}
+
+/* use_at / temp_at of the walk's hour (the same results, its slot known). */
+static double walk_use(const hvs_feat_history_t *h, const walk_t *w, hvs_ms_t as_of) {
+    if (w->hour + H > as_of || !h->hours || !w->n)
+        return NAN;
+    const hvs_feat_hour_t *s = &h->hours[w->slot];
+    return s->hour == w->hour && isfinite(s->use) ? s->use : NAN;
+}
+
+static double walk_temp(const hvs_feat_history_t *h, const walk_t *w, hvs_ms_t as_of) {
+    if (!h->wx || !w->n)
+        return NAN;
+    const hvs_feat_wx_hour_t *x = &h->wx[w->slot];
+    if (x->hour != w->hour)
+        return NAN;
+    for (int i = x->n - 1; i >= 0; i--)
+        if (x->v[i].issued_at <= as_of)
+            return isfinite(x->v[i].temp) ? x->v[i].temp : NAN;
+    return NAN;
+}
+
 typedef struct stats {
     int n;
     double sum, sumsq, min, max;
@@ -245,8 +291,28 @@ static double flat_hours(const hvs_feat_history_t *h, const hvs_feat_hour_t *sel
 
 static double hdh_of(double t) { return isfinite(t) ? (t < 18.0 ? 18.0 - t : 0.0) : NAN; }
 
+static void compute(const hvs_feat_history_t *h, hvs_calendar_t *cal, hvs_ms_t target_hour,
+                    hvs_ms_t as_of, bool entity, double *out, unsigned *flags);
+
 void hvs_features_compute(const hvs_feat_history_t *h, hvs_calendar_t *cal, hvs_ms_t target_hour,
                           hvs_ms_t as_of, double *out, unsigned *flags) {
+    compute(h, cal, target_hour, as_of, true, out, flags);
+}
+
+void hvs_features_compute_context(const hvs_feat_history_t *h, hvs_calendar_t *cal,
+                                  hvs_ms_t target_hour, hvs_ms_t as_of, double *out,
+                                  unsigned *flags) {
+    compute(h, cal, target_hour, as_of, false, out, flags);
+    const int *idx = hvs_features_entity_indices();
+    for (int i = 0; i < HVS_FEATURES_ENTITY_COUNT; i++)
+        out[idx[i]] = NAN;
+    *flags &= ~(unsigned)HVS_FEAT_F_ENTITY;
+}
+
+/* The vector; without `entity` its use lags and windows (the costly part of the entity part)
+ * are left out. */
+static void compute(const hvs_feat_history_t *h, hvs_calendar_t *cal, hvs_ms_t target_hour,
+                    hvs_ms_t as_of, bool entity, double *out, unsigned *flags) {
     const double two_pi = 6.283185307179586;
     hvs_ms_t Ht = hvs_time_window_start(target_hour, H);
     hvs_ms_t T = as_of;
@@ -285,27 +351,34 @@ void hvs_features_compute(const hvs_feat_history_t *h, hvs_calendar_t *cal, hvs_
     /* lags */
     static const int lags[3] = {24, 48, 168};
     for (int i = 0; i < 3; i++)
-        out[k++] = use_at(h, Ht - lags[i] * H, T);
+        out[k++] = entity ? use_at(h, Ht - lags[i] * H, T) : NAN;
     if (isnan(out[k - 3]))
         f |= HVS_FEAT_F_LAG_24_MISSING;
     if (isnan(out[k - 1]))
         f |= HVS_FEAT_F_LAG_168_MISSING;
     for (int i = 0; i < 3; i++)
         out[k++] = temp_at(h, Ht - lags[i] * H, T);
-    /* rolling consumption over [A - w, A) */
+    /* rolling consumption over [A - w, A): the windows are prefixes of one walk back from A,
+     * each window's stats taken when the walk has covered it (the same sums in the same order) */
     static const int wins[3] = {3, 24, 168};
-    for (int i = 0; i < 3; i++) {
-        stats_t s = {0};
-        for (int j = 1; j <= wins[i]; j++)
-            stats_add(&s, use_at(h, A - j * H, T));
+    stats_t s = {0};
+    walk_t wk = walk_at(A, h->nhours);
+    for (int i = 0, j = 1; i < 3; i++) {
+        for (; entity && j <= wins[i]; j++) {
+            walk_back(&wk);
+            walk_prefetch(h->hours, sizeof *h->hours, &wk);
+            stats_add(&s, walk_use(h, &wk, T));
+        }
         stats_out(&s, wins[i], &out[k], 4);
         if (wins[i] == 168 && s.n * 2 < 168)
             f |= HVS_FEAT_F_HISTORY_SHORT;
         k += 4;
     }
     stats_t st = {0}, sh = {0};
+    walk_t ww = walk_at(A, h->nwx);
     for (int j = 1; j <= 24; j++) {
-        double t = temp_at(h, A - j * H, T);
+        walk_back(&ww);
+        double t = walk_temp(h, &ww, T);
         stats_add(&st, t);
         stats_add(&sh, hdh_of(t));
     }

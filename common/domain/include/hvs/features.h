@@ -161,5 +161,10 @@ int hvs_feat_wx_add(hvs_feat_wx_hour_t *wh, hvs_ms_t hour, const hvs_feat_wx_t *
  */
 void hvs_features_compute(const hvs_feat_history_t *h, hvs_calendar_t *cal, hvs_ms_t target_hour,
                           hvs_ms_t as_of, double *out, unsigned *flags);
+/* The same without the entity part (for a caller that kept it, see above): the entity features
+ * are NaN and the HVS_FEAT_F_ENTITY flags clear; every other value is hvs_features_compute's. */
+void hvs_features_compute_context(const hvs_feat_history_t *h, hvs_calendar_t *cal,
+                                  hvs_ms_t target_hour, hvs_ms_t as_of, double *out,
+                                  unsigned *flags);
 
 #endif
