@@ -1,5 +1,7 @@
 #include "persist.h"
 
+#include "codec.h"
+
 #include "hvs/fmt.h"
 #include "hvs/ids.h"
 #include "hvs/log.h"
@@ -35,93 +37,13 @@ static int sb_grow(sbuf_t *b, size_t need) {
     return 0;
 }
 
-/* Appends src (len bytes) at buf + *n if it fits; *n counts what is needed either way. */
-static void put(char *buf, size_t cap, size_t *n, const char *src, size_t len) {
-    if (*n + len <= cap)
-        memcpy(buf + *n, src, len);
-    *n += len;
-}
-
-static void put_varint(char *buf, size_t cap, size_t *n, uint64_t v) {
-    char tmp[10];
-    size_t k = 0;
-    do {
-        tmp[k++] = (char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-        v >>= 7;
-    } while (v);
-    put(buf, cap, n, tmp, k);
-}
-
-/* Reads a varint at *p (< end); -1 when truncated or longer than 10 bytes. */
-static int get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v) {
-    uint64_t x = 0;
-    for (int sh = 0; sh < 70 && *p < end; sh += 7) {
-        unsigned char c = *(*p)++;
-        if (sh == 63 && c > 1)
-            return -1;
-        x |= (uint64_t)(c & 0x7f) << sh;
-        if (!(c & 0x80)) {
-            *v = x;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-static const double P10[4] = {1, 10, 100, 1000};
-
-/* A value as zigzag(m) << 3 | k for v == m / 10^k exactly (bit for bit, so -0.0 and NaN are
- * raw), else 4 (raw) followed by the 8 bytes of the double, little-endian. */
-static void put_value(char *buf, size_t cap, size_t *n, double v) {
-    for (int k = 0; k < 4; k++) {
-        double x = v * P10[k];
-        if (!(x > -9e15 && x < 9e15))
-            break;
-        int64_t m = (int64_t)(x < 0 ? x - 0.5 : x + 0.5);
-        double back = (double)m / P10[k];
-        if (memcmp(&back, &v, sizeof v) == 0) {
-            uint64_t z = ((uint64_t)m << 1) ^ (uint64_t)(m >> 63);
-            put_varint(buf, cap, n, z << 3 | (uint64_t)k);
-            return;
-        }
-    }
-    uint64_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    char raw[9] = {4};
-    for (int i = 0; i < 8; i++)
-        raw[1 + i] = (char)(bits >> (8 * i));
-    put(buf, cap, n, raw, 9);
-}
-
-static int get_value(const unsigned char **p, const unsigned char *end, double *v) {
-    uint64_t x;
-    if (get_varint(p, end, &x))
-        return -1;
-    unsigned k = (unsigned)(x & 7);
-    if (k == 4 && x == 4) {
-        if (end - *p < 8)
-            return -1;
-        uint64_t bits = 0;
-        for (int i = 0; i < 8; i++)
-            bits |= (uint64_t)(*p)[i] << (8 * i);
-        *p += 8;
-        memcpy(v, &bits, sizeof *v);
-        return 0;
-    }
-    if (k > 3 || (x >> 3) > (1ULL << 61)) /* |m| < 9e15: what put_value writes */
-        return -1;
-    uint64_t z = x >> 3;
-    int64_t m = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
-    *v = (double)m / P10[k];
-    return 0;
-}
 
 hvs_ms_t agg_persist_block_of(hvs_ms_t t) { return hvs_time_window_start(t, AGG_PERSIST_BLOCK_MS); }
 
 /* Format 1 (docs/design.md §5): version byte, the block's start in hours, then per instant in
  * time order varint(dt) (dt from the previous entry, the first from the start: dt/1000 << 2 | 2 |
  * reported when whole seconds, else dt << 2 | reported), varint(number of values), and per value
- * varint(series slot) then the value (put_value). A merge of the instants and every series from
+ * varint(series slot) then the value (codec.h). A merge of the instants and every series from
  * the block's start (one binary search each, then linear). */
 size_t agg_persist_bucket(const agg_apartment_t *a, hvs_ms_t start, char *buf, size_t cap) {
     const agg_samples_t *sm = &a->samples;
@@ -141,8 +63,8 @@ size_t agg_persist_bucket(const agg_apartment_t *a, hvs_ms_t start, char *buf, s
         if (t >= end)
             break;
         if (n == 0) {
-            put(buf, cap, &n, "\x01", 1);
-            put_varint(buf, cap, &n, (uint64_t)(start / HOUR_MS));
+            agg_put_bytes(buf, cap, &n, "\x01", 1);
+            agg_put_varint(buf, cap, &n, (uint64_t)(start / HOUR_MS));
         }
         uint64_t dt = (uint64_t)(t - prev), inst = 0;
         prev = t;
@@ -150,17 +72,17 @@ size_t agg_persist_bucket(const agg_apartment_t *a, hvs_ms_t start, char *buf, s
             inst = 1;
             ii++;
         }
-        put_varint(buf, cap, &n, dt % 1000 == 0 ? (dt / 1000) << 2 | 2 | inst : dt << 2 | inst);
+        agg_put_varint(buf, cap, &n, dt % 1000 == 0 ? (dt / 1000) << 2 | 2 | inst : dt << 2 | inst);
         uint64_t nv = 0;
         for (size_t k = 0; k < ns; k++)
             nv += pos[k] < sm->s[k].n && sm->s[k].p[pos[k]].t == t;
-        put_varint(buf, cap, &n, nv);
+        agg_put_varint(buf, cap, &n, nv);
         for (size_t k = 0; k < ns; k++) {
             const agg_series_t *s = &sm->s[k];
             if (pos[k] >= s->n || s->p[pos[k]].t != t)
                 continue;
-            put_varint(buf, cap, &n, s->slot);
-            put_value(buf, cap, &n, s->p[pos[k]].v);
+            agg_put_varint(buf, cap, &n, s->slot);
+            agg_put_double(buf, cap, &n, s->p[pos[k]].v);
             pos[k]++;
         }
     }
@@ -172,7 +94,7 @@ size_t agg_persist_bucket(const agg_apartment_t *a, hvs_ms_t start, char *buf, s
 size_t agg_persist_series(const agg_apartment_t *a, char *buf, size_t cap) {
     const agg_samples_t *sm = &a->samples;
     size_t n = 0;
-    put(buf, cap, &n, "\x01", 1);
+    agg_put_bytes(buf, cap, &n, "\x01", 1);
     for (size_t slot = 0; slot < sm->nslots; slot++)
         for (size_t k = 0; k < sm->ns; k++) {
             const agg_series_t *s = &sm->s[k];
@@ -180,8 +102,8 @@ size_t agg_persist_series(const agg_apartment_t *a, char *buf, size_t cap) {
                 continue;
             size_t rl = strlen(s->room);
             char head[2] = {agg_kind_code(s->kind), (char)(rl < 255 ? rl : 255)};
-            put(buf, cap, &n, head, 2);
-            put(buf, cap, &n, s->room, rl < 255 ? rl : 255);
+            agg_put_bytes(buf, cap, &n, head, 2);
+            agg_put_bytes(buf, cap, &n, s->room, rl < 255 ? rl : 255);
         }
     return n;
 }
@@ -217,12 +139,12 @@ int agg_persist_parse_series(agg_apartment_t *a, const char *v, size_t len, hvs_
 static int parse_block(agg_apartment_t *a, const unsigned char *p, const unsigned char *end,
                        hvs_err_t *err) {
     uint64_t h, x, nv;
-    if (get_varint(&p, end, &h) || h > (uint64_t)(INT64_MAX / HOUR_MS) - 24)
+    if (agg_get_varint(&p, end, &h) || h > (uint64_t)(INT64_MAX / HOUR_MS) - 24)
         return hvs_err_set(err, HVS_ESERDE, "bad_state", "stored block of %s: bad start", a->id);
     hvs_ms_t t = (hvs_ms_t)h * HOUR_MS, bend = t + AGG_PERSIST_BLOCK_MS;
     size_t entry = 0;
     for (; p < end; entry++) {
-        if (get_varint(&p, end, &x) || get_varint(&p, end, &nv))
+        if (agg_get_varint(&p, end, &x) || agg_get_varint(&p, end, &nv))
             return hvs_err_set(err, HVS_ESERDE, "bad_state", "stored block of %s: entry %zu cut",
                                a->id, entry);
         uint64_t dt = x & 2 ? (x >> 2) * 1000 : x >> 2;
@@ -237,7 +159,7 @@ static int parse_block(agg_apartment_t *a, const unsigned char *p, const unsigne
         for (uint64_t i = 0; i < nv; i++) {
             uint64_t slot;
             double val;
-            if (get_varint(&p, end, &slot) || get_value(&p, end, &val))
+            if (agg_get_varint(&p, end, &slot) || agg_get_double(&p, end, &val))
                 return hvs_err_set(err, HVS_ESERDE, "bad_state",
                                    "stored block of %s: value of entry %zu cut or bad", a->id,
                                    entry);
@@ -436,13 +358,13 @@ static size_t mark_block(const agg_markers_t *ms, int size, hvs_ms_t bs, char *b
         if (m->ws < bs || m->ws >= bs + AGG_MARK_BLOCK_MS)
             continue;
         if (n == 0)
-            put(buf, cap, &n, "\x01", 1);
-        put_varint(buf, cap, &n, (uint64_t)((m->ws - bs) / w));
-        put_varint(buf, cap, &n, m->rev);
+            agg_put_bytes(buf, cap, &n, "\x01", 1);
+        agg_put_varint(buf, cap, &n, (uint64_t)((m->ws - bs) / w));
+        agg_put_varint(buf, cap, &n, m->rev);
         char h[8];
         for (int k = 0; k < 8; k++)
             h[k] = (char)(m->hash >> (8 * k));
-        put(buf, cap, &n, h, 8);
+        agg_put_bytes(buf, cap, &n, h, 8);
     }
     return n;
 }
@@ -454,7 +376,7 @@ static int parse_mark_block(agg_markers_t *ms, int size, hvs_ms_t bs, const char
     uint64_t prev = 0;
     for (size_t i = 0; p < end; i++) {
         uint64_t off, rev, hash = 0;
-        if (get_varint(&p, end, &off) || get_varint(&p, end, &rev) || end - p < 8 ||
+        if (agg_get_varint(&p, end, &off) || agg_get_varint(&p, end, &rev) || end - p < 8 ||
             off >= (uint64_t)(AGG_MARK_BLOCK_MS / w) || (i > 0 && off <= prev) || rev > UINT32_MAX)
             return hvs_err_set(err, HVS_ESERDE, "bad_state", "stored markers %.200s: entry %zu",
                                what, i);
