@@ -322,7 +322,8 @@ static int save_samples(hvs_redis_batch_t *batch, agg_building_t *b, agg_apartme
     }
     for (size_t j = 0; j < a->nbuckets; j++)
         a->buckets[j] = agg_persist_block_of(a->buckets[j]);
-    qsort(a->buckets, a->nbuckets, sizeof *a->buckets, cmp_ms);
+    if (a->nbuckets > 1)
+        qsort(a->buckets, a->nbuckets, sizeof *a->buckets, cmp_ms);
     for (size_t j = 0; j < a->nbuckets && rc == 0; j++) {
         if (j > 0 && a->buckets[j] == a->buckets[j - 1])
             continue;
@@ -451,7 +452,8 @@ static int save_marks(hvs_redis_batch_t *batch, agg_building_t *b, hvs_err_t *er
         b->nchanged = 0;
     }
     /* blocks that lost markers: by name (their apartment may be gone) */
-    qsort(b->del_marks, b->ndel_marks, sizeof *b->del_marks, cmp_str);
+    if (b->ndel_marks > 1) /* qsort(NULL, 0) is undefined */
+        qsort(b->del_marks, b->ndel_marks, sizeof *b->del_marks, cmp_str);
     for (size_t i = 0; i < b->ndel_marks && rc == 0; i++) {
         if (i > 0 && strcmp(b->del_marks[i], b->del_marks[i - 1]) == 0)
             continue;
@@ -472,7 +474,8 @@ static int save_marks(hvs_redis_batch_t *batch, agg_building_t *b, hvs_err_t *er
         free(b->del_marks[i]);
     b->ndel_marks = 0;
     /* blocks with changed markers, each once */
-    qsort(b->changed, b->nchanged, sizeof *b->changed, cmp_ref);
+    if (b->nchanged > 1)
+        qsort(b->changed, b->nchanged, sizeof *b->changed, cmp_ref);
     for (size_t i = 0; i < b->nchanged && rc == 0; i++) {
         struct agg_mark_ref *m = &b->changed[i];
         if (i > 0 && cmp_ref(m, m - 1) == 0)
