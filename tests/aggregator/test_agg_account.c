@@ -78,13 +78,36 @@ static void test_stored_text(void) {
     d->alerted = true;
     char text[AGG_DAY_TEXT_MAX + 1];
     size_t n = agg_day_encode(d, text);
-    HVS_CHECK_EQ_STR(text, "1 0:123456789.125:0 5:0.30000000000000004:1e-300 23:0:5200");
+    /* format 1: 0x01, alerted, then hour 0: 123456789125 / 10^3 (6-byte varint) and 0 (1), hour
+     * 5: 0.1 + 0.2 raw (9) and 1e-300 raw (9), hour 23: 0 and 5200 (3) */
+    HVS_CHECK(n == 2 + 1 + 6 + 1 + 1 + 9 + 9 + 1 + 1 + 3 && text[0] == 1 && text[1] == 1 &&
+                  text[2] == 0,
+              "format-1 day of %zu bytes", n);
     hvs_err_t err;
     HVS_CHECK(agg_account_parse(&back, D0, text, n, &err) == 0, "parse: %s", err.msg);
     HVS_CHECK(back.n == 1 && back.d[0].hours == d->hours && back.d[0].alerted && !back.d[0].dirty &&
                   back.d[0].counted[5] == 0.1 + 0.2 && back.d[0].uncounted[5] == 1e-300 &&
-                  back.d[0].uncounted[23] == 5200,
+                  back.d[0].counted[0] == 123456789.125 && back.d[0].uncounted[23] == 5200,
               "read back bit for bit");
+    for (size_t cut = 1; cut < n; cut++) { /* a truncated value: refused or a shorter day */
+        int rc = agg_account_parse(&back, D0, text, cut, &err);
+        HVS_CHECK(rc == 0 || rc == HVS_ESERDE, "cut at %zu: %d", cut, rc);
+        HVS_CHECK(cut != n - 1 || rc == HVS_ESERDE, "cut inside the last value refused");
+    }
+    /* the text of before format 1 still reads */
+    agg_account_t old = {0};
+    static const char t1[] = "1 0:123456789.125:0 5:0.30000000000000004:1e-300 23:0:5200";
+    HVS_CHECK(agg_account_parse(&old, D0, t1, sizeof t1 - 1, &err) == 0, "text: %s", err.msg);
+    HVS_CHECK(old.n == 1 && old.d[0].hours == d->hours && old.d[0].alerted &&
+                  old.d[0].counted[5] == 0.1 + 0.2 && old.d[0].uncounted[5] == 1e-300,
+              "text read back bit for bit");
+    agg_account_fini(&old);
+    static const char b1[] = "\x01\x02", b2[] = "\x01\x00\x18\x00\x00",
+                      b3[] = "\x01\x00\x03\x00\x00\x03\x00\x00";
+    HVS_CHECK(agg_account_parse(&back, D0, b1, 2, &err) == HVS_ESERDE &&
+                  agg_account_parse(&back, D0, b2, sizeof b2 - 1, &err) == HVS_ESERDE &&
+                  agg_account_parse(&back, D0, b3, sizeof b3 - 1, &err) == HVS_ESERDE,
+              "bad alerted byte, hour 24, an hour twice refused");
     static const char *const bad[] = {"", "2", "1x", "0 24:1:1", "0 3:x:1", "0 3:1:1 ", "0 3:1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         HVS_CHECK(agg_account_parse(&back, D0, bad[i], strlen(bad[i]), &err) == HVS_ESERDE,

@@ -282,6 +282,98 @@ static void test_forgotten_in_batch(void) {
     agg_destroy(g);
 }
 
+/* State written before format 1 (text: hour buckets, a marker per window, text day accounts)
+ * loads, and the next save replaces the apartment's samples and the building's markers by
+ * format 1 (no text field left) that loads back to the same samples and markers. */
+static void test_text_state_upgrades(void) {
+    need_redis();
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_redis_command(redis, NULL, &err, "FLUSHDB") == 0, "flush");
+    const hvs_ms_t h0 = 1733011200000LL; /* 2024-12-01T00:00Z */
+    HVS_REQUIRE(hvs_redis_command(redis, NULL, &err, "SADD hvs:agg:part:0 bldg") == 0 &&
+                    hvs_redis_command(redis, NULL, &err, "SADD hvs:{bldg}:agg:apts apt") == 0 &&
+                    hvs_redis_command(redis, NULL, &err,
+                                      "HSET hvs:{bldg}:agg:meta t15 %lld t60 %lld",
+                                      (long long)(h0 + 8 * HOUR), (long long)(h0 + 7 * HOUR)) == 0,
+                "meta");
+    /* two text hour buckets 7 hours apart: two format-1 blocks */
+    HVS_REQUIRE(hvs_redis_command(redis, NULL, &err, "HSET hvs:{bldg}:agg:s:apt %lld %s %lld %s",
+                                  (long long)h0,
+                                  "1733011200000+\x1fh\x1d"
+                                  "100.5\x1ftkitchen\x1d"
+                                  "21.25\x1e"
+                                  "1733012100000+\x1fh\x1d"
+                                  "100.6\x1e"
+                                  "1733013000000\x1ftkitchen\x1d"
+                                  "21.900000000000002",
+                                  (long long)(h0 + 7 * HOUR),
+                                  "1733036400000+\x1fh\x1d"
+                                  "101") == 0,
+                "text buckets");
+    HVS_REQUIRE(
+        hvs_redis_command(redis, NULL, &err,
+                          "HSET hvs:{bldg}:agg:mk 60:%lld:apt %s 60:%lld:apt %s 15:%lld: %s",
+                          (long long)h0, "3 18446744073709551615", (long long)(h0 + HOUR), "1 42",
+                          (long long)(h0 + 15 * MIN), "2 7") == 0,
+        "text markers");
+    HVS_REQUIRE(hvs_redis_command(redis, NULL, &err, "HSET hvs:{bldg}:agg:dq %lld:apt %s",
+                                  (long long)h0, "1 0:0.10000000000000001:0 1:2.5:0.5") == 0,
+                "text day account");
+    agg_t *g = agg_new(&CONF), *g2 = agg_new(&CONF);
+    hvs_ms_t wm;
+    HVS_REQUIRE(agg_persist_load(redis, rb, g, 0, &wm, &err) == 0, "load text: %s", err.msg);
+    agg_building_t *b = agg_building(g, "bldg", 0, false);
+    agg_apartment_t *a = b ? agg_apartment(b, "apt", false) : NULL;
+    HVS_REQUIRE(a, "apartment loaded");
+    const agg_series_t *t = agg_samples_find(&a->samples, AGG_TEMP, "kitchen");
+    const agg_series_t *h = agg_samples_find(&a->samples, AGG_HEAT, "");
+    HVS_CHECK(a->samples.ninst == 3 && h && h->n == 3 && t && t->n == 2 &&
+                  t->p[1].v == 21.900000000000002 && h->p[2].v == 101,
+              "samples from text: %zu instants", a->samples.ninst);
+    agg_marker_t *m = agg_markers_find(&a->marks, h0);
+    HVS_CHECK(m && m->rev == 3 && m->hash == UINT64_MAX && b->marks[AGG_W15].n == 1,
+              "markers from text");
+    HVS_CHECK(a->account.n == 1 && a->account.d[0].alerted && a->account.d[0].uncounted[1] == 0.5,
+              "day account from text");
+    int32_t part = 0;
+    HVS_CHECK(agg_persist_save(redis, rb, g, &part, &wm, 1, &err) == 0, "save: %s", err.msg);
+    /* no text left in the apartment's samples or the markers */
+    static const char *const keys[] = {"hvs:{bldg}:agg:s:apt", "hvs:{bldg}:agg:mk"};
+    size_t want[] = {3, 2}; /* directory + 2 blocks; the apartment's and the building's block */
+    for (int k = 0; k < 2; k++) {
+        redisReply *rep = NULL;
+        HVS_REQUIRE(hvs_redis_command(redis, &rep, &err, "HGETALL %s", keys[k]) == 0, "hgetall");
+        size_t bin = 0;
+        for (size_t i = 0; i + 1 < rep->elements; i += 2)
+            bin += rep->element[i + 1]->len > 0 && rep->element[i + 1]->str[0] == 1;
+        HVS_CHECK(rep->elements == 2 * want[k] && bin == want[k], "%s: %zu fields, %zu format 1",
+                  keys[k], rep->elements / 2, bin);
+        freeReplyObject(rep);
+    }
+    HVS_REQUIRE(agg_persist_load(redis, rb, g2, 0, &wm, &err) == 0, "load format 1: %s", err.msg);
+    agg_building_t *b2 = agg_building(g2, "bldg", 0, false);
+    agg_apartment_t *a2 = b2 ? agg_apartment(b2, "apt", false) : NULL;
+    HVS_REQUIRE(a2 && a2->samples.ns == a->samples.ns && a2->samples.ninst == a->samples.ninst,
+                "apartment loaded again");
+    for (size_t i = 0; i < a->samples.ninst; i++)
+        HVS_CHECK(a2->samples.inst[i] == a->samples.inst[i], "instant %zu", i);
+    for (size_t k = 0; k < a->samples.ns; k++) {
+        const agg_series_t *x = &a->samples.s[k];
+        const agg_series_t *y = agg_samples_find(&a2->samples, x->kind, x->room);
+        HVS_CHECK(y && y->n == x->n, "series %s", x->room);
+        for (size_t j = 0; y && j < x->n; j++)
+            HVS_CHECK(memcmp(&x->p[j], &y->p[j], sizeof x->p[j]) == 0, "point %zu of %s", j,
+                      x->room);
+    }
+    HVS_CHECK(a2->marks.n == 2 && b2->marks[AGG_W15].n == 1 &&
+                  memcmp(a2->marks.m, a->marks.m, 2 * sizeof *a->marks.m) == 0 &&
+                  b2->marks[AGG_W15].m[0].ws == h0 + 15 * MIN && b2->marks[AGG_W15].m[0].rev == 2 &&
+                  b2->marks[AGG_W15].m[0].hash == 7,
+              "markers in format 1 read back the same");
+    agg_destroy(g);
+    agg_destroy(g2);
+}
+
 /* ---- fixtures, started on first use ------------------------------------------------------ */
 
 static hvs_test_proc_t rs;
@@ -368,6 +460,7 @@ static void test_dying_before_save(void) { dying(BEFORE_SAVE); }
 
 static const hvs_test_case_t cases[] = {
     {"forgotten_in_batch", test_forgotten_in_batch},
+    {"text_state_upgrades", test_text_state_upgrades},
     {"reference_run", test_reference},
     {"dying_after_commit", test_dying_after_commit},
     {"dying_between_save_and_commit", test_dying_before_commit},

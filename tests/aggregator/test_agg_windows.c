@@ -345,33 +345,167 @@ static void test_room_revision(void) {
     agg_destroy(g);
 }
 
+static bool same_bits(double x, double y) { return memcmp(&x, &y, sizeof x) == 0; }
+
+/* Every instant and value of `a` is in `back`, bit for bit, and nothing else. */
+static void check_same_samples(const agg_apartment_t *a, const agg_apartment_t *back,
+                               const char *what) {
+    HVS_CHECK(back->samples.ninst == a->samples.ninst && back->samples.ns == a->samples.ns,
+              "%s: instants %zu/%zu series %zu/%zu", what, back->samples.ninst, a->samples.ninst,
+              back->samples.ns, a->samples.ns);
+    for (size_t i = 0; i < a->samples.ninst && i < back->samples.ninst; i++)
+        HVS_CHECK(a->samples.inst[i] == back->samples.inst[i], "%s: instant %zu", what, i);
+    for (size_t k = 0; k < a->samples.ns; k++) {
+        const agg_series_t *s = &a->samples.s[k];
+        const agg_series_t *t = agg_samples_find(&back->samples, s->kind, s->room);
+        HVS_CHECK(t && t->n == s->n, "%s: series %c%s", what, agg_kind_code(s->kind), s->room);
+        for (size_t j = 0; t && j < s->n && j < t->n; j++)
+            HVS_CHECK(s->p[j].t == t->p[j].t && same_bits(s->p[j].v, t->p[j].v),
+                      "%s: %c%s[%zu] %.17g at %lld, back %.17g at %lld", what,
+                      agg_kind_code(s->kind), s->room, j, s->p[j].v, (long long)s->p[j].t,
+                      t->p[j].v, (long long)t->p[j].t);
+    }
+}
+
+/* Format 1: the directory and the blocks give back the same instants and the same doubles bit
+ * for bit (short decimals as scaled integers, the rest raw), whatever order the series were
+ * created in. */
 static void test_bucket_roundtrip(void) {
     agg_apartment_t a = {.id = "apt_1"}, back = {.id = "apt_1"};
-    put(&a.samples, T0 + 5 * MIN, AGG_HEAT, "", 12.5);
+    HVS_REQUIRE(T0 % AGG_PERSIST_BLOCK_MS == 0, "T0 starts a block");
     put(&a.samples, T0 + 5 * MIN, AGG_TEMP, "living room; odd=name", 21.25);
+    put(&a.samples, T0 + 5 * MIN, AGG_HEAT, "", 75475.7);
     put(&a.samples, T0 + 20 * MIN, AGG_SETPOINT, "bed", 19.5);
     put(&a.samples, T0 + 20 * MIN, AGG_VALVE, "bed", 35.0);
     put(&a.samples, T0 + 20 * MIN, AGG_HUMIDITY, "bed", 48.5);
+    put(&a.samples, T0 + 20 * MIN + 7, AGG_TEMP, "bed", 21.900000000000002); /* ms, raw */
+    put(&a.samples, T0 + 2 * HOUR, AGG_TEMP, "bed", -0.0);
+    put(&a.samples, T0 + 3 * HOUR, AGG_TEMP, "bed", -12.125);
+    put(&a.samples, T0 + 4 * HOUR, AGG_TEMP, "bed", 0.1 + 0.2);
+    put(&a.samples, T0 + 5 * HOUR, AGG_TEMP, "bed", 1e300);
+    put(&a.samples, T0 + 5 * HOUR + 59 * MIN, AGG_TEMP, "bed", 4503599627370497.0);
+    agg_samples_add_instant(&a.samples, T0 + 5 * HOUR + 59 * MIN + 59999); /* instant only */
     /* a kept base value whose instant was forgotten */
     agg_samples_add_point(agg_samples_series(&a.samples, AGG_WATER, ""), T0 + 50 * MIN, 7.0, NULL);
-    char buf[4096];
+    char dir[1024], buf[4096];
+    size_t nd = agg_persist_series(&a, dir, sizeof dir);
     size_t n = agg_persist_bucket(&a, T0, buf, sizeof buf);
     hvs_err_t err = {0};
-    HVS_CHECK(n > 0 && agg_persist_parse_bucket(&back, buf, n, &err) == 0, "parse: %s", err.msg);
-    HVS_CHECK(back.samples.ninst == 2 && back.samples.ns == 6, "instants %zu series %zu",
-              back.samples.ninst, back.samples.ns);
-    const agg_series_t *s = agg_samples_find(&back.samples, AGG_TEMP, "living room; odd=name");
-    HVS_CHECK(s && s->n == 1 && s->p[0].v == 21.25, "room name with separators survives");
-    s = agg_samples_find(&back.samples, AGG_WATER, "");
-    HVS_CHECK(s && s->n == 1 && s->p[0].t == T0 + 50 * MIN, "base value kept without instant");
-    s = agg_samples_find(&back.samples, AGG_VALVE, "bed");
-    const agg_series_t *u = agg_samples_find(&back.samples, AGG_HUMIDITY, "bed");
-    HVS_CHECK(s && s->n == 1 && s->p[0].v == 35.0 && u && u->n == 1 && u->p[0].v == 48.5,
-              "valve and humidity survive");
-    HVS_CHECK(agg_persist_bucket(&a, T0 + HOUR, buf, sizeof buf) == 0, "empty bucket");
-    HVS_CHECK(agg_persist_parse_bucket(&back, "garbage", 7, &err) != 0, "garbage refused");
+    HVS_CHECK(nd > 1 && agg_persist_parse_series(&back, dir, nd, &err) == 0, "directory: %s",
+              err.msg);
+    HVS_CHECK(n > 0 && n < sizeof buf && agg_persist_parse_bucket(&back, buf, n, &err) == 0,
+              "parse: %s", err.msg);
+    HVS_CHECK(!back.stored_text, "format 1 is not text");
+    check_same_samples(&a, &back, "block");
+    /* 10 instants, 13 values: a few bytes each, against ~500 as text */
+    HVS_CHECK(n < 120, "block of %zu bytes", n);
+    HVS_CHECK(agg_persist_bucket(&a, T0 + AGG_PERSIST_BLOCK_MS, buf, sizeof buf) == 0,
+              "empty block");
+    HVS_CHECK(agg_persist_parse_bucket(&back, "garbage", 7, &err) == HVS_ESERDE &&
+                  strstr(err.msg, "apt_1"),
+              "garbage refused: %s", err.msg);
     agg_samples_fini(&a.samples);
     agg_samples_fini(&back.samples);
+}
+
+/* State written before format 1 (text hour buckets, field = hour start ms) still loads, and
+ * marks the apartment for a rewrite in format 1. */
+static void test_bucket_text(void) {
+    agg_apartment_t back = {.id = "apt_001_001"};
+    static const char b1[] = "1734210000000+\x1fh\x1d"
+                             "75475.7\x1e"
+                             "1734211800000+\x1fh\x1d"
+                             "75476.2\x1e"
+                             "1734212700000+\x1fsbedroom\x1d"
+                             "19.5\x1ftkitchen\x1d"
+                             "21.900000000000002\x1e"
+                             "1734213000000";
+    static const char b2[] = "1734213600000+";
+    hvs_err_t err = {0};
+    HVS_CHECK(agg_persist_parse_bucket(&back, b1, sizeof b1 - 1, &err) == 0 &&
+                  agg_persist_parse_bucket(&back, b2, sizeof b2 - 1, &err) == 0,
+              "text buckets: %s", err.msg);
+    HVS_CHECK(back.stored_text, "text marks the apartment for a rewrite");
+    const agg_samples_t *sm = &back.samples;
+    HVS_CHECK(sm->ninst == 4 && sm->inst[0] == 1734210000000LL && sm->inst[3] == 1734213600000LL,
+              "instants %zu", sm->ninst);
+    const agg_series_t *h = agg_samples_find(sm, AGG_HEAT, "");
+    const agg_series_t *t = agg_samples_find(sm, AGG_TEMP, "kitchen");
+    HVS_CHECK(h && h->n == 2 && h->p[1].v == 75476.2 && h->p[1].t == 1734211800000LL,
+              "heat counter");
+    HVS_CHECK(t && t->n == 1 && same_bits(t->p[0].v, 21.900000000000002), "temperature");
+    /* and what it loaded is written back in format 1 and reads the same */
+    agg_apartment_t again = {.id = "apt_001_001"};
+    char dir[1024], buf[4096];
+    size_t nd = agg_persist_series(&back, dir, sizeof dir);
+    HVS_CHECK(agg_persist_parse_series(&again, dir, nd, &err) == 0, "directory: %s", err.msg);
+    for (hvs_ms_t s = agg_persist_block_of(1734210000000LL); s <= 1734213600000LL;
+         s += AGG_PERSIST_BLOCK_MS) {
+        size_t n = agg_persist_bucket(&back, s, buf, sizeof buf);
+        HVS_CHECK(n == 0 || agg_persist_parse_bucket(&again, buf, n, &err) == 0, "block: %s",
+                  err.msg);
+    }
+    check_same_samples(&back, &again, "text to format 1");
+    agg_samples_fini(&back.samples);
+    agg_samples_fini(&again.samples);
+}
+
+/* A truncated or garbled stored value is a bad_state error (or, cut at an entry boundary, a
+ * shorter valid block), never a crash or a read past it (run under ASan/valgrind). */
+static void test_bucket_corrupt(void) {
+    agg_apartment_t a = {.id = "apt_c"};
+    put(&a.samples, T0 + 1000, AGG_HEAT, "", 100.5);
+    put(&a.samples, T0 + 1000, AGG_TEMP, "kitchen", 1.0 / 3.0); /* raw 8 bytes */
+    put(&a.samples, T0 + 15 * MIN, AGG_TEMP, "kitchen", 20.5);
+    char dir[256], buf[256];
+    size_t nd = agg_persist_series(&a, dir, sizeof dir);
+    size_t n = agg_persist_bucket(&a, T0, buf, sizeof buf);
+    HVS_REQUIRE(nd > 1 && n > 1 && n < sizeof buf, "encoded");
+    hvs_err_t err = {0};
+    size_t bad = 0;
+    for (size_t cut = 1; cut < n; cut++) { /* every truncation */
+        agg_apartment_t b = {.id = "apt_c"};
+        HVS_REQUIRE(agg_persist_parse_series(&b, dir, nd, &err) == 0, "directory");
+        char *v = malloc(cut); /* exactly `cut` bytes: ASan sees a read past it */
+        HVS_REQUIRE(v, "oom");
+        memcpy(v, buf, cut);
+        int rc = agg_persist_parse_bucket(&b, v, cut, &err);
+        HVS_CHECK(rc == 0 || (rc == HVS_ESERDE && strstr(err.msg, "apt_c") &&
+                              strcmp(err.reason, "bad_state") == 0),
+                  "cut at %zu: rc %d %s", cut, rc, err.msg);
+        bad += rc != 0;
+        free(v);
+        agg_samples_fini(&b.samples);
+    }
+    HVS_CHECK(bad >= n / 2, "%zu of %zu truncations refused", bad, n - 1);
+    for (size_t i = 0; i < n; i++) /* every byte garbled, two ways */
+        for (int x = 0; x < 2; x++) {
+            agg_apartment_t b = {.id = "apt_c"};
+            HVS_REQUIRE(agg_persist_parse_series(&b, dir, nd, &err) == 0, "directory");
+            char v[256];
+            memcpy(v, buf, n);
+            v[i] = x ? (char)0xff : (char)(v[i] ^ 0x55);
+            int rc = agg_persist_parse_bucket(&b, v, n, &err);
+            HVS_CHECK(rc == 0 || rc == HVS_ESERDE, "garbled byte %zu: rc %d", i, rc);
+            agg_samples_fini(&b.samples);
+        }
+    /* named cases */
+    agg_apartment_t b = {.id = "apt_c"};
+    HVS_CHECK(agg_persist_parse_bucket(&b, buf, n, &err) == HVS_ESERDE &&
+                  strstr(err.msg, "not in its directory"),
+              "block without its directory: %s", err.msg);
+    buf[0] = 2;
+    HVS_CHECK(agg_persist_parse_bucket(&b, buf, n, &err) == HVS_ESERDE &&
+                  strstr(err.msg, "unknown format"),
+              "unknown version: %s", err.msg);
+    HVS_CHECK(agg_persist_parse_series(&b, dir, nd - 1, &err) == HVS_ESERDE, "cut directory");
+    agg_samples_fini(&b.samples);
+    agg_apartment_t c = {.id = "apt_c"};
+    char dup[] = "\x01h\x00h\x00";
+    HVS_CHECK(agg_persist_parse_series(&c, dup, sizeof dup - 1, &err) == HVS_ESERDE,
+              "repeated directory entry: %s", err.msg);
+    agg_samples_fini(&c.samples);
+    agg_samples_fini(&a.samples);
 }
 
 /* ---- order independence ------------------------------------------------------------------- */
@@ -619,6 +753,8 @@ static const hvs_test_case_t cases[] = {
     {"rooms", test_rooms},
     {"room_revision", test_room_revision},
     {"bucket_roundtrip", test_bucket_roundtrip},
+    {"bucket_text", test_bucket_text},
+    {"bucket_corrupt", test_bucket_corrupt},
     {"accept", test_accept},
     {"order_independence", test_order_independence},
     {"building_watermark", test_building_watermark},

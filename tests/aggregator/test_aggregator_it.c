@@ -22,6 +22,7 @@
 #include "hvs/redis.h"
 #include "hvs/serde.h"
 #include "hvs_test.h"
+#include "persist.h"
 
 #define MIN (60 * 1000LL)
 #define HOUR (60 * MIN)
@@ -582,15 +583,41 @@ static void test_state_in_redis(void) {
                   "through(1h) in Redis: %s", rep->str ? rep->str : "nil");
         freeReplyObject(rep);
     }
-    if (r && hvs_redis_command(r, &rep, &err, "HLEN hvs:{bldg_t}:agg:s:apt_a") == 0) {
-        HVS_CHECK(rep->type == REDIS_REPLY_INTEGER && rep->integer == 7, "apt_a hour buckets: %lld",
-                  rep->integer);
+    /* apt_a's readings span the 7 hours from T0: its series directory plus their blocks, which
+     * read back (format 1) as those hours' instants */
+    if (r && hvs_redis_command(r, &rep, &err, "HGETALL hvs:{bldg_t}:agg:s:apt_a") == 0) {
+        size_t blocks = 1;
+        for (int h = 1; h < 7; h++)
+            blocks += agg_persist_block_of(T0 + h * HOUR) !=
+                      agg_persist_block_of(T0 + (h - 1) * HOUR);
+        HVS_CHECK(rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 * (1 + blocks),
+                  "apt_a: %zu fields, want the directory and %zu blocks", rep->elements / 2,
+                  blocks);
+        agg_apartment_t a = {.id = "apt_a"};
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i + 1 < rep->elements; i += 2) {
+                bool dir = strcmp(rep->element[i]->str, "d") == 0;
+                if (dir != (pass == 0))
+                    continue;
+                const redisReply *v = rep->element[i + 1];
+                int rc = dir ? agg_persist_parse_series(&a, v->str, v->len, &err)
+                             : agg_persist_parse_bucket(&a, v->str, v->len, &err);
+                HVS_CHECK(rc == 0, "apt_a field %s: %s", rep->element[i]->str, err.msg);
+            }
+        HVS_CHECK(a.samples.ninst > 0 && a.samples.inst[0] >= T0 &&
+                      agg_samples_last(&a.samples) < T0 + 7 * HOUR &&
+                      agg_samples_find(&a.samples, AGG_TEMP, "living") != NULL,
+                  "apt_a's samples read back: %zu instants", a.samples.ninst);
+        agg_samples_fini(&a.samples);
         freeReplyObject(rep);
     }
+    /* the markers of apt_a's hours from T0 (a block start) packed in one field: format 1,
+     * offset 0, revision 1 for the revised window */
     if (r && hvs_redis_command(r, &rep, &err, "HGET hvs:{bldg_t}:agg:mk 60:%lld:apt_a",
-                               (long long)T0) == 0) {
-        HVS_CHECK(rep->type == REDIS_REPLY_STRING && strncmp(rep->str, "1 ", 2) == 0,
-                  "marker of the revised window: %s", rep->str ? rep->str : "nil");
+                               (long long)(T0 / HOUR)) == 0) {
+        HVS_CHECK(rep->type == REDIS_REPLY_STRING && rep->len > 11 && rep->str[0] == 1 &&
+                      rep->str[1] == 0 && rep->str[2] == 1,
+                  "marker of the revised window: %zu bytes", rep->len);
         freeReplyObject(rep);
     }
     hvs_redis_destroy(r);

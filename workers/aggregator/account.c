@@ -1,5 +1,7 @@
 #include "account.h"
 
+#include "codec.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,24 +74,52 @@ bool agg_account_due(const agg_account_t *acc, size_t i, double share) {
 }
 
 size_t agg_day_encode(const agg_day_t *d, char *buf) {
-    size_t n = 0;
-    buf[n++] = d->alerted ? '1' : '0';
+    size_t n = 0, cap = AGG_DAY_TEXT_MAX;
+    char head[2] = {1, d->alerted ? 1 : 0};
+    agg_put_bytes(buf, cap, &n, head, 2);
     for (int h = 0; h < AGG_DAY_HOURS; h++) {
         if (!(d->hours & (1u << h)))
             continue;
-        buf[n++] = ' ';
-        n += hvs_fmt_int64(buf + n, h);
-        buf[n++] = ':';
-        n += hvs_fmt_double(buf + n, d->counted[h]);
-        buf[n++] = ':';
-        n += hvs_fmt_double(buf + n, d->uncounted[h]);
+        char hb = (char)h;
+        agg_put_bytes(buf, cap, &n, &hb, 1);
+        agg_put_double(buf, cap, &n, d->counted[h]);
+        agg_put_double(buf, cap, &n, d->uncounted[h]);
     }
-    buf[n] = 0;
     return n;
+}
+
+static int parse_binary(agg_day_t *d, const char *v, size_t len) {
+    const unsigned char *p = (const unsigned char *)v + 2, *end = (const unsigned char *)v + len;
+    if (len < 2 || v[1] > 1)
+        return -1;
+    d->alerted = v[1] == 1;
+    while (p < end) {
+        unsigned h = *p++;
+        double c, u;
+        if (h >= AGG_DAY_HOURS || (d->hours & (1u << h)) || agg_get_double(&p, end, &c) ||
+            agg_get_double(&p, end, &u))
+            return -1;
+        d->hours |= 1u << h;
+        d->counted[h] = c;
+        d->uncounted[h] = u;
+    }
+    return 0;
 }
 
 int agg_account_parse(agg_account_t *acc, hvs_ms_t day, const char *v, size_t len, hvs_err_t *err) {
     char text[AGG_DAY_TEXT_MAX + 1];
+    if (len > 0 && v[0] == 1) { /* format 1; text starts with '0' or '1' */
+        agg_day_t d = {.day = day};
+        if (day % AGG_DAY_MS != 0 || parse_binary(&d, v, len))
+            return hvs_err_set(err, HVS_ESERDE, "bad_state",
+                               "stored day account %lld: bad format-1 value (%zu bytes)",
+                               (long long)day, len);
+        agg_day_t *slot = find_day(acc, day, true);
+        if (!slot)
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "day account");
+        *slot = d;
+        return 0;
+    }
     if (len == 0 || len > AGG_DAY_TEXT_MAX || (v[0] != '0' && v[0] != '1') ||
         (len > 1 && v[1] != ' ') || day % AGG_DAY_MS != 0)
         return hvs_err_set(err, HVS_ESERDE, "bad_state", "stored day account %lld: '%.80s'",

@@ -217,7 +217,8 @@ int agg_markers_set(agg_markers_t *m, hvs_ms_t ws, uint32_t rev, uint64_t hash) 
 }
 
 int agg_mark_field(char *buf, size_t len, int size, hvs_ms_t ws, const char *apt) {
-    int n = snprintf(buf, len, "%d:%lld:%s", size == AGG_W15 ? 15 : 60, (long long)ws,
+    int n = snprintf(buf, len, "%d:%lld:%s", size == AGG_W15 ? 15 : 60,
+                     (long long)(hvs_time_window_start(ws, AGG_MARK_BLOCK_MS) / HOUR_MS),
                      apt ? apt : "");
     return n < 0 || (size_t)n >= len ? -1 : n;
 }
@@ -241,6 +242,8 @@ int agg_apartment_touch(agg_apartment_t *a, hvs_ms_t t) {
 }
 
 static int push_str(char ***v, size_t *n, size_t *cap, const char *s) {
+    if (*n > 0 && strcmp((*v)[*n - 1], s) == 0)
+        return 0; /* the same block's field again (agg_mark_field) */
     char **nv = hvs_vec_grow(*v, cap, *n + 1, sizeof *nv, 16);
     if (!nv)
         return HVS_ENOMEM;

@@ -76,6 +76,8 @@ typedef struct agg_apartment {
     agg_meter_t meter;     /* its own meter (topology); set false = the building's */
     agg_account_t account; /* its days' counted and uncounted energy (account.h), kept by the
                             * worker as it publishes, stored with the state (persist.h) */
+    bool stored_text;      /* loaded from text buckets (before format 1): the next persist
+                            * replaces its whole stored key (persist.h) */
 } agg_apartment_t;
 
 typedef struct agg_building {
@@ -109,6 +111,8 @@ typedef struct agg_building {
     hvs_ms_t ev_max, ev_seen, wm_floor, wm_saved;
     hvs_ms_t th[3];
     bool persist_wm; /* wm_saved changed since last persist */
+    bool mk_text;    /* its marker hash holds text markers (before format 1): rewritten whole at
+                      * the next persist */
     char **del_days; /* day accounts forgotten since last persist (persist.h field names) */
     size_t ndel_days, capdel_days;
 } agg_building_t;
@@ -200,8 +204,12 @@ int agg_advance(agg_t *g, agg_building_t *b, hvs_ms_t wm, agg_emit_fn emit, void
                 hvs_err_t *err);
 int agg_revise(agg_t *g, agg_building_t *b, agg_emit_fn emit, void *opaque, hvs_err_t *err);
 
-/* Name of a marker's field in the building's marker hash: "<minutes>:<ws>:<apartment>"
- * (apartment "" for the building). Returns the length or -1 if it does not fit. */
+/* Markers are stored packed per window size, apartment and block of this many ms (UTC-aligned;
+ * persist.h). */
+#define AGG_MARK_BLOCK_MS (6 * 3600 * 1000LL)
+/* Name of the field holding a marker's block in the building's marker hash:
+ * "<minutes>:<block start in hours since the epoch>:<apartment>" (apartment "" for the
+ * building). Returns the length or -1 if it does not fit. */
 int agg_mark_field(char *buf, size_t len, int size, hvs_ms_t ws, const char *apt);
 
 /* Name of a day account's field in the building's account hash: "<day>:<apartment>". Returns

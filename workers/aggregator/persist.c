@@ -1,5 +1,7 @@
 #include "persist.h"
 
+#include "codec.h"
+
 #include "hvs/fmt.h"
 #include "hvs/ids.h"
 #include "hvs/log.h"
@@ -35,24 +37,22 @@ static int sb_grow(sbuf_t *b, size_t need) {
     return 0;
 }
 
-/* Appends src (len bytes) at buf + *n if it fits; *n counts what is needed either way. */
-static void put(char *buf, size_t cap, size_t *n, const char *src, size_t len) {
-    if (*n + len <= cap)
-        memcpy(buf + *n, src, len);
-    *n += len;
-}
 
-/* The hour's entries in time order: a merge of the instants and every series from the hour's
- * start (one binary search each, then linear). */
-size_t agg_persist_bucket(const agg_apartment_t *a, hvs_ms_t hour, char *buf, size_t cap) {
+hvs_ms_t agg_persist_block_of(hvs_ms_t t) { return hvs_time_window_start(t, AGG_PERSIST_BLOCK_MS); }
+
+/* Format 1 (docs/design.md §5): version byte, the block's start in hours, then per instant in
+ * time order varint(dt) (dt from the previous entry, the first from the start: dt/1000 << 2 | 2 |
+ * reported when whole seconds, else dt << 2 | reported), varint(number of values), and per value
+ * varint(series slot) then the value (codec.h). A merge of the instants and every series from
+ * the block's start (one binary search each, then linear). */
+size_t agg_persist_bucket(const agg_apartment_t *a, hvs_ms_t start, char *buf, size_t cap) {
     const agg_samples_t *sm = &a->samples;
-    hvs_ms_t end = hour + HOUR_MS;
+    hvs_ms_t end = start + AGG_PERSIST_BLOCK_MS, prev = start;
     size_t n = 0, ns = sm->ns < AGG_MAX_SERIES ? sm->ns : AGG_MAX_SERIES; /* accept bounds it */
     size_t pos[AGG_MAX_SERIES];
-    size_t ii = (size_t)(agg_instants_floor(sm->inst, sm->ninst, hour - 1) + 1);
+    size_t ii = (size_t)(agg_instants_floor(sm->inst, sm->ninst, start - 1) + 1);
     for (size_t k = 0; k < ns; k++)
-        pos[k] = (size_t)(agg_points_floor(sm->s[k].p, sm->s[k].n, hour - 1) + 1);
-    char num[40];
+        pos[k] = (size_t)(agg_points_floor(sm->s[k].p, sm->s[k].n, start - 1) + 1);
     for (;;) {
         hvs_ms_t t = end;
         if (ii < sm->ninst && sm->inst[ii] < t)
@@ -62,31 +62,130 @@ size_t agg_persist_bucket(const agg_apartment_t *a, hvs_ms_t hour, char *buf, si
                 t = sm->s[k].p[pos[k]].t;
         if (t >= end)
             break;
-        if (n)
-            put(buf, cap, &n, "\x1e", 1);
-        size_t tl = hvs_fmt_int64(num, t);
+        if (n == 0) {
+            agg_put_bytes(buf, cap, &n, "\x01", 1);
+            agg_put_varint(buf, cap, &n, (uint64_t)(start / HOUR_MS));
+        }
+        uint64_t dt = (uint64_t)(t - prev), inst = 0;
+        prev = t;
         if (ii < sm->ninst && sm->inst[ii] == t) {
-            num[tl++] = '+';
+            inst = 1;
             ii++;
         }
-        put(buf, cap, &n, num, tl);
+        agg_put_varint(buf, cap, &n, dt % 1000 == 0 ? (dt / 1000) << 2 | 2 | inst : dt << 2 | inst);
+        uint64_t nv = 0;
+        for (size_t k = 0; k < ns; k++)
+            nv += pos[k] < sm->s[k].n && sm->s[k].p[pos[k]].t == t;
+        agg_put_varint(buf, cap, &n, nv);
         for (size_t k = 0; k < ns; k++) {
             const agg_series_t *s = &sm->s[k];
             if (pos[k] >= s->n || s->p[pos[k]].t != t)
                 continue;
-            char head[2] = {US, agg_kind_code(s->kind)};
-            put(buf, cap, &n, head, 2);
-            put(buf, cap, &n, s->room, strlen(s->room));
-            char gs = GS;
-            put(buf, cap, &n, &gs, 1);
-            put(buf, cap, &n, num, hvs_fmt_double(num, s->p[pos[k]].v));
+            agg_put_varint(buf, cap, &n, s->slot);
+            agg_put_double(buf, cap, &n, s->p[pos[k]].v);
             pos[k]++;
         }
     }
     return n;
 }
 
+/* Format 1's directory: version byte, then per slot its kind code, room length (one byte) and
+ * room. */
+size_t agg_persist_series(const agg_apartment_t *a, char *buf, size_t cap) {
+    const agg_samples_t *sm = &a->samples;
+    size_t n = 0;
+    agg_put_bytes(buf, cap, &n, "\x01", 1);
+    for (size_t slot = 0; slot < sm->nslots; slot++)
+        for (size_t k = 0; k < sm->ns; k++) {
+            const agg_series_t *s = &sm->s[k];
+            if (s->slot != slot)
+                continue;
+            size_t rl = strlen(s->room);
+            char head[2] = {agg_kind_code(s->kind), (char)(rl < 255 ? rl : 255)};
+            agg_put_bytes(buf, cap, &n, head, 2);
+            agg_put_bytes(buf, cap, &n, s->room, rl < 255 ? rl : 255);
+        }
+    return n;
+}
+
+int agg_persist_parse_series(agg_apartment_t *a, const char *v, size_t len, hvs_err_t *err) {
+    const unsigned char *p = (const unsigned char *)v, *end = p + len;
+    if (len == 0 || *p++ != 1)
+        return hvs_err_set(err, HVS_ESERDE, "bad_state",
+                           "stored series directory of %s: unknown format", a->id);
+    for (size_t slot = 0; p < end; slot++) {
+        char room[256];
+        int k = end - p >= 2 ? agg_kind_from_code((char)p[0]) : -1;
+        size_t rl = end - p >= 2 ? p[1] : 0;
+        if (k < 0 || rl > HVS_READING_ID_MAX || (size_t)(end - p - 2) < rl ||
+            slot >= AGG_MAX_SERIES)
+            return hvs_err_set(err, HVS_ESERDE, "bad_state",
+                               "stored series directory of %s: bad entry %zu", a->id, slot);
+        memcpy(room, p + 2, rl);
+        room[rl] = 0;
+        p += 2 + rl;
+        agg_series_t *s = agg_samples_series(&a->samples, (agg_kind_t)k, room);
+        if (!s)
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", a->id);
+        if (s->slot != slot) /* loaded first, so slots follow it; a repeated entry lands here */
+            return hvs_err_set(err, HVS_ESERDE, "bad_state",
+                               "stored series directory of %s: entry %zu repeats %c%s", a->id, slot,
+                               agg_kind_code((agg_kind_t)k), room);
+    }
+    a->samples.slots_saved = a->samples.nslots;
+    return 0;
+}
+
+static int parse_block(agg_apartment_t *a, const unsigned char *p, const unsigned char *end,
+                       hvs_err_t *err) {
+    uint64_t h, x, nv;
+    if (agg_get_varint(&p, end, &h) || h > (uint64_t)(INT64_MAX / HOUR_MS) - 24)
+        return hvs_err_set(err, HVS_ESERDE, "bad_state", "stored block of %s: bad start", a->id);
+    hvs_ms_t t = (hvs_ms_t)h * HOUR_MS, bend = t + AGG_PERSIST_BLOCK_MS;
+    size_t entry = 0;
+    for (; p < end; entry++) {
+        if (agg_get_varint(&p, end, &x) || agg_get_varint(&p, end, &nv))
+            return hvs_err_set(err, HVS_ESERDE, "bad_state", "stored block of %s: entry %zu cut",
+                               a->id, entry);
+        uint64_t dt = x & 2 ? (x >> 2) * 1000 : x >> 2;
+        if ((x & 2 && (x >> 2) > (uint64_t)AGG_PERSIST_BLOCK_MS) || dt >= (uint64_t)(bend - t) ||
+            (entry > 0 && dt == 0) || nv > AGG_MAX_SERIES)
+            return hvs_err_set(err, HVS_ESERDE, "bad_state",
+                               "stored block of %s: entry %zu out of order or out of the block",
+                               a->id, entry);
+        t += (hvs_ms_t)dt;
+        if ((x & 1) && agg_samples_add_instant(&a->samples, t) < 0)
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", a->id);
+        for (uint64_t i = 0; i < nv; i++) {
+            uint64_t slot;
+            double val;
+            if (agg_get_varint(&p, end, &slot) || agg_get_double(&p, end, &val))
+                return hvs_err_set(err, HVS_ESERDE, "bad_state",
+                                   "stored block of %s: value of entry %zu cut or bad", a->id,
+                                   entry);
+            agg_series_t *s = NULL;
+            for (size_t k = 0; k < a->samples.ns && !s; k++)
+                if (a->samples.s[k].slot == slot)
+                    s = &a->samples.s[k];
+            if (!s || slot >= a->samples.slots_saved)
+                return hvs_err_set(err, HVS_ESERDE, "bad_state",
+                                   "stored block of %s: series %llu not in its directory", a->id,
+                                   (unsigned long long)slot);
+            if (agg_samples_add_point(s, t, val, NULL) < 0)
+                return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", a->id);
+        }
+    }
+    return 0;
+}
+
 int agg_persist_parse_bucket(agg_apartment_t *a, const char *v, size_t len, hvs_err_t *err) {
+    if (len > 0 && v[0] == 1) /* text starts with a digit */
+        return parse_block(a, (const unsigned char *)v + 1, (const unsigned char *)v + len, err);
+    if (len > 0 && !(v[0] >= '0' && v[0] <= '9'))
+        return hvs_err_set(err, HVS_ESERDE, "bad_state",
+                           "stored bucket of %s: unknown format (first byte 0x%02x)", a->id,
+                           (unsigned char)v[0]);
+    a->stored_text = true;
     char tmp[64];
     const char *p = v, *end = v + len;
     while (p < end) {
@@ -172,9 +271,224 @@ static int key_of(char *key, size_t cap, const char *id, hvs_err_t *err, const c
     return 0;
 }
 
+static int cmp_ms(const void *x, const void *y) {
+    hvs_ms_t a = *(const hvs_ms_t *)x, b = *(const hvs_ms_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* An apartment's changed blocks (its stale hours mapped to their blocks), its series directory
+ * when it has new series, or - loaded from text - its whole key again. */
+static int save_samples(hvs_redis_batch_t *batch, agg_building_t *b, agg_apartment_t *a,
+                        sbuf_t *buf, hvs_err_t *err) {
+    char key[700], p[32];
+    int rc = 0;
+    agg_samples_t *sm = &a->samples;
+    if (a->stored_text) { /* every block again, nothing of the text left */
+        hvs_ms_t lo = agg_samples_first(sm), hi = agg_samples_last(sm);
+        for (size_t k = 0; k < sm->ns; k++)
+            if (sm->s[k].n) {
+                lo = lo == HVS_MS_NONE || sm->s[k].p[0].t < lo ? sm->s[k].p[0].t : lo;
+                hi = hi == HVS_MS_NONE || sm->s[k].p[sm->s[k].n - 1].t > hi
+                         ? sm->s[k].p[sm->s[k].n - 1].t
+                         : hi;
+            }
+        a->nbuckets = 0;
+        for (hvs_ms_t t = lo == HVS_MS_NONE ? 0 : agg_persist_block_of(lo);
+             lo != HVS_MS_NONE && t <= hi && rc == 0; t += AGG_PERSIST_BLOCK_MS)
+            rc = agg_apartment_touch(a, t);
+        if (rc)
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "blocks of %s/%s", b->id, a->id);
+        sm->slots_saved = 0;
+    }
+    if (a->nbuckets == 0 && !a->stored_text)
+        return 0;
+    if ((rc = key_of(key, sizeof key, b->id, err, "agg:s:%s", a->id)))
+        return rc;
+    if (a->stored_text) {
+        const char *a1[] = {"DEL", key};
+        if ((rc = add(batch, 2, a1, NULL, err)))
+            return rc;
+        a->stored_text = false;
+    }
+    if (sm->slots_saved != sm->nslots) {
+        size_t n = agg_persist_series(a, buf->p, buf->cap);
+        const char *a1[] = {"HSET", key, "d", buf->p};
+        size_t lens[] = {4, strlen(key), 1, n};
+        if (n > buf->cap) /* at most 64 x 257 bytes: the buffer starts at 64 KiB */
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "directory of %s/%s", b->id, a->id);
+        if ((rc = add(batch, 4, a1, lens, err)))
+            return rc;
+        sm->slots_saved = sm->nslots;
+    }
+    for (size_t j = 0; j < a->nbuckets; j++)
+        a->buckets[j] = agg_persist_block_of(a->buckets[j]);
+    if (a->nbuckets > 1)
+        qsort(a->buckets, a->nbuckets, sizeof *a->buckets, cmp_ms);
+    for (size_t j = 0; j < a->nbuckets && rc == 0; j++) {
+        if (j > 0 && a->buckets[j] == a->buckets[j - 1])
+            continue;
+        snprintf(p, sizeof p, "%lld", (long long)(a->buckets[j] / HOUR_MS));
+        size_t n = agg_persist_bucket(a, a->buckets[j], buf->p, buf->cap);
+        if (n >= buf->cap) {
+            if (n >= BUCKET_MAX || sb_grow(buf, n + 1))
+                return hvs_err_set(err, HVS_ENOMEM, "oom", "bucket of %s/%s", b->id, a->id);
+            n = agg_persist_bucket(a, a->buckets[j], buf->p, buf->cap);
+        }
+        if (n == 0) {
+            const char *a1[] = {"HDEL", key, p};
+            rc = add(batch, 3, a1, NULL, err);
+        } else {
+            const char *a1[] = {"HSET", key, p, buf->p};
+            size_t lens[] = {4, strlen(key), strlen(p), n};
+            rc = add(batch, 4, a1, lens, err);
+        }
+    }
+    a->nbuckets = 0;
+    return rc;
+}
+
+/* The markers of ms in the block starting at bs (format 1): 0x01, then per marker in window
+ * order varint((ws - bs) / window), varint revision, the 8 bytes of its hash, little-endian.
+ * At most 24 markers: 1 + 24 x 23 bytes. */
+#define MARK_BLOCK_MAX (1 + (AGG_MARK_BLOCK_MS / (15 * 60 * 1000)) * 23)
+static size_t mark_block(const agg_markers_t *ms, int size, hvs_ms_t bs, char *buf) {
+    size_t n = 0, cap = MARK_BLOCK_MAX;
+    hvs_ms_t w = agg_window_ms[size];
+    for (size_t i = 0; i < ms->n; i++) {
+        const agg_marker_t *m = &ms->m[i];
+        if (m->ws < bs || m->ws >= bs + AGG_MARK_BLOCK_MS)
+            continue;
+        if (n == 0)
+            agg_put_bytes(buf, cap, &n, "\x01", 1);
+        agg_put_varint(buf, cap, &n, (uint64_t)((m->ws - bs) / w));
+        agg_put_varint(buf, cap, &n, m->rev);
+        char h[8];
+        for (int k = 0; k < 8; k++)
+            h[k] = (char)(m->hash >> (8 * k));
+        agg_put_bytes(buf, cap, &n, h, 8);
+    }
+    return n;
+}
+
+static int parse_mark_block(agg_markers_t *ms, int size, hvs_ms_t bs, const char *v, size_t len,
+                            const char *what, hvs_err_t *err) {
+    const unsigned char *p = (const unsigned char *)v + 1, *end = (const unsigned char *)v + len;
+    hvs_ms_t w = agg_window_ms[size];
+    uint64_t prev = 0;
+    for (size_t i = 0; p < end; i++) {
+        uint64_t off, rev, hash = 0;
+        if (agg_get_varint(&p, end, &off) || agg_get_varint(&p, end, &rev) || end - p < 8 ||
+            off >= (uint64_t)(AGG_MARK_BLOCK_MS / w) || (i > 0 && off <= prev) || rev > UINT32_MAX)
+            return hvs_err_set(err, HVS_ESERDE, "bad_state", "stored markers %.200s: entry %zu",
+                               what, i);
+        for (int k = 0; k < 8; k++)
+            hash |= (uint64_t)p[k] << (8 * k);
+        p += 8;
+        prev = off;
+        if (agg_markers_set(ms, bs + (hvs_ms_t)off * w, (uint32_t)rev, hash))
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %.200s", what);
+    }
+    return 0;
+}
+
+/* One marker block written (or deleted when it has none left). */
+static int save_mark_block(hvs_redis_batch_t *batch, const char *key, const agg_markers_t *ms,
+                           int size, hvs_ms_t ws, const char *apt, hvs_err_t *err) {
+    char field[700], v[MARK_BLOCK_MAX];
+    if (agg_mark_field(field, sizeof field, size, ws, apt) < 0)
+        return 0; /* no such name was ever stored */
+    size_t n = ms ? mark_block(ms, size, hvs_time_window_start(ws, AGG_MARK_BLOCK_MS), v) : 0;
+    if (n == 0) {
+        const char *a1[] = {"HDEL", key, field};
+        return add(batch, 3, a1, NULL, err);
+    }
+    const char *a1[] = {"HSET", key, field, v};
+    size_t lens[] = {4, strlen(key), strlen(field), n};
+    return add(batch, 4, a1, lens, err);
+}
+
+static int cmp_ref(const void *x, const void *y) {
+    const struct agg_mark_ref *a = x, *b = y;
+    if (a->apt != b->apt)
+        return (uintptr_t)a->apt < (uintptr_t)b->apt ? -1 : 1;
+    if (a->size != b->size)
+        return a->size - b->size;
+    hvs_ms_t p = hvs_time_window_start(a->ws, AGG_MARK_BLOCK_MS);
+    hvs_ms_t q = hvs_time_window_start(b->ws, AGG_MARK_BLOCK_MS);
+    return (p > q) - (p < q);
+}
+
+static int cmp_str(const void *x, const void *y) {
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* Every block of ms. */
+static int save_all_marks(hvs_redis_batch_t *batch, const char *key, const agg_markers_t *ms,
+                          int size, const char *apt, hvs_err_t *err) {
+    int rc = 0;
+    for (size_t i = 0; i < ms->n && rc == 0; i++)
+        if (i == 0 || hvs_time_window_start(ms->m[i].ws, AGG_MARK_BLOCK_MS) !=
+                          hvs_time_window_start(ms->m[i - 1].ws, AGG_MARK_BLOCK_MS))
+            rc = save_mark_block(batch, key, ms, size, ms->m[i].ws, apt, err);
+    return rc;
+}
+
+/* The marker blocks of b that changed or lost markers; all of them when its hash held text. */
+static int save_marks(hvs_redis_batch_t *batch, agg_building_t *b, hvs_err_t *err) {
+    char key[700];
+    int rc = 0;
+    if (!b->nchanged && !b->ndel_marks && !b->mk_text)
+        return 0;
+    if ((rc = key_of(key, sizeof key, b->id, err, "agg:mk")))
+        return rc;
+    if (b->mk_text) {
+        const char *a1[] = {"DEL", key};
+        rc = add(batch, 2, a1, NULL, err);
+        for (int s = 0; s < AGG_WSIZES && rc == 0; s++)
+            rc = save_all_marks(batch, key, &b->marks[s], s, "", err);
+        for (size_t i = 0; i < b->napts && rc == 0; i++)
+            rc = save_all_marks(batch, key, &b->apts[i]->marks, AGG_W60, b->apts[i]->id, err);
+        b->mk_text = false;
+        b->nchanged = 0;
+    }
+    /* blocks that lost markers: by name (their apartment may be gone) */
+    if (b->ndel_marks > 1) /* qsort(NULL, 0) is undefined */
+        qsort(b->del_marks, b->ndel_marks, sizeof *b->del_marks, cmp_str);
+    for (size_t i = 0; i < b->ndel_marks && rc == 0; i++) {
+        if (i > 0 && strcmp(b->del_marks[i], b->del_marks[i - 1]) == 0)
+            continue;
+        char *e1, *e2;
+        long size = strtol(b->del_marks[i], &e1, 10);
+        long long h = *e1 == ':' ? strtoll(e1 + 1, &e2, 10) : 0;
+        if (*e1 != ':' || *e2 != ':')
+            continue; /* agg_mark_field's own names: cannot happen */
+        int si = size == 15 ? AGG_W15 : AGG_W60;
+        const agg_markers_t *ms = &b->marks[si];
+        if (e2[1]) {
+            agg_apartment_t *a = agg_apartment(b, e2 + 1, false);
+            ms = a ? &a->marks : NULL;
+        }
+        rc = save_mark_block(batch, key, ms, si, (hvs_ms_t)h * HOUR_MS, e2 + 1, err);
+    }
+    for (size_t i = 0; i < b->ndel_marks; i++)
+        free(b->del_marks[i]);
+    b->ndel_marks = 0;
+    /* blocks with changed markers, each once */
+    if (b->nchanged > 1)
+        qsort(b->changed, b->nchanged, sizeof *b->changed, cmp_ref);
+    for (size_t i = 0; i < b->nchanged && rc == 0; i++) {
+        struct agg_mark_ref *m = &b->changed[i];
+        if (i > 0 && cmp_ref(m, m - 1) == 0)
+            continue;
+        const agg_markers_t *ms = m->apt ? &m->apt->marks : &b->marks[m->size];
+        rc = save_mark_block(batch, key, ms, m->size, m->ws, m->apt ? m->apt->id : "", err);
+    }
+    b->nchanged = 0;
+    return rc;
+}
+
 static int save_building(hvs_redis_batch_t *batch, agg_building_t *b, sbuf_t *buf, hvs_err_t *err) {
-    char key[700], field[700], num[3][32], p[32];
-    size_t lens[8];
+    char key[700], num[3][32];
     int rc = 0;
     /* the id was validated where the reading came in; a key that cannot be built stops the
      * stage (HVS_ESTATE): nothing of this batch is committed, nothing written under a wrong key */
@@ -221,52 +535,10 @@ static int save_building(hvs_redis_batch_t *batch, agg_building_t *b, sbuf_t *bu
         free(b->del_apts[i]);
     }
     b->ndel_apts = 0;
-    for (size_t i = 0; i < b->napts && rc == 0; i++) {
-        agg_apartment_t *a = b->apts[i];
-        if (a->nbuckets == 0)
-            continue;
-        if ((rc = key_of(key, sizeof key, b->id, err, "agg:s:%s", a->id)))
-            return rc;
-        for (size_t j = 0; j < a->nbuckets && rc == 0; j++) {
-            snprintf(p, sizeof p, "%lld", (long long)a->buckets[j]);
-            size_t n = agg_persist_bucket(a, a->buckets[j], buf->p, buf->cap);
-            if (n >= buf->cap) {
-                if (n >= BUCKET_MAX || sb_grow(buf, n + 1))
-                    return hvs_err_set(err, HVS_ENOMEM, "oom", "bucket of %s/%s", b->id, a->id);
-                n = agg_persist_bucket(a, a->buckets[j], buf->p, buf->cap);
-            }
-            if (n == 0) {
-                const char *a1[] = {"HDEL", key, p};
-                rc = add(batch, 3, a1, NULL, err);
-            } else {
-                const char *a1[] = {"HSET", key, p, buf->p};
-                lens[0] = 4, lens[1] = strlen(key), lens[2] = strlen(p), lens[3] = n;
-                rc = add(batch, 4, a1, lens, err);
-            }
-        }
-        a->nbuckets = 0;
-    }
-    if (rc == 0 && (b->nchanged || b->ndel_marks) &&
-        (rc = key_of(key, sizeof key, b->id, err, "agg:mk")))
-        return rc;
-    for (size_t i = 0; i < b->nchanged && rc == 0; i++) {
-        struct agg_mark_ref *m = &b->changed[i];
-        agg_markers_t *ms = m->apt ? &m->apt->marks : &b->marks[m->size];
-        agg_marker_t *mk = agg_markers_find(ms, m->ws);
-        if (!mk ||
-            agg_mark_field(field, sizeof field, m->size, m->ws, m->apt ? m->apt->id : "") < 0)
-            continue; /* forgotten meanwhile */
-        snprintf(num[0], sizeof num[0], "%u %llu", mk->rev, (unsigned long long)mk->hash);
-        const char *a1[] = {"HSET", key, field, num[0]};
-        rc = add(batch, 4, a1, NULL, err);
-    }
-    b->nchanged = 0;
-    for (size_t i = 0; i < b->ndel_marks && rc == 0; i++) {
-        const char *a1[] = {"HDEL", key, b->del_marks[i]};
-        rc = add(batch, 3, a1, NULL, err);
-        free(b->del_marks[i]);
-    }
-    b->ndel_marks = 0;
+    for (size_t i = 0; i < b->napts && rc == 0; i++)
+        rc = save_samples(batch, b, b->apts[i], buf, err);
+    if (rc == 0)
+        rc = save_marks(batch, b, err);
     return rc;
 }
 
@@ -478,6 +750,7 @@ int agg_persist_load(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g, int32_t
         const redisReply *mk = reply(batch, base + 2, REDIS_REPLY_ARRAY);
         for (size_t k = 0; mk && k + 1 < mk->elements && rc == 0; k += 2) {
             const char *f = mk->element[k]->str;
+            const redisReply *v = mk->element[k + 1];
             char *e1, *e2;
             long size = strtol(f, &e1, 10);
             if (*e1 != ':')
@@ -486,10 +759,6 @@ int agg_persist_load(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g, int32_t
             if (*e2 != ':')
                 continue;
             const char *apt = e2 + 1;
-            unsigned rev = 0;
-            unsigned long long hash = 0;
-            if (sscanf(mk->element[k + 1]->str, "%u %llu", &rev, &hash) != 2)
-                continue;
             agg_markers_t *ms;
             if (*apt) {
                 agg_apartment_t *a = agg_apartment(b, apt, false);
@@ -499,6 +768,21 @@ int agg_persist_load(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g, int32_t
             } else {
                 ms = &b->marks[size == 15 ? AGG_W15 : AGG_W60];
             }
+            if (v->len > 0 && v->str[0] == 1) { /* format 1: ws is the block's hour */
+                if ((size != 15 && size != 60) || ws < 0 ||
+                    ws > (long long)(INT64_MAX / HOUR_MS) - 24)
+                    rc = hvs_err_set(err, HVS_ESERDE, "bad_state",
+                                     "stored marker field '%.100s' of %.100s", f, ids[i]);
+                else
+                    rc = parse_mark_block(ms, size == 15 ? AGG_W15 : AGG_W60,
+                                          (hvs_ms_t)ws * HOUR_MS, v->str, v->len, f, err);
+                continue;
+            }
+            unsigned rev = 0; /* text, before format 1: "<rev> <hash>" per window */
+            unsigned long long hash = 0;
+            b->mk_text = true;
+            if (sscanf(v->str, "%u %llu", &rev, &hash) != 2)
+                continue;
             if (agg_markers_set(ms, ws, rev, hash))
                 rc = hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", ids[i]);
         }
@@ -527,9 +811,15 @@ int agg_persist_load(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g, int32_t
                 continue;
             for (size_t k = 0; k < bs[i]->napts && rc == 0; k++) {
                 const redisReply *h = reply(batch, idx++, REDIS_REPLY_ARRAY);
+                /* the directory first: the blocks name their series by its slots */
                 for (size_t q = 0; h && q + 1 < h->elements && rc == 0; q += 2)
-                    rc = agg_persist_parse_bucket(bs[i]->apts[k], h->element[q + 1]->str,
-                                                  h->element[q + 1]->len, err);
+                    if (strcmp(h->element[q]->str, "d") == 0)
+                        rc = agg_persist_parse_series(bs[i]->apts[k], h->element[q + 1]->str,
+                                                      h->element[q + 1]->len, err);
+                for (size_t q = 0; h && q + 1 < h->elements && rc == 0; q += 2)
+                    if (strcmp(h->element[q]->str, "d") != 0)
+                        rc = agg_persist_parse_bucket(bs[i]->apts[k], h->element[q + 1]->str,
+                                                      h->element[q + 1]->len, err);
             }
         }
     }

@@ -5,13 +5,22 @@
  * Key layout (docs/design.md §5; every building key carries the building as hash tag):
  *   hvs:{B}:agg:meta        HASH  t15, t60: `through` of each window size (epoch ms)
  *   hvs:{B}:agg:apts        SET   apartment ids with stored samples
- *   hvs:{B}:agg:s:<apt>     HASH  field = hour start (epoch ms) -> that hour's samples:
- *                                  entries "<t>[+]" then per value US <code><room> GS <%.17g>
- *                                  (code: agg_kind_code, 'h' 'w' 't' 's' 'v' 'u'; a binary from
- *                                  before valves and humidity were kept refuses 'v'/'u'),
- *                                  entries separated by RS ('+' = the apartment reported at t;
- *                                  a value without it is a kept base). US/GS/RS are the ASCII
- *                                  separators 0x1f/0x1d/0x1e, which ids cannot contain.
+ *   hvs:{B}:agg:s:<apt>     HASH  field "d" -> the series directory (format 1): 0x01, then per
+ *                                  series in creation order (its slot) <code><room length byte>
+ *                                  <room> (code: agg_kind_code 'h' 'w' 't' 's' 'v' 'u');
+ *                                  field = block start in hours since the epoch (blocks of
+ *                                  AGG_PERSIST_BLOCK_MS) -> the block's samples, format 1:
+ *                                  0x01, varint start hour, then per instant varint time step
+ *                                  (whole seconds flagged), varint value count, per value
+ *                                  varint slot + value (a scaled integer m/10^k, k <= 3, when
+ *                                  that gives the same double bit for bit, else the 8 raw
+ *                                  bytes). Varints are LEB128; persist.c and docs/design.md
+ *                                  §5 say it byte by byte.
+ *                                  Read too, never written: text hour buckets of before
+ *                                  (field = hour start ms, entries "<t>[+]" then per value US
+ *                                  <code><room> GS <%.17g>, separated by RS; text starts with
+ *                                  a digit, format 1 with 0x01); an apartment loaded from them
+ *                                  has its key rewritten whole at the next save.
  *   hvs:{B}:agg:mk          HASH  "<15|60>:<window start>:<apt or empty>" -> "<rev> <hash>"
  *   hvs:{B}:agg:dq          HASH  "<UTC day start>:<apt>" -> the meter's day account
  *                                  (account.h): "<alerted 0|1>" then " <hour>:<counted kWh>:
@@ -47,9 +56,21 @@ int agg_persist_exec(hvs_redis_t *r, hvs_redis_batch_t *batch, hvs_err_t *err);
 int agg_persist_load(hvs_redis_t *r, hvs_redis_batch_t *batch, agg_t *g, int32_t p, hvs_ms_t *wm,
                      hvs_err_t *err);
 
-/* Serialise an apartment's hour bucket (for tests); returns the length (0 = empty bucket). */
-size_t agg_persist_bucket(const agg_apartment_t *a, hvs_ms_t hour, char *buf, size_t cap);
-/* Parse one stored bucket into a. */
+/* Samples are stored per apartment in blocks of this many ms (UTC-aligned). */
+#define AGG_PERSIST_BLOCK_MS (6 * 3600 * 1000LL)
+hvs_ms_t agg_persist_block_of(hvs_ms_t t);
+
+/* Serialise an apartment's block starting at `start` (format 1); returns the length needed
+ * (0 = empty block; > cap: nothing usable written). */
+size_t agg_persist_bucket(const agg_apartment_t *a, hvs_ms_t start, char *buf, size_t cap);
+/* Serialise its series directory (field "d"); returns the length needed. */
+size_t agg_persist_series(const agg_apartment_t *a, char *buf, size_t cap);
+/* Parse a stored directory into a; load it before the blocks, into an apartment without
+ * series. */
+int agg_persist_parse_series(agg_apartment_t *a, const char *v, size_t len, hvs_err_t *err);
+/* Parse one stored bucket into a: a format-1 block (its directory already parsed) or a text
+ * hour bucket written before format 1 (a->stored_text set: the next save rewrites the key). A
+ * value that does not parse is HVS_ESERDE "bad_state" naming the apartment; never a crash. */
 int agg_persist_parse_bucket(agg_apartment_t *a, const char *v, size_t len, hvs_err_t *err);
 
 #endif

@@ -86,6 +86,8 @@ agg_series_t *agg_samples_series(agg_samples_t *a, agg_kind_t kind, const char *
     memset(s, 0, sizeof *s);
     s->kind = kind;
     s->room = r;
+    s->slot = (uint8_t)
+                  a->nslots++; /* < AGG_MAX_SERIES: callers bound ns, series are never dropped */
     a->ns++;
     return s;
 }

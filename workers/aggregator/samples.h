@@ -42,6 +42,8 @@ typedef struct agg_series {
     char *room; /* "" for apartment-level series */
     agg_point_t *p;
     size_t n, cap;
+    uint8_t slot; /* creation order in the apartment: its index in the stored series directory
+                   * (persist.h), stable while the array is kept sorted */
 } agg_series_t;
 
 /* Most series one apartment may have (2 counters + up to 4 sensors per room): a bound on what
@@ -54,6 +56,8 @@ typedef struct agg_samples {
     agg_series_t *s;
     size_t ns, caps;
     uint64_t conflicts; /* second values refused for an existing (series, time) */
+    size_t nslots;      /* series created so far (next slot) */
+    size_t slots_saved; /* slots in the stored directory (persist.h) */
 } agg_samples_t;
 
 /* Kind of a sensor type (the channel the deployment's profile feeds from it, profile.h: heat's
