@@ -24,42 +24,6 @@
 
 #define MAX_RUNS 9
 
-static double redis_used(const hvs_test_proc_t *redis) {
-    char cmd[256], *out = NULL;
-    snprintf(cmd, sizeof cmd, "redis-cli -p %d info memory | grep '^used_memory:' | cut -d: -f2",
-             redis->port);
-    hvs_test_run(cmd, NULL, 0, &out, NULL);
-    double v = out ? atof(out) : 0;
-    free(out);
-    return v;
-}
-
-/* Sum over the input's partitions of the offsets the stage stored with its state. */
-static long long stored_offsets(hvs_redis_t *r, int parts) {
-    long long sum = 0;
-    for (int p = 0; p < parts; p++) {
-        redisReply *rep = NULL;
-        hvs_err_t err = {0};
-        if (hvs_redis_command(r, &rep, &err, "HGET hvs:stage:aggregator:%d o:%s", p,
-                              hvs_topic_name("readings.raw")) == 0 &&
-            rep && rep->type == REDIS_REPLY_STRING)
-            sum += atoll(rep->str);
-        if (rep)
-            freeReplyObject(rep);
-    }
-    return sum;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 int main(void) {
     hvs_log_init("bench", HVS_LOG_ERROR, NULL);
     hvs_test_proc_t redis, broker, agg;
@@ -84,10 +48,6 @@ int main(void) {
         sscanf(p, "delivered=%llu", &delivered);
     free(out);
     HVS_REQUIRE(delivered > 0, "no simulator summary");
-    int parts = hvs_topic_partitions(hvs_topic_by_name("readings.raw"));
-    hvs_redis_t *rc = NULL;
-    hvs_err_t err = {0};
-    HVS_REQUIRE(hvs_redis_connect(redis.addr, NULL, &rc, &err) == 0, "redis: %s", err.msg);
     const char *runs_env = getenv("BENCH_RUNS");
     int runs = runs_env ? atoi(runs_env) : 3;
     if (runs < 1 || runs > MAX_RUNS)
@@ -95,10 +55,8 @@ int main(void) {
     double rate[MAX_RUNS], cpu100k[MAX_RUNS], rss[MAX_RUNS], kb_apt[MAX_RUNS];
     int done = 0;
     for (int run = 0; run < runs; run++) {
-        redisReply *rep = NULL;
-        if (hvs_redis_command(rc, &rep, &err, "FLUSHALL") == 0 && rep)
-            freeReplyObject(rep);
-        double mem0 = redis_used(&redis);
+        HVS_REQUIRE(hvs_test_redis_flushall(&redis) == 0, "FLUSHALL");
+        double mem0 = hvs_test_redis_used(&redis);
         int port = hvs_test_free_port();
         char log[] = "/tmp/hvs-bench-agg-XXXXXX";
         int fd = mkstemp(log);
@@ -127,7 +85,8 @@ int main(void) {
                 usleep(2000);
         }
         while (t_first && hvs_test_now_ms() < deadline) {
-            if ((applied = stored_offsets(rc, parts)) >= (long long)delivered) {
+            if ((applied = hvs_test_stage_offsets(redis.addr, "aggregator", "readings.raw")) >=
+                (long long)delivered) {
                 t_last = hvs_test_now_ms();
                 break;
             }
@@ -145,7 +104,7 @@ int main(void) {
             rate[done] = (double)values / s;
             cpu100k[done] = cpu / ((double)values / 1e5);
             rss[done] = peak;
-            kb_apt[done] = (redis_used(&redis) - mem0) / 200 / 1e3;
+            kb_apt[done] = (hvs_test_redis_used(&redis) - mem0) / 200 / 1e3;
             printf("run %d: %llu records (%llu readings) in %.2f s = %.0f records/s, %.0f "
                    "readings/s; worker CPU %.2f s = %.3f CPU-s per 100 k readings; peak RSS "
                    "%.1f MB; Redis %.1f KB per apartment\n",
@@ -172,9 +131,8 @@ int main(void) {
                "record consumed to last offsets stored): %.0f readings/s, %.3f CPU-s per 100 k "
                "readings, peak RSS %.1f MB, Redis %.1f KB per apartment (3 days of samples and "
                "markers, 2 more of instants)\n",
-               done, median(rate, done), median(cpu100k, done), median(rss, done),
-               median(kb_apt, done));
-    hvs_redis_destroy(rc);
+               done, hvs_test_median(rate, done), hvs_test_median(cpu100k, done),
+               hvs_test_median(rss, done), hvs_test_median(kb_apt, done));
     hvs_test_proc_stop(&broker);
     hvs_test_proc_stop(&redis);
     return hvs_test_done();

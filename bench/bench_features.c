@@ -178,57 +178,6 @@ static size_t produce(hvs_serde_t *s, const char *brokers) {
     return n;
 }
 
-static double redis_used(const hvs_test_proc_t *redis) {
-    char cmd[256], *out = NULL;
-    snprintf(cmd, sizeof cmd, "redis-cli -p %d info memory | grep '^used_memory:' | cut -d: -f2",
-             redis->port);
-    hvs_test_run(cmd, NULL, 0, &out, NULL);
-    double v = out ? atof(out) : 0;
-    free(out);
-    return v;
-}
-
-/* Peak resident memory of a process (VmHWM), MB; -1 when unknown. */
-static double peak_rss_mb(pid_t pid) {
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    double kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0)
-            kb = atof(line + 6);
-    if (f)
-        fclose(f);
-    return kb < 0 ? -1 : kb / 1024.0;
-}
-
-/* Sum over the topic's partitions of the offsets the stage stored with its state. */
-static long long stored_offsets(hvs_redis_t *r, const char *topic) {
-    long long sum = 0;
-    int parts = hvs_topic_partitions(hvs_topic_by_name(topic));
-    for (int p = 0; p < parts; p++) {
-        redisReply *rep = NULL;
-        hvs_err_t err = {0};
-        if (hvs_redis_command(r, &rep, &err, "HGET hvs:stage:features:%d o:%s", p,
-                              hvs_topic_name(topic)) == 0 &&
-            rep && rep->type == REDIS_REPLY_STRING)
-            sum += atoll(rep->str);
-        if (rep)
-            freeReplyObject(rep);
-    }
-    return sum;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 #define MAX_RUNS 9
 
 int main(void) {
@@ -252,15 +201,11 @@ int main(void) {
                 "services");
     size_t n = produce(s, broker.addr);
     long long n_wx = (long long)HOURS * NB; /* weather messages, one per building-hour */
-    hvs_redis_t *rc = NULL;
-    HVS_REQUIRE(hvs_redis_connect(redis.addr, NULL, &rc, &err) == 0, "redis: %s", err.msg);
     double rate[MAX_RUNS], cpu100k[MAX_RUNS], rss[MAX_RUNS], kb_ent[MAX_RUNS];
     int done = 0;
     for (int run = 0; run < runs; run++) {
-        redisReply *rep = NULL;
-        if (hvs_redis_command(rc, &rep, &err, "FLUSHALL") == 0 && rep)
-            freeReplyObject(rep);
-        double mem0 = redis_used(&redis);
+        HVS_REQUIRE(hvs_test_redis_flushall(&redis) == 0, "FLUSHALL");
+        double mem0 = hvs_test_redis_used(&redis);
         int port = hvs_test_free_port();
         char cmd[2048], log[] = "/tmp/hvs-bench-fx-XXXXXX";
         close(mkstemp(log));
@@ -297,8 +242,8 @@ int main(void) {
         /* ... and stops when the offsets stored with the state (after the last vectors were
          * acknowledged) reach the end of both inputs */
         while (t_first && hvs_test_now_ms() < deadline) {
-            got_a = stored_offsets(rc, "aggregates.hourly");
-            got_w = stored_offsets(rc, "weather.hourly");
+            got_a = hvs_test_stage_offsets(redis.addr, "features", "aggregates.hourly");
+            got_w = hvs_test_stage_offsets(redis.addr, "features", "weather.hourly");
             if (got_a >= (long long)n && got_w >= n_wx) {
                 t_last = hvs_test_now_ms();
                 break;
@@ -306,7 +251,7 @@ int main(void) {
             usleep(2000);
         }
         double cpu = hvs_test_cpu_seconds(fx.pid) - cpu_first;
-        double peak = peak_rss_mb(fx.pid);
+        double peak = hvs_test_status_kb(fx.pid, "VmHWM") / 1024.0;
         char *text = NULL;
         hvs_test_http("GET", url, NULL, 0, &text, NULL, 0);
         double vec = text ? hvs_test_metric(text, "hvs_features_vectors_total") : 0;
@@ -320,7 +265,7 @@ int main(void) {
             rate[done] = (double)n / dt;
             cpu100k[done] = cpu / ((double)n / 1e5);
             rss[done] = peak;
-            kb_ent[done] = (redis_used(&redis) - mem0) / (NB * (NA + 1)) / 1e3;
+            kb_ent[done] = (hvs_test_redis_used(&redis) - mem0) / (NB * (NA + 1)) / 1e3;
             printf("run %d: %zu vectors in %.2f s = %.0f vectors/s; worker CPU %.2f s = %.3f "
                    "CPU-s per 100 k vectors; peak RSS %.1f MB; Redis %.1f KB per entity\n",
                    run + 1, n, dt, rate[done], cpu, cpu100k[done], peak, kb_ent[done]);
@@ -342,9 +287,8 @@ int main(void) {
                "run(s), end to end (first input consumed to last offsets stored): %.0f "
                "vectors/s, %.3f CPU-s per 100 k vectors, peak RSS %.1f MB, Redis %.1f KB per "
                "entity (%d-hour rings)\n",
-               NB, NA, HOURS, done, median(rate, done), median(cpu100k, done), median(rss, done),
-               median(kb_ent, done), HVS_FS_HOURS);
-    hvs_redis_destroy(rc);
+               NB, NA, HOURS, done, hvs_test_median(rate, done), hvs_test_median(cpu100k, done),
+               hvs_test_median(rss, done), hvs_test_median(kb_ent, done), HVS_FS_HOURS);
     hvs_test_proc_stop(&broker);
     hvs_test_proc_stop(&redis);
     hvs_serde_destroy(s);

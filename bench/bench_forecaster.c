@@ -313,16 +313,6 @@ static void produce_round(producer_t *pr) {
     HVS_REQUIRE(hvs_producer_flush(pr->p, 300000, &err) == 0, "flush: %s", err.msg);
 }
 
-static double redis_used(const hvs_test_proc_t *redis) {
-    char cmd[256], *out = NULL;
-    snprintf(cmd, sizeof cmd, "redis-cli -p %d info memory | grep '^used_memory:' | cut -d: -f2",
-             redis->port);
-    hvs_test_run(cmd, NULL, 0, &out, NULL);
-    double v = out ? atof(out) : 0;
-    free(out);
-    return v;
-}
-
 /* Wait until the worker made `want` forecasts and has no lag; the metrics page then. */
 static char *wait_for(const char *url, double want, int64_t timeout_ms) {
     int64_t deadline = hvs_test_now_ms() + timeout_ms;
@@ -380,7 +370,7 @@ int main(void) {
     double t0 = mono();
     char *text = wait_for(url, 2.0 * NB, 600000);
     HVS_REQUIRE(text, "warm-up: two rounds of %d forecasts", NB);
-    double warm = mono() - t0, mem0 = redis_used(&redis);
+    double warm = mono() - t0, mem0 = hvs_test_redis_used(&redis);
     double made = hvs_test_metric(text, "hvs_forecaster_forecasts_total");
     printf("warm-up: %d buildings x (72 run records + 2 hours) consumed, %.0f forecasts made, in "
            "%.1f s\n",

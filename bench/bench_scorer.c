@@ -277,16 +277,6 @@ static size_t produce(hvs_serde_t *s, const char *brokers, const void *const *re
     return n;
 }
 
-static double redis_used(const hvs_test_proc_t *redis) {
-    char cmd[256], *out = NULL;
-    snprintf(cmd, sizeof cmd, "redis-cli -p %d info memory | grep '^used_memory:' | cut -d: -f2",
-             redis->port);
-    hvs_test_run(cmd, NULL, 0, &out, NULL);
-    double v = out ? atof(out) : 0;
-    free(out);
-    return v;
-}
-
 int main(void) {
     hvs_log_init("bench", HVS_LOG_ERROR, NULL);
     hvs_serde_t *s;
@@ -312,7 +302,7 @@ int main(void) {
                     hvs_test_devbroker_start(&broker, NULL) == 0,
                 "services");
     size_t n = produce(s, broker.addr, recs, lens, names);
-    double mem0 = redis_used(&redis);
+    double mem0 = hvs_test_redis_used(&redis);
     int port = hvs_test_free_port();
     char cmd[2048], log[] = "/tmp/hvs-bench-sc-XXXXXX";
     close(mkstemp(log));
@@ -366,7 +356,7 @@ int main(void) {
                hvs_test_metric(text, "hvs_scorer_explained_total"));
         hvs_test_print_phases(text, "scorer");
     }
-    double mem = redis_used(&redis) - mem0;
+    double mem = hvs_test_redis_used(&redis) - mem0;
     printf("Redis: %.1f MB of scorer state for %d apartments = %.1f KB each (%d-hour rings)\n",
            mem / 1e6, NB * NA, mem / (NB * NA) / 1e3, SC_RING);
     free(text);

@@ -1,5 +1,8 @@
 #include "hvs_test.h"
 
+#include "hvs/redis.h"
+#include "hvs/topics.h"
+
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -598,6 +601,54 @@ long hvs_test_status_kb(pid_t pid, const char *field) {
     if (f)
         fclose(f);
     return kb;
+}
+
+double hvs_test_redis_used(const hvs_test_proc_t *redis) {
+    char cmd[256], *out = NULL;
+    snprintf(cmd, sizeof cmd, "redis-cli -p %d info memory | grep '^used_memory:' | cut -d: -f2",
+             redis->port);
+    hvs_test_run(cmd, NULL, 0, &out, NULL);
+    double v = out ? atof(out) : 0;
+    free(out);
+    return v;
+}
+
+int hvs_test_redis_flushall(const hvs_test_proc_t *redis) {
+    char reply[64];
+    return roundtrip(redis->port, "FLUSHALL\r\n", reply, sizeof reply) == 0 &&
+                   strncmp(reply, "+OK", 3) == 0
+               ? 0
+               : -1;
+}
+
+long long hvs_test_stage_offsets(const char *redis_url, const char *stage, const char *topic) {
+    hvs_redis_t *r = NULL;
+    hvs_err_t err = {0};
+    if (hvs_redis_connect(redis_url, NULL, &r, &err) != 0)
+        return -1;
+    long long sum = 0;
+    int parts = hvs_topic_partitions(hvs_topic_by_name(topic));
+    for (int p = 0; p < parts; p++) {
+        redisReply *rep = NULL;
+        if (hvs_redis_command(r, &rep, &err, "HGET hvs:stage:%s:%d o:%s", stage, p,
+                              hvs_topic_name(topic)) == 0 &&
+            rep && rep->type == REDIS_REPLY_STRING)
+            sum += atoll(rep->str);
+        if (rep)
+            freeReplyObject(rep);
+    }
+    hvs_redis_destroy(r);
+    return sum;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double hvs_test_median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 int hvs_test_json_lines(char *out, json_t **js, int max) {

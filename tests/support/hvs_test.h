@@ -209,5 +209,14 @@ double hvs_test_cpu_seconds(pid_t pid);
 /* A "Name:  N kB" field of /proc/<pid>/status (e.g. "VmHWM" peak resident, "VmRSS"), in kB;
  * -1 when the process or the field is not there. */
 long hvs_test_status_kb(pid_t pid, const char *field);
+/* used_memory of the redis-server `redis` (INFO memory), bytes; 0 when it does not answer. */
+double hvs_test_redis_used(const hvs_test_proc_t *redis);
+/* FLUSHALL on the redis-server `redis`: 0, or -1 when it did not answer +OK. */
+int hvs_test_redis_flushall(const hvs_test_proc_t *redis);
+/* Sum over `topic`'s partitions of the offsets `stage` stored with its state in the Redis at
+ * `redis_url` (hvs:stage:<stage>:<P>, field o:<topic>, stage.h): how far the stage applied it. */
+long long hvs_test_stage_offsets(const char *redis_url, const char *stage, const char *topic);
+/* The median of v[0..n) (sorts v in place); n > 0. */
+double hvs_test_median(double *v, int n);
 
 #endif
