@@ -41,6 +41,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "account.h"
 #include "agg_topics.h"
 #include "hvs/embedded.h"
 #include "hvs/kafka.h"
@@ -582,22 +583,23 @@ static bool account_r(hvs_redis_t *rc, int d, day_r_t *out) {
     if (hvs_redis_command(rc, &rep, &err, "HGET hvs:{bldg_r}:agg:dq %lld:main",
                           (long long)(T0 + d * 24 * HOUR)) == 0 &&
         rep && rep->type == REDIS_REPLY_STRING) {
-        /* "<alerted> <hour>:<counted>:<uncounted> ..." */
-        char *s = rep->str, *e;
-        out->alerted = s[0] - '0';
-        ok = true;
-        for (s++; *s == ' '; s = e) {
-            long h = strtol(s + 1, &e, 10);
-            ok &= *e == ':';
-            out->counted += strtod(e + 1, &e);
-            ok &= *e == ':';
-            double u = strtod(e + 1, &e);
-            out->uncounted += u;
+        /* the stored value read as the aggregator reads it back (format 1, account.h; the
+         * codec's bytes are checked in test_agg_account): the figures below are independent */
+        agg_account_t acc = {0};
+        hvs_ms_t day = T0 + d * 24 * HOUR;
+        ok = agg_account_parse(&acc, day, rep->str, rep->len, &err) == 0 && acc.n == 1;
+        for (int h = 0; ok && h < AGG_DAY_HOURS; h++) {
+            if (!(acc.d[0].hours & (1u << h)))
+                continue;
+            out->counted += acc.d[0].counted[h];
+            out->uncounted += acc.d[0].uncounted[h];
             if (h == 3)
-                out->unc3 = u;
+                out->unc3 = acc.d[0].uncounted[h];
             out->hours++;
         }
-        ok &= *s == 0;
+        if (ok)
+            out->alerted = acc.d[0].alerted;
+        agg_account_fini(&acc);
     }
     if (rep)
         freeReplyObject(rep);
