@@ -170,23 +170,34 @@ static void test_prompt_acknowledgements(void) {
            (long long)cold_ms);
     HVS_CHECK(first_ms < 300, "first flush of a prepared topic took %lld ms", (long long)first_ms);
 
-    enum { ROUNDS = 40 };
-    int64_t ms[ROUNDS], total = 0;
-    for (int r = 0; r < ROUNDS; r++) {
-        for (uint32_t i = 0; i < 480; i++)
-            HVS_REQUIRE(hvs_producer_send(warm, i % 2 ? "prompt.first" : "prompt.second",
-                                          (int32_t)(i / 2 % 4), "k", 1, &i, 4, &err) == 0,
-                        "queue %u: %s", i, err.msg);
-        t0 = hvs_test_now_ms();
-        HVS_REQUIRE(hvs_producer_flush(warm, 10000, &err) == 0, "flush: %s", err.msg);
-        total += ms[r] = hvs_test_now_ms() - t0;
+    /* The same 480 messages a flush, first to one partition (one request in flight: nothing
+     * for Nagle to hold back), then over 2 x 4 (eight in flight on one connection): without
+     * TCP_NODELAY on the broker's side the second costs ~20-40 ms more a flush; with it about
+     * what the first does. Relative, so a sanitizer's slowness moves both alike. */
+    double mean[2];
+    for (int spread = 0; spread < 2; spread++) {
+        enum { ROUNDS = 40 };
+        int64_t ms[ROUNDS], total = 0;
+        for (int r = 0; r < ROUNDS; r++) {
+            for (uint32_t i = 0; i < 480; i++)
+                HVS_REQUIRE(
+                    hvs_producer_send(warm, spread && i % 2 ? "prompt.second" : "prompt.first",
+                                      spread ? (int32_t)(i / 2 % 4) : 0, "k", 1, &i, 4, &err) == 0,
+                    "queue %u: %s", i, err.msg);
+            t0 = hvs_test_now_ms();
+            HVS_REQUIRE(hvs_producer_flush(warm, 10000, &err) == 0, "flush: %s", err.msg);
+            total += ms[r] = hvs_test_now_ms() - t0;
+        }
+        qsort(ms, ROUNDS, sizeof *ms, cmp_i64);
+        mean[spread] = (double)total / ROUNDS;
+        printf("steady flushes (480 messages over %s): mean %.1f ms, median %lld ms, max %lld ms\n",
+               spread ? "2 x 4 partitions" : "1 partition", mean[spread], (long long)ms[ROUNDS / 2],
+               (long long)ms[ROUNDS - 1]);
     }
-    qsort(ms, ROUNDS, sizeof *ms, cmp_i64);
-    printf("steady flushes (480 messages over 2 x 4 partitions): mean %.1f ms, median %lld ms, "
-           "max %lld ms\n",
-           (double)total / ROUNDS, (long long)ms[ROUNDS / 2], (long long)ms[ROUNDS - 1]);
-    HVS_CHECK((double)total / ROUNDS < 12, "mean flush %.1f ms (Nagle on the broker's side?)",
-              (double)total / ROUNDS);
+    HVS_CHECK(
+        mean[1] < 2 * mean[0] + 8,
+        "flushes over 8 partitions %.1f ms against %.1f ms over 1 (Nagle on the broker's side?)",
+        mean[1], mean[0]);
     hvs_producer_destroy(warm);
     hvs_producer_destroy(cold);
 }
