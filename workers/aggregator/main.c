@@ -298,14 +298,12 @@ static int begin_batch(void *opaque, hvs_err_t *err) {
 /* One reading: HVS_EINVAL (why filled) sends it to the dead-letter topic. */
 static int handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
     worker_t *w = opaque;
-    avro_value_t *v;
     hvs_reading_t *r = &w->reading;
     hvs_metric_inc(w->m_in);
     if (!m->payload)
         return hvs_err_set(why, HVS_EINVAL, "empty_value", "message without a value");
     int rc;
-    if ((rc = hvs_decoder_decode(w->dec, m->payload, m->len, &v, why)) ||
-        (rc = hvs_reading_from_avro(w->codec, v, r, why)) ||
+    if ((rc = hvs_reading_decode(w->codec, w->dec, m->payload, m->len, r, NULL, why)) ||
         (rc = hvs_reading_validate(r, w->now, settings.max_future_ms, why)) ||
         (rc = hvs_id_check_key(m, r->building_id, why)))
         return HVS_EINVAL; /* whatever failed, it is this record that is bad */

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hvs/wire.h"
+
 /* The sensors of the deployment's profile (profile.h; data/profiles/profiles.ini: heat's table
  * is the one reading.h's comment and Reading.avsc's sensor_type doc list - keep them in step). */
 const hvs_sensor_info_t *hvs_reading_sensor(const char *type) {
@@ -251,8 +253,15 @@ int hvs_reading_validate(const hvs_reading_t *r, hvs_ms_t now, hvs_ms_t max_futu
     return HVS_OK;
 }
 
+/* The Reading schema the direct reader was written for (hvs_serde_layout's form). */
+static const char direct_layout[] =
+    "Reading{building_id:string,apartment_id:string,timestamp:long,readings:array<SensorReading{"
+    "sensor_type:string,room_name:null|string,value:double}>,device_id:null|string,ingested_at:"
+    "null|long,source:null|string}";
+
 struct hvs_reading_codec {
     avro_schema_t schema; /* borrowed from the serde */
+    bool direct;          /* the current schema is direct_layout */
     int building_id, apartment_id, timestamp, readings, device_id, ingested_at, source;
     int sensor_type, room_name, value;
 };
@@ -286,9 +295,14 @@ int hvs_reading_codec_new(hvs_serde_t *s, hvs_reading_codec_t **out, hvs_err_t *
         return hvs_err_set(err, HVS_ESERDE, HVS_READING_R_BAD_SCHEMA,
                            "Reading schema lacks a field this code reads");
     }
+    char layout[sizeof direct_layout + 1];
+    c->direct = hvs_serde_layout(rs, layout, sizeof layout) == HVS_OK &&
+                strcmp(layout, direct_layout) == 0;
     *out = c;
     return HVS_OK;
 }
+
+bool hvs_reading_codec_direct(const hvs_reading_codec_t *c) { return c->direct; }
 
 void hvs_reading_codec_destroy(hvs_reading_codec_t *c) { free(c); }
 
@@ -454,4 +468,73 @@ fail:
     return rc ? rc
               : hvs_err_set(err, HVS_ESERDE, HVS_READING_R_BAD_SCHEMA, "Reading from Avro: %s",
                             avro_strerror());
+}
+
+/* A string of at most HVS_READING_ID_MAX bytes without NUL into dst; false (the generic path
+ * decides) otherwise. */
+static bool wire_id(hvs_wire_in_t *in, char *dst) {
+    size_t n;
+    const char *s = hvs_wire_string(in, &n);
+    if (!s || n > HVS_READING_ID_MAX || memchr(s, '\0', n))
+        return false;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+    return true;
+}
+
+/* A ["null", "string"] id: "" for null. */
+static bool wire_opt_id(hvs_wire_in_t *in, char *dst) {
+    dst[0] = '\0';
+    int b = hvs_wire_branch(in, 2);
+    return !in->bad && (b == 0 || wire_id(in, dst));
+}
+
+/* The body of a current-schema Reading straight into *r; false when anything is not as the
+ * direct reader takes it (the generic path then decides). */
+static bool read_direct(const unsigned char *body, size_t len, hvs_reading_t *r) {
+    hvs_wire_in_t in = hvs_wire_in(body, len);
+    memset(r, 0, offsetof(hvs_reading_t, v));
+    if (!wire_id(&in, r->building_id) || !wire_id(&in, r->apartment_id))
+        return false;
+    r->timestamp = hvs_wire_long(&in);
+    size_t n = 0;
+    for (int64_t k; !in.bad && (k = hvs_wire_block(&in)) > 0;) {
+        if (k > HVS_READING_MAX_SENSORS - (int64_t)n)
+            return false;
+        for (int64_t i = 0; i < k; i++, n++) {
+            hvs_sensor_value_t *sv = &r->v[n];
+            if (!wire_id(&in, sv->sensor_type) || !wire_opt_id(&in, sv->room_name))
+                return false;
+            sv->value = hvs_wire_double(&in);
+        }
+    }
+    if (in.bad || !wire_opt_id(&in, r->device_id))
+        return false;
+    if (hvs_wire_branch(&in, 2) == 1) /* ingested_at: lineage this struct does not keep */
+        (void)hvs_wire_long(&in);
+    size_t sn;
+    if (hvs_wire_branch(&in, 2) == 1) /* source */
+        (void)hvs_wire_string(&in, &sn);
+    if (in.bad || in.p != in.end)
+        return false;
+    r->n = n;
+    return true;
+}
+
+int hvs_reading_decode(const hvs_reading_codec_t *c, hvs_decoder_t *d, const void *buf,
+                       size_t len, hvs_reading_t *r, bool *direct, hvs_err_t *err) {
+    int32_t id;
+    if (direct)
+        *direct = false;
+    if (c->direct && len >= HVS_SERDE_HEADER_LEN && len <= HVS_SERDE_MAX_MESSAGE &&
+        hvs_serde_read_header(buf, len, &id, NULL) == HVS_OK && hvs_decoder_reads_as_reader(d, id) &&
+        read_direct((const unsigned char *)buf + HVS_SERDE_HEADER_LEN, len - HVS_SERDE_HEADER_LEN,
+                    r)) {
+        if (direct)
+            *direct = true;
+        return HVS_OK;
+    }
+    avro_value_t *v;
+    int rc = hvs_decoder_decode(d, buf, len, &v, err);
+    return rc ? rc : hvs_reading_from_avro(c, v, r, err);
 }

@@ -9,6 +9,8 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -370,4 +372,98 @@ int hvs_serde_set_strings(avro_value_t *rec, const char *name, const char *const
         if (avro_value_append(&f, &item, NULL) || avro_value_set_string(&item, s[i]))
             return -1;
     return 0;
+}
+
+/* ---- direct readers and writers ------------------------------------------------------------- */
+
+int hvs_decoder_reads_as_reader(hvs_decoder_t *d, int32_t id) {
+    if (d->kind < 0)
+        return 0;
+    if (d->ncache && d->cache[d->ncache - 1].id == id) /* the usual case: one writer schema */
+        return d->cache[d->ncache - 1].same_as_reader;
+    dec_cache_t *c = decoder_entry(d, id, NULL);
+    return c ? c->same_as_reader : 0;
+}
+
+typedef struct layout_buf {
+    char *p;
+    size_t len, used;
+    bool full;
+} layout_buf_t;
+
+static void layout_put(layout_buf_t *b, const char *s) {
+    size_t n = strlen(s);
+    if (b->full || b->used + n + 1 > b->len) {
+        b->full = true;
+        return;
+    }
+    memcpy(b->p + b->used, s, n + 1);
+    b->used += n;
+}
+
+static void layout_walk(layout_buf_t *b, avro_schema_t s, int depth) {
+    if (!s || depth > 32) {
+        b->full = true;
+        return;
+    }
+    char num[32];
+    switch (avro_typeof(s)) {
+    case AVRO_RECORD:
+        layout_put(b, avro_schema_name(s));
+        layout_put(b, "{");
+        for (size_t i = 0; i < avro_schema_record_size(s); i++) {
+            if (i)
+                layout_put(b, ",");
+            layout_put(b, avro_schema_record_field_name(s, (int)i));
+            layout_put(b, ":");
+            layout_walk(b, avro_schema_record_field_get_by_index(s, (int)i), depth + 1);
+        }
+        layout_put(b, "}");
+        break;
+    case AVRO_UNION:
+        for (size_t i = 0; i < avro_schema_union_size(s); i++) {
+            if (i)
+                layout_put(b, "|");
+            layout_walk(b, avro_schema_union_branch(s, (int)i), depth + 1);
+        }
+        break;
+    case AVRO_ARRAY:
+        layout_put(b, "array<");
+        layout_walk(b, avro_schema_array_items(s), depth + 1);
+        layout_put(b, ">");
+        break;
+    case AVRO_MAP:
+        layout_put(b, "map<");
+        layout_walk(b, avro_schema_map_values(s), depth + 1);
+        layout_put(b, ">");
+        break;
+    case AVRO_ENUM:
+        layout_put(b, "enum(");
+        for (int i = 0; i < avro_schema_enum_number_of_symbols(s); i++) {
+            if (i)
+                layout_put(b, ",");
+            layout_put(b, avro_schema_enum_get(s, i));
+        }
+        layout_put(b, ")");
+        break;
+    case AVRO_FIXED:
+        snprintf(num, sizeof num, "fixed(%lld)", (long long)avro_schema_fixed_size(s));
+        layout_put(b, num);
+        break;
+    case AVRO_LINK:
+        layout_put(b, "link:");
+        layout_put(b, avro_schema_name(s));
+        break;
+    default:
+        layout_put(b, avro_schema_type_name(s));
+        break;
+    }
+}
+
+int hvs_serde_layout(avro_schema_t schema, char *buf, size_t len) {
+    layout_buf_t b = {buf, len, 0, len == 0};
+    if (len)
+        buf[0] = '\0';
+    layout_walk(&b, schema, 0);
+    return b.full ? HVS_EINVAL : HVS_OK;
 }

@@ -21,8 +21,6 @@
 #include "hvs/serde.h"
 #include "schema_registry.h"
 
-/* Largest wire message encoded or decoded: far above anything the pipeline sends. */
-#define HVS_SERDE_MAX_MESSAGE (16 * 1024 * 1024)
 
 /* (record full name, field) -> default JSON, scanned from schema texts. Owns its json refs. */
 typedef struct hvs_defaults hvs_defaults_t;

@@ -139,5 +139,18 @@ int hvs_reading_to_avro(const hvs_reading_codec_t *c, const hvs_reading_t *r, co
  */
 int hvs_reading_from_avro(const hvs_reading_codec_t *c, avro_value_t *v, hvs_reading_t *r,
                           hvs_err_t *err);
+/*
+ * Decode one Reading message (wire header and Avro body) into *r: what hvs_decoder_decode on `d`
+ * (made with HVS_SCHEMA_READING) followed by hvs_reading_from_avro gives, with the same results
+ * and errors. A message written with the current schema is read straight from its bytes
+ * (wire.h), without avro-c's generic values; anything else - an older writer, or bytes the
+ * direct reader does not take as they are (a malformed body, an id too long, ...) - goes that
+ * generic way, which decides and reports. `direct` (may be NULL) says which way it went.
+ */
+int hvs_reading_decode(const hvs_reading_codec_t *c, hvs_decoder_t *d, const void *buf,
+                       size_t len, hvs_reading_t *r, bool *direct, hvs_err_t *err);
+/* Does the codec read the current schema directly? (false only if Reading.avsc changed without
+ * the direct reader: reading.c's layout string says what it was written for) */
+bool hvs_reading_codec_direct(const hvs_reading_codec_t *c);
 
 #endif

@@ -66,6 +66,8 @@ typedef enum hvs_schema_kind {
 #define HVS_SERDE_R_REGISTRY "schema_registry"         /* registry unreachable or refused */
 
 #define HVS_SERDE_HEADER_LEN 5
+/* Largest wire message encoded or decoded: far above anything the pipeline sends. */
+#define HVS_SERDE_MAX_MESSAGE (16 * 1024 * 1024)
 
 typedef struct hvs_serde hvs_serde_t;
 typedef struct hvs_encoder hvs_encoder_t;
@@ -130,6 +132,22 @@ int hvs_decoder_decode(hvs_decoder_t *d, const void *buf, size_t len, avro_value
                        hvs_err_t *err);
 /* Writer schema id of the last successfully decoded message. */
 int32_t hvs_decoder_last_schema_id(const hvs_decoder_t *d);
+/*
+ * Was `id` written with a schema equal to d's reader schema? 1 yes; 0 no, or the id is unknown
+ * or cannot be resolved now (hvs_decoder_decode would then say why). For direct readers
+ * (wire.h): only such a message's body has the layout they parse; every other message goes to
+ * hvs_decoder_decode. Resolving an id may fetch it from the registry, as a decode would.
+ */
+int hvs_decoder_reads_as_reader(hvs_decoder_t *d, int32_t id);
+
+/*
+ * The shape of a schema as a compact string, e.g. "R{a:string,b:null|long,c:array<int>}" - what
+ * decides its binary layout: field names and order, types, union branches, enum symbols, fixed
+ * sizes (names of named types only for records; logical types and docs are left out). A direct
+ * reader or writer compares it with the layout it was written for and stays off when they
+ * differ. 0, or HVS_EINVAL when buf is too small.
+ */
+int hvs_serde_layout(avro_schema_t schema, char *buf, size_t len);
 
 /* Fields of a decoded record by name, for readers that pick a few (no copy: a string points
  * into v and lives as long as it). A field may be a union with null; a missing field or null
