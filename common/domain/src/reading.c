@@ -521,13 +521,14 @@ static bool read_direct(const unsigned char *body, size_t len, hvs_reading_t *r)
     return true;
 }
 
-int hvs_reading_decode(const hvs_reading_codec_t *c, hvs_decoder_t *d, const void *buf,
-                       size_t len, hvs_reading_t *r, bool *direct, hvs_err_t *err) {
+int hvs_reading_decode(const hvs_reading_codec_t *c, hvs_decoder_t *d, const void *buf, size_t len,
+                       hvs_reading_t *r, bool *direct, hvs_err_t *err) {
     int32_t id;
     if (direct)
         *direct = false;
     if (c->direct && len >= HVS_SERDE_HEADER_LEN && len <= HVS_SERDE_MAX_MESSAGE &&
-        hvs_serde_read_header(buf, len, &id, NULL) == HVS_OK && hvs_decoder_reads_as_reader(d, id) &&
+        hvs_serde_read_header(buf, len, &id, NULL) == HVS_OK &&
+        hvs_decoder_reads_as_reader(d, id) &&
         read_direct((const unsigned char *)buf + HVS_SERDE_HEADER_LEN, len - HVS_SERDE_HEADER_LEN,
                     r)) {
         if (direct)

@@ -454,9 +454,7 @@ static void layout_walk(layout_buf_t *b, avro_schema_t s, int depth) {
         layout_put(b, "link:");
         layout_put(b, avro_schema_name(s));
         break;
-    default:
-        layout_put(b, avro_schema_type_name(s));
-        break;
+    default: layout_put(b, avro_schema_type_name(s)); break;
     }
 }
 

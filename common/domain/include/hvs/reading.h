@@ -147,8 +147,8 @@ int hvs_reading_from_avro(const hvs_reading_codec_t *c, avro_value_t *v, hvs_rea
  * direct reader does not take as they are (a malformed body, an id too long, ...) - goes that
  * generic way, which decides and reports. `direct` (may be NULL) says which way it went.
  */
-int hvs_reading_decode(const hvs_reading_codec_t *c, hvs_decoder_t *d, const void *buf,
-                       size_t len, hvs_reading_t *r, bool *direct, hvs_err_t *err);
+int hvs_reading_decode(const hvs_reading_codec_t *c, hvs_decoder_t *d, const void *buf, size_t len,
+                       hvs_reading_t *r, bool *direct, hvs_err_t *err);
 /* Does the codec read the current schema directly? (false only if Reading.avsc changed without
  * the direct reader: reading.c's layout string says what it was written for) */
 bool hvs_reading_codec_direct(const hvs_reading_codec_t *c);
