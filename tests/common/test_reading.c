@@ -413,6 +413,14 @@ static void test_avro_v1(void) {
     HVS_CHECK_EQ_INT(r.n, 1);
     HVS_CHECK_EQ_STR(r.v[0].room_name, "kitchen");
     HVS_CHECK(r.v[0].value == 20.25, "value %g", r.v[0].value);
+    /* an older writer never takes the direct way, and reads the same through hvs_reading_decode */
+    hvs_reading_t r2;
+    bool direct = true;
+    HVS_CHECK(hvs_reading_decode(c, cur, buf, len, &r2, &direct, &err) == 0 && !direct,
+              "v1 through hvs_reading_decode: %s, direct %d", err.msg, direct);
+    HVS_CHECK(strcmp(r2.building_id, "bldg_old") == 0 && r2.n == 1 &&
+                  strcmp(r2.v[0].room_name, "kitchen") == 0 && r2.v[0].value == 20.25,
+              "v1 read the same both ways");
     HVS_REQUIRE(hvs_decoder_decode(wr, buf, len, &v, &err) == 0, "decode: %s", err.msg);
     hvs_err_clear(&err);
     HVS_CHECK(hvs_reading_from_avro(c, v, &r, &err) != 0 &&
@@ -424,9 +432,150 @@ static void test_avro_v1(void) {
     hvs_serde_destroy(s);
 }
 
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+static uint64_t rnd(void) { /* xorshift64*: a fixed sequence, so a failure reproduces */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545f4914f6cdd1du;
+}
+
+static void random_id(char *dst, size_t max) {
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz_0123456789-ÄÖ.";
+    size_t n = rnd() % 4 == 0 ? max : rnd() % 24; /* the longest allowed, often */
+    for (size_t i = 0; i < n; i++)
+        dst[i] = alphabet[rnd() % (sizeof alphabet - 1)];
+    dst[n] = '\0';
+}
+
+static double random_value(void) {
+    static const double special[] = {0.0, -0.0, NAN, INFINITY, -INFINITY, 1e308, -4.9e-324};
+    if (rnd() % 5 == 0)
+        return special[rnd() % (sizeof special / sizeof special[0])];
+    double d;
+    uint64_t bits = rnd();
+    memcpy(&d, &bits, sizeof d); /* any bit pattern: the bytes must come through as they are */
+    return d;
+}
+
+/* Both readings equal field by field, the values bit for bit. */
+static bool same_reading(const hvs_reading_t *a, const hvs_reading_t *b) {
+    if (strcmp(a->building_id, b->building_id) || strcmp(a->apartment_id, b->apartment_id) ||
+        strcmp(a->device_id, b->device_id) || a->timestamp != b->timestamp || a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (strcmp(a->v[i].sensor_type, b->v[i].sensor_type) ||
+            strcmp(a->v[i].room_name, b->v[i].room_name) ||
+            memcmp(&a->v[i].value, &b->v[i].value, sizeof(double)))
+            return false;
+    return true;
+}
+
+/*
+ * The direct reader against avro-c's generic one: random Readings of the current schema read
+ * the same both ways (and take the direct way); then the same messages cut, extended and with
+ * bytes changed - whatever the direct reader accepts must be what the generic one reads, and
+ * whatever it declines gets the generic one's result and error.
+ */
+static void test_direct(void) {
+    hvs_serde_t *s;
+    hvs_err_t err;
+    hvs_reading_codec_t *c;
+    hvs_encoder_t *e;
+    hvs_decoder_t *d, *ref;
+    HVS_REQUIRE(hvs_serde_new(NULL, &s, &err) == 0 && hvs_reading_codec_new(s, &c, &err) == 0 &&
+                    hvs_encoder_new(s, HVS_SCHEMA_READING, NULL, &e, &err) == 0 &&
+                    hvs_decoder_new(s, HVS_SCHEMA_READING, &d, &err) == 0 &&
+                    hvs_decoder_new(s, HVS_SCHEMA_READING, &ref, &err) == 0,
+                "setup");
+    HVS_REQUIRE(hvs_reading_codec_direct(c), "the direct reader is on for the current schema "
+                                             "(reading.c's direct_layout matches Reading.avsc)");
+    int direct_ok = 0, mutated = 0, mutated_direct = 0, mutated_rejected = 0;
+    static unsigned char msg[16384];
+    for (int round = 0; round < 3000; round++) {
+        hvs_reading_t in;
+        memset(&in, 0, sizeof in);
+        random_id(in.building_id, HVS_READING_ID_MAX);
+        random_id(in.apartment_id, HVS_READING_ID_MAX);
+        if (rnd() % 2)
+            random_id(in.device_id, HVS_READING_ID_MAX);
+        in.timestamp = (int64_t)rnd() >> (rnd() % 64);
+        in.n = rnd() % (HVS_READING_MAX_SENSORS + 1);
+        for (size_t i = 0; i < in.n; i++) {
+            random_id(in.v[i].sensor_type, rnd() % 8 ? 20 : HVS_READING_ID_MAX);
+            if (rnd() % 2)
+                random_id(in.v[i].room_name, 20);
+            in.v[i].value = random_value();
+        }
+        const char *source = rnd() % 2 ? "file.jsonl:7" : NULL;
+        hvs_ms_t ingested = rnd() % 2 ? (int64_t)rnd() : HVS_MS_NONE;
+        const void *buf;
+        size_t len;
+        HVS_REQUIRE(hvs_reading_to_avro(c, &in, source, ingested, hvs_encoder_value(e), &err) ==
+                            0 &&
+                        hvs_encoder_encode(e, &buf, &len, &err) == 0 && len <= sizeof msg,
+                    "encode round %d: %s", round, err.msg);
+        memcpy(msg, buf, len);
+        hvs_reading_t got, want;
+        avro_value_t *v;
+        bool direct = false;
+        HVS_REQUIRE(hvs_decoder_decode(ref, msg, len, &v, &err) == 0 &&
+                        hvs_reading_from_avro(c, v, &want, &err) == 0,
+                    "generic round %d: %s", round, err.msg);
+        int rc = hvs_reading_decode(c, d, msg, len, &got, &direct, &err);
+        HVS_CHECK(rc == 0 && direct && same_reading(&got, &want), "round %d: rc %d direct %d",
+                  round, rc, direct);
+        direct_ok += rc == 0 && direct && same_reading(&got, &want) && same_reading(&got, &in);
+        /* now damage it: a cut, a byte more, a byte changed, a byte inserted */
+        for (int k = 0; k < 4; k++) {
+            size_t mlen = len;
+            unsigned char saved[16384];
+            memcpy(saved, msg, len);
+            size_t at = HVS_SERDE_HEADER_LEN + (size_t)(rnd() % (len - HVS_SERDE_HEADER_LEN));
+            switch (k) {
+            case 0: mlen = at; break;
+            case 1: msg[mlen++] = (unsigned char)rnd(); break;
+            case 2: msg[at] ^= (unsigned char)(1u << (rnd() % 8)); break;
+            default:
+                memmove(msg + at + 1, msg + at, len - at);
+                msg[at] = (unsigned char)rnd();
+                mlen++;
+            }
+            hvs_err_t e1, e2;
+            hvs_err_clear(&e1);
+            hvs_err_clear(&e2);
+            int rc_ref = hvs_decoder_decode(ref, msg, mlen, &v, &e1);
+            if (rc_ref == 0)
+                rc_ref = hvs_reading_from_avro(c, v, &want, &e1);
+            direct = false;
+            int rc_got = hvs_reading_decode(c, d, msg, mlen, &got, &direct, &e2);
+            mutated++;
+            mutated_direct += direct;
+            mutated_rejected += rc_ref != 0;
+            HVS_CHECK(rc_got == rc_ref && strcmp(e1.reason, e2.reason) == 0 &&
+                          (rc_ref != 0 || same_reading(&got, &want)),
+                      "round %d damage %d at %zu: generic rc %d (%s), hvs_reading_decode rc %d "
+                      "(%s), direct %d",
+                      round, k, at, rc_ref, e1.reason, rc_got, e2.reason, direct);
+            memcpy(msg, saved, len);
+        }
+    }
+    HVS_CHECK_EQ_INT(direct_ok, 3000);
+    /* the damage must exercise both sides: some messages still valid, most refused */
+    HVS_CHECK(mutated_direct > 100 && mutated_rejected > 1000,
+              "%d damaged messages: %d read directly, %d refused", mutated, mutated_direct,
+              mutated_rejected);
+    hvs_decoder_destroy(d);
+    hvs_decoder_destroy(ref);
+    hvs_encoder_destroy(e);
+    hvs_reading_codec_destroy(c);
+    hvs_serde_destroy(s);
+}
+
 static const hvs_test_case_t cases[] = {
     {"good", test_good},         {"bad", test_bad},         {"avro_roundtrip", test_avro_roundtrip},
-    {"avro_bad", test_avro_bad}, {"avro_v1", test_avro_v1}, HVS_TEST_CASES_END,
+    {"avro_bad", test_avro_bad}, {"avro_v1", test_avro_v1}, {"direct", test_direct},
+    HVS_TEST_CASES_END,
 };
 
 int main(int argc, char **argv) {
