@@ -53,6 +53,19 @@ void fx_input_destroy(fx_input_t *in);
 
 int fx_input_aggregate(const fx_input_t *in, avro_value_t *v, hvs_ms_t now, hvs_ms_t max_future,
                        fx_aggregate_t *out, hvs_err_t *err);
+/*
+ * One aggregates.hourly message (wire header and body) through `d` (a decoder of
+ * HVS_SCHEMA_AGGREGATE): what hvs_decoder_decode and fx_input_aggregate give, with the same
+ * results and reasons. A message of the current schema is read straight from its bytes
+ * (wire.h) and judged by the same checks; any other - an older writer, a malformed body, more
+ * rooms than HVS_ROOMS_MAX - goes the avro-c way, which decides. `direct` (may be NULL) says
+ * which way it went.
+ */
+int fx_input_aggregate_message(const fx_input_t *in, hvs_decoder_t *d, const void *buf, size_t len,
+                               hvs_ms_t now, hvs_ms_t max_future, fx_aggregate_t *out, bool *direct,
+                               hvs_err_t *err);
+/* Is the direct reader on (the current Aggregate schema is the one it was written for)? */
+bool fx_input_aggregate_direct(const fx_input_t *in);
 int fx_input_weather(const fx_input_t *in, avro_value_t *v, hvs_ms_t now, hvs_ms_t max_future,
                      fx_weather_t *out, hvs_err_t *err);
 

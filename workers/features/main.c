@@ -327,8 +327,8 @@ static int handle_one(worker_t *w, const rd_kafka_message_t *m, hvs_err_t *why) 
     int rc;
     if (t == 0) {
         fx_aggregate_t a;
-        if (hvs_decoder_decode(w->dec_agg, m->payload, m->len, &v, why) ||
-            fx_input_aggregate(w->input, v, w->now, settings.max_future_ms, &a, why) ||
+        if (fx_input_aggregate_message(w->input, w->dec_agg, m->payload, m->len, w->now,
+                                       settings.max_future_ms, &a, NULL, why) ||
             hvs_id_check_key(m, a.building, why))
             return HVS_EINVAL;
         if (runs_ahead(w, 0, p, a.hour.hour + HOUR)) {

@@ -63,13 +63,22 @@ int hvs_fields_double_opt(avro_value_t *rec, int idx, double lo, double hi, doub
         *v = NAN;
         return 0;
     }
-    if (avro_value_get_double(&f, v))
+    double x;
+    if (avro_value_get_double(&f, &x))
         return hvs_err_set(err, HVS_ESERDE, HVS_R_BAD_SCHEMA, "%s is not a double", name);
-    if (!isfinite(*v))
+    return hvs_fields_check_double(true, x, lo, hi, v, name, err);
+}
+
+int hvs_fields_check_double(bool has, double x, double lo, double hi, double *v, const char *name,
+                            hvs_err_t *err) {
+    *v = has ? x : NAN;
+    if (!has)
+        return 0;
+    if (!isfinite(x))
         return hvs_err_set(err, HVS_EINVAL, HVS_R_NON_FINITE, "%s is NaN or infinite", name);
-    if (*v < lo || *v > hi)
-        return hvs_err_set(err, HVS_EINVAL, HVS_R_OUT_OF_RANGE, "%s = %g outside [%g, %g]", name,
-                           *v, lo, hi);
+    if (x < lo || x > hi)
+        return hvs_err_set(err, HVS_EINVAL, HVS_R_OUT_OF_RANGE, "%s = %g outside [%g, %g]", name, x,
+                           lo, hi);
     return 0;
 }
 

@@ -39,8 +39,24 @@ typedef struct hvs_room {
     int changes, seen; /* temperature changes, readings in the hour */
 } hvs_room_t;
 
+/* A room as it came, before any check: what a direct reader of the Aggregate's bytes (wire.h)
+ * fills, and what hvs_rooms_read takes from an avro-c value, so that both are judged by the one
+ * hvs_rooms_check. The name points into the message (or the value). */
+typedef struct hvs_room_raw {
+    const char *name;
+    size_t name_len;
+    unsigned has; /* bit k set: v[k] present (not null) */
+    double v[6];  /* temp_mean_c, temp_min_c, temp_max_c, temp_std_c, setpoint_mean_c,
+                     valve_mean_pct, in schema order */
+    int64_t changes, seen;
+} hvs_room_raw_t;
+
 /* The rooms of Aggregate record `agg` into out[0..max) (*n of them). */
 int hvs_rooms_read(avro_value_t *agg, hvs_room_t *out, int max, int *n, hvs_err_t *err);
+/* More rooms than the caller's room is value_out_of_range. */
+int hvs_rooms_check_count(size_t count, int max, hvs_err_t *err);
+/* Room `i` as it came into *out, by the rules above. */
+int hvs_rooms_check(const hvs_room_raw_t *raw, size_t i, hvs_room_t *out, hvs_err_t *err);
 
 /* Fill h's room fields (valve, temp_std, rooms, flat) from n rooms. */
 void hvs_rooms_summarize(const hvs_room_t *rooms, int n, hvs_feat_hour_t *h);

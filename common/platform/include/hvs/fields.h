@@ -19,6 +19,7 @@
 #define HVS_FIELDS_H
 
 #include <avro.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "hvs/err.h"
@@ -42,6 +43,9 @@ int hvs_fields_long(avro_value_t *rec, int idx, int64_t *v, const char *name, hv
 /* A nullable double within [lo, hi]: NaN when null. */
 int hvs_fields_double_opt(avro_value_t *rec, int idx, double lo, double hi, double *v,
                           const char *name, hvs_err_t *err);
+/* Its check on a value already read (a direct reader's, wire.h): *v = x, or NaN when !has. */
+int hvs_fields_check_double(bool has, double x, double lo, double hi, double *v, const char *name,
+                            hvs_err_t *err);
 
 /* An event time: not before 2000, not after now + max_future. */
 int hvs_fields_time(hvs_ms_t t, hvs_ms_t now, hvs_ms_t max_future, const char *name,
