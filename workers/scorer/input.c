@@ -7,7 +7,7 @@
 
 #include "hvs/fields.h"
 #include "hvs/log.h"
-#include "hvs/topics.h"
+#include "hvs/wire.h"
 
 enum { A_BUILDING, A_APARTMENT, A_WS, A_SIZE, A_REV, A_HEAT, A_N };
 static const char *const agg_fields[A_N] = {"building_id",    "apartment_id", "window_start",
@@ -20,8 +20,7 @@ static const char *const vec_fields[V_N] = {
 struct sc_input {
     avro_schema_t agg, vec;
     int ai[A_N], vi[V_N];
-    int32_t vec_id; /* the current FeatureVector's schema id */
-    bool fast;      /* the direct reader agreed with avro-c at start */
+    bool fast; /* the current FeatureVector is vector_layout: the direct reader is on */
     uint64_t direct;
 };
 
@@ -82,25 +81,6 @@ typedef struct raw_vector {
     bool has_target;
     double target;
 } raw_vector_t;
-
-static bool same_bytes(const char *a, size_t an, const char *b, size_t bn) {
-    return an == bn && (an == 0 || memcmp(a, b, an) == 0);
-}
-
-static bool raw_equal(const raw_vector_t *a, const raw_vector_t *b) {
-    if (!same_bytes(a->building, a->building_len, b->building, b->building_len) ||
-        !a->apartment != !b->apartment ||
-        (a->apartment &&
-         !same_bytes(a->apartment, a->apartment_len, b->apartment, b->apartment_len)) ||
-        !same_bytes(a->fsv, a->fsv_len, b->fsv, b->fsv_len) || a->hour != b->hour ||
-        a->as_of != b->as_of || a->revision != b->revision || a->nvalues != b->nvalues ||
-        a->has_target != b->has_target || (a->has_target && a->target != b->target))
-        return false;
-    for (size_t i = 0; i < a->nvalues && i < HVS_FEATURES_COUNT; i++)
-        if (memcmp(&a->values[i], &b->values[i], sizeof a->values[i]) != 0)
-            return false;
-    return true;
-}
 
 static int copy_id(const char *s, size_t n, char *dst, const char *name, hvs_err_t *err) {
     int rc = hvs_id_check_n(s, n, name, err); /* the one id rule: bad_id / id_too_long */
@@ -206,119 +186,57 @@ int sc_input_vector(sc_input_t *in, avro_value_t *v, hvs_ms_t now, hvs_ms_t max_
  * A FeatureVector of the current schema read straight from its Avro binary: avro-c's generic
  * decode allocates every one of the 55 names (the same in every vector) and copies the record
  * into the reader's schema, most of the scorer's decoding time. Anything the direct reader does
- * not expect (another schema id, a malformed body) goes to the generic path instead, which
- * gives the canonical dead-letter reason; sc_input_new checks the two agree at start. */
+ * not take as it is (another writer schema, a malformed body) goes to the generic path instead,
+ * which gives the canonical dead-letter reason; the reader is on only while the current schema
+ * has the layout it was written for (vector_layout). */
 
-typedef struct cur {
-    const unsigned char *p, *end;
-} cur_t;
+/* The FeatureVector schema the direct reader was written for (hvs_serde_layout's form). */
+static const char vector_layout[] =
+    "FeatureVector{building_id:string,apartment_id:null|string,target_hour:long,as_of:long,"
+    "feature_set_version:string,names:array<string>,values:array<double>,target:null|double,"
+    "quality_flags:array<string>,revision:int}";
 
-static int get_long(cur_t *c, int64_t *v) {
-    uint64_t z = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (c->p >= c->end)
-            return -1;
-        unsigned char b = *c->p++;
-        z |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-            *v = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
-            return 0;
-        }
-    }
-    return -1;
+static void skip_strings(hvs_wire_in_t *w) {
+    size_t n;
+    for (int64_t k; !w->bad && (k = hvs_wire_block(w)) > 0;)
+        for (int64_t i = 0; i < k && !w->bad; i++)
+            (void)hvs_wire_string(w, &n);
 }
 
-static int get_bytes(cur_t *c, const char **s, size_t *n) {
-    int64_t len;
-    if (get_long(c, &len) || len < 0 || len > c->end - c->p)
-        return -1;
-    *s = (const char *)c->p;
-    *n = (size_t)len;
-    c->p += len;
-    return 0;
-}
-
-static int get_double(cur_t *c, double *v) {
-    if (c->end - c->p < 8)
-        return -1;
-    uint64_t u = 0;
-    for (int i = 7; i >= 0; i--)
-        u = (u << 8) | c->p[i];
-    memcpy(v, &u, sizeof *v);
-    c->p += 8;
-    return 0;
-}
-
-/* The blocks of an array: calls item for each element; -1 on a malformed block. */
-static int get_block_count(cur_t *c, int64_t *count) {
-    if (get_long(c, count))
-        return -1;
-    if (*count < 0) { /* a negative count is followed by the block's size in bytes */
-        int64_t size;
-        if (get_long(c, &size) || *count == INT64_MIN)
-            return -1;
-        *count = -*count;
-    }
-    return *count > c->end - c->p ? -1 : 0; /* every item takes at least a byte */
-}
-
-static int skip_strings(cur_t *c) {
-    int64_t n;
-    do {
-        if (get_block_count(c, &n))
-            return -1;
-        for (int64_t i = 0; i < n; i++) {
-            const char *s;
-            size_t len;
-            if (get_bytes(c, &s, &len))
-                return -1;
-        }
-    } while (n);
-    return 0;
-}
-
-static int vector_from_bytes(const unsigned char *body, size_t len, raw_vector_t *r) {
-    cur_t c = {body, body + len};
-    int64_t branch, n;
+/* The body straight into *r; false when anything is not as this reader takes it. */
+static bool vector_from_bytes(const unsigned char *body, size_t len, raw_vector_t *r) {
+    hvs_wire_in_t w = hvs_wire_in(body, len);
     memset(r, 0, sizeof *r);
-    if (get_bytes(&c, &r->building, &r->building_len) || get_long(&c, &branch) || branch < 0 ||
-        branch > 1)
-        return -1;
-    if (branch == 1 && get_bytes(&c, &r->apartment, &r->apartment_len))
-        return -1;
-    if (get_long(&c, &r->hour) || get_long(&c, &r->as_of) || get_bytes(&c, &r->fsv, &r->fsv_len) ||
-        skip_strings(&c))
-        return -1;
-    do {
-        if (get_block_count(&c, &n))
-            return -1;
-        for (int64_t i = 0; i < n; i++) {
-            double x;
-            if (get_double(&c, &x))
-                return -1;
+    r->building = hvs_wire_string(&w, &r->building_len);
+    if (hvs_wire_branch(&w, 2))
+        r->apartment = hvs_wire_string(&w, &r->apartment_len);
+    r->hour = hvs_wire_long(&w);
+    r->as_of = hvs_wire_long(&w);
+    r->fsv = hvs_wire_string(&w, &r->fsv_len);
+    skip_strings(&w); /* names: the feature set's, checked by its version */
+    for (int64_t k; !w.bad && (k = hvs_wire_block(&w)) > 0;)
+        for (int64_t i = 0; i < k && !w.bad; i++, r->nvalues++) {
+            double x = hvs_wire_double(&w);
             if (r->nvalues < HVS_FEATURES_COUNT)
                 r->values[r->nvalues] = x;
-            r->nvalues++;
         }
-    } while (n);
-    if (get_long(&c, &branch) || branch < 0 || branch > 1)
-        return -1;
-    r->has_target = branch == 1;
-    if (r->has_target && get_double(&c, &r->target))
-        return -1;
-    if (skip_strings(&c) || get_long(&c, &r->revision))
-        return -1;
-    return c.p == c.end ? 0 : -1;
+    r->has_target = hvs_wire_branch(&w, 2) == 1;
+    if (r->has_target)
+        r->target = hvs_wire_double(&w);
+    skip_strings(&w); /* quality_flags */
+    r->revision = hvs_wire_int(&w);
+    return !w.bad && w.p == w.end;
 }
 
 int sc_input_vector_bytes(sc_input_t *in, hvs_decoder_t *dec, const void *buf, size_t len,
                           hvs_ms_t now, hvs_ms_t max_future, sc_vector_t *out, hvs_err_t *err) {
-    const unsigned char *b = buf;
     raw_vector_t r;
-    if (in->fast && len >= 5 && b[0] == 0 &&
-        (int32_t)((uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4]) ==
-            in->vec_id &&
-        vector_from_bytes(b + 5, len - 5, &r) == 0) {
+    int32_t id;
+    if (in->fast && len >= HVS_SERDE_HEADER_LEN && len <= HVS_SERDE_MAX_MESSAGE &&
+        hvs_serde_read_header(buf, len, &id, NULL) == HVS_OK &&
+        hvs_decoder_reads_as_reader(dec, id) &&
+        vector_from_bytes((const unsigned char *)buf + HVS_SERDE_HEADER_LEN,
+                          len - HVS_SERDE_HEADER_LEN, &r)) {
         in->direct++;
         return vector_check(&r, now, max_future, out, err);
     }
@@ -330,57 +248,6 @@ int sc_input_vector_bytes(sc_input_t *in, hvs_decoder_t *dec, const void *buf, s
 uint64_t sc_input_direct(const sc_input_t *in) { return in->direct; }
 
 /* ---- start-up ---------------------------------------------------------------------------- */
-
-/* A sample vector encoded by avro-c, read by both readers: the direct one is used only when
- * they agree (a schema it does not know would not). */
-static int direct_selfcheck(sc_input_t *in, hvs_serde_t *s, hvs_err_t *err) {
-    hvs_encoder_t *enc = NULL;
-    hvs_decoder_t *dec = NULL;
-    int rc;
-    if ((rc = hvs_encoder_new(s, HVS_SCHEMA_FEATURE_VECTOR, hvs_topic_name("features.hourly"), &enc,
-                              err)) ||
-        (rc = hvs_decoder_new(s, HVS_SCHEMA_FEATURE_VECTOR, &dec, err))) {
-        hvs_encoder_destroy(enc);
-        return rc;
-    }
-    in->vec_id = hvs_encoder_schema_id(enc);
-    avro_value_t *v = hvs_encoder_value(enc), f, item, br;
-    const char *const *names = hvs_features_names();
-    bool bad = avro_value_get_by_name(v, "building_id", &f, NULL) ||
-               avro_value_set_string(&f, "bldg self-check") ||
-               avro_value_get_by_name(v, "apartment_id", &f, NULL) ||
-               avro_value_set_branch(&f, 1, &br) || avro_value_set_string(&br, "apt_1") ||
-               avro_value_get_by_name(v, "target_hour", &f, NULL) ||
-               avro_value_set_long(&f, 1733011200000LL) ||
-               avro_value_get_by_name(v, "as_of", &f, NULL) ||
-               avro_value_set_long(&f, 1733018400000LL) ||
-               avro_value_get_by_name(v, "feature_set_version", &f, NULL) ||
-               avro_value_set_string(&f, hvs_features_version()) ||
-               avro_value_get_by_name(v, "target", &f, NULL) || avro_value_set_branch(&f, 1, &br) ||
-               avro_value_set_double(&br, 1.25) ||
-               avro_value_get_by_name(v, "quality_flags", &f, NULL) ||
-               avro_value_append(&f, &item, NULL) ||
-               avro_value_set_string(&item, "missing_weather") ||
-               avro_value_get_by_name(v, "revision", &f, NULL) || avro_value_set_int(&f, 6);
-    for (int k = 0; !bad && k < HVS_FEATURES_COUNT; k++)
-        bad = avro_value_get_by_name(v, "names", &f, NULL) || avro_value_append(&f, &item, NULL) ||
-              avro_value_set_string(&item, names[k]) ||
-              avro_value_get_by_name(v, "values", &f, NULL) || avro_value_append(&f, &item, NULL) ||
-              avro_value_set_double(&item, k % 7 == 3 ? NAN : -1.5 + 0.25 * k);
-    const void *buf;
-    size_t len;
-    avro_value_t *got;
-    raw_vector_t a, b;
-    in->fast = !bad && hvs_encoder_encode(enc, &buf, &len, err) == 0 && len > 5 &&
-               vector_from_bytes((const unsigned char *)buf + 5, len - 5, &a) == 0 &&
-               hvs_decoder_decode(dec, buf, len, &got, err) == 0 &&
-               vector_from_value(in, got, &b, err) == 0 && raw_equal(&a, &b);
-    if (!in->fast)
-        hvs_log_warn("scorer", "the direct FeatureVector reader disagrees with avro-c: not used");
-    hvs_decoder_destroy(dec);
-    hvs_encoder_destroy(enc);
-    return 0;
-}
 
 int sc_input_new(hvs_serde_t *s, sc_input_t **out, hvs_err_t *err) {
     sc_input_t *in = calloc(1, sizeof *in);
@@ -400,11 +267,12 @@ int sc_input_new(hvs_serde_t *s, sc_input_t **out, hvs_err_t *err) {
             return hvs_err_set(err, HVS_ESERDE, HVS_R_BAD_SCHEMA, "FeatureVector lacks %s",
                                vec_fields[i]);
         }
-    int rc = direct_selfcheck(in, s, err);
-    if (rc) {
-        free(in);
-        return rc;
-    }
+    char layout[sizeof vector_layout + 1];
+    in->fast = hvs_serde_layout(in->vec, layout, sizeof layout) == HVS_OK &&
+               strcmp(layout, vector_layout) == 0;
+    if (!in->fast)
+        hvs_log_warn("scorer", "the FeatureVector schema is not the direct reader's: avro-c reads "
+                               "every vector");
     *out = in;
     return 0;
 }
