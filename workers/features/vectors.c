@@ -7,6 +7,7 @@
 #include "hvs/featstore.h"
 #include "hvs/log.h"
 #include "hvs/reading.h"
+#include "hvs/wire.h"
 
 enum {
     F_BUILDING,
@@ -29,11 +30,9 @@ struct fx_output {
     hvs_encoder_t *enc;
     int idx[F_COUNT];
     int32_t schema_id;
-    unsigned char names[HVS_FEATURES_COUNT * 48 + 64]; /* the names array, encoded once */
-    size_t names_len;
-    unsigned char *buf;
-    size_t cap;
-    bool fast; /* the direct writer matched avro-c byte for byte at start */
+    hvs_wire_out_t names; /* the names array, encoded once */
+    hvs_wire_out_t out;   /* the direct writer's message, reused */
+    bool fast;            /* the direct writer matched avro-c byte for byte at start */
 };
 
 /* ---- the direct writer: FeatureVector's Avro binary by hand ---------------------------------
@@ -42,85 +41,46 @@ struct fx_output {
  * reused buffer. fx_output_new checks the result against avro-c's encoding of sample vectors and
  * falls back to avro-c if they differ (a schema change the writer does not know). */
 
-static size_t put_long(unsigned char *p, int64_t v) {
-    uint64_t z = ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
-    size_t n = 0;
-    while (z >= 0x80) {
-        p[n++] = (unsigned char)(z | 0x80);
-        z >>= 7;
-    }
-    p[n++] = (unsigned char)z;
-    return n;
-}
-
-static size_t put_str(unsigned char *p, const char *s) {
-    size_t len = strlen(s), n = put_long(p, (int64_t)len);
-    memcpy(p + n, s, len);
-    return n + len;
-}
-
-static size_t put_double(unsigned char *p, double v) {
-    uint64_t u;
-    memcpy(&u, &v, sizeof u);
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(u >> (8 * i));
-    return 8;
-}
-
 static int fast_encode(fx_output_t *o, const fx_vector_t *v, const void **buf, size_t *len,
                        hvs_err_t *err) {
-    size_t need = 5 + 2 * (HVS_READING_ID_MAX + 10) + 64 + o->names_len + 10 +
-                  HVS_FEATURES_COUNT * 8 + 32 + HVS_FEAT_FLAG_COUNT * 40;
-    if (o->cap < need) {
-        unsigned char *nb = realloc(o->buf, need);
-        if (!nb)
-            return hvs_err_set(err, HVS_ENOMEM, "oom", "FeatureVector buffer");
-        o->buf = nb;
-        o->cap = need;
-    }
     if (strlen(v->building) > HVS_READING_ID_MAX || strlen(v->entity) > HVS_READING_ID_MAX)
         return hvs_err_set(err, HVS_EINVAL, "bad_id", "id longer than %d bytes",
                            HVS_READING_ID_MAX);
-    unsigned char *p = o->buf;
-    size_t n = 0;
-    p[n++] = 0;
-    for (int i = 3; i >= 0; i--)
-        p[n++] = (unsigned char)((uint32_t)o->schema_id >> (8 * i));
-    n += put_str(p + n, v->building);
-    if (strcmp(v->entity, HVS_FS_BUILDING) == 0) {
-        p[n++] = 0;
-    } else {
-        p[n++] = 2; /* branch 1, zigzag */
-        n += put_str(p + n, v->entity);
+    hvs_wire_out_t *w = &o->out;
+    bool building = strcmp(v->entity, HVS_FS_BUILDING) == 0;
+    const char *version = hvs_features_version();
+    hvs_wire_header(w, o->schema_id);
+    hvs_wire_put_string(w, v->building, strlen(v->building));
+    hvs_wire_put_opt_string(w, building ? NULL : v->entity);
+    hvs_wire_put_long(w, v->hour);
+    hvs_wire_put_long(w, v->as_of);
+    hvs_wire_put_string(w, version, strlen(version));
+    if (!hvs_wire_reserve(w, o->names.len)) {
+        memcpy(w->buf + w->len, o->names.buf, o->names.len);
+        w->len += o->names.len;
     }
-    n += put_long(p + n, v->hour);
-    n += put_long(p + n, v->as_of);
-    n += put_str(p + n, hvs_features_version());
-    memcpy(p + n, o->names, o->names_len);
-    n += o->names_len;
-    n += put_long(p + n, HVS_FEATURES_COUNT);
+    hvs_wire_put_long(w, HVS_FEATURES_COUNT);
     for (int i = 0; i < HVS_FEATURES_COUNT; i++)
-        n += put_double(p + n, v->x[i]);
-    p[n++] = 0;
-    if (isfinite(v->target)) {
-        p[n++] = 2;
-        n += put_double(p + n, v->target);
-    } else {
-        p[n++] = 0;
-    }
+        hvs_wire_put_double(w, v->x[i]);
+    hvs_wire_put_long(w, 0);
+    hvs_wire_put_opt_double(w, isfinite(v->target), v->target);
     int nf = 0;
     for (int i = 0; i < HVS_FEAT_FLAG_COUNT; i++)
         nf += (v->flags >> i) & 1u;
     if (nf) {
-        n += put_long(p + n, nf);
+        hvs_wire_put_long(w, nf);
         for (int i = 0; i < HVS_FEAT_FLAG_COUNT; i++)
-            if (v->flags & (1u << i))
-                n += put_str(p + n, hvs_features_flag_name(i));
+            if (v->flags & (1u << i)) {
+                const char *f = hvs_features_flag_name(i);
+                hvs_wire_put_string(w, f, strlen(f));
+            }
     }
-    p[n++] = 0;
-    n += put_long(p + n, v->revision);
-    *buf = p;
-    *len = n;
+    hvs_wire_put_long(w, 0);
+    hvs_wire_put_long(w, v->revision);
+    if (w->oom)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "FeatureVector buffer");
+    *buf = w->buf;
+    *len = w->len;
     return 0;
 }
 
@@ -190,12 +150,11 @@ int fx_output_new(hvs_serde_t *s, const char *topic, fx_output_t **out, hvs_err_
     }
     o->schema_id = hvs_encoder_schema_id(o->enc);
     const char *const *names = hvs_features_names();
-    size_t n = put_long(o->names, HVS_FEATURES_COUNT);
+    hvs_wire_put_long(&o->names, HVS_FEATURES_COUNT);
     for (int i = 0; i < HVS_FEATURES_COUNT; i++)
-        n += put_str(o->names + n, names[i]);
-    o->names[n++] = 0;
-    o->names_len = n;
-    o->fast = fast_matches(o);
+        hvs_wire_put_string(&o->names, names[i], strlen(names[i]));
+    hvs_wire_put_long(&o->names, 0);
+    o->fast = !o->names.oom && fast_matches(o);
     if (!o->fast)
         hvs_log_warn("features",
                      "direct FeatureVector writer disagrees with avro-c on this schema: "
@@ -208,7 +167,8 @@ void fx_output_destroy(fx_output_t *o) {
     if (!o)
         return;
     hvs_encoder_destroy(o->enc);
-    free(o->buf);
+    hvs_wire_out_free(&o->names);
+    hvs_wire_out_free(&o->out);
     free(o);
 }
 
