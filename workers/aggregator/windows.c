@@ -261,8 +261,12 @@ static bool apartment_window(const agg_samples_t *a, const agg_params_t *p, hvs_
             const agg_series_t *s = &a->s[k];
             if (s->kind != AGG_TEMP && s->kind != AGG_SETPOINT && (s->kind != AGG_VALVE || !rooms))
                 continue;
-            if (cur[k] < 0 || (size_t)cur[k] + 1 < s->n)
+            /* instants rise: the floor moves forward a point or two at a time */
+            if (cur[k] < 0)
                 cur[k] = agg_points_floor(s->p, s->n, r);
+            else
+                while ((size_t)cur[k] + 1 < s->n && s->p[cur[k] + 1].t <= r)
+                    cur[k]++;
         }
         for (size_t k = 0; k < ns; k++) {
             const agg_series_t *s = &a->s[k];
