@@ -389,6 +389,11 @@ static void test_differential(void) {
         HVS_CHECK(rc2 == 0, "case %d avro-c: %s", i, err.msg);
         if (rc1 || rc2)
             continue;
+        if (!agg_output_last_direct(direct) || agg_output_last_direct(ref)) {
+            if (failures++ < 5)
+                fprintf(stderr, "case %d: not written by the direct writer and avro-c\n", i);
+            continue;
+        }
         if (n1 == n2 && memcmp(b1, b2, n1) == 0) {
             same++;
         } else if (failures++ < 5) {

@@ -92,6 +92,7 @@ struct agg_output {
     int ridx[RF_COUNT];
     bool can_direct;     /* the current schema is direct_layout */
     bool direct;         /* use write_direct (can_direct, unless a test turned it off) */
+    bool last_direct;    /* the last message came from write_direct */
     int32_t id;          /* schema id of the encoder (the direct writer's header) */
     hvs_wire_out_t wire; /* the direct writer's message, reused */
 };
@@ -158,6 +159,8 @@ void agg_output_destroy(agg_output_t *o) {
 }
 
 bool agg_output_direct(const agg_output_t *o) { return o->direct; }
+
+bool agg_output_last_direct(const agg_output_t *o) { return o->last_direct; }
 
 void agg_output_use_direct(agg_output_t *o, bool on) { o->direct = on && o->can_direct; }
 
@@ -283,6 +286,7 @@ static int write_direct(agg_output_t *o, const char *building, const char *apart
                            hvs_schema_name(HVS_SCHEMA_AGGREGATE), HVS_SERDE_MAX_MESSAGE);
     *buf = w->buf;
     *len = w->len;
+    o->last_direct = true;
     return HVS_OK;
 }
 
@@ -291,6 +295,7 @@ static int write_direct(agg_output_t *o, const char *building, const char *apart
 int agg_output_encode(agg_output_t *o, const char *building, const char *apartment,
                       const agg_result_t *r, uint32_t revision, hvs_ms_t emitted_at,
                       const void **buf, size_t *len, hvs_err_t *err) {
+    o->last_direct = false;
     if (o->direct)
         return write_direct(o, building, apartment, r, revision, emitted_at, buf, len, err);
     avro_value_t *v = hvs_encoder_value_bare(o->enc); /* every field is set below */

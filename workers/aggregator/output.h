@@ -38,6 +38,8 @@ int agg_output_encode(agg_output_t *o, const char *building, const char *apartme
 bool agg_output_layout_direct(avro_schema_t aggregate);
 /* Is o using the direct writer? */
 bool agg_output_direct(const agg_output_t *o);
+/* Did the direct writer write the last message agg_output_encode returned? */
+bool agg_output_last_direct(const agg_output_t *o);
 /* Tests: false forces the avro-c path, true returns to the direct writer when the schema allows
  * it. */
 void agg_output_use_direct(agg_output_t *o, bool on);
