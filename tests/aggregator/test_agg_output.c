@@ -317,7 +317,7 @@ static void test_direct_on(void) {
     HVS_REQUIRE(agg_output_new(serde, "aggregates.15m", &o, &err) == 0, "output: %s", err.msg);
     HVS_CHECK(agg_output_layout_direct(hvs_serde_schema(serde, HVS_SCHEMA_AGGREGATE)),
               "the current Aggregate schema's layout is not the direct writer's: update "
-              "direct_layout and write_direct in workers/aggregator/output.c");
+              "HVS_LAYOUT_AGGREGATE (layouts.h) and write_direct in workers/aggregator/output.c");
     HVS_CHECK(agg_output_direct(o), "the direct writer is off for the current schema");
     agg_output_use_direct(o, false);
     HVS_CHECK(!agg_output_direct(o), "forced off");

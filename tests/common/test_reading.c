@@ -488,8 +488,9 @@ static void test_direct(void) {
                     hvs_decoder_new(s, HVS_SCHEMA_READING, &d, &err) == 0 &&
                     hvs_decoder_new(s, HVS_SCHEMA_READING, &ref, &err) == 0,
                 "setup");
-    HVS_REQUIRE(hvs_reading_codec_direct(c), "the direct reader is on for the current schema "
-                                             "(reading.c's direct_layout matches Reading.avsc)");
+    HVS_REQUIRE(hvs_reading_codec_direct(c),
+                "the direct reader is on for the current schema "
+                "(HVS_LAYOUT_READING in layouts.h matches Reading.avsc)");
     int direct_ok = 0, mutated = 0, mutated_direct = 0, mutated_rejected = 0;
     static unsigned char msg[16384];
     for (int round = 0; round < 3000; round++) {

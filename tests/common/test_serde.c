@@ -733,8 +733,54 @@ static void case_building_evolution(void) { test_building_evolution(serde()); }
 static void case_model_version_evolution(void) { test_model_version_evolution(serde()); }
 static void case_json_errors(void) { test_json_errors(serde()); }
 
+/* hvs_serde_layout renders what decides the bytes, and only that; hvs_decoder_reads_as_reader
+ * tells the current writer from older ones and unknown ids. */
+static void case_layout(void) {
+    const char *json =
+        "{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"x\",\"doc\":\"ignored\",\"fields\":["
+        "{\"name\":\"a\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}},"
+        "{\"name\":\"b\",\"type\":[\"null\",\"string\",\"int\"]},"
+        "{\"name\":\"c\",\"type\":{\"type\":\"map\",\"values\":\"float\"}},"
+        "{\"name\":\"d\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"X\",\"Y\"]}},"
+        "{\"name\":\"e\",\"type\":{\"type\":\"fixed\",\"name\":\"F\",\"size\":16}},"
+        "{\"name\":\"f\",\"type\":{\"type\":\"array\",\"items\":{\"type\":\"record\","
+        "\"name\":\"S\",\"fields\":[{\"name\":\"g\",\"type\":\"boolean\"},"
+        "{\"name\":\"h\",\"type\":\"bytes\"},{\"name\":\"i\",\"type\":\"double\"}]}}}]}";
+    avro_schema_t sc;
+    HVS_REQUIRE(avro_schema_from_json_length(json, strlen(json), &sc) == 0, "schema: %s",
+                avro_strerror());
+    const char *want = "R{a:long,b:null|string|int,c:map<float>,d:enum(X,Y),e:fixed(16),"
+                       "f:array<S{g:boolean,h:bytes,i:double}>}";
+    char buf[256];
+    HVS_CHECK(hvs_serde_layout(sc, buf, sizeof buf) == 0, "layout");
+    HVS_CHECK_EQ_STR(buf, want);
+    HVS_CHECK(hvs_serde_layout(sc, buf, strlen(want)) == HVS_EINVAL, "a buffer too small");
+    HVS_CHECK(hvs_serde_has_layout(sc, want), "has_layout");
+    char shorter[256];
+    snprintf(shorter, sizeof shorter, "%.*s", (int)strlen(want) - 1, want);
+    HVS_CHECK(!hvs_serde_has_layout(sc, shorter) && !hvs_serde_has_layout(sc, "R{a:long}") &&
+                  !hvs_serde_has_layout(NULL, want),
+              "a prefix, another layout, no schema");
+    avro_schema_decref(sc);
+
+    hvs_serde_t *s;
+    hvs_err_t err;
+    hvs_decoder_t *d;
+    HVS_REQUIRE(hvs_serde_new(NULL, &s, &err) == 0 &&
+                    hvs_decoder_new(s, HVS_SCHEMA_READING, &d, &err) == 0,
+                "serde");
+    HVS_CHECK(hvs_decoder_reads_as_reader(d, 12) == 1, "Reading v2 (id 12) is the reader's");
+    HVS_CHECK(hvs_decoder_reads_as_reader(d, 1) == 0, "Reading v1 (id 1) is not");
+    HVS_CHECK(hvs_decoder_reads_as_reader(d, 4) == 0, "an Aggregate id is not");
+    HVS_CHECK(hvs_decoder_reads_as_reader(d, 9999) == 0, "an unknown id is not");
+    HVS_CHECK(hvs_decoder_reads_as_reader(d, 12) == 1, "asked again");
+    hvs_decoder_destroy(d);
+    hvs_serde_destroy(s);
+}
+
 static const hvs_test_case_t cases[] = {
     {"schemas", test_schemas},
+    {"layout", case_layout},
     {"fields", case_fields},
     {"roundtrip_all", case_roundtrip_all},
     {"bad_messages", case_bad_messages},

@@ -186,8 +186,9 @@ static void test_differential(void) {
                     hvs_decoder_new(s, HVS_SCHEMA_AGGREGATE, &d, &err) == 0 &&
                     hvs_decoder_new(s, HVS_SCHEMA_AGGREGATE, &ref, &err) == 0,
                 "setup");
-    HVS_REQUIRE(fx_input_aggregate_direct(in), "the direct reader is on for the current schema "
-                                               "(input.c's agg_layout matches Aggregate.avsc)");
+    HVS_REQUIRE(fx_input_aggregate_direct(in),
+                "the direct reader is on for the current schema "
+                "(HVS_LAYOUT_AGGREGATE in layouts.h matches Aggregate.avsc)");
     int rounds = 4000, accepted = 0, direct_n = 0, too_many = 0, damaged = 0, damaged_direct = 0;
     static unsigned char msg[65536], saved[65536];
     static outcome_t want, got;

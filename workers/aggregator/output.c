@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "aggregate.h"
+#include "hvs/layouts.h"
 #include "hvs/wire.h"
 
 enum {
@@ -74,23 +75,12 @@ static const char *const room_field_names[RF_COUNT] = {
 
 /* The Aggregate schema the direct writer (write_direct) was written for, in hvs_serde_layout's
  * form: the writer follows this field order and these types and enum symbols. */
-static const char direct_layout[] =
-    "Aggregate{building_id:string,apartment_id:null|string,window_start:long,window_end:long,"
-    "window_size_ms:long,revision:int,heating_kwh:null|double,hot_water_litres:null|double,"
-    "room_temp_mean_c:null|double,room_temp_min_c:null|double,room_temp_max_c:null|double,"
-    "setpoint_mean_c:null|double,comfort_gap_mean_c:null|double,readings_expected:int,"
-    "readings_seen:int,reporting_apartments:null|int,known_apartments:null|int,"
-    "quality:enum(COMPLETE,PARTIAL,SILENT,INTERPOLATED,UNKNOWN),flags:array<string>,"
-    "emitted_at:long,rooms:array<RoomStats{room:string,temp_mean_c:null|double,"
-    "temp_min_c:null|double,temp_max_c:null|double,temp_std_c:null|double,"
-    "setpoint_mean_c:null|double,valve_mean_pct:null|double,readings_seen:int,"
-    "temp_changes:int}>,uncounted_kwh:null|double}";
 
 struct agg_output {
     hvs_encoder_t *enc;
     int idx[F_COUNT];
     int ridx[RF_COUNT];
-    bool can_direct;     /* the current schema is direct_layout */
+    bool can_direct;     /* the current schema is HVS_LAYOUT_AGGREGATE */
     bool direct;         /* use write_direct (can_direct, unless a test turned it off) */
     bool last_direct;    /* the last message came from write_direct */
     int32_t id;          /* schema id of the encoder (the direct writer's header) */
@@ -98,9 +88,7 @@ struct agg_output {
 };
 
 bool agg_output_layout_direct(avro_schema_t aggregate) {
-    char layout[sizeof direct_layout + 1];
-    return aggregate && hvs_serde_layout(aggregate, layout, sizeof layout) == HVS_OK &&
-           strcmp(layout, direct_layout) == 0;
+    return hvs_serde_has_layout(aggregate, HVS_LAYOUT_AGGREGATE);
 }
 
 int agg_output_new(hvs_serde_t *s, const char *topic, agg_output_t **out, hvs_err_t *err) {
@@ -212,8 +200,9 @@ static int set_room(const agg_output_t *o, avro_value_t *rec, const agg_room_res
 }
 
 /* ---- direct writer: the same bytes as the avro-c path below, field by field in schema order
- * (direct_layout); the values and the null rules (absent or not finite = null) are the same as
- * set_opt_double's. Checked byte-for-byte against avro-c by tests/aggregator/test_agg_output.c. */
+ * (HVS_LAYOUT_AGGREGATE); the values and the null rules (absent or not finite = null) are the
+ * same as set_opt_double's. Checked byte-for-byte against avro-c by
+ * tests/aggregator/test_agg_output.c. */
 
 static void put_opt_double(hvs_wire_out_t *w, bool has, double v) {
     hvs_wire_put_opt_double(w, has && isfinite(v), v);
@@ -238,7 +227,6 @@ static int write_direct(agg_output_t *o, const char *building, const char *apart
                         const void **buf, size_t *len, hvs_err_t *err) {
     hvs_wire_out_t *w = &o->wire;
     bool bld = apartment == NULL, t = r->temp_ms > 0;
-    w->oom = false; /* a failed message earlier must not fail every later one */
     hvs_wire_header(w, o->id);
     hvs_wire_put_string(w, building, strlen(building));
     hvs_wire_put_opt_string(w, apartment);
@@ -290,7 +278,7 @@ static int write_direct(agg_output_t *o, const char *building, const char *apart
     return HVS_OK;
 }
 
-/* ---- avro-c path: the reference, and the writer when the schema is not direct_layout ------- */
+/* ---- avro-c path: the reference, and the writer when the schema is not HVS_LAYOUT_AGGREGATE */
 
 int agg_output_encode(agg_output_t *o, const char *building, const char *apartment,
                       const agg_result_t *r, uint32_t revision, hvs_ms_t emitted_at,

@@ -8,6 +8,7 @@
 #include "hvs/featstore.h"
 #include "hvs/fields.h"
 #include "hvs/ids.h"
+#include "hvs/layouts.h"
 #include "hvs/rooms.h"
 #include "hvs/wire.h"
 
@@ -23,22 +24,11 @@ static const char *const wx_fields[W_N] = {"building_id",     "hour",
                                            "cloud_cover_pct", "shortwave_radiation_wm2",
                                            "wind_speed_ms"};
 
-/* The Aggregate schema the direct reader was written for (hvs_serde_layout's form). */
-static const char agg_layout[] =
-    "Aggregate{building_id:string,apartment_id:null|string,window_start:long,window_end:long,"
-    "window_size_ms:long,revision:int,heating_kwh:null|double,hot_water_litres:null|double,"
-    "room_temp_mean_c:null|double,room_temp_min_c:null|double,room_temp_max_c:null|double,"
-    "setpoint_mean_c:null|double,comfort_gap_mean_c:null|double,readings_expected:int,"
-    "readings_seen:int,reporting_apartments:null|int,known_apartments:null|int,quality:enum("
-    "COMPLETE,PARTIAL,SILENT,INTERPOLATED,UNKNOWN),flags:array<string>,emitted_at:long,rooms:"
-    "array<RoomStats{room:string,temp_mean_c:null|double,temp_min_c:null|double,temp_max_c:"
-    "null|double,temp_std_c:null|double,setpoint_mean_c:null|double,valve_mean_pct:null|double,"
-    "readings_seen:int,temp_changes:int}>,uncounted_kwh:null|double}";
 
 struct fx_input {
     avro_schema_t agg, wx;
     int ai[A_N], wi[W_N];
-    bool agg_direct; /* the current Aggregate is agg_layout */
+    bool agg_direct; /* the current Aggregate is HVS_LAYOUT_AGGREGATE */
 };
 
 int fx_input_new(hvs_serde_t *s, fx_input_t **out, hvs_err_t *err) {
@@ -57,9 +47,7 @@ int fx_input_new(hvs_serde_t *s, fx_input_t **out, hvs_err_t *err) {
             free(in);
             return hvs_err_set(err, HVS_ESERDE, "bad_schema", "Weather lacks %s", wx_fields[i]);
         }
-    char layout[sizeof agg_layout + 1];
-    in->agg_direct = hvs_serde_layout(in->agg, layout, sizeof layout) == HVS_OK &&
-                     strcmp(layout, agg_layout) == 0;
+    in->agg_direct = hvs_serde_has_layout(in->agg, HVS_LAYOUT_AGGREGATE);
     *out = in;
     return 0;
 }

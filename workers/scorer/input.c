@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "hvs/fields.h"
+#include "hvs/layouts.h"
 #include "hvs/log.h"
 #include "hvs/wire.h"
 
@@ -20,7 +21,7 @@ static const char *const vec_fields[V_N] = {
 struct sc_input {
     avro_schema_t agg, vec;
     int ai[A_N], vi[V_N];
-    bool fast; /* the current FeatureVector is vector_layout: the direct reader is on */
+    bool fast; /* the current FeatureVector is HVS_LAYOUT_FEATURE_VECTOR: the direct reader is on */
     uint64_t direct;
 };
 
@@ -188,13 +189,8 @@ int sc_input_vector(sc_input_t *in, avro_value_t *v, hvs_ms_t now, hvs_ms_t max_
  * into the reader's schema, most of the scorer's decoding time. Anything the direct reader does
  * not take as it is (another writer schema, a malformed body) goes to the generic path instead,
  * which gives the canonical dead-letter reason; the reader is on only while the current schema
- * has the layout it was written for (vector_layout). */
+ * has the layout it was written for (HVS_LAYOUT_FEATURE_VECTOR). */
 
-/* The FeatureVector schema the direct reader was written for (hvs_serde_layout's form). */
-static const char vector_layout[] =
-    "FeatureVector{building_id:string,apartment_id:null|string,target_hour:long,as_of:long,"
-    "feature_set_version:string,names:array<string>,values:array<double>,target:null|double,"
-    "quality_flags:array<string>,revision:int}";
 
 static void skip_strings(hvs_wire_in_t *w) {
     size_t n;
@@ -267,9 +263,7 @@ int sc_input_new(hvs_serde_t *s, sc_input_t **out, hvs_err_t *err) {
             return hvs_err_set(err, HVS_ESERDE, HVS_R_BAD_SCHEMA, "FeatureVector lacks %s",
                                vec_fields[i]);
         }
-    char layout[sizeof vector_layout + 1];
-    in->fast = hvs_serde_layout(in->vec, layout, sizeof layout) == HVS_OK &&
-               strcmp(layout, vector_layout) == 0;
+    in->fast = hvs_serde_has_layout(in->vec, HVS_LAYOUT_FEATURE_VECTOR);
     if (!in->fast)
         hvs_log_warn("scorer", "the FeatureVector schema is not the direct reader's: avro-c reads "
                                "every vector");

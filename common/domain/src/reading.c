@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hvs/layouts.h"
 #include "hvs/wire.h"
 
 /* The sensors of the deployment's profile (profile.h; data/profiles/profiles.ini: heat's table
@@ -253,15 +254,10 @@ int hvs_reading_validate(const hvs_reading_t *r, hvs_ms_t now, hvs_ms_t max_futu
     return HVS_OK;
 }
 
-/* The Reading schema the direct reader was written for (hvs_serde_layout's form). */
-static const char direct_layout[] =
-    "Reading{building_id:string,apartment_id:string,timestamp:long,readings:array<SensorReading{"
-    "sensor_type:string,room_name:null|string,value:double}>,device_id:null|string,ingested_at:"
-    "null|long,source:null|string}";
 
 struct hvs_reading_codec {
     avro_schema_t schema; /* borrowed from the serde */
-    bool direct;          /* the current schema is direct_layout */
+    bool direct;          /* the current schema is HVS_LAYOUT_READING */
     int building_id, apartment_id, timestamp, readings, device_id, ingested_at, source;
     int sensor_type, room_name, value;
 };
@@ -295,9 +291,7 @@ int hvs_reading_codec_new(hvs_serde_t *s, hvs_reading_codec_t **out, hvs_err_t *
         return hvs_err_set(err, HVS_ESERDE, HVS_READING_R_BAD_SCHEMA,
                            "Reading schema lacks a field this code reads");
     }
-    char layout[sizeof direct_layout + 1];
-    c->direct = hvs_serde_layout(rs, layout, sizeof layout) == HVS_OK &&
-                strcmp(layout, direct_layout) == 0;
+    c->direct = hvs_serde_has_layout(rs, HVS_LAYOUT_READING);
     *out = c;
     return HVS_OK;
 }

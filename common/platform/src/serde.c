@@ -465,3 +465,12 @@ int hvs_serde_layout(avro_schema_t schema, char *buf, size_t len) {
     layout_walk(&b, schema, 0);
     return b.full ? HVS_EINVAL : HVS_OK;
 }
+
+bool hvs_serde_has_layout(avro_schema_t schema, const char *layout) {
+    size_t len = strlen(layout) + 2; /* room to see a longer rendering differ */
+    char *buf = malloc(len);
+    bool same = buf && schema && hvs_serde_layout(schema, buf, len) == HVS_OK &&
+                strcmp(buf, layout) == 0;
+    free(buf);
+    return same;
+}

@@ -39,6 +39,7 @@ void hvs_wire_out_free(hvs_wire_out_t *out) {
 
 int hvs_wire_header(hvs_wire_out_t *out, int32_t schema_id) {
     out->len = 0;
+    out->oom = false;
     if (out->cap < 5 && hvs_wire_reserve(out, 5))
         return HVS_ENOMEM;
     uint32_t id = (uint32_t)schema_id;

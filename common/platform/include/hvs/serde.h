@@ -32,6 +32,7 @@
 #define HVS_SERDE_H
 
 #include <avro.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -148,6 +149,8 @@ int hvs_decoder_reads_as_reader(hvs_decoder_t *d, int32_t id);
  * differ. 0, or HVS_EINVAL when buf is too small.
  */
 int hvs_serde_layout(avro_schema_t schema, char *buf, size_t len);
+/* Does `schema` render to exactly `layout`? (false for NULL) */
+bool hvs_serde_has_layout(avro_schema_t schema, const char *layout);
 
 /* Fields of a decoded record by name, for readers that pick a few (no copy: a string points
  * into v and lives as long as it). A field may be a union with null; a missing field or null

@@ -18,8 +18,8 @@
  * Ownership: hvs_wire_in_t borrows the bytes it reads; strings it returns point into them.
  * hvs_wire_out_t owns its buffer (malloc'd, grown as needed); free it with hvs_wire_out_free.
  * Thread-safety: none; one per thread. Errors: readers set in->bad (sticky: later reads return 0
- * and leave bad set); writers set out->oom and return HVS_ENOMEM (sticky too), so a writer can
- * check once at the end.
+ * and leave bad set); writers set out->oom and return HVS_ENOMEM (sticky until the next
+ * hvs_wire_header), so a writer can check once at the end.
  */
 #ifndef HVS_WIRE_H
 #define HVS_WIRE_H
@@ -123,7 +123,8 @@ typedef struct hvs_wire_out {
 int hvs_wire_reserve(hvs_wire_out_t *out, size_t n);
 void hvs_wire_out_free(hvs_wire_out_t *out);
 
-/* The Confluent header (magic 0, big-endian schema id); starts a message: len is reset. */
+/* The Confluent header (magic 0, big-endian schema id); starts a message: len and oom are reset
+ * (a message that failed does not fail the next). */
 int hvs_wire_header(hvs_wire_out_t *out, int32_t schema_id);
 
 static inline int hvs_wire_put_long(hvs_wire_out_t *out, int64_t v) {
