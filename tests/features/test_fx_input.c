@@ -19,12 +19,7 @@
 #define HOUR INT64_C(3600000)
 
 static uint64_t rng_state = 0x2545f4914f6cdd1du;
-static uint64_t rnd(void) { /* xorshift64*: a fixed sequence, so a failure reproduces */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545f4914f6cdd1du;
-}
+static uint64_t rnd(void) { return hvs_test_rand(&rng_state); }
 
 static double uniform(double lo, double hi) {
     return lo + (hi - lo) * (double)(rnd() >> 11) / 0x1p53;
@@ -208,17 +203,8 @@ static void test_differential(void) {
         direct_n += direct;
         too_many += !direct;
         for (int k = 0; k < 4; k++) {
-            size_t mlen = len, at = HVS_SERDE_HEADER_LEN + (size_t)(rnd() % (len - 5));
             memcpy(saved, msg, len);
-            switch (k) {
-            case 0: mlen = at; break;
-            case 1: msg[mlen++] = (unsigned char)rnd(); break;
-            case 2: msg[at] ^= (unsigned char)(1u << (rnd() % 8)); break;
-            default:
-                memmove(msg + at + 1, msg + at, len - at);
-                msg[at] = (unsigned char)rnd();
-                mlen++;
-            }
+            size_t at, mlen = hvs_test_damage(msg, len, k, &rng_state, &at);
             by_avro_c(in, ref, msg, mlen, &want);
             direct = false;
             by_message(in, d, msg, mlen, &got, &direct);

@@ -678,3 +678,25 @@ void hvs_test_print_phases(const char *text, const char *stage) {
     }
     printf("\n");
 }
+
+uint64_t hvs_test_rand(uint64_t *state) {
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 0x2545f4914f6cdd1du;
+}
+
+size_t hvs_test_damage(unsigned char *msg, size_t len, int kind, uint64_t *state, size_t *at) {
+    *at = 5 + (size_t)(hvs_test_rand(state) % (len - 5));
+    switch (kind) {
+    case 0: return *at;
+    case 1: msg[len] = (unsigned char)hvs_test_rand(state); return len + 1;
+    case 2: msg[*at] ^= (unsigned char)(1u << (hvs_test_rand(state) % 8)); return len;
+    default:
+        memmove(msg + *at + 1, msg + *at, len - *at);
+        msg[*at] = (unsigned char)hvs_test_rand(state);
+        return len + 1;
+    }
+}

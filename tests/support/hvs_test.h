@@ -219,4 +219,13 @@ long long hvs_test_stage_offsets(const char *redis_url, const char *stage, const
 /* The median of v[0..n) (sorts v in place); n > 0. */
 double hvs_test_median(double *v, int n);
 
+/* A fixed pseudo-random sequence (xorshift64*): *state is the generator, seeded by the test, so
+ * a failure reproduces. */
+uint64_t hvs_test_rand(uint64_t *state);
+/* Damage a wire message in place for differential tests of readers: kind 0 cuts it at a random
+ * byte of the body, 1 appends a random byte, 2 flips one bit of the body, 3 inserts a random
+ * byte into it. msg holds len bytes (more than the 5-byte header) and room for one more; returns
+ * the new length and *at, the body offset it changed. */
+size_t hvs_test_damage(unsigned char *msg, size_t len, int kind, uint64_t *state, size_t *at);
+
 #endif

@@ -246,18 +246,7 @@ static int write_direct(agg_output_t *o, const char *building, const char *apart
     hvs_wire_put_opt_int(w, bld, r->reporting);
     hvs_wire_put_opt_int(w, bld, r->known);
     hvs_wire_put_int(w, (int32_t)r->quality);
-    int nflags = 0;
-    for (int i = 0; i < AGG_FLAG_COUNT; i++)
-        nflags += (r->flags >> i) & 1u;
-    if (nflags) { /* one block, as avro-c writes it: count, items, 0 */
-        hvs_wire_put_long(w, nflags);
-        for (int i = 0; i < AGG_FLAG_COUNT; i++)
-            if (r->flags & (1u << i)) {
-                const char *f = agg_flag_name(i);
-                hvs_wire_put_string(w, f, strlen(f));
-            }
-    }
-    hvs_wire_put_long(w, 0);
+    hvs_wire_put_bit_names(w, r->flags, AGG_FLAG_COUNT, agg_flag_name);
     hvs_wire_put_long(w, emitted_at);
     if (r->nrooms > 0) {
         hvs_wire_put_long(w, r->nrooms);

@@ -64,18 +64,7 @@ static int fast_encode(fx_output_t *o, const fx_vector_t *v, const void **buf, s
         hvs_wire_put_double(w, v->x[i]);
     hvs_wire_put_long(w, 0);
     hvs_wire_put_opt_double(w, isfinite(v->target), v->target);
-    int nf = 0;
-    for (int i = 0; i < HVS_FEAT_FLAG_COUNT; i++)
-        nf += (v->flags >> i) & 1u;
-    if (nf) {
-        hvs_wire_put_long(w, nf);
-        for (int i = 0; i < HVS_FEAT_FLAG_COUNT; i++)
-            if (v->flags & (1u << i)) {
-                const char *f = hvs_features_flag_name(i);
-                hvs_wire_put_string(w, f, strlen(f));
-            }
-    }
-    hvs_wire_put_long(w, 0);
+    hvs_wire_put_bit_names(w, v->flags, HVS_FEAT_FLAG_COUNT, hvs_features_flag_name);
     hvs_wire_put_long(w, v->revision);
     if (w->oom)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "FeatureVector buffer");

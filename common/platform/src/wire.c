@@ -2,6 +2,7 @@
 #include "hvs/wire.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "hvs/err.h"
 
@@ -50,4 +51,20 @@ int hvs_wire_header(hvs_wire_out_t *out, int32_t schema_id) {
     out->buf[4] = (unsigned char)id;
     out->len = 5;
     return HVS_OK;
+}
+
+int hvs_wire_put_bit_names(hvs_wire_out_t *out, unsigned bits, int nbits,
+                           const char *(*name)(int)) {
+    int n = 0;
+    for (int i = 0; i < nbits; i++)
+        n += (bits >> i) & 1u;
+    if (n) {
+        hvs_wire_put_long(out, n);
+        for (int i = 0; i < nbits; i++)
+            if (bits & (1u << i)) {
+                const char *s = name(i);
+                hvs_wire_put_string(out, s, strlen(s));
+            }
+    }
+    return hvs_wire_put_long(out, 0);
 }

@@ -181,4 +181,8 @@ static inline int hvs_wire_put_opt_string(hvs_wire_out_t *out, const char *s) {
     return hvs_wire_put_long(out, 1) || hvs_wire_put_string(out, s, strlen(s));
 }
 
+/* An array<string> of the names of bits set in `bits` (bit i named name(i), i < nbits), in bit
+ * order: one block, or just the end marker when none is set (as avro-c writes it). */
+int hvs_wire_put_bit_names(hvs_wire_out_t *out, unsigned bits, int nbits, const char *(*name)(int));
+
 #endif
