@@ -237,14 +237,22 @@ static bool apartment_window(const agg_samples_t *a, const agg_params_t *p, hvs_
                              ? ser[room_of[i]][AGG_SETPOINT - AGG_TEMP]
                              : -1;
     } else {
+        /* a temperature pairs with its room's setpoint: series are sorted by (kind, room), so
+         * one merge of the two kinds' runs finds every pair */
+        size_t sp = 0;
+        while (sp < ns && a->s[sp].kind != AGG_SETPOINT)
+            sp++;
         for (size_t i = 0; i < ns; i++) {
             room_of[i] = -1;
             pair_of[i] = -1;
             if (a->s[i].kind != AGG_TEMP)
                 continue;
-            for (size_t j = 0; j < ns; j++)
-                if (a->s[j].kind == AGG_SETPOINT && strcmp(a->s[j].room, a->s[i].room) == 0)
-                    pair_of[i] = (int)j;
+            int c = 1;
+            while (sp < ns && a->s[sp].kind == AGG_SETPOINT &&
+                   (c = strcmp(a->s[sp].room, a->s[i].room)) < 0)
+                sp++;
+            if (sp < ns && a->s[sp].kind == AGG_SETPOINT && c == 0)
+                pair_of[i] = (int)sp;
         }
     }
     for (size_t i = 0; i < ns; i++)
@@ -262,8 +270,8 @@ static bool apartment_window(const agg_samples_t *a, const agg_params_t *p, hvs_
             if (s->kind != AGG_TEMP && s->kind != AGG_SETPOINT && (s->kind != AGG_VALVE || !rooms))
                 continue;
             /* instants rise: the floor moves forward a point or two at a time */
-            if (cur[k] < 0)
-                cur[k] = agg_points_floor(s->p, s->n, r);
+            if (cur[k] < 0) /* no point yet: searched once there is one at or before r */
+                cur[k] = s->n && s->p[0].t <= r ? agg_points_floor(s->p, s->n, r) : -1;
             else
                 while ((size_t)cur[k] + 1 < s->n && s->p[cur[k] + 1].t <= r)
                     cur[k]++;
