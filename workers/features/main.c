@@ -21,7 +21,6 @@
  * timestamp, or their start) and replayed quietly (hvs_stage_replaying) up to where processing
  * had got, so no vector is computed from empty lags.
  */
-#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -566,12 +565,7 @@ static void worker_free(void *state) {
 
 int main(int argc, char **argv) {
     static worker_t w; /* large, zeroed, living for the process */
-    /* Every batch allocates and frees the same megabytes (the producer's copies of up to 5000
-     * vectors, the state's commands): keep them instead of giving them back to the kernel and
-     * faulting them in again at the next batch (page faults were ~5 % of the worker's CPU). */
-    mallopt(M_TRIM_THRESHOLD, 64 << 20);
-    mallopt(M_TOP_PAD, 16 << 20);
-    mallopt(M_MMAP_THRESHOLD, 4 << 20);
+    hvs_app_keep_heap(); /* page faults were ~5 % of the worker's CPU */
     hvs_cfg_section_t sections[] = {fx_section,
                                     *hvs_stage_settings_section(&stage_settings, "HVS_FEAT_")};
     hvs_app_spec_t spec = {

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -447,4 +448,10 @@ int hvs_app_main(const hvs_app_spec_t *spec, int argc, char **argv, hvs_app_run_
     }
     hvs_app_fini(&app);
     return rc == HVS_OK && !hvs_app_shutdown_was_incomplete() ? 0 : 1;
+}
+
+void hvs_app_keep_heap(void) {
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_TOP_PAD, 16 << 20);
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
 }

@@ -92,6 +92,12 @@ void hvs_app_fini(hvs_app_t *app);
 typedef int (*hvs_app_run_fn)(hvs_app_t *app, void *state, hvs_err_t *err);
 int hvs_app_main(const hvs_app_spec_t *spec, int argc, char **argv, hvs_app_run_fn run);
 
+/* For workers whose every batch allocates and frees the same megabytes (librdkafka's fetch and
+ * decompression buffers, the producer's copies, the state's commands): keep freed memory in the
+ * heap (up to 64 MB) and serve blocks below 4 MB from it, instead of returning them to the
+ * kernel and faulting them in again at the next batch. Call first thing in main. */
+void hvs_app_keep_heap(void);
+
 /* Readiness for /readyz (set by the worker's loop; thread-safe). */
 void hvs_app_set_ready(hvs_app_t *app, hvs_http_ready_fn fn, void *opaque);
 
