@@ -547,7 +547,7 @@ static void worker_free(void *state) {
 }
 
 int main(int argc, char **argv) {
-    static worker_t w; /* large, zeroed, living for the process */
+    static worker_t w;   /* large, zeroed, living for the process */
     hvs_app_keep_heap(); /* page faults from the fetch buffers were ~9 % of its CPU */
     hvs_cfg_section_t sections[] = {agg_section,
                                     *hvs_stage_settings_section(&stage_settings, "HVS_AGG_")};

@@ -564,7 +564,7 @@ static void worker_free(void *state) {
 }
 
 int main(int argc, char **argv) {
-    static worker_t w; /* large, zeroed, living for the process */
+    static worker_t w;   /* large, zeroed, living for the process */
     hvs_app_keep_heap(); /* page faults were ~5 % of the worker's CPU */
     hvs_cfg_section_t sections[] = {fx_section,
                                     *hvs_stage_settings_section(&stage_settings, "HVS_FEAT_")};
