@@ -24,12 +24,7 @@
 #define CASES 3000
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
-static uint64_t next(void) { /* xorshift64* */
-    rng ^= rng >> 12;
-    rng ^= rng << 25;
-    rng ^= rng >> 27;
-    return rng * 2685821657736338717ull;
-}
+static uint64_t next(void) { return hvs_test_rand(&rng); }
 static int below(int n) { return (int)(next() % (uint64_t)n); }
 
 /* A double from a mix of the awkward ones and random bit patterns; finite unless nonfinite. */

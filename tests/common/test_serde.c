@@ -733,8 +733,9 @@ static void case_building_evolution(void) { test_building_evolution(serde()); }
 static void case_model_version_evolution(void) { test_model_version_evolution(serde()); }
 static void case_json_errors(void) { test_json_errors(serde()); }
 
-/* hvs_serde_layout renders what decides the bytes, and only that; hvs_decoder_reads_as_reader
- * tells the current writer from older ones and unknown ids. */
+/* hvs_serde_layout renders what decides the bytes, and only that; hvs_decoder_direct_body hands
+ * out the body of the current writer's messages only (not older ones', unknown ids', bad
+ * headers'). */
 static void case_layout(void) {
     const char *json =
         "{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"x\",\"doc\":\"ignored\",\"fields\":["
@@ -769,11 +770,23 @@ static void case_layout(void) {
     HVS_REQUIRE(hvs_serde_new(NULL, &s, &err) == 0 &&
                     hvs_decoder_new(s, HVS_SCHEMA_READING, &d, &err) == 0,
                 "serde");
-    HVS_CHECK(hvs_decoder_reads_as_reader(d, 12) == 1, "Reading v2 (id 12) is the reader's");
-    HVS_CHECK(hvs_decoder_reads_as_reader(d, 1) == 0, "Reading v1 (id 1) is not");
-    HVS_CHECK(hvs_decoder_reads_as_reader(d, 4) == 0, "an Aggregate id is not");
-    HVS_CHECK(hvs_decoder_reads_as_reader(d, 9999) == 0, "an unknown id is not");
-    HVS_CHECK(hvs_decoder_reads_as_reader(d, 12) == 1, "asked again");
+    /* a header and a 3-byte body; the id is what differs */
+    unsigned char msg[8] = {0, 0, 0, 0, 12, 'a', 'b', 'c'};
+    size_t n = 0;
+    const unsigned char *body = hvs_decoder_direct_body(d, msg, sizeof msg, &n);
+    HVS_CHECK(body == msg + 5 && n == 3, "Reading v2 (id 12) is the reader's: body %p, %zu bytes",
+              (const void *)body, n);
+    msg[4] = 1;
+    HVS_CHECK(!hvs_decoder_direct_body(d, msg, sizeof msg, &n), "Reading v1 (id 1) is not");
+    msg[4] = 4;
+    HVS_CHECK(!hvs_decoder_direct_body(d, msg, sizeof msg, &n), "an Aggregate id is not");
+    msg[3] = 0x27;
+    HVS_CHECK(!hvs_decoder_direct_body(d, msg, sizeof msg, &n), "an unknown id is not");
+    msg[3] = 0, msg[4] = 12, msg[0] = 1;
+    HVS_CHECK(!hvs_decoder_direct_body(d, msg, sizeof msg, &n), "a bad magic byte is not");
+    msg[0] = 0;
+    HVS_CHECK(!hvs_decoder_direct_body(d, msg, 4, &n), "a cut header is not");
+    HVS_CHECK(hvs_decoder_direct_body(d, msg, sizeof msg, &n) == msg + 5, "asked again");
     hvs_decoder_destroy(d);
     hvs_serde_destroy(s);
 }

@@ -9,6 +9,7 @@
  */
 #include <math.h>
 
+#include "hvs/featstore.h"
 #include "hvs/log.h"
 #include "hvs/rooms.h"
 #include "hvs/serde.h"
@@ -51,17 +52,28 @@ static void random_id(char *dst, size_t cap) {
     dst[n] = '\0';
 }
 
-/* A ["null", "double"] field: null, or a value that may be NaN (present, not null). */
-static void set_double_or_null(avro_value_t *rec, const char *name, double lo, double hi) {
+/* A ["null", "double"] field: null, or a value that may be NaN (present, not null). Returns
+ * what it set, NaN for null. */
+static double set_double_or_null(avro_value_t *rec, const char *name, double lo, double hi) {
     avro_value_t f, b;
     HVS_REQUIRE(avro_value_get_by_name(rec, name, &f, NULL) == 0, "%s", name);
-    if (rnd() % 4 == 0)
+    if (rnd() % 4 == 0) {
         HVS_REQUIRE(avro_value_set_branch(&f, 0, &b) == 0 && avro_value_set_null(&b) == 0, "null");
-    else
-        HVS_REQUIRE(avro_value_set_branch(&f, 1, &b) == 0 &&
-                        avro_value_set_double(&b, value(lo, hi)) == 0,
-                    "double");
+        return NAN;
+    }
+    double x = value(lo, hi);
+    HVS_REQUIRE(avro_value_set_branch(&f, 1, &b) == 0 && avro_value_set_double(&b, x) == 0,
+                "double");
+    return x;
 }
+
+/* What the generator put in the fields every accepted record must carry through unchanged. */
+typedef struct expected {
+    char building[300], entity[300];
+    int64_t ws;
+    int32_t rev;
+    double heat;
+} expected_t;
 
 static void set_int(avro_value_t *rec, const char *name, int32_t v) {
     avro_value_t f;
@@ -69,13 +81,15 @@ static void set_int(avro_value_t *rec, const char *name, int32_t v) {
                 "%s", name);
 }
 
-static void random_aggregate(avro_value_t *rec) {
+static void random_aggregate(avro_value_t *rec, expected_t *x) {
     char id[300];
     random_id(id, sizeof id);
     HVS_REQUIRE(hvs_serde_set_str(rec, "building_id", id) == 0, "building_id");
+    snprintf(x->building, sizeof x->building, "%s", id);
     bool building = rnd() % 5 == 0;
     random_id(id, sizeof id);
     HVS_REQUIRE(hvs_serde_set_opt_str(rec, "apartment_id", building ? NULL : id) == 0, "apt");
+    snprintf(x->entity, sizeof x->entity, "%s", building ? HVS_FS_BUILDING : id);
     int64_t ws = NOW - (int64_t)(rnd() % 2000) * HOUR;
     if (rnd() % 40 == 0)
         ws += (int64_t)(rnd() % HOUR); /* not on the hour */
@@ -87,8 +101,10 @@ static void random_aggregate(avro_value_t *rec) {
                     hvs_serde_set_long(rec, "window_size_ms", size) == 0 &&
                     hvs_serde_set_long(rec, "emitted_at", NOW) == 0,
                 "times");
-    set_int(rec, "revision", rnd() % 40 == 0 ? -1 - (int32_t)(rnd() % 5) : (int32_t)(rnd() % 9));
-    set_double_or_null(rec, "heating_kwh", 0, 1e6);
+    x->ws = ws;
+    x->rev = rnd() % 40 == 0 ? -1 - (int32_t)(rnd() % 5) : (int32_t)(rnd() % 9);
+    set_int(rec, "revision", x->rev);
+    x->heat = set_double_or_null(rec, "heating_kwh", 0, 1e6);
     set_double_or_null(rec, "hot_water_litres", 0, 1e8);
     set_double_or_null(rec, "room_temp_mean_c", -30, 60);
     set_double_or_null(rec, "room_temp_min_c", -30, 60);
@@ -188,7 +204,8 @@ static void test_differential(void) {
     static unsigned char msg[65536], saved[65536];
     static outcome_t want, got;
     for (int round = 0; round < rounds; round++) {
-        random_aggregate(hvs_encoder_value(e));
+        expected_t x;
+        random_aggregate(hvs_encoder_value(e), &x);
         const void *buf;
         size_t len;
         HVS_REQUIRE(hvs_encoder_encode(e, &buf, &len, &err) == 0 && len <= sizeof msg - 1,
@@ -199,6 +216,16 @@ static void test_differential(void) {
         by_message(in, d, msg, len, &got, &direct);
         HVS_CHECK(same(&want, &got), "round %d: avro-c rc %d %s (%s); direct %d: rc %d %s (%s)",
                   round, want.rc, want.reason, want.msg, direct, got.rc, got.reason, got.msg);
+        /* accepted: the values the generator chose, not only the same both ways */
+        if (got.rc == 0)
+            HVS_CHECK(strcmp(got.a.building, x.building) == 0 &&
+                          strcmp(got.a.entity, x.entity) == 0 && got.a.hour.hour == x.ws &&
+                          got.a.hour.revision == (uint32_t)x.rev &&
+                          (isnan(x.heat) ? isnan(got.a.hour.use) : got.a.hour.use == x.heat),
+                      "round %d: read %s/%s %lld rev %u use %g, generated %s/%s %lld rev %d use %g",
+                      round, got.a.building, got.a.entity, (long long)got.a.hour.hour,
+                      got.a.hour.revision, got.a.hour.use, x.building, x.entity, (long long)x.ws,
+                      x.rev, x.heat);
         accepted += want.rc == 0;
         direct_n += direct;
         too_many += !direct;

@@ -73,9 +73,6 @@ static const char *const room_field_names[RF_COUNT] = {
     "room",           "temp_mean_c",   "temp_min_c",  "temp_max_c", "temp_std_c", "setpoint_mean_c",
     "valve_mean_pct", "readings_seen", "temp_changes"};
 
-/* The Aggregate schema the direct writer (write_direct) was written for, in hvs_serde_layout's
- * form: the writer follows this field order and these types and enum symbols. */
-
 struct agg_output {
     hvs_encoder_t *enc;
     int idx[F_COUNT];

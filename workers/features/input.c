@@ -24,7 +24,6 @@ static const char *const wx_fields[W_N] = {"building_id",     "hour",
                                            "cloud_cover_pct", "shortwave_radiation_wm2",
                                            "wind_speed_ms"};
 
-
 struct fx_input {
     avro_schema_t agg, wx;
     int ai[A_N], wi[W_N];
@@ -232,19 +231,16 @@ static bool read_direct(const unsigned char *body, size_t len, agg_raw_t *raw) {
 int fx_input_aggregate_message(const fx_input_t *in, hvs_decoder_t *d, const void *buf, size_t len,
                                hvs_ms_t now, hvs_ms_t max_future, fx_aggregate_t *out, bool *direct,
                                hvs_err_t *err) {
-    int32_t id;
+    const unsigned char *body;
+    size_t n;
+    agg_raw_t raw;
     if (direct)
         *direct = false;
-    if (in->agg_direct && len >= HVS_SERDE_HEADER_LEN && len <= HVS_SERDE_MAX_MESSAGE &&
-        hvs_serde_read_header(buf, len, &id, NULL) == HVS_OK &&
-        hvs_decoder_reads_as_reader(d, id)) {
-        agg_raw_t raw;
-        if (read_direct((const unsigned char *)buf + HVS_SERDE_HEADER_LEN,
-                        len - HVS_SERDE_HEADER_LEN, &raw)) {
-            if (direct)
-                *direct = true;
-            return check_aggregate(&raw, NULL, now, max_future, out, err);
-        }
+    if (in->agg_direct && (body = hvs_decoder_direct_body(d, buf, len, &n)) &&
+        read_direct(body, n, &raw)) {
+        if (direct)
+            *direct = true;
+        return check_aggregate(&raw, NULL, now, max_future, out, err);
     }
     avro_value_t *v;
     int rc = hvs_decoder_decode(d, buf, len, &v, err);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "hvs/featstore.h"
+#include "hvs/layouts.h"
 #include "hvs/log.h"
 #include "hvs/reading.h"
 #include "hvs/wire.h"
@@ -55,10 +56,7 @@ static int fast_encode(fx_output_t *o, const fx_vector_t *v, const void **buf, s
     hvs_wire_put_long(w, v->hour);
     hvs_wire_put_long(w, v->as_of);
     hvs_wire_put_string(w, version, strlen(version));
-    if (!hvs_wire_reserve(w, o->names.len)) {
-        memcpy(w->buf + w->len, o->names.buf, o->names.len);
-        w->len += o->names.len;
-    }
+    hvs_wire_put_bytes(w, o->names.buf, o->names.len);
     hvs_wire_put_long(w, HVS_FEATURES_COUNT);
     for (int i = 0; i < HVS_FEATURES_COUNT; i++)
         hvs_wire_put_double(w, v->x[i]);
@@ -143,7 +141,8 @@ int fx_output_new(hvs_serde_t *s, const char *topic, fx_output_t **out, hvs_err_
     for (int i = 0; i < HVS_FEATURES_COUNT; i++)
         hvs_wire_put_string(&o->names, names[i], strlen(names[i]));
     hvs_wire_put_long(&o->names, 0);
-    o->fast = !o->names.oom && fast_matches(o);
+    o->fast = !o->names.oom && hvs_serde_has_layout(sc, HVS_LAYOUT_FEATURE_VECTOR) &&
+              fast_matches(o);
     if (!o->fast)
         hvs_log_warn("features",
                      "direct FeatureVector writer disagrees with avro-c on this schema: "

@@ -227,12 +227,10 @@ static bool vector_from_bytes(const unsigned char *body, size_t len, raw_vector_
 int sc_input_vector_bytes(sc_input_t *in, hvs_decoder_t *dec, const void *buf, size_t len,
                           hvs_ms_t now, hvs_ms_t max_future, sc_vector_t *out, hvs_err_t *err) {
     raw_vector_t r;
-    int32_t id;
-    if (in->fast && len >= HVS_SERDE_HEADER_LEN && len <= HVS_SERDE_MAX_MESSAGE &&
-        hvs_serde_read_header(buf, len, &id, NULL) == HVS_OK &&
-        hvs_decoder_reads_as_reader(dec, id) &&
-        vector_from_bytes((const unsigned char *)buf + HVS_SERDE_HEADER_LEN,
-                          len - HVS_SERDE_HEADER_LEN, &r)) {
+    const unsigned char *body;
+    size_t n;
+    if (in->fast && (body = hvs_decoder_direct_body(dec, buf, len, &n)) &&
+        vector_from_bytes(body, n, &r)) {
         in->direct++;
         return vector_check(&r, now, max_future, out, err);
     }

@@ -254,7 +254,6 @@ int hvs_reading_validate(const hvs_reading_t *r, hvs_ms_t now, hvs_ms_t max_futu
     return HVS_OK;
 }
 
-
 struct hvs_reading_codec {
     avro_schema_t schema; /* borrowed from the serde */
     bool direct;          /* the current schema is HVS_LAYOUT_READING */
@@ -517,14 +516,11 @@ static bool read_direct(const unsigned char *body, size_t len, hvs_reading_t *r)
 
 int hvs_reading_decode(const hvs_reading_codec_t *c, hvs_decoder_t *d, const void *buf, size_t len,
                        hvs_reading_t *r, bool *direct, hvs_err_t *err) {
-    int32_t id;
+    const unsigned char *body;
+    size_t n;
     if (direct)
         *direct = false;
-    if (c->direct && len >= HVS_SERDE_HEADER_LEN && len <= HVS_SERDE_MAX_MESSAGE &&
-        hvs_serde_read_header(buf, len, &id, NULL) == HVS_OK &&
-        hvs_decoder_reads_as_reader(d, id) &&
-        read_direct((const unsigned char *)buf + HVS_SERDE_HEADER_LEN, len - HVS_SERDE_HEADER_LEN,
-                    r)) {
+    if (c->direct && (body = hvs_decoder_direct_body(d, buf, len, &n)) && read_direct(body, n, r)) {
         if (direct)
             *direct = true;
         return HVS_OK;

@@ -2,7 +2,6 @@
 #include "hvs/rooms.h"
 
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "hvs/fields.h"
@@ -11,6 +10,12 @@ enum { R_NAME, R_MEAN, R_MIN, R_MAX, R_STD, R_SP, R_VALVE, R_CHANGES, R_SEEN, R_
 static const char *const room_fields[R_N] = {"room",           "temp_mean_c",  "temp_min_c",
                                              "temp_max_c",     "temp_std_c",   "setpoint_mean_c",
                                              "valve_mean_pct", "temp_changes", "readings_seen"};
+
+/* The same as paths in the records' error messages (static: the checks run for every room). */
+static const char *const room_paths[R_N] = {
+    "rooms[].room",           "rooms[].temp_mean_c",  "rooms[].temp_min_c",
+    "rooms[].temp_max_c",     "rooms[].temp_std_c",   "rooms[].setpoint_mean_c",
+    "rooms[].valve_mean_pct", "rooms[].temp_changes", "rooms[].readings_seen"};
 
 /* The ranges of hvs_room_raw_t.v, in its order (room_fields[R_MEAN + k]). */
 static const double room_lo[6] = {-30, -30, -30, 0, 0, 0}, room_hi[6] = {60, 60, 60, 90, 40, 100};
@@ -34,23 +39,21 @@ static int raw_double(avro_value_t *r, int i, hvs_room_raw_t *raw, hvs_err_t *er
 static int raw_count(avro_value_t *r, int i, int64_t *v, hvs_err_t *err) {
     avro_value_t f;
     size_t idx;
-    char name[64];
-    snprintf(name, sizeof name, "rooms[].%s", room_fields[i]);
     if (avro_value_get_by_name(r, room_fields[i], &f, &idx))
-        return hvs_err_set(err, HVS_ESERDE, HVS_R_BAD_SCHEMA, "%s missing", name);
-    return hvs_fields_long(r, (int)idx, v, name, err);
+        return hvs_err_set(err, HVS_ESERDE, HVS_R_BAD_SCHEMA, "%s missing", room_paths[i]);
+    return hvs_fields_long(r, (int)idx, v, room_paths[i], err);
 }
 
 static int check_count(int64_t x, int i, int *v, hvs_err_t *err) {
     if (x < 0 || x > 65535)
-        return hvs_err_set(err, HVS_EINVAL, HVS_R_OUT_OF_RANGE, "rooms[].%s = %lld", room_fields[i],
+        return hvs_err_set(err, HVS_EINVAL, HVS_R_OUT_OF_RANGE, "%s = %lld", room_paths[i],
                            (long long)x);
     *v = (int)x;
     return 0;
 }
 
 int hvs_rooms_check(const hvs_room_raw_t *raw, size_t i, hvs_room_t *out, hvs_err_t *err) {
-    int rc = hvs_id_check_n(raw->name, raw->name_len, "rooms[].room", err);
+    int rc = hvs_id_check_n(raw->name, raw->name_len, room_paths[R_NAME], err);
     if (rc)
         return rc;
     if (raw->name_len == 0)
@@ -59,13 +62,10 @@ int hvs_rooms_check(const hvs_room_raw_t *raw, size_t i, hvs_room_t *out, hvs_er
     out->name[raw->name_len] = '\0';
     double *dst[6] = {&out->temp_mean, &out->temp_min, &out->temp_max,
                       &out->temp_std,  &out->setpoint, &out->valve};
-    for (int k = 0; k < 6; k++) {
-        char name[64];
-        snprintf(name, sizeof name, "rooms[].%s", room_fields[R_MEAN + k]);
+    for (int k = 0; k < 6; k++)
         if ((rc = hvs_fields_check_double((raw->has >> k) & 1u, raw->v[k], room_lo[k], room_hi[k],
-                                          dst[k], name, err)))
+                                          dst[k], room_paths[R_MEAN + k], err)))
             return rc;
-    }
     if ((rc = check_count(raw->changes, R_CHANGES, &out->changes, err)) ||
         (rc = check_count(raw->seen, R_SEEN, &out->seen, err)))
         return rc;

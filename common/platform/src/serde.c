@@ -376,13 +376,17 @@ int hvs_serde_set_strings(avro_value_t *rec, const char *name, const char *const
 
 /* ---- direct readers and writers ------------------------------------------------------------- */
 
-int hvs_decoder_reads_as_reader(hvs_decoder_t *d, int32_t id) {
-    if (d->kind < 0)
-        return 0;
-    if (d->ncache && d->cache[d->ncache - 1].id == id) /* the usual case: one writer schema */
-        return d->cache[d->ncache - 1].same_as_reader;
+const unsigned char *hvs_decoder_direct_body(hvs_decoder_t *d, const void *buf, size_t len,
+                                             size_t *body_len) {
+    int32_t id;
+    if (d->kind < 0 || len < HVS_SERDE_HEADER_LEN || len > HVS_SERDE_MAX_MESSAGE ||
+        hvs_serde_read_header(buf, len, &id, NULL) != HVS_OK)
+        return NULL;
     dec_cache_t *c = decoder_entry(d, id, NULL);
-    return c ? c->same_as_reader : 0;
+    if (!c || !c->same_as_reader)
+        return NULL;
+    *body_len = len - HVS_SERDE_HEADER_LEN;
+    return (const unsigned char *)buf + HVS_SERDE_HEADER_LEN;
 }
 
 typedef struct layout_buf {

@@ -134,12 +134,14 @@ int hvs_decoder_decode(hvs_decoder_t *d, const void *buf, size_t len, avro_value
 /* Writer schema id of the last successfully decoded message. */
 int32_t hvs_decoder_last_schema_id(const hvs_decoder_t *d);
 /*
- * Was `id` written with a schema equal to d's reader schema? 1 yes; 0 no, or the id is unknown
- * or cannot be resolved now (hvs_decoder_decode would then say why). For direct readers
- * (wire.h): only such a message's body has the layout they parse; every other message goes to
- * hvs_decoder_decode. Resolving an id may fetch it from the registry, as a decode would.
+ * For direct readers (wire.h): the Avro body of a message whose header is valid, whose size is
+ * within HVS_SERDE_MAX_MESSAGE and whose writer schema equals d's reader schema - the only
+ * bodies with the layout they parse - and its length in *body_len. NULL for any other message
+ * (an older writer, an unknown id, a bad header...), which goes to hvs_decoder_decode: that
+ * decides and says why. Resolving an id may fetch it from the registry, as a decode would.
  */
-int hvs_decoder_reads_as_reader(hvs_decoder_t *d, int32_t id);
+const unsigned char *hvs_decoder_direct_body(hvs_decoder_t *d, const void *buf, size_t len,
+                                             size_t *body_len);
 
 /*
  * The shape of a schema as a compact string, e.g. "R{a:string,b:null|long,c:array<int>}" - what

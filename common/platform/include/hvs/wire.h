@@ -151,13 +151,18 @@ static inline int hvs_wire_put_double(hvs_wire_out_t *out, double d) {
     return 0;
 }
 
-static inline int hvs_wire_put_string(hvs_wire_out_t *out, const char *s, size_t n) {
-    if (hvs_wire_put_long(out, (int64_t)n) || (out->cap - out->len < n && hvs_wire_reserve(out, n)))
+/* n bytes as they are (no length: e.g. a part encoded once and reused). */
+static inline int hvs_wire_put_bytes(hvs_wire_out_t *out, const void *p, size_t n) {
+    if (out->cap - out->len < n && hvs_wire_reserve(out, n))
         return HVS_ENOMEM;
     if (n)
-        memcpy(out->buf + out->len, s, n);
+        memcpy(out->buf + out->len, p, n);
     out->len += n;
     return 0;
+}
+
+static inline int hvs_wire_put_string(hvs_wire_out_t *out, const char *s, size_t n) {
+    return hvs_wire_put_long(out, (int64_t)n) || hvs_wire_put_bytes(out, s, n) ? HVS_ENOMEM : 0;
 }
 
 /* A ["null", "double"] union: null when has is false. */
