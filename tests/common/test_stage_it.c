@@ -10,6 +10,8 @@
  *   - with two input topics, `assigned` runs once per partition number;
  *   - the phase, lag, batch and dead-letter metrics every stage exports are there, with the
  *     stage's name;
+ *   - lost state is rebuilt quietly up to where processing had got, and after a rebuild that
+ *     was killed, up to that rebuild's targets (loud past them);
  *   - SIGTERM (hvs_app_request_stop) ends the run after the batch is committed: a new member of
  *     the group is handed nothing.
  * The toy stage ends a run by returning TEST_DONE from after_batch once it has seen what it
@@ -484,6 +486,88 @@ static void lost_state_is_rebuilt_quietly_from_the_inputs(void) {
     hvs_app_fini(&app);
 }
 
+/* End offsets of every partition of topic (np of them) into hi. */
+static void ends_of(rd_kafka_t *rk, const char *topic, int np, int64_t *hi) {
+    for (int p = 0; p < np; p++) {
+        int64_t lo = 0;
+        HVS_REQUIRE(rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi[p], 10000) == 0,
+                    "watermarks of %s [%d]", topic, p);
+    }
+}
+
+/* Leave Redis as a rebuild killed part way leaves it: per partition, the targets (r:, where
+ * processing had got before the loss; -1: none of that input), how far the killed rebuild got
+ * (o:) and no epoch. (The group's commits are the last run's, as far as or further than the
+ * targets: they must not decide either.) */
+static void leave_killed_rebuild(hvs_redis_t *r, const char *const *in, int np,
+                                 int64_t *const target[2], int64_t *const got[2]) {
+    redisReply *rep = NULL;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "FLUSHALL") == 0, "flushall");
+    freeReplyObject(rep);
+    for (int p = 0; p < np; p++)
+        for (int t = 0; t < 2; t++) {
+            char key[64];
+            snprintf(key, sizeof key, "hvs:stage:stagetest:%d", p);
+            HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "HSET %s r:%s %lld o:%s %lld", key, in[t],
+                                          (long long)target[t][p], in[t],
+                                          (long long)got[t][p]) == 0,
+                        "hset: %s", err.msg);
+            freeReplyObject(rep);
+        }
+}
+
+/* A rebuild killed part way (the fault suite's rebuild_kill9) had read input b live past its
+ * target while a still replayed: what b's later records made ready only with the rest of a's
+ * replay was never published. The next rebuild replays each input quietly up to the killed
+ * one's target, not up to its progress or commits, and is loud past it - the same for an input
+ * of which nothing had been read before the loss (target -1). */
+static void a_killed_rebuilds_targets_decide_what_is_replayed_quietly(void) {
+    hvs_app_t app;
+    app_start(&app, "stage-eos-kill");
+    hvs_redis_t *r = fresh_redis();
+    const char *in[2] = {"stagetest.kill.a", "stagetest.kill.b"}, *out = "stagetest.kill.out";
+    produce(&app, in[0], 20, NULL);
+    produce(&app, in[1], 10, NULL);
+    toy_t t1 = {.out_topic = out, .expect = 30, .redis = r};
+    hvs_err_t err = {0};
+    HVS_CHECK_EQ_INT(run_toy(&app, &t1, in, 2, &err), TEST_DONE);
+    HVS_CHECK_EQ_INT(t1.sent, 30);
+    rd_kafka_t *rk = plain_client("stage-eos-kill-md");
+    int np = partitions_of(rk, in[0]);
+    HVS_REQUIRE(partitions_of(rk, in[1]) == np, "both inputs have %d partitions", np);
+    int64_t a_end[MAX_PARTS], b_end[MAX_PARTS], b_more[MAX_PARTS], a_half[MAX_PARTS],
+        none[MAX_PARTS];
+    ends_of(rk, in[0], np, a_end);
+    ends_of(rk, in[1], np, b_end);
+    /* the loss; then b goes on, and the killed rebuild read those records live */
+    produce(&app, in[1], 10, NULL);
+    ends_of(rk, in[1], np, b_more);
+    for (int p = 0; p < np; p++)
+        a_half[p] = a_end[p] / 2, none[p] = -1;
+    leave_killed_rebuild(r, in, np, (int64_t *const[2]){a_end, b_end},
+                         (int64_t *const[2]){a_half, b_more});
+    toy_t t2 = {.out_topic = out, .expect = 40, .redis = r};
+    HVS_CHECK_EQ_INT(run_toy(&app, &t2, in, 2, &err), TEST_DONE);
+    HVS_CHECK_EQ_INT(t2.replayed, 30); /* up to the targets: what t1 had published */
+    HVS_CHECK_EQ_INT(t2.sent, 10);     /* b's records past its target: published (again) */
+    for (int p = 0; p < np; p++) {
+        HVS_CHECK(has_epoch(r, p) == 1, "partition %d rebuilt", p);
+    }
+    /* the same when the loss came before any of b was read: b has no target at all */
+    leave_killed_rebuild(r, in, np, (int64_t *const[2]){a_end, none},
+                         (int64_t *const[2]){a_half, b_more});
+    toy_t t3 = {.out_topic = out, .expect = 40, .redis = r};
+    HVS_CHECK_EQ_INT(run_toy(&app, &t3, in, 2, &err), TEST_DONE);
+    HVS_CHECK_EQ_INT(t3.replayed, 20);
+    HVS_CHECK_EQ_INT(t3.sent, 20);
+    readback_t o = read_topic(out, 61);
+    HVS_CHECK_EQ_INT(o.n, 60); /* 30 + 10 + 20: nothing else published */
+    rd_kafka_destroy(rk);
+    hvs_redis_destroy(r);
+    hvs_app_fini(&app);
+}
+
 /* Redis is flushed while the stage runs: the next turn notices before writing anything into the
  * empty database, and the run ends with state_lost (the process exits; its restart rebuilds). */
 static void state_lost_while_running_stops_before_writing(void) {
@@ -548,6 +632,8 @@ static const hvs_test_case_t cases[] = {
      applied_offsets_in_redis_decide_where_partitions_start},
     {"lost_state_is_rebuilt_quietly_from_the_inputs",
      lost_state_is_rebuilt_quietly_from_the_inputs},
+    {"a_killed_rebuilds_targets_decide_what_is_replayed_quietly",
+     a_killed_rebuilds_targets_decide_what_is_replayed_quietly},
     {"state_lost_while_running_stops_before_writing",
      state_lost_while_running_stops_before_writing},
     {"sigterm_ends_the_run_after_the_batch_is_committed",

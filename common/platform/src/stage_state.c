@@ -3,7 +3,9 @@
  * partition P, the runner keeps in Redis
  *
  *   hvs:stage:<stage>:<P>   HASH  o:<topic> -> the next offset to apply (the state holds every
- *                                 message before it); epoch -> when P's state was started
+ *                                 message before it); epoch -> when P's state was started;
+ *                                 r:<topic> -> while a rebuild is under way, where it replays
+ *                                 that input to (-1: none of it), for a rebuild that is killed
  *
  * and writes the offsets in the same MULTI/EXEC as the state the batch produced, so Redis, not
  * the group's committed offsets, says what was applied. On assignment each input partition
@@ -77,9 +79,13 @@ static void part_reset(stage_part_t *ps) {
         ps->next[t] = ps->replay_until[t] = -1;
 }
 
-/* The stage key of partition p: per input (-1 where none) the offsets its state has processed
- * (o:<topic>) and, while a rebuild is under way, where it replays to (r:<topic>); whether that
- * state is complete (epoch) and whether the key exists at all. */
+/* A stage key without r:<topic>: no rebuild was under way (r: -1 is a rebuild with nothing of
+ * that input to replay). */
+#define NO_TARGET INT64_MIN
+
+/* The stage key of partition p: per input the offsets its state has processed (o:<topic>, -1
+ * where none) and, while a rebuild is under way, where it replays to (r:<topic>, NO_TARGET where
+ * none); whether that state is complete (epoch) and whether the key exists at all. */
 static int read_part(hvs_stage_t *st, int32_t p, int64_t *stored, int64_t *target, bool *epoch,
                      bool *exists, hvs_err_t *err) {
     char key[160];
@@ -96,7 +102,7 @@ static int read_part(hvs_stage_t *st, int32_t p, int64_t *stored, int64_t *targe
         return hvs_err_set(err, HVS_EREDIS, "reply_error", "%s: %s is not a hash", st->def->name,
                            key);
     for (size_t t = 0; t < st->conf.ninputs; t++)
-        stored[t] = target[t] = -1;
+        stored[t] = -1, target[t] = NO_TARGET;
     *epoch = false;
     *exists = r->elements > 0;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
@@ -167,16 +173,25 @@ int hvs_stage_state_assigning(hvs_stage_t *st, rd_kafka_topic_partition_list_t *
                       "offsets: rebuilding by replaying the inputs from %lld s ago",
                       (int)p, (long long)(st->conf.rebuild_ms / 1000));
         ps->replay = true;
+        bool killed = false; /* a rebuild of it was under way: its targets are in the key */
+        for (size_t t = 0; t < st->conf.ninputs; t++)
+            killed |= target[t] != NO_TARGET;
         rd_kafka_topic_partition_list_t *times = rd_kafka_topic_partition_list_new(2);
         for (int k = 0; k < added->cnt; k++) {
             int t = topic_index(st, added->elems[k].topic);
             if (added->elems[k].partition != p || t < 0)
                 continue;
-            /* a rebuild killed part way committed its own, earlier, offsets: the target it
-             * kept in the stage key still says where processing had got */
+            /* A rebuild killed part way left its targets in the stage key: where processing
+             * had got before the loss, so what was published. Its own commits and stored
+             * offsets say something else: short of a target (replayed so far), or past it on
+             * an input read live while another still replayed - what such records made ready
+             * only with the rest of the replay was never published, and replayed quietly
+             * again it never would be (an input without a target at all: none of it had been
+             * read before the loss). So the targets alone decide; past them this replay is
+             * loud, and what the killed one published goes out again (the same values). */
             int64_t until = added->elems[k].offset > stored[t] ? added->elems[k].offset : stored[t];
-            if (target[t] > until)
-                until = target[t];
+            if (killed)
+                until = target[t] == NO_TARGET ? -1 : target[t];
             ps->replay_until[t] = until;
             rd_kafka_topic_partition_list_add(times, added->elems[k].topic, p)->offset =
                 st->conf.rebuild_ms > 0 ? hvs_time_now_ms() - st->conf.rebuild_ms : 0;
@@ -289,19 +304,21 @@ int hvs_stage_state_commit(hvs_stage_t *st, hvs_err_t *err) {
         part_key(st, p, key, sizeof key);
         if (ps->touched)
             for (size_t t = 0; t < st->conf.ninputs; t++) {
-                if (ps->next[t] < 0)
-                    continue;
                 char f[HVS_TOPIC_NAME_MAX + 8], v[32];
-                snprintf(f, sizeof f, "o:%s", st->conf.inputs[t]);
-                snprintf(v, sizeof v, "%" PRId64, ps->next[t]);
-                const char *argv[] = {"HSET", key, f, v};
-                if (hvs_redis_batch_add(b, 4, argv, NULL))
-                    return hvs_err_set(err, HVS_ENOMEM, "oom", "%s: offsets", st->def->name);
-                if (!ps->replay || ps->replay_until[t] < 0)
+                if (ps->next[t] >= 0) {
+                    snprintf(f, sizeof f, "o:%s", st->conf.inputs[t]);
+                    snprintf(v, sizeof v, "%" PRId64, ps->next[t]);
+                    const char *argv[] = {"HSET", key, f, v};
+                    if (hvs_redis_batch_add(b, 4, argv, NULL))
+                        return hvs_err_set(err, HVS_ENOMEM, "oom", "%s: offsets", st->def->name);
+                }
+                if (!ps->replay)
                     continue;
-                /* the rebuild's target beside its progress, for a rebuild that is killed */
+                /* the rebuild's targets beside its progress, for a rebuild that is killed: every
+                 * input's, -1 for one with nothing to replay, read yet or not */
                 snprintf(f, sizeof f, "r:%s", st->conf.inputs[t]);
-                snprintf(v, sizeof v, "%" PRId64, ps->replay_until[t]);
+                snprintf(v, sizeof v, "%" PRId64,
+                         ps->replay_until[t] < 0 ? -1 : ps->replay_until[t]);
                 const char *rv[] = {"HSET", key, f, v};
                 if (hvs_redis_batch_add(b, 4, rv, NULL))
                     return hvs_err_set(err, HVS_ENOMEM, "oom", "%s: rebuild target", st->def->name);

@@ -32,9 +32,11 @@
  * replayed message is never applied twice nor judged against state from its future. A partition
  * whose state is gone (no epoch, though offsets were committed) is rebuilt: its inputs are
  * rewound by conf.rebuild_ms and replayed quietly (hvs_stage_replaying) up to where processing
- * had got. A rebuild keeps that target beside its progress in the same key (r:<topic>, deleted
- * with the epoch), because it commits its own, earlier, offsets: a rebuild killed part way is
- * rebuilt again up to the first one's target, not to where the killed one had got. Its partial
+ * had got. A rebuild keeps that target beside its progress in the same key (r:<topic> for every
+ * input, -1 for one with nothing to replay; deleted with the epoch), because its own commits are
+ * not it: a rebuild killed part way is rebuilt again quietly up to the first one's targets alone,
+ * not to where the killed one had committed or read (past a target on an input it read live
+ * while another replayed: what that made ready was never published), loudly past them. Its partial
  * state has no epoch either: a stage's `assigned` should start a partition empty when
  * hvs_stage_rebuilding says so. Before every state write the runner checks that no partition's
  * state vanished (a restarted or flushed Redis): if one did, run returns HVS_EREDIS
