@@ -8,6 +8,7 @@
  * not ascending, quantiles decreasing, arrays of different lengths, a missing rate above 1)
  * have none; an entry naming no column is ignored, and a repeated name takes the later
  * entry. None of it refuses the version, and a drift monitor takes the ref's profile as it is.
+ * And hvs_joint_histogram_bracketed (the forecaster's alert rule) against rows counted by hand.
  */
 #include <math.h>
 
@@ -203,7 +204,53 @@ static void test_profile_length_mismatch(void) {
     hvs_serde_destroy(serde);
 }
 
+/* hvs_joint_histogram_bracketed against rows counted one by one: a hand-made histogram of
+ * winter nights (cold, dark) and summer days (warm, sunny), and points inside and beyond it. */
+static void test_joint_histogram_bracketed(void) {
+    double te[] = {-30, -10, 0, 10, 20, 40}, ge[] = {0, 100, 400, 1000};
+    int64_t counts[5 * 3] = {0};
+    hvs_joint_histogram_t h = {te, ge, 6, 4, counts, 0};
+    /* rows: (t bin, g bin, count) */
+    static const int rows[][3] = {{1, 0, 500}, {2, 0, 300}, {2, 1, 40}, {3, 1, 200},
+                                  {3, 2, 150}, {4, 2, 400}, {0, 0, 3}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        counts[rows[i][0] * 3 + rows[i][1]] += rows[i][2];
+        h.total += rows[i][2];
+    }
+    static const double pts[][2] = {{-5, 50},   {5, 600},   {-5, 600}, {-25, 800},
+                                    {35, 900},  {-25, 0},   {15, 50},  {-40, 2000},
+                                    {60, -100}, {0, 100}};
+    for (size_t k = 0; k < sizeof pts / sizeof pts[0]; k++)
+        for (int64_t min = 0; min <= 600; min += 50) {
+            size_t a, b;
+            HVS_REQUIRE(hvs_joint_histogram_count(&h, pts[k][0], pts[k][1], &a, &b) >= 0, "bin");
+            int64_t lo = 0, hi = 0;
+            for (size_t i = 0; i < 5; i++)
+                for (size_t j = 0; j < 3; j++) {
+                    lo += i <= a && j <= b ? counts[i * 3 + j] : 0;
+                    hi += i >= a && j >= b ? counts[i * 3 + j] : 0;
+                }
+            int64_t below = -1, above = -1;
+            int r = hvs_joint_histogram_bracketed(&h, pts[k][0], pts[k][1], min, &below, &above);
+            HVS_CHECK(r == (lo >= min && hi >= min) && below == lo && above == hi,
+                      "(%g, %g) min %lld: %d (%lld / %lld), rows say %lld / %lld", pts[k][0],
+                      pts[k][1], (long long)min, r, (long long)below, (long long)above,
+                      (long long)lo, (long long)hi);
+        }
+    /* frost under a strong sun: warmer and sunnier rows exist, colder and darker ones too */
+    HVS_CHECK_EQ_INT(hvs_joint_histogram_bracketed(&h, -5, 600, 1, NULL, NULL), 1);
+    /* colder than any winter night and sunny: nothing colder and darker but 3 rows */
+    HVS_CHECK_EQ_INT(hvs_joint_histogram_bracketed(&h, -25, 800, 10, NULL, NULL), 0);
+    /* hotter and sunnier than any summer day: nothing beyond */
+    HVS_CHECK_EQ_INT(hvs_joint_histogram_bracketed(&h, 35, 900, 1, NULL, NULL), 1);
+    HVS_CHECK_EQ_INT(hvs_joint_histogram_bracketed(&h, 35, 900, 401, NULL, NULL), 0);
+    HVS_CHECK_EQ_INT(hvs_joint_histogram_bracketed(&h, NAN, 900, 1, NULL, NULL), -1);
+    hvs_joint_histogram_t empty = {te, ge, 6, 4, NULL, 0};
+    HVS_CHECK_EQ_INT(hvs_joint_histogram_bracketed(&empty, 0, 0, 1, NULL, NULL), -1);
+}
+
 static const hvs_test_case_t cases[] = {
+    {"joint_histogram_bracketed", test_joint_histogram_bracketed},
     {"profile_read_back_per_column_bit_exact", test_profile_read_back},
     {"profile_arrays_of_different_lengths_left_out", test_profile_length_mismatch},
     HVS_TEST_CASES_END,

@@ -16,7 +16,8 @@
  *   - the 80 % intervals (calibrated on each building's last 96 h) cover 75-85 % of the actuals
  *     in every bucket;
  *   - FORECAST_LOW_CONFIDENCE on the building-day of an injected cold and sunny run far outside
- *     anything the version trained on; the points it flags are the worse ones.
+ *     anything the version trained on, and on at most 2 % of the other building-days; the
+ *     points flagged out_of_distribution are the worse ones.
  * The refresh (issue 17), in the same run: every baseline the forecaster emits and each hour's
  * actual (as four equal quarters, once the hour's aggregate is in) go to two refresher engines
  * (workers/refresher/engine.h), one served refresh/global (tr_refresh_train on the forecast
@@ -825,12 +826,11 @@ static void test_low_confidence(void) {
            alerted, days, 100.0 * alerted / days, inj ? "raised" : "not raised", w_out,
            (long long)sc.ood[1].n, w_in, (long long)sc.ood[0].n);
     HVS_CHECK(inj, "the cold and sunny run raises FORECAST_LOW_CONFIDENCE");
-    /* The issue's target is 2 %. Trained June to December, January is colder and February's
-     * sun stronger at frost than anything seen: 54 % of building-days, the flagged points' WAPE
-     * 0.22 against 0.14. Trained on a year: 20 %, 0.148 against 0.109 - sunny frost days are
-     * rare in any year's data, and the forecasts there are worse. Guards: the figures. */
-    double max_share = TRAIN_DAYS >= 365 ? 0.25 : 0.6;
-    HVS_CHECK(alerted <= max_share * days, "low-confidence building-days %d of %d", alerted, days);
+    /* The issue's 2 %. The alert is raised where the model extrapolates (no training rows
+     * colder and darker, or warmer and sunnier, than the point's bin); the flag, on every point
+     * of a thin bin, stays informative: trained June to December, 7 % of the points, whose WAPE
+     * is 0.22 against 0.14 (54 % of building-days had the alert when it followed the flag). */
+    HVS_CHECK(alerted <= 0.02 * days, "low-confidence building-days %d of %d", alerted, days);
     HVS_CHECK(w_out > w_in, "flagged points are the worse ones: %.4f vs %.4f", w_out, w_in);
 }
 

@@ -113,8 +113,11 @@ typedef struct worker {
 
 static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
     worker_t *w = opaque;
-    hvs_ms_t wm;
-    int rc = agg_persist_load(w->redis, w->rb, w->agg, p, &wm, err);
+    hvs_ms_t wm = HVS_MS_NONE;
+    /* without its epoch, what Redis holds of p is a rebuild that did not finish (killed part
+     * way): loaded, its windows would take the replayed readings a second time */
+    bool rebuilding = hvs_stage_rebuilding(w->stage, p);
+    int rc = rebuilding ? 0 : agg_persist_load(w->redis, w->rb, w->agg, p, &wm, err);
     if (rc)
         return rc;
     hvs_ms_t now = hvs_time_now_ms();
@@ -126,8 +129,8 @@ static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
     for (size_t i = 0; i < n; i++)
         if (bs[i]->partition == p) /* the idle clock of a restored building starts now */
             agg_building_touch(w->agg, bs[i], now);
-    hvs_log_info("aggregator", "partition %d assigned: state loaded, watermark %lld", (int)p,
-                 (long long)wm);
+    hvs_log_info("aggregator", "partition %d assigned: %s, watermark %lld", (int)p,
+                 rebuilding ? "rebuilding, starting empty" : "state loaded", (long long)wm);
     return 0;
 }
 

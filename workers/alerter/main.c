@@ -486,7 +486,10 @@ static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
     size_t n = 0;
     w->min_seen[p] = 0;
     w->caught_up = false, w->caught_since = 0; /* a new assignment: not known to be caught up */
-    int rc = al_state_load_partition(w->st, w->redis, w->rb, p, &n, err);
+    /* without its epoch, what Redis holds of p is a rebuild that did not finish (killed part
+     * way): loaded, its judged hours and lists would stand in for what the replay makes again */
+    bool rebuilding = hvs_stage_rebuilding(w->stage, p);
+    int rc = rebuilding ? 0 : al_state_load_partition(w->st, w->redis, w->rb, p, &n, err);
     /* a partition saved before it judged anything: its first hour is among the waiting ones */
     for (size_t i = 0; rc == 0 && !w->st->part[p].done && i < w->st->n; i++) {
         const al_building_t *b = w->st->b[i];
@@ -498,7 +501,8 @@ static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
             }
     }
     if (rc == 0)
-        hvs_log_info("alerter", "partition %d assigned: %zu buildings loaded", (int)p, n);
+        hvs_log_info("alerter", "partition %d assigned: %s%zu buildings loaded", (int)p,
+                     rebuilding ? "rebuilding, starting empty, " : "", n);
     return rc;
 }
 

@@ -187,6 +187,12 @@ static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
         w->parts[p].t_in[t] = w->parts[p].held_t[t] = HVS_MS_NONE;
     w->parts[p].replayed = false;
     w->parts[p].assigned_mono = hvs_time_mono_ms();
+    if (hvs_stage_rebuilding(w->stage, p)) {
+        /* without its epoch, what Redis holds of p is a rebuild that did not finish (killed
+         * part way): loaded, its series would take the replayed hours on top */
+        hvs_log_info("features", "partition %d assigned: rebuilding, starting empty", (int)p);
+        return 0;
+    }
     hvs_ms_t t0 = hvs_time_mono_ms();
     char **ids;
     size_t n;

@@ -944,7 +944,7 @@ static int emit(fc_t *g, job_t *j, const float *pred, hvs_err_t *err) {
     if (!bm && g->cb.info)
         g->cb.info(g->cb.opaque, b->fs->id, &in);
     double k_rules = bm ? 0 : rules_k(g, in.archetype);
-    hvs_ms_t h0 = hour_ceil(j->t), first_ood = HVS_MS_NONE;
+    hvs_ms_t h0 = hour_ceil(j->t), first_ood = HVS_MS_NONE, first_beyond = HVS_MS_NONE;
     unsigned flags = j->flags;
     double scale = bm && g->conf.interval_window_h > 0 ? cal_scale(g, j) : 1;
     int n = 0;
@@ -971,8 +971,8 @@ static int emit(fc_t *g, job_t *j, const float *pred, hvs_err_t *err) {
             }
             if (k < g->conf.ood_horizon && isfinite(j->temp[k])) {
                 const hvs_joint_histogram_t *jh = &bm->ref->joint;
-                int64_t c = hvs_joint_histogram_count(
-                    jh, j->temp[k], isfinite(j->ghi[k]) ? j->ghi[k] : 0, NULL, NULL);
+                double gk = isfinite(j->ghi[k]) ? j->ghi[k] : 0;
+                int64_t c = hvs_joint_histogram_count(jh, j->temp[k], gk, NULL, NULL);
                 if (c >= 0 && jh->total > 0 &&
                     (double)c < g->conf.ood_min_share * (double)jh->total) {
                     ood = true;
@@ -982,6 +982,15 @@ static int emit(fc_t *g, job_t *j, const float *pred, hvs_err_t *err) {
                                            j->temp[k] > bm->t_hi + g->conf.ood_margin_c)) {
                     ood = true;
                     g->stats.ood_range++;
+                }
+                if (jh->total > 0 &&
+                    hvs_joint_histogram_bracketed(
+                        jh, j->temp[k], gk,
+                        (int64_t)ceil(g->conf.ood_min_share * (double)jh->total), NULL,
+                        NULL) == 0) {
+                    g->stats.ood_beyond++;
+                    if (first_beyond == HVS_MS_NONE)
+                        first_beyond = h;
                 }
             }
         } else {
@@ -1035,35 +1044,44 @@ static int emit(fc_t *g, job_t *j, const float *pred, hvs_err_t *err) {
     rc = g->cb.forecast ? g->cb.forecast(g->cb.opaque, &f, j->quiet, err) : 0;
     if (rc)
         return rc;
-    hvs_ms_t day = first_ood == HVS_MS_NONE ? HVS_MS_NONE : hvs_time_day_start(first_ood);
+    /* The alert, once per building and UTC day, only where the model extrapolates: a point
+     * the training rows bracket on both sides is interpolated by a monotone model, however
+     * thin its own bin (the flag above says that) */
+    hvs_ms_t day = first_beyond == HVS_MS_NONE ? HVS_MS_NONE : hvs_time_day_start(first_beyond);
     if (day == HVS_MS_NONE || (b->ood_day != HVS_MS_NONE && b->ood_day >= day))
         return 0;
     b->ood_day = day;
     b->dirty = true;
     if (j->quiet || !g->cb.alert)
         return 0;
-    int ki = (int)((first_ood - h0) / HOUR);
-    char st[32], sg[32], sh[32], ss[32];
-    snprintf(st, sizeof st, "%.1f", j->temp[ki]);
-    snprintf(sg, sizeof sg, "%.0f", isfinite(j->ghi[ki]) ? j->ghi[ki] : 0);
+    int ki = (int)((first_beyond - h0) / HOUR);
+    double tk = j->temp[ki], gk = isfinite(j->ghi[ki]) ? j->ghi[ki] : 0;
+    const hvs_joint_histogram_t *jh = &bm->ref->joint;
+    int64_t c = hvs_joint_histogram_count(jh, tk, gk, NULL, NULL), below = -1, above = -1;
+    hvs_joint_histogram_bracketed(jh, tk, gk, 0, &below, &above);
+    double total = jh->total > 0 ? (double)jh->total : NAN;
+    char st[32], sg[32], sh[32], ss[16], sb[16], sa[16];
+    snprintf(st, sizeof st, "%.1f", tk);
+    snprintf(sg, sizeof sg, "%.0f", gk);
     snprintf(sh, sizeof sh, "%d", ki + 1);
-    int64_t c = hvs_joint_histogram_count(&bm->ref->joint, j->temp[ki],
-                                          isfinite(j->ghi[ki]) ? j->ghi[ki] : 0, NULL, NULL);
-    snprintf(ss, sizeof ss, "%.5f",
-             c >= 0 && bm->ref->joint.total ? (double)c / (double)bm->ref->joint.total : -1.0);
+    snprintf(ss, sizeof ss, "%.5f", c >= 0 ? (double)c / total : -1.0);
+    snprintf(sb, sizeof sb, "%.5f", below >= 0 ? (double)below / total : -1.0);
+    snprintf(sa, sizeof sa, "%.5f", above >= 0 ? (double)above / total : -1.0);
     fc_alert_t a = {.building = b->fs->id,
                     .type = HVS_ALERT_FORECAST_LOW_CONFIDENCE,
                     .entity = b->fs->id,
                     .model = bm->ref->ident,
-                    .first_seen = first_ood,
+                    .first_seen = first_beyond,
                     .score = 1,
                     .evidence = {"temperature_c", st, "shortwave_radiation_wm2", sg, "horizon_h",
-                                 sh, "training_share", ss, NULL}};
+                                 sh, "training_share", ss, "colder_darker_share", sb,
+                                 "warmer_sunnier_share", sa, NULL}};
+    int64_t min = (int64_t)ceil(g->conf.ood_min_share * (double)jh->total);
+    const char *why = below < min ? "colder or darker than" : "warmer or sunnier than";
     snprintf(a.summary, sizeof a.summary,
-             "forecast of %s is out of distribution from %lld h ahead: %.1f degC at %.0f W/m2 is "
-             "where %s saw too little training data",
-             b->fs->id, (long long)(ki + 1), j->temp[ki], isfinite(j->ghi[ki]) ? j->ghi[ki] : 0,
-             bm->ref->ident);
+             "forecast of %s extrapolates from %lld h ahead: %.1f degC at %.0f W/m2 is %s "
+             "anything %s was trained on",
+             b->fs->id, (long long)(ki + 1), tk, gk, why, bm->ref->ident);
     g->stats.low_confidence_alerts++;
     return g->cb.alert(g->cb.opaque, &a, err);
 }

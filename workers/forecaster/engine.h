@@ -53,8 +53,13 @@
  * weather at all); out_of_distribution (some horizon within ood_horizon fell in a bin of the
  * version's joint temperature x irradiance histogram holding less than ood_min_share of its
  * training rows, or outside the profile's temperature range by more than ood_margin_c).
- * Alerts: FORECAST_LOW_CONFIDENCE once per building and UTC day of the first such target hour
- * (not while rebuilding); MODEL_DRIFT below.
+ * Alerts: FORECAST_LOW_CONFIDENCE once per building and UTC day of the first target hour within
+ * ood_horizon the model extrapolates to (not while rebuilding): not bracketed by the joint
+ * histogram (hvs_joint_histogram_bracketed: fewer than ood_min_share of the training rows
+ * neither warmer nor sunnier, or neither colder nor darker, than its bin).
+ * A monotone model interpolates between training rows on both sides of a point, however few
+ * share its own bin - the flag says that bin is thin, the alert that there is nothing beyond it.
+ * MODEL_DRIFT below.
  *
  * Live accuracy. Each issue records, per building and target hour, one point per horizon
  * bucket (1-6, 7-24, 25-48, 49-72 h: the horizon of the bucket that the target hour's number
@@ -163,7 +168,7 @@ typedef struct fc_alert {
     hvs_ms_t first_seen; /* the day's first target hour / the judged day */
     double score;
     char summary[320];
-    const char *evidence[12];
+    const char *evidence[14]; /* name, value pairs, NULL-terminated */
 } fc_alert_t;
 
 typedef struct fc_callbacks {
@@ -240,6 +245,7 @@ typedef struct fc_stats {
     uint64_t issued, points, rules, ood_forecasts, low_confidence_alerts, drift_alerts, no_area,
         scored, skipped_old, reissued;
     uint64_t ood_joint, ood_range; /* horizons out of distribution by the histogram, the range */
+    uint64_t ood_beyond; /* horizons extrapolated: not bracketed by the joint histogram */
     uint64_t by_flag[FC_FLAG_COUNT];
 } fc_stats_t;
 

@@ -101,6 +101,28 @@ int64_t hvs_joint_histogram_count(const hvs_joint_histogram_t *h, double t, doub
     return h->counts[a * (h->nirr - 1) + b];
 }
 
+int hvs_joint_histogram_bracketed(const hvs_joint_histogram_t *h, double t, double g,
+                                  int64_t min_count, int64_t *below_out, int64_t *above_out) {
+    size_t a, b;
+    if (hvs_joint_histogram_count(h, t, g, &a, &b) < 0)
+        return -1;
+    size_t nt = h->ntemp - 1, ng = h->nirr - 1;
+    int64_t below = 0, above = 0; /* colder and darker; warmer and sunnier */
+    for (size_t i = 0; i < nt; i++)
+        for (size_t j = 0; j < ng; j++) {
+            int64_t c = h->counts[i * ng + j];
+            if (i <= a && j <= b)
+                below += c;
+            if (i >= a && j >= b)
+                above += c;
+        }
+    if (below_out)
+        *below_out = below;
+    if (above_out)
+        *above_out = above;
+    return below >= min_count && above >= min_count;
+}
+
 /* An array of doubles of the record into a malloc'd copy; the count, or 0 when absent or bad. */
 static size_t doubles_of(avro_value_t *arr, double **out) {
     size_t n = 0;

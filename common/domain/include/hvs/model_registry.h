@@ -106,6 +106,14 @@ typedef struct hvs_joint_histogram {
 int64_t hvs_joint_histogram_count(const hvs_joint_histogram_t *h, double t, double g, size_t *ti,
                                   size_t *gi);
 
+/* Whether the training rows bracket (t, g) for a model that falls with both (heat: colder or
+ * darker, more heat): at least min_count rows in the bins neither warmer nor sunnier than the
+ * bin of (t, g), and at least min_count in those neither colder nor darker (their counts into
+ * *below and *above when not NULL). A point that is not bracketed is extrapolated from one side
+ * only. 1 or 0; -1 when h has no counts or a value is NaN. */
+int hvs_joint_histogram_bracketed(const hvs_joint_histogram_t *h, double t, double g,
+                                  int64_t min_count, int64_t *below, int64_t *above);
+
 /* A loaded, validated version, shared with prediction threads. */
 typedef struct hvs_model_ref {
     char *name;
