@@ -217,9 +217,8 @@ static void test_joint_histogram_bracketed(void) {
         counts[rows[i][0] * 3 + rows[i][1]] += rows[i][2];
         h.total += rows[i][2];
     }
-    static const double pts[][2] = {{-5, 50},   {5, 600},   {-5, 600}, {-25, 800},
-                                    {35, 900},  {-25, 0},   {15, 50},  {-40, 2000},
-                                    {60, -100}, {0, 100}};
+    static const double pts[][2] = {{-5, 50}, {5, 600}, {-5, 600},   {-25, 800}, {35, 900},
+                                    {-25, 0}, {15, 50}, {-40, 2000}, {60, -100}, {0, 100}};
     for (size_t k = 0; k < sizeof pts / sizeof pts[0]; k++)
         for (int64_t min = 0; min <= 600; min += 50) {
             size_t a, b;
