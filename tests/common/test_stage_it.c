@@ -65,6 +65,8 @@ typedef struct toy {
     hvs_redis_t *redis;
     size_t applied_unwritten, replayed;
     bool flush_redis_after_first_batch; /* the Redis loses everything while the stage runs */
+    int stop_after_batches; /* > 0: end the run after that many batches, caught up or not */
+    int batches;
 } toy_t;
 
 static int toy_handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why) {
@@ -122,6 +124,8 @@ static int toy_after_batch(void *opaque, const hvs_stage_batch_t *b, hvs_err_t *
         HVS_REQUIRE(hvs_redis_command(t->redis, &rep, err, "FLUSHALL") == 0, "flushall");
         freeReplyObject(rep);
     }
+    if (t->stop_after_batches > 0 && b->n > 0 && ++t->batches >= t->stop_after_batches)
+        return hvs_err_set(err, TEST_DONE, "test_done", "stopped after %d batches", t->batches);
     if (t->handled < t->expect || !b->caught_up)
         return 0;
     if (t->stop_by_signal) {
@@ -536,15 +540,14 @@ static void a_killed_rebuilds_targets_decide_what_is_replayed_quietly(void) {
     rd_kafka_t *rk = plain_client("stage-eos-kill-md");
     int np = partitions_of(rk, in[0]);
     HVS_REQUIRE(partitions_of(rk, in[1]) == np, "both inputs have %d partitions", np);
-    int64_t a_end[MAX_PARTS], b_end[MAX_PARTS], b_more[MAX_PARTS], a_half[MAX_PARTS],
-        none[MAX_PARTS];
+    int64_t a_end[MAX_PARTS], b_end[MAX_PARTS], b_more[MAX_PARTS], a_half[MAX_PARTS];
     ends_of(rk, in[0], np, a_end);
     ends_of(rk, in[1], np, b_end);
     /* the loss; then b goes on, and the killed rebuild read those records live */
     produce(&app, in[1], 10, NULL);
     ends_of(rk, in[1], np, b_more);
     for (int p = 0; p < np; p++)
-        a_half[p] = a_end[p] / 2, none[p] = -1;
+        a_half[p] = a_end[p] / 2;
     leave_killed_rebuild(r, in, np, (int64_t *const[2]){a_end, b_end},
                          (int64_t *const[2]){a_half, b_more});
     toy_t t2 = {.out_topic = out, .expect = 40, .redis = r};
@@ -554,15 +557,47 @@ static void a_killed_rebuilds_targets_decide_what_is_replayed_quietly(void) {
     for (int p = 0; p < np; p++) {
         HVS_CHECK(has_epoch(r, p) == 1, "partition %d rebuilt", p);
     }
-    /* the same when the loss came before any of b was read: b has no target at all */
-    leave_killed_rebuild(r, in, np, (int64_t *const[2]){a_end, none},
-                         (int64_t *const[2]){a_half, b_more});
-    toy_t t3 = {.out_topic = out, .expect = 40, .redis = r};
+    /* A loss before any of b was read (another group: none of b committed; a's state stored,
+     * no epoch). Its rebuild targets a's end and -1 for b; stopped after its first batch, it
+     * must have written both, b's -1 too (read or not), or the next rebuild, taking it for a
+     * killed one, would fall back for b to the stopped one's commits and replay them quietly */
+    hvs_app_fini(&app);
+    app_start(&app, "stage-eos-kill-b");
+    redisReply *rep = NULL;
+    HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "FLUSHALL") == 0, "flushall");
+    freeReplyObject(rep);
+    for (int p = 0; p < np; p++) {
+        HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "HSET hvs:stage:stagetest:%d o:%s %lld", p,
+                                      in[0], (long long)a_end[p]) == 0,
+                    "hset: %s", err.msg);
+        freeReplyObject(rep);
+    }
+    toy_t t3 = {.out_topic = out, .expect = 40, .redis = r, .stop_after_batches = 1};
     HVS_CHECK_EQ_INT(run_toy(&app, &t3, in, 2, &err), TEST_DONE);
-    HVS_CHECK_EQ_INT(t3.replayed, 20);
-    HVS_CHECK_EQ_INT(t3.sent, 20);
-    readback_t o = read_topic(out, 61);
-    HVS_CHECK_EQ_INT(o.n, 60); /* 30 + 10 + 20: nothing else published */
+    int written = 0;
+    for (int p = 0; p < np; p++) {
+        char key[64];
+        snprintf(key, sizeof key, "hvs:stage:stagetest:%d", p);
+        hvs_redis_command(r, &rep, NULL, "HEXISTS %s r:%s", key, in[0]);
+        if (reply_int(rep) != 1)
+            continue; /* not in the stopped batch */
+        written++;
+        hvs_redis_command(r, &rep, NULL, "HGET %s r:%s", key, in[0]);
+        HVS_CHECK(reply_int(rep) == a_end[p], "partition %d: a's target %lld", p,
+                  (long long)a_end[p]);
+        hvs_redis_command(r, &rep, NULL, "HEXISTS %s r:%s", key, in[1]);
+        HVS_CHECK(reply_int(rep) == 1, "partition %d: b's target written", p);
+        hvs_redis_command(r, &rep, NULL, "HGET %s r:%s", key, in[1]);
+        HVS_CHECK(reply_int(rep) == -1, "partition %d: b's target -1", p);
+    }
+    HVS_CHECK(written > 0, "the stopped rebuild wrote targets of %d partitions", written);
+    toy_t t4 = {.out_topic = out, .expect = 40, .redis = r};
+    HVS_CHECK_EQ_INT(run_toy(&app, &t4, in, 2, &err), TEST_DONE);
+    HVS_CHECK_EQ_INT(t4.replayed, 20); /* a, up to its target */
+    HVS_CHECK_EQ_INT(t4.sent, 20);     /* all of b: nothing of it was published before the loss */
+    readback_t o = read_topic(out, 61 + t3.sent);
+    HVS_CHECK(o.n == 60 + t3.sent, "%zu outputs: 30 + 10 + 20 and the stopped rebuild's %zu", o.n,
+              t3.sent); /* nothing else published */
     rd_kafka_destroy(rk);
     hvs_redis_destroy(r);
     hvs_app_fini(&app);

@@ -489,6 +489,8 @@ static int assigned(void *opaque, int32_t p, hvs_err_t *err) {
     /* without its epoch, what Redis holds of p is a rebuild that did not finish (killed part
      * way): loaded, its judged hours and lists would stand in for what the replay makes again */
     bool rebuilding = hvs_stage_rebuilding(w->stage, p);
+    if (rebuilding)
+        al_state_drop_partition(w->st, p); /* a stale copy from an earlier assignment */
     int rc = rebuilding ? 0 : al_state_load_partition(w->st, w->redis, w->rb, p, &n, err);
     /* a partition saved before it judged anything: its first hour is among the waiting ones */
     for (size_t i = 0; rc == 0 && !w->st->part[p].done && i < w->st->n; i++) {

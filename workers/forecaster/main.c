@@ -67,7 +67,8 @@ static const hvs_cfg_entry_t fc_entries[] = {
      "holiday region (calendar) of buildings without one"},
     {"HVS_FC_OOD_MIN_SHARE", HVS_CFG_DOUBLE, "0.001", 0, 1, S(ood_min_share), 0,
      "a horizon whose temperature x irradiance bin held less than this share of the version's "
-     "training rows is out of distribution"},
+     "training rows is out of distribution; one with less than it colder and darker, or warmer "
+     "and sunnier, raises FORECAST_LOW_CONFIDENCE"},
     {"HVS_FC_OOD_MARGIN", HVS_CFG_DOUBLE, "3", 0, 50, S(ood_margin_c), 0,
      "degC beyond the training profile's temperature range that is out of distribution"},
     {"HVS_FC_OOD_HORIZON", HVS_CFG_INT, "36", 1, 72, S(ood_horizon), 0,

@@ -187,11 +187,13 @@ int hvs_stage_state_assigning(hvs_stage_t *st, rd_kafka_topic_partition_list_t *
              * an input read live while another still replayed - what such records made ready
              * only with the rest of the replay was never published, and replayed quietly
              * again it never would be (an input without a target at all: none of it had been
-             * read before the loss). So the targets alone decide; past them this replay is
-             * loud, and what the killed one published goes out again (the same values). */
+             * read before the loss: r: -1). So the targets alone decide; past them this replay
+             * is loud, and what the killed one published goes out again (the same values). An
+             * input without r: in a killed rebuild's key was left by a build that wrote r: only
+             * for inputs it had read: the old rule for it. */
             int64_t until = added->elems[k].offset > stored[t] ? added->elems[k].offset : stored[t];
-            if (killed)
-                until = target[t] == NO_TARGET ? -1 : target[t];
+            if (killed && target[t] != NO_TARGET)
+                until = target[t];
             ps->replay_until[t] = until;
             rd_kafka_topic_partition_list_add(times, added->elems[k].topic, p)->offset =
                 st->conf.rebuild_ms > 0 ? hvs_time_now_ms() - st->conf.rebuild_ms : 0;
