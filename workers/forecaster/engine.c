@@ -983,13 +983,14 @@ static int emit(fc_t *g, job_t *j, const float *pred, hvs_err_t *err) {
                     ood = true;
                     g->stats.ood_range++;
                 }
-                if (jh->total > 0 && hvs_joint_histogram_bracketed(
-                                         jh, j->temp[k], gk,
-                                         (int64_t)ceil(g->conf.ood_min_share * (double)jh->total),
-                                         NULL, NULL) == 0) {
+                /* the alert needs the first hour only: the scan of the bins stops there */
+                if (first_beyond == HVS_MS_NONE && jh->total > 0 &&
+                    hvs_joint_histogram_bracketed(
+                        jh, j->temp[k], gk,
+                        (int64_t)ceil(g->conf.ood_min_share * (double)jh->total), NULL,
+                        NULL) == 0) {
                     g->stats.ood_beyond++;
-                    if (first_beyond == HVS_MS_NONE)
-                        first_beyond = h;
+                    first_beyond = h;
                 }
             }
         } else {

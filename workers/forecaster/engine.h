@@ -245,7 +245,7 @@ typedef struct fc_stats {
     uint64_t issued, points, rules, ood_forecasts, low_confidence_alerts, drift_alerts, no_area,
         scored, skipped_old, reissued;
     uint64_t ood_joint, ood_range; /* horizons out of distribution by the histogram, the range */
-    uint64_t ood_beyond;           /* horizons extrapolated: not bracketed by the joint histogram */
+    uint64_t ood_beyond;           /* forecasts extrapolated: a horizon not bracketed (engine.h) */
     uint64_t by_flag[FC_FLAG_COUNT];
 } fc_stats_t;
 
