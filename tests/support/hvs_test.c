@@ -43,10 +43,16 @@ void hvs_test_cleanup(void (*fn)(void)) {
     cleanups[ncleanups++] = fn;
 }
 
+/* Each case ends with its wall time: where a suite's time goes shows in every CI log. */
 static void run_case(const hvs_test_case_t *c) {
     printf("== %s\n", c->name);
     fflush(stdout);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     c->fn();
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    printf("== %s: %.1f s\n", c->name,
+           (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
     fflush(stdout);
     fflush(stderr);
 }
@@ -82,22 +88,114 @@ int hvs_test_main(const hvs_test_case_t *cases, int argc, char **argv) {
 
 /* ---- reading topics back ---------------------------------------------------------------- */
 
+/* Partitions of `topic` (0: it does not exist yet). */
+static int partitions_of(rd_kafka_t *rk, const char *topic) {
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    int n = 0;
+    if (rkt && rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topic_cnt == 1 && !md->topics[0].err)
+        n = md->topics[0].partition_cnt;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
+    return n;
+}
+
+/* Messages in the topics now: the sum over their partitions of high minus low watermarks. */
+static size_t messages_in(rd_kafka_t *rk, const char *const *topics, size_t ntopics) {
+    size_t n = 0;
+    for (size_t i = 0; i < ntopics; i++) {
+        int np = partitions_of(rk, topics[i]);
+        for (int p = 0; p < np; p++) {
+            int64_t lo = 0, hi = 0;
+            HVS_REQUIRE(rd_kafka_query_watermark_offsets(rk, topics[i], p, &lo, &hi, 10000) == 0,
+                        "tail: watermarks of %s [%d]", topics[i], p);
+            n += (size_t)(hi - lo);
+        }
+    }
+    return n;
+}
+
+/* A reader without a group: every partition of the topics assigned from the beginning. Joining
+ * a new group costs the mock broker's initial rebalance delay (3 s) per read; a test reading
+ * back a topic it does not commit on has no use for one. NULL when a topic does not exist yet
+ * (a subscription picks it up once created). */
+static rd_kafka_t *tail_assigned(const hvs_test_tail_t *t, size_t ntopics) {
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const char *const props[][2] = {{"bootstrap.servers", t->brokers},
+                                    {"group.id", "hvs-test-tail"}, /* required, never joined */
+                                    {"client.id", "hvs-test-tail"},
+                                    {"enable.auto.commit", "false"},
+                                    {"fetch.wait.max.ms", "10"},
+                                    {"log_level", "3"}};
+    for (size_t i = 0; i < sizeof props / sizeof *props; i++)
+        HVS_REQUIRE(rd_kafka_conf_set(conf, props[i][0], props[i][1], errstr, sizeof errstr) ==
+                        RD_KAFKA_CONF_OK,
+                    "tail conf %s: %s", props[i][0], errstr);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    HVS_REQUIRE(rk, "tail consumer: %s", errstr);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+    for (size_t i = 0; i < ntopics; i++) {
+        int np = partitions_of(rk, t->topics[i]);
+        if (np == 0) {
+            rd_kafka_topic_partition_list_destroy(l);
+            rd_kafka_destroy(rk);
+            return NULL;
+        }
+        for (int p = 0; p < np; p++)
+            rd_kafka_topic_partition_list_add(l, t->topics[i], p)->offset =
+                RD_KAFKA_OFFSET_BEGINNING;
+    }
+    HVS_REQUIRE(rd_kafka_assign(rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR, "tail: assign");
+    rd_kafka_topic_partition_list_destroy(l);
+    return rk;
+}
+
+/* Up to max messages from the groupless reader, waiting at most wait_ms for the first. */
+static size_t tail_poll_assigned(rd_kafka_t *rk, rd_kafka_message_t **msgs, size_t max,
+                                 int wait_ms) {
+    size_t n = 0;
+    while (n < max) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, wait_ms);
+        if (!m)
+            break;
+        wait_ms = 0;
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                fprintf(stderr, "tail: %s\n", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        msgs[n++] = m;
+    }
+    return n;
+}
+
 size_t hvs_test_tail(const hvs_test_tail_t *t, hvs_test_tail_fn fn, void *opaque) {
     static int groups;
-    char group[64];
-    if (!t->group)
-        snprintf(group, sizeof group, "hvs-test-tail-%d-%d", (int)getpid(), ++groups);
-    hvs_kafka_conf_t kc = {.brokers = t->brokers,
-                           .group = t->group ? t->group : group,
-                           .client_id = "hvs-test-tail",
-                           .fetch_wait_max_ms = 10};
-    hvs_consumer_t *c;
+    size_t ntopics = t->ntopics ? t->ntopics : 1;
+    hvs_consumer_t *c = NULL;
     hvs_err_t err = {0};
-    HVS_REQUIRE(hvs_consumer_new(&kc, t->topics, t->ntopics ? t->ntopics : 1, NULL, &c, &err) == 0,
-                "tail consumer: %s", err.msg);
-    if (t->assign_ms > 0)
-        HVS_REQUIRE(hvs_consumer_wait_assignment(c, t->assign_ms, &err) == 0, "tail assignment: %s",
-                    err.msg);
+    rd_kafka_t *rk = t->group || t->commit ? NULL : tail_assigned(t, ntopics);
+    if (!rk) {
+        char group[64];
+        if (!t->group)
+            snprintf(group, sizeof group, "hvs-test-tail-%d-%d", (int)getpid(), ++groups);
+        hvs_kafka_conf_t kc = {.brokers = t->brokers,
+                               .group = t->group ? t->group : group,
+                               .client_id = "hvs-test-tail",
+                               .fetch_wait_max_ms = 10};
+        HVS_REQUIRE(hvs_consumer_new(&kc, t->topics, ntopics, NULL, &c, &err) == 0,
+                    "tail consumer: %s", err.msg);
+        if (t->assign_ms > 0)
+            HVS_REQUIRE(hvs_consumer_wait_assignment(c, t->assign_ms, &err) == 0,
+                        "tail assignment: %s", err.msg);
+    }
+    size_t want = t->to_end ? messages_in(rk ? rk : hvs_consumer_handle(c), t->topics, ntopics)
+                            : t->want;
     size_t max = t->batch ? t->batch : 64;
     if (max > 512)
         max = 512;
@@ -110,7 +208,7 @@ size_t hvs_test_tail(const hvs_test_tail_t *t, hvs_test_tail_fn fn, void *opaque
     for (;;) {
         now = hvs_test_now_ms();
         int wait = poll_ms;
-        if (t->want && got >= t->want) {
+        if ((want || t->to_end) && got >= want) {
             if (t->linger_ms <= 0 || lingered)
                 break;
             wait = t->linger_ms; /* one more poll: duplicates would show up now */
@@ -119,7 +217,10 @@ size_t hvs_test_tail(const hvs_test_tail_t *t, hvs_test_tail_fn fn, void *opaque
             break;
         }
         size_t n = 0;
-        hvs_consumer_poll_batch(c, msgs, max, wait, &n, &err);
+        if (rk)
+            n = tail_poll_assigned(rk, msgs, max, wait);
+        else
+            hvs_consumer_poll_batch(c, msgs, max, wait, &n, &err);
         if (n)
             last = hvs_test_now_ms();
         for (size_t i = 0; i < n; i++)
@@ -130,8 +231,13 @@ size_t hvs_test_tail(const hvs_test_tail_t *t, hvs_test_tail_fn fn, void *opaque
             hvs_consumer_commit_batch(c, msgs, n, &err);
         hvs_consumer_release(msgs, n);
     }
-    hvs_consumer_close(c, &err);
-    hvs_consumer_destroy(c);
+    if (rk) {
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+    } else {
+        hvs_consumer_close(c, &err);
+        hvs_consumer_destroy(c);
+    }
     return got;
 }
 

@@ -152,25 +152,32 @@ typedef struct hvs_test_tail {
     const char *brokers;       /* required: "host:port" */
     const char *const *topics; /* required: effective names */
     size_t ntopics;            /* 0 = 1 */
-    const char *group;         /* NULL = a new group of its own ("hvs-test-tail-<pid>-<n>") */
+    const char *group;         /* NULL = no group (see hvs_test_tail), or when a topic does not
+                                    exist yet a new one ("hvs-test-tail-<pid>-<n>") */
     size_t want;               /* stop once this many arrived; 0 = only on idle or timeout */
     int timeout_ms;            /* overall limit; 0 = 20000 */
     int idle_ms;               /* stop after this long without a message; 0 = never */
     int linger_ms;             /* after `want` arrived, one more poll this long: late
                                     duplicates show (they are passed on and counted) */
-    int assign_ms;             /* > 0: first wait this long for the assignment (fatal if none) */
+    int assign_ms;             /* > 0: first wait this long for the group's assignment (fatal
+                                    if none); a groupless read is assigned at once */
     int poll_ms;               /* one poll's wait; 0 = 100 */
     size_t batch;              /* messages per poll; 0 = 64, at most 512 */
     bool commit;               /* commit each batch after the callback saw it */
+    bool to_end;               /* want = what the topics held when the read started (the sum
+                                    over partitions of high minus low watermarks): "all of it"
+                                    without waiting out a timeout to prove nothing else came */
 } hvs_test_tail_t;
 
 /* Called for each message in order of arrival; the message is only valid during the call. */
 typedef void (*hvs_test_tail_fn)(void *opaque, const struct rd_kafka_message_s *m);
 
 /*
- * Read every message of t->topics from the beginning with a fresh consumer (the common kafka
- * layer, fetch.wait.max.ms 10) until t->want arrived, t->idle_ms passed without one, or
- * t->timeout_ms. Calls fn (may be NULL) for each. Returns how many were read. The consumer is
+ * Read every message of t->topics from the beginning with a fresh consumer (fetch.wait.max.ms
+ * 10) until t->want arrived (t->to_end: all the topics held at the start), t->idle_ms passed
+ * without one, or t->timeout_ms. Without t->group or t->commit, and when every topic exists,
+ * the consumer joins no group: it assigns every partition itself (a group's first join costs
+ * the mock broker 3 s); otherwise it subscribes through the common kafka layer. Calls fn (may be NULL) for each. Returns how many were read. The consumer is
  * closed and freed before it returns; nothing is left for the caller to free. Fatal (exit 1)
  * when the consumer cannot be created.
  */
