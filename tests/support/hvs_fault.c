@@ -840,6 +840,12 @@ void hvs_fault_case_flush_timeout(hvs_fault_world_t *w, const hvs_fault_run_t *r
                                   const char *env) {
     hvs_fault_opts_t o = {.npoints = 1, .env = env};
     hvs_fault_random_points(o.points, 1, 10, 0.2, 0.7);
+    /* A stage fed in phases may take a whole phase in one batch (the alerter's first 5 482
+     * messages): a later point lands between phases, where the refused requests go to the
+     * harness's own producer writing the next phase and the stage's flush never waits. The
+     * first phase is written before the member starts: at 0 its first outputs are refused. */
+    if (w->stage->fill)
+        o.points[0].at = 0;
     o.points[0].name = "broker refuses 200 produce requests (flush timeout lowered)";
     o.points[0].fn = hvs_fault_broker_refuses_writes;
     o.points[0].arg = (void *)200;
