@@ -253,6 +253,13 @@ static void test_files(void) {
     HVS_CHECK(!strcmp(hvs_profile_active()->quantity, "heat_gj") &&
                   hvs_profile_active()->nsensors == 1,
               "the user's heat replaces the built-in whole");
+    /* the built-in retail (seed 003): a till's grand total, forecast only, no physics */
+    HVS_REQUIRE(hvs_profile_load("retail", NULL, &err) == 0, "retail: %s", err.msg);
+    HVS_CHECK(!strcmp(hvs_profile_active()->quantity, "sales_eur") &&
+                  !strcmp(hvs_profile_active()->target_scale, "kwh") &&
+                  !hvs_profile_active()->monotone &&
+                  hvs_profile_active()->tasks == 1u << HVS_TASK_FORECAST,
+              "the built-in retail profile");
     HVS_REQUIRE(hvs_profile_load("ev_charging", NULL, &err) == 0, "ev: %s", err.msg);
     static const struct {
         const char *text, *reason, *where;

@@ -70,7 +70,7 @@ static const hvs_cfg_entry_t common_entries[] = {
      "holiday regions read on top of the built-in ones (format: data/calendar/regions.ini); "
      "read by the executables that build calendars"},
     {"HVS_PROFILE", HVS_CFG_STRING, "heat", 0, 0, offsetof(hvs_common_config_t, profile), 0,
-     "what the deployment meters: a profile of data/profiles/profiles.ini (heat, ev_charging) "
+     "what the deployment meters: a profile of data/profiles/profiles.ini (heat, ev_charging, retail) "
      "or of HVS_PROFILE_FILE; the same for every worker of a deployment"},
     {"HVS_PROFILE_FILE", HVS_CFG_STRING, NULL, 0, 0, offsetof(hvs_common_config_t, profile_file), 0,
      "profiles read on top of the built-in ones (format: data/profiles/profiles.ini)"},
