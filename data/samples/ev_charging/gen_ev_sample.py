@@ -21,9 +21,13 @@ Readings are written in event-time order. Defaults: 2 sites x 10 chargers x 56 d
 """
 import argparse
 import datetime as dt
-import json
 import math
+import os
 import random
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from sample_io import add_common_args, reading, start_of, write_outputs  # noqa: E402
 
 HOUR_MS = 3600 * 1000
 
@@ -48,16 +52,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sites", type=int, default=2)
     ap.add_argument("--chargers", type=int, default=10)
-    ap.add_argument("--days", type=int, default=56)
-    ap.add_argument("--start", default="2025-01-06")
-    ap.add_argument("--readings", default="readings.jsonl")
-    ap.add_argument("--topology", default="topology.jsonl")
+    add_common_args(ap, 56)
     ap.add_argument("--hourly", default=None)
-    ap.add_argument("--weather", default=None)
     a = ap.parse_args()
     rng = random.Random(20250106)
-    start = dt.datetime.strptime(a.start, "%Y-%m-%d").replace(tzinfo=dt.timezone.utc)
-    t0 = int(start.timestamp() * 1000)
+    start, t0 = start_of(a)
     hours = a.days * 24
     topo, hourly, lines = [], {}, []
     if True:
@@ -102,33 +101,15 @@ def main():
                 # end (plus the aggregator's grace) for that window to close
                 for h in range(hours + 2):
                     ts = t0 + h * HOUR_MS
-                    lines.append((ts, site, cid, json.dumps({
-                        "timestamp": ts, "building_id": site, "apartment_id": cid,
-                        "device_id": cid + "-meter",
-                        "readings": [{"sensor_type": "charger_energy_kwh", "value": round(counter, 3)}]},
-                        separators=(",", ":"))))
+                    lines.append(reading(ts, site, cid, cid + "-meter", "charger_energy_kwh",
+                                         round(counter, 3)))
                     # the counter shows 3 decimals: the hour's energy is the rounded difference
                     nxt = round(counter + per_hour[h], 3)
                     if h < hours:
                         site_kwh[h] += nxt - round(counter, 3)
                     counter = nxt
             hourly[site] = site_kwh
-    # in event time order, as meters report: a reading far behind the others would be too late
-    lines.sort()
-    with open(a.readings, "w") as out:
-        for line in lines:
-            out.write(line[3] + "\n")
-    with open(a.topology, "w") as f:
-        for b in topo:
-            f.write(json.dumps(b) + "\n")
-    if a.weather:
-        with open(a.weather, "w") as f:
-            f.write("time,building_id,temperature_c\n")
-            for b in topo:
-                for h in range(hours + 2):
-                    t = start + dt.timedelta(hours=h)
-                    f.write("%s,%s,%.1f\n" % (t.strftime("%Y-%m-%dT%H:%M:%SZ"), b["building_id"],
-                                              temperature(h)))
+    write_outputs(a, lines, topo, start, hours + 2, temperature)
     if a.hourly:
         with open(a.hourly, "w") as f:
             for site, v in hourly.items():

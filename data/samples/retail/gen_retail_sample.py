@@ -21,9 +21,13 @@ the same bytes.
 """
 import argparse
 import datetime as dt
-import json
 import math
+import os
 import random
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from sample_io import add_common_args, reading, start_of, write_outputs  # noqa: E402
 
 HOUR_MS = 3600 * 1000
 DAY_MS = 24 * HOUR_MS
@@ -44,16 +48,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--shops", type=int, default=3)
     ap.add_argument("--tills", type=int, default=2)
-    ap.add_argument("--days", type=int, default=91)
-    ap.add_argument("--start", default="2025-01-06")
-    ap.add_argument("--readings", default="readings.jsonl")
-    ap.add_argument("--topology", default="topology.jsonl")
+    add_common_args(ap, 91)
     ap.add_argument("--daily", default=None)
-    ap.add_argument("--weather", default=None)
     a = ap.parse_args()
     rng = random.Random(20250106)
-    start = dt.datetime.strptime(a.start, "%Y-%m-%d").replace(tzinfo=dt.timezone.utc)
-    t0 = int(start.timestamp() * 1000)
+    start, t0 = start_of(a)
     topo, daily, lines = [], {}, []
     for s in range(a.shops):
         shop = "shop_%02d" % (s + 1)
@@ -70,11 +69,8 @@ def main():
             # two readings more than summed days: the last day's end, and one past it
             for d in range(a.days + 2):
                 ts = t0 + d * DAY_MS
-                lines.append((ts, shop, till, json.dumps({
-                    "timestamp": ts, "building_id": shop, "apartment_id": till,
-                    "device_id": shop + "-" + till,
-                    "readings": [{"sensor_type": "sales_eur", "value": round(counter, 2)}]},
-                    separators=(",", ":"))))
+                lines.append(reading(ts, shop, till, shop + "-" + till, "sales_eur",
+                                     round(counter, 2)))
                 wd = (start + dt.timedelta(days=d)).weekday()
                 cold = max(0.0, 4.0 - day_mean_temperature(d))  # K below 4 degC
                 eur = size * WEEKDAY[wd] * (1.0 - 0.02 * cold) * math.exp(rng.gauss(0.0, 0.06))
@@ -83,21 +79,7 @@ def main():
                     shop_eur[d] += nxt - round(counter, 2)
                 counter = nxt
         daily[shop] = shop_eur
-    lines.sort()  # event-time order, as tills report
-    with open(a.readings, "w") as out:
-        for line in lines:
-            out.write(line[3] + "\n")
-    with open(a.topology, "w") as f:
-        for b in topo:
-            f.write(json.dumps(b) + "\n")
-    if a.weather:
-        with open(a.weather, "w") as f:
-            f.write("time,building_id,temperature_c\n")
-            for b in topo:
-                for h in range((a.days + 2) * 24):
-                    t = start + dt.timedelta(hours=h)
-                    f.write("%s,%s,%.1f\n" % (t.strftime("%Y-%m-%dT%H:%M:%SZ"), b["building_id"],
-                                              temperature(h)))
+    write_outputs(a, lines, topo, start, (a.days + 2) * 24, temperature)
     if a.daily:
         with open(a.daily, "w") as f:
             for shop, v in daily.items():
