@@ -32,6 +32,7 @@
 #include "hvs/featstore.h"
 #include "hvs/log.h"
 #include "hvs/model_registry.h"
+#include "hvs/profile.h"
 #include "hvs_test.h"
 #include "train.h"
 
@@ -946,6 +947,54 @@ static void test_live_accuracy(void) {
     fc_destroy(g);
 }
 
+/* A kwh profile's site without heated area that no model serves yet (run as its own process,
+ * `test_fc_engine kwh_rules`: the profile is process-wide): the rules repeat its own past,
+ * worked out here from the actuals (heat()): the same hour on the nearest day ended by the
+ * issue while it has no week, the mean of 1 and 2 weeks before once it has; nothing before a
+ * day of history. */
+static void test_kwh_rules(void) {
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_profile_load("ev_charging", NULL, &err) == 0, "profile: %s", err.msg);
+    make_events(20);
+    world_t w;
+    world_init(&w);
+    w.serve_global = false;
+    for (int b = 0; b < NB; b++)
+        w.b[b].area = NAN;
+    fc_config_t c = config();
+    c.from = START + 12 * HOUR;
+    fc_t *g = run(&w, c, 500, 0);
+    HVS_CHECK(!find(&w, "b1", START + 12 * HOUR) && !find(&w, "b1", START + 23 * HOUR),
+              "under a day of history: nothing to repeat");
+    const got_t *d = find(&w, "b2", START + 3 * DAY + 5 * HOUR),
+                *wk = find(&w, "b2", START + 15 * DAY + 5 * HOUR);
+    HVS_REQUIRE(d && wk, "forecasts of day 3 and day 15");
+    int wrong = 0;
+    for (const got_t *f = d; f; f = f == d ? wk : NULL) {
+        HVS_CHECK(!strcmp(f->ident, "rules") && (f->flags & FC_F_RULES_ONLY) && f->n == FC_HORIZONS,
+                  "rules, %d points: %s", f->n, f->ident);
+        for (int k = 0; k < f->n; k++) {
+            hvs_ms_t h = f->issued + (hvs_ms_t)k * HOUR;
+            double want;
+            if (f == wk) {
+                want = 0.5 * (heat(1, h - 7 * DAY) + heat(1, h - 14 * DAY));
+            } else {
+                int days = (k + 1 + 23) / 24; /* the hour h - days ended by the issue */
+                want = heat(1, h - (hvs_ms_t)days * DAY);
+            }
+            if (!(fabs(f->y[k] - want) <= 1e-9 && f->target[k] == h &&
+                  fabs(f->lo[k] - 0.5 * want) <= 1e-9 && fabs(f->hi[k] - 1.5 * want) <= 1e-9) &&
+                wrong++ < 3)
+                HVS_CHECK(false, "issue %lld h +%d: %.6f [%.6f, %.6f], repeated %.6f",
+                          (long long)((f->issued - START) / HOUR), k, f->y[k], f->lo[k], f->hi[k],
+                          want);
+        }
+    }
+    HVS_CHECK_EQ_INT(wrong, 0);
+    free(w.got);
+    fc_destroy(g);
+}
+
 static const hvs_test_case_t cases[] = {
     {"trainer_path", test_trainer_path},
     {"interleaving", test_interleaving},
@@ -959,4 +1008,11 @@ static const hvs_test_case_t cases[] = {
     HVS_TEST_CASES_END,
 };
 
-int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }
+/* kwh_rules loads another profile for the whole process: a test of its own (test_fc_engine_kwh) */
+static const hvs_test_case_t kwh_cases[] = {{"kwh_rules", test_kwh_rules}, HVS_TEST_CASES_END};
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "kwh_rules") == 0)
+        return hvs_test_main(kwh_cases, argc, argv);
+    return hvs_test_main(cases, argc, argv);
+}

@@ -52,6 +52,10 @@ typedef struct job {
     unsigned flags;
     double area;
     double temp[FC_HORIZONS], ghi[FC_HORIZONS], hdh[FC_HORIZONS];
+    /* the rules of a building without area (a kwh profile's site): seasonal naive, NaN where
+     * its history knows no hour to repeat */
+    double naive[FC_HORIZONS];
+    bool naive_rules;
     bool quiet;
     bool again; /* made again after a revision: its accuracy points were recorded the first time */
     float past[FC_CAL_MAX_WINDOW]; /* actuals of the hours ending 1..window h before T (NaN) */
@@ -675,6 +679,38 @@ static int batch_model(fc_t *g, const char *name) {
     return (int)(g->nmodels - 1);
 }
 
+/*
+ * Seasonal naive from a building's own hours known at t (engine.h): each of the FC_HORIZONS
+ * target hours from h0 repeats the mean of the same hour 1 and 2 weeks before, where its history
+ * holds either; else the same hour on the nearest day before that ended by t (up to 3 days
+ * back beyond the first it could be). Returns whether every target hour got a value (a site's
+ * first days: not yet, out is then partly NaN).
+ */
+bool fc_seasonal_naive(const hvs_feat_history_t *view, hvs_ms_t t, hvs_ms_t h0,
+                       double out[FC_HORIZONS]) {
+    bool all = true;
+    for (int k = 0; k < FC_HORIZONS; k++) {
+        hvs_ms_t h = h0 + (hvs_ms_t)k * HOUR;
+        double sum = 0;
+        int n = 0;
+        for (int w = 1; w <= 2; w++) { /* h - 1 week ends by t for every horizon up to 167 h */
+            const hvs_feat_hour_t *x = hvs_feat_hour_get(view, h - (hvs_ms_t)w * 7 * HVS_MS_DAY);
+            if (x && isfinite(x->use))
+                sum += x->use, n++;
+        }
+        int first = (int)((h + HOUR - t + HVS_MS_DAY - 1) / HVS_MS_DAY); /* ended by t */
+        for (int d = first < 1 ? 1 : first; n == 0 && d <= (first < 1 ? 1 : first) + 2; d++) {
+            hvs_ms_t past = h - (hvs_ms_t)d * HVS_MS_DAY;
+            const hvs_feat_hour_t *x = hvs_feat_hour_get(view, past);
+            if (x && isfinite(x->use))
+                sum += x->use, n++;
+        }
+        out[k] = n ? sum / n : NAN;
+        all &= n > 0;
+    }
+    return all;
+}
+
 /* The model for a building at issue time t (engine.h); -1 rules, -2 ENOMEM. */
 static int choose(fc_t *g, const char *building, const fc_info_t *in, hvs_ms_t t) {
     hvs_ms_t age = in->commissioning == HVS_MS_NONE ? INT64_MAX / 2 : t - in->commissioning;
@@ -708,14 +744,23 @@ static int queue_issue(fc_t *g, fc_building_t *b, hvs_ms_t t, bool quiet, bool a
         if (m == -2)
             return hvs_err_set(err, HVS_ENOMEM, "oom", "models");
     }
-    if (!known || !scaled || (m < 0 && !area)) { /* the rules are per m2 too */
+    /* the rules are per m2 of heated area; a site of a kwh profile without one repeats its
+     * own past (seasonal naive), once its history has an hour to repeat */
+    bool naive = known && scaled && m < 0 && !area;
+    hvs_feat_history_t view;
+    hvs_fs_view(b->fs, hvs_fs_entity(b->fs, HVS_FS_BUILDING, false), in.commissioning, &view);
+    double naive_y[FC_HORIZONS];
+    if (naive && !fc_seasonal_naive(&view, t, hour_ceil(t), naive_y))
+        naive = false, m = -1, known = false; /* nothing to repeat yet: not forecastable */
+    if (!naive && (!known || !scaled || (m < 0 && !area))) {
         g->stats.no_area++;
         if (!b->warned)
             hvs_log_warn("forecaster", "building %s: not forecastable: %s", b->fs->id,
-                         scaled && known ? "no model serves it yet and the rules need a heated "
-                                           "area (none in topology)"
-                                         : "no heated area in topology (forecasts are per m2 of "
-                                           "heated area)");
+                         scaled && (known || m < 0)
+                             ? "no model serves it yet, the rules need a heated area (none in "
+                               "topology) or a day of its own history to repeat"
+                             : "no heated area in topology (forecasts are per m2 of heated "
+                               "area)");
         b->warned = true;
         return 0;
     }
@@ -736,7 +781,15 @@ static int queue_issue(fc_t *g, fc_building_t *b, hvs_ms_t t, bool quiet, bool a
     if (!quiet && (b->loud_from == HVS_MS_NONE || t < b->loud_from))
         b->loud_from = t;
     job_t *j = &g->jobs[g->njobs];
-    *j = (job_t){.b = b, .t = t, .model = m, .area = in.area_m2, .quiet = quiet, .again = again};
+    *j = (job_t){.b = b,
+                 .t = t,
+                 .model = m,
+                 .area = in.area_m2,
+                 .quiet = quiet,
+                 .again = again,
+                 .naive_rules = naive};
+    if (naive)
+        memcpy(j->naive, naive_y, sizeof naive_y);
     float *rows = NULL;
     if (m >= 0) {
         batch_model_t *bm = &g->models[m];
@@ -768,8 +821,6 @@ static int queue_issue(fc_t *g, fc_building_t *b, hvs_ms_t t, bool quiet, bool a
     }
     if (run == HVS_MS_NONE || t - run > g->conf.stale_after)
         j->flags |= FC_F_STALE_WEATHER;
-    hvs_feat_history_t view;
-    hvs_fs_view(b->fs, hvs_fs_entity(b->fs, HVS_FS_BUILDING, false), in.commissioning, &view);
     double x[HVS_FEATURES_COUNT], row[HVS_TASKROW_MAX_COLS];
     for (int k = 0; k < FC_HORIZONS; k++) {
         unsigned fl = 0;
@@ -993,6 +1044,9 @@ static int emit(fc_t *g, job_t *j, const float *pred, hvs_err_t *err) {
                     first_beyond = h;
                 }
             }
+        } else if (j->naive_rules) {
+            y = j->naive[k];
+            lo = 0.5 * y, hi = 1.5 * y;
         } else {
             if (!isfinite(j->hdh[k])) {
                 y = j->area * g->conf.rules_base / 1000.0;

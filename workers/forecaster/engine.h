@@ -256,6 +256,17 @@ void fc_destroy(fc_t *g);
 const fc_config_t *fc_config(const fc_t *g);
 fc_stats_t *fc_stats(fc_t *g);
 
+/*
+ * The rules of a building without heated area under a kwh profile (profile.h; heat's rules are
+ * per m2): seasonal naive from its own hours in view known at issue time t. Target hour
+ * h0 + k h (k < FC_HORIZONS) repeats the mean of the same hour 1 and 2 weeks before where the
+ * history holds either, else the same hour on the nearest of 3 days that ended by t. Fills
+ * out[FC_HORIZONS] (NaN where neither) and returns whether every hour got a value: a site with
+ * less history is not forecastable yet. Pure; thread-safe.
+ */
+bool fc_seasonal_naive(const hvs_feat_history_t *view, hvs_ms_t t, hvs_ms_t h0,
+                       double out[FC_HORIZONS]);
+
 /* The building's state, created (empty) when absent if create; NULL if absent or ENOMEM. */
 fc_building_t *fc_building(fc_t *g, const char *id, int32_t partition, bool create);
 /* Every building (borrowed array, valid until the next call that adds or drops one). */
