@@ -20,11 +20,11 @@ def start_of(a):
     return start, int(start.timestamp() * 1000)
 
 
-def reading(ts, building, apartment, device, sensor, value):
-    """(sort key, Reading JSON line) of one counter value."""
+def reading(ts, building, apartment, device, values):
+    """(sort key, Reading JSON line) of a device's counter values: [(sensor, value), ...]."""
     return (ts, building, apartment, json.dumps({
         "timestamp": ts, "building_id": building, "apartment_id": apartment, "device_id": device,
-        "readings": [{"sensor_type": sensor, "value": value}]}, separators=(",", ":")))
+        "readings": [{"sensor_type": k, "value": v} for k, v in values]}, separators=(",", ":")))
 
 
 def write_outputs(a, lines, topo, start, hours, temperature):

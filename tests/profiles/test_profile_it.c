@@ -10,8 +10,9 @@
  *     of one counter reading a day, the tills' EUR per day summed by the generator.
  * Checked against values worked out outside the workers:
  *   - aggregates.hourly (the building series, final revision): every site hour carries the kWh
- *     the generator summed (to 1e-6 kWh); every shop day's 24 hours add up to its sales (to
- *     1e-6 EUR), spread evenly (each hour a 24th);
+ *     and the chargers' minutes occupied (the second counter channel, hot_water_litres) the
+ *     generator summed (to 1e-6); every shop day's 24 hours add up to its sales (to 1e-6 EUR),
+ *     spread evenly (each hour a 24th);
  *   - features.hourly's vectors of a building carry use_lag_24 = its aggregate 24 h before;
  *   - the forecast models on `models` are the profile's (params.profile, target_scale kwh), and
  *     their columns hold no heating-physics feature (degree hours, temperature interactions,
@@ -46,11 +47,13 @@ typedef struct pcase {
     const char *profile;
     const char *prefix; /* building ids: prefix + "01", "02", ... */
     int nb, days;
-    bool daily;        /* the generator sums days (retail), else hours */
-    double capacity;   /* a building's most per hour: a bound on forecast points */
-    const char *gen;   /* the generator under data/samples/ */
-    const char *args;  /* its size arguments */
-    const char *train; /* hvs-trainer's backtest arguments */
+    bool daily;         /* the generator sums days (retail), else hours */
+    const char *second; /* the second counter the generator sums per hour (NULL: none) */
+    int units;          /* apartments (chargers, tills) per building */
+    double capacity;    /* a building's most per hour: a bound on forecast points */
+    const char *gen;    /* the generator under data/samples/ */
+    const char *args;   /* its size arguments */
+    const char *train;  /* hvs-trainer's backtest arguments */
 } pcase_t;
 
 static const pcase_t *pc;
@@ -58,8 +61,10 @@ static int NH;
 static hvs_test_proc_t redis, broker, agg, fx, tr, fc;
 static hvs_serde_t *serde;
 static char env[1024], dir[64], logpath[300];
-static double want[MAXB][MAXH]; /* the generator's: per hour (ev) or per day at [b][day] */
-static double got[MAXB][MAXH];  /* aggregates.hourly's, final revision */
+static double want[MAXB][MAXH];  /* the generator's: per hour (ev) or per day at [b][day] */
+static double want2[MAXB][MAXH]; /* the second counter's per hour (ev: minutes occupied) */
+static double got[MAXB][MAXH];   /* aggregates.hourly's, final revision */
+static double got2[MAXB][MAXH];  /* ... of the second counter channel (hot_water_litres) */
 static int64_t got_rev[MAXB][MAXH];
 
 static void teardown(void) {
@@ -124,15 +129,18 @@ static void setup(const pcase_t *c) {
     snprintf(cmd, sizeof cmd, "%s/h.csv", dir);
     FILE *f = fopen(cmd, "r");
     HVS_REQUIRE(f, "open %s", cmd);
-    char site[64];
+    char line[256], site[64];
     long long t;
-    double kwh;
+    double kwh, second;
     int n = 0;
-    while (fscanf(f, "%63[^,],%lld,%lf\n", site, &t, &kwh) == 3) {
+    while (fgets(line, sizeof line, f)) {
+        int k = sscanf(line, "%63[^,],%lld,%lf,%lf", site, &t, &kwh, &second);
         int s = site_of(site);
         long long h = (t - T0) / (c->daily ? DAY : HOUR);
-        HVS_REQUIRE(s >= 0 && h >= 0 && h < (c->daily ? c->days : NH), "sum line %s %lld", site, t);
+        HVS_REQUIRE(k >= 3 && s >= 0 && h >= 0 && h < (c->daily ? c->days : NH), "sum line %s",
+                    line);
         want[s][h] = kwh;
+        want2[s][h] = k == 4 ? second : NAN;
         n++;
     }
     fclose(f);
@@ -186,6 +194,7 @@ static void on_agg(sink_t *s, avro_value_t *v) {
         return;
     got_rev[b][h] = rev;
     got[b][h] = hvs_serde_field_double(v, "heating_kwh");
+    got2[b][h] = hvs_serde_field_double(v, "hot_water_litres");
 }
 
 static size_t read_topic(const char *topic, int kind, sink_t *s, size_t want_n, int timeout_ms) {
@@ -254,6 +263,18 @@ static void test_aggregates(void) {
                 HVS_CHECK(false, "shop %d day %d: hours sum to %.6f, sales %.2f", b + 1, d, sum,
                           want[b][d]);
         }
+    /* the second counter (ev_charging: each charger's minutes occupied): the site's sum */
+    double busy = 0;
+    for (int b = 0; pc->second && b < pc->nb; b++)
+        for (int h = 0; h < NH; h++) {
+            busy += want2[b][h];
+            if (!(fabs(got2[b][h] - want2[b][h]) <= 1e-6) && wrong++ < 5)
+                HVS_CHECK(false, "building %d hour %d: %s %.6f, the generator's %.6f", b + 1, h,
+                          pc->second, got2[b][h], want2[b][h]);
+        }
+    if (pc->second)
+        printf("aggregates: %s %.1f in all, occupancy %.1f %%\n", pc->second, busy,
+               100 * busy / (60.0 * NH * pc->nb * pc->units));
     HVS_CHECK_EQ_INT(wrong, 0);
     HVS_CHECK(total > 1000, "the sample meters: %.0f", total);
     printf("aggregates: %d building hours, %.1f in all, equal to the generator's sums\n", have,
@@ -486,6 +507,8 @@ static const pcase_t ev_charging = {.profile = "ev_charging",
                                     .nb = 2,
                                     .days = 35,
                                     .capacity = 12 * 150.0,
+                                    .second = "charger_busy_min",
+                                    .units = 12,
                                     .gen = "ev_charging/gen_ev_sample.py",
                                     .args = "--sites 2 --chargers 12",
                                     .train = "--window 60d --every 365d --folds 2 --fold-days 7 "
@@ -497,6 +520,7 @@ static const pcase_t retail = {.profile = "retail",
                                .days = 70,
                                .daily = true,
                                .capacity = 2 * 100000.0,
+                               .units = 2,
                                .gen = "retail/gen_retail_sample.py",
                                .args = "--shops 3 --tills 2",
                                .train = "--window 90d --every 365d --folds 4 --fold-days 7 "

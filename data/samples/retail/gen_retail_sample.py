@@ -69,8 +69,8 @@ def main():
             # two readings more than summed days: the last day's end, and one past it
             for d in range(a.days + 2):
                 ts = t0 + d * DAY_MS
-                lines.append(reading(ts, shop, till, shop + "-" + till, "sales_eur",
-                                     round(counter, 2)))
+                lines.append(reading(ts, shop, till, shop + "-" + till,
+                                     [("sales_eur", round(counter, 2))]))
                 wd = (start + dt.timedelta(days=d)).weekday()
                 cold = max(0.0, 4.0 - day_mean_temperature(d))  # K below 4 degC
                 eur = size * WEEKDAY[wd] * (1.0 - 0.02 * cold) * math.exp(rng.gauss(0.0, 0.06))
