@@ -164,11 +164,11 @@ static void test_ev_rows(void) {
     const hvs_profile_t *p = hvs_profile_active();
     HVS_CHECK_EQ_STR(p->quantity, "charger_energy_kwh");
     HVS_CHECK(!p->monotone && p->meter_max_kw == 150, "ev settings");
-    /* a site has no rooms and no heated area: only the forecast's models apply */
+    /* a site has no rooms: the forecast's models and their refresh apply */
     HVS_CHECK(hvs_profile_task_on(p, HVS_TASK_FORECAST) &&
                   !hvs_profile_task_on(p, HVS_TASK_ANOMALY_RESIDUAL) &&
                   !hvs_profile_task_on(p, HVS_TASK_ANOMALY_CLASSIFIER) &&
-                  !hvs_profile_task_on(p, HVS_TASK_REFRESH) && !hvs_profile_task_on(p, -1) &&
+                  hvs_profile_task_on(p, HVS_TASK_REFRESH) && !hvs_profile_task_on(p, -1) &&
                   !hvs_profile_task_on(p, HVS_TASK_COUNT),
               "ev tasks %#x", p->tasks);
     /* readings: the charger counter is known, heat's sensors are not */
@@ -201,6 +201,9 @@ static void test_ev_rows(void) {
     HVS_CHECK_EQ_INT(hvs_taskrow_ncols(HVS_TASK_FORECAST), HVS_FEATURES_COUNT - 11);
     HVS_CHECK_EQ_INT(hvs_taskrow_scale(HVS_TASK_FORECAST), HVS_TARGET_KWH);
     HVS_CHECK(hvs_taskrow_divisor(HVS_TASK_FORECAST, NAN) == 1.0, "a site needs no area");
+    /* the refresh corrects in the forecast's units: kWh here (heat: per m2, builtin_heat) */
+    HVS_CHECK_EQ_INT(hvs_taskrow_scale(HVS_TASK_REFRESH), HVS_TARGET_KWH);
+    HVS_CHECK(hvs_taskrow_divisor(HVS_TASK_REFRESH, NAN) == 1.0, "nor does its refresh");
     double x[HVS_FEATURES_COUNT], row[HVS_TASKROW_MAX_COLS];
     for (int i = 0; i < HVS_FEATURES_COUNT; i++)
         x[i] = i + 0.5;

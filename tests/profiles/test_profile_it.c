@@ -50,6 +50,7 @@ typedef struct pcase {
     bool daily;         /* the generator sums days (retail), else hours */
     const char *second; /* the second counter the generator sums per hour (NULL: none) */
     int units;          /* apartments (chargers, tills) per building */
+    bool refresh;       /* the profile's tasks include refresh: hvs-refresher runs too */
     double capacity;    /* a building's most per hour: a bound on forecast points */
     const char *gen;    /* the generator under data/samples/ */
     const char *args;   /* its size arguments */
@@ -58,7 +59,7 @@ typedef struct pcase {
 
 static const pcase_t *pc;
 static int NH;
-static hvs_test_proc_t redis, broker, agg, fx, tr, fc;
+static hvs_test_proc_t redis, broker, agg, fx, tr, fc, rf;
 static hvs_serde_t *serde;
 static char env[1024], dir[64], logpath[300];
 static double want[MAXB][MAXH];  /* the generator's: per hour (ev) or per day at [b][day] */
@@ -68,6 +69,7 @@ static double got2[MAXB][MAXH];  /* ... of the second counter channel (hot_water
 static int64_t got_rev[MAXB][MAXH];
 
 static void teardown(void) {
+    hvs_test_proc_stop(&rf);
     hvs_test_proc_stop(&fc);
     hvs_test_proc_stop(&tr);
     hvs_test_proc_stop(&fx);
@@ -329,7 +331,7 @@ static const char *const heating_physics[] = {"hdh",
                                               NULL};
 
 typedef struct models {
-    int forecast, other, profile, kwh, physics, temp, lag;
+    int forecast, refresh, other, profile, kwh, physics, temp, lag;
     int folds;                         /* backtest folds scored */
     double abs_err, naive_err, actual; /* their absolute errors and actuals, summed */
 } models_t;
@@ -339,8 +341,12 @@ static models_t mods;
 static void on_model(sink_t *s, avro_value_t *v) {
     (void)s;
     const char *name = hvs_serde_field_str(v, "name");
+    if (name && strncmp(name, "refresh/", 8) == 0) {
+        mods.refresh++;
+        return;
+    }
     if (!name || strncmp(name, "forecast/", 9) != 0) {
-        mods.other += name != NULL; /* anomaly or refresh models: not the profile's tasks */
+        mods.other += name != NULL; /* anomaly models: not the profile's tasks */
         return;
     }
     mods.forecast++;
@@ -395,10 +401,13 @@ static void test_models(void) {
         memset(&mods, 0, sizeof mods);
         sink_t s = {.fn = on_model};
         read_topic("models", HVS_SCHEMA_MODEL_VERSION, &s, 2, 5000);
-    } while (mods.forecast < 2 && hvs_test_now_ms() < deadline);
+    } while ((mods.forecast < 2 || (pc->refresh && mods.refresh < 1)) &&
+             hvs_test_now_ms() < deadline);
     HVS_CHECK(mods.forecast >= 2, "%d forecast models", mods.forecast);
-    /* the trainer's default tasks, cut to the profile's (tasks = forecast) */
+    /* the trainer's default tasks, cut to the profile's (forecast, and refresh for some) */
     HVS_CHECK_EQ_INT(mods.other, 0);
+    HVS_CHECK(pc->refresh ? mods.refresh >= 1 : mods.refresh == 0, "%d refresh models",
+              mods.refresh);
     HVS_CHECK(mods.profile == mods.forecast && mods.kwh == mods.forecast,
               "every one %s's (%d) on the kwh scale (%d)", pc->profile, mods.profile, mods.kwh);
     /* a shop's week is regular, its days' chance independent: last week's day carries its own
@@ -502,6 +511,66 @@ static void test_forecasts(void) {
     }
 }
 
+/* ---- refreshes ------------------------------------------------------------------------------ */
+
+typedef struct refreshes {
+    int n[MAXB], by_model[MAXB], bad;
+    double err, base_err, act; /* the first refreshed hour against the aggregates */
+} refreshes_t;
+
+static refreshes_t rfs;
+
+static void on_rf(sink_t *s, avro_value_t *v) {
+    (void)s;
+    int b = site_of(hvs_serde_field_str(v, "building_id"));
+    const char *model = hvs_serde_field_str(v, "model_name");
+    avro_value_t pts, pt;
+    size_t n = 0;
+    if (b < 0 || avro_value_get_by_name(v, "points", &pts, NULL) || avro_value_get_size(&pts, &n) ||
+        n == 0 || avro_value_get_by_index(&pts, 0, &pt, NULL))
+        return;
+    rfs.n[b]++;
+    rfs.by_model[b] += model && strncmp(model, "refresh/", 8) == 0;
+    double y = hvs_serde_field_double(&pt, "yhat_kwh"),
+           c = hvs_serde_field_double(&pt, "correction_kwh");
+    long long h = (hvs_serde_field_long(&pt, "target_hour") - T0) / HOUR;
+    if (!(y >= 0) || !isfinite(c)) {
+        rfs.bad++;
+        return;
+    }
+    if (h >= 0 && h < NH && !isnan(got[b][h])) {
+        rfs.err += fabs(y - got[b][h]);
+        rfs.base_err += fabs(y - c - got[b][h]); /* the baseline's point: corrected minus c */
+        rfs.act += got[b][h];
+    }
+}
+
+/* hvs-refresher on the profile's aggregates.15m and baselines: every site refreshed, by the
+ * profile's refresh model, in kWh (no area), its first hour closer to the aggregates than the
+ * baseline's on the whole. */
+static void test_refreshes(void) {
+    spawn(&rf, "rf", HVS_TEST_REFRESHER, "--batch 500");
+    int64_t deadline = hvs_test_now_ms() + 60000;
+    bool enough;
+    do {
+        memset(&rfs, 0, sizeof rfs);
+        sink_t s = {.fn = on_rf};
+        read_topic("forecasts.refreshed", HVS_SCHEMA_FORECAST, &s, 0, 10000);
+        enough = true;
+        for (int b = 0; b < pc->nb; b++)
+            enough &= rfs.by_model[b] >= 24;
+    } while (!enough && hvs_test_now_ms() < deadline);
+    for (int b = 0; b < pc->nb; b++)
+        HVS_CHECK(rfs.by_model[b] >= 24, "building %d: %d refreshes, %d by a refresh model", b + 1,
+                  rfs.n[b], rfs.by_model[b]);
+    HVS_CHECK_EQ_INT(rfs.bad, 0);
+    HVS_CHECK(rfs.act > 0 && rfs.err <= rfs.base_err,
+              "first refreshed hour: WAPE %.3f, the baseline's %.3f", rfs.err / rfs.act,
+              rfs.base_err / rfs.act);
+    printf("refreshes: %d and %d; first hour WAPE %.3f refreshed, %.3f baseline\n", rfs.n[0],
+           rfs.n[1], rfs.err / rfs.act, rfs.base_err / rfs.act);
+}
+
 static const pcase_t ev_charging = {.profile = "ev_charging",
                                     .prefix = "site_ev_",
                                     .nb = 2,
@@ -509,6 +578,7 @@ static const pcase_t ev_charging = {.profile = "ev_charging",
                                     .capacity = 12 * 150.0,
                                     .second = "charger_busy_min",
                                     .units = 12,
+                                    .refresh = true,
                                     .gen = "ev_charging/gen_ev_sample.py",
                                     .args = "--sites 2 --chargers 12",
                                     .train = "--window 60d --every 365d --folds 2 --fold-days 7 "
@@ -539,6 +609,10 @@ static void run_case(const pcase_t *c) {
     printf("models %.1f s\n", (hvs_test_now_ms() - t0) / 1e3);
     test_forecasts();
     printf("forecasts %.1f s\n", (hvs_test_now_ms() - t0) / 1e3);
+    if (c->refresh) {
+        test_refreshes();
+        printf("refreshes %.1f s\n", (hvs_test_now_ms() - t0) / 1e3);
+    }
     teardown();
 }
 

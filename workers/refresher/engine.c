@@ -536,7 +536,7 @@ int rf_on_baseline(rf_t *g, int32_t p, const char *building, const rf_baseline_i
 static bool columns_match(const hvs_model_ref_t *r) {
     size_t n;
     const char *const *cols = hvs_taskrow_columns(HVS_TASK_REFRESH, &n);
-    if (r->nfeatures != n || r->target_scale != HVS_TARGET_PER_HEATED_M2)
+    if (r->nfeatures != n || r->target_scale != hvs_taskrow_scale(HVS_TASK_REFRESH))
         return false;
     for (size_t i = 0; i < n; i++)
         if (strcmp(r->features[i], cols[i]) != 0)
@@ -648,8 +648,12 @@ static int make_tick(rf_t *g, rf_building_t *b, hvs_ms_t t, bool again, bool qui
         return 0;
     }
     rf_info_t in = {NAN, NULL};
-    if (!g->cb.info || g->cb.info(g->cb.opaque, b->id, &in) != 0 || !(in.area_m2 > 0) ||
-        !isfinite(in.area_m2)) {
+    /* errors and corrections in the forecast's target units: per m2 of heated area (heat), or
+     * the site's kWh under a kwh profile (profile.h), where no area is needed */
+    double area = NAN;
+    if (g->cb.info && g->cb.info(g->cb.opaque, b->id, &in) == 0)
+        area = hvs_taskrow_divisor(HVS_TASK_REFRESH, in.area_m2);
+    if (!(area > 0) || !isfinite(area)) {
         g->stats.no_area++;
         if (!b->warned)
             hvs_log_warn("refresher",
@@ -659,7 +663,6 @@ static int make_tick(rf_t *g, rf_building_t *b, hvs_ms_t t, bool again, bool qui
         b->warned = true;
         return 0;
     }
-    double area = in.area_m2;
     int32_t H = hour_of(h0);
     rf_refresh_t r = {.building = b->id,
                       .partition = b->partition,
@@ -689,7 +692,7 @@ static int make_tick(rf_t *g, rf_building_t *b, hvs_ms_t t, bool again, bool qui
         if (rc)
             return rc;
         for (int h = 0; h < RF_HORIZONS; h++)
-            corr[h] = hvs_taskrow_to_kwh(ref->target_scale, out[h], area);
+            corr[h] = hvs_taskrow_to_kwh(ref->target_scale, out[h], in.area_m2);
         r.model_name = ref->name;
         r.model_version = ref->version;
     } else {

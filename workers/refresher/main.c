@@ -28,6 +28,7 @@
 #include "hvs/ids.h"
 #include "hvs/log.h"
 #include "hvs/model_registry.h"
+#include "hvs/profile.h"
 #include "hvs/redis.h"
 #include "hvs/serde.h"
 #include "hvs/stage.h"
@@ -315,6 +316,8 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
     worker_t *w = state;
     w->app = app;
     int rc;
+    if ((rc = hvs_profile_load(app->cfg.profile, app->cfg.profile_file, err)))
+        return rc; /* first: a site of a kwh profile is corrected in kWh, its models that profile's */
     hvs_kafka_conf_t kc;
     hvs_app_kafka_conf(app, &kc);
     w->topic_agg = hvs_topic_name("aggregates.15m");

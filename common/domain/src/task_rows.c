@@ -44,7 +44,8 @@ static const char *const empty_cols[] = {NULL};
 static const char *const task_names[HVS_TASK_COUNT] = {"forecast", "anomaly-residual",
                                                        "anomaly-classifier", "refresh"};
 
-/* the forecast's is the profile's (resolved once, in scales_init) */
+/* the forecast's is the profile's, and the refresh's with it: it corrects the forecast from
+ * the forecast's own errors (resolved once, in scales_init) */
 static hvs_target_scale_t task_scales[HVS_TASK_COUNT] = {
     HVS_TARGET_PER_HEATED_M2, HVS_TARGET_KWH, HVS_TARGET_PROBABILITY, HVS_TARGET_PER_HEATED_M2};
 static pthread_once_t scales_once = PTHREAD_ONCE_INIT;
@@ -55,7 +56,7 @@ static const char *const scale_names[HVS_TARGET_SCALE_COUNT] = {"kwh", "per_heat
 static void scales_init(void) {
     int s = hvs_taskrow_scale_parse(hvs_profile_active()->target_scale);
     if (s == HVS_TARGET_KWH || s == HVS_TARGET_PER_HEATED_M2) /* profile.c admits only these */
-        task_scales[HVS_TASK_FORECAST] = (hvs_target_scale_t)s;
+        task_scales[HVS_TASK_FORECAST] = task_scales[HVS_TASK_REFRESH] = (hvs_target_scale_t)s;
 }
 
 static hvs_target_scale_t scale_of(hvs_task_t t) {

@@ -24,8 +24,8 @@
  *   - the aggregation window: only "1h" exists today (the aggregator's hourly windows).
  *   - tasks: the model tasks (task_rows.h names) that mean something for its quantity, what the
  *     trainer trains (the rest of HVS_TRAIN_TASKS is left out, logged once): heat all four;
- *     ev_charging forecast only (no rooms to score, no per-m2 refresh). Absent: all; `refresh`
- *     needs `forecast`.
+ *     ev_charging forecast and refresh (no rooms to score; the refresh corrects in the
+ *     forecast's kWh); retail forecast only. Absent: all; `refresh` needs `forecast`.
  * Models record their profile in params.profile (absent: heat); the registry refuses a model
  * of another profile (model_registry.h), so a heat model never serves an EV deployment.
  *
