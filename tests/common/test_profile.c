@@ -37,19 +37,6 @@ static const struct {
     {"humidity_pct", "percent", 0, 100, false, true, HVS_CH_HUMIDITY},
 };
 
-/* features no EV-charging model may read: heating physics, comfort, rooms */
-static const char *const heating_physics[] = {"hdh",
-                                              "hdh_roll_24_mean",
-                                              "temp_x_hour",
-                                              "temp_x_radiation",
-                                              "room_temp_c",
-                                              "setpoint_c",
-                                              "comfort_gap_c",
-                                              "comfort_gap_prev",
-                                              "valve_mean_pct",
-                                              "room_temp_std_c",
-                                              "room_flat_hours",
-                                              NULL};
 
 static bool has_col(const char *name) {
     size_t n;
@@ -193,7 +180,7 @@ static void test_ev_rows(void) {
               "negative counter: %s", err.reason);
     free(r);
     /* rows: no heating physics, temperature and the consumption history stay, kWh */
-    for (const char *const *h = heating_physics; *h; h++)
+    for (const char *const *h = hvs_test_heating_physics; *h; h++)
         HVS_CHECK(!has_col(*h), "ev forecast reads %s", *h);
     HVS_CHECK(has_col("temperature_c") && has_col("use_lag_24") && has_col("use_lag_168") &&
                   has_col("hour_sin") && has_col("is_weekend") && has_col("horizon_h"),

@@ -317,18 +317,6 @@ static void test_features(void) {
 
 /* ---- models ---------------------------------------------------------------------------------- */
 
-static const char *const heating_physics[] = {"hdh",
-                                              "hdh_roll_24_mean",
-                                              "temp_x_hour",
-                                              "temp_x_radiation",
-                                              "room_temp_c",
-                                              "setpoint_c",
-                                              "comfort_gap_c",
-                                              "comfort_gap_prev",
-                                              "valve_mean_pct",
-                                              "room_temp_std_c",
-                                              "room_flat_hours",
-                                              NULL};
 
 typedef struct models {
     int forecast, refresh, other, profile, kwh, physics, temp, lag;
@@ -368,7 +356,7 @@ static void on_model(sink_t *s, avro_value_t *v) {
             if (avro_value_get_by_index(&arr, i, &item, NULL) ||
                 avro_value_get_string(&item, &str, &len))
                 continue;
-            for (const char *const *h = heating_physics; *h; h++)
+            for (const char *const *h = hvs_test_heating_physics; *h; h++)
                 if (strcmp(str, *h) == 0) {
                     mods.physics++;
                     fprintf(stderr, "%s reads %s\n", name, str);

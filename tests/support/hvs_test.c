@@ -33,6 +33,19 @@ int hvs_test_done(void) {
     return hvs_test_failed == 0 && hvs_test_passed > 0 ? 0 : 1;
 }
 
+const char *const hvs_test_heating_physics[] = {"hdh",
+                                                "hdh_roll_24_mean",
+                                                "temp_x_hour",
+                                                "temp_x_radiation",
+                                                "room_temp_c",
+                                                "setpoint_c",
+                                                "comfort_gap_c",
+                                                "comfort_gap_prev",
+                                                "valve_mean_pct",
+                                                "room_temp_std_c",
+                                                "room_flat_hours",
+                                                NULL};
+
 /* ---- named cases ------------------------------------------------------------------------- */
 
 static void (*cleanups[16])(void);

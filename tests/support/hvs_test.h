@@ -143,6 +143,11 @@ int hvs_test_run(const char *cmd, const char *input, size_t inlen, char **out, s
 long hvs_test_http(const char *method, const char *url, const char *payload, size_t plen,
                    char **out, char *ctype, size_t ctlen);
 
+/* Features only heat's models may read (heating physics, comfort, rooms): what the other
+ * profiles' forecast_drop must leave out (data/profiles/profiles.ini), listed here apart from it.
+ * NULL-terminated. */
+extern const char *const hvs_test_heating_physics[];
+
 /* ---- reading topics back ---------------------------------------------------------------- */
 
 struct rd_kafka_message_s; /* rd_kafka_message_t, <librdkafka/rdkafka.h> */
