@@ -750,17 +750,15 @@ static int queue_issue(fc_t *g, fc_building_t *b, hvs_ms_t t, bool quiet, bool a
     hvs_feat_history_t view;
     hvs_fs_view(b->fs, hvs_fs_entity(b->fs, HVS_FS_BUILDING, false), in.commissioning, &view);
     double naive_y[FC_HORIZONS];
-    if (naive && !fc_seasonal_naive(&view, t, hour_ceil(t), naive_y))
-        naive = false, m = -1, known = false; /* nothing to repeat yet: not forecastable */
-    if (!naive && (!known || !scaled || (m < 0 && !area))) {
+    bool too_young = naive && !fc_seasonal_naive(&view, t, hour_ceil(t), naive_y);
+    if (too_young || (!naive && (!known || !scaled || (m < 0 && !area)))) {
         g->stats.no_area++;
         if (!b->warned)
             hvs_log_warn("forecaster", "building %s: not forecastable: %s", b->fs->id,
-                         scaled && (known || m < 0)
-                             ? "no model serves it yet, the rules need a heated area (none in "
-                               "topology) or a day of its own history to repeat"
-                             : "no heated area in topology (forecasts are per m2 of heated "
-                               "area)");
+                         too_young ? "no model serves it yet, and without a heated area its "
+                                     "rules repeat its own history: under a day of it so far"
+                                   : "no heated area in topology (forecasts are per m2 of "
+                                     "heated area)");
         b->warned = true;
         return 0;
     }
