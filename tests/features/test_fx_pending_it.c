@@ -3,8 +3,10 @@
  * redis-server: every entry (weak, settled, missing mask, the entity part kept with it, NaN
  * included) loads back exactly; a save writes only what changed and deletes what was removed
  * (an entry made and released between two saves is neither written nor deleted);
- * an entry stored by the previous version ("<weak> <missing>") still loads; a value that does
- * not parse is refused naming its key.
+ * a value is the binary layout of engine.c (checked against bytes built here by hand); entries
+ * stored as text by earlier versions ("<weak> <missing>", and the full text entry with its
+ * entity part) still load; a value that does not parse (text or a truncated binary one) is
+ * refused naming its key.
  */
 #include <math.h>
 
@@ -170,25 +172,112 @@ static void test_old_and_bad_values(void) {
                   !b->pend[0].has_snap,
               "an entry of the previous version loads (without its entity part)");
     fx_destroy(g);
-    HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "HSET hvs:{bq}:fs:pend apt_1\x1f%lld %s",
-                                  (long long)T0, "1 0 0 3 x") == 0,
+    /* the text entry of the version before the binary one: "<weak> <missing> <settled>
+     * <revision> <flags> <target>" and the entity part, "nan" for missing */
+    char text[1024];
+    int n = snprintf(text, sizeof text, "0 0 1 2 %u 3.25", (unsigned)HVS_FEAT_F_LAG_24_MISSING);
+    for (int i = 0; i < HVS_FEATURES_ENTITY_COUNT; i++)
+        n += snprintf(text + n, sizeof text - (size_t)n, i == 0 ? " nan" : " %d.5", i);
+    HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "HSET hvs:{bt}:fs:pend apt_1\x1f%lld %s",
+                                  (long long)T0, text) == 0,
                 "hset");
     freeReplyObject(rep);
-    g = load("bq", &b, &rc);
+    g = load("bt", &b, &rc);
+    bool part = rc == 0 && b->npend == 1 && b->pend[0].has_snap && !b->pend[0].weak &&
+                b->pend[0].settled && b->pend[0].snap.revision == 2 &&
+                b->pend[0].snap.flags == HVS_FEAT_F_LAG_24_MISSING &&
+                b->pend[0].snap.target == 3.25 && isnan(b->pend[0].snap.x[0]);
+    for (int i = 1; part && i < HVS_FEATURES_ENTITY_COUNT; i++)
+        part = b->pend[0].snap.x[i] == i + 0.5;
+    HVS_CHECK(part, "a text entry with its entity part (the version before) loads with it");
     fx_destroy(g);
-    hvs_err_t e2 = {0};
+    struct {
+        const char *id, *key, *why;
+        const char *v;
+        size_t len;
+    } bad[] = {{"bq", "hvs:{bq}:fs:pend", "text", "1 0 0 3 x", 9},
+               {"bz", "hvs:{bz}:fs:pend", "a truncated binary value", "B\x00\x00\x00\x04", 5}};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        char field[64];
+        snprintf(field, sizeof field, "apt_1\x1f%lld", (long long)T0);
+        HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "HSET %s %s %b", bad[k].key, field, bad[k].v,
+                                      bad[k].len) == 0,
+                    "hset");
+        freeReplyObject(rep);
+        hvs_err_t e2 = {0};
+        fx_config_t c = conf();
+        g = fx_new(&c, NULL);
+        b = fx_building(g, bad[k].id, 0, true);
+        rc = fx_load_pending(r, rb, b, &e2);
+        HVS_CHECK(rc == HVS_ESERDE && strstr(e2.msg, bad[k].key),
+                  "%s that does not parse is refused naming its key: %s", bad[k].why, e2.msg);
+        fx_destroy(g);
+    }
+}
+
+/* The stored value, byte for byte: 'B', six zigzag longs, then the target and the entity part as
+ * 8-byte little-endian doubles, built here from the layout (not with the engine's writer). */
+static void test_binary_layout(void) {
+    setup();
     fx_config_t c = conf();
-    g = fx_new(&c, NULL);
-    b = fx_building(g, "bq", 0, true);
-    rc = fx_load_pending(r, rb, b, &e2);
-    HVS_CHECK(rc == HVS_ESERDE && strstr(e2.msg, "hvs:{bq}:fs:pend"),
-              "a value that does not parse is refused naming its key: %s", e2.msg);
+    fx_t *g = fx_new(&c, NULL);
+    hvs_err_t err = {0};
+    fx_sink_t sink = {0};
+    for (int i = 0; i < 4; i++) {
+        fx_aggregate_t a = {.building = "bl", .entity = "apt_7"};
+        a.hour = (hvs_feat_hour_t){
+            T0 + i * HOUR, 0.25 * (i + 1), NAN, 21, 21.5, 0.5, 0, NAN, NAN, 0, 0};
+        HVS_REQUIRE(fx_on_aggregate(g, 0, &a, T0 + (i + 1) * HOUR, false, &sink, &err) == 0, "%s",
+                    err.msg);
+    }
+    fx_building_t *b = fx_building(g, "bl", 0, false);
+    HVS_REQUIRE(b && b->npend == 4, "four entries wait");
+    save(b);
+    const fx_pending_t *p = NULL;
+    for (size_t i = 0; i < b->npend; i++)
+        if (b->pend[i].hour == T0 + 3 * HOUR)
+            p = &b->pend[i];
+    HVS_REQUIRE(p, "hour 3 waits");
+    unsigned char want[512];
+    size_t n = 0;
+    want[n++] = 'B';
+    /* weak 0, settled 0, missing 0 (zigzag 0), revision 0, flags (small: one byte each) */
+    int64_t longs[6] = {0, 0, 0, p->snap.revision, p->snap.flags, HVS_FEATURES_ENTITY_COUNT};
+    for (int i = 0; i < 6; i++) {
+        uint64_t z = (uint64_t)longs[i] << 1;
+        while (z > 0x7f) {
+            want[n++] = (unsigned char)(z | 0x80);
+            z >>= 7;
+        }
+        want[n++] = (unsigned char)z;
+    }
+    double d[1 + HVS_FEATURES_ENTITY_COUNT];
+    d[0] = p->snap.target;
+    memcpy(d + 1, p->snap.x, sizeof p->snap.x);
+    for (int i = 0; i <= HVS_FEATURES_ENTITY_COUNT; i++) {
+        uint64_t bits;
+        memcpy(&bits, &d[i], 8);
+        for (int k = 0; k < 8; k++)
+            want[n++] = (unsigned char)(bits >> (8 * k));
+    }
+    HVS_CHECK(p->snap.target == 1.0 && fabs(p->snap.x[3] - 0.5) < 1e-12,
+              "hour 3's kept part: target 1.0, use_roll_3_mean 0.5 (hours 0-2)");
+    redisReply *rep = NULL;
+    char field[64];
+    snprintf(field, sizeof field, "apt_7\x1f%lld", (long long)(T0 + 3 * HOUR));
+    HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "HGET hvs:{bl}:fs:pend %s", field) == 0, "hget");
+    HVS_CHECK(rep->type == REDIS_REPLY_STRING && rep->len == n && memcmp(rep->str, want, n) == 0,
+              "the value is the documented layout (%zu bytes, want %zu)",
+              rep->type == REDIS_REPLY_STRING ? rep->len : 0, n);
+    freeReplyObject(rep);
     fx_destroy(g);
 }
+
 
 static const hvs_test_case_t cases[] = {
     {"round_trip", test_round_trip},
     {"old_and_bad_values", test_old_and_bad_values},
+    {"binary_layout", test_binary_layout},
     HVS_TEST_CASES_END,
 };
 

@@ -11,6 +11,7 @@
 #include "hvs/fmt.h"
 #include "hvs/log.h"
 #include "hvs/vec.h"
+#include "hvs/wire.h"
 
 #define HOUR HVS_MS_HOUR
 
@@ -46,6 +47,7 @@ static void building_free(fx_building_t *b) {
     for (size_t i = 0; i < b->npend; i++)
         free(b->pend[i].entity);
     free(b->pend);
+    free(b->keys);
     for (size_t i = 0; i < b->ngone; i++)
         free(b->gone[i]);
     free(b->gone);
@@ -319,9 +321,19 @@ static const hvs_feat_wx_t *observation(const fx_building_t *b, hvs_ms_t hour) {
     return NULL;
 }
 
-static fx_pending_t *pending_find(fx_building_t *b, const char *entity, hvs_ms_t hour) {
+/* FNV-1a of an entity id: pending entries are found by it and their hour first. */
+static uint32_t entity_hash(const char *id) {
+    uint32_t h = 2166136261u;
+    for (const unsigned char *c = (const unsigned char *)id; *c; c++)
+        h = (h ^ *c) * 16777619u;
+    return h;
+}
+
+static fx_pending_t *pending_find(fx_building_t *b, const char *entity, uint32_t hash,
+                                  hvs_ms_t hour) {
     for (size_t i = 0; i < b->npend; i++)
-        if (b->pend[i].hour == hour && strcmp(b->pend[i].entity, entity) == 0)
+        if (b->keys[i].hour == hour && b->keys[i].hash == hash &&
+            strcmp(b->pend[i].entity, entity) == 0)
             return &b->pend[i];
     return NULL;
 }
@@ -341,9 +353,11 @@ static int pending_field(char *buf, size_t cap, const char *entity, hvs_ms_t hou
 /* Forget *p (the last entry moves into its place); its field, if it reached Redis, is deleted
  * at the next save (an entry made and released between two saves costs Redis nothing). */
 static int pending_remove(fx_building_t *b, fx_pending_t *p) {
+    size_t i = (size_t)(p - b->pend);
     if (!p->stored) {
         free(p->entity);
-        *p = b->pend[--b->npend];
+        b->keys[i] = b->keys[--b->npend];
+        *p = b->pend[b->npend];
         return 0;
     }
     char f[HVS_READING_ID_MAX + 32];
@@ -357,22 +371,29 @@ static int pending_remove(fx_building_t *b, fx_pending_t *p) {
     b->gone = ng;
     b->gone[b->ngone++] = copy;
     free(p->entity);
-    *p = b->pend[--b->npend];
+    b->keys[i] = b->keys[--b->npend];
+    *p = b->pend[b->npend];
     return 0;
 }
 
-/* The entry of (entity, hour), created or updated; NULL on ENOMEM. */
-static fx_pending_t *pending_put(fx_building_t *b, const char *entity, hvs_ms_t hour, bool weak,
-                                 bool settled, uint32_t missing, const fx_snap_t *snap) {
-    fx_pending_t *p = pending_find(b, entity, hour);
+/* Entry p updated, or (p NULL) the entry of (entity, hour) made; NULL on ENOMEM. p, when
+ * given, is that entry (pending_find with hash). */
+static fx_pending_t *pending_put(fx_building_t *b, fx_pending_t *p, const char *entity,
+                                 uint32_t hash, hvs_ms_t hour, bool weak, bool settled,
+                                 uint32_t missing, const fx_snap_t *snap) {
     if (!p) {
         fx_pending_t *np = hvs_vec_grow(b->pend, &b->cappend, b->npend + 1, sizeof *np, 16);
+        if (np)
+            b->pend = np;
+        fx_pend_key_t *nk = hvs_vec_grow(b->keys, &b->capkeys, b->npend + 1, sizeof *nk, 16);
+        if (nk)
+            b->keys = nk;
         char *e = strdup(entity);
-        if (!np || !e) {
+        if (!np || !nk || !e) {
             free(e);
             return NULL;
         }
-        b->pend = np;
+        b->keys[b->npend] = (fx_pend_key_t){hour, hash};
         p = &b->pend[b->npend++];
         *p = (fx_pending_t){.entity = e, .hour = hour};
     }
@@ -433,7 +454,8 @@ int fx_on_aggregate(fx_t *g, int32_t partition, const fx_aggregate_t *a, hvs_ms_
         return 0; /* a replay, or an older revision */
     if (b->agg_time == HVS_MS_NONE || hour > b->agg_time)
         b->agg_time = hour;
-    fx_pending_t *p = pending_find(b, e->id, hour);
+    uint32_t ehash = entity_hash(e->id);
+    fx_pending_t *p = pending_find(b, e->id, ehash, hour);
     bool weak_before = p && p->weak;
     /* data quality counts each hour's first vector (and what replaces a weak one) */
     dq_effect_t dq = {a->hour.revision == 0, weak_before, p ? p->missing : 0};
@@ -462,7 +484,7 @@ int fx_on_aggregate(fx_t *g, int32_t partition, const fx_aggregate_t *a, hvs_ms_
             rc = send_vector(g, b, &v, dq, &mask, sink, err);
         if (rc)
             return rc;
-        if (!(p = pending_put(b, e->id, hour, true, settled, mask, &snap)))
+        if (!(p = pending_put(b, p, e->id, ehash, hour, true, settled, mask, &snap)))
             return oom(err, b);
         p->unsent = quiet;
     } else {
@@ -470,7 +492,7 @@ int fx_on_aggregate(fx_t *g, int32_t partition, const fx_aggregate_t *a, hvs_ms_
             g->stats.waited++;
         if ((rc = snap_take(g, b, e, hour, &snap, err)))
             return rc;
-        if (!(p = pending_put(b, e->id, hour, false, false, 0, &snap)))
+        if (!(p = pending_put(b, p, e->id, ehash, hour, false, false, 0, &snap)))
             return oom(err, b);
     }
     p->live = !quiet;
@@ -484,11 +506,11 @@ static int release(fx_t *g, fx_building_t *b, hvs_ms_t hour, const hvs_feat_wx_t
     bool in_window = obs->issued_at <= hour + g->conf.upgrade_window;
     hvs_ms_t deadline = hour + HOUR + g->conf.weather_wait;
     for (size_t i = 0; i < b->npend;) {
-        fx_pending_t *p = &b->pend[i];
-        if (p->hour != hour) {
+        if (b->keys[i].hour != hour) {
             i++;
             continue;
         }
+        fx_pending_t *p = &b->pend[i];
         int rc = 0;
         dq_effect_t dq = {p->snap.revision == 0 && !p->weak, p->weak, p->missing};
         bool send = !quiet || p->live; /* else both replayed: the lost state had sent it */
@@ -619,27 +641,27 @@ int fx_flush_unsent(fx_t *g, int32_t partition, const fx_sink_t *sink, hvs_err_t
 
 /* ---- pending in Redis ----------------------------------------------------------------------- */
 
-#define PEND_VALUE_MAX (48 + (3 + HVS_FEATURES_ENTITY_COUNT) * (HVS_FMT_MAX + 1))
+/*
+ * A stored entry's value: 'B', then as Avro longs (zigzag varints) weak, settled, missing, the
+ * snapshot's revision and flags and its count of entity features, then as Avro doubles (8 bytes,
+ * little-endian) its target and those features. Binary because an entry that waits across a
+ * save is written once an hour per entity: 23 doubles as exact text (%.17g for most) cost more
+ * than computing the vector. Text values ("<weak> <missing> ..."; they start with a digit) of
+ * earlier versions still load.
+ */
+#define PEND_BINARY 'B'
 
-static size_t pending_value(const fx_pending_t *p, char *buf) {
-    size_t n = 0;
-    buf[n++] = p->weak ? '1' : '0';
-    buf[n++] = ' ';
-    n += hvs_fmt_int64(buf + n, p->missing);
-    buf[n++] = ' ';
-    buf[n++] = p->settled ? '1' : '0';
-    buf[n++] = ' ';
-    n += hvs_fmt_int64(buf + n, p->snap.revision);
-    buf[n++] = ' ';
-    n += hvs_fmt_int64(buf + n, p->snap.flags);
-    buf[n++] = ' ';
-    n += hvs_fmt_double(buf + n, p->snap.target);
-    for (int i = 0; i < HVS_FEATURES_ENTITY_COUNT; i++) {
-        buf[n++] = ' ';
-        n += hvs_fmt_double(buf + n, p->snap.x[i]);
-    }
-    buf[n] = 0;
-    return n;
+static void pending_value(hvs_wire_out_t *w, const fx_pending_t *p) {
+    hvs_wire_put_bytes(w, "B", 1);
+    hvs_wire_put_long(w, p->weak);
+    hvs_wire_put_long(w, p->settled);
+    hvs_wire_put_long(w, p->missing);
+    hvs_wire_put_long(w, p->snap.revision);
+    hvs_wire_put_long(w, p->snap.flags);
+    hvs_wire_put_long(w, HVS_FEATURES_ENTITY_COUNT);
+    hvs_wire_put_double(w, p->snap.target);
+    for (int i = 0; i < HVS_FEATURES_ENTITY_COUNT; i++)
+        hvs_wire_put_double(w, p->snap.x[i]);
 }
 
 int fx_save_pending(hvs_redis_batch_t *batch, fx_building_t *b, hvs_err_t *err) {
@@ -653,8 +675,9 @@ int fx_save_pending(hvs_redis_batch_t *batch, fx_building_t *b, hvs_err_t *err) 
         return HVS_EINVAL;                                             /* err names the id */
     size_t argc = 2 + (b->ngone > 2 * ndirty ? b->ngone : 2 * ndirty); /* HDEL or HSET */
     const char **argv = malloc(argc * sizeof *argv);
-    char *text = malloc(ndirty * (HVS_READING_ID_MAX + 32 + PEND_VALUE_MAX) + 1);
-    int rc = !argv || !text;
+    size_t *lens = malloc(argc * sizeof *lens);
+    hvs_wire_out_t w = {0};
+    int rc = !argv || !lens;
     if (!rc && b->ngone) { /* deletions first: an entry removed and added again is written */
         argv[0] = "HDEL";
         argv[1] = key;
@@ -663,23 +686,31 @@ int fx_save_pending(hvs_redis_batch_t *batch, fx_building_t *b, hvs_err_t *err) 
         rc = hvs_redis_batch_add(batch, (int)(2 + b->ngone), argv, NULL);
     }
     if (!rc && ndirty) {
-        argv[0] = "HSET";
-        argv[1] = key;
-        size_t off = 0, k = 2;
+        /* fields and values end to end in w; argv points into it once it stops growing */
+        size_t k = 2;
         for (size_t i = 0; i < b->npend; i++) {
             fx_pending_t *p = &b->pend[i];
             if (!p->dirty || !p->has_snap)
                 continue; /* an old entry without its part is left as stored */
-            argv[k++] = text + off;
-            off += (size_t)pending_field(text + off, HVS_READING_ID_MAX + 32, p->entity, p->hour) +
-                   1;
-            argv[k++] = text + off;
-            off += pending_value(p, text + off) + 1;
+            char f[HVS_READING_ID_MAX + 32];
+            size_t start = w.len;
+            hvs_wire_put_bytes(&w, f, (size_t)pending_field(f, sizeof f, p->entity, p->hour));
+            lens[k++] = w.len - start;
+            start = w.len;
+            pending_value(&w, p);
+            lens[k++] = w.len - start;
         }
-        rc = hvs_redis_batch_add(batch, (int)k, argv, NULL);
+        rc = w.oom;
+        argv[0] = "HSET", lens[0] = 4;
+        argv[1] = key, lens[1] = strlen(key);
+        for (size_t j = 2, off = 0; !rc && j < k; off += lens[j++])
+            argv[j] = (const char *)w.buf + off;
+        if (!rc)
+            rc = hvs_redis_batch_add(batch, (int)k, argv, lens);
     }
     free(argv);
-    free(text);
+    free(lens);
+    hvs_wire_out_free(&w);
     if (rc)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
     for (size_t i = 0; i < b->ngone; i++)
@@ -695,8 +726,35 @@ int fx_save_pending(hvs_redis_batch_t *batch, fx_building_t *b, hvs_err_t *err) 
 /* Entity features of feature set 1, whose saved entries still load (without their part). */
 #define FX_ENTITY_COUNT_FS1 19
 
+/* A binary entry (pending_value) into p; -1 if it does not parse. An entry of another feature
+ * set's entity part loads without it (recomputed, as a text entry of feature set 1). */
+static int pending_parse_binary(const char *v, size_t len, fx_pending_t *p) {
+    hvs_wire_in_t in = hvs_wire_in(v + 1, len - 1);
+    int64_t f[6];
+    for (int i = 0; i < 6; i++)
+        f[i] = hvs_wire_long(&in);
+    if (in.bad || f[0] < 0 || f[0] > 1 || f[1] < 0 || f[1] > 1 || f[2] < 0 || f[2] > UINT32_MAX ||
+        f[3] < 0 || f[3] > UINT32_MAX || f[4] < 0 || f[5] < 0 || f[5] > 1024 ||
+        (size_t)(in.end - in.p) != 8 * (size_t)(1 + f[5]))
+        return -1;
+    p->weak = f[0] != 0;
+    p->settled = f[1] != 0;
+    p->missing = (uint32_t)f[2];
+    p->snap.revision = (uint32_t)f[3];
+    p->snap.flags = (unsigned)f[4] & HVS_FEAT_F_ENTITY;
+    p->has_snap = f[5] == HVS_FEATURES_ENTITY_COUNT;
+    p->snap.target = hvs_wire_double(&in);
+    for (int i = 0; p->has_snap && i < HVS_FEATURES_ENTITY_COUNT; i++)
+        p->snap.x[i] = hvs_wire_double(&in);
+    return in.bad ? -1 : 0;
+}
+
 /* One stored entry's value into p (its entity and hour already set); -1 if it does not parse. */
-static int pending_parse(const char *v, fx_pending_t *p) {
+static int pending_parse(const char *v, size_t len, fx_pending_t *p) {
+    if (len > 0 && v[0] == PEND_BINARY)
+        return pending_parse_binary(v, len, p);
+    if (strlen(v) != len)
+        return -1;
     char *end;
     unsigned long f[5];
     for (int i = 0; i < 5; i++) {
@@ -759,14 +817,16 @@ int fx_load_pending(hvs_redis_t *r, hvs_redis_batch_t *batch, fx_building_t *b, 
         const char *f = h->element[i]->str, *sep = f ? strchr(f, '\x1f') : NULL;
         fx_pending_t got = {0};
         if (!sep || sep == f || (size_t)(sep - f) > HVS_READING_ID_MAX || !h->element[i + 1]->str ||
-            pending_parse(h->element[i + 1]->str, &got))
+            pending_parse(h->element[i + 1]->str, h->element[i + 1]->len, &got))
             return hvs_err_set(err, HVS_ESERDE, "bad_state", "%s: field %s does not parse", key,
                                f ? f : "(null)");
         char entity[HVS_READING_ID_MAX + 1];
         memcpy(entity, f, (size_t)(sep - f));
         entity[sep - f] = 0;
-        if (!pending_put(b, entity, strtoll(sep + 1, NULL, 10), got.weak, got.settled, got.missing,
-                         got.has_snap ? &got.snap : NULL))
+        hvs_ms_t hour = strtoll(sep + 1, NULL, 10);
+        uint32_t hash = entity_hash(entity);
+        if (!pending_put(b, pending_find(b, entity, hash, hour), entity, hash, hour, got.weak,
+                         got.settled, got.missing, got.has_snap ? &got.snap : NULL))
             return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", key);
     }
     for (size_t i = 0; i < b->npend; i++) {

@@ -92,10 +92,18 @@ typedef struct fx_dq_day {
     double alerted[FX_DQ_MAX]; /* rate last alerted; < 0 none */
 } fx_dq_day_t;
 
+/* What finds a pending entry: pend[i]'s hour and a hash of its entity, kept apart from the
+ * entries themselves so that a lookup scans 16 bytes an entry, not the whole snapshot. */
+typedef struct fx_pend_key {
+    hvs_ms_t hour;
+    uint32_t hash;
+} fx_pend_key_t;
+
 typedef struct fx_building {
     hvs_fs_building_t *fs;
     fx_pending_t *pend;
-    size_t npend, cappend;
+    fx_pend_key_t *keys; /* keys[i] of pend[i]; same length */
+    size_t npend, cappend, capkeys;
     char **gone; /* Redis fields of entries removed since saved */
     size_t ngone, capgone;
     hvs_ms_t wx_time;  /* the newest issued_at of its weather seen (HVS_MS_NONE: none) */
