@@ -13,7 +13,10 @@
  *   - lost state is rebuilt quietly up to where processing had got, and after a rebuild that
  *     was killed, up to that rebuild's targets (loud past them);
  *   - SIGTERM (hvs_app_request_stop) ends the run after the batch is committed: a new member of
- *     the group is handed nothing.
+ *     the group is handed nothing;
+ *   - a stop whose last commit the group refuses because it is rebalancing (REBALANCE_IN_PROGRESS,
+ *     injected on the broker) is still a complete shutdown (run as its own process,
+ *     test_stage_handover_it: the stop flag is one per process).
  * The toy stage ends a run by returning TEST_DONE from after_batch once it has seen what it
  * expects (the stop flag of hvs_app is one per process: only the last case may use it).
  */
@@ -60,6 +63,7 @@ typedef struct toy {
     int fail_state_writes; /* write_state fails this many times (fatal) */
     size_t state_writes, state_writes_unacked;
     bool stop_by_signal; /* end with hvs_app_request_stop instead of TEST_DONE */
+    bool stop_in_handle; /* ... requested while handling the last expected record */
     /* exactly-once state: with a Redis, every applied record adds 1 to HINCRBY toy:count
      * (not idempotent on purpose: a record applied twice shows) */
     hvs_redis_t *redis;
@@ -73,6 +77,8 @@ static int toy_handle(void *opaque, const rd_kafka_message_t *m, hvs_err_t *why)
     toy_t *t = opaque;
     t->handled++;
     t->applied_unwritten++;
+    if (t->stop_in_handle && t->handled == t->expect)
+        hvs_app_request_stop(); /* the batch's commit then runs within the shutdown bound */
     if (hvs_stage_replaying(t->st)) {
         t->replayed++; /* rebuilding: the state takes it, nothing is published */
         return 0;
@@ -650,6 +656,41 @@ static void sigterm_ends_the_run_after_the_batch_is_committed(void) {
     hvs_app_fini(&app);
 }
 
+/* The stop comes in the middle of a batch, and the broker refuses that batch's commit as the
+ * group rebalances (as when the member is told to leave while partitions move): the run still
+ * ends cleanly - the refused inputs are the next owner's to replay, not a shutdown left
+ * incomplete. Its own process (test_stage_handover_it). */
+static void a_commit_refused_by_a_rebalance_at_stop_is_not_owed(void) {
+    hvs_app_t app;
+    app_start(&app, "stage-handover");
+    const char *in = "stagetest.handover.in", *out = "stagetest.handover.out";
+    produce(&app, in, 25, NULL);
+    char reply[256];
+    HVS_REQUIRE(hvs_test_devbroker_control(&broker, "errors 8 1000 REBALANCE_IN_PROGRESS", reply,
+                                           sizeof reply) == 0,
+                "inject: %s", reply);
+    toy_t t = {.out_topic = out, .expect = 25, .stop_in_handle = true};
+    hvs_err_t err = {0};
+    int rc = run_toy(&app, &t, (const char *const[]){in}, 1, &err);
+    HVS_CHECK(rc == 0, "a clean end: rc %d %s: %s", rc, err.reason, err.msg);
+    HVS_CHECK(!hvs_app_shutdown_was_incomplete(), "the shutdown counts as complete");
+    HVS_CHECK_EQ_INT(t.handled, 25);
+    /* the refusals did happen: nothing of the input is committed */
+    rd_kafka_t *rk = plain_client("stage-handover");
+    int np = partitions_of(rk, in);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(np);
+    for (int p = 0; p < np; p++)
+        rd_kafka_topic_partition_list_add(parts, in, p);
+    HVS_REQUIRE(rd_kafka_committed(rk, parts, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR, "committed");
+    int64_t committed = 0;
+    for (int p = 0; p < np; p++)
+        committed += parts->elems[p].offset > 0 ? parts->elems[p].offset : 0;
+    HVS_CHECK(committed == 0, "no offset committed: %lld", (long long)committed);
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_destroy(rk);
+    hvs_app_fini(&app);
+}
+
 static const hvs_test_case_t cases[] = {
     {"bad_record_is_dead_lettered_and_the_stage_goes_on",
      bad_record_is_dead_lettered_and_the_stage_goes_on},
@@ -674,4 +715,15 @@ static const hvs_test_case_t cases[] = {
     HVS_TEST_CASES_END,
 };
 
-int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }
+/* not among the defaults: it stops the process's app too */
+static const hvs_test_case_t handover_cases[] = {
+    {"a_commit_refused_by_a_rebalance_at_stop_is_not_owed",
+     a_commit_refused_by_a_rebalance_at_stop_is_not_owed},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], handover_cases[0].name) == 0)
+        return hvs_test_main(handover_cases, argc, argv);
+    return hvs_test_main(cases, argc, argv);
+}

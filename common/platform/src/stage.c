@@ -532,7 +532,11 @@ static int run_batch(hvs_stage_t *st, rd_kafka_message_t **msgs, size_t n, size_
     hvs_err_t cerr = {0};
     if (hvs_consumer_commit_batch_bounded(st->cons, msgs, ndone, commit_left_ms, &cerr)) {
         hvs_log_warn(d->name, "commit: %s (the batch will be replayed, harmlessly)", cerr.msg);
-        if (!hvs_app_running())
+        /* Owed at shutdown only when the broker did not answer in time. A commit refused by a
+         * rebalance is not: the partitions are being handed over, and whoever owns them next
+         * replays the batch whatever this process does (quietly, where the stage's state and
+         * offsets in Redis already hold it), so stopping now is a complete shutdown. */
+        if (!hvs_app_running() && strcmp(cerr.reason, "commit_rebalance") != 0)
             note_uncommitted(st, msgs, ndone); /* the shutdown's report names them */
     }
     double t4 = mono_s();
