@@ -1,6 +1,6 @@
 #include "account.h"
 
-#include "codec.h"
+#include "hvs/pack.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -76,14 +76,14 @@ bool agg_account_due(const agg_account_t *acc, size_t i, double share) {
 size_t agg_day_encode(const agg_day_t *d, char *buf) {
     size_t n = 0, cap = AGG_DAY_TEXT_MAX;
     char head[2] = {1, d->alerted ? 1 : 0};
-    agg_put_bytes(buf, cap, &n, head, 2);
+    hvs_pack_put_bytes(buf, cap, &n, head, 2);
     for (int h = 0; h < AGG_DAY_HOURS; h++) {
         if (!(d->hours & (1u << h)))
             continue;
         char hb = (char)h;
-        agg_put_bytes(buf, cap, &n, &hb, 1);
-        agg_put_double(buf, cap, &n, d->counted[h]);
-        agg_put_double(buf, cap, &n, d->uncounted[h]);
+        hvs_pack_put_bytes(buf, cap, &n, &hb, 1);
+        hvs_pack_put_double(buf, cap, &n, d->counted[h]);
+        hvs_pack_put_double(buf, cap, &n, d->uncounted[h]);
     }
     return n;
 }
@@ -96,8 +96,8 @@ static int parse_binary(agg_day_t *d, const char *v, size_t len) {
     while (p < end) {
         unsigned h = *p++;
         double c, u;
-        if (h >= AGG_DAY_HOURS || (d->hours & (1u << h)) || agg_get_double(&p, end, &c) ||
-            agg_get_double(&p, end, &u))
+        if (h >= AGG_DAY_HOURS || (d->hours & (1u << h)) || hvs_pack_get_double(&p, end, &c) ||
+            hvs_pack_get_double(&p, end, &u))
             return -1;
         d->hours |= 1u << h;
         d->counted[h] = c;

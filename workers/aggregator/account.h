@@ -55,7 +55,7 @@ bool agg_account_closed(const agg_account_t *acc, size_t i);
 bool agg_account_due(const agg_account_t *acc, size_t i, double share);
 
 /* The stored value of a day, format 1: 0x01, alerted (0x00|0x01), then per published hour its
- * hour byte, counted and uncounted kWh (codec.h doubles: read back bit for bit). Returns the
+ * hour byte, counted and uncounted kWh (pack.h doubles: read back bit for bit). Returns the
  * length (at most AGG_DAY_TEXT_MAX). Parse reads it and the text of before format 1:
  * "<alerted 0|1>" then " <hour>:<counted>:<uncounted>" per published hour. */
 #define AGG_DAY_TEXT_MAX (2 + AGG_DAY_HOURS * 70)

@@ -1,6 +1,6 @@
 #include "persist.h"
 
-#include "codec.h"
+#include "hvs/pack.h"
 
 #include "hvs/fmt.h"
 #include "hvs/ids.h"
@@ -43,7 +43,7 @@ hvs_ms_t agg_persist_block_of(hvs_ms_t t) { return hvs_time_window_start(t, AGG_
 /* Format 1 (docs/design.md §5): version byte, the block's start in hours, then per instant in
  * time order varint(dt) (dt from the previous entry, the first from the start: dt/1000 << 2 | 2 |
  * reported when whole seconds, else dt << 2 | reported), varint(number of values), and per value
- * varint(series slot) then the value (codec.h). A merge of the instants and every series from
+ * varint(series slot) then the value (pack.h). A merge of the instants and every series from
  * the block's start (one binary search each, then linear). */
 size_t agg_persist_bucket(const agg_apartment_t *a, hvs_ms_t start, char *buf, size_t cap) {
     const agg_samples_t *sm = &a->samples;
@@ -63,8 +63,8 @@ size_t agg_persist_bucket(const agg_apartment_t *a, hvs_ms_t start, char *buf, s
         if (t >= end)
             break;
         if (n == 0) {
-            agg_put_bytes(buf, cap, &n, "\x01", 1);
-            agg_put_varint(buf, cap, &n, (uint64_t)(start / HOUR_MS));
+            hvs_pack_put_bytes(buf, cap, &n, "\x01", 1);
+            hvs_pack_put_varint(buf, cap, &n, (uint64_t)(start / HOUR_MS));
         }
         uint64_t dt = (uint64_t)(t - prev), inst = 0;
         prev = t;
@@ -72,17 +72,18 @@ size_t agg_persist_bucket(const agg_apartment_t *a, hvs_ms_t start, char *buf, s
             inst = 1;
             ii++;
         }
-        agg_put_varint(buf, cap, &n, dt % 1000 == 0 ? (dt / 1000) << 2 | 2 | inst : dt << 2 | inst);
+        hvs_pack_put_varint(buf, cap, &n,
+                            dt % 1000 == 0 ? (dt / 1000) << 2 | 2 | inst : dt << 2 | inst);
         uint64_t nv = 0;
         for (size_t k = 0; k < ns; k++)
             nv += pos[k] < sm->s[k].n && sm->s[k].p[pos[k]].t == t;
-        agg_put_varint(buf, cap, &n, nv);
+        hvs_pack_put_varint(buf, cap, &n, nv);
         for (size_t k = 0; k < ns; k++) {
             const agg_series_t *s = &sm->s[k];
             if (pos[k] >= s->n || s->p[pos[k]].t != t)
                 continue;
-            agg_put_varint(buf, cap, &n, s->slot);
-            agg_put_double(buf, cap, &n, s->p[pos[k]].v);
+            hvs_pack_put_varint(buf, cap, &n, s->slot);
+            hvs_pack_put_double(buf, cap, &n, s->p[pos[k]].v);
             pos[k]++;
         }
     }
@@ -94,7 +95,7 @@ size_t agg_persist_bucket(const agg_apartment_t *a, hvs_ms_t start, char *buf, s
 size_t agg_persist_series(const agg_apartment_t *a, char *buf, size_t cap) {
     const agg_samples_t *sm = &a->samples;
     size_t n = 0;
-    agg_put_bytes(buf, cap, &n, "\x01", 1);
+    hvs_pack_put_bytes(buf, cap, &n, "\x01", 1);
     for (size_t slot = 0; slot < sm->nslots; slot++)
         for (size_t k = 0; k < sm->ns; k++) {
             const agg_series_t *s = &sm->s[k];
@@ -102,8 +103,8 @@ size_t agg_persist_series(const agg_apartment_t *a, char *buf, size_t cap) {
                 continue;
             size_t rl = strlen(s->room);
             char head[2] = {agg_kind_code(s->kind), (char)(rl < 255 ? rl : 255)};
-            agg_put_bytes(buf, cap, &n, head, 2);
-            agg_put_bytes(buf, cap, &n, s->room, rl < 255 ? rl : 255);
+            hvs_pack_put_bytes(buf, cap, &n, head, 2);
+            hvs_pack_put_bytes(buf, cap, &n, s->room, rl < 255 ? rl : 255);
         }
     return n;
 }
@@ -139,12 +140,12 @@ int agg_persist_parse_series(agg_apartment_t *a, const char *v, size_t len, hvs_
 static int parse_block(agg_apartment_t *a, const unsigned char *p, const unsigned char *end,
                        hvs_err_t *err) {
     uint64_t h, x, nv;
-    if (agg_get_varint(&p, end, &h) || h > (uint64_t)(INT64_MAX / HOUR_MS) - 24)
+    if (hvs_pack_get_varint(&p, end, &h) || h > (uint64_t)(INT64_MAX / HOUR_MS) - 24)
         return hvs_err_set(err, HVS_ESERDE, "bad_state", "stored block of %s: bad start", a->id);
     hvs_ms_t t = (hvs_ms_t)h * HOUR_MS, bend = t + AGG_PERSIST_BLOCK_MS;
     size_t entry = 0;
     for (; p < end; entry++) {
-        if (agg_get_varint(&p, end, &x) || agg_get_varint(&p, end, &nv))
+        if (hvs_pack_get_varint(&p, end, &x) || hvs_pack_get_varint(&p, end, &nv))
             return hvs_err_set(err, HVS_ESERDE, "bad_state", "stored block of %s: entry %zu cut",
                                a->id, entry);
         uint64_t dt = x & 2 ? (x >> 2) * 1000 : x >> 2;
@@ -159,7 +160,7 @@ static int parse_block(agg_apartment_t *a, const unsigned char *p, const unsigne
         for (uint64_t i = 0; i < nv; i++) {
             uint64_t slot;
             double val;
-            if (agg_get_varint(&p, end, &slot) || agg_get_double(&p, end, &val))
+            if (hvs_pack_get_varint(&p, end, &slot) || hvs_pack_get_double(&p, end, &val))
                 return hvs_err_set(err, HVS_ESERDE, "bad_state",
                                    "stored block of %s: value of entry %zu cut or bad", a->id,
                                    entry);
@@ -364,13 +365,13 @@ static size_t mark_block(const agg_markers_t *ms, int size, hvs_ms_t bs, char *b
         if (m->ws < bs || m->ws >= bs + AGG_MARK_BLOCK_MS)
             continue;
         if (n == 0)
-            agg_put_bytes(buf, cap, &n, "\x01", 1);
-        agg_put_varint(buf, cap, &n, (uint64_t)((m->ws - bs) / w));
-        agg_put_varint(buf, cap, &n, m->rev);
+            hvs_pack_put_bytes(buf, cap, &n, "\x01", 1);
+        hvs_pack_put_varint(buf, cap, &n, (uint64_t)((m->ws - bs) / w));
+        hvs_pack_put_varint(buf, cap, &n, m->rev);
         char h[8];
         for (int k = 0; k < 8; k++)
             h[k] = (char)(m->hash >> (8 * k));
-        agg_put_bytes(buf, cap, &n, h, 8);
+        hvs_pack_put_bytes(buf, cap, &n, h, 8);
     }
     return n;
 }
@@ -382,8 +383,9 @@ static int parse_mark_block(agg_markers_t *ms, int size, hvs_ms_t bs, const char
     uint64_t prev = 0;
     for (size_t i = 0; p < end; i++) {
         uint64_t off, rev, hash = 0;
-        if (agg_get_varint(&p, end, &off) || agg_get_varint(&p, end, &rev) || end - p < 8 ||
-            off >= (uint64_t)(AGG_MARK_BLOCK_MS / w) || (i > 0 && off <= prev) || rev > UINT32_MAX)
+        if (hvs_pack_get_varint(&p, end, &off) || hvs_pack_get_varint(&p, end, &rev) ||
+            end - p < 8 || off >= (uint64_t)(AGG_MARK_BLOCK_MS / w) || (i > 0 && off <= prev) ||
+            rev > UINT32_MAX)
             return hvs_err_set(err, HVS_ESERDE, "bad_state", "stored markers %.200s: entry %zu",
                                what, i);
         for (int k = 0; k < 8; k++)

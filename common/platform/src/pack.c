@@ -1,24 +1,25 @@
-#include "codec.h"
+/* pack.c - compact varints and doubles (see hvs/pack.h). */
+#include "hvs/pack.h"
 
 #include <string.h>
 
-void agg_put_bytes(char *buf, size_t cap, size_t *n, const void *src, size_t len) {
+void hvs_pack_put_bytes(char *buf, size_t cap, size_t *n, const void *src, size_t len) {
     if (*n + len <= cap)
         memcpy(buf + *n, src, len);
     *n += len;
 }
 
-void agg_put_varint(char *buf, size_t cap, size_t *n, uint64_t v) {
+void hvs_pack_put_varint(char *buf, size_t cap, size_t *n, uint64_t v) {
     char tmp[10];
     size_t k = 0;
     do {
         tmp[k++] = (char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
         v >>= 7;
     } while (v);
-    agg_put_bytes(buf, cap, n, tmp, k);
+    hvs_pack_put_bytes(buf, cap, n, tmp, k);
 }
 
-int agg_get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v) {
+int hvs_pack_get_varint(const unsigned char **p, const unsigned char *end, uint64_t *v) {
     uint64_t x = 0;
     for (int sh = 0; sh < 70 && *p < end; sh += 7) {
         unsigned char c = *(*p)++;
@@ -35,7 +36,7 @@ int agg_get_varint(const unsigned char **p, const unsigned char *end, uint64_t *
 
 static const double P10[4] = {1, 10, 100, 1000};
 
-void agg_put_double(char *buf, size_t cap, size_t *n, double v) {
+void hvs_pack_put_double(char *buf, size_t cap, size_t *n, double v) {
     for (int k = 0; k < 4; k++) {
         double x = v * P10[k];
         if (!(x > -9e15 && x < 9e15))
@@ -44,7 +45,7 @@ void agg_put_double(char *buf, size_t cap, size_t *n, double v) {
         double back = (double)m / P10[k];
         if (memcmp(&back, &v, sizeof v) == 0) { /* bit for bit: -0.0 and NaN stay raw */
             uint64_t z = ((uint64_t)m << 1) ^ (uint64_t)(m >> 63);
-            agg_put_varint(buf, cap, n, z << 3 | (uint64_t)k);
+            hvs_pack_put_varint(buf, cap, n, z << 3 | (uint64_t)k);
             return;
         }
     }
@@ -59,12 +60,12 @@ void agg_put_double(char *buf, size_t cap, size_t *n, double v) {
     raw[0] = (char)(drop << 3 | 4);
     for (unsigned i = 0; i < 8 - drop; i++)
         raw[1 + i] = (char)(bits >> (8 * i));
-    agg_put_bytes(buf, cap, n, raw, 9 - drop);
+    hvs_pack_put_bytes(buf, cap, n, raw, 9 - drop);
 }
 
-int agg_get_double(const unsigned char **p, const unsigned char *end, double *v) {
+int hvs_pack_get_double(const unsigned char **p, const unsigned char *end, double *v) {
     uint64_t x;
-    if (agg_get_varint(p, end, &x))
+    if (hvs_pack_get_varint(p, end, &x))
         return -1;
     unsigned k = (unsigned)(x & 7);
     if (k == 4) {
@@ -77,7 +78,7 @@ int agg_get_double(const unsigned char **p, const unsigned char *end, double *v)
         memcpy(v, &bits, sizeof *v);
         return 0;
     }
-    if (k > 3 || (x >> 3) >= (1ULL << 55)) /* |m| < 9e15 < 2^54: what agg_put_double writes */
+    if (k > 3 || (x >> 3) >= (1ULL << 55)) /* |m| < 9e15 < 2^54: what hvs_pack_put_double writes */
         return -1;
     uint64_t z = x >> 3;
     int64_t m = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
