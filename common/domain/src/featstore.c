@@ -9,9 +9,11 @@
 #include "hvs/fmt.h"
 #include "hvs/ids.h"
 #include "hvs/log.h"
+#include "hvs/pack.h"
 #include "hvs/vec.h"
 
 #define SLOT(h) hvs_feat_slot((h), HVS_FS_HOURS)
+_Static_assert(HVS_FS_HOURS % HVS_FS_BLOCK_HOURS == 0, "a ring is whole blocks");
 #define MARK(bits, s) ((bits)[(s) / 64] |= (uint64_t)1 << ((s) % 64))
 #define IS_MARKED(bits, s) (((bits)[(s) / 64] >> ((s) % 64)) & 1u)
 
@@ -264,6 +266,118 @@ int hvs_fs_decode_wx(const char *v, size_t len, hvs_feat_wx_hour_t *out) {
     return 0;
 }
 
+/* ---- the ring in blocks ---------------------------------------------------------------------
+ * An entity's ring is stored as HVS_FS_BLOCKS fields "b<k>", block k holding slots
+ * [k * HVS_FS_BLOCK_HOURS, (k + 1) * HVS_FS_BLOCK_HOURS): one hash field per slot cost Redis more
+ * for the field (~60 bytes) than for its value. A block's value, in pack.h varints and doubles:
+ * byte 1 (the format), varint k (a value under another field's name is refused), then per slot
+ * in order a varint mask of what follows - 0 for an empty slot:
+ *   BH_PRESENT; the hour: the zigzag varint of its cycle (hour / 1 h - slot) / HVS_FS_HOURS, or
+ *   with BH_ODD_HOUR (an hour not on a whole hour) of its milliseconds; varint revision; a
+ *   double per BH_USE.. bit set (use, water, room_temp, setpoint, comfort_gap, valve,
+ *   temp_std; NaN is the bit clear); with BH_ROOMS varints rooms and flat.
+ * A metered hour without rooms takes ~6 bytes (0.347 kWh is 2).
+ */
+enum {
+    BH_PRESENT = 1,
+    BH_ODD_HOUR = 2,
+    BH_USE = 4, /* the first of BH_NUMBERS bits, one per number */
+    BH_ROOMS = 1 << 9,
+    BH_NUMBERS = 7,
+};
+#define BLOCK_FORMAT 1
+/* format, block, then per slot: mask, hour, revision (10 bytes each at most), numbers, rooms */
+#define BLOCK_MAX (2 + 10 + HVS_FS_BLOCK_HOURS * (5 * 10 + BH_NUMBERS * HVS_PACK_DOUBLE_MAX))
+
+static uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+static int64_t unzigzag(uint64_t z) { return (int64_t)(z >> 1) ^ -(int64_t)(z & 1); }
+
+static void hour_numbers(const hvs_feat_hour_t *h, double *x) {
+    x[0] = h->use, x[1] = h->water, x[2] = h->room_temp, x[3] = h->setpoint;
+    x[4] = h->comfort_gap, x[5] = h->valve, x[6] = h->temp_std;
+}
+
+size_t hvs_fs_encode_block(const hvs_feat_hour_t *ring, size_t block, char *buf, size_t cap) {
+    size_t n = 0;
+    hvs_pack_put_bytes(buf, cap, &n, (const char[]){BLOCK_FORMAT}, 1);
+    hvs_pack_put_varint(buf, cap, &n, block);
+    for (size_t s = block * HVS_FS_BLOCK_HOURS; s < (block + 1) * HVS_FS_BLOCK_HOURS; s++) {
+        const hvs_feat_hour_t *h = &ring[s];
+        if (h->hour == HVS_MS_NONE) {
+            hvs_pack_put_varint(buf, cap, &n, 0);
+            continue;
+        }
+        double x[BH_NUMBERS];
+        hour_numbers(h, x);
+        bool whole = h->hour % HVS_MS_HOUR == 0;
+        uint64_t mask = BH_PRESENT | (whole ? 0 : BH_ODD_HOUR);
+        for (int i = 0; i < BH_NUMBERS; i++)
+            mask |= isnan(x[i]) ? 0 : (uint64_t)BH_USE << i;
+        mask |= h->rooms || h->flat ? BH_ROOMS : 0;
+        hvs_pack_put_varint(buf, cap, &n, mask);
+        /* whole hours: hour / 1 h = slot + cycle * HVS_FS_HOURS exactly (SLOT's floor modulo) */
+        hvs_pack_put_varint(
+            buf, cap, &n,
+            zigzag(whole ? (h->hour / HVS_MS_HOUR - (int64_t)s) / HVS_FS_HOURS : h->hour));
+        hvs_pack_put_varint(buf, cap, &n, h->revision);
+        for (int i = 0; i < BH_NUMBERS; i++)
+            if (mask & ((uint64_t)BH_USE << i))
+                hvs_pack_put_double(buf, cap, &n, x[i]);
+        if (mask & BH_ROOMS) {
+            hvs_pack_put_varint(buf, cap, &n, h->rooms);
+            hvs_pack_put_varint(buf, cap, &n, h->flat);
+        }
+    }
+    return n;
+}
+
+int hvs_fs_decode_block(const char *v, size_t len, size_t block, hvs_feat_hour_t *out) {
+    const unsigned char *p = (const unsigned char *)v, *end = p + len;
+    uint64_t k;
+    if (block >= HVS_FS_BLOCKS || len < 1 || *p++ != BLOCK_FORMAT ||
+        hvs_pack_get_varint(&p, end, &k) || k != block)
+        return -1;
+    for (size_t i = 0; i < HVS_FS_BLOCK_HOURS; i++) {
+        int64_t s = (int64_t)(block * HVS_FS_BLOCK_HOURS + i);
+        hvs_feat_hour_t *h = &out[i];
+        uint64_t mask, t, rev, rooms = 0, flat = 0;
+        if (hvs_pack_get_varint(&p, end, &mask))
+            return -1;
+        if (mask == 0) {
+            *h = (hvs_feat_hour_t){.hour = HVS_MS_NONE};
+            continue;
+        }
+        if (!(mask & BH_PRESENT) || mask >= (BH_ROOMS << 1) || hvs_pack_get_varint(&p, end, &t) ||
+            hvs_pack_get_varint(&p, end, &rev) || rev > UINT32_MAX)
+            return -1;
+        int64_t ht = unzigzag(t);
+        if (mask & BH_ODD_HOUR)
+            h->hour = ht;
+        else if (ht > (INT64_MAX / HVS_MS_HOUR - s) / HVS_FS_HOURS ||
+                 ht < (INT64_MIN / HVS_MS_HOUR) / HVS_FS_HOURS)
+            return -1;
+        else
+            h->hour = (ht * HVS_FS_HOURS + s) * HVS_MS_HOUR;
+        double x[BH_NUMBERS];
+        for (int j = 0; j < BH_NUMBERS; j++) {
+            x[j] = NAN;
+            if ((mask & ((uint64_t)BH_USE << j)) && hvs_pack_get_double(&p, end, &x[j]))
+                return -1;
+        }
+        if ((mask & BH_ROOMS) &&
+            (hvs_pack_get_varint(&p, end, &rooms) || hvs_pack_get_varint(&p, end, &flat) ||
+             rooms > UINT32_MAX || flat > UINT32_MAX))
+            return -1;
+        if (h->hour == HVS_MS_NONE || SLOT(h->hour) != (size_t)s)
+            return -1;
+        h->revision = (uint32_t)rev;
+        h->use = x[0], h->water = x[1], h->room_temp = x[2], h->setpoint = x[3];
+        h->comfort_gap = x[4], h->valve = x[5], h->temp_std = x[6];
+        h->rooms = (uint32_t)rooms, h->flat = (uint32_t)flat;
+    }
+    return p == end ? 0 : -1;
+}
+
 /* ---- Redis ---------------------------------------------------------------------------------- */
 
 /* Queue "HSET key slot value slot value ..." of the marked slots; values encoded into arena. */
@@ -307,6 +421,60 @@ static int hset_marked(hvs_redis_batch_t *batch, const char *key, uint64_t *mark
     return 0;
 }
 
+/* Queue "HSET key b<k> block ..." of the blocks with a marked slot (an all-empty block is left
+ * out: a slot never empties again), after "HDEL key 0 .. 335" when the entity was loaded with
+ * fields of one slot each (the format before blocks; its load marked every slot). */
+static int hset_blocks(hvs_redis_batch_t *batch, const char *key, hvs_fs_entity_t *e,
+                       hvs_err_t *err) {
+    const char
+        *argv[2 + 2 * HVS_FS_BLOCKS > 2 + HVS_FS_HOURS ? 2 + 2 * HVS_FS_BLOCKS : 2 + HVS_FS_HOURS];
+    size_t lens[sizeof argv / sizeof *argv];
+    char names[HVS_FS_HOURS][8];
+    int rc = 0;
+    if (e->legacy) {
+        argv[0] = "HDEL", argv[1] = key;
+        for (size_t s = 0; s < HVS_FS_HOURS; s++) {
+            snprintf(names[s], sizeof names[s], "%zu", s);
+            argv[2 + s] = names[s];
+        }
+        rc = hvs_redis_batch_add(batch, 2 + HVS_FS_HOURS, argv, NULL);
+    }
+    bool write[HVS_FS_BLOCKS];
+    size_t nwrite = 0;
+    for (size_t k = 0; k < HVS_FS_BLOCKS; k++) {
+        bool marked = false, filled = false;
+        for (size_t s = k * HVS_FS_BLOCK_HOURS; s < (k + 1) * HVS_FS_BLOCK_HOURS; s++) {
+            marked |= IS_MARKED(e->dirty, s);
+            filled |= e->hours[s].hour != HVS_MS_NONE;
+        }
+        nwrite += write[k] = marked && filled;
+    }
+    char *arena = nwrite ? malloc(nwrite * BLOCK_MAX) : NULL;
+    if (nwrite && !arena)
+        rc = HVS_ENOMEM;
+    size_t argc = 2, used = 0;
+    for (size_t k = 0; rc == 0 && k < HVS_FS_BLOCKS; k++) {
+        if (!write[k])
+            continue;
+        snprintf(names[k], sizeof names[k], "b%zu", k);
+        argv[argc] = names[k], lens[argc++] = strlen(names[k]);
+        argv[argc] = arena + used;
+        lens[argc++] = hvs_fs_encode_block(e->hours, k, arena + used, BLOCK_MAX);
+        used += BLOCK_MAX;
+    }
+    if (rc == 0 && argc > 2) {
+        argv[0] = "HSET", lens[0] = 4;
+        argv[1] = key, lens[1] = strlen(key);
+        rc = hvs_redis_batch_add(batch, (int)argc, argv, lens);
+    }
+    free(arena);
+    if (rc)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "feature state of %s", key);
+    memset(e->dirty, 0, sizeof e->dirty);
+    e->legacy = false;
+    return 0;
+}
+
 static bool any_marked(const uint64_t *marks) {
     uint64_t any = 0;
     for (size_t w = 0; w < (HVS_FS_HOURS + 63) / 64; w++)
@@ -322,7 +490,7 @@ int hvs_fs_save(hvs_redis_batch_t *batch, hvs_fs_building_t *b, hvs_err_t *err) 
             continue;
         if (hvs_redis_key(key, sizeof key, b->id, err, "%s:h:%s", b->ns, b->ents[i]->id) < 0)
             return HVS_EINVAL;
-        rc = hset_marked(batch, key, b->ents[i]->dirty, b->ents[i]->hours, false, err);
+        rc = hset_blocks(batch, key, b->ents[i], err);
     }
     /* formatted even when clean: it also checks the building's id (one per building) */
     if (rc == 0 && hvs_redis_key(key, sizeof key, b->id, err, "%s:wx", b->ns) < 0)
@@ -414,6 +582,17 @@ int hvs_fs_load(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *id, int32_
     return hvs_fs_load_ns(r, batch, HVS_FS_NS, id, partition, out, err);
 }
 
+/* A stored hour into its slot unless the slot holds a newer one (a key holds one copy of each
+ * slot; this only makes the order of the fields irrelevant). */
+static void take_hour(hvs_fs_entity_t *e, const hvs_feat_hour_t *h) {
+    if (h->hour == HVS_MS_NONE)
+        return;
+    hvs_feat_hour_t *o = &e->hours[SLOT(h->hour)];
+    if (o->hour == HVS_MS_NONE || h->hour > o->hour ||
+        (h->hour == o->hour && h->revision >= o->revision))
+        *o = *h;
+}
+
 int hvs_fs_load_ns(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *ns, const char *id,
                    int32_t partition, hvs_fs_building_t **out, hvs_err_t *err) {
     char key[700];
@@ -469,24 +648,33 @@ int hvs_fs_load_ns(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *ns, con
     rc = b->nents ? hvs_redis_batch_exec(r, batch, err) : 0;
     for (size_t i = 0; rc == 0 && i < b->nents; i++) {
         const redisReply *h = reply(batch, i, REDIS_REPLY_ARRAY);
+        hvs_fs_entity_t *e = b->ents[i];
         for (size_t k = 0; h && k + 1 < h->elements; k += 2) {
-            hvs_feat_hour_t hr;
-            const redisReply *v = h->element[k + 1];
-            if (v->type != REDIS_REPLY_STRING || hvs_fs_decode_hour(v->str, v->len, &hr)) {
+            const redisReply *f = h->element[k], *v = h->element[k + 1];
+            hvs_feat_hour_t got[HVS_FS_BLOCK_HOURS];
+            size_t n = 1, block = 0;
+            bool blocked = f->type == REDIS_REPLY_STRING && f->len > 1 && f->str[0] == 'b';
+            if (blocked)
+                block = strtoul(f->str + 1, NULL, 10), n = HVS_FS_BLOCK_HOURS;
+            if (v->type != REDIS_REPLY_STRING ||
+                (blocked ? hvs_fs_decode_block(v->str, v->len, block, got)
+                         : hvs_fs_decode_hour(v->str, v->len, &got[0]))) {
                 rc = hvs_err_set(err, HVS_ESERDE, "bad_state",
-                                 "hvs:{%s}:%s:h:%s slot %s does not parse", id, b->ns,
-                                 b->ents[i]->id, h->element[k]->str);
+                                 "hvs:{%s}:%s:h:%s field %s does not parse", id, b->ns, e->id,
+                                 f->str ? f->str : "(null)");
                 break;
             }
-            b->ents[i]->hours[SLOT(hr.hour)] = hr;
+            e->legacy |= !blocked;
+            for (size_t j = 0; j < n; j++)
+                take_hour(e, &got[j]);
         }
     }
     if (rc) {
         hvs_fs_building_destroy(b);
         return rc;
     }
-    for (size_t i = 0; i < b->nents; i++)
-        memset(b->ents[i]->dirty, 0, sizeof b->ents[i]->dirty);
+    for (size_t i = 0; i < b->nents; i++) /* a slot-per-field entity is rewritten in blocks */
+        memset(b->ents[i]->dirty, b->ents[i]->legacy ? 0xff : 0, sizeof b->ents[i]->dirty);
     memset(b->wx_dirty, 0, sizeof b->wx_dirty);
     b->meta_dirty = false;
     *out = b;

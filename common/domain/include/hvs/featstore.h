@@ -7,8 +7,11 @@
  * Key layout (docs/design.md section 5; R = HVS_FS_HOURS ring slots, slot = hour / 1 h mod R, the
  * hour stamped in each value, so a slot left from an older hour reads as empty and rewriting a
  * slot is idempotent):
- *   hvs:{B}:fs:h:<entity>   HASH slot -> "<hour> <revision> <use> <water> <room> <setpoint> <gap>"
- *                           (entity "-" = the building itself; numbers exact, "nan" = unknown)
+ *   hvs:{B}:fs:h:<entity>   HASH "b<k>" -> block k of the ring: slots [k * 24, (k + 1) * 24), binary
+ *                           (hvs_fs_encode_block; entity "-" = the building itself; numbers
+ *                           exact); a field "<slot>" -> "<hour> <revision> <use> <water> <room>
+ *                           <setpoint> <gap> ..." (text, one slot) is the format before blocks:
+ *                           still loaded, and replaced by blocks at the entity's next save
  *   hvs:{B}:fs:wx           HASH slot -> "<hour>" then per record "|<issued_at> <obs 0|1> <temp>
  *                           <rh> <cloud> <ghi> <wind>", oldest issue first
  *   hvs:{B}:fs:ents         SET  entity ids with a ring
@@ -39,14 +42,17 @@
 #include "hvs/features.h"
 #include "hvs/redis.h"
 
-#define HVS_FS_HOURS 336    /* 14 days: 168 h windows plus revisions and lateness */
-#define HVS_FS_BUILDING "-" /* entity id of the building-level series */
-#define HVS_FS_NS "fs"      /* the features worker's key namespace */
+#define HVS_FS_HOURS 336      /* 14 days: 168 h windows plus revisions and lateness */
+#define HVS_FS_BUILDING "-"   /* entity id of the building-level series */
+#define HVS_FS_NS "fs"        /* the features worker's key namespace */
+#define HVS_FS_BLOCK_HOURS 24 /* slots per stored block of an entity's ring */
+#define HVS_FS_BLOCKS (HVS_FS_HOURS / HVS_FS_BLOCK_HOURS)
 
 typedef struct hvs_fs_entity {
     char *id;
     hvs_feat_hour_t hours[HVS_FS_HOURS];
     uint64_t dirty[(HVS_FS_HOURS + 63) / 64]; /* slots changed since the last save */
+    bool legacy; /* loaded with fields of one slot each: deleted at the next save */
 } hvs_fs_entity_t;
 
 typedef struct hvs_fs_building {
@@ -96,7 +102,13 @@ int hvs_fs_load(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *id, int32_
 int hvs_fs_load_ns(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *ns, const char *id,
                    int32_t partition, hvs_fs_building_t **out, hvs_err_t *err);
 
-/* Encodings of one slot (for tests): value into buf, returns the length needed. */
+/* Block k of a ring (slots [k * HVS_FS_BLOCK_HOURS, ...), the layout atop featstore.c) into buf
+ * (nothing past cap; returns the length needed), and back into out[0..HVS_FS_BLOCK_HOURS) (-1 if
+ * it does not parse, or an hour does not belong to its slot). */
+size_t hvs_fs_encode_block(const hvs_feat_hour_t *ring, size_t block, char *buf, size_t cap);
+int hvs_fs_decode_block(const char *v, size_t len, size_t block, hvs_feat_hour_t *out);
+/* Encodings of one slot (for tests, the trainer's history, and state of the format before
+ * blocks): value into buf, returns the length needed. */
 size_t hvs_fs_encode_hour(const hvs_feat_hour_t *h, char *buf, size_t cap);
 size_t hvs_fs_encode_wx(const hvs_feat_wx_hour_t *w, char *buf, size_t cap);
 int hvs_fs_decode_hour(const char *v, size_t len, hvs_feat_hour_t *out);
