@@ -40,6 +40,15 @@ static bool wx_eq(const hvs_feat_wx_hour_t *a, const hvs_feat_wx_hour_t *b) {
     return true;
 }
 
+/* A redis-server of its own and a client of it. */
+static hvs_redis_t *redis_up(hvs_test_proc_t *rs) {
+    HVS_REQUIRE(hvs_test_redis_start(rs, 0) == 0, "redis");
+    hvs_redis_t *r;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_redis_connect(rs->addr, NULL, &r, &err) == 0, "connect: %s", err.msg);
+    return r;
+}
+
 static long long hlen(hvs_redis_t *r, const char *key) {
     redisReply *rep = NULL;
     hvs_err_t err;
@@ -127,10 +136,8 @@ static void test_redis_round_trip(void) {
         T0 + 399 * HOUR, 7.5, 10, 20, 21, 1, 1, NAN, NAN, 0, 0}; /* a revised slot saved too */
     hvs_fs_put_hour(e, &rev1);
     hvs_test_proc_t rs;
-    HVS_REQUIRE(hvs_test_redis_start(&rs, 0) == 0, "redis");
-    hvs_redis_t *r;
+    hvs_redis_t *r = redis_up(&rs);
     hvs_err_t err = {0};
-    HVS_REQUIRE(hvs_redis_connect(rs.addr, NULL, &r, &err) == 0, "connect");
     hvs_redis_batch_t *batch = hvs_redis_batch_new();
     char **ids;
     size_t nids;
@@ -265,10 +272,8 @@ static void test_state_before_blocks(void) {
     hvs_fs_entity_t *e, *be;
     hvs_fs_building_t *b = filled_building(&e, &be);
     hvs_test_proc_t rs;
-    HVS_REQUIRE(hvs_test_redis_start(&rs, 0) == 0, "redis");
-    hvs_redis_t *r;
+    hvs_redis_t *r = redis_up(&rs);
     hvs_err_t err = {0};
-    HVS_REQUIRE(hvs_redis_connect(rs.addr, NULL, &r, &err) == 0, "connect");
     hvs_redis_batch_t *batch = hvs_redis_batch_new();
     /* the meta keys and weather through the store, the rings as the format before wrote them */
     e->hours[7].rooms = 3, e->hours[7].flat = 1, e->hours[7].valve = 12.5;

@@ -22,8 +22,8 @@ static void test_doubles(void) {
     uint64_t nan_payload = 0x7ff8000000000123ull;
     double quiet;
     memcpy(&quiet, &nan_payload, sizeof quiet);
-    const double v[] = {0.0,   -0.0,   21.5,     75475.7, 1.6000000000058208, -3.125, 0.1 + 0.2,
-                        1e300, -1e-300, 5e-324,  INFINITY, -INFINITY,         NAN,    quiet,
+    const double v[] = {0.0,    -0.0,    21.5,    75475.7,  1.6000000000058208, -3.125, 0.1 + 0.2,
+                        1e300,  -1e-300, 5e-324,  INFINITY, -INFINITY,          NAN,    quiet,
                         8.9e15, -8.9e15, 123.456, 0.001};
     char buf[16 * 32];
     size_t n = 0;
