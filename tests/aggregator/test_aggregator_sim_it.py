@@ -212,7 +212,9 @@ def main():
 
     # C: two members in one group: the second joins mid-stream, then the first leaves
     env_c = run_env(base, "agg-c", 2, "c")
-    c1 = Aggregator(env_c, "c1", 20)
+    # The first member takes batches of 4 (the second 20): with batches of 20 a fast first member
+    # once read the whole stream (13 789 readings) before the mock group's join let the second in.
+    c1 = Aggregator(env_c, "c1", 4)
     # the second joins as soon as the first is reading (a fixed wait let a fast first member read
     # the whole stream before the hand-off; the group's join still takes seconds)
     deadline = time.time() + 30
