@@ -380,9 +380,10 @@ int hvs_fs_decode_block(const char *v, size_t len, size_t block, hvs_feat_hour_t
 
 /* ---- Redis ---------------------------------------------------------------------------------- */
 
-/* Queue "HSET key slot value slot value ..." of the marked slots; values encoded into arena. */
-static int hset_marked(hvs_redis_batch_t *batch, const char *key, uint64_t *marks, const void *ring,
-                       bool wx, hvs_err_t *err) {
+/* Queue "HSET key slot value slot value ..." of the weather ring's marked slots (text, a field
+ * per slot); values encoded into arena. */
+static int hset_marked_wx(hvs_redis_batch_t *batch, const char *key, uint64_t *marks,
+                          const hvs_feat_wx_hour_t *ring, hvs_err_t *err) {
     size_t count = 0;
     for (size_t s = 0; s < HVS_FS_HOURS; s++)
         count += IS_MARKED(marks, s);
@@ -407,8 +408,7 @@ static int hset_marked(hvs_redis_batch_t *batch, const char *key, uint64_t *mark
         size_t sl = hvs_fmt_int64(slot, (int64_t)s);
         off += sl;
         char *val = arena + off;
-        size_t vl = wx ? hvs_fs_encode_wx(&((const hvs_feat_wx_hour_t *)ring)[s], val, VMAX)
-                       : hvs_fs_encode_hour(&((const hvs_feat_hour_t *)ring)[s], val, VMAX);
+        size_t vl = hvs_fs_encode_wx(&ring[s], val, VMAX);
         off += vl;
         argv[argc] = slot, lens[argc++] = sl;
         argv[argc] = val, lens[argc++] = vl;
@@ -496,7 +496,7 @@ int hvs_fs_save(hvs_redis_batch_t *batch, hvs_fs_building_t *b, hvs_err_t *err) 
     if (rc == 0 && hvs_redis_key(key, sizeof key, b->id, err, "%s:wx", b->ns) < 0)
         return HVS_EINVAL;
     if (rc == 0)
-        rc = hset_marked(batch, key, b->wx_dirty, b->wx, true, err);
+        rc = hset_marked_wx(batch, key, b->wx_dirty, b->wx, err);
     if (rc == 0 && b->meta_dirty) {
         char part[48];
         snprintf(part, sizeof part, "hvs:%s:part:%d", b->ns, (int)b->partition);
