@@ -7,9 +7,15 @@
  *   - the residual's standardisation against a hand-computed median and MAD, its floor, and the
  *     history it needs;
  *   - the noisy-OR combination;
- *   - a slot's text reads back to the same slot (room names with spaces, NaN, idents).
+ *   - a slot's text reads back to the same slot (room names with spaces, NaN, idents);
+ *   - the ring's binary blocks read back bit for bit (NaN payloads, -0, infinities, hours
+ *     before 1970 and off the hour, fired rules, idents, contributions), one block's bytes are
+ *     the layout apartment.h documents, built here by hand; every truncation, a trailing byte
+ *     and a block read under another block's name are refused without touching the ring; a
+ *     text slot and a block holding the same slot keep the newer half, in either order.
  */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "apartment.h"
@@ -361,6 +367,223 @@ static void test_slot_text(void) {
     sc_idents_free(&ids2);
 }
 
+/* Every block of a, encoded (lens[k], bytes into out[k], SC_BLOCK_MAX_TEST each). */
+#define SC_BLOCK_MAX_TEST 16384
+static void encode_all(const sc_apartment_t *a, const sc_idents_t *t, char out[][SC_BLOCK_MAX_TEST],
+                       size_t *lens) {
+    for (size_t k = 0; k < SC_BLOCKS; k++) {
+        lens[k] = sc_block_encode(a, t, k, out[k], SC_BLOCK_MAX_TEST);
+        HVS_REQUIRE(lens[k] <= SC_BLOCK_MAX_TEST, "block %zu fits", k);
+    }
+}
+
+static float bits_float(uint32_t b) {
+    float f;
+    memcpy(&f, &b, sizeof f);
+    return f;
+}
+
+/* A ring with everything a slot holds, through blocks and back: the same bytes again, and the
+ * values that text could not carry (NaN payloads, -0) bit for bit. */
+static void test_blocks_round_trip(void) {
+    sc_idents_t ids = {0};
+    sc_apartment_t *a = sc_apartment_new("apt 1");
+    for (int k = 0; k < SC_RING; k++) {
+        room_in_t r[3] = {{"living room", 16.2 + 0.013 * k, 21.0, 100, k % 2},
+                          {"bed_room", k % 5 ? 19.283333 : NAN, 19.0, k % 3 ? 35 : NAN, 3},
+                          healthy("kitchen")};
+        put_hour(a, k, k % 7 ? 0.8 + 0.001 * k : -0.0, r, 3);
+        sc_model_t *m = sc_model_take(a, T0 + (hvs_ms_t)k * HOUR);
+        m->rev = k;
+        m->observed = k % 4 ? (float)(0.8 + 0.001 * k) : bits_float(0x7fc00123u);
+        m->expected = k % 3 ? 0.31f : NAN;
+        m->residual_z = k == 9 ? INFINITY : k == 10 ? -INFINITY : 4.5f / (float)(k + 1);
+        m->resid_w = 2.75f;
+        m->expected_w = bits_float(0xffc00000u);
+        m->prob = k % 2 ? 0.125f : NAN;
+        m->outdoor_c = -3.7f;
+        m->e_res = 0.6f;
+        m->e_cls = 1e-30f;
+        m->res_ident = sc_ident_intern(&ids, k < 30 ? "anomaly-residual/global:2"
+                                                    : "anomaly-residual/archetype:old poorly:3");
+        m->cls_ident = k % 2 ? sc_ident_intern(&ids, "anomaly-classifier/global:7") : SC_IDENT_NONE;
+        m->explained = (uint8_t)(k % 3);
+        m->ncontrib = (uint8_t)(k % 4);
+        for (int i = 0; i < m->ncontrib; i++)
+            m->contrib[i] = (sc_contrib_t){(int16_t)(i * 17), -4.0f + (float)i / 3, 0.25f * i};
+        m->live = true;
+    }
+    /* a newer hour's model half evicts only that half of slot 5's hour */
+    sc_model_take(a, T0 + (5 + SC_RING) * HOUR)->rev = 2;
+    int fired_total = 0;
+    for (int i = 0; i < SC_RING; i++) {
+        a->slots[i].agg.live = a->slots[i].model.live = false;
+        fired_total += a->slots[i].agg.nfired;
+    }
+    HVS_REQUIRE(fired_total > 0, "some rule fired in the ring");
+    static char one[SC_BLOCKS][SC_BLOCK_MAX_TEST], two[SC_BLOCKS][SC_BLOCK_MAX_TEST];
+    size_t l1[SC_BLOCKS], l2[SC_BLOCKS];
+    encode_all(a, &ids, one, l1);
+    sc_idents_t ids2 = {0};
+    sc_ident_intern(&ids2, "something else:1"); /* other indices: the names travel, not indices */
+    sc_apartment_t *b = sc_apartment_new("apt 1");
+    for (size_t k = SC_BLOCKS; k-- > 0;) /* any order */
+        HVS_REQUIRE(sc_block_decode(b, &ids2, k, one[k], l1[k]) == 0, "block %zu decoded", k);
+    encode_all(b, &ids2, two, l2);
+    for (size_t k = 0; k < SC_BLOCKS; k++)
+        HVS_CHECK(l1[k] == l2[k] && memcmp(one[k], two[k], l1[k]) == 0, "block %zu: same bytes",
+                  k);
+    const sc_model_t *m0 = sc_model_get(b, T0);
+    HVS_REQUIRE(m0, "hour 0's model half");
+    uint32_t nb;
+    memcpy(&nb, &m0->observed, sizeof nb);
+    HVS_CHECK(nb == 0x7fc00123u, "a NaN payload kept: %08x", nb);
+    HVS_CHECK(signbit(sc_agg_get(b, T0)->heat_kwh) && sc_agg_get(b, T0)->heat_kwh == 0, "-0 kept");
+    HVS_CHECK_EQ_STR(sc_ident_get(&ids2, sc_model_get(b, T0 + 40 * HOUR)->res_ident),
+                     "anomaly-residual/archetype:old poorly:3");
+    HVS_CHECK(sc_model_get(b, T0 + 9 * HOUR)->residual_z == INFINITY, "infinity kept");
+    HVS_CHECK(!sc_model_get(b, T0 + 5 * HOUR) && sc_agg_get(b, T0 + 5 * HOUR) &&
+                  sc_model_get(b, T0 + (5 + SC_RING) * HOUR),
+              "the halves of slot 5 keep their own hours");
+    HVS_CHECK_EQ_INT(b->nnames, 3);
+    HVS_CHECK(!b->slots[0].agg.live && !b->slots[0].model.live, "live is not saved");
+    /* hours before 1970 and off the hour */
+    sc_apartment_t *c = sc_apartment_new("apt 2");
+    sc_agg_take(c, -5 * HOUR)->rev = 1;
+    sc_model_take(c, T0 + 2 * HOUR + 1234)->rev = 0;
+    sc_model_take(c, -(hvs_ms_t)SC_RING * 1000 * HOUR)->rev = 7;
+    static char three[SC_BLOCKS][SC_BLOCK_MAX_TEST], four[SC_BLOCKS][SC_BLOCK_MAX_TEST];
+    size_t l3[SC_BLOCKS], l4[SC_BLOCKS];
+    encode_all(c, &ids, three, l3);
+    sc_apartment_t *d = sc_apartment_new("apt 2");
+    for (size_t k = 0; k < SC_BLOCKS; k++)
+        HVS_REQUIRE(sc_block_decode(d, &ids2, k, three[k], l3[k]) == 0, "block %zu decoded", k);
+    encode_all(d, &ids2, four, l4);
+    for (size_t k = 0; k < SC_BLOCKS; k++)
+        HVS_CHECK(l3[k] == l4[k] && memcmp(three[k], four[k], l3[k]) == 0,
+                  "edge hours, block %zu: same bytes", k);
+    HVS_CHECK(sc_agg_get(d, -5 * HOUR) && sc_model_get(d, T0 + 2 * HOUR + 1234) &&
+                  sc_model_get(d, -(hvs_ms_t)SC_RING * 1000 * HOUR),
+              "hours before 1970 and off the hour read back");
+    sc_apartment_destroy(a), sc_apartment_destroy(b), sc_apartment_destroy(c);
+    sc_apartment_destroy(d);
+    sc_idents_free(&ids), sc_idents_free(&ids2);
+}
+
+/* One slot's block, byte by byte as apartment.h documents it. */
+static void test_block_layout(void) {
+    sc_idents_t ids = {0};
+    sc_apartment_t *a = sc_apartment_new("apt");
+    const hvs_ms_t h = (6558LL * SC_RING + 1) * HOUR; /* slot 1, ring cycle 6558 */
+    sc_agg_t *g = sc_agg_take(a, h);
+    g->rev = 3;
+    g->heat_kwh = 0.5f;
+    g->rule_score = 0;
+    g->nrooms = 1;
+    g->rooms[0] = (sc_room_t){.name = (uint8_t)sc_room_intern(a, "kitchen"),
+                              .temp_mean = 21.5f,
+                              .temp_min = 21.0f,
+                              .temp_max = 22.0f,
+                              .temp_std = NAN,
+                              .setpoint = 21.0f,
+                              .valve = 40.0f,
+                              .changes = 2,
+                              .seen = 4};
+    sc_model_t *m = sc_model_take(a, h);
+    m->rev = 0;
+    m->observed = 0.5f;
+    m->res_ident = sc_ident_intern(&ids, "m:1");
+    m->explained = 1;
+    m->ncontrib = 1;
+    m->contrib[0] = (sc_contrib_t){5, 1.5f, -0.25f};
+    static const unsigned char head[] = {
+        0x01, 0x00,                                     /* format 1, block 0 */
+        0x01, 0x07, 'k',  'i',  't',  'c',  'h',  'e', 'n', /* one room name */
+        0x01, 0x03, 'm',  ':',  '1',                    /* one ident */
+        0x00,                                           /* slot 0: empty */
+        0x03,                                           /* slot 1: both halves */
+        0xbc, 0x66, 0x04, 0x51, 0x00, 0x01,             /* cycle 6558, rev 3, 0.5, 0, 1 room */
+        0x00, 0xf1, 0x1a, 0xd0, 0x02, 0xe0, 0x02, 0x05, /* kitchen 21.5 21 22 NaN */
+        0xd0, 0x02, 0x80, 0x05, 0x02, 0x04, 0x00,       /* 21 40, changes 2, seen 4, no rules */
+        0xbc, 0x66, 0x01, 0x51,                         /* cycle 6558, rev 0, observed 0.5 */
+        0x05, 0x05, 0x05, 0x05, 0x05, 0x05, 0x00, 0x00, /* six unknowns, no evidence */
+        0x01, 0x00, 0x01, 0x01,                         /* ident m:1, none, explained 1, 1 */
+        0x06, 0xf1, 0x01, 0x8a, 0x03,                   /* feature 5, 1.5, -0.25 */
+    };
+    unsigned char want[sizeof head + 22];
+    memcpy(want, head, sizeof head);
+    memset(want + sizeof head, 0, 22); /* slots 2..23: empty */
+    char got[512];
+    size_t n = sc_block_encode(a, &ids, 0, got, sizeof got);
+    HVS_CHECK(n == sizeof want && memcmp(got, want, n) == 0, "the documented bytes (%zu of %zu)",
+              n, sizeof want);
+    /* every truncation, a trailing byte and another block's name: refused, the ring untouched */
+    sc_apartment_t *b = sc_apartment_new("apt");
+    int refused = 0;
+    for (size_t k = 0; k < n; k++)
+        refused += sc_block_decode(b, &ids, 0, got, k) != 0;
+    HVS_CHECK(refused == (int)n, "truncations refused: %d of %zu", refused, n);
+    got[n] = 0;
+    HVS_CHECK(sc_block_decode(b, &ids, 0, got, n + 1) != 0, "a trailing byte refused");
+    HVS_CHECK(sc_block_decode(b, &ids, 1, got, n) != 0, "block 0's bytes as block 1 refused");
+    HVS_CHECK(sc_block_decode(b, &ids, SC_BLOCKS, got, n) != 0, "a block past the ring refused");
+    HVS_CHECK(b->nnames == 0 && !sc_agg_get(b, h) && !sc_model_get(b, h), "ring untouched");
+    HVS_CHECK(sc_block_decode(b, &ids, 0, got, n) == 0 && sc_agg_get(b, h) && sc_model_get(b, h),
+              "the whole block reads");
+    sc_apartment_destroy(a), sc_apartment_destroy(b);
+    sc_idents_free(&ids);
+}
+
+/* During an upgrade a slot may be stored as text and in a block: the newer half wins, whichever
+ * loads first. */
+static void test_text_and_block_merge(void) {
+    sc_rule_conf_default(&conf);
+    sc_idents_t ids = {0};
+    sc_apartment_t *old = sc_apartment_new("apt"), *cur = sc_apartment_new("apt");
+    room_in_t r[1] = {{"hall", 20.0, 20.0, 30, 2}};
+    put_hour(old, 3, 0.4, r, 1);
+    put_hour(cur, 3 + SC_RING, 0.9, r, 1); /* the same slot, a ring later */
+    sc_model_take(old, T0 + 3 * HOUR)->rev = 4;
+    sc_model_take(cur, T0 + (3 + SC_RING) * HOUR)->rev = 1;
+    char text[4096], block[SC_BLOCK_MAX_TEST];
+    const size_t s = sc_slot_index(T0 + 3 * HOUR), k = s / SC_BLOCK_HOURS;
+    size_t tn = sc_slot_encode(old, &ids, &old->slots[s], text, sizeof text);
+    size_t bn = sc_block_encode(cur, &ids, k, block, sizeof block);
+    for (int order = 0; order < 2; order++) {
+        sc_apartment_t *x = sc_apartment_new("apt");
+        if (order == 0)
+            HVS_REQUIRE(sc_slot_decode(x, &ids, text, tn) == 0 &&
+                            sc_block_decode(x, &ids, k, block, bn) == 0,
+                        "text then block");
+        else
+            HVS_REQUIRE(sc_block_decode(x, &ids, k, block, bn) == 0 &&
+                            sc_slot_decode(x, &ids, text, tn) == 0,
+                        "block then text");
+        HVS_CHECK(sc_agg_get(x, T0 + (3 + SC_RING) * HOUR) && !sc_agg_get(x, T0 + 3 * HOUR),
+                  "order %d: the newer aggregate half", order);
+        HVS_CHECK(sc_model_get(x, T0 + (3 + SC_RING) * HOUR) && !sc_model_get(x, T0 + 3 * HOUR),
+                  "order %d: the newer model half", order);
+        sc_apartment_destroy(x);
+    }
+    /* the same hour: the higher revision wins */
+    sc_apartment_t *y = sc_apartment_new("apt");
+    sc_model_take(y, T0 + 3 * HOUR)->rev = 9;
+    bn = sc_block_encode(y, &ids, k, block, sizeof block);
+    for (int order = 0; order < 2; order++) {
+        sc_apartment_t *x = sc_apartment_new("apt");
+        if (order == 0)
+            sc_slot_decode(x, &ids, text, tn), sc_block_decode(x, &ids, k, block, bn);
+        else
+            sc_block_decode(x, &ids, k, block, bn), sc_slot_decode(x, &ids, text, tn);
+        const sc_model_t *m = sc_model_get(x, T0 + 3 * HOUR);
+        HVS_CHECK(m && m->rev == 9, "order %d: revision 9 over 4 (%d)", order, m ? m->rev : -1);
+        HVS_CHECK(sc_agg_get(x, T0 + 3 * HOUR), "order %d: the text's aggregate half kept", order);
+        sc_apartment_destroy(x);
+    }
+    sc_apartment_destroy(old), sc_apartment_destroy(cur), sc_apartment_destroy(y);
+    sc_idents_free(&ids);
+}
+
 static void setup(void) { sc_rule_conf_default(&conf); }
 
 static void run_stuck(void) { setup(), test_stuck_valve(); }
@@ -373,13 +596,18 @@ static void run_mismatch(void) { setup(), test_mismatch(); }
 static void run_demand(void) { setup(), test_consumption_without_demand(); }
 static void run_text(void) { setup(), test_slot_text(); }
 
+static void run_blocks(void) { setup(), test_blocks_round_trip(); }
+
 static const hvs_test_case_t cases[] = {
     {"stuck_valve", run_stuck},      {"stuck_open_hot", run_open},
     {"warming_is_benign", run_warm}, {"capacity_is_benign", run_capacity},
     {"no_heat_response", run_nohr},  {"flatline", run_flat},
     {"mismatch", run_mismatch},      {"consumption_without_demand", run_demand},
     {"residual_z", test_residual_z}, {"combine", test_combine},
-    {"slot_text", run_text},         HVS_TEST_CASES_END,
+    {"slot_text", run_text},         {"blocks_round_trip", run_blocks},
+    {"block_layout", test_block_layout},
+    {"text_and_block_merge", test_text_and_block_merge},
+    HVS_TEST_CASES_END,
 };
 
 int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apartment.h"
 #include "hvs/features.h"
 #include "hvs/kafka.h"
 #include "hvs/log.h"
@@ -680,9 +681,25 @@ static void test_state_in_redis(void) {
     hvs_err_t err = {0};
     HVS_REQUIRE(hvs_redis_connect(redis.addr, NULL, &r, &err) == 0, "redis");
     redisReply *rep = NULL;
-    HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "HLEN hvs:{bldg_old}:sc:a:apt_2") == 0 && rep,
-                "HLEN");
-    HVS_CHECK_EQ_INT((int)rep->integer, 72); /* the ring: every slot of the 72 hours */
+    HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "HGETALL hvs:{bldg_old}:sc:a:apt_2") == 0 && rep,
+                "HGETALL");
+    /* the ring in its three blocks, every slot of the 72 hours holding both halves */
+    HVS_CHECK_EQ_INT((int)rep->elements, 2 * SC_BLOCKS);
+    sc_apartment_t *a = sc_apartment_new("apt_2");
+    sc_idents_t ids = {0};
+    for (size_t i = 0; a && i + 1 < rep->elements; i += 2) {
+        const redisReply *f = rep->element[i], *v = rep->element[i + 1];
+        HVS_CHECK(f->len == 2 && f->str[0] == 'b' &&
+                      sc_block_decode(a, &ids, (size_t)(f->str[1] - '0'), v->str, v->len) == 0,
+                  "field %s is a block", f->str);
+    }
+    int both = 0;
+    for (size_t s = 0; a && s < SC_RING; s++)
+        both += sc_agg_get(a, a->slots[s].agg.hour) && sc_model_get(a, a->slots[s].model.hour) &&
+                a->slots[s].agg.hour == a->slots[s].model.hour;
+    HVS_CHECK_EQ_INT(both, SC_RING);
+    sc_apartment_destroy(a);
+    sc_idents_free(&ids);
     freeReplyObject(rep);
     HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "SMEMBERS hvs:{bldg_old}:sc:apts") == 0 && rep,
                 "SMEMBERS");

@@ -1,5 +1,6 @@
 /*
- * apartment.c - the scorer's per-apartment ring of hours and its text in Redis (apartment.h).
+ * apartment.c - the scorer's per-apartment ring of hours, its binary blocks in Redis and the
+ * text of earlier versions (apartment.h).
  */
 #include "apartment.h"
 
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "hvs/fmt.h"
+#include "hvs/pack.h"
 
 /* ---- idents --------------------------------------------------------------------------------- */
 
@@ -237,6 +239,22 @@ size_t sc_slot_encode(const sc_apartment_t *a, const sc_idents_t *t, const sc_sl
     return w.len;
 }
 
+/* Each half of `in` replaces the ring's when it holds a newer hour, or the same hour at a higher
+ * revision (text and blocks of one slot may both be stored during an upgrade: the newest wins,
+ * whatever order they load in). */
+static void merge_slot(sc_slot_t *ring, const sc_slot_t *in) {
+    const sc_agg_t *g = &in->agg;
+    if (g->hour != HVS_MS_NONE &&
+        (ring->agg.hour == HVS_MS_NONE || g->hour > ring->agg.hour ||
+         (g->hour == ring->agg.hour && g->rev > ring->agg.rev)))
+        ring->agg = *g;
+    const sc_model_t *m = &in->model;
+    if (m->hour != HVS_MS_NONE &&
+        (ring->model.hour == HVS_MS_NONE || m->hour > ring->model.hour ||
+         (m->hour == ring->model.hour && m->rev > ring->model.rev)))
+        ring->model = *m;
+}
+
 typedef struct rd {
     const char *p, *end;
     bool bad;
@@ -371,6 +389,305 @@ int sc_slot_decode(sc_apartment_t *a, sc_idents_t *t, const char *text, size_t l
     if (any == HVS_MS_NONE || (s.agg.hour != HVS_MS_NONE && s.model.hour != HVS_MS_NONE &&
                                sc_slot_index(s.agg.hour) != sc_slot_index(s.model.hour)))
         return -1;
-    a->slots[sc_slot_index(any)] = s;
+    merge_slot(&a->slots[sc_slot_index(any)], &s);
+    return 0;
+}
+
+/* ---- blocks --------------------------------------------------------------------------------- */
+
+enum { SB_AGG = 1, SB_MODEL = 2, SB_AGG_ODD = 4, SB_MODEL_ODD = 8 };
+#define BLOCK_FORMAT 1
+#define BLOCK_IDENT_MAX 511 /* longest ident a block holds (the text format's bound) */
+
+static uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+static int64_t unzigzag(uint64_t z) { return (int64_t)(z >> 1) ^ -(int64_t)(z & 1); }
+
+typedef struct bw {
+    char *buf;
+    size_t cap, n;
+} bw_t;
+
+static void bw_varint(bw_t *w, uint64_t v) { hvs_pack_put_varint(w->buf, w->cap, &w->n, v); }
+static void bw_float(bw_t *w, float v) { hvs_pack_put_float(w->buf, w->cap, &w->n, v); }
+static void bw_str(bw_t *w, const char *s) {
+    size_t len = strlen(s);
+    bw_varint(w, len);
+    hvs_pack_put_bytes(w->buf, w->cap, &w->n, s, len);
+}
+
+/* A whole hour as its ring cycle (hour / 1 h = slot + cycle * SC_RING, sc_slot_index's floor
+ * modulo), any other as its milliseconds. */
+static void bw_hour(bw_t *w, hvs_ms_t hour, size_t slot) {
+    bool whole = hour % HVS_MS_HOUR == 0;
+    bw_varint(w, zigzag(whole ? (hour / HVS_MS_HOUR - (int64_t)slot) / SC_RING : hour));
+}
+
+static void bw_agg(bw_t *w, const sc_agg_t *g) {
+    bw_varint(w, (uint64_t)((int64_t)g->rev + 1));
+    bw_float(w, g->heat_kwh);
+    bw_float(w, g->rule_score);
+    bw_varint(w, g->nrooms);
+    for (int i = 0; i < g->nrooms; i++) {
+        const sc_room_t *r = &g->rooms[i];
+        bw_varint(w, r->name);
+        bw_float(w, r->temp_mean);
+        bw_float(w, r->temp_min);
+        bw_float(w, r->temp_max);
+        bw_float(w, r->temp_std);
+        bw_float(w, r->setpoint);
+        bw_float(w, r->valve);
+        bw_varint(w, r->changes);
+        bw_varint(w, r->seen);
+    }
+    bw_varint(w, g->nfired);
+    for (int i = 0; i < g->nfired; i++) {
+        const sc_fired_t *f = &g->fired[i];
+        bw_varint(w, f->rule);
+        bw_varint(w, (uint64_t)(f->room + 1));
+        bw_varint(w, f->hours);
+        bw_varint(w, f->variant);
+        bw_float(w, f->strength);
+        bw_float(w, f->a);
+        bw_float(w, f->b);
+        bw_float(w, f->c);
+        bw_float(w, f->d);
+    }
+}
+
+/* The block's ident table: the state's ident indices its model halves use, in first use. */
+typedef struct block_idents {
+    uint16_t of[2 * SC_BLOCK_HOURS];
+    size_t n;
+} block_idents_t;
+
+static uint64_t local_ident(block_idents_t *bi, uint16_t ident) {
+    if (ident == SC_IDENT_NONE)
+        return 0;
+    for (size_t i = 0; i < bi->n; i++)
+        if (bi->of[i] == ident)
+            return i + 1;
+    bi->of[bi->n++] = ident;
+    return bi->n;
+}
+
+static void bw_model(bw_t *w, const sc_model_t *m, block_idents_t *bi) {
+    bw_varint(w, (uint64_t)((int64_t)m->rev + 1));
+    const float x[] = {m->observed, m->expected, m->residual_z, m->resid_w, m->expected_w,
+                       m->prob,     m->outdoor_c, m->e_res,     m->e_cls};
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++)
+        bw_float(w, x[i]);
+    bw_varint(w, local_ident(bi, m->res_ident));
+    bw_varint(w, local_ident(bi, m->cls_ident));
+    bw_varint(w, m->explained);
+    bw_varint(w, m->ncontrib);
+    for (int i = 0; i < m->ncontrib; i++) {
+        bw_varint(w, (uint64_t)(m->contrib[i].feature + 1));
+        bw_float(w, m->contrib[i].value);
+        bw_float(w, m->contrib[i].contrib);
+    }
+}
+
+size_t sc_block_encode(const sc_apartment_t *a, const sc_idents_t *t, size_t block, char *buf,
+                       size_t cap) {
+    bw_t w = {buf, cap, 0};
+    const sc_slot_t *slots = &a->slots[block * SC_BLOCK_HOURS];
+    /* the idents first: the table precedes the slots that index it */
+    block_idents_t bi = {.n = 0};
+    for (size_t i = 0; i < SC_BLOCK_HOURS; i++)
+        if (slots[i].model.hour != HVS_MS_NONE) {
+            local_ident(&bi, slots[i].model.res_ident);
+            local_ident(&bi, slots[i].model.cls_ident);
+        }
+    hvs_pack_put_bytes(buf, cap, &w.n, (const char[]){BLOCK_FORMAT}, 1);
+    bw_varint(&w, block);
+    bw_varint(&w, a->nnames);
+    for (int i = 0; i < a->nnames; i++)
+        bw_str(&w, a->names[i]);
+    bw_varint(&w, bi.n);
+    for (size_t i = 0; i < bi.n; i++) {
+        const char *s = sc_ident_get(t, bi.of[i]);
+        bw_str(&w, s ? s : "");
+    }
+    for (size_t i = 0; i < SC_BLOCK_HOURS; i++) {
+        const sc_agg_t *g = &slots[i].agg;
+        const sc_model_t *m = &slots[i].model;
+        size_t slot = block * SC_BLOCK_HOURS + i;
+        uint64_t mask = 0;
+        if (g->hour != HVS_MS_NONE)
+            mask |= SB_AGG | (g->hour % HVS_MS_HOUR ? SB_AGG_ODD : 0);
+        if (m->hour != HVS_MS_NONE)
+            mask |= SB_MODEL | (m->hour % HVS_MS_HOUR ? SB_MODEL_ODD : 0);
+        bw_varint(&w, mask);
+        if (mask & SB_AGG) {
+            bw_hour(&w, g->hour, slot);
+            bw_agg(&w, g);
+        }
+        if (mask & SB_MODEL) {
+            bw_hour(&w, m->hour, slot);
+            bw_model(&w, m, &bi);
+        }
+    }
+    return w.n;
+}
+
+typedef struct br {
+    const unsigned char *p, *end;
+    bool bad;
+} br_t;
+
+static uint64_t br_varint(br_t *r, uint64_t max) {
+    uint64_t v = 0;
+    if (r->bad || hvs_pack_get_varint(&r->p, r->end, &v) || v > max) {
+        r->bad = true;
+        return 0;
+    }
+    return v;
+}
+
+static float br_float(br_t *r) {
+    float v = NAN;
+    if (r->bad || hvs_pack_get_float(&r->p, r->end, &v))
+        r->bad = true;
+    return v;
+}
+
+/* A string of at most max bytes: *s points into the block, not terminated. */
+static size_t br_str(br_t *r, size_t max, const char **s) {
+    size_t len = (size_t)br_varint(r, max);
+    if (r->bad || (size_t)(r->end - r->p) < len) {
+        r->bad = true;
+        return 0;
+    }
+    *s = (const char *)r->p;
+    r->p += len;
+    return len;
+}
+
+static hvs_ms_t br_hour(br_t *r, bool odd, size_t slot) {
+    int64_t v = unzigzag(br_varint(r, UINT64_MAX));
+    if (odd)
+        return v;
+    int64_t s = (int64_t)slot;
+    if (v > (INT64_MAX / HVS_MS_HOUR - s) / SC_RING || v < (INT64_MIN / HVS_MS_HOUR) / SC_RING) {
+        r->bad = true;
+        return HVS_MS_NONE;
+    }
+    return (v * SC_RING + s) * HVS_MS_HOUR;
+}
+
+static void br_agg(br_t *r, sc_agg_t *g, size_t nnames) {
+    g->rev = (int32_t)((int64_t)br_varint(r, (uint64_t)INT32_MAX + 1) - 1);
+    g->heat_kwh = br_float(r);
+    g->rule_score = br_float(r);
+    g->nrooms = (uint8_t)br_varint(r, SC_ROOMS);
+    for (int i = 0; i < g->nrooms && !r->bad; i++) {
+        sc_room_t *m = &g->rooms[i];
+        m->name = (uint8_t)br_varint(r, nnames ? nnames - 1 : 0);
+        r->bad |= nnames == 0;
+        m->temp_mean = br_float(r);
+        m->temp_min = br_float(r);
+        m->temp_max = br_float(r);
+        m->temp_std = br_float(r);
+        m->setpoint = br_float(r);
+        m->valve = br_float(r);
+        m->changes = (uint16_t)br_varint(r, UINT16_MAX);
+        m->seen = (uint16_t)br_varint(r, UINT16_MAX);
+    }
+    g->nfired = (uint8_t)br_varint(r, SC_FIRED_MAX);
+    for (int i = 0; i < g->nfired && !r->bad; i++) {
+        sc_fired_t *f = &g->fired[i];
+        f->rule = (uint8_t)br_varint(r, UINT8_MAX);
+        f->room = (int8_t)((int)br_varint(r, nnames) - 1);
+        f->hours = (uint8_t)br_varint(r, UINT8_MAX);
+        f->variant = (uint8_t)br_varint(r, UINT8_MAX);
+        f->strength = br_float(r);
+        f->a = br_float(r);
+        f->b = br_float(r);
+        f->c = br_float(r);
+        f->d = br_float(r);
+    }
+}
+
+static void br_model(br_t *r, sc_model_t *m, const uint16_t *idents, size_t nidents) {
+    m->rev = (int32_t)((int64_t)br_varint(r, (uint64_t)INT32_MAX + 1) - 1);
+    float *x[] = {&m->observed, &m->expected, &m->residual_z, &m->resid_w, &m->expected_w,
+                  &m->prob,     &m->outdoor_c, &m->e_res,     &m->e_cls};
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++)
+        *x[i] = br_float(r);
+    uint64_t res = br_varint(r, nidents), cls = br_varint(r, nidents);
+    m->res_ident = res ? idents[res - 1] : SC_IDENT_NONE;
+    m->cls_ident = cls ? idents[cls - 1] : SC_IDENT_NONE;
+    m->explained = (uint8_t)br_varint(r, 2);
+    m->ncontrib = (uint8_t)br_varint(r, SC_CONTRIB_MAX);
+    for (int i = 0; i < m->ncontrib && !r->bad; i++) {
+        m->contrib[i].feature = (int16_t)((int64_t)br_varint(r, (uint64_t)INT16_MAX + 1) - 1);
+        m->contrib[i].value = br_float(r);
+        m->contrib[i].contrib = br_float(r);
+    }
+}
+
+int sc_block_decode(sc_apartment_t *a, sc_idents_t *t, size_t block, const char *v, size_t len) {
+    br_t r = {(const unsigned char *)v, (const unsigned char *)v + len, false};
+    if (block >= SC_BLOCKS || len < 1 || *r.p++ != BLOCK_FORMAT || br_varint(&r, SC_BLOCKS) != block)
+        return -1;
+    /* the names: read first, interned only once the whole block has parsed */
+    const char *names[SC_ROOMS];
+    size_t name_len[SC_ROOMS];
+    size_t nnames = (size_t)br_varint(&r, SC_ROOMS);
+    for (size_t i = 0; i < nnames && !r.bad; i++) {
+        names[i] = "";
+        name_len[i] = br_str(&r, SC_ROOM_NAME - 1, &names[i]);
+    }
+    size_t nidents = (size_t)br_varint(&r, 2 * SC_BLOCK_HOURS);
+    uint16_t idents[2 * SC_BLOCK_HOURS];
+    for (size_t i = 0; i < nidents && !r.bad; i++) {
+        const char *s = "";
+        size_t n = br_str(&r, BLOCK_IDENT_MAX, &s);
+        char tmp[BLOCK_IDENT_MAX + 1];
+        memcpy(tmp, s, n);
+        tmp[n] = '\0';
+        idents[i] = r.bad || n == 0 ? SC_IDENT_NONE : sc_ident_intern(t, tmp);
+    }
+    sc_slot_t got[SC_BLOCK_HOURS];
+    for (size_t i = 0; i < SC_BLOCK_HOURS && !r.bad; i++) {
+        size_t slot = block * SC_BLOCK_HOURS + i;
+        sc_agg_clear(&got[i].agg, HVS_MS_NONE);
+        sc_model_clear(&got[i].model, HVS_MS_NONE);
+        uint64_t mask = br_varint(&r, SB_AGG | SB_MODEL | SB_AGG_ODD | SB_MODEL_ODD);
+        if (((mask & SB_AGG_ODD) && !(mask & SB_AGG)) ||
+            ((mask & SB_MODEL_ODD) && !(mask & SB_MODEL)))
+            r.bad = true;
+        if (mask & SB_AGG) {
+            hvs_ms_t h = br_hour(&r, mask & SB_AGG_ODD, slot);
+            br_agg(&r, &got[i].agg, nnames);
+            got[i].agg.hour = h;
+            r.bad |= h == HVS_MS_NONE || sc_slot_index(h) != slot;
+        }
+        if (mask & SB_MODEL) {
+            hvs_ms_t h = br_hour(&r, mask & SB_MODEL_ODD, slot);
+            br_model(&r, &got[i].model, idents, nidents);
+            got[i].model.hour = h;
+            r.bad |= h == HVS_MS_NONE || sc_slot_index(h) != slot;
+        }
+    }
+    if (r.bad || r.p != r.end)
+        return -1;
+    int map[SC_ROOMS];
+    for (size_t i = 0; i < nnames; i++) {
+        char tmp[SC_ROOM_NAME];
+        memcpy(tmp, names[i], name_len[i]);
+        tmp[name_len[i]] = '\0';
+        if ((map[i] = sc_room_intern(a, tmp)) < 0)
+            return -1;
+    }
+    for (size_t i = 0; i < SC_BLOCK_HOURS; i++) {
+        sc_agg_t *g = &got[i].agg;
+        for (int k = 0; k < g->nrooms; k++)
+            g->rooms[k].name = (uint8_t)map[g->rooms[k].name];
+        for (int k = 0; k < g->nfired; k++)
+            if (g->fired[k].room >= 0)
+                g->fired[k].room = (int8_t)map[g->fired[k].room];
+        merge_slot(&a->slots[block * SC_BLOCK_HOURS + i], &got[i]);
+    }
     return 0;
 }

@@ -21,8 +21,11 @@
  * only that topic's half, and rewriting an hour leaves the same state.
  * Room names are kept once per apartment (at most SC_ROOMS; rooms beyond are not judged).
  *
- * Redis (docs/design.md section 5): hash hvs:{B}:sc:a:<apartment>, field = slot number, value =
- * sc_slot_encode's text; only slots changed since the last save are written (dirty bits).
+ * Redis (docs/design.md section 5): hash hvs:{B}:sc:a:<apartment>, fields "b0".."b2", block k
+ * holding slots [k * SC_BLOCK_HOURS, (k + 1) * SC_BLOCK_HOURS) in binary (sc_block_encode); a
+ * block with a slot changed since the last save is written whole (dirty bits). State of earlier
+ * versions, a text field per slot ("0".."71", sc_slot_encode), still loads; the apartment's next
+ * save deletes those fields and writes its blocks (`legacy`).
  *
  * Ownership: sc_apartment_new copies the id; sc_apartment_destroy frees it (NULL-safe).
  * Model idents in slots are indices into the caller's ident table (sc_idents_t), which owns the
@@ -43,6 +46,8 @@
 #define SC_FIRED_MAX 3
 #define SC_CONTRIB_MAX 3
 #define SC_IDENT_NONE 0xffff
+#define SC_BLOCK_HOURS 24 /* slots per stored block: a field per slot cost Redis ~60 bytes each */
+#define SC_BLOCKS (SC_RING / SC_BLOCK_HOURS)
 
 typedef struct sc_room {
     uint8_t name;                                  /* index into the apartment's names */
@@ -105,6 +110,7 @@ typedef struct sc_apartment {
     uint8_t nnames;
     sc_slot_t slots[SC_RING];
     uint64_t dirty[2]; /* slots changed since the last save */
+    bool legacy;       /* loaded from text fields of one slot each: the next save deletes them */
 } sc_apartment_t;
 
 /* Model idents ("<name>:<version>") interned for the slots: index -> string. */
@@ -138,8 +144,33 @@ int sc_room_intern(sc_apartment_t *a, const char *name);
  * strings, so a slot reads back alone); returns its length, 0 when cap is too small. */
 size_t sc_slot_encode(const sc_apartment_t *a, const sc_idents_t *t, const sc_slot_t *s, char *buf,
                       size_t cap);
-/* Read a slot's text into a (room names and idents interned; `live` false). 0, or -1 for bad
- * text (the slot is left as it was). */
+/* Read a slot's text into a (room names and idents interned; `live` false). Each half replaces
+ * the ring's only when its hour is newer, or the same hour at a higher revision. 0, or -1 for
+ * bad text (the slot is left as it was). */
 int sc_slot_decode(sc_apartment_t *a, sc_idents_t *t, const char *text, size_t len);
+
+/*
+ * Block `block` (0..SC_BLOCKS-1) of a's ring in binary, pack.h varints and floats, into buf:
+ *   byte 1 (the format); varint block (a value under another field's name is refused);
+ *   the apartment's room names: varint count, each varint length + bytes;
+ *   the block's model idents: varint count, each varint length + bytes (slots index these);
+ *   per slot, in order: varint mask (SB_AGG, SB_MODEL, SB_AGG_ODD, SB_MODEL_ODD; 0 empty), then
+ *     the aggregate's half: hour (zigzag varint of its ring cycle (hour / 1 h - slot) / SC_RING,
+ *       or with SB_AGG_ODD of its milliseconds), varint rev + 1, floats heat_kwh, rule_score,
+ *       varint nrooms, per room varint name, floats temp_mean/min/max/std, setpoint, valve,
+ *       varints changes, seen; varint nfired, per rule varints rule, room + 1, hours, variant,
+ *       floats strength, a, b, c, d;
+ *     the model's half: hour as above (SB_MODEL_ODD), varint rev + 1, floats observed,
+ *       expected, residual_z, resid_w, expected_w, prob, outdoor_c, e_res, e_cls, varints
+ *       res_ident + 1, cls_ident + 1 (0: none), explained, ncontrib, per contribution varint
+ *       feature + 1, floats value, contrib.
+ * Every float reads back bit for bit (NaN is one byte). Returns the bytes the block needs;
+ * nothing is written past cap, so a return above cap means "grow buf and call again".
+ */
+size_t sc_block_encode(const sc_apartment_t *a, const sc_idents_t *t, size_t block, char *buf,
+                       size_t cap);
+/* Read block `block`'s bytes into a, each half merged as sc_slot_decode's. 0, or -1 for bytes
+ * that are not a whole block `block` (a left as it was) or when a's room names run out. */
+int sc_block_decode(sc_apartment_t *a, sc_idents_t *t, size_t block, const char *v, size_t len);
 
 #endif

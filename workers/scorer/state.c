@@ -10,7 +10,6 @@
 #include "hvs/vec.h"
 
 #define KEY_MAX 700
-#define SLOT_TEXT_MAX 4096
 
 sc_state_t *sc_state_new(void) { return calloc(1, sizeof(sc_state_t)); }
 
@@ -31,7 +30,8 @@ void sc_state_destroy(sc_state_t *s) {
         building_free(s->b[i]);
     free(s->b);
     sc_idents_free(&s->idents);
-    free(s->text);
+    for (size_t k = 0; k < SC_BLOCKS; k++)
+        free(s->block[k]);
     free(s);
 }
 
@@ -137,6 +137,31 @@ static void free_ids(char **ids, size_t n) {
     free(ids);
 }
 
+/* Read one apartment's stored fields into a: blocks first, then text slots of earlier versions
+ * (a slot stored both ways keeps the newer half, sc_slot_decode). A field that does not parse is
+ * skipped loudly: the ring loses those hours, the worker goes on. */
+static void load_fields(sc_state_t *s, sc_building_t *b, sc_apartment_t *a, const redisReply *h) {
+    for (int pass = 0; pass < 2 && h; pass++)
+        for (size_t j = 0; j + 1 < h->elements; j += 2) {
+            const redisReply *f = h->element[j], *v = h->element[j + 1];
+            if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+                continue;
+            bool block = f->len > 1 && f->str[0] == 'b';
+            if (block != (pass == 0))
+                continue;
+            char *end;
+            unsigned long k = block ? strtoul(f->str + 1, &end, 10) : 0;
+            int bad = block ? *end != '\0' || sc_block_decode(a, &s->idents, k, v->str, v->len)
+                            : sc_slot_decode(a, &s->idents, v->str, v->len);
+            if (bad)
+                hvs_log_warn("scorer", "hvs:{%s}:sc:a:%s: unreadable field %s skipped", b->id,
+                             a->id, f->str);
+            a->legacy |= !block;
+        }
+    /* state of one text field per slot is rewritten in blocks by the next save */
+    memset(a->dirty, a->legacy ? 0xff : 0, sizeof a->dirty);
+}
+
 static int load_building(sc_state_t *s, hvs_redis_t *r, hvs_redis_batch_t *rb, sc_building_t *b,
                          hvs_err_t *err) {
     char key[KEY_MAX];
@@ -165,14 +190,7 @@ static int load_building(sc_state_t *s, hvs_redis_t *r, hvs_redis_batch_t *rb, s
             rc = hvs_err_set(err, HVS_ENOMEM, "oom", "apartment %s/%s", b->id, ids[i]);
             break;
         }
-        const redisReply *h = reply(rb, i, REDIS_REPLY_ARRAY);
-        for (size_t j = 0; h && j + 1 < h->elements; j += 2) {
-            const redisReply *v = h->element[j + 1];
-            if (v->type != REDIS_REPLY_STRING || sc_slot_decode(a, &s->idents, v->str, v->len) != 0)
-                hvs_log_warn("scorer", "%s/%s: unreadable slot %s skipped", b->id, ids[i],
-                             h->element[j]->type == REDIS_REPLY_STRING ? h->element[j]->str : "?");
-        }
-        memset(a->dirty, 0, sizeof a->dirty);
+        load_fields(s, b, a, reply(rb, i, REDIS_REPLY_ARRAY));
     }
     free_ids(ids, k);
     b->listed = true;
@@ -202,40 +220,68 @@ int sc_state_load_partition(sc_state_t *s, hvs_redis_t *r, hvs_redis_batch_t *rb
     return rc;
 }
 
+/* Block k of a encoded into the state's scratch for that block, grown when it does not fit;
+ * *len its length. */
+static int encode_block(sc_state_t *s, const sc_apartment_t *a, size_t k, size_t *len) {
+    for (;;) {
+        *len = sc_block_encode(a, &s->idents, k, s->block[k], s->block_cap[k]);
+        if (*len <= s->block_cap[k])
+            return 0;
+        size_t cap = *len + *len / 2;
+        char *g = realloc(s->block[k], cap);
+        if (!g)
+            return HVS_ENOMEM;
+        s->block[k] = g;
+        s->block_cap[k] = cap;
+    }
+}
+
+/* Queue "HSET key b<k> block ..." of a's blocks with a changed slot (a block whose slots are all
+ * empty is left out: a slot never empties again), after "HDEL key 0 .. 71" when a was loaded
+ * from text fields of one slot each (its load marked every slot). */
 static int save_apartment(sc_state_t *s, hvs_redis_batch_t *batch, sc_building_t *b,
-                          sc_apartment_t *a, char *text, hvs_err_t *err) {
+                          sc_apartment_t *a, hvs_err_t *err) {
     if (!a->dirty[0] && !a->dirty[1])
         return 0;
     char key[KEY_MAX];
     if (hvs_redis_key(key, sizeof key, b->id, err, "sc:a:%s", a->id) < 0)
         return HVS_EINVAL;
-    const char *argv[2 + 2 * SC_RING];
-    size_t argl[2 + 2 * SC_RING];
+    const char *argv[2 + SC_RING];
+    size_t argl[2 + SC_RING];
     char fields[SC_RING][8];
-    int argc = 0;
-    argv[argc] = "HSET";
-    argl[argc++] = 4;
-    argv[argc] = key;
-    argl[argc++] = strlen(key);
-    size_t used = 0;
-    for (size_t i = 0; i < SC_RING; i++) {
-        if (!(a->dirty[i / 64] >> (i % 64) & 1))
-            continue;
-        size_t len = sc_slot_encode(a, &s->idents, &a->slots[i], text + used,
-                                    SLOT_TEXT_MAX * SC_RING - used);
-        if (len == 0)
-            return hvs_err_set(err, HVS_EINVAL, "slot_too_large", "slot %zu of %s/%s", i, b->id,
-                               a->id);
-        snprintf(fields[i], sizeof fields[i], "%zu", i);
-        argv[argc] = fields[i];
-        argl[argc++] = strlen(fields[i]);
-        argv[argc] = text + used;
-        argl[argc++] = len;
-        used += len + 1;
+    if (a->legacy) {
+        argv[0] = "HDEL", argv[1] = key;
+        for (size_t i = 0; i < SC_RING; i++) {
+            snprintf(fields[i], sizeof fields[i], "%zu", i);
+            argv[2 + i] = fields[i];
+        }
+        if (hvs_redis_batch_add(batch, 2 + SC_RING, argv, NULL))
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
     }
-    if (hvs_redis_batch_add(batch, argc, argv, argl))
+    int argc = 2;
+    for (size_t k = 0; k < SC_BLOCKS; k++) {
+        bool marked = false, filled = false;
+        for (size_t i = k * SC_BLOCK_HOURS; i < (k + 1) * SC_BLOCK_HOURS; i++) {
+            marked |= a->dirty[i / 64] >> (i % 64) & 1;
+            filled |= a->slots[i].agg.hour != HVS_MS_NONE || a->slots[i].model.hour != HVS_MS_NONE;
+        }
+        if (!marked || !filled)
+            continue;
+        size_t len;
+        if (encode_block(s, a, k, &len))
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "block %zu of %s/%s", k, b->id, a->id);
+        snprintf(fields[k], sizeof fields[k], "b%zu", k);
+        argv[argc] = fields[k];
+        argl[argc++] = strlen(fields[k]);
+        argv[argc] = s->block[k];
+        argl[argc++] = len;
+    }
+    argv[0] = "HSET", argl[0] = 4;
+    argv[1] = key, argl[1] = strlen(key);
+    if (argc > 2 && hvs_redis_batch_add(batch, argc, argv, argl))
         return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
     memset(a->dirty, 0, sizeof a->dirty);
+    a->legacy = false;
     return 0;
 }
 
@@ -269,15 +315,12 @@ static int save_listing(hvs_redis_batch_t *batch, sc_building_t *b, hvs_err_t *e
 }
 
 int sc_state_save(sc_state_t *s, hvs_redis_batch_t *batch, hvs_err_t *err) {
-    if (!s->text && !(s->text = malloc((size_t)SLOT_TEXT_MAX * SC_RING)))
-        return hvs_err_set(err, HVS_ENOMEM, "oom", "slot text");
-    char *text = s->text;
     int rc = 0;
     for (size_t i = 0; i < s->n && rc == 0; i++) {
         sc_building_t *b = s->b[i];
         rc = save_listing(batch, b, err);
         for (size_t j = 0; j < b->napts && rc == 0; j++)
-            rc = save_apartment(s, batch, b, b->apts[j], text, err);
+            rc = save_apartment(s, batch, b, b->apts[j], err);
     }
     return rc;
 }

@@ -4,10 +4,12 @@
  *
  *   hvs:sc:part:<P>           set: the buildings of partition P with state
  *   hvs:{B}:sc:apts           set: the building's apartments with state
- *   hvs:{B}:sc:a:<apartment>  hash: slot number -> the slot's text (apartment.h)
+ *   hvs:{B}:sc:a:<apartment>  hash: "b<k>" -> block k of the ring (apartment.h); earlier
+ *                             versions' "<slot>" -> the slot's text still load
  *
- * Every write is idempotent (a slot's text is a function of the slot), so a batch replayed onto
- * the saved state rewrites the same values. Only slots changed since the last save are written.
+ * Every write is idempotent (a block's bytes are a function of its slots and the apartment's
+ * room names), so a batch replayed onto the saved state rewrites the same values. Only blocks
+ * with a slot changed since the last save are written.
  *
  * Ownership: sc_state_t owns its buildings and apartments; sc_building_t / sc_apartment_t
  * pointers stay valid until their partition is dropped or the state destroyed. The ident table
@@ -38,7 +40,8 @@ typedef struct sc_state {
     sc_building_t **b; /* sorted by id */
     size_t n, cap;
     sc_idents_t idents;
-    char *text; /* scratch for slot texts while saving (SC_RING slots), kept between saves */
+    char *block[SC_BLOCKS]; /* scratch for each block's bytes while saving, kept between saves */
+    size_t block_cap[SC_BLOCKS];
 } sc_state_t;
 
 sc_state_t *sc_state_new(void);

@@ -85,3 +85,66 @@ int hvs_pack_get_double(const unsigned char **p, const unsigned char *end, doubl
     *v = (double)m / P10[k];
     return 0;
 }
+
+#define FLOAT_NAN_BITS 0x7fc00000u
+#define FLOAT_M_LIMIT 16777216.0 /* 2^24: beyond, the varint is no shorter than the raw bytes */
+
+void hvs_pack_put_float(char *buf, size_t cap, size_t *n, float v) {
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    if (bits == FLOAT_NAN_BITS) {
+        hvs_pack_put_varint(buf, cap, n, 5);
+        return;
+    }
+    for (int k = 0; k < 4; k++) {
+        double x = (double)v * P10[k];
+        if (!(x > -FLOAT_M_LIMIT && x < FLOAT_M_LIMIT))
+            break;
+        int64_t m = (int64_t)(x < 0 ? x - 0.5 : x + 0.5);
+        float back = (float)((double)m / P10[k]);
+        if (memcmp(&back, &v, sizeof v) == 0) { /* bit for bit: -0.0 stays raw */
+            uint64_t z = ((uint64_t)m << 1) ^ (uint64_t)(m >> 63);
+            hvs_pack_put_varint(buf, cap, n, z << 3 | (uint64_t)k);
+            return;
+        }
+    }
+    unsigned drop = 0;
+    while (drop < 3 && (bits & 0xff) == 0) {
+        bits >>= 8;
+        drop++;
+    }
+    char raw[5];
+    raw[0] = (char)(drop << 3 | 4);
+    for (unsigned i = 0; i < 4 - drop; i++)
+        raw[1 + i] = (char)(bits >> (8 * i));
+    hvs_pack_put_bytes(buf, cap, n, raw, 5 - drop);
+}
+
+int hvs_pack_get_float(const unsigned char **p, const unsigned char *end, float *v) {
+    uint64_t x;
+    if (hvs_pack_get_varint(p, end, &x))
+        return -1;
+    unsigned k = (unsigned)(x & 7);
+    if (x == 5) {
+        uint32_t bits = FLOAT_NAN_BITS;
+        memcpy(v, &bits, sizeof *v);
+        return 0;
+    }
+    if (k == 4) {
+        uint64_t drop = x >> 3;
+        uint32_t bits = 0;
+        if (drop > 3 || (uint64_t)(end - *p) < 4 - drop)
+            return -1;
+        for (unsigned i = 0; i < 4 - drop; i++)
+            bits |= (uint32_t)(*p)[i] << (8 * (i + drop));
+        *p += 4 - drop;
+        memcpy(v, &bits, sizeof *v);
+        return 0;
+    }
+    if (k > 3 || (x >> 3) >= (1ULL << 25)) /* |m| < 2^24: what hvs_pack_put_float writes */
+        return -1;
+    uint64_t z = x >> 3;
+    int64_t m = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+    *v = (float)((double)m / P10[k]);
+    return 0;
+}
