@@ -105,6 +105,7 @@ int main(void) {
             cpu100k[done] = cpu / ((double)values / 1e5);
             rss[done] = peak;
             kb_apt[done] = (hvs_test_redis_used(&redis) - mem0) / 200 / 1e3;
+            hvs_test_redis_kinds(redis.addr, "       Redis by key kind", 200, "apartment");
             printf("run %d: %llu records (%llu readings) in %.2f s = %.0f records/s, %.0f "
                    "readings/s; worker CPU %.2f s = %.3f CPU-s per 100 k readings; peak RSS "
                    "%.1f MB; Redis %.1f KB per apartment\n",

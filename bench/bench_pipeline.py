@@ -35,7 +35,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "support"))
-from hvs_harness import Harness, cpu_seconds, free_port, http_get, metric_sum, metrics  # noqa: E402
+from hvs_harness import Harness, cpu_seconds, free_port, http_get, metric_sum, metrics, peak_rss_mb  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("build")
@@ -205,18 +205,25 @@ def main():
     stop(sim)
     print(f"catch-up: {args.catchup_hours} h of {napts} apartments ({s2.get('delivered', '?')} records) drained "
           f"in {drain:.1f} s by all stages at once", flush=True)
-    print(f"  {'stage':<11} {'consumed':>9} {'busy s':>7} {'msgs/s':>8} {'CPU s':>6}")
+    print(f"  {'stage':<11} {'consumed':>9} {'busy s':>7} {'msgs/s':>8} {'CPU s':>6} {'peak RSS MB':>11} "
+          f"{'MB per 1 000 apartments':>23}")
     for s in STAGES:
         v = samples[s]
         n = v[-1][1] - before[s][0]
         changes = [t for (t, c), (_, c0) in zip(v[1:], v[:-1]) if c != c0]
         busy = (changes[-1] - v[0][0]) if changes else 0.0
         cpu = cpu_seconds(workers[s].pid) - before[s][1]
-        print(f"  {s:<11} {n:>9.0f} {busy:>7.1f} {n / busy if busy else 0:>8.0f} {cpu:>6.2f}")
+        rss = peak_rss_mb(workers[s].pid)
+        print(f"  {s:<11} {n:>9.0f} {busy:>7.1f} {n / busy if busy else 0:>8.0f} {cpu:>6.2f} {rss:>11.1f} "
+              f"{rss / napts * 1000:>23.1f}")
     info = subprocess.run(["redis-cli", "-p", str(rport), "info", "memory"], stdout=subprocess.PIPE, text=True).stdout
     used = next((int(l.split(":")[1]) for l in info.splitlines() if l.startswith("used_memory:")), 0)
     print(f"Redis: {used / 1e6:.1f} MB of state for {napts} apartments = {used / napts / 1e3:.1f} KB per apartment "
           f"across all stages", flush=True)
+    by_stage = redis_by_stage(rport)
+    print("  by stage (MEMORY USAGE of its keys, KB per apartment): " +
+          ", ".join(f"{k} {v / napts / 1e3:.2f}" for k, v in sorted(by_stage.items(), key=lambda kv: -kv[1])),
+          flush=True)
     rt = napts * args.catchup_hours * 3600 / drain
     print(f"fleet in real time on this machine: {rt:,.0f} apartments; with 10x catch-up headroom: "
           f"{rt / 10:,.0f} apartments", flush=True)
@@ -299,6 +306,24 @@ def main():
           f"last of {len(parts)} partitions passing its end + 2 h; {critical} CRITICAL records meanwhile)")
     if not hops["reading -> score"]:
         sys.exit(f"no apartment-hour of the live phase was scored; logs in {tmp}")
+
+
+def redis_by_stage(rport):
+    """Bytes of Redis's keys by the stage that owns them: the namespace after "hvs:" and the
+    building tag ("hvs:{B}:sc:a:apt" -> sc, "hvs:stage:scorer:3" -> stage)."""
+    keys = subprocess.run(["redis-cli", "-p", str(rport), "--scan"], stdout=subprocess.PIPE,
+                          text=True).stdout.split("\n")
+    keys = [k for k in keys if k]  # ids hold no control characters: one key per line
+    quoted = (k.replace("\\", "\\\\").replace('"', '\\"') for k in keys)
+    cmds = "".join(f'MEMORY USAGE "{q}" SAMPLES 0\n' for q in quoted)
+    out = subprocess.run(["redis-cli", "-p", str(rport)], input=cmds, stdout=subprocess.PIPE,
+                         text=True).stdout.split("\n")
+    by = {}
+    for k, n in zip(keys, out):
+        rest = re.sub(r"^hvs:(\{[^}]*\}:)?", "", k)
+        ns = rest.split(":", 1)[0]
+        by[ns] = by.get(ns, 0) + (int(n) if n.strip().isdigit() else 0)
+    return by
 
 
 def in_metric(s):

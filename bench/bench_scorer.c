@@ -359,6 +359,7 @@ int main(void) {
     double mem = hvs_test_redis_used(&redis) - mem0;
     printf("Redis: %.1f MB of scorer state for %d apartments = %.1f KB each (%d-hour rings)\n",
            mem / 1e6, NB * NA, mem / (NB * NA) / 1e3, SC_RING);
+    hvs_test_redis_kinds(redis.addr, "Redis by key kind", NB * NA, "apartment");
     free(text);
     hvs_test_proc_stop(&sc);
     unlink(log);

@@ -760,6 +760,80 @@ long long hvs_test_stage_offsets(const char *redis_url, const char *stage, const
     return sum;
 }
 
+/* The kind of key k (hvs_test_redis_kinds) into out. */
+static void key_kind(const char *k, char *out, size_t cap) {
+    if (strncmp(k, "hvs:", 4) == 0)
+        k += 4;
+    if (*k == '{' && strchr(k, '}'))
+        k = strchr(k, '}') + 1 + (strchr(k, '}')[1] == ':');
+    const char *c1 = strchr(k, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    size_t n = c2 ? (size_t)(c2 - k) : strlen(k);
+    snprintf(out, cap, "%.*s", (int)n, k);
+}
+
+void hvs_test_redis_kinds(const char *redis_url, const char *label, double per, const char *unit) {
+    hvs_redis_t *r = NULL;
+    hvs_err_t err = {0};
+    if (hvs_redis_connect(redis_url, NULL, &r, &err) != 0)
+        return;
+    enum { KINDS = 32 };
+    char kind[KINDS][48];
+    double bytes[KINDS];
+    int nkinds = 0;
+    char cursor[32] = "0";
+    hvs_redis_batch_t *b = hvs_redis_batch_new();
+    do {
+        redisReply *rep = NULL;
+        if (!b || hvs_redis_command(r, &rep, &err, "SCAN %s COUNT 1000", cursor) != 0 || !rep ||
+            rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+            if (rep)
+                freeReplyObject(rep);
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
+        const redisReply *keys = rep->element[1];
+        hvs_redis_batch_reset(b);
+        for (size_t i = 0; i < keys->elements; i++) {
+            const char *argv[] = {"MEMORY", "USAGE", keys->element[i]->str, "SAMPLES", "0"};
+            hvs_redis_batch_add(b, 5, argv, NULL);
+        }
+        if (keys->elements && hvs_redis_batch_exec(r, b, &err) == 0)
+            for (size_t i = 0; i < keys->elements; i++) {
+                const redisReply *m = hvs_redis_batch_reply(b, i);
+                char k[48];
+                key_kind(keys->element[i]->str, k, sizeof k);
+                int at = 0;
+                while (at < nkinds && strcmp(kind[at], k) != 0)
+                    at++;
+                if (at == nkinds && nkinds < KINDS) {
+                    snprintf(kind[nkinds], sizeof kind[nkinds], "%s", k);
+                    bytes[nkinds++] = 0;
+                }
+                if (at < nkinds && m && m->type == REDIS_REPLY_INTEGER)
+                    bytes[at] += (double)m->integer;
+            }
+        freeReplyObject(rep);
+    } while (strcmp(cursor, "0") != 0);
+    double total = 0;
+    printf("%s:", label);
+    for (int i = 0; i < nkinds; i++) /* largest first */
+        for (int j = i + 1; j < nkinds; j++)
+            if (bytes[j] > bytes[i]) {
+                double t = bytes[i];
+                bytes[i] = bytes[j], bytes[j] = t;
+                char tk[48];
+                memcpy(tk, kind[i], sizeof tk), memcpy(kind[i], kind[j], sizeof tk);
+                memcpy(kind[j], tk, sizeof tk);
+            }
+    for (int i = 0; i < nkinds; i++) {
+        printf("%s %s %.2f", i ? "," : "", kind[i], bytes[i] / per / 1e3);
+        total += bytes[i];
+    }
+    printf(" (total %.2f) KB per %s, MEMORY USAGE of the keys\n", total / per / 1e3, unit);
+    hvs_redis_batch_destroy(b);
+    hvs_redis_destroy(r);
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;

@@ -228,6 +228,10 @@ int hvs_test_redis_flushall(const hvs_test_proc_t *redis);
 /* Sum over `topic`'s partitions of the offsets `stage` stored with its state in the Redis at
  * `redis_url` (hvs:stage:<stage>:<P>, field o:<topic>, stage.h): how far the stage applied it. */
 long long hvs_test_stage_offsets(const char *redis_url, const char *stage, const char *topic);
+/* Print Redis's bytes by key kind (MEMORY USAGE, exact), divided by `per` ("<label>: agg:s 5.1,
+ * agg:mk 2.0 KB per apartment"): a kind is the key without "hvs:", its building tag and its last
+ * id ("hvs:{B}:sc:a:<apt>" is "sc:a", "hvs:stage:scorer:3" is "stage:scorer"). */
+void hvs_test_redis_kinds(const char *redis_url, const char *label, double per, const char *unit);
 /* The median of v[0..n) (sorts v in place); n > 0. */
 double hvs_test_median(double *v, int n);
 

@@ -21,7 +21,12 @@
  *                                  <code><room> GS <%.17g>, separated by RS; text starts with
  *                                  a digit, format 1 with 0x01); an apartment loaded from them
  *                                  has its key rewritten whole at the next save.
- *   hvs:{B}:agg:mk          HASH  "<15|60>:<window start>:<apt or empty>" -> "<rev> <hash>"
+ *   hvs:{B}:agg:mk          HASH  "<15|60>:<block hour>:<apt or empty>" -> the markers of the
+ *                                  windows in that 6-hour block (format 1: 0x01, then per
+ *                                  window varint offset in windows, varint revision, 8 bytes
+ *                                  of output hash); text markers of before
+ *                                  ("<15|60>:<window start>:<apt>" -> "<rev> <hash>") still
+ *                                  load, and the building's next save rewrites its hash
  *   hvs:{B}:agg:dq          HASH  "<UTC day start>:<apt>" -> the meter's day account
  *                                  (account.h): "<alerted 0|1>" then " <hour>:<counted kWh>:
  *                                  <uncounted kWh>" per published hour; deleted with the day
