@@ -31,6 +31,7 @@ static void series_free(tr_series_t *s) {
     free(s->id);
     free(s->hours);
     free(s->dirty);
+    free(s->stale);
     free(s);
 }
 
@@ -134,6 +135,19 @@ tr_series_t *tr_history_series(tr_history_t *h, tr_building_t *b, const char *id
 
 static bool same(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
 
+/* Day d lost an hour of s's: its stored field is rewritten (or deleted) at the next save. */
+static int add_stale(tr_series_t *s, int64_t d) {
+    for (size_t i = 0; i < s->nstale; i++)
+        if (s->stale[i] == d)
+            return 0;
+    int64_t *g = hvs_vec_grow(s->stale, &s->capstale, s->nstale + 1, sizeof *g, 8);
+    if (!g)
+        return HVS_ENOMEM;
+    s->stale = g;
+    s->stale[s->nstale++] = d;
+    return 0;
+}
+
 int tr_history_put_hour(tr_history_t *h, const char *building, const char *entity,
                         const hvs_feat_hour_t *hour) {
     tr_building_t *b = tr_history_building(h, building, true);
@@ -154,6 +168,9 @@ int tr_history_put_hour(tr_history_t *h, const char *building, const char *entit
             return 0;
     } else if (o->hour != HVS_MS_NONE && o->hour > hour->hour) {
         return 0; /* older than the window */
+    } else if (o->hour != HVS_MS_NONE && hvs_fs_day_of(o->hour) != hvs_fs_day_of(hour->hour) &&
+               add_stale(s, hvs_fs_day_of(o->hour))) {
+        return HVS_ENOMEM;
     }
     *o = *hour;
     MARK(s->dirty, slot);
@@ -186,8 +203,9 @@ void tr_history_view(const tr_history_t *h, const tr_building_t *b, const tr_ser
 
 /* ---- Redis ---------------------------------------------------------------------------------- */
 
-static int hset_marked(hvs_redis_batch_t *batch, const char *key, uint64_t *marks, size_t ring,
-                       const void *slots, bool wx, hvs_err_t *err) {
+/* Queue "HSET key slot text ..." of the weather ring's marked slots (text, a field per slot). */
+static int hset_marked_wx(hvs_redis_batch_t *batch, const char *key, uint64_t *marks, size_t ring,
+                          const hvs_feat_wx_hour_t *slots, hvs_err_t *err) {
     enum { VMAX = 16 + HVS_FEAT_WX_KEEP * 8 * (HVS_FMT_MAX + 1) };
     size_t count = 0;
     for (size_t s = 0; s < ring; s++)
@@ -198,7 +216,7 @@ static int hset_marked(hvs_redis_batch_t *batch, const char *key, uint64_t *mark
     size_t chunk = 512, done = 0;
     const char **argv = malloc((2 + 2 * chunk) * sizeof *argv);
     size_t *lens = malloc((2 + 2 * chunk) * sizeof *lens);
-    char *arena = malloc(chunk * (24 + (wx ? VMAX : 256)));
+    char *arena = malloc(chunk * (24 + VMAX));
     if (!argv || !lens || !arena) {
         free(argv), free(lens), free(arena);
         return hvs_err_set(err, HVS_ENOMEM, "oom", "history of %s", key);
@@ -216,8 +234,7 @@ static int hset_marked(hvs_redis_batch_t *batch, const char *key, uint64_t *mark
             size_t sl = hvs_fmt_int64(slot, (int64_t)s);
             off += sl;
             char *val = arena + off;
-            size_t vl = wx ? hvs_fs_encode_wx(&((const hvs_feat_wx_hour_t *)slots)[s], val, VMAX)
-                           : hvs_fs_encode_hour(&((const hvs_feat_hour_t *)slots)[s], val, 256);
+            size_t vl = hvs_fs_encode_wx(&slots[s], val, VMAX);
             off += vl;
             argv[argc] = slot, lens[argc++] = sl;
             argv[argc] = val, lens[argc++] = vl;
@@ -232,6 +249,101 @@ static int hset_marked(hvs_redis_batch_t *batch, const char *key, uint64_t *mark
     return rc;
 }
 
+static int cmp_day(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The days s's next save writes: those of its marked slots (all of its hours when the key is
+ * replaced) and the stale ones, sorted, each once; *out is the caller's to free. */
+static int days_to_write(const tr_series_t *s, int64_t **out, size_t *n) {
+    size_t cap = s->nstale + 1;
+    for (size_t i = 0; i < s->ring; i++)
+        cap += (s->legacy || IS_MARKED(s->dirty, i)) && s->hours[i].hour != HVS_MS_NONE;
+    int64_t *d = malloc(cap * sizeof *d);
+    if (!d)
+        return HVS_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < s->ring; i++)
+        if ((s->legacy || IS_MARKED(s->dirty, i)) && s->hours[i].hour != HVS_MS_NONE)
+            d[k++] = hvs_fs_day_of(s->hours[i].hour);
+    for (size_t i = 0; i < s->nstale; i++)
+        d[k++] = s->stale[i];
+    qsort(d, k, sizeof *d, cmp_day);
+    size_t u = 0;
+    for (size_t i = 0; i < k; i++)
+        if (u == 0 || d[u - 1] != d[i])
+            d[u++] = d[i];
+    *out = d, *n = u;
+    return 0;
+}
+
+/* Queue the writes of s's changed days: "HSET key d<day> value ..." in chunks, "HDEL key d<day>
+ * ..." for days that hold no hour any more; after "DEL key" when s was loaded from text fields
+ * of one slot each (the format before days). */
+static int save_series(hvs_redis_batch_t *batch, const char *key, tr_series_t *s, hvs_err_t *err) {
+    enum { CHUNK = 128, DAY_MAX = 12 + 24 * (4 * 10 + 7 * 9), NAME_MAX = 24 };
+    bool any = s->legacy || s->nstale;
+    for (size_t w = 0; !any && w < swords(s); w++)
+        any = s->dirty[w] != 0;
+    if (!any)
+        return 0;
+    int64_t *days;
+    size_t nd;
+    if (days_to_write(s, &days, &nd))
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "history of %s", key);
+    const char **argv = malloc((2 + 2 * CHUNK) * sizeof *argv);
+    size_t *lens = malloc((2 + 2 * CHUNK) * sizeof *lens);
+    char *arena = malloc(CHUNK * (NAME_MAX + DAY_MAX));
+    char *gone = malloc(nd * NAME_MAX + 1);
+    const char **dargv = malloc((2 + nd) * sizeof *dargv);
+    int rc = !argv || !lens || !arena || !gone || !dargv ? HVS_ENOMEM : 0;
+    if (rc == 0 && s->legacy) {
+        const char *a1[] = {"DEL", key};
+        rc = hvs_redis_batch_add(batch, 2, a1, NULL);
+    }
+    size_t ngone = 0;
+    for (size_t i = 0; i < nd && rc == 0;) {
+        size_t argc = 2, off = 0;
+        for (; i < nd && argc < 2 + 2 * CHUNK; i++) {
+            char *name = arena + off;
+            size_t nl = (size_t)snprintf(name, NAME_MAX, "d%lld", (long long)days[i]);
+            char *val = name + NAME_MAX;
+            size_t vl = hvs_fs_encode_day(s->hours, s->ring, days[i], val, DAY_MAX);
+            if (vl > DAY_MAX) { /* DAY_MAX bounds every day: a broken bound, not bad data */
+                rc = HVS_EINVAL;
+                break;
+            }
+            if (vl == 0) { /* no hour of it left: its field goes */
+                char *g = gone + ngone * NAME_MAX;
+                memcpy(g, name, nl + 1);
+                dargv[2 + ngone++] = g;
+                continue;
+            }
+            off += NAME_MAX + DAY_MAX;
+            argv[argc] = name, lens[argc++] = nl;
+            argv[argc] = val, lens[argc++] = vl;
+        }
+        if (argc > 2) {
+            argv[0] = "HSET", lens[0] = 4;
+            argv[1] = key, lens[1] = strlen(key);
+            rc = hvs_redis_batch_add(batch, (int)argc, argv, lens);
+        }
+    }
+    if (rc == 0 && ngone && !s->legacy) {
+        dargv[0] = "HDEL", dargv[1] = key;
+        rc = hvs_redis_batch_add(batch, (int)(2 + ngone), dargv, NULL);
+    }
+    free(argv), free(lens), free(arena), free(gone), free(dargv), free(days);
+    if (rc)
+        return hvs_err_set(err, rc, rc == HVS_EINVAL ? "day_too_large" : "oom", "history of %s",
+                           key);
+    memset(s->dirty, 0, swords(s) * sizeof *s->dirty);
+    s->nstale = 0;
+    s->legacy = false;
+    return 0;
+}
+
 int tr_history_save(tr_history_t *h, hvs_redis_batch_t *batch, hvs_err_t *err) {
     char key[700];
     for (size_t i = 0; i < h->nb; i++) {
@@ -240,12 +352,12 @@ int tr_history_save(tr_history_t *h, hvs_redis_batch_t *batch, hvs_err_t *err) {
         for (size_t k = 0; k < b->ns && rc == 0; k++) {
             if (hvs_redis_key(key, sizeof key, b->id, err, "tr:h:%s", b->s[k]->id) < 0)
                 return HVS_EINVAL; /* err names the id */
-            rc = hset_marked(batch, key, b->s[k]->dirty, b->s[k]->ring, b->s[k]->hours, false, err);
+            rc = save_series(batch, key, b->s[k], err);
         }
         if (rc == 0 && hvs_redis_key(key, sizeof key, b->id, err, "tr:wx") < 0)
             return HVS_EINVAL;
         if (rc == 0)
-            rc = hset_marked(batch, key, b->wx_dirty, h->ring, b->wx, true, err);
+            rc = hset_marked_wx(batch, key, b->wx_dirty, h->ring, b->wx, err);
         if (rc)
             return rc;
         if (b->meta_dirty) {
@@ -268,6 +380,46 @@ int tr_history_save(tr_history_t *h, hvs_redis_batch_t *batch, hvs_err_t *err) {
 static const redisReply *reply(hvs_redis_batch_t *b, size_t i, int type) {
     const redisReply *r = hvs_redis_batch_reply(b, i);
     return r && r->type == type ? r : NULL;
+}
+
+/* A stored hour into s: slots are re-derived from the stamped hour, so a ring of another
+ * length (a changed window) keeps the newest of the hours that now share a slot; the day of the
+ * one left out is stale (its field is rewritten without it at the next save). */
+static int place_hour(tr_series_t *s, tr_building_t *b, const hvs_feat_hour_t *x) {
+    hvs_feat_hour_t *o = &s->hours[hvs_feat_slot(x->hour, s->ring)];
+    if (o->hour != HVS_MS_NONE &&
+        (o->hour > x->hour || (o->hour == x->hour && o->revision >= x->revision)))
+        return o->hour == x->hour ? 0 : add_stale(s, hvs_fs_day_of(x->hour));
+    if (o->hour != HVS_MS_NONE && o->hour != x->hour && add_stale(s, hvs_fs_day_of(o->hour)))
+        return HVS_ENOMEM;
+    *o = *x;
+    if (b->first == HVS_MS_NONE || x->hour < b->first)
+        b->first = x->hour;
+    if (b->last == HVS_MS_NONE || x->hour > b->last)
+        b->last = x->hour;
+    return 0;
+}
+
+/* One stored field of series s (key): a day "d<day>", or a text slot of the format before. */
+static int load_field(tr_series_t *s, tr_building_t *b, const char *key, const redisReply *f,
+                      const redisReply *v, hvs_err_t *err) {
+    hvs_feat_hour_t got[24];
+    size_t n = 1;
+    bool day = f->type == REDIS_REPLY_STRING && f->len > 1 && f->str[0] == 'd';
+    char *end = NULL;
+    long long d = day ? strtoll(f->str + 1, &end, 10) : 0;
+    if (v->type != REDIS_REPLY_STRING || (day && *end) ||
+        (day ? hvs_fs_decode_day(v->str, v->len, d, got)
+             : hvs_fs_decode_hour(v->str, v->len, &got[0])))
+        return hvs_err_set(err, HVS_ESERDE, "bad_state", "%s field %s does not parse", key,
+                           f->type == REDIS_REPLY_STRING ? f->str : "?");
+    if (day)
+        n = 24;
+    s->legacy |= !day;
+    for (size_t i = 0; i < n; i++)
+        if (got[i].hour != HVS_MS_NONE && place_hour(s, b, &got[i]))
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", key);
+    return 0;
 }
 
 int tr_history_load(tr_history_t *h, hvs_redis_t *r, hvs_redis_batch_t *batch, hvs_err_t *err) {
@@ -360,25 +512,8 @@ int tr_history_load(tr_history_t *h, hvs_redis_t *r, hvs_redis_batch_t *batch, h
             if ((rc = hvs_redis_batch_exec(r, batch, err)))
                 break;
             const redisReply *hr = reply(batch, 0, REDIS_REPLY_ARRAY);
-            for (size_t q = 0; hr && q + 1 < hr->elements; q += 2) {
-                hvs_feat_hour_t x;
-                const redisReply *v = hr->element[q + 1];
-                if (v->type != REDIS_REPLY_STRING || hvs_fs_decode_hour(v->str, v->len, &x)) {
-                    rc = hvs_err_set(err, HVS_ESERDE, "bad_state", "%s slot %s does not parse", key,
-                                     hr->element[q]->str);
-                    break;
-                }
-                /* slots are re-derived from the stamped hour: a ring of another length (a
-                 * changed window) keeps the newest of the hours that now share a slot */
-                hvs_feat_hour_t *o = &s->hours[hvs_feat_slot(x.hour, s->ring)];
-                if (o->hour != HVS_MS_NONE && o->hour > x.hour)
-                    continue;
-                *o = x;
-                if (b->first == HVS_MS_NONE || x.hour < b->first)
-                    b->first = x.hour;
-                if (b->last == HVS_MS_NONE || x.hour > b->last)
-                    b->last = x.hour;
-            }
+            for (size_t q = 0; hr && q + 1 < hr->elements && rc == 0; q += 2)
+                rc = load_field(s, b, key, hr->element[q], hr->element[q + 1], err);
             memset(s->dirty, 0, swords(s) * sizeof *s->dirty);
         }
         for (size_t k = 0; eids && k < ne; k++)

@@ -7,14 +7,21 @@
  *
  * Key layout (slot = hour / 1 h mod the ring length, the hour stamped in each value; encodings
  * of featstore.h):
- *   hvs:{B}:tr:h:<entity>   HASH slot -> hour    (entity "-" = the building)
+ *   hvs:{B}:tr:h:<entity>   HASH "d<day>" -> the series' hours of that UTC day (day = hour / 24 h,
+ *                           hvs_fs_encode_day: binary, numbers exact, independent of the ring's
+ *                           length); entity "-" = the building. A day that loses its last
+ *                           hour to a newer one is deleted. Text fields "<slot>" -> one hour
+ *                           (hvs_fs_encode_hour) are the format before days: still loaded, and
+ *                           the series' next save replaces the key with day fields
  *   hvs:{B}:tr:wx           HASH slot -> weather records of the hour
  *   hvs:{B}:tr:ents         SET  entities
  *   hvs:tr:buildings        SET  buildings with history
  *
  * Memory per building-year (8760 slots): 8.0 MB of weather (912 B a slot: up to 16 records of
  * an hour) + 0.70 MB per series (80 B a slot); apartment series may keep a shorter ring
- * (tr_history_set_apartment_hours). Redis: see README "The window".
+ * (tr_history_set_apartment_hours). Redis: see README "The window" (a series' day field holds
+ * 24 metered hours in ~0.6-1.3 KB; a text field per hour took ~160 bytes an hour with Redis's
+ * per-field cost).
  *
  * Memory cap: at most max_apartments apartment series in all (the building series are always
  * kept); apartments beyond it are left out of the window and counted (sampled_out): the
@@ -38,7 +45,10 @@ typedef struct tr_series {
     char *id;               /* apartment id, or "-" */
     hvs_feat_hour_t *hours; /* ring of `ring` slots */
     uint64_t *dirty;
-    size_t ring; /* the history's ring (the building), or its apt_ring (an apartment) */
+    size_t ring;    /* the history's ring (the building), or its apt_ring (an apartment) */
+    int64_t *stale; /* days that lost an hour to a newer one since the last save */
+    size_t nstale, capstale;
+    bool legacy; /* loaded from text fields of one slot each: the next save replaces the key */
 } tr_series_t;
 
 typedef struct tr_building {

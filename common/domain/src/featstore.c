@@ -297,6 +297,49 @@ static void hour_numbers(const hvs_feat_hour_t *h, double *x) {
     x[4] = h->comfort_gap, x[5] = h->valve, x[6] = h->temp_std;
 }
 
+/* An hour's mask: present, off the hour, the numbers it has, rooms. */
+static uint64_t hour_mask(const hvs_feat_hour_t *h, const double *x) {
+    uint64_t mask = BH_PRESENT | (h->hour % HVS_MS_HOUR == 0 ? 0 : BH_ODD_HOUR);
+    for (int i = 0; i < BH_NUMBERS; i++)
+        mask |= isnan(x[i]) ? 0 : (uint64_t)BH_USE << i;
+    return mask | (h->rooms || h->flat ? BH_ROOMS : 0);
+}
+
+/* What follows an hour's mask and time: revision, numbers, rooms. */
+static void put_hour_body(char *buf, size_t cap, size_t *n, const hvs_feat_hour_t *h,
+                          uint64_t mask, const double *x) {
+    hvs_pack_put_varint(buf, cap, n, h->revision);
+    for (int i = 0; i < BH_NUMBERS; i++)
+        if (mask & ((uint64_t)BH_USE << i))
+            hvs_pack_put_double(buf, cap, n, x[i]);
+    if (mask & BH_ROOMS) {
+        hvs_pack_put_varint(buf, cap, n, h->rooms);
+        hvs_pack_put_varint(buf, cap, n, h->flat);
+    }
+}
+
+static int get_hour_body(const unsigned char **p, const unsigned char *end, uint64_t mask,
+                         hvs_feat_hour_t *h) {
+    uint64_t rev, rooms = 0, flat = 0;
+    if (hvs_pack_get_varint(p, end, &rev) || rev > UINT32_MAX)
+        return -1;
+    double x[BH_NUMBERS];
+    for (int j = 0; j < BH_NUMBERS; j++) {
+        x[j] = NAN;
+        if ((mask & ((uint64_t)BH_USE << j)) && hvs_pack_get_double(p, end, &x[j]))
+            return -1;
+    }
+    if ((mask & BH_ROOMS) &&
+        (hvs_pack_get_varint(p, end, &rooms) || hvs_pack_get_varint(p, end, &flat) ||
+         rooms > UINT32_MAX || flat > UINT32_MAX))
+        return -1;
+    h->revision = (uint32_t)rev;
+    h->use = x[0], h->water = x[1], h->room_temp = x[2], h->setpoint = x[3];
+    h->comfort_gap = x[4], h->valve = x[5], h->temp_std = x[6];
+    h->rooms = (uint32_t)rooms, h->flat = (uint32_t)flat;
+    return 0;
+}
+
 size_t hvs_fs_encode_block(const hvs_feat_hour_t *ring, size_t block, char *buf, size_t cap) {
     size_t n = 0;
     hvs_pack_put_bytes(buf, cap, &n, (const char[]){BLOCK_FORMAT}, 1);
@@ -309,24 +352,14 @@ size_t hvs_fs_encode_block(const hvs_feat_hour_t *ring, size_t block, char *buf,
         }
         double x[BH_NUMBERS];
         hour_numbers(h, x);
-        bool whole = h->hour % HVS_MS_HOUR == 0;
-        uint64_t mask = BH_PRESENT | (whole ? 0 : BH_ODD_HOUR);
-        for (int i = 0; i < BH_NUMBERS; i++)
-            mask |= isnan(x[i]) ? 0 : (uint64_t)BH_USE << i;
-        mask |= h->rooms || h->flat ? BH_ROOMS : 0;
+        uint64_t mask = hour_mask(h, x);
         hvs_pack_put_varint(buf, cap, &n, mask);
         /* whole hours: hour / 1 h = slot + cycle * HVS_FS_HOURS exactly (SLOT's floor modulo) */
-        hvs_pack_put_varint(
-            buf, cap, &n,
-            zigzag(whole ? (h->hour / HVS_MS_HOUR - (int64_t)s) / HVS_FS_HOURS : h->hour));
-        hvs_pack_put_varint(buf, cap, &n, h->revision);
-        for (int i = 0; i < BH_NUMBERS; i++)
-            if (mask & ((uint64_t)BH_USE << i))
-                hvs_pack_put_double(buf, cap, &n, x[i]);
-        if (mask & BH_ROOMS) {
-            hvs_pack_put_varint(buf, cap, &n, h->rooms);
-            hvs_pack_put_varint(buf, cap, &n, h->flat);
-        }
+        hvs_pack_put_varint(buf, cap, &n,
+                            zigzag(mask & BH_ODD_HOUR
+                                       ? h->hour
+                                       : (h->hour / HVS_MS_HOUR - (int64_t)s) / HVS_FS_HOURS));
+        put_hour_body(buf, cap, &n, h, mask, x);
     }
     return n;
 }
@@ -340,15 +373,14 @@ int hvs_fs_decode_block(const char *v, size_t len, size_t block, hvs_feat_hour_t
     for (size_t i = 0; i < HVS_FS_BLOCK_HOURS; i++) {
         int64_t s = (int64_t)(block * HVS_FS_BLOCK_HOURS + i);
         hvs_feat_hour_t *h = &out[i];
-        uint64_t mask, t, rev, rooms = 0, flat = 0;
+        uint64_t mask, t;
         if (hvs_pack_get_varint(&p, end, &mask))
             return -1;
         if (mask == 0) {
             *h = (hvs_feat_hour_t){.hour = HVS_MS_NONE};
             continue;
         }
-        if (!(mask & BH_PRESENT) || mask >= (BH_ROOMS << 1) || hvs_pack_get_varint(&p, end, &t) ||
-            hvs_pack_get_varint(&p, end, &rev) || rev > UINT32_MAX)
+        if (!(mask & BH_PRESENT) || mask >= (BH_ROOMS << 1) || hvs_pack_get_varint(&p, end, &t))
             return -1;
         int64_t ht = unzigzag(t);
         if (mask & BH_ODD_HOUR)
@@ -358,22 +390,77 @@ int hvs_fs_decode_block(const char *v, size_t len, size_t block, hvs_feat_hour_t
             return -1;
         else
             h->hour = (ht * HVS_FS_HOURS + s) * HVS_MS_HOUR;
-        double x[BH_NUMBERS];
-        for (int j = 0; j < BH_NUMBERS; j++) {
-            x[j] = NAN;
-            if ((mask & ((uint64_t)BH_USE << j)) && hvs_pack_get_double(&p, end, &x[j]))
-                return -1;
+        if (get_hour_body(&p, end, mask, h) || h->hour == HVS_MS_NONE ||
+            SLOT(h->hour) != (size_t)s)
+            return -1;
+    }
+    return p == end ? 0 : -1;
+}
+
+/* ---- a ring's hours by UTC day ---------------------------------------------------------------
+ * For a ring of any length (the trainer's window): field "d<day>" (day = hour / 24 h, floor)
+ * holds the ring's hours of that day. Value: byte 2 (the format), zigzag varint day (a value
+ * under another day's name is refused), then per hour of the day, 0..23, a varint mask as the
+ * blocks' (0: the ring holds no hour there), with BH_ODD_HOUR the zigzag varint of the hour's
+ * milliseconds, then revision, numbers and rooms as the blocks'. Keyed by the day itself, not a
+ * slot, so the bytes do not depend on the ring's length: a window changed between a save and a
+ * load places every stored hour where the new ring wants it. */
+#define DAY_FORMAT 2
+#define DAY_MS (24 * HVS_MS_HOUR)
+
+int64_t hvs_fs_day_of(hvs_ms_t hour) {
+    return hour >= 0 ? hour / DAY_MS : -((-hour + DAY_MS - 1) / DAY_MS);
+}
+
+size_t hvs_fs_encode_day(const hvs_feat_hour_t *ring, size_t nslots, int64_t day, char *buf,
+                         size_t cap) {
+    size_t n = 0, held = 0;
+    hvs_pack_put_bytes(buf, cap, &n, (const char[]){DAY_FORMAT}, 1);
+    hvs_pack_put_varint(buf, cap, &n, zigzag(day));
+    for (int64_t i = 0; i < 24; i++) {
+        hvs_ms_t at = (day * 24 + i) * HVS_MS_HOUR;
+        const hvs_feat_hour_t *h = &ring[hvs_feat_slot(at, nslots)];
+        /* the slot may hold another day's hour (one ring earlier or later) */
+        if (h->hour == HVS_MS_NONE || h->hour < at || h->hour >= at + HVS_MS_HOUR) {
+            hvs_pack_put_varint(buf, cap, &n, 0);
+            continue;
         }
-        if ((mask & BH_ROOMS) &&
-            (hvs_pack_get_varint(&p, end, &rooms) || hvs_pack_get_varint(&p, end, &flat) ||
-             rooms > UINT32_MAX || flat > UINT32_MAX))
+        double x[BH_NUMBERS];
+        hour_numbers(h, x);
+        uint64_t mask = hour_mask(h, x);
+        hvs_pack_put_varint(buf, cap, &n, mask);
+        if (mask & BH_ODD_HOUR)
+            hvs_pack_put_varint(buf, cap, &n, zigzag(h->hour));
+        put_hour_body(buf, cap, &n, h, mask, x);
+        held++;
+    }
+    return held ? n : 0;
+}
+
+int hvs_fs_decode_day(const char *v, size_t len, int64_t day, hvs_feat_hour_t *out) {
+    const unsigned char *p = (const unsigned char *)v, *end = p + len;
+    uint64_t d;
+    if (len < 1 || *p++ != DAY_FORMAT || hvs_pack_get_varint(&p, end, &d) ||
+        unzigzag(d) != day || day > INT64_MAX / DAY_MS - 1 || day < INT64_MIN / DAY_MS + 1)
+        return -1;
+    for (int64_t i = 0; i < 24; i++) {
+        hvs_feat_hour_t *h = &out[i];
+        hvs_ms_t at = (day * 24 + i) * HVS_MS_HOUR;
+        uint64_t mask, t;
+        if (hvs_pack_get_varint(&p, end, &mask))
             return -1;
-        if (h->hour == HVS_MS_NONE || SLOT(h->hour) != (size_t)s)
+        *h = (hvs_feat_hour_t){.hour = HVS_MS_NONE};
+        if (mask == 0)
+            continue;
+        if (!(mask & BH_PRESENT) || mask >= (BH_ROOMS << 1))
             return -1;
-        h->revision = (uint32_t)rev;
-        h->use = x[0], h->water = x[1], h->room_temp = x[2], h->setpoint = x[3];
-        h->comfort_gap = x[4], h->valve = x[5], h->temp_std = x[6];
-        h->rooms = (uint32_t)rooms, h->flat = (uint32_t)flat;
+        h->hour = at;
+        if ((mask & BH_ODD_HOUR) && hvs_pack_get_varint(&p, end, &t))
+            return -1;
+        if (mask & BH_ODD_HOUR)
+            h->hour = unzigzag(t);
+        if (h->hour < at || h->hour >= at + HVS_MS_HOUR || get_hour_body(&p, end, mask, h))
+            return -1;
     }
     return p == end ? 0 : -1;
 }

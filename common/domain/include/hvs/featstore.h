@@ -107,8 +107,17 @@ int hvs_fs_load_ns(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *ns, con
  * it does not parse, or an hour does not belong to its slot). */
 size_t hvs_fs_encode_block(const hvs_feat_hour_t *ring, size_t block, char *buf, size_t cap);
 int hvs_fs_decode_block(const char *v, size_t len, size_t block, hvs_feat_hour_t *out);
-/* Encodings of one slot (for tests, the trainer's history, and state of the format before
- * blocks): value into buf, returns the length needed. */
+/* A ring of nslots slots (any length: the trainer's window) by UTC day, the layout in
+ * featstore.c: the ring's hours of day `day` (hvs_fs_day_of) into buf (nothing past cap;
+ * returns the length needed, 0 when the ring holds no hour of that day), and back into
+ * out[0..24) (hour i of the day; HVS_MS_NONE where none is stored; -1 if it does not parse or
+ * names another day). */
+int64_t hvs_fs_day_of(hvs_ms_t hour);
+size_t hvs_fs_encode_day(const hvs_feat_hour_t *ring, size_t nslots, int64_t day, char *buf,
+                         size_t cap);
+int hvs_fs_decode_day(const char *v, size_t len, int64_t day, hvs_feat_hour_t *out);
+/* Encodings of one slot (for tests, the trainer's history of before day fields, and state of
+ * the format before blocks): value into buf, returns the length needed. */
 size_t hvs_fs_encode_hour(const hvs_feat_hour_t *h, char *buf, size_t cap);
 size_t hvs_fs_encode_wx(const hvs_feat_wx_hour_t *w, char *buf, size_t cap);
 int hvs_fs_decode_hour(const char *v, size_t len, hvs_feat_hour_t *out);

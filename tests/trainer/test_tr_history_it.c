@@ -1,0 +1,279 @@
+/*
+ * test_tr_history_it - the trainer's window in Redis (history.h) through a real redis-server:
+ *   - a series' hours are stored as day fields "d<day>": after a save Redis holds exactly the
+ *     days the ring holds hours of (a day whose hours were all evicted by the ring's wrap is
+ *     deleted, one that lost some is rewritten without them), and the rings load back equal,
+ *     slot for slot, numbers bit for bit (NaN, -0, hours off the hour and before 1970);
+ *   - a window shortened between a save and a load keeps the newest hours, and its next save
+ *     leaves Redis with the days of the shorter ring only;
+ *   - text fields of one slot each (the format before days) load, and the series' next save
+ *     replaces them with day fields in the same transaction;
+ *   - a day field that does not parse is refused, naming its key;
+ *   - Redis bytes per metered hour, text against days, printed.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "history.h"
+#include "hvs/featstore.h"
+#include "hvs/redis.h"
+#include "hvs_test.h"
+
+#define HOUR 3600000LL
+#define T0 1730419200000LL /* 2024-11-01T00:00:00Z */
+
+static hvs_test_proc_t rs;
+static hvs_redis_t *r;
+
+static bool same(double a, double b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+static bool hour_eq(const hvs_feat_hour_t *a, const hvs_feat_hour_t *b) {
+    return a->hour == b->hour &&
+           (a->hour == HVS_MS_NONE ||
+            (a->revision == b->revision && same(a->use, b->use) && same(a->water, b->water) &&
+             same(a->room_temp, b->room_temp) && same(a->setpoint, b->setpoint) &&
+             same(a->comfort_gap, b->comfort_gap) && same(a->valve, b->valve) &&
+             same(a->temp_std, b->temp_std) && a->rooms == b->rooms && a->flat == b->flat));
+}
+
+/* Hour k (from t0) of a metered apartment, numbers that are no short decimals included. */
+static hvs_feat_hour_t metered(hvs_ms_t t0, int k) {
+    return (hvs_feat_hour_t){.hour = t0 + (hvs_ms_t)k * HOUR,
+                             .revision = (uint32_t)(k % 3),
+                             .use = 0.3 + 0.011 * k / 7.0,
+                             .water = k % 5 ? 0.02 : -0.0,
+                             .room_temp = 20.283333333333335 + 0.01 * k,
+                             .setpoint = 21.0,
+                             .comfort_gap = k % 4 ? 0.7166666666666650 : NAN,
+                             .valve = 35.5,
+                             .temp_std = 0.123456789,
+                             .rooms = 3,
+                             .flat = 1};
+}
+
+static void save(tr_history_t *h) {
+    hvs_redis_batch_t *b = hvs_redis_batch_new();
+    hvs_err_t err = {0};
+    HVS_REQUIRE(tr_history_save(h, b, &err) == 0, "save: %s", err.msg);
+    if (hvs_redis_batch_size(b))
+        HVS_REQUIRE(hvs_redis_batch_exec_atomic(r, b, &err) == 0 &&
+                        hvs_redis_batch_check(b, &err) == 0,
+                    "exec: %s", err.msg);
+    hvs_redis_batch_destroy(b);
+}
+
+static tr_history_t *load(size_t ring, size_t apt_ring) {
+    tr_history_t *h = tr_history_new(ring, 100);
+    tr_history_set_apartment_hours(h, apt_ring);
+    hvs_redis_batch_t *b = hvs_redis_batch_new();
+    hvs_err_t err = {0};
+    HVS_REQUIRE(tr_history_load(h, r, b, &err) == 0, "load: %s", err.msg);
+    hvs_redis_batch_destroy(b);
+    return h;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The sorted field names of key, space-separated, into out. */
+static void fields_of(const char *key, char *out, size_t cap) {
+    redisReply *rep = NULL;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "HKEYS %s", key) == 0 && rep, "HKEYS");
+    const char **names = calloc(rep->elements + 1, sizeof *names);
+    for (size_t i = 0; i < rep->elements; i++)
+        names[i] = rep->element[i]->str;
+    qsort(names, rep->elements, sizeof *names, cmp_str);
+    out[0] = '\0';
+    for (size_t i = 0; i < rep->elements; i++)
+        snprintf(out + strlen(out), cap - strlen(out), "%s%s", i ? " " : "", names[i]);
+    free(names);
+    freeReplyObject(rep);
+}
+
+/* The field names the ring's held hours call for ("d<day>", sorted as strings). */
+static void days_held(const tr_series_t *s, char *out, size_t cap) {
+    char names[256][24];
+    const char *p[256];
+    size_t n = 0;
+    for (size_t i = 0; i < s->ring; i++) {
+        if (s->hours[i].hour == HVS_MS_NONE)
+            continue;
+        char d[24];
+        snprintf(d, sizeof d, "d%lld", (long long)hvs_fs_day_of(s->hours[i].hour));
+        bool seen = false;
+        for (size_t k = 0; k < n; k++)
+            seen |= strcmp(names[k], d) == 0;
+        if (!seen && n < 256) {
+            snprintf(names[n], sizeof names[n], "%s", d);
+            p[n] = names[n];
+            n++;
+        }
+    }
+    qsort(p, n, sizeof *p, cmp_str);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + strlen(out), cap - strlen(out), "%s%s", i ? " " : "", p[i]);
+}
+
+static bool same_series(const tr_series_t *a, const tr_series_t *b) {
+    if (!a || !b || a->ring != b->ring)
+        return false;
+    for (size_t i = 0; i < a->ring; i++)
+        if (!hour_eq(&a->hours[i], &b->hours[i]))
+            return false;
+    return true;
+}
+
+static long long memory_of(const char *key) {
+    redisReply *rep = NULL;
+    hvs_err_t err = {0};
+    long long n = -1;
+    if (hvs_redis_command(r, &rep, &err, "MEMORY USAGE %s SAMPLES 0", key) == 0 && rep &&
+        rep->type == REDIS_REPLY_INTEGER)
+        n = rep->integer;
+    if (rep)
+        freeReplyObject(rep);
+    return n;
+}
+
+static void test_days(void) {
+    /* building ring 72 h, apartments 48 h; 100 hours (the rings wrap), starting mid-day */
+    tr_history_t *h = tr_history_new(72, 100);
+    tr_history_set_apartment_hours(h, 48);
+    const hvs_ms_t t0 = T0 + 7 * HOUR;
+    for (int k = 0; k < 100; k++) {
+        hvs_feat_hour_t x = metered(t0, k);
+        HVS_REQUIRE(tr_history_put_hour(h, "b1", "a1", &x) >= 0, "put");
+        x.use *= 10;
+        HVS_REQUIRE(tr_history_put_hour(h, "b1", HVS_FS_BUILDING, &x) >= 0, "put");
+        if (k == 50) /* a save mid-way: later evictions must rewrite days already stored */
+            save(h);
+    }
+    hvs_feat_hour_t odd = metered(-30 * HOUR, 0), late = metered(-30 * HOUR, 0);
+    odd.hour = -30 * HOUR + 1234; /* before 1970, off the hour: a series of its own */
+    late.hour = -29 * HOUR;
+    tr_history_put_hour(h, "b1", "a9", &odd);
+    tr_history_put_hour(h, "b1", "a9", &late);
+    save(h);
+    tr_building_t *b = tr_history_building(h, "b1", false);
+    const char *ents[] = {HVS_FS_BUILDING, "a1", "a9"};
+    for (int e = 0; e < 3; e++) {
+        tr_series_t *s = tr_history_series(h, b, ents[e], false);
+        char key[64], got[1024], want[1024];
+        snprintf(key, sizeof key, "hvs:{b1}:tr:h:%s", ents[e]);
+        fields_of(key, got, sizeof got);
+        days_held(s, want, sizeof want);
+        HVS_CHECK(strcmp(got, want) == 0, "%s: Redis holds the ring's days: %s, want %s", key,
+                  got, want);
+    }
+    tr_history_t *h2 = load(72, 48);
+    tr_building_t *b2 = tr_history_building(h2, "b1", false);
+    HVS_REQUIRE(b2, "loaded");
+    for (int e = 0; e < 3; e++)
+        HVS_CHECK(same_series(tr_history_series(h, b, ents[e], false),
+                              tr_history_series(h2, b2, ents[e], false)),
+                  "%s: the same ring, bit for bit", ents[e]);
+    HVS_CHECK(b2->first == b->first && b2->last == b->last, "first and last hour");
+
+    /* the window shortened to 36 h: the newest 36 hours stay, Redis follows at the next save */
+    tr_history_t *h3 = load(36, 36);
+    tr_building_t *b3 = tr_history_building(h3, "b1", false);
+    tr_series_t *s3 = tr_history_series(h3, b3, HVS_FS_BUILDING, false);
+    int newest = 0;
+    for (int k = 64; k < 100; k++) {
+        const hvs_feat_hour_t *x = &s3->hours[hvs_feat_slot(t0 + k * HOUR, 36)];
+        newest += x->hour == t0 + k * HOUR;
+    }
+    HVS_CHECK_EQ_INT(newest, 36);
+    save(h3);
+    char got[1024], want[1024];
+    fields_of("hvs:{b1}:tr:h:-", got, sizeof got);
+    days_held(s3, want, sizeof want);
+    HVS_CHECK(strcmp(got, want) == 0, "shortened: Redis holds %s, want %s", got, want);
+    tr_history_t *h4 = load(36, 36);
+    HVS_CHECK(same_series(s3, tr_history_series(h4, tr_history_building(h4, "b1", false),
+                                                HVS_FS_BUILDING, false)),
+              "the shortened ring loads back equal");
+    tr_history_destroy(h), tr_history_destroy(h2), tr_history_destroy(h3), tr_history_destroy(h4);
+}
+
+static void test_text_fields_migrate(void) {
+    /* a series stored as the format before days: one text field per slot */
+    tr_history_t *ref = tr_history_new(72, 100);
+    for (int k = 0; k < 72; k++) {
+        hvs_feat_hour_t x = metered(T0, k);
+        x.comfort_gap = 0.5; /* text keeps NaN's sign, not its payload: keep it out */
+        tr_history_put_hour(ref, "b2", "a1", &x);
+    }
+    tr_series_t *rs_ = tr_history_series(ref, tr_history_building(ref, "b2", false), "a1", false);
+    redisReply *rep = NULL;
+    hvs_err_t err = {0};
+    for (size_t i = 0; i < rs_->ring; i++) {
+        char v[256], f[24];
+        size_t n = hvs_fs_encode_hour(&rs_->hours[i], v, sizeof v);
+        snprintf(f, sizeof f, "%zu", i);
+        HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "HSET hvs:{b2}:tr:h:a1 %s %b", f, v, n) == 0,
+                    "HSET");
+        freeReplyObject(rep);
+    }
+    HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "SADD hvs:{b2}:tr:ents a1") == 0, "SADD");
+    freeReplyObject(rep);
+    HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "SADD hvs:tr:buildings b2") == 0, "SADD");
+    freeReplyObject(rep);
+    long long text_bytes = memory_of("hvs:{b2}:tr:h:a1");
+    tr_history_t *h = load(72, 72);
+    tr_series_t *s = tr_history_series(h, tr_history_building(h, "b2", false), "a1", false);
+    HVS_CHECK(same_series(rs_, s), "the text fields load to the same ring");
+    HVS_CHECK(s && s->legacy, "marked for rewriting");
+    save(h);
+    char got[1024], want[1024];
+    fields_of("hvs:{b2}:tr:h:a1", got, sizeof got);
+    days_held(s, want, sizeof want);
+    HVS_CHECK(strcmp(got, want) == 0, "day fields only: %s, want %s", got, want);
+    long long day_bytes = memory_of("hvs:{b2}:tr:h:a1");
+    printf("a metered apartment's 72 hours: %lld bytes as text fields (%.0f an hour), %lld as "
+           "day fields (%.0f an hour)\n",
+           text_bytes, text_bytes / 72.0, day_bytes, day_bytes / 72.0);
+    HVS_CHECK(day_bytes > 0 && day_bytes * 3 < text_bytes, "days at least 3x smaller");
+    tr_history_t *h2 = load(72, 72);
+    HVS_CHECK(same_series(rs_, tr_history_series(h2, tr_history_building(h2, "b2", false), "a1",
+                                                 false)),
+              "the day fields load to the same ring");
+
+    /* a day field that does not parse: refused, naming the key */
+    HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "HSET hvs:{b2}:tr:h:a1 d20000 junk") == 0, "HSET");
+    freeReplyObject(rep);
+    tr_history_t *h3 = tr_history_new(72, 100);
+    hvs_redis_batch_t *b = hvs_redis_batch_new();
+    hvs_err_t lerr = {0};
+    HVS_CHECK(tr_history_load(h3, r, b, &lerr) == HVS_ESERDE &&
+                  strstr(lerr.msg, "hvs:{b2}:tr:h:a1") && strstr(lerr.msg, "d20000"),
+              "bad day refused: %s", lerr.msg);
+    hvs_redis_batch_destroy(b);
+    tr_history_destroy(ref), tr_history_destroy(h), tr_history_destroy(h2), tr_history_destroy(h3);
+}
+
+static void setup(void) {
+    HVS_REQUIRE(hvs_test_redis_start(&rs, 0) == 0, "redis");
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_redis_connect(rs.addr, NULL, &r, &err) == 0, "connect: %s", err.msg);
+}
+
+static void teardown(void) {
+    hvs_redis_destroy(r);
+    hvs_test_proc_stop(&rs);
+}
+
+static void run_days(void) { setup(), test_days(), teardown(); }
+static void run_text(void) { setup(), test_text_fields_migrate(), teardown(); }
+
+static const hvs_test_case_t cases[] = {
+    {"day_fields_follow_the_ring", run_days},
+    {"text_fields_migrate_to_days", run_text},
+    HVS_TEST_CASES_END,
+};
+
+int main(int argc, char **argv) { return hvs_test_main(cases, argc, argv); }
