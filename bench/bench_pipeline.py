@@ -220,9 +220,12 @@ def main():
     used = next((int(l.split(":")[1]) for l in info.splitlines() if l.startswith("used_memory:")), 0)
     print(f"Redis: {used / 1e6:.1f} MB of state for {napts} apartments = {used / napts / 1e3:.1f} KB per apartment "
           f"across all stages", flush=True)
-    by_stage = redis_by_stage(rport)
+    by_stage, kinds = redis_by_stage(rport)
     print("  by stage (MEMORY USAGE of its keys, KB per apartment): " +
           ", ".join(f"{k} {v / napts / 1e3:.2f}" for k, v in sorted(by_stage.items(), key=lambda kv: -kv[1])),
+          flush=True)
+    print("  largest key kinds (KB per apartment): " +
+          ", ".join(f"{k} {v / napts / 1e3:.2f}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])[:10]),
           flush=True)
     rt = napts * args.catchup_hours * 3600 / drain
     print(f"fleet in real time on this machine: {rt:,.0f} apartments; with 10x catch-up headroom: "
@@ -309,8 +312,9 @@ def main():
 
 
 def redis_by_stage(rport):
-    """Bytes of Redis's keys by the stage that owns them: the namespace after "hvs:" and the
-    building tag ("hvs:{B}:sc:a:apt" -> sc, "hvs:stage:scorer:3" -> stage)."""
+    """Bytes of Redis's keys by the stage that owns them (the namespace after "hvs:" and the
+    building tag: "hvs:{B}:sc:a:apt" -> sc, "hvs:stage:scorer:3" -> stage), and by key kind (its
+    first two parts: sc:a, stage:scorer)."""
     keys = subprocess.run(["redis-cli", "-p", str(rport), "--scan"], stdout=subprocess.PIPE,
                           text=True).stdout.split("\n")
     keys = [k for k in keys if k]  # ids hold no control characters: one key per line
@@ -318,12 +322,15 @@ def redis_by_stage(rport):
     cmds = "".join(f'MEMORY USAGE "{q}" SAMPLES 0\n' for q in quoted)
     out = subprocess.run(["redis-cli", "-p", str(rport)], input=cmds, stdout=subprocess.PIPE,
                          text=True).stdout.split("\n")
-    by = {}
+    by, kinds = {}, {}
     for k, n in zip(keys, out):
         rest = re.sub(r"^hvs:(\{[^}]*\}:)?", "", k)
         ns = rest.split(":", 1)[0]
-        by[ns] = by.get(ns, 0) + (int(n) if n.strip().isdigit() else 0)
-    return by
+        kind = ":".join(rest.split(":")[:2])
+        b = int(n) if n.strip().isdigit() else 0
+        by[ns] = by.get(ns, 0) + b
+        kinds[kind] = kinds.get(kind, 0) + b
+    return by, kinds
 
 
 def in_metric(s):

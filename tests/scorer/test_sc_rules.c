@@ -47,9 +47,6 @@ static int put_hour(sc_apartment_t *a, int k, double heat, const room_in_t *room
         HVS_REQUIRE(ix >= 0, "room %s", rooms[i].name);
         g->rooms[g->nrooms++] = (sc_room_t){.name = (uint8_t)ix,
                                             .temp_mean = (float)rooms[i].temp,
-                                            .temp_min = (float)rooms[i].temp,
-                                            .temp_max = (float)rooms[i].temp,
-                                            .temp_std = 0,
                                             .setpoint = (float)rooms[i].setpoint,
                                             .valve = (float)rooms[i].valve,
                                             .changes = (uint16_t)rooms[i].changes,
@@ -482,9 +479,6 @@ static void test_block_layout(void) {
     g->nrooms = 1;
     g->rooms[0] = (sc_room_t){.name = (uint8_t)sc_room_intern(a, "kitchen"),
                               .temp_mean = 21.5f,
-                              .temp_min = 21.0f,
-                              .temp_max = 22.0f,
-                              .temp_std = NAN,
                               .setpoint = 21.0f,
                               .valve = 40.0f,
                               .changes = 2,
@@ -503,8 +497,8 @@ static void test_block_layout(void) {
         0x00,                                           /* slot 0: empty */
         0x03,                                           /* slot 1: both halves */
         0xbc, 0x66, 0x04, 0x51, 0x00, 0x01,             /* cycle 6558, rev 3, 0.5, 0, 1 room */
-        0x00, 0xf1, 0x1a, 0xd0, 0x02, 0xe0, 0x02, 0x05, /* kitchen 21.5 21 22 NaN */
-        0xd0, 0x02, 0x80, 0x05, 0x02, 0x04, 0x00,       /* 21 40, changes 2, seen 4, no rules */
+        0x00, 0xf1, 0x1a, 0xd0, 0x02, 0x80, 0x05,       /* kitchen 21.5, setpoint 21, valve 40 */
+        0x02, 0x04, 0x00,                               /* changes 2, seen 4, no rules */
         0xbc, 0x66, 0x01, 0x51,                         /* cycle 6558, rev 0, observed 0.5 */
         0x05, 0x05, 0x05, 0x05, 0x05, 0x05, 0x00, 0x00, /* six unknowns, no evidence */
         0x01, 0x00, 0x01, 0x01,                         /* ident m:1, none, explained 1, 1 */

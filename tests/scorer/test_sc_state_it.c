@@ -43,9 +43,6 @@ static void fill_hour(sc_state_t *s, sc_apartment_t *a, int k) {
     for (int i = 0; i < 2; i++)
         g->rooms[i] = (sc_room_t){.name = (uint8_t)sc_room_intern(a, i ? "bed room" : "living"),
                                   .temp_mean = (float)(20.283333 + 0.1 * i - 0.01 * k),
-                                  .temp_min = 19.5f,
-                                  .temp_max = 21.0f,
-                                  .temp_std = (float)(0.0123 * k),
                                   .setpoint = 21.0f,
                                   .valve = i ? NAN : (float)(35 + k % 40),
                                   .changes = (uint16_t)(k % 4),

@@ -190,9 +190,8 @@ size_t sc_slot_encode(const sc_apartment_t *a, const sc_idents_t *t, const sc_sl
         const sc_room_t *r = &g->rooms[i];
         put_str(&w, a->names[r->name]);
         put_num(&w, r->temp_mean);
-        put_num(&w, r->temp_min);
-        put_num(&w, r->temp_max);
-        put_num(&w, r->temp_std);
+        for (int k = 0; k < 3; k++) /* min, max, std: in the text, never read (rules.h) */
+            put_num(&w, NAN);
         put_num(&w, r->setpoint);
         put_num(&w, r->valve);
         put_int(&w, r->changes);
@@ -331,9 +330,8 @@ int sc_slot_decode(sc_apartment_t *a, sc_idents_t *t, const char *text, size_t l
             return -1;
         rm->name = (uint8_t)ix;
         rm->temp_mean = (float)get_num(&r);
-        rm->temp_min = (float)get_num(&r);
-        rm->temp_max = (float)get_num(&r);
-        rm->temp_std = (float)get_num(&r);
+        for (int k = 0; k < 3; k++) /* min, max, std: no rule reads them */
+            get_num(&r);
         rm->setpoint = (float)get_num(&r);
         rm->valve = (float)get_num(&r);
         rm->changes = (uint16_t)get_int(&r, 0, UINT16_MAX);
@@ -431,9 +429,6 @@ static void bw_agg(bw_t *w, const sc_agg_t *g) {
         const sc_room_t *r = &g->rooms[i];
         bw_varint(w, r->name);
         bw_float(w, r->temp_mean);
-        bw_float(w, r->temp_min);
-        bw_float(w, r->temp_max);
-        bw_float(w, r->temp_std);
         bw_float(w, r->setpoint);
         bw_float(w, r->valve);
         bw_varint(w, r->changes);
@@ -585,9 +580,6 @@ static void br_agg(br_t *r, sc_agg_t *g, size_t nnames) {
         m->name = (uint8_t)br_varint(r, nnames ? nnames - 1 : 0);
         r->bad |= nnames == 0;
         m->temp_mean = br_float(r);
-        m->temp_min = br_float(r);
-        m->temp_max = br_float(r);
-        m->temp_std = br_float(r);
         m->setpoint = br_float(r);
         m->valve = br_float(r);
         m->changes = (uint16_t)br_varint(r, UINT16_MAX);

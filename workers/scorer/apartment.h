@@ -2,8 +2,9 @@
  * apartment.h - what the scorer remembers of one apartment: a ring of its last SC_RING hours,
  * each slot holding the two halves a score is made of, and their text encoding in Redis.
  *
- *   the aggregate's half (sc_agg_t)   the hour's heating and per-room evidence (temperature,
- *                                     setpoint, valve, how often the temperature changed), and
+ *   the aggregate's half (sc_agg_t)   the hour's heating and per-room evidence (mean
+ *                                     temperature, setpoint, valve, how often the temperature
+ *                                     changed, readings; the rules read nothing else), and
  *                                     the rules that fired when it arrived (rules.h);
  *   the vector's half (sc_model_t)    the feature vector's revision, observed and expected
  *                                     heating, the residual and its standardisation, the
@@ -51,7 +52,7 @@
 
 typedef struct sc_room {
     uint8_t name;                                  /* index into the apartment's names */
-    float temp_mean, temp_min, temp_max, temp_std; /* degC; NaN unknown */
+    float temp_mean;                               /* degC; NaN unknown */
     float setpoint, valve;                         /* degC, percent; NaN unknown */
     uint16_t changes, seen;                        /* temperature changes, readings in the hour */
 } sc_room_t;
@@ -157,8 +158,8 @@ int sc_slot_decode(sc_apartment_t *a, sc_idents_t *t, const char *text, size_t l
  *   per slot, in order: varint mask (SB_AGG, SB_MODEL, SB_AGG_ODD, SB_MODEL_ODD; 0 empty), then
  *     the aggregate's half: hour (zigzag varint of its ring cycle (hour / 1 h - slot) / SC_RING,
  *       or with SB_AGG_ODD of its milliseconds), varint rev + 1, floats heat_kwh, rule_score,
- *       varint nrooms, per room varint name, floats temp_mean/min/max/std, setpoint, valve,
- *       varints changes, seen; varint nfired, per rule varints rule, room + 1, hours, variant,
+ *       varint nrooms, per room varint name, floats temp_mean, setpoint, valve, varints
+ *       changes, seen; varint nfired, per rule varints rule, room + 1, hours, variant,
  *       floats strength, a, b, c, d;
  *     the model's half: hour as above (SB_MODEL_ODD), varint rev + 1, floats observed,
  *       expected, residual_z, resid_w, expected_w, prob, outdoor_c, e_res, e_cls, varints
