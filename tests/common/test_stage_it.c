@@ -69,6 +69,7 @@ typedef struct toy {
     hvs_redis_t *redis;
     size_t applied_unwritten, replayed;
     bool flush_redis_after_first_batch; /* the Redis loses everything while the stage runs */
+    const char *state_ns;               /* conf.state_ns */
     int stop_after_batches; /* > 0: end the run after that many batches, caught up or not */
     int batches;
 } toy_t;
@@ -182,7 +183,8 @@ static int run_toy(hvs_app_t *app, toy_t *t, const char *const *inputs, size_t n
                            .ninputs = ninputs,
                            .settings = &ss,
                            .poll_timeout_ms = 100,
-                           .redis = t->redis};
+                           .redis = t->redis,
+                           .state_ns = t->state_ns};
     HVS_REQUIRE(hvs_stage_new(app, &toy_stage, &sc, serde, t, &t->st, err) == 0, "stage: %s",
                 err->msg);
     int rc = hvs_stage_run(t->st, err);
@@ -607,6 +609,67 @@ static void a_killed_rebuilds_targets_decide_what_is_replayed_quietly(void) {
     hvs_app_fini(&app);
 }
 
+/* A rebuild starts from no keys of its partition: what Redis holds under the stage's namespace
+ * for the buildings listed in hvs:<ns>:part:<P> (a killed rebuild's partial state) is deleted
+ * before the replay; keys of unlisted buildings, of another namespace and the list of a
+ * partition that is not rebuilt stay. */
+static void a_rebuild_starts_from_no_keys_of_its_partition(void) {
+    hvs_app_t app;
+    app_start(&app, "stage-eos-purge");
+    hvs_redis_t *r = fresh_redis();
+    const char *in = "stagetest.purge.in", *out = "stagetest.purge.out";
+    produce(&app, in, 20, NULL);
+    toy_t t1 = {.out_topic = out, .expect = 20, .redis = r};
+    hvs_err_t err = {0};
+    HVS_CHECK_EQ_INT(run_toy(&app, &t1, (const char *const[]){in}, 1, &err), TEST_DONE);
+    rd_kafka_t *rk = plain_client("stage-eos-purge-md");
+    int np = partitions_of(rk, in);
+    HVS_REQUIRE(np >= 2 && np <= MAX_PARTS, "%d partitions", np);
+    int64_t end[MAX_PARTS];
+    ends_of(rk, in, np, end);
+    rd_kafka_destroy(rk);
+    size_t rebuilt = 0; /* the records of the partitions rebuilt */
+    for (int p = 1; p < np; p++)
+        rebuilt += (size_t)end[p];
+    /* partitions 1..np-1 lose their epoch (rebuilt); partition 0 keeps it. Each lists a
+     * building with keys under "toy" (two kinds) and one under another namespace */
+    redisReply *rep = NULL;
+    for (int p = 0; p < np; p++) {
+        if (p > 0) {
+            hvs_redis_command(r, &rep, &err, "HDEL hvs:stage:stagetest:%d epoch", p);
+            freeReplyObject(rep);
+        }
+        const char *cmds[] = {"SADD hvs:toy:part:%d pb%d", "SET hvs:{pb%d}:toy:k %d",
+                              "HSET hvs:{pb%d}:toy:h:a f %d", "SET hvs:{pb%d}:zz:k %d"};
+        for (int c = 0; c < 4; c++) {
+            HVS_REQUIRE(hvs_redis_command(r, &rep, &err, cmds[c], p, p) == 0, "plant: %s",
+                        err.msg);
+            freeReplyObject(rep);
+        }
+    }
+    HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "SET hvs:{unlisted}:toy:k 1") == 0, "plant");
+    freeReplyObject(rep);
+    toy_t t2 = {.out_topic = out, .expect = rebuilt, .redis = r, .state_ns = "toy"};
+    HVS_CHECK_EQ_INT(run_toy(&app, &t2, (const char *const[]){in}, 1, &err), TEST_DONE);
+    HVS_CHECK(t2.replayed == rebuilt && t2.sent == 0, "rebuilt quietly (%zu of %zu replayed)",
+              t2.replayed, rebuilt);
+    for (int p = 0; p < np; p++) {
+        long long want = p == 0 ? 1 : 0;
+        hvs_redis_command(r, &rep, NULL, "EXISTS hvs:toy:part:%d", p);
+        HVS_CHECK(reply_int(rep) == want, "partition %d: list %s", p, want ? "kept" : "deleted");
+        hvs_redis_command(r, &rep, NULL, "EXISTS hvs:{pb%d}:toy:k hvs:{pb%d}:toy:h:a", p, p);
+        HVS_CHECK(reply_int(rep) == 2 * want, "partition %d: its building's keys %s", p,
+                  want ? "kept" : "deleted");
+        hvs_redis_command(r, &rep, NULL, "EXISTS hvs:{pb%d}:zz:k", p);
+        HVS_CHECK(reply_int(rep) == 1, "partition %d: another namespace's key kept", p);
+        HVS_CHECK(has_epoch(r, p) == 1, "partition %d has its epoch", p);
+    }
+    hvs_redis_command(r, &rep, NULL, "EXISTS hvs:{unlisted}:toy:k");
+    HVS_CHECK(reply_int(rep) == 1, "an unlisted building's key kept");
+    hvs_redis_destroy(r);
+    hvs_app_fini(&app);
+}
+
 /* Redis is flushed while the stage runs: the next turn notices before writing anything into the
  * empty database, and the run ends with state_lost (the process exits; its restart rebuilds). */
 static void state_lost_while_running_stops_before_writing(void) {
@@ -707,6 +770,8 @@ static const hvs_test_case_t cases[] = {
      lost_state_is_rebuilt_quietly_from_the_inputs},
     {"a_killed_rebuilds_targets_decide_what_is_replayed_quietly",
      a_killed_rebuilds_targets_decide_what_is_replayed_quietly},
+    {"a_rebuild_starts_from_no_keys_of_its_partition",
+     a_rebuild_starts_from_no_keys_of_its_partition},
     {"state_lost_while_running_stops_before_writing",
      state_lost_while_running_stops_before_writing},
     {"sigterm_ends_the_run_after_the_batch_is_committed",

@@ -495,6 +495,7 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
         (rc = hvs_redis_connect(app->cfg.redis_url, NULL, &w->redis, err)))
         return rc;
     sc.redis = w->redis;
+    sc.state_ns = "agg"; /* a rebuild starts from no keys of its partition */
     if ((rc = hvs_stage_new(app, &agg_stage, &sc, w->serde, w, &w->stage, err)))
         return rc;
     if (!(w->rb = hvs_redis_batch_new()) || !(w->agg = agg_new(&ac)) ||

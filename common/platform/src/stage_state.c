@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hvs/ids.h"
 #include "hvs/log.h"
 #include "hvs/time.h"
 #include "stage_internal.h"
@@ -120,6 +121,103 @@ static int read_part(hvs_stage_t *st, int32_t p, int64_t *stored, int64_t *targe
     return 0;
 }
 
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The building id of key "hvs:{<id>}:<ns>:..." copied into out (false for another key). */
+static bool building_of(const char *key, size_t len, char *out, size_t cap) {
+    const char *close = len > 5 && strncmp(key, "hvs:{", 5) == 0 ? memchr(key, '}', len) : NULL;
+    if (!close || (size_t)(close - key - 5) >= cap)
+        return false;
+    memcpy(out, key + 5, (size_t)(close - key - 5));
+    out[close - key - 5] = '\0';
+    return true;
+}
+
+/*
+ * A rebuilding partition starts empty in Redis as in memory: delete what the stage's namespace
+ * holds of partition p - every key hvs:{B}:<ns>:... of the buildings listed in
+ * hvs:<ns>:part:<p>, then the list. What is there is a killed rebuild's partial state (or what
+ * survived a partial loss): not loaded, and written over only key by key, a key the new
+ * rebuild never writes again would stay and be loaded at the next ordinary start. One pass of
+ * SCAN over the keyspace, only when the list is not empty (a rebuild after a whole loss finds
+ * none). *deleted counts the keys.
+ */
+static int purge_partition(hvs_stage_t *st, int32_t p, size_t *deleted, hvs_err_t *err) {
+    const char *ns = st->conf.state_ns;
+    char part[96], match[96];
+    snprintf(part, sizeof part, "hvs:%s:part:%d", ns, (int)p);
+    snprintf(match, sizeof match, "hvs:{*}:%s:*", ns);
+    *deleted = 0;
+    redisReply *m = NULL;
+    int rc = hvs_redis_command(st->conf.redis, &m, err, "SMEMBERS %s", part);
+    if (rc)
+        return hvs_err_wrap(err, "%s: partition %d: ", st->def->name, (int)p);
+    size_t n = m && m->type == REDIS_REPLY_ARRAY ? m->elements : 0;
+    char **ids = n ? calloc(n, sizeof *ids) : NULL;
+    for (size_t i = 0; ids && i < n; i++)
+        if (!(ids[i] = strdup(m->element[i]->type == REDIS_REPLY_STRING ? m->element[i]->str
+                                                                        : ""))) {
+            n = i;
+            rc = HVS_ENOMEM;
+        }
+    if (m)
+        freeReplyObject(m);
+    if (n && !ids)
+        rc = HVS_ENOMEM;
+    if (rc == 0 && n)
+        qsort(ids, n, sizeof *ids, cmp_str);
+    char cursor[32] = "0";
+    while (rc == 0 && n) {
+        redisReply *sc = NULL;
+        rc = hvs_redis_command(st->conf.redis, &sc, err, "SCAN %s MATCH %s COUNT 1000", cursor,
+                               match);
+        if (rc == 0 && (!sc || sc->type != REDIS_REPLY_ARRAY || sc->elements != 2))
+            rc = hvs_err_set(err, HVS_EREDIS, "reply_error", "SCAN: unexpected reply");
+        if (rc) {
+            if (sc)
+                freeReplyObject(sc);
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", sc->element[0]->str);
+        const redisReply *keys = sc->element[1];
+        hvs_redis_batch_reset(st->scratch);
+        size_t queued = 0;
+        for (size_t i = 0; i < keys->elements && rc == 0; i++) {
+            const redisReply *k = keys->element[i];
+            char id[HVS_ID_MAX + 1], *want = id;
+            if (k->type != REDIS_REPLY_STRING || !building_of(k->str, k->len, id, sizeof id) ||
+                !bsearch(&want, ids, n, sizeof *ids, cmp_str))
+                continue;
+            const char *argv[] = {"UNLINK", k->str};
+            size_t lens[] = {6, k->len};
+            if (hvs_redis_batch_add(st->scratch, 2, argv, lens))
+                rc = HVS_ENOMEM;
+            queued++;
+        }
+        freeReplyObject(sc);
+        if (rc == 0 && queued)
+            rc = hvs_redis_batch_exec(st->conf.redis, st->scratch, err);
+        *deleted += queued;
+        if (strcmp(cursor, "0") == 0)
+            break;
+    }
+    for (size_t i = 0; ids && i < n; i++)
+        free(ids[i]);
+    free(ids);
+    if (rc == 0 && n) {
+        redisReply *d = NULL;
+        rc = hvs_redis_command(st->conf.redis, &d, err, "DEL %s", part);
+        if (d)
+            freeReplyObject(d);
+    }
+    if (rc == HVS_ENOMEM)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "%s: purging partition %d", st->def->name,
+                           (int)p);
+    return rc ? hvs_err_wrap(err, "%s: purging partition %d: ", st->def->name, (int)p) : 0;
+}
+
 int hvs_stage_state_assigning(hvs_stage_t *st, rd_kafka_topic_partition_list_t *added,
                               hvs_err_t *err) {
     if (!st->conf.redis)
@@ -173,6 +271,16 @@ int hvs_stage_state_assigning(hvs_stage_t *st, rd_kafka_topic_partition_list_t *
                       "offsets: rebuilding by replaying the inputs from %lld s ago",
                       (int)p, (long long)(st->conf.rebuild_ms / 1000));
         ps->replay = true;
+        if (st->conf.state_ns) {
+            size_t gone = 0;
+            if ((rc = purge_partition(st, p, &gone, err)))
+                return rc;
+            if (gone)
+                hvs_log_info(st->def->name,
+                             "partition %d: %zu keys of a partial state deleted before the "
+                             "rebuild (hvs:%s:part:%d's buildings)",
+                             (int)p, gone, st->conf.state_ns, (int)p);
+        }
         bool killed = false; /* a rebuild of it was under way: its targets are in the key */
         for (size_t t = 0; t < st->conf.ninputs; t++)
             killed |= target[t] != NO_TARGET;

@@ -38,7 +38,8 @@
  * not to where the killed one had committed or read (past a target on an input it read live
  * while another replayed: what that made ready was never published), loudly past them. Its partial
  * state has no epoch either: a stage's `assigned` should start a partition empty when
- * hvs_stage_rebuilding says so. Before every state write the runner checks that no partition's
+ * hvs_stage_rebuilding says so, and with conf.state_ns the runner deletes that state from Redis
+ * before the rebuild starts. Before every state write the runner checks that no partition's
  * state vanished (a restarted or flushed Redis): if one did, run returns HVS_EREDIS
  * "state_lost" without writing, and the next start rebuilds.
  *
@@ -177,6 +178,11 @@ typedef struct hvs_stage_conf {
      * (0 = from the beginning of each input). */
     hvs_redis_t *redis;
     int64_t rebuild_ms;
+    /* The stage's key namespace ("sc"): its buildings of partition P listed in set
+     * hvs:<ns>:part:<P>, their keys hvs:{B}:<ns>:... A partition that is to be rebuilt has
+     * those keys and the list deleted first (a killed rebuild's partial state). NULL: nothing
+     * deleted. */
+    const char *state_ns;
 } hvs_stage_conf_t;
 
 /* Create the stage's producer and dead-letter sender. `serde` is borrowed. */
