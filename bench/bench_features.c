@@ -301,8 +301,7 @@ int main(void) {
             printf("run %d: %zu vectors in %.2f s = %.0f vectors/s; worker CPU %.2f s = %.3f "
                    "CPU-s per 100 k vectors; peak RSS %.1f MB; Redis %.1f KB per entity\n",
                    run + 1, n, dt, rate[done], cpu, cpu100k[done], peak, kb_ent[done]);
-            hvs_test_redis_kinds(redis.addr, "       Redis by key kind", NB * (NA + 1),
-                                 "entity");
+            hvs_test_redis_kinds(redis.addr, "       Redis by key kind", NB * (NA + 1), "entity");
             done++;
         }
         if (text) {

@@ -75,10 +75,9 @@ static void test_floats(void) {
     float quiet, indefinite;
     memcpy(&quiet, &payload, sizeof quiet);
     memcpy(&indefinite, &neg_nan, sizeof indefinite);
-    const float v[] = {0.0f,     -0.0f,      21.3f,      21.283333f, 0.347f,   -3.125f,
-                       1e30f,    -1e-30f,    1e-45f,     INFINITY,   -INFINITY, NAN,
-                       quiet,    indefinite, 16777215.f, 16777216.f, 0.1f,     -16.25f,
-                       1234.567f};
+    const float v[] = {0.0f,       -0.0f,      21.3f,    21.283333f, 0.347f,   -3.125f, 1e30f,
+                       -1e-30f,    1e-45f,     INFINITY, -INFINITY,  NAN,      quiet,   indefinite,
+                       16777215.f, 16777216.f, 0.1f,     -16.25f,    1234.567f};
     size_t count = sizeof v / sizeof *v;
     char buf[16 * 32];
     size_t n = 0;
@@ -111,7 +110,8 @@ static void test_floats(void) {
         refused += hvs_pack_get_float(&q, q + k, &got) != 0;
     }
     HVS_CHECK(refused == (int)rn, "truncations refused: %d of %zu", refused, rn);
-    const unsigned char bad[][5] = {{6}, {7}, {13}, {0x24, 0, 0, 0, 0}, {0x80, 0x80, 0x80, 0x80, 0x01}};
+    const unsigned char bad[][5] = {
+        {6}, {7}, {13}, {0x24, 0, 0, 0, 0}, {0x80, 0x80, 0x80, 0x80, 0x01}};
     int bad_refused = 0;
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         const unsigned char *q = bad[i];

@@ -642,8 +642,7 @@ static void a_rebuild_starts_from_no_keys_of_its_partition(void) {
         const char *cmds[] = {"SADD hvs:toy:part:%d pb%d", "SET hvs:{pb%d}:toy:k %d",
                               "HSET hvs:{pb%d}:toy:h:a f %d", "SET hvs:{pb%d}:zz:k %d"};
         for (int c = 0; c < 4; c++) {
-            HVS_REQUIRE(hvs_redis_command(r, &rep, &err, cmds[c], p, p) == 0, "plant: %s",
-                        err.msg);
+            HVS_REQUIRE(hvs_redis_command(r, &rep, &err, cmds[c], p, p) == 0, "plant: %s", err.msg);
             freeReplyObject(rep);
         }
     }

@@ -428,8 +428,7 @@ static void test_blocks_round_trip(void) {
         HVS_REQUIRE(sc_block_decode(b, &ids2, k, one[k], l1[k]) == 0, "block %zu decoded", k);
     encode_all(b, &ids2, two, l2);
     for (size_t k = 0; k < SC_BLOCKS; k++)
-        HVS_CHECK(l1[k] == l2[k] && memcmp(one[k], two[k], l1[k]) == 0, "block %zu: same bytes",
-                  k);
+        HVS_CHECK(l1[k] == l2[k] && memcmp(one[k], two[k], l1[k]) == 0, "block %zu: same bytes", k);
     const sc_model_t *m0 = sc_model_get(b, T0);
     HVS_REQUIRE(m0, "hour 0's model half");
     uint32_t nb;
@@ -491,12 +490,12 @@ static void test_block_layout(void) {
     m->ncontrib = 1;
     m->contrib[0] = (sc_contrib_t){5, 1.5f, -0.25f};
     static const unsigned char head[] = {
-        0x01, 0x00,                                     /* format 1, block 0 */
-        0x01, 0x07, 'k',  'i',  't',  'c',  'h',  'e', 'n', /* one room name */
-        0x01, 0x03, 'm',  ':',  '1',                    /* one ident */
-        0x00,                                           /* slot 0: empty */
-        0x03,                                           /* slot 1: both halves */
-        0xbc, 0x66, 0x04, 0x51, 0x00, 0x01,             /* cycle 6558, rev 3, 0.5, 0, 1 room */
+        0x01, 0x00,                                          /* format 1, block 0 */
+        0x01, 0x07, 'k',  'i',  't',  'c',  'h',  'e',  'n', /* one room name */
+        0x01, 0x03, 'm',  ':',  '1',                         /* one ident */
+        0x00,                                                /* slot 0: empty */
+        0x03,                                                /* slot 1: both halves */
+        0xbc, 0x66, 0x04, 0x51, 0x00, 0x01,                  /* cycle 6558, rev 3, 0.5, 0, 1 room */
         0x00, 0xf1, 0x1a, 0xd0, 0x02, 0x80, 0x05,       /* kitchen 21.5, setpoint 21, valve 40 */
         0x02, 0x04, 0x00,                               /* changes 2, seen 4, no rules */
         0xbc, 0x66, 0x01, 0x51,                         /* cycle 6558, rev 0, observed 0.5 */
@@ -509,8 +508,8 @@ static void test_block_layout(void) {
     memset(want + sizeof head, 0, 22); /* slots 2..23: empty */
     char got[512];
     size_t n = sc_block_encode(a, &ids, 0, got, sizeof got);
-    HVS_CHECK(n == sizeof want && memcmp(got, want, n) == 0, "the documented bytes (%zu of %zu)",
-              n, sizeof want);
+    HVS_CHECK(n == sizeof want && memcmp(got, want, n) == 0, "the documented bytes (%zu of %zu)", n,
+              sizeof want);
     /* every truncation, a trailing byte and another block's name: refused, the ring untouched */
     sc_apartment_t *b = sc_apartment_new("apt");
     int refused = 0;
@@ -593,12 +592,18 @@ static void run_text(void) { setup(), test_slot_text(); }
 static void run_blocks(void) { setup(), test_blocks_round_trip(); }
 
 static const hvs_test_case_t cases[] = {
-    {"stuck_valve", run_stuck},      {"stuck_open_hot", run_open},
-    {"warming_is_benign", run_warm}, {"capacity_is_benign", run_capacity},
-    {"no_heat_response", run_nohr},  {"flatline", run_flat},
-    {"mismatch", run_mismatch},      {"consumption_without_demand", run_demand},
-    {"residual_z", test_residual_z}, {"combine", test_combine},
-    {"slot_text", run_text},         {"blocks_round_trip", run_blocks},
+    {"stuck_valve", run_stuck},
+    {"stuck_open_hot", run_open},
+    {"warming_is_benign", run_warm},
+    {"capacity_is_benign", run_capacity},
+    {"no_heat_response", run_nohr},
+    {"flatline", run_flat},
+    {"mismatch", run_mismatch},
+    {"consumption_without_demand", run_demand},
+    {"residual_z", test_residual_z},
+    {"combine", test_combine},
+    {"slot_text", run_text},
+    {"blocks_round_trip", run_blocks},
     {"block_layout", test_block_layout},
     {"text_and_block_merge", test_text_and_block_merge},
     HVS_TEST_CASES_END,

@@ -49,8 +49,14 @@ static void fill_hour(sc_state_t *s, sc_apartment_t *a, int k) {
                                   .seen = 4};
     if (k % 5 == 0) {
         g->nfired = 1;
-        g->fired[0] = (sc_fired_t){.rule = 1, .room = 0, .hours = 6, .strength = 0.6f, .a = 100,
-                                   .b = 6, .c = 16.2f, .d = 21};
+        g->fired[0] = (sc_fired_t){.rule = 1,
+                                   .room = 0,
+                                   .hours = 6,
+                                   .strength = 0.6f,
+                                   .a = 100,
+                                   .b = 6,
+                                   .c = 16.2f,
+                                   .d = 21};
     }
     sc_model_t *m = sc_model_take(a, h);
     m->rev = k % 3;
@@ -166,10 +172,9 @@ static void test_text_state_migrates_to_blocks(void) {
             snprintf(field, sizeof field, "%zu", s);
             redisReply *rep = NULL;
             hvs_err_t err = {0};
-            HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "HSET %s %s %b", key, field, text, n) ==
-                                0 &&
-                            rep,
-                        "HSET");
+            HVS_REQUIRE(
+                hvs_redis_command(r, &rep, &err, "HSET %s %s %b", key, field, text, n) == 0 && rep,
+                "HSET");
             freeReplyObject(rep);
             written++;
         }
@@ -196,8 +201,7 @@ static void test_text_state_migrates_to_blocks(void) {
             snprintf(want + strlen(want), sizeof want - strlen(want), "%sb%zu", *want ? " " : "",
                      k);
     }
-    HVS_CHECK(fields_are("hvs:{b1}:sc:a:apt_2", want), "apt_2: only its filled blocks (%s)",
-              want);
+    HVS_CHECK(fields_are("hvs:{b1}:sc:a:apt_2", want), "apt_2: only its filled blocks (%s)", want);
     HVS_CHECK(save(s1) == 0, "nothing changed: nothing written");
     long long block_bytes = memory_of("hvs:{b1}:sc:a:apt_1");
     printf("a full 72-hour ring with two rooms: %lld bytes as text fields, %lld in blocks\n",

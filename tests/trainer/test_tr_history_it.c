@@ -166,8 +166,8 @@ static void test_days(void) {
         snprintf(key, sizeof key, "hvs:{b1}:tr:h:%s", ents[e]);
         fields_of(key, got, sizeof got);
         days_held(s, want, sizeof want);
-        HVS_CHECK(strcmp(got, want) == 0, "%s: Redis holds the ring's days: %s, want %s", key,
-                  got, want);
+        HVS_CHECK(strcmp(got, want) == 0, "%s: Redis holds the ring's days: %s, want %s", key, got,
+                  want);
     }
     tr_history_t *h2 = load(72, 48);
     tr_building_t *b2 = tr_history_building(h2, "b1", false);
@@ -239,9 +239,9 @@ static void test_text_fields_migrate(void) {
            text_bytes, text_bytes / 72.0, day_bytes, day_bytes / 72.0);
     HVS_CHECK(day_bytes > 0 && day_bytes * 3 < text_bytes, "days at least 3x smaller");
     tr_history_t *h2 = load(72, 72);
-    HVS_CHECK(same_series(rs_, tr_history_series(h2, tr_history_building(h2, "b2", false), "a1",
-                                                 false)),
-              "the day fields load to the same ring");
+    HVS_CHECK(
+        same_series(rs_, tr_history_series(h2, tr_history_building(h2, "b2", false), "a1", false)),
+        "the day fields load to the same ring");
 
     /* a day field that does not parse: refused, naming the key */
     HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "HSET hvs:{b2}:tr:h:a1 d20000 junk") == 0, "HSET");

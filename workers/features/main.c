@@ -513,7 +513,7 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
         (rc = fx_output_new(w->serde, w->topic_out, &w->out, err)) ||
         (rc = hvs_redis_connect(app->cfg.redis_url, NULL, &w->redis, err)))
         return rc;
-    sc.redis = w->redis; /* the runner writes the state with the offsets it covers */
+    sc.redis = w->redis;     /* the runner writes the state with the offsets it covers */
     sc.state_ns = HVS_FS_NS; /* a rebuild starts from no keys of its partition */
     if ((rc = hvs_stage_new(app, &fx_stage, &sc, w->serde, w, &w->stage, err)) ||
         (rc = hvs_alerter_new(w->serde, hvs_stage_producer(w->stage), &w->alerter, err)) ||

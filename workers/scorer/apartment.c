@@ -243,14 +243,12 @@ size_t sc_slot_encode(const sc_apartment_t *a, const sc_idents_t *t, const sc_sl
  * whatever order they load in). */
 static void merge_slot(sc_slot_t *ring, const sc_slot_t *in) {
     const sc_agg_t *g = &in->agg;
-    if (g->hour != HVS_MS_NONE &&
-        (ring->agg.hour == HVS_MS_NONE || g->hour > ring->agg.hour ||
-         (g->hour == ring->agg.hour && g->rev > ring->agg.rev)))
+    if (g->hour != HVS_MS_NONE && (ring->agg.hour == HVS_MS_NONE || g->hour > ring->agg.hour ||
+                                   (g->hour == ring->agg.hour && g->rev > ring->agg.rev)))
         ring->agg = *g;
     const sc_model_t *m = &in->model;
-    if (m->hour != HVS_MS_NONE &&
-        (ring->model.hour == HVS_MS_NONE || m->hour > ring->model.hour ||
-         (m->hour == ring->model.hour && m->rev > ring->model.rev)))
+    if (m->hour != HVS_MS_NONE && (ring->model.hour == HVS_MS_NONE || m->hour > ring->model.hour ||
+                                   (m->hour == ring->model.hour && m->rev > ring->model.rev)))
         ring->model = *m;
 }
 
@@ -467,8 +465,8 @@ static uint64_t local_ident(block_idents_t *bi, uint16_t ident) {
 
 static void bw_model(bw_t *w, const sc_model_t *m, block_idents_t *bi) {
     bw_varint(w, (uint64_t)((int64_t)m->rev + 1));
-    const float x[] = {m->observed, m->expected, m->residual_z, m->resid_w, m->expected_w,
-                       m->prob,     m->outdoor_c, m->e_res,     m->e_cls};
+    const float x[] = {m->observed, m->expected,  m->residual_z, m->resid_w, m->expected_w,
+                       m->prob,     m->outdoor_c, m->e_res,      m->e_cls};
     for (size_t i = 0; i < sizeof x / sizeof *x; i++)
         bw_float(w, x[i]);
     bw_varint(w, local_ident(bi, m->res_ident));
@@ -602,8 +600,8 @@ static void br_agg(br_t *r, sc_agg_t *g, size_t nnames) {
 
 static void br_model(br_t *r, sc_model_t *m, const uint16_t *idents, size_t nidents) {
     m->rev = (int32_t)((int64_t)br_varint(r, (uint64_t)INT32_MAX + 1) - 1);
-    float *x[] = {&m->observed, &m->expected, &m->residual_z, &m->resid_w, &m->expected_w,
-                  &m->prob,     &m->outdoor_c, &m->e_res,     &m->e_cls};
+    float *x[] = {&m->observed, &m->expected,  &m->residual_z, &m->resid_w, &m->expected_w,
+                  &m->prob,     &m->outdoor_c, &m->e_res,      &m->e_cls};
     for (size_t i = 0; i < sizeof x / sizeof *x; i++)
         *x[i] = br_float(r);
     uint64_t res = br_varint(r, nidents), cls = br_varint(r, nidents);
@@ -620,7 +618,8 @@ static void br_model(br_t *r, sc_model_t *m, const uint16_t *idents, size_t nide
 
 int sc_block_decode(sc_apartment_t *a, sc_idents_t *t, size_t block, const char *v, size_t len) {
     br_t r = {(const unsigned char *)v, (const unsigned char *)v + len, false};
-    if (block >= SC_BLOCKS || len < 1 || *r.p++ != BLOCK_FORMAT || br_varint(&r, SC_BLOCKS) != block)
+    if (block >= SC_BLOCKS || len < 1 || *r.p++ != BLOCK_FORMAT ||
+        br_varint(&r, SC_BLOCKS) != block)
         return -1;
     /* the names: read first, interned only once the whole block has parsed */
     const char *names[SC_ROOMS];

@@ -51,10 +51,10 @@
 #define SC_BLOCKS (SC_RING / SC_BLOCK_HOURS)
 
 typedef struct sc_room {
-    uint8_t name;                                  /* index into the apartment's names */
-    float temp_mean;                               /* degC; NaN unknown */
-    float setpoint, valve;                         /* degC, percent; NaN unknown */
-    uint16_t changes, seen;                        /* temperature changes, readings in the hour */
+    uint8_t name;           /* index into the apartment's names */
+    float temp_mean;        /* degC; NaN unknown */
+    float setpoint, valve;  /* degC, percent; NaN unknown */
+    uint16_t changes, seen; /* temperature changes, readings in the hour */
 } sc_room_t;
 
 typedef struct sc_fired {

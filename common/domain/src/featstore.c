@@ -306,8 +306,8 @@ static uint64_t hour_mask(const hvs_feat_hour_t *h, const double *x) {
 }
 
 /* What follows an hour's mask and time: revision, numbers, rooms. */
-static void put_hour_body(char *buf, size_t cap, size_t *n, const hvs_feat_hour_t *h,
-                          uint64_t mask, const double *x) {
+static void put_hour_body(char *buf, size_t cap, size_t *n, const hvs_feat_hour_t *h, uint64_t mask,
+                          const double *x) {
     hvs_pack_put_varint(buf, cap, n, h->revision);
     for (int i = 0; i < BH_NUMBERS; i++)
         if (mask & ((uint64_t)BH_USE << i))
@@ -390,8 +390,7 @@ int hvs_fs_decode_block(const char *v, size_t len, size_t block, hvs_feat_hour_t
             return -1;
         else
             h->hour = (ht * HVS_FS_HOURS + s) * HVS_MS_HOUR;
-        if (get_hour_body(&p, end, mask, h) || h->hour == HVS_MS_NONE ||
-            SLOT(h->hour) != (size_t)s)
+        if (get_hour_body(&p, end, mask, h) || h->hour == HVS_MS_NONE || SLOT(h->hour) != (size_t)s)
             return -1;
     }
     return p == end ? 0 : -1;
@@ -440,8 +439,8 @@ size_t hvs_fs_encode_day(const hvs_feat_hour_t *ring, size_t nslots, int64_t day
 int hvs_fs_decode_day(const char *v, size_t len, int64_t day, hvs_feat_hour_t *out) {
     const unsigned char *p = (const unsigned char *)v, *end = p + len;
     uint64_t d;
-    if (len < 1 || *p++ != DAY_FORMAT || hvs_pack_get_varint(&p, end, &d) ||
-        unzigzag(d) != day || day > INT64_MAX / DAY_MS - 1 || day < INT64_MIN / DAY_MS + 1)
+    if (len < 1 || *p++ != DAY_FORMAT || hvs_pack_get_varint(&p, end, &d) || unzigzag(d) != day ||
+        day > INT64_MAX / DAY_MS - 1 || day < INT64_MIN / DAY_MS + 1)
         return -1;
     for (int64_t i = 0; i < 24; i++) {
         hvs_feat_hour_t *h = &out[i];
