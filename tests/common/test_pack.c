@@ -75,9 +75,10 @@ static void test_floats(void) {
     float quiet, indefinite;
     memcpy(&quiet, &payload, sizeof quiet);
     memcpy(&indefinite, &neg_nan, sizeof indefinite);
-    const float v[] = {0.0f,       -0.0f,      21.3f,    21.283333f, 0.347f,   -3.125f, 1e30f,
-                       -1e-30f,    1e-45f,     INFINITY, -INFINITY,  NAN,      quiet,   indefinite,
-                       16777215.f, 16777216.f, 0.1f,     -16.25f,    1234.567f};
+    const float v[] = {0.0f,      -0.0f,         21.3f,          21.283333f, 0.347f,    -3.125f,
+                       1e30f,     -1e-30f,       1e-45f,         INFINITY,   -INFINITY, NAN,
+                       quiet,     indefinite,    16777215.f,     16777216.f, 0.1f,      -16.25f,
+                       1234.567f, 167772.15625f, -167772.15625f, 1677721.5f};
     size_t count = sizeof v / sizeof *v;
     char buf[16 * 32];
     size_t n = 0;

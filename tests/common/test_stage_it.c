@@ -70,6 +70,7 @@ typedef struct toy {
     size_t applied_unwritten, replayed;
     bool flush_redis_after_first_batch; /* the Redis loses everything while the stage runs */
     const char *state_ns;               /* conf.state_ns */
+    const char *const *state_keep;      /* conf.state_keep */
     int stop_after_batches; /* > 0: end the run after that many batches, caught up or not */
     int batches;
 } toy_t;
@@ -184,7 +185,8 @@ static int run_toy(hvs_app_t *app, toy_t *t, const char *const *inputs, size_t n
                            .settings = &ss,
                            .poll_timeout_ms = 100,
                            .redis = t->redis,
-                           .state_ns = t->state_ns};
+                           .state_ns = t->state_ns,
+                           .state_keep = t->state_keep};
     HVS_REQUIRE(hvs_stage_new(app, &toy_stage, &sc, serde, t, &t->st, err) == 0, "stage: %s",
                 err->msg);
     int rc = hvs_stage_run(t->st, err);
@@ -639,16 +641,19 @@ static void a_rebuild_starts_from_no_keys_of_its_partition(void) {
             hvs_redis_command(r, &rep, &err, "HDEL hvs:stage:stagetest:%d epoch", p);
             freeReplyObject(rep);
         }
-        const char *cmds[] = {"SADD hvs:toy:part:%d pb%d", "SET hvs:{pb%d}:toy:k %d",
-                              "HSET hvs:{pb%d}:toy:h:a f %d", "SET hvs:{pb%d}:zz:k %d"};
-        for (int c = 0; c < 4; c++) {
+        const char *cmds[] = {"SADD hvs:toy:part:%d pb%d",    "SET hvs:{pb%d}:toy:k %d",
+                              "HSET hvs:{pb%d}:toy:h:a f %d", "SET hvs:{pb%d}:zz:k %d",
+                              "SET hvs:{pb%d}:toy:latest %d", "SET hvs:{pb%d}:toyx:k %d"};
+        for (int c = 0; c < 6; c++) {
             HVS_REQUIRE(hvs_redis_command(r, &rep, &err, cmds[c], p, p) == 0, "plant: %s", err.msg);
             freeReplyObject(rep);
         }
     }
     HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "SET hvs:{unlisted}:toy:k 1") == 0, "plant");
     freeReplyObject(rep);
-    toy_t t2 = {.out_topic = out, .expect = rebuilt, .redis = r, .state_ns = "toy"};
+    static const char *const keep[] = {"latest", NULL};
+    toy_t t2 = {
+        .out_topic = out, .expect = rebuilt, .redis = r, .state_ns = "toy", .state_keep = keep};
     HVS_CHECK_EQ_INT(run_toy(&app, &t2, (const char *const[]){in}, 1, &err), TEST_DONE);
     HVS_CHECK(t2.replayed == rebuilt && t2.sent == 0, "rebuilt quietly (%zu of %zu replayed)",
               t2.replayed, rebuilt);
@@ -659,8 +664,10 @@ static void a_rebuild_starts_from_no_keys_of_its_partition(void) {
         hvs_redis_command(r, &rep, NULL, "EXISTS hvs:{pb%d}:toy:k hvs:{pb%d}:toy:h:a", p, p);
         HVS_CHECK(reply_int(rep) == 2 * want, "partition %d: its building's keys %s", p,
                   want ? "kept" : "deleted");
-        hvs_redis_command(r, &rep, NULL, "EXISTS hvs:{pb%d}:zz:k", p);
-        HVS_CHECK(reply_int(rep) == 1, "partition %d: another namespace's key kept", p);
+        hvs_redis_command(r, &rep, NULL, "EXISTS hvs:{pb%d}:zz:k hvs:{pb%d}:toyx:k", p, p);
+        HVS_CHECK(reply_int(rep) == 2, "partition %d: other namespaces' keys kept", p);
+        hvs_redis_command(r, &rep, NULL, "EXISTS hvs:{pb%d}:toy:latest", p);
+        HVS_CHECK(reply_int(rep) == 1, "partition %d: a kept kind (a served output) kept", p);
         HVS_CHECK(has_epoch(r, p) == 1, "partition %d has its epoch", p);
     }
     hvs_redis_command(r, &rep, NULL, "EXISTS hvs:{unlisted}:toy:k");

@@ -657,7 +657,8 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
         (rc = hvs_redis_connect(app->cfg.redis_url, NULL, &w->redis, err)))
         return rc;
     sc.redis = w->redis;
-    sc.state_ns = "al"; /* a rebuild starts from no keys of its partition */
+    /* no state_ns: hvs:al:part:<P> is a hash, and hvs:{B}:al:alerts, the alert book, outlives
+     * any rebuild */
     if ((rc = hvs_stage_new(app, &al_stage, &sc, w->serde, w, &w->stage, err)) ||
         (rc = hvs_topology_new(&kc, w->serde, hvs_topic_name("topology"), &w->topo, err)) ||
         (rc = hvs_alerter_new(w->serde, hvs_stage_producer(w->stage), &w->alerter, err)))

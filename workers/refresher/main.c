@@ -340,7 +340,9 @@ static int run(hvs_app_t *app, void *state, hvs_err_t *err) {
         (rc = hvs_redis_connect(app->cfg.redis_url, NULL, &w->redis, err)))
         return rc;
     sc.redis = w->redis;
-    sc.state_ns = "rf"; /* a rebuild starts from no keys of its partition */
+    sc.state_ns = "rf"; /* a rebuild starts from no keys of its partition ... */
+    static const char *const keep[] = {"latest", NULL};
+    sc.state_keep = keep; /* ... but the served output clients read */
     hvs_metrics_t *ms = app->metrics;
     w->m_swaps = hvs_metrics_counter(ms, "hvs_refresher_model_swaps_total",
                                      "refresh model versions that started serving", NULL);

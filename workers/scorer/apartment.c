@@ -629,15 +629,15 @@ int sc_block_decode(sc_apartment_t *a, sc_idents_t *t, size_t block, const char 
         names[i] = "";
         name_len[i] = br_str(&r, SC_ROOM_NAME - 1, &names[i]);
     }
+    /* the idents too: slots hold the block's own indices until then */
     size_t nidents = (size_t)br_varint(&r, 2 * SC_BLOCK_HOURS);
-    uint16_t idents[2 * SC_BLOCK_HOURS];
+    uint16_t local[2 * SC_BLOCK_HOURS];
+    const char *ident[2 * SC_BLOCK_HOURS];
+    size_t ident_len[2 * SC_BLOCK_HOURS];
     for (size_t i = 0; i < nidents && !r.bad; i++) {
-        const char *s = "";
-        size_t n = br_str(&r, BLOCK_IDENT_MAX, &s);
-        char tmp[BLOCK_IDENT_MAX + 1];
-        memcpy(tmp, s, n);
-        tmp[n] = '\0';
-        idents[i] = r.bad || n == 0 ? SC_IDENT_NONE : sc_ident_intern(t, tmp);
+        local[i] = (uint16_t)i;
+        ident[i] = "";
+        ident_len[i] = br_str(&r, BLOCK_IDENT_MAX, &ident[i]);
     }
     sc_slot_t got[SC_BLOCK_HOURS];
     for (size_t i = 0; i < SC_BLOCK_HOURS && !r.bad; i++) {
@@ -656,22 +656,41 @@ int sc_block_decode(sc_apartment_t *a, sc_idents_t *t, size_t block, const char 
         }
         if (mask & SB_MODEL) {
             hvs_ms_t h = br_hour(&r, mask & SB_MODEL_ODD, slot);
-            br_model(&r, &got[i].model, idents, nidents);
+            br_model(&r, &got[i].model, local, nidents);
             got[i].model.hour = h;
             r.bad |= h == HVS_MS_NONE || sc_slot_index(h) != slot;
         }
     }
     if (r.bad || r.p != r.end)
         return -1;
-    int map[SC_ROOMS];
+    char tmp[SC_ROOMS][SC_ROOM_NAME];
+    size_t added = 0;
     for (size_t i = 0; i < nnames; i++) {
-        char tmp[SC_ROOM_NAME];
-        memcpy(tmp, names[i], name_len[i]);
-        tmp[name_len[i]] = '\0';
-        if ((map[i] = sc_room_intern(a, tmp)) < 0)
-            return -1;
+        memcpy(tmp[i], names[i], name_len[i]);
+        tmp[i][name_len[i]] = '\0';
+        bool known = false;
+        for (int k = 0; k < a->nnames; k++)
+            known |= strcmp(a->names[k], tmp[i]) == 0;
+        added += !known;
+    }
+    if (a->nnames + added > SC_ROOMS) /* before interning any: a left as it was */
+        return -1;
+    int map[SC_ROOMS];
+    for (size_t i = 0; i < nnames; i++)
+        map[i] = sc_room_intern(a, tmp[i]);
+    uint16_t imap[2 * SC_BLOCK_HOURS];
+    for (size_t i = 0; i < nidents; i++) {
+        char id[BLOCK_IDENT_MAX + 1];
+        memcpy(id, ident[i], ident_len[i]);
+        id[ident_len[i]] = '\0';
+        imap[i] = ident_len[i] ? sc_ident_intern(t, id) : SC_IDENT_NONE;
     }
     for (size_t i = 0; i < SC_BLOCK_HOURS; i++) {
+        sc_model_t *m = &got[i].model;
+        if (m->res_ident != SC_IDENT_NONE)
+            m->res_ident = imap[m->res_ident];
+        if (m->cls_ident != SC_IDENT_NONE)
+            m->cls_ident = imap[m->cls_ident];
         sc_agg_t *g = &got[i].agg;
         for (int k = 0; k < g->nrooms; k++)
             g->rooms[k].name = (uint8_t)map[g->rooms[k].name];

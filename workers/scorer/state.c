@@ -237,8 +237,9 @@ static int encode_block(sc_state_t *s, const sc_apartment_t *a, size_t k, size_t
 }
 
 /* Queue "HSET key b<k> block ..." of a's blocks with a changed slot (a block whose slots are all
- * empty is left out: a slot never empties again), after "HDEL key 0 .. 71" when a was loaded
- * from text fields of one slot each (its load marked every slot). */
+ * empty is left out: a slot never empties again), after "DEL key" when a was loaded from fields
+ * other than blocks - text fields of one slot each, or anything else stray (its load marked
+ * every slot, so every block is written again in the same transaction). */
 static int save_apartment(sc_state_t *s, hvs_redis_batch_t *batch, sc_building_t *b,
                           sc_apartment_t *a, hvs_err_t *err) {
     if (!a->dirty[0] && !a->dirty[1])
@@ -246,16 +247,12 @@ static int save_apartment(sc_state_t *s, hvs_redis_batch_t *batch, sc_building_t
     char key[KEY_MAX];
     if (hvs_redis_key(key, sizeof key, b->id, err, "sc:a:%s", a->id) < 0)
         return HVS_EINVAL;
-    const char *argv[2 + SC_RING];
-    size_t argl[2 + SC_RING];
-    char fields[SC_RING][8];
+    const char *argv[2 + 2 * SC_BLOCKS];
+    size_t argl[2 + 2 * SC_BLOCKS];
+    char fields[SC_BLOCKS][8];
     if (a->legacy) {
-        argv[0] = "HDEL", argv[1] = key;
-        for (size_t i = 0; i < SC_RING; i++) {
-            snprintf(fields[i], sizeof fields[i], "%zu", i);
-            argv[2 + i] = fields[i];
-        }
-        if (hvs_redis_batch_add(batch, 2 + SC_RING, argv, NULL))
+        const char *del[] = {"DEL", key};
+        if (hvs_redis_batch_add(batch, 2, del, NULL))
             return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
     }
     int argc = 2;

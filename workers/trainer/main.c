@@ -53,6 +53,8 @@
 #include "refresh.h"
 #include "train.h"
 
+#define WINDOW_START_MIN (-2208988800000LL) /* 1900-01-01 */
+#define WINDOW_START_MAX 32503680000000LL   /* 3000-01-01 */
 #define HOUR HVS_MS_HOUR
 #define MAX_HORIZONS 72
 
@@ -271,6 +273,9 @@ static int judge(worker_t *w, const rd_kafka_message_t *m, hvs_err_t *why) {
             return hvs_err_set(why, HVS_EINVAL, "not_hourly",
                                "window of %lld ms at %lld is not an hour on the hour",
                                (long long)size, (long long)ws);
+        if (ws < WINDOW_START_MIN || ws > WINDOW_START_MAX) /* stored by day: days it can name */
+            return hvs_err_set(why, HVS_EINVAL, "bad_window",
+                               "window start %lld ms is outside years 1900..3000", (long long)ws);
         hvs_feat_hour_t h = {ws,
                              hvs_serde_field_double(v, "heating_kwh"),
                              hvs_serde_field_double(v, "hot_water_litres"),
@@ -288,7 +293,8 @@ static int judge(worker_t *w, const rd_kafka_message_t *m, hvs_err_t *why) {
         if (apt && hvs_rooms_read(v, rooms, HVS_ROOMS_MAX, &nrooms, why))
             return HVS_EINVAL;
         hvs_rooms_summarize(rooms, nrooms, &h);
-        tr_history_put_hour(w->hist, b, apt ? apt : HVS_FS_BUILDING, &h);
+        if (tr_history_put_hour(w->hist, b, apt ? apt : HVS_FS_BUILDING, &h) < 0)
+            return hvs_err_set(why, HVS_ENOMEM, "oom", "history of %s", b);
         if (ws + HOUR > w->newest)
             w->newest = ws + HOUR;
     } else {

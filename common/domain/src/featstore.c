@@ -408,7 +408,8 @@ int hvs_fs_decode_block(const char *v, size_t len, size_t block, hvs_feat_hour_t
 #define DAY_MS (24 * HVS_MS_HOUR)
 
 int64_t hvs_fs_day_of(hvs_ms_t hour) {
-    return hour >= 0 ? hour / DAY_MS : -((-hour + DAY_MS - 1) / DAY_MS);
+    int64_t q = hour / DAY_MS; /* floor, without negating (INT64_MIN) */
+    return hour % DAY_MS < 0 ? q - 1 : q;
 }
 
 size_t hvs_fs_encode_day(const hvs_feat_hour_t *ring, size_t nslots, int64_t day, char *buf,

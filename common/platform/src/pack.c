@@ -101,6 +101,8 @@ void hvs_pack_put_float(char *buf, size_t cap, size_t *n, float v) {
         if (!(x > -FLOAT_M_LIMIT && x < FLOAT_M_LIMIT))
             break;
         int64_t m = (int64_t)(x < 0 ? x - 0.5 : x + 0.5);
+        if (m >= (1 << 24) || m <= -(1 << 24)) /* rounded up to 2^24: what the reader refuses */
+            break;
         float back = (float)((double)m / P10[k]);
         if (memcmp(&back, &v, sizeof v) == 0) { /* bit for bit: -0.0 stays raw */
             uint64_t z = ((uint64_t)m << 1) ^ (uint64_t)(m >> 63);

@@ -26,6 +26,7 @@
 #include "hvs/ids.h"
 #include "hvs/log.h"
 #include "hvs/time.h"
+#include "hvs/vec.h"
 #include "stage_internal.h"
 
 static int topic_index(const hvs_stage_t *st, const char *topic) {
@@ -125,47 +126,78 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The building id of key "hvs:{<id>}:<ns>:..." copied into out (false for another key). */
-static bool building_of(const char *key, size_t len, char *out, size_t cap) {
+/* Whether key (len bytes) is "hvs:{<id>}:<ns>:<kind>..." with <kind> not among the stage's kept
+ * kinds; its building id copied into out. */
+static bool purgeable(const hvs_stage_t *st, const char *key, size_t len, char *out, size_t cap) {
     const char *close = len > 5 && strncmp(key, "hvs:{", 5) == 0 ? memchr(key, '}', len) : NULL;
+    size_t nl = strlen(st->conf.state_ns);
     if (!close || (size_t)(close - key - 5) >= cap)
         return false;
+    const char *rest = close + 1, *end = key + len; /* ":<ns>:<kind>..." */
+    if ((size_t)(end - rest) < nl + 2 || rest[0] != ':' ||
+        memcmp(rest + 1, st->conf.state_ns, nl) != 0 || rest[1 + nl] != ':')
+        return false;
+    const char *kind = rest + 2 + nl, *kend = memchr(kind, ':', (size_t)(end - kind));
+    size_t kl = kend ? (size_t)(kend - kind) : (size_t)(end - kind);
+    for (const char *const *k = st->conf.state_keep; k && *k; k++)
+        if (strlen(*k) == kl && memcmp(*k, kind, kl) == 0)
+            return false;
     memcpy(out, key + 5, (size_t)(close - key - 5));
     out[close - key - 5] = '\0';
     return true;
 }
 
-/*
- * A rebuilding partition starts empty in Redis as in memory: delete what the stage's namespace
- * holds of partition p - every key hvs:{B}:<ns>:... of the buildings listed in
- * hvs:<ns>:part:<p>, then the list. What is there is a killed rebuild's partial state (or what
- * survived a partial loss): not loaded, and written over only key by key, a key the new
- * rebuild never writes again would stay and be loaded at the next ordinary start. One pass of
- * SCAN over the keyspace, only when the list is not empty (a rebuild after a whole loss finds
- * none). *deleted counts the keys.
- */
-static int purge_partition(hvs_stage_t *st, int32_t p, size_t *deleted, hvs_err_t *err) {
-    const char *ns = st->conf.state_ns;
-    char part[96], match[96];
-    snprintf(part, sizeof part, "hvs:%s:part:%d", ns, (int)p);
-    snprintf(match, sizeof match, "hvs:{*}:%s:*", ns);
-    *deleted = 0;
+static void free_ids(char **ids, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+/* The members of set `key` appended to *ids (*n of *cap). */
+static int add_members(hvs_stage_t *st, const char *key, char ***ids, size_t *n, size_t *cap,
+                       hvs_err_t *err) {
     redisReply *m = NULL;
-    int rc = hvs_redis_command(st->conf.redis, &m, err, "SMEMBERS %s", part);
-    if (rc)
-        return hvs_err_wrap(err, "%s: partition %d: ", st->def->name, (int)p);
-    size_t n = m && m->type == REDIS_REPLY_ARRAY ? m->elements : 0;
-    char **ids = n ? calloc(n, sizeof *ids) : NULL;
-    for (size_t i = 0; ids && i < n; i++)
-        if (!(ids[i] = strdup(m->element[i]->type == REDIS_REPLY_STRING ? m->element[i]->str
-                                                                        : ""))) {
-            n = i;
-            rc = HVS_ENOMEM;
+    int rc = hvs_redis_command(st->conf.redis, &m, err, "SMEMBERS %s", key);
+    if (rc == 0 && m && m->type == REDIS_REPLY_ERROR)
+        rc = hvs_err_set(err, HVS_EREDIS, "reply_error", "SMEMBERS %s: %s", key, m->str);
+    for (size_t i = 0; rc == 0 && m && m->type == REDIS_REPLY_ARRAY && i < m->elements; i++) {
+        char **g = hvs_vec_grow(*ids, cap, *n + 1, sizeof **ids, 64);
+        if (!g || !(g[*n] = strdup(m->element[i]->str ? m->element[i]->str : ""))) {
+            if (g)
+                *ids = g;
+            rc = hvs_err_set(err, HVS_ENOMEM, "oom", "members of %s", key);
+            break;
         }
+        *ids = g;
+        (*n)++;
+    }
     if (m)
         freeReplyObject(m);
-    if (n && !ids)
-        rc = HVS_ENOMEM;
+    return rc;
+}
+
+/*
+ * Rebuilding partitions start empty in Redis as in memory: delete what the stage's namespace
+ * holds of partitions ps[0..np) - every key hvs:{B}:<ns>:<kind>... of the buildings listed in
+ * hvs:<ns>:part:<P> (but the kinds in conf.state_keep: served outputs), then the lists. What is
+ * there is a killed rebuild's partial state (or what survived a partial loss): not loaded, and
+ * written over only key by key, a key the new rebuild never writes again would stay and be
+ * loaded at the next ordinary start. One pass of SCAN over the keyspace for all of them, only
+ * when a list is not empty (a rebuild after a whole loss finds none). *deleted counts the keys.
+ */
+static int purge_partitions(hvs_stage_t *st, const int32_t *ps, size_t np, size_t *deleted,
+                            hvs_err_t *err) {
+    const char *ns = st->conf.state_ns;
+    char part[96], match[96];
+    snprintf(match, sizeof match, "hvs:{*}:%s:*", ns);
+    *deleted = 0;
+    char **ids = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    for (size_t i = 0; i < np && rc == 0; i++) {
+        snprintf(part, sizeof part, "hvs:%s:part:%d", ns, (int)ps[i]);
+        rc = add_members(st, part, &ids, &n, &cap, err);
+    }
     if (rc == 0 && n)
         qsort(ids, n, sizeof *ids, cmp_str);
     char cursor[32] = "0";
@@ -187,13 +219,13 @@ static int purge_partition(hvs_stage_t *st, int32_t p, size_t *deleted, hvs_err_
         for (size_t i = 0; i < keys->elements && rc == 0; i++) {
             const redisReply *k = keys->element[i];
             char id[HVS_ID_MAX + 1], *want = id;
-            if (k->type != REDIS_REPLY_STRING || !building_of(k->str, k->len, id, sizeof id) ||
+            if (k->type != REDIS_REPLY_STRING || !purgeable(st, k->str, k->len, id, sizeof id) ||
                 !bsearch(&want, ids, n, sizeof *ids, cmp_str))
                 continue;
             const char *argv[] = {"UNLINK", k->str};
             size_t lens[] = {6, k->len};
             if (hvs_redis_batch_add(st->scratch, 2, argv, lens))
-                rc = HVS_ENOMEM;
+                rc = hvs_err_set(err, HVS_ENOMEM, "oom", "purge batch");
             queued++;
         }
         freeReplyObject(sc);
@@ -203,25 +235,25 @@ static int purge_partition(hvs_stage_t *st, int32_t p, size_t *deleted, hvs_err_
         if (strcmp(cursor, "0") == 0)
             break;
     }
-    for (size_t i = 0; ids && i < n; i++)
-        free(ids[i]);
-    free(ids);
-    if (rc == 0 && n) {
+    free_ids(ids, n);
+    for (size_t i = 0; i < np && rc == 0; i++) { /* the lists last: a purge cut short is redone */
         redisReply *d = NULL;
+        snprintf(part, sizeof part, "hvs:%s:part:%d", ns, (int)ps[i]);
         rc = hvs_redis_command(st->conf.redis, &d, err, "DEL %s", part);
         if (d)
             freeReplyObject(d);
     }
-    if (rc == HVS_ENOMEM)
-        return hvs_err_set(err, HVS_ENOMEM, "oom", "%s: purging partition %d", st->def->name,
-                           (int)p);
-    return rc ? hvs_err_wrap(err, "%s: purging partition %d: ", st->def->name, (int)p) : 0;
+    return rc ? hvs_err_wrap(
+                    err, "%s: deleting the partial state of rebuilt partitions: ", st->def->name)
+              : 0;
 }
 
 int hvs_stage_state_assigning(hvs_stage_t *st, rd_kafka_topic_partition_list_t *added,
                               hvs_err_t *err) {
     if (!st->conf.redis)
         return 0;
+    int32_t rebuilt[HVS_MAX_PARTITIONS];
+    size_t nrebuilt = 0;
     for (int i = 0; i < added->cnt; i++) {
         int32_t p = added->elems[i].partition;
         if (p < 0 || p >= HVS_MAX_PARTITIONS || st->assigned[p])
@@ -271,16 +303,7 @@ int hvs_stage_state_assigning(hvs_stage_t *st, rd_kafka_topic_partition_list_t *
                       "offsets: rebuilding by replaying the inputs from %lld s ago",
                       (int)p, (long long)(st->conf.rebuild_ms / 1000));
         ps->replay = true;
-        if (st->conf.state_ns) {
-            size_t gone = 0;
-            if ((rc = purge_partition(st, p, &gone, err)))
-                return rc;
-            if (gone)
-                hvs_log_info(st->def->name,
-                             "partition %d: %zu keys of a partial state deleted before the "
-                             "rebuild (hvs:%s:part:%d's buildings)",
-                             (int)p, gone, st->conf.state_ns, (int)p);
-        }
+        rebuilt[nrebuilt++] = p;
         bool killed = false; /* a rebuild of it was under way: its targets are in the key */
         for (size_t t = 0; t < st->conf.ninputs; t++)
             killed |= target[t] != NO_TARGET;
@@ -320,6 +343,16 @@ int hvs_stage_state_assigning(hvs_stage_t *st, rd_kafka_topic_partition_list_t *
                                          : RD_KAFKA_OFFSET_BEGINNING;
         }
         rd_kafka_topic_partition_list_destroy(times);
+    }
+    size_t gone = 0;
+    if (st->conf.state_ns && nrebuilt) {
+        int rc = purge_partitions(st, rebuilt, nrebuilt, &gone, err);
+        if (rc)
+            return rc;
+        if (gone)
+            hvs_log_info(st->def->name,
+                         "%zu keys of a partial state deleted before rebuilding %zu partitions",
+                         gone, nrebuilt);
     }
     return 0;
 }

@@ -178,11 +178,14 @@ typedef struct hvs_stage_conf {
      * (0 = from the beginning of each input). */
     hvs_redis_t *redis;
     int64_t rebuild_ms;
-    /* The stage's key namespace ("sc"): its buildings of partition P listed in set
-     * hvs:<ns>:part:<P>, their keys hvs:{B}:<ns>:... A partition that is to be rebuilt has
-     * those keys and the list deleted first (a killed rebuild's partial state). NULL: nothing
-     * deleted. */
+    /* The stage's key namespace ("sc"): its buildings of partition P listed in SET
+     * hvs:<ns>:part:<P>, their keys hvs:{B}:<ns>:<kind>... A partition that is to be rebuilt
+     * has those keys and the list deleted first (a killed rebuild's partial state), but the
+     * kinds in state_keep (NULL-terminated: served outputs such as "latest"). NULL: nothing
+     * deleted (a stage whose partition list is no SET, or whose building keys hold more than
+     * rebuildable state, e.g. the alerter's alert book). */
     const char *state_ns;
+    const char *const *state_keep;
 } hvs_stage_conf_t;
 
 /* Create the stage's producer and dead-letter sender. `serde` is borrowed. */
