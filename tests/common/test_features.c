@@ -9,9 +9,12 @@
  * issued later, the target hour itself — changes no feature.
  */
 #include <math.h>
+#include <string.h>
 #include <time.h>
 
 #include "hvs/features.h"
+#include "hvs/pack.h"
+#include "hvs/rooms.h"
 #include "hvs_test.h"
 
 #define HOUR 3600000LL
@@ -435,6 +438,89 @@ static void test_rooms(hvs_calendar_t *zh) {
 /* The Zurich calendar the cases share, made by the first case that needs it. */
 static hvs_calendar_t *zh_cal;
 
+/* The readers' rounding (features.h): each number to its resolution, the result the double a
+ * decimal literal names, stable when rounded again, and stored by pack.h in at most 3 bytes
+ * where the unrounded mean took 9. */
+static void test_hour_rounding(void) {
+    hvs_feat_hour_t h = {.hour = 0,
+                         .use = 1.6000000000058208,
+                         .water = 35.5557,
+                         .room_temp = 21.283333333333335,
+                         .setpoint = NAN,
+                         .comfort_gap = -0.001,
+                         .valve = 33.333333333333336,
+                         .temp_std = 0.123456,
+                         .revision = 3,
+                         .rooms = 7,
+                         .flat = 2};
+    size_t before = 0;
+    double *x[] = {&h.use, &h.water, &h.room_temp, &h.comfort_gap, &h.valve, &h.temp_std};
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++)
+        hvs_pack_put_double(NULL, 0, &before, *x[i]);
+    hvs_feat_hour_round(&h);
+    HVS_CHECK(h.use == 1.6 && h.water == 35.56 && h.room_temp == 21.28 && h.valve == 33.33 &&
+                  h.temp_std == 0.12,
+              "rounded: use %.17g water %.17g room %.17g valve %.17g std %.17g", h.use, h.water,
+              h.room_temp, h.valve, h.temp_std);
+    HVS_CHECK(h.comfort_gap == 0 && !signbit(h.comfort_gap), "-0.001 degC is 0, not -0: %g",
+              h.comfort_gap);
+    HVS_CHECK(isnan(h.setpoint) && h.revision == 3 && h.rooms == 7 && h.flat == 2 && h.hour == 0,
+              "unknown stays unknown; counts and the hour untouched");
+    size_t after = 0;
+    for (size_t i = 0; i < sizeof x / sizeof *x; i++) {
+        size_t one = 0;
+        hvs_pack_put_double(NULL, 0, &one, *x[i]);
+        HVS_CHECK(one <= 3, "number %zu (%.17g) packs in %zu bytes", i, *x[i], one);
+        after += one;
+    }
+    HVS_CHECK(before >= 40 && after <= 15, "6 numbers: %zu bytes unrounded, %zu rounded", before,
+              after);
+    hvs_feat_hour_t again = h;
+    hvs_feat_hour_round(&again);
+    double *y[] = {&again.use,         &again.water, &again.room_temp, &again.setpoint,
+                   &again.comfort_gap, &again.valve, &again.temp_std};
+    double *z[] = {&h.use,         &h.water, &h.room_temp, &h.setpoint,
+                   &h.comfort_gap, &h.valve, &h.temp_std};
+    for (size_t i = 0; i < sizeof y / sizeof *y; i++)
+        HVS_CHECK(memcmp(y[i], z[i], sizeof(double)) == 0, "rounding twice changes number %zu", i);
+
+    hvs_feat_hour_t e = {.use = -0.0026,
+                         .water = 1e13,
+                         .room_temp = INFINITY,
+                         .setpoint = 20.004999,
+                         .comfort_gap = -1.255000001,
+                         .valve = 99.996,
+                         .temp_std = 1e-9};
+    hvs_feat_hour_round(&e);
+    HVS_CHECK(e.use == -0.003 && e.water == 1e13 && e.room_temp == INFINITY && e.setpoint == 20 &&
+                  e.comfort_gap == -1.26 && e.valve == 100 && e.temp_std == 0 &&
+                  !signbit(e.temp_std),
+              "edges: use %.17g water %g room %g setpoint %.17g gap %.17g valve %.17g std %g",
+              e.use, e.water, e.room_temp, e.setpoint, e.comfort_gap, e.valve, e.temp_std);
+}
+
+/* Rooms are rounded as they are read (rooms.h), by every reader: 0.01 degC and 0.01 %. */
+static void test_room_rounding(void) {
+    hvs_room_raw_t raw = {
+        .name = "kitchen",
+        .name_len = 7,
+        .has = 0x3f,
+        .v = {21.283333333333335, 20.95, 21.6049, 0.0471404520791, 20.004999, 33.333333333333336},
+        .changes = 2,
+        .seen = 4};
+    hvs_room_t r;
+    hvs_err_t err = {0};
+    HVS_REQUIRE(hvs_rooms_check(&raw, 0, &r, &err) == 0, "a valid room: %s", err.msg);
+    HVS_CHECK(r.temp_mean == 21.28 && r.temp_min == 20.95 && r.temp_max == 21.6 &&
+                  r.temp_std == 0.05 && r.setpoint == 20 && r.valve == 33.33 && r.changes == 2 &&
+                  r.seen == 4,
+              "mean %.17g min %.17g max %.17g std %.17g setpoint %.17g valve %.17g", r.temp_mean,
+              r.temp_min, r.temp_max, r.temp_std, r.setpoint, r.valve);
+    raw.has = 0x3e;
+    HVS_REQUIRE(hvs_rooms_check(&raw, 0, &r, &err) == 0, "without a mean: %s", err.msg);
+    HVS_CHECK(isnan(r.temp_mean), "a missing mean stays NaN: %g", r.temp_mean);
+}
+
 static void free_calendar(void) { hvs_calendar_destroy(zh_cal); }
 
 static hvs_calendar_t *zh(void) {
@@ -458,6 +544,8 @@ static const hvs_test_case_t cases[] = {
     {"weather_issues_kept_newest_and_revised", test_weather_records},
     {"no_leakage_from_after_as_of", case_no_leakage},
     {"rooms", case_rooms},
+    {"hour_numbers_rounded_to_their_resolution", test_hour_rounding},
+    {"room_numbers_rounded_as_read", test_room_rounding},
     HVS_TEST_CASES_END,
 };
 

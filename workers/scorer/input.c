@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hvs/features.h"
 #include "hvs/fields.h"
 #include "hvs/layouts.h"
 #include "hvs/log.h"
@@ -66,6 +67,7 @@ int sc_input_aggregate(sc_input_t *in, avro_value_t *v, hvs_ms_t now, hvs_ms_t m
     out->nrooms = 0;
     if ((rc = hvs_fields_double_opt(v, in->ai[A_HEAT], 0, 1e6, &out->heat_kwh, "heating_kwh", err)))
         return rc;
+    out->heat_kwh = hvs_feat_round(out->heat_kwh, HVS_FEAT_PER_KWH); /* as kept (features.h) */
     if (!out->apartment[0])
         return 0; /* building level: no rooms to judge */
     return hvs_rooms_read(v, out->rooms, HVS_ROOMS_MAX, &out->nrooms, err);

@@ -293,6 +293,7 @@ static int judge(worker_t *w, const rd_kafka_message_t *m, hvs_err_t *why) {
         if (apt && hvs_rooms_read(v, rooms, HVS_ROOMS_MAX, &nrooms, why))
             return HVS_EINVAL;
         hvs_rooms_summarize(rooms, nrooms, &h);
+        hvs_feat_hour_round(&h); /* the numbers the features worker keeps */
         if (tr_history_put_hour(w->hist, b, apt ? apt : HVS_FS_BUILDING, &h) < 0)
             return hvs_err_set(why, HVS_ENOMEM, "oom", "history of %s", b);
         if (ws + HOUR > w->newest)

@@ -116,6 +116,20 @@ const char *hvs_features_flag_name(int bit) {
     return bit >= 0 && bit < HVS_FEAT_FLAG_COUNT ? flag_names[bit] : "";
 }
 
+double hvs_feat_round(double v, double per) {
+    return isfinite(v) && fabs(v) < 1e12 ? round(v * per) / per + 0.0 : v;
+}
+
+void hvs_feat_hour_round(hvs_feat_hour_t *h) {
+    h->use = hvs_feat_round(h->use, HVS_FEAT_PER_KWH);
+    h->water = hvs_feat_round(h->water, HVS_FEAT_PER_L);
+    h->room_temp = hvs_feat_round(h->room_temp, HVS_FEAT_PER_C);
+    h->setpoint = hvs_feat_round(h->setpoint, HVS_FEAT_PER_C);
+    h->comfort_gap = hvs_feat_round(h->comfort_gap, HVS_FEAT_PER_C);
+    h->valve = hvs_feat_round(h->valve, HVS_FEAT_PER_PCT);
+    h->temp_std = hvs_feat_round(h->temp_std, HVS_FEAT_PER_C);
+}
+
 size_t hvs_feat_slot(hvs_ms_t hour, size_t n) {
     int64_t k = hour >= 0 ? hour / H : -((-hour + H - 1) / H);
     int64_t m = k % (int64_t)n;

@@ -62,10 +62,12 @@ int hvs_rooms_check(const hvs_room_raw_t *raw, size_t i, hvs_room_t *out, hvs_er
     out->name[raw->name_len] = '\0';
     double *dst[6] = {&out->temp_mean, &out->temp_min, &out->temp_max,
                       &out->temp_std,  &out->setpoint, &out->valve};
-    for (int k = 0; k < 6; k++)
+    for (int k = 0; k < 6; k++) {
         if ((rc = hvs_fields_check_double((raw->has >> k) & 1u, raw->v[k], room_lo[k], room_hi[k],
                                           dst[k], room_paths[R_MEAN + k], err)))
             return rc;
+        *dst[k] = hvs_feat_round(*dst[k], k == 5 ? HVS_FEAT_PER_PCT : HVS_FEAT_PER_C);
+    }
     if ((rc = check_count(raw->changes, R_CHANGES, &out->changes, err)) ||
         (rc = check_count(raw->seen, R_SEEN, &out->seen, err)))
         return rc;

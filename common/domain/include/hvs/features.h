@@ -143,6 +143,25 @@ int hvs_features_index(const char *name);          /* -1 if not a feature */
 const char *hvs_features_version(void);            /* static */
 const char *hvs_features_flag_name(int bit_index); /* "missing_weather", ... */
 
+/* Numbers as readers keep them, to what meters and sensors resolve and finer: heating energy
+ * to 1 Wh, water to 0.01 l, temperatures, setpoints, gaps and spreads to 0.01 degC, valve
+ * positions to 0.01 %. Below any meter's or sensor's resolution (the definitions' meaning is
+ * unchanged: HVS_FEATURES_REVISION stays), but a time-weighted mean such as 21.283333333333335
+ * becomes 21.28, which a ring stores in 3 bytes instead of 9 (pack.h), and every reader keeps
+ * the same numbers, live or replayed. */
+#define HVS_FEAT_PER_KWH 1000.0 /* steps per kWh */
+#define HVS_FEAT_PER_L 100.0
+#define HVS_FEAT_PER_C 100.0
+#define HVS_FEAT_PER_PCT 100.0
+/* v to the nearest multiple of 1/per (per a power of ten): the double nearest that decimal
+ * (m / per), as hvs_pack_put_double recognises it. NaN, infinities and magnitudes of 1e12 or
+ * more come back as they are; -0 as 0. */
+double hvs_feat_round(double v, double per);
+/* An hour's numbers so rounded, as every reader of aggregates does before keeping them (features
+ * worker and forecaster: workers/features/input.c; trainer). Rooms are rounded as read
+ * (rooms.h). */
+void hvs_feat_hour_round(hvs_feat_hour_t *h);
+
 /* Ring slot of an hour for a ring of n slots. */
 size_t hvs_feat_slot(hvs_ms_t hour, size_t n);
 /* The entity's hour h, or NULL when its slot holds another hour (or nothing). */

@@ -9,7 +9,8 @@
  * setpoint outside 0..40, a valve outside 0..100 %, a negative standard deviation, counts
  * outside 0..65535 (value_out_of_range), NaN or infinite numbers (non_finite), more rooms than
  * the caller's room (value_out_of_range), or fields not of the schema (bad_schema) refuse the
- * record with that reason.
+ * record with that reason. An accepted room's numbers are rounded as every reader keeps them
+ * (features.h, hvs_feat_round: 0.01 degC, 0.01 %).
  *
  * Summary of an hour's rooms (hvs_rooms_summarize): the mean of the rooms' valve positions, the
  * mean of their within-hour temperature standard deviations, and two bit sets over the rooms in
