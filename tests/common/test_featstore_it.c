@@ -150,8 +150,8 @@ static void test_redis_round_trip(void) {
                   hvs_redis_batch_errors(batch) == 0,
               "save: %s", err.msg);
     HVS_CHECK(hlen(r, "hvs:{bldg_1}:fs:h:apt_2") == HVS_FS_BLOCKS &&
-                  hlen(r, "hvs:{bldg_1}:fs:wx") == HVS_FS_HOURS,
-              "an entity's ring in %d blocks, the weather a field per slot", HVS_FS_BLOCKS);
+                  hlen(r, "hvs:{bldg_1}:fs:wx") == HVS_FS_BLOCKS,
+              "an entity's ring and the weather in %d blocks each", HVS_FS_BLOCKS);
     /* nothing dirty: a second save writes nothing */
     hvs_redis_batch_reset(batch);
     hvs_fs_save(batch, b, &err);
@@ -266,6 +266,89 @@ static void test_blocks(void) {
               wn, nwant);
 }
 
+/* A weather block round-trips exactly: records of every kind of issue time (whole hours, whole
+ * seconds, milliseconds, a difference that overflows), NaN, -0 and odd numbers, hours before 1970
+ * and off the hour, a full hour of HVS_FEAT_WX_KEEP records; other blocks' names, truncations,
+ * and records out of order are refused; one slot's bytes as documented in featstore.c. */
+static void test_wx_blocks(void) {
+    static hvs_feat_wx_hour_t ring[HVS_FS_HOURS];
+    for (size_t s = 0; s < HVS_FS_HOURS; s++)
+        ring[s] = (hvs_feat_wx_hour_t){.hour = HVS_MS_NONE};
+    const double odd[] = {0.1 + 0.2, -0.0, INFINITY, NAN, 1e15, 2.5e-7, -3.25, 0.0, 123456.789};
+    for (int i = 0; i < 9; i++) { /* block 3: slots 72.. */
+        hvs_ms_t hour = (i % 2 ? -1 : 1) * (hvs_ms_t)(300 + i) * HVS_FS_HOURS * HOUR;
+        hour += (hvs_ms_t)(72 + 2 * i) * HOUR;
+        hvs_feat_wx_hour_t *w = &ring[hvs_feat_slot(hour, HVS_FS_HOURS)];
+        w->hour = hour;
+        int n = i == 4 ? HVS_FEAT_WX_KEEP : i + 1;
+        for (int k = 0; k < n; k++) {
+            hvs_ms_t at = hour - (hvs_ms_t)(n - k) * 6 * HOUR; /* forecasts: whole hours */
+            if (k == 1)
+                at = hour - 7 * HOUR + 1000 * k; /* whole seconds */
+            if (k == 2)
+                at = hour - 5 * HOUR + 17; /* milliseconds */
+            if (i == 8 && k == n - 1)
+                at = INT64_MAX; /* the difference overflows: stored as it is */
+            w->v[w->n++] = (hvs_feat_wx_t){
+                at,         k == n - 1, odd[(i + k) % 9], odd[(i + 2 * k) % 9], k % 2 ? NAN : 50,
+                odd[k % 9], 3.5};
+        }
+        /* issue times ascending, as hvs_feat_wx_add keeps them */
+        for (int a = 1; a < w->n; a++)
+            for (int c = a; c > 0 && w->v[c].issued_at < w->v[c - 1].issued_at; c--) {
+                hvs_feat_wx_t t = w->v[c];
+                w->v[c] = w->v[c - 1], w->v[c - 1] = t;
+            }
+    }
+    hvs_ms_t oh = (hvs_ms_t)700 * HVS_FS_HOURS * HOUR + 93 * HOUR +
+                  4321; /* slot 93, off the hour */
+    ring[93] = (hvs_feat_wx_hour_t){.hour = oh, .n = 1};
+    ring[93].v[0] = (hvs_feat_wx_t){oh + 1, true, -12.5, 99, 100, 0, 0.1};
+    static char w[65536];
+    size_t wn = hvs_fs_encode_wx_block(ring, 3, w, sizeof w);
+    hvs_feat_wx_hour_t back[HVS_FS_BLOCK_HOURS];
+    HVS_REQUIRE(wn <= sizeof w && hvs_fs_decode_wx_block(w, wn, 3, back) == 0, "decode block 3");
+    int eq = 0, signs = 0;
+    for (int i = 0; i < HVS_FS_BLOCK_HOURS; i++) {
+        eq += wx_eq(&back[i], &ring[72 + i]);
+        for (int k = 0; k < back[i].n; k++)
+            signs += signbit(back[i].v[k].temp) != signbit(ring[72 + i].v[k].temp);
+    }
+    HVS_CHECK(eq == HVS_FS_BLOCK_HOURS && signs == 0,
+              "weather block round trip: %d of %d slots equal (%d signs differ), %zu bytes", eq,
+              HVS_FS_BLOCK_HOURS, signs, wn);
+    HVS_CHECK(hvs_fs_decode_wx_block(w, wn, 4, back) != 0, "decoded as another block: refused");
+    int truncated = 0;
+    for (size_t n = 0; n < wn; n++)
+        truncated += hvs_fs_decode_wx_block(w, n, 3, back) != 0;
+    HVS_CHECK(truncated == (int)wn, "every truncation refused: %d of %zu", truncated, wn);
+    HVS_CHECK(hvs_fs_encode_wx_block(ring, 3, w, 10) == wn, "a short buffer: the length needed");
+
+    /* one slot by hand: format 3, block 1; slot 24 present (1), cycle 5 (zigzag 10), 1 record:
+     * a forecast issued 6 h before (unit 2, zigzag(-6) = 11: 11 << 3 | 2 << 1 = 92), mask temp
+     * and ghi (9), temp 4.5 (m 45, k 1: zigzag 90 << 3 | 1 = 721 = 0xd1 0x05), ghi 0 (0); then 23
+     * empty slots */
+    for (size_t s = 0; s < HVS_FS_HOURS; s++)
+        ring[s] = (hvs_feat_wx_hour_t){.hour = HVS_MS_NONE};
+    hvs_ms_t h0 = (hvs_ms_t)(5 * HVS_FS_HOURS + 24) * HOUR;
+    ring[24] = (hvs_feat_wx_hour_t){.hour = h0, .n = 1};
+    ring[24].v[0] = (hvs_feat_wx_t){h0 - 6 * HOUR, false, 4.5, NAN, NAN, 0, NAN};
+    unsigned char want[64] = {3, 1, 1, 10, 1, 92, 9, 0xd1, 0x05, 0x00};
+    size_t nwant = 10 + 23;
+    wn = hvs_fs_encode_wx_block(ring, 1, w, sizeof w);
+    HVS_CHECK(wn == nwant && memcmp(w, want, nwant) == 0,
+              "the documented weather bytes (%zu, want %zu)", wn, nwant);
+    /* two records out of order: the second issued 1 h before the first */
+    unsigned char swapped[64] = {3, 1, 1, 10, 2, 92, 0, 108, 0};
+    memset(swapped + 9, 0, 23); /* 11 + 2 = 13 (-7 h): 13 << 3 | 4 = 108 */
+    HVS_CHECK(hvs_fs_decode_wx_block((const char *)swapped, 9 + 23, 1, back) != 0,
+              "records out of issue order refused");
+    swapped[7] = 92 - 16; /* -5 h: after the first, accepted */
+    HVS_CHECK(hvs_fs_decode_wx_block((const char *)swapped, 9 + 23, 1, back) == 0 &&
+                  back[0].n == 2 && back[0].v[1].issued_at == h0 - 5 * HOUR,
+              "records in issue order read");
+}
+
 /* State written before blocks (a text field per slot) loads as it was; the next save replaces
  * those fields by blocks, and what loads then is the same ring. */
 static void test_state_before_blocks(void) {
@@ -279,9 +362,13 @@ static void test_state_before_blocks(void) {
     e->hours[7].rooms = 3, e->hours[7].flat = 1, e->hours[7].valve = 12.5;
     HVS_REQUIRE(hvs_fs_save(batch, b, &err) == 0, "save");
     hvs_redis_batch_exec(r, batch, &err);
-    hvs_redis_command(r, NULL, &err, "DEL hvs:{bldg_1}:fs:h:apt_2 hvs:{bldg_1}:fs:h:-");
+    hvs_redis_command(r, NULL, &err,
+                      "DEL hvs:{bldg_1}:fs:h:apt_2 hvs:{bldg_1}:fs:h:- hvs:{bldg_1}:fs:wx");
     for (size_t s = 0; s < HVS_FS_HOURS; s++) {
-        char v[512];
+        char v[2048];
+        if (s % 2 == 0) /* the weather as text too, every other slot */
+            hvs_redis_command(r, NULL, &err, "HSET hvs:{bldg_1}:fs:wx %d %b", (int)s, v,
+                              hvs_fs_encode_wx(&b->wx[s], v, sizeof v));
         size_t n = hvs_fs_encode_hour(&e->hours[s], v, sizeof v);
         hvs_redis_command(r, NULL, &err, "HSET hvs:{bldg_1}:fs:h:apt_2 %d %b", (int)s, v, n);
         if (s < 100) /* the building's ring partly */
@@ -297,6 +384,10 @@ static void test_state_before_blocks(void) {
                         : hour_eq(&l->ents[0]->hours[i], &be->hours[i]));
     HVS_CHECK(eq == HVS_FS_HOURS, "the slot-per-field state loads: %d of %d slots", eq,
               HVS_FS_HOURS);
+    int weq = 0;
+    for (size_t i = 0; i < HVS_FS_HOURS; i++)
+        weq += i % 2 ? l->wx[i].hour == HVS_MS_NONE : wx_eq(&l->wx[i], &b->wx[i]);
+    HVS_CHECK(weq == HVS_FS_HOURS, "the text weather loads: %d of %d slots", weq, HVS_FS_HOURS);
     hvs_redis_batch_reset(batch);
     HVS_REQUIRE(hvs_fs_save(batch, l, &err) == 0 && hvs_redis_batch_exec(r, batch, &err) == 0 &&
                     hvs_redis_batch_errors(batch) == 0,
@@ -305,6 +396,8 @@ static void test_state_before_blocks(void) {
                   hlen(r, "hvs:{bldg_1}:fs:h:-") == 5 /* slots 0..99: blocks 0..4 */,
               "rewritten in blocks, the slot fields gone: %lld and %lld fields",
               hlen(r, "hvs:{bldg_1}:fs:h:apt_2"), hlen(r, "hvs:{bldg_1}:fs:h:-"));
+    HVS_CHECK(hlen(r, "hvs:{bldg_1}:fs:wx") == HVS_FS_BLOCKS,
+              "the weather replaced by its blocks: %lld fields", hlen(r, "hvs:{bldg_1}:fs:wx"));
     hvs_redis_batch_reset(batch);
     hvs_fs_save(batch, l, &err);
     HVS_CHECK(hvs_redis_batch_size(batch) == 0, "then clean: %zu commands",
@@ -314,7 +407,8 @@ static void test_state_before_blocks(void) {
     eq = 0;
     for (size_t i = 0; i < HVS_FS_HOURS; i++)
         eq += hour_eq(&l2->ents[1]->hours[i], &e->hours[i]) &&
-              hour_eq(&l2->ents[0]->hours[i], &l->ents[0]->hours[i]);
+              hour_eq(&l2->ents[0]->hours[i], &l->ents[0]->hours[i]) &&
+              wx_eq(&l2->wx[i], &l->wx[i]);
     HVS_CHECK(eq == HVS_FS_HOURS, "the blocks load the same ring: %d of %d", eq, HVS_FS_HOURS);
     hvs_fs_building_destroy(l2);
     hvs_fs_building_destroy(l);
@@ -329,6 +423,7 @@ static const hvs_test_case_t cases[] = {
     {"ring_keeps_newest_hours_and_revision_rules", test_ring_and_revisions},
     {"saved_building_loads_back_equal_only_dirty_written", test_redis_round_trip},
     {"blocks_round_trip_exactly", test_blocks},
+    {"weather_blocks_round_trip_exactly", test_wx_blocks},
     {"state_before_blocks_loads_and_is_rewritten", test_state_before_blocks},
     HVS_TEST_CASES_END,
 };

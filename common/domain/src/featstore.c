@@ -396,6 +396,154 @@ int hvs_fs_decode_block(const char *v, size_t len, size_t block, hvs_feat_hour_t
     return p == end ? 0 : -1;
 }
 
+/* ---- the weather ring in blocks ---------------------------------------------------------------
+ * A building's weather ring is stored as the entity rings are, HVS_FS_BLOCKS fields "b<k>" in
+ * hvs:{B}:<ns>:wx, block k holding slots [k * HVS_FS_BLOCK_HOURS, (k + 1) * HVS_FS_BLOCK_HOURS).
+ * A value: byte 3 (the format), varint k, then per slot a varint: 0 for an empty slot, else
+ * WH_PRESENT (| WH_ODD_HOUR for an hour not on a whole hour), then the hour as the blocks' (the
+ * zigzag varint of its cycle, or of its milliseconds), then the hour's records (wx_body).
+ * Records (oldest issue first, as hvs_feat_wx_add keeps them): varint count, then per record a
+ * varint x = observed | unit << 1 | zigzag(delta) << 3 with delta = issued_at - hour in the
+ * unit's steps (0: ms, 1: s, 2: h), or, when that does not fit, x = observed | 3 << 1 and the
+ * zigzag varint of issued_at itself; a varint mask of the numbers present (temp, rh, cloud, ghi,
+ * wind; NaN the bit clear) and those numbers as pack.h doubles. A forecast issued at a whole hour with one-decimal values
+ * takes ~10 bytes; as text it took ~45, and a field per slot ~60 more in Redis. */
+enum { WH_PRESENT = 1, WH_ODD_HOUR = 2 };
+#define WX_BLOCK_FORMAT 3
+#define WX_NUMBERS 5
+/* the most one slot takes: header, hour, count, then per record x, issued_at, mask (10 bytes
+ * each at most) and the numbers */
+#define WX_SLOT_MAX (3 * 10 + HVS_FEAT_WX_KEEP * (3 * 10 + WX_NUMBERS * HVS_PACK_DOUBLE_MAX))
+
+static void wx_numbers(const hvs_feat_wx_t *r, double *x) {
+    x[0] = r->temp, x[1] = r->rh, x[2] = r->cloud, x[3] = r->ghi, x[4] = r->wind;
+}
+
+static void put_wx_body(char *buf, size_t cap, size_t *n, const hvs_feat_wx_hour_t *w) {
+    hvs_pack_put_varint(buf, cap, n, (uint64_t)w->n);
+    for (int i = 0; i < w->n; i++) {
+        const hvs_feat_wx_t *r = &w->v[i];
+        int64_t d;
+        uint64_t unit = 3;
+        if (!__builtin_sub_overflow(r->issued_at, w->hour, &d))
+            unit = d % HVS_MS_HOUR == 0 ? 2 : d % 1000 == 0 ? 1 : 0;
+        int64_t steps = unit == 2 ? d / HVS_MS_HOUR : unit == 1 ? d / 1000 : d;
+        if (unit < 3 && zigzag(steps) >> 61 != 0)
+            unit = 3; /* would not fit beside the flags */
+        uint64_t obs = r->observed ? 1u : 0u;
+        if (unit < 3) {
+            hvs_pack_put_varint(buf, cap, n, obs | unit << 1 | zigzag(steps) << 3);
+        } else {
+            hvs_pack_put_varint(buf, cap, n, obs | unit << 1);
+            hvs_pack_put_varint(buf, cap, n, zigzag(r->issued_at));
+        }
+        double x[WX_NUMBERS];
+        wx_numbers(r, x);
+        uint64_t mask = 0;
+        for (int j = 0; j < WX_NUMBERS; j++)
+            mask |= isnan(x[j]) ? 0 : 1u << j;
+        hvs_pack_put_varint(buf, cap, n, mask);
+        for (int j = 0; j < WX_NUMBERS; j++)
+            if (mask & (1u << j))
+                hvs_pack_put_double(buf, cap, n, x[j]);
+    }
+}
+
+/* The records of hour w->hour (already set); -1 on anything put_wx_body does not write. */
+static int get_wx_body(const unsigned char **p, const unsigned char *end, hvs_feat_wx_hour_t *w) {
+    uint64_t count;
+    if (hvs_pack_get_varint(p, end, &count) || count > HVS_FEAT_WX_KEEP)
+        return -1;
+    w->n = 0;
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t x, mask;
+        if (hvs_pack_get_varint(p, end, &x))
+            return -1;
+        static const int64_t per[3] = {1, 1000, HVS_MS_HOUR};
+        unsigned unit = (unsigned)(x >> 1) & 3;
+        int64_t at;
+        uint64_t abs;
+        if (unit == 3) {
+            if (x >> 3 || hvs_pack_get_varint(p, end, &abs))
+                return -1;
+            at = unzigzag(abs);
+        } else if (__builtin_mul_overflow(unzigzag(x >> 3), per[unit], &at) ||
+                   __builtin_add_overflow(at, w->hour, &at)) {
+            return -1;
+        }
+        if (hvs_pack_get_varint(p, end, &mask) || mask >= (1u << WX_NUMBERS))
+            return -1;
+        double v[WX_NUMBERS];
+        for (int j = 0; j < WX_NUMBERS; j++) {
+            v[j] = NAN;
+            if ((mask & (1u << j)) && hvs_pack_get_double(p, end, &v[j]))
+                return -1;
+        }
+        if (w->n > 0 && at < w->v[w->n - 1].issued_at)
+            return -1; /* oldest issue first, as kept */
+        w->v[w->n++] = (hvs_feat_wx_t){.issued_at = at,
+                                       .observed = x & 1,
+                                       .temp = v[0],
+                                       .rh = v[1],
+                                       .cloud = v[2],
+                                       .ghi = v[3],
+                                       .wind = v[4]};
+    }
+    return 0;
+}
+
+size_t hvs_fs_encode_wx_block(const hvs_feat_wx_hour_t *ring, size_t block, char *buf, size_t cap) {
+    size_t n = 0;
+    hvs_pack_put_bytes(buf, cap, &n, (const char[]){WX_BLOCK_FORMAT}, 1);
+    hvs_pack_put_varint(buf, cap, &n, block);
+    for (size_t s = block * HVS_FS_BLOCK_HOURS; s < (block + 1) * HVS_FS_BLOCK_HOURS; s++) {
+        const hvs_feat_wx_hour_t *w = &ring[s];
+        if (w->hour == HVS_MS_NONE) {
+            hvs_pack_put_varint(buf, cap, &n, 0);
+            continue;
+        }
+        bool odd = w->hour % HVS_MS_HOUR != 0;
+        hvs_pack_put_varint(buf, cap, &n, WH_PRESENT | (odd ? WH_ODD_HOUR : 0));
+        hvs_pack_put_varint(
+            buf, cap, &n,
+            zigzag(odd ? w->hour : (w->hour / HVS_MS_HOUR - (int64_t)s) / HVS_FS_HOURS));
+        put_wx_body(buf, cap, &n, w);
+    }
+    return n;
+}
+
+int hvs_fs_decode_wx_block(const char *v, size_t len, size_t block, hvs_feat_wx_hour_t *out) {
+    const unsigned char *p = (const unsigned char *)v, *end = p + len;
+    uint64_t k;
+    if (block >= HVS_FS_BLOCKS || len < 1 || *p++ != WX_BLOCK_FORMAT ||
+        hvs_pack_get_varint(&p, end, &k) || k != block)
+        return -1;
+    for (size_t i = 0; i < HVS_FS_BLOCK_HOURS; i++) {
+        int64_t s = (int64_t)(block * HVS_FS_BLOCK_HOURS + i);
+        hvs_feat_wx_hour_t *w = &out[i];
+        uint64_t head, t;
+        if (hvs_pack_get_varint(&p, end, &head))
+            return -1;
+        *w = (hvs_feat_wx_hour_t){.hour = HVS_MS_NONE};
+        if (head == 0)
+            continue;
+        if (!(head & WH_PRESENT) || head > (WH_PRESENT | WH_ODD_HOUR) ||
+            hvs_pack_get_varint(&p, end, &t))
+            return -1;
+        int64_t ht = unzigzag(t);
+        if (head & WH_ODD_HOUR)
+            w->hour = ht;
+        else if (ht > (INT64_MAX / HVS_MS_HOUR - s) / HVS_FS_HOURS ||
+                 ht < (INT64_MIN / HVS_MS_HOUR) / HVS_FS_HOURS)
+            return -1;
+        else
+            w->hour = (ht * HVS_FS_HOURS + s) * HVS_MS_HOUR;
+        if (w->hour == HVS_MS_NONE || SLOT(w->hour) != (size_t)s || get_wx_body(&p, end, w))
+            return -1;
+    }
+    return p == end ? 0 : -1;
+}
+
 /* ---- a ring's hours by UTC day ---------------------------------------------------------------
  * For a ring of any length (the trainer's window): field "d<day>" (day = hour / 24 h, floor)
  * holds the ring's hours of that day. Value: byte 2 (the format), zigzag varint day (a value
@@ -467,44 +615,53 @@ int hvs_fs_decode_day(const char *v, size_t len, int64_t day, hvs_feat_hour_t *o
 
 /* ---- Redis ---------------------------------------------------------------------------------- */
 
-/* Queue "HSET key slot value slot value ..." of the weather ring's marked slots (text, a field
- * per slot); values encoded into arena. */
-static int hset_marked_wx(hvs_redis_batch_t *batch, const char *key, uint64_t *marks,
-                          const hvs_feat_wx_hour_t *ring, hvs_err_t *err) {
-    size_t count = 0;
-    for (size_t s = 0; s < HVS_FS_HOURS; s++)
-        count += IS_MARKED(marks, s);
-    if (count == 0)
-        return 0;
-    /* slot text and value per field: 16 + up to 8 records of 7 numbers */
-    enum { VMAX = 16 + HVS_FEAT_WX_KEEP * 8 * (HVS_FMT_MAX + 1) };
-    const char **argv = malloc((2 + 2 * count) * sizeof *argv);
-    size_t *lens = malloc((2 + 2 * count) * sizeof *lens);
-    char *arena = malloc(count * (24 + VMAX));
-    if (!argv || !lens || !arena) {
-        free(argv), free(lens), free(arena);
-        return hvs_err_set(err, HVS_ENOMEM, "oom", "feature state of %s", key);
+/* Queue "HSET key b<k> block ..." of the weather ring's blocks with a marked slot (an all-empty
+ * block is left out), after "DEL key" when the ring was loaded with fields of one slot each (the
+ * text before blocks; its load marked every slot). */
+static int hset_wx_blocks(hvs_redis_batch_t *batch, const char *key, hvs_fs_building_t *b,
+                          hvs_err_t *err) {
+    enum { BMAX = 2 + 10 + HVS_FS_BLOCK_HOURS * WX_SLOT_MAX };
+    const char *argv[2 + 2 * HVS_FS_BLOCKS];
+    size_t lens[sizeof argv / sizeof *argv];
+    char names[HVS_FS_BLOCKS][8];
+    bool write[HVS_FS_BLOCKS];
+    size_t nwrite = 0;
+    for (size_t k = 0; k < HVS_FS_BLOCKS; k++) {
+        bool marked = false, filled = false;
+        for (size_t s = k * HVS_FS_BLOCK_HOURS; s < (k + 1) * HVS_FS_BLOCK_HOURS; s++) {
+            marked |= IS_MARKED(b->wx_dirty, s);
+            filled |= b->wx[s].hour != HVS_MS_NONE;
+        }
+        nwrite += write[k] = marked && filled;
     }
-    size_t argc = 0, off = 0;
-    argv[argc] = "HSET", lens[argc++] = 4;
-    argv[argc] = key, lens[argc++] = strlen(key);
-    for (size_t s = 0; s < HVS_FS_HOURS; s++) {
-        if (!IS_MARKED(marks, s))
+    int rc = 0;
+    if (b->wx_legacy) {
+        const char *del[] = {"DEL", key};
+        rc = hvs_redis_batch_add(batch, 2, del, NULL);
+    }
+    char *arena = nwrite ? malloc(nwrite * BMAX) : NULL;
+    if (nwrite && !arena)
+        rc = HVS_ENOMEM;
+    size_t argc = 2, used = 0;
+    for (size_t k = 0; rc == 0 && k < HVS_FS_BLOCKS; k++) {
+        if (!write[k])
             continue;
-        char *slot = arena + off;
-        size_t sl = hvs_fmt_int64(slot, (int64_t)s);
-        off += sl;
-        char *val = arena + off;
-        size_t vl = hvs_fs_encode_wx(&ring[s], val, VMAX);
-        off += vl;
-        argv[argc] = slot, lens[argc++] = sl;
-        argv[argc] = val, lens[argc++] = vl;
+        snprintf(names[k], sizeof names[k], "b%zu", k);
+        argv[argc] = names[k], lens[argc++] = strlen(names[k]);
+        argv[argc] = arena + used;
+        lens[argc++] = hvs_fs_encode_wx_block(b->wx, k, arena + used, BMAX);
+        used += BMAX;
     }
-    int rc = hvs_redis_batch_add(batch, (int)argc, argv, lens);
-    free(argv), free(lens), free(arena);
+    if (rc == 0 && argc > 2) {
+        argv[0] = "HSET", lens[0] = 4;
+        argv[1] = key, lens[1] = strlen(key);
+        rc = hvs_redis_batch_add(batch, (int)argc, argv, lens);
+    }
+    free(arena);
     if (rc)
-        return hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
-    memset(marks, 0, ((HVS_FS_HOURS + 63) / 64) * sizeof *marks);
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "feature state of %s", key);
+    memset(b->wx_dirty, 0, sizeof b->wx_dirty);
+    b->wx_legacy = false;
     return 0;
 }
 
@@ -582,8 +739,8 @@ int hvs_fs_save(hvs_redis_batch_t *batch, hvs_fs_building_t *b, hvs_err_t *err) 
     /* formatted even when clean: it also checks the building's id (one per building) */
     if (rc == 0 && hvs_redis_key(key, sizeof key, b->id, err, "%s:wx", b->ns) < 0)
         return HVS_EINVAL;
-    if (rc == 0)
-        rc = hset_marked_wx(batch, key, b->wx_dirty, b->wx, err);
+    if (rc == 0 && any_marked(b->wx_dirty))
+        rc = hset_wx_blocks(batch, key, b, err);
     if (rc == 0 && b->meta_dirty) {
         char part[48];
         snprintf(part, sizeof part, "hvs:%s:part:%d", b->ns, (int)b->partition);
@@ -704,14 +861,25 @@ int hvs_fs_load_ns(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *ns, con
     if (!b)
         return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", id);
     for (size_t i = 0; wx && i + 1 < wx->elements; i += 2) {
-        hvs_feat_wx_hour_t w;
-        const redisReply *v = wx->element[i + 1];
-        if (v->type != REDIS_REPLY_STRING || hvs_fs_decode_wx(v->str, v->len, &w)) {
+        hvs_feat_wx_hour_t got[HVS_FS_BLOCK_HOURS];
+        const redisReply *f = wx->element[i], *v = wx->element[i + 1];
+        size_t n = 1, block = 0;
+        bool blocked = f->type == REDIS_REPLY_STRING && f->len > 1 && f->str[0] == 'b';
+        if (blocked)
+            block = strtoul(f->str + 1, NULL, 10), n = HVS_FS_BLOCK_HOURS;
+        if (v->type != REDIS_REPLY_STRING ||
+            (blocked ? hvs_fs_decode_wx_block(v->str, v->len, block, got)
+                     : hvs_fs_decode_wx(v->str, v->len, &got[0]))) {
             hvs_fs_building_destroy(b);
-            return hvs_err_set(err, HVS_ESERDE, "bad_state", "%s: slot %s does not parse", wkey,
-                               wx->element[i]->str);
+            return hvs_err_set(err, HVS_ESERDE, "bad_state", "%s: field %s does not parse", wkey,
+                               f->str ? f->str : "(null)");
         }
-        b->wx[SLOT(w.hour)] = w;
+        b->wx_legacy |= !blocked;
+        for (size_t j = 0; j < n; j++) { /* the newer hour of a slot, whatever the order */
+            hvs_feat_wx_hour_t *o = got[j].hour == HVS_MS_NONE ? NULL : &b->wx[SLOT(got[j].hour)];
+            if (o && (o->hour == HVS_MS_NONE || o->hour <= got[j].hour))
+                *o = got[j];
+        }
     }
     for (size_t i = 0; ents && i < ents->elements; i++)
         if (ents->element[i]->type != REDIS_REPLY_STRING ||
@@ -762,7 +930,7 @@ int hvs_fs_load_ns(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *ns, con
     }
     for (size_t i = 0; i < b->nents; i++) /* a slot-per-field entity is rewritten in blocks */
         memset(b->ents[i]->dirty, b->ents[i]->legacy ? 0xff : 0, sizeof b->ents[i]->dirty);
-    memset(b->wx_dirty, 0, sizeof b->wx_dirty);
+    memset(b->wx_dirty, b->wx_legacy ? 0xff : 0, sizeof b->wx_dirty); /* text: rewritten */
     b->meta_dirty = false;
     *out = b;
     return 0;

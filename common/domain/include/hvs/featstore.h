@@ -12,8 +12,12 @@
  *                           exact); a field "<slot>" -> "<hour> <revision> <use> <water> <room>
  *                           <setpoint> <gap> ..." (text, one slot) is the format before blocks:
  *                           still loaded, and replaced by blocks at the entity's next save
- *   hvs:{B}:fs:wx           HASH slot -> "<hour>" then per record "|<issued_at> <obs 0|1> <temp>
- *                           <rh> <cloud> <ghi> <wind>", oldest issue first
+ *   hvs:{B}:fs:wx           HASH "b<k>" -> block k of the weather ring, binary
+ *                           (hvs_fs_encode_wx_block: each hour's records, oldest issue first);
+ *                           a field "<slot>" -> "<hour>" then per record "|<issued_at> <obs 0|1>
+ *                           <temp> <rh> <cloud> <ghi> <wind>" (text, one slot) is the format
+ *                           before blocks: still loaded, and the key replaced by blocks at the
+ *                           building's next save
  *   hvs:{B}:fs:ents         SET  entity ids with a ring
  *   hvs:fs:part:<P>         SET  buildings of input partition P (found again on assignment)
  *   hvs:fs:epoch:<P>        STRING written with partition P's first state: its absence while
@@ -60,6 +64,8 @@ typedef struct hvs_fs_building {
     int32_t partition;
     hvs_feat_wx_hour_t wx[HVS_FS_HOURS];
     uint64_t wx_dirty[(HVS_FS_HOURS + 63) / 64];
+    bool
+        wx_legacy; /* weather loaded with fields of one slot each: the key replaced at the next save */
     hvs_fs_entity_t **ents; /* sorted by id */
     size_t nents, capents;
     bool meta_dirty; /* entity set or partition membership to write */
@@ -107,6 +113,9 @@ int hvs_fs_load_ns(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *ns, con
  * it does not parse, or an hour does not belong to its slot). */
 size_t hvs_fs_encode_block(const hvs_feat_hour_t *ring, size_t block, char *buf, size_t cap);
 int hvs_fs_decode_block(const char *v, size_t len, size_t block, hvs_feat_hour_t *out);
+/* Block k of a weather ring, the same way (records exact, oldest issue first). */
+size_t hvs_fs_encode_wx_block(const hvs_feat_wx_hour_t *ring, size_t block, char *buf, size_t cap);
+int hvs_fs_decode_wx_block(const char *v, size_t len, size_t block, hvs_feat_wx_hour_t *out);
 /* A ring of nslots slots (any length: the trainer's window) by UTC day, the layout in
  * featstore.c: the ring's hours of day `day` (hvs_fs_day_of) into buf (nothing past cap;
  * returns the length needed, 0 when the ring holds no hour of that day), and back into
