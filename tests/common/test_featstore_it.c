@@ -349,6 +349,41 @@ static void test_wx_blocks(void) {
               "records in issue order read");
 }
 
+/* A ring's weather by UTC day (the trainer's window, any length) round-trips exactly; another
+ * day's name, truncations refused; a day the ring holds no hour of encodes to nothing. */
+static void test_wx_days(void) {
+    enum { N = 50 }; /* not a multiple of 24: a day's hours wrap around the ring */
+    static hvs_feat_wx_hour_t ring[N];
+    for (size_t s = 0; s < N; s++)
+        ring[s] = (hvs_feat_wx_hour_t){.hour = HVS_MS_NONE};
+    const int64_t day = -400; /* before 1970 */
+    for (int i = 0; i < 24; i += 3) {
+        hvs_ms_t hour = (day * 24 + i) * HOUR + (i == 9 ? 777 : 0); /* hour 9 off the hour */
+        hvs_feat_wx_hour_t *w = &ring[hvs_feat_slot(hour, N)];
+        *w = (hvs_feat_wx_hour_t){.hour = hour, .n = 2};
+        w->v[0] = (hvs_feat_wx_t){hour - 12 * HOUR, false, -0.0, NAN, 0.1 + 0.2, 250, 4};
+        w->v[1] = (hvs_feat_wx_t){hour + 61000, true, 1.5 * i, 60, NAN, 0, NAN};
+    }
+    static char v[HVS_FS_WX_DAY_MAX];
+    size_t n = hvs_fs_encode_wx_day(ring, N, day, v, sizeof v);
+    hvs_feat_wx_hour_t back[24];
+    HVS_REQUIRE(n > 0 && n <= sizeof v && hvs_fs_decode_wx_day(v, n, day, back) == 0, "decode day");
+    int eq = 0;
+    for (int i = 0; i < 24; i++) {
+        const hvs_feat_wx_hour_t *w = &ring[hvs_feat_slot((day * 24 + i) * HOUR, N)];
+        eq += i % 3 ? back[i].hour == HVS_MS_NONE : wx_eq(&back[i], w);
+    }
+    HVS_CHECK(eq == 24 && signbit(back[0].v[0].temp),
+              "weather day round trip: %d of 24 (%zu bytes)", eq, n);
+    HVS_CHECK(hvs_fs_decode_wx_day(v, n, day + 1, back) != 0, "read as another day: refused");
+    int truncated = 0;
+    for (size_t k = 0; k < n; k++)
+        truncated += hvs_fs_decode_wx_day(v, k, day, back) != 0;
+    HVS_CHECK(truncated == (int)n, "every truncation refused: %d of %zu", truncated, n);
+    HVS_CHECK(hvs_fs_encode_wx_day(ring, N, day + 3, v, sizeof v) == 0,
+              "a day without hours in the ring: nothing to store");
+}
+
 /* State written before blocks (a text field per slot) loads as it was; the next save replaces
  * those fields by blocks, and what loads then is the same ring. */
 static void test_state_before_blocks(void) {
@@ -424,6 +459,7 @@ static const hvs_test_case_t cases[] = {
     {"saved_building_loads_back_equal_only_dirty_written", test_redis_round_trip},
     {"blocks_round_trip_exactly", test_blocks},
     {"weather_blocks_round_trip_exactly", test_wx_blocks},
+    {"weather_days_round_trip_exactly", test_wx_days},
     {"state_before_blocks_loads_and_is_rewritten", test_state_before_blocks},
     HVS_TEST_CASES_END,
 };

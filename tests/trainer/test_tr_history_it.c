@@ -8,6 +8,9 @@
  *     leaves Redis with the days of the shorter ring only;
  *   - text fields of one slot each (the format before days) load, and the series' next save
  *     replaces them with day fields in the same transaction;
+ *   - the building's weather the same way: "d<day>" fields exactly as the weather ring holds
+ *     days, loaded back bit for bit (before 1970, off the hour, -0, NaN), shortened with the
+ *     window, text fields migrated;
  *   - a day field that does not parse is refused, naming its key;
  *   - Redis bytes per metered hour, text against days, printed.
  */
@@ -93,16 +96,19 @@ static void fields_of(const char *key, char *out, size_t cap) {
     freeReplyObject(rep);
 }
 
-/* The field names the ring's held hours call for ("d<day>", sorted as strings). */
-static void days_held(const tr_series_t *s, char *out, size_t cap) {
+/* The field names a ring's held hours call for ("d<day>", sorted as strings): ring slots of
+ * `stride` bytes, each starting with its hour (hvs_feat_hour_t, hvs_feat_wx_hour_t). */
+static void days_of_ring(const void *slots, size_t ring, size_t stride, char *out, size_t cap) {
     char names[256][24];
     const char *p[256];
     size_t n = 0;
-    for (size_t i = 0; i < s->ring; i++) {
-        if (s->hours[i].hour == HVS_MS_NONE)
+    for (size_t i = 0; i < ring; i++) {
+        hvs_ms_t hour;
+        memcpy(&hour, (const char *)slots + i * stride, sizeof hour);
+        if (hour == HVS_MS_NONE)
             continue;
         char d[24];
-        snprintf(d, sizeof d, "d%lld", (long long)hvs_fs_day_of(s->hours[i].hour));
+        snprintf(d, sizeof d, "d%lld", (long long)hvs_fs_day_of(hour));
         bool seen = false;
         for (size_t k = 0; k < n; k++)
             seen |= strcmp(names[k], d) == 0;
@@ -116,6 +122,49 @@ static void days_held(const tr_series_t *s, char *out, size_t cap) {
     out[0] = '\0';
     for (size_t i = 0; i < n; i++)
         snprintf(out + strlen(out), cap - strlen(out), "%s%s", i ? " " : "", p[i]);
+}
+
+static void days_held(const tr_series_t *s, char *out, size_t cap) {
+    days_of_ring(s->hours, s->ring, sizeof *s->hours, out, cap);
+}
+
+static void wx_days_held(const tr_building_t *b, size_t ring, char *out, size_t cap) {
+    days_of_ring(b->wx, ring, sizeof *b->wx, out, cap);
+}
+
+static bool wx_eq(const hvs_feat_wx_hour_t *a, const hvs_feat_wx_hour_t *b) {
+    if (a->hour != b->hour || a->n != b->n)
+        return false;
+    for (int i = 0; i < a->n; i++) {
+        const hvs_feat_wx_t *x = &a->v[i], *y = &b->v[i];
+        if (x->issued_at != y->issued_at || x->observed != y->observed || !same(x->temp, y->temp) ||
+            !same(x->rh, y->rh) || !same(x->cloud, y->cloud) || !same(x->ghi, y->ghi) ||
+            !same(x->wind, y->wind))
+            return false;
+    }
+    return true;
+}
+
+/* The weather rings of two loads of building id, slot for slot. */
+static bool same_weather(const tr_history_t *a, const tr_history_t *b, const char *id) {
+    const tr_building_t *x = tr_history_building((tr_history_t *)a, id, false),
+                        *y = tr_history_building((tr_history_t *)b, id, false);
+    if (!x || !y || a->ring != b->ring)
+        return false;
+    for (size_t i = 0; i < a->ring; i++)
+        if (!wx_eq(&x->wx[i], &y->wx[i]))
+            return false;
+    return true;
+}
+
+/* Weather of hour t as the weather worker sends it: a forecast issued 6 h before (one decimal),
+ * an observation issued after the hour with a reading unknown. */
+static void put_weather(tr_history_t *h, const char *b, hvs_ms_t t, int k) {
+    hvs_feat_wx_t f = {t - 6 * HOUR, false, 0.1 * (k % 90) - 3, 80, 50, 100.5 * (k % 7), 3.5};
+    hvs_feat_wx_t o = {t + HOUR + 60000, true, 0.1 * (k % 90) - 2.9, NAN, 40, 99, -0.0};
+    HVS_REQUIRE(tr_history_put_weather(h, b, t, &f) >= 0 &&
+                    tr_history_put_weather(h, b, t, &o) >= 0,
+                "put weather");
 }
 
 static bool same_series(const tr_series_t *a, const tr_series_t *b) {
@@ -149,6 +198,7 @@ static void test_days(void) {
         HVS_REQUIRE(tr_history_put_hour(h, "b1", "a1", &x) >= 0, "put");
         x.use *= 10;
         HVS_REQUIRE(tr_history_put_hour(h, "b1", HVS_FS_BUILDING, &x) >= 0, "put");
+        put_weather(h, "b1", t0 + k * HOUR, k);
         if (k == 50) /* a save mid-way: later evictions must rewrite days already stored */
             save(h);
     }
@@ -157,6 +207,8 @@ static void test_days(void) {
     late.hour = -29 * HOUR;
     tr_history_put_hour(h, "b1", "a9", &odd);
     tr_history_put_hour(h, "b1", "a9", &late);
+    hvs_feat_wx_t wodd = {odd.hour - 1, true, -12.5, 90, 100, 0, 1}; /* its weather, odd too */
+    tr_history_put_weather(h, "b2", odd.hour, &wodd);
     save(h);
     tr_building_t *b = tr_history_building(h, "b1", false);
     const char *ents[] = {HVS_FS_BUILDING, "a1", "a9"};
@@ -169,9 +221,20 @@ static void test_days(void) {
         HVS_CHECK(strcmp(got, want) == 0, "%s: Redis holds the ring's days: %s, want %s", key, got,
                   want);
     }
+    const char *wb[] = {"b1", "b2"};
+    for (int k = 0; k < 2; k++) {
+        char key[64], got[1024], want[1024];
+        snprintf(key, sizeof key, "hvs:{%s}:tr:wx", wb[k]);
+        fields_of(key, got, sizeof got);
+        wx_days_held(tr_history_building(h, wb[k], false), h->ring, want, sizeof want);
+        HVS_CHECK(strcmp(got, want) == 0 && want[0],
+                  "%s: Redis holds the weather ring's days: %s, want %s", key, got, want);
+    }
     tr_history_t *h2 = load(72, 48);
     tr_building_t *b2 = tr_history_building(h2, "b1", false);
     HVS_REQUIRE(b2, "loaded");
+    HVS_CHECK(same_weather(h, h2, "b1") && same_weather(h, h2, "b2"),
+              "the weather loads back the same, bit for bit");
     for (int e = 0; e < 3; e++)
         HVS_CHECK(same_series(tr_history_series(h, b, ents[e], false),
                               tr_history_series(h2, b2, ents[e], false)),
@@ -193,7 +256,11 @@ static void test_days(void) {
     fields_of("hvs:{b1}:tr:h:-", got, sizeof got);
     days_held(s3, want, sizeof want);
     HVS_CHECK(strcmp(got, want) == 0, "shortened: Redis holds %s, want %s", got, want);
+    fields_of("hvs:{b1}:tr:wx", got, sizeof got);
+    wx_days_held(b3, 36, want, sizeof want);
+    HVS_CHECK(strcmp(got, want) == 0, "shortened: the weather's days %s, want %s", got, want);
     tr_history_t *h4 = load(36, 36);
+    HVS_CHECK(same_weather(h3, h4, "b1"), "the shortened weather loads back equal");
     HVS_CHECK(same_series(s3, tr_history_series(h4, tr_history_building(h4, "b1", false),
                                                 HVS_FS_BUILDING, false)),
               "the shortened ring loads back equal");
@@ -201,6 +268,7 @@ static void test_days(void) {
 }
 
 static void test_text_fields_migrate(void) {
+    char got0[2048], want0[2048];
     /* a series stored as the format before days: one text field per slot */
     tr_history_t *ref = tr_history_new(72, 100);
     for (int k = 0; k < 72; k++) {
@@ -219,6 +287,18 @@ static void test_text_fields_migrate(void) {
                     "HSET");
         freeReplyObject(rep);
     }
+    for (int k = 0; k < 72; k++) /* and its weather as text, a field per slot */
+        put_weather(ref, "b2", T0 + k * HOUR, k);
+    tr_building_t *rb = tr_history_building(ref, "b2", false);
+    for (size_t i = 0; i < ref->ring; i++) {
+        char v[1024], f[24];
+        size_t n = hvs_fs_encode_wx(&rb->wx[i], v, sizeof v);
+        snprintf(f, sizeof f, "%zu", i);
+        HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "HSET hvs:{b2}:tr:wx %s %b", f, v, n) == 0,
+                    "HSET");
+        freeReplyObject(rep);
+    }
+    long long wx_text_bytes = memory_of("hvs:{b2}:tr:wx");
     HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "SADD hvs:{b2}:tr:ents a1") == 0, "SADD");
     freeReplyObject(rep);
     HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "SADD hvs:tr:buildings b2") == 0, "SADD");
@@ -228,7 +308,18 @@ static void test_text_fields_migrate(void) {
     tr_series_t *s = tr_history_series(h, tr_history_building(h, "b2", false), "a1", false);
     HVS_CHECK(same_series(rs_, s), "the text fields load to the same ring");
     HVS_CHECK(s && s->legacy, "marked for rewriting");
+    HVS_CHECK(same_weather(ref, h, "b2") && tr_history_building(h, "b2", false)->wx_legacy,
+              "the text weather loads the same, marked for rewriting");
     save(h);
+    fields_of("hvs:{b2}:tr:wx", got0, sizeof got0);
+    wx_days_held(tr_history_building(h, "b2", false), 72, want0, sizeof want0);
+    HVS_CHECK(strcmp(got0, want0) == 0, "weather day fields only: %s, want %s", got0, want0);
+    long long wx_day_bytes = memory_of("hvs:{b2}:tr:wx");
+    printf("72 hours of weather (a forecast and an observation each): %lld bytes as text fields, "
+           "%lld as day fields\n",
+           wx_text_bytes, wx_day_bytes);
+    HVS_CHECK(wx_day_bytes > 0 && wx_day_bytes * 3 < wx_text_bytes,
+              "weather days at least 3x smaller");
     char got[1024], want[1024];
     fields_of("hvs:{b2}:tr:h:a1", got, sizeof got);
     days_held(s, want, sizeof want);
@@ -242,6 +333,7 @@ static void test_text_fields_migrate(void) {
     HVS_CHECK(
         same_series(rs_, tr_history_series(h2, tr_history_building(h2, "b2", false), "a1", false)),
         "the day fields load to the same ring");
+    HVS_CHECK(same_weather(ref, h2, "b2"), "the weather's day fields load the same");
 
     /* a day field that does not parse: refused, naming the key */
     HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "HSET hvs:{b2}:tr:h:a1 d20000 junk") == 0, "HSET");

@@ -43,6 +43,7 @@ static void building_free(tr_building_t *b) {
     free(b->s);
     free(b->wx);
     free(b->wx_dirty);
+    free(b->wx_stale);
     free(b->id);
     free(b);
 }
@@ -135,17 +136,26 @@ tr_series_t *tr_history_series(tr_history_t *h, tr_building_t *b, const char *id
 
 static bool same(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
 
-/* Day d lost an hour of s's: its stored field is rewritten (or deleted) at the next save. */
-static int add_stale(tr_series_t *s, int64_t d) {
-    for (size_t i = 0; i < s->nstale; i++)
-        if (s->stale[i] == d)
+/* Day d lost an hour to a newer one: its stored field is rewritten (or deleted) at the next
+ * save. *days is a set of *n (capacity *cap). */
+static int stale_add(int64_t **days, size_t *n, size_t *cap, int64_t d) {
+    for (size_t i = 0; i < *n; i++)
+        if ((*days)[i] == d)
             return 0;
-    int64_t *g = hvs_vec_grow(s->stale, &s->capstale, s->nstale + 1, sizeof *g, 8);
+    int64_t *g = hvs_vec_grow(*days, cap, *n + 1, sizeof *g, 8);
     if (!g)
         return HVS_ENOMEM;
-    s->stale = g;
-    s->stale[s->nstale++] = d;
+    *days = g;
+    g[(*n)++] = d;
     return 0;
+}
+
+static int add_stale(tr_series_t *s, int64_t d) {
+    return stale_add(&s->stale, &s->nstale, &s->capstale, d);
+}
+
+static int add_wx_stale(tr_building_t *b, int64_t d) {
+    return stale_add(&b->wx_stale, &b->nwx_stale, &b->capwx_stale, d);
 }
 
 int tr_history_put_hour(tr_history_t *h, const char *building, const char *entity,
@@ -187,8 +197,12 @@ int tr_history_put_weather(tr_history_t *h, const char *building, hvs_ms_t hour,
     if (!b)
         return HVS_ENOMEM;
     size_t slot = hvs_feat_slot(hour, h->ring);
-    if (b->wx[slot].hour != HVS_MS_NONE && b->wx[slot].hour > hour)
+    hvs_ms_t was = b->wx[slot].hour;
+    if (was != HVS_MS_NONE && was > hour)
         return 0;
+    if (was != HVS_MS_NONE && was != hour && hvs_fs_day_of(was) != hvs_fs_day_of(hour) &&
+        add_wx_stale(b, hvs_fs_day_of(was)))
+        return HVS_ENOMEM;
     int rc = hvs_feat_wx_add(&b->wx[slot], hour, rec);
     if (rc == 1)
         MARK(b->wx_dirty, slot);
@@ -203,72 +217,50 @@ void tr_history_view(const tr_history_t *h, const tr_building_t *b, const tr_ser
 
 /* ---- Redis ---------------------------------------------------------------------------------- */
 
-/* Queue "HSET key slot text ..." of the weather ring's marked slots (text, a field per slot). */
-static int hset_marked_wx(hvs_redis_batch_t *batch, const char *key, uint64_t *marks, size_t ring,
-                          const hvs_feat_wx_hour_t *slots, hvs_err_t *err) {
-    enum { VMAX = 16 + HVS_FEAT_WX_KEEP * 8 * (HVS_FMT_MAX + 1) };
-    size_t count = 0;
-    for (size_t s = 0; s < ring; s++)
-        count += IS_MARKED(marks, s);
-    if (!count)
-        return 0;
-    /* in chunks, so one command stays small */
-    size_t chunk = 512, done = 0;
-    const char **argv = malloc((2 + 2 * chunk) * sizeof *argv);
-    size_t *lens = malloc((2 + 2 * chunk) * sizeof *lens);
-    char *arena = malloc(chunk * (24 + VMAX));
-    if (!argv || !lens || !arena) {
-        free(argv), free(lens), free(arena);
-        return hvs_err_set(err, HVS_ENOMEM, "oom", "history of %s", key);
-    }
-    int rc = 0;
-    size_t s = 0;
-    while (done < count && rc == 0) {
-        size_t argc = 0, off = 0, n = 0;
-        argv[argc] = "HSET", lens[argc++] = 4;
-        argv[argc] = key, lens[argc++] = strlen(key);
-        for (; s < ring && n < chunk; s++) {
-            if (!IS_MARKED(marks, s))
-                continue;
-            char *slot = arena + off;
-            size_t sl = hvs_fmt_int64(slot, (int64_t)s);
-            off += sl;
-            char *val = arena + off;
-            size_t vl = hvs_fs_encode_wx(&slots[s], val, VMAX);
-            off += vl;
-            argv[argc] = slot, lens[argc++] = sl;
-            argv[argc] = val, lens[argc++] = vl;
-            n++;
-        }
-        done += n;
-        if (hvs_redis_batch_add(batch, (int)argc, argv, lens))
-            rc = hvs_err_set(err, HVS_ENOMEM, "oom", "redis batch");
-    }
-    free(argv), free(lens), free(arena);
-    memset(marks, 0, ((ring + 63) / 64) * sizeof *marks);
-    return rc;
-}
-
 static int cmp_day(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return x < y ? -1 : x > y;
 }
 
-/* The days s's next save writes: those of its marked slots (all of its hours when the key is
+/* What saving by day needs of a ring: a series' hours or a building's weather. */
+typedef struct day_ring {
+    const void *slots;
+    size_t ring;
+    hvs_ms_t (*hour)(const void *slots, size_t i);
+    size_t (*encode)(const void *slots, size_t ring, int64_t day, char *buf, size_t cap);
+    size_t day_max; /* the most encode writes for a day */
+    const uint64_t *dirty;
+    const int64_t *stale;
+    size_t nstale;
+    bool legacy; /* loaded from text fields of one slot each: the key is replaced */
+} day_ring_t;
+
+static hvs_ms_t series_hour(const void *x, size_t i) {
+    return ((const hvs_feat_hour_t *)x)[i].hour;
+}
+static hvs_ms_t wx_hour(const void *x, size_t i) { return ((const hvs_feat_wx_hour_t *)x)[i].hour; }
+static size_t series_encode(const void *x, size_t ring, int64_t day, char *buf, size_t cap) {
+    return hvs_fs_encode_day(x, ring, day, buf, cap);
+}
+static size_t wx_encode(const void *x, size_t ring, int64_t day, char *buf, size_t cap) {
+    return hvs_fs_encode_wx_day(x, ring, day, buf, cap);
+}
+
+/* The days r's next save writes: those of its marked slots (all of its hours when the key is
  * replaced) and the stale ones, sorted, each once; *out is the caller's to free. */
-static int days_to_write(const tr_series_t *s, int64_t **out, size_t *n) {
-    size_t cap = s->nstale + 1;
-    for (size_t i = 0; i < s->ring; i++)
-        cap += (s->legacy || IS_MARKED(s->dirty, i)) && s->hours[i].hour != HVS_MS_NONE;
+static int days_to_write(const day_ring_t *r, int64_t **out, size_t *n) {
+    size_t cap = r->nstale + 1;
+    for (size_t i = 0; i < r->ring; i++)
+        cap += (r->legacy || IS_MARKED(r->dirty, i)) && r->hour(r->slots, i) != HVS_MS_NONE;
     int64_t *d = malloc(cap * sizeof *d);
     if (!d)
         return HVS_ENOMEM;
     size_t k = 0;
-    for (size_t i = 0; i < s->ring; i++)
-        if ((s->legacy || IS_MARKED(s->dirty, i)) && s->hours[i].hour != HVS_MS_NONE)
-            d[k++] = hvs_fs_day_of(s->hours[i].hour);
-    for (size_t i = 0; i < s->nstale; i++)
-        d[k++] = s->stale[i];
+    for (size_t i = 0; i < r->ring; i++)
+        if ((r->legacy || IS_MARKED(r->dirty, i)) && r->hour(r->slots, i) != HVS_MS_NONE)
+            d[k++] = hvs_fs_day_of(r->hour(r->slots, i));
+    for (size_t i = 0; i < r->nstale; i++)
+        d[k++] = r->stale[i];
     qsort(d, k, sizeof *d, cmp_day);
     size_t u = 0;
     for (size_t i = 0; i < k; i++)
@@ -278,39 +270,42 @@ static int days_to_write(const tr_series_t *s, int64_t **out, size_t *n) {
     return 0;
 }
 
-/* Queue the writes of s's changed days: "HSET key d<day> value ..." in chunks, "HDEL key d<day>
- * ..." for days that hold no hour any more; after "DEL key" when s was loaded from text fields
- * of one slot each (the format before days). */
-static int save_series(hvs_redis_batch_t *batch, const char *key, tr_series_t *s, hvs_err_t *err) {
-    enum { CHUNK = 128, DAY_MAX = 12 + 24 * (4 * 10 + 7 * 9), NAME_MAX = 24 };
-    bool any = s->legacy || s->nstale;
-    for (size_t w = 0; !any && w < swords(s); w++)
-        any = s->dirty[w] != 0;
+/* Queue the writes of r's changed days: "HSET key d<day> value ..." in chunks of about 1 MB,
+ * "HDEL key d<day> ..." for days that hold no hour any more; after "DEL key" when r was loaded
+ * from text fields of one slot each (the format before days). The caller clears r's marks. */
+static int save_days(hvs_redis_batch_t *batch, const char *key, const day_ring_t *r,
+                     hvs_err_t *err) {
+    enum { NAME_MAX = 24 };
+    bool any = r->legacy || r->nstale;
+    for (size_t w = 0; !any && w < (r->ring + 63) / 64; w++)
+        any = r->dirty[w] != 0;
     if (!any)
         return 0;
     int64_t *days;
     size_t nd;
-    if (days_to_write(s, &days, &nd))
+    if (days_to_write(r, &days, &nd))
         return hvs_err_set(err, HVS_ENOMEM, "oom", "history of %s", key);
-    const char **argv = malloc((2 + 2 * CHUNK) * sizeof *argv);
-    size_t *lens = malloc((2 + 2 * CHUNK) * sizeof *lens);
-    char *arena = malloc(CHUNK * (NAME_MAX + DAY_MAX));
+    size_t chunk = (1u << 20) / (NAME_MAX + r->day_max);
+    chunk = chunk < 1 ? 1 : chunk > 128 ? 128 : chunk;
+    const char **argv = malloc((2 + 2 * chunk) * sizeof *argv);
+    size_t *lens = malloc((2 + 2 * chunk) * sizeof *lens);
+    char *arena = malloc(chunk * (NAME_MAX + r->day_max));
     char *gone = malloc(nd * NAME_MAX + 1);
     const char **dargv = malloc((2 + nd) * sizeof *dargv);
     int rc = !argv || !lens || !arena || !gone || !dargv ? HVS_ENOMEM : 0;
-    if (rc == 0 && s->legacy) {
+    if (rc == 0 && r->legacy) {
         const char *a1[] = {"DEL", key};
         rc = hvs_redis_batch_add(batch, 2, a1, NULL);
     }
     size_t ngone = 0;
     for (size_t i = 0; i < nd && rc == 0;) {
         size_t argc = 2, off = 0;
-        for (; i < nd && argc < 2 + 2 * CHUNK; i++) {
+        for (; i < nd && argc < 2 + 2 * chunk; i++) {
             char *name = arena + off;
             size_t nl = (size_t)snprintf(name, NAME_MAX, "d%lld", (long long)days[i]);
             char *val = name + NAME_MAX;
-            size_t vl = hvs_fs_encode_day(s->hours, s->ring, days[i], val, DAY_MAX);
-            if (vl > DAY_MAX) { /* DAY_MAX bounds every day: a broken bound, not bad data */
+            size_t vl = r->encode(r->slots, r->ring, days[i], val, r->day_max);
+            if (vl > r->day_max) { /* day_max bounds every day: a broken bound, not bad data */
                 rc = HVS_EINVAL;
                 break;
             }
@@ -320,7 +315,7 @@ static int save_series(hvs_redis_batch_t *batch, const char *key, tr_series_t *s
                 dargv[2 + ngone++] = g;
                 continue;
             }
-            off += NAME_MAX + DAY_MAX;
+            off += NAME_MAX + r->day_max;
             argv[argc] = name, lens[argc++] = nl;
             argv[argc] = val, lens[argc++] = vl;
         }
@@ -330,7 +325,7 @@ static int save_series(hvs_redis_batch_t *batch, const char *key, tr_series_t *s
             rc = hvs_redis_batch_add(batch, (int)argc, argv, lens);
         }
     }
-    if (rc == 0 && ngone && !s->legacy) {
+    if (rc == 0 && ngone && !r->legacy) {
         dargv[0] = "HDEL", dargv[1] = key;
         rc = hvs_redis_batch_add(batch, (int)(2 + ngone), dargv, NULL);
     }
@@ -338,10 +333,32 @@ static int save_series(hvs_redis_batch_t *batch, const char *key, tr_series_t *s
     if (rc)
         return hvs_err_set(err, rc, rc == HVS_EINVAL ? "day_too_large" : "oom", "history of %s",
                            key);
-    memset(s->dirty, 0, swords(s) * sizeof *s->dirty);
-    s->nstale = 0;
-    s->legacy = false;
     return 0;
+}
+
+static int save_series(hvs_redis_batch_t *batch, const char *key, tr_series_t *s, hvs_err_t *err) {
+    day_ring_t r = {s->hours, s->ring,  series_hour, series_encode, 12 + 24 * (4 * 10 + 7 * 9),
+                    s->dirty, s->stale, s->nstale,   s->legacy};
+    int rc = save_days(batch, key, &r, err);
+    if (rc == 0) {
+        memset(s->dirty, 0, swords(s) * sizeof *s->dirty);
+        s->nstale = 0;
+        s->legacy = false;
+    }
+    return rc;
+}
+
+static int save_weather(hvs_redis_batch_t *batch, const char *key, const tr_history_t *h,
+                        tr_building_t *b, hvs_err_t *err) {
+    day_ring_t r = {b->wx,       h->ring,     wx_hour,      wx_encode,   HVS_FS_WX_DAY_MAX,
+                    b->wx_dirty, b->wx_stale, b->nwx_stale, b->wx_legacy};
+    int rc = save_days(batch, key, &r, err);
+    if (rc == 0) {
+        memset(b->wx_dirty, 0, words(h) * sizeof *b->wx_dirty);
+        b->nwx_stale = 0;
+        b->wx_legacy = false;
+    }
+    return rc;
 }
 
 int tr_history_save(tr_history_t *h, hvs_redis_batch_t *batch, hvs_err_t *err) {
@@ -357,7 +374,7 @@ int tr_history_save(tr_history_t *h, hvs_redis_batch_t *batch, hvs_err_t *err) {
         if (rc == 0 && hvs_redis_key(key, sizeof key, b->id, err, "tr:wx") < 0)
             return HVS_EINVAL;
         if (rc == 0)
-            rc = hset_marked_wx(batch, key, b->wx_dirty, h->ring, b->wx, err);
+            rc = save_weather(batch, key, h, b, err);
         if (rc)
             return rc;
         if (b->meta_dirty) {
@@ -422,6 +439,40 @@ static int load_field(tr_series_t *s, tr_building_t *b, const char *key, const r
     return 0;
 }
 
+/* A stored hour of weather into b's ring, as place_hour: the newest of the hours that share a
+ * slot stays, the day of the one left out is stale. */
+static int place_wx(const tr_history_t *h, tr_building_t *b, const hvs_feat_wx_hour_t *w) {
+    hvs_feat_wx_hour_t *o = &b->wx[hvs_feat_slot(w->hour, h->ring)];
+    if (o->hour != HVS_MS_NONE && o->hour > w->hour)
+        return add_wx_stale(b, hvs_fs_day_of(w->hour));
+    if (o->hour != HVS_MS_NONE && o->hour != w->hour && add_wx_stale(b, hvs_fs_day_of(o->hour)))
+        return HVS_ENOMEM;
+    *o = *w;
+    return 0;
+}
+
+/* One stored field of b's weather (key): a day "d<day>", or a text slot of the format before. */
+static int load_wx_field(const tr_history_t *h, tr_building_t *b, const char *key,
+                         const redisReply *f, const redisReply *v, hvs_err_t *err) {
+    static hvs_feat_wx_hour_t got[24]; /* 24 x 0.8 KB: not on the stack; one loading thread */
+    size_t n = 1;
+    bool day = f->type == REDIS_REPLY_STRING && f->len > 1 && f->str[0] == 'd';
+    char *end = NULL;
+    long long d = day ? strtoll(f->str + 1, &end, 10) : 0;
+    if (v->type != REDIS_REPLY_STRING || (day && *end) ||
+        (day ? hvs_fs_decode_wx_day(v->str, v->len, d, got)
+             : hvs_fs_decode_wx(v->str, v->len, &got[0])))
+        return hvs_err_set(err, HVS_ESERDE, "bad_state", "%s field %s does not parse", key,
+                           f->type == REDIS_REPLY_STRING ? f->str : "?");
+    if (day)
+        n = 24;
+    b->wx_legacy |= !day;
+    for (size_t i = 0; i < n; i++)
+        if (got[i].hour != HVS_MS_NONE && place_wx(h, b, &got[i]))
+            return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", key);
+    return 0;
+}
+
 int tr_history_load(tr_history_t *h, hvs_redis_t *r, hvs_redis_batch_t *batch, hvs_err_t *err) {
     hvs_redis_batch_reset(batch);
     const char *a[] = {"SMEMBERS", "hvs:tr:buildings"};
@@ -472,18 +523,9 @@ int tr_history_load(tr_history_t *h, hvs_redis_t *r, hvs_redis_batch_t *batch, h
             break;
         const redisReply *ents = reply(batch, 0, REDIS_REPLY_ARRAY),
                          *wx = reply(batch, 1, REDIS_REPLY_ARRAY);
-        for (size_t k = 0; wx && k + 1 < wx->elements; k += 2) {
-            hvs_feat_wx_hour_t w;
-            const redisReply *v = wx->element[k + 1];
-            if (v->type != REDIS_REPLY_STRING || hvs_fs_decode_wx(v->str, v->len, &w)) {
-                rc = hvs_err_set(err, HVS_ESERDE, "bad_state", "%s slot %s does not parse", wkey,
-                                 wx->element[k]->str);
-                break;
-            }
-            hvs_feat_wx_hour_t *o = &b->wx[hvs_feat_slot(w.hour, h->ring)];
-            if (o->hour == HVS_MS_NONE || o->hour <= w.hour)
-                *o = w;
-        }
+        for (size_t k = 0; wx && k + 1 < wx->elements && rc == 0; k += 2)
+            rc = load_wx_field(h, b, wkey, wx->element[k], wx->element[k + 1], err);
+        memset(b->wx_dirty, 0, words(h) * sizeof *b->wx_dirty);
         char **eids = NULL;
         size_t ne = ents ? ents->elements : 0;
         if (rc == 0 && ne) {

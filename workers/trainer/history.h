@@ -13,7 +13,11 @@
  *                           hour to a newer one is deleted. Text fields "<slot>" -> one hour
  *                           (hvs_fs_encode_hour) are the format before days: still loaded, and
  *                           the series' next save replaces the key with day fields
- *   hvs:{B}:tr:wx           HASH slot -> weather records of the hour
+ *   hvs:{B}:tr:wx           HASH "d<day>" -> the weather records of that UTC day's hours
+ *                           (hvs_fs_encode_wx_day: binary, exact, independent of the ring's
+ *                           length); kept exactly as the series' days are. Text fields "<slot>"
+ *                           (hvs_fs_encode_wx) are the format before: still loaded, and the
+ *                           building's next save replaces the key
  *   hvs:{B}:tr:ents         SET  entities
  *   hvs:tr:buildings        SET  buildings with history
  *
@@ -55,6 +59,9 @@ typedef struct tr_building {
     char *id;
     hvs_feat_wx_hour_t *wx; /* ring */
     uint64_t *wx_dirty;
+    int64_t *wx_stale; /* days that lost an hour of weather to a newer one since the last save */
+    size_t nwx_stale, capwx_stale;
+    bool wx_legacy;  /* weather loaded from text fields of one slot each: the key is replaced */
     tr_series_t **s; /* sorted by id; "-" first */
     size_t ns, caps;
     bool meta_dirty;

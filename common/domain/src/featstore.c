@@ -613,6 +613,63 @@ int hvs_fs_decode_day(const char *v, size_t len, int64_t day, hvs_feat_hour_t *o
     return p == end ? 0 : -1;
 }
 
+/* The weather of a ring of any length by UTC day, the same way: field "d<day>", value byte 4
+ * (the format), zigzag varint day, then per hour of the day, 0..23, a varint as the weather
+ * blocks' slots (0: the ring holds no hour there; WH_PRESENT, | WH_ODD_HOUR with the zigzag
+ * varint of the hour's milliseconds) and the hour's records (wx_body). */
+#define WX_DAY_FORMAT 4
+
+size_t hvs_fs_encode_wx_day(const hvs_feat_wx_hour_t *ring, size_t nslots, int64_t day, char *buf,
+                            size_t cap) {
+    size_t n = 0, held = 0;
+    hvs_pack_put_bytes(buf, cap, &n, (const char[]){WX_DAY_FORMAT}, 1);
+    hvs_pack_put_varint(buf, cap, &n, zigzag(day));
+    for (int64_t i = 0; i < 24; i++) {
+        hvs_ms_t at = (day * 24 + i) * HVS_MS_HOUR;
+        const hvs_feat_wx_hour_t *w = &ring[hvs_feat_slot(at, nslots)];
+        if (w->hour == HVS_MS_NONE || w->hour < at || w->hour >= at + HVS_MS_HOUR) {
+            hvs_pack_put_varint(buf, cap, &n, 0);
+            continue;
+        }
+        bool odd = w->hour != at;
+        hvs_pack_put_varint(buf, cap, &n, WH_PRESENT | (odd ? WH_ODD_HOUR : 0));
+        if (odd)
+            hvs_pack_put_varint(buf, cap, &n, zigzag(w->hour));
+        put_wx_body(buf, cap, &n, w);
+        held++;
+    }
+    return held ? n : 0;
+}
+
+int hvs_fs_decode_wx_day(const char *v, size_t len, int64_t day, hvs_feat_wx_hour_t *out) {
+    const unsigned char *p = (const unsigned char *)v, *end = p + len;
+    uint64_t d;
+    if (len < 1 || *p++ != WX_DAY_FORMAT || hvs_pack_get_varint(&p, end, &d) ||
+        unzigzag(d) != day || day > INT64_MAX / DAY_MS - 1 || day < INT64_MIN / DAY_MS + 1)
+        return -1;
+    for (int64_t i = 0; i < 24; i++) {
+        hvs_feat_wx_hour_t *w = &out[i];
+        hvs_ms_t at = (day * 24 + i) * HVS_MS_HOUR;
+        uint64_t head, t;
+        *w = (hvs_feat_wx_hour_t){.hour = HVS_MS_NONE};
+        if (hvs_pack_get_varint(&p, end, &head))
+            return -1;
+        if (head == 0)
+            continue;
+        if (!(head & WH_PRESENT) || head > (WH_PRESENT | WH_ODD_HOUR))
+            return -1;
+        w->hour = at;
+        if (head & WH_ODD_HOUR) {
+            if (hvs_pack_get_varint(&p, end, &t))
+                return -1;
+            w->hour = unzigzag(t);
+        }
+        if (w->hour < at || w->hour >= at + HVS_MS_HOUR || get_wx_body(&p, end, w))
+            return -1;
+    }
+    return p == end ? 0 : -1;
+}
+
 /* ---- Redis ---------------------------------------------------------------------------------- */
 
 /* Queue "HSET key b<k> block ..." of the weather ring's blocks with a marked slot (an all-empty

@@ -125,6 +125,12 @@ int64_t hvs_fs_day_of(hvs_ms_t hour);
 size_t hvs_fs_encode_day(const hvs_feat_hour_t *ring, size_t nslots, int64_t day, char *buf,
                          size_t cap);
 int hvs_fs_decode_day(const char *v, size_t len, int64_t day, hvs_feat_hour_t *out);
+/* The weather of such a ring by UTC day, the same way (the layout in featstore.c); at most
+ * HVS_FS_WX_DAY_MAX bytes. */
+size_t hvs_fs_encode_wx_day(const hvs_feat_wx_hour_t *ring, size_t nslots, int64_t day, char *buf,
+                            size_t cap);
+int hvs_fs_decode_wx_day(const char *v, size_t len, int64_t day, hvs_feat_wx_hour_t *out);
+#define HVS_FS_WX_DAY_MAX (12 + 24 * (30 + HVS_FEAT_WX_KEEP * (30 + 5 * 9)))
 /* Encodings of one slot (for tests, the trainer's history of before day fields, and state of
  * the format before blocks): value into buf, returns the length needed. */
 size_t hvs_fs_encode_hour(const hvs_feat_hour_t *h, char *buf, size_t cap);
