@@ -348,6 +348,41 @@ static void test_text_fields_migrate(void) {
     tr_history_destroy(ref), tr_history_destroy(h), tr_history_destroy(h2), tr_history_destroy(h3);
 }
 
+/* What live weather costs: every 6-hourly run of 72 h issued for an hour (12) and the
+ * observation, one-decimal temperatures and winds, whole percents and W/m2, for 7 days: loads
+ * back the same, and the Redis bytes per building-year are printed (README "The window"). */
+static void test_live_weather_cost(void) {
+    tr_history_t *h = tr_history_new(7 * 24, 10);
+    int records = 0;
+    for (int k = 0; k < 7 * 24; k++) {
+        hvs_ms_t t = T0 + k * HOUR;
+        for (int run = 12; run >= 1; run--) {
+            hvs_ms_t issued = (t - run * 6 * HOUR) / (6 * HOUR) * (6 * HOUR);
+            hvs_feat_wx_t f = {
+                issued,          false,           0.1 * ((k * 7 + run) % 200) - 5, (k + run) % 100,
+                (k * run) % 101, 10.0 * (k % 60), 0.1 * ((k + run) % 120)};
+            records += tr_history_put_weather(h, "b3", t, &f) == 1;
+        }
+        hvs_feat_wx_t o = {t + HOUR, true, 0.1 * (k % 200) - 5, k % 100, NAN, 10.0 * (k % 60), 2.5};
+        records += tr_history_put_weather(h, "b3", t, &o) == 1;
+    }
+    size_t text = 0; /* the values alone as the text fields before days were */
+    tr_building_t *b = tr_history_building(h, "b3", false);
+    for (size_t i = 0; i < h->ring; i++)
+        text += hvs_fs_encode_wx(&b->wx[i], NULL, 0);
+    save(h);
+    long long bytes = memory_of("hvs:{b3}:tr:wx");
+    printf("live weather, %d records in %d hours: %lld bytes in Redis, %.0f an hour, %.2f MB per "
+           "building-year (as text: %.0f bytes an hour of values alone)\n",
+           records, 7 * 24, bytes, bytes / (7.0 * 24), bytes / (7.0 * 24) * 8760 / 1e6,
+           text / (7.0 * 24));
+    HVS_CHECK(records >= 12 * 7 * 24 && bytes > 0 && bytes / (7.0 * 24) < 300,
+              "%d records, %lld bytes", records, bytes);
+    tr_history_t *h2 = load(7 * 24, 7 * 24);
+    HVS_CHECK(same_weather(h, h2, "b3"), "loads back the same");
+    tr_history_destroy(h), tr_history_destroy(h2);
+}
+
 static void setup(void) {
     HVS_REQUIRE(hvs_test_redis_start(&rs, 0) == 0, "redis");
     hvs_err_t err = {0};
@@ -361,10 +396,12 @@ static void teardown(void) {
 
 static void run_days(void) { setup(), test_days(), teardown(); }
 static void run_text(void) { setup(), test_text_fields_migrate(), teardown(); }
+static void run_live_weather(void) { setup(), test_live_weather_cost(), teardown(); }
 
 static const hvs_test_case_t cases[] = {
     {"day_fields_follow_the_ring", run_days},
     {"text_fields_migrate_to_days", run_text},
+    {"live_weather_costs_little", run_live_weather},
     HVS_TEST_CASES_END,
 };
 
