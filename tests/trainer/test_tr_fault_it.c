@@ -7,20 +7,23 @@
  * section 5); its outputs are the ModelVersion records of a training round on `models`. A round
  * starts once the inputs are caught up (HVS_TRAIN_EVERY of event time after the last: the
  * first round of a run comes when the whole stream is read), so every run trains once, at its
- * end, on the window it holds then: after kill -9, Redis restarted empty or flushed (the window
- * rebuilt by replaying the inputs over the training window), a killed rebuild, a broker outage
- * or the poison set, that window - and therefore every record - must be the undisturbed run's.
- * The records are compared whole, the compressed XGBoost bytes, metrics, folds, training
- * profile and gate decision included; only the wall-clock fields are dropped (created_at,
- * decided_at, params.train_seconds). Dead letters are compared too.
+ * end, on the window it holds then: after kill -9, a worker paused past its session timeout,
+ * Redis restarted empty, flushed (the window rebuilt by replaying the inputs over the training
+ * window) or paused, a killed rebuild, a broker outage or the poison set, that window - and
+ * therefore every record - must be the undisturbed run's, and the run's log must show one
+ * scheduled round. The records are compared whole, the compressed XGBoost bytes, metrics,
+ * folds, training profile and gate decision included; only the wall-clock fields are dropped
+ * (created_at, decided_at, params.train_seconds). Dead letters are compared too. (It found a
+ * restarted trainer, or one whose assignment was lost, taking an idle poll before the group's
+ * assignment for caught up: it trained every scope on the window as far as its last commit.)
  *
  * The stream (deterministic given TR_SEED), written once before the first run: 3 buildings in
  * 2 archetypes with 2 apartments each, 16 days of hourly building and apartment aggregates
  * with revisions (another value 1-20 h later), exact duplicates, late hours (2-10 h, out of
  * order) and a few hours never sent; hourly observations (a few late or never published) and
- * 6-hourly forecast runs 30 h ahead; technicians' verdicts on one building's apartment-days
- * (one of them overturned later, an UNSURE that labels nothing) on alerts.feedback; alerts
- * that are not MODEL_DRIFT on `alerts` (read and ignored); bad records of every input.
+ * 6-hourly forecast runs 30 h ahead; technicians' verdicts on three apartments' days (one
+ * overturned later, an UNSURE that labels nothing) on alerts.feedback; alerts that are not
+ * MODEL_DRIFT on `alerts` (read and ignored); bad records of every input.
  * The undisturbed run publishes v1 of forecast, anomaly-residual (global and both
  * archetypes), anomaly-classifier/global and refresh/<scope> of each approved forecast.
  *
@@ -28,21 +31,22 @@
  * drift run starts at once, on the window read so far: its model depends on batch boundaries),
  * a Redis loss on a window older than the topics' retention (a rebuild can only replay what the
  * topics still hold; here they hold it all), and the second member (the trainer is a single
- * member holding the whole window). A kill -9 in the middle of a training round is its own case
- * (kill9_during_round): see its comment.
+ * member holding the whole window). kill9_during_round (kill -9 in the middle of the round)
+ * reproduces a gap, out of CI (label known_gap): the restarted member runs the whole round
+ * again and publishes what it had published as new versions (design section 12).
  *
  * Settings: a small model (40 rounds of depth-3 trees on one thread, 2 folds of 3 days, 6
  * horizons), --batch 300 (many batches, so faults land mid-stream), session timeout 4 s.
  */
 #include <jansson.h>
 #include <math.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hvs/kafka.h"
+#include "hvs/redis.h"
 #include "hvs/serde.h"
 #include "hvs/time.h"
 #include "hvs/topics.h"
@@ -89,6 +93,22 @@ static json_t *tr_comparable(const json_t *v) {
     return c;
 }
 
+/* The round has ended: the trainer writes hvs:tr:last (the newest hour it trained up to) once
+ * its queue of runs is empty. A run can take seconds on a loaded machine, with no output
+ * meanwhile: the harness's quiet time alone would end the run in the middle of the round. */
+static bool tr_settled(hvs_fault_run_t *run) {
+    hvs_redis_t *r = NULL;
+    hvs_err_t err = {0};
+    redisReply *rep = NULL;
+    bool done = hvs_redis_connect(run->redis.addr, NULL, &r, &err) == 0 &&
+                hvs_redis_command(r, &rep, &err, "GET hvs:tr:last") == 0 && rep &&
+                rep->type == REDIS_REPLY_STRING && strtoll(rep->str, NULL, 10) == T0 + DAYS * DAY;
+    if (rep)
+        freeReplyObject(rep);
+    hvs_redis_destroy(r);
+    return done;
+}
+
 static const hvs_fault_stage_t STAGE = {
     .name = "trainer",
     .exe = HVS_TEST_TRAINER,
@@ -106,6 +126,7 @@ static const hvs_fault_stage_t STAGE = {
     .key = tr_key,
     .rank = NULL, /* the later message */
     .comparable = tr_comparable,
+    .settled = tr_settled,
 };
 
 /* ---- the seeded world ------------------------------------------------------------------------ */
@@ -467,6 +488,14 @@ static size_t count_reason(const json_t *dead, const char *input, const char *re
     return n;
 }
 
+/* One scheduled round in the run's log: a round started before the stream was read (an idle
+ * poll before the group's assignment taken for caught up) would be a second, or the only one
+ * on a partial window. */
+static void one_round(const hvs_fault_run_t *run) {
+    size_t n = hvs_fault_log_count(run, "training every model (scheduled)");
+    HVS_CHECK(n == 1, "%s: %zu scheduled rounds (want 1)", run->name, n);
+}
+
 static const char *const TRAINED[] = {
     "forecast/global",
     "forecast/archetype:passive",
@@ -544,9 +573,7 @@ static void test_reference(void) {
         HVS_CHECK(count_reason(ref->dead, NATURAL[i][0], NATURAL[i][1]) == 1,
                   "reference: a record of %s dead-lettered as %s", NATURAL[i][0], NATURAL[i][1]);
     HVS_CHECK(ref->restarts == 0, "reference: %d restarts", ref->restarts);
-    HVS_CHECK(hvs_fault_log_count(ref, "training every model (scheduled)") == 1,
-              "reference: one scheduled round (%zu)",
-              hvs_fault_log_count(ref, "training every model (scheduled)"));
+    one_round(ref);
     printf("  reference: %zu versions (%zu refresh), %.1f s\n", json_object_size(ref->latest),
            refreshes, (double)ref->ms / 1000);
 }
@@ -554,6 +581,7 @@ static void test_reference(void) {
 static void standard(hvs_fault_run_t *(*fn)(hvs_fault_world_t *, const hvs_fault_run_t *)) {
     need_reference();
     hvs_fault_run_t *run = fn(&world, ref);
+    one_round(run);
     printf("  %s: %.1f s\n", run->name, (double)run->ms / 1000);
     hvs_fault_run_free(run);
 }
@@ -569,12 +597,15 @@ static void test_rebuild_kill9(void) { standard(hvs_fault_case_rebuild_kill9); }
 static void test_kill9_seed_11(void) {
     need_reference();
     hvs_fault_run_t *run = hvs_fault_case_kill9(&world, ref, 11);
+    one_round(run);
     printf("  %s: %.1f s\n", run->name, (double)run->ms / 1000);
     hvs_fault_run_free(run);
 }
 
 /* Once the stream is read, kill -9 the member after the round's first published version (the
- * round runs after the last commit, so no progress-drawn point lands in it). */
+ * round runs after the last commit, so no progress-drawn point lands in it). A known gap: the
+ * restart runs the round again, so forecast/global v2 (the same model, PENDING_APPROVAL) is a
+ * key the reference does not have. */
 static void kill_in_round(hvs_fault_run_t *run, void *arg) {
     (void)arg;
     for (int64_t end = hvs_test_now_ms() + 60000; hvs_test_now_ms() < end;) {
@@ -650,6 +681,7 @@ static void test_poison(void) {
     for (size_t i = 0; i < first_half; i++)
         poisons[i].before = true;
     hvs_fault_check_poisons(ref, run, poisons, npoisons);
+    one_round(run);
     printf("  %s: %.1f s\n", run->name, (double)run->ms / 1000);
     hvs_fault_run_free(run);
 }
