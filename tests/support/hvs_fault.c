@@ -396,7 +396,8 @@ hvs_fault_run_t *hvs_fault_run(hvs_fault_world_t *w, const char *name,
         /* a next phase is due once the ones before are consumed as the run's end would be */
         bool next = s->fill && run->phase < (s->phases ? s->phases : 2);
         int64_t want = next ? run->written : run->total;
-        if (c < want || (!next && run->fired < run->opts.npoints) || !members_caught_up(run)) {
+        if (c < want || (!next && run->fired < run->opts.npoints) || !members_caught_up(run) ||
+            (s->settled && !s->settled(run))) {
             out_size = -1;
             continue;
         }

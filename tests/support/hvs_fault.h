@@ -11,8 +11,9 @@
  * While the run consumes, the fault points fire in order, each when the group's progress
  * (committed offsets / messages in the input) reaches its `at`; a fault waits with
  * hvs_fault_wait, which keeps supervising. The run ends when every input message is committed,
- * every live member is ready with hvs_<stage>_consumer_lag_messages 0, and the output and
- * dead-letter topics have not grown for quiet_ms.
+ * every live member is ready with hvs_<stage>_consumer_lag_messages 0, the stage says it has
+ * settled (stage->settled, if any), and the output and dead-letter topics have not grown for
+ * quiet_ms.
  *
  * Inputs: a stage consumes one or more input topics in its one group (the features worker reads
  * aggregates.hourly and weather.hourly). Progress and "every input message committed" are summed
@@ -77,6 +78,11 @@ typedef struct hvs_fault_stage {
      * alerts). Progress (the fault points' `at`) counts every phase's messages, so faults may
      * land in any. */
     int64_t (*fill)(hvs_fault_run_t *run, int phase);
+    /* Whether the members' work between batches is done (NULL: nothing beyond being caught
+     * up): asked once they are caught up, before the outputs' quiet time counts. A stage whose
+     * outputs come from work after the last commit that may outlast the quiet time (the
+     * trainer's round: minutes of training without an output) says when it has ended. */
+    bool (*settled)(hvs_fault_run_t *run);
     int phases;           /* with fill: 2 or more; 0 = 2 */
     int input_partitions; /* of the per-run inputs; 0 = 12 */
 } hvs_fault_stage_t;

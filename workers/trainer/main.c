@@ -827,8 +827,14 @@ static int after_batch(void *opaque, const hvs_stage_batch_t *b, hvs_err_t *err)
         hvs_log_info("trainer", "training %s (requested)", req);
         rc = queue_scopes(w, req, false, err);
     }
-    /* scheduled runs wait until the inputs are caught up: a backfill trains once, at its end */
-    bool caught_up = w->newest != 0 && b->caught_up;
+    /* scheduled runs wait until the inputs are caught up: a backfill trains once, at its end.
+     * An idle poll while the member holds no partition reports no lag: right after a restart
+     * (the window loaded from Redis) or a lost assignment (a broker outage past the session
+     * timeout) the group has not handed it the inputs yet, so that is not caught up - it
+     * trained every scope on the window as far as the last commit (test_tr_fault_it). */
+    size_t nparts;
+    hvs_stage_partitions(w->stage, &nparts);
+    bool caught_up = w->newest != 0 && nparts > 0 && b->caught_up;
     bool idle = w->head == w->njobs;
     if (rc == 0 && idle && !w->scheduled && caught_up &&
         w->newest - w->last_train >= settings.every_ms) {
