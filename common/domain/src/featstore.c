@@ -406,8 +406,9 @@ int hvs_fs_decode_block(const char *v, size_t len, size_t block, hvs_feat_hour_t
  * varint x = observed | unit << 1 | zigzag(delta) << 3 with delta = issued_at - hour in the
  * unit's steps (0: ms, 1: s, 2: h), or, when that does not fit, x = observed | 3 << 1 and the
  * zigzag varint of issued_at itself; a varint mask of the numbers present (temp, rh, cloud, ghi,
- * wind; NaN the bit clear) and those numbers as pack.h doubles. A forecast issued at a whole hour with one-decimal values
- * takes ~10 bytes; as text it took ~45, and a field per slot ~60 more in Redis. */
+ * wind; NaN the bit clear) and those numbers as pack.h doubles. A forecast issued on a whole
+ * hour with one-decimal values takes 10-20 bytes; as text it took ~45, and a field per slot
+ * ~60 more in Redis. */
 enum { WH_PRESENT = 1, WH_ODD_HOUR = 2 };
 #define WX_BLOCK_FORMAT 3
 #define WX_NUMBERS 5

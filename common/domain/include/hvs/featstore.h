@@ -64,8 +64,7 @@ typedef struct hvs_fs_building {
     int32_t partition;
     hvs_feat_wx_hour_t wx[HVS_FS_HOURS];
     uint64_t wx_dirty[(HVS_FS_HOURS + 63) / 64];
-    bool
-        wx_legacy; /* weather loaded with fields of one slot each: the key replaced at the next save */
+    bool wx_legacy; /* weather loaded from fields of one slot each: replaced at the next save */
     hvs_fs_entity_t **ents; /* sorted by id */
     size_t nents, capents;
     bool meta_dirty; /* entity set or partition membership to write */
