@@ -128,6 +128,7 @@ static int check_aggregate(const agg_raw_t *raw, avro_value_t *v, hvs_ms_t now, 
         if ((rc = hvs_fields_check_double((raw->has >> k) & 1u, raw->v[k], value_lo[k], value_hi[k],
                                           dst[k], value_names[k], err)))
             return rc;
+    h->water = NAN; /* checked, not kept: no feature reads it (features.h) */
     hvs_feat_hour_round(h);
     return 0;
 }

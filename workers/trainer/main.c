@@ -278,7 +278,7 @@ static int judge(worker_t *w, const rd_kafka_message_t *m, hvs_err_t *why) {
                                "window start %lld ms is outside years 1900..3000", (long long)ws);
         hvs_feat_hour_t h = {ws,
                              hvs_serde_field_double(v, "heating_kwh"),
-                             hvs_serde_field_double(v, "hot_water_litres"),
+                             NAN, /* hot water: no feature reads it (features.h) */
                              hvs_serde_field_double(v, "room_temp_mean_c"),
                              hvs_serde_field_double(v, "setpoint_mean_c"),
                              hvs_serde_field_double(v, "comfort_gap_mean_c"),

@@ -81,8 +81,10 @@
 /* One hour of an entity (what the features need of an Aggregate). hour = HVS_MS_NONE: empty. */
 typedef struct hvs_feat_hour {
     hvs_ms_t hour;
-    double use;                              /* heating kWh; NaN unknown */
-    double water;                            /* hot water litres; NaN unknown */
+    double use;   /* heating kWh; NaN unknown */
+    double water; /* hot water litres; NaN unknown. No feature reads it, so the readers of
+                     aggregates keep NaN (the rings' 2-3 bytes an hour); a feature that needs it
+                     bumps HVS_FEATURES_REVISION and starts from an empty history of it */
     double room_temp, setpoint, comfort_gap; /* means over the hour; NaN unknown */
     uint32_t revision;
     double valve, temp_std; /* the rooms' mean valve position and temperature std (rooms.h) */
