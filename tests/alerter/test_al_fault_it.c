@@ -509,17 +509,6 @@ static void need_reference(void) {
 
 /* ---- cases -------------------------------------------------------------------------------- */
 
-static size_t count_reason(const json_t *dead, const char *input, const char *reason) {
-    size_t n = 0, li = strlen(input);
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)dead, k, v) {
-        const char *r = json_string_value(json_object_get(v, "error_code"));
-        n += strncmp(k, input, li) == 0 && k[li] == '/' && (!reason || hvs_test_streq(r, reason));
-    }
-    return n;
-}
-
 static const char *field(const json_t *v, const char *f) {
     return hvs_test_str(json_string_value(json_object_get(v, f)));
 }
@@ -605,19 +594,19 @@ static void test_reference(void) {
     HVS_CHECK(wide == 0, "reference: %zu alerts of al_b3's building-wide hours", wide);
     HVS_CHECK(flap <= 2, "reference: the flapping flats made %zu alerts", flap);
 
-    HVS_CHECK(count_reason(ref->dead, "scores.anomaly", NULL) == NATURAL_SCORE,
+    HVS_CHECK(hvs_fault_count_reason(ref->dead, "scores.anomaly", NULL) == NATURAL_SCORE,
               "reference: %zu score dead letters (want %d)",
-              count_reason(ref->dead, "scores.anomaly", NULL), NATURAL_SCORE);
-    HVS_CHECK(count_reason(ref->dead, "aggregates.hourly", NULL) == NATURAL_AGG,
+              hvs_fault_count_reason(ref->dead, "scores.anomaly", NULL), NATURAL_SCORE);
+    HVS_CHECK(hvs_fault_count_reason(ref->dead, "aggregates.hourly", NULL) == NATURAL_AGG,
               "reference: %zu aggregate dead letters (want %d)",
-              count_reason(ref->dead, "aggregates.hourly", NULL), NATURAL_AGG);
+              hvs_fault_count_reason(ref->dead, "aggregates.hourly", NULL), NATURAL_AGG);
     for (size_t i = 0; i < NFB; i++)
         if (FB[i].reason)
-            HVS_CHECK(count_reason(ref->dead, "alerts.feedback", FB[i].reason) == 1,
+            HVS_CHECK(hvs_fault_count_reason(ref->dead, "alerts.feedback", FB[i].reason) == 1,
                       "reference: feedback dead-lettered as %s", FB[i].reason);
-    HVS_CHECK(count_reason(ref->dead, "alerts.feedback", NULL) == NFB_REFUSED,
+    HVS_CHECK(hvs_fault_count_reason(ref->dead, "alerts.feedback", NULL) == NFB_REFUSED,
               "reference: %zu feedback dead letters (want %d)",
-              count_reason(ref->dead, "alerts.feedback", NULL), NFB_REFUSED);
+              hvs_fault_count_reason(ref->dead, "alerts.feedback", NULL), NFB_REFUSED);
     HVS_CHECK(ref->restarts == 0, "reference: %d restarts", ref->restarts);
 }
 

@@ -486,17 +486,6 @@ static void need_reference(void) {
 
 /* ---- cases -------------------------------------------------------------------------------- */
 
-static size_t count_reason(const json_t *dead, const char *input, const char *reason) {
-    size_t n = 0, li = strlen(input);
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)dead, k, v) {
-        const char *r = json_string_value(json_object_get(v, "error_code"));
-        n += strncmp(k, input, li) == 0 && k[li] == '/' && hvs_test_streq(r, reason);
-    }
-    return n;
-}
-
 static void test_reference(void) {
     need_reference();
     size_t keys = json_object_size(ref->latest);
@@ -511,14 +500,16 @@ static void test_reference(void) {
         size_t want = 0;
         for (int j = 0; j < NATURAL_AGG; j++)
             want += strcmp(NATURAL_REASONS[j], NATURAL_REASONS[k]) == 0;
-        HVS_CHECK(count_reason(ref->dead, "aggregates.hourly", NATURAL_REASONS[k]) == want,
+        HVS_CHECK(hvs_fault_count_reason(ref->dead, "aggregates.hourly", NATURAL_REASONS[k]) ==
+                      want,
                   "reference: aggregates dead-lettered as %s", NATURAL_REASONS[k]);
     }
     for (int k = 0; k < NATURAL_WX; k++) {
         size_t want = 0;
         for (int j = 0; j < NATURAL_WX; j++)
             want += strcmp(NATURAL_WX_REASONS[j], NATURAL_WX_REASONS[k]) == 0;
-        HVS_CHECK(count_reason(ref->dead, "weather.hourly", NATURAL_WX_REASONS[k]) == want,
+        HVS_CHECK(hvs_fault_count_reason(ref->dead, "weather.hourly", NATURAL_WX_REASONS[k]) ==
+                      want,
                   "reference: weather dead-lettered as %s", NATURAL_WX_REASONS[k]);
     }
     HVS_CHECK(ref->restarts == 0, "reference: %d restarts", ref->restarts);

@@ -421,17 +421,6 @@ static void need_reference(void) {
 
 /* ---- cases ------------------------------------------------------------------------------------ */
 
-static size_t count_reason(const json_t *dead, const char *input, const char *reason) {
-    size_t n = 0, li = strlen(input);
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)dead, k, v) {
-        const char *r = json_string_value(json_object_get(v, "error_code"));
-        n += strncmp(k, input, li) == 0 && k[li] == '/' && hvs_test_streq(r, reason);
-    }
-    return n;
-}
-
 /* The reference is not vacuous: every building forecast at every hour from its first aggregate
  * to its last (192 issue times), by v1 or the rules by age, and the bad records dead-lettered. */
 static void test_reference(void) {
@@ -457,9 +446,9 @@ static void test_reference(void) {
               "reference: %zu dead letters (want %d)", json_object_size(ref->dead),
               NATURAL_AGG + NATURAL_WX);
     for (int i = 0; i < NATURAL_AGG; i++)
-        HVS_CHECK(count_reason(ref->dead, "aggregates.hourly", NATURAL_REASONS[i]) == 1,
+        HVS_CHECK(hvs_fault_count_reason(ref->dead, "aggregates.hourly", NATURAL_REASONS[i]) == 1,
                   "reference: an aggregate dead-lettered as %s", NATURAL_REASONS[i]);
-    HVS_CHECK(count_reason(ref->dead, "weather.hourly", "value_out_of_range") == 1,
+    HVS_CHECK(hvs_fault_count_reason(ref->dead, "weather.hourly", "value_out_of_range") == 1,
               "reference: the 200 degC observation dead-lettered");
     HVS_CHECK(ref->restarts == 0, "reference: %d restarts", ref->restarts);
     printf("  reference: %zu forecasts published, %zu issue times, %.1f s\n", ref->nout,

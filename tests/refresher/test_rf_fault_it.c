@@ -398,17 +398,6 @@ static void need_reference(void) {
 
 /* ---- cases ------------------------------------------------------------------------------------ */
 
-static size_t count_reason(const json_t *dead, const char *input, const char *reason) {
-    size_t n = 0, li = strlen(input);
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)dead, k, v) {
-        const char *r = json_string_value(json_object_get(v, "error_code"));
-        n += strncmp(k, input, li) == 0 && k[li] == '/' && hvs_test_streq(r, reason);
-    }
-    return n;
-}
-
 /* The reference is not vacuous: every building refreshed at every tick from the first quarter's
  * end to the last but one (the last two may wait for their grace: 382..383 of 383), by
  * refresh/global v1 for the forecast/global buildings and online for the others, some flagged
@@ -447,9 +436,9 @@ static void test_reference(void) {
               "reference: %zu dead letters (want %d)", json_object_size(ref->dead),
               NATURAL_AGG + NATURAL_FC);
     for (int i = 0; i < NATURAL_AGG; i++)
-        HVS_CHECK(count_reason(ref->dead, "aggregates.15m", NATURAL_REASONS[i]) == 1,
+        HVS_CHECK(hvs_fault_count_reason(ref->dead, "aggregates.15m", NATURAL_REASONS[i]) == 1,
                   "reference: an aggregate dead-lettered as %s", NATURAL_REASONS[i]);
-    HVS_CHECK(count_reason(ref->dead, "forecasts.baseline", "not_baseline") == 1,
+    HVS_CHECK(hvs_fault_count_reason(ref->dead, "forecasts.baseline", "not_baseline") == 1,
               "reference: the REFRESHED forecast dead-lettered");
     HVS_CHECK(ref->restarts == 0, "reference: %d restarts", ref->restarts);
     printf("  reference: %zu refreshes published, %zu (building, tick), %d flagged "

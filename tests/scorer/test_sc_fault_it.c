@@ -597,17 +597,6 @@ static void need_reference(void) {
 
 /* ---- cases -------------------------------------------------------------------------------- */
 
-static size_t count_reason(const json_t *dead, const char *input, const char *reason) {
-    size_t n = 0, li = strlen(input);
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)dead, k, v) {
-        const char *r = json_string_value(json_object_get(v, "error_code"));
-        n += strncmp(k, input, li) == 0 && k[li] == '/' && hvs_test_streq(r, reason);
-    }
-    return n;
-}
-
 static bool has_string(const json_t *arr, const char *s) {
     size_t i;
     json_t *x;
@@ -672,10 +661,11 @@ static void test_reference(void) {
               "reference: %zu dead letters (want %d)", json_object_size(ref->dead),
               NATURAL_AGG + NATURAL_VEC);
     for (int k = 0; k < NATURAL_AGG; k++)
-        HVS_CHECK(count_reason(ref->dead, "aggregates.hourly", NATURAL_AGG_REASONS[k]) == 1,
+        HVS_CHECK(hvs_fault_count_reason(ref->dead, "aggregates.hourly", NATURAL_AGG_REASONS[k]) ==
+                      1,
                   "reference: an aggregate dead-lettered as %s", NATURAL_AGG_REASONS[k]);
     for (int k = 0; k < NATURAL_VEC; k++)
-        HVS_CHECK(count_reason(ref->dead, "features.hourly", NATURAL_VEC_REASONS[k]) == 1,
+        HVS_CHECK(hvs_fault_count_reason(ref->dead, "features.hourly", NATURAL_VEC_REASONS[k]) == 1,
                   "reference: a vector dead-lettered as %s", NATURAL_VEC_REASONS[k]);
     HVS_CHECK(ref->restarts == 0, "reference: %d restarts", ref->restarts);
 }

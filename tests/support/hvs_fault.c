@@ -1046,3 +1046,14 @@ void hvs_fault_producer_free(hvs_fault_producer_t *p) {
     rd_kafka_destroy(p->rk);
     free(p);
 }
+
+size_t hvs_fault_count_reason(const json_t *dead, const char *input, const char *reason) {
+    size_t n = 0, li = strlen(input);
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)dead, k, v) {
+        const char *r = json_string_value(json_object_get(v, "error_code"));
+        n += strncmp(k, input, li) == 0 && k[li] == '/' && (!reason || hvs_test_streq(r, reason));
+    }
+    return n;
+}

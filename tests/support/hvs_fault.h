@@ -177,6 +177,9 @@ size_t hvs_fault_compare(const char *what, const json_t *ref, const json_t *got,
  * runs, marked "=" where the value equals the reference's latest. */
 void hvs_fault_print_history(const hvs_fault_run_t *ref, const hvs_fault_run_t *run,
                              int print_first);
+/* Dead letters of a reduced `dead` object (keys "<logical input>/<partition>/<offset>/...") from
+ * input whose error_code is reason (NULL: any reason). */
+size_t hvs_fault_count_reason(const json_t *dead, const char *input, const char *reason);
 /* Assert (HVS_CHECK) that run equals ref: latest values and dead letters, that it caught up and
  * that no member crashed. Prints a one-line summary. */
 void hvs_fault_check_same(const hvs_fault_run_t *ref, const hvs_fault_run_t *run);

@@ -477,17 +477,6 @@ static void need_reference(void) {
 
 /* ---- cases ------------------------------------------------------------------------------------ */
 
-static size_t count_reason(const json_t *dead, const char *input, const char *reason) {
-    size_t n = 0, li = strlen(input);
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)dead, k, v) {
-        const char *r = json_string_value(json_object_get(v, "error_code"));
-        n += strncmp(k, input, li) == 0 && k[li] == '/' && hvs_test_streq(r, reason);
-    }
-    return n;
-}
-
 /* One scheduled round in the run's log: a round started before the stream was read (an idle
  * poll before the group's assignment taken for caught up) would be a second, or the only one
  * on a partial window. */
@@ -570,7 +559,7 @@ static void test_reference(void) {
     HVS_CHECK(json_object_size(ref->dead) == NNATURAL, "reference: %zu dead letters (want %zu)",
               json_object_size(ref->dead), NNATURAL);
     for (size_t i = 0; i < NNATURAL; i++)
-        HVS_CHECK(count_reason(ref->dead, NATURAL[i][0], NATURAL[i][1]) == 1,
+        HVS_CHECK(hvs_fault_count_reason(ref->dead, NATURAL[i][0], NATURAL[i][1]) == 1,
                   "reference: a record of %s dead-lettered as %s", NATURAL[i][0], NATURAL[i][1]);
     HVS_CHECK(ref->restarts == 0, "reference: %d restarts", ref->restarts);
     one_round(ref);
