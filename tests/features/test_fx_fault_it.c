@@ -95,19 +95,10 @@ static const hvs_fault_stage_t STAGE = {
 
 /* ---- the seeded input --------------------------------------------------------------------- */
 
-static uint64_t mix(uint64_t x) { /* splitmix64's finaliser */
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 /* A uniform [0, 1) drawn from (seed, a, b, c, salt): independent of the order things are
  * generated in. */
 static double u(int64_t a, int64_t b, int64_t c, int salt) {
-    uint64_t x = mix(FX_SEED ^
-                     mix((uint64_t)salt ^ mix((uint64_t)a ^ mix((uint64_t)b ^ mix((uint64_t)c)))));
-    return (double)(x >> 11) / (double)(1ULL << 53);
+    return hvs_test_draw(FX_SEED, salt, (const int64_t[]){a, b, c}, 3);
 }
 
 enum {

@@ -113,16 +113,8 @@ static const hvs_fault_stage_t STAGE = {
 
 /* ---- the seeded world ------------------------------------------------------------------------ */
 
-static uint64_t mix(uint64_t x) {
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 static double u(int64_t a, int64_t b, int salt) {
-    uint64_t x = mix(RF_SEED ^ mix((uint64_t)salt ^ mix((uint64_t)a ^ mix((uint64_t)b))));
-    return (double)(x >> 11) / (double)(1ULL << 53);
+    return hvs_test_draw(RF_SEED, salt, (const int64_t[]){a, b}, 2);
 }
 
 enum {

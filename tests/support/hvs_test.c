@@ -872,6 +872,21 @@ void hvs_test_print_phases(const char *text, const char *stage) {
     printf("\n");
 }
 
+static uint64_t mix64(uint64_t x) { /* splitmix64's finaliser */
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+double hvs_test_draw(uint64_t seed, int salt, const int64_t *keys, size_t n) {
+    uint64_t x = mix64((uint64_t)keys[n - 1]);
+    for (size_t i = n - 1; i-- > 0;)
+        x = mix64((uint64_t)keys[i] ^ x);
+    x = mix64(seed ^ mix64((uint64_t)salt ^ x));
+    return (double)(x >> 11) / (double)(1ULL << 53);
+}
+
 uint64_t hvs_test_rand(uint64_t *state) {
     uint64_t x = *state;
     x ^= x >> 12;

@@ -238,6 +238,10 @@ double hvs_test_median(double *v, int n);
 /* A fixed pseudo-random sequence (xorshift64*): *state is the generator, seeded by the test, so
  * a failure reproduces. */
 uint64_t hvs_test_rand(uint64_t *state);
+/* A uniform draw in [0, 1) decided by (seed, salt, keys[0..n)) alone (splitmix64's finaliser
+ * folded over the keys from the last, then salt, then seed): a seeded stream's choices do not
+ * depend on the order it is generated in. n >= 1. */
+double hvs_test_draw(uint64_t seed, int salt, const int64_t *keys, size_t n);
 /* Damage a wire message in place for differential tests of readers: kind 0 cuts it at a random
  * byte of the body, 1 appends a random byte, 2 flips one bit of the body, 3 inserts a random
  * byte into it. msg holds len bytes (more than the 5-byte header) and room for one more; returns
