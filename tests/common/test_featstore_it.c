@@ -11,6 +11,7 @@
 #include <math.h>
 
 #include "hvs/featstore.h"
+#include "hvs/pack.h"
 #include "hvs/redis.h"
 #include "hvs_test.h"
 
@@ -191,6 +192,16 @@ static void test_redis_round_trip(void) {
                   strstr(err.msg, "hvs:{bldg_1}:fs:h:apt_2"),
               "a block of other slots refused: %s", err.msg);
     hvs_redis_command(r, NULL, &err, "HDEL hvs:{bldg_1}:fs:h:apt_2 b4");
+    /* a block under a name the save never writes ("b03" for b3): refused, not kept forever */
+    HVS_REQUIRE(hvs_redis_command(r, &rep, &err, "HGET hvs:{bldg_1}:fs:wx b3") == 0 &&
+                    rep->type == REDIS_REPLY_STRING,
+                "weather b3");
+    hvs_redis_command(r, NULL, &err, "HSET hvs:{bldg_1}:fs:wx b03 %b", rep->str, rep->len);
+    freeReplyObject(rep);
+    HVS_CHECK(hvs_fs_load(r, batch, "bldg_1", 5, &l, &err) == HVS_ESERDE && !l &&
+                  strstr(err.msg, "hvs:{bldg_1}:fs:wx") && strstr(err.msg, "b03"),
+              "a block under another name refused: %s", err.msg);
+    hvs_redis_command(r, NULL, &err, "HDEL hvs:{bldg_1}:fs:wx b03");
     hvs_redis_command(r, NULL, &err, "HSET hvs:{bldg_1}:fs:h:apt_2 3 garbage");
     HVS_CHECK(hvs_fs_load(r, batch, "bldg_1", 5, &l, &err) == HVS_ESERDE && !l &&
                   strstr(err.msg, "hvs:{bldg_1}:fs:h:apt_2"),
@@ -287,8 +298,8 @@ static void test_wx_blocks(void) {
                 at = hour - 7 * HOUR + 1000 * k; /* whole seconds */
             if (k == 2)
                 at = hour - 5 * HOUR + 17; /* milliseconds */
-            if (i == 8 && k == n - 1)
-                at = INT64_MAX; /* the difference overflows: stored as it is */
+            if (i >= 7 && k == n - 1) /* i = 7: an hour before 1970, the subtraction overflows; */
+                at = INT64_MAX;       /* i = 8: the difference is too large for its varint */
             w->v[w->n++] = (hvs_feat_wx_t){
                 at,         k == n - 1, odd[(i + k) % 9], odd[(i + 2 * k) % 9], k % 2 ? NAN : 50,
                 odd[k % 9], 3.5};
@@ -347,6 +358,24 @@ static void test_wx_blocks(void) {
     HVS_CHECK(hvs_fs_decode_wx_block((const char *)swapped, 9 + 23, 1, back) == 0 &&
                   back[0].n == 2 && back[0].v[1].issued_at == h0 - 5 * HOUR,
               "records in issue order read");
+    /* one instant twice: a forecast before an observation (92, then 93) is the order kept;
+     * the reverse, or the same kind twice, hvs_feat_wx_add never keeps */
+    const unsigned char pairs[3][2] = {{92, 93}, {93, 92}, {92, 92}};
+    for (int k = 0; k < 3; k++) {
+        swapped[5] = pairs[k][0], swapped[7] = pairs[k][1];
+        int rc = hvs_fs_decode_wx_block((const char *)swapped, 9 + 23, 1, back);
+        HVS_CHECK(k == 0
+                      ? rc == 0 && back[0].n == 2 && !back[0].v[0].observed && back[0].v[1].observed
+                      : rc != 0,
+                  "same instant, records %d then %d: %s", pairs[k][0], pairs[k][1],
+                  rc ? "refused" : "read");
+    }
+    /* an hour off the hour so early it has no slot (hvs_feat_slot needs an hour to spare) */
+    char early[64];
+    size_t en = 0;
+    hvs_pack_put_bytes(early, sizeof early, &en, (const char[]){3, 0, 3}, 3);
+    hvs_pack_put_varint(early, sizeof early, &en, UINT64_MAX - 2); /* zigzag(INT64_MIN + 1) */
+    HVS_CHECK(hvs_fs_decode_wx_block(early, en, 0, back) != 0, "an hour without a slot refused");
 }
 
 /* A ring's weather by UTC day (the trainer's window, any length) round-trips exactly; another

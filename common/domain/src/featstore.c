@@ -383,6 +383,8 @@ int hvs_fs_decode_block(const char *v, size_t len, size_t block, hvs_feat_hour_t
         if (!(mask & BH_PRESENT) || mask >= (BH_ROOMS << 1) || hvs_pack_get_varint(&p, end, &t))
             return -1;
         int64_t ht = unzigzag(t);
+        if ((mask & BH_ODD_HOUR) && ht < INT64_MIN + HVS_MS_HOUR)
+            return -1; /* no slot: hvs_feat_slot's arithmetic needs an hour to spare */
         if (mask & BH_ODD_HOUR)
             h->hour = ht;
         else if (ht > (INT64_MAX / HVS_MS_HOUR - s) / HVS_FS_HOURS ||
@@ -480,8 +482,10 @@ static int get_wx_body(const unsigned char **p, const unsigned char *end, hvs_fe
             if ((mask & (1u << j)) && hvs_pack_get_double(p, end, &v[j]))
                 return -1;
         }
-        if (w->n > 0 && at < w->v[w->n - 1].issued_at)
-            return -1; /* oldest issue first, as kept */
+        const hvs_feat_wx_t *pv = w->n > 0 ? &w->v[w->n - 1] : NULL;
+        if (pv && !(pv->issued_at < at || (pv->issued_at == at && !pv->observed && (x & 1))))
+            return -1; /* as hvs_feat_wx_add keeps them: by issue, a forecast before an
+                          observation of the same instant, none twice */
         w->v[w->n++] = (hvs_feat_wx_t){.issued_at = at,
                                        .observed = x & 1,
                                        .temp = v[0],
@@ -532,6 +536,8 @@ int hvs_fs_decode_wx_block(const char *v, size_t len, size_t block, hvs_feat_wx_
             hvs_pack_get_varint(&p, end, &t))
             return -1;
         int64_t ht = unzigzag(t);
+        if ((head & WH_ODD_HOUR) && ht < INT64_MIN + HVS_MS_HOUR)
+            return -1; /* no slot: hvs_feat_slot's arithmetic needs an hour to spare */
         if (head & WH_ODD_HOUR)
             w->hour = ht;
         else if (ht > (INT64_MAX / HVS_MS_HOUR - s) / HVS_FS_HOURS ||
@@ -707,7 +713,9 @@ static int hset_wx_blocks(hvs_redis_batch_t *batch, const char *key, hvs_fs_buil
         snprintf(names[k], sizeof names[k], "b%zu", k);
         argv[argc] = names[k], lens[argc++] = strlen(names[k]);
         argv[argc] = arena + used;
-        lens[argc++] = hvs_fs_encode_wx_block(b->wx, k, arena + used, BMAX);
+        lens[argc] = hvs_fs_encode_wx_block(b->wx, k, arena + used, BMAX);
+        if (lens[argc++] > BMAX) /* BMAX bounds every block: a broken bound, not bad data */
+            rc = HVS_EINVAL;
         used += BMAX;
     }
     if (rc == 0 && argc > 2) {
@@ -717,7 +725,9 @@ static int hset_wx_blocks(hvs_redis_batch_t *batch, const char *key, hvs_fs_buil
     }
     free(arena);
     if (rc)
-        return hvs_err_set(err, HVS_ENOMEM, "oom", "feature state of %s", key);
+        return rc == HVS_EINVAL
+                   ? hvs_err_set(err, rc, "block_too_large", "feature state of %s", key)
+                   : hvs_err_set(err, HVS_ENOMEM, "oom", "feature state of %s", key);
     memset(b->wx_dirty, 0, sizeof b->wx_dirty);
     b->wx_legacy = false;
     return 0;
@@ -761,7 +771,9 @@ static int hset_blocks(hvs_redis_batch_t *batch, const char *key, hvs_fs_entity_
         snprintf(names[k], sizeof names[k], "b%zu", k);
         argv[argc] = names[k], lens[argc++] = strlen(names[k]);
         argv[argc] = arena + used;
-        lens[argc++] = hvs_fs_encode_block(e->hours, k, arena + used, BLOCK_MAX);
+        lens[argc] = hvs_fs_encode_block(e->hours, k, arena + used, BLOCK_MAX);
+        if (lens[argc++] > BLOCK_MAX) /* BLOCK_MAX bounds every block: a broken bound */
+            rc = HVS_EINVAL;
         used += BLOCK_MAX;
     }
     if (rc == 0 && argc > 2) {
@@ -771,7 +783,9 @@ static int hset_blocks(hvs_redis_batch_t *batch, const char *key, hvs_fs_entity_
     }
     free(arena);
     if (rc)
-        return hvs_err_set(err, HVS_ENOMEM, "oom", "feature state of %s", key);
+        return rc == HVS_EINVAL
+                   ? hvs_err_set(err, rc, "block_too_large", "feature state of %s", key)
+                   : hvs_err_set(err, HVS_ENOMEM, "oom", "feature state of %s", key);
     memset(e->dirty, 0, sizeof e->dirty);
     e->legacy = false;
     return 0;
@@ -884,6 +898,20 @@ int hvs_fs_load(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *id, int32_
     return hvs_fs_load_ns(r, batch, HVS_FS_NS, id, partition, out, err);
 }
 
+/* A stored field's block: k for "b<k>" (k < HVS_FS_BLOCKS, written as the save writes it),
+ * -1 for another name (a text slot of the format before blocks: "<slot>"), -2 for a name that
+ * starts like a block but is not one of them (nothing writes it: refused as bad state). */
+static int block_of(const redisReply *f) {
+    if (f->type != REDIS_REPLY_STRING || f->len < 1 || f->str[0] != 'b')
+        return -1;
+    char canon[8];
+    unsigned long k = f->len > 1 && f->len < 6 ? strtoul(f->str + 1, NULL, 10) : HVS_FS_BLOCKS;
+    if (k >= HVS_FS_BLOCKS)
+        return -2;
+    int n = snprintf(canon, sizeof canon, "b%lu", k);
+    return (size_t)n == f->len && memcmp(canon, f->str, f->len) == 0 ? (int)k : -2;
+}
+
 /* A stored hour into its slot unless the slot holds a newer one (a key holds one copy of each
  * slot; this only makes the order of the fields irrelevant). */
 static void take_hour(hvs_fs_entity_t *e, const hvs_feat_hour_t *h) {
@@ -921,11 +949,10 @@ int hvs_fs_load_ns(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *ns, con
     for (size_t i = 0; wx && i + 1 < wx->elements; i += 2) {
         hvs_feat_wx_hour_t got[HVS_FS_BLOCK_HOURS];
         const redisReply *f = wx->element[i], *v = wx->element[i + 1];
-        size_t n = 1, block = 0;
-        bool blocked = f->type == REDIS_REPLY_STRING && f->len > 1 && f->str[0] == 'b';
-        if (blocked)
-            block = strtoul(f->str + 1, NULL, 10), n = HVS_FS_BLOCK_HOURS;
-        if (v->type != REDIS_REPLY_STRING ||
+        int k = block_of(f);
+        bool blocked = k >= 0;
+        size_t n = blocked ? HVS_FS_BLOCK_HOURS : 1, block = blocked ? (size_t)k : 0;
+        if (k == -2 || v->type != REDIS_REPLY_STRING ||
             (blocked ? hvs_fs_decode_wx_block(v->str, v->len, block, got)
                      : hvs_fs_decode_wx(v->str, v->len, &got[0]))) {
             hvs_fs_building_destroy(b);
@@ -965,11 +992,10 @@ int hvs_fs_load_ns(hvs_redis_t *r, hvs_redis_batch_t *batch, const char *ns, con
         for (size_t k = 0; h && k + 1 < h->elements; k += 2) {
             const redisReply *f = h->element[k], *v = h->element[k + 1];
             hvs_feat_hour_t got[HVS_FS_BLOCK_HOURS];
-            size_t n = 1, block = 0;
-            bool blocked = f->type == REDIS_REPLY_STRING && f->len > 1 && f->str[0] == 'b';
-            if (blocked)
-                block = strtoul(f->str + 1, NULL, 10), n = HVS_FS_BLOCK_HOURS;
-            if (v->type != REDIS_REPLY_STRING ||
+            int bk = block_of(f);
+            bool blocked = bk >= 0;
+            size_t n = blocked ? HVS_FS_BLOCK_HOURS : 1, block = blocked ? (size_t)bk : 0;
+            if (bk == -2 || v->type != REDIS_REPLY_STRING ||
                 (blocked ? hvs_fs_decode_block(v->str, v->len, block, got)
                          : hvs_fs_decode_hour(v->str, v->len, &got[0]))) {
                 rc = hvs_err_set(err, HVS_ESERDE, "bad_state",
