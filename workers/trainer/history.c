@@ -454,7 +454,10 @@ static int place_wx(const tr_history_t *h, tr_building_t *b, const hvs_feat_wx_h
 /* One stored field of b's weather (key): a day "d<day>", or a text slot of the format before. */
 static int load_wx_field(const tr_history_t *h, tr_building_t *b, const char *key,
                          const redisReply *f, const redisReply *v, hvs_err_t *err) {
-    static hvs_feat_wx_hour_t got[24]; /* 24 x 0.8 KB: not on the stack; one loading thread */
+    hvs_feat_wx_hour_t *got = malloc(24 * sizeof *got); /* 24 x 0.8 KB: not on the stack */
+    if (!got)
+        return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", key);
+    int rc = 0;
     size_t n = 1;
     bool day = f->type == REDIS_REPLY_STRING && f->len > 1 && f->str[0] == 'd';
     char *end = NULL;
@@ -462,15 +465,16 @@ static int load_wx_field(const tr_history_t *h, tr_building_t *b, const char *ke
     if (v->type != REDIS_REPLY_STRING || (day && *end) ||
         (day ? hvs_fs_decode_wx_day(v->str, v->len, d, got)
              : hvs_fs_decode_wx(v->str, v->len, &got[0])))
-        return hvs_err_set(err, HVS_ESERDE, "bad_state", "%s field %s does not parse", key,
-                           f->type == REDIS_REPLY_STRING ? f->str : "?");
+        rc = hvs_err_set(err, HVS_ESERDE, "bad_state", "%s field %s does not parse", key,
+                         f->type == REDIS_REPLY_STRING ? f->str : "?");
     if (day)
         n = 24;
     b->wx_legacy |= !day;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n && rc == 0; i++)
         if (got[i].hour != HVS_MS_NONE && place_wx(h, b, &got[i]))
-            return hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", key);
-    return 0;
+            rc = hvs_err_set(err, HVS_ENOMEM, "oom", "loading %s", key);
+    free(got);
+    return rc;
 }
 
 int tr_history_load(tr_history_t *h, hvs_redis_t *r, hvs_redis_batch_t *batch, hvs_err_t *err) {

@@ -314,6 +314,9 @@ static int judge(worker_t *w, const rd_kafka_message_t *m, hvs_err_t *why) {
         if (hour % HOUR)
             return hvs_err_set(why, HVS_EINVAL, "not_hourly", "hour %lld is not on the hour",
                                (long long)hour);
+        if (hour < WINDOW_START_MIN || hour > WINDOW_START_MAX) /* stored by day, as the series */
+            return hvs_err_set(why, HVS_EINVAL, "bad_window",
+                               "weather hour %lld ms is outside years 1900..3000", (long long)hour);
         tr_history_put_weather(w->hist, b, hour, &rec);
     }
     hvs_metric_inc(w->m_in);
